@@ -1,0 +1,156 @@
+"""Building blocks of SARN: residual blocks, deformable residual modules, pooled
+self-attention and a ConvLSTM cell. Pure PyTorch, no ROS."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import deform_conv2d
+
+DEFORM_IMPLS = ("auto", "torchvision", "grid_sample")
+
+
+def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with an identity skip (no normalisation, as in SRN/DeepDeblur)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x), inplace=True))
+
+
+def deform_conv3x3_grid_sample(
+    x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """Deformable convolution (stride 1, 'same' padding) as k*k bilinear gathers + GEMMs.
+
+    Same maths and offset layout as ``torchvision.ops.deform_conv2d`` (offset channel 2i is
+    the y shift and 2i+1 the x shift of kernel tap i, taps in row-major order; samples outside
+    the map read zero). On CPU it is about 3x faster than torchvision's im2col kernel, forward
+    and backward, because ``grid_sample`` on a channels-last map reads whole pixel vectors and
+    the per-tap products are plain GEMMs. Returns a channels-last tensor.
+    """
+    n, c, h, w = x.shape
+    k = weight.shape[-1]
+    taps = k * k
+    dtype = x.dtype
+    ys = torch.arange(h, device=x.device, dtype=dtype).view(1, 1, h, 1)
+    xs = torch.arange(w, device=x.device, dtype=dtype).view(1, 1, 1, w)
+    ky = torch.arange(k, device=x.device, dtype=dtype).repeat_interleave(k).view(1, taps, 1, 1)
+    kx = torch.arange(k, device=x.device, dtype=dtype).repeat(k).view(1, taps, 1, 1)
+    off = offset.view(n, taps, 2, h, w)
+    # Normalise to [-1, 1] with align_corners=True: pixel i maps to -1 + 2 i / (size - 1).
+    gy = (ys + ky - (k // 2) + off[:, :, 0]) * (2.0 / max(h - 1, 1)) - 1.0
+    gx = (xs + kx - (k // 2) + off[:, :, 1]) * (2.0 / max(w - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1).view(n, taps * h, w, 2)
+    sampled = F.grid_sample(
+        x.contiguous(memory_format=torch.channels_last),
+        grid,
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
+    cols = sampled.permute(0, 2, 3, 1).reshape(n, taps, h * w, c)  # free view: channels-last
+    out = torch.matmul(cols, weight.permute(2, 3, 1, 0).reshape(taps, c, -1)).sum(1)
+    if bias is not None:
+        out = out + bias
+    return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def resolve_deform_impl(impl: str, device: torch.device) -> str:
+    """'auto' picks grid_sample on CPU (faster there) and torchvision's kernel elsewhere."""
+    if impl not in DEFORM_IMPLS:
+        raise ValueError(f"deform impl must be one of {DEFORM_IMPLS}, got {impl!r}")
+    if impl != "auto":
+        return impl
+    return "grid_sample" if device.type == "cpu" else "torchvision"
+
+
+class DeformableResidualModule(nn.Module):
+    """DRM (paper Fig. 2): regular conv, offset-predicting conv (2k^2 channels, zero-initialised)
+    and a deformable conv, with an additive skip. With zero offsets it is exactly a ResBlock,
+    so training starts from the plain encoder-decoder and learns where to bend the filters."""
+
+    def __init__(self, channels: int, kernel_size: int = 3, impl: str = "auto") -> None:
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.offset = nn.Conv2d(channels, 2 * kernel_size * kernel_size, 3, padding=1)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+        self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # same as nn.Conv2d's default
+        self.impl = impl
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = F.relu(self.conv1(x), inplace=True)
+        offset = self.offset(feat)
+        impl = resolve_deform_impl(self.impl, x.device)
+        if impl == "grid_sample":
+            y = deform_conv3x3_grid_sample(feat, offset, self.weight, self.bias)
+        else:
+            # torchvision's kernel has no half-precision path on every device: run it in fp32.
+            y = deform_conv2d(
+                feat.float(), offset.float(), self.weight.float(), self.bias.float(), padding=1
+            ).to(feat.dtype)
+        return x + y
+
+
+class PooledSelfAttention(nn.Module):
+    """Non-local self-attention whose keys and values are average-pooled by a fixed stride.
+
+    Full attention over all 1/4-resolution positions of a 720p frame needs a 57,600^2 score
+    matrix (~13 GB). Pooling keys/values by a fixed stride s keeps the key density per image
+    area the same for a 256 px training crop and a 1280x720 frame (so training and inference
+    see the same operator), cuts the work by s^2, and ``scaled_dot_product_attention`` never
+    materialises the score matrix, so memory grows linearly with the pixel count. The output
+    is added through a zero-initialised gain, so the untrained module is the identity.
+    """
+
+    def __init__(self, channels: int, stride: int = 8, qk_channels: int | None = None) -> None:
+        super().__init__()
+        qk = qk_channels or max(channels // 8, 1)
+        self.stride = stride
+        self.query = nn.Conv2d(channels, qk, 1)
+        self.key = nn.Conv2d(channels, qk, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        pooled = F.avg_pool2d(x, self.stride, ceil_mode=True) if min(h, w) > 1 else x
+        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,hw,qk
+        k = self.key(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,qk
+        v = self.value(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,c
+        att = F.scaled_dot_product_attention(q, k, v)  # n,1,hw,c
+        att = att.squeeze(1).transpose(1, 2).reshape(n, c, h, w)
+        return x + self.gamma * att
+
+
+class ConvLSTMCell(nn.Module):
+    """Convolutional LSTM (Shi et al. 2015), all four gates from one 3x3 conv over [x, h]."""
+
+    def __init__(self, in_channels: int, hidden_channels: int) -> None:
+        super().__init__()
+        self.hidden_channels = hidden_channels
+        self.gates = conv3x3(in_channels + hidden_channels, 4 * hidden_channels)
+        with torch.no_grad():  # forget-gate bias 1: remember by default early in training
+            self.gates.bias.zero_()
+            self.gates.bias[hidden_channels : 2 * hidden_channels].fill_(1.0)
+
+    def forward(
+        self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h, c = state
+        i, f, o, g = self.gates(torch.cat((x, h), dim=1)).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c

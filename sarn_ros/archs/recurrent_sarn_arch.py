@@ -1,0 +1,112 @@
+"""Recurrent video SARN (paper Sec. 2.2, eq. 7).
+
+    f_i = NetE(B_i, I_{i-1}),   (h_i, c_i) = ConvLSTM(f_i, (h_{i-1}, c_{i-1})),   I_i = NetD(...)
+
+Early fusion of five frames at the input: the two previous deblurred outputs, the current
+blurred frame and the two following blurred frames. A ConvLSTM at 1/4 resolution carries
+features across frames; the decoder consumes ``f_i + W h_i`` (a 1x1 projection of the LSTM
+output added to the encoder features), so the recurrent path refines the single-frame features
+instead of replacing them; this keeps an untrained recurrence harmless and training stable.
+
+Sizes: ConvLSTM hidden width 64 (3x3 gates over [f, h]) and a 15-channel input conv give
+3.11M parameters (12.4 MB fp32, the paper's figure).
+
+Missing neighbours (stream start, stream end, or fewer than two look-ahead frames) are
+replaced by the nearest available frame, see :func:`fusion_inputs`. Training and the streaming
+engine both go through that one function, so they see identical substitutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .modules import ConvLSTMCell
+from .sarn_arch import SIZE_MULTIPLE, SARNConfig, SARNDecoder, SARNEncoder, pad_to_multiple
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class RecurrentSARNConfig(SARNConfig):
+    """SARN hyper-parameters plus the ConvLSTM width."""
+
+    lstm_channels: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fusion_inputs(
+    previous: Sequence[torch.Tensor], current: torch.Tensor, future: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """Stack [out_{t-2}, out_{t-1}, blur_t, blur_{t+1}, blur_{t+2}] along channels.
+
+    ``previous`` holds up to two earlier outputs (oldest first), ``future`` up to two later
+    blurred frames (nearest first). A missing previous output is replaced by the oldest one
+    available, or by the current blurred frame at a stream's start; a missing future frame by
+    the latest future frame available, or by the current frame. Previous outputs are clamped to
+    [0, 1], as they would be once written out as an image.
+    """
+    prev = [p.clamp(0.0, 1.0) for p in list(previous)[-2:]]
+    while len(prev) < 2:
+        prev.insert(0, prev[0] if prev else current)
+    fut = list(future)[:2]
+    while len(fut) < 2:
+        fut.append(fut[-1] if fut else current)
+    return torch.cat((prev[0], prev[1], current, fut[0], fut[1]), dim=1)
+
+
+class RecurrentSARN(nn.Module):
+    """Video SARN: one call of :meth:`step` per frame, state carried by the caller."""
+
+    def __init__(self, cfg: RecurrentSARNConfig | None = None, **overrides) -> None:
+        super().__init__()
+        self.cfg = cfg or RecurrentSARNConfig(**overrides)
+        n4 = 4 * self.cfg.channels
+        self.encoder = SARNEncoder(15, self.cfg)
+        self.lstm = ConvLSTMCell(n4, self.cfg.lstm_channels)
+        self.lstm_out = nn.Conv2d(self.cfg.lstm_channels, n4, 1)
+        self.decoder = SARNDecoder(self.cfg)
+
+    def init_state(
+        self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> State:
+        """Zero (h, c) for frames of ``height`` x ``width`` (unpadded image size)."""
+        hh = -(-height // SIZE_MULTIPLE)
+        ww = -(-width // SIZE_MULTIPLE)
+        shape = (batch, self.cfg.lstm_channels, hh, ww)
+        return (
+            torch.zeros(shape, device=device, dtype=dtype),
+            torch.zeros(shape, device=device, dtype=dtype),
+        )
+
+    def step(self, stack: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Deblur one frame from its 15-channel fusion stack; returns (output, new state).
+
+        The output is the current frame (channels 6:9 of ``stack``) plus the predicted
+        residual, unclamped.
+        """
+        x, h, w = pad_to_multiple(stack)
+        if state is None:
+            state = self.init_state(x.shape[0], h, w, x.device, x.dtype)
+        f, s1, s2 = self.encoder(x)
+        hid, cell = self.lstm(f, state)
+        out = x[:, 6:9] + self.decoder(f + self.lstm_out(hid), s1, s2)
+        return out[..., :h, :w], (hid, cell)
+
+    def forward(
+        self, clip: torch.Tensor, future_frames: int = 2, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
+        """Deblur a clip (N, T, 3, H, W) in order, as the streaming engine would with
+        ``future_frames`` look-ahead, ending at the clip's last frame. Returns (N, T, 3, H, W)
+        outputs and the final state (for truncated BPTT across clips)."""
+        outputs: list[torch.Tensor] = []
+        for t in range(clip.shape[1]):
+            future = [clip[:, j] for j in range(t + 1, min(t + 1 + future_frames, clip.shape[1]))]
+            out, state = self.step(fusion_inputs(outputs[-2:], clip[:, t], future), state)
+            outputs.append(out)
+        return torch.stack(outputs, dim=1), state

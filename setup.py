@@ -1,0 +1,35 @@
+"""ament_python build for sarn_ros: works under `colcon build` and plain `pip install`."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "sarn_ros"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*"]),
+    package_data={PACKAGE: ["sample/*", "sample/**/*"]},
+    include_package_data=True,
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/weights", glob("weights/*.pth") + glob("weights/*.md")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="sarn_ros maintainers",
+    maintainer_email="maintainers@sarn-ros.invalid",
+    description="Real-time recurrent SARN motion deblurring node for ROS 2 camera streams.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={
+        "console_scripts": [
+            "sarn_deblur_node = sarn_ros.ros.node:main",
+            "sarn = sarn_ros.tools.cli:main",
+        ],
+    },
+)
