@@ -41,7 +41,9 @@ class SARNConfig:
         return asdict(self)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> tuple[torch.Tensor, int, int]:
+def pad_to_multiple(
+    x: torch.Tensor, multiple: int = SIZE_MULTIPLE
+) -> tuple[torch.Tensor, int, int]:
     """Replicate-pad bottom/right so H and W divide by ``multiple``; returns the original size."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % multiple, (-w) % multiple

@@ -1,0 +1,111 @@
+"""One-file checkpoints (state_dict + architecture + metadata) and model loading.
+
+Format (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
+
+    {"format": "sarn_ros.checkpoint/1", "arch": "RecurrentSARN" | "SARN",
+     "config": {...dataclass fields...}, "state_dict": {...}, "meta": {...}}
+
+``meta`` holds free-form provenance: training data summary, steps, metrics, version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
+from .resources import find_share_file
+
+FORMAT = "sarn_ros.checkpoint/1"
+ARCHS: dict[str, tuple[type[nn.Module], type]] = {
+    "SARN": (SARN, SARNConfig),
+    "RecurrentSARN": (RecurrentSARN, RecurrentSARNConfig),
+}
+DEFAULT_WEIGHTS = "sarn_recurrent"
+
+
+class CheckpointError(RuntimeError):
+    """A weights file that is missing, truncated, or not a sarn_ros checkpoint."""
+
+
+def checkpoint_dict(model: nn.Module, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint of ``model`` as a dict (fp32 tensors on CPU)."""
+    arch = type(model).__name__
+    if arch not in ARCHS:
+        raise ValueError(f"not a SARN model: {arch}")
+    return {
+        "format": FORMAT,
+        "arch": arch,
+        "config": model.cfg.to_dict(),
+        "state_dict": {k: v.detach().float().cpu() for k, v in model.state_dict().items()},
+        "meta": dict(meta or {}),
+    }
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` atomically (temp file + rename), so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(checkpoint_dict(model, meta), tmp)
+    tmp.replace(path)
+    return path
+
+
+def resolve_weights(weights: str | Path) -> Path:
+    """A path as given, or a packaged weights name such as ``sarn_recurrent``."""
+    p = Path(weights).expanduser()
+    if p.exists():
+        return p
+    if p.suffix == "" and p.parent == Path("."):
+        try:
+            return find_share_file(f"weights/{p.name}.pth")
+        except FileNotFoundError as exc:
+            raise CheckpointError(
+                f"no weights file or packaged weights named {weights!r}: {exc}"
+            ) from None
+    raise CheckpointError(f"weights file not found: {p}")
+
+
+def read_checkpoint(weights: str | Path) -> dict[str, Any]:
+    """Load and validate a checkpoint dict; raises CheckpointError with a one-line reason."""
+    path = resolve_weights(weights)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle of foreign objects, not a torch file
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ckpt.get("arch") not in ARCHS:
+        raise CheckpointError(f"{path} is not a sarn_ros checkpoint (expected format {FORMAT})")
+    return ckpt
+
+
+def build_model(ckpt: dict[str, Any], deform_impl: str | None = None) -> nn.Module:
+    """Instantiate the architecture in ``ckpt`` and load its weights (strict)."""
+    model_cls, cfg_cls = ARCHS[ckpt["arch"]]
+    cfg = cfg_cls(**ckpt["config"])
+    if deform_impl is not None:
+        cfg.deform_impl = deform_impl
+    model = model_cls(cfg)
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights do not fit {ckpt['arch']}: {exc}") from None
+    return model
+
+
+def load_model(
+    weights: str | Path = DEFAULT_WEIGHTS,
+    device: str | torch.device = "cpu",
+    deform_impl: str | None = None,
+) -> nn.Module:
+    """A ready model (eval mode, on ``device``) from a checkpoint path or packaged name.
+
+    The checkpoint's metadata is attached as ``model.meta``.
+    """
+    ckpt = read_checkpoint(weights)
+    model = build_model(ckpt, deform_impl).to(device).eval()
+    model.meta = ckpt["meta"]
+    return model

@@ -1,0 +1,1 @@
+"""Command-line tools (`sarn <subcommand>`), all built on the streaming engine."""

@@ -1,0 +1,47 @@
+"""`sarn`: one command with subcommands. Each subcommand lives in its own module of
+``sarn_ros.tools`` exposing ``register(subparsers)`` which adds its parser and sets
+``func`` (called with the parsed args, returns the exit code). Modules are imported only when
+their subcommand runs, so `sarn --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "demo": "Play the bundled sample through the real ROS node and report PSNR gain and fps.",
+    "deblur": "Deblur a video, an image folder or a rosbag2 offline.",
+    "train": "Train or fine-tune SARN weights.",
+    "eval": "Evaluate weights: PSNR/SSIM vs the blurred input, SLAM proxy on real streams.",
+    "bench": "Benchmark the model or the node and print a table.",
+    "export": "Export ONNX (single-image model and one recurrent step).",
+}
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sarn",
+        description="SARN motion deblurring: demo, offline deblurring, training, evaluation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, help_text in SUBCOMMANDS.items():
+        if name == chosen:
+            importlib.import_module(f"sarn_ros.tools.{name}").register(sub)
+        else:
+            sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
+    if args.command is None:
+        build_parser([]).print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Shared fixtures. ROS tests get their own ROS_DOMAIN_ID and stay on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# DDS traffic of every test, and of every process a test starts, stays on this machine.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+_profile = REPO / "config" / "fastdds_shm.xml"
+if _profile.exists():
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_profile))
+
+# Domain ids 1..100 are valid for Fast DDS; start at an offset from the pid so two test runs
+# on one machine are unlikely to share a domain.
+_domains = itertools.cycle(range(1, 101))
+for _ in range(os.getpid() % 100):
+    next(_domains)
+
+
+@pytest.fixture
+def ros_domain(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A fresh ROS_DOMAIN_ID for this test (set in os.environ, inherited by subprocesses)."""
+    domain = next(_domains)
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    return domain
+
+
+@pytest.fixture(scope="session")
+def tiny_recurrent_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained, small RecurrentSARN checkpoint: fast enough for node and tool tests."""
+    import torch
+
+    from sarn_ros.archs import RecurrentSARN
+    from sarn_ros.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    path = tmp_path_factory.mktemp("weights") / "tiny_recurrent.pth"
+    return save_checkpoint(model, path, meta={"note": "untrained test fixture"})
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout; tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data not present")
+    return SHARED_DATA
