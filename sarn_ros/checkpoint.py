@@ -76,7 +76,8 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle of foreign objects, not a torch file
-        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+        first_line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first_line}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ckpt.get("arch") not in ARCHS:
         raise CheckpointError(f"{path} is not a sarn_ros checkpoint (expected format {FORMAT})")
     return ckpt

@@ -1,0 +1,212 @@
+"""Networks: DRM, deformable-conv fast path, attention, recurrence, sizes, checkpoints."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torchvision.ops import deform_conv2d
+
+from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs
+from sarn_ros.archs.modules import (
+    DeformableResidualModule,
+    PooledSelfAttention,
+    ResBlock,
+    deform_conv3x3_grid_sample,
+)
+from sarn_ros.checkpoint import CheckpointError, load_model, save_checkpoint
+
+TINY = {"channels": 8, "blocks_per_level": 1, "attention_stride": 4}
+TINY_REC = {**TINY, "lstm_channels": 8}
+
+
+def drm_as_resblock(drm: DeformableResidualModule) -> ResBlock:
+    """A ResBlock with the DRM's regular conv and its deformable weights as a plain conv."""
+    block = ResBlock(drm.weight.shape[0])
+    with torch.no_grad():
+        block.conv1.load_state_dict(drm.conv1.state_dict())
+        block.conv2.weight.copy_(drm.weight)
+        block.conv2.bias.copy_(drm.bias)
+    return block
+
+
+@pytest.mark.parametrize("impl", ["torchvision", "grid_sample"])
+def test_drm_with_zero_offsets_equals_resblock_and_offsets_move_output(impl: str) -> None:
+    torch.manual_seed(0)
+    drm = DeformableResidualModule(16, impl=impl).eval()
+    x = torch.randn(2, 16, 12, 17)
+    with torch.no_grad():
+        ref = drm_as_resblock(drm)(x)
+        torch.testing.assert_close(drm(x), ref, atol=1e-5, rtol=1e-5)
+        drm.offset.bias.fill_(0.5)  # every tap shifted by half a pixel
+        moved = drm(x)
+    assert (moved - ref).abs().max() > 1e-2
+
+
+def test_grid_sample_deform_conv_matches_torchvision_forward_and_backward() -> None:
+    torch.manual_seed(0)
+    n, c, cout, h, w = 2, 12, 10, 9, 14
+    x = torch.randn(n, c, h, w, dtype=torch.float64)
+    # Offsets up to +-3 px: many taps fall between pixels and some outside the map (zeros).
+    offset = (torch.rand(n, 18, h, w, dtype=torch.float64) - 0.5) * 6
+    weight = torch.randn(cout, c, 3, 3, dtype=torch.float64) * 0.2
+    bias = torch.randn(cout, dtype=torch.float64)
+    grads = []
+    outs = []
+    for fn in (
+        lambda *a: deform_conv2d(*a, padding=1),
+        deform_conv3x3_grid_sample,
+    ):
+        args = [t.clone().float().requires_grad_() for t in (x, offset, weight, bias)]
+        y = fn(*args)
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        outs.append(y.detach())
+        grads.append([a.grad for a in args])
+    scale = outs[0].abs().max()
+    assert (outs[1] - outs[0]).abs().max() <= 1e-4 * scale
+    for name, g_ref, g in zip(("input", "offset", "weight", "bias"), *grads, strict=True):
+        assert (g - g_ref).abs().max() <= 1e-4 * g_ref.abs().max(), name
+
+
+def test_untrained_attention_is_identity() -> None:
+    torch.manual_seed(0)
+    att = PooledSelfAttention(32, stride=4).eval()
+    x = torch.randn(1, 32, 13, 19)
+    with torch.no_grad():
+        assert torch.equal(att(x), x)
+        att.gamma.fill_(1.0)  # the module does contribute once trained
+        assert not torch.allclose(att(x), x)
+
+
+@pytest.mark.slow
+def test_attention_peak_memory_at_720p_is_far_below_quadratic() -> None:
+    """1280x720 frame -> 180x320 features with 128 channels: full attention would need a
+    57,600^2 fp32 score matrix (13.3 GB). Measure the forward's peak RSS growth in a fresh
+    process (ru_maxrss) and require it to be below 1/10 of that."""
+    code = textwrap.dedent(
+        """
+        import resource, torch
+        from sarn_ros.archs.modules import PooledSelfAttention
+        torch.set_num_threads(1)
+        att = PooledSelfAttention(128, stride=8).eval()
+        with torch.no_grad():
+            att.gamma.fill_(1.0)
+            x = torch.randn(1, 128, 180, 320)
+            att(torch.randn(1, 128, 16, 16))  # load kernels before the baseline
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            y = att(x)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        assert torch.isfinite(y).all()
+        print((peak - base) * 1024)
+        """
+    )
+    env_out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    peak_growth = int(env_out.stdout.strip().splitlines()[-1])
+    quadratic = (180 * 320) ** 2 * 4
+    assert peak_growth < quadratic / 10, (peak_growth, quadratic)
+
+
+def test_recurrent_state_is_carried_and_restart_is_identical() -> None:
+    torch.manual_seed(0)
+    model = RecurrentSARN(**TINY_REC).eval()
+    g = torch.Generator().manual_seed(1)
+    clip = torch.rand(1, 4, 3, 20, 28, generator=g)
+    other = clip.clone()
+    other[:, 0] = torch.rand(1, 3, 20, 28, generator=g)
+    with torch.no_grad():
+        out_a, state_a = model(clip, future_frames=0)
+        out_b, _ = model(other, future_frames=0)
+        again, _ = model(clip, future_frames=0)
+        # Same fusion stack, different carried state: the ConvLSTM state changes the output.
+        stack = fusion_inputs([clip[:, 1], clip[:, 2]], clip[:, 3], [])
+        fresh, _ = model.step(stack, None)
+        carried, _ = model.step(stack, state_a)
+    assert not torch.allclose(out_a[:, 3], out_b[:, 3], atol=1e-6)  # frame 0 still matters
+    assert torch.equal(out_a, again)
+    assert (fresh - carried).abs().max() > 1e-4
+
+
+def test_default_parameter_counts_match_paper_sizes() -> None:
+    single = sum(p.numel() for p in SARN().parameters())
+    recurrent = sum(p.numel() for p in RecurrentSARN().parameters())
+    assert abs(single - 2.8e6) <= 0.2 * 2.8e6, single
+    assert abs(recurrent - 3.1e6) <= 0.2 * 3.1e6, recurrent
+    assert recurrent > single
+
+
+@pytest.mark.parametrize("num_drm", [0, 3, 6])
+@pytest.mark.parametrize("attention", [True, False])
+def test_variants_build_and_run(num_drm: int, attention: bool) -> None:
+    torch.manual_seed(0)
+    model = RecurrentSARN(**TINY_REC, num_drm=num_drm, attention=attention).eval()
+    drms = [m for m in model.modules() if isinstance(m, DeformableResidualModule)]
+    atts = [m for m in model.modules() if isinstance(m, PooledSelfAttention)]
+    assert len(drms) == num_drm
+    assert len(atts) == int(attention)
+    with torch.no_grad():
+        out, _ = model(torch.rand(1, 2, 3, 19, 23), future_frames=1)
+        single = SARN(**TINY, num_drm=num_drm, attention=attention).eval()(torch.rand(1, 3, 19, 23))
+    assert out.shape == (1, 2, 3, 19, 23)
+    assert single.shape == (1, 3, 19, 23)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("size", [(1, 1), (321, 481), (5, 3)])
+def test_any_size_round_trips(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        assert SARN(**TINY).eval()(x).shape == x.shape
+
+
+def test_bf16_autocast_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    model = SARN(**TINY).eval()
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert (low.float() - ref).abs().max() < 0.1
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = RecurrentSARN(**TINY_REC, num_drm=3).eval()
+    path = save_checkpoint(model, tmp_path / "m.pth", meta={"steps": 7})
+    loaded = load_model(path)
+    assert type(loaded) is RecurrentSARN
+    assert loaded.cfg == model.cfg
+    assert loaded.meta == {"steps": 7}
+    assert not loaded.training
+    clip = torch.rand(1, 2, 3, 16, 20)
+    with torch.no_grad():
+        assert torch.equal(model(clip)[0], loaded(clip)[0])
+
+
+def test_checkpoint_errors_are_clear(tmp_path) -> None:
+    torch.manual_seed(0)
+    good = save_checkpoint(SARN(**TINY), tmp_path / "good.pth")
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    foreign = tmp_path / "foreign.pth"
+    torch.save({"model": torch.zeros(3)}, foreign)
+    text = tmp_path / "text.pth"
+    text.write_text("not a checkpoint\n")
+    cases = {
+        tmp_path / "missing.pth": "not found",
+        truncated: "cannot read",
+        foreign: "not a sarn_ros checkpoint",
+        text: "cannot read",
+    }
+    for path, reason in cases.items():
+        with pytest.raises(CheckpointError, match=reason) as info:
+            load_model(path)
+        assert "\n" not in str(info.value)
+    with pytest.raises(CheckpointError):
+        load_model("no_such_packaged_weights")
