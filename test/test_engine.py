@@ -1,0 +1,282 @@
+"""Streaming engine: ordering, look-ahead, resets, several streams, formats, devices."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from sarn_ros.archs import SARN, RecurrentSARN
+from sarn_ros.engine import DeblurredFrame, StreamDeblurrer
+
+H, W = 48, 64
+NS = 33_000_000  # ~30 fps in nanoseconds
+
+
+@pytest.fixture(scope="module")
+def model() -> RecurrentSARN:
+    torch.manual_seed(0)
+    return RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4).eval()
+
+
+def frames(n: int, shape: tuple[int, ...] = (H, W, 3), seed: int = 0, dtype=np.uint8):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype) for _ in range(n)]
+
+
+def run(engine: StreamDeblurrer, imgs, stamps, stream: str = "default", flush: bool = True):
+    out: list[DeblurredFrame] = []
+    for i, (img, stamp) in enumerate(zip(imgs, stamps, strict=True)):
+        out += engine.push(img, stamp, stream, meta=("m", i))
+    if flush:
+        out += engine.flush()
+    return out
+
+
+def reference(model: RecurrentSARN, imgs, future_frames: int) -> list[np.ndarray]:
+    """The clip through RecurrentSARN.forward, as uint8 images."""
+    clip = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in imgs])[None]
+    with torch.no_grad():
+        out, _ = model(clip, future_frames=future_frames)
+    out = (out[0].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    return list(out)
+
+
+def max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
+
+
+@pytest.mark.parametrize("future_frames", [0, 1, 2])
+def test_frames_in_equal_frames_out_and_match_the_model(model, future_frames: int) -> None:
+    imgs = frames(6)
+    stamps = [1_000 + i * NS for i in range(6)]
+    engine = StreamDeblurrer(model, device="cpu", future_frames=future_frames)
+    without_flush = run(engine, imgs, stamps, flush=False)
+    # Latency in frames: the last `future_frames` frames wait for look-ahead.
+    assert [o.stamp for o in without_flush] == stamps[: 6 - future_frames]
+    assert engine.stats()["pending"] == future_frames
+    out = without_flush + engine.flush()
+    assert [o.stamp for o in out] == stamps
+    assert [o.meta for o in out] == [("m", i) for i in range(6)]
+    assert all(o.stream == "default" and o.image.dtype == np.uint8 for o in out)
+    # Same result as the network's own clip forward with that look-ahead (1 LSB: rounding).
+    for got, ref in zip(out, reference(model, imgs, future_frames), strict=True):
+        assert max_diff(got.image, ref) <= 1
+    stats = engine.stats()
+    assert stats["frames_in"] == stats["frames_out"] == 6
+    assert stats["pending"] == 0
+
+
+def test_output_depends_on_look_ahead(model) -> None:
+    imgs = frames(4)
+    stamps = [i * NS for i in range(4)]
+    outs = {
+        ff: run(StreamDeblurrer(model, device="cpu", future_frames=ff), imgs, stamps)
+        for ff in (0, 2)
+    }
+    assert max_diff(outs[0][0].image, outs[2][0].image) > 0
+
+
+@pytest.mark.parametrize(
+    ("reason", "second_stamps", "second_shape"),
+    [
+        ("resolution", [10 * NS + i * NS for i in range(3)], (40, 56, 3)),
+        ("backwards", [2 * NS + i * NS for i in range(3)], (H, W, 3)),
+        ("gap", [10 * NS + 2_000_000_000 + i * NS for i in range(3)], (H, W, 3)),
+        ("format", [10 * NS + i * NS for i in range(3)], (H, W)),
+    ],
+)
+def test_reset_triggers_flush_old_segment_and_restart_fresh(
+    model, reason: str, second_stamps, second_shape
+) -> None:
+    first = frames(4, seed=1)
+    first_stamps = [7 * NS + i * NS for i in range(4)]
+    second = frames(3, second_shape, seed=2)
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=0.5)
+    out = run(engine, first + second, first_stamps + second_stamps)
+    assert [o.stamp for o in out] == first_stamps + second_stamps
+    assert engine.stats()["resets_by_reason"][reason] == 1
+    assert engine.resets == 1
+    # The second segment is computed exactly as by a fresh engine (state really dropped).
+    fresh = run(StreamDeblurrer(model, device="cpu", future_frames=2), second, second_stamps)
+    for a, b in zip(out[4:], fresh, strict=True):
+        assert a.image.shape == second_shape
+        assert np.array_equal(a.image, b.image)
+
+
+def test_no_reset_within_gap_or_on_equal_stamp(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", max_gap_s=0.5)
+    run(engine, frames(4), [0, 400_000_000, 400_000_000, 800_000_000])
+    assert engine.resets == 0
+    engine = StreamDeblurrer(model, device="cpu", max_gap_s=None)
+    run(engine, frames(2), [0, 100 * 10**9])
+    assert engine.resets == 0
+
+
+def test_explicit_reset_restarts_bit_identically(model) -> None:
+    imgs = frames(4)
+    stamps = [i * NS for i in range(4)]
+    engine = StreamDeblurrer(model, device="cpu", future_frames=1)
+    first = [o for i in range(4) for o in engine.push(imgs[i], stamps[i])]
+    assert len(first) == 3
+    engine.reset()
+    later = stamps[-1] + NS
+    queued_and_new = engine.push(imgs[0], later)
+    # The flushed look-ahead frame of the old segment comes back first.
+    assert [o.stamp for o in queued_and_new] == [stamps[3]]
+    second = queued_and_new[1:] + [
+        o for i in range(1, 4) for o in engine.push(imgs[i], later + i * NS)
+    ]
+    second += engine.flush()
+    assert len(second) == 4
+    fresh = run(StreamDeblurrer(model, device="cpu", future_frames=1), imgs, stamps)
+    for a, b in zip(second, fresh, strict=True):
+        assert np.array_equal(a.image, b.image)
+    assert engine.stats()["resets_by_reason"]["explicit"] == 1
+
+
+def test_changing_future_frames_loses_no_frame(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2)
+    imgs = frames(6)
+    out = [o for i in range(3) for o in engine.push(imgs[i], i * NS)]
+    assert len(out) == 1
+    engine.future_frames = 0
+    assert engine.future_frames == 0
+    out += [o for i in range(3, 6) for o in engine.push(imgs[i], i * NS)]
+    assert [o.stamp for o in out] == [i * NS for i in range(6)]
+    with pytest.raises(ValueError):
+        engine.future_frames = 3
+
+
+def test_two_streams_batched_equal_two_separate_engines(model) -> None:
+    left, right = frames(5, seed=3), frames(5, seed=4)
+    stamps = [i * NS for i in range(5)]
+    shared = StreamDeblurrer(model, device="cpu", future_frames=1)
+    out: list[DeblurredFrame] = []
+    for i in range(5):
+        out += shared.push_many(
+            [("left", left[i], stamps[i], "L"), ("right", right[i], stamps[i], "R")]
+        )
+        if i >= 1:
+            assert shared.stats()["last_batch"] == 2  # one forward pass for both streams
+    out += shared.flush()
+    for name, imgs in (("left", left), ("right", right)):
+        got = [o for o in out if o.stream == name]
+        alone = run(StreamDeblurrer(model, device="cpu", future_frames=1), imgs, stamps)
+        assert [o.stamp for o in got] == stamps
+        for a, b in zip(got, alone, strict=True):
+            assert max_diff(a.image, b.image) <= 1  # batched GEMMs may round differently
+    assert shared.stats()["forward_passes"] < 10
+
+
+def test_push_many_keeps_order_within_a_stream_and_batches_by_size(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    a, b = frames(2), frames(1, (30, 40, 3))
+    out = engine.push_many([("a", a[0], 0, 0), ("b", b[0], 0, 1), ("a", a[1], NS, 2)])
+    assert [(o.stream, o.meta) for o in out] == [("a", 0), ("b", 1), ("a", 2)]
+    assert out[1].image.shape == (30, 40, 3)
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype"),
+    [
+        ((321, 481, 3), np.uint8),
+        ((1, 1, 3), np.uint8),
+        ((1, 1), np.uint8),
+        ((37, 29), np.uint8),
+        ((37, 29, 1), np.uint8),
+        ((24, 32, 3), np.uint16),
+        ((24, 32), np.uint16),
+    ],
+)
+def test_odd_sizes_and_formats_round_trip(model, shape, dtype) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=1)
+    imgs = frames(3, shape, dtype=dtype)
+    out = run(engine, imgs, [0, NS, 2 * NS])
+    assert len(out) == 3
+    for o in out:
+        assert o.image.shape == shape
+        assert o.image.dtype == dtype
+
+
+def test_grey_frames_use_the_rgb_model_on_replicated_channels(model) -> None:
+    grey = frames(2, (H, W))
+    rgb = [np.repeat(g[:, :, None], 3, axis=2) for g in grey]
+    out_grey = run(StreamDeblurrer(model, device="cpu"), grey, [0, NS])
+    out_rgb = run(StreamDeblurrer(model, device="cpu"), rgb, [0, NS])
+    for g, c in zip(out_grey, out_rgb, strict=True):
+        mean = c.image.astype(np.float64).mean(axis=2)
+        assert np.abs(g.image - mean).max() <= 1.0
+
+
+def test_uint16_uses_the_full_range(model) -> None:
+    img8 = frames(1)[0]
+    img16 = img8.astype(np.uint16) * 257  # same picture, 16-bit scale
+    out8 = run(StreamDeblurrer(model, device="cpu"), [img8], [0])[0].image
+    out16 = run(StreamDeblurrer(model, device="cpu"), [img16], [0])[0].image
+    assert np.abs(out16 / 257.0 - out8).max() <= 1.0
+
+
+def test_negative_stride_views_are_accepted(model) -> None:
+    bgr = frames(1)[0]
+    rgb_view = bgr[:, :, ::-1]
+    out_view = run(StreamDeblurrer(model, device="cpu"), [rgb_view], [0])[0].image
+    out_copy = run(StreamDeblurrer(model, device="cpu"), [rgb_view.copy()], [0])[0].image
+    assert np.array_equal(out_view, out_copy)
+
+
+def test_bad_frames_raise_and_do_not_break_the_stream(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    good = frames(2)
+    assert len(engine.push(good[0], 0)) == 1
+    for bad in (
+        good[0].astype(np.float32),
+        np.zeros((4, 4, 4), np.uint8),
+        np.zeros((0, 4, 3), np.uint8),
+    ):
+        with pytest.raises(ValueError):
+            engine.push(bad, NS)
+        with pytest.raises(ValueError):
+            engine.push_many([("x", good[1], NS, None), ("y", bad, NS, None)])
+    assert len(engine.push(good[1], NS)) == 1
+    assert engine.stats()["frames_in"] == engine.stats()["frames_out"] == 2
+
+
+def test_single_image_model_has_no_latency() -> None:
+    torch.manual_seed(0)
+    single = SARN(channels=8, blocks_per_level=1, attention_stride=4).eval()
+    engine = StreamDeblurrer(single, device="cpu", future_frames=2)
+    assert engine.future_frames == 0 and not engine.is_recurrent
+    img = frames(1)[0]
+    out = engine.push(img, 0)
+    with torch.no_grad():
+        ref = single(torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255)
+    ref = (ref[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    assert len(out) == 1 and max_diff(out[0].image, ref) <= 1
+
+
+def test_model_loaded_from_checkpoint(tiny_recurrent_checkpoint) -> None:
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu")
+    assert engine.is_recurrent and engine.model_name == str(tiny_recurrent_checkpoint)
+    assert engine.device == torch.device("cpu")
+    assert not engine.model.training
+
+
+def test_device_and_precision_choices(model, caplog) -> None:
+    assert StreamDeblurrer(model, device="auto").device.type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            StreamDeblurrer(model, device="cuda")
+    with caplog.at_level(logging.WARNING):
+        assert StreamDeblurrer(model, device="cpu", precision="fp16").precision == "fp32"
+    assert "fp16" in caplog.text
+    with pytest.raises(ValueError):
+        StreamDeblurrer(model, device="cpu", precision="int8")
+    bf16 = StreamDeblurrer(model, device="cpu", precision="bf16", future_frames=0)
+    out = bf16.push(frames(1)[0], 0)[0].image
+    ref = run(StreamDeblurrer(model, device="cpu", future_frames=0), frames(1), [0])[0].image
+    assert max_diff(out, ref) <= 12  # bf16 keeps ~3 significant digits
