@@ -1,0 +1,416 @@
+"""`sarn bench model`: network speed, memory and FLOPs per variant, resolution and device.
+
+One row per (variant, resolution, precision, deform impl, layout). Each row runs the network
+as the engine does (one recurrent ``step`` per frame with the state carried, inference mode,
+autocast for bf16/fp16) on random input, and reports:
+
+- ms/frame: median of ``--iters`` timed frames after ``--warmup`` frames. CUDA timings use
+  CUDA events with a synchronize, so queued kernels are counted.
+- peak memory: CUDA ``max_memory_allocated`` during the timed frames; on CPU the growth of the
+  process RSS over the value just before the timed frames (sampled every 2 ms from
+  /proc/self/statm after ``malloc_trim``), so it is a lower bound of the true peak.
+- GFLOPs per frame: ``torch.utils.flop_counter.FlopCounterMode`` over one frame, counted on a
+  grid_sample copy of the model because torchvision's ``deform_conv2d`` is invisible to the
+  counter (the grid_sample path expresses the same multiply-adds as a matmul). Convolutions,
+  transposed convolutions, matmuls and attention are counted (2 FLOPs per multiply-add);
+  bilinear sampling, activations and additions are not (a few percent).
+- % of peak: achieved FLOP/s over the device's peak. CPU peak is an estimate: threads used x
+  clock (/proc/cpuinfo) x FLOPs per cycle per core (32 for fp32 with two 256-bit FMA pipes,
+  e.g. AMD Zen 2-4 and Intel AVX2 cores). CUDA peaks come from a table of dense datasheet
+  figures; fp32 uses the TF32 figure when cuDNN's TF32 is on (PyTorch's default for convs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..archs import SARN, RecurrentSARN
+from ..archs.modules import DEFORM_IMPLS
+from ..engine import PRECISIONS, resolve_device, resolve_precision
+
+VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
+    "single": (SARN, {}),
+    "recurrent": (RecurrentSARN, {}),
+    "recurrent-no-attention": (RecurrentSARN, {"attention": False}),
+    "recurrent-3drm": (RecurrentSARN, {"num_drm": 3}),
+    "recurrent-0drm": (RecurrentSARN, {"num_drm": 0}),
+}
+DEFAULT_VARIANTS = "single,recurrent,recurrent-no-attention,recurrent-0drm"
+
+# Dense datasheet peaks in TFLOP/s: (fp32, tf32, bf16/fp16 tensor cores). Matched by substring.
+CUDA_PEAKS_TFLOPS: dict[str, tuple[float, float, float]] = {
+    "H200": (67.0, 494.7, 989.4),
+    "H100 SXM": (67.0, 494.7, 989.4),
+    "H100 NVL": (60.0, 417.5, 835.0),
+    "H100 PCIe": (51.2, 378.0, 756.0),
+    "H100": (67.0, 494.7, 989.4),
+    "A100": (19.5, 156.0, 312.0),
+    "L40S": (91.6, 183.0, 366.0),
+    "L4": (30.3, 60.0, 121.0),
+    "A10": (31.2, 62.5, 125.0),
+    "RTX 4090": (82.6, 82.6, 165.2),
+    "RTX 3090": (35.6, 35.6, 71.0),
+    "T4": (8.1, 8.1, 65.0),
+}
+CPU_FLOPS_PER_CYCLE = 32  # fp32: 2 FMA pipes x 8 lanes x 2 FLOPs
+
+
+@dataclass
+class Row:
+    variant: str
+    resolution: str
+    device: str
+    precision: str
+    deform: str
+    layout: str
+    ms: float
+    fps: float
+    peak_mb: float
+    memory_kind: str
+    params_m: float
+    gflops: float
+    pct_peak: float | None
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU"
+
+
+def cpu_ghz() -> float | None:
+    try:
+        mhz = [
+            float(line.split(":", 1)[1])
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("cpu MHz")
+        ]
+    except (OSError, ValueError):
+        return None
+    return max(mhz) / 1e3 if mhz else None
+
+
+def device_label(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()} x{torch.get_num_threads()} threads"
+
+
+def peak_flops(device: torch.device, precision: str) -> float | None:
+    """Device peak FLOP/s for ``precision`` (CPU: an estimate, see the module docstring)."""
+    if device.type == "cpu":
+        ghz = cpu_ghz()
+        if ghz is None or precision != "fp32":
+            return None  # CPU bf16 peaks vary too much by model to estimate honestly
+        return torch.get_num_threads() * ghz * 1e9 * CPU_FLOPS_PER_CYCLE
+    name = torch.cuda.get_device_name(device)
+    for key, (fp32, tf32, half) in CUDA_PEAKS_TFLOPS.items():
+        if key in name:
+            if precision == "fp32":
+                return (tf32 if torch.backends.cudnn.allow_tf32 else fp32) * 1e12
+            return half * 1e12
+    return None
+
+
+class RssSampler:
+    """Peak RSS growth over a baseline, sampled by a thread (CPU memory figure)."""
+
+    def __init__(self, period_s: float = 0.002) -> None:
+        self.period_s = period_s
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.rss())
+            time.sleep(self.period_s)
+
+    def __enter__(self) -> RssSampler:
+        gc.collect()
+        # Hand freed heap pages back so the baseline is not inflated by earlier rows.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        self.base = self.peak = self.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.rss())
+
+    @property
+    def growth(self) -> int:
+        return self.peak - self.base
+
+
+def build(variant: str, deform: str) -> nn.Module:
+    cls, overrides = VARIANTS[variant]
+    torch.manual_seed(0)
+    return cls(**overrides, deform_impl=deform).eval()
+
+
+def make_input(model: nn.Module, h: int, w: int, device: torch.device) -> torch.Tensor:
+    channels = 15 if isinstance(model, RecurrentSARN) else 3
+    return torch.rand(1, channels, h, w, device=device)
+
+
+def count_flops(variant: str, h: int, w: int) -> float:
+    model = build(variant, "grid_sample")
+    x = make_input(model, h, w, torch.device("cpu"))
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.step(x) if isinstance(model, RecurrentSARN) else model(x)
+    return float(counter.get_total_flops())
+
+
+def bench_row(
+    variant: str,
+    size: tuple[int, int],
+    device: torch.device,
+    precision: str,
+    deform: str,
+    channels_last: bool,
+    iters: int,
+    warmup: int,
+    flops: float,
+) -> Row:
+    w, h = size
+    model = build(variant, deform).to(device)
+    params = sum(p.numel() for p in model.parameters())
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    x = make_input(model, h, w, device).contiguous(memory_format=layout)
+    recurrent = isinstance(model, RecurrentSARN)
+    cuda = device.type == "cuda"
+    times: list[float] = []
+    with (
+        torch.inference_mode(),
+        torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"),
+    ):
+        state = model.init_state(1, h, w, device, torch.float32) if recurrent else None
+
+        def frame() -> None:
+            nonlocal state
+            if recurrent:
+                _, state = model.step(x, state)
+            else:
+                model(x)
+
+        for _ in range(warmup):
+            frame()
+        if cuda:
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            for _ in range(iters):
+                start, end = (
+                    torch.cuda.Event(enable_timing=True),
+                    torch.cuda.Event(enable_timing=True),
+                )
+                start.record()
+                frame()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            peak = torch.cuda.max_memory_allocated(device) - base
+            memory_kind = "cuda max_allocated"
+        else:
+            with RssSampler() as sampler:
+                for _ in range(iters):
+                    t0 = time.perf_counter()
+                    frame()
+                    times.append((time.perf_counter() - t0) * 1e3)
+            peak = sampler.growth
+            memory_kind = "RSS growth"
+    ms = statistics.median(times)
+    peak_dev = peak_flops(device, precision)
+    return Row(
+        variant=variant,
+        resolution=f"{w}x{h}",
+        device=device_label(device),
+        precision=precision,
+        deform=model_deform_impl(model, device),
+        layout="channels_last" if channels_last else "NCHW",
+        ms=ms,
+        fps=1e3 / ms,
+        peak_mb=peak / 2**20,
+        memory_kind=memory_kind,
+        params_m=params / 1e6,
+        gflops=flops / 1e9,
+        pct_peak=100.0 * flops / (ms / 1e3) / peak_dev if peak_dev else None,
+    )
+
+
+def model_deform_impl(model: nn.Module, device: torch.device) -> str:
+    """The deformable-conv path the model actually runs ('-' when it has no DRM)."""
+    from ..archs.modules import DeformableResidualModule, resolve_deform_impl
+
+    for m in model.modules():
+        if isinstance(m, DeformableResidualModule):
+            return resolve_deform_impl(m.impl, device)
+    return "-"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 640x480: {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return w, h
+
+
+def csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--variants",
+        type=csv,
+        default=csv(DEFAULT_VARIANTS),
+        help=f"comma list of {', '.join(VARIANTS)} (default {DEFAULT_VARIANTS})",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda t: [parse_size(s) for s in csv(t)],
+        default=[(320, 240), (640, 480)],
+        help="comma list of WxH (default 320x240,640x480; add 1280x720 for 720p)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--precision", type=csv, default=["fp32"], help="comma list of fp32, bf16, fp16"
+    )
+    parser.add_argument(
+        "--deform-impl",
+        type=csv,
+        default=["auto"],
+        help="comma list of auto, torchvision, grid_sample: compare deformable-conv paths",
+    )
+    parser.add_argument(
+        "--channels-last",
+        choices=("auto", "on", "off", "both"),
+        default="auto",
+        help="memory layout; auto = on for CUDA, off for CPU (as the engine does)",
+    )
+    parser.add_argument("--iters", type=int, default=5, help="timed frames per row (median)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed frames first")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, default=None, help="also write rows to this file")
+
+
+def format_table(rows: list[Row]) -> str:
+    head = (
+        "| variant | resolution | device | precision | deform | layout | ms/frame | fps "
+        "| peak MB | params M | GFLOPs/frame | % of peak |"
+    )
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        pct = f"{r.pct_peak:.1f}" if r.pct_peak is not None else "n/a"
+        lines.append(
+            f"| {r.variant} | {r.resolution} | {r.device} | {r.precision} | {r.deform} "
+            f"| {r.layout} | {r.ms:.1f} | {r.fps:.2f} | {r.peak_mb:.0f} | {r.params_m:.2f} "
+            f"| {r.gflops:.1f} | {pct} |"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        device = resolve_device(args.device)
+        precisions = [resolve_precision(p, device) for p in args.precision]
+        for v in args.variants:
+            if v not in VARIANTS:
+                raise ValueError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+        for d in args.deform_impl:
+            if d not in DEFORM_IMPLS:
+                raise ValueError(f"unknown deform impl {d!r}; choose from {DEFORM_IMPLS}")
+        if args.iters < 1 or args.warmup < 0:
+            raise ValueError("--iters must be >= 1 and --warmup >= 0")
+    except (RuntimeError, ValueError) as exc:
+        print(f"sarn bench model: {exc}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    layouts = {
+        "auto": [device.type == "cuda"],
+        "on": [True],
+        "off": [False],
+        "both": [False, True],
+    }[args.channels_last]
+    rows: list[Row] = []
+    print(f"# device: {device_label(device)}; torch {torch.__version__}", flush=True)
+    for size in args.sizes:
+        for variant in args.variants:
+            flops = count_flops(variant, size[1], size[0])
+            for precision in dict.fromkeys(precisions):
+                for deform in args.deform_impl:
+                    for channels_last in layouts:
+                        row = bench_row(
+                            variant,
+                            size,
+                            device,
+                            precision,
+                            deform,
+                            channels_last,
+                            args.iters,
+                            args.warmup,
+                            flops,
+                        )
+                        rows.append(row)
+                        print(
+                            f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
+                            f"{row.layout}: {row.ms:.1f} ms",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    print(format_table(rows))
+    print(
+        f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
+        "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
+        + (
+            "an estimated CPU fp32 peak (threads x clock x 32 FLOP/cycle)"
+            if device.type == "cpu"
+            else "datasheet dense peak"
+        )
+    )
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sarn bench model", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
