@@ -1,0 +1,432 @@
+"""sarn_deblur_node: deblurs camera topics with the streaming engine and republishes them.
+
+Threads: the executor's callbacks only park the message in a per-camera slot (``latest``: the
+newest replaces an unprocessed one, counted as a drop) or bounded FIFO (``all``); one worker
+thread converts, runs the engine for every camera that has a frame (one batched forward pass)
+and publishes. rclpy holds the GIL while deserialising, so keeping the callbacks tiny is what
+keeps intake from stalling behind inference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import ParameterException
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from ..checkpoint import CheckpointError
+from ..engine import StreamDeblurrer, resolve_precision
+from ..resources import find_share_file
+from . import image_conversion as conv
+from .params import BY_NAME, PARAMS, help_text, validate
+
+CAMERA_INFO_CACHE = 30
+
+
+def stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def scale_camera_info(info: CameraInfo, sx: float, sy: float) -> CameraInfo:
+    """camera_info for an image resized by (sx, sy), as image_proc's resize node does."""
+    out = CameraInfo()
+    out.header = info.header
+    out.height, out.width = round(info.height * sy), round(info.width * sx)
+    out.distortion_model, out.d, out.r = info.distortion_model, info.d, info.r
+    k, p = list(info.k), list(info.p)
+    k[0], k[2], k[4], k[5] = k[0] * sx, k[2] * sx, k[4] * sy, k[5] * sy
+    p[0], p[2], p[3], p[5], p[6] = p[0] * sx, p[2] * sx, p[3] * sx, p[5] * sy, p[6] * sy
+    out.k, out.p = k, p
+    out.binning_x, out.binning_y = info.binning_x, info.binning_y
+    out.roi = info.roi
+    out.roi.x_offset, out.roi.width = round(info.roi.x_offset * sx), round(info.roi.width * sx)
+    out.roi.y_offset, out.roi.height = round(info.roi.y_offset * sy), round(info.roi.height * sy)
+    return out
+
+
+@dataclass
+class FrameMeta:
+    """What the worker needs to publish an output like its input."""
+
+    camera: int
+    header: Any
+    encoding: str
+    alpha_source: np.ndarray | None
+    received: float  # time.monotonic() at the callback
+    scale: tuple[float, float]
+
+
+class Camera:
+    """Topics, slot and camera_info cache of one camera namespace."""
+
+    def __init__(self, node: DeblurNode, index: int, ns: str) -> None:
+        self.index, self.ns = index, ns
+        prefix = f"{ns}/" if ns else ""
+        self.stream = ns or "default"
+        sub_qos, pub_qos = node.qos("subscription"), node.qos("publisher")
+        overrides = QoSOverridingOptions.with_default_policies()
+        self.queue: deque = deque()
+        self.infos: dict[int, CameraInfo] = {}
+        self.last_info: CameraInfo | None = None
+        if node.input_transport == "compressed":
+            node.create_subscription(
+                CompressedImage,
+                f"{prefix}image_raw/compressed",
+                self.on_image,
+                sub_qos,
+                qos_overriding_options=overrides,
+            )
+        else:
+            node.create_subscription(
+                Image,
+                f"{prefix}image_raw",
+                self.on_image,
+                sub_qos,
+                qos_overriding_options=overrides,
+            )
+        node.create_subscription(CameraInfo, f"{prefix}camera_info", self.on_info, sub_qos)
+        self.pub = node.create_publisher(
+            Image, f"{prefix}deblurred/image_raw", pub_qos, qos_overriding_options=overrides
+        )
+        self.info_pub = node.create_publisher(CameraInfo, f"{prefix}deblurred/camera_info", pub_qos)
+        self.compressed_pub = (
+            node.create_publisher(
+                CompressedImage, f"{prefix}deblurred/image_raw/compressed", pub_qos
+            )
+            if node.publish_compressed
+            else None
+        )
+        self.node = node
+
+    def on_image(self, msg: Any) -> None:
+        self.node.enqueue(self, msg)
+
+    def on_info(self, msg: CameraInfo) -> None:
+        self.infos[stamp_ns(msg.header)] = msg
+        self.last_info = msg
+        while len(self.infos) > CAMERA_INFO_CACHE:
+            del self.infos[next(iter(self.infos))]
+
+    def info_for(self, stamp: int) -> tuple[CameraInfo | None, bool]:
+        """camera_info with this stamp, else the latest; the flag says whether it matched."""
+        info = self.infos.get(stamp)
+        return (info, True) if info is not None else (self.last_info, False)
+
+
+class DeblurNode(Node):
+    """The ROS side: parameters, QoS, topics, threads, diagnostics. Model work is the engine's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("sarn_deblur", **kwargs)
+        for p in PARAMS:
+            self.declare_parameter(p.name, p.default, p.descriptor())
+        get = self.get_parameter
+        self.input_transport = get("input_transport").value
+        self.publish_compressed = bool(get("publish_compressed").value)
+        self.jpeg_quality = int(get("jpeg_quality").value)
+        self.queue_policy = get("queue_policy").value
+        self.queue_size = int(get("queue_size").value)
+        self.resize = float(get("resize").value)
+        for name in (
+            "input_transport",
+            "queue_policy",
+            "precision",
+            "subscription_reliability",
+            "publisher_reliability",
+        ):
+            if (reason := validate(name, get(name).value)) is not None:
+                raise ValueError(reason)
+        device = get("device").value
+        self.engine = StreamDeblurrer(
+            get("weights").value,
+            device=device,
+            precision=get("precision").value,
+            future_frames=int(get("future_frames").value),
+            max_gap_s=float(get("max_gap_s").value) or None,
+        )
+        if device == "auto" and self.engine.device.type == "cpu":
+            self.get_logger().warning(
+                "device=auto: no CUDA device found, running on the CPU (slow)"
+            )
+
+        self.lock = threading.Condition()
+        self.counts: Counter[str] = Counter()
+        self.window: Counter[str] = Counter()  # counts since the last diagnostics message
+        self.latencies: deque[float] = deque(maxlen=200)
+        self.ages: deque[float] = deque(maxlen=200)
+        cams = list(get("cameras").value) or [""]
+        self.cameras = [Camera(self, i, ns.strip("/")) for i, ns in enumerate(cams)]
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(get("diagnostics_period_s").value), self.publish_diagnostics)
+        self.last_diag = time.monotonic()
+        self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.running = True
+        self.worker = threading.Thread(target=self.work, name="sarn_worker", daemon=True)
+        self.worker.start()
+        self.get_logger().info(
+            f"deblurring {', '.join(c.ns or '.' for c in self.cameras)} with "
+            f"{self.engine.model_name} on {self.engine.device} ({self.engine.precision}), "
+            f"future_frames={self.engine.future_frames}, queue_policy={self.queue_policy}"
+        )
+
+    # ------------------------------------------------------------------ parameters and QoS
+    def qos(self, side: str) -> QoSProfile:
+        reliability = self.get_parameter(f"{side}_reliability").value
+        return QoSProfile(
+            history=HistoryPolicy.KEEP_LAST,
+            depth=int(self.get_parameter(f"{side}_depth").value),
+            reliability=ReliabilityPolicy.RELIABLE
+            if reliability == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT,
+        )
+
+    def on_set_parameters(self, params: list) -> SetParametersResult:
+        for p in params:
+            if p.name in BY_NAME and (reason := validate(p.name, p.value)) is not None:
+                return SetParametersResult(successful=False, reason=reason)
+        for p in params:
+            with self.lock:
+                if p.name == "future_frames":
+                    self.engine.future_frames = int(p.value)
+                elif p.name == "max_gap_s":
+                    self.engine.max_gap_s = float(p.value) or None
+                elif p.name == "precision":
+                    self.engine.precision = resolve_precision(p.value, self.engine.device)
+                elif p.name == "resize":
+                    self.resize = float(p.value)  # new size -> the engine resets the stream
+                elif p.name == "queue_policy":
+                    self.queue_policy = p.value
+                    for cam in self.cameras:
+                        while len(cam.queue) > 1 and p.value == "latest":
+                            cam.queue.popleft()
+                            self.count("dropped")
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ intake (executor)
+    def enqueue(self, cam: Camera, msg: Any) -> None:
+        with self.lock:
+            self.count("received")
+            limit = 1 if self.queue_policy == "latest" else self.queue_size
+            if len(cam.queue) >= limit:
+                cam.queue.popleft()
+                self.count("dropped")
+            cam.queue.append((msg, time.monotonic()))
+            self.lock.notify()
+
+    def count(self, key: str, n: int = 1) -> None:
+        self.counts[key] += n
+        self.window[key] += n
+
+    def reject(self, reason: str, detail: str) -> None:
+        """Count a bad frame and warn (throttled per reason); the node carries on."""
+        with self.lock:
+            self.count(f"rejected.{reason}")
+        self.get_logger().warning(f"skipping frame ({reason}): {detail}", throttle_duration_sec=5.0)
+
+    # ------------------------------------------------------------------ worker
+    def work(self) -> None:
+        last_frame = time.monotonic()
+        while True:
+            with self.lock:
+                while self.running and not any(c.queue for c in self.cameras):
+                    if self.lock.wait(0.1) or not self.running:
+                        continue
+                    gap = self.engine.max_gap_s
+                    if (
+                        gap
+                        and time.monotonic() - last_frame > gap
+                        and self.engine.stats()["pending"]
+                    ):
+                        break  # stream went quiet: emit the look-ahead now, not at the next frame
+                if not self.running:
+                    return
+                taken = [(c, *c.queue.popleft()) for c in self.cameras if c.queue]
+            if not taken:
+                for out in self.engine.flush():
+                    self.publish(out)
+                continue
+            last_frame = time.monotonic()
+            items = [item for cam, msg, t in taken if (item := self.prepare(cam, msg, t))]
+            if not items:
+                continue
+            try:
+                outputs = self.engine.push_many(items)
+            except Exception as exc:  # a model failure must not kill the node
+                self.reject("engine_error", f"{type(exc).__name__}: {exc}")
+                self.engine.reset()
+                continue
+            for out in outputs:
+                self.publish(out)
+
+    def prepare(self, cam: Camera, msg: Any, received: float) -> tuple | None:
+        """Decode ``msg`` into the engine's (stream, frame, stamp, meta); None if rejected."""
+        try:
+            if isinstance(msg, CompressedImage):
+                raw, encoding = conv.compressed_to_numpy(msg)
+            else:
+                raw, encoding = conv.image_to_numpy(msg), msg.encoding
+                if encoding not in conv.ENCODINGS:  # decoded by cv_bridge as rgb8
+                    encoding = "rgb8"
+            frame = conv.to_rgb(raw, encoding)
+        except conv.UnsupportedEncoding as exc:
+            self.reject("encoding", str(exc))
+            return None
+        except ValueError as exc:
+            self.reject("malformed", str(exc))
+            return None
+        scale = (1.0, 1.0)
+        if self.resize < 1.0:
+            h, w = frame.shape[:2]
+            nw, nh = max(1, round(w * self.resize)), max(1, round(h * self.resize))
+            frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+            raw = (
+                cv2.resize(raw, (nw, nh), interpolation=cv2.INTER_AREA)
+                if raw.ndim == 3 and raw.shape[2] == 4
+                else raw
+            )
+            scale = (nw / w, nh / h)
+        alpha = raw if raw.ndim == 3 and raw.shape[2] == 4 else None
+        meta = FrameMeta(cam.index, msg.header, encoding, alpha, received, scale)
+        return cam.stream, frame, stamp_ns(msg.header), meta
+
+    def publish(self, out: Any) -> None:
+        meta: FrameMeta = out.meta
+        cam = self.cameras[meta.camera]
+        if not self.context.ok():  # shutting down: nothing can be published any more
+            return
+        try:
+            pixels = conv.from_rgb(out.image, meta.encoding, meta.alpha_source)
+            cam.pub.publish(conv.numpy_to_image(pixels, meta.encoding, header=meta.header))
+            if cam.compressed_pub is not None:
+                cam.compressed_pub.publish(
+                    conv.numpy_to_compressed(
+                        pixels, meta.encoding, quality=self.jpeg_quality, header=meta.header
+                    )
+                )
+        except Exception as exc:  # e.g. the context is shutting down
+            self.reject("publish", f"{type(exc).__name__}: {exc}")
+            return
+        info, matched = cam.info_for(out.stamp)
+        if info is not None:
+            if meta.scale != (1.0, 1.0):
+                info = scale_camera_info(info, *meta.scale)
+            info.header = meta.header
+            cam.info_pub.publish(info)
+        with self.lock:
+            self.count("published")
+            if info is None:
+                self.count("camera_info_missing")
+            elif not matched:
+                self.count("camera_info_unmatched")
+            self.latencies.append((time.monotonic() - meta.received) * 1e3)
+            self.ages.append((self.get_clock().now().nanoseconds - out.stamp) / 1e6)
+
+    # ------------------------------------------------------------------ diagnostics
+    def publish_diagnostics(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            period, self.last_diag = max(now - self.last_diag, 1e-6), now
+            window, self.window = self.window, Counter()
+            counts = dict(self.counts)
+            lat = sorted(self.latencies)
+            ages = sorted(self.ages)
+        stats = self.engine.stats()
+        rejected = sum(v for k, v in window.items() if k.startswith("rejected."))
+        values = {
+            "input fps": f"{window['received'] / period:.2f}",
+            "output fps": f"{window['published'] / period:.2f}",
+            "inference ms": f"{stats['last_inference_ms']:.1f}",
+            "latency ms (receive to publish, median)": f"{lat[len(lat) // 2]:.1f}"
+            if lat
+            else "n/a",
+            "age ms (stamp to publish, median)": f"{ages[len(ages) // 2]:.1f}" if ages else "n/a",
+            "dropped frames": str(counts.get("dropped", 0)),
+            "rejected frames": str(sum(v for k, v in counts.items() if k.startswith("rejected."))),
+            "state resets": str(stats["resets"]),
+            "device": str(self.engine.device),
+            "precision": self.engine.precision,
+            "model": self.engine.model_name,
+            "future_frames": str(self.engine.future_frames),
+            "queue_policy": self.queue_policy,
+        }
+        values.update(
+            {k: str(v) for k, v in counts.items() if k.startswith(("rejected.", "camera_info"))}
+        )
+        status = DiagnosticStatus(
+            name=f"{self.get_name()}: deblurring",
+            hardware_id=str(self.engine.device),
+            level=DiagnosticStatus.WARN if rejected or window["dropped"] else DiagnosticStatus.OK,
+            message="frames rejected or dropped" if rejected or window["dropped"] else "ok",
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.running = False
+            self.lock.notify_all()
+        self.worker.join(timeout=10.0)
+
+
+def use_packaged_dds_profile() -> None:
+    """Point Fast DDS at the packaged large shared-memory profile unless the user chose one:
+    with the default 512 KiB segment, best-effort 720p images are lost between processes."""
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or "fastrtps" not in os.environ.get(
+        "RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"
+    ):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file("config/fastdds_shm.xml"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    user_args = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
+    if "-h" in user_args or "--help" in user_args:
+        print(help_text())
+        return 0
+    use_packaged_dds_profile()
+    rclpy.init(args=argv)
+    try:
+        node = DeblurNode()
+    except (
+        CheckpointError,
+        RuntimeError,
+        ValueError,
+        FileNotFoundError,
+        ParameterException,
+    ) as exc:
+        print(f"sarn_deblur_node: error: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 1
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.stop()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

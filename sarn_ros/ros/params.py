@@ -1,0 +1,137 @@
+"""Parameters of sarn_deblur_node, declared up front (image_pipeline style).
+
+One table drives the declarations, the live-change policy, `--help` and the README, so they
+cannot drift apart. ``live`` parameters take effect at the next frame; the others are read-only
+after start-up (rclpy rejects changes to them with a reason).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    live: bool = False
+    choices: tuple[str, ...] = ()
+    int_range: tuple[int, int] | None = None
+    float_range: tuple[float, float] | None = None
+
+    def descriptor(self) -> ParameterDescriptor:
+        text = self.description
+        if self.choices:
+            text += f" One of: {', '.join(self.choices)}."
+        d = ParameterDescriptor(description=text, read_only=not self.live)
+        if self.int_range:
+            d.integer_range = [
+                IntegerRange(from_value=self.int_range[0], to_value=self.int_range[1], step=1)
+            ]
+        if self.float_range:
+            d.floating_point_range = [
+                FloatingPointRange(
+                    from_value=self.float_range[0], to_value=self.float_range[1], step=0.0
+                )
+            ]
+        return d
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("weights", "sarn_recurrent", "Checkpoint path or packaged weights name."),
+    Param("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
+    Param("precision", "fp32", "Inference precision.", live=True, choices=("fp32", "fp16", "bf16")),
+    Param(
+        "future_frames",
+        2,
+        "Blurred frames the model waits for (latency in frames); 0 = lowest latency.",
+        live=True,
+        int_range=(0, 2),
+    ),
+    Param(
+        "resize",
+        1.0,
+        "Scale factor applied before deblurring; output and camera_info are published at "
+        "the scaled size. Below 1 trades detail for speed.",
+        live=True,
+        float_range=(0.1, 1.0),
+    ),
+    Param(
+        "queue_policy",
+        "latest",
+        "latest: keep only the newest frame per camera (bounded latency, drops counted; "
+        "live cameras). all: process every frame in order from a bounded queue (bags; use "
+        "reliable QoS).",
+        live=True,
+        choices=("latest", "all"),
+    ),
+    Param("queue_size", 100, "Queue bound per camera for queue_policy=all.", int_range=(1, 10000)),
+    Param(
+        "max_gap_s",
+        0.5,
+        "Reset the recurrent state when consecutive stamps are further apart (0 disables).",
+        live=True,
+        float_range=(0.0, 3600.0),
+    ),
+    Param(
+        "input_transport",
+        "raw",
+        "raw: subscribe image_raw (sensor_msgs/Image); compressed: image_raw/compressed.",
+        choices=("raw", "compressed"),
+    ),
+    Param("publish_compressed", False, "Also publish deblurred/image_raw/compressed (JPEG)."),
+    Param("jpeg_quality", 90, "JPEG quality of the compressed output.", int_range=(1, 100)),
+    Param(
+        "cameras",
+        [""],
+        "Camera namespaces served by this node with one model copy, relative to the node's "
+        "namespace ('' = the node's own): <cam>/image_raw -> <cam>/deblurred/image_raw.",
+    ),
+    Param(
+        "subscription_reliability",
+        "best_effort",
+        "Input QoS reliability (REP-2003 sensor data default: best_effort).",
+        choices=("best_effort", "reliable"),
+    ),
+    Param("subscription_depth", 5, "Input QoS history depth.", int_range=(1, 1000)),
+    Param(
+        "publisher_reliability",
+        "reliable",
+        "Output QoS reliability (REP-2003 default: reliable).",
+        choices=("best_effort", "reliable"),
+    ),
+    Param("publisher_depth", 5, "Output QoS history depth.", int_range=(1, 1000)),
+    Param(
+        "diagnostics_period_s",
+        1.0,
+        "Period of the /diagnostics status.",
+        float_range=(0.1, 60.0),
+    ),
+)
+BY_NAME = {p.name: p for p in PARAMS}
+
+
+def validate(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for ``name`` (None when it is). Ranges are checked by
+    rclpy from the descriptors; choices are checked here."""
+    p = BY_NAME.get(name)
+    if p is not None and p.choices and value not in p.choices:
+        return f"{name} must be one of {', '.join(p.choices)}, got {value!r}"
+    return None
+
+
+def help_text() -> str:
+    lines = [
+        "usage: ros2 run sarn_ros sarn_deblur_node [--ros-args -p NAME:=VALUE ...]",
+        "",
+        "Deblurs <cam>/image_raw into <cam>/deblurred/image_raw (+ deblurred/camera_info).",
+        "Parameters (live = may change at run time):",
+    ]
+    for p in PARAMS:
+        lines.append(f"  {p.name} (default {p.default!r}{', live' if p.live else ''})")
+        lines.append(f"      {p.descriptor().description}")
+    return "\n".join(lines)
