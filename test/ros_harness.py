@@ -1,0 +1,131 @@
+"""Helpers for tests that run sarn_deblur_node in its own process and talk to it over DDS."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from sarn_ros.ros.image_conversion import numpy_to_image
+
+REPO = Path(__file__).resolve().parent.parent
+NODE = str(Path(sys.executable).parent / "sarn_deblur_node")
+CONFIG = str(REPO / "config" / "sarn_deblur.yaml")
+
+
+def qos(reliable: bool, depth: int = 50) -> QoSProfile:
+    return QoSProfile(
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+    )
+
+
+class NodeProcess:
+    """sarn_deblur_node started by its console script with the packaged config."""
+
+    def __init__(self, weights: Path, **params: Any) -> None:
+        args = [NODE, "--ros-args", "--params-file", CONFIG, "-p", f"weights:={weights}"]
+        params.setdefault("device", "cpu")
+        for k, v in params.items():
+            value = str(v).lower() if isinstance(v, bool) else v
+            args += ["-p", f"{k}:={value}"]
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> tuple[int, str]:
+        """SIGINT, as Ctrl-C or `ros2 launch` would send; returns (exit code, output)."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = self.proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+            return -9, out
+        return self.proc.returncode, out
+
+
+class Camera:
+    """A fake camera plus a listener on the node's outputs, in this test process."""
+
+    def __init__(self, node: Node, ns: str = "", reliable: bool = True) -> None:
+        p = f"{ns}/" if ns else ""
+        self.node = node
+        self.pub = node.create_publisher(Image, f"{p}image_raw", qos(reliable))
+        self.info_pub = node.create_publisher(CameraInfo, f"{p}camera_info", qos(reliable))
+        self.outputs: list[Image] = []
+        self.infos: list[CameraInfo] = []
+        self.arrival: dict[int, float] = {}
+        node.create_subscription(Image, f"{p}deblurred/image_raw", self._on_out, qos(True))
+        node.create_subscription(
+            CameraInfo, f"{p}deblurred/camera_info", self.infos.append, qos(True)
+        )
+        self.out_topic = f"{p}deblurred/image_raw"
+
+    def _on_out(self, msg: Image) -> None:
+        self.outputs.append(msg)
+        self.arrival[stamp(msg)] = time.monotonic()
+
+    def publish(
+        self, frame: np.ndarray, encoding: str, stamp_ns: int, frame_id: str = "cam"
+    ) -> Image:
+        msg = numpy_to_image(frame, encoding)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.header.frame_id = frame_id
+        info = CameraInfo(header=msg.header, width=msg.width, height=msg.height)
+        info.k = [50.0, 0.0, msg.width / 2, 0.0, 50.0, msg.height / 2, 0.0, 0.0, 1.0]
+        self.info_pub.publish(info)
+        self.pub.publish(msg)
+        return msg
+
+    def publish_raw(self, msg: Image) -> None:
+        self.pub.publish(msg)
+
+
+def stamp(msg: Any) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def spin_until(node: Node, cond: Callable[[], bool], timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        rclpy.spin_once(node, timeout_sec=0.02)
+    return cond()
+
+
+def wait_connected(
+    node: Node, cams: list[Camera], proc: NodeProcess, timeout: float = 40.0
+) -> None:
+    """Until the node subscribes to every camera and publishes every output topic."""
+    ok = spin_until(
+        node,
+        lambda: (
+            not proc.alive()
+            or all(
+                c.pub.get_subscription_count() > 0 and node.count_publishers(c.out_topic) > 0
+                for c in cams
+            )
+        ),
+        timeout,
+    )
+    assert proc.alive(), proc.stop()[1]
+    assert ok, "node did not connect"
+    spin_until(node, lambda: False, 0.5)  # let discovery of the reverse direction settle

@@ -1,0 +1,280 @@
+"""sarn_deblur_node in its own process, over real rclpy + Fast DDS (loopback only)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from ros_harness import NODE, Camera, NodeProcess, spin_until, stamp, wait_connected
+from sensor_msgs.msg import Image
+
+from sarn_ros.engine import StreamDeblurrer
+from sarn_ros.ros.image_conversion import image_to_numpy
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+SEC = 1_000_000_000
+RELIABLE = {"qos.subscription.reliability": "reliable"}  # default input QoS is best effort
+# bag-like intake: reliable, deep enough for the bursts these tests send
+RELIABLE_IN = {"qos.subscription.reliability": "reliable", "qos.subscription.depth": 100}
+
+
+@pytest.fixture
+def ros(ros_domain: int):
+    rclpy.init(domain_id=ros_domain)
+    node = rclpy.create_node("sarn_test")
+    started: list[NodeProcess] = []
+
+    def start(weights, **params) -> NodeProcess:
+        proc = NodeProcess(weights, **params)
+        started.append(proc)
+        return proc
+
+    yield node, start
+    for proc in started:
+        rc, out = proc.stop()
+        assert rc == 0, f"node did not exit cleanly on SIGINT (rc {rc}):\n{out}"
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def frames(n: int, h: int = 48, w: int = 64, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (h // 4, w // 4, 3), dtype=np.uint8), (w, h))
+    return [np.roll(base, 2 * i, axis=1) for i in range(n)]
+
+
+def set_param(node, name: str, value: ParameterValue, target: str = "/sarn_deblur"):
+    client = node.create_client(SetParameters, f"{target}/set_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(
+        SetParameters.Request(parameters=[Parameter(name=name, value=value)])
+    )
+    assert spin_until(node, future.done, 10)
+    return future.result().results[0]
+
+
+def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    wait_connected(node, [cam], proc)
+    bgr = frames(6)
+    stamps = [100 * SEC + i * SEC // 30 for i in range(6)]
+    for f, s in zip(bgr, stamps, strict=True):
+        cam.publish(f, "bgr8", s, frame_id="left_optical")
+        spin_until(node, lambda: False, 1 / 30)
+    # The last two frames wait for look-ahead; the node emits them once the stream is idle.
+    assert spin_until(node, lambda: len(cam.outputs) == 6 and len(cam.infos) == 6, 30)
+
+    assert [stamp(m) for m in cam.outputs] == stamps
+    assert {m.header.frame_id for m in cam.outputs} == {"left_optical"}
+    assert {(m.encoding, m.width, m.height) for m in cam.outputs} == {("bgr8", 64, 48)}
+    assert [stamp(i) for i in cam.infos] == stamps
+    assert cam.infos[0].k[2] == 32.0
+
+    torch_threads = __import__("torch").get_num_threads()
+    __import__("torch").set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
+    try:
+        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
+        expected = [
+            o.image
+            for f, s in zip(bgr, stamps, strict=True)
+            for o in engine.push(f[..., ::-1].copy(), s)
+        ]
+        expected += [o.image for o in engine.flush()]
+    finally:
+        __import__("torch").set_num_threads(torch_threads)
+    for msg, exp in zip(cam.outputs, expected, strict=True):
+        np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
+
+
+def test_best_effort_camera_grey_and_alpha_encodings(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, future_frames=0)  # default: best-effort subscription
+    cam = Camera(node, reliable=False)
+    wait_connected(node, [cam], proc)
+    rgb = frames(3)
+    rgba = np.dstack([rgb[0], np.full(rgb[0].shape[:2], 77, np.uint8)])
+    grey16 = rgb[1][..., 0].astype(np.uint16) * 257
+    sent = [(rgb[2], "rgb8"), (rgba, "rgba8"), (rgb[0][..., 0].copy(), "mono8"), (grey16, "mono16")]
+    for i, (f, enc) in enumerate(sent):
+        cam.publish(f, enc, 5 * SEC + i * SEC // 10)
+        spin_until(node, lambda n=i: len(cam.outputs) > n, 15)
+    assert [m.encoding for m in cam.outputs] == ["rgb8", "rgba8", "mono8", "mono16"]
+    assert (image_to_numpy(cam.outputs[1])[..., 3] == 77).all()  # alpha passes through
+    assert image_to_numpy(cam.outputs[3]).dtype == np.uint16
+
+
+def test_bad_inputs_are_skipped_and_the_node_carries_on(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, future_frames=0, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    wait_connected(node, [cam], proc)
+    good = frames(1)[0]
+
+    def bad(encoding: str, h: int, w: int, step: int, nbytes: int) -> Image:
+        msg = Image(height=h, width=w, encoding=encoding, step=step)
+        msg.data = bytes(nbytes)
+        msg.header.stamp.sec = 7
+        return msg
+
+    for msg in (
+        bad("bayer_rggb8", 48, 64, 64, 48 * 64),  # needs ROS cv_bridge (absent here)
+        bad("32FC1", 48, 64, 256, 48 * 256),  # unsupported
+        bad("rgb8", 48, 64, 192, 100),  # data shorter than step * height
+        bad("rgb8", 0, 0, 0, 0),  # zero size
+        bad("rgb8", 48, 64, 10, 48 * 192),  # step smaller than a row
+    ):
+        cam.publish_raw(msg)
+    cam.publish(good, "rgb8", 10 * SEC)
+    cam.publish(cv2.resize(good, (31, 17)), "rgb8", 10 * SEC + SEC // 30)  # odd size, new res
+    cam.publish(good, "rgb8", 3 * SEC)  # stamp jumps back (a looping bag)
+    assert spin_until(node, lambda: len(cam.outputs) == 3, 30)
+    assert [(m.width, m.height) for m in cam.outputs] == [(64, 48), (31, 17), (64, 48)]
+    assert [stamp(m) for m in cam.outputs] == [10 * SEC, 10 * SEC + SEC // 30, 3 * SEC]
+    assert proc.alive()
+
+
+def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, max_gap_s=0.0)  # no idle flush: look-ahead visible
+    cam = Camera(node, reliable=False)
+    wait_connected(node, [cam], proc)
+    for i, f in enumerate(frames(2)):
+        cam.publish(f, "rgb8", 20 * SEC + i * SEC // 30)
+    spin_until(node, lambda: False, 2.0)
+    assert cam.outputs == []  # future_frames=2: both frames wait for look-ahead
+
+    ok = set_param(
+        node, "future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0)
+    )
+    assert ok.successful, ok.reason
+    cam.publish(frames(3)[2], "rgb8", 20 * SEC + 2 * SEC // 30)
+    # Changing the look-ahead ends the segment: the two held frames come out, then the new one.
+    assert spin_until(node, lambda: len(cam.outputs) == 3, 15)
+
+    for name, value in (
+        ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),
+        ("queue_policy", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="bogus")),
+        ("weights", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="other.pth")),
+    ):
+        result = set_param(node, name, value)
+        assert not result.successful and result.reason, name
+
+
+def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(
+        tiny_recurrent_checkpoint,
+        cameras="[left, right]",
+        queue_policy="all",
+        **RELIABLE_IN,
+        future_frames=1,
+    )
+    left, right = Camera(node, "left"), Camera(node, "right")
+    wait_connected(node, [left, right], proc)
+    lf, rf = frames(4, seed=1), frames(4, seed=2)
+    for i in range(4):
+        left.publish(lf[i], "rgb8", 30 * SEC + i * SEC // 30, "left")
+        right.publish(rf[i], "rgb8", 30 * SEC + i * SEC // 30, "right")
+        spin_until(node, lambda: False, 0.05)
+    assert spin_until(node, lambda: len(left.outputs) == 4 and len(right.outputs) == 4, 30)
+    assert {m.header.frame_id for m in left.outputs} == {"left"}
+    assert {m.header.frame_id for m in right.outputs} == {"right"}
+    for cam, src in ((left, lf), (right, rf)):  # each stream equals its own engine
+        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=1)
+        exp = [o.image for i, f in enumerate(src) for o in engine.push(f, 30 * SEC + i * SEC // 30)]
+        exp += [o.image for o in engine.flush()]
+        for msg, e in zip(cam.outputs, exp, strict=True):
+            assert np.abs(image_to_numpy(msg).astype(int) - e).max() <= 1
+
+
+def test_overload_latest_bounds_latency_all_loses_nothing(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    h, w = 240, 320  # slow enough on one thread that a 4x faster camera overloads the node
+    proc = start(tiny_recurrent_checkpoint, future_frames=0)
+    cam = Camera(node, reliable=False)
+    wait_connected(node, [cam], proc)
+    src = frames(2, h, w)
+    cam.publish(src[0], "rgb8", 40 * SEC)  # warm-up; measure the model time
+    t0 = time.monotonic()
+    assert spin_until(node, lambda: len(cam.outputs) == 1, 20)
+    period = max(time.monotonic() - t0, 0.02) / 4
+    sent = {}
+    for i in range(40):
+        s = 41 * SEC + i * SEC // 100
+        cam.publish(src[i % 2], "rgb8", s)
+        sent[s] = time.monotonic()
+        spin_until(node, lambda: False, period)
+    spin_until(node, lambda: False, 3.0)
+    got = [stamp(m) for m in cam.outputs[1:]]
+    assert 0 < len(got) < 40, "latest policy must drop frames under overload"
+    assert got == sorted(got)
+    worst = max(cam.arrival[s] - sent[s] for s in got)
+    assert worst < 2.0, f"latency grew to {worst:.2f} s"
+    assert proc.alive()
+
+
+def test_all_policy_keeps_every_frame_in_order(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(
+        tiny_recurrent_checkpoint,
+        queue_policy="all",
+        **RELIABLE_IN,
+        future_frames=1,
+    )
+    cam = Camera(node)
+    wait_connected(node, [cam], proc)
+    src = frames(2, 120, 160)
+    stamps = [50 * SEC + i * SEC // 100 for i in range(30)]
+    for i, s in enumerate(stamps):
+        cam.publish(src[i % 2], "rgb8", s)
+        spin_until(node, lambda: False, 0.005)
+    assert spin_until(node, lambda: len(cam.outputs) == 30, 60)
+    assert [stamp(m) for m in cam.outputs] == stamps
+
+
+def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, future_frames=0)
+    cam = Camera(node, reliable=False)
+    wait_connected(node, [cam], proc)
+    src = frames(1, 720, 1280)[0]
+    for i in range(3):
+        cam.publish(src, "rgb8", 60 * SEC + i * SEC // 10)
+        assert spin_until(node, lambda n=i: len(cam.outputs) > n, 30), f"720p frame {i} lost"
+    assert (cam.outputs[0].width, cam.outputs[0].height) == (1280, 720)
+
+
+def test_startup_errors_exit_with_one_line(tmp_path, ros_domain):
+    missing = subprocess.run(
+        [NODE, "--ros-args", "-p", f"weights:={tmp_path / 'nope.pth'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    broken = subprocess.run(
+        [NODE, "--ros-args", "-p", f"weights:={corrupt}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    for result in (missing, broken):
+        assert result.returncode != 0
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+        assert len(errors) == 1, result.stderr
+
+
+def test_help_needs_no_ros():
+    result = subprocess.run([NODE, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    assert "future_frames" in result.stdout and "queue_policy" in result.stdout
