@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -96,6 +97,22 @@ class Camera:
 
     def publish_raw(self, msg: Image) -> None:
         self.pub.publish(msg)
+
+
+class Diagnostics:
+    """The node's latest /diagnostics key/values."""
+
+    def __init__(self, node: Node) -> None:
+        self.values: dict[str, str] = {}
+        node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 10)
+
+    def _on(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if "sarn_deblur" in status.name:
+                self.values = {kv.key: kv.value for kv in status.values}
+
+    def count(self, key: str) -> int:
+        return int(self.values.get(key, 0))
 
 
 def stamp(msg: Any) -> int:

@@ -11,8 +11,17 @@ import pytest
 import rclpy
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from ros_harness import NODE, Camera, NodeProcess, spin_until, stamp, wait_connected
-from sensor_msgs.msg import Image
+from ros_harness import (
+    NODE,
+    Camera,
+    Diagnostics,
+    NodeProcess,
+    qos,
+    spin_until,
+    stamp,
+    wait_connected,
+)
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ros.image_conversion import image_to_numpy
@@ -38,6 +47,7 @@ def ros(ros_domain: int):
     yield node, start
     for proc in started:
         rc, out = proc.stop()
+        print(out)  # shown by pytest when the test fails
         assert rc == 0, f"node did not exit cleanly on SIGINT (rc {rc}):\n{out}"
     node.destroy_node()
     rclpy.shutdown()
@@ -111,10 +121,11 @@ def test_best_effort_camera_grey_and_alpha_encodings(ros, tiny_recurrent_checkpo
     assert image_to_numpy(cam.outputs[3]).dtype == np.uint16
 
 
-def test_bad_inputs_are_skipped_and_the_node_carries_on(ros, tiny_recurrent_checkpoint):
+def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, future_frames=0, queue_policy="all", **RELIABLE_IN)
     cam = Camera(node)
+    diag = Diagnostics(node)
     wait_connected(node, [cam], proc)
     good = frames(1)[0]
 
@@ -132,19 +143,79 @@ def test_bad_inputs_are_skipped_and_the_node_carries_on(ros, tiny_recurrent_chec
         bad("rgb8", 48, 64, 10, 48 * 192),  # step smaller than a row
     ):
         cam.publish_raw(msg)
+    small = cv2.resize(good, (31, 17))  # odd size and a resolution switch
     cam.publish(good, "rgb8", 10 * SEC)
-    cam.publish(cv2.resize(good, (31, 17)), "rgb8", 10 * SEC + SEC // 30)  # odd size, new res
-    cam.publish(good, "rgb8", 3 * SEC)  # stamp jumps back (a looping bag)
-    assert spin_until(node, lambda: len(cam.outputs) == 3, 30)
-    assert [(m.width, m.height) for m in cam.outputs] == [(64, 48), (31, 17), (64, 48)]
-    assert [stamp(m) for m in cam.outputs] == [10 * SEC, 10 * SEC + SEC // 30, 3 * SEC]
+    cam.publish(small, "rgb8", 10 * SEC + SEC // 30)
+    msg = cam.publish(small, "rgb8", 3 * SEC)  # stamp jumps back (a looping bag)
+    msg.header.stamp.nanosec = 10_000_000  # no camera_info with this stamp: the latest is used
+    cam.publish_raw(msg)
+    stamps = [10 * SEC, 10 * SEC + SEC // 30, 3 * SEC, 3 * SEC + 10_000_000]
+    assert spin_until(node, lambda: len(cam.outputs) == 4 and len(cam.infos) == 4, 30)
+    assert [(m.width, m.height) for m in cam.outputs] == [(64, 48)] + [(31, 17)] * 3
+    assert [stamp(m) for m in cam.outputs] == stamps
+    assert [stamp(i) for i in cam.infos] == stamps  # camera_info follows each output
+    assert [i.width for i in cam.infos] == [64, 31, 31, 31]
+    expected = {
+        "rejected.encoding": 2,
+        "rejected.malformed": 2,
+        "rejected.empty": 1,
+        "resets.resolution": 1,
+        "resets.backwards": 1,
+        "camera_info_unmatched": 1,
+        "frames published": 4,
+    }
+    assert spin_until(node, lambda: all(diag.count(k) == v for k, v in expected.items()), 10), (
+        diag.values
+    )
     assert proc.alive()
+
+
+def test_compressed_in_and_out_with_corrupt_jpeg(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(
+        tiny_recurrent_checkpoint,
+        future_frames=0,
+        input_transport="compressed",
+        publish_compressed=True,
+        resize=0.5,
+    )
+    pub = node.create_publisher(CompressedImage, "image_raw/compressed", qos(False))
+    cam = Camera(node)
+    got: list[CompressedImage] = []
+    node.create_subscription(
+        CompressedImage, "deblurred/image_raw/compressed", got.append, qos(True)
+    )
+    diag = Diagnostics(node)
+    assert spin_until(node, lambda: pub.get_subscription_count() > 0 or not proc.alive(), 40)
+    spin_until(node, lambda: False, 0.5)
+
+    def jpeg(data: bytes, sec: int) -> CompressedImage:
+        msg = CompressedImage(format="jpeg", data=data)
+        msg.header.stamp.sec, msg.header.frame_id = sec, "cam"
+        return msg
+
+    _, good = cv2.imencode(".jpg", frames(1)[0])
+    pub.publish(jpeg(b"\xff\xd8 not a jpeg", 1))
+    pub.publish(jpeg(b"", 2))
+    k = [50.0, 0.0, 32.0, 0.0, 50.0, 24.0, 0.0, 0.0, 1.0]
+    cam.info_pub.publish(CameraInfo(header=jpeg(b"", 3).header, width=64, height=48, k=k))
+    spin_until(node, lambda: False, 0.3)
+    pub.publish(jpeg(good.tobytes(), 3))
+    assert spin_until(node, lambda: cam.outputs and got and cam.infos, 20), diag.values
+    out = cam.outputs[0]
+    assert (out.encoding, out.width, out.height, stamp(out)) == ("bgr8", 32, 24, 3 * SEC)
+    assert cv2.imdecode(np.frombuffer(bytes(got[0].data), np.uint8), 1).shape == (24, 32, 3)
+    info = cam.infos[0]
+    assert (info.width, info.height, info.k[0], info.k[2], info.k[5]) == (32, 24, 25, 16, 12)
+    assert spin_until(node, lambda: diag.count("rejected.corrupt_compressed") == 2, 10)
 
 
 def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     node, start = ros
-    proc = start(tiny_recurrent_checkpoint, max_gap_s=0.0)  # no idle flush: look-ahead visible
-    cam = Camera(node, reliable=False)
+    # no idle flush (max_gap_s 0), so the held look-ahead frames stay visible
+    proc = start(tiny_recurrent_checkpoint, max_gap_s=0.0, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
     wait_connected(node, [cam], proc)
     for i, f in enumerate(frames(2)):
         cam.publish(f, "rgb8", 20 * SEC + i * SEC // 30)
@@ -158,6 +229,8 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     cam.publish(frames(3)[2], "rgb8", 20 * SEC + 2 * SEC // 30)
     # Changing the look-ahead ends the segment: the two held frames come out, then the new one.
     assert spin_until(node, lambda: len(cam.outputs) == 3, 15)
+    assert [stamp(m) for m in cam.outputs] == [20 * SEC + i * SEC // 30 for i in range(3)]
+    assert spin_until(node, lambda: diag.values.get("future_frames") == "0", 10)
 
     for name, value in (
         ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),

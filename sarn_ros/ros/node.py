@@ -36,7 +36,8 @@ from ..resources import find_share_file
 from . import image_conversion as conv
 from .params import BY_NAME, PARAMS, help_text, validate
 
-CAMERA_INFO_CACHE = 30
+CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp
+THROTTLE_S = 10.0  # warnings per reason at most this often
 
 
 def stamp_ns(header: Any) -> int:
@@ -44,19 +45,23 @@ def stamp_ns(header: Any) -> int:
 
 
 def scale_camera_info(info: CameraInfo, sx: float, sy: float) -> CameraInfo:
-    """camera_info for an image resized by (sx, sy), as image_proc's resize node does."""
+    """camera_info for an image resized by (sx, sy), as image_proc's resize node does: K, P,
+    width, height and the ROI describe the calibration at the new scale. binning_x/y stay as
+    they are (they relate the calibration size to the published size, which scales alike)."""
     out = CameraInfo()
     out.header = info.header
     out.height, out.width = round(info.height * sy), round(info.width * sx)
     out.distortion_model, out.d, out.r = info.distortion_model, info.d, info.r
     k, p = list(info.k), list(info.p)
     k[0], k[2], k[4], k[5] = k[0] * sx, k[2] * sx, k[4] * sy, k[5] * sy
-    p[0], p[2], p[3], p[5], p[6] = p[0] * sx, p[2] * sx, p[3] * sx, p[5] * sy, p[6] * sy
+    p[0], p[2], p[3] = p[0] * sx, p[2] * sx, p[3] * sx
+    p[5], p[6], p[7] = p[5] * sy, p[6] * sy, p[7] * sy
     out.k, out.p = k, p
     out.binning_x, out.binning_y = info.binning_x, info.binning_y
-    out.roi = info.roi
-    out.roi.x_offset, out.roi.width = round(info.roi.x_offset * sx), round(info.roi.width * sx)
-    out.roi.y_offset, out.roi.height = round(info.roi.y_offset * sy), round(info.roi.height * sy)
+    roi = info.roi
+    out.roi.x_offset, out.roi.width = round(roi.x_offset * sx), round(roi.width * sx)
+    out.roi.y_offset, out.roi.height = round(roi.y_offset * sy), round(roi.height * sy)
+    out.roi.do_rectify = roi.do_rectify
     return out
 
 
@@ -73,60 +78,66 @@ class FrameMeta:
 
 
 class Camera:
-    """Topics, slot and camera_info cache of one camera namespace."""
+    """Topics, intake queue and camera_info cache of one camera namespace."""
 
     def __init__(self, node: DeblurNode, index: int, ns: str) -> None:
-        self.index, self.ns = index, ns
+        self.node, self.index, self.ns = node, index, ns
         prefix = f"{ns}/" if ns else ""
         self.stream = ns or "default"
         sub_qos, pub_qos = node.qos("subscription"), node.qos("publisher")
         overrides = QoSOverridingOptions.with_default_policies()
-        self.queue: deque = deque()
+        self.queue: deque[tuple[Any, float]] = deque()
         self.infos: dict[int, CameraInfo] = {}
         self.last_info: CameraInfo | None = None
         if node.input_transport == "compressed":
-            node.create_subscription(
-                CompressedImage,
-                f"{prefix}image_raw/compressed",
-                self.on_image,
-                sub_qos,
-                qos_overriding_options=overrides,
-            )
+            kind, topic = CompressedImage, f"{prefix}image_raw/compressed"
         else:
-            node.create_subscription(
-                Image,
-                f"{prefix}image_raw",
-                self.on_image,
-                sub_qos,
-                qos_overriding_options=overrides,
-            )
-        node.create_subscription(CameraInfo, f"{prefix}camera_info", self.on_info, sub_qos)
+            kind, topic = Image, f"{prefix}image_raw"
+        node.create_subscription(
+            kind, topic, self.on_image, sub_qos, qos_overriding_options=overrides
+        )
+        node.create_subscription(
+            CameraInfo,
+            f"{prefix}camera_info",
+            self.on_info,
+            sub_qos,
+            qos_overriding_options=overrides,
+        )
         self.pub = node.create_publisher(
             Image, f"{prefix}deblurred/image_raw", pub_qos, qos_overriding_options=overrides
         )
-        self.info_pub = node.create_publisher(CameraInfo, f"{prefix}deblurred/camera_info", pub_qos)
+        self.info_pub = node.create_publisher(
+            CameraInfo,
+            f"{prefix}deblurred/camera_info",
+            pub_qos,
+            qos_overriding_options=overrides,
+        )
         self.compressed_pub = (
             node.create_publisher(
-                CompressedImage, f"{prefix}deblurred/image_raw/compressed", pub_qos
+                CompressedImage,
+                f"{prefix}deblurred/image_raw/compressed",
+                pub_qos,
+                qos_overriding_options=overrides,
             )
             if node.publish_compressed
             else None
         )
-        self.node = node
 
     def on_image(self, msg: Any) -> None:
         self.node.enqueue(self, msg)
 
     def on_info(self, msg: CameraInfo) -> None:
-        self.infos[stamp_ns(msg.header)] = msg
-        self.last_info = msg
-        while len(self.infos) > CAMERA_INFO_CACHE:
-            del self.infos[next(iter(self.infos))]
+        with self.node.lock:
+            self.infos[stamp_ns(msg.header)] = msg
+            self.last_info = msg
+            while len(self.infos) > CAMERA_INFO_CACHE:
+                del self.infos[next(iter(self.infos))]
 
     def info_for(self, stamp: int) -> tuple[CameraInfo | None, bool]:
         """camera_info with this stamp, else the latest; the flag says whether it matched."""
-        info = self.infos.get(stamp)
-        return (info, True) if info is not None else (self.last_info, False)
+        with self.node.lock:
+            info = self.infos.get(stamp)
+            return (info, True) if info is not None else (self.last_info, False)
 
 
 class DeblurNode(Node):
@@ -137,21 +148,15 @@ class DeblurNode(Node):
         for p in PARAMS:
             self.declare_parameter(p.name, p.default, p.descriptor())
         get = self.get_parameter
+        for p in PARAMS:
+            if (reason := validate(p.name, get(p.name).value)) is not None:
+                raise ValueError(reason)
         self.input_transport = get("input_transport").value
         self.publish_compressed = bool(get("publish_compressed").value)
         self.jpeg_quality = int(get("jpeg_quality").value)
         self.queue_policy = get("queue_policy").value
         self.queue_size = int(get("queue_size").value)
         self.resize = float(get("resize").value)
-        for name in (
-            "input_transport",
-            "queue_policy",
-            "precision",
-            "subscription_reliability",
-            "publisher_reliability",
-        ):
-            if (reason := validate(name, get(name).value)) is not None:
-                raise ValueError(reason)
         device = get("device").value
         self.engine = StreamDeblurrer(
             get("weights").value,
@@ -168,8 +173,11 @@ class DeblurNode(Node):
         self.lock = threading.Condition()
         self.counts: Counter[str] = Counter()
         self.window: Counter[str] = Counter()  # counts since the last diagnostics message
-        self.latencies: deque[float] = deque(maxlen=200)
-        self.ages: deque[float] = deque(maxlen=200)
+        self.latencies: deque[float] = deque(maxlen=200)  # receive -> publish, ms
+        self.ages: deque[float] = deque(maxlen=200)  # header stamp -> publish, ms
+        self.inference_ms: deque[float] = deque(maxlen=200)  # engine call per worker round
+        self.overhead_ms: deque[float] = deque(maxlen=200)  # conversion + publish per frame
+        self.changes: dict[str, Any] = {}  # live parameter changes for the worker to apply
         cams = list(get("cameras").value) or [""]
         self.cameras = [Camera(self, i, ns.strip("/")) for i, ns in enumerate(cams)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -187,49 +195,66 @@ class DeblurNode(Node):
 
     # ------------------------------------------------------------------ parameters and QoS
     def qos(self, side: str) -> QoSProfile:
-        reliability = self.get_parameter(f"{side}_reliability").value
+        reliability = self.get_parameter(f"qos.{side}.reliability").value
         return QoSProfile(
             history=HistoryPolicy.KEEP_LAST,
-            depth=int(self.get_parameter(f"{side}_depth").value),
+            depth=int(self.get_parameter(f"qos.{side}.depth").value),
             reliability=ReliabilityPolicy.RELIABLE
             if reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
 
     def on_set_parameters(self, params: list) -> SetParametersResult:
+        """Validate live changes; the worker applies them before its next frame. Read-only
+        parameters and ranges are enforced by rclpy from the descriptors."""
         for p in params:
             if p.name in BY_NAME and (reason := validate(p.name, p.value)) is not None:
                 return SetParametersResult(successful=False, reason=reason)
-        for p in params:
-            with self.lock:
-                if p.name == "future_frames":
-                    self.engine.future_frames = int(p.value)
-                elif p.name == "max_gap_s":
-                    self.engine.max_gap_s = float(p.value) or None
-                elif p.name == "precision":
-                    self.engine.precision = resolve_precision(p.value, self.engine.device)
-                elif p.name == "resize":
-                    self.resize = float(p.value)  # new size -> the engine resets the stream
-                elif p.name == "queue_policy":
-                    self.queue_policy = p.value
+        with self.lock:
+            for p in params:
+                if p.name in BY_NAME and BY_NAME[p.name].live:
+                    self.changes[p.name] = p.value
+                    if p.name == "queue_policy":  # intake must follow at once
+                        self.queue_policy = p.value
+            self.lock.notify()
+        return SetParametersResult(successful=True)
+
+    def apply_changes(self, changes: dict[str, Any]) -> None:
+        """Worker side of a live parameter change (between frames, so never mid-inference)."""
+        for name, value in changes.items():
+            if name == "future_frames":
+                self.engine.future_frames = int(value)  # ends each segment; outputs queued
+                for out in self.engine.flush():
+                    self.publish(out)
+            elif name == "max_gap_s":
+                self.engine.max_gap_s = float(value) or None
+            elif name == "precision":
+                self.engine.precision = resolve_precision(value, self.engine.device)
+            elif name == "resize":
+                self.resize = float(value)  # the new size makes the engine reset the streams
+            elif name == "queue_policy" and value == "latest":
+                with self.lock:
                     for cam in self.cameras:
-                        while len(cam.queue) > 1 and p.value == "latest":
+                        while len(cam.queue) > 1:
                             cam.queue.popleft()
                             self.count("dropped")
-        return SetParametersResult(successful=True)
+            self.get_logger().info(f"parameter {name} is now {value!r}")
 
     # ------------------------------------------------------------------ intake (executor)
     def enqueue(self, cam: Camera, msg: Any) -> None:
+        """The subscription callback: park the message, nothing else (rclpy holds the GIL
+        while it deserialises, so long callbacks would stall intake)."""
         with self.lock:
             self.count("received")
             limit = 1 if self.queue_policy == "latest" else self.queue_size
-            if len(cam.queue) >= limit:
+            while len(cam.queue) >= limit:
                 cam.queue.popleft()
                 self.count("dropped")
             cam.queue.append((msg, time.monotonic()))
             self.lock.notify()
 
     def count(self, key: str, n: int = 1) -> None:
+        """Add to a counter; callers hold ``self.lock``."""
         self.counts[key] += n
         self.window[key] += n
 
@@ -237,14 +262,18 @@ class DeblurNode(Node):
         """Count a bad frame and warn (throttled per reason); the node carries on."""
         with self.lock:
             self.count(f"rejected.{reason}")
-        self.get_logger().warning(f"skipping frame ({reason}): {detail}", throttle_duration_sec=5.0)
+        self.get_logger().warning(
+            f"skipping frame ({reason}): {detail}", throttle_duration_sec=THROTTLE_S
+        )
 
     # ------------------------------------------------------------------ worker
     def work(self) -> None:
+        """Worker thread: take the next frame of every camera, deblur them in one engine call,
+        publish. When a stream goes quiet for max_gap_s its look-ahead frames are emitted."""
         last_frame = time.monotonic()
         while True:
             with self.lock:
-                while self.running and not any(c.queue for c in self.cameras):
+                while self.running and not self.changes and not any(c.queue for c in self.cameras):
                     if self.lock.wait(0.1) or not self.running:
                         continue
                     gap = self.engine.max_gap_s
@@ -256,38 +285,64 @@ class DeblurNode(Node):
                         break  # stream went quiet: emit the look-ahead now, not at the next frame
                 if not self.running:
                     return
+                changes, self.changes = self.changes, {}
                 taken = [(c, *c.queue.popleft()) for c in self.cameras if c.queue]
-            if not taken:
-                for out in self.engine.flush():
-                    self.publish(out)
-                continue
-            last_frame = time.monotonic()
-            items = [item for cam, msg, t in taken if (item := self.prepare(cam, msg, t))]
-            if not items:
-                continue
             try:
-                outputs = self.engine.push_many(items)
-            except Exception as exc:  # a model failure must not kill the node
-                self.reject("engine_error", f"{type(exc).__name__}: {exc}")
-                self.engine.reset()
-                continue
-            for out in outputs:
-                self.publish(out)
+                self.apply_changes(changes)
+                if taken:
+                    last_frame = time.monotonic()
+                    self.process(taken)
+                elif not changes:
+                    for out in self.engine.flush():
+                        self.publish(out)
+            except Exception as exc:  # nothing may kill the worker; the engine starts afresh
+                self.reject("internal", f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    self.engine.reset()
+
+    def process(self, taken: list[tuple[Camera, Any, float]]) -> None:
+        t0 = time.perf_counter()
+        items = [item for cam, msg, t in taken if (item := self.prepare(cam, msg, t))]
+        if not items:
+            return
+        t1 = time.perf_counter()
+        try:
+            outputs = self.engine.push_many(items)
+        except Exception as exc:  # a model failure must not kill the node
+            self.reject("engine_error", f"{type(exc).__name__}: {exc}")
+            self.engine.reset()
+            return
+        t2 = time.perf_counter()
+        for out in outputs:
+            self.publish(out)
+        t3 = time.perf_counter()
+        with self.lock:
+            if outputs:
+                self.inference_ms.append((t2 - t1) * 1e3)
+            per_frame = ((t1 - t0) / len(items) + (t3 - t2) / max(len(outputs), 1)) * 1e3
+            self.overhead_ms.append(per_frame)
 
     def prepare(self, cam: Camera, msg: Any, received: float) -> tuple | None:
         """Decode ``msg`` into the engine's (stream, frame, stamp, meta); None if rejected."""
         try:
             if isinstance(msg, CompressedImage):
-                raw, encoding = conv.compressed_to_numpy(msg)
+                try:
+                    raw, encoding = conv.compressed_to_numpy(msg)
+                except ValueError as exc:
+                    self.reject("corrupt_compressed", str(exc))
+                    return None
             else:
+                if msg.height == 0 or msg.width == 0:
+                    self.reject("empty", f"{msg.width}x{msg.height} image")
+                    return None
                 raw, encoding = conv.image_to_numpy(msg), msg.encoding
-                if encoding not in conv.ENCODINGS:  # decoded by cv_bridge as rgb8
+                if encoding not in conv.ENCODINGS:  # bayer/yuv decoded by ROS cv_bridge
                     encoding = "rgb8"
             frame = conv.to_rgb(raw, encoding)
         except conv.UnsupportedEncoding as exc:
             self.reject("encoding", str(exc))
             return None
-        except ValueError as exc:
+        except ValueError as exc:  # data shorter than step * height, step < row, ...
             self.reject("malformed", str(exc))
             return None
         scale = (1.0, 1.0)
@@ -295,17 +350,15 @@ class DeblurNode(Node):
             h, w = frame.shape[:2]
             nw, nh = max(1, round(w * self.resize)), max(1, round(h * self.resize))
             frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-            raw = (
-                cv2.resize(raw, (nw, nh), interpolation=cv2.INTER_AREA)
-                if raw.ndim == 3 and raw.shape[2] == 4
-                else raw
-            )
+            if raw.ndim == 3 and raw.shape[2] == 4:
+                raw = cv2.resize(raw, (nw, nh), interpolation=cv2.INTER_AREA)
             scale = (nw / w, nh / h)
         alpha = raw if raw.ndim == 3 and raw.shape[2] == 4 else None
         meta = FrameMeta(cam.index, msg.header, encoding, alpha, received, scale)
         return cam.stream, frame, stamp_ns(msg.header), meta
 
     def publish(self, out: Any) -> None:
+        """Publish one engine output with its input's header, plus the matching camera_info."""
         meta: FrameMeta = out.meta
         cam = self.cameras[meta.camera]
         if not self.context.ok():  # shutting down: nothing can be published any more
@@ -323,9 +376,14 @@ class DeblurNode(Node):
             self.reject("publish", f"{type(exc).__name__}: {exc}")
             return
         info, matched = cam.info_for(out.stamp)
-        if info is not None:
-            if meta.scale != (1.0, 1.0):
-                info = scale_camera_info(info, *meta.scale)
+        if info is None:
+            self.get_logger().warning(
+                f"no camera_info received on {cam.ns or '.'}/camera_info yet: publishing "
+                "images without deblurred/camera_info",
+                throttle_duration_sec=THROTTLE_S,
+            )
+        else:
+            info = scale_camera_info(info, *meta.scale)
             info.header = meta.header
             cam.info_pub.publish(info)
         with self.lock:
@@ -339,25 +397,37 @@ class DeblurNode(Node):
 
     # ------------------------------------------------------------------ diagnostics
     def publish_diagnostics(self) -> None:
+        """One DiagnosticStatus for the node, as diagnostic_updater would publish it."""
         now = time.monotonic()
         with self.lock:
             period, self.last_diag = max(now - self.last_diag, 1e-6), now
             window, self.window = self.window, Counter()
             counts = dict(self.counts)
-            lat = sorted(self.latencies)
-            ages = sorted(self.ages)
+            lat, ages = sorted(self.latencies), sorted(self.ages)
+            inference, overhead = list(self.inference_ms), list(self.overhead_ms)
+            self.inference_ms.clear()
+            self.overhead_ms.clear()
         stats = self.engine.stats()
-        rejected = sum(v for k, v in window.items() if k.startswith("rejected."))
+        rejected = sum(v for k, v in counts.items() if k.startswith("rejected."))
+
+        def median(xs: list[float]) -> str:
+            return f"{xs[len(xs) // 2]:.1f}" if xs else "n/a"
+
+        def mean(xs: list[float]) -> str:
+            return f"{sum(xs) / len(xs):.2f}" if xs else "n/a"
+
         values = {
             "input fps": f"{window['received'] / period:.2f}",
             "output fps": f"{window['published'] / period:.2f}",
-            "inference ms": f"{stats['last_inference_ms']:.1f}",
-            "latency ms (receive to publish, median)": f"{lat[len(lat) // 2]:.1f}"
-            if lat
-            else "n/a",
-            "age ms (stamp to publish, median)": f"{ages[len(ages) // 2]:.1f}" if ages else "n/a",
+            "inference ms (mean)": mean(inference),
+            "node overhead ms per frame (mean)": mean(overhead),
+            "latency ms (receive to publish, median)": median(lat),
+            "latency ms (receive to publish, max)": f"{lat[-1]:.1f}" if lat else "n/a",
+            "age ms (header stamp to publish, median)": median(ages),
+            "frames received": str(counts.get("received", 0)),
+            "frames published": str(counts.get("published", 0)),
             "dropped frames": str(counts.get("dropped", 0)),
-            "rejected frames": str(sum(v for k, v in counts.items() if k.startswith("rejected."))),
+            "rejected frames": str(rejected),
             "state resets": str(stats["resets"]),
             "device": str(self.engine.device),
             "precision": self.engine.precision,
@@ -366,13 +436,15 @@ class DeblurNode(Node):
             "queue_policy": self.queue_policy,
         }
         values.update(
-            {k: str(v) for k, v in counts.items() if k.startswith(("rejected.", "camera_info"))}
+            {k: str(v) for k, v in sorted(counts.items()) if k.startswith(("rejected.", "camera"))}
         )
+        values.update({f"resets.{k}": str(v) for k, v in stats["resets_by_reason"].items() if v})
+        problem = window["dropped"] or any(k.startswith("rejected.") for k in window)
         status = DiagnosticStatus(
-            name=f"{self.get_name()}: deblurring",
+            name=f"{self.get_fully_qualified_name()}: deblurring",
             hardware_id=str(self.engine.device),
-            level=DiagnosticStatus.WARN if rejected or window["dropped"] else DiagnosticStatus.OK,
-            message="frames rejected or dropped" if rejected or window["dropped"] else "ok",
+            level=DiagnosticStatus.WARN if problem else DiagnosticStatus.OK,
+            message="frames rejected or dropped" if problem else "ok",
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
         array = DiagnosticArray(status=[status])
@@ -380,10 +452,11 @@ class DeblurNode(Node):
         self.diag_pub.publish(array)
 
     def stop(self) -> None:
+        """Stop and join the worker (it finishes the frame it is on)."""
         with self.lock:
             self.running = False
             self.lock.notify_all()
-        self.worker.join(timeout=10.0)
+        self.worker.join(timeout=30.0)
 
 
 def use_packaged_dds_profile() -> None:
@@ -398,6 +471,7 @@ def use_packaged_dds_profile() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Console script ``sarn_deblur_node``: start, spin, stop cleanly; one line on errors."""
     argv = sys.argv if argv is None else argv
     user_args = argv[1 : argv.index("--ros-args")] if "--ros-args" in argv else argv[1:]
     if "-h" in user_args or "--help" in user_args:
@@ -407,13 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     rclpy.init(args=argv)
     try:
         node = DeblurNode()
-    except (
-        CheckpointError,
-        RuntimeError,
-        ValueError,
-        FileNotFoundError,
-        ParameterException,
-    ) as exc:
+    except (CheckpointError, RuntimeError, ValueError, OSError, ParameterException) as exc:
         print(f"sarn_deblur_node: error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1

@@ -92,19 +92,20 @@ PARAMS: tuple[Param, ...] = (
         "namespace ('' = the node's own): <cam>/image_raw -> <cam>/deblurred/image_raw.",
     ),
     Param(
-        "subscription_reliability",
+        "qos.subscription.reliability",
         "best_effort",
-        "Input QoS reliability (REP-2003 sensor data default: best_effort).",
+        "Input QoS reliability (REP-2003 sensor data default: best_effort, which also accepts "
+        "reliable publishers).",
         choices=("best_effort", "reliable"),
     ),
-    Param("subscription_depth", 5, "Input QoS history depth.", int_range=(1, 1000)),
+    Param("qos.subscription.depth", 5, "Input QoS history depth.", int_range=(1, 1000)),
     Param(
-        "publisher_reliability",
+        "qos.publisher.reliability",
         "reliable",
-        "Output QoS reliability (REP-2003 default: reliable).",
+        "Output QoS reliability (REP-2003 system default: reliable).",
         choices=("best_effort", "reliable"),
     ),
-    Param("publisher_depth", 5, "Output QoS history depth.", int_range=(1, 1000)),
+    Param("qos.publisher.depth", 5, "Output QoS history depth.", int_range=(1, 1000)),
     Param(
         "diagnostics_period_s",
         1.0,

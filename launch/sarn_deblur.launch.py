@@ -1,0 +1,91 @@
+"""sarn_deblur_node with the packaged config; launch arguments override single parameters.
+
+    ros2 launch sarn_ros sarn_deblur.launch.py namespace:=camera device:=cuda future_frames:=1
+
+Topics (relative to ``namespace``): image_raw (or image_raw/compressed), camera_info in;
+deblurred/image_raw, deblurred/camera_info out. Arguments left empty keep the value from
+``params_file``, so a custom parameter file is not silently overridden by launch defaults.
+FASTDDS_DEFAULT_PROFILES_FILE is pointed at the packaged large shared-memory profile unless it
+is already set (best-effort 720p images are lost with Fast DDS' default 512 KiB segment); set
+it for the camera driver and the consumers too.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchContext, LaunchDescription
+
+PACKAGE = "sarn_ros"
+PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+# launch argument -> (default, description); '' = keep the parameter file's value
+ARGUMENTS = {
+    "namespace": ("camera", "Camera namespace: <namespace>/image_raw is deblurred."),
+    "params_file": ("", "Parameter file (default: the packaged config/sarn_deblur.yaml)."),
+    "weights": ("", "Checkpoint path or packaged weights name."),
+    "device": ("", "auto, cpu, cuda or cuda:N."),
+    "future_frames": ("", "Look-ahead frames 0..2 (latency in frames)."),
+    "input_transport": ("", "raw (image_raw) or compressed (image_raw/compressed)."),
+    "queue_policy": ("", "latest (live cameras) or all (bags)."),
+    "cameras": ("", "Camera namespaces served by one node, e.g. '[left, right]'."),
+    "image": ("image_raw", "Input image topic (remapping of image_raw)."),
+    "camera_info": ("camera_info", "Input camera_info topic (remapping of camera_info)."),
+    "use_sim_time": ("false", "Use /clock (e.g. when playing a bag with --clock)."),
+    "log_level": ("info", "Logger level of the node."),
+}
+TYPES = {"future_frames": int}
+
+
+def share_file(*parts: str) -> str:
+    return os.path.join(get_package_share_directory(PACKAGE), *parts)
+
+
+def node_actions(context: LaunchContext) -> list[Node]:
+    """The node, built once the arguments are known (empty ones are not passed on)."""
+    arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
+    overrides: dict = {"use_sim_time": arg["use_sim_time"].lower() in ("true", "1")}
+    for name in ("weights", "device", "future_frames", "input_transport", "queue_policy"):
+        if arg[name]:
+            overrides[name] = TYPES.get(name, str)(arg[name])
+    if arg["cameras"]:
+        overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
+    image = arg["image"]
+    return [
+        Node(
+            package=PACKAGE,
+            executable="sarn_deblur_node",
+            name="sarn_deblur",
+            namespace=arg["namespace"],
+            parameters=[arg["params_file"] or share_file("config", "sarn_deblur.yaml"), overrides],
+            remappings=[
+                ("image_raw", image),
+                ("image_raw/compressed", f"{image}/compressed"),
+                ("camera_info", arg["camera_info"]),
+            ],
+            ros_arguments=["--log-level", arg["log_level"]],
+            output="screen",
+            emulate_tty=True,
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription(
+        [
+            *(
+                DeclareLaunchArgument(name, default_value=default, description=text)
+                for name, (default, text) in ARGUMENTS.items()
+            ),
+            SetEnvironmentVariable(
+                PROFILE_ENV,
+                EnvironmentVariable(
+                    PROFILE_ENV, default_value=share_file("config", "fastdds_shm.xml")
+                ),
+            ),
+            OpaqueFunction(function=node_actions),
+        ]
+    )
