@@ -1,0 +1,152 @@
+"""The launch files, expanded the way `ros2 launch` does, without starting processes.
+
+launch/launch_ros have no PyPI wheel, so these tests skip unless they are importable (a ROS 2
+install, or the sources on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+pytest.importorskip("launch_ros")
+
+from launch_ros.actions import Node
+
+from launch import LaunchContext
+
+REPO = Path(__file__).resolve().parent.parent
+PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+@pytest.fixture
+def share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An ament prefix whose share/sarn_ros is this checkout (as after colcon build)."""
+    index = tmp_path / "share" / "ament_index" / "resource_index" / "packages"
+    index.mkdir(parents=True)
+    (index / "sarn_ros").touch()
+    (tmp_path / "share" / "sarn_ros").symlink_to(REPO)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    return tmp_path / "share" / "sarn_ros"
+
+
+def expand(launch_file: str, **arguments: str) -> tuple[list[Node], LaunchContext]:
+    """Visit the description like LaunchService does; Nodes are expanded, not executed."""
+    spec = importlib.util.spec_from_file_location("ld", REPO / "launch" / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    context = LaunchContext()
+    context.launch_configurations.update(arguments)
+    nodes: list[Node] = []
+
+    def walk(entity: Any) -> None:
+        if isinstance(entity, Node):
+            if entity.condition is None or entity.condition.evaluate(context):
+                entity._perform_substitutions(context)
+                nodes.append(entity)
+            return
+        for child in entity.visit(context) or []:
+            walk(child)
+
+    walk(module.generate_launch_description())
+    return nodes, context
+
+
+def parameters(node: Node) -> tuple[list[str], dict[str, Any]]:
+    """(parameter files given as paths, the merged inline parameters) of an expanded Node."""
+    files, inline = [], {}
+    for path, is_file in node._Node__expanded_parameter_arguments:
+        assert is_file
+        if Path(path).name.startswith("launch_params_"):  # launch_ros' file for a dict
+            content = yaml.load(Path(path).read_text(), Loader=yaml.FullLoader)  # tuples
+            (section,) = content.values()
+            inline.update(section["ros__parameters"])
+        else:
+            files.append(path)
+    return files, inline
+
+
+def declared(launch_file: str) -> set[str]:
+    spec = importlib.util.spec_from_file_location("ld", REPO / "launch" / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {a.name for a in module.generate_launch_description().get_launch_arguments()}
+
+
+def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
+    assert {"namespace", "weights", "device", "future_frames", "input_transport"} | {
+        "use_sim_time"
+    } <= declared("sarn_deblur.launch.py")
+    (node,), context = expand(
+        "sarn_deblur.launch.py", namespace="front", weights="/w/x.pth", future_frames="1"
+    )
+    assert (node.node_package, node.node_executable) == ("sarn_ros", "sarn_deblur_node")
+    assert node.node_name == "/front/sarn_deblur"
+    files, inline = parameters(node)
+    assert files == [str(share / "config" / "sarn_deblur.yaml")]
+    # only the arguments given override the file; the types are the parameters' types
+    assert inline == {"weights": "/w/x.pth", "future_frames": 1, "use_sim_time": False}
+    assert ("image_raw", "image_raw") in node.expanded_remapping_rules
+    assert ("camera_info", "camera_info") in node.expanded_remapping_rules
+    assert context.environment[PROFILE_ENV] == str(share / "config" / "fastdds_shm.xml")
+    assert Path(context.environment[PROFILE_ENV]).is_file()
+
+
+def test_a_profile_the_user_set_is_kept(share: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv(PROFILE_ENV, "/etc/my_dds.xml")
+    _, context = expand("sarn_deblur.launch.py")
+    assert context.environment[PROFILE_ENV] == "/etc/my_dds.xml"
+
+
+def test_remapped_input_and_compressed_transport(share: Path):
+    (node,), _ = expand(
+        "sarn_deblur.launch.py", image="/cam/color/image", input_transport="compressed"
+    )
+    rules = node.expanded_remapping_rules
+    assert ("image_raw", "/cam/color/image") in rules
+    assert ("image_raw/compressed", "/cam/color/image/compressed") in rules
+    assert parameters(node)[1]["input_transport"] == "compressed"
+
+
+@pytest.mark.parametrize(
+    ("driver", "package", "executable"),
+    [
+        ("v4l2_camera", "v4l2_camera", "v4l2_camera_node"),
+        ("usb_cam", "usb_cam", "usb_cam_node_exe"),
+    ],
+)
+def test_camera_deblur_launch_wires_the_driver_into_the_node(
+    share: Path, driver: str, package: str, executable: str
+):
+    nodes, _ = expand(
+        "camera_deblur.launch.py",
+        driver=driver,
+        namespace="cam0",
+        image_width="1280",
+        image_height="720",
+    )
+    camera, deblur = nodes  # only the chosen driver, then the node
+    assert (camera.node_package, camera.node_executable) == (package, executable)
+    assert (deblur.node_package, deblur.node_executable) == ("sarn_ros", "sarn_deblur_node")
+    # both in one namespace: the driver's relative image_raw/camera_info are the node's inputs
+    assert camera.expanded_node_namespace == deblur.expanded_node_namespace == "/cam0"
+    params = parameters(camera)[1]
+    if driver == "v4l2_camera":
+        assert list(params["image_size"]) == [1280, 720]
+        assert params["output_encoding"] == "rgb8"
+    else:
+        assert (params["image_width"], params["image_height"]) == (1280, 720)
+        assert params["pixel_format"].endswith("2rgb")
+
+
+def test_multi_camera_launch_serves_cameras_from_one_node(share: Path):
+    (node,), _ = expand(
+        "multi_camera_deblur.launch.py", cameras="[left, right]", namespace="stereo"
+    )
+    assert node.node_name == "/stereo/sarn_deblur"
+    assert list(parameters(node)[1]["cameras"]) == ["left", "right"]
