@@ -1,0 +1,281 @@
+"""`sarn bench node`: the real sarn_deblur_node, end to end over DDS, at camera rate.
+
+For each frame size a fresh node process is started by its console script (own ROS domain,
+loopback only, the packaged Fast DDS shared-memory profile) and fed rgb8 frames by a
+best-effort publisher at ``--fps``, like a camera driver. Reported per size:
+
+- in/out fps: frames published / deblurred frames received per second of the measurement.
+- drop %: frames published but never received (``latest`` drops stale frames by design when
+  the model is slower than the camera).
+- e2e ms: publish -> receive of the deblurred frame (median, 95th percentile). With
+  ``--future-frames`` > 0 this includes waiting for the look-ahead frames; the default 0
+  measures pure processing.
+- inference ms: the engine call per frame as the node measures it (mean, from /diagnostics).
+- node ms: the node's own per-frame work beside the model (conversion, resize, message
+  building, publishing; mean, from /diagnostics). This is the overhead the node adds.
+- e2e - inference: everything that is not the model: both DDS hops, the wait in the intake
+  slot and the node's own work.
+- CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
+  start and end of the measurement (flat under overload with ``latest``).
+
+The benchmark's own publisher/subscriber runs in this process on the same machine, so on a
+small CPU it competes with the node; ``--tiny`` swaps in an untrained small network to show
+the node's own overhead at camera rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..resources import find_share_file
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or name")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="use an untrained small RecurrentSARN (isolates the node's overhead)",
+    )
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument("--sizes", default="640x480,1280x720", help="WxH list")
+    parser.add_argument("--fps", type=float, default=30.0, help="camera rate")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
+    parser.add_argument("--future-frames", type=int, default=0, choices=(0, 1, 2))
+    parser.add_argument("--queue-policy", default="latest", choices=("latest", "all"))
+    parser.add_argument("--threads", type=int, default=0, help="node torch threads (0 = all)")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    sizes = []
+    for item in text.split(","):
+        w, _, h = item.strip().lower().partition("x")
+        sizes.append((int(w), int(h)))
+    return sizes
+
+
+def tiny_checkpoint(directory: Path) -> Path:
+    import torch
+
+    from ..archs import RecurrentSARN
+    from ..checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    return save_checkpoint(model, directory / "tiny_recurrent.pth", meta={"note": "bench"})
+
+
+class ProcessMeter:
+    """CPU time and RSS of one process from /proc (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime + stime
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+def node_command(weights: str, args: argparse.Namespace) -> list[str]:
+    script = Path(sys.executable).parent / "sarn_deblur_node"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sarn_ros.ros.node"]
+    params = {
+        "weights": weights,
+        "device": args.device,
+        "precision": args.precision,
+        "future_frames": args.future_frames,
+        "queue_policy": args.queue_policy,
+        "diagnostics_period_s": 0.5,
+    }
+    cmd += ["--ros-args", "--params-file", str(find_share_file("config/sarn_deblur.yaml"))]
+    for name, value in params.items():
+        cmd += ["-p", f"{name}:={value}"]
+    return [*cmd, "--log-level", "warn"]
+
+
+def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) -> dict[str, Any]:
+    """One node process, one frame size: warm up, then publish at --fps for --duration."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from ..ros.image_conversion import numpy_to_image
+
+    env = dict(os.environ)
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    proc = subprocess.Popen(
+        node_command(weights, args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    meter = ProcessMeter(proc.pid)
+    rclpy.init()
+    node = rclpy.create_node("sarn_bench_node")
+    try:
+        w, h = size
+        rng = np.random.default_rng(0)
+        import cv2
+
+        frame = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
+        msg = numpy_to_image(frame, "rgb8")
+        msg.header.frame_id = "bench"
+        info = CameraInfo(width=w, height=h)
+        camera_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
+        pub = node.create_publisher(Image, "image_raw", camera_qos)
+        info_pub = node.create_publisher(CameraInfo, "camera_info", camera_qos)
+        received: dict[int, float] = {}
+        diags: list[dict[str, str]] = []
+
+        def on_image(out: Image) -> None:
+            received[out.header.stamp.sec * 10**9 + out.header.stamp.nanosec] = time.monotonic()
+
+        def on_diag(array: DiagnosticArray) -> None:
+            for status in array.status:
+                if "sarn_deblur" in status.name:
+                    diags.append({kv.key: kv.value for kv in status.values})
+
+        node.create_subscription(Image, "deblurred/image_raw", on_image, 10)
+        node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+
+        def spin_for(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                rclpy.spin_once(node, timeout_sec=max(0.0, min(0.01, end - time.monotonic())))
+
+        def send() -> tuple[int, float]:
+            stamp = time.time_ns()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+            info.header = msg.header
+            info_pub.publish(info)
+            t = time.monotonic()
+            pub.publish(msg)
+            return stamp, t
+
+        deadline = time.monotonic() + 120
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode().strip().splitlines()[-1])
+            spin_for(0.1)
+        while not received and time.monotonic() < deadline:  # warm-up: first output
+            send()
+            spin_for(1.0)
+        if not received:
+            raise RuntimeError("the node produced no output within 120 s")
+        spin_for(1.0)
+        received.clear()
+        n_diag = len(diags)
+
+        sent: dict[int, float] = {}
+        cpu0, rss0, t0 = meter.cpu_s(), meter.rss_mib(), time.monotonic()
+        period = 1.0 / args.fps
+        next_t = t0
+        while time.monotonic() < t0 + args.duration:
+            stamp, t = send()
+            sent[stamp] = t
+            next_t += period
+            spin_for(max(0.0, next_t - time.monotonic()))
+        wall = time.monotonic() - t0
+        cpu1, rss1 = meter.cpu_s(), meter.rss_mib()
+        spin_for(max(3.0, 2 * float(diags[-1].get("inference ms (mean)", 0) or 0) / 1e3))
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+    latencies = sorted((received[s] - sent[s]) * 1e3 for s in sent if s in received)
+    window = diags[n_diag:] or diags[-1:]
+
+    def diag_mean(key: str) -> float:
+        values = [float(d[key]) for d in window if d.get(key, "n/a") != "n/a"]
+        return statistics.fmean(values) if values else float("nan")
+
+    inference = diag_mean("inference ms (mean)")
+    p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    got = sum(1 for s in sent if s in received)
+    return {
+        "size": f"{size[0]}x{size[1]}",
+        "in_fps": len(sent) / wall,
+        "out_fps": got / wall,
+        "drop_pct": 100.0 * (1 - got / len(sent)),
+        "e2e_ms_p50": p50,
+        "e2e_ms_p95": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
+        "inference_ms": inference,
+        "node_ms": diag_mean("node overhead ms per frame (mean)"),
+        "e2e_minus_inference_ms": p50 - inference,
+        "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
+        "rss_mib_start": rss0,
+        "rss_mib_end": rss1,
+    }
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    header = (
+        "| size | in fps | out fps | drop % | e2e ms p50 | e2e ms p95 | inference ms | node ms "
+        "| e2e - inference ms | node CPU % | node RSS MiB (start -> end) |"
+    )
+    print(header)
+    print("|" + "---|" * 11)
+    for r in rows:
+        print(
+            f"| {r['size']} | {r['in_fps']:.1f} | {r['out_fps']:.1f} | {r['drop_pct']:.0f} "
+            f"| {r['e2e_ms_p50']:.1f} | {r['e2e_ms_p95']:.1f} | {r['inference_ms']:.1f} "
+            f"| {r['node_ms']:.2f} | {r['e2e_minus_inference_ms']:.1f} | {r['cpu_pct']:.0f} "
+            f"| {r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} |"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        sizes = parse_sizes(args.sizes)
+    except ValueError:
+        print(f"sarn bench node: error: --sizes must be WxH[,WxH...], got {args.sizes!r}")
+        return 2
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(150, 200))  # away from live systems
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file("config/fastdds_shm.xml"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = str(tiny_checkpoint(Path(tmp))) if args.tiny else args.weights
+        for size in sizes:
+            try:
+                rows.append(bench_size(weights, size, args))
+            except RuntimeError as exc:
+                print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
+                return 1
+    model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
+    print(
+        f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
+        f"fps best effort, queue_policy {args.queue_policy}, future_frames {args.future_frames}, "
+        f"{args.duration:g} s per size"
+    )
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
