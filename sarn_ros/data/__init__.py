@@ -1,0 +1,1 @@
+"""Training data: synthetic blur generator and dataset loaders (no ROS)."""
