@@ -1,0 +1,180 @@
+"""Sequence datasets for training and evaluation: real blurred/sharp folders in the standard
+layouts, and sharp material turned into blurred sequences by :mod:`blur_synth`.
+
+Accepted layouts (``root`` may hold one sequence or many):
+
+- GoPro: ``GOPRO_Large/{train,test}/<seq>/{blur,blur_gamma,sharp}/`` (pass the split folder)
+- DVD: ``quantitative_datasets/<seq>/{input,GT}/``
+- BSD / REDS style: ``<root>/<seq>/{blur,gt}/`` or ``<root>/<seq>/{blur,sharp}/``
+- sharp only (for synthesis): a folder of frames (a video) or of stills.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .blur_synth import BlurParams, synthesize
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+BLUR_DIRS = ("blur", "input", "blur_gamma")
+SHARP_DIRS = ("sharp", "GT", "gt")
+
+
+def natural_key(path: Path) -> list:
+    """Sort 'Frame 2' before 'Frame 10'."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS), key=natural_key
+    )
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ValueError(f"cannot read image {path}")
+    return np.ascontiguousarray(img[..., ::-1])
+
+
+@dataclass
+class Sequence:
+    """A blurred sequence with its sharp ground truth (uint8 RGB frames of equal size)."""
+
+    name: str
+    blurred: list[np.ndarray]
+    sharp: list[np.ndarray]
+
+
+def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
+    """(name, blur dir, sharp dir) for every sequence under ``root`` in a known layout."""
+    root = Path(root)
+    candidates = [root, *sorted((d for d in root.iterdir() if d.is_dir()), key=natural_key)]
+    found = []
+    for d in candidates:
+        blur = next((d / b for b in BLUR_DIRS if (d / b).is_dir()), None)
+        sharp = next((d / s for s in SHARP_DIRS if (d / s).is_dir()), None)
+        if blur is not None and sharp is not None:
+            found.append((d.name, blur, sharp))
+    return found
+
+
+def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:
+    """Real blurred/sharp sequences; frames are matched by sorted order."""
+    seqs = []
+    for name, blur_dir, sharp_dir in find_pair_dirs(root):
+        blurs, sharps = list_images(blur_dir)[:max_frames], list_images(sharp_dir)[:max_frames]
+        if len(blurs) != len(sharps):
+            raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
+        seqs.append(
+            Sequence(
+                name,
+                [_scaled(read_rgb(p), scale) for p in blurs],
+                [_scaled(read_rgb(p), scale) for p in sharps],
+            )
+        )
+    if not seqs:
+        raise ValueError(f"no blurred/sharp sequence found under {root}")
+    return seqs
+
+
+def _scaled(img: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return img
+    h, w = img.shape[:2]
+    return cv2.resize(
+        img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+
+
+def synthesize_folder(
+    folder: Path,
+    seed: int,
+    params: BlurParams | None = None,
+    scale: float = 1.0,
+    max_frames: int | None = None,
+    still_frames: int = 6,
+) -> list[Sequence]:
+    """Blurred sequences from a sharp folder: one video if its frames share a size (>= 3
+    frames), else one synthetic camera move per still."""
+    paths = list_images(folder)[:max_frames] if max_frames else list_images(folder)
+    imgs = [_scaled(read_rgb(p), scale) for p in paths]
+    if len(imgs) >= 3 and len({i.shape for i in imgs}) == 1 and _looks_like_video(imgs):
+        b, s = synthesize(imgs, params=params, seed=seed)
+        return [Sequence(Path(folder).name, b, s)]
+    out = []
+    for i, (p, img) in enumerate(zip(paths, imgs, strict=True)):
+        b, s = synthesize([img], n_frames=still_frames, params=params, seed=seed * 1000 + i)
+        out.append(Sequence(p.stem, b, s))
+    return out
+
+
+def _looks_like_video(imgs: list[np.ndarray]) -> bool:
+    """Consecutive frames of a video differ little; unrelated stills differ a lot."""
+    a, b = (cv2.resize(x, (64, 64)).astype(np.float32) for x in imgs[:2])
+    return float(np.abs(a - b).mean()) < 25.0
+
+
+def save_sequences(seqs: list[Sequence], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for s in seqs:
+        np.savez(out_dir / f"{s.name}.npz", blurred=np.stack(s.blurred), sharp=np.stack(s.sharp))
+
+
+def load_sequences(folder: Path) -> list[Sequence]:
+    seqs = []
+    for f in sorted(Path(folder).rglob("*.npz"), key=natural_key):
+        with np.load(f) as z:
+            seqs.append(Sequence(f.stem, list(z["blurred"]), list(z["sharp"])))
+    return seqs
+
+
+class ClipSampler:
+    """Random training clips (N, T, 3, crop, crop) in [0, 1] with random crops and flips.
+
+    Sequences are weighted by their number of frames; shorter sequences than T are skipped.
+    """
+
+    def __init__(self, seqs: list[Sequence], clip_len: int, crop: int) -> None:
+        self.seqs = [
+            s for s in seqs if len(s.blurred) >= clip_len and min(s.blurred[0].shape[:2]) >= crop
+        ]
+        if not self.seqs:
+            raise ValueError(f"no sequence has {clip_len} frames of at least {crop}x{crop}")
+        weights = np.array([len(s.blurred) - clip_len + 1 for s in self.seqs], dtype=np.float64)
+        self.p = weights / weights.sum()
+        self.clip_len, self.crop = clip_len, crop
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        blurred, sharp = [], []
+        for _ in range(batch):
+            s = self.seqs[rng.choice(len(self.seqs), p=self.p)]
+            t0 = int(rng.integers(0, len(s.blurred) - self.clip_len + 1))
+            h, w = s.blurred[0].shape[:2]
+            y, x = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
+            win = (slice(y, y + self.crop), slice(x, x + self.crop))
+            b = np.stack([f[win] for f in s.blurred[t0 : t0 + self.clip_len]])
+            g = np.stack([f[win] for f in s.sharp[t0 : t0 + self.clip_len]])
+            if rng.random() < 0.5:
+                b, g = b[:, :, ::-1], g[:, :, ::-1]
+            if rng.random() < 0.5:
+                b, g = b[:, ::-1], g[:, ::-1]
+            if rng.random() < 0.5:  # play the clip backwards: blur statistics are symmetric
+                b, g = b[::-1], g[::-1]
+            blurred.append(b)
+            sharp.append(g)
+
+        def to_tensor(x: list[np.ndarray]) -> torch.Tensor:
+            return (
+                torch.from_numpy(np.ascontiguousarray(np.stack(x))).permute(0, 1, 4, 2, 3).float()
+                / 255.0
+            )
+
+        return to_tensor(blurred), to_tensor(sharp)

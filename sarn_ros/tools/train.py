@@ -1,0 +1,191 @@
+"""`sarn train`: train or fine-tune SARN / RecurrentSARN weights.
+
+Data comes from ``--data`` folders (real blurred/sharp pairs in GoPro, DVD or BSD/REDS
+layouts are used as they are; sharp frames or stills go through the synthetic blur
+generator) or from a pre-synthesised ``--trainset`` folder of ``.npz`` clips, which is built
+from ``--data`` the first time and reused afterwards (and by ``--resume``). Runs under
+``torchrun`` unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..data.blur_synth import BlurParams
+from ..data.datasets import (
+    Sequence,
+    find_pair_dirs,
+    list_images,
+    load_pairs,
+    load_sequences,
+    save_sequences,
+    synthesize_folder,
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="Train or fine-tune SARN weights.",
+        description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--arch", choices=("recurrent", "single"), default="recurrent")
+    p.add_argument("--run-dir", type=Path, required=True, help="checkpoints, logs, best.pth")
+    p.add_argument("--resume", action="store_true", help="continue <run-dir>/last.pt if present")
+    p.add_argument("--init", help="weights (path or packaged name) to fine-tune from")
+    d = p.add_argument_group("data")
+    d.add_argument("--data", type=Path, nargs="*", default=[], help="dataset / sharp folders")
+    d.add_argument("--trainset", type=Path, help="pre-synthesised .npz clips (built if empty)")
+    d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="downscale factors")
+    d.add_argument("--variants", type=int, default=1, help="blur draws per sharp source")
+    d.add_argument("--still-frames", type=int, default=6, help="frames per synthesised still")
+    d.add_argument("--val-sharp", type=Path, help="held-out sharp video for validation PSNR")
+    d.add_argument("--val-frames", type=int, default=10)
+    d.add_argument("--val-scale", type=float, default=0.5)
+    b = p.add_argument_group("synthetic blur (match your camera)")
+    b.add_argument("--blur-px", type=float, default=24.0, help="largest blur length, pixels")
+    b.add_argument("--exposure", type=float, default=0.8, help="shutter duty cycle 0..1")
+    b.add_argument("--rotation-deg", type=float, default=1.5)
+    b.add_argument("--zoom", type=float, default=0.03)
+    b.add_argument("--noise", type=float, default=2.0, help="largest noise sigma, 8-bit levels")
+    b.add_argument("--jpeg", type=int, nargs=2, default=[70, 97], metavar=("MIN", "MAX"))
+    b.add_argument("--no-jpeg", action="store_true")
+    b.add_argument("--object-prob", type=float, default=0.3)
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
+    o.add_argument("--batch", type=int, default=4)
+    o.add_argument("--clip-len", type=int, default=4)
+    o.add_argument("--crop", type=int, default=96)
+    o.add_argument("--lr", type=float, default=4e-4)
+    o.add_argument("--warmup", type=int, default=200)
+    o.add_argument("--fft-weight", type=float, default=0.05)
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--device", default="auto")
+    o.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
+    o.add_argument("--ckpt-minutes", type=float, default=5.0)
+    o.add_argument("--val-minutes", type=float, default=10.0)
+    m = p.add_argument_group("architecture (new runs only)")
+    m.add_argument("--channels", type=int)
+    m.add_argument("--blocks-per-level", type=int)
+    m.add_argument("--num-drm", type=int)
+    m.add_argument("--lstm-channels", type=int)
+    m.add_argument("--attention-stride", type=int)
+    p.set_defaults(func=run)
+
+
+def blur_params(args: argparse.Namespace) -> BlurParams:
+    return BlurParams(
+        blur_px=args.blur_px,
+        exposure=args.exposure,
+        rotation_deg=args.rotation_deg,
+        zoom=args.zoom,
+        noise_std=args.noise,
+        jpeg_quality=None if args.no_jpeg else (args.jpeg[0], args.jpeg[1]),
+        object_prob=args.object_prob,
+    )
+
+
+def gather(
+    folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
+) -> list[Sequence]:
+    """Real pairs where a known layout is found, otherwise synthesised sequences from every
+    folder of sharp images (the folder itself or its sub-folders)."""
+    seqs: list[Sequence] = []
+    for root in folders:
+        if not root.is_dir():
+            raise ValueError(f"not a folder: {root}")
+        for scale in scales:
+            if find_pair_dirs(root):
+                seqs += load_pairs(root, scale=scale)
+                continue
+            leaves = [root] if list_images(root) else sorted(d for d in root.iterdir() if d.is_dir())
+            for leaf in leaves:
+                if not list_images(leaf):
+                    continue
+                for v in range(variants):
+                    seed = hash_seed(leaf.name, scale, v)
+                    for s in synthesize_folder(leaf, seed, params, scale, still_frames=still_frames):
+                        s.name = f"{leaf.name}_{s.name}_x{scale:g}_v{v}"
+                        seqs.append(s)
+    if not seqs:
+        raise ValueError("no training images found in " + ", ".join(map(str, folders)))
+    return seqs
+
+
+def hash_seed(name: str, scale: float, variant: int) -> int:
+    """A stable seed per (source, scale, variant); Python's hash() is salted per process."""
+    return int.from_bytes(f"{name}/{scale:g}/{variant}".encode(), "little") % (2**31)
+
+
+def validation_set(args: argparse.Namespace) -> list[Sequence]:
+    """The held-out video, synthesised with a fixed seed, shortened and downscaled for speed."""
+    if args.val_sharp is None:
+        return []
+    seqs = synthesize_folder(
+        args.val_sharp, seed=1234, params=BlurParams(blur_px=args.blur_px, exposure=args.exposure),
+        scale=args.val_scale, max_frames=args.val_frames,
+    )
+    return seqs
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.trainer import Trainer, TrainConfig  # torch import only when training
+
+    try:
+        if args.trainset is not None and load_sequences(args.trainset) if args.trainset and args.trainset.exists() else False:
+            train = load_sequences(args.trainset)
+        else:
+            train = gather(args.data, blur_params(args), args.scales, args.variants, args.still_frames)
+            if args.trainset is not None and int(os.environ.get("RANK", 0)) == 0:
+                save_sequences(train, args.trainset)
+        val = validation_set(args)
+    except (ValueError, OSError) as exc:
+        print(f"sarn train: {exc}", file=sys.stderr)
+        return 2
+    frames = sum(len(s.blurred) for s in train)
+    print(f"training data: {len(train)} sequences, {frames} frames", flush=True)
+    model = {
+        k: getattr(args, k)
+        for k in ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
+        if getattr(args, k) is not None
+    }
+    if args.arch == "single":
+        model.pop("lstm_channels", None)
+    cfg = TrainConfig(
+        arch=args.arch, steps=args.steps, batch=args.batch, clip_len=args.clip_len,
+        crop=args.crop, lr=args.lr, warmup=args.warmup, fft_weight=args.fft_weight,
+        seed=args.seed, ckpt_minutes=args.ckpt_minutes, val_minutes=args.val_minutes,
+        max_minutes=args.max_minutes, device=args.device, model=model, init=args.init,
+        data_summary=summarise(args, train),
+    )
+    try:
+        trainer = Trainer(cfg, train, val, args.run_dir)
+    except (ValueError, RuntimeError) as exc:
+        print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if args.resume and trainer.resume():
+        print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
+    trainer.run()
+    if trainer.history:
+        best = max(trainer.history, key=lambda m: m["val_psnr"])
+        print(
+            f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
+            f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
+        )
+    return 0
+
+
+def summarise(args: argparse.Namespace, train: list[Sequence]) -> list[str]:
+    sizes = sorted({f"{s.blurred[0].shape[1]}x{s.blurred[0].shape[0]}" for s in train})
+    frames = int(np.sum([len(s.blurred) for s in train]))
+    return [
+        f"sources: {', '.join(str(d) for d in args.data) or str(args.trainset)}",
+        f"{len(train)} sequences, {frames} frames, sizes {', '.join(sizes[:6])}",
+        f"synthetic blur: {blur_params(args).to_dict()}",
+    ]

@@ -1,0 +1,1 @@
+"""Training loop (resumable, time-boxed, DDP-ready)."""

@@ -1,0 +1,310 @@
+"""Training loop for SARN and RecurrentSARN: resumable, time-boxed, DDP-ready.
+
+Recurrent training is truncated BPTT over short clips through ``RecurrentSARN.forward``, which
+builds every 5-frame stack with :func:`sarn_ros.archs.fusion_inputs`, the rule the streaming
+engine uses. ``future_frames`` is drawn from {0, 1, 2} per step, so one set of weights serves
+every look-ahead setting of the engine and the node.
+
+Checkpoints (``<run-dir>/last.pt``: model, optimiser, scheduler, step, RNG states) are written
+atomically every few minutes and at the end, so a run can be cut at any time (a 10-minute GPU
+command, a session ending) and continued with ``--resume``. The best validation model is
+exported in the project's checkpoint format to ``<run-dir>/best.pth``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
+from ..checkpoint import read_checkpoint, save_checkpoint
+from ..data.datasets import ClipSampler, Sequence
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "recurrent"  # recurrent | single
+    steps: int = 20000  # length of the cosine schedule
+    batch: int = 4
+    clip_len: int = 4
+    crop: int = 96
+    lr: float = 4e-4
+    min_lr: float = 1e-5
+    warmup: int = 200
+    fft_weight: float = 0.05
+    grad_clip: float = 1.0
+    seed: int = 0
+    ckpt_minutes: float = 5.0
+    val_minutes: float = 10.0
+    max_minutes: float | None = None
+    device: str = "auto"
+    model: dict[str, Any] = field(default_factory=dict)  # architecture overrides
+    init: str | None = None  # checkpoint to fine-tune from (its architecture wins)
+    data_summary: list[str] = field(default_factory=list)
+
+
+def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+def fft_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """L1 between amplitude-and-phase spectra: rewards restoring high frequencies."""
+    return (
+        (torch.fft.rfft2(x.float(), norm="ortho") - torch.fft.rfft2(y.float(), norm="ortho"))
+        .abs()
+        .mean()
+    )
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
+    mse = F.mse_loss(x.clamp(0, 1), y).item()
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def build_training_model(cfg: TrainConfig) -> nn.Module:
+    """A fresh model of ``cfg.arch`` (with ``cfg.model`` overrides), or the checkpoint
+    ``cfg.init`` to fine-tune; a recurrent model can start from single-image weights since the
+    encoder-decoder parameters are shared by name where shapes agree."""
+    model_cls, cfg_cls = (
+        (RecurrentSARN, RecurrentSARNConfig) if cfg.arch == "recurrent" else (SARN, SARNConfig)
+    )
+    if cfg.init is None:
+        return model_cls(cfg_cls(**cfg.model))
+    ckpt = read_checkpoint(cfg.init)
+    arch_cfg = {k: v for k, v in ckpt["config"].items() if k in cfg_cls.__dataclass_fields__}
+    model = model_cls(cfg_cls(**arch_cfg))
+    own = model.state_dict()
+    usable = {k: v for k, v in ckpt["state_dict"].items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ValueError(f"{cfg.init}: no parameter fits a {model_cls.__name__}")
+    model.load_state_dict(usable, strict=False)
+    return model
+
+
+class Trainer:
+    def __init__(
+        self, cfg: TrainConfig, train: list[Sequence], val: list[Sequence], run_dir: Path
+    ) -> None:
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.rank = int(os.environ.get("RANK", 0))
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        if cfg.device == "auto":
+            cfg.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.world > 1:
+            dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
+            if cfg.device.startswith("cuda"):
+                cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        self.device = torch.device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.model = build_training_model(cfg).to(self.device)
+        self.model.train()
+        self.net: nn.Module = (
+            nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
+        )
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
+        self.sampler = ClipSampler(train, cfg.clip_len if cfg.arch == "recurrent" else 1, cfg.crop)
+        self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
+        self.val = val
+        self.step = 0
+        self.best = -math.inf
+        self.history: list[dict[str, float]] = []
+        self.amp = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.writer = None
+        self.sample_image: torch.Tensor | None = None
+        if self.rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(self.run_dir / "tb"))
+            except ImportError:
+                self.writer = None
+
+    def _lr_factor(self, step: int) -> float:
+        c = self.cfg
+        if step < c.warmup:
+            return (step + 1) / c.warmup
+        t = min((step - c.warmup) / max(c.steps - c.warmup, 1), 1.0)
+        floor = c.min_lr / c.lr
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "history": self.history,
+            "torch_rng": torch.get_rng_state(),
+            "np_rng": self.rng.bit_generator.state,
+            "config": asdict(self.cfg),
+        }
+
+    def save(self) -> None:
+        if self.rank != 0:
+            return
+        tmp = self.run_dir / "last.pt.tmp"
+        torch.save(self.state(), tmp)
+        tmp.replace(self.run_dir / "last.pt")
+
+    def resume(self) -> bool:
+        path = self.run_dir / "last.pt"
+        if not path.exists():
+            return False
+        st = torch.load(path, map_location=self.device, weights_only=True)
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        self.sched.load_state_dict(st["sched"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
+        torch.set_rng_state(st["torch_rng"].cpu())
+        self.rng.bit_generator.state = st["np_rng"]
+        return True
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, blurred: torch.Tensor, sharp: torch.Tensor, future_frames: int) -> float:
+        blurred, sharp = blurred.to(self.device), sharp.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            if self.cfg.arch == "recurrent":
+                out, _ = self.net(blurred, future_frames)
+            else:
+                out = self.net(blurred[:, 0]).unsqueeze(1)
+            loss = charbonnier(out.float(), sharp)
+            if self.cfg.fft_weight:
+                loss = loss + self.cfg.fft_weight * fft_loss(out.flatten(0, 1), sharp.flatten(0, 1))
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.step += 1
+        return float(loss.item())
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean PSNR over the held-out sequences, model vs blurred input (future_frames=2)."""
+        self.model.eval()
+        model_psnr, input_psnr = [], []
+        for seq in self.val:
+            b = (
+                torch.from_numpy(np.stack(seq.blurred))
+                .permute(0, 3, 1, 2)
+                .float()
+                .div(255)
+                .unsqueeze(0)
+            )
+            g = (
+                torch.from_numpy(np.stack(seq.sharp))
+                .permute(0, 3, 1, 2)
+                .float()
+                .div(255)
+                .unsqueeze(0)
+            )
+            b, g = b.to(self.device), g.to(self.device)
+            if self.cfg.arch == "recurrent":
+                out, _ = self.model(b, 2)
+            else:
+                out = torch.stack([self.model(b[:, t]) for t in range(b.shape[1])], 1)
+            out = (out.clamp(0, 1) * 255).round() / 255  # as published: 8-bit
+            model_psnr += [psnr(out[:, t], g[:, t]) for t in range(g.shape[1])]
+            if not input_psnr:  # first sequence, middle frame: blurred | output | sharp
+                mid = g.shape[1] // 2
+                self.sample_image = torch.cat([b[0, mid], out[0, mid], g[0, mid]], dim=2).cpu()
+            input_psnr += [psnr(b[:, t], g[:, t]) for t in range(g.shape[1])]
+        self.model.train()
+        return {"val_psnr": float(np.mean(model_psnr)), "input_psnr": float(np.mean(input_psnr))}
+
+    def export_best(self, metrics: dict[str, float]) -> None:
+        meta = {
+            "name": f"sarn_{self.cfg.arch}",
+            "steps": self.step,
+            "train_config": {k: v for k, v in asdict(self.cfg).items() if k != "data_summary"},
+            "data": self.cfg.data_summary,
+            "hardware": f"{platform.processor() or platform.machine()} / {self.device}",
+            "validation": dict(metrics, set="Vid4 calendar (held out), synthetic blur"),
+        }
+        save_checkpoint(self.model, self.run_dir / "best.pth", meta=meta)
+
+    def run(self, log=print) -> None:
+        cfg = self.cfg
+        start = last_ckpt = last_val = time.monotonic()
+        losses: list[float] = []
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=cfg.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True
+            )
+        except ImportError:
+            bar = None
+        while self.step < cfg.steps:
+            if self._time_is_up(start):
+                break
+            blurred, sharp = self.sampler.sample(self.rng, cfg.batch)
+            future = int(self.rng.integers(0, 3))
+            losses.append(self.train_step(blurred, sharp, future))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{self.sched.get_last_lr()[0]:.1e}"
+                )
+            if self.writer is not None and self.step % 10 == 0:
+                self.writer.add_scalar("train/loss", np.mean(losses[-10:]), self.step)
+                self.writer.add_scalar("train/lr", self.sched.get_last_lr()[0], self.step)
+            now = time.monotonic()
+            if self.val and self.rank == 0 and now - last_val > cfg.val_minutes * 60:
+                self._validate_and_export(log)
+                last_val = time.monotonic()
+            if now - last_ckpt > cfg.ckpt_minutes * 60:
+                self.save()
+                last_ckpt = now
+        if self.val and self.rank == 0:
+            self._validate_and_export(log)
+        self.save()
+        if bar is not None:
+            bar.close()
+
+    def _time_is_up(self, start: float) -> bool:
+        """``--max-minutes`` reached; under DDP every rank stops at the same step."""
+        up = (
+            self.cfg.max_minutes is not None
+            and time.monotonic() - start > self.cfg.max_minutes * 60
+        )
+        if self.world > 1:
+            flag = torch.tensor([float(up)], device=self.device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            up = bool(flag.item())
+        return up
+
+    def _validate_and_export(self, log) -> None:
+        m = self.validate()
+        m["step"] = self.step
+        self.history.append(m)
+        log(f"step {self.step}: val PSNR {m['val_psnr']:.2f} dB (input {m['input_psnr']:.2f} dB)")
+        if self.writer is not None:
+            self.writer.add_scalar("val/psnr", m["val_psnr"], self.step)
+            self.writer.add_scalar("val/gain_db", m["val_psnr"] - m["input_psnr"], self.step)
+            if self.sample_image is not None:
+                self.writer.add_image("val/blurred_output_sharp", self.sample_image, self.step)
+            self.writer.flush()
+        if m["val_psnr"] > self.best:
+            self.best = m["val_psnr"]
+            self.export_best(m)
