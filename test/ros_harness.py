@@ -45,21 +45,24 @@ class NodeProcess:
         self.proc = subprocess.Popen(
             args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
+        self.result: tuple[int, str] | None = None
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def stop(self) -> tuple[int, str]:
-        """SIGINT, as Ctrl-C or `ros2 launch` would send; returns (exit code, output)."""
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = self.proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-            return -9, out
-        return self.proc.returncode, out
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
+        """SIGINT (Ctrl-C, `ros2 launch`) or SIGTERM; returns (exit code, output). Idempotent."""
+        if self.result is None:
+            if self.alive():
+                self.proc.send_signal(sig)
+            try:
+                out, _ = self.proc.communicate(timeout=20)
+                self.result = self.proc.returncode, out
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                out, _ = self.proc.communicate()
+                self.result = -9, out
+        return self.result
 
 
 class Camera:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 
@@ -9,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import rclpy
+import torch
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from ros_harness import (
@@ -88,8 +90,8 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
     assert [stamp(i) for i in cam.infos] == stamps
     assert cam.infos[0].k[2] == 32.0
 
-    torch_threads = __import__("torch").get_num_threads()
-    __import__("torch").set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
     try:
         engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
         expected = [
@@ -99,7 +101,7 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
         ]
         expected += [o.image for o in engine.flush()]
     finally:
-        __import__("torch").set_num_threads(torch_threads)
+        torch.set_num_threads(torch_threads)
     for msg, exp in zip(cam.outputs, expected, strict=True):
         np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
 
@@ -178,8 +180,10 @@ def test_compressed_in_and_out_with_corrupt_jpeg(ros, tiny_recurrent_checkpoint)
         input_transport="compressed",
         publish_compressed=True,
         resize=0.5,
+        queue_policy="all",  # latest would (rightly) drop the first of two back-to-back frames
+        **RELIABLE_IN,
     )
-    pub = node.create_publisher(CompressedImage, "image_raw/compressed", qos(False))
+    pub = node.create_publisher(CompressedImage, "image_raw/compressed", qos(True))
     cam = Camera(node)
     got: list[CompressedImage] = []
     node.create_subscription(
@@ -323,28 +327,28 @@ def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_che
         cam.publish(src, "rgb8", 60 * SEC + i * SEC // 10)
         assert spin_until(node, lambda n=i: len(cam.outputs) > n, 30), f"720p frame {i} lost"
     assert (cam.outputs[0].width, cam.outputs[0].height) == (1280, 720)
+    rc, out = proc.stop(signal.SIGTERM)  # as systemd or docker stop would
+    assert rc == 0, out
 
 
-def test_startup_errors_exit_with_one_line(tmp_path, ros_domain):
-    missing = subprocess.run(
-        [NODE, "--ros-args", "-p", f"weights:={tmp_path / 'nope.pth'}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_checkpoint):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    broken = subprocess.run(
-        [NODE, "--ros-args", "-p", f"weights:={corrupt}"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    for result in (missing, broken):
-        assert result.returncode != 0
-        assert "Traceback" not in result.stderr
-        errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
-        assert len(errors) == 1, result.stderr
+    cases = {
+        "missing weights": [f"weights:={tmp_path / 'nope.pth'}"],
+        "corrupt weights": [f"weights:={corrupt}"],
+        "out of range": [f"weights:={tiny_recurrent_checkpoint}", "future_frames:=7"],
+        "bad choice": [f"weights:={tiny_recurrent_checkpoint}", "queue_policy:=newest"],
+    }
+    if not torch.cuda.is_available():
+        cases["no CUDA"] = [f"weights:={tiny_recurrent_checkpoint}", "device:=cuda"]
+    for case, params in cases.items():
+        args = [NODE, "--ros-args"] + [a for p in params for a in ("-p", p)]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0, case
+        assert "Traceback" not in result.stderr, case
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
 
 
 def test_help_needs_no_ros():

@@ -405,8 +405,8 @@ class DeblurNode(Node):
             counts = dict(self.counts)
             lat, ages = sorted(self.latencies), sorted(self.ages)
             inference, overhead = list(self.inference_ms), list(self.overhead_ms)
-            self.inference_ms.clear()
-            self.overhead_ms.clear()
+            for timings in (self.latencies, self.ages, self.inference_ms, self.overhead_ms):
+                timings.clear()  # every timing figure covers the last period only
         stats = self.engine.stats()
         rejected = sum(v for k, v in counts.items() if k.startswith("rejected."))
 

@@ -15,6 +15,8 @@ best-effort publisher at ``--fps``, like a camera driver. Reported per size:
   building, publishing; mean, from /diagnostics). This is the overhead the node adds.
 - e2e - inference: everything that is not the model: both DDS hops, the wait in the intake
   slot and the node's own work.
+- callback -> publish ms: inside the node, from the subscription callback to the publish of
+  the result (median of the node's own figure), i.e. e2e without the two DDS hops.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
   start and end of the measurement (flat under overload with ``latest``).
 
@@ -96,6 +98,11 @@ class ProcessMeter:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+
+def times_ms(diags: list[dict[str, str]], key: str) -> list[float]:
+    """The values of ``key`` in diagnostics messages that had one ("n/a" when no frame)."""
+    return [float(d[key]) for d in diags if d.get(key, "n/a") != "n/a"]
 
 
 def node_command(weights: str, args: argparse.Namespace) -> list[str]:
@@ -198,7 +205,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
             spin_for(max(0.0, next_t - time.monotonic()))
         wall = time.monotonic() - t0
         cpu1, rss1 = meter.cpu_s(), meter.rss_mib()
-        spin_for(max(3.0, 2 * float(diags[-1].get("inference ms (mean)", 0) or 0) / 1e3))
+        spin_for(max(3.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3))
     finally:
         node.destroy_node()
         rclpy.shutdown()
@@ -212,7 +219,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
     window = diags[n_diag:] or diags[-1:]
 
     def diag_mean(key: str) -> float:
-        values = [float(d[key]) for d in window if d.get(key, "n/a") != "n/a"]
+        values = times_ms(window, key)
         return statistics.fmean(values) if values else float("nan")
 
     inference = diag_mean("inference ms (mean)")
@@ -227,6 +234,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "e2e_ms_p95": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
         "inference_ms": inference,
         "node_ms": diag_mean("node overhead ms per frame (mean)"),
+        "node_latency_ms": diag_mean("latency ms (receive to publish, median)"),
         "e2e_minus_inference_ms": p50 - inference,
         "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
         "rss_mib_start": rss0,
@@ -237,15 +245,16 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 def print_table(rows: list[dict[str, Any]]) -> None:
     header = (
         "| size | in fps | out fps | drop % | e2e ms p50 | e2e ms p95 | inference ms | node ms "
-        "| e2e - inference ms | node CPU % | node RSS MiB (start -> end) |"
+        "| e2e - inference ms | callback -> publish ms | node CPU % | node RSS MiB (start -> end) |"
     )
     print(header)
-    print("|" + "---|" * 11)
+    print("|" + "---|" * 12)
     for r in rows:
         print(
             f"| {r['size']} | {r['in_fps']:.1f} | {r['out_fps']:.1f} | {r['drop_pct']:.0f} "
             f"| {r['e2e_ms_p50']:.1f} | {r['e2e_ms_p95']:.1f} | {r['inference_ms']:.1f} "
-            f"| {r['node_ms']:.2f} | {r['e2e_minus_inference_ms']:.1f} | {r['cpu_pct']:.0f} "
+            f"| {r['node_ms']:.2f} | {r['e2e_minus_inference_ms']:.1f} "
+            f"| {r['node_latency_ms']:.1f} | {r['cpu_pct']:.0f} "
             f"| {r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} |"
         )
 
