@@ -13,6 +13,7 @@ import rclpy
 import torch
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.qos import ReliabilityPolicy
 from ros_harness import (
     NODE,
     Camera,
@@ -300,14 +301,16 @@ def test_overload_latest_bounds_latency_all_loses_nothing(ros, tiny_recurrent_ch
 
 def test_all_policy_keeps_every_frame_in_order(ros, tiny_recurrent_checkpoint):
     node, start = ros
-    proc = start(
-        tiny_recurrent_checkpoint,
-        queue_policy="all",
-        **RELIABLE_IN,
-        future_frames=1,
-    )
+    # reliable intake through rclpy's standard QoS override parameters this time
+    overrides = {
+        "qos_overrides./image_raw.subscription.reliability": "reliable",
+        "qos_overrides./image_raw.subscription.depth": 100,
+    }
+    proc = start(tiny_recurrent_checkpoint, queue_policy="all", future_frames=1, **overrides)
     cam = Camera(node)
     wait_connected(node, [cam], proc)
+    (intake,) = node.get_subscriptions_info_by_topic("/image_raw")
+    assert intake.qos_profile.reliability == ReliabilityPolicy.RELIABLE
     src = frames(2, 120, 160)
     stamps = [50 * SEC + i * SEC // 100 for i in range(30)]
     for i, s in enumerate(stamps):
