@@ -117,6 +117,8 @@ def _paste(img: np.ndarray, source: np.ndarray, obj: tuple, t: float) -> np.ndar
         slice(max(y0, 0), max(min(y0 + mask.shape[0], img.shape[0]), 0)),
         slice(max(x0, 0), max(min(x0 + mask.shape[1], img.shape[1]), 0)),
     )
+    if ys.stop <= ys.start or xs.stop <= xs.start:  # the object has left the frame
+        return img
     full[ys, xs] = mask[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
     return img * (1 - full[..., None]) + layer * full[..., None]
 

@@ -104,13 +104,17 @@ def gather(
             if find_pair_dirs(root):
                 seqs += load_pairs(root, scale=scale)
                 continue
-            leaves = [root] if list_images(root) else sorted(d for d in root.iterdir() if d.is_dir())
+            leaves = (
+                [root] if list_images(root) else sorted(d for d in root.iterdir() if d.is_dir())
+            )
             for leaf in leaves:
                 if not list_images(leaf):
                     continue
                 for v in range(variants):
                     seed = hash_seed(leaf.name, scale, v)
-                    for s in synthesize_folder(leaf, seed, params, scale, still_frames=still_frames):
+                    for s in synthesize_folder(
+                        leaf, seed, params, scale, still_frames=still_frames
+                    ):
                         s.name = f"{leaf.name}_{s.name}_x{scale:g}_v{v}"
                         seqs.append(s)
     if not seqs:
@@ -127,23 +131,28 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     """The held-out video, synthesised with a fixed seed, shortened and downscaled for speed."""
     if args.val_sharp is None:
         return []
-    seqs = synthesize_folder(
-        args.val_sharp, seed=1234, params=BlurParams(blur_px=args.blur_px, exposure=args.exposure),
-        scale=args.val_scale, max_frames=args.val_frames,
+    # Blur length scales with the image: --blur-px is meant at full resolution here.
+    params = BlurParams(
+        blur_px=args.blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0
     )
-    return seqs
+    return synthesize_folder(
+        args.val_sharp, seed=1234, params=params, scale=args.val_scale, max_frames=args.val_frames
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.trainer import Trainer, TrainConfig  # torch import only when training
+    from ..training.trainer import TrainConfig, Trainer
 
     try:
-        if args.trainset is not None and load_sequences(args.trainset) if args.trainset and args.trainset.exists() else False:
-            train = load_sequences(args.trainset)
+        ts = args.trainset
+        if ts is not None and ts.is_dir() and any(ts.rglob("*.npz")):
+            train = load_sequences(ts)
         else:
-            train = gather(args.data, blur_params(args), args.scales, args.variants, args.still_frames)
-            if args.trainset is not None and int(os.environ.get("RANK", 0)) == 0:
-                save_sequences(train, args.trainset)
+            train = gather(
+                args.data, blur_params(args), args.scales, args.variants, args.still_frames
+            )
+            if ts is not None and int(os.environ.get("RANK", 0)) == 0:
+                save_sequences(train, ts)
         val = validation_set(args)
     except (ValueError, OSError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
@@ -158,10 +167,21 @@ def run(args: argparse.Namespace) -> int:
     if args.arch == "single":
         model.pop("lstm_channels", None)
     cfg = TrainConfig(
-        arch=args.arch, steps=args.steps, batch=args.batch, clip_len=args.clip_len,
-        crop=args.crop, lr=args.lr, warmup=args.warmup, fft_weight=args.fft_weight,
-        seed=args.seed, ckpt_minutes=args.ckpt_minutes, val_minutes=args.val_minutes,
-        max_minutes=args.max_minutes, device=args.device, model=model, init=args.init,
+        arch=args.arch,
+        steps=args.steps,
+        batch=args.batch,
+        clip_len=args.clip_len,
+        crop=args.crop,
+        lr=args.lr,
+        warmup=args.warmup,
+        fft_weight=args.fft_weight,
+        seed=args.seed,
+        ckpt_minutes=args.ckpt_minutes,
+        val_minutes=args.val_minutes,
+        max_minutes=args.max_minutes,
+        device=args.device,
+        model=model,
+        init=args.init,
         data_summary=summarise(args, train),
     )
     try:

@@ -1,1 +1,5 @@
-"""Training loop (resumable, time-boxed, DDP-ready)."""
+"""Training loop for SARN / RecurrentSARN (no ROS)."""
+
+from .trainer import TrainConfig, Trainer
+
+__all__ = ["TrainConfig", "Trainer"]

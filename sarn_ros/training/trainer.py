@@ -232,13 +232,19 @@ class Trainer:
         self.model.train()
         return {"val_psnr": float(np.mean(model_psnr)), "input_psnr": float(np.mean(input_psnr))}
 
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return str(self.device)
+
     def export_best(self, metrics: dict[str, float]) -> None:
         meta = {
             "name": f"sarn_{self.cfg.arch}",
             "steps": self.step,
             "train_config": {k: v for k, v in asdict(self.cfg).items() if k != "data_summary"},
             "data": self.cfg.data_summary,
-            "hardware": f"{platform.processor() or platform.machine()} / {self.device}",
+            "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, {self.device_name()}"
+            + (f" x{self.world}" if self.world > 1 else ""),
             "validation": dict(metrics, set="Vid4 calendar (held out), synthetic blur"),
         }
         save_checkpoint(self.model, self.run_dir / "best.pth", meta=meta)
