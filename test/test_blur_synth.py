@@ -1,0 +1,165 @@
+"""Synthetic blur generator: determinism, blur strength, linear-light integration, motion
+continuity, borders and ground truth."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+
+from sarn_ros.data.blur_synth import (
+    BlurParams,
+    Trajectory,
+    linear_to_srgb,
+    srgb_to_linear,
+    synthesize,
+)
+
+CLEAN = {"noise_std": 0.0, "jpeg_quality": None, "object_prob": 0.0}
+
+
+def texture(h: int = 72, w: int = 96, seed: int = 0) -> np.ndarray:
+    """A natural-looking sharp image: random detail at several scales."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((h, w, 3), np.float32)
+    for cells in (4, 12, 32):
+        small = rng.uniform(0, 255, (cells, cells * w // h, 3)).astype(np.float32)
+        img += cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC) / 3
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 10 * np.log10(255.0**2 / max(mse, 1e-10))
+
+
+def mean_psnr(blurred: list[np.ndarray], sharp: list[np.ndarray]) -> float:
+    return float(np.mean([psnr(b, s) for b, s in zip(blurred, sharp, strict=True)]))
+
+
+def test_srgb_round_trip() -> None:
+    x = np.arange(256, dtype=np.uint8)
+    assert np.array_equal(linear_to_srgb(srgb_to_linear(x)), x)
+
+
+def test_same_seed_same_output_and_other_seed_differs() -> None:
+    src = [texture()]
+    p = BlurParams(object_prob=1.0)  # noise, JPEG and a moving object all drawn from the seed
+    a_b, a_s = synthesize(src, n_frames=3, params=p, seed=7)
+    b_b, b_s = synthesize(src, n_frames=3, params=p, seed=7)
+    c_b, _ = synthesize(src, n_frames=3, params=p, seed=8)
+    assert all(np.array_equal(x, y) for x, y in zip(a_b + a_s, b_b + b_s, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a_b, c_b, strict=True))
+
+
+def test_blur_grows_with_blur_length() -> None:
+    src = [texture()]
+    scores = [
+        mean_psnr(
+            *synthesize(
+                src, n_frames=3, params=BlurParams(blur_px=px, min_blur_fraction=1.0, **CLEAN)
+            )
+        )
+        for px in (0.0, 3.0, 8.0, 16.0)
+    ]
+    assert scores[0] > 45  # no motion: only the sRGB round trip
+    assert scores[0] > scores[1] > scores[2] > scores[3]
+
+
+def test_shorter_exposure_same_blur_means_faster_motion_between_frames() -> None:
+    """--blur-px is blur within one exposure; a shorter shutter at equal blur implies the
+    camera moved further between frames."""
+
+    def frame_gap(exposure: float) -> float:
+        p = BlurParams(blur_px=6.0, exposure=exposure, min_blur_fraction=1.0, **CLEAN)
+        _, sharp = synthesize([texture(seed=1)], n_frames=3, params=p, seed=3)
+        return psnr(sharp[0], sharp[1])
+
+    assert frame_gap(0.25) < frame_gap(1.0) - 1.0
+
+
+def test_linear_light_integration_brightens_mixed_edges() -> None:
+    """Averaging black and white in linear light gives sRGB ~188, not the 128 of a naive
+    sRGB average, so a blurred fine stripe pattern gets brighter on the mean."""
+    stripes = np.zeros((64, 96, 3), np.uint8)
+    stripes[:, ::4] = stripes[:, 1::4] = 255
+    p = BlurParams(blur_px=16.0, min_blur_fraction=1.0, rotation_deg=0.0, zoom=0.0, **CLEAN)
+    blurred, sharp = synthesize([stripes], n_frames=3, params=p, seed=2)
+    # Mostly horizontal motion mixes the stripes; the sharp mean stays near 127.5.
+    assert abs(np.mean(sharp) - 127.5) < 20
+    assert np.mean(blurred) > np.mean(sharp) + 25
+
+
+def test_zero_motion_gives_input_back_cropped() -> None:
+    frames = [texture(seed=s) for s in range(3)]
+    p = BlurParams(blur_px=0.0, rotation_deg=0.0, zoom=0.0, **CLEAN)
+    blurred, sharp = synthesize(frames, params=p, seed=0, margin=0.1)
+    for src, b, s in zip(frames, blurred, sharp, strict=True):
+        crop = src[7:65, 9:87]  # 10% of 72 and 96 cut from each side, no warped border
+        assert s.shape == b.shape == crop.shape
+        assert np.abs(s.astype(int) - crop).max() <= 1
+        assert np.abs(b.astype(int) - crop).max() <= 1
+
+
+def test_video_ground_truth_is_the_frame_itself() -> None:
+    """For a video the sharp target of frame t is frame t at mid-exposure (camera shake is
+    added relative to it), so GT equals the source frame however strong the blur."""
+    frames = [texture(seed=s) for s in range(4)]
+    p = BlurParams(blur_px=12.0, min_blur_fraction=1.0, object_prob=0.0)
+    blurred, sharp = synthesize(frames, params=p, seed=5, margin=0.1)
+    for src, b, s in zip(frames, blurred, sharp, strict=True):
+        crop = src[7:65, 9:87]
+        assert np.abs(s.astype(int) - crop).max() <= 1
+        assert psnr(b, s) < 30
+
+
+@pytest.mark.parametrize("smoothness", [0.0, 0.95])
+def test_trajectory_is_continuous(smoothness: float) -> None:
+    p = BlurParams(blur_px=10.0, exposure=0.5, smoothness=smoothness)
+    traj = Trajectory(6, p, np.random.default_rng(0))
+    ts = np.linspace(-0.5, 6.5, 7001)
+    poses = np.stack([traj.pose(t) for t in ts])
+    step = np.abs(np.diff(poses[:, :2], axis=0)).max()
+    assert step < 2 * 10.0 / 0.5 * (ts[1] - ts[0])  # no jump beyond the speed limit
+
+
+def test_velocity_is_smooth_across_frames() -> None:
+    """With high smoothness, the motion of consecutive frame intervals points the same way;
+    with none, it does not (over many random trajectories)."""
+
+    def correlation(smoothness: float) -> float:
+        rng = np.random.default_rng(1)
+        pairs = []
+        for _ in range(200):
+            traj = Trajectory(4, BlurParams(smoothness=smoothness), rng)
+            v = np.diff(traj.knots[:, 0])
+            pairs += list(itertools.pairwise(v))
+        a = np.array(pairs)
+        return float(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
+
+    assert correlation(0.95) > 0.8
+    assert abs(correlation(0.0)) < 0.2
+
+
+def test_moving_object_is_pasted_and_may_leave_the_frame() -> None:
+    src = [texture(seed=4)]
+    with_obj = BlurParams(blur_px=30.0, object_prob=1.0, noise_std=0.0, jpeg_quality=None)
+    no_obj = BlurParams(blur_px=30.0, object_prob=0.0, noise_std=0.0, jpeg_quality=None)
+    for seed in range(4):  # fast objects leave the small frame within a few frames
+        a, _ = synthesize(src, n_frames=8, params=with_obj, seed=seed)
+        b, _ = synthesize(src, n_frames=8, params=no_obj, seed=seed)
+        assert len(a) == 8 and a[0].shape == b[0].shape
+
+
+def test_noise_and_jpeg_degrade_only_the_input() -> None:
+    src = [texture(seed=6)]
+    clean = BlurParams(blur_px=4.0, min_blur_fraction=1.0, **CLEAN)
+    noisy = BlurParams(
+        blur_px=4.0, min_blur_fraction=1.0, noise_std=8.0, jpeg_quality=(30, 30), object_prob=0.0
+    )
+    cb, cs = synthesize(src, n_frames=2, params=clean, seed=9)
+    nb, ns = synthesize(src, n_frames=2, params=noisy, seed=9)
+    assert all(np.array_equal(x, y) for x, y in zip(cs, ns, strict=True))
+    assert mean_psnr(nb, ns) < mean_psnr(cb, cs)
