@@ -1,0 +1,155 @@
+"""Dataset loaders on tiny fixture folders in each accepted layout, the .npz training set and
+the random clip sampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from sarn_ros.data.blur_synth import BlurParams
+from sarn_ros.data.datasets import (
+    ClipSampler,
+    Sequence,
+    find_pair_dirs,
+    list_images,
+    load_pairs,
+    load_sequences,
+    save_sequences,
+    synthesize_folder,
+)
+from sarn_ros.tools.train import gather
+
+H, W = 40, 56
+
+
+def frame(value: int, seed: int = 0) -> np.ndarray:
+    """An RGB frame whose mean encodes ``value``, so frame order can be checked after loading."""
+    rng = np.random.default_rng(seed)
+    img = np.full((H, W, 3), value, np.int32) + rng.integers(-3, 4, (H, W, 3))
+    img[..., 1] = 255 - img[..., 0]  # channel order survives the BGR <-> RGB round trip
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write(folder: Path, names: list[str], values: list[int]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, v in zip(names, values, strict=True):
+        cv2.imwrite(str(folder / name), frame(v)[..., ::-1])
+
+
+def seq_values(frames: list[np.ndarray]) -> list[int]:
+    return [round(float(f[..., 0].mean())) for f in frames]
+
+
+@pytest.mark.parametrize(
+    ("layout", "blur", "sharp"),
+    [
+        ("GOPRO_Large/train", "blur", "sharp"),
+        ("quantitative_datasets", "input", "GT"),
+        ("BSD_2ms16ms/train", "blur", "gt"),
+        ("REDS/train", "blur", "sharp"),
+    ],
+)
+def test_pair_layouts(tmp_path: Path, layout: str, blur: str, sharp: str) -> None:
+    root = tmp_path / layout
+    names = ["000009.png", "000010.png", "000011.png"]  # sorted as numbers, not text
+    for seq, base in (("seq_a", 20), ("seq_b", 120)):
+        write(root / seq / blur, names, [base, base + 10, base + 20])
+        write(root / seq / sharp, names, [base + 1, base + 11, base + 21])
+    seqs = load_pairs(root)
+    assert [s.name for s in seqs] == ["seq_a", "seq_b"]
+    assert seq_values(seqs[0].blurred) == [20, 30, 40]
+    assert seq_values(seqs[1].sharp) == [121, 131, 141]
+    assert seqs[0].blurred[0].shape == (H, W, 3)
+    assert seqs[0].blurred[0][..., 1].mean() > 200  # RGB, not BGR
+    # the sequence folder itself is accepted as root too
+    assert len(load_pairs(root / "seq_b")) == 1
+
+
+def test_natural_frame_order(tmp_path: Path) -> None:
+    write(tmp_path, ["Frame 10.png", "Frame 9.png", "Frame 100.png"], [10, 9, 100])
+    assert [p.name for p in list_images(tmp_path)] == [
+        "Frame 9.png",
+        "Frame 10.png",
+        "Frame 100.png",
+    ]
+
+
+def test_mismatched_pairs_and_empty_roots_are_errors(tmp_path: Path) -> None:
+    write(tmp_path / "s" / "blur", ["1.png", "2.png"], [10, 20])
+    write(tmp_path / "s" / "sharp", ["1.png"], [10])
+    with pytest.raises(ValueError, match="2 blurred vs 1 sharp"):
+        load_pairs(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no blurred/sharp sequence"):
+        load_pairs(tmp_path / "empty")
+    assert find_pair_dirs(tmp_path / "empty") == []
+
+
+def test_scale_downsizes_frames(tmp_path: Path) -> None:
+    write(tmp_path / "s" / "blur", ["1.png"], [50])
+    write(tmp_path / "s" / "sharp", ["1.png"], [60])
+    (seq,) = load_pairs(tmp_path, scale=0.5)
+    assert seq.blurred[0].shape == (H // 2, W // 2, 3)
+
+
+def test_sharp_video_folder_becomes_one_blurred_sequence(tmp_path: Path) -> None:
+    write(tmp_path / "video", [f"{i:03d}.png" for i in range(4)], [100, 102, 104, 106])
+    seqs = synthesize_folder(tmp_path / "video", seed=0, params=BlurParams(blur_px=4.0))
+    assert len(seqs) == 1 and len(seqs[0].blurred) == len(seqs[0].sharp) == 4
+
+
+def test_folder_of_stills_gives_one_camera_move_per_still(tmp_path: Path) -> None:
+    write(tmp_path / "stills", ["a.png", "b.png", "c.png"], [20, 130, 240])
+    seqs = synthesize_folder(
+        tmp_path / "stills", seed=0, params=BlurParams(blur_px=4.0), still_frames=3
+    )
+    assert [s.name for s in seqs] == ["a", "b", "c"]
+    assert all(len(s.blurred) == 3 for s in seqs)
+    assert seq_values(seqs[2].sharp)[0] > seq_values(seqs[0].sharp)[0]
+
+
+def test_gather_uses_pairs_as_they_are_and_synthesises_sharp_folders(tmp_path: Path) -> None:
+    write(tmp_path / "pairs" / "s" / "blur", ["1.png", "2.png"], [10, 20])
+    write(tmp_path / "pairs" / "s" / "sharp", ["1.png", "2.png"], [11, 21])
+    write(tmp_path / "sharp" / "clip1", [f"{i}.png" for i in range(3)], [90, 91, 92])
+    write(tmp_path / "sharp" / "clip2", [f"{i}.png" for i in range(3)], [150, 151, 152])
+    seqs = gather([tmp_path / "pairs", tmp_path / "sharp"], BlurParams(blur_px=3.0), [1.0], 2, 4)
+    names = [s.name for s in seqs]
+    assert names[0] == "s" and seq_values(seqs[0].sharp) == [11, 21]
+    assert len(names) == 1 + 2 * 2  # two sharp clips, two blur draws each
+    assert len(set(names)) == len(names)
+
+
+def test_trainset_round_trip(tmp_path: Path) -> None:
+    seqs = [Sequence("x", [frame(10), frame(20)], [frame(11), frame(21)])]
+    save_sequences(seqs, tmp_path / "ts")
+    (back,) = load_sequences(tmp_path / "ts")
+    assert back.name == "x"
+    assert all(np.array_equal(a, b) for a, b in zip(back.sharp, seqs[0].sharp, strict=True))
+
+
+def test_clip_sampler_shapes_range_and_paired_augmentation() -> None:
+    # blurred == sharp, so any crop/flip/reversal applied to one but not the other shows up
+    frames = [frame(30 * i, seed=i) for i in range(6)]
+    sampler = ClipSampler([Sequence("s", frames, frames)], clip_len=3, crop=32)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        b, s = sampler.sample(rng, batch=2)
+        assert b.shape == s.shape == (2, 3, 3, 32, 32)
+        assert b.dtype.is_floating_point and float(b.min()) >= 0.0 and float(b.max()) <= 1.0
+        assert np.array_equal(b.numpy(), s.numpy())
+        # consecutive frames of a clip stay consecutive (forwards or backwards)
+        means = b[0, :, 0].mean(dim=(1, 2)).mul(255).round().tolist()
+        steps = np.diff(means)
+        assert np.all(np.abs(np.abs(steps) - 30) <= 2)
+
+
+def test_clip_sampler_rejects_too_short_or_small_sequences() -> None:
+    frames = [frame(10)] * 2
+    with pytest.raises(ValueError, match="no sequence has 3 frames"):
+        ClipSampler([Sequence("s", frames, frames)], clip_len=3, crop=16)
+    with pytest.raises(ValueError):
+        ClipSampler([Sequence("s", frames, frames)], clip_len=2, crop=H + 1)
