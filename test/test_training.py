@@ -1,0 +1,167 @@
+"""Trainer: learning on a fixed batch, exact resume, schedule, validation export, fine-tuning
+and the `sarn train` command, all with a tiny model on tiny frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sarn_ros.checkpoint import load_model, read_checkpoint, save_checkpoint
+from sarn_ros.data.datasets import Sequence
+from sarn_ros.tools.cli import main as sarn
+from sarn_ros.training.trainer import TrainConfig, Trainer, build_training_model
+
+TINY = {"channels": 8, "blocks_per_level": 1, "num_drm": 2, "attention_stride": 4}
+TINY_REC = {**TINY, "lstm_channels": 8}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def blurry_sequence(name: str = "s", n: int = 5, h: int = 48, w: int = 64, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sharp = []
+    base = cv2.resize(rng.uniform(0, 255, (12, 16, 3)).astype(np.float32), (w + n * 2, h))
+    for t in range(n):  # a slow pan
+        sharp.append(np.clip(base[:, 2 * t : 2 * t + w], 0, 255).astype(np.uint8))
+    blurred = [cv2.blur(f, (7, 1)) for f in sharp]
+    return Sequence(name, blurred, sharp)
+
+
+def config(**kw) -> TrainConfig:
+    base = {
+        "arch": "recurrent",
+        "steps": 50,
+        "batch": 2,
+        "clip_len": 3,
+        "crop": 32,
+        "lr": 2e-3,
+        "warmup": 2,
+        "device": "cpu",
+        "model": dict(TINY_REC),
+        "ckpt_minutes": 1e9,
+        "val_minutes": 1e9,
+    }
+    base.update(kw)
+    if base["arch"] == "single":
+        base["model"] = dict(TINY)
+    return TrainConfig(**base)
+
+
+def test_loss_goes_down_on_a_fixed_batch(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
+    blurred, sharp = tr.sampler.sample(np.random.default_rng(0), 2)
+    losses = [tr.train_step(blurred, sharp, future_frames=2) for _ in range(20)]
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert tr.step == 20
+
+
+def test_resume_continues_at_the_same_step_with_the_identical_next_loss(tmp_path: Path) -> None:
+    data = [blurry_sequence(seed=1), blurry_sequence("t", seed=2)]
+    straight = Trainer(config(seed=3), data, [], tmp_path / "a")
+    expected = [straight.train_one() for _ in range(3)]
+
+    first = Trainer(config(seed=3), data, [], tmp_path / "b")
+    first.train_one()
+    first.train_one()
+    first.save()
+    second = Trainer(config(seed=3), data, [], tmp_path / "b")
+    assert second.resume() and second.step == 2
+    assert second.sched.get_last_lr() == first.sched.get_last_lr()
+    assert second.train_one() == expected[2]
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, second.model.state_dict()[k]), k
+
+
+def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
+    tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
+    assert not tr.resume() and tr.step == 0
+
+
+def test_warmup_then_cosine_down_to_min_lr(tmp_path: Path) -> None:
+    tr = Trainer(
+        config(steps=20, warmup=4, lr=1e-3, min_lr=1e-5), [blurry_sequence()], [], tmp_path
+    )
+    f = [tr._lr_factor(s) * 1e-3 for s in range(21)]
+    assert f[0] < f[1] < f[3] == pytest.approx(1e-3)
+    assert np.all(np.diff(f[3:]) <= 0)
+    assert f[20] == pytest.approx(1e-5)
+
+
+def test_run_validates_exports_best_and_checkpoints(tmp_path: Path) -> None:
+    val = [blurry_sequence("val", n=3, seed=9)]
+    tr = Trainer(config(steps=2), [blurry_sequence()], val, tmp_path)
+    tr.run(log=lambda _msg: None)
+    assert tr.step == 2
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "tb").is_dir()
+    model = load_model(tmp_path / "best.pth")
+    v = model.meta["validation"]
+    assert v["input_psnr"] == pytest.approx(tr.history[-1]["input_psnr"])
+    assert np.isfinite(v["val_psnr"]) and model.meta["steps"] == 2
+    assert read_checkpoint(tmp_path / "best.pth")["config"]["channels"] == 8
+
+
+def test_max_minutes_stops_and_saves(tmp_path: Path) -> None:
+    tr = Trainer(config(max_minutes=0.0), [blurry_sequence()], [], tmp_path)
+    tr.run(log=lambda _msg: None)
+    assert tr.step == 0 and (tmp_path / "last.pt").exists()
+
+
+def test_single_image_model_trains(tmp_path: Path) -> None:
+    tr = Trainer(config(arch="single"), [blurry_sequence()], [], tmp_path)
+    assert type(tr.model).__name__ == "SARN"
+    assert np.isfinite(tr.train_one())
+    assert tr.sampler.clip_len == 1
+
+
+def test_fine_tune_starts_from_given_weights(tmp_path: Path, tiny_recurrent_checkpoint) -> None:
+    model = build_training_model(config(init=str(tiny_recurrent_checkpoint)))
+    ref = load_model(tiny_recurrent_checkpoint)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+    # a recurrent model can start from single-image weights: shared parts are copied
+    single = build_training_model(config(arch="single"))
+    save_checkpoint(single, tmp_path / "single.pth")
+    rec = build_training_model(config(init=str(tmp_path / "single.pth"), model={}))
+    shared = [k for k, v in single.state_dict().items() if k in rec.state_dict()]
+    assert shared
+    assert any(
+        torch.equal(single.state_dict()[k], rec.state_dict()[k])
+        and rec.state_dict()[k].abs().sum() > 0
+        for k in shared
+    )
+
+
+def test_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys) -> None:
+    rc = sarn(["train", "--run-dir", str(tmp_path / "r"), "--data", str(tmp_path / "missing")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("sarn train:") and "\n" not in err
+
+
+def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path) -> None:
+    video = tmp_path / "video"
+    video.mkdir()
+    for i, f in enumerate(blurry_sequence(n=5, h=60, w=80).sharp):
+        cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--val-sharp", str(video), "--val-frames", "3"]
+    args += ["--val-scale", "1", "--steps", "1", "--batch", "1", "--clip-len", "3"]
+    args += ["--crop", "32", "--blur-px", "4", "--device", "cpu"]
+    args += ["--channels", "8", "--blocks-per-level", "1", "--num-drm", "1"]
+    args += ["--lstm-channels", "8", "--attention-stride", "4"]
+    assert sarn(args) == 0
+    assert list((tmp_path / "ts").glob("*.npz"))
+    meta = load_model(tmp_path / "run" / "best.pth").meta
+    assert meta["steps"] == 1 and "synthetic blur" in meta["data"][-1]
+    # a second call resumes from last.pt (already at --steps) and loads the stored trainset
+    assert sarn([*args, "--resume", "--data"]) == 0
