@@ -165,3 +165,21 @@ def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path) -> Non
     assert meta["steps"] == 1 and "synthetic blur" in meta["data"][-1]
     # a second call resumes from last.pt (already at --steps) and loads the stored trainset
     assert sarn([*args, "--resume", "--data"]) == 0
+
+
+def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
+    val = [blurry_sequence("val", n=3, seed=9)]
+    Trainer(config(steps=1), [blurry_sequence()], val, tmp_path / "run").run(log=lambda _m: None)
+    out = tmp_path / "w" / "sarn_recurrent.pth"
+    assert sarn(["train", "--run-dir", str(tmp_path / "run"), "--export", str(out)]) == 0
+    assert "val PSNR" in capsys.readouterr().out
+    stored = read_checkpoint(out)["state_dict"]
+    assert {v.dtype for v in stored.values() if v.is_floating_point()} == {torch.float16}
+    full, shipped = load_model(tmp_path / "run" / "best.pth"), load_model(out)
+    assert shipped.meta["storage"] == "fp16"
+    assert all(p.dtype == torch.float32 for p in shipped.parameters())
+    clip = torch.rand(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        diff = (full(clip, 1)[0] - shipped(clip, 1)[0]).abs().max()
+    assert diff < 1e-2
+    assert sarn(["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(out)]) == 2

@@ -39,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", type=Path, required=True, help="checkpoints, logs, best.pth")
     p.add_argument("--resume", action="store_true", help="continue <run-dir>/last.pt if present")
     p.add_argument("--init", help="weights (path or packaged name) to fine-tune from")
+    p.add_argument(
+        "--export",
+        type=Path,
+        metavar="PTH",
+        help="only copy <run-dir>/best.pth to PTH for shipping (fp16 storage) and exit",
+    )
     d = p.add_argument_group("data")
     d.add_argument("--data", type=Path, nargs="*", default=[], help="dataset / sharp folders")
     d.add_argument("--trainset", type=Path, help="pre-synthesised .npz clips (built if empty)")
@@ -141,8 +147,21 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.trainer import TrainConfig, Trainer
+    from ..checkpoint import CheckpointError
+    from ..training.trainer import TrainConfig, Trainer, export_weights
 
+    if args.export is not None:
+        try:
+            meta = export_weights(args.run_dir / "best.pth", args.export)
+        except (CheckpointError, OSError) as exc:
+            print(f"sarn train: {exc}", file=sys.stderr)
+            return 2
+        v = {"val_psnr": float("nan"), "input_psnr": float("nan"), **meta.get("validation", {})}
+        print(
+            f"{args.export}: step {meta.get('steps')}, val PSNR {v['val_psnr']:.2f} dB"
+            f" (input {v['input_psnr']:.2f} dB)"
+        )
+        return 0
     try:
         ts = args.trainset
         if ts is not None and ts.is_dir() and any(ts.rglob("*.npz")):

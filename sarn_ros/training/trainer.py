@@ -92,6 +92,24 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
+def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:
+    """Copy a project checkpoint for shipping, weights stored as fp16 to halve the file (the
+    loader copies them into fp32 parameters, so inference is unchanged up to fp16 rounding).
+    Returns its metadata."""
+    ckpt = read_checkpoint(src)
+    if half:
+        ckpt["state_dict"] = {
+            k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+        }
+        ckpt["meta"] = dict(ckpt["meta"], storage="fp16")
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(dst.suffix + ".tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(dst)
+    return ckpt["meta"]
+
+
 class Trainer:
     def __init__(
         self, cfg: TrainConfig, train: list[Sequence], val: list[Sequence], run_dir: Path
@@ -198,6 +216,13 @@ class Trainer:
         self.step += 1
         return float(loss.item())
 
+    def train_one(self) -> float:
+        """One step on a fresh random batch, look-ahead drawn from {0, 1, 2}; all randomness
+        comes from the checkpointed generators, so a resumed run repeats the same batches."""
+        blurred, sharp = self.sampler.sample(self.rng, self.cfg.batch)
+        future = int(self.rng.integers(0, 3))
+        return self.train_step(blurred, sharp, future)
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean PSNR over the held-out sequences, model vs blurred input (future_frames=2)."""
@@ -264,9 +289,7 @@ class Trainer:
         while self.step < cfg.steps:
             if self._time_is_up(start):
                 break
-            blurred, sharp = self.sampler.sample(self.rng, cfg.batch)
-            future = int(self.rng.integers(0, 3))
-            losses.append(self.train_step(blurred, sharp, future))
+            losses.append(self.train_one())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(
