@@ -76,8 +76,8 @@ def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) ->
         seqs.append(
             Sequence(
                 name,
-                [_scaled(read_rgb(p), scale) for p in blurs],
-                [_scaled(read_rgb(p), scale) for p in sharps],
+                [resize_by(read_rgb(p), scale) for p in blurs],
+                [resize_by(read_rgb(p), scale) for p in sharps],
             )
         )
     if not seqs:
@@ -85,7 +85,8 @@ def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) ->
     return seqs
 
 
-def _scaled(img: np.ndarray, scale: float) -> np.ndarray:
+def resize_by(img: np.ndarray, scale: float) -> np.ndarray:
+    """Area-downscale (anti-aliased, so the sharp targets stay sharp) by ``scale``."""
     if scale == 1.0:
         return img
     h, w = img.shape[:2]
@@ -105,7 +106,7 @@ def synthesize_folder(
     """Blurred sequences from a sharp folder: one video if its frames share a size (>= 3
     frames), else one synthetic camera move per still."""
     paths = list_images(folder)[:max_frames] if max_frames else list_images(folder)
-    imgs = [_scaled(read_rgb(p), scale) for p in paths]
+    imgs = [resize_by(read_rgb(p), scale) for p in paths]
     if len(imgs) >= 3 and len({i.shape for i in imgs}) == 1 and _looks_like_video(imgs):
         b, s = synthesize(imgs, params=params, seed=seed)
         return [Sequence(Path(folder).name, b, s)]
