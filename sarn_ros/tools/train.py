@@ -211,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and trainer.resume():
         print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
     trainer.run()
+    trainer.close()
     if trainer.history:
         best = max(trainer.history, key=lambda m: m["val_psnr"])
         print(

@@ -311,6 +311,13 @@ class Trainer:
         if bar is not None:
             bar.close()
 
+    def close(self) -> None:
+        """Flush TensorBoard and leave the process group (torchrun)."""
+        if self.writer is not None:
+            self.writer.close()
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
     def _time_is_up(self, start: float) -> bool:
         """``--max-minutes`` reached; under DDP every rank stops at the same step."""
         up = (
