@@ -138,8 +138,16 @@ class Trainer:
         self.step = 0
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
+        # Mixed precision on CUDA: bf16 where supported (no loss scaling needed), else fp16.
         self.amp = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp_dtype = (
+            torch.bfloat16
+            if self.amp and torch.cuda.is_bf16_supported(including_emulation=False)
+            else torch.float16
+        )
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.amp and self.amp_dtype == torch.float16
+        )
         self.writer = None
         self.sample_image: torch.Tensor | None = None
         if self.rank == 0:
@@ -198,7 +206,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def train_step(self, blurred: torch.Tensor, sharp: torch.Tensor, future_frames: int) -> float:
         blurred, sharp = blurred.to(self.device), sharp.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             if self.cfg.arch == "recurrent":
                 out, _ = self.net(blurred, future_frames)
             else:
