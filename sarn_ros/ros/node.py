@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 import rclpy
+import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
@@ -157,6 +158,8 @@ class DeblurNode(Node):
         self.queue_policy = get("queue_policy").value
         self.queue_size = int(get("queue_size").value)
         self.resize = float(get("resize").value)
+        if threads := int(get("cpu_threads").value):
+            torch.set_num_threads(threads)
         device = get("device").value
         self.engine = StreamDeblurrer(
             get("weights").value,
@@ -177,7 +180,9 @@ class DeblurNode(Node):
         self.ages: deque[float] = deque(maxlen=200)  # header stamp -> publish, ms
         self.inference_ms: deque[float] = deque(maxlen=200)  # engine call per worker round
         self.overhead_ms: deque[float] = deque(maxlen=200)  # conversion + publish per frame
+        self.waits_ms: deque[float] = deque(maxlen=200)  # callback -> worker takes the frame
         self.changes: dict[str, Any] = {}  # live parameter changes for the worker to apply
+        self.engine_stats = self.engine.stats()  # refreshed by the worker after each round
         cams = list(get("cameras").value) or [""]
         self.cameras = [Camera(self, i, ns.strip("/")) for i, ns in enumerate(cams)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -277,11 +282,7 @@ class DeblurNode(Node):
                     if self.lock.wait(0.1) or not self.running:
                         continue
                     gap = self.engine.max_gap_s
-                    if (
-                        gap
-                        and time.monotonic() - last_frame > gap
-                        and self.engine.stats()["pending"]
-                    ):
+                    if gap and time.monotonic() - last_frame > gap and self.engine_stats["pending"]:
                         break  # stream went quiet: emit the look-ahead now, not at the next frame
                 if not self.running:
                     return
@@ -299,8 +300,14 @@ class DeblurNode(Node):
                 self.reject("internal", f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(Exception):
                     self.engine.reset()
+            # Read by the diagnostics timer: the executor must never wait for the engine's
+            # lock, which a forward pass holds for its whole duration.
+            self.engine_stats = self.engine.stats()
 
     def process(self, taken: list[tuple[Camera, Any, float]]) -> None:
+        now = time.monotonic()
+        with self.lock:
+            self.waits_ms.extend((now - received) * 1e3 for _, _, received in taken)
         t0 = time.perf_counter()
         items = [item for cam, msg, t in taken if (item := self.prepare(cam, msg, t))]
         if not items:
@@ -405,9 +412,16 @@ class DeblurNode(Node):
             counts = dict(self.counts)
             lat, ages = sorted(self.latencies), sorted(self.ages)
             inference, overhead = list(self.inference_ms), list(self.overhead_ms)
-            for timings in (self.latencies, self.ages, self.inference_ms, self.overhead_ms):
+            waits = sorted(self.waits_ms)
+            for timings in (
+                self.latencies,
+                self.ages,
+                self.inference_ms,
+                self.overhead_ms,
+                self.waits_ms,
+            ):
                 timings.clear()  # every timing figure covers the last period only
-        stats = self.engine.stats()
+        stats = self.engine_stats
         rejected = sum(v for k, v in counts.items() if k.startswith("rejected."))
 
         def median(xs: list[float]) -> str:
@@ -422,6 +436,7 @@ class DeblurNode(Node):
             "inference ms (mean)": mean(inference),
             "node overhead ms per frame (mean)": mean(overhead),
             "latency ms (receive to publish, median)": median(lat),
+            "intake wait ms (receive to worker, median)": median(waits),
             "latency ms (receive to publish, max)": f"{lat[-1]:.1f}" if lat else "n/a",
             "age ms (header stamp to publish, median)": median(ages),
             "frames received": str(counts.get("received", 0)),

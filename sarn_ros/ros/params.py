@@ -107,6 +107,13 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("qos.publisher.depth", 5, "Output QoS history depth.", int_range=(1, 1000)),
     Param(
+        "cpu_threads",
+        0,
+        "Threads for CPU inference (0 = PyTorch's default, one per core). On a CPU shared with "
+        "other nodes fewer threads often give lower, steadier latency.",
+        int_range=(0, 256),
+    ),
+    Param(
         "diagnostics_period_s",
         1.0,
         "Period of the /diagnostics status.",

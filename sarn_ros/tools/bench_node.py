@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
     parser.add_argument("--future-frames", type=int, default=0, choices=(0, 1, 2))
     parser.add_argument("--queue-policy", default="latest", choices=("latest", "all"))
-    parser.add_argument("--threads", type=int, default=0, help="node torch threads (0 = all)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="node cpu_threads (0 = one per core)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
 
 
@@ -114,6 +116,7 @@ def node_command(weights: str, args: argparse.Namespace) -> list[str]:
         "precision": args.precision,
         "future_frames": args.future_frames,
         "queue_policy": args.queue_policy,
+        "cpu_threads": args.threads,
         "diagnostics_period_s": 0.5,
     }
     cmd += ["--ros-args", "--params-file", str(find_share_file("config/sarn_deblur.yaml"))]
@@ -131,11 +134,8 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
     from ..ros.image_conversion import numpy_to_image
 
-    env = dict(os.environ)
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
     proc = subprocess.Popen(
-        node_command(weights, args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        node_command(weights, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     meter = ProcessMeter(proc.pid)
     rclpy.init()
@@ -235,6 +235,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "inference_ms": inference,
         "node_ms": diag_mean("node overhead ms per frame (mean)"),
         "node_latency_ms": diag_mean("latency ms (receive to publish, median)"),
+        "intake_wait_ms": diag_mean("intake wait ms (receive to worker, median)"),
         "e2e_minus_inference_ms": p50 - inference,
         "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
         "rss_mib_start": rss0,
@@ -282,7 +283,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, queue_policy {args.queue_policy}, future_frames {args.future_frames}, "
-        f"{args.duration:g} s per size"
+        f"{args.duration:g} s per size, cpu_threads {args.threads or 'default'}, "
+        f"{os.cpu_count()} CPU cores"
     )
     print_table(rows)
     if args.json:
