@@ -111,6 +111,9 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
 
 
 class Trainer:
+    """One training run: model, optimiser, schedule and sampler, with every piece of state
+    needed to continue it bit-for-bit after an interruption."""
+
     def __init__(
         self, cfg: TrainConfig, train: list[Sequence], val: list[Sequence], run_dir: Path
     ) -> None:
@@ -123,6 +126,7 @@ class Trainer:
             dist.init_process_group("nccl" if cfg.device.startswith("cuda") else "gloo")
             if cfg.device.startswith("cuda"):
                 cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+                torch.cuda.set_device(cfg.device)
         self.device = torch.device(cfg.device)
         torch.manual_seed(cfg.seed)
         self.model = build_training_model(cfg).to(self.device)
