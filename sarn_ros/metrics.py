@@ -1,0 +1,69 @@
+"""Image quality metrics for evaluation (numpy/OpenCV, no torch, no ROS).
+
+- PSNR on 8-bit RGB (peak 255), averaged over all pixels and channels.
+- SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, computed
+  per RGB channel and averaged — the convention of MATLAB's ``ssim`` on RGB that GoPro/DVD
+  deblurring papers report (some use Y only; numbers differ slightly).
+- Sharpness (no reference): variance of the Laplacian of the grey image.
+- SLAM proxy (no reference): ORB matches between consecutive frames that survive a RANSAC
+  fundamental-matrix check — roughly what a feature-based odometry front end can use.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def psnr(x: np.ndarray, ref: np.ndarray, peak: float = 255.0) -> float:
+    mse = np.mean((x.astype(np.float64) - ref.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10.0 * np.log10(peak**2 / mse))
+
+
+def ssim(x: np.ndarray, ref: np.ndarray, peak: float = 255.0) -> float:
+    x, ref = x.astype(np.float64), ref.astype(np.float64)
+    if x.ndim == 2:
+        x, ref = x[..., None], ref[..., None]
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(a, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    values = []
+    for c in range(x.shape[2]):
+        a, b = x[..., c], ref[..., c]
+        mu_a, mu_b = blur(a), blur(b)
+        var_a = blur(a * a) - mu_a**2
+        var_b = blur(b * b) - mu_b**2
+        cov = blur(a * b) - mu_a * mu_b
+        num = (2 * mu_a * mu_b + c1) * (2 * cov + c2)
+        den = (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+        values.append(np.mean(num / den))
+    return float(np.mean(values))
+
+
+def grey(img: np.ndarray) -> np.ndarray:
+    if img.ndim == 2:
+        return img
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def sharpness(img: np.ndarray) -> float:
+    """Variance of the Laplacian: higher means more high-frequency detail."""
+    return float(cv2.Laplacian(grey(img), cv2.CV_64F).var())
+
+
+def orb_inliers(a: np.ndarray, b: np.ndarray, features: int = 1500) -> int:
+    """RANSAC-inlier ORB matches between two frames (0 when too few matches to fit)."""
+    orb = cv2.ORB_create(nfeatures=features)
+    ka, da = orb.detectAndCompute(grey(a), None)
+    kb, db = orb.detectAndCompute(grey(b), None)
+    if da is None or db is None or len(ka) < 8 or len(kb) < 8:
+        return 0
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(da, db)
+    if len(matches) < 8:
+        return 0
+    pa = np.float32([ka[m.queryIdx].pt for m in matches])
+    pb = np.float32([kb[m.trainIdx].pt for m in matches])
+    _, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, 1.0, 0.999)
+    return 0 if mask is None else int(mask.sum())

@@ -1,0 +1,171 @@
+"""`sarn eval`: PSNR/SSIM against ground truth (model AND blurred input), and a SLAM proxy
+(RANSAC-inlier ORB matches) plus sharpness on real streams without ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..checkpoint import CheckpointError
+from ..data.blur_synth import BlurParams
+from ..data.datasets import load_pairs, synthesize_folder
+
+# The held-out synthetic set is made exactly as `sarn train` makes its validation set.
+SYNTH_SEED = 1234
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval", help="Evaluate weights against the blurred input.", description=__doc__
+    )
+    p.add_argument(
+        "--weights", nargs="+", default=["sarn_recurrent"], help="paths or packaged names"
+    )
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="blurred/sharp folders (GoPro <seq>/{blur,sharp}, DVD <seq>/{input,GT}, ...)",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="sharp sequence folders, blurred with the fixed held-out seed",
+    )
+    p.add_argument(
+        "--no-gt",
+        type=Path,
+        nargs="*",
+        default=[],
+        dest="no_gt",
+        help="blurred frame folders without ground truth (SLAM proxy, sharpness)",
+    )
+    p.add_argument("--future-frames", type=int, nargs="+", default=[0, 1, 2], choices=(0, 1, 2))
+    p.add_argument(
+        "--scale", type=float, default=0.5, help="downscale synthetic sources (as training)"
+    )
+    p.add_argument("--max-frames", type=int, default=10)
+    p.add_argument("--blur-px", type=float, default=24.0, help="synthetic blur at full resolution")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--json", type=Path, help="write all results here")
+    p.add_argument("--save-images", type=Path, help="write side-by-side images here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine import StreamDeblurrer
+    from ..evaluation import evaluate_gt, evaluate_nogt, read_frames
+
+    if not (args.pairs or args.synthetic or args.no_gt):
+        print("sarn eval: error: give --pairs, --synthetic and/or --no-gt folders", file=sys.stderr)
+        return 2
+    try:
+        gt_seqs = [s for d in args.pairs for s in load_pairs(d, max_frames=args.max_frames)]
+        params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
+        for d in args.synthetic:
+            gt_seqs += synthesize_folder(
+                d, seed=SYNTH_SEED, params=params, scale=args.scale, max_frames=args.max_frames
+            )
+        nogt = [(d.name, read_frames(d, max_frames=args.max_frames)) for d in args.no_gt]
+    except (ValueError, OSError) as exc:
+        print(f"sarn eval: error: {exc}", file=sys.stderr)
+        return 2
+    results: dict = {"gt": [], "no_gt": []}
+    start = time.monotonic()
+    for weights in args.weights:
+        try:
+            engine = StreamDeblurrer(
+                weights, device=args.device, precision=args.precision, max_gap_s=None
+            )
+        except (CheckpointError, RuntimeError) as exc:
+            print(f"sarn eval: error: {exc}", file=sys.stderr)
+            return 2
+        looks = args.future_frames if engine.is_recurrent else [0]
+        for ff in looks:
+            engine.future_frames = ff
+            for seq in gt_seqs:
+                res, _ = evaluate_gt(engine, seq, args.save_images)
+                results["gt"].append({"weights": str(weights), **res.summary()})
+            for name, frames in nogt:
+                results["no_gt"].append(
+                    {
+                        "weights": str(weights),
+                        **evaluate_nogt(engine, name, frames, args.save_images),
+                    }
+                )
+    results["seconds"] = time.monotonic() - start
+    print_tables(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(headers) + " |")
+    print("|" + "---|" * len(headers))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def print_tables(results: dict) -> None:
+    if results["gt"]:
+        table(
+            [
+                "weights",
+                "sequence",
+                "future",
+                "frames",
+                "input PSNR",
+                "PSNR",
+                "gain dB",
+                "input SSIM",
+                "SSIM",
+            ],
+            [
+                [
+                    Path(r["weights"]).name,
+                    r["sequence"],
+                    str(r["future_frames"]),
+                    str(r["frames"]),
+                    f"{r['input_psnr']:.2f}",
+                    f"{r['psnr']:.2f}",
+                    f"{r['psnr_gain']:+.2f}",
+                    f"{r['input_ssim']:.4f}",
+                    f"{r['ssim']:.4f}",
+                ]
+                for r in results["gt"]
+            ],
+        )
+    if results["no_gt"]:
+        table(
+            [
+                "weights",
+                "sequence",
+                "future",
+                "ORB inliers input",
+                "ORB inliers deblurred",
+                "sharpness input",
+                "sharpness",
+            ],
+            [
+                [
+                    Path(r["weights"]).name,
+                    r["sequence"],
+                    str(r["future_frames"]),
+                    f"{r['mean_orb_inliers_input']:.1f}",
+                    f"{r['mean_orb_inliers']:.1f}",
+                    f"{r['sharpness_input']:.1f}",
+                    f"{r['sharpness']:.1f}",
+                ]
+                for r in results["no_gt"]
+            ],
+        )
+    print(f"evaluated in {results['seconds']:.1f} s")
