@@ -1,0 +1,296 @@
+"""Offline deblurring of videos, image folders and rosbag2 files with the streaming engine.
+
+Same engine, same look-ahead and flush as the node, so offline results equal what the robot
+would have published. Bags are read and written with ``rosbags`` (no ROS install needed):
+every original message is copied byte for byte with its receive time, and each chosen camera
+topic gains ``<ns>/deblurred/image_raw`` (+ ``<ns>/deblurred/camera_info`` when the bag has
+``<ns>/camera_info``), with the original header and the source message's receive time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .data.datasets import IMAGE_EXTS, list_images
+from .engine import DeblurredFrame, StreamDeblurrer
+
+IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+
+
+class InputError(ValueError):
+    """An input that cannot be deblurred at all (one clear line for the user)."""
+
+
+@dataclass
+class Report:
+    frames: int = 0
+    skipped: int = 0
+
+
+def kind_of(path: Path) -> str:
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    if path.is_dir():
+        if (path / "metadata.yaml").exists() or any(path.glob("*.db3")) or any(path.glob("*.mcap")):
+            return "bag"
+        if any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir()):
+            return "folder"
+        raise InputError(f"{path} holds neither images nor a rosbag2")
+    if path.suffix in (".db3", ".mcap"):
+        return "bag"
+    if path.suffix.lower() in VIDEO_EXTS:
+        return "video"
+    raise InputError(f"unknown input type: {path} (video, image folder or rosbag2 expected)")
+
+
+def resize(img: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return img
+    h, w = img.shape[:2]
+    return cv2.resize(
+        img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.hstack([a, b])
+
+
+def deblur_video(
+    src: Path, dst: Path, engine: StreamDeblurrer, scale: float, sbs: bool, tick: Callable[[], None]
+) -> Report:
+    cap = cv2.VideoCapture(str(src))
+    if not cap.isOpened():
+        raise InputError(f"cannot open video {src}")
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    writer: cv2.VideoWriter | None = None
+    report = Report()
+    inputs: dict[int, np.ndarray] = {}
+
+    def write(outs: list[DeblurredFrame]) -> None:
+        nonlocal writer
+        for o in outs:
+            frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
+            if writer is None:
+                h, w = frame.shape[:2]
+                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+            report.frames += 1
+            tick()
+
+    i = 0
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        rgb = resize(np.ascontiguousarray(bgr[..., ::-1]), scale)
+        stamp = round(i * 1e9 / fps)
+        if sbs:
+            inputs[stamp] = rgb
+        write(engine.push(rgb, stamp))
+        i += 1
+    write(engine.flush())
+    cap.release()
+    if writer is None:
+        raise InputError(f"no readable frame in {src}")
+    writer.release()
+    return report
+
+
+def deblur_folder(
+    src: Path, dst: Path, engine: StreamDeblurrer, scale: float, sbs: bool, tick: Callable[[], None]
+) -> Report:
+    dst.mkdir(parents=True, exist_ok=True)
+    paths = list_images(src)
+    report = Report()
+    inputs: dict[int, np.ndarray] = {}
+
+    def write(outs: list[DeblurredFrame]) -> None:
+        for o in outs:
+            img = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
+            if img.ndim == 3:
+                img = img[..., ::-1]
+            cv2.imwrite(str(dst / o.meta), img)
+            report.frames += 1
+            tick()
+
+    for i, p in enumerate(paths):
+        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if img is None:  # a corrupt file: skip it, keep going
+            report.skipped += 1
+            continue
+        if img.ndim == 3:
+            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        img = resize(img, scale)
+        stamp = i * 33_333_333
+        if sbs:
+            inputs[stamp] = img
+        write(engine.push(img, stamp, meta=p.name))
+    write(engine.flush())
+    return report
+
+
+def camera_ns(topic: str) -> str:
+    """'/cam/image_raw' and '/cam/image_raw/compressed' -> '/cam'."""
+    parts = topic.rstrip("/").split("/")
+    while parts and parts[-1] in ("compressed", "image_raw", "image", "image_rect", "image_color"):
+        parts.pop()
+    return "/".join(parts) or ""
+
+
+def deblur_bag(
+    src: Path,
+    dst: Path,
+    engine: StreamDeblurrer,
+    scale: float,
+    topics: list[str] | None,
+    tick: Callable[[], None],
+) -> Report:
+    from rosbags.highlevel import AnyReader
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from .ros.image_conversion import (
+        ENCODINGS,
+        UnsupportedEncoding,
+        compressed_to_numpy,
+        from_rgb,
+        image_to_numpy,
+        numpy_to_image,
+        to_rgb,
+    )
+
+    if dst.exists():
+        raise InputError(f"output bag {dst} already exists")
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    report = Report()
+    with AnyReader([src], default_typestore=store) as reader:
+        available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
+        chosen = topics or sorted(available)
+        missing = [t for t in chosen if t not in available]
+        if not available:
+            raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
+        if missing:
+            raise InputError(
+                f"topics {missing} not in {src}; its image topics: {sorted(available)}"
+            )
+        infos: dict[str, list[tuple[int, object]]] = {}
+        info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
+        for conn, _, raw in reader.messages(
+            connections=[c for c in reader.connections if c.topic in info_topics]
+        ):
+            msg = reader.deserialize(raw, conn.msgtype)
+            infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
+        storage = StoragePlugin.MCAP if any(Path(src).glob("*.mcap")) else StoragePlugin.SQLITE3
+        with Writer(dst, version=9, storage_plugin=storage) as writer:
+            out_conns = {}
+            for c in reader.connections:
+                out_conns[c.id] = writer.add_connection(  # same type definition and QoS
+                    c.topic,
+                    c.msgtype,
+                    msgdef=c.msgdef.data,
+                    rihs01=c.digest,
+                    serialization_format=c.ext.serialization_format,
+                    offered_qos_profiles=c.ext.offered_qos_profiles,
+                )
+            img_cls, info_cls = (
+                store.types["sensor_msgs/msg/Image"],
+                store.types["sensor_msgs/msg/CameraInfo"],
+            )
+            deb = {
+                t: (
+                    writer.add_connection(
+                        f"{camera_ns(t)}/deblurred/image_raw",
+                        "sensor_msgs/msg/Image",
+                        typestore=store,
+                    ),
+                    writer.add_connection(
+                        f"{camera_ns(t)}/deblurred/camera_info",
+                        "sensor_msgs/msg/CameraInfo",
+                        typestore=store,
+                    )
+                    if camera_ns(t) in infos
+                    else None,
+                )
+                for t in chosen
+            }
+
+            def emit(outs: list[DeblurredFrame]) -> None:
+                for o in outs:
+                    topic, header, encoding, receive = o.meta
+                    pixels = from_rgb(o.image, encoding)
+                    msg = numpy_to_image(
+                        pixels,
+                        encoding,
+                        msg=img_cls(
+                            header=header,
+                            height=0,
+                            width=0,
+                            encoding="",
+                            is_bigendian=0,
+                            step=0,
+                            data=np.zeros(0, np.uint8),
+                        ),
+                    )
+                    img_conn, info_conn = deb[topic]
+                    writer.write(
+                        img_conn, receive, store.serialize_cdr(msg, "sensor_msgs/msg/Image")
+                    )
+                    cam_infos = infos.get(camera_ns(topic))
+                    if info_conn is not None and cam_infos:
+                        info = nearest(cam_infos, o.stamp)
+                        info = info_cls(**{**info.__dict__, "header": header})
+                        writer.write(
+                            info_conn,
+                            receive,
+                            store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"),
+                        )
+                    report.frames += 1
+                    tick()
+
+            for conn, receive, raw in reader.messages():
+                writer.write(out_conns[conn.id], receive, raw)
+                if conn.topic not in chosen:
+                    continue
+                msg = reader.deserialize(raw, conn.msgtype)
+                try:
+                    if conn.msgtype.endswith("CompressedImage"):
+                        pixels, encoding = compressed_to_numpy(msg)
+                    else:
+                        pixels, encoding = image_to_numpy(msg), msg.encoding
+                    if encoding not in ENCODINGS:
+                        raise UnsupportedEncoding(encoding)
+                    frame = resize(to_rgb(pixels, encoding), scale)
+                except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
+                    report.skipped += 1
+                    continue
+                if encoding in ("rgba8", "bgra8", "8UC4"):
+                    encoding = "rgb8"  # alpha is not carried through offline
+                emit(
+                    engine.push(
+                        frame,
+                        stamp_of(msg),
+                        stream=conn.topic,
+                        meta=(conn.topic, msg.header, encoding, receive),
+                    )
+                )
+            emit(engine.flush())
+    return report
+
+
+def stamp_of(msg: object) -> int:
+    return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+
+
+def nearest(items: list[tuple[int, object]], stamp: int) -> object:
+    keys = [k for k, _ in items]
+    i = bisect.bisect_left(keys, stamp)
+    best = min((j for j in (i - 1, i) if 0 <= j < len(items)), key=lambda j: abs(keys[j] - stamp))
+    return items[best][1]

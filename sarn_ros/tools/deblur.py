@@ -1,0 +1,89 @@
+"""`sarn deblur INPUT -o OUTPUT`: deblur a video, an image folder or a rosbag2 offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..checkpoint import CheckpointError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "deblur", help="Deblur a video, an image folder or a rosbag2 offline.", description=__doc__
+    )
+    p.add_argument(
+        "input", type=Path, help="video file, folder of images, or rosbag2 (sqlite3/mcap)"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video / folder / bag directory (must not exist for bags)",
+    )
+    p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument(
+        "--resize", type=float, default=1.0, help="scale factor applied before deblurring"
+    )
+    p.add_argument(
+        "--topics", nargs="+", help="bag image topics (default: every Image/CompressedImage)"
+    )
+    p.add_argument(
+        "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .. import offline
+    from ..engine import StreamDeblurrer
+
+    bar = None
+    try:
+        kind = offline.kind_of(args.input)
+        if not 0.05 <= args.resize <= 1.0:
+            raise offline.InputError("--resize must be in 0.05..1")
+        engine = StreamDeblurrer(
+            args.weights,
+            device=args.device,
+            precision=args.precision,
+            future_frames=args.future_frames,
+            max_gap_s=None if kind != "bag" else 0.5,
+        )
+        bar = tqdm(
+            unit="frame", desc=f"deblurring {args.input.name}", dynamic_ncols=True, leave=False
+        )
+        start = time.monotonic()
+        if kind == "video":
+            report = offline.deblur_video(
+                args.input, args.output, engine, args.resize, args.side_by_side, bar.update
+            )
+        elif kind == "folder":
+            report = offline.deblur_folder(
+                args.input, args.output, engine, args.resize, args.side_by_side, bar.update
+            )
+        else:
+            report = offline.deblur_bag(
+                args.input, args.output, engine, args.resize, args.topics, bar.update
+            )
+        bar.close()
+    except (offline.InputError, CheckpointError, RuntimeError, OSError) as exc:
+        if bar is not None:
+            bar.close()
+        print(f"sarn deblur: error: {exc}", file=sys.stderr)
+        return 2
+    secs = time.monotonic() - start
+    print(
+        f"sarn deblur: {report.frames} frames -> {args.output} in {secs:.1f} s "
+        f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
+        + (f", {report.skipped} unreadable frames skipped" if report.skipped else "")
+    )
+    return 0

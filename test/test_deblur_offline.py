@@ -1,0 +1,181 @@
+"""`sarn deblur` on videos, image folders and rosbag2 files (sqlite3 and mcap)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from sarn_ros.engine import StreamDeblurrer
+from sarn_ros.ros.image_conversion import image_to_numpy
+
+SARN = str(Path(sys.executable).parent / "sarn")
+STORE = get_typestore(Stores.ROS2_HUMBLE)
+T = STORE.types
+
+
+def deblur(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SARN, "deblur", *args, "--device", "cpu"], capture_output=True, text=True, timeout=300
+    )
+
+
+def frames(n: int, h: int = 32, w: int = 48, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_video_keeps_frame_count_and_fps(tmp_path, tiny_recurrent_checkpoint):
+    src = tmp_path / "in.mp4"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (48, 32))
+    for f in frames(7):
+        writer.write(f)
+    writer.release()
+    result = deblur(
+        str(src), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_recurrent_checkpoint)
+    )
+    assert result.returncode == 0, result.stderr
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+
+
+def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_checkpoint):
+    src = tmp_path / "in"
+    src.mkdir()
+    names = ["frame_2.png", "frame_10.png", "frame_1.jpg"]
+    for name, f in zip(names, frames(3), strict=True):
+        cv2.imwrite(str(src / name), f)
+    (src / "frame_5.png").write_bytes(b"not a png")
+    result = deblur(
+        str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
+    assert "1 unreadable frames skipped" in result.stdout
+
+
+def header(i: int, frame_id: str):
+    return T["std_msgs/msg/Header"](
+        stamp=T["builtin_interfaces/msg/Time"](sec=10, nanosec=i * 33_333_333), frame_id=frame_id
+    )
+
+
+def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
+    sent: dict[str, list[np.ndarray]] = {"left": frames(4, seed=1), "right": frames(4, seed=2)}
+    with Writer(path, version=9, storage_plugin=plugin) as w:
+        conns = {}
+        for cam in sent:
+            conns[cam] = w.add_connection(
+                f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE
+            )
+            conns[cam + "_info"] = w.add_connection(
+                f"/{cam}/camera_info", "sensor_msgs/msg/CameraInfo", typestore=STORE
+            )
+        chatter = w.add_connection("/chatter", "std_msgs/msg/String", typestore=STORE)
+        for i in range(4):
+            t = (i + 1) * 1_000_000_000
+            for cam, imgs in sent.items():
+                msg = T["sensor_msgs/msg/Image"](
+                    header=header(i, cam),
+                    height=32,
+                    width=48,
+                    encoding="rgb8",
+                    is_bigendian=0,
+                    step=144,
+                    data=imgs[i].reshape(-1),
+                )
+                w.write(conns[cam], t, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+                info = T["sensor_msgs/msg/CameraInfo"](
+                    header=header(i, cam),
+                    height=32,
+                    width=48,
+                    distortion_model="plumb_bob",
+                    d=np.zeros(5),
+                    k=np.eye(3).reshape(-1),
+                    r=np.eye(3).reshape(-1),
+                    p=np.zeros(12),
+                    binning_x=0,
+                    binning_y=0,
+                    roi=T["sensor_msgs/msg/RegionOfInterest"](
+                        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+                    ),
+                )
+                w.write(
+                    conns[cam + "_info"],
+                    t + 1,
+                    STORE.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"),
+                )
+            w.write(
+                chatter,
+                t + 2,
+                STORE.serialize_cdr(
+                    T["std_msgs/msg/String"](data=f"hi {i}"), "std_msgs/msg/String"
+                ),
+            )
+    return sent
+
+
+def read_bag(path: Path) -> list[tuple[str, int, bytes]]:
+    with AnyReader([path]) as reader:
+        return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
+
+
+@pytest.mark.parametrize("plugin", [StoragePlugin.SQLITE3, StoragePlugin.MCAP])
+def test_bag_copies_everything_and_adds_deblurred_topics(
+    tmp_path, tiny_recurrent_checkpoint, plugin
+):
+    sent = write_bag(tmp_path / "in", plugin)
+    result = deblur(
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+    )
+    assert result.returncode == 0, result.stderr
+    original, output = read_bag(tmp_path / "in"), read_bag(tmp_path / "out")
+    copied = [m for m in output if "/deblurred/" not in m[0]]
+    assert sorted(copied) == sorted(original)  # every message: same topic, receive time, bytes
+    assert [t for _, t, _ in output] == sorted(t for _, t, _ in output)
+    for cam, imgs in sent.items():
+        outs = [
+            STORE.deserialize_cdr(raw, "sensor_msgs/msg/Image")
+            for topic, _, raw in output
+            if topic == f"/{cam}/deblurred/image_raw"
+        ]
+        infos = [m for m in output if m[0] == f"/{cam}/deblurred/camera_info"]
+        assert [o.header.stamp.nanosec for o in outs] == [i * 33_333_333 for i in range(4)]
+        assert {o.header.frame_id for o in outs} == {cam} and len(infos) == 4
+        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", max_gap_s=0.5)
+        expected = [
+            o.image for i, f in enumerate(imgs) for o in engine.push(f, 10 * 10**9 + i * 33_333_333)
+        ]
+        expected += [o.image for o in engine.flush()]
+        for o, e in zip(outs, expected, strict=True):  # each camera has its own state
+            assert np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
+
+
+def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint):
+    (tmp_path / "empty").mkdir()
+    with Writer(tmp_path / "noimg", version=9) as w:
+        c = w.add_connection("/chatter", "std_msgs/msg/String", typestore=STORE)
+        w.write(
+            c, 1, STORE.serialize_cdr(T["std_msgs/msg/String"](data="x"), "std_msgs/msg/String")
+        )
+    bad_video = tmp_path / "bad.mp4"
+    bad_video.write_bytes(b"garbage")
+    for src in (tmp_path / "missing.mp4", tmp_path / "empty", tmp_path / "noimg", bad_video):
+        result = deblur(
+            str(src), "-o", str(tmp_path / "o"), "--weights", str(tiny_recurrent_checkpoint)
+        )
+        assert result.returncode == 2, src
+        errors = [line for line in result.stderr.splitlines() if "error" in line]
+        assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
