@@ -345,6 +345,8 @@ class Trainer:
     def _validate_and_export(self, log) -> None:
         m = self.validate()
         m["step"] = self.step
+        if self.history and abs(self.history[-1]["input_psnr"] - m["input_psnr"]) > 1e-6:
+            self.best = -math.inf  # resumed with another validation set: old best not comparable
         self.history.append(m)
         log(f"step {self.step}: val PSNR {m['val_psnr']:.2f} dB (input {m['input_psnr']:.2f} dB)")
         if self.writer is not None:
