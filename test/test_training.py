@@ -61,9 +61,10 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
     blurred, sharp = tr.sampler.sample(np.random.default_rng(0), 2)
-    losses = [tr.train_step(blurred, sharp, future_frames=2) for _ in range(20)]
-    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
-    assert tr.step == 20
+    losses = [tr.train_step(blurred, sharp, future_frames=2) for _ in range(30)]
+    # a fresh model starts as the identity, so every gain is deblurring learnt
+    assert np.mean(losses[-3:]) < 0.97 * losses[0]
+    assert tr.step == 30
 
 
 def test_resume_continues_at_the_same_step_with_the_identical_next_loss(tmp_path: Path) -> None:
@@ -183,3 +184,11 @@ def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
         diff = (full(clip, 1)[0] - shipped(clip, 1)[0]).abs().max()
     assert diff < 1e-2
     assert sarn(["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(out)]) == 2
+
+
+def test_fresh_model_starts_as_identity() -> None:
+    model = build_training_model(config())
+    clip = torch.rand(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        out, _ = model(clip, 1)
+    assert torch.equal(out, clip)

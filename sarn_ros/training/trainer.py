@@ -80,7 +80,12 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
         (RecurrentSARN, RecurrentSARNConfig) if cfg.arch == "recurrent" else (SARN, SARNConfig)
     )
     if cfg.init is None:
-        return model_cls(cfg_cls(**cfg.model))
+        model = model_cls(cfg_cls(**cfg.model))
+        # Zero residual head: a fresh model starts as the identity (output = input frame)
+        # instead of adding a random residual it must first unlearn.
+        nn.init.zeros_(model.decoder.out.weight)
+        nn.init.zeros_(model.decoder.out.bias)
+        return model
     ckpt = read_checkpoint(cfg.init)
     arch_cfg = {k: v for k, v in ckpt["config"].items() if k in cfg_cls.__dataclass_fields__}
     model = model_cls(cfg_cls(**arch_cfg))
