@@ -1,0 +1,139 @@
+"""`sarn export`: ONNX for deployment (e.g. TensorRT on a Jetson), validated in onnxruntime.
+
+A single-image checkpoint exports as one graph ``frame -> deblurred``; a recurrent one as ONE
+recurrent step ``(stack, h, c) -> (frame, h_out, c_out)`` whose state is explicit, so the
+runtime keeps it between frames exactly as the streaming engine does (the 15-channel stack is
+[out_t-2, out_t-1, blur_t, blur_t+1, blur_t+2], see ``sarn_ros.archs.fusion_inputs``).
+
+Height and width are dynamic but must be multiples of 4 (the engine pads with edge replication
+before calling the network; do the same, then crop). Deformable convolutions are exported
+through their grid_sample form (ONNX GridSample, opset >= 16), which onnxruntime and TensorRT
+(>= 8.5) run; the attention decomposes to MatMul/Softmax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..archs import RecurrentSARN
+from ..checkpoint import CheckpointError, load_model
+
+
+class SingleGraph(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        f, s1, s2 = self.model.encoder(frame)
+        return frame + self.model.decoder(f, s1, s2)
+
+
+class RecurrentStep(nn.Module):
+    def __init__(self, model: RecurrentSARN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, stack: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        m = self.model
+        f, s1, s2 = m.encoder(stack)
+        hid, cell = m.lstm(f, (h, c))
+        return stack[:, 6:9] + m.decoder(f + m.lstm_out(hid), s1, s2), hid, cell
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="Export ONNX (single-image model or one recurrent step).",
+        description=__doc__,
+    )
+    p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("--height", type=int, default=480, help="example height (multiple of 4)")
+    p.add_argument("--width", type=int, default=640, help="example width (multiple of 4)")
+    p.add_argument("--opset", type=int, default=18)
+    p.set_defaults(func=run)
+
+
+def example_inputs(model: nn.Module, h: int, w: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    if isinstance(model, RecurrentSARN):
+        ch = model.cfg.lstm_channels
+        return (
+            torch.rand(1, 15, h, w, generator=g),
+            torch.rand(1, ch, h // 4, w // 4, generator=g),
+            torch.rand(1, ch, h // 4, w // 4, generator=g),
+        )
+    return (torch.rand(1, 3, h, w, generator=g),)
+
+
+def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Module:
+    recurrent = isinstance(model, RecurrentSARN)
+    graph = (RecurrentStep(model) if recurrent else SingleGraph(model)).eval()
+    H, W = torch.export.Dim("H4", min=1, max=1024), torch.export.Dim("W4", min=1, max=1024)
+    image = {2: 4 * H, 3: 4 * W}
+    shapes = (image, {2: H, 3: W}, {2: H, 3: W}) if recurrent else (image,)
+    names = (
+        (["stack", "h", "c"], ["frame", "h_out", "c_out"])
+        if recurrent
+        else (["frame"], ["deblurred"])
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        graph,
+        example_inputs(model, h, w),
+        str(path),
+        input_names=names[0],
+        output_names=names[1],
+        dynamic_shapes=shapes,
+        opset_version=opset,
+        dynamo=True,
+    )
+    return graph
+
+
+def validate(graph: nn.Module, model: nn.Module, path: Path, sizes: list[tuple[int, int]]) -> float:
+    """Largest |onnxruntime - PyTorch| over all outputs at each size."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for h, w in sizes:
+        inputs = example_inputs(model, h, w)
+        with torch.no_grad():
+            ref = graph(*inputs)
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs, strict=True)}
+        for a, b in zip(session.run(None, feed), ref, strict=True):
+            worst = max(worst, float(np.abs(a - b.numpy()).max()))
+    return worst
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.height % 4 or args.width % 4:
+        print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.weights, device="cpu", deform_impl="grid_sample")
+    except CheckpointError as exc:
+        print(f"sarn export: error: {exc}", file=sys.stderr)
+        return 2
+    graph = export(model, args.output, args.height, args.width, args.opset)
+    sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
+    err = validate(graph, model, args.output, sizes)
+    kind = (
+        "one recurrent step (stack, h, c)"
+        if isinstance(model, RecurrentSARN)
+        else "single-image model"
+    )
+    print(
+        f"sarn export: {kind} -> {args.output} (opset {args.opset}, dynamic H/W multiples of 4); "
+        f"onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}"
+    )
+    return 0

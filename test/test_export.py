@@ -1,0 +1,95 @@
+"""`sarn export`: ONNX graphs that onnxruntime runs like PyTorch, at more than one size."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from sarn_ros.archs import SARN
+from sarn_ros.checkpoint import load_model, save_checkpoint
+
+SARN_CLI = str(Path(sys.executable).parent / "sarn")
+
+
+@pytest.mark.slow
+def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoint):
+    out = tmp_path / "step.onnx"
+    result = subprocess.run(
+        [
+            SARN_CLI,
+            "export",
+            "--weights",
+            str(tiny_recurrent_checkpoint),
+            "-o",
+            str(out),
+            "--height",
+            "48",
+            "--width",
+            "64",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    err = float(re.search(r"max abs error ([\d.e+-]+)", result.stdout).group(1))
+    assert err < 1e-4
+    # A size the export never saw: one step from zero state equals the model's step().
+    model = load_model(tiny_recurrent_checkpoint, deform_impl="grid_sample")
+    stack = torch.rand(1, 15, 36, 44)
+    h, c = model.init_state(1, 36, 44, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        ref, (ref_h, _) = model.step(stack, (h, c))
+    session = ort.InferenceSession(str(out))
+    frame, h_out, _ = session.run(None, {"stack": stack.numpy(), "h": h.numpy(), "c": c.numpy()})
+    assert np.abs(frame - ref.numpy()).max() < 1e-4
+    assert np.abs(h_out - ref_h.numpy()).max() < 1e-4
+
+
+@pytest.mark.slow
+def test_single_image_export_and_bad_size(tmp_path):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(
+        SARN(channels=8, blocks_per_level=1, attention_stride=4), tmp_path / "s.pth"
+    )
+    ok = subprocess.run(
+        [
+            SARN_CLI,
+            "export",
+            "--weights",
+            str(ckpt),
+            "-o",
+            str(tmp_path / "s.onnx"),
+            "--height",
+            "32",
+            "--width",
+            "40",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ok.returncode == 0 and "single-image" in ok.stdout, ok.stderr
+    bad = subprocess.run(
+        [
+            SARN_CLI,
+            "export",
+            "--weights",
+            str(ckpt),
+            "-o",
+            str(tmp_path / "b.onnx"),
+            "--height",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "multiples of 4" in bad.stderr
