@@ -54,6 +54,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -370,7 +371,10 @@ class StreamDeblurrer:
 
     def _upload(self, s: _Stream, frame: np.ndarray, slot: int) -> None:
         """Frame (H, W, C) integer -> s.frames[slot] as (3, H, W) float in [0, 1]."""
-        src = torch.from_numpy(frame)
+        with warnings.catch_warnings():
+            # Zero-copy views of ROS message buffers are read-only; this tensor is only read.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            src = torch.from_numpy(frame)
         with torch.inference_mode():
             if self._pinned:
                 assert s.host_in is not None and s.dev_in is not None and s.upload_done
