@@ -15,9 +15,10 @@ autocast for bf16/fp16) on random input, and reports:
   transposed convolutions, matmuls and attention are counted (2 FLOPs per multiply-add);
   bilinear sampling, activations and additions are not (a few percent).
 - % of peak: achieved FLOP/s over the device's peak. CPU peak is an estimate: threads used x
-  clock (/proc/cpuinfo) x FLOPs per cycle per core (32 for fp32 with two 256-bit FMA pipes,
-  e.g. AMD Zen 2-4 and Intel AVX2 cores). CUDA peaks come from a table of dense datasheet
-  figures; fp32 uses the TF32 figure when cuDNN's TF32 is on (PyTorch's default for convs).
+  clock (/proc/cpuinfo, base clock, so boost can push a row past 100 %) x fp32 FLOPs per cycle
+  per core from the ISA flags (see ``cpu_flops_per_cycle``). CUDA peaks come from a table of
+  dense datasheet figures; fp32 uses the TF32 figure when cuDNN's TF32 is on (PyTorch's
+  default for convs).
 """
 
 from __future__ import annotations
@@ -68,7 +69,6 @@ CUDA_PEAKS_TFLOPS: dict[str, tuple[float, float, float]] = {
     "RTX 3090": (35.6, 35.6, 71.0),
     "T4": (8.1, 8.1, 65.0),
 }
-CPU_FLOPS_PER_CYCLE = 32  # fp32: 2 FMA pipes x 8 lanes x 2 FLOPs
 
 
 @dataclass
@@ -110,6 +110,30 @@ def cpu_ghz() -> float | None:
     return max(mhz) / 1e3 if mhz else None
 
 
+def cpu_flops_per_cycle(cpuinfo: str) -> int:
+    """fp32 FLOPs per cycle per core: 2 FMA pipes x SIMD lanes x 2, from /proc/cpuinfo text.
+
+    Two full-width 512-bit FMA pipes (AMD Zen 5, family 26+; Intel server AVX-512 cores) give
+    64; Zen 4 runs AVX-512 on 256-bit pipes and AVX2/FMA cores have two 256-bit pipes: 32.
+    Without FMA: 16 (AVX) or 8 (SSE).
+    """
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    vendor = fields.get("vendor_id", "")
+    try:
+        family = int(fields.get("cpu family", "0"))
+    except ValueError:
+        family = 0
+    if "avx512f" in flags and (vendor == "GenuineIntel" or family >= 26):
+        return 64
+    if "fma" in flags:
+        return 32
+    return 16 if "avx" in flags else 8
+
+
 def device_label(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -122,7 +146,11 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
         ghz = cpu_ghz()
         if ghz is None or precision != "fp32":
             return None  # CPU bf16 peaks vary too much by model to estimate honestly
-        return torch.get_num_threads() * ghz * 1e9 * CPU_FLOPS_PER_CYCLE
+        try:
+            per_cycle = cpu_flops_per_cycle(Path("/proc/cpuinfo").read_text())
+        except OSError:
+            return None
+        return torch.get_num_threads() * ghz * 1e9 * per_cycle
     name = torch.cuda.get_device_name(device)
     for key, (fp32, tf32, half) in CUDA_PEAKS_TFLOPS.items():
         if key in name:
@@ -396,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
         f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
         "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
         + (
-            "an estimated CPU fp32 peak (threads x clock x 32 FLOP/cycle)"
+            "an estimated CPU fp32 peak (threads x base clock x FLOP/cycle from the ISA flags)"
             if device.type == "cpu"
             else "datasheet dense peak"
         )
