@@ -192,3 +192,28 @@ def test_fresh_model_starts_as_identity() -> None:
     with torch.no_grad():
         out, _ = model(clip, 1)
     assert torch.equal(out, clip)
+
+
+def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(tmp_path: Path) -> None:
+    """A real SIGINT during step 3 (as Ctrl-C or torchrun sends) must not kill the run
+    half-way: the step finishes, last.pt holds it, and the handlers are restored."""
+    import signal
+
+    tr = Trainer(config(steps=50), [blurry_sequence()], [blurry_sequence("v", 3)], tmp_path)
+    train_one = tr.train_one
+
+    def step_then_signal() -> float:
+        loss = train_one()
+        if tr.step == 3:
+            signal.raise_signal(signal.SIGINT)
+        return loss
+
+    tr.train_one = step_then_signal
+    messages: list[str] = []
+    tr.run(log=messages.append)
+    assert tr.step == 3
+    assert any("interrupted at step 3" in m for m in messages)
+    assert not (tmp_path / "best.pth").exists()  # no final validation on interrupt
+    resumed = Trainer(config(steps=50), [blurry_sequence()], [], tmp_path)
+    assert resumed.resume() and resumed.step == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

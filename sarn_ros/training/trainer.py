@@ -7,15 +7,20 @@ every look-ahead setting of the engine and the node.
 
 Checkpoints (``<run-dir>/last.pt``: model, optimiser, scheduler, step, RNG states) are written
 atomically every few minutes and at the end, so a run can be cut at any time (a 10-minute GPU
-command, a session ending) and continued with ``--resume``. The best validation model is
+command, a session ending) and continued with ``--resume``. Ctrl-C or SIGTERM (as torchrun
+and job schedulers send) stops at the next step boundary and checkpoints; a second Ctrl-C
+aborts at once. The best validation model is
 exported in the project's checkpoint format to ``<run-dir>/best.pth``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -145,6 +150,7 @@ class Trainer:
         self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
         self.val = val
         self.step = 0
+        self._stop = False  # set by SIGINT/SIGTERM during run()
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
         # Mixed precision on CUDA: bf16 where supported (no loss scaling needed), else fp16.
@@ -291,7 +297,33 @@ class Trainer:
         }
         save_checkpoint(self.model, self.run_dir / "best.pth", meta=meta)
 
+    @contextlib.contextmanager
+    def _stop_on_signal(self, log):
+        """SIGINT/SIGTERM set ``_stop`` instead of killing the step half-way, so the run ends
+        with a checkpoint; handlers are restored afterwards (and only the main thread can
+        install them)."""
+        self._stop = False
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, _frame) -> None:
+            log(f"{signal.Signals(signum).name}: stopping after this step (again to abort)")
+            self._stop = True
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+        old = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
     def run(self, log=print) -> None:
+        with self._stop_on_signal(log):
+            self._run(log)
+
+    def _run(self, log) -> None:
         cfg = self.cfg
         start = last_ckpt = last_val = time.monotonic()
         losses: list[float] = []
@@ -322,11 +354,15 @@ class Trainer:
             if now - last_ckpt > cfg.ckpt_minutes * 60:
                 self.save()
                 last_ckpt = now
+        if bar is not None:
+            bar.close()
+        if self._stop:
+            self.save()
+            log(f"interrupted at step {self.step}: checkpoint saved, continue with --resume")
+            return
         if self.val and self.rank == 0:
             self._validate_and_export(log)
         self.save()
-        if bar is not None:
-            bar.close()
 
     def close(self) -> None:
         """Flush TensorBoard and leave the process group (torchrun)."""
@@ -336,16 +372,17 @@ class Trainer:
             dist.destroy_process_group()
 
     def _time_is_up(self, start: float) -> bool:
-        """``--max-minutes`` reached; under DDP every rank stops at the same step."""
+        """``--max-minutes`` reached or a stop signal; under DDP every rank stops at the same
+        step."""
         up = (
             self.cfg.max_minutes is not None
             and time.monotonic() - start > self.cfg.max_minutes * 60
         )
         if self.world > 1:
-            flag = torch.tensor([float(up)], device=self.device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            up = bool(flag.item())
-        return up
+            flags = torch.tensor([float(up), float(self._stop)], device=self.device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            up, self._stop = bool(flags[0].item()), bool(flags[1].item())
+        return up or self._stop
 
     def _validate_and_export(self, log) -> None:
         m = self.validate()
