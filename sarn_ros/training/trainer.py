@@ -9,8 +9,8 @@ Checkpoints (``<run-dir>/last.pt``: model, optimiser, scheduler, step, RNG state
 atomically every few minutes and at the end, so a run can be cut at any time (a 10-minute GPU
 command, a session ending) and continued with ``--resume``. Ctrl-C or SIGTERM (as torchrun
 and job schedulers send) stops at the next step boundary and checkpoints; a second Ctrl-C
-aborts at once. The best validation model is
-exported in the project's checkpoint format to ``<run-dir>/best.pth``.
+aborts at once. The best validation model is exported in the project's checkpoint format to
+``<run-dir>/best.pth``.
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ class Trainer:
         except ImportError:
             bar = None
         while self.step < cfg.steps:
-            if self._time_is_up(start):
+            if self._should_stop(start):
                 break
             losses.append(self.train_one())
             if bar is not None:
@@ -371,7 +371,7 @@ class Trainer:
         if self.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
-    def _time_is_up(self, start: float) -> bool:
+    def _should_stop(self, start: float) -> bool:
         """``--max-minutes`` reached or a stop signal; under DDP every rank stops at the same
         step."""
         up = (
