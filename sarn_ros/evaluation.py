@@ -82,16 +82,22 @@ def evaluate_nogt(
     outs = deblur_sequence(engine, frames, name)
     pairs = list(itertools.pairwise(frames))
     out_pairs = list(itertools.pairwise(outs))
-    inl_in = [metrics.orb_inliers(a, b) for a, b in pairs]
-    inl_out = [metrics.orb_inliers(a, b) for a, b in out_pairs]
+    st_in = [metrics.orb_matches(a, b) for a, b in pairs]
+    st_out = [metrics.orb_matches(a, b) for a, b in out_pairs]
+    m_in, inl_in = [m for m, _ in st_in], [i for _, i in st_in]
+    m_out, inl_out = [m for m, _ in st_out], [i for _, i in st_out]
     if save_dir is not None:
         save_side_by_side(save_dir / f"{name}_ff{engine.future_frames}", frames, outs)
     return {
         "sequence": name,
         "future_frames": engine.future_frames,
         "frames": len(frames),
+        "orb_matches_input": m_in,
+        "orb_matches": m_out,
         "orb_inliers_input": inl_in,
         "orb_inliers": inl_out,
+        "mean_orb_matches_input": float(np.mean(m_in)) if m_in else 0.0,
+        "mean_orb_matches": float(np.mean(m_out)) if m_out else 0.0,
         "mean_orb_inliers_input": float(np.mean(inl_in)) if inl_in else 0.0,
         "mean_orb_inliers": float(np.mean(inl_out)) if inl_out else 0.0,
         "sharpness_input": float(np.mean([metrics.sharpness(f) for f in frames])),

@@ -53,17 +53,26 @@ def sharpness(img: np.ndarray) -> float:
     return float(cv2.Laplacian(grey(img), cv2.CV_64F).var())
 
 
-def orb_inliers(a: np.ndarray, b: np.ndarray, features: int = 1500) -> int:
-    """RANSAC-inlier ORB matches between two frames (0 when too few matches to fit)."""
+def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int, int]:
+    """(cross-checked ORB matches, of which RANSAC inliers) between two frames.
+
+    Both counts, so a drop can be traced to detection/description (fewer matches) or to
+    geometry (a lower inlier share); (0, 0) when too few features or matches to fit.
+    """
     orb = cv2.ORB_create(nfeatures=features)
     ka, da = orb.detectAndCompute(grey(a), None)
     kb, db = orb.detectAndCompute(grey(b), None)
     if da is None or db is None or len(ka) < 8 or len(kb) < 8:
-        return 0
+        return 0, 0
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(da, db)
     if len(matches) < 8:
-        return 0
+        return len(matches), 0
     pa = np.float32([ka[m.queryIdx].pt for m in matches])
     pb = np.float32([kb[m.trainIdx].pt for m in matches])
     _, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, 1.0, 0.999)
-    return 0 if mask is None else int(mask.sum())
+    return len(matches), 0 if mask is None else int(mask.sum())
+
+
+def orb_inliers(a: np.ndarray, b: np.ndarray, features: int = 1500) -> int:
+    """RANSAC-inlier ORB matches between two frames (0 when too few matches to fit)."""
+    return orb_matches(a, b, features)[1]

@@ -74,3 +74,6 @@ def test_orb_proxy_prefers_sharp_pairs():
     kernel[0, :] = 1 / 15  # horizontal motion blur
     blur_a, blur_b = cv2.filter2D(base, -1, kernel), cv2.filter2D(shifted, -1, kernel)
     assert metrics.orb_inliers(base, shifted) > metrics.orb_inliers(blur_a, blur_b) > 0
+    matches, inliers = metrics.orb_matches(base, shifted)
+    assert matches >= inliers == metrics.orb_inliers(base, shifted)
+    assert metrics.orb_matches(np.zeros_like(base), base) == (0, 0)  # no features in a flat frame
