@@ -1,0 +1,58 @@
+"""Why does deblurring change the ORB SLAM proxy on a real stream? Prints, per weights file:
+matches and RANSAC inliers (input vs deblurred), fine-detail statistics, and two controls
+(the input smoothed by a Gaussian; the model output with the input's finest band put back).
+
+    .venv/bin/python scripts/analyse_orb_proxy.py ../shared/data/SelfDeblur_real/real_demo/blur \
+        weights/sarn_recurrent.pth [more.pth ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sarn_ros import StreamDeblurrer, load_model, metrics
+from sarn_ros.evaluation import deblur_sequence, read_frames
+
+
+def high_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    g = metrics.grey(img).astype(np.float32)
+    return g - cv2.GaussianBlur(g, (0, 0), sigma)
+
+
+def report(label: str, frames: list[np.ndarray]) -> None:
+    stats = [metrics.orb_matches(a, b) for a, b in itertools.pairwise(frames)]
+    matches, inliers = np.mean([m for m, _ in stats]), np.mean([i for _, i in stats])
+    hp = np.concatenate([high_pass(f).ravel() for f in frames])
+    print(
+        f"{label:<44} matches {matches:6.1f}  inliers {inliers:6.1f} ({inliers / matches:5.1%})"
+        f"  finest band: median |hp| {np.median(np.abs(hp)):.2f}, std {hp.std():.2f}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("stream", type=Path, help="folder of consecutive frames")
+    ap.add_argument("weights", nargs="+")
+    ap.add_argument("--future-frames", type=int, default=2)
+    args = ap.parse_args()
+    frames = read_frames(args.stream)
+    report("input", frames)
+    report("input, Gaussian sigma 1.2", [cv2.GaussianBlur(f, (0, 0), 1.2) for f in frames])
+    for w in args.weights:
+        engine = StreamDeblurrer(load_model(w), device="cpu", future_frames=args.future_frames)
+        outs = deblur_sequence(engine, frames, "stream")
+        report(Path(w).name, outs)
+        restored = [  # the model's output below the finest band, the input's finest band
+            np.clip(metrics.grey(o) - high_pass(o) + high_pass(f), 0, 255).astype(np.uint8)
+            for f, o in zip(frames, outs, strict=True)
+        ]
+        report(f"{Path(w).name} + input finest band", restored)
+
+
+if __name__ == "__main__":
+    main()
