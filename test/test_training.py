@@ -73,11 +73,13 @@ def test_resume_continues_at_the_same_step_with_the_identical_next_loss(tmp_path
     expected = [straight.train_one() for _ in range(3)]
 
     first = Trainer(config(seed=3), data, [], tmp_path / "b")
+    first.cfg.init = "start.pth"  # as if fine-tuned from weights (building from it is tested below)
     first.train_one()
     first.train_one()
     first.save()
     second = Trainer(config(seed=3), data, [], tmp_path / "b")
     assert second.resume() and second.step == 2
+    assert second.cfg.init == "start.pth"  # the exported metadata keeps the start point
     assert second.sched.get_last_lr() == first.sched.get_last_lr()
     assert second.train_one() == expected[2]
     for k, v in straight.model.state_dict().items():

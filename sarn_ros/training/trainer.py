@@ -216,6 +216,8 @@ class Trainer:
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
         torch.set_rng_state(st["torch_rng"].cpu())
         self.rng.bit_generator.state = st["np_rng"]
+        if self.cfg.init is None:  # a resumed fine-tune still records what it started from
+            self.cfg.init = st["config"].get("init")
         return True
 
     # ------------------------------------------------------------------ training
