@@ -3,6 +3,7 @@ and the `sarn train` command, all with a tiny model on tiny frames."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import cv2
@@ -10,9 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from sarn_ros import metrics
 from sarn_ros.checkpoint import load_model, read_checkpoint, save_checkpoint
 from sarn_ros.data.datasets import Sequence
 from sarn_ros.tools.cli import main as sarn
+from sarn_ros.tools.train import validation_set
 from sarn_ros.training.trainer import TrainConfig, Trainer, build_training_model
 
 TINY = {"channels": 8, "blocks_per_level": 1, "num_drm": 2, "attention_stride": 4}
@@ -168,6 +171,23 @@ def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path) -> Non
     assert meta["steps"] == 1 and "synthetic blur" in meta["data"][-1]
     # a second call resumes from last.pt (already at --steps) and loads the stored trainset
     assert sarn([*args, "--resume", "--data"]) == 0
+
+
+def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> None:
+    video = tmp_path / "video"
+    video.mkdir()
+    for i, f in enumerate(blurry_sequence(n=4, h=96, w=128).sharp):
+        cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
+    base = {"val_sharp": video, "val_scale": 1.0, "val_frames": 4, "exposure": 0.8}
+
+    def input_psnr(**kw) -> float:
+        (seq,) = validation_set(argparse.Namespace(**base, **kw))
+        pairs = zip(seq.blurred, seq.sharp, strict=True)
+        return float(np.mean([metrics.psnr(b, s) for b, s in pairs]))
+
+    default = input_psnr(blur_px=4.0, val_blur_px=None)
+    assert default == input_psnr(blur_px=24.0, val_blur_px=4.0)  # same blur, same seed
+    assert input_psnr(blur_px=4.0, val_blur_px=24.0) < default - 1.0
 
 
 def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:

@@ -54,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--val-sharp", type=Path, help="held-out sharp video for validation PSNR")
     d.add_argument("--val-frames", type=int, default=10)
     d.add_argument("--val-scale", type=float, default=0.5)
+    d.add_argument(
+        "--val-blur-px",
+        type=float,
+        help="validation blur at full resolution (default: --blur-px); set it to `sarn eval "
+        "--blur-px` so best.pth is the checkpoint that evaluation ranks best",
+    )
     b = p.add_argument_group("synthetic blur (match your camera)")
     b.add_argument("--blur-px", type=float, default=24.0, help="largest blur length, pixels")
     b.add_argument("--exposure", type=float, default=0.8, help="shutter duty cycle 0..1")
@@ -138,9 +144,8 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     if args.val_sharp is None:
         return []
     # Blur length scales with the image: --blur-px is meant at full resolution here.
-    params = BlurParams(
-        blur_px=args.blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0
-    )
+    blur_px = args.blur_px if args.val_blur_px is None else args.val_blur_px
+    params = BlurParams(blur_px=blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0)
     return synthesize_folder(
         args.val_sharp, seed=1234, params=params, scale=args.val_scale, max_frames=args.val_frames
     )
