@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 
 import cv2
@@ -358,3 +359,30 @@ def test_help_needs_no_ros():
     result = subprocess.run([NODE, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "future_frames" in result.stdout and "queue_policy" in result.stdout
+
+
+RACING_SPIN = """
+import sys
+import rclpy
+from sarn_ros.ros import node
+def racing_spin(_node):
+    if {shut_down}:
+        rclpy.shutdown()  # what rclpy's SIGINT/SIGTERM handler does mid-spin
+    raise node.RCLError("failed to initialize wait set: the given context is not valid")
+rclpy.spin = racing_spin
+sys.exit(node.main(["sarn_deblur_node", "--ros-args", "-p", "weights:={weights}"]))
+"""
+
+
+@pytest.mark.parametrize("shut_down", [True, False])
+def test_shutdown_race_in_spin_exits_cleanly_but_real_rcl_errors_do_not(
+    shut_down, ros_domain, tiny_recurrent_checkpoint
+):
+    code = RACING_SPIN.format(shut_down=shut_down, weights=tiny_recurrent_checkpoint)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    if shut_down:
+        assert result.returncode == 0, result.stderr
+    else:
+        assert result.returncode != 0 and "RCLError" in result.stderr

@@ -26,6 +26,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import ParameterException
 from rclpy.executors import ExternalShutdownException
+from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -37,6 +38,7 @@ from ..resources import find_share_file
 from . import image_conversion as conv
 from .params import BY_NAME, PARAMS, help_text, validate
 
+RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp
 THROTTLE_S = 10.0  # warnings per reason at most this often
 
@@ -504,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RCLError:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM shut the context down while spin was building its wait set: a race
+        # inside rclpy, not a failure of ours
     finally:
         node.stop()
         node.destroy_node()
