@@ -76,16 +76,18 @@ def evaluate_gt(
     return res, outs
 
 
+def orb_counts(frames: list[np.ndarray]) -> tuple[list[int], list[int]]:
+    """ORB matches and RANSAC inliers for each pair of consecutive frames."""
+    stats = [metrics.orb_matches(a, b) for a, b in itertools.pairwise(frames)]
+    return [m for m, _ in stats], [i for _, i in stats]
+
+
 def evaluate_nogt(
     engine: StreamDeblurrer, name: str, frames: list[np.ndarray], save_dir: Path | None = None
 ) -> dict:
     outs = deblur_sequence(engine, frames, name)
-    pairs = list(itertools.pairwise(frames))
-    out_pairs = list(itertools.pairwise(outs))
-    st_in = [metrics.orb_matches(a, b) for a, b in pairs]
-    st_out = [metrics.orb_matches(a, b) for a, b in out_pairs]
-    m_in, inl_in = [m for m, _ in st_in], [i for _, i in st_in]
-    m_out, inl_out = [m for m, _ in st_out], [i for _, i in st_out]
+    m_in, inl_in = orb_counts(frames)
+    m_out, inl_out = orb_counts(outs)
     if save_dir is not None:
         save_side_by_side(save_dir / f"{name}_ff{engine.future_frames}", frames, outs)
     return {

@@ -9,24 +9,25 @@ matches and RANSAC inliers (input vs deblurred), fine-detail statistics, and two
 from __future__ import annotations
 
 import argparse
-import itertools
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from sarn_ros import StreamDeblurrer, load_model, metrics
-from sarn_ros.evaluation import deblur_sequence, read_frames
+from sarn_ros.evaluation import deblur_sequence, orb_counts, read_frames
+
+
+def low_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+    return cv2.GaussianBlur(metrics.grey(img).astype(np.float32), (0, 0), sigma)
 
 
 def high_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    g = metrics.grey(img).astype(np.float32)
-    return g - cv2.GaussianBlur(g, (0, 0), sigma)
+    return metrics.grey(img).astype(np.float32) - low_pass(img, sigma)
 
 
 def report(label: str, frames: list[np.ndarray]) -> None:
-    stats = [metrics.orb_matches(a, b) for a, b in itertools.pairwise(frames)]
-    matches, inliers = np.mean([m for m, _ in stats]), np.mean([i for _, i in stats])
+    matches, inliers = (np.mean(c) for c in orb_counts(frames))
     hp = np.concatenate([high_pass(f).ravel() for f in frames])
     print(
         f"{label:<44} matches {matches:6.1f}  inliers {inliers:6.1f} ({inliers / matches:5.1%})"
@@ -48,7 +49,7 @@ def main() -> None:
         outs = deblur_sequence(engine, frames, "stream")
         report(Path(w).name, outs)
         restored = [  # the model's output below the finest band, the input's finest band
-            np.clip(metrics.grey(o) - high_pass(o) + high_pass(f), 0, 255).astype(np.uint8)
+            np.clip(low_pass(o) + high_pass(f), 0, 255).astype(np.uint8)
             for f, o in zip(frames, outs, strict=True)
         ]
         report(f"{Path(w).name} + input finest band", restored)
