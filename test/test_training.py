@@ -89,6 +89,41 @@ def test_resume_continues_at_the_same_step_with_the_identical_next_loss(tmp_path
         assert torch.equal(v, second.model.state_dict()[k]), k
 
 
+def test_ema_averages_weights_is_what_gets_exported_and_resumes(tmp_path: Path) -> None:
+    data, val = [blurry_sequence()], [blurry_sequence("val", n=3, seed=9)]
+    tr = Trainer(config(ema_decay=0.9, steps=3), data, val, tmp_path)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.train_one()
+    d = 2 / 11  # decay ramped up: min(0.9, (1 + step) / (10 + step)) at step 1
+    after = tr.model.state_dict()
+    for k, v in tr.ema.state_dict().items():
+        torch.testing.assert_close(v, d * before[k] + (1 - d) * after[k], msg=k)
+    tr.train_one()
+    tr.save()
+    moved = [k for k, v in tr.ema.state_dict().items() if not torch.equal(v, after[k])]
+    assert moved  # the average lags the raw weights: it is not a copy of them
+
+    again = Trainer(config(ema_decay=0.9, steps=3), data, val, tmp_path)
+    assert again.resume()
+    for k, v in tr.ema.state_dict().items():
+        assert torch.equal(v, again.ema.state_dict()[k]), k
+    again.run(log=lambda _msg: None)  # step 3: validates and exports the average
+    exported = read_checkpoint(tmp_path / "best.pth")["state_dict"]
+    for k, v in again.ema.state_dict().items():
+        assert torch.equal(exported[k], v.float()), k
+    assert any(not torch.equal(exported[k], v) for k, v in again.model.state_dict().items())
+
+
+def test_ema_starts_from_the_weights_of_a_run_saved_without_it(tmp_path: Path) -> None:
+    plain = Trainer(config(), [blurry_sequence()], [], tmp_path)
+    plain.train_one()
+    plain.save()
+    tr = Trainer(config(ema_decay=0.999), [blurry_sequence()], [], tmp_path)
+    assert tr.resume()
+    for k, v in plain.model.state_dict().items():
+        assert torch.equal(tr.ema.state_dict()[k], v), k
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
     tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
     assert not tr.resume() and tr.step == 0

@@ -77,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--lr", type=float, default=4e-4)
     o.add_argument("--warmup", type=int, default=200)
     o.add_argument("--fft-weight", type=float, default=0.05)
+    o.add_argument(
+        "--ema",
+        type=float,
+        default=0.999,
+        metavar="DECAY",
+        help="validate and export an exponential moving average of the weights (0: off)",
+    )
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--device", default="auto")
     o.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
@@ -199,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr,
         warmup=args.warmup,
         fft_weight=args.fft_weight,
+        ema_decay=args.ema,
         seed=args.seed,
         ckpt_minutes=args.ckpt_minutes,
         val_minutes=args.val_minutes,

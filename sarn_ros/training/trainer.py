@@ -10,12 +10,15 @@ atomically every few minutes and at the end, so a run can be cut at any time (a 
 command, a session ending) and continued with ``--resume``. Ctrl-C or SIGTERM (as torchrun
 and job schedulers send) stops at the next step boundary and checkpoints; a second Ctrl-C
 aborts at once. The best validation model is exported in the project's checkpoint format to
-``<run-dir>/best.pth``.
+``<run-dir>/best.pth``. With ``ema_decay`` set, an exponential moving average of the weights
+(BasicSR's ``ema_decay``) is what gets validated and exported: it follows the same run but
+averages out the step-to-step noise of small batches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import platform
@@ -49,6 +52,7 @@ class TrainConfig:
     warmup: int = 200
     fft_weight: float = 0.05
     grad_clip: float = 1.0
+    ema_decay: float = 0.0  # 0: validate/export the raw weights; e.g. 0.999: their EMA
     seed: int = 0
     ckpt_minutes: float = 5.0
     val_minutes: float = 10.0
@@ -144,6 +148,9 @@ class Trainer:
         self.net: nn.Module = (
             nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         )
+        self.ema: nn.Module | None = None
+        if cfg.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.sampler = ClipSampler(train, cfg.clip_len if cfg.arch == "recurrent" else 1, cfg.crop)
@@ -186,6 +193,7 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {
             "model": self.model.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -210,6 +218,8 @@ class Trainer:
             return False
         st = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(st["model"])
+        if self.ema is not None:  # a run that had no EMA yet starts it from its weights
+            self.ema.load_state_dict(st["ema"] if st.get("ema") is not None else st["model"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
         self.scaler.load_state_dict(st["scaler"])
@@ -239,7 +249,27 @@ class Trainer:
         self.scaler.update()
         self.sched.step()
         self.step += 1
+        self._update_ema()
         return float(loss.item())
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """ema <- d * ema + (1 - d) * weights, with d ramped up over the first steps of the run
+        (as in timm / TensorFlow) so an early average does not keep its starting point."""
+        if self.ema is None:
+            return
+        d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
+        ema, own = self.ema.state_dict(), self.model.state_dict()
+        floats = [k for k, v in ema.items() if v.is_floating_point()]
+        torch._foreach_lerp_([ema[k] for k in floats], [own[k] for k in floats], 1 - d)
+        for k, v in ema.items():
+            if not v.is_floating_point():
+                v.copy_(own[k])
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights that are validated and exported: the EMA when enabled."""
+        return self.ema if self.ema is not None else self.model
 
     def train_one(self) -> float:
         """One step on a fresh random batch, look-ahead drawn from {0, 1, 2}; all randomness
@@ -251,7 +281,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean PSNR over the held-out sequences, model vs blurred input (future_frames=2)."""
-        self.model.eval()
+        model = self.eval_model
+        model.eval()
         model_psnr, input_psnr = [], []
         for seq in self.val:
             b = (
@@ -270,9 +301,9 @@ class Trainer:
             )
             b, g = b.to(self.device), g.to(self.device)
             if self.cfg.arch == "recurrent":
-                out, _ = self.model(b, 2)
+                out, _ = model(b, 2)
             else:
-                out = torch.stack([self.model(b[:, t]) for t in range(b.shape[1])], 1)
+                out = torch.stack([model(b[:, t]) for t in range(b.shape[1])], 1)
             out = (out.clamp(0, 1) * 255).round() / 255  # as published: 8-bit
             model_psnr += [psnr(out[:, t], g[:, t]) for t in range(g.shape[1])]
             if not input_psnr:  # first sequence, middle frame: blurred | output | sharp
@@ -297,7 +328,7 @@ class Trainer:
             + (f" x{self.world}" if self.world > 1 else ""),
             "validation": dict(metrics, set="Vid4 calendar (held out), synthetic blur"),
         }
-        save_checkpoint(self.model, self.run_dir / "best.pth", meta=meta)
+        save_checkpoint(self.eval_model, self.run_dir / "best.pth", meta=meta)
 
     @contextlib.contextmanager
     def _stop_on_signal(self, log):
