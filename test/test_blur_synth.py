@@ -92,6 +92,24 @@ def test_linear_light_integration_brightens_mixed_edges() -> None:
     assert np.mean(blurred) > np.mean(sharp) + 25
 
 
+def test_linear_light_share_sets_how_blur_is_averaged() -> None:
+    """Share 0 averages 8-bit values (GoPro's standard blur frames): the blurred stripes keep
+    the sharp mean; a mixed share makes both kinds across seeds."""
+    stripes = np.zeros((64, 96, 3), np.uint8)
+    stripes[:, ::4] = stripes[:, 1::4] = 255
+    base = {"blur_px": 16.0, "min_blur_fraction": 1.0, "rotation_deg": 0.0, "zoom": 0.0, **CLEAN}
+
+    def brightening(share: float, seed: int) -> float:
+        p = BlurParams(**base, linear_light=share)
+        blurred, sharp = synthesize([stripes], n_frames=3, params=p, seed=seed)
+        return float(np.mean(blurred) - np.mean(sharp))
+
+    assert abs(brightening(0.0, 2)) < 3
+    assert brightening(1.0, 2) > 25
+    mixed = [brightening(0.5, seed) > 25 for seed in range(12)]
+    assert 0 < sum(mixed) < 12
+
+
 def test_zero_motion_gives_input_back_cropped() -> None:
     frames = [texture(seed=s) for s in range(3)]
     p = BlurParams(blur_px=0.0, rotation_deg=0.0, zoom=0.0, **CLEAN)

@@ -1,8 +1,12 @@
 """Synthetic motion-blurred SEQUENCES with ground truth, from sharp frames or stills.
 
 Blur is made the way GoPro's was: a camera moves continuously; each blurred frame averages
-many sub-frame views over the exposure window **in linear light** (sRGB decoded, averaged,
-re-encoded), the sharp ground truth being the view at mid-exposure. Camera motion is a smooth
+many sub-frame views over the exposure window, the sharp ground truth being the view at
+mid-exposure. A sensor integrates **linear light** (sRGB decoded, averaged, re-encoded), which
+brightens blurred texture; the GoPro benchmark's standard ``blur`` frames (the Flower pair
+included) instead average the encoded 8-bit values (its linear-light version is
+``blur_gamma``). ``linear_light`` sets the share of sequences made each way, so a model need
+not learn one camera response. Camera motion is a smooth
 random walk of image-plane velocity (translation, in-plane rotation, zoom), continuous across
 consecutive frames, so a recurrent model sees realistic temporal structure. Optionally an
 independently moving object, sensor noise and JPEG compression are added.
@@ -34,6 +38,7 @@ class BlurParams:
     object_prob: float = 0.3  # chance a sequence has an independently moving object
     noise_std: float = 2.0  # largest Gaussian noise sigma, in 8-bit levels
     jpeg_quality: tuple[int, int] | None = (70, 97)  # JPEG quality range, None = no JPEG
+    linear_light: float = 1.0  # share of sequences averaged in linear light, not 8-bit values
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,6 +53,14 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     y = np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
     return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) / 255.0
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _pose_matrix(pose: np.ndarray, center: tuple[float, float]) -> np.ndarray:
@@ -162,12 +175,16 @@ def synthesize(
     quality = (
         int(rng.integers(p.jpeg_quality[0], p.jpeg_quality[1] + 1)) if p.jpeg_quality else None
     )
+    # Drawn only for a mixed share, so sequences of the default (all linear light) keep their
+    # random stream and evaluation sets stay the same.
+    linear = p.linear_light >= 1.0 or (p.linear_light > 0 and rng.random() < p.linear_light)
+    decode, encode = (srgb_to_linear, linear_to_srgb) if linear else (_unit, _to_uint8)
     center = (w / 2.0, h / 2.0)
     offsets = (np.arange(p.subframes) + 0.5) / p.subframes - 0.5  # within the exposure
     blurred, sharp = [], []
     for t in range(n):
         src = sources[0] if still else sources[t]
-        lin = srgb_to_linear(src)
+        lin = decode(src)
         ref = _pose_matrix(traj.pose(t), center)
         base = np.eye(3) if still else np.linalg.inv(ref)
 
@@ -182,6 +199,6 @@ def synthesize(
         for o in offsets:
             acc += view(t + o * p.exposure)
         crop = (slice(my, h - my), slice(mx, w - mx))
-        sharp.append(linear_to_srgb(view(float(t)))[crop])
-        blurred.append(_degrade(linear_to_srgb(acc / len(offsets)), p, rng, sigma, quality)[crop])
+        sharp.append(encode(view(float(t)))[crop])
+        blurred.append(_degrade(encode(acc / len(offsets)), p, rng, sigma, quality)[crop])
     return blurred, sharp

@@ -69,6 +69,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--jpeg", type=int, nargs=2, default=[70, 97], metavar=("MIN", "MAX"))
     b.add_argument("--no-jpeg", action="store_true")
     b.add_argument("--object-prob", type=float, default=0.3)
+    b.add_argument(
+        "--linear-light",
+        type=float,
+        default=0.5,
+        metavar="SHARE",
+        help="share of sequences integrated in linear light (a sensor; GoPro's blur_gamma); the "
+        "rest average 8-bit values (GoPro's standard blur frames). 1 to match a real camera",
+    )
     o = p.add_argument_group("optimisation")
     o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
     o.add_argument("--batch", type=int, default=4)
@@ -107,6 +115,7 @@ def blur_params(args: argparse.Namespace) -> BlurParams:
         noise_std=args.noise,
         jpeg_quality=None if args.no_jpeg else (args.jpeg[0], args.jpeg[1]),
         object_prob=args.object_prob,
+        linear_light=args.linear_light,
     )
 
 
