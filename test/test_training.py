@@ -70,6 +70,20 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path: Path) -> None:
     assert tr.step == 30
 
 
+@pytest.mark.parametrize("loss", ["l1", "charbonnier"])
+def test_pixel_loss_of_the_identity_start_is_the_input_error(tmp_path: Path, loss: str) -> None:
+    tr = Trainer(config(loss=loss, fft_weight=0.0), [blurry_sequence()], [], tmp_path)
+    blurred, sharp = tr.sampler.sample(np.random.default_rng(0), 2)
+    err = blurred - sharp  # a fresh model outputs each input frame as it is
+    expected = err.abs().mean() if loss == "l1" else torch.sqrt(err**2 + 1e-6).mean()
+    assert tr.train_step(blurred, sharp, 2) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_unknown_loss_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown loss"):
+        Trainer(config(loss="l2"), [blurry_sequence()], [], tmp_path)
+
+
 def test_resume_continues_at_the_same_step_with_the_identical_next_loss(tmp_path: Path) -> None:
     data = [blurry_sequence(seed=1), blurry_sequence("t", seed=2)]
     straight = Trainer(config(seed=3), data, [], tmp_path / "a")

@@ -84,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--crop", type=int, default=96)
     o.add_argument("--lr", type=float, default=4e-4)
     o.add_argument("--warmup", type=int, default=200)
-    o.add_argument("--fft-weight", type=float, default=0.05)
+    o.add_argument("--loss", choices=("charbonnier", "l1"), default="charbonnier")
+    o.add_argument("--fft-weight", type=float, default=0.05, help="weight of the FFT loss")
     o.add_argument(
         "--ema",
         type=float,
@@ -214,6 +215,7 @@ def run(args: argparse.Namespace) -> int:
         crop=args.crop,
         lr=args.lr,
         warmup=args.warmup,
+        loss=args.loss,
         fft_weight=args.fft_weight,
         ema_decay=args.ema,
         seed=args.seed,

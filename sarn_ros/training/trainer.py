@@ -50,6 +50,7 @@ class TrainConfig:
     lr: float = 4e-4
     min_lr: float = 1e-5
     warmup: int = 200
+    loss: str = "charbonnier"  # charbonnier | l1 (pixel term)
     fft_weight: float = 0.05
     grad_clip: float = 1.0
     ema_decay: float = 0.0  # 0: validate/export the raw weights; e.g. 0.999: their EMA
@@ -65,6 +66,9 @@ class TrainConfig:
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+PIXEL_LOSSES = {"charbonnier": charbonnier, "l1": F.l1_loss}
 
 
 def fft_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -142,6 +146,8 @@ class Trainer:
                 cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
                 torch.cuda.set_device(cfg.device)
         self.device = torch.device(cfg.device)
+        if cfg.loss not in PIXEL_LOSSES:
+            raise ValueError(f"unknown loss {cfg.loss!r}: one of {', '.join(PIXEL_LOSSES)}")
         torch.manual_seed(cfg.seed)
         self.model = build_training_model(cfg).to(self.device)
         self.model.train()
@@ -238,7 +244,7 @@ class Trainer:
                 out, _ = self.net(blurred, future_frames)
             else:
                 out = self.net(blurred[:, 0]).unsqueeze(1)
-            loss = charbonnier(out.float(), sharp)
+            loss = PIXEL_LOSSES[self.cfg.loss](out.float(), sharp)
             if self.cfg.fft_weight:
                 loss = loss + self.cfg.fft_weight * fft_loss(out.flatten(0, 1), sharp.flatten(0, 1))
         self.opt.zero_grad(set_to_none=True)
