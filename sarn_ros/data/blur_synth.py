@@ -6,10 +6,10 @@ mid-exposure. A sensor integrates **linear light** (sRGB decoded, averaged, re-e
 brightens blurred texture; the GoPro benchmark's standard ``blur`` frames (the Flower pair
 included) instead average the encoded 8-bit values (its linear-light version is
 ``blur_gamma``). ``linear_light`` sets the share of sequences made each way, so a model need
-not learn one camera response. Camera motion is a smooth
-random walk of image-plane velocity (translation, in-plane rotation, zoom), continuous across
-consecutive frames, so a recurrent model sees realistic temporal structure. Optionally an
-independently moving object, sensor noise and JPEG compression are added.
+not learn one camera response. Camera motion is a smooth random walk of image-plane velocity
+(translation, in-plane rotation, zoom), continuous across consecutive frames, so a recurrent
+model sees realistic temporal structure. Optionally an independently moving object, sensor
+noise and JPEG compression are added.
 
 ``blur_px`` (blur length in pixels during one exposure, at the output resolution) and
 ``exposure`` (shutter duty cycle) let a user match their camera: blur length is roughly the
