@@ -164,6 +164,18 @@ def test_run_validates_exports_best_and_checkpoints(tmp_path: Path) -> None:
     assert v["input_psnr"] == pytest.approx(tr.history[-1]["input_psnr"])
     assert np.isfinite(v["val_psnr"]) and model.meta["steps"] == 2
     assert read_checkpoint(tmp_path / "best.pth")["config"]["channels"] == 8
+    latest = read_checkpoint(tmp_path / "latest.pth")  # the weights of the last checkpoint
+    assert latest["meta"]["steps"] == 2 and latest["meta"]["validation"]["step"] == 2
+    for k, w in tr.model.state_dict().items():
+        assert torch.equal(latest["state_dict"][k], w), k
+
+
+def test_checkpoint_before_any_validation_exports_latest_without_figures(tmp_path: Path) -> None:
+    tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
+    tr.train_one()
+    tr.save()
+    meta = load_model(tmp_path / "latest.pth").meta
+    assert meta["steps"] == 1 and "validation" not in meta
 
 
 def test_max_minutes_stops_and_saves(tmp_path: Path) -> None:
@@ -255,6 +267,19 @@ def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
         diff = (full(clip, 1)[0] - shipped(clip, 1)[0]).abs().max()
     assert diff < 1e-2
     assert sarn(["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(out)]) == 2
+
+
+def test_export_from_latest_takes_the_last_checkpoint(tmp_path: Path) -> None:
+    val = [blurry_sequence("val", n=3, seed=9)]
+    tr = Trainer(config(steps=1), [blurry_sequence()], val, tmp_path / "run")
+    tr.run(log=lambda _m: None)  # validated and best at step 1
+    tr.train_one()
+    tr.save()  # step 2, not validated
+    base = ["train", "--run-dir", str(tmp_path / "run"), "--export"]
+    assert sarn([*base, str(tmp_path / "best.pth")]) == 0
+    assert sarn([*base, str(tmp_path / "latest.pth"), "--from", "latest"]) == 0
+    assert load_model(tmp_path / "best.pth").meta["steps"] == 1
+    assert load_model(tmp_path / "latest.pth").meta["steps"] == 2
 
 
 def test_fresh_model_starts_as_identity() -> None:

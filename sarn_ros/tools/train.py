@@ -43,7 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--export",
         type=Path,
         metavar="PTH",
-        help="only copy <run-dir>/best.pth to PTH for shipping (fp16 storage) and exit",
+        help="only copy <run-dir>/best.pth (or --from latest) to PTH for shipping (fp16 "
+        "storage) and exit",
+    )
+    p.add_argument(
+        "--from",
+        dest="export_from",
+        choices=("best", "latest"),
+        default="best",
+        help="--export the best validation weights or those of the last checkpoint",
     )
     d = p.add_argument_group("data")
     d.add_argument("--data", type=Path, nargs="*", default=[], help="dataset / sharp folders")
@@ -174,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.export is not None:
         try:
-            meta = export_weights(args.run_dir / "best.pth", args.export)
+            meta = export_weights(args.run_dir / f"{args.export_from}.pth", args.export)
         except (CheckpointError, OSError) as exc:
             print(f"sarn train: {exc}", file=sys.stderr)
             return 2

@@ -10,9 +10,10 @@ atomically every few minutes and at the end, so a run can be cut at any time (a 
 command, a session ending) and continued with ``--resume``. Ctrl-C or SIGTERM (as torchrun
 and job schedulers send) stops at the next step boundary and checkpoints; a second Ctrl-C
 aborts at once. The best validation model is exported in the project's checkpoint format to
-``<run-dir>/best.pth``. With ``ema_decay`` set, an exponential moving average of the weights
-(BasicSR's ``ema_decay``) is what gets validated and exported: it follows the same run but
-averages out the step-to-step noise of small batches.
+``<run-dir>/best.pth``, and the current one to ``<run-dir>/latest.pth`` with each checkpoint,
+so either can go straight to ``sarn eval``. With ``ema_decay`` set, an exponential moving
+average of the weights (BasicSR's ``ema_decay``) is what gets validated and exported: it
+follows the same run but averages out the step-to-step noise of small batches.
 """
 
 from __future__ import annotations
@@ -217,6 +218,7 @@ class Trainer:
         tmp = self.run_dir / "last.pt.tmp"
         torch.save(self.state(), tmp)
         tmp.replace(self.run_dir / "last.pt")
+        self._export("latest.pth", self.history[-1] if self.history else None)
 
     def resume(self) -> bool:
         path = self.run_dir / "last.pt"
@@ -324,7 +326,9 @@ class Trainer:
             return torch.cuda.get_device_name(self.device)
         return str(self.device)
 
-    def export_best(self, metrics: dict[str, float]) -> None:
+    def _export(self, name: str, metrics: dict[str, float] | None) -> None:
+        """The validated/exported weights as a project checkpoint, with the run's provenance
+        and the given validation figures."""
         meta = {
             "name": f"sarn_{self.cfg.arch}",
             "steps": self.step,
@@ -332,9 +336,10 @@ class Trainer:
             "data": self.cfg.data_summary,
             "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, {self.device_name()}"
             + (f" x{self.world}" if self.world > 1 else ""),
-            "validation": dict(metrics, set="Vid4 calendar (held out), synthetic blur"),
         }
-        save_checkpoint(self.eval_model, self.run_dir / "best.pth", meta=meta)
+        if metrics is not None:
+            meta["validation"] = dict(metrics, set="Vid4 calendar (held out), synthetic blur")
+        save_checkpoint(self.eval_model, self.run_dir / name, meta=meta)
 
     @contextlib.contextmanager
     def _stop_on_signal(self, log):
@@ -438,4 +443,4 @@ class Trainer:
             self.writer.flush()
         if m["val_psnr"] > self.best:
             self.best = m["val_psnr"]
-            self.export_best(m)
+            self._export("best.pth", m)
