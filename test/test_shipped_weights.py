@@ -55,9 +55,9 @@ def test_recurrent_weights_load_and_beat_the_blurred_input(held_out_clip) -> Non
     with torch.no_grad():
         for future in (0, 2):
             out, _ = model(blurred, future)
-            # shipped weights (step 9652) gain +0.60 / +0.69 dB here; later weights only land
-            # when they beat these, so half of that is the regression bar
-            assert psnr(out, sharp) > psnr(blurred, sharp) + 0.3, future
+            # shipped weights (mixed-blur fine-tune, step 7157) gain +0.71 / +0.85 dB here
+            # (the previous ones +0.60 / +0.69); half of that is the regression bar
+            assert psnr(out, sharp) > psnr(blurred, sharp) + 0.35, future
 
 
 def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
@@ -85,4 +85,4 @@ def test_recurrent_weights_beat_the_input_on_the_bundled_sample() -> None:
     triples = zip(outs, blurred, sharp, strict=True)
     gains = [psnr8(o.image, s) - psnr8(b, s) for o, b, s in triples]
     print(f"bundled sample: mean PSNR gain {np.mean(gains):+.3f} dB")
-    assert np.mean(gains) > 0.2  # shipped weights: +0.42 dB
+    assert np.mean(gains) > 0.3  # shipped weights: +0.63 dB (the previous ones +0.42)
