@@ -44,23 +44,24 @@ class BlurParams:
         return asdict(self)
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    """8-bit values as floats in [0, 1], no curve applied."""
+    return x.astype(np.float32) / 255.0
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] rounded to 8-bit values, no curve applied."""
+    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float32) / 255.0
+    x = _unit(x)
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
 
 
 def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
-    y = np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return np.clip(y * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32) / 255.0
-
-
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(x * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _to_uint8(np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055))
 
 
 def _pose_matrix(pose: np.ndarray, center: tuple[float, float]) -> np.ndarray:

@@ -158,6 +158,12 @@ class Trainer:
         self.ema: nn.Module | None = None
         if cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+            # Tensors paired once: state_dict tensors share the parameters' storage and loading
+            # a checkpoint copies into them, so the lists stay valid for the whole run.
+            ema_sd, own_sd = self.ema.state_dict(), self.model.state_dict()
+            avg = [k for k, v in ema_sd.items() if v.is_floating_point()]
+            self._ema_avg = ([ema_sd[k] for k in avg], [own_sd[k] for k in avg])
+            self._ema_copy = [(ema_sd[k], own_sd[k]) for k in ema_sd if k not in avg]
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
         self.sampler = ClipSampler(train, cfg.clip_len if cfg.arch == "recurrent" else 1, cfg.crop)
@@ -267,12 +273,9 @@ class Trainer:
         if self.ema is None:
             return
         d = min(self.cfg.ema_decay, (1 + self.step) / (10 + self.step))
-        ema, own = self.ema.state_dict(), self.model.state_dict()
-        floats = [k for k, v in ema.items() if v.is_floating_point()]
-        torch._foreach_lerp_([ema[k] for k in floats], [own[k] for k in floats], 1 - d)
-        for k, v in ema.items():
-            if not v.is_floating_point():
-                v.copy_(own[k])
+        torch._foreach_lerp_(*self._ema_avg, 1 - d)
+        for e, o in self._ema_copy:  # integer buffers (counters) are copied, not averaged
+            e.copy_(o)
 
     @property
     def eval_model(self) -> nn.Module:
