@@ -86,10 +86,33 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+FUSED_FRAMES = 5  # the recurrent input conv sees five RGB frames; the current one is slot 2
+
+
+def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Carry the first conv across single-image (3) and recurrent (15) inputs.
+
+    15 -> 3 sums the five frame slots: at a stream's start every slot holds the current frame,
+    so the single model starts as the recurrent one on a first frame. 3 -> 15 puts the kernel
+    in the current-frame slot and zeros the others, so the recurrent model starts by ignoring
+    its neighbours and computing exactly what the single model did.
+    """
+    have = weight.shape[1]
+    if in_channels == have * FUSED_FRAMES:
+        out = weight.new_zeros(weight.shape[0], in_channels, *weight.shape[2:])
+        out[:, 2 * have : 3 * have] = weight
+        return out
+    if have == in_channels * FUSED_FRAMES:
+        return weight.unflatten(1, (FUSED_FRAMES, in_channels)).sum(1)
+    raise ValueError(f"cannot adapt a {weight.shape[1]}-channel input conv to {in_channels}")
+
+
 def build_training_model(cfg: TrainConfig) -> nn.Module:
     """A fresh model of ``cfg.arch`` (with ``cfg.model`` overrides), or the checkpoint
-    ``cfg.init`` to fine-tune; a recurrent model can start from single-image weights since the
-    encoder-decoder parameters are shared by name where shapes agree."""
+    ``cfg.init`` to fine-tune. Either architecture can start from the other's weights: the
+    encoder-decoder parameters are shared by name, the input conv is adapted
+    (:func:`adapt_input_conv`), and a recurrent model made from single-image weights starts
+    with a zero LSTM projection, so its first output equals the single model's."""
     model_cls, cfg_cls = (
         (RecurrentSARN, RecurrentSARNConfig) if cfg.arch == "recurrent" else (SARN, SARNConfig)
     )
@@ -104,10 +127,17 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     arch_cfg = {k: v for k, v in ckpt["config"].items() if k in cfg_cls.__dataclass_fields__}
     model = model_cls(cfg_cls(**arch_cfg))
     own = model.state_dict()
-    usable = {k: v for k, v in ckpt["state_dict"].items() if k in own and own[k].shape == v.shape}
+    given = dict(ckpt["state_dict"])
+    inp = "encoder.inp.weight"
+    if inp in given and given[inp].shape[1] != own[inp].shape[1]:
+        given[inp] = adapt_input_conv(given[inp], own[inp].shape[1])
+    usable = {k: v for k, v in given.items() if k in own and own[k].shape == v.shape}
     if not usable:
         raise ValueError(f"{cfg.init}: no parameter fits a {model_cls.__name__}")
     model.load_state_dict(usable, strict=False)
+    if isinstance(model, RecurrentSARN) and "lstm_out.weight" not in usable:
+        nn.init.zeros_(model.lstm_out.weight)
+        nn.init.zeros_(model.lstm_out.bias)
     return model
 
 
