@@ -1,6 +1,7 @@
 """Why does deblurring change the ORB SLAM proxy on a real stream? Prints, per weights file:
-matches and RANSAC inliers (input vs deblurred), fine-detail statistics, and two controls
-(the input smoothed by a Gaussian; the model output with the input's finest band put back).
+matches and RANSAC inliers (input vs deblurred), fine-detail statistics, and three controls
+(the input smoothed by a Gaussian; the model output with the input's finest band put back;
+each frame deblurred alone, without the neighbours and recurrent state of a stream).
 
     .venv/bin/python scripts/analyse_orb_proxy.py ../shared/data/SelfDeblur_real/real_demo/blur \
         weights/sarn_recurrent.pth [more.pth ...]
@@ -53,6 +54,9 @@ def main() -> None:
             for f, o in zip(frames, outs, strict=True)
         ]
         report(f"{Path(w).name} + input finest band", restored)
+        if engine.is_recurrent:
+            alone = [deblur_sequence(engine, [f], "stream")[0] for f in frames]
+            report(f"{Path(w).name}, each frame alone", alone)
 
 
 if __name__ == "__main__":
