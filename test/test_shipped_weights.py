@@ -61,15 +61,24 @@ def test_recurrent_weights_load_and_beat_the_blurred_input(held_out_clip) -> Non
 
 
 def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     model = load_model(shipped("sarn_single"))
     assert type(model).__name__ == "SARN"
+    assert all(p.dtype == torch.float32 for p in model.parameters())
     blurred, sharp = held_out_clip
     with torch.no_grad():
-        out = model(blurred[0, 1:2])
-    assert psnr(out, sharp[0, 1:2]) > psnr(blurred[0, 1:2], sharp[0, 1:2]) + 0.05
+        out = model(blurred[0])  # the four frames as a batch of stills
+    gain = psnr(out, sharp[0]) - psnr(blurred[0], sharp[0])
+    print(f"single-image weights: gain {gain:+.3f} dB on the held-out clip")
+    assert gain > 0.45  # shipped weights (step 9,310) gain +0.92 dB; half is the bar
 
 
-def test_recurrent_weights_beat_the_input_on_the_bundled_sample() -> None:
+@pytest.mark.parametrize(
+    ("name", "bar"),
+    # shipped weights gain +0.63 (recurrent, look-ahead 2) and +0.91 dB (single); half is the bar
+    [("sarn_recurrent", 0.3), ("sarn_single", 0.45)],
+)
+def test_weights_beat_the_input_on_the_bundled_sample(name: str, bar: float) -> None:
     """Runs without ../shared/data: the packaged sample through the streaming engine, as the
     demo and the node run it, must come out closer to its ground truth than it went in."""
     from sarn_ros import StreamDeblurrer
@@ -78,11 +87,11 @@ def test_recurrent_weights_beat_the_input_on_the_bundled_sample() -> None:
 
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     blurred, sharp = load_sample()
-    engine = StreamDeblurrer(shipped("sarn_recurrent"), device="cpu", future_frames=2)
+    engine = StreamDeblurrer(shipped(name), device="cpu", future_frames=2)
     outs = [o for i, f in enumerate(blurred) for o in engine.push(f, i * 33_000_000)]
     outs += engine.flush()
     assert [o.stamp for o in outs] == [i * 33_000_000 for i in range(len(blurred))]
     triples = zip(outs, blurred, sharp, strict=True)
     gains = [psnr8(o.image, s) - psnr8(b, s) for o, b, s in triples]
-    print(f"bundled sample: mean PSNR gain {np.mean(gains):+.3f} dB")
-    assert np.mean(gains) > 0.3  # shipped weights: +0.63 dB (the previous ones +0.42)
+    print(f"bundled sample, {name}: mean PSNR gain {np.mean(gains):+.3f} dB")
+    assert np.mean(gains) > bar
