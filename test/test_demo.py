@@ -42,12 +42,33 @@ def test_demo_runs_through_the_node_and_reports(tmp_path, ros_domain, tiny_recur
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
 
 
-def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain):
+def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurrent_checkpoint):
     result = subprocess.run(
-        [SARN, "demo", "--weights", str(tmp_path / "missing.pth"), "--out", str(tmp_path)],
+        [
+            SARN,
+            "demo",
+            "--weights",
+            str(tiny_recurrent_checkpoint),
+            "--device",
+            "cuda:99",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode != 0
     assert "did not start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_reports_missing_weights_in_one_line(tmp_path):
+    result = subprocess.run(
+        [SARN, "demo", "--weights", str(tmp_path / "missing.pth"), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    err = result.stderr.strip()
+    assert result.returncode == 2
+    assert err.startswith("sarn demo: error:") and "missing.pth" in err and "\n" not in err
