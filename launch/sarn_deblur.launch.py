@@ -26,7 +26,7 @@ PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 ARGUMENTS = {
     "namespace": ("camera", "Camera namespace: <namespace>/image_raw is deblurred."),
     "params_file": ("", "Parameter file (default: the packaged config/sarn_deblur.yaml)."),
-    "weights": ("", "Checkpoint path or packaged weights name."),
+    "weights": ("", "Checkpoint path or packaged name: sarn_recurrent or sarn_single."),
     "device": ("", "auto, cpu, cuda or cuda:N."),
     "future_frames": ("", "Look-ahead frames 0..2 (latency in frames)."),
     "input_transport": ("", "raw (image_raw) or compressed (image_raw/compressed)."),

@@ -42,7 +42,12 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("weights", "sarn_recurrent", "Checkpoint path or packaged weights name."),
+    Param(
+        "weights",
+        "sarn_recurrent",
+        "Checkpoint path or packaged weights name: sarn_recurrent (video, uses "
+        "future_frames) or sarn_single (per frame, no look-ahead).",
+    ),
     Param("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
     Param("precision", "fp32", "Inference precision.", live=True, choices=("fp32", "fp16", "bf16")),
     Param(
