@@ -28,6 +28,8 @@ from .modules import ConvLSTMCell
 from .sarn_arch import SIZE_MULTIPLE, SARNConfig, SARNDecoder, SARNEncoder, pad_to_multiple
 
 State = tuple[torch.Tensor, torch.Tensor]
+FUSED_FRAMES = 5  # fusion_inputs: out_{t-2}, out_{t-1}, blur_t, blur_{t+1}, blur_{t+2}
+CURRENT = slice(6, 9)  # the channels of blur_t in that stack
 
 
 @dataclass
@@ -67,7 +69,7 @@ class RecurrentSARN(nn.Module):
         super().__init__()
         self.cfg = cfg or RecurrentSARNConfig(**overrides)
         n4 = 4 * self.cfg.channels
-        self.encoder = SARNEncoder(15, self.cfg)
+        self.encoder = SARNEncoder(3 * FUSED_FRAMES, self.cfg)
         self.lstm = ConvLSTMCell(n4, self.cfg.lstm_channels)
         self.lstm_out = nn.Conv2d(self.cfg.lstm_channels, n4, 1)
         self.decoder = SARNDecoder(self.cfg)
@@ -87,7 +89,7 @@ class RecurrentSARN(nn.Module):
     def step(self, stack: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Deblur one frame from its 15-channel fusion stack; returns (output, new state).
 
-        The output is the current frame (channels 6:9 of ``stack``) plus the predicted
+        The output is the current frame (channels ``CURRENT`` of ``stack``) plus the predicted
         residual, unclamped.
         """
         x, h, w = pad_to_multiple(stack)
@@ -95,7 +97,7 @@ class RecurrentSARN(nn.Module):
             state = self.init_state(x.shape[0], h, w, x.device, x.dtype)
         f, s1, s2 = self.encoder(x)
         hid, cell = self.lstm(f, state)
-        out = x[:, 6:9] + self.decoder(f + self.lstm_out(hid), s1, s2)
+        out = x[:, CURRENT] + self.decoder(f + self.lstm_out(hid), s1, s2)
         return out[..., :h, :w], (hid, cell)
 
     def forward(

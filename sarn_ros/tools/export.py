@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..archs import RecurrentSARN
+from ..archs.recurrent_sarn_arch import CURRENT
 from ..checkpoint import CheckpointError, load_model
 
 
@@ -44,7 +45,7 @@ class RecurrentStep(nn.Module):
         m = self.model
         f, s1, s2 = m.encoder(stack)
         hid, cell = m.lstm(f, (h, c))
-        return stack[:, 6:9] + m.decoder(f + m.lstm_out(hid), s1, s2), hid, cell
+        return stack[:, CURRENT] + m.decoder(f + m.lstm_out(hid), s1, s2), hid, cell
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
+from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES
 from ..checkpoint import read_checkpoint, save_checkpoint
 from ..data.datasets import ClipSampler, Sequence
 
@@ -86,9 +87,6 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
-FUSED_FRAMES = 5  # the recurrent input conv sees five RGB frames; the current one is slot 2
-
-
 def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     """Carry the first conv across single-image (3) and recurrent (15) inputs.
 
@@ -98,13 +96,13 @@ def adapt_input_conv(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     its neighbours and computing exactly what the single model did.
     """
     have = weight.shape[1]
-    if in_channels == have * FUSED_FRAMES:
+    if have == 3 and in_channels == 3 * FUSED_FRAMES:
         out = weight.new_zeros(weight.shape[0], in_channels, *weight.shape[2:])
-        out[:, 2 * have : 3 * have] = weight
+        out[:, CURRENT] = weight
         return out
-    if have == in_channels * FUSED_FRAMES:
-        return weight.unflatten(1, (FUSED_FRAMES, in_channels)).sum(1)
-    raise ValueError(f"cannot adapt a {weight.shape[1]}-channel input conv to {in_channels}")
+    if in_channels == 3 and have == 3 * FUSED_FRAMES:
+        return weight.unflatten(1, (FUSED_FRAMES, 3)).sum(1)
+    raise ValueError(f"cannot adapt a {have}-channel input conv to {in_channels}")
 
 
 def build_training_model(cfg: TrainConfig) -> nn.Module:
