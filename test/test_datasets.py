@@ -153,3 +153,21 @@ def test_clip_sampler_rejects_too_short_or_small_sequences() -> None:
         ClipSampler([Sequence("s", frames, frames)], clip_len=3, crop=16)
     with pytest.raises(ValueError):
         ClipSampler([Sequence("s", frames, frames)], clip_len=2, crop=H + 1)
+
+
+def test_clip_sampler_strides_through_sequences_with_room() -> None:
+    # 7 frames: a 3-frame clip fits strides 1, 2 and 3; a 5-frame sequence only 1 and 2
+    long_ = [frame(30 * i, seed=i) for i in range(7)]
+    short = [frame(30 * i, seed=i) for i in range(5)]
+    seen: dict[int, set[int]] = {7: set(), 5: set()}
+    for seq in (long_, short):
+        sampler = ClipSampler([Sequence("s", seq, seq)], clip_len=3, crop=32, max_stride=3)
+        rng = np.random.default_rng(1)
+        for _ in range(60):
+            b, s = sampler.sample(rng, batch=1)
+            assert np.array_equal(b.numpy(), s.numpy())
+            means = b[0, :, 0].mean(dim=(1, 2)).mul(255).round().tolist()
+            steps = np.abs(np.diff(means))
+            assert abs(steps[0] - steps[1]) <= 2  # one stride within a clip
+            seen[len(seq)].add(round(steps[0] / 30))
+    assert seen == {7: {1, 2, 3}, 5: {1, 2}}

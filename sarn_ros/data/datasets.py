@@ -141,9 +141,12 @@ class ClipSampler:
     """Random training clips (N, T, 3, crop, crop) in [0, 1] with random crops and flips.
 
     Sequences are weighted by their number of frames; shorter sequences than T are skipped.
+    ``max_stride`` > 1 takes every k-th frame (k drawn from the strides the sequence has room
+    for): the same blur with k times the motion between frames, as a camera with a lower frame
+    rate than the material's sees it, so the temporal path learns not to trust a stale past.
     """
 
-    def __init__(self, seqs: list[Sequence], clip_len: int, crop: int) -> None:
+    def __init__(self, seqs: list[Sequence], clip_len: int, crop: int, max_stride: int = 1) -> None:
         self.seqs = [
             s for s in seqs if len(s.blurred) >= clip_len and min(s.blurred[0].shape[:2]) >= crop
         ]
@@ -151,18 +154,23 @@ class ClipSampler:
             raise ValueError(f"no sequence has {clip_len} frames of at least {crop}x{crop}")
         weights = np.array([len(s.blurred) - clip_len + 1 for s in self.seqs], dtype=np.float64)
         self.p = weights / weights.sum()
-        self.clip_len, self.crop = clip_len, crop
+        self.clip_len, self.crop, self.max_stride = clip_len, crop, max(1, max_stride)
 
     def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
         blurred, sharp = [], []
         for _ in range(batch):
             s = self.seqs[rng.choice(len(self.seqs), p=self.p)]
-            t0 = int(rng.integers(0, len(s.blurred) - self.clip_len + 1))
+            k = 1
+            if self.max_stride > 1 and self.clip_len > 1:
+                room = (len(s.blurred) - 1) // (self.clip_len - 1)
+                k = int(rng.integers(1, min(self.max_stride, room) + 1))
+            t0 = int(rng.integers(0, len(s.blurred) - (self.clip_len - 1) * k))
             h, w = s.blurred[0].shape[:2]
             y, x = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
             win = (slice(y, y + self.crop), slice(x, x + self.crop))
-            b = np.stack([f[win] for f in s.blurred[t0 : t0 + self.clip_len]])
-            g = np.stack([f[win] for f in s.sharp[t0 : t0 + self.clip_len]])
+            frames = slice(t0, t0 + (self.clip_len - 1) * k + 1, k)
+            b = np.stack([f[win] for f in s.blurred[frames]])
+            g = np.stack([f[win] for f in s.sharp[frames]])
             if rng.random() < 0.5:
                 b, g = b[:, :, ::-1], g[:, :, ::-1]
             if rng.random() < 0.5:

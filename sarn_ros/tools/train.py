@@ -89,6 +89,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
     o.add_argument("--batch", type=int, default=4)
     o.add_argument("--clip-len", type=int, default=4)
+    o.add_argument(
+        "--max-stride",
+        type=int,
+        default=1,
+        metavar="K",
+        help="clips of every k-th frame, k drawn up to K where a sequence has room: more motion "
+        "between frames for the same blur, as a camera slower than the training material",
+    )
     o.add_argument("--crop", type=int, default=96)
     o.add_argument("--lr", type=float, default=4e-4)
     o.add_argument("--warmup", type=int, default=200)
@@ -220,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps,
         batch=args.batch,
         clip_len=args.clip_len,
+        max_stride=args.max_stride,
         crop=args.crop,
         lr=args.lr,
         warmup=args.warmup,

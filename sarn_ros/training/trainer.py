@@ -48,6 +48,7 @@ class TrainConfig:
     steps: int = 20000  # length of the cosine schedule
     batch: int = 4
     clip_len: int = 4
+    max_stride: int = 1  # clips of every k-th frame, k <= max_stride (lower camera frame rates)
     crop: int = 96
     lr: float = 4e-4
     min_lr: float = 1e-5
@@ -194,7 +195,9 @@ class Trainer:
             self._ema_copy = [(ema_sd[k], own_sd[k]) for k in ema_sd if k not in avg]
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
-        self.sampler = ClipSampler(train, cfg.clip_len if cfg.arch == "recurrent" else 1, cfg.crop)
+        self.sampler = ClipSampler(
+            train, cfg.clip_len if cfg.arch == "recurrent" else 1, cfg.crop, cfg.max_stride
+        )
         self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
         self.val = val
         self.step = 0
