@@ -95,10 +95,15 @@ class RecurrentSARN(nn.Module):
         x, h, w = pad_to_multiple(stack)
         if state is None:
             state = self.init_state(x.shape[0], h, w, x.device, x.dtype)
+        out, state = self.step_padded(x, state)
+        return out[..., :h, :w], state
+
+    def step_padded(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """:meth:`step` on a stack already padded to ``SIZE_MULTIPLE``: the graph ONNX exports,
+        free of shape-dependent padding."""
         f, s1, s2 = self.encoder(x)
         hid, cell = self.lstm(f, state)
-        out = x[:, CURRENT] + self.decoder(f + self.lstm_out(hid), s1, s2)
-        return out[..., :h, :w], (hid, cell)
+        return x[:, CURRENT] + self.decoder(f + self.lstm_out(hid), s1, s2), (hid, cell)
 
     def forward(
         self, clip: torch.Tensor, future_frames: int = 2, state: State | None = None

@@ -117,5 +117,10 @@ class SARN(nn.Module):
 
     def forward(self, blurred: torch.Tensor) -> torch.Tensor:
         x, h, w = pad_to_multiple(blurred)
+        return self.forward_padded(x)[..., :h, :w]
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` on an input already padded to ``SIZE_MULTIPLE``: the graph ONNX
+        exports, free of shape-dependent padding."""
         f, s1, s2 = self.encoder(x)
-        return (x + self.decoder(f, s1, s2))[..., :h, :w]
+        return x + self.decoder(f, s1, s2)

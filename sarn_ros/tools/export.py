@@ -22,7 +22,6 @@ import torch
 from torch import nn
 
 from ..archs import RecurrentSARN
-from ..archs.recurrent_sarn_arch import CURRENT
 from ..checkpoint import CheckpointError, load_model
 
 
@@ -32,8 +31,7 @@ class SingleGraph(nn.Module):
         self.model = model
 
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
-        f, s1, s2 = self.model.encoder(frame)
-        return frame + self.model.decoder(f, s1, s2)
+        return self.model.forward_padded(frame)
 
 
 class RecurrentStep(nn.Module):
@@ -42,10 +40,8 @@ class RecurrentStep(nn.Module):
         self.model = model
 
     def forward(self, stack: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-        m = self.model
-        f, s1, s2 = m.encoder(stack)
-        hid, cell = m.lstm(f, (h, c))
-        return stack[:, CURRENT] + m.decoder(f + m.lstm_out(hid), s1, s2), hid, cell
+        out, (hid, cell) = self.model.step_padded(stack, (h, c))
+        return out, hid, cell
 
 
 def register(sub: argparse._SubParsersAction) -> None:
