@@ -55,9 +55,11 @@ def test_recurrent_weights_load_and_beat_the_blurred_input(held_out_clip) -> Non
     with torch.no_grad():
         for future in (0, 2):
             out, _ = model(blurred, future)
-            # shipped weights (frame-stride fine-tune, step 2,059) gain +1.02 / +1.05 dB
-            # here (the previous ones +0.88 / +0.89); half of that is the regression bar
-            assert psnr(out, sharp) > psnr(blurred, sharp) + 0.51, future
+            # shipped weights (second frame-stride fine-tune, step 11,000) gain +1.04 / +1.07 dB
+            # here (the previous ones +1.02 / +1.05); half of that is the regression bar
+            gain = psnr(out, sharp) - psnr(blurred, sharp)
+            print(f"recurrent weights, look-ahead {future}: gain {gain:+.3f} dB on the clip")
+            assert gain > 0.52, future
 
 
 def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
@@ -75,8 +77,8 @@ def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
 
 @pytest.mark.parametrize(
     ("name", "bar"),
-    # shipped weights gain +1.10 (recurrent, look-ahead 2) and +0.91 dB (single); half is the bar
-    [("sarn_recurrent", 0.55), ("sarn_single", 0.45)],
+    # shipped weights gain +1.17 (recurrent, look-ahead 2) and +0.91 dB (single); half is the bar
+    [("sarn_recurrent", 0.58), ("sarn_single", 0.45)],
 )
 def test_weights_beat_the_input_on_the_bundled_sample(name: str, bar: float) -> None:
     """Runs without ../shared/data: the packaged sample through the streaming engine, as the
