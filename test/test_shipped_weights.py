@@ -72,13 +72,13 @@ def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
         out = model(blurred[0])  # the four frames as a batch of stills
     gain = psnr(out, sharp[0]) - psnr(blurred[0], sharp[0])
     print(f"single-image weights: gain {gain:+.3f} dB on the held-out clip")
-    assert gain > 0.45  # shipped weights (step 9,310) gain +0.92 dB; half is the bar
+    assert gain > 0.48  # shipped weights (extra stills, step 3,449) gain +0.97 dB; half is the bar
 
 
 @pytest.mark.parametrize(
     ("name", "bar"),
-    # shipped weights gain +1.18 (recurrent, look-ahead 2) and +0.91 dB (single); half is the bar
-    [("sarn_recurrent", 0.59), ("sarn_single", 0.45)],
+    # shipped weights gain +1.18 (recurrent, look-ahead 2) and +1.00 dB (single); half is the bar
+    [("sarn_recurrent", 0.59), ("sarn_single", 0.50)],
 )
 def test_weights_beat_the_input_on_the_bundled_sample(name: str, bar: float) -> None:
     """Runs without ../shared/data: the packaged sample through the streaming engine, as the
