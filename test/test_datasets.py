@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import (
@@ -20,7 +21,7 @@ from sarn_ros.data.datasets import (
     save_sequences,
     synthesize_folder,
 )
-from sarn_ros.tools.train import gather
+from sarn_ros.tools.train import build_trainset, gather
 
 H, W = 40, 56
 
@@ -123,12 +124,62 @@ def test_gather_uses_pairs_as_they_are_and_synthesises_sharp_folders(tmp_path: P
     assert len(set(names)) == len(names)
 
 
-def test_trainset_round_trip(tmp_path: Path) -> None:
+def test_build_trainset_writes_what_gather_makes_and_maps_it_back(tmp_path: Path) -> None:
+    write(tmp_path / "pairs" / "s" / "blur", ["1.png", "2.png"], [10, 20])
+    write(tmp_path / "pairs" / "s" / "sharp", ["1.png", "2.png"], [11, 21])
+    write(tmp_path / "sharp" / "clip", [f"{i}.png" for i in range(3)], [90, 91, 92])
+    sources = ([tmp_path / "pairs", tmp_path / "sharp"], BlurParams(blur_px=3.0), [1.0], 2, 4)
+    built = build_trainset(*sources, tmp_path / "ts")
+    in_ram = gather(*sources)
+    assert len(list((tmp_path / "ts").glob("*.npz"))) == len(in_ram) == 3
+    by_name = {s.name: s for s in built}
+    for s in in_ram:  # same seeds, same frames
+        assert isinstance(by_name[s.name].blurred, np.memmap)
+        assert np.array_equal(by_name[s.name].blurred, np.stack(s.blurred))
+        assert np.array_equal(by_name[s.name].sharp, np.stack(s.sharp))
+    assert not (tmp_path / "ts.partial").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no training images"):
+        build_trainset([tmp_path / "empty"], *sources[1:], tmp_path / "ts2")
+    assert not (tmp_path / "ts2").exists() and not (tmp_path / "ts2.partial").exists()
+
+
+def test_trainset_round_trip_is_memory_mapped(tmp_path: Path) -> None:
     seqs = [Sequence("x", [frame(10), frame(20)], [frame(11), frame(21)])]
     save_sequences(seqs, tmp_path / "ts")
     (back,) = load_sequences(tmp_path / "ts")
     assert back.name == "x"
+    # read from disk on access, not copied into RAM, and read-only
+    assert isinstance(back.blurred, np.memmap) and isinstance(back.sharp, np.memmap)
+    assert not back.sharp.flags.writeable
     assert all(np.array_equal(a, b) for a, b in zip(back.sharp, seqs[0].sharp, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(back.blurred, seqs[0].blurred, strict=True))
+    (copied,) = load_sequences(tmp_path / "ts", mmap=False)
+    assert not isinstance(copied.sharp, np.memmap)
+    assert np.array_equal(copied.sharp, back.sharp)
+
+
+def test_compressed_trainset_files_are_read_not_mapped(tmp_path: Path) -> None:
+    (tmp_path / "ts").mkdir()
+    blurred, sharp = np.stack([frame(10), frame(20)]), np.stack([frame(11), frame(21)])
+    np.savez_compressed(tmp_path / "ts" / "z.npz", blurred=blurred, sharp=sharp)
+    (back,) = load_sequences(tmp_path / "ts")
+    assert not isinstance(back.blurred, np.memmap)
+    assert np.array_equal(back.blurred, blurred) and np.array_equal(back.sharp, sharp)
+
+
+def test_clip_sampler_on_memory_mapped_sequences_matches_in_memory(tmp_path: Path) -> None:
+    frames = [frame(30 * i, seed=i) for i in range(6)]
+    sharps = [frame(30 * i + 1, seed=i + 10) for i in range(6)]
+    save_sequences([Sequence("s", frames, sharps)], tmp_path / "ts")
+    mapped = ClipSampler(load_sequences(tmp_path / "ts"), clip_len=3, crop=32, max_stride=2)
+    in_ram = ClipSampler([Sequence("s", frames, sharps)], clip_len=3, crop=32, max_stride=2)
+    for a, b in zip(
+        mapped.sample(np.random.default_rng(3), 4),
+        in_ram.sample(np.random.default_rng(3), 4),
+        strict=True,
+    ):
+        assert torch.equal(a, b)
 
 
 def test_clip_sampler_shapes_range_and_paired_augmentation() -> None:

@@ -7,11 +7,17 @@ Accepted layouts (``root`` may hold one sequence or many):
 - DVD: ``quantitative_datasets/<seq>/{input,GT}/``
 - BSD / REDS style: ``<root>/<seq>/{blur,gt}/`` or ``<root>/<seq>/{blur,sharp}/``
 - sharp only (for synthesis): a folder of frames (a video) or of stills.
+
+A pre-built training set (``.npz`` per sequence, :func:`save_sequence`) is memory-mapped by
+:func:`load_sequences`, so a set larger than RAM (GoPro's 2,103 training pairs are ~12 GB of
+pixels) trains from the page cache: the sampler only touches the rows of its crops.
 """
 
 from __future__ import annotations
 
 import re
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,13 +50,18 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
+Frames = list[np.ndarray] | np.ndarray
+"""uint8 RGB frames of equal size: a list of (H, W, 3) arrays or one (T, H, W, 3) array, which
+may be a read-only memory map of a training-set file."""
+
+
 @dataclass
 class Sequence:
-    """A blurred sequence with its sharp ground truth (uint8 RGB frames of equal size)."""
+    """A blurred sequence with its sharp ground truth."""
 
     name: str
-    blurred: list[np.ndarray]
-    sharp: list[np.ndarray]
+    blurred: Frames
+    sharp: Frames
 
 
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
@@ -66,23 +77,25 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     return found
 
 
-def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:
-    """Real blurred/sharp sequences; frames are matched by sorted order."""
-    seqs = []
-    for name, blur_dir, sharp_dir in find_pair_dirs(root):
+def iter_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> Iterator[Sequence]:
+    """Real blurred/sharp sequences one at a time (a whole benchmark need not fit in RAM);
+    frames are matched by sorted order."""
+    found = find_pair_dirs(root)
+    if not found:
+        raise ValueError(f"no blurred/sharp sequence found under {root}")
+    for name, blur_dir, sharp_dir in found:
         blurs, sharps = list_images(blur_dir)[:max_frames], list_images(sharp_dir)[:max_frames]
         if len(blurs) != len(sharps):
             raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
-        seqs.append(
-            Sequence(
-                name,
-                [resize_by(read_rgb(p), scale) for p in blurs],
-                [resize_by(read_rgb(p), scale) for p in sharps],
-            )
+        yield Sequence(
+            name,
+            [resize_by(read_rgb(p), scale) for p in blurs],
+            [resize_by(read_rgb(p), scale) for p in sharps],
         )
-    if not seqs:
-        raise ValueError(f"no blurred/sharp sequence found under {root}")
-    return seqs
+
+
+def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:
+    return list(iter_pairs(root, scale, max_frames))
 
 
 def resize_by(img: np.ndarray, scale: float) -> np.ndarray:
@@ -95,6 +108,28 @@ def resize_by(img: np.ndarray, scale: float) -> np.ndarray:
     )
 
 
+def iter_synthesize_folder(
+    folder: Path,
+    seed: int,
+    params: BlurParams | None = None,
+    scale: float = 1.0,
+    max_frames: int | None = None,
+    still_frames: int = 6,
+) -> Iterator[Sequence]:
+    """Blurred sequences from a sharp folder: one video if its frames share a size (>= 3
+    frames), else one synthetic camera move per still, made as they are consumed (only the
+    sharp stills are held, not every blurred sequence made from them)."""
+    paths = list_images(folder)[:max_frames] if max_frames else list_images(folder)
+    imgs = [resize_by(read_rgb(p), scale) for p in paths]
+    if len(imgs) >= 3 and len({i.shape for i in imgs}) == 1 and _looks_like_video(imgs):
+        b, s = synthesize(imgs, params=params, seed=seed)
+        yield Sequence(Path(folder).name, b, s)
+        return
+    for i, (p, img) in enumerate(zip(paths, imgs, strict=True)):
+        b, s = synthesize([img], n_frames=still_frames, params=params, seed=seed * 1000 + i)
+        yield Sequence(p.stem, b, s)
+
+
 def synthesize_folder(
     folder: Path,
     seed: int,
@@ -103,18 +138,7 @@ def synthesize_folder(
     max_frames: int | None = None,
     still_frames: int = 6,
 ) -> list[Sequence]:
-    """Blurred sequences from a sharp folder: one video if its frames share a size (>= 3
-    frames), else one synthetic camera move per still."""
-    paths = list_images(folder)[:max_frames] if max_frames else list_images(folder)
-    imgs = [resize_by(read_rgb(p), scale) for p in paths]
-    if len(imgs) >= 3 and len({i.shape for i in imgs}) == 1 and _looks_like_video(imgs):
-        b, s = synthesize(imgs, params=params, seed=seed)
-        return [Sequence(Path(folder).name, b, s)]
-    out = []
-    for i, (p, img) in enumerate(zip(paths, imgs, strict=True)):
-        b, s = synthesize([img], n_frames=still_frames, params=params, seed=seed * 1000 + i)
-        out.append(Sequence(p.stem, b, s))
-    return out
+    return list(iter_synthesize_folder(folder, seed, params, scale, max_frames, still_frames))
 
 
 def _looks_like_video(imgs: list[np.ndarray]) -> bool:
@@ -123,17 +147,54 @@ def _looks_like_video(imgs: list[np.ndarray]) -> bool:
     return float(np.abs(a - b).mean()) < 25.0
 
 
-def save_sequences(seqs: list[Sequence], out_dir: Path) -> None:
+def save_sequence(seq: Sequence, out_dir: Path) -> None:
+    """One uncompressed ``.npz``, the form :func:`load_sequences` can memory-map."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(out_dir / f"{seq.name}.npz", blurred=np.stack(seq.blurred), sharp=np.stack(seq.sharp))
+
+
+def save_sequences(seqs: list[Sequence], out_dir: Path) -> None:
     for s in seqs:
-        np.savez(out_dir / f"{s.name}.npz", blurred=np.stack(s.blurred), sharp=np.stack(s.sharp))
+        save_sequence(s, out_dir)
 
 
-def load_sequences(folder: Path) -> list[Sequence]:
+def _npz_memmap(path: Path, zf: zipfile.ZipFile, key: str) -> np.ndarray | None:
+    """A read-only memory map of array ``key`` inside an uncompressed ``.npz``; None when the
+    member is compressed (np.savez_compressed) and has to be read instead."""
+    info = zf.getinfo(f"{key}.npy")
+    if info.compress_type != zipfile.ZIP_STORED:
+        return None
+    with open(path, "rb") as fh:
+        # local file header: 30 fixed bytes, then the name and an extra field whose lengths
+        # (bytes 26-29) may differ from the central directory's copy
+        fh.seek(info.header_offset + 26)
+        name_len, extra_len = np.frombuffer(fh.read(4), "<u2")
+        fh.seek(info.header_offset + 30 + int(name_len) + int(extra_len))
+        read_header = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }.get(np.lib.format.read_magic(fh))
+        if read_header is None:
+            return None
+        shape, fortran, dtype = read_header(fh)
+        if fortran or dtype.hasobject:
+            return None
+        return np.memmap(path, dtype=dtype, mode="r", offset=fh.tell(), shape=shape)
+
+
+def load_sequences(folder: Path, mmap: bool = True) -> list[Sequence]:
+    """Every ``.npz`` sequence under ``folder``; memory-mapped unless ``mmap`` is False (or a
+    file is compressed), so only the crops being trained on are read from disk."""
     seqs = []
     for f in sorted(Path(folder).rglob("*.npz"), key=natural_key):
-        with np.load(f) as z:
-            seqs.append(Sequence(f.stem, list(z["blurred"]), list(z["sharp"])))
+        arrays = {}
+        with zipfile.ZipFile(f) as zf:
+            for key in ("blurred", "sharp"):
+                arrays[key] = _npz_memmap(f, zf, key) if mmap else None
+        if any(a is None for a in arrays.values()):
+            with np.load(f) as z:
+                arrays = {k: z[k] for k in arrays}
+        seqs.append(Sequence(f.stem, arrays["blurred"], arrays["sharp"]))
     return seqs
 
 

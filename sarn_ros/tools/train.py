@@ -2,16 +2,19 @@
 
 Data comes from ``--data`` folders (real blurred/sharp pairs in GoPro, DVD or BSD/REDS
 layouts are used as they are; sharp frames or stills go through the synthetic blur
-generator) or from a pre-synthesised ``--trainset`` folder of ``.npz`` clips, which is built
-from ``--data`` the first time and reused afterwards (and by ``--resume``). Runs under
-``torchrun`` unchanged.
+generator) or from a ``--trainset`` folder of ``.npz`` sequences, which is built from
+``--data`` the first time, one sequence at a time, and reused afterwards (and by
+``--resume``); it is memory-mapped, so it may be larger than RAM. Runs under ``torchrun``
+unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +23,11 @@ from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
+    iter_pairs,
+    iter_synthesize_folder,
     list_images,
-    load_pairs,
     load_sequences,
-    save_sequences,
+    save_sequence,
     synthesize_folder,
 )
 
@@ -55,7 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d = p.add_argument_group("data")
     d.add_argument("--data", type=Path, nargs="*", default=[], help="dataset / sharp folders")
-    d.add_argument("--trainset", type=Path, help="pre-synthesised .npz clips (built if empty)")
+    d.add_argument(
+        "--trainset",
+        type=Path,
+        help="pre-built .npz sequences, memory-mapped (built here if missing or empty)",
+    )
     d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="downscale factors")
     d.add_argument("--variants", type=int, default=1, help="blur draws per sharp source")
     d.add_argument("--still-frames", type=int, default=6, help="frames per synthesised still")
@@ -136,18 +144,17 @@ def blur_params(args: argparse.Namespace) -> BlurParams:
     )
 
 
-def gather(
+def iter_gather(
     folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
-) -> list[Sequence]:
+) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
-    folder of sharp images (the folder itself or its sub-folders)."""
-    seqs: list[Sequence] = []
+    folder of sharp images (the folder itself or its sub-folders), one folder at a time."""
     for root in folders:
         if not root.is_dir():
             raise ValueError(f"not a folder: {root}")
         for scale in scales:
             if find_pair_dirs(root):
-                seqs += load_pairs(root, scale=scale)
+                yield from iter_pairs(root, scale=scale)
                 continue
             leaves = (
                 [root] if list_images(root) else sorted(d for d in root.iterdir() if d.is_dir())
@@ -157,14 +164,46 @@ def gather(
                     continue
                 for v in range(variants):
                     seed = hash_seed(leaf.name, scale, v)
-                    for s in synthesize_folder(
+                    for s in iter_synthesize_folder(
                         leaf, seed, params, scale, still_frames=still_frames
                     ):
                         s.name = f"{leaf.name}_{s.name}_x{scale:g}_v{v}"
-                        seqs.append(s)
+                        yield s
+
+
+def gather(
+    folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
+) -> list[Sequence]:
+    seqs = list(iter_gather(folders, params, scales, variants, still_frames))
     if not seqs:
         raise ValueError("no training images found in " + ", ".join(map(str, folders)))
     return seqs
+
+
+def build_trainset(
+    folders: list[Path],
+    params: BlurParams,
+    scales: list[float],
+    variants: int,
+    still_frames: int,
+    out: Path,
+) -> list[Sequence]:
+    """Write every training sequence as it is made, then memory-map them back: the set is
+    built and trained on without ever being in RAM as a whole. It is written to a side folder
+    renamed to ``out`` when complete, so an interrupted build (or another DDP rank looking at
+    ``out``) never takes a partial set for the whole one."""
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    n = 0
+    for seq in iter_gather(folders, params, scales, variants, still_frames):
+        save_sequence(seq, partial)
+        n += 1
+    if not n:
+        partial.rmdir()
+        raise ValueError("no training images found in " + ", ".join(map(str, folders)))
+    partial.replace(out)  # onto a missing or empty folder
+    return load_sequences(out)
 
 
 def hash_seed(name: str, scale: float, variant: int) -> int:
@@ -202,14 +241,13 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         ts = args.trainset
+        sources = (args.data, blur_params(args), args.scales, args.variants, args.still_frames)
         if ts is not None and ts.is_dir() and any(ts.rglob("*.npz")):
             train = load_sequences(ts)
+        elif ts is not None and int(os.environ.get("RANK", 0)) == 0:
+            train = build_trainset(*sources, ts)
         else:
-            train = gather(
-                args.data, blur_params(args), args.scales, args.variants, args.still_frames
-            )
-            if ts is not None and int(os.environ.get("RANK", 0)) == 0:
-                save_sequences(train, ts)
+            train = gather(*sources)
         val = validation_set(args)
     except (ValueError, OSError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
