@@ -148,7 +148,7 @@ def iter_gather(
     folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
 ) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
-    folder of sharp images (the folder itself or its sub-folders), one folder at a time."""
+    folder of sharp images (the folder itself or its sub-folders), made one sequence at a time."""
     for root in folders:
         if not root.is_dir():
             raise ValueError(f"not a folder: {root}")
