@@ -98,14 +98,16 @@ def test_scale_downsizes_frames(tmp_path: Path) -> None:
 
 def test_sharp_video_folder_becomes_one_blurred_sequence(tmp_path: Path) -> None:
     write(tmp_path / "video", [f"{i:03d}.png" for i in range(4)], [100, 102, 104, 106])
-    seqs = synthesize_folder(tmp_path / "video", seed=0, params=BlurParams(blur_px=4.0))
+    seqs = list(synthesize_folder(tmp_path / "video", seed=0, params=BlurParams(blur_px=4.0)))
     assert len(seqs) == 1 and len(seqs[0].blurred) == len(seqs[0].sharp) == 4
 
 
 def test_folder_of_stills_gives_one_camera_move_per_still(tmp_path: Path) -> None:
     write(tmp_path / "stills", ["a.png", "b.png", "c.png"], [20, 130, 240])
-    seqs = synthesize_folder(
-        tmp_path / "stills", seed=0, params=BlurParams(blur_px=4.0), still_frames=3
+    seqs = list(
+        synthesize_folder(
+            tmp_path / "stills", seed=0, params=BlurParams(blur_px=4.0), still_frames=3
+        )
     )
     assert [s.name for s in seqs] == ["a", "b", "c"]
     assert all(len(s.blurred) == 3 for s in seqs)

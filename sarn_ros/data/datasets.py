@@ -108,7 +108,7 @@ def resize_by(img: np.ndarray, scale: float) -> np.ndarray:
     )
 
 
-def iter_synthesize_folder(
+def synthesize_folder(
     folder: Path,
     seed: int,
     params: BlurParams | None = None,
@@ -128,17 +128,6 @@ def iter_synthesize_folder(
     for i, (p, img) in enumerate(zip(paths, imgs, strict=True)):
         b, s = synthesize([img], n_frames=still_frames, params=params, seed=seed * 1000 + i)
         yield Sequence(p.stem, b, s)
-
-
-def synthesize_folder(
-    folder: Path,
-    seed: int,
-    params: BlurParams | None = None,
-    scale: float = 1.0,
-    max_frames: int | None = None,
-    still_frames: int = 6,
-) -> list[Sequence]:
-    return list(iter_synthesize_folder(folder, seed, params, scale, max_frames, still_frames))
 
 
 def _looks_like_video(imgs: list[np.ndarray]) -> bool:

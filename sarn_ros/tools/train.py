@@ -24,7 +24,6 @@ from ..data.datasets import (
     Sequence,
     find_pair_dirs,
     iter_pairs,
-    iter_synthesize_folder,
     list_images,
     load_sequences,
     save_sequence,
@@ -164,7 +163,7 @@ def iter_gather(
                     continue
                 for v in range(variants):
                     seed = hash_seed(leaf.name, scale, v)
-                    for s in iter_synthesize_folder(
+                    for s in synthesize_folder(
                         leaf, seed, params, scale, still_frames=still_frames
                     ):
                         s.name = f"{leaf.name}_{s.name}_x{scale:g}_v{v}"
@@ -218,9 +217,10 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     # Blur length scales with the image: --blur-px is meant at full resolution here.
     blur_px = args.blur_px if args.val_blur_px is None else args.val_blur_px
     params = BlurParams(blur_px=blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0)
-    return synthesize_folder(
+    seqs = synthesize_folder(
         args.val_sharp, seed=1234, params=params, scale=args.val_scale, max_frames=args.val_frames
     )
+    return list(seqs)
 
 
 def run(args: argparse.Namespace) -> int:
