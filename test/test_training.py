@@ -18,7 +18,7 @@ from sarn_ros.checkpoint import load_model, read_checkpoint, save_checkpoint
 from sarn_ros.data.datasets import Sequence
 from sarn_ros.tools.cli import main as sarn
 from sarn_ros.tools.train import validation_set
-from sarn_ros.training.trainer import TrainConfig, Trainer, build_training_model
+from sarn_ros.training.trainer import TrainConfig, Trainer, amp_dtype, build_training_model
 
 TINY = {"channels": 8, "blocks_per_level": 1, "num_drm": 2, "attention_stride": 4}
 TINY_REC = {**TINY, "lstm_channels": 8}
@@ -70,6 +70,33 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path: Path) -> None:
     # a fresh model starts as the identity, so every gain is deblurring learnt
     assert np.mean(losses[-3:]) < 0.97 * losses[0]
     assert tr.step == 30
+
+
+def test_bf16_autocast_on_cpu_learns_and_tracks_fp32(tmp_path: Path) -> None:
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        tr = Trainer(config(precision=precision), [blurry_sequence()], [], tmp_path / precision)
+        blurred, sharp = tr.sampler.sample(np.random.default_rng(0), 2)
+        runs[precision] = [tr.train_step(blurred, sharp, future_frames=2) for _ in range(30)]
+    fp32, bf16 = np.array(runs["fp32"]), np.array(runs["bf16"])
+    assert np.mean(bf16[-3:]) < 0.97 * bf16[0]
+    assert not np.array_equal(fp32, bf16)  # autocast really ran in bf16
+    np.testing.assert_allclose(bf16, fp32, rtol=0.05)
+
+
+@pytest.mark.parametrize(
+    ("precision", "device", "expected"),
+    [("auto", "cpu", None), ("fp32", "cpu", None), ("bf16", "cpu", torch.bfloat16)],
+)
+def test_precision_resolves_to_an_autocast_dtype(precision, device, expected) -> None:
+    assert amp_dtype(precision, torch.device(device)) is expected
+
+
+@pytest.mark.parametrize(("precision", "match"), [("fp16", "needs CUDA"), ("int8", "unknown")])
+def test_precision_a_cpu_cannot_train_in_is_refused(tmp_path: Path, precision, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        Trainer(config(precision=precision), [blurry_sequence()], [], tmp_path)
 
 
 @pytest.mark.parametrize("loss", ["l1", "charbonnier"])

@@ -118,6 +118,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--device", default="auto")
+    o.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),
+        default="auto",
+        help="autocast dtype; auto: mixed precision on CUDA, fp32 on a CPU (bf16 there is "
+        "faster on CPUs with native bf16)",
+    )
     o.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
     o.add_argument("--ckpt-minutes", type=float, default=5.0)
     o.add_argument("--val-minutes", type=float, default=10.0)
@@ -278,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         val_minutes=args.val_minutes,
         max_minutes=args.max_minutes,
         device=args.device,
+        precision=args.precision,
         model=model,
         init=args.init,
         data_summary=summarise(args, train),

@@ -62,6 +62,7 @@ class TrainConfig:
     val_minutes: float = 10.0
     max_minutes: float | None = None
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype, see amp_dtype()
     model: dict[str, Any] = field(default_factory=dict)  # architecture overrides
     init: str | None = None  # checkpoint to fine-tune from (its architecture wins)
     data_summary: list[str] = field(default_factory=list)
@@ -158,6 +159,26 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
     return ckpt["meta"]
 
 
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device`` (None: plain fp32).
+
+    ``auto`` is mixed precision on CUDA (bf16 where supported, no loss scaling; else fp16) and
+    fp32 on a CPU. bf16 on a CPU is opt-in: CPU autocast runs the convolutions in bf16 through
+    oneDNN, which is faster only on CPUs with native bf16 instructions (AVX512-BF16, AMX).
+    """
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"unknown precision {precision!r}: auto, fp32, bf16 or fp16")
+    cuda = device.type == "cuda"
+    if precision == "auto":
+        if not cuda:
+            return None
+        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.bfloat16 if bf16 else torch.float16
+    if precision == "fp16" and not cuda:
+        raise ValueError("fp16 training needs CUDA; on a CPU use bf16 or fp32")
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 class Trainer:
     """One training run: model, optimiser, schedule and sampler, with every piece of state
     needed to continue it bit-for-bit after an interruption."""
@@ -204,16 +225,9 @@ class Trainer:
         self._stop = False  # set by SIGINT/SIGTERM during run()
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
-        # Mixed precision on CUDA: bf16 where supported (no loss scaling needed), else fp16.
-        self.amp = self.device.type == "cuda"
-        self.amp_dtype = (
-            torch.bfloat16
-            if self.amp and torch.cuda.is_bf16_supported(including_emulation=False)
-            else torch.float16
-        )
-        self.scaler = torch.amp.GradScaler(
-            "cuda", enabled=self.amp and self.amp_dtype == torch.float16
-        )
+        self.amp_dtype = amp_dtype(cfg.precision, self.device)
+        self.amp = self.amp_dtype is not None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.writer = None
         self.sample_image: torch.Tensor | None = None
         if self.rank == 0:
