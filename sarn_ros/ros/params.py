@@ -49,7 +49,14 @@ PARAMS: tuple[Param, ...] = (
         "future_frames) or sarn_single (per frame, no look-ahead).",
     ),
     Param("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
-    Param("precision", "fp32", "Inference precision.", live=True, choices=("fp32", "fp16", "bf16")),
+    Param(
+        "precision",
+        "fp32",
+        "Inference precision (autocast; state stays fp32). fp16 is for CUDA (a CPU runs "
+        "fp32); bf16 is faster on CPUs with native bf16 (AVX512-BF16, AMX) at the same PSNR.",
+        live=True,
+        choices=("fp32", "fp16", "bf16"),
+    ),
     Param(
         "future_frames",
         2,
