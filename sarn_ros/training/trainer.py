@@ -40,6 +40,7 @@ from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES
 from ..checkpoint import read_checkpoint, save_checkpoint
 from ..data.datasets import ClipSampler, Sequence
+from ..engine import PRECISIONS
 
 
 @dataclass
@@ -159,6 +160,9 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
     return ckpt["meta"]
 
 
+TRAIN_PRECISIONS = ("auto", *PRECISIONS)
+
+
 def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None: plain fp32).
 
@@ -166,8 +170,8 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     fp32 on a CPU. bf16 on a CPU is opt-in: CPU autocast runs the convolutions in bf16 through
     oneDNN, which is faster only on CPUs with native bf16 instructions (AVX512-BF16, AMX).
     """
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"unknown precision {precision!r}: auto, fp32, bf16 or fp16")
+    if precision not in TRAIN_PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: one of {', '.join(TRAIN_PRECISIONS)}")
     cuda = device.type == "cuda"
     if precision == "auto":
         if not cuda:
@@ -176,7 +180,7 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if bf16 else torch.float16
     if precision == "fp16" and not cuda:
         raise ValueError("fp16 training needs CUDA; on a CPU use bf16 or fp32")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return None if precision == "fp32" else PRECISIONS[precision]
 
 
 class Trainer:
@@ -226,7 +230,6 @@ class Trainer:
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
         self.amp_dtype = amp_dtype(cfg.precision, self.device)
-        self.amp = self.amp_dtype is not None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.writer = None
         self.sample_image: torch.Tensor | None = None
@@ -292,7 +295,9 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def train_step(self, blurred: torch.Tensor, sharp: torch.Tensor, future_frames: int) -> float:
         blurred, sharp = blurred.to(self.device), sharp.to(self.device)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+        ):
             if self.cfg.arch == "recurrent":
                 out, _ = self.net(blurred, future_frames)
             else:
