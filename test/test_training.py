@@ -167,6 +167,39 @@ def test_ema_starts_from_the_weights_of_a_run_saved_without_it(tmp_path: Path) -
         assert torch.equal(tr.ema.state_dict()[k], v), k
 
 
+def test_prefetched_run_trains_on_the_same_batches_and_checkpoints_where_it_stopped(
+    tmp_path: Path,
+) -> None:
+    """The background sampler draws ahead, yet the run, its checkpoint and a resume from it
+    match a run that drew each batch when it needed it."""
+    data = [blurry_sequence(seed=1), blurry_sequence("t", seed=2)]
+    straight = Trainer(config(seed=4, steps=5, prefetch=False), data, [], tmp_path / "a")
+    straight.run(log=lambda _msg: None)
+    ahead = Trainer(config(seed=4, steps=5, prefetch=True), data, [], tmp_path / "b")
+    ahead._should_stop = lambda _start: ahead.step == 3  # as --max-minutes does
+    ahead.run(log=lambda _msg: None)  # saves at the end, with batches 4-5 already queued
+    assert ahead.prefetcher is None and ahead.step == 3
+    resumed = Trainer(config(seed=4, steps=5, prefetch=True), data, [], tmp_path / "b")
+    assert resumed.resume() and resumed.step == 3
+    resumed.run(log=lambda _msg: None)
+    for k, v in straight.model.state_dict().items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    saved = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["np_rng"]
+    assert saved == straight.rng.bit_generator.state == resumed.rng.bit_generator.state
+
+
+def test_a_failing_background_sampler_stops_the_run_with_its_error(tmp_path: Path) -> None:
+    tr = Trainer(config(prefetch=True), [blurry_sequence()], [], tmp_path)
+
+    def broken(*_args):
+        raise OSError("disk gone")
+
+    tr.sampler.sample = broken
+    with pytest.raises(OSError, match="disk gone"):
+        tr.run(log=lambda _msg: None)
+    assert tr.prefetcher is None and tr.step == 0
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
     tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
     assert not tr.resume() and tr.step == 0

@@ -23,9 +23,11 @@ import copy
 import math
 import os
 import platform
+import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,7 @@ class TrainConfig:
     max_minutes: float | None = None
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype, see amp_dtype()
+    prefetch: bool | None = None  # draw batches on a background thread; None: on CUDA only
     model: dict[str, Any] = field(default_factory=dict)  # architecture overrides
     init: str | None = None  # checkpoint to fine-tune from (its architecture wins)
     data_summary: list[str] = field(default_factory=list)
@@ -183,6 +186,57 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None if precision == "fp32" else PRECISIONS[precision]
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, int]  # blurred, sharp, future_frames
+
+
+class Prefetcher:
+    """Draws the next batches on a background thread while the accelerator trains on the
+    current one: reading crops from memory-mapped sequences and converting them to float costs
+    about as much as a GPU step, and would otherwise leave the GPU idle in between.
+
+    Each batch comes with the state of the generator right after it was drawn, so a checkpoint
+    records the batches actually trained on, not those queued ahead, and a resumed run draws the
+    same batches as an uninterrupted one.
+    """
+
+    def __init__(
+        self, draw: Callable[[], Batch], rng: np.random.Generator, depth: int = 2, pin: bool = False
+    ) -> None:
+        self._draw, self._rng, self._pin = draw, rng, pin
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="batch-prefetch", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                blurred, sharp, future = self._draw()
+                if self._pin:
+                    blurred, sharp = blurred.pin_memory(), sharp.pin_memory()
+                self._put((blurred, sharp, future, self._rng.bit_generator.state))
+        except BaseException as exc:  # re-raised in the training thread by get()
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._queue.put(item, timeout=0.1)
+                return
+
+    def get(self) -> tuple[Batch, dict[str, Any]]:
+        """The next batch and the generator state after it."""
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        *batch, state = item
+        return tuple(batch), state  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 class Trainer:
     """One training run: model, optimiser, schedule and sampler, with every piece of state
     needed to continue it bit-for-bit after an interruption."""
@@ -201,6 +255,8 @@ class Trainer:
                 cfg.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
                 torch.cuda.set_device(cfg.device)
         self.device = torch.device(cfg.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop sizes: pick the fastest kernels
         if cfg.loss not in PIXEL_LOSSES:
             raise ValueError(f"unknown loss {cfg.loss!r}: one of {', '.join(PIXEL_LOSSES)}")
         torch.manual_seed(cfg.seed)
@@ -225,6 +281,8 @@ class Trainer:
         )
         self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
         self.val = val
+        self.prefetcher: Prefetcher | None = None
+        self._drawn_rng_state: dict[str, Any] | None = None  # self.rng after the last batch used
         self.step = 0
         self._stop = False  # set by SIGINT/SIGTERM during run()
         self.best = -math.inf
@@ -262,7 +320,9 @@ class Trainer:
             "best": self.best,
             "history": self.history,
             "torch_rng": torch.get_rng_state(),
-            "np_rng": self.rng.bit_generator.state,
+            "np_rng": self._drawn_rng_state
+            if self.prefetcher is not None
+            else self.rng.bit_generator.state,
             "config": asdict(self.cfg),
         }
 
@@ -294,7 +354,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train_step(self, blurred: torch.Tensor, sharp: torch.Tensor, future_frames: int) -> float:
-        blurred, sharp = blurred.to(self.device), sharp.to(self.device)
+        # non_blocking: a prefetched batch is in pinned memory, so the copy overlaps the GPU
+        blurred = blurred.to(self.device, non_blocking=True)
+        sharp = sharp.to(self.device, non_blocking=True)
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
         ):
@@ -332,12 +394,38 @@ class Trainer:
         """The weights that are validated and exported: the EMA when enabled."""
         return self.ema if self.ema is not None else self.model
 
-    def train_one(self) -> float:
-        """One step on a fresh random batch, look-ahead drawn from {0, 1, 2}; all randomness
-        comes from the checkpointed generators, so a resumed run repeats the same batches."""
+    def draw_batch(self) -> Batch:
+        """A fresh random batch and look-ahead from {0, 1, 2}, from the checkpointed generator."""
         blurred, sharp = self.sampler.sample(self.rng, self.cfg.batch)
-        future = int(self.rng.integers(0, 3))
-        return self.train_step(blurred, sharp, future)
+        return blurred, sharp, int(self.rng.integers(0, 3))
+
+    def train_one(self) -> float:
+        """One step on the next batch (prefetched during :meth:`run` where enabled); all
+        randomness comes from the checkpointed generators, so a resumed run repeats the same
+        batches."""
+        if self.prefetcher is not None:
+            batch, self._drawn_rng_state = self.prefetcher.get()
+        else:
+            batch = self.draw_batch()
+        return self.train_step(*batch)
+
+    @contextlib.contextmanager
+    def _prefetching(self):
+        """Run :meth:`train_one` from a :class:`Prefetcher` (by default on CUDA only: on a
+        CPU the thread would take cores from the step itself); afterwards the generator is
+        rewound to the last batch used, as if nothing had been drawn ahead."""
+        on = self.cfg.prefetch if self.cfg.prefetch is not None else self.device.type == "cuda"
+        if not on:
+            yield
+            return
+        self._drawn_rng_state = self.rng.bit_generator.state
+        self.prefetcher = Prefetcher(self.draw_batch, self.rng, pin=self.device.type == "cuda")
+        try:
+            yield
+        finally:
+            self.prefetcher.close()
+            self.prefetcher = None
+            self.rng.bit_generator.state = self._drawn_rng_state
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -417,7 +505,7 @@ class Trainer:
                 signal.signal(sig, handler)
 
     def run(self, log=print) -> None:
-        with self._stop_on_signal(log):
+        with self._stop_on_signal(log), self._prefetching():
             self._run(log)
 
     def _run(self, log) -> None:
