@@ -55,11 +55,11 @@ def test_recurrent_weights_load_and_beat_the_blurred_input(held_out_clip) -> Non
     with torch.no_grad():
         for future in (0, 2):
             out, _ = model(blurred, future)
-            # shipped weights (15,000-step bf16 fine-tune, step 13,255) gain +1.09 / +1.11 dB
-            # here (the previous ones +1.10 / +1.12); half of that is the regression bar
+            # shipped weights (H200 fine-tune, batch 16 at 256 px) gain +1.23 / +1.24 dB here
+            # (the previous CPU ones +1.09 / +1.11); half of that is the regression bar
             gain = psnr(out, sharp) - psnr(blurred, sharp)
             print(f"recurrent weights, look-ahead {future}: gain {gain:+.3f} dB on the clip")
-            assert gain > 0.55, future
+            assert gain > 0.61, future
 
 
 def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
@@ -77,7 +77,8 @@ def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
 
 @pytest.mark.parametrize(
     ("name", "bar"),
-    # shipped weights gain +1.25 (recurrent, look-ahead 2) and +1.00 dB (single); half is the bar
+    # shipped weights gain +1.25 (recurrent, look-ahead 2; the previous ones +1.25 too) and
+    # +1.00 dB (single); half is the bar
     [("sarn_recurrent", 0.62), ("sarn_single", 0.50)],
 )
 def test_weights_beat_the_input_on_the_bundled_sample(name: str, bar: float) -> None:
