@@ -2,13 +2,13 @@
 
 Public API (no ROS needed)::
 
-    from sarn_ros import SARN, RecurrentSARN, StreamDeblurrer, load_model
+    from sarn_ros import SARN, RecurrentSARN, SelfEnsembleDeblurrer, StreamDeblurrer, load_model
 """
 
 from .archs import SARN, RecurrentSARN
 from .checkpoint import load_model
 
-__all__ = ["SARN", "RecurrentSARN", "StreamDeblurrer", "load_model"]
+__all__ = ["SARN", "RecurrentSARN", "SelfEnsembleDeblurrer", "StreamDeblurrer", "load_model"]
 __version__ = "0.1.0"
 
 
@@ -19,4 +19,8 @@ def __getattr__(name: str):
         from .engine import StreamDeblurrer
 
         return StreamDeblurrer
+    if name == "SelfEnsembleDeblurrer":
+        from .ensemble import SelfEnsembleDeblurrer
+
+        return SelfEnsembleDeblurrer
     raise AttributeError(name)

@@ -14,6 +14,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from sarn_ros.engine import StreamDeblurrer
+from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.ros.image_conversion import image_to_numpy
 
 SARN = str(Path(sys.executable).parent / "sarn")
@@ -60,6 +61,26 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
     assert "1 unreadable frames skipped" in result.stdout
+
+
+def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_checkpoint):
+    src = tmp_path / "in"
+    src.mkdir()
+    imgs = frames(3, seed=3)
+    for i, f in enumerate(imgs):
+        cv2.imwrite(str(src / f"{i}.png"), f[..., ::-1])
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--future-frames", "1"]
+    result = deblur(str(src), "-o", str(tmp_path / "out"), *args, "--self-ensemble", "2")
+    assert result.returncode == 0, result.stderr
+    engine = SelfEnsembleDeblurrer(
+        tiny_recurrent_checkpoint, members=2, device="cpu", future_frames=1, max_gap_s=None
+    )
+    expected = [o.image for i, f in enumerate(imgs) for o in engine.push(f, i)]
+    expected += [o.image for o in engine.flush()]
+    for i, e in enumerate(expected):
+        got = cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1]
+        assert np.abs(got.astype(int) - e).max() <= 1
+    assert deblur(str(src), "-o", str(tmp_path / "o2"), "--self-ensemble", "3").returncode == 2
 
 
 def header(i: int, frame_id: str):

@@ -12,6 +12,7 @@ import numpy as np
 
 from sarn_ros import metrics
 from sarn_ros.engine import StreamDeblurrer
+from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
 
 SARN = str(Path(sys.executable).parent / "sarn")
@@ -85,3 +86,41 @@ def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "error" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):
+    blurred, sharp = write_pair(tmp_path / "data")
+    out = tmp_path / "eval.json"
+    result = subprocess.run(
+        [
+            SARN,
+            "eval",
+            "--weights",
+            str(tiny_recurrent_checkpoint),
+            "--pairs",
+            str(tmp_path / "data"),
+            "--future-frames",
+            "1",
+            "--self-ensemble",
+            "1",
+            "4",
+            "--device",
+            "cpu",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(out.read_text())["gt"]
+    assert [r["self_ensemble"] for r in rows] == [1, 4]
+    engine = SelfEnsembleDeblurrer(
+        tiny_recurrent_checkpoint, members=4, device="cpu", future_frames=1, max_gap_s=None
+    )
+    outs = deblur_sequence(engine, blurred, "check")
+    expected = np.mean([metrics.psnr(o, s) for o, s in zip(outs, sharp, strict=True)])
+    assert abs(rows[1]["psnr"] - expected) < 0.05
+    assert abs(rows[1]["psnr"] - rows[0]["psnr"]) > 0.01  # the ensemble is really run
+    assert f"{Path(tiny_recurrent_checkpoint).name} x4" in result.stdout

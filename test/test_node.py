@@ -28,6 +28,7 @@ from ros_harness import (
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sarn_ros.engine import StreamDeblurrer
+from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.ros.image_conversion import image_to_numpy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -106,6 +107,34 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
         torch.set_num_threads(torch_threads)
     for msg, exp in zip(cam.outputs, expected, strict=True):
         np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
+
+
+def test_self_ensemble_outputs_match_the_engine(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, self_ensemble=4, future_frames=1, **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    src = frames(3, seed=7)
+    stamps = [110 * SEC + i * SEC // 30 for i in range(3)]
+    for f, s in zip(src, stamps, strict=True):
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, 1 / 30)
+    assert spin_until(node, lambda: len(cam.outputs) == 3, 30)
+    assert [stamp(m) for m in cam.outputs] == stamps
+    assert spin_until(node, lambda: diag.values.get("self_ensemble") == "4", 10)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
+    try:
+        engine = SelfEnsembleDeblurrer(
+            tiny_recurrent_checkpoint, members=4, device="cpu", future_frames=1
+        )
+        expected = [o.image for f, s in zip(src, stamps, strict=True) for o in engine.push(f, s)]
+        expected += [o.image for o in engine.flush()]
+    finally:
+        torch.set_num_threads(torch_threads)
+    for msg, exp in zip(cam.outputs, expected, strict=True):
+        assert np.abs(image_to_numpy(msg).astype(int) - exp).max() <= 1
 
 
 def test_best_effort_camera_grey_and_alpha_encodings(ros, tiny_recurrent_checkpoint):
@@ -242,6 +271,7 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
         ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),
         ("queue_policy", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="bogus")),
         ("weights", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="other.pth")),
+        ("self_ensemble", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=2)),
     ):
         result = set_param(node, name, value)
         assert not result.successful and result.reason, name
@@ -343,6 +373,7 @@ def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_
         "corrupt weights": [f"weights:={corrupt}"],
         "out of range": [f"weights:={tiny_recurrent_checkpoint}", "future_frames:=7"],
         "bad choice": [f"weights:={tiny_recurrent_checkpoint}", "queue_policy:=newest"],
+        "bad ensemble": [f"weights:={tiny_recurrent_checkpoint}", "self_ensemble:=3"],
     }
     if not torch.cuda.is_available():
         cases["no CUDA"] = [f"weights:={tiny_recurrent_checkpoint}", "device:=cuda"]

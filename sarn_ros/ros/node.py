@@ -33,7 +33,8 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..checkpoint import CheckpointError
-from ..engine import StreamDeblurrer, resolve_precision
+from ..engine import resolve_precision
+from ..ensemble import make_engine
 from ..resources import find_share_file
 from . import image_conversion as conv
 from .params import BY_NAME, PARAMS, help_text, validate
@@ -160,11 +161,13 @@ class DeblurNode(Node):
         self.queue_policy = get("queue_policy").value
         self.queue_size = int(get("queue_size").value)
         self.resize = float(get("resize").value)
+        self.self_ensemble = int(get("self_ensemble").value)
         if threads := int(get("cpu_threads").value):
             torch.set_num_threads(threads)
         device = get("device").value
-        self.engine = StreamDeblurrer(
+        self.engine = make_engine(
             get("weights").value,
+            self_ensemble=self.self_ensemble,
             device=device,
             precision=get("precision").value,
             future_frames=int(get("future_frames").value),
@@ -450,6 +453,7 @@ class DeblurNode(Node):
             "precision": self.engine.precision,
             "model": self.engine.model_name,
             "future_frames": str(self.engine.future_frames),
+            "self_ensemble": str(self.self_ensemble),
             "queue_policy": self.queue_policy,
         }
         values.update(

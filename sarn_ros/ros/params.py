@@ -19,14 +19,14 @@ class Param:
     default: Any
     description: str
     live: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple[Any, ...] = ()
     int_range: tuple[int, int] | None = None
     float_range: tuple[float, float] | None = None
 
     def descriptor(self) -> ParameterDescriptor:
         text = self.description
         if self.choices:
-            text += f" One of: {', '.join(self.choices)}."
+            text += f" One of: {', '.join(map(str, self.choices))}."
         d = ParameterDescriptor(description=text, read_only=not self.live)
         if self.int_range:
             d.integer_range = [
@@ -63,6 +63,14 @@ PARAMS: tuple[Param, ...] = (
         "Blurred frames the model waits for (latency in frames); 0 = lowest latency.",
         live=True,
         int_range=(0, 2),
+    ),
+    Param(
+        "self_ensemble",
+        1,
+        "Average this many flipped/transposed passes per frame (each with its own recurrent "
+        "state): sharper output for this many times the compute; for GPUs with headroom.",
+        choices=(1, 2, 4, 8),
+        int_range=(1, 8),
     ),
     Param(
         "resize",
@@ -140,7 +148,7 @@ def validate(name: str, value: Any) -> str | None:
     rclpy from the descriptors; choices are checked here."""
     p = BY_NAME.get(name)
     if p is not None and p.choices and value not in p.choices:
-        return f"{name} must be one of {', '.join(p.choices)}, got {value!r}"
+        return f"{name} must be one of {', '.join(map(str, p.choices))}, got {value!r}"
     return None
 
 

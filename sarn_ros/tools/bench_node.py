@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ensemble import MEMBERS
 from ..resources import find_share_file
 
 
@@ -59,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
     parser.add_argument("--future-frames", type=int, default=0, choices=(0, 1, 2))
     parser.add_argument("--queue-policy", default="latest", choices=("latest", "all"))
+    parser.add_argument(
+        "--self-ensemble", type=int, default=1, choices=MEMBERS, help="node self_ensemble"
+    )
     parser.add_argument(
         "--threads", type=int, default=0, help="node cpu_threads (0 = one per core)"
     )
@@ -116,6 +120,7 @@ def node_command(weights: str, args: argparse.Namespace) -> list[str]:
         "precision": args.precision,
         "future_frames": args.future_frames,
         "queue_policy": args.queue_policy,
+        "self_ensemble": args.self_ensemble,
         "cpu_threads": args.threads,
         "diagnostics_period_s": 0.5,
     }
@@ -283,8 +288,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, queue_policy {args.queue_policy}, future_frames {args.future_frames}, "
-        f"{args.duration:g} s per size, cpu_threads {args.threads or 'default'}, "
-        f"{os.cpu_count()} CPU cores"
+        f"self_ensemble {args.self_ensemble}, {args.duration:g} s per size, "
+        f"cpu_threads {args.threads or 'default'}, {os.cpu_count()} CPU cores"
     )
     print_table(rows)
     if args.json:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..checkpoint import CheckpointError
+from ..ensemble import MEMBERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--resize", type=float, default=1.0, help="scale factor applied before deblurring"
     )
     p.add_argument(
+        "--self-ensemble",
+        type=int,
+        default=1,
+        choices=MEMBERS,
+        help="average K flipped/transposed passes per frame: better frames, K times the compute",
+    )
+    p.add_argument(
         "--topics", nargs="+", help="bag image topics (default: every Image/CompressedImage)"
     )
     p.add_argument(
@@ -44,15 +52,16 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .. import offline
-    from ..engine import StreamDeblurrer
+    from ..ensemble import make_engine
 
     bar = None
     try:
         kind = offline.kind_of(args.input)
         if not 0.05 <= args.resize <= 1.0:
             raise offline.InputError("--resize must be in 0.05..1")
-        engine = StreamDeblurrer(
+        engine = make_engine(
             args.weights,
+            self_ensemble=args.self_ensemble,
             device=args.device,
             precision=args.precision,
             future_frames=args.future_frames,

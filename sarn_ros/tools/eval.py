@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams
 from ..data.datasets import load_pairs, synthesize_folder
+from ..ensemble import MEMBERS
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -54,13 +56,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blur-px", type=float, default=24.0, help="synthetic blur at full resolution")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        nargs="+",
+        default=[1],
+        choices=MEMBERS,
+        help="flip/transpose members averaged per frame (K times the compute); "
+        "several values are compared",
+    )
     p.add_argument("--json", type=Path, help="write all results here")
     p.add_argument("--save-images", type=Path, help="write side-by-side images here")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine import StreamDeblurrer
+    from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt, read_frames
 
     if not (args.pairs or args.synthetic or args.no_gt):
@@ -79,26 +90,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results: dict = {"gt": [], "no_gt": []}
     start = time.monotonic()
-    for weights in args.weights:
+    for weights, members in itertools.product(args.weights, args.self_ensemble):
         try:
-            engine = StreamDeblurrer(
-                weights, device=args.device, precision=args.precision, max_gap_s=None
+            engine = make_engine(
+                weights,
+                self_ensemble=members,
+                device=args.device,
+                precision=args.precision,
+                max_gap_s=None,
             )
         except (CheckpointError, RuntimeError) as exc:
             print(f"sarn eval: error: {exc}", file=sys.stderr)
             return 2
+        tag = {"weights": str(weights), "self_ensemble": members}
         looks = args.future_frames if engine.is_recurrent else [0]
         for ff in looks:
             engine.future_frames = ff
             for seq in gt_seqs:
                 res, _ = evaluate_gt(engine, seq, args.save_images)
-                results["gt"].append({"weights": str(weights), **res.summary()})
+                results["gt"].append({**tag, **res.summary()})
             for name, frames in nogt:
                 results["no_gt"].append(
-                    {
-                        "weights": str(weights),
-                        **evaluate_nogt(engine, name, frames, args.save_images),
-                    }
+                    {**tag, **evaluate_nogt(engine, name, frames, args.save_images)}
                 )
     results["seconds"] = time.monotonic() - start
     print_tables(results)
@@ -113,6 +126,12 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     print("|" + "---|" * len(headers))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def label(r: dict) -> str:
+    """Weights name, with ``xK`` for a self-ensemble of K members."""
+    name = Path(r["weights"]).name
+    return name if r["self_ensemble"] == 1 else f"{name} x{r['self_ensemble']}"
 
 
 def print_tables(results: dict) -> None:
@@ -131,7 +150,7 @@ def print_tables(results: dict) -> None:
             ],
             [
                 [
-                    Path(r["weights"]).name,
+                    label(r),
                     r["sequence"],
                     str(r["future_frames"]),
                     str(r["frames"]),
@@ -159,7 +178,7 @@ def print_tables(results: dict) -> None:
             ],
             [
                 [
-                    Path(r["weights"]).name,
+                    label(r),
                     r["sequence"],
                     str(r["future_frames"]),
                     f"{r['mean_orb_matches_input']:.1f}",

@@ -1,0 +1,127 @@
+"""Self-ensemble: K transformed member streams through the engine, mapped back and averaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sarn_ros.archs import SARN, RecurrentSARN
+from sarn_ros.engine import StreamDeblurrer
+from sarn_ros.ensemble import TRANSFORMS, SelfEnsembleDeblurrer, make_engine
+
+H, W = 24, 40  # not square: transposed members run as their own batch
+NS = 33_000_000
+
+
+@pytest.fixture(scope="module")
+def model() -> RecurrentSARN:
+    torch.manual_seed(0)
+    return RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4).eval()
+
+
+def frames(n: int, shape: tuple[int, ...] = (H, W, 3), seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+def push_all(engine: StreamDeblurrer, imgs: list[np.ndarray], stream: str = "default") -> list:
+    out = []
+    for i, f in enumerate(imgs):
+        out += engine.push(f, 1_000 + i * NS, stream, meta=i)
+    return out + engine.flush()
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max())
+
+
+@pytest.mark.parametrize("members", [2, 4, 8])
+def test_equals_the_mean_of_separate_engines_on_transformed_streams(model, members) -> None:
+    imgs = frames(5)
+    got = push_all(SelfEnsembleDeblurrer(model, members=members, device="cpu"), imgs)
+    assert [o.stamp for o in got] == [1_000 + i * NS for i in range(5)]
+    assert [o.meta for o in got] == list(range(5))
+    assert {o.stream for o in got} == {"default"}
+    members_out = []
+    for fwd, inv in TRANSFORMS[:members]:
+        plain = StreamDeblurrer(model, device="cpu")
+        outs = push_all(plain, [np.ascontiguousarray(fwd(f)) for f in imgs])
+        members_out.append([inv(o.image).astype(np.float32) for o in outs])
+    for i, o in enumerate(got):
+        assert o.image.shape == (H, W, 3) and o.image.dtype == np.uint8
+        expected = np.rint(np.mean([m[i] for m in members_out], axis=0))
+        assert diff(o.image, expected) <= 1  # batched members: float reordering only
+    # The members really differ (the model is not flip-equivariant), so the mean is not a copy.
+    assert diff(members_out[0][2], members_out[1][2]) > 2
+    assert diff(got[2].image, members_out[0][2].astype(np.uint8)) > 0
+
+
+def test_grey_and_uint16_frames_keep_their_shape_and_dtype(model) -> None:
+    engine = SelfEnsembleDeblurrer(model, members=8, device="cpu", future_frames=1)
+    grey = [f[:, :, 0] for f in frames(3)]
+    out = push_all(engine, grey, "grey")
+    assert [o.image.shape for o in out] == [(H, W)] * 3
+    deep = [f.astype(np.uint16) * 257 for f in frames(2, seed=1)]
+    out = push_all(engine, deep, "deep")
+    assert [(o.image.shape, o.image.dtype) for o in out] == [((H, W, 3), np.uint16)] * 2
+
+
+def test_streams_stay_separate_and_stats_count_user_frames(model) -> None:
+    engine = SelfEnsembleDeblurrer(model, members=4, device="cpu", future_frames=2)
+    a, b = frames(4, seed=2), frames(4, seed=3)
+    out = []
+    for i in range(4):
+        out += engine.push_many([("a", a[i], i * NS, None), ("b", b[i], i * NS, None)])
+    stats = engine.stats()
+    assert stats["frames_in"] == 8 and stats["frames_out"] == 4 and stats["pending"] == 4
+    assert stats["streams"] == ["a", "b"] and stats["self_ensemble"] == 4
+    out += engine.flush("a")
+    assert engine.stats()["pending"] == 2
+    out += engine.flush()
+    for name, src in (("a", a), ("b", b)):
+        mine = [o for o in out if o.stream == name]
+        assert [o.stamp for o in mine] == [i * NS for i in range(4)]
+        alone = push_all(SelfEnsembleDeblurrer(model, members=4, device="cpu"), src, name)
+        assert max(diff(x.image, y.image) for x, y in zip(mine, alone, strict=True)) <= 1
+    assert engine.stats()["frames_out"] == 8
+
+
+def test_resets_and_look_ahead_changes_apply_to_every_member(model) -> None:
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=2)
+    imgs = frames(6, seed=4)
+    out = []
+    for i in range(3):
+        out += engine.push(imgs[i], i * NS)
+    out += engine.push(imgs[3], 0)  # backwards: the held look-ahead comes out, state resets
+    assert [o.stamp for o in out] == [0, NS, 2 * NS]
+    engine.reset("default")
+    engine.future_frames = 0
+    out = engine.push(imgs[4], NS)
+    assert [o.stamp for o in out] == [0, NS]
+    stats = engine.stats()
+    assert stats["resets_by_reason"]["backwards"] == 1
+    assert stats["resets_by_reason"]["explicit"] == 1
+    assert stats["resets"] == 2 == engine.resets
+    assert stats["frames_in"] == stats["frames_out"] == 5 and stats["pending"] == 0
+
+
+def test_bad_input_is_rejected_before_any_member_takes_it(model) -> None:
+    engine = SelfEnsembleDeblurrer(model, members=4, device="cpu")
+    good = frames(1)[0]
+    with pytest.raises(ValueError):
+        engine.push_many([("a", good, 0, None), ("b", good.astype(np.float32), 0, None)])
+    with pytest.raises(ValueError):
+        engine.push(np.zeros((H, W, 2), np.uint8), 0)
+    assert engine.stats()["frames_in"] == 0
+    with pytest.raises(ValueError, match="members"):
+        SelfEnsembleDeblurrer(model, members=3, device="cpu")
+
+
+def test_make_engine_picks_the_plain_engine_for_one_member() -> None:
+    single = SARN(channels=8, blocks_per_level=1, attention_stride=4).eval()
+    assert type(make_engine(single, self_ensemble=1, device="cpu")) is StreamDeblurrer
+    engine = make_engine(single, self_ensemble=8, device="cpu")
+    assert isinstance(engine, SelfEnsembleDeblurrer) and engine.members == 8
+    out = push_all(engine, frames(2, seed=5))
+    assert [o.stamp for o in out] == [1_000, 1_000 + NS]
