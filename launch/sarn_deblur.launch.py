@@ -29,6 +29,7 @@ ARGUMENTS = {
     "weights": ("", "Checkpoint path or packaged name: sarn_recurrent or sarn_single."),
     "device": ("", "auto, cpu, cuda or cuda:N."),
     "future_frames": ("", "Look-ahead frames 0..2 (latency in frames)."),
+    "self_ensemble": ("", "Flipped passes averaged per frame: 1, 2, 4 or 8 (x compute)."),
     "input_transport": ("", "raw (image_raw) or compressed (image_raw/compressed)."),
     "queue_policy": ("", "latest (live cameras) or all (bags)."),
     "cameras": ("", "Camera namespaces served by one node, e.g. '[left, right]'."),
@@ -37,7 +38,7 @@ ARGUMENTS = {
     "use_sim_time": ("false", "Use /clock (e.g. when playing a bag with --clock)."),
     "log_level": ("info", "Logger level of the node."),
 }
-TYPES = {"future_frames": int}
+TYPES = {"future_frames": int, "self_ensemble": int}
 
 
 def share_file(*parts: str) -> str:
@@ -48,7 +49,8 @@ def node_actions(context: LaunchContext) -> list[Node]:
     """The node, built once the arguments are known (empty ones are not passed on)."""
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     overrides: dict = {"use_sim_time": arg["use_sim_time"].lower() in ("true", "1")}
-    for name in ("weights", "device", "future_frames", "input_transport", "queue_policy"):
+    forwarded = ("weights", "device", "future_frames", "self_ensemble", "input_transport")
+    for name in (*forwarded, "queue_policy"):
         if arg[name]:
             overrides[name] = TYPES.get(name, str)(arg[name])
     if arg["cameras"]:

@@ -83,14 +83,23 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         "use_sim_time"
     } <= declared("sarn_deblur.launch.py")
     (node,), context = expand(
-        "sarn_deblur.launch.py", namespace="front", weights="/w/x.pth", future_frames="1"
+        "sarn_deblur.launch.py",
+        namespace="front",
+        weights="/w/x.pth",
+        future_frames="1",
+        self_ensemble="4",
     )
     assert (node.node_package, node.node_executable) == ("sarn_ros", "sarn_deblur_node")
     assert node.node_name == "/front/sarn_deblur"
     files, inline = parameters(node)
     assert files == [str(share / "config" / "sarn_deblur.yaml")]
     # only the arguments given override the file; the types are the parameters' types
-    assert inline == {"weights": "/w/x.pth", "future_frames": 1, "use_sim_time": False}
+    assert inline == {
+        "weights": "/w/x.pth",
+        "future_frames": 1,
+        "self_ensemble": 4,
+        "use_sim_time": False,
+    }
     assert ("image_raw", "image_raw") in node.expanded_remapping_rules
     assert ("camera_info", "camera_info") in node.expanded_remapping_rules
     assert context.environment[PROFILE_ENV] == str(share / "config" / "fastdds_shm.xml")
