@@ -108,12 +108,17 @@ def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):
             "cpu",
             "--json",
             str(out),
+            "--save-images",
+            str(tmp_path / "images"),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
+    name = Path(tiny_recurrent_checkpoint).name
+    for folder in (name, f"{name}_x4"):  # compared settings do not overwrite each other
+        assert len(list((tmp_path / "images" / folder).glob("seq_ff1_*.png"))) == 3, folder
     rows = json.loads(out.read_text())["gt"]
     assert [r["self_ensemble"] for r in rows] == [1, 4]
     engine = SelfEnsembleDeblurrer(

@@ -66,7 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "several values are compared",
     )
     p.add_argument("--json", type=Path, help="write all results here")
-    p.add_argument("--save-images", type=Path, help="write side-by-side images here")
+    p.add_argument(
+        "--save-images",
+        type=Path,
+        help="write side-by-side images here (a subfolder per weights/ensemble when several)",
+    )
     p.set_defaults(func=run)
 
 
@@ -103,16 +107,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"sarn eval: error: {exc}", file=sys.stderr)
             return 2
         tag = {"weights": str(weights), "self_ensemble": members}
+        save = args.save_images
+        if save is not None and len(args.weights) * len(args.self_ensemble) > 1:
+            save = save / label(tag).replace(" ", "_")  # one folder per compared setting
         looks = args.future_frames if engine.is_recurrent else [0]
         for ff in looks:
             engine.future_frames = ff
             for seq in gt_seqs:
-                res, _ = evaluate_gt(engine, seq, args.save_images)
+                res, _ = evaluate_gt(engine, seq, save)
                 results["gt"].append({**tag, **res.summary()})
             for name, frames in nogt:
-                results["no_gt"].append(
-                    {**tag, **evaluate_nogt(engine, name, frames, args.save_images)}
-                )
+                results["no_gt"].append({**tag, **evaluate_nogt(engine, name, frames, save)})
     results["seconds"] = time.monotonic() - start
     print_tables(results)
     if args.json:
