@@ -6,8 +6,9 @@ bags and videos, or a GPU with headroom). Measured on the shipped ``sarn_recurre
 
 Each member is an ordinary engine stream (named ``<stream>#<k>``) that sees the transformed
 frames and carries its own recurrent state and previous outputs, so look-ahead, substitutes,
-resets and batching are exactly the engine's: members of equal size go through one batched
-forward pass. Outputs are mapped back, averaged in float and rounded to the frame dtype.
+resets and batching are exactly the engine's (on CUDA, members of equal size go through one
+batched forward pass). Outputs are mapped back, averaged in float and rounded to the frame
+dtype.
 """
 
 from __future__ import annotations

@@ -153,15 +153,18 @@ def test_changing_future_frames_loses_no_frame(model) -> None:
 def test_two_streams_batched_equal_two_separate_engines(model) -> None:
     left, right = frames(5, seed=3), frames(5, seed=4)
     stamps = [i * NS for i in range(5)]
-    shared = StreamDeblurrer(model, device="cpu", future_frames=1)
+    shared = StreamDeblurrer(model, device="cpu", future_frames=1, batch_streams=True)
+    one_by_one = StreamDeblurrer(model, device="cpu", future_frames=1)  # the CPU default
     out: list[DeblurredFrame] = []
     for i in range(5):
-        out += shared.push_many(
-            [("left", left[i], stamps[i], "L"), ("right", right[i], stamps[i], "R")]
-        )
+        items = [("left", left[i], stamps[i], "L"), ("right", right[i], stamps[i], "R")]
+        out += shared.push_many(items)
+        assert len(one_by_one.push_many(items)) == (2 if i >= 1 else 0)
         if i >= 1:
             assert shared.stats()["last_batch"] == 2  # one forward pass for both streams
+            assert one_by_one.stats()["last_batch"] == 1
     out += shared.flush()
+    assert one_by_one.stats()["forward_passes"] == 8
     for name, imgs in (("left", left), ("right", right)):
         got = [o for o in out if o.stream == name]
         alone = run(StreamDeblurrer(model, device="cpu", future_frames=1), imgs, stamps)

@@ -51,7 +51,7 @@ def test_equals_the_mean_of_separate_engines_on_transformed_streams(model, membe
     for i, o in enumerate(got):
         assert o.image.shape == (H, W, 3) and o.image.dtype == np.uint8
         expected = np.rint(np.mean([m[i] for m in members_out], axis=0))
-        assert diff(o.image, expected) <= 1  # batched members: float reordering only
+        assert diff(o.image, expected) <= 1  # float reordering only
     # The members really differ (the model is not flip-equivariant), so the mean is not a copy.
     assert diff(members_out[0][2], members_out[1][2]) > 2
     assert diff(got[2].image, members_out[0][2].astype(np.uint8)) > 0

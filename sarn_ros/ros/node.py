@@ -2,9 +2,9 @@
 
 Threads: the executor's callbacks only park the message in a per-camera slot (``latest``: the
 newest replaces an unprocessed one, counted as a drop) or bounded FIFO (``all``); one worker
-thread converts, runs the engine for every camera that has a frame (one batched forward pass)
-and publishes. rclpy holds the GIL while deserialising, so keeping the callbacks tiny is what
-keeps intake from stalling behind inference.
+thread converts, runs the engine for every camera that has a frame (one batched forward pass
+on a GPU) and publishes. rclpy holds the GIL while deserialising, so keeping the callbacks tiny
+is what keeps intake from stalling behind inference.
 """
 
 from __future__ import annotations
