@@ -16,30 +16,38 @@ SARN = str(Path(sys.executable).parent / "sarn")
 @pytest.mark.ros
 @pytest.mark.slow
 def test_demo_runs_through_the_node_and_reports(tmp_path, ros_domain, tiny_recurrent_checkpoint):
-    out = tmp_path / "demo"
-    result = subprocess.run(
-        [
-            SARN,
-            "demo",
-            "--weights",
-            str(tiny_recurrent_checkpoint),
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    m = re.search(r"PSNR input ([\d.]+) dB -> deblurred ([\d.]+) dB", result.stdout)
-    assert m, result.stdout
-    assert 10 < float(m.group(1)) < 40 and 5 < float(m.group(2)) < 60
-    strip = cv2.imread(str(out / "demo_strip.png"))
-    assert strip.shape[1] == 3 * 304  # input | deblurred | sharp
-    video = cv2.VideoCapture(str(out / "demo.mp4"))
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    psnrs = {}
+    for members in (1, 2):
+        out = tmp_path / f"demo{members}"
+        result = subprocess.run(
+            [
+                SARN,
+                "demo",
+                "--weights",
+                str(tiny_recurrent_checkpoint),
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                "--self-ensemble",
+                str(members),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"self-ensemble x{members})" in result.stdout
+        m = re.search(r"PSNR input ([\d.]+) dB -> deblurred ([\d.]+) dB", result.stdout)
+        assert m, result.stdout
+        assert 10 < float(m.group(1)) < 40 and 5 < float(m.group(2)) < 60
+        psnrs[members] = (m.group(1), m.group(2))
+        strip = cv2.imread(str(out / "demo_strip.png"))
+        assert strip.shape[1] == 3 * 304  # input | deblurred | sharp
+        video = cv2.VideoCapture(str(out / "demo.mp4"))
+        assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == 8
+    # same input; the node really averaged two passes (an untrained model is not flip-symmetric)
+    assert psnrs[1][0] == psnrs[2][0] and psnrs[1][1] != psnrs[2][1], psnrs
 
 
 def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurrent_checkpoint):

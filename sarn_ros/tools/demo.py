@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from ..checkpoint import CheckpointError, read_checkpoint
+from ..ensemble import MEMBERS
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -30,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("--device", default="auto")
     p.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument(
+        "--self-ensemble",
+        type=int,
+        default=1,
+        choices=MEMBERS,
+        help="node self_ensemble: flipped passes averaged per frame (K times the compute)",
+    )
     p.add_argument("--out", type=Path, default=Path("sarn_demo_out"))
     p.add_argument("--timeout", type=float, default=110.0, help="give up after this many seconds")
     p.set_defaults(func=run)
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         f"device:={args.device}",
         "-p",
         f"future_frames:={args.future_frames}",
+        "-p",
+        f"self_ensemble:={args.self_ensemble}",
         "-p",
         "queue_policy:=all",
         "-p",
@@ -158,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     h, w = blurred[0].shape[:2]
     print(
         f"sarn demo: {len(blurred)} frames {w}x{h} through sarn_deblur_node ({args.weights}, "
-        f"look-ahead {look_ahead} frames)"
+        f"look-ahead {look_ahead} frames, self-ensemble x{args.self_ensemble})"
     )
     print(f"  PSNR input {p_in:.2f} dB -> deblurred {p_out:.2f} dB  (gain {p_out - p_in:+.2f} dB)")
     print(
