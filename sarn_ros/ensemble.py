@@ -15,9 +15,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from .engine import DeblurredFrame, StreamDeblurrer
 
@@ -87,10 +89,10 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
                 super().reset(f"{stream}{_SEP}{k}")
 
     def stats(self) -> dict[str, Any]:
-        s = super().stats()
-        k = self.members
-        with self._lock:
+        with self._lock:  # one consistent snapshot of the engine and the waiting parts
+            s = super().stats()
             waiting = sum(len(q) for parts in self._parts.values() for q in parts)
+        k = self.members
         s["frames_in"] //= k
         s["frames_out"] = (s["frames_out"] - waiting) // k
         s["pending"] = (s["pending"] + waiting) // k
@@ -133,7 +135,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
 
 
 def make_engine(
-    model: Any = "sarn_recurrent", self_ensemble: int = 1, **kwargs: Any
+    model: nn.Module | str | Path = "sarn_recurrent", self_ensemble: int = 1, **kwargs: Any
 ) -> StreamDeblurrer:
     """The plain engine, or a self-ensemble of ``self_ensemble`` members (2, 4 or 8)."""
     if self_ensemble == 1:
