@@ -13,8 +13,7 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from sarn_ros.engine import StreamDeblurrer
-from sarn_ros.ensemble import SelfEnsembleDeblurrer
+from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
 from sarn_ros.ros.image_conversion import image_to_numpy
 
 SARN = str(Path(sys.executable).parent / "sarn")
@@ -149,9 +148,11 @@ def read_bag(path: Path) -> list[tuple[str, int, bytes]]:
         return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
 
 
-@pytest.mark.parametrize("plugin", [StoragePlugin.SQLITE3, StoragePlugin.MCAP])
+@pytest.mark.parametrize(
+    ("plugin", "members"), [(StoragePlugin.SQLITE3, 1), (StoragePlugin.MCAP, 2)]
+)
 def test_bag_copies_everything_and_adds_deblurred_topics(
-    tmp_path, tiny_recurrent_checkpoint, plugin
+    tmp_path, tiny_recurrent_checkpoint, plugin, members
 ):
     sent = write_bag(tmp_path / "in", plugin)
     result = deblur(
@@ -160,6 +161,8 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
         str(tmp_path / "out"),
         "--weights",
         str(tiny_recurrent_checkpoint),
+        "--self-ensemble",
+        str(members),
     )
     assert result.returncode == 0, result.stderr
     original, output = read_bag(tmp_path / "in"), read_bag(tmp_path / "out")
@@ -175,7 +178,9 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
         infos = [m for m in output if m[0] == f"/{cam}/deblurred/camera_info"]
         assert [o.header.stamp.nanosec for o in outs] == [i * 33_333_333 for i in range(4)]
         assert {o.header.frame_id for o in outs} == {cam} and len(infos) == 4
-        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", max_gap_s=0.5)
+        engine = make_engine(
+            tiny_recurrent_checkpoint, self_ensemble=members, device="cpu", max_gap_s=0.5
+        )
         expected = [
             o.image for i, f in enumerate(imgs) for o in engine.push(f, 10 * 10**9 + i * 33_333_333)
         ]
