@@ -13,27 +13,25 @@ import pytest
 SARN = str(Path(sys.executable).parent / "sarn")
 
 
+def demo(*args: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run([SARN, "demo", *args], capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.mark.ros
 @pytest.mark.slow
 def test_demo_runs_through_the_node_and_reports(tmp_path, ros_domain, tiny_recurrent_checkpoint):
     psnrs = {}
     for members in (1, 2):
         out = tmp_path / f"demo{members}"
-        result = subprocess.run(
-            [
-                SARN,
-                "demo",
-                "--weights",
-                str(tiny_recurrent_checkpoint),
-                "--device",
-                "cpu",
-                "--out",
-                str(out),
-                "--self-ensemble",
-                str(members),
-            ],
-            capture_output=True,
-            text=True,
+        result = demo(
+            "--weights",
+            str(tiny_recurrent_checkpoint),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--self-ensemble",
+            str(members),
             timeout=180,
         )
         assert result.returncode == 0, result.stdout + result.stderr
@@ -51,19 +49,13 @@ def test_demo_runs_through_the_node_and_reports(tmp_path, ros_domain, tiny_recur
 
 
 def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurrent_checkpoint):
-    result = subprocess.run(
-        [
-            SARN,
-            "demo",
-            "--weights",
-            str(tiny_recurrent_checkpoint),
-            "--device",
-            "cuda:99",
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
+    result = demo(
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+        "--device",
+        "cuda:99",
+        "--out",
+        str(tmp_path),
         timeout=120,
     )
     assert result.returncode != 0
@@ -71,12 +63,7 @@ def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurr
 
 
 def test_demo_reports_missing_weights_in_one_line(tmp_path):
-    result = subprocess.run(
-        [SARN, "demo", "--weights", str(tmp_path / "missing.pth"), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = demo("--weights", str(tmp_path / "missing.pth"), "--out", str(tmp_path), timeout=60)
     err = result.stderr.strip()
     assert result.returncode == 2
     assert err.startswith("sarn demo: error:") and "missing.pth" in err and "\n" not in err

@@ -18,6 +18,10 @@ from sarn_ros.evaluation import deblur_sequence
 SARN = str(Path(sys.executable).parent / "sarn")
 
 
+def sarn_eval(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([SARN, "eval", *args], capture_output=True, text=True, timeout=timeout)
+
+
 def write_pair(root: Path, n: int = 3) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(0)
     sharp = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(n)]
@@ -36,27 +40,20 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
     for i, b in enumerate(blurred):
         cv2.imwrite(str(nogt / f"{i}.png"), b[..., ::-1])
     out = tmp_path / "eval.json"
-    result = subprocess.run(
-        [
-            SARN,
-            "eval",
-            "--weights",
-            str(tiny_recurrent_checkpoint),
-            "--pairs",
-            str(tmp_path / "data"),
-            "--no-gt",
-            str(nogt),
-            "--future-frames",
-            "0",
-            "2",
-            "--device",
-            "cpu",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = sarn_eval(
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+        "--pairs",
+        str(tmp_path / "data"),
+        "--no-gt",
+        str(nogt),
+        "--future-frames",
+        "0",
+        "2",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
@@ -77,43 +74,31 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
 
 
 def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):
-    assert subprocess.run([SARN, "eval"], capture_output=True, timeout=60).returncode == 2
+    assert sarn_eval(timeout=60).returncode == 2
     write_pair(tmp_path)
-    bad = subprocess.run(
-        [SARN, "eval", "--weights", str(tmp_path / "x.pth"), "--pairs", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = sarn_eval("--weights", str(tmp_path / "x.pth"), "--pairs", str(tmp_path), timeout=120)
     assert bad.returncode == 2 and "error" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):
     blurred, sharp = write_pair(tmp_path / "data")
     out = tmp_path / "eval.json"
-    result = subprocess.run(
-        [
-            SARN,
-            "eval",
-            "--weights",
-            str(tiny_recurrent_checkpoint),
-            "--pairs",
-            str(tmp_path / "data"),
-            "--future-frames",
-            "1",
-            "--self-ensemble",
-            "1",
-            "4",
-            "--device",
-            "cpu",
-            "--json",
-            str(out),
-            "--save-images",
-            str(tmp_path / "images"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = sarn_eval(
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+        "--pairs",
+        str(tmp_path / "data"),
+        "--future-frames",
+        "1",
+        "--self-ensemble",
+        "1",
+        "4",
+        "--device",
+        "cpu",
+        "--json",
+        str(out),
+        "--save-images",
+        str(tmp_path / "images"),
     )
     assert result.returncode == 0, result.stderr
     name = Path(tiny_recurrent_checkpoint).name
