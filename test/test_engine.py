@@ -283,3 +283,40 @@ def test_device_and_precision_choices(model, caplog) -> None:
     out = bf16.push(frames(1)[0], 0)[0].image
     ref = run(StreamDeblurrer(model, device="cpu", future_frames=0), frames(1), [0])[0].image
     assert max_diff(out, ref) <= 12  # bf16 keeps ~3 significant digits
+
+
+def test_torch_compile_runs_the_compiled_network_with_the_eager_frames(model) -> None:
+    from torch._dynamo.utils import counters
+
+    imgs, stamps = frames(4), [i * NS for i in range(4)]
+    eager = run(StreamDeblurrer(model, device="cpu"), imgs, stamps)
+    graphs = counters["stats"]["unique_graphs"]
+    engine = StreamDeblurrer(model, device="cpu", torch_compile=True)
+    got = run(engine, imgs, stamps)
+    assert counters["stats"]["unique_graphs"] > graphs  # dynamo really compiled the step
+    assert engine.compiled and engine.stats()["compiled"]
+    assert [o.stamp for o in got] == stamps
+    for a, b in zip(eager, got, strict=True):
+        assert max_diff(a.image, b.image) <= 1
+
+
+def test_a_failing_compile_falls_back_to_eager_with_one_warning(
+    model, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_compiler(fn, **kwargs):
+        def compiled(*args):
+            raise RuntimeError("InductorError: CppCompileError: no C++ compiler\nstack...")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    imgs, stamps = frames(4), [i * NS for i in range(4)]
+    engine = StreamDeblurrer(model, device="cpu", torch_compile=True)
+    with caplog.at_level(logging.WARNING, logger="sarn_ros.engine"):
+        got = run(engine, imgs, stamps)
+    assert not engine.compiled and not engine.stats()["compiled"]
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile" in r.getMessage()]
+    assert len(warnings) == 1 and "no C++ compiler" in warnings[0]
+    for a, b in zip(run(StreamDeblurrer(model, device="cpu"), imgs, stamps), got, strict=True):
+        np.testing.assert_array_equal(a.image, b.image)
+    assert not StreamDeblurrer(model, device="cpu").compiled  # off by default
