@@ -1,4 +1,4 @@
-"""The CPU peak estimate behind `sarn bench model`'s "% of peak" column."""
+"""`sarn bench model`: the CPU peak estimate behind "% of peak", and the compile mode column."""
 
 import pytest
 
@@ -27,3 +27,22 @@ def test_cpu_flops_per_cycle_follows_the_isa(
     vendor: str, family: int, flags: str, expected: int
 ) -> None:
     assert cpu_flops_per_cycle(cpuinfo(vendor, family, flags)) == expected
+
+
+def test_torch_compile_rows_say_how_the_network_ran(monkeypatch, capsys) -> None:
+    import torch
+
+    from sarn_ros.tools.bench_model import main
+
+    def no_compiler(fn, **kwargs):
+        def compiled(*args):
+            raise RuntimeError("no C++ compiler")
+
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    args = ["--variants", "recurrent-0drm", "--sizes", "16x16", "--device", "cpu"]
+    assert main([*args, "--torch-compile", "both", "--iters", "1", "--warmup", "0"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "recurrent-0drm" in line]
+    modes = [row.split("|")[7].strip() for row in rows]
+    assert modes == ["eager", "eager (compile failed)"]

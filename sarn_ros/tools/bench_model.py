@@ -1,8 +1,9 @@
 """`sarn bench model`: network speed, memory and FLOPs per variant, resolution and device.
 
-One row per (variant, resolution, precision, deform impl, layout). Each row runs the network
-as the engine does (one recurrent ``step`` per frame with the state carried, inference mode,
-autocast for bf16/fp16) on random input, and reports:
+One row per (variant, resolution, precision, deform impl, layout, mode). Each row runs the
+network as the engine does (one recurrent ``step`` per frame with the state carried, inference
+mode, autocast for bf16/fp16; with ``--torch-compile`` through the engine's ``CompiledCall``,
+compiled during the warm-up) on random input, and reports:
 
 - ms/frame: median of ``--iters`` timed frames after ``--warmup`` frames. CUDA timings use
   CUDA events with a synchronize, so queued kernels are counted.
@@ -27,6 +28,7 @@ import argparse
 import contextlib
 import ctypes
 import gc
+import itertools
 import json
 import os
 import platform
@@ -43,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS
-from ..engine import PRECISIONS, resolve_device, resolve_precision
+from ..engine import PRECISIONS, CompiledCall, resolve_device, resolve_precision
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -79,6 +81,7 @@ class Row:
     precision: str
     deform: str
     layout: str
+    mode: str  # eager, compiled, or "eager (compile failed)"
     ms: float
     fps: float
     peak_mb: float
@@ -224,6 +227,7 @@ def bench_row(
     precision: str,
     deform: str,
     channels_last: bool,
+    compiled: bool,
     iters: int,
     warmup: int,
     flops: float,
@@ -235,6 +239,10 @@ def bench_row(
     model.to(memory_format=layout)
     x = make_input(model, h, w, device).contiguous(memory_format=layout)
     recurrent = isinstance(model, RecurrentSARN)
+    net = model.step if recurrent else model
+    if compiled:
+        torch._dynamo.reset()  # each row compiles afresh, as a new engine would
+        net = CompiledCall(net, variant)
     cuda = device.type == "cuda"
     times: list[float] = []
     with (
@@ -244,11 +252,12 @@ def bench_row(
         state = model.init_state(1, h, w, device, torch.float32) if recurrent else None
 
         def frame() -> None:
-            nonlocal state
-            if recurrent:
-                _, state = model.step(x, state)
+            if recurrent:  # the state is updated in place, as the engine does
+                _, (hid, cell) = net(x, state)
+                state[0].copy_(hid)
+                state[1].copy_(cell)
             else:
-                model(x)
+                net(x)
 
         for _ in range(warmup):
             frame()
@@ -285,6 +294,7 @@ def bench_row(
         precision=precision,
         deform=model_deform_impl(model, device),
         layout="channels_last" if channels_last else "NCHW",
+        mode=mode_label(net),
         ms=ms,
         fps=1e3 / ms,
         peak_mb=peak / 2**20,
@@ -293,6 +303,12 @@ def bench_row(
         gflops=flops / 1e9,
         pct_peak=100.0 * flops / (ms / 1e3) / peak_dev if peak_dev else None,
     )
+
+
+def mode_label(net: object) -> str:
+    if not isinstance(net, CompiledCall):
+        return "eager"
+    return "compiled" if net.compiled is not None else "eager (compile failed)"
 
 
 def model_deform_impl(model: nn.Module, device: torch.device) -> str:
@@ -348,6 +364,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="memory layout; auto = channels_last, as the engine runs it",
     )
+    parser.add_argument(
+        "--torch-compile",
+        choices=("off", "on", "both"),
+        default="off",
+        help="torch.compile the network as the engine's torch_compile does (the compile runs "
+        "in the first warm-up frame, so warm-up is at least 1)",
+    )
     parser.add_argument("--iters", type=int, default=5, help="timed frames per row (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed frames first")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -356,16 +379,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def format_table(rows: list[Row]) -> str:
     head = (
-        "| variant | resolution | device | precision | deform | layout | ms/frame | fps "
+        "| variant | resolution | device | precision | deform | layout | mode | ms/frame | fps "
         "| peak MB | params M | GFLOPs/frame | % of peak |"
     )
-    lines = [head, "|" + "---|" * 12]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         pct = f"{r.pct_peak:.1f}" if r.pct_peak is not None else "n/a"
         lines.append(
             f"| {r.variant} | {r.resolution} | {r.device} | {r.precision} | {r.deform} "
-            f"| {r.layout} | {r.ms:.1f} | {r.fps:.2f} | {r.peak_mb:.0f} | {r.params_m:.2f} "
-            f"| {r.gflops:.1f} | {pct} |"
+            f"| {r.layout} | {r.mode} | {r.ms:.1f} | {r.fps:.2f} | {r.peak_mb:.0f} "
+            f"| {r.params_m:.2f} | {r.gflops:.1f} | {pct} |"
         )
     return "\n".join(lines)
 
@@ -393,32 +416,34 @@ def run(args: argparse.Namespace) -> int:
         "off": [False],
         "both": [False, True],
     }[args.channels_last]
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.torch_compile]
     rows: list[Row] = []
     print(f"# device: {device_label(device)}; torch {torch.__version__}", flush=True)
     for size in args.sizes:
         for variant in args.variants:
             flops = count_flops(variant, size[1], size[0])
-            for precision in dict.fromkeys(precisions):
-                for deform in args.deform_impl:
-                    for channels_last in layouts:
-                        row = bench_row(
-                            variant,
-                            size,
-                            device,
-                            precision,
-                            deform,
-                            channels_last,
-                            args.iters,
-                            args.warmup,
-                            flops,
-                        )
-                        rows.append(row)
-                        print(
-                            f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
-                            f"{row.layout}: {row.ms:.1f} ms",
-                            file=sys.stderr,
-                            flush=True,
-                        )
+            for precision, deform, channels_last, compiled in itertools.product(
+                dict.fromkeys(precisions), args.deform_impl, layouts, modes
+            ):
+                row = bench_row(
+                    variant,
+                    size,
+                    device,
+                    precision,
+                    deform,
+                    channels_last,
+                    compiled,
+                    args.iters,
+                    max(args.warmup, int(compiled)),
+                    flops,
+                )
+                rows.append(row)
+                print(
+                    f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
+                    f"{row.layout} {row.mode}: {row.ms:.1f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
     print(format_table(rows))
     print(
         f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
