@@ -30,6 +30,7 @@ ARGUMENTS = {
     "device": ("", "auto, cpu, cuda or cuda:N."),
     "future_frames": ("", "Look-ahead frames 0..2 (latency in frames)."),
     "self_ensemble": ("", "Flipped passes averaged per frame: 1, 2, 4 or 8 (x compute)."),
+    "torch_compile": ("", "true: torch.compile the network (faster; first frame waits)."),
     "input_transport": ("", "raw (image_raw) or compressed (image_raw/compressed)."),
     "queue_policy": ("", "latest (live cameras) or all (bags)."),
     "cameras": ("", "Camera namespaces served by one node, e.g. '[left, right]'."),
@@ -38,7 +39,16 @@ ARGUMENTS = {
     "use_sim_time": ("false", "Use /clock (e.g. when playing a bag with --clock)."),
     "log_level": ("info", "Logger level of the node."),
 }
-TYPES = {"future_frames": int, "self_ensemble": int}
+
+
+def boolean(text: str) -> bool:
+    """A launch argument as a bool parameter ('true'/'false' as ROS writes them, or 1/0)."""
+    if text.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return text.lower() in ("true", "1")
+
+
+TYPES = {"future_frames": int, "self_ensemble": int, "torch_compile": boolean}
 
 
 def share_file(*parts: str) -> str:
@@ -49,7 +59,14 @@ def node_actions(context: LaunchContext) -> list[Node]:
     """The node, built once the arguments are known (empty ones are not passed on)."""
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     overrides: dict = {"use_sim_time": arg["use_sim_time"].lower() in ("true", "1")}
-    forwarded = ("weights", "device", "future_frames", "self_ensemble", "input_transport")
+    forwarded = (
+        "weights",
+        "device",
+        "future_frames",
+        "self_ensemble",
+        "torch_compile",
+        "input_transport",
+    )
     for name in (*forwarded, "queue_policy"):
         if arg[name]:
             overrides[name] = TYPES.get(name, str)(arg[name])

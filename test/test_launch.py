@@ -88,6 +88,7 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         weights="/w/x.pth",
         future_frames="1",
         self_ensemble="4",
+        torch_compile="True",
     )
     assert (node.node_package, node.node_executable) == ("sarn_ros", "sarn_deblur_node")
     assert node.node_name == "/front/sarn_deblur"
@@ -98,12 +99,20 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         "weights": "/w/x.pth",
         "future_frames": 1,
         "self_ensemble": 4,
+        "torch_compile": True,
         "use_sim_time": False,
     }
     assert ("image_raw", "image_raw") in node.expanded_remapping_rules
     assert ("camera_info", "camera_info") in node.expanded_remapping_rules
     assert context.environment[PROFILE_ENV] == str(share / "config" / "fastdds_shm.xml")
     assert Path(context.environment[PROFILE_ENV]).is_file()
+
+
+def test_a_bool_argument_that_is_not_true_or_false_is_an_error(share: Path):
+    (node,), _ = expand("sarn_deblur.launch.py", torch_compile="0")
+    assert parameters(node)[1]["torch_compile"] is False
+    with pytest.raises(ValueError, match="expected true or false, got 'yes'"):
+        expand("sarn_deblur.launch.py", torch_compile="yes")
 
 
 def test_a_profile_the_user_set_is_kept(share: Path, monkeypatch: pytest.MonkeyPatch):

@@ -137,6 +137,32 @@ def test_self_ensemble_outputs_match_the_engine(ros, tiny_recurrent_checkpoint):
         assert np.abs(image_to_numpy(msg).astype(int) - exp).max() <= 1
 
 
+def test_torch_compile_in_the_worker_thread_gives_the_engine_frames(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, torch_compile=True, future_frames=1, **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    src = frames(3, seed=9)
+    stamps = [120 * SEC + i * SEC // 30 for i in range(3)]
+    for f, s in zip(src, stamps, strict=True):
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, 1 / 30)
+    assert spin_until(node, lambda: len(cam.outputs) == 3, 120)  # the first frame compiles
+    assert [stamp(m) for m in cam.outputs] == stamps
+    assert spin_until(node, lambda: diag.values.get("torch_compile") == "on", 10)
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
+    try:
+        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=1)
+        expected = [o.image for f, s in zip(src, stamps, strict=True) for o in engine.push(f, s)]
+        expected += [o.image for o in engine.flush()]
+    finally:
+        torch.set_num_threads(torch_threads)
+    for msg, exp in zip(cam.outputs, expected, strict=True):
+        assert np.abs(image_to_numpy(msg).astype(int) - exp).max() <= 1
+
+
 def test_best_effort_camera_grey_and_alpha_encodings(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, future_frames=0)  # default: best-effort subscription

@@ -162,6 +162,7 @@ class DeblurNode(Node):
         self.queue_size = int(get("queue_size").value)
         self.resize = float(get("resize").value)
         self.self_ensemble = int(get("self_ensemble").value)
+        self.torch_compile = bool(get("torch_compile").value)
         if threads := int(get("cpu_threads").value):
             torch.set_num_threads(threads)
         device = get("device").value
@@ -172,6 +173,7 @@ class DeblurNode(Node):
             precision=get("precision").value,
             future_frames=int(get("future_frames").value),
             max_gap_s=float(get("max_gap_s").value) or None,
+            torch_compile=self.torch_compile,
         )
         if device == "auto" and self.engine.device.type == "cpu":
             self.get_logger().warning(
@@ -202,6 +204,11 @@ class DeblurNode(Node):
             f"{self.engine.model_name} on {self.engine.device} ({self.engine.precision}), "
             f"future_frames={self.engine.future_frames}, queue_policy={self.queue_policy}"
         )
+        if self.torch_compile:
+            self.get_logger().info(
+                "torch_compile: the first frame of each size compiles the network (15-30 s "
+                "on a CPU); frames are dropped (latest) or queued (all) meanwhile"
+            )
 
     # ------------------------------------------------------------------ parameters and QoS
     def qos(self, side: str) -> QoSProfile:
@@ -408,6 +415,17 @@ class DeblurNode(Node):
             self.ages.append((self.get_clock().now().nanoseconds - out.stamp) / 1e6)
 
     # ------------------------------------------------------------------ diagnostics
+    def compile_status(self) -> str:
+        """on / off / eager (compiling failed: logged once through the ROS logger as well)."""
+        if not self.torch_compile:
+            return "off"
+        if self.engine.compiled:
+            return "on"
+        self.get_logger().warning(
+            "torch_compile failed, running eagerly (see the engine's message)", once=True
+        )
+        return "failed, eager"
+
     def publish_diagnostics(self) -> None:
         """One DiagnosticStatus for the node, as diagnostic_updater would publish it."""
         now = time.monotonic()
@@ -454,6 +472,7 @@ class DeblurNode(Node):
             "model": self.engine.model_name,
             "future_frames": str(self.engine.future_frames),
             "self_ensemble": str(self.self_ensemble),
+            "torch_compile": self.compile_status(),
             "queue_policy": self.queue_policy,
         }
         values.update(
