@@ -82,6 +82,24 @@ def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_c
     assert deblur(str(src), "-o", str(tmp_path / "o2"), "--self-ensemble", "3").returncode == 2
 
 
+def test_folder_with_torch_compile_matches_the_eager_engine(tmp_path, tiny_recurrent_checkpoint):
+    src = tmp_path / "in"
+    src.mkdir()
+    imgs = frames(3, seed=4)
+    for i, f in enumerate(imgs):
+        cv2.imwrite(str(src / f"{i}.png"), f[..., ::-1])
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(src), "-o", str(tmp_path / "out"), *weights, "--torch-compile")
+    assert result.returncode == 0, result.stderr
+    assert "torch.compile on" in result.stdout
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    expected = [o.image for i, f in enumerate(imgs) for o in engine.push(f, i)]
+    expected += [o.image for o in engine.flush()]
+    for i, e in enumerate(expected):
+        got = cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1]
+        assert np.abs(got.astype(int) - e).max() <= 1
+
+
 def header(i: int, frame_id: str):
     return T["std_msgs/msg/Header"](
         stamp=T["builtin_interfaces/msg/Time"](sec=10, nanosec=i * 33_333_333), frame_id=frame_id

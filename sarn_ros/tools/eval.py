@@ -65,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="flip/transpose members averaged per frame (K times the compute); "
         "several values are compared",
     )
+    p.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="torch.compile the network (as the node's torch_compile); each size compiles once",
+    )
     p.add_argument("--json", type=Path, help="write all results here")
     p.add_argument(
         "--save-images",
@@ -102,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
                 precision=args.precision,
                 max_gap_s=None,
+                torch_compile=args.torch_compile,
             )
         except (CheckpointError, RuntimeError) as exc:
             print(f"sarn eval: error: {exc}", file=sys.stderr)
