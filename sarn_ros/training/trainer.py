@@ -42,7 +42,7 @@ from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES
 from ..checkpoint import read_checkpoint, save_checkpoint
 from ..data.datasets import ClipSampler, Sequence
-from ..engine import PRECISIONS
+from ..engine import PRECISIONS, CompiledCall
 
 
 @dataclass
@@ -67,6 +67,7 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "auto"  # auto | fp32 | bf16 | fp16: autocast dtype, see amp_dtype()
     prefetch: bool | None = None  # draw batches on a background thread; None: on CUDA only
+    torch_compile: bool = False  # torch.compile forward and backward (compiles per look-ahead)
     model: dict[str, Any] = field(default_factory=dict)  # architecture overrides
     init: str | None = None  # checkpoint to fine-tune from (its architecture wins)
     data_summary: list[str] = field(default_factory=list)
@@ -265,6 +266,10 @@ class Trainer:
         self.net: nn.Module = (
             nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
         )
+        # The training call; weights, optimiser and checkpoints stay on self.model either way.
+        self.forward = (
+            CompiledCall(self.net, "the training model") if cfg.torch_compile else self.net
+        )
         self.ema: nn.Module | None = None
         if cfg.ema_decay > 0:
             self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -361,9 +366,9 @@ class Trainer:
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
         ):
             if self.cfg.arch == "recurrent":
-                out, _ = self.net(blurred, future_frames)
+                out, _ = self.forward(blurred, future_frames)
             else:
-                out = self.net(blurred[:, 0]).unsqueeze(1)
+                out = self.forward(blurred[:, 0]).unsqueeze(1)
             loss = PIXEL_LOSSES[self.cfg.loss](out.float(), sharp)
             if self.cfg.fft_weight:
                 loss = loss + self.cfg.fft_weight * fft_loss(out.flatten(0, 1), sharp.flatten(0, 1))
