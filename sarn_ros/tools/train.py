@@ -128,8 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument(
         "--torch-compile",
         action="store_true",
-        help="torch.compile forward and backward: 1.3x faster steps on a 2-core CPU in bf16 "
-        "after about a minute of compiling per look-ahead (0, 1, 2)",
+        help="torch.compile forward and backward: 1.2x faster steps on a 2-core CPU in bf16 "
+        "after 2-3 minutes of compiling (one graph per look-ahead 0, 1, 2)",
     )
     o.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
     o.add_argument("--ckpt-minutes", type=float, default=5.0)
