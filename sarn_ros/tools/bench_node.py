@@ -64,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--self-ensemble", type=int, default=1, choices=MEMBERS, help="node self_ensemble"
     )
     parser.add_argument(
+        "--torch-compile",
+        action="store_true",
+        help="node torch_compile (the compile runs in the warm-up, before the measurement)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=0, help="node cpu_threads (0 = one per core)"
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
@@ -121,6 +126,7 @@ def node_command(weights: str, args: argparse.Namespace) -> list[str]:
         "future_frames": args.future_frames,
         "queue_policy": args.queue_policy,
         "self_ensemble": args.self_ensemble,
+        "torch_compile": str(args.torch_compile).lower(),
         "cpu_threads": args.threads,
         "diagnostics_period_s": 0.5,
     }
@@ -288,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, queue_policy {args.queue_policy}, future_frames {args.future_frames}, "
-        f"self_ensemble {args.self_ensemble}, {args.duration:g} s per size, "
+        f"self_ensemble {args.self_ensemble}, torch_compile {str(args.torch_compile).lower()}, "
+        f"{args.duration:g} s per size, "
         f"cpu_threads {args.threads or 'default'}, {os.cpu_count()} CPU cores"
     )
     print_table(rows)
