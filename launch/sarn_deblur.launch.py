@@ -28,6 +28,7 @@ ARGUMENTS = {
     "params_file": ("", "Parameter file (default: the packaged config/sarn_deblur.yaml)."),
     "weights": ("", "Checkpoint path or packaged name: sarn_recurrent or sarn_single."),
     "device": ("", "auto, cpu, cuda or cuda:N."),
+    "precision": ("", "fp32, fp16 (CUDA) or bf16 (CUDA, CPUs with AVX512-BF16/AMX)."),
     "future_frames": ("", "Look-ahead frames 0..2 (latency in frames)."),
     "self_ensemble": ("", "Flipped passes averaged per frame: 1, 2, 4 or 8 (x compute)."),
     "torch_compile": ("", "true: torch.compile the network (faster; first frame waits)."),
@@ -62,6 +63,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
     forwarded = (
         "weights",
         "device",
+        "precision",
         "future_frames",
         "self_ensemble",
         "torch_compile",

@@ -89,6 +89,7 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         future_frames="1",
         self_ensemble="4",
         torch_compile="True",
+        precision="bf16",
     )
     assert (node.node_package, node.node_executable) == ("sarn_ros", "sarn_deblur_node")
     assert node.node_name == "/front/sarn_deblur"
@@ -100,6 +101,7 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         "future_frames": 1,
         "self_ensemble": 4,
         "torch_compile": True,
+        "precision": "bf16",
         "use_sim_time": False,
     }
     assert ("image_raw", "image_raw") in node.expanded_remapping_rules
@@ -147,10 +149,13 @@ def test_camera_deblur_launch_wires_the_driver_into_the_node(
         namespace="cam0",
         image_width="1280",
         image_height="720",
+        precision="bf16",
+        torch_compile="true",
     )
     camera, deblur = nodes  # only the chosen driver, then the node
     assert (camera.node_package, camera.node_executable) == (package, executable)
     assert (deblur.node_package, deblur.node_executable) == ("sarn_ros", "sarn_deblur_node")
+    assert {"precision": "bf16", "torch_compile": True}.items() <= parameters(deblur)[1].items()
     # both in one namespace: the driver's relative image_raw/camera_info are the node's inputs
     assert camera.expanded_node_namespace == deblur.expanded_node_namespace == "/cam0"
     params = parameters(camera)[1]
@@ -164,7 +169,13 @@ def test_camera_deblur_launch_wires_the_driver_into_the_node(
 
 def test_multi_camera_launch_serves_cameras_from_one_node(share: Path):
     (node,), _ = expand(
-        "multi_camera_deblur.launch.py", cameras="[left, right]", namespace="stereo"
+        "multi_camera_deblur.launch.py",
+        cameras="[left, right]",
+        namespace="stereo",
+        self_ensemble="2",
+        torch_compile="false",
     )
     assert node.node_name == "/stereo/sarn_deblur"
-    assert list(parameters(node)[1]["cameras"]) == ["left", "right"]
+    inline = parameters(node)[1]
+    assert list(inline["cameras"]) == ["left", "right"]
+    assert (inline["self_ensemble"], inline["torch_compile"]) == (2, False)
