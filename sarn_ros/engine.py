@@ -148,31 +148,40 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 class CompiledCall:
     """``torch.compile(fn)`` that falls back to ``fn`` for good, with one warning, when compiling
-    or the compiled call fails: a robot image without a C++ compiler or Triton still deblurs."""
+    or the compiled call fails: a robot image without a C++ compiler or Triton, or an older
+    PyTorch, still deblurs."""
 
     def __init__(self, fn: Callable[..., Any], label: str) -> None:
         self.eager = fn
         self.label = label
-        # Each model, size, precision and batch adds an entry for the same code object; past
-        # dynamo's default limit (8) the rest would run eagerly without a word.
-        limit = torch._dynamo.config.recompile_limit
-        torch._dynamo.config.recompile_limit = max(limit, RECOMPILE_LIMIT)
-        self.compiled: Callable[..., Any] | None = torch.compile(fn, dynamic=False)
+        self.compiled: Callable[..., Any] | None = None
+        try:
+            # Each model, size, precision and batch adds an entry for the same code object;
+            # past dynamo's default limit (8) the rest would run eagerly without a word.
+            config = torch._dynamo.config
+            name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+            setattr(config, name, max(getattr(config, name), RECOMPILE_LIMIT))
+            self.compiled = torch.compile(fn, dynamic=False)
+        except Exception as exc:  # e.g. a PyTorch whose dynamo does not support this Python
+            self._fall_back(exc)
 
     def __call__(self, *args: Any) -> Any:
         if self.compiled is not None:
             try:
                 return self.compiled(*args)
             except Exception as exc:  # any compiler failure: the eager network still works
-                first = str(exc).strip().splitlines()[:1]
-                log.warning(
-                    "torch.compile of %s failed, running eagerly: %s%s",
-                    self.label,
-                    type(exc).__name__,
-                    f": {first[0][:200]}" if first else "",
-                )
-                self.compiled = None
+                self._fall_back(exc)
         return self.eager(*args)
+
+    def _fall_back(self, exc: Exception) -> None:
+        first = str(exc).strip().splitlines()[:1]
+        log.warning(
+            "torch.compile of %s failed, running eagerly: %s%s",
+            self.label,
+            type(exc).__name__,
+            f": {first[0][:200]}" if first else "",
+        )
+        self.compiled = None
 
 
 class StreamDeblurrer:
