@@ -40,7 +40,7 @@ and the model runs channels-last on every device by default: on CPU it measured 
 deformable path, 3.36 s vs 3.96 s with torchvision's; ``sarn bench model --channels-last both``).
 
 ``torch_compile=True`` runs the network through ``torch.compile`` (inductor, static shapes): on
-the 2-core CPU it measured 1.3-1.5x faster per frame in fp32 and 2x in bf16, with the same
+the 2-core CPU it measured 1.1-1.5x faster per frame in fp32 and 1.9-2.8x in bf16, with the same
 output (README, "torch.compile"), but the first frame of each new size (and precision, or batch
 of streams) waits for a compile of tens of seconds. If compiling fails (no C++ compiler, no
 Triton, an unsupported device), the engine logs one warning and runs eagerly; :attr:`compiled`
