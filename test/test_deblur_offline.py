@@ -14,6 +14,7 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
+from sarn_ros.evaluation import deblur_sequence
 from sarn_ros.ros.image_conversion import image_to_numpy
 
 SARN = str(Path(sys.executable).parent / "sarn")
@@ -62,42 +63,42 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     assert "1 unreadable frames skipped" in result.stdout
 
 
-def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_checkpoint):
-    src = tmp_path / "in"
-    src.mkdir()
-    imgs = frames(3, seed=3)
+def write_folder(folder: Path, imgs: list[np.ndarray]) -> Path:
+    """RGB frames as 0.png, 1.png, ... (written BGR, as OpenCV does)."""
+    folder.mkdir()
     for i, f in enumerate(imgs):
-        cv2.imwrite(str(src / f"{i}.png"), f[..., ::-1])
+        cv2.imwrite(str(folder / f"{i}.png"), f[..., ::-1])
+    return folder
+
+
+def assert_folder_matches(out: Path, expected: list[np.ndarray]) -> None:
+    for i, e in enumerate(expected):
+        got = cv2.imread(str(out / f"{i}.png"))[..., ::-1]
+        assert np.abs(got.astype(int) - e).max() <= 1
+
+
+def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_checkpoint):
+    imgs = frames(3, seed=3)
+    src = write_folder(tmp_path / "in", imgs)
     args = ["--weights", str(tiny_recurrent_checkpoint), "--future-frames", "1"]
     result = deblur(str(src), "-o", str(tmp_path / "out"), *args, "--self-ensemble", "2")
     assert result.returncode == 0, result.stderr
     engine = SelfEnsembleDeblurrer(
         tiny_recurrent_checkpoint, members=2, device="cpu", future_frames=1, max_gap_s=None
     )
-    expected = [o.image for i, f in enumerate(imgs) for o in engine.push(f, i)]
-    expected += [o.image for o in engine.flush()]
-    for i, e in enumerate(expected):
-        got = cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1]
-        assert np.abs(got.astype(int) - e).max() <= 1
+    assert_folder_matches(tmp_path / "out", deblur_sequence(engine, imgs, "check"))
     assert deblur(str(src), "-o", str(tmp_path / "o2"), "--self-ensemble", "3").returncode == 2
 
 
 def test_folder_with_torch_compile_matches_the_eager_engine(tmp_path, tiny_recurrent_checkpoint):
-    src = tmp_path / "in"
-    src.mkdir()
     imgs = frames(3, seed=4)
-    for i, f in enumerate(imgs):
-        cv2.imwrite(str(src / f"{i}.png"), f[..., ::-1])
+    src = write_folder(tmp_path / "in", imgs)
     weights = ["--weights", str(tiny_recurrent_checkpoint)]
     result = deblur(str(src), "-o", str(tmp_path / "out"), *weights, "--torch-compile")
     assert result.returncode == 0, result.stderr
     assert "torch.compile on" in result.stdout
     engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
-    expected = [o.image for i, f in enumerate(imgs) for o in engine.push(f, i)]
-    expected += [o.image for o in engine.flush()]
-    for i, e in enumerate(expected):
-        got = cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1]
-        assert np.abs(got.astype(int) - e).max() <= 1
+    assert_folder_matches(tmp_path / "out", deblur_sequence(engine, imgs, "check"))
 
 
 def header(i: int, frame_id: str):

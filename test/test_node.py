@@ -29,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
+from sarn_ros.evaluation import deblur_sequence
 from sarn_ros.ros.image_conversion import image_to_numpy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -74,6 +75,23 @@ def set_param(node, name: str, value: ParameterValue, target: str = "/sarn_deblu
     return future.result().results[0]
 
 
+def play(node, cam: Camera, src: list[np.ndarray], stamps: list[int], encoding: str, **kw):
+    """Publish ``src`` as a 30 fps camera would."""
+    for f, s in zip(src, stamps, strict=True):
+        cam.publish(f, encoding, s, **kw)
+        spin_until(node, lambda: False, 1 / 30)
+
+
+def engine_frames(engine: StreamDeblurrer, src: list[np.ndarray]) -> list[np.ndarray]:
+    """The engine's frames for ``src`` on one thread, as the node runs (OMP_NUM_THREADS=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return deblur_sequence(engine, src, "check")
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, queue_policy="all", **RELIABLE_IN)
@@ -81,9 +99,7 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
     wait_connected(node, [cam], proc)
     bgr = frames(6)
     stamps = [100 * SEC + i * SEC // 30 for i in range(6)]
-    for f, s in zip(bgr, stamps, strict=True):
-        cam.publish(f, "bgr8", s, frame_id="left_optical")
-        spin_until(node, lambda: False, 1 / 30)
+    play(node, cam, bgr, stamps, "bgr8", frame_id="left_optical")
     # The last two frames wait for look-ahead; the node emits them once the stream is idle.
     assert spin_until(node, lambda: len(cam.outputs) == 6 and len(cam.infos) == 6, 30)
 
@@ -93,18 +109,8 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
     assert [stamp(i) for i in cam.infos] == stamps
     assert cam.infos[0].k[2] == 32.0
 
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
-    try:
-        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
-        expected = [
-            o.image
-            for f, s in zip(bgr, stamps, strict=True)
-            for o in engine.push(f[..., ::-1].copy(), s)
-        ]
-        expected += [o.image for o in engine.flush()]
-    finally:
-        torch.set_num_threads(torch_threads)
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
+    expected = engine_frames(engine, [f[..., ::-1].copy() for f in bgr])
     for msg, exp in zip(cam.outputs, expected, strict=True):
         np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
 
@@ -117,22 +123,14 @@ def test_self_ensemble_outputs_match_the_engine(ros, tiny_recurrent_checkpoint):
     wait_connected(node, [cam], proc)
     src = frames(3, seed=7)
     stamps = [110 * SEC + i * SEC // 30 for i in range(3)]
-    for f, s in zip(src, stamps, strict=True):
-        cam.publish(f, "rgb8", s)
-        spin_until(node, lambda: False, 1 / 30)
+    play(node, cam, src, stamps, "rgb8")
     assert spin_until(node, lambda: len(cam.outputs) == 3, 30)
     assert [stamp(m) for m in cam.outputs] == stamps
     assert spin_until(node, lambda: diag.values.get("self_ensemble") == "4", 10)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
-    try:
-        engine = SelfEnsembleDeblurrer(
-            tiny_recurrent_checkpoint, members=4, device="cpu", future_frames=1
-        )
-        expected = [o.image for f, s in zip(src, stamps, strict=True) for o in engine.push(f, s)]
-        expected += [o.image for o in engine.flush()]
-    finally:
-        torch.set_num_threads(torch_threads)
+    engine = SelfEnsembleDeblurrer(
+        tiny_recurrent_checkpoint, members=4, device="cpu", future_frames=1
+    )
+    expected = engine_frames(engine, src)
     for msg, exp in zip(cam.outputs, expected, strict=True):
         assert np.abs(image_to_numpy(msg).astype(int) - exp).max() <= 1
 
@@ -145,20 +143,12 @@ def test_torch_compile_in_the_worker_thread_gives_the_engine_frames(ros, tiny_re
     wait_connected(node, [cam], proc)
     src = frames(3, seed=9)
     stamps = [120 * SEC + i * SEC // 30 for i in range(3)]
-    for f, s in zip(src, stamps, strict=True):
-        cam.publish(f, "rgb8", s)
-        spin_until(node, lambda: False, 1 / 30)
+    play(node, cam, src, stamps, "rgb8")
     assert spin_until(node, lambda: len(cam.outputs) == 3, 120)  # the first frame compiles
     assert [stamp(m) for m in cam.outputs] == stamps
     assert spin_until(node, lambda: diag.values.get("torch_compile") == "on", 10)
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the node runs with OMP_NUM_THREADS=1
-    try:
-        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=1)
-        expected = [o.image for f, s in zip(src, stamps, strict=True) for o in engine.push(f, s)]
-        expected += [o.image for o in engine.flush()]
-    finally:
-        torch.set_num_threads(torch_threads)
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=1)
+    expected = engine_frames(engine, src)
     for msg, exp in zip(cam.outputs, expected, strict=True):
         assert np.abs(image_to_numpy(msg).astype(int) - exp).max() <= 1
 
