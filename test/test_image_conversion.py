@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 import cv2
 import numpy as np
 import pytest
@@ -96,7 +98,9 @@ def test_rosbags_messages_work_too():
     )
 
 
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16"])
+@pytest.mark.parametrize(
+    "encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "rgb16", "bgra16", "16UC3"]
+)
 def test_rgb_mapping_round_trips(encoding):
     arr = sample(encoding)
     rgb = conv.to_rgb(arr, encoding)
@@ -120,3 +124,118 @@ def test_compressed_round_trip_and_corrupt_jpeg():
     bad = CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0 not a jpeg")
     with pytest.raises(ValueError):
         conv.compressed_to_numpy(bad)
+
+
+def test_compressed_16_bit_is_scaled_not_saturated():
+    grey = np.tile(np.arange(0, 65536, 1024, dtype=np.uint16), (4, 1))  # 0 .. 64512
+    msg = conv.numpy_to_compressed(grey, "mono16", fmt="png")
+    assert msg.format == "mono16; png compressed mono8"
+    out, enc = conv.compressed_to_numpy(msg)
+    assert enc == "mono8"
+    np.testing.assert_array_equal(out, grey >> 8)
+    rgb = np.dstack([grey, grey // 2, grey // 4])
+    out, _ = conv.compressed_to_numpy(conv.numpy_to_compressed(rgb, "rgb16", fmt="png"))
+    np.testing.assert_array_equal(out, (rgb >> 8)[..., ::-1])  # stored as bgr8
+
+
+def raw_msg(encoding: str, buffer: np.ndarray, width: int, height: int, big: bool = False):
+    """An Image holding ``buffer``'s rows as they are (any padding included)."""
+    step = buffer.shape[1] * buffer.itemsize
+    data = buffer.astype(buffer.dtype.newbyteorder(">" if big else "<")).tobytes()
+    return Image(
+        height=height, width=width, encoding=encoding, step=step, is_bigendian=big, data=data
+    )
+
+
+def mosaic(rgb: np.ndarray, pattern: str) -> np.ndarray:
+    """A Bayer sensor's samples of ``rgb``: ``pattern`` names the top-left 2x2 block."""
+    out = np.empty(rgb.shape[:2], rgb.dtype)
+    for (dy, dx), colour in zip(((0, 0), (0, 1), (1, 0), (1, 1)), pattern, strict=True):
+        out[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(colour)]
+    return out
+
+
+def smooth_rgb(h: int, w: int, dtype: type) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    small = rng.uniform(0.1, 0.9, (3, 4, 3)).astype(np.float32)
+    big = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    return (big * np.iinfo(dtype).max).round().astype(dtype)
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_bayer_is_demosaiced_with_the_right_colours(pattern, bits):
+    dtype = np.uint8 if bits == 8 else np.uint16
+    scale = 1 if bits == 8 else 257
+    flat = np.empty((6, 8, 3), dtype)
+    flat[:] = np.array([200, 100, 30]) * scale  # R, G and B all different: any swap shows
+    out, enc = conv.decode_image(raw_msg(f"bayer_{pattern}{bits}", mosaic(flat, pattern), 8, 6))
+    assert (enc, out.shape, out.dtype) == (f"rgb{bits}", (6, 8, 3), dtype)
+    np.testing.assert_allclose(out[1:-1, 1:-1], flat[1:-1, 1:-1], atol=scale)
+    rgb = smooth_rgb(48, 64, dtype)  # and a real picture comes back close, not just flat colour
+    out, _ = conv.decode_image(raw_msg(f"bayer_{pattern}{bits}", mosaic(rgb, pattern), 64, 48))
+    err = np.abs(out.astype(float) - rgb)[2:-2, 2:-2] / scale
+    assert err.mean() < 1.5 and err.max() < 12
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_bayer_honours_step_padding_and_byte_order(bits):
+    dtype = np.uint8 if bits == 8 else np.uint16
+    encoding = f"bayer_rggb{bits}"
+    samples = mosaic(smooth_rgb(6, 8, dtype), "rggb")
+    padded = np.zeros((6, 8 + 3), dtype)
+    padded[:, :8] = samples
+    expected, _ = conv.decode_image(raw_msg(encoding, samples, 8, 6))
+    msgs = [raw_msg(encoding, padded, 8, 6)]
+    if bits == 16:
+        msgs.append(raw_msg(encoding, samples, 8, 6, big=True))
+    for msg in msgs:
+        np.testing.assert_array_equal(conv.decode_image(msg)[0], expected)
+    assert conv.image_to_numpy(msgs[0]).shape == (6, 8)
+
+
+def bt601(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Limited-range BT.601 Y, U, V of one colour (the YUV that cameras send)."""
+    r, g, b = rgb
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    return round(y), round(u), round(v)
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "uyvy", "yuv422_yuy2", "yuyv", "nv12", "nv21"])
+def test_yuv_is_converted_with_the_right_layout(encoding):
+    colour = (200, 100, 30)
+    y, u, v = bt601(colour)
+    h, w = 4, 6
+    if encoding in ("yuv422", "uyvy"):  # ROS's yuv422 is UYVY
+        buffer = np.tile(np.array([u, y, v, y], np.uint8), (h, w // 2))
+    elif encoding in ("yuv422_yuy2", "yuyv"):
+        buffer = np.tile(np.array([y, u, y, v], np.uint8), (h, w // 2))
+    else:  # a Y plane, then one row of interleaved chroma per two image rows
+        chroma = [u, v] if encoding == "nv12" else [v, u]
+        buffer = np.vstack(
+            [np.full((h, w), y, np.uint8), np.tile(np.array(chroma, np.uint8), (h // 2, w // 2))]
+        )
+    out, enc = conv.decode_image(raw_msg(encoding, buffer, w, h))
+    assert (enc, out.shape) == ("rgb8", (h, w, 3))
+    np.testing.assert_allclose(out.reshape(-1, 3), np.tile(colour, (h * w, 1)), atol=2)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "w", "h", "nbytes"),
+    [("yuv422_yuy2", 5, 4, 40), ("nv12", 6, 3, 27), ("nv21", 6, 4, 24), ("bayer_rggb8", 6, 4, 20)],
+)
+def test_malformed_raw_layouts_raise(encoding, w, h, nbytes):
+    step = w * 2 if encoding.startswith("yuv") else w
+    msg = Image(height=h, width=w, encoding=encoding, step=step, data=bytes(nbytes))
+    with pytest.raises(ValueError):
+        conv.decode_image(msg)
+
+
+@pytest.mark.skipif(find_spec("cv_bridge") is not None, reason="ROS cv_bridge decodes these")
+def test_encodings_without_a_decoder_are_unsupported():
+    for encoding in ("nv24", "32FC1"):
+        msg = Image(height=2, width=2, encoding=encoding, step=8, data=bytes(16))
+        with pytest.raises(conv.UnsupportedEncoding):
+            conv.decode_image(msg)

@@ -6,15 +6,16 @@ Reading returns a zero-copy view of ``msg.data`` whenever the layout allows (no 
 to drop for the caller, native byte order); writing builds ``data`` from one ``tobytes`` of a
 contiguous array, never per pixel (the field notes' 1.4 s cv2_to_imgmsg pitfall).
 
-The real ROS ``cv_bridge`` is used only for encodings this module does not decode itself
-(bayer_*, yuv422, ...) and only when it is importable (a ROS install has it).
+Raw camera formats (Bayer 8/16 bit, YUV 4:2:2, NV12/NV21) are converted to RGB here with
+OpenCV, as cv_bridge and image_proc would, so a driver's native output needs no extra node. The
+real ROS ``cv_bridge`` is used only for the rest (nv24, ...) and only when it is importable.
 """
 
 from __future__ import annotations
 
 import array as pyarray
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -31,8 +32,46 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "8UC3": (np.dtype(np.uint8), 3),
     "8UC4": (np.dtype(np.uint8), 4),
     "16UC1": (np.dtype(np.uint16), 1),
+    "rgb16": (np.dtype(np.uint16), 3),
+    "bgr16": (np.dtype(np.uint16), 3),
+    "rgba16": (np.dtype(np.uint16), 4),
+    "bgra16": (np.dtype(np.uint16), 4),
+    "16UC3": (np.dtype(np.uint16), 3),
+    "16UC4": (np.dtype(np.uint16), 4),
 }
 GREY = {"mono8", "mono16", "8UC1", "16UC1"}
+_RGB = {"rgb8", "rgb16"}
+_BGR = {"bgr8", "8UC3", "bgr16", "16UC3"}  # nUC3/nUC4 are OpenCV's (BGR) order, as in cv_bridge
+_RGBA = {"rgba8", "rgba16"}
+_BGRA = {"bgra8", "8UC4", "bgra16", "16UC4"}
+ALPHA = _RGBA | _BGRA
+
+
+class Raw(NamedTuple):
+    """A camera-native layout: how its buffer is read and which OpenCV code makes it RGB."""
+
+    dtype: np.dtype
+    channels: int  # per buffer element: 1 for Bayer and NV planes, 2 for packed 4:2:2
+    code: int  # cv2.cvtColor code to RGB
+    planar_420: bool = False  # NV12/NV21: a full-size Y plane, then a half-height UV plane
+
+
+_U8, _U16 = np.dtype(np.uint8), np.dtype(np.uint16)
+# ROS names the Bayer pattern by its first two rows, OpenCV by the second row's 2nd and 3rd
+# pixel: bayer_rggb is OpenCV's BG (the mapping cv_bridge uses). Edge-aware demosaicing, as
+# image_proc's default.
+RAW: dict[str, Raw] = {
+    f"bayer_{ros}{bits}": Raw(dtype, 1, getattr(cv2, f"COLOR_Bayer{cv}2RGB_EA"))
+    for ros, cv in (("rggb", "BG"), ("bggr", "RG"), ("gbrg", "GR"), ("grbg", "GB"))
+    for bits, dtype in ((8, _U8), (16, _U16))
+} | {
+    "yuv422": Raw(_U8, 2, cv2.COLOR_YUV2RGB_UYVY),  # ROS's yuv422 is UYVY
+    "uyvy": Raw(_U8, 2, cv2.COLOR_YUV2RGB_UYVY),
+    "yuv422_yuy2": Raw(_U8, 2, cv2.COLOR_YUV2RGB_YUY2),
+    "yuyv": Raw(_U8, 2, cv2.COLOR_YUV2RGB_YUY2),
+    "nv12": Raw(_U8, 1, cv2.COLOR_YUV2RGB_NV12, planar_420=True),
+    "nv21": Raw(_U8, 1, cv2.COLOR_YUV2RGB_NV21, planar_420=True),
+}
 
 
 class UnsupportedEncoding(ValueError):
@@ -71,46 +110,84 @@ def _cv_bridge_decode(msg: Any) -> np.ndarray:
     except ImportError:
         raise UnsupportedEncoding(
             f"encoding {msg.encoding!r} is not supported without ROS cv_bridge; "
-            "debayer/convert first (e.g. image_proc) or publish rgb8/bgr8/mono8/mono16"
+            "convert it first or publish rgb8/bgr8/mono8/mono16, Bayer, yuv422 or nv12/nv21"
         ) from None
     return np.asarray(CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
 
 
-def image_to_numpy(msg: Any) -> np.ndarray:
-    """Pixels of a sensor_msgs/Image as (H, W) or (H, W, C) array in the message's encoding.
-
-    Raises ValueError (UnsupportedEncoding for unknown encodings) on malformed messages.
-    """
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    encoding = msg.encoding
-    if height <= 0 or width <= 0:
-        raise ValueError(f"empty image ({width}x{height})")
-    if encoding not in ENCODINGS:
-        return _cv_bridge_decode(msg)
-    dtype, channels = ENCODINGS[encoding]
+def _read(msg: Any, dtype: np.dtype, channels: int, rows: int) -> np.ndarray:
+    """``rows`` rows of ``width * channels`` elements, honouring ``step`` and byte order."""
+    width, step = int(msg.width), int(msg.step)
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(f"step {step} is smaller than width*channels*bytes {row_bytes}")
     buf = _buffer(msg.data)
-    if buf.size < step * (height - 1) + row_bytes:
+    if buf.size < step * (rows - 1) + row_bytes:
         raise ValueError(
-            f"data has {buf.size} bytes, {encoding} {width}x{height} needs {step * height}"
+            f"data has {buf.size} bytes, {msg.encoding} {width}x{msg.height} needs {step * rows}"
         )
-    rows = np.lib.stride_tricks.as_strided(
-        buf, shape=(height, row_bytes), strides=(step, 1), writeable=False
+    view = np.lib.stride_tricks.as_strided(
+        buf, shape=(rows, row_bytes), strides=(step, 1), writeable=False
     )
-    if dtype.itemsize > 1:
-        swap = bool(msg.is_bigendian) != (sys.byteorder == "big")
-        order = ">" if bool(msg.is_bigendian) else "<"
-        if step % dtype.itemsize:  # rows not aligned for a view: copy them out
-            rows = np.ascontiguousarray(rows)
-        arr = rows.view(dtype.newbyteorder(order))
-        if swap:
-            arr = arr.astype(dtype)  # native byte order (copy only for foreign-endian data)
+    if dtype.itemsize == 1:
+        return view
+    swap = bool(msg.is_bigendian) != (sys.byteorder == "big")
+    order = ">" if bool(msg.is_bigendian) else "<"
+    if step % dtype.itemsize:  # rows not aligned for a view: copy them out
+        view = np.ascontiguousarray(view)
+    arr = view.view(dtype.newbyteorder(order))
+    return arr.astype(dtype) if swap else arr  # native byte order (copies only foreign data)
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """Pixels of a sensor_msgs/Image as stored: (H, W) or (H, W, C) in the message's encoding;
+    raw layouts as their buffer is (Bayer (H, W), 4:2:2 (H, W, 2), NV12/NV21 (H * 3/2, W)).
+
+    Raises ValueError (UnsupportedEncoding for unknown encodings) on malformed messages.
+    """
+    height, width, encoding = int(msg.height), int(msg.width), msg.encoding
+    if height <= 0 or width <= 0:
+        raise ValueError(f"empty image ({width}x{height})")
+    if encoding in ENCODINGS:
+        dtype, channels = ENCODINGS[encoding]
+        rows = height
+    elif encoding in RAW:
+        raw = RAW[encoding]
+        dtype, channels = raw.dtype, raw.channels
+        if raw.planar_420 and (height % 2 or width % 2):
+            raise ValueError(f"{encoding} needs an even width and height, got {width}x{height}")
+        if channels == 2 and width % 2:
+            raise ValueError(f"{encoding} needs an even width, got {width}")
+        rows = height * 3 // 2 if raw.planar_420 else height
     else:
-        arr = rows
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    return arr.reshape(shape)
+        raise UnsupportedEncoding(f"cannot read {encoding!r}")
+    arr = _read(msg, dtype, channels, rows)
+    if channels == 1:
+        return arr.reshape(rows, width)
+    return arr.reshape(rows, width, channels)
+
+
+def decode_image(msg: Any) -> tuple[np.ndarray, str]:
+    """A sensor_msgs/Image as (pixels, encoding) the engine's ``to_rgb`` takes: the stored
+    pixels for plain encodings, RGB for camera-native ones (Bayer 16 bit gives rgb16, the rest
+    rgb8), or what an installed ROS cv_bridge makes of anything else (rgb8)."""
+    encoding = msg.encoding
+    if encoding in ENCODINGS:
+        return image_to_numpy(msg), encoding
+    if encoding in RAW:
+        # contiguous: OpenCV's edge-aware demosaicing misreads rows padded past the width
+        pixels = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msg)), RAW[encoding].code)
+        return pixels, "rgb16" if pixels.dtype == np.uint16 else "rgb8"
+    if int(msg.height) <= 0 or int(msg.width) <= 0:
+        raise ValueError(f"empty image ({msg.width}x{msg.height})")
+    return _cv_bridge_decode(msg), "rgb8"
+
+
+def without_alpha(encoding: str) -> str:
+    """The 3-channel encoding of the same family, for outputs that cannot carry alpha."""
+    if encoding in ALPHA:
+        return "rgb16" if ENCODINGS[encoding][0] == np.uint16 else "rgb8"
+    return encoding
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None, msg: Any = None) -> Any:
@@ -139,29 +216,26 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None, msg: An
 
 def to_rgb(array: np.ndarray, encoding: str) -> np.ndarray:
     """The engine's input for a decoded image: RGB (H, W, 3) or grey (H, W), alpha dropped."""
-    if encoding in GREY:
+    if encoding in GREY or encoding in _RGB:
         return array
-    if encoding in ("bgr8", "8UC3"):
+    if encoding in _BGR:
         return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
-    if encoding in ("bgra8", "8UC4"):
+    if encoding in _BGRA:
         return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
-    if encoding == "rgba8":
+    if encoding in _RGBA:
         return np.ascontiguousarray(array[:, :, :3])
-    if encoding == "rgb8":
-        return array
     raise UnsupportedEncoding(f"no RGB mapping for {encoding!r}")
 
 
 def from_rgb(rgb: np.ndarray, encoding: str, original: np.ndarray | None = None) -> np.ndarray:
     """Map the engine's output back to ``encoding``; 4-channel encodings take alpha from
     ``original`` (the decoded input), or opaque when it is not given."""
-    if encoding in GREY or encoding == "rgb8":
+    if encoding in GREY or encoding in _RGB:
         return rgb
-    if encoding in ("bgr8", "8UC3"):
+    if encoding in _BGR:
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    if encoding in ("rgba8", "bgra8", "8UC4"):
-        code = cv2.COLOR_RGB2RGBA if encoding == "rgba8" else cv2.COLOR_RGB2BGRA
-        out = cv2.cvtColor(rgb, code)
+    if encoding in ALPHA:
+        out = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA if encoding in _RGBA else cv2.COLOR_RGB2BGRA)
         if original is not None:
             out[:, :, 3] = original[:, :, 3]
         return out
@@ -193,8 +267,11 @@ def numpy_to_compressed(
     header: Any = None,
     msg: Any = None,
 ) -> Any:
-    """Encode ``array`` (in ``encoding``) as a sensor_msgs/CompressedImage (jpeg or png)."""
-    bgr = array if encoding in GREY else from_rgb(to_rgb(array, encoding), "bgr8")
+    """Encode ``array`` (in ``encoding``) as a sensor_msgs/CompressedImage (jpeg or png);
+    16-bit images are stored as 8 bit, as image_transport's compressed plugin does."""
+    bgr = array if encoding in GREY else cv2.cvtColor(to_rgb(array, encoding), cv2.COLOR_RGB2BGR)
+    if bgr.dtype == np.uint16:  # OpenCV would saturate 16-bit values to 255, not scale them
+        bgr = (bgr >> 8).astype(np.uint8)
     ext, params = (
         (".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)]) if fmt == "jpeg" else (".png", [])
     )
