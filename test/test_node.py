@@ -30,7 +30,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
-from sarn_ros.ros.image_conversion import image_to_numpy
+from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SEC = 1_000_000_000
@@ -170,6 +170,42 @@ def test_best_effort_camera_grey_and_alpha_encodings(ros, tiny_recurrent_checkpo
     assert image_to_numpy(cam.outputs[3]).dtype == np.uint16
 
 
+def raw_camera_msg(encoding: str, buffer: np.ndarray, width: int, height: int, t: int) -> Image:
+    msg = Image(height=height, width=width, encoding=encoding, step=buffer[0].nbytes)
+    msg.data = buffer.tobytes()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(t, SEC)
+    return msg
+
+
+def test_bayer_and_yuv_cameras_need_no_debayer_node(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, future_frames=1, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    wait_connected(node, [cam], proc)
+    rgb = frames(4, seed=5)
+    bayer = [np.empty((48, 64), np.uint8) for _ in rgb]
+    for b, f in zip(bayer, rgb, strict=True):  # an RGGB sensor's samples
+        b[0::2, 0::2], b[0::2, 1::2] = f[0::2, 0::2, 0], f[0::2, 1::2, 1]
+        b[1::2, 0::2], b[1::2, 1::2] = f[1::2, 0::2, 1], f[1::2, 1::2, 2]
+    yuyv = cv2.cvtColor(rgb[3], cv2.COLOR_RGB2YUV_YUY2)  # what a UVC webcam sends
+    sent = [("bayer_rggb8", b) for b in bayer[:3]]
+    sent += [("yuv422_yuy2", yuyv), ("bayer_rggb16", bayer[3].astype(np.uint16) * 257)]
+    msgs = [raw_camera_msg(e, b, 64, 48, 20 * SEC + i * SEC // 30) for i, (e, b) in enumerate(sent)]
+    for msg in msgs:
+        cam.publish_raw(msg)
+        spin_until(node, lambda: False, 1 / 30)
+    assert spin_until(node, lambda: len(cam.outputs) == 5, 30)
+    assert [m.encoding for m in cam.outputs] == ["rgb8"] * 4 + ["rgb16"]
+    assert [stamp(m) for m in cam.outputs] == [stamp(m) for m in msgs]
+    # the node's frames are the engine's on the same RGB (a new segment at the 16-bit switch)
+    decoded = [decode_image(m)[0] for m in msgs]
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=1)
+    expected = engine_frames(engine, decoded[:4]) + engine_frames(engine, decoded[4:])
+    for msg, exp in zip(cam.outputs, expected, strict=True):
+        out = image_to_numpy(msg)
+        assert out.dtype == exp.dtype and np.abs(out.astype(int) - exp).max() <= 1
+
+
 def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, future_frames=0, queue_policy="all", **RELIABLE_IN)
@@ -185,7 +221,7 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
         return msg
 
     for msg in (
-        bad("bayer_rggb8", 48, 64, 64, 48 * 64),  # needs ROS cv_bridge (absent here)
+        bad("nv24", 48, 64, 64, 48 * 64 * 3),  # needs ROS cv_bridge (absent here)
         bad("32FC1", 48, 64, 256, 48 * 256),  # unsupported
         bad("rgb8", 48, 64, 192, 100),  # data shorter than step * height
         bad("rgb8", 0, 0, 0, 0),  # zero size

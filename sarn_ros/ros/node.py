@@ -355,9 +355,7 @@ class DeblurNode(Node):
                 if msg.height == 0 or msg.width == 0:
                     self.reject("empty", f"{msg.width}x{msg.height} image")
                     return None
-                raw, encoding = conv.image_to_numpy(msg), msg.encoding
-                if encoding not in conv.ENCODINGS:  # bayer/yuv decoded by ROS cv_bridge
-                    encoding = "rgb8"
+                raw, encoding = conv.decode_image(msg)  # Bayer/YUV come out as RGB
             frame = conv.to_rgb(raw, encoding)
         except conv.UnsupportedEncoding as exc:
             self.reject("encoding", str(exc))
