@@ -158,13 +158,12 @@ def deblur_bag(
     from rosbags.typesys import Stores, get_typestore
 
     from .ros.image_conversion import (
-        ENCODINGS,
-        UnsupportedEncoding,
         compressed_to_numpy,
+        decode_image,
         from_rgb,
-        image_to_numpy,
         numpy_to_image,
         to_rgb,
+        without_alpha,
     )
 
     if dst.exists():
@@ -183,9 +182,9 @@ def deblur_bag(
             )
         infos: dict[str, list[tuple[int, object]]] = {}
         info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
-        for conn, _, raw in reader.messages(
-            connections=[c for c in reader.connections if c.topic in info_topics]
-        ):
+        info_conns = [c for c in reader.connections if c.topic in info_topics]
+        # an empty list would mean every connection to rosbags: a bag without camera_info
+        for conn, _, raw in reader.messages(connections=info_conns) if info_conns else ():
             msg = reader.deserialize(raw, conn.msgtype)
             infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
         storage = StoragePlugin.MCAP if any(Path(src).glob("*.mcap")) else StoragePlugin.SQLITE3
@@ -264,15 +263,12 @@ def deblur_bag(
                     if conn.msgtype.endswith("CompressedImage"):
                         pixels, encoding = compressed_to_numpy(msg)
                     else:
-                        pixels, encoding = image_to_numpy(msg), msg.encoding
-                    if encoding not in ENCODINGS:
-                        raise UnsupportedEncoding(encoding)
+                        pixels, encoding = decode_image(msg)  # Bayer/YUV come out as RGB
                     frame = resize(to_rgb(pixels, encoding), scale)
                 except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
                     report.skipped += 1
                     continue
-                if encoding in ("rgba8", "bgra8", "8UC4"):
-                    encoding = "rgb8"  # alpha is not carried through offline
+                encoding = without_alpha(encoding)  # alpha is not carried through offline
                 emit(
                     engine.push(
                         frame,

@@ -15,7 +15,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
 from sarn_ros.evaluation import deblur_sequence
-from sarn_ros.ros.image_conversion import image_to_numpy
+from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
 
 SARN = str(Path(sys.executable).parent / "sarn")
 STORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -206,6 +206,42 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
         expected += [o.image for o in engine.flush()]
         for o, e in zip(outs, expected, strict=True):  # each camera has its own state
             assert np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
+
+
+def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoint):
+    """A raw industrial camera, recorded without camera_info."""
+    rng = np.random.default_rng(4)
+    raw = [rng.integers(0, 65536, (32, 48), dtype=np.uint16) for _ in range(3)]
+    msgs = [
+        T["sensor_msgs/msg/Image"](
+            header=header(i, "cam"),
+            height=32,
+            width=48,
+            encoding="bayer_grbg16",
+            is_bigendian=0,
+            step=96,
+            data=r.view(np.uint8).reshape(-1),
+        )
+        for i, r in enumerate(raw)
+    ]
+    with Writer(tmp_path / "in", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, msg in enumerate(msgs):
+            w.write(conn, i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "in"), *args)
+    assert result.returncode == 0, result.stderr
+    outs = [
+        STORE.deserialize_cdr(data, "sensor_msgs/msg/Image")
+        for topic, _, data in read_bag(tmp_path / "out")
+        if topic == "/cam/deblurred/image_raw"
+    ]
+    assert [(o.encoding, o.width, o.height) for o in outs] == [("rgb16", 48, 32)] * 3
+    assert not [t for t, _, _ in read_bag(tmp_path / "out") if t.endswith("camera_info")]
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu")
+    expected = deblur_sequence(engine, [decode_image(m)[0] for m in msgs], "check")
+    for o, e in zip(outs, expected, strict=True):
+        assert e.dtype == np.uint16 and np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint):
