@@ -5,8 +5,10 @@
 
 Both drivers publish the relative topics image_raw and camera_info, so in the shared
 namespace <namespace>/image_raw feeds the node and <namespace>/deblurred/image_raw comes out.
-They are asked for rgb8 output (v4l2_camera output_encoding, usb_cam *2rgb pixel formats):
-raw YUYV would need the ROS cv_bridge. Install the driver you choose
+They are asked for rgb8 output (v4l2_camera output_encoding, usb_cam *2rgb pixel formats), so
+any other consumer of image_raw sees plain RGB; the node itself also takes the camera's own
+YUYV/UYVY (usb_cam pixel_format:=yuyv: 2 bytes a pixel over DDS instead of 3). Install the
+driver you choose
 (ros-$ROS_DISTRO-v4l2-camera or ros-$ROS_DISTRO-usb-cam).
 """
 
@@ -50,8 +52,8 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "pixel_format",
                 default_value="yuyv2rgb",
-                description="usb_cam pixel_format (yuyv2rgb, mjpeg2rgb, ...); v4l2_camera "
-                "converts to rgb8 itself.",
+                description="usb_cam pixel_format (yuyv2rgb, mjpeg2rgb, yuyv, ...); "
+                "v4l2_camera converts to rgb8 itself.",
             ),
             DeclareLaunchArgument("frame_id", default_value="camera_optical_frame"),
             *(DeclareLaunchArgument(name, default_value="") for name in FORWARDED[:-1]),
