@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -32,6 +32,8 @@ class InputError(ValueError):
 class Report:
     frames: int = 0
     skipped: int = 0
+    topics: list[str] = field(default_factory=list)  # bag image topics deblurred
+    ignored_topics: list[str] = field(default_factory=list)  # same camera as a chosen one
 
 
 def kind_of(path: Path) -> str:
@@ -145,6 +147,41 @@ def camera_ns(topic: str) -> str:
     return "/".join(parts) or ""
 
 
+def choose_topics(available: dict[str, str], topics: list[str] | None) -> list[str]:
+    """One image topic per camera namespace, since each becomes ``<ns>/deblurred/image_raw``.
+
+    By default, of a camera recorded both raw and compressed (a common recording) the raw
+    Image is taken (lossless), then ``image_raw`` over other names. Topics asked for by name
+    must not share a camera.
+    """
+    if topics:
+        missing = [t for t in topics if t not in available]
+        if missing:
+            raise InputError(
+                f"topics {missing} not in the bag; its image topics: {sorted(available)}"
+            )
+    by_camera: dict[str, list[str]] = {}
+    for t in topics or sorted(available):
+        by_camera.setdefault(camera_ns(t), []).append(t)
+    chosen = []
+    for ns, group in by_camera.items():
+        if topics and len(group) > 1:
+            raise InputError(
+                f"topics {group} all feed {ns}/deblurred/image_raw; pass one of them to --topics"
+            )
+        chosen.append(
+            min(
+                group,
+                key=lambda t: (
+                    available[t].endswith("CompressedImage"),
+                    t.rstrip("/").split("/")[-1] != "image_raw",
+                    t,
+                ),
+            )
+        )
+    return chosen
+
+
 def deblur_bag(
     src: Path,
     dst: Path,
@@ -172,14 +209,11 @@ def deblur_bag(
     report = Report()
     with AnyReader([src], default_typestore=store) as reader:
         available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
-        chosen = topics or sorted(available)
-        missing = [t for t in chosen if t not in available]
         if not available:
             raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
-        if missing:
-            raise InputError(
-                f"topics {missing} not in {src}; its image topics: {sorted(available)}"
-            )
+        chosen = choose_topics(available, topics)
+        report.topics = chosen
+        report.ignored_topics = [] if topics else sorted(set(available) - set(chosen))
         infos: dict[str, list[tuple[int, object]]] = {}
         info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
         info_conns = [c for c in reader.connections if c.topic in info_topics]

@@ -15,6 +15,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
 from sarn_ros.evaluation import deblur_sequence
+from sarn_ros.offline import InputError, choose_topics
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
 
 SARN = str(Path(sys.executable).parent / "sarn")
@@ -242,6 +243,76 @@ def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoi
     expected = deblur_sequence(engine, [decode_image(m)[0] for m in msgs], "check")
     for o, e in zip(outs, expected, strict=True):
         assert e.dtype == np.uint16 and np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
+
+
+def test_one_topic_per_camera_raw_preferred():
+    image, compressed = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"
+    available = {
+        "/cam/image_raw": image,
+        "/cam/image_raw/compressed": compressed,
+        "/left/image_raw/compressed": compressed,
+        "/right/image": image,
+        "/right/image_raw": image,
+    }
+    assert choose_topics(available, None) == [
+        "/cam/image_raw",
+        "/left/image_raw/compressed",
+        "/right/image_raw",
+    ]
+    assert choose_topics(available, ["/cam/image_raw/compressed"]) == ["/cam/image_raw/compressed"]
+    with pytest.raises(InputError, match="pass one of them"):
+        choose_topics(available, ["/cam/image_raw", "/cam/image_raw/compressed"])
+    with pytest.raises(InputError, match="not in the bag"):
+        choose_topics(available, ["/other/image_raw"])
+
+
+def test_bag_recorded_raw_and_compressed(tmp_path, tiny_recurrent_checkpoint):
+    """The same camera as image_raw and image_raw/compressed: one deblurred topic, not a crash."""
+    rng = np.random.default_rng(6)
+    imgs = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(3)]
+    with Writer(tmp_path / "in", version=9) as w:
+        raw = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        jpg = w.add_connection(
+            "/cam/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=STORE
+        )
+        for i, img in enumerate(imgs):
+            msg = T["sensor_msgs/msg/Image"](
+                header=header(i, "cam"),
+                height=32,
+                width=48,
+                encoding="rgb8",
+                is_bigendian=0,
+                step=144,
+                data=img.reshape(-1),
+            )
+            w.write(raw, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            data = cv2.imencode(".png", img[..., ::-1])[1].reshape(-1)  # lossless: exact check
+            msg = T["sensor_msgs/msg/CompressedImage"](
+                header=header(i, "cam"), format="rgb8; png compressed bgr8", data=data
+            )
+            w.write(jpg, 10 * i + 2, STORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
+    expected = deblur_sequence(make_engine(tiny_recurrent_checkpoint, device="cpu"), imgs, "c")
+    for topics, encoding in (([], "rgb8"), (["--topics", "/cam/image_raw/compressed"], "bgr8")):
+        out = tmp_path / f"out{len(topics)}"
+        args = ["-o", str(out), "--weights", str(tiny_recurrent_checkpoint), *topics]
+        result = deblur(str(tmp_path / "in"), *args)
+        assert result.returncode == 0, result.stderr
+        assert ("/cam/image_raw/compressed not deblurred" in result.stderr) == (not topics)
+        outs = [
+            STORE.deserialize_cdr(data, "sensor_msgs/msg/Image")
+            for topic, _, data in read_bag(out)
+            if topic == "/cam/deblurred/image_raw"
+        ]
+        assert [o.encoding for o in outs] == [encoding] * 3
+        for o, e in zip(outs, expected, strict=True):
+            pixels = image_to_numpy(o)
+            pixels = pixels if encoding == "rgb8" else pixels[..., ::-1]
+            assert np.abs(pixels.astype(int) - e).max() <= 1
+    both = ["--topics", "/cam/image_raw", "/cam/image_raw/compressed"]
+    args = ["-o", str(tmp_path / "bad"), "--weights", str(tiny_recurrent_checkpoint), *both]
+    result = deblur(str(tmp_path / "in"), *args)
+    assert result.returncode == 2 and "pass one of them" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "bad").exists()
 
 
 def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint):

@@ -96,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn deblur: error: {exc}", file=sys.stderr)
         return 2
     secs = time.monotonic() - start
+    for topic in report.ignored_topics:
+        print(
+            f"sarn deblur: {topic} not deblurred: its camera comes from "
+            f"{next(t for t in report.topics if offline.camera_ns(t) == offline.camera_ns(topic))}"
+            " (choose with --topics)",
+            file=sys.stderr,
+        )
     print(
         f"sarn deblur: {report.frames} frames -> {args.output} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
