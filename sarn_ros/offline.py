@@ -32,8 +32,8 @@ class InputError(ValueError):
 class Report:
     frames: int = 0
     skipped: int = 0
-    topics: list[str] = field(default_factory=list)  # bag image topics deblurred
-    ignored_topics: list[str] = field(default_factory=list)  # same camera as a chosen one
+    # bag image topics left out by default -> the topic their camera is deblurred from
+    ignored_topics: dict[str, str] = field(default_factory=dict)
 
 
 def kind_of(path: Path) -> str:
@@ -212,8 +212,11 @@ def deblur_bag(
         if not available:
             raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
         chosen = choose_topics(available, topics)
-        report.topics = chosen
-        report.ignored_topics = [] if topics else sorted(set(available) - set(chosen))
+        if not topics:
+            by_camera = {camera_ns(t): t for t in chosen}
+            report.ignored_topics = {
+                t: by_camera[camera_ns(t)] for t in sorted(available) if t not in chosen
+            }
         infos: dict[str, list[tuple[int, object]]] = {}
         info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
         info_conns = [c for c in reader.connections if c.topic in info_topics]

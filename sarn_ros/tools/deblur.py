@@ -96,11 +96,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn deblur: error: {exc}", file=sys.stderr)
         return 2
     secs = time.monotonic() - start
-    for topic in report.ignored_topics:
+    for topic, used in report.ignored_topics.items():
         print(
-            f"sarn deblur: {topic} not deblurred: its camera comes from "
-            f"{next(t for t in report.topics if offline.camera_ns(t) == offline.camera_ns(topic))}"
-            " (choose with --topics)",
+            f"sarn deblur: {topic} not deblurred: the same camera comes from {used} "
+            "(choose with --topics)",
             file=sys.stderr,
         )
     print(
