@@ -194,6 +194,7 @@ def deblur_bag(
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
+    from .ros.camera_info import scale_camera_info
     from .ros.image_conversion import (
         compressed_to_numpy,
         decode_image,
@@ -236,10 +237,7 @@ def deblur_bag(
                     serialization_format=c.ext.serialization_format,
                     offered_qos_profiles=c.ext.offered_qos_profiles,
                 )
-            img_cls, info_cls = (
-                store.types["sensor_msgs/msg/Image"],
-                store.types["sensor_msgs/msg/CameraInfo"],
-            )
+            img_cls = store.types["sensor_msgs/msg/Image"]
             deb = {
                 t: (
                     writer.add_connection(
@@ -260,7 +258,7 @@ def deblur_bag(
 
             def emit(outs: list[DeblurredFrame]) -> None:
                 for o in outs:
-                    topic, header, encoding, receive = o.meta
+                    topic, header, encoding, receive, (sx, sy) = o.meta
                     pixels = from_rgb(o.image, encoding)
                     msg = numpy_to_image(
                         pixels,
@@ -281,8 +279,7 @@ def deblur_bag(
                     )
                     cam_infos = infos.get(camera_ns(topic))
                     if info_conn is not None and cam_infos:
-                        info = nearest(cam_infos, o.stamp)
-                        info = info_cls(**{**info.__dict__, "header": header})
+                        info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)
                         writer.write(
                             info_conn,
                             receive,
@@ -302,6 +299,7 @@ def deblur_bag(
                     else:
                         pixels, encoding = decode_image(msg)  # Bayer/YUV come out as RGB
                     frame = resize(to_rgb(pixels, encoding), scale)
+                    scales = (frame.shape[1] / pixels.shape[1], frame.shape[0] / pixels.shape[0])
                 except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
                     report.skipped += 1
                     continue
@@ -311,7 +309,7 @@ def deblur_bag(
                         frame,
                         stamp_of(msg),
                         stream=conn.topic,
-                        meta=(conn.topic, msg.header, encoding, receive),
+                        meta=(conn.topic, msg.header, encoding, receive, scales),
                     )
                 )
             emit(engine.flush())

@@ -168,6 +168,10 @@ def read_bag(path: Path) -> list[tuple[str, int, bytes]]:
         return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
 
 
+def messages(bag: list[tuple[str, int, bytes]], topic: str, msgtype: str) -> list:
+    return [STORE.deserialize_cdr(raw, msgtype) for t, _, raw in bag if t == topic]
+
+
 @pytest.mark.parametrize(
     ("plugin", "members"), [(StoragePlugin.SQLITE3, 1), (StoragePlugin.MCAP, 2)]
 )
@@ -190,11 +194,7 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
     assert sorted(copied) == sorted(original)  # every message: same topic, receive time, bytes
     assert [t for _, t, _ in output] == sorted(t for _, t, _ in output)
     for cam, imgs in sent.items():
-        outs = [
-            STORE.deserialize_cdr(raw, "sensor_msgs/msg/Image")
-            for topic, _, raw in output
-            if topic == f"/{cam}/deblurred/image_raw"
-        ]
+        outs = messages(output, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")
         infos = [m for m in output if m[0] == f"/{cam}/deblurred/camera_info"]
         assert [o.header.stamp.nanosec for o in outs] == [i * 33_333_333 for i in range(4)]
         assert {o.header.frame_id for o in outs} == {cam} and len(infos) == 4
@@ -207,6 +207,20 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
         expected += [o.image for o in engine.flush()]
         for o, e in zip(outs, expected, strict=True):  # each camera has its own state
             assert np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
+
+
+def test_bag_resize_scales_camera_info_like_the_node(tmp_path, tiny_recurrent_checkpoint):
+    write_bag(tmp_path / "in", StoragePlugin.SQLITE3)
+    args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "in"), *args, "--resize", "0.5", "--topics", "/left/image_raw")
+    assert result.returncode == 0, result.stderr
+    out = read_bag(tmp_path / "out")
+    imgs = messages(out, "/left/deblurred/image_raw", "sensor_msgs/msg/Image")
+    infos = messages(out, "/left/deblurred/camera_info", "sensor_msgs/msg/CameraInfo")
+    assert {(m.width, m.height) for m in imgs} == {(24, 16)}
+    assert len(infos) == 4 and {(i.width, i.height) for i in infos} == {(24, 16)}
+    np.testing.assert_allclose(infos[0].k, [0.5, 0, 0, 0, 0.5, 0, 0, 0, 1])  # K of eye(3) at x0.5
+    assert [i.header.stamp.nanosec for i in infos] == [m.header.stamp.nanosec for m in imgs]
 
 
 def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoint):
@@ -232,11 +246,7 @@ def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoi
     args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
     result = deblur(str(tmp_path / "in"), *args)
     assert result.returncode == 0, result.stderr
-    outs = [
-        STORE.deserialize_cdr(data, "sensor_msgs/msg/Image")
-        for topic, _, data in read_bag(tmp_path / "out")
-        if topic == "/cam/deblurred/image_raw"
-    ]
+    outs = messages(read_bag(tmp_path / "out"), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
     assert [(o.encoding, o.width, o.height) for o in outs] == [("rgb16", 48, 32)] * 3
     assert not [t for t, _, _ in read_bag(tmp_path / "out") if t.endswith("camera_info")]
     engine = make_engine(tiny_recurrent_checkpoint, device="cpu")
@@ -298,11 +308,7 @@ def test_bag_recorded_raw_and_compressed(tmp_path, tiny_recurrent_checkpoint):
         result = deblur(str(tmp_path / "in"), *args)
         assert result.returncode == 0, result.stderr
         assert ("/cam/image_raw/compressed not deblurred" in result.stderr) == (not topics)
-        outs = [
-            STORE.deserialize_cdr(data, "sensor_msgs/msg/Image")
-            for topic, _, data in read_bag(out)
-            if topic == "/cam/deblurred/image_raw"
-        ]
+        outs = messages(read_bag(out), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
         assert [o.encoding for o in outs] == [encoding] * 3
         for o, e in zip(outs, expected, strict=True):
             pixels = image_to_numpy(o)

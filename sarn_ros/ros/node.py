@@ -37,6 +37,7 @@ from ..engine import resolve_precision
 from ..ensemble import make_engine
 from ..resources import find_share_file
 from . import image_conversion as conv
+from .camera_info import scale_camera_info
 from .params import BY_NAME, PARAMS, help_text, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
@@ -46,27 +47,6 @@ THROTTLE_S = 10.0  # warnings per reason at most this often
 
 def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
-def scale_camera_info(info: CameraInfo, sx: float, sy: float) -> CameraInfo:
-    """camera_info for an image resized by (sx, sy), as image_proc's resize node does: K, P,
-    width, height and the ROI describe the calibration at the new scale. binning_x/y stay as
-    they are (they relate the calibration size to the published size, which scales alike)."""
-    out = CameraInfo()
-    out.header = info.header
-    out.height, out.width = round(info.height * sy), round(info.width * sx)
-    out.distortion_model, out.d, out.r = info.distortion_model, info.d, info.r
-    k, p = list(info.k), list(info.p)
-    k[0], k[2], k[4], k[5] = k[0] * sx, k[2] * sx, k[4] * sy, k[5] * sy
-    p[0], p[2], p[3] = p[0] * sx, p[2] * sx, p[3] * sx
-    p[5], p[6], p[7] = p[5] * sy, p[6] * sy, p[7] * sy
-    out.k, out.p = k, p
-    out.binning_x, out.binning_y = info.binning_x, info.binning_y
-    roi = info.roi
-    out.roi.x_offset, out.roi.width = round(roi.x_offset * sx), round(roi.width * sx)
-    out.roi.y_offset, out.roi.height = round(roi.y_offset * sy), round(roi.height * sy)
-    out.roi.do_rectify = roi.do_rectify
-    return out
 
 
 @dataclass
@@ -401,8 +381,7 @@ class DeblurNode(Node):
                 throttle_duration_sec=THROTTLE_S,
             )
         else:
-            info = scale_camera_info(info, *meta.scale)
-            info.header = meta.header
+            info = scale_camera_info(info, *meta.scale, header=meta.header)
             cam.info_pub.publish(info)
         with self.lock:
             self.count("published")
