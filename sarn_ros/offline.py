@@ -139,10 +139,17 @@ def deblur_folder(
     return report
 
 
+IMAGE_NAMES = ("image_raw", "image", "image_mono", "image_color", "image_rect", "image_rect_color")
+
+
 def camera_ns(topic: str) -> str:
-    """'/cam/image_raw' and '/cam/image_raw/compressed' -> '/cam'."""
+    """'/cam/image_raw', '/cam/image_raw/compressed', '/zed/rgb/image_rect_color' -> '/cam',
+    '/cam', '/zed/rgb': the namespace of the camera_info and of the deblurred topics
+    (image_pipeline's image names)."""
     parts = topic.rstrip("/").split("/")
-    while parts and parts[-1] in ("compressed", "image_raw", "image", "image_rect", "image_color"):
+    if parts[-1] == "compressed":
+        parts.pop()
+    if parts and parts[-1] in IMAGE_NAMES:
         parts.pop()
     return "/".join(parts) or ""
 

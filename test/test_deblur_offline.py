@@ -15,7 +15,7 @@ from rosbags.typesys import Stores, get_typestore
 
 from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
 from sarn_ros.evaluation import deblur_sequence
-from sarn_ros.offline import InputError, choose_topics
+from sarn_ros.offline import InputError, camera_ns, choose_topics
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
 
 SARN = str(Path(sys.executable).parent / "sarn")
@@ -253,6 +253,14 @@ def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoi
     expected = deblur_sequence(engine, [decode_image(m)[0] for m in msgs], "check")
     for o, e in zip(outs, expected, strict=True):
         assert e.dtype == np.uint16 and np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
+
+
+def test_camera_namespace_of_image_pipeline_topics():
+    assert camera_ns("/cam/image_raw") == camera_ns("/cam/image_raw/compressed") == "/cam"
+    assert camera_ns("/zed/zed_node/rgb/image_rect_color") == "/zed/zed_node/rgb"
+    assert camera_ns("/camera/color/image_raw") == "/camera/color"
+    assert camera_ns("/image_raw") == ""
+    assert camera_ns("/robot/image_raw/image_raw") == "/robot/image_raw"  # one image name only
 
 
 def test_one_topic_per_camera_raw_preferred():
