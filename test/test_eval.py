@@ -78,6 +78,10 @@ def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):
     write_pair(tmp_path)
     bad = sarn_eval("--weights", str(tmp_path / "x.pth"), "--pairs", str(tmp_path), timeout=120)
     assert bad.returncode == 2 and "error" in bad.stderr and "Traceback" not in bad.stderr
+    (tmp_path / "empty").mkdir()
+    for flag in ("--synthetic", "--no-gt"):  # an empty folder is an error, not an empty table
+        empty = sarn_eval(flag, str(tmp_path / "empty"), timeout=120)
+        assert empty.returncode == 2 and "no " in empty.stderr and "Traceback" not in empty.stderr
 
 
 def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):

@@ -90,9 +90,14 @@ def run(args: argparse.Namespace) -> int:
         gt_seqs = [s for d in args.pairs for s in load_pairs(d, max_frames=args.max_frames)]
         params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
         for d in args.synthetic:
-            gt_seqs += synthesize_folder(
-                d, seed=SYNTH_SEED, params=params, scale=args.scale, max_frames=args.max_frames
+            made = list(
+                synthesize_folder(
+                    d, seed=SYNTH_SEED, params=params, scale=args.scale, max_frames=args.max_frames
+                )
             )
+            if not made:  # else a mistyped folder would "evaluate" nothing and exit 0
+                raise ValueError(f"no sharp images in {d}")
+            gt_seqs += made
         nogt = [(d.name, read_frames(d, max_frames=args.max_frames)) for d in args.no_gt]
     except (ValueError, OSError) as exc:
         print(f"sarn eval: error: {exc}", file=sys.stderr)
