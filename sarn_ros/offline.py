@@ -196,6 +196,7 @@ def deblur_bag(
     scale: float,
     topics: list[str] | None,
     tick: Callable[[], None],
+    debayer: str = "vng",
 ) -> Report:
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -304,7 +305,7 @@ def deblur_bag(
                     if conn.msgtype.endswith("CompressedImage"):
                         pixels, encoding = compressed_to_numpy(msg)
                     else:
-                        pixels, encoding = decode_image(msg)  # Bayer/YUV come out as RGB
+                        pixels, encoding = decode_image(msg, debayer)  # Bayer/YUV: RGB
                     frame = resize(to_rgb(pixels, encoding), scale)
                     scales = (frame.shape[1] / pixels.shape[1], frame.shape[0] / pixels.shape[0])
                 except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going

@@ -244,13 +244,13 @@ def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoi
         for i, msg in enumerate(msgs):
             w.write(conn, i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
     args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
-    result = deblur(str(tmp_path / "in"), *args)
+    result = deblur(str(tmp_path / "in"), *args, "--debayer", "bilinear")
     assert result.returncode == 0, result.stderr
     outs = messages(read_bag(tmp_path / "out"), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
     assert [(o.encoding, o.width, o.height) for o in outs] == [("rgb16", 48, 32)] * 3
     assert not [t for t, _, _ in read_bag(tmp_path / "out") if t.endswith("camera_info")]
     engine = make_engine(tiny_recurrent_checkpoint, device="cpu")
-    expected = deblur_sequence(engine, [decode_image(m)[0] for m in msgs], "check")
+    expected = deblur_sequence(engine, [decode_image(m, "bilinear")[0] for m in msgs], "check")
     for o, e in zip(outs, expected, strict=True):
         assert e.dtype == np.uint16 and np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from importlib.util import find_spec
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,7 +11,10 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CompressedImage, Image
 
+from sarn_ros import metrics
 from sarn_ros.ros import image_conversion as conv
+
+SAMPLE = Path(conv.__file__).parent.parent / "sample" / "sharp" / "000.png"
 
 SHAPES = {1: (5, 7), 3: (5, 7, 3), 4: (5, 7, 4)}
 
@@ -162,20 +166,36 @@ def smooth_rgb(h: int, w: int, dtype: type) -> np.ndarray:
     return (big * np.iinfo(dtype).max).round().astype(dtype)
 
 
+@pytest.mark.parametrize("debayer", sorted(conv.DEBAYER))
 @pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
 @pytest.mark.parametrize("bits", [8, 16])
-def test_bayer_is_demosaiced_with_the_right_colours(pattern, bits):
+def test_bayer_is_demosaiced_with_the_right_colours(pattern, bits, debayer):
     dtype = np.uint8 if bits == 8 else np.uint16
     scale = 1 if bits == 8 else 257
     flat = np.empty((6, 8, 3), dtype)
     flat[:] = np.array([200, 100, 30]) * scale  # R, G and B all different: any swap shows
-    out, enc = conv.decode_image(raw_msg(f"bayer_{pattern}{bits}", mosaic(flat, pattern), 8, 6))
+    out, enc = conv.decode_image(
+        raw_msg(f"bayer_{pattern}{bits}", mosaic(flat, pattern), 8, 6), debayer
+    )
     assert (enc, out.shape, out.dtype) == (f"rgb{bits}", (6, 8, 3), dtype)
     np.testing.assert_allclose(out[1:-1, 1:-1], flat[1:-1, 1:-1], atol=scale)
     rgb = smooth_rgb(48, 64, dtype)  # and a real picture comes back close, not just flat colour
-    out, _ = conv.decode_image(raw_msg(f"bayer_{pattern}{bits}", mosaic(rgb, pattern), 64, 48))
+    out, _ = conv.decode_image(
+        raw_msg(f"bayer_{pattern}{bits}", mosaic(rgb, pattern), 64, 48), debayer
+    )
     err = np.abs(out.astype(float) - rgb)[2:-2, 2:-2] / scale
     assert err.mean() < 1.5 and err.max() < 12
+
+
+def test_vng_is_the_sharpest_demosaicing_on_a_real_picture():
+    sharp = cv2.imread(str(SAMPLE), cv2.IMREAD_COLOR)[..., ::-1]
+    h, w = (s - s % 2 for s in sharp.shape[:2])
+    rgb = np.ascontiguousarray(sharp[:h, :w])
+    msg = raw_msg("bayer_rggb8", mosaic(rgb, "rggb"), w, h)
+    db = {m: metrics.psnr(conv.decode_image(msg, m)[0], rgb) for m in conv.DEBAYER}
+    assert db["vng"] > db["edge_aware"] + 1 and db["vng"] > db["bilinear"] + 1, db
+    with pytest.raises(ValueError, match="debayer"):
+        conv.decode_image(msg, "nearest")
 
 
 @pytest.mark.parametrize("bits", [8, 16])

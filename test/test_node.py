@@ -179,7 +179,13 @@ def raw_camera_msg(encoding: str, buffer: np.ndarray, width: int, height: int, t
 
 def test_bayer_and_yuv_cameras_need_no_debayer_node(ros, tiny_recurrent_checkpoint):
     node, start = ros
-    proc = start(tiny_recurrent_checkpoint, future_frames=1, queue_policy="all", **RELIABLE_IN)
+    proc = start(
+        tiny_recurrent_checkpoint,
+        future_frames=1,
+        queue_policy="all",
+        debayer="bilinear",  # not the default: the node must pass it on
+        **RELIABLE_IN,
+    )
     cam = Camera(node)
     wait_connected(node, [cam], proc)
     rgb = frames(4, seed=5)
@@ -198,7 +204,8 @@ def test_bayer_and_yuv_cameras_need_no_debayer_node(ros, tiny_recurrent_checkpoi
     assert [m.encoding for m in cam.outputs] == ["rgb8"] * 4 + ["rgb16"]
     assert [stamp(m) for m in cam.outputs] == [stamp(m) for m in msgs]
     # the node's frames are the engine's on the same RGB (a new segment at the 16-bit switch)
-    decoded = [decode_image(m)[0] for m in msgs]
+    decoded = [decode_image(m, "bilinear")[0] for m in msgs]
+    assert not np.array_equal(decoded[0], decode_image(msgs[0], "vng")[0])
     engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=1)
     expected = engine_frames(engine, decoded[:4]) + engine_frames(engine, decoded[4:])
     for msg, exp in zip(cam.outputs, expected, strict=True):
@@ -318,10 +325,13 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     assert spin_until(node, lambda: len(cam.outputs) == 3, 15)
     assert [stamp(m) for m in cam.outputs] == [20 * SEC + i * SEC // 30 for i in range(3)]
     assert spin_until(node, lambda: diag.values.get("future_frames") == "0", 10)
+    debayer = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="edge_aware")
+    assert set_param(node, "debayer", debayer).successful  # live
 
     for name, value in (
         ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),
         ("queue_policy", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="bogus")),
+        ("debayer", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="nearest")),
         ("weights", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="other.pth")),
         ("self_ensemble", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=2)),
     ):

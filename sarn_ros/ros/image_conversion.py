@@ -48,20 +48,20 @@ ALPHA = _RGBA | _BGRA
 
 
 class Raw(NamedTuple):
-    """A camera-native layout: how its buffer is read and which OpenCV code makes it RGB."""
+    """A camera-native layout: how its buffer is read and how OpenCV makes it RGB."""
 
     dtype: np.dtype
     channels: int  # per buffer element: 1 for Bayer and NV planes, 2 for packed 4:2:2
-    code: int  # cv2.cvtColor code to RGB
+    code: int = -1  # cv2.cvtColor code to RGB (YUV)
+    bayer: str = ""  # OpenCV's name of the Bayer pattern (the code depends on ``debayer``)
     planar_420: bool = False  # NV12/NV21: a full-size Y plane, then a half-height UV plane
 
 
 _U8, _U16 = np.dtype(np.uint8), np.dtype(np.uint16)
 # ROS names the Bayer pattern by its first two rows, OpenCV by the second row's 2nd and 3rd
-# pixel: bayer_rggb is OpenCV's BG (the mapping cv_bridge uses). Edge-aware demosaicing: sharper
-# than bilinear, works on 8 and 16 bit (VNG, image_proc's default, is 8-bit only and slower).
+# pixel: bayer_rggb is OpenCV's BG (the mapping cv_bridge uses).
 RAW: dict[str, Raw] = {
-    f"bayer_{ros}{bits}": Raw(dtype, 1, getattr(cv2, f"COLOR_Bayer{cv}2RGB_EA"))
+    f"bayer_{ros}{bits}": Raw(dtype, 1, bayer=cv)
     for ros, cv in (("rggb", "BG"), ("bggr", "RG"), ("gbrg", "GR"), ("grbg", "GB"))
     for bits, dtype in ((8, _U8), (16, _U16))
 } | {
@@ -72,6 +72,21 @@ RAW: dict[str, Raw] = {
     "nv12": Raw(_U8, 1, cv2.COLOR_YUV2RGB_NV12, planar_420=True),
     "nv21": Raw(_U8, 1, cv2.COLOR_YUV2RGB_NV21, planar_420=True),
 }
+# Demosaicing methods, as image_proc's `debayer` offers them. VNG (image_proc's default) is the
+# sharpest: 41.1 dB against the RGB frame on GoPro Flower, bilinear and edge-aware 36.4 dB
+# (scripts/bench_decode.py --quality); OpenCV has it for 8 bit only, so 16-bit Bayer uses
+# edge-aware then.
+DEBAYER: dict[str, str] = {"vng": "_VNG", "edge_aware": "_EA", "bilinear": ""}
+
+
+def _rgb_code(raw: Raw, debayer: str) -> int:
+    if not raw.bayer:
+        return raw.code
+    if debayer not in DEBAYER:
+        raise ValueError(f"debayer must be one of {list(DEBAYER)}, got {debayer!r}")
+    if debayer == "vng" and raw.dtype == _U16:
+        debayer = "edge_aware"
+    return getattr(cv2, f"COLOR_Bayer{raw.bayer}2RGB{DEBAYER[debayer]}")
 
 
 class UnsupportedEncoding(ValueError):
@@ -167,16 +182,18 @@ def image_to_numpy(msg: Any) -> np.ndarray:
     return arr.reshape(rows, width, channels)
 
 
-def decode_image(msg: Any) -> tuple[np.ndarray, str]:
+def decode_image(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
     """A sensor_msgs/Image as (pixels, encoding) the engine's ``to_rgb`` takes: the stored
     pixels for plain encodings, RGB for camera-native ones (Bayer 16 bit gives rgb16, the rest
-    rgb8), or what an installed ROS cv_bridge makes of anything else (rgb8)."""
+    rgb8; ``debayer`` picks the demosaicing), or what an installed ROS cv_bridge makes of
+    anything else (rgb8)."""
     encoding = msg.encoding
     if encoding in ENCODINGS:
         return image_to_numpy(msg), encoding
     if encoding in RAW:
+        code = _rgb_code(RAW[encoding], debayer)
         # contiguous: OpenCV's edge-aware demosaicing misreads rows padded past the width
-        pixels = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msg)), RAW[encoding].code)
+        pixels = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msg)), code)
         return pixels, "rgb16" if pixels.dtype == np.uint16 else "rgb8"
     if int(msg.height) <= 0 or int(msg.width) <= 0:
         raise ValueError(f"empty image ({msg.width}x{msg.height})")

@@ -141,6 +141,7 @@ class DeblurNode(Node):
         self.queue_policy = get("queue_policy").value
         self.queue_size = int(get("queue_size").value)
         self.resize = float(get("resize").value)
+        self.debayer = get("debayer").value
         self.self_ensemble = int(get("self_ensemble").value)
         self.torch_compile = bool(get("torch_compile").value)
         if threads := int(get("cpu_threads").value):
@@ -230,6 +231,8 @@ class DeblurNode(Node):
                 self.engine.precision = resolve_precision(value, self.engine.device)
             elif name == "resize":
                 self.resize = float(value)  # the new size makes the engine reset the streams
+            elif name == "debayer":
+                self.debayer = value
             elif name == "queue_policy" and value == "latest":
                 with self.lock:
                     for cam in self.cameras:
@@ -335,7 +338,7 @@ class DeblurNode(Node):
                 if msg.height == 0 or msg.width == 0:
                     self.reject("empty", f"{msg.width}x{msg.height} image")
                     return None
-                raw, encoding = conv.decode_image(msg)  # Bayer/YUV come out as RGB
+                raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
             frame = conv.to_rgb(raw, encoding)
         except conv.UnsupportedEncoding as exc:
             self.reject("encoding", str(exc))

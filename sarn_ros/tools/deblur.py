@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
+from ..ros.image_conversion import DEBAYER
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,7 +46,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch.compile the network: faster per frame after a compile of 15-30 s per size",
     )
     p.add_argument(
-        "--topics", nargs="+", help="bag image topics (default: every Image/CompressedImage)"
+        "--topics",
+        nargs="+",
+        help="bag image topics (default: every Image/CompressedImage, one per camera)",
+    )
+    p.add_argument(
+        "--debayer",
+        default="vng",
+        choices=tuple(DEBAYER),
+        help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
     )
     p.add_argument(
         "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
@@ -87,7 +96,13 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             report = offline.deblur_bag(
-                args.input, args.output, engine, args.resize, args.topics, bar.update
+                args.input,
+                args.output,
+                engine,
+                args.resize,
+                args.topics,
+                bar.update,
+                debayer=args.debayer,
             )
         bar.close()
     except (offline.InputError, CheckpointError, RuntimeError, OSError) as exc:

@@ -1,0 +1,36 @@
+"""The node's parameter table is the one source: config/sarn_deblur.yaml and README agree."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from sarn_ros.ros.params import PARAMS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out |= flatten(value, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def test_config_file_declares_every_parameter_with_its_default():
+    config = yaml.safe_load((REPO / "config" / "sarn_deblur.yaml").read_text())
+    values = flatten(config["/**"]["ros__parameters"])
+    assert values == {p.name: p.default for p in PARAMS}
+
+
+def test_readme_table_lists_every_parameter_with_default_and_live_flag():
+    rows = re.findall(
+        r"^\| `([\w.]+)` \| `([^`]*)` \|[^|]*\| (yes|no) \|", (REPO / "README.md").read_text(), re.M
+    )
+    assert [(name, live == "yes") for name, _, live in rows] == [(p.name, p.live) for p in PARAMS]
+    assert [yaml.safe_load(default) for _, default, _ in rows] == [p.default for p in PARAMS]
