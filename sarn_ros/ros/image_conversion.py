@@ -72,9 +72,9 @@ RAW: dict[str, Raw] = {
     "nv12": Raw(_U8, 1, cv2.COLOR_YUV2RGB_NV12, planar_420=True),
     "nv21": Raw(_U8, 1, cv2.COLOR_YUV2RGB_NV21, planar_420=True),
 }
-# Demosaicing methods, as image_proc's `debayer` offers them. VNG (image_proc's default) is the
+# Demosaicing methods, after image_proc's `debayer` choices. VNG (image_proc's default) is the
 # sharpest: 41.1 dB against the RGB frame on GoPro Flower, bilinear and edge-aware 36.4 dB
-# (scripts/bench_decode.py --quality); OpenCV has it for 8 bit only, so 16-bit Bayer uses
+# (scripts/bench_decode.py --image); OpenCV has it for 8 bit only, so 16-bit Bayer uses
 # edge-aware then.
 DEBAYER: dict[str, str] = {"vng": "_VNG", "edge_aware": "_EA", "bilinear": ""}
 
@@ -192,7 +192,7 @@ def decode_image(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
         return image_to_numpy(msg), encoding
     if encoding in RAW:
         code = _rgb_code(RAW[encoding], debayer)
-        # contiguous: OpenCV's edge-aware demosaicing misreads rows padded past the width
+        # contiguous: OpenCV's demosaicing misreads rows padded past the width
         pixels = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msg)), code)
         return pixels, "rgb16" if pixels.dtype == np.uint16 else "rgb8"
     if int(msg.height) <= 0 or int(msg.width) <= 0:
