@@ -32,8 +32,7 @@ class InputError(ValueError):
 class Report:
     frames: int = 0
     skipped: int = 0
-    # bag image topics left out by default -> the topic their camera is deblurred from
-    ignored_topics: dict[str, str] = field(default_factory=dict)
+    ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
 
 
 def kind_of(path: Path) -> str:
@@ -139,7 +138,15 @@ def deblur_folder(
     return report
 
 
-IMAGE_NAMES = ("image_raw", "image", "image_mono", "image_color", "image_rect", "image_rect_color")
+IMAGE_NAMES = (
+    "image_raw",
+    "image",
+    "image_mono",
+    "image_color",
+    "image_rect",
+    "image_rect_color",
+    "image_rect_raw",  # RealSense
+)
 
 
 def camera_ns(topic: str) -> str:
@@ -154,12 +161,21 @@ def camera_ns(topic: str) -> str:
     return "/".join(parts) or ""
 
 
-def choose_topics(available: dict[str, str], topics: list[str] | None) -> list[str]:
-    """One image topic per camera namespace, since each becomes ``<ns>/deblurred/image_raw``.
+def is_depth(topic: str) -> bool:
+    """Depth and disparity images (RealSense, ZED, stereo_image_proc) are not camera pictures."""
+    return any("depth" in part or "disparity" in part for part in topic.lower().split("/"))
 
-    By default, of a camera recorded both raw and compressed (a common recording) the raw
-    Image is taken (lossless), then ``image_raw`` over other names. Topics asked for by name
-    must not share a camera.
+
+def choose_topics(
+    available: dict[str, str], topics: list[str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """The bag topics to deblur, and why each other image topic is not.
+
+    Each chosen topic becomes ``<ns>/deblurred/image_raw``, so there is one per camera
+    namespace. By default depth/disparity topics are left out, and of a camera recorded both
+    raw and compressed (a common recording) the raw Image is taken (lossless), then
+    ``image_raw`` over other names. Topics asked for by name are taken as they are, but must
+    not share a camera.
     """
     if topics:
         missing = [t for t in topics if t not in available]
@@ -167,8 +183,9 @@ def choose_topics(available: dict[str, str], topics: list[str] | None) -> list[s
             raise InputError(
                 f"topics {missing} not in the bag; its image topics: {sorted(available)}"
             )
+    ignored = {} if topics else {t: "a depth image" for t in available if is_depth(t)}
     by_camera: dict[str, list[str]] = {}
-    for t in topics or sorted(available):
+    for t in topics or sorted(set(available) - set(ignored)):
         by_camera.setdefault(camera_ns(t), []).append(t)
     chosen = []
     for ns, group in by_camera.items():
@@ -176,17 +193,17 @@ def choose_topics(available: dict[str, str], topics: list[str] | None) -> list[s
             raise InputError(
                 f"topics {group} all feed {ns}/deblurred/image_raw; pass one of them to --topics"
             )
-        chosen.append(
-            min(
-                group,
-                key=lambda t: (
-                    available[t].endswith("CompressedImage"),
-                    t.rstrip("/").split("/")[-1] != "image_raw",
-                    t,
-                ),
-            )
+        best = min(
+            group,
+            key=lambda t: (
+                available[t].endswith("CompressedImage"),
+                t.rstrip("/").split("/")[-1] != "image_raw",
+                t,
+            ),
         )
-    return chosen
+        chosen.append(best)
+        ignored |= {t: f"the same camera is deblurred from {best}" for t in group if t != best}
+    return chosen, dict(sorted(ignored.items()))
 
 
 def deblur_bag(
@@ -220,12 +237,9 @@ def deblur_bag(
         available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
         if not available:
             raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
-        chosen = choose_topics(available, topics)
-        if not topics:
-            by_camera = {camera_ns(t): t for t in chosen}
-            report.ignored_topics = {
-                t: by_camera[camera_ns(t)] for t in sorted(available) if t not in chosen
-            }
+        chosen, report.ignored_topics = choose_topics(available, topics)
+        if not chosen:
+            raise InputError(f"only depth images in {src}: {sorted(available)}; use --topics")
         infos: dict[str, list[tuple[int, object]]] = {}
         info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
         info_conns = [c for c in reader.connections if c.topic in info_topics]

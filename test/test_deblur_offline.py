@@ -259,11 +259,12 @@ def test_camera_namespace_of_image_pipeline_topics():
     assert camera_ns("/cam/image_raw") == camera_ns("/cam/image_raw/compressed") == "/cam"
     assert camera_ns("/zed/zed_node/rgb/image_rect_color") == "/zed/zed_node/rgb"
     assert camera_ns("/camera/color/image_raw") == "/camera/color"
+    assert camera_ns("/camera/infra1/image_rect_raw") == "/camera/infra1"
     assert camera_ns("/image_raw") == ""
     assert camera_ns("/robot/image_raw/image_raw") == "/robot/image_raw"  # one image name only
 
 
-def test_one_topic_per_camera_raw_preferred():
+def test_one_topic_per_camera_raw_preferred_depth_left_out():
     image, compressed = "sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"
     available = {
         "/cam/image_raw": image,
@@ -271,13 +272,27 @@ def test_one_topic_per_camera_raw_preferred():
         "/left/image_raw/compressed": compressed,
         "/right/image": image,
         "/right/image_raw": image,
+        "/rs/color/image_raw": image,  # a RealSense bag
+        "/rs/infra1/image_rect_raw": image,
+        "/rs/depth/image_rect_raw": image,
+        "/rs/aligned_depth_to_color/image_raw": image,
     }
-    assert choose_topics(available, None) == [
+    chosen, ignored = choose_topics(available, None)
+    assert chosen == [
         "/cam/image_raw",
         "/left/image_raw/compressed",
         "/right/image_raw",
+        "/rs/color/image_raw",
+        "/rs/infra1/image_rect_raw",
     ]
-    assert choose_topics(available, ["/cam/image_raw/compressed"]) == ["/cam/image_raw/compressed"]
+    assert ignored == {
+        "/cam/image_raw/compressed": "the same camera is deblurred from /cam/image_raw",
+        "/right/image": "the same camera is deblurred from /right/image_raw",
+        "/rs/aligned_depth_to_color/image_raw": "a depth image",
+        "/rs/depth/image_rect_raw": "a depth image",
+    }
+    asked = ["/cam/image_raw/compressed", "/rs/depth/image_rect_raw"]  # by name: as asked
+    assert choose_topics(available, asked) == (asked, {})
     with pytest.raises(InputError, match="pass one of them"):
         choose_topics(available, ["/cam/image_raw", "/cam/image_raw/compressed"])
     with pytest.raises(InputError, match="not in the bag"):
@@ -336,9 +351,12 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint):
         w.write(
             c, 1, STORE.serialize_cdr(T["std_msgs/msg/String"](data="x"), "std_msgs/msg/String")
         )
+    with Writer(tmp_path / "depth", version=9) as w:  # nothing to deblur by default
+        w.add_connection("/cam/depth/image_rect_raw", "sensor_msgs/msg/Image", typestore=STORE)
     bad_video = tmp_path / "bad.mp4"
     bad_video.write_bytes(b"garbage")
-    for src in (tmp_path / "missing.mp4", tmp_path / "empty", tmp_path / "noimg", bad_video):
+    srcs = ("missing.mp4", "empty", "noimg", "depth", "bad.mp4")
+    for src in (tmp_path / name for name in srcs):
         result = deblur(
             str(src), "-o", str(tmp_path / "o"), "--weights", str(tiny_recurrent_checkpoint)
         )

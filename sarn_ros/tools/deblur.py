@@ -111,12 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn deblur: error: {exc}", file=sys.stderr)
         return 2
     secs = time.monotonic() - start
-    for topic, used in report.ignored_topics.items():
-        print(
-            f"sarn deblur: {topic} not deblurred: the same camera comes from {used} "
-            "(choose with --topics)",
-            file=sys.stderr,
-        )
+    for topic, why in report.ignored_topics.items():
+        print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
     print(
         f"sarn deblur: {report.frames} frames -> {args.output} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
