@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--topics",
         nargs="+",
-        help="bag image topics (default: every Image/CompressedImage, one per camera)",
+        help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
     )
     p.add_argument(
         "--debayer",
