@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import cv2
 import numpy as np
+from bayer_pairs import rggb  # this folder's script (run as a file, so it is on sys.path)
 
 from sarn_ros.metrics import psnr
 from sarn_ros.ros.image_conversion import DEBAYER, RAW, decode_image
@@ -39,14 +40,6 @@ def random_message(encoding: str, width: int, height: int) -> SimpleNamespace:
     top = np.iinfo(raw.dtype).max
     buf = np.random.default_rng(0).integers(0, top, (rows, width * raw.channels), raw.dtype)
     return message(encoding, buf, width, height)
-
-
-def rggb(rgb: np.ndarray) -> np.ndarray:
-    """What an RGGB sensor records of an RGB picture."""
-    raw = np.empty(rgb.shape[:2], rgb.dtype)
-    raw[0::2, 0::2], raw[0::2, 1::2] = rgb[0::2, 0::2, 0], rgb[0::2, 1::2, 1]
-    raw[1::2, 0::2], raw[1::2, 1::2] = rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 2]
-    return raw
 
 
 def ms_per_call(fn, repeat: int) -> float:

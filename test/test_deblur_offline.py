@@ -108,6 +108,19 @@ def header(i: int, frame_id: str):
     )
 
 
+def bag_image(pixels: np.ndarray, encoding: str, hdr):
+    """A rosbags sensor_msgs/Image of ``pixels`` as stored (no row padding)."""
+    return T["sensor_msgs/msg/Image"](
+        header=hdr,
+        height=pixels.shape[0],
+        width=pixels.shape[1],
+        encoding=encoding,
+        is_bigendian=0,
+        step=pixels[0].nbytes,
+        data=pixels.view(np.uint8).reshape(-1),
+    )
+
+
 def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
     sent: dict[str, list[np.ndarray]] = {"left": frames(4, seed=1), "right": frames(4, seed=2)}
     with Writer(path, version=9, storage_plugin=plugin) as w:
@@ -123,15 +136,7 @@ def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
         for i in range(4):
             t = (i + 1) * 1_000_000_000
             for cam, imgs in sent.items():
-                msg = T["sensor_msgs/msg/Image"](
-                    header=header(i, cam),
-                    height=32,
-                    width=48,
-                    encoding="rgb8",
-                    is_bigendian=0,
-                    step=144,
-                    data=imgs[i].reshape(-1),
-                )
+                msg = bag_image(imgs[i], "rgb8", header(i, cam))
                 w.write(conns[cam], t, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
                 info = T["sensor_msgs/msg/CameraInfo"](
                     header=header(i, cam),
@@ -227,18 +232,7 @@ def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoi
     """A raw industrial camera, recorded without camera_info."""
     rng = np.random.default_rng(4)
     raw = [rng.integers(0, 65536, (32, 48), dtype=np.uint16) for _ in range(3)]
-    msgs = [
-        T["sensor_msgs/msg/Image"](
-            header=header(i, "cam"),
-            height=32,
-            width=48,
-            encoding="bayer_grbg16",
-            is_bigendian=0,
-            step=96,
-            data=r.view(np.uint8).reshape(-1),
-        )
-        for i, r in enumerate(raw)
-    ]
+    msgs = [bag_image(r, "bayer_grbg16", header(i, "cam")) for i, r in enumerate(raw)]
     with Writer(tmp_path / "in", version=9) as w:
         conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
         for i, msg in enumerate(msgs):
@@ -309,15 +303,7 @@ def test_bag_recorded_raw_and_compressed(tmp_path, tiny_recurrent_checkpoint):
             "/cam/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=STORE
         )
         for i, img in enumerate(imgs):
-            msg = T["sensor_msgs/msg/Image"](
-                header=header(i, "cam"),
-                height=32,
-                width=48,
-                encoding="rgb8",
-                is_bigendian=0,
-                step=144,
-                data=img.reshape(-1),
-            )
+            msg = bag_image(img, "rgb8", header(i, "cam"))
             w.write(raw, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
             data = cv2.imencode(".png", img[..., ::-1])[1].reshape(-1)  # lossless: exact check
             msg = T["sensor_msgs/msg/CompressedImage"](
