@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from . import metrics
-from .data.datasets import Sequence, list_images, resize_by
+from .data.datasets import Sequence, file_stem
 from .engine import StreamDeblurrer
 
 FRAME_NS = 33_333_333  # evaluation streams are played as a 30 fps camera
@@ -71,7 +71,10 @@ def evaluate_gt(
         res.input_ssim.append(metrics.ssim(b, s))
     if save_dir is not None:
         save_side_by_side(
-            save_dir / f"{seq.name}_ff{engine.future_frames}", seq.blurred, outs, seq.sharp
+            save_dir / f"{file_stem(seq.name)}_ff{engine.future_frames}",
+            seq.blurred,
+            outs,
+            seq.sharp,
         )
     return res, outs
 
@@ -89,7 +92,8 @@ def evaluate_nogt(
     m_in, inl_in = orb_counts(frames)
     m_out, inl_out = orb_counts(outs)
     if save_dir is not None:
-        save_side_by_side(save_dir / f"{name}_ff{engine.future_frames}", frames, outs)
+        prefix = save_dir / f"{file_stem(name)}_ff{engine.future_frames}"
+        save_side_by_side(prefix, frames, outs)
     return {
         "sequence": name,
         "future_frames": engine.future_frames,
@@ -105,23 +109,6 @@ def evaluate_nogt(
         "sharpness_input": float(np.mean([metrics.sharpness(f) for f in frames])),
         "sharpness": float(np.mean([metrics.sharpness(f) for f in outs])),
     }
-
-
-def read_frames(
-    folder: Path, scale: float = 1.0, max_frames: int | None = None
-) -> list[np.ndarray]:
-    """Frames of a folder in natural order; grey images stay grey (the engine handles both)."""
-    frames = []
-    for p in list_images(folder)[:max_frames]:
-        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise ValueError(f"cannot read image {p}")
-        if img.ndim == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        frames.append(resize_by(img, scale))
-    if not frames:
-        raise ValueError(f"no images in {folder}")
-    return frames
 
 
 def save_side_by_side(prefix: Path, *columns: list[np.ndarray]) -> None:

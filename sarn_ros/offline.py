@@ -13,6 +13,7 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -43,7 +44,7 @@ def kind_of(path: Path) -> str:
             return "bag"
         if any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir()):
             return "folder"
-        raise InputError(f"{path} holds neither images nor a rosbag2")
+        raise InputError(f"no images or rosbag2 in {path}")
     if path.suffix in (".db3", ".mcap"):
         return "bag"
     if path.suffix.lower() in VIDEO_EXTS:
@@ -206,6 +207,30 @@ def choose_topics(
     return chosen, dict(sorted(ignored.items()))
 
 
+def bag_topics(
+    reader: Any, src: Path, topics: list[str] | None
+) -> tuple[list[str], dict[str, str]]:
+    """:func:`choose_topics` over an open rosbags reader; a bag with nothing to take is an
+    :class:`InputError`."""
+    available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
+    if not available:
+        raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
+    chosen, ignored = choose_topics(available, topics)
+    if not chosen:
+        raise InputError(f"only depth images in {src}: {sorted(available)}; use --topics")
+    return chosen, ignored
+
+
+def bag_image(msg: Any, msgtype: str, debayer: str) -> tuple[np.ndarray, str]:
+    """A bag's Image or CompressedImage decoded as the node decodes it (Bayer/YUV to RGB);
+    ValueError for a corrupt or unsupported frame."""
+    from .ros.image_conversion import compressed_to_numpy, decode_image
+
+    if msgtype.endswith("CompressedImage"):
+        return compressed_to_numpy(msg)
+    return decode_image(msg, debayer)
+
+
 def deblur_bag(
     src: Path,
     dst: Path,
@@ -220,26 +245,14 @@ def deblur_bag(
     from rosbags.typesys import Stores, get_typestore
 
     from .ros.camera_info import scale_camera_info
-    from .ros.image_conversion import (
-        compressed_to_numpy,
-        decode_image,
-        from_rgb,
-        numpy_to_image,
-        to_rgb,
-        without_alpha,
-    )
+    from .ros.image_conversion import from_rgb, numpy_to_image, to_rgb, without_alpha
 
     if dst.exists():
         raise InputError(f"output bag {dst} already exists")
     store = get_typestore(Stores.ROS2_HUMBLE)
     report = Report()
     with AnyReader([src], default_typestore=store) as reader:
-        available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
-        if not available:
-            raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
-        chosen, report.ignored_topics = choose_topics(available, topics)
-        if not chosen:
-            raise InputError(f"only depth images in {src}: {sorted(available)}; use --topics")
+        chosen, report.ignored_topics = bag_topics(reader, src, topics)
         infos: dict[str, list[tuple[int, object]]] = {}
         info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
         info_conns = [c for c in reader.connections if c.topic in info_topics]
@@ -316,10 +329,7 @@ def deblur_bag(
                     continue
                 msg = reader.deserialize(raw, conn.msgtype)
                 try:
-                    if conn.msgtype.endswith("CompressedImage"):
-                        pixels, encoding = compressed_to_numpy(msg)
-                    else:
-                        pixels, encoding = decode_image(msg, debayer)  # Bayer/YUV: RGB
+                    pixels, encoding = bag_image(msg, conn.msgtype, debayer)
                     frame = resize(to_rgb(pixels, encoding), scale)
                     scales = (frame.shape[1] / pixels.shape[1], frame.shape[0] / pixels.shape[0])
                 except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going

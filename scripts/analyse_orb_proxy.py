@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from sarn_ros import StreamDeblurrer, load_model, metrics
-from sarn_ros.evaluation import deblur_sequence, orb_counts, read_frames
+from sarn_ros.evaluation import deblur_sequence, orb_counts
+from sarn_ros.recordings import read_streams
 
 
 def low_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
@@ -38,11 +39,11 @@ def report(label: str, frames: list[np.ndarray]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("stream", type=Path, help="folder of consecutive frames")
+    ap.add_argument("stream", type=Path, help="image folder, video or rosbag2 (its first camera)")
     ap.add_argument("weights", nargs="+")
     ap.add_argument("--future-frames", type=int, default=2)
     args = ap.parse_args()
-    frames = read_frames(args.stream)
+    frames = read_streams(args.stream)[1][0][1]
     report("input", frames)
     report("input, Gaussian sigma 1.2", [cv2.GaussianBlur(f, (0, 0), 1.2) for f in frames])
     for w in args.weights:

@@ -337,6 +337,7 @@ def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> 
     for i, f in enumerate(blurry_sequence(n=4, h=96, w=128).sharp):
         cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
     base = {"val_sharp": video, "val_scale": 1.0, "val_frames": 4, "exposure": 0.8}
+    base |= {"topics": None, "debayer": "vng"}
 
     def input_psnr(**kw) -> float:
         (seq,) = validation_set(argparse.Namespace(**base, **kw))

@@ -136,10 +136,19 @@ def _looks_like_video(imgs: list[np.ndarray]) -> bool:
     return float(np.abs(a - b).mean()) < 25.0
 
 
+def file_stem(name: str) -> str:
+    """One file name for a sequence name: 'run1/left/image_raw' -> 'run1_left_image_raw'."""
+    return name.strip("/").replace("/", "_")
+
+
 def save_sequence(seq: Sequence, out_dir: Path) -> None:
     """One uncompressed ``.npz``, the form :func:`load_sequences` can memory-map."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(out_dir / f"{seq.name}.npz", blurred=np.stack(seq.blurred), sharp=np.stack(seq.sharp))
+    np.savez(
+        out_dir / f"{file_stem(seq.name)}.npz",
+        blurred=np.stack(seq.blurred),
+        sharp=np.stack(seq.sharp),
+    )
 
 
 def save_sequences(seqs: list[Sequence], out_dir: Path) -> None:

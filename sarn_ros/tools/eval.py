@@ -1,5 +1,9 @@
 """`sarn eval`: PSNR/SSIM against ground truth (model AND blurred input), and a SLAM proxy
-(RANSAC-inlier ORB matches) plus sharpness on real streams without ground truth."""
+(RANSAC-inlier ORB matches) plus sharpness on real streams without ground truth.
+
+Streams without ground truth and sharp material for synthetic blur may be image folders,
+videos or rosbag2 recordings (each camera topic of a bag is one stream), so a robot's own
+recording is measured as it was recorded."""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams
-from ..data.datasets import load_pairs, synthesize_folder
+from ..data.datasets import load_pairs
 from ..ensemble import MEMBERS
+from ..ros.image_conversion import DEBAYER
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -38,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         nargs="*",
         default=[],
-        help="sharp sequence folders, blurred with the fixed held-out seed",
+        help="sharp sequences (folders, videos, bags), blurred with the fixed held-out seed",
     )
     p.add_argument(
         "--no-gt",
@@ -46,7 +51,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="*",
         default=[],
         dest="no_gt",
-        help="blurred frame folders without ground truth (SLAM proxy, sharpness)",
+        help="real streams without ground truth (folders, videos, bags): SLAM proxy, sharpness",
+    )
+    p.add_argument(
+        "--skip-frames",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start --no-gt streams N frames in (recordings often begin standing still)",
+    )
+    p.add_argument(
+        "--topics",
+        nargs="+",
+        help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
+    )
+    p.add_argument(
+        "--debayer",
+        default="vng",
+        choices=tuple(DEBAYER),
+        help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
     )
     p.add_argument("--future-frames", type=int, nargs="+", default=[0, 1, 2], choices=(0, 1, 2))
     p.add_argument(
@@ -81,24 +104,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..ensemble import make_engine
-    from ..evaluation import evaluate_gt, evaluate_nogt, read_frames
+    from ..evaluation import evaluate_gt, evaluate_nogt
+    from ..recordings import read_streams, synthetic_sequences
 
     if not (args.pairs or args.synthetic or args.no_gt):
-        print("sarn eval: error: give --pairs, --synthetic and/or --no-gt folders", file=sys.stderr)
+        print("sarn eval: error: give --pairs, --synthetic and/or --no-gt inputs", file=sys.stderr)
         return 2
+    if args.skip_frames < 0 or args.max_frames < 1:
+        print("sarn eval: error: --skip-frames >= 0 and --max-frames >= 1", file=sys.stderr)
+        return 2
+    source = {"topics": args.topics, "debayer": args.debayer}
     try:
         gt_seqs = [s for d in args.pairs for s in load_pairs(d, max_frames=args.max_frames)]
         params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
         for d in args.synthetic:
-            made = list(
-                synthesize_folder(
-                    d, seed=SYNTH_SEED, params=params, scale=args.scale, max_frames=args.max_frames
-                )
+            gt_seqs += synthetic_sequences(
+                d, SYNTH_SEED, params, args.scale, args.max_frames, **source
             )
-            if not made:  # else a mistyped folder would "evaluate" nothing and exit 0
-                raise ValueError(f"no sharp images in {d}")
-            gt_seqs += made
-        nogt = [(d.name, read_frames(d, max_frames=args.max_frames)) for d in args.no_gt]
+        nogt = []
+        for d in args.no_gt:
+            nogt += read_streams(d, args.max_frames, args.skip_frames, **source)[1]
     except (ValueError, OSError) as exc:
         print(f"sarn eval: error: {exc}", file=sys.stderr)
         return 2

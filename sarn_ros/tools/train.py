@@ -2,7 +2,8 @@
 
 Data comes from ``--data`` folders (real blurred/sharp pairs in GoPro, DVD or BSD/REDS
 layouts are used as they are; sharp frames or stills go through the synthetic blur
-generator) or from a ``--trainset`` folder of ``.npz`` sequences, which is built from
+generator), sharp videos and rosbag2 recordings of one's own camera (cut into clips that go
+through the generator), or from a ``--trainset`` folder of ``.npz`` sequences, which is built from
 ``--data`` the first time, one sequence at a time, and reused afterwards (and by
 ``--resume``); it is memory-mapped, so it may be larger than RAM. Runs under ``torchrun``
 unchanged.
@@ -16,19 +17,22 @@ import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..data.blur_synth import BlurParams
+from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
     iter_pairs,
-    list_images,
     load_sequences,
     save_sequence,
     synthesize_folder,
 )
+from ..offline import InputError, kind_of
+from ..recordings import iter_clips, synthetic_sequences
+from ..ros.image_conversion import DEBAYER
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,7 +61,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="--export the best validation weights or those of the last checkpoint",
     )
     d = p.add_argument_group("data")
-    d.add_argument("--data", type=Path, nargs="*", default=[], help="dataset / sharp folders")
+    d.add_argument(
+        "--data",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="dataset folders, sharp frame/still folders, sharp videos or rosbag2 recordings "
+        "(or folders of them)",
+    )
     d.add_argument(
         "--trainset",
         type=Path,
@@ -66,7 +77,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="downscale factors")
     d.add_argument("--variants", type=int, default=1, help="blur draws per sharp source")
     d.add_argument("--still-frames", type=int, default=6, help="frames per synthesised still")
-    d.add_argument("--val-sharp", type=Path, help="held-out sharp video for validation PSNR")
+    d.add_argument(
+        "--clip-frames",
+        type=int,
+        default=60,
+        help="videos and bags are cut into sequences of this many frames",
+    )
+    d.add_argument(
+        "--topics",
+        nargs="+",
+        help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
+    )
+    d.add_argument(
+        "--debayer",
+        default="vng",
+        choices=tuple(DEBAYER),
+        help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
+    )
+    d.add_argument(
+        "--val-sharp",
+        type=Path,
+        help="held-out sharp video (frame folder, video file or bag) for validation PSNR",
+    )
     d.add_argument("--val-frames", type=int, default=10)
     d.add_argument("--val-scale", type=float, default=0.5)
     d.add_argument(
@@ -157,36 +189,62 @@ def blur_params(args: argparse.Namespace) -> BlurParams:
 
 
 def iter_gather(
-    folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
+    folders: list[Path],
+    params: BlurParams,
+    scales: list[float],
+    variants: int,
+    still_frames: int,
+    clip_frames: int = 60,
+    topics: list[str] | None = None,
+    debayer: str = "vng",
 ) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
-    folder of sharp images (the folder itself or its sub-folders), made one sequence at a time."""
+    source of sharp images: the folder itself or its sub-folders as frame/still folders, and
+    the videos and bags among them (or given directly) cut into clips of ``clip_frames``.
+    Made one sequence at a time."""
     for root in folders:
-        if not root.is_dir():
-            raise ValueError(f"not a folder: {root}")
+        kind = kind_of(root) if not root.is_dir() else recording_kind(root)
+        pairs = root.is_dir() and bool(find_pair_dirs(root))
+        sources = [root] if kind else sorted(root.iterdir())
         for scale in scales:
-            if find_pair_dirs(root):
+            if pairs:
                 yield from iter_pairs(root, scale=scale)
                 continue
-            leaves = (
-                [root] if list_images(root) else sorted(d for d in root.iterdir() if d.is_dir())
-            )
-            for leaf in leaves:
-                if not list_images(leaf):
-                    continue
-                for v in range(variants):
-                    seed = hash_seed(leaf.name, scale, v)
-                    for s in synthesize_folder(
-                        leaf, seed, params, scale, still_frames=still_frames
-                    ):
-                        s.name = f"{leaf.name}_{s.name}_x{scale:g}_v{v}"
-                        yield s
+            for src in sources:
+                src_kind = recording_kind(src)
+                if src_kind == "video" or (src_kind == "bag" and src.is_dir()):
+                    for name, clip in iter_clips(src, clip_frames, scale, topics, debayer):
+                        for v in range(variants):
+                            b, sh = synthesize(clip, params=params, seed=hash_seed(name, scale, v))
+                            yield Sequence(f"{name}_x{scale:g}_v{v}", b, sh)
+                elif src_kind == "folder":
+                    for v in range(variants):
+                        seed = hash_seed(src.name, scale, v)
+                        made = synthesize_folder(
+                            src, seed, params, scale, still_frames=still_frames
+                        )
+                        for s in made:
+                            s.name = f"{src.name}_{s.name}_x{scale:g}_v{v}"
+                            yield s
+
+
+def recording_kind(path: Path) -> str | None:
+    """'video', 'bag' or 'folder' for what the offline tools read, None for anything else."""
+    try:
+        return kind_of(path)
+    except InputError:
+        return None
 
 
 def gather(
-    folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
+    folders: list[Path],
+    params: BlurParams,
+    scales: list[float],
+    variants: int,
+    still_frames: int,
+    **recordings: Any,
 ) -> list[Sequence]:
-    seqs = list(iter_gather(folders, params, scales, variants, still_frames))
+    seqs = list(iter_gather(folders, params, scales, variants, still_frames, **recordings))
     if not seqs:
         raise ValueError("no training images found in " + ", ".join(map(str, folders)))
     return seqs
@@ -199,6 +257,7 @@ def build_trainset(
     variants: int,
     still_frames: int,
     out: Path,
+    **recordings: Any,
 ) -> list[Sequence]:
     """Write every training sequence as it is made, then memory-map them back: the set is
     built and trained on without ever being in RAM as a whole. It is written to a side folder
@@ -208,7 +267,7 @@ def build_trainset(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     n = 0
-    for seq in iter_gather(folders, params, scales, variants, still_frames):
+    for seq in iter_gather(folders, params, scales, variants, still_frames, **recordings):
         save_sequence(seq, partial)
         n += 1
     if not n:
@@ -230,10 +289,15 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     # Blur length scales with the image: --blur-px is meant at full resolution here.
     blur_px = args.blur_px if args.val_blur_px is None else args.val_blur_px
     params = BlurParams(blur_px=blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0)
-    seqs = synthesize_folder(
-        args.val_sharp, seed=1234, params=params, scale=args.val_scale, max_frames=args.val_frames
+    return synthetic_sequences(
+        args.val_sharp,
+        1234,
+        params,
+        args.val_scale,
+        args.val_frames,
+        topics=args.topics,
+        debayer=args.debayer,
     )
-    return list(seqs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,12 +319,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         ts = args.trainset
         sources = (args.data, blur_params(args), args.scales, args.variants, args.still_frames)
+        recordings = {
+            "clip_frames": args.clip_frames,
+            "topics": args.topics,
+            "debayer": args.debayer,
+        }
         if ts is not None and ts.is_dir() and any(ts.rglob("*.npz")):
             train = load_sequences(ts)
         elif ts is not None and int(os.environ.get("RANK", 0)) == 0:
-            train = build_trainset(*sources, ts)
+            train = build_trainset(*sources, ts, **recordings)
         else:
-            train = gather(*sources)
+            train = gather(*sources, **recordings)
         val = validation_set(args)
     except (ValueError, OSError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)

@@ -1,0 +1,182 @@
+"""Frames from the recordings a user has of their own camera: an image folder, a video file or
+a rosbag2 (the camera topics ``sarn deblur`` would take, decoded as the node decodes them).
+
+``sarn eval`` reads its streams and ``sarn train`` its sharp material through here, so a bag
+recorded on the robot can be evaluated or fine-tuned on without extracting frames first.
+Frames are read one at a time, so a long recording is never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .data.blur_synth import BlurParams, synthesize
+from .data.datasets import Sequence, list_images, resize_by, synthesize_folder
+from .offline import InputError, bag_image, bag_topics, kind_of
+
+log = logging.getLogger(__name__)
+
+
+class Recording:
+    """One recording and the streams in it: one for a folder or video, one per chosen camera
+    topic for a bag (depth topics and duplicate raw/compressed topics left out, named in
+    :attr:`ignored`). Unreadable frames are skipped and counted in :attr:`skipped`."""
+
+    def __init__(self, path: Path, topics: list[str] | None = None, debayer: str = "vng") -> None:
+        self.path = Path(path)
+        self.kind = kind_of(self.path)
+        self.debayer = debayer
+        self.skipped = 0
+        self.ignored: dict[str, str] = {}
+        if self.kind == "bag":
+            from rosbags.highlevel import AnyReader
+
+            with AnyReader([self.path]) as reader:
+                self.topics, self.ignored = bag_topics(reader, self.path, topics)
+            for topic, why in self.ignored.items():
+                log.warning("%s: %s left out: %s (choose with --topics)", self.path, topic, why)
+        else:  # topics name bag topics only
+            self.topics = [""]
+
+    def name(self, topic: str) -> str:
+        """'run1' for a folder or run1.mp4, 'run1/left/image_raw' for a topic of a bag."""
+        stem = self.path.stem if self.path.is_file() else self.path.name
+        return stem + topic
+
+    def frames(self) -> Iterator[tuple[str, np.ndarray]]:
+        """(stream name, frame) in recording order; frames are RGB (H, W, 3) or grey (H, W),
+        uint8 or uint16, as the node would feed them to the engine."""
+        try:
+            yield from getattr(self, f"_{self.kind}")()
+        finally:
+            if self.skipped:
+                log.warning("%s: %d unreadable frames skipped", self.path, self.skipped)
+
+    def _folder(self) -> Iterator[tuple[str, np.ndarray]]:
+        for p in list_images(self.path):
+            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                self.skipped += 1
+                continue
+            if img.ndim == 3:
+                code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
+                img = cv2.cvtColor(img, code)
+            yield self.name(""), img
+
+    def _video(self) -> Iterator[tuple[str, np.ndarray]]:
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise InputError(f"cannot open video {self.path}")
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                yield self.name(""), np.ascontiguousarray(bgr[..., ::-1])
+        finally:
+            cap.release()
+
+    def _bag(self) -> Iterator[tuple[str, np.ndarray]]:
+        from rosbags.highlevel import AnyReader
+        from rosbags.typesys import Stores, get_typestore
+
+        from .ros.image_conversion import to_rgb
+
+        store = get_typestore(Stores.ROS2_HUMBLE)
+        with AnyReader([self.path], default_typestore=store) as reader:
+            conns = [c for c in reader.connections if c.topic in self.topics]
+            for conn, _, raw in reader.messages(connections=conns):
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)
+                    yield self.name(conn.topic), to_rgb(pixels, encoding)
+                except ValueError:  # corrupt or unsupported frame
+                    self.skipped += 1
+
+
+def read_streams(
+    path: Path,
+    max_frames: int | None = None,
+    skip: int = 0,
+    scale: float = 1.0,
+    topics: list[str] | None = None,
+    debayer: str = "vng",
+) -> tuple[Recording, list[tuple[str, list[np.ndarray]]]]:
+    """Each stream's frames ``skip`` .. ``skip + max_frames`` (area-downscaled by ``scale``);
+    reading stops as soon as every stream has its frames."""
+    rec = Recording(path, topics, debayer)
+    seen: dict[str, int] = {}
+    taken: dict[str, list[np.ndarray]] = {rec.name(t): [] for t in rec.topics}
+    for name, frame in rec.frames():
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > skip and (max_frames is None or len(taken[name]) < max_frames):
+            taken[name].append(resize_by(frame, scale))
+        if max_frames is not None and all(len(f) >= max_frames for f in taken.values()):
+            break
+    for name, frames in taken.items():
+        if not frames:
+            has = f" (it has {seen.get(name, 0)}, --skip-frames is {skip})" if skip else ""
+            raise InputError(f"no readable frames in {name}{has}")
+    return rec, list(taken.items())
+
+
+def iter_clips(
+    path: Path,
+    clip_frames: int,
+    scale: float = 1.0,
+    topics: list[str] | None = None,
+    debayer: str = "vng",
+) -> Iterator[tuple[str, list[np.ndarray]]]:
+    """Consecutive frames of each stream in pieces of ``clip_frames`` (a shorter tail of at
+    least 3 frames too), as uint8 RGB for the blur generator: a long recording becomes many
+    training sequences without being held in memory."""
+    rec = Recording(path, topics, debayer)
+    pending: dict[str, list[np.ndarray]] = {}
+    counts: dict[str, int] = {}
+    for name, frame in rec.frames():
+        clip = pending.setdefault(name, [])
+        clip.append(resize_by(_rgb8(frame), scale))
+        if len(clip) == clip_frames:
+            counts[name] = counts.get(name, 0) + 1
+            yield f"{name}_{counts[name]}", pending.pop(name)
+    for name, clip in pending.items():
+        if len(clip) >= 3:
+            counts[name] = counts.get(name, 0) + 1
+            yield f"{name}_{counts[name]}", clip
+
+
+def _rgb8(frame: np.ndarray) -> np.ndarray:
+    """The generator's input: uint8 RGB (grey replicated, 16 bit scaled)."""
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame
+
+
+def synthetic_sequences(
+    path: Path,
+    seed: int,
+    params: BlurParams,
+    scale: float = 1.0,
+    max_frames: int | None = None,
+    topics: list[str] | None = None,
+    debayer: str = "vng",
+) -> list[Sequence]:
+    """Blurred sequences with ground truth from sharp material: a folder as
+    :func:`synthesize_folder` makes them (a video or one sequence per still), a video file or
+    each camera of a bag as one video."""
+    if kind_of(Path(path)) == "folder":
+        made = list(synthesize_folder(path, seed, params, scale, max_frames))
+        if not made:
+            raise InputError(f"no sharp images in {path}")
+        return made
+    _, streams = read_streams(path, max_frames, scale=scale, topics=topics, debayer=debayer)
+    seqs = []
+    for name, frames in streams:
+        blurred, sharp = synthesize([_rgb8(f) for f in frames], params=params, seed=seed)
+        seqs.append(Sequence(name, blurred, sharp))
+    return seqs

@@ -1,0 +1,127 @@
+"""Bags and videos of one's own camera as `sarn eval` streams and `sarn train` material."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rosbags.rosbag2 import Writer
+from test_deblur_offline import STORE, T, bag_image, header
+from test_eval import sarn_eval
+
+from sarn_ros.data.blur_synth import BlurParams
+from sarn_ros.data.datasets import load_sequences
+from sarn_ros.offline import InputError
+from sarn_ros.recordings import iter_clips, read_streams, synthetic_sequences
+from sarn_ros.tools.train import build_trainset, gather
+
+
+def grey_frames(n: int, seed: int = 0) -> list[np.ndarray]:
+    """Textured grey frames (ORB finds features in them) drifting right by 2 px per frame."""
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.integers(0, 256, (40, 56), dtype=np.uint8), (224, 160))
+    return [np.ascontiguousarray(np.roll(base, 2 * i, axis=1)[8:136, 8:200]) for i in range(n)]
+
+
+def write_camera_bag(path: Path, imgs: list[np.ndarray], corrupt: int | None = None) -> None:
+    """A camera as a robot records it: mono8 image_raw, its JPEG twin and a depth topic."""
+    with Writer(path, version=9) as w:
+        raw = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        jpg = w.add_connection(
+            "/cam/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=STORE
+        )
+        depth = w.add_connection("/cam/depth/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(imgs):
+            msg = bag_image(img, "mono8", header(i, "cam"))
+            if i == corrupt:
+                msg.data = msg.data[:-5]  # shorter than step * height
+            w.write(raw, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            data = cv2.imencode(".jpg", img)[1].reshape(-1)
+            msg = T["sensor_msgs/msg/CompressedImage"](
+                header=header(i, "cam"), format="mono8; jpeg compressed mono8", data=data
+            )
+            w.write(jpg, 10 * i + 2, STORE.serialize_cdr(msg, "sensor_msgs/msg/CompressedImage"))
+            d = np.full(img.shape, 1000 + i, np.uint16)
+            msg = bag_image(d, "16UC1", header(i, "cam"))
+            w.write(depth, 10 * i + 3, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+
+
+def write_video(path: Path, imgs: list[np.ndarray]) -> None:
+    h, w = imgs[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    for img in imgs:
+        writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[..., ::-1])
+    writer.release()
+
+
+def test_bag_streams_are_its_camera_frames_decoded_as_the_node_does(tmp_path, caplog) -> None:
+    imgs = grey_frames(6)
+    write_camera_bag(tmp_path / "run", imgs, corrupt=1)
+    with caplog.at_level(logging.WARNING):
+        rec, streams = read_streams(tmp_path / "run", max_frames=3, skip=1)
+    assert set(rec.ignored) == {"/cam/depth/image_raw", "/cam/image_raw/compressed"}
+    assert "depth/image_raw left out" in caplog.text and "1 unreadable" in caplog.text
+    ((name, frames),) = streams
+    assert name == "run/cam/image_raw"
+    # frame 1 is corrupt: skipped and counted; skipping counts readable frames (frame 0 here)
+    assert rec.skipped == 1
+    assert all(np.array_equal(f, e) for f, e in zip(frames, imgs[2:5], strict=True))
+    assert len(frames) == 3
+    _, ((_, jpegs),) = read_streams(tmp_path / "run", topics=["/cam/image_raw/compressed"])
+    assert len(jpegs) == 6 and np.abs(jpegs[0].astype(int) - imgs[0]).mean() < 3
+    with pytest.raises(InputError, match=r"it has 5, --skip-frames is 5"):
+        read_streams(tmp_path / "run", skip=5)
+
+
+def test_eval_of_a_bag_equals_eval_of_the_same_frames_as_a_folder(
+    tmp_path, tiny_recurrent_checkpoint
+) -> None:
+    imgs = grey_frames(5)
+    write_camera_bag(tmp_path / "run", imgs)
+    (tmp_path / "folder").mkdir()
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(tmp_path / "folder" / f"{i}.png"), img)
+    write_video(tmp_path / "clip.mp4", imgs)
+    out = tmp_path / "eval.json"
+    inputs = [str(tmp_path / x) for x in ("folder", "run", "clip.mp4")]
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    result = sarn_eval("--no-gt", *inputs, *weights, "--future-frames", "1", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "/cam/image_raw/compressed left out" in result.stderr
+    folder, bag, video = json.loads(out.read_text())["no_gt"]
+    assert (folder["sequence"], bag["sequence"], video["sequence"]) == (
+        "folder",
+        "run/cam/image_raw",
+        "clip",
+    )
+    assert bag["frames"] == video["frames"] == 5
+    same = ("orb_inliers_input", "orb_inliers", "orb_matches", "sharpness_input", "sharpness")
+    assert {k: bag[k] for k in same} == {k: folder[k] for k in same}
+    assert min(folder["orb_inliers_input"]) > 20  # the proxy has features to count
+    bad = sarn_eval("--no-gt", str(tmp_path / "run"), "--topics", "/nope", *weights)
+    assert bad.returncode == 2 and "not in the bag" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_videos_and_bags_are_cut_into_training_clips(tmp_path: Path) -> None:
+    imgs = grey_frames(11)
+    write_video(tmp_path / "drive.mp4", imgs)
+    write_camera_bag(tmp_path / "bags" / "run", imgs[:7])
+    clips = list(iter_clips(tmp_path / "drive.mp4", clip_frames=4))
+    assert [(n, len(c)) for n, c in clips] == [("drive_1", 4), ("drive_2", 4), ("drive_3", 3)]
+    assert all(f.shape == (128, 192, 3) and f.dtype == np.uint8 for _, c in clips for f in c)
+    params, rec = BlurParams(blur_px=3.0), {"clip_frames": 4}
+    sources = ([tmp_path / "drive.mp4", tmp_path / "bags"], params, [1.0], 2, 4)
+    seqs = gather(*sources, **rec)
+    # video: 3 clips, bag (one camera, 7 frames): 2 clips; 2 blur draws of each
+    assert len(seqs) == 10 and sum(len(s.blurred) for s in seqs) == 2 * (11 + 7)
+    assert {s.blurred[0].shape for s in seqs} == {seqs[0].sharp[0].shape}
+    built = build_trainset(*sources, tmp_path / "ts", **rec)
+    assert sorted(s.name for s in built) == sorted(s.name.replace("/", "_") for s in seqs)
+    assert len(load_sequences(tmp_path / "ts")) == 10
+    (val,) = synthetic_sequences(tmp_path / "bags" / "run", 1234, params, max_frames=5)
+    assert val.name == "run/cam/image_raw" and len(val.sharp) == 5
