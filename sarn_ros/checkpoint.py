@@ -79,6 +79,11 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
         first_line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
         raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first_line}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ckpt.get("arch") not in ARCHS:
+        if isinstance(ckpt, dict) and {"opt", "step", "model"} <= ckpt.keys():
+            raise CheckpointError(
+                f"{path} is a `sarn train` resume state, not weights: use best.pth or "
+                f"latest.pth beside it (or `sarn train --run-dir {path.parent} --export X.pth`)"
+            )
         raise CheckpointError(f"{path} is not a sarn_ros checkpoint (expected format {FORMAT})")
     return ckpt
 

@@ -198,11 +198,14 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     torch.save({"model": torch.zeros(3)}, foreign)
     text = tmp_path / "text.pth"
     text.write_text("not a checkpoint\n")
+    resume = tmp_path / "last.pt"  # what `sarn train` writes to resume, beside best.pth
+    torch.save({"model": {}, "opt": {}, "step": 3}, resume)
     cases = {
         tmp_path / "missing.pth": "not found",
         truncated: "cannot read",
         foreign: "not a sarn_ros checkpoint",
         text: "cannot read",
+        resume: "resume state, not weights: use best.pth",
     }
     for path, reason in cases.items():
         with pytest.raises(CheckpointError, match=reason) as info:
