@@ -198,6 +198,43 @@ def test_vng_is_the_sharpest_demosaicing_on_a_real_picture():
         conv.decode_image(msg, "nearest")
 
 
+class OldOpenCV:
+    """cv2 whose VNG shifts its output up by two rows, as OpenCV before 4.12 does
+    (opencv/opencv#27225; the distributions' OpenCV: Humble 4.5, Jazzy 4.6, JetPack 4.8)."""
+
+    VNG = frozenset(getattr(cv2, f"COLOR_Bayer{p}2RGB_VNG") for p in ("BG", "GB", "RG", "GR"))
+
+    def __getattr__(self, name: str):
+        return getattr(cv2, name)
+
+    def cvtColor(self, src, code):
+        out = cv2.cvtColor(src, code)
+        if code in self.VNG:
+            out[:-2] = out[2:].copy()
+            out[-2:] = 0  # what the lost bottom rows hold does not matter
+        return out
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "gbrg"])
+def test_vng_of_an_old_opencv_is_shifted_back(monkeypatch, pattern):
+    rgb = smooth_rgb(48, 64, np.uint8)
+    msg = raw_msg(f"bayer_{pattern}8", mosaic(rgb, pattern), 64, 48)
+    good, _ = conv.decode_image(msg, "vng")
+    assert conv.vng_shift(conv.RAW[msg.encoding].bayer) == 0  # this machine's OpenCV
+    monkeypatch.setattr(conv, "cv2", OldOpenCV())
+    conv.vng_shift.cache_clear()
+    try:
+        assert conv.vng_shift(conv.RAW[msg.encoding].bayer) == 2
+        fixed, _ = conv.decode_image(msg, "vng")
+        np.testing.assert_array_equal(fixed[2:], good[2:])  # VNG's own rows, moved back
+        assert np.abs(fixed[:2].astype(int) - rgb[:2]).max() <= 3  # the two it lost: edge-aware
+        tiny = raw_msg(f"bayer_{pattern}8", mosaic(smooth_rgb(6, 8, np.uint8), pattern), 8, 6)
+        ea, _ = conv.decode_image(tiny, "edge_aware")  # too small for the old VNG
+        np.testing.assert_array_equal(conv.decode_image(tiny, "vng")[0], ea)
+    finally:
+        conv.vng_shift.cache_clear()
+
+
 @pytest.mark.parametrize("bits", [8, 16])
 def test_bayer_honours_step_padding_and_byte_order(bits):
     dtype = np.uint8 if bits == 8 else np.uint16

@@ -28,9 +28,14 @@ def test_config_file_declares_every_parameter_with_its_default():
     assert values == {p.name: p.default for p in PARAMS}
 
 
-def test_readme_table_lists_every_parameter_with_default_and_live_flag():
+def test_readme_table_lists_every_parameter_with_default_live_flag_and_description():
     rows = re.findall(
-        r"^\| `([\w.]+)` \| `([^`]*)` \|[^|]*\| (yes|no) \|", (REPO / "README.md").read_text(), re.M
+        r"^\| `([\w.]+)` \| `([^`]*)` \|[^|]*\| (yes|no) \| (.*) \|$",
+        (REPO / "README.md").read_text(),
+        re.M,
     )
-    assert [(name, live == "yes") for name, _, live in rows] == [(p.name, p.live) for p in PARAMS]
-    assert [yaml.safe_load(default) for _, default, _ in rows] == [p.default for p in PARAMS]
+    assert [(name, live == "yes") for name, _, live, _ in rows] == [
+        (p.name, p.live) for p in PARAMS
+    ]
+    assert [yaml.safe_load(default) for _, default, _, _ in rows] == [p.default for p in PARAMS]
+    assert [text for *_, text in rows] == [p.description for p in PARAMS]

@@ -14,6 +14,7 @@ real ROS ``cv_bridge`` is used only for the rest (nv24, ...) and only when it is
 from __future__ import annotations
 
 import array as pyarray
+import functools
 import sys
 from typing import Any, NamedTuple
 
@@ -75,7 +76,7 @@ RAW: dict[str, Raw] = {
 # Demosaicing methods, after image_proc's `debayer` choices. VNG (image_proc's default) is the
 # sharpest: 41.1 dB against the RGB frame on GoPro Flower, bilinear and edge-aware 36.4 dB
 # (scripts/bench_decode.py --image); OpenCV has it for 8 bit only, so 16-bit Bayer uses
-# edge-aware then.
+# edge-aware then. OpenCV before 4.12 shifts it by two rows: see vng_shift.
 DEBAYER: dict[str, str] = {"vng": "_VNG", "edge_aware": "_EA", "bilinear": ""}
 
 
@@ -87,6 +88,48 @@ def _rgb_code(raw: Raw, debayer: str) -> int:
     if debayer == "vng" and raw.dtype == _U16:
         debayer = "edge_aware"
     return getattr(cv2, f"COLOR_Bayer{raw.bayer}2RGB{DEBAYER[debayer]}")
+
+
+def row_shift(image: np.ndarray, reference: np.ndarray, max_shift: int = 3) -> int:
+    """The s for which ``image[y]`` best matches ``reference[y + s]`` (interior rows)."""
+    m = max_shift + 2
+    ref = reference[m:-m, m:-m].astype(np.float32)
+
+    def err(s: int) -> float:
+        return float(np.abs(image[m - s : image.shape[0] - m - s, m:-m] - ref).mean())
+
+    return min(range(-max_shift, max_shift + 1), key=err)
+
+
+@functools.cache
+def vng_shift(pattern: str) -> int:
+    """Rows by which this OpenCV's VNG output for an OpenCV Bayer ``pattern`` ('BG', ...) is
+    shifted up: 0, or 2 before OpenCV 4.12 (opencv/opencv#27225), which the distributions'
+    OpenCV still is (Humble 4.5, Jazzy 4.6, JetPack 4.8). Measured on a smooth test picture,
+    so any OpenCV is judged by what it does, not by its version number."""
+    rng = np.random.default_rng(0)
+    rgb = cv2.resize(rng.uniform(20, 235, (4, 5, 3)).astype(np.float32), (80, 64))
+    rgb = rgb.round().astype(np.uint8)
+    ros = next(k for k, v in RAW.items() if v.bayer == pattern and v.dtype == _U8)
+    mosaic = np.zeros(rgb.shape[:2], np.uint8)
+    for (dy, dx), colour in zip(((0, 0), (0, 1), (1, 0), (1, 1)), ros[6:10], strict=True):
+        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(colour)]
+    vng = cv2.cvtColor(mosaic, getattr(cv2, f"COLOR_Bayer{pattern}2RGB_VNG"))
+    return row_shift(vng, rgb)
+
+
+def _demosaic(bayer: np.ndarray, raw: Raw, debayer: str) -> np.ndarray:
+    code = _rgb_code(raw, debayer)
+    shift = vng_shift(raw.bayer) if code == getattr(cv2, f"COLOR_Bayer{raw.bayer}2RGB_VNG") else 0
+    if shift == 0:
+        return cv2.cvtColor(bayer, code)
+    edge_aware = getattr(cv2, f"COLOR_Bayer{raw.bayer}2RGB_EA")
+    if min(bayer.shape) < 8:  # the shifted VNG also gets the colours wrong below 8 px
+        return cv2.cvtColor(bayer, edge_aware)
+    out = cv2.cvtColor(bayer, code)
+    out[shift:] = out[:-shift].copy()  # back down; the rows it lost come from edge-aware
+    out[:shift] = cv2.cvtColor(bayer[: shift + 6], edge_aware)[:shift]
+    return out
 
 
 class UnsupportedEncoding(ValueError):
@@ -191,9 +234,10 @@ def decode_image(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
     if encoding in ENCODINGS:
         return image_to_numpy(msg), encoding
     if encoding in RAW:
-        code = _rgb_code(RAW[encoding], debayer)
+        raw = RAW[encoding]
         # contiguous: OpenCV's demosaicing misreads rows padded past the width
-        pixels = cv2.cvtColor(np.ascontiguousarray(image_to_numpy(msg)), code)
+        pixels = np.ascontiguousarray(image_to_numpy(msg))
+        pixels = _demosaic(pixels, raw, debayer) if raw.bayer else cv2.cvtColor(pixels, raw.code)
         return pixels, "rgb16" if pixels.dtype == np.uint16 else "rgb8"
     if int(msg.height) <= 0 or int(msg.width) <= 0:
         raise ValueError(f"empty image ({msg.width}x{msg.height})")

@@ -96,7 +96,8 @@ PARAMS: tuple[Param, ...] = (
         "Demosaicing of bayer_* input (image_proc's choices): vng is the sharpest (41.1 dB "
         "against the RGB frame on GoPro Flower, 36.4 dB for the others) at about 6 ms per "
         "720p frame on a 2-core CPU, edge_aware and bilinear take 0.3 ms. 16-bit Bayer uses "
-        "edge_aware for vng (OpenCV's VNG is 8-bit only).",
+        "edge_aware for vng (OpenCV's VNG is 8-bit only). The 2-row shift of OpenCV < 4.12's "
+        "VNG (the distributions' python3-opencv) is detected and corrected.",
         live=True,
         choices=tuple(DEBAYER),
     ),
