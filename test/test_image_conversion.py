@@ -219,8 +219,9 @@ class OldOpenCV:
 def test_vng_of_an_old_opencv_is_shifted_back(monkeypatch, pattern):
     rgb = smooth_rgb(48, 64, np.uint8)
     msg = raw_msg(f"bayer_{pattern}8", mosaic(rgb, pattern), 64, 48)
+    if conv.vng_shift(conv.RAW[msg.encoding].bayer) != 0:
+        pytest.skip("this OpenCV's own VNG is shifted: the other Bayer tests check the fix")
     good, _ = conv.decode_image(msg, "vng")
-    assert conv.vng_shift(conv.RAW[msg.encoding].bayer) == 0  # this machine's OpenCV
     monkeypatch.setattr(conv, "cv2", OldOpenCV())
     conv.vng_shift.cache_clear()
     try:
