@@ -10,7 +10,7 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
-from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs
+from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs, modules
 from sarn_ros.archs.modules import (
     DeformableResidualModule,
     PooledSelfAttention,
@@ -44,6 +44,55 @@ def test_drm_with_zero_offsets_equals_resblock_and_offsets_move_output(impl: str
         drm.offset.bias.fill_(0.5)  # every tap shifted by half a pixel
         moved = drm(x)
     assert (moved - ref).abs().max() > 1e-2
+
+
+def test_without_torchvision_everything_runs_on_the_grid_sample_path() -> None:
+    """A Jetson's torchvision is often missing or built for another torch: not needed."""
+    code = (
+        "import sys; sys.modules['torchvision'] = None\n"  # import torchvision now fails
+        "import numpy as np, torch\n"
+        "from sarn_ros import StreamDeblurrer\n"
+        "from sarn_ros.archs import modules as m\n"
+        "assert m.deform_conv2d is None and 'torchvision' in m.TORCHVISION_ERROR\n"
+        "assert m.resolve_deform_impl('auto', torch.device('cuda')) == 'grid_sample'\n"
+        "try:\n"
+        "    m.resolve_deform_impl('torchvision', torch.device('cpu'))\n"
+        "except RuntimeError as exc:\n"
+        "    assert 'needs torchvision' in str(exc)\n"
+        "else:\n"
+        "    raise AssertionError('torchvision asked for and missing must fail')\n"
+        "e = StreamDeblurrer('sarn_recurrent', device='cpu', future_frames=0)\n"
+        "out = e.push(np.full((24, 32, 3), 128, np.uint8), 0)\n"
+        "print(out[0].image.shape)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(24, 32, 3)"
+
+
+def test_auto_falls_back_where_torchvision_kernel_cannot_run(monkeypatch, caplog) -> None:
+    """A torchvision built without CUDA imports fine but fails on the GPU: found once,
+    eagerly, and 'auto' then takes the grid_sample path there ('meta' stands in for cuda)."""
+    calls = []
+
+    def no_kernel(*args, **kwargs):
+        calls.append(args[0].device.type)
+        raise NotImplementedError("Could not run 'torchvision::deform_conv2d' with arguments")
+
+    monkeypatch.setattr(modules, "_KERNEL_RUNS", {})
+    monkeypatch.setattr(modules, "deform_conv2d", no_kernel)
+    meta = torch.device("meta")
+    assert modules.resolve_deform_impl("auto", meta) == "torchvision"  # not known yet
+    with caplog.at_level("WARNING"):
+        assert modules.check_deform_kernel(meta) == "grid_sample"
+        assert modules.check_deform_kernel(meta) == "grid_sample"  # tried once only
+    assert calls == ["meta"] and "does not run on meta" in caplog.text
+    assert modules.resolve_deform_impl("auto", meta) == "grid_sample"
+    assert modules.check_deform_kernel(torch.device("cpu")) == "grid_sample"  # CPU: no trial
+    assert calls == ["meta"]
+    monkeypatch.setattr(modules, "_KERNEL_RUNS", {})
+    monkeypatch.setattr(modules, "deform_conv2d", lambda *a, **k: None)
+    assert modules.check_deform_kernel(meta) == "torchvision"
 
 
 def test_grid_sample_deform_conv_matches_torchvision_forward_and_backward() -> None:

@@ -27,7 +27,6 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         "python3-numpy",
         "python3-opencv",
         "python3-torch",
-        "python3-torchvision",
     ):
         assert key in deps, key
 

@@ -3,12 +3,24 @@ self-attention and a ConvLSTM cell. Pure PyTorch, no ROS."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import deform_conv2d
+
+try:  # optional: the CPU path never uses it, and a Jetson's torchvision is often missing or
+    # built for another torch, which fails at import ("operator torchvision::nms does not exist")
+    from torchvision.ops import deform_conv2d
+except Exception as exc:
+    deform_conv2d = None
+    TORCHVISION_ERROR: str | None = f"{type(exc).__name__}: {exc}".splitlines()[0]
+else:
+    TORCHVISION_ERROR = None
 
 DEFORM_IMPLS = ("auto", "torchvision", "grid_sample")
+log = logging.getLogger(__name__)
+_KERNEL_RUNS: dict[str, bool] = {}  # device type -> torchvision's kernel ran there
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -66,12 +78,39 @@ def deform_conv3x3_grid_sample(
 
 
 def resolve_deform_impl(impl: str, device: torch.device) -> str:
-    """'auto' picks grid_sample on CPU (faster there) and torchvision's kernel elsewhere."""
+    """'auto' picks grid_sample on CPU (faster there) and torchvision's kernel elsewhere, unless
+    torchvision is missing or :func:`check_deform_kernel` found its kernel cannot run there."""
     if impl not in DEFORM_IMPLS:
         raise ValueError(f"deform impl must be one of {DEFORM_IMPLS}, got {impl!r}")
+    if impl == "torchvision" and deform_conv2d is None:
+        raise RuntimeError(f"deform impl 'torchvision' needs torchvision ({TORCHVISION_ERROR})")
     if impl != "auto":
         return impl
-    return "grid_sample" if device.type == "cpu" else "torchvision"
+    if device.type == "cpu" or deform_conv2d is None or not _KERNEL_RUNS.get(device.type, True):
+        return "grid_sample"
+    return "torchvision"
+
+
+def check_deform_kernel(device: torch.device) -> str:
+    """Run torchvision's kernel once on a tiny input on ``device`` (eagerly, before any
+    compile), so that 'auto' takes the grid_sample path where it cannot run, e.g. a torchvision
+    built without CUDA; returns what 'auto' resolves to on ``device``."""
+    kind = device.type
+    if kind != "cpu" and deform_conv2d is not None and kind not in _KERNEL_RUNS:
+        try:
+            x = torch.zeros(1, 1, 4, 4, device=device)
+            offset = torch.zeros(1, 18, 4, 4, device=device)
+            deform_conv2d(x, offset, torch.zeros(1, 1, 3, 3, device=device), padding=1)
+            _KERNEL_RUNS[kind] = True
+        except Exception as exc:
+            _KERNEL_RUNS[kind] = False
+            log.warning(
+                "torchvision's deform_conv2d does not run on %s (%s); deformable "
+                "convolutions take the grid_sample path",
+                kind,
+                f"{type(exc).__name__}: {exc}".splitlines()[0],
+            )
+    return resolve_deform_impl("auto", device)
 
 
 class DeformableResidualModule(nn.Module):

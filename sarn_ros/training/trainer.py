@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
+from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES
 from ..checkpoint import read_checkpoint, save_checkpoint
 from ..data.datasets import ClipSampler, Sequence
@@ -262,6 +263,7 @@ class Trainer:
             raise ValueError(f"unknown loss {cfg.loss!r}: one of {', '.join(PIXEL_LOSSES)}")
         torch.manual_seed(cfg.seed)
         self.model = build_training_model(cfg).to(self.device)
+        check_deform_kernel(self.device)
         self.model.train()
         self.net: nn.Module = (
             nn.parallel.DistributedDataParallel(self.model) if self.world > 1 else self.model
