@@ -193,7 +193,9 @@ def test_bayer_and_yuv_cameras_need_no_debayer_node(ros, tiny_recurrent_checkpoi
     for b, f in zip(bayer, rgb, strict=True):  # an RGGB sensor's samples
         b[0::2, 0::2], b[0::2, 1::2] = f[0::2, 0::2, 0], f[0::2, 1::2, 1]
         b[1::2, 0::2], b[1::2, 1::2] = f[1::2, 0::2, 1], f[1::2, 1::2, 2]
-    yuyv = cv2.cvtColor(rgb[3], cv2.COLOR_RGB2YUV_YUY2)  # what a UVC webcam sends
+    # what a UVC webcam sends: luma, then U and V alternating (every byte pattern is YUYV;
+    # built by hand: OpenCV 4.6, Jazzy's, has no RGB->YUY2 conversion)
+    yuyv = np.stack([cv2.cvtColor(rgb[3], cv2.COLOR_RGB2GRAY), rgb[3][:, :, 2]], axis=-1)
     sent = [("bayer_rggb8", b) for b in bayer[:3]]
     sent += [("yuv422_yuy2", yuyv), ("bayer_rggb16", bayer[3].astype(np.uint16) * 257)]
     msgs = [raw_camera_msg(e, b, 64, 48, 20 * SEC + i * SEC // 30) for i, (e, b) in enumerate(sent)]
