@@ -115,6 +115,41 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
         np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
 
 
+def test_lazy_node_deblurs_only_while_its_output_is_watched(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, lazy=True, future_frames=0, **RELIABLE_IN)
+    camera = node.create_publisher(Image, "image_raw", qos(True))  # nobody watches the output
+    diag = Diagnostics(node)
+    assert spin_until(node, lambda: camera.get_subscription_count() > 0, 40), proc.stop()[1]
+    img = frames(1)[0]
+    sent = 0
+
+    def send() -> None:
+        nonlocal sent
+        msg = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=img.tobytes())
+        msg.header.stamp.sec, msg.header.stamp.nanosec = 60 + sent, 0
+        camera.publish(msg)
+        sent += 1
+        spin_until(node, lambda: False, 0.1)
+
+    for _ in range(4):
+        send()
+    idle = "idle frames (lazy, no subscriber)"
+    assert spin_until(node, lambda: diag.count(idle) == 4, 20), diag.values
+    assert diag.count("frames published") == 0 and diag.count("dropped frames") == 0
+    outputs: list[Image] = []
+    node.create_subscription(Image, "deblurred/image_raw", outputs.append, qos(True))
+    while not outputs and sent < 100:  # until the node sees the new subscriber
+        send()
+    for _ in range(3):
+        send()
+    assert spin_until(node, lambda: outputs[-1].header.stamp.sec == 59 + sent, 20)
+    got = [o.header.stamp.sec - 60 for o in outputs]
+    assert got == list(range(got[0], sent))  # once watched, every frame
+    assert spin_until(node, lambda: diag.count("frames published") == len(got), 10)
+    assert diag.count(idle) == got[0]  # and every frame before was skipped
+
+
 def test_self_ensemble_outputs_match_the_engine(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, self_ensemble=4, future_frames=1, **RELIABLE_IN)

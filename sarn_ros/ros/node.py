@@ -110,6 +110,11 @@ class Camera:
     def on_image(self, msg: Any) -> None:
         self.node.enqueue(self, msg)
 
+    def watched(self) -> bool:
+        """Whether anything subscribes to this camera's outputs (for ``lazy``)."""
+        pubs = (self.pub, self.info_pub, self.compressed_pub)
+        return any(p.get_subscription_count() for p in pubs if p is not None)
+
     def on_info(self, msg: CameraInfo) -> None:
         with self.node.lock:
             self.infos[stamp_ns(msg.header)] = msg
@@ -140,6 +145,7 @@ class DeblurNode(Node):
         self.jpeg_quality = int(get("jpeg_quality").value)
         self.queue_policy = get("queue_policy").value
         self.queue_size = int(get("queue_size").value)
+        self.lazy = bool(get("lazy").value)
         self.resize = float(get("resize").value)
         self.debayer = get("debayer").value
         self.self_ensemble = int(get("self_ensemble").value)
@@ -215,6 +221,8 @@ class DeblurNode(Node):
                     self.changes[p.name] = p.value
                     if p.name == "queue_policy":  # intake must follow at once
                         self.queue_policy = p.value
+                    elif p.name == "lazy":
+                        self.lazy = bool(p.value)
             self.lock.notify()
         return SetParametersResult(successful=True)
 
@@ -245,8 +253,12 @@ class DeblurNode(Node):
     def enqueue(self, cam: Camera, msg: Any) -> None:
         """The subscription callback: park the message, nothing else (rclpy holds the GIL
         while it deserialises, so long callbacks would stall intake)."""
+        idle = self.lazy and not cam.watched()
         with self.lock:
             self.count("received")
+            if idle:
+                self.count("idle")
+                return
             limit = 1 if self.queue_policy == "latest" else self.queue_size
             while len(cam.queue) >= limit:
                 cam.queue.popleft()
@@ -446,6 +458,7 @@ class DeblurNode(Node):
             "frames received": str(counts.get("received", 0)),
             "frames published": str(counts.get("published", 0)),
             "dropped frames": str(counts.get("dropped", 0)),
+            "idle frames (lazy, no subscriber)": str(counts.get("idle", 0)),
             "rejected frames": str(rejected),
             "state resets": str(stats["resets"]),
             "device": str(self.engine.device),
@@ -461,11 +474,16 @@ class DeblurNode(Node):
         )
         values.update({f"resets.{k}": str(v) for k, v in stats["resets_by_reason"].items() if v})
         problem = window["dropped"] or any(k.startswith("rejected.") for k in window)
+        idle = window["idle"] and not window["published"]
         status = DiagnosticStatus(
             name=f"{self.get_fully_qualified_name()}: deblurring",
             hardware_id=str(self.engine.device),
             level=DiagnosticStatus.WARN if problem else DiagnosticStatus.OK,
-            message="frames rejected or dropped" if problem else "ok",
+            message="frames rejected or dropped"
+            if problem
+            else "idle: nothing subscribes to the outputs (lazy)"
+            if idle
+            else "ok",
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
         array = DiagnosticArray(status=[status])

@@ -112,6 +112,15 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("queue_size", 100, "Queue bound per camera for queue_policy=all.", int_range=(1, 10000)),
     Param(
+        "lazy",
+        False,
+        "Deblur a camera only while something subscribes to its deblurred outputs (image, "
+        "camera_info or compressed), as image_pipeline's lazy nodes: an unwatched node spends "
+        "no GPU/CPU. Frames with no subscriber are skipped (counted as idle); the recurrent "
+        "state restarts after max_gap_s.",
+        live=True,
+    ),
+    Param(
         "max_gap_s",
         0.5,
         "Reset the recurrent state when consecutive stamps are further apart (0 disables).",
