@@ -316,6 +316,9 @@ def run(args: argparse.Namespace) -> int:
             f" (input {v['input_psnr']:.2f} dB)"
         )
         return 0
+    if args.clip_frames < 3:
+        print("sarn train: --clip-frames must be at least 3", file=sys.stderr)
+        return 2
     try:
         ts = args.trainset
         sources = (args.data, blur_params(args), args.scales, args.variants, args.still_frames)
