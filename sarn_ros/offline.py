@@ -3,8 +3,9 @@
 Same engine, same look-ahead and flush as the node, so offline results equal what the robot
 would have published. Bags are read and written with ``rosbags`` (no ROS install needed):
 every original message is copied byte for byte with its receive time, and each chosen camera
-topic gains ``<ns>/deblurred/image_raw`` (+ ``<ns>/deblurred/camera_info`` when the bag has
-``<ns>/camera_info``), with the original header and the source message's receive time.
+topic gains ``<ns>/deblurred/image_raw`` (or its ``/compressed`` JPEG with ``jpeg_quality``)
+and ``<ns>/deblurred/camera_info`` when the bag has ``<ns>/camera_info``, with the original
+header and the source message's receive time.
 """
 
 from __future__ import annotations
@@ -239,13 +240,22 @@ def deblur_bag(
     topics: list[str] | None,
     tick: Callable[[], None],
     debayer: str = "vng",
+    jpeg_quality: int | None = None,
 ) -> Report:
+    """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
+    deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
     from .ros.camera_info import scale_camera_info
-    from .ros.image_conversion import from_rgb, numpy_to_image, to_rgb, without_alpha
+    from .ros.image_conversion import (
+        from_rgb,
+        numpy_to_compressed,
+        numpy_to_image,
+        to_rgb,
+        without_alpha,
+    )
 
     if dst.exists():
         raise InputError(f"output bag {dst} already exists")
@@ -273,12 +283,16 @@ def deblur_bag(
                     offered_qos_profiles=c.ext.offered_qos_profiles,
                 )
             img_cls = store.types["sensor_msgs/msg/Image"]
+            jpeg_cls = store.types["sensor_msgs/msg/CompressedImage"]
+            out_type, suffix = (
+                ("sensor_msgs/msg/Image", "")
+                if jpeg_quality is None
+                else ("sensor_msgs/msg/CompressedImage", "/compressed")
+            )
             deb = {
                 t: (
                     writer.add_connection(
-                        f"{camera_ns(t)}/deblurred/image_raw",
-                        "sensor_msgs/msg/Image",
-                        typestore=store,
+                        f"{camera_ns(t)}/deblurred/image_raw{suffix}", out_type, typestore=store
                     ),
                     writer.add_connection(
                         f"{camera_ns(t)}/deblurred/camera_info",
@@ -295,23 +309,16 @@ def deblur_bag(
                 for o in outs:
                     topic, header, encoding, receive, (sx, sy) = o.meta
                     pixels = from_rgb(o.image, encoding)
-                    msg = numpy_to_image(
-                        pixels,
-                        encoding,
-                        msg=img_cls(
-                            header=header,
-                            height=0,
-                            width=0,
-                            encoding="",
-                            is_bigendian=0,
-                            step=0,
-                            data=np.zeros(0, np.uint8),
-                        ),
-                    )
+                    nothing = np.zeros(0, np.uint8)
+                    if jpeg_quality is None:
+                        fields = {"height": 0, "width": 0, "encoding": "", "is_bigendian": 0}
+                        empty = img_cls(header=header, step=0, data=nothing, **fields)
+                        msg = numpy_to_image(pixels, encoding, msg=empty)
+                    else:
+                        empty = jpeg_cls(header=header, format="", data=nothing)
+                        msg = numpy_to_compressed(pixels, encoding, quality=jpeg_quality, msg=empty)
                     img_conn, info_conn = deb[topic]
-                    writer.write(
-                        img_conn, receive, store.serialize_cdr(msg, "sensor_msgs/msg/Image")
-                    )
+                    writer.write(img_conn, receive, store.serialize_cdr(msg, out_type))
                     cam_infos = infos.get(camera_ns(topic))
                     if info_conn is not None and cam_infos:
                         info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)

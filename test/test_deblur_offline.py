@@ -228,6 +228,33 @@ def test_bag_resize_scales_camera_info_like_the_node(tmp_path, tiny_recurrent_ch
     assert [i.header.stamp.nanosec for i in infos] == [m.header.stamp.nanosec for m in imgs]
 
 
+def test_bag_compressed_output_is_the_deblurred_frames_as_jpeg(tmp_path, tiny_recurrent_checkpoint):
+    """--compressed writes image_raw/compressed as the node's publish_compressed would."""
+    sent = write_bag(tmp_path / "in", StoragePlugin.MCAP)
+    args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "in"), *args, "--compressed", "--jpeg-quality", "98")
+    assert result.returncode == 0, result.stderr
+    out = read_bag(tmp_path / "out")
+    assert not [t for t, _, _ in out if t.endswith("/deblurred/image_raw")]  # instead of raw
+    jpegs = messages(out, "/left/deblurred/image_raw/compressed", "sensor_msgs/msg/CompressedImage")
+    infos = messages(out, "/left/deblurred/camera_info", "sensor_msgs/msg/CameraInfo")
+    assert len(jpegs) == len(infos) == 4
+    assert {j.format for j in jpegs} == {"rgb8; jpeg compressed bgr8"}
+    assert [j.header.stamp.nanosec for j in jpegs] == [i * 33_333_333 for i in range(4)]
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=0.5)
+    expected = [
+        o.image
+        for i, f in enumerate(sent["left"])
+        for o in engine.push(f, 10 * 10**9 + i * 33_333_333)
+    ] + [o.image for o in engine.flush()]
+    for j, e in zip(jpegs, expected, strict=True):  # the engine's frame, through JPEG
+        same = cv2.imencode(".jpg", e[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 98])[1]
+        decoded = [cv2.imdecode(np.asarray(d), cv2.IMREAD_COLOR) for d in (j.data, same)]
+        assert np.abs(decoded[0].astype(int) - decoded[1]).max() <= 2
+    bad = deblur(str(tmp_path / "in"), "-o", str(tmp_path / "x"), "--jpeg-quality", "0")
+    assert bad.returncode == 2 and "--jpeg-quality" in bad.stderr
+
+
 def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoint):
     """A raw industrial camera, recorded without camera_info."""
     rng = np.random.default_rng(4)

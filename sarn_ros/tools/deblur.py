@@ -57,6 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
     )
     p.add_argument(
+        "--compressed",
+        action="store_true",
+        help="bags: write <ns>/deblurred/image_raw/compressed (JPEG, as the node's "
+        "publish_compressed) instead of raw images, about 10x smaller",
+    )
+    p.add_argument(
+        "--jpeg-quality", type=int, default=90, help="bags: JPEG quality 1..100 for --compressed"
+    )
+    p.add_argument(
         "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
     )
     p.set_defaults(func=run)
@@ -73,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         kind = offline.kind_of(args.input)
         if not 0.05 <= args.resize <= 1.0:
             raise offline.InputError("--resize must be in 0.05..1")
+        if not 1 <= args.jpeg_quality <= 100:
+            raise offline.InputError("--jpeg-quality must be in 1..100")
         engine = make_engine(
             args.weights,
             self_ensemble=args.self_ensemble,
@@ -103,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 args.topics,
                 bar.update,
                 debayer=args.debayer,
+                jpeg_quality=args.jpeg_quality if args.compressed else None,
             )
         bar.close()
     except (offline.InputError, CheckpointError, RuntimeError, OSError) as exc:
