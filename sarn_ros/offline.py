@@ -66,9 +66,23 @@ def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hstack([a, b])
 
 
+def video_output_kind(dst: Path) -> str:
+    """'video' for a video file name, 'folder' for a folder (existing, or a name without a
+    suffix or ending in '/'): PNG frames, lossless. Anything else is an :class:`InputError`,
+    where OpenCV would write nothing, or one broken file, without a word."""
+    if dst.suffix.lower() in VIDEO_EXTS:
+        return "video"
+    if dst.is_dir() or not dst.suffix or str(dst).endswith("/"):
+        return "folder"
+    raise InputError(
+        f"output {dst}: a video file ({', '.join(sorted(VIDEO_EXTS))}) or a folder for PNG frames"
+    )
+
+
 def deblur_video(
     src: Path, dst: Path, engine: StreamDeblurrer, scale: float, sbs: bool, tick: Callable[[], None]
 ) -> Report:
+    to_folder = video_output_kind(dst) == "folder"
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise InputError(f"cannot open video {src}")
@@ -76,15 +90,25 @@ def deblur_video(
     writer: cv2.VideoWriter | None = None
     report = Report()
     inputs: dict[int, np.ndarray] = {}
+    if to_folder:
+        dst.mkdir(parents=True, exist_ok=True)
 
     def write(outs: list[DeblurredFrame]) -> None:
         nonlocal writer
         for o in outs:
             frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
-            if writer is None:
-                h, w = frame.shape[:2]
-                writer = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+            bgr = np.ascontiguousarray(frame[..., ::-1])
+            if to_folder:
+                if not cv2.imwrite(str(dst / f"{report.frames:06d}.png"), bgr):
+                    raise InputError(f"cannot write frames into {dst}")
+            else:
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                    writer = cv2.VideoWriter(str(dst), fourcc, fps, (w, h))
+                    if not writer.isOpened():
+                        raise InputError(f"cannot write video {dst}")
+                writer.write(bgr)
             report.frames += 1
             tick()
 
@@ -101,9 +125,10 @@ def deblur_video(
         i += 1
     write(engine.flush())
     cap.release()
-    if writer is None:
+    if not report.frames:
         raise InputError(f"no readable frame in {src}")
-    writer.release()
+    if writer is not None:
+        writer.release()
     return report
 
 

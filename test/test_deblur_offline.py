@@ -47,6 +47,22 @@ def test_video_keeps_frame_count_and_fps(tmp_path, tiny_recurrent_checkpoint):
     cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 7
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    # a folder gets the same frames as lossless PNGs, in order
+    folder = deblur(
+        str(src), "-o", str(tmp_path / "frames"), "--weights", str(tiny_recurrent_checkpoint)
+    )
+    assert folder.returncode == 0, folder.stderr
+    pngs = sorted((tmp_path / "frames").iterdir())
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(7)]
+    cap = cv2.VideoCapture(str(src))
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    expected = deblur_sequence(engine, [cap.read()[1][..., ::-1].copy() for _ in range(7)], "v")
+    for p, e in zip(pngs, expected, strict=True):
+        assert np.abs(cv2.imread(str(p))[..., ::-1].astype(int) - e).max() <= 1
+    # an output OpenCV would silently not write is refused before any work
+    bad = deblur(str(src), "-o", str(tmp_path / "out.png"))
+    assert bad.returncode == 2 and "a video file" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "out.png").exists()
 
 
 def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_checkpoint):

@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         required=True,
-        help="output video / folder / bag directory (must not exist for bags)",
+        help="video input: a video file or a folder for PNG frames; folder input: a folder; "
+        "bag input: a bag directory that does not exist yet",
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("--device", default="auto")
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
             raise offline.InputError("--resize must be in 0.05..1")
         if not 1 <= args.jpeg_quality <= 100:
             raise offline.InputError("--jpeg-quality must be in 1..100")
+        if kind == "video":
+            offline.video_output_kind(args.output)  # before minutes of work go nowhere
         engine = make_engine(
             args.weights,
             self_ensemble=args.self_ensemble,
