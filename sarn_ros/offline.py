@@ -66,49 +66,71 @@ def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hstack([a, b])
 
 
-def video_output_kind(dst: Path) -> str:
+def output_kind(dst: Path) -> str:
     """'video' for a video file name, 'folder' for a folder (existing, or a name without a
-    suffix or ending in '/'): PNG frames, lossless. Anything else is an :class:`InputError`,
-    where OpenCV would write nothing, or one broken file, without a word."""
+    suffix or ending in '/'). Anything else is an :class:`InputError`, where OpenCV would
+    write nothing, or one broken file, without a word."""
     if dst.suffix.lower() in VIDEO_EXTS:
         return "video"
     if dst.is_dir() or not dst.suffix or str(dst).endswith("/"):
         return "folder"
     raise InputError(
-        f"output {dst}: a video file ({', '.join(sorted(VIDEO_EXTS))}) or a folder for PNG frames"
+        f"output {dst}: a video file ({', '.join(sorted(VIDEO_EXTS))}) or a folder for images"
     )
+
+
+class FrameSink:
+    """Where the deblurred frames of a video or an image folder go, as the output's name says:
+    a video file (mp4v at ``fps``, 8 bit) or a folder of images (lossless, 16 bit kept)."""
+
+    def __init__(self, dst: Path, fps: float) -> None:
+        self.dst, self.fps = dst, fps
+        self.video = output_kind(dst) == "video"
+        self.writer: cv2.VideoWriter | None = None
+        self.size: tuple[int, int] | None = None
+        if not self.video:
+            dst.mkdir(parents=True, exist_ok=True)
+
+    def write(self, frame: np.ndarray, name: str) -> None:
+        """``frame``: RGB or grey; ``name``: its file name in a folder."""
+        img = np.ascontiguousarray(frame[..., ::-1] if frame.ndim == 3 else frame)
+        if not self.video:
+            if not cv2.imwrite(str(self.dst / name), img):
+                raise InputError(f"cannot write {self.dst / name}")
+            return
+        h, w = img.shape[:2]
+        if self.writer is None:
+            self.size = (w, h)
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self.writer = cv2.VideoWriter(str(self.dst), fourcc, self.fps, self.size)
+            if not self.writer.isOpened():
+                raise InputError(f"cannot write video {self.dst}")
+        if (w, h) != self.size:  # OpenCV would drop the frame without a word
+            raise InputError(f"frames of sizes {self.size} and {(w, h)}: write a folder instead")
+        if img.dtype == np.uint16:
+            img = (img >> 8).astype(np.uint8)
+        self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
 
 
 def deblur_video(
     src: Path, dst: Path, engine: StreamDeblurrer, scale: float, sbs: bool, tick: Callable[[], None]
 ) -> Report:
-    to_folder = video_output_kind(dst) == "folder"
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise InputError(f"cannot open video {src}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    writer: cv2.VideoWriter | None = None
+    sink = FrameSink(dst, fps)
     report = Report()
     inputs: dict[int, np.ndarray] = {}
-    if to_folder:
-        dst.mkdir(parents=True, exist_ok=True)
 
     def write(outs: list[DeblurredFrame]) -> None:
-        nonlocal writer
         for o in outs:
             frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
-            bgr = np.ascontiguousarray(frame[..., ::-1])
-            if to_folder:
-                if not cv2.imwrite(str(dst / f"{report.frames:06d}.png"), bgr):
-                    raise InputError(f"cannot write frames into {dst}")
-            else:
-                if writer is None:
-                    h, w = frame.shape[:2]
-                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                    writer = cv2.VideoWriter(str(dst), fourcc, fps, (w, h))
-                    if not writer.isOpened():
-                        raise InputError(f"cannot write video {dst}")
-                writer.write(bgr)
+            sink.write(frame, f"{report.frames:06d}.png")
             report.frames += 1
             tick()
 
@@ -125,27 +147,31 @@ def deblur_video(
         i += 1
     write(engine.flush())
     cap.release()
+    sink.close()
     if not report.frames:
         raise InputError(f"no readable frame in {src}")
-    if writer is not None:
-        writer.release()
     return report
 
 
 def deblur_folder(
-    src: Path, dst: Path, engine: StreamDeblurrer, scale: float, sbs: bool, tick: Callable[[], None]
+    src: Path,
+    dst: Path,
+    engine: StreamDeblurrer,
+    scale: float,
+    sbs: bool,
+    tick: Callable[[], None],
+    fps: float = 30.0,
 ) -> Report:
-    dst.mkdir(parents=True, exist_ok=True)
+    """Deblur the images of ``src`` in natural order into a folder (same file names) or, when
+    ``dst`` names a video file, into a video at ``fps``."""
+    sink = FrameSink(dst, fps)
     paths = list_images(src)
     report = Report()
     inputs: dict[int, np.ndarray] = {}
 
     def write(outs: list[DeblurredFrame]) -> None:
         for o in outs:
-            img = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
-            if img.ndim == 3:
-                img = img[..., ::-1]
-            cv2.imwrite(str(dst / o.meta), img)
+            sink.write(side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image, o.meta)
             report.frames += 1
             tick()
 
@@ -157,11 +183,12 @@ def deblur_folder(
         if img.ndim == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
         img = resize(img, scale)
-        stamp = i * 33_333_333
+        stamp = round(i * 1e9 / fps)
         if sbs:
             inputs[stamp] = img
         write(engine.push(img, stamp, meta=p.name))
     write(engine.flush())
+    sink.close()
     return report
 
 

@@ -80,6 +80,19 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     assert "1 unreadable frames skipped" in result.stdout
 
 
+def test_folder_into_a_video_at_fps_and_mixed_sizes_refused(tmp_path, tiny_recurrent_checkpoint):
+    src = write_folder(tmp_path / "in", frames(5, seed=4))
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(src), "-o", str(tmp_path / "out.mp4"), "--fps", "12", *weights)
+    assert result.returncode == 0, result.stderr
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(12.0)
+    cv2.imwrite(str(src / "9.png"), frames(1, h=16, w=16)[0])  # a video has one frame size
+    mixed = deblur(str(src), "-o", str(tmp_path / "mixed.mp4"), *weights)
+    assert mixed.returncode == 2 and "write a folder instead" in mixed.stderr
+
+
 def write_folder(folder: Path, imgs: list[np.ndarray]) -> Path:
     """RGB frames as 0.png, 1.png, ... (written BGR, as OpenCV does)."""
     folder.mkdir()

@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--output",
         type=Path,
         required=True,
-        help="video input: a video file or a folder for PNG frames; folder input: a folder; "
-        "bag input: a bag directory that does not exist yet",
+        help="videos and image folders: a video file or a folder (PNG frames from a video, the "
+        "same file names from a folder); bags: a bag directory that does not exist yet",
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("--device", default="auto")
@@ -69,6 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
     )
+    p.add_argument(
+        "--fps", type=float, default=30.0, help="an image folder written as a video: its frame rate"
+    )
     p.set_defaults(func=run)
 
 
@@ -85,8 +88,10 @@ def run(args: argparse.Namespace) -> int:
             raise offline.InputError("--resize must be in 0.05..1")
         if not 1 <= args.jpeg_quality <= 100:
             raise offline.InputError("--jpeg-quality must be in 1..100")
-        if kind == "video":
-            offline.video_output_kind(args.output)  # before minutes of work go nowhere
+        if kind != "bag":
+            offline.output_kind(args.output)  # before minutes of work go nowhere
+        if args.fps <= 0:
+            raise offline.InputError("--fps must be positive")
         engine = make_engine(
             args.weights,
             self_ensemble=args.self_ensemble,
@@ -106,7 +111,13 @@ def run(args: argparse.Namespace) -> int:
             )
         elif kind == "folder":
             report = offline.deblur_folder(
-                args.input, args.output, engine, args.resize, args.side_by_side, bar.update
+                args.input,
+                args.output,
+                engine,
+                args.resize,
+                args.side_by_side,
+                bar.update,
+                fps=args.fps,
             )
         else:
             report = offline.deblur_bag(
