@@ -78,6 +78,10 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
     assert "1 unreadable frames skipped" in result.stdout
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    in_place = deblur(str(src), "-o", str(src) + "/", "--weights", str(tiny_recurrent_checkpoint))
+    assert in_place.returncode == 2 and "is the input" in in_place.stderr
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
 
 
 def test_folder_into_a_video_at_fps_and_mixed_sizes_refused(tmp_path, tiny_recurrent_checkpoint):

@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             raise offline.InputError("--resize must be in 0.05..1")
         if not 1 <= args.jpeg_quality <= 100:
             raise offline.InputError("--jpeg-quality must be in 1..100")
+        if args.output.resolve() == args.input.resolve():
+            raise offline.InputError(f"output {args.output} is the input: the originals are kept")
         if kind != "bag":
             offline.output_kind(args.output)  # before minutes of work go nowhere
         if args.fps <= 0:
