@@ -77,7 +77,7 @@ import torch
 from torch import nn
 
 from .archs import SARN, RecurrentSARN, fusion_inputs
-from .archs.modules import check_deform_kernel
+from .archs.modules import check_deform_kernel, deform_path
 from .checkpoint import load_model
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ class StreamDeblurrer:
             raise TypeError(f"expected a SARN or RecurrentSARN model, got {type(model).__name__}")
         self.model = model.to(self.device).eval()
         check_deform_kernel(self.device)
+        self.deform_path = deform_path(self.model, self.device)  # reported by the node
         self.is_recurrent = isinstance(model, RecurrentSARN)
         # channels-last measured faster on CPU as well (module docstring); None = on.
         self.channels_last = True if channels_last is None else channels_last

@@ -162,6 +162,7 @@ def test_self_ensemble_outputs_match_the_engine(ros, tiny_recurrent_checkpoint):
     assert spin_until(node, lambda: len(cam.outputs) == 3, 30)
     assert [stamp(m) for m in cam.outputs] == stamps
     assert spin_until(node, lambda: diag.values.get("self_ensemble") == "4", 10)
+    assert diag.values["deformable conv"] == "grid_sample"  # the CPU path
     engine = SelfEnsembleDeblurrer(
         tiny_recurrent_checkpoint, members=4, device="cpu", future_frames=1
     )

@@ -193,3 +193,11 @@ class ConvLSTMCell(nn.Module):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
+
+
+def deform_path(model: nn.Module, device: torch.device) -> str:
+    """The deformable-conv path ``model`` runs on ``device`` ('-' when it has no DRM)."""
+    for m in model.modules():
+        if isinstance(m, DeformableResidualModule):
+            return resolve_deform_impl(m.impl, device)
+    return "-"

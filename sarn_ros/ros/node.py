@@ -189,7 +189,8 @@ class DeblurNode(Node):
         self.worker.start()
         self.get_logger().info(
             f"deblurring {', '.join(c.ns or '.' for c in self.cameras)} with "
-            f"{self.engine.model_name} on {self.engine.device} ({self.engine.precision}), "
+            f"{self.engine.model_name} on {self.engine.device} ({self.engine.precision}, "
+            f"deformable conv: {self.engine.deform_path}), "
             f"future_frames={self.engine.future_frames}, queue_policy={self.queue_policy}"
         )
         if self.torch_compile:
@@ -462,6 +463,7 @@ class DeblurNode(Node):
             "rejected frames": str(rejected),
             "state resets": str(stats["resets"]),
             "device": str(self.engine.device),
+            "deformable conv": self.engine.deform_path,
             "precision": self.engine.precision,
             "model": self.engine.model_name,
             "future_frames": str(self.engine.future_frames),

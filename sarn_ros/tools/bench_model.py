@@ -44,7 +44,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..archs import SARN, RecurrentSARN
-from ..archs.modules import DEFORM_IMPLS
+from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..engine import PRECISIONS, CompiledCall, resolve_device, resolve_precision
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
@@ -292,7 +292,7 @@ def bench_row(
         resolution=f"{w}x{h}",
         device=device_label(device),
         precision=precision,
-        deform=model_deform_impl(model, device),
+        deform=deform_path(model, device),
         layout="channels_last" if channels_last else "NCHW",
         mode=mode_label(net),
         ms=ms,
@@ -309,16 +309,6 @@ def mode_label(net: object) -> str:
     if not isinstance(net, CompiledCall):
         return "eager"
     return "compiled" if net.compiled is not None else "eager (compile failed)"
-
-
-def model_deform_impl(model: nn.Module, device: torch.device) -> str:
-    """The deformable-conv path the model actually runs ('-' when it has no DRM)."""
-    from ..archs.modules import DeformableResidualModule, resolve_deform_impl
-
-    for m in model.modules():
-        if isinstance(m, DeformableResidualModule):
-            return resolve_deform_impl(m.impl, device)
-    return "-"
 
 
 def parse_size(text: str) -> tuple[int, int]:
