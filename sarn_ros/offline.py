@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .data.datasets import IMAGE_EXTS, list_images
+from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by
 from .engine import DeblurredFrame, StreamDeblurrer
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
@@ -51,15 +51,6 @@ def kind_of(path: Path) -> str:
     if path.suffix.lower() in VIDEO_EXTS:
         return "video"
     raise InputError(f"unknown input type: {path} (video, image folder or rosbag2 expected)")
-
-
-def resize(img: np.ndarray, scale: float) -> np.ndarray:
-    if scale == 1.0:
-        return img
-    h, w = img.shape[:2]
-    return cv2.resize(
-        img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
-    )
 
 
 def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -139,7 +130,7 @@ def deblur_video(
         ok, bgr = cap.read()
         if not ok:
             break
-        rgb = resize(np.ascontiguousarray(bgr[..., ::-1]), scale)
+        rgb = resize_by(np.ascontiguousarray(bgr[..., ::-1]), scale)
         stamp = round(i * 1e9 / fps)
         if sbs:
             inputs[stamp] = rgb
@@ -176,13 +167,11 @@ def deblur_folder(
             tick()
 
     for i, p in enumerate(paths):
-        img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        img = read_frame(p)
         if img is None:  # a corrupt file: skip it, keep going
             report.skipped += 1
             continue
-        if img.ndim == 3:
-            img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        img = resize(img, scale)
+        img = resize_by(img, scale)
         stamp = round(i * 1e9 / fps)
         if sbs:
             inputs[stamp] = img
@@ -389,7 +378,7 @@ def deblur_bag(
                 msg = reader.deserialize(raw, conn.msgtype)
                 try:
                     pixels, encoding = bag_image(msg, conn.msgtype, debayer)
-                    frame = resize(to_rgb(pixels, encoding), scale)
+                    frame = resize_by(to_rgb(pixels, encoding), scale)
                     scales = (frame.shape[1] / pixels.shape[1], frame.shape[0] / pixels.shape[0])
                 except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
                     report.skipped += 1

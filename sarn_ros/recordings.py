@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from .data.blur_synth import BlurParams, synthesize
-from .data.datasets import Sequence, list_images, resize_by, synthesize_folder
+from .data.datasets import Sequence, list_images, read_frame, resize_by, synthesize_folder
 from .offline import InputError, bag_image, bag_topics, kind_of
 
 log = logging.getLogger(__name__)
@@ -59,13 +59,10 @@ class Recording:
 
     def _folder(self) -> Iterator[tuple[str, np.ndarray]]:
         for p in list_images(self.path):
-            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            img = read_frame(p)
             if img is None:
                 self.skipped += 1
                 continue
-            if img.ndim == 3:
-                code = cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB
-                img = cv2.cvtColor(img, code)
             yield self.name(""), img
 
     def _video(self) -> Iterator[tuple[str, np.ndarray]]:

@@ -50,6 +50,15 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(img[..., ::-1])
 
 
+def read_frame(path: Path) -> np.ndarray | None:
+    """An image as the engine takes it: RGB (alpha dropped) or grey, 8 or 16 bit as stored;
+    None when it cannot be read (callers skip and count it)."""
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is not None and img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return img
+
+
 Frames = list[np.ndarray] | np.ndarray
 """uint8 RGB frames of equal size: a list of (H, W, 3) arrays or one (T, H, W, 3) array, which
 may be a read-only memory map of a training-set file."""

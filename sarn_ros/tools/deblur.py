@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from ..ros.image_conversion import DEBAYER
+from .options import add_bag_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,17 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="torch.compile the network: faster per frame after a compile of 15-30 s per size",
     )
-    p.add_argument(
-        "--topics",
-        nargs="+",
-        help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
-    )
-    p.add_argument(
-        "--debayer",
-        default="vng",
-        choices=tuple(DEBAYER),
-        help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
-    )
+    add_bag_arguments(p)
     p.add_argument(
         "--compressed",
         action="store_true",

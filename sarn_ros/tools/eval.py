@@ -18,7 +18,7 @@ from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams
 from ..data.datasets import load_pairs
 from ..ensemble import MEMBERS
-from ..ros.image_conversion import DEBAYER
+from .options import add_bag_arguments
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -60,17 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="start --no-gt streams N frames in (recordings often begin standing still)",
     )
-    p.add_argument(
-        "--topics",
-        nargs="+",
-        help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
-    )
-    p.add_argument(
-        "--debayer",
-        default="vng",
-        choices=tuple(DEBAYER),
-        help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
-    )
+    add_bag_arguments(p)
     p.add_argument("--future-frames", type=int, nargs="+", default=[0, 1, 2], choices=(0, 1, 2))
     p.add_argument(
         "--scale", type=float, default=0.5, help="downscale synthetic sources (as training)"

@@ -32,7 +32,7 @@ from ..data.datasets import (
 )
 from ..offline import InputError, kind_of
 from ..recordings import iter_clips, synthetic_sequences
-from ..ros.image_conversion import DEBAYER
+from .options import add_bag_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,17 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=60,
         help="videos and bags are cut into sequences of this many frames",
     )
-    d.add_argument(
-        "--topics",
-        nargs="+",
-        help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
-    )
-    d.add_argument(
-        "--debayer",
-        default="vng",
-        choices=tuple(DEBAYER),
-        help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
-    )
+    add_bag_arguments(d)
     d.add_argument(
         "--val-sharp",
         type=Path,
