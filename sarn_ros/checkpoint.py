@@ -10,6 +10,7 @@ Format (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,10 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint dict; raises CheckpointError with a one-line reason."""
     path = resolve_weights(weights)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch < 2.2 warns about its own TypedStorage use in every weights_only load
+            warnings.filterwarnings("ignore", "TypedStorage is deprecated")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle of foreign objects, not a torch file
         first_line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
         raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first_line}") from None

@@ -68,6 +68,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,12 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 _MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-_TORCH_DTYPE = {np.dtype(np.uint8): torch.uint8, np.dtype(np.uint16): torch.uint16}
+# torch.uint16 came with torch 2.3; older ones (distribution and JetPack builds) carry 16-bit
+# frames as int32, converted in numpy on the way in and out.
+_TORCH_DTYPE = {
+    np.dtype(np.uint8): torch.uint8,
+    np.dtype(np.uint16): getattr(torch, "uint16", torch.int32),
+}
 RECOMPILE_LIMIT = 64  # compiled variants of the network per process (dynamo's default: 8)
 RESET_REASONS = ("resolution", "format", "backwards", "gap", "explicit", "future_frames")
 
@@ -145,6 +151,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         log.warning("fp16 is not supported on CPU by sarn_ros; running fp32 (bf16 is available)")
         return "fp32"
     return precision
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager:
+    """Autocast to ``precision``, or no context for fp32: torch before 2.3 refuses a disabled
+    CPU autocast whose dtype is not bf16."""
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=PRECISIONS[precision])
 
 
 class CompiledCall:
@@ -440,6 +454,8 @@ class StreamDeblurrer:
         with warnings.catch_warnings():
             # Zero-copy views of ROS message buffers are read-only; this tensor is only read.
             warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            if _TORCH_DTYPE[frame.dtype] == torch.int32:
+                frame = frame.astype(np.int32)
             src = torch.from_numpy(frame)
         with torch.inference_mode():
             if self._pinned:
@@ -466,15 +482,7 @@ class StreamDeblurrer:
 
     def _forward(self, group: list[_Stream]) -> list[DeblurredFrame]:
         t0 = time.perf_counter()
-        dev_type = self.device.type
-        with (
-            torch.inference_mode(),
-            torch.autocast(
-                dev_type,
-                dtype=PRECISIONS[self.precision],
-                enabled=self.precision != "fp32",
-            ),
-        ):
+        with torch.inference_mode(), autocast(self.device, self.precision):
             stacks = []
             for s in group:
                 cur = s.frames[s.pending[0].slot : s.pending[0].slot + 1]
@@ -530,4 +538,6 @@ class StreamDeblurrer:
             arr = s.host_out.numpy().copy()
         else:
             arr = s.out_dev.numpy().copy()
+        if arr.dtype != s.fmt[3]:
+            arr = arr.astype(s.fmt[3])
         return arr if s.fmt[2] == 3 or squeeze else arr[:, :, None]

@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS, deform_path
-from ..engine import PRECISIONS, CompiledCall, resolve_device, resolve_precision
+from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -245,10 +245,7 @@ def bench_row(
         net = CompiledCall(net, variant)
     cuda = device.type == "cuda"
     times: list[float] = []
-    with (
-        torch.inference_mode(),
-        torch.autocast(device.type, dtype=PRECISIONS[precision], enabled=precision != "fp32"),
-    ):
+    with torch.inference_mode(), autocast(device, precision):
         state = model.init_state(1, h, w, device, torch.float32) if recurrent else None
 
         def frame() -> None:

@@ -295,7 +295,11 @@ class Trainer:
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
         self.amp_dtype = amp_dtype(cfg.precision, self.device)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        fp16 = self.amp_dtype == torch.float16
+        if hasattr(torch.amp, "GradScaler"):
+            self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
+        else:  # torch < 2.3 (distribution and JetPack builds)
+            self.scaler = torch.cuda.amp.GradScaler(enabled=fp16)
         self.writer = None
         self.sample_image: torch.Tensor | None = None
         if self.rank == 0:
