@@ -14,11 +14,16 @@ import torch
 
 from sarn_ros.archs import SARN
 from sarn_ros.checkpoint import load_model, save_checkpoint
+from sarn_ros.tools import cli, export
 
 SARN_CLI = str(Path(sys.executable).parent / "sarn")
+needs_exporter = pytest.mark.skipif(
+    not export.has_dynamo_exporter(), reason="this PyTorch has no dynamo ONNX exporter (< 2.5)"
+)
 
 
 @pytest.mark.slow
+@needs_exporter
 def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoint):
     out = tmp_path / "step.onnx"
     result = subprocess.run(
@@ -54,6 +59,7 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
 
 
 @pytest.mark.slow
+@needs_exporter
 def test_single_image_export_and_bad_size(tmp_path):
     torch.manual_seed(0)
     ckpt = save_checkpoint(
@@ -93,3 +99,18 @@ def test_single_image_export_and_bad_size(tmp_path):
         timeout=60,
     )
     assert bad.returncode == 2 and "multiples of 4" in bad.stderr
+
+
+def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, capsys):
+    """A robot's older PyTorch runs the node; export says what it needs instead of a traceback
+    from deep inside torch.export."""
+
+    def old_export(model, args, f, export_params=True, opset_version=None):  # torch 2.1's shape
+        raise AssertionError("must not be reached")
+
+    monkeypatch.setattr(torch.onnx, "export", old_export)
+    argv = ["export", "-o", str(tmp_path / "x.onnx")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs PyTorch >= 2.5" in err[0] and torch.__version__ in err[0]
+    assert not (tmp_path / "x.onnx").exists()

@@ -14,6 +14,7 @@ through their grid_sample form (ONNX GridSample, opset >= 16), which onnxruntime
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -112,7 +113,21 @@ def validate(graph: nn.Module, model: nn.Module, path: Path, sizes: list[tuple[i
     return worst
 
 
+def has_dynamo_exporter() -> bool:
+    """The exporter used here (``torch.onnx.export(dynamo=True)``) came with PyTorch 2.5; older
+    ones (distribution and JetPack builds) still run the node."""
+    return "dynamo" in inspect.signature(torch.onnx.export).parameters
+
+
 def run(args: argparse.Namespace) -> int:
+    if not has_dynamo_exporter():
+        print(
+            f"sarn export: error: needs PyTorch >= 2.5 (the dynamo ONNX exporter); this is "
+            f"{torch.__version__}. Export on a desktop with a newer PyTorch: the ONNX file runs "
+            "anywhere.",
+            file=sys.stderr,
+        )
+        return 2
     if args.height % 4 or args.width % 4:
         print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
         return 2
