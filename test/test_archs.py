@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ import pytest
 import torch
 from torchvision.ops import deform_conv2d
 
+import sarn_ros
 from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs, modules
 from sarn_ros.archs.modules import (
     DeformableResidualModule,
@@ -68,6 +70,42 @@ def test_without_torchvision_everything_runs_on_the_grid_sample_path() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(24, 32, 3)"
+
+
+@pytest.mark.parametrize(
+    ("version", "ok"),
+    [
+        ("1.8.1", False),
+        ("2.0.1+cu118", False),
+        ("2.1.0a0+41361538.nv23.06", True),
+        ("2.14.1", True),
+    ],
+)
+def test_too_old_pytorch_is_named(version: str, ok: bool) -> None:
+    """Ubuntu 22.04's python3-torch (1.8) would fail deep inside the network: say why at once.
+    2.1 (the oldest the suite passed with) and JetPack-style version strings pass."""
+    if ok:
+        sarn_ros.require_torch(version)
+    else:
+        with pytest.raises(
+            ImportError, match=rf"needs PyTorch >= 2\.1, found {re.escape(version)}"
+        ):
+            sarn_ros.require_torch(version)
+
+
+def test_import_checks_the_pytorch_version() -> None:
+    code = (
+        "import sys, types; torch = types.ModuleType('torch'); torch.__version__ = '1.8.1'\n"
+        "sys.modules['torch'] = torch\n"
+        "import sarn_ros\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("ImportError: sarn_ros needs PyTorch >= 2.1, found 1.8.1")
+    )
 
 
 def test_auto_falls_back_where_torchvision_kernel_cannot_run(monkeypatch, caplog) -> None:
