@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from sarn_ros import engine as engine_module
 from sarn_ros.archs import SARN, RecurrentSARN
 from sarn_ros.engine import DeblurredFrame, StreamDeblurrer
 
@@ -220,6 +221,20 @@ def test_uint16_uses_the_full_range(model) -> None:
     out8 = run(StreamDeblurrer(model, device="cpu"), [img8], [0])[0].image
     out16 = run(StreamDeblurrer(model, device="cpu"), [img16], [0])[0].image
     assert np.abs(out16 / 257.0 - out8).max() <= 1.0
+
+
+@pytest.mark.parametrize("shape", [(H, W, 3), (H, W)])
+def test_uint16_without_torch_uint16_gives_the_same_frames(model, monkeypatch, shape) -> None:
+    """PyTorch < 2.3 (distribution builds) has no uint16: 16-bit frames travel as int32."""
+    imgs = frames(3, shape, dtype=np.uint16)
+    native = run(StreamDeblurrer(model, device="cpu"), imgs, [0, NS, 2 * NS])
+    monkeypatch.setitem(engine_module._TORCH_DTYPE, np.dtype(np.uint16), torch.int32)
+    engine = StreamDeblurrer(model, device="cpu")
+    fallback = run(engine, imgs, [0, NS, 2 * NS])
+    assert engine._streams["default"].out_dev.dtype == torch.int32  # the int32 path ran
+    for a, b in zip(native, fallback, strict=True):
+        assert b.image.dtype == np.uint16 and b.image.shape == shape
+        assert np.array_equal(a.image, b.image)
 
 
 def test_negative_stride_views_are_accepted(model) -> None:
