@@ -34,6 +34,10 @@ ARGUMENTS = {
     "torch_compile": ("", "true: torch.compile the network (faster; first frame waits)."),
     "input_transport": ("", "raw (image_raw) or compressed (image_raw/compressed)."),
     "queue_policy": ("", "latest (live cameras) or all (bags)."),
+    "lazy": ("", "true: deblur only while something subscribes to the outputs."),
+    "resize": ("", "Scale factor 0.1..1 applied before deblurring (speed for detail)."),
+    "debayer": ("", "Demosaicing of bayer_* input: vng, edge_aware or bilinear."),
+    "publish_compressed": ("", "true: also publish deblurred/image_raw/compressed (JPEG)."),
     "cameras": ("", "Camera namespaces served by one node, e.g. '[left, right]'."),
     "image": ("image_raw", "Input image topic (remapping of image_raw)."),
     "camera_info": ("camera_info", "Input camera_info topic (remapping of camera_info)."),
@@ -49,7 +53,14 @@ def boolean(text: str) -> bool:
     return text.lower() in ("true", "1")
 
 
-TYPES = {"future_frames": int, "self_ensemble": int, "torch_compile": boolean}
+TYPES = {
+    "future_frames": int,
+    "self_ensemble": int,
+    "torch_compile": boolean,
+    "lazy": boolean,
+    "resize": float,
+    "publish_compressed": boolean,
+}
 
 
 def share_file(*parts: str) -> str:
@@ -68,8 +79,13 @@ def node_actions(context: LaunchContext) -> list[Node]:
         "self_ensemble",
         "torch_compile",
         "input_transport",
+        "queue_policy",
+        "lazy",
+        "resize",
+        "debayer",
+        "publish_compressed",
     )
-    for name in (*forwarded, "queue_policy"):
+    for name in forwarded:
         if arg[name]:
             overrides[name] = TYPES.get(name, str)(arg[name])
     if arg["cameras"]:

@@ -54,7 +54,8 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_installed_layout(install: Path):
     share = install / "share" / "sarn_ros"
-    assert os.access(install / "lib" / "sarn_ros" / "sarn_deblur_node", os.X_OK)
+    for exe in ("sarn_deblur_node", "sarn"):  # `ros2 run sarn_ros sarn deblur ...` (README)
+        assert os.access(install / "lib" / "sarn_ros" / exe, os.X_OK), exe
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "sarn_ros").exists()
     assert (share / "package.xml").exists()
     for name in (p.name for p in (REPO / "launch").glob("*.launch.py")):

@@ -90,6 +90,9 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         self_ensemble="4",
         torch_compile="True",
         precision="bf16",
+        lazy="true",
+        resize="0.5",
+        debayer="edge_aware",
     )
     assert (node.node_package, node.node_executable) == ("sarn_ros", "sarn_deblur_node")
     assert node.node_name == "/front/sarn_deblur"
@@ -102,6 +105,9 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         "self_ensemble": 4,
         "torch_compile": True,
         "precision": "bf16",
+        "lazy": True,
+        "resize": 0.5,
+        "debayer": "edge_aware",
         "use_sim_time": False,
     }
     assert ("image_raw", "image_raw") in node.expanded_remapping_rules
