@@ -106,6 +106,7 @@ def evaluate_nogt(
         "mean_orb_matches": float(np.mean(m_out)) if m_out else 0.0,
         "mean_orb_inliers_input": float(np.mean(inl_in)) if inl_in else 0.0,
         "mean_orb_inliers": float(np.mean(inl_out)) if inl_out else 0.0,
+        "orb_inlier_change": metrics.paired_change(inl_in, inl_out),
         "sharpness_input": float(np.mean([metrics.sharpness(f) for f in frames])),
         "sharpness": float(np.mean([metrics.sharpness(f) for f in outs])),
     }

@@ -76,3 +76,47 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
 def orb_inliers(a: np.ndarray, b: np.ndarray, features: int = 1500) -> int:
     """RANSAC-inlier ORB matches between two frames (0 when too few matches to fit)."""
     return orb_matches(a, b, features)[1]
+
+
+# Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t975(dof: int) -> float:
+    """95 % two-sided t quantile (table to 30 dof, Cornish-Fisher beyond: < 0.001 off)."""
+    if dof <= len(_T975):
+        return _T975[dof - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
+
+
+def paired_change(before: list[float], after: list[float]) -> dict:
+    """Mean per-pair change with a 95 % t interval, and a verdict a user can act on.
+
+    One short stream moves the ORB count by several inliers either way, so a bare difference
+    of means over-reads noise. Frame pairs are treated as independent, which consecutive pairs
+    are not quite: the interval is a lower bound on the real uncertainty.
+    """
+    d = np.asarray(after, np.float64) - np.asarray(before, np.float64)
+    n = len(d)
+    mean = float(d.mean()) if n else 0.0
+    low = high = None
+    if n < 2:
+        verdict = "too few pairs"
+    else:
+        half = t975(n - 1) * float(d.std(ddof=1)) / np.sqrt(n)
+        low, high = mean - half, mean + half
+        verdict = "more" if low > 0 else "fewer" if high < 0 else "no clear change"
+    return {
+        "mean": mean,
+        "low": low,
+        "high": high,
+        "better": int((d > 0).sum()),
+        "worse": int((d < 0).sum()),
+        "pairs": n,
+        "verdict": verdict,
+    }

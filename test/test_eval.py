@@ -9,6 +9,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from sarn_ros import metrics
 from sarn_ros.engine import StreamDeblurrer
@@ -70,7 +71,11 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
     stream = data["no_gt"][0]
     assert len(stream["orb_inliers_input"]) == len(stream["orb_matches_input"]) == 2
     assert all(m >= i for m, i in zip(stream["orb_matches"], stream["orb_inliers"], strict=True))
-    assert "input PSNR" in result.stdout
+    change = stream["orb_inlier_change"]  # the per-pair verdict comes from the listed counts
+    diffs = np.subtract(stream["orb_inliers"], stream["orb_inliers_input"])
+    assert change["pairs"] == 2 and change["mean"] == pytest.approx(diffs.mean())
+    assert change["better"] == int((diffs > 0).sum())
+    assert "input PSNR" in result.stdout and "inliers change/pair [95% CI]" in result.stdout
 
 
 def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):

@@ -77,3 +77,24 @@ def test_orb_proxy_prefers_sharp_pairs():
     matches, inliers = metrics.orb_matches(base, shifted)
     assert matches >= inliers == metrics.orb_inliers(base, shifted)
     assert metrics.orb_matches(np.zeros_like(base), base) == (0, 0)  # no features in a flat frame
+
+
+def test_t_quantiles_match_the_table_and_the_normal_limit():
+    assert metrics.t975(1) == 12.706 and metrics.t975(30) == 2.042
+    assert metrics.t975(31) == pytest.approx(2.0395, abs=1e-3)  # expansion beyond the table
+    assert metrics.t975(120) == pytest.approx(1.9799, abs=1e-3)
+    assert metrics.t975(10**6) == pytest.approx(1.95996, abs=1e-4)
+
+
+def test_paired_change_interval_and_verdicts():
+    # differences 1..5: mean 3, sd sqrt(2.5), t(4) = 2.776
+    c = metrics.paired_change([10] * 5, [11, 12, 13, 14, 15])
+    half = 2.776 * math.sqrt(2.5) / math.sqrt(5)
+    assert (c["mean"], c["low"], c["high"]) == pytest.approx((3, 3 - half, 3 + half))
+    assert (c["better"], c["worse"], c["pairs"], c["verdict"]) == (5, 0, 5, "more")
+    assert metrics.paired_change([5, 5, 5], [1, 2, 3])["verdict"] == "fewer"
+    # a mean of -6 from a noisy handful is not a verdict (the real stream: 348.7 -> 342.8)
+    noisy = metrics.paired_change([350, 340, 360, 345, 350, 347], [330, 352, 340, 349, 338, 350])
+    assert noisy["verdict"] == "no clear change" and noisy["low"] < 0 < noisy["high"]
+    one = metrics.paired_change([3], [4])
+    assert one["verdict"] == "too few pairs" and one["low"] is None

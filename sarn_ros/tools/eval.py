@@ -165,6 +165,22 @@ def label(r: dict) -> str:
     return name if r["self_ensemble"] == 1 else f"{name} x{r['self_ensemble']}"
 
 
+def change_cell(c: dict) -> str:
+    if c["low"] is None:
+        return f"{c['mean']:+.1f}"
+    return f"{c['mean']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]"
+
+
+def verdict(c: dict) -> str:
+    """What the ORB change says for SLAM, counting the pairs that went each way."""
+    tally = f"{c['better']} of {c['pairs']} pairs up"
+    if c["verdict"] == "too few pairs":
+        return f"too few frame pairs ({c['pairs']})"
+    if c["verdict"] == "no clear change":
+        return f"no clear change ({tally}; a longer stream narrows it)"
+    return f"{c['verdict']} inliers ({tally})"
+
+
 def print_tables(results: dict) -> None:
     if results["gt"]:
         table(
@@ -206,6 +222,8 @@ def print_tables(results: dict) -> None:
                 "ORB inliers deblurred",
                 "sharpness input",
                 "sharpness",
+                "inliers change/pair [95% CI]",
+                "verdict",
             ],
             [
                 [
@@ -218,6 +236,8 @@ def print_tables(results: dict) -> None:
                     f"{r['mean_orb_inliers']:.1f}",
                     f"{r['sharpness_input']:.1f}",
                     f"{r['sharpness']:.1f}",
+                    change_cell(r["orb_inlier_change"]),
+                    verdict(r["orb_inlier_change"]),
                 ]
                 for r in results["no_gt"]
             ],
