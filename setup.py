@@ -19,6 +19,7 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/weights", glob("weights/*.pth") + glob("weights/*.md")),
     ],
+    python_requires=">=3.10",
     install_requires=["setuptools"],
     zip_safe=True,
     maintainer="sarn_ros maintainers",
