@@ -37,6 +37,22 @@ class Report:
     ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
 
 
+@dataclass(frozen=True)
+class Window:
+    """``--skip-frames`` / ``--max-frames``: the readable frames of each stream that are
+    deblurred, counted from 0, so a long recording can be previewed (or a still start left out)
+    without cutting it first."""
+
+    skip: int = 0
+    limit: int | None = None
+
+    def wants(self, index: int) -> bool:
+        return index >= self.skip and not self.done(index)
+
+    def done(self, index: int) -> bool:
+        return self.limit is not None and index >= self.skip + self.limit
+
+
 def kind_of(path: Path) -> str:
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
@@ -108,7 +124,13 @@ class FrameSink:
 
 
 def deblur_video(
-    src: Path, dst: Path, engine: StreamDeblurrer, scale: float, sbs: bool, tick: Callable[[], None]
+    src: Path,
+    dst: Path,
+    engine: StreamDeblurrer,
+    scale: float,
+    sbs: bool,
+    tick: Callable[[], None],
+    window: Window = Window(),
 ) -> Report:
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
@@ -125,22 +147,25 @@ def deblur_video(
             report.frames += 1
             tick()
 
-    i = 0
-    while True:
+    i = -1
+    while not window.done(i + 1):
         ok, bgr = cap.read()
         if not ok:
             break
+        i += 1
+        if not window.wants(i):
+            continue
         rgb = resize_by(np.ascontiguousarray(bgr[..., ::-1]), scale)
         stamp = round(i * 1e9 / fps)
         if sbs:
             inputs[stamp] = rgb
         write(engine.push(rgb, stamp))
-        i += 1
     write(engine.flush())
     cap.release()
     sink.close()
     if not report.frames:
-        raise InputError(f"no readable frame in {src}")
+        after = f" after --skip-frames {window.skip}" if window.skip else ""
+        raise InputError(f"no readable frame in {src}{after}")
     return report
 
 
@@ -152,6 +177,7 @@ def deblur_folder(
     sbs: bool,
     tick: Callable[[], None],
     fps: float = 30.0,
+    window: Window = Window(),
 ) -> Report:
     """Deblur the images of ``src`` in natural order into a folder (same file names) or, when
     ``dst`` names a video file, into a video at ``fps``."""
@@ -166,10 +192,16 @@ def deblur_folder(
             report.frames += 1
             tick()
 
+    readable = 0
     for i, p in enumerate(paths):
+        if window.done(readable):
+            break
         img = read_frame(p)
         if img is None:  # a corrupt file: skip it, keep going
             report.skipped += 1
+            continue
+        readable += 1
+        if not window.wants(readable - 1):
             continue
         img = resize_by(img, scale)
         stamp = round(i * 1e9 / fps)
@@ -282,9 +314,11 @@ def deblur_bag(
     tick: Callable[[], None],
     debayer: str = "vng",
     jpeg_quality: int | None = None,
+    window: Window = Window(),
 ) -> Report:
     """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
-    deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs."""
+    deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs. Every
+    original message is copied; ``window`` picks the frames of each camera that are deblurred."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -371,9 +405,10 @@ def deblur_bag(
                     report.frames += 1
                     tick()
 
+            readable = dict.fromkeys(chosen, 0)
             for conn, receive, raw in reader.messages():
                 writer.write(out_conns[conn.id], receive, raw)
-                if conn.topic not in chosen:
+                if conn.topic not in chosen or window.done(readable[conn.topic]):
                     continue
                 msg = reader.deserialize(raw, conn.msgtype)
                 try:
@@ -382,6 +417,9 @@ def deblur_bag(
                     scales = (frame.shape[1] / pixels.shape[1], frame.shape[0] / pixels.shape[0])
                 except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
                     report.skipped += 1
+                    continue
+                readable[conn.topic] += 1
+                if not window.wants(readable[conn.topic] - 1):
                     continue
                 encoding = without_alpha(encoding)  # alpha is not carried through offline
                 emit(

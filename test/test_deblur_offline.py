@@ -409,3 +409,54 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint):
         assert result.returncode == 2, src
         errors = [line for line in result.stderr.splitlines() if "error" in line]
         assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_checkpoint):
+    """A preview of a long recording: frames skip..skip+max of each stream, deblurred as that
+    stretch alone would be (the engine starts at the first one)."""
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    window = ["--skip-frames", "2", "--max-frames", "3"]
+    imgs = frames(7, seed=5)
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    expected = deblur_sequence(engine, imgs[2:5], "window")
+    # a folder, with a corrupt file among the skipped ones (the window counts readable frames)
+    src = write_folder(tmp_path / "in", imgs)
+    (src / "1a.png").write_bytes(b"not a png")
+    result = deblur(str(src), "-o", str(tmp_path / "out"), *weights, *window)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["2.png", "3.png", "4.png"]
+    for i, e in zip((2, 3, 4), expected, strict=True):
+        got = cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1]
+        assert np.abs(got.astype(int) - e).max() <= 1
+    # a video: PNG frames numbered from 0
+    video = tmp_path / "in.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (48, 32))
+    for f in imgs:
+        writer.write(f[..., ::-1])
+    writer.release()
+    result = deblur(str(video), "-o", str(tmp_path / "vout"), *weights, *window)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "vout").iterdir()) == [
+        f"{i:06d}.png" for i in range(3)
+    ]
+    cap = cv2.VideoCapture(str(video))
+    decoded = [cap.read()[1][..., ::-1].copy() for _ in range(7)]
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    for i, e in enumerate(deblur_sequence(engine, decoded[2:5], "v")):
+        got = cv2.imread(str(tmp_path / "vout" / f"{i:06d}.png"))[..., ::-1]
+        assert np.abs(got.astype(int) - e).max() <= 1
+    past_the_end = deblur(str(video), "-o", str(tmp_path / "none"), "--skip-frames", "7")
+    assert past_the_end.returncode == 2 and "after --skip-frames 7" in past_the_end.stderr
+    # a bag: every original message, frames 2..3 of each camera deblurred
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    result = deblur(str(tmp_path / "bag"), "-o", str(tmp_path / "bout"), *weights, *window)
+    assert result.returncode == 0, result.stderr
+    output = read_bag(tmp_path / "bout")
+    assert sorted(m for m in output if "/deblurred/" not in m[0]) == sorted(
+        read_bag(tmp_path / "bag")
+    )
+    for cam in ("left", "right"):
+        outs = messages(output, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")
+        assert [o.header.stamp.nanosec for o in outs] == [2 * 33_333_333, 3 * 33_333_333]
+    bad = deblur(str(src), "-o", str(tmp_path / "o3"), "--max-frames", "0")
+    assert bad.returncode == 2 and "--max-frames >= 1" in bad.stderr

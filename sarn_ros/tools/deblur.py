@@ -62,6 +62,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fps", type=float, default=30.0, help="an image folder written as a video: its frame rate"
     )
+    p.add_argument(
+        "--skip-frames",
+        type=int,
+        default=0,
+        help="leave out the first N readable frames (of each camera of a bag)",
+    )
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=None,
+        help="deblur at most N frames (of each camera of a bag): a quick preview of a long "
+        "recording; a bag still gets every original message",
+    )
     p.set_defaults(func=run)
 
 
@@ -84,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
             offline.output_kind(args.output)  # before minutes of work go nowhere
         if args.fps <= 0:
             raise offline.InputError("--fps must be positive")
+        if args.skip_frames < 0 or (args.max_frames is not None and args.max_frames < 1):
+            raise offline.InputError("--skip-frames >= 0 and --max-frames >= 1")
+        window = offline.Window(args.skip_frames, args.max_frames)
         engine = make_engine(
             args.weights,
             self_ensemble=args.self_ensemble,
@@ -99,7 +115,13 @@ def run(args: argparse.Namespace) -> int:
         start = time.monotonic()
         if kind == "video":
             report = offline.deblur_video(
-                args.input, args.output, engine, args.resize, args.side_by_side, bar.update
+                args.input,
+                args.output,
+                engine,
+                args.resize,
+                args.side_by_side,
+                bar.update,
+                window=window,
             )
         elif kind == "folder":
             report = offline.deblur_folder(
@@ -110,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 args.side_by_side,
                 bar.update,
                 fps=args.fps,
+                window=window,
             )
         else:
             report = offline.deblur_bag(
@@ -121,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.update,
                 debayer=args.debayer,
                 jpeg_quality=args.jpeg_quality if args.compressed else None,
+                window=window,
             )
         bar.close()
     except (offline.InputError, CheckpointError, RuntimeError, OSError) as exc:
