@@ -46,3 +46,12 @@ def test_torch_compile_rows_say_how_the_network_ran(monkeypatch, capsys) -> None
     rows = [line for line in capsys.readouterr().out.splitlines() if "recurrent-0drm" in line]
     modes = [row.split("|")[7].strip() for row in rows]
     assert modes == ["eager", "eager (compile failed)"]
+
+
+def test_flop_count_is_counted_and_grows_with_pixels():
+    """GFLOPs/frame in the bench table; torch 2.1's counter saw nothing under inference_mode."""
+    from sarn_ros.tools.bench_model import count_flops
+
+    small, large = count_flops("recurrent", 64, 64), count_flops("recurrent", 128, 128)
+    assert small > 1e8  # ~3.2 GFLOPs at 64x64 (242 at 640x480)
+    assert large / small == pytest.approx(4.0, rel=0.05)

@@ -215,7 +215,8 @@ def make_input(model: nn.Module, h: int, w: int, device: torch.device) -> torch.
 def count_flops(variant: str, h: int, w: int) -> float:
     model = build(variant, "grid_sample")
     x = make_input(model, h, w, torch.device("cpu"))
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+    # no_grad, not inference_mode: torch < 2.2's FlopCounterMode sees nothing under the latter
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model.step(x) if isinstance(model, RecurrentSARN) else model(x)
     return float(counter.get_total_flops())
 
