@@ -9,7 +9,7 @@ import re
 
 import torch
 
-# The oldest PyTorch the test suite ran with (2.1.2, as in Ubuntu 24.04); Ubuntu 22.04's
+# The oldest PyTorch the test suite ran with (2.1.2); Ubuntu 22.04's
 # python3-torch (1.8) lacks torch.compile, weights_only loading and fused attention.
 MIN_TORCH = (2, 1)
 
