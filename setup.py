@@ -5,12 +5,14 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "sarn_ros"
+SAMPLE = [f"{PACKAGE}.sample", f"{PACKAGE}.sample.blur", f"{PACKAGE}.sample.sharp"]
 
 setup(
     name=PACKAGE,
     version="0.1.0",
-    packages=find_packages(exclude=["test", "test.*"]),
-    package_data={PACKAGE: ["sample/*", "sample/**/*"]},
+    # the bundled sample's folders hold data only; listed so setuptools installs them quietly
+    packages=[*find_packages(exclude=["test", "test.*"]), *SAMPLE],
+    package_data={name: ["*"] for name in SAMPLE},
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
@@ -26,7 +28,6 @@ setup(
     maintainer_email="maintainers@sarn-ros.invalid",
     description="Real-time recurrent SARN motion deblurring node for ROS 2 camera streams.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "sarn_deblur_node = sarn_ros.ros.node:main",

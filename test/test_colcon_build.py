@@ -86,6 +86,12 @@ def test_installed_package_finds_its_share_files(install: Path, tmp_path: Path):
     module, config = out.stdout.split()
     assert module.startswith(str(site))
     assert config == str(install / "share" / "sarn_ros" / "config" / "sarn_deblur.yaml")
+    sample = site / "sarn_ros" / "sample"  # `sarn demo` plays it from the installed package
+    for kind in ("blur", "sharp"):
+        assert sorted(p.name for p in (sample / kind).glob("*.png")) == sorted(
+            p.name for p in (REPO / "sarn_ros" / "sample" / kind).glob("*.png")
+        )
+    assert (sample / "ATTRIBUTION.md").exists()
     node = subprocess.run(
         [str(install / "lib" / "sarn_ros" / "sarn_deblur_node"), "--help"],
         env=env,
