@@ -532,12 +532,10 @@ class StreamDeblurrer:
         img = s.prev[1]
         img = img.mean(0) if s.fmt[2] == 1 else img.permute(1, 2, 0)  # grey back: channel mean
         s.out_dev.copy_(img.mul(_MAX_VALUE[s.fmt[3]]).round_())
+        host = s.out_dev
         if s.host_out is not None:
             s.host_out.copy_(s.out_dev, non_blocking=True)
             torch.cuda.current_stream(self.device).synchronize()
-            arr = s.host_out.numpy().copy()
-        else:
-            arr = s.out_dev.numpy().copy()
-        if arr.dtype != s.fmt[3]:
-            arr = arr.astype(s.fmt[3])
+            host = s.host_out
+        arr = np.array(host.numpy(), dtype=s.fmt[3])  # one copy, int32 -> uint16 on torch < 2.3
         return arr if s.fmt[2] == 3 or squeeze else arr[:, :, None]
