@@ -45,28 +45,44 @@ def seq_values(frames: list[np.ndarray]) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("layout", "blur", "sharp"),
+    ("layout", "blur", "sharp", "names"),
     [
-        ("GOPRO_Large/train", "blur", "sharp"),
-        ("quantitative_datasets", "input", "GT"),
-        ("BSD_2ms16ms/train", "blur", "gt"),
-        ("REDS/train", "blur", "sharp"),
+        ("GOPRO_Large/train", "{seq}/blur", "{seq}/sharp", ["seq_a", "seq_b"]),
+        ("quantitative_datasets", "{seq}/input", "{seq}/GT", ["seq_a", "seq_b"]),
+        ("BSD_2ms16ms/train", "{seq}/Blur/RGB", "{seq}/Sharp/RGB", ["seq_a", "seq_b"]),
+        ("RealBlur-J", "{seq}/blur", "{seq}/gt", ["seq_a", "seq_b"]),
+        ("REDS/train", "train_blur/{seq}", "train_sharp/{seq}", ["train_seq_a", "train_seq_b"]),
+        ("REDS/val", "val_blur_jpeg/{seq}", "val_sharp/{seq}", ["val_seq_a", "val_seq_b"]),
     ],
 )
-def test_pair_layouts(tmp_path: Path, layout: str, blur: str, sharp: str) -> None:
+def test_pair_layouts(tmp_path: Path, layout: str, blur: str, sharp: str, names: list) -> None:
+    """Each benchmark's own folder layout, as downloaded, is found without restructuring."""
     root = tmp_path / layout
-    names = ["000009.png", "000010.png", "000011.png"]  # sorted as numbers, not text
+    files = ["00000009.png", "00000010.png", "00000011.png"]  # sorted as numbers, not text
     for seq, base in (("seq_a", 20), ("seq_b", 120)):
-        write(root / seq / blur, names, [base, base + 10, base + 20])
-        write(root / seq / sharp, names, [base + 1, base + 11, base + 21])
+        write(root / blur.format(seq=seq), files, [base, base + 10, base + 20])
+        write(root / sharp.format(seq=seq), files, [base + 1, base + 11, base + 21])
+        if layout.startswith("BSD"):  # BSD's 16-bit raw frames beside the RGB ones
+            write(root / seq / "Blur" / "RAW", files, [0, 0, 0])
     seqs = load_pairs(root)
-    assert [s.name for s in seqs] == ["seq_a", "seq_b"]
+    assert [s.name for s in seqs] == names
     assert seq_values(seqs[0].blurred) == [20, 30, 40]
     assert seq_values(seqs[1].sharp) == [121, 131, 141]
     assert seqs[0].blurred[0].shape == (H, W, 3)
     assert seqs[0].blurred[0][..., 1].mean() > 200  # RGB, not BGR
-    # the sequence folder itself is accepted as root too
-    assert len(load_pairs(root / "seq_b")) == 1
+    if not layout.startswith("REDS"):  # the sequence folder itself is accepted as root too
+        assert len(load_pairs(root / "seq_b")) == 1
+
+
+def test_reds_prefers_plain_blur_and_skips_unpaired_sequences(tmp_path: Path) -> None:
+    root = tmp_path / "REDS" / "train"
+    write(root / "train_blur" / "000", ["0.png"], [10])
+    write(root / "train_blur_jpeg" / "000", ["0.png"], [90])
+    write(root / "train_sharp" / "000", ["0.png"], [11])
+    write(root / "train_blur" / "001", ["0.png"], [30])  # no sharp 001
+    write(root / "test_blur" / "000", ["0.png"], [50])  # REDS' test split has no sharp frames
+    (seq,) = load_pairs(root)
+    assert (seq.name, seq_values(seq.blurred)) == ("train_000", [10])
 
 
 def test_natural_frame_order(tmp_path: Path) -> None:

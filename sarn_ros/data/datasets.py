@@ -5,7 +5,11 @@ Accepted layouts (``root`` may hold one sequence or many):
 
 - GoPro: ``GOPRO_Large/{train,test}/<seq>/{blur,blur_gamma,sharp}/`` (pass the split folder)
 - DVD: ``quantitative_datasets/<seq>/{input,GT}/``
-- BSD / REDS style: ``<root>/<seq>/{blur,gt}/`` or ``<root>/<seq>/{blur,sharp}/``
+- BSD: ``BSD_2ms16ms/{train,valid,test}/<seq>/{Blur,Sharp}/RGB/``
+- REDS: ``REDS/{train,val}/{train,val}_{blur,blur_jpeg,sharp}/<seq>/`` (blurred and sharp
+  sequences in sibling trees; pass the split folder)
+- RealBlur and the like: ``<root>/<seq>/{blur,gt}/`` or ``<root>/<seq>/{blur,sharp}/``
+  (folder names in any case)
 - sharp only (for synthesis): a folder of frames (a video) or of stills.
 
 A pre-built training set (``.npz`` per sequence, :func:`save_sequence`) is memory-mapped by
@@ -28,8 +32,9 @@ import torch
 from .blur_synth import BlurParams, synthesize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-BLUR_DIRS = ("blur", "input", "blur_gamma")
-SHARP_DIRS = ("sharp", "GT", "gt")
+BLUR_DIRS = ("blur", "input", "blur_gamma")  # matched in any case (BSD: Blur, Sharp)
+SHARP_DIRS = ("sharp", "gt")
+REDS_TREE = re.compile(r"(?P<split>.+)_(?P<kind>blur|blur_jpeg|sharp)", re.IGNORECASE)
 
 
 def natural_key(path: Path) -> list:
@@ -73,17 +78,48 @@ class Sequence:
     sharp: Frames
 
 
+def _subdirs(folder: Path) -> list[Path]:
+    return sorted((d for d in folder.iterdir() if d.is_dir()), key=natural_key)
+
+
+def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
+    """The first of ``names`` under ``seq`` in any case; BSD keeps the frames one level down,
+    in ``RGB/`` (beside ``RAW/``)."""
+    by_name = {d.name.lower(): d for d in _subdirs(seq)}
+    found = next((by_name[n] for n in names if n in by_name), None)
+    if found is not None and (found / "RGB").is_dir() and not list_images(found):
+        return found / "RGB"
+    return found
+
+
+def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
+    """REDS: ``<split>_blur/<seq>/`` beside ``<split>_sharp/<seq>/`` (``_blur_jpeg`` where
+    there is no ``_blur``); named ``<split>_<seq>`` since every split numbers from 000."""
+    trees: dict[str, dict[str, Path]] = {}
+    for d in _subdirs(root):
+        m = REDS_TREE.fullmatch(d.name)
+        if m:
+            trees.setdefault(m["split"], {})[m["kind"].lower()] = d
+    found = []
+    for split, kinds in trees.items():
+        blur, sharp = kinds.get("blur", kinds.get("blur_jpeg")), kinds.get("sharp")
+        if blur is None or sharp is None:
+            continue
+        for seq in _subdirs(blur):
+            if (sharp / seq.name).is_dir():
+                found.append((f"{split}_{seq.name}", seq, sharp / seq.name))
+    return found
+
+
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     """(name, blur dir, sharp dir) for every sequence under ``root`` in a known layout."""
     root = Path(root)
-    candidates = [root, *sorted((d for d in root.iterdir() if d.is_dir()), key=natural_key)]
     found = []
-    for d in candidates:
-        blur = next((d / b for b in BLUR_DIRS if (d / b).is_dir()), None)
-        sharp = next((d / s for s in SHARP_DIRS if (d / s).is_dir()), None)
+    for d in [root, *_subdirs(root)]:
+        blur, sharp = _frames_dir(d, BLUR_DIRS), _frames_dir(d, SHARP_DIRS)
         if blur is not None and sharp is not None:
             found.append((d.name, blur, sharp))
-    return found
+    return found or _reds_pairs(root)
 
 
 def iter_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> Iterator[Sequence]:

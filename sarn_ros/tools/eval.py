@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         nargs="*",
         default=[],
-        help="blurred/sharp folders (GoPro <seq>/{blur,sharp}, DVD <seq>/{input,GT}, ...)",
+        help="blurred/sharp folders as downloaded (GoPro <seq>/{blur,sharp}, DVD "
+        "<seq>/{input,GT}, BSD <seq>/{Blur,Sharp}/RGB, REDS {split}_{blur,sharp}/<seq>, ...)",
     )
     p.add_argument(
         "--synthetic",
