@@ -327,8 +327,41 @@ def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path) -> Non
     assert list((tmp_path / "ts").glob("*.npz"))
     meta = load_model(tmp_path / "run" / "best.pth").meta
     assert meta["steps"] == 1 and "synthetic blur" in meta["data"][-1]
+    want = f"{video}, synthetic blur 4 px (seed 1234): 1 sequence, 3 frames at x1"
+    assert meta["validation"]["set"] == want
     # a second call resumes from last.pt (already at --steps) and loads the stored trainset
     assert sarn([*args, "--resume", "--data"]) == 0
+
+
+def write_pairs(root: Path, seq: Sequence) -> None:
+    """``seq`` as a GoPro-layout sequence folder."""
+    for kind, frames in (("blur", seq.blurred), ("sharp", seq.sharp)):
+        (root / seq.name / kind).mkdir(parents=True)
+        for i, f in enumerate(frames):
+            cv2.imwrite(str(root / seq.name / kind / f"{i:06d}.png"), f[..., ::-1])
+
+
+def test_cli_trains_on_real_pairs_and_validates_on_held_out_pairs(tmp_path: Path) -> None:
+    """GoPro-style: train on one split's pairs, pick best.pth on the other split's pairs; the
+    metadata says what the validation figure was measured on."""
+    write_pairs(tmp_path / "train", blurry_sequence("t0", n=4, seed=1))
+    held_out = [blurry_sequence("v0", n=4, seed=2), blurry_sequence("v1", n=4, seed=3)]
+    for seq in held_out:
+        write_pairs(tmp_path / "test", seq)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(tmp_path / "train")]
+    args += ["--val-pairs", str(tmp_path / "test"), "--val-frames", "3", "--val-scale", "1"]
+    args += ["--steps", "1", "--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu"]
+    args += ["--channels", "8", "--blocks-per-level", "1", "--num-drm", "1"]
+    args += ["--lstm-channels", "8", "--attention-stride", "4"]
+    assert sarn(args) == 0
+    v = load_model(tmp_path / "run" / "best.pth").meta["validation"]
+    blurred_vs_sharp = [
+        metrics.psnr(b, g)
+        for seq in held_out
+        for b, g in zip(seq.blurred[:3], seq.sharp[:3], strict=True)
+    ]
+    assert v["input_psnr"] == pytest.approx(np.mean(blurred_vs_sharp), abs=1e-3)
+    assert v["set"] == f"real pairs {tmp_path / 'test'}: 2 sequences, 6 frames at x1"
 
 
 def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> None:
@@ -336,7 +369,8 @@ def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> 
     video.mkdir()
     for i, f in enumerate(blurry_sequence(n=4, h=96, w=128).sharp):
         cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
-    base = {"val_sharp": video, "val_scale": 1.0, "val_frames": 4, "exposure": 0.8}
+    base = {"val_sharp": video, "val_pairs": [], "val_scale": 1.0, "val_frames": 4}
+    base |= {"exposure": 0.8}
     base |= {"topics": None, "debayer": "vng"}
 
     def input_psnr(**kw) -> float:

@@ -1,7 +1,7 @@
 """`sarn train`: train or fine-tune SARN / RecurrentSARN weights.
 
-Data comes from ``--data`` folders (real blurred/sharp pairs in GoPro, DVD or BSD/REDS
-layouts are used as they are; sharp frames or stills go through the synthetic blur
+Data comes from ``--data`` folders (real blurred/sharp pairs in GoPro, DVD, BSD, REDS or
+RealBlur layouts are used as they are; sharp frames or stills go through the synthetic blur
 generator), sharp videos and rosbag2 recordings of one's own camera (cut into clips that go
 through the generator), or from a ``--trainset`` folder of ``.npz`` sequences, which is built from
 ``--data`` the first time, one sequence at a time, and reused afterwards (and by
@@ -26,6 +26,7 @@ from ..data.datasets import (
     Sequence,
     find_pair_dirs,
     iter_pairs,
+    load_pairs,
     load_sequences,
     save_sequence,
     synthesize_folder,
@@ -89,8 +90,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="held-out sharp video (frame folder, video file or bag) for validation PSNR",
     )
-    d.add_argument("--val-frames", type=int, default=10)
-    d.add_argument("--val-scale", type=float, default=0.5)
+    d.add_argument(
+        "--val-pairs",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="held-out real blurred/sharp folders (the layouts of --data, e.g. GOPRO_Large/test) "
+        "for validation PSNR, beside or instead of --val-sharp",
+    )
+    d.add_argument("--val-frames", type=int, default=10, help="frames per validation sequence")
+    d.add_argument(
+        "--val-scale", type=float, default=0.5, help="downscale of the validation frames"
+    )
     d.add_argument(
         "--val-blur-px",
         type=float,
@@ -273,20 +284,40 @@ def hash_seed(name: str, scale: float, variant: int) -> int:
 
 
 def validation_set(args: argparse.Namespace) -> list[Sequence]:
-    """The held-out video, synthesised with a fixed seed, shortened and downscaled for speed."""
-    if args.val_sharp is None:
-        return []
+    """The held-out video, synthesised with a fixed seed, and the held-out real pairs, each
+    shortened and downscaled for speed."""
+    seqs = []
+    if args.val_sharp is not None:
+        seqs += synthetic_sequences(
+            args.val_sharp,
+            1234,
+            val_blur(args),
+            args.val_scale,
+            args.val_frames,
+            topics=args.topics,
+            debayer=args.debayer,
+        )
+    for root in args.val_pairs:
+        seqs += load_pairs(root, scale=args.val_scale, max_frames=args.val_frames)
+    return seqs
+
+
+def val_blur(args: argparse.Namespace) -> BlurParams:
     # Blur length scales with the image: --blur-px is meant at full resolution here.
     blur_px = args.blur_px if args.val_blur_px is None else args.val_blur_px
-    params = BlurParams(blur_px=blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0)
-    return synthetic_sequences(
-        args.val_sharp,
-        1234,
-        params,
-        args.val_scale,
-        args.val_frames,
-        topics=args.topics,
-        debayer=args.debayer,
+    return BlurParams(blur_px=blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0)
+
+
+def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
+    """What the validation PSNR in the exported weights' metadata was measured on."""
+    parts = []
+    if args.val_sharp is not None:
+        parts.append(f"{args.val_sharp}, synthetic blur {val_blur(args).blur_px:g} px (seed 1234)")
+    if args.val_pairs:
+        parts.append("real pairs " + ", ".join(str(d) for d in args.val_pairs))
+    n, frames = len(val), sum(len(s.blurred) for s in val)
+    return (
+        f"{'; '.join(parts)}: {n} sequence{'s' * (n != 1)}, {frames} frames at x{args.val_scale:g}"
     )
 
 
@@ -358,6 +389,7 @@ def run(args: argparse.Namespace) -> int:
         model=model,
         init=args.init,
         data_summary=summarise(args, train),
+        val_summary=describe_validation(args, val) if val else "",
     )
     try:
         trainer = Trainer(cfg, train, val, args.run_dir)

@@ -72,6 +72,7 @@ class TrainConfig:
     model: dict[str, Any] = field(default_factory=dict)  # architecture overrides
     init: str | None = None  # checkpoint to fine-tune from (its architecture wins)
     data_summary: list[str] = field(default_factory=list)
+    val_summary: str = ""  # what validation measures, for the exported metadata
 
 
 def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
@@ -484,13 +485,17 @@ class Trainer:
         meta = {
             "name": f"sarn_{self.cfg.arch}",
             "steps": self.step,
-            "train_config": {k: v for k, v in asdict(self.cfg).items() if k != "data_summary"},
+            "train_config": {
+                k: v
+                for k, v in asdict(self.cfg).items()
+                if k not in ("data_summary", "val_summary")
+            },
             "data": self.cfg.data_summary,
             "hardware": f"{platform.machine()}, {os.cpu_count()} CPU cores, {self.device_name()}"
             + (f" x{self.world}" if self.world > 1 else ""),
         }
         if metrics is not None:
-            meta["validation"] = dict(metrics, set="Vid4 calendar (held out), synthetic blur")
+            meta["validation"] = dict(metrics, set=self.cfg.val_summary)
         save_checkpoint(self.eval_model, self.run_dir / name, meta=meta)
 
     @contextlib.contextmanager
