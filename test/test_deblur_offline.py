@@ -17,6 +17,7 @@ from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
 from sarn_ros.evaluation import deblur_sequence
 from sarn_ros.offline import InputError, camera_ns, choose_topics
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
+from sarn_ros.tools import cli
 
 SARN = str(Path(sys.executable).parent / "sarn")
 STORE = get_typestore(Stores.ROS2_HUMBLE)
@@ -460,3 +461,27 @@ def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_ch
         assert [o.header.stamp.nanosec for o in outs] == [2 * 33_333_333, 3 * 33_333_333]
     bad = deblur(str(src), "-o", str(tmp_path / "o3"), "--max-frames", "0")
     assert bad.returncode == 2 and "--max-frames >= 1" in bad.stderr
+
+
+@pytest.mark.parametrize("command", [["deblur", "-o", "out"], ["eval", "--no-gt"]])
+def test_a_bag_without_rosbags_installed_is_one_line_naming_it(
+    tmp_path, monkeypatch, capsys, tiny_recurrent_checkpoint, command
+):
+    """rosbags is pip-only (no rosdep key), so a ROS install may lack it: the tools say what to
+    install instead of a ModuleNotFoundError traceback."""
+    write_bag(tmp_path / "in", StoragePlugin.MCAP)
+    for name in [n for n in sys.modules if n.split(".")[0] == "rosbags"]:
+        monkeypatch.setitem(sys.modules, name, None)  # import fails as if never installed
+    name, *rest = command
+    monkeypatch.chdir(tmp_path)
+    args = [
+        name,
+        *(["in"] if name == "deblur" else []),
+        *rest,
+        *([] if name == "deblur" else ["in"]),
+    ]
+    assert cli.main([*args, "--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"sarn {name}: error: rosbag2 files need the Python package rosbags, which rosdep does "
+        "not install: python3 -m pip install --user rosbags"
+    ]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
@@ -18,7 +18,8 @@ from sarn_ros.tools import cli, export
 
 SARN_CLI = str(Path(sys.executable).parent / "sarn")
 needs_exporter = pytest.mark.skipif(
-    not export.has_dynamo_exporter(), reason="this PyTorch has no dynamo ONNX exporter (< 2.5)"
+    not export.has_dynamo_exporter() or find_spec("onnxscript") is None,
+    reason="this PyTorch has no dynamo ONNX exporter (< 2.5), or onnxscript is not installed",
 )
 
 
@@ -52,6 +53,7 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
     h, c = model.init_state(1, 36, 44, torch.device("cpu"), torch.float32)
     with torch.no_grad():
         ref, (ref_h, _) = model.step(stack, (h, c))
+    ort = pytest.importorskip("onnxruntime")
     session = ort.InferenceSession(str(out))
     frame, h_out, _ = session.run(None, {"stack": stack.numpy(), "h": h.numpy(), "c": c.numpy()})
     assert np.abs(frame - ref.numpy()).max() < 1e-4
@@ -114,3 +116,18 @@ def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "needs PyTorch >= 2.5" in err[0] and torch.__version__ in err[0]
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
+@pytest.mark.parametrize("missing", ["onnxscript", "onnxruntime"])
+def test_missing_onnx_packages_are_named_before_exporting(monkeypatch, tmp_path, capsys, missing):
+    """On a ROS install (rosdep has no key for them) export names the pip packages up front,
+    rather than failing inside torch.onnx or after a minute of exporting."""
+    monkeypatch.setattr(export, "find_spec", lambda name: None if name == missing else True)
+    monkeypatch.setattr(export, "load_model", lambda *a, **k: pytest.fail("must not load"))
+    assert cli.main(["export", "-o", str(tmp_path / "x.onnx")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"sarn export: error: needs the Python packages {missing}, which rosdep does not "
+        f"install: python3 -m pip install --user {missing}"
+    ]

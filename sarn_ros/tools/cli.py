@@ -9,6 +9,16 @@ import argparse
 import importlib
 import sys
 
+# Python packages some subcommands need that rosdep cannot install (no rosdep key): a ROS
+# install lacks them until the user pip-installs them, so their absence is one line, not a
+# traceback.
+PIP_ONLY = {
+    "rosbags": "rosbag2 files",
+    "onnx": "ONNX export",
+    "onnxscript": "ONNX export",
+    "onnxruntime": "checking the ONNX export",
+}
+
 SUBCOMMANDS = {
     "demo": "Play the bundled sample through the real ROS node and report PSNR gain and fps.",
     "deblur": "Deblur a video, an image folder or a rosbag2 offline.",
@@ -40,7 +50,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         build_parser([]).print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in PIP_ONLY:
+            raise
+        print(
+            f"sarn {args.command}: error: {PIP_ONLY[missing]} need the Python package "
+            f"{missing}, which rosdep does not install: python3 -m pip install --user {missing}",
+            file=sys.stderr,
+        )
+        return 2
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
             raise offline.InputError(f"output {args.output} is the input: the originals are kept")
         if kind != "bag":
             offline.output_kind(args.output)  # before minutes of work go nowhere
+        else:  # pip-only: a missing one is reported (by the cli) before the model loads
+            import rosbags  # noqa: F401
         if args.fps <= 0:
             raise offline.InputError("--fps must be positive")
         if args.skip_frames < 0 or (args.max_frames is not None and args.max_frames < 1):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +126,14 @@ def run(args: argparse.Namespace) -> int:
             f"sarn export: error: needs PyTorch >= 2.5 (the dynamo ONNX exporter); this is "
             f"{torch.__version__}. Export on a desktop with a newer PyTorch: the ONNX file runs "
             "anywhere.",
+            file=sys.stderr,
+        )
+        return 2
+    missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if find_spec(m) is None]
+    if missing:  # checked first: the export itself takes a minute before validation needs them
+        print(
+            f"sarn export: error: needs the Python packages {', '.join(missing)}, which rosdep "
+            f"does not install: python3 -m pip install --user {' '.join(missing)}",
             file=sys.stderr,
         )
         return 2
