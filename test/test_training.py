@@ -4,6 +4,9 @@ and the `sarn train` command, all with a tiny model on tiny frames."""
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -149,6 +152,23 @@ def test_resume_continues_at_the_same_step_with_the_identical_next_loss(tmp_path
     assert second.train_one() == expected[2]
     for k, v in straight.model.state_dict().items():
         assert torch.equal(v, second.model.state_dict()[k]), k
+
+
+def test_resumed_ddp_ranks_draw_their_own_batches(tmp_path: Path, monkeypatch) -> None:
+    """Every rank loads rank 0's checkpoint; only rank 0 takes its batch stream back, the others
+    continue on streams of their own, so data parallelism survives --resume."""
+    data = [blurry_sequence(seed=1), blurry_sequence("t", seed=2)]
+    first = Trainer(config(seed=3), data, [], tmp_path)
+    first.train_one()
+    first.save()
+    drawn = []
+    for rank in (0, 1, 2):
+        monkeypatch.setenv("RANK", str(rank))  # WORLD_SIZE stays 1: no process group needed
+        tr = Trainer(config(seed=3), data, [], tmp_path)
+        assert tr.resume() and tr.step == 1
+        drawn.append(tr.draw_batch()[0])
+    assert torch.equal(drawn[0], first.draw_batch()[0])  # rank 0 resumes bit for bit
+    assert not torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[1], drawn[2])
 
 
 def test_ema_averages_weights_is_what_gets_exported_and_resumes(tmp_path: Path) -> None:
@@ -446,3 +466,37 @@ def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(tmp_path: Path) -> No
     resumed = Trainer(config(steps=50), [blurry_sequence()], [], tmp_path)
     assert resumed.resume() and resumed.step == 3
     assert signal.getsignal(signal.SIGINT) is before
+
+
+@pytest.mark.slow
+def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
+    """README's DDP line, for real: two gloo ranks on this CPU, a time-boxed run, then
+    --resume; only rank 0 writes, and the weights record the world size."""
+    video = tmp_path / "video"
+    video.mkdir()
+    for i, f in enumerate(blurry_sequence(n=6, h=60, w=80).sharp):
+        cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "sarn_ros.tools.cli"]
+    cmd += ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    cmd += ["--data", str(video), "--val-sharp", str(video), "--val-frames", "3"]
+    cmd += ["--val-scale", "1", "--batch", "1", "--clip-len", "3", "--crop", "32"]
+    cmd += ["--blur-px", "4", "--device", "cpu", "--channels", "8", "--blocks-per-level", "1"]
+    cmd += ["--num-drm", "1", "--lstm-channels", "8", "--attention-stride", "4"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    for steps, resumed in ((2, False), (4, True)):
+        extra = ["--steps", str(steps), *(["--resume"] if resumed else [])]
+        run = subprocess.run(
+            cmd + extra, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert ("resumed" in run.stdout) == resumed
+        meta = load_model(tmp_path / "run" / "latest.pth").meta  # best.pth: whichever won
+        assert meta["steps"] == steps and meta["hardware"].endswith(" x2")
+        assert meta["validation"]["step"] == steps
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "best.pth",
+        "last.pt",
+        "latest.pth",
+        "tb",
+    ]

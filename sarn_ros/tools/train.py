@@ -15,6 +15,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,19 @@ def gather(
     return seqs
 
 
+def trainset_ready(ts: Path) -> bool:
+    """A complete set: :func:`build_trainset` renames its side folder to ``ts`` when done."""
+    return ts.is_dir() and any(ts.rglob("*.npz"))
+
+
+def wait_for_trainset(ts: Path, poll_s: float = 2.0) -> None:
+    """DDP ranks other than 0 wait for rank 0 to build the set rather than each building its
+    own copy in RAM (GoPro's would be ~12 GB per rank). torchrun stops every rank when rank 0
+    fails, so the wait cannot outlive a failed build."""
+    while not trainset_ready(ts):
+        time.sleep(poll_s)
+
+
 def build_trainset(
     folders: list[Path],
     params: BlurParams,
@@ -348,18 +362,22 @@ def run(args: argparse.Namespace) -> int:
             "topics": args.topics,
             "debayer": args.debayer,
         }
-        if ts is not None and ts.is_dir() and any(ts.rglob("*.npz")):
+        rank = int(os.environ.get("RANK", 0))
+        if ts is not None and rank != 0:
+            wait_for_trainset(ts)
+        if ts is not None and trainset_ready(ts):
             train = load_sequences(ts)
-        elif ts is not None and int(os.environ.get("RANK", 0)) == 0:
+        elif ts is not None:
             train = build_trainset(*sources, ts, **recordings)
         else:
             train = gather(*sources, **recordings)
-        val = validation_set(args)
+        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
     except (ValueError, OSError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
         return 2
     frames = sum(len(s.blurred) for s in train)
-    print(f"training data: {len(train)} sequences, {frames} frames", flush=True)
+    if rank == 0:
+        print(f"training data: {len(train)} sequences, {frames} frames", flush=True)
     model = {
         k: getattr(args, k)
         for k in ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")

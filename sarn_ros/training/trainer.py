@@ -359,7 +359,11 @@ class Trainer:
         self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
         torch.set_rng_state(st["torch_rng"].cpu())
-        self.rng.bit_generator.state = st["np_rng"]
+        if self.rank == 0:
+            self.rng.bit_generator.state = st["np_rng"]
+        else:  # the checkpoint holds rank 0's stream: restoring it everywhere would give every
+            # DDP rank the same crops from here on (the batch of one rank, world-size times)
+            self.rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
         if self.cfg.init is None:  # a resumed fine-tune still records what it started from
             self.cfg.init = st["config"].get("init")
         return True
