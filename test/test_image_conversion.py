@@ -113,7 +113,7 @@ def test_rgb_mapping_round_trips(encoding):
 
 
 def test_bgr_is_really_swapped():
-    bgr = np.zeros((1, 1, 3), np.uint8)
+    bgr = np.zeros((2, 2, 3), np.uint8)  # not 1x1: OpenCV 4.5.4 (Humble's) cannot convert that
     bgr[0, 0] = (255, 0, 0)  # blue
     assert tuple(conv.to_rgb(bgr, "bgr8")[0, 0]) == (0, 0, 255)
 
@@ -236,8 +236,13 @@ def test_vng_of_an_old_opencv_is_shifted_back(monkeypatch, pattern):
         conv.vng_shift.cache_clear()
 
 
+@pytest.mark.parametrize("old_numpy", [False, True])
 @pytest.mark.parametrize("bits", [8, 16])
-def test_bayer_honours_step_padding_and_byte_order(bits):
+def test_bayer_honours_step_padding_and_byte_order(bits, old_numpy, monkeypatch):
+    """Padded and big-endian rows, also as numpy < 1.23 (Humble's 1.21) must read them."""
+    monkeypatch.setattr(
+        conv, "NUMPY_VIEW_NEEDS_CONTIGUOUS", old_numpy or conv.NUMPY_VIEW_NEEDS_CONTIGUOUS
+    )
     dtype = np.uint8 if bits == 8 else np.uint16
     encoding = f"bayer_rggb{bits}"
     samples = mosaic(smooth_rgb(6, 8, dtype), "rggb")

@@ -517,3 +517,23 @@ def test_shutdown_race_in_spin_exits_cleanly_but_real_rcl_errors_do_not(
         assert result.returncode == 0, result.stderr
     else:
         assert result.returncode != 0 and "RCLError" in result.stderr
+
+
+def test_an_opencv_error_while_decoding_rejects_that_frame_only(monkeypatch):
+    """OpenCV 4.5.4 (Humble's) raises cv2.error on some pathological frames (a 1x1 bgr8 image):
+    that frame is counted as malformed, not as an internal error that resets every camera."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    def broken(array, encoding):
+        raise cv2.error("OpenCV(4.5.4) matrix.cpp:466: error: (-215:Assertion failed)\n")
+
+    monkeypatch.setattr(node_module.conv, "to_rgb", broken)
+    rejected = []
+    fake = SimpleNamespace(debayer="vng", resize=1.0, reject=lambda *why: rejected.append(why))
+    msg = Image(height=1, width=1, encoding="bgr8", step=3, data=bytes(3))
+    assert node_module.DeblurNode.prepare(fake, None, msg, 0.0) is None
+    assert rejected == [
+        ("malformed", "OpenCV(4.5.4) matrix.cpp:466: error: (-215:Assertion failed)")
+    ]

@@ -40,6 +40,20 @@ ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "16UC3": (np.dtype(np.uint16), 3),
     "16UC4": (np.dtype(np.uint16), 4),
 }
+
+
+def _padded_rows_view_as_wider_dtype() -> bool:
+    """numpy >= 1.23 views padded rows of bytes as 16-bit in place; older ones (Humble's 1.21)
+    need a C-contiguous array for that, so padded 16-bit rows are copied there."""
+    try:
+        np.zeros((2, 4), np.uint8)[:, :2].view(np.uint16)
+    except ValueError:
+        return False
+    return True
+
+
+NUMPY_VIEW_NEEDS_CONTIGUOUS = not _padded_rows_view_as_wider_dtype()
+
 GREY = {"mono8", "mono16", "8UC1", "16UC1"}
 _RGB = {"rgb8", "rgb16"}
 _BGR = {"bgr8", "8UC3", "bgr16", "16UC3"}  # nUC3/nUC4 are OpenCV's (BGR) order, as in cv_bridge
@@ -191,8 +205,8 @@ def _read(msg: Any, dtype: np.dtype, channels: int, rows: int) -> np.ndarray:
         return view
     swap = bool(msg.is_bigendian) != (sys.byteorder == "big")
     order = ">" if bool(msg.is_bigendian) else "<"
-    if step % dtype.itemsize:  # rows not aligned for a view: copy them out
-        view = np.ascontiguousarray(view)
+    if step % dtype.itemsize or (step != row_bytes and NUMPY_VIEW_NEEDS_CONTIGUOUS):
+        view = np.ascontiguousarray(view)  # rows not aligned for a view: copy them out
     arr = view.view(dtype.newbyteorder(order))
     return arr.astype(dtype) if swap else arr  # native byte order (copies only foreign data)
 

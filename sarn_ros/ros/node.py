@@ -356,8 +356,8 @@ class DeblurNode(Node):
         except conv.UnsupportedEncoding as exc:
             self.reject("encoding", str(exc))
             return None
-        except ValueError as exc:  # data shorter than step * height, step < row, ...
-            self.reject("malformed", str(exc))
+        except (ValueError, cv2.error) as exc:  # data shorter than step * height, ...
+            self.reject("malformed", str(exc).strip().splitlines()[-1])
             return None
         scale = (1.0, 1.0)
         if self.resize < 1.0:
