@@ -84,6 +84,14 @@ def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):
     bad = sarn_eval("--weights", str(tmp_path / "x.pth"), "--pairs", str(tmp_path), timeout=120)
     assert bad.returncode == 2 and "error" in bad.stderr and "Traceback" not in bad.stderr
     (tmp_path / "empty").mkdir()
+    (tmp_path / "seq" / "blur" / "99.png").write_bytes(b"not a png")  # 4 blurred vs 3 sharp
+    pairs = ("--pairs", str(tmp_path), "--max-frames", "5")
+    uneven = sarn_eval("--weights", str(tmp_path / "x.pth"), *pairs, timeout=120)
+    assert uneven.returncode == 2 and "4 blurred vs 3 sharp" in uneven.stderr  # before the weights
+    (tmp_path / "seq" / "sharp" / "99.png").write_bytes(b"not a png either")
+    unreadable = sarn_eval(*pairs, "--device", "cpu", timeout=300)  # found while evaluating
+    assert unreadable.returncode == 2 and "cannot read image" in unreadable.stderr
+    assert "Traceback" not in uneven.stderr + unreadable.stderr
     for flag in ("--synthetic", "--no-gt"):  # an empty folder is an error, not an empty table
         empty = sarn_eval(flag, str(tmp_path / "empty"), timeout=120)
         assert empty.returncode == 2 and "no " in empty.stderr and "Traceback" not in empty.stderr

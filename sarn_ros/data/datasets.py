@@ -123,20 +123,34 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
 
 
 def iter_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> Iterator[Sequence]:
-    """Real blurred/sharp sequences one at a time (a whole benchmark need not fit in RAM);
-    frames are matched by sorted order."""
+    """Real blurred/sharp sequences one at a time (a whole benchmark need not fit in RAM)."""
     found = find_pair_dirs(root)
     if not found:
         raise ValueError(f"no blurred/sharp sequence found under {root}")
     for name, blur_dir, sharp_dir in found:
-        blurs, sharps = list_images(blur_dir)[:max_frames], list_images(sharp_dir)[:max_frames]
-        if len(blurs) != len(sharps):
-            raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
-        yield Sequence(
-            name,
-            [resize_by(read_rgb(p), scale) for p in blurs],
-            [resize_by(read_rgb(p), scale) for p in sharps],
-        )
+        yield read_pair(name, blur_dir, sharp_dir, scale, max_frames)
+
+
+def pair_files(
+    name: str, blur_dir: Path, sharp_dir: Path, max_frames: int | None = None
+) -> tuple[list[Path], list[Path]]:
+    """The first ``max_frames`` blurred and sharp frames of a sequence, matched by sorted
+    order."""
+    blurs, sharps = list_images(blur_dir)[:max_frames], list_images(sharp_dir)[:max_frames]
+    if len(blurs) != len(sharps):
+        raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
+    return blurs, sharps
+
+
+def read_pair(
+    name: str, blur_dir: Path, sharp_dir: Path, scale: float = 1.0, max_frames: int | None = None
+) -> Sequence:
+    blurs, sharps = pair_files(name, blur_dir, sharp_dir, max_frames)
+    return Sequence(
+        name,
+        [resize_by(read_rgb(p), scale) for p in blurs],
+        [resize_by(read_rgb(p), scale) for p in sharps],
+    )
 
 
 def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:
