@@ -8,6 +8,7 @@ matches between consecutive frames) and no-reference sharpness, input vs deblurr
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,14 +23,20 @@ FRAME_NS = 33_333_333  # evaluation streams are played as a 30 fps camera
 
 
 def deblur_sequence(
-    engine: StreamDeblurrer, frames: list[np.ndarray], stream: str
+    engine: StreamDeblurrer,
+    frames: list[np.ndarray],
+    stream: str,
+    progress: Callable[[int], object] | None = None,
 ) -> list[np.ndarray]:
-    """Every frame through the engine as one stream segment (reset first, flushed at the end)."""
+    """Every frame through the engine as one stream segment (reset first, flushed at the end);
+    ``progress(1)`` after each frame pushed (a progress bar's update)."""
     engine.reset(stream)
     engine.flush(stream)
     out = []
     for i, f in enumerate(frames):
         out += engine.push(f, i * FRAME_NS, stream=stream)
+        if progress is not None:
+            progress(1)
     out += engine.flush(stream)
     engine.reset(stream)
     return [o.image for o in out]
@@ -60,10 +67,13 @@ class GTResult:
 
 
 def evaluate_gt(
-    engine: StreamDeblurrer, seq: Sequence, save_dir: Path | None = None
+    engine: StreamDeblurrer,
+    seq: Sequence,
+    save_dir: Path | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> tuple[GTResult, list[np.ndarray]]:
     res = GTResult(seq.name, engine.future_frames)
-    outs = deblur_sequence(engine, seq.blurred, seq.name)
+    outs = deblur_sequence(engine, seq.blurred, seq.name, progress)
     for b, o, s in zip(seq.blurred, outs, seq.sharp, strict=True):
         res.psnr.append(metrics.psnr(o, s))
         res.ssim.append(metrics.ssim(o, s))
@@ -86,9 +96,13 @@ def orb_counts(frames: list[np.ndarray]) -> tuple[list[int], list[int]]:
 
 
 def evaluate_nogt(
-    engine: StreamDeblurrer, name: str, frames: list[np.ndarray], save_dir: Path | None = None
+    engine: StreamDeblurrer,
+    name: str,
+    frames: list[np.ndarray],
+    save_dir: Path | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> dict:
-    outs = deblur_sequence(engine, frames, name)
+    outs = deblur_sequence(engine, frames, name, progress)
     m_in, inl_in = orb_counts(frames)
     m_out, inl_out = orb_counts(outs)
     if save_dir is not None:

@@ -94,6 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt
     from ..recordings import read_streams, synthetic_sequences
@@ -123,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results: dict = {"gt": [], "no_gt": []}
     start = time.monotonic()
+    per_pass = sum(len(pair_files(*p, args.max_frames)[0]) for p in pairs)
+    per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
+    bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     for weights, members in itertools.product(args.weights, args.self_ensemble):
         try:
             engine = make_engine(
@@ -134,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                 torch_compile=args.torch_compile,
             )
         except (CheckpointError, RuntimeError) as exc:
+            bar.close()
             print(f"sarn eval: error: {exc}", file=sys.stderr)
             return 2
         tag = {"weights": str(weights), "self_ensemble": members}
@@ -141,18 +147,23 @@ def run(args: argparse.Namespace) -> int:
         if save is not None and len(args.weights) * len(args.self_ensemble) > 1:
             save = save / label(tag).replace(" ", "_")  # one folder per compared setting
         looks = args.future_frames if engine.is_recurrent else [0]
+        bar.total += per_pass * len(looks)  # known once the weights say whether they look ahead
+        bar.set_postfix_str(label(tag))
         for ff in looks:
             engine.future_frames = ff
             real = (read_pair(*p, max_frames=args.max_frames) for p in pairs)
             try:
                 for seq in itertools.chain(real, synthetic):
-                    res, _ = evaluate_gt(engine, seq, save)
+                    res, _ = evaluate_gt(engine, seq, save, bar.update)
                     results["gt"].append({**tag, **res.summary()})
             except (ValueError, OSError) as exc:  # an unreadable frame
+                bar.close()
                 print(f"sarn eval: error: {exc}", file=sys.stderr)
                 return 2
             for name, frames in nogt:
-                results["no_gt"].append({**tag, **evaluate_nogt(engine, name, frames, save)})
+                result = evaluate_nogt(engine, name, frames, save, bar.update)
+                results["no_gt"].append({**tag, **result})
+    bar.close()
     results["seconds"] = time.monotonic() - start
     print_tables(results)
     if args.json:
