@@ -434,6 +434,16 @@ def test_export_from_latest_takes_the_last_checkpoint(tmp_path: Path) -> None:
     assert load_model(tmp_path / "latest.pth").meta["steps"] == 2
 
 
+def test_export_of_a_run_without_validation_points_to_latest(tmp_path: Path, capsys) -> None:
+    tr = Trainer(config(steps=1), [blurry_sequence()], [], tmp_path / "run")
+    tr.run(log=lambda _m: None)
+    base = ["train", "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "w.pth")]
+    assert sarn(base) == 2
+    assert "--from latest" in capsys.readouterr().err and not (tmp_path / "w.pth").exists()
+    assert sarn([*base, "--from", "latest"]) == 0
+    assert load_model(tmp_path / "w.pth").meta["steps"] == 1
+
+
 def test_fresh_model_starts_as_identity() -> None:
     model = build_training_model(config())
     clip = torch.rand(1, 2, 3, 32, 32)

@@ -340,8 +340,20 @@ def run(args: argparse.Namespace) -> int:
     from ..training.trainer import TrainConfig, Trainer, export_weights
 
     if args.export is not None:
+        source = args.run_dir / f"{args.export_from}.pth"
+        if (
+            args.export_from == "best"
+            and not source.exists()
+            and source.with_name("latest.pth").exists()
+        ):
+            print(
+                f"sarn train: {source} does not exist (a run without --val-sharp or --val-pairs "
+                "has no best): --from latest exports the last checkpoint's weights",
+                file=sys.stderr,
+            )
+            return 2
         try:
-            meta = export_weights(args.run_dir / f"{args.export_from}.pth", args.export)
+            meta = export_weights(source, args.export)
         except (CheckpointError, OSError) as exc:
             print(f"sarn train: {exc}", file=sys.stderr)
             return 2
@@ -424,6 +436,8 @@ def run(args: argparse.Namespace) -> int:
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
             f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
         )
+    elif trainer.rank == 0:
+        print(f"no validation set: the weights are in {args.run_dir / 'latest.pth'}")
     return 0
 
 
