@@ -78,7 +78,7 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
     assert "input PSNR" in result.stdout and "inliers change/pair [95% CI]" in result.stdout
 
 
-def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):
+def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path, tiny_recurrent_checkpoint):
     assert sarn_eval(timeout=60).returncode == 2
     write_pair(tmp_path)
     bad = sarn_eval("--weights", str(tmp_path / "x.pth"), "--pairs", str(tmp_path), timeout=120)
@@ -89,7 +89,8 @@ def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(tmp_path):
     uneven = sarn_eval("--weights", str(tmp_path / "x.pth"), *pairs, timeout=120)
     assert uneven.returncode == 2 and "4 blurred vs 3 sharp" in uneven.stderr  # before the weights
     (tmp_path / "seq" / "sharp" / "99.png").write_bytes(b"not a png either")
-    unreadable = sarn_eval(*pairs, "--device", "cpu", timeout=300)  # found while evaluating
+    weights = ("--weights", str(tiny_recurrent_checkpoint), "--device", "cpu")
+    unreadable = sarn_eval(*pairs, *weights, timeout=300)  # found while evaluating
     assert unreadable.returncode == 2 and "cannot read image" in unreadable.stderr
     assert "Traceback" not in uneven.stderr + unreadable.stderr
     for flag in ("--synthetic", "--no-gt"):  # an empty folder is an error, not an empty table
