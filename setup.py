@@ -5,13 +5,12 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "sarn_ros"
-SAMPLE = [f"{PACKAGE}.sample", f"{PACKAGE}.sample.blur", f"{PACKAGE}.sample.sharp"]
+SAMPLE = [f"{PACKAGE}.sample", f"{PACKAGE}.sample.blur", f"{PACKAGE}.sample.sharp"]  # data
 
 setup(
     name=PACKAGE,
     version="0.1.0",
-    # the bundled sample's folders hold data only; listed so setuptools installs them quietly
-    packages=[*find_packages(exclude=["test", "test.*"]), *SAMPLE],
+    packages=find_packages(exclude=["test", "test.*"]),
     package_data={name: ["*"] for name in SAMPLE},
     include_package_data=True,
     data_files=[

@@ -28,27 +28,28 @@ SKIP = shutil.ignore_patterns(
 )
 
 
-@pytest.fixture(scope="module")
-def install(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws = tmp_path_factory.mktemp("ws")
+def colcon_build(ws: Path, *options: str) -> None:
+    """``colcon build`` of a copy of this repository in ``ws``; it must build without a
+    warning (colcon reports any stderr output of a package)."""
     shutil.copytree(REPO, ws / "src" / "sarn_ros", ignore=SKIP)
+    # set on some machines; setuptools then warns that it skips byte-compiling
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     result = subprocess.run(
-        [
-            str(COLCON),
-            "build",
-            "--base-paths",
-            "src",
-            "--build-base",
-            "build",
-            "--install-base",
-            "install",
-        ],
+        [str(COLCON), "build", *options, "--base-paths", "src"],
         cwd=ws,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "stderr output" not in result.stdout, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("ws")
+    colcon_build(ws)
     return ws / "install" / "sarn_ros"
 
 
@@ -100,3 +101,29 @@ def test_installed_package_finds_its_share_files(install: Path, tmp_path: Path):
         timeout=120,
     )
     assert node.returncode == 0 and "future_frames" in node.stdout
+
+
+def test_symlink_install_runs_from_the_workspace(tmp_path: Path):
+    """The developer's build (``--symlink-install``, which setuptools >= 80 breaks: README's
+    pin): sourced like a user's workspace, Python finds the package through the workspace
+    and the node its share files."""
+    ws = tmp_path / "ws"
+    colcon_build(ws, "--symlink-install")
+    share = ws / "install" / "sarn_ros" / "share" / "sarn_ros"
+    assert (share / "launch" / "sarn_deblur.launch.py").is_symlink()
+    code = (
+        "import sarn_ros, sarn_ros.resources as r;"
+        "print(sarn_ros.__file__); print(r.find_share_file('config/sarn_deblur.yaml'))"
+    )
+    script = (
+        f'source install/setup.bash && {sys.executable} -c "{code}" && '
+        "install/sarn_ros/lib/sarn_ros/sarn_deblur_node --help"
+    )
+    out = subprocess.run(
+        ["bash", "-c", script], cwd=ws, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    module, config, *node_help = out.stdout.split("\n")
+    assert Path(module).resolve().is_relative_to(ws.resolve())  # not the venv's own copy
+    assert Path(config) == share / "config" / "sarn_deblur.yaml"
+    assert "future_frames" in "\n".join(node_help)
