@@ -240,3 +240,17 @@ def test_clip_sampler_strides_through_sequences_with_room() -> None:
             assert abs(steps[0] - steps[1]) <= 2  # one stride within a clip
             seen[len(seq)].add(round(steps[0] / 30))
     assert seen == {7: {1, 2, 3}, 5: {1, 2}}
+
+
+def test_a_dataset_root_given_for_its_split_names_the_splits(tmp_path: Path) -> None:
+    root = tmp_path / "GOPRO_Large"
+    for split in ("train", "test"):
+        write(root / split / "GOPR0001" / "blur", ["0.png"], [10])
+        write(root / split / "GOPR0001" / "sharp", ["0.png"], [11])
+    (root / "notes").mkdir()
+    with pytest.raises(ValueError, match=r"sub-folders test, train have some: pass one\)$"):
+        load_pairs(root)
+    params = BlurParams(blur_px=4.0)
+    with pytest.raises(ValueError, match=r"^no training images found in .*GOPRO_Large \(its"):
+        gather([root], params, [1.0], 1, 3)
+    assert len(load_pairs(root / "train")) == 1

@@ -122,11 +122,20 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     return found or _reds_pairs(root)
 
 
+def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found under") -> ValueError:
+    """The error for a folder without sequences, naming its sub-folders that have some: a
+    dataset's root (``GOPRO_Large``) given where a split (``GOPRO_Large/train``) was meant."""
+    root = Path(root)
+    splits = [d.name for d in _subdirs(root) if find_pair_dirs(d)] if root.is_dir() else []
+    hint = f" (its sub-folders {', '.join(splits)} have some: pass one)" if splits else ""
+    return ValueError(f"{what} {root}{hint}")
+
+
 def iter_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> Iterator[Sequence]:
     """Real blurred/sharp sequences one at a time (a whole benchmark need not fit in RAM)."""
     found = find_pair_dirs(root)
     if not found:
-        raise ValueError(f"no blurred/sharp sequence found under {root}")
+        raise no_pairs_error(root)
     for name, blur_dir, sharp_dir in found:
         yield read_pair(name, blur_dir, sharp_dir, scale, max_frames)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams
-from ..data.datasets import find_pair_dirs, pair_files, read_pair
+from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair
 from ..ensemble import MEMBERS
 from .options import add_bag_arguments
 
@@ -176,7 +176,7 @@ def find_pairs(root: Path, max_frames: int) -> list[tuple[str, Path, Path]]:
     """The sequences under ``root``, each checked to have as many blurred as sharp frames."""
     found = find_pair_dirs(root)
     if not found:
-        raise ValueError(f"no blurred/sharp sequence found under {root}")
+        raise no_pairs_error(root)
     for name, blur_dir, sharp_dir in found:
         pair_files(name, blur_dir, sharp_dir, max_frames)
     return found

@@ -29,6 +29,7 @@ from ..data.datasets import (
     iter_pairs,
     load_pairs,
     load_sequences,
+    no_pairs_error,
     save_sequence,
     synthesize_folder,
 )
@@ -248,8 +249,14 @@ def gather(
 ) -> list[Sequence]:
     seqs = list(iter_gather(folders, params, scales, variants, still_frames, **recordings))
     if not seqs:
-        raise ValueError("no training images found in " + ", ".join(map(str, folders)))
+        raise no_training_data(folders)
     return seqs
+
+
+def no_training_data(folders: list[Path]) -> ValueError:
+    if len(folders) == 1:
+        return no_pairs_error(folders[0], "no training images found in")
+    return ValueError("no training images found in " + ", ".join(map(str, folders)))
 
 
 def trainset_ready(ts: Path) -> bool:
@@ -287,7 +294,7 @@ def build_trainset(
         n += 1
     if not n:
         partial.rmdir()
-        raise ValueError("no training images found in " + ", ".join(map(str, folders)))
+        raise no_training_data(folders)
     partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
 
