@@ -127,7 +127,11 @@ def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found unde
     dataset's root (``GOPRO_Large``) given where a split (``GOPRO_Large/train``) was meant."""
     root = Path(root)
     splits = [d.name for d in _subdirs(root) if find_pair_dirs(d)] if root.is_dir() else []
-    hint = f" (its sub-folders {', '.join(splits)} have some: pass one)" if splits else ""
+    hint = ""
+    if len(splits) == 1:
+        hint = f" (its sub-folder {splits[0]} has some: pass that)"
+    elif splits:
+        hint = f" (its sub-folders {', '.join(splits)} have some: pass one)"
     return ValueError(f"{what} {root}{hint}")
 
 
