@@ -477,12 +477,20 @@ def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_
     }
     if not torch.cuda.is_available():
         cases["no CUDA"] = [f"weights:={tiny_recurrent_checkpoint}", "device:=cuda"]
-    for case, params in cases.items():
-        args = [NODE, "--ros-args"] + [a for p in params for a in ("-p", p)]
-        result = subprocess.run(args, capture_output=True, text=True, timeout=60)
-        assert result.returncode != 0, case
-        assert "Traceback" not in result.stderr, case
-        lines = result.stderr.strip().splitlines()
+    procs = {  # started together: each spends seconds importing torch before it fails
+        case: subprocess.Popen(
+            [NODE, "--ros-args"] + [a for p in params for a in ("-p", p)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for case, params in cases.items()
+    }
+    for case, proc in procs.items():
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode != 0, case
+        assert "Traceback" not in stderr, case
+        lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
 
 
