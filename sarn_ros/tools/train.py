@@ -433,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    if args.resume and trainer.resume():
+    if args.resume and trainer.resume() and rank == 0:  # every rank resumes, one reports
         print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
     trainer.run()
     trainer.close()
