@@ -357,7 +357,7 @@ class DeblurNode(Node):
             self.reject("encoding", str(exc))
             return None
         except (ValueError, cv2.error) as exc:  # data shorter than step * height, ...
-            self.reject("malformed", str(exc).strip().splitlines()[-1])
+            self.reject("malformed", (str(exc).strip().splitlines() or [repr(exc)])[-1])
             return None
         scale = (1.0, 1.0)
         if self.resize < 1.0:
