@@ -110,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
-        pairs = [p for d in args.pairs for p in find_pairs(d, args.max_frames)]
+        pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
+        for d in args.pairs:
+            found, frames = find_pairs(d, args.max_frames)
+            pairs += found
+            per_pass += frames
         synthetic = []
         params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
         for d in args.synthetic:
@@ -125,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results: dict = {"gt": [], "no_gt": []}
     start = time.monotonic()
-    per_pass = sum(len(pair_files(*p, args.max_frames)[0]) for p in pairs)
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     for weights, members in itertools.product(args.weights, args.self_ensemble):
@@ -172,14 +175,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def find_pairs(root: Path, max_frames: int) -> list[tuple[str, Path, Path]]:
-    """The sequences under ``root``, each checked to have as many blurred as sharp frames."""
+def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]], int]:
+    """The sequences under ``root``, each checked to have as many blurred as sharp frames,
+    and their frame count."""
     found = find_pair_dirs(root)
     if not found:
         raise no_pairs_error(root)
-    for name, blur_dir, sharp_dir in found:
-        pair_files(name, blur_dir, sharp_dir, max_frames)
-    return found
+    frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
+    return found, frames
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
