@@ -87,6 +87,7 @@ def test_reds_prefers_plain_blur_and_skips_unpaired_sequences(tmp_path: Path) ->
 
 def test_natural_frame_order(tmp_path: Path) -> None:
     write(tmp_path, ["Frame 10.png", "Frame 9.png", "Frame 100.png"], [10, 9, 100])
+    (tmp_path / "._Frame 9.png").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble
     assert [p.name for p in list_images(tmp_path)] == [
         "Frame 9.png",
         "Frame 10.png",
@@ -137,9 +138,35 @@ def test_gather_uses_pairs_as_they_are_and_synthesises_sharp_folders(tmp_path: P
     write(tmp_path / "sharp" / "clip2", [f"{i}.png" for i in range(3)], [150, 151, 152])
     seqs = gather([tmp_path / "pairs", tmp_path / "sharp"], BlurParams(blur_px=3.0), [1.0], 2, 4)
     names = [s.name for s in seqs]
-    assert names[0] == "s" and seq_values(seqs[0].sharp) == [11, 21]
+    assert names[0] == "s_x1" and seq_values(seqs[0].sharp) == [11, 21]
     assert len(names) == 1 + 2 * 2  # two sharp clips, two blur draws each
     assert len(set(names)) == len(names)
+    synthetic = [np.stack(s.blurred) for s in seqs[1:]]
+    for i, a in enumerate(synthetic):  # every clip and every variant draws its own blur
+        for b in synthetic[i + 1 :]:
+            assert not np.array_equal(a, b)
+    again = gather([tmp_path / "sharp"], BlurParams(blur_px=3.0), [1.0], 2, 4)
+    assert all(
+        np.array_equal(a, np.stack(b.blurred)) for a, b in zip(synthetic, again, strict=True)
+    )
+
+
+def test_trainset_keeps_every_scale_and_same_named_sequences(tmp_path: Path) -> None:
+    """BSD_1ms8ms and BSD_2ms16ms both number their sequences 000...; pairs at two scales
+    share a folder name: the written set must keep them all, as training in RAM does."""
+    for root, v in (("bsd_a", 10), ("bsd_b", 50)):
+        write(tmp_path / root / "000" / "blur", ["1.png", "2.png"], [v, v + 10])
+        write(tmp_path / root / "000" / "sharp", ["1.png", "2.png"], [v + 1, v + 11])
+    sources = ([tmp_path / "bsd_a", tmp_path / "bsd_b"], BlurParams(), [1.0, 0.5], 1, 3)
+    built = build_trainset(*sources, tmp_path / "ts")
+    assert len(built) == len(gather(*sources)) == 4
+    assert sorted(s.name for s in built) == ["000_x0.5", "000_x0.5_2", "000_x1", "000_x1_2"]
+    assert sorted((s.sharp.shape[1], seq_values(s.sharp)[0]) for s in built) == [
+        (20, 11),
+        (20, 51),
+        (40, 11),
+        (40, 51),
+    ]
 
 
 def test_build_trainset_writes_what_gather_makes_and_maps_it_back(tmp_path: Path) -> None:

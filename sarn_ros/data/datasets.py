@@ -43,8 +43,15 @@ def natural_key(path: Path) -> list:
 
 
 def list_images(folder: Path) -> list[Path]:
+    """Image files by natural order, hidden ones left out: macOS leaves an AppleDouble
+    ``._name.png`` beside every frame on exFAT/FAT drives and network shares."""
     return sorted(
-        (p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTS), key=natural_key
+        (
+            p
+            for p in Path(folder).iterdir()
+            if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+        ),
+        key=natural_key,
     )
 
 

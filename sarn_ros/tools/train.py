@@ -12,6 +12,7 @@ unchanged.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import sys
@@ -25,6 +26,7 @@ import numpy as np
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
+    file_stem,
     find_pair_dirs,
     iter_pairs,
     load_pairs,
@@ -211,7 +213,9 @@ def iter_gather(
         sources = [root] if kind else sorted(root.iterdir())
         for scale in scales:
             if pairs:
-                yield from iter_pairs(root, scale=scale)
+                for seq in iter_pairs(root, scale=scale):
+                    seq.name = f"{seq.name}_x{scale:g}"
+                    yield seq
                 continue
             for src in sources:
                 src_kind = recording_kind(src)
@@ -288,20 +292,34 @@ def build_trainset(
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    n = 0
+    seen: set[str] = set()
     for seq in iter_gather(folders, params, scales, variants, still_frames, **recordings):
+        seq.name = unique_name(seq.name, seen)
         save_sequence(seq, partial)
-        n += 1
-    if not n:
+    if not seen:
         partial.rmdir()
         raise no_training_data(folders)
     partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
 
 
+def unique_name(name: str, seen: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when taken: one file per sequence, so two
+    datasets with the same sequence names (BSD_1ms8ms and BSD_2ms16ms) keep both."""
+    stem, n = name, 1
+    while file_stem(name) in seen:
+        n += 1
+        name = f"{stem}_{n}"
+    seen.add(file_stem(name))
+    return name
+
+
 def hash_seed(name: str, scale: float, variant: int) -> int:
-    """A stable seed per (source, scale, variant); Python's hash() is salted per process."""
-    return int.from_bytes(f"{name}/{scale:g}/{variant}".encode(), "little") % (2**31)
+    """A stable seed per (source, scale, variant), hashed over the whole key: Python's hash()
+    is salted per process, and the key's raw bytes would let names sharing a prefix (a
+    video's clips, GoPro's GOPR...) and every variant draw the same blur."""
+    key = f"{name}/{scale:g}/{variant}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % (2**31)
 
 
 def validation_set(args: argparse.Namespace) -> list[Sequence]:
