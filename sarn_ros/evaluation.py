@@ -63,6 +63,8 @@ class GTResult:
             "psnr_gain": float(np.mean(self.psnr) - np.mean(self.input_psnr)),
             "per_frame_psnr": self.psnr,
             "per_frame_input_psnr": self.input_psnr,
+            "per_frame_ssim": self.ssim,
+            "per_frame_input_ssim": self.input_ssim,
         }
 
 

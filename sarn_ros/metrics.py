@@ -43,6 +43,10 @@ def ssim(x: np.ndarray, ref: np.ndarray, peak: float = 255.0) -> float:
 
 
 def grey(img: np.ndarray) -> np.ndarray:
+    """8-bit grey, the form ORB takes: 16-bit streams (mono16, rgb16, 16-bit Bayer) are scaled
+    down, so their proxy and sharpness read in the same units as an 8-bit camera's."""
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
     if img.ndim == 2:
         return img
     return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)

@@ -86,6 +86,10 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
     row = data["gt"][1]
     assert abs(row["input_psnr"] - expected_input) < 1e-9
     assert abs(row["psnr"] - expected_model) < 0.05
+    assert row["per_frame_input_ssim"] == pytest.approx(
+        [metrics.ssim(b, s) for b, s in zip(blurred, sharp, strict=True)]
+    )
+    assert np.mean(row["per_frame_ssim"]) == pytest.approx(row["ssim"])
     stream = data["no_gt"][0]
     assert len(stream["orb_inliers_input"]) == len(stream["orb_matches_input"]) == 2
     assert all(m >= i for m, i in zip(stream["orb_matches"], stream["orb_inliers"], strict=True))

@@ -79,6 +79,16 @@ def test_orb_proxy_prefers_sharp_pairs():
     assert metrics.orb_matches(np.zeros_like(base), base) == (0, 0)  # no features in a flat frame
 
 
+def test_sixteen_bit_frames_read_like_their_eight_bit_top_bytes():
+    """mono16/rgb16 streams reach the proxy as uint16 (ORB takes 8-bit only)."""
+    base = textured(240, 320, seed=3)
+    shifted = np.roll(base, (4, 7), axis=(0, 1))
+    wide = [x.astype(np.uint16) * 257 for x in (base, shifted)]
+    assert metrics.orb_matches(*wide) == metrics.orb_matches(base, shifted)
+    assert metrics.sharpness(wide[0]) == metrics.sharpness(base)
+    assert metrics.sharpness(wide[0][..., 0]) == metrics.sharpness(base[..., 0])
+
+
 def test_t_quantiles_match_the_table_and_the_normal_limit():
     assert metrics.t975(1) == 12.706 and metrics.t975(30) == 2.042
     assert metrics.t975(31) == pytest.approx(2.0395, abs=1e-3)  # expansion beyond the table
