@@ -421,7 +421,7 @@ def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
     assert sarn(["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(out)]) == 2
 
 
-def test_export_from_latest_takes_the_last_checkpoint(tmp_path: Path) -> None:
+def test_export_from_latest_takes_the_last_checkpoint(tmp_path: Path, capsys) -> None:
     val = [blurry_sequence("val", n=3, seed=9)]
     tr = Trainer(config(steps=1), [blurry_sequence()], val, tmp_path / "run")
     tr.run(log=lambda _m: None)  # validated and best at step 1
@@ -429,9 +429,12 @@ def test_export_from_latest_takes_the_last_checkpoint(tmp_path: Path) -> None:
     tr.save()  # step 2, not validated
     base = ["train", "--run-dir", str(tmp_path / "run"), "--export"]
     assert sarn([*base, str(tmp_path / "best.pth")]) == 0
+    assert "step 1, val PSNR" in capsys.readouterr().out
     assert sarn([*base, str(tmp_path / "latest.pth"), "--from", "latest"]) == 0
+    assert "step 2, not validated" in capsys.readouterr().out
     assert load_model(tmp_path / "best.pth").meta["steps"] == 1
-    assert load_model(tmp_path / "latest.pth").meta["steps"] == 2
+    latest = load_model(tmp_path / "latest.pth").meta  # step 1's figures are not step 2's
+    assert latest["steps"] == 2 and "validation" not in latest
 
 
 def test_export_of_a_run_without_validation_points_to_latest(tmp_path: Path, capsys) -> None:

@@ -382,11 +382,13 @@ def run(args: argparse.Namespace) -> int:
         except (CheckpointError, OSError) as exc:
             print(f"sarn train: {exc}", file=sys.stderr)
             return 2
-        v = {"val_psnr": float("nan"), "input_psnr": float("nan"), **meta.get("validation", {})}
-        print(
-            f"{args.export}: step {meta.get('steps')}, val PSNR {v['val_psnr']:.2f} dB"
-            f" (input {v['input_psnr']:.2f} dB)"
+        v = meta.get("validation")
+        figures = (
+            f"val PSNR {v['val_psnr']:.2f} dB (input {v['input_psnr']:.2f} dB)"
+            if v and "val_psnr" in v
+            else "not validated at this step"
         )
+        print(f"{args.export}: step {meta.get('steps')}, {figures}")
         return 0
     if args.clip_frames < 3:
         print("sarn train: --clip-frames must be at least 3", file=sys.stderr)

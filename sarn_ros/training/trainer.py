@@ -344,7 +344,9 @@ class Trainer:
         tmp = self.run_dir / "last.pt.tmp"
         torch.save(self.state(), tmp)
         tmp.replace(self.run_dir / "last.pt")
-        self._export("latest.pth", self.history[-1] if self.history else None)
+        last = self.history[-1] if self.history else None
+        # figures from an earlier step would describe other weights
+        self._export("latest.pth", last if last and last.get("step") == self.step else None)
 
     def resume(self) -> bool:
         path = self.run_dir / "last.pt"
