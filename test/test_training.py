@@ -115,6 +115,16 @@ def test_precision_resolves_to_an_autocast_dtype(precision, device, expected) ->
     assert amp_dtype(precision, torch.device(device)) is expected
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_cuda_asks_for_native_bf16_on_any_torch(monkeypatch, native) -> None:
+    """Emulated bf16 is slow, so auto takes fp16 there; torch < 2.3 has no keyword to ask."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: native)
+    expected = torch.bfloat16 if native else torch.float16
+    assert amp_dtype("auto", torch.device("cuda")) is expected
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: native)  # torch 2.1/2.2
+    assert amp_dtype("auto", torch.device("cuda")) is expected
+
+
 @pytest.mark.parametrize(("precision", "match"), [("fp16", "needs CUDA"), ("int8", "unknown")])
 def test_precision_a_cpu_cannot_train_in_is_refused(tmp_path: Path, precision, match) -> None:
     with pytest.raises(ValueError, match=match):

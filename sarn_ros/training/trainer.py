@@ -182,7 +182,10 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     if precision == "auto":
         if not cuda:
             return None
-        bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        try:
+            bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # torch < 2.3 counts native bf16 (compute capability 8+) only
+            bf16 = torch.cuda.is_bf16_supported()
         return torch.bfloat16 if bf16 else torch.float16
     if precision == "fp16" and not cuda:
         raise ValueError("fp16 training needs CUDA; on a CPU use bf16 or fp32")
