@@ -133,6 +133,17 @@ def test_auto_falls_back_where_torchvision_kernel_cannot_run(monkeypatch, caplog
     assert modules.check_deform_kernel(meta) == "torchvision"
 
 
+def test_drm_under_bf16_autocast_is_still_a_plain_conv_at_zero_offsets() -> None:
+    """720p is 320 px wide at 1/4 resolution: bf16 positions would collide past 256."""
+    torch.manual_seed(0)
+    drm = DeformableResidualModule(8, impl="grid_sample").eval()
+    x = torch.randn(1, 8, 6, 320)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = drm_as_resblock(drm)(x).float() - x
+        err = (drm(x).float() - x - ref).norm() / ref.norm()
+    assert err < 0.02  # bf16 rounding of the GEMMs; sampling in bf16 gave 0.45
+
+
 def test_grid_sample_deform_conv_matches_torchvision_forward_and_backward() -> None:
     torch.manual_seed(0)
     n, c, cout, h, w = 2, 12, 10, 9, 14

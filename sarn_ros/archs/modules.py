@@ -49,28 +49,35 @@ def deform_conv3x3_grid_sample(
     the map read zero). On CPU it is about 3x faster than torchvision's im2col kernel, forward
     and backward, because ``grid_sample`` on a channels-last map reads whole pixel vectors and
     the per-tap products are plain GEMMs. Returns a channels-last tensor.
+
+    Positions and sampling stay fp32 under bf16/fp16 autocast: with 8 (bf16) or 11 (fp16)
+    mantissa bits, pixel indices past 256 (bf16) collide and normalised coordinates are off
+    by up to a few pixels, so zero offsets would no longer be a plain convolution. Only the
+    GEMMs take the low precision.
     """
     n, c, h, w = x.shape
     k = weight.shape[-1]
     taps = k * k
-    dtype = x.dtype
-    ys = torch.arange(h, device=x.device, dtype=dtype).view(1, 1, h, 1)
-    xs = torch.arange(w, device=x.device, dtype=dtype).view(1, 1, 1, w)
-    ky = torch.arange(k, device=x.device, dtype=dtype).repeat_interleave(k).view(1, taps, 1, 1)
-    kx = torch.arange(k, device=x.device, dtype=dtype).repeat(k).view(1, taps, 1, 1)
-    off = offset.view(n, taps, 2, h, w)
+    f32 = {"device": x.device, "dtype": torch.float32}
+    ys = torch.arange(h, **f32).view(1, 1, h, 1)
+    xs = torch.arange(w, **f32).view(1, 1, 1, w)
+    ky = torch.arange(k, **f32).repeat_interleave(k).view(1, taps, 1, 1)
+    kx = torch.arange(k, **f32).repeat(k).view(1, taps, 1, 1)
+    off = offset.float().view(n, taps, 2, h, w)
     # Normalise to [-1, 1] with align_corners=True: pixel i maps to -1 + 2 i / (size - 1).
     gy = (ys + ky - (k // 2) + off[:, :, 0]) * (2.0 / max(h - 1, 1)) - 1.0
     gx = (xs + kx - (k // 2) + off[:, :, 1]) * (2.0 / max(w - 1, 1)) - 1.0
     grid = torch.stack((gx, gy), dim=-1).view(n, taps * h, w, 2)
-    sampled = F.grid_sample(
-        x.contiguous(memory_format=torch.channels_last),
-        grid,
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=True,
-    )
-    cols = sampled.permute(0, 2, 3, 1).reshape(n, taps, h * w, c)  # free view: channels-last
+    with torch.autocast(x.device.type, enabled=False):
+        sampled = F.grid_sample(
+            x.float().contiguous(memory_format=torch.channels_last),
+            grid,
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )
+    # free view: channels-last
+    cols = sampled.to(x.dtype).permute(0, 2, 3, 1).reshape(n, taps, h * w, c)
     out = torch.matmul(cols, weight.permute(2, 3, 1, 0).reshape(taps, c, -1)).sum(1)
     if bias is not None:
         out = out + bias
