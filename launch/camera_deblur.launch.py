@@ -10,14 +10,18 @@ any other consumer of image_raw sees plain RGB; the node itself also takes the c
 YUYV/UYVY (usb_cam pixel_format:=yuyv: 2 bytes a pixel over DDS instead of 3). Install the
 driver you choose
 (ros-$ROS_DISTRO-v4l2-camera or ros-$ROS_DISTRO-usb-cam).
+
+The packaged Fast DDS profile (large shared-memory segment) is set before the driver starts:
+it is the publisher whose default 512 KiB segment loses best-effort VGA/720p frames.
 """
 
 import os
 
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
@@ -25,6 +29,7 @@ from launch import LaunchDescription
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVERS = ("v4l2_camera", "usb_cam")
+PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 FORWARDED = ("weights", "device", "future_frames", "input_transport", "use_sim_time")
 
 
@@ -36,8 +41,12 @@ def generate_launch_description() -> LaunchDescription:
     ns, frame_id = LaunchConfiguration("namespace"), LaunchConfiguration("frame_id")
     width, height = LaunchConfiguration("image_width"), LaunchConfiguration("image_height")
     device = LaunchConfiguration("video_device")
+    profile = os.path.join(get_package_share_directory("sarn_ros"), "config", "fastdds_shm.xml")
     return LaunchDescription(
         [
+            SetEnvironmentVariable(
+                PROFILE_ENV, EnvironmentVariable(PROFILE_ENV, default_value=profile)
+            ),
             DeclareLaunchArgument(
                 "driver",
                 default_value="v4l2_camera",
@@ -56,8 +65,7 @@ def generate_launch_description() -> LaunchDescription:
                 "v4l2_camera converts to rgb8 itself.",
             ),
             DeclareLaunchArgument("frame_id", default_value="camera_optical_frame"),
-            *(DeclareLaunchArgument(name, default_value="") for name in FORWARDED[:-1]),
-            DeclareLaunchArgument("use_sim_time", default_value="false"),
+            *(DeclareLaunchArgument(name, default_value="") for name in FORWARDED),
             Node(
                 package="v4l2_camera",
                 executable="v4l2_camera_node",

@@ -16,7 +16,14 @@ from launch.substitutions import LaunchConfiguration
 from launch import LaunchDescription
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FORWARDED = ("weights", "device", "future_frames", "input_transport", "queue_policy")
+FORWARDED = (
+    "weights",
+    "device",
+    "future_frames",
+    "input_transport",
+    "queue_policy",
+    "use_sim_time",
+)
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -29,12 +36,10 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument("namespace", default_value=""),
             *(DeclareLaunchArgument(name, default_value="") for name in FORWARDED),
-            DeclareLaunchArgument("use_sim_time", default_value="false"),
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(os.path.join(HERE, "sarn_deblur.launch.py")),
                 launch_arguments={
-                    name: LaunchConfiguration(name)
-                    for name in ("cameras", "namespace", *FORWARDED, "use_sim_time")
+                    name: LaunchConfiguration(name) for name in ("cameras", "namespace", *FORWARDED)
                 }.items(),
             ),
         ]

@@ -41,7 +41,7 @@ ARGUMENTS = {
     "cameras": ("", "Camera namespaces served by one node, e.g. '[left, right]'."),
     "image": ("image_raw", "Input image topic (remapping of image_raw)."),
     "camera_info": ("camera_info", "Input camera_info topic (remapping of camera_info)."),
-    "use_sim_time": ("false", "Use /clock (e.g. when playing a bag with --clock)."),
+    "use_sim_time": ("", "true: use /clock (e.g. when playing a bag with --clock)."),
     "log_level": ("info", "Logger level of the node."),
 }
 
@@ -54,6 +54,7 @@ def boolean(text: str) -> bool:
 
 
 TYPES = {
+    "use_sim_time": boolean,
     "future_frames": int,
     "self_ensemble": int,
     "torch_compile": boolean,
@@ -70,8 +71,9 @@ def share_file(*parts: str) -> str:
 def node_actions(context: LaunchContext) -> list[Node]:
     """The node, built once the arguments are known (empty ones are not passed on)."""
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    overrides: dict = {"use_sim_time": arg["use_sim_time"].lower() in ("true", "1")}
+    overrides: dict = {}
     forwarded = (
+        "use_sim_time",
         "weights",
         "device",
         "precision",

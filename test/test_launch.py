@@ -48,6 +48,7 @@ def expand(launch_file: str, **arguments: str) -> tuple[list[Node], LaunchContex
         if isinstance(entity, Node):
             if entity.condition is None or entity.condition.evaluate(context):
                 entity._perform_substitutions(context)
+                entity.test_environment = dict(context.environment)  # what it would start with
                 nodes.append(entity)
             return
         for child in entity.visit(context) or []:
@@ -108,12 +109,23 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
         "lazy": True,
         "resize": 0.5,
         "debayer": "edge_aware",
-        "use_sim_time": False,
     }
     assert ("image_raw", "image_raw") in node.expanded_remapping_rules
     assert ("camera_info", "camera_info") in node.expanded_remapping_rules
     assert context.environment[PROFILE_ENV] == str(share / "config" / "fastdds_shm.xml")
     assert Path(context.environment[PROFILE_ENV]).is_file()
+
+
+def test_use_sim_time_from_the_parameter_file_is_kept_unless_given(share: Path, tmp_path: Path):
+    """A bag workflow's YAML with use_sim_time: true must not be turned back to wall time."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("/**:\n  ros__parameters:\n    use_sim_time: true\n")
+    for launch_file in ("sarn_deblur.launch.py", "multi_camera_deblur.launch.py"):
+        (node,), _ = expand(launch_file, params_file=str(mine))
+        files, inline = parameters(node)
+        assert files == [str(mine)] and "use_sim_time" not in inline
+    (_, node), _ = expand("camera_deblur.launch.py", params_file=str(mine), use_sim_time="true")
+    assert parameters(node)[1]["use_sim_time"] is True
 
 
 def test_a_bool_argument_that_is_not_true_or_false_is_an_error(share: Path):
@@ -159,6 +171,9 @@ def test_camera_deblur_launch_wires_the_driver_into_the_node(
         torch_compile="true",
     )
     camera, deblur = nodes  # only the chosen driver, then the node
+    # the driver publishes the large frames: it needs the shared-memory profile as well
+    profile = str(share / "config" / "fastdds_shm.xml")
+    assert camera.test_environment[PROFILE_ENV] == deblur.test_environment[PROFILE_ENV] == profile
     assert (camera.node_package, camera.node_executable) == (package, executable)
     assert (deblur.node_package, deblur.node_executable) == ("sarn_ros", "sarn_deblur_node")
     assert {"precision": "bf16", "torch_compile": True}.items() <= parameters(deblur)[1].items()
