@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -293,6 +294,24 @@ def test_malformed_raw_layouts_raise(encoding, w, h, nbytes):
     step = w * 2 if encoding.startswith("yuv") else w
     msg = Image(height=h, width=w, encoding=encoding, step=step, data=bytes(nbytes))
     with pytest.raises(ValueError):
+        conv.decode_image(msg)
+
+
+def test_what_ros_cv_bridge_refuses_is_an_unsupported_encoding(monkeypatch):
+    """cv_bridge raises CvBridgeError (a TypeError) for images without colour (32FC1 depth):
+    that is the frame's encoding, not a fault of the node."""
+    import types
+
+    class CvBridgeError(TypeError):
+        pass
+
+    class CvBridge:
+        def imgmsg_to_cv2(self, msg, desired_encoding):
+            raise CvBridgeError(f"[{msg.encoding}] is not a color format. but [rgb8] is.")
+
+    monkeypatch.setitem(sys.modules, "cv_bridge", types.SimpleNamespace(CvBridge=CvBridge))
+    msg = Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))
+    with pytest.raises(conv.UnsupportedEncoding, match="cv_bridge cannot convert '32FC1'"):
         conv.decode_image(msg)
 
 

@@ -468,30 +468,37 @@ def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_che
 def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_checkpoint):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    weights = f"weights:={tiny_recurrent_checkpoint}"
     cases = {
         "missing weights": [f"weights:={tmp_path / 'nope.pth'}"],
         "corrupt weights": [f"weights:={corrupt}"],
-        "out of range": [f"weights:={tiny_recurrent_checkpoint}", "future_frames:=7"],
-        "bad choice": [f"weights:={tiny_recurrent_checkpoint}", "queue_policy:=newest"],
-        "bad ensemble": [f"weights:={tiny_recurrent_checkpoint}", "self_ensemble:=3"],
+        "out of range": [weights, "future_frames:=7"],
+        "bad choice": [weights, "queue_policy:=newest"],
+        "bad ensemble": [weights, "self_ensemble:=3"],
+        "bad camera name": [weights, "cameras:=[left, front-left]"],
     }
     if not torch.cuda.is_available():
-        cases["no CUDA"] = [f"weights:={tiny_recurrent_checkpoint}", "device:=cuda"]
+        cases["no CUDA"] = [weights, "device:=cuda"]
+    args = {case: [a for p in params for a in ("-p", p)] for case, params in cases.items()}
+    args["missing params file"] = ["--params-file", str(tmp_path / "nope.yaml")]
     procs = {  # started together: each spends seconds importing torch before it fails
         case: subprocess.Popen(
-            [NODE, "--ros-args"] + [a for p in params for a in ("-p", p)],
+            [NODE, "--ros-args", *a],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for case, params in cases.items()
+        for case, a in args.items()
     }
+    errors = {}
     for case, proc in procs.items():
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = errors[case] = proc.communicate(timeout=120)
         assert proc.returncode != 0, case
         assert "Traceback" not in stderr, case
-        lines = stderr.strip().splitlines()
+        # rcl logs its own [ERROR] line for arguments it cannot parse
+        lines = [x for x in stderr.strip().splitlines() if "[rcl]" not in x]
         assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
+    assert "'front-left' is not a valid namespace" in errors["bad camera name"][1]
 
 
 def test_help_needs_no_ros():
@@ -545,3 +552,63 @@ def test_an_opencv_error_while_decoding_rejects_that_frame_only(monkeypatch):
     assert rejected == [
         ("malformed", "OpenCV(4.5.4) matrix.cpp:466: error: (-215:Assertion failed)")
     ]
+
+
+def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
+    """The worker's catch-all resets every camera; a fault while converting one camera's frame
+    (an exception no decoder anticipated) must be rejected before it gets there."""
+    import threading
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    pushed, resets, rejected = [], [], []
+
+    def prepare(cam, msg, received):
+        if cam == "depth":
+            raise KeyError("unexpected")
+        return (cam, msg, 1, None)
+
+    fake = SimpleNamespace(
+        prepare=prepare,
+        engine=SimpleNamespace(
+            push_many=lambda items: pushed.extend(items) or [],
+            reset=lambda *a: resets.append(a),
+        ),
+        lock=threading.Condition(),
+        waits_ms=[],
+        inference_ms=[],
+        overhead_ms=[],
+        publish=lambda out: None,
+        reject=lambda *why: rejected.append(why),
+    )
+    node_module.DeblurNode.process(fake, [("left", "frame", 0.0), ("depth", "frame", 0.0)])
+    assert [item[0] for item in pushed] == ["left"] and not resets
+    assert rejected == [("decode_error", "KeyError: 'unexpected'")]
+
+
+def test_warnings_are_throttled_per_reason(monkeypatch):
+    """rclpy throttles per call site: one reason at 30 Hz would hide all the others."""
+    import threading
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    logged = []
+    fake = SimpleNamespace(
+        lock=threading.Condition(),
+        counts=Counter(),
+        window=Counter(),
+        warned={},
+        get_logger=lambda: SimpleNamespace(warning=logged.append),
+    )
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    for reason in ("encoding", "encoding", "malformed", "encoding", "decode_error"):
+        node_module.DeblurNode.reject(fake, reason, "detail")
+    assert [line.split("(")[1].split(")")[0] for line in logged] == [
+        "encoding",
+        "malformed",
+        "decode_error",
+    ]
+    assert fake.counts["rejected.encoding"] == 3

@@ -184,7 +184,12 @@ def _cv_bridge_decode(msg: Any) -> np.ndarray:
             f"encoding {msg.encoding!r} is not supported without ROS cv_bridge; "
             "convert it first or publish rgb8/bgr8/mono8/mono16, Bayer, yuv422 or nv12/nv21"
         ) from None
-    return np.asarray(CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    try:
+        return np.asarray(CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    except Exception as exc:  # CvBridgeError (a TypeError): float/depth images have no colour
+        raise UnsupportedEncoding(
+            f"cv_bridge cannot convert {msg.encoding!r} to rgb8: {exc}"
+        ) from exc
 
 
 def _read(msg: Any, dtype: np.dtype, channels: int, rows: int) -> np.ndarray:

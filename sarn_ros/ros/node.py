@@ -24,7 +24,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
@@ -41,7 +41,7 @@ from .camera_info import scale_camera_info
 from .params import BY_NAME, PARAMS, help_text, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
-CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp
+CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
 THROTTLE_S = 10.0  # warnings per reason at most this often
 
 
@@ -72,6 +72,8 @@ class Camera:
         overrides = QoSOverridingOptions.with_default_policies()
         self.queue: deque[tuple[Any, float]] = deque()
         self.infos: dict[int, CameraInfo] = {}
+        # a backlog of queued frames (queue_policy all) must still find its camera_info
+        self.info_cache = max(CAMERA_INFO_CACHE, node.queue_size + 3)
         self.last_info: CameraInfo | None = None
         if node.input_transport == "compressed":
             kind, topic = CompressedImage, f"{prefix}image_raw/compressed"
@@ -119,7 +121,7 @@ class Camera:
         with self.node.lock:
             self.infos[stamp_ns(msg.header)] = msg
             self.last_info = msg
-            while len(self.infos) > CAMERA_INFO_CACHE:
+            while len(self.infos) > self.info_cache:
                 del self.infos[next(iter(self.infos))]
 
     def info_for(self, stamp: int) -> tuple[CameraInfo | None, bool]:
@@ -171,6 +173,7 @@ class DeblurNode(Node):
         self.lock = threading.Condition()
         self.counts: Counter[str] = Counter()
         self.window: Counter[str] = Counter()  # counts since the last diagnostics message
+        self.warned: dict[str, float] = {}  # reason -> time.monotonic() of its last warning
         self.latencies: deque[float] = deque(maxlen=200)  # receive -> publish, ms
         self.ages: deque[float] = deque(maxlen=200)  # header stamp -> publish, ms
         self.inference_ms: deque[float] = deque(maxlen=200)  # engine call per worker round
@@ -273,12 +276,16 @@ class DeblurNode(Node):
         self.window[key] += n
 
     def reject(self, reason: str, detail: str) -> None:
-        """Count a bad frame and warn (throttled per reason); the node carries on."""
+        """Count a bad frame and warn, throttled per reason (rclpy throttles per call site,
+        so one noisy camera would hide every other reason); the node carries on."""
+        now = time.monotonic()
         with self.lock:
             self.count(f"rejected.{reason}")
-        self.get_logger().warning(
-            f"skipping frame ({reason}): {detail}", throttle_duration_sec=THROTTLE_S
-        )
+            due = now - self.warned.get(reason, -THROTTLE_S) >= THROTTLE_S
+            if due:
+                self.warned[reason] = now
+        if due:
+            self.get_logger().warning(f"skipping frame ({reason}): {detail}")
 
     # ------------------------------------------------------------------ worker
     def work(self) -> None:
@@ -318,7 +325,16 @@ class DeblurNode(Node):
         with self.lock:
             self.waits_ms.extend((now - received) * 1e3 for _, _, received in taken)
         t0 = time.perf_counter()
-        items = [item for cam, msg, t in taken if (item := self.prepare(cam, msg, t))]
+        items = []
+        for cam, msg, received in taken:
+            try:
+                item = self.prepare(cam, msg, received)
+            except Exception as exc:  # a converter's own fault loses this frame, not the
+                # state of every camera (the worker's last resort)
+                self.reject("decode_error", f"{type(exc).__name__}: {exc}")
+                continue
+            if item is not None:
+                items.append(item)
         if not items:
             return
         t1 = time.perf_counter()
@@ -511,6 +527,11 @@ def use_packaged_dds_profile() -> None:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file("config/fastdds_shm.xml"))
 
 
+def first_line(exc: BaseException) -> str:
+    """rcl and topic-name errors span several lines (a caret under the bad character)."""
+    return (str(exc).strip().splitlines() or [repr(exc)])[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console script ``sarn_deblur_node``: start, spin, stop cleanly; one line on errors."""
     argv = sys.argv if argv is None else argv
@@ -519,11 +540,22 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text())
         return 0
     use_packaged_dds_profile()
-    rclpy.init(args=argv)
+    try:
+        rclpy.init(args=argv)  # a missing or broken --params-file fails here
+    except RCLError as exc:
+        print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
+        return 1
     try:
         node = DeblurNode()
-    except (CheckpointError, RuntimeError, ValueError, OSError, ParameterException) as exc:
-        print(f"sarn_deblur_node: error: {exc}", file=sys.stderr)
+    except (
+        CheckpointError,
+        RuntimeError,
+        ValueError,
+        OSError,
+        ParameterException,
+        NameValidationException,  # a camera namespace that is no valid topic name
+    ) as exc:
+        print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
         rclpy.try_shutdown()
         return 1
     try:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidTopicNameException
+from rclpy.validate_topic_name import validate_topic_name
 
 from .image_conversion import DEBAYER
 
@@ -179,6 +181,13 @@ def validate(name: str, value: Any) -> str | None:
     p = BY_NAME.get(name)
     if p is not None and p.choices and value not in p.choices:
         return f"{name} must be one of {', '.join(map(str, p.choices))}, got {value!r}"
+    if name == "cameras":  # checked before the model loads, not when the topics are made
+        for cam in value:
+            try:
+                validate_topic_name(f"{cam.strip('/')}/image_raw".lstrip("/"))
+            except InvalidTopicNameException as exc:
+                why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+                return f"cameras: {cam!r} is not a valid namespace ({why})"
     return None
 
 
