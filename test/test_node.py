@@ -388,12 +388,15 @@ def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_chec
     )
     left, right = Camera(node, "left"), Camera(node, "right")
     wait_connected(node, [left, right], proc)
-    lf, rf = frames(4, seed=1), frames(4, seed=2)
-    for i in range(4):
+    lf, rf = frames(45, seed=1), frames(4, seed=2)
+    for i in range(45):  # right stops after 4 frames, left streams on for 1.4 s (> max_gap_s)
         left.publish(lf[i], "rgb8", 30 * SEC + i * SEC // 30, "left")
-        right.publish(rf[i], "rgb8", 30 * SEC + i * SEC // 30, "right")
-        spin_until(node, lambda: False, 0.05)
-    assert spin_until(node, lambda: len(left.outputs) == 4 and len(right.outputs) == 4, 30)
+        if i < 4:
+            right.publish(rf[i], "rgb8", 30 * SEC + i * SEC // 30, "right")
+        spin_until(node, lambda: False, 1 / 30)
+    # right's last frame, held for look-ahead, came out while left was still streaming
+    assert len(right.outputs) == 4
+    assert spin_until(node, lambda: len(left.outputs) == 45, 30)
     assert {m.header.frame_id for m in left.outputs} == {"left"}
     assert {m.header.frame_id for m in right.outputs} == {"right"}
     for cam, src in ((left, lf), (right, rf)):  # each stream equals its own engine

@@ -71,6 +71,8 @@ class Camera:
         sub_qos, pub_qos = node.qos("subscription"), node.qos("publisher")
         overrides = QoSOverridingOptions.with_default_policies()
         self.queue: deque[tuple[Any, float]] = deque()
+        self.last_taken = 0.0  # time.monotonic() when the worker last took a frame
+        self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.infos: dict[int, CameraInfo] = {}
         # a backlog of queued frames (queue_policy all) must still find its camera_info
         self.info_cache = max(CAMERA_INFO_CACHE, node.queue_size + 3)
@@ -290,27 +292,30 @@ class DeblurNode(Node):
     # ------------------------------------------------------------------ worker
     def work(self) -> None:
         """Worker thread: take the next frame of every camera, deblur them in one engine call,
-        publish. When a stream goes quiet for max_gap_s its look-ahead frames are emitted."""
-        last_frame = time.monotonic()
+        publish. When a camera goes quiet for max_gap_s its look-ahead frames are emitted."""
         while True:
             with self.lock:
                 while self.running and not self.changes and not any(c.queue for c in self.cameras):
                     if self.lock.wait(0.1) or not self.running:
                         continue
-                    gap = self.engine.max_gap_s
-                    if gap and time.monotonic() - last_frame > gap and self.engine_stats["pending"]:
-                        break  # stream went quiet: emit the look-ahead now, not at the next frame
+                    if self.quiet_cameras(time.monotonic()):
+                        break
                 if not self.running:
                     return
                 changes, self.changes = self.changes, {}
                 taken = [(c, *c.queue.popleft()) for c in self.cameras if c.queue]
+                now = time.monotonic()
+                for cam, *_ in taken:
+                    cam.last_taken, cam.holding = now, True
+                quiet = self.quiet_cameras(now)
+                for cam in quiet:
+                    cam.holding = False
             try:
                 self.apply_changes(changes)
                 if taken:
-                    last_frame = time.monotonic()
                     self.process(taken)
-                elif not changes:
-                    for out in self.engine.flush():
+                for cam in quiet:  # its last frames are not left waiting for another camera
+                    for out in self.engine.flush(cam.stream):
                         self.publish(out)
             except Exception as exc:  # nothing may kill the worker; the engine starts afresh
                 self.reject("internal", f"{type(exc).__name__}: {exc}")
@@ -319,6 +324,12 @@ class DeblurNode(Node):
             # Read by the diagnostics timer: the executor must never wait for the engine's
             # lock, which a forward pass holds for its whole duration.
             self.engine_stats = self.engine.stats()
+
+    def quiet_cameras(self, now: float) -> list[Camera]:
+        """Cameras with frames in the engine and none taken for max_gap_s: their look-ahead is
+        emitted now rather than when their next frame comes. Callers hold ``self.lock``."""
+        gap = self.engine.max_gap_s
+        return [c for c in self.cameras if c.holding and gap and now - c.last_taken > gap]
 
     def process(self, taken: list[tuple[Camera, Any, float]]) -> None:
         now = time.monotonic()
