@@ -346,13 +346,16 @@ class StreamDeblurrer:
             self.frames_out += len(out)
             return out
 
-    def reset(self, stream: str | None = None) -> None:
+    def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
         """Start ``stream`` (or all streams) afresh. Its look-ahead is flushed first; those
-        outputs are returned by the next push/push_many/flush call."""
+        outputs are returned by the next push/push_many/flush call. ``reason`` is what
+        ``resets_by_reason`` counts (a caller that detects gaps itself passes "gap")."""
+        if reason not in RESET_REASONS:
+            raise ValueError(f"reset reason must be one of {RESET_REASONS}, got {reason!r}")
         with self._lock:
             for name in [stream] if stream is not None else list(self._streams):
                 if name in self._streams:
-                    self._queued += self._end_segment(name, "explicit")
+                    self._queued += self._end_segment(name, reason)
 
     # ------------------------------------------------------------------------------ internals
     def _end_segment(self, name: str, reason: str) -> list[DeblurredFrame]:

@@ -80,13 +80,13 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
                 out += super().flush(f"{stream}{_SEP}{k}")
             return self._merge(out)
 
-    def reset(self, stream: str | None = None) -> None:
+    def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
         with self._lock:
             if stream is None:
-                super().reset()
+                super().reset(reason=reason)
                 return
             for k in range(self.members):
-                super().reset(f"{stream}{_SEP}{k}")
+                super().reset(f"{stream}{_SEP}{k}", reason)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:  # one consistent snapshot of the engine and the waiting parts

@@ -585,7 +585,8 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
         publish=lambda out: None,
         reject=lambda *why: rejected.append(why),
     )
-    node_module.DeblurNode.process(fake, [("left", "frame", 0.0), ("depth", "frame", 0.0)])
+    queued = [(cam, node_module.Queued("frame", 0.0, False)) for cam in ("left", "depth")]
+    node_module.DeblurNode.process(fake, queued)
     assert [item[0] for item in pushed] == ["left"] and not resets
     assert rejected == [("decode_error", "KeyError: 'unexpected'")]
 
@@ -615,3 +616,81 @@ def test_warnings_are_throttled_per_reason(monkeypatch):
         "decode_error",
     ]
     assert fake.counts["rejected.encoding"] == 3
+
+
+def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
+    """The node's intake (enqueue) and a camera, without ROS."""
+    import threading
+    from collections import Counter, deque
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    fake = SimpleNamespace(
+        lock=threading.Condition(),
+        counts=Counter(),
+        window=Counter(),
+        lazy=False,
+        queue_policy=policy,
+        queue_size=queue_size,
+        max_gap_s=max_gap_s,
+    )
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    cam = SimpleNamespace(queue=deque(), last_stamp=None, watched=lambda: True)
+
+    def send(stamp_s: float) -> None:
+        msg = Image()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), round(stamp_s % 1 * 1e9)
+        node_module.DeblurNode.enqueue(fake, cam, msg)
+
+    return cam, send
+
+
+def test_gaps_are_found_between_the_stamps_a_camera_sends_not_the_frames_processed():
+    """A slow device with queue_policy latest processes every 20th frame of a 30 fps camera:
+    those frames are 0.67 s apart, but the camera had no gap, so the state must carry on."""
+    cam, send = intake("latest")
+    for i in range(60):
+        send(10 + i / 30)
+        if i % 20 == 19:
+            assert not cam.queue.popleft().after_gap  # what the worker takes
+    send(12.5)  # the camera stalled for 0.5+ s
+    send(12.5 + 1 / 30)  # ... and this one replaced it before the worker came: still a gap
+    (q,) = cam.queue
+    assert q.after_gap and q.msg.header.stamp.nanosec == round((0.5 + 1 / 30) * 1e9)
+
+
+def test_with_every_frame_kept_the_gap_marks_the_first_frame_after_it():
+    cam, send = intake("all", queue_size=3)
+    for t in (1.0, 1.1, 2.0, 2.1):  # the 1.0 frame overflows the queue
+        send(t)
+    assert [q.after_gap for q in cam.queue] == [False, True, False]
+    send(2.2)  # 1.1 overflows; 2.0 keeps its mark
+    assert [q.after_gap for q in cam.queue] == [True, False, False]
+    send(2.3)  # 2.0 overflows: the first frame kept after the gap carries the mark on
+    assert [q.after_gap for q in cam.queue] == [True, False, False]
+    cam, send = intake("all", max_gap_s=None)
+    for t in (1.0, 5.0):
+        send(t)
+    assert [q.after_gap for q in cam.queue] == [False, False]  # max_gap_s 0 disables
+
+
+def test_a_gap_resets_that_camera_as_a_gap():
+    import threading
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    resets = []
+    fake = SimpleNamespace(
+        prepare=lambda cam, msg, received: None,
+        engine=SimpleNamespace(
+            reset=lambda stream, reason="explicit": resets.append((stream, reason))
+        ),
+        lock=threading.Condition(),
+        waits_ms=[],
+    )
+    cams = [SimpleNamespace(stream=name) for name in ("left", "right")]
+    queued = [node_module.Queued(None, 0.0, gap) for gap in (False, True)]
+    node_module.DeblurNode.process(fake, list(zip(cams, queued, strict=True)))
+    assert resets == [("right", "gap")]

@@ -50,6 +50,15 @@ def stamp_ns(header: Any) -> int:
 
 
 @dataclass
+class Queued:
+    """A message waiting for the worker."""
+
+    msg: Any
+    received: float  # time.monotonic() at the callback
+    after_gap: bool  # the camera's stream had a gap over max_gap_s before this frame
+
+
+@dataclass
 class FrameMeta:
     """What the worker needs to publish an output like its input."""
 
@@ -70,7 +79,8 @@ class Camera:
         self.stream = ns or "default"
         sub_qos, pub_qos = node.qos("subscription"), node.qos("publisher")
         overrides = QoSOverridingOptions.with_default_policies()
-        self.queue: deque[tuple[Any, float]] = deque()
+        self.queue: deque[Queued] = deque()
+        self.last_stamp: int | None = None  # of the last frame queued, for gap detection
         self.last_taken = 0.0  # time.monotonic() when the worker last took a frame
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.infos: dict[int, CameraInfo] = {}
@@ -157,13 +167,14 @@ class DeblurNode(Node):
         if threads := int(get("cpu_threads").value):
             torch.set_num_threads(threads)
         device = get("device").value
+        self.max_gap_s = float(get("max_gap_s").value) or None
         self.engine = make_engine(
             get("weights").value,
             self_ensemble=self.self_ensemble,
             device=device,
             precision=get("precision").value,
             future_frames=int(get("future_frames").value),
-            max_gap_s=float(get("max_gap_s").value) or None,
+            max_gap_s=None,  # gaps are found at intake, see enqueue
             torch_compile=self.torch_compile,
         )
         if device == "auto" and self.engine.device.type == "cpu":
@@ -240,7 +251,8 @@ class DeblurNode(Node):
                 for out in self.engine.flush():
                     self.publish(out)
             elif name == "max_gap_s":
-                self.engine.max_gap_s = float(value) or None
+                with self.lock:
+                    self.max_gap_s = float(value) or None
             elif name == "precision":
                 self.engine.precision = resolve_precision(value, self.engine.device)
             elif name == "resize":
@@ -251,25 +263,39 @@ class DeblurNode(Node):
                 with self.lock:
                     for cam in self.cameras:
                         while len(cam.queue) > 1:
-                            cam.queue.popleft()
+                            if cam.queue.popleft().after_gap:
+                                cam.queue[0].after_gap = True
                             self.count("dropped")
             self.get_logger().info(f"parameter {name} is now {value!r}")
 
     # ------------------------------------------------------------------ intake (executor)
     def enqueue(self, cam: Camera, msg: Any) -> None:
         """The subscription callback: park the message, nothing else (rclpy holds the GIL
-        while it deserialises, so long callbacks would stall intake)."""
+        while it deserialises, so long callbacks would stall intake).
+
+        Gaps over max_gap_s are found here, between the stamps the camera sent, not between
+        the frames the worker gets to: with ``latest`` on a slow device those are always
+        further apart than max_gap_s, and every frame would restart the recurrent state."""
         idle = self.lazy and not cam.watched()
+        stamp = stamp_ns(msg.header)
         with self.lock:
             self.count("received")
             if idle:
                 self.count("idle")
                 return
+            gap, last = self.max_gap_s, cam.last_stamp
+            after_gap = bool(gap and last is not None and stamp - last > gap * 1e9)
+            cam.last_stamp = stamp
             limit = 1 if self.queue_policy == "latest" else self.queue_size
             while len(cam.queue) >= limit:
-                cam.queue.popleft()
+                dropped = cam.queue.popleft()
                 self.count("dropped")
-            cam.queue.append((msg, time.monotonic()))
+                if dropped.after_gap:  # the next frame kept starts the new segment
+                    if cam.queue:
+                        cam.queue[0].after_gap = True
+                    else:
+                        after_gap = True
+            cam.queue.append(Queued(msg, time.monotonic(), after_gap))
             self.lock.notify()
 
     def count(self, key: str, n: int = 1) -> None:
@@ -303,7 +329,7 @@ class DeblurNode(Node):
                 if not self.running:
                     return
                 changes, self.changes = self.changes, {}
-                taken = [(c, *c.queue.popleft()) for c in self.cameras if c.queue]
+                taken = [(c, c.queue.popleft()) for c in self.cameras if c.queue]
                 now = time.monotonic()
                 for cam, *_ in taken:
                     cam.last_taken, cam.holding = now, True
@@ -328,18 +354,20 @@ class DeblurNode(Node):
     def quiet_cameras(self, now: float) -> list[Camera]:
         """Cameras with frames in the engine and none taken for max_gap_s: their look-ahead is
         emitted now rather than when their next frame comes. Callers hold ``self.lock``."""
-        gap = self.engine.max_gap_s
+        gap = self.max_gap_s
         return [c for c in self.cameras if c.holding and gap and now - c.last_taken > gap]
 
-    def process(self, taken: list[tuple[Camera, Any, float]]) -> None:
+    def process(self, taken: list[tuple[Camera, Queued]]) -> None:
         now = time.monotonic()
         with self.lock:
-            self.waits_ms.extend((now - received) * 1e3 for _, _, received in taken)
+            self.waits_ms.extend((now - q.received) * 1e3 for _, q in taken)
         t0 = time.perf_counter()
         items = []
-        for cam, msg, received in taken:
+        for cam, q in taken:
+            if q.after_gap:  # the held look-ahead comes out with this round's outputs
+                self.engine.reset(cam.stream, reason="gap")
             try:
-                item = self.prepare(cam, msg, received)
+                item = self.prepare(cam, q.msg, q.received)
             except Exception as exc:  # a converter's own fault loses this frame, not the
                 # state of every camera (the worker's last resort)
                 self.reject("decode_error", f"{type(exc).__name__}: {exc}")

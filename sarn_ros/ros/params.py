@@ -125,7 +125,8 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "max_gap_s",
         0.5,
-        "Reset the recurrent state when consecutive stamps are further apart (0 disables).",
+        "Reset the recurrent state when the camera's consecutive stamps are further apart "
+        "(0 disables); frames dropped by queue_policy latest do not count as gaps.",
         live=True,
         float_range=(0.0, 3600.0),
     ),
