@@ -11,7 +11,10 @@ header and the source message's receive time.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+import contextlib
+import itertools
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from .engine import DeblurredFrame, StreamDeblurrer
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
+OUTPUT_VIDEO_EXTS = VIDEO_EXTS - {".webm"}  # mp4v, which WebM cannot hold
+MAX_BAD_READS = 30  # failed reads in a row that end a video
 
 
 class InputError(ValueError):
@@ -35,6 +40,7 @@ class Report:
     frames: int = 0
     skipped: int = 0
     ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
+    replaced_topics: list[str] = field(default_factory=list)  # the bag's own deblurred outputs
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,32 @@ def output_kind(dst: Path) -> str:
     """'video' for a video file name, 'folder' for a folder (existing, or a name without a
     suffix or ending in '/'). Anything else is an :class:`InputError`, where OpenCV would
     write nothing, or one broken file, without a word."""
-    if dst.suffix.lower() in VIDEO_EXTS:
+    if dst.suffix.lower() in OUTPUT_VIDEO_EXTS:
         return "video"
     if dst.is_dir() or not dst.suffix or str(dst).endswith("/"):
         return "folder"
     raise InputError(
-        f"output {dst}: a video file ({', '.join(sorted(VIDEO_EXTS))}) or a folder for images"
+        f"output {dst}: a video file ({', '.join(sorted(OUTPUT_VIDEO_EXTS))}) "
+        "or a folder for images"
     )
+
+
+def video_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray | None]]:
+    """(index, BGR frame) to the end of the video, None for a frame that fails to decode in
+    the middle (callers skip and count it). OpenCV's read() fails both at the end and on a
+    corrupt frame, so failures count as skipped frames only when a readable one follows."""
+    bad = 0
+    for i in itertools.count():
+        ok, bgr = cap.read()
+        if not ok:
+            bad += 1
+            if bad >= MAX_BAD_READS:
+                return
+            continue
+        for j in range(i - bad, i):
+            yield j, None
+        bad = 0
+        yield i, bgr
 
 
 class FrameSink:
@@ -106,6 +131,9 @@ class FrameSink:
                 raise InputError(f"cannot write {self.dst / name}")
             return
         h, w = img.shape[:2]
+        if h % 2 or w % 2:  # mp4v (4:2:0) would drop the last row or column without a word
+            img = cv2.copyMakeBorder(img, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+            h, w = img.shape[:2]
         if self.writer is None:
             self.size = (w, h)
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
@@ -147,13 +175,15 @@ def deblur_video(
             report.frames += 1
             tick()
 
-    i = -1
-    while not window.done(i + 1):
-        ok, bgr = cap.read()
-        if not ok:
+    readable = 0
+    for i, bgr in video_frames(cap):
+        if window.done(readable):
             break
-        i += 1
-        if not window.wants(i):
+        if bgr is None:
+            report.skipped += 1
+            continue
+        readable += 1
+        if not window.wants(readable - 1):
             continue
         rgb = resize_by(np.ascontiguousarray(bgr[..., ::-1]), scale)
         stamp = round(i * 1e9 / fps)
@@ -210,6 +240,9 @@ def deblur_folder(
         write(engine.push(img, stamp, meta=p.name))
     write(engine.flush())
     sink.close()
+    if not report.frames:
+        after = f" after --skip-frames {window.skip}" if window.skip else ""
+        raise InputError(f"no readable image in {src}{after}")
     return report
 
 
@@ -241,16 +274,21 @@ def is_depth(topic: str) -> bool:
     return any("depth" in part or "disparity" in part for part in topic.lower().split("/"))
 
 
+def is_deblurred(topic: str) -> bool:
+    """Our own output (``<ns>/deblurred/image_raw``), e.g. a bag recorded beside the node."""
+    return camera_ns(topic).rsplit("/", 1)[-1] == "deblurred"
+
+
 def choose_topics(
     available: dict[str, str], topics: list[str] | None
 ) -> tuple[list[str], dict[str, str]]:
     """The bag topics to deblur, and why each other image topic is not.
 
     Each chosen topic becomes ``<ns>/deblurred/image_raw``, so there is one per camera
-    namespace. By default depth/disparity topics are left out, and of a camera recorded both
-    raw and compressed (a common recording) the raw Image is taken (lossless), then
-    ``image_raw`` over other names. Topics asked for by name are taken as they are, but must
-    not share a camera.
+    namespace. By default depth/disparity topics and deblurred outputs are left out, and of a
+    camera recorded both raw and compressed (a common recording) the raw Image is taken
+    (lossless), then ``image_raw`` over other names. Topics asked for by name are taken as
+    they are, but must not share a camera.
     """
     if topics:
         missing = [t for t in topics if t not in available]
@@ -258,7 +296,10 @@ def choose_topics(
             raise InputError(
                 f"topics {missing} not in the bag; its image topics: {sorted(available)}"
             )
-    ignored = {} if topics else {t: "a depth image" for t in available if is_depth(t)}
+    ignored = {}
+    if not topics:
+        ignored = {t: "a depth image" for t in available if is_depth(t)}
+        ignored |= {t: "deblurred already" for t in available if is_deblurred(t)}
     by_camera: dict[str, list[str]] = {}
     for t in topics or sorted(set(available) - set(ignored)):
         by_camera.setdefault(camera_ns(t), []).append(t)
@@ -295,6 +336,24 @@ def bag_topics(
     return chosen, ignored
 
 
+@contextlib.contextmanager
+def open_bag(src: Path) -> Iterator[Any]:
+    """A rosbags AnyReader over ``src``, with Humble's message types for a bag that has no
+    definitions of its own (Humble records none); a bag it cannot open is an InputError."""
+    from rosbags.highlevel import AnyReader, AnyReaderError
+    from rosbags.typesys import Stores, get_typestore
+
+    reader = AnyReader([Path(src)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+    try:
+        reader.open()
+    except AnyReaderError as exc:
+        raise InputError(f"cannot read bag {src}: {exc}") from exc
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
 def bag_image(msg: Any, msgtype: str, debayer: str) -> tuple[np.ndarray, str]:
     """A bag's Image or CompressedImage decoded as the node decodes it (Bayer/YUV to RGB);
     ValueError for a corrupt or unsupported frame."""
@@ -319,8 +378,7 @@ def deblur_bag(
     """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
     deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs. Every
     original message is copied; ``window`` picks the frames of each camera that are deblurred."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
 
     from .ros.camera_info import scale_camera_info
@@ -336,102 +394,137 @@ def deblur_bag(
         raise InputError(f"output bag {dst} already exists")
     store = get_typestore(Stores.ROS2_HUMBLE)
     report = Report()
-    with AnyReader([src], default_typestore=store) as reader:
-        chosen, report.ignored_topics = bag_topics(reader, src, topics)
-        infos: dict[str, list[tuple[int, object]]] = {}
-        info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
-        info_conns = [c for c in reader.connections if c.topic in info_topics]
-        # an empty list would mean every connection to rosbags: a bag without camera_info
-        for conn, _, raw in reader.messages(connections=info_conns) if info_conns else ():
-            msg = reader.deserialize(raw, conn.msgtype)
-            infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
-        storage = StoragePlugin.MCAP if any(Path(src).glob("*.mcap")) else StoragePlugin.SQLITE3
-        with Writer(dst, version=9, storage_plugin=storage) as writer:
-            out_conns = {}
-            for c in reader.connections:
-                out_conns[c.id] = writer.add_connection(  # same type definition and QoS
-                    c.topic,
-                    c.msgtype,
-                    msgdef=c.msgdef.data,
-                    rihs01=c.digest,
-                    serialization_format=c.ext.serialization_format,
-                    offered_qos_profiles=c.ext.offered_qos_profiles,
-                )
-            img_cls = store.types["sensor_msgs/msg/Image"]
-            jpeg_cls = store.types["sensor_msgs/msg/CompressedImage"]
-            out_type, suffix = (
-                ("sensor_msgs/msg/Image", "")
-                if jpeg_quality is None
-                else ("sensor_msgs/msg/CompressedImage", "/compressed")
-            )
-            deb = {
-                t: (
-                    writer.add_connection(
-                        f"{camera_ns(t)}/deblurred/image_raw{suffix}", out_type, typestore=store
-                    ),
-                    writer.add_connection(
-                        f"{camera_ns(t)}/deblurred/camera_info",
-                        "sensor_msgs/msg/CameraInfo",
-                        typestore=store,
-                    )
-                    if camera_ns(t) in infos
-                    else None,
-                )
-                for t in chosen
-            }
-
-            def emit(outs: list[DeblurredFrame]) -> None:
-                for o in outs:
-                    topic, header, encoding, receive, (sx, sy) = o.meta
-                    pixels = from_rgb(o.image, encoding)
-                    nothing = np.zeros(0, np.uint8)
-                    if jpeg_quality is None:
-                        fields = {"height": 0, "width": 0, "encoding": "", "is_bigendian": 0}
-                        empty = img_cls(header=header, step=0, data=nothing, **fields)
-                        msg = numpy_to_image(pixels, encoding, msg=empty)
-                    else:
-                        empty = jpeg_cls(header=header, format="", data=nothing)
-                        msg = numpy_to_compressed(pixels, encoding, quality=jpeg_quality, msg=empty)
-                    img_conn, info_conn = deb[topic]
-                    writer.write(img_conn, receive, store.serialize_cdr(msg, out_type))
-                    cam_infos = infos.get(camera_ns(topic))
-                    if info_conn is not None and cam_infos:
-                        info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)
-                        writer.write(
-                            info_conn,
-                            receive,
-                            store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"),
-                        )
-                    report.frames += 1
-                    tick()
-
-            readable = dict.fromkeys(chosen, 0)
-            for conn, receive, raw in reader.messages():
-                writer.write(out_conns[conn.id], receive, raw)
-                if conn.topic not in chosen or window.done(readable[conn.topic]):
-                    continue
+    try:
+        with open_bag(src) as reader:
+            chosen, report.ignored_topics = bag_topics(reader, src, topics)
+            infos: dict[str, list[tuple[int, object]]] = {}
+            info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
+            info_conns = [c for c in reader.connections if c.topic in info_topics]
+            # an empty list would mean every connection to rosbags: a bag without camera_info
+            for conn, _, raw in reader.messages(connections=info_conns) if info_conns else ():
                 msg = reader.deserialize(raw, conn.msgtype)
-                try:
-                    pixels, encoding = bag_image(msg, conn.msgtype, debayer)
-                    frame = resize_by(to_rgb(pixels, encoding), scale)
-                    scales = (frame.shape[1] / pixels.shape[1], frame.shape[0] / pixels.shape[0])
-                except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
-                    report.skipped += 1
-                    continue
-                readable[conn.topic] += 1
-                if not window.wants(readable[conn.topic] - 1):
-                    continue
-                encoding = without_alpha(encoding)  # alpha is not carried through offline
-                emit(
-                    engine.push(
-                        frame,
-                        stamp_of(msg),
-                        stream=conn.topic,
-                        meta=(conn.topic, msg.header, encoding, receive, scales),
+                infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
+            mcap = src.suffix == ".mcap" or any(Path(src).glob("*.mcap"))
+            storage = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
+            suffix = "" if jpeg_quality is None else "/compressed"
+            new_topics = {
+                f"{camera_ns(t)}/deblurred/{n}"
+                for t in chosen
+                for n in ("image_raw" + suffix, "camera_info")
+            }
+            # a bag recorded beside the node has outputs of its own: the new ones replace them
+            report.replaced_topics = sorted(new_topics & {c.topic for c in reader.connections})
+            with Writer(dst, version=9, storage_plugin=storage) as writer:
+                out_conns = {}
+                for c in reader.connections:
+                    if c.topic in report.replaced_topics:
+                        continue
+                    out_conns[c.id] = writer.add_connection(  # same definition and QoS
+                        c.topic,
+                        c.msgtype,
+                        **type_definition(c, reader.typestore),
+                        serialization_format=c.ext.serialization_format,
+                        offered_qos_profiles=c.ext.offered_qos_profiles,
                     )
+                img_cls = store.types["sensor_msgs/msg/Image"]
+                jpeg_cls = store.types["sensor_msgs/msg/CompressedImage"]
+                out_type = (
+                    "sensor_msgs/msg/Image"
+                    if jpeg_quality is None
+                    else "sensor_msgs/msg/CompressedImage"
                 )
-            emit(engine.flush())
+                deb = {
+                    t: (
+                        writer.add_connection(
+                            f"{camera_ns(t)}/deblurred/image_raw{suffix}", out_type, typestore=store
+                        ),
+                        writer.add_connection(
+                            f"{camera_ns(t)}/deblurred/camera_info",
+                            "sensor_msgs/msg/CameraInfo",
+                            typestore=store,
+                        )
+                        if camera_ns(t) in infos
+                        else None,
+                    )
+                    for t in chosen
+                }
+
+                def emit(outs: list[DeblurredFrame]) -> None:
+                    for o in outs:
+                        topic, header, encoding, receive, (sx, sy) = o.meta
+                        pixels = from_rgb(o.image, encoding)
+                        nothing = np.zeros(0, np.uint8)
+                        if jpeg_quality is None:
+                            fields = {"height": 0, "width": 0, "encoding": "", "is_bigendian": 0}
+                            empty = img_cls(header=header, step=0, data=nothing, **fields)
+                            msg = numpy_to_image(pixels, encoding, msg=empty)
+                        else:
+                            empty = jpeg_cls(header=header, format="", data=nothing)
+                            msg = numpy_to_compressed(
+                                pixels, encoding, quality=jpeg_quality, msg=empty
+                            )
+                        img_conn, info_conn = deb[topic]
+                        writer.write(img_conn, receive, store.serialize_cdr(msg, out_type))
+                        cam_infos = infos.get(camera_ns(topic))
+                        if info_conn is not None and cam_infos:
+                            info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)
+                            writer.write(
+                                info_conn,
+                                receive,
+                                store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"),
+                            )
+                        report.frames += 1
+                        tick()
+
+                readable = dict.fromkeys(chosen, 0)
+                for conn, receive, raw in reader.messages():
+                    if conn.id in out_conns:
+                        writer.write(out_conns[conn.id], receive, raw)
+                    if conn.topic not in chosen or window.done(readable[conn.topic]):
+                        continue
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    try:
+                        pixels, encoding = bag_image(msg, conn.msgtype, debayer)
+                        frame = resize_by(to_rgb(pixels, encoding), scale)
+                        scales = (
+                            frame.shape[1] / pixels.shape[1],
+                            frame.shape[0] / pixels.shape[0],
+                        )
+                    except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
+                        report.skipped += 1
+                        continue
+                    readable[conn.topic] += 1
+                    if not window.wants(readable[conn.topic] - 1):
+                        continue
+                    encoding = without_alpha(encoding)  # alpha is not carried through offline
+                    emit(
+                        engine.push(
+                            frame,
+                            stamp_of(msg),
+                            stream=conn.topic,
+                            meta=(conn.topic, msg.header, encoding, receive, scales),
+                        )
+                    )
+                emit(engine.flush())
+    except BaseException as exc:  # no half-written bag left behind to block the next run
+        shutil.rmtree(dst, ignore_errors=True)
+        if isinstance(exc, WriterError):
+            raise InputError(f"cannot write bag {dst}: {exc}") from exc
+        raise
     return report
+
+
+def type_definition(conn: Any, typestore: Any) -> dict[str, Any]:
+    """How the writer learns ``conn``'s message type: the bag's own definition and hash, or,
+    for a bag that has none (recorded on Humble; a bare .mcap), the reader's typestore."""
+    if conn.digest and conn.msgdef.data:
+        return {"msgdef": conn.msgdef.data, "rihs01": conn.digest}
+    if conn.msgtype not in typestore.fielddefs:
+        raise InputError(
+            f"{conn.topic}: the bag has no definition of {conn.msgtype} (a Humble bag) and "
+            "rosbags does not know it, so it cannot be copied"
+        )
+    return {"typestore": typestore}
 
 
 def stamp_of(msg: object) -> int:

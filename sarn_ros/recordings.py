@@ -17,7 +17,7 @@ import numpy as np
 
 from .data.blur_synth import BlurParams, synthesize
 from .data.datasets import Sequence, list_images, read_frame, resize_by, synthesize_folder
-from .offline import InputError, bag_image, bag_topics, kind_of
+from .offline import InputError, bag_image, bag_topics, kind_of, open_bag, video_frames
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,7 @@ class Recording:
         self.skipped = 0
         self.ignored: dict[str, str] = {}
         if self.kind == "bag":
-            from rosbags.highlevel import AnyReader
-
-            with AnyReader([self.path]) as reader:
+            with open_bag(self.path) as reader:
                 self.topics, self.ignored = bag_topics(reader, self.path, topics)
             for topic, why in self.ignored.items():
                 log.warning("%s: %s left out: %s (choose with --topics)", self.path, topic, why)
@@ -70,22 +68,18 @@ class Recording:
         if not cap.isOpened():
             raise InputError(f"cannot open video {self.path}")
         try:
-            while True:
-                ok, bgr = cap.read()
-                if not ok:
-                    return
+            for _, bgr in video_frames(cap):
+                if bgr is None:
+                    self.skipped += 1
+                    continue
                 yield self.name(""), np.ascontiguousarray(bgr[..., ::-1])
         finally:
             cap.release()
 
     def _bag(self) -> Iterator[tuple[str, np.ndarray]]:
-        from rosbags.highlevel import AnyReader
-        from rosbags.typesys import Stores, get_typestore
-
         from .ros.image_conversion import to_rgb
 
-        store = get_typestore(Stores.ROS2_HUMBLE)
-        with AnyReader([self.path], default_typestore=store) as reader:
+        with open_bag(self.path) as reader:
             conns = [c for c in reader.connections if c.topic in self.topics]
             for conn, _, raw in reader.messages(connections=conns):
                 try:

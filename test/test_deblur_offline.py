@@ -481,3 +481,118 @@ def test_a_bag_without_rosbags_installed_is_one_line_naming_it(
         f"sarn {name}: error: rosbag2 files need the Python package rosbags, which rosdep does "
         "not install: python3 -m pip install --user rosbags"
     ]
+
+
+def as_humble_bag(v9: Path, out: Path) -> Path:
+    """``v9`` (sqlite3) as ROS 2 Humble records it: metadata version 5, schema 3, no message
+    definitions or type hashes anywhere, the QoS as a YAML string."""
+    import sqlite3
+
+    import yaml
+
+    out.mkdir()
+    (db,) = v9.glob("*.db3")
+    src, dst = sqlite3.connect(db), sqlite3.connect(out / "humble_0.db3")
+    dst.executescript(
+        "CREATE TABLE schema(schema_version INTEGER PRIMARY KEY, ros_distro TEXT NOT NULL);"
+        "INSERT INTO schema VALUES(3, 'humble');"
+        "CREATE TABLE metadata(id INTEGER PRIMARY KEY, metadata_version INTEGER NOT NULL,"
+        " metadata TEXT NOT NULL);"
+        "CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL,"
+        " serialization_format TEXT NOT NULL, offered_qos_profiles TEXT NOT NULL);"
+        "CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL,"
+        " timestamp INTEGER NOT NULL, data BLOB NOT NULL);"
+    )
+    for row in src.execute("SELECT id, name, type, serialization_format FROM topics"):
+        dst.execute("INSERT INTO topics VALUES(?, ?, ?, ?, '')", row)
+    dst.executemany(
+        "INSERT INTO messages VALUES(?, ?, ?, ?)",
+        src.execute("SELECT id, topic_id, timestamp, data FROM messages"),
+    )
+    dst.commit()
+    info = yaml.safe_load((v9 / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    info |= {"version": 5, "relative_file_paths": ["humble_0.db3"]}
+    info["files"][0]["path"] = "humble_0.db3"
+    for key in ("ros_distro", "custom_data"):
+        info.pop(key, None)
+    for t in info["topics_with_message_count"]:
+        t["topic_metadata"].pop("type_description_hash", None)
+        t["topic_metadata"]["offered_qos_profiles"] = ""
+    (out / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}))
+    return out
+
+
+def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    write_bag(tmp_path / "v9", StoragePlugin.SQLITE3)
+    humble = as_humble_bag(tmp_path / "v9", tmp_path / "humble")
+    result = deblur(str(humble), "-o", str(tmp_path / "out"), *weights)
+    assert result.returncode == 0, result.stderr
+    original, output = read_bag(tmp_path / "v9"), read_bag(tmp_path / "out")
+    assert sorted(m for m in output if "/deblurred/" not in m[0]) == sorted(original)
+    for cam in ("left", "right"):
+        assert len(messages(output, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")) == 4
+    # sarn eval and sarn train read it too
+    rc = run_sarn("eval", *weights, "--no-gt", str(humble), "--device", "cpu")
+    assert rc.returncode == 0, rc.stderr
+    write_bag(tmp_path / "m", StoragePlugin.MCAP)
+    (bare,) = (tmp_path / "m").glob("*.mcap")
+    result = deblur(str(bare), "-o", str(tmp_path / "mout"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "mout").glob("*.mcap"))  # the storage it came in
+
+
+def test_a_bag_recorded_beside_the_node_gets_new_outputs(tmp_path, tiny_recurrent_checkpoint):
+    """`ros2 bag record -a` next to the node records its deblurred topics too: they are not
+    taken as cameras, and the new outputs replace them (one connection per topic)."""
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    write_bag(tmp_path / "in", StoragePlugin.SQLITE3)
+    assert deblur(str(tmp_path / "in"), "-o", str(tmp_path / "once"), *weights).returncode == 0
+    again = deblur(str(tmp_path / "once"), "-o", str(tmp_path / "twice"), *weights)
+    assert again.returncode == 0, again.stderr
+    assert "/left/deblurred/image_raw not deblurred: deblurred already" in again.stderr
+    assert "the bag's own /left/deblurred/image_raw is replaced" in again.stderr
+    once, twice = read_bag(tmp_path / "once"), read_bag(tmp_path / "twice")
+    assert len(twice) == len(once)  # the same topics and message counts
+    assert sorted(m for m in twice if "/deblurred/" not in m[0]) == sorted(
+        read_bag(tmp_path / "in")
+    )
+
+
+def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
+    src = tmp_path / "in.avi"
+    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (48, 32))
+    for f in frames(8):
+        writer.write(f)
+    writer.release()
+    data = bytearray(src.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]  # JPEG SOI
+    assert len(starts) == 8
+    data[starts[4] : starts[5] - 16] = bytes(starts[5] - 16 - starts[4])  # frame 4 unreadable
+    src.write_bytes(data)
+    result = deblur(
+        str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "7 frames" in result.stdout and "1 unreadable frames skipped" in result.stdout
+    assert len(list((tmp_path / "out").iterdir())) == 7
+
+
+def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_recurrent_checkpoint):
+    src = write_folder(tmp_path / "in", frames(3, h=33, w=47, seed=6))
+    args = ["--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(src), "-o", str(tmp_path / "out.mp4"), *args)
+    assert result.returncode == 0, result.stderr
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    size = (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    assert size == (48, 34)  # padded by one replicated column and row, none cropped
+    webm = deblur(str(src), "-o", str(tmp_path / "out.webm"), *args)
+    assert webm.returncode == 2  # mp4v cannot go into WebM: refused before any work
+    assert "a video file (.avi, .m4v, .mkv, .mov, .mp4, .mpeg, .mpg)" in webm.stderr
+    nothing = tmp_path / "unreadable"
+    nothing.mkdir()
+    (nothing / "0.png").write_bytes(b"not a png")
+    none = deblur(str(nothing), "-o", str(tmp_path / "none"), *args)
+    assert none.returncode == 2 and "no readable image" in none.stderr

@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     secs = time.monotonic() - start
     for topic, why in report.ignored_topics.items():
         print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
+    for topic in report.replaced_topics:
+        print(f"sarn deblur: the bag's own {topic} is replaced by the new output", file=sys.stderr)
     print(
         f"sarn deblur: {report.frames} frames -> {args.output} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
