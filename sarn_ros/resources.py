@@ -40,3 +40,11 @@ def find_share_file(relative: str) -> Path:
             return p
     looked = ", ".join(str(d) for d in candidates) or "(no share directory found)"
     raise FileNotFoundError(f"{relative} not found in the sarn_ros share directories: {looked}")
+
+
+def node_command() -> list[str]:
+    """How to start sarn_deblur_node from this interpreter: its console script beside the
+    interpreter (a venv, pip), else the module (``ros2 run`` uses /usr/bin/python3, while colcon
+    puts the script under install/sarn_ros/lib/sarn_ros)."""
+    script = Path(sys.executable).parent / "sarn_deblur_node"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "sarn_ros.ros.node"]

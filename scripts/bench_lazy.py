@@ -10,7 +10,6 @@ import argparse
 import os
 import random
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,8 +28,9 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
-    node_bin = str(Path(sys.executable).parent / "sarn_deblur_node")
-    args = [node_bin, "--ros-args", "-p", "device:=cpu", "-p", f"lazy:={str(lazy).lower()}"]
+    from sarn_ros.resources import node_command
+
+    args = [*node_command(), "--ros-args", "-p", "device:=cpu", "-p", f"lazy:={str(lazy).lower()}"]
     args += ["-p", "future_frames:=0"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

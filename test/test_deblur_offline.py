@@ -594,5 +594,7 @@ def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_re
     nothing = tmp_path / "unreadable"
     nothing.mkdir()
     (nothing / "0.png").write_bytes(b"not a png")
+    assert cv2.imwrite(str(nothing / "1.tif"), np.zeros((8, 8), np.float32))  # not a camera's
     none = deblur(str(nothing), "-o", str(tmp_path / "none"), *args)
     assert none.returncode == 2 and "no readable image" in none.stderr
+    assert "Traceback" not in none.stderr

@@ -51,3 +51,16 @@ def test_import_is_light_and_public_api_exists():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"  # networks, engine, checkpoints: no ROS
+
+
+def test_the_node_starts_from_an_interpreter_without_the_script_beside_it(tmp_path, monkeypatch):
+    """`ros2 run sarn_ros sarn demo` runs /usr/bin/python3: no sarn_deblur_node next to it."""
+    from sarn_ros import resources
+
+    assert resources.node_command() == [str(BIN / "sarn_deblur_node")]  # the venv
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
+    cmd = resources.node_command()
+    assert cmd == [str(tmp_path / "python3"), "-m", "sarn_ros.ros.node"]
+    cmd[0] = str(BIN / "python")
+    result = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "future_frames" in result.stdout

@@ -64,8 +64,10 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def read_frame(path: Path) -> np.ndarray | None:
     """An image as the engine takes it: RGB (alpha dropped) or grey, 8 or 16 bit as stored;
-    None when it cannot be read (callers skip and count it)."""
+    None when it cannot be read or is neither (callers skip and count it)."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
+        return None
     if img is not None and img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return img

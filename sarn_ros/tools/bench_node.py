@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..ensemble import MEMBERS
-from ..resources import find_share_file
+from ..resources import find_share_file, node_command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,9 +116,8 @@ def times_ms(diags: list[dict[str, str]], key: str) -> list[float]:
     return [float(d[key]) for d in diags if d.get(key, "n/a") != "n/a"]
 
 
-def node_command(weights: str, args: argparse.Namespace) -> list[str]:
-    script = Path(sys.executable).parent / "sarn_deblur_node"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "sarn_ros.ros.node"]
+def node_args(weights: str, args: argparse.Namespace) -> list[str]:
+    cmd = node_command()
     params = {
         "weights": weights,
         "device": args.device,
@@ -146,7 +145,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
     from ..ros.image_conversion import numpy_to_image
 
     proc = subprocess.Popen(
-        node_command(weights, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        node_args(weights, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     meter = ProcessMeter(proc.pid)
     rclpy.init()

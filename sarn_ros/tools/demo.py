@@ -78,12 +78,11 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
-    from ..resources import find_share_file
+    from ..resources import find_share_file, node_command
     from ..ros.image_conversion import image_to_numpy, numpy_to_image
 
-    node_exe = str(Path(sys.executable).parent / "sarn_deblur_node")
     cmd = [
-        node_exe,
+        *node_command(),
         "--ros-args",
         "--params-file",
         str(find_share_file("config/sarn_deblur.yaml")),
