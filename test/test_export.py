@@ -54,7 +54,11 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
     with torch.no_grad():
         ref, (ref_h, _) = model.step(stack, (h, c))
     ort = pytest.importorskip("onnxruntime")
-    session = ort.InferenceSession(str(out))
+    assert [p.name for p in tmp_path.iterdir()] == ["step.onnx"]  # no weights in a side file
+    moved = tmp_path / "jetson" / "step.onnx"  # copied on its own, as to another machine
+    moved.parent.mkdir()
+    out.rename(moved)
+    session = ort.InferenceSession(str(moved))
     frame, h_out, _ = session.run(None, {"stack": stack.numpy(), "h": h.numpy(), "c": c.numpy()})
     assert np.abs(frame - ref.numpy()).max() < 1e-4
     assert np.abs(h_out - ref_h.numpy()).max() < 1e-4
@@ -101,6 +105,9 @@ def test_single_image_export_and_bad_size(tmp_path):
         timeout=60,
     )
     assert bad.returncode == 2 and "multiples of 4" in bad.stderr
+    args = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "t.onnx")]
+    assert cli.main([*args, "--height", "4", "--width", "8"]) == 2  # before any model work
+    assert not (tmp_path / "t.onnx").exists()
 
 
 def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, capsys):

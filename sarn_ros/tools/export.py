@@ -84,6 +84,13 @@ def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Modul
         else (["frame"], ["deblurred"])
     )
     path.parent.mkdir(parents=True, exist_ok=True)
+    # one self-contained file (12 MB, far below protobuf's 2 GB): PyTorch >= 2.6 would put the
+    # weights in a side file <name>.data that a copied .onnx silently lacks
+    single_file = (
+        {"external_data": False}
+        if "external_data" in inspect.signature(torch.onnx.export).parameters
+        else {}
+    )
     torch.onnx.export(
         graph,
         example_inputs(model, h, w),
@@ -93,6 +100,7 @@ def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Modul
         dynamic_shapes=shapes,
         opset_version=opset,
         dynamo=True,
+        **single_file,
     )
     return graph
 
@@ -137,8 +145,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.height % 4 or args.width % 4:
-        print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
+    if args.height % 4 or args.width % 4 or min(args.height, args.width) < 8:
+        print(
+            "sarn export: error: --height and --width must be multiples of 4, at least 8 "
+            "(a size of 4 would be fixed in the graph)",
+            file=sys.stderr,
+        )
         return 2
     try:
         model = load_model(args.weights, device="cpu", deform_impl="grid_sample")
