@@ -8,12 +8,23 @@ py="${PYTHON:-python3}"
 stamp=".venv/.sarn_setup_stamp"
 want="$(cat requirements.txt setup.py setup.cfg | sha256sum | cut -d' ' -f1)"
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "import sarn_ros" 2>/dev/null; then
+version() { "$1" -c 'import sys; print(*sys.version_info[:2])'; }
+if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  echo "sarn_ros: .venv has no pip (an earlier run without python3-venv?): making it again"
+  rm -rf .venv
+elif [ -n "${PYTHON:-}" ] && [ -x .venv/bin/python ] && [ "$(version .venv/bin/python)" != "$(version "$py")" ]; then
+  echo "sarn_ros: .venv has Python $(version .venv/bin/python | tr ' ' .), PYTHON=$py: making it again"
+  rm -rf .venv
+fi
+
+installed="import importlib.util as u, sys; sys.exit(u.find_spec('sarn_ros') is None)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "$installed" 2>/dev/null; then
   exit 0
 fi
 
 if [ ! -x .venv/bin/python ]; then
-  "$py" -m venv .venv
+  # Debian/Ubuntu: without python3-venv this fails half way; leave nothing to trip the next run
+  "$py" -m venv .venv || { rm -rf .venv; exit 1; }
 fi
 .venv/bin/python -m pip install -q --upgrade pip wheel "setuptools<80"
 .venv/bin/python -m pip install -q -r requirements.txt
