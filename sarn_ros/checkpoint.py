@@ -59,7 +59,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any] | N
 def resolve_weights(weights: str | Path) -> Path:
     """A path as given, or a packaged weights name such as ``sarn_recurrent``."""
     p = Path(weights).expanduser()
-    if p.exists():
+    if p.is_file():  # a run directory called sarn_recurrent must not hide the packaged file
         return p
     if p.suffix == "" and p.parent == Path("."):
         try:
@@ -89,13 +89,18 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"latest.pth beside it (or `sarn train --run-dir {path.parent} --export X.pth`)"
             )
         raise CheckpointError(f"{path} is not a sarn_ros checkpoint (expected format {FORMAT})")
+    if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{path} has no model config or state_dict")
     return ckpt
 
 
 def build_model(ckpt: dict[str, Any], deform_impl: str | None = None) -> nn.Module:
     """Instantiate the architecture in ``ckpt`` and load its weights (strict)."""
     model_cls, cfg_cls = ARCHS[ckpt["arch"]]
-    cfg = cfg_cls(**ckpt["config"])
+    try:
+        cfg = cfg_cls(**ckpt["config"])
+    except TypeError as exc:  # written by a newer sarn_ros, or edited by hand
+        raise CheckpointError(f"config does not fit {ckpt['arch']}: {exc}") from None
     if deform_impl is not None:
         cfg.deform_impl = deform_impl
     model = model_cls(cfg)
@@ -117,5 +122,5 @@ def load_model(
     """
     ckpt = read_checkpoint(weights)
     model = build_model(ckpt, deform_impl).to(device).eval()
-    model.meta = ckpt["meta"]
+    model.meta = ckpt.get("meta", {})
     return model

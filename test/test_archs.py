@@ -298,12 +298,18 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     text.write_text("not a checkpoint\n")
     resume = tmp_path / "last.pt"  # what `sarn train` writes to resume, beside best.pth
     torch.save({"model": {}, "opt": {}, "step": 3}, resume)
+    ckpt = torch.load(good, weights_only=True)
+    newer, no_config = tmp_path / "newer.pth", tmp_path / "no_config.pth"
+    torch.save({**ckpt, "config": {**ckpt["config"], "new_option": 1}}, newer)
+    torch.save({k: v for k, v in ckpt.items() if k != "config"}, no_config)
     cases = {
         tmp_path / "missing.pth": "not found",
         truncated: "cannot read",
         foreign: "not a sarn_ros checkpoint",
         text: "cannot read",
         resume: "resume state, not weights: use best.pth",
+        newer: "config does not fit SARN: .*new_option",
+        no_config: "no model config",
     }
     for path, reason in cases.items():
         with pytest.raises(CheckpointError, match=reason) as info:
@@ -311,3 +317,12 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
         assert "\n" not in str(info.value)
     with pytest.raises(CheckpointError):
         load_model("no_such_packaged_weights")
+    bare = tmp_path / "bare.pth"  # metadata is optional
+    torch.save({k: v for k, v in ckpt.items() if k != "meta"}, bare)
+    assert load_model(bare).meta == {}
+
+
+def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monkeypatch) -> None:
+    (tmp_path / "sarn_single").mkdir()  # e.g. a training run directory
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(load_model("sarn_single"), SARN)
