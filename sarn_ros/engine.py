@@ -466,7 +466,8 @@ class StreamDeblurrer:
                 s.upload_done.synchronize()  # the previous async copy has left host_in
                 s.host_in.copy_(src)
                 s.dev_in.copy_(s.host_in, non_blocking=True)
-                s.upload_done.record()
+                # on the copy's stream: with device cuda:N the current device may be another
+                s.upload_done.record(torch.cuda.current_stream(self.device))
                 src = s.dev_in
             dst = s.frames[slot]
             dst.copy_(src.permute(2, 0, 1))  # a grey (1, H, W) broadcasts to 3 channels
