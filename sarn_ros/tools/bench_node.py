@@ -276,7 +276,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"sarn bench node: error: --sizes must be WxH[,WxH...], got {args.sizes!r}")
         return 2
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(150, 200))  # away from live systems
+    # a domain of its own, away from live systems (0-101 are safe with Linux's ephemeral ports)
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(60, 101))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file("config/fastdds_shm.xml"))
