@@ -50,10 +50,10 @@ def deform_conv3x3_grid_sample(
     and backward, because ``grid_sample`` on a channels-last map reads whole pixel vectors and
     the per-tap products are plain GEMMs. Returns a channels-last tensor.
 
-    Positions and sampling stay fp32 under bf16/fp16 autocast: with 8 (bf16) or 11 (fp16)
-    mantissa bits, pixel indices past 256 (bf16) collide and normalised coordinates are off
-    by up to a few pixels, so zero offsets would no longer be a plain convolution. Only the
-    GEMMs take the low precision.
+    Positions stay fp32 under bf16/fp16 autocast: with 8 (bf16) or 11 (fp16) mantissa bits,
+    pixel indices past 256 (bf16) collide and normalised coordinates are off by up to a few
+    pixels, so zero offsets would no longer be a plain convolution. Only the GEMMs take the
+    low precision.
     """
     n, c, h, w = x.shape
     k = weight.shape[-1]
@@ -64,10 +64,33 @@ def deform_conv3x3_grid_sample(
     ky = torch.arange(k, **f32).repeat_interleave(k).view(1, taps, 1, 1)
     kx = torch.arange(k, **f32).repeat(k).view(1, taps, 1, 1)
     off = offset.float().view(n, taps, 2, h, w)
+    py = ys + ky - (k // 2) + off[:, :, 0]  # sample positions in pixels, (n, taps, h, w)
+    px = xs + kx - (k // 2) + off[:, :, 1]
+    sample = _gather_bilinear if _dynamo_tracing() else _grid_sample_bilinear
+    cols = sample(x, py, px).view(n, taps, h * w, c)
+    out = torch.matmul(cols, weight.permute(2, 3, 1, 0).reshape(taps, c, -1)).sum(1)
+    if bias is not None:
+        out = out + bias
+    return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+
+
+def _dynamo_tracing() -> bool:
+    """Inside torch.compile's trace (decided once per graph, at trace time)."""
+    check = getattr(torch.compiler, "is_dynamo_compiling", None)  # torch >= 2.3
+    if check is None:
+        from torch._dynamo import is_compiling as check
+    return check()
+
+
+def _grid_sample_bilinear(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+    """(n, taps*h*w, c) samples of ``x`` at fp32 pixel positions (n, taps, h, w) with one
+    ``grid_sample``: the fastest eager kernel. It takes grid and input in one dtype, so both
+    are fp32 (its output is cast back for the GEMMs)."""
+    n, c, h, w = x.shape
     # Normalise to [-1, 1] with align_corners=True: pixel i maps to -1 + 2 i / (size - 1).
-    gy = (ys + ky - (k // 2) + off[:, :, 0]) * (2.0 / max(h - 1, 1)) - 1.0
-    gx = (xs + kx - (k // 2) + off[:, :, 1]) * (2.0 / max(w - 1, 1)) - 1.0
-    grid = torch.stack((gx, gy), dim=-1).view(n, taps * h, w, 2)
+    gy = py * (2.0 / max(h - 1, 1)) - 1.0
+    gx = px * (2.0 / max(w - 1, 1)) - 1.0
+    grid = torch.stack((gx, gy), dim=-1).view(n, -1, w, 2)
     with torch.autocast(x.device.type, enabled=False):
         sampled = F.grid_sample(
             x.float().contiguous(memory_format=torch.channels_last),
@@ -76,12 +99,27 @@ def deform_conv3x3_grid_sample(
             padding_mode="zeros",
             align_corners=True,
         )
-    # free view: channels-last
-    cols = sampled.to(x.dtype).permute(0, 2, 3, 1).reshape(n, taps, h * w, c)
-    out = torch.matmul(cols, weight.permute(2, 3, 1, 0).reshape(taps, c, -1)).sum(1)
-    if bias is not None:
-        out = out + bias
-    return out.view(n, h, w, -1).permute(0, 3, 1, 2)
+    return sampled.to(x.dtype).permute(0, 2, 3, 1).reshape(n, -1, c)  # free: channels-last
+
+
+def _gather_bilinear(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
+    """The same samples as four weighted corner gathers: inductor fuses them into one loop that
+    reads the map in its own dtype, 2x (fp32) to 4x (bf16) faster than its ``grid_sample``
+    (the DRM at 640x480 on the 2-core CPU), while eagerly they are 3.6x slower."""
+    n, c, h, w = x.shape
+    flat = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    y0, x0 = py.floor(), px.floor()
+    wy, wx = py - y0, px - x0
+    cols = None
+    for dy in (0, 1):
+        for dx in (0, 1):
+            yi, xi = y0 + dy, x0 + dx
+            inside = (yi >= 0) & (yi < h) & (xi >= 0) & (xi < w)  # zero padding
+            index = (yi.clamp(0, h - 1) * w + xi.clamp(0, w - 1)).long().view(n, -1, 1)
+            weight = ((wy if dy else 1 - wy) * (wx if dx else 1 - wx) * inside).to(x.dtype)
+            corner = torch.gather(flat, 1, index.expand(-1, -1, c)) * weight.view(n, -1, 1)
+            cols = corner if cols is None else cols + corner
+    return cols
 
 
 def resolve_deform_impl(impl: str, device: torch.device) -> str:
