@@ -133,12 +133,16 @@ def test_auto_falls_back_where_torchvision_kernel_cannot_run(monkeypatch, caplog
     assert modules.check_deform_kernel(meta) == "torchvision"
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_drm_under_bf16_autocast_is_still_a_plain_conv_at_zero_offsets(
-    compiled: bool, monkeypatch
-) -> None:
+@pytest.fixture(params=[False, True], ids=["grid_sample", "compiled_gathers"])
+def sampler(request, monkeypatch) -> None:
+    """Both samplers of the grid_sample path: grid_sample (eager) and the corner gathers that
+    torch.compile runs."""
+    monkeypatch.setattr(modules, "_dynamo_tracing", lambda: request.param)
+
+
+@pytest.mark.usefixtures("sampler")
+def test_drm_under_bf16_autocast_is_still_a_plain_conv_at_zero_offsets() -> None:
     """720p is 320 px wide at 1/4 resolution: bf16 positions would collide past 256."""
-    monkeypatch.setattr(modules, "_dynamo_tracing", lambda: compiled)
     torch.manual_seed(0)
     drm = DeformableResidualModule(8, impl="grid_sample").eval()
     x = torch.randn(1, 8, 6, 320)
@@ -148,12 +152,8 @@ def test_drm_under_bf16_autocast_is_still_a_plain_conv_at_zero_offsets(
     assert err < 0.02  # bf16 rounding of the GEMMs; sampling in bf16 gave 0.45
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_grid_sample_deform_conv_matches_torchvision_forward_and_backward(
-    compiled: bool, monkeypatch
-) -> None:
-    """Both samplers: grid_sample (eager) and the corner gathers torch.compile runs."""
-    monkeypatch.setattr(modules, "_dynamo_tracing", lambda: compiled)
+@pytest.mark.usefixtures("sampler")
+def test_grid_sample_deform_conv_matches_torchvision_forward_and_backward() -> None:
     torch.manual_seed(0)
     n, c, cout, h, w = 2, 12, 10, 9, 14
     x = torch.randn(n, c, h, w, dtype=torch.float64)

@@ -33,12 +33,20 @@ def frames(n: int, h: int = 32, w: int = 48, seed: int = 0) -> list[np.ndarray]:
     return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(n)]
 
 
+def write_video(
+    path: Path, imgs: list[np.ndarray], fps: float = 10.0, fourcc: str = "mp4v"
+) -> None:
+    """RGB or grey frames as a video (written BGR, as OpenCV does)."""
+    h, w = imgs[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    for img in imgs:
+        writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[..., ::-1])
+    writer.release()
+
+
 def test_video_keeps_frame_count_and_fps(tmp_path, tiny_recurrent_checkpoint):
     src = tmp_path / "in.mp4"
-    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (48, 32))
-    for f in frames(7):
-        writer.write(f)
-    writer.release()
+    write_video(src, frames(7), fps=12.0)
     result = deblur(
         str(src), "-o", str(tmp_path / "out.mp4"), "--weights", str(tiny_recurrent_checkpoint)
     )
@@ -427,10 +435,7 @@ def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_ch
         assert np.abs(got.astype(int) - e).max() <= 1
     # a video: PNG frames numbered from 0
     video = tmp_path / "in.mp4"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (48, 32))
-    for f in imgs:
-        writer.write(f[..., ::-1])
-    writer.release()
+    write_video(video, imgs)
     result = deblur(str(video), "-o", str(tmp_path / "vout"), *weights, *window)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "vout").iterdir()) == [
@@ -563,10 +568,7 @@ def test_a_bag_recorded_beside_the_node_gets_new_outputs(tmp_path, tiny_recurren
 
 def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
     src = tmp_path / "in.avi"
-    writer = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 12.0, (48, 32))
-    for f in frames(8):
-        writer.write(f)
-    writer.release()
+    write_video(src, frames(8), fourcc="MJPG")
     data = bytearray(src.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]  # JPEG SOI
     assert len(starts) == 8

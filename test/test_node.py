@@ -637,6 +637,7 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     cam = SimpleNamespace(queue=deque(), last_stamp=None, watched=lambda: True)
+    cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
 
     def send(stamp_s: float) -> None:
         msg = Image()

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from rosbags.rosbag2 import Writer
-from test_deblur_offline import STORE, T, bag_image, header
+from test_deblur_offline import STORE, T, bag_image, header, write_video
 from test_eval import sarn_eval
 
 from sarn_ros.data.blur_synth import BlurParams
@@ -48,14 +48,6 @@ def write_camera_bag(path: Path, imgs: list[np.ndarray], corrupt: int | None = N
             d = np.full(img.shape, 1000 + i, np.uint16)
             msg = bag_image(d, "16UC1", header(i, "cam"))
             w.write(depth, 10 * i + 3, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
-
-
-def write_video(path: Path, imgs: list[np.ndarray]) -> None:
-    h, w = imgs[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
-    for img in imgs:
-        writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img[..., ::-1])
-    writer.release()
 
 
 def test_bag_streams_are_its_camera_frames_decoded_as_the_node_does(tmp_path, caplog) -> None:

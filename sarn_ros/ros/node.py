@@ -121,6 +121,15 @@ class Camera:
             else None
         )
 
+    def drop_oldest(self) -> bool:
+        """Drop the oldest queued frame; its gap mark moves on to the next one. True when there
+        is none: the mark then belongs to the frame about to be queued. Callers hold the lock."""
+        dropped = self.queue.popleft()
+        if dropped.after_gap and self.queue:
+            self.queue[0].after_gap = True
+            return False
+        return dropped.after_gap
+
     def on_image(self, msg: Any) -> None:
         self.node.enqueue(self, msg)
 
@@ -263,8 +272,7 @@ class DeblurNode(Node):
                 with self.lock:
                     for cam in self.cameras:
                         while len(cam.queue) > 1:
-                            if cam.queue.popleft().after_gap:
-                                cam.queue[0].after_gap = True
+                            cam.drop_oldest()
                             self.count("dropped")
             self.get_logger().info(f"parameter {name} is now {value!r}")
 
@@ -288,13 +296,8 @@ class DeblurNode(Node):
             cam.last_stamp = stamp
             limit = 1 if self.queue_policy == "latest" else self.queue_size
             while len(cam.queue) >= limit:
-                dropped = cam.queue.popleft()
+                after_gap |= cam.drop_oldest()  # the next frame kept starts the new segment
                 self.count("dropped")
-                if dropped.after_gap:  # the next frame kept starts the new segment
-                    if cam.queue:
-                        cam.queue[0].after_gap = True
-                    else:
-                        after_gap = True
             cam.queue.append(Queued(msg, time.monotonic(), after_gap))
             self.lock.notify()
 
