@@ -414,7 +414,12 @@ def deblur_bag(
             }
             # a bag recorded beside the node has outputs of its own: the new ones replace them
             report.replaced_topics = sorted(new_topics & {c.topic for c in reader.connections})
-            with Writer(dst, version=9, storage_plugin=storage) as writer:
+            # version 8, not 9: Humble's rosbag2 reads the QoS as a YAML string, which 9 made a
+            # list (ros2/rosbag2#2013); every later distribution reads 8 as well
+            with Writer(dst, version=8, storage_plugin=storage) as writer:
+                offered: dict[str, list] = {}  # the camera's QoS, for its deblurred topics
+                for c in reader.connections:
+                    offered.setdefault(c.topic, c.ext.offered_qos_profiles)
                 out_conns = {}
                 for c in reader.connections:
                     if c.topic in report.replaced_topics:
@@ -436,12 +441,16 @@ def deblur_bag(
                 deb = {
                     t: (
                         writer.add_connection(
-                            f"{camera_ns(t)}/deblurred/image_raw{suffix}", out_type, typestore=store
+                            f"{camera_ns(t)}/deblurred/image_raw{suffix}",
+                            out_type,
+                            typestore=store,
+                            offered_qos_profiles=offered[t],
                         ),
                         writer.add_connection(
                             f"{camera_ns(t)}/deblurred/camera_info",
                             "sensor_msgs/msg/CameraInfo",
                             typestore=store,
+                            offered_qos_profiles=offered[f"{camera_ns(t)}/camera_info"],
                         )
                         if camera_ns(t) in infos
                         else None,

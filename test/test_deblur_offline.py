@@ -10,6 +10,14 @@ import cv2
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from test_eval import run_sarn
@@ -22,6 +30,18 @@ from sarn_ros.tools import cli
 
 STORE = get_typestore(Stores.ROS2_HUMBLE)
 T = STORE.types
+# a camera driver's sensor-data QoS (best effort, keep last 5)
+SENSOR_QOS = Qos(
+    QosHistory.KEEP_LAST,
+    5,
+    QosReliability.BEST_EFFORT,
+    QosDurability.VOLATILE,
+    QosTime(0, 0),
+    QosTime(0, 0),
+    QosLiveliness.AUTOMATIC,
+    QosTime(0, 0),
+    False,
+)
 
 
 def deblur(*args: str) -> subprocess.CompletedProcess:
@@ -167,10 +187,16 @@ def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
         conns = {}
         for cam in sent:
             conns[cam] = w.add_connection(
-                f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE
+                f"/{cam}/image_raw",
+                "sensor_msgs/msg/Image",
+                typestore=STORE,
+                offered_qos_profiles=[SENSOR_QOS],
             )
             conns[cam + "_info"] = w.add_connection(
-                f"/{cam}/camera_info", "sensor_msgs/msg/CameraInfo", typestore=STORE
+                f"/{cam}/camera_info",
+                "sensor_msgs/msg/CameraInfo",
+                typestore=STORE,
+                offered_qos_profiles=[SENSOR_QOS],
             )
         chatter = w.add_connection("/chatter", "std_msgs/msg/String", typestore=STORE)
         for i in range(4):
@@ -213,6 +239,38 @@ def read_bag(path: Path) -> list[tuple[str, int, bytes]]:
         return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
 
 
+def humble_qos(bag: Path) -> dict[str, list[dict]]:
+    """Each topic's offered QoS as ROS 2 Humble's rosbag2 reads them (rosbag2_storage's
+    metadata_io.cpp and rosbag2_transport's qos.cpp on the humble branch): from version 4 on
+    ``offered_qos_profiles`` must be a YAML *string* (yaml-cpp's ``as<std::string>()``), empty
+    or a list of profiles whose policies are integers."""
+    import sqlite3
+
+    import yaml
+
+    info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert isinstance(info["version"], int) and info["version"] >= 5
+    for key in ("storage_identifier", "compression_format", "compression_mode"):
+        assert isinstance(info[key], str)
+    assert all(isinstance(f["path"], str) for f in info["files"])
+    qos = {}
+    for t in info["topics_with_message_count"]:
+        meta = t["topic_metadata"]
+        assert isinstance(meta["offered_qos_profiles"], str), meta  # "bad conversion" otherwise
+        profiles = yaml.safe_load(meta["offered_qos_profiles"]) or []
+        for p in profiles:
+            for key in ("history", "depth", "reliability", "durability", "liveliness"):
+                assert isinstance(p[key], int), p
+            for key in ("deadline", "lifespan", "liveliness_lease_duration"):
+                assert {type(p[key]["sec"]), type(p[key]["nsec"])} == {int}, p
+            assert isinstance(p["avoid_ros_namespace_conventions"], bool)
+        qos[meta["name"]] = profiles
+    for db in bag.glob("*.db3"):  # Humble's sqlite3 plugin reads the topics table's copy
+        rows = sqlite3.connect(db).execute("SELECT name, offered_qos_profiles FROM topics")
+        assert {name: yaml.safe_load(text) or [] for name, text in rows} == qos
+    return qos
+
+
 def messages(bag: list[tuple[str, int, bytes]], topic: str, msgtype: str) -> list:
     return [STORE.deserialize_cdr(raw, msgtype) for t, _, raw in bag if t == topic]
 
@@ -238,6 +296,17 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
     copied = [m for m in output if "/deblurred/" not in m[0]]
     assert sorted(copied) == sorted(original)  # every message: same topic, receive time, bytes
     assert [t for _, t, _ in output] == sorted(t for _, t, _ in output)
+    # Humble's `ros2 bag` reads the copy, and the deblurred topics offer the camera's QoS
+    qos = humble_qos(tmp_path / "out")
+    zero = {"sec": 0, "nsec": 0}
+    sensor = [
+        {"history": 1, "depth": 5, "reliability": 2, "durability": 2, "liveliness": 1}
+        | {"deadline": zero, "lifespan": zero, "liveliness_lease_duration": zero}
+        | {"avoid_ros_namespace_conventions": False}
+    ]
+    for cam in sent:
+        for name in ("image_raw", "camera_info", "deblurred/image_raw", "deblurred/camera_info"):
+            assert qos[f"/{cam}/{name}"] == sensor, name
     for cam, imgs in sent.items():
         outs = messages(output, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")
         infos = [m for m in output if m[0] == f"/{cam}/deblurred/camera_info"]
