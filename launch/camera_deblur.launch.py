@@ -18,19 +18,38 @@ it is the publisher whose default 512 KiB segment loses best-effort VGA/720p fra
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    OpaqueFunction,
+    SetEnvironmentVariable,
+)
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PythonExpression
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from launch import LaunchDescription
+from launch import LaunchContext, LaunchDescription
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVERS = ("v4l2_camera", "usb_cam")
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first name, Fast DDS 3 (Kilted on) the second
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 FORWARDED = ("weights", "device", "future_frames", "input_transport", "use_sim_time")
+
+
+def dds_profile(context: LaunchContext) -> list[SetEnvironmentVariable]:
+    """The packaged profile under the name this distribution's Fast DDS reads, unless the user
+    set a profile of their own (under either name)."""
+    env = context.environment
+    if any(env.get(name) for name in PROFILE_VARIABLES):
+        return []
+    fast_dds_2 = env.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
+    name = PROFILE_VARIABLES[0] if fast_dds_2 else PROFILE_VARIABLES[1]
+    profile = os.path.join(get_package_share_directory("sarn_ros"), "config", "fastdds_shm.xml")
+    return [SetEnvironmentVariable(name, profile)]
 
 
 def driver_is(name: str) -> IfCondition:
@@ -41,12 +60,9 @@ def generate_launch_description() -> LaunchDescription:
     ns, frame_id = LaunchConfiguration("namespace"), LaunchConfiguration("frame_id")
     width, height = LaunchConfiguration("image_width"), LaunchConfiguration("image_height")
     device = LaunchConfiguration("video_device")
-    profile = os.path.join(get_package_share_directory("sarn_ros"), "config", "fastdds_shm.xml")
     return LaunchDescription(
         [
-            SetEnvironmentVariable(
-                PROFILE_ENV, EnvironmentVariable(PROFILE_ENV, default_value=profile)
-            ),
+            OpaqueFunction(function=dds_profile),
             DeclareLaunchArgument(
                 "driver",
                 default_value="v4l2_camera",

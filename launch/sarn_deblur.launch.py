@@ -5,22 +5,25 @@
 Topics (relative to ``namespace``): image_raw (or image_raw/compressed), camera_info in;
 deblurred/image_raw, deblurred/camera_info out. Arguments left empty keep the value from
 ``params_file``, so a custom parameter file is not silently overridden by launch defaults.
-FASTDDS_DEFAULT_PROFILES_FILE is pointed at the packaged large shared-memory profile unless it
-is already set (best-effort 720p images are lost with Fast DDS' default 512 KiB segment); set
-it for the camera driver and the consumers too.
+Fast DDS is pointed at the packaged large shared-memory profile unless a profile file is already
+set (best-effort 720p images are lost with Fast DDS' default 512 KiB segment): through
+FASTRTPS_DEFAULT_PROFILES_FILE up to Jazzy (Fast DDS 2), FASTDDS_DEFAULT_PROFILES_FILE from
+Kilted on (Fast DDS 3). Set it for the camera driver and the consumers too.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "sarn_ros"
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first name, Fast DDS 3 (Kilted on) the second
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 
 # launch argument -> (default, description); '' = keep the parameter file's value
 ARGUMENTS = {
@@ -66,6 +69,17 @@ TYPES = {
 
 def share_file(*parts: str) -> str:
     return os.path.join(get_package_share_directory(PACKAGE), *parts)
+
+
+def dds_profile(context: LaunchContext) -> list[SetEnvironmentVariable]:
+    """The packaged profile under the name this distribution's Fast DDS reads, unless the user
+    set a profile of their own (under either name)."""
+    env = context.environment
+    if any(env.get(name) for name in PROFILE_VARIABLES):
+        return []
+    fast_dds_2 = env.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
+    name = PROFILE_VARIABLES[0] if fast_dds_2 else PROFILE_VARIABLES[1]
+    return [SetEnvironmentVariable(name, share_file("config", "fastdds_shm.xml"))]
 
 
 def node_actions(context: LaunchContext) -> list[Node]:
@@ -119,12 +133,7 @@ def generate_launch_description() -> LaunchDescription:
                 DeclareLaunchArgument(name, default_value=default, description=text)
                 for name, (default, text) in ARGUMENTS.items()
             ),
-            SetEnvironmentVariable(
-                PROFILE_ENV,
-                EnvironmentVariable(
-                    PROFILE_ENV, default_value=share_file("config", "fastdds_shm.xml")
-                ),
-            ),
+            OpaqueFunction(function=dds_profile),
             OpaqueFunction(function=node_actions),
         ]
     )

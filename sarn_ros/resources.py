@@ -13,6 +13,22 @@ import sys
 from pathlib import Path
 
 PACKAGE = "sarn_ros"
+# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first, Fast DDS 3 (Kilted on) only the second
+DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
+
+
+def dds_profile_variable() -> str:
+    """The profile variable this ROS 2 distribution's Fast DDS reads (``ROS_DISTRO`` is set by
+    every sourced install; the Kilted wheels of a bare venv leave it unset)."""
+    fast_dds_2 = os.environ.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
+    return DDS_PROFILE_VARIABLES[0] if fast_dds_2 else DDS_PROFILE_VARIABLES[1]
+
+
+def use_dds_profile(profile: Path | str) -> None:
+    """Point Fast DDS at ``profile`` unless the user set a profile file of their own."""
+    if not any(os.environ.get(v) for v in DDS_PROFILE_VARIABLES):
+        os.environ[dds_profile_variable()] = str(profile)
 
 
 def share_dirs() -> list[Path]:

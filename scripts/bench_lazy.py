@@ -65,7 +65,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # loopback only
     os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))  # safe range on Linux
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config/fastdds_shm.xml"))
+    from sarn_ros.resources import use_dds_profile
+
+    use_dds_profile(REPO / "config/fastdds_shm.xml")
     for lazy in (True, False):
         cpu = measure(lazy, args.seconds, args.fps)
         print(

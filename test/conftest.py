@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from sarn_ros.resources import use_dds_profile
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -16,7 +18,7 @@ os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 _profile = REPO / "config" / "fastdds_shm.xml"
 if _profile.exists():
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(_profile))
+    use_dds_profile(_profile)
 
 # Domain ids 1..100 are valid for Fast DDS; start at an offset from the pid so two test runs
 # on one machine are unlikely to share a domain.

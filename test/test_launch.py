@@ -18,9 +18,10 @@ pytest.importorskip("launch_ros")
 from launch_ros.actions import Node
 
 from launch import LaunchContext
+from sarn_ros.resources import DDS_PROFILE_VARIABLES
 
 REPO = Path(__file__).resolve().parent.parent
-PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
+FASTRTPS, FASTDDS = DDS_PROFILE_VARIABLES  # Fast DDS 2 (to Jazzy), Fast DDS 3 (Kilted on)
 
 
 @pytest.fixture
@@ -31,7 +32,9 @@ def share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (index / "sarn_ros").touch()
     (tmp_path / "share" / "sarn_ros").symlink_to(REPO)
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
-    monkeypatch.delenv(PROFILE_ENV, raising=False)
+    for name in (*DDS_PROFILE_VARIABLES, "ROS_DISTRO"):
+        monkeypatch.setenv(name, "")  # recorded, so what a launch file sets is undone after
+        monkeypatch.delenv(name)
     return tmp_path / "share" / "sarn_ros"
 
 
@@ -112,8 +115,28 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
     }
     assert ("image_raw", "image_raw") in node.expanded_remapping_rules
     assert ("camera_info", "camera_info") in node.expanded_remapping_rules
-    assert context.environment[PROFILE_ENV] == str(share / "config" / "fastdds_shm.xml")
-    assert Path(context.environment[PROFILE_ENV]).is_file()
+    assert context.environment[FASTDDS] == str(share / "config" / "fastdds_shm.xml")
+    assert Path(context.environment[FASTDDS]).is_file()
+    assert FASTRTPS not in context.environment
+
+
+@pytest.mark.parametrize(
+    ("distro", "variable"),
+    [("humble", FASTRTPS), ("jazzy", FASTRTPS), ("kilted", FASTDDS), ("rolling", FASTDDS)],
+)
+@pytest.mark.parametrize("launch_file", ["sarn_deblur.launch.py", "camera_deblur.launch.py"])
+def test_the_profile_goes_to_the_variable_the_distros_fast_dds_reads(
+    share: Path, monkeypatch: pytest.MonkeyPatch, distro: str, variable: str, launch_file: str
+):
+    """Fast DDS 2 (Humble, Jazzy) never reads FASTDDS_DEFAULT_PROFILES_FILE, Fast DDS 3 never
+    FASTRTPS_DEFAULT_PROFILES_FILE: the wrong name leaves the 512 KiB segment in place."""
+    monkeypatch.setenv("ROS_DISTRO", distro)
+    nodes, _ = expand(launch_file)
+    profile = str(share / "config" / "fastdds_shm.xml")
+    other = FASTDDS if variable == FASTRTPS else FASTRTPS
+    for node in nodes:  # the camera driver too
+        assert node.test_environment[variable] == profile
+        assert other not in node.test_environment
 
 
 def test_use_sim_time_from_the_parameter_file_is_kept_unless_given(share: Path, tmp_path: Path):
@@ -135,10 +158,16 @@ def test_a_bool_argument_that_is_not_true_or_false_is_an_error(share: Path):
         expand("sarn_deblur.launch.py", torch_compile="yes")
 
 
-def test_a_profile_the_user_set_is_kept(share: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv(PROFILE_ENV, "/etc/my_dds.xml")
-    _, context = expand("sarn_deblur.launch.py")
-    assert context.environment[PROFILE_ENV] == "/etc/my_dds.xml"
+@pytest.mark.parametrize("mine", DDS_PROFILE_VARIABLES)
+def test_a_profile_the_user_set_is_kept(share: Path, monkeypatch: pytest.MonkeyPatch, mine: str):
+    monkeypatch.setenv("ROS_DISTRO", "jazzy")
+    monkeypatch.setenv(mine, "/etc/my_dds.xml")
+    for launch_file in ("sarn_deblur.launch.py", "camera_deblur.launch.py"):
+        _, context = expand(launch_file)
+        assert {v: context.environment.get(v) for v in DDS_PROFILE_VARIABLES} == {
+            FASTRTPS: None,
+            FASTDDS: None,
+        } | {mine: "/etc/my_dds.xml"}
 
 
 def test_remapped_input_and_compressed_transport(share: Path):
@@ -173,7 +202,7 @@ def test_camera_deblur_launch_wires_the_driver_into_the_node(
     camera, deblur = nodes  # only the chosen driver, then the node
     # the driver publishes the large frames: it needs the shared-memory profile as well
     profile = str(share / "config" / "fastdds_shm.xml")
-    assert camera.test_environment[PROFILE_ENV] == deblur.test_environment[PROFILE_ENV] == profile
+    assert camera.test_environment[FASTDDS] == deblur.test_environment[FASTDDS] == profile
     assert (camera.node_package, camera.node_executable) == (package, executable)
     assert (deblur.node_package, deblur.node_executable) == ("sarn_ros", "sarn_deblur_node")
     assert {"precision": "bf16", "torch_compile": True}.items() <= parameters(deblur)[1].items()

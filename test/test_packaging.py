@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -64,3 +67,43 @@ def test_the_node_starts_from_an_interpreter_without_the_script_beside_it(tmp_pa
     cmd[0] = str(BIN / "python")
     result = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "future_frames" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("distro", "variable"), [("humble", 0), ("jazzy", 0), ("kilted", 1), ("rolling", 1), ("", 1)]
+)
+def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
+    monkeypatch: pytest.MonkeyPatch, distro: str, variable: int
+):
+    """Fast DDS 2 (to Jazzy) reads only FASTRTPS_..., Fast DDS 3 (Kilted on, and the wheels of
+    a bare venv, where ROS_DISTRO is unset) only FASTDDS_...; a profile of the user's own, under
+    either name, is kept, and another RMW gets none."""
+    from sarn_ros.resources import DDS_PROFILE_VARIABLES
+    from sarn_ros.ros.node import use_packaged_dds_profile
+
+    def profiles() -> list[str | None]:
+        return [os.environ.get(name) for name in DDS_PROFILE_VARIABLES]
+
+    def unset() -> None:
+        for name in DDS_PROFILE_VARIABLES:
+            monkeypatch.setenv(name, "")  # recorded, so the test's changes are undone
+            monkeypatch.delenv(name)
+
+    monkeypatch.setenv("ROS_DISTRO", distro)
+    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    unset()
+    use_packaged_dds_profile()
+    expected: list[str | None] = [None, None]
+    expected[variable] = str(REPO / "config" / "fastdds_shm.xml")
+    assert profiles() == expected
+    for mine in DDS_PROFILE_VARIABLES:
+        unset()
+        monkeypatch.setenv(mine, "/etc/my_dds.xml")
+        use_packaged_dds_profile()
+        assert profiles() == [
+            "/etc/my_dds.xml" if name == mine else None for name in DDS_PROFILE_VARIABLES
+        ]
+    unset()
+    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_cyclonedds_cpp")
+    use_packaged_dds_profile()
+    assert profiles() == [None, None]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sarn_ros.resources import dds_profile_variable
+
 PEER = str(Path(__file__).with_name("ros_image_peer.py"))
 PROFILE = str(Path(__file__).resolve().parent.parent / "config" / "fastdds_shm.xml")
 pytestmark = pytest.mark.ros
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.ros
 
 def exchange(tmp_path: Path, w: int, h: int, encoding: str, count: int, reliable: bool) -> dict:
     out = tmp_path / "received.npz"
-    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=PROFILE)
+    env = dict(os.environ, **{dds_profile_variable(): PROFILE})
     args = [str(w), str(h), encoding, str(count), "1" if reliable else "0", str(out)]
     sub = subprocess.Popen([sys.executable, PEER, "sub", *args], env=env)
     pub = subprocess.run([sys.executable, PEER, "pub", *args], env=env, timeout=120)

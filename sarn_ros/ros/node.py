@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from ..checkpoint import CheckpointError
 from ..engine import resolve_precision
 from ..ensemble import make_engine
-from ..resources import find_share_file
+from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
 from .camera_info import scale_camera_info
 from .params import BY_NAME, PARAMS, help_text, validate
@@ -561,12 +561,10 @@ class DeblurNode(Node):
 def use_packaged_dds_profile() -> None:
     """Point Fast DDS at the packaged large shared-memory profile unless the user chose one:
     with the default 512 KiB segment, best-effort 720p images are lost between processes."""
-    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or "fastrtps" not in os.environ.get(
-        "RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"
-    ):
+    if "fastrtps" not in os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"):
         return
     with contextlib.suppress(FileNotFoundError):
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file("config/fastdds_shm.xml"))
+        use_dds_profile(find_share_file("config/fastdds_shm.xml"))
 
 
 def first_line(exc: BaseException) -> str:

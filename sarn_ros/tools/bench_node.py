@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..ensemble import MEMBERS
-from ..resources import find_share_file, node_command
+from ..resources import find_share_file, node_command, use_dds_profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -279,8 +279,7 @@ def run(args: argparse.Namespace) -> int:
     # a domain of its own, away from live systems (0-101 are safe with Linux's ephemeral ports)
     os.environ["ROS_DOMAIN_ID"] = str(random.randint(60, 101))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
-        os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(find_share_file("config/fastdds_shm.xml"))
+    use_dds_profile(find_share_file("config/fastdds_shm.xml"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(tiny_checkpoint(Path(tmp))) if args.tiny else args.weights
