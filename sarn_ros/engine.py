@@ -381,7 +381,7 @@ class StreamDeblurrer:
         if frame.ndim != 3 or frame.shape[2] not in (1, 3) or 0 in frame.shape:
             raise ValueError(f"frame must be HxW, HxWx1 or HxWx3, got shape {frame.shape}")
         if any(st < 0 for st in frame.strides):  # torch cannot view negative strides
-            frame = np.ascontiguousarray(frame)
+            frame = frame.copy()  # not ascontiguousarray: a flipped size-1 axis stays negative
         h, w, c = frame.shape
         return frame, (h, w, c, frame.dtype), squeeze
 

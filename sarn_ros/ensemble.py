@@ -61,6 +61,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         super().__init__(*args, **kwargs)
 
     def push_many(self, items: Sequence[tuple[str, np.ndarray, int, Any]]) -> list[DeblurredFrame]:
+        items = list(items)  # read twice: an iterator would be empty the second time
         for _, frame, _, _ in items:  # validate before transforming (frame may not be an array)
             self._check_frame(frame)
         expanded = [
@@ -69,7 +70,11 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
             for k, (fwd, _) in enumerate(TRANSFORMS[: self.members])
         ]
         with self._lock:
-            return self._merge(super().push_many(expanded))
+            try:
+                return self._merge(super().push_many(expanded))
+            except Exception:
+                self._restart({name for name, *_ in items})
+                raise
 
     def flush(self, stream: str | None = None) -> list[DeblurredFrame]:
         with self._lock:
@@ -105,6 +110,18 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
     @property
     def resets(self) -> int:
         return super().resets // self.members
+
+    def _restart(self, names: set[str]) -> None:
+        """After a failed push some members may hold the frame and others not: forget those
+        streams' member states, queued outputs and waiting parts, so that their next frame
+        starts every member afresh and in step (counted as an explicit reset)."""
+        members = {f"{n}{_SEP}{k}" for n in names for k in range(self.members)}
+        self._queued = [o for o in self._queued if o.stream not in members]
+        for m in members:
+            if self._streams.pop(m, None) is not None:
+                self.resets_by_reason["explicit"] += 1
+        for n in names:
+            self._parts.pop(n, None)
 
     def _merge(self, outs: list[DeblurredFrame]) -> list[DeblurredFrame]:
         """Member outputs -> averaged user outputs, in each stream's order (members run in

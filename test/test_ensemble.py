@@ -118,6 +118,53 @@ def test_bad_input_is_rejected_before_any_member_takes_it(model) -> None:
         SelfEnsembleDeblurrer(model, members=3, device="cpu")
 
 
+@pytest.mark.parametrize("members", [2, 4])
+def test_frames_one_pixel_wide_or_high(model, members) -> None:
+    """A flipped size-1 axis keeps a negative stride through np.ascontiguousarray, which torch
+    refused: the first member took the frame, the second raised, and the stream stayed broken."""
+    imgs = [frames(1, (H, W, 3))[0], *frames(1, (H, 1, 3), 1), *frames(1, (1, W, 3), 2)]
+    imgs.append(frames(1, (H, W, 3), 3)[0])
+    engine = SelfEnsembleDeblurrer(model, members=members, device="cpu")
+    got = push_all(engine, imgs)
+    assert [o.image.shape for o in got] == [f.shape for f in imgs]
+    assert [o.meta for o in got] == [0, 1, 2, 3]
+    plain = StreamDeblurrer(model, device="cpu", future_frames=0)  # a flipped 1-pixel view
+    assert len(plain.push_many([("a", imgs[0], 0, None), ("b", np.flipud(imgs[2]), 0, None)])) == 2
+
+
+def test_an_iterator_of_frames_is_taken_whole(model) -> None:
+    imgs = frames(3, seed=6)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
+    out = engine.push_many(("s", f, i * NS, i) for i, f in enumerate(imgs))
+    assert [o.meta for o in out] == [0, 1, 2] and engine.stats()["frames_in"] == 3
+
+
+def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
+    """One member failing after another took the frame (out of memory, say) must not leave
+    them a frame apart: the stream starts afresh, like a fresh ensemble on the later frames."""
+    imgs = frames(5, seed=7)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
+    out = engine.push(imgs[0], 0) + engine.push(imgs[1], NS)
+    accept = StreamDeblurrer._accept
+
+    def second_member_fails(self, name, *args):
+        if name.endswith("1"):
+            raise RuntimeError("out of memory")
+        return accept(self, name, *args)
+
+    monkeypatch.setattr(StreamDeblurrer, "_accept", second_member_fails)
+    with pytest.raises(RuntimeError):
+        engine.push(imgs[2], 2 * NS)
+    monkeypatch.undo()
+    later = [engine.push(imgs[i], i * NS, meta=i) for i in (3, 4)]
+    fresh = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
+    expected = [fresh.push(imgs[i], i * NS, meta=i) for i in (3, 4)]
+    assert [[o.meta for o in b] for b in later] == [[3], [4]]
+    for a, b in zip(later, expected, strict=True):
+        assert diff(a[0].image, b[0].image) == 0
+    assert [o.stamp for o in out] == [0, NS] and engine.stats()["pending"] == 0
+
+
 def test_make_engine_picks_the_plain_engine_for_one_member() -> None:
     single = SARN(channels=8, blocks_per_level=1, attention_stride=4).eval()
     assert type(make_engine(single, self_ensemble=1, device="cpu")) is StreamDeblurrer
