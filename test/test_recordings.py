@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from rosbags.rosbag2 import Writer
+from rosbags.rosbag2 import StoragePlugin, Writer
 from test_deblur_offline import STORE, T, bag_image, header, write_video
 from test_eval import sarn_eval
 
@@ -27,9 +27,14 @@ def grey_frames(n: int, seed: int = 0) -> list[np.ndarray]:
     return [np.ascontiguousarray(np.roll(base, 2 * i, axis=1)[8:136, 8:200]) for i in range(n)]
 
 
-def write_camera_bag(path: Path, imgs: list[np.ndarray], corrupt: int | None = None) -> None:
+def write_camera_bag(
+    path: Path,
+    imgs: list[np.ndarray],
+    corrupt: int | None = None,
+    plugin: StoragePlugin = StoragePlugin.SQLITE3,
+) -> None:
     """A camera as a robot records it: mono8 image_raw, its JPEG twin and a depth topic."""
-    with Writer(path, version=9) as w:
+    with Writer(path, version=9, storage_plugin=plugin) as w:
         raw = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
         jpg = w.add_connection(
             "/cam/image_raw/compressed", "sensor_msgs/msg/CompressedImage", typestore=STORE
@@ -117,3 +122,7 @@ def test_videos_and_bags_are_cut_into_training_clips(tmp_path: Path) -> None:
     assert len(load_sequences(tmp_path / "ts")) == 10
     (val,) = synthetic_sequences(tmp_path / "bags" / "run", 1234, params, max_frames=5)
     assert val.name == "run/cam/image_raw" and len(val.sharp) == 5
+    # a bare .mcap file given to --data
+    write_camera_bag(tmp_path / "m", imgs[:7], plugin=StoragePlugin.MCAP)
+    (bare,) = (tmp_path / "m").glob("*.mcap")
+    assert len(gather([bare], params, [1.0], 1, 4, **rec)) == 2

@@ -392,6 +392,8 @@ def test_cli_trains_on_real_pairs_and_validates_on_held_out_pairs(tmp_path: Path
     ]
     assert v["input_psnr"] == pytest.approx(np.mean(blurred_vs_sharp), abs=1e-3)
     assert v["set"] == f"real pairs {tmp_path / 'test'}: 2 sequences, 6 frames at x1"
+    data = load_model(tmp_path / "run" / "best.pth").meta["data"]
+    assert data[-1] == f"real pairs: {tmp_path / 'train'}"  # no synthetic blur line
 
 
 def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> None:
@@ -499,8 +501,16 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
     video.mkdir()
     for i, f in enumerate(blurry_sequence(n=6, h=60, w=80).sharp):
         cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
-    torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "sarn_ros.tools.cli"]
+    # torchrun's module: its script is not beside every interpreter (`colcon test`)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "sarn_ros.tools.cli",
+    ]
     cmd += ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
     cmd += ["--data", str(video), "--val-sharp", str(video), "--val-frames", "3"]
     cmd += ["--val-scale", "1", "--batch", "1", "--clip-len", "3", "--crop", "32"]
@@ -515,6 +525,7 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr[-2000:]
         assert run.stdout.count("resumed") == int(resumed)  # rank 0 speaks for both
         assert run.stdout.count("training data:") == 1
+        assert run.stdout.count("best val PSNR") == 1  # rank 1 held a stale history
         meta = load_model(tmp_path / "run" / "latest.pth").meta  # best.pth: whichever won
         assert meta["steps"] == steps and meta["hardware"].endswith(" x2")
         assert meta["validation"]["step"] == steps
@@ -524,3 +535,88 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
         "latest.pth",
         "tb",
     ]
+
+
+TINY_ARGS = ["--channels", "8", "--blocks-per-level", "1", "--num-drm", "1"]
+TINY_ARGS += ["--lstm-channels", "8", "--attention-stride", "4"]
+
+
+def sharp_video(folder: Path, n: int = 5, h: int = 60, w: int = 80) -> Path:
+    folder.mkdir()
+    for i, f in enumerate(blurry_sequence(n=n, h=h, w=w).sharp):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f[..., ::-1])
+    return folder
+
+
+def test_resume_continues_the_runs_own_architecture(tmp_path: Path, capsys) -> None:
+    """The architecture options are for new runs: a resume without them (or with another
+    --arch) rebuilt the default model and died loading last.pt into it."""
+    video = sharp_video(tmp_path / "video")
+
+    def train(steps: int, *extra: str) -> int:
+        args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video)]
+        args += ["--steps", str(steps), "--batch", "1", "--clip-len", "3", "--crop", "32"]
+        return sarn([*args, "--blur-px", "4", "--device", "cpu", *extra])
+
+    assert train(1, *TINY_ARGS, "--lr", "1e-3") == 0
+    assert train(2, "--resume", "--arch", "single", "--lr", "1e-2") == 0
+    out = capsys.readouterr().out
+    assert "resumed" in out and "--lr 0.01 is not used on --resume: the run's 0.001 is" in out
+    model = load_model(tmp_path / "run" / "latest.pth")
+    assert type(model).__name__ == "RecurrentSARN" and model.cfg.channels == 8
+    assert model.meta["steps"] == 2
+
+
+def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> None:
+    """Sequences a crop leaves out are named, not counted as trained on; a reused --trainset
+    records the blur it was built with, not the current command's defaults."""
+    video = sharp_video(tmp_path / "video")  # 60x80: its x0.5 copy is below a 32 px crop
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "1", "--batch", "1", "--clip-len", "3", "--crop", "32"]
+    args += ["--device", "cpu", *TINY_ARGS]
+    build = ["--data", str(video), "--scales", "1", "0.5", "--blur-px", "4", "--linear-light", "0"]
+    assert sarn([*args, *build]) == 0
+    assert sarn(args) == 0  # reused, with the default blur options
+    out = capsys.readouterr().out
+    left_out = "1 sequences, 5 frames (1 of the 2 sequences are left out: fewer than 3 frames "
+    assert f"training data: {left_out}or smaller than the 32x32 crop)" in out
+    data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
+    assert data[0] == f"sources: {video}" and data[1].startswith(left_out)
+    assert "'blur_px': 4.0" in data[2] and "'linear_light': 0.0" in data[2]
+
+
+def test_a_video_folder_validated_on_one_or_two_frames_stays_a_video(tmp_path: Path) -> None:
+    from sarn_ros.data.datasets import synthesize_folder
+
+    video = sharp_video(tmp_path / "video")
+    for n in (1, 2, 3):
+        (seq,) = synthesize_folder(video, 1234, max_frames=n)  # not one camera move per frame
+        assert seq.name == "video" and len(seq.blurred) == n
+
+
+def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    video = sharp_video(tmp_path / "video")
+
+    def interrupted(self, log=print) -> None:  # Ctrl-C before the first validation
+        self.train_one()
+        self.save()
+
+    monkeypatch.setattr(Trainer, "run", interrupted)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video)]
+    args += ["--val-sharp", str(video), "--val-frames", "3", "--steps", "5", "--batch", "1"]
+    assert sarn([*args, "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
+    assert "not validated yet: the weights are in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [([], "give --data, or a --trainset built before"), (["--batch", "0"], "must be at least 1")],
+)
+def test_cli_usage_errors_say_what_is_missing(tmp_path: Path, capsys, args, message) -> None:
+    try:
+        rc = sarn(["train", "--run-dir", str(tmp_path / "r"), *args])
+    except SystemExit as exc:  # argparse
+        rc = exc.code
+    assert rc == 2 and message in capsys.readouterr().err

@@ -200,13 +200,15 @@ def synthesize_folder(
     """Blurred sequences from a sharp folder: one video if its frames share a size (>= 3
     frames), else one synthetic camera move per still, made as they are consumed (only the
     sharp stills are held, not every blurred sequence made from them)."""
-    paths = list_images(folder)[:max_frames] if max_frames else list_images(folder)
+    paths = list_images(folder)
+    if max_frames:  # a video's first 1 or 2 frames are still a video: decide on 3 at least
+        paths = paths[: max(3, max_frames)]
     imgs = [resize_by(read_rgb(p), scale) for p in paths]
     if len(imgs) >= 3 and len({i.shape for i in imgs}) == 1 and _looks_like_video(imgs):
-        b, s = synthesize(imgs, params=params, seed=seed)
+        b, s = synthesize(imgs[:max_frames], params=params, seed=seed)
         yield Sequence(Path(folder).name, b, s)
         return
-    for i, (p, img) in enumerate(zip(paths, imgs, strict=True)):
+    for i, (p, img) in enumerate(zip(paths[:max_frames], imgs, strict=False)):
         b, s = synthesize([img], n_frames=still_frames, params=params, seed=seed * 1000 + i)
         yield Sequence(p.stem, b, s)
 
@@ -277,6 +279,12 @@ def load_sequences(folder: Path, mmap: bool = True) -> list[Sequence]:
     return seqs
 
 
+def usable_sequences(seqs: list[Sequence], clip_len: int, crop: int) -> list[Sequence]:
+    """The sequences a :class:`ClipSampler` draws from: ``clip_len`` frames of at least
+    ``crop`` x ``crop``."""
+    return [s for s in seqs if len(s.blurred) >= clip_len and min(s.blurred[0].shape[:2]) >= crop]
+
+
 class ClipSampler:
     """Random training clips (N, T, 3, crop, crop) in [0, 1] with random crops and flips.
 
@@ -287,9 +295,7 @@ class ClipSampler:
     """
 
     def __init__(self, seqs: list[Sequence], clip_len: int, crop: int, max_stride: int = 1) -> None:
-        self.seqs = [
-            s for s in seqs if len(s.blurred) >= clip_len and min(s.blurred[0].shape[:2]) >= crop
-        ]
+        self.seqs = usable_sequences(seqs, clip_len, crop)
         if not self.seqs:
             raise ValueError(f"no sequence has {clip_len} frames of at least {crop}x{crop}")
         weights = np.array([len(s.blurred) - clip_len + 1 for s in self.seqs], dtype=np.float64)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import math
 import os
 import shutil
 import sys
@@ -21,8 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
@@ -34,10 +35,18 @@ from ..data.datasets import (
     no_pairs_error,
     save_sequence,
     synthesize_folder,
+    usable_sequences,
 )
 from ..offline import InputError, kind_of
 from ..recordings import iter_clips, synthetic_sequences
 from .options import add_bag_arguments
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -131,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o = p.add_argument_group("optimisation")
     o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
-    o.add_argument("--batch", type=int, default=4)
+    o.add_argument("--batch", type=positive_int, default=4)
     o.add_argument("--clip-len", type=int, default=4)
     o.add_argument(
         "--max-stride",
@@ -219,7 +228,7 @@ def iter_gather(
                 continue
             for src in sources:
                 src_kind = recording_kind(src)
-                if src_kind == "video" or (src_kind == "bag" and src.is_dir()):
+                if src_kind in ("video", "bag"):
                     for name, clip in iter_clips(src, clip_frames, scale, topics, debayer):
                         for v in range(variants):
                             b, sh = synthesize(clip, params=params, seed=hash_seed(name, scale, v))
@@ -258,6 +267,8 @@ def gather(
 
 
 def no_training_data(folders: list[Path]) -> ValueError:
+    if not folders:
+        return ValueError("no training data: give --data, or a --trainset built before")
     if len(folders) == 1:
         return no_pairs_error(folders[0], "no training images found in")
     return ValueError("no training images found in " + ", ".join(map(str, folders)))
@@ -299,8 +310,35 @@ def build_trainset(
     if not seen:
         partial.rmdir()
         raise no_training_data(folders)
+    desc = describe_sources(folders, params, scales, variants, still_frames)
+    (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
     partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
+
+
+DESCRIPTION = "trainset.json"  # what a --trainset was built from, for the weights' metadata
+
+
+def describe_sources(
+    folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
+) -> dict[str, Any]:
+    """The sources and the synthetic blur they got (real pairs get none)."""
+    pairs = [str(f) for f in folders if f.is_dir() and find_pair_dirs(f)]
+    synthetic = [str(f) for f in folders if str(f) not in pairs]
+    return {
+        "sources": [str(f) for f in folders],
+        "real_pairs": pairs,
+        "synthetic_blur": params.to_dict() if synthetic else None,
+        "scales": scales,
+        "variants": variants,
+        "still_frames": still_frames,
+    }
+
+
+def read_description(ts: Path) -> dict[str, Any] | None:
+    """A reused set's description; None for a set built before sarn_ros wrote one."""
+    path = ts / DESCRIPTION
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def unique_name(name: str, seen: set[str]) -> str:
@@ -361,7 +399,6 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoint import CheckpointError
     from ..training.trainer import TrainConfig, Trainer, export_weights
 
     if args.export is not None:
@@ -410,22 +447,21 @@ def run(args: argparse.Namespace) -> int:
             train = build_trainset(*sources, ts, **recordings)
         else:
             train = gather(*sources, **recordings)
+        desc = read_description(ts) if ts is not None else describe_sources(*sources)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
-    except (ValueError, OSError) as exc:
+        arch, init, model = args.arch, args.init, architecture_options(args)
+        resumed = resumed_architecture(args.run_dir) if args.resume else None
+        if resumed is not None:  # the run's own; Trainer.resume() restores its init record
+            (arch, model), init = resumed, None
+    except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
         return 2
-    frames = sum(len(s.blurred) for s in train)
+    clip = args.clip_len if arch == "recurrent" else 1
+    usable = usable_sequences(train, clip, args.crop)
     if rank == 0:
-        print(f"training data: {len(train)} sequences, {frames} frames", flush=True)
-    model = {
-        k: getattr(args, k)
-        for k in ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
-        if getattr(args, k) is not None
-    }
-    if args.arch == "single":
-        model.pop("lstm_channels", None)
+        print(f"training data: {count(usable, train, clip, args.crop)}", flush=True)
     cfg = TrainConfig(
-        arch=args.arch,
+        arch=arch,
         steps=args.steps,
         batch=args.batch,
         clip_len=args.clip_len,
@@ -444,8 +480,8 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         torch_compile=args.torch_compile,
         model=model,
-        init=args.init,
-        data_summary=summarise(args, train),
+        init=init,
+        data_summary=summarise(args, desc, usable, train, clip),
         val_summary=describe_validation(args, val) if val else "",
     )
     try:
@@ -453,26 +489,92 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    if args.resume and trainer.resume() and rank == 0:  # every rank resumes, one reports
+    try:
+        resumed_run = args.resume and trainer.resume()
+    except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
+        print(
+            f"sarn train: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
+            file=sys.stderr,
+        )
+        return 2
+    if resumed_run and rank == 0:  # every rank resumes, one reports
         print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
+        run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
+        if not math.isclose(run_lr, args.lr):
+            print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
     trainer.run()
     trainer.close()
+    if rank != 0:
+        return 0
     if trainer.history:
         best = max(trainer.history, key=lambda m: m["val_psnr"])
         print(
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
             f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
         )
-    elif trainer.rank == 0:
+    elif val:
+        print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
+    else:
         print(f"no validation set: the weights are in {args.run_dir / 'latest.pth'}")
     return 0
 
 
-def summarise(args: argparse.Namespace, train: list[Sequence]) -> list[str]:
-    sizes = sorted({f"{s.blurred[0].shape[1]}x{s.blurred[0].shape[0]}" for s in train})
-    frames = int(np.sum([len(s.blurred) for s in train]))
-    return [
-        f"sources: {', '.join(str(d) for d in args.data) or str(args.trainset)}",
-        f"{len(train)} sequences, {frames} frames, sizes {', '.join(sizes[:6])}",
-        f"synthetic blur: {blur_params(args).to_dict()}",
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def architecture_options(args: argparse.Namespace) -> dict[str, int]:
+    model = {
+        k: getattr(args, k)
+        for k in ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
+        if getattr(args, k) is not None
+    }
+    if args.arch == "single":
+        model.pop("lstm_channels", None)
+    return model
+
+
+def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """The architecture of the run in ``run_dir`` (``latest.pth`` holds it whole, also for a
+    run started from --init): on --resume the architecture options are for new runs only."""
+    from ..checkpoint import read_checkpoint
+
+    if not (run_dir / "last.pt").exists() or not (run_dir / "latest.pth").exists():
+        return None
+    ckpt = read_checkpoint(run_dir / "latest.pth")
+    return ("recurrent" if ckpt["arch"] == "RecurrentSARN" else "single"), dict(ckpt["config"])
+
+
+def count(usable: list[Sequence], train: list[Sequence], clip: int, crop: int) -> str:
+    """'N sequences, F frames', naming those a crop or clip length leaves out (ClipSampler
+    skips them: x0.5 copies and small stills at a 256 px crop, for one)."""
+    frames = sum(len(s.blurred) for s in usable)
+    text = f"{len(usable)} sequences, {frames} frames"
+    if len(usable) < len(train):
+        text += (
+            f" ({len(train) - len(usable)} of the {len(train)} sequences are left out: fewer "
+            f"than {clip} frames or smaller than the {crop}x{crop} crop)"
+        )
+    return text
+
+
+def summarise(
+    args: argparse.Namespace,
+    desc: dict[str, Any] | None,
+    usable: list[Sequence],
+    train: list[Sequence],
+    clip: int,
+) -> list[str]:
+    """The data lines of the weights' metadata: what was trained on, and its blur."""
+    sizes = sorted({f"{s.blurred[0].shape[1]}x{s.blurred[0].shape[0]}" for s in usable})
+    lines = [
+        f"sources: {', '.join(desc['sources']) if desc else args.trainset}",
+        f"{count(usable, train, clip, args.crop)}, sizes {', '.join(sizes[:6])}",
     ]
+    if desc is None:
+        return [*lines, "synthetic blur: not recorded (a --trainset built before trainset.json)"]
+    if desc["real_pairs"]:
+        lines.append(f"real pairs: {', '.join(desc['real_pairs'])}")
+    if desc["synthetic_blur"] is not None:
+        lines.append(f"synthetic blur: {desc['synthetic_blur']}")
+    return lines
