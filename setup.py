@@ -15,13 +15,14 @@ setup(
     include_package_data=True,
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
-        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}", ["package.xml", "LICENSE"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/weights", glob("weights/*.pth") + glob("weights/*.md")),
     ],
     python_requires=">=3.10",
     install_requires=["setuptools"],
+    extras_require={"test": ["pytest"]},  # so `colcon test` runs pytest, not unittest
     zip_safe=True,
     maintainer="sarn_ros maintainers",
     maintainer_email="maintainers@sarn-ros.invalid",

@@ -18,6 +18,14 @@ DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROF
 FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 
 
+def keep_dds_local() -> None:
+    """DDS discovery on this machine only: ROS_AUTOMATIC_DISCOVERY_RANGE from Iron on,
+    ROS_LOCALHOST_ONLY before it (Humble; deprecated later, so only set there)."""
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    if os.environ.get("ROS_DISTRO", "").lower() in ("foxy", "galactic", "humble"):
+        os.environ["ROS_LOCALHOST_ONLY"] = "1"
+
+
 def dds_profile_variable() -> str:
     """The profile variable this ROS 2 distribution's Fast DDS reads (``ROS_DISTRO`` is set by
     every sourced install; the Kilted wheels of a bare venv leave it unset)."""
@@ -58,9 +66,17 @@ def find_share_file(relative: str) -> Path:
     raise FileNotFoundError(f"{relative} not found in the sarn_ros share directories: {looked}")
 
 
+SCRIPTS = {"sarn_deblur_node": "sarn_ros.ros.node", "sarn": "sarn_ros.tools.cli"}
+
+
+def script_command(name: str) -> list[str]:
+    """How to run console script ``name`` from this interpreter: the script beside the
+    interpreter (a venv, pip), else its module (``ros2 run`` and ``colcon test`` use
+    /usr/bin/python3, while colcon puts the scripts under install/sarn_ros/lib/sarn_ros)."""
+    script = Path(sys.executable).parent / name
+    return [str(script)] if script.exists() else [sys.executable, "-m", SCRIPTS[name]]
+
+
 def node_command() -> list[str]:
-    """How to start sarn_deblur_node from this interpreter: its console script beside the
-    interpreter (a venv, pip), else the module (``ros2 run`` uses /usr/bin/python3, while colcon
-    puts the script under install/sarn_ros/lib/sarn_ros)."""
-    script = Path(sys.executable).parent / "sarn_deblur_node"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "sarn_ros.ros.node"]
+    """How to start sarn_deblur_node from this interpreter (``script_command``)."""
+    return script_command("sarn_deblur_node")

@@ -10,6 +10,7 @@ import argparse
 import os
 import random
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,29 +34,35 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
     args = [*node_command(), "--ros-args", "-p", "device:=cpu", "-p", f"lazy:={str(lazy).lower()}"]
     args += ["-p", "future_frames:=0"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    rclpy.init()
-    node = rclpy.create_node("bench_lazy")
-    pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
-    try:
-        end = time.monotonic() + 120
-        while pub.get_subscription_count() == 0 and time.monotonic() < end:
-            rclpy.spin_once(node, timeout_sec=0.1)
-        time.sleep(5)  # start-up work is not what is measured
-        data = np.random.default_rng(0).integers(0, 256, 240 * 320 * 3, np.uint8).tobytes()
-        c0, t0, i = node_cpu_s(proc.pid), time.monotonic(), 0
-        while time.monotonic() - t0 < seconds:
-            msg = Image(height=240, width=320, encoding="rgb8", step=960, data=data)
-            msg.header.stamp.sec = 100 + i
-            pub.publish(msg)
-            i += 1
-            time.sleep(max(0.0, t0 + i / fps - time.monotonic()))
-        return 100 * (node_cpu_s(proc.pid) - c0) / (time.monotonic() - t0)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        node.destroy_node()
-        rclpy.shutdown()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
+        rclpy.init()
+        node = rclpy.create_node("bench_lazy")
+        pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+        try:
+            end = time.monotonic() + 120
+            while pub.get_subscription_count() == 0:
+                if proc.poll() is not None or time.monotonic() > end:  # a dead node measures 0 %
+                    log.seek(0)
+                    raise SystemExit(f"the node did not start:\n{log.read().decode().strip()}")
+                rclpy.spin_once(node, timeout_sec=0.1)
+            time.sleep(5)  # start-up work is not what is measured
+            data = np.random.default_rng(0).integers(0, 256, 240 * 320 * 3, np.uint8).tobytes()
+            c0, t0, i = node_cpu_s(proc.pid), time.monotonic(), 0
+            while time.monotonic() - t0 < seconds:
+                msg = Image(height=240, width=320, encoding="rgb8", step=960, data=data)
+                msg.header.stamp.sec = 100 + i
+                pub.publish(msg)
+                i += 1
+                time.sleep(max(0.0, t0 + i / fps - time.monotonic()))
+            if proc.poll() is not None:
+                raise SystemExit("the node exited during the measurement")
+            return 100 * (node_cpu_s(proc.pid) - c0) / (time.monotonic() - t0)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            node.destroy_node()
+            rclpy.shutdown()
 
 
 def main() -> None:
@@ -63,10 +70,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--fps", type=float, default=15.0)
     args = ap.parse_args()
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # loopback only
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 101)))  # safe range on Linux
-    from sarn_ros.resources import use_dds_profile
+    from sarn_ros.resources import keep_dds_local, use_dds_profile
 
+    keep_dds_local()  # loopback only, on a domain of its own: it publishes a camera topic
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 101))  # safe range on Linux
     use_dds_profile(REPO / "config/fastdds_shm.xml")
     for lazy in (True, False):
         cpu = measure(lazy, args.seconds, args.fps)

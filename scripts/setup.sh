@@ -17,8 +17,10 @@ elif [ -n "${PYTHON:-}" ] && [ -x .venv/bin/python ] && [ "$(version .venv/bin/p
   rm -rf .venv
 fi
 
+# -I: not from the working directory, where the source folder would always be found
 installed="import importlib.util as u, sys; sys.exit(u.find_spec('sarn_ros') is None)"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && .venv/bin/python -c "$installed" 2>/dev/null; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/sarn_deblur_node ] \
+  && .venv/bin/python -I -c "$installed" 2>/dev/null; then
   exit 0
 fi
 

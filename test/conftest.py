@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from sarn_ros.resources import use_dds_profile
+from sarn_ros.resources import keep_dds_local, use_dds_profile
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 # DDS traffic of every test, and of every process a test starts, stays on this machine.
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+keep_dds_local()
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 _profile = REPO / "config" / "fastdds_shm.xml"
 if _profile.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +17,10 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from sarn_ros.resources import node_command
 from sarn_ros.ros.image_conversion import numpy_to_image
 
 REPO = Path(__file__).resolve().parent.parent
-NODE = str(Path(sys.executable).parent / "sarn_deblur_node")
 CONFIG = str(REPO / "config" / "sarn_deblur.yaml")
 
 
@@ -36,7 +35,7 @@ class NodeProcess:
     """sarn_deblur_node started by its console script with the packaged config."""
 
     def __init__(self, weights: Path, **params: Any) -> None:
-        args = [NODE, "--ros-args", "--params-file", CONFIG, "-p", f"weights:={weights}"]
+        args = [*node_command(), "--ros-args", "--params-file", CONFIG, "-p", f"weights:={weights}"]
         params.setdefault("device", "cpu")
         for k, v in params.items():
             value = str(v).lower() if isinstance(v, bool) else v

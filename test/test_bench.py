@@ -55,3 +55,33 @@ def test_flop_count_is_counted_and_grows_with_pixels():
     small, large = count_flops("recurrent", 64, 64), count_flops("recurrent", 128, 128)
     assert small > 1e8  # ~3.2 GFLOPs at 64x64 (242 at 640x480)
     assert large / small == pytest.approx(4.0, rel=0.05)
+
+
+def test_bench_node_rates_count_outputs_of_the_measured_window_only():
+    """A model slower than the camera with queue_policy all: outputs drained after the window
+    are frames deblurred, not throughput (6.2 'out fps' was printed for a 3.4 fps model)."""
+    from sarn_ros.tools.bench_node import rates
+
+    sent = {i: 100.0 + 0.1 * i for i in range(40)}  # 10 fps for 4 s
+    received = {i: 100.3 + 0.3 * i for i in range(30)}  # one every 0.3 s, 10 never
+    r = rates(sent, received, t0=100.0, wall=4.0)
+    assert r["in_fps"] == 10.0
+    assert r["out_fps"] == pytest.approx(13 / 4.0)  # 100.3 ... 103.9 are inside the window
+    assert r["drop_pct"] == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sizes", "0x0"], "at least 8x8"),
+        (["--sizes", "640"], "--sizes must be WxH"),
+        (["--fps", "0"], "--fps and --duration must be > 0"),
+        (["--duration", "0"], "--fps and --duration must be > 0"),
+    ],
+)
+def test_bench_node_rejects_bad_arguments_in_one_line(args, message, capsys):
+    from sarn_ros.tools import cli
+
+    assert cli.main(["bench", "node", "--tiny", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sarn bench node: error:") and message in err and "\n" not in err

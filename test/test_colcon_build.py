@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# the venv's colcon, else the one on PATH (`colcon test` of a ROS install)
 COLCON = Path(sys.executable).parent / "colcon"
+COLCON = COLCON if COLCON.exists() else Path(shutil.which("colcon") or COLCON)
 SKIP = shutil.ignore_patterns(
     ".venv",
     ".git",
@@ -59,6 +61,7 @@ def test_installed_layout(install: Path):
         assert os.access(install / "lib" / "sarn_ros" / exe, os.X_OK), exe
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "sarn_ros").exists()
     assert (share / "package.xml").exists()
+    assert "Apache License" in (share / "LICENSE").read_text()  # package.xml's licence, shipped
     for name in (p.name for p in (REPO / "launch").glob("*.launch.py")):
         assert (share / "launch" / name).exists(), name
     assert (share / "config" / "sarn_deblur.yaml").exists()

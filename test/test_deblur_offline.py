@@ -537,8 +537,8 @@ def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_ch
 def test_a_bag_without_rosbags_installed_is_one_line_naming_it(
     tmp_path, monkeypatch, capsys, tiny_recurrent_checkpoint, command
 ):
-    """rosbags is pip-only (no rosdep key), so a ROS install may lack it: the tools say what to
-    install instead of a ModuleNotFoundError traceback."""
+    """rosbags is not in package.xml (a pip key at most), so a ROS install may lack it: the
+    tools say what to install instead of a ModuleNotFoundError traceback."""
     write_bag(tmp_path / "in", StoragePlugin.MCAP)
     for name in [n for n in sys.modules if n.split(".")[0] == "rosbags"]:
         monkeypatch.setitem(sys.modules, name, None)  # import fails as if never installed
@@ -552,8 +552,8 @@ def test_a_bag_without_rosbags_installed_is_one_line_naming_it(
     ]
     assert cli.main([*args, "--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"sarn {name}: error: rosbag2 files need the Python package rosbags, which rosdep does "
-        "not install: python3 -m pip install --user rosbags"
+        f"sarn {name}: error: rosbag2 files need the Python package rosbags, not among "
+        "sarn_ros's ROS dependencies: python3 -m pip install --user rosbags"
     ]
 
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
+import time
 
 import cv2
 import pytest
 
-SARN = str(Path(sys.executable).parent / "sarn")
+from sarn_ros.resources import script_command
+
+SARN = script_command("sarn")
 
 
 def demo(*args: str, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run([SARN, "demo", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*SARN, "demo", *args], capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.ros
@@ -32,6 +33,8 @@ def test_demo_runs_through_the_node_and_reports(tmp_path, ros_domain, tiny_recur
             str(out),
             "--self-ensemble",
             str(members),
+            "--domain-id",
+            str(ros_domain),
             timeout=180,
         )
         assert result.returncode == 0, result.stdout + result.stderr
@@ -56,10 +59,25 @@ def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurr
         "cuda:99",
         "--out",
         str(tmp_path),
+        "--domain-id",
+        str(ros_domain),
         timeout=120,
     )
     assert result.returncode != 0
-    assert "did not start" in result.stderr and "Traceback" not in result.stderr
+    assert "the node exited" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_demo_gives_up_on_a_node_still_starting_after_timeout(
+    tmp_path, ros_domain, tiny_recurrent_checkpoint
+):
+    """--timeout holds while the node lives on: it is stopped, not waited for forever."""
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--out", str(tmp_path)]
+    args += ["--domain-id", str(ros_domain)]
+    start = time.monotonic()
+    result = demo(*args, "--timeout", "0.5", timeout=90)  # the node needs seconds for torch
+    assert result.returncode == 1
+    assert "the node was not up after --timeout 0.5 s" in result.stderr
+    assert time.monotonic() - start < 60
 
 
 def test_demo_reports_missing_weights_in_one_line(tmp_path):

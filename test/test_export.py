@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from importlib.util import find_spec
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +12,10 @@ import torch
 
 from sarn_ros.archs import SARN
 from sarn_ros.checkpoint import load_model, save_checkpoint
+from sarn_ros.resources import script_command
 from sarn_ros.tools import cli, export
 
-SARN_CLI = str(Path(sys.executable).parent / "sarn")
+SARN_CLI = script_command("sarn")
 needs_exporter = pytest.mark.skipif(
     not export.has_dynamo_exporter() or find_spec("onnxscript") is None,
     reason="this PyTorch has no dynamo ONNX exporter (< 2.5), or onnxscript is not installed",
@@ -29,7 +28,7 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
     out = tmp_path / "step.onnx"
     result = subprocess.run(
         [
-            SARN_CLI,
+            *SARN_CLI,
             "export",
             "--weights",
             str(tiny_recurrent_checkpoint),
@@ -73,7 +72,7 @@ def test_single_image_export_and_bad_size(tmp_path):
     )
     ok = subprocess.run(
         [
-            SARN_CLI,
+            *SARN_CLI,
             "export",
             "--weights",
             str(ckpt),
@@ -91,7 +90,7 @@ def test_single_image_export_and_bad_size(tmp_path):
     assert ok.returncode == 0 and "single-image" in ok.stdout, ok.stderr
     bad = subprocess.run(
         [
-            SARN_CLI,
+            *SARN_CLI,
             "export",
             "--weights",
             str(ckpt),
@@ -128,13 +127,13 @@ def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, c
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
 @pytest.mark.parametrize("missing", ["onnxscript", "onnxruntime"])
 def test_missing_onnx_packages_are_named_before_exporting(monkeypatch, tmp_path, capsys, missing):
-    """On a ROS install (rosdep has no key for them) export names the pip packages up front,
+    """On a ROS install (package.xml does not declare them) export names the pip packages up front,
     rather than failing inside torch.onnx or after a minute of exporting."""
     monkeypatch.setattr(export, "find_spec", lambda name: None if name == missing else True)
     monkeypatch.setattr(export, "load_model", lambda *a, **k: pytest.fail("must not load"))
     assert cli.main(["export", "-o", str(tmp_path / "x.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
-        f"sarn export: error: needs the Python packages {missing}, which rosdep does not "
-        f"install: python3 -m pip install --user {missing}"
+        f"sarn export: error: needs the Python packages {missing}, not among sarn_ros's ROS "
+        f"dependencies: python3 -m pip install --user {missing}"
     ]

@@ -16,7 +16,6 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import ReliabilityPolicy
 from ros_harness import (
-    NODE,
     Camera,
     Diagnostics,
     NodeProcess,
@@ -30,6 +29,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
+from sarn_ros.resources import node_command
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -486,7 +486,7 @@ def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_
     args["missing params file"] = ["--params-file", str(tmp_path / "nope.yaml")]
     procs = {  # started together: each spends seconds importing torch before it fails
         case: subprocess.Popen(
-            [NODE, "--ros-args", *a],
+            [*node_command(), "--ros-args", *a],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -505,7 +505,7 @@ def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_
 
 
 def test_help_needs_no_ros():
-    result = subprocess.run([NODE, "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([*node_command(), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "future_frames" in result.stdout and "queue_policy" in result.stdout
 

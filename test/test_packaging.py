@@ -22,6 +22,7 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
     deps = {e.text for e in root if e.tag in ("depend", "exec_depend")}
     for key in (
         "rclpy",
+        "rcl_interfaces",  # the node's parameter descriptors
         "sensor_msgs",
         "cv_bridge",
         "launch",
@@ -34,16 +35,23 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         assert key in deps, key
 
 
+def installed_script(name: str) -> Path:
+    """The console script as installed: beside the interpreter (venv, pip) or, under ``colcon
+    test``, in the package's lib/sarn_ros of the ament prefix path."""
+    prefixes = [p for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    for path in [BIN / name, *(Path(p) / "lib" / "sarn_ros" / name for p in prefixes)]:
+        if path.exists():
+            return path
+    pytest.fail(f"no installed {name} beside {sys.executable} or in {prefixes}")
+
+
 def test_console_scripts_run():
-    for cmd in (["sarn", "--help"], ["sarn_deblur_node", "--help"]):
+    for name, expected in (("sarn", "deblur"), ("sarn_deblur_node", "future_frames")):
         result = subprocess.run(
-            [str(BIN / cmd[0]), *cmd[1:]], capture_output=True, text=True, timeout=120
+            [str(installed_script(name)), "--help"], capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stderr
-    assert (
-        "deblur"
-        in subprocess.run([str(BIN / "sarn"), "--help"], capture_output=True, text=True).stdout
-    )
+        assert expected in result.stdout
 
 
 def test_import_is_light_and_public_api_exists():
@@ -60,7 +68,8 @@ def test_the_node_starts_from_an_interpreter_without_the_script_beside_it(tmp_pa
     """`ros2 run sarn_ros sarn demo` runs /usr/bin/python3: no sarn_deblur_node next to it."""
     from sarn_ros import resources
 
-    assert resources.node_command() == [str(BIN / "sarn_deblur_node")]  # the venv
+    if (BIN / "sarn_deblur_node").exists():  # a venv (not `colcon test`)
+        assert resources.node_command() == [str(BIN / "sarn_deblur_node")]
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
     cmd = resources.node_command()
     assert cmd == [str(tmp_path / "python3"), "-m", "sarn_ros.ros.node"]
@@ -78,7 +87,7 @@ def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
     """Fast DDS 2 (to Jazzy) reads only FASTRTPS_..., Fast DDS 3 (Kilted on, and the wheels of
     a bare venv, where ROS_DISTRO is unset) only FASTDDS_...; a profile of the user's own, under
     either name, is kept, and another RMW gets none."""
-    from sarn_ros.resources import DDS_PROFILE_VARIABLES
+    from sarn_ros.resources import DDS_PROFILE_VARIABLES, find_share_file
     from sarn_ros.ros.node import use_packaged_dds_profile
 
     def profiles() -> list[str | None]:
@@ -94,7 +103,7 @@ def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
     unset()
     use_packaged_dds_profile()
     expected: list[str | None] = [None, None]
-    expected[variable] = str(REPO / "config" / "fastdds_shm.xml")
+    expected[variable] = str(find_share_file("config/fastdds_shm.xml"))  # share/ or the tree
     assert profiles() == expected
     for mine in DDS_PROFILE_VARIABLES:
         unset()

@@ -39,3 +39,16 @@ def test_readme_table_lists_every_parameter_with_default_live_flag_and_descripti
     ]
     assert [yaml.safe_load(default) for _, default, _, _ in rows] == [p.default for p in PARAMS]
     assert [text for *_, text in rows] == [p.description for p in PARAMS]
+
+
+def test_help_lists_every_parameter_with_the_range_a_set_is_checked_against():
+    from sarn_ros.ros.params import PARAMS, help_text
+
+    text = help_text()
+    for p in PARAMS:
+        assert f"  {p.name} (default {p.default!r}" in text
+    lines = text.splitlines()
+    future = lines[lines.index("  future_frames (default 2, live)") + 1]
+    assert future.endswith("Range: 0 to 2.")
+    resize = next(ln for i, ln in enumerate(lines) if lines[i - 1].startswith("  resize "))
+    assert resize.endswith("Range: 0.1 to 1.")

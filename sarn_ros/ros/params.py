@@ -200,6 +200,8 @@ def help_text() -> str:
         "Parameters (live = may change at run time):",
     ]
     for p in PARAMS:
+        bounds = p.int_range or p.float_range  # what the descriptor enforces on sets
+        limits = f" Range: {bounds[0]:g} to {bounds[1]:g}." if bounds else ""
         lines.append(f"  {p.name} (default {p.default!r}{', live' if p.live else ''})")
-        lines.append(f"      {p.descriptor().description}")
+        lines.append(f"      {p.descriptor().description}{limits}")
     return "\n".join(lines)

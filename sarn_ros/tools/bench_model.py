@@ -443,6 +443,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
     return 0
 

@@ -9,7 +9,8 @@ import argparse
 import importlib
 import sys
 
-# Python packages some subcommands need that rosdep cannot install (no rosdep key): a ROS
+# Python packages some subcommands need that package.xml does not declare (rosdistro has pip
+# keys at most, and rosdep's pip installs into the system Python fail under PEP 668): a ROS
 # install lacks them until the user pip-installs them, so their absence is one line, not a
 # traceback.
 PIP_ONLY = {
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(
             f"sarn {args.command}: error: {PIP_ONLY[missing]} need the Python package "
-            f"{missing}, which rosdep does not install: python3 -m pip install --user {missing}",
+            f"{missing}, not among sarn_ros's ROS dependencies: "
+            f"python3 -m pip install --user {missing}",
             file=sys.stderr,
         )
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -40,6 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("sarn_demo_out"))
     p.add_argument("--timeout", type=float, default=110.0, help="give up after this many seconds")
+    p.add_argument(
+        "--domain-id",
+        type=int,
+        choices=range(0, 102),
+        metavar="0..101",
+        help="ROS_DOMAIN_ID of the demo (to watch it in rviz, say); default: a random one, "
+        "not the environment's, so the sample camera never reaches a running robot",
+    )
     p.set_defaults(func=run)
 
 
@@ -56,13 +65,29 @@ def load_sample() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return read("blur"), read("sharp")
 
 
-def ros_environment() -> None:
-    """DDS stays on this machine, on a domain of its own, with the large-SHM profile."""
-    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    os.environ.setdefault("ROS_DOMAIN_ID", str(random.randint(1, 100)))
+def ros_environment(domain_id: int | None) -> None:
+    """DDS stays on this machine, on a domain of its own (the demo publishes image_raw and
+    camera_info, which must not reach a running robot), with the large-SHM profile."""
+    from ..resources import keep_dds_local
     from ..ros.node import use_packaged_dds_profile
 
+    keep_dds_local()
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100) if domain_id is None else domain_id)
     use_packaged_dds_profile()
+
+
+def stop_node(proc: subprocess.Popen) -> str:
+    """Stop the node (SIGINT, its clean stop; killed after 20 s); returns what it printed."""
+    if proc.stdout is None or proc.stdout.closed:  # stopped and read already
+        return ""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return (out or "").strip()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 2
     look_ahead = args.future_frames if recurrent else 0
-    ros_environment()
+    ros_environment(args.domain_id)
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
@@ -122,11 +147,10 @@ def run(args: argparse.Namespace) -> int:
             pub.get_subscription_count() == 0 or node.count_publishers("deblurred/image_raw") == 0
         ):
             if proc.poll() is not None or time.monotonic() > deadline:
-                print(
-                    "sarn demo: error: the node did not start:\n"
-                    + (proc.communicate()[0] or "").strip(),
-                    file=sys.stderr,
-                )
+                alive = proc.poll() is None
+                output = stop_node(proc)
+                why = f"was not up after --timeout {args.timeout:g} s" if alive else "exited"
+                print(f"sarn demo: error: the node {why}:\n{output}", file=sys.stderr)
                 return 1
             rclpy.spin_once(node, timeout_sec=0.05)
         sent: dict[int, float] = {}
@@ -146,15 +170,11 @@ def run(args: argparse.Namespace) -> int:
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
-        if proc.poll() is None:
-            proc.send_signal(2)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        node_log = stop_node(proc)
     if len(outputs) < len(blurred):
         print(
-            f"sarn demo: error: {len(outputs)} of {len(blurred)} frames came back in time",
+            f"sarn demo: error: {len(outputs)} of {len(blurred)} frames came back in time; "
+            f"the node's log:\n{node_log}",
             file=sys.stderr,
         )
         return 1

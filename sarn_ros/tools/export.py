@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [m for m in ("onnx", "onnxscript", "onnxruntime") if find_spec(m) is None]
     if missing:  # checked first: the export itself takes a minute before validation needs them
         print(
-            f"sarn export: error: needs the Python packages {', '.join(missing)}, which rosdep "
-            f"does not install: python3 -m pip install --user {' '.join(missing)}",
+            f"sarn export: error: needs the Python packages {', '.join(missing)}, not among "
+            f"sarn_ros's ROS dependencies: python3 -m pip install --user {' '.join(missing)}",
             file=sys.stderr,
         )
         return 2
