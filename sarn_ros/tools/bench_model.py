@@ -268,9 +268,10 @@ def bench_row(
                     torch.cuda.Event(enable_timing=True),
                     torch.cuda.Event(enable_timing=True),
                 )
-                start.record()
+                stream = torch.cuda.current_stream(device)  # cuda:N's, not the current device's
+                start.record(stream)
                 frame()
-                end.record()
+                end.record(stream)
                 end.synchronize()
                 times.append(start.elapsed_time(end))
             peak = torch.cuda.max_memory_allocated(device) - base
