@@ -543,3 +543,9 @@ class StreamDeblurrer:
             host = s.host_out
         arr = np.array(host.numpy(), dtype=s.fmt[3])  # one copy, int32 -> uint16 on torch < 2.3
         return arr if s.fmt[2] == 3 or squeeze else arr[:, :, None]
+
+
+def check_frame(frame: np.ndarray) -> None:
+    """Raise ValueError if ``frame`` is not one :meth:`StreamDeblurrer.push` takes (HxW, HxWx1
+    or HxWx3, uint8 or uint16), without giving it to any stream."""
+    StreamDeblurrer._check_frame(frame)

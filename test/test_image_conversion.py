@@ -131,6 +131,17 @@ def test_compressed_round_trip_and_corrupt_jpeg():
         conv.compressed_to_numpy(bad)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.int16])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_float_or_signed_tiff_is_a_corrupt_frame_not_mono8(dtype, channels):
+    """Labelled mono8, a float TIFF reached the engine and failed every camera's call."""
+    img = (np.random.default_rng(0).random((6, 8, channels)) * 100).astype(dtype)
+    ok, buf = cv2.imencode(".tiff", img[..., 0] if channels == 1 else img)
+    assert ok
+    with pytest.raises(ValueError, match="8 or 16 bits per channel"):
+        conv.compressed_to_numpy(CompressedImage(format="tiff", data=buf.tobytes()))
+
+
 def test_compressed_16_bit_is_scaled_not_saturated():
     grey = np.tile(np.arange(0, 65536, 1024, dtype=np.uint16), (4, 1))  # 0 .. 64512
     msg = conv.numpy_to_compressed(grey, "mono16", fmt="png")

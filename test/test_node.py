@@ -570,7 +570,7 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
     def prepare(cam, msg, received):
         if cam == "depth":
             raise KeyError("unexpected")
-        return (cam, msg, 1, None)
+        return (cam, np.zeros((2, 2, 3), np.uint8), 1, None)
 
     fake = SimpleNamespace(
         prepare=prepare,
@@ -636,11 +636,12 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
         max_gap_s=max_gap_s,
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
-    cam = SimpleNamespace(queue=deque(), last_stamp=None, watched=lambda: True)
+    fake.reject = lambda reason, detail: fake.count(f"rejected.{reason}")
+    cam = SimpleNamespace(queue=deque(), last_stamp=None, watched=lambda: True, counts=fake.counts)
     cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
 
-    def send(stamp_s: float) -> None:
-        msg = Image()
+    def send(stamp_s: float, msg: Image | None = None) -> None:
+        msg = msg or Image(height=1, width=1, encoding="mono8", step=1, data=bytes(1))
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), round(stamp_s % 1 * 1e9)
         node_module.DeblurNode.enqueue(fake, cam, msg)
 
@@ -695,3 +696,106 @@ def test_a_gap_resets_that_camera_as_a_gap():
     queued = [node_module.Queued(None, 0.0, gap) for gap in (False, True)]
     node_module.DeblurNode.process(fake, list(zip(cams, queued, strict=True)))
     assert resets == [("right", "gap")]
+
+
+def test_a_blank_or_short_image_is_rejected_at_intake_and_makes_no_gap():
+    """A driver's uninitialised Image() (0x0, stamp 0) set the camera's last stamp, so the next
+    good frame looked 10 s late: every bad frame restarted the good stream as a 'gap'."""
+    cam, send = intake("all")
+    for i in range(3):
+        send(10 + i / 30)
+    send(0.0, Image())  # blank, stamp 0
+    send(10.1, Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(20)))  # short
+    send(10 + 3 / 30)
+    assert [q.after_gap for q in cam.queue] == [False] * 4
+    assert (cam.counts["rejected.empty"], cam.counts["rejected.malformed"]) == (1, 1)
+    assert cam.counts["received"] == 6
+
+
+def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = None):
+    """DeblurNode.process over fake cameras whose prepared frames are ``frames``."""
+    import threading
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    pushed, resets, rejected = [], [], []
+
+    def push_many(items):
+        if push_error is not None:
+            raise push_error
+        pushed.extend(items)
+        return []
+
+    fake = SimpleNamespace(
+        prepare=lambda cam, msg, received: (cam, frames[cam], 1, None),
+        engine=SimpleNamespace(
+            push_many=push_many, reset=lambda stream=None, reason="explicit": resets.append(stream)
+        ),
+        lock=threading.Condition(),
+        counts=Counter(),
+        window=Counter(),
+        waits_ms=[],
+        inference_ms=[],
+        overhead_ms=[],
+        publish=lambda out: None,
+        reject=lambda reason, detail: rejected.append(reason),
+    )
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    queued = [(cam, node_module.Queued(None, 0.0, False)) for cam in frames]
+    node_module.DeblurNode.process(fake, queued)
+    return pushed, resets, rejected, fake.counts
+
+
+def test_one_cameras_unusable_frame_leaves_the_others_frame_and_state():
+    """A float frame (a float TIFF on image_raw/compressed) failed the whole engine call:
+    counted once as engine_error, the other camera's frame lost unseen, every camera reset."""
+    good = np.zeros((8, 8, 3), np.uint8)
+    pushed, resets, rejected, _ = process_fake({"left": good.astype(np.float32), "right": good})
+    assert [item[0] for item in pushed] == ["right"] and not resets
+    assert rejected == ["malformed"]
+
+
+def test_an_engine_failure_resets_and_counts_the_cameras_in_that_call_only():
+    good = np.zeros((8, 8, 3), np.uint8)
+    _, resets, rejected, counts = process_fake(
+        {"left": good, "right": good}, push_error=RuntimeError("CUDA out of memory")
+    )
+    assert sorted(resets) == ["left", "right"]  # by name: not reset() of every stream
+    assert rejected == ["engine_error"] and counts["rejected.engine_error"] == 1  # + reject's 1
+
+
+def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    state = {"ok": True}
+    fake_rclpy = SimpleNamespace(
+        init=lambda args: None, ok=lambda: state["ok"], try_shutdown=lambda: None
+    )
+    monkeypatch.setattr(node_module, "rclpy", fake_rclpy)
+    monkeypatch.setattr(node_module, "use_packaged_dds_profile", lambda: None)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(node_module, "DeblurNode", interrupted)
+    assert node_module.main(["sarn_deblur_node"]) == 0
+
+    def context_shut_down():  # SIGTERM: rclpy shut the context, the next call fails
+        state["ok"] = False
+        raise RuntimeError("Failed to create publisher: the given context is not valid")
+
+    monkeypatch.setattr(node_module, "DeblurNode", context_shut_down)
+    assert node_module.main(["sarn_deblur_node"]) == 0
+    assert capsys.readouterr().err == ""
+    state["ok"] = True
+
+    def broken():
+        raise RuntimeError("no such device")
+
+    monkeypatch.setattr(node_module, "DeblurNode", broken)
+    assert node_module.main(["sarn_deblur_node"]) == 1
+    assert "no such device" in capsys.readouterr().err

@@ -52,3 +52,12 @@ def test_help_lists_every_parameter_with_the_range_a_set_is_checked_against():
     assert future.endswith("Range: 0 to 2.")
     resize = next(ln for i, ln in enumerate(lines) if lines[i - 1].startswith("  resize "))
     assert resize.endswith("Range: 0.1 to 1.")
+
+
+def test_a_camera_given_twice_is_refused_and_no_camera_is_called_default():
+    """['left', '/left/'] published every output twice; ['', 'default'] shared one state."""
+    from sarn_ros.ros.params import validate
+
+    assert validate("cameras", ["left", "/left/", "right"]) == "cameras: 'left' given twice"
+    assert validate("cameras", ["", "default"]) is None
+    assert validate("cameras", ["/", ""]) == "cameras: '' given twice"

@@ -330,6 +330,8 @@ def compressed_to_numpy(msg: Any) -> tuple[np.ndarray, str]:
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
+    if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
+        raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
     if img.ndim == 2:
         return img, "mono16" if img.dtype == np.uint16 else "mono8"
     if img.shape[2] == 4:

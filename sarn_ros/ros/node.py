@@ -33,7 +33,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from ..checkpoint import CheckpointError
-from ..engine import resolve_precision
+from ..engine import check_frame, resolve_precision
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
@@ -76,7 +76,7 @@ class Camera:
     def __init__(self, node: DeblurNode, index: int, ns: str) -> None:
         self.node, self.index, self.ns = node, index, ns
         prefix = f"{ns}/" if ns else ""
-        self.stream = ns or "default"
+        self.stream = ns or "/"  # no namespace strips to "/": it cannot collide with a camera
         sub_qos, pub_qos = node.qos("subscription"), node.qos("publisher")
         overrides = QoSOverridingOptions.with_default_policies()
         self.queue: deque[Queued] = deque()
@@ -286,6 +286,13 @@ class DeblurNode(Node):
         further apart than max_gap_s, and every frame would restart the recurrent state."""
         idle = self.lazy and not cam.watched()
         stamp = stamp_ns(msg.header)
+        if isinstance(msg, Image) and (empty := intake_fault(msg)):
+            # rejected before its stamp can count: a driver's blank Image() (stamp 0) would
+            # otherwise make the next good frame look like a gap and restart the stream
+            with self.lock:
+                self.count("received")
+            self.reject(*empty)
+            return
         with self.lock:
             self.count("received")
             if idle:
@@ -375,8 +382,14 @@ class DeblurNode(Node):
                 # state of every camera (the worker's last resort)
                 self.reject("decode_error", f"{type(exc).__name__}: {exc}")
                 continue
-            if item is not None:
-                items.append(item)
+            if item is None:
+                continue
+            try:  # one camera's odd frame must not fail the others' engine call
+                check_frame(item[1])
+            except ValueError as exc:
+                self.reject("malformed", str(exc))
+                continue
+            items.append(item)
         if not items:
             return
         t1 = time.perf_counter()
@@ -384,7 +397,11 @@ class DeblurNode(Node):
             outputs = self.engine.push_many(items)
         except Exception as exc:  # a model failure must not kill the node
             self.reject("engine_error", f"{type(exc).__name__}: {exc}")
-            self.engine.reset()
+            with self.lock:
+                self.count("rejected.engine_error", len(items) - 1)  # every frame it took
+            for stream in {it[0] for it in items}:  # other cameras keep their state
+                with contextlib.suppress(Exception):
+                    self.engine.reset(stream)
             return
         t2 = time.perf_counter()
         for out in outputs:
@@ -558,6 +575,15 @@ class DeblurNode(Node):
         self.worker.join(timeout=30.0)
 
 
+def intake_fault(msg: Image) -> tuple[str, str] | None:
+    """(reason, detail) for an Image the worker would reject anyway, found without decoding."""
+    if msg.height == 0 or msg.width == 0:
+        return "empty", f"{msg.width}x{msg.height} image"
+    if len(msg.data) < msg.step * msg.height:
+        return "malformed", f"{len(msg.data)} bytes for {msg.height} rows of step {msg.step}"
+    return None
+
+
 def use_packaged_dds_profile() -> None:
     """Point Fast DDS at the packaged large shared-memory profile unless the user chose one:
     with the default 512 KiB segment, best-effort 720p images are lost between processes."""
@@ -580,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text())
         return 0
     use_packaged_dds_profile()
+    with contextlib.suppress(AttributeError):  # OpenCV's own line per corrupt PNG, unthrottled
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         rclpy.init(args=argv)  # a missing or broken --params-file fails here
     except RCLError as exc:
@@ -587,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         node = DeblurNode()
+    except KeyboardInterrupt:  # Ctrl-C while the model loads: a stop, not a failure
+        rclpy.try_shutdown()
+        return 0
     except (
         CheckpointError,
         RuntimeError,
@@ -595,9 +626,11 @@ def main(argv: list[str] | None = None) -> int:
         ParameterException,
         NameValidationException,  # a camera namespace that is no valid topic name
     ) as exc:
-        print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
+        stopped = not rclpy.ok()  # SIGINT/SIGTERM shut the context down under the start-up
+        if not stopped:
+            print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
         rclpy.try_shutdown()
-        return 1
+        return 0 if stopped else 1
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -142,7 +142,8 @@ PARAMS: tuple[Param, ...] = (
         "cameras",
         [""],
         "Camera namespaces served by this node with one model copy, relative to the node's "
-        "namespace ('' = the node's own): <cam>/image_raw -> <cam>/deblurred/image_raw.",
+        "namespace ('' = the node's own), each once: <cam>/image_raw -> "
+        "<cam>/deblurred/image_raw.",
     ),
     Param(
         "qos.subscription.reliability",
@@ -183,6 +184,10 @@ def validate(name: str, value: Any) -> str | None:
     if p is not None and p.choices and value not in p.choices:
         return f"{name} must be one of {', '.join(map(str, p.choices))}, got {value!r}"
     if name == "cameras":  # checked before the model loads, not when the topics are made
+        names = [cam.strip("/") for cam in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # one state and topics for two cameras: every output twice, or mixed
+            return f"cameras: {', '.join(repr(n) for n in twice)} given twice"
         for cam in value:
             try:
                 validate_topic_name(f"{cam.strip('/')}/image_raw".lstrip("/"))
