@@ -2,8 +2,11 @@
 
 - PSNR on 8-bit RGB (peak 255), averaged over all pixels and channels.
 - SSIM (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, computed
-  per RGB channel and averaged — the convention of MATLAB's ``ssim`` on RGB that GoPro/DVD
-  deblurring papers report (some use Y only; numbers differ slightly).
+  per RGB channel over the whole image (reflected borders) and averaged: scikit-image's
+  ``structural_similarity(..., channel_axis=2, gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False)`` less its 5-pixel border crop. Papers differ (Y only, or
+  MATLAB's ``ssim`` default, which takes an RGB array as one 3-D volume), so compare
+  figures measured the same way.
 - Sharpness (no reference): variance of the Laplacian of the grey image.
 - SLAM proxy (no reference): ORB matches between consecutive frames that survive a RANSAC
   fundamental-matrix check — roughly what a feature-based odometry front end can use.

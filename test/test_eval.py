@@ -158,3 +158,42 @@ def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):
     assert abs(rows[1]["psnr"] - expected) < 0.05
     assert abs(rows[1]["psnr"] - rows[0]["psnr"]) > 0.01  # the ensemble is really run
     assert f"{Path(tiny_recurrent_checkpoint).name} x4" in result.stdout
+
+
+def test_a_missing_frame_is_found_whatever_max_frames_cuts(tmp_path, capsys):
+    """--max-frames cut both folders before counting: a sharp frame missing further on
+    paired every later blurred frame with the next sharp one, silently."""
+    write_pair(tmp_path, n=5)
+    (tmp_path / "seq" / "sharp" / "02.png").unlink()
+    for cut in ("3", "10"):
+        assert cli.main(["eval", "--pairs", str(tmp_path), "--max-frames", cut]) == 2
+        assert "seq: 5 blurred vs 4 sharp frames" in capsys.readouterr().err
+
+
+def test_same_named_inputs_keep_their_own_rows_and_images(tmp_path, tiny_recurrent_checkpoint):
+    """Two runs' `blur` folders: one row each (named apart) and saved images that do not
+    overwrite each other; a perfect frame (PSNR inf) is null in valid JSON."""
+    rng = np.random.default_rng(1)
+    for run, n in (("runA", 3), ("runB", 2)):
+        (tmp_path / run / "blur").mkdir(parents=True)
+        for i in range(n):
+            img = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / run / "blur" / f"{i}.png"), img)
+    data = tmp_path / "pairs"
+    write_pair(data, n=2)
+    frame = cv2.imread(str(data / "seq" / "sharp" / "00.png"))
+    cv2.imwrite(str(data / "seq" / "blur" / "00.png"), frame)  # input == ground truth
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    args += ["--no-gt", str(tmp_path / "runA" / "blur"), str(tmp_path / "runB" / "blur")]
+    args += ["--pairs", str(data), "--json", str(tmp_path / "e.json")]
+    result = sarn_eval(*args, "--save-images", str(tmp_path / "img"))
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "e.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    out = json.loads(text)
+    assert [(r["sequence"], r["frames"]) for r in out["no_gt"]] == [("blur", 3), ("blur_2", 2)]
+    assert out["gt"][0]["per_frame_input_psnr"][0] is None
+    saved = sorted(p.name for p in (tmp_path / "img").iterdir())
+    assert saved == [f"blur_2_ff0_{i:03d}.png" for i in range(2)] + [
+        f"blur_ff0_{i:03d}.png" for i in range(3)
+    ] + [f"seq_ff0_{i:03d}.png" for i in range(2)]

@@ -157,11 +157,14 @@ def pair_files(
     name: str, blur_dir: Path, sharp_dir: Path, max_frames: int | None = None
 ) -> tuple[list[Path], list[Path]]:
     """The first ``max_frames`` blurred and sharp frames of a sequence, matched by sorted
-    order."""
-    blurs, sharps = list_images(blur_dir)[:max_frames], list_images(sharp_dir)[:max_frames]
+    order. The whole folders are counted first: a frame missing further on would pair every
+    later blurred frame with the wrong sharp one."""
+    blurs, sharps = list_images(blur_dir), list_images(sharp_dir)
     if len(blurs) != len(sharps):
         raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
-    return blurs, sharps
+    if not blurs:
+        raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
+    return blurs[:max_frames], sharps[:max_frames]
 
 
 def read_pair(
@@ -217,6 +220,18 @@ def _looks_like_video(imgs: list[np.ndarray]) -> bool:
     """Consecutive frames of a video differ little; unrelated stills differ a lot."""
     a, b = (cv2.resize(x, (64, 64)).astype(np.float32) for x in imgs[:2])
     return float(np.abs(a - b).mean()) < 25.0
+
+
+def unique_name(name: str, seen: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when taken: one file (or row) per sequence, so two
+    sources with the same sequence names (BSD_1ms8ms and BSD_2ms16ms, two runs' ``blur``
+    folders) keep both."""
+    stem, n = name, 1
+    while file_stem(name) in seen:
+        n += 1
+        name = f"{stem}_{n}"
+    seen.add(file_stem(name))
+    return name
 
 
 def file_stem(name: str) -> str:

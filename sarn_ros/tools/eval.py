@@ -10,13 +10,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams
-from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair
+from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair, unique_name
 from ..ensemble import MEMBERS
 from .options import add_bag_arguments
 
@@ -124,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
         nogt = []
         for d in args.no_gt:
             nogt += read_streams(d, args.max_frames, args.skip_frames, **source)[1]
+        # one row and one image prefix per input: two runs' `blur` folders keep both
+        seen: set[str] = set()
+        pairs = [(unique_name(name, seen), b, s) for name, b, s in pairs]
+        for seq in synthetic:
+            seq.name = unique_name(seq.name, seen)
+        nogt = [(unique_name(name, seen), frames) for name, frames in nogt]
     except (ValueError, OSError) as exc:
         print(f"sarn eval: error: {exc}", file=sys.stderr)
         return 2
@@ -171,7 +179,8 @@ def run(args: argparse.Namespace) -> int:
     print_tables(results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+        # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
+        args.json.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
     return 0
 
 
@@ -183,6 +192,17 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
         raise no_pairs_error(root)
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every inf and nan float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:

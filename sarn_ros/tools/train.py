@@ -27,7 +27,6 @@ from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
-    file_stem,
     find_pair_dirs,
     iter_pairs,
     load_pairs,
@@ -35,6 +34,7 @@ from ..data.datasets import (
     no_pairs_error,
     save_sequence,
     synthesize_folder,
+    unique_name,
     usable_sequences,
 )
 from ..offline import InputError, kind_of
@@ -339,17 +339,6 @@ def read_description(ts: Path) -> dict[str, Any] | None:
     """A reused set's description; None for a set built before sarn_ros wrote one."""
     path = ts / DESCRIPTION
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def unique_name(name: str, seen: set[str]) -> str:
-    """``name``, or ``name_2``, ``name_3``... when taken: one file per sequence, so two
-    datasets with the same sequence names (BSD_1ms8ms and BSD_2ms16ms) keep both."""
-    stem, n = name, 1
-    while file_stem(name) in seen:
-        n += 1
-        name = f"{stem}_{n}"
-    seen.add(file_stem(name))
-    return name
 
 
 def hash_seed(name: str, scale: float, variant: int) -> int:
