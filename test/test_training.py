@@ -620,3 +620,17 @@ def test_cli_usage_errors_say_what_is_missing(tmp_path: Path, capsys, args, mess
     except SystemExit as exc:  # argparse
         rc = exc.code
     assert rc == 2 and message in capsys.readouterr().err
+
+
+def test_a_trainset_of_sets_built_apart_records_each_blur(tmp_path: Path) -> None:
+    """The GPU recipe builds one set per source folder and trains on their parent folder."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import build_trainset, read_description
+
+    video = sharp_video(tmp_path / "video")
+    for name, px in (("a", 4.0), ("b", 8.0), ("c", 4.0)):
+        build_trainset([video], BlurParams(blur_px=px), [1.0], 1, 6, tmp_path / "ts" / name)
+    desc = read_description(tmp_path / "ts")
+    assert [b["blur_px"] for b in desc["synthetic_blur"]] == [4.0, 8.0]
+    assert desc["sources"] == [str(video)] * 3 and desc["real_pairs"] == []
+    assert read_description(tmp_path / "video") is None

@@ -328,7 +328,7 @@ def describe_sources(
     return {
         "sources": [str(f) for f in folders],
         "real_pairs": pairs,
-        "synthetic_blur": params.to_dict() if synthetic else None,
+        "synthetic_blur": [params.to_dict()] if synthetic else [],
         "scales": scales,
         "variants": variants,
         "still_frames": still_frames,
@@ -336,9 +336,21 @@ def describe_sources(
 
 
 def read_description(ts: Path) -> dict[str, Any] | None:
-    """A reused set's description; None for a set built before sarn_ros wrote one."""
-    path = ts / DESCRIPTION
-    return json.loads(path.read_text()) if path.exists() else None
+    """A reused set's description, merged over the sets built into its sub-folders (the GPU
+    recipe builds one per source folder); None where none was written (a set built before
+    sarn_ros wrote them, or one linked together from others)."""
+    found = [json.loads(p.read_text()) for p in sorted(ts.rglob(DESCRIPTION))]
+    if not found:
+        return None
+    blurs: list[dict[str, Any]] = []
+    for blur in (b for d in found for b in d["synthetic_blur"]):
+        if blur not in blurs:
+            blurs.append(blur)
+    return {
+        "sources": [s for d in found for s in d["sources"]],
+        "real_pairs": [s for d in found for s in d["real_pairs"]],
+        "synthetic_blur": blurs,
+    }
 
 
 def hash_seed(name: str, scale: float, variant: int) -> int:
@@ -564,6 +576,5 @@ def summarise(
         return [*lines, "synthetic blur: not recorded (a --trainset built before trainset.json)"]
     if desc["real_pairs"]:
         lines.append(f"real pairs: {', '.join(desc['real_pairs'])}")
-    if desc["synthetic_blur"] is not None:
-        lines.append(f"synthetic blur: {desc['synthetic_blur']}")
+    lines += [f"synthetic blur: {blur}" for blur in desc["synthetic_blur"]]
     return lines
