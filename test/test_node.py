@@ -279,12 +279,16 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     msg = cam.publish(small, "rgb8", 3 * SEC)  # stamp jumps back (a looping bag)
     msg.header.stamp.nanosec = 10_000_000  # no camera_info with this stamp: the latest is used
     cam.publish_raw(msg)
-    stamps = [10 * SEC, 10 * SEC + SEC // 30, 3 * SEC, 3 * SEC + 10_000_000]
     assert spin_until(node, lambda: len(cam.outputs) == 4 and len(cam.infos) == 4, 30)
-    assert [(m.width, m.height) for m in cam.outputs] == [(64, 48)] + [(31, 17)] * 3
+    msg.header.stamp.nanosec = 20_000_000  # a calibration made at another resolution
+    cam.info_pub.publish(CameraInfo(header=msg.header, width=640, height=480))
+    cam.publish_raw(msg)
+    stamps = [10 * SEC, 10 * SEC + SEC // 30, 3 * SEC, 3 * SEC + 10_000_000, 3 * SEC + 20_000_000]
+    assert spin_until(node, lambda: len(cam.outputs) == 5 and len(cam.infos) == 5, 30)
+    assert [(m.width, m.height) for m in cam.outputs] == [(64, 48)] + [(31, 17)] * 4
     assert [stamp(m) for m in cam.outputs] == stamps
     assert [stamp(i) for i in cam.infos] == stamps  # camera_info follows each output
-    assert [i.width for i in cam.infos] == [64, 31, 31, 31]
+    assert [i.width for i in cam.infos] == [64, 31, 31, 31, 640]  # republished as it is
     expected = {
         "rejected.encoding": 2,
         "rejected.malformed": 2,
@@ -292,7 +296,8 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
         "resets.resolution": 1,
         "resets.backwards": 1,
         "camera_info_unmatched": 1,
-        "frames published": 4,
+        "camera_info_size_mismatch": 1,
+        "frames published": 5,
     }
     assert spin_until(node, lambda: all(diag.count(k) == v for k, v in expected.items()), 10), (
         diag.values

@@ -474,12 +474,23 @@ class DeblurNode(Node):
         else:
             info = scale_camera_info(info, *meta.scale, header=meta.header)
             cam.info_pub.publish(info)
+        h, w = out.image.shape[:2]
+        # a driver's calibration for another resolution: SLAM would get wrong intrinsics
+        size_off = info is not None and info.width and (info.width, info.height) != (w, h)
+        if size_off:
+            self.get_logger().warning(
+                f"{cam.ns or '.'}/camera_info is {info.width}x{info.height} for {w}x{h} "
+                "images (after resize): republished as it is",
+                throttle_duration_sec=THROTTLE_S,
+            )
         with self.lock:
             self.count("published")
             if info is None:
                 self.count("camera_info_missing")
             elif not matched:
                 self.count("camera_info_unmatched")
+            if size_off:
+                self.count("camera_info_size_mismatch")
             self.latencies.append((time.monotonic() - meta.received) * 1e3)
             self.ages.append((self.get_clock().now().nanoseconds - out.stamp) / 1e6)
 
