@@ -138,6 +138,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
+    if dev.type not in ("cpu", "cuda"):  # "meta" would wipe the caller's model in place
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} requested but CUDA is not available here")
     return dev
@@ -214,7 +216,7 @@ class StreamDeblurrer:
         torch_compile: bool = False,
     ) -> None:
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
+        self.precision = precision  # checked by its setter
         if isinstance(model, nn.Module):
             self.model_name = str(getattr(model, "meta", {}).get("name", type(model).__name__))
         else:
@@ -230,7 +232,7 @@ class StreamDeblurrer:
         self.channels_last = True if channels_last is None else channels_last
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.max_gap_s = max_gap_s
+        self.max_gap_s = max_gap_s  # checked by its setter
         # batching equal-sized streams pays on GPUs, not on CPUs (module docstring); None = auto
         self.batch_streams = self.device.type != "cpu" if batch_streams is None else batch_streams
         net = self.model.step if self.is_recurrent else self.model
@@ -265,8 +267,28 @@ class StreamDeblurrer:
             if value == self._future_frames:
                 return
             for name in list(self._streams):
-                self._queued += self._end_segment(name, "future_frames")
+                self._end_segment(name, "future_frames", self._queued)
             self._future_frames = value
+
+    @property
+    def precision(self) -> str:
+        """fp32, fp16 or bf16; may change between calls (checked as at construction)."""
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._precision = resolve_precision(value, self.device)
+
+    @property
+    def max_gap_s(self) -> float | None:
+        """Stamp gap (s) that restarts a stream; None (or 0, as the node's parameter) disables."""
+        return self._max_gap_s
+
+    @max_gap_s.setter
+    def max_gap_s(self, value: float | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError(f"max_gap_s must be >= 0 or None, got {value}")
+        self._max_gap_s = float(value) if value else None
 
     @property
     def compiled(self) -> bool:
@@ -355,16 +377,17 @@ class StreamDeblurrer:
         with self._lock:
             for name in [stream] if stream is not None else list(self._streams):
                 if name in self._streams:
-                    self._queued += self._end_segment(name, reason)
+                    self._end_segment(name, reason, self._queued)
 
     # ------------------------------------------------------------------------------ internals
-    def _end_segment(self, name: str, reason: str) -> list[DeblurredFrame]:
-        s = self._streams.pop(name)
-        out: list[DeblurredFrame] = []
+    def _end_segment(self, name: str, reason: str, out: list[DeblurredFrame]) -> None:
+        """Emit the stream's waiting frames into ``out`` as they come, then drop the stream:
+        if a forward pass fails, the outputs made so far and the stream itself remain."""
+        s = self._streams[name]
         while s.pending:
             out += self._run([s])
+        del self._streams[name]
         self.resets_by_reason[reason] += 1
-        return out
 
     @staticmethod
     def _check_frame(
@@ -412,8 +435,12 @@ class StreamDeblurrer:
             ):
                 reason = "gap"
             if reason is not None:
-                out += self._end_segment(name, reason)
+                self._end_segment(name, reason, out)
                 s = None
+            else:  # a failed call can leave the look-ahead full: finish it before its slot is
+                # taken by this frame (which would be deblurred under the older frame's stamp)
+                while len(s.pending) > self._future_frames:
+                    out += self._run([s])
         if s is None:
             s = self._new_stream(name, fmt)
             self._streams[name] = s

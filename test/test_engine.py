@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -338,3 +339,64 @@ def test_a_failing_compile_falls_back_to_eager_with_one_warning(
     for a, b in zip(run(StreamDeblurrer(model, device="cpu"), imgs, stamps), got, strict=True):
         np.testing.assert_array_equal(a.image, b.image)
     assert not StreamDeblurrer(model, device="cpu").compiled  # off by default
+
+
+def flaky_network(engine: StreamDeblurrer, fail_on: set[int]):
+    """The engine's network, raising (as a transient CUDA out-of-memory) on the listed calls."""
+    net, calls = engine._net, [0]
+
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] in fail_on:
+            raise RuntimeError("CUDA out of memory (transient)")
+        return net(*args, **kwargs)
+
+    engine._net = call
+
+
+def test_a_push_that_failed_does_not_shift_the_stream(model) -> None:
+    """The failed frame stayed in a full look-ahead, and the next frame took its slot: the
+    older frame came out with the newer frame's pixels under its own stamp."""
+    imgs, stamps = frames(8, seed=11), [i * NS for i in range(8)]
+    clean = run(StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=None), imgs, stamps)
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=None)
+    flaky_network(engine, {2})
+    out = []
+    for i, (img, stamp) in enumerate(zip(imgs, stamps, strict=True)):
+        with contextlib.suppress(RuntimeError):
+            out += engine.push(img, stamp, meta=("m", i))
+    out += engine.flush()
+    assert [o.stamp for o in out] == stamps
+    assert [max_diff(a.image, b.image) for a, b in zip(out, clean, strict=True)] == [0] * 8
+
+
+def test_a_reset_that_failed_loses_no_frame(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=None)
+    imgs = frames(2, seed=12)
+    engine.push(imgs[0], 0)
+    engine.push(imgs[1], NS)
+    flaky_network(engine, {2})  # the second of the two look-ahead passes fails
+    with pytest.raises(RuntimeError):
+        engine.reset()
+    out = engine.flush()  # the frame done before the failure, then the other
+    assert [o.stamp for o in out] == [0, NS]
+    assert engine.stats()["frames_out"] == engine.stats()["frames_in"] == 2
+
+
+def test_settings_are_checked_when_changed_too(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu")
+    with pytest.raises(ValueError, match="precision"):
+        engine.precision = "fp64"
+    assert engine.precision == "fp32"
+    with pytest.raises(ValueError, match="max_gap_s"):
+        engine.max_gap_s = -1
+    engine.max_gap_s = 0  # as the node's parameter: off
+    assert engine.max_gap_s is None
+    with pytest.raises(ValueError, match="device"):
+        StreamDeblurrer(model, device="meta")  # would have wiped the model's weights
+    assert next(model.parameters()).device.type == "cpu"
+    from sarn_ros.ensemble import SelfEnsembleDeblurrer
+
+    for members in (4.0, True):
+        with pytest.raises(ValueError, match="members"):
+            SelfEnsembleDeblurrer(model, members=members, device="cpu")
