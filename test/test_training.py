@@ -634,3 +634,21 @@ def test_a_trainset_of_sets_built_apart_records_each_blur(tmp_path: Path) -> Non
     assert [b["blur_px"] for b in desc["synthetic_blur"]] == [4.0, 8.0]
     assert desc["sources"] == [str(video)] * 3 and desc["real_pairs"] == []
     assert read_description(tmp_path / "video") is None
+
+
+def test_blur_px_is_at_full_resolution_for_every_scale(tmp_path: Path, monkeypatch) -> None:
+    """Validation and `sarn eval` scale --blur-px with the image; training gave an x0.5 copy
+    the full length in its own pixels, twice the blur the sets were documented to have."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools import train as train_module
+
+    seen, real = [], train_module.synthesize_folder
+
+    def spy(src, seed, params, scale, **kwargs):
+        seen.append((scale, params.blur_px))
+        return real(src, seed, params, scale, **kwargs)
+
+    monkeypatch.setattr(train_module, "synthesize_folder", spy)
+    video = sharp_video(tmp_path / "video")
+    train_module.gather([video], BlurParams(blur_px=8.0), [1.0, 0.5], 1, 6)
+    assert seen == [(1.0, 8.0), (0.5, 4.0)]

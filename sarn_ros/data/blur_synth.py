@@ -26,13 +26,17 @@ import numpy as np
 
 @dataclass
 class BlurParams:
-    """Generator settings (all lengths at the output resolution)."""
+    """Generator settings (all lengths at the output resolution). The bounds are what the
+    trajectory draws, measured 2026-12-01 (weights/README, eighteenth session): blur_px bounds
+    each axis (up to 1.41x along a diagonal; a moving object up to 1.5x); rotation and zoom
+    reach 0.6 of their values; min_blur_fraction scales a sequence's speed, and single
+    frames can blur less."""
 
-    blur_px: float = 16.0  # largest translational blur length within one exposure
-    min_blur_fraction: float = 0.2  # each sequence draws its blur from [min, 1] * blur_px
+    blur_px: float = 16.0  # largest translational blur per axis within one exposure
+    min_blur_fraction: float = 0.2  # each sequence scales its speed by a draw from [min, 1]
     exposure: float = 0.8  # fraction of the frame interval the shutter is open
-    rotation_deg: float = 1.5  # largest in-plane rotation during one exposure
-    zoom: float = 0.03  # largest relative scale change during one exposure
+    rotation_deg: float = 1.5  # in-plane rotation bound per exposure (0.6 of it is reached)
+    zoom: float = 0.03  # relative scale change bound per exposure (0.6 of it is reached)
     smoothness: float = 0.85  # AR(1) coefficient of the velocity between frames
     subframes: int = 13  # views averaged per blurred frame
     object_prob: float = 0.3  # chance a sequence has an independently moving object

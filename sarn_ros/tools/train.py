@@ -20,6 +20,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--blur-px` so best.pth is the checkpoint that evaluation ranks best",
     )
     b = p.add_argument_group("synthetic blur (match your camera)")
-    b.add_argument("--blur-px", type=float, default=24.0, help="largest blur length, pixels")
+    b.add_argument(
+        "--blur-px",
+        type=float,
+        default=24.0,
+        help="largest blur length, pixels at full resolution (a --scales 0.5 copy gets half)",
+    )
     b.add_argument("--exposure", type=float, default=0.8, help="shutter duty cycle 0..1")
     b.add_argument("--rotation-deg", type=float, default=1.5)
     b.add_argument("--zoom", type=float, default=0.03)
@@ -221,6 +227,9 @@ def iter_gather(
         pairs = root.is_dir() and bool(find_pair_dirs(root))
         sources = [root] if kind else sorted(root.iterdir())
         for scale in scales:
+            # --blur-px is at full resolution, as for validation and `sarn eval`: an x0.5
+            # copy gets half the pixels of blur (it had the full length, twice the blur)
+            scaled = replace(params, blur_px=params.blur_px * scale)
             if pairs:
                 for seq in iter_pairs(root, scale=scale):
                     seq.name = f"{seq.name}_x{scale:g}"
@@ -231,13 +240,13 @@ def iter_gather(
                 if src_kind in ("video", "bag"):
                     for name, clip in iter_clips(src, clip_frames, scale, topics, debayer):
                         for v in range(variants):
-                            b, sh = synthesize(clip, params=params, seed=hash_seed(name, scale, v))
+                            b, sh = synthesize(clip, params=scaled, seed=hash_seed(name, scale, v))
                             yield Sequence(f"{name}_x{scale:g}_v{v}", b, sh)
                 elif src_kind == "folder":
                     for v in range(variants):
                         seed = hash_seed(src.name, scale, v)
                         made = synthesize_folder(
-                            src, seed, params, scale, still_frames=still_frames
+                            src, seed, scaled, scale, still_frames=still_frames
                         )
                         for s in made:
                             s.name = f"{src.name}_{s.name}_x{scale:g}_v{v}"
