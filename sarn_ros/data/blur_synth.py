@@ -141,6 +141,35 @@ def _paste(img: np.ndarray, source: np.ndarray, obj: tuple, t: float) -> np.ndar
     return img * (1 - full[..., None]) + layer * full[..., None]
 
 
+def _fit_still(
+    poses: list[np.ndarray],
+    center: tuple[float, float],
+    h: int,
+    w: int,
+    margin: float,
+    max_margin: float = 0.3,
+) -> tuple[float, int, int]:
+    """(k, my, mx): crop margins that keep the output crop inside the source in every view
+    ``poses`` (a still's, about its middle frame), and the factor k (below 1 only when even
+    ``max_margin`` is too little) that scales the motion. Without this the path drifts with
+    no bound and the views show the still's reflected borders (97 % of 6-frame sequences at
+    256 px and 24 px blur, up to 185 px past the edge)."""
+    k = 1.0
+    while True:
+        inverse = [np.linalg.inv(_pose_matrix(k * q, center)) for q in poses]
+        for f in np.arange(margin, max_margin + 1e-9, 0.01):
+            my, mx = int(h * f), int(w * f)
+            corners = np.array(
+                [[mx, my, 1], [w - mx, my, 1], [mx, h - my, 1], [w - mx, h - my, 1]], np.float64
+            ).T
+            x, y = np.concatenate([m @ corners for m in inverse], axis=1)[:2]  # in the source
+            if x.min() >= 0 and x.max() <= w - 1 and y.min() >= 0 and y.max() <= h - 1:
+                return k, my, mx
+        if k < 0.01:  # no motion fits a crop this size: keep the still as it is
+            return 0.0, int(h * margin), int(w * margin)
+        k *= 0.8
+
+
 def _degrade(
     srgb: np.ndarray, p: BlurParams, rng: np.random.Generator, sigma: float, quality: int | None
 ) -> np.ndarray:
@@ -163,10 +192,12 @@ def synthesize(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Blurred and sharp sequences from sharp RGB uint8 ``sources``.
 
-    One source (a still): a virtual camera moves over it for ``n_frames`` frames. Several
-    sources (a video): frame t is moved relative to its own mid-exposure view, on top of the
-    motion already in the video. Outputs are cropped by ``margin`` on each side so warped
-    borders never show. Deterministic for a given seed.
+    One source (a still): a virtual camera moves over it for ``n_frames`` frames, about the
+    middle of the sequence. Several sources (a video): frame t is moved relative to its own
+    mid-exposure view, on top of the motion already in the video. Outputs are cropped by
+    ``margin`` on each side so warped borders never show; a still's crop grows (to 30 % a
+    side) until every view lies inside it, and where even that is too little its motion is
+    scaled down. Deterministic for a given seed.
     """
     p = params or BlurParams()
     rng = np.random.default_rng(seed)
@@ -186,6 +217,11 @@ def synthesize(
     decode, encode = (srgb_to_linear, linear_to_srgb) if linear else (_unit, _to_uint8)
     center = (w / 2.0, h / 2.0)
     offsets = (np.arange(p.subframes) + 0.5) / p.subframes - 0.5  # within the exposure
+    mid, k = np.zeros(4), 1.0
+    if still:  # the camera's path, centred on the middle frame, must stay over the still
+        mid = traj.pose((n - 1) / 2)
+        taus = [t + o * p.exposure for t in range(n) for o in (*offsets, 0.0)]
+        k, my, mx = _fit_still([traj.pose(tau) - mid for tau in taus], center, h, w, margin)
     blurred, sharp = [], []
     for t in range(n):
         src = sources[0] if still else sources[t]
@@ -194,7 +230,8 @@ def synthesize(
         base = np.eye(3) if still else np.linalg.inv(ref)
 
         def view(tau: float, lin=lin, base=base) -> np.ndarray:
-            m = _pose_matrix(traj.pose(tau), center) @ base
+            pose = k * (traj.pose(tau) - mid) if still else traj.pose(tau)
+            m = _pose_matrix(pose, center) @ base
             img = cv2.warpPerspective(
                 lin, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
             )
