@@ -15,41 +15,35 @@ The packaged Fast DDS profile (large shared-memory segment) is set before the dr
 it is the publisher whose default 512 KiB segment loses best-effort VGA/720p frames.
 """
 
+import importlib.util
 import os
+from types import ModuleType
 
-from ament_index_python.packages import get_package_share_directory
-from launch.actions import (
-    DeclareLaunchArgument,
-    IncludeLaunchDescription,
-    OpaqueFunction,
-    SetEnvironmentVariable,
-)
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from launch import LaunchContext, LaunchDescription
+from launch import LaunchDescription
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVERS = ("v4l2_camera", "usb_cam")
-# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first name, Fast DDS 3 (Kilted on) the second
-PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
-FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 FORWARDED = ("weights", "device", "future_frames", "input_transport", "use_sim_time")
 
 
-def dds_profile(context: LaunchContext) -> list[SetEnvironmentVariable]:
-    """The packaged profile under the name this distribution's Fast DDS reads, unless the user
-    set a profile of their own (under either name)."""
-    env = context.environment
-    if any(env.get(name) for name in PROFILE_VARIABLES):
-        return []
-    fast_dds_2 = env.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
-    name = PROFILE_VARIABLES[0] if fast_dds_2 else PROFILE_VARIABLES[1]
-    profile = os.path.join(get_package_share_directory("sarn_ros"), "config", "fastdds_shm.xml")
-    return [SetEnvironmentVariable(name, profile)]
+def sibling(file_name: str) -> ModuleType:
+    """A launch file beside this one, as a module: its helpers are shared, not copied."""
+    path = os.path.join(HERE, file_name)
+    spec = importlib.util.spec_from_file_location(file_name.split(".")[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# the profile is set before the driver starts, by the node launch file's own rule
+dds_profile = sibling("sarn_deblur.launch.py").dds_profile
 
 
 def driver_is(name: str) -> IfCondition:

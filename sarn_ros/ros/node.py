@@ -422,10 +422,7 @@ class DeblurNode(Node):
                 except ValueError as exc:
                     self.reject("corrupt_compressed", str(exc))
                     return None
-            else:
-                if msg.height == 0 or msg.width == 0:
-                    self.reject("empty", f"{msg.width}x{msg.height} image")
-                    return None
+            else:  # empty images were rejected at intake (intake_fault)
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
             frame = conv.to_rgb(raw, encoding)
         except conv.UnsupportedEncoding as exc:
