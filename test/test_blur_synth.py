@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sarn_ros.data import blur_synth
 from sarn_ros.data.blur_synth import (
     BlurParams,
     Trajectory,
@@ -136,10 +137,11 @@ def test_video_ground_truth_is_the_frame_itself() -> None:
 @pytest.mark.parametrize("smoothness", [0.0, 0.95])
 def test_trajectory_is_continuous(smoothness: float) -> None:
     p = BlurParams(blur_px=10.0, exposure=0.5, smoothness=smoothness)
-    traj = Trajectory(6, p, np.random.default_rng(0))
+    at = Trajectory(6, p, np.random.default_rng(0)).path((48.0, 36.0))
     ts = np.linspace(-0.5, 6.5, 7001)
-    poses = np.stack([traj.pose(t) for t in ts])
-    step = np.abs(np.diff(poses[:, :2], axis=0)).max()
+    corners = np.array([[0, 0, 1], [96, 0, 1], [0, 72, 1], [96, 72, 1]], np.float64).T
+    points = np.stack([(at(t) @ corners)[:2] for t in ts])
+    step = np.abs(np.diff(points, axis=0)).max()
     assert step < 2 * 10.0 / 0.5 * (ts[1] - ts[0])  # no jump beyond the speed limit
 
 
@@ -152,7 +154,7 @@ def test_velocity_is_smooth_across_frames() -> None:
         pairs = []
         for _ in range(200):
             traj = Trajectory(4, BlurParams(smoothness=smoothness), rng)
-            v = np.diff(traj.knots[:, 0])
+            v = traj.velocity[:, 0]
             pairs += list(itertools.pairwise(v))
         a = np.array(pairs)
         return float(np.corrcoef(a[:, 0], a[:, 1])[0, 1])
@@ -197,3 +199,42 @@ def test_a_stills_views_stay_inside_it() -> None:
     # large enough stills keep their motion: the views still differ frame to frame
     _, sharp = synthesize([texture(256, 256)], n_frames=6, params=p, seed=1)
     assert psnr(sharp[0], sharp[5]) < 20
+
+
+def test_rotation_and_zoom_turn_about_the_view_not_where_the_clip_began(monkeypatch) -> None:
+    """Within one exposure the image centre moves only by the camera's translation, however
+    far the camera has moved since the clip began. Until 2026-12-02 rotation and zoom turned
+    about the first view's centre carried along with the accumulated translation, adding up
+    to 21 px of blur late in 60-frame clips. The views are read from the warps the generator
+    makes."""
+    maps: list[np.ndarray] = []
+
+    def record(img: np.ndarray, m: np.ndarray, *args, **kwargs) -> np.ndarray:
+        maps.append(m)
+        return img
+
+    monkeypatch.setattr(blur_synth.cv2, "warpPerspective", record)
+    blur = 12.0
+    p = BlurParams(blur_px=blur, min_blur_fraction=1.0, rotation_deg=3.0, zoom=0.06, **CLEAN)
+    frames = [np.zeros((48, 64, 3), np.uint8)] * 60
+    centre = np.array([32.0, 24.0, 1.0])
+    worst = 0.0
+    for seed in range(4):
+        maps.clear()
+        synthesize(frames, params=p, seed=seed)
+        per_frame = np.array(maps).reshape(60, p.subframes + 1, 3, 3)  # the exposure, then GT
+        for views in per_frame:
+            moved = (views[-2] @ centre - views[0] @ centre)[:2]
+            worst = max(worst, float(np.abs(moved).max()))
+    # each axis moves at most blur_px over the exposure (the curve of the turn adds < 2 %)
+    assert blur * 0.5 < worst <= blur * 1.02
+
+
+def test_rotation_and_zoom_reach_their_bounds() -> None:
+    """--rotation-deg and --zoom are the largest rotation and scale change per exposure, as
+    --blur-px is the largest shift (until 2026-12-02 only 0.6 of them was ever drawn)."""
+    p = BlurParams(rotation_deg=2.0, zoom=0.05, min_blur_fraction=1.0, exposure=0.5)
+    rng = np.random.default_rng(3)
+    per_exposure = np.concatenate([Trajectory(8, p, rng).velocity for _ in range(100)]) * 0.5
+    reached = np.abs(per_exposure[:, 2:]).max(axis=0) / [np.deg2rad(2.0), 0.05]
+    assert ((reached > 0.95) & (reached <= 1.0)).all(), reached

@@ -55,8 +55,8 @@ def test_recurrent_weights_load_and_beat_the_blurred_input(held_out_clip) -> Non
     with torch.no_grad():
         for future in (0, 2):
             out, _ = model(blurred, future)
-            # shipped weights (H200 fine-tune, batch 16 at 256 px) gain +1.23 / +1.24 dB here
-            # (the previous CPU ones +1.09 / +1.11); half of that is the regression bar
+            # shipped weights (H200 fine-tune, batch 16 at 256 px) gain +1.24 / +1.25 dB here
+            # (+1.23 / +1.24 before the 2026-12-02 generator fix); half is the regression bar
             gain = psnr(out, sharp) - psnr(blurred, sharp)
             print(f"recurrent weights, look-ahead {future}: gain {gain:+.3f} dB on the clip")
             assert gain > 0.61, future
@@ -72,14 +72,14 @@ def test_single_image_weights_beat_the_blurred_input(held_out_clip) -> None:
         out = model(blurred[0])  # the four frames as a batch of stills
     gain = psnr(out, sharp[0]) - psnr(blurred[0], sharp[0])
     print(f"single-image weights: gain {gain:+.3f} dB on the held-out clip")
-    assert gain > 0.48  # shipped weights (extra stills, step 3,449) gain +0.97 dB; half is the bar
+    assert gain > 0.48  # shipped weights (extra stills, step 3,449) gain +0.98 dB; half is the bar
 
 
 @pytest.mark.parametrize(
     ("name", "bar"),
-    # shipped weights gain +1.25 (recurrent, look-ahead 2; the previous ones +1.25 too) and
-    # +1.00 dB (single); half is the bar
-    [("sarn_recurrent", 0.62), ("sarn_single", 0.50)],
+    # shipped weights gain +1.20 (recurrent, look-ahead 2) and +0.92 dB (single) on the
+    # sample as regenerated 2026-12-02 (generator fix; +1.25 / +1.00 before); half is the bar
+    [("sarn_recurrent", 0.60), ("sarn_single", 0.46)],
 )
 def test_weights_beat_the_input_on_the_bundled_sample(name: str, bar: float) -> None:
     """Runs without ../shared/data: the packaged sample through the streaming engine, as the
@@ -122,4 +122,4 @@ def test_self_ensemble_of_the_shipped_weights_beats_one_pass_on_the_bundled_samp
         mean_psnr[members] = np.mean([psnr8(o.image, s) for o, s in zip(outs, sharp, strict=True)])
     gain = mean_psnr[4] - mean_psnr[1]
     print(f"bundled sample, sarn_recurrent: self-ensemble x4 adds {gain:+.3f} dB")
-    assert gain > 0.06  # the shipped file gains +0.134 dB from 4 members here; half is the bar
+    assert gain > 0.07  # the shipped file gains +0.152 dB from 4 members here; half is the bar

@@ -18,6 +18,8 @@ image speed in px/s times the exposure time.
 
 from __future__ import annotations
 
+import cmath
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -28,15 +30,16 @@ import numpy as np
 class BlurParams:
     """Generator settings (all lengths at the output resolution). The bounds are what the
     trajectory draws, measured 2026-12-01 (weights/README, eighteenth session): blur_px bounds
-    each axis (up to 1.41x along a diagonal; a moving object up to 1.5x); rotation and zoom
-    reach 0.6 of their values; min_blur_fraction scales a sequence's speed, and single
-    frames can blur less."""
+    each axis (up to 1.41x along a diagonal; a moving object up to 1.5x); min_blur_fraction
+    scales a sequence's speed, and single frames can blur less. Until 2026-12-02 rotation
+    and zoom reached only 0.6 of their values; the defaults (then 1.5 deg and 0.03) were
+    scaled so the default blur stays the same."""
 
     blur_px: float = 16.0  # largest translational blur per axis within one exposure
     min_blur_fraction: float = 0.2  # each sequence scales its speed by a draw from [min, 1]
     exposure: float = 0.8  # fraction of the frame interval the shutter is open
-    rotation_deg: float = 1.5  # in-plane rotation bound per exposure (0.6 of it is reached)
-    zoom: float = 0.03  # relative scale change bound per exposure (0.6 of it is reached)
+    rotation_deg: float = 0.9  # in-plane rotation bound per exposure
+    zoom: float = 0.018  # relative scale change bound per exposure
     smoothness: float = 0.85  # AR(1) coefficient of the velocity between frames
     subframes: int = 13  # views averaged per blurred frame
     object_prob: float = 0.3  # chance a sequence has an independently moving object
@@ -68,22 +71,33 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return _to_uint8(np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055))
 
 
-def _pose_matrix(pose: np.ndarray, center: tuple[float, float]) -> np.ndarray:
-    """3x3 transform for pose (tx, ty, angle_rad, log_scale) about ``center``."""
-    tx, ty, a, ls = pose
-    s = float(np.exp(ls))
+def _flow(velocity: np.ndarray, s: float, center: tuple[float, float]) -> np.ndarray:
+    """3x3 map of the image after moving for time ``s`` at the constant image-plane velocity
+    (tx, ty px, angle rad, log-scale per interval), rotating and zooming about the image
+    centre, i.e. about the optical axis of the view it starts from. In complex coordinates
+    about the centre, w' = e^(sz) w + (e^(sz) - 1) / z * (tx + i ty), z = log-scale + i angle."""
+    tx, ty, a, ls = velocity
+    z = complex(ls, a)
+    e = cmath.exp(s * z)
+    shift = complex(tx, ty) * (s if abs(z) < 1e-12 else (e - 1) / z)
     cx, cy = center
-    c, si = np.cos(a) * s, np.sin(a) * s
     return np.array(
-        [[c, -si, cx - c * cx + si * cy + tx], [si, c, cy - si * cx - c * cy + ty], [0, 0, 1]],
+        [
+            [e.real, -e.imag, cx - e.real * cx + e.imag * cy + shift.real],
+            [e.imag, e.real, cy - e.imag * cx - e.real * cy + shift.imag],
+            [0, 0, 1],
+        ],
         dtype=np.float64,
     )
 
 
 class Trajectory:
-    """Piecewise-linear camera pose over time (unit: frame intervals), velocity smooth across
-    frames. ``pose(t)`` is continuous, so views at the end of one exposure and the start of
-    the next agree."""
+    """Camera motion as an image-plane velocity per frame interval (unit: frame intervals),
+    smooth across frames. ``path`` integrates it into a continuous chain of views, so the
+    views at the end of one exposure and the start of the next agree, and rotation and zoom
+    always turn about the current view's centre: they add no translation however far the
+    camera has moved (until 2026-12-02 they turned about the first view's centre carried
+    along, which added up to 21 px of blur late in 60-frame clips)."""
 
     def __init__(self, n_frames: int, p: BlurParams, rng: np.random.Generator) -> None:
         scale = rng.uniform(p.min_blur_fraction, 1.0)
@@ -93,17 +107,24 @@ class Trajectory:
             / max(p.exposure, 1e-3)
         )
         n = n_frames + 2
-        vel = np.zeros((n, 4))
+        self.velocity = np.zeros((n, 4))  # interval i runs from t = i - 1 to t = i
         direction = rng.normal(size=4)
         for i in range(n):
             direction = p.smoothness * direction + np.sqrt(1 - p.smoothness**2) * rng.normal(size=4)
-            vel[i] = per_interval * np.tanh(direction) * np.array([1, 1, 0.6, 0.6])
-        self.knots = np.concatenate([np.zeros((1, 4)), np.cumsum(vel, axis=0)])  # pose at t=-1..n
+            self.velocity[i] = per_interval * np.tanh(direction)
 
-    def pose(self, t: float) -> np.ndarray:
-        x = np.clip(t + 1.0, 0.0, len(self.knots) - 1.000001)
-        i = int(np.floor(x))
-        return self.knots[i] + (x - i) * (self.knots[i + 1] - self.knots[i])
+    def path(self, center: tuple[float, float], k: float = 1.0) -> Callable[[float], np.ndarray]:
+        """t -> 3x3 map from the view at t = -1 to the view at t, motion scaled by ``k``."""
+        knots = [np.eye(3)]
+        for v in self.velocity[:-1]:
+            knots.append(_flow(k * v, 1.0, center) @ knots[-1])
+
+        def at(t: float) -> np.ndarray:
+            x = float(np.clip(t + 1.0, 0.0, len(self.velocity) - 1e-6))
+            i = int(np.floor(x))
+            return _flow(k * self.velocity[i], x - i, center) @ knots[i]
+
+        return at
 
 
 def _moving_object(
@@ -142,21 +163,25 @@ def _paste(img: np.ndarray, source: np.ndarray, obj: tuple, t: float) -> np.ndar
 
 
 def _fit_still(
-    poses: list[np.ndarray],
+    traj: Trajectory,
+    times: list[float],
+    mid: float,
     center: tuple[float, float],
     h: int,
     w: int,
     margin: float,
     max_margin: float = 0.3,
 ) -> tuple[float, int, int]:
-    """(k, my, mx): crop margins that keep the output crop inside the source in every view
-    ``poses`` (a still's, about its middle frame), and the factor k (below 1 only when even
-    ``max_margin`` is too little) that scales the motion. Without this the path drifts with
-    no bound and the views show the still's reflected borders (97 % of 6-frame sequences at
-    256 px and 24 px blur, up to 185 px past the edge)."""
+    """(k, my, mx): crop margins that keep the output crop inside the source in the views at
+    ``times`` (a still's, relative to the view at ``mid``), and the factor k (below 1 only
+    when even ``max_margin`` is too little) that scales the motion. Without this the path
+    drifts with no bound and the views show the still's reflected borders (97 % of 6-frame
+    sequences at 256 px and 24 px blur, up to 185 px past the edge)."""
     k = 1.0
     while True:
-        inverse = [np.linalg.inv(_pose_matrix(k * q, center)) for q in poses]
+        at = traj.path(center, k)
+        ref = at(mid)
+        inverse = [np.linalg.inv(at(t) @ np.linalg.inv(ref)) for t in times]
         for f in np.arange(margin, max_margin + 1e-9, 0.01):
             my, mx = int(h * f), int(w * f)
             corners = np.array(
@@ -217,23 +242,21 @@ def synthesize(
     decode, encode = (srgb_to_linear, linear_to_srgb) if linear else (_unit, _to_uint8)
     center = (w / 2.0, h / 2.0)
     offsets = (np.arange(p.subframes) + 0.5) / p.subframes - 0.5  # within the exposure
-    mid, k = np.zeros(4), 1.0
+    k = 1.0
     if still:  # the camera's path, centred on the middle frame, must stay over the still
-        mid = traj.pose((n - 1) / 2)
         taus = [t + o * p.exposure for t in range(n) for o in (*offsets, 0.0)]
-        k, my, mx = _fit_still([traj.pose(tau) - mid for tau in taus], center, h, w, margin)
+        k, my, mx = _fit_still(traj, taus, (n - 1) / 2, center, h, w, margin)
+    at = traj.path(center, k)
     blurred, sharp = [], []
     for t in range(n):
         src = sources[0] if still else sources[t]
         lin = decode(src)
-        ref = _pose_matrix(traj.pose(t), center)
-        base = np.eye(3) if still else np.linalg.inv(ref)
+        # a still is seen relative to the middle view; a video frame is its own sharp view
+        base = np.linalg.inv(at((n - 1) / 2 if still else t))
 
         def view(tau: float, lin=lin, base=base) -> np.ndarray:
-            pose = k * (traj.pose(tau) - mid) if still else traj.pose(tau)
-            m = _pose_matrix(pose, center) @ base
             img = cv2.warpPerspective(
-                lin, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                lin, at(tau) @ base, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
             )
             return _paste(img, lin, obj, tau) if obj is not None else img
 

@@ -130,8 +130,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="largest blur length, pixels at full resolution (a --scales 0.5 copy gets half)",
     )
     b.add_argument("--exposure", type=float, default=0.8, help="shutter duty cycle 0..1")
-    b.add_argument("--rotation-deg", type=float, default=1.5)
-    b.add_argument("--zoom", type=float, default=0.03)
+    b.add_argument(
+        "--rotation-deg", type=float, default=0.9, help="largest in-plane rotation per exposure"
+    )
+    b.add_argument(
+        "--zoom", type=float, default=0.018, help="largest relative scale change per exposure"
+    )
     b.add_argument("--noise", type=float, default=2.0, help="largest noise sigma, 8-bit levels")
     b.add_argument("--jpeg", type=int, nargs=2, default=[70, 97], metavar=("MIN", "MAX"))
     b.add_argument("--no-jpeg", action="store_true")
