@@ -1,0 +1,169 @@
+"""Carry the training sources to a lent GPU machine and rebuild the training sets there.
+
+A lent machine takes at most 64 MiB of working tree and lends 15 minutes in all, while the
+built sets are 10 GB: so the sharp sources travel, compressed, and the sets are rebuilt there,
+one `sarn train --steps 0` per source folder and blur setting, in parallel (weights/README,
+ninth and nineteenth sections).
+
+Here, into a git-ignored folder that `run` carries:
+
+    .venv/bin/python scripts/gpu_kit.py pack --out .gpukit \\
+        --videos $S/Vid4/city $S/Vid4/foliage $S/Vid4/walk \\
+        --stills $S/CSet5 $S/CSet14 $S/CBSD68 --large-stills $X/CUrban100 $X/CSun_Hays80 \\
+        --val $S/Vid4/calendar
+
+There (16 cores: about 2 minutes), then train with ``--trainset .gputs``:
+
+    python scripts/gpu_kit.py build --kit .gpukit --out .gputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # runs from a bare checkout: the lent machine installs nothing
+
+from sarn_ros.data.datasets import list_images, read_rgb, resize_by  # noqa: E402
+
+RECIPE = "recipe.json"
+
+
+def _write_webp(
+    images: list[Path], out: Path, scale: float, quality: int, limit: int | None
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for path in images[:limit]:
+        rgb = resize_by(read_rgb(path), scale)
+        cv2.imwrite(
+            str(out / f"{path.stem}.webp"), rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality]
+        )
+
+
+def pack(args: argparse.Namespace) -> int:
+    """Sources as WebP: videos and stills at full size, large stills downscaled (their sets are
+    built at x0.5 and x0.75 of the original anyway), the validation video at its eval scale."""
+    out = Path(args.out)
+    folders = []
+    for kind, dirs, scale, quality, scales in (
+        ("videos", args.videos, 1.0, args.quality, [0.5, 1.0]),
+        ("stills", args.stills, 1.0, args.quality, [0.5, 1.0]),
+        ("large", args.large_stills, args.large_scale, args.large_quality, [0.5, 0.75]),
+    ):
+        for d in map(Path, dirs):
+            _write_webp(list_images(d), out / kind / d.name, scale, quality, None)
+            folders.append({"path": f"{kind}/{d.name}", "packed_scale": scale, "scales": scales})
+    recipe = {"folders": folders}
+    if args.val:  # lossy too: it ranks checkpoints, `sarn eval` here decides what ships
+        val = list_images(Path(args.val))
+        _write_webp(val, out / "val", args.val_scale, args.val_quality, args.val_frames)
+    (out / RECIPE).write_text(json.dumps(recipe, indent=1) + "\n")
+    mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    print(f"{out}: {len(folders)} source folders, {mib:.1f} MiB")
+    if mib > args.budget_mib:
+        print(f"over --budget-mib {args.budget_mib}: lower --quality or --large-scale")
+        return 1
+    return 0
+
+
+def build_jobs(
+    kit: Path, out: Path, runs: Path, blur_px: list[float], linear: list[float]
+) -> list[list[str]]:
+    """One `sarn train --steps 0` per folder, blur length and linear-light share. Scales and
+    blur are of the ORIGINAL sources: a folder packed at x0.75 is built at x0.667 and x1 (the
+    original's x0.5 and x0.75) with 0.75 of the blur, since --blur-px is per input pixel.
+    The large stills are built at x0.5 and x0.75 only, as `mix10` was (memory)."""
+    recipe = json.loads((kit / RECIPE).read_text())
+    jobs = []
+    for f in recipe["folders"]:
+        packed = f["packed_scale"]
+        scales = sorted(round(s / packed, 6) for s in f["scales"])
+        for px in blur_px:
+            for ll in linear:
+                name = Path(f["path"]).name
+                jobs.append(
+                    [
+                        "train",
+                        "--run-dir",
+                        str(runs / f"{name}_b{px:g}_ll{ll:g}"),
+                        "--trainset",
+                        str(out / f"b{px:g}_ll{ll:g}" / name),
+                        "--data",
+                        str(kit / f["path"]),
+                        "--scales",
+                        *map(str, scales),
+                        "--blur-px",
+                        f"{px * packed:g}",
+                        "--linear-light",
+                        f"{ll:g}",
+                        "--steps",
+                        "0",
+                        "--crop",  # building only: a small copy is kept for any crop
+                        "16",
+                        "--clip-len",
+                        "2",
+                    ]
+                )
+    return jobs
+
+
+def build(args: argparse.Namespace) -> int:
+    kit, out = Path(args.kit), Path(args.out)
+    runs = Path(tempfile.mkdtemp(prefix="gpu_kit_runs_"))  # `sarn train` wants a run dir
+    jobs = build_jobs(kit, out, runs, args.blur_px, args.linear_light)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
+
+    def run(job: list[str]) -> tuple[list[str], int, str]:
+        with tempfile.TemporaryFile("w+") as log:
+            cmd = [sys.executable, "-m", "sarn_ros.tools.cli", *job]
+            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            log.seek(0)
+            return job, rc, log.read()[-2000:]
+
+    with ThreadPoolExecutor(args.jobs) as pool:
+        failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
+    for job, log in failed:
+        print(f"failed: sarn {' '.join(job)}\n{log}")
+    n = sum(1 for _ in out.rglob("*.npz"))
+    print(f"{out}: {len(jobs) - len(failed)} of {len(jobs)} builds, {n} sequences")
+    return 1 if failed else 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("pack", help="here: sources as WebP into a folder to carry")
+    a.add_argument("--out", default=".gpukit")
+    a.add_argument("--videos", nargs="*", default=[], help="sharp frame folders, one video each")
+    a.add_argument("--stills", nargs="*", default=[], help="folders of sharp stills")
+    a.add_argument("--large-stills", nargs="*", default=[], help="stills to downscale first")
+    a.add_argument("--large-scale", type=float, default=0.75)
+    a.add_argument("--quality", type=int, default=94)
+    a.add_argument("--large-quality", type=int, default=90)
+    a.add_argument("--val", help="held-out sharp video for --val-sharp")
+    a.add_argument("--val-scale", type=float, default=0.5)
+    a.add_argument("--val-frames", type=int, default=41)
+    a.add_argument("--val-quality", type=int, default=97, help="WebP quality, 101: lossless")
+    a.add_argument("--budget-mib", type=float, default=48.0)
+    b = sub.add_parser("build", help="there: the training sets from a packed kit")
+    b.add_argument("--kit", default=".gpukit")
+    b.add_argument("--out", default=".gputs")
+    b.add_argument("--blur-px", type=float, nargs="+", default=[12.0, 24.0])
+    b.add_argument("--linear-light", type=float, nargs="+", default=[1.0, 0.0])
+    b.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    args = p.parse_args()
+    return pack(args) if args.command == "pack" else build(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
