@@ -118,8 +118,6 @@ def build_jobs(
 
 def build(args: argparse.Namespace) -> int:
     kit, out = Path(args.kit), Path(args.out)
-    runs = Path(tempfile.mkdtemp(prefix="gpu_kit_runs_"))  # `sarn train` wants a run dir
-    jobs = build_jobs(kit, out, runs, args.blur_px, args.linear_light)
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
 
@@ -130,8 +128,10 @@ def build(args: argparse.Namespace) -> int:
             log.seek(0)
             return job, rc, log.read()[-2000:]
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
+    with tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:  # `sarn train` wants one
+        jobs = build_jobs(kit, out, Path(runs), args.blur_px, args.linear_light)
+        with ThreadPoolExecutor(args.jobs) as pool:
+            failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
     for job, log in failed:
         print(f"failed: sarn {' '.join(job)}\n{log}")
     n = sum(1 for _ in out.rglob("*.npz"))
