@@ -8,7 +8,7 @@ fixed seed; the sharp frames are kept as ground truth so the demo can report PSN
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import cv2
@@ -31,4 +31,6 @@ def main(calendar: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("calendar", type=Path, help="the Vid4 calendar frame folder")
+    main(parser.parse_args().calendar)
