@@ -36,10 +36,15 @@ def drm_as_resblock(drm: DeformableResidualModule) -> ResBlock:
 
 
 @pytest.mark.parametrize("impl", ["torchvision", "grid_sample"])
-def test_drm_with_zero_offsets_equals_resblock_and_offsets_move_output(impl: str) -> None:
+@pytest.mark.parametrize("size", [(12, 17), (1, 7), (7, 1), (1, 1)])
+def test_drm_with_zero_offsets_equals_resblock_and_offsets_move_output(
+    impl: str, size: tuple[int, int]
+) -> None:
+    """Also on maps 1 px high or wide (frames up to 4 px): grid_sample with align_corners=True
+    read pixel 0 for every tap off such a map, instead of zero padding."""
     torch.manual_seed(0)
     drm = DeformableResidualModule(16, impl=impl).eval()
-    x = torch.randn(2, 16, 12, 17)
+    x = torch.randn(2, 16, *size)
     with torch.no_grad():
         ref = drm_as_resblock(drm)(x)
         torch.testing.assert_close(drm(x), ref, atol=1e-5, rtol=1e-5)

@@ -87,9 +87,11 @@ def _grid_sample_bilinear(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -
     ``grid_sample``: the fastest eager kernel. It takes grid and input in one dtype, so both
     are fp32 (its output is cast back for the GEMMs)."""
     n, c, h, w = x.shape
-    # Normalise to [-1, 1] with align_corners=True: pixel i maps to -1 + 2 i / (size - 1).
-    gy = py * (2.0 / max(h - 1, 1)) - 1.0
-    gx = px * (2.0 / max(w - 1, 1)) - 1.0
+    # Pixel centres in [-1, 1] with align_corners=False: pixel i maps to (2 i + 1) / size - 1.
+    # (align_corners=True maps every position to pixel 0 on a side of 1 pixel, so taps off
+    # the map read it instead of zero: frames 4 px or less high or wide.)
+    gy = (2.0 * py + 1.0) / h - 1.0
+    gx = (2.0 * px + 1.0) / w - 1.0
     grid = torch.stack((gx, gy), dim=-1).view(n, -1, w, 2)
     with torch.autocast(x.device.type, enabled=False):
         sampled = F.grid_sample(
@@ -97,7 +99,7 @@ def _grid_sample_bilinear(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -
             grid,
             mode="bilinear",
             padding_mode="zeros",
-            align_corners=True,
+            align_corners=False,
         )
     return sampled.to(x.dtype).permute(0, 2, 3, 1).reshape(n, -1, c)  # free: channels-last
 
