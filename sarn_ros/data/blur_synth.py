@@ -39,7 +39,7 @@ class BlurParams:
     min_blur_fraction: float = 0.2  # each sequence scales its speed by a draw from [min, 1]
     exposure: float = 0.8  # fraction of the frame interval the shutter is open
     rotation_deg: float = 0.9  # in-plane rotation bound per exposure
-    zoom: float = 0.018  # relative scale change bound per exposure
+    zoom: float = 0.018  # log-scale change bound per exposure (0.018: about 1.8 %)
     smoothness: float = 0.85  # AR(1) coefficient of the velocity between frames
     subframes: int = 13  # views averaged per blurred frame
     object_prob: float = 0.3  # chance a sequence has an independently moving object
