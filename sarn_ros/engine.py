@@ -182,13 +182,13 @@ class CompiledCall:
         except Exception as exc:  # e.g. a PyTorch whose dynamo does not support this Python
             self._fall_back(exc)
 
-    def __call__(self, *args: Any) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.compiled is not None:
             try:
-                return self.compiled(*args)
+                return self.compiled(*args, **kwargs)
             except Exception as exc:  # any compiler failure: the eager network still works
                 self._fall_back(exc)
-        return self.eager(*args)
+        return self.eager(*args, **kwargs)
 
     def _fall_back(self, exc: Exception) -> None:
         first = str(exc).strip().splitlines()[:1]

@@ -243,6 +243,27 @@ def test_clip_sampler_shapes_range_and_paired_augmentation() -> None:
         assert np.all(np.abs(np.abs(steps) - 30) <= 2)
 
 
+def test_look_ahead_frames_follow_the_clip_without_ground_truth() -> None:
+    """``extra`` blurred frames come after the supervised ones, in the clip's own direction
+    (a reversed clip's look-ahead lies before it in the source), with no ground truth."""
+    frames = [frame(30 * i, seed=i) for i in range(7)]
+    sampler = ClipSampler([Sequence("s", frames, frames)], clip_len=3, crop=32, lookahead=2)
+    rng = np.random.default_rng(2)
+    directions = set()
+    for extra in (0, 1, 2) * 6:
+        b, s = sampler.sample(rng, batch=2, extra=extra)
+        assert b.shape == (2, 3 + extra, 3, 32, 32) and s.shape == (2, 3, 3, 32, 32)
+        assert np.array_equal(b[:, :3].numpy(), s.numpy())
+        steps = np.diff(b[0, :, 0].mean(dim=(1, 2)).mul(255).round().numpy())
+        assert np.all(np.abs(np.abs(steps) - 30) <= 2) and len(set(np.sign(steps))) == 1
+        directions.add(int(np.sign(steps[0])))
+    assert directions == {-1, 1}
+    with pytest.raises(ValueError, match=r"extra must be 0\.\.2"):
+        sampler.sample(rng, batch=1, extra=3)
+    with pytest.raises(ValueError, match="no sequence has 5 frames"):  # clip + look-ahead
+        ClipSampler([Sequence("s", frames[:4], frames[:4])], clip_len=3, crop=32, lookahead=2)
+
+
 def test_clip_sampler_rejects_too_short_or_small_sequences() -> None:
     frames = [frame(10)] * 2
     with pytest.raises(ValueError, match="no sequence has 3 frames"):

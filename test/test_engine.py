@@ -71,6 +71,28 @@ def test_frames_in_equal_frames_out_and_match_the_model(model, future_frames: in
     assert stats["pending"] == 0
 
 
+@pytest.mark.parametrize("future_frames", [1, 2])
+def test_a_training_clip_with_look_ahead_frames_sees_the_engine_mid_stream(
+    model, future_frames: int
+) -> None:
+    """The trainer gives a clip's last frames the real frames after it (``n_out``): they
+    must get what the engine makes of them mid-stream, not its end-of-stream substitutes."""
+    imgs = frames(6)
+    engine = StreamDeblurrer(model, device="cpu", future_frames=future_frames)
+    mid_stream = run(engine, imgs, [1_000 + i * NS for i in range(6)], flush=False)
+    n = 6 - future_frames
+    assert len(mid_stream) == n
+    clip = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in imgs])[None]
+    with torch.no_grad():
+        out, _ = model(clip, future_frames=future_frames, n_out=n)
+    assert out.shape[1] == n
+    trained = (out[0].clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    for got, ref in zip(mid_stream, trained, strict=True):
+        assert max_diff(got.image, ref) <= 1
+    # a clip cut at its last supervised frame (the old training) ends on substitutes instead
+    assert max_diff(mid_stream[-1].image, reference(model, imgs[:n], future_frames)[-1]) > 1
+
+
 def test_output_depends_on_look_ahead(model) -> None:
     imgs = frames(4)
     stamps = [i * NS for i in range(4)]

@@ -75,6 +75,24 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path: Path) -> None:
     assert tr.step == 30
 
 
+def test_recurrent_batches_carry_their_look_ahead_frames_unsupervised(tmp_path: Path) -> None:
+    """Each step draws its look-ahead (0-2) and that many blurred frames after the clip, so
+    the clip's last frames train on real future frames as the engine's steady state has them;
+    the loss covers only the clip's own frames."""
+    tr = Trainer(config(fft_weight=0.0, loss="l1"), [blurry_sequence(n=7)], [], tmp_path)
+    seen = set()
+    for _ in range(12):
+        blurred, sharp, future = tr.draw_batch()
+        seen.add(future)
+        assert blurred.shape[1] == 3 + future and sharp.shape[1] == 3
+    assert seen == {0, 1, 2}
+    blurred, sharp, future = tr.draw_batch()
+    while future != 2:
+        blurred, sharp, future = tr.draw_batch()
+    expected = (blurred[:, :3] - sharp).abs().mean()  # a fresh model is the identity
+    assert tr.train_step(blurred, sharp, future) == pytest.approx(float(expected), rel=1e-4)
+
+
 def test_bf16_autocast_on_cpu_learns_and_tracks_fp32(tmp_path: Path) -> None:
     runs = {}
     for precision in ("fp32", "bf16"):
@@ -240,7 +258,7 @@ def test_prefetched_run_trains_on_the_same_batches_and_checkpoints_where_it_stop
 def test_a_failing_background_sampler_stops_the_run_with_its_error(tmp_path: Path) -> None:
     tr = Trainer(config(prefetch=True), [blurry_sequence()], [], tmp_path)
 
-    def broken(*_args):
+    def broken(*_args, **_kwargs):
         raise OSError("disk gone")
 
     tr.sampler.sample = broken
@@ -380,7 +398,8 @@ def test_cli_trains_on_real_pairs_and_validates_on_held_out_pairs(tmp_path: Path
         write_pairs(tmp_path / "test", seq)
     args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(tmp_path / "train")]
     args += ["--val-pairs", str(tmp_path / "test"), "--val-frames", "3", "--val-scale", "1"]
-    args += ["--steps", "1", "--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu"]
+    # 4-frame sequences: clips of 2 plus the 2 look-ahead frames read after them
+    args += ["--steps", "1", "--batch", "1", "--clip-len", "2", "--crop", "32", "--device", "cpu"]
     args += ["--channels", "8", "--blocks-per-level", "1", "--num-drm", "1"]
     args += ["--lstm-channels", "8", "--attention-stride", "4"]
     assert sarn(args) == 0
@@ -578,7 +597,8 @@ def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> 
     assert sarn([*args, *build]) == 0
     assert sarn(args) == 0  # reused, with the default blur options
     out = capsys.readouterr().out
-    left_out = "1 sequences, 5 frames (1 of the 2 sequences are left out: fewer than 3 frames "
+    # --clip-len 3 needs 5 frames: the clip and the 2 look-ahead frames after it
+    left_out = "1 sequences, 5 frames (1 of the 2 sequences are left out: fewer than 5 frames "
     assert f"training data: {left_out}or smaller than the 32x32 crop)" in out
     data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
     assert data[0] == f"sources: {video}" and data[1].startswith(left_out)

@@ -29,6 +29,7 @@ from .sarn_arch import SIZE_MULTIPLE, SARNConfig, SARNDecoder, SARNEncoder, pad_
 
 State = tuple[torch.Tensor, torch.Tensor]
 FUSED_FRAMES = 5  # fusion_inputs: out_{t-2}, out_{t-1}, blur_t, blur_{t+1}, blur_{t+2}
+FUTURE_FRAMES = 2  # the most blurred frames after the current one that the fusion takes
 CURRENT = slice(6, 9)  # the channels of blur_t in that stack
 
 
@@ -56,7 +57,7 @@ def fusion_inputs(
     prev = [p.clamp(0.0, 1.0) for p in list(previous)[-2:]]
     while len(prev) < 2:
         prev.insert(0, prev[0] if prev else current)
-    fut = list(future)[:2]
+    fut = list(future)[:FUTURE_FRAMES]
     while len(fut) < 2:
         fut.append(fut[-1] if fut else current)
     return torch.cat((prev[0], prev[1], current, fut[0], fut[1]), dim=1)
@@ -106,14 +107,21 @@ class RecurrentSARN(nn.Module):
         return x[:, CURRENT] + self.decoder(f + self.lstm_out(hid), s1, s2), (hid, cell)
 
     def forward(
-        self, clip: torch.Tensor, future_frames: int = 2, state: State | None = None
+        self,
+        clip: torch.Tensor,
+        future_frames: int = 2,
+        state: State | None = None,
+        n_out: int | None = None,
     ) -> tuple[torch.Tensor, State]:
-        """Deblur a clip (N, T, 3, H, W) in order, as the streaming engine would with
-        ``future_frames`` look-ahead, ending at the clip's last frame. Returns (N, T, 3, H, W)
-        outputs and the final state (for truncated BPTT across clips)."""
+        """Deblur the first ``n_out`` frames (default: all) of a clip (N, T, 3, H, W) in order,
+        as the streaming engine would with ``future_frames`` look-ahead: the frames after
+        ``n_out`` serve only as look-ahead, past the clip's end the engine's end-of-stream
+        substitutes are used. Returns (N, n_out, 3, H, W) outputs and the state after them
+        (for truncated BPTT across clips)."""
         outputs: list[torch.Tensor] = []
-        for t in range(clip.shape[1]):
-            future = [clip[:, j] for j in range(t + 1, min(t + 1 + future_frames, clip.shape[1]))]
+        end = clip.shape[1]
+        for t in range(end if n_out is None else n_out):
+            future = [clip[:, j] for j in range(t + 1, min(t + 1 + future_frames, end))]
             out, state = self.step(fusion_inputs(outputs[-2:], clip[:, t], future), state)
             outputs.append(out)
         return torch.stack(outputs, dim=1), state

@@ -295,8 +295,8 @@ def load_sequences(folder: Path, mmap: bool = True) -> list[Sequence]:
 
 
 def usable_sequences(seqs: list[Sequence], clip_len: int, crop: int) -> list[Sequence]:
-    """The sequences a :class:`ClipSampler` draws from: ``clip_len`` frames of at least
-    ``crop`` x ``crop``."""
+    """The sequences a :class:`ClipSampler` draws from: ``clip_len`` frames (look-ahead
+    included) of at least ``crop`` x ``crop``."""
     return [s for s in seqs if len(s.blurred) >= clip_len and min(s.blurred[0].shape[:2]) >= crop]
 
 
@@ -307,29 +307,48 @@ class ClipSampler:
     ``max_stride`` > 1 takes every k-th frame (k drawn from the strides the sequence has room
     for): the same blur with k times the motion between frames, as a camera with a lower frame
     rate than the material's sees it, so the temporal path learns not to trust a stale past.
+    ``lookahead`` frames more are kept in reserve: ``sample(..., extra=n)`` adds n blurred
+    frames after the clip, without ground truth, so its last frames see real future frames as
+    the streaming engine's do (they would otherwise always get the end-of-stream substitutes).
     """
 
-    def __init__(self, seqs: list[Sequence], clip_len: int, crop: int, max_stride: int = 1) -> None:
-        self.seqs = usable_sequences(seqs, clip_len, crop)
+    def __init__(
+        self,
+        seqs: list[Sequence],
+        clip_len: int,
+        crop: int,
+        max_stride: int = 1,
+        lookahead: int = 0,
+    ) -> None:
+        span = clip_len + lookahead
+        self.seqs = usable_sequences(seqs, span, crop)
         if not self.seqs:
-            raise ValueError(f"no sequence has {clip_len} frames of at least {crop}x{crop}")
-        weights = np.array([len(s.blurred) - clip_len + 1 for s in self.seqs], dtype=np.float64)
+            raise ValueError(f"no sequence has {span} frames of at least {crop}x{crop}")
+        weights = np.array([len(s.blurred) - span + 1 for s in self.seqs], dtype=np.float64)
         self.p = weights / weights.sum()
         self.clip_len, self.crop, self.max_stride = clip_len, crop, max(1, max_stride)
+        self.lookahead = lookahead
 
-    def sample(self, rng: np.random.Generator, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, rng: np.random.Generator, batch: int, extra: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(blurred (N, clip_len + extra, ...), sharp (N, clip_len, ...)); ``extra`` is at
+        most ``lookahead``."""
+        if not 0 <= extra <= self.lookahead:
+            raise ValueError(f"extra must be 0..{self.lookahead}, got {extra}")
+        n = self.clip_len + extra
         blurred, sharp = [], []
         for _ in range(batch):
             s = self.seqs[rng.choice(len(self.seqs), p=self.p)]
             k = 1
-            if self.max_stride > 1 and self.clip_len > 1:
-                room = (len(s.blurred) - 1) // (self.clip_len - 1)
+            if self.max_stride > 1 and n > 1:
+                room = (len(s.blurred) - 1) // (n - 1)
                 k = int(rng.integers(1, min(self.max_stride, room) + 1))
-            t0 = int(rng.integers(0, len(s.blurred) - (self.clip_len - 1) * k))
+            t0 = int(rng.integers(0, len(s.blurred) - (n - 1) * k))
             h, w = s.blurred[0].shape[:2]
             y, x = int(rng.integers(0, h - self.crop + 1)), int(rng.integers(0, w - self.crop + 1))
             win = (slice(y, y + self.crop), slice(x, x + self.crop))
-            frames = slice(t0, t0 + (self.clip_len - 1) * k + 1, k)
+            frames = slice(t0, t0 + (n - 1) * k + 1, k)
             b = np.stack([f[win] for f in s.blurred[frames]])
             g = np.stack([f[win] for f in s.sharp[frames]])
             if rng.random() < 0.5:
@@ -339,7 +358,7 @@ class ClipSampler:
             if rng.random() < 0.5:  # play the clip backwards: blur statistics are symmetric
                 b, g = b[::-1], g[::-1]
             blurred.append(b)
-            sharp.append(g)
+            sharp.append(g[: self.clip_len])  # the look-ahead frames are input only
 
         def to_tensor(x: list[np.ndarray]) -> torch.Tensor:
             return (

@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..archs.recurrent_sarn_arch import FUTURE_FRAMES
 from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
@@ -134,7 +135,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--rotation-deg", type=float, default=0.9, help="largest in-plane rotation per exposure"
     )
     b.add_argument(
-        "--zoom", type=float, default=0.018, help="largest relative scale change per exposure"
+        "--zoom", type=float, default=0.018, help="largest log-scale change per exposure"
     )
     b.add_argument("--noise", type=float, default=2.0, help="largest noise sigma, 8-bit levels")
     b.add_argument("--jpeg", type=int, nargs=2, default=[70, 97], metavar=("MIN", "MAX"))
@@ -151,7 +152,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o = p.add_argument_group("optimisation")
     o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
     o.add_argument("--batch", type=positive_int, default=4)
-    o.add_argument("--clip-len", type=int, default=4)
+    o.add_argument(
+        "--clip-len",
+        type=int,
+        default=4,
+        help="frames deblurred and supervised per recurrent clip; up to 2 more are read after "
+        "it as look-ahead, so a sequence needs --clip-len + 2 frames",
+    )
     o.add_argument(
         "--max-stride",
         type=int,
@@ -470,7 +477,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
         return 2
-    clip = args.clip_len if arch == "recurrent" else 1
+    # a recurrent clip is drawn with up to FUTURE_FRAMES look-ahead frames after it
+    clip = args.clip_len + FUTURE_FRAMES if arch == "recurrent" else 1
     usable = usable_sequences(train, clip, args.crop)
     if rank == 0:
         print(f"training data: {count(usable, train, clip, args.crop)}", flush=True)

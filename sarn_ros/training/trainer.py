@@ -3,7 +3,9 @@
 Recurrent training is truncated BPTT over short clips through ``RecurrentSARN.forward``, which
 builds every 5-frame stack with :func:`sarn_ros.archs.fusion_inputs`, the rule the streaming
 engine uses. ``future_frames`` is drawn from {0, 1, 2} per step, so one set of weights serves
-every look-ahead setting of the engine and the node.
+every look-ahead setting of the engine and the node, and each clip comes with that many
+blurred frames after it, as look-ahead only: its last frames then see real future frames, as
+they do mid-stream in the engine, not the end-of-stream substitutes.
 
 Checkpoints (``<run-dir>/last.pt``: model, optimiser, scheduler, step, RNG states) are written
 atomically every few minutes and at the end, so a run can be cut at any time (a 10-minute GPU
@@ -40,7 +42,7 @@ from torch import nn
 
 from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
-from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES
+from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
 from ..checkpoint import read_checkpoint, save_checkpoint
 from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
@@ -287,8 +289,13 @@ class Trainer:
             self._ema_copy = [(ema_sd[k], own_sd[k]) for k in ema_sd if k not in avg]
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
+        recurrent = cfg.arch == "recurrent"
         self.sampler = ClipSampler(
-            train, cfg.clip_len if cfg.arch == "recurrent" else 1, cfg.crop, cfg.max_stride
+            train,
+            cfg.clip_len if recurrent else 1,
+            cfg.crop,
+            cfg.max_stride,
+            lookahead=FUTURE_FRAMES if recurrent else 0,
         )
         self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
         self.val = val
@@ -382,7 +389,8 @@ class Trainer:
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
         ):
             if self.cfg.arch == "recurrent":
-                out, _ = self.forward(blurred, future_frames)
+                # frames past the ground truth are look-ahead only, as in the engine
+                out, _ = self.forward(blurred, future_frames, n_out=sharp.shape[1])
             else:
                 out = self.forward(blurred[:, 0]).unsqueeze(1)
             loss = PIXEL_LOSSES[self.cfg.loss](out.float(), sharp)
@@ -416,9 +424,11 @@ class Trainer:
         return self.ema if self.ema is not None else self.model
 
     def draw_batch(self) -> Batch:
-        """A fresh random batch and look-ahead from {0, 1, 2}, from the checkpointed generator."""
-        blurred, sharp = self.sampler.sample(self.rng, self.cfg.batch)
-        return blurred, sharp, int(self.rng.integers(0, 3))
+        """A look-ahead from {0, 1, 2} and a fresh random batch with that many blurred frames
+        after each clip, from the checkpointed generator."""
+        future = int(self.rng.integers(0, self.sampler.lookahead + 1))
+        blurred, sharp = self.sampler.sample(self.rng, self.cfg.batch, extra=future)
+        return blurred, sharp, future
 
     def train_one(self) -> float:
         """One step on the next batch (prefetched during :meth:`run` where enabled); all
