@@ -174,14 +174,16 @@ def _fit_still(
 ) -> tuple[float, int, int]:
     """(k, my, mx): crop margins that keep the output crop inside the source in the views at
     ``times`` (a still's, relative to the view at ``mid``), and the factor k (below 1 only
-    when even ``max_margin`` is too little) that scales the motion. Without this the path
-    drifts with no bound and the views show the still's reflected borders (97 % of 6-frame
-    sequences at 256 px and 24 px blur, up to 185 px past the edge)."""
-    k = 1.0
-    while True:
+    when even ``max_margin`` is too little, then within 0.5 % of the largest that fits) that
+    scales the motion. Without this the path drifts with no bound and the views show the
+    still's reflected borders (97 % of 6-frame sequences at 256 px and 24 px blur, up to
+    185 px past the edge)."""
+
+    def crop_for(k: float) -> tuple[int, int] | None:
+        """The smallest margins that keep every view at motion scale k inside the still."""
         at = traj.path(center, k)
-        ref = at(mid)
-        inverse = [np.linalg.inv(at(t) @ np.linalg.inv(ref)) for t in times]
+        ref = np.linalg.inv(at(mid))
+        inverse = [np.linalg.inv(at(t) @ ref) for t in times]
         for f in np.arange(margin, max_margin + 1e-9, 0.01):
             my, mx = int(h * f), int(w * f)
             corners = np.array(
@@ -189,10 +191,25 @@ def _fit_still(
             ).T
             x, y = np.concatenate([m @ corners for m in inverse], axis=1)[:2]  # in the source
             if x.min() >= 0 and x.max() <= w - 1 and y.min() >= 0 and y.max() <= h - 1:
-                return k, my, mx
+                return my, mx
+        return None
+
+    k, crop = 1.0, crop_for(1.0)
+    while crop is None:
         if k < 0.01:  # no motion fits a crop this size: keep the still as it is
             return 0.0, int(h * margin), int(w * margin)
         k *= 0.8
+        crop = crop_for(k)
+    if k < 1.0:  # k fits, k / 0.8 does not: keep as much of the motion as fits
+        low, high = k, min(1.0, k / 0.8)
+        for _ in range(6):
+            mid_k = (low + high) / 2
+            if (found := crop_for(mid_k)) is not None:
+                low, crop = mid_k, found
+            else:
+                high = mid_k
+        k = low
+    return k, *crop
 
 
 def _degrade(
