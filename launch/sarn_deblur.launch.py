@@ -19,11 +19,9 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
+from sarn_ros.resources import dds_profile_setting
 
 PACKAGE = "sarn_ros"
-# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first name, Fast DDS 3 (Kilted on) the second
-PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
-FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 
 # launch argument -> (default, description); '' = keep the parameter file's value
 ARGUMENTS = {
@@ -73,13 +71,10 @@ def share_file(*parts: str) -> str:
 
 def dds_profile(context: LaunchContext) -> list[SetEnvironmentVariable]:
     """The packaged profile under the name this distribution's Fast DDS reads, unless the user
-    set a profile of their own (under either name)."""
-    env = context.environment
-    if any(env.get(name) for name in PROFILE_VARIABLES):
-        return []
-    fast_dds_2 = env.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
-    name = PROFILE_VARIABLES[0] if fast_dds_2 else PROFILE_VARIABLES[1]
-    return [SetEnvironmentVariable(name, share_file("config", "fastdds_shm.xml"))]
+    set a profile of their own (under either name): the node's own rule."""
+    profile = share_file("config", "fastdds_shm.xml")
+    setting = dds_profile_setting(profile, context.environment)
+    return [SetEnvironmentVariable(*setting)] if setting is not None else []
 
 
 def node_actions(context: LaunchContext) -> list[Node]:

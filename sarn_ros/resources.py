@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE = "sarn_ros"
@@ -26,17 +27,28 @@ def keep_dds_local() -> None:
         os.environ["ROS_LOCALHOST_ONLY"] = "1"
 
 
-def dds_profile_variable() -> str:
+def dds_profile_variable(env: Mapping[str, str] = os.environ) -> str:
     """The profile variable this ROS 2 distribution's Fast DDS reads (``ROS_DISTRO`` is set by
     every sourced install; the Kilted wheels of a bare venv leave it unset)."""
-    fast_dds_2 = os.environ.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
+    fast_dds_2 = env.get("ROS_DISTRO", "").lower() in FAST_DDS_2_DISTROS
     return DDS_PROFILE_VARIABLES[0] if fast_dds_2 else DDS_PROFILE_VARIABLES[1]
+
+
+def dds_profile_setting(
+    profile: Path | str, env: Mapping[str, str] = os.environ
+) -> tuple[str, str] | None:
+    """(variable, value) that points this distribution's Fast DDS at ``profile``, or None
+    where the user set a profile file of their own (under either name). The node, the tools
+    and the launch files (on their launch context's environment) all decide by this."""
+    if any(env.get(v) for v in DDS_PROFILE_VARIABLES):
+        return None
+    return dds_profile_variable(env), str(profile)
 
 
 def use_dds_profile(profile: Path | str) -> None:
     """Point Fast DDS at ``profile`` unless the user set a profile file of their own."""
-    if not any(os.environ.get(v) for v in DDS_PROFILE_VARIABLES):
-        os.environ[dds_profile_variable()] = str(profile)
+    if (setting := dds_profile_setting(profile)) is not None:
+        os.environ[setting[0]] = setting[1]
 
 
 def share_dirs() -> list[Path]:
