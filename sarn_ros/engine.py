@@ -201,6 +201,19 @@ class CompiledCall:
         self.compiled = None
 
 
+def check_frame(frame: np.ndarray) -> None:
+    """Raise ValueError if ``frame`` is not one :meth:`StreamDeblurrer.push` takes (HxW, HxWx1
+    or HxWx3, uint8 or uint16), without copying it or giving it to any stream."""
+    if not isinstance(frame, np.ndarray):
+        raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype not in _MAX_VALUE:
+        raise ValueError(f"frame dtype must be uint8 or uint16, got {frame.dtype}")
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.ndim != 3 or frame.shape[2] not in (1, 3) or 0 in frame.shape:
+        raise ValueError(f"frame must be HxW, HxWx1 or HxWx3, got shape {frame.shape}")
+
+
 class StreamDeblurrer:
     """Deblur one or several frame streams with one model copy (see the module docstring)."""
 
@@ -393,16 +406,12 @@ class StreamDeblurrer:
     def _check_frame(
         frame: np.ndarray,
     ) -> tuple[np.ndarray, tuple[int, int, int, np.dtype], bool]:
-        """Validate; returns the frame as HxWxC, its format and whether it was HxW."""
-        if not isinstance(frame, np.ndarray):
-            raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
-        if frame.dtype not in _MAX_VALUE:
-            raise ValueError(f"frame dtype must be uint8 or uint16, got {frame.dtype}")
+        """Validate (:func:`check_frame`); returns the frame as HxWxC, copied where torch
+        could not view it, its format and whether it was HxW."""
+        check_frame(frame)
         squeeze = frame.ndim == 2
         if squeeze:
             frame = frame[:, :, None]
-        if frame.ndim != 3 or frame.shape[2] not in (1, 3) or 0 in frame.shape:
-            raise ValueError(f"frame must be HxW, HxWx1 or HxWx3, got shape {frame.shape}")
         if any(st < 0 for st in frame.strides):  # torch cannot view negative strides
             frame = frame.copy()  # not ascontiguousarray: a flipped size-1 axis stays negative
         h, w, c = frame.shape
@@ -570,9 +579,3 @@ class StreamDeblurrer:
             host = s.host_out
         arr = np.array(host.numpy(), dtype=s.fmt[3])  # one copy, int32 -> uint16 on torch < 2.3
         return arr if s.fmt[2] == 3 or squeeze else arr[:, :, None]
-
-
-def check_frame(frame: np.ndarray) -> None:
-    """Raise ValueError if ``frame`` is not one :meth:`StreamDeblurrer.push` takes (HxW, HxWx1
-    or HxWx3, uint8 or uint16), without giving it to any stream."""
-    StreamDeblurrer._check_frame(frame)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .engine import DeblurredFrame, StreamDeblurrer
+from .engine import DeblurredFrame, StreamDeblurrer, check_frame
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -63,7 +63,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
     def push_many(self, items: Sequence[tuple[str, np.ndarray, int, Any]]) -> list[DeblurredFrame]:
         items = list(items)  # read twice: an iterator would be empty the second time
         for _, frame, _, _ in items:  # validate before transforming (frame may not be an array)
-            self._check_frame(frame)
+            check_frame(frame)
         expanded = [
             (f"{name}{_SEP}{k}", fwd(frame), stamp, meta)
             for name, frame, stamp, meta in items
