@@ -24,7 +24,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..archs.recurrent_sarn_arch import FUTURE_FRAMES
 from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
@@ -420,7 +419,7 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.trainer import TrainConfig, Trainer, export_weights
+    from ..training.trainer import TrainConfig, Trainer, clip_frames, export_weights
 
     if args.export is not None:
         source = args.run_dir / f"{args.export_from}.pth"
@@ -477,8 +476,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
         return 2
-    # a recurrent clip is drawn with up to FUTURE_FRAMES look-ahead frames after it
-    clip = args.clip_len + FUTURE_FRAMES if arch == "recurrent" else 1
+    clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
     usable = usable_sequences(train, clip, args.crop)
     if rank == 0:
         print(f"training data: {count(usable, train, clip, args.crop)}", flush=True)

@@ -197,6 +197,13 @@ def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 Batch = tuple[torch.Tensor, torch.Tensor, int]  # blurred, sharp, future_frames
 
 
+def clip_frames(arch: str, clip_len: int) -> tuple[int, int]:
+    """(frames deblurred and supervised, look-ahead frames read after them) per training
+    clip: a recurrent clip comes with up to FUTURE_FRAMES blurred frames after it, a
+    single-image model trains on one frame."""
+    return (clip_len, FUTURE_FRAMES) if arch == "recurrent" else (1, 0)
+
+
 class Prefetcher:
     """Draws the next batches on a background thread while the accelerator trains on the
     current one: reading crops from memory-mapped sequences and converting them to float costs
@@ -289,14 +296,8 @@ class Trainer:
             self._ema_copy = [(ema_sd[k], own_sd[k]) for k in ema_sd if k not in avg]
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
-        recurrent = cfg.arch == "recurrent"
-        self.sampler = ClipSampler(
-            train,
-            cfg.clip_len if recurrent else 1,
-            cfg.crop,
-            cfg.max_stride,
-            lookahead=FUTURE_FRAMES if recurrent else 0,
-        )
+        supervised, lookahead = clip_frames(cfg.arch, cfg.clip_len)
+        self.sampler = ClipSampler(train, supervised, cfg.crop, cfg.max_stride, lookahead)
         self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
         self.val = val
         self.prefetcher: Prefetcher | None = None
