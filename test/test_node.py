@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -473,7 +474,9 @@ def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_che
     assert rc == 0, out
 
 
-def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_checkpoint):
+def test_startup_errors_exit_with_one_line(
+    tmp_path, ros_domain, more_domains, tiny_recurrent_checkpoint
+):
     corrupt = tmp_path / "corrupt.pth"
     corrupt.write_bytes(b"PK\x03\x04 not really a checkpoint")
     weights = f"weights:={tiny_recurrent_checkpoint}"
@@ -495,12 +498,19 @@ def test_startup_errors_exit_with_one_line(tmp_path, ros_domain, tiny_recurrent_
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # each on its own domain: the test is about messages, not about discovery; the
+            # fault handler prints Python's stacks if a hung process gets SIGABRT below
+            env={**os.environ, "ROS_DOMAIN_ID": str(more_domains()), "PYTHONFAULTHANDLER": "1"},
         )
         for case, a in args.items()
     }
     errors = {}
     for case, proc in procs.items():
-        _, stderr = errors[case] = proc.communicate(timeout=120)
+        try:
+            _, stderr = errors[case] = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            pytest.fail(f"{case}: no exit in 120 s; stderr:\n{proc.communicate()[1]}")
         assert proc.returncode != 0, case
         assert "Traceback" not in stderr, case
         # rcl logs its own [ERROR] line for arguments it cannot parse

@@ -157,6 +157,16 @@ class DeblurNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sarn_deblur", **kwargs)
+        try:
+            self._build()
+        except BaseException:
+            # destroy what was made, before main shuts the context down: Humble's context
+            # does not destroy its nodes, and the DDS entities would be left to exit-time GC
+            self.destroy_node()
+            raise
+
+    def _build(self) -> None:
+        """Parameters, engine, topics and worker; a bad parameter or weights file raises."""
         for p in PARAMS:
             self.declare_parameter(p.name, p.default, p.descriptor())
         get = self.get_parameter
