@@ -510,7 +510,12 @@ def test_startup_errors_exit_with_one_line(
             _, stderr = errors[case] = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGABRT)
-            pytest.fail(f"{case}: no exit in 120 s; stderr:\n{proc.communicate()[1]}")
+            try:
+                stacks = proc.communicate(timeout=30)[1]
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                stacks = proc.communicate()[1]
+            pytest.fail(f"{case}: no exit in 120 s; stderr:\n{stacks}")
         assert proc.returncode != 0, case
         assert "Traceback" not in stderr, case
         # rcl logs its own [ERROR] line for arguments it cannot parse
