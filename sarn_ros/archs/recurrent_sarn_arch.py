@@ -58,9 +58,9 @@ def fusion_inputs(
     while len(prev) < 2:
         prev.insert(0, prev[0] if prev else current)
     fut = list(future)[:FUTURE_FRAMES]
-    while len(fut) < 2:
+    while len(fut) < FUTURE_FRAMES:
         fut.append(fut[-1] if fut else current)
-    return torch.cat((prev[0], prev[1], current, fut[0], fut[1]), dim=1)
+    return torch.cat((*prev, current, *fut), dim=1)
 
 
 class RecurrentSARN(nn.Module):
