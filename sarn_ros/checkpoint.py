@@ -32,6 +32,12 @@ class CheckpointError(RuntimeError):
     """A weights file that is missing, truncated, or not a sarn_ros checkpoint."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an error's message (else its type), for one-line errors:
+    rcl, topic-name and torch errors span several lines (a caret under the bad character)."""
+    return next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+
+
 def checkpoint_dict(model: nn.Module, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The checkpoint of ``model`` as a dict (fp32 tensors on CPU)."""
     arch = type(model).__name__
@@ -80,8 +86,8 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             warnings.filterwarnings("ignore", "TypedStorage is deprecated")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, pickle of foreign objects, not a torch file
-        first_line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
-        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {first_line}") from None
+        line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {line}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ckpt.get("arch") not in ARCHS:
         if isinstance(ckpt, dict) and {"opt", "step", "model"} <= ckpt.keys():
             raise CheckpointError(

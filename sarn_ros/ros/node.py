@@ -32,7 +32,7 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, first_line
 from ..engine import check_frame, resolve_precision
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
@@ -609,11 +609,6 @@ def use_packaged_dds_profile() -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         use_dds_profile(find_share_file("config/fastdds_shm.xml"))
-
-
-def first_line(exc: BaseException) -> str:
-    """rcl and topic-name errors span several lines (a caret under the bad character)."""
-    return (str(exc).strip().splitlines() or [repr(exc)])[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, first_line
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
@@ -537,10 +537,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"no validation set: the weights are in {args.run_dir / 'latest.pth'}")
     return 0
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def architecture_options(args: argparse.Namespace) -> dict[str, int]:
