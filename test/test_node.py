@@ -26,6 +26,7 @@ from ros_harness import (
     wait_connected,
 )
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
 
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
@@ -383,6 +384,49 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
         assert not result.successful and result.reason, name
 
 
+def test_reset_service_restarts_the_state_at_the_next_frame(ros, tiny_recurrent_checkpoint):
+    node, start = ros
+    # no idle flush (max_gap_s 0): the held look-ahead comes out only when the reset ends it
+    proc = start(tiny_recurrent_checkpoint, max_gap_s=0.0, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    client = node.create_client(Trigger, "/sarn_deblur/reset")
+    assert client.wait_for_service(timeout_sec=10)
+
+    src = frames(7, seed=3)
+    stamps = [40 * SEC + i * SEC // 30 for i in range(7)]
+    play(node, cam, src[:3], stamps[:3], "rgb8")
+    assert spin_until(node, lambda: len(cam.outputs) == 1, 15)  # two wait for look-ahead
+    future = client.call_async(Trigger.Request())
+    assert spin_until(node, future.done, 10)
+    assert future.result().success, future.result().message
+    spin_until(node, lambda: False, 1.0)
+    assert len(cam.outputs) == 1  # nothing happens until the camera's next frame
+    play(node, cam, src[3:], stamps[3:], "rgb8")
+    # frame 3 ends the old segment (1 and 2 come out) and starts afresh; 5 and 6 wait
+    assert spin_until(node, lambda: len(cam.outputs) == 5, 15)
+    assert [stamp(m) for m in cam.outputs] == stamps[:5]
+    assert spin_until(node, lambda: diag.count("resets.explicit") == 1, 10), diag.values
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the node runs (OMP_NUM_THREADS=1)
+    try:
+        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
+        expected = [o.image for i in range(3) for o in engine.push(src[i], stamps[i])]
+        engine.reset()
+        expected += [o.image for i in range(3, 7) for o in engine.push(src[i], stamps[i])]
+        carried = engine_frames(
+            StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2), src
+        )
+    finally:
+        torch.set_num_threads(threads)
+    got = [image_to_numpy(m) for m in cam.outputs]
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+    assert not np.array_equal(got[4], carried[4])  # the state did restart
+
+
 def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(
@@ -605,7 +649,7 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
         publish=lambda out: None,
         reject=lambda *why: rejected.append(why),
     )
-    queued = [(cam, node_module.Queued("frame", 0.0, False)) for cam in ("left", "depth")]
+    queued = [(cam, node_module.Queued("frame", 0.0, None)) for cam in ("left", "depth")]
     node_module.DeblurNode.process(fake, queued)
     assert [item[0] for item in pushed] == ["left"] and not resets
     assert rejected == [("decode_error", "KeyError: 'unexpected'")]
@@ -657,7 +701,13 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     fake.reject = lambda reason, detail: fake.count(f"rejected.{reason}")
-    cam = SimpleNamespace(queue=deque(), last_stamp=None, watched=lambda: True, counts=fake.counts)
+    cam = SimpleNamespace(
+        queue=deque(),
+        last_stamp=None,
+        reset_requested=False,
+        watched=lambda: True,
+        counts=fake.counts,
+    )
     cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
 
     def send(stamp_s: float, msg: Image | None = None) -> None:
@@ -675,29 +725,49 @@ def test_gaps_are_found_between_the_stamps_a_camera_sends_not_the_frames_process
     for i in range(60):
         send(10 + i / 30)
         if i % 20 == 19:
-            assert not cam.queue.popleft().after_gap  # what the worker takes
+            assert not cam.queue.popleft().restart  # what the worker takes
     send(12.5)  # the camera stalled for 0.5+ s
     send(12.5 + 1 / 30)  # ... and this one replaced it before the worker came: still a gap
     (q,) = cam.queue
-    assert q.after_gap and q.msg.header.stamp.nanosec == round((0.5 + 1 / 30) * 1e9)
+    assert q.restart == "gap" and q.msg.header.stamp.nanosec == round((0.5 + 1 / 30) * 1e9)
 
 
 def test_with_every_frame_kept_the_gap_marks_the_first_frame_after_it():
     cam, send = intake("all", queue_size=3)
     for t in (1.0, 1.1, 2.0, 2.1):  # the 1.0 frame overflows the queue
         send(t)
-    assert [q.after_gap for q in cam.queue] == [False, True, False]
+    assert [q.restart for q in cam.queue] == [None, "gap", None]
     send(2.2)  # 1.1 overflows; 2.0 keeps its mark
-    assert [q.after_gap for q in cam.queue] == [True, False, False]
+    assert [q.restart for q in cam.queue] == ["gap", None, None]
     send(2.3)  # 2.0 overflows: the first frame kept after the gap carries the mark on
-    assert [q.after_gap for q in cam.queue] == [True, False, False]
+    assert [q.restart for q in cam.queue] == ["gap", None, None]
     cam, send = intake("all", max_gap_s=None)
     for t in (1.0, 5.0):
         send(t)
-    assert [q.after_gap for q in cam.queue] == [False, False]  # max_gap_s 0 disables
+    assert [q.restart for q in cam.queue] == [None, None]  # max_gap_s 0 disables
 
 
-def test_a_gap_resets_that_camera_as_a_gap():
+def test_a_reset_call_marks_the_next_frame_received_not_those_queued_before():
+    """~/reset is a cut in the camera's stream: frames already waiting keep the old state (the
+    worker may be mid-inference), the first frame after the call starts afresh, and with
+    queue_policy latest the mark survives that frame being replaced."""
+    cam, send = intake("all")
+    for t in (1.0, 1.1):
+        send(t)
+    cam.reset_requested = True  # what the service callback sets, under the lock
+    for t in (1.2, 1.3):
+        send(t)
+    assert [q.restart for q in cam.queue] == [None, None, "explicit", None]
+    assert not cam.reset_requested
+    cam, send = intake("latest")
+    send(1.0)
+    cam.reset_requested = True
+    for t in (1.1, 1.2):  # 1.1, marked, is replaced by 1.2 before the worker comes
+        send(t)
+    assert [q.restart for q in cam.queue] == ["explicit"]
+
+
+def test_a_gap_or_reset_call_resets_that_camera_with_its_reason():
     import threading
     from types import SimpleNamespace
 
@@ -712,10 +782,10 @@ def test_a_gap_resets_that_camera_as_a_gap():
         lock=threading.Condition(),
         waits_ms=[],
     )
-    cams = [SimpleNamespace(stream=name) for name in ("left", "right")]
-    queued = [node_module.Queued(None, 0.0, gap) for gap in (False, True)]
+    cams = [SimpleNamespace(stream=name) for name in ("left", "right", "third")]
+    queued = [node_module.Queued(None, 0.0, mark) for mark in (None, "gap", "explicit")]
     node_module.DeblurNode.process(fake, list(zip(cams, queued, strict=True)))
-    assert resets == [("right", "gap")]
+    assert resets == [("right", "gap"), ("third", "explicit")]
 
 
 def test_a_blank_or_short_image_is_rejected_at_intake_and_makes_no_gap():
@@ -727,7 +797,7 @@ def test_a_blank_or_short_image_is_rejected_at_intake_and_makes_no_gap():
     send(0.0, Image())  # blank, stamp 0
     send(10.1, Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(20)))  # short
     send(10 + 3 / 30)
-    assert [q.after_gap for q in cam.queue] == [False] * 4
+    assert [q.restart for q in cam.queue] == [None] * 4
     assert (cam.counts["rejected.empty"], cam.counts["rejected.malformed"]) == (1, 1)
     assert cam.counts["received"] == 6
 
@@ -763,7 +833,7 @@ def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = N
         reject=lambda reason, detail: rejected.append(reason),
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
-    queued = [(cam, node_module.Queued(None, 0.0, False)) for cam in frames]
+    queued = [(cam, node_module.Queued(None, 0.0, None)) for cam in frames]
     node_module.DeblurNode.process(fake, queued)
     return pushed, resets, rejected, fake.counts
 

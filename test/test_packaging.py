@@ -28,6 +28,7 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         "launch",
         "launch_ros",
         "diagnostic_msgs",
+        "std_srvs",  # the node's ~/reset service
         "python3-numpy",
         "python3-opencv",
         "python3-torch",

@@ -31,6 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_srvs.srv import Trigger
 
 from ..checkpoint import CheckpointError, first_line
 from ..engine import check_frame, resolve_precision
@@ -55,7 +56,9 @@ class Queued:
 
     msg: Any
     received: float  # time.monotonic() at the callback
-    after_gap: bool  # the camera's stream had a gap over max_gap_s before this frame
+    # the camera's state restarts before this frame: "gap" (its stamps jumped by more than
+    # max_gap_s) or "explicit" (~/reset was called since the camera's last frame)
+    restart: str | None
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Camera:
         self.last_stamp: int | None = None  # of the last frame queued, for gap detection
         self.last_taken = 0.0  # time.monotonic() when the worker last took a frame
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
+        self.reset_requested = False  # ~/reset: the next frame queued restarts the state
         self.infos: dict[int, CameraInfo] = {}
         # a backlog of queued frames (queue_policy all) must still find its camera_info
         self.info_cache = max(CAMERA_INFO_CACHE, node.queue_size + 3)
@@ -121,14 +125,15 @@ class Camera:
             else None
         )
 
-    def drop_oldest(self) -> bool:
-        """Drop the oldest queued frame; its gap mark moves on to the next one. True when there
-        is none: the mark then belongs to the frame about to be queued. Callers hold the lock."""
+    def drop_oldest(self) -> str | None:
+        """Drop the oldest queued frame; its restart mark moves on to the next one. Returned
+        when there is none: the mark then belongs to the frame about to be queued. Callers
+        hold the lock."""
         dropped = self.queue.popleft()
-        if dropped.after_gap and self.queue:
-            self.queue[0].after_gap = True
-            return False
-        return dropped.after_gap
+        if dropped.restart and self.queue:
+            self.queue[0].restart = self.queue[0].restart or dropped.restart
+            return None
+        return dropped.restart
 
     def on_image(self, msg: Any) -> None:
         self.node.enqueue(self, msg)
@@ -219,6 +224,7 @@ class DeblurNode(Node):
         self.create_timer(float(get("diagnostics_period_s").value), self.publish_diagnostics)
         self.last_diag = time.monotonic()
         self.add_on_set_parameters_callback(self.on_set_parameters)
+        self.create_service(Trigger, "~/reset", self.on_reset)
         self.running = True
         self.worker = threading.Thread(target=self.work, name="sarn_worker", daemon=True)
         self.worker.start()
@@ -286,6 +292,18 @@ class DeblurNode(Node):
                             self.count("dropped")
             self.get_logger().info(f"parameter {name} is now {value!r}")
 
+    def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        """``~/reset``: restart every camera's recurrent state at its next frame, for a cut
+        the stamps do not show (a camera switched, a lens uncovered, SLAM relocalised).
+        Frames received before the call keep the old state; those held for look-ahead come
+        out with the next frame's round (or, if none comes, after max_gap_s), as at a gap."""
+        with self.lock:
+            for cam in self.cameras:
+                cam.reset_requested = True
+        response.success = True
+        response.message = f"the state of {len(self.cameras)} camera(s) restarts at the next frame"
+        return response
+
     # ------------------------------------------------------------------ intake (executor)
     def enqueue(self, cam: Camera, msg: Any) -> None:
         """The subscription callback: park the message, nothing else (rclpy holds the GIL
@@ -309,13 +327,16 @@ class DeblurNode(Node):
                 self.count("idle")
                 return
             gap, last = self.max_gap_s, cam.last_stamp
-            after_gap = bool(gap and last is not None and stamp - last > gap * 1e9)
+            restart = "gap" if gap and last is not None and stamp - last > gap * 1e9 else None
+            if cam.reset_requested:
+                restart, cam.reset_requested = "explicit", False
             cam.last_stamp = stamp
             limit = 1 if self.queue_policy == "latest" else self.queue_size
             while len(cam.queue) >= limit:
-                after_gap |= cam.drop_oldest()  # the next frame kept starts the new segment
+                dropped = cam.drop_oldest()  # the next frame kept starts the new segment
+                restart = restart or dropped
                 self.count("dropped")
-            cam.queue.append(Queued(msg, time.monotonic(), after_gap))
+            cam.queue.append(Queued(msg, time.monotonic(), restart))
             self.lock.notify()
 
     def count(self, key: str, n: int = 1) -> None:
@@ -384,8 +405,8 @@ class DeblurNode(Node):
         t0 = time.perf_counter()
         items = []
         for cam, q in taken:
-            if q.after_gap:  # the held look-ahead comes out with this round's outputs
-                self.engine.reset(cam.stream, reason="gap")
+            if q.restart:  # the held look-ahead comes out with this round's outputs
+                self.engine.reset(cam.stream, reason=q.restart)
             try:
                 item = self.prepare(cam, q.msg, q.received)
             except Exception as exc:  # a converter's own fault loses this frame, not the

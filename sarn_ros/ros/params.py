@@ -202,6 +202,7 @@ def help_text() -> str:
         "usage: ros2 run sarn_ros sarn_deblur_node [--ros-args -p NAME:=VALUE ...]",
         "",
         "Deblurs <cam>/image_raw into <cam>/deblurred/image_raw (+ deblurred/camera_info).",
+        "Service ~/reset (std_srvs/Trigger): restart the recurrent state at the next frame.",
         "Parameters (live = may change at run time):",
     ]
     for p in PARAMS:
