@@ -7,6 +7,7 @@ install, or the sources on PYTHONPATH).
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ def share(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (index / "sarn_ros").touch()
     (tmp_path / "share" / "sarn_ros").symlink_to(REPO)
     monkeypatch.setenv("AMENT_PREFIX_PATH", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # launch_ros' launch_params_* files
     for name in (*DDS_PROFILE_VARIABLES, "ROS_DISTRO"):
         monkeypatch.setenv(name, "")  # recorded, so what a launch file sets is undone after
         monkeypatch.delenv(name)

@@ -536,6 +536,7 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
     cmd += ["--blur-px", "4", "--device", "cpu", "--channels", "8", "--blocks-per-level", "1"]
     cmd += ["--num-drm", "1", "--lstm-channels", "8", "--attention-stride", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    env["TMPDIR"] = str(tmp_path)  # torchrun leaves a torchelastic_* folder in it per run
     for steps, resumed in ((2, False), (4, True)):
         extra = ["--steps", str(steps), *(["--resume"] if resumed else [])]
         run = subprocess.run(
