@@ -80,11 +80,6 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
     return len(matches), 0 if mask is None else int(mask.sum())
 
 
-def orb_inliers(a: np.ndarray, b: np.ndarray, features: int = 1500) -> int:
-    """RANSAC-inlier ORB matches between two frames (0 when too few matches to fit)."""
-    return orb_matches(a, b, features)[1]
-
-
 # Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,

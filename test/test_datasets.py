@@ -18,7 +18,7 @@ from sarn_ros.data.datasets import (
     list_images,
     load_pairs,
     load_sequences,
-    save_sequences,
+    save_sequence,
     synthesize_folder,
 )
 from sarn_ros.tools.train import build_trainset, gather
@@ -191,7 +191,7 @@ def test_build_trainset_writes_what_gather_makes_and_maps_it_back(tmp_path: Path
 
 def test_trainset_round_trip_is_memory_mapped(tmp_path: Path) -> None:
     seqs = [Sequence("x", [frame(10), frame(20)], [frame(11), frame(21)])]
-    save_sequences(seqs, tmp_path / "ts")
+    save_sequence(seqs[0], tmp_path / "ts")
     (back,) = load_sequences(tmp_path / "ts")
     assert back.name == "x"
     # read from disk on access, not copied into RAM, and read-only
@@ -216,7 +216,7 @@ def test_compressed_trainset_files_are_read_not_mapped(tmp_path: Path) -> None:
 def test_clip_sampler_on_memory_mapped_sequences_matches_in_memory(tmp_path: Path) -> None:
     frames = [frame(30 * i, seed=i) for i in range(6)]
     sharps = [frame(30 * i + 1, seed=i + 10) for i in range(6)]
-    save_sequences([Sequence("s", frames, sharps)], tmp_path / "ts")
+    save_sequence(Sequence("s", frames, sharps), tmp_path / "ts")
     mapped = ClipSampler(load_sequences(tmp_path / "ts"), clip_len=3, crop=32, max_stride=2)
     in_ram = ClipSampler([Sequence("s", frames, sharps)], clip_len=3, crop=32, max_stride=2)
     for a, b in zip(

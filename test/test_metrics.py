@@ -73,9 +73,9 @@ def test_orb_proxy_prefers_sharp_pairs():
     kernel = np.zeros((1, 15), np.float32)
     kernel[0, :] = 1 / 15  # horizontal motion blur
     blur_a, blur_b = cv2.filter2D(base, -1, kernel), cv2.filter2D(shifted, -1, kernel)
-    assert metrics.orb_inliers(base, shifted) > metrics.orb_inliers(blur_a, blur_b) > 0
     matches, inliers = metrics.orb_matches(base, shifted)
-    assert matches >= inliers == metrics.orb_inliers(base, shifted)
+    assert inliers > metrics.orb_matches(blur_a, blur_b)[1] > 0
+    assert matches >= inliers
     assert metrics.orb_matches(np.zeros_like(base), base) == (0, 0)  # no features in a flat frame
 
 

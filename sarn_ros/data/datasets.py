@@ -249,11 +249,6 @@ def save_sequence(seq: Sequence, out_dir: Path) -> None:
     )
 
 
-def save_sequences(seqs: list[Sequence], out_dir: Path) -> None:
-    for s in seqs:
-        save_sequence(s, out_dir)
-
-
 def _npz_memmap(path: Path, zf: zipfile.ZipFile, key: str) -> np.ndarray | None:
     """A read-only memory map of array ``key`` inside an uncompressed ``.npz``; None when the
     member is compressed (np.savez_compressed) and has to be read instead."""
