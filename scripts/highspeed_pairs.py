@@ -1,0 +1,74 @@
+"""Real blurred/sharp video pairs from a high-frame-rate recording, made as GoPro's and REDS'
+were: each blurred frame averages ``--window`` consecutive frames (the exposure), its ground
+truth is the middle one, and a new blurred frame starts every ``--stride`` frames (240 fps,
+window 7, stride 8: a 30 fps camera with its shutter open 7/8 of the frame interval). The
+output is one sequence in the GoPro layout, ``OUT/NAME/{blur,sharp}/``, which `sarn eval
+--pairs`, `sarn train --data` and `--val-pairs` read; its blur is the recording's own camera
+and scene motion, so a recurrent model is judged on real motion, frame after frame.
+
+    .venv/bin/python scripts/highspeed_pairs.py FRAMES_DIR OUT [--name NAME] [--window 7]
+        [--stride 8] [--linear-light]
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sarn_ros.data.blur_synth import linear_to_srgb, srgb_to_linear
+from sarn_ros.data.datasets import list_images, read_rgb
+
+
+def average(frames: list[np.ndarray], linear_light: bool) -> np.ndarray:
+    """The exposure of ``frames``: averaged in linear light (a sensor's integration, GoPro's
+    ``blur_gamma``) or as 8-bit values (GoPro's standard ``blur``), rounded to 8 bits."""
+    if linear_light:
+        return linear_to_srgb(np.mean([srgb_to_linear(f) for f in frames], axis=0))
+    mean = np.mean([f.astype(np.float32) for f in frames], axis=0)
+    return np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+
+
+def pairs(
+    paths: list[Path], window: int, stride: int, linear_light: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(blurred, sharp) for every whole window; only ``window`` frames are held at a time."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"--window must be odd, so one frame is mid-exposure (got {window})")
+    if stride < window:
+        raise ValueError(f"--stride {stride} < --window {window}: exposures would overlap")
+    for start in range(0, len(paths) - window + 1, stride):
+        frames = [read_rgb(p) for p in paths[start : start + window]]
+        yield average(frames, linear_light), frames[window // 2]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("frames", type=Path, help="folder of consecutive high-frame-rate frames")
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--name", help="sequence folder name (default: the frames folder's)")
+    ap.add_argument("--window", type=int, default=7, help="frames per exposure (odd)")
+    ap.add_argument("--stride", type=int, default=8, help="frames between exposure starts")
+    ap.add_argument("--linear-light", action="store_true", help="average decoded sRGB")
+    args = ap.parse_args()
+    paths = list_images(args.frames)
+    seq = args.out / (args.name or args.frames.name)
+    (seq / "blur").mkdir(parents=True, exist_ok=True)
+    (seq / "sharp").mkdir(exist_ok=True)
+    n = 0
+    try:
+        for n, (blur, sharp) in enumerate(
+            pairs(paths, args.window, args.stride, args.linear_light), 1
+        ):
+            cv2.imwrite(str(seq / "blur" / f"{n:06d}.png"), blur[..., ::-1])
+            cv2.imwrite(str(seq / "sharp" / f"{n:06d}.png"), sharp[..., ::-1])
+    except ValueError as exc:
+        raise SystemExit(f"highspeed_pairs: {exc}") from None
+    print(f"{n} blurred/sharp pairs from {len(paths)} frames in {seq}")
+
+
+if __name__ == "__main__":
+    main()

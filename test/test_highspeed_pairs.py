@@ -1,0 +1,71 @@
+"""scripts/highspeed_pairs.py: real blur from a high-frame-rate recording must be the
+recording's frames averaged over each exposure, paired with the mid-exposure frame, in a
+layout `sarn eval --pairs` reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sarn_ros.data.datasets import find_pair_dirs, read_pair
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "highspeed_pairs.py"
+
+
+def recording(folder: Path, n: int) -> list[np.ndarray]:
+    """A bright bar moving 3 px per frame over a textured background."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 120, (24, 64, 3), dtype=np.uint8)
+    frames = []
+    for i in range(n):
+        f = background.copy()
+        f[:, 3 * i : 3 * i + 3] = 250
+        cv2.imwrite(str(folder / f"{i + 1:06d}.png"), f[..., ::-1])
+        frames.append(f)
+    return frames
+
+
+def run(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_each_exposure_averages_its_window_and_keeps_the_middle_frame(tmp_path: Path) -> None:
+    frames = recording(tmp_path / "fast", 17)
+    result = run(tmp_path / "fast", tmp_path / "out", "--window", 5, "--stride", 6)
+    assert result.returncode == 0, result.stderr
+    [(name, blur_dir, sharp_dir)] = find_pair_dirs(tmp_path / "out")
+    seq = read_pair(name, blur_dir, sharp_dir)
+    assert name == "fast" and len(seq.blurred) == 3  # starts 0, 6, 12; 18 would run past
+    for k, start in enumerate((0, 6, 12)):
+        window = np.stack(frames[start : start + 5]).astype(np.float64)
+        assert np.abs(seq.blurred[k] - np.rint(window.mean(0))).max() == 0
+        assert np.array_equal(seq.sharp[k], frames[start + 2])
+        assert np.array_equal(seq.blurred[k] != frames[start + 2], window.std(0) > 0)
+
+
+def test_linear_light_brightens_a_passing_highlight(tmp_path: Path) -> None:
+    """A sensor integrates light: a bar lit for 1 of 5 sub-frames averages to 20 % of its
+    linear intensity, which sRGB encodes far above 20 % of the 8-bit value."""
+    recording(tmp_path / "fast", 5)
+    for extra in ([], ["--linear-light"]):
+        out = tmp_path / ("lin" if extra else "gamma")
+        assert run(tmp_path / "fast", out, "--window", 5, "--stride", 5, *extra).returncode == 0
+    gamma = cv2.imread(str(tmp_path / "gamma" / "fast" / "blur" / "000001.png"))
+    lin = cv2.imread(str(tmp_path / "lin" / "fast" / "blur" / "000001.png"))
+    # column 13: lit in frame 4 only (background below 120 in the others)
+    assert lin[:, 13].mean() > gamma[:, 13].mean() + 30
+
+
+def test_an_even_window_or_overlapping_exposures_are_refused(tmp_path: Path) -> None:
+    recording(tmp_path / "fast", 9)
+    even = run(tmp_path / "fast", tmp_path / "out", "--window", 4, "--stride", 8)
+    assert even.returncode != 0 and "must be odd" in even.stderr
+    overlap = run(tmp_path / "fast", tmp_path / "out", "--window", 7, "--stride", 5)
+    assert overlap.returncode != 0 and "overlap" in overlap.stderr
