@@ -68,6 +68,27 @@ class GTResult:
         }
 
 
+def pooled(rows: list[dict], name: str) -> dict:
+    """Frame-weighted means over several sequences' summaries: a benchmark's figure (GoPro's
+    is the mean over its 1,111 test frames), not the mean of the sequences' means."""
+
+    def frames(key: str) -> list[float]:
+        return [v for r in rows for v in r[key]]
+
+    psnr, input_psnr = frames("per_frame_psnr"), frames("per_frame_input_psnr")
+    return {
+        "sequence": name,
+        "sequences": len(rows),
+        "future_frames": rows[0]["future_frames"],
+        "frames": len(psnr),
+        "psnr": float(np.mean(psnr)),
+        "ssim": float(np.mean(frames("per_frame_ssim"))),
+        "input_psnr": float(np.mean(input_psnr)),
+        "input_ssim": float(np.mean(frames("per_frame_input_ssim"))),
+        "psnr_gain": float(np.mean(psnr) - np.mean(input_psnr)),
+    }
+
+
 def evaluate_gt(
     engine: StreamDeblurrer,
     seq: Sequence,

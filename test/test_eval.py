@@ -41,14 +41,16 @@ def sarn_eval(*args: str) -> subprocess.CompletedProcess:
     return run_sarn("eval", *args)
 
 
-def write_pair(root: Path, n: int = 3) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def write_pair(
+    root: Path, n: int = 3, name: str = "seq", blur: int = 5
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     rng = np.random.default_rng(0)
     sharp = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(n)]
-    blurred = [cv2.blur(s, (5, 1)) for s in sharp]
+    blurred = [cv2.blur(s, (blur, 1)) for s in sharp]
     for kind, frames in (("blur", blurred), ("sharp", sharp)):
-        (root / "seq" / kind).mkdir(parents=True)
+        (root / name / kind).mkdir(parents=True)
         for i, f in enumerate(frames):
-            cv2.imwrite(str(root / "seq" / kind / f"{i:02d}.png"), f[..., ::-1])
+            cv2.imwrite(str(root / name / kind / f"{i:02d}.png"), f[..., ::-1])
     return blurred, sharp
 
 
@@ -197,3 +199,34 @@ def test_same_named_inputs_keep_their_own_rows_and_images(tmp_path, tiny_recurre
     assert saved == [f"blur_2_ff0_{i:03d}.png" for i in range(2)] + [
         f"blur_ff0_{i:03d}.png" for i in range(3)
     ] + [f"seq_ff0_{i:03d}.png" for i in range(2)]
+
+
+def test_a_folder_of_several_sequences_gets_a_frame_weighted_row(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A benchmark's figure is the mean over all its frames (GoPro: 1,111 test frames), so
+    one row pools each input folder of several sequences, weighting them by frame count."""
+    data, single = tmp_path / "data", tmp_path / "single"
+    blur_a, sharp_a = write_pair(data, n=3, name="a", blur=2)
+    blur_b, sharp_b = write_pair(data, n=1, name="b", blur=15)
+    write_pair(single)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--pairs", str(data), str(single), "--future-frames", "0", "1"]
+    result = sarn_eval(*args, "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "e.json").read_text())
+    pooled = out["gt_pooled"]
+    assert [(r["input"], r["future_frames"], r["frames"]) for r in pooled] == [
+        (str(data), 0, 4),
+        (str(data), 1, 4),
+    ]  # "single" holds one sequence: its own row is its figure
+    blurred, sharp = blur_a + blur_b, sharp_a + sharp_b
+    by_frame = np.mean([metrics.psnr(b, s) for b, s in zip(blurred, sharp, strict=True)])
+    by_sequence = np.mean([r["input_psnr"] for r in out["gt"][:2]])
+    assert pooled[0]["input_psnr"] == pytest.approx(by_frame)
+    assert abs(by_frame - by_sequence) > 0.5  # the weighting matters here
+    rows = [r for r in out["gt"] if r["input"] == str(data) and r["future_frames"] == 1]
+    expected = np.mean([v for r in rows for v in r["per_frame_psnr"]])
+    assert pooled[1]["psnr"] == pytest.approx(expected)
+    assert pooled[1]["psnr_gain"] == pytest.approx(expected - by_frame)
+    assert "| all 2 of data | 1 | 4 |" in result.stdout

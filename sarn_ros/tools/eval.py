@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..ensemble import make_engine
-    from ..evaluation import evaluate_gt, evaluate_nogt
+    from ..evaluation import evaluate_gt, evaluate_nogt, pooled
     from ..recordings import read_streams, synthetic_sequences
 
     if not (args.pairs or args.synthetic or args.no_gt):
@@ -113,16 +113,20 @@ def run(args: argparse.Namespace) -> int:
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
+        roots = []  # the input folder of each ground-truth sequence, pairs first
         for d in args.pairs:
             found, frames = find_pairs(d, args.max_frames)
             pairs += found
+            roots += [str(d)] * len(found)
             per_pass += frames
         synthetic = []
         params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
         for d in args.synthetic:
-            synthetic += synthetic_sequences(
+            found = synthetic_sequences(
                 d, SYNTH_SEED, params, args.scale, args.max_frames, **source
             )
+            synthetic += found
+            roots += [str(d)] * len(found)
         nogt = []
         for d in args.no_gt:
             nogt += read_streams(d, args.max_frames, args.skip_frames, **source)[1]
@@ -164,9 +168,9 @@ def run(args: argparse.Namespace) -> int:
             engine.future_frames = ff
             real = (read_pair(*p, max_frames=args.max_frames) for p in pairs)
             try:
-                for seq in itertools.chain(real, synthetic):
+                for seq, root in zip(itertools.chain(real, synthetic), roots, strict=True):
                     res, _ = evaluate_gt(engine, seq, save, bar.update)
-                    results["gt"].append({**tag, **res.summary()})
+                    results["gt"].append({**tag, "input": root, **res.summary()})
             except (ValueError, OSError) as exc:  # an unreadable frame
                 bar.close()
                 print(f"sarn eval: error: {exc}", file=sys.stderr)
@@ -175,6 +179,18 @@ def run(args: argparse.Namespace) -> int:
                 result = evaluate_nogt(engine, name, frames, save, bar.update)
                 results["no_gt"].append({**tag, **result})
     bar.close()
+    groups: dict[tuple, list[dict]] = {}  # an input folder's sequences, per setting
+    for r in results["gt"]:
+        key = (r["weights"], r["self_ensemble"], r["future_frames"], r["input"])
+        groups.setdefault(key, []).append(r)
+    results["gt_pooled"] = [
+        {
+            **{k: rows[0][k] for k in ("weights", "self_ensemble", "input")},
+            **pooled(rows, f"all {len(rows)} of {Path(rows[0]['input']).name}"),
+        }
+        for rows in groups.values()
+        if len(rows) > 1
+    ]
     results["seconds"] = time.monotonic() - start
     print_tables(results)
     if args.json:
@@ -260,7 +276,7 @@ def print_tables(results: dict) -> None:
                     f"{r['input_ssim']:.4f}",
                     f"{r['ssim']:.4f}",
                 ]
-                for r in results["gt"]
+                for r in results["gt"] + results["gt_pooled"]
             ],
         )
     if results["no_gt"]:
