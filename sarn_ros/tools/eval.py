@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     results["gt_pooled"] = [
         {
             **{k: rows[0][k] for k in ("weights", "self_ensemble", "input")},
-            **pooled(rows, f"all {len(rows)} of {Path(rows[0]['input']).name}"),
+            **pooled(rows, f"all {len(rows)} of {Path(rows[0]['input']).resolve().name}"),
         }
         for rows in groups.values()
         if len(rows) > 1
