@@ -32,14 +32,21 @@ def average(frames: list[np.ndarray], linear_light: bool) -> np.ndarray:
     return np.clip(np.rint(mean), 0, 255).astype(np.uint8)
 
 
-def pairs(
-    paths: list[Path], window: int, stride: int, linear_light: bool
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(blurred, sharp) for every whole window; only ``window`` frames are held at a time."""
+def check(frames: int, window: int, stride: int) -> None:
+    """Refuse, before anything is written, settings no camera could have recorded."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f"--window must be odd, so one frame is mid-exposure (got {window})")
     if stride < window:
         raise ValueError(f"--stride {stride} < --window {window}: exposures would overlap")
+    if frames < window:
+        raise ValueError(f"{frames} readable frames, fewer than one --window of {window}")
+
+
+def pairs(
+    paths: list[Path], window: int, stride: int, linear_light: bool
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(blurred, sharp) for every whole window; only ``window`` frames are held at a time."""
+    check(len(paths), window, stride)
     for start in range(0, len(paths) - window + 1, stride):
         frames = [read_rgb(p) for p in paths[start : start + window]]
         yield average(frames, linear_light), frames[window // 2]
@@ -54,18 +61,21 @@ def main() -> None:
     ap.add_argument("--stride", type=int, default=8, help="frames between exposure starts")
     ap.add_argument("--linear-light", action="store_true", help="average decoded sRGB")
     args = ap.parse_args()
+    if not args.frames.is_dir():
+        raise SystemExit(f"highspeed_pairs: no folder {args.frames}")
     paths = list_images(args.frames)
-    seq = args.out / (args.name or args.frames.name)
-    (seq / "blur").mkdir(parents=True, exist_ok=True)
-    (seq / "sharp").mkdir(exist_ok=True)
-    n = 0
+    seq = args.out / (args.name or args.frames.resolve().name)
     try:
+        check(len(paths), args.window, args.stride)
+        (seq / "blur").mkdir(parents=True, exist_ok=True)
+        (seq / "sharp").mkdir(exist_ok=True)
+        n = 0
         for n, (blur, sharp) in enumerate(
             pairs(paths, args.window, args.stride, args.linear_light), 1
         ):
             cv2.imwrite(str(seq / "blur" / f"{n:06d}.png"), blur[..., ::-1])
             cv2.imwrite(str(seq / "sharp" / f"{n:06d}.png"), sharp[..., ::-1])
-    except ValueError as exc:
+    except ValueError as exc:  # the settings, or an unreadable frame
         raise SystemExit(f"highspeed_pairs: {exc}") from None
     print(f"{n} blurred/sharp pairs from {len(paths)} frames in {seq}")
 

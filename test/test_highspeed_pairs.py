@@ -63,9 +63,9 @@ def test_linear_light_brightens_a_passing_highlight(tmp_path: Path) -> None:
     assert lin[:, 13].mean() > gamma[:, 13].mean() + 30
 
 
-def test_an_even_window_or_overlapping_exposures_are_refused(tmp_path: Path) -> None:
+def test_impossible_settings_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     recording(tmp_path / "fast", 9)
-    even = run(tmp_path / "fast", tmp_path / "out", "--window", 4, "--stride", 8)
-    assert even.returncode != 0 and "must be odd" in even.stderr
-    overlap = run(tmp_path / "fast", tmp_path / "out", "--window", 7, "--stride", 5)
-    assert overlap.returncode != 0 and "overlap" in overlap.stderr
+    for window, stride, message in ((4, 8, "must be odd"), (7, 5, "overlap"), (11, 11, "fewer")):
+        result = run(tmp_path / "fast", tmp_path / "out", "--window", window, "--stride", stride)
+        assert result.returncode != 0 and message in result.stderr
+    assert not (tmp_path / "out").exists()
