@@ -19,17 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sarn_ros.data.blur_synth import linear_to_srgb, srgb_to_linear
+from sarn_ros.data.blur_synth import transfer
 from sarn_ros.data.datasets import list_images, read_rgb
 
 
 def average(frames: list[np.ndarray], linear_light: bool) -> np.ndarray:
-    """The exposure of ``frames``: averaged in linear light (a sensor's integration, GoPro's
-    ``blur_gamma``) or as 8-bit values (GoPro's standard ``blur``), rounded to 8 bits."""
-    if linear_light:
-        return linear_to_srgb(np.mean([srgb_to_linear(f) for f in frames], axis=0))
-    mean = np.mean([f.astype(np.float32) for f in frames], axis=0)
-    return np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+    """The exposure of ``frames``, averaged as the generator averages its sub-frames: in
+    linear light (GoPro's ``blur_gamma``) or as 8-bit values (GoPro's standard ``blur``)."""
+    decode, encode = transfer(linear_light)
+    return encode(np.mean([decode(f) for f in frames], axis=0))
 
 
 def check(frames: int, window: int, stride: int) -> None:

@@ -71,6 +71,12 @@ def linear_to_srgb(x: np.ndarray) -> np.ndarray:
     return _to_uint8(np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055))
 
 
+def transfer(linear_light: bool) -> tuple[Callable, Callable]:
+    """(decode, encode) between 8-bit frames and the floats an exposure is averaged in:
+    linear light (a sensor's integration) or the 8-bit values as they are (GoPro's ``blur``)."""
+    return (srgb_to_linear, linear_to_srgb) if linear_light else (_unit, _to_uint8)
+
+
 def _flow(velocity: np.ndarray, s: float, center: tuple[float, float]) -> np.ndarray:
     """3x3 map of the image after moving for time ``s`` at the constant image-plane velocity
     (tx, ty px, angle rad, log-scale per interval), rotating and zooming about the image
@@ -256,7 +262,7 @@ def synthesize(
     # Drawn only for a mixed share, so sequences of the default (all linear light) keep their
     # random stream and evaluation sets stay the same.
     linear = p.linear_light >= 1.0 or (p.linear_light > 0 and rng.random() < p.linear_light)
-    decode, encode = (srgb_to_linear, linear_to_srgb) if linear else (_unit, _to_uint8)
+    decode, encode = transfer(linear)
     center = (w / 2.0, h / 2.0)
     offsets = (np.arange(p.subframes) + 0.5) / p.subframes - 0.5  # within the exposure
     k = 1.0
