@@ -41,10 +41,10 @@ deformable path, 3.36 s vs 3.96 s with torchvision's; ``sarn bench model --chann
 
 ``torch_compile=True`` runs the network through ``torch.compile`` (inductor, static shapes): on
 the 2-core CPU it measured 1.1-1.5x faster per frame in fp32 and 1.9-2.8x in bf16, with the same
-output (README, "torch.compile"), but the first frame of each new size (and precision, or batch
-of streams) waits for a compile of tens of seconds. If compiling fails (no C++ compiler, no
-Triton, an unsupported device), the engine logs one warning and runs eagerly; :attr:`compiled`
-tells which one runs.
+output (docs/measurements.md, "torch.compile"), but the first frame of each new size (and
+precision, or batch of streams) waits for a compile of tens of seconds. If compiling fails (no
+C++ compiler, no Triton, an unsupported device), the engine logs one warning and runs eagerly;
+:attr:`compiled` tells which one runs.
 
 Diagnostics (read by the ROS node; :meth:`StreamDeblurrer.stats` returns them as a dict):
 
