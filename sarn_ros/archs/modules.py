@@ -212,7 +212,14 @@ class PooledSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
-        pooled = F.avg_pool2d(x, self.stride, ceil_mode=True) if min(h, w) > 1 else x
+        # Edge windows cut short by ceil_mode average what they hold. PyTorch does that either
+        # way; saying count_include_pad=False makes the exported ONNX AveragePool say so too
+        # (onnxruntime 1.16 divided those windows by the whole kernel with the flag on).
+        pooled = (
+            F.avg_pool2d(x, self.stride, ceil_mode=True, count_include_pad=False)
+            if min(h, w) > 1
+            else x
+        )
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,hw,qk
         k = self.key(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,qk
         v = self.value(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,c
