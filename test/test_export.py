@@ -24,7 +24,10 @@ needs_exporter = pytest.mark.skipif(
 
 @pytest.mark.slow
 @needs_exporter
-def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoint):
+@pytest.mark.parametrize("opset", [None, 18])
+def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoint, opset):
+    """The default opset (17, TensorRT 8.5/8.6) goes through the exporter's down-conversion and
+    the Split repair; 18 is the exporter's own. Both get the oldest IR version that has them."""
     out = tmp_path / "step.onnx"
     result = subprocess.run(
         [
@@ -38,6 +41,7 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
             "48",
             "--width",
             "64",
+            *(["--opset", str(opset)] if opset else []),
         ],
         capture_output=True,
         text=True,
@@ -46,6 +50,26 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
     assert result.returncode == 0, result.stderr
     err = float(re.search(r"max abs error ([\d.e+-]+)", result.stdout).group(1))
     assert err < 1e-4
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load(str(out))
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [
+        opset or export.DEFAULT_OPSET
+    ]
+    assert proto.ir_version == 8  # ONNX 1.12's, for onnxruntime < 1.18 and TensorRT 8.x
+    # ceil_mode edge windows averaged over what they hold, said explicitly: onnxruntime 1.16
+    # divided them by the whole kernel under count_include_pad=1 (6/255 off at 320x240)
+    pools = [n for n in proto.graph.node if n.op_type == "AveragePool"]
+    assert pools and all(
+        onnx.helper.get_attribute_value(a) == 0
+        for n in pools
+        for a in n.attribute
+        if a.name == "count_include_pad"
+    )
+    splits = [n for n in proto.graph.node if n.op_type == "Split"]
+    assert splits  # the ConvLSTM's gates
+    if opset is None:
+        assert all(len(n.input) == 2 for n in splits)
+        assert not any(a.name == "num_outputs" for n in splits for a in n.attribute)
     # A size the export never saw: one step from zero state equals the model's step().
     model = load_model(tiny_recurrent_checkpoint, deform_impl="grid_sample")
     stack = torch.rand(1, 15, 36, 44)
@@ -106,7 +130,39 @@ def test_single_image_export_and_bad_size(tmp_path):
     assert bad.returncode == 2 and "multiples of 4" in bad.stderr
     args = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "t.onnx")]
     assert cli.main([*args, "--height", "4", "--width", "8"]) == 2  # before any model work
+    assert cli.main([*args, "--opset", "15"]) == 2  # no GridSample before 16
     assert not (tmp_path / "t.onnx").exists()
+
+
+def split_graph(opset: int, channels: int):
+    """A one-node graph as the exporter leaves it below opset 18: Split with num_outputs."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, channels, 2, 3])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, None, 2, 3]) for n in "ab"]
+    node = helper.make_node("Split", ["x"], ["a", "b"], axis=1, num_outputs=2)
+    graph = helper.make_graph([node], "g", [x], outs)
+    return onnx, helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def test_split_sizes_made_explicit_below_opset_18():
+    """The exporter's opset-17 file kept Split's opset-18 attribute and would not load; the
+    repaired one splits as the network did."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx, proto = split_graph(17, 4)
+    with pytest.raises(onnx.checker.ValidationError, match="num_outputs"):
+        onnx.checker.check_model(proto, full_check=True)
+    assert export.explicit_split_sizes(proto) == 1
+    onnx.checker.check_model(proto, full_check=True)
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.arange(24, dtype=np.float32).reshape(1, 4, 2, 3)
+    a, b = session.run(None, {"x": x})
+    np.testing.assert_array_equal(a, x[:, :2])
+    np.testing.assert_array_equal(b, x[:, 2:])
+    _, odd = split_graph(17, 5)
+    with pytest.raises(export.ExportError, match="--opset 18"):
+        export.explicit_split_sizes(odd)
 
 
 def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, capsys):
@@ -137,3 +193,22 @@ def test_missing_onnx_packages_are_named_before_exporting(monkeypatch, tmp_path,
         f"sarn export: error: needs the Python packages {missing}, not among sarn_ros's ROS "
         f"dependencies: python3 -m pip install --user {missing}"
     ]
+
+
+@pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
+def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, capsys):
+    """An exporter or runtime failure (an opset it cannot convert to, ...) must not leave a
+    file that looks like an export behind."""
+    ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "s.pth")
+    out = tmp_path / "x.onnx"
+
+    def half_written(model, path, h, w, opset):
+        path.write_bytes(b"not onnx")
+        raise RuntimeError("converter gave up\ntraceback details")
+
+    monkeypatch.setattr(export, "find_spec", lambda name: True)
+    monkeypatch.setattr(export, "export", half_written)
+    assert cli.main(["export", "--weights", str(ckpt), "-o", str(out), "--opset", "19"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["sarn export: error: opset 19: converter gave up"]
+    assert not out.exists()

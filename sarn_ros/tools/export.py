@@ -8,7 +8,8 @@ runtime keeps it between frames exactly as the streaming engine does (the 15-cha
 Height and width are dynamic but must be multiples of 4 (the engine pads with edge replication
 before calling the network; do the same, then crop). Deformable convolutions are exported
 through their grid_sample form (ONNX GridSample, opset >= 16), which onnxruntime and TensorRT
-(>= 8.5) run; the attention decomposes to MatMul/Softmax.
+(>= 8.5) run; the attention decomposes to MatMul/Softmax. The default opset, 17, is the newest
+that TensorRT 8.5 and 8.6 (JetPack 5 and 6.0) support; TensorRT 10 reads 9 to 20.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import inspect
 import sys
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,6 +27,14 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, load_model
+
+MIN_OPSET = 16  # GridSample
+DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
+SPLIT_NUM_OUTPUTS_OPSET = 18
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be written as asked; the message is the user's one line."""
 
 
 class SingleGraph(nn.Module):
@@ -56,7 +66,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     p.add_argument("--height", type=int, default=480, help="example height (multiple of 4)")
     p.add_argument("--width", type=int, default=640, help="example width (multiple of 4)")
-    p.add_argument("--opset", type=int, default=18)
+    p.add_argument(
+        "--opset",
+        type=int,
+        default=DEFAULT_OPSET,
+        help=f"ONNX opset, {MIN_OPSET} (GridSample) or newer; {DEFAULT_OPSET}: TensorRT >= 8.5",
+    )
     p.set_defaults(func=run)
 
 
@@ -102,7 +117,61 @@ def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Modul
         dynamo=True,
         **single_file,
     )
+    import onnx
+
+    proto = onnx.load(str(path))
+    if opset < SPLIT_NUM_OUTPUTS_OPSET:
+        explicit_split_sizes(proto)
+    proto.ir_version = min(proto.ir_version, oldest_ir_version(opset))
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
     return graph
+
+
+def oldest_ir_version(opset: int) -> int:
+    """The oldest ONNX IR version that carries ``opset``: the exporter writes its own (10 with
+    onnx 1.16+), which onnxruntime before 1.18 (as on JetPack 5) refuses to load, though the
+    graph uses nothing newer than the opset."""
+    from onnx.helper import VERSION_TABLE
+
+    known = [ir for _, ir, ai_onnx, *_ in VERSION_TABLE if ai_onnx >= opset]
+    if not known:
+        newest = max(ai_onnx for _, _, ai_onnx, *_ in VERSION_TABLE)
+        raise ExportError(f"the installed onnx knows opsets up to {newest}")
+    return min(known)
+
+
+def explicit_split_sizes(proto: Any) -> int:
+    """Give every Split its part sizes as the ``split`` input of opset 13-17, in place of the
+    ``num_outputs`` attribute that only opset 18 has. The exporter builds at 18 and converts
+    down, keeping the attribute, and that file fails ONNX's checker and onnxruntime. Returns
+    how many nodes changed."""
+    from onnx import helper, numpy_helper
+
+    shapes = {v.name: v for v in (*proto.graph.value_info, *proto.graph.input)}
+    changed = 0
+    for node in proto.graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        if node.op_type != "Split" or "num_outputs" not in attrs:
+            continue
+        parts = helper.get_attribute_value(attrs["num_outputs"])
+        axis = helper.get_attribute_value(attrs["axis"]) if "axis" in attrs else 0
+        info = shapes.get(node.input[0])
+        dims = info.type.tensor_type.shape.dim if info is not None else []
+        size = dims[axis].dim_value if -len(dims) <= axis < len(dims) else 0
+        if not size or size % parts:
+            raise ExportError(
+                f"a Split of {node.input[0]!r} into {parts} has no static, evenly divisible "
+                f"size below opset {SPLIT_NUM_OUTPUTS_OPSET}; use --opset {SPLIT_NUM_OUTPUTS_OPSET}"
+            )
+        name = f"{node.name or node.output[0]}_sizes"
+        proto.graph.initializer.append(
+            numpy_helper.from_array(np.full(parts, size // parts, dtype=np.int64), name)
+        )
+        node.input.append(name)
+        node.attribute.remove(attrs["num_outputs"])
+        changed += 1
+    return changed
 
 
 def validate(graph: nn.Module, model: nn.Module, path: Path, sizes: list[tuple[int, int]]) -> float:
@@ -145,6 +214,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.opset < MIN_OPSET:
+        print(
+            f"sarn export: error: --opset {args.opset}: the deformable convolutions need "
+            f"GridSample, opset {MIN_OPSET} or newer",
+            file=sys.stderr,
+        )
+        return 2
     if args.height % 4 or args.width % 4 or min(args.height, args.width) < 8:
         print(
             "sarn export: error: --height and --width must be multiples of 4, at least 8 "
@@ -157,9 +233,15 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"sarn export: error: {exc}", file=sys.stderr)
         return 2
-    graph = export(model, args.output, args.height, args.width, args.opset)
     sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
-    err = validate(graph, model, args.output, sizes)
+    try:
+        graph = export(model, args.output, args.height, args.width, args.opset)
+        err = validate(graph, model, args.output, sizes)
+    except Exception as exc:  # exporter, converter or onnxruntime: no half-valid file left
+        args.output.unlink(missing_ok=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"sarn export: error: opset {args.opset}: {first}", file=sys.stderr)
+        return 2
     kind = (
         "one recurrent step (stack, h, c)"
         if isinstance(model, RecurrentSARN)
