@@ -214,7 +214,7 @@ class PooledSelfAttention(nn.Module):
         n, c, h, w = x.shape
         # Edge windows cut short by ceil_mode average what they hold. PyTorch does that either
         # way; saying count_include_pad=False makes the exported ONNX AveragePool say so too
-        # (onnxruntime 1.16 divided those windows by the whole kernel with the flag on).
+        # (onnxruntime 1.16 and 1.17 divided those windows by the whole kernel with it on).
         pooled = (
             F.avg_pool2d(x, self.stride, ceil_mode=True, count_include_pad=False)
             if min(h, w) > 1
