@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 import subprocess
 from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from sarn_ros import StreamDeblurrer
 from sarn_ros.archs import SARN
 from sarn_ros.checkpoint import load_model, save_checkpoint
 from sarn_ros.resources import script_command
 from sarn_ros.tools import cli, export
 
 SARN_CLI = script_command("sarn")
+REPO = Path(__file__).resolve().parent.parent
 needs_exporter = pytest.mark.skipif(
     not export.has_dynamo_exporter() or find_spec("onnxscript") is None,
     reason="this PyTorch has no dynamo ONNX exporter (< 2.5), or onnxscript is not installed",
@@ -85,6 +88,20 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
     frame, h_out, _ = session.run(None, {"stack": stack.numpy(), "h": h.numpy(), "c": c.numpy()})
     assert np.abs(frame - ref.numpy()).max() < 1e-4
     assert np.abs(h_out - ref_h.numpy()).max() < 1e-4
+    # README's loop around the step gives the engine's frames, at a size that needs padding
+    deblur_clip = readme_loop()
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (30, 42, 3))
+    frames = [np.roll(base, 2 * i, axis=1).astype(np.uint8) for i in range(6)]
+    for future in (2, 0):
+        engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=future)
+        want = [o.image for i, f in enumerate(frames) for o in engine.push(f, i * 33_000_000)]
+        want += [o.image for o in engine.flush()]
+        got = deblur_clip(session, frames, future_frames=future)
+        assert len(got) == len(want) == len(frames)
+        for g, w in zip(got, want, strict=True):
+            assert g.shape == w.shape and g.dtype == w.dtype
+            assert np.abs(g.astype(int) - w).max() <= 1  # rounding of equal floats
 
 
 @pytest.mark.slow
@@ -132,6 +149,16 @@ def test_single_image_export_and_bad_size(tmp_path):
     assert cli.main([*args, "--height", "4", "--width", "8"]) == 2  # before any model work
     assert cli.main([*args, "--opset", "15"]) == 2  # no GridSample before 16
     assert not (tmp_path / "t.onnx").exists()
+
+
+def readme_loop():
+    """README's ``deblur_clip`` (Deployment), run as written."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    (code,) = [b for b in blocks if "def deblur_clip" in b]
+    namespace: dict = {}
+    exec(code, namespace)
+    return namespace["deblur_clip"]
 
 
 def split_graph(opset: int, channels: int):
