@@ -10,6 +10,9 @@ Every front end (ROS node, ``sarn deblur``, evaluation, benchmarks) goes through
     for out in engine.flush():                   # the look-ahead rest at the end of a stream
         use(out.image, out.stamp)
 
+The model is an ``nn.Module``, a checkpoint path or packaged name, or a ``.onnx`` graph of
+``sarn export``, whose network calls go to onnxruntime (:mod:`sarn_ros.onnx_net`).
+
 Per stream the engine keeps the ConvLSTM state (h, c), the last two outputs (clamped to [0, 1],
 fp32, on the device) and a look-ahead buffer of up to ``future_frames`` blurred frames that were
 uploaded once, on arrival. A frame is deblurred when ``future_frames`` later frames have arrived
@@ -80,6 +83,7 @@ from torch import nn
 from .archs import SARN, RecurrentSARN, fusion_inputs
 from .archs.modules import check_deform_kernel, deform_path
 from .checkpoint import load_model
+from .onnx_net import OnnxNet, is_onnx
 
 log = logging.getLogger(__name__)
 
@@ -228,26 +232,46 @@ class StreamDeblurrer:
         batch_streams: bool | None = None,
         torch_compile: bool = False,
     ) -> None:
+        self.onnx = is_onnx(model)
+        if self.onnx:
+            if device not in ("auto", "cpu"):
+                raise ValueError(f"an ONNX graph runs on the CPU (onnxruntime), not {device!r}")
+            if torch_compile:
+                raise ValueError("torch_compile does not apply to an ONNX graph (onnxruntime)")
+            device = "cpu"
         self.device = resolve_device(device)
         self.precision = precision  # checked by its setter
-        if isinstance(model, nn.Module):
-            self.model_name = str(getattr(model, "meta", {}).get("name", type(model).__name__))
-        else:
+        self.model: nn.Module | OnnxNet
+        if self.onnx:
             self.model_name = str(model)
-            model = load_model(model, device="cpu")
-        if not isinstance(model, SARN | RecurrentSARN):
-            raise TypeError(f"expected a SARN or RecurrentSARN model, got {type(model).__name__}")
-        self.model = model.to(self.device).eval()
-        check_deform_kernel(self.device)
-        self.deform_path = deform_path(self.model, self.device)  # reported by the node
-        self.is_recurrent = isinstance(model, RecurrentSARN)
-        # channels-last measured faster on CPU as well (module docstring); None = on.
-        self.channels_last = True if channels_last is None else channels_last
-        if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            self.model = OnnxNet(Path(str(model)))
+            self.deform_path = "onnxruntime"
+            self.is_recurrent = self.model.is_recurrent
+            self.channels_last = False
+        else:
+            if isinstance(model, nn.Module):
+                name = getattr(model, "meta", {}).get("name", type(model).__name__)
+                self.model_name = str(name)
+            else:
+                self.model_name = str(model)
+                model = load_model(model, device="cpu")
+            if not isinstance(model, SARN | RecurrentSARN):
+                raise TypeError(
+                    f"expected a SARN or RecurrentSARN model, got {type(model).__name__}"
+                )
+            self.model = model.to(self.device).eval()
+            check_deform_kernel(self.device)
+            self.deform_path = deform_path(self.model, self.device)  # reported by the node
+            self.is_recurrent = isinstance(model, RecurrentSARN)
+            # channels-last measured faster on CPU as well (module docstring); None = on.
+            self.channels_last = True if channels_last is None else channels_last
+            if self.channels_last:
+                self.model.to(memory_format=torch.channels_last)
         self.max_gap_s = max_gap_s  # checked by its setter
-        # batching equal-sized streams pays on GPUs, not on CPUs (module docstring); None = auto
-        self.batch_streams = self.device.type != "cpu" if batch_streams is None else batch_streams
+        # batching equal-sized streams pays on GPUs, not on CPUs (module docstring); None = auto;
+        # an exported graph takes one frame at a time
+        auto = self.device.type != "cpu"
+        self.batch_streams = not self.onnx and (auto if batch_streams is None else batch_streams)
         net = self.model.step if self.is_recurrent else self.model
         self._net: Callable[..., Any] = CompiledCall(net, self.model_name) if torch_compile else net
         self._pinned = self.device.type == "cuda"
@@ -290,6 +314,8 @@ class StreamDeblurrer:
 
     @precision.setter
     def precision(self, value: str) -> None:
+        if self.onnx and value != "fp32":
+            raise ValueError(f"an ONNX graph runs in fp32 (onnxruntime), not {value!r}")
         self._precision = resolve_precision(value, self.device)
 
     @property

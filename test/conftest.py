@@ -58,6 +58,22 @@ def tiny_recurrent_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_recurrent_onnx(tiny_recurrent_checkpoint: Path, tmp_path_factory) -> Path:
+    """``tiny_recurrent_checkpoint`` through ``sarn export``'s own export (default opset)."""
+    from importlib.util import find_spec
+
+    from sarn_ros.checkpoint import load_model
+    from sarn_ros.tools import export
+
+    if not export.has_dynamo_exporter() or find_spec("onnxscript") is None:
+        pytest.skip("no dynamo ONNX exporter (PyTorch < 2.5) or no onnxscript")
+    model = load_model(tiny_recurrent_checkpoint, deform_impl="grid_sample")
+    path = tmp_path_factory.mktemp("onnx") / "tiny_recurrent.onnx"
+    export.export(model, path, 32, 32, export.DEFAULT_OPSET)
+    return path
+
+
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data beside the checkout; tests that need it skip when it is absent."""
     if not SHARED_DATA.is_dir():

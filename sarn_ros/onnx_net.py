@@ -1,0 +1,84 @@
+"""A graph written by ``sarn export``, run by onnxruntime as the streaming engine's network.
+
+Only the network call changes: the engine keeps the look-ahead, the previous outputs, the
+recurrent state and the conversions, so a ``.onnx`` file gives the frames its checkpoint
+gives (test_onnx_net). On the 2-core CPU onnxruntime ran the recurrent step about twice as
+fast as PyTorch's eager fp32 (README, "Deployment"), with no compile to wait for: the choice
+for CPUs without native bf16. fp32 only; onnxruntime's CPU provider.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .archs.sarn_arch import pad_to_multiple
+from .checkpoint import CheckpointError, first_line
+
+RECURRENT_INPUTS = ["stack", "h", "c"]
+SINGLE_INPUTS = ["frame"]
+
+
+def is_onnx(weights: object) -> bool:
+    return isinstance(weights, str | Path) and str(weights).lower().endswith(".onnx")
+
+
+class OnnxNet:
+    """The callables the engine uses of a model (``step`` and ``init_state``, or a call per
+    frame) over one onnxruntime session; tensors are CPU float32."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"weights file not found: {path}")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise CheckpointError(
+                f"{path}: ONNX weights need onnxruntime, not among sarn_ros's ROS "
+                "dependencies: python3 -m pip install --user onnxruntime"
+            ) from None
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()  # the node's cpu_threads
+        try:
+            self.session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime's own error types, one per failure kind
+            raise CheckpointError(f"cannot load {path} in onnxruntime: {first_line(exc)}") from None
+        inputs = self.session.get_inputs()
+        names = [i.name for i in inputs]
+        if names not in (RECURRENT_INPUTS, SINGLE_INPUTS):
+            raise CheckpointError(
+                f"{path} is not a graph of `sarn export` (inputs {names}, expected "
+                f"{RECURRENT_INPUTS} or {SINGLE_INPUTS})"
+            )
+        self.is_recurrent = names == RECURRENT_INPUTS
+        self.state_channels = int(inputs[1].shape[1]) if self.is_recurrent else 0
+
+    def init_state(
+        self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero (h, c) for frames of ``height`` x ``width``, as ``RecurrentSARN.init_state``."""
+        shape = (batch, self.state_channels, -(-height // 4), -(-width // 4))
+        return torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
+
+    def step(
+        self, stack: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        x, h, w = pad_to_multiple(stack)
+        out, hid, cell = self.session.run(
+            None, {"stack": _array(x), "h": _array(state[0]), "c": _array(state[1])}
+        )
+        return torch.from_numpy(out)[..., :h, :w], (torch.from_numpy(hid), torch.from_numpy(cell))
+
+    def __call__(self, frame: torch.Tensor) -> torch.Tensor:
+        x, h, w = pad_to_multiple(frame)
+        (out,) = self.session.run(None, {"frame": _array(x)})
+        return torch.from_numpy(out)[..., :h, :w]
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().contiguous().numpy()

@@ -1,0 +1,116 @@
+"""An exported graph as the engine's network: the checkpoint's frames, from onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sarn_ros import StreamDeblurrer
+from sarn_ros.checkpoint import CheckpointError
+from sarn_ros.ensemble import make_engine
+from sarn_ros.evaluation import deblur_sequence
+from sarn_ros.onnx_net import OnnxNet
+from sarn_ros.tools import cli
+
+pytest.importorskip("onnxruntime")
+
+
+def clip(n: int = 6, h: int = 30, w: int = 42) -> list[np.ndarray]:
+    """Moving random texture at a size that needs padding to a multiple of 4."""
+    base = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    return [np.roll(base, 2 * i, axis=1) for i in range(n)]
+
+
+def assert_same_frames(got: list[np.ndarray], want: list[np.ndarray]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        assert np.abs(g.astype(int) - w).max() <= 1  # rounding of nearly equal floats
+
+
+@pytest.mark.slow
+def test_onnx_engine_gives_the_checkpoints_frames(tiny_recurrent_checkpoint, tiny_recurrent_onnx):
+    frames = clip()
+    for future in (2, 0):
+        ref = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=future)
+        onnx = StreamDeblurrer(tiny_recurrent_onnx, device="auto", future_frames=future)
+        assert onnx.deform_path == "onnxruntime" and onnx.device.type == "cpu"
+        assert onnx.is_recurrent and not onnx.batch_streams
+        assert_same_frames(deblur_sequence(onnx, frames, "a"), deblur_sequence(ref, frames, "a"))
+    # several streams (a self-ensemble's members are streams) and grey frames
+    grey = [f[..., 0] for f in frames]
+    ref = make_engine(tiny_recurrent_checkpoint, self_ensemble=2, device="cpu")
+    onnx = make_engine(tiny_recurrent_onnx, self_ensemble=2, device="cpu")
+    assert_same_frames(deblur_sequence(onnx, grey, "g"), deblur_sequence(ref, grey, "g"))
+
+
+@pytest.mark.slow
+def test_onnx_engine_refuses_what_onnxruntime_does_not_do(tiny_recurrent_onnx):
+    with pytest.raises(ValueError, match="fp32"):
+        StreamDeblurrer(tiny_recurrent_onnx, precision="bf16")
+    with pytest.raises(ValueError, match="torch_compile"):
+        StreamDeblurrer(tiny_recurrent_onnx, torch_compile=True)
+    with pytest.raises(ValueError, match="CPU"):
+        StreamDeblurrer(tiny_recurrent_onnx, device="cuda")
+    engine = StreamDeblurrer(tiny_recurrent_onnx)
+    with pytest.raises(ValueError, match="fp32"):
+        engine.precision = "fp16"  # a live change, as the node would make
+    assert engine.precision == "fp32"
+
+
+@pytest.mark.slow
+def test_sarn_deblur_takes_an_onnx_file(tmp_path, tiny_recurrent_onnx, tiny_recurrent_checkpoint):
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, f in enumerate(clip(4)):
+        cv2.imwrite(str(src / f"{i:02d}.png"), f)
+    for name, weights in (("onnx", tiny_recurrent_onnx), ("pth", tiny_recurrent_checkpoint)):
+        argv = ["deblur", str(src), "-o", str(tmp_path / name), "--weights", str(weights)]
+        assert cli.main([*argv, "--device", "cpu"]) == 0
+    for i in range(4):
+        a, b = (cv2.imread(str(tmp_path / d / f"{i:02d}.png")) for d in ("onnx", "pth"))
+        assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_files_that_are_no_export_are_one_line_errors(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    with pytest.raises(CheckpointError, match="not found"):
+        OnnxNet(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00 not a protobuf")
+    with pytest.raises(CheckpointError, match="cannot load") as err:
+        OnnxNet(junk)
+    assert "\n" not in str(err.value)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    graph = helper.make_graph([helper.make_node("Relu", ["image"], ["y"])], "g", [x], [y])
+    other = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), other)
+    with pytest.raises(CheckpointError, match="not a graph of `sarn export`"):
+        OnnxNet(other)
+
+
+@pytest.mark.slow
+def test_single_image_graph_gives_the_checkpoints_frames(tmp_path, tiny_recurrent_onnx):
+    """(``tiny_recurrent_onnx`` only for its skip: the same exporter is needed.)"""
+    import torch
+
+    from sarn_ros.archs import SARN
+    from sarn_ros.checkpoint import load_model, save_checkpoint
+    from sarn_ros.tools import export
+
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(
+        SARN(channels=8, blocks_per_level=1, attention_stride=4), tmp_path / "s.pth"
+    )
+    path = tmp_path / "s.onnx"
+    export.export(load_model(ckpt, deform_impl="grid_sample"), path, 32, 32, export.DEFAULT_OPSET)
+    onnx = StreamDeblurrer(path, device="cpu")
+    assert not onnx.is_recurrent and onnx.future_frames == 0
+    ref = StreamDeblurrer(ckpt, device="cpu")
+    frames = clip(3)
+    assert_same_frames(deblur_sequence(onnx, frames, "s"), deblur_sequence(ref, frames, "s"))
