@@ -384,6 +384,31 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
         assert not result.successful and result.reason, name
 
 
+def test_an_exported_onnx_graph_serves_as_weights(
+    ros, tiny_recurrent_checkpoint, tiny_recurrent_onnx
+):
+    """weights: <file>.onnx runs the same frames through onnxruntime; the precision it cannot
+    run is refused live, not left to fail in the worker."""
+    node, start = ros
+    proc = start(tiny_recurrent_onnx, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    src = frames(6)
+    stamps = [30 * SEC + i * SEC // 30 for i in range(6)]
+    play(node, cam, src, stamps, "rgb8")
+    assert spin_until(node, lambda: len(cam.outputs) == 6, 30)
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
+    for msg, exp in zip(cam.outputs, engine_frames(engine, src), strict=True):
+        assert np.abs(image_to_numpy(msg).astype(int) - exp).max() <= 1
+    assert spin_until(node, lambda: diag.values.get("deformable conv") == "onnxruntime", 10)
+    bf16 = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="bf16")
+    result = set_param(node, "precision", bf16)
+    assert not result.successful and "fp32" in result.reason
+    fp32 = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="fp32")
+    assert set_param(node, "precision", fp32).successful
+
+
 def test_reset_service_restarts_the_state_at_the_next_frame(ros, tiny_recurrent_checkpoint):
     node, start = ros
     # no idle flush (max_gap_s 0): the held look-ahead comes out only when the reset ends it

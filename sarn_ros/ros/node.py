@@ -201,7 +201,7 @@ class DeblurNode(Node):
             max_gap_s=None,  # gaps are found at intake, see enqueue
             torch_compile=self.torch_compile,
         )
-        if device == "auto" and self.engine.device.type == "cpu":
+        if device == "auto" and self.engine.device.type == "cpu" and not self.engine.onnx:
             self.get_logger().warning(
                 "device=auto: no CUDA device found, running on the CPU (slow; "
                 "torch_compile:=true helps, and precision:=bf16 on CPUs with AVX512-BF16/AMX)"
@@ -256,6 +256,9 @@ class DeblurNode(Node):
         parameters and ranges are enforced by rclpy from the descriptors."""
         for p in params:
             if p.name in BY_NAME and (reason := validate(p.name, p.value)) is not None:
+                return SetParametersResult(successful=False, reason=reason)
+            if p.name == "precision" and self.engine.onnx and p.value != "fp32":
+                reason = "an ONNX graph runs in fp32 (onnxruntime)"
                 return SetParametersResult(successful=False, reason=reason)
         with self.lock:
             for p in params:

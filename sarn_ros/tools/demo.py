@@ -23,6 +23,7 @@ import numpy as np
 
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..ensemble import MEMBERS
+from ..onnx_net import OnnxNet, is_onnx
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -93,7 +94,11 @@ def stop_node(proc: subprocess.Popen) -> str:
 def run(args: argparse.Namespace) -> int:
     blurred, sharp = load_sample()
     try:  # a single-image model ignores future_frames; say what the node really does
-        recurrent = read_checkpoint(args.weights)["arch"] == "RecurrentSARN"
+        recurrent = (
+            OnnxNet(args.weights).is_recurrent
+            if is_onnx(args.weights)
+            else read_checkpoint(args.weights)["arch"] == "RecurrentSARN"
+        )
     except CheckpointError as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 2
