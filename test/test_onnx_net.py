@@ -74,6 +74,25 @@ def test_sarn_deblur_takes_an_onnx_file(tmp_path, tiny_recurrent_onnx, tiny_recu
         assert np.abs(a.astype(int) - b).max() <= 1
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("tool", ["deblur", "eval"])
+def test_settings_an_onnx_graph_cannot_run_are_one_error_line(
+    tmp_path, capsys, tiny_recurrent_onnx, tool
+):
+    import cv2
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, f in enumerate(clip(3)):
+        cv2.imwrite(str(src / f"{i:02d}.png"), f)
+    io = [str(src), "-o", str(tmp_path / "out")] if tool == "deblur" else ["--no-gt", str(src)]
+    for option in (["--precision", "bf16"], ["--torch-compile"]):
+        argv = [tool, *io, "--weights", str(tiny_recurrent_onnx), *option]
+        assert cli.main(argv) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]  # no bar
+        assert len(err) == 1 and "ONNX graph" in err[0], err
+
+
 def test_files_that_are_no_export_are_one_line_errors(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper

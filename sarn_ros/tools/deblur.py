@@ -102,15 +102,18 @@ def run(args: argparse.Namespace) -> int:
         if args.skip_frames < 0 or (args.max_frames is not None and args.max_frames < 1):
             raise offline.InputError("--skip-frames >= 0 and --max-frames >= 1")
         window = offline.Window(args.skip_frames, args.max_frames)
-        engine = make_engine(
-            args.weights,
-            self_ensemble=args.self_ensemble,
-            device=args.device,
-            precision=args.precision,
-            future_frames=args.future_frames,
-            max_gap_s=None if kind != "bag" else 0.5,
-            torch_compile=args.torch_compile,
-        )
+        try:
+            engine = make_engine(
+                args.weights,
+                self_ensemble=args.self_ensemble,
+                device=args.device,
+                precision=args.precision,
+                future_frames=args.future_frames,
+                max_gap_s=None if kind != "bag" else 0.5,
+                torch_compile=args.torch_compile,
+            )
+        except ValueError as exc:  # settings the weights cannot run with (an ONNX graph: fp32)
+            raise offline.InputError(str(exc)) from None
         bar = tqdm(
             unit="frame", desc=f"deblurring {args.input.name}", dynamic_ncols=True, leave=False
         )

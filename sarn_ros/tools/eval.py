@@ -153,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
                 max_gap_s=None,
                 torch_compile=args.torch_compile,
             )
-        except (CheckpointError, RuntimeError) as exc:
+        except (CheckpointError, RuntimeError, ValueError) as exc:
             bar.close()
             print(f"sarn eval: error: {exc}", file=sys.stderr)
             return 2
