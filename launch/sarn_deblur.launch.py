@@ -27,7 +27,10 @@ PACKAGE = "sarn_ros"
 ARGUMENTS = {
     "namespace": ("camera", "Camera namespace: <namespace>/image_raw is deblurred."),
     "params_file": ("", "Parameter file (default: the packaged config/sarn_deblur.yaml)."),
-    "weights": ("", "Checkpoint path or packaged name: sarn_recurrent or sarn_single."),
+    "weights": (
+        "",
+        "Checkpoint path or packaged name (sarn_recurrent, sarn_single), or a sarn export .onnx.",
+    ),
     "device": ("", "auto, cpu, cuda or cuda:N."),
     "precision": ("", "fp32, fp16 (CUDA) or bf16 (CUDA, CPUs with AVX512-BF16/AMX)."),
     "future_frames": ("", "Look-ahead frames 0..2 (latency in frames)."),
