@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..archs import RecurrentSARN
-from ..checkpoint import CheckpointError, load_model
+from ..checkpoint import CheckpointError, first_line, load_model
 
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
@@ -239,8 +239,7 @@ def run(args: argparse.Namespace) -> int:
         err = validate(graph, model, args.output, sizes)
     except Exception as exc:  # exporter, converter or onnxruntime: no half-valid file left
         args.output.unlink(missing_ok=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"sarn export: error: opset {args.opset}: {first}", file=sys.stderr)
+        print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
         return 2
     kind = (
         "one recurrent step (stack, h, c)"
