@@ -527,6 +527,12 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
         "torch.distributed.run",
         "--standalone",
         "--nproc_per_node=2",
+        # each rank's output also in files, whose tails a failure shows (the console's last
+        # 2000 characters held only torchrun's report when a rank died of a signal once)
+        "--log-dir",
+        str(tmp_path / "ranks"),
+        "--tee",
+        "3",
         "-m",
         "sarn_ros.tools.cli",
     ]
@@ -536,13 +542,14 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
     cmd += ["--blur-px", "4", "--device", "cpu", "--channels", "8", "--blocks-per-level", "1"]
     cmd += ["--num-drm", "1", "--lstm-channels", "8", "--attention-stride", "4"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
+    env["PYTHONFAULTHANDLER"] = "1"  # a rank killed by a signal prints where it was
     env["TMPDIR"] = str(tmp_path)  # torchrun leaves a torchelastic_* folder in it per run
     for steps, resumed in ((2, False), (4, True)):
         extra = ["--steps", str(steps), *(["--resume"] if resumed else [])]
         run = subprocess.run(
             cmd + extra, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
         )
-        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.returncode == 0, run.stderr[-2000:] + rank_logs(tmp_path / "ranks")
         assert run.stdout.count("resumed") == int(resumed)  # rank 0 speaks for both
         assert run.stdout.count("training data:") == 1
         assert run.stdout.count("best val PSNR") == 1  # rank 1 held a stale history
@@ -555,6 +562,12 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
         "latest.pth",
         "tb",
     ]
+
+
+def rank_logs(folder: Path) -> str:
+    """The last lines of every rank's stderr that torchrun wrote under ``folder``."""
+    logs = sorted(folder.rglob("stderr.log"))
+    return "".join(f"\n--- {p.relative_to(folder)}\n{p.read_text()[-1500:]}" for p in logs)
 
 
 TINY_ARGS = ["--channels", "8", "--blocks-per-level", "1", "--num-drm", "1"]
