@@ -234,7 +234,7 @@ class StreamDeblurrer:
     ) -> None:
         self.onnx = is_onnx(model)
         if self.onnx:
-            if device not in ("auto", "cpu"):
+            if str(device) not in ("auto", "cpu"):  # also a torch.device
                 raise ValueError(f"an ONNX graph runs on the CPU (onnxruntime), not {device!r}")
             if torch_compile:
                 raise ValueError("torch_compile does not apply to an ONNX graph (onnxruntime)")

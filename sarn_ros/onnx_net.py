@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .archs.sarn_arch import pad_to_multiple
+from .archs.sarn_arch import SIZE_MULTIPLE, pad_to_multiple
 from .checkpoint import CheckpointError, first_line
 
 RECURRENT_INPUTS = ["stack", "h", "c"]
@@ -62,7 +62,12 @@ class OnnxNet:
         self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero (h, c) for frames of ``height`` x ``width``, as ``RecurrentSARN.init_state``."""
-        shape = (batch, self.state_channels, -(-height // 4), -(-width // 4))
+        shape = (
+            batch,
+            self.state_channels,
+            -(-height // SIZE_MULTIPLE),
+            -(-width // SIZE_MULTIPLE),
+        )
         return torch.zeros(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)
 
     def step(
