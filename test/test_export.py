@@ -7,6 +7,7 @@ import subprocess
 from importlib.util import find_spec
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -15,7 +16,7 @@ from sarn_ros import StreamDeblurrer
 from sarn_ros.archs import SARN
 from sarn_ros.checkpoint import load_model, save_checkpoint
 from sarn_ros.resources import script_command
-from sarn_ros.tools import cli, export
+from sarn_ros.tools import cli, export, quantize
 
 SARN_CLI = script_command("sarn")
 REPO = Path(__file__).resolve().parent.parent
@@ -238,4 +239,98 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert cli.main(["export", "--weights", str(ckpt), "-o", str(out), "--opset", "19"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sarn export: error: opset 19: converter gave up"]
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@needs_exporter
+@pytest.mark.parametrize("arch", ["recurrent", "single"])
+def test_int8_export_takes_its_ranges_from_the_calibration_frames(
+    tmp_path, tiny_recurrent_checkpoint, capsys, arch
+):
+    """Activation ranges come from the stacks the engine builds of the frames given, convolution
+    weights are stored as int8, the file keeps the fp32 graph's opset
+    and IR version, and the engine runs it close to the checkpoint."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    calib = tmp_path / "dark"
+    calib.mkdir()
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 101, (40, 48, 3)).astype(np.uint8) for _ in range(5)]
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(calib / f"{i:03d}.png"), f[..., ::-1])  # RGB as read back
+    ckpt, graph_input = tiny_recurrent_checkpoint, "stack"
+    if arch == "single":
+        torch.manual_seed(0)
+        ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "single.pth")
+        graph_input = "frame"
+    out = tmp_path / "out" / "int8.onnx"
+    argv = ["export", "--weights", str(ckpt), "-o", str(out), "--int8"]
+    argv += ["--calib", str(calib), "--calib-frames", "4", "--height", "48", "--width", "64"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    found = re.search(r"int8 frames vs fp32 frames ([\d.]+) dB PSNR on 4 frames \(48x40\)", printed)
+    assert found, printed
+    assert float(found.group(1)) > 35
+    assert [p.name for p in out.parent.iterdir()] == ["int8.onnx"]
+    proto = onnx.load(str(out))
+    assert proto.ir_version == 8
+    assert {(o.domain, o.version) for o in proto.opset_import} == {("", export.DEFAULT_OPSET)}
+    inits = {t.name: t for t in proto.graph.initializer}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    convs = [n for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    kept = [n for n in convs if n.input[1].removeprefix("model.").startswith(quantize.FP32_CONVS)]
+    assert len(kept) == 4  # input conv, one full-resolution decoder ResBlock, output conv
+    for conv in convs:
+        if conv in kept:  # the full-resolution ones that write the output's detail
+            assert inits[conv.input[1]].data_type == onnx.TensorProto.FLOAT
+            continue
+        weight = producers[conv.input[1]]
+        assert weight.op_type == "DequantizeLinear"
+        assert inits[weight.input[0]].data_type == onnx.TensorProto.INT8
+    # the first quantized activation: ReLU(input conv) of what the engine fed the graph
+    first = next(n for n in convs if n.input[1].startswith("model.encoder.level1.0.conv1."))
+    quant = producers[producers[first.input[0]].input[0]]
+    assert quant.op_type == "QuantizeLinear"
+    scale = float(numpy_helper.to_array(inits[quant.input[1]]))
+    model = load_model(ckpt, deform_impl="grid_sample")
+    feeds = quantize.calibration_feeds(model, [frames[:4]])  # blurred frames (+ past outputs)
+    assert len(feeds) == 4 and all(graph_input in f for f in feeds)
+    with torch.no_grad():
+        peak = max(
+            float(torch.relu(model.encoder.inp(torch.from_numpy(f[graph_input]))).max())
+            for f in feeds
+        )
+    assert scale == pytest.approx(peak / 255, rel=1e-3)  # uint8 over [0, peak]
+    moved = [np.roll(frames[1], 2 * i, axis=1) for i in range(4)]
+    ref = StreamDeblurrer(ckpt, device="cpu")
+    q8 = StreamDeblurrer(out, device="cpu")
+    want = [o.image for i, f in enumerate(moved) for o in ref.push(f, i * 33_000_000)]
+    got = [o.image for i, f in enumerate(moved) for o in q8.push(f, i * 33_000_000)]
+    want += [o.image for o in ref.flush()]
+    got += [o.image for o in q8.flush()]
+    assert len(got) == len(want) == 4
+    assert np.abs(np.stack(got).astype(int) - np.stack(want)).mean() < 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--calib", "somewhere"], "--calib and --calib-frames go with --int8"),
+        (["--int8", "--calib-frames", "0"], "--calib-frames must be at least 1"),
+        (["--int8", "--calib", "{tmp}/none.mp4"], "--calib: "),
+    ],
+)
+def test_int8_options_are_checked_before_exporting(
+    monkeypatch, tmp_path, capsys, tiny_recurrent_checkpoint, extra, message
+):
+    monkeypatch.setattr(export, "has_dynamo_exporter", lambda: True)
+    monkeypatch.setattr(export, "find_spec", lambda name: True)
+    monkeypatch.setattr(export, "export", lambda *a: pytest.fail("must not export"))
+    out = tmp_path / "x.onnx"
+    argv = ["export", "--weights", str(tiny_recurrent_checkpoint), "-o", str(out)]
+    assert cli.main(argv + [e.format(tmp=tmp_path) for e in extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sarn export: error: {message}"), err
     assert not out.exists()

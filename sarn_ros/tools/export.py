@@ -10,6 +10,10 @@ before calling the network; do the same, then crop). Deformable convolutions are
 through their grid_sample form (ONNX GridSample, opset >= 16), which onnxruntime and TensorRT
 (>= 8.5) run; the attention decomposes to MatMul/Softmax. The default opset, 17, is the newest
 that TensorRT 8.5 and 8.6 (JetPack 5 and 6.0) support; TensorRT 10 reads 9 to 20.
+
+``--int8`` writes the graph with 8-bit convolutions for onnxruntime on a CPU, its ranges
+measured on frames of the user's camera (``--calib``) or the bundled sample (see
+``sarn_ros.tools.quantize``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from ..checkpoint import CheckpointError, first_line, load_model
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
 SPLIT_NUM_OUTPUTS_OPSET = 18
+CALIB_FRAMES = 16  # per stream: half a second of a 30 fps camera, each a PyTorch step to record
 
 
 class ExportError(RuntimeError):
@@ -71,6 +77,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=DEFAULT_OPSET,
         help=f"ONNX opset, {MIN_OPSET} (GridSample) or newer; {DEFAULT_OPSET}: TensorRT >= 8.5",
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="8-bit convolutions (static QDQ) for onnxruntime on a CPU; not for TensorRT",
+    )
+    p.add_argument(
+        "--calib",
+        type=Path,
+        help="with --int8: frames of your camera to measure ranges on (image folder, video or "
+        "rosbag2; default: the bundled sample), downscaled to fit --height x --width",
+    )
+    p.add_argument(
+        "--calib-frames",
+        type=int,
+        help=f"with --int8: frames per stream of --calib (default {CALIB_FRAMES})",
     )
     p.set_defaults(func=run)
 
@@ -221,6 +243,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if (args.calib is not None or args.calib_frames is not None) and not args.int8:
+        print("sarn export: error: --calib and --calib-frames go with --int8", file=sys.stderr)
+        return 2
+    args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
+    if args.calib_frames < 1:
+        print("sarn export: error: --calib-frames must be at least 1", file=sys.stderr)
+        return 2
     if args.height % 4 or args.width % 4 or min(args.height, args.width) < 8:
         print(
             "sarn export: error: --height and --width must be multiples of 4, at least 8 "
@@ -233,21 +262,65 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"sarn export: error: {exc}", file=sys.stderr)
         return 2
+    streams: list[list[np.ndarray]] = []
+    if args.int8:  # read before the minute of exporting: a bad source is one line at once
+        from ..offline import InputError
+        from .quantize import calibration_frames
+
+        try:
+            streams = calibration_frames(args.calib, args.calib_frames, args.height, args.width)
+        except (InputError, OSError) as exc:
+            print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)
+            return 2
     sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
-    try:
-        graph = export(model, args.output, args.height, args.width, args.opset)
-        err = validate(graph, model, args.output, sizes)
-    except Exception as exc:  # exporter, converter or onnxruntime: no half-valid file left
-        args.output.unlink(missing_ok=True)
-        print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
-        return 2
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "fp32.onnx" if args.int8 else args.output
+        try:
+            graph = export(model, fp32, args.height, args.width, args.opset)
+            err = validate(graph, model, fp32, sizes)
+            if args.int8:
+                agreement = export_int8(model, fp32, args.output, streams, args.opset)
+        except Exception as exc:  # exporter, converter, calibration, onnxruntime: no file left
+            args.output.unlink(missing_ok=True)
+            print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
+            return 2
     kind = (
         "one recurrent step (stack, h, c)"
         if isinstance(model, RecurrentSARN)
         else "single-image model"
     )
+    note = ""
+    if args.int8:
+        h, w = streams[0][0].shape[:2]
+        note = (
+            f"; int8 frames vs fp32 frames {agreement:.1f} dB PSNR on "
+            f"{sum(map(len, streams))} frames ({w}x{h}) of {args.calib or 'the bundled sample'}"
+        )
     print(
         f"sarn export: {kind} -> {args.output} (opset {args.opset}, dynamic H/W multiples of 4); "
-        f"onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}"
+        f"onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}{note}"
     )
     return 0
+
+
+def export_int8(
+    model: nn.Module, fp32: Path, out: Path, streams: list[list[np.ndarray]], opset: int
+) -> float:
+    """Quantize ``fp32`` into ``out`` with ranges from ``streams``; returns the PSNR (dB) of
+    its frames against the fp32 graph's on those streams."""
+    import onnx
+
+    from .quantize import agreement_db, calibration_feeds, quantize
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    quantize(fp32, out, calibration_feeds(model, streams))
+    proto = onnx.load(str(out))
+    # the quantizer writes its own IR version and imports every domain onnxruntime knows
+    proto.ir_version = min(proto.ir_version, oldest_ir_version(opset))
+    used = {n.domain for n in proto.graph.node} | {""}
+    kept = [o for o in proto.opset_import if o.domain in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(kept)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(out))
+    return agreement_db(fp32, out, streams)

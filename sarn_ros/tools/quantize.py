@@ -1,0 +1,155 @@
+"""`sarn export --int8`: the exported graph with 8-bit convolutions, for onnxruntime on a CPU.
+
+Static QDQ quantization (onnxruntime.quantization): the convolution weights per output channel
+as signed 8 bit, their inputs and outputs as unsigned 8 bit with ranges (min/max) measured on
+calibration frames; the deformable sampling, the attention and the ConvLSTM's gates stay fp32,
+and so do the full-resolution convolutions that read the frames and write the output's detail
+(:data:`FP32_CONVS`): quantizing those too cost 0.22 dB on a real 720p GoPro video for up to
+1.2x more speed; kept fp32 the loss was 0.07 dB (docs/measurements.md, "int8").
+Asymmetric uint8 activations, because that is the form onnxruntime's x86 and ARM kernels are
+fast in (signed symmetric ones ran slower than fp32 here); TensorRT takes only signed
+symmetric int8, so a TensorRT engine is built from the fp32 graph (README, "Deployment").
+
+The calibration stacks are the ones the streaming engine builds (previous outputs, look-ahead,
+recurrent state), taken from a recording of the user's own camera or the bundled sample.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..archs import RecurrentSARN
+from ..archs.sarn_arch import pad_to_multiple
+from ..data.datasets import resize_by
+from ..engine import StreamDeblurrer
+from ..evaluation import deblur_sequence
+from ..metrics import psnr
+from ..recordings import read_streams
+
+Feed = dict[str, np.ndarray]
+# module paths (SARN and RecurrentSARN) of the convolutions left in fp32, see above
+FP32_CONVS = ("encoder.inp.", "decoder.level1.", "decoder.out.")
+
+
+def calibration_frames(
+    source: Path | None, max_frames: int, height: int, width: int
+) -> list[list[np.ndarray]]:
+    """Each stream's first ``max_frames`` frames of ``source`` (an image folder, video or bag;
+    None: the bundled sample), area-downscaled to fit ``height`` x ``width``, the size the graph
+    is exported for: the ranges depend on content, not on size, and a smaller frame keeps
+    calibration's memory and time down."""
+    if source is None:
+        from .demo import load_sample
+
+        streams = [load_sample()[0][:max_frames]]
+    else:
+        _, named = read_streams(source, max_frames=max_frames)
+        streams = [frames for _, frames in named]
+    fit = []
+    for frames in streams:
+        h, w = frames[0].shape[:2]
+        scale = min(1.0, height / h, width / w)
+        fit.append([resize_by(f, scale) for f in frames])
+    return fit
+
+
+def calibration_feeds(model: nn.Module, streams: list[list[np.ndarray]]) -> list[Feed]:
+    """The graph's inputs as the engine feeds them while deblurring ``streams`` (look-ahead 2,
+    state carried), recorded from the PyTorch model the graph was exported from."""
+    feeds: list[Feed] = []
+    recurrent = isinstance(model, RecurrentSARN)
+    call: Callable[..., Any] = model.step if recurrent else model.forward
+
+    def recording(x: torch.Tensor, *state: tuple[torch.Tensor, torch.Tensor]) -> Any:
+        padded = _array(pad_to_multiple(x)[0])
+        if recurrent:
+            h, c = state[0]
+            feeds.append({"stack": padded, "h": _array(h), "c": _array(c)})
+        else:
+            feeds.append({"frame": padded})
+        return call(x, *state)
+
+    setattr(model, "step" if recurrent else "forward", recording)  # this instance only
+    try:
+        engine = StreamDeblurrer(model, device="cpu", channels_last=False)
+        for i, frames in enumerate(streams):
+            deblur_sequence(engine, frames, f"calibration{i}")
+    finally:
+        delattr(model, "step" if recurrent else "forward")
+    return feeds
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().contiguous().numpy().copy()
+
+
+def quantize(fp32: Path, out: Path, feeds: list[Feed]) -> None:
+    """Write the int8 QDQ form of the graph ``fp32`` to ``out``, ranges from ``feeds``."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter(feeds)
+
+        def get_next(self) -> Feed | None:
+            return next(self.items, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        # shapes inferred and constants folded, as onnxruntime's quantization guide asks; the
+        # symbolic pass cannot follow the dynamic sizes and is not needed for Conv
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        kept = fp32_convs(prepared)
+        quantize_static(
+            str(prepared),
+            str(out),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["Conv", "ConvTranspose"],
+            nodes_to_exclude=kept,
+        )  # min/max calibration reduces each tensor in the graph: little memory at any size
+
+
+def fp32_convs(path: Path) -> list[str]:
+    """Names of the nodes of :data:`FP32_CONVS` in the graph (found by their weights' names,
+    which the exporter takes from the module paths)."""
+    import onnx
+
+    nodes = [
+        n.name
+        for n in onnx.load(str(path)).graph.node
+        if n.op_type == "Conv" and n.input[1].removeprefix("model.").startswith(FP32_CONVS)
+    ]
+    if not nodes:
+        raise ValueError(f"none of the convolutions {FP32_CONVS} found in the exported graph")
+    return nodes
+
+
+def agreement_db(fp32: Path, int8: Path, streams: list[list[np.ndarray]]) -> float:
+    """PSNR (dB) of the int8 graph's frames against the fp32 graph's, through the engine."""
+    outputs = []
+    for path in (fp32, int8):
+        engine = StreamDeblurrer(path, device="cpu")
+        outputs.append(
+            [o for i, frames in enumerate(streams) for o in deblur_sequence(engine, frames, str(i))]
+        )
+    ref = np.concatenate([o.reshape(-1) for o in outputs[0]])
+    got = np.concatenate([o.reshape(-1) for o in outputs[1]])
+    peak = 65535.0 if ref.dtype == np.uint16 else 255.0
+    return psnr(got, ref, peak)
