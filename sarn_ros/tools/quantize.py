@@ -5,10 +5,10 @@ as signed 8 bit, their inputs and outputs as unsigned 8 bit with ranges (min/max
 calibration frames; the deformable sampling, the attention and the ConvLSTM's gates stay fp32,
 and so do the full-resolution convolutions that read the frames and write the output's detail
 (:data:`FP32_CONVS`): quantizing those too cost 0.22 dB on a real 720p GoPro video for up to
-1.2x more speed; kept fp32 the loss was 0.07 dB (docs/measurements.md, "int8").
-Asymmetric uint8 activations, because that is the form onnxruntime's x86 and ARM kernels are
-fast in (signed symmetric ones ran slower than fp32 here); TensorRT takes only signed
-symmetric int8, so a TensorRT engine is built from the fp32 graph (README, "Deployment").
+1.2x more speed; kept fp32 the loss was 0.07 dB (docs/measurements.md, "int8 in onnxruntime").
+Asymmetric uint8 activations, because onnxruntime's CPU kernels ran fast with them here (signed
+symmetric ones ran slower than fp32); TensorRT takes only signed symmetric int8, so a TensorRT
+engine is built from the fp32 graph (README, "Deployment").
 
 The calibration stacks are the ones the streaming engine builds (previous outputs, look-ahead,
 recurrent state), taken from a recording of the user's own camera or the bundled sample.
@@ -43,8 +43,8 @@ def calibration_frames(
 ) -> list[list[np.ndarray]]:
     """Each stream's first ``max_frames`` frames of ``source`` (an image folder, video or bag;
     None: the bundled sample), area-downscaled to fit ``height`` x ``width``, the size the graph
-    is exported for: the ranges depend on content, not on size, and a smaller frame keeps
-    calibration's memory and time down."""
+    is exported for, which keeps calibration's time down (ranges follow the content more than the
+    size)."""
     if source is None:
         from .demo import load_sample
 
