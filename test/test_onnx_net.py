@@ -133,3 +133,16 @@ def test_single_image_graph_gives_the_checkpoints_frames(tmp_path, tiny_recurren
     ref = StreamDeblurrer(ckpt, device="cpu")
     frames = clip(3)
     assert_same_frames(deblur_sequence(onnx, frames, "s"), deblur_sequence(ref, frames, "s"))
+
+
+def test_onnxruntime_threads_follow_torch_and_do_not_spin(tiny_recurrent_onnx):
+    """cpu_threads reaches onnxruntime, and its idle workers leave the CPU to the robot."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        options = OnnxNet(tiny_recurrent_onnx).session.get_session_options()
+    finally:
+        torch.set_num_threads(before)
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
