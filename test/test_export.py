@@ -334,3 +334,21 @@ def test_int8_options_are_checked_before_exporting(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"sarn export: error: {message}"), err
     assert not out.exists()
+
+
+def test_calibration_frames_fit_the_export_size_and_a_memory_cap(tmp_path):
+    """Calibration memory grows with the frame (a 720p export took 14.3 GB): frames shrink
+    to the export size, and to 640x480 pixels whatever that is, keeping their aspect."""
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((720, 1280, 3), 40 * i, np.uint8))
+    (big,) = quantize.calibration_frames(folder, 2, 720, 1280)
+    assert len(big) == 2
+    h, w = big[0].shape[:2]
+    assert h * w <= 1.01 * quantize.CALIB_MAX_PIXELS and abs(w / h - 16 / 9) < 0.01  # rounding
+    assert h * w > 0.95 * quantize.CALIB_MAX_PIXELS
+    (small,) = quantize.calibration_frames(folder, 5, 120, 160)
+    assert len(small) == 3 and small[0].shape == (90, 160, 3)
+    (sample,) = quantize.calibration_frames(None, 16, 480, 640)
+    assert len(sample) == 8 and sample[0].shape == (242, 304, 3)  # the bundled sample, as it is

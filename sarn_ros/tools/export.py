@@ -87,7 +87,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--calib",
         type=Path,
         help="with --int8: frames of your camera to measure ranges on (image folder, video or "
-        "rosbag2; default: the bundled sample), downscaled to fit --height x --width",
+        "rosbag2; default: the bundled sample), downscaled to fit --height x --width and "
+        "640x480 pixels",
     )
     p.add_argument(
         "--calib-frames",
