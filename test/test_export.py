@@ -248,9 +248,10 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
 def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     tmp_path, tiny_recurrent_checkpoint, capsys, arch
 ):
-    """Activation ranges come from the stacks the engine builds of the frames given, convolution
-    weights are stored as int8, the file keeps the fp32 graph's opset
-    and IR version, and the engine runs it close to the checkpoint."""
+    """Activation ranges come from what the engine feeds the graph for the frames given,
+    convolution weights are stored as int8 (but the full-resolution ones that write the output),
+    the file keeps the fp32 graph's opset and IR version, and the engine runs it close to the
+    checkpoint."""
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
@@ -325,6 +326,8 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
 def test_int8_options_are_checked_before_exporting(
     monkeypatch, tmp_path, capsys, tiny_recurrent_checkpoint, extra, message
 ):
+    """A wrong int8 option or calibration source is one line before the minute of exporting,
+    and leaves no file."""
     monkeypatch.setattr(export, "has_dynamo_exporter", lambda: True)
     monkeypatch.setattr(export, "find_spec", lambda name: True)
     monkeypatch.setattr(export, "export", lambda *a: pytest.fail("must not export"))
