@@ -77,16 +77,26 @@ class OnnxNet:
     def step(
         self, stack: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        x, h, w = pad_to_multiple(stack)
-        out, hid, cell = self.session.run(
-            None, {"stack": _array(x), "h": _array(state[0]), "c": _array(state[1])}
-        )
+        out, hid, cell = self.session.run(None, graph_inputs(stack, state))
+        h, w = stack.shape[-2:]
         return torch.from_numpy(out)[..., :h, :w], (torch.from_numpy(hid), torch.from_numpy(cell))
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:
-        x, h, w = pad_to_multiple(frame)
-        (out,) = self.session.run(None, {"frame": _array(x)})
+        (out,) = self.session.run(None, graph_inputs(frame))
+        h, w = frame.shape[-2:]
         return torch.from_numpy(out)[..., :h, :w]
+
+
+def graph_inputs(
+    x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> dict[str, np.ndarray]:
+    """A graph's feed: the stack and state of a recurrent step, or the frame without a state,
+    edge-padded to the size multiple, as float32 arrays (sharing the tensors' memory where they
+    are already float32 and contiguous)."""
+    padded = _array(pad_to_multiple(x)[0])
+    if state is None:
+        return {"frame": padded}
+    return {"stack": padded, "h": _array(state[0]), "c": _array(state[1])}
 
 
 def _array(t: torch.Tensor) -> np.ndarray:

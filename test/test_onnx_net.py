@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from sarn_ros import StreamDeblurrer
 from sarn_ros.checkpoint import CheckpointError
@@ -137,7 +138,6 @@ def test_single_image_graph_gives_the_checkpoints_frames(tmp_path, tiny_recurren
 
 def test_onnxruntime_threads_follow_torch_and_do_not_spin(tiny_recurrent_onnx):
     """cpu_threads reaches onnxruntime, and its idle workers leave the CPU to the robot."""
-    torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -145,10 +145,18 @@ def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Modul
     proto = onnx.load(str(path))
     if opset < SPLIT_NUM_OUTPUTS_OPSET:
         explicit_split_sizes(proto)
+    save_checked(proto, path, opset)
+    return graph
+
+
+def save_checked(proto: Any, path: Path, opset: int) -> None:
+    """Write ``proto`` with the oldest IR version that carries ``opset``, after ONNX's full
+    check: the exporter and the quantizer both write their own, newer IR version."""
+    import onnx
+
     proto.ir_version = min(proto.ir_version, oldest_ir_version(opset))
     onnx.checker.check_model(proto, full_check=True)
     onnx.save(proto, str(path))
-    return graph
 
 
 def oldest_ir_version(opset: int) -> int:
@@ -316,12 +324,10 @@ def export_int8(
     out.parent.mkdir(parents=True, exist_ok=True)
     quantize(fp32, out, calibration_feeds(model, streams))
     proto = onnx.load(str(out))
-    # the quantizer writes its own IR version and imports every domain onnxruntime knows
-    proto.ir_version = min(proto.ir_version, oldest_ir_version(opset))
+    # the quantizer imports every domain onnxruntime knows
     used = {n.domain for n in proto.graph.node} | {""}
     kept = [o for o in proto.opset_import if o.domain in used]
     del proto.opset_import[:]
     proto.opset_import.extend(kept)
-    onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(out))
+    save_checked(proto, out, opset)
     return agreement_db(fp32, out, streams)

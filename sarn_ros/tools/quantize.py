@@ -26,11 +26,11 @@ import torch
 from torch import nn
 
 from ..archs import RecurrentSARN
-from ..archs.sarn_arch import pad_to_multiple
 from ..data.datasets import resize_by
 from ..engine import StreamDeblurrer
 from ..evaluation import deblur_sequence
 from ..metrics import psnr
+from ..onnx_net import graph_inputs
 from ..recordings import read_streams
 
 Feed = dict[str, np.ndarray]
@@ -70,12 +70,8 @@ def calibration_feeds(model: nn.Module, streams: list[list[np.ndarray]]) -> list
     call: Callable[..., Any] = model.step if recurrent else model.forward
 
     def recording(x: torch.Tensor, *state: tuple[torch.Tensor, torch.Tensor]) -> Any:
-        padded = _array(pad_to_multiple(x)[0])
-        if recurrent:
-            h, c = state[0]
-            feeds.append({"stack": padded, "h": _array(h), "c": _array(c)})
-        else:
-            feeds.append({"frame": padded})
+        # copies: the engine updates its state tensors in place
+        feeds.append({k: v.copy() for k, v in graph_inputs(x, *state).items()})
         return call(x, *state)
 
     setattr(model, "step" if recurrent else "forward", recording)  # this instance only
@@ -86,10 +82,6 @@ def calibration_feeds(model: nn.Module, streams: list[list[np.ndarray]]) -> list
     finally:
         delattr(model, "step" if recurrent else "forward")
     return feeds
-
-
-def _array(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().contiguous().numpy().copy()
 
 
 def quantize(fp32: Path, out: Path, feeds: list[Feed]) -> None:
