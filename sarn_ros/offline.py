@@ -383,11 +383,11 @@ def deblur_bag(
 
     from .ros.camera_info import scale_camera_info
     from .ros.image_conversion import (
+        alpha_plane,
         from_rgb,
         numpy_to_compressed,
         numpy_to_image,
         to_rgb,
-        without_alpha,
     )
 
     if dst.exists():
@@ -460,8 +460,8 @@ def deblur_bag(
 
                 def emit(outs: list[DeblurredFrame]) -> None:
                     for o in outs:
-                        topic, header, encoding, receive, (sx, sy) = o.meta
-                        pixels = from_rgb(o.image, encoding)
+                        topic, header, encoding, alpha, receive, (sx, sy) = o.meta
+                        pixels = from_rgb(o.image, encoding, alpha)
                         nothing = np.zeros(0, np.uint8)
                         if jpeg_quality is None:
                             fields = {"height": 0, "width": 0, "encoding": "", "is_bigendian": 0}
@@ -495,6 +495,8 @@ def deblur_bag(
                     try:
                         pixels, encoding = bag_image(msg, conn.msgtype, debayer)
                         frame = resize_by(to_rgb(pixels, encoding), scale)
+                        alpha = alpha_plane(pixels, encoding)
+                        alpha = None if alpha is None else resize_by(alpha, scale)
                         scales = (
                             frame.shape[1] / pixels.shape[1],
                             frame.shape[0] / pixels.shape[0],
@@ -505,13 +507,12 @@ def deblur_bag(
                     readable[conn.topic] += 1
                     if not window.wants(readable[conn.topic] - 1):
                         continue
-                    encoding = without_alpha(encoding)  # alpha is not carried through offline
                     emit(
                         engine.push(
                             frame,
                             stamp_of(msg),
                             stream=conn.topic,
-                            meta=(conn.topic, msg.header, encoding, receive, scales),
+                            meta=(conn.topic, msg.header, encoding, alpha, receive, scales),
                         )
                     )
                 emit(engine.flush())

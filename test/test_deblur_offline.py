@@ -385,6 +385,31 @@ def test_bag_from_a_bayer16_camera_gives_rgb16(tmp_path, tiny_recurrent_checkpoi
         assert e.dtype == np.uint16 and np.abs(image_to_numpy(o).astype(int) - e).max() <= 1
 
 
+def test_bag_from_a_bgra_camera_keeps_its_alpha_like_the_node(tmp_path, tiny_recurrent_checkpoint):
+    """bgra8 comes out bgra8 with the input's alpha (area-downscaled with --resize, as the
+    node does); the colour is the deblurred frame."""
+    rgb = frames(3, seed=5)
+    alpha = np.tile(np.arange(0, 192, 4, dtype=np.uint8), (32, 1))  # a horizontal ramp
+    bgra = [np.dstack([f[..., ::-1], alpha]) for f in rgb]
+    with Writer(tmp_path / "in", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, f in enumerate(bgra):
+            msg = bag_image(f, "bgra8", header(i, "cam"))
+            w.write(conn, i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "in"), *args, "--resize", "0.5")
+    assert result.returncode == 0, result.stderr
+    outs = messages(read_bag(tmp_path / "out"), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
+    assert [(o.encoding, o.width, o.height) for o in outs] == [("bgra8", 24, 16)] * 3
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu")
+    small = [cv2.resize(f, (24, 16), interpolation=cv2.INTER_AREA) for f in rgb]
+    expected = deblur_sequence(engine, small, "check")
+    for o, e in zip(outs, expected, strict=True):
+        pixels = image_to_numpy(o)
+        np.testing.assert_array_equal(pixels[..., 3], alpha[::2, ::2] + 2)  # the mean of 2x2 pixels
+        assert np.abs(pixels[..., 2::-1].astype(int) - e).max() <= 1
+
+
 def test_camera_namespace_of_image_pipeline_topics():
     assert camera_ns("/cam/image_raw") == camera_ns("/cam/image_raw/compressed") == "/cam"
     assert camera_ns("/zed/zed_node/rgb/image_rect_color") == "/zed/zed_node/rgb"

@@ -110,7 +110,9 @@ def test_rgb_mapping_round_trips(encoding):
     arr = sample(encoding)
     rgb = conv.to_rgb(arr, encoding)
     assert rgb.shape[:2] == arr.shape[:2] and (rgb.ndim == 2 or rgb.shape[2] == 3)
-    np.testing.assert_array_equal(conv.from_rgb(rgb, encoding, arr), arr)
+    np.testing.assert_array_equal(
+        conv.from_rgb(rgb, encoding, conv.alpha_plane(arr, encoding)), arr
+    )
 
 
 def test_bgr_is_really_swapped():

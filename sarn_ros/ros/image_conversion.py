@@ -263,11 +263,10 @@ def decode_image(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
     return _cv_bridge_decode(msg), "rgb8"
 
 
-def without_alpha(encoding: str) -> str:
-    """The 3-channel encoding of the same family, for outputs that cannot carry alpha."""
-    if encoding in ALPHA:
-        return "rgb16" if ENCODINGS[encoding][0] == np.uint16 else "rgb8"
-    return encoding
+def alpha_plane(array: np.ndarray, encoding: str) -> np.ndarray | None:
+    """The alpha channel of a decoded 4-channel image, to put back on the deblurred frame (the
+    network sees colour only); None for encodings without alpha."""
+    return np.ascontiguousarray(array[:, :, 3]) if encoding in ALPHA else None
 
 
 def numpy_to_image(array: np.ndarray, encoding: str, header: Any = None, msg: Any = None) -> Any:
@@ -307,17 +306,17 @@ def to_rgb(array: np.ndarray, encoding: str) -> np.ndarray:
     raise UnsupportedEncoding(f"no RGB mapping for {encoding!r}")
 
 
-def from_rgb(rgb: np.ndarray, encoding: str, original: np.ndarray | None = None) -> np.ndarray:
-    """Map the engine's output back to ``encoding``; 4-channel encodings take alpha from
-    ``original`` (the decoded input), or opaque when it is not given."""
+def from_rgb(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) -> np.ndarray:
+    """Map the engine's output back to ``encoding``; 4-channel encodings take ``alpha`` (the
+    input's :func:`alpha_plane`, at the output's size), or are opaque when it is not given."""
     if encoding in GREY or encoding in _RGB:
         return rgb
     if encoding in _BGR:
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     if encoding in ALPHA:
         out = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA if encoding in _RGBA else cv2.COLOR_RGB2BGRA)
-        if original is not None:
-            out[:, :, 3] = original[:, :, 3]
+        if alpha is not None:
+            out[:, :, 3] = alpha
         return out
     raise UnsupportedEncoding(f"no RGB mapping for {encoding!r}")
 

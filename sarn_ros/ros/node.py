@@ -68,7 +68,7 @@ class FrameMeta:
     camera: int
     header: Any
     encoding: str
-    alpha_source: np.ndarray | None
+    alpha: np.ndarray | None  # the input's alpha plane, at the output's size
     received: float  # time.monotonic() at the callback
     scale: tuple[float, float]
 
@@ -459,6 +459,7 @@ class DeblurNode(Node):
             else:  # empty images were rejected at intake (intake_fault)
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
             frame = conv.to_rgb(raw, encoding)
+            alpha = conv.alpha_plane(raw, encoding)
         except conv.UnsupportedEncoding as exc:
             self.reject("encoding", str(exc))
             return None
@@ -470,10 +471,9 @@ class DeblurNode(Node):
             h, w = frame.shape[:2]
             nw, nh = max(1, round(w * self.resize)), max(1, round(h * self.resize))
             frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-            if raw.ndim == 3 and raw.shape[2] == 4:
-                raw = cv2.resize(raw, (nw, nh), interpolation=cv2.INTER_AREA)
+            if alpha is not None:
+                alpha = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_AREA)
             scale = (nw / w, nh / h)
-        alpha = raw if raw.ndim == 3 and raw.shape[2] == 4 else None
         meta = FrameMeta(cam.index, msg.header, encoding, alpha, received, scale)
         return cam.stream, frame, stamp_ns(msg.header), meta
 
@@ -484,7 +484,7 @@ class DeblurNode(Node):
         if not self.context.ok():  # shutting down: nothing can be published any more
             return
         try:
-            pixels = conv.from_rgb(out.image, meta.encoding, meta.alpha_source)
+            pixels = conv.from_rgb(out.image, meta.encoding, meta.alpha)
             cam.pub.publish(conv.numpy_to_image(pixels, meta.encoding, header=meta.header))
             if cam.compressed_pub is not None:
                 cam.compressed_pub.publish(
