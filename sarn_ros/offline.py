@@ -113,20 +113,20 @@ def video_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray | None
 
 class FrameSink:
     """Where the deblurred frames of a video or an image folder go, as the output's name says:
-    a video file (mp4v at ``fps``, 8 bit) or a folder of images (lossless, 16 bit kept)."""
+    a video file (mp4v at ``fps``, 8 bit) or a folder of images (lossless, 16 bit kept). Both
+    are made at the first frame, so an input without a readable frame leaves nothing behind."""
 
     def __init__(self, dst: Path, fps: float) -> None:
         self.dst, self.fps = dst, fps
         self.video = output_kind(dst) == "video"
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
-        if not self.video:
-            dst.mkdir(parents=True, exist_ok=True)
 
     def write(self, frame: np.ndarray, name: str) -> None:
         """``frame``: RGB or grey; ``name``: its file name in a folder."""
         img = np.ascontiguousarray(frame[..., ::-1] if frame.ndim == 3 else frame)
         if not self.video:
+            self.dst.mkdir(parents=True, exist_ok=True)
             if not cv2.imwrite(str(self.dst / name), img):
                 raise InputError(f"cannot write {self.dst / name}")
             return

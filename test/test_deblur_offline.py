@@ -502,12 +502,15 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint, caps
         w.add_connection("/cam/depth/image_rect_raw", "sensor_msgs/msg/Image", typestore=STORE)
     bad_video = tmp_path / "bad.mp4"
     bad_video.write_bytes(b"garbage")
-    srcs = ("missing.mp4", "empty", "noimg", "depth", "bad.mp4")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "000.png").write_bytes(b"garbage")
+    srcs = ("missing.mp4", "empty", "corrupt", "noimg", "depth", "bad.mp4")
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     for src in (tmp_path / name for name in srcs):  # in-process: a traceback would raise
         assert cli.main(["deblur", str(src), "-o", str(tmp_path / "o"), *weights]) == 2, src
         err = capsys.readouterr().err
         assert len([line for line in err.splitlines() if "error" in line]) == 1, err
+        assert not (tmp_path / "o").exists(), src  # no empty output folder left behind
 
 
 def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_checkpoint):
