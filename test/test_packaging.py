@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -53,6 +54,37 @@ def test_console_scripts_run():
         )
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout
+
+
+def subcommand_options(argv: list[str]) -> list[argparse.Action]:
+    """The options of ``sarn <argv>`` (a subcommand, or bench's model or node)."""
+    from sarn_ros.tools import cli
+
+    parser = cli.build_parser(argv)
+    for name in argv:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return [a for a in parser._actions if a.option_strings and a.dest != "help"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["demo"], ["deblur"], ["eval"], ["export"], ["train"], ["bench", "model"], ["bench", "node"]],
+)
+def test_every_option_is_explained_with_its_default(argv, capsys):
+    """`sarn X --help` says what each option does and, where one is set, its default."""
+    from sarn_ros.tools import cli
+
+    options = subcommand_options(argv)
+    assert options and all(a.help for a in options), [a.dest for a in options if not a.help]
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for a in options:
+        if a.default is None or a.default is False or a.default == [] or "default" in a.help:
+            continue
+        shown = " ".join(map(str, a.default)) if isinstance(a.default, list) else a.default
+        assert f"(default: {shown})" in text, a.dest
 
 
 def test_import_is_light_and_public_api_exists():

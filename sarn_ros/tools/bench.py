@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from .options import HelpFormatter
+
 TARGETS = {
     "model": ("bench_model", "Network speed, memory, FLOPs per variant, resolution, device."),
     "node": ("bench_node", "End-to-end ROS node latency, overhead, fps and drops."),
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help=__doc__.split(":")[0])
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
     for name, (module, help_text) in TARGETS.items():
-        p = targets.add_parser(name, help=help_text)
+        p = targets.add_parser(name, help=help_text, formatter_class=HelpFormatter)
         mod = importlib.import_module(f"sarn_ros.tools.{module}")
         mod.add_arguments(p)
         p.set_defaults(func=mod.run)

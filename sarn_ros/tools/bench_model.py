@@ -339,13 +339,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--precision", type=csv, default=["fp32"], help="comma list of fp32, bf16, fp16"
+        "--precision",
+        type=csv,
+        default=["fp32"],
+        help="comma list of fp32, bf16, fp16 (default fp32)",
     )
     parser.add_argument(
         "--deform-impl",
         type=csv,
         default=["auto"],
-        help="comma list of auto, torchvision, grid_sample: compare deformable-conv paths",
+        help="comma list of auto, torchvision, grid_sample: compare deformable-conv paths "
+        "(default auto)",
     )
     parser.add_argument(
         "--channels-last",

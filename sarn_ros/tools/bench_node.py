@@ -55,12 +55,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="use an untrained small RecurrentSARN (isolates the node's overhead)",
     )
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    parser.add_argument(
+        "--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="node precision"
+    )
     parser.add_argument("--sizes", default="640x480,1280x720", help="WxH list")
     parser.add_argument("--fps", type=float, default=30.0, help="camera rate")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
-    parser.add_argument("--future-frames", type=int, default=0, choices=(0, 1, 2))
-    parser.add_argument("--queue-policy", default="latest", choices=("latest", "all"))
+    parser.add_argument(
+        "--future-frames", type=int, default=0, choices=(0, 1, 2), help="node future_frames"
+    )
+    parser.add_argument(
+        "--queue-policy", default="latest", choices=("latest", "all"), help="node queue_policy"
+    )
     parser.add_argument(
         "--self-ensemble", type=int, default=1, choices=MEMBERS, help="node self_ensemble"
     )

@@ -9,12 +9,15 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from .options import add_bag_arguments
+from .options import HelpFormatter, add_bag_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "deblur", help="Deblur a video, an image folder or a rosbag2 offline.", description=__doc__
+        "deblur",
+        help="Deblur a video, an image folder or a rosbag2 offline.",
+        description=__doc__,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "input", type=Path, help="video file, folder of images, or rosbag2 (sqlite3/mcap)"
@@ -28,9 +31,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "same file names from a folder); bags: a bag directory that does not exist yet",
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
-    p.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if present, else the CPU), cpu, cuda or cuda:N"
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="inference precision (autocast); fp16 is for CUDA, bf16 for CPUs with native bf16",
+    )
+    p.add_argument(
+        "--future-frames",
+        type=int,
+        default=2,
+        choices=(0, 1, 2),
+        help="blurred frames each output waits for (look-ahead; 0 = lowest latency)",
+    )
     p.add_argument(
         "--resize", type=float, default=1.0, help="scale factor applied before deblurring"
     )

@@ -24,15 +24,29 @@ import numpy as np
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
+from .options import HelpFormatter
 
 SAMPLE = files("sarn_ros") / "sample"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help=__doc__.split(":")[1].strip(), description=__doc__)
+    p = sub.add_parser(
+        "demo",
+        help=__doc__.split(":")[1].strip(),
+        description=__doc__,
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if present, else the CPU), cpu, cuda or cuda:N"
+    )
+    p.add_argument(
+        "--future-frames",
+        type=int,
+        default=2,
+        choices=(0, 1, 2),
+        help="blurred frames each output waits for (look-ahead; 0 = lowest latency)",
+    )
     p.add_argument(
         "--self-ensemble",
         type=int,
@@ -40,7 +54,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=MEMBERS,
         help="node self_ensemble: flipped passes averaged per frame (K times the compute)",
     )
-    p.add_argument("--out", type=Path, default=Path("sarn_demo_out"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("sarn_demo_out"),
+        help="folder for demo_strip.png (input | deblurred | sharp) and demo.mp4",
+    )
     p.add_argument("--timeout", type=float, default=110.0, help="give up after this many seconds")
     p.add_argument(
         "--domain-id",

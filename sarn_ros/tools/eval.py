@@ -20,7 +20,7 @@ from ..checkpoint import CheckpointError
 from ..data.blur_synth import BlurParams
 from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair, unique_name
 from ..ensemble import MEMBERS
-from .options import add_bag_arguments
+from .options import HelpFormatter, add_bag_arguments
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -28,7 +28,10 @@ SYNTH_SEED = 1234
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "eval", help="Evaluate weights against the blurred input.", description=__doc__
+        "eval",
+        help="Evaluate weights against the blurred input.",
+        description=__doc__,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--weights", nargs="+", default=["sarn_recurrent"], help="paths or packaged names"
@@ -64,14 +67,30 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start --no-gt streams N frames in (recordings often begin standing still)",
     )
     add_bag_arguments(p)
-    p.add_argument("--future-frames", type=int, nargs="+", default=[0, 1, 2], choices=(0, 1, 2))
+    p.add_argument(
+        "--future-frames",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        choices=(0, 1, 2),
+        help="look-ahead settings to evaluate (recurrent weights; single-image ones run once)",
+    )
     p.add_argument(
         "--scale", type=float, default=0.5, help="downscale synthetic sources (as training)"
     )
-    p.add_argument("--max-frames", type=int, default=10)
+    p.add_argument(
+        "--max-frames", type=int, default=10, help="frames per sequence or stream (from its start)"
+    )
     p.add_argument("--blur-px", type=float, default=24.0, help="synthetic blur at full resolution")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA if present, else the CPU), cpu, cuda or cuda:N"
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="inference precision (autocast); fp16 is for CUDA, bf16 for CPUs with native bf16",
+    )
     p.add_argument(
         "--self-ensemble",
         type=int,

@@ -32,6 +32,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
+from .options import HelpFormatter
 
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
@@ -67,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export",
         help="Export ONNX (single-image model or one recurrent step).",
         description=__doc__,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")

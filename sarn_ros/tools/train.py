@@ -24,6 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..archs.recurrent_sarn_arch import RecurrentSARNConfig
+from ..archs.sarn_arch import SARNConfig
 from ..checkpoint import CheckpointError, first_line
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
@@ -40,7 +42,7 @@ from ..data.datasets import (
 )
 from ..offline import InputError, kind_of
 from ..recordings import iter_clips, synthetic_sequences
-from .options import add_bag_arguments
+from .options import HelpFormatter, add_bag_arguments
 
 
 def positive_int(text: str) -> int:
@@ -55,9 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="Train or fine-tune SARN weights.",
         description=__doc__,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--arch", choices=("recurrent", "single"), default="recurrent")
+    p.add_argument(
+        "--arch",
+        choices=("recurrent", "single"),
+        default="recurrent",
+        help="RecurrentSARN (video) or SARN (single image); new runs only",
+    )
     p.add_argument("--run-dir", type=Path, required=True, help="checkpoints, logs, best.pth")
     p.add_argument("--resume", action="store_true", help="continue <run-dir>/last.pt if present")
     p.add_argument("--init", help="weights (path or packaged name) to fine-tune from")
@@ -137,9 +144,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zoom", type=float, default=0.018, help="largest log-scale change per exposure"
     )
     b.add_argument("--noise", type=float, default=2.0, help="largest noise sigma, 8-bit levels")
-    b.add_argument("--jpeg", type=int, nargs=2, default=[70, 97], metavar=("MIN", "MAX"))
-    b.add_argument("--no-jpeg", action="store_true")
-    b.add_argument("--object-prob", type=float, default=0.3)
+    b.add_argument(
+        "--jpeg",
+        type=int,
+        nargs=2,
+        default=[70, 97],
+        metavar=("MIN", "MAX"),
+        help="JPEG quality range of the blurred frames' compression",
+    )
+    b.add_argument("--no-jpeg", action="store_true", help="no compression of the blurred frames")
+    b.add_argument(
+        "--object-prob",
+        type=float,
+        default=0.3,
+        help="chance that a sequence has an independently moving object",
+    )
     b.add_argument(
         "--linear-light",
         type=float,
@@ -150,7 +169,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o = p.add_argument_group("optimisation")
     o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
-    o.add_argument("--batch", type=positive_int, default=4)
+    o.add_argument(
+        "--batch",
+        type=positive_int,
+        default=4,
+        help="clips (recurrent) or frames (single) per step, per process under torchrun",
+    )
     o.add_argument(
         "--clip-len",
         type=int,
@@ -166,10 +190,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="clips of every k-th frame, k drawn up to K where a sequence has room: more motion "
         "between frames for the same blur, as a camera slower than the training material",
     )
-    o.add_argument("--crop", type=int, default=96)
-    o.add_argument("--lr", type=float, default=4e-4)
-    o.add_argument("--warmup", type=int, default=200)
-    o.add_argument("--loss", choices=("charbonnier", "l1"), default="charbonnier")
+    o.add_argument(
+        "--crop",
+        type=int,
+        default=96,
+        help="side of the square training crops, pixels; smaller sequences are left out",
+    )
+    o.add_argument("--lr", type=float, default=4e-4, help="Adam's peak learning rate")
+    o.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
+    o.add_argument(
+        "--loss", choices=("charbonnier", "l1"), default="charbonnier", help="pixel loss"
+    )
     o.add_argument("--fft-weight", type=float, default=0.05, help="weight of the FFT loss")
     o.add_argument(
         "--ema",
@@ -178,8 +209,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DECAY",
         help="validate and export an exponential moving average of the weights (0: off)",
     )
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--device", default="auto")
+    o.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the batches")
+    o.add_argument(
+        "--device",
+        default="auto",
+        help="auto (CUDA if present, else the CPU), cpu, cuda or cuda:N; torchrun: its rank's GPU",
+    )
     o.add_argument(
         "--precision",
         choices=("auto", "fp32", "bf16", "fp16"),
@@ -194,14 +229,43 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "after 2-3 minutes of compiling (one graph per look-ahead 0, 1, 2)",
     )
     o.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
-    o.add_argument("--ckpt-minutes", type=float, default=5.0)
-    o.add_argument("--val-minutes", type=float, default=10.0)
-    m = p.add_argument_group("architecture (new runs only)")
-    m.add_argument("--channels", type=int)
-    m.add_argument("--blocks-per-level", type=int)
-    m.add_argument("--num-drm", type=int)
-    m.add_argument("--lstm-channels", type=int)
-    m.add_argument("--attention-stride", type=int)
+    o.add_argument(
+        "--ckpt-minutes",
+        type=float,
+        default=5.0,
+        help="write <run-dir>/last.pt and latest.pth this often",
+    )
+    o.add_argument(
+        "--val-minutes", type=float, default=10.0, help="validate (and update best.pth) this often"
+    )
+    m = p.add_argument_group("architecture (runs from scratch; --init and --resume keep their own)")
+    paper = SARNConfig()
+    m.add_argument(
+        "--channels",
+        type=int,
+        help=f"channels at full resolution, x2 per level (default: {paper.channels}, the paper's)",
+    )
+    m.add_argument(
+        "--blocks-per-level",
+        type=int,
+        help=f"ResBlocks per encoder/decoder level (default: {paper.blocks_per_level})",
+    )
+    m.add_argument(
+        "--num-drm",
+        type=int,
+        help=f"deformable residual modules (default: {paper.num_drm}, the paper's)",
+    )
+    m.add_argument(
+        "--lstm-channels",
+        type=int,
+        help=f"ConvLSTM width (recurrent; default: {RecurrentSARNConfig().lstm_channels})",
+    )
+    m.add_argument(
+        "--attention-stride",
+        type=int,
+        help="average-pooling of the attention's keys and values "
+        f"(default: {paper.attention_stride})",
+    )
     p.set_defaults(func=run)
 
 
