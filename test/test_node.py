@@ -474,6 +474,42 @@ def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_chec
             assert np.abs(image_to_numpy(msg).astype(int) - e).max() <= 1
 
 
+def test_overloaded_stereo_cameras_keep_their_pairs(ros, tiny_recurrent_checkpoint):
+    """Two synchronised cameras (equal stamps, the right frame 1/2 period after the left, as
+    from two driver processes) faster than the node: under queue_policy latest the frames it
+    drops are dropped in pairs, so stereo SLAM can pair what comes out. Taking each camera's
+    newest frame instead left a quarter of them unpaired (17 of 24 paired, twice; a left frame
+    newer than the right one)."""
+    node, start = ros
+    h, w = 240, 320
+    proc = start(tiny_recurrent_checkpoint, cameras="[left, right]", future_frames=0)
+    left, right = Camera(node, "left", reliable=False), Camera(node, "right", reliable=False)
+    wait_connected(node, [left, right], proc)
+    src = frames(2, h, w)
+    left.publish(src[0], "rgb8", 50 * SEC, "left")  # warm-up
+    assert spin_until(node, lambda: len(left.outputs) == 1, 20)
+    left.publish(src[1], "rgb8", 50 * SEC + SEC // 30, "left")  # the model's time
+    t0 = time.monotonic()
+    assert spin_until(node, lambda: len(left.outputs) == 2, 20)
+    period = max(time.monotonic() - t0, 0.02)  # two frames per round: twice overloaded
+    for i in range(30):
+        s = 51 * SEC + i * SEC // 30
+        left.publish(src[i % 2], "rgb8", s, "left")
+        spin_until(node, lambda: False, period / 2)
+        right.publish(src[i % 2], "rgb8", s, "right")
+        spin_until(node, lambda: False, period / 2)
+    spin_until(node, lambda: False, 3.0)
+    got = {
+        cam: {stamp(m) for m in c.outputs if stamp(m) >= 51 * SEC}
+        for cam, c in (("left", left), ("right", right))
+    }
+    assert 0 < len(got["left"]) < 30, "the node must have dropped frames"
+    paired = got["left"] & got["right"]
+    # the first left frame may come out alone (the worker, idle, takes it before its pair)
+    assert len(paired) >= len(got["left"] | got["right"]) - 2, got
+    assert proc.alive()
+
+
 def test_overload_latest_bounds_latency_all_loses_nothing(ros, tiny_recurrent_checkpoint):
     node, start = ros
     h, w = 240, 320  # slow enough on one thread that a 4x faster camera overloads the node
@@ -715,6 +751,7 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
         queue_policy=policy,
         queue_size=queue_size,
         max_gap_s=max_gap_s,
+        latest_depth=1,  # one camera
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     fake.reject = lambda reason, detail: fake.count(f"rejected.{reason}")
@@ -782,6 +819,50 @@ def test_a_reset_call_marks_the_next_frame_received_not_those_queued_before():
     for t in (1.1, 1.2):  # 1.1, marked, is replaced by 1.2 before the worker comes
         send(t)
     assert [q.restart for q in cam.queue] == ["explicit"]
+
+
+def test_latest_takes_the_newest_stamp_every_camera_holds():
+    from sarn_ros.ros.node import synced_picks
+
+    assert synced_picks([[1, 2, 3], [1, 2]]) == [1, 1]  # 3's right frame is still on its way
+    assert synced_picks([[1, 2, 3], [2, 3]]) == [2, 1]
+    assert synced_picks([[1, 2], [5, 6], [2]]) == [1, 1, 0]  # the third camera: no common stamp
+    assert synced_picks([[1, 2], [5, 6]]) == [1, 1]  # unsynchronised: each one's newest
+    assert synced_picks([[9, 1], [9, 1]]) == [1, 1]  # a looping bag: the newest received
+    assert synced_picks([[4]]) == [0]
+
+
+def test_a_synchronised_take_drops_the_older_frames_and_keeps_their_restart_marks():
+    import threading
+    from collections import Counter, deque
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    def camera(stamps, marks):
+        cam = SimpleNamespace(
+            queue=deque(
+                node_module.Queued(None, 0.0, m, s) for s, m in zip(stamps, marks, strict=True)
+            )
+        )
+        cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
+        return cam
+
+    left, right = camera([1, 2, 3], ["gap", None, None]), camera([1, 2], [None, None])
+    fake = SimpleNamespace(
+        cameras=[left, right],
+        queue_policy="latest",
+        counts=Counter(),
+        window=Counter(),
+        lock=threading.Condition(),
+    )
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    taken = node_module.DeblurNode.take(fake)
+    assert [(q.stamp, q.restart) for _, q in taken] == [(2, "gap"), (2, None)]
+    assert [q.stamp for q in left.queue] == [3] and not right.queue
+    assert fake.counts["dropped"] == 2
+    fake.queue_policy = "all"  # every frame, in order
+    assert [q.stamp for _, q in node_module.DeblurNode.take(fake)] == [3]
 
 
 def test_a_gap_or_reset_call_resets_that_camera_with_its_reason():

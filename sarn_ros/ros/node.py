@@ -1,7 +1,8 @@
 """sarn_deblur_node: deblurs camera topics with the streaming engine and republishes them.
 
 Threads: the executor's callbacks only park the message in a per-camera slot (``latest``: the
-newest replaces an unprocessed one, counted as a drop) or bounded FIFO (``all``); one worker
+newest replaces an unprocessed one, counted as a drop; with several cameras the last few are
+kept, so the worker can take a synchronised set) or bounded FIFO (``all``); one worker
 thread converts, runs the engine for every camera that has a frame (one batched forward pass
 on a GPU) and publishes. rclpy holds the GIL while deserialising, so keeping the callbacks tiny
 is what keeps intake from stalling behind inference.
@@ -44,10 +45,24 @@ from .params import BY_NAME, PARAMS, help_text, validate
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
 THROTTLE_S = 10.0  # warnings per reason at most this often
+# frames kept per camera under queue_policy latest when the node serves several: enough for
+# the newest stamp all cameras hold to be among them while a synchronised pair arrives
+SYNC_DEPTH = 3
 
 
 def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def synced_picks(stamps: list[list[int]]) -> list[int]:
+    """Which queued frame of each camera the worker takes under queue_policy latest: the
+    frames of the most recently received stamp that every camera holds, so a synchronised
+    stereo pair stays a pair for stereo SLAM when frames are dropped; else each camera's
+    newest (unsynchronised cameras). ``stamps``: each camera's queue, oldest first."""
+    for stamp in reversed(stamps[0]):
+        if all(stamp in other for other in stamps[1:]):
+            return [len(s) - 1 - s[::-1].index(stamp) for s in stamps]
+    return [len(s) - 1 for s in stamps]
 
 
 @dataclass
@@ -59,6 +74,7 @@ class Queued:
     # the camera's state restarts before this frame: "gap" (its stamps jumped by more than
     # max_gap_s) or "explicit" (~/reset was called since the camera's last frame)
     restart: str | None
+    stamp: int = 0  # of the header, ns
 
 
 @dataclass
@@ -219,6 +235,7 @@ class DeblurNode(Node):
         self.changes: dict[str, Any] = {}  # live parameter changes for the worker to apply
         self.engine_stats = self.engine.stats()  # refreshed by the worker after each round
         cams = list(get("cameras").value) or [""]
+        self.latest_depth = SYNC_DEPTH if len(cams) > 1 else 1  # queue_policy latest
         self.cameras = [Camera(self, i, ns.strip("/")) for i, ns in enumerate(cams)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(float(get("diagnostics_period_s").value), self.publish_diagnostics)
@@ -290,7 +307,7 @@ class DeblurNode(Node):
             elif name == "queue_policy" and value == "latest":
                 with self.lock:
                     for cam in self.cameras:
-                        while len(cam.queue) > 1:
+                        while len(cam.queue) > self.latest_depth:
                             cam.drop_oldest()
                             self.count("dropped")
             self.get_logger().info(f"parameter {name} is now {value!r}")
@@ -334,12 +351,12 @@ class DeblurNode(Node):
             if cam.reset_requested:
                 restart, cam.reset_requested = "explicit", False
             cam.last_stamp = stamp
-            limit = 1 if self.queue_policy == "latest" else self.queue_size
+            limit = self.latest_depth if self.queue_policy == "latest" else self.queue_size
             while len(cam.queue) >= limit:
                 dropped = cam.drop_oldest()  # the next frame kept starts the new segment
                 restart = restart or dropped
                 self.count("dropped")
-            cam.queue.append(Queued(msg, time.monotonic(), restart))
+            cam.queue.append(Queued(msg, time.monotonic(), restart, stamp))
             self.lock.notify()
 
     def count(self, key: str, n: int = 1) -> None:
@@ -373,7 +390,7 @@ class DeblurNode(Node):
                 if not self.running:
                     return
                 changes, self.changes = self.changes, {}
-                taken = [(c, c.queue.popleft()) for c in self.cameras if c.queue]
+                taken = self.take()
                 now = time.monotonic()
                 for cam, *_ in taken:
                     cam.last_taken, cam.holding = now, True
@@ -394,6 +411,19 @@ class DeblurNode(Node):
             # Read by the diagnostics timer: the executor must never wait for the engine's
             # lock, which a forward pass holds for its whole duration.
             self.engine_stats = self.engine.stats()
+
+    def take(self) -> list[tuple[Camera, Queued]]:
+        """The next frame of each camera that has one; under queue_policy latest the frames of
+        the newest stamp all of them hold (``synced_picks``), the older ones dropped. Callers
+        hold ``self.lock``."""
+        cams = [c for c in self.cameras if c.queue]
+        if self.queue_policy == "latest" and cams:
+            picks = synced_picks([[q.stamp for q in c.queue] for c in cams])
+            for cam, pick in zip(cams, picks, strict=True):
+                for _ in range(pick):
+                    cam.drop_oldest()  # the frame taken keeps any restart mark
+                    self.count("dropped")
+        return [(c, c.queue.popleft()) for c in cams]
 
     def quiet_cameras(self, now: float) -> list[Camera]:
         """Cameras with frames in the engine and none taken for max_gap_s: their look-ahead is
