@@ -159,6 +159,23 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (x86 AVX512-BF16 or AMX, ARM BF16): there
+    ``precision`` bf16 with ``torch_compile`` is the fast CPU setting, elsewhere the exported
+    graph in onnxruntime (README, "Deployment"). Read from /proc/cpuinfo (Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, ARM
+            flags.update(value.split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def autocast(device: torch.device, precision: str) -> AbstractContextManager:
     """Autocast to ``precision``, or no context for fp32: torch before 2.3 refuses a disabled
     CPU autocast whose dtype is not bf16."""

@@ -422,3 +422,15 @@ def test_settings_are_checked_when_changed_too(model) -> None:
     for members in (4.0, True):
         with pytest.raises(ValueError, match="members"):
             SelfEnsembleDeblurrer(model, members=members, device="cpu")
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    from sarn_ros.engine import native_bf16
+
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n"
+    skylake = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n"
+    sapphire = "flags\t\t: avx512f amx_bf16 amx_tile\n"
+    graviton3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+    orin = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes sha1 sha2 crc32 atomics\n"
+    found = [native_bf16(text) for text in (zen4, skylake, sapphire, graviton3, orin, "")]
+    assert found == [True, False, True, True, False, False]

@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from ..checkpoint import CheckpointError, first_line
-from ..engine import check_frame, resolve_precision
+from ..engine import check_frame, native_bf16, resolve_precision
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
@@ -52,6 +52,24 @@ SYNC_DEPTH = 3
 
 def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+def cpu_advice(precision: str, compiled: bool, bf16: bool) -> str | None:
+    """The fastest CPU setting for this CPU when the node runs a slower one: bf16 with
+    torch_compile where the CPU computes bf16 natively, else the exported graph (README's
+    speed tables, 2-core AMD EPYC)."""
+    if bf16:
+        if precision == "bf16" and compiled:
+            return None
+        return (
+            "this CPU computes bf16 natively: precision:=bf16 torch_compile:=true ran the "
+            "network 2.7-3x faster than fp32 on a 2-core CPU (README, speed table)"
+        )
+    return (
+        "this CPU has no native bf16 (AVX512-BF16, AMX): the graph of `sarn export` as "
+        "weights (weights:=<file>.onnx, onnxruntime) ran up to 2x faster than fp32 PyTorch on "
+        'a 2-core CPU, `sarn export --int8` 1.2-1.4x faster again (README, "Deployment")'
+    )
 
 
 def synced_picks(stamps: list[list[int]]) -> list[int]:
@@ -217,11 +235,12 @@ class DeblurNode(Node):
             max_gap_s=None,  # gaps are found at intake, see enqueue
             torch_compile=self.torch_compile,
         )
-        if device == "auto" and self.engine.device.type == "cpu" and not self.engine.onnx:
-            self.get_logger().warning(
-                "device=auto: no CUDA device found, running on the CPU (slow; "
-                "torch_compile:=true helps, and precision:=bf16 on CPUs with AVX512-BF16/AMX)"
-            )
+        if device == "auto" and self.engine.device.type == "cpu":
+            self.get_logger().warning("device=auto: no CUDA device found, running on the CPU")
+        if self.engine.device.type == "cpu" and not self.engine.onnx:
+            advice = cpu_advice(self.engine.precision, self.torch_compile, native_bf16())
+            if advice:
+                self.get_logger().info(advice)
 
         self.lock = threading.Condition()
         self.counts: Counter[str] = Counter()
