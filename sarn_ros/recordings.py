@@ -17,6 +17,7 @@ import numpy as np
 
 from .data.blur_synth import BlurParams, synthesize
 from .data.datasets import Sequence, list_images, read_frame, resize_by, synthesize_folder
+from .metrics import sharpness
 from .offline import InputError, bag_image, bag_topics, kind_of, open_bag, video_frames
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,25 @@ def iter_clips(
         if len(clip) >= 3:
             counts[name] = counts.get(name, 0) + 1
             yield f"{name}_{counts[name]}", clip
+
+
+def sharpest_clips(
+    path: Path,
+    clip_frames: int,
+    fraction: float,
+    topics: list[str] | None = None,
+    debayer: str = "vng",
+) -> tuple[set[str], int]:
+    """The names of the ``fraction`` of :func:`iter_clips`' clips of ``path`` with the highest
+    median frame sharpness (variance of the Laplacian at half size, where sensor noise counts
+    less than at full size), and how many clips there were: a robot's ordinary recordings hold
+    sharp stretches (standing, turning slowly) to synthesise blur from."""
+    scores = {
+        name: float(np.median([sharpness(f) for f in clip]))
+        for name, clip in iter_clips(path, clip_frames, 0.5, topics, debayer)
+    }
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    return set(ranked[: max(1, round(fraction * len(ranked)))]), len(ranked)
 
 
 def _rgb8(frame: np.ndarray) -> np.ndarray:

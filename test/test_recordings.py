@@ -16,7 +16,8 @@ from test_eval import sarn_eval
 from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import load_sequences
 from sarn_ros.offline import InputError
-from sarn_ros.recordings import iter_clips, read_streams, synthetic_sequences
+from sarn_ros.recordings import iter_clips, read_streams, sharpest_clips, synthetic_sequences
+from sarn_ros.tools import cli
 from sarn_ros.tools.train import build_trainset, gather
 
 
@@ -126,3 +127,33 @@ def test_videos_and_bags_are_cut_into_training_clips(tmp_path: Path) -> None:
     write_camera_bag(tmp_path / "m", imgs[:7], plugin=StoragePlugin.MCAP)
     (bare,) = (tmp_path / "m").glob("*.mcap")
     assert len(gather([bare], params, [1.0], 1, 4, **rec)) == 2
+
+
+def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A robot's recording: two sharp stretches around a blurred one (the robot turning);
+    --sharpest 0.67 trains on the two sharp clips only, and the set says so."""
+    imgs = grey_frames(12)
+    imgs[4:8] = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in imgs[4:8]]
+    write_video(tmp_path / "drive.mp4", imgs)
+    kept, total = sharpest_clips(tmp_path / "drive.mp4", 4, 0.67)
+    assert (kept, total) == ({"drive_1", "drive_3"}, 3)
+    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.01)[0] <= {"drive_1", "drive_3"}  # >= 1
+    params = BlurParams(blur_px=3.0)
+    sources = ([tmp_path / "drive.mp4"], params, [1.0, 0.5], 1, 4)
+    seqs = gather(*sources, clip_frames=4, sharpest=0.67)
+    assert sorted(s.name for s in seqs) == [
+        "drive_1_x0.5_v0",
+        "drive_1_x1_v0",
+        "drive_3_x0.5_v0",
+        "drive_3_x1_v0",
+    ]
+    assert capsys.readouterr().out.count("the 2 sharpest of 3 clips") == 1  # for both scales
+    build_trainset(*sources, tmp_path / "ts", clip_frames=4, sharpest=0.67)
+    assert json.loads((tmp_path / "ts" / "trainset.json").read_text())["sharpest"] == 0.67
+    assert len(gather(*sources, clip_frames=4)) == 6  # every clip by default
+    for bad in ("0", "1.5"):
+        args = ["train", "--run-dir", str(tmp_path / "run"), "--sharpest", bad]
+        assert cli.main([*args, "--data", str(tmp_path / "drive.mp4")]) == 2
+        assert "--sharpest must be in (0, 1]" in capsys.readouterr().err

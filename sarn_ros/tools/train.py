@@ -41,7 +41,7 @@ from ..data.datasets import (
     usable_sequences,
 )
 from ..offline import InputError, kind_of
-from ..recordings import iter_clips, synthetic_sequences
+from ..recordings import iter_clips, sharpest_clips, synthetic_sequences
 from .options import HelpFormatter, add_bag_arguments
 
 
@@ -106,6 +106,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="videos and bags are cut into sequences of this many frames",
     )
     add_bag_arguments(d)
+    d.add_argument(
+        "--sharpest",
+        type=float,
+        default=1.0,
+        metavar="FRACTION",
+        help="videos and bags: train on this share of their clips, the sharpest (median "
+        "variance of the Laplacian), so ordinary recordings of your camera serve as sharp "
+        "material",
+    )
     d.add_argument(
         "--val-sharp",
         type=Path,
@@ -291,11 +300,13 @@ def iter_gather(
     clip_frames: int = 60,
     topics: list[str] | None = None,
     debayer: str = "vng",
+    sharpest: float = 1.0,
 ) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
     source of sharp images: the folder itself or its sub-folders as frame/still folders, and
-    the videos and bags among them (or given directly) cut into clips of ``clip_frames``.
-    Made one sequence at a time."""
+    the videos and bags among them (or given directly) cut into clips of ``clip_frames``, of
+    which the ``sharpest`` share is used. Made one sequence at a time."""
+    kept: dict[Path, set[str]] = {}  # per recording, for every scale
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         pairs = root.is_dir() and bool(find_pair_dirs(root))
@@ -312,7 +323,14 @@ def iter_gather(
             for src in sources:
                 src_kind = recording_kind(src)
                 if src_kind in ("video", "bag"):
+                    if sharpest < 1 and src not in kept:
+                        kept[src], total = sharpest_clips(
+                            src, clip_frames, sharpest, topics, debayer
+                        )
+                        print(f"{src}: the {len(kept[src])} sharpest of {total} clips", flush=True)
                     for name, clip in iter_clips(src, clip_frames, scale, topics, debayer):
+                        if src in kept and name not in kept[src]:
+                            continue
                         for v in range(variants):
                             b, sh = synthesize(clip, params=scaled, seed=hash_seed(name, scale, v))
                             yield Sequence(f"{name}_x{scale:g}_v{v}", b, sh)
@@ -393,7 +411,9 @@ def build_trainset(
     if not seen:
         partial.rmdir()
         raise no_training_data(folders)
-    desc = describe_sources(folders, params, scales, variants, still_frames)
+    desc = describe_sources(
+        folders, params, scales, variants, still_frames, recordings.get("sharpest", 1.0)
+    )
     (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
     partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
@@ -403,9 +423,15 @@ DESCRIPTION = "trainset.json"  # what a --trainset was built from, for the weigh
 
 
 def describe_sources(
-    folders: list[Path], params: BlurParams, scales: list[float], variants: int, still_frames: int
+    folders: list[Path],
+    params: BlurParams,
+    scales: list[float],
+    variants: int,
+    still_frames: int,
+    sharpest: float = 1.0,
 ) -> dict[str, Any]:
-    """The sources and the synthetic blur they got (real pairs get none)."""
+    """The sources, the share of their recordings' clips used and the synthetic blur they got
+    (real pairs get none)."""
     pairs = [str(f) for f in folders if f.is_dir() and find_pair_dirs(f)]
     synthetic = [str(f) for f in folders if str(f) not in pairs]
     return {
@@ -415,6 +441,7 @@ def describe_sources(
         "scales": scales,
         "variants": variants,
         "still_frames": still_frames,
+        "sharpest": sharpest,
     }
 
 
@@ -433,6 +460,7 @@ def read_description(ts: Path) -> dict[str, Any] | None:
         "sources": [s for d in found for s in d["sources"]],
         "real_pairs": [s for d in found for s in d["real_pairs"]],
         "synthetic_blur": blurs,
+        "sharpest": min(d.get("sharpest", 1.0) for d in found),
     }
 
 
@@ -514,6 +542,9 @@ def run(args: argparse.Namespace) -> int:
     if args.clip_frames < 3:
         print("sarn train: --clip-frames must be at least 3", file=sys.stderr)
         return 2
+    if not 0 < args.sharpest <= 1:
+        print("sarn train: --sharpest must be in (0, 1]", file=sys.stderr)
+        return 2
     try:
         ts = args.trainset
         sources = (args.data, blur_params(args), args.scales, args.variants, args.still_frames)
@@ -521,6 +552,7 @@ def run(args: argparse.Namespace) -> int:
             "clip_frames": args.clip_frames,
             "topics": args.topics,
             "debayer": args.debayer,
+            "sharpest": args.sharpest,
         }
         rank = int(os.environ.get("RANK", 0))
         if ts is not None and rank != 0:
@@ -531,7 +563,7 @@ def run(args: argparse.Namespace) -> int:
             train = build_trainset(*sources, ts, **recordings)
         else:
             train = gather(*sources, **recordings)
-        desc = read_description(ts) if ts is not None else describe_sources(*sources)
+        desc = read_description(ts) if ts is not None else describe_sources(*sources, args.sharpest)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         arch, init, model = args.arch, args.init, architecture_options(args)
         resumed = resumed_architecture(args.run_dir) if args.resume else None
@@ -656,4 +688,6 @@ def summarise(
     if desc["real_pairs"]:
         lines.append(f"real pairs: {', '.join(desc['real_pairs'])}")
     lines += [f"synthetic blur: {blur}" for blur in desc["synthetic_blur"]]
+    if desc.get("sharpest", 1.0) < 1:
+        lines.append(f"recordings: the sharpest {desc['sharpest']:g} of their clips")
     return lines
