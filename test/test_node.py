@@ -836,10 +836,54 @@ def test_latest_takes_the_newest_stamp_every_camera_holds():
 
     assert synced_picks([[1, 2, 3], [1, 2]]) == [1, 1]  # 3's right frame is still on its way
     assert synced_picks([[1, 2, 3], [2, 3]]) == [2, 1]
-    assert synced_picks([[1, 2], [5, 6], [2]]) == [1, 1, 0]  # the third camera: no common stamp
+    assert synced_picks([[1, 2], [5, 6], [2]]) == [1, 1, 0]  # the second: no common stamp
+    # a stereo pair beside a free-running camera, and two pairs on clocks of their own
+    assert synced_picks([[4, 5, 6], [4, 5], [17, 19, 23]]) == [1, 1, 2]
+    assert synced_picks([[4, 5], [4, 5], [11, 12], [11]]) == [1, 1, 0, 0]
+    assert synced_picks([[5, 6], [5, 6], [5]]) == [0, 0, 0]  # all three before the newest two
     assert synced_picks([[1, 2], [5, 6]]) == [1, 1]  # unsynchronised: each one's newest
     assert synced_picks([[9, 1], [9, 1]]) == [1, 1]  # a looping bag: the newest received
     assert synced_picks([[4]]) == [0]
+
+
+def test_a_live_switch_to_latest_trims_the_backlog_at_once():
+    """From queue_policy all to latest with a backlog: the queues are cut to the few frames
+    latest keeps before the worker's next take, drops counted, restart marks kept."""
+    import threading
+    from collections import Counter, deque
+    from types import SimpleNamespace
+
+    from rclpy.parameter import Parameter
+
+    from sarn_ros.ros import node as node_module
+
+    cams = []
+    for _ in range(2):
+        cam = SimpleNamespace(
+            queue=deque(node_module.Queued(None, 0.0, None, s) for s in range(10))
+        )
+        cam.queue[1].restart = "gap"
+        cam.drop_oldest = lambda cam=cam: node_module.Camera.drop_oldest(cam)
+        cams.append(cam)
+    fake = SimpleNamespace(
+        cameras=cams,
+        queue_policy="all",
+        latest_depth=node_module.SYNC_DEPTH,
+        engine=SimpleNamespace(onnx=False),
+        changes={},
+        lazy=False,
+        counts=Counter(),
+        window=Counter(),
+        lock=threading.Condition(),
+    )
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    result = node_module.DeblurNode.on_set_parameters(
+        fake, [Parameter("queue_policy", Parameter.Type.STRING, "latest")]
+    )
+    assert result.successful and fake.queue_policy == "latest"
+    for cam in cams:
+        assert [(q.stamp, q.restart) for q in cam.queue] == [(7, "gap"), (8, None), (9, None)]
+    assert fake.counts["dropped"] == 14 and fake.changes == {"queue_policy": "latest"}
 
 
 def test_a_synchronised_take_drops_the_older_frames_and_keeps_their_restart_marks():

@@ -139,7 +139,8 @@ def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
     write_video(tmp_path / "drive.mp4", imgs)
     kept, total = sharpest_clips(tmp_path / "drive.mp4", 4, 0.67)
     assert (kept, total) == ({"drive_1", "drive_3"}, 3)
-    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.01)[0] <= {"drive_1", "drive_3"}  # >= 1
+    kept, _ = sharpest_clips(tmp_path / "drive.mp4", 4, 0.01)
+    assert len(kept) == 1 and kept <= {"drive_1", "drive_3"}  # at least one clip
     params = BlurParams(blur_px=3.0)
     sources = ([tmp_path / "drive.mp4"], params, [1.0, 0.5], 1, 4)
     seqs = gather(*sources, clip_frames=4, sharpest=0.67)

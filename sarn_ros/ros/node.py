@@ -73,14 +73,28 @@ def cpu_advice(precision: str, compiled: bool, bf16: bool) -> str | None:
 
 
 def synced_picks(stamps: list[list[int]]) -> list[int]:
-    """Which queued frame of each camera the worker takes under queue_policy latest: the
-    frames of the most recently received stamp that every camera holds, so a synchronised
-    stereo pair stays a pair for stereo SLAM when frames are dropped; else each camera's
-    newest (unsynchronised cameras). ``stamps``: each camera's queue, oldest first."""
-    for stamp in reversed(stamps[0]):
-        if all(stamp in other for other in stamps[1:]):
-            return [len(s) - 1 - s[::-1].index(stamp) for s in stamps]
-    return [len(s) - 1 for s in stamps]
+    """Which queued frame of each camera the worker takes under queue_policy latest: cameras
+    that hold a common stamp take its frames (the largest such group first, then the most
+    recently received stamp), so synchronised stereo frames stay pairs for stereo SLAM when
+    frames are dropped, also beside a free-running camera; every other camera takes its newest.
+    ``stamps``: each camera's queue, oldest first."""
+    picks = [len(s) - 1 for s in stamps]
+    free = list(range(len(stamps)))
+    while len(free) > 1:
+        best: tuple[tuple[int, int], list[int], int] | None = None
+        for i in free:
+            for age, stamp in enumerate(reversed(stamps[i])):
+                holders = [j for j in free if stamp in stamps[j]]
+                rank = (len(holders), -age)
+                if len(holders) > 1 and (best is None or rank > best[0]):
+                    best = (rank, holders, stamp)
+        if best is None:
+            break
+        _, holders, stamp = best
+        for j in holders:
+            picks[j] = len(stamps[j]) - 1 - stamps[j][::-1].index(stamp)
+        free = [j for j in free if j not in holders]
+    return picks
 
 
 @dataclass
@@ -235,7 +249,7 @@ class DeblurNode(Node):
             max_gap_s=None,  # gaps are found at intake, see enqueue
             torch_compile=self.torch_compile,
         )
-        if device == "auto" and self.engine.device.type == "cpu":
+        if device == "auto" and self.engine.device.type == "cpu" and not self.engine.onnx:
             self.get_logger().warning("device=auto: no CUDA device found, running on the CPU")
         if self.engine.device.type == "cpu" and not self.engine.onnx:
             advice = cpu_advice(self.engine.precision, self.torch_compile, native_bf16())
@@ -302,6 +316,11 @@ class DeblurNode(Node):
                     self.changes[p.name] = p.value
                     if p.name == "queue_policy":  # intake must follow at once
                         self.queue_policy = p.value
+                        if p.value == "latest":  # before the worker's next take
+                            for cam in self.cameras:
+                                while len(cam.queue) > self.latest_depth:
+                                    cam.drop_oldest()
+                                    self.count("dropped")
                     elif p.name == "lazy":
                         self.lazy = bool(p.value)
             self.lock.notify()
@@ -323,12 +342,6 @@ class DeblurNode(Node):
                 self.resize = float(value)  # the new size makes the engine reset the streams
             elif name == "debayer":
                 self.debayer = value
-            elif name == "queue_policy" and value == "latest":
-                with self.lock:
-                    for cam in self.cameras:
-                        while len(cam.queue) > self.latest_depth:
-                            cam.drop_oldest()
-                            self.count("dropped")
             self.get_logger().info(f"parameter {name} is now {value!r}")
 
     def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:

@@ -108,9 +108,9 @@ PARAMS: tuple[Param, ...] = (
         "queue_policy",
         "latest",
         "latest: keep only the newest frame per camera (bounded latency, drops counted; "
-        "live cameras; with several cameras, the newest stamp they all have, so synchronised "
-        "stereo frames are dropped in pairs). all: process every frame in order from a bounded "
-        "queue (bags; use reliable QoS).",
+        "live cameras; with several cameras, those sharing a stamp take its frames, so "
+        "synchronised stereo frames are dropped in pairs). all: process every frame in order "
+        "from a bounded queue (bags; use reliable QoS).",
         live=True,
         choices=("latest", "all"),
     ),

@@ -79,7 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--scale", type=float, default=0.5, help="downscale synthetic sources (as training)"
     )
     p.add_argument(
-        "--max-frames", type=int, default=10, help="frames per sequence or stream (from its start)"
+        "--max-frames",
+        type=int,
+        default=10,
+        help="frames per sequence or stream (--no-gt streams: after --skip-frames)",
     )
     p.add_argument("--blur-px", type=float, default=24.0, help="synthetic blur at full resolution")
     p.add_argument(
