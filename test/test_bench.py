@@ -1,7 +1,11 @@
 """`sarn bench model`: the CPU peak estimate behind "% of peak", and the compile mode column."""
 
+import json
+import subprocess
+
 import pytest
 
+from sarn_ros.resources import script_command
 from sarn_ros.tools.bench_model import cpu_flops_per_cycle
 
 
@@ -70,6 +74,15 @@ def test_bench_node_rates_count_outputs_of_the_measured_window_only():
     assert r["drop_pct"] == pytest.approx(25.0)
 
 
+def test_bench_node_counts_sets_that_came_out_on_every_camera():
+    from sarn_ros.tools.bench_node import complete_sets
+
+    out = {(0, 1), (1, 1), (0, 2), (1, 3), (0, 4), (1, 4), (2, 4)}
+    assert complete_sets(out, 2) == {"sets_out": 4, "sets_complete": 1, "complete_pct": 25.0}
+    assert complete_sets(out, 3)["sets_complete"] == 1  # only stamp 4 is on all three
+    assert complete_sets(set(), 2)["sets_out"] == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -77,6 +90,9 @@ def test_bench_node_rates_count_outputs_of_the_measured_window_only():
         (["--sizes", "640"], "--sizes must be WxH"),
         (["--fps", "0"], "--fps and --duration must be > 0"),
         (["--duration", "0"], "--fps and --duration must be > 0"),
+        (["--cameras", "0"], "--cameras must be >= 1"),
+        (["--cameras", "3", "--stagger", "0.5"], "within its period"),
+        (["--cameras", "2", "--stagger", "-0.1"], "within its period"),
     ],
 )
 def test_bench_node_rejects_bad_arguments_in_one_line(args, message, capsys):
@@ -85,3 +101,26 @@ def test_bench_node_rejects_bad_arguments_in_one_line(args, message, capsys):
     assert cli.main(["bench", "node", "--tiny", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("sarn bench node: error:") and message in err and "\n" not in err
+
+
+def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
+    """Two synchronised cameras through the real node process: rates per camera, and sets
+    matched by stamp across the cameras' output topics (a tiny model keeps up at 10 fps, so
+    every set comes out whole)."""
+    rows = tmp_path / "rows.json"
+    done = subprocess.run(
+        [
+            *script_command("sarn"),
+            *("bench", "node", "--tiny", "--cameras", "2", "--sizes", "64x48"),
+            *("--fps", "10", "--duration", "2", "--json", str(rows)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 synchronised cameras" in done.stdout and "complete sets" in done.stdout
+    (row,) = json.loads(rows.read_text())
+    assert row["cameras"] == 2 and row["in_fps"] == pytest.approx(10, rel=0.2)
+    assert row["sets_out"] >= 15 and row["sets_complete"] == row["sets_out"], row
+    assert row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)

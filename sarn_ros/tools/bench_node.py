@@ -19,6 +19,9 @@ best-effort publisher at ``--fps``, like a camera driver. Reported per size:
   the result (median of the node's own figure), i.e. e2e without the two DDS hops.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
   start and end of the measurement (flat under overload with ``latest``).
+- complete sets % (``--cameras`` > 1): of the stamps that came out on any camera, the share
+  that came out on every camera. The cameras are synchronised (one stamp per set, as a
+  stereo rig's), so this is what stereo SLAM can pair; in/out fps are then per camera.
 
 The benchmark's own publisher/subscriber runs in this process on the same machine, so on a
 small CPU it competes with the node; ``--tiny`` swaps in an untrained small network to show
@@ -78,6 +81,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="node cpu_threads (0 = one per core)"
     )
+    parser.add_argument(
+        "--cameras",
+        type=int,
+        default=1,
+        help="synchronised cameras served by the one node (2: a stereo rig; the same stamp on "
+        "each camera's frame of a set)",
+    )
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=0.0,
+        help="with --cameras > 1: each next camera's frame is published this fraction of a "
+        "period after the previous one's (0: back to back, as from one driver; 0.5: two "
+        "drivers half a frame apart)",
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
 
 
@@ -104,6 +122,25 @@ def rates(
         "out_fps": in_window / wall,
         "drop_pct": 100.0 * (1 - got / len(sent)),
     }
+
+
+def complete_sets(received: set[tuple[int, int]], cameras: int) -> dict[str, float]:
+    """Of the stamps that came out on any camera, how many came out on all ``cameras``
+    (``received`` holds (camera, stamp) pairs)."""
+    per_stamp: dict[int, int] = {}
+    for _, stamp in received:
+        per_stamp[stamp] = per_stamp.get(stamp, 0) + 1
+    complete = sum(1 for n in per_stamp.values() if n == cameras)
+    return {
+        "sets_out": len(per_stamp),
+        "sets_complete": complete,
+        "complete_pct": 100.0 * complete / len(per_stamp) if per_stamp else float("nan"),
+    }
+
+
+def camera_names(count: int) -> list[str]:
+    """The node's ``cameras`` parameter: its own namespace for one camera, else cam0, cam1..."""
+    return [""] if count == 1 else [f"cam{k}" for k in range(count)]
 
 
 def tiny_checkpoint(directory: Path) -> Path:
@@ -153,6 +190,8 @@ def node_args(weights: str, args: argparse.Namespace) -> list[str]:
         "cpu_threads": args.threads,
         "diagnostics_period_s": 0.5,
     }
+    if args.cameras > 1:
+        params["cameras"] = "[" + ", ".join(camera_names(args.cameras)) + "]"
     cmd += ["--ros-args", "--params-file", str(find_share_file("config/sarn_deblur.yaml"))]
     for name, value in params.items():
         cmd += ["-p", f"{name}:={value}"]
@@ -180,24 +219,29 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         import cv2
 
         frame = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
-        msg = numpy_to_image(frame, "rgb8")
-        msg.header.frame_id = "bench"
-        info = CameraInfo(width=w, height=h)
         camera_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
-        pub = node.create_publisher(Image, "image_raw", camera_qos)
-        info_pub = node.create_publisher(CameraInfo, "camera_info", camera_qos)
-        received: dict[int, float] = {}
-        diags: list[dict[str, str]] = []
+        cams = []
+        received: dict[tuple[int, int], float] = {}
+        for k, name in enumerate(camera_names(args.cameras)):
+            prefix = f"{name}/" if name else ""
+            msg = numpy_to_image(frame, "rgb8")
+            msg.header.frame_id = name or "bench"
+            pub = node.create_publisher(Image, f"{prefix}image_raw", camera_qos)
+            info_pub = node.create_publisher(CameraInfo, f"{prefix}camera_info", camera_qos)
+            cams.append((msg, CameraInfo(width=w, height=h), pub, info_pub))
 
-        def on_image(out: Image) -> None:
-            received[out.header.stamp.sec * 10**9 + out.header.stamp.nanosec] = time.monotonic()
+            def on_image(out: Image, k: int = k) -> None:
+                stamp = out.header.stamp.sec * 10**9 + out.header.stamp.nanosec
+                received[k, stamp] = time.monotonic()
+
+            node.create_subscription(Image, f"{prefix}deblurred/image_raw", on_image, 10)
+        diags: list[dict[str, str]] = []
 
         def on_diag(array: DiagnosticArray) -> None:
             for status in array.status:
                 if "sarn_deblur" in status.name:
                     diags.append({kv.key: kv.value for kv in status.values})
 
-        node.create_subscription(Image, "deblurred/image_raw", on_image, 10)
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
 
         def spin_for(seconds: float) -> None:
@@ -205,36 +249,47 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
             while time.monotonic() < end:
                 rclpy.spin_once(node, timeout_sec=max(0.0, min(0.01, end - time.monotonic())))
 
-        def send() -> tuple[int, float]:
+        period = 1.0 / args.fps
+
+        def send_set() -> dict[tuple[int, int], float]:
+            """One frame per camera, all with one stamp, ``--stagger`` periods apart."""
             stamp = time.time_ns()
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-            info.header = msg.header
-            info_pub.publish(info)
-            t = time.monotonic()
-            pub.publish(msg)
-            return stamp, t
+            times = {}
+            for k, (msg, info, pub, info_pub) in enumerate(cams):
+                if k:
+                    spin_for(args.stagger * period)
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
+                info.header = msg.header
+                info_pub.publish(info)
+                times[k, stamp] = time.monotonic()
+                pub.publish(msg)
+            return times
+
+        def connected() -> bool:
+            return all(pub.get_subscription_count() for _, _, pub, _ in cams)
+
+        def warm() -> bool:
+            return len({k for k, _ in received}) == len(cams)
 
         deadline = time.monotonic() + 120
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        while not connected() and time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(proc.stdout.read().decode().strip().splitlines()[-1])
             spin_for(0.1)
-        while not received and time.monotonic() < deadline:  # warm-up: first output
-            send()
+        while not warm() and time.monotonic() < deadline:  # warm-up: output on every camera
+            send_set()
             spin_for(1.0)
-        if not received:
+        if not warm():
             raise RuntimeError("the node produced no output within 120 s")
         spin_for(1.0)
         received.clear()
         n_diag = len(diags)
 
-        sent: dict[int, float] = {}
+        sent: dict[tuple[int, int], float] = {}
         cpu0, rss0, t0 = meter.cpu_s(), meter.rss_mib(), time.monotonic()
-        period = 1.0 / args.fps
         next_t = t0
         while time.monotonic() < t0 + args.duration:
-            stamp, t = send()
-            sent[stamp] = t
+            sent.update(send_set())
             next_t += period
             spin_for(max(0.0, next_t - time.monotonic()))
         wall = time.monotonic() - t0
@@ -258,9 +313,14 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
     inference = diag_mean("inference ms (mean)")
     p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    frame_rates = rates(sent, received, t0, wall)
+    frame_rates["in_fps"] /= len(cams)
+    frame_rates["out_fps"] /= len(cams)
     return {
         "size": f"{size[0]}x{size[1]}",
-        **rates(sent, received, t0, wall),
+        "cameras": len(cams),
+        **frame_rates,
+        **complete_sets(set(received) & set(sent), len(cams)),
         "e2e_ms_p50": p50,
         "e2e_ms_p95": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
         "inference_ms": inference,
@@ -275,20 +335,27 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
+    sets = any(r["cameras"] > 1 for r in rows)
     header = (
         "| size | in fps | out fps | drop % | e2e ms p50 | e2e ms p95 | inference ms | node ms "
         "| e2e - inference ms | callback -> publish ms | node CPU % | node RSS MiB (start -> end) |"
     )
+    if sets:
+        header = header.replace("in fps | out fps", "in fps per camera | out fps per camera")
+        header += " complete sets (of those out) |"
     print(header)
-    print("|" + "---|" * 12)
+    print("|" + "---|" * (header.count("|") - 1))
     for r in rows:
-        print(
+        line = (
             f"| {r['size']} | {r['in_fps']:.1f} | {r['out_fps']:.1f} | {r['drop_pct']:.0f} "
             f"| {r['e2e_ms_p50']:.1f} | {r['e2e_ms_p95']:.1f} | {r['inference_ms']:.1f} "
             f"| {r['node_ms']:.2f} | {r['e2e_minus_inference_ms']:.1f} "
             f"| {r['node_latency_ms']:.1f} | {r['cpu_pct']:.0f} "
             f"| {r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} |"
         )
+        if sets:
+            line += f" {r['sets_complete']} of {r['sets_out']} ({r['complete_pct']:.0f} %) |"
+        print(line)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -303,6 +370,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.fps <= 0 or args.duration <= 0:
         print("sarn bench node: error: --fps and --duration must be > 0", file=sys.stderr)
+        return 2
+    if args.cameras < 1 or not 0 <= args.stagger * (args.cameras - 1) < 1:
+        print(
+            "sarn bench node: error: --cameras must be >= 1 and a set's --stagger must end "
+            "within its period (0 <= stagger * (cameras - 1) < 1)",
+            file=sys.stderr,
+        )
         return 2
     # a domain of its own, away from live systems (0-101 are safe with Linux's ephemeral ports):
     # the benchmark publishes camera topics, which must not reach a running robot
@@ -319,11 +393,16 @@ def run(args: argparse.Namespace) -> int:
                 print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
                 return 1
     model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
+    rig = (
+        f"{args.cameras} synchronised cameras {args.stagger:g} period apart, "
+        if args.cameras > 1
+        else ""
+    )
     print(
         f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
-        f"fps best effort, queue_policy {args.queue_policy}, future_frames {args.future_frames}, "
-        f"self_ensemble {args.self_ensemble}, torch_compile {str(args.torch_compile).lower()}, "
-        f"{args.duration:g} s per size, "
+        f"fps best effort, {rig}queue_policy {args.queue_policy}, future_frames "
+        f"{args.future_frames}, self_ensemble {args.self_ensemble}, torch_compile "
+        f"{str(args.torch_compile).lower()}, {args.duration:g} s per size, "
         f"cpu_threads {args.threads or 'default'}, {os.cpu_count()} CPU cores"
     )
     print_table(rows)
