@@ -697,3 +697,26 @@ def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_re
     none = deblur(str(nothing), "-o", str(tmp_path / "none"), *args)
     assert none.returncode == 2 and "no readable image" in none.stderr
     assert "Traceback" not in none.stderr
+
+
+@pytest.mark.parametrize(
+    ("bf16", "hint"),
+    [(True, "--precision bf16 --torch-compile"), (False, "then --weights net.onnx")],
+)
+def test_a_long_cpu_run_ends_with_the_faster_setting_for_that_cpu(
+    tmp_path, tiny_recurrent_checkpoint, capsys, monkeypatch, bf16, hint
+):
+    """The summary of a run of 30 s or more on a CPU names the faster setting for that CPU
+    (engine.faster_cpu_setting decides; it says nothing for the fastest)."""
+    from sarn_ros.tools import deblur as deblur_tool
+
+    monkeypatch.setattr("sarn_ros.engine.native_bf16", lambda: bf16)
+    src = write_folder(tmp_path / "in", frames(2))
+    args = ["deblur", str(src), "-o", str(tmp_path / "out"), "--device", "cpu"]
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    assert cli.main([*args, *weights]) == 0
+    assert "hint" not in capsys.readouterr().err  # a short run: no advice
+    monkeypatch.setattr(deblur_tool, "HINT_AFTER_S", 0.0)
+    assert cli.main([*args, "-o", str(tmp_path / "out2"), *weights]) == 0
+    hints = [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
+    assert len(hints) == 1 and hint in hints[0], hints

@@ -434,3 +434,13 @@ def test_native_bf16_is_read_from_the_cpu_flags():
     orin = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes sha1 sha2 crc32 atomics\n"
     found = [native_bf16(text) for text in (zen4, skylake, sapphire, graviton3, orin, "")]
     assert found == [True, False, True, True, False, False]
+
+
+def test_the_faster_cpu_setting_follows_native_bf16():
+    from sarn_ros.engine import faster_cpu_setting
+
+    assert faster_cpu_setting("fp32", False, bf16=True) == "bf16"
+    assert faster_cpu_setting("bf16", False, bf16=True) == "bf16"  # compiled is the fast one
+    assert faster_cpu_setting("bf16", True, bf16=True) is None
+    assert faster_cpu_setting("fp32", False, bf16=False) == "export"
+    assert faster_cpu_setting("bf16", True, bf16=False) == "export"

@@ -35,7 +35,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from ..checkpoint import CheckpointError, first_line
-from ..engine import check_frame, native_bf16, resolve_precision
+from ..engine import check_frame, faster_cpu_setting, native_bf16, resolve_precision
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
@@ -55,21 +55,21 @@ def stamp_ns(header: Any) -> int:
 
 
 def cpu_advice(precision: str, compiled: bool, bf16: bool) -> str | None:
-    """The fastest CPU setting for this CPU when the node runs a slower one: bf16 with
-    torch_compile where the CPU computes bf16 natively, else the exported graph (README's
-    speed tables, 2-core AMD EPYC)."""
-    if bf16:
-        if precision == "bf16" and compiled:
-            return None
+    """The fastest CPU setting for this CPU when the node runs a slower one, in parameters
+    (``faster_cpu_setting``; README's speed tables, 2-core AMD EPYC)."""
+    setting = faster_cpu_setting(precision, compiled, bf16)
+    if setting == "bf16":
         return (
             "this CPU computes bf16 natively: precision:=bf16 torch_compile:=true ran the "
             "network 2.7-3x faster than fp32 on a 2-core CPU (README, speed table)"
         )
-    return (
-        "this CPU has no native bf16 (AVX512-BF16, AMX): the graph of `sarn export` as "
-        "weights (weights:=<file>.onnx, onnxruntime) ran up to 2x faster than fp32 PyTorch on "
-        'a 2-core CPU, `sarn export --int8` 1.2-1.4x faster again (README, "Deployment")'
-    )
+    if setting == "export":
+        return (
+            "this CPU has no native bf16 (AVX512-BF16, AMX): the graph of `sarn export` as "
+            "weights (weights:=<file>.onnx, onnxruntime) ran up to 2x faster than fp32 PyTorch "
+            'on a 2-core CPU, `sarn export --int8` 1.2-1.4x faster again (README, "Deployment")'
+        )
+    return None
 
 
 def synced_picks(stamps: list[list[int]]) -> list[int]:
