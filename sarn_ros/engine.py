@@ -176,11 +176,19 @@ def native_bf16(cpuinfo: str | None = None) -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def faster_cpu_setting(precision: str, compiled: bool, bf16: bool) -> str | None:
-    """The fastest way to run PyTorch weights on this CPU when a slower one is in use:
-    "bf16" (bf16 with torch.compile, 2.7-3x fp32 where ``bf16`` is native) or "export" (the
-    graph of `sarn export` in onnxruntime, up to 2x fp32 PyTorch; README, "Deployment")."""
-    if bf16:
+FASTER_ON_CPU = {  # README's speed tables, 2-core AMD EPYC; the node and sarn deblur cite them
+    "bf16": "ran the network 2.7-3x faster than fp32 on a 2-core CPU (README, speed table)",
+    "export": "ran up to 2x faster than fp32 PyTorch on a 2-core CPU, `sarn export --int8` "
+    '1.2-1.4x faster again (README, "Deployment")',
+}
+
+
+def faster_cpu_setting(precision: str, compiled: bool, bf16_native: bool) -> str | None:
+    """The fastest way to run PyTorch weights on this CPU when a slower one is in use, so the
+    node and the tools can name it: "bf16" (bf16 with torch.compile, where the CPU computes
+    bf16 natively) or "export" (the fp32 graph of `sarn export` in onnxruntime); None when the
+    fastest is already in use."""
+    if bf16_native:
         return None if precision == "bf16" and compiled else "bf16"
     return "export"
 

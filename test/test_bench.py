@@ -91,8 +91,9 @@ def test_bench_node_counts_sets_that_came_out_on_every_camera():
         (["--fps", "0"], "--fps and --duration must be > 0"),
         (["--duration", "0"], "--fps and --duration must be > 0"),
         (["--cameras", "0"], "--cameras must be >= 1"),
-        (["--cameras", "3", "--stagger", "0.5"], "within its period"),
-        (["--cameras", "2", "--stagger", "-0.1"], "within its period"),
+        (["--stagger", "0.5"], "--stagger needs --cameras > 1"),
+        (["--cameras", "3", "--stagger", "0.5"], "within its"),
+        (["--cameras", "2", "--stagger", "-0.1"], "must be >= 0"),
     ],
 )
 def test_bench_node_rejects_bad_arguments_in_one_line(args, message, capsys):

@@ -701,13 +701,13 @@ def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_re
 
 @pytest.mark.parametrize(
     ("bf16", "hint"),
-    [(True, "--precision bf16 --torch-compile"), (False, "then --weights net.onnx")],
+    [(True, "--precision bf16 --torch-compile ran"), (False, "without --torch-compile")],
 )
 def test_a_long_cpu_run_ends_with_the_faster_setting_for_that_cpu(
     tmp_path, tiny_recurrent_checkpoint, capsys, monkeypatch, bf16, hint
 ):
     """The summary of a run of 30 s or more on a CPU names the faster setting for that CPU
-    (engine.faster_cpu_setting decides; it says nothing for the fastest)."""
+    (engine.faster_cpu_setting decides, see test_engine)."""
     from sarn_ros.tools import deblur as deblur_tool
 
     monkeypatch.setattr("sarn_ros.engine.native_bf16", lambda: bf16)

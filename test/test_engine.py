@@ -439,8 +439,8 @@ def test_native_bf16_is_read_from_the_cpu_flags():
 def test_the_faster_cpu_setting_follows_native_bf16():
     from sarn_ros.engine import faster_cpu_setting
 
-    assert faster_cpu_setting("fp32", False, bf16=True) == "bf16"
-    assert faster_cpu_setting("bf16", False, bf16=True) == "bf16"  # compiled is the fast one
-    assert faster_cpu_setting("bf16", True, bf16=True) is None
-    assert faster_cpu_setting("fp32", False, bf16=False) == "export"
-    assert faster_cpu_setting("bf16", True, bf16=False) == "export"
+    assert faster_cpu_setting("fp32", False, bf16_native=True) == "bf16"
+    assert faster_cpu_setting("bf16", False, bf16_native=True) == "bf16"  # compiled is the fast one
+    assert faster_cpu_setting("bf16", True, bf16_native=True) is None
+    assert faster_cpu_setting("fp32", False, bf16_native=False) == "export"
+    assert faster_cpu_setting("bf16", True, bf16_native=False) == "export"

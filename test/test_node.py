@@ -824,11 +824,12 @@ def test_a_reset_call_marks_the_next_frame_received_not_those_queued_before():
 def test_a_slow_cpu_setting_names_the_fast_one_for_that_cpu():
     from sarn_ros.ros.node import cpu_advice
 
-    assert "precision:=bf16 torch_compile:=true" in cpu_advice("fp32", False, bf16=True)
-    assert "precision:=bf16 torch_compile:=true" in cpu_advice("bf16", False, bf16=True)
-    assert cpu_advice("bf16", True, bf16=True) is None  # already the fastest
+    assert "precision:=bf16 torch_compile:=true" in cpu_advice("fp32", False, bf16_native=True)
+    assert "precision:=bf16 torch_compile:=true" in cpu_advice("bf16", False, bf16_native=True)
+    assert cpu_advice("bf16", True, bf16_native=True) is None  # already the fastest
     for precision, compiled in (("fp32", False), ("bf16", True)):  # no native bf16
-        assert "sarn export" in cpu_advice(precision, compiled, bf16=False)
+        advice = cpu_advice(precision, compiled, bf16_native=False)
+        assert "sarn export" in advice and "precision:=fp32 torch_compile:=false" in advice
 
 
 def test_latest_takes_the_newest_stamp_every_camera_holds():

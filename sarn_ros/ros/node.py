@@ -35,7 +35,13 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from ..checkpoint import CheckpointError, first_line
-from ..engine import check_frame, faster_cpu_setting, native_bf16, resolve_precision
+from ..engine import (
+    FASTER_ON_CPU,
+    check_frame,
+    faster_cpu_setting,
+    native_bf16,
+    resolve_precision,
+)
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
@@ -54,20 +60,20 @@ def stamp_ns(header: Any) -> int:
     return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
-def cpu_advice(precision: str, compiled: bool, bf16: bool) -> str | None:
-    """The fastest CPU setting for this CPU when the node runs a slower one, in parameters
-    (``faster_cpu_setting``; README's speed tables, 2-core AMD EPYC)."""
-    setting = faster_cpu_setting(precision, compiled, bf16)
+def cpu_advice(precision: str, compiled: bool, bf16_native: bool) -> str | None:
+    """The fastest CPU setting for this CPU when the node runs a slower one, worded as node
+    parameters (``faster_cpu_setting`` decides)."""
+    setting = faster_cpu_setting(precision, compiled, bf16_native)
     if setting == "bf16":
         return (
-            "this CPU computes bf16 natively: precision:=bf16 torch_compile:=true ran the "
-            "network 2.7-3x faster than fp32 on a 2-core CPU (README, speed table)"
+            "this CPU computes bf16 natively: precision:=bf16 torch_compile:=true "
+            + FASTER_ON_CPU["bf16"]
         )
     if setting == "export":
         return (
             "this CPU has no native bf16 (AVX512-BF16, AMX): the graph of `sarn export` as "
-            "weights (weights:=<file>.onnx, onnxruntime) ran up to 2x faster than fp32 PyTorch "
-            'on a 2-core CPU, `sarn export --int8` 1.2-1.4x faster again (README, "Deployment")'
+            "weights (weights:=<file>.onnx with precision:=fp32 torch_compile:=false, "
+            "onnxruntime) " + FASTER_ON_CPU["export"]
         )
     return None
 

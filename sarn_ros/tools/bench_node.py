@@ -19,9 +19,10 @@ best-effort publisher at ``--fps``, like a camera driver. Reported per size:
   the result (median of the node's own figure), i.e. e2e without the two DDS hops.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
   start and end of the measurement (flat under overload with ``latest``).
-- complete sets % (``--cameras`` > 1): of the stamps that came out on any camera, the share
-  that came out on every camera. The cameras are synchronised (one stamp per set, as a
-  stereo rig's), so this is what stereo SLAM can pair; in/out fps are then per camera.
+- complete sets (``--cameras`` > 1): of the stamps that came out on any camera, how many came
+  out on every camera. The cameras are synchronised (one stamp per set, as a stereo rig's),
+  so this is what stereo SLAM can pair; in/out fps are then means per camera and the e2e
+  percentiles are over the frames of all cameras.
 
 The benchmark's own publisher/subscriber runs in this process on the same machine, so on a
 small CPU it competes with the node; ``--tiny`` swaps in an untrained small network to show
@@ -85,16 +86,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cameras",
         type=int,
         default=1,
-        help="synchronised cameras served by the one node (2: a stereo rig; the same stamp on "
-        "each camera's frame of a set)",
+        metavar="N",
+        help="N synchronised cameras served by one node process, in namespaces cam0..cam<N-1> "
+        "(cam0/image_raw -> cam0/deblurred/image_raw, ...); the frames of a set share one "
+        "stamp, as a stereo rig's",
     )
     parser.add_argument(
         "--stagger",
         type=float,
         default=0.0,
-        help="with --cameras > 1: each next camera's frame is published this fraction of a "
-        "period after the previous one's (0: back to back, as from one driver; 0.5: two "
-        "drivers half a frame apart)",
+        metavar="F",
+        help="with --cameras N > 1: each next camera's frame is published F of a period after "
+        "the previous one's (0: back to back, as from one driver; 0.5: two drivers half a "
+        "frame apart); F * (N - 1) < 1",
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
 
@@ -111,7 +115,10 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 
 def rates(
-    sent: dict[int, float], received: dict[int, float], t0: float, wall: float
+    sent: dict[tuple[int, int], float],
+    received: dict[tuple[int, int], float],
+    t0: float,
+    wall: float,
 ) -> dict[str, float]:
     """Camera and output rates over the measured window [t0, t0 + wall], and the share of
     frames never deblurred (the drain after the window counts for drops, not for the rate)."""
@@ -124,7 +131,7 @@ def rates(
     }
 
 
-def complete_sets(received: set[tuple[int, int]], cameras: int) -> dict[str, float]:
+def complete_sets(received: set[tuple[int, int]], cameras: int) -> dict[str, int | float]:
     """Of the stamps that came out on any camera, how many came out on all ``cameras``
     (``received`` holds (camera, stamp) pairs)."""
     per_stamp: dict[int, int] = {}
@@ -254,7 +261,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         def send_set() -> dict[tuple[int, int], float]:
             """One frame per camera, all with one stamp, ``--stagger`` periods apart."""
             stamp = time.time_ns()
-            times = {}
+            times: dict[tuple[int, int], float] = {}
             for k, (msg, info, pub, info_pub) in enumerate(cams):
                 if k:
                     spin_for(args.stagger * period)
@@ -320,7 +327,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "size": f"{size[0]}x{size[1]}",
         "cameras": len(cams),
         **frame_rates,
-        **complete_sets(set(received) & set(sent), len(cams)),
+        **(complete_sets(set(received) & set(sent), len(cams)) if len(cams) > 1 else {}),
         "e2e_ms_p50": p50,
         "e2e_ms_p95": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
         "inference_ms": inference,
@@ -336,26 +343,45 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     sets = any(r["cameras"] > 1 for r in rows)
-    header = (
-        "| size | in fps | out fps | drop % | e2e ms p50 | e2e ms p95 | inference ms | node ms "
-        "| e2e - inference ms | callback -> publish ms | node CPU % | node RSS MiB (start -> end) |"
-    )
-    if sets:
-        header = header.replace("in fps | out fps", "in fps per camera | out fps per camera")
-        header += " complete sets (of those out) |"
-    print(header)
-    print("|" + "---|" * (header.count("|") - 1))
+    per_camera = " per camera" if sets else ""
+    columns = [
+        "size",
+        f"in fps{per_camera}",
+        f"out fps{per_camera}",
+        "drop %",
+        "e2e ms p50",
+        "e2e ms p95",
+        "inference ms",
+        "node ms",
+        "e2e - inference ms",
+        "callback -> publish ms",
+        "node CPU %",
+        "node RSS MiB (start -> end)",
+    ] + (["complete sets (of those out)"] if sets else [])
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for r in rows:
-        line = (
-            f"| {r['size']} | {r['in_fps']:.1f} | {r['out_fps']:.1f} | {r['drop_pct']:.0f} "
-            f"| {r['e2e_ms_p50']:.1f} | {r['e2e_ms_p95']:.1f} | {r['inference_ms']:.1f} "
-            f"| {r['node_ms']:.2f} | {r['e2e_minus_inference_ms']:.1f} "
-            f"| {r['node_latency_ms']:.1f} | {r['cpu_pct']:.0f} "
-            f"| {r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} |"
-        )
+        cells = [
+            r["size"],
+            f"{r['in_fps']:.1f}",
+            f"{r['out_fps']:.1f}",
+            f"{r['drop_pct']:.0f}",
+            f"{r['e2e_ms_p50']:.1f}",
+            f"{r['e2e_ms_p95']:.1f}",
+            f"{r['inference_ms']:.1f}",
+            f"{r['node_ms']:.2f}",
+            f"{r['e2e_minus_inference_ms']:.1f}",
+            f"{r['node_latency_ms']:.1f}",
+            f"{r['cpu_pct']:.0f}",
+            f"{r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f}",
+        ]
         if sets:
-            line += f" {r['sets_complete']} of {r['sets_out']} ({r['complete_pct']:.0f} %) |"
-        print(line)
+            cells.append(
+                f"{r['sets_complete']} of {r['sets_out']} ({r['complete_pct']:.0f} %)"
+                if "sets_out" in r
+                else "-"
+            )
+        print("| " + " | ".join(cells) + " |")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -371,10 +397,16 @@ def run(args: argparse.Namespace) -> int:
     if args.fps <= 0 or args.duration <= 0:
         print("sarn bench node: error: --fps and --duration must be > 0", file=sys.stderr)
         return 2
-    if args.cameras < 1 or not 0 <= args.stagger * (args.cameras - 1) < 1:
+    if args.cameras < 1:
+        print("sarn bench node: error: --cameras must be >= 1", file=sys.stderr)
+        return 2
+    if args.stagger and args.cameras == 1:
+        print("sarn bench node: error: --stagger needs --cameras > 1", file=sys.stderr)
+        return 2
+    if not 0 <= args.stagger * (args.cameras - 1) < 1:
         print(
-            "sarn bench node: error: --cameras must be >= 1 and a set's --stagger must end "
-            "within its period (0 <= stagger * (cameras - 1) < 1)",
+            "sarn bench node: error: --stagger F must be >= 0 and a set must end within its "
+            "period (F * (cameras - 1) < 1)",
             file=sys.stderr,
         )
         return 2
@@ -393,11 +425,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
                 return 1
     model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
-    rig = (
-        f"{args.cameras} synchronised cameras {args.stagger:g} period apart, "
-        if args.cameras > 1
-        else ""
-    )
+    rig = ""
+    if args.cameras > 1:
+        apart = f"{args.stagger:g} period apart" if args.stagger else "back to back"
+        rig = f"{args.cameras} synchronised cameras, frames {apart}, "
     print(
         f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, {rig}queue_policy {args.queue_policy}, future_frames "

@@ -96,11 +96,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 HINT_AFTER_S = 30.0  # a run long enough that a faster setting is worth a user's time
 CPU_HINTS = {
-    "bf16": "this CPU computes bf16 natively: --precision bf16 --torch-compile ran the network "
-    "2.7-3x faster than fp32 on a 2-core CPU (README, speed table)",
+    "bf16": "this CPU computes bf16 natively: --precision bf16 --torch-compile",
     "export": "this CPU has no native bf16 (AVX512-BF16, AMX): `sarn export -o net.onnx` (with "
-    "your --weights), then --weights net.onnx (onnxruntime) ran up to 2x faster than fp32 "
-    'PyTorch on a 2-core CPU, `sarn export --int8` 1.2-1.4x faster again (README, "Deployment")',
+    "your --weights), then --weights net.onnx (fp32, without --torch-compile; onnxruntime)",
 }
 
 
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .. import offline
-    from ..engine import faster_cpu_setting, native_bf16
+    from ..engine import FASTER_ON_CPU, faster_cpu_setting, native_bf16
     from ..ensemble import make_engine
 
     bar = None
@@ -198,5 +196,6 @@ def run(args: argparse.Namespace) -> int:
     if secs >= HINT_AFTER_S and engine.device.type == "cpu" and not engine.onnx:
         setting = faster_cpu_setting(engine.precision, args.torch_compile, native_bf16())
         if setting:
-            print(f"sarn deblur: hint: {CPU_HINTS[setting]}", file=sys.stderr)
+            hint = f"{CPU_HINTS[setting]} {FASTER_ON_CPU[setting]}"
+            print(f"sarn deblur: hint: {hint}", file=sys.stderr)
     return 0
