@@ -125,3 +125,24 @@ def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
     assert row["cameras"] == 2 and row["in_fps"] == pytest.approx(10, rel=0.2)
     assert row["sets_out"] >= 15 and row["sets_complete"] == row["sets_out"], row
     assert row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)
+
+
+def test_bench_node_feeds_jpeg_to_a_node_that_decodes_it(tmp_path, ros_domain):
+    """--input-transport compressed: the frames go out as CompressedImage on
+    image_raw/compressed and the node (input_transport compressed) deblurs each one."""
+    rows = tmp_path / "rows.json"
+    done = subprocess.run(
+        [
+            *script_command("sarn"),
+            *("bench", "node", "--tiny", "--input-transport", "compressed"),
+            *("--publish-compressed", "--sizes", "64x48", "--fps", "10", "--duration", "2"),
+            *("--json", str(rows)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "input JPEG (image_raw/compressed), publish_compressed" in done.stdout
+    (row,) = json.loads(rows.read_text())
+    assert row["drop_pct"] <= 10 and row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)

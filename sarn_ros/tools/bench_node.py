@@ -1,8 +1,9 @@
 """`sarn bench node`: the real sarn_deblur_node, end to end over DDS, at camera rate.
 
 For each frame size a fresh node process is started by its console script (own ROS domain,
-loopback only, the packaged Fast DDS shared-memory profile) and fed rgb8 frames by a
-best-effort publisher at ``--fps``, like a camera driver. Reported per size:
+loopback only, the packaged Fast DDS shared-memory profile) and fed rgb8 frames (or their
+JPEG with ``--input-transport compressed``) by a best-effort publisher at ``--fps``, like a
+camera driver. Reported per size:
 
 - in/out fps: frames published / deblurred frames received per second of the measurement.
 - drop %: frames published but never received (``latest`` drops stale frames by design when
@@ -11,8 +12,9 @@ best-effort publisher at ``--fps``, like a camera driver. Reported per size:
   ``--future-frames`` > 0 this includes waiting for the look-ahead frames; the default 0
   measures pure processing.
 - inference ms: the engine call per frame as the node measures it (mean, from /diagnostics).
-- node ms: the node's own per-frame work beside the model (conversion, resize, message
-  building, publishing; mean, from /diagnostics). This is the overhead the node adds.
+- node ms: the node's own per-frame work beside the model (decoding, conversion, resize,
+  message building, JPEG encoding with ``--publish-compressed``, publishing; mean, from
+  /diagnostics). This is the overhead the node adds.
 - e2e - inference: everything that is not the model: both DDS hops, the wait in the intake
   slot and the node's own work.
 - callback -> publish ms: inside the node, from the subscription callback to the publish of
@@ -81,6 +83,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads", type=int, default=0, help="node cpu_threads (0 = one per core)"
+    )
+    parser.add_argument(
+        "--input-transport",
+        default="raw",
+        choices=("raw", "compressed"),
+        help="node input_transport: compressed publishes each frame as JPEG (quality 90) on "
+        "image_raw/compressed, as a camera's image_transport republisher, for the node to decode",
+    )
+    parser.add_argument(
+        "--publish-compressed",
+        action="store_true",
+        help="node publish_compressed (a JPEG of each output beside the raw image)",
     )
     parser.add_argument(
         "--cameras",
@@ -195,6 +209,8 @@ def node_args(weights: str, args: argparse.Namespace) -> list[str]:
         "self_ensemble": args.self_ensemble,
         "torch_compile": str(args.torch_compile).lower(),
         "cpu_threads": args.threads,
+        "input_transport": args.input_transport,
+        "publish_compressed": str(args.publish_compressed).lower(),
         "diagnostics_period_s": 0.5,
     }
     if args.cameras > 1:
@@ -210,9 +226,9 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CameraInfo, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-    from ..ros.image_conversion import numpy_to_image
+    from ..ros.image_conversion import numpy_to_compressed, numpy_to_image
 
     proc = subprocess.Popen(
         node_args(weights, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -231,9 +247,15 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         received: dict[tuple[int, int], float] = {}
         for k, name in enumerate(camera_names(args.cameras)):
             prefix = f"{name}/" if name else ""
-            msg = numpy_to_image(frame, "rgb8")
+            if args.input_transport == "compressed":
+                msg = numpy_to_compressed(frame, "rgb8", quality=90)
+                pub = node.create_publisher(
+                    CompressedImage, f"{prefix}image_raw/compressed", camera_qos
+                )
+            else:
+                msg = numpy_to_image(frame, "rgb8")
+                pub = node.create_publisher(Image, f"{prefix}image_raw", camera_qos)
             msg.header.frame_id = name or "bench"
-            pub = node.create_publisher(Image, f"{prefix}image_raw", camera_qos)
             info_pub = node.create_publisher(CameraInfo, f"{prefix}camera_info", camera_qos)
             cams.append((msg, CameraInfo(width=w, height=h), pub, info_pub))
 
@@ -425,10 +447,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
                 return 1
     model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
-    rig = ""
+    rig = "" if args.input_transport == "raw" else "input JPEG (image_raw/compressed), "
+    if args.publish_compressed:
+        rig += "publish_compressed, "
     if args.cameras > 1:
         apart = f"{args.stagger:g} period apart" if args.stagger else "back to back"
-        rig = f"{args.cameras} synchronised cameras, frames {apart}, "
+        rig += f"{args.cameras} synchronised cameras, frames {apart}, "
     print(
         f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, {rig}queue_policy {args.queue_policy}, future_frames "
