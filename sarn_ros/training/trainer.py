@@ -586,10 +586,17 @@ class Trainer:
         self.save()
 
     def close(self) -> None:
-        """Flush TensorBoard and leave the process group (torchrun)."""
+        """Flush TensorBoard and leave the process group (torchrun) together: rank 0 validates
+        and saves after the last step, and a rank that exited before it was done could fail on
+        its way out (a SIGABRT at exit was seen twice in CI-like runs), upon which torchrun
+        kills rank 0 in the middle of writing the final checkpoint."""
         if self.writer is not None:
             self.writer.close()
         if self.world > 1 and dist.is_initialized():
+            if self.device.type == "cuda":
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
             dist.destroy_process_group()
 
     def _should_stop(self, start: float) -> bool:
