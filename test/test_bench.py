@@ -125,6 +125,8 @@ def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
     assert row["cameras"] == 2 and row["in_fps"] == pytest.approx(10, rel=0.2)
     assert row["sets_out"] >= 15 and row["sets_complete"] == row["sets_out"], row
     assert row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)
+    # memory sampled through the run: a torch process of some hundred MiB, start inside its range
+    assert 100 < row["rss_mib_min"] <= row["rss_mib_start"] <= row["rss_mib_max"]
 
 
 def test_bench_node_feeds_jpeg_to_a_node_that_decodes_it(tmp_path, ros_domain):

@@ -20,7 +20,8 @@ camera driver. Reported per size:
 - callback -> publish ms: inside the node, from the subscription callback to the publish of
   the result (median of the node's own figure), i.e. e2e without the two DDS hops.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
-  start and end of the measurement (flat under overload with ``latest``).
+  start and end of the measurement, and its range sampled once a second (flat under overload
+  with ``latest``; a long ``--duration`` shows any growth).
 - complete sets (``--cameras`` > 1): of the stamps that came out on any camera, how many came
   out on every camera. The cameras are synchronised (one stamp per set, as a stereo rig's),
   so this is what stereo SLAM can pair; in/out fps are then means per camera and the e2e
@@ -316,11 +317,16 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
         sent: dict[tuple[int, int], float] = {}
         cpu0, rss0, t0 = meter.cpu_s(), meter.rss_mib(), time.monotonic()
+        rss_range, next_rss = [rss0, rss0], t0 + 1.0
         next_t = t0
         while time.monotonic() < t0 + args.duration:
             sent.update(send_set())
             next_t += period
             spin_for(max(0.0, next_t - time.monotonic()))
+            if time.monotonic() >= next_rss:  # once a second: a long run shows any growth
+                rss = meter.rss_mib()
+                rss_range = [min(rss_range[0], rss), max(rss_range[1], rss)]
+                next_rss += 1.0
         wall = time.monotonic() - t0
         cpu1, rss1 = meter.cpu_s(), meter.rss_mib()
         spin_for(max(3.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3))
@@ -360,6 +366,8 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
         "rss_mib_start": rss0,
         "rss_mib_end": rss1,
+        "rss_mib_min": min(rss_range[0], rss1),
+        "rss_mib_max": max(rss_range[1], rss1),
     }
 
 
@@ -378,7 +386,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "e2e - inference ms",
         "callback -> publish ms",
         "node CPU %",
-        "node RSS MiB (start -> end)",
+        "node RSS MiB (start -> end (range))",
     ] + (["complete sets (of those out)"] if sets else [])
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
@@ -395,7 +403,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['e2e_minus_inference_ms']:.1f}",
             f"{r['node_latency_ms']:.1f}",
             f"{r['cpu_pct']:.0f}",
-            f"{r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f}",
+            f"{r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} "
+            f"({r['rss_mib_min']:.0f}-{r['rss_mib_max']:.0f})",
         ]
         if sets:
             cells.append(
