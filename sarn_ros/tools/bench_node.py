@@ -20,8 +20,11 @@ camera driver. Reported per size:
 - callback -> publish ms: inside the node, from the subscription callback to the publish of
   the result (median of the node's own figure), i.e. e2e without the two DDS hops.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
-  start and end of the measurement, and its range sampled once a second (flat under overload
-  with ``latest``; a long ``--duration`` shows any growth).
+  start and end of the measurement, its range sampled once a second and the least-squares
+  trend of those samples in MiB per minute (flat under overload with ``latest``; a long
+  ``--duration`` shows a leak as a steady positive trend).
+- With ``--publish-compressed`` the benchmark also subscribes to the JPEG output (so it is
+  sent, as to a recorder) and the JSON rows count the outputs that came as JPEG and as raw.
 - complete sets (``--cameras`` > 1): of the stamps that came out on any camera, how many came
   out on every camera. The cameras are synchronised (one stamp per set, as a stereo rig's),
   so this is what stereo SLAM can pair; in/out fps are then means per camera and the e2e
@@ -160,6 +163,19 @@ def complete_sets(received: set[tuple[int, int]], cameras: int) -> dict[str, int
     }
 
 
+def rss_trend(samples: list[tuple[float, float]]) -> dict[str, float | int]:
+    """Range and least-squares slope (MiB per minute) of (seconds, MiB) samples: a range alone
+    cannot tell a slow leak from allocator noise."""
+    t, mib = np.array(samples).T
+    slope = float(np.polyfit(t, mib, 1)[0]) * 60 if len(samples) > 2 else float("nan")
+    return {
+        "rss_mib_min": float(mib.min()),
+        "rss_mib_max": float(mib.max()),
+        "rss_mib_per_min": slope,
+        "rss_samples": len(samples),
+    }
+
+
 def camera_names(count: int) -> list[str]:
     """The node's ``cameras`` parameter: its own namespace for one camera, else cam0, cam1..."""
     return [""] if count == 1 else [f"cam{k}" for k in range(count)]
@@ -246,6 +262,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         camera_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
         cams = []
         received: dict[tuple[int, int], float] = {}
+        jpegs: set[tuple[int, int]] = set()
         for k, name in enumerate(camera_names(args.cameras)):
             prefix = f"{name}/" if name else ""
             if args.input_transport == "compressed":
@@ -265,6 +282,14 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
                 received[k, stamp] = time.monotonic()
 
             node.create_subscription(Image, f"{prefix}deblurred/image_raw", on_image, 10)
+            if args.publish_compressed:  # a subscriber, so the JPEGs are sent, and counted
+
+                def on_jpeg(out: CompressedImage, k: int = k) -> None:
+                    jpegs.add((k, out.header.stamp.sec * 10**9 + out.header.stamp.nanosec))
+
+                node.create_subscription(
+                    CompressedImage, f"{prefix}deblurred/image_raw/compressed", on_jpeg, 10
+                )
         diags: list[dict[str, str]] = []
 
         def on_diag(array: DiagnosticArray) -> None:
@@ -317,18 +342,18 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
         sent: dict[tuple[int, int], float] = {}
         cpu0, rss0, t0 = meter.cpu_s(), meter.rss_mib(), time.monotonic()
-        rss_range, next_rss = [rss0, rss0], t0 + 1.0
+        rss_samples, next_rss = [(0.0, rss0)], t0 + 1.0
         next_t = t0
         while time.monotonic() < t0 + args.duration:
             sent.update(send_set())
             next_t += period
             spin_for(max(0.0, next_t - time.monotonic()))
             if time.monotonic() >= next_rss:  # once a second: a long run shows any growth
-                rss = meter.rss_mib()
-                rss_range = [min(rss_range[0], rss), max(rss_range[1], rss)]
+                rss_samples.append((time.monotonic() - t0, meter.rss_mib()))
                 next_rss += 1.0
         wall = time.monotonic() - t0
         cpu1, rss1 = meter.cpu_s(), meter.rss_mib()
+        rss_samples.append((wall, rss1))
         spin_for(max(3.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3))
     finally:
         node.destroy_node()
@@ -366,8 +391,12 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
         "rss_mib_start": rss0,
         "rss_mib_end": rss1,
-        "rss_mib_min": min(rss_range[0], rss1),
-        "rss_mib_max": max(rss_range[1], rss1),
+        **rss_trend(rss_samples),
+        **(
+            {"jpeg_out": len(jpegs & set(sent)), "raw_out": len(set(received) & set(sent))}
+            if args.publish_compressed
+            else {}
+        ),
     }
 
 
@@ -386,7 +415,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         "e2e - inference ms",
         "callback -> publish ms",
         "node CPU %",
-        "node RSS MiB (start -> end (range))",
+        "node RSS MiB (start -> end (range, trend))",
     ] + (["complete sets (of those out)"] if sets else [])
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
@@ -404,7 +433,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['node_latency_ms']:.1f}",
             f"{r['cpu_pct']:.0f}",
             f"{r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} "
-            f"({r['rss_mib_min']:.0f}-{r['rss_mib_max']:.0f})",
+            f"({r['rss_mib_min']:.0f}-{r['rss_mib_max']:.0f}, "
+            f"{r['rss_mib_per_min']:+.1f}/min)",
         ]
         if sets:
             cells.append(

@@ -586,10 +586,12 @@ class Trainer:
         self.save()
 
     def close(self) -> None:
-        """Flush TensorBoard and leave the process group (torchrun) together: rank 0 validates
-        and saves after the last step, and a rank that exited before it was done could fail on
-        its way out (a SIGABRT at exit was seen twice in CI-like runs), upon which torchrun
-        kills rank 0 in the middle of writing the final checkpoint."""
+        """Flush TensorBoard and leave the process group (torchrun) together. Rank 0 validates
+        and saves after the last step; a rank that left before it was done could fail on its
+        way out (a SIGABRT at exit, seen twice in CI-like runs, cause unconfirmed), and then
+        torchrun kills rank 0 in the middle of writing the final checkpoint. The barrier is a
+        mitigation: the others wait for rank 0 as the next step's all_reduce does after a
+        mid-run validation (within the backend's timeout: gloo 30 min, NCCL 10 min)."""
         if self.writer is not None:
             self.writer.close()
         if self.world > 1 and dist.is_initialized():
