@@ -113,24 +113,31 @@ def test_bench_node_rejects_bad_arguments_in_one_line(args, message, capsys):
     assert err.startswith("sarn bench node: error:") and message in err and "\n" not in err
 
 
-def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
-    """Two synchronised cameras through the real node process: rates per camera, and sets
-    matched by stamp across the cameras' output topics (a tiny model keeps up at 10 fps, so
-    every set comes out whole)."""
+def bench_node_row(tmp_path, *options: str) -> tuple[str, dict]:
+    """`sarn bench node --tiny` at 64x48, 10 fps for 2 s, as a user runs it: stdout and the
+    one JSON row."""
     rows = tmp_path / "rows.json"
     done = subprocess.run(
         [
             *script_command("sarn"),
-            *("bench", "node", "--tiny", "--cameras", "2", "--sizes", "64x48"),
-            *("--fps", "10", "--duration", "2", "--json", str(rows)),
+            *("bench", "node", "--tiny", "--sizes", "64x48", "--fps", "10", "--duration", "2"),
+            *("--json", str(rows), *options),
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert "2 synchronised cameras" in done.stdout and "complete sets" in done.stdout
     (row,) = json.loads(rows.read_text())
+    return done.stdout, row
+
+
+def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
+    """Two synchronised cameras through the real node process: rates per camera, and sets
+    matched by stamp across the cameras' output topics (a tiny model keeps up at 10 fps, so
+    every set comes out whole)."""
+    stdout, row = bench_node_row(tmp_path, "--cameras", "2")
+    assert "2 synchronised cameras" in stdout and "complete sets" in stdout
     assert row["cameras"] == 2 and row["in_fps"] == pytest.approx(10, rel=0.2)
     assert row["sets_out"] >= 15 and row["sets_complete"] == row["sets_out"], row
     assert row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)
@@ -141,20 +148,8 @@ def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
 def test_bench_node_feeds_jpeg_to_a_node_that_decodes_it(tmp_path, ros_domain):
     """--input-transport compressed: the frames go out as CompressedImage on
     image_raw/compressed and the node (input_transport compressed) deblurs each one."""
-    rows = tmp_path / "rows.json"
-    done = subprocess.run(
-        [
-            *script_command("sarn"),
-            *("bench", "node", "--tiny", "--input-transport", "compressed"),
-            *("--publish-compressed", "--sizes", "64x48", "--fps", "10", "--duration", "2"),
-            *("--json", str(rows)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "input JPEG (image_raw/compressed), publish_compressed" in done.stdout
-    (row,) = json.loads(rows.read_text())
+    options = ("--input-transport", "compressed", "--publish-compressed")
+    stdout, row = bench_node_row(tmp_path, *options)
+    assert "input JPEG (image_raw/compressed), publish_compressed" in stdout
     assert row["drop_pct"] <= 10 and row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)
     assert row["jpeg_out"] == row["raw_out"] >= 15  # every output also came as JPEG

@@ -246,6 +246,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     from ..ros.image_conversion import numpy_to_compressed, numpy_to_image
+    from ..ros.node import stamp_ns
 
     proc = subprocess.Popen(
         node_args(weights, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -278,14 +279,13 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
             cams.append((msg, CameraInfo(width=w, height=h), pub, info_pub))
 
             def on_image(out: Image, k: int = k) -> None:
-                stamp = out.header.stamp.sec * 10**9 + out.header.stamp.nanosec
-                received[k, stamp] = time.monotonic()
+                received[k, stamp_ns(out.header)] = time.monotonic()
 
             node.create_subscription(Image, f"{prefix}deblurred/image_raw", on_image, 10)
             if args.publish_compressed:  # a subscriber, so the JPEGs are sent, and counted
 
                 def on_jpeg(out: CompressedImage, k: int = k) -> None:
-                    jpegs.add((k, out.header.stamp.sec * 10**9 + out.header.stamp.nanosec))
+                    jpegs.add((k, stamp_ns(out.header)))
 
                 node.create_subscription(
                     CompressedImage, f"{prefix}deblurred/image_raw/compressed", on_jpeg, 10
@@ -373,6 +373,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
     inference = diag_mean("inference ms (mean)")
     p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    out = set(received) & set(sent)  # outputs of the measured frames, not of the warm-up
     frame_rates = rates(sent, received, t0, wall)
     frame_rates["in_fps"] /= len(cams)
     frame_rates["out_fps"] /= len(cams)
@@ -380,7 +381,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "size": f"{size[0]}x{size[1]}",
         "cameras": len(cams),
         **frame_rates,
-        **(complete_sets(set(received) & set(sent), len(cams)) if len(cams) > 1 else {}),
+        **(complete_sets(out, len(cams)) if len(cams) > 1 else {}),
         "e2e_ms_p50": p50,
         "e2e_ms_p95": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
         "inference_ms": inference,
@@ -393,7 +394,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "rss_mib_end": rss1,
         **rss_trend(rss_samples),
         **(
-            {"jpeg_out": len(jpegs & set(sent)), "raw_out": len(set(received) & set(sent))}
+            {"jpeg_out": len(jpegs & set(sent)), "raw_out": len(out)}
             if args.publish_compressed
             else {}
         ),
