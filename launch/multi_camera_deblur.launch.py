@@ -3,8 +3,9 @@
     ros2 launch sarn_ros multi_camera_deblur.launch.py cameras:='[left, right]' namespace:=stereo
 
 Each camera <namespace>/<cam>/image_raw (+ camera_info) is deblurred into
-<namespace>/<cam>/deblurred/image_raw (+ camera_info), with its own recurrent state; frames
-of equal size from the cameras go through one batched forward pass.
+<namespace>/<cam>/deblurred/image_raw (+ camera_info), with its own recurrent state. On a
+GPU, frames of equal size from the cameras go through one batched forward pass; on a CPU they
+go one after another, which measured faster there.
 """
 
 import os

@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compressed",
         action="store_true",
         help="bags: write <ns>/deblurred/image_raw/compressed (JPEG, as the node's "
-        "publish_compressed) instead of raw images: 5.6x smaller for 752x480 mono8 at quality 90",
+        "publish_compressed) instead of raw images: 5.5x smaller for 752x480 mono8 at quality 90",
     )
     p.add_argument(
         "--jpeg-quality", type=int, default=90, help="bags: JPEG quality 1..100 for --compressed"
