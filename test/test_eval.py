@@ -162,6 +162,32 @@ def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):
     assert f"{Path(tiny_recurrent_checkpoint).name} x4" in result.stdout
 
 
+def test_two_runs_best_pth_keep_their_own_rows_and_images(tmp_path, tiny_recurrent_checkpoint):
+    """Every training run writes a best.pth: compared, they are named by their run folders in
+    the tables and the saved images, not both `best.pth` with one's images over the other's."""
+    import torch
+
+    from sarn_ros.archs import RecurrentSARN
+    from sarn_ros.checkpoint import save_checkpoint
+
+    write_pair(tmp_path / "data")
+    first = tmp_path / "runs" / "rec" / "best.pth"
+    first.parent.mkdir(parents=True)
+    first.write_bytes(Path(tiny_recurrent_checkpoint).read_bytes())
+    torch.manual_seed(1)
+    other = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    second = save_checkpoint(other, tmp_path / "runs" / "other" / "best.pth", meta={})
+    args = ["--weights", str(first), str(second), "--pairs", str(tmp_path / "data")]
+    args += ["--future-frames", "0", "--device", "cpu", "--save-images", str(tmp_path / "img")]
+    result = sarn_eval(*args)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "| seq |" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| rec/best.pth", "| other/best.pth"]
+    assert rows[0].split(" | ")[5] != rows[1].split(" | ")[5]  # two models' PSNR
+    for folder in ("rec_best.pth", "other_best.pth"):
+        assert len(list((tmp_path / "img" / folder).glob("seq_ff0_*.png"))) == 3, folder
+
+
 def test_a_missing_frame_is_found_whatever_max_frames_cuts(tmp_path, capsys):
     """--max-frames cut both folders before counting: a sharp frame missing further on
     paired every later blurred frame with the next sharp one, silently."""

@@ -165,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
+    names = short_names([str(w) for w in args.weights])
     for weights, members in itertools.product(args.weights, args.self_ensemble):
         try:
             engine = make_engine(
@@ -182,10 +183,11 @@ def run(args: argparse.Namespace) -> int:
         tag = {"weights": str(weights), "self_ensemble": members}
         save = args.save_images
         if save is not None and len(args.weights) * len(args.self_ensemble) > 1:
-            save = save / label(tag).replace(" ", "_")  # one folder per compared setting
+            # one folder per compared setting
+            save = save / label(tag, names).replace(" ", "_").replace("/", "_")
         looks = args.future_frames if engine.is_recurrent else [0]
         bar.total += per_pass * len(looks)  # known once the weights say whether they look ahead
-        bar.set_postfix_str(label(tag))
+        bar.set_postfix_str(label(tag, names))
         for ff in looks:
             engine.future_frames = ff
             real = (read_pair(*p, max_frames=args.max_frames) for p in pairs)
@@ -214,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         if len(rows) > 1
     ]
     results["seconds"] = time.monotonic() - start
-    print_tables(results)
+    print_tables(results, names)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
@@ -250,9 +252,23 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
-def label(r: dict) -> str:
+def short_names(weights: list[str]) -> dict[str, str]:
+    """Each weights path by its file name, or by as many of its last path parts as tell it
+    from the others: two runs' ``best.pth`` are ``rec/best.pth`` and ``single/best.pth``."""
+    names = {}
+    for w in weights:
+        parts = Path(w).parts or (w,)
+        others = [Path(o).parts for o in weights if o != w]
+        n = 1
+        while n < len(parts) and any(o[-n:] == parts[-n:] for o in others):
+            n += 1
+        names[w] = "/".join(parts[-n:])
+    return names
+
+
+def label(r: dict, names: dict[str, str]) -> str:
     """Weights name, with ``xK`` for a self-ensemble of K members."""
-    name = Path(r["weights"]).name
+    name = names[r["weights"]]
     return name if r["self_ensemble"] == 1 else f"{name} x{r['self_ensemble']}"
 
 
@@ -272,7 +288,7 @@ def verdict(c: dict) -> str:
     return f"{c['verdict']} inliers ({tally})"
 
 
-def print_tables(results: dict) -> None:
+def print_tables(results: dict, names: dict[str, str]) -> None:
     if results["gt"]:
         table(
             [
@@ -288,7 +304,7 @@ def print_tables(results: dict) -> None:
             ],
             [
                 [
-                    label(r),
+                    label(r, names),
                     r["sequence"],
                     str(r["future_frames"]),
                     str(r["frames"]),
@@ -318,7 +334,7 @@ def print_tables(results: dict) -> None:
             ],
             [
                 [
-                    label(r),
+                    label(r, names),
                     r["sequence"],
                     str(r["future_frames"]),
                     f"{r['mean_orb_matches_input']:.1f}",
