@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -79,13 +80,17 @@ def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hstack([a, b])
 
 
-def output_kind(dst: Path) -> str:
+def output_kind(dst: Path | str) -> str:
     """'video' for a video file name, 'folder' for a folder (existing, or a name without a
-    suffix or ending in '/'). Anything else is an :class:`InputError`, where OpenCV would
-    write nothing, or one broken file, without a word."""
-    if dst.suffix.lower() in OUTPUT_VIDEO_EXTS:
+    suffix or ending in '/': give the name as typed, a Path drops the slash). Anything else
+    is an :class:`InputError`, where OpenCV would write nothing, or one broken file, without
+    a word."""
+    path = Path(dst)
+    if str(dst).endswith(("/", os.sep)):
+        return "folder"
+    if path.suffix.lower() in OUTPUT_VIDEO_EXTS:
         return "video"
-    if dst.is_dir() or not dst.suffix or str(dst).endswith("/"):
+    if path.is_dir() or not path.suffix:
         return "folder"
     raise InputError(
         f"output {dst}: a video file ({', '.join(sorted(OUTPUT_VIDEO_EXTS))}) "
@@ -116,8 +121,8 @@ class FrameSink:
     a video file (mp4v at ``fps``, 8 bit) or a folder of images (lossless, 16 bit kept). Both
     are made at the first frame, so an input without a readable frame leaves nothing behind."""
 
-    def __init__(self, dst: Path, fps: float) -> None:
-        self.dst, self.fps = dst, fps
+    def __init__(self, dst: Path | str, fps: float) -> None:
+        self.dst, self.fps = Path(dst), fps
         self.video = output_kind(dst) == "video"
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
@@ -153,7 +158,7 @@ class FrameSink:
 
 def deblur_video(
     src: Path,
-    dst: Path,
+    dst: Path | str,
     engine: StreamDeblurrer,
     scale: float,
     sbs: bool,
@@ -201,7 +206,7 @@ def deblur_video(
 
 def deblur_folder(
     src: Path,
-    dst: Path,
+    dst: Path | str,
     engine: StreamDeblurrer,
     scale: float,
     sbs: bool,

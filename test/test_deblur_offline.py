@@ -90,6 +90,13 @@ def test_video_keeps_frame_count_and_fps(tmp_path, tiny_recurrent_checkpoint):
     bad = deblur(str(src), "-o", str(tmp_path / "out.png"))
     assert bad.returncode == 2 and "a video file" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "out.png").exists()
+    # a trailing '/' says "folder" for a new name with a dot (argparse's Path dropped it)
+    dotted = deblur(str(src), "-o", f"{tmp_path / 'frames.v2'}/", "--max-frames", "2")
+    assert dotted.returncode == 0, dotted.stderr
+    assert sorted(p.name for p in (tmp_path / "frames.v2").iterdir()) == [
+        "000000.png",
+        "000001.png",
+    ]
 
 
 def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_checkpoint):

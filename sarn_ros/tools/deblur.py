@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
-        required=True,
+        required=True,  # a str: a trailing '/' says "folder" for a name with a dot
         help="videos and image folders: a video file or a folder (PNG frames from a video, the "
         "same file names from a folder); bags: a bag directory that does not exist yet",
     )
@@ -116,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             raise offline.InputError("--resize must be in 0.05..1")
         if not 1 <= args.jpeg_quality <= 100:
             raise offline.InputError("--jpeg-quality must be in 1..100")
-        if args.output.resolve() == args.input.resolve():
+        dst = Path(args.output)
+        if dst.resolve() == args.input.resolve():
             raise offline.InputError(f"output {args.output} is the input: the originals are kept")
         if kind != "bag":
             offline.output_kind(args.output)  # before minutes of work go nowhere
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             report = offline.deblur_bag(
                 args.input,
-                args.output,
+                dst,
                 engine,
                 args.resize,
                 args.topics,
