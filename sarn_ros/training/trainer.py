@@ -541,6 +541,8 @@ class Trainer:
                 signal.signal(sig, handler)
 
     def run(self, log=print) -> None:
+        if self.rank != 0:  # torchrun signals every rank; rank 0 speaks for the run
+            log = lambda *_: None  # noqa: E731
         with self._stop_on_signal(log), self._prefetching():
             self._run(log)
 
@@ -584,6 +586,11 @@ class Trainer:
         if self.val and self.rank == 0:
             self._validate_and_export(log)
         self.save()
+        if self.step < cfg.steps and cfg.max_minutes is not None:  # time was up
+            log(
+                f"--max-minutes {cfg.max_minutes:g} reached at step {self.step} of {cfg.steps}: "
+                "checkpoint saved, continue with --resume"
+            )
 
     def close(self) -> None:
         """Flush TensorBoard and leave the process group (torchrun) together. Rank 0 validates
