@@ -309,8 +309,23 @@ def test_checkpoint_before_any_validation_exports_latest_without_figures(tmp_pat
 
 def test_max_minutes_stops_and_saves(tmp_path: Path) -> None:
     tr = Trainer(config(max_minutes=0.0), [blurry_sequence()], [], tmp_path)
-    tr.run(log=lambda _msg: None)
+    messages: list[str] = []
+    tr.run(log=messages.append)
     assert tr.step == 0 and (tmp_path / "last.pt").exists()
+    steps = tr.cfg.steps  # the user is told why the run ended early and how to go on
+    assert messages == [
+        f"--max-minutes 0 reached at step 0 of {steps}: checkpoint saved, continue with --resume"
+    ]
+
+
+def test_only_rank_0_reports_a_stop(tmp_path: Path) -> None:
+    """torchrun sends Ctrl-C to every rank: each printed the stop and `checkpoint saved`,
+    though only rank 0 saves."""
+    tr = Trainer(config(max_minutes=0.0), [blurry_sequence()], [], tmp_path)
+    tr.rank = 1
+    messages: list[str] = []
+    tr.run(log=messages.append)
+    assert messages == [] and not (tmp_path / "last.pt").exists()
 
 
 def test_single_image_model_trains(tmp_path: Path) -> None:
@@ -360,7 +375,7 @@ def test_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys) -> None:
     assert rc == 2 and err.startswith("sarn train:") and "\n" not in err
 
 
-def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path) -> None:
+def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path, capsys) -> None:
     video = tmp_path / "video"
     video.mkdir()
     for i, f in enumerate(blurry_sequence(n=5, h=60, w=80).sharp):
@@ -379,6 +394,13 @@ def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path) -> Non
     assert meta["validation"]["set"] == want
     # a second call resumes from last.pt (already at --steps) and loads the stored trainset
     assert sarn([*args, "--resume", "--data"]) == 0
+    assert "not used on --resume" not in capsys.readouterr().out
+    # architecture options are for new runs: a resume names those it does not use
+    assert sarn([*args, "--resume", "--data", "--arch", "single", "--channels", "16"]) == 0
+    note = "note: --arch single, --channels 16 not used on --resume: the run keeps its recurrent "
+    note += "model (channels 8, blocks_per_level 1, num_drm 1, lstm_channels 8, attention_stride 4)"
+    assert note in capsys.readouterr().out
+    assert read_checkpoint(tmp_path / "run" / "latest.pth")["config"]["channels"] == 8
 
 
 def write_pairs(root: Path, seq: Sequence) -> None:
@@ -612,11 +634,33 @@ def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> 
     assert sarn(args) == 0  # reused, with the default blur options
     out = capsys.readouterr().out
     # --clip-len 3 needs 5 frames: the clip and the 2 look-ahead frames after it
-    left_out = "1 sequences, 5 frames (1 of the 2 sequences are left out: fewer than 5 frames "
+    left_out = "1 sequence, 5 frames (1 of the 2 sequences is left out: fewer than 5 frames "
     assert f"training data: {left_out}or smaller than the 32x32 crop)" in out
     data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
     assert data[0] == f"sources: {video}" and data[1].startswith(left_out)
     assert "'blur_px': 4.0" in data[2] and "'linear_light': 0.0" in data[2]
+
+
+def test_a_reused_trainset_refuses_options_it_was_not_built_with(tmp_path: Path, capsys) -> None:
+    """A set is never rebuilt: --blur-px changed to match a camera, or other --data, used to
+    be silently ignored, training on the old set. Naming only --trainset still reuses it."""
+    video, other = sharp_video(tmp_path / "video"), sharp_video(tmp_path / "other")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "0", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--data", str(video), "--blur-px", "4", "--scales", "1"]) == 0
+    assert sarn([*args, "--data", str(video), "--blur-px", "4", "--scales", "1"]) == 0  # the same
+    capsys.readouterr()
+    for change, named in (
+        (["--data", str(video), "--blur-px", "8"], "--blur-px 8 (the set: 4)"),
+        (["--data", str(video), "--blur-px", "4", "--scales", "0.5"], "--scales 0.5 (the set: 1)"),
+        (["--data", str(other), "--blur-px", "4"], f"--data {other} (the set: {video})"),
+        (["--linear-light", "1"], "--linear-light 1 (the set: 0.5)"),  # without --data
+    ):
+        assert sarn([*args, *change]) == 2, change
+        err = capsys.readouterr().err
+        assert f"--trainset {tmp_path / 'ts'} was built with other settings" in err and named in err
+    assert sarn(args) == 0  # only --trainset: the set as built
+    assert f"reusing --trainset {tmp_path / 'ts'} (built from {video})" in capsys.readouterr().out
 
 
 def test_a_video_folder_validated_on_one_or_two_frames_stays_a_video(tmp_path: Path) -> None:

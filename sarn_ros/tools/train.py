@@ -456,12 +456,78 @@ def read_description(ts: Path) -> dict[str, Any] | None:
     for blur in (b for d in found for b in d["synthetic_blur"]):
         if blur not in blurs:
             blurs.append(blur)
+    first = found[0]
+    shared = {  # the build options every part has alike
+        k: first[k]
+        for k in ("scales", "variants", "still_frames")
+        if all(k in d and d[k] == first[k] for d in found)
+    }
     return {
         "sources": [s for d in found for s in d["sources"]],
         "real_pairs": [s for d in found for s in d["real_pairs"]],
         "synthetic_blur": blurs,
         "sharpest": min(d.get("sharpest", 1.0) for d in found),
+        **shared,
     }
+
+
+BLUR_OPTIONS = {  # trainset.json's synthetic_blur fields and the options that set them
+    "blur_px": "--blur-px",
+    "exposure": "--exposure",
+    "rotation_deg": "--rotation-deg",
+    "zoom": "--zoom",
+    "noise_std": "--noise",
+    "jpeg_quality": "--jpeg/--no-jpeg",
+    "object_prob": "--object-prob",
+    "linear_light": "--linear-light",
+}
+SET_OPTIONS = {
+    "scales": "--scales",
+    "variants": "--variants",
+    "still_frames": "--still-frames",
+    "sharpest": "--sharpest",
+}
+
+
+def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[str]:
+    """This command's build options that differ from those a reused set was built with
+    (``desc``, its trainset.json): a set is never rebuilt, so a changed --blur-px would be
+    silently ignored. Options are compared when --data is given, or when set away from their
+    defaults (a later run that names only --trainset trains on the set as built)."""
+    defaults = option_defaults()
+
+    def given(value: Any, default: Any) -> bool:
+        return bool(args.data) or value != default
+
+    def shown(value: Any) -> str:
+        if isinstance(value, list):
+            return " ".join(map(shown, value))
+        return "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    found = []
+    if args.data and sorted(Path(d).resolve() for d in args.data) != sorted(
+        Path(s).resolve() for s in desc["sources"]
+    ):
+        found.append(
+            f"--data {shown([str(d) for d in args.data])} (the set: {shown(desc['sources'])})"
+        )
+    mine, base = (json.loads(json.dumps(blur_params(a).to_dict())) for a in (args, defaults))
+    for key, option in BLUR_OPTIONS.items():
+        built = [b[key] for b in desc["synthetic_blur"] if key in b]
+        if any(v != mine[key] for v in built) and given(mine[key], base[key]):
+            found.append(f"{option} {shown(mine[key])} (the set: {', '.join(map(shown, built))})")
+    for key, option in SET_OPTIONS.items():
+        value = getattr(args, key)
+        if key in desc and desc[key] != value and given(value, getattr(defaults, key)):
+            found.append(f"{option} {shown(value)} (the set: {shown(desc[key])})")
+    return found
+
+
+def option_defaults() -> argparse.Namespace:
+    """`sarn train`'s options as they are when not given."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["train", "--run-dir", "."])
 
 
 def hash_seed(name: str, scale: float, variant: int) -> int:
@@ -505,9 +571,8 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
     if args.val_pairs:
         parts.append("real pairs " + ", ".join(str(d) for d in args.val_pairs))
     n, frames = len(val), sum(len(s.blurred) for s in val)
-    return (
-        f"{'; '.join(parts)}: {n} sequence{'s' * (n != 1)}, {frames} frames at x{args.val_scale:g}"
-    )
+    counted = f"{plural(n, 'sequence')}, {plural(frames, 'frame')}"
+    return f"{'; '.join(parts)}: {counted} at x{args.val_scale:g}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -558,12 +623,24 @@ def run(args: argparse.Namespace) -> int:
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
         if ts is not None and trainset_ready(ts):
+            desc = read_description(ts)
+            conflicts = trainset_conflicts(args, desc) if desc is not None else []
+            if conflicts:
+                raise ValueError(
+                    f"--trainset {ts} was built with other settings than this command's: "
+                    f"{'; '.join(conflicts)}. Give a new --trainset folder to build a set with "
+                    "them, or leave them (and --data) out to train on this set as it is"
+                )
             train = load_sequences(ts)
+            if rank == 0:
+                built = f"built from {', '.join(desc['sources'])}" if desc else "no trainset.json"
+                print(f"reusing --trainset {ts} ({built})", flush=True)
         elif ts is not None:
             train = build_trainset(*sources, ts, **recordings)
+            desc = read_description(ts)
         else:
             train = gather(*sources, **recordings)
-        desc = read_description(ts) if ts is not None else describe_sources(*sources, args.sharpest)
+            desc = describe_sources(*sources, args.sharpest)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         arch, init, model = args.arch, args.init, architecture_options(args)
         resumed = resumed_architecture(args.run_dir) if args.resume else None
@@ -618,6 +695,18 @@ def run(args: argparse.Namespace) -> int:
         run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
         if not math.isclose(run_lr, args.lr):
             print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
+        ignored = [
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in architecture_options(args).items()
+            if model.get(k) != v
+        ]
+        if args.arch != arch and args.arch != option_defaults().arch:
+            ignored.insert(0, f"--arch {args.arch}")
+        if ignored:
+            print(
+                f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
+                f"model ({', '.join(f'{k} {model[k]}' for k in ARCH_OPTIONS if k in model)})"
+            )
     trainer.run()
     trainer.close()
     if rank != 0:
@@ -635,12 +724,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+ARCH_OPTIONS = ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
+
+
 def architecture_options(args: argparse.Namespace) -> dict[str, int]:
-    model = {
-        k: getattr(args, k)
-        for k in ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
-        if getattr(args, k) is not None
-    }
+    model = {k: getattr(args, k) for k in ARCH_OPTIONS if getattr(args, k) is not None}
     if args.arch == "single":
         model.pop("lstm_channels", None)
     return model
@@ -661,13 +749,18 @@ def count(usable: list[Sequence], train: list[Sequence], clip: int, crop: int) -
     """'N sequences, F frames', naming those a crop or clip length leaves out (ClipSampler
     skips them: x0.5 copies and small stills at a 256 px crop, for one)."""
     frames = sum(len(s.blurred) for s in usable)
-    text = f"{len(usable)} sequences, {frames} frames"
+    text = f"{plural(len(usable), 'sequence')}, {plural(frames, 'frame')}"
     if len(usable) < len(train):
+        left = len(train) - len(usable)
         text += (
-            f" ({len(train) - len(usable)} of the {len(train)} sequences are left out: fewer "
-            f"than {clip} frames or smaller than the {crop}x{crop} crop)"
+            f" ({left} of the {plural(len(train), 'sequence')} {'is' if left == 1 else 'are'} "
+            f"left out: fewer than {plural(clip, 'frame')} or smaller than the {crop}x{crop} crop)"
         )
     return text
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def summarise(
