@@ -156,5 +156,7 @@ def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
     assert len(gather(*sources, clip_frames=4)) == 6  # every clip by default
     for bad in ("0", "1.5"):
         args = ["train", "--run-dir", str(tmp_path / "run"), "--sharpest", bad]
-        assert cli.main([*args, "--data", str(tmp_path / "drive.mp4")]) == 2
-        assert "--sharpest must be in (0, 1]" in capsys.readouterr().err
+        with pytest.raises(SystemExit) as usage:
+            cli.main([*args, "--data", str(tmp_path / "drive.mp4")])
+        assert usage.value.code == 2
+        assert f"argument --sharpest: must be in (0, 1], got {bad}" in capsys.readouterr().err

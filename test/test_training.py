@@ -21,7 +21,13 @@ from sarn_ros.checkpoint import load_model, read_checkpoint, save_checkpoint
 from sarn_ros.data.datasets import Sequence
 from sarn_ros.tools.cli import main as sarn
 from sarn_ros.tools.train import validation_set
-from sarn_ros.training.trainer import TrainConfig, Trainer, amp_dtype, build_training_model
+from sarn_ros.training.trainer import (
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    amp_dtype,
+    build_training_model,
+)
 
 TINY = {"channels": 8, "blocks_per_level": 1, "num_drm": 2, "attention_stride": 4}
 TINY_REC = {**TINY, "lstm_channels": 8}
@@ -316,6 +322,33 @@ def test_max_minutes_stops_and_saves(tmp_path: Path) -> None:
     assert messages == [
         f"--max-minutes 0 reached at step 0 of {steps}: checkpoint saved, continue with --resume"
     ]
+
+
+def test_weights_gone_nan_end_the_run_before_they_are_saved(tmp_path: Path) -> None:
+    """A run whose weights went NaN (a too-high --lr) exited 0 with NaN weights in
+    latest.pth; a non-finite loss over finite weights (fp16's skipped step) goes on."""
+
+    def run_with_nan_loss_at_step_2(poison: bool) -> Trainer:
+        tr = Trainer(config(steps=4), [blurry_sequence()], [], tmp_path / str(poison))
+        train_one = tr.train_one
+
+        def step() -> float:
+            loss = train_one()
+            if tr.step != 2:
+                return loss
+            if poison:
+                with torch.no_grad():
+                    next(tr.model.parameters()).fill_(float("nan"))
+            return float("nan")
+
+        tr.train_one = step
+        tr.run(log=lambda _msg: None)
+        return tr
+
+    assert run_with_nan_loss_at_step_2(poison=False).step == 4
+    with pytest.raises(TrainingDiverged, match="became NaN or infinite at step 2"):
+        run_with_nan_loss_at_step_2(poison=True)
+    assert not (tmp_path / "True" / "last.pt").exists()
 
 
 def test_only_rank_0_reports_a_stop(tmp_path: Path) -> None:
@@ -661,6 +694,11 @@ def test_a_reused_trainset_refuses_options_it_was_not_built_with(tmp_path: Path,
         assert f"--trainset {tmp_path / 'ts'} was built with other settings" in err and named in err
     assert sarn(args) == 0  # only --trainset: the set as built
     assert f"reusing --trainset {tmp_path / 'ts'} (built from {video})" in capsys.readouterr().out
+    # a folder of something else is not built into (the rename failed after the whole build)
+    images = ["--trainset", str(video), "--data", str(other)]
+    assert sarn([*args, *images]) == 2
+    assert f"--trainset {video} exists and is not a training set" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_a_video_folder_validated_on_one_or_two_frames_stays_a_video(tmp_path: Path) -> None:
@@ -690,7 +728,19 @@ def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [([], "give --data, or a --trainset built before"), (["--batch", "0"], "must be at least 1")],
+    [
+        ([], "give --data, or a --trainset built before"),
+        (["--batch", "0"], "argument --batch: must be at least 1, got 0"),
+        # each of these trained to NaN weights, hung or crashed minutes in, exiting 0 or 1
+        (["--lr", "inf"], "argument --lr: must be above 0, got inf"),
+        (["--fft-weight", "nan"], "argument --fft-weight: must be at least 0, got nan"),
+        (["--crop", "0"], "argument --crop: must be at least 1, got 0"),
+        (["--ema", "2"], "argument --ema: must be in [0, 1), got 2"),
+        (["--exposure", "5"], "argument --exposure: must be in (0, 1], got 5"),
+        (["--jpeg", "200", "-5"], "argument --jpeg: must be in [1, 100], got 200"),
+        (["--jpeg", "90", "80", "--data", "x"], "--jpeg MIN MAX: MIN is above MAX"),
+        (["--clip-len", "1.5"], "argument --clip-len: not a whole number: '1.5'"),
+    ],
 )
 def test_cli_usage_errors_say_what_is_missing(tmp_path: Path, capsys, args, message) -> None:
     try:

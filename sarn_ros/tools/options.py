@@ -1,8 +1,11 @@
-"""Command-line pieces the ``sarn`` subcommands share: the help layout, the bag options."""
+"""Command-line pieces the ``sarn`` subcommands share: the help layout, number ranges, the
+bag options."""
 
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 from ..ros.image_conversion import DEBAYER
 
@@ -20,6 +23,46 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if isinstance(action.default, list):  # nargs: as typed, space-separated
             return f"{text} (default: {' '.join(map(str, action.default))})"
         return super()._get_help_string(action)
+
+
+def ranged(
+    kind: Callable[[str], float],
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    above: float | None = None,
+    below: float | None = None,
+) -> Callable[[str], float]:
+    """An argparse type: ``kind`` of the text, finite, within ``low``/``high`` (inclusive) or
+    ``above``/``below`` (exclusive). Out of range is a usage error naming the range, where it
+    was a traceback minutes in, NaN weights, or a hang (OpenCV's writer at inf fps)."""
+    start = f"[{low:g}" if low is not None else f"({above:g}" if above is not None else "(-inf"
+    end = f"{high:g}]" if high is not None else f"{below:g})" if below is not None else "inf)"
+    if low is not None and high is None and below is None:
+        wanted = f"at least {low:g}"
+    elif above is not None and high is None and below is None:
+        wanted = f"above {above:g}"
+    else:
+        wanted = f"in {start}, {end}"
+
+    def check(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            number = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {number}: {text!r}") from None
+        inside = (
+            math.isfinite(value)
+            and (low is None or value >= low)
+            and (high is None or value <= high)
+            and (above is None or value > above)
+            and (below is None or value < below)
+        )
+        if not inside:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return check
 
 
 def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

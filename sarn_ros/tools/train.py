@@ -42,14 +42,10 @@ from ..data.datasets import (
 )
 from ..offline import InputError, kind_of
 from ..recordings import iter_clips, sharpest_clips, synthetic_sequences
-from .options import HelpFormatter, add_bag_arguments
+from .options import HelpFormatter, add_bag_arguments, ranged
 
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+POSITIVE = ranged(int, 1)
+NON_NEGATIVE = ranged(float, 0)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -96,19 +92,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="pre-built .npz sequences, memory-mapped (built here if missing or empty)",
     )
-    d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="downscale factors")
-    d.add_argument("--variants", type=int, default=1, help="blur draws per sharp source")
-    d.add_argument("--still-frames", type=int, default=6, help="frames per synthesised still")
+    d.add_argument(
+        "--scales",
+        type=ranged(float, above=0),  # above 1 too: gpu_kit builds packed stills at x1.5
+        nargs="+",
+        default=[1.0],
+        help="downscale factors",
+    )
+    d.add_argument("--variants", type=POSITIVE, default=1, help="blur draws per sharp source")
+    d.add_argument("--still-frames", type=POSITIVE, default=6, help="frames per synthesised still")
     d.add_argument(
         "--clip-frames",
-        type=int,
+        type=ranged(int, 3),
         default=60,
         help="videos and bags are cut into sequences of this many frames",
     )
     add_bag_arguments(d)
     d.add_argument(
         "--sharpest",
-        type=float,
+        type=ranged(float, above=0, high=1),
         default=1.0,
         metavar="FRACTION",
         help="videos and bags: train on this share of their clips, the sharpest (median "
@@ -128,34 +130,47 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="held-out real blurred/sharp folders (the layouts of --data, e.g. GOPRO_Large/test) "
         "for validation PSNR, beside or instead of --val-sharp",
     )
-    d.add_argument("--val-frames", type=int, default=10, help="frames per validation sequence")
+    d.add_argument("--val-frames", type=POSITIVE, default=10, help="frames per validation sequence")
     d.add_argument(
-        "--val-scale", type=float, default=0.5, help="downscale of the validation frames"
+        "--val-scale",
+        type=ranged(float, above=0, high=1),
+        default=0.5,
+        help="downscale of the validation frames",
     )
     d.add_argument(
         "--val-blur-px",
-        type=float,
+        type=NON_NEGATIVE,
         help="validation blur at full resolution (default: --blur-px); set it to `sarn eval "
         "--blur-px` so best.pth is the checkpoint that evaluation ranks best",
     )
     b = p.add_argument_group("synthetic blur (match your camera)")
     b.add_argument(
         "--blur-px",
-        type=float,
+        type=NON_NEGATIVE,
         default=24.0,
         help="largest blur length, pixels at full resolution (a --scales 0.5 copy gets half)",
     )
-    b.add_argument("--exposure", type=float, default=0.8, help="shutter duty cycle 0..1")
     b.add_argument(
-        "--rotation-deg", type=float, default=0.9, help="largest in-plane rotation per exposure"
+        "--exposure",
+        type=ranged(float, above=0, high=1),
+        default=0.8,
+        help="shutter duty cycle 0..1",
     )
     b.add_argument(
-        "--zoom", type=float, default=0.018, help="largest log-scale change per exposure"
+        "--rotation-deg",
+        type=NON_NEGATIVE,
+        default=0.9,
+        help="largest in-plane rotation per exposure",
     )
-    b.add_argument("--noise", type=float, default=2.0, help="largest noise sigma, 8-bit levels")
+    b.add_argument(
+        "--zoom", type=NON_NEGATIVE, default=0.018, help="largest log-scale change per exposure"
+    )
+    b.add_argument(
+        "--noise", type=NON_NEGATIVE, default=2.0, help="largest noise sigma, 8-bit levels"
+    )
     b.add_argument(
         "--jpeg",
-        type=int,
+        type=ranged(int, 1, 100),
         nargs=2,
         default=[70, 97],
         metavar=("MIN", "MAX"),
@@ -164,36 +179,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--no-jpeg", action="store_true", help="no compression of the blurred frames")
     b.add_argument(
         "--object-prob",
-        type=float,
+        type=ranged(float, 0, 1),
         default=0.3,
         help="chance that a sequence has an independently moving object",
     )
     b.add_argument(
         "--linear-light",
-        type=float,
+        type=ranged(float, 0, 1),
         default=0.5,
         metavar="SHARE",
         help="share of sequences integrated in linear light (a sensor; GoPro's blur_gamma); the "
         "rest average 8-bit values (GoPro's standard blur frames). 1 to match a real camera",
     )
     o = p.add_argument_group("optimisation")
-    o.add_argument("--steps", type=int, default=20000, help="cosine schedule length")
+    o.add_argument("--steps", type=ranged(int, 0), default=20000, help="cosine schedule length")
     o.add_argument(
         "--batch",
-        type=positive_int,
+        type=POSITIVE,
         default=4,
         help="clips (recurrent) or frames (single) per step, per process under torchrun",
     )
     o.add_argument(
         "--clip-len",
-        type=int,
+        type=POSITIVE,
         default=4,
         help="frames deblurred and supervised per recurrent clip; up to 2 more are read after "
         "it as look-ahead, so a sequence needs --clip-len + 2 frames",
     )
     o.add_argument(
         "--max-stride",
-        type=int,
+        type=POSITIVE,
         default=1,
         metavar="K",
         help="clips of every k-th frame, k drawn up to K where a sequence has room: more motion "
@@ -201,19 +216,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o.add_argument(
         "--crop",
-        type=int,
+        type=POSITIVE,
         default=96,
         help="side of the square training crops, pixels; smaller sequences are left out",
     )
-    o.add_argument("--lr", type=float, default=4e-4, help="Adam's peak learning rate")
-    o.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
+    o.add_argument(
+        "--lr", type=ranged(float, above=0), default=4e-4, help="Adam's peak learning rate"
+    )
+    o.add_argument(
+        "--warmup", type=ranged(int, 0), default=200, help="steps of linear learning-rate warm-up"
+    )
     o.add_argument(
         "--loss", choices=("charbonnier", "l1"), default="charbonnier", help="pixel loss"
     )
-    o.add_argument("--fft-weight", type=float, default=0.05, help="weight of the FFT loss")
+    o.add_argument("--fft-weight", type=NON_NEGATIVE, default=0.05, help="weight of the FFT loss")
     o.add_argument(
         "--ema",
-        type=float,
+        type=ranged(float, 0, below=1),
         default=0.999,
         metavar="DECAY",
         help="validate and export an exponential moving average of the weights (0: off)",
@@ -237,41 +256,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch.compile forward and backward: 1.2x faster steps on a 2-core CPU in bf16 "
         "after 2-3 minutes of compiling (one graph per look-ahead 0, 1, 2)",
     )
-    o.add_argument("--max-minutes", type=float, help="stop (and checkpoint) after this long")
+    o.add_argument(
+        "--max-minutes", type=ranged(float, above=0), help="stop (and checkpoint) after this long"
+    )
     o.add_argument(
         "--ckpt-minutes",
-        type=float,
+        type=ranged(float, above=0),
         default=5.0,
         help="write <run-dir>/last.pt and latest.pth this often",
     )
     o.add_argument(
-        "--val-minutes", type=float, default=10.0, help="validate (and update best.pth) this often"
+        "--val-minutes",
+        type=ranged(float, above=0),
+        default=10.0,
+        help="validate (and update best.pth) this often",
     )
     m = p.add_argument_group("architecture (runs from scratch; --init and --resume keep their own)")
     paper = SARNConfig()
     m.add_argument(
         "--channels",
-        type=int,
+        type=POSITIVE,
         help=f"channels at full resolution, x2 per level (default: {paper.channels}, the paper's)",
     )
     m.add_argument(
         "--blocks-per-level",
-        type=int,
+        type=POSITIVE,
         help=f"ResBlocks per encoder/decoder level (default: {paper.blocks_per_level})",
     )
     m.add_argument(
         "--num-drm",
-        type=int,
+        type=ranged(int, 0),
         help=f"deformable residual modules (default: {paper.num_drm}, the paper's)",
     )
     m.add_argument(
         "--lstm-channels",
-        type=int,
+        type=POSITIVE,
         help=f"ConvLSTM width (recurrent; default: {RecurrentSARNConfig().lstm_channels})",
     )
     m.add_argument(
         "--attention-stride",
-        type=int,
+        type=POSITIVE,
         help="average-pooling of the attention's keys and values "
         f"(default: {paper.attention_stride})",
     )
@@ -576,7 +600,13 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.trainer import TrainConfig, Trainer, clip_frames, export_weights
+    from ..training.trainer import (
+        TrainConfig,
+        Trainer,
+        TrainingDiverged,
+        clip_frames,
+        export_weights,
+    )
 
     if args.export is not None:
         source = args.run_dir / f"{args.export_from}.pth"
@@ -593,7 +623,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         try:
             meta = export_weights(source, args.export)
-        except (CheckpointError, OSError) as exc:
+        except (CheckpointError, OSError, RuntimeError) as exc:  # torch.save: "open file failed"
             print(f"sarn train: {exc}", file=sys.stderr)
             return 2
         v = meta.get("validation")
@@ -604,13 +634,11 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"{args.export}: step {meta.get('steps')}, {figures}")
         return 0
-    if args.clip_frames < 3:
-        print("sarn train: --clip-frames must be at least 3", file=sys.stderr)
-        return 2
-    if not 0 < args.sharpest <= 1:
-        print("sarn train: --sharpest must be in (0, 1]", file=sys.stderr)
+    if args.jpeg[0] > args.jpeg[1]:
+        print("sarn train: --jpeg MIN MAX: MIN is above MAX", file=sys.stderr)
         return 2
     try:
+        args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build
         ts = args.trainset
         sources = (args.data, blur_params(args), args.scales, args.variants, args.still_frames)
         recordings = {
@@ -636,6 +664,11 @@ def run(args: argparse.Namespace) -> int:
                 built = f"built from {', '.join(desc['sources'])}" if desc else "no trainset.json"
                 print(f"reusing --trainset {ts} ({built})", flush=True)
         elif ts is not None:
+            if ts.exists() and (not ts.is_dir() or any(ts.iterdir())):
+                raise ValueError(
+                    f"--trainset {ts} exists and is not a training set (no .npz sequences): "
+                    "give a new or empty folder"
+                )
             train = build_trainset(*sources, ts, **recordings)
             desc = read_description(ts)
         else:
@@ -679,7 +712,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         trainer = Trainer(cfg, train, val, args.run_dir)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, OSError) as exc:  # OSError: an unwritable --run-dir
         print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     try:
@@ -707,7 +740,12 @@ def run(args: argparse.Namespace) -> int:
                 f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
                 f"model ({', '.join(f'{k} {model[k]}' for k in ARCH_OPTIONS if k in model)})"
             )
-    trainer.run()
+    try:
+        trainer.run()
+    except TrainingDiverged as exc:
+        trainer.close()
+        print(f"sarn train: {exc}", file=sys.stderr)
+        return 2
     trainer.close()
     if rank != 0:
         return 0

@@ -48,6 +48,10 @@ from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
 
 
+class TrainingDiverged(RuntimeError):
+    """The weights are no longer finite: saving them would overwrite good checkpoints."""
+
+
 @dataclass
 class TrainConfig:
     arch: str = "recurrent"  # recurrent | single
@@ -561,7 +565,16 @@ class Trainer:
         while self.step < cfg.steps:
             if self._should_stop(start):
                 break
-            losses.append(self.train_one())
+            loss = self.train_one()
+            if not math.isfinite(loss) and not self._finite_weights():
+                if bar is not None:
+                    bar.close()
+                raise TrainingDiverged(
+                    f"the weights became NaN or infinite at step {self.step} (loss {loss}): "
+                    "nothing after the last checkpoint was saved; lower --lr (or check the "
+                    "data) and start anew or --resume"
+                )
+            losses.append(loss)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(
@@ -607,6 +620,11 @@ class Trainer:
             else:
                 dist.barrier()
             dist.destroy_process_group()
+
+    def _finite_weights(self) -> bool:
+        """Whether the weights are still numbers. A non-finite loss alone is not divergence:
+        fp16's loss scaler skips the step of an overflowed batch."""
+        return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
     def _should_stop(self, start: float) -> bool:
         """``--max-minutes`` reached or a stop signal; under DDP every rank stops at the same
