@@ -10,6 +10,7 @@ Format (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -85,9 +86,23 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             # torch < 2.2 warns about its own TypedStorage use in every weights_only load
             warnings.filterwarnings("ignore", "TypedStorage is deprecated")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, pickle of foreign objects, not a torch file
-        line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
-        raise CheckpointError(f"cannot read {path}: {type(exc).__name__}: {line}") from None
+    except Exception as exc:  # truncated zip, not a torch file at all, foreign objects
+        # torch's weights-only text opens with advice to load with weights_only=False; the
+        # reason is further in: "Unsupported global: GLOBAL <class>" or "Unsupported operand"
+        text = str(exc)
+        foreign = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        if foreign:
+            raise CheckpointError(
+                f"cannot read {path}: it holds objects other than tensors and plain values "
+                f"({foreign.group(1)}), which sarn_ros does not load: weights run no code"
+            ) from None
+        reason = re.search(r"Unsupported \w+ \S+", text)
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        line = reason.group(0) if reason else lines[0] if lines else ""
+        raise CheckpointError(
+            f"cannot read {path}: not a readable PyTorch weights file ({type(exc).__name__}: "
+            f"{line})"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT or ckpt.get("arch") not in ARCHS:
         if isinstance(ckpt, dict) and {"opt", "step", "model"} <= ckpt.keys():
             raise CheckpointError(

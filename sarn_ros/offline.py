@@ -42,6 +42,7 @@ class Report:
     skipped: int = 0
     ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
     replaced_topics: list[str] = field(default_factory=list)  # the bag's own deblurred outputs
+    first_skip: str = ""  # why the first skipped bag frame could not be read
 
 
 @dataclass(frozen=True)
@@ -506,8 +507,9 @@ def deblur_bag(
                             frame.shape[1] / pixels.shape[1],
                             frame.shape[0] / pixels.shape[0],
                         )
-                    except ValueError:  # corrupt or unsupported frame: skip it, keep the bag going
+                    except ValueError as exc:  # corrupt or unsupported: skip it, go on
                         report.skipped += 1
+                        report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
                         continue
                     readable[conn.topic] += 1
                     if not window.wants(readable[conn.topic] - 1):
@@ -521,6 +523,10 @@ def deblur_bag(
                         )
                     )
                 emit(engine.flush())
+            if not report.frames:  # a bag of nothing new is no success
+                after = f" after --skip-frames {window.skip}" if window.skip else ""
+                why = f" ({report.first_skip})" if report.first_skip else ""
+                raise InputError(f"no readable frame on {', '.join(sorted(chosen))}{after}{why}")
     except BaseException as exc:  # no half-written bag left behind to block the next run
         shutil.rmtree(dst, ignore_errors=True)
         if isinstance(exc, WriterError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -310,6 +311,8 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     torch.save({"model": torch.zeros(3)}, foreign)
     text = tmp_path / "text.pth"
     text.write_text("not a checkpoint\n")
+    pickled = tmp_path / "pickled.pth"  # torch's own text advised weights_only=False
+    torch.save({"args": argparse.Namespace(lr=1)}, pickled)
     resume = tmp_path / "last.pt"  # what `sarn train` writes to resume, beside best.pth
     torch.save({"model": {}, "opt": {}, "step": 3}, resume)
     ckpt = torch.load(good, weights_only=True)
@@ -318,9 +321,10 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     torch.save({k: v for k, v in ckpt.items() if k != "config"}, no_config)
     cases = {
         tmp_path / "missing.pth": "not found",
-        truncated: "cannot read",
+        truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",
-        text: "cannot read",
+        text: "cannot read .*: not a readable PyTorch weights file",
+        pickled: "holds objects other than tensors and plain values .*argparse.Namespace",
         resume: "resume state, not weights: use best.pth",
         newer: "config does not fit SARN: .*new_option",
         no_config: "no model config",

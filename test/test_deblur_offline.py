@@ -507,17 +507,26 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint, caps
         )
     with Writer(tmp_path / "depth", version=9) as w:  # nothing to deblur by default
         w.add_connection("/cam/depth/image_rect_raw", "sensor_msgs/msg/Image", typestore=STORE)
+    with Writer(tmp_path / "silent", version=9) as w:  # a camera topic with no message
+        w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+    with Writer(tmp_path / "weird", version=9) as w:  # a bag of 0 frames used to be a success
+        c = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        msg = bag_image(frames(1)[0], "weird42", header(0, "cam"))
+        w.write(c, 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
     bad_video = tmp_path / "bad.mp4"
     bad_video.write_bytes(b"garbage")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "000.png").write_bytes(b"garbage")
-    srcs = ("missing.mp4", "empty", "corrupt", "noimg", "depth", "bad.mp4")
+    srcs = ("missing.mp4", "empty", "corrupt", "noimg", "depth", "silent", "weird", "bad.mp4")
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     for src in (tmp_path / name for name in srcs):  # in-process: a traceback would raise
         assert cli.main(["deblur", str(src), "-o", str(tmp_path / "o"), *weights]) == 2, src
         err = capsys.readouterr().err
         assert len([line for line in err.splitlines() if "error" in line]) == 1, err
         assert not (tmp_path / "o").exists(), src  # no empty output folder left behind
+        if src.name == "weird":  # the reason, not only a count of skipped frames
+            assert "no readable frame on /cam/image_raw (/cam/image_raw:" in err, err
+            assert "weird42" in err, err
 
 
 def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_checkpoint):
@@ -565,7 +574,15 @@ def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_ch
         outs = messages(output, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")
         assert [o.header.stamp.nanosec for o in outs] == [2 * 33_333_333, 3 * 33_333_333]
     bad = deblur(str(src), "-o", str(tmp_path / "o3"), "--max-frames", "0")
-    assert bad.returncode == 2 and "--max-frames >= 1" in bad.stderr
+    assert bad.returncode == 2 and "argument --max-frames: must be at least 1, got 0" in bad.stderr
+    # what a bag cannot be made into is refused before any work, not ignored
+    bag = str(tmp_path / "bag")
+    for wrong in (["-o", str(tmp_path / "o4.mp4")], ["-o", str(tmp_path / "o5"), "--side-by-side"]):
+        refused = deblur(bag, *wrong)
+        assert refused.returncode == 2 and "a bag is deblurred into a new bag" in refused.stderr
+    past_the_end = deblur(bag, "-o", str(tmp_path / "o6"), *weights, "--skip-frames", "4")
+    assert past_the_end.returncode == 2 and "after --skip-frames 4" in past_the_end.stderr
+    assert not list(tmp_path.glob("o[456]*"))  # nor an empty bag left behind
 
 
 @pytest.mark.parametrize("command", [["deblur", "-o", "out"], ["eval", "--no-gt"]])

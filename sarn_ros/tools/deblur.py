@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from .options import HelpFormatter, add_bag_arguments
+from .options import HelpFormatter, add_bag_arguments, ranged
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="blurred frames each output waits for (look-ahead; 0 = lowest latency)",
     )
     p.add_argument(
-        "--resize", type=float, default=1.0, help="scale factor applied before deblurring"
+        "--resize",
+        type=ranged(float, 0.05, 1),
+        default=1.0,
+        help="scale factor applied before deblurring",
     )
     p.add_argument(
         "--self-ensemble",
@@ -69,23 +72,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         "publish_compressed) instead of raw images: 5.5x smaller for 752x480 mono8 at quality 90",
     )
     p.add_argument(
-        "--jpeg-quality", type=int, default=90, help="bags: JPEG quality 1..100 for --compressed"
+        "--jpeg-quality",
+        type=ranged(int, 1, 100),
+        default=90,
+        help="bags: JPEG quality for --compressed",
     )
     p.add_argument(
         "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
     )
     p.add_argument(
-        "--fps", type=float, default=30.0, help="an image folder written as a video: its frame rate"
+        "--fps",
+        type=ranged(float, above=0, high=1000),  # OpenCV's writer hangs at inf
+        default=30.0,
+        help="an image folder written as a video: its frame rate",
     )
     p.add_argument(
         "--skip-frames",
-        type=int,
+        type=ranged(int, 0),
         default=0,
         help="leave out the first N readable frames (of each camera of a bag)",
     )
     p.add_argument(
         "--max-frames",
-        type=int,
+        type=ranged(int, 1),
         default=None,
         help="deblur at most N frames (of each camera of a bag): a quick preview of a long "
         "recording; a bag still gets every original message",
@@ -111,21 +120,21 @@ def run(args: argparse.Namespace) -> int:
     bar = None
     try:
         kind = offline.kind_of(args.input)
-        if not 0.05 <= args.resize <= 1.0:
-            raise offline.InputError("--resize must be in 0.05..1")
-        if not 1 <= args.jpeg_quality <= 100:
-            raise offline.InputError("--jpeg-quality must be in 1..100")
         dst = Path(args.output)
         if dst.resolve() == args.input.resolve():
             raise offline.InputError(f"output {args.output} is the input: the originals are kept")
         if kind != "bag":
             offline.output_kind(args.output)  # before minutes of work go nowhere
+            if args.compressed:
+                raise offline.InputError("--compressed is for bags: a bag's deblurred topic")
         else:  # pip-only: a missing one is reported (by the cli) before the model loads
             import rosbags  # noqa: F401
-        if args.fps <= 0:
-            raise offline.InputError("--fps must be positive")
-        if args.skip_frames < 0 or (args.max_frames is not None and args.max_frames < 1):
-            raise offline.InputError("--skip-frames >= 0 and --max-frames >= 1")
+
+            if dst.suffix.lower() in offline.OUTPUT_VIDEO_EXTS or args.side_by_side:
+                raise offline.InputError(
+                    "a bag is deblurred into a new bag (a directory, its other topics copied): "
+                    "no video output or --side-by-side"
+                )
         window = offline.Window(args.skip_frames, args.max_frames)
         try:
             engine = make_engine(
@@ -191,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         f"sarn deblur: {report.frames} frames -> {args.output} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
         + (f", {report.skipped} unreadable frames skipped" if report.skipped else "")
+        + (f" (first: {report.first_skip})" if report.first_skip else "")
         + (f", torch.compile {'on' if engine.compiled else 'failed'}" if args.torch_compile else "")
     )
     if secs >= HINT_AFTER_S and engine.device.type == "cpu" and not engine.onnx:
