@@ -150,7 +150,11 @@ def evaluate_nogt(
 
 
 def save_side_by_side(prefix: Path, *columns: list[np.ndarray]) -> None:
+    """One ``<prefix>_NNN.png`` per frame; OSError for an image not written (cv2.imwrite only
+    returns False), so a run never ends as if its images were there."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(zip(*columns, strict=True)):
         tiles = [t if t.ndim == 3 else cv2.cvtColor(t, cv2.COLOR_GRAY2RGB) for t in row]
-        cv2.imwrite(f"{prefix}_{i:03d}.png", np.hstack(tiles)[..., ::-1])
+        path = f"{prefix}_{i:03d}.png"
+        if not cv2.imwrite(path, np.hstack(tiles)[..., ::-1]):
+            raise OSError(f"cannot write image {path}")

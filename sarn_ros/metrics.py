@@ -65,7 +65,11 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
 
     Both counts, so a drop can be traced to detection/description (fewer matches) or to
     geometry (a lower inlier share); (0, 0) when too few features or matches to fit.
+    A frame 1 px high or wide is (0, 0) too: ORB's pyramid rounds that side to 0 px at its
+    fourth level and OpenCV raises (2 px works; no keypoint is found below 63 px anyway).
     """
+    if min(a.shape[:2] + b.shape[:2]) < 2:
+        return 0, 0
     orb = cv2.ORB_create(nfeatures=features)
     ka, da = orb.detectAndCompute(grey(a), None)
     kb, db = orb.detectAndCompute(grey(b), None)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -256,3 +257,148 @@ def test_a_folder_of_several_sequences_gets_a_frame_weighted_row(
     assert pooled[1]["psnr"] == pytest.approx(expected)
     assert pooled[1]["psnr_gain"] == pytest.approx(expected - by_frame)
     assert "| all 2 of data | 1 | 4 |" in result.stdout
+
+
+REFUSED = [  # (arguments, the error's words): nothing is evaluated or written
+    (["--json", "{t}"], "is a folder, not a file"),
+    (["--json", "{t}/data/seq/blur/00.png/e.json"], "00.png is a file, not a folder"),
+    pytest.param(
+        ["--json", "/proc/sarn_eval.json"],
+        "cannot write in /proc",  # root passes permission bits: the trial file shows it
+        marks=pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc"),
+    ),
+    (["--save-images", "{t}/data/seq/blur/00.png"], "is a file, not a folder"),
+    (["--save-images", "{t}/data"], "is the input {t}/data:"),
+    (["--save-images", "{t}/stream/out"], "is inside the input {t}/stream:"),
+    (["--save-images", "{t}/stills/a/b"], "is inside the input {t}/stills:"),
+    (["--weights", "{w}", "nope"], "packaged weights named 'nope'"),
+]
+
+
+@pytest.mark.parametrize(("extra", "words"), REFUSED)
+def test_bad_settings_are_refused_before_anything_is_evaluated(
+    tmp_path, tiny_recurrent_checkpoint, extra, words
+):
+    """Output paths, --scale, --blur-px and every --weights entry are checked first: a bad
+    one was a traceback after the whole run (results lost), a meaningless result with exit 0,
+    or a later run reading this one's saved images as its input frames."""
+    write_pair(tmp_path / "data")
+    shutil.copytree(tmp_path / "data" / "seq" / "blur", tmp_path / "stream")
+    shutil.copytree(tmp_path / "data" / "seq" / "sharp", tmp_path / "stills")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--pairs", str(tmp_path / "data"), "--no-gt", str(tmp_path / "stream")]
+    args += ["--synthetic", str(tmp_path / "stills"), "--future-frames", "0"]
+    args += ["--save-images", str(tmp_path / "img")]  # the last one given counts
+    before = sorted(tmp_path.rglob("*"))
+    fill = {"t": tmp_path, "w": tiny_recurrent_checkpoint}
+    result = sarn_eval(*args, *(a.format(**fill) for a in extra))
+    assert result.returncode == 2
+    assert result.stderr.startswith("sarn eval: error: ")
+    assert words.format(**fill) in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == ""
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        # 1x1 frames and a PSNR of nothing with exit 0, an upscale, NaN blur: usage errors now
+        (["--scale", "0"], "argument --scale: must be in (0, 1], got 0"),
+        (["--scale", "7"], "argument --scale: must be in (0, 1], got 7"),
+        (["--scale", "nan"], "argument --scale: must be in (0, 1], got nan"),
+        (["--blur-px", "-5"], "argument --blur-px: must be at least 0, got -5"),
+        (["--blur-px", "inf"], "argument --blur-px: must be at least 0, got inf"),
+        (["--max-frames", "0"], "argument --max-frames: must be at least 1, got 0"),
+    ],
+)
+def test_out_of_range_values_are_usage_errors(tmp_path, extra, words):
+    result = sarn_eval("--synthetic", str(tmp_path), *extra)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1] == f"sarn eval: error: {words}"
+
+
+def test_bounds_of_scale_and_blur_are_accepted(tmp_path, tiny_recurrent_checkpoint):
+    """--scale 1 (full resolution) and --blur-px 0 (no motion: the generator takes it); the
+    three unrelated frames are stills, a sequence of 6 each."""
+    write_pair(tmp_path)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--synthetic", str(tmp_path / "seq" / "sharp"), "--future-frames", "0"]
+    result = sarn_eval(*args, "--scale", "1", "--blur-px", "0")
+    assert result.returncode == 0, result.stderr
+    assert "| 00 | 0 | 6 |" in result.stdout
+
+
+def test_a_json_write_failing_at_the_end_keeps_the_results_on_stdout(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A file that passes the checks but cannot take the data (a full disk)."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full")
+    write_pair(tmp_path)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--pairs", str(tmp_path), "--future-frames", "0", "--json", "/dev/full"]
+    result = sarn_eval(*args)
+    assert result.returncode == 2
+    assert "| seq | 0 | 3 |" in result.stdout
+    error = result.stderr.splitlines()[-1]
+    assert error == (
+        "sarn eval: error: cannot write --json /dev/full (No space left on device); "
+        "the results are above"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "block"), [("--pairs", "image"), ("--no-gt", "image"), ("--no-gt", "folder")]
+)
+def test_an_image_that_cannot_be_saved_is_an_error(
+    tmp_path, tiny_recurrent_checkpoint, flag, block
+):
+    """cv2.imwrite only returns False (ignored: exit 0 without images), and the folder of a
+    --no-gt stream's images was made outside the error handling (a traceback)."""
+    write_pair(tmp_path / "data")
+    source = tmp_path / "data" if flag == "--pairs" else tmp_path / "data" / "seq" / "blur"
+    stem = "seq" if flag == "--pairs" else "blur"
+    save = tmp_path / "img"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", flag, str(source)]
+    args += ["--future-frames", "0", "--save-images", str(save)]
+    if block == "image":
+        (save / f"{stem}_ff0_001.png").mkdir(parents=True)  # where the 2nd image goes
+    else:  # the first setting's subfolder is a file
+        save.mkdir()
+        (save / Path(tiny_recurrent_checkpoint).name).write_text("")
+        args += ["--self-ensemble", "1", "2"]
+    result = sarn_eval(*args)
+    assert result.returncode == 2
+    error = result.stderr.splitlines()[-1]
+    assert error.startswith("sarn eval: error: ") and str(save) in error
+
+
+def test_frames_one_pixel_high_or_wide_get_no_orb_matches(tmp_path, tiny_recurrent_checkpoint):
+    """ORB raised (cv2.error) on a frame 1 px high or wide; 2 px worked."""
+    rng = np.random.default_rng(0)
+    streams = {"dot": (1, 1), "row": (1, 64), "column": (64, 1)}
+    for name, shape in streams.items():
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            img = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), img)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--no-gt", *(str(tmp_path / n) for n in streams), "--future-frames", "0"]
+    result = sarn_eval(*args, "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "e.json").read_text())["no_gt"]
+    assert [r["sequence"] for r in rows] == list(streams)
+    assert all(r["orb_matches_input"] == r["orb_inliers"] == [0, 0] for r in rows)
+
+
+def test_pairs_of_different_sizes_name_the_files(tmp_path, tiny_recurrent_checkpoint):
+    """Found when the pair is read, not as numpy's broadcast error after inference."""
+    write_pair(tmp_path)
+    sharp = tmp_path / "seq" / "sharp" / "01.png"
+    cv2.imwrite(str(sharp), np.zeros((32, 48, 3), np.uint8))
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]
+    result = sarn_eval(*args, str(tmp_path), "--future-frames", "0")
+    assert result.returncode == 2
+    blurred = tmp_path / "seq" / "blur" / "01.png"
+    assert result.stderr.splitlines()[-1] == (
+        f"sarn eval: error: seq: blurred {blurred} is 56x40 but sharp {sharp} is 48x32"
+    )

@@ -108,3 +108,13 @@ def test_paired_change_interval_and_verdicts():
     assert noisy["verdict"] == "no clear change" and noisy["low"] < 0 < noisy["high"]
     one = metrics.paired_change([3], [4])
     assert one["verdict"] == "too few pairs" and one["low"] is None
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 64), (64, 1), (1, 64, 3), (64, 1, 3)])
+def test_orb_proxy_takes_frames_one_pixel_high_or_wide(shape):
+    """ORB's pyramid scales a 1 px side to 0 px (cv2.error); such a frame has no features."""
+    rng = np.random.default_rng(0)
+    thin = rng.integers(0, 256, shape, dtype=np.uint8)
+    assert metrics.orb_matches(thin, thin) == (0, 0)
+    small = rng.integers(0, 256, (2, 2, 3), dtype=np.uint8)  # the smallest ORB takes
+    assert metrics.orb_matches(small, small) == (0, 0)

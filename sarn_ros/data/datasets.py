@@ -170,12 +170,20 @@ def pair_files(
 def read_pair(
     name: str, blur_dir: Path, sharp_dir: Path, scale: float = 1.0, max_frames: int | None = None
 ) -> Sequence:
+    """A sequence's frames, each blurred frame checked to be its sharp frame's size: found
+    here, naming both files, not as a broadcast error once the frames are compared."""
     blurs, sharps = pair_files(name, blur_dir, sharp_dir, max_frames)
-    return Sequence(
-        name,
-        [resize_by(read_rgb(p), scale) for p in blurs],
-        [resize_by(read_rgb(p), scale) for p in sharps],
-    )
+    blurred, sharp = [], []
+    for blur_path, sharp_path in zip(blurs, sharps, strict=True):
+        b, s = read_rgb(blur_path), read_rgb(sharp_path)
+        if b.shape != s.shape:
+            raise ValueError(
+                f"{name}: blurred {blur_path} is {b.shape[1]}x{b.shape[0]} but sharp "
+                f"{sharp_path} is {s.shape[1]}x{s.shape[0]}"
+            )
+        blurred.append(resize_by(b, scale))
+        sharp.append(resize_by(s, scale))
+    return Sequence(name, blurred, sharp)
 
 
 def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:

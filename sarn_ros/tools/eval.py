@@ -11,16 +11,18 @@ import argparse
 import itertools
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointError
+from ..checkpoint import CheckpointError, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair, unique_name
 from ..ensemble import MEMBERS
-from .options import HelpFormatter, add_bag_arguments
+from .options import HelpFormatter, add_bag_arguments, ranged
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -61,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--skip-frames",
-        type=int,
+        type=ranged(int, 0),
         default=0,
         metavar="N",
         help="start --no-gt streams N frames in (recordings often begin standing still)",
@@ -76,15 +78,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="look-ahead settings to evaluate (recurrent weights; single-image ones run once)",
     )
     p.add_argument(
-        "--scale", type=float, default=0.5, help="downscale synthetic sources (as training)"
+        "--scale",
+        type=ranged(float, above=0, high=1),
+        default=0.5,
+        help="downscale synthetic sources (as training)",
     )
     p.add_argument(
         "--max-frames",
-        type=int,
+        type=ranged(int, 1),
         default=10,
         help="frames per sequence or stream (--no-gt streams: after --skip-frames)",
     )
-    p.add_argument("--blur-px", type=float, default=24.0, help="synthetic blur at full resolution")
+    p.add_argument(
+        "--blur-px",
+        type=ranged(float, 0),
+        default=24.0,
+        help="synthetic blur at full resolution",
+    )
     p.add_argument(
         "--device", default="auto", help="auto (CUDA if present, else the CPU), cpu, cuda or cuda:N"
     )
@@ -124,14 +134,9 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
     from ..recordings import read_streams, synthetic_sequences
 
-    if not (args.pairs or args.synthetic or args.no_gt):
-        print("sarn eval: error: give --pairs, --synthetic and/or --no-gt inputs", file=sys.stderr)
-        return 2
-    if args.skip_frames < 0 or args.max_frames < 1:
-        print("sarn eval: error: --skip-frames >= 0 and --max-frames >= 1", file=sys.stderr)
-        return 2
     source = {"topics": args.topics, "debayer": args.debayer}
     try:
+        check_args(args)
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
@@ -158,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         for seq in synthetic:
             seq.name = unique_name(seq.name, seen)
         nogt = [(unique_name(name, seen), frames) for name, frames in nogt]
-    except (ValueError, OSError) as exc:
+        for weights in args.weights:  # a mistyped second name is found before the first runs
+            resolve_weights(weights)
+    except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn eval: error: {exc}", file=sys.stderr)
         return 2
     results: dict = {"gt": [], "no_gt": []}
@@ -195,13 +202,13 @@ def run(args: argparse.Namespace) -> int:
                 for seq, root in zip(itertools.chain(real, synthetic), roots, strict=True):
                     res, _ = evaluate_gt(engine, seq, save, bar.update)
                     results["gt"].append({**tag, "input": root, **res.summary()})
-            except (ValueError, OSError) as exc:  # an unreadable frame
+                for name, frames in nogt:
+                    result = evaluate_nogt(engine, name, frames, save, bar.update)
+                    results["no_gt"].append({**tag, **result})
+            except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
                 bar.close()
                 print(f"sarn eval: error: {exc}", file=sys.stderr)
                 return 2
-            for name, frames in nogt:
-                result = evaluate_nogt(engine, name, frames, save, bar.update)
-                results["no_gt"].append({**tag, **result})
     bar.close()
     groups: dict[tuple, list[dict]] = {}  # an input folder's sequences, per setting
     for r in results["gt"]:
@@ -218,10 +225,63 @@ def run(args: argparse.Namespace) -> int:
     results["seconds"] = time.monotonic() - start
     print_tables(results, names)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
-        args.json.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
+        try:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
+            args.json.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
+        except OSError as exc:  # checked up front, but a disk fills or a folder goes meanwhile
+            reason = exc.strerror or exc
+            print(
+                f"sarn eval: error: cannot write --json {args.json} ({reason}); "
+                "the results are above",
+                file=sys.stderr,
+            )
+            return 2
     return 0
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Raise ValueError for settings that would fail, or mean nothing, only after the whole
+    evaluation: checked before any input is read or model loaded."""
+    if not (args.pairs or args.synthetic or args.no_gt):
+        raise ValueError("give --pairs, --synthetic and/or --no-gt inputs")
+    if args.json is not None:
+        check_writable(args.json, "--json", folder=False)
+    if args.save_images is not None:
+        check_writable(args.save_images, "--save-images", folder=True)
+        save = args.save_images.resolve()
+        for d in (*args.pairs, *args.synthetic, *args.no_gt):
+            if save.is_relative_to(d.resolve()):
+                where = "the input" if save == d.resolve() else "inside the input"
+                raise ValueError(
+                    f"--save-images {args.save_images} is {where} {d}: "
+                    "a later run would read the saved images as frames"
+                )
+
+
+def check_writable(path: Path, flag: str, folder: bool) -> None:
+    """Raise ValueError where ``path`` plainly cannot take the output (a folder where the file
+    goes or the reverse, a file among its parents, no file can be made where it goes), so
+    that is known before the evaluation, not after it. A trial file shows write access
+    where permission bits do not: root under /proc, a read-only mount."""
+    if path.exists():
+        if path.is_dir() != folder:
+            kinds = ("file", "folder") if folder else ("folder", "file")
+            raise ValueError(f"{flag} {path} is a {kinds[0]}, not a {kinds[1]}")
+        if not folder:
+            if not os.access(path, os.W_OK):
+                raise ValueError(f"{flag} {path} is not writable")
+            return
+        where = path
+    else:
+        where = next(p for p in path.absolute().parents if p.exists())
+        if not where.is_dir():
+            raise ValueError(f"{flag} {path}: {where} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag} {path}: cannot write in {where} ({exc.strerror})") from None
 
 
 def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]], int]:
