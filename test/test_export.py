@@ -147,7 +147,9 @@ def test_single_image_export_and_bad_size(tmp_path):
     )
     assert bad.returncode == 2 and "multiples of 4" in bad.stderr
     args = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "t.onnx")]
-    assert cli.main([*args, "--height", "4", "--width", "8"]) == 2  # before any model work
+    with pytest.raises(SystemExit) as usage:  # a size of 4 would be fixed in the graph
+        cli.main([*args, "--height", "4", "--width", "8"])
+    assert usage.value.code == 2
     assert cli.main([*args, "--opset", "15"]) == 2  # no GridSample before 16
     assert not (tmp_path / "t.onnx").exists()
 
@@ -319,7 +321,6 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     ("extra", "message"),
     [
         (["--calib", "somewhere"], "--calib and --calib-frames go with --int8"),
-        (["--int8", "--calib-frames", "0"], "--calib-frames must be at least 1"),
         (["--int8", "--calib", "{tmp}/none.mp4"], "--calib: "),
     ],
 )

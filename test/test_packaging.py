@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -67,10 +68,11 @@ def subcommand_options(argv: list[str]) -> list[argparse.Action]:
     return [a for a in parser._actions if a.option_strings and a.dest != "help"]
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [["demo"], ["deblur"], ["eval"], ["export"], ["train"], ["bench", "model"], ["bench", "node"]],
-)
+SUBCOMMANDS = [["demo"], ["deblur"], ["eval"], ["export"], ["train"], ["bench", "model"]]
+SUBCOMMANDS += [["bench", "node"]]
+
+
+@pytest.mark.parametrize("argv", SUBCOMMANDS)
 def test_every_option_is_explained_with_its_default(argv, capsys):
     """`sarn X --help` says what each option does and, where one is set, its default."""
     from sarn_ros.tools import cli
@@ -85,6 +87,28 @@ def test_every_option_is_explained_with_its_default(argv, capsys):
             continue
         shown = " ".join(map(str, a.default)) if isinstance(a.default, list) else a.default
         assert f"(default: {shown})" in text, a.dest
+
+
+def test_numbers_are_range_checked_as_they_are_parsed():
+    """A bare int or float option let nan, inf or a negative through: OpenCV's writer hung at
+    `--fps inf`, `--fft-weight nan` saved NaN weights with exit 0, `--crop 0` was a traceback
+    minutes in. Only a seed takes any whole number; --opset has a message of its own."""
+    from sarn_ros.tools.options import ranged
+
+    bare = {
+        a.dest
+        for argv in SUBCOMMANDS
+        for a in subcommand_options(argv)
+        if a.type in (int, float) and a.choices is None
+    }
+    assert bare == {"seed", "opset"}
+    fraction = ranged(float, above=0, high=1)
+    assert fraction("1") == 1.0 and fraction("0.25") == 0.25
+    for text, reason in (("0", "must be in (0, 1], got 0"), ("nan", "got nan"), ("x", "number")):
+        with pytest.raises(argparse.ArgumentTypeError, match=re.escape(reason)):
+            fraction(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="not a whole number"):
+        ranged(int, 1)("2.5")
 
 
 def test_import_is_light_and_public_api_exists():

@@ -46,6 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
+from .options import ranged
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -364,9 +365,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="torch.compile the network as the engine's torch_compile does (the compile runs "
         "in the first warm-up frame, so warm-up is at least 1)",
     )
-    parser.add_argument("--iters", type=int, default=5, help="timed frames per row (median)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed frames first")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--iters", type=ranged(int, 1), default=5, help="timed frames per row (median)"
+    )
+    parser.add_argument("--warmup", type=ranged(int, 0), default=2, help="untimed frames first")
+    parser.add_argument("--threads", type=ranged(int, 1), help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write rows to this file")
 
 
@@ -396,8 +399,6 @@ def run(args: argparse.Namespace) -> int:
         for d in args.deform_impl:
             if d not in DEFORM_IMPLS:
                 raise ValueError(f"unknown deform impl {d!r}; choose from {DEFORM_IMPLS}")
-        if args.iters < 1 or args.warmup < 0:
-            raise ValueError("--iters must be >= 1 and --warmup >= 0")
     except (RuntimeError, ValueError) as exc:
         print(f"sarn bench model: {exc}", file=sys.stderr)
         return 2

@@ -55,6 +55,7 @@ import numpy as np
 
 from ..ensemble import MEMBERS
 from ..resources import find_share_file, keep_dds_local, node_command, use_dds_profile
+from .options import ranged
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,8 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="node precision"
     )
     parser.add_argument("--sizes", default="640x480,1280x720", help="WxH list")
-    parser.add_argument("--fps", type=float, default=30.0, help="camera rate")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per size")
+    parser.add_argument(
+        "--fps", type=ranged(float, above=0, high=1000), default=30.0, help="camera rate"
+    )
+    parser.add_argument(
+        "--duration", type=ranged(float, above=0), default=10.0, help="seconds measured per size"
+    )
     parser.add_argument(
         "--future-frames", type=int, default=0, choices=(0, 1, 2), help="node future_frames"
     )
@@ -86,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="node torch_compile (the compile runs in the warm-up, before the measurement)",
     )
     parser.add_argument(
-        "--threads", type=int, default=0, help="node cpu_threads (0 = one per core)"
+        "--threads", type=ranged(int, 0), default=0, help="node cpu_threads (0 = one per core)"
     )
     parser.add_argument(
         "--input-transport",
@@ -102,7 +107,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cameras",
-        type=int,
+        type=ranged(int, 1),
         default=1,
         metavar="N",
         help="N synchronised cameras served by one node process, in namespaces cam0..cam<N-1> "
@@ -111,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--stagger",
-        type=float,
+        type=ranged(float, 0, below=1),
         default=0.0,
         metavar="F",
         help="with --cameras N > 1: each next camera's frame is published F of a period after "
@@ -456,19 +461,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.fps <= 0 or args.duration <= 0:
-        print("sarn bench node: error: --fps and --duration must be > 0", file=sys.stderr)
-        return 2
-    if args.cameras < 1:
-        print("sarn bench node: error: --cameras must be >= 1", file=sys.stderr)
-        return 2
     if args.stagger and args.cameras == 1:
         print("sarn bench node: error: --stagger needs --cameras > 1", file=sys.stderr)
         return 2
-    if not 0 <= args.stagger * (args.cameras - 1) < 1:
+    if args.stagger * (args.cameras - 1) >= 1:
         print(
-            "sarn bench node: error: --stagger F must be >= 0 and a set must end within its "
-            "period (F * (cameras - 1) < 1)",
+            "sarn bench node: error: --stagger F: a set must end within its period "
+            "(F * (cameras - 1) < 1)",
             file=sys.stderr,
         )
         return 2

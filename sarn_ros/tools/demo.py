@@ -24,7 +24,7 @@ import numpy as np
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
-from .options import HelpFormatter
+from .options import HelpFormatter, ranged
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -60,7 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=Path("sarn_demo_out"),
         help="folder for demo_strip.png (input | deblurred | sharp) and demo.mp4",
     )
-    p.add_argument("--timeout", type=float, default=110.0, help="give up after this many seconds")
+    p.add_argument(
+        "--timeout",
+        type=ranged(float, above=0),
+        default=110.0,
+        help="give up after this many seconds",
+    )
     p.add_argument(
         "--domain-id",
         type=int,

@@ -32,7 +32,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
-from .options import HelpFormatter
+from .options import HelpFormatter, ranged
 
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
@@ -72,8 +72,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
-    p.add_argument("--height", type=int, default=480, help="example height (multiple of 4)")
-    p.add_argument("--width", type=int, default=640, help="example width (multiple of 4)")
+    p.add_argument(  # at least 8: a size of 4 would be fixed in the graph
+        "--height", type=ranged(int, 8), default=480, help="example height (multiple of 4)"
+    )
+    p.add_argument(
+        "--width", type=ranged(int, 8), default=640, help="example width (multiple of 4)"
+    )
     p.add_argument(
         "--opset",
         type=int,
@@ -94,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--calib-frames",
-        type=int,
+        type=ranged(int, 1),
         help=f"with --int8: frames per stream of --calib (default {CALIB_FRAMES})",
     )
     p.set_defaults(func=run)
@@ -258,15 +262,8 @@ def run(args: argparse.Namespace) -> int:
         print("sarn export: error: --calib and --calib-frames go with --int8", file=sys.stderr)
         return 2
     args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
-    if args.calib_frames < 1:
-        print("sarn export: error: --calib-frames must be at least 1", file=sys.stderr)
-        return 2
-    if args.height % 4 or args.width % 4 or min(args.height, args.width) < 8:
-        print(
-            "sarn export: error: --height and --width must be multiples of 4, at least 8 "
-            "(a size of 4 would be fixed in the graph)",
-            file=sys.stderr,
-        )
+    if args.height % 4 or args.width % 4:
+        print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
         return 2
     try:
         model = load_model(args.weights, device="cpu", deform_impl="grid_sample")
