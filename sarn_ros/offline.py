@@ -152,9 +152,16 @@ class FrameSink:
             img = (img >> 8).astype(np.uint8)
         self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
 
-    def close(self) -> None:
+    def __enter__(self) -> FrameSink:
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
+        """Finish the video; one cut short by an error (frames of another size, an unreadable
+        one) is removed rather than pass for the whole. Ctrl-C keeps what was written."""
         if self.writer is not None:
             self.writer.release()
+            if error is not None and issubclass(error, Exception):
+                self.dst.unlink(missing_ok=True)
 
 
 def deblur_video(
@@ -170,35 +177,34 @@ def deblur_video(
     if not cap.isOpened():
         raise InputError(f"cannot open video {src}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    sink = FrameSink(dst, fps)
     report = Report()
-    inputs: dict[int, np.ndarray] = {}
+    with FrameSink(dst, fps) as sink:
+        inputs: dict[int, np.ndarray] = {}
 
-    def write(outs: list[DeblurredFrame]) -> None:
-        for o in outs:
-            frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
-            sink.write(frame, f"{report.frames:06d}.png")
-            report.frames += 1
-            tick()
+        def write(outs: list[DeblurredFrame]) -> None:
+            for o in outs:
+                frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
+                sink.write(frame, f"{report.frames:06d}.png")
+                report.frames += 1
+                tick()
 
-    readable = 0
-    for i, bgr in video_frames(cap):
-        if window.done(readable):
-            break
-        if bgr is None:
-            report.skipped += 1
-            continue
-        readable += 1
-        if not window.wants(readable - 1):
-            continue
-        rgb = resize_by(np.ascontiguousarray(bgr[..., ::-1]), scale)
-        stamp = round(i * 1e9 / fps)
-        if sbs:
-            inputs[stamp] = rgb
-        write(engine.push(rgb, stamp))
-    write(engine.flush())
+        readable = 0
+        for i, bgr in video_frames(cap):
+            if window.done(readable):
+                break
+            if bgr is None:
+                report.skipped += 1
+                continue
+            readable += 1
+            if not window.wants(readable - 1):
+                continue
+            rgb = resize_by(np.ascontiguousarray(bgr[..., ::-1]), scale)
+            stamp = round(i * 1e9 / fps)
+            if sbs:
+                inputs[stamp] = rgb
+            write(engine.push(rgb, stamp))
+        write(engine.flush())
     cap.release()
-    sink.close()
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         raise InputError(f"no readable frame in {src}{after}")
@@ -217,35 +223,34 @@ def deblur_folder(
 ) -> Report:
     """Deblur the images of ``src`` in natural order into a folder (same file names) or, when
     ``dst`` names a video file, into a video at ``fps``."""
-    sink = FrameSink(dst, fps)
     paths = list_images(src)
     report = Report()
     inputs: dict[int, np.ndarray] = {}
+    with FrameSink(dst, fps) as sink:
 
-    def write(outs: list[DeblurredFrame]) -> None:
-        for o in outs:
-            sink.write(side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image, o.meta)
-            report.frames += 1
-            tick()
+        def write(outs: list[DeblurredFrame]) -> None:
+            for o in outs:
+                sink.write(side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image, o.meta)
+                report.frames += 1
+                tick()
 
-    readable = 0
-    for i, p in enumerate(paths):
-        if window.done(readable):
-            break
-        img = read_frame(p)
-        if img is None:  # a corrupt file: skip it, keep going
-            report.skipped += 1
-            continue
-        readable += 1
-        if not window.wants(readable - 1):
-            continue
-        img = resize_by(img, scale)
-        stamp = round(i * 1e9 / fps)
-        if sbs:
-            inputs[stamp] = img
-        write(engine.push(img, stamp, meta=p.name))
-    write(engine.flush())
-    sink.close()
+        readable = 0
+        for i, p in enumerate(paths):
+            if window.done(readable):
+                break
+            img = read_frame(p)
+            if img is None:  # a corrupt file: skip it, keep going
+                report.skipped += 1
+                continue
+            readable += 1
+            if not window.wants(readable - 1):
+                continue
+            img = resize_by(img, scale)
+            stamp = round(i * 1e9 / fps)
+            if sbs:
+                inputs[stamp] = img
+            write(engine.push(img, stamp, meta=p.name))
+        write(engine.flush())
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         raise InputError(f"no readable image in {src}{after}")
@@ -349,11 +354,17 @@ def open_bag(src: Path) -> Iterator[Any]:
     from rosbags.highlevel import AnyReader, AnyReaderError
     from rosbags.typesys import Stores, get_typestore
 
+    if src.is_dir() and not (src / "metadata.yaml").exists():  # a recording cut short
+        raise InputError(
+            f"cannot read bag {src}: it has no metadata.yaml (`ros2 bag reindex {src}` writes "
+            "one from the storage files)"
+        )
     reader = AnyReader([Path(src)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
     try:
         reader.open()
     except AnyReaderError as exc:
-        raise InputError(f"cannot read bag {src}: {exc}") from exc
+        line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise InputError(f"cannot read bag {src}: {line}") from exc
     try:
         yield reader
     finally:

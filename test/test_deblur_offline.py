@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,7 @@ def test_folder_into_a_video_at_fps_and_mixed_sizes_refused(tmp_path, tiny_recur
     cv2.imwrite(str(src / "9.png"), frames(1, h=16, w=16)[0])  # a video has one frame size
     mixed = deblur(str(src), "-o", str(tmp_path / "mixed.mp4"), *weights)
     assert mixed.returncode == 2 and "write a folder instead" in mixed.stderr
+    assert not (tmp_path / "mixed.mp4").exists()  # the 5 frames before it would pass for all
 
 
 def write_folder(folder: Path, imgs: list[np.ndarray]) -> Path:
@@ -517,13 +519,18 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint, caps
     bad_video.write_bytes(b"garbage")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "000.png").write_bytes(b"garbage")
+    (tmp_path / "nometa").mkdir()  # a recording cut short: storage without metadata.yaml
+    shutil.copy(next((tmp_path / "noimg").glob("*.db3")), tmp_path / "nometa")
     srcs = ("missing.mp4", "empty", "corrupt", "noimg", "depth", "silent", "weird", "bad.mp4")
+    srcs += ("nometa",)
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     for src in (tmp_path / name for name in srcs):  # in-process: a traceback would raise
         assert cli.main(["deblur", str(src), "-o", str(tmp_path / "o"), *weights]) == 2, src
         err = capsys.readouterr().err
         assert len([line for line in err.splitlines() if "error" in line]) == 1, err
         assert not (tmp_path / "o").exists(), src  # no empty output folder left behind
+        if src.name == "nometa":
+            assert f"`ros2 bag reindex {src}` writes one" in err, err
         if src.name == "weird":  # the reason, not only a count of skipped frames
             assert "no readable frame on /cam/image_raw (/cam/image_raw:" in err, err
             assert "weird42" in err, err
