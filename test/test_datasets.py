@@ -302,3 +302,24 @@ def test_a_dataset_root_given_for_its_split_names_the_splits(tmp_path: Path) -> 
     with pytest.raises(ValueError, match=r"^no training images found in .*GOPRO_Large \(its"):
         gather([root], params, [1.0], 1, 3)
     assert len(load_pairs(root / "train")) == 1
+
+
+def test_a_jpeg_cut_short_is_unreadable_not_half_grey(tmp_path: Path) -> None:
+    """OpenCV decodes a truncated JPEG with its lower part grey (a libjpeg warning only): a
+    half-downloaded benchmark scored the grey, and a folder deblurred it as a frame."""
+    from sarn_ros.data.datasets import read_frame, read_rgb
+
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.jpg"
+    cv2.imwrite(str(whole), rng.integers(0, 256, (120, 160, 3), dtype=np.uint8))
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.JPG"
+    cut.write_bytes(data[: len(data) // 3])
+    assert cv2.imread(str(cut)) is not None  # what OpenCV alone makes of it
+    assert read_rgb(whole).shape == (120, 160, 3) and read_frame(whole) is not None
+    assert read_frame(cut) is None
+    with pytest.raises(ValueError, match="cannot read image"):
+        read_rgb(cut)
+    padded = tmp_path / "padded.jpg"  # bytes after the end marker, as some cameras write
+    padded.write_bytes(data + bytes(100))
+    assert read_frame(padded) is not None

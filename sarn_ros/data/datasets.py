@@ -56,7 +56,7 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = None if cut_short(path) else cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"cannot read image {path}")
     return np.ascontiguousarray(img[..., ::-1])
@@ -65,12 +65,26 @@ def read_rgb(path: Path) -> np.ndarray:
 def read_frame(path: Path) -> np.ndarray | None:
     """An image as the engine takes it: RGB (alpha dropped) or grey, 8 or 16 bit as stored;
     None when it cannot be read or is neither (callers skip and count it)."""
+    if cut_short(path):
+        return None
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
         return None
     if img is not None and img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return img
+
+
+def cut_short(path: Path) -> bool:
+    """A JPEG without its end marker (FF D9, which its coded data cannot hold) in its last
+    KiB: a half-downloaded or half-copied file, which OpenCV decodes with its lower part grey
+    and only a libjpeg warning on stderr, so a benchmark would score the grey."""
+    if path.suffix.lower() not in (".jpg", ".jpeg"):
+        return False
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        f.seek(max(0, size - 1024))
+        return b"\xff\xd9" not in f.read()
 
 
 Frames = list[np.ndarray] | np.ndarray
