@@ -94,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument(
         "--scales",
-        type=ranged(float, above=0),  # above 1 too: gpu_kit builds packed stills at x1.5
+        type=ranged(float, above=0),  # above 1 too: gpu_kit builds stills it packed small
         nargs="+",
         default=[1.0],
         help="downscale factors",
