@@ -112,7 +112,7 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
-    assert "1 unreadable frames skipped" in result.stdout
+    assert "1 unreadable frame skipped" in result.stdout
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     in_place = deblur(str(src), "-o", str(src) + "/", "--weights", str(tiny_recurrent_checkpoint))
     assert in_place.returncode == 2 and "is the input" in in_place.stderr
@@ -706,7 +706,7 @@ def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_re
         str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)
     )
     assert result.returncode == 0, result.stderr
-    assert "7 frames" in result.stdout and "1 unreadable frames skipped" in result.stdout
+    assert "7 frames" in result.stdout and "1 unreadable frame skipped" in result.stdout
     assert len(list((tmp_path / "out").iterdir())) == 7
 
 

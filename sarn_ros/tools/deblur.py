@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from .options import HelpFormatter, add_bag_arguments, ranged
+from .options import HelpFormatter, add_bag_arguments, plural, ranged
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -197,9 +197,9 @@ def run(args: argparse.Namespace) -> int:
     for topic in report.replaced_topics:
         print(f"sarn deblur: the bag's own {topic} is replaced by the new output", file=sys.stderr)
     print(
-        f"sarn deblur: {report.frames} frames -> {args.output} in {secs:.1f} s "
+        f"sarn deblur: {plural(report.frames, 'frame')} -> {args.output} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
-        + (f", {report.skipped} unreadable frames skipped" if report.skipped else "")
+        + (f", {plural(report.skipped, 'unreadable frame')} skipped" if report.skipped else "")
         + (f" (first: {report.first_skip})" if report.first_skip else "")
         + (f", torch.compile {'on' if engine.compiled else 'failed'}" if args.torch_compile else "")
     )

@@ -65,6 +65,11 @@ def ranged(
     return check
 
 
+def plural(n: int, word: str) -> str:
+    """``1 frame``, ``2 frames``."""
+    return f"{n} {word}{'s' * (n != 1)}"
+
+
 def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--topics`` and ``--debayer``: which camera topics of a bag, demosaiced how."""
     p.add_argument(

@@ -42,7 +42,7 @@ from ..data.datasets import (
 )
 from ..offline import InputError, kind_of
 from ..recordings import iter_clips, sharpest_clips, synthetic_sequences
-from .options import HelpFormatter, add_bag_arguments, ranged
+from .options import HelpFormatter, add_bag_arguments, plural, ranged
 
 POSITIVE = ranged(int, 1)
 NON_NEGATIVE = ranged(float, 0)
@@ -795,10 +795,6 @@ def count(usable: list[Sequence], train: list[Sequence], clip: int, crop: int) -
             f"left out: fewer than {plural(clip, 'frame')} or smaller than the {crop}x{crop} crop)"
         )
     return text
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'s' * (n != 1)}"
 
 
 def summarise(
