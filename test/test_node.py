@@ -571,6 +571,30 @@ def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_che
     assert rc == 0, out
 
 
+def test_a_stop_in_the_middle_of_a_long_frame_is_prompt_and_clean(ros, tiny_recurrent_checkpoint):
+    """Ctrl-C waited up to 30 s for the frame in progress (`ros2 launch` SIGKILLs after 10 s)
+    and a second Ctrl-C during that wait aborted the node (SIGABRT). A 1080p frame with an
+    8-member self-ensemble takes the tiny model over 30 s on one thread."""
+    node, start = ros
+    # a second signal ends the process at once, leaving its DDS participant to time out: last
+    for second in (None, signal.SIGINT):
+        proc = start(tiny_recurrent_checkpoint, future_frames=0, self_ensemble=8, **RELIABLE)
+        cam = Camera(node)
+        wait_connected(node, [cam], proc)
+        cam.publish(frames(1, 1080, 1920)[0], "rgb8", 5 * SEC)
+        spin_until(node, lambda: False, 1.5)  # the worker is in the frame
+        began = time.monotonic()
+        proc.proc.send_signal(signal.SIGINT)
+        if second is not None:
+            time.sleep(0.3)
+            proc.proc.send_signal(second)
+        rc, out = proc.stop()
+        assert rc == 0 and time.monotonic() - began < 5, (second, rc, out)
+        assert "Traceback" not in out and "terminate called" not in out, out
+        if second is None:
+            assert "stopped in the middle of a frame: that frame is dropped" in out, out
+
+
 def test_startup_errors_exit_with_one_line(
     tmp_path, ros_domain, more_domains, tiny_recurrent_checkpoint
 ):

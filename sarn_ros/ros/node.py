@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.signals import uninstall_signal_handlers
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -209,6 +211,9 @@ class Camera:
         with self.node.lock:
             info = self.infos.get(stamp)
             return (info, True) if info is not None else (self.last_info, False)
+
+
+STOP_WAIT_S = 2.0  # for the frame in progress at Ctrl-C; ros2 launch escalates after 5 s
 
 
 class DeblurNode(Node):
@@ -677,12 +682,17 @@ class DeblurNode(Node):
         array.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(array)
 
-    def stop(self) -> None:
-        """Stop and join the worker (it finishes the frame it is on)."""
+    def stop(self, wait_s: float = STOP_WAIT_S) -> bool:
+        """Stop the worker and wait ``wait_s`` for the frame it is on; False if it is still
+        on it (a CPU forward pass at 1080p takes seconds, a first torch.compile many): the
+        caller leaves it, as a camera's next frame would not come anyway. A second Ctrl-C
+        during the wait leaves it at once."""
         with self.lock:
             self.running = False
             self.lock.notify_all()
-        self.worker.join(timeout=30.0)
+        with contextlib.suppress(KeyboardInterrupt):
+            self.worker.join(timeout=wait_s)
+        return not self.worker.is_alive()
 
 
 def intake_fault(msg: Image) -> tuple[str, str] | None:
@@ -701,6 +711,15 @@ def use_packaged_dds_profile() -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         use_dds_profile(find_share_file("config/fastdds_shm.xml"))
+
+
+def leave_on_next_signal() -> None:
+    """A further Ctrl-C or SIGTERM while the node winds down ends the process at once (exit
+    code 0): through rclpy's handler, one during the teardown aborted it (SIGABRT)."""
+    with contextlib.suppress(Exception):  # not installed (a test calling main twice)
+        uninstall_signal_handlers()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: os._exit(0))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -736,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
         rclpy.try_shutdown()
         return 0 if stopped else 1
+    finished = True
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -746,9 +766,18 @@ def main(argv: list[str] | None = None) -> int:
         # SIGINT/SIGTERM shut the context down while spin was building its wait set: a race
         # inside rclpy, not a failure of ours
     finally:
-        node.stop()
+        leave_on_next_signal()
+        finished = node.stop()
         node.destroy_node()
+        if not finished:  # to the console: the context, and so /rosout, is down already
+            node.get_logger().info("stopped in the middle of a frame: that frame is dropped")
         rclpy.try_shutdown()
+    if not finished:
+        # the worker is inside the network: interpreter shutdown under it aborts the process
+        # (SIGABRT), and `ros2 launch` SIGKILLs a node still up 10 s after Ctrl-C
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
