@@ -34,12 +34,14 @@ def qos(reliable: bool, depth: int = 50) -> QoSProfile:
 class NodeProcess:
     """sarn_deblur_node started by its console script with the packaged config."""
 
-    def __init__(self, weights: Path, **params: Any) -> None:
+    def __init__(self, weights: Path, remaps: dict[str, str] | None = None, **params: Any) -> None:
         args = [*node_command(), "--ros-args", "--params-file", CONFIG, "-p", f"weights:={weights}"]
         params.setdefault("device", "cpu")
         for k, v in params.items():
             value = str(v).lower() if isinstance(v, bool) else v
             args += ["-p", f"{k}:={value}"]
+        for name, topic in (remaps or {}).items():
+            args += ["-r", f"{name}:={topic}"]
         env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
             args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -64,22 +66,35 @@ class NodeProcess:
         return self.result
 
 
+def beside(image: str) -> str:
+    """The camera_info topic of ``image``."""
+    folder = image.rpartition("/")[0]
+    return f"{folder}/camera_info" if folder else "camera_info"
+
+
 class Camera:
     """A fake camera plus a listener on the node's outputs, in this test process."""
 
-    def __init__(self, node: Node, ns: str = "", reliable: bool = True) -> None:
+    def __init__(
+        self,
+        node: Node,
+        ns: str = "",
+        reliable: bool = True,
+        image: str = "image_raw",
+        output: str = "deblurred/image_raw",
+    ) -> None:
+        """``image`` and ``output`` with their camera_info beside them, as image_transport
+        names them."""
         p = f"{ns}/" if ns else ""
         self.node = node
-        self.pub = node.create_publisher(Image, f"{p}image_raw", qos(reliable))
-        self.info_pub = node.create_publisher(CameraInfo, f"{p}camera_info", qos(reliable))
+        self.pub = node.create_publisher(Image, f"{p}{image}", qos(reliable))
+        self.info_pub = node.create_publisher(CameraInfo, f"{p}{beside(image)}", qos(reliable))
         self.outputs: list[Image] = []
         self.infos: list[CameraInfo] = []
         self.arrival: dict[int, float] = {}
-        node.create_subscription(Image, f"{p}deblurred/image_raw", self._on_out, qos(True))
-        node.create_subscription(
-            CameraInfo, f"{p}deblurred/camera_info", self.infos.append, qos(True)
-        )
-        self.out_topic = f"{p}deblurred/image_raw"
+        node.create_subscription(Image, f"{p}{output}", self._on_out, qos(True))
+        node.create_subscription(CameraInfo, f"{p}{beside(output)}", self.infos.append, qos(True))
+        self.out_topic = f"{p}{output}"
 
     def _on_out(self, msg: Image) -> None:
         self.outputs.append(msg)

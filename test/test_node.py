@@ -47,8 +47,8 @@ def ros(ros_domain: int):
     node = rclpy.create_node("sarn_test")
     started: list[NodeProcess] = []
 
-    def start(weights, **params) -> NodeProcess:
-        proc = NodeProcess(weights, **params)
+    def start(weights, remaps=None, **params) -> NodeProcess:
+        proc = NodeProcess(weights, remaps, **params)
         started.append(proc)
         return proc
 
@@ -442,6 +442,47 @@ def test_reset_service_restarts_the_state_at_the_next_frame(ros, tiny_recurrent_
     for g, e in zip(got, expected, strict=True):
         np.testing.assert_array_equal(g, e)
     assert not np.array_equal(got[4], carried[4])  # the state did restart
+
+
+def test_a_remapped_image_topic_takes_its_camera_info_along(ros, tiny_recurrent_checkpoint):
+    """As image_transport names them: remapping image_raw alone moved the image but left the
+    node on /camera_info (and, with compressed input, on /image_raw/compressed: nothing came);
+    the same on the output side."""
+    node, start = ros
+    remaps = {"image_raw": "/cam/image_color", "deblurred/image_raw": "/sharp/image_color"}
+    proc = start(tiny_recurrent_checkpoint, remaps, future_frames=0, **RELIABLE)
+    cam = Camera(node, image="/cam/image_color", output="/sharp/image_color")
+    wait_connected(node, [cam], proc)
+    assert spin_until(node, lambda: cam.info_pub.get_subscription_count() > 0, 20), proc.stop()
+    src = frames(3)
+    play(node, cam, src, [SEC + i * SEC // 30 for i in range(3)], "rgb8")
+    assert spin_until(node, lambda: len(cam.outputs) == 3 and len(cam.infos) == 3, 30), proc.stop()
+    assert [stamp(m) for m in cam.infos] == [stamp(m) for m in cam.outputs]
+
+
+def test_a_camera_info_or_compressed_remap_of_its_own_is_kept(ros):
+    from sarn_ros.ros.node import transport_topics
+
+    args = ["--ros-args", "-r", "__ns:=/robot", "-r", "image_raw:=/cam/image_color"]
+    node = rclpy.create_node("remapped", cli_args=args)
+    try:
+        assert transport_topics(node, "image_raw") == (
+            "/cam/camera_info",
+            "/cam/image_color/compressed",
+        )
+        assert transport_topics(node, "left/deblurred/image_raw") == (
+            "/robot/left/deblurred/camera_info",
+            "/robot/left/deblurred/image_raw/compressed",
+        )
+    finally:
+        node.destroy_node()
+    args += ["-r", "camera_info:=/calib/info", "-r", "image_raw/compressed:=/jpeg"]
+    node = rclpy.create_node("remapped", cli_args=args)
+    try:
+        assert transport_topics(node, "image_raw") == ("camera_info", "image_raw/compressed")
+        assert node.resolve_topic_name("camera_info") == "/calib/info"
+    finally:
+        node.destroy_node()
 
 
 def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_checkpoint):

@@ -80,6 +80,25 @@ def cpu_advice(precision: str, compiled: bool, bf16_native: bool) -> str | None:
     return None
 
 
+def transport_topics(node: Node, image: str) -> tuple[str, str]:
+    """The camera_info and compressed topics that go with ``image``, as image_transport
+    derives them from its resolved name (``<dir>/camera_info``, ``<image>/compressed``): a
+    remap of image_raw alone moves them too, as in image_pipeline. One remapped itself keeps
+    its own remap."""
+    resolved = node.resolve_topic_name(image)
+    folder = image.rpartition("/")[0]
+
+    def sibling(name: str, derived: str) -> str:
+        remapped = node.resolve_topic_name(name) != node.resolve_topic_name(name, only_expand=True)
+        return name if remapped else derived
+
+    info = f"{folder}/camera_info" if folder else "camera_info"
+    return (
+        sibling(info, f"{resolved.rpartition('/')[0]}/camera_info"),
+        sibling(f"{image}/compressed", f"{resolved}/compressed"),
+    )
+
+
 def synced_picks(stamps: list[list[int]]) -> list[int]:
     """Which queued frame of each camera the worker takes under queue_policy latest: cameras
     that hold a common stamp take its frames (the largest such group first, then the most
@@ -147,35 +166,26 @@ class Camera:
         # a backlog of queued frames (queue_policy all) must still find its camera_info
         self.info_cache = max(CAMERA_INFO_CACHE, node.queue_size + 3)
         self.last_info: CameraInfo | None = None
+        image, out = f"{prefix}image_raw", f"{prefix}deblurred/image_raw"
+        info, compressed = transport_topics(node, image)
+        out_info, out_compressed = transport_topics(node, out)
         if node.input_transport == "compressed":
-            kind, topic = CompressedImage, f"{prefix}image_raw/compressed"
+            kind, topic = CompressedImage, compressed
         else:
-            kind, topic = Image, f"{prefix}image_raw"
+            kind, topic = Image, image
         node.create_subscription(
             kind, topic, self.on_image, sub_qos, qos_overriding_options=overrides
         )
         node.create_subscription(
-            CameraInfo,
-            f"{prefix}camera_info",
-            self.on_info,
-            sub_qos,
-            qos_overriding_options=overrides,
+            CameraInfo, info, self.on_info, sub_qos, qos_overriding_options=overrides
         )
-        self.pub = node.create_publisher(
-            Image, f"{prefix}deblurred/image_raw", pub_qos, qos_overriding_options=overrides
-        )
+        self.pub = node.create_publisher(Image, out, pub_qos, qos_overriding_options=overrides)
         self.info_pub = node.create_publisher(
-            CameraInfo,
-            f"{prefix}deblurred/camera_info",
-            pub_qos,
-            qos_overriding_options=overrides,
+            CameraInfo, out_info, pub_qos, qos_overriding_options=overrides
         )
         self.compressed_pub = (
             node.create_publisher(
-                CompressedImage,
-                f"{prefix}deblurred/image_raw/compressed",
-                pub_qos,
-                qos_overriding_options=overrides,
+                CompressedImage, out_compressed, pub_qos, qos_overriding_options=overrides
             )
             if node.publish_compressed
             else None
