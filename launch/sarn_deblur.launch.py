@@ -44,7 +44,11 @@ ARGUMENTS = {
     "publish_compressed": ("", "true: also publish deblurred/image_raw/compressed (JPEG)."),
     "cameras": ("", "Camera namespaces served by one node, e.g. '[left, right]'."),
     "image": ("image_raw", "Input image topic (remapping of image_raw)."),
-    "camera_info": ("camera_info", "Input camera_info topic (remapping of camera_info)."),
+    "camera_info": (
+        "camera_info",
+        "Input camera_info topic (remapping of camera_info; left as it is, the one beside "
+        "image, as image_transport names it).",
+    ),
     "use_sim_time": ("", "true: use /clock (e.g. when playing a bag with --clock)."),
     "log_level": ("info", "Logger level of the node."),
 }
