@@ -117,6 +117,32 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
         np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
 
 
+def test_a_bag_replayed_slowly_under_sim_time_keeps_its_look_ahead(ros, tiny_recurrent_checkpoint):
+    """`ros2 bag play --clock --rate 0.05`: 30 fps stamps 0.7 s apart on the wall clock. The
+    quiet-camera flush was timed by the wall clock, so every frame came out without its
+    look-ahead (pixels up to 38 off); under use_sim_time it goes by /clock."""
+    from rosgraph_msgs.msg import Clock
+
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, queue_policy="all", use_sim_time=True, **RELIABLE_IN)
+    cam = Camera(node)
+    clock = node.create_publisher(Clock, "/clock", 10)
+    wait_connected(node, [cam], proc)
+    assert spin_until(node, lambda: clock.get_subscription_count() > 0, 20), proc.stop()
+    src = frames(5, seed=11)
+    stamps = [800 * SEC + i * SEC // 30 for i in range(5)]
+    for f, s in zip(src, stamps, strict=True):
+        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, 0.7)
+    end = rclpy.time.Time(nanoseconds=stamps[-1] + SEC).to_msg()  # the bag's end: flushed
+    clock.publish(Clock(clock=end))
+    assert spin_until(node, lambda: len(cam.outputs) == 5, 30), proc.stop()
+    expected = engine_frames(StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu"), src)
+    for msg, exp in zip(cam.outputs, expected, strict=True):
+        np.testing.assert_array_equal(image_to_numpy(msg), exp)
+
+
 def test_lazy_node_deblurs_only_while_its_output_is_watched(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, lazy=True, future_frames=0, **RELIABLE_IN)

@@ -159,7 +159,7 @@ class Camera:
         overrides = QoSOverridingOptions.with_default_policies()
         self.queue: deque[Queued] = deque()
         self.last_stamp: int | None = None  # of the last frame queued, for gap detection
-        self.last_taken = 0.0  # time.monotonic() when the worker last took a frame
+        self.last_taken = 0.0  # clock_s() when the worker last took a frame
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
         self.infos: dict[int, CameraInfo] = {}
@@ -438,13 +438,13 @@ class DeblurNode(Node):
                 while self.running and not self.changes and not any(c.queue for c in self.cameras):
                     if self.lock.wait(0.1) or not self.running:
                         continue
-                    if self.quiet_cameras(time.monotonic()):
+                    if self.quiet_cameras(self.clock_s()):
                         break
                 if not self.running:
                     return
                 changes, self.changes = self.changes, {}
                 taken = self.take()
-                now = time.monotonic()
+                now = self.clock_s()
                 for cam, *_ in taken:
                     cam.last_taken, cam.holding = now, True
                 quiet = self.quiet_cameras(now)
@@ -477,6 +477,13 @@ class DeblurNode(Node):
                     cam.drop_oldest()  # the frame taken keeps any restart mark
                     self.count("dropped")
         return [(c, c.queue.popleft()) for c in cams]
+
+    def clock_s(self) -> float:
+        """Seconds by the node's clock: ROS time under use_sim_time, so a bag replayed slower
+        than recorded (`ros2 bag play --clock --rate 0.1`) is not taken for quiet cameras
+        and flushed frame by frame without look-ahead; else the monotonic clock."""
+        clock = self.get_clock()
+        return clock.now().nanoseconds / 1e9 if clock.ros_time_is_active else time.monotonic()
 
     def quiet_cameras(self, now: float) -> list[Camera]:
         """Cameras with frames in the engine and none taken for max_gap_s: their look-ahead is
