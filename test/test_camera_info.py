@@ -6,7 +6,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CameraInfo
 
-from sarn_ros.ros.camera_info import scale_camera_info
+from sarn_ros.ros.camera_info import image_size, scale_camera_info
 
 T = get_typestore(Stores.ROS2_HUMBLE).types
 K = [500.0, 0.0, 320.0, 0.0, 480.0, 240.0, 0.0, 0.0, 1.0]
@@ -62,3 +62,17 @@ def test_header_is_replaced_and_rosbags_can_serialise_the_result():
     back = store.deserialize_cdr(raw, "sensor_msgs/msg/CameraInfo")
     assert (back.header.stamp.sec, back.width) == (7, 640)
     np.testing.assert_allclose(back.k, K)
+
+
+def test_the_image_size_a_binned_or_cropped_calibration_describes():
+    """REP 104: the calibration stays at the sensor's full size; the ROI (in full-size pixels)
+    and binning give the published image's. Both were warned about as a wrong calibration."""
+    info = CameraInfo(width=64, height=48)
+    assert image_size(info) == (64, 48)  # binning 0: none, ROI all zero: the whole
+    info.binning_x = info.binning_y = 2
+    assert image_size(info) == (32, 24)
+    info.roi.width, info.roi.height, info.roi.x_offset = 40, 30, 8
+    assert image_size(info) == (20, 15)
+    info = rclpy_info()  # ROI 400x300 of 640x480
+    assert image_size(info) == (400, 300)
+    assert image_size(scale_camera_info(info, 0.5, 0.5)) == (200, 150)  # what resize publishes

@@ -27,3 +27,12 @@ def scale_camera_info(info: Any, sx: float, sy: float, header: Any = None) -> An
     out.roi.x_offset, out.roi.width = round(roi.x_offset * sx), round(roi.width * sx)
     out.roi.y_offset, out.roi.height = round(roi.y_offset * sy), round(roi.height * sy)
     return out
+
+
+def image_size(info: Any) -> tuple[int, int]:
+    """(width, height) of the images ``info`` describes (REP 104): its ROI, or the whole
+    calibrated size where the ROI is all zero, divided by the binning (0 means none). A binned
+    or cropped camera's calibration stays at the sensor's full size."""
+    roi = info.roi
+    w, h = (roi.width, roi.height) if roi.width and roi.height else (info.width, info.height)
+    return w // max(info.binning_x, 1), h // max(info.binning_y, 1)

@@ -47,7 +47,7 @@ from ..engine import (
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
-from .camera_info import scale_camera_info
+from .camera_info import image_size, scale_camera_info
 from .params import BY_NAME, PARAMS, help_text, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
@@ -597,11 +597,12 @@ class DeblurNode(Node):
             cam.info_pub.publish(info)
         h, w = out.image.shape[:2]
         # a driver's calibration for another resolution: SLAM would get wrong intrinsics
-        size_off = info is not None and info.width and (info.width, info.height) != (w, h)
+        size_off = info is not None and info.width and image_size(info) != (w, h)
         if size_off:
+            iw, ih = image_size(info)
             self.get_logger().warning(
-                f"{cam.ns or '.'}/camera_info is {info.width}x{info.height} for {w}x{h} "
-                "images (after resize): republished as it is",
+                f"{cam.ns or '.'}/camera_info describes {iw}x{ih} images (binning and ROI "
+                f"applied) for {w}x{h} ones (after resize): republished as it is",
                 throttle_duration_sec=THROTTLE_S,
             )
         with self.lock:
