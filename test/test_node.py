@@ -178,6 +178,37 @@ def test_lazy_node_deblurs_only_while_its_output_is_watched(ros, tiny_recurrent_
     assert diag.count(idle) == got[0]  # and every frame before was skipped
 
 
+def test_a_new_viewer_of_a_lazy_node_gets_no_frames_held_for_the_last(
+    ros, tiny_recurrent_checkpoint
+):
+    """With max_gap_s 0 the frames held for look-ahead when the last viewer left waited in
+    the engine and went to the next viewer, minutes stale; now they are flushed at once."""
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, lazy=True, max_gap_s=0.0, **RELIABLE_IN)
+    cam = Camera(node)  # watches the outputs
+    wait_connected(node, [cam], proc)
+    sent = 0
+
+    def send(n: int) -> None:
+        nonlocal sent
+        for f in frames(n, seed=sent):
+            cam.publish(f, "rgb8", 300 * SEC + sent * SEC // 30)
+            sent += 1
+            spin_until(node, lambda: False, 0.05)
+
+    send(5)  # the last 2 wait for look-ahead, then are flushed as the viewer leaves
+    assert spin_until(node, lambda: len(cam.outputs) >= 3, 30), proc.stop()
+    for sub in [s for s in node.subscriptions if "/deblurred/" in s.topic_name]:
+        node.destroy_subscription(sub)  # image and camera_info: nothing watches now
+    send(3)  # unwatched: skipped
+    spin_until(node, lambda: False, 1.0)
+    late: list[Image] = []
+    node.create_subscription(Image, "deblurred/image_raw", late.append, qos(True))
+    while not late and sent < 60:
+        send(1)
+    assert late and stamp(late[0]) >= 300 * SEC + 8 * SEC // 30, [stamp(m) for m in late]
+
+
 def test_self_ensemble_outputs_match_the_engine(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, self_ensemble=4, future_frames=1, **RELIABLE_IN)

@@ -486,10 +486,15 @@ class DeblurNode(Node):
         return clock.now().nanoseconds / 1e9 if clock.ros_time_is_active else time.monotonic()
 
     def quiet_cameras(self, now: float) -> list[Camera]:
-        """Cameras with frames in the engine and none taken for max_gap_s: their look-ahead is
-        emitted now rather than when their next frame comes. Callers hold ``self.lock``."""
+        """Cameras with frames in the engine and none taken for max_gap_s, or unwatched under
+        ``lazy`` (with max_gap_s 0 their frames waited for the next viewer): their look-ahead
+        is emitted now rather than when their next frame comes. Callers hold ``self.lock``."""
         gap = self.max_gap_s
-        return [c for c in self.cameras if c.holding and gap and now - c.last_taken > gap]
+
+        def quiet(c: Camera) -> bool:
+            return (gap and now - c.last_taken > gap) or (self.lazy and not c.watched())
+
+        return [c for c in self.cameras if c.holding and quiet(c)]
 
     def process(self, taken: list[tuple[Camera, Queued]]) -> None:
         now = time.monotonic()
