@@ -436,6 +436,7 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
         ("debayer", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="nearest")),
         ("weights", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="other.pth")),
         ("self_ensemble", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=2)),
+        ("precision", ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="fp16")),
     ):
         result = set_param(node, name, value)
         assert not result.successful and result.reason, name
@@ -828,6 +829,29 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
     node_module.DeblurNode.process(fake, queued)
     assert [item[0] for item in pushed] == ["left"] and not resets
     assert rejected == [("decode_error", "KeyError: 'unexpected'")]
+
+
+def test_the_engines_own_warnings_go_through_the_ros_logger():
+    """They went to bare stderr, past /rosout and the launch log."""
+    import logging
+
+    from sarn_ros.ros.node import RosLogHandler
+
+    said: list[tuple[str, str]] = []
+
+    class Logger:
+        def __getattr__(self, level: str):
+            return lambda text: said.append((level, text))
+
+    log = logging.getLogger("sarn_ros.test_only")
+    handler = RosLogHandler(Logger())
+    log.addHandler(handler)
+    try:
+        log.warning("fp16 is not supported on CPU")
+        log.error("compile failed")
+    finally:
+        log.removeHandler(handler)
+    assert said == [("warning", "fp16 is not supported on CPU"), ("error", "compile failed")]
 
 
 def test_warnings_are_throttled_per_reason(monkeypatch):

@@ -11,6 +11,7 @@ is what keeps intake from stalling behind inference.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -223,6 +224,28 @@ class Camera:
             return (info, True) if info is not None else (self.last_info, False)
 
 
+class RosLogHandler(logging.Handler):
+    """The engine's own warnings (fp16 on a CPU, a torch.compile fallback) through the node's
+    ROS logger, to the console format, /rosout and the launch log like the node's."""
+
+    def __init__(self, logger: Any) -> None:
+        super().__init__()
+        self.ros = logger
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelno
+        log = (
+            self.ros.error
+            if level >= logging.ERROR
+            else self.ros.warning
+            if level >= logging.WARNING
+            else self.ros.info
+            if level >= logging.INFO
+            else self.ros.debug
+        )
+        log(self.format(record))
+
+
 STOP_WAIT_S = 2.0  # for the frame in progress at Ctrl-C; ros2 launch escalates after 5 s
 
 
@@ -231,6 +254,10 @@ class DeblurNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("sarn_deblur", **kwargs)
+        self.log_handler = RosLogHandler(self.get_logger())
+        package_log = logging.getLogger("sarn_ros")
+        package_log.addHandler(self.log_handler)
+        package_log.propagate = False  # not a second, bare copy on stderr
         try:
             self._build()
         except BaseException:
@@ -238,6 +265,12 @@ class DeblurNode(Node):
             # does not destroy its nodes, and the DDS entities would be left to exit-time GC
             self.destroy_node()
             raise
+
+    def destroy_node(self) -> None:
+        package_log = logging.getLogger("sarn_ros")
+        package_log.removeHandler(self.log_handler)
+        package_log.propagate = True
+        super().destroy_node()
 
     def _build(self) -> None:
         """Parameters, engine, topics and worker; a bad parameter or weights file raises."""
@@ -330,6 +363,10 @@ class DeblurNode(Node):
                 return SetParametersResult(successful=False, reason=reason)
             if p.name == "precision" and self.engine.onnx and p.value != "fp32":
                 reason = "an ONNX graph runs in fp32 (onnxruntime)"
+                return SetParametersResult(successful=False, reason=reason)
+            if p.name == "precision" and p.value == "fp16" and self.engine.device.type == "cpu":
+                # accepted, it would read fp16 while the node runs fp32
+                reason = "fp16 is for CUDA; on a CPU: bf16 (native on some CPUs) or fp32"
                 return SetParametersResult(successful=False, reason=reason)
         with self.lock:
             for p in params:
