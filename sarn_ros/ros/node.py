@@ -529,7 +529,7 @@ class DeblurNode(Node):
         gap = self.max_gap_s
 
         def quiet(c: Camera) -> bool:
-            return (gap and now - c.last_taken > gap) or (self.lazy and not c.watched())
+            return bool(gap and now - c.last_taken > gap) or (self.lazy and not c.watched())
 
         return [c for c in self.cameras if c.holding and quiet(c)]
 
@@ -745,8 +745,8 @@ class DeblurNode(Node):
     def stop(self, wait_s: float = STOP_WAIT_S) -> bool:
         """Stop the worker and wait ``wait_s`` for the frame it is on; False if it is still
         on it (a CPU forward pass at 1080p takes seconds, a first torch.compile many): the
-        caller leaves it, as a camera's next frame would not come anyway. A second Ctrl-C
-        during the wait leaves it at once."""
+        caller leaves it, as a camera's next frame would not come anyway. A Ctrl-C during
+        the wait ends the wait."""
         with self.lock:
             self.running = False
             self.lock.notify_all()
@@ -815,7 +815,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
         rclpy.try_shutdown()
         return 0 if stopped else 1
-    finished = True
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
