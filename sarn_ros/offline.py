@@ -177,34 +177,11 @@ def deblur_video(
     if not cap.isOpened():
         raise InputError(f"cannot open video {src}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    report = Report()
-    with FrameSink(dst, fps) as sink:
-        inputs: dict[int, np.ndarray] = {}
-
-        def write(outs: list[DeblurredFrame]) -> None:
-            for o in outs:
-                frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
-                sink.write(frame, f"{report.frames:06d}.png")
-                report.frames += 1
-                tick()
-
-        readable = 0
-        for i, bgr in video_frames(cap):
-            if window.done(readable):
-                break
-            if bgr is None:
-                report.skipped += 1
-                continue
-            readable += 1
-            if not window.wants(readable - 1):
-                continue
-            rgb = resize_by(np.ascontiguousarray(bgr[..., ::-1]), scale)
-            stamp = round(i * 1e9 / fps)
-            if sbs:
-                inputs[stamp] = rgb
-            write(engine.push(rgb, stamp))
-        write(engine.flush())
-    cap.release()
+    frames = ((i, None if bgr is None else bgr[..., ::-1], None) for i, bgr in video_frames(cap))
+    try:
+        report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window)
+    finally:
+        cap.release()
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         raise InputError(f"no readable frame in {src}{after}")
@@ -223,37 +200,54 @@ def deblur_folder(
 ) -> Report:
     """Deblur the images of ``src`` in natural order into a folder (same file names) or, when
     ``dst`` names a video file, into a video at ``fps``."""
-    paths = list_images(src)
+    frames = ((i, read_frame(p), p.name) for i, p in enumerate(list_images(src)))
+    report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window)
+    if not report.frames:
+        after = f" after --skip-frames {window.skip}" if window.skip else ""
+        raise InputError(f"no readable image in {src}{after}")
+    return report
+
+
+def deblur_frames(
+    frames: Iterator[tuple[int, np.ndarray | None, str | None]],
+    dst: Path | str,
+    engine: StreamDeblurrer,
+    scale: float,
+    sbs: bool,
+    tick: Callable[[], None],
+    fps: float,
+    window: Window,
+) -> Report:
+    """The loop a video and an image folder share. ``frames``: (index, RGB or grey image,
+    None where unreadable, file name in a folder output or None to number the outputs),
+    read lazily so that ``window`` stops the reading."""
     report = Report()
     inputs: dict[int, np.ndarray] = {}
     with FrameSink(dst, fps) as sink:
 
         def write(outs: list[DeblurredFrame]) -> None:
             for o in outs:
-                sink.write(side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image, o.meta)
+                frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
+                sink.write(frame, o.meta or f"{report.frames:06d}.png")
                 report.frames += 1
                 tick()
 
         readable = 0
-        for i, p in enumerate(paths):
+        for i, img, name in frames:
             if window.done(readable):
                 break
-            img = read_frame(p)
-            if img is None:  # a corrupt file: skip it, keep going
+            if img is None:  # a corrupt frame or file: skip it, keep going
                 report.skipped += 1
                 continue
             readable += 1
             if not window.wants(readable - 1):
                 continue
-            img = resize_by(img, scale)
+            img = resize_by(np.ascontiguousarray(img), scale)
             stamp = round(i * 1e9 / fps)
             if sbs:
                 inputs[stamp] = img
-            write(engine.push(img, stamp, meta=p.name))
+            write(engine.push(img, stamp, meta=name))
         write(engine.flush())
-    if not report.frames:
-        after = f" after --skip-frames {window.skip}" if window.skip else ""
-        raise InputError(f"no readable image in {src}{after}")
     return report
 
 
