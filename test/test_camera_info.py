@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CameraInfo
 
-from sarn_ros.ros.camera_info import image_size, scale_camera_info
+from sarn_ros.ros.camera_info import InfoCache, image_size, scale_camera_info
 
 T = get_typestore(Stores.ROS2_HUMBLE).types
 K = [500.0, 0.0, 320.0, 0.0, 480.0, 240.0, 0.0, 0.0, 1.0]
@@ -76,3 +79,64 @@ def test_the_image_size_a_binned_or_cropped_calibration_describes():
     info = rclpy_info()  # ROI 400x300 of 640x480
     assert image_size(info) == (400, 300)
     assert image_size(scale_camera_info(info, 0.5, 0.5)) == (200, 150)  # what resize publishes
+
+
+def put_later(cache: InfoCache, stamp: int, delay_s: float) -> threading.Thread:
+    """A driver's camera_info, published ``delay_s`` after the image it belongs to."""
+    thread = threading.Thread(target=lambda: (time.sleep(delay_s), cache.put(stamp, stamp)))
+    thread.start()
+    return thread
+
+
+def timed_get(cache: InfoCache, stamp: int, wait_s: float) -> tuple[object, bool, float]:
+    t0 = time.monotonic()
+    info, matched = cache.get(stamp, wait_s)
+    return info, matched, time.monotonic() - t0
+
+
+def test_an_output_waits_for_the_camera_info_sent_just_after_its_image():
+    """At future_frames 0 the network can finish before the driver's camera_info for that
+    frame arrives: the output took the previous frame's calibration (none for the first)."""
+    cache = InfoCache(5)
+    for stamp in (1, 2, 3):
+        thread = put_later(cache, stamp, 0.05)
+        info, matched, took = timed_get(cache, stamp, 5.0)
+        thread.join()
+        assert (info, matched) == (stamp, True)
+        assert took < 2.0  # answered by the arrival, not by the time limit
+    assert timed_get(cache, 3, 5.0)[:2] == (3, True)  # already there: no wait
+
+
+def test_no_wait_where_the_camera_info_cannot_come_any_more():
+    cache = InfoCache(5)
+    cache.put(5, "five")
+    info, matched, took = timed_get(cache, 4, 5.0)  # a newer one came: 4's was lost
+    assert (info, matched) == ("five", False) and took < 1.0
+
+
+def test_a_camera_without_camera_info_costs_one_wait():
+    cache = InfoCache(5)
+    info, matched, took = timed_get(cache, 1, 0.2)
+    assert (info, matched) == (None, False) and took >= 0.2
+    info, matched, took = timed_get(cache, 2, 5.0)
+    assert (info, matched) == (None, False) and took < 1.0
+    cache.put(7, 7)  # camera_info starts (a driver that came up late): it waits again
+    thread = put_later(cache, 8, 0.05)
+    assert timed_get(cache, 8, 5.0)[:2] == (8, True)
+    thread.join()
+
+
+def test_a_camera_whose_camera_info_comes_later_than_the_wait_stops_waiting():
+    cache = InfoCache(5)
+    assert timed_get(cache, 1, 0.1)[:2] == (None, False)
+    cache.put(1, 1)  # came after all, too late: waiting would only delay the images
+    info, matched, took = timed_get(cache, 2, 5.0)
+    assert (info, matched) == (1, False) and took < 1.0
+
+
+def test_the_cache_keeps_the_newest_stamps():
+    cache = InfoCache(3)
+    for stamp in range(10):
+        cache.put(stamp, stamp)
+    assert [cache.get(s)[1] for s in range(10)] == [False] * 7 + [True] * 3
+    assert cache.get(2) == (9, False)  # the latest stands in for an evicted stamp

@@ -32,7 +32,7 @@ from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
 from sarn_ros.resources import node_command
-from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
+from sarn_ros.ros.image_conversion import decode_image, image_to_numpy, numpy_to_image
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 SEC = 1_000_000_000
@@ -362,6 +362,32 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
         diag.values
     )
     assert proc.alive()
+
+
+def test_a_camera_info_sent_just_after_its_image_still_goes_with_it(ros, tiny_recurrent_checkpoint):
+    """image_transport's CameraPublisher sends the image, then its camera_info. With no
+    look-ahead the tiny network finished first, and each output went out with the previous
+    frame's calibration (the first with none): a zoom lens' SLAM got the wrong intrinsics."""
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, future_frames=0, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    stamps = [20 * SEC + i * SEC // 30 for i in range(4)]
+    for i, (f, s) in enumerate(zip(frames(4), stamps, strict=True)):
+        msg = numpy_to_image(f, "rgb8")
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(s, SEC)
+        cam.publish_raw(msg)
+        time.sleep(0.03)  # a driver's camera_info, a little behind its image
+        info = CameraInfo(header=msg.header, width=64, height=48)
+        info.k = [50.0 + i, 0.0, 32.0, 0.0, 50.0 + i, 24.0, 0.0, 0.0, 1.0]  # zooming
+        cam.info_pub.publish(info)
+        spin_until(node, lambda: False, 0.2)
+    assert spin_until(node, lambda: len(cam.outputs) == 4 and len(cam.infos) == 4, 30)
+    assert [stamp(i) for i in cam.infos] == stamps
+    assert [i.k[0] for i in cam.infos] == [50.0, 51.0, 52.0, 53.0]
+    assert spin_until(node, lambda: diag.count("frames published") == 4, 10), diag.values
+    assert diag.count("camera_info_unmatched") == 0, diag.values
 
 
 def test_compressed_in_and_out_with_corrupt_jpeg(ros, tiny_recurrent_checkpoint):

@@ -4,6 +4,8 @@ so the node and offline bag deblurring publish the same calibration for the same
 from __future__ import annotations
 
 import copy
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -36,3 +38,54 @@ def image_size(info: Any) -> tuple[int, int]:
     roi = info.roi
     w, h = (roi.width, roi.height) if roi.width and roi.height else (info.width, info.height)
     return w // max(info.binning_x, 1), h // max(info.binning_y, 1)
+
+
+class InfoCache:
+    """One camera's camera_info messages by stamp, for the outputs that need theirs.
+
+    A driver publishes camera_info just after its image (image_transport's CameraPublisher
+    order), so a frame without look-ahead can come out of the network before its calibration
+    arrives. ``get`` then waits a moment for it instead of pairing the image with the previous
+    frame's calibration (or none, for the first frame). It waits only while the camera_info
+    can still come: none with a newer stamp has arrived (they come in order), no earlier wait
+    is still unanswered (a camera without camera_info costs one wait), and the camera has not
+    shown that its camera_info comes later than the wait (it then never waits again).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.infos: dict[int, Any] = {}
+        self.latest: Any = None
+        self.latest_stamp: int | None = None
+        self.missed: int | None = None  # the stamp a wait timed out on, until a newer comes
+        self.late = False  # the missed one came after all: waiting would only add latency
+        self.arrived = threading.Condition()
+
+    def put(self, stamp: int, info: Any) -> None:
+        with self.arrived:
+            self.infos[stamp] = info
+            while len(self.infos) > self.size:
+                del self.infos[next(iter(self.infos))]
+            self.latest, self.latest_stamp = info, stamp
+            if self.missed is not None:  # the next one ends the miss (also a looping bag's)
+                self.late = self.late or stamp == self.missed
+                self.missed = None
+            self.arrived.notify_all()
+
+    def get(self, stamp: int, wait_s: float = 0.0) -> tuple[Any, bool]:
+        """camera_info with this stamp, else the latest; the flag says whether it matched."""
+        deadline = time.monotonic() + wait_s
+        with self.arrived:
+            while stamp not in self.infos and self.may_come(stamp):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.missed = stamp
+                    break
+                self.arrived.wait(left)
+            info = self.infos.get(stamp)
+            return (info, True) if info is not None else (self.latest, False)
+
+    def may_come(self, stamp: int) -> bool:
+        """Whether a camera_info with ``stamp`` is worth waiting for. Callers hold the lock."""
+        newer = self.latest_stamp is not None and self.latest_stamp >= stamp
+        return not (newer or self.late or self.missed is not None)

@@ -48,11 +48,12 @@ from ..engine import (
 from ..ensemble import make_engine
 from ..resources import find_share_file, use_dds_profile
 from . import image_conversion as conv
-from .camera_info import image_size, scale_camera_info
+from .camera_info import InfoCache, image_size, scale_camera_info
 from .params import BY_NAME, PARAMS, help_text, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
+CAMERA_INFO_WAIT_S = 0.1  # longest wait for an output's camera_info (sent after its image)
 THROTTLE_S = 10.0  # warnings per reason at most this often
 # frames kept per camera under queue_policy latest when the node serves several: enough for
 # the newest stamp all cameras hold to be among them while a synchronised pair arrives
@@ -163,10 +164,8 @@ class Camera:
         self.last_taken = 0.0  # clock_s() when the worker last took a frame
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
-        self.infos: dict[int, CameraInfo] = {}
         # a backlog of queued frames (queue_policy all) must still find its camera_info
-        self.info_cache = max(CAMERA_INFO_CACHE, node.queue_size + 3)
-        self.last_info: CameraInfo | None = None
+        self.infos = InfoCache(max(CAMERA_INFO_CACHE, node.queue_size + 3))
         image, out = f"{prefix}image_raw", f"{prefix}deblurred/image_raw"
         info, compressed = transport_topics(node, image)
         out_info, out_compressed = transport_topics(node, out)
@@ -211,17 +210,7 @@ class Camera:
         return any(p.get_subscription_count() for p in pubs if p is not None)
 
     def on_info(self, msg: CameraInfo) -> None:
-        with self.node.lock:
-            self.infos[stamp_ns(msg.header)] = msg
-            self.last_info = msg
-            while len(self.infos) > self.info_cache:
-                del self.infos[next(iter(self.infos))]
-
-    def info_for(self, stamp: int) -> tuple[CameraInfo | None, bool]:
-        """camera_info with this stamp, else the latest; the flag says whether it matched."""
-        with self.node.lock:
-            info = self.infos.get(stamp)
-            return (info, True) if info is not None else (self.last_info, False)
+        self.infos.put(stamp_ns(msg.header), msg)
 
 
 class RosLogHandler(logging.Handler):
@@ -627,7 +616,7 @@ class DeblurNode(Node):
         except Exception as exc:  # e.g. the context is shutting down
             self.reject("publish", f"{type(exc).__name__}: {exc}")
             return
-        info, matched = cam.info_for(out.stamp)
+        info, matched = cam.infos.get(out.stamp, CAMERA_INFO_WAIT_S)
         if info is None:
             self.get_logger().warning(
                 f"no camera_info received on {cam.ns or '.'}/camera_info yet: publishing "
