@@ -57,6 +57,21 @@ def test_console_scripts_run():
         assert expected in result.stdout
 
 
+def test_one_version_everywhere_and_sarn_reports_it():
+    """package.xml (rosdep, bloom), setup.py (pip, colcon) and the code give one version, and
+    `sarn --version` prints it with the PyTorch a bug report needs."""
+    from sarn_ros import __version__
+
+    xml = ET.parse(REPO / "package.xml").getroot().findtext("version")
+    setup = re.search(r'version="([^"]+)"', (REPO / "setup.py").read_text()).group(1)
+    assert xml == setup == __version__
+    result = subprocess.run(
+        [str(installed_script("sarn")), "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"sarn_ros {__version__} (PyTorch "), result.stdout
+
+
 def subcommand_options(argv: list[str]) -> list[argparse.Action]:
     """The options of ``sarn <argv>`` (a subcommand, or bench's model or node)."""
     from sarn_ros.tools import cli

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import platform
 import sys
+
+import torch
+
+from sarn_ros import __version__
 
 # Python packages some subcommands need that package.xml does not declare (rosdistro has pip
 # keys at most, and rosdep's pip installs into the system Python fail under PEP 668): a ROS
@@ -34,6 +39,12 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sarn",
         description="SARN motion deblurring: demo, offline deblurring, training, evaluation.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"sarn_ros {__version__} (PyTorch {torch.__version__}, "
+        f"Python {platform.python_version()})",  # what a bug report needs
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = next((a for a in argv if not a.startswith("-")), None)
