@@ -66,6 +66,7 @@ Diagnostics (read by the ROS node; :meth:`StreamDeblurrer.stats` returns them as
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
@@ -329,9 +330,9 @@ class StreamDeblurrer:
 
     @future_frames.setter
     def future_frames(self, value: int) -> None:
+        if value not in (0, 1, 2) or isinstance(value, bool):  # 1.7 is not a frame count
+            raise ValueError(f"future_frames must be 0, 1 or 2, got {value!r}")
         value = int(value)
-        if not 0 <= value <= 2:
-            raise ValueError(f"future_frames must be 0, 1 or 2, got {value}")
         if not self.is_recurrent:
             value = 0  # a single-image model has no use for future frames
         with self._lock:
@@ -359,8 +360,8 @@ class StreamDeblurrer:
 
     @max_gap_s.setter
     def max_gap_s(self, value: float | None) -> None:
-        if value is not None and value < 0:
-            raise ValueError(f"max_gap_s must be >= 0 or None, got {value}")
+        if value is not None and not 0 <= value < math.inf:  # nan would disable it unseen
+            raise ValueError(f"max_gap_s must be finite and >= 0, or None, got {value}")
         self._max_gap_s = float(value) if value else None
 
     @property
@@ -421,7 +422,7 @@ class StreamDeblurrer:
                 for rnd in rounds:
                     touched = [self._accept(*item, out) for item in rnd]
                     while ready := [s for s in touched if len(s.pending) > self._future_frames]:
-                        out += self._run(ready)
+                        self._run(ready, out)
             except Exception:
                 self._queued = out  # not lost: returned by the next call
                 raise
@@ -434,10 +435,14 @@ class StreamDeblurrer:
         may continue afterwards (its next frames just had no look-ahead at the flush point)."""
         with self._lock:
             out, self._queued = self._queued, []
-            for name in [stream] if stream is not None else list(self._streams):
-                s = self._streams.get(name)
-                while s is not None and s.pending:
-                    out += self._run([s])
+            try:
+                for name in [stream] if stream is not None else list(self._streams):
+                    s = self._streams.get(name)
+                    while s is not None and s.pending:
+                        self._run([s], out)
+            except Exception:
+                self._queued = out  # not lost: returned by the next call
+                raise
             self.frames_out += len(out)
             return out
 
@@ -458,7 +463,7 @@ class StreamDeblurrer:
         if a forward pass fails, the outputs made so far and the stream itself remain."""
         s = self._streams[name]
         while s.pending:
-            out += self._run([s])
+            self._run([s], out)
         del self._streams[name]
         self.resets_by_reason[reason] += 1
 
@@ -472,7 +477,9 @@ class StreamDeblurrer:
         squeeze = frame.ndim == 2
         if squeeze:
             frame = frame[:, :, None]
-        if any(st < 0 for st in frame.strides):  # torch cannot view negative strides
+        # torch views neither negative strides nor ones that split an element (a uint16 image
+        # with an odd row step in bytes, legal in a ROS Image)
+        if any(st < 0 or st % frame.itemsize for st in frame.strides):
             frame = frame.copy()  # not ascontiguousarray: a flipped size-1 axis stays negative
         h, w, c = frame.shape
         return frame, (h, w, c, frame.dtype), squeeze
@@ -509,7 +516,7 @@ class StreamDeblurrer:
             else:  # a failed call can leave the look-ahead full: finish it before its slot is
                 # taken by this frame (which would be deblurred under the older frame's stamp)
                 while len(s.pending) > self._future_frames:
-                    out += self._run([s])
+                    self._run([s], out)
         if s is None:
             s = self._new_stream(name, fmt)
             self._streams[name] = s
@@ -569,16 +576,15 @@ class StreamDeblurrer:
             dst.copy_(src.permute(2, 0, 1))  # a grey (1, H, W) broadcasts to 3 channels
             dst.mul_(1.0 / _MAX_VALUE[s.fmt[3]])
 
-    def _run(self, streams: list[_Stream]) -> list[DeblurredFrame]:
-        """Deblur the oldest pending frame of each stream; with ``batch_streams``, equal-sized
-        ones in one batch."""
+    def _run(self, streams: list[_Stream], out: list[DeblurredFrame]) -> None:
+        """Deblur the oldest pending frame of each stream into ``out``; with ``batch_streams``,
+        equal-sized ones in one batch. Each group's outputs are in ``out`` as soon as they are
+        made, so a later group's failure loses none of them."""
         groups: dict[object, list[_Stream]] = {}
         for s in streams:
             groups.setdefault(s.fmt[:2] if self.batch_streams else s.name, []).append(s)
-        out: list[DeblurredFrame] = []
         for group in groups.values():
             out += self._forward(group)
-        return out
 
     def _forward(self, group: list[_Stream]) -> list[DeblurredFrame]:
         t0 = time.perf_counter()

@@ -73,7 +73,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
             try:
                 return self._merge(super().push_many(expanded))
             except Exception:
-                self._restart({name for name, *_ in items})
+                self._restart(self._out_of_step({name for name, *_ in items}))
                 raise
 
     def flush(self, stream: str | None = None) -> list[DeblurredFrame]:
@@ -81,8 +81,14 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
             if stream is None:
                 return self._merge(super().flush())
             out: list[DeblurredFrame] = []
-            for k in range(self.members):
-                out += super().flush(f"{stream}{_SEP}{k}")
+            try:
+                for k in range(self.members):
+                    out += super().flush(f"{stream}{_SEP}{k}")
+            except Exception:  # the members flushed so far keep their outputs for the next
+                # call (the failed one queued its own), so the averages stay in step
+                self._queued = out + self._queued
+                self.frames_out -= len(out)  # counted again when returned
+                raise
             return self._merge(out)
 
     def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
@@ -110,6 +116,18 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
     @property
     def resets(self) -> int:
         return super().resets // self.members
+
+    def _out_of_step(self, names: set[str]) -> set[str]:
+        """The streams among ``names`` whose members did not all take the same frames (a push
+        that failed part way through uploading them). Members that took the same frames are
+        in step even where a failed forward pass left some outputs unmade: the engine makes
+        them first at the next call, in order. Callers hold the lock."""
+
+        def taken(member: str) -> tuple | None:
+            s = self._streams.get(member)
+            return None if s is None else (s.fmt, s.counter, s.last_stamp)
+
+        return {n for n in names if len({taken(f"{n}{_SEP}{k}") for k in range(self.members)}) > 1}
 
     def _restart(self, names: set[str]) -> None:
         """After a failed push some members may hold the frame and others not: forget those

@@ -29,7 +29,14 @@ def deblur_sequence(
     progress: Callable[[int], object] | None = None,
 ) -> list[np.ndarray]:
     """Every frame through the engine as one stream segment (reset first, flushed at the end);
-    ``progress(1)`` after each frame pushed (a progress bar's update)."""
+    ``progress(1)`` after each frame pushed (a progress bar's update). The engine must serve
+    no other stream: their outputs would come back here and be lost."""
+    others = set(engine.stats()["streams"]) - {stream}
+    if others:
+        raise ValueError(
+            f"deblur_sequence needs an engine of its own; this one serves {sorted(others)} "
+            "(flush and reset them first)"
+        )
     engine.reset(stream)
     engine.flush(stream)
     out = []

@@ -405,8 +405,60 @@ def test_a_reset_that_failed_loses_no_frame(model) -> None:
     assert engine.stats()["frames_out"] == engine.stats()["frames_in"] == 2
 
 
+def test_a_flush_that_failed_loses_no_frame(model) -> None:
+    """The node flushes a quiet camera: a transient failure there dropped the outputs the
+    same flush had already made."""
+    imgs, stamps = frames(4, seed=13), [i * NS for i in range(4)]
+    clean = run(StreamDeblurrer(model, device="cpu", future_frames=2), imgs, stamps)
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2)
+    out = run(engine, imgs, stamps, flush=False)  # frames 0 and 1; 2 and 3 wait
+    flaky_network(engine, {2})  # frame 2 is made, frame 3's pass fails
+    with pytest.raises(RuntimeError):
+        engine.flush()
+    out += engine.flush()
+    assert [o.stamp for o in out] == stamps
+    assert [max_diff(a.image, b.image) for a, b in zip(out, clean, strict=True)] == [0] * 4
+    assert engine.stats()["frames_out"] == engine.stats()["frames_in"] == 4
+
+
+def test_a_failure_on_one_camera_keeps_the_frame_made_for_another(model) -> None:
+    """Cameras run one after another on a CPU: the first camera's frame, already made, was
+    lost with the second's failure."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    a, b = frames(2, seed=15)
+    flaky_network(engine, {2})
+    with pytest.raises(RuntimeError):
+        engine.push_many([("left", a, 0, "a0"), ("right", b, 0, "b0")])
+    out = engine.push_many([("left", a, NS, "a1"), ("right", b, NS, "b1")])
+    assert [o.meta for o in out] == ["a0", "b0", "a1", "b1"]
+    assert engine.stats()["frames_out"] == engine.stats()["frames_in"] == 4
+
+
+def test_a_16_bit_frame_with_an_odd_row_step_is_taken(model) -> None:
+    """A ROS Image's step may be any byte count: rows of a uint16 frame then start between
+    elements, which torch cannot view (it raised after other cameras' frames were taken)."""
+    img = frames(1, dtype=np.uint16, seed=14)[0]
+    step = W * 3 * 2 + 1
+    buf = np.zeros(H * step + 1, np.uint8)
+    odd = np.ndarray((H, W, 3), np.uint16, buf, 1, (step, 6, 2))  # offset 1: unaligned too
+    odd[...] = img
+    assert odd.strides[0] % 2 == 1
+    a = run(StreamDeblurrer(model, device="cpu"), [odd], [0])[0].image
+    b = run(StreamDeblurrer(model, device="cpu"), [img], [0])[0].image
+    assert a.dtype == np.uint16 and max_diff(a, b) == 0
+
+
 def test_settings_are_checked_when_changed_too(model) -> None:
     engine = StreamDeblurrer(model, device="cpu")
+    for bad in (1.7, True, 3, -1):
+        with pytest.raises(ValueError, match="future_frames"):
+            engine.future_frames = bad
+    assert engine.future_frames == 2
+    engine.future_frames = np.int64(1)  # a numpy count is fine
+    assert engine.future_frames == 1 and type(engine.future_frames) is int
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_gap_s"):
+            StreamDeblurrer(model, device="cpu", max_gap_s=bad)
     with pytest.raises(ValueError, match="precision"):
         engine.precision = "fp64"
     assert engine.precision == "fp32"

@@ -165,6 +165,65 @@ def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
     assert [o.stamp for o in out] == [0, NS] and engine.stats()["pending"] == 0
 
 
+def failing_network(engine: StreamDeblurrer, fail_on: set[int]) -> None:
+    """The engine's network, raising (a transient CUDA out-of-memory) on the listed calls."""
+    net, calls = engine._net, [0]
+
+    def call(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] in fail_on:
+            raise RuntimeError("CUDA out of memory (transient)")
+        return net(*args, **kwargs)
+
+    engine._net = call
+
+
+def test_a_flush_that_failed_part_way_keeps_the_members_in_step(model) -> None:
+    """The first member's flushed outputs were dropped when the second's failed: the members
+    then stood a frame apart and every later output averaged two different frames."""
+    imgs = frames(6, seed=8)
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu")
+    out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
+    failing_network(engine, {3})  # member 0 flushes its 2 frames, member 1 fails on its first
+    with pytest.raises(RuntimeError):
+        engine.flush("default")
+    out += engine.flush("default")
+    for i in range(3, 6):
+        out += engine.push(imgs[i], 1_000 + i * NS, meta=i)
+    out += engine.flush()
+    assert [o.meta for o in out] == list(range(6))
+    assert diff(out[0].image, clean[0].image) == 0
+    again = SelfEnsembleDeblurrer(model, members=2, device="cpu")  # the same flush, unfailed
+    expected = [o for i in range(3) for o in again.push(imgs[i], 1_000 + i * NS, meta=i)]
+    expected += again.flush("default")
+    expected += [o for i in range(3, 6) for o in again.push(imgs[i], 1_000 + i * NS, meta=i)]
+    expected += again.flush()
+    assert [diff(a.image, b.image) for a, b in zip(out, expected, strict=True)] == [0] * 6
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["pending"], s["resets"]) == (6, 6, 0, 0)
+
+
+def test_a_failed_forward_pass_loses_no_frame_of_members_that_took_it(model) -> None:
+    """Every member took the frame, so they stay in step: the stream went on without a
+    restart, where it used to drop the look-ahead it held and count an explicit reset."""
+    imgs = frames(5, seed=9)
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu")
+    failing_network(engine, {2})  # frame 0 of member 1, the push of frame 2
+    out = []
+    for i, img in enumerate(imgs):
+        try:
+            out += engine.push(img, 1_000 + i * NS, meta=i)
+        except RuntimeError:
+            assert i == 2
+    out += engine.flush()
+    assert [o.meta for o in out] == list(range(5))
+    assert [diff(a.image, b.image) for a, b in zip(out, clean, strict=True)] == [0] * 5
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["pending"], s["resets"]) == (5, 5, 0, 0)
+
+
 def test_make_engine_picks_the_plain_engine_for_one_member() -> None:
     single = SARN(channels=8, blocks_per_level=1, attention_stride=4).eval()
     assert type(make_engine(single, self_ensemble=1, device="cpu")) is StreamDeblurrer

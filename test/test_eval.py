@@ -402,3 +402,15 @@ def test_pairs_of_different_sizes_name_the_files(tmp_path, tiny_recurrent_checkp
     assert result.stderr.splitlines()[-1] == (
         f"sarn eval: error: seq: blurred {blurred} is 56x40 but sharp {sharp} is 48x32"
     )
+
+
+def test_deblur_sequence_refuses_an_engine_that_serves_other_streams(tiny_recurrent_checkpoint):
+    """Its opening flush returned the other streams' outputs into nothing: they were lost."""
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu")
+    frame = np.zeros((16, 24, 3), np.uint8)
+    engine.push(frame, 0, stream="live")
+    with pytest.raises(ValueError, match="live"):
+        deblur_sequence(engine, [frame], "check")
+    assert [o.stream for o in engine.flush()] == ["live"]  # untouched
+    engine.reset("live")
+    assert len(deblur_sequence(engine, [frame, frame], "check")) == 2  # now alone: fine
