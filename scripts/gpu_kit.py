@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # runs from a bare checkout: the lent machine ins
 from sarn_ros.data.datasets import list_images, read_rgb, resize_by  # noqa: E402
 
 RECIPE = "recipe.json"
+PACKED = {"videos", "stills", "large", "val", RECIPE}  # all that `pack` writes at the top
 
 
 def _write_webp(
@@ -49,10 +51,47 @@ def _write_webp(
         )
 
 
+def _pack_refusal(args: argparse.Namespace) -> str | None:
+    """Why `pack` would lose or mix data: `build` names each set and run by its folder's name
+    alone, and a pack replaces its --out wholly (so nothing stale is carried or validated on)."""
+    seen: dict[str, str] = {}
+    for d in [*args.videos, *args.stills, *args.large_stills]:
+        name = Path(d).name
+        if name in seen:
+            same = Path(d).resolve() == Path(seen[name]).resolve()
+            return f"{seen[name]} and {d}: the same folder{'' if same else ' name'}"
+        seen[name] = d
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file"
+    names = {p.name for p in out.iterdir()} if out.is_dir() else set()
+    if names and (RECIPE not in names or not names <= PACKED):
+        return f"--out {out} is not an earlier pack: give a new or empty folder"
+    return None
+
+
 def pack(args: argparse.Namespace) -> int:
+    """Into a sibling of --out, then swapped in: an earlier pack there goes wholly, and one
+    that fails half-way leaves the earlier pack as it was."""
+    out = Path(os.path.abspath(args.out))
+    new, old = (out.with_name(f".{out.name}.{s}") for s in ("new", "old"))
+    for d in (new, old):  # a killed pack's
+        shutil.rmtree(d, ignore_errors=True)
+    new.mkdir(parents=True)
+    try:
+        rc = _pack_into(args, new)
+        if out.exists():
+            out.rename(old)
+        new.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    return rc
+
+
+def _pack_into(args: argparse.Namespace, out: Path) -> int:
     """Sources as WebP: videos and stills at full size, large stills downscaled (their sets are
     built at x0.5 and x0.75 of the original anyway), the validation video at its eval scale."""
-    out = Path(args.out)
     folders = []
     for kind, dirs, scale, quality, scales in (
         ("videos", args.videos, 1.0, args.quality, [0.5, 1.0]),
@@ -68,7 +107,7 @@ def pack(args: argparse.Namespace) -> int:
         _write_webp(val, out / "val", args.val_scale, args.val_quality, args.val_frames)
     (out / RECIPE).write_text(json.dumps(recipe, indent=1) + "\n")
     mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
-    print(f"{out}: {len(folders)} source folders, {mib:.1f} MiB")
+    print(f"{args.out}: {len(folders)} source folders, {mib:.1f} MiB")
     if mib > args.budget_mib:
         print(f"over --budget-mib {args.budget_mib}: lower --quality or --large-scale")
         return 1
@@ -162,7 +201,13 @@ def main() -> int:
     b.add_argument("--linear-light", type=float, nargs="+", default=[1.0, 0.0])
     b.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     args = p.parse_args()
-    return pack(args) if args.command == "pack" else build(args)
+    if args.command == "build":
+        return build(args)
+    if not (args.videos or args.stills or args.large_stills):
+        a.error("no source folders: give --videos, --stills or --large-stills")
+    if refusal := _pack_refusal(args):
+        a.exit(2, f"{a.prog}: error: {refusal}\n")
+    return pack(args)
 
 
 if __name__ == "__main__":

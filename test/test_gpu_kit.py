@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "gpu_kit.py"
 
@@ -56,3 +57,71 @@ def test_pack_then_build_keeps_the_original_scales_and_blur(tmp_path: Path) -> N
     assert described.parent == out / "b12_ll1" / "Big"
     (blur,) = json.loads(described.read_text())["synthetic_blur"]
     assert blur["blur_px"] == 9.0 and blur["linear_light"] == 1.0
+
+
+def run_pack(monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
+    """`gpu_kit.py pack` in-process: a subprocess would import torch and OpenCV again."""
+    monkeypatch.setattr(sys, "argv", ["gpu_kit.py", "pack", *argv])
+    try:
+        return kit_module().main()
+    except SystemExit as e:  # argparse's usage errors
+        return e.code
+
+
+def stills(folder: Path, n: int = 1) -> str:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"img_{i}.png"), np.full((8, 8, 3), 40 * i, np.uint8))
+    return str(folder)
+
+
+def test_pack_again_replaces_the_previous_pack_wholly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kit, first, second = tmp_path / "kit", tmp_path / "First", tmp_path / "Second"
+    first_pack = ["--stills", stills(first, 2), "--val", stills(second)]
+    assert run_pack(monkeypatch, "--out", str(kit), *first_pack) == 0
+    assert (kit / "val" / "img_0.webp").is_file()
+    # nothing of the first pack stays: a stale val/ would be validated on silently
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", str(second)) == 0
+    assert sorted(str(p.relative_to(kit)) for p in kit.rglob("*")) == [
+        "recipe.json",
+        "stills",
+        "stills/Second",
+        "stills/Second/img_0.webp",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["First", "Second", "kit"]
+
+
+def test_pack_refuses_a_folder_that_is_not_a_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "todo.txt").write_text("keep me\n")
+    assert run_pack(monkeypatch, "--out", str(out), "--stills", stills(tmp_path / "S")) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert str(out) in line
+    assert [p.name for p in out.iterdir()] == ["todo.txt"]
+
+
+def test_pack_rejects_duplicate_and_same_named_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit, city, other = tmp_path / "kit", stills(tmp_path / "city"), stills(tmp_path / "b" / "city")
+    for argv in (["--videos", city, "--stills", city], ["--videos", city, "--large-stills", other]):
+        assert run_pack(monkeypatch, "--out", str(kit), *argv) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert argv[1] in line and argv[3] in line, line
+    assert not kit.exists()
+
+
+def test_pack_without_sources_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit = tmp_path / "kit"
+    assert run_pack(monkeypatch, "--out", str(kit)) == 2
+    assert run_pack(monkeypatch, "--out", str(kit), "--val", stills(tmp_path / "V")) == 2
+    err = capsys.readouterr().err
+    assert err.count("usage: ") == 2 and "Traceback" not in err
+    assert not kit.exists()
