@@ -242,6 +242,34 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["sarn export: error: opset 19: converter gave up"]
     assert not out.exists()
+    out.write_bytes(b"yesterday's graph")  # a re-export that fails keeps the file it replaces
+    assert cli.main(["export", "--weights", str(ckpt), "-o", str(out), "--opset", "19"]) == 2
+    assert out.read_bytes() == b"yesterday's graph"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
+
+
+@pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
+def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
+    monkeypatch, tmp_path, capsys
+):
+    """Found after the minute of exporting, and the error handler's unlink then raised on a
+    folder; --opset 99 also deleted the file it was to replace."""
+    ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "s.pth")
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(export, "find_spec", lambda name: True)
+    monkeypatch.setattr(export, "export", lambda *a: pytest.fail("exported"))
+    cases = {
+        str(tmp_path): "is a folder, not a file",
+        str(tmp_path / "a_file" / "x.onnx"): "is a file, not a folder",
+    }
+    for output, why in cases.items():
+        assert cli.main(["export", "--weights", str(ckpt), "-o", output]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and why in err[0], err
+    assert cli.main(["export", "--weights", str(ckpt), "-o", str(ckpt), "--opset", "99"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "knows opsets up to" in err[0], err
+    assert ckpt.stat().st_size > 0
 
 
 @pytest.mark.slow

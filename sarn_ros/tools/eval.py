@@ -11,9 +11,7 @@ import argparse
 import itertools
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from ..checkpoint import CheckpointError, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair, unique_name
 from ..ensemble import MEMBERS
-from .options import HelpFormatter, add_bag_arguments, ranged
+from .options import HelpFormatter, add_bag_arguments, check_writable, ranged
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -257,31 +255,6 @@ def check_args(args: argparse.Namespace) -> None:
                     f"--save-images {args.save_images} is {where} {d}: "
                     "a later run would read the saved images as frames"
                 )
-
-
-def check_writable(path: Path, flag: str, folder: bool) -> None:
-    """Raise ValueError where ``path`` plainly cannot take the output (a folder where the file
-    goes or the reverse, a file among its parents, no file can be made where it goes), so
-    that is known before the evaluation, not after it. A trial file shows write access
-    where permission bits do not: root under /proc, a read-only mount."""
-    if path.exists():
-        if path.is_dir() != folder:
-            kinds = ("file", "folder") if folder else ("folder", "file")
-            raise ValueError(f"{flag} {path} is a {kinds[0]}, not a {kinds[1]}")
-        if not folder:
-            if not os.access(path, os.W_OK):
-                raise ValueError(f"{flag} {path} is not writable")
-            return
-        where = path
-    else:
-        where = next(p for p in path.absolute().parents if p.exists())
-        if not where.is_dir():
-            raise ValueError(f"{flag} {path}: {where} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=where):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{flag} {path}: cannot write in {where} ({exc.strerror})") from None
 
 
 def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]], int]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 import tempfile
 from importlib.util import find_spec
@@ -32,7 +33,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
-from .options import HelpFormatter, ranged
+from .options import HelpFormatter, check_writable, ranged
 
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
@@ -258,6 +259,16 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:  # both known before the minute of exporting
+        oldest_ir_version(args.opset)
+    except ExportError as exc:
+        print(f"sarn export: error: --opset {args.opset}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_writable(args.output, "-o", folder=False)
+    except ValueError as exc:
+        print(f"sarn export: error: {exc}", file=sys.stderr)
+        return 2
     if (args.calib is not None or args.calib_frames is not None) and not args.int8:
         print("sarn export: error: --calib and --calib-frames go with --int8", file=sys.stderr)
         return 2
@@ -281,15 +292,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)
             return 2
     sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "fp32.onnx" if args.int8 else args.output
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the output and moved over it only once validated: a failed export leaves
+    # no half-written graph and keeps a file it would have replaced.
+    with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=".sarn_export_") as tmp:
+        fp32, final = Path(tmp) / "fp32.onnx", Path(tmp) / "out.onnx"
         try:
             graph = export(model, fp32, args.height, args.width, args.opset)
             err = validate(graph, model, fp32, sizes)
             if args.int8:
-                agreement = export_int8(model, fp32, args.output, streams, args.opset)
-        except Exception as exc:  # exporter, converter, calibration, onnxruntime: no file left
-            args.output.unlink(missing_ok=True)
+                agreement = export_int8(model, fp32, final, streams, args.opset)
+            os.replace(final if args.int8 else fp32, args.output)
+        except Exception as exc:  # exporter, converter, calibration, onnxruntime, the move
             print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
             return 2
     kind = (

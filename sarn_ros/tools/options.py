@@ -1,11 +1,14 @@
 """Command-line pieces the ``sarn`` subcommands share: the help layout, number ranges, the
-bag options."""
+bag options, output paths checked before the work."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from ..ros.image_conversion import DEBAYER
 
@@ -83,3 +86,28 @@ def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
         choices=tuple(DEBAYER),
         help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
     )
+
+
+def check_writable(path: Path, flag: str, folder: bool) -> None:
+    """Raise ValueError where ``path`` plainly cannot take the output (a folder where the file
+    goes or the reverse, a file among its parents, no file can be made where it goes), so
+    that is known before the evaluation, not after it. A trial file shows write access
+    where permission bits do not: root under /proc, a read-only mount."""
+    if path.exists():
+        if path.is_dir() != folder:
+            kinds = ("file", "folder") if folder else ("folder", "file")
+            raise ValueError(f"{flag} {path} is a {kinds[0]}, not a {kinds[1]}")
+        if not folder:
+            if not os.access(path, os.W_OK):
+                raise ValueError(f"{flag} {path} is not writable")
+            return
+        where = path
+    else:
+        where = next(p for p in path.absolute().parents if p.exists())
+        if not where.is_dir():
+            raise ValueError(f"{flag} {path}: {where} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{flag} {path}: cannot write in {where} ({exc.strerror})") from None
