@@ -85,3 +85,24 @@ def test_demo_reports_missing_weights_in_one_line(tmp_path):
     err = result.stderr.strip()
     assert result.returncode == 2
     assert err.startswith("sarn demo: error:") and "missing.pth" in err and "\n" not in err
+
+
+def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeypatch, capsys):
+    """`--out /sys` ran the whole demo and said "wrote ..." over OpenCV's warning."""
+    from sarn_ros.tools import cli, demo
+
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(demo, "ros_environment", lambda _: pytest.fail("the demo ran"))
+    for out, why in (("/proc/sarn_demo", "cannot write in /proc"), (tmp_path / "a_file", "file")):
+        assert cli.main(["demo", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("sarn demo: error: --out") and why in err and "\n" not in err
+
+
+def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path, monkeypatch):
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    monkeypatch.setattr(demo.cv2, "imwrite", lambda *a: False)  # OpenCV's answer on a full disk
+    with pytest.raises(OSError, match=r"demo_strip\.png"):
+        demo.write_outputs(tmp_path, blurred[:1], blurred[:1], sharp[:1])

@@ -24,7 +24,7 @@ import numpy as np
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
-from .options import HelpFormatter, ranged
+from .options import HelpFormatter, check_writable, ranged
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -126,9 +126,15 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 2
+    try:  # known before the node runs, not after
+        check_writable(args.out, "--out", folder=True)
+    except ValueError as exc:
+        print(f"sarn demo: error: {exc}", file=sys.stderr)
+        return 2
     look_ahead = args.future_frames if recurrent else 0
     ros_environment(args.domain_id)
     import rclpy
+    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
@@ -196,6 +202,9 @@ def run(args: argparse.Namespace) -> int:
         while len(outputs) < len(blurred) and time.monotonic() < deadline and proc.poll() is None:
             rclpy.spin_once(node, timeout_sec=0.05)
         elapsed = time.monotonic() - start
+    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (rclpy's handler or not)
+        print("sarn demo: interrupted; stopping the node", file=sys.stderr)
+        return 130
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
@@ -210,7 +219,11 @@ def run(args: argparse.Namespace) -> int:
     ordered = [outputs[k] for k in sorted(outputs)]
     deblurred = [img for img, _ in ordered]
     latency = [t - sent[k] for k, (_, t) in zip(sorted(outputs), ordered, strict=True)]
-    write_outputs(args.out, blurred, deblurred, sharp)
+    try:
+        write_outputs(args.out, blurred, deblurred, sharp)
+    except OSError as exc:
+        print(f"sarn demo: error: {exc}", file=sys.stderr)
+        return 1
     p_in = np.mean([psnr(b, s) for b, s in zip(blurred, sharp, strict=True)])
     p_out = np.mean([psnr(d, s) for d, s in zip(deblurred, sharp, strict=True)])
     h, w = blurred[0].shape[:2]
@@ -229,11 +242,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> None:
+    """The strip and the video; OSError where OpenCV could not write them (it only warns)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = [np.hstack([b, d, s]) for b, d, s in zip(blurred, deblurred, sharp, strict=True)]
-    cv2.imwrite(str(out / "demo_strip.png"), np.vstack(rows[:4])[..., ::-1])
+    strip = out / "demo_strip.png"
+    if not cv2.imwrite(str(strip), np.vstack(rows[:4])[..., ::-1]):
+        raise OSError(f"could not write {strip}")
     h, w = rows[0].shape[:2]
     video = cv2.VideoWriter(str(out / "demo.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    if not video.isOpened():
+        raise OSError(f"could not write {out / 'demo.mp4'}")
     for r in rows:
         video.write(np.ascontiguousarray(r[..., ::-1]))
     video.release()
