@@ -1,6 +1,7 @@
 """`sarn bench model`: the CPU peak estimate behind "% of peak", and the compile mode column."""
 
 import json
+import math
 import subprocess
 
 import pytest
@@ -61,6 +62,29 @@ def test_flop_count_is_counted_and_grows_with_pixels():
     assert large / small == pytest.approx(4.0, rel=0.05)
 
 
+def test_gpu_peaks_are_matched_by_whole_name_not_substring():
+    """An L40 took the L4's peaks and an RTX A1000 the A100's."""
+    from sarn_ros.tools.bench_model import CUDA_PEAKS_TFLOPS as PEAKS
+    from sarn_ros.tools.bench_model import cuda_peaks
+
+    assert cuda_peaks("NVIDIA L4") == PEAKS["L4"]
+    assert cuda_peaks("NVIDIA L40S") == PEAKS["L40S"]
+    assert cuda_peaks("NVIDIA L40") is None and cuda_peaks("NVIDIA RTX A1000") is None
+    assert cuda_peaks("NVIDIA A100-SXM4-80GB") == PEAKS["A100"]
+    assert cuda_peaks("NVIDIA H100 PCIe") == PEAKS["H100 PCIe"]
+    assert cuda_peaks("NVIDIA H100 80GB HBM3") == PEAKS["H100"]
+
+
+def test_bench_model_checks_its_json_path_before_measuring(tmp_path, capsys):
+    from sarn_ros.tools import cli
+
+    (tmp_path / "a_file").write_text("")
+    bad = str(tmp_path / "a_file" / "rows.json")
+    assert cli.main(["bench", "model", "--sizes", "8x8", "--json", bad]) == 2
+    captured = capsys.readouterr()
+    assert "is a file, not a folder" in captured.err and "ms/frame" not in captured.out
+
+
 def test_bench_node_rates_count_outputs_of_the_measured_window_only():
     """A model slower than the camera with queue_policy all: outputs drained after the window
     are frames deblurred, not throughput (6.2 'out fps' was printed for a 3.4 fps model)."""
@@ -92,9 +116,24 @@ def test_bench_node_counts_sets_that_came_out_on_every_camera():
     assert complete_sets(set(), 2)["sets_out"] == 0
 
 
+def test_bench_node_averages_the_nodes_figures_by_frames():
+    """A 0.5 s period with one frame counted as much as one with ten."""
+    from sarn_ros.tools.bench_node import frame_weighted_mean
+
+    periods = [
+        {"inference ms (mean)": "10", "output fps": "18"},
+        {"inference ms (mean)": "100", "output fps": "2"},
+        {"inference ms (mean)": "n/a", "output fps": "0"},  # no frame in that period
+    ]
+    assert frame_weighted_mean(periods, "inference ms (mean)") == pytest.approx(19.0)
+    assert math.isnan(frame_weighted_mean(periods[2:], "inference ms (mean)"))
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--duration", "1e-9"], "sends no frame"),  # a ZeroDivisionError
+        (["--json", "/proc/x/rows.json"], "--json"),  # found after the whole run
         (["--sizes", "0x0"], "at least 8x8"),
         (["--sizes", "640"], "--sizes must be WxH"),
         (["--stagger", "0.5"], "--stagger needs --cameras > 1"),
@@ -152,6 +191,9 @@ def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
     assert row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)
     # memory sampled once a second through the run (2 s, plus start and end): a torch process
     assert row["rss_samples"] >= 3 and 100 < row["rss_mib_min"] <= row["rss_mib_max"]
+    # e2e holds the inference of each frame: mean minus mean (a median minus a mean of
+    # per-period means went negative)
+    assert row["e2e_ms_p95"] >= row["e2e_ms_p50"] and row["e2e_minus_inference_ms"] > 0, row
 
 
 def test_bench_node_feeds_jpeg_to_a_node_that_decodes_it(tmp_path, ros_domain):

@@ -7,16 +7,18 @@ compiled during the warm-up) on random input, and reports:
 
 - ms/frame: median of ``--iters`` timed frames after ``--warmup`` frames. CUDA timings use
   CUDA events with a synchronize, so queued kernels are counted.
-- peak memory: CUDA ``max_memory_allocated`` during the timed frames; on CPU the growth of the
-  process RSS over the value just before the timed frames (sampled every 2 ms from
-  /proc/self/statm after ``malloc_trim``), so it is a lower bound of the true peak.
+- peak memory: on CUDA the rise of ``max_memory_allocated`` during the timed frames over what
+  was allocated before them (weights, state, the input), i.e. a frame's working memory; on CPU
+  the growth of the process RSS over the value just before the timed frames (sampled every
+  2 ms from /proc/self/statm after ``malloc_trim``), so it is a lower bound of the true peak.
 - GFLOPs per frame: ``torch.utils.flop_counter.FlopCounterMode`` over one frame, counted on a
   grid_sample copy of the model because torchvision's ``deform_conv2d`` is invisible to the
   counter (the grid_sample path expresses the same multiply-adds as a matmul). Convolutions,
   transposed convolutions, matmuls and attention are counted (2 FLOPs per multiply-add);
   bilinear sampling, activations and additions are not (a few percent).
 - % of peak: achieved FLOP/s over the device's peak. CPU peak is an estimate: threads used x
-  clock (/proc/cpuinfo, base clock, so boost can push a row past 100 %) x fp32 FLOPs per cycle
+  clock (the fastest core's current "cpu MHz" in /proc/cpuinfo at the time: frequency scaling
+  moves it between runs, and boost can push a row past 100 %) x fp32 FLOPs per cycle
   per core from the ISA flags (see ``cpu_flops_per_cycle``). CUDA peaks come from a table of
   dense datasheet figures; fp32 uses the TF32 figure when cuDNN's TF32 is on (PyTorch's
   default for convs).
@@ -32,6 +34,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import statistics
 import sys
 import threading
@@ -46,7 +49,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
-from .options import ranged
+from .options import check_writable, plural, ranged
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -57,7 +60,8 @@ VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
 }
 DEFAULT_VARIANTS = "single,recurrent,recurrent-no-attention,recurrent-0drm"
 
-# Dense datasheet peaks in TFLOP/s: (fp32, tf32, bf16/fp16 tensor cores). Matched by substring.
+# Dense datasheet peaks in TFLOP/s: (fp32, tf32, bf16/fp16 tensor cores). Matched as whole words
+# of the device name, first match wins (so "L4" is not an L40's, nor "A100" an RTX A1000's).
 CUDA_PEAKS_TFLOPS: dict[str, tuple[float, float, float]] = {
     "H200": (67.0, 494.7, 989.4),
     "H100 SXM": (67.0, 494.7, 989.4),
@@ -155,12 +159,20 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
         except OSError:
             return None
         return torch.get_num_threads() * ghz * 1e9 * per_cycle
-    name = torch.cuda.get_device_name(device)
-    for key, (fp32, tf32, half) in CUDA_PEAKS_TFLOPS.items():
-        if key in name:
-            if precision == "fp32":
-                return (tf32 if torch.backends.cudnn.allow_tf32 else fp32) * 1e12
-            return half * 1e12
+    peaks = cuda_peaks(torch.cuda.get_device_name(device))
+    if peaks is None:
+        return None
+    fp32, tf32, half = peaks
+    if precision == "fp32":
+        return (tf32 if torch.backends.cudnn.allow_tf32 else fp32) * 1e12
+    return half * 1e12
+
+
+def cuda_peaks(name: str) -> tuple[float, float, float] | None:
+    """The datasheet peaks of the GPU called ``name`` (``torch.cuda.get_device_name``)."""
+    for key, peaks in CUDA_PEAKS_TFLOPS.items():
+        if re.search(rf"(?<!\w){re.escape(key)}(?!\w)", name):
+            return peaks
     return None
 
 
@@ -399,6 +411,8 @@ def run(args: argparse.Namespace) -> int:
         for d in args.deform_impl:
             if d not in DEFORM_IMPLS:
                 raise ValueError(f"unknown deform impl {d!r}; choose from {DEFORM_IMPLS}")
+        if args.json is not None:  # known before the benchmark, not after it
+            check_writable(args.json, "--json", folder=False)
     except (RuntimeError, ValueError) as exc:
         print(f"sarn bench model: {exc}", file=sys.stderr)
         return 2
@@ -413,37 +427,41 @@ def run(args: argparse.Namespace) -> int:
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.torch_compile]
     rows: list[Row] = []
     print(f"# device: {device_label(device)}; torch {torch.__version__}", flush=True)
-    for size in args.sizes:
-        for variant in args.variants:
-            flops = count_flops(variant, size[1], size[0])
-            for precision, deform, channels_last, compiled in itertools.product(
-                dict.fromkeys(precisions), args.deform_impl, layouts, modes
-            ):
-                row = bench_row(
-                    variant,
-                    size,
-                    device,
-                    precision,
-                    deform,
-                    channels_last,
-                    compiled,
-                    args.iters,
-                    max(args.warmup, int(compiled)),
-                    flops,
-                )
-                rows.append(row)
-                print(
-                    f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
-                    f"{row.layout} {row.mode}: {row.ms:.1f} ms",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    interrupted = False
+    try:
+        for size in args.sizes:
+            for variant in args.variants:
+                flops = count_flops(variant, size[1], size[0])
+                for precision, deform, channels_last, compiled in itertools.product(
+                    dict.fromkeys(precisions), args.deform_impl, layouts, modes
+                ):
+                    row = bench_row(
+                        variant,
+                        size,
+                        device,
+                        precision,
+                        deform,
+                        channels_last,
+                        compiled,
+                        args.iters,
+                        max(args.warmup, int(compiled)),
+                        flops,
+                    )
+                    rows.append(row)
+                    print(
+                        f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
+                        f"{row.layout} {row.mode}: {row.ms:.1f} ms",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    except KeyboardInterrupt:  # Ctrl-C on a long sweep: the rows measured so far still count
+        interrupted = True
     print(format_table(rows))
     print(
         f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
         "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
         + (
-            "an estimated CPU fp32 peak (threads x base clock x FLOP/cycle from the ISA flags)"
+            "an estimated CPU fp32 peak (threads x current clock x FLOP/cycle from the ISA flags)"
             if device.type == "cpu"
             else "datasheet dense peak"
         )
@@ -451,6 +469,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    if interrupted:
+        print(f"sarn bench model: interrupted after {plural(len(rows), 'row')}", file=sys.stderr)
+        return 130
     return 0
 
 

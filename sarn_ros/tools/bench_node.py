@@ -16,9 +16,12 @@ camera driver. Reported per size:
   message building, JPEG encoding with ``--publish-compressed``, publishing; mean, from
   /diagnostics). This is the overhead the node adds.
 - e2e - inference: everything that is not the model: both DDS hops, the wait in the intake
-  slot and the node's own work.
+  slot and the node's own work (mean e2e minus mean inference).
 - callback -> publish ms: inside the node, from the subscription callback to the publish of
-  the result (median of the node's own figure), i.e. e2e without the two DDS hops.
+  the result (the node's per-period medians, averaged), i.e. e2e without the two DDS hops.
+
+Percentiles interpolate linearly between frames (``numpy.percentile``); the node's per-period
+means and medians are averaged weighted by the frames each period published.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
   start and end of the measurement, its range sampled once a second and the least-squares
   trend of those samples in MiB per minute (flat under overload with ``latest``; a long
@@ -55,7 +58,7 @@ import numpy as np
 
 from ..ensemble import MEMBERS
 from ..resources import find_share_file, keep_dds_local, node_command, use_dds_profile
-from .options import ranged
+from .options import check_writable, plural, ranged
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +94,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="node torch_compile (the compile runs in the warm-up, before the measurement)",
     )
     parser.add_argument(
-        "--threads", type=ranged(int, 0), default=0, help="node cpu_threads (0 = one per core)"
+        "--threads",
+        type=ranged(int, 0),
+        default=0,
+        help="node cpu_threads (0 = PyTorch's default, one per core unless OMP_NUM_THREADS)",
     )
     parser.add_argument(
         "--input-transport",
@@ -124,6 +130,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frame apart); F * (N - 1) < 1",
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        choices=range(60, 102),
+        metavar="60..101",
+        help="ROS_DOMAIN_ID of the benchmark (to watch it, say); default: a random one, not "
+        "the environment's, so the benchmark's camera never reaches a running robot",
+    )
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -220,6 +234,21 @@ def times_ms(diags: list[dict[str, str]], key: str) -> list[float]:
     return [float(d[key]) for d in diags if d.get(key, "n/a") != "n/a"]
 
 
+def frame_weighted_mean(diags: list[dict[str, str]], key: str) -> float:
+    """The mean of a per-period figure over the periods, each weighted by the frames it
+    published (its output fps: the periods are equal): a period of 1 frame must not count
+    as much as one of 10. NaN where no period has the figure."""
+    pairs = [
+        (float(d[key]), float(d.get("output fps", 0))) for d in diags if d.get(key, "n/a") != "n/a"
+    ]
+    weight = sum(w for _, w in pairs)
+    if not pairs:
+        return math.nan
+    if weight <= 0:  # figures without outputs (cannot happen with inference): plain mean
+        return statistics.fmean(v for v, _ in pairs)
+    return sum(v * w for v, w in pairs) / weight
+
+
 def node_args(weights: str, args: argparse.Namespace) -> list[str]:
     cmd = node_command()
     params = {
@@ -306,6 +335,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
 
         def spin_for(seconds: float) -> None:
             end = time.monotonic() + seconds
+            rclpy.spin_once(node, timeout_sec=0)  # behind schedule, outputs still get stamped
             while time.monotonic() < end:
                 rclpy.spin_once(node, timeout_sec=max(0.0, min(0.01, end - time.monotonic())))
 
@@ -362,22 +392,22 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         spin_for(max(3.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3))
     finally:
         node.destroy_node()
-        rclpy.shutdown()
+        rclpy.try_shutdown()  # a Ctrl-C has shut the context down already
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
 
-    latencies = sorted((received[s] - sent[s]) * 1e3 for s in sent if s in received)
+    latencies = [(received[s] - sent[s]) * 1e3 for s in sent if s in received]
     window = diags[n_diag:] or diags[-1:]
 
     def diag_mean(key: str) -> float:
-        values = times_ms(window, key)
-        return statistics.fmean(values) if values else float("nan")
+        return frame_weighted_mean(window, key)
 
     inference = diag_mean("inference ms (mean)")
-    p50 = latencies[len(latencies) // 2] if latencies else float("nan")
+    p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (math.nan, math.nan)
+    e2e_mean = statistics.fmean(latencies) if latencies else math.nan
     out = set(received) & set(sent)  # outputs of the measured frames, not of the warm-up
     frame_rates = rates(sent, received, t0, wall)
     frame_rates["in_fps"] /= len(cams)
@@ -387,13 +417,14 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "cameras": len(cams),
         **frame_rates,
         **(complete_sets(out, len(cams)) if len(cams) > 1 else {}),
-        "e2e_ms_p50": p50,
-        "e2e_ms_p95": latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan"),
+        "e2e_ms_p50": float(p50),
+        "e2e_ms_p95": float(p95),
+        "e2e_ms_mean": e2e_mean,
         "inference_ms": inference,
         "node_ms": diag_mean("node overhead ms per frame (mean)"),
         "node_latency_ms": diag_mean("latency ms (receive to publish, median)"),
         "intake_wait_ms": diag_mean("intake wait ms (receive to worker, median)"),
-        "e2e_minus_inference_ms": p50 - inference,
+        "e2e_minus_inference_ms": e2e_mean - inference,  # like from like: mean - mean
         "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
         "rss_mib_start": rss0,
         "rss_mib_end": rss1,
@@ -471,12 +502,29 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.duration * args.fps < 1:
+        print(
+            f"sarn bench node: error: --duration {args.duration:g} s at --fps {args.fps:g} "
+            "sends no frame",
+            file=sys.stderr,
+        )
+        return 2
+    if args.json is not None:
+        try:  # known before the benchmark, not after it
+            check_writable(args.json, "--json", folder=False)
+        except ValueError as exc:
+            print(f"sarn bench node: error: {exc}", file=sys.stderr)
+            return 2
     # a domain of its own, away from live systems (0-101 are safe with Linux's ephemeral ports):
     # the benchmark publishes camera topics, which must not reach a running robot
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(60, 101))
+    domain = random.randint(60, 101) if args.domain_id is None else args.domain_id
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
     keep_dds_local()
     use_dds_profile(find_share_file("config/fastdds_shm.xml"))
+    from rclpy.executors import ExternalShutdownException
+
     rows = []
+    interrupted = False
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(tiny_checkpoint(Path(tmp))) if args.tiny else args.weights
         for size in sizes:
@@ -485,6 +533,9 @@ def run(args: argparse.Namespace) -> int:
             except RuntimeError as exc:
                 print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
                 return 1
+            except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: sizes done count
+                interrupted = True
+                break
     model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
     rig = "" if args.input_transport == "raw" else "input JPEG (image_raw/compressed), "
     if args.publish_compressed:
@@ -503,4 +554,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2))
+    if interrupted:
+        print(
+            f"sarn bench node: interrupted after {plural(len(rows), 'size')} "
+            "(the node was stopped)",
+            file=sys.stderr,
+        )
+        return 130
     return 0
