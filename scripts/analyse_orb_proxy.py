@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from sarn_ros import StreamDeblurrer, load_model, metrics
+from sarn_ros.checkpoint import CheckpointError, resolve_weights
 from sarn_ros.evaluation import deblur_sequence, orb_counts
 from sarn_ros.recordings import read_streams
 
@@ -41,9 +42,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("stream", type=Path, help="image folder, video or rosbag2 (its first camera)")
     ap.add_argument("weights", nargs="+")
-    ap.add_argument("--future-frames", type=int, default=2)
+    ap.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
     args = ap.parse_args()
-    frames = read_streams(args.stream)[1][0][1]
+    try:  # the weights first: a mistyped name is found before the stream is read and measured
+        for w in args.weights:
+            resolve_weights(w)
+        frames = read_streams(args.stream)[1][0][1]
+    except (ValueError, OSError, CheckpointError) as exc:
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     report("input", frames)
     report("input, Gaussian sigma 1.2", [cv2.GaussianBlur(f, (0, 0), 1.2) for f in frames])
     for w in args.weights:

@@ -43,12 +43,21 @@ def main() -> None:
     parser.add_argument("pairs", type=Path, nargs="+", help="folders with blur/ and sharp/")
     parser.add_argument("--debayer", default="vng", choices=tuple(DEBAYER))
     args = parser.parse_args()
+    if args.out.exists() and not args.out.is_dir():
+        parser.exit(2, f"{parser.prog}: error: not a folder: {args.out}\n")
+    for src in args.pairs:  # every pair before anything is written: no half-made output
+        for sub in ("blur", "sharp"):
+            if not (src / sub).is_dir():
+                parser.exit(2, f"{parser.prog}: error: no {sub}/ folder in {src}\n")
     for src in args.pairs:
         dst = args.out / src.name
         (dst / "blur").mkdir(parents=True, exist_ok=True)
         shutil.copytree(src / "sharp", dst / "sharp", dirs_exist_ok=True)
         for p in list_images(src / "blur"):
-            rgb = cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1]
+            bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SystemExit(f"{p}: not an image OpenCV can read")
+            rgb = bgr[..., ::-1]
             if rgb.shape[0] % 2 or rgb.shape[1] % 2:
                 raise SystemExit(f"{p}: a Bayer mosaic needs an even width and height")
             out = through_bayer(np.ascontiguousarray(rgb), args.debayer)

@@ -18,6 +18,7 @@ from bayer_pairs import rggb  # this folder's script (run as a file, so it is on
 
 from sarn_ros.metrics import psnr
 from sarn_ros.ros.image_conversion import DEBAYER, RAW, decode_image
+from sarn_ros.tools.options import ranged
 
 YUV = ["yuv422_yuy2", "yuv422", "nv12"]
 
@@ -50,13 +51,33 @@ def ms_per_call(fn, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat * 1e3
 
 
+def read_picture(path: Path) -> np.ndarray:
+    """``path`` as RGB cropped to an even size (whole RGGB cells); ValueError says what is
+    wrong, so that a bad ``--image`` is refused before the timings, not after them."""
+    if not path.exists():
+        raise ValueError(f"no such file: {path}")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError(f"not an image OpenCV can read: {path}")
+    h, w = (s - s % 2 for s in bgr.shape[:2])
+    if not h or not w:
+        raise ValueError(f"smaller than one 2x2 Bayer cell: {path}")
+    return np.ascontiguousarray(bgr[:h, :w, ::-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=1280)
-    parser.add_argument("--height", type=int, default=720)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--width", type=ranged(int, 2), default=1280)
+    parser.add_argument("--height", type=ranged(int, 2), default=720)
+    parser.add_argument("--repeat", type=ranged(int, 1), default=20)
     parser.add_argument("--image", type=Path, help="an RGB picture for the demosaicing quality")
     args = parser.parse_args()
+    if args.width % 2 or args.height % 2:  # YUV 4:2:2 and NV12 share chroma between pixel pairs
+        parser.error(f"--width and --height must be even, got {args.width}x{args.height}")
+    try:
+        rgb = read_picture(args.image) if args.image else None
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: error: --image: {exc}\n")
     size = f"{args.width}x{args.height}"
     for encoding in ("bayer_rggb8", "bayer_rggb16"):
         msg = random_message(encoding, args.width, args.height)
@@ -69,10 +90,8 @@ def main() -> None:
         msg = random_message(encoding, args.width, args.height)
         ms = ms_per_call(lambda m=msg: decode_image(m), args.repeat)
         print(f"{encoding:>13} {'':>10}: {ms:6.2f} ms per {size} frame")
-    if args.image:
-        rgb = cv2.imread(str(args.image), cv2.IMREAD_COLOR)[..., ::-1]
-        h, w = (s - s % 2 for s in rgb.shape[:2])
-        rgb = np.ascontiguousarray(rgb[:h, :w])
+    if rgb is not None:
+        h, w = rgb.shape[:2]
         msg = message("bayer_rggb8", rggb(rgb), w, h)
         for method in DEBAYER:
             out, _ = decode_image(msg, method)

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sarn_ros.tools.options import ranged
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -67,8 +69,8 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=15.0)
-    ap.add_argument("--fps", type=float, default=15.0)
+    ap.add_argument("--seconds", type=ranged(float, above=0), default=15.0)
+    ap.add_argument("--fps", type=ranged(float, above=0, high=1000), default=15.0)
     args = ap.parse_args()
     from sarn_ros.resources import keep_dds_local, use_dds_profile
 

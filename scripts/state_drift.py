@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from sarn_ros import StreamDeblurrer
+from sarn_ros.checkpoint import CheckpointError, resolve_weights
 from sarn_ros.data.blur_synth import BlurParams, synthesize
 from sarn_ros.data.datasets import list_images, read_rgb, resize_by
 from sarn_ros.metrics import psnr
+from sarn_ros.tools.options import ranged
 
 
 def ping_pong(n_source: int, n: int) -> list[int]:
@@ -45,14 +47,25 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("video", type=Path, help="a folder of sharp frames")
     p.add_argument("--weights", default="sarn_recurrent")
-    p.add_argument("--frames", type=int, default=240)
-    p.add_argument("--segment", type=int, default=40)
-    p.add_argument("--scale", type=float, default=0.5)
-    p.add_argument("--blur-px", type=float, default=24.0, help="at full resolution, as sarn eval")
-    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--frames", type=ranged(int, 1), default=240)
+    p.add_argument("--segment", type=ranged(int, 1), default=40)
+    p.add_argument("--scale", type=ranged(float, above=0, high=1), default=0.5)
+    p.add_argument(
+        "--blur-px", type=ranged(float, 0), default=24.0, help="at full resolution, as sarn eval"
+    )
+    p.add_argument("--seed", type=ranged(int, 0), default=5)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    source = [resize_by(read_rgb(f), args.scale) for f in list_images(args.video)]
+    try:  # a mistyped name or an empty folder is found before minutes of blurring
+        resolve_weights(args.weights)
+        if not args.video.is_dir():
+            raise ValueError(f"not a folder: {args.video}")
+        files = list_images(args.video)
+        if not files:
+            raise ValueError(f"no images in {args.video}")
+        source = [resize_by(read_rgb(f), args.scale) for f in files]
+    except (ValueError, CheckpointError) as exc:
+        p.exit(2, f"{p.prog}: error: {exc}\n")
     frames = [source[i] for i in ping_pong(len(source), args.frames)]
     params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
     blurred, sharp = synthesize(frames, params=params, seed=args.seed)

@@ -1,0 +1,119 @@
+"""The helper scripts in scripts/: a bad number or path must be refused as the sarn tools
+refuse it (exit 2, one line, no traceback) before any work: no timings printed, no ROS node
+started, no input read, no half-made output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+# (arguments, what the error line says, whether argparse's usage comes before it)
+Case = tuple[list[object], str, bool]
+
+
+def runs(script: str, cases: list[Case]) -> list[subprocess.CompletedProcess]:
+    """``script`` once per case, all at once: each run spends seconds importing torch."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(SCRIPTS / script), *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args, _, _ in cases
+    ]
+    done = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def assert_refused(script: str, cases: list[Case]) -> None:
+    for (args, message, usage), result in zip(cases, runs(script, cases), strict=True):
+        case = f"{script} {' '.join(map(str, args))}:\n{result.stderr}"
+        assert result.returncode == 2, case
+        assert "Traceback" not in result.stderr, case
+        assert result.stdout == "", case  # nothing measured or reported first
+        *before, line = result.stderr.strip().splitlines() or [""]
+        assert line.startswith(f"{script}: error: ") and message in line, case
+        assert bool(before) == usage, case  # path errors: the one line alone
+        assert all(u.startswith(("usage:", " ")) for u in before), case
+
+
+def frames(folder: Path, n: int) -> Path:
+    """``n`` textured 64x64 PNGs."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i:04d}.png"), rng.integers(0, 256, (64, 64, 3), np.uint8))
+    return folder
+
+
+def test_bench_decode_refuses_bad_sizes_and_images_before_timing(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.png"
+    assert_refused(
+        "bench_decode.py",
+        [
+            (["--repeat", "0"], "argument --repeat: must be at least 1, got 0", True),
+            (["--width", "0"], "argument --width: must be at least 2, got 0", True),
+            (["--height", "3"], "must be even, got 1280x3", True),
+            (["--image", missing], f"no such file: {missing}", False),
+        ],
+    )
+
+
+def test_bench_lazy_refuses_a_zero_rate_before_starting_the_node() -> None:
+    assert_refused(
+        "bench_lazy.py", [(["--fps", "0"], "argument --fps: must be in (0, 1000], got 0", True)]
+    )
+
+
+def test_state_drift_refuses_bad_numbers_folders_and_weights_before_blurring(
+    tmp_path: Path,
+) -> None:
+    video = frames(tmp_path / "video", 1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = tmp_path / "missing.pth"
+    assert_refused(
+        "state_drift.py",
+        [
+            ([video, "--segment", "0"], "argument --segment: must be at least 1, got 0", True),
+            ([video, "--frames", "0"], "argument --frames: must be at least 1, got 0", True),
+            ([empty], f"no images in {empty}", False),
+            ([video, "--weights", missing], f"weights file not found: {missing}", False),
+        ],
+    )
+
+
+def test_bayer_pairs_checks_every_pair_before_writing(tmp_path: Path) -> None:
+    good = tmp_path / "good"
+    frames(good / "blur", 1)
+    frames(good / "sharp", 1)
+    bad = tmp_path / "bad"
+    frames(bad / "blur", 1)
+    out = tmp_path / "out"
+    assert_refused("bayer_pairs.py", [([out, good, bad], f"no sharp/ folder in {bad}", False)])
+    assert not out.exists()  # not even the good pair's blur/
+
+
+def test_analyse_orb_proxy_finds_missing_weights_before_reading_the_stream(
+    tmp_path: Path,
+) -> None:
+    stream = frames(tmp_path / "stream", 2)
+    missing = tmp_path / "missing.pth"
+    assert_refused(
+        "analyse_orb_proxy.py",
+        [([stream, "sarn_recurrent", missing], f"weights file not found: {missing}", False)],
+    )
