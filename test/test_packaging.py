@@ -29,6 +29,7 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         "cv_bridge",
         "launch",
         "launch_ros",
+        "ros2launch",  # `ros2 launch` itself, for the launch files
         "diagnostic_msgs",
         "std_srvs",  # the node's ~/reset service
         "python3-numpy",
@@ -36,6 +37,21 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         "python3-torch",
     ):
         assert key in deps, key
+
+
+def test_rosdep_asks_for_python3_torch_only_where_the_distribution_has_a_usable_one():
+    """Humble's Ubuntu has torch 1.8 and Jazzy's and Kilted's none, though rosdep maps the key
+    to an apt package there: `rosdep install` failed (or installed 1.8) unless told to skip it."""
+    from catkin_pkg.package import parse_package
+
+    def deps(distro: str) -> set[str]:
+        package = parse_package(str(REPO / "package.xml"))
+        package.evaluate_conditions({"ROS_DISTRO": distro, "ROS_VERSION": "2"})
+        return {d.name for d in package.exec_depends if d.evaluated_condition}
+
+    for distro in ("humble", "jazzy", "kilted"):
+        assert "python3-torch" not in deps(distro) and "rclpy" in deps(distro), distro
+    assert "python3-torch" in deps("lyrical")  # later ones: Ubuntu 25.04 on ship a recent torch
 
 
 def installed_script(name: str) -> Path:
