@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 import torch
-from torchvision.ops import deform_conv2d
 
 import sarn_ros
 from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs, modules
@@ -25,6 +24,11 @@ from sarn_ros.checkpoint import CheckpointError, load_model, save_checkpoint
 TINY = {"channels": 8, "blocks_per_level": 1, "attention_stride": 4}
 TINY_REC = {**TINY, "lstm_channels": 8}
 
+deform_conv2d = modules.deform_conv2d  # None where torchvision (optional) is missing
+needs_torchvision = pytest.mark.skipif(
+    deform_conv2d is None, reason="torchvision is optional (README, PyTorch)"
+)
+
 
 def drm_as_resblock(drm: DeformableResidualModule) -> ResBlock:
     """A ResBlock with the DRM's regular conv and its deformable weights as a plain conv."""
@@ -36,7 +40,9 @@ def drm_as_resblock(drm: DeformableResidualModule) -> ResBlock:
     return block
 
 
-@pytest.mark.parametrize("impl", ["torchvision", "grid_sample"])
+@pytest.mark.parametrize(
+    "impl", [pytest.param("torchvision", marks=needs_torchvision), "grid_sample"]
+)
 @pytest.mark.parametrize("size", [(12, 17), (1, 7), (7, 1), (1, 1)])
 def test_drm_with_zero_offsets_equals_resblock_and_offsets_move_output(
     impl: str, size: tuple[int, int]
@@ -158,6 +164,7 @@ def test_drm_under_bf16_autocast_is_still_a_plain_conv_at_zero_offsets() -> None
     assert err < 0.02  # bf16 rounding of the GEMMs; sampling in bf16 gave 0.45
 
 
+@needs_torchvision
 @pytest.mark.usefixtures("sampler")
 def test_grid_sample_deform_conv_matches_torchvision_forward_and_backward() -> None:
     torch.manual_seed(0)
