@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_engine import flaky_network  # the engine's network, failing on chosen calls
 
 from sarn_ros.archs import SARN, RecurrentSARN
 from sarn_ros.engine import StreamDeblurrer
@@ -165,19 +166,6 @@ def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
     assert [o.stamp for o in out] == [0, NS] and engine.stats()["pending"] == 0
 
 
-def failing_network(engine: StreamDeblurrer, fail_on: set[int]) -> None:
-    """The engine's network, raising (a transient CUDA out-of-memory) on the listed calls."""
-    net, calls = engine._net, [0]
-
-    def call(*args, **kwargs):
-        calls[0] += 1
-        if calls[0] in fail_on:
-            raise RuntimeError("CUDA out of memory (transient)")
-        return net(*args, **kwargs)
-
-    engine._net = call
-
-
 def test_a_flush_that_failed_part_way_keeps_the_members_in_step(model) -> None:
     """The first member's flushed outputs were dropped when the second's failed: the members
     then stood a frame apart and every later output averaged two different frames."""
@@ -185,7 +173,7 @@ def test_a_flush_that_failed_part_way_keeps_the_members_in_step(model) -> None:
     clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs)
     engine = SelfEnsembleDeblurrer(model, members=2, device="cpu")
     out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
-    failing_network(engine, {3})  # member 0 flushes its 2 frames, member 1 fails on its first
+    flaky_network(engine, {3})  # member 0 flushes its 2 frames, member 1 fails on its first
     with pytest.raises(RuntimeError):
         engine.flush("default")
     out += engine.flush("default")
@@ -210,7 +198,7 @@ def test_a_failed_forward_pass_loses_no_frame_of_members_that_took_it(model) -> 
     imgs = frames(5, seed=9)
     clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs)
     engine = SelfEnsembleDeblurrer(model, members=2, device="cpu")
-    failing_network(engine, {2})  # frame 0 of member 1, the push of frame 2
+    flaky_network(engine, {2})  # frame 0 of member 1, the push of frame 2
     out = []
     for i, img in enumerate(imgs):
         try:
