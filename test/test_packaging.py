@@ -39,6 +39,7 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         assert key in deps, key
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # catkin_pkg's pyparsing calls
 def test_rosdep_asks_for_python3_torch_only_where_the_distribution_has_a_usable_one():
     """Humble's Ubuntu has torch 1.8 and Jazzy's and Kilted's none, though rosdep maps the key
     to an apt package there: `rosdep install` failed (or installed 1.8) unless told to skip it."""
