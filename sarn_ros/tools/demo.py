@@ -102,11 +102,13 @@ def ros_environment(domain_id: int | None) -> None:
 
 
 def stop_node(proc: subprocess.Popen) -> str:
-    """Stop the node (SIGINT, its clean stop; killed after 20 s); returns what it printed."""
+    """Stop the node (SIGTERM, its clean stop; killed after 20 s); returns what it printed.
+    SIGTERM, not SIGINT: a node still importing torch (--timeout) then ends without the
+    KeyboardInterrupt traceback a SIGINT would print into the demo's error message."""
     if proc.stdout is None or proc.stdout.closed:  # stopped and read already
         return ""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
     try:
         out, _ = proc.communicate(timeout=20)
     except subprocess.TimeoutExpired:
