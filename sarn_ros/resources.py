@@ -8,13 +8,16 @@ next to the package is used.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 PACKAGE = "sarn_ros"
-# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first, Fast DDS 3 (Kilted on) only the second
+# Fast DDS 2 (ROS 2 up to Jazzy) reads only the first, Fast DDS 3 (Kilted on) the second (and,
+# deprecated, the first)
 DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
 FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 
@@ -49,6 +52,24 @@ def use_dds_profile(profile: Path | str) -> None:
     """Point Fast DDS at ``profile`` unless the user set a profile file of their own."""
     if (setting := dds_profile_setting(profile)) is not None:
         os.environ[setting[0]] = setting[1]
+
+
+def use_packaged_dds_profile() -> None:
+    """Point Fast DDS at the packaged large shared-memory profile unless the user chose one:
+    with the default 512 KiB segment, best-effort 720p images are lost between processes."""
+    if "fastrtps" not in os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"):
+        return
+    with contextlib.suppress(FileNotFoundError):
+        use_dds_profile(find_share_file("config/fastdds_shm.xml"))
+
+
+def own_ros_domain(domain_id: int | None) -> None:
+    """For the tools that play a camera (demo, node benchmark), whose image_raw must not reach
+    a running robot: DDS on this machine only, on ``domain_id`` or a random domain (within
+    0-101, which Linux's ephemeral ports leave free), with the packaged profile."""
+    keep_dds_local()
+    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 101) if domain_id is None else domain_id)
+    use_packaged_dds_profile()
 
 
 def share_dirs() -> list[Path]:

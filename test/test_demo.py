@@ -93,7 +93,7 @@ def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeyp
     from sarn_ros.tools import cli, demo
 
     (tmp_path / "a_file").write_text("")
-    monkeypatch.setattr(demo, "ros_environment", lambda _: pytest.fail("the demo ran"))
+    monkeypatch.setattr(demo, "own_ros_domain", lambda _: pytest.fail("the demo ran"))
     for out, why in (("/proc/sarn_demo", "cannot write in /proc"), (tmp_path / "a_file", "file")):
         assert cli.main(["demo", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()

@@ -176,8 +176,7 @@ def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
     """Fast DDS 2 (to Jazzy) reads only FASTRTPS_..., Fast DDS 3 (Kilted on, and the wheels of
     a bare venv, where ROS_DISTRO is unset) only FASTDDS_...; a profile of the user's own, under
     either name, is kept, and another RMW gets none."""
-    from sarn_ros.resources import DDS_PROFILE_VARIABLES, find_share_file
-    from sarn_ros.ros.node import use_packaged_dds_profile
+    from sarn_ros.resources import DDS_PROFILE_VARIABLES, find_share_file, use_packaged_dds_profile
 
     def profiles() -> list[str | None]:
         return [os.environ.get(name) for name in DDS_PROFILE_VARIABLES]

@@ -46,7 +46,7 @@ from ..engine import (
     resolve_precision,
 )
 from ..ensemble import make_engine
-from ..resources import find_share_file, use_dds_profile
+from ..resources import use_packaged_dds_profile
 from . import image_conversion as conv
 from .camera_info import InfoCache, image_size, scale_camera_info
 from .params import BY_NAME, PARAMS, help_text, validate
@@ -751,15 +751,6 @@ def intake_fault(msg: Image) -> tuple[str, str] | None:
     if len(msg.data) < msg.step * msg.height:
         return "malformed", f"{len(msg.data)} bytes for {msg.height} rows of step {msg.step}"
     return None
-
-
-def use_packaged_dds_profile() -> None:
-    """Point Fast DDS at the packaged large shared-memory profile unless the user chose one:
-    with the default 512 KiB segment, best-effort 720p images are lost between processes."""
-    if "fastrtps" not in os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"):
-        return
-    with contextlib.suppress(FileNotFoundError):
-        use_dds_profile(find_share_file("config/fastdds_shm.xml"))
 
 
 def leave_on_next_signal() -> None:

@@ -44,7 +44,6 @@ import argparse
 import json
 import math
 import os
-import random
 import signal
 import statistics
 import subprocess
@@ -57,8 +56,8 @@ from typing import Any
 import numpy as np
 
 from ..ensemble import MEMBERS
-from ..resources import find_share_file, keep_dds_local, node_command, use_dds_profile
-from .options import check_writable, plural, ranged
+from ..resources import find_share_file, node_command, own_ros_domain
+from .options import add_domain_argument, check_writable, plural, ranged
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,14 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "frame apart); F * (N - 1) < 1",
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    parser.add_argument(
-        "--domain-id",
-        type=int,
-        choices=range(60, 102),
-        metavar="60..101",
-        help="ROS_DOMAIN_ID of the benchmark (to watch it, say); default: a random one, not "
-        "the environment's, so the benchmark's camera never reaches a running robot",
-    )
+    add_domain_argument(parser, "benchmark")
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
@@ -515,12 +507,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"sarn bench node: error: {exc}", file=sys.stderr)
             return 2
-    # a domain of its own, away from live systems (0-101 are safe with Linux's ephemeral ports):
-    # the benchmark publishes camera topics, which must not reach a running robot
-    domain = random.randint(60, 101) if args.domain_id is None else args.domain_id
-    os.environ["ROS_DOMAIN_ID"] = str(domain)
-    keep_dds_local()
-    use_dds_profile(find_share_file("config/fastdds_shm.xml"))
+    own_ros_domain(args.domain_id)
     from rclpy.executors import ExternalShutdownException
 
     rows = []

@@ -9,8 +9,6 @@ latency. Writes a side-by-side strip (input | deblurred | sharp) and an mp4 to `
 from __future__ import annotations
 
 import argparse
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,7 +22,8 @@ import numpy as np
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
-from .options import HelpFormatter, check_writable, ranged
+from ..resources import own_ros_domain
+from .options import HelpFormatter, add_domain_argument, check_writable, ranged
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -66,14 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=110.0,
         help="give up after this many seconds",
     )
-    p.add_argument(
-        "--domain-id",
-        type=int,
-        choices=range(0, 102),
-        metavar="0..101",
-        help="ROS_DOMAIN_ID of the demo (to watch it in rviz, say); default: a random one, "
-        "not the environment's, so the sample camera never reaches a running robot",
-    )
+    add_domain_argument(p, "demo")
     p.set_defaults(func=run)
 
 
@@ -88,17 +80,6 @@ def load_sample() -> tuple[list[np.ndarray], list[np.ndarray]]:
         return [cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1].copy() for p in paths]
 
     return read("blur"), read("sharp")
-
-
-def ros_environment(domain_id: int | None) -> None:
-    """DDS stays on this machine, on a domain of its own (the demo publishes image_raw and
-    camera_info, which must not reach a running robot), with the large-SHM profile."""
-    from ..resources import keep_dds_local
-    from ..ros.node import use_packaged_dds_profile
-
-    keep_dds_local()
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 100) if domain_id is None else domain_id)
-    use_packaged_dds_profile()
 
 
 def stop_node(proc: subprocess.Popen) -> str:
@@ -134,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 2
     look_ahead = args.future_frames if recurrent else 0
-    ros_environment(args.domain_id)
+    own_ros_domain(args.domain_id)
     import rclpy
     from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy

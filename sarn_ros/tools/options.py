@@ -111,3 +111,15 @@ def check_writable(path: Path, flag: str, folder: bool) -> None:
             pass
     except OSError as exc:
         raise ValueError(f"{flag} {path}: cannot write in {where} ({exc.strerror})") from None
+
+
+def add_domain_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """--domain-id of a tool that plays a camera (``resources.own_ros_domain``)."""
+    parser.add_argument(
+        "--domain-id",
+        type=int,
+        choices=range(0, 102),
+        metavar="0..101",
+        help=f"ROS_DOMAIN_ID of the {what} (to watch it in rviz, say); default: a random one, "
+        f"not the environment's, so the {what}'s camera never reaches a running robot",
+    )
