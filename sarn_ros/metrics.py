@@ -64,7 +64,8 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
     """(cross-checked ORB matches, of which RANSAC inliers) between two frames.
 
     Both counts, so a drop can be traced to detection/description (fewer matches) or to
-    geometry (a lower inlier share); (0, 0) when too few features or matches to fit.
+    geometry (a lower inlier share); (0, 0) when too few features, no inliers when too few
+    matches to fit or no fundamental matrix fits them.
     A frame 1 px high or wide is (0, 0) too: ORB's pyramid rounds that side to 0 px at its
     fourth level and OpenCV raises (2 px works; no keypoint is found below 63 px anyway).
     """
@@ -80,8 +81,9 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
         return len(matches), 0
     pa = np.float32([ka[m.queryIdx].pt for m in matches])
     pb = np.float32([kb[m.trainIdx].pt for m in matches])
-    _, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, 1.0, 0.999)
-    return len(matches), 0 if mask is None else int(mask.sum())
+    f, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, 1.0, 0.999)
+    # no model (keypoints on one line): OpenCV returns None and a mask of garbage bytes
+    return len(matches), 0 if f is None or mask is None else int(mask.sum())
 
 
 # Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.

@@ -118,3 +118,13 @@ def test_orb_proxy_takes_frames_one_pixel_high_or_wide(shape):
     assert metrics.orb_matches(thin, thin) == (0, 0)
     small = rng.integers(0, 256, (2, 2, 3), dtype=np.uint8)  # the smallest ORB takes
     assert metrics.orb_matches(small, small) == (0, 0)
+
+
+def test_no_fundamental_matrix_means_no_inliers():
+    """In a 63 px high frame ORB finds keypoints on one row only (31 px from either edge): no
+    fundamental matrix fits them, and OpenCV then returns None and a mask of garbage bytes."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (63, 400), dtype=np.uint8)
+    matches, inliers = metrics.orb_matches(base, np.roll(base, 3, axis=1))
+    assert matches >= 8  # enough to try RANSAC
+    assert 0 <= inliers <= matches  # the garbage summed to 1971 of 38 matches
