@@ -9,6 +9,7 @@ Frames are read one at a time, so a long recording is never held whole in memory
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +45,8 @@ class Recording:
 
     def name(self, topic: str) -> str:
         """'run1' for a folder or run1.mp4, 'run1/left/image_raw' for a topic of a bag."""
-        stem = self.path.stem if self.path.is_file() else self.path.name
+        path = Path(os.path.abspath(self.path))  # '.' and '..' name no folder themselves
+        stem = path.stem if path.is_file() else path.name
         return stem + topic
 
     def frames(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -78,6 +80,8 @@ class Recording:
             cap.release()
 
     def _bag(self) -> Iterator[tuple[str, np.ndarray]]:
+        from rosbags.highlevel import AnyReaderError
+
         from .ros.image_conversion import to_rgb
 
         with open_bag(self.path) as reader:
@@ -87,7 +91,7 @@ class Recording:
                     msg = reader.deserialize(raw, conn.msgtype)
                     pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)
                     yield self.name(conn.topic), to_rgb(pixels, encoding)
-                except ValueError:  # corrupt or unsupported frame
+                except (ValueError, AnyReaderError):  # corrupt (or cut short) or unsupported
                     self.skipped += 1
 
 

@@ -160,3 +160,32 @@ def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
             cli.main([*args, "--data", str(tmp_path / "drive.mp4")])
         assert usage.value.code == 2
         assert f"argument --sharpest: must be in (0, 1], got {bad}" in capsys.readouterr().err
+
+
+def test_a_message_that_does_not_deserialise_is_skipped_and_counted(tmp_path: Path) -> None:
+    """A record cut short is an unreadable frame like any other, not the end of the read:
+    rosbags reports it as AnyReaderError, which is no ValueError."""
+    imgs = grey_frames(4)
+    with Writer(tmp_path / "run", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(imgs):
+            msg = bag_image(img, "mono8", header(i, "cam"))
+            raw = STORE.serialize_cdr(msg, "sensor_msgs/msg/Image")
+            w.write(conn, 10 * i + 1, raw[:40] if i == 1 else raw)
+    rec, ((_, frames),) = read_streams(tmp_path / "run")
+    assert rec.skipped == 1
+    assert len(frames) == 3
+    assert all(np.array_equal(f, e) for f, e in zip(frames, imgs[:1] + imgs[2:], strict=True))
+
+
+@pytest.mark.parametrize("given", [".", "..", "sub/.."])
+def test_a_folder_given_as_dot_is_named_after_itself(tmp_path, monkeypatch, given) -> None:
+    """'.' (or '..') has an empty name (or '..'): the stream, its row and its images were
+    named '' or '..' instead of the folder's name."""
+    folder = tmp_path / "drive"
+    (folder / "sub").mkdir(parents=True)
+    for i, img in enumerate(grey_frames(2)):
+        cv2.imwrite(str(folder / f"{i}.png"), img)
+    monkeypatch.chdir(folder if given != ".." else folder / "sub")
+    _, ((name, frames),) = read_streams(Path(given))
+    assert name == "drive" and len(frames) == 2
