@@ -339,3 +339,11 @@ def test_encodings_without_a_decoder_are_unsupported():
         msg = Image(height=2, width=2, encoding=encoding, step=8, data=bytes(16))
         with pytest.raises(conv.UnsupportedEncoding):
             conv.decode_image(msg)
+
+
+def test_a_compressed_format_other_than_jpeg_or_png_is_refused():
+    """'jpg' was written as PNG bytes under 'rgb8; jpg compressed bgr8', without a word."""
+    arr = np.zeros((4, 4, 3), np.uint8)
+    with pytest.raises(ValueError, match="jpeg or png"):
+        conv.numpy_to_compressed(arr, "rgb8", fmt="jpg")
+    assert bytes(conv.numpy_to_compressed(arr, "rgb8", fmt="jpeg").data[:2]) == b"\xff\xd8"

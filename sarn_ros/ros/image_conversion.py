@@ -349,7 +349,10 @@ def numpy_to_compressed(
     msg: Any = None,
 ) -> Any:
     """Encode ``array`` (in ``encoding``) as a sensor_msgs/CompressedImage (jpeg or png);
-    16-bit images are stored as 8 bit, as image_transport's compressed plugin does."""
+    16-bit images are stored as 8 bit, in png too (image_transport's compressed plugin does
+    so for jpeg; its png keeps 16 bits: bgr16)."""
+    if fmt not in ("jpeg", "png"):  # any other name would be written as PNG under that name
+        raise ValueError(f"compressed format must be jpeg or png, got {fmt!r}")
     bgr = array if encoding in GREY else cv2.cvtColor(to_rgb(array, encoding), cv2.COLOR_RGB2BGR)
     if bgr.dtype == np.uint16:  # OpenCV would saturate 16-bit values to 255, not scale them
         bgr = (bgr >> 8).astype(np.uint8)
