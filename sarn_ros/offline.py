@@ -389,6 +389,7 @@ def deblur_bag(
     """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
     deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs. Every
     original message is copied; ``window`` picks the frames of each camera that are deblurred."""
+    from rosbags.highlevel import AnyReaderError
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
 
@@ -413,7 +414,10 @@ def deblur_bag(
             info_conns = [c for c in reader.connections if c.topic in info_topics]
             # an empty list would mean every connection to rosbags: a bag without camera_info
             for conn, _, raw in reader.messages(connections=info_conns) if info_conns else ():
-                msg = reader.deserialize(raw, conn.msgtype)
+                try:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                except AnyReaderError:  # cut short: the frames take their neighbours' info
+                    continue
                 infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
             mcap = src.suffix == ".mcap" or any(Path(src).glob("*.mcap"))
             storage = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
@@ -502,8 +506,8 @@ def deblur_bag(
                         writer.write(out_conns[conn.id], receive, raw)
                     if conn.topic not in chosen or window.done(readable[conn.topic]):
                         continue
-                    msg = reader.deserialize(raw, conn.msgtype)
                     try:
+                        msg = reader.deserialize(raw, conn.msgtype)
                         pixels, encoding = bag_image(msg, conn.msgtype, debayer)
                         frame = resize_by(to_rgb(pixels, encoding), scale)
                         alpha = alpha_plane(pixels, encoding)
@@ -512,7 +516,8 @@ def deblur_bag(
                             frame.shape[1] / pixels.shape[1],
                             frame.shape[0] / pixels.shape[0],
                         )
-                    except ValueError as exc:  # corrupt or unsupported: skip it, go on
+                    except (ValueError, AnyReaderError) as exc:  # corrupt, cut short or
+                        # unsupported: skip it, go on
                         report.skipped += 1
                         report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
                         continue

@@ -751,3 +751,38 @@ def test_a_long_cpu_run_ends_with_the_faster_setting_for_that_cpu(
     assert cli.main([*args, "-o", str(tmp_path / "out2"), *weights]) == 0
     hints = [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
     assert len(hints) == 1 and hint in hints[0], hints
+
+
+def test_bag_messages_cut_short_are_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
+    """rosbags reports a record that does not deserialise as AnyReaderError, no ValueError: a
+    cut-short image is an unreadable frame, a cut-short camera_info lends its frame a
+    neighbour's, and neither ends the run (both raised a traceback)."""
+    write_bag(tmp_path / "whole", StoragePlugin.SQLITE3)
+    with AnyReader([tmp_path / "whole"]) as reader, Writer(tmp_path / "in", version=9) as w:
+        conns = {
+            c.id: w.add_connection(c.topic, c.msgtype, typestore=STORE) for c in reader.connections
+        }
+        for c, t, raw in reader.messages():
+            # frame i is received at i + 1 s, its camera_info 1 ns later
+            cut = (c.topic, t) in {
+                ("/left/image_raw", 2 * 10**9),
+                ("/left/camera_info", 3 * 10**9 + 1),
+            }
+            w.write(conns[c.id], t, raw[:40] if cut else raw)
+    result = deblur(
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "1 unreadable frame skipped" in result.stdout
+    output = read_bag(tmp_path / "out")
+    left = messages(output, "/left/deblurred/image_raw", "sensor_msgs/msg/Image")
+    assert [o.header.stamp.nanosec for o in left] == [i * 33_333_333 for i in (0, 2, 3)]
+    infos = messages(output, "/left/deblurred/camera_info", "sensor_msgs/msg/CameraInfo")
+    assert (
+        len(infos) == 3
+        and len(messages(output, "/right/deblurred/image_raw", "sensor_msgs/msg/Image")) == 4
+    )
