@@ -287,6 +287,10 @@ def synthesize(
         for o in offsets:
             acc += view(t + o * p.exposure)
         crop = (slice(my, h - my), slice(mx, w - mx))
-        sharp.append(encode(view(float(t)))[crop])
-        blurred.append(_degrade(encode(acc / len(offsets)), p, rng, sigma, quality)[crop])
+        # copied out: a view of the crop would keep the whole uncropped frame in memory (1.5x
+        # the pixels at the 8 % margin, 6x at a still's 30 %) for as long as training runs
+        sharp.append(np.ascontiguousarray(encode(view(float(t)))[crop]))
+        blurred.append(
+            np.ascontiguousarray(_degrade(encode(acc / len(offsets)), p, rng, sigma, quality)[crop])
+        )
     return blurred, sharp
