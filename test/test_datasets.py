@@ -323,3 +323,53 @@ def test_a_jpeg_cut_short_is_unreadable_not_half_grey(tmp_path: Path) -> None:
     padded = tmp_path / "padded.jpg"  # bytes after the end marker, as some cameras write
     padded.write_bytes(data + bytes(100))
     assert read_frame(padded) is not None
+
+
+def test_a_whole_jpeg_with_data_after_it_or_named_wrongly_is_read(tmp_path: Path) -> None:
+    """Only the last KiB was searched for the end marker: a phone photo with data appended (a
+    Motion Photo's video, Samsung's trailer) and a PNG named .jpg, both of which OpenCV reads
+    whole, were refused as cut short. A cut file is still found behind an EXIF thumbnail's
+    own end marker."""
+    from sarn_ros.data.datasets import read_frame, read_rgb
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    jpeg = cv2.imencode(".jpg", img)[1].tobytes()
+    trailer = rng.integers(0, 256, 4096, dtype=np.uint8).tobytes().replace(b"\xff\xd9", b"..")
+    motion = tmp_path / "PXL_0001.MP.jpg"
+    motion.write_bytes(jpeg + trailer)
+    decoded = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    assert np.array_equal(read_rgb(motion), decoded)
+    assert read_frame(motion) is not None
+    misnamed = tmp_path / "download.jpg"
+    misnamed.write_bytes(cv2.imencode(".png", img)[1].tobytes())
+    assert np.array_equal(read_rgb(misnamed), img[..., ::-1])
+    # cut early in its scan, a thumbnail's end marker (in APP1, before the main image's
+    # headers) was within the last KiB, and the image was read half grey
+    thumb = cv2.imencode(".jpg", img[::8, ::8])[1].tobytes()
+    app1 = b"\xff\xe1" + (len(thumb) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + thumb
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(jpeg[:2] + app1 + jpeg[2 : jpeg.index(b"\xff\xda") + 200])
+    assert read_frame(cut) is None
+
+
+def test_a_sequence_of_several_frame_sizes_is_refused_by_name(tmp_path: Path) -> None:
+    """A pair folder of unrelated stills loads as one sequence of mixed sizes (which `sarn
+    eval` takes frame by frame); training crops a clip at one place in every frame and a
+    training set stacks them, which failed with numpy's bare 'all input arrays must have the
+    same shape', at a random step or after the build, naming nothing."""
+    big, small = frame(50), frame(90)[:32]
+    write(tmp_path / "stills" / "blur", ["a.png", "b.png", "c.png"], [40, 50, 60])
+    cv2.imwrite(str(tmp_path / "stills" / "blur" / "b.png"), small)
+    write(tmp_path / "stills" / "sharp", ["a.png", "b.png", "c.png"], [41, 51, 61])
+    cv2.imwrite(str(tmp_path / "stills" / "sharp" / "b.png"), small)
+    (seq,) = load_pairs(tmp_path / "stills")
+    assert [f.shape[:2] for f in seq.blurred] == [(H, W), (32, W), (H, W)]
+    message = rf"^stills: frames of several sizes \({W}x32, {W}x{H}\)"
+    with pytest.raises(ValueError, match=message):
+        ClipSampler([seq], clip_len=2, crop=32)
+    with pytest.raises(ValueError, match=message):
+        save_sequence(seq, tmp_path / "ts")
+    assert not (tmp_path / "ts").exists()
+    even = Sequence("even", [big, big], [big, big])
+    assert len(ClipSampler([even], clip_len=2, crop=32).seqs) == 1

@@ -76,15 +76,22 @@ def read_frame(path: Path) -> np.ndarray | None:
 
 
 def cut_short(path: Path) -> bool:
-    """A JPEG without its end marker (FF D9, which its coded data cannot hold) in its last
-    KiB: a half-downloaded or half-copied file, which OpenCV decodes with its lower part grey
-    and only a libjpeg warning on stderr, so a benchmark would score the grey."""
+    """A JPEG without its end marker (FF D9) after its first scan: a half-downloaded or
+    half-copied file, which OpenCV decodes with its lower part grey and only a libjpeg warning
+    on stderr, so a benchmark would score the grey. The marker is looked for from the scan on,
+    whose coded data cannot hold FF D9 (an EXIF thumbnail before it has its own), not at the
+    file's end: phones append data after it (a Motion Photo's video, Samsung's trailer). A
+    file that is no JPEG inside (a PNG or WebP named .jpg) is left to the decoder."""
     if path.suffix.lower() not in (".jpg", ".jpeg"):
         return False
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        f.seek(max(0, size - 1024))
-        return b"\xff\xd9" not in f.read()
+    data = path.read_bytes()
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] != 0xDA:
+        # a header segment, skipped by its length (or a fill byte before a marker)
+        pos += 1 if data[pos + 1] == 0xFF else 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return data.find(b"\xff\xd9", pos) < 0
 
 
 Frames = list[np.ndarray] | np.ndarray
@@ -261,8 +268,23 @@ def file_stem(name: str) -> str:
     return name.strip("/").replace("/", "_")
 
 
+def check_one_size(seq: Sequence) -> None:
+    """Raise unless all of ``seq``'s frames share a size: a training clip is cropped at one
+    place in every frame and a training-set file stacks them, so pairs of several sizes in
+    one folder (unrelated stills) failed as a bare stacking error, after a long build or at
+    a random training step."""
+    sizes = {f.shape[:2] for f in seq.blurred} | {f.shape[:2] for f in seq.sharp}
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
+        raise ValueError(
+            f"{seq.name}: frames of several sizes ({shown}); a training sequence has one: "
+            "give each size its own sequence folder"
+        )
+
+
 def save_sequence(seq: Sequence, out_dir: Path) -> None:
     """One uncompressed ``.npz``, the form :func:`load_sequences` can memory-map."""
+    check_one_size(seq)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.savez(
         out_dir / f"{file_stem(seq.name)}.npz",
@@ -320,7 +342,8 @@ def usable_sequences(seqs: list[Sequence], clip_len: int, crop: int) -> list[Seq
 class ClipSampler:
     """Random training clips (N, T, 3, crop, crop) in [0, 1] with random crops and flips.
 
-    Sequences are weighted by their number of frames; shorter sequences than T are skipped.
+    Sequences are weighted by the number of clips they hold (start frames); those shorter
+    than T plus ``lookahead``, or smaller than the crop, are skipped.
     ``max_stride`` > 1 takes every k-th frame (k drawn from the strides the sequence has room
     for): the same blur with k times the motion between frames, as a camera with a lower frame
     rate than the material's sees it, so the temporal path learns not to trust a stale past.
@@ -341,6 +364,8 @@ class ClipSampler:
         self.seqs = usable_sequences(seqs, span, crop)
         if not self.seqs:
             raise ValueError(f"no sequence has {span} frames of at least {crop}x{crop}")
+        for s in self.seqs:
+            check_one_size(s)
         weights = np.array([len(s.blurred) - span + 1 for s in self.seqs], dtype=np.float64)
         self.p = weights / weights.sum()
         self.clip_len, self.crop, self.max_stride = clip_len, crop, max(1, max_stride)
