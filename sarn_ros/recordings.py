@@ -9,7 +9,6 @@ Frames are read one at a time, so a long recording is never held whole in memory
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,14 @@ import cv2
 import numpy as np
 
 from .data.blur_synth import BlurParams, synthesize
-from .data.datasets import Sequence, list_images, read_frame, resize_by, synthesize_folder
+from .data.datasets import (
+    Sequence,
+    folder_name,
+    list_images,
+    read_frame,
+    resize_by,
+    synthesize_folder,
+)
 from .metrics import sharpness
 from .offline import InputError, bag_image, bag_topics, kind_of, open_bag, video_frames
 
@@ -45,8 +51,7 @@ class Recording:
 
     def name(self, topic: str) -> str:
         """'run1' for a folder or run1.mp4, 'run1/left/image_raw' for a topic of a bag."""
-        path = Path(os.path.abspath(self.path))  # '.' and '..' name no folder themselves
-        stem = path.stem if path.is_file() else path.name
+        stem = self.path.stem if self.path.is_file() else folder_name(self.path)
         return stem + topic
 
     def frames(self) -> Iterator[tuple[str, np.ndarray]]:

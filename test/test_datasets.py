@@ -373,3 +373,16 @@ def test_a_sequence_of_several_frame_sizes_is_refused_by_name(tmp_path: Path) ->
     assert not (tmp_path / "ts").exists()
     even = Sequence("even", [big, big], [big, big])
     assert len(ClipSampler([even], clip_len=2, crop=32).seqs) == 1
+
+
+def test_a_folder_given_as_dot_is_named_after_itself(tmp_path: Path, monkeypatch) -> None:
+    """`sarn train --data .` inside a sequence: '.' has the name '', which named the sequence
+    (and its training-set file '.npz', a hidden file) after nothing."""
+    write(tmp_path / "seq_a" / "blur", ["1.png", "2.png"], [10, 20])
+    write(tmp_path / "seq_a" / "sharp", ["1.png", "2.png"], [11, 21])
+    write(tmp_path / "video", [f"{i:03d}.png" for i in range(4)], [100, 102, 104, 106])
+    monkeypatch.chdir(tmp_path / "seq_a")
+    assert [s.name for s in load_pairs(Path("."))] == ["seq_a"]
+    monkeypatch.chdir(tmp_path / "video")
+    (seq,) = synthesize_folder(Path("."), seed=0, params=BlurParams(blur_px=4.0))
+    assert seq.name == "video"

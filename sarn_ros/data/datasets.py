@@ -19,6 +19,7 @@ pixels) trains from the page cache: the sampler only touches the rows of its cro
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -35,6 +36,12 @@ IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 BLUR_DIRS = ("blur", "input", "blur_gamma")  # matched in any case (BSD: Blur, Sharp)
 SHARP_DIRS = ("sharp", "gt")
 REDS_TREE = re.compile(r"(?P<split>.+)_(?P<kind>blur|blur_jpeg|sharp)", re.IGNORECASE)
+
+
+def folder_name(path: Path) -> str:
+    """The name of the folder ``path`` is, also for '.' or '..' (whose ``name`` is '' or
+    '..'); made absolute without following symlinks, so a link keeps its own name."""
+    return Path(os.path.abspath(path)).name
 
 
 def natural_key(path: Path) -> list:
@@ -148,7 +155,7 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     for d in [root, *_subdirs(root)]:
         blur, sharp = _frames_dir(d, BLUR_DIRS), _frames_dir(d, SHARP_DIRS)
         if blur is not None and sharp is not None:
-            found.append((d.name, blur, sharp))
+            found.append((folder_name(d), blur, sharp))
     return found or _reds_pairs(root)
 
 
@@ -238,7 +245,7 @@ def synthesize_folder(
     imgs = [resize_by(read_rgb(p), scale) for p in paths]
     if len(imgs) >= 3 and len({i.shape for i in imgs}) == 1 and _looks_like_video(imgs):
         b, s = synthesize(imgs[:max_frames], params=params, seed=seed)
-        yield Sequence(Path(folder).name, b, s)
+        yield Sequence(folder_name(folder), b, s)
         return
     for i, (p, img) in enumerate(zip(paths[:max_frames], imgs, strict=False)):
         b, s = synthesize([img], n_frames=still_frames, params=params, seed=seed * 1000 + i)
