@@ -780,3 +780,109 @@ def test_blur_px_is_at_full_resolution_for_every_scale(tmp_path: Path, monkeypat
     video = sharp_video(tmp_path / "video")
     train_module.gather([video], BlurParams(blur_px=8.0), [1.0, 0.5], 1, 6)
     assert seen == [(1.0, 8.0), (0.5, 4.0)]
+
+
+def test_a_resume_keeps_the_runs_learning_rate_in_its_schedule_and_metadata(
+    tmp_path: Path,
+) -> None:
+    """--lr is not used on --resume (the CLI says so), yet the cosine floor was min_lr over the
+    new --lr and the exported train_config named it: a 10x --lr ended 10x below min_lr."""
+    data = [blurry_sequence()]
+    first = Trainer(config(lr=1e-3, min_lr=1e-5, warmup=0, steps=3), data, [], tmp_path)
+    first.train_one()
+    first.save()
+    again = Trainer(config(lr=1e-2, min_lr=1e-5, warmup=0, steps=3), data, [], tmp_path)
+    assert again.resume()
+    again.run(log=lambda _msg: None)
+    assert again.sched.get_last_lr()[0] == pytest.approx(1e-5)
+    assert read_checkpoint(tmp_path / "latest.pth")["meta"]["train_config"]["lr"] == 1e-3
+
+
+def test_a_run_saved_without_loss_scaling_resumes_with_it(tmp_path: Path) -> None:
+    """A run started in fp32 or bf16 (a CPU, an A100) saves an empty scaler state; resuming it
+    where auto precision is fp16 (a T4, a V100) failed: 'The source state dict is empty'."""
+    plain = Trainer(config(), [blurry_sequence()], [], tmp_path)
+    plain.train_one()
+    plain.save()
+    tr = Trainer(config(), [blurry_sequence()], [], tmp_path)
+    tr.scaler = torch.amp.GradScaler("cpu")  # enabled, as fp16 training has it
+    fresh = tr.scaler.get_scale()
+    assert tr.resume() and tr.step == 1
+    assert tr.scaler.is_enabled() and tr.scaler.get_scale() == fresh
+
+
+def test_the_last_step_is_not_validated_twice(tmp_path: Path) -> None:
+    """A periodic validation at the last step was repeated by the final one: twice the time of
+    a large validation set, and a duplicate record in the history."""
+    val = [blurry_sequence("val", n=3, seed=9)]
+    tr = Trainer(config(steps=2, val_minutes=1e-9), [blurry_sequence()], val, tmp_path)
+    tr.run(log=lambda _msg: None)
+    assert [m["step"] for m in tr.history] == [1, 2]
+
+
+def test_a_run_killed_after_a_validation_resumes_knowing_its_best(tmp_path: Path) -> None:
+    """best.pth is written at a validation; last.pt only every --ckpt-minutes. A run killed in
+    between resumed from an older last.pt whose best was lower, and its next validation could
+    overwrite best.pth with worse weights."""
+
+    class Killed(Exception):
+        pass
+
+    val = [blurry_sequence("val", n=3, seed=9)]
+    cfg = {"steps": 5, "val_minutes": 1e-9}
+    tr = Trainer(config(**cfg), [blurry_sequence()], val, tmp_path)
+    tr.save()  # step 0, before any validation
+    train_one = tr.train_one
+
+    def killed_at_step_3() -> float:
+        if tr.step == 2:
+            raise Killed  # as SIGKILL or a command's time limit: nothing more is written
+        return train_one()
+
+    tr.train_one = killed_at_step_3
+    with pytest.raises(Killed):
+        tr.run(log=lambda _msg: None)
+    best = read_checkpoint(tmp_path / "best.pth")["meta"]["validation"]["val_psnr"]
+    resumed = Trainer(config(**cfg), [blurry_sequence()], val, tmp_path)
+    assert resumed.resume() and resumed.step == 2
+    assert resumed.best == best and [m["step"] for m in resumed.history] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--val-sharp", "missing"], "no such file or folder"),
+        (["--init", "missing.pth"], "weights file not found"),
+        (["--device", "cuda"], "CUDA is not available"),
+        (["--precision", "fp16"], "fp16 training needs CUDA"),
+    ],
+)
+def test_cli_refuses_bad_options_before_building_the_trainset(
+    tmp_path: Path, capsys, option, message
+) -> None:
+    """A misspelt --val-sharp or --init, or a device this machine lacks, was reported only once
+    the whole training set had been built (hours for GoPro)."""
+    if option[0] in ("--device", "--precision") and torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--steps", "0", "--clip-len", "3", "--crop", "32", *TINY_ARGS]
+    assert sarn([*args, *option]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sarn train:") and message in err
+    assert not (tmp_path / "ts").exists()
+
+
+def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Path) -> None:
+    """An infinite gradient (clipped to NaN), or under DDP another rank's bad batch, ruins the
+    weights in a step whose own loss was finite: the check on the loss let the next checkpoint
+    write NaN weights over a good last.pt."""
+    tr = Trainer(config(steps=4, ckpt_minutes=1e-9), [blurry_sequence()], [], tmp_path)
+    tr.model.decoder.out.weight.register_hook(lambda g: g * float("inf") if tr.step == 1 else g)
+    with pytest.raises(TrainingDiverged, match="NaN or infinite"):
+        tr.run(log=lambda _msg: None)
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert saved["step"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+    latest = read_checkpoint(tmp_path / "latest.pth")["state_dict"]
+    assert all(torch.isfinite(v).all() for v in latest.values())

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..archs.recurrent_sarn_arch import RecurrentSARNConfig
 from ..archs.sarn_arch import SARNConfig
-from ..checkpoint import CheckpointError, first_line
+from ..checkpoint import CheckpointError, first_line, read_checkpoint
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
@@ -269,7 +269,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--val-minutes",
         type=ranged(float, above=0),
         default=10.0,
-        help="validate (and update best.pth) this often",
+        help="validate (and update best.pth and last.pt) this often",
     )
     m = p.add_argument_group("architecture (runs from scratch; --init and --resume keep their own)")
     paper = SARNConfig()
@@ -600,10 +600,12 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine import resolve_device
     from ..training.trainer import (
         TrainConfig,
         Trainer,
         TrainingDiverged,
+        amp_dtype,
         clip_frames,
         export_weights,
     )
@@ -637,6 +639,12 @@ def run(args: argparse.Namespace) -> int:
     if args.jpeg[0] > args.jpeg[1]:
         print("sarn train: --jpeg MIN MAX: MIN is above MAX", file=sys.stderr)
         return 2
+    # What can be wrong without the data is said before it is built (hours for GoPro).
+    try:
+        amp_dtype(args.precision, resolve_device(args.device))
+    except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
+        print(f"sarn train: {first_line(exc)}", file=sys.stderr)
+        return 2
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build
         ts = args.trainset
@@ -648,6 +656,13 @@ def run(args: argparse.Namespace) -> int:
             "sharpest": args.sharpest,
         }
         rank = int(os.environ.get("RANK", 0))
+        arch, init, model = args.arch, args.init, architecture_options(args)
+        resumed = resumed_architecture(args.run_dir) if args.resume else None
+        if resumed is not None:  # the run's own; Trainer.resume() restores its init record
+            (arch, model), init = resumed, None
+        elif init is not None:
+            read_checkpoint(init)
+        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
         if ts is not None and trainset_ready(ts):
@@ -674,11 +689,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             train = gather(*sources, **recordings)
             desc = describe_sources(*sources, args.sharpest)
-        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
-        arch, init, model = args.arch, args.init, architecture_options(args)
-        resumed = resumed_architecture(args.run_dir) if args.resume else None
-        if resumed is not None:  # the run's own; Trainer.resume() restores its init record
-            (arch, model), init = resumed, None
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
         return 2
@@ -775,8 +785,6 @@ def architecture_options(args: argparse.Namespace) -> dict[str, int]:
 def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
     """The architecture of the run in ``run_dir`` (``latest.pth`` holds it whole, also for a
     run started from --init): on --resume the architecture options are for new runs only."""
-    from ..checkpoint import read_checkpoint
-
     if not (run_dir / "last.pt").exists() or not (run_dir / "latest.pth").exists():
         return None
     ckpt = read_checkpoint(run_dir / "latest.pth")

@@ -8,14 +8,15 @@ blurred frames after it, as look-ahead only: its last frames then see real futur
 they do mid-stream in the engine, not the end-of-stream substitutes.
 
 Checkpoints (``<run-dir>/last.pt``: model, optimiser, scheduler, step, RNG states) are written
-atomically every few minutes and at the end, so a run can be cut at any time (a 10-minute GPU
-command, a session ending) and continued with ``--resume``. Ctrl-C or SIGTERM (as torchrun
-and job schedulers send) stops at the next step boundary and checkpoints; a second Ctrl-C
-aborts at once. The best validation model is exported in the project's checkpoint format to
-``<run-dir>/best.pth``, and the current one to ``<run-dir>/latest.pth`` with each checkpoint,
-so either can go straight to ``sarn eval``. With ``ema_decay`` set, an exponential moving
-average of the weights (BasicSR's ``ema_decay``) is what gets validated and exported: it
-follows the same run but averages out the step-to-step noise of small batches.
+atomically every few minutes, after each validation and at the end, so a run can be cut at any
+time (a 10-minute GPU command, a session ending) and continued with ``--resume``. Ctrl-C or
+SIGTERM (as torchrun and job schedulers send) stops at the next step boundary and
+checkpoints; a second Ctrl-C aborts at once. The best validation model is exported in the
+project's checkpoint format to ``<run-dir>/best.pth``, and the current one to
+``<run-dir>/latest.pth`` with each checkpoint, so either can go straight to ``sarn eval``.
+With ``ema_decay`` set, an exponential moving average of the weights (BasicSR's
+``ema_decay``) is what gets validated and exported: it follows the same run but averages out
+the step-to-step noise of small batches.
 """
 
 from __future__ import annotations
@@ -310,6 +311,7 @@ class Trainer:
         self._stop = False  # set by SIGINT/SIGTERM during run()
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
+        self._validated_step: int | None = None  # the step this process last validated
         self.amp_dtype = amp_dtype(cfg.precision, self.device)
         fp16 = self.amp_dtype == torch.float16
         if hasattr(torch.amp, "GradScaler"):
@@ -356,6 +358,10 @@ class Trainer:
     def save(self) -> None:
         if self.rank != 0:
             return
+        # The step loop checks the weights only after a non-finite loss; they can also go NaN
+        # in a step whose loss was finite (an infinite gradient, another DDP rank's batch).
+        if not self._finite_weights():
+            raise self._diverged(f"by step {self.step}")
         tmp = self.run_dir / "last.pt.tmp"
         torch.save(self.state(), tmp)
         tmp.replace(self.run_dir / "last.pt")
@@ -373,7 +379,11 @@ class Trainer:
             self.ema.load_state_dict(st["ema"] if st.get("ema") is not None else st["model"])
         self.opt.load_state_dict(st["opt"])
         self.sched.load_state_dict(st["sched"])
-        self.scaler.load_state_dict(st["scaler"])
+        # --lr is not used on a resume: the floor of the schedule and the metadata follow the
+        # run's learning rate, which the schedule's state holds
+        self.cfg.lr = self.sched.base_lrs[0]
+        if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
+            self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
         torch.set_rng_state(st["torch_rng"].cpu())
         if self.rank == 0:
@@ -569,11 +579,7 @@ class Trainer:
             if not math.isfinite(loss) and not self._finite_weights():
                 if bar is not None:
                     bar.close()
-                raise TrainingDiverged(
-                    f"the weights became NaN or infinite at step {self.step} (loss {loss}): "
-                    "nothing after the last checkpoint was saved; lower --lr (or check the "
-                    "data) and start anew or --resume"
-                )
+                raise self._diverged(f"at step {self.step} (loss {loss})")
             losses.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -586,7 +592,10 @@ class Trainer:
             now = time.monotonic()
             if self.val and self.rank == 0 and now - last_val > cfg.val_minutes * 60:
                 self._validate_and_export(log)
-                last_val = time.monotonic()
+                # a checkpoint with it: resumed from an older one, the run would not know the
+                # best it exported and a worse validation could overwrite best.pth
+                self.save()
+                last_val = last_ckpt = time.monotonic()
             if now - last_ckpt > cfg.ckpt_minutes * 60:
                 self.save()
                 last_ckpt = now
@@ -596,7 +605,7 @@ class Trainer:
             self.save()
             log(f"interrupted at step {self.step}: checkpoint saved, continue with --resume")
             return
-        if self.val and self.rank == 0:
+        if self.val and self.rank == 0 and self._validated_step != self.step:
             self._validate_and_export(log)
         self.save()
         if self.step < cfg.steps and cfg.max_minutes is not None:  # time was up
@@ -621,6 +630,12 @@ class Trainer:
                 dist.barrier()
             dist.destroy_process_group()
 
+    def _diverged(self, when: str) -> TrainingDiverged:
+        return TrainingDiverged(
+            f"the weights became NaN or infinite {when}: nothing after the last checkpoint "
+            "was saved; lower --lr (or check the data) and start anew or --resume"
+        )
+
     def _finite_weights(self) -> bool:
         """Whether the weights are still numbers. A non-finite loss alone is not divergence:
         fp16's loss scaler skips the step of an overflowed batch."""
@@ -642,6 +657,7 @@ class Trainer:
     def _validate_and_export(self, log) -> None:
         m = self.validate()
         m["step"] = self.step
+        self._validated_step = self.step
         if self.history and abs(self.history[-1]["input_psnr"] - m["input_psnr"]) > 1e-6:
             self.best = -math.inf  # resumed with another validation set: old best not comparable
         self.history.append(m)
