@@ -386,3 +386,28 @@ def test_a_folder_given_as_dot_is_named_after_itself(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path / "video")
     (seq,) = synthesize_folder(Path("."), seed=0, params=BlurParams(blur_px=4.0))
     assert seq.name == "video"
+
+
+def test_read_frame_turns_a_photo_upright_like_read_rgb(tmp_path: Path) -> None:
+    """A portrait phone photo is stored sideways with EXIF orientation 6: `sarn deblur` and
+    `sarn eval --no-gt` (read_frame) read it sideways while training (read_rgb) and viewers
+    turn it upright. Depth and colour stay as stored; alpha is dropped."""
+    Image = pytest.importorskip("PIL.Image")  # only to write the EXIF tag (torchvision's)
+    from sarn_ros.data.datasets import read_frame, read_rgb
+
+    stored = frame(90)[:30]  # 30 high, 56 wide, stored sideways
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to view
+    Image.fromarray(stored).save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    upright = read_rgb(tmp_path / "portrait.jpg")
+    assert upright.shape == (56, 30, 3)
+    assert np.array_equal(read_frame(tmp_path / "portrait.jpg"), upright)
+    deep = (np.arange(4 * 6 * 3, dtype=np.uint16).reshape(4, 6, 3) * 900).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep[..., ::-1])
+    assert np.array_equal(read_frame(tmp_path / "deep.png"), deep)
+    grey = deep[..., 0]
+    cv2.imwrite(str(tmp_path / "grey.png"), grey)
+    assert np.array_equal(read_frame(tmp_path / "grey.png"), grey)
+    rgba = np.dstack([frame(40)[:4, :6], np.full((4, 6), 7, np.uint8)])
+    cv2.imwrite(str(tmp_path / "rgba.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    assert np.array_equal(read_frame(tmp_path / "rgba.png"), rgba[..., :3])

@@ -70,15 +70,18 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def read_frame(path: Path) -> np.ndarray | None:
-    """An image as the engine takes it: RGB (alpha dropped) or grey, 8 or 16 bit as stored;
-    None when it cannot be read or is neither (callers skip and count it)."""
+    """An image as the engine takes it: RGB (alpha dropped) or grey, 8 or 16 bit as stored,
+    turned upright by its EXIF orientation as :func:`read_rgb` and viewers do (a phone's
+    portrait photo is stored sideways); None when it cannot be read or is neither (callers
+    skip and count it)."""
     if cut_short(path):
         return None
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # not IMREAD_UNCHANGED: it alone ignores the EXIF orientation
+    img = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
         return None
     if img is not None and img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img
 
 
