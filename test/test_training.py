@@ -664,12 +664,13 @@ def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> 
     args += ["--device", "cpu", *TINY_ARGS]
     build = ["--data", str(video), "--scales", "1", "0.5", "--blur-px", "4", "--linear-light", "0"]
     assert sarn([*args, *build]) == 0
+    args[2] = str(tmp_path / "run2")  # a new run: the first one is not started over
     assert sarn(args) == 0  # reused, with the default blur options
     out = capsys.readouterr().out
     # --clip-len 3 needs 5 frames: the clip and the 2 look-ahead frames after it
     left_out = "1 sequence, 5 frames (1 of the 2 sequences is left out: fewer than 5 frames "
     assert f"training data: {left_out}or smaller than the 32x32 crop)" in out
-    data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
+    data = load_model(tmp_path / "run2" / "latest.pth").meta["data"]
     assert data[0] == f"sources: {video}" and data[1].startswith(left_out)
     assert "'blur_px': 4.0" in data[2] and "'linear_light': 0.0" in data[2]
 
@@ -886,3 +887,58 @@ def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Pat
     assert all(torch.isfinite(v).all() for v in saved["model"].values())
     latest = read_checkpoint(tmp_path / "latest.pth")["state_dict"]
     assert all(torch.isfinite(v).all() for v in latest.values())
+
+
+def test_a_run_dir_holding_a_trained_run_is_not_started_over(tmp_path: Path, capsys) -> None:
+    """Forgetting --resume started a new run that overwrote last.pt and best.pth at its first
+    checkpoint. A run of --steps 0 (building a training set) trained nothing to lose."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--steps", "0"]) == 0
+    assert sarn([*args, "--steps", "0"]) == 0  # nothing trained: the same folder again
+    assert sarn([*args, "--steps", "1"]) == 0
+    trained = (tmp_path / "run" / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert sarn([*args, "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"--run-dir {tmp_path / 'run'} holds a run trained 1 step: --resume" in err
+    assert (tmp_path / "run" / "last.pt").read_bytes() == trained
+    assert sarn([*args, "--steps", "2", "--resume"]) == 0
+    assert load_model(tmp_path / "run" / "latest.pth").meta["steps"] == 2
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", "torch"])
+def test_an_unreadable_last_pt_is_said_in_one_line(tmp_path: Path, capsys, content) -> None:
+    """An empty, garbage or foreign last.pt raised EOFError, KeyError: 101 or KeyError: 'model'
+    as a traceback; a new run without --resume replaces it (nothing readable to lose)."""
+    video = sharp_video(tmp_path / "video")
+    run = tmp_path / "run"
+    run.mkdir()
+    if content == "torch":
+        torch.save({"step": 3, "weights": torch.zeros(2)}, run / "last.pt")
+    else:
+        (run / "last.pt").write_bytes(content)
+    args = ["train", "--run-dir", str(run), "--data", str(video), "--blur-px", "4", "--steps", "1"]
+    args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sarn train: cannot resume {run / 'last.pt'}: not a") and "\n" not in err
+    if content != "torch":  # a foreign file that says it trained 3 steps is left alone
+        assert sarn(args) == 0
+        assert load_model(run / "latest.pth").meta["steps"] == 1
+
+
+def test_latest_pth_is_written_before_last_pt(tmp_path: Path, monkeypatch) -> None:
+    """--resume takes the run's architecture from latest.pth: a run killed between writing
+    last.pt and latest.pth was resumed into the command line's architecture and failed."""
+    tr = Trainer(config(steps=2), [blurry_sequence()], [], tmp_path)
+    tr.train_one()
+
+    def killed(*args, **kwargs) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sarn_ros.training.trainer.save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save()
+    assert not (tmp_path / "last.pt").exists()

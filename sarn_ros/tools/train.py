@@ -608,6 +608,7 @@ def run(args: argparse.Namespace) -> int:
         amp_dtype,
         clip_frames,
         export_weights,
+        trained_steps,
     )
 
     if args.export is not None:
@@ -644,6 +645,14 @@ def run(args: argparse.Namespace) -> int:
         amp_dtype(args.precision, resolve_device(args.device))
     except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
         print(f"sarn train: {first_line(exc)}", file=sys.stderr)
+        return 2
+    trained = 0 if args.resume else trained_steps(args.run_dir)
+    if trained:  # a new run would overwrite its last.pt and best.pth at the first checkpoint
+        print(
+            f"sarn train: --run-dir {args.run_dir} holds a run trained {plural(trained, 'step')}: "
+            "--resume continues it; to start anew give another --run-dir (or delete this one)",
+            file=sys.stderr,
+        )
         return 2
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build

@@ -25,6 +25,7 @@ import contextlib
 import copy
 import math
 import os
+import pickle
 import platform
 import queue
 import signal
@@ -153,6 +154,38 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
         nn.init.zeros_(model.lstm_out.weight)
         nn.init.zeros_(model.lstm_out.bias)
     return model
+
+
+TRAINING_STATE_KEYS = (
+    *("model", "opt", "sched", "scaler", "step", "best", "history"),
+    *("torch_rng", "np_rng", "config"),
+)
+
+
+def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """A ``last.pt`` as :meth:`Trainer.state` wrote it; RuntimeError naming the fault for an
+    empty, cut-short or foreign file (torch says EOFError, or KeyError: 101 for garbage)."""
+    try:
+        st = torch.load(path, map_location=device, weights_only=True)
+    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
+        raise RuntimeError(f"not a readable training checkpoint ({why})") from exc
+    missing = [k for k in TRAINING_STATE_KEYS if not isinstance(st, dict) or k not in st]
+    if missing:
+        raise RuntimeError(f"not a training checkpoint (no {', '.join(missing)})")
+    return st
+
+
+def trained_steps(run_dir: Path) -> int:
+    """The steps the run in ``run_dir`` has trained: 0 without a readable ``last.pt``."""
+    path = Path(run_dir) / "last.pt"
+    if not path.exists():
+        return 0
+    try:  # mmap: the step without reading the weights and optimiser state
+        st = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
+        return 0
+    return int(st.get("step", 0)) if isinstance(st, dict) else 0
 
 
 def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:
@@ -362,18 +395,19 @@ class Trainer:
         # in a step whose loss was finite (an infinite gradient, another DDP rank's batch).
         if not self._finite_weights():
             raise self._diverged(f"by step {self.step}")
+        last = self.history[-1] if self.history else None
+        # figures from an earlier step would describe other weights. latest.pth goes first: a
+        # --resume takes the run's architecture from it, so a last.pt must never be without it
+        self._export("latest.pth", last if last and last.get("step") == self.step else None)
         tmp = self.run_dir / "last.pt.tmp"
         torch.save(self.state(), tmp)
         tmp.replace(self.run_dir / "last.pt")
-        last = self.history[-1] if self.history else None
-        # figures from an earlier step would describe other weights
-        self._export("latest.pth", last if last and last.get("step") == self.step else None)
 
     def resume(self) -> bool:
         path = self.run_dir / "last.pt"
         if not path.exists():
             return False
-        st = torch.load(path, map_location=self.device, weights_only=True)
+        st = load_training_state(path, self.device)
         self.model.load_state_dict(st["model"])
         if self.ema is not None:  # a run that had no EMA yet starts it from its weights
             self.ema.load_state_dict(st["ema"] if st.get("ema") is not None else st["model"])
