@@ -274,3 +274,12 @@ def test_frames_hold_only_their_own_pixels() -> None:
         for f in blurred + sharp:
             held = f if f.base is None else f.base
             assert held.nbytes == f.nbytes and f.flags.c_contiguous
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_a_moving_object_in_a_frame_under_9_px_is_no_nan() -> None:
+    """Its radius rounded to 0 px: the mask was 0/0, and the NaN pixels cast to garbage."""
+    tiny = np.random.default_rng(0).integers(0, 256, (3, 3, 3), dtype=np.uint8)
+    params = BlurParams(blur_px=4.0, object_prob=1.0, noise_std=0.0, jpeg_quality=None)
+    blurred, sharp = synthesize([tiny], n_frames=3, params=params, seed=0)
+    assert len(blurred) == len(sharp) == 3

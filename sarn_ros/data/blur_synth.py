@@ -138,7 +138,8 @@ def _moving_object(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A soft elliptical object: (source centre, start offset, velocity px/interval, mask)."""
     h, w = shape
-    rh, rw = int(h * rng.uniform(0.12, 0.3)), int(w * rng.uniform(0.12, 0.3))
+    # at least 1 px: a radius of 0 (frames under 9 px) made the mask 0/0, NaN pixels
+    rh, rw = max(1, int(h * rng.uniform(0.12, 0.3))), max(1, int(w * rng.uniform(0.12, 0.3)))
     yy, xx = np.mgrid[-rh : rh + 1, -rw : rw + 1]
     mask = np.clip(1.5 - np.sqrt((yy / rh) ** 2 + (xx / rw) ** 2) * 1.5, 0, 1).astype(np.float32)
     src = np.array([rng.uniform(rw, w - rw), rng.uniform(rh, h - rh)])
@@ -219,7 +220,7 @@ def _fit_still(
 
 
 def _degrade(
-    srgb: np.ndarray, p: BlurParams, rng: np.random.Generator, sigma: float, quality: int | None
+    srgb: np.ndarray, rng: np.random.Generator, sigma: float, quality: int | None
 ) -> np.ndarray:
     out = srgb.astype(np.float32)
     if sigma > 0:
@@ -291,6 +292,6 @@ def synthesize(
         # the pixels at the 8 % margin, 6x at a still's 30 %) for as long as training runs
         sharp.append(np.ascontiguousarray(encode(view(float(t)))[crop]))
         blurred.append(
-            np.ascontiguousarray(_degrade(encode(acc / len(offsets)), p, rng, sigma, quality)[crop])
+            np.ascontiguousarray(_degrade(encode(acc / len(offsets)), rng, sigma, quality)[crop])
         )
     return blurred, sharp
