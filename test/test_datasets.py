@@ -95,6 +95,18 @@ def test_natural_frame_order(tmp_path: Path) -> None:
     ]
 
 
+def test_names_equal_as_numbers_sort_by_name_not_directory_order(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """'f1' and 'f01' are one number: they kept the order iterdir gave, another on another
+    filesystem (here reversed, as some return it)."""
+    write(tmp_path, ["f01.png", "f1.png", "f2.png"], [1, 2, 3])
+    listed = sorted(Path.iterdir(tmp_path))
+    for order in (listed, listed[::-1]):
+        monkeypatch.setattr(Path, "iterdir", lambda self, o=order: iter(o))
+        assert [p.name for p in list_images(tmp_path)] == ["f01.png", "f1.png", "f2.png"]
+
+
 def test_mismatched_pairs_and_empty_roots_are_errors(tmp_path: Path) -> None:
     write(tmp_path / "s" / "blur", ["1.png", "2.png"], [10, 20])
     write(tmp_path / "s" / "sharp", ["1.png"], [10])

@@ -44,9 +44,10 @@ def folder_name(path: Path) -> str:
     return Path(os.path.abspath(path)).name
 
 
-def natural_key(path: Path) -> list:
-    """Sort 'Frame 2' before 'Frame 10'."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+def natural_key(path: Path) -> tuple[list, str]:
+    """Sort 'Frame 2' before 'Frame 10'; the name itself breaks ties ('f1' and 'f01'), which
+    would otherwise keep the directory's order, another on another filesystem."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)], path.name
 
 
 def list_images(folder: Path) -> list[Path]:
