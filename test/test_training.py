@@ -942,3 +942,24 @@ def test_latest_pth_is_written_before_last_pt(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(KeyboardInterrupt):
         tr.save()
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_a_run_resumed_from_an_older_checkpoint_draws_one_curve(tmp_path: Path) -> None:
+    """What the lost process logged after the checkpoint is purged in TensorBoard; the steps
+    it logged up to the checkpoint stay (the same run's curve was drawn twice)."""
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    data = [blurry_sequence()]
+    Trainer(config(steps=10), data, [], tmp_path).run()  # logs and checkpoints step 10
+    at_10 = (tmp_path / "last.pt").read_bytes()
+    later = Trainer(config(steps=20), data, [], tmp_path)
+    assert later.resume()
+    later.run()  # logs step 20, then "is lost": its checkpoint is not the one resumed
+    (tmp_path / "last.pt").write_bytes(at_10)
+    again = Trainer(config(steps=20), data, [], tmp_path)
+    assert again.resume() and again.step == 10
+    again.run()
+    tb = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+    tb.Reload()
+    assert [e.step for e in tb.Scalars("train/loss")] == [10, 20]

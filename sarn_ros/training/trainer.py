@@ -351,16 +351,20 @@ class Trainer:
             self.scaler = torch.amp.GradScaler("cuda", enabled=fp16)
         else:  # torch < 2.3 (distribution and JetPack builds)
             self.scaler = torch.cuda.amp.GradScaler(enabled=fp16)
-        self.writer = None
+        self.writer: Any = None
         self.sample_image: torch.Tensor | None = None
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+            self._open_writer()
 
-                self.writer = SummaryWriter(str(self.run_dir / "tb"))
-            except ImportError:
-                self.writer = None
+    def _open_writer(self, purge_step: int | None = None) -> None:
+        """TensorBoard's writer (None without tensorboard); ``purge_step`` hides what an earlier
+        process logged after it, so a run resumed from an older checkpoint draws one curve."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return
+        self.writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge_step)
 
     def _lr_factor(self, step: int) -> float:
         c = self.cfg
@@ -419,6 +423,9 @@ class Trainer:
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
+        if self.writer is not None:  # this step was logged before its checkpoint: keep it
+            self.writer.close()
+            self._open_writer(purge_step=self.step + 1)
         torch.set_rng_state(st["torch_rng"].cpu())
         if self.rank == 0:
             self.rng.bit_generator.state = st["np_rng"]
