@@ -647,9 +647,12 @@ def test_resume_continues_the_runs_own_architecture(tmp_path: Path, capsys) -> N
         return sarn([*args, "--blur-px", "4", "--device", "cpu", *extra])
 
     assert train(1, *TINY_ARGS, "--lr", "1e-3") == 0
-    assert train(2, "--resume", "--arch", "single", "--lr", "1e-2") == 0
+    assert train(2, "--resume", "--arch", "single", "--lr", "1e-2", "--seed", "7") == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr 0.01 is not used on --resume: the run's 0.001 is" in out
+    # the run's batch stream goes on: the metadata named the new seed, on a stream it never drew
+    assert "--seed 7 is not used on --resume: the run's 0 is" in out
+    assert read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]["train_config"]["seed"] == 0
     model = load_model(tmp_path / "run" / "latest.pth")
     assert type(model).__name__ == "RecurrentSARN" and model.cfg.channels == 8
     assert model.meta["steps"] == 2

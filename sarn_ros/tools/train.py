@@ -747,6 +747,10 @@ def run(args: argparse.Namespace) -> int:
         run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
         if not math.isclose(run_lr, args.lr):
             print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
+        if trainer.cfg.seed != args.seed:
+            print(
+                f"note: --seed {args.seed} is not used on --resume: the run's {trainer.cfg.seed} is"
+            )
         ignored = [
             f"--{k.replace('_', '-')} {v}"
             for k, v in architecture_options(args).items()

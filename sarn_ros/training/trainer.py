@@ -420,6 +420,7 @@ class Trainer:
         # --lr is not used on a resume: the floor of the schedule and the metadata follow the
         # run's learning rate, which the schedule's state holds
         self.cfg.lr = self.sched.base_lrs[0]
+        self.cfg.seed = st["config"]["seed"]  # its batch stream goes on, drawn from the run's
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
