@@ -966,3 +966,34 @@ def test_a_run_resumed_from_an_older_checkpoint_draws_one_curve(tmp_path: Path) 
     tb = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
     tb.Reload()
     assert [e.step for e in tb.Scalars("train/loss")] == [10, 20]
+
+
+def test_max_minutes_counts_from_the_start_and_leaves_time_to_close(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The budget of a 10-minute command: the clock ran from the first step, and the run
+    stepped until the limit, then validated and checkpointed past it. On a fake clock (a step
+    1 s, a validation 5 s), started 3 s before the trainer, a 30 s run ends by 30 s."""
+    import types
+
+    from sarn_ros.training import trainer as trainer_module
+
+    clock = [3.0]
+    monkeypatch.setattr(trainer_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    cfg = config(steps=1000, max_minutes=0.5, val_minutes=0.1)
+    tr = Trainer(cfg, [blurry_sequence()], [blurry_sequence("v", seed=5)], tmp_path, started=0.0)
+    step, validate = tr.train_one, tr.validate
+
+    def slow_step() -> float:
+        clock[0] += 1.0
+        return step()
+
+    def slow_validate() -> dict:
+        clock[0] += 5.0
+        return validate()
+
+    monkeypatch.setattr(tr, "train_one", slow_step)
+    monkeypatch.setattr(tr, "validate", slow_validate)
+    tr.run(log=lambda _msg: None)
+    assert tr.step >= 10 and clock[0] <= 30.0
+    assert tr.history[-1]["step"] == tr.step  # its closing validation was still made

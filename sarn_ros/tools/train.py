@@ -257,7 +257,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "after 2-3 minutes of compiling (one graph per look-ahead 0, 1, 2)",
     )
     o.add_argument(
-        "--max-minutes", type=ranged(float, above=0), help="stop (and checkpoint) after this long"
+        "--max-minutes",
+        type=ranged(float, above=0),
+        help="end the command within this long, counted from its start (data loading and a "
+        "--trainset build included): training stops with time left for its closing "
+        "validation and checkpoint, as long as the last ones took",
     )
     o.add_argument(
         "--ckpt-minutes",
@@ -600,6 +604,7 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()  # --max-minutes counts the data loading too
     from ..engine import resolve_device
     from ..training.trainer import (
         TrainConfig,
@@ -730,7 +735,7 @@ def run(args: argparse.Namespace) -> int:
         val_summary=describe_validation(args, val) if val else "",
     )
     try:
-        trainer = Trainer(cfg, train, val, args.run_dir)
+        trainer = Trainer(cfg, train, val, args.run_dir, started=started)
     except (ValueError, RuntimeError, OSError) as exc:  # OSError: an unwritable --run-dir
         print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2

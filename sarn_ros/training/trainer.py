@@ -295,9 +295,17 @@ class Trainer:
     needed to continue it bit-for-bit after an interruption."""
 
     def __init__(
-        self, cfg: TrainConfig, train: list[Sequence], val: list[Sequence], run_dir: Path
+        self,
+        cfg: TrainConfig,
+        train: list[Sequence],
+        val: list[Sequence],
+        run_dir: Path,
+        started: float | None = None,
     ) -> None:
+        """``started``: the ``time.monotonic()`` that ``max_minutes`` counts from (the
+        command's start, so its data loading counts too); by default now."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.started = time.monotonic() if started is None else started
         self.rank = int(os.environ.get("RANK", 0))
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         if cfg.device == "auto":
@@ -604,7 +612,10 @@ class Trainer:
 
     def _run(self, log) -> None:
         cfg = self.cfg
-        start = last_ckpt = last_val = time.monotonic()
+        last_ckpt = last_val = time.monotonic()
+        # what the last step, validation and checkpoint took: a run under max_minutes stops
+        # while there is still time for a step and its closing validation and checkpoint
+        step_s = val_s = save_s = 0.0
         losses: list[float] = []
         try:
             from tqdm import tqdm
@@ -615,9 +626,11 @@ class Trainer:
         except ImportError:
             bar = None
         while self.step < cfg.steps:
-            if self._should_stop(start):
+            if self._should_stop(step_s + (val_s if self.val else 0.0) + save_s):
                 break
+            began = time.monotonic()
             loss = self.train_one()
+            step_s = time.monotonic() - began
             if not math.isfinite(loss) and not self._finite_weights():
                 if bar is not None:
                     bar.close()
@@ -634,13 +647,16 @@ class Trainer:
             now = time.monotonic()
             if self.val and self.rank == 0 and now - last_val > cfg.val_minutes * 60:
                 self._validate_and_export(log)
+                val_s = time.monotonic() - now
                 # a checkpoint with it: resumed from an older one, the run would not know the
                 # best it exported and a worse validation could overwrite best.pth
                 self.save()
                 last_val = last_ckpt = time.monotonic()
+                save_s = last_ckpt - now - val_s
             if now - last_ckpt > cfg.ckpt_minutes * 60:
                 self.save()
-                last_ckpt = now
+                last_ckpt = time.monotonic()
+                save_s = last_ckpt - now
         if bar is not None:
             bar.close()
         if self._stop:
@@ -683,12 +699,12 @@ class Trainer:
         fp16's loss scaler skips the step of an overflowed batch."""
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
 
-    def _should_stop(self, start: float) -> bool:
-        """``--max-minutes`` reached or a stop signal; under DDP every rank stops at the same
-        step."""
+    def _should_stop(self, reserve_s: float) -> bool:
+        """``--max-minutes`` would be passed within ``reserve_s``, or a stop signal; under DDP
+        every rank stops at the same step."""
         up = (
             self.cfg.max_minutes is not None
-            and time.monotonic() - start > self.cfg.max_minutes * 60
+            and time.monotonic() - self.started + reserve_s > self.cfg.max_minutes * 60
         )
         if self.world > 1:
             flags = torch.tensor([float(up), float(self._stop)], device=self.device)
