@@ -55,6 +55,41 @@ def test_intrinsics_size_and_roi_follow_the_image():
         assert info.width == 640 and info.k[0] == 500 and info.roi.width == 400  # a copy
 
 
+def test_a_skewed_calibration_projects_onto_the_resized_pixels():
+    """K[1] (skew) is in K's first row: it scales with x, or every projection in the resized
+    image is off by (1 - sx) * skew * y/z pixels (it was left as calibrated)."""
+    k = [500.0, 4.0, 320.0, 0.0, 480.0, 240.0, 0.0, 0.0, 1.0]
+    p = [500.0, 4.0, 320.0, -30.0, 0.0, 480.0, 240.0, 6.0, 0.0, 0.0, 1.0, 0.0]
+    point = np.array([0.3, -0.2, 2.0, 1.0])  # homogeneous, in the camera frame
+    for info in (rclpy_info(), rosbags_info()):
+        info.k, info.p = np.array(k), np.array(p)
+        out = scale_camera_info(info, 0.5, 0.25)
+        for before, after, cols in ((k, out.k, 3), (p, out.p, 4)):
+            uvw = np.reshape(before, (3, cols)) @ point[:cols]
+            expected = uvw[:2] / uvw[2] * [0.5, 0.25]  # the pixel in the resized image
+            uvw = np.reshape(after, (3, cols)) @ point[:cols]
+            np.testing.assert_allclose(uvw[:2] / uvw[2], expected)
+
+
+def test_the_resized_roi_lies_inside_the_resized_calibration():
+    """641x481, ROI from (7, 7) to the far corner at 0.5: the full size rounded to 320x240
+    (320.5, 240.5), the ROI to 4 + 317 and 4 + 237, ending past it: an invalid camera_info for
+    rectification (REP 104)."""
+    info = rclpy_info()
+    info.width, info.height = 641, 481
+    info.roi.x_offset, info.roi.width, info.roi.y_offset, info.roi.height = 7, 634, 7, 474
+    w, h = image_size(info)
+    nw, nh = round(w * 0.5), round(h * 0.5)  # as the node resizes: 317 x 237
+    out = scale_camera_info(info, nw / w, nh / h)
+    roi = out.roi
+    assert roi.x_offset + roi.width <= out.width and roi.y_offset + roi.height <= out.height
+    assert image_size(out) == (nw, nh)  # still the published image's size
+    assert (out.width, out.height) == (321, 241)  # 320.5 and 240.5, rounded up to hold it
+    info.roi.x_offset = info.roi.y_offset = info.roi.width = info.roi.height = 0
+    out = scale_camera_info(info, 0.5, 0.5)
+    assert (out.width, out.height) == (320, 240)  # no ROI: rounded as before
+
+
 def test_header_is_replaced_and_rosbags_can_serialise_the_result():
     store = get_typestore(Stores.ROS2_HUMBLE)
     header = T["std_msgs/msg/Header"](

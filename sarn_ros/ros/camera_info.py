@@ -14,20 +14,25 @@ import numpy as np
 def scale_camera_info(info: Any, sx: float, sy: float, header: Any = None) -> Any:
     """A copy of ``info`` for its image resized by (sx, sy), as image_proc's resize node does:
     K, P, width, height and the ROI describe the calibration at the new scale. binning_x/y stay
-    as they are (they relate the calibration size to the published size, which scales alike)."""
+    as they are (they relate the calibration size to the published size, which scales alike).
+
+    K's and P's first two rows scale whole (u' = sx u, v' = sy v), so a calibrated skew does
+    too. Where the rounded ROI would end past the rounded full size (an odd size halved, say),
+    the full size grows to hold it: the ROI keeps the published image's size, and one outside
+    the calibrated image is invalid (REP 104)."""
     out = copy.deepcopy(info)
     if header is not None:
         out.header = header
-    out.height, out.width = round(info.height * sy), round(info.width * sx)
-    k, p = np.array(info.k, np.float64), np.array(info.p, np.float64)
-    k[[0, 2]] *= sx
-    k[[4, 5]] *= sy
-    p[[0, 2, 3]] *= sx
-    p[[5, 6, 7]] *= sy
-    out.k, out.p = k, p
+    k = np.array(info.k, np.float64).reshape(3, 3)
+    p = np.array(info.p, np.float64).reshape(3, 4)
+    k[:2] *= [[sx], [sy]]
+    p[:2] *= [[sx], [sy]]
+    out.k, out.p = k.reshape(-1), p.reshape(-1)
     roi = info.roi
     out.roi.x_offset, out.roi.width = round(roi.x_offset * sx), round(roi.width * sx)
     out.roi.y_offset, out.roi.height = round(roi.y_offset * sy), round(roi.height * sy)
+    out.width = max(round(info.width * sx), out.roi.x_offset + out.roi.width)
+    out.height = max(round(info.height * sy), out.roi.y_offset + out.roi.height)
     return out
 
 
