@@ -57,7 +57,8 @@ def use_dds_profile(profile: Path | str) -> None:
 def use_packaged_dds_profile() -> None:
     """Point Fast DDS at the packaged large shared-memory profile unless the user chose one:
     with the default 512 KiB segment, best-effort 720p images are lost between processes."""
-    if "fastrtps" not in os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp"):
+    # unset or empty: ROS 2's default RMW, Fast DDS
+    if "fastrtps" not in (os.environ.get("RMW_IMPLEMENTATION") or "rmw_fastrtps_cpp"):
         return
     with contextlib.suppress(FileNotFoundError):
         use_dds_profile(find_share_file("config/fastdds_shm.xml"))

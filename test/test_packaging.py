@@ -201,6 +201,10 @@ def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
             "/etc/my_dds.xml" if name == mine else None for name in DDS_PROFILE_VARIABLES
         ]
     unset()
+    monkeypatch.setenv("RMW_IMPLEMENTATION", "")  # set but empty: the default RMW, Fast DDS
+    use_packaged_dds_profile()
+    assert profiles() == expected
+    unset()
     monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_cyclonedds_cpp")
     use_packaged_dds_profile()
     assert profiles() == [None, None]
