@@ -128,8 +128,33 @@ def build_model(ckpt: dict[str, Any], deform_impl: str | None = None) -> nn.Modu
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit {ckpt['arch']}: {exc}") from None
+        why = misfit(model.state_dict(), ckpt["state_dict"]) or first_line(exc)
+        raise CheckpointError(f"weights do not fit {ckpt['arch']}: {why}") from None
     return model
+
+
+def misfit(own: dict[str, torch.Tensor], given: dict[str, Any]) -> str:
+    """Why ``given`` does not load into a model whose state_dict is ``own``, in one line:
+    torch's message gives a line per key (hundreds for a config that does not fit), and its
+    first line alone only says that loading failed."""
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    resized = [
+        k for k in own if k in given and tuple(getattr(given[k], "shape", ())) != own[k].shape
+    ]
+    parts = []
+    for what, keys in (("missing", missing), ("unexpected", unexpected)):
+        if keys:
+            more = ", ..." if len(keys) > 3 else ""
+            parts.append(f"{len(keys)} {what} ({', '.join(keys[:3])}{more})")
+    if resized:
+        k = resized[0]
+        shape = tuple(getattr(given[k], "shape", ()))
+        parts.append(
+            f"{len(resized)} of another shape ({k}: {list(shape)} in the file, "
+            f"{list(own[k].shape)} in the model)"
+        )
+    return "; ".join(parts)
 
 
 def load_model(
@@ -142,6 +167,10 @@ def load_model(
     The checkpoint's metadata is attached as ``model.meta``.
     """
     ckpt = read_checkpoint(weights)
-    model = build_model(ckpt, deform_impl).to(device).eval()
+    try:
+        model = build_model(ckpt, deform_impl)
+    except CheckpointError as exc:  # which file: the node and the tools print one line
+        raise CheckpointError(f"{resolve_weights(weights)}: {exc}") from None
+    model = model.to(device).eval()
     model.meta = ckpt.get("meta", {})
     return model

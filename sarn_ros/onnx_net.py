@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .archs.recurrent_sarn_arch import check_state
 from .archs.sarn_arch import SIZE_MULTIPLE, pad_to_multiple
 from .checkpoint import CheckpointError, first_line
 
@@ -77,8 +78,9 @@ class OnnxNet:
     def step(
         self, stack: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        out, hid, cell = self.session.run(None, graph_inputs(stack, state))
         h, w = stack.shape[-2:]
+        check_state(state, stack.shape[0], self.state_channels, h, w)
+        out, hid, cell = self.session.run(None, graph_inputs(stack, state))
         return torch.from_numpy(out)[..., :h, :w], (torch.from_numpy(hid), torch.from_numpy(cell))
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:

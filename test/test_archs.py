@@ -60,6 +60,21 @@ def test_drm_with_zero_offsets_equals_resblock_and_offsets_move_output(
     assert (moved - ref).abs().max() > 1e-2
 
 
+@pytest.mark.parametrize(
+    "impl", [pytest.param("torchvision", marks=needs_torchvision), "grid_sample"]
+)
+def test_drm_with_a_5x5_kernel_keeps_the_size_on_both_paths(impl: str) -> None:
+    """torchvision's kernel was called with padding 1 whatever ``kernel_size``: a 5x5 DRM
+    failed there ("offset output dims: (9, 11) - computed output dims: (7, 9)")."""
+    torch.manual_seed(0)
+    drm = DeformableResidualModule(4, kernel_size=5, impl=impl).eval()
+    x = torch.randn(1, 4, 9, 11)
+    with torch.no_grad():
+        feat = torch.relu(drm.conv1(x))
+        ref = x + torch.nn.functional.conv2d(feat, drm.weight, drm.bias, padding=2)
+        torch.testing.assert_close(drm(x), ref, atol=1e-5, rtol=1e-5)
+
+
 def test_without_torchvision_everything_runs_on_the_grid_sample_path() -> None:
     """A Jetson's torchvision is often missing or built for another torch: not needed."""
     code = (
@@ -251,6 +266,19 @@ def test_recurrent_state_is_carried_and_restart_is_identical() -> None:
     assert (fresh - carried).abs().max() > 1e-4
 
 
+def test_a_state_from_frames_of_another_size_is_named() -> None:
+    """A state kept across a change of frame size failed in the ConvLSTM's torch.cat ("Sizes of
+    tensors must match except in dimension 1"); frames that pad to the same size share it."""
+    torch.manual_seed(0)
+    model = RecurrentSARN(**TINY_REC).eval()
+    with torch.no_grad():
+        _, state = model.step(torch.rand(1, 15, 20, 28))
+        model.step(torch.rand(1, 15, 17, 25), state)  # also 5x7 at 1/4 resolution
+        for stack in (torch.rand(1, 15, 40, 40), torch.rand(2, 15, 20, 28)):
+            with pytest.raises(ValueError, match=r"does not fit .* start from init_state"):
+                model.step(stack, state)
+
+
 def test_default_parameter_counts_match_paper_sizes() -> None:
     single = sum(p.numel() for p in SARN().parameters())
     recurrent = sum(p.numel() for p in RecurrentSARN().parameters())
@@ -351,3 +379,36 @@ def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monke
     (tmp_path / "sarn_single").mkdir()  # e.g. a training run directory
     monkeypatch.chdir(tmp_path)
     assert isinstance(load_model("sarn_single"), SARN)
+
+
+def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp_path) -> None:
+    """torch's load_state_dict message has a line per key, and its first line (all the node
+    prints) only said loading failed: a file from the other architecture, or a config whose
+    sizes are not those of the weights, must say which file and what does not fit."""
+    torch.manual_seed(0)
+    single = torch.load(save_checkpoint(SARN(**TINY), tmp_path / "s.pth"), weights_only=True)
+    rec = torch.load(
+        save_checkpoint(RecurrentSARN(**TINY_REC), tmp_path / "r.pth"), weights_only=True
+    )
+    cases = {
+        "recurrent_weights.pth": (
+            {**single, "state_dict": rec["state_dict"]},
+            r"weights do not fit SARN: 4 unexpected \(lstm\.gates\.weight, .*\); 1 of another "
+            r"shape \(encoder\.inp\.weight: \[8, 15, 3, 3\] in the file, \[8, 3, 3, 3\] in the "
+            r"model\)",
+        ),
+        "labelled_recurrent.pth": (
+            {**single, "arch": "RecurrentSARN", "config": rec["config"]},
+            r"weights do not fit RecurrentSARN: 4 missing \(lstm\.gates\.weight, ",
+        ),
+        "wider_config.pth": (
+            {**single, "config": {**single["config"], "channels": 16}},
+            r"weights do not fit SARN: \d+ of another shape \(encoder\.inp\.weight: ",
+        ),
+    }
+    for name, (ckpt, reason) in cases.items():
+        torch.save(ckpt, tmp_path / name)
+        with pytest.raises(CheckpointError) as info:
+            load_model(tmp_path / name)
+        assert "\n" not in str(info.value)
+        assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value))

@@ -146,3 +146,15 @@ def test_onnxruntime_threads_follow_torch_and_do_not_spin(tiny_recurrent_onnx):
         torch.set_num_threads(before)
     assert options.intra_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+@pytest.mark.slow
+def test_a_state_from_frames_of_another_size_is_named(tiny_recurrent_onnx):
+    """onnxruntime failed in a Reshape node ("input_shape_size == requested_shape_size was
+    false") for a state kept across a change of frame size, as the PyTorch model does."""
+    net = OnnxNet(tiny_recurrent_onnx)
+    state = net.init_state(1, 20, 28, torch.device("cpu"), torch.float32)
+    out, state = net.step(torch.rand(1, 15, 17, 25), state)  # 5x7 at 1/4 resolution, as 20x28
+    assert out.shape == (1, 3, 17, 25) and state[0].shape == (1, 8, 5, 7)
+    with pytest.raises(ValueError, match=r"does not fit 1 frame\(s\) of 40x40 .* init_state"):
+        net.step(torch.rand(1, 15, 40, 40), state)

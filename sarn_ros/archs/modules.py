@@ -185,7 +185,11 @@ class DeformableResidualModule(nn.Module):
         else:
             # torchvision's kernel has no half-precision path on every device: run it in fp32.
             y = deform_conv2d(
-                feat.float(), offset.float(), self.weight.float(), self.bias.float(), padding=1
+                feat.float(),
+                offset.float(),
+                self.weight.float(),
+                self.bias.float(),
+                padding=self.weight.shape[-1] // 2,  # 'same', as the grid_sample path
             ).to(feat.dtype)
         return x + y
 

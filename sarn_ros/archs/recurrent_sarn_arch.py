@@ -63,6 +63,19 @@ def fusion_inputs(
     return torch.cat((*prev, current, *fut), dim=1)
 
 
+def check_state(state: State, batch: int, channels: int, height: int, width: int) -> None:
+    """ValueError unless ``state`` is (h, c) for ``batch`` frames of ``height`` x ``width``: a
+    state kept from frames of another size failed deep inside, in the ConvLSTM's concatenation
+    ("Sizes of tensors must match") or in onnxruntime's Reshape."""
+    want = (batch, channels, -(-height // SIZE_MULTIPLE), -(-width // SIZE_MULTIPLE))
+    got = [tuple(t.shape) for t in state]
+    if got != [want, want]:
+        raise ValueError(
+            f"recurrent state of shapes {got} does not fit {batch} frame(s) of {height}x{width} "
+            f"(needs {want}): frames of a new size start from init_state"
+        )
+
+
 class RecurrentSARN(nn.Module):
     """Video SARN: one call of :meth:`step` per frame, state carried by the caller."""
 
@@ -96,6 +109,7 @@ class RecurrentSARN(nn.Module):
         x, h, w = pad_to_multiple(stack)
         if state is None:
             state = self.init_state(x.shape[0], h, w, x.device, x.dtype)
+        check_state(state, x.shape[0], self.cfg.lstm_channels, h, w)
         out, state = self.step_padded(x, state)
         return out[..., :h, :w], state
 

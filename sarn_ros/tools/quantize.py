@@ -2,13 +2,15 @@
 
 Static QDQ quantization (onnxruntime.quantization): the convolution weights per output channel
 as signed 8 bit, their inputs and outputs as unsigned 8 bit with ranges (min/max) measured on
-calibration frames; the deformable sampling, the attention and the ConvLSTM's gates stay fp32,
-and so do the full-resolution convolutions that read the frames and write the output's detail
-(:data:`FP32_CONVS`): quantizing those too cost 0.22 dB on a real 720p GoPro video for up to
-1.2x more speed; kept fp32 the loss was 0.07 dB (docs/measurements.md, "int8 in onnxruntime").
-Asymmetric uint8 activations, because onnxruntime's CPU kernels ran fast with them here (signed
-symmetric ones ran slower than fp32); TensorRT takes only signed symmetric int8, so a TensorRT
-engine is built from the fp32 graph (README, "Deployment").
+calibration frames. Only convolutions are quantized: the deformable sampling and its GEMMs,
+the attention's products and softmax and the ConvLSTM's gate nonlinearities stay fp32 (the
+convolutions that feed them, attention's query/key/value and the ConvLSTM's gate conv, are int8
+like the rest), and so do the full-resolution convolutions that read the frames and write the
+output's detail (:data:`FP32_CONVS`): quantizing those too cost 0.22 dB on a real 720p GoPro
+video for up to 1.2x more speed; kept fp32 the loss was 0.07 dB (docs/measurements.md, "int8
+in onnxruntime"). Asymmetric uint8 activations, because onnxruntime's CPU kernels ran fast with
+them here (signed symmetric ones ran slower than fp32); TensorRT takes only signed symmetric
+int8, so a TensorRT engine is built from the fp32 graph (README, "Deployment").
 
 The calibration stacks are the ones the streaming engine builds (previous outputs, look-ahead,
 recurrent state), taken from a recording of the user's own camera or the bundled sample.
