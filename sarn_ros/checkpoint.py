@@ -98,7 +98,7 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             ) from None
         reason = re.search(r"Unsupported \w+ \S+", text)
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        line = reason.group(0) if reason else lines[0] if lines else ""
+        line = reason.group(0) if reason else lines[0] if lines else "the file ends early"
         raise CheckpointError(
             f"cannot read {path}: not a readable PyTorch weights file ({type(exc).__name__}: "
             f"{line})"

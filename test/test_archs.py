@@ -20,6 +20,7 @@ from sarn_ros.archs.modules import (
     deform_conv3x3_grid_sample,
 )
 from sarn_ros.checkpoint import CheckpointError, load_model, save_checkpoint
+from sarn_ros.training.trainer import export_weights
 
 TINY = {"channels": 8, "blocks_per_level": 1, "attention_stride": 4}
 TINY_REC = {**TINY, "lstm_channels": 8}
@@ -348,6 +349,8 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     text.write_text("not a checkpoint\n")
     pickled = tmp_path / "pickled.pth"  # torch's own text advised weights_only=False
     torch.save({"args": argparse.Namespace(lr=1)}, pickled)
+    empty = tmp_path / "empty.pth"  # an interrupted copy: torch says "EOFError: " and no more
+    empty.touch()
     resume = tmp_path / "last.pt"  # what `sarn train` writes to resume, beside best.pth
     torch.save({"model": {}, "opt": {}, "step": 3}, resume)
     ckpt = torch.load(good, weights_only=True)
@@ -359,6 +362,7 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
         truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",
         text: "cannot read .*: not a readable PyTorch weights file",
+        empty: r"not a readable PyTorch weights file \(EOFError: the file ends early\)",
         pickled: "holds objects other than tensors and plain values .*argparse.Namespace",
         resume: "resume state, not weights: use best.pth",
         newer: "config does not fit SARN: .*new_option",
@@ -373,6 +377,8 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     bare = tmp_path / "bare.pth"  # metadata is optional
     torch.save({k: v for k, v in ckpt.items() if k != "meta"}, bare)
     assert load_model(bare).meta == {}
+    # and `sarn train --export` ships it (it raised KeyError: 'meta')
+    assert export_weights(bare, tmp_path / "shipped.pth") == {"storage": "fp16"}
 
 
 def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monkeypatch) -> None:

@@ -197,13 +197,13 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
         ckpt["state_dict"] = {
             k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
         }
-        ckpt["meta"] = dict(ckpt["meta"], storage="fp16")
+        ckpt["meta"] = dict(ckpt.get("meta") or {}, storage="fp16")  # meta is optional
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(dst.suffix + ".tmp")
     torch.save(ckpt, tmp)
     tmp.replace(dst)
-    return ckpt["meta"]
+    return ckpt.get("meta") or {}
 
 
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
