@@ -414,3 +414,39 @@ def test_deblur_sequence_refuses_an_engine_that_serves_other_streams(tiny_recurr
     assert [o.stream for o in engine.flush()] == ["live"]  # untouched
     engine.reset("live")
     assert len(deblur_sequence(engine, [frame, frame], "check")) == 2  # now alone: fine
+
+
+def test_a_setting_or_input_given_twice_is_evaluated_once(tmp_path, tiny_recurrent_checkpoint):
+    """`--future-frames 0 0`, a weights file or a folder named twice: one row each, and the
+    pooled row counts the folder's sequences and frames once (it said "all 4 of data")."""
+    data = tmp_path / "data"
+    write_pair(data, n=2, name="a")
+    write_pair(data, n=1, name="b")
+    weights = str(tiny_recurrent_checkpoint)
+    args = ["--weights", weights, weights, "--device", "cpu", "--future-frames", "0", "0"]
+    result = sarn_eval(*args, "--pairs", str(data), str(data), "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    out = json.loads((tmp_path / "e.json").read_text())
+    assert [r["sequence"] for r in out["gt"]] == ["a", "b"]
+    assert [(r["sequence"], r["frames"]) for r in out["gt_pooled"]] == [("all 2 of data", 3)]
+    assert "| all 2 of data | 0 | 3 |" in result.stdout
+
+
+def test_weights_that_cannot_load_end_the_run_before_any_is_evaluated(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """A second weights file that is no checkpoint was found only after the first one's whole
+    evaluation, whose results were then lost with the exit code 2."""
+    from sarn_ros import evaluation
+
+    evaluated = []
+    real = evaluation.evaluate_gt
+    monkeypatch.setattr(evaluation, "evaluate_gt", lambda *a: evaluated.append(a) or real(*a))
+    write_pair(tmp_path / "data")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    args = ["--weights", str(tiny_recurrent_checkpoint), str(bad), "--device", "cpu"]
+    result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--future-frames", "0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("sarn eval: error: ") and "bad.pth" in result.stderr
+    assert evaluated == []

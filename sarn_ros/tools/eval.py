@@ -135,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
     source = {"topics": args.topics, "debayer": args.debayer}
     try:
         check_args(args)
+        # a setting or input given twice would run twice and count twice in the pooled rows
+        for key in ("weights", "self_ensemble", "future_frames", "pairs", "synthetic", "no_gt"):
+            setattr(args, key, list(dict.fromkeys(getattr(args, key))))
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
@@ -166,11 +169,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn eval: error: {exc}", file=sys.stderr)
         return 2
-    results: dict = {"gt": [], "no_gt": []}
+    # Every engine is made before any evaluates: weights that cannot load, or cannot run these
+    # settings (an ONNX graph: fp32 on the CPU), end the run before the others' work is lost.
+    engines = []
     start = time.monotonic()
-    per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
-    bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
-    names = short_names([str(w) for w in args.weights])
     for weights, members in itertools.product(args.weights, args.self_ensemble):
         try:
             engine = make_engine(
@@ -182,12 +184,16 @@ def run(args: argparse.Namespace) -> int:
                 torch_compile=args.torch_compile,
             )
         except (CheckpointError, RuntimeError, ValueError) as exc:
-            bar.close()
             print(f"sarn eval: error: {exc}", file=sys.stderr)
             return 2
-        tag = {"weights": str(weights), "self_ensemble": members}
+        engines.append(({"weights": str(weights), "self_ensemble": members}, engine))
+    results: dict = {"gt": [], "no_gt": []}
+    per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
+    bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
+    names = short_names([str(w) for w in args.weights])
+    for tag, engine in engines:
         save = args.save_images
-        if save is not None and len(args.weights) * len(args.self_ensemble) > 1:
+        if save is not None and len(engines) > 1:
             # one folder per compared setting
             save = save / label(tag, names).replace(" ", "_").replace("/", "_")
         looks = args.future_frames if engine.is_recurrent else [0]
