@@ -786,3 +786,19 @@ def test_bag_messages_cut_short_are_skipped_not_the_end(tmp_path, tiny_recurrent
         len(infos) == 3
         and len(messages(output, "/right/deblurred/image_raw", "sensor_msgs/msg/Image")) == 4
     )
+
+
+def test_an_existing_output_bag_is_refused_before_the_model_loads(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
+):
+    """The output bag's existence was checked only after the weights were loaded (and CUDA
+    started), as every other output setting is checked before."""
+    loaded = []
+    monkeypatch.setattr("sarn_ros.ensemble.make_engine", lambda *a, **k: loaded.append(a))
+    src = tmp_path / "in"
+    write_bag(src, StoragePlugin.SQLITE3)
+    (tmp_path / "out").mkdir()
+    argv = ["deblur", str(src), "-o", str(tmp_path / "out"), "--weights"]
+    assert cli.main([*argv, str(tiny_recurrent_checkpoint), "--device", "cpu"]) == 2
+    assert f"output bag {tmp_path / 'out'} already exists" in capsys.readouterr().err
+    assert loaded == []
