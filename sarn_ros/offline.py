@@ -365,6 +365,23 @@ def open_bag(src: Path) -> Iterator[Any]:
         reader.close()
 
 
+def deserialize(reader: Any, raw: bytes, msgtype: str) -> Any:
+    """``reader.deserialize``, with a record cut short a ValueError like any corrupt frame
+    (rosbags says AnyReaderError, which is none)."""
+    from rosbags.highlevel import AnyReaderError
+
+    try:
+        return reader.deserialize(raw, msgtype)
+    except AnyReaderError as exc:
+        raise ValueError(f"cannot deserialise {msgtype}: {exc}") from None
+
+
+def check_new_bag(dst: Path) -> None:
+    """An output bag is always new: deblur_bag removes what it wrote when it fails."""
+    if dst.exists():
+        raise InputError(f"output bag {dst} already exists")
+
+
 def bag_image(msg: Any, msgtype: str, debayer: str) -> tuple[np.ndarray, str]:
     """A bag's Image or CompressedImage decoded as the node decodes it (Bayer/YUV to RGB);
     ValueError for a corrupt or unsupported frame."""
@@ -389,7 +406,6 @@ def deblur_bag(
     """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
     deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs. Every
     original message is copied; ``window`` picks the frames of each camera that are deblurred."""
-    from rosbags.highlevel import AnyReaderError
     from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
     from rosbags.typesys import Stores, get_typestore
 
@@ -402,8 +418,7 @@ def deblur_bag(
         to_rgb,
     )
 
-    if dst.exists():
-        raise InputError(f"output bag {dst} already exists")
+    check_new_bag(dst)
     store = get_typestore(Stores.ROS2_HUMBLE)
     report = Report()
     try:
@@ -415,8 +430,8 @@ def deblur_bag(
             # an empty list would mean every connection to rosbags: a bag without camera_info
             for conn, _, raw in reader.messages(connections=info_conns) if info_conns else ():
                 try:
-                    msg = reader.deserialize(raw, conn.msgtype)
-                except AnyReaderError:  # cut short: the frames take their neighbours' info
+                    msg = deserialize(reader, raw, conn.msgtype)
+                except ValueError:  # cut short: the frames take their neighbours' info
                     continue
                 infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
             mcap = src.suffix == ".mcap" or any(Path(src).glob("*.mcap"))
@@ -507,7 +522,7 @@ def deblur_bag(
                     if conn.topic not in chosen or window.done(readable[conn.topic]):
                         continue
                     try:
-                        msg = reader.deserialize(raw, conn.msgtype)
+                        msg = deserialize(reader, raw, conn.msgtype)
                         pixels, encoding = bag_image(msg, conn.msgtype, debayer)
                         frame = resize_by(to_rgb(pixels, encoding), scale)
                         alpha = alpha_plane(pixels, encoding)
@@ -516,8 +531,7 @@ def deblur_bag(
                             frame.shape[1] / pixels.shape[1],
                             frame.shape[0] / pixels.shape[0],
                         )
-                    except (ValueError, AnyReaderError) as exc:  # corrupt, cut short or
-                        # unsupported: skip it, go on
+                    except ValueError as exc:  # corrupt, cut short or unsupported: skip it
                         report.skipped += 1
                         report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
                         continue

@@ -25,7 +25,15 @@ from .data.datasets import (
     synthesize_folder,
 )
 from .metrics import sharpness
-from .offline import InputError, bag_image, bag_topics, kind_of, open_bag, video_frames
+from .offline import (
+    InputError,
+    bag_image,
+    bag_topics,
+    deserialize,
+    kind_of,
+    open_bag,
+    video_frames,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +93,16 @@ class Recording:
             cap.release()
 
     def _bag(self) -> Iterator[tuple[str, np.ndarray]]:
-        from rosbags.highlevel import AnyReaderError
-
         from .ros.image_conversion import to_rgb
 
         with open_bag(self.path) as reader:
             conns = [c for c in reader.connections if c.topic in self.topics]
             for conn, _, raw in reader.messages(connections=conns):
                 try:
-                    msg = reader.deserialize(raw, conn.msgtype)
+                    msg = deserialize(reader, raw, conn.msgtype)
                     pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)
                     yield self.name(conn.topic), to_rgb(pixels, encoding)
-                except (ValueError, AnyReaderError):  # corrupt (or cut short) or unsupported
+                except ValueError:  # corrupt, cut short or unsupported
                     self.skipped += 1
 
 

@@ -135,8 +135,7 @@ def run(args: argparse.Namespace) -> int:
                     "a bag is deblurred into a new bag (a directory, its other topics copied): "
                     "no video output or --side-by-side"
                 )
-            if dst.exists():  # as deblur_bag finds it, but before the model loads
-                raise offline.InputError(f"output bag {dst} already exists")
+            offline.check_new_bag(dst)  # as deblur_bag does, but before the model loads
         window = offline.Window(args.skip_frames, args.max_frames)
         try:
             engine = make_engine(

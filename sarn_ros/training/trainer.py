@@ -156,6 +156,8 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     return model
 
 
+# What torch.load raises for an empty, cut-short or foreign file (KeyError: 101 for garbage)
+UNREADABLE = (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError)
 TRAINING_STATE_KEYS = (
     *("model", "opt", "sched", "scaler", "step", "best", "history"),
     *("torch_rng", "np_rng", "config"),
@@ -164,10 +166,10 @@ TRAINING_STATE_KEYS = (
 
 def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A ``last.pt`` as :meth:`Trainer.state` wrote it; RuntimeError naming the fault for an
-    empty, cut-short or foreign file (torch says EOFError, or KeyError: 101 for garbage)."""
+    empty, cut-short or foreign file."""
     try:
         st = torch.load(path, map_location=device, weights_only=True)
-    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as exc:
+    except UNREADABLE as exc:
         why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
         raise RuntimeError(f"not a readable training checkpoint ({why})") from exc
     missing = [k for k in TRAINING_STATE_KEYS if not isinstance(st, dict) or k not in st]
@@ -183,7 +185,7 @@ def trained_steps(run_dir: Path) -> int:
         return 0
     try:  # mmap: the step without reading the weights and optimiser state
         st = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError):
+    except UNREADABLE:
         return 0
     return int(st.get("step", 0)) if isinstance(st, dict) else 0
 
