@@ -42,8 +42,9 @@ def sibling(file_name: str) -> ModuleType:
     return module
 
 
+NODE_LAUNCH = sibling("sarn_deblur.launch.py")
 # the profile is set before the driver starts, by the node launch file's own rule
-dds_profile = sibling("sarn_deblur.launch.py").dds_profile
+dds_profile = NODE_LAUNCH.dds_profile
 
 
 def driver_is(name: str) -> IfCondition:
@@ -63,19 +64,43 @@ def generate_launch_description() -> LaunchDescription:
                 choices=list(DRIVERS),
                 description="Camera driver package.",
             ),
-            DeclareLaunchArgument("namespace", default_value="camera"),
-            DeclareLaunchArgument("video_device", default_value="/dev/video0"),
-            DeclareLaunchArgument("image_width", default_value="640"),
-            DeclareLaunchArgument("image_height", default_value="480"),
-            DeclareLaunchArgument("framerate", default_value="30.0", description="usb_cam only"),
+            DeclareLaunchArgument(
+                "namespace",
+                default_value="camera",
+                description="Namespace of the driver and the node: the driver's "
+                "<namespace>/image_raw is deblurred into <namespace>/deblurred/image_raw.",
+            ),
+            DeclareLaunchArgument(
+                "video_device", default_value="/dev/video0", description="V4L2 device."
+            ),
+            DeclareLaunchArgument(
+                "image_width", default_value="640", description="Capture width in pixels."
+            ),
+            DeclareLaunchArgument(
+                "image_height", default_value="480", description="Capture height in pixels."
+            ),
+            DeclareLaunchArgument(
+                "framerate",
+                default_value="30.0",
+                description="Frames per second (usb_cam only).",
+            ),
             DeclareLaunchArgument(
                 "pixel_format",
                 default_value="yuyv2rgb",
                 description="usb_cam pixel_format (yuyv2rgb, mjpeg2rgb, yuyv, ...); "
                 "v4l2_camera converts to rgb8 itself.",
             ),
-            DeclareLaunchArgument("frame_id", default_value="camera_optical_frame"),
-            *(DeclareLaunchArgument(name, default_value="") for name in FORWARDED),
+            DeclareLaunchArgument(
+                "frame_id",
+                default_value="camera_optical_frame",
+                description="frame_id of the images and camera_info (the deblurred ones keep it).",
+            ),
+            *(
+                DeclareLaunchArgument(
+                    name, default_value="", description=NODE_LAUNCH.ARGUMENTS[name][1]
+                )
+                for name in FORWARDED
+            ),
             Node(
                 package="v4l2_camera",
                 executable="v4l2_camera_node",

@@ -5,18 +5,28 @@
 Each camera <namespace>/<cam>/image_raw (+ camera_info) is deblurred into
 <namespace>/<cam>/deblurred/image_raw (+ camera_info), with its own recurrent state. On a
 GPU, frames of equal size from the cameras go through one batched forward pass; on a CPU they
-go one after another, which measured faster there.
+go one after another, which measured faster there. Without a cameras argument the cameras are
+those of params_file where it names them, else [left, right].
 """
 
+import importlib.util
 import os
+from types import ModuleType
 
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+import yaml
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    OpaqueFunction,
+    SetLaunchConfiguration,
+)
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
-from launch import LaunchDescription
+from launch import LaunchContext, LaunchDescription
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_CAMERAS = "[left, right]"
 FORWARDED = (
     "weights",
     "device",
@@ -27,16 +37,70 @@ FORWARDED = (
 )
 
 
+def sibling(file_name: str) -> ModuleType:
+    """A launch file beside this one, as a module: its helpers are shared, not copied."""
+    path = os.path.join(HERE, file_name)
+    spec = importlib.util.spec_from_file_location(file_name.split(".")[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+NODE_LAUNCH = sibling("sarn_deblur.launch.py")
+
+
+def names_cameras(params_file: str) -> bool:
+    """Whether a ROS 2 parameter file sets ``cameras`` for some node (``/**``, a node name, or
+    namespaces written as nested keys). An unreadable file is left to the node to report."""
+    try:
+        with open(params_file, encoding="utf-8") as f:
+            content = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return False
+
+    def search(entry: object) -> bool:
+        if not isinstance(entry, dict):
+            return False
+        params = entry.get("ros__parameters")
+        if isinstance(params, dict) and "cameras" in params:
+            return True
+        return any(search(v) for k, v in entry.items() if k != "ros__parameters")
+
+    return search(content)
+
+
+def default_cameras(context: LaunchContext) -> list[SetLaunchConfiguration]:
+    """[left, right] unless the cameras are given, or named by the user's params_file (which
+    a launch default must not silently override)."""
+    if LaunchConfiguration("cameras").perform(context):
+        return []
+    params_file = LaunchConfiguration("params_file", default="").perform(context)
+    if params_file and names_cameras(params_file):
+        return []
+    return [SetLaunchConfiguration("cameras", DEFAULT_CAMERAS)]
+
+
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             DeclareLaunchArgument(
                 "cameras",
-                default_value="[left, right]",
-                description="Camera namespaces, relative to namespace.",
+                default_value="",
+                description="Camera namespaces, relative to namespace (default: the cameras "
+                f"params_file names, else {DEFAULT_CAMERAS}).",
             ),
-            DeclareLaunchArgument("namespace", default_value=""),
-            *(DeclareLaunchArgument(name, default_value="") for name in FORWARDED),
+            DeclareLaunchArgument(
+                "namespace",
+                default_value="",
+                description="Namespace of the node; the cameras are relative to it.",
+            ),
+            *(
+                DeclareLaunchArgument(
+                    name, default_value="", description=NODE_LAUNCH.ARGUMENTS[name][1]
+                )
+                for name in FORWARDED
+            ),
+            OpaqueFunction(function=default_cameras),
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(os.path.join(HERE, "sarn_deblur.launch.py")),
                 launch_arguments={

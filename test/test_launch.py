@@ -231,3 +231,41 @@ def test_multi_camera_launch_serves_cameras_from_one_node(share: Path):
     inline = parameters(node)[1]
     assert list(inline["cameras"]) == ["left", "right"]
     assert (inline["self_ensemble"], inline["torch_compile"]) == (2, False)
+
+
+@pytest.mark.parametrize(
+    "launch_file",
+    ["sarn_deblur.launch.py", "camera_deblur.launch.py", "multi_camera_deblur.launch.py"],
+)
+def test_every_argument_has_a_description_and_a_default(launch_file: str):
+    """`ros2 launch sarn_ros X --show-args` explains every argument (with those of the included
+    node launch file), and none is required."""
+    spec = importlib.util.spec_from_file_location("ld", REPO / "launch" / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ld = module.generate_launch_description()
+    arguments = ld.get_launch_arguments()  # with those of included launch files
+    undescribed = [a.name for a in arguments if a.description == "no description given"]
+    assert not undescribed, undescribed
+    assert all(a.default_value is not None for a in arguments)
+
+
+def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path, tmp_path: Path):
+    """A stereo rig's own YAML naming its cameras must not be overridden by the launch file's
+    [left, right] example, as no other argument left out overrides the file."""
+    flat = tmp_path / "rig.yaml"
+    flat.write_text("/**:\n  ros__parameters:\n    cameras: [cam0, cam1]\n")
+    nested = tmp_path / "nested.yaml"  # node names may also be written as nested keys
+    nested.write_text("stereo:\n  sarn_deblur:\n    ros__parameters:\n      cameras: [cam0]\n")
+    for mine in (flat, nested):
+        (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(mine))
+        files, inline = parameters(node)
+        assert files == [str(mine)] and "cameras" not in inline, mine
+    # no file, or one that names no cameras: the stereo default; an argument always wins
+    other = tmp_path / "other.yaml"
+    other.write_text("/**:\n  ros__parameters:\n    device: cpu\n")
+    for given in ({}, {"params_file": str(other)}):
+        (node,), _ = expand("multi_camera_deblur.launch.py", **given)
+        assert list(parameters(node)[1]["cameras"]) == ["left", "right"], given
+    (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(flat), cameras="[a, b]")
+    assert list(parameters(node)[1]["cameras"]) == ["a", "b"]
