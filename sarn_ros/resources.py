@@ -19,6 +19,7 @@ PACKAGE = "sarn_ros"
 # Fast DDS 2 (ROS 2 up to Jazzy) reads only the first, Fast DDS 3 (Kilted on) the second (and,
 # deprecated, the first)
 DDS_PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+DEFAULT_PROFILE_FILES = ("DEFAULT_FASTRTPS_PROFILES.xml", "DEFAULT_FASTDDS_PROFILES.xml")
 FAST_DDS_2_DISTROS = ("foxy", "galactic", "humble", "iron", "jazzy")
 
 
@@ -41,11 +42,18 @@ def dds_profile_setting(
     profile: Path | str, env: Mapping[str, str] = os.environ
 ) -> tuple[str, str] | None:
     """(variable, value) that points this distribution's Fast DDS at ``profile``, or None
-    where the user set a profile file of their own (under either name). The node, the tools
-    and the launch files (on their launch context's environment) all decide by this."""
-    if any(env.get(v) for v in DDS_PROFILE_VARIABLES):
+    where the user chose transports of their own: a profile file (under either variable),
+    ``FASTDDS_BUILTIN_TRANSPORTS``, or the default profile file in the working directory. The
+    node, the tools and the launch files (on their launch context's environment) all decide
+    by this."""
+    variable = dds_profile_variable(env)
+    if any(env.get(v) for v in DDS_PROFILE_VARIABLES) or env.get("FASTDDS_BUILTIN_TRANSPORTS"):
         return None
-    return dds_profile_variable(env), str(profile)
+    # Fast DDS loads this file from the working directory by itself
+    default_file = DEFAULT_PROFILE_FILES[DDS_PROFILE_VARIABLES.index(variable)]
+    if env.get("SKIP_DEFAULT_XML_FILE") != "1" and Path(default_file).is_file():
+        return None
+    return variable, str(profile)
 
 
 def use_dds_profile(profile: Path | str) -> None:

@@ -208,3 +208,29 @@ def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
     monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_cyclonedds_cpp")
     use_packaged_dds_profile()
     assert profiles() == [None, None]
+
+
+@pytest.mark.parametrize("choice", ["transports", "cwd2", "cwd3"])
+def test_a_transport_choice_of_the_users_own_is_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, choice: str
+):
+    """FASTDDS_BUILTIN_TRANSPORTS (e.g. LARGE_DATA) and a default profile file in the working
+    directory, which Fast DDS loads by itself, are the user's choice as much as a profile
+    variable: the packaged profile would override them."""
+    from sarn_ros.resources import DDS_PROFILE_VARIABLES, dds_profile_setting
+
+    env = {"ROS_DISTRO": "humble" if choice == "cwd2" else "kilted"}
+    variable = DDS_PROFILE_VARIABLES[0 if choice == "cwd2" else 1]
+    monkeypatch.chdir(tmp_path)
+    assert dds_profile_setting("/p.xml", env) == (variable, "/p.xml")
+    if choice == "transports":
+        env["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
+    else:
+        name = (
+            "DEFAULT_FASTRTPS_PROFILES.xml" if choice == "cwd2" else "DEFAULT_FASTDDS_PROFILES.xml"
+        )
+        (tmp_path / name).write_text("<dds/>")
+    assert dds_profile_setting("/p.xml", env) is None
+    if choice != "transports":  # Fast DDS skips the working directory's file when told to
+        env["SKIP_DEFAULT_XML_FILE"] = "1"
+        assert dds_profile_setting("/p.xml", env) == (variable, "/p.xml")
