@@ -143,6 +143,36 @@ def test_a_bag_replayed_slowly_under_sim_time_keeps_its_look_ahead(ros, tiny_rec
         np.testing.assert_array_equal(image_to_numpy(msg), exp)
 
 
+def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
+    ros, tiny_recurrent_checkpoint
+):
+    """`ros2 bag play --clock` exits at the bag's end and /clock stops: ROS time stood still for
+    good, the camera never looked quiet by it, and the last future_frames frames of every bag
+    waited for ever (lost at Ctrl-C). A paused player, still publishing /clock, keeps them."""
+    from rosgraph_msgs.msg import Clock
+
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, queue_policy="all", use_sim_time=True, **RELIABLE_IN)
+    cam = Camera(node)
+    clock = node.create_publisher(Clock, "/clock", 10)
+    wait_connected(node, [cam], proc)
+    assert spin_until(node, lambda: clock.get_subscription_count() > 0, 20), proc.stop()
+    src = frames(4, seed=12)
+    stamps = [900 * SEC + i * SEC // 30 for i in range(4)]
+    for f, s in zip(src, stamps, strict=True):
+        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, 0.1)
+    assert spin_until(node, lambda: len(cam.outputs) == 2, 30), proc.stop()
+    spin_until(node, lambda: False, 2.0)  # paused: 4x max_gap_s of wall time, no /clock step
+    assert len(cam.outputs) == 2
+    node.destroy_publisher(clock)  # the player exits
+    assert spin_until(node, lambda: len(cam.outputs) == 4, 15), proc.stop()
+    expected = engine_frames(StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu"), src)
+    for msg, exp in zip(cam.outputs, expected, strict=True):
+        np.testing.assert_array_equal(image_to_numpy(msg), exp)
+
+
 def test_lazy_node_deblurs_only_while_its_output_is_watched(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, lazy=True, future_frames=0, **RELIABLE_IN)
@@ -361,7 +391,11 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     assert spin_until(node, lambda: all(diag.count(k) == v for k, v in expected.items()), 10), (
         diag.values
     )
-    assert proc.alive()
+    rc, out = proc.stop()
+    assert rc == 0, out
+    # the README's promise for a resolution switch and a looping bag: logged as well as counted
+    assert "recurrent state restarted: the image size changed" in out, out
+    assert "recurrent state restarted: a stamp went back (a looping bag?)" in out, out
 
 
 def test_a_camera_info_sent_just_after_its_image_still_goes_with_it(ros, tiny_recurrent_checkpoint):
@@ -897,6 +931,7 @@ def test_warnings_are_throttled_per_reason(monkeypatch):
         get_logger=lambda: SimpleNamespace(warning=logged.append),
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    fake.due = lambda key: node_module.DeblurNode.due(fake, key)
     for reason in ("encoding", "encoding", "malformed", "encoding", "decode_error"):
         node_module.DeblurNode.reject(fake, reason, "detail")
     assert [line.split("(")[1].split(")")[0] for line in logged] == [
@@ -1017,6 +1052,31 @@ def test_latest_takes_the_newest_stamp_every_camera_holds():
     assert synced_picks([[1, 2], [5, 6]]) == [1, 1]  # unsynchronised: each one's newest
     assert synced_picks([[9, 1], [9, 1]]) == [1, 1]  # a looping bag: the newest received
     assert synced_picks([[4]]) == [0]
+
+
+def test_setting_future_frames_to_its_value_keeps_the_held_frames(tiny_recurrent_checkpoint):
+    """`ros2 param set ... future_frames 2` on a node at 2 (or `ros2 param load` of its own
+    file) flushed every camera's held frames, so they came out without their look-ahead."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu", future_frames=2)
+    src = frames(4, seed=5)
+    published = []
+    fake = SimpleNamespace(
+        engine=engine,
+        publish=published.append,
+        get_logger=lambda: SimpleNamespace(info=lambda text: None),
+    )
+    for i, f in enumerate(src[:3]):
+        published += engine.push(f, i * SEC // 30, "cam")
+    node_module.DeblurNode.apply_changes(fake, {"future_frames": 2})
+    assert len(published) == 1  # the two held frames still wait for their look-ahead
+    published += engine.push(src[3], 3 * SEC // 30, "cam") + engine.flush()
+    expected = engine_frames(StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu"), src)
+    for out, exp in zip(published, expected, strict=True):
+        np.testing.assert_array_equal(out.image, exp)
 
 
 def test_a_live_switch_to_latest_trims_the_backlog_at_once():

@@ -58,6 +58,12 @@ THROTTLE_S = 10.0  # warnings per reason at most this often
 # frames kept per camera under queue_policy latest when the node serves several: enough for
 # the newest stamp all cameras hold to be among them while a synchronised pair arrives
 SYNC_DEPTH = 3
+# state restarts the input caused behind the node's back, logged (throttled) with their cause
+LOGGED_RESETS = {
+    "resolution": "the image size changed",
+    "format": "the pixel format changed",
+    "backwards": "a stamp went back (a looping bag?)",
+}
 
 
 def stamp_ns(header: Any) -> int:
@@ -162,6 +168,7 @@ class Camera:
         self.queue: deque[Queued] = deque()
         self.last_stamp: int | None = None  # of the last frame queued, for gap detection
         self.last_taken = 0.0  # clock_s() when the worker last took a frame
+        self.last_taken_wall = 0.0  # time.monotonic() of the same, for a /clock that stopped
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
         # a backlog of queued frames (queue_policy all) must still find its camera_info
@@ -377,9 +384,10 @@ class DeblurNode(Node):
         """Worker side of a live parameter change (between frames, so never mid-inference)."""
         for name, value in changes.items():
             if name == "future_frames":
-                self.engine.future_frames = int(value)  # ends each segment; outputs queued
-                for out in self.engine.flush():
-                    self.publish(out)
+                if int(value) != self.engine.future_frames:  # else the held frames wait on
+                    self.engine.future_frames = int(value)  # ends each segment; outputs queued
+                    for out in self.engine.flush():
+                        self.publish(out)
             elif name == "max_gap_s":
                 with self.lock:
                     self.max_gap_s = float(value) or None
@@ -446,14 +454,27 @@ class DeblurNode(Node):
     def reject(self, reason: str, detail: str) -> None:
         """Count a bad frame and warn, throttled per reason (rclpy throttles per call site,
         so one noisy camera would hide every other reason); the node carries on."""
-        now = time.monotonic()
         with self.lock:
             self.count(f"rejected.{reason}")
-            due = now - self.warned.get(reason, -THROTTLE_S) >= THROTTLE_S
-            if due:
-                self.warned[reason] = now
-        if due:
+        if self.due(reason):
             self.get_logger().warning(f"skipping frame ({reason}): {detail}")
+
+    def due(self, key: str) -> bool:
+        """Whether a warning for ``key`` may go out now (at most one per THROTTLE_S)."""
+        now = time.monotonic()
+        with self.lock:
+            due = now - self.warned.get(key, -THROTTLE_S) >= THROTTLE_S
+            if due:
+                self.warned[key] = now
+        return due
+
+    def log_resets(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """Warn of the state restarts that a change of the input made in the engine between
+        two ``stats()``: counted in /diagnostics, and worth a line in the log."""
+        for reason, cause in LOGGED_RESETS.items():
+            n = after["resets_by_reason"][reason] - before["resets_by_reason"][reason]
+            if n > 0 and self.due(f"reset.{reason}"):
+                self.get_logger().warning(f"recurrent state restarted: {cause}")
 
     # ------------------------------------------------------------------ worker
     def work(self) -> None:
@@ -470,9 +491,9 @@ class DeblurNode(Node):
                     return
                 changes, self.changes = self.changes, {}
                 taken = self.take()
-                now = self.clock_s()
+                now, wall = self.clock_s(), time.monotonic()
                 for cam, *_ in taken:
-                    cam.last_taken, cam.holding = now, True
+                    cam.last_taken, cam.last_taken_wall, cam.holding = now, wall, True
                 quiet = self.quiet_cameras(now)
                 for cam in quiet:
                     cam.holding = False
@@ -489,7 +510,9 @@ class DeblurNode(Node):
                     self.engine.reset()
             # Read by the diagnostics timer: the executor must never wait for the engine's
             # lock, which a forward pass holds for its whole duration.
-            self.engine_stats = self.engine.stats()
+            stats = self.engine.stats()
+            self.log_resets(self.engine_stats, stats)
+            self.engine_stats = stats
 
     def take(self) -> list[tuple[Camera, Queued]]:
         """The next frame of each camera that has one; under queue_policy latest the frames of
@@ -511,16 +534,29 @@ class DeblurNode(Node):
         clock = self.get_clock()
         return clock.now().nanoseconds / 1e9 if clock.ros_time_is_active else time.monotonic()
 
+    def clock_stopped(self) -> bool:
+        """Under use_sim_time with nothing publishing /clock any more (``ros2 bag play --clock``
+        exits at the bag's end), ROS time stands still for good. A paused or stepped player
+        still publishes /clock."""
+        return self.get_clock().ros_time_is_active and not self.count_publishers("/clock")
+
     def quiet_cameras(self, now: float) -> list[Camera]:
         """Cameras with frames in the engine and none taken for max_gap_s, or unwatched under
         ``lazy`` (with max_gap_s 0 their frames waited for the next viewer): their look-ahead
-        is emitted now rather than when their next frame comes. Callers hold ``self.lock``."""
+        is emitted now rather than when their next frame comes. Once /clock has stopped, quiet
+        goes by the wall clock, or a bag's last frames would wait for ever. Callers hold
+        ``self.lock``."""
         gap = self.max_gap_s
+        holding = [c for c in self.cameras if c.holding]
+        wall = time.monotonic() if gap and holding and self.clock_stopped() else None
 
         def quiet(c: Camera) -> bool:
-            return bool(gap and now - c.last_taken > gap) or (self.lazy and not c.watched())
+            if self.lazy and not c.watched():
+                return True
+            stalled = wall is not None and wall - c.last_taken_wall > gap
+            return bool(gap) and (now - c.last_taken > gap or stalled)
 
-        return [c for c in self.cameras if c.holding and quiet(c)]
+        return [c for c in holding if quiet(c)]
 
     def process(self, taken: list[tuple[Camera, Queued]]) -> None:
         now = time.monotonic()
