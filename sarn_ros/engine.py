@@ -205,7 +205,8 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager:
 class CompiledCall:
     """``torch.compile(fn)`` that falls back to ``fn`` for good, with one warning, when compiling
     or the compiled call fails: a robot image without a C++ compiler or Triton, or an older
-    PyTorch, still deblurs."""
+    PyTorch, still deblurs. A call that fails eagerly too (out of memory on a huge frame) is
+    the network's failure, not the compiler's: it is raised and the compiled network kept."""
 
     def __init__(self, fn: Callable[..., Any], label: str) -> None:
         self.eager = fn
@@ -222,12 +223,14 @@ class CompiledCall:
             self._fall_back(exc)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.compiled is not None:
-            try:
-                return self.compiled(*args, **kwargs)
-            except Exception as exc:  # any compiler failure: the eager network still works
-                self._fall_back(exc)
-        return self.eager(*args, **kwargs)
+        if self.compiled is None:
+            return self.eager(*args, **kwargs)
+        try:
+            return self.compiled(*args, **kwargs)
+        except Exception as exc:  # a compiler failure if the eager network still works
+            result = self.eager(*args, **kwargs)
+            self._fall_back(exc)
+            return result
 
     def _fall_back(self, exc: Exception) -> None:
         first = str(exc).strip().splitlines()[:1]
@@ -402,7 +405,9 @@ class StreamDeblurrer:
         are taken in order.
 
         Raises ValueError, before accepting any of ``items``, if a frame is not HxW, HxWx1 or
-        HxWx3 uint8/uint16.
+        HxWx3 uint8/uint16. If the network fails, the outputs made so far come with the next
+        call. Frames are taken in rounds of one per stream, each round only once the resets and
+        look-ahead drains it needs have run: a failure in those takes none of the round.
         """
         checked = [
             (name, *self._check_frame(frame), int(stamp), meta)
@@ -420,7 +425,10 @@ class StreamDeblurrer:
                     rounds.append([item])
             try:
                 for rnd in rounds:
-                    touched = [self._accept(*item, out) for item in rnd]
+                    # every network call and allocation before any frame is taken: a failure
+                    # takes none of the round's frames (a self-ensemble's members stay in step)
+                    plans = [self._prepare(it[0], it[2], it[4], out) for it in rnd]
+                    touched = [self._accept(*it, *p) for it, p in zip(rnd, plans, strict=True)]
                     while ready := [s for s in touched if len(s.pending) > self._future_frames]:
                         self._run(ready, out)
             except Exception:
@@ -464,6 +472,10 @@ class StreamDeblurrer:
         s = self._streams[name]
         while s.pending:
             self._run([s], out)
+        self._drop(name, reason)
+
+    def _drop(self, name: str, reason: str) -> None:
+        """Forget the stream, its look-ahead already emitted; a reset counted for ``reason``."""
         del self._streams[name]
         self.resets_by_reason[reason] += 1
 
@@ -484,6 +496,34 @@ class StreamDeblurrer:
         h, w, c = frame.shape
         return frame, (h, w, c, frame.dtype), squeeze
 
+    def _prepare(
+        self, name: str, fmt: tuple[int, int, int, np.dtype], stamp: int, out: list[DeblurredFrame]
+    ) -> tuple[str | None, _Stream | None]:
+        """Why a frame of ``fmt`` at ``stamp`` resets its stream (None: it continues) and the
+        new segment's buffers where it starts one, after emitting into ``out`` what the stream
+        must finish first: its whole look-ahead before a reset, else the oldest frame of a
+        look-ahead a failed call left full (whose slot the frame would take, deblurred under
+        the older frame's stamp). Takes nothing."""
+        s = self._streams.get(name)
+        if s is None:
+            return None, self._new_stream(name, fmt)
+        reason = None
+        if fmt[:2] != s.fmt[:2]:
+            reason = "resolution"
+        elif fmt != s.fmt:
+            reason = "format"
+        elif s.last_stamp is not None and stamp < s.last_stamp:
+            reason = "backwards"
+        elif (
+            self.max_gap_s is not None
+            and s.last_stamp is not None
+            and stamp - s.last_stamp > self.max_gap_s * 1e9
+        ):
+            reason = "gap"
+        while len(s.pending) > (0 if reason else self._future_frames):
+            self._run([s], out)
+        return reason, self._new_stream(name, fmt) if reason else None
+
     def _accept(
         self,
         name: str,
@@ -492,34 +532,16 @@ class StreamDeblurrer:
         squeeze: bool,
         stamp: int,
         meta: Any,
-        out: list[DeblurredFrame],
+        reason: str | None,
+        fresh: _Stream | None,
     ) -> _Stream:
-        """Reset the stream if needed (flushing into ``out``), upload the frame once."""
-        s = self._streams.get(name)
-        if s is not None:
-            reason = None
-            if fmt[:2] != s.fmt[:2]:
-                reason = "resolution"
-            elif fmt != s.fmt:
-                reason = "format"
-            elif s.last_stamp is not None and stamp < s.last_stamp:
-                reason = "backwards"
-            elif (
-                self.max_gap_s is not None
-                and s.last_stamp is not None
-                and stamp - s.last_stamp > self.max_gap_s * 1e9
-            ):
-                reason = "gap"
-            if reason is not None:
-                self._end_segment(name, reason, out)
-                s = None
-            else:  # a failed call can leave the look-ahead full: finish it before its slot is
-                # taken by this frame (which would be deblurred under the older frame's stamp)
-                while len(s.pending) > self._future_frames:
-                    self._run([s], out)
-        if s is None:
-            s = self._new_stream(name, fmt)
-            self._streams[name] = s
+        """Take the frame as :meth:`_prepare` decided: start the ``fresh`` segment (a reset for
+        ``reason`` where one ends), upload the frame once."""
+        if reason is not None:
+            self._drop(name, reason)
+        if fresh is not None:
+            self._streams[name] = fresh
+        s = self._streams[name]
         slot = s.counter % s.frames.shape[0]
         self._upload(s, frame, slot)
         s.pending.append(_Pending(slot, stamp, meta, squeeze))

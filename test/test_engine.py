@@ -496,3 +496,33 @@ def test_the_faster_cpu_setting_follows_native_bf16():
     assert faster_cpu_setting("bf16", True, bf16_native=True) is None
     assert faster_cpu_setting("fp32", False, bf16_native=False) == "export"
     assert faster_cpu_setting("bf16", True, bf16_native=False) == "export"
+
+
+def test_a_network_failure_under_torch_compile_keeps_the_compiled_network(
+    model, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A frame too big for the device fails eagerly too: that is no compiler fault, yet it
+    switched the compiled network off for good, every later frame running eagerly."""
+    calls = {"compiled": 0}
+
+    def compile_passthrough(fn, **kwargs):
+        def compiled(*args):
+            calls["compiled"] += 1
+            return fn(*args)
+
+        return compiled
+
+    step = model.step
+
+    def out_of_memory(stack, state):
+        if stack.shape[-1] > W:
+            raise RuntimeError("CUDA out of memory")
+        return step(stack, state)
+
+    monkeypatch.setattr(torch, "compile", compile_passthrough)
+    monkeypatch.setattr(model, "step", out_of_memory)
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0, torch_compile=True)
+    with caplog.at_level(logging.WARNING, logger="sarn_ros.engine"), pytest.raises(RuntimeError):
+        engine.push(frames(1, (H, 2 * W, 3))[0], 0, "big")
+    assert engine.compiled and "torch.compile" not in caplog.text
+    assert len(engine.push(frames(1)[0], 0)) == 1 and calls["compiled"] == 2

@@ -219,3 +219,50 @@ def test_make_engine_picks_the_plain_engine_for_one_member() -> None:
     assert isinstance(engine, SelfEnsembleDeblurrer) and engine.members == 8
     out = push_all(engine, frames(2, seed=5))
     assert [o.stamp for o in out] == [1_000, 1_000 + NS]
+
+
+def test_a_reset_flush_that_failed_on_one_member_loses_no_frame(model) -> None:
+    """A new resolution ends the segment: member 0 flushed its look-ahead and took the new
+    frame, member 1's flush failed. The members were then a frame apart, and the restart that
+    put them back in step dropped the old segment's frames both of them still held."""
+    imgs = frames(3, seed=10) + frames(2, (W, H, 3), seed=11)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=2)
+    out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
+    flaky_network(engine, {3})  # member 0 flushes frames 1-2 in calls 1-2, member 1 fails
+    with pytest.raises(RuntimeError):
+        engine.push(imgs[3], 1_000 + 3 * NS, meta=3)
+    out += engine.push(imgs[4], 1_000 + 4 * NS, meta=4)
+    out += engine.flush()
+    assert [o.meta for o in out] == [0, 1, 2, 4]  # only the frame whose push raised is lost
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[:3])
+    assert [diff(a.image, b.image) for a, b in zip(out[:3], clean, strict=True)] == [0] * 3
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["pending"]) == (4, 4, 0)
+    assert s["resets_by_reason"]["resolution"] == 1 and s["resets"] == 1
+
+
+def test_a_new_stream_that_could_not_be_allocated_loses_no_frame(model, monkeypatch) -> None:
+    """Out of memory on a new resolution's buffers for member 1, after member 0 had taken the
+    frame: the restart that put the members back in step dropped the old segment's frames."""
+    imgs = frames(3, seed=12) + frames(2, (W, H, 3), seed=13)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=2)
+    out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
+    new_stream = StreamDeblurrer._new_stream
+
+    def second_member_fails(self, name, fmt):
+        if name.endswith("1"):
+            raise RuntimeError("CUDA out of memory")
+        return new_stream(self, name, fmt)
+
+    monkeypatch.setattr(StreamDeblurrer, "_new_stream", second_member_fails)
+    with pytest.raises(RuntimeError):
+        engine.push(imgs[3], 1_000 + 3 * NS, meta=3)
+    monkeypatch.undo()
+    out += engine.push(imgs[4], 1_000 + 4 * NS, meta=4)
+    out += engine.flush()
+    assert [o.meta for o in out] == [0, 1, 2, 4]  # only the frame whose push raised is lost
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[:3])
+    assert [diff(a.image, b.image) for a, b in zip(out[:3], clean, strict=True)] == [0] * 3
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["pending"]) == (4, 4, 0)
+    assert s["resets_by_reason"]["resolution"] == 1 and s["resets"] == 1
