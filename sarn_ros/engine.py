@@ -55,7 +55,7 @@ Diagnostics (read by the ROS node; :meth:`StreamDeblurrer.stats` returns them as
 - ``pending``: frames currently held in look-ahead buffers (all streams) or queued outputs.
 - ``resets``: stream resets after the first frame, all reasons;
   ``resets_by_reason``: counts per ``resolution``, ``format``, ``backwards``, ``gap``,
-  ``explicit``, ``future_frames``.
+  ``explicit``, ``future_frames``, ``error`` (a caller's restart after a failure).
 - ``forward_passes``: model calls (a batched call counts once).
 - ``last_inference_ms``: wall time of the last forward pass incl. output download (ms).
 - ``last_batch``: streams in the last forward pass.
@@ -97,7 +97,7 @@ _TORCH_DTYPE = {
     np.dtype(np.uint16): getattr(torch, "uint16", torch.int32),
 }
 RECOMPILE_LIMIT = 64  # compiled variants of the network per process (dynamo's default: 8)
-RESET_REASONS = ("resolution", "format", "backwards", "gap", "explicit", "future_frames")
+RESET_REASONS = ("resolution", "format", "backwards", "gap", "explicit", "future_frames", "error")
 
 
 @dataclass

@@ -132,12 +132,12 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
     def _restart(self, names: set[str]) -> None:
         """After a failed push some members may hold the frame and others not: forget those
         streams' member states, queued outputs and waiting parts, so that their next frame
-        starts every member afresh and in step (counted as an explicit reset)."""
+        starts every member afresh and in step (counted as an ``error`` reset)."""
         members = {f"{n}{_SEP}{k}" for n in names for k in range(self.members)}
         self._queued = [o for o in self._queued if o.stream not in members]
         for m in members:
             if self._streams.pop(m, None) is not None:
-                self.resets_by_reason["explicit"] += 1
+                self.resets_by_reason["error"] += 1
         for n in names:
             self._parts.pop(n, None)
 

@@ -164,6 +164,7 @@ def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
     for a, b in zip(later, expected, strict=True):
         assert diff(a[0].image, b[0].image) == 0
     assert [o.stamp for o in out] == [0, NS] and engine.stats()["pending"] == 0
+    assert engine.stats()["resets_by_reason"]["error"] == 1  # not ~/reset's "explicit"
 
 
 def test_a_flush_that_failed_part_way_keeps_the_members_in_step(model) -> None:

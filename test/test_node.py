@@ -1206,7 +1206,8 @@ def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = N
     fake = SimpleNamespace(
         prepare=lambda cam, msg, received: (cam, frames[cam], 1, None),
         engine=SimpleNamespace(
-            push_many=push_many, reset=lambda stream=None, reason="explicit": resets.append(stream)
+            push_many=push_many,
+            reset=lambda stream=None, reason="explicit": resets.append((stream, reason)),
         ),
         lock=threading.Condition(),
         counts=Counter(),
@@ -1237,7 +1238,8 @@ def test_an_engine_failure_resets_and_counts_the_cameras_in_that_call_only():
     _, resets, rejected, counts = process_fake(
         {"left": good, "right": good}, push_error=RuntimeError("CUDA out of memory")
     )
-    assert sorted(resets) == ["left", "right"]  # by name: not reset() of every stream
+    # by name, not reset() of every stream; counted apart from ~/reset's explicit resets
+    assert sorted(resets) == [("left", "error"), ("right", "error")]
     assert rejected == ["engine_error"] and counts["rejected.engine_error"] == 1  # + reject's 1
 
 

@@ -507,7 +507,7 @@ class DeblurNode(Node):
             except Exception as exc:  # nothing may kill the worker; the engine starts afresh
                 self.reject("internal", f"{type(exc).__name__}: {exc}")
                 with contextlib.suppress(Exception):
-                    self.engine.reset()
+                    self.engine.reset(reason="error")
             # Read by the diagnostics timer: the executor must never wait for the engine's
             # lock, which a forward pass holds for its whole duration.
             stats = self.engine.stats()
@@ -592,7 +592,7 @@ class DeblurNode(Node):
                 self.count("rejected.engine_error", len(items) - 1)  # every frame it took
             for stream in {it[0] for it in items}:  # other cameras keep their state
                 with contextlib.suppress(Exception):
-                    self.engine.reset(stream)
+                    self.engine.reset(stream, reason="error")
             return
         t2 = time.perf_counter()
         for out in outputs:
