@@ -88,9 +88,10 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file at all, foreign objects
         # torch's weights-only text opens with advice to load with weights_only=False; the
-        # reason is further in: "Unsupported global: GLOBAL <class>" or "Unsupported operand"
+        # reason is further in: "Unsupported global: GLOBAL <class>" ("Unsupported class
+        # <class>" before torch 2.4) or "Unsupported operand"
         text = str(exc)
-        foreign = re.search(r"Unsupported global: GLOBAL (\S+)", text)
+        foreign = re.search(r"Unsupported (?:global: GLOBAL|class) (\S+)", text)
         if foreign:
             raise CheckpointError(
                 f"cannot read {path}: it holds objects other than tensors and plain values "

@@ -611,7 +611,8 @@ def test_a_bag_without_rosbags_installed_is_one_line_naming_it(
     ]
     assert cli.main([*args, "--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"sarn {name}: error: rosbag2 files need the Python package rosbags, not among "
+        f"sarn {name}: error: reading or writing rosbag2 files needs the Python package rosbags, "
+        "not among "
         "sarn_ros's ROS dependencies: python3 -m pip install --user rosbags"
     ]
 

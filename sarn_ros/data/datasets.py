@@ -81,8 +81,8 @@ def read_frame(path: Path) -> np.ndarray | None:
     img = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
         return None
-    if img is not None and img.ndim == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    if img is not None and img.ndim == 3:  # not cvtColor: OpenCV 4.5's fails on a 1x1 image
+        img = np.ascontiguousarray(img[..., ::-1])
     return img
 
 

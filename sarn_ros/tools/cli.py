@@ -19,7 +19,7 @@ from sarn_ros import __version__
 # install lacks them until the user pip-installs them, so their absence is one line, not a
 # traceback.
 PIP_ONLY = {
-    "rosbags": "rosbag2 files",
+    "rosbags": "reading or writing rosbag2 files",
     "onnx": "ONNX export",
     "onnxscript": "ONNX export",
     "onnxruntime": "checking the ONNX export",
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing not in PIP_ONLY:
             raise
         print(
-            f"sarn {args.command}: error: {PIP_ONLY[missing]} need the Python package "
+            f"sarn {args.command}: error: {PIP_ONLY[missing]} needs the Python package "
             f"{missing}, not among sarn_ros's ROS dependencies: "
             f"python3 -m pip install --user {missing}",
             file=sys.stderr,

@@ -184,7 +184,9 @@ def trained_steps(run_dir: Path) -> int:
     if not path.exists():
         return 0
     try:  # mmap: the step without reading the weights and optimiser state
-        st = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        # str: torch < 2.2 takes mmap only with a file name, and says so as a ValueError, which
+        # would read as an unreadable file, so a trained run would be started over
+        st = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except UNREADABLE:
         return 0
     return int(st.get("step", 0)) if isinstance(st, dict) else 0
