@@ -138,7 +138,10 @@ def test_compressed_round_trip_and_corrupt_jpeg():
 def test_a_float_or_signed_tiff_never_reaches_the_engine(dtype, channels):
     """Labelled mono8, a float TIFF reached the engine and failed every camera's call."""
     img = (np.random.default_rng(0).random((6, 8, channels)) * 100).astype(dtype)
-    ok, buf = cv2.imencode(".tiff", img[..., 0] if channels == 1 else img)
+    try:
+        ok, buf = cv2.imencode(".tiff", img[..., 0] if channels == 1 else img)
+    except cv2.error:  # OpenCV 4.6's TIFF writer: BGR->RGB by cvtColor, which has no CV_16S
+        pytest.skip("this OpenCV cannot write a 3-channel int16 TIFF")
     decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     assert ok and (dtype is not np.float32 or decoded.dtype == np.float32)
     msg = CompressedImage(format="tiff", data=buf.tobytes())
