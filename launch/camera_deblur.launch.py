@@ -15,9 +15,7 @@ The packaged Fast DDS profile (large shared-memory segment) is set before the dr
 it is the publisher whose default 512 KiB segment loses best-effort VGA/720p frames.
 """
 
-import importlib.util
 import os
-from types import ModuleType
 
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
 from launch.conditions import IfCondition
@@ -27,22 +25,14 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
 from launch import LaunchDescription
+from sarn_ros.resources import launch_file_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DRIVERS = ("v4l2_camera", "usb_cam")
 FORWARDED = ("weights", "device", "future_frames", "input_transport", "use_sim_time")
 
 
-def sibling(file_name: str) -> ModuleType:
-    """A launch file beside this one, as a module: its helpers are shared, not copied."""
-    path = os.path.join(HERE, file_name)
-    spec = importlib.util.spec_from_file_location(file_name.split(".")[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-NODE_LAUNCH = sibling("sarn_deblur.launch.py")
+NODE_LAUNCH = launch_file_module(os.path.join(HERE, "sarn_deblur.launch.py"))
 # the profile is set before the driver starts, by the node launch file's own rule
 dds_profile = NODE_LAUNCH.dds_profile
 

@@ -9,9 +9,7 @@ go one after another, which measured faster there. Without a cameras argument th
 those of params_file where it names them, else [left, right].
 """
 
-import importlib.util
 import os
-from types import ModuleType
 
 import yaml
 from launch.actions import (
@@ -24,6 +22,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 
 from launch import LaunchContext, LaunchDescription
+from sarn_ros.resources import launch_file_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CAMERAS = "[left, right]"
@@ -37,16 +36,7 @@ FORWARDED = (
 )
 
 
-def sibling(file_name: str) -> ModuleType:
-    """A launch file beside this one, as a module: its helpers are shared, not copied."""
-    path = os.path.join(HERE, file_name)
-    spec = importlib.util.spec_from_file_location(file_name.split(".")[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-NODE_LAUNCH = sibling("sarn_deblur.launch.py")
+NODE_LAUNCH = launch_file_module(os.path.join(HERE, "sarn_deblur.launch.py"))
 
 
 def names_cameras(params_file: str) -> bool:

@@ -9,11 +9,13 @@ next to the package is used.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import random
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 PACKAGE = "sarn_ros"
 # Fast DDS 2 (ROS 2 up to Jazzy) reads only the first, Fast DDS 3 (Kilted on) the second (and,
@@ -122,3 +124,12 @@ def script_command(name: str) -> list[str]:
 def node_command() -> list[str]:
     """How to start sarn_deblur_node from this interpreter (``script_command``)."""
     return script_command("sarn_deblur_node")
+
+
+def launch_file_module(path: str) -> ModuleType:
+    """A launch file as a module, so the launch files share one another's helpers and
+    argument tables instead of copying them."""
+    spec = importlib.util.spec_from_file_location(Path(path).name.split(".")[0], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
