@@ -182,13 +182,14 @@ def bench_node_row(tmp_path, *options: str) -> tuple[str, dict]:
 
 def test_bench_node_serves_a_stereo_rig_end_to_end(tmp_path, ros_domain):
     """Two synchronised cameras through the real node process: rates per camera, and sets
-    matched by stamp across the cameras' output topics (a tiny model keeps up at 10 fps, so
-    every set comes out whole)."""
-    stdout, row = bench_node_row(tmp_path, "--cameras", "2")
+    matched by stamp across the cameras' output topics. Under queue_policy all every set
+    comes out whole, also on a machine busy with other work (where `latest` may take one
+    camera's frame of a stamp before the other's has arrived)."""
+    stdout, row = bench_node_row(tmp_path, "--cameras", "2", "--queue-policy", "all")
     assert "2 synchronised cameras" in stdout and "complete sets" in stdout
     assert row["cameras"] == 2 and row["in_fps"] == pytest.approx(10, rel=0.2)
+    assert row["drop_pct"] == 0, row
     assert row["sets_out"] >= 15 and row["sets_complete"] == row["sets_out"], row
-    assert row["out_fps"] == pytest.approx(row["in_fps"], rel=0.25)
     # memory sampled once a second through the run (2 s, plus start and end): a torch process
     assert row["rss_samples"] >= 3 and 100 < row["rss_mib_min"] <= row["rss_mib_max"]
     # e2e holds the inference of each frame: mean minus mean (a median minus a mean of
