@@ -85,12 +85,7 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="camera_optical_frame",
                 description="frame_id of the images and camera_info (the deblurred ones keep it).",
             ),
-            *(
-                DeclareLaunchArgument(
-                    name, default_value="", description=NODE_LAUNCH.ARGUMENTS[name][1]
-                )
-                for name in FORWARDED
-            ),
+            *NODE_LAUNCH.forwarded(FORWARDED),
             Node(
                 package="v4l2_camera",
                 executable="v4l2_camera_node",

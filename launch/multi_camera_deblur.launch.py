@@ -84,12 +84,7 @@ def generate_launch_description() -> LaunchDescription:
                 default_value="",
                 description="Namespace of the node; the cameras are relative to it.",
             ),
-            *(
-                DeclareLaunchArgument(
-                    name, default_value="", description=NODE_LAUNCH.ARGUMENTS[name][1]
-                )
-                for name in FORWARDED
-            ),
+            *NODE_LAUNCH.forwarded(FORWARDED),
             OpaqueFunction(function=default_cameras),
             IncludeLaunchDescription(
                 PythonLaunchDescriptionSource(os.path.join(HERE, "sarn_deblur.launch.py")),

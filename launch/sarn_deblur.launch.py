@@ -54,6 +54,12 @@ ARGUMENTS = {
 }
 
 
+def forwarded(names: tuple[str, ...]) -> list[DeclareLaunchArgument]:
+    """The arguments a launch file that includes this one passes on: '' (the params file's
+    value) by default, described as here."""
+    return [DeclareLaunchArgument(n, default_value="", description=ARGUMENTS[n][1]) for n in names]
+
+
 def boolean(text: str) -> bool:
     """A launch argument as a bool parameter ('true'/'false' as ROS writes them, or 1/0)."""
     if text.lower() not in ("true", "false", "1", "0"):

@@ -222,6 +222,19 @@ def test_make_engine_picks_the_plain_engine_for_one_member() -> None:
     assert [o.stamp for o in out] == [1_000, 1_000 + NS]
 
 
+def assert_only_the_failed_push_lost(model, engine, imgs: list[np.ndarray], out: list) -> None:
+    """After frame 3's push raised at a resolution change: frame 4 and the old segment's
+    frames come out, the latter as a clean ensemble makes them, and one reset is counted."""
+    out = out + engine.push(imgs[4], 1_000 + 4 * NS, meta=4)
+    out += engine.flush()
+    assert [o.meta for o in out] == [0, 1, 2, 4]  # only the frame whose push raised is lost
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[:3])
+    assert [diff(a.image, b.image) for a, b in zip(out[:3], clean, strict=True)] == [0] * 3
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["pending"]) == (4, 4, 0)
+    assert s["resets_by_reason"]["resolution"] == 1 and s["resets"] == 1
+
+
 def test_a_reset_flush_that_failed_on_one_member_loses_no_frame(model) -> None:
     """A new resolution ends the segment: member 0 flushed its look-ahead and took the new
     frame, member 1's flush failed. The members were then a frame apart, and the restart that
@@ -232,14 +245,7 @@ def test_a_reset_flush_that_failed_on_one_member_loses_no_frame(model) -> None:
     flaky_network(engine, {3})  # member 0 flushes frames 1-2 in calls 1-2, member 1 fails
     with pytest.raises(RuntimeError):
         engine.push(imgs[3], 1_000 + 3 * NS, meta=3)
-    out += engine.push(imgs[4], 1_000 + 4 * NS, meta=4)
-    out += engine.flush()
-    assert [o.meta for o in out] == [0, 1, 2, 4]  # only the frame whose push raised is lost
-    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[:3])
-    assert [diff(a.image, b.image) for a, b in zip(out[:3], clean, strict=True)] == [0] * 3
-    s = engine.stats()
-    assert (s["frames_in"], s["frames_out"], s["pending"]) == (4, 4, 0)
-    assert s["resets_by_reason"]["resolution"] == 1 and s["resets"] == 1
+    assert_only_the_failed_push_lost(model, engine, imgs, out)
 
 
 def test_a_new_stream_that_could_not_be_allocated_loses_no_frame(model, monkeypatch) -> None:
@@ -259,11 +265,4 @@ def test_a_new_stream_that_could_not_be_allocated_loses_no_frame(model, monkeypa
     with pytest.raises(RuntimeError):
         engine.push(imgs[3], 1_000 + 3 * NS, meta=3)
     monkeypatch.undo()
-    out += engine.push(imgs[4], 1_000 + 4 * NS, meta=4)
-    out += engine.flush()
-    assert [o.meta for o in out] == [0, 1, 2, 4]  # only the frame whose push raised is lost
-    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[:3])
-    assert [diff(a.image, b.image) for a, b in zip(out[:3], clean, strict=True)] == [0] * 3
-    s = engine.stats()
-    assert (s["frames_in"], s["frames_out"], s["pending"]) == (4, 4, 0)
-    assert s["resets_by_reason"]["resolution"] == 1 and s["resets"] == 1
+    assert_only_the_failed_push_lost(model, engine, imgs, out)

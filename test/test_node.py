@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,6 +26,7 @@ from ros_harness import (
     stamp,
     wait_connected,
 )
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -117,18 +119,23 @@ def test_outputs_keep_headers_order_encoding_and_match_engine(ros, tiny_recurren
         np.testing.assert_array_equal(image_to_numpy(msg), exp[..., ::-1])
 
 
-def test_a_bag_replayed_slowly_under_sim_time_keeps_its_look_ahead(ros, tiny_recurrent_checkpoint):
-    """`ros2 bag play --clock --rate 0.05`: 30 fps stamps 0.7 s apart on the wall clock. The
-    quiet-camera flush was timed by the wall clock, so every frame came out without its
-    look-ahead (pixels up to 38 off); under use_sim_time it goes by /clock."""
-    from rosgraph_msgs.msg import Clock
-
+def sim_time_node(ros, weights: Path):
+    """A node under use_sim_time taking every frame, its camera, and a /clock publisher the
+    node hears."""
     node, start = ros
-    proc = start(tiny_recurrent_checkpoint, queue_policy="all", use_sim_time=True, **RELIABLE_IN)
+    proc = start(weights, queue_policy="all", use_sim_time=True, **RELIABLE_IN)
     cam = Camera(node)
     clock = node.create_publisher(Clock, "/clock", 10)
     wait_connected(node, [cam], proc)
     assert spin_until(node, lambda: clock.get_subscription_count() > 0, 20), proc.stop()
+    return node, proc, cam, clock
+
+
+def test_a_bag_replayed_slowly_under_sim_time_keeps_its_look_ahead(ros, tiny_recurrent_checkpoint):
+    """`ros2 bag play --clock --rate 0.05`: 30 fps stamps 0.7 s apart on the wall clock. The
+    quiet-camera flush was timed by the wall clock, so every frame came out without its
+    look-ahead (pixels up to 38 off); under use_sim_time it goes by /clock."""
+    node, proc, cam, clock = sim_time_node(ros, tiny_recurrent_checkpoint)
     src = frames(5, seed=11)
     stamps = [800 * SEC + i * SEC // 30 for i in range(5)]
     for f, s in zip(src, stamps, strict=True):
@@ -149,14 +156,7 @@ def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
     """`ros2 bag play --clock` exits at the bag's end and /clock stops: ROS time stood still for
     good, the camera never looked quiet by it, and the last future_frames frames of every bag
     waited for ever (lost at Ctrl-C). A paused player, still publishing /clock, keeps them."""
-    from rosgraph_msgs.msg import Clock
-
-    node, start = ros
-    proc = start(tiny_recurrent_checkpoint, queue_policy="all", use_sim_time=True, **RELIABLE_IN)
-    cam = Camera(node)
-    clock = node.create_publisher(Clock, "/clock", 10)
-    wait_connected(node, [cam], proc)
-    assert spin_until(node, lambda: clock.get_subscription_count() > 0, 20), proc.stop()
+    node, proc, cam, clock = sim_time_node(ros, tiny_recurrent_checkpoint)
     src = frames(4, seed=12)
     stamps = [900 * SEC + i * SEC // 30 for i in range(4)]
     for f, s in zip(src, stamps, strict=True):

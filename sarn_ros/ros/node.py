@@ -547,14 +547,16 @@ class DeblurNode(Node):
         goes by the wall clock, or a bag's last frames would wait for ever. Callers hold
         ``self.lock``."""
         gap = self.max_gap_s
+        wall = time.monotonic()
         holding = [c for c in self.cameras if c.holding]
-        wall = time.monotonic() if gap and holding and self.clock_stopped() else None
+        # the graph query only once some camera is quiet by the wall clock, not every round
+        wall_quiet = [c for c in holding if gap and wall - c.last_taken_wall > gap]
+        stopped = bool(wall_quiet) and self.clock_stopped()
 
         def quiet(c: Camera) -> bool:
             if self.lazy and not c.watched():
                 return True
-            stalled = wall is not None and wall - c.last_taken_wall > gap
-            return bool(gap) and (now - c.last_taken > gap or stalled)
+            return bool(gap) and (now - c.last_taken > gap or (stopped and c in wall_quiet))
 
         return [c for c in holding if quiet(c)]
 
