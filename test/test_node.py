@@ -1069,6 +1069,7 @@ def test_setting_future_frames_to_its_value_keeps_the_held_frames(tiny_recurrent
         publish=published.append,
         get_logger=lambda: SimpleNamespace(info=lambda text: None),
     )
+    fake.apply_change = lambda *change: node_module.DeblurNode.apply_change(fake, *change)
     for i, f in enumerate(src[:3]):
         published += engine.push(f, i * SEC // 30, "cam")
     node_module.DeblurNode.apply_changes(fake, {"future_frames": 2})
@@ -1077,6 +1078,32 @@ def test_setting_future_frames_to_its_value_keeps_the_held_frames(tiny_recurrent
     expected = engine_frames(StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu"), src)
     for out, exp in zip(published, expected, strict=True):
         np.testing.assert_array_equal(out.image, exp)
+
+
+def test_a_failing_change_in_a_batch_leaves_the_others_applied():
+    """`ros2 param set_parameters_atomically` (or a params load) of future_frames and resize
+    together: a failure in the flush that future_frames makes lost the resize, while the
+    node's parameters showed it."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    def flush() -> list:
+        raise RuntimeError("CUDA out of memory")
+
+    logged: list[str] = []
+    fake = SimpleNamespace(
+        engine=SimpleNamespace(future_frames=2, flush=flush),
+        resize=1.0,
+        debayer="bilinear",
+        get_logger=lambda: SimpleNamespace(info=logged.append),
+    )
+    fake.apply_change = lambda *change: node_module.DeblurNode.apply_change(fake, *change)
+    changes = {"future_frames": 0, "resize": 0.5, "debayer": "edge_aware"}
+    with pytest.raises(RuntimeError, match="out of memory"):  # the worker counts and resets
+        node_module.DeblurNode.apply_changes(fake, changes)
+    assert (fake.engine.future_frames, fake.resize, fake.debayer) == (0, 0.5, "edge_aware")
+    assert logged == ["parameter resize is now 0.5", "parameter debayer is now 'edge_aware'"]
 
 
 def test_a_live_switch_to_latest_trims_the_backlog_at_once():

@@ -381,23 +381,35 @@ class DeblurNode(Node):
         return SetParametersResult(successful=True)
 
     def apply_changes(self, changes: dict[str, Any]) -> None:
-        """Worker side of a live parameter change (between frames, so never mid-inference)."""
+        """Worker side of a live parameter change (between frames, so never mid-inference).
+        Each change is applied even if one before it fails (a flush's forward pass can): the
+        node's parameters show them all. The first failure is raised after the rest."""
+        failure: Exception | None = None
         for name, value in changes.items():
-            if name == "future_frames":
-                if int(value) != self.engine.future_frames:  # else the held frames wait on
-                    self.engine.future_frames = int(value)  # ends each segment; outputs queued
-                    for out in self.engine.flush():
-                        self.publish(out)
-            elif name == "max_gap_s":
-                with self.lock:
-                    self.max_gap_s = float(value) or None
-            elif name == "precision":
-                self.engine.precision = resolve_precision(value, self.engine.device)
-            elif name == "resize":
-                self.resize = float(value)  # the new size makes the engine reset the streams
-            elif name == "debayer":
-                self.debayer = value
-            self.get_logger().info(f"parameter {name} is now {value!r}")
+            try:
+                self.apply_change(name, value)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def apply_change(self, name: str, value: Any) -> None:
+        """One live parameter change; a change of future_frames flushes the held frames."""
+        if name == "future_frames":
+            if int(value) != self.engine.future_frames:  # else the held frames wait on
+                self.engine.future_frames = int(value)  # ends each segment; outputs queued
+                for out in self.engine.flush():
+                    self.publish(out)
+        elif name == "max_gap_s":
+            with self.lock:
+                self.max_gap_s = float(value) or None
+        elif name == "precision":
+            self.engine.precision = resolve_precision(value, self.engine.device)
+        elif name == "resize":
+            self.resize = float(value)  # the new size makes the engine reset the streams
+        elif name == "debayer":
+            self.debayer = value
+        self.get_logger().info(f"parameter {name} is now {value!r}")
 
     def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """``~/reset``: restart every camera's recurrent state at its next frame, for a cut
