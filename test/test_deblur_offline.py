@@ -536,6 +536,41 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint, caps
             assert "weird42" in err, err
 
 
+def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_path, capsys):
+    """--fps on a video's output, --topics or --debayer on a folder, --jpeg-quality without
+    --compressed: each was accepted and ignored, so a user got other output than asked."""
+    write_video(tmp_path / "in.mp4", frames(2))
+    (tmp_path / "pngs").mkdir()
+    cv2.imwrite(str(tmp_path / "pngs" / "0.png"), frames(1)[0])
+    with Writer(tmp_path / "bag", version=9) as w:
+        w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+    video, folder, bag = (str(tmp_path / name) for name in ("in.mp4", "pngs", "bag"))
+    refused = {
+        (video, "out.mp4", "--fps", "60"): ["--fps (an image folder written as a video)"],
+        (folder, "out", "--fps", "60"): ["--fps"],
+        (folder, "o.mp4", "--topics", "/cam/image_raw", "--debayer", "bilinear"): [
+            "--topics (bags)",
+            "--debayer (bags)",
+        ],
+        (video, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],
+        (bag, "out", "--jpeg-quality", "50"): ["--jpeg-quality (bags, with --compressed)"],
+        (video, "out", "--compressed"): ["--compressed (bags)"],
+    }
+    missing = str(tmp_path / "missing.pt")  # were the model loaded, its error would show
+    for (src, out, *options), flags in refused.items():
+        dst = str(tmp_path / out)
+        argv = ["deblur", src, "-o", dst, *options, "--weights", missing, "--device", "cpu"]
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("sarn deblur: error: not used in this run: "), err
+        assert all(flag in err for flag in flags) and "missing.pt" not in err, err
+        assert not Path(dst).exists()
+    # set to their defaults, as a script passing every option does, they are no error
+    argv = ["deblur", video, "-o", str(tmp_path / "out"), "--fps", "30", "--debayer", "vng"]
+    assert cli.main([*argv, "--weights", missing, "--device", "cpu"]) == 2
+    assert "not used in this run" not in capsys.readouterr().err
+
+
 def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_checkpoint):
     """A preview of a long recording: frames skip..skip+max of each stream, deblurred as that
     stretch alone would be (the engine starts at the first one)."""

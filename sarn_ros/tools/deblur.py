@@ -9,7 +9,10 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from .options import HelpFormatter, add_bag_arguments, plural, ranged
+from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
+
+JPEG_QUALITY = 90
+FPS = 30.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--jpeg-quality",
         type=ranged(int, 1, 100),
-        default=90,
+        default=JPEG_QUALITY,
         help="bags: JPEG quality for --compressed",
     )
     p.add_argument(
@@ -83,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fps",
         type=ranged(float, above=0, high=1000),  # OpenCV's writer hangs at inf
-        default=30.0,
+        default=FPS,
         help="an image folder written as a video: its frame rate",
     )
     p.add_argument(
@@ -110,6 +113,22 @@ CPU_HINTS = {
 }
 
 
+def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> list[str]:
+    """The options set away from their defaults that this input and output have no use for,
+    each with what it is for: they used to be ignored without a word."""
+    bag = kind == "bag"
+    idle = {
+        "--compressed (bags)": args.compressed and not bag,
+        "--jpeg-quality (bags, with --compressed)": args.jpeg_quality != JPEG_QUALITY
+        and not (bag and args.compressed),
+        "--topics (bags)": args.topics is not None and not bag,
+        "--debayer (bags)": args.debayer != DEBAYER_DEFAULT and not bag,
+        "--fps (an image folder written as a video)": args.fps != FPS
+        and (kind, out_kind) != ("folder", "video"),
+    }
+    return [flag for flag, set_in_vain in idle.items() if set_in_vain]
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -123,11 +142,11 @@ def run(args: argparse.Namespace) -> int:
         dst = Path(args.output)
         if dst.resolve() == args.input.resolve():
             raise offline.InputError(f"output {args.output} is the input: the originals are kept")
-        if kind != "bag":
-            offline.output_kind(args.output)  # before minutes of work go nowhere
-            if args.compressed:
-                raise offline.InputError("--compressed is for bags: a bag's deblurred topic")
-        else:  # pip-only: a missing one is reported (by the cli) before the model loads
+        out_kind = "bag" if kind == "bag" else offline.output_kind(args.output)
+        unused = idle_options(args, kind, out_kind)
+        if unused:  # before minutes of work that are not what the user asked for
+            raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
+        if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
             import rosbags  # noqa: F401
 
             if dst.suffix.lower() in offline.OUTPUT_VIDEO_EXTS or args.side_by_side:

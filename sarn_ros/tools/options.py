@@ -12,6 +12,8 @@ from pathlib import Path
 
 from ..ros.image_conversion import DEBAYER
 
+DEBAYER_DEFAULT = "vng"  # the node's debayer default
+
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` names each option's default, as a user needs to know what a bare command
@@ -82,7 +84,7 @@ def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     )
     p.add_argument(
         "--debayer",
-        default="vng",
+        default=DEBAYER_DEFAULT,
         choices=tuple(DEBAYER),
         help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
     )
