@@ -228,6 +228,25 @@ def test_same_named_inputs_keep_their_own_rows_and_images(tmp_path, tiny_recurre
     ] + [f"seq_ff0_{i:03d}.png" for i in range(2)]
 
 
+def test_saved_images_of_a_longer_earlier_run_are_replaced_not_left(tmp_path):
+    """A rerun with fewer frames (--max-frames) into the same --save-images folder left the
+    earlier run's later images beside the new ones; other files there stay."""
+    from sarn_ros.evaluation import save_side_by_side
+
+    def run(n: int, value: int) -> None:
+        save_side_by_side(tmp_path / "seq_ff0", [np.full((4, 6, 3), value, np.uint8)] * n)
+
+    run(1002, 10)  # numbered past 999 too
+    for name in ("seq_ff0_x_000.png", "seq_ff0_notes.png", "seq_ff2_005.png", "seq_ff0.txt"):
+        (tmp_path / name).write_bytes(b"kept")
+    run(2, 200)
+    kept = ["seq_ff0.txt", "seq_ff0_notes.png", "seq_ff0_x_000.png", "seq_ff2_005.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [*kept, "seq_ff0_000.png", "seq_ff0_001.png"]
+    )
+    assert (cv2.imread(str(tmp_path / "seq_ff0_001.png")) == 200).all()
+
+
 def test_a_folder_of_several_sequences_gets_a_frame_weighted_row(
     tmp_path, tiny_recurrent_checkpoint
 ):
