@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from sarn_ros import metrics
+from sarn_ros.data.datasets import read_pair
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
@@ -197,6 +198,26 @@ def test_a_missing_frame_is_found_whatever_max_frames_cuts(tmp_path, capsys):
     for cut in ("3", "10"):
         assert cli.main(["eval", "--pairs", str(tmp_path), "--max-frames", cut]) == 2
         assert "seq: 5 blurred vs 4 sharp frames" in capsys.readouterr().err
+
+
+def test_a_missing_and_an_extra_frame_are_found_where_the_counts_agree(tmp_path, capsys):
+    """Sharp 02 missing and a sharp 05 more: as many frames on each side, so blurred 02 was
+    compared with sharp 03 and so on, silently. Folders named apart still pair in order."""
+    write_pair(tmp_path / "named", n=5)
+    sharp = tmp_path / "named" / "seq" / "sharp"
+    (sharp / "02.png").unlink()
+    shutil.copy(sharp / "04.png", sharp / "05.png")
+    assert cli.main(["eval", "--pairs", str(tmp_path / "named"), "--max-frames", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"seq: no frame of the same name for {sharp.parent / 'blur' / '02.png'} and " in err
+    assert str(sharp / "05.png") in err
+    blurred, truth = write_pair(tmp_path / "apart", n=3)
+    for kind, prefix in (("blur", "blur_"), ("sharp", "gt_")):
+        for path in (tmp_path / "apart" / "seq" / kind).iterdir():
+            path.rename(path.with_name(prefix + path.name))
+    seq = read_pair("seq", *(tmp_path / "apart" / "seq" / k for k in ("blur", "sharp")))
+    pairs = zip(seq.blurred + seq.sharp, blurred + truth, strict=True)
+    assert all(np.array_equal(a, b) for a, b in pairs)
 
 
 def test_same_named_inputs_keep_their_own_rows_and_images(tmp_path, tiny_recurrent_checkpoint):

@@ -189,13 +189,24 @@ def pair_files(
     name: str, blur_dir: Path, sharp_dir: Path, max_frames: int | None = None
 ) -> tuple[list[Path], list[Path]]:
     """The first ``max_frames`` blurred and sharp frames of a sequence, matched by sorted
-    order. The whole folders are counted first: a frame missing further on would pair every
-    later blurred frame with the wrong sharp one."""
+    order. The whole folders are checked first: a frame missing further on would pair every
+    later blurred frame with the wrong sharp one. Where the two folders share file names
+    (GoPro, DVD, BSD, REDS), every name must be in both, also when one missing and one extra
+    frame leave the counts equal; folders named apart (``blur_0001`` and ``gt_0001``) can
+    only be checked by count."""
     blurs, sharps = list_images(blur_dir), list_images(sharp_dir)
     if len(blurs) != len(sharps):
         raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
     if not blurs:
         raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
+    blur_stems, sharp_stems = {p.stem for p in blurs}, {p.stem for p in sharps}
+    if blur_stems & sharp_stems and blur_stems != sharp_stems:
+        lone = [p for p in blurs if p.stem not in sharp_stems][:1]
+        lone += [p for p in sharps if p.stem not in blur_stems][:1]
+        raise ValueError(
+            f"{name}: no frame of the same name for {' and '.join(map(str, lone))} "
+            "(the folders share other names, so a frame is missing on each side)"
+        )
     return blurs[:max_frames], sharps[:max_frames]
 
 
