@@ -361,6 +361,29 @@ def test_only_rank_0_reports_a_stop(tmp_path: Path) -> None:
     assert messages == [] and not (tmp_path / "last.pt").exists()
 
 
+def test_the_logged_loss_is_the_mean_over_the_ddp_ranks(tmp_path: Path, monkeypatch) -> None:
+    """TensorBoard's train/loss under torchrun was rank 0's batches alone; it is now averaged
+    over the ranks as the gradients are (here rank 1's mean loss is 1.5, rank 0's 0.5)."""
+    from types import SimpleNamespace
+
+    from sarn_ros.training import trainer as trainer_module
+
+    def all_reduce(tensor: torch.Tensor, op=None) -> None:
+        if op == trainer_module.dist.ReduceOp.SUM:
+            tensor += 1.5  # the other rank's share; the stop flags (MAX) stay this rank's
+
+    monkeypatch.setattr(trainer_module.dist, "all_reduce", all_reduce)
+    tr = Trainer(config(steps=10), [blurry_sequence()], [], tmp_path)
+    logged: dict[str, list] = {}
+    tr.writer = SimpleNamespace(
+        add_scalar=lambda tag, value, step: logged.setdefault(tag, []).append((value, step))
+    )
+    tr.world, train_one = 2, tr.train_one
+    tr.train_one = lambda: (train_one(), 0.5)[1]
+    tr.run(log=lambda *_: None)
+    assert logged["train/loss"] == [(pytest.approx(1.0), 10)]
+
+
 def test_single_image_model_trains(tmp_path: Path) -> None:
     tr = Trainer(config(arch="single"), [blurry_sequence()], [], tmp_path)
     assert type(tr.model).__name__ == "SARN"
@@ -599,7 +622,7 @@ def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     env["PYTHONFAULTHANDLER"] = "1"  # a rank killed by a signal prints where it was
     env["TMPDIR"] = str(tmp_path)  # torchrun leaves a torchelastic_* folder in it per run
-    for steps, resumed in ((2, False), (4, True)):
+    for steps, resumed in ((10, False), (12, True)):  # 10: a logged loss, averaged over ranks
         extra = ["--steps", str(steps), *(["--resume"] if resumed else [])]
         run = subprocess.run(
             cmd + extra, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path

@@ -645,9 +645,11 @@ class Trainer:
                 bar.set_postfix(
                     loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{self.sched.get_last_lr()[0]:.1e}"
                 )
-            if self.writer is not None and self.step % 10 == 0:
-                self.writer.add_scalar("train/loss", np.mean(losses[-10:]), self.step)
-                self.writer.add_scalar("train/lr", self.sched.get_last_lr()[0], self.step)
+            if self.step % 10 == 0 and (self.writer is not None or self.world > 1):
+                loss_10 = self._mean_over_ranks(float(np.mean(losses[-10:])))  # on every rank
+                if self.writer is not None:
+                    self.writer.add_scalar("train/loss", loss_10, self.step)
+                    self.writer.add_scalar("train/lr", self.sched.get_last_lr()[0], self.step)
             now = time.monotonic()
             if self.val and self.rank == 0 and now - last_val > cfg.val_minutes * 60:
                 self._validate_and_export(log)
@@ -702,6 +704,15 @@ class Trainer:
         """Whether the weights are still numbers. A non-finite loss alone is not divergence:
         fp16's loss scaler skips the step of an overflowed batch."""
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+
+    def _mean_over_ranks(self, value: float) -> float:
+        """``value`` averaged over the DDP ranks (each rank's own batches), as the gradients
+        are: rank 0's alone is a world-size times smaller sample. Every rank must call it."""
+        if self.world == 1:
+            return value
+        total = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total.item() / self.world
 
     def _should_stop(self, reserve_s: float) -> bool:
         """``--max-minutes`` would be passed within ``reserve_s``, or a stop signal; under DDP
