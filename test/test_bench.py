@@ -53,6 +53,34 @@ def test_torch_compile_rows_say_how_the_network_ran(monkeypatch, capsys) -> None
     assert modes == ["eager", "eager (compile failed)"]
 
 
+def test_a_setting_that_fails_leaves_the_other_rows_measured(tmp_path, monkeypatch, capsys):
+    """Out of memory at the largest size threw away every row measured before it: a traceback,
+    no table, no --json. The sweep now goes on; the failures are named, exit code 1."""
+    import json
+
+    from sarn_ros.tools import bench_model
+
+    bench_row = bench_model.bench_row
+
+    def out_of_memory_at_32x16(variant, size, *rest):
+        if size == (32, 16):
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory\n(details)")
+        return bench_row(variant, size, *rest)
+
+    monkeypatch.setattr(bench_model, "bench_row", out_of_memory_at_32x16)
+    args = ["--variants", "recurrent-0drm", "--sizes", "16x16,32x16,16x8", "--device", "cpu"]
+    args += ["--iters", "1", "--warmup", "0", "--json", str(tmp_path / "rows.json")]
+    assert bench_model.main(args) == 1
+    captured = capsys.readouterr()
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [row["resolution"] for row in rows] == ["16x16", "16x8"]
+    assert sum("| recurrent-0drm |" in line for line in captured.out.splitlines()) == 2
+    assert captured.err.splitlines()[-1] == (
+        "sarn bench model: 1 setting failed, 2 measured; first: recurrent-0drm 32x16 fp32 "
+        "auto channels_last eager: RuntimeError: DefaultCPUAllocator: can't allocate memory"
+    )
+
+
 def test_flop_count_is_counted_and_grows_with_pixels():
     """GFLOPs/frame in the bench table; torch 2.1's counter saw nothing under inference_mode."""
     from sarn_ros.tools.bench_model import count_flops

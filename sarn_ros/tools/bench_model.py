@@ -48,6 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS, deform_path
+from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 from .options import check_writable, plural, ranged
 
@@ -428,25 +429,46 @@ def run(args: argparse.Namespace) -> int:
     rows: list[Row] = []
     print(f"# device: {device_label(device)}; torch {torch.__version__}", flush=True)
     interrupted = False
+    failed: list[str] = []
+
+    def failure(setting: str, exc: RuntimeError) -> None:
+        """A setting that cannot run here (out of memory at a large size): the sweep goes on
+        and the rows measured still count."""
+        failed.append(f"{setting}: {type(exc).__name__}: {first_line(exc)}")
+        print(f"# {failed[-1]}", file=sys.stderr, flush=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
     try:
         for size in args.sizes:
             for variant in args.variants:
-                flops = count_flops(variant, size[1], size[0])
+                setting = f"{variant} {size[0]}x{size[1]}"
+                try:
+                    flops = count_flops(variant, size[1], size[0])
+                except RuntimeError as exc:
+                    failure(setting, exc)
+                    continue
                 for precision, deform, channels_last, compiled in itertools.product(
                     dict.fromkeys(precisions), args.deform_impl, layouts, modes
                 ):
-                    row = bench_row(
-                        variant,
-                        size,
-                        device,
-                        precision,
-                        deform,
-                        channels_last,
-                        compiled,
-                        args.iters,
-                        max(args.warmup, int(compiled)),
-                        flops,
-                    )
+                    try:
+                        row = bench_row(
+                            variant,
+                            size,
+                            device,
+                            precision,
+                            deform,
+                            channels_last,
+                            compiled,
+                            args.iters,
+                            max(args.warmup, int(compiled)),
+                            flops,
+                        )
+                    except RuntimeError as exc:
+                        layout = "channels_last" if channels_last else "NCHW"
+                        mode = "compiled" if compiled else "eager"
+                        failure(f"{setting} {precision} {deform} {layout} {mode}", exc)
+                        continue
                     rows.append(row)
                     print(
                         f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
@@ -472,6 +494,13 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         print(f"sarn bench model: interrupted after {plural(len(rows), 'row')}", file=sys.stderr)
         return 130
+    if failed:
+        print(
+            f"sarn bench model: {plural(len(failed), 'setting')} failed, {len(rows)} measured; "
+            f"first: {failed[0]}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
