@@ -29,6 +29,7 @@ from .engine import DeblurredFrame, StreamDeblurrer
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
 OUTPUT_VIDEO_EXTS = VIDEO_EXTS - {".webm"}  # mp4v, which WebM cannot hold
+WIDE_EXTS = {".png", ".tif", ".tiff"}  # image files that hold 16 bits per channel
 MAX_BAD_READS = 30  # failed reads in a row that end a video
 
 
@@ -89,9 +90,11 @@ def output_kind(dst: Path | str) -> str:
     path = Path(dst)
     if str(dst).endswith(("/", os.sep)):
         return "folder"
+    if path.is_dir():  # also one named like a video
+        return "folder"
     if path.suffix.lower() in OUTPUT_VIDEO_EXTS:
         return "video"
-    if path.is_dir() or not path.suffix:
+    if not path.suffix:
         return "folder"
     raise InputError(
         f"output {dst}: a video file ({', '.join(sorted(OUTPUT_VIDEO_EXTS))}) "
@@ -133,6 +136,8 @@ class FrameSink:
         img = np.ascontiguousarray(frame[..., ::-1] if frame.ndim == 3 else frame)
         if not self.video:
             self.dst.mkdir(parents=True, exist_ok=True)
+            if img.dtype == np.uint16 and Path(name).suffix.lower() not in WIDE_EXTS:
+                img = (img >> 8).astype(np.uint8)  # imwrite would saturate them at 255
             if not cv2.imwrite(str(self.dst / name), img):
                 raise InputError(f"cannot write {self.dst / name}")
             return
@@ -143,9 +148,10 @@ class FrameSink:
         if self.writer is None:
             self.size = (w, h)
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            self.writer = cv2.VideoWriter(str(self.dst), fourcc, self.fps, self.size)
-            if not self.writer.isOpened():
+            writer = cv2.VideoWriter(str(self.dst), fourcc, self.fps, self.size)
+            if not writer.isOpened():  # nothing written: a file already there is not ours
                 raise InputError(f"cannot write video {self.dst}")
+            self.writer = writer
         if (w, h) != self.size:  # OpenCV would drop the frame without a word
             raise InputError(f"frames of sizes {self.size} and {(w, h)}: write a folder instead")
         if img.dtype == np.uint16:
@@ -434,6 +440,8 @@ def deblur_bag(
                 except ValueError:  # cut short: the frames take their neighbours' info
                     continue
                 infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
+            for cam_infos in infos.values():  # in receive order, which stamps need not follow
+                cam_infos.sort(key=lambda item: item[0])
             mcap = src.suffix == ".mcap" or any(Path(src).glob("*.mcap"))
             storage = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
             suffix = "" if jpeg_quality is None else "/compressed"
@@ -441,6 +449,7 @@ def deblur_bag(
                 f"{camera_ns(t)}/deblurred/{n}"
                 for t in chosen
                 for n in ("image_raw" + suffix, "camera_info")
+                if n != "camera_info" or camera_ns(t) in infos  # else the bag's own is kept
             }
             # a bag recorded beside the node has outputs of its own: the new ones replace them
             report.replaced_topics = sorted(new_topics & {c.topic for c in reader.connections})
@@ -577,7 +586,8 @@ def stamp_of(msg: object) -> int:
 
 
 def nearest(items: list[tuple[int, object]], stamp: int) -> object:
-    keys = [k for k, _ in items]
-    i = bisect.bisect_left(keys, stamp)
-    best = min((j for j in (i - 1, i) if 0 <= j < len(items)), key=lambda j: abs(keys[j] - stamp))
-    return items[best][1]
+    """The message of ``items`` (sorted by stamp) nearest ``stamp``: a bisection, not a list
+    of the keys per call, which made a long bag quadratic in its frames."""
+    i = bisect.bisect_left(items, stamp, key=lambda item: item[0])
+    near = (j for j in (i - 1, i) if 0 <= j < len(items))
+    return items[min(near, key=lambda j: abs(items[j][0] - stamp))][1]

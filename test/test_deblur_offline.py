@@ -147,6 +147,46 @@ def assert_folder_matches(out: Path, expected: list[np.ndarray]) -> None:
         assert np.abs(got.astype(int) - e).max() <= 1
 
 
+def test_a_video_that_cannot_be_written_leaves_the_file_there(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
+):
+    """A writer OpenCV could not open (a read-only earlier result, as another user) was
+    taken for this run's half-written video and deleted."""
+    from sarn_ros import offline
+
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "0.png"), frames(1)[0])
+    (tmp_path / "keep.mp4").write_bytes(b"an earlier result")
+    unopened = cv2.VideoWriter
+    monkeypatch.setattr(offline.cv2, "VideoWriter", lambda *args: unopened())
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    argv = ["deblur", str(tmp_path / "in"), "-o", str(tmp_path / "keep.mp4"), *weights]
+    assert cli.main(argv) == 2
+    assert "cannot write video" in capsys.readouterr().err
+    assert (tmp_path / "keep.mp4").read_bytes() == b"an earlier result"
+
+
+def test_16_bit_frames_in_8_bit_files_and_a_folder_named_like_a_video(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A 16-bit PNG misnamed .jpg (read by its content) came out all white: imwrite saturates
+    16-bit values in an 8-bit format. An existing folder named like a video takes images."""
+    ramp = np.linspace(0, 65535, 48)[None, :, None] * np.linspace(0.2, 1, 32)[:, None, None]
+    img = np.repeat(ramp, 3, axis=2).astype(np.uint16)  # smooth: JPEG keeps it closely
+    outs = {}
+    for name in ("x.png", "x.jpg"):
+        src, dst = tmp_path / f"in_{name}", tmp_path / f"out_{name}.mp4"
+        src.mkdir()
+        dst.mkdir()
+        assert cv2.imencode(".png", img)[1].tofile(str(src / name)) is None
+        result = deblur(str(src), "-o", str(dst), "--weights", str(tiny_recurrent_checkpoint))
+        assert result.returncode == 0, result.stderr
+        outs[name] = cv2.imread(str(dst / name), cv2.IMREAD_UNCHANGED)
+    assert outs["x.png"].dtype == np.uint16 and outs["x.jpg"].dtype == np.uint8
+    eight_bit = (outs["x.png"] >> 8).astype(int)
+    assert np.abs(outs["x.jpg"].astype(int) - eight_bit).mean() < 8  # JPEG's loss only
+
+
 def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_checkpoint):
     imgs = frames(3, seed=3)
     src = write_folder(tmp_path / "in", imgs)
@@ -190,6 +230,25 @@ def bag_image(pixels: np.ndarray, encoding: str, hdr):
     )
 
 
+def camera_info(hdr, focal: float = 1.0):
+    """A 48x32 camera's CameraInfo; K = diag(focal, focal, 1)."""
+    return T["sensor_msgs/msg/CameraInfo"](
+        header=hdr,
+        height=32,
+        width=48,
+        distortion_model="plumb_bob",
+        d=np.zeros(5),
+        k=np.diag([focal, focal, 1.0]).reshape(-1),
+        r=np.eye(3).reshape(-1),
+        p=np.zeros(12),
+        binning_x=0,
+        binning_y=0,
+        roi=T["sensor_msgs/msg/RegionOfInterest"](
+            x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
+        ),
+    )
+
+
 def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
     sent: dict[str, list[np.ndarray]] = {"left": frames(4, seed=1), "right": frames(4, seed=2)}
     with Writer(path, version=9, storage_plugin=plugin) as w:
@@ -213,21 +272,7 @@ def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
             for cam, imgs in sent.items():
                 msg = bag_image(imgs[i], "rgb8", header(i, cam))
                 w.write(conns[cam], t, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
-                info = T["sensor_msgs/msg/CameraInfo"](
-                    header=header(i, cam),
-                    height=32,
-                    width=48,
-                    distortion_model="plumb_bob",
-                    d=np.zeros(5),
-                    k=np.eye(3).reshape(-1),
-                    r=np.eye(3).reshape(-1),
-                    p=np.zeros(12),
-                    binning_x=0,
-                    binning_y=0,
-                    roi=T["sensor_msgs/msg/RegionOfInterest"](
-                        x_offset=0, y_offset=0, height=0, width=0, do_rectify=False
-                    ),
-                )
+                info = camera_info(header(i, cam))
                 w.write(
                     conns[cam + "_info"],
                     t + 1,
@@ -728,6 +773,45 @@ def test_a_bag_recorded_beside_the_node_gets_new_outputs(tmp_path, tiny_recurren
     assert sorted(m for m in twice if "/deblurred/" not in m[0]) == sorted(
         read_bag(tmp_path / "in")
     )
+
+
+def test_each_frame_gets_its_own_camera_info_and_a_recorded_one_is_kept(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """Camera "a": its camera_info recorded out of stamp order (as received) still goes with
+    the frame of its stamp. Camera "b": no camera_info but the node's recorded
+    deblurred/camera_info, which was dropped while stderr said it was replaced."""
+    info_type, image_type = "sensor_msgs/msg/CameraInfo", "sensor_msgs/msg/Image"
+    with Writer(tmp_path / "in", version=9) as w:
+        conns = {
+            topic: w.add_connection(topic, msgtype, typestore=STORE)
+            for topic, msgtype in (
+                ("/a/image_raw", image_type),
+                ("/a/camera_info", info_type),
+                ("/b/image_raw", image_type),
+                ("/b/deblurred/camera_info", info_type),
+            )
+        }
+        for t, i in enumerate((2, 0, 3, 1)):  # receive order; frame i's K has focal i + 1
+            info = STORE.serialize_cdr(camera_info(header(i, "a"), focal=i + 1.0), info_type)
+            w.write(conns["/a/camera_info"], t, info)
+        for i, img in enumerate(frames(4)):
+            for cam in ("a", "b"):
+                msg = STORE.serialize_cdr(bag_image(img, "rgb8", header(i, cam)), image_type)
+                w.write(conns[f"/{cam}/image_raw"], 10 + i, msg)
+            info = STORE.serialize_cdr(camera_info(header(i, "b"), focal=7.0), info_type)
+            w.write(conns["/b/deblurred/camera_info"], 10 + i, info)
+    args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "in"), *args)
+    assert result.returncode == 0, result.stderr
+    assert "replaced" not in result.stderr, result.stderr
+    out = read_bag(tmp_path / "out")
+    infos = messages(out, "/a/deblurred/camera_info", info_type)
+    assert [(m.header.stamp.nanosec // 33_333_333, m.k[0]) for m in infos] == [
+        (i, i + 1.0) for i in range(4)
+    ]
+    kept = messages(out, "/b/deblurred/camera_info", info_type)
+    assert [m.k[0] for m in kept] == [7.0] * 4
 
 
 def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
