@@ -107,3 +107,14 @@ def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path, monkeypatc
     monkeypatch.setattr(demo.cv2, "imwrite", lambda *a: False)  # OpenCV's answer on a full disk
     with pytest.raises(OSError, match=r"demo_strip\.png"):
         demo.write_outputs(tmp_path, blurred[:1], blurred[:1], sharp[:1])
+
+
+def test_the_demo_rate_leaves_out_the_wait_for_the_streams_end():
+    """With look-ahead the node sends the last frames only after max_gap_s without a next one:
+    that wait counted, so the demo understated the rate (most on a fast device)."""
+    from sarn_ros.tools.demo import stream_rate
+
+    arrivals = [1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.6, 4.6]  # the last two after the 0.5 s gap
+    assert stream_rate(arrivals, 0.5, 2) == pytest.approx(6 / 3.0)
+    assert stream_rate(arrivals[:6], 0.5, 0) == pytest.approx(6 / 3.0)
+    assert stream_rate([2.0], 1.0, 2) == pytest.approx(1.0)  # fewer frames than look-ahead
