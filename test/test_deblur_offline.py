@@ -187,6 +187,41 @@ def test_16_bit_frames_in_8_bit_files_and_a_folder_named_like_a_video(
     assert np.abs(outs["x.jpg"].astype(int) - eight_bit).mean() < 8  # JPEG's loss only
 
 
+def test_ctrl_c_says_what_is_left_in_one_line(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
+):
+    """Ctrl-C printed a KeyboardInterrupt traceback; the frames written so far stay."""
+    from sarn_ros import offline
+    from sarn_ros.tools import eval as eval_module
+
+    (tmp_path / "in").mkdir()
+    for i, img in enumerate(frames(5)):
+        cv2.imwrite(str(tmp_path / "in" / f"{i}.png"), img)
+    read_frame = offline.read_frame
+
+    def ctrl_c_at_the_fourth(path: Path):
+        if path.name == "3.png":
+            raise KeyboardInterrupt
+        return read_frame(path)
+
+    monkeypatch.setattr(offline, "read_frame", ctrl_c_at_the_fourth)
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    assert cli.main(["deblur", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *weights]) == 130
+    err = capsys.readouterr().err
+    assert (
+        err.splitlines()[-1]
+        == f"sarn deblur: interrupted; {tmp_path / 'out'} has the first 1 frame"
+    )
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]  # 1, 2: look-ahead
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_module, "run", interrupted)  # any command: one line, exit 130
+    assert cli.main(["eval", "--pairs", str(tmp_path)]) == 130
+    assert capsys.readouterr().err.strip() == "sarn eval: interrupted"
+
+
 def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_checkpoint):
     imgs = frames(3, seed=3)
     src = write_folder(tmp_path / "in", imgs)

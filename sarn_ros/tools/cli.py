@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: a stop asked for, not a traceback
+        print(f"\nsarn {args.command}: interrupted", file=sys.stderr)
+        return 130
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing not in PIP_ONLY:

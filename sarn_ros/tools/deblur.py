@@ -211,6 +211,17 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         print(f"sarn deblur: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: say what is left, not a traceback
+        if bar is None:
+            raise  # before any output: the cli's one line
+        bar.close()
+        left = (
+            "a half-written bag is removed"
+            if kind == "bag"
+            else f"{args.output} has the first {plural(bar.n, 'frame')}"
+        )
+        print(f"sarn deblur: interrupted; {left}", file=sys.stderr)
+        return 130
     secs = time.monotonic() - start
     for topic, why in report.ignored_topics.items():
         print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
