@@ -669,10 +669,14 @@ def test_resume_continues_the_runs_own_architecture(tmp_path: Path, capsys) -> N
         args += ["--steps", str(steps), "--batch", "1", "--clip-len", "3", "--crop", "32"]
         return sarn([*args, "--blur-px", "4", "--device", "cpu", *extra])
 
-    assert train(1, *TINY_ARGS, "--lr", "1e-3") == 0
+    assert train(1, *TINY_ARGS, "--lr", "1e-3", "--warmup", "5") == 0
     assert train(2, "--resume", "--arch", "single", "--lr", "1e-2", "--seed", "7") == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr 0.01 is not used on --resume: the run's 0.001 is" in out
+    # the schedule goes on: a new warm-up would drop the learning rate mid-run
+    assert "--warmup 200 is not used on --resume: the run's 5 is" in out
+    assert "--steps 2: the run's cosine schedule, 1 step long, now ends at step 2" in out
+    assert read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]["train_config"]["warmup"] == 5
     # the run's batch stream goes on: the metadata named the new seed, on a stream it never drew
     assert "--seed 7 is not used on --resume: the run's 0 is" in out
     assert read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]["train_config"]["seed"] == 0
@@ -701,7 +705,9 @@ def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> 
     assert "'blur_px': 4.0" in data[2] and "'linear_light': 0.0" in data[2]
 
 
-def test_a_reused_trainset_refuses_options_it_was_not_built_with(tmp_path: Path, capsys) -> None:
+def test_a_reused_trainset_refuses_options_it_was_not_built_with(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     """A set is never rebuilt: --blur-px changed to match a camera, or other --data, used to
     be silently ignored, training on the old set. Naming only --trainset still reuses it."""
     video, other = sharp_video(tmp_path / "video"), sharp_video(tmp_path / "other")
@@ -715,12 +721,26 @@ def test_a_reused_trainset_refuses_options_it_was_not_built_with(tmp_path: Path,
         (["--data", str(video), "--blur-px", "4", "--scales", "0.5"], "--scales 0.5 (the set: 1)"),
         (["--data", str(other), "--blur-px", "4"], f"--data {other} (the set: {video})"),
         (["--linear-light", "1"], "--linear-light 1 (the set: 0.5)"),  # without --data
+        # how recordings are cut and read: each builds another set
+        (["--clip-frames", "10"], "--clip-frames 10 (the set: 60)"),
+        (["--topics", "/cam/image_raw"], "--topics /cam/image_raw (the set: off)"),
+        (["--debayer", "bilinear"], "--debayer bilinear (the set: vng)"),
     ):
         assert sarn([*args, *change]) == 2, change
         err = capsys.readouterr().err
         assert f"--trainset {tmp_path / 'ts'} was built with other settings" in err and named in err
     assert sarn(args) == 0  # only --trainset: the set as built
     assert f"reusing --trainset {tmp_path / 'ts'} (built from {video})" in capsys.readouterr().out
+    # --data as typed elsewhere: the same folder from another directory is the set's; another
+    # folder of the same relative name is not (both were judged from the current directory)
+    same = ["--data", "video", "--blur-px", "4", "--scales", "1"]
+    monkeypatch.chdir(tmp_path)
+    assert sarn([*args, *same]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    sharp_video(tmp_path / "elsewhere" / "video")
+    assert sarn([*args, *same]) == 2
+    assert f"--data video (the set: {video})" in capsys.readouterr().err
     # a folder of something else is not built into (the rename failed after the whole build)
     images = ["--trainset", str(video), "--data", str(other)]
     assert sarn([*args, *images]) == 2
@@ -809,6 +829,18 @@ def test_blur_px_is_at_full_resolution_for_every_scale(tmp_path: Path, monkeypat
     assert seen == [(1.0, 8.0), (0.5, 4.0)]
 
 
+def test_a_finished_run_resumed_again_is_not_validated_again(tmp_path: Path) -> None:
+    """A job that repeats `--resume --max-minutes 9` after the last step validated the same
+    weights each time: a history entry and a TensorBoard point more per call."""
+    val = [blurry_sequence("v", 3)]
+    Trainer(config(steps=2), [blurry_sequence()], val, tmp_path).run(log=lambda _msg: None)
+    again = Trainer(config(steps=2), [blurry_sequence()], val, tmp_path)
+    assert again.resume()
+    again.run(log=lambda _msg: None)
+    history = read_checkpoint(tmp_path / "latest.pth")["meta"]["validation"]
+    assert [m["step"] for m in again.history] == [2] and history["step"] == 2
+
+
 def test_a_resume_keeps_the_runs_learning_rate_in_its_schedule_and_metadata(
     tmp_path: Path,
 ) -> None:
@@ -883,6 +915,7 @@ def test_a_run_killed_after_a_validation_resumes_knowing_its_best(tmp_path: Path
         (["--init", "missing.pth"], "weights file not found"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--precision", "fp16"], "fp16 training needs CUDA"),
+        (["--data", ".", "missing"], "no such file or folder: missing"),  # after a long build
     ],
 )
 def test_cli_refuses_bad_options_before_building_the_trainset(
@@ -898,7 +931,41 @@ def test_cli_refuses_bad_options_before_building_the_trainset(
     assert sarn([*args, *option]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sarn train:") and message in err
-    assert not (tmp_path / "ts").exists()
+    assert not (tmp_path / "ts").exists() and not (tmp_path / "ts.partial").exists()
+
+
+def test_a_build_that_fails_part_way_leaves_no_partial_set(tmp_path: Path, monkeypatch) -> None:
+    """A bag that cannot be read after others were built, or Ctrl-C, left <trainset>.partial."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools import train as train_module
+
+    def one_then_fail(*args, **kwargs):
+        yield blurry_sequence()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "iter_gather", one_then_fail)
+    with pytest.raises(KeyboardInterrupt):
+        train_module.build_trainset([tmp_path], BlurParams(), [1.0], 1, 6, tmp_path / "ts")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_architecture_options_given_with_init_are_named_not_recorded(
+    tmp_path: Path, capsys, tiny_recurrent_checkpoint
+) -> None:
+    """A fine-tune keeps its --init's architecture: --channels 16 was ignored without a word
+    and recorded in the weights' train_config as if used."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--steps", "1"]
+    args += ["--init", str(tiny_recurrent_checkpoint), "--clip-len", "3", "--crop", "32"]
+    assert sarn([*args, "--device", "cpu", "--channels", "16", "--blocks-per-level", "1"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"note: --channels 16 not used with --init: the model keeps {tiny_recurrent_checkpoint}"
+        in out
+    )
+    assert "--blocks-per-level" not in out  # as the weights have it
+    weights = load_model(tmp_path / "run" / "latest.pth")
+    assert weights.cfg.channels == 8 and weights.meta["train_config"]["model"] == {}
 
 
 def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Path) -> None:

@@ -42,8 +42,9 @@ from ..data.datasets import (
 )
 from ..offline import InputError, kind_of
 from ..recordings import iter_clips, sharpest_clips, synthetic_sequences
-from .options import HelpFormatter, add_bag_arguments, plural, ranged
+from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
 
+CLIP_FRAMES = 60  # --clip-frames
 POSITIVE = ranged(int, 1)
 NON_NEGATIVE = ranged(float, 0)
 
@@ -104,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--clip-frames",
         type=ranged(int, 3),
-        default=60,
+        default=CLIP_FRAMES,
         help="videos and bags are cut into sequences of this many frames",
     )
     add_bag_arguments(d)
@@ -325,9 +326,9 @@ def iter_gather(
     scales: list[float],
     variants: int,
     still_frames: int,
-    clip_frames: int = 60,
+    clip_frames: int = CLIP_FRAMES,
     topics: list[str] | None = None,
-    debayer: str = "vng",
+    debayer: str = DEBAYER_DEFAULT,
     sharpest: float = 1.0,
 ) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
@@ -433,15 +434,17 @@ def build_trainset(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     seen: set[str] = set()
-    for seq in iter_gather(folders, params, scales, variants, still_frames, **recordings):
-        seq.name = unique_name(seq.name, seen)
-        save_sequence(seq, partial)
+    try:
+        for seq in iter_gather(folders, params, scales, variants, still_frames, **recordings):
+            seq.name = unique_name(seq.name, seen)
+            save_sequence(seq, partial)
+    except BaseException:  # a bad source further on, Ctrl-C: no half-built set left behind
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     if not seen:
         partial.rmdir()
         raise no_training_data(folders)
-    desc = describe_sources(
-        folders, params, scales, variants, still_frames, recordings.get("sharpest", 1.0)
-    )
+    desc = describe_sources(folders, params, scales, variants, still_frames, **recordings)
     (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
     partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
@@ -457,19 +460,27 @@ def describe_sources(
     variants: int,
     still_frames: int,
     sharpest: float = 1.0,
+    clip_frames: int = CLIP_FRAMES,
+    topics: list[str] | None = None,
+    debayer: str = DEBAYER_DEFAULT,
 ) -> dict[str, Any]:
-    """The sources, the share of their recordings' clips used and the synthetic blur they got
+    """The sources (whole paths: a later command names them from anywhere), how their
+    recordings were cut and read, the share of clips used and the synthetic blur they got
     (real pairs get none)."""
-    pairs = [str(f) for f in folders if f.is_dir() and find_pair_dirs(f)]
-    synthetic = [str(f) for f in folders if str(f) not in pairs]
+    sources = [str(Path(f).resolve()) for f in folders]
+    pairs = [s for s in sources if Path(s).is_dir() and find_pair_dirs(Path(s))]
+    synthetic = [s for s in sources if s not in pairs]
     return {
-        "sources": [str(f) for f in folders],
+        "sources": sources,
         "real_pairs": pairs,
         "synthetic_blur": [params.to_dict()] if synthetic else [],
         "scales": scales,
         "variants": variants,
         "still_frames": still_frames,
         "sharpest": sharpest,
+        "clip_frames": clip_frames,
+        "topics": topics,
+        "debayer": debayer,
     }
 
 
@@ -487,7 +498,7 @@ def read_description(ts: Path) -> dict[str, Any] | None:
     first = found[0]
     shared = {  # the build options every part has alike
         k: first[k]
-        for k in ("scales", "variants", "still_frames")
+        for k in ("scales", "variants", "still_frames", "clip_frames", "topics", "debayer")
         if all(k in d and d[k] == first[k] for d in found)
     }
     return {
@@ -514,6 +525,9 @@ SET_OPTIONS = {
     "variants": "--variants",
     "still_frames": "--still-frames",
     "sharpest": "--sharpest",
+    "clip_frames": "--clip-frames",
+    "topics": "--topics",
+    "debayer": "--debayer",
 }
 
 
@@ -651,6 +665,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
         print(f"sarn train: {first_line(exc)}", file=sys.stderr)
         return 2
+    missing = next((d for d in args.data if not Path(d).exists()), None)
+    if missing is not None:  # found now, not after building the sources before it
+        print(f"sarn train: no such file or folder: {missing}", file=sys.stderr)
+        return 2
     trained = 0 if args.resume else trained_steps(args.run_dir)
     if trained:  # a new run would overwrite its last.pt and best.pth at the first checkpoint
         print(
@@ -675,7 +693,15 @@ def run(args: argparse.Namespace) -> int:
         if resumed is not None:  # the run's own; Trainer.resume() restores its init record
             (arch, model), init = resumed, None
         elif init is not None:
-            read_checkpoint(init)
+            kept = read_checkpoint(init)["config"]
+            ignored = [f"--{k.replace('_', '-')} {v}" for k, v in model.items() if kept.get(k) != v]
+            if ignored and rank == 0:
+                shown = ", ".join(f"{k} {kept[k]}" for k in ARCH_OPTIONS if k in kept)
+                print(
+                    f"note: {', '.join(ignored)} not used with --init: the model keeps "
+                    f"{init}'s architecture ({shown})"
+                )
+            model = {}  # the weights' own config records the architecture
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
@@ -702,7 +728,7 @@ def run(args: argparse.Namespace) -> int:
             desc = read_description(ts)
         else:
             train = gather(*sources, **recordings)
-            desc = describe_sources(*sources, args.sharpest)
+            desc = describe_sources(*sources, **recordings)
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: {exc}", file=sys.stderr)
         return 2
@@ -755,6 +781,16 @@ def run(args: argparse.Namespace) -> int:
         if trainer.cfg.seed != args.seed:
             print(
                 f"note: --seed {args.seed} is not used on --resume: the run's {trainer.cfg.seed} is"
+            )
+        if trainer.cfg.warmup != args.warmup:
+            print(
+                f"note: --warmup {args.warmup} is not used on --resume: the run's "
+                f"{trainer.cfg.warmup} is"
+            )
+        if trainer.resumed_steps != args.steps:
+            print(
+                f"note: --steps {args.steps}: the run's cosine schedule, "
+                f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"
             )
         ignored = [
             f"--{k.replace('_', '-')} {v}"

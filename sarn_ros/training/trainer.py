@@ -356,7 +356,8 @@ class Trainer:
         self._stop = False  # set by SIGINT/SIGTERM during run()
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
-        self._validated_step: int | None = None  # the step this process last validated
+        self._validated_step: int | None = None  # the step last validated
+        self.resumed_steps: int | None = None  # --steps of the run resumed
         self.amp_dtype = amp_dtype(cfg.precision, self.device)
         fp16 = self.amp_dtype == torch.float16
         if hasattr(torch.amp, "GradScaler"):
@@ -433,9 +434,13 @@ class Trainer:
         # run's learning rate, which the schedule's state holds
         self.cfg.lr = self.sched.base_lrs[0]
         self.cfg.seed = st["config"]["seed"]  # its batch stream goes on, drawn from the run's
+        self.cfg.warmup = st["config"]["warmup"]  # a warm-up again would be a jump in the lr
+        self.resumed_steps = int(st["config"]["steps"])  # the schedule's length until now
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
+        if self.history and self.history[-1]["step"] == self.step:
+            self._validated_step = self.step  # a finished run resumed: not validated again
         if self.writer is not None:  # this step was logged before its checkpoint: keep it
             self.writer.close()
             self._open_writer(purge_step=self.step + 1)
