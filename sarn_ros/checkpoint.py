@@ -81,6 +81,11 @@ def resolve_weights(weights: str | Path) -> Path:
 def read_checkpoint(weights: str | Path) -> dict[str, Any]:
     """Load and validate a checkpoint dict; raises CheckpointError with a one-line reason."""
     path = resolve_weights(weights)
+    if path.suffix.lower() == ".onnx":  # torch's own words: "Unsupported operand 8"
+        raise CheckpointError(
+            f"{path} is an ONNX graph (sarn export): it runs as the weights of the node, the "
+            "sarn tools and StreamDeblurrer, not as PyTorch weights (load_model, --init)"
+        )
     try:
         with warnings.catch_warnings():
             # torch < 2.2 warns about its own TypedStorage use in every weights_only load

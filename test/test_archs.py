@@ -357,7 +357,10 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     newer, no_config = tmp_path / "newer.pth", tmp_path / "no_config.pth"
     torch.save({**ckpt, "config": {**ckpt["config"], "new_option": 1}}, newer)
     torch.save({k: v for k, v in ckpt.items() if k != "config"}, no_config)
+    graph = tmp_path / "step.onnx"  # `sarn export`'s: torch said "Unsupported operand 8"
+    graph.write_bytes(b"\x08\x08\x12\x07pytorch")
     cases = {
+        graph: r"step.onnx is an ONNX graph \(sarn export\): it runs as the weights of the node",
         tmp_path / "missing.pth": "not found",
         truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",
