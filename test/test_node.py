@@ -707,6 +707,10 @@ def test_all_policy_keeps_every_frame_in_order(ros, tiny_recurrent_checkpoint):
     wait_connected(node, [cam], proc)
     (intake,) = node.get_subscriptions_info_by_topic("/image_raw")
     assert intake.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    # the image's override only: the camera_info subscription shared its profile object and
+    # took the override too
+    (info_intake,) = node.get_subscriptions_info_by_topic("/camera_info")
+    assert info_intake.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     src = frames(2, 120, 160)
     stamps = [50 * SEC + i * SEC // 100 for i in range(30)]
     for i, s in enumerate(stamps):
@@ -714,6 +718,25 @@ def test_all_policy_keeps_every_frame_in_order(ros, tiny_recurrent_checkpoint):
         spin_until(node, lambda: False, 0.005)
     assert spin_until(node, lambda: len(cam.outputs) == 30, 60)
     assert [stamp(m) for m in cam.outputs] == stamps
+
+
+def test_a_qos_override_of_the_output_image_leaves_its_camera_info(ros, tiny_recurrent_checkpoint):
+    """`qos_overrides./deblurred/image_raw.publisher.reliability: best_effort` (to spare a
+    link) made deblurred/camera_info best effort too, so rviz, which reads it reliably, got
+    none; `ros2 param get` showed an override nobody set."""
+    node, start = ros
+    override = {"qos_overrides./deblurred/image_raw.publisher.reliability": "best_effort"}
+    proc = start(tiny_recurrent_checkpoint, publish_compressed=True, **override)
+    topics = ("/deblurred/image_raw", "/deblurred/camera_info", "/deblurred/image_raw/compressed")
+    assert spin_until(
+        node, lambda: all(node.get_publishers_info_by_topic(t) for t in topics), 40
+    ), proc.stop()[1]
+    offered = {t: node.get_publishers_info_by_topic(t)[0].qos_profile.reliability for t in topics}
+    assert offered == {
+        "/deblurred/image_raw": ReliabilityPolicy.BEST_EFFORT,
+        "/deblurred/camera_info": ReliabilityPolicy.RELIABLE,
+        "/deblurred/image_raw/compressed": ReliabilityPolicy.RELIABLE,
+    }
 
 
 def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_checkpoint):

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import cv2
@@ -163,7 +164,9 @@ class Camera:
         self.node, self.index, self.ns = node, index, ns
         prefix = f"{ns}/" if ns else ""
         self.stream = ns or "/"  # no namespace strips to "/": it cannot collide with a camera
-        sub_qos, pub_qos = node.qos("subscription"), node.qos("publisher")
+        # a profile per topic: rclpy writes a topic's qos_overrides.* into the profile object
+        # it is given, so a shared one carried the image's override on to its camera_info
+        sub_qos, pub_qos = partial(node.qos, "subscription"), partial(node.qos, "publisher")
         overrides = QoSOverridingOptions.with_default_policies()
         self.queue: deque[Queued] = deque()
         self.last_stamp: int | None = None  # of the last frame queued, for gap detection
@@ -181,18 +184,18 @@ class Camera:
         else:
             kind, topic = Image, image
         node.create_subscription(
-            kind, topic, self.on_image, sub_qos, qos_overriding_options=overrides
+            kind, topic, self.on_image, sub_qos(), qos_overriding_options=overrides
         )
         node.create_subscription(
-            CameraInfo, info, self.on_info, sub_qos, qos_overriding_options=overrides
+            CameraInfo, info, self.on_info, sub_qos(), qos_overriding_options=overrides
         )
-        self.pub = node.create_publisher(Image, out, pub_qos, qos_overriding_options=overrides)
+        self.pub = node.create_publisher(Image, out, pub_qos(), qos_overriding_options=overrides)
         self.info_pub = node.create_publisher(
-            CameraInfo, out_info, pub_qos, qos_overriding_options=overrides
+            CameraInfo, out_info, pub_qos(), qos_overriding_options=overrides
         )
         self.compressed_pub = (
             node.create_publisher(
-                CompressedImage, out_compressed, pub_qos, qos_overriding_options=overrides
+                CompressedImage, out_compressed, pub_qos(), qos_overriding_options=overrides
             )
             if node.publish_compressed
             else None
