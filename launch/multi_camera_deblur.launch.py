@@ -11,7 +11,6 @@ those of params_file where it names them, else [left, right].
 
 import os
 
-import yaml
 from launch.actions import (
     DeclareLaunchArgument,
     IncludeLaunchDescription,
@@ -39,33 +38,13 @@ FORWARDED = (
 NODE_LAUNCH = launch_file_module(os.path.join(HERE, "sarn_deblur.launch.py"))
 
 
-def names_cameras(params_file: str) -> bool:
-    """Whether a ROS 2 parameter file sets ``cameras`` for some node (``/**``, a node name, or
-    namespaces written as nested keys). An unreadable file is left to the node to report."""
-    try:
-        with open(params_file, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
-        return False
-
-    def search(entry: object) -> bool:
-        if not isinstance(entry, dict):
-            return False
-        params = entry.get("ros__parameters")
-        if isinstance(params, dict) and "cameras" in params:
-            return True
-        return any(search(v) for k, v in entry.items() if k != "ros__parameters")
-
-    return search(content)
-
-
 def default_cameras(context: LaunchContext) -> list[SetLaunchConfiguration]:
     """[left, right] unless the cameras are given, or named by the user's params_file (which
     a launch default must not silently override)."""
     if LaunchConfiguration("cameras").perform(context):
         return []
     params_file = LaunchConfiguration("params_file", default="").perform(context)
-    if params_file and names_cameras(params_file):
+    if params_file and NODE_LAUNCH.params_file_cameras(params_file) is not None:
         return []
     return [SetLaunchConfiguration("cameras", DEFAULT_CAMERAS)]
 

@@ -13,6 +13,7 @@ Kilted on (Fast DDS 3). Set it for the camera driver and the consumers too.
 
 import os
 
+import yaml
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
@@ -82,6 +83,56 @@ def share_file(*parts: str) -> str:
     return os.path.join(get_package_share_directory(PACKAGE), *parts)
 
 
+def params_file_cameras(params_file: str) -> list[str] | None:
+    """The cameras a ROS 2 parameter file names for some node (``/**``, a node name, or
+    namespaces written as nested keys); None where it names none. ``[""]``, the node's own
+    namespace, names none: every copy of the packaged config spells it out. An unreadable
+    file is left to the node to report."""
+    try:
+        with open(params_file, encoding="utf-8") as f:
+            content = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError):
+        return None
+
+    def search(entry: object) -> list[str] | None:
+        if not isinstance(entry, dict):
+            return None
+        params = entry.get("ros__parameters")
+        cameras = params.get("cameras") if isinstance(params, dict) else None
+        if isinstance(cameras, list) and cameras not in ([""], []):
+            return [str(c) for c in cameras]
+        for key, value in entry.items():
+            if key != "ros__parameters" and (found := search(value)) is not None:
+                return found
+        return None
+
+    return search(content)
+
+
+def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[str, str]]:
+    """The ``image`` and ``camera_info`` arguments for each camera: a remap rule matches one
+    name, and a camera's topics are ``<camera>/image_raw``, not ``image_raw``. Several cameras
+    take relative names (``image:=image_color``), one each."""
+    prefixes = [f"{c.strip('/')}/" if c.strip("/") else "" for c in cameras]
+    if len(prefixes) > 1 and (image.startswith("/") or info.startswith("/")):
+        raise ValueError(
+            f"image:={image} camera_info:={info} with {len(prefixes)} cameras: give names "
+            "relative to each camera (image:=image_color), not one absolute topic for all"
+        )
+
+    def under(prefix: str, name: str) -> str:
+        return name if name.startswith("/") else prefix + name
+
+    rules = []
+    for p in prefixes:
+        rules += [
+            (f"{p}image_raw", under(p, image)),
+            (f"{p}image_raw/compressed", under(p, f"{image}/compressed")),
+            (f"{p}camera_info", under(p, info)),
+        ]
+    return rules
+
+
 def dds_profile(context: LaunchContext) -> list[SetEnvironmentVariable]:
     """The packaged profile under the name this distribution's Fast DDS reads, unless the user
     set a profile of their own (under either name): the node's own rule."""
@@ -114,19 +165,16 @@ def node_actions(context: LaunchContext) -> list[Node]:
             overrides[name] = TYPES.get(name, str)(arg[name])
     if arg["cameras"]:
         overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
-    image = arg["image"]
+    params_file = arg["params_file"] or share_file("config", "sarn_deblur.yaml")
+    cameras = overrides.get("cameras") or params_file_cameras(params_file) or [""]
     return [
         Node(
             package=PACKAGE,
             executable="sarn_deblur_node",
             name="sarn_deblur",
             namespace=arg["namespace"],
-            parameters=[arg["params_file"] or share_file("config", "sarn_deblur.yaml"), overrides],
-            remappings=[
-                ("image_raw", image),
-                ("image_raw/compressed", f"{image}/compressed"),
-                ("camera_info", arg["camera_info"]),
-            ],
+            parameters=[params_file, overrides],
+            remappings=camera_remappings(cameras, arg["image"], arg["camera_info"]),
             ros_arguments=["--log-level", arg["log_level"]],
             output="screen",
             emulate_tty=True,

@@ -269,3 +269,26 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
         assert list(parameters(node)[1]["cameras"]) == ["left", "right"], given
     (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(flat), cameras="[a, b]")
     assert list(parameters(node)[1]["cameras"]) == ["a", "b"]
+    # a copy of the packaged config spells out cameras: [""], the node's own namespace: it
+    # names no cameras (the node served one camera, /stereo/image_raw)
+    copy = tmp_path / "my_sarn_deblur.yaml"
+    copy.write_text((REPO / "config" / "sarn_deblur.yaml").read_text())
+    (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(copy))
+    assert list(parameters(node)[1]["cameras"]) == ["left", "right"]
+
+
+def test_image_and_camera_info_arguments_reach_every_camera(share: Path, tmp_path: Path):
+    """image:=image_color for a stereo driver remapped `image_raw`, which no camera of a
+    multi-camera node subscribes (theirs are left/image_raw, right/image_raw): ignored."""
+    (node,), _ = expand("multi_camera_deblur.launch.py", namespace="stereo", image="image_color")
+    rules = node.expanded_remapping_rules
+    for cam in ("left", "right"):
+        assert (f"{cam}/image_raw", f"{cam}/image_color") in rules
+        assert (f"{cam}/image_raw/compressed", f"{cam}/image_color/compressed") in rules
+        assert (f"{cam}/camera_info", f"{cam}/camera_info") in rules
+    rig = tmp_path / "rig.yaml"  # cameras named by the user's file
+    rig.write_text("/**:\n  ros__parameters:\n    cameras: [cam0]\n")
+    (node,), _ = expand("sarn_deblur.launch.py", params_file=str(rig), image="/drv/image")
+    assert ("cam0/image_raw", "/drv/image") in node.expanded_remapping_rules  # one: absolute
+    with pytest.raises(ValueError, match="give names relative to each camera"):
+        expand("multi_camera_deblur.launch.py", image="/drv/image")
