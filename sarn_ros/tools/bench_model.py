@@ -235,6 +235,10 @@ def count_flops(variant: str, h: int, w: int) -> float:
     return float(counter.get_total_flops())
 
 
+def layout_label(channels_last: bool) -> str:
+    return "channels_last" if channels_last else "NCHW"
+
+
 def bench_row(
     variant: str,
     size: tuple[int, int],
@@ -306,7 +310,7 @@ def bench_row(
         device=device_label(device),
         precision=precision,
         deform=deform_path(model, device),
-        layout="channels_last" if channels_last else "NCHW",
+        layout=layout_label(channels_last),
         mode=mode_label(net),
         ms=ms,
         fps=1e3 / ms,
@@ -465,8 +469,8 @@ def run(args: argparse.Namespace) -> int:
                             flops,
                         )
                     except RuntimeError as exc:
-                        layout = "channels_last" if channels_last else "NCHW"
                         mode = "compiled" if compiled else "eager"
+                        layout = layout_label(channels_last)
                         failure(f"{setting} {precision} {deform} {layout} {mode}", exc)
                         continue
                     rows.append(row)

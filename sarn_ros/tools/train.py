@@ -665,7 +665,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
         print(f"sarn train: {first_line(exc)}", file=sys.stderr)
         return 2
-    missing = next((d for d in args.data if not Path(d).exists()), None)
+    missing = next((d for d in args.data if not d.exists()), None)
     if missing is not None:  # found now, not after building the sources before it
         print(f"sarn train: no such file or folder: {missing}", file=sys.stderr)
         return 2
@@ -694,12 +694,11 @@ def run(args: argparse.Namespace) -> int:
             (arch, model), init = resumed, None
         elif init is not None:
             kept = read_checkpoint(init)["config"]
-            ignored = [f"--{k.replace('_', '-')} {v}" for k, v in model.items() if kept.get(k) != v]
+            ignored = unused_options(model, kept)
             if ignored and rank == 0:
-                shown = ", ".join(f"{k} {kept[k]}" for k in ARCH_OPTIONS if k in kept)
                 print(
                     f"note: {', '.join(ignored)} not used with --init: the model keeps "
-                    f"{init}'s architecture ({shown})"
+                    f"{init}'s architecture ({architecture_text(kept)})"
                 )
             model = {}  # the weights' own config records the architecture
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
@@ -792,17 +791,13 @@ def run(args: argparse.Namespace) -> int:
                 f"note: --steps {args.steps}: the run's cosine schedule, "
                 f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"
             )
-        ignored = [
-            f"--{k.replace('_', '-')} {v}"
-            for k, v in architecture_options(args).items()
-            if model.get(k) != v
-        ]
+        ignored = unused_options(architecture_options(args), model)
         if args.arch != arch and args.arch != option_defaults().arch:
             ignored.insert(0, f"--arch {args.arch}")
         if ignored:
             print(
                 f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
-                f"model ({', '.join(f'{k} {model[k]}' for k in ARCH_OPTIONS if k in model)})"
+                f"model ({architecture_text(model)})"
             )
     try:
         trainer.run()
@@ -834,6 +829,16 @@ def architecture_options(args: argparse.Namespace) -> dict[str, int]:
     if args.arch == "single":
         model.pop("lstm_channels", None)
     return model
+
+
+def unused_options(given: dict[str, Any], kept: dict[str, Any]) -> list[str]:
+    """The architecture options ``given`` that differ from the ``kept`` model's, as typed."""
+    return [f"--{k.replace('_', '-')} {v}" for k, v in given.items() if kept.get(k) != v]
+
+
+def architecture_text(config: dict[str, Any]) -> str:
+    """A model's architecture options, for a note: 'channels 32, num_drm 6, ...'."""
+    return ", ".join(f"{k} {config[k]}" for k in ARCH_OPTIONS if k in config)
 
 
 def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
