@@ -93,11 +93,15 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
 
     def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
         with self._lock:
-            if stream is None:
-                super().reset(reason=reason)
-                return
-            for k in range(self.members):
-                super().reset(f"{stream}{_SEP}{k}", reason)
+            users = {n.rsplit(_SEP, 1)[0] for n in self._streams} if stream is None else {stream}
+            try:
+                for name in users:
+                    for k in range(self.members):
+                        super().reset(f"{name}{_SEP}{k}", reason)
+            except Exception:  # a member whose flush failed kept its old segment, the ones
+                # before it were dropped: their next frames would be averaged out of step
+                self._restart(self._out_of_step(users), reason)
+                raise
 
     def stats(self) -> dict[str, Any]:
         with self._lock:  # one consistent snapshot of the engine and the waiting parts
@@ -129,15 +133,16 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
 
         return {n for n in names if len({taken(f"{n}{_SEP}{k}") for k in range(self.members)}) > 1}
 
-    def _restart(self, names: set[str]) -> None:
+    def _restart(self, names: set[str], reason: str = "error") -> None:
         """After a failed push some members may hold the frame and others not: forget those
         streams' member states, queued outputs and waiting parts, so that their next frame
-        starts every member afresh and in step (counted as an ``error`` reset)."""
+        starts every member afresh and in step (a reset for ``reason``, which a failed reset
+        keeps: its members reset before the failure counted it)."""
         members = {f"{n}{_SEP}{k}" for n in names for k in range(self.members)}
         self._queued = [o for o in self._queued if o.stream not in members]
         for m in members:
             if self._streams.pop(m, None) is not None:
-                self.resets_by_reason["error"] += 1
+                self.resets_by_reason[reason] += 1
         for n in names:
             self._parts.pop(n, None)
 

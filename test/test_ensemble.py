@@ -266,3 +266,28 @@ def test_a_new_stream_that_could_not_be_allocated_loses_no_frame(model, monkeypa
         engine.push(imgs[3], 1_000 + 3 * NS, meta=3)
     monkeypatch.undo()
     assert_only_the_failed_push_lost(model, engine, imgs, out)
+
+
+@pytest.mark.parametrize("stream", ["default", None])
+def test_a_reset_that_failed_on_one_member_restarts_the_members_in_step(model, stream) -> None:
+    """Member 0 flushed its look-ahead and was dropped, member 1's flush failed and kept its
+    old segment: every later output averaged a new frame with an old one."""
+    imgs = frames(6, seed=14)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=2)
+    out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
+    flaky_network(engine, {3})  # member 0 flushes frames 1-2 in calls 1-2, member 1 fails
+    with pytest.raises(RuntimeError):
+        engine.reset(stream)
+    for i in range(3, 6):
+        out += engine.push(imgs[i], 1_000 + i * NS, meta=i)
+    out += engine.flush()
+    assert [o.meta for o in out] == [0, 3, 4, 5]  # the failed reset's look-ahead is lost
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[3:])
+    assert [diff(a.image, b.image) for a, b in zip(out[1:], clean, strict=True)] == [0] * 3
+    s = engine.stats()
+    assert (s["frames_out"], s["pending"], s["resets_by_reason"]["explicit"], s["resets"]) == (
+        4,
+        0,
+        1,
+        1,
+    )
