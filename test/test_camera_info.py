@@ -9,6 +9,7 @@ import numpy as np
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CameraInfo
 
+from sarn_ros.ros import camera_info
 from sarn_ros.ros.camera_info import InfoCache, image_size, scale_camera_info
 
 T = get_typestore(Stores.ROS2_HUMBLE).types
@@ -161,12 +162,19 @@ def test_a_camera_without_camera_info_costs_one_wait():
     thread.join()
 
 
-def test_a_camera_whose_camera_info_comes_later_than_the_wait_stops_waiting():
+def test_a_camera_whose_camera_info_came_later_than_the_wait_pauses_its_waits():
+    """One late camera_info (a hiccup) used to end the waits for good: every later output that
+    beat its camera_info took the previous frame's calibration under its own stamp."""
     cache = InfoCache(5)
     assert timed_get(cache, 1, 0.1)[:2] == (None, False)
     cache.put(1, 1)  # came after all, too late: waiting would only delay the images
     info, matched, took = timed_get(cache, 2, 5.0)
     assert (info, matched) == (1, False) and took < 1.0
+    assert cache.late_at is not None
+    cache.late_at -= camera_info.LATE_PAUSE_S  # the pause is over: it waits again
+    thread = put_later(cache, 3, 0.05)
+    assert timed_get(cache, 3, 5.0)[:2] == (3, True)
+    thread.join()
 
 
 def test_the_cache_keeps_the_newest_stamps():

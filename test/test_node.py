@@ -994,7 +994,7 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
     )
     cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
 
-    def send(stamp_s: float, msg: Image | None = None) -> None:
+    def send(stamp_s: float, msg: Image | CompressedImage | None = None) -> None:
         msg = msg or Image(height=1, width=1, encoding="mono8", step=1, data=bytes(1))
         msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), round(stamp_s % 1 * 1e9)
         node_module.DeblurNode.enqueue(fake, cam, msg)
@@ -1223,7 +1223,7 @@ def test_a_gap_or_reset_call_resets_that_camera_with_its_reason():
     assert resets == [("right", "gap"), ("third", "explicit")]
 
 
-def test_a_blank_or_short_image_is_rejected_at_intake_and_makes_no_gap():
+def test_a_blank_short_or_empty_compressed_image_is_rejected_at_intake_and_makes_no_gap():
     """A driver's uninitialised Image() (0x0, stamp 0) set the camera's last stamp, so the next
     good frame looked 10 s late: every bad frame restarted the good stream as a 'gap'."""
     cam, send = intake("all")
@@ -1235,6 +1235,10 @@ def test_a_blank_or_short_image_is_rejected_at_intake_and_makes_no_gap():
     assert [q.restart for q in cam.queue] == [None] * 4
     assert (cam.counts["rejected.empty"], cam.counts["rejected.malformed"]) == (1, 1)
     assert cam.counts["received"] == 6
+    send(0.0, CompressedImage(format="jpeg"))  # blank compressed (input_transport compressed)
+    send(10 + 4 / 30, CompressedImage(format="jpeg", data=b"\xff\xd8"))
+    assert [q.restart for q in cam.queue] == [None] * 5
+    assert (cam.counts["rejected.corrupt_compressed"], cam.counts["received"]) == (1, 8)
 
 
 def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = None):

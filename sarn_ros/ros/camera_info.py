@@ -10,6 +10,11 @@ from typing import Any
 
 import numpy as np
 
+LATE_PAUSE_S = 5.0
+"""How long a camera whose camera_info came later than the wait goes without waits: one late
+message (a network or CPU hiccup) must not end them for the rest of the run, and a camera
+whose camera_info always comes too late costs one wait per pause."""
+
 
 def scale_camera_info(info: Any, sx: float, sy: float, header: Any = None) -> Any:
     """A copy of ``info`` for its image resized by (sx, sy), as image_proc's resize node does:
@@ -54,7 +59,7 @@ class InfoCache:
     frame's calibration (or none, for the first frame). It waits only while the camera_info
     can still come: none with a newer stamp has arrived (they come in order), no earlier wait
     is still unanswered (a camera without camera_info costs one wait), and the camera has not
-    shown that its camera_info comes later than the wait (it then never waits again).
+    just shown that its camera_info comes later than the wait (:data:`LATE_PAUSE_S`).
     """
 
     def __init__(self, size: int) -> None:
@@ -63,7 +68,8 @@ class InfoCache:
         self.latest: Any = None
         self.latest_stamp: int | None = None
         self.missed: int | None = None  # the stamp a wait timed out on, until a newer comes
-        self.late = False  # the missed one came after all: waiting would only add latency
+        # when the missed one came after all: waiting for the next ones would only add latency
+        self.late_at: float | None = None
         self.arrived = threading.Condition()
 
     def put(self, stamp: int, info: Any) -> None:
@@ -73,7 +79,8 @@ class InfoCache:
                 del self.infos[next(iter(self.infos))]
             self.latest, self.latest_stamp = info, stamp
             if self.missed is not None:  # the next one ends the miss (also a looping bag's)
-                self.late = self.late or stamp == self.missed
+                if stamp == self.missed:
+                    self.late_at = time.monotonic()
                 self.missed = None
             self.arrived.notify_all()
 
@@ -93,4 +100,5 @@ class InfoCache:
     def may_come(self, stamp: int) -> bool:
         """Whether a camera_info with ``stamp`` is worth waiting for. Callers hold the lock."""
         newer = self.latest_stamp is not None and self.latest_stamp >= stamp
-        return not (newer or self.late or self.missed is not None)
+        late = self.late_at is not None and time.monotonic() - self.late_at < LATE_PAUSE_S
+        return not (newer or late or self.missed is not None)

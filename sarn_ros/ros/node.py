@@ -436,7 +436,7 @@ class DeblurNode(Node):
         further apart than max_gap_s, and every frame would restart the recurrent state."""
         idle = self.lazy and not cam.watched()
         stamp = stamp_ns(msg.header)
-        if isinstance(msg, Image) and (empty := intake_fault(msg)):
+        if empty := intake_fault(msg):
             # rejected before its stamp can count: a driver's blank Image() (stamp 0) would
             # otherwise make the next good frame look like a gap and restart the stream
             with self.lock:
@@ -630,7 +630,7 @@ class DeblurNode(Node):
                 except ValueError as exc:
                     self.reject("corrupt_compressed", str(exc))
                     return None
-            else:  # empty images were rejected at intake (intake_fault)
+            else:  # empty images were rejected at intake (intake_fault), as empty compressed
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
             frame = conv.to_rgb(raw, encoding)
             alpha = conv.alpha_plane(raw, encoding)
@@ -797,8 +797,10 @@ class DeblurNode(Node):
         return not self.worker.is_alive()
 
 
-def intake_fault(msg: Image) -> tuple[str, str] | None:
-    """(reason, detail) for an Image the worker would reject anyway, found without decoding."""
+def intake_fault(msg: Image | CompressedImage) -> tuple[str, str] | None:
+    """(reason, detail) for a message the worker would reject anyway, found without decoding."""
+    if isinstance(msg, CompressedImage):
+        return None if len(msg.data) else ("corrupt_compressed", "no data")
     if msg.height == 0 or msg.width == 0:
         return "empty", f"{msg.width}x{msg.height} image"
     if len(msg.data) < msg.step * msg.height:

@@ -127,8 +127,10 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "max_gap_s",
         0.5,
-        "Reset the recurrent state when the camera's consecutive stamps are further apart "
-        "(0 disables); frames dropped by queue_policy latest do not count as gaps.",
+        "Reset the recurrent state when the camera's consecutive stamps are further apart; "
+        "frames dropped by queue_policy latest do not count as gaps. Also the quiet after "
+        "which a camera's frames held for look-ahead are published. 0 disables both: held "
+        "frames then wait for the camera's next frame.",
         live=True,
         float_range=(0.0, 3600.0),
     ),
