@@ -339,6 +339,13 @@ def bag_topics(
     """:func:`choose_topics` over an open rosbags reader; a bag with nothing to take is an
     :class:`InputError`."""
     available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
+    kinds = {c.topic: c.msgtype for c in reader.connections}
+    not_images = [f"{t} ({kinds[t]})" for t in topics or () if t in kinds and t not in available]
+    if not_images:
+        raise InputError(
+            f"--topics {', '.join(not_images)}: not an image topic; the image topics of {src}: "
+            f"{sorted(available)}"
+        )
     if not available:
         raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
     chosen, ignored = choose_topics(available, topics)
@@ -442,7 +449,8 @@ def deblur_bag(
                 infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
             for cam_infos in infos.values():  # in receive order, which stamps need not follow
                 cam_infos.sort(key=lambda item: item[0])
-            mcap = src.suffix == ".mcap" or any(Path(src).glob("*.mcap"))
+            files = list(src.iterdir()) if src.is_dir() else [src]
+            mcap = any(".mcap" in f.suffixes for f in files)  # also a file-compressed .mcap.zstd
             storage = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
             suffix = "" if jpeg_quality is None else "/compressed"
             new_topics = {

@@ -19,7 +19,7 @@ from rosbags.interfaces import (
     QosReliability,
     QosTime,
 )
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from test_eval import run_sarn
 
@@ -284,9 +284,14 @@ def camera_info(hdr, focal: float = 1.0):
     )
 
 
-def write_bag(path: Path, plugin: StoragePlugin) -> dict[str, list[np.ndarray]]:
+def write_bag(
+    path: Path, plugin: StoragePlugin, compression: CompressionMode | None = None
+) -> dict[str, list[np.ndarray]]:
     sent: dict[str, list[np.ndarray]] = {"left": frames(4, seed=1), "right": frames(4, seed=2)}
-    with Writer(path, version=9, storage_plugin=plugin) as w:
+    writer = Writer(path, version=9, storage_plugin=plugin)
+    if compression is not None:  # ros2 bag record --compression-mode file|message
+        writer.set_compression(compression, CompressionFormat.ZSTD)
+    with writer as w:
         conns = {}
         for cam in sent:
             conns[cam] = w.add_connection(
@@ -624,6 +629,7 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
     cv2.imwrite(str(tmp_path / "pngs" / "0.png"), frames(1)[0])
     with Writer(tmp_path / "bag", version=9) as w:
         w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        w.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=STORE)
     video, folder, bag = (str(tmp_path / name) for name in ("in.mp4", "pngs", "bag"))
     refused = {
         (video, "out.mp4", "--fps", "60"): ["--fps (an image folder written as a video)"],
@@ -635,6 +641,7 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
         (video, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],
         (bag, "out", "--jpeg-quality", "50"): ["--jpeg-quality (bags, with --compressed)"],
         (video, "out", "--compressed"): ["--compressed (bags)"],
+        (folder, "out", "--max-gap-s", "2"): ["--max-gap-s (bags)"],
     }
     missing = str(tmp_path / "missing.pt")  # were the model loaded, its error would show
     for (src, out, *options), flags in refused.items():
@@ -649,6 +656,51 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
     argv = ["deblur", video, "-o", str(tmp_path / "out"), "--fps", "30", "--debayer", "vng"]
     assert cli.main([*argv, "--weights", missing, "--device", "cpu"]) == 2
     assert "not used in this run" not in capsys.readouterr().err
+    # --topics naming what the bag cannot deblur: said as it is, before the model loads
+    for topic, why in (
+        ("/cam/camera_info", "/cam/camera_info (sensor_msgs/msg/CameraInfo): not an image topic"),
+        ("/nope", "topics ['/nope'] not in the bag"),
+    ):
+        argv = ["deblur", bag, "-o", str(tmp_path / "out"), "--topics", topic]
+        assert cli.main([*argv, "--weights", missing, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and "missing.pt" not in err, err
+
+
+def test_a_slow_camera_keeps_its_state_with_a_longer_max_gap(tmp_path, tiny_recurrent_checkpoint):
+    """A 1 fps camera's frames are 1 s apart: at the node's 0.5 s every frame started afresh,
+    and `sarn deblur` had no option to say otherwise."""
+    imgs = frames(4, seed=21)
+    with Writer(tmp_path / "slow", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(imgs):
+            hdr = T["std_msgs/msg/Header"](
+                stamp=T["builtin_interfaces/msg/Time"](sec=10 + i, nanosec=0), frame_id="cam"
+            )
+            raw = STORE.serialize_cdr(bag_image(img, "rgb8", hdr), "sensor_msgs/msg/Image")
+            w.write(conn, (10 + i) * 10**9, raw)
+    got = {}
+    for gap in ("0.5", "2"):
+        out = tmp_path / f"out{gap}"
+        result = deblur(
+            str(tmp_path / "slow"),
+            "-o",
+            str(out),
+            "--max-gap-s",
+            gap,
+            "--weights",
+            str(tiny_recurrent_checkpoint),
+        )
+        assert result.returncode == 0, result.stderr
+        msgs = messages(read_bag(out), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
+        got[gap] = [image_to_numpy(m).astype(int) for m in msgs]
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    carried = deblur_sequence(engine, imgs, "slow")
+    alone = [deblur_sequence(engine, [img], "slow")[0] for img in imgs]
+    assert max(np.abs(c.astype(int) - a).max() for c, a in zip(carried, alone, strict=True)) > 1
+    for expected, gap in ((alone, "0.5"), (carried, "2")):
+        for g, e in zip(got[gap], expected, strict=True):
+            assert np.abs(g - e).max() <= 1, gap
 
 
 def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_checkpoint):
@@ -791,6 +843,15 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     result = deblur(str(bare), "-o", str(tmp_path / "mout"), *weights)
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "mout").glob("*.mcap"))  # the storage it came in
+    # a file-compressed mcap bag (one .mcap.zstd) came out as sqlite3
+    write_bag(tmp_path / "z", StoragePlugin.MCAP, CompressionMode.FILE)
+    assert [f.suffixes for f in (tmp_path / "z").glob("z.*")] == [[".mcap", ".zstd"]]
+    result = deblur(str(tmp_path / "z"), "-o", str(tmp_path / "zout"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "zout").glob("*.mcap"))
+    assert sorted(m for m in read_bag(tmp_path / "zout") if "/deblurred/" not in m[0]) == sorted(
+        read_bag(tmp_path / "z")
+    )
 
 
 def test_a_bag_recorded_beside_the_node_gets_new_outputs(tmp_path, tiny_recurrent_checkpoint):

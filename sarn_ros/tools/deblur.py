@@ -13,6 +13,7 @@ from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, 
 
 JPEG_QUALITY = 90
 FPS = 30.0
+MAX_GAP_S = 0.5  # the node's max_gap_s default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_bag_arguments(p)
     p.add_argument(
+        "--max-gap-s",
+        type=ranged(float, 0, 3600),
+        default=MAX_GAP_S,
+        help="bags: restart the recurrent state where a camera's stamps are further apart, as "
+        "the node's max_gap_s (0: never; raise it for a camera slower than 2 fps)",
+    )
+    p.add_argument(
         "--compressed",
         action="store_true",
         help="bags: write <ns>/deblurred/image_raw/compressed (JPEG, as the node's "
@@ -123,6 +131,7 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> list[str
         and not (bag and args.compressed),
         "--topics (bags)": args.topics is not None and not bag,
         "--debayer (bags)": args.debayer != DEBAYER_DEFAULT and not bag,
+        "--max-gap-s (bags)": args.max_gap_s != MAX_GAP_S and not bag,
         "--fps (an image folder written as a video)": args.fps != FPS
         and (kind, out_kind) != ("folder", "video"),
     }
@@ -155,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
                     "no video output or --side-by-side"
                 )
             offline.check_new_bag(dst)  # as deblur_bag does, but before the model loads
+            with offline.open_bag(args.input) as reader:
+                offline.bag_topics(reader, args.input, args.topics)
         window = offline.Window(args.skip_frames, args.max_frames)
         try:
             engine = make_engine(
@@ -163,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                 device=args.device,
                 precision=args.precision,
                 future_frames=args.future_frames,
-                max_gap_s=None if kind != "bag" else 0.5,
+                max_gap_s=args.max_gap_s if kind == "bag" and args.max_gap_s else None,
                 torch_compile=args.torch_compile,
             )
         except ValueError as exc:  # settings the weights cannot run with (an ONNX graph: fp32)
