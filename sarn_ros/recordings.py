@@ -48,6 +48,7 @@ class Recording:
         self.kind = kind_of(self.path)
         self.debayer = debayer
         self.skipped = 0
+        self.why_skipped: dict[str, str] = {}  # each stream's first unreadable frame: why
         self.ignored: dict[str, str] = {}
         if self.kind == "bag":
             with open_bag(self.path) as reader:
@@ -102,8 +103,9 @@ class Recording:
                     msg = deserialize(reader, raw, conn.msgtype)
                     pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)
                     yield self.name(conn.topic), to_rgb(pixels, encoding)
-                except ValueError:  # corrupt, cut short or unsupported
+                except ValueError as exc:  # corrupt, cut short or unsupported
                     self.skipped += 1
+                    self.why_skipped.setdefault(self.name(conn.topic), str(exc))
 
 
 def read_streams(
@@ -115,7 +117,9 @@ def read_streams(
     debayer: str = "vng",
 ) -> tuple[Recording, list[tuple[str, list[np.ndarray]]]]:
     """Each stream's frames ``skip`` .. ``skip + max_frames`` (area-downscaled by ``scale``);
-    reading stops as soon as every stream has its frames."""
+    reading stops as soon as every stream has its frames. A stream without any is left out
+    with a warning (a topic a bag declares and never published), unless all are; a stream
+    whose frame size or format changes comes as one piece per size (``<name>_1``, ...)."""
     rec = Recording(path, topics, debayer)
     seen: dict[str, int] = {}
     taken: dict[str, list[np.ndarray]] = {rec.name(t): [] for t in rec.topics}
@@ -125,11 +129,37 @@ def read_streams(
             taken[name].append(resize_by(frame, scale))
         if max_frames is not None and all(len(f) >= max_frames for f in taken.values()):
             break
+    empty = {}
     for name, frames in taken.items():
         if not frames:
             has = f" (it has {seen.get(name, 0)}, --skip-frames is {skip})" if skip else ""
-            raise InputError(f"no readable frames in {name}{has}")
-    return rec, list(taken.items())
+            why = f": {rec.why_skipped[name]}" if name in rec.why_skipped else ""
+            empty[name] = f"no readable frames in {name}{has}{why}"
+    if len(empty) == len(taken):
+        raise InputError(next(iter(empty.values())))
+    streams = []
+    for name, frames in taken.items():
+        if name in empty:
+            log.warning("left out (%s)", empty[name])
+            continue
+        pieces = same_size_pieces(frames)
+        if len(pieces) > 1:
+            log.warning("%s: %d pieces of one frame size each, taken apart", name, len(pieces))
+        streams += [
+            (f"{name}_{k}" if len(pieces) > 1 else name, p) for k, p in enumerate(pieces, 1)
+        ]
+    return rec, streams
+
+
+def same_size_pieces(frames: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """``frames`` cut where their shape or dtype changes (a camera reconfigured mid-recording):
+    the blur generator, and the recurrent state, take one size at a time."""
+    pieces: list[list[np.ndarray]] = []
+    for f in frames:
+        if not pieces or (f.shape, f.dtype) != (pieces[-1][-1].shape, pieces[-1][-1].dtype):
+            pieces.append([])
+        pieces[-1].append(f)
+    return pieces
 
 
 def iter_clips(
@@ -140,14 +170,21 @@ def iter_clips(
     debayer: str = "vng",
 ) -> Iterator[tuple[str, list[np.ndarray]]]:
     """Consecutive frames of each stream in pieces of ``clip_frames`` (a shorter tail of at
-    least 3 frames too), as uint8 RGB for the blur generator: a long recording becomes many
-    training sequences without being held in memory."""
+    least 3 frames too, also where the frame size changes), as uint8 RGB for the blur
+    generator: a long recording becomes many training sequences without being held in
+    memory."""
     rec = Recording(path, topics, debayer)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
     for name, frame in rec.frames():
+        frame = resize_by(_rgb8(frame), scale)
         clip = pending.setdefault(name, [])
-        clip.append(resize_by(_rgb8(frame), scale))
+        if clip and clip[-1].shape != frame.shape:  # the camera's size changed: a clip ends
+            if len(clip) >= 3:
+                counts[name] = counts.get(name, 0) + 1
+                yield f"{name}_{counts[name]}", clip
+            clip = pending[name] = []
+        clip.append(frame)
         if len(clip) == clip_frames:
             counts[name] = counts.get(name, 0) + 1
             yield f"{name}_{counts[name]}", pending.pop(name)

@@ -105,6 +105,42 @@ def test_eval_of_a_bag_equals_eval_of_the_same_frames_as_a_folder(
     assert "Traceback" not in bad.stderr
 
 
+def test_a_camera_that_changes_size_and_topics_without_frames(tmp_path, caplog) -> None:
+    """A camera reconfigured mid-recording made `sarn eval --synthetic` and `sarn train` fail
+    on a broadcast of two shapes, and a topic the bag declares but never published (or one of
+    32FC1 frames) ended all of `sarn eval --no-gt`: each now keeps what can be used."""
+    small, big = grey_frames(4), [cv2.resize(f, (96, 64)) for f in grey_frames(4, seed=1)]
+    with Writer(tmp_path / "run", version=9) as w:
+        cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        w.add_connection("/silent/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        flt = w.add_connection("/thermal/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(small + big):
+            msg = bag_image(img, "mono8", header(i, "cam"))
+            w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+            msg = bag_image(img.astype(np.float32), "32FC1", header(i, "thermal"))
+            w.write(flt, 10 * i + 2, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    with caplog.at_level(logging.WARNING):
+        _, streams = read_streams(tmp_path / "run")
+    assert [(name, len(frames)) for name, frames in streams] == [
+        ("run/cam/image_raw_1", 4),
+        ("run/cam/image_raw_2", 4),
+    ]
+    assert all(np.array_equal(f, e) for f, e in zip(streams[1][1], big, strict=True))
+    assert "left out (no readable frames in run/silent/image_raw)" in caplog.text
+    assert "run/thermal/image_raw: encoding '32FC1' is not supported" in caplog.text
+    params = BlurParams(blur_px=3.0)
+    seqs = synthetic_sequences(tmp_path / "run", 0, params, topics=["/cam/image_raw"])
+    assert [len(s.sharp) for s in seqs] == [4, 4]  # each size apart (the generator crops)
+    assert seqs[0].sharp[0].shape[0] > seqs[1].sharp[0].shape[0]
+    clips = list(iter_clips(tmp_path / "run", 8, topics=["/cam/image_raw"]))
+    assert [(n, len(c), c[0].shape) for n, c in clips] == [
+        ("run/cam/image_raw_1", 4, (128, 192, 3)),
+        ("run/cam/image_raw_2", 4, (64, 96, 3)),
+    ]
+    with pytest.raises(InputError, match=r"no readable frames in run/silent/image_raw$"):
+        read_streams(tmp_path / "run", topics=["/silent/image_raw", "/thermal/image_raw"])
+
+
 def test_videos_and_bags_are_cut_into_training_clips(tmp_path: Path) -> None:
     imgs = grey_frames(11)
     write_video(tmp_path / "drive.mp4", imgs)
