@@ -359,8 +359,11 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     torch.save({k: v for k, v in ckpt.items() if k != "config"}, no_config)
     graph = tmp_path / "step.onnx"  # `sarn export`'s: torch said "Unsupported operand 8"
     graph.write_bytes(b"\x08\x08\x12\x07pytorch")
+    unnamed = tmp_path / "step"  # the same graph named otherwise, by an older sarn export
+    unnamed.write_bytes(graph.read_bytes())
     cases = {
         graph: r"step.onnx is an ONNX graph \(sarn export\): it runs as the weights of the node",
+        unnamed: r"it looks like an ONNX graph \(sarn export\); name it step.onnx to run it",
         tmp_path / "missing.pth": "not found",
         truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",

@@ -152,6 +152,9 @@ def test_single_image_export_and_bad_size(tmp_path):
     assert usage.value.code == 2
     assert cli.main([*args, "--opset", "15"]) == 2  # no GridSample before 16
     assert not (tmp_path / "t.onnx").exists()
+    with pytest.raises(SystemExit) as usage:  # the exporter failed with pages of its own
+        cli.main([*args, "--height", "4104", "--width", "8"])
+    assert usage.value.code == 2
 
 
 def readme_loop():
@@ -256,10 +259,12 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     folder; --opset 99 also deleted the file it was to replace."""
     ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "s.pth")
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "dir.onnx").mkdir()
     monkeypatch.setattr(export, "find_spec", lambda name: True)
     monkeypatch.setattr(export, "export", lambda *a: pytest.fail("exported"))
     cases = {
-        str(tmp_path): "is a folder, not a file",
+        str(tmp_path / "dir.onnx"): "is a folder, not a file",
+        str(tmp_path / "graph"): "name it .onnx",  # else read as PyTorch weights
         str(tmp_path / "a_file" / "x.onnx"): "is a file, not a folder",
     }
     for output, why in cases.items():

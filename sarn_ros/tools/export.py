@@ -73,11 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
-    p.add_argument(  # at least 8: a size of 4 would be fixed in the graph
-        "--height", type=ranged(int, 8), default=480, help="example height (multiple of 4)"
+    # at least 8: a size of 4 would be fixed in the graph; at most 4096: the dynamic size's
+    # bound in export(), past which the exporter fails with pages of its own
+    p.add_argument(
+        "--height", type=ranged(int, 8, 4096), default=480, help="example height (multiple of 4)"
     )
     p.add_argument(
-        "--width", type=ranged(int, 8), default=640, help="example width (multiple of 4)"
+        "--width", type=ranged(int, 8, 4096), default=640, help="example width (multiple of 4)"
     )
     p.add_argument(
         "--opset",
@@ -263,6 +265,13 @@ def run(args: argparse.Namespace) -> int:
         oldest_ir_version(args.opset)
     except ExportError as exc:
         print(f"sarn export: error: --opset {args.opset}: {exc}", file=sys.stderr)
+        return 2
+    if args.output.suffix.lower() != ".onnx":  # how the node and the tools know a graph
+        print(
+            f"sarn export: error: -o {args.output}: name it .onnx, which is how the node and "
+            "the sarn tools tell an ONNX graph from PyTorch weights",
+            file=sys.stderr,
+        )
         return 2
     try:
         check_writable(args.output, "-o", folder=False)
