@@ -114,6 +114,11 @@ def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(
         return capsys.readouterr().err
 
     assert "give --pairs" in run()
+    video = tmp_path / "v" / "clip.mp4"  # a video pair: a bare "[Errno 20]" before
+    video.parent.mkdir()
+    video.write_bytes(b"")
+    assert f"--pairs {video}: not a folder" in run("--pairs", str(video))
+    assert f"--pairs {tmp_path / 'no'}: no such folder" in run("--pairs", str(tmp_path / "no"))
     write_pair(tmp_path)
     assert "error" in run("--weights", str(tmp_path / "x.pth"), "--pairs", str(tmp_path))
     (tmp_path / "empty").mkdir()

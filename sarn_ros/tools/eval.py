@@ -85,7 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-frames",
         type=ranged(int, 1),
         default=10,
-        help="frames per sequence or stream (--no-gt streams: after --skip-frames)",
+        help="frames per sequence or stream (--no-gt streams: after --skip-frames; a "
+        "--synthetic folder of stills: the first N stills, 6 frames each). A --synthetic "
+        "source is blurred as a clip of this length: its frames differ from the same frames "
+        "of a longer run",
     )
     p.add_argument(
         "--blur-px",
@@ -249,6 +252,10 @@ def check_args(args: argparse.Namespace) -> None:
     evaluation: checked before any input is read or model loaded."""
     if not (args.pairs or args.synthetic or args.no_gt):
         raise ValueError("give --pairs, --synthetic and/or --no-gt inputs")
+    for d in args.pairs:
+        if not d.is_dir():
+            what = "no such folder" if not d.exists() else "not a folder"
+            raise ValueError(f"--pairs {d}: {what} (blurred/sharp image folders)")
     if args.json is not None:
         check_writable(args.json, "--json", folder=False)
     if args.save_images is not None:
