@@ -631,6 +631,8 @@ def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_chec
         exp += [o.image for o in engine.flush()]
         for msg, e in zip(cam.outputs, exp, strict=True):
             assert np.abs(image_to_numpy(msg).astype(int) - e).max() <= 1
+    # the topics as resolved, where namespaces and remaps led (it named 'left, right')
+    assert "deblurring /left/image_raw, /right/image_raw with" in proc.stop()[1]
 
 
 def test_overloaded_stereo_cameras_keep_their_pairs(ros, tiny_recurrent_checkpoint):

@@ -183,9 +183,9 @@ class Camera:
             kind, topic = CompressedImage, compressed
         else:
             kind, topic = Image, image
-        node.create_subscription(
+        self.input_topic = node.create_subscription(
             kind, topic, self.on_image, sub_qos(), qos_overriding_options=overrides
-        )
+        ).topic_name  # resolved: the startup line shows where remaps and namespaces led
         node.create_subscription(
             CameraInfo, info, self.on_info, sub_qos(), qos_overriding_options=overrides
         )
@@ -332,7 +332,7 @@ class DeblurNode(Node):
         self.worker = threading.Thread(target=self.work, name="sarn_worker", daemon=True)
         self.worker.start()
         self.get_logger().info(
-            f"deblurring {', '.join(c.ns or '.' for c in self.cameras)} with "
+            f"deblurring {', '.join(c.input_topic for c in self.cameras)} with "
             f"{self.engine.model_name} on {self.engine.device} ({self.engine.precision}, "
             f"deformable conv: {self.engine.deform_path}), "
             f"future_frames={self.engine.future_frames}, queue_policy={self.queue_policy}"
