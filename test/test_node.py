@@ -635,6 +635,33 @@ def test_two_cameras_share_one_node_with_separate_state(ros, tiny_recurrent_chec
     assert "deblurring /left/image_raw, /right/image_raw with" in proc.stop()[1]
 
 
+def test_each_camera_without_camera_info_is_named(ros, tiny_recurrent_checkpoint):
+    """rclpy throttles a warning per call site: with two cameras missing camera_info, only the
+    first one's was named, and the other seemed fine."""
+    node, start = ros
+    proc = start(
+        tiny_recurrent_checkpoint,
+        cameras="[left, right]",
+        future_frames=0,
+        queue_policy="all",
+        **RELIABLE_IN,
+    )
+    left, right = Camera(node, "left"), Camera(node, "right")
+    wait_connected(node, [left, right], proc)
+    for i, f in enumerate(frames(3, seed=4)):
+        for cam in (left, right):
+            msg = numpy_to_image(f, "rgb8")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 70 + i, 0
+            cam.publish_raw(msg)  # no camera_info beside it
+        spin_until(node, lambda: False, 1 / 30)
+    ok = spin_until(node, lambda: len(left.outputs) == len(right.outputs) == 3, 30)
+    log = proc.stop()[1]
+    assert ok, (len(left.outputs), len(right.outputs), log)
+    for cam in ("left", "right"):
+        assert log.count(f"no camera_info received on /{cam}/camera_info yet") == 1, log
+    assert left.infos == right.infos == []
+
+
 def test_overloaded_stereo_cameras_keep_their_pairs(ros, tiny_recurrent_checkpoint):
     """Two synchronised cameras (equal stamps, the right frame 1/2 period after the left, as
     from two driver processes) faster than the node: under queue_policy latest the frames it

@@ -186,9 +186,9 @@ class Camera:
         self.input_topic = node.create_subscription(
             kind, topic, self.on_image, sub_qos(), qos_overriding_options=overrides
         ).topic_name  # resolved: the startup line shows where remaps and namespaces led
-        node.create_subscription(
+        self.info_topic = node.create_subscription(
             CameraInfo, info, self.on_info, sub_qos(), qos_overriding_options=overrides
-        )
+        ).topic_name
         self.pub = node.create_publisher(Image, out, pub_qos(), qos_overriding_options=overrides)
         self.info_pub = node.create_publisher(
             CameraInfo, out_info, pub_qos(), qos_overriding_options=overrides
@@ -671,23 +671,23 @@ class DeblurNode(Node):
             return
         info, matched = cam.infos.get(out.stamp, CAMERA_INFO_WAIT_S)
         if info is None:
-            self.get_logger().warning(
-                f"no camera_info received on {cam.ns or '.'}/camera_info yet: publishing "
-                "images without deblurred/camera_info",
-                throttle_duration_sec=THROTTLE_S,
-            )
+            # throttled per camera: rclpy's throttle (per call site) named only the first
+            if self.due(f"camera_info_missing.{cam.stream}"):
+                self.get_logger().warning(
+                    f"no camera_info received on {cam.info_topic} yet: publishing images "
+                    "without deblurred/camera_info"
+                )
         else:
             info = scale_camera_info(info, *meta.scale, header=meta.header)
             cam.info_pub.publish(info)
         h, w = out.image.shape[:2]
         # a driver's calibration for another resolution: SLAM would get wrong intrinsics
         size_off = info is not None and info.width and image_size(info) != (w, h)
-        if size_off:
+        if size_off and self.due(f"camera_info_size.{cam.stream}"):
             iw, ih = image_size(info)
             self.get_logger().warning(
-                f"{cam.ns or '.'}/camera_info describes {iw}x{ih} images (binning and ROI "
-                f"applied) for {w}x{h} ones (after resize): republished as it is",
-                throttle_duration_sec=THROTTLE_S,
+                f"{cam.info_topic} describes {iw}x{ih} images (binning and ROI applied) for "
+                f"{w}x{h} ones (after resize): republished as it is"
             )
         with self.lock:
             self.count("published")
