@@ -419,7 +419,13 @@ def deblur_bag(
     """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
     deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs. Every
     original message is copied; ``window`` picks the frames of each camera that are deblurred."""
-    from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+    from rosbags.rosbag2 import (
+        CompressionFormat,
+        CompressionMode,
+        StoragePlugin,
+        Writer,
+        WriterError,
+    )
     from rosbags.typesys import Stores, get_typestore
 
     from .ros.camera_info import scale_camera_info
@@ -459,11 +465,21 @@ def deblur_bag(
                 for n in ("image_raw" + suffix, "camera_info")
                 if n != "camera_info" or camera_ns(t) in infos  # else the bag's own is kept
             }
-            # a bag recorded beside the node has outputs of its own: the new ones replace them
-            report.replaced_topics = sorted(new_topics & {c.topic for c in reader.connections})
+            # a bag recorded beside the node has outputs of its own: the new ones replace them,
+            # also those of the other transport, which playback would send beside the new ones
+            outputs = new_topics | {
+                f"{camera_ns(t)}/deblurred/image_raw{s}"
+                for t in chosen
+                for s in ("", "/compressed")
+            }
+            report.replaced_topics = sorted(outputs & {c.topic for c in reader.connections})
             # version 8, not 9: Humble's rosbag2 reads the QoS as a YAML string, which 9 made a
             # list (ros2/rosbag2#2013); every later distribution reads 8 as well
-            with Writer(dst, version=8, storage_plugin=storage) as writer:
+            writer = Writer(dst, version=8, storage_plugin=storage)
+            mode = getattr(reader.readers[0], "compression_mode", None)
+            if mode:  # as recorded (zstd): else the copy comes out several times larger
+                writer.set_compression(CompressionMode[mode.upper()], CompressionFormat.ZSTD)
+            with writer:
                 offered: dict[str, list] = {}  # the camera's QoS, for its deblurred topics
                 for c in reader.connections:
                     offered.setdefault(c.topic, c.ext.offered_qos_profiles)

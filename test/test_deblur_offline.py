@@ -848,9 +848,18 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     assert [f.suffixes for f in (tmp_path / "z").glob("z.*")] == [[".mcap", ".zstd"]]
     result = deblur(str(tmp_path / "z"), "-o", str(tmp_path / "zout"), *weights)
     assert result.returncode == 0, result.stderr
-    assert list((tmp_path / "zout").glob("*.mcap"))
+    assert [f.suffixes for f in (tmp_path / "zout").glob("zout.*")] == [[".mcap", ".zstd"]]
+    # and a message-compressed sqlite3 bag stays compressed (it came out several times larger)
+    write_bag(tmp_path / "mz", StoragePlugin.SQLITE3, CompressionMode.MESSAGE)
+    result = deblur(str(tmp_path / "mz"), "-o", str(tmp_path / "mzout"), *weights)
+    assert result.returncode == 0, result.stderr
+    meta = (tmp_path / "mzout" / "metadata.yaml").read_text()
+    assert "compression_mode: message" in meta.lower() and "compression_format: zstd" in meta, meta
     assert sorted(m for m in read_bag(tmp_path / "zout") if "/deblurred/" not in m[0]) == sorted(
         read_bag(tmp_path / "z")
+    )
+    assert sorted(m for m in read_bag(tmp_path / "mzout") if "/deblurred/" not in m[0]) == sorted(
+        read_bag(tmp_path / "mz")
     )
 
 
@@ -869,6 +878,16 @@ def test_a_bag_recorded_beside_the_node_gets_new_outputs(tmp_path, tiny_recurren
     assert sorted(m for m in twice if "/deblurred/" not in m[0]) == sorted(
         read_bag(tmp_path / "in")
     )
+    # the other transport's old outputs went on beside the new ones: two deblurred versions
+    jpeg = deblur(str(tmp_path / "once"), "-o", str(tmp_path / "jpeg"), *weights, "--compressed")
+    assert jpeg.returncode == 0, jpeg.stderr
+    assert "the bag's own /left/deblurred/image_raw is replaced" in jpeg.stderr
+    topics = {topic for topic, *_ in read_bag(tmp_path / "jpeg") if "/deblurred/" in topic}
+    assert topics == {
+        f"/{cam}/deblurred/{name}"
+        for cam in ("left", "right")
+        for name in ("image_raw/compressed", "camera_info")
+    }
 
 
 def test_each_frame_gets_its_own_camera_info_and_a_recorded_one_is_kept(
