@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import itertools
+import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -25,6 +26,8 @@ import numpy as np
 
 from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by
 from .engine import DeblurredFrame, StreamDeblurrer
+
+log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -72,6 +75,15 @@ def kind_of(path: Path) -> str:
             return "folder"
         raise InputError(f"no images or rosbag2 in {path}")
     if path.suffix in (".db3", ".mcap"):
+        parts = sorted(path.parent.glob(f"*{path.suffix}"))
+        if len(parts) > 1 and (path.parent / "metadata.yaml").exists():  # split by size
+            log.warning(
+                "%s is one of the %d files of the bag %s: only it is read (give the folder "
+                "for the whole recording)",
+                path,
+                len(parts),
+                path.parent,
+            )
         return "bag"
     if path.suffix.lower() in VIDEO_EXTS:
         return "video"

@@ -842,6 +842,10 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     (bare,) = (tmp_path / "m").glob("*.mcap")
     result = deblur(str(bare), "-o", str(tmp_path / "mout"), *weights)
     assert result.returncode == 0, result.stderr
+    assert "one of the" not in result.stderr
+    shutil.copy(bare, tmp_path / "m" / "m_1.mcap")  # a bag split by size: only a part is read
+    split = deblur(str(bare), "-o", str(tmp_path / "part"), *weights)
+    assert split.returncode == 0 and f"{bare} is one of the 2 files of the bag" in split.stderr
     assert list((tmp_path / "mout").glob("*.mcap"))  # the storage it came in
     # a file-compressed mcap bag (one .mcap.zstd) came out as sqlite3
     write_bag(tmp_path / "z", StoragePlugin.MCAP, CompressionMode.FILE)
