@@ -102,7 +102,9 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"cannot read {path}: it holds objects other than tensors and plain values "
                 f"({foreign.group(1)}), which sarn_ros does not load: weights run no code"
             ) from None
-        if path.read_bytes()[:1] == b"\x08":  # an ONNX ModelProto's first field, ir_version
+        with open(path, "rb") as f:
+            first = f.read(1)
+        if first == b"\x08":  # an ONNX ModelProto's first field, ir_version
             raise CheckpointError(
                 f"cannot read {path}: it looks like an ONNX graph (sarn export); name it "
                 f"{path.stem}.onnx to run it"
