@@ -10,6 +10,7 @@ Format (a plain dict, loadable with ``torch.load(..., weights_only=True)``)::
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from pathlib import Path
@@ -102,7 +103,8 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"cannot read {path}: it holds objects other than tensors and plain values "
                 f"({foreign.group(1)}), which sarn_ros does not load: weights run no code"
             ) from None
-        with open(path, "rb") as f:
+        first = b""
+        with contextlib.suppress(OSError), open(path, "rb") as f:  # unreadable: torch's words
             first = f.read(1)
         if first == b"\x08":  # an ONNX ModelProto's first field, ir_version
             raise CheckpointError(
