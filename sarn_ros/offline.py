@@ -413,7 +413,7 @@ def bag_image(msg: Any, msgtype: str, debayer: str) -> tuple[np.ndarray, str]:
     from .ros.image_conversion import compressed_to_numpy, decode_image
 
     if msgtype.endswith("CompressedImage"):
-        return compressed_to_numpy(msg)
+        return compressed_to_numpy(msg, debayer)
     return decode_image(msg, debayer)
 
 

@@ -152,16 +152,48 @@ def test_a_float_or_signed_tiff_never_reaches_the_engine(dtype, channels):
             conv.compressed_to_numpy(msg)
 
 
-def test_compressed_16_bit_is_scaled_not_saturated():
+def test_compressed_16_bit_is_scaled_in_jpeg_and_kept_in_png():
+    """As image_transport's compressed plugin: jpeg holds 8 bits (its subscriber scales them
+    back by 256), png 16. A png stored 8 bits under "mono16; png compressed mono8", which
+    image_transport's subscriber republishes as a mono16 image of 8-bit pixels."""
     grey = np.tile(np.arange(0, 65536, 1024, dtype=np.uint16), (4, 1))  # 0 .. 64512
     msg = conv.numpy_to_compressed(grey, "mono16", fmt="png")
-    assert msg.format == "mono16; png compressed mono8"
+    assert msg.format == "mono16; png compressed mono16"
     out, enc = conv.compressed_to_numpy(msg)
-    assert enc == "mono8"
-    np.testing.assert_array_equal(out, grey >> 8)
+    assert enc == "mono16"
+    np.testing.assert_array_equal(out, grey)
+    msg = conv.numpy_to_compressed(grey, "mono16", fmt="jpeg", quality=100)
+    out, enc = conv.compressed_to_numpy(msg)
+    assert msg.format == "mono16; jpeg compressed mono8" and enc == "mono8"
+    assert np.abs(out.astype(int) - (grey >> 8)).max() <= 1  # scaled, not saturated at 255
     rgb = np.dstack([grey, grey // 2, grey // 4])
-    out, _ = conv.compressed_to_numpy(conv.numpy_to_compressed(rgb, "rgb16", fmt="png"))
-    np.testing.assert_array_equal(out, (rgb >> 8)[..., ::-1])  # stored as bgr8
+    msg = conv.numpy_to_compressed(rgb, "rgb16", fmt="png")
+    out, enc = conv.compressed_to_numpy(msg)
+    assert msg.format == "rgb16; png compressed bgr16" and enc == "bgr16"
+    np.testing.assert_array_equal(out, rgb[..., ::-1])
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+def test_a_bayer_cameras_compressed_mosaic_is_demosaiced(pattern, bits):
+    """image_transport compresses a Bayer image as its mosaic ("bayer_rggb8; png compressed
+    "): it was decoded as a grey image, and the network deblurred the checkerboard."""
+    rgb = cv2.resize(sample("rgb8"), (64, 48), interpolation=cv2.INTER_AREA)
+    if bits == 16:
+        rgb = rgb.astype(np.uint16) * 257
+    mosaic = np.empty(rgb.shape[:2], rgb.dtype)
+    for i, colour in enumerate(pattern):  # the pattern names the first 2x2 block row-wise
+        dy, dx = divmod(i, 2)
+        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(colour)]
+    encoding = f"bayer_{pattern}{bits}"
+    data = cv2.imencode(".png", mosaic)[1].tobytes()
+    msg = CompressedImage(format=f"{encoding}; png compressed ", data=data)
+    out, enc = conv.compressed_to_numpy(msg, "bilinear")
+    raw = raw_msg(encoding, mosaic, 64, 48)
+    expected, expected_enc = conv.decode_image(raw, "bilinear")
+    assert enc == expected_enc == f"rgb{bits}"
+    np.testing.assert_array_equal(out, expected)
+    assert np.abs(out.astype(float) - rgb).mean() < 0.04 * np.iinfo(rgb.dtype).max
 
 
 def raw_msg(encoding: str, buffer: np.ndarray, width: int, height: int, big: bool = False):

@@ -321,8 +321,10 @@ def from_rgb(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) ->
     raise UnsupportedEncoding(f"no RGB mapping for {encoding!r}")
 
 
-def compressed_to_numpy(msg: Any) -> tuple[np.ndarray, str]:
-    """Decode a sensor_msgs/CompressedImage; returns (array, encoding): bgr8 or mono8/16."""
+def compressed_to_numpy(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
+    """Decode a sensor_msgs/CompressedImage; returns (array, encoding): bgr8/16 or mono8/16, or
+    rgb8/16 for a Bayer camera's mosaic (image_transport compresses it as it is, format
+    ``bayer_rggb8; png compressed ``), demosaiced as :func:`decode_image` does."""
     buf = _buffer(msg.data)
     if buf.size == 0:
         raise ValueError("empty compressed image")
@@ -331,13 +333,15 @@ def compressed_to_numpy(msg: Any) -> tuple[np.ndarray, str]:
         raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
     if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
         raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
+    raw = RAW.get(str(msg.format).split(";")[0].strip())
+    if img.ndim == 2 and raw is not None and raw.bayer:
+        rgb = _demosaic(img, raw, debayer)
+        return rgb, "rgb16" if rgb.dtype == np.uint16 else "rgb8"
     if img.ndim == 2:
         return img, "mono16" if img.dtype == np.uint16 else "mono8"
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if img.dtype != np.uint8:
-        img = (img >> 8).astype(np.uint8)
-    return img, "bgr8"
+    return img, "bgr16" if img.dtype == np.uint16 else "bgr8"
 
 
 def numpy_to_compressed(
@@ -348,13 +352,13 @@ def numpy_to_compressed(
     header: Any = None,
     msg: Any = None,
 ) -> Any:
-    """Encode ``array`` (in ``encoding``) as a sensor_msgs/CompressedImage (jpeg or png);
-    16-bit images are stored as 8 bit, in png too (image_transport's compressed plugin does
-    so for jpeg; its png keeps 16 bits: bgr16)."""
+    """Encode ``array`` (in ``encoding``) as a sensor_msgs/CompressedImage (jpeg or png), as
+    image_transport's compressed plugin does: 16-bit images as 8 bit in jpeg (its subscriber
+    scales them back by 256), as 16 bit in png (mono16, bgr16)."""
     if fmt not in ("jpeg", "png"):  # any other name would be written as PNG under that name
         raise ValueError(f"compressed format must be jpeg or png, got {fmt!r}")
     bgr = array if encoding in GREY else cv2.cvtColor(to_rgb(array, encoding), cv2.COLOR_RGB2BGR)
-    if bgr.dtype == np.uint16:  # OpenCV would saturate 16-bit values to 255, not scale them
+    if bgr.dtype == np.uint16 and fmt == "jpeg":  # imencode would saturate them at 255
         bgr = (bgr >> 8).astype(np.uint8)
     ext, params = (
         (".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(quality)]) if fmt == "jpeg" else (".png", [])
@@ -369,7 +373,7 @@ def numpy_to_compressed(
     if header is not None:
         msg.header = header
     # image_transport's format string: "<orig encoding>; <fmt> compressed <stored encoding>"
-    stored = "mono8" if encoding in GREY else "bgr8"
+    stored = ("mono" if encoding in GREY else "bgr") + ("16" if bgr.dtype == np.uint16 else "8")
     msg.format = f"{encoding}; {fmt} compressed {stored}"
     msg.data = _data_field(msg, data.reshape(-1))
     return msg

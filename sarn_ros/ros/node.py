@@ -626,7 +626,7 @@ class DeblurNode(Node):
         try:
             if isinstance(msg, CompressedImage):
                 try:
-                    raw, encoding = conv.compressed_to_numpy(msg)
+                    raw, encoding = conv.compressed_to_numpy(msg, self.debayer)
                 except ValueError as exc:
                     self.reject("corrupt_compressed", str(exc))
                     return None
