@@ -34,6 +34,7 @@ from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
 from sarn_ros.resources import node_command
+from sarn_ros.ros.camera_info import InfoCache
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy, numpy_to_image
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -157,6 +158,7 @@ def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
     good, the camera never looked quiet by it, and the last future_frames frames of every bag
     waited for ever (lost at Ctrl-C). A paused player, still publishing /clock, keeps them."""
     node, proc, cam, clock = sim_time_node(ros, tiny_recurrent_checkpoint)
+    diag = Diagnostics(node)
     src = frames(4, seed=12)
     stamps = [900 * SEC + i * SEC // 30 for i in range(4)]
     for f, s in zip(src, stamps, strict=True):
@@ -168,6 +170,9 @@ def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
     assert len(cam.outputs) == 2
     node.destroy_publisher(clock)  # the player exits
     assert spin_until(node, lambda: len(cam.outputs) == 4, 15), proc.stop()
+    # /diagnostics goes by the wall clock: on /clock it stood still with the player, and its
+    # last report (2 of 4 published, or none at all) stayed for good
+    assert spin_until(node, lambda: diag.count("frames published") == 4, 15), diag.values
     expected = engine_frames(StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu"), src)
     for msg, exp in zip(cam.outputs, expected, strict=True):
         np.testing.assert_array_equal(image_to_numpy(msg), exp)
@@ -1020,6 +1025,7 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
         reset_requested=False,
         watched=lambda: True,
         counts=fake.counts,
+        infos=InfoCache(5),
     )
     cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
 
@@ -1172,7 +1178,8 @@ def test_a_live_switch_to_latest_trims_the_backlog_at_once():
     cams = []
     for _ in range(2):
         cam = SimpleNamespace(
-            queue=deque(node_module.Queued(None, 0.0, None, s) for s in range(10))
+            queue=deque(node_module.Queued(None, 0.0, None, s) for s in range(10)),
+            infos=InfoCache(5),
         )
         cam.queue[1].restart = "gap"
         cam.drop_oldest = lambda cam=cam: node_module.Camera.drop_oldest(cam)
@@ -1209,7 +1216,8 @@ def test_a_synchronised_take_drops_the_older_frames_and_keeps_their_restart_mark
         cam = SimpleNamespace(
             queue=deque(
                 node_module.Queued(None, 0.0, m, s) for s, m in zip(stamps, marks, strict=True)
-            )
+            ),
+            infos=InfoCache(5),
         )
         cam.drop_oldest = lambda: node_module.Camera.drop_oldest(cam)
         return cam
@@ -1250,6 +1258,21 @@ def test_a_gap_or_reset_call_resets_that_camera_with_its_reason():
     queued = [node_module.Queued(None, 0.0, mark) for mark in (None, "gap", "explicit")]
     node_module.DeblurNode.process(fake, list(zip(cams, queued, strict=True)))
     assert resets == [("right", "gap"), ("third", "explicit")]
+
+
+def test_dropped_frames_leave_the_camera_info_of_held_frames_in_the_cache():
+    """Under `latest` a CPU takes one frame in 30 and holds 2 for look-ahead: the camera_info
+    of the dozens dropped meanwhile pushed theirs out of the cache, and they were published
+    with the newest calibration instead of their own."""
+    cam, send = intake("latest")
+    held = 10 * SEC  # taken by the worker, waiting for look-ahead in the engine
+    cam.infos.put(held, "held")
+    for i in range(1, 12):  # camera_info first, then its image, which displaces the last
+        cam.infos.put(held + i * SEC // 8, i)
+        send(10 + i / 8)
+    assert cam.infos.get(held) == ("held", True)
+    assert cam.infos.get(held + 11 * SEC // 8) == (11, True)  # the queued frame's own
+    assert cam.counts["dropped"] == 10
 
 
 def test_a_blank_short_or_empty_compressed_image_is_rejected_at_intake_and_makes_no_gap():

@@ -84,6 +84,11 @@ class InfoCache:
                 self.missed = None
             self.arrived.notify_all()
 
+    def discard(self, stamp: int) -> None:
+        """Forget the camera_info of a frame that will not be published (dropped)."""
+        with self.arrived:
+            self.infos.pop(stamp, None)
+
     def get(self, stamp: int, wait_s: float = 0.0) -> tuple[Any, bool]:
         """camera_info with this stamp, else the latest; the flag says whether it matched."""
         deadline = time.monotonic() + wait_s

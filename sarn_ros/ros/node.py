@@ -28,6 +28,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
@@ -206,6 +207,10 @@ class Camera:
         when there is none: the mark then belongs to the frame about to be queued. Callers
         hold the lock."""
         dropped = self.queue.popleft()
+        if all(q.stamp != dropped.stamp for q in self.queue):
+            # its camera_info would push out those of the frames held for look-ahead: a slow
+            # device drops dozens while it holds them, and they got the newest calibration
+            self.infos.discard(dropped.stamp)
         if dropped.restart and self.queue:
             self.queue[0].restart = self.queue[0].restart or dropped.restart
             return None
@@ -324,7 +329,11 @@ class DeblurNode(Node):
         self.latest_depth = SYNC_DEPTH if len(cams) > 1 else 1  # queue_policy latest
         self.cameras = [Camera(self, i, ns.strip("/")) for i, ns in enumerate(cams)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_timer(float(get("diagnostics_period_s").value), self.publish_diagnostics)
+        self.create_timer(  # wall time: a replay's /clock stops, pauses and starts late
+            float(get("diagnostics_period_s").value),
+            self.publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
         self.last_diag = time.monotonic()
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.create_service(Trigger, "~/reset", self.on_reset)

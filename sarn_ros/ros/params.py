@@ -174,7 +174,8 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "diagnostics_period_s",
         1.0,
-        "Period of the /diagnostics status.",
+        "Period of the /diagnostics status, in wall time (also under use_sim_time: a replay's "
+        "/clock pauses and stops).",
         float_range=(0.1, 60.0),
     ),
 )
