@@ -176,22 +176,24 @@ def iter_clips(
     rec = Recording(path, topics, debayer)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
+
+    def numbered(name: str) -> tuple[str, list[np.ndarray]]:
+        """The stream's pending clip, taken and named ``<stream>_<k>``."""
+        counts[name] = counts.get(name, 0) + 1
+        return f"{name}_{counts[name]}", pending.pop(name)
+
     for name, frame in rec.frames():
         frame = resize_by(_rgb8(frame), scale)
-        clip = pending.setdefault(name, [])
+        clip = pending.get(name)
         if clip and clip[-1].shape != frame.shape:  # the camera's size changed: a clip ends
             if len(clip) >= 3:
-                counts[name] = counts.get(name, 0) + 1
-                yield f"{name}_{counts[name]}", clip
-            clip = pending[name] = []
-        clip.append(frame)
-        if len(clip) == clip_frames:
-            counts[name] = counts.get(name, 0) + 1
-            yield f"{name}_{counts[name]}", pending.pop(name)
-    for name, clip in pending.items():
-        if len(clip) >= 3:
-            counts[name] = counts.get(name, 0) + 1
-            yield f"{name}_{counts[name]}", clip
+                yield numbered(name)
+            pending.pop(name, None)
+        pending.setdefault(name, []).append(frame)
+        if len(pending[name]) == clip_frames:
+            yield numbered(name)
+    for name in [n for n, clip in pending.items() if len(clip) >= 3]:
+        yield numbered(name)
 
 
 def sharpest_clips(
