@@ -30,7 +30,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "sarn_deblur_node = sarn_ros.ros.node:main",
+            "sarn_deblur_node = sarn_ros.ros.entry:main",
             "sarn = sarn_ros.tools.cli:main",
         ],
     },

@@ -6,8 +6,7 @@ Public API (no ROS needed)::
 """
 
 import re
-
-import torch
+from importlib import import_module
 
 # The oldest PyTorch the test suite ran with (2.1.2); Ubuntu 22.04's
 # python3-torch (1.8) lacks torch.compile, weights_only loading and fused attention.
@@ -23,24 +22,25 @@ def require_torch(version: str) -> None:
         )
 
 
-require_torch(torch.__version__)
-
-from .archs import SARN, RecurrentSARN  # noqa: E402  (after the version check)
-from .checkpoint import load_model  # noqa: E402
-
 __all__ = ["SARN", "RecurrentSARN", "SelfEnsembleDeblurrer", "StreamDeblurrer", "load_model"]
 __version__ = "0.1.0"
 
+# Imported on first use: PyTorch takes seconds to import, and the console scripts must be able
+# to take a Ctrl-C or SIGTERM in that time (sarn_ros.ros.entry) before anything imports it.
+_HOMES = {
+    "SARN": ".archs",
+    "RecurrentSARN": ".archs",
+    "load_model": ".checkpoint",
+    "StreamDeblurrer": ".engine",
+    "SelfEnsembleDeblurrer": ".ensemble",
+}
+
 
 def __getattr__(name: str):
-    # The engine is imported on first use so that `import sarn_ros` stays light for tools
-    # that only need the networks.
-    if name == "StreamDeblurrer":
-        from .engine import StreamDeblurrer
+    if name not in _HOMES:
+        raise AttributeError(f"module 'sarn_ros' has no attribute {name!r}")
+    return getattr(import_module(_HOMES[name], __name__), name)
 
-        return StreamDeblurrer
-    if name == "SelfEnsembleDeblurrer":
-        from .ensemble import SelfEnsembleDeblurrer
 
-        return SelfEnsembleDeblurrer
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -110,7 +110,7 @@ def find_share_file(relative: str) -> Path:
     raise FileNotFoundError(f"{relative} not found in the sarn_ros share directories: {looked}")
 
 
-SCRIPTS = {"sarn_deblur_node": "sarn_ros.ros.node", "sarn": "sarn_ros.tools.cli"}
+SCRIPTS = {"sarn_deblur_node": "sarn_ros.ros.entry", "sarn": "sarn_ros.tools.cli"}
 
 
 def script_command(name: str) -> list[str]:

@@ -125,7 +125,7 @@ def test_import_checks_the_pytorch_version() -> None:
     code = (
         "import sys, types; torch = types.ModuleType('torch'); torch.__version__ = '1.8.1'\n"
         "sys.modules['torch'] = torch\n"
-        "import sarn_ros\n"
+        "from sarn_ros import SARN\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1

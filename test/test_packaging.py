@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -153,6 +155,50 @@ def test_import_is_light_and_public_api_exists():
     assert out.stdout.strip() == "False"  # networks, engine, checkpoints: no ROS
 
 
+def test_the_console_scripts_modules_are_those_setup_py_installs():
+    """`ros2 run` under /usr/bin/python3 starts the module, a venv the script: the same code."""
+    from sarn_ros.resources import SCRIPTS
+
+    text = (REPO / "setup.py").read_text()
+    for name, module in SCRIPTS.items():
+        assert f'"{name} = {module}:main"' in text, name
+
+
+def started_then_stopped(cmd: list[str], sig: int) -> tuple[int, str]:
+    """Run ``cmd`` with import timing on, and send ``sig`` just after the console script's own
+    module is in: while PyTorch is still importing."""
+    env = dict(os.environ, PYTHONPROFILEIMPORTTIME="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines = []
+    for line in proc.stdout:  # "import time: self | cumulative | module", once it is imported
+        lines.append(line)
+        if line.rstrip().endswith(("| sarn_ros.ros.entry", "| sarn_ros.tools.cli")):
+            break
+    time.sleep(0.02)  # main() has begun: the imports it starts take over 0.5 s
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=60)
+    return proc.returncode, "".join(lines) + rest
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_the_node_imports_pytorch_is_a_clean_exit(sig, ros_domain):
+    """PyTorch takes seconds to import, before rclpy installs its signal handlers: Ctrl-C then
+    printed a KeyboardInterrupt traceback, and SIGTERM (`docker stop`, a launch shut down
+    early) ended the node with -15, which `ros2 launch` reports as a crash."""
+    from sarn_ros.resources import node_command
+
+    rc, out = started_then_stopped(node_command(), sig)
+    assert rc == 0 and "Traceback" not in out, (rc, out[-2000:])
+
+
+def test_ctrl_c_while_sarn_imports_pytorch_is_one_line():
+    rc, out = started_then_stopped([str(installed_script("sarn")), "demo"], signal.SIGINT)
+    assert rc == 130 and "Traceback" not in out, (rc, out[-2000:])
+    assert out.rstrip().endswith("sarn demo: interrupted"), out[-2000:]
+
+
 def test_the_node_starts_from_an_interpreter_without_the_script_beside_it(tmp_path, monkeypatch):
     """`ros2 run sarn_ros sarn demo` runs /usr/bin/python3: no sarn_deblur_node next to it."""
     from sarn_ros import resources
@@ -161,7 +207,7 @@ def test_the_node_starts_from_an_interpreter_without_the_script_beside_it(tmp_pa
         assert resources.node_command() == [str(BIN / "sarn_deblur_node")]
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python3"))
     cmd = resources.node_command()
-    assert cmd == [str(tmp_path / "python3"), "-m", "sarn_ros.ros.node"]
+    assert cmd == [str(tmp_path / "python3"), "-m", "sarn_ros.ros.entry"]
     cmd[0] = str(BIN / "python")
     result = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "future_frames" in result.stdout

@@ -10,8 +10,6 @@ import importlib
 import platform
 import sys
 
-import torch
-
 from sarn_ros import __version__
 
 # Python packages some subcommands need that package.xml does not declare (rosdistro has pip
@@ -36,6 +34,8 @@ SUBCOMMANDS = {
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    import torch  # here, not at the top: a Ctrl-C during its seconds-long import is main's
+
     parser = argparse.ArgumentParser(
         prog="sarn",
         description="SARN motion deblurring: demo, offline deblurring, training, evaluation.",
@@ -58,21 +58,23 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv).parse_args(argv)
-    if args.command is None:
-        build_parser([]).print_help()
-        return 0
+    command = next((a for a in argv if not a.startswith("-")), None)
+    prog = f"sarn {command}" if command else "sarn"
     try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command is None:
+            build_parser([]).print_help()
+            return 0
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:  # Ctrl-C: a stop asked for, not a traceback
-        print(f"\nsarn {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C, during the imports too: a stop asked for, not a traceback
+        print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").split(".")[0]
         if missing not in PIP_ONLY:
             raise
         print(
-            f"sarn {args.command}: error: {PIP_ONLY[missing]} needs the Python package "
+            f"{prog}: error: {PIP_ONLY[missing]} needs the Python package "
             f"{missing}, not among sarn_ros's ROS dependencies: "
             f"python3 -m pip install --user {missing}",
             file=sys.stderr,

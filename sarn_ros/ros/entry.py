@@ -1,0 +1,32 @@
+"""Console script of ``sarn_deblur_node``.
+
+Importing the node takes seconds (PyTorch), before rclpy installs its signal handlers. A
+Ctrl-C in that time printed a KeyboardInterrupt traceback and a SIGTERM (``docker stop``,
+systemd, a launch file shut down early) ended the process with -15, which ``ros2 launch``
+reports as a crash. Both are a stop asked for: the process now exits 0, as it does later on.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        from .node import main as node_main
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return node_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
