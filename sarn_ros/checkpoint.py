@@ -76,6 +76,8 @@ def resolve_weights(weights: str | Path) -> Path:
             raise CheckpointError(
                 f"no weights file or packaged weights named {weights!r}: {exc}"
             ) from None
+    if p.is_dir():
+        raise CheckpointError(f"weights {p} is a folder, not a weights file")
     raise CheckpointError(f"weights file not found: {p}")
 
 

@@ -52,6 +52,8 @@ C++ compiler, no Triton, an unsupported device), the engine logs one warning and
 Diagnostics (read by the ROS node; :meth:`StreamDeblurrer.stats` returns them as a dict):
 
 - ``frames_in``, ``frames_out``: frames pushed / emitted since construction.
+- ``frames_lost``: frames taken and never emitted: the look-ahead of a stream whose restart
+  after a failure (``reset(..., reason="error")``) could not run the network.
 - ``pending``: frames currently held in look-ahead buffers (all streams) or queued outputs.
 - ``resets``: stream resets after the first frame, all reasons;
   ``resets_by_reason``: counts per ``resolution``, ``format``, ``backwards``, ``gap``,
@@ -67,6 +69,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 import time
 import warnings
@@ -243,6 +246,22 @@ class CompiledCall:
         self.compiled = None
 
 
+def check_name(name: str) -> str:
+    """A stream name is a str: 0 and "0" would be one stream in a self-ensemble, ``stats``
+    could not sort mixed types, and None means every stream to ``reset`` and ``flush``."""
+    if not isinstance(name, str):
+        raise TypeError(f"stream names are str, got {name!r} ({type(name).__name__})")
+    return name
+
+
+def check_stamp(stamp: int) -> int:
+    """A stamp is whole nanoseconds (a numpy integer too): int() of time.time()'s seconds would
+    keep whole seconds, under which a 5 s gap goes unseen and outputs carry another stamp."""
+    if not isinstance(stamp, numbers.Integral) or isinstance(stamp, bool):
+        raise TypeError(f"stamps are int nanoseconds, got {stamp!r} ({type(stamp).__name__})")
+    return int(stamp)
+
+
 def check_frame(frame: np.ndarray) -> None:
     """Raise ValueError if ``frame`` is not one :meth:`StreamDeblurrer.push` takes (HxW, HxWx1
     or HxWx3, uint8 or uint16), without copying it or giving it to any stream."""
@@ -297,6 +316,12 @@ class StreamDeblurrer:
                 raise TypeError(
                     f"expected a SARN or RecurrentSARN model, got {type(model).__name__}"
                 )
+            dtypes = {p.dtype for p in model.parameters()}
+            if dtypes != {torch.float32}:  # precision is the engine's (autocast), state is fp32
+                raise ValueError(
+                    f"the model's parameters must be float32 (model.float()), got "
+                    f"{sorted(map(str, dtypes))}; pick precision='bf16' or 'fp16' instead"
+                )
             self.model = model.to(self.device).eval()
             check_deform_kernel(self.device)
             self.deform_path = deform_path(self.model, self.device)  # reported by the node
@@ -320,6 +345,7 @@ class StreamDeblurrer:
         self.future_frames = future_frames
         self.frames_in = 0
         self.frames_out = 0
+        self.frames_lost = 0
         self.forward_passes = 0
         self.last_inference_ms = 0.0
         self.last_batch = 0
@@ -382,6 +408,7 @@ class StreamDeblurrer:
             return {
                 "frames_in": self.frames_in,
                 "frames_out": self.frames_out,
+                "frames_lost": self.frames_lost,
                 "pending": sum(len(s.pending) for s in self._streams.values()) + len(self._queued),
                 "resets": self.resets,
                 "resets_by_reason": dict(self.resets_by_reason),
@@ -404,13 +431,17 @@ class StreamDeblurrer:
         size go through one batched forward pass (``batch_streams``). Frames of the same stream
         are taken in order.
 
-        Raises ValueError, before accepting any of ``items``, if a frame is not HxW, HxWx1 or
-        HxWx3 uint8/uint16. If the network fails, the outputs made so far come with the next
-        call. Frames are taken in rounds of one per stream, each round only once the resets and
-        look-ahead drains it needs have run: a failure in those takes none of the round.
+        Returns every output now ready, of any stream (each carries ``stream``), with those
+        queued by earlier calls. Raises ValueError or TypeError, before accepting any of
+        ``items``, if a frame is not HxW, HxWx1 or HxWx3 uint8/uint16, a name not a str or a
+        stamp not int nanoseconds. If the network fails, the outputs made so far come with the
+        next call. Frames are taken in rounds of one per stream, each round only once the
+        resets and look-ahead drains it needs have run: a failure in those takes none of the
+        round (``stats()["frames_in"]`` before and after tells how many were taken). A stream
+        whose network calls keep failing is restarted by ``reset(stream, reason="error")``.
         """
         checked = [
-            (name, *self._check_frame(frame), int(stamp), meta)
+            (check_name(name), *self._check_frame(frame), check_stamp(stamp), meta)
             for name, frame, stamp, meta in items
         ]
         with self._lock:
@@ -439,10 +470,15 @@ class StreamDeblurrer:
 
     def flush(self, stream: str | None = None) -> list[DeblurredFrame]:
         """Emit every frame still in the look-ahead (of ``stream``, or all streams), using the
-        substitutes for the missing future frames. The recurrent state is kept, so a stream
-        may continue afterwards (its next frames just had no look-ahead at the flush point)."""
+        substitutes for the missing future frames, after the outputs queued for them. The
+        recurrent state is kept, so a stream may continue afterwards (its next frames just had
+        no look-ahead at the flush point); ``reset(stream)`` frees it."""
         with self._lock:
-            out, self._queued = self._queued, []
+            if stream is None:
+                out, self._queued = self._queued, []
+            else:  # another stream's outputs are not this caller's: they wait for theirs
+                out = [o for o in self._queued if o.stream == stream]
+                self._queued = [o for o in self._queued if o.stream != stream]
             try:
                 for name in [stream] if stream is not None else list(self._streams):
                     s = self._streams.get(name)
@@ -455,15 +491,36 @@ class StreamDeblurrer:
             return out
 
     def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
-        """Start ``stream`` (or all streams) afresh. Its look-ahead is flushed first; those
-        outputs are returned by the next push/push_many/flush call. ``reason`` is what
-        ``resets_by_reason`` counts (a caller that detects gaps itself passes "gap")."""
+        """Start ``stream`` (or all streams) afresh and free its state. Its look-ahead is
+        flushed first; those outputs are returned by the next push/push_many/flush call (at
+        the end of a stream, call ``flush``, which returns them). ``reason`` is what
+        ``resets_by_reason`` counts (a caller that detects gaps itself passes "gap").
+
+        With ``reason="error"`` (a restart after a failure) it does not fail: where the
+        network still fails on the look-ahead, those frames are dropped (``frames_lost``) and
+        the stream starts afresh all the same. With another reason such a failure is raised
+        and the stream kept, so that the call may be repeated."""
         if reason not in RESET_REASONS:
             raise ValueError(f"reset reason must be one of {RESET_REASONS}, got {reason!r}")
         with self._lock:
             for name in [stream] if stream is not None else list(self._streams):
-                if name in self._streams:
+                if name not in self._streams:
+                    continue
+                if reason != "error":
                     self._end_segment(name, reason, self._queued)
+                    continue
+                try:
+                    self._end_segment(name, reason, self._queued)
+                except Exception as exc:  # the same failure again: end it without the network
+                    lost = len(self._streams[name].pending)
+                    self.frames_lost += lost
+                    self._drop(name, reason)
+                    log.warning(
+                        "stream %s restarted after an error; %d look-ahead frame(s) dropped: %s",
+                        name,
+                        lost,
+                        f"{type(exc).__name__}: {exc}",
+                    )
 
     # ------------------------------------------------------------------------------ internals
     def _end_segment(self, name: str, reason: str, out: list[DeblurredFrame]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .engine import DeblurredFrame, StreamDeblurrer, check_frame
+from .engine import DeblurredFrame, StreamDeblurrer, check_frame, check_name
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -62,7 +62,8 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
 
     def push_many(self, items: Sequence[tuple[str, np.ndarray, int, Any]]) -> list[DeblurredFrame]:
         items = list(items)  # read twice: an iterator would be empty the second time
-        for _, frame, _, _ in items:  # validate before transforming (frame may not be an array)
+        for name, frame, _, _ in items:  # validate before transforming (frame may not be an
+            check_name(name)  # array; a name 0 would be "0#k" below)
             check_frame(frame)
         expanded = [
             (f"{name}{_SEP}{k}", fwd(frame), stamp, meta)
@@ -94,14 +95,21 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
     def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
         with self._lock:
             users = {n.rsplit(_SEP, 1)[0] for n in self._streams} if stream is None else {stream}
+            broken = set()
             try:
                 for name in users:
+                    lost = self.frames_lost
                     for k in range(self.members):
                         super().reset(f"{name}{_SEP}{k}", reason)
+                    if self.frames_lost != lost:
+                        broken.add(name)
             except Exception:  # a member whose flush failed kept its old segment, the ones
                 # before it were dropped: their next frames would be averaged out of step
                 self._restart(self._out_of_step(users), reason)
                 raise
+            # reason "error": a member dropped its look-ahead where others emitted theirs,
+            # which have nothing left to be averaged with
+            self._restart(broken, reason)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:  # one consistent snapshot of the engine and the waiting parts
@@ -111,6 +119,8 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         s["frames_in"] //= k
         s["frames_out"] = (s["frames_out"] - waiting) // k
         s["pending"] = (s["pending"] + waiting) // k
+        # taken, never emitted: members' dropped look-ahead and the parts a restart let go
+        s["frames_lost"] = max(0, s["frames_in"] - s["frames_out"] - s["pending"])
         s["resets_by_reason"] = {r: n // k for r, n in s["resets_by_reason"].items()}
         s["resets"] = sum(s["resets_by_reason"].values())
         s["streams"] = sorted({n.rsplit(_SEP, 1)[0] for n in s["streams"]})

@@ -365,6 +365,7 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
         graph: r"step.onnx is an ONNX graph \(sarn export\): it runs as the weights of the node",
         unnamed: r"it looks like an ONNX graph \(sarn export\); name it step.onnx to run it",
         tmp_path / "missing.pth": "not found",
+        tmp_path: "is a folder, not a weights file",  # it said "not found"
         truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",
         text: "cannot read .*: not a readable PyTorch weights file",
@@ -380,6 +381,8 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
         assert "\n" not in str(info.value)
     with pytest.raises(CheckpointError):
         load_model("no_such_packaged_weights")
+    with pytest.raises(ValueError, match="deform impl must be one of"):  # not at the first frame
+        load_model(good, deform_impl="bogus")
     bare = tmp_path / "bare.pth"  # metadata is optional
     torch.save({k: v for k, v in ckpt.items() if k != "meta"}, bare)
     assert load_model(bare).meta == {}

@@ -434,6 +434,90 @@ def test_a_failure_on_one_camera_keeps_the_frame_made_for_another(model) -> None
     assert engine.stats()["frames_out"] == engine.stats()["frames_in"] == 4
 
 
+def test_a_stream_whose_network_keeps_failing_restarts_on_an_error_reset(model, caplog) -> None:
+    """A failure that repeats (out of memory at one resolution) wedged the stream: its
+    look-ahead was drained before every restart, reset(reason="error") included, so every
+    later push, reset and flush raised the same error and the node's camera never recovered."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=None)
+    imgs = frames(3, seed=16)
+    engine.push(imgs[0], 0, "cam")
+    engine.push(imgs[1], NS, "cam")
+    net = engine._net
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory at this size")
+
+    engine._net = broken
+    with pytest.raises(RuntimeError):
+        engine.push(imgs[2], 2 * NS, "cam")  # taken, its forward pass fails
+    with pytest.raises(RuntimeError):
+        engine.reset("cam")  # another reason: raised, the stream kept for a retry
+    with caplog.at_level(logging.WARNING, logger="sarn_ros.engine"):
+        engine.reset("cam", reason="error")
+    assert "3 look-ahead frame(s) dropped" in caplog.text
+    stats = engine.stats()
+    assert stats["streams"] == [] and stats["frames_lost"] == 3 and stats["pending"] == 0
+    assert stats["resets_by_reason"]["error"] == 1
+    engine._net = net
+    small = frames(1, shape=(24, 32, 3), seed=17)[0]
+    out = engine.push(small, 3 * NS, "cam") + engine.flush()
+    assert [o.stamp for o in out] == [3 * NS]
+
+
+def test_an_error_reset_after_a_transient_failure_loses_nothing(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=None)
+    imgs = frames(3, seed=18)
+    engine.push(imgs[0], 0)
+    engine.push(imgs[1], NS)
+    flaky_network(engine, {1})
+    with pytest.raises(RuntimeError):
+        engine.push(imgs[2], 2 * NS)
+    engine.reset(reason="error")
+    assert [o.stamp for o in engine.flush()] == [0, NS, 2 * NS]
+    assert engine.stats()["frames_lost"] == 0
+
+
+def test_flush_of_one_stream_returns_only_its_outputs(model) -> None:
+    """flush("B") also returned stream A's queued outputs, to B's consumer."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2)
+    a, b = frames(2, seed=19)
+    engine.push_many([("A", a, 0, None), ("B", b, 0, None)])
+    engine.reset("A")  # A's look-ahead is queued for the next call
+    assert [o.stream for o in engine.flush("B")] == ["B"]
+    assert [o.stream for o in engine.flush("A")] == ["A"]
+    assert engine.stats()["pending"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "stamp", "match"),
+    [
+        (0, 0, "stream names are str"),
+        (None, 0, "stream names are str"),
+        ("cam", 1.7e9, "stamps are int nanoseconds"),
+        ("cam", "1700000000", "stamps are int nanoseconds"),
+        ("cam", True, "stamps are int nanoseconds"),
+    ],
+)
+def test_a_name_or_stamp_of_another_type_is_refused(model, name, stamp, match) -> None:
+    """int() kept whole seconds of a float stamp (a 5 s gap unseen, outputs under another
+    stamp); a name 0 beside "cam0" broke stats(), and was stream "0" in a self-ensemble."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    img = frames(1)[0]
+    with pytest.raises(TypeError, match=match):
+        engine.push(img, stamp, name)
+    assert engine.stats()["frames_in"] == 0
+    out = engine.push(img, np.int64(5), "cam")  # numpy integers are whole nanoseconds
+    assert [(o.stamp, type(o.stamp)) for o in out] == [(5, int)]
+
+
+def test_a_model_not_in_float32_is_refused_at_construction(model) -> None:
+    """A float64 model was taken, and failed at the third push, wedging the stream."""
+    import copy
+
+    with pytest.raises(ValueError, match=r"float32 \(model.float\(\)\)"):
+        StreamDeblurrer(copy.deepcopy(model).double(), device="cpu")
+
+
 def test_a_16_bit_frame_with_an_odd_row_step_is_taken(model) -> None:
     """A ROS Image's step may be any byte count: rows of a uint16 frame then start between
     elements, which torch cannot view (it raised after other cameras' frames were taken)."""

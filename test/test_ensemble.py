@@ -291,3 +291,33 @@ def test_a_reset_that_failed_on_one_member_restarts_the_members_in_step(model, s
         1,
         1,
     )
+
+
+@pytest.mark.parametrize("fail_on", [{3}, {1, 2, 3, 4, 5, 6}])
+def test_an_error_reset_restarts_members_that_could_not_all_flush(model, fail_on) -> None:
+    """reset(reason="error") ends a stream even where the network fails on its look-ahead: a
+    member that then dropped its frames leaves nothing to average the others' with, so the
+    stream restarts whole, in step, and counts them lost."""
+    imgs = frames(6, seed=15)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=2)
+    out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
+    net = engine._net
+    flaky_network(engine, fail_on)  # {3}: member 0 flushes frames 1-2, member 1 fails
+    engine.reset(reason="error")
+    engine._net = net
+    for i in range(3, 6):
+        out += engine.push(imgs[i], 1_000 + i * NS, meta=i)
+    out += engine.flush()
+    assert [o.meta for o in out] == [0, 3, 4, 5]
+    clean = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), imgs[3:])
+    assert [diff(a.image, b.image) for a, b in zip(out[1:], clean, strict=True)] == [0] * 3
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["frames_lost"], s["pending"]) == (6, 4, 2, 0)
+
+
+def test_a_stream_name_that_is_no_str_is_refused(model) -> None:
+    """Names became "<name>#k": streams 0 and "0" were one, their frames interleaved."""
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu")
+    with pytest.raises(TypeError, match="stream names are str"):
+        engine.push(frames(1)[0], 0, 0)
+    assert engine.stats()["frames_in"] == 0

@@ -30,6 +30,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
+from sarn_ros.archs import RecurrentSARN
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
@@ -1293,15 +1294,21 @@ def test_a_blank_short_or_empty_compressed_image_is_rejected_at_intake_and_makes
     assert (cam.counts["rejected.corrupt_compressed"], cam.counts["received"]) == (1, 8)
 
 
-def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = None):
-    """DeblurNode.process over fake cameras whose prepared frames are ``frames``."""
+def process_fake(
+    frames: dict[str, np.ndarray],
+    push_error: Exception | None = None,
+    engine: StreamDeblurrer | None = None,
+    stamp: int = 1,
+):
+    """DeblurNode.process over fake cameras whose prepared frames are ``frames``, into a fake
+    engine or ``engine``; returns what was pushed, reset, rejected, counted and published."""
     import threading
     from collections import Counter
     from types import SimpleNamespace
 
     from sarn_ros.ros import node as node_module
 
-    pushed, resets, rejected = [], [], []
+    pushed, resets, rejected, published = [], [], [], []
 
     def push_many(items):
         if push_error is not None:
@@ -1310,10 +1317,12 @@ def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = N
         return []
 
     fake = SimpleNamespace(
-        prepare=lambda cam, msg, received: (cam, frames[cam], 1, None),
-        engine=SimpleNamespace(
+        prepare=lambda cam, msg, received: (cam, frames[cam], stamp, None),
+        engine=engine
+        or SimpleNamespace(
             push_many=push_many,
             reset=lambda stream=None, reason="explicit": resets.append((stream, reason)),
+            stats=lambda: {"frames_in": len(pushed), "frames_lost": 0},
         ),
         lock=threading.Condition(),
         counts=Counter(),
@@ -1321,32 +1330,69 @@ def process_fake(frames: dict[str, np.ndarray], push_error: Exception | None = N
         waits_ms=[],
         inference_ms=[],
         overhead_ms=[],
-        publish=lambda out: None,
+        publish=published.append,
         reject=lambda reason, detail: rejected.append(reason),
+        due=lambda key: True,
+        get_logger=lambda: SimpleNamespace(warning=rejected.append),
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    fake.engine_failed = lambda *args: node_module.DeblurNode.engine_failed(fake, *args)
     queued = [(cam, node_module.Queued(None, 0.0, None)) for cam in frames]
     node_module.DeblurNode.process(fake, queued)
-    return pushed, resets, rejected, fake.counts
+    return pushed, resets, rejected, fake.counts, published
 
 
 def test_one_cameras_unusable_frame_leaves_the_others_frame_and_state():
     """A float frame (a float TIFF on image_raw/compressed) failed the whole engine call:
     counted once as engine_error, the other camera's frame lost unseen, every camera reset."""
     good = np.zeros((8, 8, 3), np.uint8)
-    pushed, resets, rejected, _ = process_fake({"left": good.astype(np.float32), "right": good})
+    pushed, resets, rejected, *_ = process_fake({"left": good.astype(np.float32), "right": good})
     assert [item[0] for item in pushed] == ["right"] and not resets
     assert rejected == ["malformed"]
 
 
 def test_an_engine_failure_resets_and_counts_the_cameras_in_that_call_only():
     good = np.zeros((8, 8, 3), np.uint8)
-    _, resets, rejected, counts = process_fake(
+    _, resets, logged, counts, _ = process_fake(
         {"left": good, "right": good}, push_error=RuntimeError("CUDA out of memory")
     )
     # by name, not reset() of every stream; counted apart from ~/reset's explicit resets
     assert sorted(resets) == [("left", "error"), ("right", "error")]
-    assert rejected == ["engine_error"] and counts["rejected.engine_error"] == 1  # + reject's 1
+    assert counts["rejected.engine_error"] == 2  # neither frame was taken
+    assert logged == [
+        "deblurring failed (RuntimeError: CUDA out of memory): 2 frame(s) lost, camera state "
+        "restarted"
+    ]
+
+
+@pytest.mark.parametrize("failures", [1, 99])
+def test_an_engine_failure_counts_the_frames_it_lost_not_those_it_took(failures):
+    """Every frame of a failed call was counted rejected, though the engine had taken them
+    and the restart emitted them; and a camera whose network kept failing never recovered
+    (its restart drained the look-ahead through the same failure)."""
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    engine = StreamDeblurrer(model.eval(), device="cpu", future_frames=2)
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    engine.push(imgs[0], 0, "left")
+    engine.push(imgs[1], SEC // 30, "left")
+    net, calls = engine._net, [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] <= failures:
+            raise RuntimeError("CUDA out of memory")
+        return net(*args, **kwargs)
+
+    engine._net = failing
+    _, _, logged, counts, _ = process_fake({"left": imgs[2]}, engine=engine, stamp=SEC // 15)
+    lost = 0 if failures == 1 else 3
+    assert counts["rejected.engine_error"] == lost and f": {lost} frame(s) lost" in logged[0]
+    engine._net = net
+    out = engine.push(imgs[0], SEC, "left") + engine.flush()
+    expected = [0, SEC // 30, SEC // 15, SEC] if failures == 1 else [SEC]
+    assert [o.stamp for o in out] == expected
 
 
 def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):

@@ -174,6 +174,8 @@ class DeformableResidualModule(nn.Module):
         self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(channels))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)  # same as nn.Conv2d's default
+        if impl not in DEFORM_IMPLS:  # here, not at the first forward pass
+            raise ValueError(f"deform impl must be one of {DEFORM_IMPLS}, got {impl!r}")
         self.impl = impl
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

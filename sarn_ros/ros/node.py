@@ -610,15 +610,11 @@ class DeblurNode(Node):
         if not items:
             return
         t1 = time.perf_counter()
+        before = self.engine.stats()
         try:
             outputs = self.engine.push_many(items)
         except Exception as exc:  # a model failure must not kill the node
-            self.reject("engine_error", f"{type(exc).__name__}: {exc}")
-            with self.lock:
-                self.count("rejected.engine_error", len(items) - 1)  # every frame it took
-            for stream in {it[0] for it in items}:  # other cameras keep their state
-                with contextlib.suppress(Exception):
-                    self.engine.reset(stream, reason="error")
+            self.engine_failed(items, before, exc)
             return
         t2 = time.perf_counter()
         for out in outputs:
@@ -629,6 +625,25 @@ class DeblurNode(Node):
                 self.inference_ms.append((t2 - t1) * 1e3)
             per_frame = ((t1 - t0) / len(items) + (t3 - t2) / max(len(outputs), 1)) * 1e3
             self.overhead_ms.append(per_frame)
+
+    def engine_failed(self, items: list[tuple], before: dict[str, Any], exc: Exception) -> None:
+        """Restart the cameras of a failed engine call (the others keep their state) and count
+        as rejected the frames it did not take and those it took and could not emit: the ones
+        it took come out with the next call where the restart could run the network."""
+        for stream in {it[0] for it in items}:
+            with contextlib.suppress(Exception):  # engine.reset(..., "error") does not fail
+                self.engine.reset(stream, reason="error")
+        after = self.engine.stats()
+        taken = after["frames_in"] - before["frames_in"]
+        lost = len(items) - taken + after["frames_lost"] - before["frames_lost"]
+        with self.lock:
+            if lost > 0:
+                self.count("rejected.engine_error", lost)
+        if self.due("engine_error"):
+            self.get_logger().warning(
+                f"deblurring failed ({type(exc).__name__}: {exc}): {lost} frame(s) lost, "
+                "camera state restarted"
+            )
 
     def prepare(self, cam: Camera, msg: Any, received: float) -> tuple | None:
         """Decode ``msg`` into the engine's (stream, frame, stamp, meta); None if rejected."""
