@@ -1088,3 +1088,55 @@ def test_max_minutes_counts_from_the_start_and_leaves_time_to_close(
     tr.run(log=lambda _msg: None)
     assert tr.step >= 10 and clock[0] <= 30.0
     assert tr.history[-1]["step"] == tr.step  # its closing validation was still made
+
+
+def scripted_validation(monkeypatch, figures: list[tuple[float, float]]) -> None:
+    """Trainer.validate returns the next (val_psnr, input_psnr) of ``figures``."""
+    left = iter(figures)
+
+    def validate(self) -> dict[str, float]:
+        val, inp = next(left)
+        return {"val_psnr": val, "input_psnr": inp}
+
+    monkeypatch.setattr(Trainer, "validate", validate)
+
+
+def test_a_fine_tune_that_only_made_its_init_worse_leaves_them_in_best_pth(
+    tmp_path: Path, capsys, monkeypatch, tiny_recurrent_checkpoint
+) -> None:
+    """The starting weights were never validated: at the default --lr a fine-tune on a camera
+    of one's own validated below them (and below the input), and best.pth held the worse."""
+    scripted_validation(monkeypatch, [(25.0, 22.0), (24.0, 22.0), (23.0, 22.0)])
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--steps", "2"]
+    args += ["--init", str(tiny_recurrent_checkpoint), "--clip-len", "3", "--crop", "32"]
+    args += ["--val-sharp", str(video), "--val-minutes", "1e-9", "--device", "cpu"]
+    assert sarn(args) == 0
+    out = capsys.readouterr().out
+    assert "step 0: val PSNR 25.00 dB (input 22.00 dB)" in out
+    assert "best val PSNR 25.00 dB at step 0 (input 22.00 dB)" in out
+    assert "note: no step validated above the --init weights" in out
+    best = read_checkpoint(tmp_path / "run" / "best.pth")
+    start = read_checkpoint(tiny_recurrent_checkpoint)
+    assert best["meta"]["steps"] == 0 and best["meta"]["train_config"]["lr"] == 5e-5
+    assert all(
+        torch.equal(best["state_dict"][k].float(), v.float())
+        for k, v in start["state_dict"].items()
+    )
+
+
+def test_the_closing_line_names_the_best_of_the_current_validation_set(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Resumed with another validation set, best.pth was chosen anew, yet the closing line took
+    the best over the whole history and named a step whose weights were no longer there."""
+    scripted_validation(monkeypatch, [(24.0, 22.0), (21.0, 20.0), (20.5, 20.0)])
+    val = [blurry_sequence("val", n=3, seed=9)]
+    logs: list[str] = []
+    tr = Trainer(config(steps=3, val_minutes=1e-9), [blurry_sequence()], val, tmp_path)
+    for _ in range(3):
+        tr.train_one()
+        tr._validate_and_export(logs.append)
+    assert tr.best_validation() == {"val_psnr": 21.0, "input_psnr": 20.0, "step": 2}
+    assert read_checkpoint(tmp_path / "best.pth")["meta"]["steps"] == 2
+    assert any("the validation set differs from the run's last one" in line for line in logs)

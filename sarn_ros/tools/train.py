@@ -222,7 +222,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="side of the square training crops, pixels; smaller sequences are left out",
     )
     o.add_argument(
-        "--lr", type=ranged(float, above=0), default=4e-4, help="Adam's peak learning rate"
+        "--lr",
+        type=ranged(float, above=0),
+        default=None,
+        help=f"Adam's peak learning rate (default: {LR:g}; {LR_INIT:g} with --init: at {LR:g} a "
+        "fine-tune of the shipped weights on a camera of one's own came out worse than them)",
     )
     o.add_argument(
         "--warmup", type=ranged(int, 0), default=200, help="steps of linear learning-rate warm-up"
@@ -617,8 +621,14 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
     return f"{'; '.join(parts)}: {counted} at x{args.val_scale:g}"
 
 
+LR, LR_INIT = 4e-4, 5e-5  # --lr from scratch, and for a fine-tune
+
+
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()  # --max-minutes counts the data loading too
+    lr_given = args.lr is not None
+    if not lr_given:
+        args.lr = LR if args.init is None else LR_INIT
     from ..engine import resolve_device
     from ..training.trainer import (
         TrainConfig,
@@ -775,7 +785,7 @@ def run(args: argparse.Namespace) -> int:
     if resumed_run and rank == 0:  # every rank resumes, one reports
         print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
         run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
-        if not math.isclose(run_lr, args.lr):
+        if lr_given and not math.isclose(run_lr, args.lr):
             print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
         if trainer.cfg.seed != args.seed:
             print(
@@ -808,12 +818,18 @@ def run(args: argparse.Namespace) -> int:
     trainer.close()
     if rank != 0:
         return 0
-    if trainer.history:
-        best = max(trainer.history, key=lambda m: m["val_psnr"])
+    best = trainer.best_validation()
+    if best is not None:
         print(
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
             f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
         )
+        if best["step"] == 0 and trainer.cfg.init is not None and trainer.step > 0:
+            print(
+                f"note: no step validated above the --init weights ({trainer.cfg.init}), so "
+                f"best.pth holds them; the run's --lr {trainer.cfg.lr:g} may be too high for a "
+                "fine-tune (the shipped weights' used 4e-5 to 2e-4: weights/README.md)"
+            )
     elif val:
         print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
     else:

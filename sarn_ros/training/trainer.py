@@ -99,6 +99,11 @@ def fft_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     )
 
 
+def same_set(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Whether two validations ran on one set: the blurred input's PSNR identifies it."""
+    return abs(a["input_psnr"] - b["input_psnr"]) <= 1e-6
+
+
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
     mse = F.mse_loss(x.clamp(0, 1), y).item()
     return 10 * math.log10(1.0 / max(mse, 1e-12))
@@ -634,6 +639,10 @@ class Trainer:
             )
         except ImportError:
             bar = None
+        if self.step == 0 and cfg.init is not None and self.val and self.rank == 0:
+            # the starting weights are the bar to beat: best.pth holds them until a step
+            # validates above them, so a fine-tune that only made them worse leaves them
+            self._validate_and_export(log)
         while self.step < cfg.steps:
             if self._should_stop(step_s + (val_s if self.val else 0.0) + save_s):
                 break
@@ -719,6 +728,16 @@ class Trainer:
         dist.all_reduce(total, op=dist.ReduceOp.SUM)
         return total.item() / self.world
 
+    def best_validation(self) -> dict[str, float] | None:
+        """The figures of the weights in best.pth: the best validation on the run's current
+        set (the earliest of equals, as exported), not on one it was resumed away from."""
+        if not self.history:
+            return None
+        current: list[dict[str, float]] = []
+        for m in self.history:
+            current = [*current, m] if current and same_set(current[-1], m) else [m]
+        return max(current, key=lambda m: m["val_psnr"])
+
     def _should_stop(self, reserve_s: float) -> bool:
         """``--max-minutes`` would be passed within ``reserve_s``, or a stop signal; under DDP
         every rank stops at the same step."""
@@ -736,8 +755,13 @@ class Trainer:
         m = self.validate()
         m["step"] = self.step
         self._validated_step = self.step
-        if self.history and abs(self.history[-1]["input_psnr"] - m["input_psnr"]) > 1e-6:
+        if self.history and not same_set(self.history[-1], m):
             self.best = -math.inf  # resumed with another validation set: old best not comparable
+            log(
+                "the validation set differs from the run's last one (input "
+                f"{self.history[-1]['input_psnr']:.2f} dB, now {m['input_psnr']:.2f} dB): "
+                "best.pth is chosen anew on this one"
+            )
         self.history.append(m)
         log(f"step {self.step}: val PSNR {m['val_psnr']:.2f} dB (input {m['input_psnr']:.2f} dB)")
         if self.writer is not None:
