@@ -360,7 +360,10 @@ def bag_topics(
         )
     if not available:
         raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
-    chosen, ignored = choose_topics(available, topics)
+    try:
+        chosen, ignored = choose_topics(available, topics)
+    except InputError as exc:  # which bag: --topics also applies to a --val-sharp one
+        raise InputError(f"{src}: {exc}") from None
     if not chosen:
         raise InputError(f"only depth images in {src}: {sorted(available)}; use --topics")
     return chosen, ignored

@@ -108,6 +108,15 @@ class Recording:
                     self.why_skipped.setdefault(self.name(conn.topic), str(exc))
 
 
+def recording(path: Path) -> bool:
+    """Whether ``path`` is a video, an image folder or a bag (what the tools read)."""
+    try:
+        kind_of(path)
+    except InputError:
+        return False
+    return True
+
+
 def read_streams(
     path: Path,
     max_frames: int | None = None,
@@ -233,8 +242,22 @@ def synthetic_sequences(
 ) -> list[Sequence]:
     """Blurred sequences with ground truth from sharp material: a folder as
     :func:`synthesize_folder` makes them (a video or one sequence per still), a video file or
-    each camera of a bag as one video."""
-    if kind_of(Path(path)) == "folder":
+    each camera of a bag as one video, or a folder of those (each named after its own)."""
+    path = Path(path)
+    try:
+        kind = kind_of(path)
+    except InputError:
+        children = [c for c in sorted(path.iterdir()) if recording(c)] if path.is_dir() else []
+        if not children:
+            raise
+        seqs = []
+        for child in children:
+            for seq in synthetic_sequences(child, seed, params, scale, max_frames, topics, debayer):
+                if not seq.name.startswith((child.name, child.stem)):  # a folder's stills
+                    seq.name = f"{child.name}/{seq.name}"
+                seqs.append(seq)
+        return seqs
+    if kind == "folder":
         made = list(synthesize_folder(path, seed, params, scale, max_frames))
         if not made:
             raise InputError(f"no sharp images in {path}")

@@ -659,7 +659,7 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
     # --topics naming what the bag cannot deblur: said as it is, before the model loads
     for topic, why in (
         ("/cam/camera_info", "/cam/camera_info (sensor_msgs/msg/CameraInfo): not an image topic"),
-        ("/nope", "topics ['/nope'] not in the bag"),
+        ("/nope", f"{bag}: topics ['/nope'] not in the bag"),  # which bag, for --val-sharp's
     ):
         argv = ["deblur", bag, "-o", str(tmp_path / "out"), "--topics", topic]
         assert cli.main([*argv, "--weights", missing, "--device", "cpu"]) == 2

@@ -18,7 +18,7 @@ from sarn_ros.data.datasets import load_sequences
 from sarn_ros.offline import InputError
 from sarn_ros.recordings import iter_clips, read_streams, sharpest_clips, synthetic_sequences
 from sarn_ros.tools import cli
-from sarn_ros.tools.train import build_trainset, gather
+from sarn_ros.tools.train import build_trainset, describe_sources, gather
 
 
 def grey_frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -225,3 +225,42 @@ def test_a_folder_given_as_dot_is_named_after_itself(tmp_path, monkeypatch, give
     monkeypatch.chdir(folder if given != ".." else folder / "sub")
     _, ((name, frames),) = read_streams(Path(given))
     assert name == "drive" and len(frames) == 2
+
+
+def test_a_folder_of_recordings_is_a_held_out_set(tmp_path: Path) -> None:
+    """README: --val-sharp takes bags and videos "or folders of them"; a folder holding a bag
+    was refused ("no images or rosbag2"), as by `sarn eval --synthetic`."""
+    held = tmp_path / "heldout"
+    held.mkdir()
+    imgs = grey_frames(5)
+    write_camera_bag(held / "run", imgs)
+    write_video(held / "clip.mp4", imgs)
+    (held / "notes.txt").write_text("not a recording")
+    stills = held / "stills"
+    stills.mkdir()
+    cv2.imwrite(str(stills / "a.png"), np.full((64, 80, 3), 90, np.uint8))
+    seqs = synthetic_sequences(held, 1234, BlurParams(blur_px=6), max_frames=4)
+    assert [s.name for s in seqs] == ["clip", "run/cam/image_raw", "stills/a"]
+    assert [len(s.blurred) for s in seqs] == [4, 4, 6]
+    alone = synthetic_sequences(held / "run", 1234, BlurParams(blur_px=6), max_frames=4)
+    assert all(np.array_equal(a, b) for a, b in zip(alone[0].blurred, seqs[1].blurred, strict=True))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("not a recording")
+    with pytest.raises(InputError, match="no images or rosbag2"):
+        synthetic_sequences(empty, 1, BlurParams())
+
+
+def test_sharpest_is_recorded_as_applied_only_where_recordings_were_cut(tmp_path: Path) -> None:
+    """--sharpest on a folder of frames filtered nothing, yet trainset.json and the weights'
+    metadata said "recordings: the sharpest 0.5 of their clips"."""
+    frames_dir, videos = tmp_path / "frames", tmp_path / "videos"
+    frames_dir.mkdir()
+    videos.mkdir()
+    for i, img in enumerate(grey_frames(4)):
+        cv2.imwrite(str(frames_dir / f"{i:03d}.png"), img)
+    write_video(videos / "drive.mp4", grey_frames(4))
+    sources = (BlurParams(blur_px=4), [1.0], 1, 6)
+    assert not describe_sources([frames_dir], *sources, sharpest=0.5)["sharpest_applied"]
+    assert describe_sources([videos], *sources, sharpest=0.5)["sharpest_applied"]
+    assert describe_sources([videos / "drive.mp4"], *sources, sharpest=0.5)["sharpest_applied"]

@@ -590,6 +590,26 @@ def test_ctrl_c_stops_at_a_step_boundary_with_a_checkpoint(tmp_path: Path) -> No
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def test_a_second_sigterm_aborts_as_the_message_says(tmp_path: Path) -> None:
+    """ "stopping after this step (again to abort)": a second SIGTERM was caught as the first."""
+    import signal
+
+    tr = Trainer(config(steps=50), [blurry_sequence()], [], tmp_path)
+    seen = []
+
+    def step_then_signal() -> float:
+        signal.raise_signal(signal.SIGTERM)
+        seen.append(signal.getsignal(signal.SIGTERM))
+        return 0.0
+
+    tr.train_one = step_then_signal
+    before = signal.getsignal(signal.SIGTERM)
+    messages: list[str] = []
+    tr.run(log=messages.append)
+    assert messages[0] == "SIGTERM: stopping after this step (again to abort)"
+    assert seen == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is before
+
+
 @pytest.mark.slow
 def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
     """README's DDP line, for real: two gloo ranks on this CPU, a time-boxed run, then

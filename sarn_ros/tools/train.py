@@ -378,6 +378,15 @@ def iter_gather(
                             yield s
 
 
+def holds_recordings(source: str | Path) -> bool:
+    """Whether a --data source is, or holds, a video or bag (what --sharpest applies to), as
+    :func:`iter_gather` reads it."""
+    path = Path(source)
+    kind = recording_kind(path)
+    inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
+    return any(recording_kind(p) in ("video", "bag") for p in inside)
+
+
 def recording_kind(path: Path) -> str | None:
     """'video', 'bag' or 'folder' for what the offline tools read, None for anything else."""
     try:
@@ -482,6 +491,8 @@ def describe_sources(
         "variants": variants,
         "still_frames": still_frames,
         "sharpest": sharpest,
+        # image folders are used whole: a --sharpest recorded as applied to them was not
+        "sharpest_applied": any(map(holds_recordings, sources)),
         "clip_frames": clip_frames,
         "topics": topics,
         "debayer": debayer,
@@ -510,6 +521,9 @@ def read_description(ts: Path) -> dict[str, Any] | None:
         "real_pairs": [s for d in found for s in d["real_pairs"]],
         "synthetic_blur": blurs,
         "sharpest": min(d.get("sharpest", 1.0) for d in found),
+        "sharpest_applied": any(
+            d.get("sharpest_applied", True) for d in found if d.get("sharpest", 1.0) < 1
+        ),
         **shared,
     }
 
@@ -613,9 +627,11 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
     """What the validation PSNR in the exported weights' metadata was measured on."""
     parts = []
     if args.val_sharp is not None:
-        parts.append(f"{args.val_sharp}, synthetic blur {val_blur(args).blur_px:g} px (seed 1234)")
+        parts.append(
+            f"{args.val_sharp.resolve()}, synthetic blur {val_blur(args).blur_px:g} px (seed 1234)"
+        )
     if args.val_pairs:
-        parts.append("real pairs " + ", ".join(str(d) for d in args.val_pairs))
+        parts.append("real pairs " + ", ".join(str(d.resolve()) for d in args.val_pairs))
     n, frames = len(val), sum(len(s.blurred) for s in val)
     counted = f"{plural(n, 'sequence')}, {plural(frames, 'frame')}"
     return f"{'; '.join(parts)}: {counted} at x{args.val_scale:g}"
@@ -898,6 +914,6 @@ def summarise(
     if desc["real_pairs"]:
         lines.append(f"real pairs: {', '.join(desc['real_pairs'])}")
     lines += [f"synthetic blur: {blur}" for blur in desc["synthetic_blur"]]
-    if desc.get("sharpest", 1.0) < 1:
+    if desc.get("sharpest", 1.0) < 1 and desc.get("sharpest_applied", True):
         lines.append(f"recordings: the sharpest {desc['sharpest']:g} of their clips")
     return lines

@@ -610,6 +610,7 @@ class Trainer:
             log(f"{signal.Signals(signum).name}: stopping after this step (again to abort)")
             self._stop = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
         old = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -659,7 +660,9 @@ class Trainer:
                 bar.set_postfix(
                     loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{self.sched.get_last_lr()[0]:.1e}"
                 )
-            if self.step % 10 == 0 and (self.writer is not None or self.world > 1):
+            # 10 steps of this process: the first point after a resume would average fewer
+            full = len(losses) >= 10
+            if self.step % 10 == 0 and full and (self.writer is not None or self.world > 1):
                 loss_10 = self._mean_over_ranks(float(np.mean(losses[-10:])))  # on every rank
                 if self.writer is not None:
                     self.writer.add_scalar("train/loss", loss_10, self.step)
