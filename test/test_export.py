@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from importlib.util import find_spec
@@ -56,6 +57,8 @@ def test_recurrent_step_export_matches_pytorch(tmp_path, tiny_recurrent_checkpoi
     assert err < 1e-4
     onnx = pytest.importorskip("onnx")
     proto = onnx.load(str(out))
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}[export.META_KEY])
+    assert meta == {"weights": str(tiny_recurrent_checkpoint), "note": "untrained test fixture"}
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [
         opset or export.DEFAULT_OPSET
     ]
@@ -311,6 +314,7 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     assert float(found.group(1)) > 35
     assert [p.name for p in out.parent.iterdir()] == ["int8.onnx"]
     proto = onnx.load(str(out))
+    assert export.META_KEY in {p.key for p in proto.metadata_props}  # kept through int8
     assert proto.ir_version == 8
     assert {(o.domain, o.version) for o in proto.opset_import} == {("", export.DEFAULT_OPSET)}
     inits = {t.name: t for t in proto.graph.initializer}

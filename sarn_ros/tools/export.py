@@ -158,6 +158,23 @@ def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Modul
     return graph
 
 
+META_KEY = "sarn_ros.meta"  # the graph's metadata_props key: the checkpoint's metadata as JSON
+
+
+def record_provenance(path: Path, weights: str | Path, meta: dict[str, Any], opset: int) -> None:
+    """Keep the weights' provenance (steps, training data, validation figures) in the graph, as
+    the checkpoint has it: an exported fine-tune was otherwise a file of unknown origin.
+    ``onnx.load(f).metadata_props`` reads it; onnxruntime and TensorRT ignore it."""
+    import json
+
+    import onnx
+
+    proto = onnx.load(str(path))
+    record = {"weights": str(weights), **meta}
+    onnx.helper.set_model_props(proto, {META_KEY: json.dumps(record, default=str)})
+    save_checked(proto, path, opset)
+
+
 def save_checked(proto: Any, path: Path, opset: int) -> None:
     """Write ``proto`` with the oldest IR version that carries ``opset``, after ONNX's full
     check: the exporter and the quantizer both write their own, newer IR version."""
@@ -311,7 +328,9 @@ def run(args: argparse.Namespace) -> int:
             err = validate(graph, model, fp32, sizes)
             if args.int8:
                 agreement = export_int8(model, fp32, final, streams, args.opset)
-            os.replace(final if args.int8 else fp32, args.output)
+            done = final if args.int8 else fp32
+            record_provenance(done, args.weights, getattr(model, "meta", {}), args.opset)
+            os.replace(done, args.output)
         except Exception as exc:  # exporter, converter, calibration, onnxruntime, the move
             print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
             return 2
