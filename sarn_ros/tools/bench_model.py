@@ -90,7 +90,7 @@ class Row:
     mode: str  # eager, compiled, or "eager (compile failed)"
     ms: float
     fps: float
-    peak_mb: float
+    peak_mib: float
     memory_kind: str
     params_m: float
     gflops: float
@@ -314,7 +314,7 @@ def bench_row(
         mode=mode_label(net),
         ms=ms,
         fps=1e3 / ms,
-        peak_mb=peak / 2**20,
+        peak_mib=peak / 2**20,
         memory_kind=memory_kind,
         params_m=params / 1e6,
         gflops=flops / 1e9,
@@ -339,7 +339,10 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:  # an empty sweep printed an empty table and exit 0
+        raise argparse.ArgumentTypeError(f"an empty list: {text!r}")
+    return items
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -393,14 +396,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def format_table(rows: list[Row]) -> str:
     head = (
         "| variant | resolution | device | precision | deform | layout | mode | ms/frame | fps "
-        "| peak MB | params M | GFLOPs/frame | % of peak |"
+        "| peak MiB | params M | GFLOPs/frame | % of peak |"
     )
     lines = [head, "|" + "---|" * 13]
     for r in rows:
         pct = f"{r.pct_peak:.1f}" if r.pct_peak is not None else "n/a"
         lines.append(
             f"| {r.variant} | {r.resolution} | {r.device} | {r.precision} | {r.deform} "
-            f"| {r.layout} | {r.mode} | {r.ms:.1f} | {r.fps:.2f} | {r.peak_mb:.0f} "
+            f"| {r.layout} | {r.mode} | {r.ms:.1f} | {r.fps:.2f} | {r.peak_mib:.0f} "
             f"| {r.params_m:.2f} | {r.gflops:.1f} | {pct} |"
         )
     return "\n".join(lines)
@@ -452,8 +455,13 @@ def run(args: argparse.Namespace) -> int:
                 except RuntimeError as exc:
                     failure(setting, exc)
                     continue
+                # one row per path that runs: auto is one of the others, and a variant without
+                # deformable modules has none to choose
+                by_path: dict[str, str] = {}
+                for d in args.deform_impl:
+                    by_path.setdefault(deform_path(build(variant, d), device), d)
                 for precision, deform, channels_last, compiled in itertools.product(
-                    dict.fromkeys(precisions), args.deform_impl, layouts, modes
+                    dict.fromkeys(precisions), by_path.values(), layouts, modes
                 ):
                     try:
                         row = bench_row(

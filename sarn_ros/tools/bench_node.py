@@ -5,13 +5,16 @@ loopback only, the packaged Fast DDS shared-memory profile) and fed rgb8 frames 
 JPEG with ``--input-transport compressed``) by a best-effort publisher at ``--fps``, like a
 camera driver. Reported per size:
 
-- in/out fps: frames published / deblurred frames received per second of the measurement.
+- in fps: frames published per second of the measurement; out fps: the rate at which the
+  measured frames' outputs came out (first to last; the last ones after the window, the
+  pipeline's delay later, count too).
 - drop %: frames published but never received (``latest`` drops stale frames by design when
   the model is slower than the camera). Under ``all`` the benchmark waits for the backlog
   while outputs keep coming, up to 2 minutes after the measurement.
 - e2e ms: publish -> receive of the deblurred frame (median, 95th percentile). With
   ``--future-frames`` > 0 this includes waiting for the look-ahead frames; the default 0
-  measures pure processing.
+  measures pure processing. The last ``--future-frames`` frames, which wait for the end of
+  the stream (``max_gap_s``) instead, are left out.
 - inference ms: the engine call per frame as the node measures it (mean, from /diagnostics).
 - node ms: the node's own per-frame work beside the model (decoding, conversion, resize,
   message building, JPEG encoding with ``--publish-compressed``, publishing; mean, from
@@ -26,7 +29,8 @@ means and medians are averaged weighted by the frames each period published.
 - CPU %: node process CPU time over wall time (100 % = one core); RSS: node memory at the
   start and end of the measurement, its range sampled once a second and the least-squares
   trend of those samples in MiB per minute (flat under overload with ``latest``; a long
-  ``--duration`` shows a leak as a steady positive trend).
+  ``--duration`` shows a leak as a steady positive trend; runs under a minute print none, as
+  their first seconds' allocations read as one).
 - With ``--publish-compressed`` the benchmark also subscribes to the JPEG output (so it is
   sent, as to a recorder) and the JSON rows count the outputs that came as JPEG and as raw.
 - complete sets (``--cameras`` > 1): of the stamps that came out on any camera, how many came
@@ -54,18 +58,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from ..engine import resolve_device
 from ..ensemble import MEMBERS
 from ..resources import find_share_file, node_command, own_ros_domain
 from .options import add_domain_argument, check_writable, plural, ranged
 
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
+MAX_SIDE = 8192  # --sizes: a frame this side builds and sends (8K); a larger one ran out of memory
+TREND_MIN_S = 60.0  # the RSS trend of a shorter run is its warm-up allocations, not a leak
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or name")
-    parser.add_argument(
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or name")
+    model.add_argument(
         "--tiny",
         action="store_true",
         help="use an untrained small RecurrentSARN (isolates the node's overhead)",
@@ -136,30 +145,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """'640x480,1280x720' -> [(640, 480), (1280, 720)]; ValueError below 8 px a side."""
+    """'640x480,1280x720' -> [(640, 480), (1280, 720)]; ValueError below 8 px or above
+    MAX_SIDE a side."""
     sizes = []
     for item in text.split(","):
         w, _, h = item.strip().lower().partition("x")
         sizes.append((int(w), int(h)))
-    if any(min(size) < 8 for size in sizes):
-        raise ValueError("below 8 px")
+    if any(min(size) < 8 or max(size) > MAX_SIDE for size in sizes):
+        raise ValueError("below 8 px or above MAX_SIDE")
     return sizes
 
 
 def rates(
-    sent: dict[tuple[int, int], float],
-    received: dict[tuple[int, int], float],
-    t0: float,
-    wall: float,
+    sent: dict[tuple[int, int], float], received: dict[tuple[int, int], float], wall: float
 ) -> dict[str, float]:
-    """Camera and output rates over the measured window [t0, t0 + wall], and the share of
-    frames never deblurred (the drain after the window counts for drops, not for the rate)."""
-    got = sum(1 for s in sent if s in received)
-    in_window = sum(1 for s in sent if received.get(s, math.inf) <= t0 + wall)
+    """The camera's rate over the measured window [t0, t0 + wall], the rate at which the
+    measured frames came out (first output to last: outputs lag the frames by the pipeline's
+    delay, so those of the window's last frames come after it), and the share of frames
+    never deblurred."""
+    out = sorted(received[s] for s in sent if s in received)
+    span = out[-1] - out[0] if len(out) > 1 else 0.0
     return {
         "in_fps": len(sent) / wall,
-        "out_fps": in_window / wall,
-        "drop_pct": 100.0 * (1 - got / len(sent)),
+        "out_fps": (len(out) - 1) / span if span > 0 else len(out) / wall,
+        "drop_pct": 100.0 * (1 - len(out) / len(sent)),
     }
 
 
@@ -179,9 +188,10 @@ def complete_sets(received: set[tuple[int, int]], cameras: int) -> dict[str, int
 
 def rss_trend(samples: list[tuple[float, float]]) -> dict[str, float | int]:
     """Range and least-squares slope (MiB per minute) of (seconds, MiB) samples: a range alone
-    cannot tell a slow leak from allocator noise."""
+    cannot tell a slow leak from allocator noise. NaN under TREND_MIN_S of samples."""
     t, mib = np.array(samples).T
-    slope = float(np.polyfit(t, mib, 1)[0]) * 60 if len(samples) > 2 else float("nan")
+    long_enough = len(samples) > 2 and t[-1] - t[0] >= TREND_MIN_S
+    slope = float(np.polyfit(t, mib, 1)[0]) * 60 if long_enough else float("nan")
     return {
         "rss_mib_min": float(mib.min()),
         "rss_mib_max": float(mib.max()),
@@ -267,8 +277,19 @@ def node_args(weights: str, args: argparse.Namespace) -> list[str]:
     return [*cmd, "--log-level", "warn"]
 
 
-def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) -> dict[str, Any]:
-    """One node process, one frame size: warm up, then publish at --fps for --duration."""
+def log_tail(log: Any, lines: int = 3) -> str:
+    """The last lines the node wrote (its log file), for an error message."""
+    log.flush()
+    log.seek(0)
+    text = log.read().decode(errors="replace").strip().splitlines()
+    return " / ".join(text[-lines:]) if text else "(it logged nothing)"
+
+
+def bench_size(
+    weights: str, size: tuple[int, int], args: argparse.Namespace, rows: list[dict[str, Any]]
+) -> None:
+    """One node process, one frame size: warm up, then publish at --fps for --duration; the
+    row goes into ``rows`` before the node is stopped (a Ctrl-C then keeps it)."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -277,17 +298,15 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
     from ..ros.image_conversion import numpy_to_compressed, numpy_to_image
     from ..ros.node import stamp_ns
 
-    proc = subprocess.Popen(
-        node_args(weights, args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    # a file, not a pipe nobody reads: a long run's warnings would fill a pipe and stall the node
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally that stops the node)
+    proc = subprocess.Popen(node_args(weights, args), stdout=log, stderr=subprocess.STDOUT)
     meter = ProcessMeter(proc.pid)
     rclpy.init()
     node = rclpy.create_node("sarn_bench_node")
     try:
         w, h = size
         rng = np.random.default_rng(0)
-        import cv2
-
         frame = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
         camera_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT)
         cams = []
@@ -356,17 +375,32 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         def warm() -> bool:
             return len({k for k, _ in received}) == len(cams)
 
+        def alive() -> None:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the node exited ({proc.returncode}): {log_tail(log)}")
+
         deadline = time.monotonic() + 120
         while not connected() and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode().strip().splitlines()[-1])
+            alive()
             spin_for(0.1)
         while not warm() and time.monotonic() < deadline:  # warm-up: output on every camera
+            alive()
             send_set()
             spin_for(1.0)
         if not warm():
-            raise RuntimeError("the node produced no output within 120 s")
-        spin_for(1.0)
+            rejected = {k: v for k, v in (diags[-1] if diags else {}).items() if "rejected" in k}
+            raise RuntimeError(
+                f"the node produced no output within 120 s ({rejected or 'no frame rejected'}; "
+                f"its log: {log_tail(log)})"
+            )
+        # the warm-up's backlog (under queue_policy all, a frame a second while a compile ran)
+        # comes out before the measurement, not into it
+        quiet_s = max(1.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3)
+        seen, end, cap = len(received), time.monotonic() + quiet_s, time.monotonic() + DRAIN_CAP_S
+        while time.monotonic() < min(end, cap):
+            spin_for(0.1)
+            if len(received) > seen:
+                seen, end = len(received), time.monotonic() + quiet_s
         received.clear()
         n_diag = len(diags)
 
@@ -392,17 +426,44 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
             spin_for(0.1)
             if len(received) > seen and any(s not in received for s in sent):
                 seen, end = len(received), time.monotonic() + quiet_s
+        window = diags[n_diag:] or diags[-1:]
+        rows.append(row(size, args, len(cams), sent, received, jpegs, window, cpu1 - cpu0, wall))
+        rows[-1].update(rss_mib_start=rss0, rss_mib_end=rss1, **rss_trend(rss_samples))
     finally:
         node.destroy_node()
         rclpy.try_shutdown()  # a Ctrl-C has shut the context down already
-        proc.send_signal(signal.SIGINT)
         try:
+            proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        except KeyboardInterrupt:  # Ctrl-C during the wait: no node is left behind
+            proc.kill()
+            raise
+        finally:
+            proc.wait()
+            log.close()
 
-    latencies = [(received[s] - sent[s]) * 1e3 for s in sent if s in received]
-    window = diags[n_diag:] or diags[-1:]
+
+def row(
+    size: tuple[int, int],
+    args: argparse.Namespace,
+    cameras: int,
+    sent: dict[tuple[int, int], float],
+    received: dict[tuple[int, int], float],
+    jpegs: set[tuple[int, int]],
+    window: list[dict[str, str]],
+    cpu_s: float,
+    wall: float,
+) -> dict[str, Any]:
+    """The figures of one size from what was sent (at its publish times) and received (at
+    theirs) in ``wall`` seconds, the node's diagnostics of that ``window`` and the CPU time it
+    used meanwhile."""
+    # the last future_frames sets waited for the end of the stream (max_gap_s), not for
+    # look-ahead frames: they are not what a running camera sees
+    stamps = sorted({stamp for _, stamp in sent})
+    last = set(stamps[len(stamps) - args.future_frames :]) if args.future_frames else set()
+    latencies = [(received[s] - sent[s]) * 1e3 for s in sent if s in received and s[1] not in last]
 
     def diag_mean(key: str) -> float:
         return frame_weighted_mean(window, key)
@@ -411,14 +472,14 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
     p50, p95 = np.percentile(latencies, [50, 95]) if latencies else (math.nan, math.nan)
     e2e_mean = statistics.fmean(latencies) if latencies else math.nan
     out = set(received) & set(sent)  # outputs of the measured frames, not of the warm-up
-    frame_rates = rates(sent, received, t0, wall)
-    frame_rates["in_fps"] /= len(cams)
-    frame_rates["out_fps"] /= len(cams)
+    frame_rates = rates(sent, received, wall)
+    frame_rates["in_fps"] /= cameras
+    frame_rates["out_fps"] /= cameras
     return {
         "size": f"{size[0]}x{size[1]}",
-        "cameras": len(cams),
+        "cameras": cameras,
         **frame_rates,
-        **(complete_sets(out, len(cams)) if len(cams) > 1 else {}),
+        **(complete_sets(out, cameras) if cameras > 1 else {}),
         "e2e_ms_p50": float(p50),
         "e2e_ms_p95": float(p95),
         "e2e_ms_mean": e2e_mean,
@@ -427,10 +488,7 @@ def bench_size(weights: str, size: tuple[int, int], args: argparse.Namespace) ->
         "node_latency_ms": diag_mean("latency ms (receive to publish, median)"),
         "intake_wait_ms": diag_mean("intake wait ms (receive to worker, median)"),
         "e2e_minus_inference_ms": e2e_mean - inference,  # like from like: mean - mean
-        "cpu_pct": 100.0 * (cpu1 - cpu0) / wall,
-        "rss_mib_start": rss0,
-        "rss_mib_end": rss1,
-        **rss_trend(rss_samples),
+        "cpu_pct": 100.0 * cpu_s / wall,
         **(
             {"jpeg_out": len(jpegs & set(sent)), "raw_out": len(out)}
             if args.publish_compressed
@@ -473,7 +531,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{r['cpu_pct']:.0f}",
             f"{r['rss_mib_start']:.0f} -> {r['rss_mib_end']:.0f} "
             f"({r['rss_mib_min']:.0f}-{r['rss_mib_max']:.0f}, "
-            f"{r['rss_mib_per_min']:+.1f}/min)",
+            + (
+                f"{r['rss_mib_per_min']:+.1f}/min)"
+                if math.isfinite(r["rss_mib_per_min"])
+                else f"trend n/a under {TREND_MIN_S:.0f} s)"
+            ),
         ]
         if sets:
             cells.append(
@@ -489,8 +551,8 @@ def run(args: argparse.Namespace) -> int:
         sizes = parse_sizes(args.sizes)
     except ValueError:
         print(
-            f"sarn bench node: error: --sizes must be WxH[,WxH...], at least 8x8, "
-            f"got {args.sizes!r}",
+            f"sarn bench node: error: --sizes must be WxH[,WxH...], 8 to {MAX_SIDE} px a "
+            f"side, got {args.sizes!r}",
             file=sys.stderr,
         )
         return 2
@@ -501,6 +563,18 @@ def run(args: argparse.Namespace) -> int:
         print(
             "sarn bench node: error: --stagger F: a set must end within its period "
             "(F * (cameras - 1) < 1)",
+            file=sys.stderr,
+        )
+        return 2
+    try:  # said at once, not by the node 15 s later
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
+        print(f"sarn bench node: error: {exc}", file=sys.stderr)
+        return 2
+    if args.precision == "fp16" and device.type == "cpu":
+        print(  # the node would run fp32 under the label fp16 (its warning unseen)
+            "sarn bench node: error: --precision fp16 runs on CUDA only (the node runs fp32 on "
+            "a CPU); bf16 is the CPU's half precision",
             file=sys.stderr,
         )
         return 2
@@ -520,16 +594,17 @@ def run(args: argparse.Namespace) -> int:
     own_ros_domain(args.domain_id)
     from rclpy.executors import ExternalShutdownException
 
-    rows = []
-    interrupted = False
+    rows: list[dict[str, Any]] = []
+    interrupted = failed = False
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(tiny_checkpoint(Path(tmp))) if args.tiny else args.weights
         for size in sizes:
             try:
-                rows.append(bench_size(weights, size, args))
-            except RuntimeError as exc:
+                bench_size(weights, size, args, rows)
+            except (RuntimeError, cv2.error, MemoryError) as exc:  # the sizes done still count
                 print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
-                return 1
+                failed = True
+                break
             except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: sizes done count
                 interrupted = True
                 break
@@ -558,4 +633,4 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    return 0
+    return 1 if failed else 0
