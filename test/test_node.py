@@ -935,6 +935,7 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
         engine=SimpleNamespace(
             push_many=lambda items: pushed.extend(items) or [],
             reset=lambda *a: resets.append(a),
+            stats=lambda: {"frames_in": len(pushed), "frames_lost": 0},
         ),
         lock=threading.Condition(),
         waits_ms=[],
