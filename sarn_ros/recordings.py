@@ -108,13 +108,12 @@ class Recording:
                     self.why_skipped.setdefault(self.name(conn.topic), str(exc))
 
 
-def recording(path: Path) -> bool:
-    """Whether ``path`` is a video, an image folder or a bag (what the tools read)."""
+def recording_kind(path: Path) -> str | None:
+    """'video', 'bag' or 'folder' for what the offline tools read, None for anything else."""
     try:
-        kind_of(path)
+        return kind_of(path)
     except InputError:
-        return False
-    return True
+        return None
 
 
 def read_streams(
@@ -247,7 +246,7 @@ def synthetic_sequences(
     try:
         kind = kind_of(path)
     except InputError:
-        children = [c for c in sorted(path.iterdir()) if recording(c)] if path.is_dir() else []
+        children = [c for c in sorted(path.iterdir()) if recording_kind(c)] if path.is_dir() else []
         if not children:
             raise
         seqs = []

@@ -33,6 +33,11 @@ SUBCOMMANDS = {
 }
 
 
+def subcommand(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is no option."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     import torch  # here, not at the top: a Ctrl-C during its seconds-long import is main's
 
@@ -47,7 +52,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         f"Python {platform.python_version()})",  # what a bug report needs
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    chosen = next((a for a in argv if not a.startswith("-")), None)
+    chosen = subcommand(argv)
     for name, help_text in SUBCOMMANDS.items():
         if name == chosen:
             importlib.import_module(f"sarn_ros.tools.{name}").register(sub)
@@ -58,7 +63,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    command = next((a for a in argv if not a.startswith("-")), None)
+    command = subcommand(argv)
     prog = f"sarn {command}" if command else "sarn"
     try:
         args = build_parser(argv).parse_args(argv)

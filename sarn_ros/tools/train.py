@@ -40,8 +40,8 @@ from ..data.datasets import (
     unique_name,
     usable_sequences,
 )
-from ..offline import InputError, kind_of
-from ..recordings import iter_clips, sharpest_clips, synthetic_sequences
+from ..offline import kind_of
+from ..recordings import iter_clips, recording_kind, sharpest_clips, synthetic_sequences
 from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
 
 CLIP_FRAMES = 60  # --clip-frames
@@ -385,14 +385,6 @@ def holds_recordings(source: str | Path) -> bool:
     kind = recording_kind(path)
     inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
     return any(recording_kind(p) in ("video", "bag") for p in inside)
-
-
-def recording_kind(path: Path) -> str | None:
-    """'video', 'bag' or 'folder' for what the offline tools read, None for anything else."""
-    try:
-        return kind_of(path)
-    except InputError:
-        return None
 
 
 def gather(

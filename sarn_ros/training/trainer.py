@@ -734,12 +734,12 @@ class Trainer:
     def best_validation(self) -> dict[str, float] | None:
         """The figures of the weights in best.pth: the best validation on the run's current
         set (the earliest of equals, as exported), not on one it was resumed away from."""
-        if not self.history:
-            return None
         current: list[dict[str, float]] = []
         for m in self.history:
-            current = [*current, m] if current and same_set(current[-1], m) else [m]
-        return max(current, key=lambda m: m["val_psnr"])
+            if current and not same_set(current[-1], m):
+                current = []  # validated on another set from here on
+            current.append(m)
+        return max(current, key=lambda m: m["val_psnr"]) if current else None
 
     def _should_stop(self, reserve_s: float) -> bool:
         """``--max-minutes`` would be passed within ``reserve_s``, or a stop signal; under DDP
