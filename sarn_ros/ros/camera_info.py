@@ -11,9 +11,12 @@ from typing import Any
 import numpy as np
 
 LATE_PAUSE_S = 5.0
-"""How long a camera whose camera_info came later than the wait goes without waits: one late
-message (a network or CPU hiccup) must not end them for the rest of the run, and a camera
-whose camera_info always comes too late costs one wait per pause."""
+"""How long a camera goes without waits after one timed out and a camera_info came after it:
+one late or lost message (a network or CPU hiccup) must not end them for the rest of the run."""
+MAX_PAUSE_S = 320.0
+"""The longest pause: it doubles from :data:`LATE_PAUSE_S` with every wait in a row that times
+out, so a camera whose camera_info never pairs with its images (stamped 0 or just before the
+image, or sent at a lower rate) costs the worker a wait every few minutes, not every frame."""
 
 
 def scale_camera_info(info: Any, sx: float, sy: float, header: Any = None) -> Any:
@@ -58,8 +61,10 @@ class InfoCache:
     arrives. ``get`` then waits a moment for it instead of pairing the image with the previous
     frame's calibration (or none, for the first frame). It waits only while the camera_info
     can still come: none with a newer stamp has arrived (they come in order), no earlier wait
-    is still unanswered (a camera without camera_info costs one wait), and the camera has not
-    just shown that its camera_info comes later than the wait (:data:`LATE_PAUSE_S`).
+    is still unanswered (a camera without camera_info costs one wait), and no camera_info has
+    come since a wait timed out within the pause (:data:`LATE_PAUSE_S`, doubling with every
+    such wait in a row up to :data:`MAX_PAUSE_S`; an answered wait starts it afresh). Waits run
+    on the node's one worker, so an unanswered one stalls every camera.
     """
 
     def __init__(self, size: int) -> None:
@@ -67,9 +72,10 @@ class InfoCache:
         self.infos: dict[int, Any] = {}
         self.latest: Any = None
         self.latest_stamp: int | None = None
-        self.missed: int | None = None  # the stamp a wait timed out on, until a newer comes
-        # when the missed one came after all: waiting for the next ones would only add latency
+        self.missed: int | None = None  # the stamp a wait timed out on, until one comes
+        # when one came after a timed-out wait: late, lost or never paired with the images
         self.late_at: float | None = None
+        self.timeouts = 0  # timed-out waits since the last answered one: the pause doubles
         self.arrived = threading.Condition()
 
     def put(self, stamp: int, info: Any) -> None:
@@ -79,8 +85,7 @@ class InfoCache:
                 del self.infos[next(iter(self.infos))]
             self.latest, self.latest_stamp = info, stamp
             if self.missed is not None:  # the next one ends the miss (also a looping bag's)
-                if stamp == self.missed:
-                    self.late_at = time.monotonic()
+                self.late_at = time.monotonic()
                 self.missed = None
             self.arrived.notify_all()
 
@@ -93,17 +98,24 @@ class InfoCache:
         """camera_info with this stamp, else the latest; the flag says whether it matched."""
         deadline = time.monotonic() + wait_s
         with self.arrived:
+            waited = False
             while stamp not in self.infos and self.may_come(stamp):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self.missed = stamp
+                    self.timeouts += 1
                     break
+                waited = True
                 self.arrived.wait(left)
             info = self.infos.get(stamp)
+            if waited and info is not None:
+                self.timeouts = 0
             return (info, True) if info is not None else (self.latest, False)
 
     def may_come(self, stamp: int) -> bool:
         """Whether a camera_info with ``stamp`` is worth waiting for. Callers hold the lock."""
         newer = self.latest_stamp is not None and self.latest_stamp >= stamp
-        late = self.late_at is not None and time.monotonic() - self.late_at < LATE_PAUSE_S
+        doublings = min(max(self.timeouts - 1, 0), 16)  # bounded: no float overflow in days
+        pause = min(LATE_PAUSE_S * 2**doublings, MAX_PAUSE_S)
+        late = self.late_at is not None and time.monotonic() - self.late_at < pause
         return not (newer or late or self.missed is not None)
