@@ -495,6 +495,9 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     assert spin_until(node, lambda: diag.values.get("future_frames") == "0", 10)
     debayer = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="edge_aware")
     assert set_param(node, "debayer", debayer).successful  # live
+    zero = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0)
+    result = set_param(node, "max_gap_s", zero)  # `ros2 param set ... max_gap_s 0`: a double
+    assert result.successful, result.reason
 
     for name, value in (
         ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),

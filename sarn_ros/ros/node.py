@@ -33,6 +33,7 @@ from rclpy.exceptions import NameValidationException, ParameterException
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import uninstall_signal_handlers
@@ -335,6 +336,8 @@ class DeblurNode(Node):
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
         self.last_diag = time.monotonic()
+        if hasattr(self, "add_pre_set_parameters_callback"):  # rclpy of Iron and newer
+            self.add_pre_set_parameters_callback(self.whole_numbers_as_floats)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.running = True
@@ -362,6 +365,18 @@ class DeblurNode(Node):
             if reliability == "reliable"
             else ReliabilityPolicy.BEST_EFFORT,
         )
+
+    @staticmethod
+    def whole_numbers_as_floats(params: list[Parameter]) -> list[Parameter]:
+        """``ros2 param set ... max_gap_s 0`` sends an integer, which rclpy refused for a
+        double parameter as "Wrong parameter type, expected '3' got '2'"; README says 0."""
+        return [
+            Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
+            if isinstance(BY_NAME.get(p.name, p).default, float)
+            and p.type_ == Parameter.Type.INTEGER
+            else p
+            for p in params
+        ]
 
     def on_set_parameters(self, params: list) -> SetParametersResult:
         """Validate live changes; the worker applies them before its next frame. Read-only
@@ -407,11 +422,14 @@ class DeblurNode(Node):
 
     def apply_change(self, name: str, value: Any) -> None:
         """One live parameter change; a change of future_frames flushes the held frames."""
+        note = ""
         if name == "future_frames":
             if int(value) != self.engine.future_frames:  # else the held frames wait on
                 self.engine.future_frames = int(value)  # ends each segment; outputs queued
                 for out in self.engine.flush():
                     self.publish(out)
+            if self.engine.future_frames != int(value):  # accepted: the default is 2
+                note = f", which {self.engine.model_name} ignores (it has no look-ahead)"
         elif name == "max_gap_s":
             with self.lock:
                 self.max_gap_s = float(value) or None
@@ -421,7 +439,7 @@ class DeblurNode(Node):
             self.resize = float(value)  # the new size makes the engine reset the streams
         elif name == "debayer":
             self.debayer = value
-        self.get_logger().info(f"parameter {name} is now {value!r}")
+        self.get_logger().info(f"parameter {name} is now {value!r}{note}")
 
     def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """``~/reset``: restart every camera's recurrent state at its next frame, for a cut
