@@ -483,6 +483,7 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
         cam.publish(f, "rgb8", 20 * SEC + i * SEC // 30)
     spin_until(node, lambda: False, 2.0)
     assert cam.outputs == []  # future_frames=2: both frames wait for look-ahead
+    assert spin_until(node, lambda: diag.values.get("frames pending") == "2", 10), diag.values
 
     ok = set_param(
         node, "future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0)

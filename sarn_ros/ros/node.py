@@ -795,6 +795,12 @@ class DeblurNode(Node):
             "dropped frames": str(counts.get("dropped", 0)),
             "idle frames (lazy, no subscriber)": str(counts.get("idle", 0)),
             "rejected frames": str(rejected),
+            # queued, in the network or held for look-ahead: the rest of what was received
+            "frames pending": str(
+                counts.get("received", 0)
+                - sum(counts.get(k, 0) for k in ("published", "dropped", "idle"))
+                - rejected
+            ),
             "state resets": str(stats["resets"]),
             "device": str(self.engine.device),
             "deformable conv": self.engine.deform_path,
