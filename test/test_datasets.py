@@ -95,6 +95,14 @@ def test_natural_frame_order(tmp_path: Path) -> None:
     ]
 
 
+def test_decimal_stamps_sort_by_value(tmp_path: Path) -> None:
+    """Frames saved from a bag under their stamp in seconds: '.05' sorted after '.1' (as 5
+    after 1), so the recurrent state and the ORB pairs saw frames 0, 2, 4, 1, 3, 5."""
+    names = [f"1692000000.{t}.png" for t in ("0", "05", "1", "15", "2", "25")]
+    write(tmp_path, names[::-1], list(range(6)))
+    assert [p.name for p in list_images(tmp_path)] == names
+
+
 def test_names_equal_as_numbers_sort_by_name_not_directory_order(
     tmp_path: Path, monkeypatch
 ) -> None:

@@ -24,6 +24,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import cv2
@@ -45,9 +46,12 @@ def folder_name(path: Path) -> str:
 
 
 def natural_key(path: Path) -> tuple[list, str]:
-    """Sort 'Frame 2' before 'Frame 10'; the name itself breaks ties ('f1' and 'f01'), which
-    would otherwise keep the directory's order, another on another filesystem."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)], path.name
+    """Sort 'Frame 2' before 'Frame 10', and decimal stamps in seconds by value: frames saved
+    from a bag as '1692000000.05.png' came after '1692000000.1.png' (5 after 1). The name
+    itself breaks ties ('f1' and 'f01'), which would otherwise keep the directory's order,
+    another on another filesystem."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", path.name)  # text at even places, numbers at odd
+    return [Decimal(t) if i % 2 else t.lower() for i, t in enumerate(parts)], path.name
 
 
 def list_images(folder: Path) -> list[Path]:
