@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
-OUTPUT_VIDEO_EXTS = VIDEO_EXTS - {".webm"}  # mp4v, which WebM cannot hold
+# mp4v, which WebM cannot hold, and which an MPEG program stream (.mpg) holds only at MPEG's
+# frame rates: 12.5 fps came back as 25 (twice as fast)
+OUTPUT_VIDEO_EXTS = VIDEO_EXTS - {".webm", ".mpg", ".mpeg"}
 WIDE_EXTS = {".png", ".tif", ".tiff"}  # image files that hold 16 bits per channel
-MAX_BAD_READS = 30  # failed reads in a row that end a video
+MAX_BAD_READS = 30  # failed reads in a row that end a video past the frames it announces
+MAX_ANNOUNCED = 10_000_000  # a frame count beyond this is a broken header, not a promise
 
 
 class InputError(ValueError):
@@ -44,9 +47,10 @@ class InputError(ValueError):
 class Report:
     frames: int = 0
     skipped: int = 0
+    unread: int = 0  # frames a video announces after the last one that could be read
     ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
     replaced_topics: list[str] = field(default_factory=list)  # the bag's own deblurred outputs
-    first_skip: str = ""  # why the first skipped bag frame could not be read
+    first_skip: str = ""  # which frame was skipped first (a bag's: why)
 
 
 @dataclass(frozen=True)
@@ -114,16 +118,25 @@ def output_kind(dst: Path | str) -> str:
     )
 
 
+def announced_frames(cap: cv2.VideoCapture) -> int:
+    """The frame count the container states (0 where it states none or nonsense)."""
+    count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if 0 < count <= MAX_ANNOUNCED else 0
+
+
 def video_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray | None]]:
     """(index, BGR frame) to the end of the video, None for a frame that fails to decode in
     the middle (callers skip and count it). OpenCV's read() fails both at the end and on a
-    corrupt frame, so failures count as skipped frames only when a readable one follows."""
+    corrupt frame, so failures count as skipped frames only when a readable one follows.
+    Reading goes on to the frame count the container announces, however long a corrupt
+    stretch is, and :data:`MAX_BAD_READS` past it (an estimated count, as Matroska's)."""
+    announced = announced_frames(cap)
     bad = 0
     for i in itertools.count():
         ok, bgr = cap.read()
         if not ok:
             bad += 1
-            if bad >= MAX_BAD_READS:
+            if bad >= MAX_BAD_READS and i >= announced:
                 return
             continue
         for j in range(i - bad, i):
@@ -132,14 +145,40 @@ def video_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, np.ndarray | None
         yield i, bgr
 
 
+def check_new_output(dst: Path | str, overwrite: bool) -> None:
+    """Refuse, before the model loads, to replace a video or write into a folder of images
+    that are already there: an earlier result was replaced without a word (and deleted when
+    the run then failed), and a folder mixed two runs' frames."""
+    path = Path(dst)
+    if overwrite or not path.exists():
+        return
+    if output_kind(dst) == "video":
+        raise InputError(f"output {dst} already exists: pass --overwrite to replace it")
+    if path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir()):
+        raise InputError(
+            f"output folder {dst} already holds images: pass --overwrite to write into it "
+            "(the files of the same names are replaced, the others left)"
+        )
+
+
+def writable_fps(fps: float) -> list[float]:
+    """``fps``, then it rounded to 2, 1 and 0 decimals: MPEG-4 takes a time base of at most
+    65535 ticks a second, which OpenCV builds from the decimals (240.0379 fps needs 2400379),
+    so a phone's slow-motion rate could not be written at all."""
+    return list(dict.fromkeys([fps, *(r for d in (2, 1, 0) if (r := round(fps, d)) > 0)]))
+
+
 class FrameSink:
     """Where the deblurred frames of a video or an image folder go, as the output's name says:
     a video file (mp4v at ``fps``, 8 bit) or a folder of images (lossless, 16 bit kept). Both
-    are made at the first frame, so an input without a readable frame leaves nothing behind."""
+    are made at the first frame, so an input without a readable frame leaves nothing behind.
+    A video is written beside its name (``.<stem>.part<ext>``) and moved there when done, so
+    a run that fails leaves any file of that name as it was."""
 
     def __init__(self, dst: Path | str, fps: float) -> None:
         self.dst, self.fps = Path(dst), fps
         self.video = output_kind(dst) == "video"
+        self.part = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None
 
@@ -159,16 +198,26 @@ class FrameSink:
             h, w = img.shape[:2]
         if self.writer is None:
             self.size = (w, h)
-            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-            writer = cv2.VideoWriter(str(self.dst), fourcc, self.fps, self.size)
-            if not writer.isOpened():  # nothing written: a file already there is not ours
-                raise InputError(f"cannot write video {self.dst}")
-            self.writer = writer
+            self.writer = self.open_writer()
         if (w, h) != self.size:  # OpenCV would drop the frame without a word
             raise InputError(f"frames of sizes {self.size} and {(w, h)}: write a folder instead")
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
         self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
+
+    def open_writer(self) -> cv2.VideoWriter:
+        self.dst.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are
+        fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+        for fps in writable_fps(self.fps):
+            writer = cv2.VideoWriter(str(self.part), fourcc, fps, self.size)
+            if writer.isOpened():
+                if fps != self.fps:
+                    log.warning(
+                        "%s: written at %g fps (MPEG-4 cannot hold %g)", self.dst, fps, self.fps
+                    )
+                return writer
+        self.part.unlink(missing_ok=True)
+        raise InputError(f"cannot write video {self.dst} (OpenCV's writer did not open)")
 
     def __enter__(self) -> FrameSink:
         return self
@@ -179,7 +228,9 @@ class FrameSink:
         if self.writer is not None:
             self.writer.release()
             if error is not None and issubclass(error, Exception):
-                self.dst.unlink(missing_ok=True)
+                self.part.unlink(missing_ok=True)
+            else:
+                os.replace(self.part, self.dst)
 
 
 def deblur_video(
@@ -195,14 +246,24 @@ def deblur_video(
     if not cap.isOpened():
         raise InputError(f"cannot open video {src}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    frames = ((i, None if bgr is None else bgr[..., ::-1], None) for i, bgr in video_frames(cap))
+    announced, read = announced_frames(cap), []  # read: the last index, once all are read
+
+    def frames() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
+        i = -1
+        for i, bgr in video_frames(cap):
+            # a folder's frames are named by their index in the video, skipped ones counted
+            yield (i, None, None) if bgr is None else (i, bgr[..., ::-1], f"{i:06d}.png")
+        read.append(i)
+
     try:
-        report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window)
+        report = deblur_frames(frames(), dst, engine, scale, sbs, tick, fps, window)
     finally:
         cap.release()
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         raise InputError(f"no readable frame in {src}{after}")
+    if read and announced - (read[0] + 1) > max(1, announced // 100):  # counts can be estimates
+        report.unread = announced - (read[0] + 1)
     return report
 
 
@@ -256,6 +317,7 @@ def deblur_frames(
                 break
             if img is None:  # a corrupt frame or file: skip it, keep going
                 report.skipped += 1
+                report.first_skip = report.first_skip or name or f"frame {i}"
                 continue
             readable += 1
             if not window.wants(readable - 1):

@@ -112,7 +112,7 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
-    assert "1 unreadable frame skipped" in result.stdout
+    assert "1 unreadable frame skipped (first: frame_5.png)" in result.stdout
     before = {p.name: p.read_bytes() for p in src.iterdir()}
     in_place = deblur(str(src), "-o", str(src) + "/", "--weights", str(tiny_recurrent_checkpoint))
     assert in_place.returncode == 2 and "is the input" in in_place.stderr
@@ -161,9 +161,56 @@ def test_a_video_that_cannot_be_written_leaves_the_file_there(
     monkeypatch.setattr(offline.cv2, "VideoWriter", lambda *args: unopened())
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     argv = ["deblur", str(tmp_path / "in"), "-o", str(tmp_path / "keep.mp4"), *weights]
-    assert cli.main(argv) == 2
+    assert cli.main([*argv, "--overwrite"]) == 2
     assert "cannot write video" in capsys.readouterr().err
     assert (tmp_path / "keep.mp4").read_bytes() == b"an earlier result"
+
+
+def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
+    tmp_path, tiny_recurrent_checkpoint, capsys
+):
+    """An existing video was replaced without a word, and deleted when the run then failed
+    (frames of two sizes); a folder mixed two runs' frames; a video in a folder not yet made
+    could not be written, and .mpg came back at another frame rate."""
+    src = write_folder(tmp_path / "in", frames(3, seed=5))
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    keep = tmp_path / "keep.mp4"
+    keep.write_bytes(b"an earlier result")
+    assert cli.main(["deblur", str(src), "-o", str(keep), *weights]) == 2
+    assert "already exists: pass --overwrite" in capsys.readouterr().err
+    cv2.imwrite(str(src / "9.png"), frames(1, h=16, w=16)[0])  # the run fails at the 4th
+    assert cli.main(["deblur", str(src), "-o", str(keep), "--overwrite", *weights]) == 2
+    assert "write a folder instead" in capsys.readouterr().err
+    assert keep.read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "keep.mp4"]  # no part left
+    (src / "9.png").unlink()
+    assert cli.main(["deblur", str(src), "-o", str(keep), "--overwrite", *weights]) == 0
+    assert int(cv2.VideoCapture(str(keep)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+    out = tmp_path / "out"
+    assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 0
+    assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 2
+    assert "already holds images: pass --overwrite" in capsys.readouterr().err
+    assert cli.main(["deblur", str(src), "-o", str(out), "--overwrite", *weights]) == 0
+
+    deep = tmp_path / "new" / "deeper" / "x.mp4"
+    assert cli.main(["deblur", str(src), "-o", str(deep), *weights]) == 0
+    assert int(cv2.VideoCapture(str(deep)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capsys.readouterr()
+    assert cli.main(["deblur", str(src), "-o", str(tmp_path / "x.mpg"), *weights]) == 2
+    assert "a video file (.avi, .m4v, .mkv, .mov, .mp4)" in capsys.readouterr().err
+
+
+def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_checkpoint):
+    """A phone's slow motion (239.877 fps) needs a time base over 65535 ticks a second:
+    "cannot write video", after the model had loaded."""
+    src = write_folder(tmp_path / "in", frames(2, seed=6))
+    dst = tmp_path / "slow.mp4"
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    assert cli.main(["deblur", str(src), "-o", str(dst), "--fps", "239.877", *weights]) == 0
+    cap = cv2.VideoCapture(str(dst))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(239.877, abs=0.01)
 
 
 def test_16_bit_frames_in_8_bit_files_and_a_folder_named_like_a_video(
@@ -720,18 +767,18 @@ def test_skip_and_max_frames_preview_each_input_kind(tmp_path, tiny_recurrent_ch
     for i, e in zip((2, 3, 4), expected, strict=True):
         got = cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1]
         assert np.abs(got.astype(int) - e).max() <= 1
-    # a video: PNG frames numbered from 0
+    # a video: PNG frames named by their index in the video, as a folder's keep their names
     video = tmp_path / "in.mp4"
     write_video(video, imgs)
     result = deblur(str(video), "-o", str(tmp_path / "vout"), *weights, *window)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in (tmp_path / "vout").iterdir()) == [
-        f"{i:06d}.png" for i in range(3)
+        f"{i:06d}.png" for i in range(2, 5)
     ]
     cap = cv2.VideoCapture(str(video))
     decoded = [cap.read()[1][..., ::-1].copy() for _ in range(7)]
     engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
-    for i, e in enumerate(deblur_sequence(engine, decoded[2:5], "v")):
+    for i, e in enumerate(deblur_sequence(engine, decoded[2:5], "v"), start=2):
         got = cv2.imread(str(tmp_path / "vout" / f"{i:06d}.png"))[..., ::-1]
         assert np.abs(got.astype(int) - e).max() <= 1
     past_the_end = deblur(str(video), "-o", str(tmp_path / "none"), "--skip-frames", "7")
@@ -949,6 +996,37 @@ def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_re
     assert len(list((tmp_path / "out").iterdir())) == 7
 
 
+def corrupt_mjpeg_frames(path: Path, bad: range, count: int) -> None:
+    """Overwrite the start of these frames' JPEG data in an MJPG AVI: they fail to decode."""
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i : i + 3] == b"\xff\xd8\xff"]
+    assert len(starts) == count
+    for f in bad:
+        data[starts[f] + 2 : starts[f] + 300] = b"\x11" * 298
+    path.write_bytes(bytes(data))
+
+
+def test_a_long_corrupt_stretch_and_a_video_cut_short(tmp_path, tiny_recurrent_checkpoint):
+    """35 corrupt frames in a row ended the video without a word (the 10 good ones after them
+    were lost), and a video whose last frames cannot be read ended as if complete."""
+    src = tmp_path / "gap.avi"
+    write_video(src, frames(50, seed=7), fps=10.0, fourcc="MJPG")
+    corrupt_mjpeg_frames(src, range(5, 40), 50)
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    out = tmp_path / "gap"
+    assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 0
+    names = [f"{i:06d}.png" for i in [*range(5), *range(40, 50)]]  # their index in the video
+    assert sorted(p.name for p in out.iterdir()) == names
+
+    cut = tmp_path / "cut.avi"
+    write_video(cut, frames(10, seed=8), fps=10.0, fourcc="MJPG")
+    corrupt_mjpeg_frames(cut, range(4, 10), 10)
+    result = run_sarn("deblur", str(cut), "-o", str(tmp_path / "cut.mp4"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert "4 frames ->" in result.stdout
+    assert "6 more frames the video announces could not be read" in result.stdout
+
+
 def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_recurrent_checkpoint):
     src = write_folder(tmp_path / "in", frames(3, h=33, w=47, seed=6))
     args = ["--weights", str(tiny_recurrent_checkpoint)]
@@ -959,7 +1037,7 @@ def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_re
     assert size == (48, 34)  # padded by one replicated column and row, none cropped
     webm = deblur(str(src), "-o", str(tmp_path / "out.webm"), *args)
     assert webm.returncode == 2  # mp4v cannot go into WebM: refused before any work
-    assert "a video file (.avi, .m4v, .mkv, .mov, .mp4, .mpeg, .mpg)" in webm.stderr
+    assert "a video file (.avi, .m4v, .mkv, .mov, .mp4)" in webm.stderr
     nothing = tmp_path / "unreadable"
     nothing.mkdir()
     (nothing / "0.png").write_bytes(b"not a png")

@@ -30,8 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "-o",
         "--output",
         required=True,  # a str: a trailing '/' says "folder" for a name with a dot
-        help="videos and image folders: a video file or a folder (PNG frames from a video, the "
-        "same file names from a folder); bags: a bag directory that does not exist yet",
+        help="videos and image folders: a video file (.mp4, .avi, .mkv, .mov, .m4v) or a folder "
+        "(PNG frames named by their index in a video, the same file names from a folder); bags: "
+        "a bag directory that does not exist yet",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="videos and image folders: replace an existing output video, write into a folder "
+        "that holds images (the files of the same names are replaced)",
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument(
@@ -134,6 +141,7 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> list[str
         "--max-gap-s (bags)": args.max_gap_s != MAX_GAP_S and not bag,
         "--fps (an image folder written as a video)": args.fps != FPS
         and (kind, out_kind) != ("folder", "video"),
+        "--overwrite (videos and image folders; an output bag must be new)": args.overwrite and bag,
     }
     return [flag for flag, set_in_vain in idle.items() if set_in_vain]
 
@@ -155,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         unused = idle_options(args, kind, out_kind)
         if unused:  # before minutes of work that are not what the user asked for
             raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
+        if kind != "bag":
+            offline.check_new_output(args.output, args.overwrite)
         if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
             import rosbags  # noqa: F401
 
@@ -243,6 +253,12 @@ def run(args: argparse.Namespace) -> int:
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
         + (f", {plural(report.skipped, 'unreadable frame')} skipped" if report.skipped else "")
         + (f" (first: {report.first_skip})" if report.first_skip else "")
+        + (
+            f", {plural(report.unread, 'more frame')} the video announces could not be read "
+            "(a file cut short?)"
+            if report.unread
+            else ""
+        )
         + (f", torch.compile {'on' if engine.compiled else 'failed'}" if args.torch_compile else "")
     )
     if secs >= HINT_AFTER_S and engine.device.type == "cpu" and not engine.onnx:
