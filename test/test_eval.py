@@ -344,6 +344,20 @@ def test_bad_settings_are_refused_before_anything_is_evaluated(
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
+    """--pairs alone ran with exit 0 and --skip-frames, --scale, --blur-px, --topics and
+    --debayer ignored, where `sarn deblur` refuses options its input has no use for."""
+    write_pair(tmp_path / "data")
+    extra = ["--skip-frames", "1", "--scale", "0.3", "--blur-px", "5", "--topics", "/nope"]
+    result = sarn_eval("--pairs", str(tmp_path / "data"), *extra, "--debayer", "bilinear")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "sarn eval: error: not used in this run: --skip-frames (--no-gt streams); --scale "
+        "(--synthetic); --blur-px (--synthetic); --topics (bags of --synthetic or --no-gt); "
+        "--debayer (bags of --synthetic or --no-gt)"
+    )
+
+
 @pytest.mark.parametrize(
     ("extra", "words"),
     [

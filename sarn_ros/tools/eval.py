@@ -20,10 +20,11 @@ from ..checkpoint import CheckpointError, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair, unique_name
 from ..ensemble import MEMBERS
-from .options import HelpFormatter, add_bag_arguments, check_writable, ranged
+from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, check_writable, ranged
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
+SKIP_FRAMES, SCALE, BLUR_PX = 0, 0.5, 24.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--skip-frames",
         type=ranged(int, 0),
-        default=0,
+        default=SKIP_FRAMES,
         metavar="N",
         help="start --no-gt streams N frames in (recordings often begin standing still)",
     )
@@ -78,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--scale",
         type=ranged(float, above=0, high=1),
-        default=0.5,
+        default=SCALE,
         help="downscale synthetic sources (as training)",
     )
     p.add_argument(
@@ -93,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--blur-px",
         type=ranged(float, 0),
-        default=24.0,
+        default=BLUR_PX,
         help="synthetic blur at full resolution",
     )
     p.add_argument(
@@ -252,6 +253,17 @@ def check_args(args: argparse.Namespace) -> None:
     evaluation: checked before any input is read or model loaded."""
     if not (args.pairs or args.synthetic or args.no_gt):
         raise ValueError("give --pairs, --synthetic and/or --no-gt inputs")
+    recordings = args.synthetic or args.no_gt  # folders, videos or bags
+    idle = {  # set away from their defaults in vain: they used to be ignored without a word
+        "--skip-frames (--no-gt streams)": args.skip_frames != SKIP_FRAMES and not args.no_gt,
+        "--scale (--synthetic)": args.scale != SCALE and not args.synthetic,
+        "--blur-px (--synthetic)": args.blur_px != BLUR_PX and not args.synthetic,
+        "--topics (bags of --synthetic or --no-gt)": args.topics is not None and not recordings,
+        "--debayer (bags of --synthetic or --no-gt)": args.debayer != DEBAYER_DEFAULT
+        and not recordings,
+    }
+    if unused := [flag for flag, in_vain in idle.items() if in_vain]:
+        raise ValueError(f"not used in this run: {'; '.join(unused)}")
     for d in args.pairs:
         if not d.is_dir():
             what = "no such folder" if not d.exists() else "not a folder"
