@@ -44,7 +44,8 @@ def default_cameras(context: LaunchContext) -> list[SetLaunchConfiguration]:
     if LaunchConfiguration("cameras").perform(context):
         return []
     params_file = LaunchConfiguration("params_file", default="").perform(context)
-    if params_file and NODE_LAUNCH.params_file_cameras(params_file) is not None:
+    node = NODE_LAUNCH.node_name(LaunchConfiguration("namespace").perform(context))
+    if params_file and NODE_LAUNCH.params_file_cameras(params_file, node) is not None:
         return []
     return [SetLaunchConfiguration("cameras", DEFAULT_CAMERAS)]
 

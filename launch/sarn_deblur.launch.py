@@ -12,6 +12,7 @@ Kilted on (Fast DDS 3). Set it for the camera driver and the consumers too.
 """
 
 import os
+from collections.abc import Iterator
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
@@ -23,6 +24,7 @@ from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
 
 PACKAGE = "sarn_ros"
+NODE = "sarn_deblur"
 
 # launch argument -> (default, description); '' = keep the parameter file's value
 ARGUMENTS = {
@@ -83,30 +85,53 @@ def share_file(*parts: str) -> str:
     return os.path.join(get_package_share_directory(PACKAGE), *parts)
 
 
-def params_file_cameras(params_file: str) -> list[str] | None:
-    """The cameras a ROS 2 parameter file names for some node (``/**``, a node name, or
-    namespaces written as nested keys); None where it names none. ``[""]``, the node's own
-    namespace, names none: every copy of the packaged config spells it out. An unreadable
-    file is left to the node to report."""
+def node_name(namespace: str) -> str:
+    """The node's full name under ``namespace`` (relative or absolute, as launch_ros takes it)."""
+    return "/".join(["", *(t for t in namespace.split("/") if t), NODE])
+
+
+def name_matches(pattern: list[str], name: list[str]) -> bool:
+    """Whether a parameter file's node name matches a node's, token by token as rcl reads
+    it: ``*`` one token, ``**`` any number (none too)."""
+    if not pattern:
+        return not name
+    if pattern[0] == "**":
+        return any(name_matches(pattern[1:], name[i:]) for i in range(len(name) + 1))
+    return bool(name) and pattern[0] in ("*", name[0]) and name_matches(pattern[1:], name[1:])
+
+
+def params_file_cameras(params_file: str, node: str = f"/{NODE}") -> list[str] | None:
+    """The cameras a ROS 2 parameter file gives the node of this full name, as rcl reads the
+    file: of the entries whose names match it (``/**``, ``/ns/node``, namespaces written as
+    nested keys, wildcards), the last one that sets cameras. None where it names none:
+    ``[""]``, the node's own namespace, names none (every copy of the packaged config spells
+    it out). One file for several nodes gave every node the first entry's cameras. An
+    unreadable file is left to the node to report."""
     try:
         with open(params_file, encoding="utf-8") as f:
             content = yaml.safe_load(f)
     except (OSError, yaml.YAMLError):
         return None
 
-    def search(entry: object) -> list[str] | None:
+    def entries(entry: object, path: list[str]) -> Iterator[tuple[list[str], dict]]:
+        """(name tokens, parameters) of each node entry, in file order."""
         if not isinstance(entry, dict):
-            return None
+            return
         params = entry.get("ros__parameters")
-        cameras = params.get("cameras") if isinstance(params, dict) else None
-        if isinstance(cameras, list) and cameras not in ([""], []):
-            return [str(c) for c in cameras]
+        if isinstance(params, dict):
+            yield path, params
         for key, value in entry.items():
-            if key != "ros__parameters" and (found := search(value)) is not None:
-                return found
-        return None
+            if key != "ros__parameters":
+                yield from entries(value, path + [t for t in str(key).split("/") if t])
 
-    return search(content)
+    tokens = [t for t in node.split("/") if t]
+    found = None
+    for pattern, params in entries(content, []):
+        if "cameras" in params and name_matches(pattern, tokens):
+            found = params["cameras"]
+    if isinstance(found, list) and found not in ([""], []):
+        return [str(c) for c in found]
+    return None
 
 
 def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[str, str]]:
@@ -166,12 +191,16 @@ def node_actions(context: LaunchContext) -> list[Node]:
     if arg["cameras"]:
         overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
     params_file = arg["params_file"] or share_file("config", "sarn_deblur.yaml")
-    cameras = overrides.get("cameras") or params_file_cameras(params_file) or [""]
+    cameras = (
+        overrides.get("cameras")
+        or params_file_cameras(params_file, node_name(arg["namespace"]))
+        or [""]
+    )
     return [
         Node(
             package=PACKAGE,
             executable="sarn_deblur_node",
-            name="sarn_deblur",
+            name=NODE,
             namespace=arg["namespace"],
             parameters=[params_file, overrides],
             remappings=camera_remappings(cameras, arg["image"], arg["camera_info"]),

@@ -258,7 +258,9 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
     nested = tmp_path / "nested.yaml"  # node names may also be written as nested keys
     nested.write_text("stereo:\n  sarn_deblur:\n    ros__parameters:\n      cameras: [cam0]\n")
     for mine in (flat, nested):
-        (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(mine))
+        (node,), _ = expand(
+            "multi_camera_deblur.launch.py", params_file=str(mine), namespace="stereo"
+        )
         files, inline = parameters(node)
         assert files == [str(mine)] and "cameras" not in inline, mine
     # no file, or one that names no cameras: the stereo default; an argument always wins
@@ -275,6 +277,34 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
     copy.write_text((REPO / "config" / "sarn_deblur.yaml").read_text())
     (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(copy))
     assert list(parameters(node)[1]["cameras"]) == ["left", "right"]
+
+
+def test_one_parameter_file_for_several_nodes_gives_each_its_own_cameras(
+    share: Path, tmp_path: Path
+):
+    """The launch remapped every node's topics by the first `cameras` in the file, whichever
+    node it was written for; rcl gives a node the last entry matching its name."""
+    rig = tmp_path / "robot.yaml"
+    rig.write_text(
+        "/**:\n  ros__parameters:\n    cameras: [all]\n"
+        "/front/sarn_deblur:\n  ros__parameters:\n    cameras: [left, right]\n"
+        "rear:\n  sarn_deblur:\n    ros__parameters:\n      cameras: [cam0]\n"
+        "/*/other:\n  ros__parameters:\n    cameras: [nope]\n"
+        "/**/arm/*:\n  ros__parameters:\n    cameras: [wrist]\n"
+    )
+    for namespace, cameras in (
+        ("front", ["left", "right"]),
+        ("/rear", ["cam0"]),
+        ("side", ["all"]),
+        ("robot/arm", ["wrist"]),
+    ):
+        (node,), _ = expand("sarn_deblur.launch.py", params_file=str(rig), namespace=namespace)
+        rules = dict(node.expanded_remapping_rules)
+        assert sorted(k for k in rules if k.endswith("/image_raw")) == sorted(
+            f"{c}/image_raw" for c in cameras
+        ), namespace
+    (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(rig), namespace="none")
+    assert "cameras" not in parameters(node)[1]  # /** names cameras for it too
 
 
 def test_image_and_camera_info_arguments_reach_every_camera(share: Path, tmp_path: Path):
