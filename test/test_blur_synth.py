@@ -283,3 +283,53 @@ def test_a_moving_object_in_a_frame_under_9_px_is_no_nan() -> None:
     params = BlurParams(blur_px=4.0, object_prob=1.0, noise_std=0.0, jpeg_quality=None)
     blurred, sharp = synthesize([tiny], n_frames=3, params=params, seed=0)
     assert len(blurred) == len(sharp) == 3
+
+
+def test_the_moving_object_is_in_the_frames_and_moves_across_them() -> None:
+    """With an object drawn, the frames differ from the same sequence without one only in an
+    object-sized patch, and that patch moves (an independently moving object)."""
+    src = [texture(96, 128, seed=4)]
+    common = {"blur_px": 6.0, "min_blur_fraction": 1.0, "noise_std": 0.0, "jpeg_quality": None}
+    _, with_obj = synthesize(src, n_frames=3, params=BlurParams(object_prob=1.0, **common), seed=1)
+    _, without = synthesize(src, n_frames=3, params=BlurParams(object_prob=0.0, **common), seed=1)
+    centres = []
+    for a, b in zip(with_obj, without, strict=True):
+        patch = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 12
+        assert 0.005 < patch.mean() < 0.4  # an object, not the whole frame
+        ys, xs = np.nonzero(patch)
+        centres.append((ys.mean(), xs.mean()))
+    steps = np.linalg.norm(np.diff(np.array(centres), axis=0), axis=1)
+    assert (steps > 2.0).all()  # it moves by pixels per frame interval
+
+
+def test_one_subframe_per_exposure_is_the_mid_exposure_view() -> None:
+    """The ground truth is the view at mid-exposure and the blurred frame averages views
+    spread evenly over the exposure: with one view per exposure they are the same picture."""
+    p = BlurParams(blur_px=12.0, min_blur_fraction=1.0, subframes=1, **CLEAN)
+    for frames in ([texture(seed=2)], [texture(seed=s) for s in range(3)]):  # still, video
+        blurred, sharp = synthesize(frames, n_frames=3, params=p, seed=3)
+        for b, s in zip(blurred, sharp, strict=True):
+            assert np.abs(b.astype(int) - s).max() <= 1
+
+
+def test_motion_does_not_fade_along_a_long_clip() -> None:
+    """The velocity is a stationary AR(1) walk: late frames of a long clip blur as much as
+    the first ones, on average over many trajectories."""
+    rng = np.random.default_rng(0)
+    p = BlurParams()
+    speeds = np.array([np.abs(Trajectory(60, p, rng).velocity[:, :2]) for _ in range(300)])
+    first, late = speeds[:, :5].mean(), speeds[:, -20:].mean()
+    assert abs(late / first - 1) < 0.15
+
+
+def test_sensor_noise_is_drawn_per_pixel_and_colour() -> None:
+    """Gaussian sensor noise: independent in each colour channel, not a grey speckle."""
+    src = [np.full((64, 80, 3), 128, np.uint8)]  # flat mid grey: no clipping, no texture
+    p = BlurParams(
+        blur_px=0.0, rotation_deg=0.0, zoom=0.0, noise_std=16.0, jpeg_quality=None, object_prob=0.0
+    )
+    blurred, sharp = synthesize(src, n_frames=1, params=p, seed=0)
+    noise = blurred[0].astype(float) - sharp[0]
+    assert noise.std() > 2.0  # this seed drew a sigma worth measuring
+    corr = np.corrcoef(noise.reshape(-1, 3).T)
+    assert np.abs(corr[np.triu_indices(3, 1)]).max() < 0.1

@@ -207,3 +207,15 @@ def test_the_cache_keeps_the_newest_stamps():
         cache.put(stamp, stamp)
     assert [cache.get(s)[1] for s in range(10)] == [False] * 7 + [True] * 3
     assert cache.get(2) == (9, False)  # the latest stands in for an evicted stamp
+
+
+def test_unequal_binning_divides_each_side_by_its_own_factor():
+    """binning_x divides the width, binning_y the height (REP 104): a camera binning 2x1."""
+    info = CameraInfo(width=64, height=48)
+    info.binning_x, info.binning_y = 2, 1
+    assert image_size(info) == (32, 48)
+    info.binning_x, info.binning_y = 0, 4  # 0: no binning on that side
+    assert image_size(info) == (64, 12)
+    info = rclpy_info()  # ROI 400x300 of 640x480
+    info.binning_x, info.binning_y = 4, 2
+    assert image_size(info) == (100, 150)

@@ -610,3 +610,82 @@ def test_a_network_failure_under_torch_compile_keeps_the_compiled_network(
         engine.push(frames(1, (H, 2 * W, 3))[0], 0, "big")
     assert engine.compiled and "torch.compile" not in caplog.text
     assert len(engine.push(frames(1)[0], 0)) == 1 and calls["compiled"] == 2
+
+
+def test_batched_streams_keep_each_streams_own_recurrent_state(model) -> None:
+    """Each camera of a batched pass carries its own ConvLSTM state on to its next frame,
+    the same state a separate engine keeps (up to floating-point reordering)."""
+    cams = {"left": frames(4, seed=3), "right": frames(4, seed=4), "top": frames(4, seed=5)}
+    stamps = [i * NS for i in range(4)]
+    shared = StreamDeblurrer(model, device="cpu", future_frames=0, batch_streams=True)
+    for i in range(4):
+        shared.push_many([(name, imgs[i], stamps[i], None) for name, imgs in cams.items()])
+        assert shared.stats()["last_batch"] == 3
+    for name, imgs in cams.items():
+        alone = StreamDeblurrer(model, device="cpu", future_frames=0)
+        run(alone, imgs, stamps, stream=name)
+        for got, want in zip(shared._streams[name].state, alone._streams[name].state, strict=True):
+            assert want.abs().max() > 1e-4  # the state carries something to tell apart
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_a_change_of_bit_depth_alone_resets_the_stream(model) -> None:
+    """The pixel format is part of a stream's format: uint8 -> uint16 at the same size and
+    channels restarts it (reason "format"), the 16-bit frames come out as a fresh engine's."""
+    first = frames(3, seed=1)
+    second = frames(3, seed=2, dtype=np.uint16)
+    stamps = [i * NS for i in range(6)]
+    engine = StreamDeblurrer(model, device="cpu", future_frames=1)
+    out = run(engine, first + second, stamps)
+    assert engine.stats()["resets_by_reason"]["format"] == 1
+    assert engine.resets == 1
+    fresh = run(StreamDeblurrer(model, device="cpu", future_frames=1), second, stamps[3:])
+    for a, b in zip(out[3:], fresh, strict=True):
+        assert a.image.dtype == np.uint16
+        assert np.array_equal(a.image, b.image)
+
+
+def test_outputs_are_rounded_to_the_nearest_level_not_truncated(model) -> None:
+    """Quantising the network's output to integers rounds: over many pixels the error
+    against the float output averages ~0 (truncation would make the picture 0.5 LSB dark)."""
+    imgs = frames(2, seed=7)
+    out = run(StreamDeblurrer(model, device="cpu", future_frames=1), imgs, [0, NS])
+    clip = torch.stack([torch.from_numpy(f).permute(2, 0, 1).float() / 255 for f in imgs])[None]
+    with torch.no_grad():
+        ref, _ = model(clip, future_frames=1)
+    ref = (ref[0].clamp(0, 1) * 255).permute(0, 2, 3, 1).numpy().astype(np.float64)
+    for got, want in zip(out, ref, strict=True):
+        err = got.image.astype(np.float64) - want
+        assert np.abs(err).max() <= 0.5 + 1e-3
+        assert abs(err.mean()) < 0.1
+
+
+def test_pending_counts_outputs_queued_by_a_reset(model) -> None:
+    """stats()["pending"] counts the frames held in look-ahead buffers or queued outputs:
+    a reset moves the look-ahead into the queue, the frames are still pending."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2)
+    imgs = frames(3)
+    out: list[DeblurredFrame] = []
+    for i in range(3):
+        out += engine.push(imgs[i], i * NS)
+    assert len(out) == 1 and engine.stats()["pending"] == 2
+    engine.reset()
+    assert engine.stats()["streams"] == []
+    assert engine.stats()["pending"] == 2  # queued for the next call
+    out += engine.flush()
+    assert [o.stamp for o in out] == [0, NS, 2 * NS]
+    assert engine.stats()["pending"] == 0
+
+
+def test_setting_future_frames_to_its_current_value_changes_nothing(model) -> None:
+    imgs = frames(6, seed=9)
+    stamps = [i * NS for i in range(6)]
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2)
+    out = run(engine, imgs[:3], stamps[:3], flush=False)
+    engine.future_frames = 2  # e.g. a ROS parameter set again to the value it has
+    assert engine.resets == 0 and engine.stats()["pending"] == 2
+    out += run(engine, imgs[3:], stamps[3:])
+    uninterrupted = run(StreamDeblurrer(model, device="cpu", future_frames=2), imgs, stamps)
+    assert [o.stamp for o in out] == stamps
+    for a, b in zip(out, uninterrupted, strict=True):
+        assert np.array_equal(a.image, b.image)

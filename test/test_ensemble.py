@@ -321,3 +321,37 @@ def test_a_stream_name_that_is_no_str_is_refused(model) -> None:
     with pytest.raises(TypeError, match="stream names are str"):
         engine.push(frames(1)[0], 0, 0)
     assert engine.stats()["frames_in"] == 0
+
+
+def test_every_members_inverse_undoes_its_transform() -> None:
+    """Each (forward, inverse) pair maps a frame back onto itself, on HxW and HxWxC frames
+    that are neither square nor symmetric; the 8 forwards are the 8 distinct flips/transposes
+    (the dihedral group of the rectangle's grid)."""
+    x = np.arange(5 * 7 * 3).reshape(5, 7, 3)
+    grey = x[:, :, 0]
+    seen = set()
+    for k, (fwd, inv) in enumerate(TRANSFORMS):
+        y = fwd(x)
+        assert y.shape in ((5, 7, 3), (7, 5, 3)), k
+        assert np.array_equal(inv(y), x), f"member {k}: inverse(forward(x)) != x"
+        assert np.array_equal(inv(fwd(grey)), grey), f"member {k} (HxW)"
+        # forward is a pure re-indexing of pixels: each keeps its channels together
+        assert sorted(map(tuple, y.reshape(-1, 3))) == sorted(map(tuple, x.reshape(-1, 3)))
+        seen.add((y.shape, y.tobytes()))
+    assert len(seen) == len(TRANSFORMS) == 8
+
+
+@pytest.mark.parametrize("members", [4, 8])
+def test_the_mean_of_the_members_is_rounded_to_the_nearest_level(model, members) -> None:
+    """Outputs are averaged in float and rounded: the error against the float mean of the
+    members' outputs is at most half a level and has no bias (truncation: darker)."""
+    imgs = frames(2, seed=6)
+    got = push_all(SelfEnsembleDeblurrer(model, members=members, device="cpu"), imgs)
+    members_out = []
+    for fwd, inv in TRANSFORMS[:members]:
+        outs = push_all(StreamDeblurrer(model, device="cpu"), [fwd(f).copy() for f in imgs])
+        members_out.append([inv(o.image).astype(np.float64) for o in outs])
+    for i, o in enumerate(got):
+        err = o.image - np.mean([m[i] for m in members_out], axis=0)
+        assert np.abs(err).max() <= 1.0  # float reordering only
+        assert abs(err.mean()) < 0.1

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import logging
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 import pytest
 
-from sarn_ros import metrics
+from sarn_ros import evaluation, metrics
 from sarn_ros.data.datasets import read_pair
 from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
@@ -509,3 +511,51 @@ def test_weights_that_cannot_load_end_the_run_before_any_is_evaluated(
     assert result.returncode == 2
     assert result.stderr.startswith("sarn eval: error: ") and "bad.pth" in result.stderr
     assert evaluated == []
+
+
+def panning_frames(n: int = 4) -> list[np.ndarray]:
+    """Crops of one blocky texture, moving like a panning camera: ORB finds keypoints in them
+    (120x160; none are found below ~63 px) and matches them between consecutive frames."""
+    rng = np.random.default_rng(0)
+    scene = cv2.resize(
+        rng.integers(0, 256, (30, 40, 3), dtype=np.uint8),
+        (320, 240),
+        interpolation=cv2.INTER_NEAREST,
+    )
+    return [scene[4 * i : 4 * i + 120, 6 * i : 6 * i + 160].copy() for i in range(n)]
+
+
+def test_the_no_gt_proxy_compares_consecutive_frames_of_input_and_output(monkeypatch):
+    """ORB matches/inliers per consecutive pair, of the input and of the deblurred frames,
+    the inlier change from the inlier counts, the sharpness of each side's own frames."""
+    frames = panning_frames()
+    outs = [cv2.GaussianBlur(f, (0, 0), 1.5) for f in frames]  # an output unlike its input
+    monkeypatch.setattr(evaluation, "deblur_sequence", lambda engine, fr, name, progress: outs)
+    row = evaluation.evaluate_nogt(SimpleNamespace(future_frames=2), "pan", frames)
+    for side, imgs in (("_input", frames), ("", outs)):
+        pairs = [metrics.orb_matches(a, b) for a, b in itertools.pairwise(imgs)]
+        assert row[f"orb_matches{side}"] == [m for m, _ in pairs]
+        assert row[f"orb_inliers{side}"] == [i for _, i in pairs]
+        assert all(i > 0 for _, i in pairs)  # the proxy measures something here
+        # a frame against itself matches every keypoint: not what consecutive frames give
+        assert pairs != [metrics.orb_matches(a, a) for a in imgs[:-1]]
+        expected = np.mean([metrics.sharpness(f) for f in imgs])
+        assert row[f"sharpness{side}"] == pytest.approx(expected)
+    assert row["sharpness"] < row["sharpness_input"] / 10  # the blurred side reads blurred
+    d_inliers = np.subtract(row["orb_inliers"], row["orb_inliers_input"])
+    d_matches = np.subtract(row["orb_matches"], row["orb_matches_input"])
+    assert d_inliers.mean() != pytest.approx(d_matches.mean())  # the two can be told apart
+    change = row["orb_inlier_change"]
+    assert change["pairs"] == 3 and change["mean"] == pytest.approx(d_inliers.mean())
+
+
+def test_side_by_side_images_are_saved_in_their_true_colours(tmp_path):
+    """Frames are RGB; the PNG on disk must show red as red (cv2 reads it back as BGR)."""
+    red = np.zeros((4, 6, 3), np.uint8)
+    red[..., 0] = 255
+    grey = np.full((4, 6), 40, np.uint8)  # and a grey frame beside it
+    evaluation.save_side_by_side(tmp_path / "seq_ff0", [red], [grey])
+    saved = cv2.imread(str(tmp_path / "seq_ff0_000.png"), cv2.IMREAD_UNCHANGED)
+    assert saved.shape == (4, 12, 3)
+    assert saved[0, 0].tolist() == [0, 0, 255]  # BGR order on read: red
+    assert saved[0, 6].tolist() == [40, 40, 40]

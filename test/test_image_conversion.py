@@ -382,3 +382,49 @@ def test_a_compressed_format_other_than_jpeg_or_png_is_refused():
     with pytest.raises(ValueError, match="jpeg or png"):
         conv.numpy_to_compressed(arr, "rgb8", fmt="jpg")
     assert bytes(conv.numpy_to_compressed(arr, "rgb8", fmt="jpeg").data[:2]) == b"\xff\xd8"
+
+
+@pytest.mark.parametrize("encoding", ["mono16", "bgr16", "bayer_rggb16"])
+def test_16_bit_rows_with_an_odd_step_are_read_and_converted(encoding):
+    """A ROS Image's step may be any byte count (an odd padding byte after 16-bit rows): the
+    rows then start off the 2-byte grid, and must still read as the stored values and go
+    through OpenCV's conversions, which refuse unaligned arrays."""
+    rgb = smooth_rgb(6, 8, np.uint16)
+    pixels = mosaic(rgb, "rggb") if encoding.startswith("bayer") else rgb
+    if encoding == "mono16":
+        pixels = rgb[..., 1]
+    rows = np.ascontiguousarray(pixels.reshape(6, -1))
+    padded = np.zeros((6, rows.nbytes // 6 + 1), np.uint8)  # one byte of padding per row
+    padded[:, :-1] = rows.view(np.uint8)
+    msg = raw_msg(encoding, padded, 8, 6)
+    assert msg.step % 2 == 1
+    expected, expected_enc = conv.decode_image(raw_msg(encoding, rows, 8, 6))
+    got, enc = conv.decode_image(msg)
+    assert enc == expected_enc
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(conv.to_rgb(got, enc), conv.to_rgb(expected, enc))
+
+
+def test_a_compressed_png_with_alpha_keeps_its_colours():
+    """A 4-channel PNG decodes to bgr8 with alpha dropped: red stays red (BGR 0, 0, 255)."""
+    bgra = np.zeros((4, 6, 4), np.uint8)
+    bgra[..., 3] = 255
+    bgra[:, :3, 2] = 255  # left half red (OpenCV's BGRA order)
+    bgra[:, 3:, 0] = 255  # right half blue
+    msg = CompressedImage(format="png", data=cv2.imencode(".png", bgra)[1].tobytes())
+    out, enc = conv.compressed_to_numpy(msg)
+    assert (enc, out.shape) == ("bgr8", (4, 6, 3))
+    assert out[0, 0].tolist() == [0, 0, 255] and out[0, 5].tolist() == [255, 0, 0]
+    assert conv.to_rgb(out, enc)[0, 0].tolist() == [255, 0, 0]
+
+
+@pytest.mark.parametrize("pattern", ["rggb", "gbrg"])
+def test_16_bit_bayer_asked_for_vng_is_demosaiced_edge_aware(pattern):
+    """OpenCV has VNG for 8 bit only, so 16-bit Bayer uses edge-aware then (module docs)."""
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 65536, (16, 20, 3), dtype=np.int64).astype(np.uint16)  # detail
+    msg = raw_msg(f"bayer_{pattern}16", mosaic(rgb, pattern), 20, 16)
+    vng, enc = conv.decode_image(msg, "vng")
+    assert enc == "rgb16"
+    np.testing.assert_array_equal(vng, conv.decode_image(msg, "edge_aware")[0])
+    assert not np.array_equal(vng, conv.decode_image(msg, "bilinear")[0])  # they differ

@@ -128,3 +128,94 @@ def test_no_fundamental_matrix_means_no_inliers():
     matches, inliers = metrics.orb_matches(base, np.roll(base, 3, axis=1))
     assert matches >= 8  # enough to try RANSAC
     assert 0 <= inliers <= matches  # the garbage summed to 1971 of 38 matches
+
+
+def gaussian_ssim_reference(x: np.ndarray, y: np.ndarray, peak: float = 255.0) -> float:
+    """Wang et al. 2004 SSIM as the module docstring specifies it, written independently:
+    11-tap Gaussian window (sigma 1.5, normalised), K1 = 0.01, K2 = 0.03, population
+    (co)variances, every pixel with borders reflected edge-inclusive (numpy "symmetric", as
+    scipy/scikit-image "reflect"), the SSIM map's mean per channel, averaged over channels."""
+    g = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    g /= g.sum()
+
+    def window_mean(a: np.ndarray) -> np.ndarray:
+        p = np.pad(a, 5, mode="symmetric")
+        rows = sum(g[k] * p[k : k + a.shape[0], :] for k in range(11))
+        return sum(g[k] * rows[:, k : k + a.shape[1]] for k in range(11))
+
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+    per_channel = []
+    for c in range(x.shape[2]):
+        a, b = x[..., c].astype(np.float64), y[..., c].astype(np.float64)
+        mu_a, mu_b = window_mean(a), window_mean(b)
+        var_a = window_mean(a * a) - mu_a**2
+        var_b = window_mean(b * b) - mu_b**2
+        cov = window_mean(a * b) - mu_a * mu_b
+        s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+            (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+        )
+        per_channel.append(s.mean())
+    return float(np.mean(per_channel))
+
+
+def test_ssim_equals_an_independent_gaussian_reference_on_every_channel():
+    """Whole-image SSIM, borders included, against the reference to float precision: a dark
+    picture (where K1 weighs most) with noise on one channel only (the others are equal, 1.0:
+    the figure is the mean of the three, not one channel's)."""
+    img = (textured(48, 64, seed=5) // 4).astype(np.uint8)  # dark: means 0..64
+    rng = np.random.default_rng(2)
+    noisy = img.copy()
+    noisy[..., 2] = np.clip(img[..., 2] + rng.normal(0, 12, img.shape[:2]), 0, 255)
+    ours = metrics.ssim(noisy, img)
+    ref = gaussian_ssim_reference(noisy, img)
+    assert 0.5 < ref < 0.99  # one channel of three degraded: far from 1
+    assert ours == pytest.approx(ref, abs=1e-9)
+    assert metrics.ssim(noisy[..., 2], img[..., 2]) == pytest.approx(3 * ref - 2, abs=1e-9)
+
+
+def mutual_nearest_matches(a: np.ndarray, b: np.ndarray) -> int:
+    """Cross-checked matching written out: ORB descriptors (the module's settings), Hamming
+    distances, pairs that are each other's nearest neighbour."""
+    orb = cv2.ORB_create(nfeatures=1500)
+    _, da = orb.detectAndCompute(metrics.grey(a), None)
+    _, db = orb.detectAndCompute(metrics.grey(b), None)
+    dist = np.unpackbits(da[:, None, :] ^ db[None, :, :], axis=2).sum(axis=2)
+    best_b, best_a = dist.argmin(axis=1), dist.argmin(axis=0)
+    return int(sum(best_a[j] == i for i, j in enumerate(best_b)))
+
+
+def test_orb_matches_are_cross_checked():
+    """Matches are "cross-checked": only descriptor pairs that are each other's nearest
+    neighbour, so two unrelated frames give far fewer matches than keypoints."""
+    a, b = textured(120, 160, seed=3), textured(120, 160, seed=4)
+    keypoints = len(cv2.ORB_create(nfeatures=1500).detect(metrics.grey(a), None))
+    matches, _ = metrics.orb_matches(a, b)
+    assert matches == pytest.approx(mutual_nearest_matches(a, b), abs=3)  # ties may differ
+    assert matches < keypoints / 2
+
+
+def test_matches_off_any_one_epipolar_geometry_by_two_pixels_are_no_inliers():
+    """Blocks of the second frame move 7 px sideways plus 2 px each in its own direction (a
+    deforming scene, or false matches): no one epipolar geometry fits them all to within a
+    pixel or so, and only matches that survive the RANSAC check are inliers, most of the rigid
+    motion's but less than 60 % of these."""
+    base = textured(240, 320, seed=3)
+    rng = np.random.default_rng(1)
+    moved = np.empty_like(base)
+    for y in range(0, 240, 40):
+        for x in range(0, 320, 40):
+            t = rng.uniform(0, 2 * np.pi)
+            shift = np.float32([[1, 0, 7 + 2 * np.cos(t)], [0, 1, 2 * np.sin(t)]])
+            warped = cv2.warpAffine(base, shift, (320, 240), borderMode=cv2.BORDER_REFLECT)
+            moved[y : y + 40, x : x + 40] = warped[y : y + 40, x : x + 40]
+    matches, inliers = metrics.orb_matches(base, np.roll(base, 7, axis=1))
+    assert inliers > 0.9 * matches
+    matches, inliers = metrics.orb_matches(base, moved)
+    assert matches > 300
+    assert inliers < 0.6 * matches
+
+
+def test_an_unchanged_pair_is_neither_better_nor_worse():
+    c = metrics.paired_change([5, 5, 5, 5], [5, 6, 4, 5])
+    assert (c["better"], c["worse"], c["pairs"]) == (1, 1, 4)
+    assert c["mean"] == 0.0

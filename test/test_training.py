@@ -4,6 +4,7 @@ and the `sarn train` command, all with a tiny model on tiny frames."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -1160,3 +1161,77 @@ def test_the_closing_line_names_the_best_of_the_current_validation_set(
     assert tr.best_validation() == {"val_psnr": 21.0, "input_psnr": 20.0, "step": 2}
     assert read_checkpoint(tmp_path / "best.pth")["meta"]["steps"] == 2
     assert any("the validation set differs from the run's last one" in line for line in logs)
+
+
+def test_validation_measures_the_model_with_two_look_ahead_frames(tmp_path: Path) -> None:
+    """validate(): mean PSNR of the 8-bit output over the held-out frames with
+    future_frames=2 (the engine's default), next to the blurred input's."""
+    val = [blurry_sequence("val", n=4, seed=9)]
+    tr = Trainer(config(), [blurry_sequence()], val, tmp_path)
+    torch.manual_seed(1)
+    with torch.no_grad():  # an untrained model is the identity: give it a look-ahead to use
+        for p in tr.model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    blurred = np.stack(val[0].blurred).astype(np.float64)
+    sharp = np.stack(val[0].sharp).astype(np.float64)
+
+    def mean_psnr(frames: np.ndarray) -> float:
+        return float(
+            np.mean(
+                [
+                    10 * math.log10(255**2 / np.mean((f - s) ** 2))
+                    for f, s in zip(frames, sharp, strict=True)
+                ]
+            )
+        )
+
+    def model_psnr(future_frames: int) -> float:
+        clip = torch.from_numpy(blurred / 255).float().permute(0, 3, 1, 2)[None]
+        with torch.no_grad():
+            out, _ = tr.model.eval()(clip, future_frames)
+        tr.model.train()
+        return mean_psnr((out[0].clamp(0, 1) * 255).round().permute(0, 2, 3, 1).numpy())
+
+    got = tr.validate()
+    assert got["input_psnr"] == pytest.approx(mean_psnr(blurred), abs=1e-4)
+    assert got["val_psnr"] == pytest.approx(model_psnr(2), abs=1e-4)
+    assert abs(model_psnr(0) - model_psnr(2)) > 2e-3  # the look-ahead is told apart
+
+
+def test_the_fft_term_is_weighted_into_the_loss(tmp_path: Path) -> None:
+    """loss = pixel loss + fft_weight * L1 between the output's and the target's orthonormal
+    2-D spectra; a fresh model outputs its input, so both terms are the input's."""
+    losses = {}
+    for weight in (0.0, 0.5):
+        tr = Trainer(config(loss="l1", fft_weight=weight), [blurry_sequence()], [], tmp_path)
+        blurred, sharp = tr.sampler.sample(np.random.default_rng(0), 2)
+        losses[weight] = tr.train_step(blurred, sharp, 2)
+    b, s = blurred.double().numpy(), sharp.double().numpy()
+    spectra = np.fft.rfft2(b, norm="ortho") - np.fft.rfft2(s, norm="ortho")
+    assert losses[0.0] == pytest.approx(np.abs(b - s).mean(), rel=1e-4)
+    assert losses[0.5] - losses[0.0] == pytest.approx(0.5 * np.abs(spectra).mean(), rel=1e-3)
+
+
+def test_fresh_ddp_ranks_draw_batches_of_their_own(tmp_path: Path, monkeypatch) -> None:
+    """Data parallelism: ranks of one run (one seed) train on different batches."""
+    drawn = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))  # WORLD_SIZE stays 1: no process group needed
+        tr = Trainer(config(seed=3), [blurry_sequence(n=7)], [], tmp_path / str(rank))
+        drawn.append(tr.draw_batch()[0])
+    assert not torch.equal(drawn[0], drawn[1])
+
+
+def test_gradients_are_clipped_to_grad_clip(tmp_path: Path) -> None:
+    """The step's gradient (left on the parameters) has a total L2 norm of at most
+    ``grad_clip``: the raw gradient of this batch is larger."""
+    norms = {}
+    for clip in (1e6, 1e-3):
+        torch.manual_seed(0)
+        tr = Trainer(config(grad_clip=clip), [blurry_sequence()], [], tmp_path / str(clip))
+        blurred, sharp = tr.sampler.sample(np.random.default_rng(0), 2)
+        tr.train_step(blurred, sharp, 2)
+        grads = [p.grad.detach().flatten() for p in tr.model.parameters() if p.grad is not None]
+        norms[clip] = float(torch.cat(grads).norm())
+    assert norms[1e6] > 1e-2  # unclipped
+    assert norms[1e-3] <= 1e-3 * (1 + 1e-4)
