@@ -378,6 +378,20 @@ def test_int8_options_are_checked_before_exporting(
     assert not out.exists()
 
 
+def test_a_calibration_bags_topics_are_chosen_with_topics(tmp_path, capsys):
+    """A --calib bag's errors said "choose with --topics", an option sarn export lacked."""
+    from rosbags.rosbag2 import StoragePlugin
+    from test_deblur_offline import write_bag
+
+    sent = write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    both = quantize.calibration_frames(tmp_path / "bag", 2, 32, 48)
+    assert len(both) == 2
+    (right,) = quantize.calibration_frames(tmp_path / "bag", 2, 32, 48, ["/right/image_raw"])
+    assert [f.tolist() for f in right] == [f.tolist() for f in sent["right"][:2]]
+    assert cli.main(["export", "-o", str(tmp_path / "x.onnx"), "--topics", "/left/image_raw"]) == 2
+    assert "--topics and --debayer go with a --calib bag" in capsys.readouterr().err
+
+
 def test_calibration_frames_fit_the_export_size_and_a_memory_cap(tmp_path):
     """Calibration memory grows with the frame (a 720p export took 14.3 GB): frames shrink
     to the export size, and to 640x480 pixels whatever that is, keeping their aspect."""

@@ -33,7 +33,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
-from .options import HelpFormatter, check_writable, ranged
+from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, check_writable, ranged
 
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
@@ -104,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=ranged(int, 1),
         help=f"with --int8: frames per stream of --calib (default {CALIB_FRAMES})",
     )
+    add_bag_arguments(p)  # a --calib bag's camera topics (its errors name --topics)
     p.set_defaults(func=run)
 
 
@@ -298,6 +299,9 @@ def run(args: argparse.Namespace) -> int:
     if (args.calib is not None or args.calib_frames is not None) and not args.int8:
         print("sarn export: error: --calib and --calib-frames go with --int8", file=sys.stderr)
         return 2
+    if (args.topics is not None or args.debayer != DEBAYER_DEFAULT) and args.calib is None:
+        print("sarn export: error: --topics and --debayer go with a --calib bag", file=sys.stderr)
+        return 2
     args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
     if args.height % 4 or args.width % 4:
         print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
@@ -313,7 +317,9 @@ def run(args: argparse.Namespace) -> int:
         from .quantize import calibration_frames
 
         try:
-            streams = calibration_frames(args.calib, args.calib_frames, args.height, args.width)
+            streams = calibration_frames(
+                args.calib, args.calib_frames, args.height, args.width, args.topics, args.debayer
+            )
         except (InputError, OSError) as exc:
             print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)
             return 2

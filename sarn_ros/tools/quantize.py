@@ -34,6 +34,7 @@ from ..evaluation import deblur_sequence
 from ..metrics import psnr
 from ..onnx_net import graph_inputs
 from ..recordings import read_streams
+from .options import DEBAYER_DEFAULT
 
 Feed = dict[str, np.ndarray]
 # module paths (SARN and RecurrentSARN) of the convolutions left in fp32, see above
@@ -42,7 +43,12 @@ CALIB_MAX_PIXELS = 640 * 480
 
 
 def calibration_frames(
-    source: Path | None, max_frames: int, height: int, width: int
+    source: Path | None,
+    max_frames: int,
+    height: int,
+    width: int,
+    topics: list[str] | None = None,
+    debayer: str = DEBAYER_DEFAULT,
 ) -> list[list[np.ndarray]]:
     """Each stream's first ``max_frames`` frames of ``source`` (an image folder, video or bag;
     None: the bundled sample), area-downscaled to fit ``height`` x ``width`` (the size the graph
@@ -54,7 +60,7 @@ def calibration_frames(
 
         streams = [load_sample()[0][:max_frames]]
     else:
-        _, named = read_streams(source, max_frames=max_frames)
+        _, named = read_streams(source, max_frames=max_frames, topics=topics, debayer=debayer)
         streams = [frames for _, frames in named]
     fit = []
     for frames in streams:
