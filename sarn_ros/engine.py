@@ -49,7 +49,8 @@ precision, or batch of streams) waits for a compile of tens of seconds. If compi
 C++ compiler, no Triton, an unsupported device), the engine logs one warning and runs eagerly;
 :attr:`compiled` tells which one runs.
 
-Diagnostics (read by the ROS node; :meth:`StreamDeblurrer.stats` returns them as a dict):
+Diagnostics (:meth:`StreamDeblurrer.stats` returns them as a dict; the ROS node reads the
+reset counts and the frames taken and lost):
 
 - ``frames_in``, ``frames_out``: frames pushed / emitted since construction.
 - ``frames_lost``: frames taken and never emitted: the look-ahead of a stream whose restart

@@ -239,7 +239,6 @@ class ConvLSTMCell(nn.Module):
 
     def __init__(self, in_channels: int, hidden_channels: int) -> None:
         super().__init__()
-        self.hidden_channels = hidden_channels
         self.gates = conv3x3(in_channels + hidden_channels, 4 * hidden_channels)
         with torch.no_grad():  # forget-gate bias 1: remember by default early in training
             self.gates.bias.zero_()

@@ -163,7 +163,7 @@ class Camera:
     """Topics, intake queue and camera_info cache of one camera namespace."""
 
     def __init__(self, node: DeblurNode, index: int, ns: str) -> None:
-        self.node, self.index, self.ns = node, index, ns
+        self.node, self.index = node, index
         prefix = f"{ns}/" if ns else ""
         self.stream = ns or "/"  # no namespace strips to "/": it cannot collide with a camera
         # a profile per topic: rclpy writes a topic's qos_overrides.* into the profile object
@@ -744,7 +744,7 @@ class DeblurNode(Node):
 
     # ------------------------------------------------------------------ diagnostics
     def compile_status(self) -> str:
-        """on / off / eager (compiling failed: logged once through the ROS logger as well)."""
+        """on / off / failed, eager (logged once through the ROS logger as well)."""
         if not self.torch_compile:
             return "off"
         if self.engine.compiled:

@@ -15,7 +15,8 @@ camera driver. Reported per size:
   ``--future-frames`` > 0 this includes waiting for the look-ahead frames; the default 0
   measures pure processing. The last ``--future-frames`` frames, which wait for the end of
   the stream (``max_gap_s``) instead, are left out.
-- inference ms: the engine call per frame as the node measures it (mean, from /diagnostics).
+- inference ms: the node's engine call per worker round, which takes one frame of every
+  camera (mean, from /diagnostics).
 - node ms: the node's own per-frame work beside the model (decoding, conversion, resize,
   message building, JPEG encoding with ``--publish-compressed``, publishing; mean, from
   /diagnostics). This is the overhead the node adds.
