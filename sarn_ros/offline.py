@@ -14,6 +14,7 @@ import bisect
 import contextlib
 import itertools
 import logging
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -161,11 +162,23 @@ def check_new_output(dst: Path | str, overwrite: bool) -> None:
         )
 
 
+def mpeg4_holds(fps: float) -> bool:
+    """Whether MPEG-4 takes the time base OpenCV's FFmpeg writer builds for ``fps``: the
+    rate's decimals to within 0.001 (240.038 fps is 240038 / 1000), at most 65535 ticks a
+    second once reduced."""
+    base, rate = 1, int(fps + 0.5)
+    while abs(rate / base - fps) > 0.001:
+        base *= 10
+        rate = int(fps * base + 0.5)
+    return rate // math.gcd(rate, base) <= 65535
+
+
 def writable_fps(fps: float) -> list[float]:
-    """``fps``, then it rounded to 2, 1 and 0 decimals: MPEG-4 takes a time base of at most
-    65535 ticks a second, which OpenCV builds from the decimals (240.0379 fps needs 2400379),
-    so a phone's slow-motion rate could not be written at all."""
-    return list(dict.fromkeys([fps, *(r for d in (2, 1, 0) if (r := round(fps, d)) > 0)]))
+    """``fps`` and it rounded to 2, 1 and 0 decimals, those MPEG-4 holds first: a phone's
+    slow-motion rate (240.0379 fps) could not be written at all, and a failed try prints
+    OpenCV's error line."""
+    rates = list(dict.fromkeys([fps, *(r for d in (2, 1, 0) if (r := round(fps, d)) > 0)]))
+    return sorted(rates, key=lambda r: not mpeg4_holds(r))
 
 
 class FrameSink:

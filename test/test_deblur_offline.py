@@ -201,13 +201,14 @@ def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
     assert "a video file (.avi, .m4v, .mkv, .mov, .mp4)" in capsys.readouterr().err
 
 
-def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_checkpoint):
+def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_checkpoint, caplog):
     """A phone's slow motion (239.877 fps) needs a time base over 65535 ticks a second:
     "cannot write video", after the model had loaded."""
     src = write_folder(tmp_path / "in", frames(2, seed=6))
     dst = tmp_path / "slow.mp4"
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     assert cli.main(["deblur", str(src), "-o", str(dst), "--fps", "239.877", *weights]) == 0
+    assert "written at 239.88 fps (MPEG-4 cannot hold 239.877)" in caplog.text
     cap = cv2.VideoCapture(str(dst))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(239.877, abs=0.01)
