@@ -499,6 +499,8 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     zero = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=0)
     result = set_param(node, "max_gap_s", zero)  # `ros2 param set ... max_gap_s 0`: a double
     assert result.successful, result.reason
+    result = set_param(node, "use_sim_time", zero)  # rclpy's own, a bool: refused, no crash
+    assert not result.successful and "type" in result.reason
 
     for name, value in (
         ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),

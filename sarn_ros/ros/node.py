@@ -370,10 +370,10 @@ class DeblurNode(Node):
     def whole_numbers_as_floats(params: list[Parameter]) -> list[Parameter]:
         """``ros2 param set ... max_gap_s 0`` sends an integer, which rclpy refused for a
         double parameter as "Wrong parameter type, expected '3' got '2'"; README says 0."""
+        doubles = {q.name for q in PARAMS if isinstance(q.default, float)}
         return [
             Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-            if isinstance(BY_NAME.get(p.name, p).default, float)
-            and p.type_ == Parameter.Type.INTEGER
+            if p.name in doubles and p.type_ == Parameter.Type.INTEGER
             else p
             for p in params
         ]
