@@ -14,11 +14,13 @@ import torch
 import sarn_ros
 from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs, modules
 from sarn_ros.archs.modules import (
+    ConvLSTMCell,
     DeformableResidualModule,
     PooledSelfAttention,
     ResBlock,
     deform_conv3x3_grid_sample,
 )
+from sarn_ros.archs.sarn_arch import pad_to_multiple
 from sarn_ros.checkpoint import CheckpointError, load_model, save_checkpoint
 from sarn_ros.training.trainer import export_weights
 
@@ -427,3 +429,93 @@ def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp
             load_model(tmp_path / name)
         assert "\n" not in str(info.value)
         assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value))
+
+
+def test_convlstm_remembers_by_default_and_outputs_o_times_tanh_c() -> None:
+    """With no input the untrained cell keeps sigmoid(1) of its memory (forget-gate bias 1:
+    remember by default early in training) and outputs o * tanh(c) (Shi et al. 2015), which
+    an input gate of sigmoid(0) adds nothing to here (tanh(0) = 0)."""
+    torch.manual_seed(0)
+    cell = ConvLSTMCell(2, 3)
+    c0 = torch.full((1, 3, 4, 5), 4.0)
+    with torch.no_grad():
+        h, c = cell(torch.zeros(1, 2, 4, 5), (torch.zeros(1, 3, 4, 5), c0))
+    torch.testing.assert_close(c, torch.sigmoid(torch.tensor(1.0)) * c0)
+    torch.testing.assert_close(h, torch.sigmoid(torch.tensor(0.0)) * torch.tanh(c))
+
+
+def test_fusion_stack_order_and_substitutes_for_missing_neighbours() -> None:
+    """[out_{t-2}, out_{t-1}, blur_t, blur_{t+1}, blur_{t+2}]: the two latest previous
+    outputs (oldest first) clamped to [0, 1], the two nearest future frames; a missing output
+    is the oldest one there is (or the current frame), a missing future frame the latest one
+    there is (or the current frame)."""
+
+    def f(v: float) -> torch.Tensor:
+        return torch.full((1, 3, 2, 2), v)
+
+    def parts(stack: torch.Tensor) -> list[float]:
+        assert stack.shape == (1, 15, 2, 2)
+        return [round(float(stack[:, 3 * k : 3 * k + 3].mean()), 3) for k in range(5)]
+
+    full = fusion_inputs([f(0.1), f(0.2), f(0.3)], f(0.5), [f(0.6), f(0.7), f(0.8)])
+    assert parts(full) == [0.2, 0.3, 0.5, 0.6, 0.7]
+    assert parts(fusion_inputs([f(0.3)], f(0.5), [f(0.6)])) == [0.3, 0.3, 0.5, 0.6, 0.6]
+    assert parts(fusion_inputs([], f(0.5), [])) == [0.5] * 5
+    assert parts(fusion_inputs([f(-0.5), f(1.5)], f(0.5), [])) == [0.0, 1.0, 0.5, 0.5, 0.5]
+
+
+def test_outputs_are_the_blurred_frame_plus_the_predicted_residual() -> None:
+    """Both networks add their residual to the (current) blurred frame: with the last conv
+    zeroed the output is that frame, also at a size that is padded inside."""
+    torch.manual_seed(0)
+    single, rec = SARN(**TINY).eval(), RecurrentSARN(**TINY_REC).eval()
+    g = torch.Generator().manual_seed(3)
+    prev, cur, nxt = (torch.rand(1, 3, 9, 13, generator=g) for _ in range(3))
+    with torch.no_grad():
+        for model in (single, rec):
+            model.decoder.out.weight.zero_()
+            model.decoder.out.bias.zero_()
+        torch.testing.assert_close(single(cur), cur)
+        out, _ = rec.step(fusion_inputs([prev], cur, [nxt]))
+    torch.testing.assert_close(out, cur)
+
+
+def test_padding_replicates_the_last_row_and_column() -> None:
+    x = torch.rand(1, 3, 5, 7)
+    padded, h, w = pad_to_multiple(x)
+    assert (h, w) == (5, 7) and padded.shape == (1, 3, 8, 8)
+    assert torch.equal(padded[..., :5, :7], x)
+    assert torch.equal(padded[..., 5:, :7], x[..., 4:5, :].expand(1, 3, 3, 7))
+    assert torch.equal(padded[..., :, 7:], padded[..., :, 6:7])
+
+
+def test_a_clip_looks_ahead_exactly_future_frames() -> None:
+    """forward(clip, future_frames=2) deblurs each frame with the two frames after it, as the
+    streaming engine does: frame 0 depends on frame 2, not on frame 3."""
+    torch.manual_seed(0)
+    model = RecurrentSARN(**TINY_REC).eval()
+    g = torch.Generator().manual_seed(2)
+    clip = torch.rand(1, 4, 3, 12, 16, generator=g)
+    with torch.no_grad():
+        first = model(clip, future_frames=2)[0][:, 0]
+        changed = []
+        for k in (2, 3):
+            other = clip.clone()
+            other[:, k] = torch.rand(1, 3, 12, 16, generator=g)
+            changed.append(model(other, future_frames=2)[0][:, 0])
+    assert (changed[0] - first).abs().max() > 1e-4
+    assert torch.equal(changed[1], first)
+
+
+def test_the_decoder_keeps_full_resolution_detail_through_its_skip() -> None:
+    """Additive skips: with the upsampling path from 1/2 resolution zeroed, the full-resolution
+    encoder features still shape the residual, so two frames get two residuals."""
+    torch.manual_seed(0)
+    model = SARN(**TINY).eval()
+    g = torch.Generator().manual_seed(4)
+    a, b = (torch.rand(1, 3, 12, 16, generator=g) for _ in range(2))
+    with torch.no_grad():
+        model.decoder.up1.weight.zero_()
+        model.decoder.up1.bias.zero_()
+        residuals = [model(x) - x for x in (a, b)]
+    assert (residuals[0] - residuals[1]).abs().max() > 1e-4

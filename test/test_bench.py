@@ -307,3 +307,37 @@ def test_bench_node_feeds_jpeg_to_a_node_that_decodes_it(tmp_path, ros_domain):
     assert "input JPEG (image_raw/compressed), publish_compressed, queue_policy all" in stdout
     assert row["drop_pct"] <= 10, row
     assert row["jpeg_out"] == row["raw_out"] >= 15  # every output also came as JPEG
+
+
+def test_bench_node_drops_count_only_the_measured_frames():
+    """Outputs of frames sent before the window (warm-up) are no frames of it: a window whose
+    every frame came out dropped none, not a negative share."""
+    from sarn_ros.tools.bench_node import rates
+
+    sent = {(0, i): 10.0 + 0.1 * i for i in range(10)}
+    received = {(0, i): 10.2 + 0.1 * i for i in range(-5, 10)}
+    r = rates(sent, received, wall=1.0)
+    assert r["drop_pct"] == 0.0 and r["out_fps"] == pytest.approx(10.0)
+
+
+def test_bench_node_sizes_cameras_and_a_short_memory_series():
+    from sarn_ros.tools.bench_node import MAX_SIDE, camera_names, parse_sizes, rss_trend
+
+    assert parse_sizes("640x480, 8X8") == [(640, 480), (8, 8)]
+    for bad in ("7x8", f"{MAX_SIDE + 1}x8"):
+        with pytest.raises(ValueError):
+            parse_sizes(bad)
+    assert camera_names(1) == [""] and camera_names(2) == ["cam0", "cam1"]
+    short = rss_trend([(0.0, 100.0), (10.0, 200.0), (20.0, 300.0)])  # warm-up, not a leak
+    assert math.isnan(short["rss_mib_per_min"]) and short["rss_mib_max"] == 300.0
+
+
+def test_bench_node_figures_of_periods_without_outputs():
+    """A figure the node gives while it published nothing: a plain mean, not NaN; periods
+    without a figure ("n/a") are left out."""
+    from sarn_ros.tools.bench_node import frame_weighted_mean, times_ms
+
+    idle = [{"queue ms": "4", "output fps": "0"}, {"queue ms": "8", "output fps": "0"}]
+    assert frame_weighted_mean(idle, "queue ms") == pytest.approx(6.0)
+    diags = [{"inference ms (mean)": "12.5"}, {"inference ms (mean)": "n/a"}, {}]
+    assert times_ms(diags, "inference ms (mean)") == [12.5]

@@ -431,3 +431,23 @@ def test_read_frame_turns_a_photo_upright_like_read_rgb(tmp_path: Path) -> None:
     rgba = np.dstack([frame(40)[:4, :6], np.full((4, 6), 7, np.uint8)])
     cv2.imwrite(str(tmp_path / "rgba.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
     assert np.array_equal(read_frame(tmp_path / "rgba.png"), rgba[..., :3])
+
+
+def test_folders_named_apart_pair_their_frames_by_order(tmp_path: Path) -> None:
+    """RealBlur and the like name the two folders' frames apart (blur_1, gt_1): they share no
+    name, so they are matched by natural order, checked by count only."""
+    write(tmp_path / "scene" / "blur", ["blur_1.png", "blur_2.png", "blur_10.png"], [10, 20, 30])
+    write(tmp_path / "scene" / "gt", ["gt_1.png", "gt_2.png", "gt_10.png"], [11, 21, 31])
+    (seq,) = load_pairs(tmp_path)
+    assert seq.name == "scene"
+    assert seq_values(seq.blurred) == [10, 20, 30]
+    assert seq_values(seq.sharp) == [11, 21, 31]
+
+
+def test_max_frames_below_three_of_a_video_folder_is_still_a_video(tmp_path: Path) -> None:
+    """A video's first 1 or 2 frames are still a video: decided on 3 frames at least."""
+    write(tmp_path / "video", [f"{i:03d}.png" for i in range(5)], [100, 102, 104, 106, 108])
+    params = BlurParams(blur_px=4.0)
+    seqs = list(synthesize_folder(tmp_path / "video", seed=0, params=params, max_frames=2))
+    assert [s.name for s in seqs] == ["video"]
+    assert len(seqs[0].blurred) == len(seqs[0].sharp) == 2

@@ -25,7 +25,15 @@ from test_eval import run_sarn
 
 from sarn_ros.ensemble import SelfEnsembleDeblurrer, make_engine
 from sarn_ros.evaluation import deblur_sequence
-from sarn_ros.offline import InputError, camera_ns, choose_topics
+from sarn_ros.offline import (
+    FrameSink,
+    InputError,
+    camera_ns,
+    choose_topics,
+    deblur_bag,
+    deblur_folder,
+    nearest,
+)
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
 from sarn_ros.tools import cli
 
@@ -1120,3 +1128,70 @@ def test_an_existing_output_bag_is_refused_before_the_model_loads(
     assert cli.main([*argv, str(tiny_recurrent_checkpoint), "--device", "cpu"]) == 2
     assert f"output bag {tmp_path / 'out'} already exists" in capsys.readouterr().err
     assert loaded == []
+
+
+def test_camera_info_of_a_frame_is_the_one_nearest_its_stamp_on_either_side():
+    """Each deblurred frame takes the camera_info whose stamp is nearest its own: the earlier
+    one where that is nearer, the first before and the last after all recorded ones."""
+    infos = [(100, "a"), (200, "b"), (300, "c")]
+    assert nearest(infos, 200) == "b"
+    assert nearest(infos, 140) == "a"
+    assert nearest(infos, 160) == "b"
+    assert nearest(infos, 5) == "a"
+    assert nearest(infos, 10_000) == "c"
+
+
+def test_disparity_images_are_left_out_like_depth():
+    """README: default topics are every image topic except depth/disparity images."""
+    available = {
+        "/stereo/left/image_raw": "sensor_msgs/msg/Image",
+        "/stereo/disparity/image_raw": "sensor_msgs/msg/Image",
+        "/zed/depth/depth_registered": "sensor_msgs/msg/Image",
+    }
+    chosen, ignored = choose_topics(available, None)
+    assert chosen == ["/stereo/left/image_raw"]
+    assert set(ignored) == {"/stereo/disparity/image_raw", "/zed/depth/depth_registered"}
+
+
+def test_side_by_side_is_the_input_left_of_its_deblurred_frame(tmp_path, tiny_recurrent_checkpoint):
+    """--side-by-side writes "input | deblurred"."""
+    imgs = frames(3, seed=7)
+    src = write_folder(tmp_path / "in", imgs)
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    report = deblur_folder(src, tmp_path / "sbs", engine, 1.0, True, lambda: None)
+    assert report.frames == 3
+    again = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    expected = deblur_sequence(again, imgs, "f")
+    for i, (img, e) in enumerate(zip(imgs, expected, strict=True)):
+        got = cv2.imread(str(tmp_path / "sbs" / f"{i}.png"))[..., ::-1]
+        assert got.shape == (32, 96, 3)
+        assert np.array_equal(got[:, :48], img)
+        assert np.abs(got[:, 48:].astype(int) - e).max() <= 1
+
+
+@pytest.mark.parametrize(("h", "w", "size"), [(33, 48, (48, 34)), (32, 47, (48, 32))])
+def test_a_frame_odd_on_one_side_only_keeps_every_row_and_column_in_a_video(tmp_path, h, w, size):
+    """mp4v's 4:2:0 would crop an odd side: one odd side alone is padded too."""
+    with FrameSink(tmp_path / "out.mp4", 10.0) as sink:
+        for i, f in enumerate(frames(3, h=h, w=w, seed=8)):
+            sink.write(f, f"{i}.png")
+    cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == size
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+def test_bag_resize_scales_camera_info_by_each_sides_own_factor(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """--resize 0.3 rounds 48x32 to 14x10: K scales by 14/48 across and 10/32 down, and the
+    camera_info describes the published image's size (image_proc's resize)."""
+    write_bag(tmp_path / "in", StoragePlugin.SQLITE3)
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu")
+    deblur_bag(tmp_path / "in", tmp_path / "out", engine, 0.3, ["/left/image_raw"], lambda: None)
+    out = read_bag(tmp_path / "out")
+    imgs = messages(out, "/left/deblurred/image_raw", "sensor_msgs/msg/Image")
+    infos = messages(out, "/left/deblurred/camera_info", "sensor_msgs/msg/CameraInfo")
+    assert len(infos) == len(imgs) == 4
+    assert {(m.width, m.height) for m in imgs} == {(14, 10)}
+    assert {(i.width, i.height) for i in infos} == {(14, 10)}
+    np.testing.assert_allclose(infos[0].k, [14 / 48, 0, 0, 0, 10 / 32, 0, 0, 0, 1])

@@ -10,7 +10,7 @@ from sarn_ros import StreamDeblurrer
 from sarn_ros.checkpoint import CheckpointError
 from sarn_ros.ensemble import make_engine
 from sarn_ros.evaluation import deblur_sequence
-from sarn_ros.onnx_net import OnnxNet
+from sarn_ros.onnx_net import OnnxNet, is_onnx
 from sarn_ros.tools import cli
 
 pytest.importorskip("onnxruntime")
@@ -158,3 +158,11 @@ def test_a_state_from_frames_of_another_size_is_named(tiny_recurrent_onnx):
     assert out.shape == (1, 3, 17, 25) and state[0].shape == (1, 8, 5, 7)
     with pytest.raises(ValueError, match=r"does not fit 1 frame\(s\) of 40x40 .* init_state"):
         net.step(torch.rand(1, 15, 40, 40), state)
+
+
+def test_an_onnx_file_is_known_by_its_suffix_in_any_case(tmp_path):
+    """`weights` names a graph of `sarn export` by its .onnx suffix, also written .ONNX (a
+    file copied from a FAT stick or named on Windows); anything else is a checkpoint."""
+    assert is_onnx(tmp_path / "tiny.onnx") and is_onnx(str(tmp_path / "TINY.ONNX"))
+    assert not is_onnx(tmp_path / "tiny.pth") and not is_onnx("sarn_recurrent")
+    assert not is_onnx(torch.nn.Identity())

@@ -280,3 +280,58 @@ def test_a_transport_choice_of_the_users_own_is_kept(
     if choice != "transports":  # Fast DDS skips the working directory's file when told to
         env["SKIP_DEFAULT_XML_FILE"] = "1"
         assert dds_profile_setting("/p.xml", env) == (variable, "/p.xml")
+
+
+def test_range_bounds_are_inclusive_or_exclusive_as_named_and_infinity_is_refused():
+    """``ranged``: low/high inclusive, above/below exclusive, never inf or nan; the bound
+    itself is in range ("at least 1" takes 1)."""
+    from sarn_ros.tools.options import ranged
+
+    assert ranged(int, 1)("1") == 1
+    assert ranged(float, 0, 1)("0") == 0.0 and ranged(float, 0, 1)("1") == 1.0
+    stagger = ranged(float, 0, below=1)
+    assert stagger("0") == 0.0
+    with pytest.raises(argparse.ArgumentTypeError, match=re.escape("must be in [0, 1), got 1")):
+        stagger("1")
+    for text in ("inf", "-inf", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be at least 0"):
+            ranged(float, 0)(text)
+
+
+def test_help_names_no_default_for_an_unset_switch_and_counts_read_as_words(capsys):
+    """Where the default means "not given" (off) --help says none; ``plural`` is English."""
+    from sarn_ros.tools.options import HelpFormatter, plural
+
+    parser = argparse.ArgumentParser(prog="x", formatter_class=HelpFormatter)
+    parser.add_argument("--flag", action="store_true", help="a switch")
+    parser.add_argument("--level", type=int, default=3, help="a level")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a level (default: 3)" in text and "a switch" in text
+    assert "default: False" not in text
+    assert [plural(n, "frame") for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
+
+
+def test_an_output_path_of_the_wrong_kind_is_named_as_such(tmp_path):
+    from sarn_ros.tools.options import check_writable
+
+    (tmp_path / "rows.json").write_text("")
+    with pytest.raises(ValueError, match="is a folder, not a file"):
+        check_writable(tmp_path, "--json", folder=False)
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        check_writable(tmp_path / "rows.json", "--out", folder=True)
+    check_writable(tmp_path / "new" / "rows.json", "--json", folder=False)  # made later
+
+
+def test_domain_id_takes_every_id_its_help_names(capsys):
+    """--domain-id 0..101, as its help says (the ids a Linux host can use)."""
+    from sarn_ros.tools.options import add_domain_argument
+
+    parser = argparse.ArgumentParser(prog="x")
+    add_domain_argument(parser, "camera")
+    assert parser.parse_args(["--domain-id", "0"]).domain_id == 0
+    assert parser.parse_args(["--domain-id", "101"]).domain_id == 101
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--domain-id", "102"])
+    assert "0..101" in capsys.readouterr().err

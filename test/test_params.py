@@ -61,3 +61,17 @@ def test_a_camera_given_twice_is_refused_and_no_camera_is_called_default():
     assert validate("cameras", ["left", "/left/", "right"]) == "cameras: 'left' given twice"
     assert validate("cameras", ["", "default"]) is None
     assert validate("cameras", ["/", ""]) == "cameras: '' given twice"
+
+
+def test_choices_and_camera_namespaces_are_checked_and_live_parameters_can_be_set():
+    from sarn_ros.ros.params import BY_NAME, validate
+
+    assert validate("precision", "fp64") == (
+        "precision must be one of fp32, fp16, bf16, got 'fp64'"
+    )
+    assert validate("precision", "bf16") is None and validate("queue_policy", "all") is None
+    assert validate("self_ensemble", 3) is not None and validate("self_ensemble", 4) is None
+    assert "is not a valid namespace" in validate("cameras", ["left cam"])
+    assert validate("cameras", ["left", "stereo/right"]) is None
+    assert not BY_NAME["precision"].descriptor().read_only  # live: set at run time
+    assert BY_NAME["weights"].descriptor().read_only

@@ -16,7 +16,13 @@ from test_eval import sarn_eval
 from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import load_sequences
 from sarn_ros.offline import InputError
-from sarn_ros.recordings import iter_clips, read_streams, sharpest_clips, synthetic_sequences
+from sarn_ros.recordings import (
+    iter_clips,
+    read_streams,
+    same_size_pieces,
+    sharpest_clips,
+    synthetic_sequences,
+)
 from sarn_ros.tools import cli
 from sarn_ros.tools.train import build_trainset, describe_sources, gather
 
@@ -264,3 +270,51 @@ def test_sharpest_is_recorded_as_applied_only_where_recordings_were_cut(tmp_path
     assert not describe_sources([frames_dir], *sources, sharpest=0.5)["sharpest_applied"]
     assert describe_sources([videos], *sources, sharpest=0.5)["sharpest_applied"]
     assert describe_sources([videos / "drive.mp4"], *sources, sharpest=0.5)["sharpest_applied"]
+
+
+def test_each_camera_of_a_bag_gets_max_frames_also_where_one_camera_comes_first(tmp_path):
+    """read_streams takes each stream's first ``max_frames`` frames, also from a bag whose
+    messages of one camera all come before the other's."""
+    imgs = grey_frames(4)
+    with Writer(tmp_path / "run", version=9) as w:
+        for k, cam in enumerate(("left", "right")):
+            conn = w.add_connection(f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+            for i, img in enumerate(imgs):
+                msg = bag_image(img, "mono8", header(i, cam))
+                w.write(conn, 100 * k + i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    _, streams = read_streams(tmp_path / "run", max_frames=2)
+    assert [(name, len(frames)) for name, frames in streams] == [
+        ("run/left/image_raw", 2),
+        ("run/right/image_raw", 2),
+    ]
+    assert all(np.array_equal(f, e) for f, e in zip(streams[1][1], imgs[:2], strict=True))
+
+
+def test_a_stream_is_cut_where_its_bit_depth_changes_at_the_same_size() -> None:
+    """A camera switched from mono8 to mono16 keeps its size but not its format: one piece
+    per format, as per size."""
+    a8, a16 = np.zeros((4, 6), np.uint8), np.zeros((4, 6), np.uint16)
+    pieces = same_size_pieces([a8, a8, a16, a16, a8])
+    assert [[f.dtype for f in p] for p in pieces] == [
+        [np.uint8, np.uint8],
+        [np.uint16, np.uint16],
+        [np.uint8],
+    ]
+
+
+def test_training_clips_end_where_the_frame_size_changes(tmp_path: Path) -> None:
+    """iter_clips: 3 frames before a size change are a clip of their own, 2 are dropped, and
+    no clip mixes two sizes."""
+    small = grey_frames(7)
+    big = [cv2.resize(f, (96, 64)) for f in grey_frames(2, seed=1)]
+    with Writer(tmp_path / "run", version=9) as w:
+        cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(small[:3] + big + small[3:]):
+            msg = bag_image(img, "mono8", header(i, "cam"))
+            w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    clips = list(iter_clips(tmp_path / "run", 4))
+    assert [(n, len(c)) for n, c in clips] == [
+        ("run/cam/image_raw_1", 3),
+        ("run/cam/image_raw_2", 4),
+    ]
+    assert all({f.shape for f in c} == {(128, 192, 3)} for _, c in clips)
