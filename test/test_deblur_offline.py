@@ -992,11 +992,7 @@ def test_each_frame_gets_its_own_camera_info_and_a_recorded_one_is_kept(
 def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
     src = tmp_path / "in.avi"
     write_video(src, frames(8), fourcc="MJPG")
-    data = bytearray(src.read_bytes())
-    starts = [i for i in range(len(data) - 1) if data[i : i + 2] == b"\xff\xd8"]  # JPEG SOI
-    assert len(starts) == 8
-    data[starts[4] : starts[5] - 16] = bytes(starts[5] - 16 - starts[4])  # frame 4 unreadable
-    src.write_bytes(data)
+    corrupt_mjpeg_frames(src, range(4, 5), 8)  # frame 4 unreadable
     result = deblur(
         str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)
     )
