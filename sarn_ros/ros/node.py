@@ -52,7 +52,7 @@ from ..ensemble import make_engine
 from ..resources import use_packaged_dds_profile
 from . import image_conversion as conv
 from .camera_info import InfoCache, image_size, scale_camera_info
-from .params import BY_NAME, PARAMS, help_text, validate
+from .params import BY_NAME, DOUBLES, PARAMS, help_text, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
@@ -370,10 +370,9 @@ class DeblurNode(Node):
     def whole_numbers_as_floats(params: list[Parameter]) -> list[Parameter]:
         """``ros2 param set ... max_gap_s 0`` sends an integer, which rclpy refused for a
         double parameter as "Wrong parameter type, expected '3' got '2'"; README says 0."""
-        doubles = {q.name for q in PARAMS if isinstance(q.default, float)}
         return [
             Parameter(p.name, Parameter.Type.DOUBLE, float(p.value))
-            if p.name in doubles and p.type_ == Parameter.Type.INTEGER
+            if p.name in DOUBLES and p.type_ == Parameter.Type.INTEGER
             else p
             for p in params
         ]

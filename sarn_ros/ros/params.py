@@ -181,6 +181,7 @@ PARAMS: tuple[Param, ...] = (
     ),
 )
 BY_NAME = {p.name: p for p in PARAMS}
+DOUBLES = frozenset(p.name for p in PARAMS if isinstance(p.default, float))
 
 
 def validate(name: str, value: Any) -> str | None:
