@@ -341,3 +341,78 @@ def test_bench_node_figures_of_periods_without_outputs():
     assert frame_weighted_mean(idle, "queue ms") == pytest.approx(6.0)
     diags = [{"inference ms (mean)": "12.5"}, {"inference ms (mean)": "n/a"}, {}]
     assert times_ms(diags, "inference ms (mean)") == [12.5]
+
+
+def test_bench_model_sizes_and_lists_read_as_typed():
+    """`640X480`, spaces after commas: as meant; a size with a zero side is a usage error."""
+    import argparse
+
+    from sarn_ros.tools import bench_model
+
+    parser = argparse.ArgumentParser()
+    bench_model.add_arguments(parser)
+    args = parser.parse_args(["--sizes", "640X480, 32x16", "--variants", "single, recurrent"])
+    assert args.sizes == [(640, 480), (32, 16)]
+    assert args.variants == ["single", "recurrent"]
+    for bad in ("640x0", "0x480", "640", "axb"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench_model.parse_size(bad)
+
+
+def test_peak_flops_follow_the_device_precision_and_threads(monkeypatch):
+    """% of peak: on a CPU threads x clock x FLOP/cycle for fp32 and no estimate for bf16; on a
+    GPU the datasheet's TF32 figure for fp32 while cuDNN's TF32 is on, else plain fp32, and
+    the tensor-core figure for bf16/fp16."""
+    from pathlib import Path
+
+    import torch
+
+    from sarn_ros.tools import bench_model
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(bench_model, "cpu_ghz", lambda: 2.5)
+    per_cycle = cpu_flops_per_cycle(Path("/proc/cpuinfo").read_text())
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            assert bench_model.peak_flops(cpu, "fp32") == pytest.approx(n * 2.5e9 * per_cycle)
+    finally:
+        torch.set_num_threads(threads)
+    assert bench_model.peak_flops(cpu, "bf16") is None
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "NVIDIA H200")
+    fp32, tf32, half = bench_model.CUDA_PEAKS_TFLOPS["H200"]
+    for allow_tf32, expected in ((True, tf32), (False, fp32)):
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", allow_tf32)
+        assert bench_model.peak_flops(gpu, "fp32") == pytest.approx(expected * 1e12)
+    for precision in ("bf16", "fp16"):
+        assert bench_model.peak_flops(gpu, precision) == pytest.approx(half * 1e12)
+
+
+def test_bench_table_rows_have_a_cell_under_every_heading():
+    """The markdown table: as many cells in the rule and each row as headings, each under its
+    own (a missing rule cell makes renderers drop the last column)."""
+    from sarn_ros.tools.bench_model import Row, format_table
+
+    row = Row(
+        variant="recurrent",
+        resolution="64x48",
+        device="cpu x2 threads",
+        precision="fp32",
+        deform="grid_sample",
+        layout="NCHW",
+        mode="compiled",
+        ms=12.5,
+        fps=80.0,
+        peak_mib=3.0,
+        memory_kind="RSS growth",
+        params_m=1.25,
+        gflops=0.4,
+        pct_peak=None,
+    )
+    lines = format_table([row]).splitlines()
+    cells = [line.strip().strip("|").split("|") for line in lines]
+    assert len({len(c) for c in cells}) == 1, lines
+    got = dict(zip((c.strip() for c in cells[0]), (c.strip() for c in cells[2]), strict=True))
+    assert got["layout"] == "NCHW" and got["mode"] == "compiled" and got["% of peak"] == "n/a"
+    assert got["peak MiB"] == "3" and got["params M"] == "1.25"

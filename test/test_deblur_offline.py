@@ -1191,3 +1191,80 @@ def test_bag_resize_scales_camera_info_by_each_sides_own_factor(
     assert {(m.width, m.height) for m in imgs} == {(14, 10)}
     assert {(i.width, i.height) for i in infos} == {(14, 10)}
     np.testing.assert_allclose(infos[0].k, [14 / 48, 0, 0, 0, 10 / 32, 0, 0, 0, 1])
+
+
+def test_bag_only_options_and_overwrite_are_refused_where_they_do_nothing(tmp_path, capsys):
+    """A --max-gap-s below the default (0: never restart) on a folder was as idle as one above
+    it, and --overwrite on a bag (whose output must be new) is as idle as --compressed on a
+    video: each is refused before the model loads."""
+    (tmp_path / "pngs").mkdir()
+    cv2.imwrite(str(tmp_path / "pngs" / "0.png"), frames(1)[0])
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    folder, bag = str(tmp_path / "pngs"), str(tmp_path / "bag")
+    missing = ["--weights", str(tmp_path / "missing.pt"), "--device", "cpu"]
+    refused = {
+        (folder, "--max-gap-s", "0"): "--max-gap-s (bags)",
+        (folder, "--max-gap-s", "0.1"): "--max-gap-s (bags)",
+        (bag, "--overwrite"): "--overwrite (videos and image folders; an output bag must be new)",
+    }
+    for (src, *options), flag in refused.items():
+        argv = ["deblur", src, "-o", str(tmp_path / "out"), *options, *missing]
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("sarn deblur: error: not used in this run: ") and flag in err, err
+        assert "missing.pt" not in err and not (tmp_path / "out").exists()
+
+
+def test_a_bag_into_a_video_name_is_refused_before_the_model_loads(tmp_path, capsys):
+    """A bag becomes a bag: an output named like a video (or --side-by-side) is one line."""
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    missing = ["--weights", str(tmp_path / "missing.pt"), "--device", "cpu"]
+    for out, extra in (("out.mp4", []), ("out.MKV", []), ("out", ["--side-by-side"])):
+        argv = ["deblur", str(tmp_path / "bag"), "-o", str(tmp_path / out), *extra, *missing]
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert "no video output or --side-by-side" in err and "missing.pt" not in err, err
+        assert not (tmp_path / out).exists()
+
+
+def test_ctrl_c_on_a_bag_says_the_half_written_bag_is_removed(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
+):
+    """Ctrl-C in the middle of a bag: the partial output bag goes, and the line says so (not
+    "has the first N frames", which is what a folder or video keeps)."""
+    from sarn_ros import offline
+
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    decode, calls = offline.bag_image, []
+
+    def ctrl_c_at_the_third(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return decode(*args)
+
+    monkeypatch.setattr(offline, "bag_image", ctrl_c_at_the_third)
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    argv = ["deblur", str(tmp_path / "bag"), "-o", str(tmp_path / "out"), *weights]
+    assert cli.main(argv) == 130
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last == "sarn deblur: interrupted; a half-written bag is removed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+
+
+@pytest.mark.slow
+def test_a_long_run_on_an_onnx_graph_gets_no_hint_to_export_it(
+    tmp_path, tiny_recurrent_onnx, capsys, monkeypatch
+):
+    """The CPU hint names `sarn export` for a CPU without native bf16: a run that already uses
+    the exported graph has nothing faster to be told."""
+    from sarn_ros.tools import deblur as deblur_tool
+
+    monkeypatch.setattr("sarn_ros.engine.native_bf16", lambda: False)
+    monkeypatch.setattr(deblur_tool, "HINT_AFTER_S", 0.0)
+    src = write_folder(tmp_path / "in", frames(2))
+    argv = ["deblur", str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_onnx)]
+    assert cli.main([*argv, "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "sarn deblur: 2 frames ->" in captured.out
+    assert "hint:" not in captured.err, captured.err

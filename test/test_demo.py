@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import time
 
 import cv2
+import numpy as np
 import pytest
 
 from sarn_ros.resources import script_command
@@ -118,3 +120,83 @@ def test_the_demo_rate_leaves_out_the_wait_for_the_streams_end():
     assert stream_rate(arrivals, 0.5, 2) == pytest.approx(6 / 3.0)
     assert stream_rate(arrivals[:6], 0.5, 0) == pytest.approx(6 / 3.0)
     assert stream_rate([2.0], 1.0, 2) == pytest.approx(1.0)  # fewer frames than look-ahead
+
+
+def test_the_demo_psnr_is_the_metrics_psnr():
+    """The gain the demo prints is PSNR on 8-bit frames (peak 255): wrap-around uint8
+    differences or a peak of 1 would print another figure than `sarn eval` gives."""
+    from sarn_ros.metrics import psnr
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    for b, s in zip(blurred, sharp, strict=True):
+        assert demo.psnr(b, s) == pytest.approx(psnr(b, s))
+        assert demo.psnr(s, b) == pytest.approx(psnr(b, s))
+    assert 100 < demo.psnr(sharp[0], sharp[0]) < float("inf")  # equal frames: no division by 0
+
+
+def test_the_demo_strip_shows_the_first_four_frames_in_their_colours(tmp_path):
+    """demo_strip.png: input | deblurred | sharp, one row per frame for the first four, in true
+    colours (frames are RGB, OpenCV writes BGR); demo.mp4 holds every frame."""
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    red = [np.zeros_like(f) for f in blurred]
+    for f in red:
+        f[..., 0] = 255
+    demo.write_outputs(tmp_path, blurred, red, sharp)
+    strip = cv2.imread(str(tmp_path / "demo_strip.png"))[..., ::-1]
+    rows = [np.hstack(r) for r in zip(blurred[:4], red[:4], sharp[:4], strict=True)]
+    assert np.array_equal(strip, np.vstack(rows))
+    video = cv2.VideoCapture(str(tmp_path / "demo.mp4"))
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == len(blurred)
+    ok, first = video.read()
+    h, w = blurred[0].shape[:2]
+    middle = first[h // 4 : 3 * h // 4, w + w // 4 : w + 3 * w // 4].reshape(-1, 3).mean(0)
+    assert ok and middle[2] > 200 and middle[:2].max() < 50  # red (BGR) in the middle column
+
+
+def test_the_demo_plays_on_the_domain_it_is_given_and_stays_local(
+    tmp_path, monkeypatch, tiny_recurrent_checkpoint
+):
+    """--domain-id is the domain the demo's camera and node use (to watch it in rviz); without
+    it a domain of its own, never the environment's; discovery on this machine only. Stopped
+    before the node starts."""
+    from sarn_ros import resources
+    from sarn_ros.tools import cli
+
+    class Stop(Exception):
+        pass
+
+    def no_node():
+        raise Stop
+
+    monkeypatch.setattr(resources, "node_command", no_node)
+    seen = []
+    for given in ("97", None):
+        monkeypatch.setenv("ROS_DOMAIN_ID", "0")
+        monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE")
+        argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path)]
+        with pytest.raises(Stop):
+            cli.main([*argv, *(["--domain-id", given] if given else [])])
+        seen.append(os.environ["ROS_DOMAIN_ID"])
+        assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert seen[0] == "97" and 1 <= int(seen[1]) <= 101
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_the_demo_of_single_image_weights_reports_no_look_ahead(tmp_path, ros_domain):
+    """A single-image model ignores future_frames: the demo said "look-ahead 2 frames" and
+    left the last two frames out of the rate, as if the node had held them back."""
+    import torch
+
+    from sarn_ros.archs import SARN
+    from sarn_ros.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    single = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "single.pth")
+    args = ["--weights", str(single), "--device", "cpu", "--out", str(tmp_path / "out")]
+    result = demo(*args, "--future-frames", "2", "--domain-id", str(ros_domain), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "look-ahead 0 frames" in result.stdout and "includes 0 frames" in result.stdout

@@ -559,3 +559,144 @@ def test_side_by_side_images_are_saved_in_their_true_colours(tmp_path):
     assert saved.shape == (4, 12, 3)
     assert saved[0, 0].tolist() == [0, 0, 255]  # BGR order on read: red
     assert saved[0, 6].tolist() == [40, 40, 40]
+
+
+def test_the_verdict_and_interval_say_what_the_inlier_counts_say():
+    """The proxy's cell and verdict, from metrics.paired_change of real counts: the interval in
+    order, "more"/"fewer" only where it excludes zero, the tally of pairs that went up, and a
+    stream of one pair too short for an interval."""
+    from sarn_ros.tools.eval import change_cell, verdict
+
+    up = metrics.paired_change([10, 12, 11, 10], [20, 23, 21, 22])
+    down = metrics.paired_change([20, 23, 21, 22], [10, 12, 11, 10])
+    mixed = metrics.paired_change([10, 20, 10, 20], [20, 10, 21, 9])
+    one = metrics.paired_change([10], [14])
+    assert verdict(up) == "more inliers (4 of 4 pairs up)"
+    assert verdict(down) == "fewer inliers (0 of 4 pairs up)"
+    assert verdict(mixed) == "no clear change (2 of 4 pairs up; a longer stream narrows it)"
+    assert verdict(one) == "too few frame pairs (1)"
+    for change in (up, down, mixed):
+        mean, interval = change_cell(change).split(" [")
+        low, high = interval.removesuffix("]").split(", ")
+        mean, low, high = float(mean), float(low), float(high)
+        assert low < mean < high
+        assert (mean, low, high) == pytest.approx(
+            (change["mean"], change["low"], change["high"]), abs=0.051
+        )
+    assert change_cell(one) == "+4.0"
+
+
+def test_the_no_gt_table_puts_each_figure_under_its_own_heading(monkeypatch, capsys):
+    """Every cell of a --no-gt row is the figure its column names (input vs deblurred)."""
+    from sarn_ros.tools.eval import print_tables
+
+    frames = panning_frames(5)
+    outs = [cv2.GaussianBlur(f, (0, 0), 1.5) for f in frames]  # fewer ORB inliers than input
+    monkeypatch.setattr(evaluation, "deblur_sequence", lambda engine, fr, name, progress: outs)
+    row = evaluation.evaluate_nogt(SimpleNamespace(future_frames=1), "pan", frames)
+    results = {"gt": [], "gt_pooled": [], "seconds": 0.0}
+    results["no_gt"] = [{"weights": "w.pth", "self_ensemble": 1, **row}]
+    print_tables(results, {"w.pth": "w.pth"})
+    lines = capsys.readouterr().out.splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[:3]]
+    head, rule, body = cells
+    assert len(head) == len(rule) == len(body)
+    got = dict(zip(head, body, strict=True))
+    assert got["sequence"] == "pan" and got["future"] == "1"
+    for column, key in (
+        ("ORB matches input", "mean_orb_matches_input"),
+        ("ORB matches deblurred", "mean_orb_matches"),
+        ("ORB inliers input", "mean_orb_inliers_input"),
+        ("ORB inliers deblurred", "mean_orb_inliers"),
+        ("sharpness input", "sharpness_input"),
+        ("sharpness", "sharpness"),
+    ):
+        assert float(got[column]) == pytest.approx(row[key], abs=0.051), column
+    assert row["mean_orb_inliers"] != pytest.approx(row["mean_orb_inliers_input"], abs=0.1)
+
+
+def test_single_image_weights_are_evaluated_once_whatever_the_look_ahead(tmp_path):
+    """--future-frames only means something to recurrent weights: a single-image model gives
+    the same frames at every setting, which counted as three rows (and three times the time)."""
+    import torch
+
+    from sarn_ros.archs import SARN
+    from sarn_ros.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    single = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "single.pth")
+    write_pair(tmp_path / "data", n=2)
+    args = ["--weights", str(single), "--device", "cpu", "--pairs", str(tmp_path / "data")]
+    result = sarn_eval(*args, "--future-frames", "0", "1", "2", "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "e.json").read_text())["gt"]
+    assert [(r["sequence"], r["future_frames"]) for r in rows] == [("seq", 0)]
+
+
+def test_names_tell_three_or_more_weights_apart():
+    """Every weights file gets a name no other one has, as short as that allows."""
+    from sarn_ros.tools.eval import short_names
+
+    weights = ["runs/a/rec/best.pth", "runs/b/rec/best.pth", "old/sarn.pth", "sarn_recurrent"]
+    names = short_names(weights)
+    assert names == {
+        "runs/a/rec/best.pth": "a/rec/best.pth",
+        "runs/b/rec/best.pth": "b/rec/best.pth",
+        "old/sarn.pth": "sarn.pth",
+        "sarn_recurrent": "sarn_recurrent",
+    }
+    assert len(set(short_names(["x/best.pth", "y/best.pth", "z/last.pth"]).values())) == 3
+
+
+def test_a_pairs_folder_without_pairs_is_an_error(tmp_path, capsys):
+    """An empty (or mistyped-split) --pairs folder, alone or beside others, is an error naming
+    it, not an evaluation that leaves it out with exit 0."""
+    (tmp_path / "empty").mkdir()
+    write_pair(tmp_path / "data")
+    for inputs in ([tmp_path / "empty"], [tmp_path / "data", tmp_path / "empty"]):
+        assert cli.main(["eval", "--pairs", *map(str, inputs), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("sarn eval: error: ") and str(tmp_path / "empty") in err, err
+
+
+def test_no_gt_streams_skip_frames_and_are_read_once(tmp_path, tiny_recurrent_checkpoint):
+    """--skip-frames goes with --no-gt (not refused there) and starts the stream that many
+    frames in; a stream given twice is one row, not two (`blur`, `blur_2`) of the same frames."""
+    blurred, _ = write_pair(tmp_path / "data", n=4)
+    stream = tmp_path / "data" / "seq" / "blur"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    args += ["--no-gt", str(stream), str(stream), "--skip-frames", "1"]
+    result = sarn_eval(*args, "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "e.json").read_text())["no_gt"]
+    assert [(r["sequence"], r["frames"]) for r in rows] == [("blur", 3)]
+    row = rows[0]
+    expected = np.mean([metrics.sharpness(f) for f in blurred[1:]])
+    assert row["sharpness_input"] == pytest.approx(expected)
+
+
+def test_a_synthetic_bag_takes_topics(tmp_path, tiny_recurrent_checkpoint):
+    """--topics and --debayer choose the cameras of a --synthetic bag as of a --no-gt one."""
+    from rosbags.rosbag2 import StoragePlugin
+    from test_deblur_offline import write_bag
+
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    args += ["--synthetic", str(tmp_path / "bag"), "--max-frames", "2", "--scale", "1"]
+    result = sarn_eval(*args, "--topics", "/right/image_raw", "--debayer", "bilinear")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if "image_raw" in line]
+    assert len(rows) == 1 and "/right/image_raw" in rows[0], result.stdout
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--scale", "0.8"], ["--scale", "0.2"], ["--blur-px", "30"], ["--blur-px", "0"]],
+)
+def test_synthetic_settings_either_side_of_their_defaults_are_refused_without_it(tmp_path, extra):
+    """--scale and --blur-px mean nothing without --synthetic, above their default as below."""
+    write_pair(tmp_path / "data")
+    result = sarn_eval("--pairs", str(tmp_path / "data"), *extra)
+    assert result.returncode == 2 and result.stdout == ""
+    flag = extra[0]
+    assert result.stderr.strip() == f"sarn eval: error: not used in this run: {flag} (--synthetic)"

@@ -408,3 +408,78 @@ def test_calibration_frames_fit_the_export_size_and_a_memory_cap(tmp_path):
     assert len(small) == 3 and small[0].shape == (90, 160, 3)
     (sample,) = quantize.calibration_frames(None, 16, 480, 640)
     assert len(sample) == 8 and sample[0].shape == (242, 304, 3)  # the bundled sample, as it is
+
+
+def test_calibration_takes_the_samples_blurred_frames_and_fits_the_height(tmp_path):
+    """Without --calib the ranges come from the sample's blurred frames (what a camera gives,
+    not its sharp ground truth), as many as --calib-frames asks; frames shrink to the export
+    height where that binds, not only to its width."""
+    from sarn_ros.tools.demo import load_sample
+
+    blurred = load_sample()[0]
+    (three,) = quantize.calibration_frames(None, 3, 480, 640)
+    assert len(three) == 3
+    assert all(np.array_equal(f, b) for f, b in zip(three, blurred[:3], strict=True))
+    folder = tmp_path / "cam"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), np.full((720, 1280, 3), 90, np.uint8))
+    (wide,) = quantize.calibration_frames(folder, 1, 90, 640)  # a strip: the height binds
+    assert wide[0].shape == (90, 160, 3)
+
+
+def test_calibration_records_each_steps_own_state(tiny_recurrent_checkpoint):
+    """The ranges of the ConvLSTM's inputs come from the state each step was fed: the first
+    step's is zero, and later ones differ (the engine updates its state tensors in place)."""
+    model = load_model(tiny_recurrent_checkpoint, deform_impl="grid_sample")
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]
+    feeds = quantize.calibration_feeds(model, [frames])
+    assert len(feeds) == 4 and not np.any(feeds[0]["h"]) and not np.any(feeds[0]["c"])
+    assert np.any(feeds[1]["h"]) and not np.array_equal(feeds[1]["h"], feeds[3]["h"])
+
+
+def test_int8_agreement_is_in_db_of_the_frames_own_bit_depth(tiny_recurrent_checkpoint, tmp_path):
+    """agreement_db compares two graphs' frames with the peak of their depth: the same frames
+    as 16-bit give the same dB, not 48 dB less (the 8-bit peak on 16-bit values)."""
+    torch.manual_seed(3)
+    other = SARN(channels=8, blocks_per_level=1)
+    other_path = save_checkpoint(other, tmp_path / "other.pth")
+    rng = np.random.default_rng(0)
+    eight = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(3)]
+    sixteen = [f.astype(np.uint16) * 257 for f in eight]
+    db8 = quantize.agreement_db(tiny_recurrent_checkpoint, other_path, [eight])
+    db16 = quantize.agreement_db(tiny_recurrent_checkpoint, other_path, [sixteen])
+    assert 5 < db8 < 60 and db16 == pytest.approx(db8, abs=0.5)
+
+
+@pytest.mark.slow
+@needs_exporter
+def test_int8_weights_are_per_output_channel_and_activations_unsigned(
+    tmp_path, tiny_recurrent_onnx, tiny_recurrent_checkpoint
+):
+    """README: the convolution weights are int8 per output channel (one scale per filter, not
+    one per tensor, which would crush the small filters beside a large one), the activations
+    uint8 (onnxruntime's CPU kernels ran signed ones slower than fp32)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(2)]
+    model = load_model(tiny_recurrent_checkpoint, deform_impl="grid_sample")
+    out = tmp_path / "int8.onnx"
+    quantize.quantize(tiny_recurrent_onnx, out, quantize.calibration_feeds(model, [frames]))
+    proto = onnx.load(str(out))
+    inits = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    producers = {o: n for n in proto.graph.node for o in n.output}
+    checked = 0
+    for conv in (n for n in proto.graph.node if n.op_type == "Conv"):
+        weight = producers.get(conv.input[1])
+        if weight is None or weight.op_type != "DequantizeLinear":
+            continue  # a full-resolution one, kept fp32
+        filters = inits[weight.input[0]].shape[0]
+        assert inits[weight.input[1]].shape == (filters,), conv.name
+        checked += 1
+    assert checked > 10
+    activations = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    assert len(activations) > 10
+    assert all(inits[n.input[2]].dtype == np.uint8 for n in activations)

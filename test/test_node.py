@@ -1435,3 +1435,472 @@ def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):
     monkeypatch.setattr(node_module, "DeblurNode", broken)
     assert node_module.main(["sarn_deblur_node"]) == 1
     assert "no such device" in capsys.readouterr().err
+
+
+def test_a_camera_info_remap_of_the_nodes_own_camera_leaves_its_other_cameras(ros):
+    """`-r camera_info:=/calib/info` names the camera_info beside image_raw only: a camera
+    `left` of the same node keeps left/camera_info, and its output left/deblurred/camera_info."""
+    from sarn_ros.ros.node import transport_topics
+
+    args = ["--ros-args", "-r", "camera_info:=/calib/info", "-r", "deblurred/camera_info:=/out"]
+    node = rclpy.create_node("remapped", cli_args=args)
+    try:
+        assert transport_topics(node, "image_raw")[0] == "camera_info"  # its own remap
+        assert transport_topics(node, "deblurred/image_raw")[0] == "deblurred/camera_info"
+        assert transport_topics(node, "left/image_raw")[0] == "/left/camera_info"
+        assert transport_topics(node, "left/deblurred/image_raw")[0] == (
+            "/left/deblurred/camera_info"
+        )
+    finally:
+        node.destroy_node()
+
+
+def test_latest_takes_the_largest_group_before_a_newer_pair_and_a_repeated_stamps_newest():
+    from sarn_ros.ros.node import synced_picks
+
+    # three synchronised cameras: the stamp all three hold, though two hold a newer one
+    assert synced_picks([[5, 6], [5, 6], [5, 7]]) == [0, 0, 0]
+    # a looping two-frame bag: the newest frame of the repeated stamp, not its first
+    assert synced_picks([[1, 9, 1], [1, 9, 1]]) == [2, 2]
+
+
+def test_a_dropped_frame_leaves_the_camera_info_of_a_queued_frame_with_its_stamp():
+    """A driver that repeats a stamp (no clock yet, a stuck one): dropping the older frame must
+    not take the camera_info the queued frame of that stamp is published with."""
+    cam, send = intake("all", queue_size=2)
+    cam.infos.put(10 * SEC, "calibration")
+    for t in (10.0, 10.0, 10.1):  # the first 10.0 frame overflows the queue
+        send(t)
+    assert [q.stamp for q in cam.queue] == [10 * SEC, 10 * SEC + SEC // 10]
+    assert cam.infos.get(10 * SEC) == ("calibration", True)
+
+
+def test_a_reset_call_after_a_gap_stays_explicit_when_the_gap_frame_overflows():
+    """The gap's mark moves on to the next frame kept; that frame's own mark (~/reset, counted
+    as resets.explicit) stays."""
+    cam, send = intake("all", queue_size=2)
+    send(1.0)
+    send(2.0)  # a gap
+    cam.reset_requested = True
+    send(2.1)  # 1.0 overflows
+    send(2.2)  # the gap's frame overflows
+    assert [(q.stamp, q.restart) for q in cam.queue] == [
+        (2 * SEC + SEC // 10, "explicit"),
+        (2 * SEC + 2 * SEC // 10, None),
+    ]
+
+
+def test_a_gap_is_a_stamp_step_longer_than_max_gap_s_not_one_equal_to_it():
+    cam, send = intake("all", max_gap_s=0.5)
+    for t in (1.0, 1.5, 2.1):  # 0.5 s: no gap (README: further apart); 0.6 s: a gap
+        send(t)
+    assert [q.restart for q in cam.queue] == [None, None, "gap"]
+
+
+def test_an_image_zero_wide_or_zero_high_is_rejected_at_intake_as_empty():
+    cam, send = intake("all")
+    send(10.0)
+    send(10.1, Image(height=4, width=0, encoding="rgb8", step=0))
+    send(10.2, Image(height=0, width=4, encoding="rgb8", step=12))
+    assert [q.stamp for q in cam.queue] == [10 * SEC]
+    assert cam.counts["rejected.empty"] == 2
+
+
+def test_a_lazy_camera_is_watched_through_any_of_its_outputs():
+    """README: deblurred while something subscribes to its image, camera_info or compressed."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros.node import Camera
+
+    def outputs(image: int, info: int, compressed: int | None) -> SimpleNamespace:
+        def pub(n: int | None):
+            return None if n is None else SimpleNamespace(get_subscription_count=lambda: n)
+
+        return SimpleNamespace(pub=pub(image), info_pub=pub(info), compressed_pub=pub(compressed))
+
+    for watched in ((1, 0, 0), (0, 1, 0), (0, 0, 1), (0, 2, None)):
+        assert Camera.watched(outputs(*watched)), watched
+    for unwatched in ((0, 0, 0), (0, 0, None)):
+        assert not Camera.watched(outputs(*unwatched)), unwatched
+
+
+def test_the_engines_info_and_debug_lines_keep_their_level_in_the_ros_logger():
+    import logging
+
+    from sarn_ros.ros.node import RosLogHandler
+
+    said: list[tuple[str, str]] = []
+
+    class Logger:
+        def __getattr__(self, level: str):
+            return lambda text: said.append((level, text))
+
+    log = logging.getLogger("sarn_ros.test_only_levels")
+    log.setLevel(logging.DEBUG)
+    handler = RosLogHandler(Logger())
+    log.addHandler(handler)
+    try:
+        log.info("compiled")
+        log.debug("batch of 2")
+    finally:
+        log.removeHandler(handler)
+    assert said == [("info", "compiled"), ("debug", "batch of 2")]
+
+
+def test_a_live_lazy_set_takes_effect_at_intake_at_once():
+    """`ros2 param set ... lazy true` (README: live): the intake's check must follow, as the
+    worker has nothing to apply for it."""
+    import threading
+    from types import SimpleNamespace
+
+    from rclpy.parameter import Parameter
+
+    from sarn_ros.ros import node as node_module
+
+    fake = SimpleNamespace(
+        cameras=[],
+        lazy=False,
+        engine=SimpleNamespace(onnx=False),
+        changes={},
+        lock=threading.Condition(),
+    )
+    for value in (True, False):
+        result = node_module.DeblurNode.on_set_parameters(
+            fake, [Parameter("lazy", Parameter.Type.BOOL, value)]
+        )
+        assert result.successful and fake.lazy is value
+
+
+def test_the_first_of_several_failing_changes_is_the_one_raised():
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    applied = []
+
+    def apply_change(name, value):
+        applied.append(name)
+        raise RuntimeError(f"{name} failed")
+
+    fake = SimpleNamespace(apply_change=apply_change)
+    with pytest.raises(RuntimeError, match="future_frames failed"):
+        node_module.DeblurNode.apply_changes(fake, {"future_frames": 0, "precision": "bf16"})
+    assert applied == ["future_frames", "precision"]
+
+
+def test_a_future_frames_set_on_a_single_image_model_says_it_is_ignored():
+    from types import SimpleNamespace
+
+    from sarn_ros.archs import SARN
+    from sarn_ros.ros import node as node_module
+
+    logged: list[str] = []
+    for model in (
+        SARN(channels=8, blocks_per_level=1, attention_stride=4),
+        RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4),
+    ):
+        fake = SimpleNamespace(
+            engine=StreamDeblurrer(model.eval(), device="cpu", future_frames=0),
+            publish=lambda out: None,
+            get_logger=lambda: SimpleNamespace(info=logged.append),
+        )
+        node_module.DeblurNode.apply_change(fake, "future_frames", 1)
+    single, recurrent = logged
+    assert single.startswith("parameter future_frames is now 1, which ")
+    assert single.endswith("ignores (it has no look-ahead)")
+    assert recurrent == "parameter future_frames is now 1"
+
+
+def test_the_reset_service_restarts_every_camera():
+    import threading
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    cams = [SimpleNamespace(reset_requested=False) for _ in range(3)]
+    fake = SimpleNamespace(cameras=cams, lock=threading.Condition())
+    response = node_module.DeblurNode.on_reset(fake, Trigger.Request(), Trigger.Response())
+    assert response.success and "3 camera(s)" in response.message
+    assert all(cam.reset_requested for cam in cams)
+
+
+def test_restarts_the_input_caused_are_logged_with_their_cause_only():
+    from types import SimpleNamespace
+
+    from sarn_ros.engine import RESET_REASONS
+    from sarn_ros.ros import node as node_module
+
+    logged: list[str] = []
+    fake = SimpleNamespace(
+        due=lambda key: True, get_logger=lambda: SimpleNamespace(warning=logged.append)
+    )
+    before = {"resets_by_reason": dict.fromkeys(RESET_REASONS, 0)}
+    after = {"resets_by_reason": {**before["resets_by_reason"], "gap": 2, "resolution": 1}}
+    node_module.DeblurNode.log_resets(fake, before, after)
+    assert logged == ["recurrent state restarted: the image size changed"]
+    logged.clear()
+    node_module.DeblurNode.log_resets(fake, after, after)
+    assert logged == []
+
+
+def test_an_engine_failure_that_lost_no_frame_counts_no_rejection():
+    """The restart emitted every frame of the failed call: /diagnostics must not list an
+    engine_error rejection of 0, which turns the status to WARN, "frames rejected"."""
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    engine = StreamDeblurrer(model.eval(), device="cpu", future_frames=2)
+    net, calls = engine._net, [0]
+
+    def failing_once(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("CUDA out of memory")
+        return net(*args, **kwargs)
+
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    engine.push(imgs[0], 0, "left")
+    engine.push(imgs[1], SEC // 30, "left")
+    engine._net = failing_once  # the third frame's call fails; the restart runs the network
+    _, _, logged, counts, _ = process_fake({"left": imgs[2]}, engine=engine, stamp=SEC // 15)
+    assert ": 0 frame(s) lost" in logged[0]
+    assert not [key for key in counts if key.startswith("rejected.")], counts
+
+
+def prepared(encoding: str, pixels: np.ndarray, resize: float):
+    """DeblurNode.prepare of one raw image at ``resize``; what it rejected."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    rejected: list = []
+    fake = SimpleNamespace(debayer="vng", resize=resize, reject=lambda *why: rejected.append(why))
+    cam = SimpleNamespace(index=0, stream="/")
+    msg = numpy_to_image(pixels, encoding)
+    return node_module.DeblurNode.prepare(fake, cam, msg, 0.0), rejected
+
+
+def test_resize_scales_each_side_by_its_own_rounding_alpha_included():
+    """31x17 at 0.5 is 16x8: x scaled by 16/31, y by 8/17; camera_info's K and P follow them,
+    and the alpha plane goes back onto the deblurred frame at its size."""
+    rgba = np.dstack([frames(1, 17, 31)[0], np.full((17, 31), 200, np.uint8)])
+    (_, frame, _, meta), rejected = prepared("rgba8", rgba, 0.5)
+    assert not rejected and frame.shape == (8, 16, 3)
+    assert meta.scale == (16 / 31, 8 / 17)
+    assert meta.alpha.shape == (8, 16) and (meta.alpha == 200).all()
+
+
+def test_resize_keeps_at_least_one_pixel_a_side():
+    (_, frame, _, meta), rejected = prepared("rgb8", frames(1, 4, 4)[0][:1, :4], 0.1)
+    assert not rejected and frame.shape == (1, 1, 3)
+    assert meta.scale == (1 / 4, 1.0)
+
+
+def publish_fake(info: CameraInfo | None, size: tuple[int, int] = (64, 48)):
+    """DeblurNode.publish of one 64x48 rgb8 output stamped 5 s, with ``info`` in its camera's
+    cache; returns what it published, counted and warned."""
+    import threading
+    from collections import Counter, deque
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    images, infos, warned = [], [], []
+    cam = SimpleNamespace(
+        pub=SimpleNamespace(publish=images.append),
+        info_pub=SimpleNamespace(publish=infos.append),
+        compressed_pub=None,
+        infos=InfoCache(5),
+        stream="/",
+        info_topic="/camera_info",
+    )
+    if info is not None:
+        cam.infos.put(5 * SEC, info)
+    fake = SimpleNamespace(
+        cameras=[cam],
+        context=SimpleNamespace(ok=lambda: True),
+        lock=threading.Condition(),
+        counts=Counter(),
+        window=Counter(),
+        latencies=deque(),
+        ages=deque(),
+        due=lambda key: True,
+        get_logger=lambda: SimpleNamespace(warning=warned.append),
+        get_clock=lambda: SimpleNamespace(now=lambda: rclpy.time.Time(nanoseconds=6 * SEC)),
+    )
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    header = Image().header
+    header.stamp.sec = 5
+    meta = node_module.FrameMeta(0, header, "rgb8", None, time.monotonic(), (1.0, 1.0))
+    out = SimpleNamespace(meta=meta, image=np.zeros((*size[::-1], 3), np.uint8), stamp=5 * SEC)
+    node_module.DeblurNode.publish(fake, out)
+    return images, infos, fake.counts, warned
+
+
+def test_an_output_without_camera_info_is_counted_as_missing():
+    images, infos, counts, warned = publish_fake(None)
+    assert len(images) == 1 and not infos
+    assert counts["camera_info_missing"] == 1 and counts["published"] == 1
+    assert len(warned) == 1 and "no camera_info received on /camera_info" in warned[0]
+
+
+def test_a_camera_info_without_a_size_is_not_a_size_mismatch():
+    """A camera_info left at 0x0 (no calibration loaded) describes no other resolution."""
+    header = Image().header
+    header.stamp.sec = 5
+    images, infos, counts, warned = publish_fake(CameraInfo(header=header))
+    assert len(images) == len(infos) == 1 and not warned
+    assert "camera_info_size_mismatch" not in counts and counts["published"] == 1
+    images, infos, counts, warned = publish_fake(CameraInfo(header=header, width=32, height=24))
+    assert counts["camera_info_size_mismatch"] == 1 and "describes 32x24 images" in warned[0]
+
+
+def diagnostics_fake():
+    """A node's diagnostics state without ROS; its published statuses in ``fake.sent``."""
+    import threading
+    from collections import Counter, deque
+    from types import SimpleNamespace
+
+    from sarn_ros.engine import RESET_REASONS
+    from sarn_ros.ros import node as node_module
+
+    fake = SimpleNamespace(
+        lock=threading.Condition(),
+        counts=Counter(),
+        window=Counter(),
+        last_diag=time.monotonic() - 1.0,
+        latencies=deque(),
+        ages=deque(),
+        inference_ms=deque(),
+        overhead_ms=deque(),
+        waits_ms=deque(),
+        engine_stats={"resets": 0, "resets_by_reason": dict.fromkeys(RESET_REASONS, 0)},
+        engine=SimpleNamespace(
+            device="cpu",
+            deform_path="grid_sample",
+            precision="fp32",
+            model_name="m",
+            future_frames=2,
+        ),
+        self_ensemble=1,
+        queue_policy="latest",
+        compile_status=lambda: "off",
+        get_fully_qualified_name=lambda: "/sarn_deblur",
+        get_clock=lambda: SimpleNamespace(now=lambda: rclpy.time.Time()),
+        sent=[],
+    )
+    fake.diag_pub = SimpleNamespace(publish=lambda array: fake.sent.append(array.status[0]))
+    fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+
+    def report():
+        node_module.DeblurNode.publish_diagnostics(fake)
+        status = fake.sent[-1]
+        return status.level, status.message, {kv.key: kv.value for kv in status.values}
+
+    return fake, report
+
+
+def test_diagnostics_report_the_last_period_and_the_totals():
+    """Rates, WARN and timings cover the period since the last report; counts are totals, and
+    frames pending are those received and not yet published, dropped, idle or rejected."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    fake, report = diagnostics_fake()
+    with fake.lock:
+        for key, n in (("received", 6), ("published", 2), ("dropped", 1), ("rejected.encoding", 1)):
+            fake.count(key, n)
+        fake.latencies.extend([30.0, 10.0, 20.0])
+    fake.engine_stats["resets"] = 1
+    fake.engine_stats["resets_by_reason"]["gap"] = 1
+    level, message, values = report()
+    assert (level, message) == (DiagnosticStatus.WARN, "frames rejected or dropped")
+    assert float(values["input fps"]) > 0 and values["frames pending"] == "2"
+    assert values["latency ms (receive to publish, median)"] == "20.0"
+    assert values["resets.gap"] == "1" and "resets.resolution" not in values
+    level, message, values = report()  # a quiet period
+    assert (level, message) == (DiagnosticStatus.OK, "ok")
+    assert values["input fps"] == "0.00" and values["frames pending"] == "2"
+    assert values["latency ms (receive to publish, median)"] == "n/a"
+    assert (values["rejected frames"], values["rejected.encoding"]) == ("1", "1")
+
+
+def test_diagnostics_say_idle_only_while_nothing_is_published():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    fake, report = diagnostics_fake()
+    with fake.lock:
+        fake.count("received", 2)
+        fake.count("idle", 2)
+    level, message, _ = report()
+    assert level == DiagnosticStatus.OK and message.startswith("idle: nothing subscribes")
+    with fake.lock:  # a viewer came in this period
+        fake.count("received", 2)
+        fake.count("idle")
+        fake.count("published")
+    assert report()[:2] == (DiagnosticStatus.OK, "ok")
+
+
+def test_stop_ends_an_idle_worker_at_once():
+    """A worker that missed the stop would be reported as in the middle of a frame, and main
+    would leave the process with os._exit instead of a clean teardown."""
+    import threading
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    fake = SimpleNamespace(
+        lock=threading.Condition(),
+        running=True,
+        changes={},
+        cameras=[],
+        clock_s=time.monotonic,
+        quiet_cameras=lambda now: [],
+    )
+    fake.worker = threading.Thread(target=node_module.DeblurNode.work, args=(fake,), daemon=True)
+    fake.worker.start()
+    assert node_module.DeblurNode.stop(fake, wait_s=2.0) and not fake.worker.is_alive()
+
+
+def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
+    """The worker flushes a camera max_gap_s after its last frame, then sleeps: a camera still
+    marked as holding would be flushed again at every 0.1 s wake-up of an idle node."""
+    import threading
+    from collections import deque
+    from functools import partial
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    flushed: list[str | None] = []
+    stats = {"resets_by_reason": {}}
+    now = time.monotonic()
+    cam = SimpleNamespace(
+        queue=deque(), holding=True, last_taken=now, last_taken_wall=now, stream="left"
+    )
+    fake = SimpleNamespace(
+        lock=threading.Condition(),
+        running=True,
+        changes={},
+        cameras=[cam],
+        lazy=False,
+        max_gap_s=0.05,
+        queue_policy="all",
+        clock_s=time.monotonic,
+        clock_stopped=lambda: False,
+        engine=SimpleNamespace(
+            flush=lambda stream=None: flushed.append(stream) or [], stats=lambda: stats
+        ),
+        engine_stats=stats,
+        log_resets=lambda before, after: None,
+        reject=lambda *why: pytest.fail(f"worker rejected {why}"),
+    )
+    for method in ("quiet_cameras", "take", "apply_changes"):
+        setattr(fake, method, partial(getattr(node_module.DeblurNode, method), fake))
+    fake.worker = threading.Thread(target=node_module.DeblurNode.work, args=(fake,), daemon=True)
+    fake.worker.start()
+    deadline = time.monotonic() + 10
+    while not flushed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.35)  # three more wake-ups of the idle worker
+    assert node_module.DeblurNode.stop(fake, wait_s=2.0)
+    assert flushed == ["left"] and not cam.holding

@@ -335,3 +335,134 @@ def test_domain_id_takes_every_id_its_help_names(capsys):
     with pytest.raises(SystemExit):
         parser.parse_args(["--domain-id", "102"])
     assert "0..101" in capsys.readouterr().err
+
+
+def test_sarn_without_a_command_shows_the_commands_and_succeeds(capsys):
+    from sarn_ros.tools import cli
+
+    assert cli.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: sarn") and all(name in out for name in cli.SUBCOMMANDS)
+
+
+def test_a_subcommand_imports_no_other_subcommand_module():
+    """`sarn train --help` stays fast: the other subcommands' modules (and what they import)
+    are loaded only when they run."""
+    code = (
+        "import sys; from sarn_ros.tools import cli; cli.build_parser(['train']); "
+        "print(' '.join(m for m in sys.modules if m.startswith('sarn_ros.tools.')))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    from sarn_ros.tools.cli import SUBCOMMANDS
+
+    loaded = run.stdout.split()
+    assert "sarn_ros.tools.train" in loaded
+    assert not [
+        f"sarn_ros.tools.{n}"
+        for n in SUBCOMMANDS
+        if f"sarn_ros.tools.{n}" in loaded and n != "train"
+    ]
+
+
+@pytest.mark.parametrize("name", ["rosbags", "rosbags.rosbag2"])
+def test_a_missing_pip_package_or_part_of_it_is_one_line(monkeypatch, capsys, name):
+    """A module of rosbags that cannot be imported (an older rosbags without it) names the
+    package to install, as rosbags missing whole does."""
+    from sarn_ros.tools import cli, train
+
+    def needs(args):
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    monkeypatch.setattr(train, "run", needs)
+    assert cli.main(["train", "--run-dir", "."]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "sarn train: error: reading or writing rosbag2 files needs the Python package rosbags, "
+        "not among sarn_ros's ROS dependencies: python3 -m pip install --user rosbags"
+    ]
+
+
+def test_skip_default_xml_file_skips_only_when_set_to_1(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """Fast DDS skips the working directory's default profile only for SKIP_DEFAULT_XML_FILE=1:
+    set to anything else, that file is still the user's choice and is kept."""
+    from sarn_ros.resources import DDS_PROFILE_VARIABLES, dds_profile_setting
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "DEFAULT_FASTDDS_PROFILES.xml").write_text("<dds/>")
+    env = {"ROS_DISTRO": "kilted"}
+    for value in ("0", "", "yes"):
+        assert dds_profile_setting("/p.xml", {**env, "SKIP_DEFAULT_XML_FILE": value}) is None
+    skip = {**env, "SKIP_DEFAULT_XML_FILE": "1"}
+    assert dds_profile_setting("/p.xml", skip) == (DDS_PROFILE_VARIABLES[1], "/p.xml")
+
+
+@pytest.mark.parametrize(("distro", "localhost_only"), [("humble", "1"), ("jazzy", None)])
+def test_dds_stays_on_this_machine_under_each_distributions_setting(
+    monkeypatch: pytest.MonkeyPatch, distro: str, localhost_only: str | None
+):
+    """Humble has no ROS_AUTOMATIC_DISCOVERY_RANGE: there ROS_LOCALHOST_ONLY keeps the demo's
+    camera off the network; later distributions deprecate it, so it is left unset."""
+    from sarn_ros.resources import keep_dds_local
+
+    monkeypatch.setenv("ROS_DISTRO", distro)
+    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    keep_dds_local()
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    assert os.environ.get("ROS_LOCALHOST_ONLY") == localhost_only
+
+
+def test_a_tool_playing_a_camera_gets_a_domain_of_its_own(monkeypatch: pytest.MonkeyPatch):
+    """own_ros_domain (sarn demo, sarn bench node): the given domain, else a random one in
+    1..101, never 0 (ROS 2's default: a robot's), on loopback, with the packaged profile."""
+    import random
+
+    from sarn_ros import resources
+
+    for name in ("ROS_AUTOMATIC_DISCOVERY_RANGE", *resources.DDS_PROFILE_VARIABLES):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ROS_DOMAIN_ID", "0")
+    monkeypatch.setenv("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    monkeypatch.delenv("ROS_DISTRO", raising=False)
+    resources.own_ros_domain(42)
+    assert os.environ["ROS_DOMAIN_ID"] == "42"
+    assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
+    profile = str(resources.find_share_file("config/fastdds_shm.xml"))
+    assert os.environ[resources.dds_profile_variable()] == profile
+    monkeypatch.setattr(resources, "random", random.Random(0))  # reproducible draws
+    drawn = set()
+    for _ in range(1000):
+        resources.own_ros_domain(None)
+        drawn.add(int(os.environ["ROS_DOMAIN_ID"]))
+    assert min(drawn) >= 1 and max(drawn) <= 101 and len(drawn) > 90
+
+
+def test_share_files_come_from_the_overlay_first_and_missing_ones_are_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """An overlay workspace (first in AMENT_PREFIX_PATH) shadows the underlay, as ament does,
+    and an installed share/ this interpreter's source tree; a file found nowhere raises
+    FileNotFoundError naming where it looked."""
+    from sarn_ros import resources
+
+    def prefix(name: str) -> Path:
+        root = tmp_path / name
+        index = root / "share" / "ament_index" / "resource_index" / "packages"
+        index.mkdir(parents=True)
+        (index / "sarn_ros").touch()
+        (root / "share" / "sarn_ros" / "config").mkdir(parents=True)
+        (root / "share" / "sarn_ros" / "config" / "sarn_deblur.yaml").write_text(name)
+        return root
+
+    overlay, underlay, venv = prefix("overlay"), prefix("underlay"), prefix("venv")
+    monkeypatch.setenv("AMENT_PREFIX_PATH", os.pathsep.join(map(str, (overlay, underlay))))
+    found = resources.find_share_file("config/sarn_deblur.yaml")
+    assert found == overlay / "share" / "sarn_ros" / "config" / "sarn_deblur.yaml"
+    monkeypatch.setenv("AMENT_PREFIX_PATH", "")
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    assert resources.find_share_file("config/sarn_deblur.yaml").read_text() == "venv"
+    with pytest.raises(FileNotFoundError, match=r"config/none\.yaml not found .*venv"):
+        resources.find_share_file("config/none.yaml")

@@ -4,6 +4,7 @@ and the `sarn train` command, all with a tiny model on tiny frames."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from sarn_ros.archs import fusion_inputs
 from sarn_ros.checkpoint import load_model, read_checkpoint, save_checkpoint
 from sarn_ros.data.datasets import Sequence
 from sarn_ros.tools.cli import main as sarn
-from sarn_ros.tools.train import validation_set
+from sarn_ros.tools.train import option_defaults, validation_set
 from sarn_ros.training.trainer import (
     TrainConfig,
     Trainer,
@@ -807,6 +808,7 @@ def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
         (["--jpeg", "200", "-5"], "argument --jpeg: must be in [1, 100], got 200"),
         (["--jpeg", "90", "80", "--data", "x"], "--jpeg MIN MAX: MIN is above MAX"),
         (["--clip-len", "1.5"], "argument --clip-len: not a whole number: '1.5'"),
+        (["--clip-frames", "2"], "argument --clip-frames: must be at least 3, got 2"),
     ],
 )
 def test_cli_usage_errors_say_what_is_missing(tmp_path: Path, capsys, args, message) -> None:
@@ -1227,3 +1229,480 @@ def test_gradients_are_clipped_to_grad_clip(tmp_path: Path) -> None:
         norms[clip] = float(torch.cat(grads).norm())
     assert norms[1e6] > 1e-2  # unclipped
     assert norms[1e-3] <= 1e-3 * (1 + 1e-4)
+
+
+def sharp_mp4(path: Path, n: int = 12, h: int = 60, w: int = 80) -> Path:
+    """A sharp video file of ``n`` frames (a slow pan), as a camera of one's own records."""
+    from test_deblur_offline import write_video
+
+    write_video(path, blurry_sequence(n=n, h=h, w=w).sharp)
+    return path
+
+
+def sharp_stills(folder: Path, n: int, h: int = 96, w: int = 128) -> Path:
+    """``n`` unrelated stills: a folder of them is one synthetic camera move per still."""
+    folder.mkdir()
+    for i in range(n):
+        still = np.random.default_rng(i).integers(0, 256, (12, 16, 3), np.uint8)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(still, (w, h)))
+    return folder
+
+
+@pytest.mark.parametrize("held_out", ["video", "stills"])
+def test_the_validation_set_is_what_sarn_eval_synthesises(
+    tmp_path: Path, capsys, tiny_recurrent_checkpoint, held_out
+) -> None:
+    """README: validate the way you evaluate. With the defaults of both commands the held-out
+    frames are blurred as `sarn eval --synthetic` blurs them (its seed, its x0.5 and its blur in
+    full-resolution pixels, no moving object), so best.pth is the one eval ranks best."""
+    if held_out == "video":
+        folder = sharp_video(tmp_path / "video", n=4, h=96, w=128)
+    else:  # one synthetic camera move per still, each drawn apart
+        folder = sharp_stills(tmp_path / "stills", 6)
+    out = tmp_path / "eval.json"
+    args = ["eval", "--weights", str(tiny_recurrent_checkpoint), "--synthetic", str(folder)]
+    args += ["--max-frames", "4", "--future-frames", "0", "--device", "cpu", "--json", str(out)]
+    assert sarn(args) == 0
+    rows = json.loads(out.read_text())["gt"]
+    defaults = option_defaults()
+    defaults.val_sharp, defaults.val_frames = folder, 4
+    val = validation_set(defaults)
+    assert [s.name for s in val] == [r["sequence"] for r in rows]
+    for seq, row in zip(val, rows, strict=True):
+        mine = [metrics.psnr(b, s) for b, s in zip(seq.blurred, seq.sharp, strict=True)]
+        assert mine == pytest.approx(row["per_frame_input_psnr"], abs=1e-6)
+
+
+def test_a_video_given_to_data_trains_on_every_clip_by_default(tmp_path: Path, capsys) -> None:
+    """--sharpest is for ordinary recordings, asked for: by default every clip of a video is
+    trained on, and no sharpness pass reads it first."""
+    video = sharp_mp4(tmp_path / "drive.mp4")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video)]
+    args += ["--clip-frames", "4", "--clip-len", "1", "--crop", "32", "--steps", "0"]
+    assert sarn([*args, "--blur-px", "4", "--device", "cpu", *TINY_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "training data: 3 sequences, 12 frames\n" in out
+    assert "sharpest" not in out
+
+
+def test_a_trainset_records_the_blur_options_it_was_built_with(tmp_path: Path, capsys) -> None:
+    """trainset.json (and so the weights' metadata and the reuse check) holds the blur each
+    option asked for, --no-jpeg as no compression."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--steps", "0"]
+    args += ["--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    blur = {"--blur-px": 4, "--exposure": 0.5, "--rotation-deg": 0.3, "--zoom": 0.01}
+    blur |= {"--noise": 1, "--object-prob": 0.6, "--linear-light": 0.25}
+    given = [str(x) for kv in blur.items() for x in kv]
+    assert sarn([*args, "--trainset", str(tmp_path / "ts"), *given, "--jpeg", "80", "90"]) == 0
+    (built,) = json.loads((tmp_path / "ts" / "trainset.json").read_text())["synthetic_blur"]
+    want = {"blur_px": 4, "exposure": 0.5, "rotation_deg": 0.3, "zoom": 0.01, "noise_std": 1}
+    want |= {"object_prob": 0.6, "linear_light": 0.25, "jpeg_quality": [80, 90]}
+    assert {k: built[k] for k in want} == want
+    plain = [*args, "--trainset", str(tmp_path / "plain"), "--blur-px", "4"]
+    assert sarn([*plain, "--no-jpeg"]) == 0
+    (built,) = json.loads((tmp_path / "plain" / "trainset.json").read_text())["synthetic_blur"]
+    assert built["jpeg_quality"] is None
+    capsys.readouterr()
+    assert sarn(plain) == 2  # the set has no compression, this command asks for it
+    assert "--jpeg/--no-jpeg 70 97 (the set: off)" in capsys.readouterr().err
+
+
+def test_blur_px_is_at_full_resolution_for_video_clips_too(tmp_path: Path, monkeypatch) -> None:
+    """As for frame folders: a video's x0.5 clips get half the pixels of blur."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools import train as train_module
+
+    seen, real = [], train_module.synthesize
+
+    def spy(clip, params, seed):
+        seen.append((clip[0].shape[1], params.blur_px))
+        return real(clip, params=params, seed=seed)
+
+    monkeypatch.setattr(train_module, "synthesize", spy)
+    video = sharp_mp4(tmp_path / "drive.mp4", n=4)
+    train_module.gather([video], BlurParams(blur_px=8.0), [1.0, 0.5], 1, 6, clip_frames=4)
+    assert seen == [(80, 8.0), (40, 4.0)]
+
+
+def test_every_blur_variant_of_a_video_clip_draws_its_own_blur(tmp_path: Path) -> None:
+    """--variants 2 on a video: two different blurs of each clip, not one twice."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import gather
+
+    video = sharp_mp4(tmp_path / "drive.mp4", n=8)
+    seqs = gather([video], BlurParams(blur_px=6.0), [1.0], 2, 6, clip_frames=4)
+    assert [s.name for s in seqs] == [
+        "drive_1_x1_v0",
+        "drive_1_x1_v1",
+        "drive_2_x1_v0",
+        "drive_2_x1_v1",
+    ]
+    for a, b in (seqs[:2], seqs[2:]):
+        assert not np.array_equal(np.stack(a.blurred), np.stack(b.blurred))
+
+
+def test_sharpest_is_recorded_as_applied_to_a_folder_holding_a_recording_among_other_files(
+    tmp_path: Path,
+) -> None:
+    """A camera's folder: a video beside its notes; --sharpest picks among the video's clips,
+    so the set (and the weights' metadata) says it was applied."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import describe_sources
+
+    (tmp_path / "cam").mkdir()
+    sharp_mp4(tmp_path / "cam" / "drive.mp4", n=4)
+    (tmp_path / "cam" / "notes.txt").write_text("recorded at noon")
+    desc = describe_sources([tmp_path / "cam"], BlurParams(), [1.0], 1, 6, sharpest=0.5)
+    assert desc["sharpest_applied"]
+
+
+def test_no_training_images_in_several_folders_names_them_all(tmp_path: Path, capsys) -> None:
+    empty = [tmp_path / "a", tmp_path / "b"]
+    for folder in empty:
+        folder.mkdir()
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", *map(str, empty)]
+    assert sarn([*args, "--steps", "0", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"sarn train: no training images found in {empty[0]}, {empty[1]}\n"
+
+
+def test_a_trainset_of_sets_built_apart_is_reused_whole(tmp_path: Path, capsys) -> None:
+    """The GPU recipe builds one set per source folder and trains on their parent folder,
+    which holds no .npz of its own: it is a training set, not a folder to refuse."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import build_trainset
+
+    video = sharp_video(tmp_path / "video")
+    for name in ("a", "b"):
+        build_trainset([video], BlurParams(blur_px=4.0), [1.0], 1, 6, tmp_path / "ts" / name)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "0", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn(args) == 0
+    out = capsys.readouterr().out
+    assert f"reusing --trainset {tmp_path / 'ts'} (built from {video}, {video})" in out
+    assert "training data: 2 sequences, 10 frames\n" in out
+
+
+def test_a_build_killed_outright_is_built_again_from_scratch(tmp_path: Path) -> None:
+    """SIGKILL (an OOM kill, a job's hard limit) leaves <trainset>.partial behind: the next
+    run builds the set anew rather than failing on the folder or keeping the old part."""
+    video = sharp_video(tmp_path / "video")
+    partial = tmp_path / "ts.partial"
+    partial.mkdir()
+    (partial / "stale.npz").write_bytes(b"half written")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--blur-px", "4", "--steps", "0", "--clip-len", "3"]
+    assert sarn([*args, "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
+    built = sorted(p.name for p in (tmp_path / "ts").glob("*.npz"))
+    assert len(built) == 1 and "stale.npz" not in built and not partial.exists()
+
+
+def test_a_trainset_of_parts_records_the_sharpest_share_any_part_kept(tmp_path: Path) -> None:
+    """A set built apart from a recording's sharpest half and from a frame folder trained on
+    part of the recording: the weights' metadata says so."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import build_trainset
+
+    video, frames = sharp_mp4(tmp_path / "drive.mp4", n=10), sharp_video(tmp_path / "frames")
+    params, ts = BlurParams(blur_px=4.0), tmp_path / "ts"
+    build_trainset([video], params, [1.0], 1, 6, ts / "a", clip_frames=5, sharpest=0.5)
+    build_trainset([frames], params, [1.0], 1, 6, ts / "b")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(ts), "--steps", "0"]
+    assert sarn([*args, "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
+    data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
+    assert data[-1] == "recordings: the sharpest 0.5 of their clips"
+
+
+def test_a_trainset_of_parts_built_at_other_scales_takes_the_scales_of_all(
+    tmp_path: Path, capsys
+) -> None:
+    """gpu_kit builds each folder at its own --scales: the parts' scales are no one build
+    option of the whole set, so a command giving all of them is not refused over the first."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import build_trainset, read_description
+
+    video = sharp_video(tmp_path / "video", h=96, w=128)
+    ts = tmp_path / "ts"
+    for name, scales in (("a", [0.5]), ("b", [1.0])):
+        build_trainset([video], BlurParams(blur_px=4.0), scales, 1, 6, ts / name)
+    desc = read_description(ts)
+    assert "scales" not in desc and desc["variants"] == 1  # what the parts share is kept
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(ts), "--steps", "0"]
+    args += ["--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--scales", "1", "0.5"]) == 0, capsys.readouterr().err
+
+
+def test_a_reused_trainset_given_its_data_compares_the_options_left_at_their_defaults(
+    tmp_path: Path, capsys
+) -> None:
+    """With --data the command describes a build in full: a set made at --blur-px 4 is not the
+    set that `--data video` at the default blur asks for."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--steps", "0", "--clip-len", "3", "--crop", "32"]
+    args += ["--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--blur-px", "4"]) == 0
+    capsys.readouterr()
+    assert sarn(args) == 2
+    default = option_defaults().blur_px
+    assert f"--blur-px {default:g} (the set: 4)" in capsys.readouterr().err
+
+
+def test_the_order_of_data_folders_is_no_other_set(tmp_path: Path, capsys) -> None:
+    """--data compares as a set of whole paths: the same folders in another order are the
+    set's own sources."""
+    video, other = sharp_video(tmp_path / "video"), sharp_video(tmp_path / "other")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "0", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    args += ["--blur-px", "4"]
+    assert sarn([*args, "--data", str(video), str(other)]) == 0
+    assert sarn([*args, "--data", str(other), str(video)]) == 0, capsys.readouterr().err
+    assert f"reusing --trainset {tmp_path / 'ts'}" in capsys.readouterr().out
+
+
+def test_a_trainset_of_parts_refuses_a_blur_that_only_some_parts_have(
+    tmp_path: Path, capsys
+) -> None:
+    """Parts built at --blur-px 4 and 8 are no set at --blur-px 4: half of it has another."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import build_trainset
+
+    video = sharp_video(tmp_path / "video")
+    for name, px in (("a", 4.0), ("b", 8.0)):
+        build_trainset([video], BlurParams(blur_px=px), [1.0], 1, 6, tmp_path / "ts" / name)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "0", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--blur-px", "4"]) == 2
+    assert "--blur-px 4 (the set: 4, 8)" in capsys.readouterr().err
+    assert sarn(args) == 0  # only --trainset: the set as built
+
+
+def test_validation_blur_follows_a_val_blur_px_of_0_and_the_exposure(tmp_path: Path) -> None:
+    """--val-blur-px 0 (no motion blur) is a value, not "unset"; --exposure shapes the
+    validation blur as it does the training blur (the camera's motion between a still's
+    frames: a video brings its own)."""
+    import argparse
+
+    base = {"val_sharp": sharp_stills(tmp_path / "stills", 1), "val_pairs": [], "val_scale": 1.0}
+    base |= {"val_frames": 4, "topics": None, "debayer": "vng"}
+
+    def blurred(**kw) -> np.ndarray:
+        (seq,) = validation_set(argparse.Namespace(**base, **kw))
+        return np.stack(seq.blurred)
+
+    still = blurred(blur_px=0.0, val_blur_px=None, exposure=0.8)
+    assert np.array_equal(blurred(blur_px=24.0, val_blur_px=0.0, exposure=0.8), still)
+    assert not np.array_equal(blurred(blur_px=24.0, val_blur_px=None, exposure=0.8), still)
+    long = blurred(blur_px=24.0, val_blur_px=None, exposure=0.8)
+    assert not np.array_equal(blurred(blur_px=24.0, val_blur_px=None, exposure=0.2), long)
+
+
+def test_a_bag_held_out_for_validation_plays_the_topics_asked_for(tmp_path: Path) -> None:
+    import argparse
+
+    from test_recordings import grey_frames, write_camera_bag
+
+    write_camera_bag(tmp_path / "run", grey_frames(4))
+    args = {"val_sharp": tmp_path / "run", "val_pairs": [], "val_scale": 0.5, "val_frames": 3}
+    args |= {"blur_px": 8.0, "val_blur_px": None, "exposure": 0.8, "debayer": "vng"}
+    (seq,) = validation_set(argparse.Namespace(**args, topics=["/cam/image_raw/compressed"]))
+    assert seq.name == "run/cam/image_raw/compressed" and len(seq.blurred) == 3
+
+
+def test_an_equal_jpeg_min_and_max_is_one_quality(tmp_path: Path) -> None:
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--steps", "0", "--clip-len", "3", "--crop", "32"]
+    assert sarn([*args, "--device", "cpu", "--jpeg", "90", "90", *TINY_ARGS]) == 0
+    (built,) = json.loads((tmp_path / "ts" / "trainset.json").read_text())["synthetic_blur"]
+    assert built["jpeg_quality"] == [90, 90]
+
+
+def test_export_from_a_folder_without_a_run_does_not_point_to_latest(
+    tmp_path: Path, capsys
+) -> None:
+    """--from latest is the way out only where latest.pth exists."""
+    args = ["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(tmp_path / "w.pth")]
+    assert sarn(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sarn train:") and "--from latest" not in err
+
+
+def test_a_resume_ignores_init_and_keeps_the_runs_own_start(
+    tmp_path: Path, capsys, tiny_recurrent_checkpoint
+) -> None:
+    """--init is for new runs: a run from scratch resumed with one goes on from its own
+    weights and architecture, and still records that it started from scratch."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--clip-len", "3", "--crop", "32", "--batch", "1", "--device", "cpu"]
+    assert sarn([*args, "--steps", "1", *TINY_ARGS]) == 0  # num_drm 1: the fixture has more
+    resumed = [*args, "--steps", "2", "--resume", "--init", str(tiny_recurrent_checkpoint)]
+    assert sarn(resumed) == 0, capsys.readouterr().err
+    weights = load_model(tmp_path / "run" / "latest.pth")
+    assert weights.meta["steps"] == 2 and weights.meta["train_config"]["init"] is None
+    assert weights.cfg.num_drm == 1
+
+
+def test_a_trainset_that_is_a_file_is_named_as_no_training_set(tmp_path: Path, capsys) -> None:
+    video = sharp_video(tmp_path / "video")
+    (tmp_path / "ts").write_text("a file")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    assert sarn([*args, "--data", str(video), "--steps", "0", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"--trainset {tmp_path / 'ts'} exists and is not a training set" in err
+
+
+def tiny_run(tmp_path: Path, video: Path, steps: int, *extra: str) -> int:
+    """`sarn train` of ``steps`` on ``video`` into tmp_path/run, a tiny model on a CPU."""
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--steps", str(steps), "--batch", "1", "--clip-len", "3", "--crop", "32"]
+    return sarn([*args, "--device", "cpu", *extra])
+
+
+def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
+    tmp_path: Path, capsys
+) -> None:
+    """A run at --lr 1e-3 resumed without --lr keeps it without a note (the default is no
+    choice of the user's); a shorter --steps is named as a longer one is."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 2, *TINY_ARGS, "--lr", "1e-3") == 0
+    capsys.readouterr()
+    assert tiny_run(tmp_path, video, 1, "--resume") == 0
+    out = capsys.readouterr().out
+    assert "resumed" in out and "--lr" not in out
+    assert "note: --steps 1: the run's cosine schedule, 2 steps long, now ends at step 1" in out
+
+
+def test_a_single_image_run_resumes_as_one_without_arch(tmp_path: Path, capsys) -> None:
+    """--arch is for new runs: a single-image run resumed without it keeps its model, and the
+    default --arch it did not give is no option to call unused."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 1, "--arch", "single", *TINY_ARGS) == 0
+    capsys.readouterr()
+    assert tiny_run(tmp_path, video, 2, "--resume") == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "resumed" in out and "not used" not in out
+    weights = load_model(tmp_path / "run" / "latest.pth")
+    assert type(weights).__name__ == "SARN" and weights.meta["steps"] == 2
+
+
+def test_a_single_image_run_takes_the_recurrent_tiny_options_but_lstm_channels(
+    tmp_path: Path,
+) -> None:
+    """--lstm-channels is the recurrent model's: a single-image run started with the options
+    of a recurrent one builds its SARN from the others."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 1, "--arch", "single", *TINY_ARGS) == 0
+    weights = load_model(tmp_path / "run" / "latest.pth")
+    assert type(weights).__name__ == "SARN" and weights.cfg.channels == 8
+    assert "lstm_channels" not in weights.meta["train_config"]["model"]
+
+
+def test_validating_the_init_weights_alone_is_no_fine_tune_gone_worse(
+    tmp_path: Path, capsys, tiny_recurrent_checkpoint
+) -> None:
+    """--steps 0 with --init and a validation set measures the starting weights: that no step
+    beat them is no news when there was no step."""
+    video = sharp_video(tmp_path / "video")
+    extra = ["--init", str(tiny_recurrent_checkpoint), "--val-sharp", str(video)]
+    assert tiny_run(tmp_path, video, 0, *extra, "--val-frames", "3", "--val-scale", "1") == 0
+    out = capsys.readouterr().out
+    assert "best val PSNR" in out and "at step 0" in out
+    assert "no step validated above" not in out
+
+
+def test_a_run_without_validation_says_where_its_weights_are(tmp_path: Path, capsys) -> None:
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 1, *TINY_ARGS) == 0
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"no validation set: the weights are in {tmp_path / 'run' / 'latest.pth'}"
+
+
+def test_sequences_left_out_are_counted_and_the_sizes_are_those_trained_on(
+    tmp_path: Path, capsys
+) -> None:
+    from sarn_ros.data.datasets import load_sequences
+
+    video = sharp_video(tmp_path / "video")  # 60x80: x0.5 and x0.25 are below a 32 px crop
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--scales", "1", "0.5", "0.25", "--steps", "0"]
+    assert sarn([*args, "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
+    out = capsys.readouterr().out
+    assert "training data: 1 sequence, 5 frames (2 of the 3 sequences are left out: " in out
+    (h, w), *_ = sorted(
+        (s.blurred[0].shape[:2] for s in load_sequences(tmp_path / "ts")), reverse=True
+    )
+    data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
+    assert data[1].endswith(f", sizes {w}x{h}")
+
+
+def test_sharpest_given_for_a_frame_folder_is_not_recorded_as_applied(tmp_path: Path) -> None:
+    """--sharpest chooses among a recording's clips: a frame folder is used whole, and the
+    weights' metadata does not say otherwise."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 0, "--sharpest", "0.5", *TINY_ARGS) == 0
+    data = load_model(tmp_path / "run" / "latest.pth").meta["data"]
+    assert not any(line.startswith("recordings:") for line in data)
+
+
+def test_a_resume_without_last_pt_is_a_new_run_of_the_options_given(tmp_path: Path, capsys) -> None:
+    """latest.pth is written before last.pt: a run killed in between left no checkpoint to
+    resume, so --resume starts the run the command describes, not the architecture of the
+    weights left behind."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 1, *TINY_ARGS) == 0
+    (tmp_path / "run" / "last.pt").unlink()
+    assert tiny_run(tmp_path, video, 1, "--resume", "--arch", "single", *TINY_ARGS) == 0
+    assert type(load_model(tmp_path / "run" / "latest.pth")).__name__ == "SARN"
+
+
+def test_a_run_from_scratch_trains_at_the_lr_its_help_names(tmp_path: Path, capsys) -> None:
+    """Without --lr a new run trains at the trainer's default, the one `--help` names (a
+    fine-tune's own default is checked with --init above)."""
+    from sarn_ros.training.trainer import TrainConfig
+
+    assert tiny_run(tmp_path, sharp_video(tmp_path / "video"), 0, *TINY_ARGS) == 0
+    lr = load_model(tmp_path / "run" / "latest.pth").meta["train_config"]["lr"]
+    assert lr == TrainConfig().lr
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        sarn(["train", "--help"])
+    assert f"(default: {lr:g};" in " ".join(capsys.readouterr().out.split())
+
+
+def test_data_given_relative_is_recorded_as_a_whole_path(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """trainset.json names its sources whole, so a command run from elsewhere that names the
+    same folder by its whole path reuses the set."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "0", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    monkeypatch.chdir(tmp_path)
+    assert sarn([*args, "--data", "video", "--blur-px", "4"]) == 0
+    desc = json.loads((tmp_path / "ts" / "trainset.json").read_text())
+    assert desc["sources"] == [str(video)]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert sarn([*args, "--data", str(video), "--blur-px", "4"]) == 0, capsys.readouterr().err
+    assert f"reusing --trainset {tmp_path / 'ts'} (built from {video})" in capsys.readouterr().out
+
+
+def test_a_missing_data_path_is_found_before_the_others_are_built(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """A typo in the last of several --data paths is said at once, not after the sources
+    before it were synthesised (hours for a large set)."""
+    from sarn_ros.tools import train as train_module
+
+    def synthesised(*args, **kwargs):
+        pytest.fail("a source was synthesised before the missing one was named")
+
+    monkeypatch.setattr(train_module, "synthesize_folder", synthesised)
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), str(tmp_path / "missing"), "--steps", "0", "--device", "cpu"]
+    assert sarn(args) == 2
+    assert f"no such file or folder: {tmp_path / 'missing'}" in capsys.readouterr().err
