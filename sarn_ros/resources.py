@@ -77,9 +77,13 @@ def use_packaged_dds_profile() -> None:
 def own_ros_domain(domain_id: int | None) -> None:
     """For the tools that play a camera (demo, node benchmark), whose image_raw must not reach
     a running robot: DDS on this machine only, on ``domain_id`` or a random domain (within
-    0-101, which Linux's ephemeral ports leave free), with the packaged profile."""
+    1-101, which Linux's ephemeral ports leave free, never the user's own), with the packaged
+    profile."""
     keep_dds_local()
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 101) if domain_id is None else domain_id)
+    if domain_id is None:
+        users = os.environ.get("ROS_DOMAIN_ID", "").strip()
+        domain_id = random.choice([d for d in range(1, 102) if str(d) != users])
+    os.environ["ROS_DOMAIN_ID"] = str(domain_id)
     use_packaged_dds_profile()
 
 

@@ -438,6 +438,11 @@ def test_a_tool_playing_a_camera_gets_a_domain_of_its_own(monkeypatch: pytest.Mo
         resources.own_ros_domain(None)
         drawn.add(int(os.environ["ROS_DOMAIN_ID"]))
     assert min(drawn) >= 1 and max(drawn) <= 101 and len(drawn) > 90
+    for users in ("7", " 7"):  # the user's own domain is never drawn (it was 1 run in 101)
+        for _ in range(300):
+            monkeypatch.setenv("ROS_DOMAIN_ID", users)
+            resources.own_ros_domain(None)
+            assert os.environ["ROS_DOMAIN_ID"] != "7"
 
 
 def test_share_files_come_from_the_overlay_first_and_missing_ones_are_named(
