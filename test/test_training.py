@@ -990,6 +990,28 @@ def test_architecture_options_given_with_init_are_named_not_recorded(
     assert weights.cfg.channels == 8 and weights.meta["train_config"]["model"] == {}
 
 
+def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says(
+    tmp_path: Path,
+) -> None:
+    """`--init sarn_single` without --arch trained and exported a RecurrentSARN (the --arch
+    default), though README says a fine-tune keeps its weights' architecture. An explicit
+    --arch recurrent still builds a recurrent model from them."""
+    from sarn_ros.archs import SARN
+
+    torch.manual_seed(0)
+    single = save_checkpoint(
+        SARN(channels=8, blocks_per_level=1, attention_stride=4), tmp_path / "single.pth"
+    )
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--data", str(video), "--steps", "1", "--init", str(single)]
+    args += ["--clip-len", "3", "--crop", "32", "--device", "cpu"]
+    assert sarn([*args, "--run-dir", str(tmp_path / "kept")]) == 0
+    kept = load_model(tmp_path / "kept" / "latest.pth")
+    assert type(kept).__name__ == "SARN" and kept.meta["name"] == "sarn_single"
+    assert sarn([*args, "--run-dir", str(tmp_path / "rec"), "--arch", "recurrent"]) == 0
+    assert type(load_model(tmp_path / "rec" / "latest.pth")).__name__ == "RecurrentSARN"
+
+
 def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Path) -> None:
     """An infinite gradient (clipped to NaN), or under DDP another rank's bad batch, ruins the
     weights in a step whose own loss was finite: the check on the loss let the next checkpoint

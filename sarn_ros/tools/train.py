@@ -59,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--arch",
         choices=("recurrent", "single"),
-        default="recurrent",
-        help="RecurrentSARN (video) or SARN (single image); new runs only",
+        help="RecurrentSARN (video) or SARN (single image); new runs only (default: recurrent, "
+        "or with --init the architecture of those weights)",
     )
     p.add_argument("--run-dir", type=Path, required=True, help="checkpoints, logs, best.pth")
     p.add_argument("--resume", action="store_true", help="continue <run-dir>/last.pt if present")
@@ -711,7 +711,10 @@ def run(args: argparse.Namespace) -> int:
         if resumed is not None:  # the run's own; Trainer.resume() restores its init record
             (arch, model), init = resumed, None
         elif init is not None:
-            kept = read_checkpoint(init)["config"]
+            ckpt = read_checkpoint(init)
+            kept = ckpt["config"]
+            if arch is None:  # README: with --init the model keeps those weights' architecture
+                arch = "recurrent" if ckpt["arch"] == "RecurrentSARN" else "single"
             ignored = unused_options(model, kept)
             if ignored and rank == 0:
                 print(
@@ -719,6 +722,7 @@ def run(args: argparse.Namespace) -> int:
                     f"{init}'s architecture ({architecture_text(kept)})"
                 )
             model = {}  # the weights' own config records the architecture
+        arch = arch or "recurrent"
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
@@ -810,7 +814,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"
             )
         ignored = unused_options(architecture_options(args), model)
-        if args.arch != arch and args.arch != option_defaults().arch:
+        if args.arch not in (None, arch):
             ignored.insert(0, f"--arch {args.arch}")
         if ignored:
             print(
