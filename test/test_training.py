@@ -494,6 +494,34 @@ def test_cli_trains_on_real_pairs_and_validates_on_held_out_pairs(tmp_path: Path
     assert data[-1] == f"real pairs: {tmp_path / 'train'}"  # no synthetic blur line
 
 
+def test_held_out_pairs_of_two_sizes_are_validated_as_two_pieces(tmp_path: Path) -> None:
+    """A --val-pairs sequence whose frames change size (as sarn eval --pairs takes them) ended
+    the run at its first validation with numpy's stacking error, nothing exported."""
+    seq = blurry_sequence("v0", n=5, seed=2)
+    small = [cv2.resize(f, (48, 40), interpolation=cv2.INTER_AREA) for f in seq.blurred[3:]]
+    small_gt = [cv2.resize(f, (48, 40), interpolation=cv2.INTER_AREA) for f in seq.sharp[3:]]
+    mixed = Sequence("v0", [*seq.blurred[:3], *small], [*seq.sharp[:3], *small_gt])
+    write_pairs(tmp_path / "test", mixed)
+    write_pairs(tmp_path / "train", blurry_sequence("t0", n=4, seed=1))
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(tmp_path / "train")]
+    args += ["--val-pairs", str(tmp_path / "test"), "--val-scale", "1", "--steps", "1"]
+    args += ["--batch", "1", "--clip-len", "2", "--crop", "32", "--device", "cpu"]
+    args += ["--channels", "8", "--blocks-per-level", "1", "--num-drm", "1"]
+    args += ["--lstm-channels", "8", "--attention-stride", "4"]
+    assert sarn(args) == 0
+    v = load_model(tmp_path / "run" / "best.pth").meta["validation"]
+    on_disk = [
+        metrics.psnr(cv2.imread(str(b))[..., ::-1], cv2.imread(str(g))[..., ::-1])
+        for b, g in zip(
+            sorted((tmp_path / "test" / "v0" / "blur").iterdir()),
+            sorted((tmp_path / "test" / "v0" / "sharp").iterdir()),
+            strict=True,
+        )
+    ]
+    assert v["input_psnr"] == pytest.approx(np.mean(on_disk), abs=1e-3)
+    assert "2 sequences, 5 frames" in v["set"]
+
+
 def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> None:
     video = tmp_path / "video"
     video.mkdir()

@@ -606,7 +606,23 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
         )
     for root in args.val_pairs:
         seqs += load_pairs(root, scale=args.val_scale, max_frames=args.val_frames)
-    return seqs
+    return [piece for seq in seqs for piece in one_size_pieces(seq)]
+
+
+def one_size_pieces(seq: Sequence) -> list[Sequence]:
+    """``seq`` cut where its frame size changes: validation stacks a sequence's frames, and
+    ``sarn eval`` restarts the stream there too. Pairs of two sizes in one --val-pairs folder
+    ended a run with a stacking error at its first validation."""
+    cuts = [
+        i for i in range(1, len(seq.blurred)) if seq.blurred[i].shape != seq.blurred[i - 1].shape
+    ]
+    if not cuts:
+        return [seq]
+    bounds = list(zip([0, *cuts], [*cuts, len(seq.blurred)], strict=True))
+    return [
+        Sequence(f"{seq.name}#{k}", seq.blurred[a:b], seq.sharp[a:b])
+        for k, (a, b) in enumerate(bounds, 1)
+    ]
 
 
 def val_blur(args: argparse.Namespace) -> BlurParams:
