@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -706,6 +707,41 @@ def sharp_video(folder: Path, n: int = 5, h: int = 60, w: int = 80) -> Path:
     for i, f in enumerate(blurry_sequence(n=n, h=h, w=w).sharp):
         cv2.imwrite(str(folder / f"{i:03d}.png"), f[..., ::-1])
     return folder
+
+
+def test_what_a_data_folder_holds_but_training_leaves_out_is_named(tmp_path: Path, capsys) -> None:
+    """Sub-folders one level too deep, a GoPro sequence without sharp/ (a half-extracted
+    download), a frame folder beside pairs, a video inside a stills folder: all were left out
+    of training with only a lower count in the 'training data' line."""
+    from sarn_ros.tools.train import blur_params, gather
+
+    pairs = tmp_path / "pairs"
+    write_pairs(pairs, blurry_sequence("good", n=4, seed=1))
+    write_pairs(pairs, blurry_sequence("half", n=4, seed=2))
+    shutil.rmtree(pairs / "half" / "sharp")
+    sharp_video(pairs / "frames")
+    parent = tmp_path / "parent"
+    (parent / "deep").mkdir(parents=True)
+    sharp_video(parent / "shallow")
+    sharp_video(parent / "deep" / "calendar")
+    stills = sharp_video(tmp_path / "stills")
+    sharp_video(stills / "inner")
+    params = option_defaults()
+
+    def notes(folder: Path) -> tuple[str, list[str]]:
+        seqs = gather([folder], blur_params(params), [1.0], 1, 6)
+        return capsys.readouterr().out, sorted(s.name for s in seqs)
+
+    out, names = notes(pairs)
+    assert f"note: {pairs}: not used: frames, half (a folder of blurred/sharp pairs" in out
+    assert names == ["good_x1"]
+    out, names = notes(parent)
+    assert f"note: {parent}: not used: deep (nothing in them is read" in out
+    assert "shallow" not in out and [n.split("_")[0] for n in names] == ["shallow"]
+    out, _ = notes(stills)
+    assert f"note: {stills}: not used: inner (only the images directly" in out
+    out, _ = notes(parent / "shallow")  # all of it used: no note
+    assert "note" not in out
 
 
 def test_resume_continues_the_runs_own_architecture(tmp_path: Path, capsys) -> None:

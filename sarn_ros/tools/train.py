@@ -34,6 +34,7 @@ from ..data.datasets import (
     iter_pairs,
     load_pairs,
     load_sequences,
+    natural_key,
     no_pairs_error,
     save_sequence,
     synthesize_folder,
@@ -343,6 +344,7 @@ def iter_gather(
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         pairs = root.is_dir() and bool(find_pair_dirs(root))
+        note_left_out(root, pairs, kind)
         sources = [root] if kind else sorted(root.iterdir())
         for scale in scales:
             # --blur-px is at full resolution, as for validation and `sarn eval`: an x0.5
@@ -376,6 +378,41 @@ def iter_gather(
                         for s in made:
                             s.name = f"{src.name}_{s.name}_x{scale:g}_v{v}"
                             yield s
+
+
+LEFT_OUT_WHY = {
+    "pairs": "a folder of blurred/sharp pairs trains on its sequences that have both, and on "
+    "nothing else in it",
+    "folder": "only the images directly in a folder of images are read",
+    None: "nothing in them is read: no images, video or bag directly in them",
+}
+
+
+def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
+    """Name what a --data folder holds that training does not read (sub-folders one level too
+    deep, a GoPro sequence without sharp/, a video beside pairs): only a lower count in the
+    'training data' line told before. Each can be given as its own --data."""
+    if not root.is_dir() or kind in ("video", "bag") or int(os.environ.get("RANK", 0)) != 0:
+        return
+    inside = [p for p in sorted(root.iterdir(), key=natural_key) if not p.name.startswith(".")]
+    if pairs:
+        used = {p for _, b, s in find_pair_dirs(root) for p in (b, *b.parents, s, *s.parents)}
+        out = [p for p in inside if p not in used and (p.is_dir() or recording_kind(p))]
+        why = LEFT_OUT_WHY["pairs"]
+    elif kind == "folder":
+        out = [p for p in inside if p.is_dir() or recording_kind(p) in ("video", "bag")]
+        why = LEFT_OUT_WHY["folder"]
+    else:
+        out = [p for p in inside if p.is_dir() and recording_kind(p) is None]
+        why = LEFT_OUT_WHY[None]
+    if out:
+        names = ", ".join(p.name for p in out[:6]) + (
+            f" and {len(out) - 6} more" if len(out) > 6 else ""
+        )
+        print(
+            f"note: {root}: not used: {names} ({why}; give them as their own --data)",
+            flush=True,
+        )
 
 
 def holds_recordings(source: str | Path) -> bool:
