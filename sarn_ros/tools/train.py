@@ -892,8 +892,9 @@ def run(args: argparse.Namespace) -> int:
         if best["step"] == 0 and trainer.cfg.init is not None and trainer.step > 0:
             print(
                 f"note: no step validated above the --init weights ({trainer.cfg.init}), so "
-                f"best.pth holds them; the run's --lr {trainer.cfg.lr:g} may be too high for a "
-                "fine-tune (the shipped weights' used 4e-5 to 2e-4: weights/README.md)"
+                f"best.pth holds them: more --steps, or a --lr below this run's "
+                f"{trainer.cfg.lr:g}, may help (weights/README.md lists what each shipped "
+                "fine-tune used)"
             )
     elif val:
         print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
