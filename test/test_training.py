@@ -1334,6 +1334,25 @@ def sharp_stills(folder: Path, n: int, h: int = 96, w: int = 128) -> Path:
     return folder
 
 
+def test_a_build_only_run_of_frames_smaller_than_the_crop_builds_and_succeeds(
+    tmp_path: Path, capsys
+) -> None:
+    """weights/README's build recipe (--steps 0) exited 2 with "no sequence has 6 frames of at
+    least 96x96" (the default --crop) after building the set it was run for."""
+    stills = sharp_stills(tmp_path / "stills", 2, h=60, w=80)
+    ts = tmp_path / "ts"
+    args = ["train", "--data", str(stills), "--trainset", str(ts), "--steps", "0"]
+    assert sarn([*args, "--run-dir", str(tmp_path / "run"), "--device", "cpu"]) == 0
+    assert f"--trainset {ts} is built" in capsys.readouterr().out
+    assert len(list(ts.glob("*.npz"))) == 2
+    # and training on it at a crop that is too large is still an error
+    assert (
+        sarn(["train", "--trainset", str(ts), "--steps", "1", "--run-dir", str(tmp_path / "r")])
+        == 2
+    )
+    assert "no sequence has" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("held_out", ["video", "stills"])
 def test_the_validation_set_is_what_sarn_eval_synthesises(
     tmp_path: Path, capsys, tiny_recurrent_checkpoint, held_out

@@ -810,6 +810,9 @@ def run(args: argparse.Namespace) -> int:
     usable = usable_sequences(train, clip, args.crop)
     if rank == 0:
         print(f"training data: {count(usable, train, clip, args.crop)}", flush=True)
+    if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
+        print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
+        return 0
     cfg = TrainConfig(
         arch=arch,
         steps=args.steps,
