@@ -132,7 +132,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="held-out real blurred/sharp folders (the layouts of --data, e.g. GOPRO_Large/test) "
         "for validation PSNR, beside or instead of --val-sharp",
     )
-    d.add_argument("--val-frames", type=POSITIVE, default=10, help="frames per validation sequence")
+    d.add_argument(
+        "--val-frames",
+        type=POSITIVE,
+        default=10,
+        help="frames per validation sequence; of a --val-sharp folder of stills, the stills "
+        "used (each a synthetic camera move)",
+    )
     d.add_argument(
         "--val-scale",
         type=ranged(float, above=0, high=1),
