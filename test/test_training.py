@@ -1566,6 +1566,20 @@ def test_the_order_of_data_folders_is_no_other_set(tmp_path: Path, capsys) -> No
     assert f"reusing --trainset {tmp_path / 'ts'}" in capsys.readouterr().out
 
 
+def test_the_order_of_scales_is_no_other_set(tmp_path: Path, capsys) -> None:
+    """--scales 0.5 1 was refused as a conflict with the set built at --scales 1 0.5; another
+    scale is still one."""
+    video = sharp_video(tmp_path / "video", h=64, w=96)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--steps", "0", "--clip-len", "3", "--crop", "24", "--device", "cpu", *TINY_ARGS]
+    args += ["--data", str(video)]
+    assert sarn([*args, "--scales", "1", "0.5"]) == 0
+    assert sarn([*args, "--scales", "0.5", "1"]) == 0, capsys.readouterr().err
+    assert f"reusing --trainset {tmp_path / 'ts'}" in capsys.readouterr().out
+    assert sarn([*args, "--scales", "0.5", "0.75"]) == 2
+    assert "--scales 0.5 0.75 (the set: 1 0.5)" in capsys.readouterr().err
+
+
 def test_a_trainset_of_parts_refuses_a_blur_that_only_some_parts_have(
     tmp_path: Path, capsys
 ) -> None:

@@ -611,11 +611,20 @@ def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[s
         built = [b[key] for b in desc["synthetic_blur"] if key in b]
         if any(v != mine[key] for v in built) and given(mine[key], base[key]):
             found.append(f"{option} {shown(mine[key])} (the set: {', '.join(map(shown, built))})")
+
     for key, option in SET_OPTIONS.items():
         value = getattr(args, key)
-        if key in desc and desc[key] != value and given(value, getattr(defaults, key)):
+        if key in desc and not same(key, desc[key], value) and given(value, getattr(defaults, key)):
             found.append(f"{option} {shown(value)} (the set: {shown(desc[key])})")
     return found
+
+
+def same(key: str, built: Any, value: Any) -> bool:
+    """Whether a set built with ``built`` for option ``key`` is the set ``value`` asks for:
+    --scales 0.5 1 makes the set of --scales 1 0.5."""
+    if key == "scales" and isinstance(built, list):
+        return sorted(built) == sorted(value)
+    return built == value
 
 
 def option_defaults() -> argparse.Namespace:
