@@ -1777,6 +1777,20 @@ def test_a_resume_without_last_pt_is_a_new_run_of_the_options_given(tmp_path: Pa
     assert type(load_model(tmp_path / "run" / "latest.pth")).__name__ == "SARN"
 
 
+def test_a_resume_without_latest_pth_takes_the_architecture_from_last_pt(
+    tmp_path: Path, capsys
+) -> None:
+    """With latest.pth moved away, --resume without the architecture options built the default
+    model and failed loading last.pt into it, with an error that ended at its colon."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 1, "--arch", "single", *TINY_ARGS) == 0
+    (tmp_path / "run" / "latest.pth").rename(tmp_path / "moved.pth")
+    assert tiny_run(tmp_path, video, 2, "--resume") == 0, capsys.readouterr().err
+    assert "at step 1" in capsys.readouterr().out
+    resumed = load_model(tmp_path / "run" / "latest.pth")
+    assert type(resumed).__name__ == "SARN" and resumed.cfg.channels == 8
+
+
 def test_a_run_from_scratch_trains_at_the_lr_its_help_names(tmp_path: Path, capsys) -> None:
     """Without --lr a new run trains at the trainer's default, the one `--help` names (a
     fine-tune's own default is checked with --init above)."""

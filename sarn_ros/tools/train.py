@@ -944,8 +944,22 @@ def architecture_text(config: dict[str, Any]) -> str:
 def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
     """The architecture of the run in ``run_dir`` (``latest.pth`` holds it whole, also for a
     run started from --init): on --resume the architecture options are for new runs only."""
-    if not (run_dir / "last.pt").exists() or not (run_dir / "latest.pth").exists():
+    if not (run_dir / "last.pt").exists():
         return None
+    if not (run_dir / "latest.pth").exists():  # moved away: last.pt's run config says it
+        from ..training.trainer import load_training_state
+
+        try:
+            cfg = load_training_state(run_dir / "last.pt")["config"]
+            model = (
+                cfg["model"] if cfg.get("init") is None else read_checkpoint(cfg["init"])["config"]
+            )
+        except (RuntimeError, CheckpointError, OSError, KeyError):
+            return None  # resuming names what is wrong with last.pt
+        fields = (
+            RecurrentSARNConfig if cfg["arch"] == "recurrent" else SARNConfig
+        ).__dataclass_fields__
+        return cfg["arch"], {k: v for k, v in model.items() if k in fields}
     ckpt = read_checkpoint(run_dir / "latest.pth")
     return ("recurrent" if ckpt["arch"] == "RecurrentSARN" else "single"), dict(ckpt["config"])
 
