@@ -611,7 +611,6 @@ def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[s
         built = [b[key] for b in desc["synthetic_blur"] if key in b]
         if any(v != mine[key] for v in built) and given(mine[key], base[key]):
             found.append(f"{option} {shown(mine[key])} (the set: {', '.join(map(shown, built))})")
-
     for key, option in SET_OPTIONS.items():
         value = getattr(args, key)
         if key in desc and not same(key, desc[key], value) and given(value, getattr(defaults, key)):
@@ -826,7 +825,8 @@ def run(args: argparse.Namespace) -> int:
     if rank == 0:
         print(f"training data: {count(usable, train, clip, args.crop)}", flush=True)
     if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
-        print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
+        if rank == 0:
+            print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
         return 0
     cfg = TrainConfig(
         arch=arch,
