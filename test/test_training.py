@@ -1658,7 +1658,10 @@ def test_a_resume_ignores_init_and_keeps_the_runs_own_start(
     args += ["--clip-len", "3", "--crop", "32", "--batch", "1", "--device", "cpu"]
     assert sarn([*args, "--steps", "1", *TINY_ARGS]) == 0  # num_drm 1: the fixture has more
     resumed = [*args, "--steps", "2", "--resume", "--init", str(tiny_recurrent_checkpoint)]
+    capsys.readouterr()
     assert sarn(resumed) == 0, capsys.readouterr().err
+    note = f"note: --init {tiny_recurrent_checkpoint} is not used on --resume: the run started"
+    assert f"{note} from scratch" in capsys.readouterr().out  # it was ignored without a word
     weights = load_model(tmp_path / "run" / "latest.pth")
     assert weights.meta["steps"] == 2 and weights.meta["train_config"]["init"] is None
     assert weights.cfg.num_drm == 1

@@ -870,6 +870,9 @@ def run(args: argparse.Namespace) -> int:
         run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
         if lr_given and not math.isclose(run_lr, args.lr):
             print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
+        if args.init is not None and args.init != trainer.cfg.init:
+            start = trainer.cfg.init or "scratch"
+            print(f"note: --init {args.init} is not used on --resume: the run started from {start}")
         if trainer.cfg.seed != args.seed:
             print(
                 f"note: --seed {args.seed} is not used on --resume: the run's {trainer.cfg.seed} is"
