@@ -781,7 +781,7 @@ def run(args: argparse.Namespace) -> int:
             ckpt = read_checkpoint(init)
             kept = ckpt["config"]
             if arch is None:  # README: with --init the model keeps those weights' architecture
-                arch = "recurrent" if ckpt["arch"] == "RecurrentSARN" else "single"
+                arch = ARCH_OF[ckpt["arch"]]
             ignored = unused_options(model, kept)
             if ignored and rank == 0:
                 print(
@@ -944,6 +944,9 @@ def architecture_text(config: dict[str, Any]) -> str:
     return ", ".join(f"{k} {config[k]}" for k in ARCH_OPTIONS if k in config)
 
 
+ARCH_OF = {"RecurrentSARN": "recurrent", "SARN": "single"}  # a checkpoint's class: its --arch
+
+
 def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
     """The architecture of the run in ``run_dir`` (``latest.pth`` holds it whole, also for a
     run started from --init): on --resume the architecture options are for new runs only."""
@@ -964,7 +967,7 @@ def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
         ).__dataclass_fields__
         return cfg["arch"], {k: v for k, v in model.items() if k in fields}
     ckpt = read_checkpoint(run_dir / "latest.pth")
-    return ("recurrent" if ckpt["arch"] == "RecurrentSARN" else "single"), dict(ckpt["config"])
+    return ARCH_OF[ckpt["arch"]], dict(ckpt["config"])
 
 
 def count(usable: list[Sequence], train: list[Sequence], clip: int, crop: int) -> str:
