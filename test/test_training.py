@@ -1538,6 +1538,21 @@ def test_a_trainset_of_parts_built_at_other_scales_takes_the_scales_of_all(
     assert sarn([*args, "--scales", "1", "0.5"]) == 0, capsys.readouterr().err
 
 
+def test_a_set_built_from_one_folder_at_two_blurs_names_the_folder_once(tmp_path: Path) -> None:
+    """gpu_kit builds each folder once per blur setting: the set's description (printed on
+    reuse, stored in the weights) names each source once, not once per part."""
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import build_trainset, read_description
+
+    video = sharp_video(tmp_path / "video", h=96, w=128)
+    ts = tmp_path / "ts"
+    for px in (4.0, 8.0):
+        build_trainset([video], BlurParams(blur_px=px), [1.0], 1, 6, ts / f"b{px:g}" / "video")
+    desc = read_description(ts)
+    assert desc["sources"] == [str(video.resolve())]
+    assert [b["blur_px"] for b in desc["synthetic_blur"]] == [4.0, 8.0]
+
+
 def test_a_reused_trainset_given_its_data_compares_the_options_left_at_their_defaults(
     tmp_path: Path, capsys
 ) -> None:

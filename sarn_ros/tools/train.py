@@ -552,8 +552,9 @@ def read_description(ts: Path) -> dict[str, Any] | None:
         if all(k in d and d[k] == first[k] for d in found)
     }
     return {
-        "sources": [s for d in found for s in d["sources"]],
-        "real_pairs": [s for d in found for s in d["real_pairs"]],
+        # once each: the GPU recipe builds every folder at several blur settings
+        "sources": list(dict.fromkeys(s for d in found for s in d["sources"])),
+        "real_pairs": list(dict.fromkeys(s for d in found for s in d["real_pairs"])),
         "synthetic_blur": blurs,
         "sharpest": min(d.get("sharpest", 1.0) for d in found),
         "sharpest_applied": any(
