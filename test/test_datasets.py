@@ -451,3 +451,43 @@ def test_max_frames_below_three_of_a_video_folder_is_still_a_video(tmp_path: Pat
     seqs = list(synthesize_folder(tmp_path / "video", seed=0, params=params, max_frames=2))
     assert [s.name for s in seqs] == ["video"]
     assert len(seqs[0].blurred) == len(seqs[0].sharp) == 2
+
+
+def panning_texture(folder: Path, step: int, n: int = 5) -> None:
+    """Frames of a camera panning ``step`` px a frame over a scene with coarse shapes and fine
+    detail (a 10 fps camera's folder: farther apart than a 30 fps video's frames)."""
+    rng = np.random.default_rng(0)
+    scene = np.zeros((260, 340, 3), np.float32)
+    for sigma, amp in ((20.0, 3.0), (0.7, 2.0)):
+        noise = cv2.GaussianBlur(rng.standard_normal(scene.shape).astype(np.float32), (0, 0), sigma)
+        scene += amp * noise / noise.std()
+    scene = np.clip(scene * 22 + 128, 0, 255).astype(np.uint8)
+    folder.mkdir(parents=True)
+    for k in range(n):
+        cv2.imwrite(str(folder / f"{k:03d}.png"), scene[10:250, step * k : step * k + 320])
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_a_folder_of_frames_farther_apart_is_a_video_at_every_scale(
+    tmp_path: Path, scale: float
+) -> None:
+    """The video-or-stills decision compared plain-resized thumbnails, which alias fine detail:
+    such a folder was 5 stills at x1 and one video at x0.5 of the same --scales build."""
+    panning_texture(tmp_path / "cam", step=3)
+    params = BlurParams(blur_px=4.0)
+    seqs = list(synthesize_folder(tmp_path / "cam", seed=0, params=params, scale=scale))
+    assert [(s.name, len(s.blurred)) for s in seqs] == [("cam", 5)]
+
+
+def test_a_video_folder_with_one_frame_of_another_size_is_cut_there(tmp_path: Path) -> None:
+    """One odd frame turned a whole video folder into stills (one synthetic camera move per
+    frame); now the runs of one size on either side stay videos and the odd frame is a still."""
+    panning_texture(tmp_path / "cam", step=2, n=8)
+    odd = tmp_path / "cam" / "004.png"
+    cv2.imwrite(str(odd), cv2.resize(cv2.imread(str(odd)), (160, 120)))
+    params = BlurParams(blur_px=4.0)
+    seqs = list(synthesize_folder(tmp_path / "cam", seed=0, params=params, still_frames=3))
+    assert [(s.name, len(s.blurred)) for s in seqs] == [("cam#1", 4), ("004", 3), ("cam#2", 3)]
+    assert seqs[1].sharp[0].shape[1] < 160 < seqs[0].sharp[0].shape[1]  # the odd frame's
+    limited = synthesize_folder(tmp_path / "cam", seed=0, params=params, max_frames=6)
+    assert [(s.name, len(s.blurred)) for s in limited] == [("cam#1", 4), ("004", 6), ("cam#2", 1)]
