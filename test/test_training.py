@@ -1857,3 +1857,26 @@ def test_a_missing_data_path_is_found_before_the_others_are_built(
     args += ["--data", str(video), str(tmp_path / "missing"), "--steps", "0", "--device", "cpu"]
     assert sarn(args) == 2
     assert f"no such file or folder: {tmp_path / 'missing'}" in capsys.readouterr().err
+
+
+def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys) -> None:
+    """--sharpest and --clip-frames are for videos and bags, --topics and --debayer for bags:
+    given with a frame folder they were accepted without a word and changed nothing."""
+    frames, video = sharp_video(tmp_path / "frames"), sharp_mp4(tmp_path / "drive.mp4", n=8)
+    base = ["train", "--clip-len", "1", "--crop", "32", "--steps", "0", "--blur-px", "4"]
+    base += ["--device", "cpu", *TINY_ARGS]
+    given = ["--sharpest", "0.5", "--clip-frames", "4", "--topics", "/cam/image_raw"]
+    given += ["--debayer", "bilinear"]
+    assert sarn([*base, "--run-dir", str(tmp_path / "a"), "--data", str(frames), *given]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "note: --sharpest 0.5 (for videos and bags), --clip-frames 4 (for videos and bags), "
+        "--topics /cam/image_raw (for bags), --debayer bilinear (for bags) not used: "
+        "no --data is or holds such a recording\n"
+    ) in out
+    assert "training data: 1 sequence, 5 frames" in out  # the folder was read as before
+    assert sarn([*base, "--run-dir", str(tmp_path / "b"), "--data", str(video), *given]) == 0
+    out = capsys.readouterr().out
+    assert "note: --topics /cam/image_raw (for bags), --debayer bilinear (for bags) not used" in out
+    assert sarn([*base, "--run-dir", str(tmp_path / "c"), "--data", str(frames)]) == 0
+    assert "not used" not in capsys.readouterr().out

@@ -421,13 +421,36 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
         )
 
 
-def holds_recordings(source: str | Path) -> bool:
+def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:
     """Whether a --data source is, or holds, a video or bag (what --sharpest applies to), as
     :func:`iter_gather` reads it."""
     path = Path(source)
     kind = recording_kind(path)
     inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
-    return any(recording_kind(p) in ("video", "bag") for p in inside)
+    return any(recording_kind(p) in kinds for p in inside)
+
+
+RECORDING_OPTIONS = {  # option: the --data kinds it applies to
+    "sharpest": ("video", "bag"),
+    "clip_frames": ("video", "bag"),
+    "topics": ("bag",),
+    "debayer": ("bag",),
+}
+
+
+def unused_recording_options(args: argparse.Namespace) -> list[str]:
+    """The recording options given (not at their defaults) that no --data source can use:
+    image folders and pairs are read whole, so a --sharpest there was accepted without a
+    word, as `sarn deblur` and `sarn eval` refuse options their input does not use."""
+    defaults, unused = option_defaults(), []
+    for key, kinds in RECORDING_OPTIONS.items():
+        value = getattr(args, key)
+        if value != getattr(defaults, key) and not any(
+            holds_recordings(d, kinds) for d in args.data
+        ):
+            for_kinds = " and ".join(f"{k}s" for k in kinds)
+            unused.append(f"{SET_OPTIONS[key]} {shown_value(value)} (for {for_kinds})")
+    return unused
 
 
 def gather(
@@ -585,6 +608,13 @@ SET_OPTIONS = {
 }
 
 
+def shown_value(value: Any) -> str:
+    """An option's value as typed on the command line."""
+    if isinstance(value, list):
+        return " ".join(map(shown_value, value))
+    return "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[str]:
     """This command's build options that differ from those a reused set was built with
     (``desc``, its trainset.json): a set is never rebuilt, so a changed --blur-px would be
@@ -595,27 +625,25 @@ def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[s
     def given(value: Any, default: Any) -> bool:
         return bool(args.data) or value != default
 
-    def shown(value: Any) -> str:
-        if isinstance(value, list):
-            return " ".join(map(shown, value))
-        return "off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
-
     found = []
     if args.data and sorted(Path(d).resolve() for d in args.data) != sorted(
         Path(s).resolve() for s in desc["sources"]
     ):
         found.append(
-            f"--data {shown([str(d) for d in args.data])} (the set: {shown(desc['sources'])})"
+            f"--data {shown_value([str(d) for d in args.data])} "
+            f"(the set: {shown_value(desc['sources'])})"
         )
     mine, base = (json.loads(json.dumps(blur_params(a).to_dict())) for a in (args, defaults))
     for key, option in BLUR_OPTIONS.items():
         built = [b[key] for b in desc["synthetic_blur"] if key in b]
         if any(v != mine[key] for v in built) and given(mine[key], base[key]):
-            found.append(f"{option} {shown(mine[key])} (the set: {', '.join(map(shown, built))})")
+            found.append(
+                f"{option} {shown_value(mine[key])} (the set: {', '.join(map(shown_value, built))})"
+            )
     for key, option in SET_OPTIONS.items():
         value = getattr(args, key)
         if key in desc and not same(key, desc[key], value) and given(value, getattr(defaults, key)):
-            found.append(f"{option} {shown(value)} (the set: {shown(desc[key])})")
+            found.append(f"{option} {shown_value(value)} (the set: {shown_value(desc[key])})")
     return found
 
 
@@ -755,6 +783,9 @@ def run(args: argparse.Namespace) -> int:
     if missing is not None:  # found now, not after building the sources before it
         print(f"sarn train: no such file or folder: {missing}", file=sys.stderr)
         return 2
+    unused = unused_recording_options(args) if args.data else []
+    if unused and int(os.environ.get("RANK", 0)) == 0:
+        print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
     trained = 0 if args.resume else trained_steps(args.run_dir)
     if trained:  # a new run would overwrite its last.pt and best.pth at the first checkpoint
         print(
