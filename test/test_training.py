@@ -1880,3 +1880,45 @@ def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys)
     assert "note: --topics /cam/image_raw (for bags), --debayer bilinear (for bags) not used" in out
     assert sarn([*base, "--run-dir", str(tmp_path / "c"), "--data", str(frames)]) == 0
     assert "not used" not in capsys.readouterr().out
+
+
+def test_a_run_naming_only_its_trainset_validates_at_the_blur_the_set_was_built_with(
+    tmp_path: Path, capsys
+) -> None:
+    """--blur-px not given means the set's blur when a built set is reused: it was the default
+    24 px, so a run or a resume naming only a 4 px --trainset validated on another blur than
+    it trains on (and a resume chose best.pth anew)."""
+    video = sharp_video(tmp_path / "video", n=6, h=96, w=128)
+    ts, common = tmp_path / "ts", ["--clip-len", "3", "--crop", "32", "--device", "cpu"]
+    build = ["train", "--run-dir", str(tmp_path / "b"), "--trainset", str(ts)]
+    build += ["--data", str(video), "--blur-px", "4", "--exposure", "0.5", "--steps", "0"]
+    assert sarn([*build, *common, *TINY_ARGS]) == 0
+    run = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(ts), "--steps", "1"]
+    run += ["--val-sharp", str(video), "--val-scale", "1", "--val-frames", "4", "--ema", "0"]
+    assert sarn([*run, *common, *TINY_ARGS]) == 0
+    meta = read_checkpoint(tmp_path / "run" / "best.pth")["meta"]
+    assert "synthetic blur 4 px" in meta["validation"]["set"]
+    same = {"val_sharp": video, "val_scale": 1.0, "val_frames": 4, "blur_px": 4.0}
+    same["exposure"] = 0.5  # the set's too: it sets the motion between frames, not the blur
+    (seq,) = validation_set(argparse.Namespace(**{**vars(option_defaults()), **same}))
+    pairs = zip(seq.blurred, seq.sharp, strict=True)
+    expected = np.mean([metrics.psnr(b, s) for b, s in pairs])
+    assert meta["validation"]["input_psnr"] == pytest.approx(expected, abs=1e-3)
+    capsys.readouterr()
+    assert sarn([*run, "--resume", "--steps", "2", *common, *TINY_ARGS]) == 0
+    assert "validation set differs" not in capsys.readouterr().out
+
+
+def test_a_reused_set_gives_its_exposure_only_where_all_its_parts_share_one() -> None:
+    from sarn_ros.tools.train import take_set_blur
+
+    args = option_defaults()
+    take_set_blur(args, {"synthetic_blur": [{"blur_px": 12.0, "exposure": 0.5}]})
+    assert (args.blur_px, args.exposure) == (12.0, 0.5)
+    args = option_defaults()
+    parts = [{"blur_px": 12.0, "exposure": 0.5}, {"blur_px": 30.0, "exposure": 0.6}]
+    take_set_blur(args, {"synthetic_blur": parts})
+    assert (args.blur_px, args.exposure) == (30.0, option_defaults().exposure)
+    args.blur_px, args.exposure = 6.0, 0.3  # given: kept
+    take_set_blur(args, {"synthetic_blur": [{"blur_px": 12.0, "exposure": 0.5}]})
+    assert (args.blur_px, args.exposure) == (6.0, 0.3)

@@ -705,6 +705,20 @@ def one_size_pieces(seq: Sequence) -> list[Sequence]:
     ]
 
 
+def take_set_blur(args: argparse.Namespace, desc: dict[str, Any] | None) -> None:
+    """--blur-px and --exposure left at their defaults become those a reused --trainset was
+    built with (the largest blur of a set built at several), as the set is trained on as
+    built: a run naming only the set validated at 24 px on a 12 px set, and a resume named
+    so chose best.pth anew on that other validation set."""
+    built = desc["synthetic_blur"] if desc else []
+    defaults = option_defaults()
+    if built and args.blur_px == defaults.blur_px:
+        args.blur_px = max(b["blur_px"] for b in built)
+    exposures = {b["exposure"] for b in built}
+    if len(exposures) == 1 and args.exposure == defaults.exposure:
+        (args.exposure,) = exposures
+
+
 def val_blur(args: argparse.Namespace) -> BlurParams:
     # Blur length scales with the image: --blur-px is meant at full resolution here.
     blur_px = args.blur_px if args.val_blur_px is None else args.val_blur_px
@@ -822,6 +836,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             model = {}  # the weights' own config records the architecture
         arch = arch or "recurrent"
+        if ts is not None and not args.data and trainset_ready(ts):
+            take_set_blur(args, read_description(ts))
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
