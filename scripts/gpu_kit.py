@@ -89,6 +89,16 @@ def pack(args: argparse.Namespace) -> int:
     return rc
 
 
+def _parts(folder: Path, size: int | None) -> list[tuple[str, list[Path]]]:
+    """A folder of stills in parts of at most ``size`` (a video whole): `build` runs one job
+    per folder, so one large folder was the long pole of the whole build on 16 cores."""
+    images = list_images(folder)
+    if size is None or len(images) <= size:
+        return [(folder.name, images)]
+    chunks = [images[i : i + size] for i in range(0, len(images), size)]
+    return [(f"{folder.name}_part{k}", c) for k, c in enumerate(chunks, 1)]
+
+
 def _pack_into(args: argparse.Namespace, out: Path) -> int:
     """Sources as WebP: videos and stills at full size, large stills downscaled (their sets are
     built at x0.5 and x0.75 of the original anyway), the validation video at its eval scale."""
@@ -99,8 +109,9 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
         ("large", args.large_stills, args.large_scale, args.large_quality, [0.5, 0.75]),
     ):
         for d in map(Path, dirs):
-            _write_webp(list_images(d), out / kind / d.name, scale, quality, None)
-            folders.append({"path": f"{kind}/{d.name}", "packed_scale": scale, "scales": scales})
+            for name, images in _parts(d, None if kind == "videos" else args.part_size):
+                _write_webp(images, out / kind / name, scale, quality, None)
+                folders.append({"path": f"{kind}/{name}", "packed_scale": scale, "scales": scales})
     recipe = {"folders": folders}
     if args.val:  # lossy too: it ranks checkpoints, `sarn eval` here decides what ships
         val = list_images(Path(args.val))
@@ -187,6 +198,9 @@ def main() -> int:
     a.add_argument("--stills", nargs="*", default=[], help="folders of sharp stills")
     a.add_argument("--large-stills", nargs="*", default=[], help="stills to downscale first")
     a.add_argument("--large-scale", type=float, default=0.75)
+    a.add_argument(
+        "--part-size", type=int, default=25, help="stills per packed folder (one build job each)"
+    )
     a.add_argument("--quality", type=int, default=94)
     a.add_argument("--large-quality", type=int, default=90)
     a.add_argument("--val", help="held-out sharp video for --val-sharp")

@@ -125,3 +125,21 @@ def test_pack_without_sources_is_a_usage_error(
     err = capsys.readouterr().err
     assert err.count("usage: ") == 2 and "Traceback" not in err
     assert not kit.exists()
+
+
+def test_large_folders_of_stills_pack_in_parts_and_videos_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`build` runs one job per packed folder: a 100-still folder was one job, the build's
+    long pole on 16 cores, so stills go in parts; a video stays one sequence."""
+    kit = tmp_path / "kit"
+    argv = ["--out", str(kit), "--part-size", "2", "--videos", stills(tmp_path / "V", 3)]
+    argv += ["--stills", stills(tmp_path / "S", 5), "--large-stills", stills(tmp_path / "L", 2)]
+    assert run_pack(monkeypatch, *argv) == 0
+    folders = json.loads((kit / "recipe.json").read_text())["folders"]
+    paths = [f["path"] for f in folders]
+    assert paths == ["videos/V", "stills/S_part1", "stills/S_part2", "stills/S_part3", "large/L"]
+    counts = [len(list((kit / p).iterdir())) for p in paths]
+    assert counts == [3, 2, 2, 1, 2]
+    names = sorted(p.name for p in kit.glob("stills/*/*.webp"))
+    assert names == [f"img_{i}.webp" for i in range(5)]
