@@ -1,0 +1,46 @@
+#!/bin/bash
+# The lent GPU's one command (weights/README.md, thirty-ninth section): build the training sets
+# from the carried .gpukit (scripts/gpu_kit.py), fine-tune the shipped RecurrentSARN until
+# TRAIN_END seconds after the start, export to $OUT/cand.pth, then, while time is left, check
+# CUDA quality in fp32/fp16/bf16 and torch.compile speed. Every log lands in $OUT (8 files at
+# most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
+#   run: command "bash scripts/gpu_run.sh", carry [".gpukit"], timeout_s 600
+set -u
+export PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/gpuout}
+mkdir -p "$OUT"
+PY=${PY:-python3}
+T0=$(date +%s)
+el() { echo $(($(date +%s) - T0)); }
+log() { echo "$* at $(el) s" | tee -a "$OUT/env.txt"; }
+{
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  nproc
+  $PY -c "import torch, torchvision, cv2, numpy as np
+print(torch.__version__, torchvision.__version__, cv2.__version__, np.__version__, torch.cuda.is_available())"
+} >"$OUT/env.txt" 2>&1
+# shellcheck disable=SC2086  # BLUR is a list
+$PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --blur-px ${BLUR:-12 24} \
+  >"$OUT/build.log" 2>&1 || tail -30 "$OUT/build.log"
+log "build done"
+MIN=$($PY -c "print(round((${TRAIN_END:-470} - $(el)) / 60, 2))")
+(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &)
+$PY -m sarn_ros.tools.cli train --arch recurrent --run-dir .gpurun --resume \
+  --init weights/sarn_recurrent.pth --trainset .gputs --val-sharp .gpukit/val --val-frames 41 \
+  --val-scale 1 --val-blur-px 12 --crop 192 --clip-len 4 --max-stride 3 --batch "${BATCH:-24}" \
+  --lr 1.5e-4 --warmup 100 --steps "${STEPS:-1800}" --ema 0.998 --ckpt-minutes 1.5 --val-minutes 1 \
+  --max-minutes "$MIN" >"$OUT/train.log" 2>&1
+log "train done (max-minutes $MIN)"
+$PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1
+log "export done"
+tail -25 "$OUT/train.log"
+for p in fp32 fp16 bf16; do
+  timeout 45 $PY -m sarn_ros.tools.cli eval --weights weights/sarn_recurrent.pth "$OUT/cand.pth" \
+    --synthetic .gpukit/val --scale 1 --blur-px 12 --max-frames 41 --device cuda --precision $p
+done >"$OUT/eval_cuda.log" 2>&1
+log "eval done"
+LEFT=$((${BENCH_END:-585} - $(el)))
+[ "$LEFT" -gt 20 ] && timeout "$LEFT" $PY -m sarn_ros.tools.cli bench model --device cuda \
+  --sizes 1280x720 --variants recurrent --precision bf16 --torch-compile both \
+  --iters 30 --warmup 5 >"$OUT/bench.log" 2>&1
+log "bench done"
