@@ -893,7 +893,7 @@ def test_a_trainset_of_sets_built_apart_records_each_blur(tmp_path: Path) -> Non
         build_trainset([video], BlurParams(blur_px=px), [1.0], 1, 6, tmp_path / "ts" / name)
     desc = read_description(tmp_path / "ts")
     assert [b["blur_px"] for b in desc["synthetic_blur"]] == [4.0, 8.0]
-    assert desc["sources"] == [str(video)] * 3 and desc["real_pairs"] == []
+    assert desc["sources"] == [str(video)] and desc["real_pairs"] == []  # named once
     assert read_description(tmp_path / "video") is None
 
 
@@ -1485,7 +1485,7 @@ def test_a_trainset_of_sets_built_apart_is_reused_whole(tmp_path: Path, capsys) 
     args += ["--steps", "0", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
     assert sarn(args) == 0
     out = capsys.readouterr().out
-    assert f"reusing --trainset {tmp_path / 'ts'} (built from {video}, {video})" in out
+    assert f"reusing --trainset {tmp_path / 'ts'} (built from {video})" in out
     assert "training data: 2 sequences, 10 frames\n" in out
 
 
@@ -1914,11 +1914,13 @@ def test_a_reused_set_gives_its_exposure_only_where_all_its_parts_share_one() ->
 
     args = option_defaults()
     take_set_blur(args, {"synthetic_blur": [{"blur_px": 12.0, "exposure": 0.5}]})
-    assert (args.blur_px, args.exposure) == (12.0, 0.5)
+    assert (args.val_blur_px, args.exposure) == (12.0, 0.5)
+    assert args.blur_px == option_defaults().blur_px  # not a build option: no conflict with parts
     args = option_defaults()
     parts = [{"blur_px": 12.0, "exposure": 0.5}, {"blur_px": 30.0, "exposure": 0.6}]
     take_set_blur(args, {"synthetic_blur": parts})
-    assert (args.blur_px, args.exposure) == (30.0, option_defaults().exposure)
-    args.blur_px, args.exposure = 6.0, 0.3  # given: kept
+    assert (args.val_blur_px, args.exposure) == (30.0, option_defaults().exposure)
+    args = option_defaults()
+    args.blur_px, args.exposure = 6.0, 0.3  # given: kept, and validation follows --blur-px
     take_set_blur(args, {"synthetic_blur": [{"blur_px": 12.0, "exposure": 0.5}]})
-    assert (args.blur_px, args.exposure) == (6.0, 0.3)
+    assert (args.blur_px, args.val_blur_px, args.exposure) == (6.0, None, 0.3)

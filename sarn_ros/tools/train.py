@@ -706,14 +706,14 @@ def one_size_pieces(seq: Sequence) -> list[Sequence]:
 
 
 def take_set_blur(args: argparse.Namespace, desc: dict[str, Any] | None) -> None:
-    """--blur-px and --exposure left at their defaults become those a reused --trainset was
-    built with (the largest blur of a set built at several), as the set is trained on as
-    built: a run naming only the set validated at 24 px on a 12 px set, and a resume named
-    so chose best.pth anew on that other validation set."""
+    """A reused --trainset's blur for what this command leaves unset: validation at its largest
+    --blur-px (with neither --blur-px nor --val-blur-px given) and its --exposure (where all
+    its parts share one). A run naming only the set validated at 24 px on a 12 px set, and a
+    resume named so chose best.pth anew on that other validation set."""
     built = desc["synthetic_blur"] if desc else []
     defaults = option_defaults()
-    if built and args.blur_px == defaults.blur_px:
-        args.blur_px = max(b["blur_px"] for b in built)
+    if built and args.blur_px == defaults.blur_px and args.val_blur_px is None:
+        args.val_blur_px = max(b["blur_px"] for b in built)
     exposures = {b["exposure"] for b in built}
     if len(exposures) == 1 and args.exposure == defaults.exposure:
         (args.exposure,) = exposures
