@@ -34,10 +34,17 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runs from a bare checkout: the lent machine installs nothing
 
-from sarn_ros.data.datasets import list_images, read_rgb, resize_by  # noqa: E402
+from sarn_ros.data.datasets import find_pair_dirs, list_images, read_rgb, resize_by  # noqa: E402
 
 RECIPE = "recipe.json"
-PACKED = {"videos", "stills", "large", "val", RECIPE}  # all that `pack` writes at the top
+PACKED = {
+    "videos",
+    "stills",
+    "large",
+    "val",
+    "val_pairs",
+    RECIPE,
+}  # all that `pack` writes at the top
 
 
 def _write_webp(
@@ -116,6 +123,12 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
     if args.val:  # lossy too: it ranks checkpoints, `sarn eval` here decides what ships
         val = list_images(Path(args.val))
         _write_webp(val, out / "val", args.val_scale, args.val_quality, args.val_frames)
+    for d in args.val_pairs:  # real blur, in GoPro's layout: `sarn train --val-pairs` reads it
+        for name, blur, sharp in find_pair_dirs(Path(d)):
+            for side, frames in (("blur", blur), ("sharp", sharp)):
+                images = list_images(frames)[: args.val_frames]
+                seq = out / "val_pairs" / name.replace("/", "_") / side
+                _write_webp(images, seq, args.val_scale, args.val_quality, None)
     (out / RECIPE).write_text(json.dumps(recipe, indent=1) + "\n")
     mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     print(f"{args.out}: {len(folders)} source folders, {mib:.1f} MiB")
@@ -204,6 +217,13 @@ def main() -> int:
     a.add_argument("--quality", type=int, default=94)
     a.add_argument("--large-quality", type=int, default=90)
     a.add_argument("--val", help="held-out sharp video for --val-sharp")
+    a.add_argument(
+        "--val-pairs",
+        nargs="*",
+        default=[],
+        help="held-out real blurred/sharp folders: scripts/gpu_run.sh then ranks checkpoints on "
+        "them, not on --val's synthetic blur",
+    )
     a.add_argument("--val-scale", type=float, default=0.5)
     a.add_argument("--val-frames", type=int, default=41)
     a.add_argument("--val-quality", type=int, default=97, help="WebP quality, 101: lossless")

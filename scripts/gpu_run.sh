@@ -25,9 +25,11 @@ $PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --b
 log "build done"
 MIN=$($PY -c "print(round((${TRAIN_END:-470} - $(el)) / 60, 2))")
 (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &)
+VAL=(--val-sharp .gpukit/val --val-blur-px 12)  # ranks on real blur where the kit has it:
+[ -d .gpukit/val_pairs ] && VAL=(--val-pairs .gpukit/val_pairs)  # synthetic gains did not carry
 $PY -m sarn_ros.tools.cli train --arch recurrent --run-dir .gpurun --resume \
-  --init weights/sarn_recurrent.pth --trainset .gputs --val-sharp .gpukit/val --val-frames 41 \
-  --val-scale 1 --val-blur-px 12 --crop 192 --clip-len 4 --max-stride 3 --batch "${BATCH:-24}" \
+  --init weights/sarn_recurrent.pth --trainset .gputs "${VAL[@]}" --val-frames 41 \
+  --val-scale 1 --crop 192 --clip-len 4 --max-stride 3 --batch "${BATCH:-24}" \
   --lr 1.5e-4 --warmup 100 --steps "${STEPS:-1800}" --ema 0.998 --ckpt-minutes 1.5 --val-minutes 1 \
   --max-minutes "$MIN" >"$OUT/train.log" 2>&1
 log "train done (max-minutes $MIN)"

@@ -143,3 +143,29 @@ def test_large_folders_of_stills_pack_in_parts_and_videos_whole(
     assert counts == [3, 2, 2, 1, 2]
     names = sorted(p.name for p in kit.glob("stills/*/*.webp"))
     assert names == [f"img_{i}.webp" for i in range(5)]
+
+
+def test_held_out_real_pairs_travel_in_a_layout_sarn_train_validates_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints ranked on synthetic blur rose while real quality fell (weights/README,
+    thirty-ninth): real pairs travel too, at the validation scale, as GoPro-layout pairs."""
+    from sarn_ros.data.datasets import find_pair_dirs, load_pairs
+
+    pairs = tmp_path / "real"
+    for seq in ("p1", "p2"):
+        for side, value in (("blur", 60), ("sharp", 90)):
+            folder = pairs / seq / side
+            folder.mkdir(parents=True)
+            for i in range(3):
+                frame = np.full((40, 64, 3), value + i, np.uint8)
+                cv2.imwrite(str(folder / f"{i}.png"), frame)
+    kit = tmp_path / "kit"
+    argv = ["--out", str(kit), "--stills", stills(tmp_path / "S"), "--val-pairs", str(pairs)]
+    assert run_pack(monkeypatch, *argv, "--val-frames", "2") == 0
+    assert [name for name, *_ in find_pair_dirs(kit / "val_pairs")] == ["p1", "p2"]
+    seqs = load_pairs(kit / "val_pairs")
+    assert [len(s.blurred) for s in seqs] == [2, 2]
+    assert seqs[0].blurred[0].shape == (20, 32, 3)  # at the default --val-scale 0.5
+    assert abs(float(seqs[0].sharp[1].mean()) - 91) < 1.5
+    assert run_pack(monkeypatch, *argv) == 0  # a kit with them packs again over itself
