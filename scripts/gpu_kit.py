@@ -34,17 +34,17 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # runs from a bare checkout: the lent machine installs nothing
 
-from sarn_ros.data.datasets import find_pair_dirs, list_images, read_rgb, resize_by  # noqa: E402
+from sarn_ros.data.datasets import (  # noqa: E402
+    find_pair_dirs,
+    list_images,
+    pair_files,
+    read_rgb,
+    resize_by,
+)
 
 RECIPE = "recipe.json"
-PACKED = {
-    "videos",
-    "stills",
-    "large",
-    "val",
-    "val_pairs",
-    RECIPE,
-}  # all that `pack` writes at the top
+# all that `pack` writes at the top
+PACKED = {"videos", "stills", "large", "val", "val_pairs", RECIPE}
 
 
 def _write_webp(
@@ -125,8 +125,8 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
         _write_webp(val, out / "val", args.val_scale, args.val_quality, args.val_frames)
     for d in args.val_pairs:  # real blur, in GoPro's layout: `sarn train --val-pairs` reads it
         for name, blur, sharp in find_pair_dirs(Path(d)):
-            for side, frames in (("blur", blur), ("sharp", sharp)):
-                images = list_images(frames)[: args.val_frames]
+            files = pair_files(name, blur, sharp, args.val_frames)  # matched as training reads
+            for side, images in zip(("blur", "sharp"), files, strict=True):
                 seq = out / "val_pairs" / name.replace("/", "_") / side
                 _write_webp(images, seq, args.val_scale, args.val_quality, None)
     (out / RECIPE).write_text(json.dumps(recipe, indent=1) + "\n")

@@ -296,11 +296,10 @@ def _looks_like_video(imgs: list[np.ndarray]) -> bool:
     camera read as stills at x1 and as a video at x0.5), median of up to 4 neighbours: Vid4
     differs by 2-4 (8-bit levels) between frames, 6-12 at every 3rd frame, up to 21 at
     every 6th; the stills of CSet5/CSet14/CBSD68 by 51-99."""
-    thumbs = [cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA) for x in imgs[:5]]
-    diffs = [
-        float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
-        for a, b in pairwise(thumbs)
+    thumbs = [
+        cv2.resize(x, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) for x in imgs[:5]
     ]
+    diffs = [float(np.abs(a - b).mean()) for a, b in pairwise(thumbs)]
     return float(np.median(diffs)) < 25.0
 
 

@@ -422,8 +422,8 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
 
 
 def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:
-    """Whether a --data source is, or holds, a video or bag (what --sharpest applies to), as
-    :func:`iter_gather` reads it."""
+    """Whether a --data source is, or holds, a recording of ``kinds`` (what --sharpest and the
+    other recording options apply to), as :func:`iter_gather` reads it."""
     path = Path(source)
     kind = recording_kind(path)
     inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
