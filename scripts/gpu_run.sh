@@ -4,6 +4,7 @@
 # TRAIN_END seconds after the start, export to $OUT/cand.pth, then, while time is left, check
 # CUDA quality in fp32/fp16/bf16 and torch.compile speed. Every log lands in $OUT (8 files at
 # most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
+# Once the CUDA checks are measured: PRECISIONS=fp32 BENCH_END=0 gives training their time.
 #   run: command "bash scripts/gpu_run.sh", carry [".gpukit"], timeout_s 600
 set -u
 export PYTHONUNBUFFERED=1
@@ -36,7 +37,7 @@ log "train done (max-minutes $MIN)"
 $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1
 log "export done"
 tail -25 "$OUT/train.log"
-for p in fp32 fp16 bf16; do
+for p in ${PRECISIONS:-fp32 fp16 bf16}; do
   timeout 45 $PY -m sarn_ros.tools.cli eval --weights weights/sarn_recurrent.pth "$OUT/cand.pth" \
     --synthetic .gpukit/val --scale 1 --blur-px 12 --max-frames 41 --device cuda --precision $p
 done >"$OUT/eval_cuda.log" 2>&1
