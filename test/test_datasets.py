@@ -18,8 +18,10 @@ from sarn_ros.data.datasets import (
     list_images,
     load_pairs,
     load_sequences,
+    pair_files,
     save_sequence,
     synthesize_folder,
+    unpaired_dirs,
 )
 from sarn_ros.tools.train import build_trainset, gather
 
@@ -491,3 +493,45 @@ def test_a_video_folder_with_one_frame_of_another_size_is_cut_there(tmp_path: Pa
     assert seqs[1].sharp[0].shape[1] < 160 < seqs[0].sharp[0].shape[1]  # the odd frame's
     limited = synthesize_folder(tmp_path / "cam", seed=0, params=params, max_frames=6)
     assert [(s.name, len(s.blurred)) for s in limited] == [("cam#1", 4), ("004", 6), ("cam#2", 1)]
+
+
+def test_frames_named_alike_pair_by_name_whatever_the_padding_or_extension(
+    tmp_path: Path,
+) -> None:
+    """1.png and 01.png, or 2.jpg and 2.png, name one frame: they were refused as a frame
+    missing on each side, and sorted order paired them by accident, not by name."""
+    write(tmp_path / "s" / "blur", ["1.png", "2.jpg", "10.png"], [10, 20, 30])
+    write(tmp_path / "s" / "sharp", ["01.png", "02.png", "10.png"], [11, 21, 31])
+    (seq,) = load_pairs(tmp_path)
+    assert seq_values(seq.blurred) == [10, 20, 30]
+    assert seq_values(seq.sharp) == [11, 21, 31]
+
+
+def test_two_files_naming_one_frame_are_refused(tmp_path: Path) -> None:
+    """1.png beside 1.jpg: the name sets looked equal, so three blurred frames were paired in
+    order with three sharp ones of other names."""
+    write(tmp_path / "s" / "blur", ["1.png", "1.jpg", "2.png"], [10, 11, 20])
+    write(tmp_path / "s" / "sharp", ["1.png", "2.jpg", "2.png"], [10, 20, 21])
+    blur = tmp_path / "s" / "blur"
+    with pytest.raises(ValueError, match="name the same frame") as err:
+        pair_files("s", blur, tmp_path / "s" / "sharp")
+    assert str(blur / "1.jpg") in str(err.value) and str(blur / "1.png") in str(err.value)
+
+
+def test_sequences_with_one_side_only_are_named(tmp_path: Path) -> None:
+    """find_pair_dirs leaves them out; unpaired_dirs names them, in GoPro's layout and REDS'
+    (whose one-sided sequences sit in one tree and not the other), and no hidden folder."""
+    gopro = tmp_path / "GOPRO_Large" / "test"
+    write(gopro / "a" / "blur", ["1.png"], [10])
+    write(gopro / "a" / "sharp", ["1.png"], [10])
+    write(gopro / "b" / "blur", ["1.png"], [10])
+    write(gopro / ".b.partial" / "blur", ["1.png"], [10])
+    assert [d.name for d in unpaired_dirs(gopro)] == ["b"]
+    assert [name for name, *_ in find_pair_dirs(gopro)] == ["a"]
+    reds = tmp_path / "REDS" / "val"
+    for tree, seqs in (("val_blur", ["000", "001"]), ("val_sharp", ["000", "002"])):
+        for seq in seqs:
+            write(reds / tree / seq, ["00000000.png"], [10])
+    lone = [d.relative_to(reds).as_posix() for d in unpaired_dirs(reds)]
+    assert lone == ["val_blur/001", "val_sharp/002"]
+    assert unpaired_dirs(gopro / "a") == []

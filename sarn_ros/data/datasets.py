@@ -125,7 +125,10 @@ class Sequence:
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted((d for d in folder.iterdir() if d.is_dir()), key=natural_key)
+    """Sub-folders by natural order, hidden ones (``.ipynb_checkpoints``, a tool's
+    ``.name.partial``) left out as :func:`list_images` leaves out hidden files."""
+    dirs = (d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    return sorted(dirs, key=natural_key)
 
 
 def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
@@ -155,6 +158,37 @@ def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
             if (sharp / seq.name).is_dir():
                 found.append((f"{split}_{seq.name}", seq, sharp / seq.name))
     return found
+
+
+def unpaired_dirs(root: Path) -> list[Path]:
+    """The sequence folders under ``root`` that have blurred or sharp frames but not both,
+    in the layouts :func:`find_pair_dirs` reads: it leaves them out, and a user should hear
+    so (a benchmark figure over fewer sequences than downloaded, a half-copied split)."""
+    dirs = [Path(root), *_subdirs(Path(root))]
+    sides = [(_frames_dir(d, BLUR_DIRS), _frames_dir(d, SHARP_DIRS)) for d in dirs]
+    lone = [
+        d for d, (blur, sharp) in zip(dirs, sides, strict=True) if (blur is None) != (sharp is None)
+    ]
+    if any(blur and sharp for blur, sharp in sides):  # read as such, not as REDS' trees
+        return lone
+    trees: dict[str, dict[str, Path]] = {}
+    for d in _subdirs(root):
+        m = REDS_TREE.fullmatch(d.name)
+        if m:
+            trees.setdefault(m["split"], {})[m["kind"].lower()] = d
+    for kinds in trees.values():
+        blur, sharp = kinds.get("blur", kinds.get("blur_jpeg")), kinds.get("sharp")
+        names = [{q.name for q in _subdirs(t)} if t else set() for t in (blur, sharp)]
+        for tree, other in ((blur, names[1]), (sharp, names[0])):
+            lone += [q for q in (_subdirs(tree) if tree else []) if q.name not in other]
+    return lone
+
+
+def is_pair_side(folder: Path) -> bool:
+    """Whether ``folder`` is named as one side of a pair layout (``blur``, ``GT``,
+    ``train_blur_jpeg``): its frames are blurred, or ground truth, not sharp training material."""
+    name = folder.name.lower()
+    return name in (*BLUR_DIRS, *SHARP_DIRS) or REDS_TREE.fullmatch(name) is not None
 
 
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
@@ -193,26 +227,42 @@ def iter_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) ->
 def pair_files(
     name: str, blur_dir: Path, sharp_dir: Path, max_frames: int | None = None
 ) -> tuple[list[Path], list[Path]]:
-    """The first ``max_frames`` blurred and sharp frames of a sequence, matched by sorted
-    order. The whole folders are checked first: a frame missing further on would pair every
-    later blurred frame with the wrong sharp one. Where the two folders share file names
-    (GoPro, DVD, BSD, REDS), every name must be in both, also when one missing and one extra
-    frame leave the counts equal; folders named apart (``blur_0001`` and ``gt_0001``) can
-    only be checked by count."""
+    """The first ``max_frames`` blurred and sharp frames of a sequence. The whole folders are
+    checked first: a frame missing further on would pair every later blurred frame with the
+    wrong sharp one. Where the two folders share file names (GoPro, DVD, BSD, REDS), frames
+    are paired by name (:func:`frame_key`), every name must be in both, also when one missing
+    and one extra frame leave the counts equal, and only once a side; folders named apart
+    (``blur_0001`` and ``gt_0001``) are paired in sorted order, checked by count only."""
     blurs, sharps = list_images(blur_dir), list_images(sharp_dir)
     if len(blurs) != len(sharps):
         raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
     if not blurs:
         raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
-    blur_stems, sharp_stems = {p.stem for p in blurs}, {p.stem for p in sharps}
-    if blur_stems & sharp_stems and blur_stems != sharp_stems:
-        lone = [p for p in blurs if p.stem not in sharp_stems][:1]
-        lone += [p for p in sharps if p.stem not in blur_stems][:1]
-        raise ValueError(
-            f"{name}: no frame of the same name for {' and '.join(map(str, lone))} "
-            "(the folders share other names, so a frame is missing on each side)"
-        )
+    blur_keys, sharp_keys = [frame_key(p) for p in blurs], [frame_key(p) for p in sharps]
+    in_blur, in_sharp = set(blur_keys), set(sharp_keys)
+    if in_blur & in_sharp:  # named alike: paired by name, so each name once a side
+        for files, keys in ((blurs, blur_keys), (sharps, sharp_keys)):
+            seen: dict[tuple, Path] = {}
+            for path, key in zip(files, keys, strict=True):
+                if key in seen:
+                    raise ValueError(f"{name}: {seen[key]} and {path} name the same frame")
+                seen[key] = path
+        if in_blur != in_sharp:
+            lone = [p for p, k in zip(blurs, blur_keys, strict=True) if k not in in_sharp][:1]
+            lone += [p for p, k in zip(sharps, sharp_keys, strict=True) if k not in in_blur][:1]
+            raise ValueError(
+                f"{name}: no frame of the same name for {' and '.join(map(str, lone))} "
+                "(the folders share other names, so a frame is missing on each side)"
+            )
+        by_key = dict(zip(sharp_keys, sharps, strict=True))
+        sharps = [by_key[k] for k in blur_keys]
     return blurs[:max_frames], sharps[:max_frames]
+
+
+def frame_key(path: Path) -> tuple:
+    """A frame's name without extension, numbers by value: ``1.png``, ``01.png`` and ``1.jpg``
+    name one frame (a folder saved with padding beside one without)."""
+    return tuple(natural_key(Path(path.stem))[0])
 
 
 def read_pair(
