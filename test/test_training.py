@@ -733,8 +733,17 @@ def test_what_a_data_folder_holds_but_training_leaves_out_is_named(tmp_path: Pat
         return capsys.readouterr().out, sorted(s.name for s in seqs)
 
     out, names = notes(pairs)
-    assert f"note: {pairs}: not used: frames, half (a folder of blurred/sharp pairs" in out
+    # `half` holds blurred frames only: given as its own --data they would pass for sharp ones
+    assert f"note: {pairs}: not used: frames (a folder of blurred/sharp pairs" in out
+    assert f"note: {pairs}: not used: half (one side of a blurred/sharp pair layout" in out
     assert names == ["good_x1"]
+    reds = tmp_path / "REDS" / "train"  # one-sided REDS sequences were left out unsaid
+    for seq in ("train_blur/000", "train_sharp/000", "train_blur/001", "train_blur_jpeg/000"):
+        (reds / seq).parent.mkdir(parents=True, exist_ok=True)
+        sharp_video(reds / seq)
+    out, names = notes(reds)
+    assert f"note: {reds}: not used: train_blur/001, train_blur_jpeg (one side of" in out
+    assert names == ["train_000_x1"]
     out, names = notes(parent)
     assert f"note: {parent}: not used: deep (nothing in them is read" in out
     assert "shallow" not in out and [n.split("_")[0] for n in names] == ["shallow"]
@@ -1002,6 +1011,8 @@ def test_a_run_killed_after_a_validation_resumes_knowing_its_best(tmp_path: Path
         (["--device", "cuda"], "CUDA is not available"),
         (["--precision", "fp16"], "fp16 training needs CUDA"),
         (["--data", ".", "missing"], "no such file or folder: missing"),  # after a long build
+        (["--val-pairs", "missing"], "no such file or folder: missing"),  # an OSError's words
+        (["--val-pairs", "README.md"], "--val-pairs README.md: not a folder"),
     ],
 )
 def test_cli_refuses_bad_options_before_building_the_trainset(

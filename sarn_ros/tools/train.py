@@ -31,6 +31,7 @@ from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
+    is_pair_side,
     iter_pairs,
     load_pairs,
     load_sequences,
@@ -39,6 +40,7 @@ from ..data.datasets import (
     save_sequence,
     synthesize_folder,
     unique_name,
+    unpaired_dirs,
     usable_sequences,
 )
 from ..offline import kind_of
@@ -411,14 +413,19 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
     else:
         out = [p for p in inside if p.is_dir() and recording_kind(p) is None]
         why = LEFT_OUT_WHY[None]
-    if out:
-        names = ", ".join(p.name for p in out[:6]) + (
-            f" and {len(out) - 6} more" if len(out) > 6 else ""
-        )
-        print(
-            f"note: {root}: not used: {names} ({why}; give them as their own --data)",
-            flush=True,
-        )
+    # one side of a pair layout (a sequence without sharp/, REDS' train_blur_jpeg beside
+    # train_blur): as its own --data its blurred frames would pass for sharp ones
+    lone = unpaired_dirs(root) if pairs else []
+    lone += [p for p in out if p not in lone and is_pair_side(p)]
+    out = [p for p in out if p not in lone]
+    for items, tail in (
+        (out, f"{why}; give them as their own --data"),
+        (lone, "one side of a blurred/sharp pair layout, with no partner read here"),
+    ):
+        if items:
+            shown = [p.relative_to(root).as_posix() if p != root else p.name for p in items]
+            names = ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
+            print(f"note: {root}: not used: {names} ({tail})", flush=True)
 
 
 def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:
@@ -793,9 +800,15 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
         print(f"sarn train: {first_line(exc)}", file=sys.stderr)
         return 2
-    missing = next((d for d in args.data if not d.exists()), None)
+    missing = next((d for d in (*args.data, *args.val_pairs) if not d.exists()), None)
     if missing is not None:  # found now, not after building the sources before it
         print(f"sarn train: no such file or folder: {missing}", file=sys.stderr)
+        return 2
+    loose = next((d for d in args.val_pairs if not d.is_dir()), None)
+    if loose is not None:
+        print(
+            f"sarn train: --val-pairs {loose}: not a folder of blurred/sharp pairs", file=sys.stderr
+        )
         return 2
     unused = unused_recording_options(args) if args.data else []
     if unused and int(os.environ.get("RANK", 0)) == 0:
