@@ -451,18 +451,46 @@ def test_frames_one_pixel_high_or_wide_get_no_orb_matches(tmp_path, tiny_recurre
     assert all(r["orb_matches_input"] == r["orb_inliers"] == [0, 0] for r in rows)
 
 
-def test_pairs_of_different_sizes_name_the_files(tmp_path, tiny_recurrent_checkpoint):
-    """Found when the pair is read, not as numpy's broadcast error after inference."""
-    write_pair(tmp_path)
-    sharp = tmp_path / "seq" / "sharp" / "01.png"
+def test_pairs_of_different_sizes_name_the_files_and_the_others_are_scored(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """Found when the pair is read, not as numpy's broadcast error after inference; and found
+    only then, so a bad last sequence ended the run with every earlier result unprinted."""
+    write_pair(tmp_path, name="a")
+    write_pair(tmp_path, name="b")
+    write_pair(tmp_path, name="c")
+    sharp = tmp_path / "b" / "sharp" / "01.png"
     cv2.imwrite(str(sharp), np.zeros((32, 48, 3), np.uint8))
     args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]
-    result = sarn_eval(*args, str(tmp_path), "--future-frames", "0")
+    out = tmp_path.parent / f"{tmp_path.name}.json"
+    result = sarn_eval(*args, str(tmp_path), "--future-frames", "0", "1", "--json", str(out))
     assert result.returncode == 2
-    blurred = tmp_path / "seq" / "blur" / "01.png"
-    assert result.stderr.splitlines()[-1] == (
-        f"sarn eval: error: seq: blurred {blurred} is 56x40 but sharp {sharp} is 48x32"
-    )
+    blurred = tmp_path / "b" / "blur" / "01.png"
+    why = f"b: blurred {blurred} is 56x40 but sharp {sharp} is 48x32"
+    assert result.stderr.count(f"sarn eval: error: {why} (left out") == 1  # not once a pass
+    assert "1 sequence(s) could not be read" in result.stderr.splitlines()[-1]
+    report = json.loads(out.read_text())
+    assert sorted({r["sequence"] for r in report["gt"]}) == ["a", "c"]
+    assert report["unreadable"] == {"b": why}
+    assert "all 2 of" in result.stdout
+
+
+def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A sequence without sharp/ was dropped without a word, and two inputs both called
+    `train` gave two pooled rows both labelled `all 2 of train`."""
+    for top in ("gopro", "other"):
+        write_pair(tmp_path / top / "train", name="a")
+        write_pair(tmp_path / top / "train", name="b")
+    shutil.rmtree(tmp_path / "other" / "train" / "b" / "sharp")
+    write_pair(tmp_path / "other" / "train", name="c")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]
+    inputs = [str(tmp_path / top / "train") for top in ("gopro", "other")]
+    result = sarn_eval(*args, *inputs, "--future-frames", "0")
+    assert result.returncode == 0, result.stderr
+    assert f"note: --pairs {inputs[1]}: not scored: b (one side only)" in result.stdout
+    assert f"all 2 of {inputs[0]}" in result.stdout and f"all 2 of {inputs[1]}" in result.stdout
 
 
 def test_deblur_sequence_refuses_an_engine_that_serves_other_streams(tiny_recurrent_checkpoint):

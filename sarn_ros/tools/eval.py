@@ -13,12 +13,22 @@ import json
 import math
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ..checkpoint import CheckpointError, resolve_weights
 from ..data.blur_synth import BlurParams
-from ..data.datasets import find_pair_dirs, no_pairs_error, pair_files, read_pair, unique_name
+from ..data.datasets import (
+    Sequence,
+    find_pair_dirs,
+    no_pairs_error,
+    pair_files,
+    read_pair,
+    unique_name,
+    unpaired_dirs,
+)
 from ..ensemble import MEMBERS
 from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, check_writable, ranged
 
@@ -192,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         engines.append(({"weights": str(weights), "self_ensemble": members}, engine))
     results: dict = {"gt": [], "no_gt": []}
+    failed: dict[str, str] = {}  # sequence: why it could not be read
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
@@ -205,9 +216,11 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(label(tag, names))
         for ff in looks:
             engine.future_frames = ff
-            real = (read_pair(*p, max_frames=args.max_frames) for p in pairs)
             try:
-                for seq, root in zip(itertools.chain(real, synthetic), roots, strict=True):
+                sequences = readable(pairs, synthetic, failed, args.max_frames)
+                for seq, root in zip(sequences, roots, strict=True):
+                    if seq is None:  # unreadable: said once, the others go on
+                        continue
                     res, _ = evaluate_gt(engine, seq, save, bar.update)
                     results["gt"].append({**tag, "input": root, **res.summary()})
                 for name, frames in nogt:
@@ -222,16 +235,26 @@ def run(args: argparse.Namespace) -> int:
     for r in results["gt"]:
         key = (r["weights"], r["self_ensemble"], r["future_frames"], r["input"])
         groups.setdefault(key, []).append(r)
+    inputs = {r["input"]: Path(r["input"]).resolve().name for r in results["gt"]}
+    clash = Counter(inputs.values())  # two inputs' `train`: told apart by their paths as given
+    shown = {i: i if clash[final] > 1 else final for i, final in inputs.items()}
     results["gt_pooled"] = [
         {
             **{k: rows[0][k] for k in ("weights", "self_ensemble", "input")},
-            **pooled(rows, f"all {len(rows)} of {Path(rows[0]['input']).resolve().name}"),
+            **pooled(rows, f"all {len(rows)} of {shown[rows[0]['input']]}"),
         }
         for rows in groups.values()
         if len(rows) > 1
     ]
     results["seconds"] = time.monotonic() - start
+    results["unreadable"] = failed
     print_tables(results, names)
+    if failed:
+        print(
+            f"sarn eval: error: {len(failed)} sequence(s) could not be read and are left out "
+            f"of the rows above: {', '.join(failed)}",
+            file=sys.stderr,
+        )
     if args.json:
         try:
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    return 0
+    return 2 if failed else 0
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -288,8 +311,35 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
     found = find_pair_dirs(root)
     if not found:
         raise no_pairs_error(root)
+    lone = unpaired_dirs(root)
+    if lone:  # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
+        shown = [d.relative_to(root).as_posix() if d != root else d.name for d in lone]
+        more = f" and {len(shown) - 6} more" if len(shown) > 6 else ""
+        print(f"note: --pairs {root}: not scored: {', '.join(shown[:6])}{more} (one side only)")
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
+
+
+def readable(
+    pairs: list[tuple[str, Path, Path]],
+    synthetic: list[Sequence],
+    failed: dict[str, str],
+    max_frames: int | None,
+) -> Iterator[Sequence | None]:
+    """Each ground-truth sequence, read when its turn comes; None for a pair that cannot be
+    read (a frame of another size, a broken file: found only on reading, and not worth the
+    sequences scored before it), named once in ``failed`` and skipped in later passes."""
+    for name, blur, sharp in pairs:
+        if name in failed:
+            yield None
+            continue
+        try:
+            yield read_pair(name, blur, sharp, max_frames=max_frames)
+        except (ValueError, OSError) as exc:
+            failed[name] = str(exc)
+            print(f"sarn eval: error: {exc} (left out; the others go on)", file=sys.stderr)
+            yield None
+    yield from synthetic
 
 
 def finite(value: Any) -> Any:
