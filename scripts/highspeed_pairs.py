@@ -13,6 +13,7 @@ and scene motion, so a recurrent model is judged on real motion, frame after fra
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,8 +46,18 @@ def pairs(
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(blurred, sharp) for every whole window; only ``window`` frames are held at a time."""
     check(len(paths), window, stride)
+    shape = None
     for start in range(0, len(paths) - window + 1, stride):
-        frames = [read_rgb(p) for p in paths[start : start + window]]
+        frames = []
+        for p in paths[start : start + window]:
+            frame = read_rgb(p)
+            shape = shape or frame.shape
+            if frame.shape != shape:  # np.mean would fail with no file named
+                raise ValueError(
+                    f"{p} is {frame.shape[1]}x{frame.shape[0]}, "
+                    f"the frames before it {shape[1]}x{shape[0]}"
+                )
+            frames.append(frame)
         yield average(frames, linear_light), frames[window // 2]
 
 
@@ -63,18 +74,25 @@ def main() -> None:
         raise SystemExit(f"highspeed_pairs: no folder {args.frames}")
     paths = list_images(args.frames)
     seq = args.out / (args.name or args.frames.resolve().name)
+    if seq.exists():  # an earlier run's frames left beside these would read as one sequence
+        raise SystemExit(f"highspeed_pairs: {seq} exists: remove it, or give another --name")
+    partial = seq.with_name(f".{seq.name}.partial")  # readers skip it; renamed when whole
+    shutil.rmtree(partial, ignore_errors=True)
     try:
         check(len(paths), args.window, args.stride)
-        (seq / "blur").mkdir(parents=True, exist_ok=True)
-        (seq / "sharp").mkdir(exist_ok=True)
+        (partial / "blur").mkdir(parents=True)
+        (partial / "sharp").mkdir()
         n = 0
         for n, (blur, sharp) in enumerate(
             pairs(paths, args.window, args.stride, args.linear_light), 1
         ):
-            cv2.imwrite(str(seq / "blur" / f"{n:06d}.png"), blur[..., ::-1])
-            cv2.imwrite(str(seq / "sharp" / f"{n:06d}.png"), sharp[..., ::-1])
-    except ValueError as exc:  # the settings, or an unreadable frame
+            cv2.imwrite(str(partial / "blur" / f"{n:06d}.png"), blur[..., ::-1])
+            cv2.imwrite(str(partial / "sharp" / f"{n:06d}.png"), sharp[..., ::-1])
+        partial.rename(seq)
+    except ValueError as exc:  # the settings, a frame of another size, or an unreadable one
         raise SystemExit(f"highspeed_pairs: {exc}") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     print(f"{n} blurred/sharp pairs from {len(paths)} frames in {seq}")
 
 

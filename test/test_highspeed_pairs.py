@@ -69,3 +69,26 @@ def test_impossible_settings_are_refused_before_anything_is_written(tmp_path: Pa
         result = run(tmp_path / "fast", tmp_path / "out", "--window", window, "--stride", stride)
         assert result.returncode != 0 and message in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_an_earlier_runs_sequence_is_refused_not_mixed_in(tmp_path: Path) -> None:
+    """A second run into the same OUT wrote its pairs over the first's and left the rest:
+    five pairs from two runs, read as one sequence going back in time."""
+    recording(tmp_path / "fast", 17)
+    assert run(tmp_path / "fast", tmp_path / "out", "--window", 3, "--stride", 3).returncode == 0
+    before = sorted(p.name for p in (tmp_path / "out" / "fast" / "blur").iterdir())
+    result = run(tmp_path / "fast", tmp_path / "out", "--window", 5, "--stride", 8)
+    assert result.returncode != 0 and "--name" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "fast" / "blur").iterdir()) == before
+    assert run(tmp_path / "fast", tmp_path / "out", "--window", 5, "--name", "w5").returncode == 0
+    assert len(list((tmp_path / "out" / "w5" / "sharp").iterdir())) == 2
+
+
+def test_a_frame_of_another_size_is_named_and_leaves_no_sequence(tmp_path: Path) -> None:
+    recording(tmp_path / "fast", 12)
+    odd = tmp_path / "fast" / "000008.png"
+    cv2.imwrite(str(odd), np.zeros((20, 64, 3), np.uint8))
+    result = run(tmp_path / "fast", tmp_path / "out", "--window", 3, "--stride", 3)
+    assert result.returncode != 0
+    assert f"{odd} is 64x20, the frames before it 64x24" in result.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # no half sequence, no .partial
