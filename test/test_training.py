@@ -764,11 +764,12 @@ def test_resume_continues_the_runs_own_architecture(tmp_path: Path, capsys) -> N
         return sarn([*args, "--blur-px", "4", "--device", "cpu", *extra])
 
     assert train(1, *TINY_ARGS, "--lr", "1e-3", "--warmup", "5") == 0
-    assert train(2, "--resume", "--arch", "single", "--lr", "1e-2", "--seed", "7") == 0
+    resume = ["--resume", "--arch", "single", "--lr", "1e-2", "--seed", "7", "--warmup", "9"]
+    assert train(2, *resume) == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr 0.01 is not used on --resume: the run's 0.001 is" in out
     # the schedule goes on: a new warm-up would drop the learning rate mid-run
-    assert "--warmup 200 is not used on --resume: the run's 5 is" in out
+    assert "--warmup 9 is not used on --resume: the run's 5 is" in out
     assert "--steps 2: the run's cosine schedule, 1 step long, now ends at step 2" in out
     assert read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]["train_config"]["warmup"] == 5
     # the run's batch stream goes on: the metadata named the new seed, on a stream it never drew
@@ -950,6 +951,26 @@ def test_a_resume_keeps_the_runs_learning_rate_in_its_schedule_and_metadata(
     again.run(log=lambda _msg: None)
     assert again.sched.get_last_lr()[0] == pytest.approx(1e-5)
     assert read_checkpoint(tmp_path / "latest.pth")["meta"]["train_config"]["lr"] == 1e-3
+
+
+def test_a_lengthened_resume_takes_its_next_rate_from_the_new_schedule(tmp_path: Path) -> None:
+    """The optimiser's saved rate is the old schedule's: a finished run lengthened by --steps
+    took its first step at the floor, not where the longer cosine stands, unlike a run of that
+    length from the start."""
+    data = [blurry_sequence()]
+    straight = Trainer(config(lr=1e-3, min_lr=1e-5, warmup=0, steps=6), data, [], tmp_path / "a")
+    short = Trainer(config(lr=1e-3, min_lr=1e-5, warmup=0, steps=2), data, [], tmp_path / "b")
+    for _ in range(2):
+        straight.train_one()
+        short.train_one()
+    short.save()
+    assert short.opt.param_groups[0]["lr"] == pytest.approx(1e-5)  # at the floor
+    longer = Trainer(config(lr=1e-3, min_lr=1e-5, warmup=0, steps=6), data, [], tmp_path / "b")
+    assert longer.resume()
+    expected = straight.opt.param_groups[0]["lr"]
+    assert expected > 1e-4
+    assert longer.opt.param_groups[0]["lr"] == pytest.approx(expected)
+    assert longer.sched.get_last_lr()[0] == pytest.approx(expected)
 
 
 @pytest.mark.skipif(not hasattr(torch.amp, "GradScaler"), reason="torch < 2.3: no CPU GradScaler")
@@ -1715,11 +1736,13 @@ def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
     """A run at --lr 1e-3 resumed without --lr keeps it without a note (the default is no
     choice of the user's); a shorter --steps is named as a longer one is."""
     video = sharp_video(tmp_path / "video")
-    assert tiny_run(tmp_path, video, 2, *TINY_ARGS, "--lr", "1e-3") == 0
+    assert tiny_run(tmp_path, video, 2, *TINY_ARGS, "--lr", "1e-3", "--warmup", "1") == 0
     capsys.readouterr()
     assert tiny_run(tmp_path, video, 1, "--resume") == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr" not in out
+    # nor --warmup: named at its default, 200, which no one had typed
+    assert "--warmup" not in out and "--seed" not in out
     assert "note: --steps 1: the run's cosine schedule, 2 steps long, now ends at step 1" in out
 
 

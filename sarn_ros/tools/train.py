@@ -48,6 +48,7 @@ from ..recordings import iter_clips, recording_kind, sharpest_clips, synthetic_s
 from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
 
 CLIP_FRAMES = 60  # --clip-frames
+WARMUP, SEED = 200, 0  # --warmup, --seed (None until run(): given or not, for --resume)
 POSITIVE = ranged(int, 1)
 NON_NEGATIVE = ranged(float, 0)
 
@@ -238,7 +239,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fine-tune of the shipped weights on a camera of one's own came out worse than them)",
     )
     o.add_argument(
-        "--warmup", type=ranged(int, 0), default=200, help="steps of linear learning-rate warm-up"
+        "--warmup",
+        type=ranged(int, 0),
+        help=f"steps of linear learning-rate warm-up (default {WARMUP})",
     )
     o.add_argument(
         "--loss", choices=("charbonnier", "l1"), default="charbonnier", help="pixel loss"
@@ -251,7 +254,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DECAY",
         help="validate and export an exponential moving average of the weights (0: off)",
     )
-    o.add_argument("--seed", type=int, default=0, help="seeds the initialisation and the batches")
+    o.add_argument(
+        "--seed", type=int, help=f"seeds the initialisation and the batches (default {SEED})"
+    )
     o.add_argument(
         "--device",
         default="auto",
@@ -754,6 +759,10 @@ def run(args: argparse.Namespace) -> int:
     lr_given = args.lr is not None
     if not lr_given:
         args.lr = LR if args.init is None else LR_INIT
+    # given or not, told apart for --resume's notes: a default there is no choice of the user's
+    seed_given, warmup_given = args.seed is not None, args.warmup is not None
+    args.seed = SEED if args.seed is None else args.seed
+    args.warmup = WARMUP if args.warmup is None else args.warmup
     from ..engine import resolve_device
     from ..training.trainer import (
         TrainConfig,
@@ -934,11 +943,11 @@ def run(args: argparse.Namespace) -> int:
         if args.init is not None and args.init != trainer.cfg.init:
             start = trainer.cfg.init or "scratch"
             print(f"note: --init {args.init} is not used on --resume: the run started from {start}")
-        if trainer.cfg.seed != args.seed:
+        if seed_given and trainer.cfg.seed != args.seed:
             print(
                 f"note: --seed {args.seed} is not used on --resume: the run's {trainer.cfg.seed} is"
             )
-        if trainer.cfg.warmup != args.warmup:
+        if warmup_given and trainer.cfg.warmup != args.warmup:
             print(
                 f"note: --warmup {args.warmup} is not used on --resume: the run's "
                 f"{trainer.cfg.warmup} is"

@@ -441,6 +441,11 @@ class Trainer:
         self.cfg.seed = st["config"]["seed"]  # its batch stream goes on, drawn from the run's
         self.cfg.warmup = st["config"]["warmup"]  # a warm-up again would be a jump in the lr
         self.resumed_steps = int(st["config"]["steps"])  # the schedule's length until now
+        # the next step's rate on this run's schedule: the optimiser saved the old schedule's,
+        # which for a run lengthened by --steps is its floor, or a step further down its curve
+        for group, base in zip(self.opt.param_groups, self.sched.base_lrs, strict=True):
+            group["lr"] = base * self._lr_factor(self.sched.last_epoch)
+        self.sched._last_lr = [group["lr"] for group in self.opt.param_groups]  # as step() sets
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
