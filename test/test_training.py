@@ -816,10 +816,6 @@ def test_a_reused_trainset_refuses_options_it_was_not_built_with(
         (["--data", str(video), "--blur-px", "4", "--scales", "0.5"], "--scales 0.5 (the set: 1)"),
         (["--data", str(other), "--blur-px", "4"], f"--data {other} (the set: {video})"),
         (["--linear-light", "1"], "--linear-light 1 (the set: 0.5)"),  # without --data
-        # how recordings are cut and read: each builds another set
-        (["--clip-frames", "10"], "--clip-frames 10 (the set: 60)"),
-        (["--topics", "/cam/image_raw"], "--topics /cam/image_raw (the set: off)"),
-        (["--debayer", "bilinear"], "--debayer bilinear (the set: vng)"),
     ):
         assert sarn([*args, *change]) == 2, change
         err = capsys.readouterr().err
@@ -1893,6 +1889,38 @@ def test_a_missing_data_path_is_found_before_the_others_are_built(
     assert f"no such file or folder: {tmp_path / 'missing'}" in capsys.readouterr().err
 
 
+def test_recording_options_conflict_only_with_a_set_of_such_recordings(
+    tmp_path: Path, capsys
+) -> None:
+    """How recordings are cut and read builds another set, but a set without such a recording
+    was refused over an option that could not have shaped it: a --sharpest the build had
+    called unused, or --topics for a bag held out to validate on beside a set of videos."""
+    from test_recordings import grey_frames, write_camera_bag
+
+    frames, video = sharp_video(tmp_path / "frames"), sharp_mp4(tmp_path / "drive.mp4", n=8)
+    bag = tmp_path / "held"
+    write_camera_bag(bag, grey_frames(4))
+    base = ["train", "--clip-len", "1", "--crop", "32", "--steps", "0", "--blur-px", "4"]
+    base += ["--device", "cpu", *TINY_ARGS]
+    videos = [*base, "--run-dir", str(tmp_path / "v"), "--trainset", str(tmp_path / "tv")]
+    assert sarn([*videos, "--data", str(video), "--clip-frames", "4"]) == 0
+    capsys.readouterr()
+    for change, named in (
+        (["--clip-frames", "6"], "--clip-frames 6 (the set: 4)"),
+        (["--sharpest", "0.5"], "--sharpest 0.5 (the set: 1)"),
+    ):
+        assert sarn([*videos, *change]) == 2, change
+        assert named in capsys.readouterr().err
+    held = ["--val-sharp", str(bag), "--val-frames", "2", "--topics", "/cam/image_raw"]
+    assert sarn([*videos, *held]) == 0  # a bag-only option: no bag in the set
+    assert f"reusing --trainset {tmp_path / 'tv'}" in capsys.readouterr().out
+    stills = [*base, "--run-dir", str(tmp_path / "f"), "--trainset", str(tmp_path / "tf")]
+    assert sarn([*stills, "--data", str(frames), "--sharpest", "0.5"]) == 0
+    assert "--sharpest 0.5 (for videos and bags)" in capsys.readouterr().out
+    assert sarn([*stills, "--data", str(frames)]) == 0
+    assert f"reusing --trainset {tmp_path / 'tf'}" in capsys.readouterr().out
+
+
 def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys) -> None:
     """--sharpest and --clip-frames are for videos and bags, --topics and --debayer for bags:
     given with a frame folder they were accepted without a word and changed nothing."""
@@ -1913,6 +1941,31 @@ def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys)
     out = capsys.readouterr().out
     assert "note: --topics /cam/image_raw (for bags), --debayer bilinear (for bags) not used" in out
     assert sarn([*base, "--run-dir", str(tmp_path / "c"), "--data", str(frames)]) == 0
+    assert "not used" not in capsys.readouterr().out
+    # a bag held out for validation reads --topics and --debayer: they were named unused
+    from test_recordings import grey_frames, write_camera_bag
+
+    write_camera_bag(tmp_path / "held", grey_frames(4))
+    held = ["--val-sharp", str(tmp_path / "held"), "--val-frames", "2", "--data", str(frames)]
+    assert sarn([*base, "--run-dir", str(tmp_path / "d"), *held, *given]) == 0
+    out = capsys.readouterr().out
+    assert "--sharpest 0.5 (for videos and bags), --clip-frames 4 (for videos and bags) not" in out
+    assert "--topics" not in out and "--debayer" not in out
+
+
+def test_a_single_image_run_names_the_recurrent_options_it_does_not_use(
+    tmp_path: Path, capsys
+) -> None:
+    """It trains on single frames: --clip-len and --max-stride were taken without a word (and
+    recorded in its metadata), and --arch single dropped --lstm-channels unsaid."""
+    frames = sharp_video(tmp_path / "frames")
+    args = ["train", "--data", str(frames), "--crop", "32", "--steps", "0", "--blur-px", "4"]
+    args += ["--device", "cpu", "--clip-len", "3", *TINY_ARGS]
+    single = ["--arch", "single", "--run-dir", str(tmp_path / "single"), "--max-stride", "2"]
+    assert sarn([*args, *single]) == 0
+    note = "note: --lstm-channels 8, --clip-len 3, --max-stride 2 not used: the single-image model"
+    assert note in capsys.readouterr().out
+    assert sarn([*args, "--run-dir", str(tmp_path / "recurrent")]) == 0
     assert "not used" not in capsys.readouterr().out
 
 

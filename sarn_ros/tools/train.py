@@ -450,19 +450,31 @@ RECORDING_OPTIONS = {  # option: the --data kinds it applies to
 }
 
 
+VALIDATION_OPTIONS = ("topics", "debayer")  # recording options --val-sharp's bags read too
+
+
 def unused_recording_options(args: argparse.Namespace) -> list[str]:
-    """The recording options given (not at their defaults) that no --data source can use:
-    image folders and pairs are read whole, so a --sharpest there was accepted without a
-    word, as `sarn deblur` and `sarn eval` refuse options their input does not use."""
+    """The recording options given (not at their defaults) that no --data source can use
+    (nor --val-sharp, for the options validation reads a bag with): image folders and pairs
+    are read whole, so a --sharpest there was accepted without a word, as `sarn deblur` and
+    `sarn eval` refuse options their input does not use."""
     defaults, unused = option_defaults(), []
     for key, kinds in RECORDING_OPTIONS.items():
         value = getattr(args, key)
-        if value != getattr(defaults, key) and not any(
-            holds_recordings(d, kinds) for d in args.data
-        ):
+        sources = list(args.data)
+        if key in VALIDATION_OPTIONS and args.val_sharp is not None:
+            sources.append(args.val_sharp)
+        if value != getattr(defaults, key) and not any(holds_recordings(d, kinds) for d in sources):
             for_kinds = " and ".join(f"{k}s" for k in kinds)
             unused.append(f"{SET_OPTIONS[key]} {shown_value(value)} (for {for_kinds})")
     return unused
+
+
+def set_holds(desc: dict[str, Any], kinds: tuple[str, ...]) -> bool:
+    """Whether a built set's sources hold a recording of ``kinds``: an option for those cannot
+    have shaped a set without one. A source no longer found here (a set built on another
+    machine) counts as holding one."""
+    return any(not Path(s).exists() or holds_recordings(s, kinds) for s in desc["sources"])
 
 
 def gather(
@@ -654,6 +666,8 @@ def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[s
             )
     for key, option in SET_OPTIONS.items():
         value = getattr(args, key)
+        if key in RECORDING_OPTIONS and not set_holds(desc, RECORDING_OPTIONS[key]):
+            continue  # a --sharpest on stills: said to be unused when built, not a conflict now
         if key in desc and not same(key, desc[key], value) and given(value, getattr(defaults, key)):
             found.append(f"{option} {shown_value(value)} (the set: {shown_value(desc[key])})")
     return found
@@ -858,6 +872,10 @@ def run(args: argparse.Namespace) -> int:
                 )
             model = {}  # the weights' own config records the architecture
         arch = arch or "recurrent"
+        if arch == "single" and rank == 0:
+            idle = single_image_unused(args, architecture_noted=resumed is not None)
+            if idle:
+                print(f"note: {', '.join(idle)} not used: the single-image model trains on frames")
         if ts is not None and not args.data and trainset_ready(ts):
             take_set_blur(args, read_description(ts))
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
@@ -1002,6 +1020,21 @@ def architecture_options(args: argparse.Namespace) -> dict[str, int]:
     if args.arch == "single":
         model.pop("lstm_channels", None)
     return model
+
+
+def single_image_unused(args: argparse.Namespace, architecture_noted: bool) -> list[str]:
+    """The recurrent-only options given to a single-image run, as typed: it trains on single
+    frames, so a --clip-len or --max-stride went unsaid, and --arch single dropped
+    --lstm-channels without a word (where the --resume note has not named it already)."""
+    defaults = option_defaults()
+    idle = [
+        f"--{key.replace('_', '-')} {getattr(args, key)}"
+        for key in ("clip_len", "max_stride")
+        if getattr(args, key) != getattr(defaults, key)
+    ]
+    if args.lstm_channels is not None and args.arch == "single" and not architecture_noted:
+        idle.insert(0, f"--lstm-channels {args.lstm_channels}")
+    return idle
 
 
 def unused_options(given: dict[str, Any], kept: dict[str, Any]) -> list[str]:
