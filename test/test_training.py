@@ -1750,7 +1750,7 @@ def test_a_single_image_run_resumes_as_one_without_arch(tmp_path: Path, capsys) 
     capsys.readouterr()
     assert tiny_run(tmp_path, video, 2, "--resume") == 0, capsys.readouterr().err
     out = capsys.readouterr().out
-    assert "resumed" in out and "not used" not in out
+    assert "resumed" in out and "not used on --resume" not in out
     weights = load_model(tmp_path / "run" / "latest.pth")
     assert type(weights).__name__ == "SARN" and weights.meta["steps"] == 2
 
