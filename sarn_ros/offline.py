@@ -52,6 +52,8 @@ class Report:
     ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
     replaced_topics: list[str] = field(default_factory=list)  # the bag's own deblurred outputs
     first_skip: str = ""  # which frame was skipped first (a bag's: why)
+    # a bag's chosen topics without one readable frame, while others had some: why, the first
+    unreadable_topics: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,8 @@ def check_new_output(dst: Path | str, overwrite: bool) -> None:
     that are already there: an earlier result was replaced without a word (and deleted when
     the run then failed), and a folder mixed two runs' frames."""
     path = Path(dst)
+    if path.is_file() and output_kind(dst) == "folder":  # a name without a suffix: a folder
+        raise InputError(f"output {dst} is a file, not a folder for images")
     if overwrite or not path.exists():
         return
     if output_kind(dst) == "video":
@@ -389,6 +393,7 @@ def choose_topics(
     they are, but must not share a camera.
     """
     if topics:
+        topics = list(dict.fromkeys(topics))  # one given twice is one topic, not two cameras
         missing = [t for t in topics if t not in available]
         if missing:
             raise InputError(
@@ -591,25 +596,29 @@ def deblur_bag(
                     if jpeg_quality is None
                     else "sensor_msgs/msg/CompressedImage"
                 )
-                deb = {
-                    t: (
-                        writer.add_connection(
-                            f"{camera_ns(t)}/deblurred/image_raw{suffix}",
-                            out_type,
-                            typestore=store,
-                            offered_qos_profiles=offered[t],
-                        ),
-                        writer.add_connection(
-                            f"{camera_ns(t)}/deblurred/camera_info",
-                            "sensor_msgs/msg/CameraInfo",
-                            typestore=store,
-                            offered_qos_profiles=offered[f"{camera_ns(t)}/camera_info"],
+                deb: dict[str, tuple[Any, Any]] = {}
+
+                def outputs(t: str) -> tuple[Any, Any]:
+                    """A camera's output connections, added with its first deblurred frame:
+                    one that never decodes leaves no empty topic in the bag."""
+                    if t not in deb:
+                        deb[t] = (
+                            writer.add_connection(
+                                f"{camera_ns(t)}/deblurred/image_raw{suffix}",
+                                out_type,
+                                typestore=store,
+                                offered_qos_profiles=offered[t],
+                            ),
+                            writer.add_connection(
+                                f"{camera_ns(t)}/deblurred/camera_info",
+                                "sensor_msgs/msg/CameraInfo",
+                                typestore=store,
+                                offered_qos_profiles=offered[f"{camera_ns(t)}/camera_info"],
+                            )
+                            if camera_ns(t) in infos
+                            else None,
                         )
-                        if camera_ns(t) in infos
-                        else None,
-                    )
-                    for t in chosen
-                }
+                    return deb[t]
 
                 def emit(outs: list[DeblurredFrame]) -> None:
                     for o in outs:
@@ -625,7 +634,7 @@ def deblur_bag(
                             msg = numpy_to_compressed(
                                 pixels, encoding, quality=jpeg_quality, msg=empty
                             )
-                        img_conn, info_conn = deb[topic]
+                        img_conn, info_conn = outputs(topic)
                         writer.write(img_conn, receive, store.serialize_cdr(msg, out_type))
                         cam_infos = infos.get(camera_ns(topic))
                         if info_conn is not None and cam_infos:
@@ -639,6 +648,7 @@ def deblur_bag(
                         tick()
 
                 readable = dict.fromkeys(chosen, 0)
+                why_not: dict[str, str] = {}  # each topic's first skipped frame: why
                 for conn, receive, raw in reader.messages():
                     if conn.id in out_conns:
                         writer.write(out_conns[conn.id], receive, raw)
@@ -657,6 +667,7 @@ def deblur_bag(
                     except ValueError as exc:  # corrupt, cut short or unsupported: skip it
                         report.skipped += 1
                         report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
+                        why_not.setdefault(conn.topic, str(exc))
                         continue
                     readable[conn.topic] += 1
                     if not window.wants(readable[conn.topic] - 1):
@@ -670,6 +681,9 @@ def deblur_bag(
                         )
                     )
                 emit(engine.flush())
+                report.unreadable_topics = {
+                    t: why_not.get(t, "no message recorded") for t in chosen if not readable[t]
+                }
             if not report.frames:  # a bag of nothing new is no success
                 after = f" after --skip-frames {window.skip}" if window.skip else ""
                 why = f" ({report.first_skip})" if report.first_skip else ""

@@ -1268,3 +1268,42 @@ def test_a_long_run_on_an_onnx_graph_gets_no_hint_to_export_it(
     captured = capsys.readouterr()
     assert "sarn deblur: 2 frames ->" in captured.out
     assert "hint:" not in captured.err, captured.err
+
+
+def test_a_camera_without_one_readable_frame_is_named_and_leaves_no_empty_topic(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """Beside a camera that decodes, one that never did got an empty deblurred topic in the
+    output bag and only a share of the skipped count, its reason named only if it came first."""
+    with Writer(tmp_path / "bag", version=9) as w:
+        cams = {
+            cam: w.add_connection(f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+            for cam in ("cam", "thermal")
+        }
+        for i, img in enumerate(frames(3)):
+            for cam, encoding in (("cam", "rgb8"), ("thermal", "weird42")):
+                msg = bag_image(img, encoding, header(i, cam))
+                w.write(cams[cam], i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    out = tmp_path / "out"
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "bag"), "-o", str(out), *weights)
+    assert result.returncode == 0, result.stderr
+    assert "sarn deblur: /thermal/image_raw not deblurred: no readable frame (" in result.stderr
+    assert "weird42" in result.stderr.split("/thermal/image_raw not deblurred")[1]
+    topics = {topic for topic, _, _ in read_bag(out)}
+    assert "/cam/deblurred/image_raw" in topics and "/thermal/deblurred/image_raw" not in topics
+    with AnyReader([out]) as reader:
+        assert "/thermal/deblurred/image_raw" not in {c.topic for c in reader.connections}
+    # the same topic twice is that topic, not two cameras feeding one output
+    twice = ["--topics", "/cam/image_raw", "/cam/image_raw"]
+    result = deblur(str(tmp_path / "bag"), "-o", str(tmp_path / "twice"), *weights, *twice)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_file_given_as_the_output_folder_is_refused_before_the_model(tmp_path, capsys):
+    write_video(tmp_path / "in.mp4", frames(2))
+    (tmp_path / "afile").write_text("mine")
+    args = ["deblur", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "afile"), "--weights", "x"]
+    assert cli.main(args) == 2  # refused before the weights "x" are looked for
+    assert f"output {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "mine"

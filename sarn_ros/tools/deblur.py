@@ -246,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     secs = time.monotonic() - start
     for topic, why in report.ignored_topics.items():
         print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
+    for topic, why in report.unreadable_topics.items():  # a whole camera lost: not only a count
+        print(f"sarn deblur: {topic} not deblurred: no readable frame ({why})", file=sys.stderr)
     for topic in report.replaced_topics:
         print(f"sarn deblur: the bag's own {topic} is replaced by the new output", file=sys.stderr)
     print(
