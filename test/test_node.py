@@ -474,8 +474,9 @@ def test_compressed_in_and_out_with_corrupt_jpeg(ros, tiny_recurrent_checkpoint)
 
 def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     node, start = ros
-    # no idle flush (max_gap_s 0), so the held look-ahead frames stay visible
-    proc = start(tiny_recurrent_checkpoint, max_gap_s=0.0, queue_policy="all", **RELIABLE_IN)
+    # no idle flush (max_gap_s 0), so the held look-ahead frames stay visible; given as
+    # `-p max_gap_s:=0`, an integer, which the node refused at start-up for a double
+    proc = start(tiny_recurrent_checkpoint, max_gap_s=0, queue_policy="all", **RELIABLE_IN)
     cam = Camera(node)
     diag = Diagnostics(node)
     wait_connected(node, [cam], proc)
@@ -1159,7 +1160,7 @@ def test_a_failing_change_in_a_batch_leaves_the_others_applied():
 
     logged: list[str] = []
     fake = SimpleNamespace(
-        engine=SimpleNamespace(future_frames=2, flush=flush),
+        engine=SimpleNamespace(future_frames=2, flush=flush, reset=lambda reason: None),
         resize=1.0,
         debayer="bilinear",
         get_logger=lambda: SimpleNamespace(info=logged.append),
@@ -1170,6 +1171,25 @@ def test_a_failing_change_in_a_batch_leaves_the_others_applied():
         node_module.DeblurNode.apply_changes(fake, changes)
     assert (fake.engine.future_frames, fake.resize, fake.debayer) == (0, 0.5, "edge_aware")
     assert logged == ["parameter resize is now 0.5", "parameter debayer is now 'edge_aware'"]
+
+
+def test_a_live_resize_restarts_the_state_as_asked_not_as_a_camera_change():
+    """The new size restarted the streams as a resolution change, logged as a warning that
+    "the image size changed" and counted as the camera's; the user's own change is an
+    explicit restart, and setting the same size again is none."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    resets: list[str] = []
+    fake = SimpleNamespace(
+        engine=SimpleNamespace(reset=lambda reason: resets.append(reason)),
+        resize=1.0,
+        get_logger=lambda: SimpleNamespace(info=lambda _msg: None),
+    )
+    for value in (0.5, 0.5, 1.0):
+        node_module.DeblurNode.apply_change(fake, "resize", value)
+    assert resets == ["explicit", "explicit"] and fake.resize == 1.0
 
 
 def test_a_live_switch_to_latest_trims_the_backlog_at_once():

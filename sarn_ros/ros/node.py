@@ -279,6 +279,11 @@ class DeblurNode(Node):
 
     def _build(self) -> None:
         """Parameters, engine, topics and worker; a bad parameter or weights file raises."""
+        # `-p max_gap_s:=0` or `max_gap_s: 0` in a params file is an integer, which declaring a
+        # double refused at start-up (the pre-set callback below converts live sets only)
+        overrides = getattr(self, "_parameter_overrides", {})  # rclpy's, Humble to Rolling
+        as_floats = self.whole_numbers_as_floats(list(overrides.values()))
+        overrides.update((p.name, p) for p in as_floats)
         for p in PARAMS:
             self.declare_parameter(p.name, p.default, p.descriptor())
         get = self.get_parameter
@@ -435,7 +440,9 @@ class DeblurNode(Node):
         elif name == "precision":
             self.engine.precision = resolve_precision(value, self.engine.device)
         elif name == "resize":
-            self.resize = float(value)  # the new size makes the engine reset the streams
+            if float(value) != self.resize:  # restarted as asked: the new size would restart
+                self.engine.reset(reason="explicit")  # it too, logged as a camera's own change
+            self.resize = float(value)
         elif name == "debayer":
             self.debayer = value
         self.get_logger().info(f"parameter {name} is now {value!r}{note}")
