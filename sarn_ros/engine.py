@@ -276,6 +276,14 @@ def check_frame(frame: np.ndarray) -> None:
         raise ValueError(f"frame must be HxW, HxWx1 or HxWx3, got shape {frame.shape}")
 
 
+def names_the_cpu(device: str | torch.device) -> bool:
+    """Whether ``device`` is the CPU, or auto: ``cpu:0`` and ``torch.device("cpu", 0)`` too."""
+    try:
+        return str(device) == "auto" or torch.device(device).type == "cpu"
+    except RuntimeError:  # not a device name: not the CPU
+        return False
+
+
 class StreamDeblurrer:
     """Deblur one or several frame streams with one model copy (see the module docstring)."""
 
@@ -292,7 +300,7 @@ class StreamDeblurrer:
     ) -> None:
         self.onnx = is_onnx(model)
         if self.onnx:
-            if str(device) not in ("auto", "cpu"):  # also a torch.device
+            if not names_the_cpu(device):
                 raise ValueError(f"an ONNX graph runs on the CPU (onnxruntime), not {device!r}")
             if torch_compile:
                 raise ValueError("torch_compile does not apply to an ONNX graph (onnxruntime)")

@@ -249,7 +249,12 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert err == ["sarn export: error: opset 19: converter gave up"]
     assert not out.exists()
     out.write_bytes(b"yesterday's graph")  # a re-export that fails keeps the file it replaces
-    assert cli.main(["export", "--weights", str(ckpt), "-o", str(out), "--opset", "19"]) == 2
+    again = ["export", "--weights", str(ckpt), "-o", str(out), "--opset", "19"]
+    assert cli.main([*again, "--overwrite"]) == 2
+    assert out.read_bytes() == b"yesterday's graph"
+    capsys.readouterr()
+    assert cli.main(again) == 2  # without --overwrite: refused before exporting, as deblur does
+    assert "exists: pass --overwrite to replace it" in capsys.readouterr().err
     assert out.read_bytes() == b"yesterday's graph"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
 
@@ -278,6 +283,12 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "knows opsets up to" in err[0], err
     assert ckpt.stat().st_size > 0
+    # --topics and --debayer read a --calib bag: with a folder they were dropped unsaid
+    (tmp_path / "frames").mkdir()
+    cv2.imwrite(str(tmp_path / "frames" / "0.png"), np.zeros((8, 8, 3), np.uint8))
+    argv = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "q.onnx"), "--int8"]
+    assert cli.main([*argv, "--calib", str(tmp_path / "frames"), "--topics", "/cam"]) == 2
+    assert "--topics and --debayer go with a --calib bag" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -309,6 +320,7 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     argv += ["--calib", str(calib), "--calib-frames", "4", "--height", "48", "--width", "64"]
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
+    assert "the fp32 graph it was quantised from: onnxruntime vs PyTorch" in printed
     found = re.search(r"int8 frames vs fp32 frames ([\d.]+) dB PSNR on 4 frames \(48x40\)", printed)
     assert found, printed
     assert float(found.group(1)) > 35

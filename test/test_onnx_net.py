@@ -51,8 +51,11 @@ def test_onnx_engine_refuses_what_onnxruntime_does_not_do(tiny_recurrent_onnx):
         StreamDeblurrer(tiny_recurrent_onnx, precision="bf16")
     with pytest.raises(ValueError, match="torch_compile"):
         StreamDeblurrer(tiny_recurrent_onnx, torch_compile=True)
-    with pytest.raises(ValueError, match="CPU"):
-        StreamDeblurrer(tiny_recurrent_onnx, device="cuda")
+    for elsewhere in ("cuda", "cuda:1", "bogus"):
+        with pytest.raises(ValueError, match="CPU"):
+            StreamDeblurrer(tiny_recurrent_onnx, device=elsewhere)
+    for cpu in ("cpu:0", torch.device("cpu", 0)):  # the CPU too: refused as "not the CPU"
+        assert StreamDeblurrer(tiny_recurrent_onnx, device=cpu).device.type == "cpu"
     engine = StreamDeblurrer(tiny_recurrent_onnx)
     with pytest.raises(ValueError, match="fp32"):
         engine.precision = "fp16"  # a live change, as the node would make

@@ -73,6 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing -o file once validated"
+    )
     # at least 8: a size of 4 would be fixed in the graph; at most 4096: the dynamic size's
     # bound in export(), past which the exporter fails with pages of its own
     p.add_argument(
@@ -296,10 +299,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sarn export: error: {exc}", file=sys.stderr)
         return 2
+    if args.output.exists() and not args.overwrite:  # as `sarn deblur`: no file replaced unsaid
+        print(
+            f"sarn export: error: -o {args.output} exists: pass --overwrite to replace it",
+            file=sys.stderr,
+        )
+        return 2
     if (args.calib is not None or args.calib_frames is not None) and not args.int8:
         print("sarn export: error: --calib and --calib-frames go with --int8", file=sys.stderr)
         return 2
-    if (args.topics is not None or args.debayer != DEBAYER_DEFAULT) and args.calib is None:
+    if (args.topics is not None or args.debayer != DEBAYER_DEFAULT) and not is_bag(args.calib):
         print("sarn export: error: --topics and --debayer go with a --calib bag", file=sys.stderr)
         return 2
     args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
@@ -352,11 +361,22 @@ def run(args: argparse.Namespace) -> int:
             f"; int8 frames vs fp32 frames {agreement:.1f} dB PSNR on "
             f"{sum(map(len, streams))} frames ({w}x{h}) of {args.calib or 'the bundled sample'}"
         )
+    checked = "the fp32 graph it was quantised from: " if args.int8 else ""  # int8's is `note`
     print(
         f"sarn export: {kind} -> {args.output} (opset {args.opset}, dynamic H/W multiples of 4); "
-        f"onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}{note}"
+        f"{checked}onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}{note}"
     )
     return 0
+
+
+def is_bag(path: Path | None) -> bool:
+    """Whether --calib names a rosbag2 recording (what --topics and --debayer read)."""
+    from ..offline import InputError, kind_of
+
+    try:
+        return path is not None and kind_of(path) == "bag"
+    except InputError:  # missing or unreadable: --calib's own check names it
+        return False
 
 
 def export_int8(
