@@ -90,7 +90,8 @@ PARAMS: tuple[Param, ...] = (
         "resize",
         1.0,
         "Scale factor applied before deblurring; output and camera_info are published at "
-        "the scaled size. Below 1 trades detail for speed.",
+        "the scaled size. Below 1 trades detail for speed. A live change restarts the "
+        "recurrent state (counted as an explicit reset).",
         live=True,
         float_range=(0.1, 1.0),
     ),
@@ -131,7 +132,8 @@ PARAMS: tuple[Param, ...] = (
         "Reset the recurrent state when the camera's consecutive stamps are further apart; "
         "frames dropped by queue_policy latest do not count as gaps. Also the quiet after "
         "which a camera's frames held for look-ahead are published. 0 disables both: held "
-        "frames then wait for the camera's next frame.",
+        "frames then wait for the camera's next frame. Whole numbers are taken for every "
+        "decimal parameter (`-p max_gap_s:=0`).",
         live=True,
         float_range=(0.0, 3600.0),
     ),
