@@ -493,8 +493,8 @@ class StreamDeblurrer:
                     s = self._streams.get(name)
                     while s is not None and s.pending:
                         self._run([s], out)
-            except Exception:
-                self._queued = out  # not lost: returned by the next call
+            except Exception:  # not lost: returned by the next call, as the other streams'
+                self._queued = out + self._queued  # outputs set aside above
                 raise
             self.frames_out += len(out)
             return out

@@ -139,7 +139,10 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
 
         def taken(member: str) -> tuple | None:
             s = self._streams.get(member)
-            return None if s is None else (s.fmt, s.counter, s.last_stamp)
+            if s is None:
+                return None
+            h, w, *rest = s.fmt  # a transposed member's frames are W x H: the same frames
+            return (min(h, w), max(h, w), *rest, s.counter, s.last_stamp)
 
         return {n for n in names if len({taken(f"{n}{_SEP}{k}") for k in range(self.members)}) > 1}
 

@@ -421,6 +421,24 @@ def test_a_flush_that_failed_loses_no_frame(model) -> None:
     assert engine.stats()["frames_out"] == engine.stats()["frames_in"] == 4
 
 
+def test_a_failed_flush_of_one_camera_keeps_the_outputs_queued_for_another(model) -> None:
+    """flush(stream) sets the other streams' queued outputs aside; a failure then put back
+    only its own, so another camera's reset look-ahead was gone and frames_out fell short."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=2, max_gap_s=None)
+    img = frames(1, seed=16)[0]
+    for i in range(3):
+        for cam in ("a", "b"):
+            engine.push(img, i * NS, stream=cam, meta=(cam, i))
+    engine.reset("b")  # b's frames 1 and 2 are made and queued
+    flaky_network(engine, {1})
+    with pytest.raises(RuntimeError):
+        engine.flush("a")
+    out = engine.flush()
+    assert sorted(o.meta for o in out) == [("a", 1), ("a", 2), ("b", 1), ("b", 2)]
+    s = engine.stats()
+    assert (s["frames_in"], s["frames_out"], s["pending"]) == (6, 6, 0)
+
+
 def test_a_failure_on_one_camera_keeps_the_frame_made_for_another(model) -> None:
     """Cameras run one after another on a CPU: the first camera's frame, already made, was
     lost with the second's failure."""

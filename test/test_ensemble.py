@@ -193,6 +193,21 @@ def test_a_flush_that_failed_part_way_keeps_the_members_in_step(model) -> None:
     assert (s["frames_in"], s["frames_out"], s["pending"], s["resets"]) == (6, 6, 0, 0)
 
 
+def test_a_refused_push_leaves_transposed_members_in_step(model) -> None:
+    """Members 4-7 hold W x H frames: compared by their format, they always looked out of
+    step on a non-square frame, so a push refused before taking anything (a float stamp)
+    restarted the stream and dropped its look-ahead."""
+    engine = SelfEnsembleDeblurrer(model, members=8, device="cpu")
+    imgs = frames(3)
+    out = [o for i in range(3) for o in engine.push(imgs[i], 1_000 + i * NS, meta=i)]
+    with pytest.raises(TypeError):
+        engine.push(imgs[0], 1.5)
+    out += engine.flush()
+    s = engine.stats()
+    assert [o.meta for o in out] == [0, 1, 2]
+    assert (s["frames_lost"], s["resets_by_reason"]["error"]) == (0, 0)
+
+
 def test_a_failed_forward_pass_loses_no_frame_of_members_that_took_it(model) -> None:
     """Every member took the frame, so they stay in step: the stream went on without a
     restart, where it used to drop the look-ahead it held and count an explicit reset."""
