@@ -116,6 +116,16 @@ def recording_kind(path: Path) -> str | None:
         return None
 
 
+def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:
+    """Whether a source (`sarn train --data`, `sarn eval --synthetic` or `--no-gt`) is, or
+    holds, a recording of ``kinds``: what --sharpest, --topics and the other recording
+    options apply to."""
+    path = Path(source)
+    kind = recording_kind(path)
+    inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
+    return any(recording_kind(p) in kinds for p in inside)
+
+
 def read_streams(
     path: Path,
     max_frames: int | None = None,
@@ -152,7 +162,9 @@ def read_streams(
             continue
         pieces = same_size_pieces(frames)
         if len(pieces) > 1:
-            log.warning("%s: %d pieces of one frame size each, taken apart", name, len(pieces))
+            log.warning(
+                "%s: %d pieces of one frame size and format each, taken apart", name, len(pieces)
+            )
         streams += [
             (f"{name}_{k}" if len(pieces) > 1 else name, p) for k, p in enumerate(pieces, 1)
         ]
@@ -252,7 +264,9 @@ def synthetic_sequences(
         seqs = []
         for child in children:
             for seq in synthetic_sequences(child, seed, params, scale, max_frames, topics, debayer):
-                if not seq.name.startswith((child.name, child.stem)):  # a folder's stills
+                # a folder's stills are named by their own stems: `s/s0`, not `s0` (the name of
+                # a video s0.mp4 beside them); its video is the folder's name, or `name#k`
+                if recording_kind(child) == "folder" and seq.name.split("#")[0] != child.name:
                     seq.name = f"{child.name}/{seq.name}"
                 seqs.append(seq)
         return seqs

@@ -512,13 +512,39 @@ def test_a_setting_or_input_given_twice_is_evaluated_once(tmp_path, tiny_recurre
     write_pair(data, n=2, name="a")
     write_pair(data, n=1, name="b")
     weights = str(tiny_recurrent_checkpoint)
-    args = ["--weights", weights, weights, "--device", "cpu", "--future-frames", "0", "0"]
-    result = sarn_eval(*args, "--pairs", str(data), str(data), "--json", str(tmp_path / "e.json"))
+    twice = str(tiny_recurrent_checkpoint.parent / "." / tiny_recurrent_checkpoint.name)
+    args = ["--weights", weights, twice, "--device", "cpu", "--future-frames", "0", "0"]
+    data_again = str(data / ".." / "data")  # spelled otherwise: once all the same
+    result = sarn_eval(*args, "--pairs", str(data), data_again, "--json", str(tmp_path / "e.json"))
     assert result.returncode == 0, result.stderr
     out = json.loads((tmp_path / "e.json").read_text())
     assert [r["sequence"] for r in out["gt"]] == ["a", "b"]
     assert [(r["sequence"], r["frames"]) for r in out["gt_pooled"]] == [("all 2 of data", 3)]
     assert "| all 2 of data | 0 | 3 |" in result.stdout
+
+
+def test_topics_and_debayer_without_a_bag_and_same_named_setting_folders(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """--topics and --debayer were taken without a word for a folder or video of --no-gt;
+    `rec/best.pth` and `rec_best.pth` both saved their images into `rec_best.pth/`."""
+    write_pair(tmp_path / "data")
+    frames_dir = tmp_path / "data" / "seq" / "sharp"
+    for extra in (["--topics", "/cam/image_raw"], ["--debayer", "bilinear"]):
+        result = sarn_eval("--no-gt", str(frames_dir), *extra)
+        assert result.returncode == 2 and "not used in this run: --" in result.stderr, extra
+    for run in ("rec", "single"):
+        (tmp_path / run).mkdir()
+        shutil.copy(tiny_recurrent_checkpoint, tmp_path / run / "best.pth")
+    shutil.copy(tiny_recurrent_checkpoint, tmp_path / "rec_best.pth")
+    weights = [str(tmp_path / run / "best.pth") for run in ("rec", "single")]
+    weights.append(str(tmp_path / "rec_best.pth"))  # rec/best.pth's folder name
+    save = tmp_path / "img"
+    args = ["--weights", *weights, "--device", "cpu", "--future-frames", "0"]
+    result = sarn_eval(*args, "--no-gt", str(frames_dir), "--save-images", str(save))
+    assert result.returncode == 0, result.stderr
+    folders = sorted(p.name for p in save.iterdir())
+    assert len(folders) == 3 and "single_best.pth" in folders, folders
 
 
 def test_weights_that_cannot_load_end_the_run_before_any_is_evaluated(

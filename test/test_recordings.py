@@ -245,9 +245,14 @@ def test_a_folder_of_recordings_is_a_held_out_set(tmp_path: Path) -> None:
     stills = held / "stills"
     stills.mkdir()
     cv2.imwrite(str(stills / "a.png"), np.full((64, 80, 3), 90, np.uint8))
+    # a still named like its folder (`s/s0.png`) kept no folder prefix: `s0`, as a video s0.mp4
+    (held / "s").mkdir()
+    cv2.imwrite(str(held / "s" / "s0.png"), np.full((64, 80, 3), 60, np.uint8))
+    cv2.imwrite(str(held / "s" / "s1.png"), np.full((64, 80, 3), 200, np.uint8))
     seqs = synthetic_sequences(held, 1234, BlurParams(blur_px=6), max_frames=4)
-    assert [s.name for s in seqs] == ["clip", "run/cam/image_raw", "stills/a"]
-    assert [len(s.blurred) for s in seqs] == [4, 4, 6]
+    names = ["clip", "run/cam/image_raw", "s/s0", "s/s1", "stills/a"]
+    assert [s.name for s in seqs] == names
+    assert [len(s.blurred) for s in seqs] == [4, 4, 6, 6, 6]
     alone = synthetic_sequences(held / "run", 1234, BlurParams(blur_px=6), max_frames=4)
     assert all(np.array_equal(a, b) for a, b in zip(alone[0].blurred, seqs[1].blurred, strict=True))
     empty = tmp_path / "empty"

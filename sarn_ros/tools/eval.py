@@ -149,9 +149,10 @@ def run(args: argparse.Namespace) -> int:
     source = {"topics": args.topics, "debayer": args.debayer}
     try:
         check_args(args)
-        # a setting or input given twice would run twice and count twice in the pooled rows
+        # a setting or input given twice (`a` and `./a` too) would run twice and count twice
+        # in the pooled rows
         for key in ("weights", "self_ensemble", "future_frames", "pairs", "synthetic", "no_gt"):
-            setattr(args, key, list(dict.fromkeys(getattr(args, key))))
+            setattr(args, key, once_each(getattr(args, key)))
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
@@ -206,11 +207,13 @@ def run(args: argparse.Namespace) -> int:
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
+    folders: set[str] = set()
     for tag, engine in engines:
         save = args.save_images
         if save is not None and len(engines) > 1:
-            # one folder per compared setting
-            save = save / label(tag, names).replace(" ", "_").replace("/", "_")
+            # one folder per compared setting: `rec/best.pth` and `rec_best.pth` keep theirs
+            folder = label(tag, names).replace(" ", "_").replace("/", "_")
+            save = save / unique_name(folder, folders)
         looks = args.future_frames if engine.is_recurrent else [0]
         bar.total += per_pass * len(looks)  # known once the weights say whether they look ahead
         bar.set_postfix_str(label(tag, names))
@@ -276,14 +279,18 @@ def check_args(args: argparse.Namespace) -> None:
     evaluation: checked before any input is read or model loaded."""
     if not (args.pairs or args.synthetic or args.no_gt):
         raise ValueError("give --pairs, --synthetic and/or --no-gt inputs")
-    recordings = args.synthetic or args.no_gt  # folders, videos or bags
+    from ..recordings import holds_recordings
+
+    # a missing path is named by its own check, not as a bag option's "not used"
+    bags = any(
+        not d.exists() or holds_recordings(d, ("bag",)) for d in (*args.synthetic, *args.no_gt)
+    )
     idle = {  # set away from their defaults in vain: they used to be ignored without a word
         "--skip-frames (--no-gt streams)": args.skip_frames != SKIP_FRAMES and not args.no_gt,
         "--scale (--synthetic)": args.scale != SCALE and not args.synthetic,
         "--blur-px (--synthetic)": args.blur_px != BLUR_PX and not args.synthetic,
-        "--topics (bags of --synthetic or --no-gt)": args.topics is not None and not recordings,
-        "--debayer (bags of --synthetic or --no-gt)": args.debayer != DEBAYER_DEFAULT
-        and not recordings,
+        "--topics (bags of --synthetic or --no-gt)": args.topics is not None and not bags,
+        "--debayer (bags of --synthetic or --no-gt)": args.debayer != DEBAYER_DEFAULT and not bags,
     }
     if unused := [flag for flag, in_vain in idle.items() if in_vain]:
         raise ValueError(f"not used in this run: {'; '.join(unused)}")
@@ -358,6 +365,18 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     print("|" + "---|" * len(headers))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def once_each(values: list[Any]) -> list[Any]:
+    """``values`` in order without repeats, an existing path's spellings (`a`, `./a`, its
+    absolute path) counting as one."""
+    seen, kept = set(), []
+    for v in values:
+        key = Path(v).resolve() if isinstance(v, str | Path) and Path(v).exists() else v
+        if key not in seen:
+            seen.add(key)
+            kept.append(v)
+    return kept
 
 
 def short_names(weights: list[str]) -> dict[str, str]:

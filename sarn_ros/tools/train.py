@@ -44,7 +44,13 @@ from ..data.datasets import (
     usable_sequences,
 )
 from ..offline import kind_of
-from ..recordings import iter_clips, recording_kind, sharpest_clips, synthetic_sequences
+from ..recordings import (
+    holds_recordings,
+    iter_clips,
+    recording_kind,
+    sharpest_clips,
+    synthetic_sequences,
+)
 from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
 
 CLIP_FRAMES = 60  # --clip-frames
@@ -431,15 +437,6 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
             shown = [p.relative_to(root).as_posix() if p != root else p.name for p in items]
             names = ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
             print(f"note: {root}: not used: {names} ({tail})", flush=True)
-
-
-def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:
-    """Whether a --data source is, or holds, a recording of ``kinds`` (what --sharpest and the
-    other recording options apply to), as :func:`iter_gather` reads it."""
-    path = Path(source)
-    kind = recording_kind(path)
-    inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
-    return any(recording_kind(p) in kinds for p in inside)
 
 
 RECORDING_OPTIONS = {  # option: the --data kinds it applies to
