@@ -872,7 +872,8 @@ def run(args: argparse.Namespace) -> int:
         if arch == "single" and rank == 0:
             idle = single_image_unused(args, architecture_noted=resumed is not None)
             if idle:
-                print(f"note: {', '.join(idle)} not used: the single-image model trains on frames")
+                why = "the single-image model trains on single frames"
+                print(f"note: {', '.join(idle)} not used: {why}")
         if ts is not None and not args.data and trainset_ready(ts):
             take_set_blur(args, read_description(ts))
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
