@@ -754,3 +754,20 @@ def test_synthetic_settings_either_side_of_their_defaults_are_refused_without_it
     assert result.returncode == 2 and result.stdout == ""
     flag = extra[0]
     assert result.stderr.strip() == f"sarn eval: error: not used in this run: {flag} (--synthetic)"
+
+
+def test_a_stream_without_a_frame_pair_has_no_orb_figure(tmp_path, tiny_recurrent_checkpoint):
+    """One frame gives no pair to match: its ORB means read 0.0, as if ORB had found nothing
+    (what a 1 px wide frame gives), where nothing was measured."""
+    write_pair(tmp_path / "data", n=1)
+    out = tmp_path.parent / f"{tmp_path.name}_one.json"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--json", str(out)]
+    args += ["--future-frames", "0"]
+    result = sarn_eval(*args, "--no-gt", str(tmp_path / "data" / "seq" / "sharp"))
+    assert result.returncode == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if "too few frame pairs (0)" in line]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3:7] == ["-"] * 4
+    (r,) = json.loads(out.read_text())["no_gt"]
+    keys = ("matches_input", "matches", "inliers_input", "inliers")
+    assert [r[f"mean_orb_{k}"] for k in keys] == [None] * 4

@@ -464,10 +464,15 @@ def print_tables(results: dict, names: dict[str, str]) -> None:
                     label(r, names),
                     r["sequence"],
                     str(r["future_frames"]),
-                    f"{r['mean_orb_matches_input']:.1f}",
-                    f"{r['mean_orb_matches']:.1f}",
-                    f"{r['mean_orb_inliers_input']:.1f}",
-                    f"{r['mean_orb_inliers']:.1f}",
+                    *(
+                        "-" if r[key] is None else f"{r[key]:.1f}"  # no frame pair: not measured
+                        for key in (
+                            "mean_orb_matches_input",
+                            "mean_orb_matches",
+                            "mean_orb_inliers_input",
+                            "mean_orb_inliers",
+                        )
+                    ),
                     f"{r['sharpness_input']:.1f}",
                     f"{r['sharpness']:.1f}",
                     change_cell(r["orb_inlier_change"]),
