@@ -263,10 +263,11 @@ def synthetic_sequences(
             raise
         seqs = []
         for child in children:
+            folder = recording_kind(child) == "folder"
             for seq in synthetic_sequences(child, seed, params, scale, max_frames, topics, debayer):
                 # a folder's stills are named by their own stems: `s/s0`, not `s0` (the name of
                 # a video s0.mp4 beside them); its video is the folder's name, or `name#k`
-                if recording_kind(child) == "folder" and seq.name.split("#")[0] != child.name:
+                if folder and seq.name.split("#")[0] != child.name:
                     seq.name = f"{child.name}/{seq.name}"
                 seqs.append(seq)
         return seqs

@@ -141,17 +141,22 @@ def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
     return found
 
 
-def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
-    """REDS: ``<split>_blur/<seq>/`` beside ``<split>_sharp/<seq>/`` (``_blur_jpeg`` where
-    there is no ``_blur``); named ``<split>_<seq>`` since every split numbers from 000."""
+def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
+    """REDS' (split, blurred tree, sharp tree) under ``root``: ``<split>_blur`` (or
+    ``_blur_jpeg`` where there is no ``_blur``) beside ``<split>_sharp``, either maybe absent."""
     trees: dict[str, dict[str, Path]] = {}
     for d in _subdirs(root):
         m = REDS_TREE.fullmatch(d.name)
         if m:
             trees.setdefault(m["split"], {})[m["kind"].lower()] = d
+    return [(s, k.get("blur", k.get("blur_jpeg")), k.get("sharp")) for s, k in trees.items()]
+
+
+def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
+    """REDS: ``<split>_blur/<seq>/`` beside ``<split>_sharp/<seq>/``; named ``<split>_<seq>``
+    since every split numbers from 000."""
     found = []
-    for split, kinds in trees.items():
-        blur, sharp = kinds.get("blur", kinds.get("blur_jpeg")), kinds.get("sharp")
+    for split, blur, sharp in _reds_trees(root):
         if blur is None or sharp is None:
             continue
         for seq in _subdirs(blur):
@@ -171,17 +176,19 @@ def unpaired_dirs(root: Path) -> list[Path]:
     ]
     if any(blur and sharp for blur, sharp in sides):  # read as such, not as REDS' trees
         return lone
-    trees: dict[str, dict[str, Path]] = {}
-    for d in _subdirs(root):
-        m = REDS_TREE.fullmatch(d.name)
-        if m:
-            trees.setdefault(m["split"], {})[m["kind"].lower()] = d
-    for kinds in trees.values():
-        blur, sharp = kinds.get("blur", kinds.get("blur_jpeg")), kinds.get("sharp")
-        names = [{q.name for q in _subdirs(t)} if t else set() for t in (blur, sharp)]
-        for tree, other in ((blur, names[1]), (sharp, names[0])):
-            lone += [q for q in (_subdirs(tree) if tree else []) if q.name not in other]
+    for _, blur, sharp in _reds_trees(Path(root)):
+        seqs = [_subdirs(t) if t else [] for t in (blur, sharp)]
+        names = [{q.name for q in side} for side in seqs]
+        lone += [q for q in seqs[0] if q.name not in names[1]]
+        lone += [q for q in seqs[1] if q.name not in names[0]]
     return lone
+
+
+def listed(paths: list[Path], root: Path, most: int = 6) -> str:
+    """``paths`` for a note, relative to ``root`` (``root`` itself by name), the first
+    ``most`` of them and how many more."""
+    shown = [p.relative_to(root).as_posix() if p != root else p.name for p in paths]
+    return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
 
 
 def is_pair_side(folder: Path) -> bool:

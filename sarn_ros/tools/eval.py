@@ -23,6 +23,7 @@ from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
+    listed,
     no_pairs_error,
     pair_files,
     read_pair,
@@ -320,9 +321,7 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
         raise no_pairs_error(root)
     lone = unpaired_dirs(root)
     if lone:  # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
-        shown = [d.relative_to(root).as_posix() if d != root else d.name for d in lone]
-        more = f" and {len(shown) - 6} more" if len(shown) > 6 else ""
-        print(f"note: --pairs {root}: not scored: {', '.join(shown[:6])}{more} (one side only)")
+        print(f"note: --pairs {root}: not scored: {listed(lone, root)} (one side only)")
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
 

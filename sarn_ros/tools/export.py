@@ -308,7 +308,10 @@ def run(args: argparse.Namespace) -> int:
     if (args.calib is not None or args.calib_frames is not None) and not args.int8:
         print("sarn export: error: --calib and --calib-frames go with --int8", file=sys.stderr)
         return 2
-    if (args.topics is not None or args.debayer != DEBAYER_DEFAULT) and not is_bag(args.calib):
+    from ..recordings import recording_kind
+
+    bag = args.calib is not None and recording_kind(args.calib) == "bag"
+    if (args.topics is not None or args.debayer != DEBAYER_DEFAULT) and not bag:
         print("sarn export: error: --topics and --debayer go with a --calib bag", file=sys.stderr)
         return 2
     args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
@@ -367,16 +370,6 @@ def run(args: argparse.Namespace) -> int:
         f"{checked}onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}{note}"
     )
     return 0
-
-
-def is_bag(path: Path | None) -> bool:
-    """Whether --calib names a rosbag2 recording (what --topics and --debayer read)."""
-    from ..offline import InputError, kind_of
-
-    try:
-        return path is not None and kind_of(path) == "bag"
-    except InputError:  # missing or unreadable: --calib's own check names it
-        return False
 
 
 def export_int8(

@@ -33,6 +33,7 @@ from ..data.datasets import (
     find_pair_dirs,
     is_pair_side,
     iter_pairs,
+    listed,
     load_pairs,
     load_sequences,
     natural_key,
@@ -434,9 +435,7 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
         (lone, "one side of a blurred/sharp pair layout, with no partner read here"),
     ):
         if items:
-            shown = [p.relative_to(root).as_posix() if p != root else p.name for p in items]
-            names = ", ".join(shown[:6]) + (f" and {len(shown) - 6} more" if len(shown) > 6 else "")
-            print(f"note: {root}: not used: {names} ({tail})", flush=True)
+            print(f"note: {root}: not used: {listed(items, root)} ({tail})", flush=True)
 
 
 RECORDING_OPTIONS = {  # option: the --data kinds it applies to
