@@ -12,6 +12,10 @@ Here, into a git-ignored folder that `run` carries:
         --stills $S/CSet5 $S/CSet14 $S/CBSD68 --large-stills $X/CUrban100 $X/CSun_Hays80 \\
         --val $S/Vid4/calendar
 
+Real blurred/sharp sequences (``--train-pairs``, e.g. `scripts/highspeed_pairs.py` output) travel
+too, are built once (no synthetic blur) and, with ``build --real-copies K``, drawn K times as
+often: a few real sequences beside two thousand synthetic ones would otherwise be rare.
+
 There (16 cores: about 2 minutes), then train with ``--trainset .gputs``:
 
     python scripts/gpu_kit.py build --kit .gpukit --out .gputs
@@ -44,7 +48,7 @@ from sarn_ros.data.datasets import (  # noqa: E402
 
 RECIPE = "recipe.json"
 # all that `pack` writes at the top
-PACKED = {"videos", "stills", "large", "val", "val_pairs", RECIPE}
+PACKED = {"videos", "stills", "large", "pairs", "val", "val_pairs", RECIPE}
 
 
 def _write_webp(
@@ -62,7 +66,7 @@ def _pack_refusal(args: argparse.Namespace) -> str | None:
     """Why `pack` would lose or mix data: `build` names each set and run by its folder's name
     alone, and a pack replaces its --out wholly (so nothing stale is carried or validated on)."""
     seen: dict[str, str] = {}
-    for d in [*args.videos, *args.stills, *args.large_stills]:
+    for d in [*args.videos, *args.stills, *args.large_stills, *args.train_pairs]:
         name = Path(d).name
         if name in seen:
             same = Path(d).resolve() == Path(seen[name]).resolve()
@@ -119,7 +123,15 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
             for name, images in _parts(d, None if kind == "videos" else args.part_size):
                 _write_webp(images, out / kind / name, scale, quality, None)
                 folders.append({"path": f"{kind}/{name}", "packed_scale": scale, "scales": scales})
-    recipe = {"folders": folders}
+    recipe: dict[str, object] = {"folders": folders}
+    for d in args.train_pairs:  # real blur: packed whole, built at the recipe's scales
+        for name, blur, sharp in find_pair_dirs(Path(d)):
+            files = pair_files(name, blur, sharp, None)
+            for side, images in zip(("blur", "sharp"), files, strict=True):
+                seq = out / "pairs" / name.replace("/", "_") / side
+                _write_webp(images, seq, 1.0, args.train_pairs_quality, None)
+    if args.train_pairs:
+        recipe["pairs"] = {"path": "pairs", "scales": args.train_pairs_scales}
     if args.val:  # lossy too: it ranks checkpoints, `sarn eval` here decides what ships
         val = list_images(Path(args.val))
         _write_webp(val, out / "val", args.val_scale, args.val_quality, args.val_frames)
@@ -176,7 +188,40 @@ def build_jobs(
                         "2",
                     ]
                 )
+    if pairs := recipe.get("pairs"):
+        jobs.append(
+            [
+                "train",
+                "--run-dir",
+                str(runs / "real_pairs"),
+                "--trainset",
+                str(out / "real" / "copy1"),
+                "--data",
+                str(kit / pairs["path"]),
+                "--scales",
+                *map(str, pairs["scales"]),
+                "--steps",
+                "0",
+                "--crop",
+                "16",
+                "--clip-len",
+                "2",
+            ]
+        )
     return jobs
+
+
+def copy_real(out: Path, copies: int) -> int:
+    """Hard links of the built real set as ``real/copy2``..: the sampler weights sequences by
+    their clips, so K copies draw the real sequences K times as often, at no disk cost."""
+    base = out / "real" / "copy1"
+    files = sorted(base.rglob("*.npz")) if base.is_dir() else []
+    for k in range(2, copies + 1):
+        for f in files:
+            dst = out / "real" / f"copy{k}" / f.relative_to(base)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.link(f, dst)
+    return len(files) * max(copies, 1 if files else 0)
 
 
 def build(args: argparse.Namespace) -> int:
@@ -197,8 +242,9 @@ def build(args: argparse.Namespace) -> int:
             failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
     for job, log in failed:
         print(f"failed: sarn {' '.join(job)}\n{log}")
+    real = copy_real(out, args.real_copies) if not failed else 0
     n = sum(1 for _ in out.rglob("*.npz"))
-    print(f"{out}: {len(jobs) - len(failed)} of {len(jobs)} builds, {n} sequences")
+    print(f"{out}: {len(jobs) - len(failed)} of {len(jobs)} builds, {n} sequences ({real} real)")
     return 1 if failed else 0
 
 
@@ -216,6 +262,14 @@ def main() -> int:
     )
     a.add_argument("--quality", type=int, default=94)
     a.add_argument("--large-quality", type=int, default=90)
+    a.add_argument(
+        "--train-pairs",
+        nargs="*",
+        default=[],
+        help="real blurred/sharp folders to train on (the layouts of sarn train --data)",
+    )
+    a.add_argument("--train-pairs-quality", type=int, default=95)
+    a.add_argument("--train-pairs-scales", type=float, nargs="+", default=[0.5, 1.0])
     a.add_argument("--val", help="held-out sharp video for --val-sharp")
     a.add_argument(
         "--val-pairs",
@@ -233,12 +287,15 @@ def main() -> int:
     b.add_argument("--out", default=".gputs")
     b.add_argument("--blur-px", type=float, nargs="+", default=[12.0, 24.0])
     b.add_argument("--linear-light", type=float, nargs="+", default=[1.0, 0.0])
+    b.add_argument(
+        "--real-copies", type=int, default=1, help="draw the real pairs K times as often"
+    )
     b.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     args = p.parse_args()
     if args.command == "build":
         return build(args)
-    if not (args.videos or args.stills or args.large_stills):
-        a.error("no source folders: give --videos, --stills or --large-stills")
+    if not (args.videos or args.stills or args.large_stills or args.train_pairs):
+        a.error("no source folders: give --videos, --stills, --large-stills or --train-pairs")
     if refusal := _pack_refusal(args):
         a.exit(2, f"{a.prog}: error: {refusal}\n")
     return pack(args)

@@ -5,6 +5,7 @@
 # CUDA quality in fp32/fp16/bf16 and torch.compile speed. Every log lands in $OUT (8 files at
 # most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
 # Once the CUDA checks are measured: PRECISIONS=fp32 BENCH_END=0 gives training their time.
+# A kit packed with --train-pairs: REAL_COPIES=K draws those real sequences K times as often.
 #   run: command "bash scripts/gpu_run.sh", carry [".gpukit"], timeout_s 600
 set -u
 export PYTHONUNBUFFERED=1
@@ -22,7 +23,7 @@ print(torch.__version__, torchvision.__version__, cv2.__version__, np.__version_
 } >"$OUT/env.txt" 2>&1
 # shellcheck disable=SC2086  # BLUR is a list
 $PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --blur-px ${BLUR:-12 24} \
-  >"$OUT/build.log" 2>&1 || tail -30 "$OUT/build.log"
+  --real-copies "${REAL_COPIES:-1}" >"$OUT/build.log" 2>&1 || tail -30 "$OUT/build.log"
 log "build done"
 MIN=$($PY -c "print(round((${TRAIN_END:-470} - $(el)) / 60, 2))")
 (nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &)
@@ -31,7 +32,7 @@ VAL=(--val-sharp .gpukit/val --val-blur-px 12)  # ranks on real blur where the k
 $PY -m sarn_ros.tools.cli train --arch recurrent --run-dir .gpurun --resume \
   --init weights/sarn_recurrent.pth --trainset .gputs "${VAL[@]}" --val-frames 41 \
   --val-scale 1 --crop 192 --clip-len 4 --max-stride 3 --batch "${BATCH:-24}" \
-  --lr 1.5e-4 --warmup 100 --steps "${STEPS:-1800}" --ema 0.998 --ckpt-minutes 1.5 --val-minutes 1 \
+  --lr "${LR:-1.5e-4}" --warmup 100 --steps "${STEPS:-1800}" --ema 0.998 --ckpt-minutes 1.5 --val-minutes 1 \
   --max-minutes "$MIN" >"$OUT/train.log" 2>&1
 log "train done (max-minutes $MIN)"
 $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1

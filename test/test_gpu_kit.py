@@ -169,3 +169,42 @@ def test_held_out_real_pairs_travel_in_a_layout_sarn_train_validates_on(
     assert seqs[0].blurred[0].shape == (20, 32, 3)  # at the default --val-scale 0.5
     assert abs(float(seqs[0].sharp[1].mean()) - 91) < 1.5
     assert run_pack(monkeypatch, *argv) == 0  # a kit with them packs again over itself
+
+
+def test_real_training_pairs_are_built_once_without_synthetic_blur_and_linked_k_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few real sequences beside two thousand synthetic ones are rarely drawn: they travel
+    as pairs, get no generator blur, and --real-copies links them K times (no disk cost)."""
+    pairs = tmp_path / "highspeed"
+    for seq in ("a", "b"):
+        for side, value in (("blur", 60), ("sharp", 90)):
+            folder = pairs / seq / side
+            folder.mkdir(parents=True)
+            for i in range(3):
+                cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 64, 3), value + i, np.uint8))
+    kit, out = tmp_path / "kit", tmp_path / "ts"
+    assert run_pack(monkeypatch, "--out", str(kit), "--train-pairs", str(pairs)) == 0
+    recipe = json.loads((kit / "recipe.json").read_text())
+    assert recipe == {"folders": [], "pairs": {"path": "pairs", "scales": [0.5, 1.0]}}
+    assert sorted(p.name for p in (kit / "pairs").iterdir()) == ["a", "b"]
+
+    build = [sys.executable, str(SCRIPT), "build", "--kit", str(kit), "--out", str(out)]
+    done = subprocess.run(
+        [*build, "--real-copies", "3", "--jobs", "1"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "12 sequences (12 real)" in done.stdout
+    copies = {
+        k: sorted(p.relative_to(out / "real" / k) for p in (out / "real" / k).rglob("*.npz"))
+        for k in ("copy1", "copy2", "copy3")
+    }
+    assert len(copies["copy1"]) == 4 and copies["copy1"] == copies["copy2"] == copies["copy3"]
+    first = out / "real" / "copy1" / copies["copy1"][0]
+    assert first.stat().st_nlink == 3
+    (described,) = out.rglob("trainset.json")
+    desc = json.loads(described.read_text())
+    assert desc["synthetic_blur"] == [] and desc["real_pairs"] == [str((kit / "pairs").resolve())]
+    with np.load(first) as z:  # the real frames, not a generator's blur of the sharp ones
+        assert abs(float(z["blurred"][0].mean()) - 60) < 1.5
+        assert abs(float(z["sharp"][0].mean()) - 90) < 1.5
