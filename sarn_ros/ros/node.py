@@ -30,7 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -887,6 +887,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sarn_deblur_node: error: {first_line(exc)}", file=sys.stderr)
         return 1
     try:
+        # built before the ready line: rclpy.spin built its own after it, and a SIGTERM just
+        # then left a half-built executor whose __del__ printed a traceback
+        executor = SingleThreadedExecutor()
         node = DeblurNode()
     except KeyboardInterrupt:  # Ctrl-C while the model loads: a stop, not a failure
         rclpy.try_shutdown()
@@ -905,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 0 if stopped else 1
     try:
-        rclpy.spin(node)
+        rclpy.spin(node, executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except RCLError:
