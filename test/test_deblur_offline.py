@@ -1307,3 +1307,19 @@ def test_a_file_given_as_the_output_folder_is_refused_before_the_model(tmp_path,
     assert cli.main(args) == 2  # refused before the weights "x" are looked for
     assert f"output {tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_resize_takes_the_nodes_range():
+    """README says the offline tool scales as the node does: the same values are valid."""
+    from sarn_ros.ros.params import BY_NAME
+    from sarn_ros.tools.cli import build_parser
+
+    low, high = BY_NAME["resize"].float_range
+    parser = build_parser(["deblur"])
+    for value, ok in ((low, True), (high, True), (low / 2, False), (high * 1.5, False)):
+        argv = ["deblur", "in", "-o", "out", "--resize", str(value)]
+        if ok:
+            assert parser.parse_args(argv).resize == value
+        else:
+            with pytest.raises(SystemExit):
+                parser.parse_args(argv)

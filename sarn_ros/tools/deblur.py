@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--resize",
-        type=ranged(float, 0.05, 1),
+        type=ranged(float, 0.1, 1),  # the node's `resize` range
         default=1.0,
         help="scale factor applied before deblurring",
     )
