@@ -14,6 +14,7 @@ from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import (
     ClipSampler,
     Sequence,
+    blurred_sides,
     find_pair_dirs,
     list_images,
     load_pairs,
@@ -535,3 +536,59 @@ def test_sequences_with_one_side_only_are_named(tmp_path: Path) -> None:
     lone = [d.relative_to(reds).as_posix() for d in unpaired_dirs(reds)]
     assert lone == ["val_blur/001", "val_sharp/002"]
     assert unpaired_dirs(gopro / "a") == []
+
+
+def realblur_scene(root: Path, blur_ids: list[int], gt_ids: list[int]) -> Path:
+    """RealBlur's naming: blur/blur_N.png beside gt/gt_N.png, each frame its number's value."""
+    for side, ids in (("blur", blur_ids), ("gt", gt_ids)):
+        (root / side).mkdir(parents=True)
+        for i in ids:
+            cv2.imwrite(str(root / side / f"{side}_{i}.png"), np.full((4, 4, 3), i, np.uint8))
+    return root
+
+
+def test_folders_named_apart_pair_by_number_and_a_gap_on_each_side_is_an_error(tmp_path):
+    """blur_{1,2,4,5} beside gt_{1,2,3,4}: paired in order, frames 3 and 4 got the wrong
+    ground truth without a word; the numbers pair them, and a gap on each side is named."""
+    scene = realblur_scene(tmp_path / "gap", [1, 2, 4, 5], [1, 2, 3, 4])
+    with pytest.raises(ValueError, match=r"blur_5\.png and .*gt_3\.png"):
+        pair_files("gap", scene / "blur", scene / "gt")
+    scene = realblur_scene(tmp_path / "ok", [1, 2, 10, 9], [9, 1, 10, 2])
+    blurs, sharps = pair_files("ok", scene / "blur", scene / "gt")
+    assert [p.stem for p in blurs] == ["blur_1", "blur_2", "blur_9", "blur_10"]
+    assert [p.stem for p in sharps] == ["gt_1", "gt_2", "gt_9", "gt_10"]
+    # numbered apart (no number in common): in sorted order, as before
+    scene = realblur_scene(tmp_path / "apart", [1, 2], [11, 12])
+    blurs, sharps = pair_files("apart", scene / "blur", scene / "gt")
+    assert [p.stem for p in sharps] == ["gt_11", "gt_12"]
+
+
+def test_blurred_sides_of_pair_layouts_are_named(tmp_path):
+    """Given as sharp material, their blurred frames would be the training targets."""
+    names = [
+        "seq/blur",
+        "seq/Input",
+        "seq/blur_gamma",
+        "REDS/train_blur",
+        "REDS/val_blur_jpeg",
+        "REDS/train_blur/000",
+        "REDS/train_sharp/000",
+        "seq/sharp",
+        "seq/gt",
+        "my_stills",
+    ]
+    for n in names:
+        (tmp_path / n).mkdir(parents=True)
+    found = blurred_sides([tmp_path / n for n in names] + [tmp_path / "missing" / "blur"])
+    assert [f.relative_to(tmp_path).as_posix() for f in found] == names[:6]
+
+
+def test_training_on_a_blurred_side_says_so(tmp_path, capsys):
+    seq = tmp_path / "GOPR0372_07_00"
+    write(seq / "blur", ["1.png", "2.png", "3.png"], [60, 70, 80])
+    gather([seq / "blur"], BlurParams(blur_px=2.0), [1.0], 1, 2)
+    out = capsys.readouterr().out
+    assert f"note: {seq / 'blur'}: named as the blurred side of a pair layout" in out
+    write(tmp_path / "stills", ["1.png", "2.png", "3.png"], [60, 70, 80])
+    gather([tmp_path / "stills"], BlurParams(blur_px=2.0), [1.0], 1, 2)
+    assert "blurred side" not in capsys.readouterr().out

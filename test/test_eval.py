@@ -386,6 +386,12 @@ def test_bounds_of_scale_and_blur_are_accepted(tmp_path, tiny_recurrent_checkpoi
     result = sarn_eval(*args, "--scale", "1", "--blur-px", "0")
     assert result.returncode == 0, result.stderr
     assert "| 00 | 0 | 6 |" in result.stdout
+    assert "blurred side" not in result.stderr  # a sharp/ folder is sharp material
+    # its blur/ partner as sharp material is named: the scores would be of blurred targets
+    args[args.index("--synthetic") + 1] = str(tmp_path / "seq" / "blur")
+    result = sarn_eval(*args, "--scale", "1", "--blur-px", "0")
+    assert result.returncode == 0, result.stderr
+    assert f"note: {tmp_path / 'seq' / 'blur'}: named as the blurred side" in result.stderr
 
 
 def test_a_json_write_failing_at_the_end_keeps_the_results_on_stdout(

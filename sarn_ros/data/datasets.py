@@ -198,6 +198,34 @@ def is_pair_side(folder: Path) -> bool:
     return name in (*BLUR_DIRS, *SHARP_DIRS) or REDS_TREE.fullmatch(name) is not None
 
 
+def blurred_sides(folders: list[Path]) -> list[Path]:
+    """The ``folders`` named as the blurred side of a pair layout (``blur``, ``input``,
+    ``blur_gamma``, REDS' ``train_blur`` or a sequence in it): read as sharp material, their
+    blurred frames would become the targets. Named, not refused: a folder of one's own sharp
+    frames may well be called ``input``."""
+
+    def blurred(folder: Path) -> bool:
+        for f in (folder, folder.parent):
+            m = REDS_TREE.fullmatch(f.name)
+            if m and m["kind"].lower() != "sharp":
+                return True
+        return folder.name.lower() in BLUR_DIRS
+
+    return [f for f in folders if f.is_dir() and blurred(Path(os.path.abspath(f)))]
+
+
+def blurred_sides_note(folders: list[Path]) -> str | None:
+    """One line naming :func:`blurred_sides` among synthetic-blur sources, or None."""
+    found = blurred_sides(list(dict.fromkeys(folders)))  # a --data folder is its own source
+    if not found:
+        return None
+    return (
+        f"note: {', '.join(map(str, found))}: named as the blurred side of a pair layout, yet "
+        "read as sharp frames under synthetic blur (blurred targets); give the folder that "
+        "holds both sides (blur/ and sharp/) to use the real pairs"
+    )
+
+
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     """(name, blur dir, sharp dir) for every sequence under ``root`` in a known layout."""
     root = Path(root)
@@ -238,8 +266,10 @@ def pair_files(
     checked first: a frame missing further on would pair every later blurred frame with the
     wrong sharp one. Where the two folders share file names (GoPro, DVD, BSD, REDS), frames
     are paired by name (:func:`frame_key`), every name must be in both, also when one missing
-    and one extra frame leave the counts equal, and only once a side; folders named apart
-    (``blur_0001`` and ``gt_0001``) are paired in sorted order, checked by count only."""
+    and one extra frame leave the counts equal, and only once a side. Folders named apart
+    (RealBlur's ``blur_1`` and ``gt_1``) are paired by the numbers in their names where those
+    name each frame once a side (a frame missing on each side shifted every later pair), and
+    in sorted order, checked by count only, where the two sides' numbers have none in common."""
     blurs, sharps = list_images(blur_dir), list_images(sharp_dir)
     if len(blurs) != len(sharps):
         raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
@@ -263,7 +293,30 @@ def pair_files(
             )
         by_key = dict(zip(sharp_keys, sharps, strict=True))
         sharps = [by_key[k] for k in blur_keys]
+    else:
+        blur_nums, sharp_nums = (
+            [frame_numbers(p) for p in blurs],
+            [frame_numbers(p) for p in sharps],
+        )
+        unique = all(len(set(n)) == len(n) and all(n) for n in (blur_nums, sharp_nums))
+        if unique and set(blur_nums) & set(sharp_nums):
+            if set(blur_nums) != set(sharp_nums):
+                lone = [p for p, k in zip(blurs, blur_nums, strict=True) if k not in sharp_nums][:1]
+                lone += [p for p, k in zip(sharps, sharp_nums, strict=True) if k not in blur_nums][
+                    :1
+                ]
+                raise ValueError(
+                    f"{name}: no frame of the same number for {' and '.join(map(str, lone))} "
+                    "(the folders share other numbers, so a frame is missing on each side)"
+                )
+            by_num = dict(zip(sharp_nums, sharps, strict=True))
+            sharps = [by_num[k] for k in blur_nums]
     return blurs[:max_frames], sharps[:max_frames]
+
+
+def frame_numbers(path: Path) -> tuple[Decimal, ...]:
+    """The numbers in a frame's name (``blur_12`` and ``gt_12``: (12,))."""
+    return tuple(k for i, k in enumerate(natural_key(Path(path.stem))[0]) if i % 2)
 
 
 def frame_key(path: Path) -> tuple:

@@ -22,6 +22,7 @@ from ..checkpoint import CheckpointError, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
+    blurred_sides_note,
     find_pair_dirs,
     listed,
     no_pairs_error,
@@ -166,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         synthetic = []
         params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
         for d in args.synthetic:
+            if note := blurred_sides_note([Path(d)]):
+                print(note, file=sys.stderr)
             found = synthetic_sequences(
                 d, SYNTH_SEED, params, args.scale, args.max_frames, **source
             )

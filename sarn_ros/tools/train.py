@@ -30,6 +30,7 @@ from ..checkpoint import CheckpointError, first_line, read_checkpoint
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
+    blurred_sides_note,
     find_pair_dirs,
     is_pair_side,
     iter_pairs,
@@ -366,6 +367,9 @@ def iter_gather(
         pairs = root.is_dir() and bool(find_pair_dirs(root))
         note_left_out(root, pairs, kind)
         sources = [root] if kind else sorted(root.iterdir())
+        note = None if pairs else blurred_sides_note([root, *sources])
+        if note and int(os.environ.get("RANK", 0)) == 0:
+            print(note, flush=True)
         for scale in scales:
             # --blur-px is at full resolution, as for validation and `sarn eval`: an x0.5
             # copy gets half the pixels of blur (it had the full length, twice the blur)
