@@ -219,10 +219,11 @@ def blurred_sides_note(folders: list[Path]) -> str | None:
     found = blurred_sides(list(dict.fromkeys(folders)))  # a --data folder is its own source
     if not found:
         return None
+    more = f" and {len(found) - 3} more" if len(found) > 3 else ""  # REDS: 240 sequences
     return (
-        f"note: {', '.join(map(str, found))}: named as the blurred side of a pair layout, yet "
-        "read as sharp frames under synthetic blur (blurred targets); give the folder that "
-        "holds both sides (blur/ and sharp/) to use the real pairs"
+        f"note: {', '.join(map(str, found[:3]))}{more}: named as the blurred side of a pair "
+        "layout, yet read as sharp frames under synthetic blur (blurred targets); give the "
+        "folder that holds both sides (blur/ and sharp/) to use the real pairs"
     )
 
 
