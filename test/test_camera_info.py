@@ -6,6 +6,9 @@ import threading
 import time
 
 import numpy as np
+import pytest
+
+pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CameraInfo
 

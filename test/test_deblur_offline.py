@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
 from rosbags.highlevel import AnyReader
 from rosbags.interfaces import (
     Qos,

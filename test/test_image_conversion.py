@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import CompressedImage, Image
 

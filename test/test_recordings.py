@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
+pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
 from rosbags.rosbag2 import StoragePlugin, Writer
 from test_deblur_offline import STORE, T, bag_image, header, write_video
 from test_eval import sarn_eval
