@@ -100,6 +100,10 @@ def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeyp
         assert cli.main(["demo", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("sarn demo: error: --out") and why in err and "\n" not in err
+    # a device this machine lacks: said at once, not from the node's log once it exited
+    assert cli.main(["demo", "--out", str(tmp_path), "--device", "cuda:9"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sarn demo: error:") and "cuda:9" in err and "\n" not in err
 
 
 def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path, monkeypatch):
@@ -200,3 +204,38 @@ def test_the_demo_of_single_image_weights_reports_no_look_ahead(tmp_path, ros_do
     result = demo(*args, "--future-frames", "2", "--domain-id", str(ros_domain), timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "look-ahead 0 frames" in result.stdout and "includes 0 frames" in result.stdout
+
+
+def test_a_ctrl_c_while_the_demo_sets_up_its_camera_stops_the_node(
+    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint
+):
+    """The node was started before the camera's rclpy set-up and stopped only after it: a
+    Ctrl-C in between (rclpy's handler makes create_node raise) left it running, orphaned."""
+    import sys
+
+    import rclpy
+
+    from sarn_ros import resources
+    from sarn_ros.tools import cli, demo
+
+    started = []
+    popen = subprocess.Popen
+
+    def spy(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    def ctrl_c(*args, **kwargs):
+        rclpy.shutdown()  # what rclpy's SIGINT handler does
+        raise RuntimeError("the given context is not valid")
+
+    monkeypatch.setattr(
+        resources, "node_command", lambda: [sys.executable, "-c", "import time; time.sleep(60)"]
+    )
+    monkeypatch.setattr(demo.subprocess, "Popen", spy)
+    monkeypatch.setattr(rclpy, "create_node", ctrl_c)
+    argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path)]
+    assert cli.main([*argv, "--domain-id", str(ros_domain)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    (node,) = started
+    assert node.poll() is not None  # stopped, not left running

@@ -302,10 +302,11 @@ def bench_size(
     # a file, not a pipe nobody reads: a long run's warnings would fill a pipe and stall the node
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally that stops the node)
     proc = subprocess.Popen(node_args(weights, args), stdout=log, stderr=subprocess.STDOUT)
-    meter = ProcessMeter(proc.pid)
-    rclpy.init()
-    node = rclpy.create_node("sarn_bench_node")
-    try:
+    node = None
+    try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
+        meter = ProcessMeter(proc.pid)
+        rclpy.init()
+        node = rclpy.create_node("sarn_bench_node")
         w, h = size
         rng = np.random.default_rng(0)
         frame = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
@@ -430,8 +431,14 @@ def bench_size(
         window = diags[n_diag:] or diags[-1:]
         rows.append(row(size, args, len(cams), sent, received, jpegs, window, cpu1 - cpu0, wall))
         rows[-1].update(rss_mib_start=rss0, rss_mib_end=rss1, **rss_trend(rss_samples))
+    except RuntimeError:
+        if rclpy.ok():
+            raise
+        # rclpy's SIGINT handler shut the context down under a node or publisher being made
+        raise KeyboardInterrupt from None
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()  # a Ctrl-C has shut the context down already
         try:
             proc.send_signal(signal.SIGINT)
@@ -444,6 +451,18 @@ def bench_size(
         finally:
             proc.wait()
             log.close()
+
+
+def nan_as_null(value: Any) -> Any:
+    """NaN (a figure a short run has none of) as JSON null: Python's NaN is no JSON, and jq
+    and JSON.parse reject the file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: nan_as_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [nan_as_null(v) for v in value]
+    return value
 
 
 def row(
@@ -626,7 +645,7 @@ def run(args: argparse.Namespace) -> int:
     print_table(rows)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
     if interrupted:
         print(
             f"sarn bench node: interrupted after {plural(len(rows), 'size')} "

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..checkpoint import CheckpointError, read_checkpoint
+from ..engine import resolve_device
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import own_ros_domain
@@ -109,9 +110,10 @@ def run(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 2
-    try:  # known before the node runs, not after
+    try:  # known before the node runs, not from its log after it exited
         check_writable(args.out, "--out", folder=True)
-    except ValueError as exc:
+        resolve_device(args.device)
+    except (ValueError, RuntimeError) as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 2
     look_ahead = args.future_frames if recurrent else 0
@@ -145,22 +147,23 @@ def run(args: argparse.Namespace) -> int:
         "qos.subscription.depth:=50",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rclpy.init()
-    node = rclpy.create_node("sarn_demo_camera")
-    qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(Image, "image_raw", qos)
-    info_pub = node.create_publisher(CameraInfo, "camera_info", qos)
-    outputs: dict[int, tuple[np.ndarray, float]] = {}
-    node.create_subscription(
-        Image,
-        "deblurred/image_raw",
-        lambda m: outputs.__setitem__(
-            m.header.stamp.nanosec, (image_to_numpy(m).copy(), time.monotonic())
-        ),
-        qos,
-    )
-    deadline = time.monotonic() + args.timeout
-    try:
+    node = None
+    try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
+        rclpy.init()
+        node = rclpy.create_node("sarn_demo_camera")
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        pub = node.create_publisher(Image, "image_raw", qos)
+        info_pub = node.create_publisher(CameraInfo, "camera_info", qos)
+        outputs: dict[int, tuple[np.ndarray, float]] = {}
+        node.create_subscription(
+            Image,
+            "deblurred/image_raw",
+            lambda m: outputs.__setitem__(
+                m.header.stamp.nanosec, (image_to_numpy(m).copy(), time.monotonic())
+            ),
+            qos,
+        )
+        deadline = time.monotonic() + args.timeout
         while (
             pub.get_subscription_count() == 0 or node.count_publishers("deblurred/image_raw") == 0
         ):
@@ -184,11 +187,16 @@ def run(args: argparse.Namespace) -> int:
             rclpy.spin_once(node, timeout_sec=1 / 30)
         while len(outputs) < len(blurred) and time.monotonic() < deadline and proc.poll() is None:
             rclpy.spin_once(node, timeout_sec=0.05)
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C (rclpy's handler or not)
+    except (KeyboardInterrupt, ExternalShutdownException, RuntimeError) as exc:
+        # Ctrl-C: rclpy's handler shuts the context down, and a node or publisher being
+        # made then raises RCLError (a RuntimeError); before rclpy.init it is Python's
+        if isinstance(exc, RuntimeError) and rclpy.ok():
+            raise
         print("sarn demo: interrupted; stopping the node", file=sys.stderr)
         return 130
     finally:
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
         node_log = stop_node(proc)
     if len(outputs) < len(blurred):
