@@ -113,6 +113,17 @@ def test_bench_model_refuses_an_empty_list(option, capsys):
     assert exit_.value.code == 2 and "an empty list" in capsys.readouterr().err
 
 
+def test_bench_model_refuses_fp16_on_a_cpu(capsys):
+    """It ran fp32 and printed the rows as fp32, the asked-for fp16 row silently gone, exit 0;
+    `sarn bench node` refuses it."""
+    from sarn_ros.tools import cli
+
+    argv = ["bench", "model", "--device", "cpu", "--sizes", "8x8", "--precision", "fp32,fp16"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "fp16 runs on CUDA only" in err and "\n" not in err
+
+
 def test_bench_model_measures_each_deformable_path_once(monkeypatch, capsys):
     """auto is grid_sample on a CPU: `--deform-impl auto,grid_sample` measured it twice, and a
     variant without deformable modules once per name given."""

@@ -412,6 +412,11 @@ def format_table(rows: list[Row]) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         device = resolve_device(args.device)
+        if "fp16" in args.precision and device.type == "cpu":  # as `sarn bench node`
+            raise ValueError(  # its rows would be fp32's, the label fp16 silently dropped
+                "--precision fp16 runs on CUDA only (fp32 would run under that name on a "
+                "CPU); bf16 is the CPU's half precision"
+            )
         precisions = [resolve_precision(p, device) for p in args.precision]
         for v in args.variants:
             if v not in VARIANTS:
