@@ -54,11 +54,18 @@ def test_demo_runs_through_the_node_and_reports(tmp_path, ros_domain, tiny_recur
 
 
 def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurrent_checkpoint):
+    """Weights whose header reads well (the demo's own check) but that the node cannot load:
+    a missing tensor. (A device the machine lacks is now refused before the node starts.)"""
+    import torch
+
+    broken = torch.load(tiny_recurrent_checkpoint, weights_only=True)
+    del broken["state_dict"][next(iter(broken["state_dict"]))]
+    torch.save(broken, tmp_path / "broken.pth")
     result = demo(
         "--weights",
-        str(tiny_recurrent_checkpoint),
+        str(tmp_path / "broken.pth"),
         "--device",
-        "cuda:99",
+        "cpu",
         "--out",
         str(tmp_path),
         "--domain-id",

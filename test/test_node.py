@@ -1457,7 +1457,10 @@ def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):
 
     state = {"ok": True}
     fake_rclpy = SimpleNamespace(
-        init=lambda args: None, ok=lambda: state["ok"], try_shutdown=lambda: None
+        init=lambda args: None,
+        ok=lambda: state["ok"],
+        try_shutdown=lambda: None,
+        executors=SimpleNamespace(SingleThreadedExecutor=lambda: None),
     )
     monkeypatch.setattr(node_module, "rclpy", fake_rclpy)
     monkeypatch.setattr(node_module, "use_packaged_dds_profile", lambda: None)

@@ -30,7 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import NameValidationException, ParameterException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -889,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # built before the ready line: rclpy.spin built its own after it, and a SIGTERM just
         # then left a half-built executor whose __del__ printed a traceback
-        executor = SingleThreadedExecutor()
+        executor = rclpy.executors.SingleThreadedExecutor()
         node = DeblurNode()
     except KeyboardInterrupt:  # Ctrl-C while the model loads: a stop, not a failure
         rclpy.try_shutdown()
