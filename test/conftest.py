@@ -79,3 +79,28 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def ctrl_c_in_rclpy_set_up(monkeypatch: pytest.MonkeyPatch) -> list:
+    """For tools that start a node process, then set up their own rclpy side: the processes
+    started (subprocess.Popen), and rclpy.create_node failing as after a Ctrl-C, when
+    rclpy's handler has shut the context down."""
+    import subprocess
+
+    import rclpy
+
+    started: list[subprocess.Popen] = []
+    popen = subprocess.Popen
+
+    def spy(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    def ctrl_c(*args, **kwargs):
+        rclpy.shutdown()  # what rclpy's SIGINT handler does
+        raise RuntimeError("the given context is not valid")
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    monkeypatch.setattr(rclpy, "create_node", ctrl_c)
+    return started

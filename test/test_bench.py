@@ -429,34 +429,21 @@ def test_bench_table_rows_have_a_cell_under_every_heading():
     assert got["peak MiB"] == "3" and got["params M"] == "1.25"
 
 
-def test_bench_node_stops_the_node_on_a_ctrl_c_during_set_up(tmp_path, monkeypatch, ros_domain):
+def test_bench_node_stops_the_node_on_a_ctrl_c_during_set_up(
+    monkeypatch, ros_domain, ctrl_c_in_rclpy_set_up
+):
     """As the demo: a Ctrl-C between starting the node and the rclpy set-up left the node
     running and was reported as an error (exit 1); and a short run's JSON is JSON (NaN,
     a figure it has none of, was written as NaN)."""
     import sys
 
-    import rclpy
-
     from sarn_ros.tools import bench_node, cli
-
-    started = []
-    popen = subprocess.Popen
-
-    def spy(*args, **kwargs):
-        started.append(popen(*args, **kwargs))
-        return started[-1]
-
-    def ctrl_c(*args, **kwargs):
-        rclpy.shutdown()  # what rclpy's SIGINT handler does
-        raise RuntimeError("the given context is not valid")
 
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     monkeypatch.setattr(bench_node, "node_args", lambda weights, args: sleeper)
-    monkeypatch.setattr(bench_node.subprocess, "Popen", spy)
-    monkeypatch.setattr(rclpy, "create_node", ctrl_c)
     argv = ["bench", "node", "--tiny", "--sizes", "64x48", "--domain-id", str(ros_domain)]
     assert cli.main(argv) == 130
-    (node,) = started
+    (node,) = ctrl_c_in_rclpy_set_up
     assert node.poll() is not None
 
 

@@ -214,35 +214,20 @@ def test_the_demo_of_single_image_weights_reports_no_look_ahead(tmp_path, ros_do
 
 
 def test_a_ctrl_c_while_the_demo_sets_up_its_camera_stops_the_node(
-    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint
+    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint, ctrl_c_in_rclpy_set_up
 ):
     """The node was started before the camera's rclpy set-up and stopped only after it: a
     Ctrl-C in between (rclpy's handler makes create_node raise) left it running, orphaned."""
     import sys
 
-    import rclpy
-
     from sarn_ros import resources
-    from sarn_ros.tools import cli, demo
-
-    started = []
-    popen = subprocess.Popen
-
-    def spy(*args, **kwargs):
-        started.append(popen(*args, **kwargs))
-        return started[-1]
-
-    def ctrl_c(*args, **kwargs):
-        rclpy.shutdown()  # what rclpy's SIGINT handler does
-        raise RuntimeError("the given context is not valid")
+    from sarn_ros.tools import cli
 
     monkeypatch.setattr(
         resources, "node_command", lambda: [sys.executable, "-c", "import time; time.sleep(60)"]
     )
-    monkeypatch.setattr(demo.subprocess, "Popen", spy)
-    monkeypatch.setattr(rclpy, "create_node", ctrl_c)
     argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path)]
     assert cli.main([*argv, "--domain-id", str(ros_domain)]) == 130
     assert "interrupted" in capsys.readouterr().err
-    (node,) = started
+    (node,) = ctrl_c_in_rclpy_set_up
     assert node.poll() is not None  # stopped, not left running
