@@ -124,23 +124,15 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
                 _write_webp(images, out / kind / name, scale, quality, None)
                 folders.append({"path": f"{kind}/{name}", "packed_scale": scale, "scales": scales})
     recipe: dict[str, object] = {"folders": folders}
-    for d in args.train_pairs:  # real blur: packed whole, built at the recipe's scales
-        for name, blur, sharp in find_pair_dirs(Path(d)):
-            files = pair_files(name, blur, sharp, None)
-            for side, images in zip(("blur", "sharp"), files, strict=True):
-                seq = out / "pairs" / name.replace("/", "_") / side
-                _write_webp(images, seq, 1.0, args.train_pairs_quality, None)
+    # real blur: packed whole, built at the recipe's scales
+    _pack_pairs(args.train_pairs, out / "pairs", 1.0, args.train_pairs_quality, None)
     if args.train_pairs:
         recipe["pairs"] = {"path": "pairs", "scales": args.train_pairs_scales}
     if args.val:  # lossy too: it ranks checkpoints, `sarn eval` here decides what ships
         val = list_images(Path(args.val))
         _write_webp(val, out / "val", args.val_scale, args.val_quality, args.val_frames)
-    for d in args.val_pairs:  # real blur, in GoPro's layout: `sarn train --val-pairs` reads it
-        for name, blur, sharp in find_pair_dirs(Path(d)):
-            files = pair_files(name, blur, sharp, args.val_frames)  # matched as training reads
-            for side, images in zip(("blur", "sharp"), files, strict=True):
-                seq = out / "val_pairs" / name.replace("/", "_") / side
-                _write_webp(images, seq, args.val_scale, args.val_quality, None)
+    val_pairs = out / "val_pairs"  # `sarn train --val-pairs` reads it
+    _pack_pairs(args.val_pairs, val_pairs, args.val_scale, args.val_quality, args.val_frames)
     (out / RECIPE).write_text(json.dumps(recipe, indent=1) + "\n")
     mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     print(f"{args.out}: {len(folders)} source folders, {mib:.1f} MiB")
@@ -148,6 +140,26 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
         print(f"over --budget-mib {args.budget_mib}: lower --quality or --large-scale")
         return 1
     return 0
+
+
+def _pack_pairs(dirs: list[str], out: Path, scale: float, quality: int, frames: int | None) -> None:
+    """Real blurred/sharp sequences in GoPro's layout, ``out/<name>/{blur,sharp}``, their
+    frames matched as training reads them."""
+    for d in dirs:
+        for name, blur, sharp in find_pair_dirs(Path(d)):
+            files = pair_files(name, blur, sharp, frames)
+            for side, images in zip(("blur", "sharp"), files, strict=True):
+                _write_webp(images, out / name.replace("/", "_") / side, scale, quality, None)
+
+
+def _build_job(run: Path, trainset: Path, data: Path, scales: list, *blur: str) -> list[str]:
+    """`sarn train --steps 0`: builds the set only, with a small crop so a copy is kept for
+    any training crop."""
+    return [
+        *("train", "--run-dir", str(run), "--trainset", str(trainset), "--data", str(data)),
+        *("--scales", *map(str, scales), *blur),
+        *("--steps", "0", "--crop", "16", "--clip-len", "2"),
+    ]
 
 
 def build_jobs(
@@ -166,47 +178,19 @@ def build_jobs(
             for ll in linear:
                 name = Path(f["path"]).name
                 jobs.append(
-                    [
-                        "train",
-                        "--run-dir",
-                        str(runs / f"{name}_b{px:g}_ll{ll:g}"),
-                        "--trainset",
-                        str(out / f"b{px:g}_ll{ll:g}" / name),
-                        "--data",
-                        str(kit / f["path"]),
-                        "--scales",
-                        *map(str, scales),
-                        "--blur-px",
-                        f"{px * packed:g}",
-                        "--linear-light",
-                        f"{ll:g}",
-                        "--steps",
-                        "0",
-                        "--crop",  # building only: a small copy is kept for any crop
-                        "16",
-                        "--clip-len",
-                        "2",
-                    ]
+                    _build_job(
+                        runs / f"{name}_b{px:g}_ll{ll:g}",
+                        out / f"b{px:g}_ll{ll:g}" / name,
+                        kit / f["path"],
+                        scales,
+                        *("--blur-px", f"{px * packed:g}", "--linear-light", f"{ll:g}"),
+                    )
                 )
-    if pairs := recipe.get("pairs"):
+    if pairs := recipe.get("pairs"):  # real blur: built once, no generator settings
         jobs.append(
-            [
-                "train",
-                "--run-dir",
-                str(runs / "real_pairs"),
-                "--trainset",
-                str(out / "real" / "copy1"),
-                "--data",
-                str(kit / pairs["path"]),
-                "--scales",
-                *map(str, pairs["scales"]),
-                "--steps",
-                "0",
-                "--crop",
-                "16",
-                "--clip-len",
-                "2",
-            ]
+            _build_job(
+                runs / "real_pairs", out / "real" / "copy1", kit / pairs["path"], pairs["scales"]
+            )
         )
     return jobs
 

@@ -145,6 +145,17 @@ def test_large_folders_of_stills_pack_in_parts_and_videos_whole(
     assert names == [f"img_{i}.webp" for i in range(5)]
 
 
+def real_pairs(root: Path, *names: str) -> Path:
+    """GoPro-layout sequences of 3 frames at 64x40: blurred frame i is 60 + i, sharp 90 + i."""
+    for seq in names:
+        for side, value in (("blur", 60), ("sharp", 90)):
+            folder = root / seq / side
+            folder.mkdir(parents=True)
+            for i in range(3):
+                cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 64, 3), value + i, np.uint8))
+    return root
+
+
 def test_held_out_real_pairs_travel_in_a_layout_sarn_train_validates_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,14 +163,7 @@ def test_held_out_real_pairs_travel_in_a_layout_sarn_train_validates_on(
     thirty-ninth): real pairs travel too, at the validation scale, as GoPro-layout pairs."""
     from sarn_ros.data.datasets import find_pair_dirs, load_pairs
 
-    pairs = tmp_path / "real"
-    for seq in ("p1", "p2"):
-        for side, value in (("blur", 60), ("sharp", 90)):
-            folder = pairs / seq / side
-            folder.mkdir(parents=True)
-            for i in range(3):
-                frame = np.full((40, 64, 3), value + i, np.uint8)
-                cv2.imwrite(str(folder / f"{i}.png"), frame)
+    pairs = real_pairs(tmp_path / "real", "p1", "p2")
     kit = tmp_path / "kit"
     argv = ["--out", str(kit), "--stills", stills(tmp_path / "S"), "--val-pairs", str(pairs)]
     assert run_pack(monkeypatch, *argv, "--val-frames", "2") == 0
@@ -176,13 +180,7 @@ def test_real_training_pairs_are_built_once_without_synthetic_blur_and_linked_k_
 ) -> None:
     """A few real sequences beside two thousand synthetic ones are rarely drawn: they travel
     as pairs, get no generator blur, and --real-copies links them K times (no disk cost)."""
-    pairs = tmp_path / "highspeed"
-    for seq in ("a", "b"):
-        for side, value in (("blur", 60), ("sharp", 90)):
-            folder = pairs / seq / side
-            folder.mkdir(parents=True)
-            for i in range(3):
-                cv2.imwrite(str(folder / f"{i}.png"), np.full((40, 64, 3), value + i, np.uint8))
+    pairs = real_pairs(tmp_path / "highspeed", "a", "b")
     kit, out = tmp_path / "kit", tmp_path / "ts"
     assert run_pack(monkeypatch, "--out", str(kit), "--train-pairs", str(pairs)) == 0
     recipe = json.loads((kit / "recipe.json").read_text())

@@ -184,10 +184,13 @@ def unpaired_dirs(root: Path) -> list[Path]:
     return lone
 
 
-def listed(paths: list[Path], root: Path, most: int = 6) -> str:
-    """``paths`` for a note, relative to ``root`` (``root`` itself by name), the first
-    ``most`` of them and how many more."""
-    shown = [p.relative_to(root).as_posix() if p != root else p.name for p in paths]
+def listed(paths: list[Path], root: Path | None, most: int = 6) -> str:
+    """``paths`` for a note, relative to ``root`` (``root`` itself by name; whole without
+    one), the first ``most`` of them and how many more."""
+    shown = [
+        str(p) if root is None else p.relative_to(root).as_posix() if p != root else p.name
+        for p in paths
+    ]
     return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
 
 
@@ -219,9 +222,8 @@ def blurred_sides_note(folders: list[Path]) -> str | None:
     found = blurred_sides(list(dict.fromkeys(folders)))  # a --data folder is its own source
     if not found:
         return None
-    more = f" and {len(found) - 3} more" if len(found) > 3 else ""  # REDS: 240 sequences
-    return (
-        f"note: {', '.join(map(str, found[:3]))}{more}: named as the blurred side of a pair "
+    return (  # three at most: REDS' train_blur holds 240 sequences
+        f"note: {listed(found, None, most=3)}: named as the blurred side of a pair "
         "layout, yet read as sharp frames under synthetic blur (blurred targets); give the "
         "folder that holds both sides (blur/ and sharp/) to use the real pairs"
     )
@@ -277,23 +279,14 @@ def pair_files(
     if not blurs:
         raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
     blur_keys, sharp_keys = [frame_key(p) for p in blurs], [frame_key(p) for p in sharps]
-    in_blur, in_sharp = set(blur_keys), set(sharp_keys)
-    if in_blur & in_sharp:  # named alike: paired by name, so each name once a side
+    if set(blur_keys) & set(sharp_keys):  # named alike: paired by name, so each name once a side
         for files, keys in ((blurs, blur_keys), (sharps, sharp_keys)):
             seen: dict[tuple, Path] = {}
             for path, key in zip(files, keys, strict=True):
                 if key in seen:
                     raise ValueError(f"{name}: {seen[key]} and {path} name the same frame")
                 seen[key] = path
-        if in_blur != in_sharp:
-            lone = [p for p, k in zip(blurs, blur_keys, strict=True) if k not in in_sharp][:1]
-            lone += [p for p, k in zip(sharps, sharp_keys, strict=True) if k not in in_blur][:1]
-            raise ValueError(
-                f"{name}: no frame of the same name for {' and '.join(map(str, lone))} "
-                "(the folders share other names, so a frame is missing on each side)"
-            )
-        by_key = dict(zip(sharp_keys, sharps, strict=True))
-        sharps = [by_key[k] for k in blur_keys]
+        sharps = _paired_by(name, "name", blurs, blur_keys, sharps, sharp_keys)
     else:
         blur_nums, sharp_nums = (
             [frame_numbers(p) for p in blurs],
@@ -301,18 +294,25 @@ def pair_files(
         )
         unique = all(len(set(n)) == len(n) and all(n) for n in (blur_nums, sharp_nums))
         if unique and set(blur_nums) & set(sharp_nums):
-            if set(blur_nums) != set(sharp_nums):
-                lone = [p for p, k in zip(blurs, blur_nums, strict=True) if k not in sharp_nums][:1]
-                lone += [p for p, k in zip(sharps, sharp_nums, strict=True) if k not in blur_nums][
-                    :1
-                ]
-                raise ValueError(
-                    f"{name}: no frame of the same number for {' and '.join(map(str, lone))} "
-                    "(the folders share other numbers, so a frame is missing on each side)"
-                )
-            by_num = dict(zip(sharp_nums, sharps, strict=True))
-            sharps = [by_num[k] for k in blur_nums]
+            sharps = _paired_by(name, "number", blurs, blur_nums, sharps, sharp_nums)
     return blurs[:max_frames], sharps[:max_frames]
+
+
+def _paired_by(
+    name: str, what: str, blurs: list[Path], blur_keys: list, sharps: list[Path], sharp_keys: list
+) -> list[Path]:
+    """The sharp frames in the blurred frames' order of key (each key once a side); a key on
+    one side only is an error naming a frame of each side."""
+    in_blur, in_sharp = set(blur_keys), set(sharp_keys)
+    if in_blur != in_sharp:
+        lone = [p for p, k in zip(blurs, blur_keys, strict=True) if k not in in_sharp][:1]
+        lone += [p for p, k in zip(sharps, sharp_keys, strict=True) if k not in in_blur][:1]
+        raise ValueError(
+            f"{name}: no frame of the same {what} for {' and '.join(map(str, lone))} "
+            f"(the folders share other {what}s, so a frame is missing on each side)"
+        )
+    by_key = dict(zip(sharp_keys, sharps, strict=True))
+    return [by_key[k] for k in blur_keys]
 
 
 def frame_numbers(path: Path) -> tuple[Decimal, ...]:
