@@ -174,6 +174,32 @@ def test_gather_uses_pairs_as_they_are_and_synthesises_sharp_folders(tmp_path: P
     )
 
 
+def test_same_named_sources_draw_their_own_blur_and_the_first_keeps_its_seed(
+    tmp_path: Path,
+) -> None:
+    """``--data day1/sharp day2/sharp`` (or two cam.mp4): the seed was hashed from the name
+    alone, so both drew the same blur, and identical content made identical training pairs."""
+    frames = [f"{i}.png" for i in range(3)]
+    for day in ("day1", "day2"):
+        write(tmp_path / day / "sharp", frames, [90, 91, 92])
+        video = cv2.VideoWriter(
+            str(tmp_path / day / "cam.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (W, H)
+        )
+        for v in (90, 91, 92):
+            video.write(frame(v)[..., ::-1])
+        video.release()
+    params = (BlurParams(blur_px=3.0), [1.0], 1, 4)
+    for src in ("sharp", "cam.avi"):
+        first, second = (tmp_path / day / src for day in ("day1", "day2"))
+        both = gather([first, second], *params)
+        assert len(both) == 2
+        assert not np.array_equal(np.stack(both[0].blurred), np.stack(both[1].blurred))
+        alone = gather([first], *params)
+        assert np.array_equal(np.stack(alone[0].blurred), np.stack(both[0].blurred))
+        again = gather([first, first], *params)  # one folder given twice: one source
+        assert np.array_equal(np.stack(again[0].blurred), np.stack(again[1].blurred))
+
+
 def test_trainset_keeps_every_scale_and_same_named_sequences(tmp_path: Path) -> None:
     """BSD_1ms8ms and BSD_2ms16ms both number their sequences 000...; pairs at two scales
     share a folder name: the written set must keep them all, as training in RAM does."""

@@ -362,6 +362,7 @@ def iter_gather(
     the videos and bags among them (or given directly) cut into clips of ``clip_frames``, of
     which the ``sharpest`` share is used. Made one sequence at a time."""
     kept: dict[Path, set[str]] = {}  # per recording, for every scale
+    owners: dict[str, list[str]] = {}  # the sources seen under each seed name
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         pairs = root.is_dir() and bool(find_pair_dirs(root))
@@ -391,11 +392,12 @@ def iter_gather(
                         if src in kept and name not in kept[src]:
                             continue
                         for v in range(variants):
-                            b, sh = synthesize(clip, params=scaled, seed=hash_seed(name, scale, v))
+                            seed = hash_seed(seed_name(name, src, owners), scale, v)
+                            b, sh = synthesize(clip, params=scaled, seed=seed)
                             yield Sequence(f"{name}_x{scale:g}_v{v}", b, sh)
                 elif src_kind == "folder":
                     for v in range(variants):
-                        seed = hash_seed(src.name, scale, v)
+                        seed = hash_seed(seed_name(src.name, src, owners), scale, v)
                         made = synthesize_folder(
                             src, seed, scaled, scale, still_frames=still_frames
                         )
@@ -686,6 +688,18 @@ def option_defaults() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     return parser.parse_args(["train", "--run-dir", "."])
+
+
+def seed_name(name: str, source: Path, owners: dict[str, list[str]]) -> str:
+    """``name``, numbered ``name#k`` for the k-th other source that has it: same-named folders
+    (``day1/sharp``, ``day2/sharp``) or videos would otherwise draw the same blur, while the
+    first keeps the seeds sets were built with before."""
+    sources = owners.setdefault(name, [])
+    key = os.path.abspath(source)
+    if key not in sources:
+        sources.append(key)
+    k = sources.index(key)
+    return f"{name}#{k}" if k else name
 
 
 def hash_seed(name: str, scale: float, variant: int) -> int:
