@@ -350,11 +350,14 @@ def test_malformed_raw_layouts_raise(encoding, w, h, nbytes):
     msg = Image(height=h, width=w, encoding=encoding, step=step, data=bytes(nbytes))
     with pytest.raises(ValueError):
         conv.decode_image(msg)
+    with pytest.raises(ValueError):  # what the node checks on arrival
+        conv.check_image(msg)
 
 
 def test_what_ros_cv_bridge_refuses_is_an_unsupported_encoding(monkeypatch):
-    """cv_bridge raises CvBridgeError (a TypeError) for images without colour (32FC1 depth):
-    that is the frame's encoding, not a fault of the node."""
+    """cv_bridge raises CvBridgeError (a TypeError) for what it cannot convert: that is the
+    frame's encoding, not a fault of the node. Images without colour (32FC1 depth) are refused
+    before, with that reason: the old message suggested installing cv_bridge."""
     import types
 
     class CvBridgeError(TypeError):
@@ -365,9 +368,14 @@ def test_what_ros_cv_bridge_refuses_is_an_unsupported_encoding(monkeypatch):
             raise CvBridgeError(f"[{msg.encoding}] is not a color format. but [rgb8] is.")
 
     monkeypatch.setitem(sys.modules, "cv_bridge", types.SimpleNamespace(CvBridge=CvBridge))
-    msg = Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))
-    with pytest.raises(conv.UnsupportedEncoding, match="cv_bridge cannot convert '32FC1'"):
+    msg = Image(height=2, width=2, encoding="nv24", step=6, data=bytes(12))
+    with pytest.raises(conv.UnsupportedEncoding, match="cv_bridge cannot convert 'nv24'"):
         conv.decode_image(msg)
+    # numeric data is refused with its reason, not as a decoder missing or failing
+    msg = Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))
+    for check in (conv.check_image, conv.decode_image):
+        with pytest.raises(conv.UnsupportedEncoding, match="'32FC1' holds no colour"):
+            check(msg)
 
 
 @pytest.mark.skipif(find_spec("cv_bridge") is not None, reason="ROS cv_bridge decodes these")

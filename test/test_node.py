@@ -383,7 +383,7 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     assert [(m.width, m.height) for m in cam.outputs] == [(64, 48)] + [(31, 17)] * 4
     assert [stamp(m) for m in cam.outputs] == stamps
     assert [stamp(i) for i in cam.infos] == stamps  # camera_info follows each output
-    assert [i.width for i in cam.infos] == [64, 31, 31, 31, 640]  # republished as it is
+    assert [i.width for i in cam.infos] == [64, 31, 31, 31, 640]  # not fitted to the image
     expected = {
         "rejected.encoding": 2,
         "rejected.malformed": 2,
@@ -1086,6 +1086,26 @@ def test_gaps_are_found_between_the_stamps_a_camera_sends_not_the_frames_process
     send(12.5 + 1 / 30)  # ... and this one replaced it before the worker came: still a gap
     (q,) = cam.queue
     assert q.restart == "gap" and q.msg.header.stamp.nanosec == round((0.5 + 1 / 30) * 1e9)
+
+
+def test_a_frame_the_worker_would_refuse_is_refused_before_its_stamp_counts():
+    """A depth frame (32FC1) or a bad layout stamped 0 between two good frames: its stamp
+    used to count, so the next good frame looked like a gap and restarted the state."""
+    cam, send = intake("all")
+    send(10.0)
+    bad = [
+        Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16)),
+        Image(height=2, width=2, encoding="16SC1", step=4, data=bytes(8)),
+        Image(height=2, width=4, encoding="rgb8", step=8, data=bytes(16)),  # step < a row
+        Image(height=2, width=3, encoding="yuv422", step=6, data=bytes(12)),  # odd width
+        Image(height=2, width=2, encoding="mono16", step=4, data=bytes(6)),  # data too short
+    ]
+    for msg in bad:
+        send(0.0, msg)
+    send(10.0 + 1 / 30)
+    assert [q.restart for q in cam.queue] == [None, None] and len(cam.queue) == 2
+    assert cam.counts["rejected.encoding"] == 2 and cam.counts["rejected.malformed"] == 3
+    assert cam.counts["received"] == 2 + len(bad)
 
 
 def test_with_every_frame_kept_the_gap_marks_the_first_frame_after_it():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import array as pyarray
 import functools
+import re
 import sys
 from typing import Any, NamedTuple
 
@@ -176,14 +177,30 @@ def _data_field(msg: Any, flat: np.ndarray) -> Any:
     return flat.tobytes()
 
 
-def _cv_bridge_decode(msg: Any) -> np.ndarray:
+# OpenCV-type encodings outside ENCODINGS (32FC1 depth, 16SC1, 8UC2, ...): no colour to
+# deblur, and cv_bridge refuses them too ("is not a color format")
+_NUMERIC = re.compile(r"(8|16|32|64)[USF]C\d+")
+
+
+def _cv_bridge(encoding: str) -> Any:
+    """ROS cv_bridge's CvBridge for an encoding only it may decode; UnsupportedEncoding where
+    nothing can."""
+    if _NUMERIC.fullmatch(encoding):
+        raise UnsupportedEncoding(
+            f"{encoding!r} holds no colour (depth or other numeric data): nothing to deblur"
+        )
     try:
         from cv_bridge import CvBridge  # the ROS one; PyPI's cv-bridge is broken (numpy 2)
     except ImportError:
         raise UnsupportedEncoding(
-            f"encoding {msg.encoding!r} is not supported without ROS cv_bridge; "
+            f"encoding {encoding!r} is not supported without ROS cv_bridge; "
             "convert it first or publish rgb8/bgr8/mono8/mono16, Bayer, yuv422 or nv12/nv21"
         ) from None
+    return CvBridge
+
+
+def _cv_bridge_decode(msg: Any) -> np.ndarray:
+    CvBridge = _cv_bridge(msg.encoding)
     try:
         return np.asarray(CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
     except Exception as exc:  # CvBridgeError (a TypeError): float/depth images have no colour
@@ -192,17 +209,25 @@ def _cv_bridge_decode(msg: Any) -> np.ndarray:
         ) from exc
 
 
-def _read(msg: Any, dtype: np.dtype, channels: int, rows: int) -> np.ndarray:
-    """``rows`` rows of ``width * channels`` elements, honouring ``step`` and byte order."""
+def _row_bytes(msg: Any, dtype: np.dtype, channels: int, rows: int, size: int) -> int:
+    """Bytes of pixels per row; ValueError where ``step`` or the ``size`` bytes of data are
+    too few for ``rows`` rows."""
     width, step = int(msg.width), int(msg.step)
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(f"step {step} is smaller than width*channels*bytes {row_bytes}")
-    buf = _buffer(msg.data)
-    if buf.size < step * (rows - 1) + row_bytes:
+    if size < step * (rows - 1) + row_bytes:
         raise ValueError(
-            f"data has {buf.size} bytes, {msg.encoding} {width}x{msg.height} needs {step * rows}"
+            f"data has {size} bytes, {msg.encoding} {width}x{msg.height} needs {step * rows}"
         )
+    return row_bytes
+
+
+def _read(msg: Any, dtype: np.dtype, channels: int, rows: int) -> np.ndarray:
+    """``rows`` rows of ``width * channels`` elements, honouring ``step`` and byte order."""
+    step = int(msg.step)
+    buf = _buffer(msg.data)
+    row_bytes = _row_bytes(msg, dtype, channels, rows, buf.size)
     view = np.lib.stride_tricks.as_strided(
         buf, shape=(rows, row_bytes), strides=(step, 1), writeable=False
     )
@@ -216,12 +241,8 @@ def _read(msg: Any, dtype: np.dtype, channels: int, rows: int) -> np.ndarray:
     return arr.astype(dtype) if swap else arr  # native byte order (copies only foreign data)
 
 
-def image_to_numpy(msg: Any) -> np.ndarray:
-    """Pixels of a sensor_msgs/Image as stored: (H, W) or (H, W, C) in the message's encoding;
-    raw layouts as their buffer is (Bayer (H, W), 4:2:2 (H, W, 2), NV12/NV21 (H * 3/2, W)).
-
-    Raises ValueError (UnsupportedEncoding for unknown encodings) on malformed messages.
-    """
+def _layout(msg: Any) -> tuple[np.dtype, int, int]:
+    """(dtype, channels, rows) of the buffer ``image_to_numpy`` reads; raises as it does."""
     height, width, encoding = int(msg.height), int(msg.width), msg.encoding
     if height <= 0 or width <= 0:
         raise ValueError(f"empty image ({width}x{height})")
@@ -238,6 +259,29 @@ def image_to_numpy(msg: Any) -> np.ndarray:
         rows = height * 3 // 2 if raw.planar_420 else height
     else:
         raise UnsupportedEncoding(f"cannot read {encoding!r}")
+    return dtype, channels, rows
+
+
+def check_image(msg: Any) -> None:
+    """Raise as ``decode_image`` would for a layout it cannot read (encoding, size, step, data
+    length), from the message's fields alone: cheap enough for every frame on arrival, so the
+    node refuses it before its stamp counts for gap detection."""
+    if msg.encoding in ENCODINGS or msg.encoding in RAW:
+        _row_bytes(msg, *_layout(msg), len(msg.data))
+    elif int(msg.height) <= 0 or int(msg.width) <= 0:
+        raise ValueError(f"empty image ({msg.width}x{msg.height})")
+    else:
+        _cv_bridge(msg.encoding)
+
+
+def image_to_numpy(msg: Any) -> np.ndarray:
+    """Pixels of a sensor_msgs/Image as stored: (H, W) or (H, W, C) in the message's encoding;
+    raw layouts as their buffer is (Bayer (H, W), 4:2:2 (H, W, 2), NV12/NV21 (H * 3/2, W)).
+
+    Raises ValueError (UnsupportedEncoding for unknown encodings) on malformed messages.
+    """
+    width = int(msg.width)
+    dtype, channels, rows = _layout(msg)
     arr = _read(msg, dtype, channels, rows)
     if channels == 1:
         return arr.reshape(rows, width)

@@ -469,12 +469,12 @@ class DeblurNode(Node):
         further apart than max_gap_s, and every frame would restart the recurrent state."""
         idle = self.lazy and not cam.watched()
         stamp = stamp_ns(msg.header)
-        if empty := intake_fault(msg):
+        if fault := intake_fault(msg):
             # rejected before its stamp can count: a driver's blank Image() (stamp 0) would
             # otherwise make the next good frame look like a gap and restart the stream
             with self.lock:
                 self.count("received")
-            self.reject(*empty)
+            self.reject(*fault)
             return
         with self.lock:
             self.count("received")
@@ -735,7 +735,7 @@ class DeblurNode(Node):
             iw, ih = image_size(info)
             self.get_logger().warning(
                 f"{cam.info_topic} describes {iw}x{ih} images (binning and ROI applied) for "
-                f"{w}x{h} ones (after resize): republished as it is"
+                f"{w}x{h} ones (after resize): republished, not fitted to the image"
             )
         with self.lock:
             self.count("published")
@@ -852,13 +852,19 @@ class DeblurNode(Node):
 
 
 def intake_fault(msg: Image | CompressedImage) -> tuple[str, str] | None:
-    """(reason, detail) for a message the worker would reject anyway, found without decoding."""
+    """(reason, detail) for a message the worker would reject anyway, found without decoding:
+    refused here, its stamp never counts (a 32FC1 frame stamped 0 restarted the next one as a
+    gap)."""
     if isinstance(msg, CompressedImage):
         return None if len(msg.data) else ("corrupt_compressed", "no data")
     if msg.height == 0 or msg.width == 0:
         return "empty", f"{msg.width}x{msg.height} image"
-    if len(msg.data) < msg.step * msg.height:
-        return "malformed", f"{len(msg.data)} bytes for {msg.height} rows of step {msg.step}"
+    try:
+        conv.check_image(msg)
+    except conv.UnsupportedEncoding as exc:
+        return "encoding", str(exc)
+    except ValueError as exc:  # step, data length, an odd size for YUV
+        return "malformed", str(exc)
     return None
 
 
