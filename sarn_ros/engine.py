@@ -146,8 +146,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """'auto' -> CUDA when available, else CPU; an explicit CUDA request without CUDA fails."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type not in ("cpu", "cuda"):  # "meta" would wipe the caller's model in place
+    try:  # torch's own message lists some twenty device types
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):  # "meta" would wipe the model in place
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} requested but CUDA is not available here")

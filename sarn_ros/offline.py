@@ -197,7 +197,8 @@ class FrameSink:
         self.video = output_kind(dst) == "video"
         self.part = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
         self.writer: cv2.VideoWriter | None = None
-        self.size: tuple[int, int] | None = None
+        self.size: tuple[int, int] | None = None  # the video's, an odd side padded by one
+        self.first = ""  # the first frame's own size, for the error naming another
 
     def write(self, frame: np.ndarray, name: str) -> None:
         """``frame``: RGB or grey; ``name``: its file name in a folder."""
@@ -210,14 +211,15 @@ class FrameSink:
                 raise InputError(f"cannot write {self.dst / name}")
             return
         h, w = img.shape[:2]
+        own = f"{w}x{h}"
         if h % 2 or w % 2:  # mp4v (4:2:0) would drop the last row or column without a word
             img = cv2.copyMakeBorder(img, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
             h, w = img.shape[:2]
         if self.writer is None:
-            self.size = (w, h)
+            self.size, self.first = (w, h), own
             self.writer = self.open_writer()
         if (w, h) != self.size:  # OpenCV would drop the frame without a word
-            raise InputError(f"frames of sizes {self.size} and {(w, h)}: write a folder instead")
+            raise InputError(f"frames of sizes {self.first} and {own}: write a folder instead")
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
         self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
@@ -248,6 +250,17 @@ class FrameSink:
                 self.part.unlink(missing_ok=True)
             else:
                 os.replace(self.part, self.dst)
+
+
+def check_video(src: Path) -> None:
+    """Refuse a file OpenCV cannot open as a video before the model loads: the error came
+    after seconds of start-up."""
+    cap = cv2.VideoCapture(str(src))
+    try:
+        if not cap.isOpened():
+            raise InputError(f"cannot open video {src}")
+    finally:
+        cap.release()
 
 
 def deblur_video(

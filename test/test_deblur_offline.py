@@ -991,6 +991,21 @@ def test_each_frame_gets_its_own_camera_info_and_a_recorded_one_is_kept(
     assert [m.k[0] for m in kept] == [7.0] * 4
 
 
+def test_a_file_that_is_no_video_is_refused_before_the_model_loads(tmp_path):
+    """It was found only after the model had loaded (seconds on a Jetson): weights that
+    cannot load show which check came first."""
+    (tmp_path / "fake.mp4").write_text("hi")
+    result = deblur(
+        str(tmp_path / "fake.mp4"),
+        "-o",
+        str(tmp_path / "out.mp4"),
+        "--weights",
+        str(tmp_path / "missing.pth"),
+    )
+    assert result.returncode == 2 and "cannot open video" in result.stderr, result.stderr
+    assert "missing.pth" not in result.stderr and not (tmp_path / "out.mp4").exists()
+
+
 def test_a_corrupt_frame_inside_a_video_is_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
     src = tmp_path / "in.avi"
     write_video(src, frames(8), fourcc="MJPG")
@@ -1176,6 +1191,15 @@ def test_a_frame_odd_on_one_side_only_keeps_every_row_and_column_in_a_video(tmp_
     cap = cv2.VideoCapture(str(tmp_path / "out.mp4"))
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == size
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
+def test_frames_of_two_sizes_in_a_video_are_named_by_their_own_sizes(tmp_path):
+    """The error named the first frame's padded size (102x78 for a 101x77 frame)."""
+    sizes = pytest.raises(InputError, match="frames of sizes 101x77 and 96x64")
+    with sizes, FrameSink(tmp_path / "out.mp4", 10.0) as sink:
+        sink.write(frames(1, h=77, w=101)[0], "0.png")
+        sink.write(frames(1, h=78, w=102)[0], "1.png")  # the same video size: taken
+        sink.write(frames(1, h=64, w=96)[0], "2.png")
 
 
 def test_bag_resize_scales_camera_info_by_each_sides_own_factor(

@@ -707,3 +707,10 @@ def test_setting_future_frames_to_its_current_value_changes_nothing(model) -> No
     assert [o.stamp for o in out] == stamps
     for a, b in zip(out, uninterrupted, strict=True):
         assert np.array_equal(a.image, b.image)
+
+
+@pytest.mark.parametrize("device", ["foo", "gpu", "meta", "cuda:x"])
+def test_a_device_other_than_cpu_or_cuda_is_refused_naming_the_four_choices(device):
+    """torch's own message for 'foo' lists some twenty device types the tools do not take."""
+    with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda or cuda:N, got"):
+        engine_module.resolve_device(device)

@@ -165,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
             raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
         if kind != "bag":
             offline.check_new_output(args.output, args.overwrite)
+        if kind == "video":
+            offline.check_video(args.input)
         if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
             import rosbags  # noqa: F401
 
