@@ -203,7 +203,7 @@ def _cv_bridge_decode(msg: Any) -> np.ndarray:
     CvBridge = _cv_bridge(msg.encoding)
     try:
         return np.asarray(CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-    except Exception as exc:  # CvBridgeError (a TypeError): float/depth images have no colour
+    except Exception as exc:  # CvBridgeError (a TypeError): a layout it cannot convert
         raise UnsupportedEncoding(
             f"cv_bridge cannot convert {msg.encoding!r} to rgb8: {exc}"
         ) from exc
