@@ -333,3 +333,46 @@ def test_sensor_noise_is_drawn_per_pixel_and_colour() -> None:
     assert noise.std() > 2.0  # this seed drew a sigma worth measuring
     corr = np.corrcoef(noise.reshape(-1, 3).T)
     assert np.abs(corr[np.triu_indices(3, 1)]).max() < 0.1
+
+
+def test_jpeg_keeps_the_colours_of_the_input() -> None:
+    """OpenCV encodes BGR: a missed channel swap would train on red and blue exchanged."""
+    red = np.zeros((64, 64, 3), np.uint8)
+    red[..., 0] = 200
+    p = BlurParams(blur_px=0.0, rotation_deg=0.0, zoom=0.0, noise_std=0.0, jpeg_quality=(95, 95))
+    blurred, sharp = synthesize([red], n_frames=2, params=p, seed=0)
+    for b, s in zip(blurred, sharp, strict=True):
+        means = b.reshape(-1, 3).mean(axis=0) - s.reshape(-1, 3).mean(axis=0)
+        assert np.abs(means).max() < 3, means
+
+
+def test_sensor_noise_adds_no_brightness_and_its_strength_varies() -> None:
+    """Noise is rounded, not truncated (that darkened inputs by half a level against their
+    ground truth), and each sequence draws its own sigma up to noise_std, so the network
+    also sees clean input."""
+    grey = [np.full((128, 128, 3), 128, np.uint8)]
+    p = BlurParams(blur_px=0.0, rotation_deg=0.0, zoom=0.0, noise_std=16.0, jpeg_quality=None)
+    stds = []
+    for seed in range(16):
+        blurred, sharp = synthesize(grey, n_frames=1, params=p, seed=seed)
+        noise = blurred[0].astype(float) - sharp[0]
+        assert abs(noise.mean()) < 0.15, (seed, noise.mean())
+        stds.append(noise.std())
+    assert min(stds) < 6 and max(stds) > 12, stds
+
+
+def test_a_still_without_motion_keeps_all_but_the_margin() -> None:
+    """The crop grows beyond the margin only for motion that needs it."""
+    p = BlurParams(blur_px=0.0, rotation_deg=0.0, zoom=0.0, **CLEAN)
+    blurred, sharp = synthesize([texture(256, 200)], n_frames=3, params=p, seed=0, margin=0.08)
+    assert {f.shape for f in blurred + sharp} == {(256 - 2 * 20, 200 - 2 * 16, 3)}
+
+
+@pytest.mark.parametrize("exposure", [1.0, 0.25])
+def test_a_moving_objects_blur_follows_blur_px_whatever_the_exposure(exposure) -> None:
+    """Its speed per frame interval is divided by the exposure, as the camera's is, so the
+    distance it moves while the shutter is open stays 0.5 to 1.5 blur_px."""
+    p = BlurParams(blur_px=10.0, exposure=exposure)
+    for seed in range(20):
+        *_, vel, _ = blur_synth._moving_object((96, 128), np.random.default_rng(seed), p)
+        assert 5.0 - 1e-6 <= np.linalg.norm(vel) * exposure <= 15.0 + 1e-6, seed

@@ -151,6 +151,9 @@ def test_no_wait_where_the_camera_info_cannot_come_any_more():
     cache.put(5, "five")
     info, matched, took = timed_get(cache, 4, 5.0)  # a newer one came: 4's was lost
     assert (info, matched) == ("five", False) and took < 1.0
+    cache.discard(5)  # its frame was dropped, and a frame repeating the stamp comes out
+    info, matched, took = timed_get(cache, 5, 5.0)  # 5's came and went: no wait, no miss
+    assert (info, matched) == ("five", False) and took < 1.0 and cache.missed is None
 
 
 def test_a_camera_without_camera_info_costs_one_wait():
@@ -202,6 +205,18 @@ def test_a_camera_whose_camera_info_never_pairs_with_its_images_waits_ever_more_
     assert timed_get(cache, 32, 5.0)[:2] == (32, True)
     thread.join()
     assert cache.timeouts == 0  # the next timed-out wait pauses LATE_PAUSE_S again
+
+
+def test_the_pause_after_many_missed_waits_in_a_row_stays_bounded():
+    """Twelve timed-out waits in a row would double the pause to hours: a driver mended
+    meanwhile had its images paired with the previous frame's calibration for that long."""
+    cache = InfoCache(5)
+    cache.timeouts = 12
+    cache.put(0, "zero")
+    cache.late_at = time.monotonic() - camera_info.MAX_PAUSE_S - 1
+    thread = put_later(cache, 5, 0.05)
+    assert timed_get(cache, 5, 5.0)[:2] == (5, True)
+    thread.join()
 
 
 def test_the_cache_keeps_the_newest_stamps():

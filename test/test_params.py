@@ -75,3 +75,55 @@ def test_choices_and_camera_namespaces_are_checked_and_live_parameters_can_be_se
     assert validate("cameras", ["left", "stereo/right"]) is None
     assert not BY_NAME["precision"].descriptor().read_only  # live: set at run time
     assert BY_NAME["weights"].descriptor().read_only
+
+
+def test_rclpy_enforces_each_range_and_takes_any_value_inside_it(ros_domain):
+    """rclpy checks values against the descriptors alone, at start-up (-p) and on live sets: a
+    range left off them let resize:=5 or queue_size:=0 through, and a float step other than 0
+    refused resize:=0.75."""
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+
+    from sarn_ros.ros.params import BY_NAME
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+
+        def starts_with(name: str, value: object) -> bool:
+            node = Node(
+                "params_probe", context=context, parameter_overrides=[Parameter(name, value=value)]
+            )
+            try:
+                node.declare_parameter(name, BY_NAME[name].default, BY_NAME[name].descriptor())
+                return True
+            except Exception:  # InvalidParameterValueException
+                return False
+            finally:
+                node.destroy_node()
+
+        for name in ("queue_size", "jpeg_quality", "qos.subscription.depth", "qos.publisher.depth"):
+            assert not starts_with(name, 0) and starts_with(name, 1), name  # 0 holds no frame
+        assert not starts_with("future_frames", 3) and starts_with("future_frames", 0)
+        assert not starts_with("resize", 1.5) and not starts_with("resize", 0.05)
+        assert starts_with("resize", 0.75) and starts_with("max_gap_s", 0.25)
+        assert not starts_with("max_gap_s", -1.0) and not starts_with("diagnostics_period_s", 0.0)
+
+        node = Node("params_probe", context=context)
+        resize = BY_NAME["resize"]
+        node.declare_parameter("resize", resize.default, resize.descriptor())
+        results = node.set_parameters([Parameter("resize", value=v) for v in (0.33, 1.5, 0.0)])
+        assert [r.successful for r in results] == [True, False, False]
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def test_descriptions_name_the_choices_for_ros2_param_describe():
+    from sarn_ros.ros.params import BY_NAME, help_text
+
+    for name in ("precision", "queue_policy", "debayer"):
+        choices = ", ".join(map(str, BY_NAME[name].choices))
+        assert f"One of: {choices}." in BY_NAME[name].descriptor().description
+        assert f"One of: {choices}." in help_text()
