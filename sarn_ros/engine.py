@@ -287,6 +287,18 @@ def names_the_cpu(device: str | torch.device) -> bool:
         return False
 
 
+def onnx_refusal(device: str | torch.device, precision: str, torch_compile: bool) -> str | None:
+    """Why an ONNX graph cannot run with these settings (None where it can): the engine's
+    check, made up front by tools that start the engine later, in a node."""
+    if not names_the_cpu(device):
+        return f"an ONNX graph runs on the CPU (onnxruntime), not {device!r}"
+    if torch_compile:
+        return "torch_compile does not apply to an ONNX graph (onnxruntime)"
+    if precision != "fp32":
+        return f"an ONNX graph runs in fp32 (onnxruntime), not {precision!r}"
+    return None
+
+
 class StreamDeblurrer:
     """Deblur one or several frame streams with one model copy (see the module docstring)."""
 
@@ -303,10 +315,8 @@ class StreamDeblurrer:
     ) -> None:
         self.onnx = is_onnx(model)
         if self.onnx:
-            if not names_the_cpu(device):
-                raise ValueError(f"an ONNX graph runs on the CPU (onnxruntime), not {device!r}")
-            if torch_compile:
-                raise ValueError("torch_compile does not apply to an ONNX graph (onnxruntime)")
+            if why := onnx_refusal(device, "fp32", torch_compile):  # precision: its setter
+                raise ValueError(why)
             device = "cpu"
         self.device = resolve_device(device)
         self.precision = precision  # checked by its setter
@@ -390,8 +400,8 @@ class StreamDeblurrer:
 
     @precision.setter
     def precision(self, value: str) -> None:
-        if self.onnx and value != "fp32":
-            raise ValueError(f"an ONNX graph runs in fp32 (onnxruntime), not {value!r}")
+        if self.onnx and (why := onnx_refusal("cpu", value, False)):
+            raise ValueError(why)
         self._precision = resolve_precision(value, self.device)
 
     @property

@@ -20,6 +20,7 @@ from .checkpoint import CheckpointError, first_line
 
 RECURRENT_INPUTS = ["stack", "h", "c"]
 SINGLE_INPUTS = ["frame"]
+CHANNELS = {"frame": 3, "stack": 15}  # the state's are the model's own (64: sarn_recurrent)
 
 
 def is_onnx(weights: object) -> bool:
@@ -60,6 +61,8 @@ class OnnxNet:
                 f"{path} is not a graph of `sarn export` (inputs {names}, expected "
                 f"{RECURRENT_INPUTS} or {SINGLE_INPUTS})"
             )
+        if why := layout_fault(inputs):
+            raise CheckpointError(f"{path} is not a graph of `sarn export`: {why}")
         self.is_recurrent = names == RECURRENT_INPUTS
         self.state_channels = int(inputs[1].shape[1]) if self.is_recurrent else 0
 
@@ -80,13 +83,37 @@ class OnnxNet:
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         h, w = stack.shape[-2:]
         check_state(state, stack.shape[0], self.state_channels, h, w)
-        out, hid, cell = self.session.run(None, graph_inputs(stack, state))
+        out, hid, cell = self.run(graph_inputs(stack, state))
         return torch.from_numpy(out)[..., :h, :w], (torch.from_numpy(hid), torch.from_numpy(cell))
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:
-        (out,) = self.session.run(None, graph_inputs(frame))
+        (out,) = self.run(graph_inputs(frame))
         h, w = frame.shape[-2:]
         return torch.from_numpy(out)[..., :h, :w]
+
+    def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The graph's outputs; onnxruntime's errors (not RuntimeErrors) as a RuntimeError of
+        one line, which the tools report as they report PyTorch's."""
+        try:
+            return self.session.run(None, feed)
+        except Exception as exc:
+            raise RuntimeError(f"onnxruntime: {first_line(exc)}") from exc
+
+
+def layout_fault(inputs: list) -> str | None:
+    """Why a graph with this module's input names is still not one of ``sarn export``: another
+    element type, rank or channel count, or a fixed frame size would fail at the first frame
+    (with onnxruntime's traceback)."""
+    for i in inputs:
+        shape = list(i.shape)
+        if i.type != "tensor(float)" or len(shape) != 4:
+            return f"input {i.name} is a {i.type} of shape {shape}, expected float (N, C, H, W)"
+        channels = CHANNELS.get(i.name, shape[1])
+        if not isinstance(shape[1], int) or shape[1] != channels:
+            return f"input {i.name} has {shape[1]!r} channels, expected {channels}"
+        if any(isinstance(d, int) for d in shape[2:]):
+            return f"input {i.name} is fixed at {shape[2]}x{shape[3]}: frames of any size are fed"
+    return None
 
 
 def graph_inputs(

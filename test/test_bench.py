@@ -459,3 +459,21 @@ def test_bench_node_json_has_no_nan(tmp_path, monkeypatch):
     assert cli.main(["bench", "node", "--tiny", "--sizes", "64x48", "--json", str(out)]) == 0
     strict = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert strict == [{"size": "64x48", "rss_mib_per_min": None, "p95": [1.0, None]}]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--precision", "bf16"], "an ONNX graph runs in fp32 (onnxruntime), not 'bf16'"),
+        (["--torch-compile"], "torch_compile does not apply to an ONNX graph (onnxruntime)"),
+    ],
+)
+def test_bench_node_refuses_what_an_onnx_graph_cannot_run_before_starting_nodes(
+    args, message, capsys
+):
+    """Each node it started stopped with this error, one size after another."""
+    from sarn_ros.tools import cli
+
+    code = cli.main(["bench", "node", "--weights", "step.onnx", "--device", "cpu", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"sarn bench node: error: {message}", err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -115,6 +117,68 @@ def test_files_that_are_no_export_are_one_line_errors(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), other)
     with pytest.raises(CheckpointError, match="not a graph of `sarn export`"):
         OnnxNet(other)
+
+
+def identity_graph(path: Path, inputs: dict[str, tuple[int, list]]) -> Path:
+    """A graph of Identity nodes with these inputs (name: (element type, shape))."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    ins = [helper.make_tensor_value_info(n, t, shape) for n, (t, shape) in inputs.items()]
+    outs = [helper.make_tensor_value_info(f"{n}_out", t, shape) for n, (t, shape) in inputs.items()]
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n in inputs]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", ins, outs), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def test_graphs_with_the_export_names_but_not_its_layout_are_one_line_errors(tmp_path):
+    """Checked by input names only, a graph of a fixed size or another type loaded, then
+    failed at the first frame with onnxruntime's traceback (sarn deblur, sarn eval)."""
+    from onnx import TensorProto
+
+    f32, f16 = TensorProto.FLOAT, TensorProto.FLOAT16
+    cases = {
+        "fixed": ({"frame": (f32, [1, 3, 8, 8])}, "fixed at 8x8"),
+        "half": ({"frame": (f16, [1, 3, "H", "W"])}, "tensor(float16)"),
+        "rank": ({"frame": (f32, [3, "H", "W"])}, "expected float (N, C, H, W)"),
+        "grey": ({"frame": (f32, [1, 1, "H", "W"])}, "has 1 channels, expected 3"),
+        "symbolic": (
+            {
+                "stack": (f32, [1, 15, "H", "W"]),
+                "h": (f32, [1, "C", "h", "w"]),
+                "c": (f32, [1, "C", "h", "w"]),
+            },
+            "input h has 'C' channels",
+        ),
+    }
+    for name, (inputs, why) in cases.items():
+        with pytest.raises(CheckpointError, match="not a graph of `sarn export`") as err:
+            OnnxNet(identity_graph(tmp_path / f"{name}.onnx", inputs))
+        assert why in str(err.value) and "\n" not in str(err.value), (name, err.value)
+    OnnxNet(identity_graph(tmp_path / "ok.onnx", {"frame": (f32, [1, 3, "H", "W"])}))  # taken
+
+
+def test_an_onnxruntime_failure_on_a_frame_is_one_error_line(tmp_path, monkeypatch):
+    """onnxruntime's errors are not RuntimeErrors: the tools' handlers missed them."""
+    from onnx import TensorProto
+
+    net = OnnxNet(
+        identity_graph(tmp_path / "ok.onnx", {"frame": (TensorProto.FLOAT, [1, 3, "H", "W"])})
+    )
+    assert torch.equal(net(torch.ones(1, 3, 8, 8)), torch.ones(1, 3, 8, 8))
+
+    def fails(*_args):
+        from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+        raise InvalidArgument("Got invalid dimensions for input: frame\nmore detail")
+
+    monkeypatch.setattr(net.session, "run", fails)
+    with pytest.raises(RuntimeError, match=r"^onnxruntime: .*invalid dimensions for input: frame$"):
+        net(torch.ones(1, 3, 8, 8))
 
 
 @pytest.mark.slow

@@ -62,8 +62,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..engine import resolve_device
+from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
+from ..onnx_net import is_onnx
 from ..resources import find_share_file, node_command, own_ros_domain
 from .options import add_domain_argument, check_writable, plural, ranged
 
@@ -590,6 +591,10 @@ def run(args: argparse.Namespace) -> int:
         device = resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
         print(f"sarn bench node: error: {exc}", file=sys.stderr)
+        return 2
+    why = None if args.tiny else onnx_refusal(args.device, args.precision, args.torch_compile)
+    if why and is_onnx(args.weights):  # each node it starts would stop with this
+        print(f"sarn bench node: error: {why}", file=sys.stderr)
         return 2
     if args.precision == "fp16" and device.type == "cpu":
         print(  # the node would run fp32 under the label fp16 (its warning unseen)
