@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -326,7 +327,7 @@ def test_bf16_autocast_close_to_fp32() -> None:
     assert (low.float() - ref).abs().max() < 0.1
 
 
-def test_checkpoint_round_trip(tmp_path) -> None:
+def test_checkpoint_round_trip(tmp_path, monkeypatch) -> None:
     torch.manual_seed(0)
     model = RecurrentSARN(**TINY_REC, num_drm=3).eval()
     path = save_checkpoint(model, tmp_path / "m.pth", meta={"steps": 7})
@@ -338,6 +339,21 @@ def test_checkpoint_round_trip(tmp_path) -> None:
     clip = torch.rand(1, 2, 3, 16, 20)
     with torch.no_grad():
         assert torch.equal(model(clip)[0], loaded(clip)[0])
+    # fp32 whatever the model runs in, found under ~, and never half written
+    save_checkpoint(model.half(), tmp_path / "half.pth")
+    stored = torch.load(tmp_path / "half.pth", weights_only=True)["state_dict"].values()
+    assert {t.dtype for t in stored if t.is_floating_point()} == {torch.float32}
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert load_model("~/m.pth").cfg == model.cfg
+
+    def cut_short(obj, target):
+        Path(target).write_bytes(b"PK")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", cut_short)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(model, path)
+    assert load_model(path).meta == {"steps": 7}  # the earlier file, whole
 
 
 def test_checkpoint_errors_are_clear(tmp_path) -> None:
@@ -359,6 +375,9 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     newer, no_config = tmp_path / "newer.pth", tmp_path / "no_config.pth"
     torch.save({**ckpt, "config": {**ckpt["config"], "new_option": 1}}, newer)
     torch.save({k: v for k, v in ckpt.items() if k != "config"}, no_config)
+    future, unet = tmp_path / "future.pth", tmp_path / "unet.pth"  # another format or network
+    torch.save({**ckpt, "format": "sarn_ros.checkpoint/2"}, future)
+    torch.save({**ckpt, "arch": "UNet"}, unet)
     graph = tmp_path / "step.onnx"  # `sarn export`'s: torch said "Unsupported operand 8"
     graph.write_bytes(b"\x08\x08\x12\x07pytorch")
     unnamed = tmp_path / "step"  # the same graph named otherwise, by an older sarn export
@@ -370,6 +389,8 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
         tmp_path: "is a folder, not a weights file",  # it said "not found"
         truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",
+        future: r"not a sarn_ros checkpoint \(expected format sarn_ros.checkpoint/1\)",
+        unet: "not a sarn_ros checkpoint",
         text: "cannot read .*: not a readable PyTorch weights file",
         empty: r"not a readable PyTorch weights file \(EOFError: the file ends early\)",
         pickled: "holds objects other than tensors and plain values .*argparse.Namespace",
@@ -417,6 +438,19 @@ def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp
         "labelled_recurrent.pth": (
             {**single, "arch": "RecurrentSARN", "config": rec["config"]},
             r"weights do not fit RecurrentSARN: 4 missing \(lstm\.gates\.weight, ",
+        ),
+        "one_missing.pth": (  # loading is strict even where every shape fits
+            {
+                **single,
+                "state_dict": {
+                    k: v for k, v in single["state_dict"].items() if k != "decoder.out.bias"
+                },
+            },
+            r"weights do not fit SARN: 1 missing \(decoder\.out\.bias\)$",
+        ),
+        "one_extra.pth": (
+            {**single, "state_dict": {**single["state_dict"], "extra.weight": torch.zeros(1)}},
+            r"weights do not fit SARN: 1 unexpected \(extra\.weight\)$",
         ),
         "wider_config.pth": (
             {**single, "config": {**single["config"], "channels": 16}},

@@ -96,6 +96,13 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
         [metrics.ssim(b, s) for b, s in zip(blurred, sharp, strict=True)]
     )
     assert np.mean(row["per_frame_ssim"]) == pytest.approx(row["ssim"])
+    # the model's own SSIM (the input's scored for it made the model look as good as it),
+    # the gain's sign, and every frame counted with look-ahead 2
+    assert row["per_frame_ssim"] == pytest.approx(
+        [metrics.ssim(o, s) for o, s in zip(outs, sharp, strict=True)], abs=5e-3
+    )
+    assert row["psnr_gain"] == pytest.approx(row["psnr"] - row["input_psnr"])
+    assert row["frames"] == len(blurred)
     stream = data["no_gt"][0]
     assert len(stream["orb_inliers_input"]) == len(stream["orb_matches_input"]) == 2
     assert all(m >= i for m, i in zip(stream["orb_matches"], stream["orb_inliers"], strict=True))
@@ -303,6 +310,12 @@ def test_a_folder_of_several_sequences_gets_a_frame_weighted_row(
     expected = np.mean([v for r in rows for v in r["per_frame_psnr"]])
     assert pooled[1]["psnr"] == pytest.approx(expected)
     assert pooled[1]["psnr_gain"] == pytest.approx(expected - by_frame)
+    # SSIM pooled the same way, each column from its own frames
+    input_ssim = np.mean([metrics.ssim(b, s) for b, s in zip(blurred, sharp, strict=True)])
+    assert pooled[1]["input_ssim"] == pytest.approx(input_ssim)
+    assert pooled[1]["ssim"] == pytest.approx(
+        np.mean([v for r in rows for v in r["per_frame_ssim"]])
+    )
     assert "| all 2 of data | 1 | 4 |" in result.stdout
 
 
@@ -777,3 +790,18 @@ def test_a_stream_without_a_frame_pair_has_no_orb_figure(tmp_path, tiny_recurren
     (r,) = json.loads(out.read_text())["no_gt"]
     keys = ("matches_input", "matches", "inliers_input", "inliers")
     assert [r[f"mean_orb_{k}"] for k in keys] == [None] * 4
+
+
+def test_saved_images_read_input_then_deblurred_then_sharp(tmp_path, monkeypatch):
+    """The order the demo strip and README name; a swap would show the sharp frame as the
+    network's output."""
+    from sarn_ros.data.datasets import Sequence
+
+    def tile(value: int) -> list[np.ndarray]:
+        return [np.full((4, 6, 3), value, np.uint8)] * 2
+
+    monkeypatch.setattr(evaluation, "deblur_sequence", lambda *_args: tile(100))
+    engine = SimpleNamespace(future_frames=0)
+    evaluation.evaluate_gt(engine, Sequence("seq", tile(10), tile(200)), save_dir=tmp_path)
+    strip = cv2.imread(str(tmp_path / "seq_ff0_000.png"))
+    assert [int(strip[0, x, 0]) for x in (0, 6, 12)] == [10, 100, 200]

@@ -106,6 +106,8 @@ def test_paired_change_interval_and_verdicts():
     # a mean of -6 from a noisy handful is not a verdict (the real stream: 348.7 -> 342.8)
     noisy = metrics.paired_change([350, 340, 360, 345, 350, 347], [330, 352, 340, 349, 338, 350])
     assert noisy["verdict"] == "no clear change" and noisy["low"] < 0 < noisy["high"]
+    lucky = metrics.paired_change([0] * 4, [10, -8, 9, -7])  # a positive mean is no win either
+    assert lucky["mean"] == 1 and lucky["verdict"] == "no clear change"
     one = metrics.paired_change([3], [4])
     assert one["verdict"] == "too few pairs" and one["low"] is None
 
@@ -219,3 +221,10 @@ def test_an_unchanged_pair_is_neither_better_nor_worse():
     c = metrics.paired_change([5, 5, 5, 5], [5, 6, 4, 5])
     assert (c["better"], c["worse"], c["pairs"]) == (1, 1, 4)
     assert c["mean"] == 0.0
+
+
+def test_grey_weighs_the_channels_of_rgb_frames():
+    """Frames are RGB throughout; BGR weights would read red as blue (0.114, not 0.299)."""
+    red, blue = np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2, 3), np.uint8)
+    red[..., 0], blue[..., 2] = 255, 255
+    assert (int(metrics.grey(red)[0, 0]), int(metrics.grey(blue)[0, 0])) == (76, 29)
