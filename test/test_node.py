@@ -950,6 +950,28 @@ def test_an_opencv_error_while_decoding_rejects_that_frame_only(monkeypatch):
     ]
 
 
+def test_a_size_change_that_resize_hides_still_restarts_the_state():
+    """At resize 0.5, 96x64 and 97x65 frames both become 48x32: the engine saw one size and
+    carried the state on across a change of the camera's image."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    resets = []
+    engine = SimpleNamespace(reset=lambda stream, reason: resets.append((stream, reason)))
+    fake = SimpleNamespace(debayer="vng", resize=0.5, engine=engine, reject=None)
+    cam = SimpleNamespace(index=0, stream="/left", input_size=None)
+
+    def prepared(w: int, h: int) -> tuple[int, ...]:
+        msg = numpy_to_image(np.zeros((h, w, 3), np.uint8), "rgb8")
+        return node_module.DeblurNode.prepare(fake, cam, msg, 0.0)[1].shape
+
+    assert [prepared(96, 64), prepared(96, 64), prepared(97, 65)] == [(32, 48, 3)] * 3
+    assert resets == [("/left", "resolution")]
+    fake.resize = 1.0  # the engine sees every size change itself
+    assert prepared(96, 64) == (64, 96, 3) and len(resets) == 1
+
+
 def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
     """The worker's catch-all resets every camera; a fault while converting one camera's frame
     (an exception no decoder anticipated) must be rejected before it gets there."""

@@ -176,6 +176,7 @@ class Camera:
         self.last_taken_wall = 0.0  # time.monotonic() of the same, for a /clock that stopped
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
+        self.input_size: tuple[int, int] | None = None  # of the last frame, before resize
         # a backlog of queued frames (queue_policy all) must still find its camera_info
         self.infos = InfoCache(max(CAMERA_INFO_CACHE, node.queue_size + 3))
         image, out = f"{prefix}image_raw", f"{prefix}deblurred/image_raw"
@@ -689,8 +690,12 @@ class DeblurNode(Node):
             self.reject("malformed", (str(exc).strip().splitlines() or [repr(exc)])[-1])
             return None
         scale = (1.0, 1.0)
+        h, w = frame.shape[:2]
+        if self.resize < 1.0 and cam.input_size not in (None, (h, w)):
+            # 96x64 and 97x65 both become 48x32: the engine, seeing one size, would go on
+            self.engine.reset(cam.stream, reason="resolution")
+        cam.input_size = (h, w)
         if self.resize < 1.0:
-            h, w = frame.shape[:2]
             nw, nh = max(1, round(w * self.resize)), max(1, round(h * self.resize))
             frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
             if alpha is not None:
