@@ -20,6 +20,7 @@ from sarn_ros.data.datasets import (
     load_pairs,
     load_sequences,
     pair_files,
+    resize_by,
     save_sequence,
     synthesize_folder,
     unpaired_dirs,
@@ -583,6 +584,17 @@ def test_folders_named_apart_pair_by_number_and_a_gap_on_each_side_is_an_error(t
     blurs, sharps = pair_files("ok", scene / "blur", scene / "gt")
     assert [p.stem for p in blurs] == ["blur_1", "blur_2", "blur_9", "blur_10"]
     assert [p.stem for p in sharps] == ["gt_1", "gt_2", "gt_9", "gt_10"]
+    # the blurred side's own order is kept and the sharp side follows its numbers
+    scene = tmp_path / "order"
+    for side, names in (("blur", ["a_2", "b_1"]), ("gt", ["gt_1", "gt_2"])):
+        (scene / side).mkdir(parents=True)
+        for name in names:
+            cv2.imwrite(str(scene / side / f"{name}.png"), np.zeros((4, 4, 3), np.uint8))
+    blurs, sharps = pair_files("order", scene / "blur", scene / "gt")
+    assert [(b.stem, s.stem) for b, s in zip(blurs, sharps, strict=True)] == [
+        ("a_2", "gt_2"),
+        ("b_1", "gt_1"),
+    ]
     # numbered apart (no number in common): in sorted order, as before
     scene = realblur_scene(tmp_path / "apart", [1, 2], [11, 12])
     blurs, sharps = pair_files("apart", scene / "blur", scene / "gt")
@@ -618,3 +630,31 @@ def test_training_on_a_blurred_side_says_so(tmp_path, capsys):
     write(tmp_path / "stills", ["1.png", "2.png", "3.png"], [60, 70, 80])
     gather([tmp_path / "stills"], BlurParams(blur_px=2.0), [1.0], 1, 2)
     assert "blurred side" not in capsys.readouterr().out
+
+
+def test_downscaling_averages_areas_and_rounds_odd_sides_as_the_node_does():
+    """Area averaging keeps the sharp targets free of aliasing, and an odd side rounds as the
+    node's resize does (35 px at x0.5: 18, not 17), so frames and camera_info agree."""
+    checker = np.zeros((2, 2, 3), np.uint8)
+    checker[0, 0] = checker[1, 1] = 255
+    assert resize_by(checker, 0.5).tolist() == [[[128, 128, 128]]]
+    assert resize_by(np.zeros((36, 35, 3), np.uint8), 0.5).shape == (18, 18, 3)
+
+
+def test_gopro_pairs_read_blur_not_blur_gamma(tmp_path: Path) -> None:
+    """GoPro_Large has both: benchmarks use blur/ (made in linear light); blur_gamma/ would
+    change every figure without a word."""
+    seq = tmp_path / "GOPRO_Large" / "test" / "GOPR0384_11_00"
+    for side, value in (("blur", 20), ("blur_gamma", 90), ("sharp", 21)):
+        write(seq / side, ["000001.png"], [value])
+    (pairs,) = load_pairs(tmp_path / "GOPRO_Large" / "test")
+    assert seq_values(pairs.blurred) == [20] and seq_values(pairs.sharp) == [21]
+
+
+def test_each_still_of_a_folder_gets_its_own_camera_move(tmp_path: Path) -> None:
+    still = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    (tmp_path / "stills").mkdir()
+    for name in ("s0.png", "s1.png"):
+        cv2.imwrite(str(tmp_path / "stills" / name), still)
+    a, b = synthesize_folder(tmp_path / "stills", seed=1, params=BlurParams(blur_px=6.0))
+    assert not np.array_equal(np.stack(a.blurred), np.stack(b.blurred))

@@ -464,6 +464,10 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
         infos = [m for m in output if m[0] == f"/{cam}/deblurred/camera_info"]
         assert [o.header.stamp.nanosec for o in outs] == [i * 33_333_333 for i in range(4)]
         assert {o.header.frame_id for o in outs} == {cam} and len(infos) == 4
+        # recorded when their source frame was: in step with the camera on playback
+        received = [(i + 1) * 10**9 for i in range(4)]
+        assert [t for topic, t, _ in output if topic == f"/{cam}/deblurred/image_raw"] == received
+        assert [t for _, t, _ in infos] == received
         engine = make_engine(
             tiny_recurrent_checkpoint, self_ensemble=members, device="cpu", max_gap_s=0.5
         )

@@ -19,6 +19,7 @@ from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import load_sequences
 from sarn_ros.offline import InputError
 from sarn_ros.recordings import (
+    Recording,
     iter_clips,
     read_streams,
     same_size_pieces,
@@ -135,7 +136,7 @@ def test_a_camera_that_changes_size_and_topics_without_frames(tmp_path, caplog) 
     ]
     assert all(np.array_equal(f, e) for f, e in zip(streams[1][1], big, strict=True))
     assert "left out (no readable frames in run/silent/image_raw)" in caplog.text
-    assert "run/thermal/image_raw: encoding '32FC1' is not supported" in caplog.text
+    assert "run/thermal/image_raw: '32FC1' holds no colour" in caplog.text
     params = BlurParams(blur_px=3.0)
     seqs = synthetic_sequences(tmp_path / "run", 0, params, topics=["/cam/image_raw"])
     assert [len(s.sharp) for s in seqs] == [4, 4]  # each size apart (the generator crops)
@@ -325,3 +326,17 @@ def test_training_clips_end_where_the_frame_size_changes(tmp_path: Path) -> None
         ("run/cam/image_raw_2", 4),
     ]
     assert all({f.shape for f in c} == {(128, 192, 3)} for _, c in clips)
+
+
+def test_video_frames_come_out_rgb_and_16_bit_frames_scale_for_the_generator(tmp_path):
+    """OpenCV reads BGR: red and blue swapped would train and evaluate on false colours; a
+    mono16 camera's frames cast to 8 bit (not shifted) wrap around to noise."""
+    red = np.zeros((32, 48, 3), np.uint8)
+    red[..., 0] = 255
+    write_video(tmp_path / "red.avi", [red] * 3, fourcc="MJPG")
+    _, first = next(Recording(tmp_path / "red.avi").frames())
+    assert first[..., 0].mean() > 200 and first[..., 2].mean() < 50
+    from sarn_ros.recordings import _rgb8
+
+    out = _rgb8(np.full((2, 2), 0x8000, np.uint16))
+    assert out.shape == (2, 2, 3) and out.dtype == np.uint8 and (out == 128).all()
