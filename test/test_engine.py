@@ -134,6 +134,8 @@ def test_no_reset_within_gap_or_on_equal_stamp(model) -> None:
     engine = StreamDeblurrer(model, device="cpu", max_gap_s=0.5)
     run(engine, frames(4), [0, 400_000_000, 400_000_000, 800_000_000])
     assert engine.resets == 0
+    run(engine, frames(1), [1_300_000_000])  # exactly max_gap_s: a 2 Hz camera, no gap
+    assert engine.resets == 0
     engine = StreamDeblurrer(model, device="cpu", max_gap_s=None)
     run(engine, frames(2), [0, 100 * 10**9])
     assert engine.resets == 0
@@ -170,8 +172,35 @@ def test_changing_future_frames_loses_no_frame(model) -> None:
     assert engine.future_frames == 0
     out += [o for i in range(3, 6) for o in engine.push(imgs[i], i * NS)]
     assert [o.stamp for o in out] == [i * NS for i in range(6)]
+    assert engine.stats()["resets_by_reason"]["future_frames"] == 1
+    assert engine.stats()["resets_by_reason"]["explicit"] == 0
     with pytest.raises(ValueError):
         engine.future_frames = 3
+
+
+def test_more_look_ahead_mid_stream_gives_the_frames_of_a_fresh_engine(model) -> None:
+    """0 -> 2 starts a segment whose look-ahead holds three frames: the one frame kept for
+    no look-ahead must not hold them (later frames overwrote earlier ones)."""
+    imgs, stamps = frames(6), [i * NS for i in range(6)]
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    out = run(engine, imgs[:3], stamps[:3], flush=False)
+    engine.future_frames = 2
+    out += run(engine, imgs[3:], stamps[3:])
+    assert [o.stamp for o in out] == stamps
+    assert engine.stats()["resets_by_reason"]["future_frames"] == 1
+    fresh = run(StreamDeblurrer(model, device="cpu", future_frames=2), imgs[3:], stamps[3:])
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(out[3:], fresh, strict=True))
+
+
+def test_a_flush_keeps_the_state_for_the_stream_to_go_on(model) -> None:
+    """The node flushes a camera gone quiet: when it comes back within max_gap_s, its frames
+    are those of a stream never flushed, its previous outputs and state kept."""
+    imgs, stamps = frames(6), [i * NS for i in range(6)]
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    out = run(engine, imgs[:3], stamps[:3]) + run(engine, imgs[3:], stamps[3:])
+    whole = run(StreamDeblurrer(model, device="cpu", future_frames=0), imgs, stamps)
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(out, whole, strict=True))
+    assert engine.resets == 0
 
 
 def test_two_streams_batched_equal_two_separate_engines(model) -> None:
@@ -204,6 +233,34 @@ def test_push_many_keeps_order_within_a_stream_and_batches_by_size(model) -> Non
     out = engine.push_many([("a", a[0], 0, 0), ("b", b[0], 0, 1), ("a", a[1], NS, 2)])
     assert [(o.stream, o.meta) for o in out] == [("a", 0), ("b", 1), ("a", 2)]
     assert out[1].image.shape == (30, 40, 3)
+
+
+def test_batched_cameras_of_two_sizes_go_through_one_pass_per_size(model) -> None:
+    """batch_streams (the CUDA default) stacks frames of one size only: a stereo pair of
+    different resolutions in one batch would fail torch.cat."""
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0, batch_streams=True)
+    out = engine.push_many(
+        [("a", frames(1)[0], 0, None), ("b", frames(1, (30, 40, 3))[0], 0, None)]
+    )
+    assert [o.image.shape for o in out] == [(H, W, 3), (30, 40, 3)]
+    assert engine.stats()["forward_passes"] == 2
+
+
+def test_a_change_of_width_alone_is_a_resolution_change(model) -> None:
+    engine = StreamDeblurrer(model, device="cpu", future_frames=0)
+    run(engine, frames(1) + frames(1, (H, W + 16, 3)), [0, NS])
+    assert engine.stats()["resets_by_reason"]["resolution"] == 1
+    assert engine.stats()["resets_by_reason"]["format"] == 0
+
+
+def test_bf16_runs_the_network_in_bf16():
+    """A CPU bf16 run that silently stayed fp32 would give none of its speed."""
+    from sarn_ros.engine import autocast
+
+    context = autocast(torch.device("cpu"), "bf16")
+    assert isinstance(context, torch.autocast) and context.fast_dtype == torch.bfloat16
+    with context:
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize(
