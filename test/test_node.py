@@ -1768,7 +1768,7 @@ def prepared(encoding: str, pixels: np.ndarray, resize: float):
 
     rejected: list = []
     fake = SimpleNamespace(debayer="vng", resize=resize, reject=lambda *why: rejected.append(why))
-    cam = SimpleNamespace(index=0, stream="/")
+    cam = SimpleNamespace(index=0, stream="/", input_size=None)
     msg = numpy_to_image(pixels, encoding)
     return node_module.DeblurNode.prepare(fake, cam, msg, 0.0), rejected
 
