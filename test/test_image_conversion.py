@@ -72,6 +72,8 @@ def test_big_endian_mono16():
         ("rgb8", 0, 0, 0, 0, ValueError),
         ("rgb8", 4, 4, 12, 20, ValueError),  # shorter than step * height
         ("rgb8", 4, 4, 6, 48, ValueError),  # step shorter than a row
+        ("rgb8", 4, 4, 11, 48, ValueError),  # one byte short: rows would overlap, skewed
+        ("rgb8", 4, 0, 0, 0, ValueError),  # no width
     ],
 )
 def test_malformed_messages_raise_clear_errors(encoding, h, w, step, nbytes, error):
@@ -106,7 +108,21 @@ def test_rosbags_messages_work_too():
 
 
 @pytest.mark.parametrize(
-    "encoding", ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "rgb16", "bgra16", "16UC3"]
+    "encoding",
+    [
+        "rgb8",
+        "bgr8",
+        "rgba8",
+        "bgra8",
+        "mono8",
+        "mono16",
+        "rgb16",
+        "bgra16",
+        "16UC3",
+        "8UC1",
+        "8UC3",
+        "8UC4",
+    ],
 )
 def test_rgb_mapping_round_trips(encoding):
     arr = sample(encoding)
@@ -117,10 +133,39 @@ def test_rgb_mapping_round_trips(encoding):
     )
 
 
-def test_bgr_is_really_swapped():
-    bgr = np.zeros((2, 2, 3), np.uint8)  # not 1x1: OpenCV 4.5.4 (Humble's) cannot convert that
-    bgr[0, 0] = (255, 0, 0)  # blue
-    assert tuple(conv.to_rgb(bgr, "bgr8")[0, 0]) == (0, 0, 255)
+@pytest.mark.parametrize("encoding", ["bgr8", "8UC3", "bgra8", "8UC4"])
+def test_bgr_is_really_swapped(encoding):
+    """OpenCV's nUC3/nUC4 are BGR(A), as cv_bridge reads them."""
+    bgr = np.zeros((2, 2, 4 if "a" in encoding or "4" in encoding else 3), np.uint8)
+    bgr[0, 0, :3] = (255, 0, 0)  # blue (not 1x1: OpenCV 4.5.4, Humble's, cannot convert it)
+    assert tuple(conv.to_rgb(bgr, encoding)[0, 0]) == (0, 0, 255)
+
+
+def test_a_last_row_without_padding_is_read():
+    msg = Image(height=2, width=2, encoding="rgb8", step=8, data=bytes(range(14)))
+    assert conv.image_to_numpy(msg).tolist() == [[[0, 1, 2], [3, 4, 5]], [[8, 9, 10], [11, 12, 13]]]
+
+
+def test_building_a_message_checks_the_array_against_the_encoding():
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.numpy_to_image(np.zeros((4, 5, 3), np.uint8), "mono8")
+    with pytest.raises(ValueError, match="does not fit"):
+        conv.numpy_to_image(np.zeros((4, 5), np.uint8), "rgb8")
+    msg = conv.numpy_to_image(np.full((2, 3, 3), 200, np.int64), "rgb8")  # 8 bytes an element
+    assert len(msg.data) == 18 and (conv.image_to_numpy(msg) == 200).all()
+
+
+def test_compressed_output_keeps_the_header_and_follows_the_quality():
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
+
+    img = np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+    header = Header(frame_id="cam", stamp=Time(sec=5, nanosec=7))
+    msg = conv.numpy_to_compressed(img, "rgb8", quality=30, header=header)
+    assert (msg.header.frame_id, msg.header.stamp.sec, msg.header.stamp.nanosec) == ("cam", 5, 7)
+    assert len(msg.data) < len(conv.numpy_to_compressed(img, "rgb8", quality=95).data)
+    with pytest.raises(ValueError, match="empty"):  # cv2.error would end a bag's deblurring
+        conv.compressed_to_numpy(CompressedImage(format="jpeg", data=b""))
 
 
 def test_compressed_round_trip_and_corrupt_jpeg():
@@ -292,6 +337,19 @@ def test_vng_of_an_old_opencv_is_shifted_back(monkeypatch, pattern):
         conv.vng_shift.cache_clear()
 
 
+@pytest.mark.parametrize("debayer", ["edge_aware", "bilinear"])
+def test_an_old_opencv_shifts_vng_only(monkeypatch, debayer):
+    """Only VNG lost two rows before OpenCV 4.12: the other methods are not moved."""
+    msg = raw_msg("bayer_rggb8", mosaic(smooth_rgb(48, 64, np.uint8), "rggb"), 64, 48)
+    good, _ = conv.decode_image(msg, debayer)
+    monkeypatch.setattr(conv, "cv2", OldOpenCV())
+    conv.vng_shift.cache_clear()
+    try:
+        np.testing.assert_array_equal(conv.decode_image(msg, debayer)[0], good)
+    finally:
+        conv.vng_shift.cache_clear()
+
+
 @pytest.mark.parametrize("old_numpy", [False, True])
 @pytest.mark.parametrize("bits", [8, 16])
 def test_bayer_honours_step_padding_and_byte_order(bits, old_numpy, monkeypatch):
@@ -343,7 +401,13 @@ def test_yuv_is_converted_with_the_right_layout(encoding):
 
 @pytest.mark.parametrize(
     ("encoding", "w", "h", "nbytes"),
-    [("yuv422_yuy2", 5, 4, 40), ("nv12", 6, 3, 27), ("nv21", 6, 4, 24), ("bayer_rggb8", 6, 4, 20)],
+    [
+        ("yuv422_yuy2", 5, 4, 40),
+        ("nv12", 6, 3, 27),
+        ("nv12", 5, 4, 30),  # odd width: OpenCV's cv2.error, which the bag reader does not take
+        ("nv21", 6, 4, 24),
+        ("bayer_rggb8", 6, 4, 20),
+    ],
 )
 def test_malformed_raw_layouts_raise(encoding, w, h, nbytes):
     step = w * 2 if encoding.startswith("yuv") else w
@@ -372,10 +436,11 @@ def test_what_ros_cv_bridge_refuses_is_an_unsupported_encoding(monkeypatch):
     with pytest.raises(conv.UnsupportedEncoding, match="cv_bridge cannot convert 'nv24'"):
         conv.decode_image(msg)
     # numeric data is refused with its reason, not as a decoder missing or failing
-    msg = Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))
-    for check in (conv.check_image, conv.decode_image):
-        with pytest.raises(conv.UnsupportedEncoding, match="'32FC1' holds no colour"):
-            check(msg)
+    for encoding in ("32FC1", "16SC1", "8UC2", "64FC1"):
+        msg = Image(height=2, width=2, encoding=encoding, step=16, data=bytes(32))
+        for check in (conv.check_image, conv.decode_image):
+            with pytest.raises(conv.UnsupportedEncoding, match=f"'{encoding}' holds no colour"):
+                check(msg)
 
 
 @pytest.mark.skipif(find_spec("cv_bridge") is not None, reason="ROS cv_bridge decodes these")
