@@ -592,8 +592,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         print(f"sarn bench node: error: {exc}", file=sys.stderr)
         return 2
-    why = None if args.tiny else onnx_refusal(args.device, args.precision, args.torch_compile)
-    if why and is_onnx(args.weights):  # each node it starts would stop with this
+    graph = not args.tiny and is_onnx(args.weights)
+    if graph and (why := onnx_refusal(args.device, args.precision, args.torch_compile)):
+        # each node it starts would stop with this
         print(f"sarn bench node: error: {why}", file=sys.stderr)
         return 2
     if args.precision == "fp16" and device.type == "cpu":
