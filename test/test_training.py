@@ -99,6 +99,14 @@ def test_recurrent_batches_carry_their_look_ahead_frames_unsupervised(tmp_path: 
         blurred, sharp, future = tr.draw_batch()
     expected = (blurred[:, :3] - sharp).abs().mean()  # a fresh model is the identity
     assert tr.train_step(blurred, sharp, future) == pytest.approx(float(expected), rel=1e-4)
+    # a model that is not the identity: the loss is that of the clip with its real look-ahead
+    # (its end-of-stream substitutes, or none, give other numbers: 8e-4 relative away)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in tr.model.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+        expected = (tr.model(blurred, 2, n_out=3)[0] - sharp).abs().mean()
+    assert tr.train_step(blurred, sharp, future) == pytest.approx(float(expected), rel=1e-4)
 
 
 def test_bf16_autocast_on_cpu_learns_and_tracks_fp32(tmp_path: Path) -> None:
@@ -288,6 +296,11 @@ def test_warmup_then_cosine_down_to_min_lr(tmp_path: Path) -> None:
     assert f[0] < f[1] < f[3] == pytest.approx(1e-3)
     assert np.all(np.diff(f[3:]) <= 0)
     assert f[20] == pytest.approx(1e-5)
+    # the cosine starts at the full rate after the warm-up and has its shape (a straight line
+    # meets it at the middle only)
+    assert f[4] == pytest.approx(1e-3)
+    assert f[8] == pytest.approx(1e-5 + 0.99e-3 * 0.5 * (1 + np.cos(np.pi / 4)))
+    assert tr.opt.param_groups[0]["betas"] == (0.9, 0.99)
 
 
 def test_run_validates_exports_best_and_checkpoints(tmp_path: Path) -> None:
