@@ -233,6 +233,18 @@ def test_ema_averages_weights_is_what_gets_exported_and_resumes(tmp_path: Path) 
     assert again.resume()
     for k, v in tr.ema.state_dict().items():
         assert torch.equal(v, again.ema.state_dict()[k]), k
+
+    def val_psnr(model: torch.nn.Module) -> float:
+        clip = torch.from_numpy(np.stack(val[0].blurred) / 255).float().permute(0, 3, 1, 2)
+        with torch.no_grad():
+            out, _ = model.eval()(clip[None], 2)
+        out = (out[0].clamp(0, 1) * 255).round().permute(0, 2, 3, 1).numpy()
+        sharp = np.stack(val[0].sharp).astype(np.float64)
+        return float(np.mean([metrics.psnr(o, t) for o, t in zip(out, sharp, strict=True)]))
+
+    # validation, and so best.pth's choice and figures, measure the weights exported
+    assert tr.validate()["val_psnr"] == pytest.approx(val_psnr(tr.ema), abs=1e-6)
+    assert abs(val_psnr(tr.ema) - val_psnr(tr.model)) > 1e-5
     again.run(log=lambda _msg: None)  # step 3: validates and exports the average
     exported = read_checkpoint(tmp_path / "best.pth")["state_dict"]
     for k, v in again.ema.state_dict().items():
