@@ -362,7 +362,7 @@ def iter_gather(
     the videos and bags among them (or given directly) cut into clips of ``clip_frames``, of
     which the ``sharpest`` share is used. Made one sequence at a time."""
     kept: dict[Path, set[str]] = {}  # per recording, for every scale
-    owners: dict[str, list[str]] = {}  # the sources seen under each seed name
+    owners: dict[str, dict[str, int]] = {}  # the sources seen under each seed name
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         pairs = root.is_dir() and bool(find_pair_dirs(root))
@@ -690,15 +690,12 @@ def option_defaults() -> argparse.Namespace:
     return parser.parse_args(["train", "--run-dir", "."])
 
 
-def seed_name(name: str, source: Path, owners: dict[str, list[str]]) -> str:
+def seed_name(name: str, source: Path, owners: dict[str, dict[str, int]]) -> str:
     """``name``, numbered ``name#k`` for the k-th other source that has it: same-named folders
     (``day1/sharp``, ``day2/sharp``) or videos would otherwise draw the same blur, while the
     first keeps the seeds sets were built with before."""
-    sources = owners.setdefault(name, [])
-    key = os.path.abspath(source)
-    if key not in sources:
-        sources.append(key)
-    k = sources.index(key)
+    sources = owners.setdefault(name, {})
+    k = sources.setdefault(os.path.abspath(source), len(sources))
     return f"{name}#{k}" if k else name
 
 
