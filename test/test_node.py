@@ -16,7 +16,7 @@ import rclpy
 import torch
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.qos import ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import (
     Camera,
     Diagnostics,
@@ -779,6 +779,41 @@ def test_a_qos_override_of_the_output_image_leaves_its_camera_info(ros, tiny_rec
         "/deblurred/camera_info": ReliabilityPolicy.RELIABLE,
         "/deblurred/image_raw/compressed": ReliabilityPolicy.RELIABLE,
     }
+
+
+def test_a_camera_info_latched_once_is_heard_through_a_durability_override(
+    ros, tiny_recurrent_checkpoint
+):
+    """A driver (or a static calibration publisher) that sends camera_info once, transient
+    local, before the node starts: a volatile subscription never got it, and the override that
+    asks for it was not declared, so it was ignored."""
+    node, start = ros
+    latched = QoSProfile(
+        depth=1,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+    info_pub = node.create_publisher(CameraInfo, "camera_info", latched)
+    info = CameraInfo(width=64, height=48)
+    info.header.stamp.sec = 1
+    info.k = [50.0, 0.0, 32.0, 0.0, 50.0, 24.0, 0.0, 0.0, 1.0]
+    info_pub.publish(info)
+    override = {"qos_overrides./camera_info.subscription.durability": "transient_local"}
+    proc = start(tiny_recurrent_checkpoint, future_frames=0, **RELIABLE, **override)
+    cam = Camera(node)  # its own camera_info publisher stays silent
+    wait_connected(node, [cam], proc)
+    (info_intake,) = node.get_subscriptions_info_by_topic("/camera_info")
+    assert info_intake.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    stamps = [70 * SEC + i * SEC // 10 for i in range(3)]
+    for s in stamps:
+        msg = numpy_to_image(frames(1)[0], "rgb8")
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(s, SEC)
+        cam.publish_raw(msg)
+        spin_until(node, lambda: False, 0.1)
+    assert spin_until(node, lambda: len(cam.infos) == 3, 30), proc.stop()[1]
+    # the one calibration, with each image's header
+    assert [stamp(i) for i in cam.infos] == stamps
+    assert {tuple(i.k) for i in cam.infos} == {tuple(info.k)}
 
 
 def test_720p_best_effort_frames_arrive_through_the_node(ros, tiny_recurrent_checkpoint):

@@ -34,7 +34,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import uninstall_signal_handlers
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -57,6 +57,12 @@ from .params import BY_NAME, DOUBLES, PARAMS, help_text, validate
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
 CAMERA_INFO_WAIT_S = 0.1  # longest wait for an output's camera_info (sent after its image)
+OVERRIDABLE = (
+    QoSPolicyKind.HISTORY,
+    QoSPolicyKind.DEPTH,
+    QoSPolicyKind.RELIABILITY,
+    QoSPolicyKind.DURABILITY,
+)  # qos_overrides.<topic>.<publisher|subscription>.<policy> parameters, per topic
 THROTTLE_S = 10.0  # warnings per reason at most this often
 # frames kept per camera under queue_policy latest when the node serves several: enough for
 # the newest stamp all cameras hold to be among them while a synchronised pair arrives
@@ -169,7 +175,9 @@ class Camera:
         # a profile per topic: rclpy writes a topic's qos_overrides.* into the profile object
         # it is given, so a shared one carried the image's override on to its camera_info
         sub_qos, pub_qos = partial(node.qos, "subscription"), partial(node.qos, "publisher")
-        overrides = QoSOverridingOptions.with_default_policies()
+        # rclpy's default policies plus durability: a driver that latches its camera_info
+        # (transient local, published once) is heard by a transient-local subscription only
+        overrides = QoSOverridingOptions(policy_kinds=OVERRIDABLE)
         self.queue: deque[Queued] = deque()
         self.last_stamp: int | None = None  # of the last frame queued, for gap detection
         self.last_taken = 0.0  # clock_s() when the worker last took a frame
@@ -728,7 +736,9 @@ class DeblurNode(Node):
             if self.due(f"camera_info_missing.{cam.stream}"):
                 self.get_logger().warning(
                     f"no camera_info received on {cam.info_topic} yet: publishing images "
-                    "without deblurred/camera_info"
+                    "without deblurred/camera_info (for a driver that publishes it once, "
+                    f"latched: -p qos_overrides.{cam.info_topic}.subscription.durability:="
+                    "transient_local)"
                 )
         else:
             info = scale_camera_info(info, *meta.scale, header=meta.header)
