@@ -356,7 +356,7 @@ def test_checkpoint_round_trip(tmp_path, monkeypatch) -> None:
     assert load_model(path).meta == {"steps": 7}  # the earlier file, whole
 
 
-def test_checkpoint_errors_are_clear(tmp_path) -> None:
+def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     torch.manual_seed(0)
     good = save_checkpoint(SARN(**TINY), tmp_path / "good.pth")
     truncated = tmp_path / "truncated.pth"
@@ -382,9 +382,12 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
     graph.write_bytes(b"\x08\x08\x12\x07pytorch")
     unnamed = tmp_path / "step"  # the same graph named otherwise, by an older sarn export
     unnamed.write_bytes(graph.read_bytes())
+    shouted = tmp_path / "STEP.ONNX"  # copied from a FAT drive: the suffix is the same
+    shouted.write_bytes(graph.read_bytes())
     cases = {
         graph: r"step.onnx is an ONNX graph \(sarn export\): it runs as the weights of the node",
         unnamed: r"it looks like an ONNX graph \(sarn export\); name it step.onnx to run it",
+        shouted: r"STEP.ONNX is an ONNX graph \(sarn export\)",
         tmp_path / "missing.pth": "not found",
         tmp_path: "is a folder, not a weights file",  # it said "not found"
         truncated: "cannot read .*: not a readable PyTorch weights file",
@@ -402,8 +405,12 @@ def test_checkpoint_errors_are_clear(tmp_path) -> None:
         with pytest.raises(CheckpointError, match=reason) as info:
             load_model(path)
         assert "\n" not in str(info.value)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="no weights file or packaged weights named"):
         load_model("no_such_packaged_weights")
+    # a file name with a suffix is a path, never a packaged name, even without a folder
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=r"^weights file not found: missing\.pth$"):
+        load_model("missing.pth")
     with pytest.raises(ValueError, match="deform impl must be one of"):  # not at the first frame
         load_model(good, deform_impl="bogus")
     bare = tmp_path / "bare.pth"  # metadata is optional
@@ -431,7 +438,9 @@ def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp
     cases = {
         "recurrent_weights.pth": (
             {**single, "state_dict": rec["state_dict"]},
-            r"weights do not fit SARN: 4 unexpected \(lstm\.gates\.weight, .*\); 1 of another "
+            # three of the four named, the rest marked
+            r"weights do not fit SARN: 4 unexpected \(lstm\.gates\.weight, [\w.]+, [\w.]+, "
+            r"\.\.\.\); 1 of another "
             r"shape \(encoder\.inp\.weight: \[8, 15, 3, 3\] in the file, \[8, 3, 3, 3\] in the "
             r"model\)",
         ),

@@ -113,6 +113,42 @@ def test_eval_cli_gives_the_independently_computed_psnr(tmp_path, tiny_recurrent
     assert "input PSNR" in result.stdout and "inliers change/pair [95% CI]" in result.stdout
 
 
+def test_the_progress_bar_counts_every_frame_of_every_pass(
+    tmp_path, monkeypatch, tiny_recurrent_checkpoint
+):
+    """The bar's total is what the frames it is told about add up to: 3 pairs and 4 stream
+    frames, at two look-aheads."""
+    import tqdm
+
+    bars: list[SimpleNamespace] = []
+
+    class Bar(SimpleNamespace):
+        def __init__(self, total: int, **_kw) -> None:
+            super().__init__(total=total, done=0)
+            bars.append(self)
+
+        def update(self, n: int) -> None:
+            self.done += n
+
+        def set_postfix_str(self, _s: str) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    write_pair(tmp_path / "data")
+    nogt = tmp_path / "stream"
+    nogt.mkdir()
+    for i in range(4):
+        cv2.imwrite(str(nogt / f"{i}.png"), np.full((40, 56, 3), 40 * i, np.uint8))
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--pairs", str(tmp_path / "data")]
+    result = sarn_eval(*args, "--no-gt", str(nogt), "--future-frames", "0", "2")
+    assert result.returncode == 0, result.stderr
+    (bar,) = bars
+    assert bar.done == bar.total == 2 * (3 + 4)
+
+
 def test_eval_without_inputs_or_with_bad_weights_fails_cleanly(
     tmp_path, tiny_recurrent_checkpoint, capsys
 ):

@@ -175,6 +175,19 @@ def test_ssim_equals_an_independent_gaussian_reference_on_every_channel():
     assert metrics.ssim(noisy[..., 2], img[..., 2]) == pytest.approx(3 * ref - 2, abs=1e-9)
 
 
+def test_ssim_and_psnr_of_16_bit_frames_at_their_peak_equal_the_8_bit_figures():
+    """Both constants follow ``peak``: frames scaled by 257 (8 to 16 bit) at peak 65535 read as
+    the 8-bit frames at 255. A constant kept at 8-bit size weighs nothing at 16 bit."""
+    img = (textured(48, 64, seed=5) // 4).astype(np.uint8)
+    noisy = np.clip(img + np.random.default_rng(3).normal(0, 12, img.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    wide, wide_noisy = img.astype(np.uint16) * 257, noisy.astype(np.uint16) * 257
+    assert metrics.ssim(wide_noisy, wide, peak=65535) == pytest.approx(
+        metrics.ssim(noisy, img), abs=1e-9
+    )
+    assert metrics.psnr(wide_noisy, wide, peak=65535) == pytest.approx(metrics.psnr(noisy, img))
+
+
 def mutual_nearest_matches(a: np.ndarray, b: np.ndarray) -> int:
     """Cross-checked matching written out: ORB descriptors (the module's settings), Hamming
     distances, pairs that are each other's nearest neighbour."""
