@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
 from rosbags.highlevel import AnyReader
@@ -249,7 +250,7 @@ def test_ctrl_c_says_what_is_left_in_one_line(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
 ):
     """Ctrl-C printed a KeyboardInterrupt traceback; the frames written so far stay."""
-    from sarn_ros import offline
+    from sarn_ros import ensemble, offline
     from sarn_ros.tools import eval as eval_module
 
     (tmp_path / "in").mkdir()
@@ -257,12 +258,12 @@ def test_ctrl_c_says_what_is_left_in_one_line(
         cv2.imwrite(str(tmp_path / "in" / f"{i}.png"), img)
     read_frame = offline.read_frame
 
-    def ctrl_c_at_the_fourth(path: Path):
-        if path.name == "3.png":
+    def ctrl_c_at(path: Path, name: str = "3.png"):
+        if path.name == name:
             raise KeyboardInterrupt
         return read_frame(path)
 
-    monkeypatch.setattr(offline, "read_frame", ctrl_c_at_the_fourth)
+    monkeypatch.setattr(offline, "read_frame", ctrl_c_at)  # the fourth frame
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     assert cli.main(["deblur", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *weights]) == 130
     err = capsys.readouterr().err
@@ -271,6 +272,21 @@ def test_ctrl_c_says_what_is_left_in_one_line(
         == f"sarn deblur: interrupted; {tmp_path / 'out'} has the first 1 frame"
     )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]  # 1, 2: look-ahead
+    # before the first frame is out (it waits for two of look-ahead), and while the model loads
+    for first, out in (("1.png", tmp_path / "first.mp4"), ("0.png", tmp_path / "first")):
+        monkeypatch.setattr(offline, "read_frame", lambda p, f=first: ctrl_c_at(p, f))
+        assert cli.main(["deblur", str(tmp_path / "in"), "-o", str(out), *weights]) == 130
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last == f"sarn deblur: interrupted; nothing was written to {out}"
+    monkeypatch.setattr(offline, "read_frame", read_frame)
+
+    def ctrl_c(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ensemble, "make_engine", ctrl_c)
+    out = str(tmp_path / "loading")
+    assert cli.main(["deblur", str(tmp_path / "in"), "-o", out, *weights]) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == "sarn deblur: interrupted"
 
     def interrupted(args):
         raise KeyboardInterrupt
@@ -633,7 +649,10 @@ def test_bag_recorded_raw_and_compressed(tmp_path, tiny_recurrent_checkpoint):
         args = ["-o", str(out), "--weights", str(tiny_recurrent_checkpoint), *topics]
         result = deblur(str(tmp_path / "in"), *args)
         assert result.returncode == 0, result.stderr
-        assert ("/cam/image_raw/compressed not deblurred" in result.stderr) == (not topics)
+        lines = result.stderr.splitlines()
+        ignored = [line for line in lines if "/cam/image_raw/compressed not deblurred" in line]
+        assert len(ignored) == (0 if topics else 1), result.stderr
+        assert all(line.endswith("(choose with --topics)") for line in ignored)  # the way out
         outs = messages(read_bag(out), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
         assert [o.encoding for o in outs] == [encoding] * 3
         for o, e in zip(outs, expected, strict=True):
@@ -1094,6 +1113,76 @@ def test_a_long_cpu_run_ends_with_the_faster_setting_for_that_cpu(
     assert cli.main([*args, "-o", str(tmp_path / "out2"), *weights]) == 0
     hints = [line for line in capsys.readouterr().err.splitlines() if "hint:" in line]
     assert len(hints) == 1 and hint in hints[0], hints
+
+
+def test_a_run_in_the_fastest_setting_says_a_failed_compile_and_gets_no_hint(
+    tmp_path, tiny_recurrent_checkpoint, capsys, monkeypatch
+):
+    """`--precision bf16 --torch-compile` on a CPU with native bf16 is the fastest setting
+    (no advice, which ended such a run in a KeyError); a compile that failed is said so."""
+    from sarn_ros.tools import deblur as deblur_tool
+
+    def no_compiler(*_args, **_kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr("sarn_ros.engine.native_bf16", lambda: True)
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    monkeypatch.setattr(deblur_tool, "HINT_AFTER_S", 0.0)
+    src = write_folder(tmp_path / "in", frames(2))
+    args = ["deblur", str(src), "-o", str(tmp_path / "out"), "--device", "cpu"]
+    args += ["--weights", str(tiny_recurrent_checkpoint), "--precision", "bf16"]
+    assert cli.main([*args, "--torch-compile"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.rstrip().endswith(", torch.compile failed"), captured.out
+    assert "hint:" not in captured.err, captured.err
+
+
+def test_the_defaults_shared_with_the_node_are_the_nodes():
+    """A bag deblurred offline is cut at gaps and its JPEGs written as the node would."""
+    from sarn_ros.ros.params import BY_NAME
+    from sarn_ros.tools import deblur as deblur_tool
+
+    assert BY_NAME["max_gap_s"].default == deblur_tool.MAX_GAP_S
+    assert BY_NAME["jpeg_quality"].default == deblur_tool.JPEG_QUALITY
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--max-frames", "0"], "argument --max-frames: must be at least 1, got 0"),
+        (["--skip-frames", "-1"], "argument --skip-frames: must be at least 0, got -1"),
+        (["--fps", "1001"], "argument --fps: must be in (0, 1000], got 1001"),
+        (["--fps", "0"], "argument --fps: must be in (0, 1000], got 0"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors(tmp_path, option, words):
+    result = deblur(str(tmp_path), "-o", str(tmp_path / "out"), *option)
+    assert result.returncode == 2 and result.stderr.splitlines()[-1].endswith(words)
+
+
+def test_the_input_under_another_spelling_is_never_overwritten(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """Relative, or through a symbolic link, with --overwrite: still the input folder."""
+    src = write_folder(tmp_path / "in", frames(2))
+    (tmp_path / "link").symlink_to(src)
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    monkeypatch.chdir(tmp_path)
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--overwrite"]
+    for spelling in ("in", "./in/", "link", str(tmp_path / "link")):
+        result = deblur(str(src), "-o", spelling, *weights)
+        assert result.returncode == 2 and "is the input" in result.stderr, (spelling, result)
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+
+
+def test_an_output_that_cannot_be_made_is_one_line(tmp_path, tiny_recurrent_checkpoint):
+    src = write_folder(tmp_path / "in", frames(2))
+    (tmp_path / "afile.txt").write_text("")
+    out = str(tmp_path / "afile.txt" / "out")
+    result = deblur(str(src), "-o", out, "--weights", str(tiny_recurrent_checkpoint))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines()[-1].startswith("sarn deblur: error: "), result.stderr
+    assert "Not a directory" in result.stderr
 
 
 def test_bag_messages_cut_short_are_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):

@@ -242,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
             "a half-written bag is removed"
             if kind == "bag"
             else f"{args.output} has the first {plural(bar.n, 'frame')}"
+            if bar.n
+            else f"nothing was written to {args.output}"  # it may not even exist
         )
         print(f"sarn deblur: interrupted; {left}", file=sys.stderr)
         return 130
