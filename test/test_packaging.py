@@ -214,7 +214,8 @@ def test_the_node_starts_from_an_interpreter_without_the_script_beside_it(tmp_pa
 
 
 @pytest.mark.parametrize(
-    ("distro", "variable"), [("humble", 0), ("jazzy", 0), ("kilted", 1), ("rolling", 1), ("", 1)]
+    ("distro", "variable"),
+    [("humble", 0), ("iron", 0), ("jazzy", 0), ("kilted", 1), ("rolling", 1), ("", 1)],
 )
 def test_the_node_gives_fast_dds_the_profile_under_the_name_it_reads(
     monkeypatch: pytest.MonkeyPatch, distro: str, variable: int
