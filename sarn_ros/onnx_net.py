@@ -33,6 +33,8 @@ class OnnxNet:
 
     def __init__(self, path: str | Path) -> None:
         path = Path(path).expanduser()
+        if path.is_dir():  # as a checkpoint's path is told
+            raise CheckpointError(f"weights {path} is a folder, not a weights file")
         if not path.is_file():
             raise CheckpointError(f"weights file not found: {path}")
         try:
@@ -61,10 +63,12 @@ class OnnxNet:
                 f"{path} is not a graph of `sarn export` (inputs {names}, expected "
                 f"{RECURRENT_INPUTS} or {SINGLE_INPUTS})"
             )
+        self.is_recurrent = names == RECURRENT_INPUTS
         if why := layout_fault(inputs):
             raise CheckpointError(f"{path} is not a graph of `sarn export`: {why}")
-        self.is_recurrent = names == RECURRENT_INPUTS
         self.state_channels = int(inputs[1].shape[1]) if self.is_recurrent else 0
+        if why := output_fault(self.session.get_outputs(), self.state_channels):
+            raise CheckpointError(f"{path} is not a graph of `sarn export`: {why}")
 
     def init_state(
         self, batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype
@@ -108,11 +112,28 @@ def layout_fault(inputs: list) -> str | None:
         shape = list(i.shape)
         if i.type != "tensor(float)" or len(shape) != 4:
             return f"input {i.name} is a {i.type} of shape {shape}, expected float (N, C, H, W)"
-        channels = CHANNELS.get(i.name, shape[1])
+        # c has the channels of h: the engine makes both of init_state's one size
+        channels = CHANNELS.get(i.name, inputs[1].shape[1] if i.name == "c" else shape[1])
         if not isinstance(shape[1], int) or shape[1] != channels:
             return f"input {i.name} has {shape[1]!r} channels, expected {channels}"
         if any(isinstance(d, int) for d in shape[2:]):
             return f"input {i.name} is fixed at {shape[2]}x{shape[3]}: frames of any size are fed"
+    return None
+
+
+def output_fault(outputs: list, state_channels: int) -> str | None:
+    """Why these outputs are not the frame (and the new h and c, with ``state_channels``, for a
+    recurrent step) that the engine unpacks: a graph with the export's inputs and other outputs
+    failed at the first frame with a ValueError of Python's tuple unpacking."""
+    channels = [3, state_channels, state_channels] if state_channels else [3]
+    if len(outputs) != len(channels):
+        what = "the frame, h and c" if state_channels else "the frame"
+        return f"{len(outputs)} outputs, expected {len(channels)} ({what})"
+    for o, expected in zip(outputs, channels, strict=True):
+        shape = list(o.shape)
+        if o.type != "tensor(float)" or len(shape) != 4 or shape[1] != expected:
+            want = f"float (N, {expected}, H, W)"
+            return f"output {o.name} is a {o.type} of shape {shape}, expected {want}"
     return None
 
 

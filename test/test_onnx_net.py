@@ -105,28 +105,36 @@ def test_files_that_are_no_export_are_one_line_errors(tmp_path):
 
     with pytest.raises(CheckpointError, match="not found"):
         OnnxNet(tmp_path / "missing.onnx")
+    (tmp_path / "folder.onnx").mkdir()
+    with pytest.raises(CheckpointError, match=r"folder\.onnx is a folder, not a weights file"):
+        OnnxNet(tmp_path / "folder.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00 not a protobuf")
     with pytest.raises(CheckpointError, match="cannot load") as err:
         OnnxNet(junk)
     assert "\n" not in str(err.value)
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 8, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])
+    # a deblurrer of another project: its layout would pass, its input name does not
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "H", "W"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])
     graph = helper.make_graph([helper.make_node("Relu", ["image"], ["y"])], "g", [x], [y])
     other = tmp_path / "other.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), other)
-    with pytest.raises(CheckpointError, match="not a graph of `sarn export`"):
+    with pytest.raises(CheckpointError, match=r"not a graph of `sarn export` \(inputs \['image'\]"):
         OnnxNet(other)
 
 
-def identity_graph(path: Path, inputs: dict[str, tuple[int, list]]) -> Path:
-    """A graph of Identity nodes with these inputs (name: (element type, shape))."""
+def identity_graph(
+    path: Path, inputs: dict[str, tuple[int, list]], outputs: list[str] | None = None
+) -> Path:
+    """A graph of Identity nodes with these inputs (name: (element type, shape)): an output
+    per input, or one per name in ``outputs`` (an input's copy each)."""
     onnx = pytest.importorskip("onnx")
     from onnx import helper
 
     ins = [helper.make_tensor_value_info(n, t, shape) for n, (t, shape) in inputs.items()]
-    outs = [helper.make_tensor_value_info(f"{n}_out", t, shape) for n, (t, shape) in inputs.items()]
-    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n in inputs]
+    sources = outputs or list(inputs)
+    outs = [helper.make_tensor_value_info(f"{n}_out{k}", *inputs[n]) for k, n in enumerate(sources)]
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out{k}"]) for k, n in enumerate(sources)]
     model = helper.make_model(
         helper.make_graph(nodes, "g", ins, outs), opset_imports=[helper.make_opsetid("", 17)]
     )
@@ -141,8 +149,10 @@ def test_graphs_with_the_export_names_but_not_its_layout_are_one_line_errors(tmp
     from onnx import TensorProto
 
     f32, f16 = TensorProto.FLOAT, TensorProto.FLOAT16
+    state = {"h": (f32, [1, 8, "h", "w"]), "c": (f32, [1, 8, "h", "w"])}
     cases = {
-        "fixed": ({"frame": (f32, [1, 3, 8, 8])}, "fixed at 8x8"),
+        "fixed": ({"frame": (f32, [1, 3, 8, 16])}, "fixed at 8x16"),
+        "fixed_height": ({"frame": (f32, [1, 3, 8, "W"])}, "fixed at 8xW"),
         "half": ({"frame": (f16, [1, 3, "H", "W"])}, "tensor(float16)"),
         "rank": ({"frame": (f32, [3, "H", "W"])}, "expected float (N, C, H, W)"),
         "grey": ({"frame": (f32, [1, 1, "H", "W"])}, "has 1 channels, expected 3"),
@@ -154,10 +164,27 @@ def test_graphs_with_the_export_names_but_not_its_layout_are_one_line_errors(tmp
             },
             "input h has 'C' channels",
         ),
+        "state_channels": (
+            {"stack": (f32, [1, 15, "H", "W"]), **state, "c": (f32, [1, 4, "h", "w"])},
+            "input c has 4 channels, expected 8",
+        ),
     }
     for name, (inputs, why) in cases.items():
         with pytest.raises(CheckpointError, match="not a graph of `sarn export`") as err:
             OnnxNet(identity_graph(tmp_path / f"{name}.onnx", inputs))
+        assert why in str(err.value) and "\n" not in str(err.value), (name, err.value)
+    # the export's inputs, other outputs: the engine's unpacking failed at the first frame
+    frame = {"frame": (f32, [1, 3, "H", "W"])}
+    recurrent = {"stack": (f32, [1, 15, "H", "W"]), **state}
+    outputs = {
+        "two_outputs": (frame, ["frame", "frame"], "2 outputs, expected 1 (the frame)"),
+        "no_state_out": (recurrent, ["h"], "1 outputs, expected 3 (the frame, h and c)"),
+        "stack_out": (recurrent, ["stack", "h", "c"], "output stack_out0 is a tensor(float) "),
+        "h_as_frame": (recurrent, ["h", "h", "c"], "expected float (N, 3, H, W)"),
+    }
+    for name, (inputs, outs, why) in outputs.items():
+        with pytest.raises(CheckpointError, match="not a graph of `sarn export`") as err:
+            OnnxNet(identity_graph(tmp_path / f"{name}.onnx", inputs, outs))
         assert why in str(err.value) and "\n" not in str(err.value), (name, err.value)
     OnnxNet(identity_graph(tmp_path / "ok.onnx", {"frame": (f32, [1, 3, "H", "W"])}))  # taken
 
@@ -206,12 +233,15 @@ def test_single_image_graph_gives_the_checkpoints_frames(tmp_path, tiny_recurren
 def test_onnxruntime_threads_follow_torch_and_do_not_spin(tiny_recurrent_onnx):
     """cpu_threads reaches onnxruntime, and its idle workers leave the CPU to the robot."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    threads = []
     try:
-        options = OnnxNet(tiny_recurrent_onnx).session.get_session_options()
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            options = OnnxNet(tiny_recurrent_onnx).session.get_session_options()
+            threads.append(options.intra_op_num_threads)
     finally:
         torch.set_num_threads(before)
-    assert options.intra_op_num_threads == 1
+    assert threads == [1, 2]
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
@@ -225,6 +255,26 @@ def test_a_state_from_frames_of_another_size_is_named(tiny_recurrent_onnx):
     assert out.shape == (1, 3, 17, 25) and state[0].shape == (1, 8, 5, 7)
     with pytest.raises(ValueError, match=r"does not fit 1 frame\(s\) of 40x40 .* init_state"):
         net.step(torch.rand(1, 15, 40, 40), state)
+
+
+@pytest.mark.slow
+def test_a_step_from_a_state_gives_the_models_frame_and_state(
+    tiny_recurrent_checkpoint, tiny_recurrent_onnx
+):
+    """From a random state, not zeros: h and c fed the wrong way round changed the tiny
+    model's frames by less than the comparisons of whole clips see."""
+    from sarn_ros.checkpoint import load_model
+
+    net = OnnxNet(tiny_recurrent_onnx)
+    model = load_model(tiny_recurrent_checkpoint, deform_impl="grid_sample")
+    torch.manual_seed(1)
+    stack = torch.rand(1, 15, 32, 32)
+    state = (torch.rand(1, 8, 8, 8), torch.rand(1, 8, 8, 8))
+    out, (h, c) = net.step(stack, state)
+    with torch.no_grad():
+        ref, (ref_h, ref_c) = model.step(stack, state)
+    for got, want in ((out, ref), (h, ref_h), (c, ref_c)):
+        assert (got - want).abs().max() < 1e-4
 
 
 def test_an_onnx_file_is_known_by_its_suffix_in_any_case(tmp_path):
