@@ -201,6 +201,38 @@ def test_split_sizes_made_explicit_below_opset_18():
         export.explicit_split_sizes(odd)
 
 
+def test_validation_gives_the_largest_error_of_any_output_at_any_size(tmp_path):
+    """The figure `sarn export` prints: a frame output off by 1 must show, whichever output and
+    size come last."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    from sarn_ros.archs import RecurrentSARN
+
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    dims = {"stack": [1, 15, "H", "W"], "h": [1, 8, "h", "w"], "c": [1, 8, "h", "w"]}
+    info = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [n], [f"{n}_out"]) for n in dims],
+        "g",
+        [info(n, TensorProto.FLOAT, d) for n, d in dims.items()],
+        [info(f"{n}_out", TensorProto.FLOAT, d) for n, d in dims.items()],
+    )
+    path = tmp_path / "identity.onnx"
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.save(proto, path)
+
+    class OffAtTheFirstSize(torch.nn.Module):  # PyTorch's side: the frame off at 32x32 only
+        def forward(self, stack, h, c):
+            return (stack + 1 if stack.shape[-1] == 32 else stack), h, c
+
+    sizes = [(32, 32), (16, 16)]
+    assert export.validate(OffAtTheFirstSize(), model, path, sizes) == pytest.approx(1, abs=1e-6)
+    assert export.oldest_ir_version(16) == 8 and export.oldest_ir_version(17) == 8
+
+
 def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, capsys):
     """A robot's older PyTorch runs the node; export says what it needs instead of a traceback
     from deep inside torch.export."""
@@ -217,7 +249,7 @@ def test_pytorch_without_the_exporter_is_one_error_line(monkeypatch, tmp_path, c
 
 
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
-@pytest.mark.parametrize("missing", ["onnxscript", "onnxruntime"])
+@pytest.mark.parametrize("missing", ["onnx", "onnxscript", "onnxruntime"])
 def test_missing_onnx_packages_are_named_before_exporting(monkeypatch, tmp_path, capsys, missing):
     """On a ROS install (package.xml does not declare them) export names the pip packages up front,
     rather than failing inside torch.onnx or after a minute of exporting."""
@@ -282,6 +314,23 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     assert cli.main(["export", "--weights", str(ckpt), "-o", str(ckpt), "--opset", "99"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "knows opsets up to" in err[0], err
+    assert cli.main(["export", "--weights", str(ckpt), "-o", str(ckpt), "--opset", "15"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "sarn export: error: --opset 15: the deformable convolutions need GridSample, opset 16 "
+        "or newer"
+    ]
+    # the oldest opset taken and an .ONNX suffix in capitals reach the export
+
+    def reached(_model, _path, _h, _w, opset):
+        raise RuntimeError("the export was reached")
+
+    monkeypatch.setattr(export, "export", reached)
+    for output, opset in ((tmp_path / "g.onnx", "16"), (tmp_path / "G.ONNX", "18")):
+        argv = ["export", "--weights", str(ckpt), "-o", str(output), "--opset", opset]
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"sarn export: error: opset {opset}: the export was reached"], err
     assert ckpt.stat().st_size > 0
     # --topics and --debayer read a --calib bag: with a folder they were dropped unsaid
     (tmp_path / "frames").mkdir()
@@ -370,6 +419,9 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     ("extra", "message"),
     [
         (["--calib", "somewhere"], "--calib and --calib-frames go with --int8"),
+        (["--calib-frames", "4"], "--calib and --calib-frames go with --int8"),
+        (["--debayer", "bilinear"], "--topics and --debayer go with a --calib bag"),
+        (["--width", "30"], "--height and --width must be multiples of 4"),
         (["--int8", "--calib", "{tmp}/none.mp4"], "--calib: "),
     ],
 )
