@@ -25,7 +25,7 @@ from sarn_ros.data.datasets import (
     synthesize_folder,
     unpaired_dirs,
 )
-from sarn_ros.tools.train import build_trainset, gather
+from sarn_ros.tools.train import build_trainset, gather, hash_seed
 
 H, W = 40, 56
 
@@ -197,6 +197,10 @@ def test_same_named_sources_draw_their_own_blur_and_the_first_keeps_its_seed(
         assert not np.array_equal(np.stack(both[0].blurred), np.stack(both[1].blurred))
         alone = gather([first], *params)
         assert np.array_equal(np.stack(alone[0].blurred), np.stack(both[0].blurred))
+        if src == "sharp":  # the seed of sets built before: hashed from the name alone
+            seed = hash_seed(first.name, 1.0, 0)
+            made = next(iter(synthesize_folder(first, seed, params[0], 1.0, still_frames=4)))
+            assert np.array_equal(np.stack(made.blurred), np.stack(alone[0].blurred))
         again = gather([first, first], *params)  # one folder given twice: one source
         assert np.array_equal(np.stack(again[0].blurred), np.stack(again[1].blurred))
 
@@ -630,6 +634,19 @@ def test_training_on_a_blurred_side_says_so(tmp_path, capsys):
     write(tmp_path / "stills", ["1.png", "2.png", "3.png"], [60, 70, 80])
     gather([tmp_path / "stills"], BlurParams(blur_px=2.0), [1.0], 1, 2)
     assert "blurred side" not in capsys.readouterr().out
+    write(seq / "sharp", ["1.png", "2.png", "3.png"], [61, 71, 81])  # now a pair: read as one
+    assert len(gather([seq], BlurParams(blur_px=2.0), [1.0], 1, 2)) == 1
+    assert "blurred side" not in capsys.readouterr().out
+
+
+def test_notes_on_what_is_left_out_come_from_the_first_process_only(tmp_path, capsys, monkeypatch):
+    """Under torchrun every process gathers the data: one note, not one per GPU."""
+    write(tmp_path / "stills" / "deeper", ["1.png", "2.png"], [60, 70])
+    write(tmp_path / "stills", ["1.png", "2.png"], [60, 70])
+    for rank, noted in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        gather([tmp_path / "stills"], BlurParams(blur_px=2.0), [1.0], 1, 2)
+        assert ("not used: deeper" in capsys.readouterr().out) == noted
 
 
 def test_downscaling_averages_areas_and_rounds_odd_sides_as_the_node_does():

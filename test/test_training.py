@@ -520,6 +520,16 @@ def test_cli_trains_on_real_pairs_and_validates_on_held_out_pairs(tmp_path: Path
     assert data[-1] == f"real pairs: {tmp_path / 'train'}"  # no synthetic blur line
 
 
+def test_a_change_of_width_alone_cuts_a_validation_sequence() -> None:
+    from sarn_ros.tools.train import one_size_pieces
+
+    seq = blurry_sequence("v", n=4, h=32, w=32)
+    wide = blurry_sequence("w", n=2, h=32, w=48)
+    mixed = Sequence("v", [*seq.blurred[:2], *wide.blurred], [*seq.sharp[:2], *wide.sharp])
+    pieces = one_size_pieces(mixed)
+    assert [(p.name, len(p.blurred)) for p in pieces] == [("v#1", 2), ("v#2", 2)]
+
+
 def test_held_out_pairs_of_two_sizes_are_validated_as_two_pieces(tmp_path: Path) -> None:
     """A --val-pairs sequence whose frames change size (as sarn eval --pairs takes them) ended
     the run at its first validation with numpy's stacking error, nothing exported."""
@@ -862,6 +872,12 @@ def test_a_reused_trainset_refuses_options_it_was_not_built_with(
     assert sarn([*args, *images]) == 2
     assert f"--trainset {video} exists and is not a training set" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.partial"))
+    # a set built on another machine: its sources are not here, so they may be recordings
+    desc_file = tmp_path / "ts" / "trainset.json"
+    desc = json.loads(desc_file.read_text())
+    desc_file.write_text(json.dumps({**desc, "sources": ["/elsewhere/cam.mp4"]}))
+    assert sarn([*args, "--sharpest", "0.5"]) == 2
+    assert "--sharpest 0.5 (the set: 1)" in capsys.readouterr().err
 
 
 def test_a_video_folder_validated_on_one_or_two_frames_stays_a_video(tmp_path: Path) -> None:
@@ -1404,6 +1420,11 @@ def test_a_build_only_run_of_frames_smaller_than_the_crop_builds_and_succeeds(
         == 2
     )
     assert "no sequence has" in capsys.readouterr().err
+    # --steps 0 without --trainset builds nothing to keep: too small is an error, not a success
+    args = ["train", "--data", str(stills), "--steps", "0", "--run-dir", str(tmp_path / "r0")]
+    assert sarn([*args, "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert "no sequence has" in captured.err and "is built" not in captured.out
 
 
 @pytest.mark.parametrize("held_out", ["video", "stills"])
@@ -1862,6 +1883,20 @@ def test_a_resume_without_latest_pth_takes_the_architecture_from_last_pt(
     assert "at step 1" in capsys.readouterr().out
     resumed = load_model(tmp_path / "run" / "latest.pth")
     assert type(resumed).__name__ == "SARN" and resumed.cfg.channels == 8
+    # --lstm-channels, which a single-image model has not, is named (--arch single dropped it)
+    capsys.readouterr()
+    assert tiny_run(tmp_path, video, 3, "--resume", "--arch", "single", *TINY_ARGS) == 0
+    out = capsys.readouterr().out
+    assert "note: --lstm-channels 8 not used on --resume: the run keeps its single" in out, out
+    # a fine-tune (--init) resumed without its latest.pth: the architecture of the init weights
+    fine = tmp_path / "fine"
+    fine.mkdir()
+    init = ["--init", str(tmp_path / "moved.pth")]
+    assert tiny_run(fine, video, 1, *init) == 0, capsys.readouterr().err
+    (fine / "run" / "latest.pth").unlink()
+    assert tiny_run(fine, video, 2, "--resume") == 0, capsys.readouterr().err
+    assert "at step 1" in capsys.readouterr().out
+    assert type(load_model(fine / "run" / "latest.pth")).__name__ == "SARN"
 
 
 def test_a_run_from_scratch_trains_at_the_lr_its_help_names(tmp_path: Path, capsys) -> None:

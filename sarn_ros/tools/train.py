@@ -987,7 +987,8 @@ def run(args: argparse.Namespace) -> int:
                 f"note: --steps {args.steps}: the run's cosine schedule, "
                 f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"
             )
-        ignored = unused_options(architecture_options(args), model)
+        # as typed: with --arch single, architecture_options drops --lstm-channels unsaid
+        ignored = unused_options(given_architecture(args), model)
         if args.arch not in (None, arch):
             ignored.insert(0, f"--arch {args.arch}")
         if ignored:
@@ -1027,8 +1028,13 @@ def run(args: argparse.Namespace) -> int:
 ARCH_OPTIONS = ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
 
 
+def given_architecture(args: argparse.Namespace) -> dict[str, int]:
+    """The architecture options as typed, for the notes that name those not used."""
+    return {k: getattr(args, k) for k in ARCH_OPTIONS if getattr(args, k) is not None}
+
+
 def architecture_options(args: argparse.Namespace) -> dict[str, int]:
-    model = {k: getattr(args, k) for k in ARCH_OPTIONS if getattr(args, k) is not None}
+    model = given_architecture(args)
     if args.arch == "single":
         model.pop("lstm_channels", None)
     return model
