@@ -1431,9 +1431,11 @@ def process_fake(
     push_error: Exception | None = None,
     engine: StreamDeblurrer | None = None,
     stamp: int = 1,
+    fakes: list | None = None,
 ):
     """DeblurNode.process over fake cameras whose prepared frames are ``frames``, into a fake
-    engine or ``engine``; returns what was pushed, reset, rejected, counted and published."""
+    engine or ``engine``; returns what was pushed, reset, rejected, counted and published (the
+    fake node itself into ``fakes``)."""
     import threading
     from collections import Counter
     from types import SimpleNamespace
@@ -1471,7 +1473,24 @@ def process_fake(
     fake.engine_failed = lambda *args: node_module.DeblurNode.engine_failed(fake, *args)
     queued = [(cam, node_module.Queued(None, 0.0, None)) for cam in frames]
     node_module.DeblurNode.process(fake, queued)
+    if fakes is not None:
+        fakes.append(fake)
     return pushed, resets, rejected, fake.counts, published
+
+
+def test_a_rounds_timings_are_per_frame_and_inference_only_when_it_emitted(monkeypatch):
+    """Two frames in, none out (held for look-ahead): two intake waits, no inference time
+    (the push ran no network), and the conversion time shared by the two frames."""
+    from sarn_ros.ros import node as node_module
+
+    ticks = iter([0.0, 2.0, 5.0, 7.0])  # before conversion, before push, after, after publish
+    monkeypatch.setattr(node_module.time, "perf_counter", lambda: next(ticks))
+    good = np.zeros((8, 8, 3), np.uint8)
+    fakes: list = []
+    process_fake({"left": good, "right": good}, fakes=fakes)
+    (fake,) = fakes
+    assert len(fake.waits_ms) == 2 and fake.inference_ms == []
+    assert fake.overhead_ms == [pytest.approx((2.0 / 2 + 2.0 / 1) * 1e3)]
 
 
 def test_one_cameras_unusable_frame_leaves_the_others_frame_and_state():
@@ -1525,6 +1544,55 @@ def test_an_engine_failure_counts_the_frames_it_lost_not_those_it_took(failures)
     out = engine.push(imgs[0], SEC, "left") + engine.flush()
     expected = [0, SEC // 30, SEC // 15, SEC] if failures == 1 else [SEC]
     assert [o.stamp for o in out] == expected
+
+
+def test_a_failed_live_change_counts_the_held_frames_it_lost_and_keeps_the_frame_taken():
+    """A future_frames change whose flush failed counted one rejected frame for the two held
+    ones lost ("frames pending" then stayed at 1 for good), and lost the frame just taken."""
+    import threading
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    engine = StreamDeblurrer(model.eval(), device="cpu", future_frames=2)
+    rng = np.random.default_rng(0)
+    for i in range(2):  # held for look-ahead
+        engine.push(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), i * SEC // 30, "/")
+
+    def failing(*_args, **_kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    engine._net = failing
+    processed, warned = [], []
+    fake = SimpleNamespace(
+        engine=engine,
+        lock=threading.Condition(),
+        counts=Counter(),
+        window=Counter(),
+        process=processed.append,
+        publish=lambda out: pytest.fail("nothing can come out"),
+        due=lambda key: True,
+        get_logger=lambda: SimpleNamespace(warning=warned.append, info=lambda msg: None),
+        model_name="m",
+    )
+    node = node_module.DeblurNode
+    for name in ("run_round", "apply_changes", "apply_change", "flush_stream"):
+        setattr(fake, name, getattr(node, name).__get__(fake))
+    fake.count = lambda key, n=1: node.count(fake, key, n)
+    taken = [(SimpleNamespace(stream="/"), node_module.Queued(None, 0.0, None))]
+    fake.run_round({"future_frames": 0}, taken, [])
+    assert fake.counts["rejected.internal"] == 2 and processed == [taken]
+    assert warned == [
+        "internal error (RuntimeError: CUDA out of memory): 2 held frame(s) lost, camera state "
+        "restarted"
+    ]
+    # a failure that lost no frame counts none ("frames pending" read -1)
+    fake.counts.clear()
+    fake.run_round({"precision": "fp64"}, [], [])  # params.py refuses it; the engine too
+    assert "rejected.internal" not in fake.counts and "0 held frame(s) lost" in warned[-1]
 
 
 def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):
@@ -1616,6 +1684,107 @@ def test_a_reset_call_after_a_gap_stays_explicit_when_the_gap_frame_overflows():
         (2 * SEC + SEC // 10, "explicit"),
         (2 * SEC + 2 * SEC // 10, None),
     ]
+
+
+def test_a_reset_call_outlives_the_gap_frame_that_latest_replaces():
+    """Under latest the newer frame takes the older one's place and its restart mark: the
+    ~/reset asked for after the gap is what /diagnostics counts (resets.explicit)."""
+    cam, send = intake("latest")
+    send(1.0)
+    cam.queue.popleft()  # taken by the worker
+    send(2.0)  # a gap
+    cam.reset_requested = True
+    send(2.1)  # replaces the gap's frame
+    assert [q.restart for q in cam.queue] == ["explicit"]
+
+
+def test_live_parameter_changes_reach_the_worker():
+    """`ros2 param set` of max_gap_s (0: no gap detection) and the other worker-side values."""
+    import threading
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    fake = SimpleNamespace(
+        lock=threading.Condition(),
+        max_gap_s=0.5,
+        resize=1.0,
+        debayer="vng",
+        engine=SimpleNamespace(reset=lambda reason: None, device=torch.device("cpu")),
+        get_logger=lambda: SimpleNamespace(info=lambda msg: None),
+    )
+    change = node_module.DeblurNode.apply_change
+    for name, value, attr, want in (
+        ("max_gap_s", 0.0, "max_gap_s", None),
+        ("max_gap_s", 2, "max_gap_s", 2.0),
+        ("resize", 0.5, "resize", 0.5),
+        ("debayer", "edge_aware", "debayer", "edge_aware"),
+    ):
+        change(fake, name, value)
+        assert getattr(fake, attr) == want, name
+    change(fake, "precision", "bf16")
+    assert fake.engine.precision == "bf16"
+
+
+def test_qos_parameters_make_the_topics_profiles_and_a_backlog_keeps_its_camera_infos():
+    """qos.*.depth and reliability reach the profiles (DDS discovery does not carry depth, so
+    a subscriber cannot see it); a camera keeps a camera_info for every frame an `all` queue
+    may hold, or a backlog's frames went out with the newest calibration."""
+    from types import SimpleNamespace
+
+    from rclpy.qos import DurabilityPolicy as Durability
+
+    from sarn_ros.ros import node as node_module
+
+    values = {
+        "qos.subscription.depth": 7,
+        "qos.subscription.reliability": "reliable",
+        "qos.publisher.depth": 3,
+        "qos.publisher.reliability": "best_effort",
+    }
+    profiles: dict[str, object] = {}
+
+    def create(kind, topic, *args, qos_overriding_options):
+        qos_profile = args[-1]  # (type, topic, callback, qos) or (type, topic, qos)
+        profiles[topic] = (qos_profile, qos_overriding_options.policy_kinds)
+        return SimpleNamespace(topic_name=f"/{topic}")
+
+    fake = SimpleNamespace(
+        get_parameter=lambda name: SimpleNamespace(value=values[name]),
+        queue_size=100,
+        input_transport="raw",
+        publish_compressed=False,
+        resolve_topic_name=lambda name, only_expand=False: f"/{name}",
+        create_subscription=create,
+        create_publisher=create,
+    )
+    fake.qos = lambda side: node_module.DeblurNode.qos(fake, side)
+    cam = node_module.Camera(fake, 0, "")
+    sub, sub_kinds = profiles["image_raw"]
+    pub, _ = profiles["deblurred/image_raw"]
+    assert (sub.depth, sub.reliability) == (7, ReliabilityPolicy.RELIABLE)
+    assert (pub.depth, pub.reliability) == (3, ReliabilityPolicy.BEST_EFFORT)
+    assert sub.durability == Durability.VOLATILE and "DURABILITY" in {k.name for k in sub_kinds}
+    assert cam.infos.size >= fake.queue_size + 3  # the queue, the frame taken, the look-ahead
+
+
+def test_diagnostics_say_when_torch_compile_fell_back():
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    logged: list[str] = []
+    fake = SimpleNamespace(
+        torch_compile=True,
+        engine=SimpleNamespace(compiled=False),
+        get_logger=lambda: SimpleNamespace(warning=lambda msg, **_kw: logged.append(msg)),
+    )
+    assert node_module.DeblurNode.compile_status(fake) == "failed, eager"
+    assert logged and "torch_compile failed" in logged[0]
+    fake.engine.compiled = True
+    assert node_module.DeblurNode.compile_status(fake) == "on"
+    fake.torch_compile = False
+    assert node_module.DeblurNode.compile_status(fake) == "off"
 
 
 def test_a_gap_is_a_stamp_step_longer_than_max_gap_s_not_one_equal_to_it():
@@ -1824,9 +1993,11 @@ def test_resize_keeps_at_least_one_pixel_a_side():
     assert meta.scale == (1 / 4, 1.0)
 
 
-def publish_fake(info: CameraInfo | None, size: tuple[int, int] = (64, 48)):
-    """DeblurNode.publish of one 64x48 rgb8 output stamped 5 s, with ``info`` in its camera's
-    cache; returns what it published, counted and warned."""
+def publish_fake(
+    info: CameraInfo | None, size: tuple[int, int] = (64, 48), fakes: list | None = None
+):
+    """DeblurNode.publish of one 64x48 rgb8 output stamped 5 s at 6 s, with ``info`` in its
+    camera's cache; returns what it published, counted and warned (the fake into ``fakes``)."""
     import threading
     from collections import Counter, deque
     from types import SimpleNamespace
@@ -1862,6 +2033,8 @@ def publish_fake(info: CameraInfo | None, size: tuple[int, int] = (64, 48)):
     meta = node_module.FrameMeta(0, header, "rgb8", None, time.monotonic(), (1.0, 1.0))
     out = SimpleNamespace(meta=meta, image=np.zeros((*size[::-1], 3), np.uint8), stamp=5 * SEC)
     node_module.DeblurNode.publish(fake, out)
+    if fakes is not None:
+        fakes.append(fake)
     return images, infos, fake.counts, warned
 
 
@@ -1870,6 +2043,12 @@ def test_an_output_without_camera_info_is_counted_as_missing():
     assert len(images) == 1 and not infos
     assert counts["camera_info_missing"] == 1 and counts["published"] == 1
     assert len(warned) == 1 and "no camera_info received on /camera_info" in warned[0]
+
+
+def test_an_outputs_age_is_in_milliseconds_from_its_stamp():
+    fakes: list = []
+    publish_fake(None, fakes=fakes)
+    assert list(fakes[0].ages) == [1000.0]  # stamped 5 s, published at 6 s
 
 
 def test_a_camera_info_without_a_size_is_not_a_size_mismatch():
@@ -1944,6 +2123,7 @@ def test_diagnostics_report_the_last_period_and_the_totals():
     assert (level, message) == (DiagnosticStatus.WARN, "frames rejected or dropped")
     assert float(values["input fps"]) > 0 and values["frames pending"] == "2"
     assert values["latency ms (receive to publish, median)"] == "20.0"
+    assert values["latency ms (receive to publish, max)"] == "30.0"
     assert values["resets.gap"] == "1" and "resets.resolution" not in values
     level, message, values = report()  # a quiet period
     assert (level, message) == (DiagnosticStatus.OK, "ok")
@@ -1959,8 +2139,9 @@ def test_diagnostics_say_idle_only_while_nothing_is_published():
     with fake.lock:
         fake.count("received", 2)
         fake.count("idle", 2)
-    level, message, _ = report()
+    level, message, values = report()
     assert level == DiagnosticStatus.OK and message.startswith("idle: nothing subscribes")
+    assert values["frames pending"] == "0"  # idle frames are done with, not waiting
     with fake.lock:  # a viewer came in this period
         fake.count("received", 2)
         fake.count("idle")
@@ -2000,7 +2181,7 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
     from sarn_ros.ros import node as node_module
 
     flushed: list[str | None] = []
-    stats = {"resets_by_reason": {}}
+    stats = {"resets_by_reason": {}, "frames_lost": 0}
     now = time.monotonic()
     cam = SimpleNamespace(
         queue=deque(), holding=True, last_taken=now, last_taken_wall=now, stream="left"
@@ -2020,9 +2201,9 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
         ),
         engine_stats=stats,
         log_resets=lambda before, after: None,
-        reject=lambda *why: pytest.fail(f"worker rejected {why}"),
+        due=lambda key: pytest.fail(f"worker failed ({key})"),
     )
-    for method in ("quiet_cameras", "take", "apply_changes"):
+    for method in ("quiet_cameras", "take", "apply_changes", "run_round", "flush_stream"):
         setattr(fake, method, partial(getattr(node_module.DeblurNode, method), fake))
     fake.worker = threading.Thread(target=node_module.DeblurNode.work, args=(fake,), daemon=True)
     fake.worker.start()

@@ -554,22 +554,46 @@ class DeblurNode(Node):
                 quiet = self.quiet_cameras(now)
                 for cam in quiet:
                     cam.holding = False
-            try:
-                self.apply_changes(changes)
-                if taken:
-                    self.process(taken)
-                for cam in quiet:  # its last frames are not left waiting for another camera
-                    for out in self.engine.flush(cam.stream):
-                        self.publish(out)
-            except Exception as exc:  # nothing may kill the worker; the engine starts afresh
-                self.reject("internal", f"{type(exc).__name__}: {exc}")
-                with contextlib.suppress(Exception):
-                    self.engine.reset(reason="error")
+            self.run_round(changes, taken, quiet)
             # Read by the diagnostics timer: the executor must never wait for the engine's
             # lock, which a forward pass holds for its whole duration.
             stats = self.engine.stats()
             self.log_resets(self.engine_stats, stats)
             self.engine_stats = stats
+
+    def run_round(
+        self, changes: dict[str, Any], taken: list[tuple[Camera, Queued]], quiet: list[Camera]
+    ) -> None:
+        """Apply the changes, deblur and publish the frames taken, flush the quiet cameras;
+        each step on its own, so a failed change (a flush's forward pass) does not lose the
+        frames just taken. Nothing may kill the worker: after a failure the engine starts
+        afresh and the held frames it could not emit are counted (``rejected.internal``)."""
+        steps = [partial(self.apply_changes, changes)]
+        if taken:
+            steps.append(partial(self.process, taken))  # counts its own failures' frames
+        for cam in quiet:  # its last frames are not left waiting for another camera
+            steps.append(partial(self.flush_stream, cam.stream))
+        for step in steps:
+            lost_before = self.engine.stats()["frames_lost"]
+            try:
+                step()
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    self.engine.reset(reason="error")
+                lost = self.engine.stats()["frames_lost"] - lost_before
+                with self.lock:
+                    if lost > 0:
+                        self.count("rejected.internal", lost)
+                if self.due("internal"):
+                    self.get_logger().warning(
+                        f"internal error ({type(exc).__name__}: {exc}): {lost} held frame(s) "
+                        "lost, camera state restarted"
+                    )
+
+    def flush_stream(self, stream: str) -> None:
+        """Publish a quiet camera's held frames."""
+        for out in self.engine.flush(stream):
+            self.publish(out)
 
     def take(self) -> list[tuple[Camera, Queued]]:
         """The next frame of each camera that has one; under queue_policy latest the frames of
