@@ -111,7 +111,7 @@ def paired_change(before: list[float], after: list[float]) -> dict:
     """
     d = np.asarray(after, np.float64) - np.asarray(before, np.float64)
     n = len(d)
-    mean = float(d.mean()) if n else 0.0
+    mean = float(d.mean()) if n else None  # no pair, no figure (`-` in sarn eval's table)
     low = high = None
     if n < 2:
         verdict = "too few pairs"

@@ -822,10 +822,11 @@ def test_a_stream_without_a_frame_pair_has_no_orb_figure(tmp_path, tiny_recurren
     assert result.returncode == 0, result.stderr
     (row,) = [line for line in result.stdout.splitlines() if "too few frame pairs (0)" in line]
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[3:7] == ["-"] * 4
+    assert cells[3:7] == ["-"] * 4 and cells[-2] == "-"  # no inlier change either (+0.0)
     (r,) = json.loads(out.read_text())["no_gt"]
     keys = ("matches_input", "matches", "inliers_input", "inliers")
     assert [r[f"mean_orb_{k}"] for k in keys] == [None] * 4
+    assert r["orb_inlier_change"]["mean"] is None and r["orb_inlier_change"]["pairs"] == 0
 
 
 def test_saved_images_read_input_then_deblurred_then_sharp(tmp_path, monkeypatch):

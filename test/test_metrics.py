@@ -110,6 +110,8 @@ def test_paired_change_interval_and_verdicts():
     assert lucky["mean"] == 1 and lucky["verdict"] == "no clear change"
     one = metrics.paired_change([3], [4])
     assert one["verdict"] == "too few pairs" and one["low"] is None
+    none = metrics.paired_change([], [])  # nothing measured: no mean, not a change of 0
+    assert none["mean"] is None and none["verdict"] == "too few pairs" and none["pairs"] == 0
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 64), (64, 1), (1, 64, 3), (64, 1, 3)])

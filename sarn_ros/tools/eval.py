@@ -402,6 +402,8 @@ def label(r: dict, names: dict[str, str]) -> str:
 
 
 def change_cell(c: dict) -> str:
+    if c["mean"] is None:
+        return "-"
     if c["low"] is None:
         return f"{c['mean']:+.1f}"
     return f"{c['mean']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]"
