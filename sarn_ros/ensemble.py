@@ -1,8 +1,9 @@
 """Geometric self-ensemble: the same stream deblurred K times under flips/transposes, averaged.
 
 Why: it raises quality without new weights, for users who can pay K times the compute (offline
-bags and videos, or a GPU with headroom). Measured on the shipped ``sarn_recurrent`` (README,
-"Self-ensemble"), 4 members gave +0.1 to +0.35 dB on every ground-truth set.
+bags and videos, or a GPU with headroom). Measured on the shipped ``sarn_recurrent``
+(docs/measurements.md, "Self-ensemble"), 4 members gave +0.1 to +0.35 dB on every ground-truth
+set.
 
 Each member is an ordinary engine stream (named ``<stream>#<k>``) that sees the transformed
 frames and carries its own recurrent state and previous outputs, so look-ahead, substitutes,
