@@ -313,7 +313,9 @@ def deblur_folder(
     report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window)
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
-        raise InputError(f"no readable image in {src}{after}")
+        # a corrupt file or a float image reads as None: the file is all there is to name
+        why = f" ({report.skipped} unreadable, first {report.first_skip})" if report.skipped else ""
+        raise InputError(f"no readable image in {src}{after}{why}")
     return report
 
 

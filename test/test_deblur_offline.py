@@ -223,6 +223,21 @@ def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_chec
     cap = cv2.VideoCapture(str(dst))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(239.877, abs=0.01)
+    # run as users run it (no logging set up): a line of its own, not the bar's line's end
+    from sarn_ros.resources import script_command
+
+    dst.unlink()
+    argv = ["deblur", str(src), "-o", str(dst), "--fps", "239.877", *weights]
+    run = subprocess.run(
+        [*script_command("sarn"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = [line.split("\r")[-1].rstrip() for line in run.stderr.split("\n")]
+    expected = f"sarn deblur: {dst}: written at 239.88 fps (MPEG-4 cannot hold 239.877)"
+    assert expected in lines, run.stderr
 
 
 def test_16_bit_frames_in_8_bit_files_and_a_folder_named_like_a_video(
@@ -1088,8 +1103,10 @@ def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_re
     (nothing / "0.png").write_bytes(b"not a png")
     assert cv2.imwrite(str(nothing / "1.tif"), np.zeros((8, 8), np.float32))  # not a camera's
     none = deblur(str(nothing), "-o", str(tmp_path / "none"), *args)
-    assert none.returncode == 2 and "no readable image" in none.stderr
-    assert "Traceback" not in none.stderr
+    assert none.returncode == 2 and "Traceback" not in none.stderr
+    assert none.stderr.splitlines()[-1].endswith(
+        f"no readable image in {nothing} (2 unreadable, first 0.png)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             build_parser([]).print_help()
             return 0
-        return int(args.func(args) or 0)
+        from .options import warnings_above_bars  # the parser imported it: cli's own stay light
+
+        with warnings_above_bars(prog):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:  # Ctrl-C, during the imports too: a stop asked for, not a traceback
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130

@@ -4,10 +4,13 @@ bag options, output paths checked before the work."""
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..ros.image_conversion import DEBAYER
@@ -68,6 +71,37 @@ def ranged(
         return value
 
     return check
+
+
+class BarSafeHandler(logging.Handler):
+    """Writes a record as a line of its own above any tqdm bar, named like the tool's lines."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(logging.WARNING)
+        self.prog = prog
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(f"{self.prog}: {self.format(record)}", file=sys.stderr)
+
+
+@contextmanager
+def warnings_above_bars(prog: str) -> Iterator[None]:
+    """The package's warnings during a command (a video's rounded frame rate, a failed
+    torch.compile): Python's last-resort handler wrote them onto the end of the progress bar's
+    line, without the tool's name. Only where nothing handles them already: a caller's own
+    logging set-up (a script, a test's capture) is left as it is."""
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = BarSafeHandler(prog)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 def plural(n: int, word: str) -> str:
