@@ -18,6 +18,10 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> int:
+    # a shell starts background jobs (`node &` in a script) with SIGINT ignored, which Python
+    # keeps: a `kill -INT` during start-up was lost, though rclpy's handler takes it later on
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
         from .node import main as node_main
