@@ -1450,6 +1450,13 @@ def test_the_validation_set_is_what_sarn_eval_synthesises(
     for seq, row in zip(val, rows, strict=True):
         mine = [metrics.psnr(b, s) for b, s in zip(seq.blurred, seq.sharp, strict=True)]
         assert mine == pytest.approx(row["per_frame_input_psnr"], abs=1e-6)
+    # a camera of shorter exposure: --exposure of both (eval had none, and blurred at 0.8)
+    assert sarn([*args, "--exposure", "0.3"]) == 0
+    rows = json.loads(out.read_text())["gt"]
+    defaults.exposure = 0.3
+    for seq, row in zip(validation_set(defaults), rows, strict=True):
+        mine = [metrics.psnr(b, s) for b, s in zip(seq.blurred, seq.sharp, strict=True)]
+        assert mine == pytest.approx(row["per_frame_input_psnr"], abs=1e-6)
 
 
 def test_a_video_given_to_data_trains_on_every_clip_by_default(tmp_path: Path, capsys) -> None:

@@ -37,6 +37,7 @@ from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, check_wr
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
 SKIP_FRAMES, SCALE, BLUR_PX = 0, 0.5, 24.0
+EXPOSURE = BlurParams().exposure  # sarn train's --exposure default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -110,6 +111,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="synthetic blur at full resolution",
     )
     p.add_argument(
+        "--exposure",
+        type=ranged(float, above=0, high=1),
+        default=EXPOSURE,
+        help="synthetic blur's shutter duty cycle 0..1: sarn train validates at its --exposure",
+    )
+    p.add_argument(
         "--device", default="auto", help="auto (CUDA if present, else the CPU), cpu, cuda or cuda:N"
     )
     p.add_argument(
@@ -165,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
             roots += [str(d)] * len(found)
             per_pass += frames
         synthetic = []
-        params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
+        params = BlurParams(
+            blur_px=args.blur_px * args.scale, exposure=args.exposure, object_prob=0.0
+        )
         for d in args.synthetic:
             if note := blurred_sides_note([Path(d)]):
                 print(note, file=sys.stderr)
@@ -293,6 +302,7 @@ def check_args(args: argparse.Namespace) -> None:
         "--skip-frames (--no-gt streams)": args.skip_frames != SKIP_FRAMES and not args.no_gt,
         "--scale (--synthetic)": args.scale != SCALE and not args.synthetic,
         "--blur-px (--synthetic)": args.blur_px != BLUR_PX and not args.synthetic,
+        "--exposure (--synthetic)": args.exposure != EXPOSURE and not args.synthetic,
         "--topics (bags of --synthetic or --no-gt)": args.topics is not None and not bags,
         "--debayer (bags of --synthetic or --no-gt)": args.debayer != DEBAYER_DEFAULT and not bags,
     }

@@ -160,7 +160,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--val-blur-px",
         type=NON_NEGATIVE,
         help="validation blur at full resolution (default: --blur-px); set it to `sarn eval "
-        "--blur-px` so best.pth is the checkpoint that evaluation ranks best",
+        "--blur-px` (and --exposure alike) so best.pth is the checkpoint that evaluation ranks "
+        "best",
     )
     b = p.add_argument_group("synthetic blur (match your camera)")
     b.add_argument(
