@@ -204,6 +204,12 @@ def test_eval_compares_self_ensemble_sizes(tmp_path, tiny_recurrent_checkpoint):
         assert len(list((tmp_path / "images" / folder).glob("seq_ff1_*.png"))) == 3, folder
     rows = json.loads(out.read_text())["gt"]
     assert [r["self_ensemble"] for r in rows] == [1, 4]
+    head, _, *body = [
+        [c.strip() for c in line.strip("|").split("|")] for line in result.stdout.splitlines()[:4]
+    ]
+    for cells, r in zip(body, rows, strict=True):  # each SSIM under its own heading
+        got = dict(zip(head, cells, strict=True))
+        assert (got["input SSIM"], got["SSIM"]) == (f"{r['input_ssim']:.4f}", f"{r['ssim']:.4f}")
     engine = SelfEnsembleDeblurrer(
         tiny_recurrent_checkpoint, members=4, device="cpu", future_frames=1, max_gap_s=None
     )
@@ -400,12 +406,13 @@ def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
     --debayer ignored, where `sarn deblur` refuses options its input has no use for."""
     write_pair(tmp_path / "data")
     extra = ["--skip-frames", "1", "--scale", "0.3", "--blur-px", "5", "--topics", "/nope"]
+    extra += ["--exposure", "0.5"]
     result = sarn_eval("--pairs", str(tmp_path / "data"), *extra, "--debayer", "bilinear")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.strip() == (
         "sarn eval: error: not used in this run: --skip-frames (--no-gt streams); --scale "
-        "(--synthetic); --blur-px (--synthetic); --topics (bags of --synthetic or --no-gt); "
-        "--debayer (bags of --synthetic or --no-gt)"
+        "(--synthetic); --blur-px (--synthetic); --exposure (--synthetic); --topics (bags of "
+        "--synthetic or --no-gt); --debayer (bags of --synthetic or --no-gt)"
     )
 
 
@@ -419,6 +426,7 @@ def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
         (["--blur-px", "-5"], "argument --blur-px: must be at least 0, got -5"),
         (["--blur-px", "inf"], "argument --blur-px: must be at least 0, got inf"),
         (["--max-frames", "0"], "argument --max-frames: must be at least 1, got 0"),
+        (["--exposure", "0"], "argument --exposure: must be in (0, 1], got 0"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(tmp_path, extra, words):
@@ -569,10 +577,12 @@ def test_a_setting_or_input_given_twice_is_evaluated_once(tmp_path, tiny_recurre
     weights = str(tiny_recurrent_checkpoint)
     twice = str(tiny_recurrent_checkpoint.parent / "." / tiny_recurrent_checkpoint.name)
     args = ["--weights", weights, twice, "--device", "cpu", "--future-frames", "0", "0"]
+    args += ["--self-ensemble", "1", "1"]
     data_again = str(data / ".." / "data")  # spelled otherwise: once all the same
-    result = sarn_eval(*args, "--pairs", str(data), data_again, "--json", str(tmp_path / "e.json"))
+    report = tmp_path / "new" / "folder" / "e.json"  # made, as --save-images' folder is
+    result = sarn_eval(*args, "--pairs", str(data), data_again, "--json", str(report))
     assert result.returncode == 0, result.stderr
-    out = json.loads((tmp_path / "e.json").read_text())
+    out = json.loads(report.read_text())
     assert [r["sequence"] for r in out["gt"]] == ["a", "b"]
     assert [(r["sequence"], r["frames"]) for r in out["gt_pooled"]] == [("all 2 of data", 3)]
     assert "| all 2 of data | 0 | 3 |" in result.stdout
@@ -704,14 +714,14 @@ def test_the_no_gt_table_puts_each_figure_under_its_own_heading(monkeypatch, cap
     monkeypatch.setattr(evaluation, "deblur_sequence", lambda engine, fr, name, progress: outs)
     row = evaluation.evaluate_nogt(SimpleNamespace(future_frames=1), "pan", frames)
     results = {"gt": [], "gt_pooled": [], "seconds": 0.0}
-    results["no_gt"] = [{"weights": "w.pth", "self_ensemble": 1, **row}]
+    results["no_gt"] = [{"weights": "w.pth", "self_ensemble": 4, **row}]  # 4 members, look 1
     print_tables(results, {"w.pth": "w.pth"})
     lines = capsys.readouterr().out.splitlines()
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[:3]]
     head, rule, body = cells
     assert len(head) == len(rule) == len(body)
     got = dict(zip(head, body, strict=True))
-    assert got["sequence"] == "pan" and got["future"] == "1"
+    assert got["sequence"] == "pan" and got["future"] == "1" and "w.pth x4" in body
     for column, key in (
         ("ORB matches input", "mean_orb_matches_input"),
         ("ORB matches deblurred", "mean_orb_matches"),
