@@ -324,6 +324,34 @@ def test_saved_images_of_a_longer_earlier_run_are_replaced_not_left(tmp_path):
     assert (cv2.imread(str(tmp_path / "seq_ff0_001.png")) == 200).all()
 
 
+def test_synthetic_blur_is_at_full_resolution_and_same_named_sources_kept_apart(
+    tmp_path, monkeypatch, tiny_recurrent_checkpoint
+):
+    """--blur-px 20 at --scale 0.5 blurs the half-size frames 10 px, as training validates;
+    two `sharp` folders give two sequences named apart (their saved images collided)."""
+    from sarn_ros import recordings
+
+    seen = []
+    synthesise = recordings.synthetic_sequences
+
+    def recorded(path, seed, params, scale, *rest, **kw):
+        seen.append((seed, params.blur_px, params.exposure, scale))
+        return synthesise(path, seed, params, scale, *rest, **kw)
+
+    monkeypatch.setattr(recordings, "synthetic_sequences", recorded)
+    for run in ("a", "b"):
+        write_pair(tmp_path / run, n=2, name="sharp")
+    sources = [str(tmp_path / run / "sharp" / "sharp") for run in ("a", "b")]
+    out = tmp_path / "e.json"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--json", str(out)]
+    args += ["--synthetic", *sources, "--scale", "0.5", "--blur-px", "20", "--exposure", "0.4"]
+    result = sarn_eval(*args, "--future-frames", "0", "--max-frames", "2")
+    assert result.returncode == 0, result.stderr
+    assert seen == [(1234, 10.0, 0.4, 0.5)] * 2
+    names = [r["sequence"] for r in json.loads(out.read_text())["gt"]]
+    assert len(names) == len(set(names)) >= 2, names
+
+
 def test_a_folder_of_several_sequences_gets_a_frame_weighted_row(
     tmp_path, tiny_recurrent_checkpoint
 ):
@@ -352,6 +380,22 @@ def test_a_folder_of_several_sequences_gets_a_frame_weighted_row(
     expected = np.mean([v for r in rows for v in r["per_frame_psnr"]])
     assert pooled[1]["psnr"] == pytest.approx(expected)
     assert pooled[1]["psnr_gain"] == pytest.approx(expected - by_frame)
+    # each ensemble size pooled on its own
+    again = sarn_eval(
+        *args[:4],
+        "--pairs",
+        str(data),
+        "--future-frames",
+        "0",
+        "--self-ensemble",
+        "1",
+        "2",
+        "--json",
+        str(tmp_path / "e2.json"),
+    )
+    assert again.returncode == 0, again.stderr
+    pooled2 = json.loads((tmp_path / "e2.json").read_text())["gt_pooled"]
+    assert [(r["self_ensemble"], r["frames"]) for r in pooled2] == [(1, 4), (2, 4)]
     # SSIM pooled the same way, each column from its own frames
     input_ssim = np.mean([metrics.ssim(b, s) for b, s in zip(blurred, sharp, strict=True)])
     assert pooled[1]["input_ssim"] == pytest.approx(input_ssim)
