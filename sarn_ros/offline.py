@@ -71,6 +71,11 @@ class Window:
     def done(self, index: int) -> bool:
         return self.limit is not None and index >= self.skip + self.limit
 
+    def expected(self, readable: int) -> int:
+        """How many of a stream's ``readable`` frames are deblurred (a progress bar's total)."""
+        wanted = max(readable - self.skip, 0)
+        return wanted if self.limit is None else min(wanted, self.limit)
+
 
 def kind_of(path: Path) -> str:
     if not path.exists():
@@ -271,12 +276,17 @@ def deblur_video(
     sbs: bool,
     tick: Callable[[], None],
     window: Window = Window(),
+    expect: Callable[[int], None] | None = None,
 ) -> Report:
+    """Deblur a video into a video or a folder; ``expect`` is told how many frames will come
+    out where the container states its count."""
     cap = cv2.VideoCapture(str(src))
     if not cap.isOpened():
         raise InputError(f"cannot open video {src}")
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     announced, read = announced_frames(cap), []  # read: the last index, once all are read
+    if expect is not None and announced:
+        expect(window.expected(announced))
 
     def frames() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         i = -1
@@ -306,10 +316,14 @@ def deblur_folder(
     tick: Callable[[], None],
     fps: float = 30.0,
     window: Window = Window(),
+    expect: Callable[[int], None] | None = None,
 ) -> Report:
     """Deblur the images of ``src`` in natural order into a folder (same file names) or, when
-    ``dst`` names a video file, into a video at ``fps``."""
-    frames = ((i, read_frame(p), p.name) for i, p in enumerate(list_images(src)))
+    ``dst`` names a video file, into a video at ``fps``; ``expect`` is told how many."""
+    images = list_images(src)
+    if expect is not None:
+        expect(window.expected(len(images)))
+    frames = ((i, read_frame(p), p.name) for i, p in enumerate(images))
     report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window)
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
@@ -525,10 +539,12 @@ def deblur_bag(
     debayer: str = "vng",
     jpeg_quality: int | None = None,
     window: Window = Window(),
+    expect: Callable[[int], None] | None = None,
 ) -> Report:
     """Deblur ``topics`` of the bag ``src`` into the new bag ``dst``; with ``jpeg_quality`` the
     deblurred frames are written as ``<ns>/deblurred/image_raw/compressed`` JPEGs. Every
-    original message is copied; ``window`` picks the frames of each camera that are deblurred."""
+    original message is copied; ``window`` picks the frames of each camera that are deblurred.
+    ``expect`` is told how many frames will come out (by the bag's message counts)."""
     from rosbags.rosbag2 import (
         CompressionFormat,
         CompressionMode,
@@ -553,6 +569,11 @@ def deblur_bag(
     try:
         with open_bag(src) as reader:
             chosen, report.ignored_topics = bag_topics(reader, src, topics)
+            if expect is not None:
+                counts = [
+                    sum(c.msgcount for c in reader.connections if c.topic == t) for t in chosen
+                ]
+                expect(sum(window.expected(n) for n in counts))
             infos: dict[str, list[tuple[int, object]]] = {}
             info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
             info_conns = [c for c in reader.connections if c.topic in info_topics]

@@ -1202,6 +1202,52 @@ def test_an_output_that_cannot_be_made_is_one_line(tmp_path, tiny_recurrent_chec
     assert "Not a directory" in result.stderr
 
 
+def test_the_progress_bar_knows_how_many_frames_will_come_out(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
+):
+    """The bar had no total (no ETA on an hour of video): a video's stated count, a folder's
+    images and a bag's message counts, within --skip-frames / --max-frames, per camera."""
+    import tqdm
+
+    bars: list = []
+
+    class Bar:
+        def __init__(self, **_kwargs) -> None:
+            self.total, self.n = None, 0
+            bars.append(self)
+
+        def update(self, n: int = 1) -> None:
+            self.n += n
+
+        def refresh(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    imgs = frames(6, seed=3)
+    write_video(tmp_path / "in.mp4", imgs)
+    write_folder(tmp_path / "folder", imgs)
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)  # two cameras of 4 frames
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    window = ["--skip-frames", "1", "--max-frames", "3"]
+    for src, out, total in (
+        ("in.mp4", "v.mp4", 3),
+        ("folder", "f", 3),
+        ("bag", "b", 6),
+    ):
+        assert (
+            cli.main(["deblur", str(tmp_path / src), "-o", str(tmp_path / out), *weights, *window])
+            == 0
+        )
+        assert (bars[-1].total, bars[-1].n) == (total, total), src
+    assert (
+        cli.main(["deblur", str(tmp_path / "folder"), "-o", str(tmp_path / "all"), *weights]) == 0
+    )
+    assert (bars[-1].total, bars[-1].n) == (6, 6)
+
+
 def test_bag_messages_cut_short_are_skipped_not_the_end(tmp_path, tiny_recurrent_checkpoint):
     """rosbags reports a record that does not deserialise as AnyReaderError, no ValueError: a
     cut-short image is an unreadable frame, a cut-short camera_info lends its frame a

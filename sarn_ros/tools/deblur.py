@@ -195,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
             unit="frame", desc=f"deblurring {args.input.name}", dynamic_ncols=True, leave=False
         )
         start = time.monotonic()
+
+        def expect(total: int) -> None:  # the bar's total, so it shows how far and how long
+            bar.total = total
+            bar.refresh()
+
         if kind == "video":
             report = offline.deblur_video(
                 args.input,
@@ -204,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
                 args.side_by_side,
                 bar.update,
                 window=window,
+                expect=expect,
             )
         elif kind == "folder":
             report = offline.deblur_folder(
@@ -215,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.update,
                 fps=args.fps,
                 window=window,
+                expect=expect,
             )
         else:
             report = offline.deblur_bag(
@@ -227,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
                 debayer=args.debayer,
                 jpeg_quality=args.jpeg_quality if args.compressed else None,
                 window=window,
+                expect=expect,
             )
         bar.close()
     except (offline.InputError, CheckpointError, RuntimeError, OSError) as exc:
