@@ -1793,6 +1793,14 @@ def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
     # nor --warmup: named at its default, 200, which no one had typed
     assert "--warmup" not in out and "--seed" not in out
     assert "note: --steps 1: the run's cosine schedule, 2 steps long, now ends at step 1" in out
+    # without --steps: the run's own schedule (1 now), not the 20,000 of a new run (README's
+    # resume example gives none; a finished short run went on for 20,000 steps)
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", "--resume"]
+    assert sarn(args) == 0
+    out = capsys.readouterr().out
+    assert "resumed" in out and "--steps" not in out, out
+    assert load_model(tmp_path / "run" / "latest.pth").meta["steps"] == 2
 
 
 def test_a_single_image_run_resumes_as_one_without_arch(tmp_path: Path, capsys) -> None:

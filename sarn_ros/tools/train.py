@@ -56,7 +56,8 @@ from ..recordings import (
 from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
 
 CLIP_FRAMES = 60  # --clip-frames
-WARMUP, SEED = 200, 0  # --warmup, --seed (None until run(): given or not, for --resume)
+WARMUP, SEED, STEPS = 200, 0, 20000  # --warmup, --seed, --steps (None until run(): given
+# or not, for --resume)
 POSITIVE = ranged(int, 1)
 NON_NEGATIVE = ranged(float, 0)
 
@@ -212,7 +213,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rest average 8-bit values (GoPro's standard blur frames). 1 to match a real camera",
     )
     o = p.add_argument_group("optimisation")
-    o.add_argument("--steps", type=ranged(int, 0), default=20000, help="cosine schedule length")
+    o.add_argument(
+        "--steps",
+        type=ranged(int, 0),
+        help=f"cosine schedule length (default {STEPS}; on --resume the run's own, which a "
+        "--steps given lengthens or shortens)",
+    )
     o.add_argument(
         "--batch",
         type=POSITIVE,
@@ -787,6 +793,8 @@ def run(args: argparse.Namespace) -> int:
         args.lr = LR if args.init is None else LR_INIT
     # given or not, told apart for --resume's notes: a default there is no choice of the user's
     seed_given, warmup_given = args.seed is not None, args.warmup is not None
+    steps_given = args.steps is not None  # a resume without it keeps the run's schedule
+    args.steps = STEPS if args.steps is None else args.steps
     args.seed = SEED if args.seed is None else args.seed
     args.warmup = WARMUP if args.warmup is None else args.warmup
     from ..engine import resolve_device
@@ -959,7 +967,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     try:
-        resumed_run = args.resume and trainer.resume()
+        resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
     except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
         print(
             f"sarn train: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
@@ -983,7 +991,7 @@ def run(args: argparse.Namespace) -> int:
                 f"note: --warmup {args.warmup} is not used on --resume: the run's "
                 f"{trainer.cfg.warmup} is"
             )
-        if trainer.resumed_steps != args.steps:
+        if steps_given and trainer.resumed_steps != args.steps:
             print(
                 f"note: --steps {args.steps}: the run's cosine schedule, "
                 f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"

@@ -425,7 +425,9 @@ class Trainer:
         torch.save(self.state(), tmp)
         tmp.replace(self.run_dir / "last.pt")
 
-    def resume(self) -> bool:
+    def resume(self, keep_steps: bool = False) -> bool:
+        """Continue the run in ``run_dir`` from last.pt; ``keep_steps``: on its own schedule's
+        length (no --steps given), not this config's."""
         path = self.run_dir / "last.pt"
         if not path.exists():
             return False
@@ -441,6 +443,8 @@ class Trainer:
         self.cfg.seed = st["config"]["seed"]  # its batch stream goes on, drawn from the run's
         self.cfg.warmup = st["config"]["warmup"]  # a warm-up again would be a jump in the lr
         self.resumed_steps = int(st["config"]["steps"])  # the schedule's length until now
+        if keep_steps:
+            self.cfg.steps = self.resumed_steps
         # the next step's rate on this run's schedule: the optimiser saved the old schedule's,
         # which for a run lengthened by --steps is its floor, or a step further down its curve
         for group, base in zip(self.opt.param_groups, self.sched.base_lrs, strict=True):
