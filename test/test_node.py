@@ -1471,6 +1471,7 @@ def process_fake(
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     fake.engine_failed = lambda *args: node_module.DeblurNode.engine_failed(fake, *args)
+    fake.frames_lost = lambda *args: node_module.DeblurNode.frames_lost(fake, *args)
     queued = [(cam, node_module.Queued(None, 0.0, None)) for cam in frames]
     node_module.DeblurNode.process(fake, queued)
     if fakes is not None:
@@ -1579,7 +1580,7 @@ def test_a_failed_live_change_counts_the_held_frames_it_lost_and_keeps_the_frame
         model_name="m",
     )
     node = node_module.DeblurNode
-    for name in ("run_round", "apply_changes", "apply_change", "flush_stream"):
+    for name in ("run_round", "apply_changes", "apply_change", "flush_stream", "frames_lost"):
         setattr(fake, name, getattr(node, name).__get__(fake))
     fake.count = lambda key, n=1: node.count(fake, key, n)
     taken = [(SimpleNamespace(stream="/"), node_module.Queued(None, 0.0, None))]
@@ -2203,7 +2204,8 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
         log_resets=lambda before, after: None,
         due=lambda key: pytest.fail(f"worker failed ({key})"),
     )
-    for method in ("quiet_cameras", "take", "apply_changes", "run_round", "flush_stream"):
+    methods = ("quiet_cameras", "take", "apply_changes", "run_round", "flush_stream", "frames_lost")
+    for method in methods:
         setattr(fake, method, partial(getattr(node_module.DeblurNode, method), fake))
     fake.worker = threading.Thread(target=node_module.DeblurNode.work, args=(fake,), daemon=True)
     fake.worker.start()

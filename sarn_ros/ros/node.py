@@ -574,21 +574,29 @@ class DeblurNode(Node):
         for cam in quiet:  # its last frames are not left waiting for another camera
             steps.append(partial(self.flush_stream, cam.stream))
         for step in steps:
-            lost_before = self.engine.stats()["frames_lost"]
             try:
                 step()
             except Exception as exc:
+                # a failed step emits nothing and loses nothing itself (a flush queues what it
+                # made): the frames are lost where the restart cannot run the network on them
+                lost_before = self.engine.stats()["frames_lost"]
                 with contextlib.suppress(Exception):
                     self.engine.reset(reason="error")
                 lost = self.engine.stats()["frames_lost"] - lost_before
-                with self.lock:
-                    if lost > 0:
-                        self.count("rejected.internal", lost)
-                if self.due("internal"):
-                    self.get_logger().warning(
-                        f"internal error ({type(exc).__name__}: {exc}): {lost} held frame(s) "
-                        "lost, camera state restarted"
-                    )
+                self.frames_lost(
+                    "internal",
+                    lost,
+                    f"internal error ({type(exc).__name__}: {exc}): {lost} "
+                    "held frame(s) lost, camera state restarted",
+                )
+
+    def frames_lost(self, reason: str, lost: int, warning: str) -> None:
+        """Count ``lost`` frames as rejected for ``reason`` and warn (throttled per reason)."""
+        with self.lock:
+            if lost > 0:
+                self.count(f"rejected.{reason}", lost)
+        if self.due(reason):
+            self.get_logger().warning(warning)
 
     def flush_stream(self, stream: str) -> None:
         """Publish a quiet camera's held frames."""
@@ -693,14 +701,12 @@ class DeblurNode(Node):
         after = self.engine.stats()
         taken = after["frames_in"] - before["frames_in"]
         lost = len(items) - taken + after["frames_lost"] - before["frames_lost"]
-        with self.lock:
-            if lost > 0:
-                self.count("rejected.engine_error", lost)
-        if self.due("engine_error"):
-            self.get_logger().warning(
-                f"deblurring failed ({type(exc).__name__}: {exc}): {lost} frame(s) lost, "
-                "camera state restarted"
-            )
+        self.frames_lost(
+            "engine_error",
+            lost,
+            f"deblurring failed ({type(exc).__name__}: {exc}): {lost} "
+            "frame(s) lost, camera state restarted",
+        )
 
     def prepare(self, cam: Camera, msg: Any, received: float) -> tuple | None:
         """Decode ``msg`` into the engine's (stream, frame, stamp, meta); None if rejected."""
