@@ -828,8 +828,9 @@ def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> 
     assert sarn(args) == 0  # reused, with the default blur options
     out = capsys.readouterr().out
     # --clip-len 3 needs 5 frames: the clip and the 2 look-ahead frames after it
-    left_out = "1 sequence, 5 frames (1 of the 2 sequences is left out: fewer than 5 frames "
-    assert f"training data: {left_out}or smaller than the 32x32 crop)" in out
+    left_out = "1 sequence, 5 frames (1 of the 2 sequences is left out: 1 smaller than the 32x32 "
+    # the x0.5 copy, 40x30, as cropped by the synthetic blur's 8 % margins
+    assert f"training data: {left_out}crop, the largest 34x26, cropped 8 % a side by" in out
     data = load_model(tmp_path / "run2" / "latest.pth").meta["data"]
     assert data[0] == f"sources: {video}" and data[1].startswith(left_out)
     assert "'blur_px': 4.0" in data[2] and "'linear_light': 0.0" in data[2]
@@ -1994,6 +1995,75 @@ def test_recording_options_conflict_only_with_a_set_of_such_recordings(
     assert "--sharpest 0.5 (for videos and bags)" in capsys.readouterr().out
     assert sarn([*stills, "--data", str(frames)]) == 0
     assert f"reusing --trainset {tmp_path / 'tf'}" in capsys.readouterr().out
+
+
+def test_sequences_left_out_are_counted_per_reason_with_the_largest_too_small() -> None:
+    """'fewer than 5 frames or smaller than the crop' did not say which, and a 340x300 still
+    named smaller than a 256 px crop left its owner guessing: synthesis had cropped it."""
+    from sarn_ros.tools.train import count
+
+    seqs = [
+        blurry_sequence("short", n=3, h=40, w=40),
+        blurry_sequence("small", n=6, h=20, w=30),
+        blurry_sequence("smaller", n=6, h=24, w=16),
+        blurry_sequence("kept", n=6, h=40, w=36),
+    ]
+    text = count(seqs[3:], seqs, 5, 32, synthetic=True)
+    assert text == (
+        "1 sequence, 6 frames (3 of the 4 sequences are left out: 1 with fewer than 5 frames; "
+        "2 smaller than the 32x32 crop, the largest 30x20, cropped 8 % a side by the synthetic "
+        "blur, a still up to 30 %)"
+    )
+    assert count(seqs[1:2] + seqs[3:], seqs[1:], 5, 20, synthetic=False) == (
+        "2 sequences, 12 frames (1 of the 3 sequences is left out: 1 smaller than the 20x20 "
+        "crop, the largest 16x24)"
+    )
+    assert count(seqs[3:], seqs[3:], 5, 32, synthetic=True) == "1 sequence, 6 frames"
+
+
+def test_a_refused_command_names_no_unused_recording_option(tmp_path: Path, capsys) -> None:
+    """The 'not used' note came before a refusal, as if it were the command's fault."""
+    frames = sharp_video(tmp_path / "frames")
+    base = ["train", "--clip-len", "1", "--crop", "32", "--blur-px", "4", "--device", "cpu"]
+    base += ["--data", str(frames), "--trainset", str(tmp_path / "ts"), *TINY_ARGS]
+    assert sarn([*base, "--run-dir", str(tmp_path / "a"), "--steps", "1", "--batch", "1"]) == 0
+    capsys.readouterr()
+    idle = ["--clip-frames", "4"]
+    # a run-dir holding a trained run; a set built with another blur; a folder not a set
+    assert sarn([*base, "--run-dir", str(tmp_path / "a"), *idle]) == 2
+    assert sarn([*base, "--run-dir", str(tmp_path / "b"), *idle, "--blur-px", "6"]) == 2
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.txt").write_text("x")
+    other = [*base, "--run-dir", str(tmp_path / "c"), *idle, "--trainset", str(tmp_path / "other")]
+    assert sarn(other) == 2
+    out, err = capsys.readouterr()
+    assert "not used" not in out and err.count("sarn train: ") == 3
+    assert sarn([*base, "--run-dir", str(tmp_path / "d"), *idle, "--steps", "0"]) == 0
+    assert "note: --clip-frames 4 (for videos and bags) not used" in capsys.readouterr().out
+
+
+def test_a_resume_without_its_validation_set_says_so_and_keeps_the_set_named(
+    tmp_path: Path, capsys
+) -> None:
+    """Resumed without --val-sharp, a run went on unvalidated without a word, and a latest.pth
+    written at its validated last step held figures on a set named ''."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--batch", "1"]
+    args += ["--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--val-sharp", str(video), "--val-frames", "3", "--steps", "2"]) == 0
+    named = read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]["validation"]["set"]
+    assert str(video) in named
+    capsys.readouterr()
+    assert sarn([*args, "--resume"]) == 0  # its last step again: latest.pth is rewritten
+    out = capsys.readouterr().out
+    assert f"note: this run validated on {named}: without --val-sharp or --val-pairs it is " in out
+    assert "not validated from here on, and best.pth keeps step 2" in out
+    assert read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]["validation"]["set"] == named
+    assert sarn([*args, "--resume", "--steps", "3"]) == 0
+    assert "best.pth keeps step 2" in capsys.readouterr().out
+    assert "validation" not in read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]
+    assert sarn([*args, "--resume", "--val-sharp", str(video), "--val-frames", "3"]) == 0
+    assert "note: this run validated" not in capsys.readouterr().out
 
 
 def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys) -> None:

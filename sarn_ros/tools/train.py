@@ -853,9 +853,6 @@ def run(args: argparse.Namespace) -> int:
             f"sarn train: --val-pairs {loose}: not a folder of blurred/sharp pairs", file=sys.stderr
         )
         return 2
-    unused = unused_recording_options(args) if args.data else []
-    if unused and int(os.environ.get("RANK", 0)) == 0:
-        print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
     trained = 0 if args.resume else trained_steps(args.run_dir)
     if trained:  # a new run would overwrite its last.pt and best.pth at the first checkpoint
         print(
@@ -902,25 +899,30 @@ def run(args: argparse.Namespace) -> int:
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
-        if ts is not None and trainset_ready(ts):
-            desc = read_description(ts)
-            conflicts = trainset_conflicts(args, desc) if desc is not None else []
-            if conflicts:
-                raise ValueError(
-                    f"--trainset {ts} was built with other settings than this command's: "
-                    f"{'; '.join(conflicts)}. Give a new --trainset folder to build a set with "
-                    "them, or leave them (and --data) out to train on this set as it is"
-                )
+        reuse = ts is not None and trainset_ready(ts)
+        desc = read_description(ts) if reuse else None
+        conflicts = trainset_conflicts(args, desc) if desc is not None else []
+        if conflicts:
+            raise ValueError(
+                f"--trainset {ts} was built with other settings than this command's: "
+                f"{'; '.join(conflicts)}. Give a new --trainset folder to build a set with "
+                "them, or leave them (and --data) out to train on this set as it is"
+            )
+        if not reuse and ts is not None and ts.exists() and (not ts.is_dir() or any(ts.iterdir())):
+            raise ValueError(
+                f"--trainset {ts} exists and is not a training set (no .npz sequences): "
+                "give a new or empty folder"
+            )
+        # said once the command is sure to go on: before a refusal it read as the only fault
+        unused = unused_recording_options(args) if args.data else []
+        if unused and rank == 0:
+            print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
+        if reuse:
             train = load_sequences(ts)
             if rank == 0:
                 built = f"built from {', '.join(desc['sources'])}" if desc else "no trainset.json"
                 print(f"reusing --trainset {ts} ({built})", flush=True)
         elif ts is not None:
-            if ts.exists() and (not ts.is_dir() or any(ts.iterdir())):
-                raise ValueError(
-                    f"--trainset {ts} exists and is not a training set (no .npz sequences): "
-                    "give a new or empty folder"
-                )
             train = build_trainset(*sources, ts, **recordings)
             desc = read_description(ts)
         else:
@@ -932,7 +934,8 @@ def run(args: argparse.Namespace) -> int:
     clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
     usable = usable_sequences(train, clip, args.crop)
     if rank == 0:
-        print(f"training data: {count(usable, train, clip, args.crop)}", flush=True)
+        synthetic = bool(desc and desc["synthetic_blur"])
+        print(f"training data: {count(usable, train, clip, args.crop, synthetic)}", flush=True)
     if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
         if rank == 0:
             print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
@@ -990,6 +993,13 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"note: --warmup {args.warmup} is not used on --resume: the run's "
                 f"{trainer.cfg.warmup} is"
+            )
+        best = trainer.best_validation()
+        if not val and best is not None:  # README's resume line names the set again
+            print(
+                f"note: this run validated on {trainer.cfg.val_summary or 'a set'}: without "
+                f"--val-sharp or --val-pairs it is not validated from here on, and best.pth "
+                f"keeps step {int(best['step'])}"
             )
         if steps_given and trainer.resumed_steps != args.steps:
             print(
@@ -1100,16 +1110,30 @@ def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
     return ARCH_OF[ckpt["arch"]], dict(ckpt["config"])
 
 
-def count(usable: list[Sequence], train: list[Sequence], clip: int, crop: int) -> str:
+def count(
+    usable: list[Sequence], train: list[Sequence], clip: int, crop: int, synthetic: bool
+) -> str:
     """'N sequences, F frames', naming those a crop or clip length leaves out (ClipSampler
-    skips them: x0.5 copies and small stills at a 256 px crop, for one)."""
+    skips them: x0.5 copies and small stills at a 256 px crop, for one), each reason with its
+    count, and the largest of those too small, as trained on: the synthetic blur crops a
+    340x300 still to 246x218 or less, which its own size did not tell."""
     frames = sum(len(s.blurred) for s in usable)
     text = f"{plural(len(usable), 'sequence')}, {plural(frames, 'frame')}"
     if len(usable) < len(train):
         left = len(train) - len(usable)
+        short = sum(len(s.blurred) < clip for s in train)
+        small = [s.blurred[0].shape[:2] for s in train if min(s.blurred[0].shape[:2]) < crop]
+        reasons = [f"{short} with fewer than {plural(clip, 'frame')}"] if short else []
+        if small:
+            h, w = max(small, key=min)
+            why = ", cropped 8 % a side by the synthetic blur, a still up to 30 %"
+            reasons.append(
+                f"{len(small)} smaller than the {crop}x{crop} crop, the largest {w}x{h}"
+                + (why if synthetic else "")
+            )
         text += (
             f" ({left} of the {plural(len(train), 'sequence')} {'is' if left == 1 else 'are'} "
-            f"left out: fewer than {plural(clip, 'frame')} or smaller than the {crop}x{crop} crop)"
+            f"left out: {'; '.join(reasons)})"
         )
     return text
 
@@ -1125,7 +1149,8 @@ def summarise(
     sizes = sorted({f"{s.blurred[0].shape[1]}x{s.blurred[0].shape[0]}" for s in usable})
     lines = [
         f"sources: {', '.join(desc['sources']) if desc else args.trainset}",
-        f"{count(usable, train, clip, args.crop)}, sizes {', '.join(sizes[:6])}",
+        f"{count(usable, train, clip, args.crop, bool(desc and desc['synthetic_blur']))}, "
+        f"sizes {', '.join(sizes[:6])}",
     ]
     if desc is None:
         return [*lines, "synthetic blur: not recorded (a --trainset built before trainset.json)"]

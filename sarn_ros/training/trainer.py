@@ -466,6 +466,8 @@ class Trainer:
             self.rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
         if self.cfg.init is None:  # a resumed fine-tune still records what it started from
             self.cfg.init = st["config"].get("init")
+        if not self.val:  # not validated now: latest.pth's figures, from the run, name its set
+            self.cfg.val_summary = st["config"].get("val_summary", "")
         return True
 
     # ------------------------------------------------------------------ training
