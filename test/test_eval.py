@@ -778,6 +778,64 @@ def test_the_no_gt_table_puts_each_figure_under_its_own_heading(monkeypatch, cap
     assert row["mean_orb_inliers"] != pytest.approx(row["mean_orb_inliers_input"], abs=0.1)
 
 
+@pytest.mark.parametrize("closer", [True, False])
+def test_the_gt_table_puts_each_figure_under_its_own_heading_gain_signed(
+    monkeypatch, capsys, closer
+):
+    """Every cell of a ground-truth row is its column's figure, and the gain carries its sign
+    either way (a '+' tells a gain from a loss at a glance, as the ORB change's cell does)."""
+    from sarn_ros.data.datasets import Sequence
+    from sarn_ros.tools.eval import print_tables
+
+    rng = np.random.default_rng(1)
+    sharp = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(3)]
+    blurred = [cv2.blur(f, (5, 1)) for f in sharp]
+    outs = [cv2.blur(f, (3, 1) if closer else (9, 1)) for f in sharp]
+    monkeypatch.setattr(evaluation, "deblur_sequence", lambda engine, fr, name, progress: outs)
+    res, _ = evaluation.evaluate_gt(SimpleNamespace(future_frames=2), Sequence("s", blurred, sharp))
+    row = {"weights": "w.pth", "self_ensemble": 1, "input": "data", **res.summary()}
+    print_tables({"gt": [row], "gt_pooled": [], "no_gt": [], "seconds": 0.0}, {"w.pth": "w.pth"})
+    lines = capsys.readouterr().out.splitlines()
+    head, _, body = ([c.strip() for c in line.strip("|").split("|")] for line in lines[:3])
+    got = dict(zip(head, body, strict=True))
+    assert (got["weights"], got["sequence"], got["future"], got["frames"]) == (
+        "w.pth",
+        "s",
+        "2",
+        "3",
+    )
+    for column, key, places in (
+        ("input PSNR", "input_psnr", 2),
+        ("PSNR", "psnr", 2),
+        ("input SSIM", "input_ssim", 4),
+        ("SSIM", "ssim", 4),
+    ):
+        assert float(got[column]) == pytest.approx(row[key], abs=0.6 * 10**-places), column
+    gain = row["psnr"] - row["input_psnr"]
+    assert (gain > 0) == closer and got["gain dB"] == f"{'+' if closer else '-'}{abs(gain):.2f}"
+
+
+def test_the_json_says_what_the_figures_were_measured_on(tmp_path, tiny_recurrent_checkpoint):
+    """Figures (and seconds) compared across runs need the device and the precision as run:
+    fp16 asked for on a CPU runs in fp32, bf16 runs in bf16."""
+    import torch
+
+    import sarn_ros
+
+    write_pair(tmp_path / "data", n=2)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--pairs", str(tmp_path / "data")]
+    args += ["--device", "cpu", "--future-frames", "0"]
+    for asked, ran in (("bf16", "bf16"), ("fp16", "fp32")):
+        out = tmp_path / f"{asked}.json"
+        result = sarn_eval(*args, "--precision", asked, "--json", str(out))
+        assert result.returncode == 0, result.stderr
+        settings = json.loads(out.read_text())["settings"]
+        assert settings["precision"] == ran and settings["device"].startswith("cpu (")
+        assert settings["torch"] == torch.__version__
+        assert settings["sarn_ros"] == sarn_ros.__version__
+        assert settings["torch_compile"] == "off"
+
+
 def test_single_image_weights_are_evaluated_once_whatever_the_look_ahead(tmp_path):
     """--future-frames only means something to recurrent weights: a single-image model gives
     the same frames at every setting, which counted as three rows (and three times the time)."""

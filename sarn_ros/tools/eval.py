@@ -11,6 +11,7 @@ import argparse
 import itertools
 import json
 import math
+import platform
 import sys
 import time
 from collections import Counter
@@ -264,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     results["seconds"] = time.monotonic() - start
     results["unreadable"] = failed
+    results["settings"] = measured_on(engines[0][1], args)
     print_tables(results, names)
     if failed:
         print(
@@ -285,6 +287,30 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     return 2 if failed else 0
+
+
+def measured_on(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """How the figures were made, for the JSON: figures compared across runs (and seconds)
+    mean something only with the device, the precision as run (fp16 asked on a CPU runs fp32)
+    and the versions beside them."""
+    import torch
+
+    from .. import __version__
+
+    device = engine.device
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "device": f"{device} ({name or platform.machine()})",
+        "precision": engine.precision,
+        # after the run: a compile that failed ran eagerly, as the node's diagnostics say
+        "torch_compile": "on"
+        if engine.compiled
+        else "failed, eager"
+        if args.torch_compile
+        else "off",
+        "torch": torch.__version__,
+        "sarn_ros": __version__,
+    }
 
 
 def check_args(args: argparse.Namespace) -> None:
