@@ -1320,6 +1320,18 @@ def test_the_closing_line_names_the_best_of_the_current_validation_set(
     assert any("the validation set differs from the run's last one" in line for line in logs)
 
 
+def test_a_tie_keeps_the_earlier_weights_in_best_pth(tmp_path: Path, monkeypatch) -> None:
+    """Of two steps validated alike, best.pth holds the earlier, the one the closing line and
+    best_validation() name: a later tie replaced the file under a line naming the first."""
+    scripted_validation(monkeypatch, [(24.0, 22.0), (24.0, 22.0)])
+    tr = Trainer(config(steps=2), [blurry_sequence()], [blurry_sequence("val", 3)], tmp_path)
+    for _ in range(2):
+        tr.train_one()
+        tr._validate_and_export(lambda _msg: None)
+    assert tr.best_validation()["step"] == 1
+    assert read_checkpoint(tmp_path / "best.pth")["meta"]["steps"] == 1
+
+
 def test_validation_measures_the_model_with_two_look_ahead_frames(tmp_path: Path) -> None:
     """validate(): mean PSNR of the 8-bit output over the held-out frames with
     future_frames=2 (the engine's default), next to the blurred input's."""
