@@ -311,9 +311,16 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
         assert cli.main(["export", "--weights", str(ckpt), "-o", output]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and why in err[0], err
-    assert cli.main(["export", "--weights", str(ckpt), "-o", str(ckpt), "--opset", "99"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "knows opsets up to" in err[0], err
+    # 26 failed after the whole export, with a traceback and an error naming opset 18
+    for opset in ("26", "99"):
+        assert cli.main(["export", "--weights", str(ckpt), "-o", str(ckpt), "--opset", opset]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"sarn export: error: --opset {opset}: the exporter converts the network's attention "
+            "to opsets up to 25 only"
+        ]
+    with pytest.raises(export.ExportError, match="knows opsets up to"):  # an older onnx
+        export.oldest_ir_version(99)
     assert cli.main(["export", "--weights", str(ckpt), "-o", str(ckpt), "--opset", "15"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
@@ -338,6 +345,10 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     argv = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "q.onnx"), "--int8"]
     assert cli.main([*argv, "--calib", str(tmp_path / "frames"), "--topics", "/cam"]) == 2
     assert "--topics and --debayer go with a --calib bag" in capsys.readouterr().err
+    # a mistyped bag is not said to be no bag
+    assert cli.main([*argv, "--calib", str(tmp_path / "run_bag"), "--topics", "/cam"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sarn export: error: --calib: no such file or folder: {tmp_path / 'run_bag'}"]
 
 
 @pytest.mark.slow

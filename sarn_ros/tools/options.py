@@ -4,6 +4,7 @@ bag options, output paths checked before the work."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
 import os
@@ -145,8 +146,9 @@ def check_writable(path: Path, flag: str, folder: bool) -> None:
     try:
         with tempfile.TemporaryFile(dir=where):
             pass
-    except OSError as exc:
-        raise ValueError(f"{flag} {path}: cannot write in {where} ({exc.strerror})") from None
+    except OSError as exc:  # ENOENT for a folder that is there: /proc makes no file
+        why = "no file can be made there" if exc.errno == errno.ENOENT else exc.strerror
+        raise ValueError(f"{flag} {path}: cannot write in {where} ({why})") from None
 
 
 def add_domain_argument(parser: argparse.ArgumentParser, what: str) -> None:
