@@ -237,3 +237,23 @@ def test_unequal_binning_divides_each_side_by_its_own_factor():
     info = rclpy_info()  # ROI 400x300 of 640x480
     info.binning_x, info.binning_y = 4, 2
     assert image_size(info) == (100, 150)
+
+
+def test_only_an_answered_wait_ends_the_backoff():
+    """A camera_info already there when its output asks says nothing of whether waiting for a
+    late one pays: only an answered wait resets the count that lengthens the pause, or a camera
+    whose camera_info is often late stalled the worker again at each short pause's end."""
+    cache = InfoCache(10)
+    assert timed_get(cache, 1, 0.01)[:2] == (None, False)
+    cache.put(1, "a")
+    cache.put(2, "b")
+    assert cache.get(2, 0.5) == ("b", True) and cache.timeouts == 1
+
+
+def test_a_half_set_roi_is_no_roi():
+    """REP 104: the ROI counts where both its sides are set; a width alone gave a 0 px height."""
+    info = CameraInfo(width=640, height=480)
+    info.roi.width = 320
+    assert image_size(info) == (640, 480)
+    info.roi.width, info.roi.height = 0, 240
+    assert image_size(info) == (640, 480)

@@ -340,3 +340,106 @@ def test_video_frames_come_out_rgb_and_16_bit_frames_scale_for_the_generator(tmp
 
     out = _rgb8(np.full((2, 2), 0x8000, np.uint16))
     assert out.shape == (2, 2, 3) and out.dtype == np.uint8 and (out == 128).all()
+
+
+def test_unreadable_images_of_a_folder_are_counted_and_warned_about(tmp_path, caplog) -> None:
+    folder = tmp_path / "drive"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), grey_frames(1)[0])
+    (folder / "b.png").write_bytes(b"not a png")
+    rec = Recording(folder)
+    with caplog.at_level(logging.WARNING):
+        frames = list(rec.frames())
+    assert len(frames) == 1 and rec.skipped == 1
+    assert f"{folder}: 1 unreadable frames skipped" in caplog.text
+
+
+def test_a_stream_without_a_readable_frame_is_named_with_its_first_fault(tmp_path) -> None:
+    """The first fault is the one to mend first (the later ones often follow from it)."""
+    img = grey_frames(1)[0]
+    with Writer(tmp_path / "run", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        short = bag_image(img, "mono8", header(0, "cam"))
+        short.data = short.data[:-5]
+        odd = bag_image(img, "weird8", header(1, "cam"))
+        for i, msg in enumerate((short, odd)):
+            w.write(conn, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    rec = Recording(tmp_path / "run")
+    assert list(rec.frames()) == [] and rec.skipped == 2
+    (why,) = rec.why_skipped.values()
+    assert "weird8" not in why and why
+
+
+def test_a_folder_of_images_beside_a_video_holds_no_recording(tmp_path) -> None:
+    """Such a folder is read for its images alone: --sharpest and the other recording options
+    do nothing to it, so they are named unused rather than recorded as applied."""
+    from sarn_ros.recordings import holds_recordings
+
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), grey_frames(1)[0])
+    write_video(folder / "clip.mp4", grey_frames(4))
+    assert not holds_recordings(folder)
+    assert holds_recordings(folder / "clip.mp4")
+
+
+def test_a_recordings_tail_shorter_than_3_frames_is_no_clip(tmp_path) -> None:
+    write_video(tmp_path / "drive.mp4", grey_frames(8))
+    clips = list(iter_clips(tmp_path / "drive.mp4", clip_frames=3))
+    assert [(n, len(c)) for n, c in clips] == [("drive_1", 3), ("drive_2", 3)]  # 2 left over
+    write_video(tmp_path / "short.mp4", grey_frames(2))
+    assert list(iter_clips(tmp_path / "short.mp4", clip_frames=3)) == []
+
+
+def test_the_sharpest_clips_are_ranked_at_half_size_where_noise_counts_less(tmp_path) -> None:
+    """Sensor noise is detail at full size; a half-size frame keeps the scene's edges."""
+    rng = np.random.default_rng(0)
+    noise = [np.clip(128 + rng.normal(0, 40, (128, 192)), 0, 255).astype(np.uint8)]
+    yy, xx = np.mgrid[:128, :192]
+    board = cv2.GaussianBlur((((yy // 4 + xx // 4) % 2) * 255).astype(np.uint8), (0, 0), 1.0)
+    with Writer(tmp_path / "run", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(noise * 3 + [board] * 3):
+            msg = bag_image(img, "mono8", header(i, "cam"))
+            w.write(conn, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    kept, total = sharpest_clips(tmp_path / "run", 3, 0.5)
+    assert total == 2 and kept == {"run/cam/image_raw_2"}
+
+
+def test_the_sharpest_share_is_rounded_to_the_nearest_clip(tmp_path) -> None:
+    imgs = grey_frames(9)
+    imgs[3:6] = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in imgs[3:6]]
+    write_video(tmp_path / "drive.mp4", imgs)
+    assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.9) == ({"drive_1", "drive_2", "drive_3"}, 3)
+    assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.6) == ({"drive_1", "drive_3"}, 3)
+
+
+def test_a_folder_video_cut_at_a_size_change_keeps_its_pieces_names(tmp_path) -> None:
+    """In a folder of recordings, a frame folder's pieces are `s#1`, `s#2`, as given alone,
+    not `s/s#1`, which reads as a still of s."""
+    frames = [cv2.GaussianBlur(f, (0, 0), 4) for f in grey_frames(6)]  # alike: a video
+    small = [cv2.resize(f, (96, 64)) for f in frames[3:]]
+    folder = tmp_path / "parent" / "s"
+    folder.mkdir(parents=True)
+    for i, f in enumerate(frames[:3] + small):
+        cv2.imwrite(str(folder / f"{i:03d}.png"), f)
+    seqs = synthetic_sequences(tmp_path / "parent", 0, BlurParams(blur_px=3.0))
+    assert [s.name for s in seqs] == ["s#1", "s#2"]
+
+
+def test_debayer_reaches_a_bag_read_for_synthetic_blur(tmp_path) -> None:
+    """`--debayer` for `sarn eval --synthetic` and training bags: VNG was used whatever it said."""
+    rng = np.random.default_rng(3)
+    raw = cv2.resize(rng.integers(0, 256, (16, 24), dtype=np.uint8), (96, 64))
+    with Writer(tmp_path / "run", version=9) as w:
+        conn = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i in range(3):
+            msg = bag_image(np.roll(raw, 2 * i, axis=1), "bayer_rggb8", header(i, "cam"))
+            w.write(conn, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    params = BlurParams(blur_px=0.0, noise_std=0.0, jpeg_quality=None)
+    for debayer in ("bilinear", "vng"):
+        (seq,) = synthetic_sequences(tmp_path / "run", 0, params, debayer=debayer)
+        _, ((_, frames),) = read_streams(tmp_path / "run", debayer=debayer)
+        h, w = seq.sharp[0].shape[:2]
+        my, mx = (frames[0].shape[0] - h) // 2, (frames[0].shape[1] - w) // 2
+        assert np.array_equal(seq.sharp[0], frames[0][my : my + h, mx : mx + w]), debayer
