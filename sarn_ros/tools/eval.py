@@ -11,7 +11,6 @@ import argparse
 import itertools
 import json
 import math
-import platform
 import sys
 import time
 from collections import Counter
@@ -296,18 +295,15 @@ def measured_on(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from .. import __version__
+    from .bench_model import device_label
 
-    device = engine.device
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    compiled = "off"  # known after the run: a compile that failed ran eagerly
+    if args.torch_compile:
+        compiled = "on" if engine.compiled else "failed, eager"
     return {
-        "device": f"{device} ({name or platform.machine()})",
+        "device": f"{engine.device} ({device_label(engine.device)})",
         "precision": engine.precision,
-        # after the run: a compile that failed ran eagerly, as the node's diagnostics say
-        "torch_compile": "on"
-        if engine.compiled
-        else "failed, eager"
-        if args.torch_compile
-        else "off",
+        "torch_compile": compiled,
         "torch": torch.__version__,
         "sarn_ros": __version__,
     }
