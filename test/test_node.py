@@ -799,11 +799,15 @@ def test_a_camera_info_latched_once_is_heard_through_a_durability_override(
     info.k = [50.0, 0.0, 32.0, 0.0, 50.0, 24.0, 0.0, 0.0, 1.0]
     info_pub.publish(info)
     override = {"qos_overrides./camera_info.subscription.durability": "transient_local"}
-    proc = start(tiny_recurrent_checkpoint, future_frames=0, **RELIABLE, **override)
+    # as README gives it: no reliability override (best effort heard no latched message)
+    proc = start(tiny_recurrent_checkpoint, future_frames=0, **override)
     cam = Camera(node)  # its own camera_info publisher stays silent
     wait_connected(node, [cam], proc)
     (info_intake,) = node.get_subscriptions_info_by_topic("/camera_info")
     assert info_intake.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL
+    assert info_intake.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    (image_intake,) = node.get_subscriptions_info_by_topic("/image_raw")  # its own profile
+    assert image_intake.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     stamps = [70 * SEC + i * SEC // 10 for i in range(3)]
     for s in stamps:
         msg = numpy_to_image(frames(1)[0], "rgb8")

@@ -34,7 +34,13 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSPolicyKind, QoSProfile, ReliabilityPolicy
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSPolicyKind,
+    QoSProfile,
+    ReliabilityPolicy,
+)
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import uninstall_signal_handlers
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
@@ -165,6 +171,16 @@ class FrameMeta:
     scale: tuple[float, float]
 
 
+def latched_reliably(qos: QoSProfile) -> SetParametersResult:
+    """A transient-local (latched) camera_info subscription made reliable: DDS (Fast DDS, at
+    least) sends the messages a publisher kept to reliable late joiners only, so with the
+    best-effort default the durability override alone heard nothing. Latching publishers are
+    reliable, so the match holds."""
+    if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+        qos.reliability = ReliabilityPolicy.RELIABLE
+    return SetParametersResult(successful=True)
+
+
 class Camera:
     """Topics, intake queue and camera_info cache of one camera namespace."""
 
@@ -197,8 +213,9 @@ class Camera:
         self.input_topic = node.create_subscription(
             kind, topic, self.on_image, sub_qos(), qos_overriding_options=overrides
         ).topic_name  # resolved: the startup line shows where remaps and namespaces led
+        latched = QoSOverridingOptions(policy_kinds=OVERRIDABLE, callback=latched_reliably)
         self.info_topic = node.create_subscription(
-            CameraInfo, info, self.on_info, sub_qos(), qos_overriding_options=overrides
+            CameraInfo, info, self.on_info, sub_qos(), qos_overriding_options=latched
         ).topic_name
         self.pub = node.create_publisher(Image, out, pub_qos(), qos_overriding_options=overrides)
         self.info_pub = node.create_publisher(
