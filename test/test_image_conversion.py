@@ -216,8 +216,25 @@ def test_compressed_16_bit_is_scaled_in_jpeg_and_kept_in_png():
     rgb = np.dstack([grey, grey // 2, grey // 4])
     msg = conv.numpy_to_compressed(rgb, "rgb16", fmt="png")
     out, enc = conv.compressed_to_numpy(msg)
-    assert msg.format == "rgb16; png compressed bgr16" and enc == "bgr16"
-    np.testing.assert_array_equal(out, rgb[..., ::-1])
+    assert msg.format == "rgb16; png compressed bgr16" and enc == "rgb16"
+    np.testing.assert_array_equal(out, rgb)
+
+
+@pytest.mark.parametrize("camera", ["rgb8", "rgba8", "bgr8", "bgra8", ""])
+def test_compressed_frames_come_back_in_the_cameras_colour_order(camera):
+    """As image_transport's compressed subscriber: an rgb8 camera's frames ("rgb8; jpeg
+    compressed bgr8") come back rgb8, so the deblurred topic keeps the camera's encoding; they
+    came out bgr8. Alpha is not kept (the network sees 3 channels); a bare "png" is BGR."""
+    rgb = cv2.resize(sample("rgb8"), (64, 48), interpolation=cv2.INTER_AREA)
+    data = cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
+    fmt = f"{camera}; png compressed bgr8" if camera else "png"
+    out, enc = conv.compressed_to_numpy(CompressedImage(format=fmt, data=data))
+    if camera.startswith("rgb"):
+        assert enc == "rgb8"
+        np.testing.assert_array_equal(out, rgb)
+    else:
+        assert enc == "bgr8"
+        np.testing.assert_array_equal(out, rgb[..., ::-1])
 
 
 @pytest.mark.parametrize("bits", [8, 16])

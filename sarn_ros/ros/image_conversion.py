@@ -366,8 +366,10 @@ def from_rgb(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) ->
 
 
 def compressed_to_numpy(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
-    """Decode a sensor_msgs/CompressedImage; returns (array, encoding): bgr8/16 or mono8/16, or
-    rgb8/16 for a Bayer camera's mosaic (image_transport compresses it as it is, format
+    """Decode a sensor_msgs/CompressedImage; returns (array, encoding): mono8/16, bgr8/16, or
+    rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, as
+    image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), or for
+    a Bayer camera's mosaic (image_transport compresses it as it is, format
     ``bayer_rggb8; png compressed ``), demosaiced as :func:`decode_image` does."""
     buf = _buffer(msg.data)
     if buf.size == 0:
@@ -377,7 +379,8 @@ def compressed_to_numpy(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str
         raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
     if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
         raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
-    raw = RAW.get(str(msg.format).split(";")[0].strip())
+    camera = str(msg.format).split(";")[0].strip()
+    raw = RAW.get(camera)
     if img.ndim == 2 and raw is not None and raw.bayer:
         rgb = _demosaic(img, raw, debayer)
         return rgb, "rgb16" if rgb.dtype == np.uint16 else "rgb8"
@@ -385,6 +388,8 @@ def compressed_to_numpy(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str
         return img, "mono16" if img.dtype == np.uint16 else "mono8"
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
+    if camera in _RGB | _RGBA:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), "rgb16" if img.dtype == np.uint16 else "rgb8"
     return img, "bgr16" if img.dtype == np.uint16 else "bgr8"
 
 
