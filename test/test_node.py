@@ -871,6 +871,7 @@ def test_startup_errors_exit_with_one_line(
         "bad choice": [weights, "queue_policy:=newest"],
         "bad ensemble": [weights, "self_ensemble:=3"],
         "bad camera name": [weights, "cameras:=[left, front-left]"],
+        "no camera": [weights, "cameras:=[]"],
     }
     if not torch.cuda.is_available():
         cases["no CUDA"] = [weights, "device:=cuda"]
@@ -906,6 +907,10 @@ def test_startup_errors_exit_with_one_line(
         lines = [x for x in stderr.strip().splitlines() if "[rcl]" not in x]
         assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
     assert "'front-left' is not a valid namespace" in errors["bad camera name"][1]
+    assert (
+        "cameras: an empty list gives a ROS parameter no type: [''] is the node's own"
+        in (errors["no camera"][1])
+    )
 
 
 def test_help_needs_no_ros():
