@@ -81,6 +81,17 @@ TYPES = {
 }
 
 
+def typed(name: str, text: str) -> object:
+    """A launch argument as its parameter's type; a bad value named with its argument (ros2
+    launch showed int()'s "invalid literal for int() with base 10: 'two'" and no name)."""
+    kind = TYPES.get(name, str)
+    try:
+        return kind(text)
+    except ValueError:
+        expected = {int: "a whole number", float: "a number", boolean: "true or false"}[kind]
+        raise ValueError(f"launch argument {name}:={text}: expected {expected}") from None
+
+
 def share_file(*parts: str) -> str:
     return os.path.join(get_package_share_directory(PACKAGE), *parts)
 
@@ -187,7 +198,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
     )
     for name in forwarded:
         if arg[name]:
-            overrides[name] = TYPES.get(name, str)(arg[name])
+            overrides[name] = typed(name, arg[name])
     if arg["cameras"]:
         overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
     params_file = arg["params_file"] or share_file("config", "sarn_deblur.yaml")

@@ -153,11 +153,19 @@ def test_use_sim_time_from_the_parameter_file_is_kept_unless_given(share: Path, 
     assert parameters(node)[1]["use_sim_time"] is True
 
 
-def test_a_bool_argument_that_is_not_true_or_false_is_an_error(share: Path):
-    (node,), _ = expand("sarn_deblur.launch.py", torch_compile="0")
+def test_an_argument_of_the_wrong_type_is_an_error_naming_it(share: Path):
+    """int()'s "invalid literal for int() with base 10: 'two'" named no argument."""
+    (node,), _ = expand("sarn_deblur.launch.py", torch_compile="0", resize="0.5")
     assert parameters(node)[1]["torch_compile"] is False
-    with pytest.raises(ValueError, match="expected true or false, got 'yes'"):
-        expand("sarn_deblur.launch.py", torch_compile="yes")
+    assert parameters(node)[1]["resize"] == 0.5
+    for name, value, expected in (
+        ("torch_compile", "yes", "true or false"),
+        ("future_frames", "two", "a whole number"),
+        ("resize", "half", "a number"),
+    ):
+        message = f"launch argument {name}:={value}: expected {expected}"
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            expand("sarn_deblur.launch.py", **{name: value})
 
 
 @pytest.mark.parametrize("mine", DDS_PROFILE_VARIABLES)
