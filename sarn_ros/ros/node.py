@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from difflib import get_close_matches
 from functools import partial
 from typing import Any
 
@@ -317,6 +318,7 @@ class DeblurNode(Node):
         overrides.update((p.name, p) for p in as_floats)
         for p in PARAMS:
             self.declare_parameter(p.name, p.default, p.descriptor())
+        self.warn_misspelt(overrides)
         get = self.get_parameter
         for p in PARAMS:
             if (reason := validate(p.name, get(p.name).value)) is not None:
@@ -392,6 +394,18 @@ class DeblurNode(Node):
             )
 
     # ------------------------------------------------------------------ parameters and QoS
+    def warn_misspelt(self, overrides: dict[str, Parameter]) -> None:
+        """A parameter given that is not the node's but close to one of its names: rclpy
+        ignores it without a word (`future_frame:=0` ran at future_frames 2). Names far from
+        all of them (a shared parameter file's other nodes' settings) are left unsaid."""
+        names = [p.name for p in PARAMS]
+        for given in overrides:
+            if given not in names and (near := get_close_matches(given, names, 1, 0.8)):
+                self.get_logger().warning(
+                    f"parameter {given!r} is not one of this node's and is ignored: "
+                    f"did you mean {near[0]!r}?"
+                )
+
     def qos(self, side: str) -> QoSProfile:
         reliability = self.get_parameter(f"qos.{side}.reliability").value
         return QoSProfile(
