@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import subprocess
 import time
@@ -231,3 +232,129 @@ def test_a_ctrl_c_while_the_demo_sets_up_its_camera_stops_the_node(
     assert "interrupted" in capsys.readouterr().err
     (node,) = ctrl_c_in_rclpy_set_up
     assert node.poll() is not None  # stopped, not left running
+
+
+def test_the_sample_is_read_in_file_order_as_rgb():
+    """The frames are played in their files' order (an unsorted folder listing scrambled the
+    stream the recurrent model relies on), in RGB as the rgb8 messages say."""
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    for kind, got in (("blur", blurred), ("sharp", sharp)):
+        paths = sorted((demo.SAMPLE / kind).iterdir(), key=lambda p: p.name)
+        paths = [p for p in paths if p.name.endswith(".png")]
+        assert len(got) == len(paths) == 8
+        for path, frame in zip(paths, got, strict=True):
+            assert np.array_equal(frame, cv2.imread(str(path))[..., ::-1])
+
+
+def test_the_outputs_go_into_a_new_nested_folder_as_a_10_fps_video(tmp_path, monkeypatch):
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    demo.write_outputs(tmp_path / "a" / "b", blurred[:2], blurred[:2], sharp[:2])
+    video = cv2.VideoCapture(str(tmp_path / "a" / "b" / "demo.mp4"))
+    assert video.get(cv2.CAP_PROP_FPS) == pytest.approx(10)
+
+    class Unopened:  # OpenCV only warns where it cannot write a video
+        def __init__(self, *args) -> None:
+            pass
+
+        def isOpened(self) -> bool:
+            return False
+
+    monkeypatch.setattr(demo.cv2, "VideoWriter", Unopened)
+    with pytest.raises(OSError, match=r"demo\.mp4"):
+        demo.write_outputs(tmp_path / "c", blurred[:1], blurred[:1], sharp[:1])
+
+
+def test_the_demos_options_reach_the_node(tmp_path, monkeypatch, tiny_recurrent_checkpoint):
+    """--future-frames 2 and --device auto are the node's defaults too: options dropped on the
+    way were not seen by the end-to-end test."""
+    from sarn_ros.tools import cli, demo
+
+    class Started(Exception):
+        pass
+
+    def popen(cmd, **_kw):
+        raise Started(cmd)
+
+    monkeypatch.setattr(demo, "own_ros_domain", lambda _domain: None)
+    monkeypatch.setattr(demo.subprocess, "Popen", popen)
+    args = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path)]
+    with pytest.raises(Started) as started:
+        cli.main([*args, "--future-frames", "0", "--device", "cpu", "--self-ensemble", "2"])
+    (cmd,) = started.value.args
+    given = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-p"]
+    for param in (
+        f"weights:={tiny_recurrent_checkpoint}",
+        "device:=cpu",
+        "future_frames:=0",
+        "self_ensemble:=2",
+        "queue_policy:=all",  # every frame of the sample, none dropped as stale
+    ):
+        assert param in given
+
+
+def test_the_demos_figures_come_from_each_frames_own_timing():
+    """Latency from each frame's own publishing (not from the first's), its median; the gain's
+    sign; the size as width x height."""
+    from argparse import Namespace
+
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    sent = {k: 10.0 + k for k in range(3)}
+    late = (0.1, 0.5, 0.2)  # arrivals 10.1, 11.5, 12.2: median 200 ms, mean 267
+    outputs = {k: (sharp[k], sent[k] + late[k]) for k in range(3)}
+    deblurred, latency, rate = demo.stream_figures(outputs, sent, 10.0, 1)
+    assert latency == pytest.approx(list(late))
+    assert rate == pytest.approx(2 / 1.5)  # the last frame waited on the stream's end
+    assert all(d is s for d, s in zip(deblurred, sharp[:3], strict=True))
+    args = Namespace(weights="w.pth", self_ensemble=2, out=pathlib.Path("o"))
+    text = demo.report(args, 1, blurred[:3], sharp[:3], blurred[:3], latency, rate)
+    h, w = blurred[0].shape[:2]
+    assert f"3 frames {w}x{h} through sarn_deblur_node (w.pth, look-ahead 1 frames, " in text
+    assert "(gain +0.00 dB)" in text and "median 200 ms" in text and "throughput 1.33 fps" in text
+    worse = [cv2.GaussianBlur(b, (0, 0), 3) for b in blurred[:3]]
+    text = demo.report(args, 1, blurred[:3], sharp[:3], worse, latency, rate)
+    gain = float(re.search(r"gain ([+-][\d.]+) dB", text).group(1))
+    p_in = np.mean([demo.psnr(b, s) for b, s in zip(blurred[:3], sharp[:3], strict=True)])
+    p_out = np.mean([demo.psnr(d, s) for d, s in zip(worse, sharp[:3], strict=True)])
+    assert gain < 0 and gain == pytest.approx(p_out - p_in, abs=0.006)
+
+
+def test_the_node_is_stopped_with_sigterm_and_its_log_returned():
+    """SIGTERM: a node still importing torch ends without a KeyboardInterrupt traceback."""
+
+    from sarn_ros.tools import demo
+
+    proc = subprocess.Popen(
+        [
+            "python3",
+            "-c",
+            "import signal, sys, time\n"
+            "signal.signal(signal.SIGINT, lambda *a: (print('sigint'), sys.exit(3)))\n"
+            "signal.signal(signal.SIGTERM, lambda *a: (print('sigterm'), sys.exit(0)))\n"
+            "print('up', flush=True)\n"
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "up"
+    assert demo.stop_node(proc) == "sigterm" and proc.returncode == 0
+    assert demo.stop_node(proc) == ""  # read already
+
+
+def test_the_demos_defaults():
+    from sarn_ros.tools import cli
+
+    args = cli.build_parser(["demo"]).parse_args(["demo"])
+    assert (args.out, args.timeout, args.future_frames, args.device) == (
+        pathlib.Path("sarn_demo_out"),
+        110.0,
+        2,
+        "auto",
+    )

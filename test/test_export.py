@@ -558,3 +558,38 @@ def test_int8_weights_are_per_output_channel_and_activations_unsigned(
     activations = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
     assert len(activations) > 10
     assert all(inits[n.input[2]].dtype == np.uint8 for n in activations)
+
+
+def test_int8_calibration_reads_a_bag_with_the_debayer_given(tmp_path, monkeypatch):
+    """--debayer for a --calib bag: VNG was used whatever it said."""
+    from sarn_ros.tools import quantize
+
+    seen = {}
+
+    def read_streams(source, **kwargs):
+        seen.update(kwargs)
+        return None, [("cam", [np.zeros((8, 8, 3), np.uint8)])]
+
+    monkeypatch.setattr(quantize, "read_streams", read_streams)
+    quantize.calibration_frames(tmp_path, 2, 8, 8, ["/cam/image_raw"], "bilinear")
+    assert seen == {"max_frames": 2, "topics": ["/cam/image_raw"], "debayer": "bilinear"}
+
+
+def test_int8_quantises_convolutions_per_channel_with_min_max_ranges(tmp_path, monkeypatch):
+    """Min/max calibration: its memory stays small at any size (docs/measurements.md); the
+    documented convolutions stay fp32."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime.quantization as ortq
+
+    from sarn_ros.tools import quantize
+
+    seen = {}
+    monkeypatch.setattr(ortq, "quantize_static", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(ortq.shape_inference, "quant_pre_process", lambda *a, **kw: None)
+    monkeypatch.setattr(quantize, "fp32_convs", lambda path: ["kept"])
+    quantize.quantize(tmp_path / "g.onnx", tmp_path / "q.onnx", [])
+    assert seen.get("calibrate_method", ortq.CalibrationMethod.MinMax) == (
+        ortq.CalibrationMethod.MinMax
+    )
+    assert seen["per_channel"] is True and seen["nodes_to_exclude"] == ["kept"]
+    assert seen["op_types_to_quantize"] == ["Conv", "ConvTranspose"]

@@ -206,30 +206,55 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    ordered = [outputs[k] for k in sorted(outputs)]
-    deblurred = [img for img, _ in ordered]
-    latency = [t - sent[k] for k, (_, t) in zip(sorted(outputs), ordered, strict=True)]
+    deblurred, latency, rate = stream_figures(outputs, sent, start, look_ahead)
     try:
         write_outputs(args.out, blurred, deblurred, sharp)
     except OSError as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 1
+    print(report(args, look_ahead, blurred, sharp, deblurred, latency, rate))
+    return 0
+
+
+def stream_figures(
+    outputs: dict[int, tuple[np.ndarray, float]],
+    sent: dict[int, float],
+    start: float,
+    look_ahead: int,
+) -> tuple[list[np.ndarray], list[float], float]:
+    """The deblurred frames in stream order, each one's latency from its own publishing (s),
+    and the throughput, from the outputs and publish times by stamp."""
+    stamps = sorted(outputs)
+    latency = [outputs[k][1] - sent[k] for k in stamps]
+    rate = stream_rate([outputs[k][1] for k in stamps], start, look_ahead)
+    return [outputs[k][0] for k in stamps], latency, rate
+
+
+def report(
+    args: argparse.Namespace,
+    look_ahead: int,
+    blurred: list[np.ndarray],
+    sharp: list[np.ndarray],
+    deblurred: list[np.ndarray],
+    latency: list[float],
+    rate: float,
+) -> str:
+    """What the demo measured: quality against the sample's ground truth, and speed."""
     p_in = np.mean([psnr(b, s) for b, s in zip(blurred, sharp, strict=True)])
     p_out = np.mean([psnr(d, s) for d, s in zip(deblurred, sharp, strict=True)])
     h, w = blurred[0].shape[:2]
-    print(
-        f"sarn demo: {len(blurred)} frames {w}x{h} through sarn_deblur_node ({args.weights}, "
-        f"look-ahead {look_ahead} frames, self-ensemble x{args.self_ensemble})"
+    return "\n".join(
+        [
+            f"sarn demo: {len(blurred)} frames {w}x{h} through sarn_deblur_node ({args.weights}, "
+            f"look-ahead {look_ahead} frames, self-ensemble x{args.self_ensemble})",
+            f"  PSNR input {p_in:.2f} dB -> deblurred {p_out:.2f} dB  "
+            f"(gain {p_out - p_in:+.2f} dB)",
+            f"  throughput {rate:.2f} fps, latency publish->receive median "
+            f"{np.median(latency) * 1e3:.0f} ms (frames sent at 30 fps queue behind the model; "
+            f"includes {look_ahead} frames of look-ahead)",
+            f"  wrote {args.out / 'demo_strip.png'} and {args.out / 'demo.mp4'}",
+        ]
     )
-    print(f"  PSNR input {p_in:.2f} dB -> deblurred {p_out:.2f} dB  (gain {p_out - p_in:+.2f} dB)")
-    rate = stream_rate([t for _, t in ordered], start, look_ahead)
-    print(
-        f"  throughput {rate:.2f} fps, latency publish->receive median "
-        f"{np.median(latency) * 1e3:.0f} ms (frames sent at 30 fps queue behind the model; "
-        f"includes {look_ahead} frames of look-ahead)"
-    )
-    print(f"  wrote {args.out / 'demo_strip.png'} and {args.out / 'demo.mp4'}")
-    return 0
 
 
 def stream_rate(received: list[float], start: float, look_ahead: int) -> float:
