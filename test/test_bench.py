@@ -1,12 +1,18 @@
 """`sarn bench model`: the CPU peak estimate behind "% of peak", and the compile mode column."""
 
+import argparse
+import inspect
 import json
 import math
 import subprocess
+import time
+import types
 
 import pytest
+import torch
 
 from sarn_ros.resources import script_command
+from sarn_ros.tools import bench_model
 from sarn_ros.tools.bench_model import cpu_flops_per_cycle
 
 
@@ -477,3 +483,215 @@ def test_bench_node_refuses_what_an_onnx_graph_cannot_run_before_starting_nodes(
     code = cli.main(["bench", "node", "--weights", "step.onnx", "--device", "cpu", *args])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == f"sarn bench node: error: {message}", err
+
+
+# sarn bench model: what run() passes on, and each figure it prints (a mutation audit)
+
+
+def test_cpu_ghz_is_the_fastest_core_in_ghz(monkeypatch):
+    """The CPU's peak (the "% of peak" column) takes its fastest core's clock, in GHz."""
+    text = "processor\t: 0\ncpu MHz\t\t: 1200.000\nprocessor\t: 1\ncpu MHz\t\t: 3400.500\n"
+    monkeypatch.setattr(bench_model.Path, "read_text", lambda self: text)
+    assert bench_model.cpu_ghz() == pytest.approx(3.4005)
+
+
+def test_cpu_peak_is_fp32_only(monkeypatch):
+    monkeypatch.setattr(bench_model, "cpu_ghz", lambda: 2.5)
+    assert bench_model.peak_flops(torch.device("cpu"), "fp16") is None
+
+
+def test_bench_row_figures(monkeypatch):
+    """Each printed figure from scripted timings: the median ms, fps, MiB, GFLOPs, % of peak."""
+    ticks = iter([0.0, 0.010, 1.0, 1.040, 2.0, 2.020])  # 10, 40, 20 ms
+    monkeypatch.setattr(
+        bench_model,
+        "time",
+        types.SimpleNamespace(perf_counter=lambda: next(ticks), sleep=time.sleep),
+    )
+
+    class Sampler:
+        growth = 3 * 2**20
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+    monkeypatch.setattr(bench_model, "RssSampler", Sampler)
+    monkeypatch.setattr(bench_model, "peak_flops", lambda device, precision: 1e12)
+    row = bench_model.bench_row(
+        "recurrent-0drm", (24, 16), torch.device("cpu"), "fp32", "auto", False, False, 3, 0, 3e9
+    )
+    params = sum(p.numel() for p in bench_model.build("recurrent-0drm", "auto").parameters())
+    assert row.resolution == "24x16" and row.layout == "NCHW" and row.mode == "eager"
+    assert row.ms == pytest.approx(20.0) and row.fps == pytest.approx(50.0)
+    assert row.peak_mib == pytest.approx(3.0) and row.gflops == pytest.approx(3.0)
+    assert row.params_m == pytest.approx(params / 1e6)
+    assert row.pct_peak == pytest.approx(15.0)  # 3e9 / 0.02 s / 1e12 * 100
+
+
+def test_rss_sampler_growth_is_resident_bytes_over_the_baseline():
+    """ "peak MiB" on a CPU: resident memory (not address space) above the start."""
+    with bench_model.RssSampler(period_s=0.5) as s:
+        untouched = torch.empty(64 * 2**20 // 4)  # virtual, not resident
+    assert s.growth < 16 * 2**20
+    with bench_model.RssSampler(period_s=0.5) as s:
+        touched = torch.ones(64 * 2**20 // 4)
+    assert 60 * 2**20 < s.growth < 128 * 2**20
+    del untouched, touched
+
+
+def test_flops_count_the_deformable_convolutions():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = bench_model.build("recurrent", "torchvision")
+    x = bench_model.make_input(model, 32, 32, torch.device("cpu"))
+    with torch.no_grad(), FlopCounterMode(display=False) as c:
+        model.step(x)
+    assert bench_model.count_flops("recurrent", 32, 32) > 1.05 * c.get_total_flops()
+
+
+class Calls(list):
+    """The rows asked of bench_row (the options as run() passes them on)."""
+
+
+@pytest.fixture
+def rec(monkeypatch):
+    calls = Calls()
+    calls.flops = []
+
+    signature = inspect.signature(bench_model.bench_row)
+
+    def bench_row(*args):
+        calls.append({**signature.bind(*args).arguments, "threads": torch.get_num_threads()})
+        raise RuntimeError("not measured")
+
+    monkeypatch.setattr(bench_model, "bench_row", bench_row)
+    monkeypatch.setattr(
+        bench_model, "count_flops", lambda v, h, w: calls.flops.append((h, w)) or 1.0
+    )
+    return calls
+
+
+BASE = ["--variants", "recurrent-0drm", "--sizes", "32x16", "--device", "cpu"]
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [("auto", [True]), ("on", [True]), ("off", [False]), ("both", [False, True])],
+)
+def test_channels_last_option(rec, option, expected):
+    bench_model.main([*BASE, "--channels-last", option])
+    assert [c["channels_last"] for c in rec] == expected
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [("off", [(False, 2)]), ("on", [(True, 2)]), ("both", [(False, 2), (True, 2)])],
+)
+def test_torch_compile_option(rec, option, expected):
+    bench_model.main([*BASE, "--torch-compile", option])
+    assert [(c["compiled"], c["warmup"]) for c in rec] == expected
+
+
+def test_compile_warms_up_at_least_once(rec):
+    bench_model.main([*BASE, "--torch-compile", "on", "--warmup", "0"])
+    assert [c["warmup"] for c in rec] == [1]
+
+
+def test_flops_counted_at_h_w_and_precisions_once(rec):
+    bench_model.main([*BASE, "--precision", "fp32,fp32"])
+    assert rec.flops == [(16, 32)] and len(rec) == 1
+
+
+def test_threads_option(rec):
+    n = torch.get_num_threads()
+    try:
+        bench_model.main([*BASE, "--threads", "1"])
+    finally:
+        torch.set_num_threads(n)
+    assert rec[0]["threads"] == 1
+
+
+@pytest.mark.parametrize("args", [["--variants", "nope"], ["--deform-impl", "nope"]])
+def test_unknown_names_are_usage_errors(rec, args, capsys):
+    assert bench_model.main([*BASE, *args]) == 2
+    assert "unknown" in capsys.readouterr().err and rec == []
+
+
+def test_ctrl_c_keeps_rows_and_returns_130(monkeypatch, capsys):
+    def bench_row(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_model, "bench_row", bench_row)
+    monkeypatch.setattr(bench_model, "count_flops", lambda v, h, w: 1.0)
+    assert bench_model.main(BASE) == 130
+    captured = capsys.readouterr()
+    assert "ms/frame" in captured.out and "interrupted after 0 rows" in captured.err
+
+
+def test_defaults():
+    parser = argparse.ArgumentParser()
+    bench_model.add_arguments(parser)
+    a = parser.parse_args([])
+    assert a.sizes == [(320, 240), (640, 480)] and a.iters == 5 and a.warmup == 2
+    assert a.precision == ["fp32"] and a.deform_impl == ["auto"]
+    assert a.variants == ["single", "recurrent", "recurrent-no-attention", "recurrent-0drm"]
+    assert a.channels_last == "auto" and a.torch_compile == "off"
+
+
+def test_table_cells():
+    row = bench_model.Row(
+        "recurrent",
+        "64x48",
+        "cpu",
+        "fp32",
+        "grid_sample",
+        "NCHW",
+        "eager",
+        12.5,
+        80.0,
+        3.0,
+        "RSS growth",
+        1.25,
+        0.4,
+        0.0,
+    )
+    lines = bench_model.format_table([row]).splitlines()
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+    got = dict(zip(cells[0], cells[2], strict=True))
+    assert got["ms/frame"] == "12.5" and got["fps"] == "80.00"
+    assert got["GFLOPs/frame"] == "0.4" and got["% of peak"] == "0.0"
+
+
+def test_footer_names_the_memory_kind(capsys):
+    args = [*BASE, "--sizes", "16x16", "--iters", "1", "--warmup", "0"]
+    assert bench_model.main(args) == 0
+    assert "peak memory: RSS growth;" in capsys.readouterr().out
+
+
+def test_device_label_counts_torch_threads():
+    n = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert bench_model.device_label(torch.device("cpu")).endswith(" x1 threads")
+    finally:
+        torch.set_num_threads(n)
+
+
+def test_bench_row_runs_warmup_plus_timed_frames(monkeypatch):
+    build = bench_model.build
+    calls = []
+
+    def counting_build(variant, deform):
+        model = build(variant, deform)
+        step = model.step
+        model.step = lambda *a: calls.append(1) or step(*a)
+        return model
+
+    monkeypatch.setattr(bench_model, "build", counting_build)
+    bench_model.bench_row(
+        "recurrent-0drm", (16, 16), torch.device("cpu"), "fp32", "auto", False, False, 3, 2, 1e9
+    )
+    assert len(calls) == 5
