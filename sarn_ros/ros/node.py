@@ -309,11 +309,12 @@ class DeblurNode(Node):
         # `-p max_gap_s:=0` or `max_gap_s: 0` in a params file is an integer, which declaring a
         # double refused at start-up (the pre-set callback below converts live sets only)
         overrides = getattr(self, "_parameter_overrides", {})  # rclpy's, Humble to Rolling
-        untyped = [name for name, p in overrides.items() if p.type_ == Parameter.Type.NOT_SET]
-        if known := [name for name in untyped if name in {p.name for p in PARAMS}]:
+        names = {p.name for p in PARAMS}
+        unset = Parameter.Type.NOT_SET
+        if untyped := [n for n, p in overrides.items() if n in names and p.type_ == unset]:
             # else rclpy's "The parameter 'cameras' is not initialized" named no way out
-            hint = ": [''] is the node's own namespace" if known[0] == "cameras" else ""
-            raise ValueError(f"{known[0]}: an empty list gives a ROS parameter no type{hint}")
+            hint = ": [''] is the node's own namespace" if untyped[0] == "cameras" else ""
+            raise ValueError(f"{untyped[0]}: an empty list gives a ROS parameter no type{hint}")
         as_floats = self.whole_numbers_as_floats(list(overrides.values()))
         overrides.update((p.name, p) for p in as_floats)
         for p in PARAMS:
