@@ -231,6 +231,9 @@ def test_a_failed_forward_pass_loses_no_frame_of_members_that_took_it(model) -> 
 def test_make_engine_picks_the_plain_engine_for_one_member() -> None:
     single = SARN(channels=8, blocks_per_level=1, attention_stride=4).eval()
     assert type(make_engine(single, self_ensemble=1, device="cpu")) is StreamDeblurrer
+    for members in (2, 4):
+        engine = make_engine(single, self_ensemble=members, device="cpu")
+        assert isinstance(engine, SelfEnsembleDeblurrer) and engine.members == members
     engine = make_engine(single, self_ensemble=8, device="cpu")
     assert isinstance(engine, SelfEnsembleDeblurrer) and engine.members == 8
     out = push_all(engine, frames(2, seed=5))
@@ -370,3 +373,26 @@ def test_the_mean_of_the_members_is_rounded_to_the_nearest_level(model, members)
         err = o.image - np.mean([m[i] for m in members_out], axis=0)
         assert np.abs(err).max() <= 1.0  # float reordering only
         assert abs(err.mean()) < 0.1
+
+
+def test_a_stream_named_with_the_members_separator_is_one_stream(model) -> None:
+    """Members are named `<stream>#k`: a camera named `cam#1` was read as member 1 of `cam`."""
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
+    engine.push(frames(1)[0], 1_000, "cam#1")
+    assert engine.stats()["streams"] == ["cam#1"]
+    engine.reset()
+    stats = engine.stats()
+    assert stats["resets_by_reason"]["explicit"] == 1 and stats["resets"] == 1
+
+
+def test_16_bit_members_are_averaged_without_loss(model) -> None:
+    """The members' mean is taken in float32: half precision overflows past 65504 and rounds
+    16-bit values (and 8-bit ones' averages) off by more than one level."""
+    deep = [f.astype(np.uint16) * 257 for f in frames(2, seed=1)]
+    got = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), deep)
+    separate = []
+    for fwd, inv in TRANSFORMS[:2]:
+        outs = push_all(StreamDeblurrer(model, device="cpu"), [fwd(f).copy() for f in deep])
+        separate.append([inv(o.image).astype(np.float64) for o in outs])
+    for i, out in enumerate(got):
+        assert diff(out.image, np.rint(np.mean([m[i] for m in separate], axis=0))) <= 1

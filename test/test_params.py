@@ -41,6 +41,31 @@ def test_readme_table_lists_every_parameter_with_default_live_flag_and_descripti
     assert [text for *_, text in rows] == [p.description for p in PARAMS]
 
 
+def test_readme_range_column_is_each_parameters_range_or_choices():
+    """A range narrowed or a choice dropped in the code (self_ensemble 8, jpeg_quality 100)
+    would refuse a value README offers; every default and choice passes validation."""
+    from sarn_ros.ensemble import MEMBERS
+    from sarn_ros.ros.params import BY_NAME, DOUBLES, validate
+
+    rows = dict(
+        re.findall(
+            r"^\| `([\w.]+)` \| `[^`]*` \| ([^|]*) \| (?:yes|no) \|",
+            (REPO / "README.md").read_text(),
+            re.M,
+        )
+    )
+    for p in PARAMS:
+        if p.choices:
+            assert rows[p.name].strip() == " / ".join(map(str, p.choices)), p.name
+        elif bounds := p.int_range or p.float_range:
+            assert rows[p.name].strip() == f"{bounds[0]:g}..{bounds[1]:g}", p.name
+        assert validate(p.name, p.default) is None, p.name
+        assert all(validate(p.name, c) is None for c in p.choices), p.name
+    assert BY_NAME["self_ensemble"].choices == MEMBERS
+    # the whole numbers the node takes for these (`-p max_gap_s:=0`), and for no others
+    assert {"resize", "max_gap_s", "diagnostics_period_s"} == DOUBLES
+
+
 def test_help_lists_every_parameter_with_the_range_a_set_is_checked_against():
     from sarn_ros.ros.params import PARAMS, help_text
 
