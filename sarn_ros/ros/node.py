@@ -309,9 +309,8 @@ class DeblurNode(Node):
         # `-p max_gap_s:=0` or `max_gap_s: 0` in a params file is an integer, which declaring a
         # double refused at start-up (the pre-set callback below converts live sets only)
         overrides = getattr(self, "_parameter_overrides", {})  # rclpy's, Humble to Rolling
-        names = {p.name for p in PARAMS}
         unset = Parameter.Type.NOT_SET
-        if untyped := [n for n, p in overrides.items() if n in names and p.type_ == unset]:
+        if untyped := [n for n, p in overrides.items() if n in BY_NAME and p.type_ == unset]:
             # else rclpy's "The parameter 'cameras' is not initialized" named no way out
             hint = ": [''] is the node's own namespace" if untyped[0] == "cameras" else ""
             raise ValueError(f"{untyped[0]}: an empty list gives a ROS parameter no type{hint}")
@@ -399,9 +398,8 @@ class DeblurNode(Node):
         """A parameter given that is not the node's but close to one of its names: rclpy
         ignores it without a word (`future_frame:=0` ran at future_frames 2). Names far from
         all of them (a shared parameter file's other nodes' settings) are left unsaid."""
-        names = [p.name for p in PARAMS]
         for given in overrides:
-            if given not in names and (near := get_close_matches(given, names, 1, 0.8)):
+            if given not in BY_NAME and (near := get_close_matches(given, BY_NAME, 1, 0.8)):
                 self.get_logger().warning(
                     f"parameter {given!r} is not one of this node's and is ignored: "
                     f"did you mean {near[0]!r}?"

@@ -933,9 +933,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
     usable = usable_sequences(train, clip, args.crop)
+    counted = count(usable, train, clip, args.crop, bool(desc and desc["synthetic_blur"]))
     if rank == 0:
-        synthetic = bool(desc and desc["synthetic_blur"])
-        print(f"training data: {count(usable, train, clip, args.crop, synthetic)}", flush=True)
+        print(f"training data: {counted}", flush=True)
     if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
         if rank == 0:
             print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
@@ -961,7 +961,7 @@ def run(args: argparse.Namespace) -> int:
         torch_compile=args.torch_compile,
         model=model,
         init=init,
-        data_summary=summarise(args, desc, usable, train, clip),
+        data_summary=summarise(args, desc, usable, counted),
         val_summary=describe_validation(args, val) if val else "",
     )
     try:
@@ -1142,15 +1142,14 @@ def summarise(
     args: argparse.Namespace,
     desc: dict[str, Any] | None,
     usable: list[Sequence],
-    train: list[Sequence],
-    clip: int,
+    counted: str,
 ) -> list[str]:
-    """The data lines of the weights' metadata: what was trained on, and its blur."""
+    """The data lines of the weights' metadata: what was trained on (``counted``, as the
+    'training data:' line says it), and its blur."""
     sizes = sorted({f"{s.blurred[0].shape[1]}x{s.blurred[0].shape[0]}" for s in usable})
     lines = [
         f"sources: {', '.join(desc['sources']) if desc else args.trainset}",
-        f"{count(usable, train, clip, args.crop, bool(desc and desc['synthetic_blur']))}, "
-        f"sizes {', '.join(sizes[:6])}",
+        f"{counted}, sizes {', '.join(sizes[:6])}",
     ]
     if desc is None:
         return [*lines, "synthetic blur: not recorded (a --trainset built before trainset.json)"]
