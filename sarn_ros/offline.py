@@ -77,15 +77,26 @@ class Window:
         return wanted if self.limit is None else min(wanted, self.limit)
 
 
+def holds_images(folder: Path) -> bool:
+    """Whether ``folder`` has image files of its own (an unreadable one has none to give)."""
+    try:
+        return any(p.suffix.lower() in IMAGE_EXTS for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def kind_of(path: Path) -> str:
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
     if path.is_dir():
         if (path / "metadata.yaml").exists() or any(path.glob("*.db3")) or any(path.glob("*.mcap")):
             return "bag"
-        if any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir()):
+        if holds_images(path):
             return "folder"
-        raise InputError(f"no images or rosbag2 in {path}")
+        subs = sorted(d.name for d in path.iterdir() if d.is_dir() and holds_images(d))
+        more = ", ..." if len(subs) > 3 else ""
+        hint = f" (images in its folders {', '.join(subs[:3])}{more}: give one)" if subs else ""
+        raise InputError(f"no images or rosbag2 in {path}{hint}")
     if path.suffix in (".db3", ".mcap"):
         parts = sorted(path.parent.glob(f"*{path.suffix}"))
         if len(parts) > 1 and (path.parent / "metadata.yaml").exists():  # split by size
@@ -164,7 +175,7 @@ def check_new_output(dst: Path | str, overwrite: bool) -> None:
         return
     if output_kind(dst) == "video":
         raise InputError(f"output {dst} already exists: pass --overwrite to replace it")
-    if path.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in path.iterdir()):
+    if path.is_dir() and holds_images(path):
         raise InputError(
             f"output folder {dst} already holds images: pass --overwrite to write into it "
             "(the files of the same names are replaced, the others left)"
@@ -328,7 +339,9 @@ def deblur_folder(
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         # a corrupt file or a float image reads as None: the file is all there is to name
-        why = f" ({report.skipped} unreadable, first {report.first_skip})" if report.skipped else ""
+        n, first = report.skipped, report.first_skip
+        files = f"{n} file{'s' * (n != 1)}"
+        why = f" ({files} that decode to no 8- or 16-bit image, first {first})" if n else ""
         raise InputError(f"no readable image in {src}{after}{why}")
     return report
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -762,6 +763,62 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
         assert why in err and "missing.pt" not in err, err
 
 
+def test_an_output_that_cannot_be_made_is_refused_before_the_model_loads(tmp_path, capsys):
+    """A video, folder or bag under a file, or where no file can be made (/proc), failed
+    after the model loaded and the bar started, with a bare "[Errno 17] File exists"."""
+    write_video(tmp_path / "in.mp4", frames(2))
+    with Writer(tmp_path / "bag", version=9) as w:
+        w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+    (tmp_path / "file").write_text("")
+    video, bag = str(tmp_path / "in.mp4"), str(tmp_path / "bag")
+    under_file = f"{tmp_path / 'file'} is a file, not a folder"
+    cases = {
+        (video, str(tmp_path / "file" / "x.mp4")): under_file,
+        (video, str(tmp_path / "file" / "frames")): under_file,
+        (bag, str(tmp_path / "file" / "out")): under_file,
+        (video, "/proc/sarn_test/x.mp4"): "cannot write in /proc (no file can be made there)",
+        (bag, "/proc/sarn_test_bag"): "cannot write in /proc (no file can be made there)",
+    }
+    missing = str(tmp_path / "missing.pt")  # were the model loaded, its error would show
+    for (src, dst), why in cases.items():
+        argv = ["deblur", src, "-o", dst, "--weights", missing, "--device", "cpu"]
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err == f"sarn deblur: error: -o {dst}: {why}\n", err
+
+
+def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
+    """`sarn deblur sample/` (blur/ and sharp/ inside) said only "no images or rosbag2"."""
+    for sub in ("sharp", "blur", "notes"):
+        (tmp_path / "set" / sub).mkdir(parents=True)
+    for sub in ("sharp", "blur"):
+        cv2.imwrite(str(tmp_path / "set" / sub / "0.png"), frames(1)[0])
+    argv = ["deblur", str(tmp_path / "set"), "-o", str(tmp_path / "out"), "--device", "cpu"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"in {tmp_path / 'set'} (images in its folders blur, sharp: give one)\n")
+    (tmp_path / "set" / "blur" / "0.png").unlink()
+    (tmp_path / "set" / "sharp" / "0.png").rename(tmp_path / "set" / "sharp" / "0.txt")
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.endswith(f"no images or rosbag2 in {tmp_path / 'set'}\n")
+
+
+def test_a_file_that_is_no_video_is_one_line_without_ffmpegs_own(tmp_path):
+    """FFmpeg printed "[mov,mp4,...] moov atom not found" above sarn's one error line; a
+    user's OPENCV_FFMPEG_LOGLEVEL still shows it."""
+    (tmp_path / "notavideo.mp4").write_bytes(b"not a video")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_FFMPEG_")}
+    argv = [sys.executable, "-m", "sarn_ros.tools.cli", "deblur", "notavideo.mp4", "-o", "x.mp4"]
+    for level in (None, "16"):  # 16: AV_LOG_ERROR (OpenCV then prints FFmpeg's to stdout)
+        run_env = env if level is None else {**env, "OPENCV_FFMPEG_LOGLEVEL": level}
+        result = subprocess.run(
+            argv, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == "sarn deblur: error: cannot open video notavideo.mp4\n"
+        assert ("moov atom not found" in result.stdout) == (level is not None), result.stdout
+
+
 def test_a_slow_camera_keeps_its_state_with_a_longer_max_gap(tmp_path, tiny_recurrent_checkpoint):
     """A 1 fps camera's frames are 1 s apart: at the node's 0.5 s every frame started afresh,
     and `sarn deblur` had no option to say otherwise."""
@@ -1104,7 +1161,8 @@ def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_re
     none = deblur(str(nothing), "-o", str(tmp_path / "none"), *args)
     assert none.returncode == 2 and "Traceback" not in none.stderr
     assert none.stderr.splitlines()[-1].endswith(
-        f"no readable image in {nothing} (2 unreadable, first 0.png)"
+        f"no readable image in {nothing} "
+        "(2 files that decode to no 8- or 16-bit image, first 0.png)"
     )
 
 
@@ -1198,7 +1256,7 @@ def test_an_output_that_cannot_be_made_is_one_line(tmp_path, tiny_recurrent_chec
     result = deblur(str(src), "-o", out, "--weights", str(tiny_recurrent_checkpoint))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.splitlines()[-1].startswith("sarn deblur: error: "), result.stderr
-    assert "Not a directory" in result.stderr
+    assert f"{tmp_path / 'afile.txt'} is a file, not a folder" in result.stderr
 
 
 def test_the_progress_bar_knows_how_many_frames_will_come_out(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 
@@ -31,6 +32,15 @@ SUBCOMMANDS = {
     "bench": "Benchmark the model or the node and print a table.",
     "export": "Export ONNX (single-image model and one recurrent step).",
 }
+
+
+def quiet_ffmpeg() -> None:
+    """Leave out FFmpeg's own lines ("moov atom not found", "error while decoding MB 3 7")
+    before sarn's: each case is said once in sarn's words (a video it cannot open, corrupt
+    frames counted). Set before OpenCV's first video, which reads it once. A user's
+    OPENCV_FFMPEG_LOGLEVEL or OPENCV_FFMPEG_DEBUG is kept."""
+    if not {"OPENCV_FFMPEG_LOGLEVEL", "OPENCV_FFMPEG_DEBUG"} & set(os.environ):
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "8"  # AV_LOG_FATAL
 
 
 def subcommand(argv: list[str]) -> str | None:
@@ -65,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = subcommand(argv)
     prog = f"sarn {command}" if command else "sarn"
+    quiet_ffmpeg()
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command is None:

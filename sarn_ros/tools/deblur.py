@@ -9,7 +9,14 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
+from .options import (
+    DEBAYER_DEFAULT,
+    HelpFormatter,
+    add_bag_arguments,
+    check_writable,
+    plural,
+    ranged,
+)
 
 JPEG_QUALITY = 90
 FPS = 30.0
@@ -158,13 +165,20 @@ def run(args: argparse.Namespace) -> int:
         kind = offline.kind_of(args.input)
         dst = Path(args.output)
         if dst.resolve() == args.input.resolve():
-            raise offline.InputError(f"output {args.output} is the input: the originals are kept")
+            raise offline.InputError(
+                f"output {args.output} is the input itself: name another (the originals are "
+                "never overwritten)"
+            )
         out_kind = "bag" if kind == "bag" else offline.output_kind(args.output)
         unused = idle_options(args, kind, out_kind)
         if unused:  # before minutes of work that are not what the user asked for
             raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
         if kind != "bag":
             offline.check_new_output(args.output, args.overwrite)
+        try:  # where it cannot be made: known now, not after the model loaded
+            check_writable(dst, "-o", folder=out_kind != "video")
+        except ValueError as exc:
+            raise offline.InputError(str(exc)) from None
         if kind == "video":
             offline.check_video(args.input)
         if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
