@@ -490,3 +490,14 @@ def test_share_files_come_from_the_overlay_first_and_missing_ones_are_named(
     assert resources.find_share_file("config/sarn_deblur.yaml").read_text() == "venv"
     with pytest.raises(FileNotFoundError, match=r"config/none\.yaml not found .*venv"):
         resources.find_share_file("config/none.yaml")
+
+
+def test_every_path_readmes_layout_names_is_there():
+    """README's Layout is a user's map of the tree: a moved or renamed file must not stay."""
+    layout = (REPO / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    lines = [line for line in layout.splitlines()[1:] if line and not line.startswith(" ")]
+    # the first word of each entry, and every word of the last line's list of folders
+    paths = [line.split()[0] for line in lines] + lines[-1].split()
+    assert {"sarn_ros/archs/", "sarn_ros/training/", "CHANGELOG.rst", "test/"} <= set(paths)
+    missing = [p for p in paths if not (REPO / p).exists()]
+    assert not missing, missing
