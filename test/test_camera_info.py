@@ -250,6 +250,17 @@ def test_only_an_answered_wait_ends_the_backoff():
     assert cache.get(2, 0.5) == ("b", True) and cache.timeouts == 1
 
 
+def test_an_roi_outside_the_image_does_not_grow_it():
+    """x_offset and width of 2**32 - 1 each made the republished width 8589934590, past
+    uint32; the rounding of a resized ROI inside the image still grows it (above)."""
+    info = CameraInfo(width=64, height=48)
+    info.roi.x_offset = info.roi.width = 2**32 - 1
+    info.roi.y_offset, info.roi.height = 40, 20  # ends at 60 of 48
+    for s in (1.0, 0.5):
+        out = scale_camera_info(info, s, s)
+        assert (out.width, out.height) == (round(64 * s), round(48 * s))
+
+
 def test_a_half_set_roi_is_no_roi():
     """REP 104: the ROI counts where both its sides are set; a width alone gave a 0 px height."""
     info = CameraInfo(width=640, height=480)

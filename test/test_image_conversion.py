@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from importlib.util import find_spec
 from pathlib import Path
@@ -178,6 +179,61 @@ def test_compressed_round_trip_and_corrupt_jpeg():
     bad = CompressedImage(format="jpeg", data=b"\xff\xd8\xff\xe0 not a jpeg")
     with pytest.raises(ValueError):
         conv.compressed_to_numpy(bad)
+
+
+def test_the_size_a_png_or_jpeg_states_is_read_before_decoding():
+    rng = np.random.default_rng(3)
+    for h, w, c in ((48, 64, 3), (7, 5, 1), (33, 130, 3)):
+        img = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+        for ext, params in (
+            (".png", []),
+            (".jpg", []),
+            (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+        ):
+            buf = cv2.imencode(ext, img, params)[1]
+            assert conv.stated_size(buf) == (w, h), (ext, params)
+    webp = cv2.imencode(".webp", np.zeros((4, 4, 3), np.uint8))[1]
+    assert conv.stated_size(webp) is None  # decoded, then its size checked
+
+
+def test_a_compressed_frame_stating_a_side_over_8192_px_is_refused_before_decoding():
+    """A 177-byte PNG of 100000x1 pixels held the worker 14 s in the network; a 840 KB PNG
+    decoded to an 864 MB frame. 8192 px a side (8K) still goes through."""
+    for shape, ext in (((1, 100000), ".png"), ((9000, 8), ".jpg"), ((8, 8193), ".png")):
+        data = cv2.imencode(ext, np.zeros(shape, np.uint8))[1].tobytes()
+        with pytest.raises(conv.TooLarge, match=r"image: sides up to 8192 px are deblurred"):
+            conv.compressed_to_numpy(CompressedImage(format=ext[1:], data=data))
+    data = cv2.imencode(".png", np.zeros((2, 8192), np.uint8))[1].tobytes()
+    assert conv.compressed_to_numpy(CompressedImage(format="png", data=data))[0].shape == (2, 8192)
+    raw = Image(height=1, width=8193, encoding="mono8", step=8193, data=bytes(8193))
+    with pytest.raises(conv.TooLarge, match="8193x1 image"):
+        conv.check_image(raw)
+    raw = Image(height=1, width=8192, encoding="mono8", step=8192, data=bytes(8192))
+    conv.check_image(raw)
+    assert conv.decode_image(raw)[0].shape == (1, 8192)
+
+
+def test_a_png_chunk_stating_more_bytes_than_it_has_is_refused_without_allocating_them():
+    """OpenCV's PNG reader allocated what a chunk states: this 49-byte frame took 2 GB."""
+    bomb = (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x08\x00\x00\x00\x08\x08\x00\x00\x00"
+        b"\x00\xe1d\xe1W\x7f\xff\xff\xfftEXt" + bytes(8)
+    )
+    code = (
+        "import resource, sys\n"
+        "from sensor_msgs.msg import CompressedImage\n"
+        "from sarn_ros.ros.image_conversion import compressed_to_numpy\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        f"    compressed_to_numpy(CompressedImage(format='png', data={bomb!r}))\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    why, grown_mib = out.stdout.split("\n")[:2]
+    assert why == "corrupt PNG: its b'tEXt' chunk states more bytes than it has", out
+    assert int(grown_mib) < 100, out.stdout
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int16])

@@ -1452,6 +1452,25 @@ def test_a_blank_short_or_empty_compressed_image_is_rejected_at_intake_and_makes
     assert (cam.counts["rejected.corrupt_compressed"], cam.counts["received"]) == (1, 8)
 
 
+def test_a_frame_over_8192_px_a_side_is_refused_as_too_large():
+    """A 100000x1 frame, raw or a 177-byte PNG, held the worker 14 s in the network: refused
+    at intake (raw) or before decoding (compressed), and counted under its own reason."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    cam, send = intake("all")
+    send(10.0, Image(height=1, width=9000, encoding="mono8", step=9000, data=bytes(9000)))
+    send(10.1, Image(height=8192, width=1, encoding="mono8", step=1, data=bytes(8192)))
+    assert cam.counts["rejected.too_large"] == 1 and len(cam.queue) == 1
+    rejected = []
+    fake = SimpleNamespace(debayer="vng", resize=1.0, reject=lambda *why: rejected.append(why))
+    png = cv2.imencode(".png", np.zeros((1, 100000), np.uint8))[1].tobytes()
+    msg = CompressedImage(format="png", data=png)
+    assert node_module.DeblurNode.prepare(fake, None, msg, 0.0) is None
+    assert rejected == [("too_large", "100000x1 image: sides up to 8192 px are deblurred")]
+
+
 def process_fake(
     frames: dict[str, np.ndarray],
     push_error: Exception | None = None,

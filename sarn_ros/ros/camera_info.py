@@ -39,8 +39,12 @@ def scale_camera_info(info: Any, sx: float, sy: float, header: Any = None) -> An
     roi = info.roi
     out.roi.x_offset, out.roi.width = round(roi.x_offset * sx), round(roi.width * sx)
     out.roi.y_offset, out.roi.height = round(roi.y_offset * sy), round(roi.height * sy)
-    out.width = max(round(info.width * sx), out.roi.x_offset + out.roi.width)
-    out.height = max(round(info.height * sy), out.roi.y_offset + out.roi.height)
+    out.width, out.height = round(info.width * sx), round(info.height * sy)
+    # grown by the rounding only: an ROI outside the image (a driver's garbage) grew it past
+    # uint32 (2**32 - 1 + 2**32 - 1 wide), which a subscriber cannot read
+    if roi.x_offset + roi.width <= info.width and roi.y_offset + roi.height <= info.height:
+        out.width = max(out.width, out.roi.x_offset + out.roi.width)
+        out.height = max(out.height, out.roi.y_offset + out.roi.height)
     return out
 
 

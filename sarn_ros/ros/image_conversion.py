@@ -151,6 +151,67 @@ class UnsupportedEncoding(ValueError):
     """An image encoding that neither this module nor an installed cv_bridge can decode."""
 
 
+class TooLarge(ValueError):
+    """An image with a side over MAX_SIDE: found from its fields or header, before decoding."""
+
+
+# px a side: 8K. A compressed frame a few hundred bytes long can state 100000x1 or 16000x16000
+# pixels (a corrupt header, a decompression bomb): gigabytes, and tens of seconds in the
+# network, for one frame
+MAX_SIDE = 8192
+
+
+def check_sides(width: int, height: int) -> None:
+    """Raise TooLarge for a side over MAX_SIDE."""
+    if width > MAX_SIDE or height > MAX_SIDE:
+        raise TooLarge(f"{width}x{height} image: sides up to {MAX_SIDE} px are deblurred")
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (the frame size), all but DHT (C4), JPG (C8) and DAC (CC)
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def stated_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG states ahead of its pixels; None for other formats or no
+    size found (the decoder then says what is wrong). ValueError for a PNG chunk longer than
+    the bytes left: OpenCV's reader allocates what a chunk states, 2 GB for a 49-byte PNG."""
+    data = memoryview(data).cast("B")  # slices without copies
+    if data[: len(_PNG)] == _PNG:
+        pos, size = len(_PNG), None
+        while pos + 8 <= len(data):
+            length = int.from_bytes(data[pos : pos + 4], "big")
+            kind = bytes(data[pos + 4 : pos + 8])
+            if length > len(data) - pos - 12:
+                raise ValueError(f"corrupt PNG: its {kind!r} chunk states more bytes than it has")
+            if kind == b"IHDR" and length >= 8:
+                size = (int.from_bytes(data[pos + 8 : pos + 12], "big"),)
+                size += (int.from_bytes(data[pos + 12 : pos + 16], "big"),)
+            if kind == b"IEND":
+                break
+            pos += 12 + length
+        return size
+    if data[:2] == b"\xff\xd8":
+        pos = 2
+        while pos + 4 <= len(data):
+            if data[pos] != 0xFF:
+                return None  # not at a marker: for the decoder to judge
+            marker = data[pos + 1]
+            if marker == 0xFF:  # fill byte
+                pos += 1
+                continue
+            if marker in (0x01, *range(0xD0, 0xD8)):  # no length
+                pos += 2
+                continue
+            if marker in (0xD9, 0xDA):  # end of image, start of scan: no size stated before
+                return None
+            if marker in _SOF and pos + 9 <= len(data):
+                height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+                return int.from_bytes(data[pos + 7 : pos + 9], "big"), height
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
 def _buffer(data: Any) -> np.ndarray:
     """``msg.data`` as a flat uint8 array without copying (bytes, array.array, list, ndarray)."""
     if isinstance(data, np.ndarray):
@@ -246,6 +307,7 @@ def _layout(msg: Any) -> tuple[np.dtype, int, int]:
     height, width, encoding = int(msg.height), int(msg.width), msg.encoding
     if height <= 0 or width <= 0:
         raise ValueError(f"empty image ({width}x{height})")
+    check_sides(width, height)
     if encoding in ENCODINGS:
         dtype, channels = ENCODINGS[encoding]
         rows = height
@@ -271,6 +333,7 @@ def check_image(msg: Any) -> None:
     elif int(msg.height) <= 0 or int(msg.width) <= 0:
         raise ValueError(f"empty image ({msg.width}x{msg.height})")
     else:
+        check_sides(int(msg.width), int(msg.height))
         _cv_bridge(msg.encoding)
 
 
@@ -304,6 +367,7 @@ def decode_image(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
         return pixels, "rgb16" if pixels.dtype == np.uint16 else "rgb8"
     if int(msg.height) <= 0 or int(msg.width) <= 0:
         raise ValueError(f"empty image ({msg.width}x{msg.height})")
+    check_sides(int(msg.width), int(msg.height))
     return _cv_bridge_decode(msg), "rgb8"
 
 
@@ -374,9 +438,13 @@ def compressed_to_numpy(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str
     buf = _buffer(msg.data)
     if buf.size == 0:
         raise ValueError("empty compressed image")
+    size = stated_size(buf)
+    if size is not None:
+        check_sides(*size)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
+    check_sides(img.shape[1], img.shape[0])  # a format that states no size before decoding
     if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
         raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
     camera = str(msg.format).split(";")[0].strip()

@@ -750,7 +750,8 @@ class DeblurNode(Node):
                 try:
                     raw, encoding = conv.compressed_to_numpy(msg, self.debayer)
                 except ValueError as exc:
-                    self.reject("corrupt_compressed", str(exc))
+                    too_large = isinstance(exc, conv.TooLarge)
+                    self.reject("too_large" if too_large else "corrupt_compressed", str(exc))
                     return None
             else:  # empty images were rejected at intake (intake_fault), as empty compressed
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
@@ -943,6 +944,8 @@ def intake_fault(msg: Image | CompressedImage) -> tuple[str, str] | None:
         conv.check_image(msg)
     except conv.UnsupportedEncoding as exc:
         return "encoding", str(exc)
+    except conv.TooLarge as exc:
+        return "too_large", str(exc)
     except ValueError as exc:  # step, data length, an odd size for YUV
         return "malformed", str(exc)
     return None
