@@ -1,0 +1,144 @@
+"""`sarn train` : the option defaults and ranges README.md and the
+help state, every training option passed on to the Trainer, and the arithmetic of the
+'training data:' count."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_training import TINY_ARGS, blurry_sequence, sharp_video
+
+from sarn_ros.tools.cli import main as sarn
+from sarn_ros.tools.train import count, option_defaults
+from sarn_ros.training import trainer as trainer_module
+from sarn_ros.training.trainer import TrainConfig
+
+
+def test_defaults_are_those_readme_states() -> None:
+    """README: clips of `--clip-frames` (default 60); `--linear-light` default 0.5; `--val-scale`
+    default x0.5; `--ema 0.999`; `--exposure` defaults to 0.8 as `sarn eval`'s; and a run naming
+    only a set "validated at 24 px" (take_set_blur) with the default --blur-px."""
+    d = option_defaults()
+    assert d.clip_frames == 60
+    assert d.linear_light == 0.5
+    assert d.val_scale == 0.5
+    assert d.ema == 0.999
+    assert d.exposure == 0.8
+    assert d.blur_px == 24.0
+    assert d.val_blur_px is None  # "--val-blur-px (default --blur-px)"
+    assert d.scales == [1.0] and d.variants == 1  # one copy, one blur draw per source
+
+
+def test_the_optimisation_defaults_are_the_trainers() -> None:
+    """Without an option the command trains as the Trainer's documented defaults do (the lr is
+    checked by test_training): batch, clip length, stride, crop, loss, FFT weight, intervals."""
+    d, t = option_defaults(), TrainConfig()
+    assert (d.batch, d.clip_len, d.max_stride, d.crop) == (
+        t.batch,
+        t.clip_len,
+        t.max_stride,
+        t.crop,
+    )
+    assert (d.loss, d.fft_weight) == (t.loss, t.fft_weight)
+    assert (d.ckpt_minutes, d.val_minutes) == (t.ckpt_minutes, t.val_minutes)
+    assert (d.device, d.precision, d.torch_compile) == (t.device, t.precision, t.torch_compile)
+
+
+class Stop(ValueError):
+    pass
+
+
+def trainer_config(monkeypatch, tmp_path: Path, *extra: str) -> TrainConfig:
+    """The TrainConfig `sarn train` hands the Trainer, on a tiny sharp video (no training)."""
+    seen = []
+
+    def spy(cfg, *args, **kwargs):
+        seen.append(cfg)
+        raise Stop("stopped by the test")
+
+    monkeypatch.setattr(trainer_module, "Trainer", spy)
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS, *extra]
+    assert sarn(args) == 2
+    (cfg,) = seen
+    return cfg
+
+
+def test_every_training_option_is_passed_on_to_the_trainer(monkeypatch, tmp_path: Path) -> None:
+    """Each option of the 'optimisation' group is what the run trains with (and what the
+    weights' train_config records), not the default."""
+    cfg = trainer_config(
+        monkeypatch,
+        tmp_path,
+        *("--batch", "3", "--max-stride", "2", "--fft-weight", "0.2", "--ema", "0.5"),
+        *("--ckpt-minutes", "3", "--val-minutes", "7", "--loss", "l1", "--precision", "bf16"),
+        *("--torch-compile", "--warmup", "3", "--seed", "5", "--steps", "9", "--lr", "1e-3"),
+        *("--max-minutes", "2"),
+    )
+    assert (cfg.batch, cfg.clip_len, cfg.max_stride, cfg.crop) == (3, 3, 2, 32)
+    assert (cfg.fft_weight, cfg.ema_decay, cfg.loss) == (0.2, 0.5, "l1")
+    assert (cfg.ckpt_minutes, cfg.val_minutes, cfg.max_minutes) == (3, 7, 2)
+    assert (cfg.precision, cfg.torch_compile, cfg.device) == ("bf16", True, "cpu")
+    assert (cfg.warmup, cfg.seed, cfg.steps, cfg.lr) == (3, 5, 9, 1e-3)
+
+
+def test_a_run_without_schedule_options_takes_the_defaults_its_help_names(
+    monkeypatch, tmp_path: Path, capsys
+) -> None:
+    """--steps, --warmup and --seed are None until run(): their defaults are the Trainer's
+    (TrainConfig: 20000 steps, 200 warm-up, seed 0), as `--help` names them."""
+    cfg = trainer_config(monkeypatch, tmp_path)
+    t = TrainConfig()
+    assert (cfg.steps, cfg.warmup, cfg.seed) == (t.steps, t.warmup, t.seed)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        sarn(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default {t.steps};" in help_text and f"(default {t.warmup})" in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # a downscale of the validation frames: above 1 would upscale them
+        (["--val-scale", "2"], "argument --val-scale: must be in (0, 1], got 2"),
+        # a share of the clips: none is no training material
+        (["--sharpest", "0"], "argument --sharpest: must be in (0, 1], got 0"),
+        # decay 1 never moves the average off the initial weights ("0: off")
+        (["--ema", "1"], "argument --ema: must be in [0, 1), got 1"),
+    ],
+)
+def test_options_out_of_their_range_are_refused(tmp_path: Path, capsys, args, message) -> None:
+    with pytest.raises(SystemExit) as exc:
+        sarn(["train", "--run-dir", str(tmp_path / "r"), *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--jpeg", "100", "100"],  # a quality range 1..100, both ends included
+        ["--jpeg", "80", "80"],  # MIN equal to MAX is not "above" it
+        ["--object-prob", "1"],  # a chance of 1: every sequence
+        ["--clip-frames", "3"],  # "must be at least 3"
+        ["--val-scale", "1"],  # no downscale
+    ],
+)
+def test_options_at_the_ends_of_their_range_are_accepted(tmp_path: Path, args) -> None:
+    video = sharp_video(tmp_path / "video")
+    run = ["train", "--run-dir", str(tmp_path / "r"), "--data", str(video), "--steps", "0"]
+    run += ["--trainset", str(tmp_path / "ts"), "--clip-len", "3", "--crop", "32"]
+    assert sarn([*run, "--device", "cpu", "--blur-px", "4", *TINY_ARGS, *args]) == 0
+
+
+def test_a_sequence_of_exactly_the_clip_length_and_crop_is_not_left_out() -> None:
+    """'fewer than N frames' and 'smaller than the CxC crop': a sequence of N frames at CxC
+    is neither, so it counts as nothing left out."""
+    exact = blurry_sequence("exact", n=5, h=32, w=32)
+    assert count([exact], [exact], 5, 32, synthetic=True) == "1 sequence, 5 frames"
+    short = blurry_sequence("short", n=4, h=32, w=40)
+    assert count([exact], [exact, short], 5, 32, synthetic=False) == (
+        "1 sequence, 5 frames (1 of the 2 sequences is left out: 1 with fewer than 5 frames)"
+    )
