@@ -1,6 +1,5 @@
-"""`sarn train` : the option defaults and ranges README.md and the
-help state, every training option passed on to the Trainer, and the arithmetic of the
-'training data:' count."""
+"""`sarn train`: the option defaults and ranges README.md and the help state, every training
+option passed on to the Trainer, and the arithmetic of the 'training data:' count."""
 
 from __future__ import annotations
 
