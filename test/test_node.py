@@ -1914,6 +1914,26 @@ def test_a_live_lazy_set_takes_effect_at_intake_at_once():
         assert result.successful and fake.lazy is value
 
 
+def test_a_parameter_without_a_name_is_refused():
+    """rclpy refuses undeclared names by any() over them, which an empty name passes: `''`
+    was stored as a new parameter, and an atomic set with it applied the rest."""
+    import threading
+    from types import SimpleNamespace
+
+    from rclpy.parameter import Parameter
+
+    from sarn_ros.ros import node as node_module
+
+    fake = SimpleNamespace(
+        cameras=[], engine=SimpleNamespace(onnx=False), changes={}, lock=threading.Condition()
+    )
+    result = node_module.DeblurNode.on_set_parameters(
+        fake, [Parameter("", Parameter.Type.STRING, "x"), Parameter("resize", value=0.5)]
+    )
+    assert (result.successful, result.reason) == (False, "a parameter needs a name")
+    assert fake.changes == {}
+
+
 def test_the_first_of_several_failing_changes_is_the_one_raised():
     from types import SimpleNamespace
 

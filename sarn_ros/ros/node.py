@@ -430,6 +430,8 @@ class DeblurNode(Node):
         """Validate live changes; the worker applies them before its next frame. Read-only
         parameters and ranges are enforced by rclpy from the descriptors."""
         for p in params:
+            if not p.name:  # rclpy's check for undeclared names lets '' through, stored
+                return SetParametersResult(successful=False, reason="a parameter needs a name")
             if p.name in BY_NAME and (reason := validate(p.name, p.value)) is not None:
                 return SetParametersResult(successful=False, reason=reason)
             if p.name == "precision" and self.engine.onnx and p.value != "fp32":
@@ -489,7 +491,8 @@ class DeblurNode(Node):
             self.resize = float(value)
         elif name == "debayer":
             self.debayer = value
-        self.get_logger().info(f"parameter {name} is now {value!r}{note}")
+        if self.context.ok():  # a change just before Ctrl-C: rosout is gone
+            self.get_logger().info(f"parameter {name} is now {value!r}{note}")
 
     def on_reset(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """``~/reset``: restart every camera's recurrent state at its next frame, for a cut

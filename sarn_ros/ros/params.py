@@ -66,7 +66,8 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "future_frames",
         2,
-        "Blurred frames the model waits for (latency in frames); 0 = lowest latency.",
+        "Blurred frames the model waits for (latency in frames); 0 = lowest latency. A "
+        "live change restarts the recurrent state (counted as a future_frames reset).",
         live=True,
         int_range=(0, 2),
     ),
