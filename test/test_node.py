@@ -1265,6 +1265,7 @@ def test_setting_future_frames_to_its_value_keeps_the_held_frames(tiny_recurrent
     fake = SimpleNamespace(
         engine=engine,
         publish=published.append,
+        context=SimpleNamespace(ok=lambda: True),
         get_logger=lambda: SimpleNamespace(info=lambda text: None),
     )
     fake.apply_change = lambda *change: node_module.DeblurNode.apply_change(fake, *change)
@@ -1294,6 +1295,7 @@ def test_a_failing_change_in_a_batch_leaves_the_others_applied():
         engine=SimpleNamespace(future_frames=2, flush=flush, reset=lambda reason: None),
         resize=1.0,
         debayer="bilinear",
+        context=SimpleNamespace(ok=lambda: True),
         get_logger=lambda: SimpleNamespace(info=logged.append),
     )
     fake.apply_change = lambda *change: node_module.DeblurNode.apply_change(fake, *change)
@@ -1316,6 +1318,7 @@ def test_a_live_resize_restarts_the_state_as_asked_not_as_a_camera_change():
     fake = SimpleNamespace(
         engine=SimpleNamespace(reset=lambda reason: resets.append(reason)),
         resize=1.0,
+        context=SimpleNamespace(ok=lambda: True),
         get_logger=lambda: SimpleNamespace(info=lambda _msg: None),
     )
     for value in (0.5, 0.5, 1.0):
@@ -1757,6 +1760,7 @@ def test_live_parameter_changes_reach_the_worker():
         resize=1.0,
         debayer="vng",
         engine=SimpleNamespace(reset=lambda reason: None, device=torch.device("cpu")),
+        context=SimpleNamespace(ok=lambda: True),
         get_logger=lambda: SimpleNamespace(info=lambda msg: None),
     )
     change = node_module.DeblurNode.apply_change
@@ -1934,6 +1938,24 @@ def test_a_parameter_without_a_name_is_refused():
     assert fake.changes == {}
 
 
+def test_a_change_applied_as_rclpy_shuts_down_is_applied_without_a_log_line():
+    """A change just before Ctrl-C logged to a rosout already gone: rcl printed "Failed to
+    publish log message to rosout: publisher's context is invalid"."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    logged = []
+    fake = SimpleNamespace(
+        engine=SimpleNamespace(reset=lambda reason: None),
+        resize=1.0,
+        context=SimpleNamespace(ok=lambda: False),
+        get_logger=lambda: SimpleNamespace(info=logged.append),
+    )
+    node_module.DeblurNode.apply_change(fake, "resize", 0.5)
+    assert fake.resize == 0.5 and logged == []
+
+
 def test_the_first_of_several_failing_changes_is_the_one_raised():
     from types import SimpleNamespace
 
@@ -1965,6 +1987,7 @@ def test_a_future_frames_set_on_a_single_image_model_says_it_is_ignored():
         fake = SimpleNamespace(
             engine=StreamDeblurrer(model.eval(), device="cpu", future_frames=0),
             publish=lambda out: None,
+            context=SimpleNamespace(ok=lambda: True),
             get_logger=lambda: SimpleNamespace(info=logged.append),
         )
         node_module.DeblurNode.apply_change(fake, "future_frames", 1)
