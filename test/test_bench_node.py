@@ -195,3 +195,15 @@ def test_one_frame_is_enough_to_run_and_threads_0_reads_default(monkeypatch, cap
     args = parse("--sizes", "64x48", "--duration", "1", "--fps", "1", "--threads", "0")
     assert bench_node.run(args) == 0 and calls == [(64, 48)]
     assert "cpu_threads default," in capsys.readouterr().out
+
+
+def test_threads_past_the_nodes_range_are_a_usage_error(capsys):
+    """`sarn bench model --threads 999999999999` was torch's "Overflow when unpacking long"
+    traceback; both benchmarks take the node's cpu_threads range."""
+    from sarn_ros.tools.cli import main as sarn
+
+    for argv, low in ((["bench", "model"], 1), (["bench", "node"], 0)):
+        with pytest.raises(SystemExit) as exc:
+            sarn([*argv, "--threads", "999999999999"])
+        assert exc.value.code == 2
+        assert f"argument --threads: must be in [{low}, 256]" in capsys.readouterr().err

@@ -141,3 +141,41 @@ def test_a_sequence_of_exactly_the_clip_length_and_crop_is_not_left_out() -> Non
     assert count([exact], [exact, short], 5, 32, synthetic=False) == (
         "1 sequence, 5 frames (1 of the 2 sequences is left out: 1 with fewer than 5 frames)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # torch's pooling takes a C int: 10**11 was a traceback at the first step
+        (
+            ["--attention-stride", "99999999999"],
+            "argument --attention-stride: must be in [1, 1024]",
+        ),
+        # no error at all: the run built crops for hours
+        (["--batch", "99999999999"], "argument --batch: must be in [1, 1024]"),
+    ],
+)
+def test_sizes_past_what_torch_or_memory_takes_are_usage_errors(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exc:
+        sarn(["train", "--run-dir", str(tmp_path / "r"), *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_refused_for_its_data_says_so_and_leaves_no_run_dir(tmp_path: Path, capsys) -> None:
+    """Frames smaller than the crop: an error line without 'error:' nor the options to change,
+    and an empty --run-dir left that looked like a started run. A --run-dir that was there
+    before is kept."""
+    video = sharp_video(tmp_path / "video")  # 60x80 frames, cropped by the synthetic blur
+    run = tmp_path / "new" / "run"
+    args = ["train", "--data", str(video), "--clip-len", "2", "--crop", "64", "--steps", "1"]
+    args += ["--device", "cpu", *TINY_ARGS]
+    assert sarn([*args, "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "sarn train: error: no sequence has 4 frames of at least 64x64 (--clip-len with the "
+        "look-ahead, --crop): give smaller ones, or longer or larger --data\n"
+    )
+    assert not run.exists()
+    run.mkdir(parents=True)
+    assert sarn([*args, "--run-dir", str(run)]) == 2
+    assert run.is_dir()

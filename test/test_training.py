@@ -910,7 +910,7 @@ def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
     ("args", "message"),
     [
         ([], "give --data, or a --trainset built before"),
-        (["--batch", "0"], "argument --batch: must be at least 1, got 0"),
+        (["--batch", "0"], "argument --batch: must be in [1, 1024], got 0"),
         # each of these trained to NaN weights, hung or crashed minutes in, exiting 0 or 1
         (["--lr", "inf"], "argument --lr: must be above 0, got inf"),
         (["--fft-weight", "nan"], "argument --fft-weight: must be at least 0, got nan"),
@@ -1195,7 +1195,10 @@ def test_an_unreadable_last_pt_is_said_in_one_line(tmp_path: Path, capsys, conte
     args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
     assert sarn([*args, "--resume"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"sarn train: cannot resume {run / 'last.pt'}: not a") and "\n" not in err
+    assert (
+        err.startswith(f"sarn train: error: cannot resume {run / 'last.pt'}: not a")
+        and "\n" not in err
+    )
     if content != "torch":  # a foreign file that says it trained 3 steps is left alone
         assert sarn(args) == 0
         assert load_model(run / "latest.pth").meta["steps"] == 1
@@ -1563,7 +1566,7 @@ def test_no_training_images_in_several_folders_names_them_all(tmp_path: Path, ca
     args = ["train", "--run-dir", str(tmp_path / "run"), "--data", *map(str, empty)]
     assert sarn([*args, "--steps", "0", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert err == f"sarn train: no training images found in {empty[0]}, {empty[1]}\n"
+    assert err == f"sarn train: error: no training images found in {empty[0]}, {empty[1]}\n"
 
 
 def test_a_trainset_of_sets_built_apart_is_reused_whole(tmp_path: Path, capsys) -> None:

@@ -389,7 +389,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--iters", type=ranged(int, 1), default=5, help="timed frames per row (median)"
     )
     parser.add_argument("--warmup", type=ranged(int, 0), default=2, help="untimed frames first")
-    parser.add_argument("--threads", type=ranged(int, 1), help="torch CPU threads")
+    parser.add_argument(
+        "--threads", type=ranged(int, 1, 256), help="torch CPU threads (as the node's cpu_threads)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write rows to this file")
 
 

@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threads",
-        type=ranged(int, 0),
+        type=ranged(int, 0, 256),  # the node's cpu_threads range
         default=0,
         help="node cpu_threads (0 = PyTorch's default, one per core unless OMP_NUM_THREADS)",
     )

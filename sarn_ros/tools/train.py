@@ -12,6 +12,7 @@ unchanged.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -221,7 +222,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o.add_argument(
         "--batch",
-        type=POSITIVE,
+        type=ranged(int, 1, 1024),  # 10**11 made no error: it built crops for hours
         default=4,
         help="clips (recurrent) or frames (single) per step, per process under torchrun",
     )
@@ -333,7 +334,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     m.add_argument(
         "--attention-stride",
-        type=POSITIVE,
+        type=ranged(int, 1, 1024),  # past the feature map's size it pools it all: torch's int
         help="average-pooling of the attention's keys and values "
         f"(default: {paper.attention_stride})",
     )
@@ -506,6 +507,14 @@ def no_training_data(folders: list[Path]) -> ValueError:
     if len(folders) == 1:
         return no_pairs_error(folders[0], "no training images found in")
     return ValueError("no training images found in " + ", ".join(map(str, folders)))
+
+
+def forget_run_dir(run_dir: Path, made: bool) -> None:
+    """Remove the --run-dir this command made, while it is still empty: a run refused for its
+    data left an empty folder that looked like a started run."""
+    if made:
+        with contextlib.suppress(OSError):  # not empty (another rank's files), or gone
+            run_dir.rmdir()
 
 
 def trainset_ready(ts: Path) -> bool:
@@ -816,15 +825,15 @@ def run(args: argparse.Namespace) -> int:
             and source.with_name("latest.pth").exists()
         ):
             print(
-                f"sarn train: {source} does not exist (a run without --val-sharp or --val-pairs "
-                "has no best): --from latest exports the last checkpoint's weights",
+                f"sarn train: error: {source} does not exist (a run without --val-sharp or "
+                "--val-pairs has no best): --from latest exports the last checkpoint's weights",
                 file=sys.stderr,
             )
             return 2
         try:
             meta = export_weights(source, args.export)
         except (CheckpointError, OSError, RuntimeError) as exc:  # torch.save: "open file failed"
-            print(f"sarn train: {exc}", file=sys.stderr)
+            print(f"sarn train: error: {exc}", file=sys.stderr)
             return 2
         v = meta.get("validation")
         figures = (
@@ -835,32 +844,35 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.export}: step {meta.get('steps')}, {figures}")
         return 0
     if args.jpeg[0] > args.jpeg[1]:
-        print("sarn train: --jpeg MIN MAX: MIN is above MAX", file=sys.stderr)
+        print("sarn train: error: --jpeg MIN MAX: MIN is above MAX", file=sys.stderr)
         return 2
     # What can be wrong without the data is said before it is built (hours for GoPro).
     try:
         amp_dtype(args.precision, resolve_device(args.device))
     except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
-        print(f"sarn train: {first_line(exc)}", file=sys.stderr)
+        print(f"sarn train: error: {first_line(exc)}", file=sys.stderr)
         return 2
     missing = next((d for d in (*args.data, *args.val_pairs) if not d.exists()), None)
     if missing is not None:  # found now, not after building the sources before it
-        print(f"sarn train: no such file or folder: {missing}", file=sys.stderr)
+        print(f"sarn train: error: no such file or folder: {missing}", file=sys.stderr)
         return 2
     loose = next((d for d in args.val_pairs if not d.is_dir()), None)
     if loose is not None:
         print(
-            f"sarn train: --val-pairs {loose}: not a folder of blurred/sharp pairs", file=sys.stderr
+            f"sarn train: error: --val-pairs {loose}: not a folder of blurred/sharp pairs",
+            file=sys.stderr,
         )
         return 2
     trained = 0 if args.resume else trained_steps(args.run_dir)
     if trained:  # a new run would overwrite its last.pt and best.pth at the first checkpoint
         print(
-            f"sarn train: --run-dir {args.run_dir} holds a run trained {plural(trained, 'step')}: "
-            "--resume continues it; to start anew give another --run-dir (or delete this one)",
+            f"sarn train: error: --run-dir {args.run_dir} holds a run trained "
+            f"{plural(trained, 'step')}: --resume continues it; to start anew give another "
+            "--run-dir (or delete this one)",
             file=sys.stderr,
         )
         return 2
+    made = not args.run_dir.exists()  # removed again, empty, if the run stops before training
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build
         ts = args.trainset
@@ -929,7 +941,8 @@ def run(args: argparse.Namespace) -> int:
             train = gather(*sources, **recordings)
             desc = describe_sources(*sources, **recordings)
     except (ValueError, OSError, CheckpointError) as exc:
-        print(f"sarn train: {exc}", file=sys.stderr)
+        print(f"sarn train: error: {exc}", file=sys.stderr)
+        forget_run_dir(args.run_dir, made)
         return 2
     clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
     usable = usable_sequences(train, clip, args.crop)
@@ -939,7 +952,17 @@ def run(args: argparse.Namespace) -> int:
     if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
         if rank == 0:
             print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
+        forget_run_dir(args.run_dir, made)
         return 0
+    if not usable:
+        print(
+            f"sarn train: error: no sequence has {clip} frames of at least {args.crop}x{args.crop}"
+            " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
+            "--data",
+            file=sys.stderr,
+        )
+        forget_run_dir(args.run_dir, made)
+        return 2
     cfg = TrainConfig(
         arch=arch,
         steps=args.steps,
@@ -967,13 +990,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         trainer = Trainer(cfg, train, val, args.run_dir, started=started)
     except (ValueError, RuntimeError, OSError) as exc:  # OSError: an unwritable --run-dir
-        print(f"sarn train: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"sarn train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        forget_run_dir(args.run_dir, made)
         return 2
     try:
         resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
     except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
         print(
-            f"sarn train: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
+            f"sarn train: error: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
             file=sys.stderr,
         )
         return 2
@@ -1019,7 +1043,7 @@ def run(args: argparse.Namespace) -> int:
         trainer.run()
     except TrainingDiverged as exc:
         trainer.close()
-        print(f"sarn train: {exc}", file=sys.stderr)
+        print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
     trainer.close()
     if rank != 0:
