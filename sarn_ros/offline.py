@@ -17,6 +17,8 @@ import logging
 import math
 import os
 import shutil
+import sqlite3
+import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -506,13 +508,44 @@ def open_bag(src: Path) -> Iterator[Any]:
     reader = AnyReader([Path(src)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
     try:
         reader.open()
-    except AnyReaderError as exc:
-        line = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
-        raise InputError(f"cannot read bag {src}: {line}") from exc
+    except (AnyReaderError, *BAG_FAULTS) as exc:
+        raise unreadable_bag(src, exc) from exc
     try:
         yield reader
     finally:
         reader.close()
+
+
+# what rosbags lets through from a corrupt storage file or metadata.yaml: a record stating a
+# huge length (OverflowError, or MemoryError where it allocates it), a binary metadata.yaml,
+# a damaged sqlite page
+BAG_FAULTS = (UnicodeDecodeError, OverflowError, MemoryError, struct.error, sqlite3.DatabaseError)
+
+
+def unreadable_bag(src: Path, exc: BaseException) -> InputError:
+    if isinstance(exc, (OverflowError, MemoryError)):
+        why = "a record in it states an impossible size (a corrupt storage file)"
+    elif isinstance(exc, UnicodeDecodeError):
+        why = "its metadata.yaml or a text record in it is not UTF-8"
+    else:
+        why = next((ln for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    return InputError(f"cannot read bag {src}: {why}")
+
+
+def bag_messages(reader: Any, src: Path, connections: list | None = None) -> Iterator[tuple]:
+    """``reader.messages``, with a storage file corrupt past its index an InputError naming
+    the bag, not rosbags' or Python's traceback."""
+    from rosbags.highlevel import AnyReaderError
+
+    messages = reader.messages() if connections is None else reader.messages(connections)
+    while True:
+        try:
+            item = next(messages)
+        except StopIteration:
+            return
+        except (AnyReaderError, *BAG_FAULTS) as exc:
+            raise unreadable_bag(src, exc) from exc
+        yield item
 
 
 def deserialize(reader: Any, raw: bytes, msgtype: str) -> Any:
@@ -591,7 +624,7 @@ def deblur_bag(
             info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
             info_conns = [c for c in reader.connections if c.topic in info_topics]
             # an empty list would mean every connection to rosbags: a bag without camera_info
-            for conn, _, raw in reader.messages(connections=info_conns) if info_conns else ():
+            for conn, _, raw in bag_messages(reader, src, info_conns) if info_conns else ():
                 try:
                     msg = deserialize(reader, raw, conn.msgtype)
                 except ValueError:  # cut short: the frames take their neighbours' info
@@ -698,7 +731,7 @@ def deblur_bag(
 
                 readable = dict.fromkeys(chosen, 0)
                 why_not: dict[str, str] = {}  # each topic's first skipped frame: why
-                for conn, receive, raw in reader.messages():
+                for conn, receive, raw in bag_messages(reader, src):
                     if conn.id in out_conns:
                         writer.write(out_conns[conn.id], receive, raw)
                     if conn.topic not in chosen or window.done(readable[conn.topic]):

@@ -28,6 +28,7 @@ from .metrics import sharpness
 from .offline import (
     InputError,
     bag_image,
+    bag_messages,
     bag_topics,
     deserialize,
     kind_of,
@@ -98,7 +99,7 @@ class Recording:
 
         with open_bag(self.path) as reader:
             conns = [c for c in reader.connections if c.topic in self.topics]
-            for conn, _, raw in reader.messages(connections=conns):
+            for conn, _, raw in bag_messages(reader, self.path, conns):
                 try:
                     msg = deserialize(reader, raw, conn.msgtype)
                     pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)

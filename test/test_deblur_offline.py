@@ -803,6 +803,68 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     assert capsys.readouterr().err.endswith(f"no images or rosbag2 in {tmp_path / 'set'}\n")
 
 
+def png_stating(width: int, height: int) -> bytes:
+    """An 8x8 grey PNG whose header states ``width`` x ``height`` pixels (its CRC fixed)."""
+    import zlib
+
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+    data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # IHDR's type and fields
+    return bytes(data)
+
+
+def test_an_image_stating_more_pixels_than_opencv_decodes_is_an_unreadable_frame(tmp_path):
+    """OpenCV raises, not returns None, for a header of 65000x65000: a traceback in sarn
+    deblur and sarn eval, where such a frame is one skipped and counted."""
+    from sarn_ros.data.datasets import read_frame, read_rgb
+
+    src = write_folder(tmp_path / "in", frames(3))
+    (src / "bad.png").write_bytes(png_stating(65000, 65000))
+    assert read_frame(src / "bad.png") is None
+    with pytest.raises(ValueError, match="cannot read image"):
+        read_rgb(src / "bad.png")
+    result = deblur(str(src), "-o", str(tmp_path / "out"), "--weights", "sarn_single")
+    assert result.returncode == 0, result.stderr
+    assert "1 unreadable frame skipped (first: bad.png)" in result.stdout
+    assert len(list((tmp_path / "out").iterdir())) == 3
+
+
+def test_a_bag_corrupt_past_its_index_is_one_error_line(tmp_path, monkeypatch, capsys):
+    """rosbags lets Python's errors through from a corrupt file: a binary metadata.yaml
+    (UnicodeDecodeError), an mcap record stating a huge length (OverflowError while reading
+    messages, MemoryError while opening): each was a traceback."""
+    from rosbags.highlevel import AnyReader
+
+    write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
+    weights = ["--weights", "sarn_single", "--device", "cpu"]
+    (tmp_path / "bag" / "metadata.yaml").write_bytes(b"\xc2\x00\xff" * 10)
+    for argv in (["deblur", str(tmp_path / "bag"), "-o", str(tmp_path / "o")], ["eval"]):
+        if argv == ["eval"]:
+            argv = ["eval", "--no-gt", str(tmp_path / "bag")]
+        assert cli.main([*argv, *weights]) == 2
+        err = capsys.readouterr().err
+        assert err.endswith(
+            f"cannot read bag {tmp_path / 'bag'}: its metadata.yaml or a text record in it is "
+            "not UTF-8\n"
+        ), err
+    write_bag(tmp_path / "good", StoragePlugin.SQLITE3)
+    real_messages = AnyReader.messages
+
+    def cut(self, *args, **kwargs):
+        it = real_messages(self, *args, **kwargs)
+        yield next(it)
+        raise OverflowError("Python int too large to convert to C ssize_t")
+
+    monkeypatch.setattr(AnyReader, "messages", cut)
+    impossible = "a record in it states an impossible size (a corrupt storage file)\n"
+    assert cli.main(["deblur", str(tmp_path / "good"), "-o", str(tmp_path / "o2"), *weights]) == 2
+    assert capsys.readouterr().err.endswith(impossible)
+    assert not (tmp_path / "o2").exists()  # the half-written bag removed
+    monkeypatch.setattr(AnyReader, "open", lambda self: (_ for _ in ()).throw(MemoryError()))
+    assert cli.main(["eval", "--no-gt", str(tmp_path / "good"), *weights]) == 2
+    assert capsys.readouterr().err.endswith(impossible)
+
+
 def test_a_file_that_is_no_video_is_one_line_without_ffmpegs_own(tmp_path):
     """FFmpeg printed "[mov,mp4,...] moov atom not found" above sarn's one error line; a
     user's OPENCV_FFMPEG_LOGLEVEL still shows it."""

@@ -68,8 +68,17 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
+def imread(path: Path, flags: int) -> np.ndarray | None:
+    """``cv2.imread``, None for what it cannot read: OpenCV raises, not returns None, for an
+    image stating more pixels than it decodes (a header of 65000x65000)."""
+    try:
+        return cv2.imread(str(path), flags)
+    except cv2.error:
+        return None
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    img = None if cut_short(path) else cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = None if cut_short(path) else imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"cannot read image {path}")
     return np.ascontiguousarray(img[..., ::-1])
@@ -83,7 +92,7 @@ def read_frame(path: Path) -> np.ndarray | None:
     if cut_short(path):
         return None
     # not IMREAD_UNCHANGED: it alone ignores the EXIF orientation
-    img = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+    img = imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
         return None
     if img is not None and img.ndim == 3:  # not cvtColor: OpenCV 4.5's fails on a 1x1 image
