@@ -752,9 +752,11 @@ class DeblurNode(Node):
             if isinstance(msg, CompressedImage):
                 try:
                     raw, encoding = conv.compressed_to_numpy(msg, self.debayer)
+                except conv.TooLarge as exc:
+                    self.reject("too_large", str(exc))
+                    return None
                 except ValueError as exc:
-                    too_large = isinstance(exc, conv.TooLarge)
-                    self.reject("too_large" if too_large else "corrupt_compressed", str(exc))
+                    self.reject("corrupt_compressed", str(exc))
                     return None
             else:  # empty images were rejected at intake (intake_fault), as empty compressed
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
