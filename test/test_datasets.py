@@ -3,6 +3,9 @@ the random clip sampler."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -405,6 +408,68 @@ def test_a_whole_jpeg_with_data_after_it_or_named_wrongly_is_read(tmp_path: Path
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(jpeg[:2] + app1 + jpeg[2 : jpeg.index(b"\xff\xda") + 200])
     assert read_frame(cut) is None
+
+
+def test_a_png_file_with_a_chunk_longer_than_itself_is_unreadable_without_2_gb(
+    tmp_path: Path,
+) -> None:
+    """OpenCV's PNG reader allocates what a chunk states: this 49-byte file in a folder took
+    2 GB in ``sarn deblur``, ``sarn eval`` and training, whatever its name."""
+    bomb = (
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x08\x00\x00\x00\x08\x08\x00\x00\x00"
+        b"\x00\xe1d\xe1W\x7f\xff\xff\xfftEXt" + bytes(8)
+    )
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    (tmp_path / "bomb.jpg").write_bytes(bomb)
+    good = np.random.default_rng(2).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "good.png"), good)
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from sarn_ros.data.datasets import read_frame\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "for name in ('bomb.png', 'bomb.jpg', 'good.png'):\n"
+        "    img = read_frame(Path(sys.argv[1]) / name)\n"
+        "    print(name, None if img is None else img.shape)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    lines = out.stdout.split("\n")
+    assert lines[:3] == ["bomb.png None", "bomb.jpg None", "good.png (48, 64, 3)"], out
+    assert int(lines[3]) < 100, out.stdout
+
+
+def test_a_fifo_a_device_or_a_folder_named_as_an_image_is_skipped_not_waited_on(
+    tmp_path: Path,
+) -> None:
+    """A FIFO named frame.png blocked reading for good, a link to /dev/zero named .jpg was read
+    without end: each is no image, skipped as an unreadable one."""
+    from sarn_ros.data.datasets import read_frame, read_rgb
+
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from sarn_ros.data.datasets import read_frame\n"
+        "for name in sys.argv[2:]:\n"
+        "    print(name, read_frame(Path(sys.argv[1]) / name))\n"
+    )
+    names = ["fifo.png", "zero.jpg", "folder.png", "loop.png"]
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), *names],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.split("\n")[:4] == [f"{n} None" for n in names], out
+    with pytest.raises(ValueError, match="cannot read image"):
+        read_rgb(tmp_path / "folder.png")
+    assert read_frame(tmp_path / "missing.png") is None
 
 
 def test_a_sequence_of_several_frame_sizes_is_refused_by_name(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ pixels) trains from the page cache: the sampler only touches the rows of its cro
 
 from __future__ import annotations
 
+import mmap
 import os
 import re
 import zipfile
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..image_header import check_png_file
 from .blur_synth import BlurParams, synthesize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -69,16 +71,22 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def imread(path: Path, flags: int) -> np.ndarray | None:
-    """``cv2.imread``, None for what it cannot read: OpenCV raises, not returns None, for an
-    image stating more pixels than it decodes (a header of 65000x65000)."""
+    """``cv2.imread``, None for what it cannot or should not read: no regular file (a FIFO
+    would block the read for good, ``/dev/zero`` never ends), a JPEG cut short
+    (:func:`cut_short`), a PNG chunk stating more bytes than the file has (OpenCV allocates
+    what it states, 2 GB for 49 bytes), an image stating more pixels than OpenCV decodes
+    (it raises for a header of 65000x65000)."""
     try:
+        if not path.is_file() or cut_short(path):
+            return None
+        check_png_file(path)
         return cv2.imread(str(path), flags)
-    except cv2.error:
+    except (OSError, ValueError, cv2.error):
         return None
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    img = None if cut_short(path) else imread(path, cv2.IMREAD_COLOR)
+    img = imread(path, cv2.IMREAD_COLOR)
     if img is None:
         raise ValueError(f"cannot read image {path}")
     return np.ascontiguousarray(img[..., ::-1])
@@ -89,8 +97,6 @@ def read_frame(path: Path) -> np.ndarray | None:
     turned upright by its EXIF orientation as :func:`read_rgb` and viewers do (a phone's
     portrait photo is stored sideways); None when it cannot be read or is neither (callers
     skip and count it)."""
-    if cut_short(path):
-        return None
     # not IMREAD_UNCHANGED: it alone ignores the EXIF orientation
     img = imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
@@ -107,16 +113,17 @@ def cut_short(path: Path) -> bool:
     whose coded data cannot hold FF D9 (an EXIF thumbnail before it has its own), not at the
     file's end: phones append data after it (a Motion Photo's video, Samsung's trailer). A
     file that is no JPEG inside (a PNG or WebP named .jpg) is left to the decoder."""
-    if path.suffix.lower() not in (".jpg", ".jpeg"):
+    if path.suffix.lower() not in (".jpg", ".jpeg") or path.stat().st_size < 2:
         return False
-    data = path.read_bytes()
-    if not data.startswith(b"\xff\xd8"):
-        return False
-    pos = 2
-    while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] != 0xDA:
-        # a header segment, skipped by its length (or a fill byte before a marker)
-        pos += 1 if data[pos + 1] == 0xFF else 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return data.find(b"\xff\xd9", pos) < 0
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data[:2] != b"\xff\xd8":  # mapped, not read: a file is scanned without a copy
+            return False
+        pos = 2
+        while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] != 0xDA:
+            # a header segment, skipped by its length (or a fill byte before a marker)
+            step = 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            pos += 1 if data[pos + 1] == 0xFF else step
+        return data.find(b"\xff\xd9", pos) < 0
 
 
 Frames = list[np.ndarray] | np.ndarray

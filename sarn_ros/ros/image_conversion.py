@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
+from ..image_header import stated_size
+
 # encoding -> (numpy dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "rgb8": (np.dtype(np.uint8), 3),
@@ -165,51 +167,6 @@ def check_sides(width: int, height: int) -> None:
     """Raise TooLarge for a side over MAX_SIDE."""
     if width > MAX_SIDE or height > MAX_SIDE:
         raise TooLarge(f"{width}x{height} image: sides up to {MAX_SIDE} px are deblurred")
-
-
-_PNG = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (the frame size), all but DHT (C4), JPG (C8) and DAC (CC)
-_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-
-
-def stated_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
-    """(width, height) a PNG or JPEG states ahead of its pixels; None for other formats or no
-    size found (the decoder then says what is wrong). ValueError for a PNG chunk longer than
-    the bytes left: OpenCV's reader allocates what a chunk states, 2 GB for a 49-byte PNG."""
-    data = memoryview(data).cast("B")  # slices without copies
-    if data[: len(_PNG)] == _PNG:
-        pos, size = len(_PNG), None
-        while pos + 8 <= len(data):
-            length = int.from_bytes(data[pos : pos + 4], "big")
-            kind = bytes(data[pos + 4 : pos + 8])
-            if length > len(data) - pos - 12:
-                raise ValueError(f"corrupt PNG: its {kind!r} chunk states more bytes than it has")
-            if kind == b"IHDR" and length >= 8:
-                size = (int.from_bytes(data[pos + 8 : pos + 12], "big"),)
-                size += (int.from_bytes(data[pos + 12 : pos + 16], "big"),)
-            if kind == b"IEND":
-                break
-            pos += 12 + length
-        return size
-    if data[:2] == b"\xff\xd8":
-        pos = 2
-        while pos + 4 <= len(data):
-            if data[pos] != 0xFF:
-                return None  # not at a marker: for the decoder to judge
-            marker = data[pos + 1]
-            if marker == 0xFF:  # fill byte
-                pos += 1
-                continue
-            if marker in (0x01, *range(0xD0, 0xD8)):  # no length
-                pos += 2
-                continue
-            if marker in (0xD9, 0xDA):  # end of image, start of scan: no size stated before
-                return None
-            if marker in _SOF and pos + 9 <= len(data):
-                height = int.from_bytes(data[pos + 5 : pos + 7], "big")
-                return int.from_bytes(data[pos + 7 : pos + 9], "big"), height
-            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    return None
 
 
 def _buffer(data: Any) -> np.ndarray:
