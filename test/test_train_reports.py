@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 from test_training import (
     TINY_ARGS,
     blurry_sequence,
@@ -168,3 +169,24 @@ def test_real_pairs_too_small_for_the_crop_are_not_said_cropped_by_synthetic_blu
         "training data: 1 sequence, 5 frames (1 of the 2 sequences is left out: 1 smaller than "
         "the 32x32 crop, the largest 40x24)\n"
     ) in out
+
+
+def test_the_weights_metadata_names_six_sizes_in_numeric_order_and_counts_the_rest() -> None:
+    """A set of stills has a size per image: the list stopped at 6 without saying so, and
+    sorted as text (1280x720 before 640x480)."""
+    from sarn_ros.data.datasets import Sequence
+    from sarn_ros.tools.train import summarise
+
+    def seq(w: int, h: int) -> Sequence:
+        frames = [np.zeros((h, w, 3), np.uint8)]
+        return Sequence(f"{w}x{h}", frames, frames)
+
+    args = argparse.Namespace(trainset="ts")
+    few = [seq(1280, 720), seq(640, 480), seq(640, 360), seq(640, 480)]
+    assert summarise(args, None, few, "3 sequences")[1] == (
+        "3 sequences, sizes 640x360, 640x480, 1280x720"
+    )
+    many = [seq(8 * k, 8) for k in range(9, 0, -1)]
+    assert summarise(args, None, many, "9 stills")[1] == (
+        "9 stills, sizes 8x8, 16x8, 24x8, 32x8, 40x8, 48x8 and 3 more"
+    )

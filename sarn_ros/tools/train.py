@@ -1170,10 +1170,11 @@ def summarise(
 ) -> list[str]:
     """The data lines of the weights' metadata: what was trained on (``counted``, as the
     'training data:' line says it), and its blur."""
-    sizes = sorted({f"{s.blurred[0].shape[1]}x{s.blurred[0].shape[0]}" for s in usable})
+    sizes = [f"{w}x{h}" for h, w in sorted({s.blurred[0].shape[:2] for s in usable})]
+    more = f" and {len(sizes) - 6} more" if len(sizes) > 6 else ""  # stills: one per image
     lines = [
         f"sources: {', '.join(desc['sources']) if desc else args.trainset}",
-        f"{counted}, sizes {', '.join(sizes[:6])}",
+        f"{counted}, sizes {', '.join(sizes[:6])}{more}",
     ]
     if desc is None:
         return [*lines, "synthetic blur: not recorded (a --trainset built before trainset.json)"]
