@@ -502,6 +502,8 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     assert result.successful, result.reason
     result = set_param(node, "use_sim_time", zero)  # rclpy's own, a bool: refused, no crash
     assert not result.successful and "type" in result.reason
+    result = set_param(node, "debayr", debayer)  # `ros2 param set` of a misspelt name
+    assert not result.successful and result.reason.endswith("['debayr'] (did you mean 'debayer'?)")
 
     for name, value in (
         ("future_frames", ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=5)),
@@ -1918,24 +1920,44 @@ def test_a_live_lazy_set_takes_effect_at_intake_at_once():
         assert result.successful and fake.lazy is value
 
 
-def test_a_parameter_without_a_name_is_refused():
-    """rclpy refuses undeclared names by any() over them, which an empty name passes: `''`
-    was stored as a new parameter, and an atomic set with it applied the rest."""
-    import threading
-    from types import SimpleNamespace
-
+def test_an_unknown_or_empty_parameter_name_is_refused_by_name(ros_domain):
+    """rclpy refuses undeclared names by any() over a generator and lists what is left: a
+    misspelt name was refused as "undeclared parameter(s): []", and an empty name, which
+    any() passes, was stored as a new parameter while an atomic set applied the rest."""
+    import rclpy
+    from rclpy.exceptions import ParameterNotDeclaredException
+    from rclpy.node import Node
     from rclpy.parameter import Parameter
 
     from sarn_ros.ros import node as node_module
+    from sarn_ros.ros.params import BY_NAME
 
-    fake = SimpleNamespace(
-        cameras=[], engine=SimpleNamespace(onnx=False), changes={}, lock=threading.Condition()
-    )
-    result = node_module.DeblurNode.on_set_parameters(
-        fake, [Parameter("", Parameter.Type.STRING, "x"), Parameter("resize", value=0.5)]
-    )
-    assert (result.successful, result.reason) == (False, "a parameter needs a name")
-    assert fake.changes == {}
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain)
+    try:
+        probe = node_module.DeblurNode.__new__(node_module.DeblurNode)  # its checks, no model
+        Node.__init__(probe, "params_probe", context=context)
+        for name in ("resize", "future_frames"):
+            probe.declare_parameter(name, BY_NAME[name].default, BY_NAME[name].descriptor())
+        cases = {
+            "resise": "['resise'] (did you mean 'resize'?)",
+            "": "[''] (a parameter needs a name)",
+            "colour_space": "['colour_space']",
+        }
+        for name, said in cases.items():
+            given = [Parameter(name, value=0.5), Parameter("resize", value=0.5)]
+            with pytest.raises(ParameterNotDeclaredException) as err:
+                probe.set_parameters_atomically(given)
+            assert str(err.value) == f"Invalid access to undeclared parameter(s): {said}"
+            assert probe.get_parameter("resize").value == BY_NAME["resize"].default
+            assert not probe.has_parameter(name)
+        both = [Parameter("future_frame", value=0), Parameter("resize", value=0.5)]
+        with pytest.raises(ParameterNotDeclaredException, match=r"\['future_frame'\] \(did"):
+            probe.set_parameters(both)
+        assert probe.set_parameters_atomically([Parameter("resize", value=0.5)]).successful
+        Node.destroy_node(probe)  # not its own: that also stops the worker it has not
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def test_a_change_applied_as_rclpy_shuts_down_is_applied_without_a_log_line():

@@ -30,7 +30,11 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.exceptions import NameValidationException, ParameterException
+from rclpy.exceptions import (
+    NameValidationException,
+    ParameterException,
+    ParameterNotDeclaredException,
+)
 from rclpy.executors import ExternalShutdownException
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
@@ -426,12 +430,24 @@ class DeblurNode(Node):
             for p in params
         ]
 
+    def _check_undeclared_parameters(self, parameter_list: list[Parameter]) -> None:
+        """rclpy's own check names none: it runs ``any()`` over a generator, then lists what
+        is left of it, so ``ros2 param set`` of a misspelt name said "undeclared
+        parameter(s): []", and an empty name, which ``any()`` passes, was stored. Each is
+        named here, with this node's nearest name; rclpy's check (argument types) follows."""
+        names = [p.name for p in parameter_list if isinstance(p, Parameter)]
+        unknown = [name for name in names if not name or not self.has_parameter(name)]
+        if unknown:
+            near = [f"{m[0]!r}" for n in unknown if (m := get_close_matches(n, BY_NAME, 1, 0.6))]
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            hint += " (a parameter needs a name)" if "" in unknown else ""
+            raise ParameterNotDeclaredException(f"{unknown}{hint}")
+        super()._check_undeclared_parameters(parameter_list)
+
     def on_set_parameters(self, params: list) -> SetParametersResult:
         """Validate live changes; the worker applies them before its next frame. Read-only
         parameters and ranges are enforced by rclpy from the descriptors."""
         for p in params:
-            if not p.name:  # rclpy's check for undeclared names lets '' through, stored
-                return SetParametersResult(successful=False, reason="a parameter needs a name")
             if p.name in BY_NAME and (reason := validate(p.name, p.value)) is not None:
                 return SetParametersResult(successful=False, reason=reason)
             if p.name == "precision" and self.engine.onnx and p.value != "fp32":
