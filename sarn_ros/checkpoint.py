@@ -78,6 +78,8 @@ def resolve_weights(weights: str | Path) -> Path:
             ) from None
     if p.is_dir():
         raise CheckpointError(f"weights {p} is a folder, not a weights file")
+    if p.exists():  # a FIFO would block the load for good, /dev/zero never ends
+        raise CheckpointError(f"weights {p} is not a regular file (a pipe or a device)")
     raise CheckpointError(f"weights file not found: {p}")
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from . import metrics
 from .data.datasets import Sequence, file_stem
 from .engine import StreamDeblurrer
+from .image_files import imwrite
 
 FRAME_NS = 33_333_333  # evaluation streams are played as a 30 fps camera
 
@@ -166,8 +167,8 @@ def save_side_by_side(prefix: Path, *columns: list[np.ndarray]) -> None:
     prefix.parent.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(zip(*columns, strict=True)):
         tiles = [t if t.ndim == 3 else cv2.cvtColor(t, cv2.COLOR_GRAY2RGB) for t in row]
-        path = f"{prefix}_{i:03d}.png"
-        if not cv2.imwrite(path, np.hstack(tiles)[..., ::-1]):
+        path = prefix.with_name(f"{prefix.name}_{i:03d}.png")
+        if not imwrite(path, np.hstack(tiles)[..., ::-1]):
             raise OSError(f"cannot write image {path}")
     frame_file = re.compile(re.escape(prefix.name) + r"_(\d{3,})\.png")
     for old in prefix.parent.glob(f"{glob.escape(prefix.name)}_*.png"):

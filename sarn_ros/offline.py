@@ -29,6 +29,7 @@ import numpy as np
 
 from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by
 from .engine import DeblurredFrame, StreamDeblurrer
+from .image_files import imwrite, video_path
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class FrameSink:
             self.dst.mkdir(parents=True, exist_ok=True)
             if img.dtype == np.uint16 and Path(name).suffix.lower() not in WIDE_EXTS:
                 img = (img >> 8).astype(np.uint8)  # imwrite would saturate them at 255
-            if not cv2.imwrite(str(self.dst / name), img):
+            if not imwrite(self.dst / name, img):
                 raise InputError(f"cannot write {self.dst / name}")
             return
         h, w = img.shape[:2]
@@ -246,7 +247,7 @@ class FrameSink:
         self.dst.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
         for fps in writable_fps(self.fps):
-            writer = cv2.VideoWriter(str(self.part), fourcc, fps, self.size)
+            writer = cv2.VideoWriter(video_path(self.part), fourcc, fps, self.size)
             if writer.isOpened():
                 if fps != self.fps:
                     log.warning(
@@ -270,15 +271,22 @@ class FrameSink:
                 os.replace(self.part, self.dst)
 
 
+def open_video(src: Path) -> cv2.VideoCapture:
+    """OpenCV's reader of ``src``; InputError where it cannot open it, or must not be asked
+    to (a path that is not UTF-8 crashes it)."""
+    try:
+        cap = cv2.VideoCapture(video_path(src))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if not cap.isOpened():
+        raise InputError(f"cannot open video {src}")
+    return cap
+
+
 def check_video(src: Path) -> None:
     """Refuse a file OpenCV cannot open as a video before the model loads: the error came
     after seconds of start-up."""
-    cap = cv2.VideoCapture(str(src))
-    try:
-        if not cap.isOpened():
-            raise InputError(f"cannot open video {src}")
-    finally:
-        cap.release()
+    open_video(src).release()
 
 
 def deblur_video(
@@ -293,9 +301,7 @@ def deblur_video(
 ) -> Report:
     """Deblur a video into a video or a folder; ``expect`` is told how many frames will come
     out where the container states its count."""
-    cap = cv2.VideoCapture(str(src))
-    if not cap.isOpened():
-        raise InputError(f"cannot open video {src}")
+    cap = open_video(src)
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     announced, read = announced_frames(cap), []  # read: the last index, once all are read
     if expect is not None and announced:

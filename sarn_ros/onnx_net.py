@@ -16,7 +16,7 @@ import torch
 
 from .archs.recurrent_sarn_arch import check_state
 from .archs.sarn_arch import SIZE_MULTIPLE, pad_to_multiple
-from .checkpoint import CheckpointError, first_line
+from .checkpoint import CheckpointError, first_line, resolve_weights
 
 RECURRENT_INPUTS = ["stack", "h", "c"]
 SINGLE_INPUTS = ["frame"]
@@ -32,11 +32,7 @@ class OnnxNet:
     frame) over one onnxruntime session; tensors are CPU float32."""
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path).expanduser()
-        if path.is_dir():  # as a checkpoint's path is told
-            raise CheckpointError(f"weights {path} is a folder, not a weights file")
-        if not path.is_file():
-            raise CheckpointError(f"weights file not found: {path}")
+        path = resolve_weights(path)  # refused as a checkpoint's path is
         try:
             import onnxruntime as ort
         except ImportError:
@@ -51,8 +47,8 @@ class OnnxNet:
         # 320x240, docs/measurements.md), CPU left to the SLAM beside it
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
+            self.session = ort.InferenceSession(  # bytes: it refuses a path not in UTF-8
+                Path(path).read_bytes(), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own error types, one per failure kind
             raise CheckpointError(f"cannot load {path} in onnxruntime: {first_line(exc)}") from None

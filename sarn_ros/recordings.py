@@ -33,6 +33,7 @@ from .offline import (
     deserialize,
     kind_of,
     open_bag,
+    open_video,
     video_frames,
 )
 
@@ -82,9 +83,7 @@ class Recording:
             yield self.name(""), img
 
     def _video(self) -> Iterator[tuple[str, np.ndarray]]:
-        cap = cv2.VideoCapture(str(self.path))
-        if not cap.isOpened():
-            raise InputError(f"cannot open video {self.path}")
+        cap = open_video(self.path)
         try:
             for _, bgr in video_frames(cap):
                 if bgr is None:

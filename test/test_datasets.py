@@ -472,6 +472,37 @@ def test_a_fifo_a_device_or_a_folder_named_as_an_image_is_skipped_not_waited_on(
     assert read_frame(tmp_path / "missing.png") is None
 
 
+def test_a_training_set_file_that_is_no_sequence_is_one_error_line(tmp_path: Path) -> None:
+    """A FIFO named .npz blocked `sarn train --trainset` for good and a link to /dev/zero
+    filled the memory (zipfile reads to the end); a file that is no zip was a traceback."""
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match=r"a\.npz is no sequence of a training set \("):
+        load_sequences(junk)
+    code = (
+        "import sys\n"
+        "from sarn_ros.data.datasets import load_sequences\n"
+        "try:\n"
+        "    load_sequences(sys.argv[1])\n"
+        "except ValueError as exc:\n"
+        "    print(exc)\n"
+    )
+    for name, make in (
+        ("pipe", lambda p: os.mkfifo(p)),
+        ("zero", lambda p: p.symlink_to("/dev/zero")),
+    ):
+        (tmp_path / name).mkdir()
+        make(tmp_path / name / "a.npz")
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.stdout.endswith("a.npz is not a regular file: no sequence of a training set\n")
+
+
 def test_a_sequence_of_several_frame_sizes_is_refused_by_name(tmp_path: Path) -> None:
     """A pair folder of unrelated stills loads as one sequence of mixed sizes (which `sarn
     eval` takes frame by frame); training crops a clip at one place in every frame and a

@@ -1624,3 +1624,44 @@ def test_resize_takes_the_nodes_range():
         else:
             with pytest.raises(SystemExit):
                 parser.parse_args(argv)
+
+
+def test_names_that_are_not_utf8_are_read_and_written_not_a_crash(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """OpenCV's path-taking calls crash the process (SIGSEGV) on a name that is not UTF-8 (an
+    old FAT drive's or camera's \\xff.png): a folder holding one died mid-run. Images now go
+    through OpenCV as bytes; a video, which OpenCV opens only by path, is refused by name.
+    Under a UTF-8 terminal's strict output the closing line raised on such a name."""
+    src = tmp_path / "in"
+    src.mkdir()
+    rng = np.random.default_rng(4)
+    names = ["0.png", os.fsdecode(b"1\xff.png"), "2.png"]
+    for name in names:
+        cv2.imwrite(str(src / "x.png"), rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        os.replace(src / "x.png", src / name)
+    odd_video = tmp_path / os.fsdecode(b"\xff.mp4")
+    writer = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    os.replace(tmp_path / "v.mp4", odd_video)
+    out = tmp_path / os.fsdecode(b"out\xff")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+
+    def sarn_deblur(*argv: Path) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "sarn_ros.tools.cli", "deblur", *map(str, argv), *weights]
+        return subprocess.run(cmd, capture_output=True, env=env, timeout=300)
+
+    done = sarn_deblur(src, "-o", out)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(os.listdir(out)) == sorted(names)
+    assert os.fsencode(out) in done.stdout
+    for argv in ((odd_video, "-o", tmp_path / "frames"), (src, "-o", out.with_suffix(".mp4"))):
+        refused = sarn_deblur(*argv)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert refused.stderr.endswith(
+            b".mp4': OpenCV cannot open a video whose path is not UTF-8; rename it\n"
+        )
+    assert not (tmp_path / "frames").exists()

@@ -103,8 +103,14 @@ def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeyp
     from sarn_ros.tools import cli, demo
 
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "taken" / "demo_strip.png").mkdir(parents=True)  # failed after the demo ran
     monkeypatch.setattr(demo, "own_ros_domain", lambda _: pytest.fail("the demo ran"))
-    for out, why in (("/proc/sarn_demo", "cannot write in /proc"), (tmp_path / "a_file", "file")):
+    for out, why in (
+        ("/proc/sarn_demo", "cannot write in /proc"),
+        (tmp_path / "a_file", "file"),
+        (tmp_path / "taken", "demo_strip.png is a folder, not a file"),
+        (tmp_path / ("a" * 300), "File name too long"),  # was a traceback
+    ):
         assert cli.main(["demo", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("sarn demo: error: --out") and why in err and "\n" not in err
@@ -118,7 +124,7 @@ def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path, monkeypatc
     from sarn_ros.tools import demo
 
     blurred, sharp = demo.load_sample()
-    monkeypatch.setattr(demo.cv2, "imwrite", lambda *a: False)  # OpenCV's answer on a full disk
+    monkeypatch.setattr(demo, "imwrite", lambda *a: False)  # OpenCV's answer on a full disk
     with pytest.raises(OSError, match=r"demo_strip\.png"):
         demo.write_outputs(tmp_path, blurred[:1], blurred[:1], sharp[:1])
 

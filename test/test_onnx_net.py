@@ -99,6 +99,22 @@ def test_settings_an_onnx_graph_cannot_run_are_one_error_line(
         assert len(err) == 1 and "ONNX graph" in err[0], err
 
 
+def test_a_graph_whose_path_is_not_utf8_loads_and_a_pipe_is_refused_unread(
+    tmp_path, tiny_recurrent_onnx
+):
+    """onnxruntime refused a path that is not UTF-8 (an old FAT drive's name) with "incompatible
+    constructor arguments"; a FIFO given as weights was said not to exist."""
+    import os
+    import shutil
+
+    odd = tmp_path / os.fsdecode(b"\xffstep.onnx")
+    shutil.copy(tiny_recurrent_onnx, odd)
+    assert OnnxNet(odd).is_recurrent
+    os.mkfifo(tmp_path / "pipe.onnx")
+    with pytest.raises(CheckpointError, match=r"pipe\.onnx is not a regular file \(a pipe"):
+        OnnxNet(tmp_path / "pipe.onnx")
+
+
 def test_files_that_are_no_export_are_one_line_errors(tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper

@@ -341,6 +341,13 @@ def test_an_output_path_of_the_wrong_kind_is_named_as_such(tmp_path):
     with pytest.raises(ValueError, match="is a file, not a folder"):
         check_writable(tmp_path / "rows.json", "--out", folder=True)
     check_writable(tmp_path / "new" / "rows.json", "--json", folder=False)  # made later
+    # a link to nothing failed at mkdir after the model loaded ("[Errno 17] File exists"); a
+    # name too long for the filesystem was a traceback (ENAMETOOLONG) in sarn demo
+    (tmp_path / "gone").symlink_to(tmp_path / "nowhere" / "deep")
+    with pytest.raises(ValueError, match=r"gone is a link to nothing \(its target is missing"):
+        check_writable(tmp_path / "gone", "-o", folder=True)
+    with pytest.raises(ValueError, match=r"^--out .*a{300}: File name too long$"):
+        check_writable(tmp_path / ("a" * 300), "--out", folder=True)
 
 
 def test_domain_id_takes_every_id_its_help_names(capsys):

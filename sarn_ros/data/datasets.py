@@ -19,7 +19,6 @@ pixels) trains from the page cache: the sampler only touches the rows of its cro
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import zipfile
@@ -33,7 +32,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..image_header import check_png_file
+from ..checkpoint import first_line
+from ..image_files import imread
 from .blur_synth import BlurParams, synthesize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -70,21 +70,6 @@ def list_images(folder: Path) -> list[Path]:
     )
 
 
-def imread(path: Path, flags: int) -> np.ndarray | None:
-    """``cv2.imread``, None for what it cannot or should not read: no regular file (a FIFO
-    would block the read for good, ``/dev/zero`` never ends), a JPEG cut short
-    (:func:`cut_short`), a PNG chunk stating more bytes than the file has (OpenCV allocates
-    what it states, 2 GB for 49 bytes), an image stating more pixels than OpenCV decodes
-    (it raises for a header of 65000x65000)."""
-    try:
-        if not path.is_file() or cut_short(path):
-            return None
-        check_png_file(path)
-        return cv2.imread(str(path), flags)
-    except (OSError, ValueError, cv2.error):
-        return None
-
-
 def read_rgb(path: Path) -> np.ndarray:
     img = imread(path, cv2.IMREAD_COLOR)
     if img is None:
@@ -104,26 +89,6 @@ def read_frame(path: Path) -> np.ndarray | None:
     if img is not None and img.ndim == 3:  # not cvtColor: OpenCV 4.5's fails on a 1x1 image
         img = np.ascontiguousarray(img[..., ::-1])
     return img
-
-
-def cut_short(path: Path) -> bool:
-    """A JPEG without its end marker (FF D9) after its first scan: a half-downloaded or
-    half-copied file, which OpenCV decodes with its lower part grey and only a libjpeg warning
-    on stderr, so a benchmark would score the grey. The marker is looked for from the scan on,
-    whose coded data cannot hold FF D9 (an EXIF thumbnail before it has its own), not at the
-    file's end: phones append data after it (a Motion Photo's video, Samsung's trailer). A
-    file that is no JPEG inside (a PNG or WebP named .jpg) is left to the decoder."""
-    if path.suffix.lower() not in (".jpg", ".jpeg") or path.stat().st_size < 2:
-        return False
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if data[:2] != b"\xff\xd8":  # mapped, not read: a file is scanned without a copy
-            return False
-        pos = 2
-        while pos + 4 <= len(data) and data[pos] == 0xFF and data[pos + 1] != 0xDA:
-            # a header segment, skipped by its length (or a fill byte before a marker)
-            step = 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-            pos += 1 if data[pos + 1] == 0xFF else step
-        return data.find(b"\xff\xd9", pos) < 0
 
 
 Frames = list[np.ndarray] | np.ndarray
@@ -501,13 +466,18 @@ def load_sequences(folder: Path, mmap: bool = True) -> list[Sequence]:
     file is compressed), so only the crops being trained on are read from disk."""
     seqs = []
     for f in sorted(Path(folder).rglob("*.npz"), key=natural_key):
+        if not f.is_file():  # a FIFO would block the read for good, /dev/zero never ends
+            raise ValueError(f"{f} is not a regular file: no sequence of a training set")
         arrays = {}
-        with zipfile.ZipFile(f) as zf:
-            for key in ("blurred", "sharp"):
-                arrays[key] = _npz_memmap(f, zf, key) if mmap else None
-        if any(a is None for a in arrays.values()):
-            with np.load(f) as z:
-                arrays = {k: z[k] for k in arrays}
+        try:
+            with zipfile.ZipFile(f) as zf:
+                for key in ("blurred", "sharp"):
+                    arrays[key] = _npz_memmap(f, zf, key) if mmap else None
+            if any(a is None for a in arrays.values()):
+                with np.load(f) as z:
+                    arrays = {k: z[k] for k in arrays}
+        except (zipfile.BadZipFile, KeyError, EOFError) as exc:  # not an .npz, or not ours
+            raise ValueError(f"{f} is no sequence of a training set ({first_line(exc)})") from None
         seqs.append(Sequence(f.stem, arrays["blurred"], arrays["sharp"]))
     return seqs
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from ..image_header import stated_size
+from ..image_files import stated_size
 
 # encoding -> (numpy dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {

@@ -43,6 +43,15 @@ def quiet_ffmpeg() -> None:
         os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "8"  # AV_LOG_FATAL
 
 
+def print_any_path() -> None:
+    """Print a path that is not UTF-8 (``\\xff.png`` from an old FAT drive) as its own
+    bytes, as ``ls`` does: under a UTF-8 locale Python's strict output raised at the closing
+    line, after the work was done."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):  # not a replaced stream without it
+            stream.reconfigure(errors="surrogateescape")
+
+
 def subcommand(argv: list[str]) -> str | None:
     """The subcommand ``argv`` names: its first word that is no option."""
     return next((a for a in argv if not a.startswith("-")), None)
@@ -76,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     command = subcommand(argv)
     prog = f"sarn {command}" if command else "sarn"
     quiet_ffmpeg()
+    print_any_path()
     try:
         args = build_parser(argv).parse_args(argv)
         if args.command is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
+from ..image_files import video_path
 from .options import (
     DEBAYER_DEFAULT,
     HelpFormatter,
@@ -177,6 +178,8 @@ def run(args: argparse.Namespace) -> int:
             offline.check_new_output(args.output, args.overwrite)
         try:  # where it cannot be made: known now, not after the model loaded
             check_writable(dst, "-o", folder=out_kind != "video")
+            if out_kind == "video":
+                video_path(dst)
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
         if kind == "video":

@@ -22,6 +22,7 @@ import numpy as np
 from ..checkpoint import CheckpointError, read_checkpoint
 from ..engine import resolve_device
 from ..ensemble import MEMBERS
+from ..image_files import imread, imwrite, video_path
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import own_ros_domain
 from .options import HelpFormatter, add_domain_argument, check_writable, ranged
@@ -78,7 +79,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def load_sample() -> tuple[list[np.ndarray], list[np.ndarray]]:
     def read(kind: str) -> list[np.ndarray]:
         paths = sorted(p for p in (SAMPLE / kind).iterdir() if p.name.endswith(".png"))
-        return [cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1].copy() for p in paths]
+        return [imread(p, cv2.IMREAD_COLOR)[..., ::-1].copy() for p in paths]
 
     return read("blur"), read("sharp")
 
@@ -112,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:  # known before the node runs, not from its log after it exited
         check_writable(args.out, "--out", folder=True)
+        for name in ("demo_strip.png", "demo.mp4"):  # a folder of that name: known now
+            check_writable(args.out / name, "--out", folder=False)
+        video_path(args.out / "demo.mp4")
         resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
@@ -270,10 +274,11 @@ def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> Non
     out.mkdir(parents=True, exist_ok=True)
     rows = [np.hstack([b, d, s]) for b, d, s in zip(blurred, deblurred, sharp, strict=True)]
     strip = out / "demo_strip.png"
-    if not cv2.imwrite(str(strip), np.vstack(rows[:4])[..., ::-1]):
+    if not imwrite(strip, np.vstack(rows[:4])[..., ::-1]):
         raise OSError(f"could not write {strip}")
     h, w = rows[0].shape[:2]
-    video = cv2.VideoWriter(str(out / "demo.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10, (w, h))
+    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+    video = cv2.VideoWriter(video_path(out / "demo.mp4"), fourcc, 10, (w, h))
     if not video.isOpened():
         raise OSError(f"could not write {out / 'demo.mp4'}")
     for r in rows:

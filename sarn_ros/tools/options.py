@@ -127,9 +127,29 @@ def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
 
 def check_writable(path: Path, flag: str, folder: bool) -> None:
     """Raise ValueError where ``path`` plainly cannot take the output (a folder where the file
-    goes or the reverse, a file among its parents, no file can be made where it goes), so
-    that is known before the evaluation, not after it. A trial file shows write access
-    where permission bits do not: root under /proc, a read-only mount."""
+    goes or the reverse, a file among its parents, a link to nothing, a name too long, no
+    file can be made where it goes), so that is known before the evaluation, not after it.
+    A trial file shows write access where permission bits do not: root under /proc, a
+    read-only mount."""
+    try:
+        where = _writable_in(path, flag, folder)
+    except OSError as exc:  # ENAMETOOLONG from a stat: a traceback otherwise
+        raise ValueError(f"{flag} {path}: {exc.strerror}") from None
+    if where is None:
+        return
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:  # ENOENT for a folder that is there: /proc makes no file
+        why = "no file can be made there" if exc.errno == errno.ENOENT else exc.strerror
+        raise ValueError(f"{flag} {path}: cannot write in {where} ({why})") from None
+
+
+def _writable_in(path: Path, flag: str, folder: bool) -> Path | None:
+    """The folder :func:`check_writable` tries a file in; None for a file to overwrite that
+    is writable."""
+    if path.is_symlink() and not path.exists():  # mkdir and open would fail on it later
+        raise ValueError(f"{flag} {path} is a link to nothing (its target is missing or a loop)")
     if path.exists():
         if path.is_dir() != folder:
             kinds = ("file", "folder") if folder else ("folder", "file")
@@ -137,18 +157,12 @@ def check_writable(path: Path, flag: str, folder: bool) -> None:
         if not folder:
             if not os.access(path, os.W_OK):
                 raise ValueError(f"{flag} {path} is not writable")
-            return
-        where = path
-    else:
-        where = next(p for p in path.absolute().parents if p.exists())
-        if not where.is_dir():
-            raise ValueError(f"{flag} {path}: {where} is a file, not a folder")
-    try:
-        with tempfile.TemporaryFile(dir=where):
-            pass
-    except OSError as exc:  # ENOENT for a folder that is there: /proc makes no file
-        why = "no file can be made there" if exc.errno == errno.ENOENT else exc.strerror
-        raise ValueError(f"{flag} {path}: cannot write in {where} ({why})") from None
+            return None
+        return path
+    where = next(p for p in path.absolute().parents if p.exists())
+    if not where.is_dir():
+        raise ValueError(f"{flag} {path}: {where} is a file, not a folder")
+    return where
 
 
 def add_domain_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -1,0 +1,131 @@
+"""Image files and headers, read and written so that no file can crash or stall a run.
+
+Neutral ground for the ROS intake (:mod:`sarn_ros.ros.image_conversion`), the file readers
+(:mod:`sarn_ros.data.datasets`) and the writers of the tools. OpenCV is given bytes, not
+paths: its path-taking calls crash the process (SIGSEGV) on a name that is not UTF-8 (a
+camera's or an old FAT drive's ``\\xff.png``), and its PNG reader allocates what a chunk
+states before checking it against the bytes there are, 2 GB for a 49-byte file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (the frame size), all but DHT (C4), JPG (C8) and DAC (CC)
+_SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _png_size(read: Callable[[int, int], bytes], total: int) -> tuple[int, int] | None:
+    """Walk a PNG's chunk headers through ``read(offset, count)``; (width, height) from IHDR.
+    ValueError for a chunk longer than the ``total`` bytes left."""
+    pos, size = len(PNG_SIGNATURE), None
+    while pos + 8 <= total:
+        head = read(pos, 16)
+        length = int.from_bytes(head[:4], "big")
+        kind = bytes(head[4:8])
+        if length > total - pos - 12:
+            raise ValueError(f"corrupt PNG: its {kind!r} chunk states more bytes than it has")
+        if kind == b"IHDR" and length >= 8:
+            size = (int.from_bytes(head[8:12], "big"), int.from_bytes(head[12:16], "big"))
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return size
+
+
+def stated_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
+    """(width, height) a PNG or JPEG in memory states ahead of its pixels; None for other
+    formats or no size found (the decoder then says what is wrong). ValueError for a PNG
+    chunk longer than the bytes left."""
+    data = memoryview(data).cast("B")  # slices without copies
+    if data[: len(PNG_SIGNATURE)] == PNG_SIGNATURE:
+        return _png_size(lambda pos, count: data[pos : pos + count], len(data))
+    if data[:2] == b"\xff\xd8":
+        pos = 2
+        while pos + 4 <= len(data):
+            if data[pos] != 0xFF:
+                return None  # not at a marker: for the decoder to judge
+            marker = data[pos + 1]
+            if marker == 0xFF:  # fill byte
+                pos += 1
+                continue
+            if marker in (0x01, *range(0xD0, 0xD8)):  # no length
+                pos += 2
+                continue
+            if marker in (0xD9, 0xDA):  # end of image, start of scan: no size stated before
+                return None
+            if marker in _SOF and pos + 9 <= len(data):
+                height = int.from_bytes(data[pos + 5 : pos + 7], "big")
+                return int.from_bytes(data[pos + 7 : pos + 9], "big"), height
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+# bytes: the largest image OpenCV decodes is 2**30 pixels, 6 GiB at 16-bit RGB uncompressed;
+# a larger file (a 50 GB sparse one named .jpg) is no image to read whole
+MAX_FILE_BYTES = 6 << 30
+
+
+def cut_short(data: np.ndarray) -> bool:
+    """A JPEG without its end marker (FF D9) after its first scan: a half-downloaded or
+    half-copied file, which OpenCV decodes with its lower part grey and only a libjpeg warning
+    on stderr, so a benchmark would score the grey. The marker is looked for from the scan on,
+    whose coded data cannot hold FF D9 (an EXIF thumbnail before it has its own), not at the
+    file's end: phones append data after it (a Motion Photo's video, Samsung's trailer). Data
+    that is no JPEG (a PNG named .jpg) is left to the decoder."""
+    raw = memoryview(data).cast("B")
+    if raw[:2] != b"\xff\xd8":
+        return False
+    pos = 2
+    while pos + 4 <= len(raw) and raw[pos] == 0xFF and raw[pos + 1] != 0xDA:
+        # a header segment, skipped by its length (or a fill byte before a marker)
+        pos += 1 if raw[pos + 1] == 0xFF else 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
+    return bytes(raw[pos:]).find(b"\xff\xd9") < 0
+
+
+def imread(path: Path, flags: int) -> np.ndarray | None:
+    """``cv2.imread`` from the file's bytes; None for what it cannot or should not read: no
+    regular file (a FIFO would block the read for good, ``/dev/zero`` never ends), a file
+    over MAX_FILE_BYTES, a JPEG cut short (:func:`cut_short`), a PNG chunk stating more bytes
+    than the file has, an image stating more pixels than OpenCV decodes (it raises for a
+    header of 65000x65000). Decoding applies the EXIF orientation as ``cv2.imread`` does."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        data = np.fromfile(path, np.uint8)
+        if data.size == 0 or cut_short(data):
+            return None
+        stated_size(data)  # ValueError: a chunk stating more than there is
+        return cv2.imdecode(data, flags)
+    except (OSError, ValueError, MemoryError, cv2.error):
+        return None
+
+
+def imwrite(path: Path, img: np.ndarray) -> bool:
+    """``cv2.imwrite`` by way of ``cv2.imencode`` (the format from the suffix): False where
+    the image could not be encoded or written, as ``cv2.imwrite`` returns."""
+    try:
+        ok, buf = cv2.imencode(path.suffix, img)
+        if ok:
+            buf.tofile(path)
+        return bool(ok)
+    except (OSError, cv2.error):
+        return False
+
+
+def video_path(path: Path) -> str:
+    """``path`` for OpenCV's video reader and writer, which take only paths: ValueError for
+    one that is not UTF-8, which they crash the process on."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{os.fsencode(path)!r}: OpenCV cannot open a video whose path is not UTF-8; rename it"
+        ) from None
+    return str(path)
