@@ -125,6 +125,13 @@ def script_command(name: str) -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", SCRIPTS[name]]
 
 
+def param_string(value: object) -> str:
+    """``value`` as a ``-p name:=value`` that rcl reads as a string whatever it looks like:
+    it reads the text as YAML, so weights named ``123`` or ``true`` reached the node as an
+    integer or a bool, which it refused ("of type 'INTEGER', expecting type 'STRING'")."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def node_command() -> list[str]:
     """How to start sarn_deblur_node from this interpreter (``script_command``)."""
     return script_command("sarn_deblur_node")

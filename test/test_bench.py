@@ -226,7 +226,7 @@ def test_bench_node_averages_the_nodes_figures_by_frames():
         (["--fps", "0"], "argument --fps: must be in (0, 1000], got 0"),
         (["--fps", "nan"], "argument --fps: must be in (0, 1000], got nan"),
         (["--duration", "0"], "argument --duration: must be above 0, got 0"),
-        (["--cameras", "0"], "argument --cameras: must be at least 1, got 0"),
+        (["--cameras", "0"], "argument --cameras: must be in [1, 16], got 0"),
         (
             ["--cameras", "2", "--stagger", "-0.1"],
             "argument --stagger: must be in [0, 1), got -0.1",
@@ -371,9 +371,10 @@ def test_bench_model_sizes_and_lists_read_as_typed():
     args = parser.parse_args(["--sizes", "640X480, 32x16", "--variants", "single, recurrent"])
     assert args.sizes == [(640, 480), (32, 16)]
     assert args.variants == ["single", "recurrent"]
-    for bad in ("640x0", "0x480", "640", "axb"):
+    for bad in ("640x0", "0x480", "640", "axb", "8193x8", "8x100000"):  # 100000x8: 2.5 GB
         with pytest.raises(argparse.ArgumentTypeError):
             bench_model.parse_size(bad)
+    assert bench_model.parse_size("8192x1") == (8192, 1)
 
 
 def test_peak_flops_follow_the_device_precision_and_threads(monkeypatch):
@@ -617,7 +618,8 @@ def test_threads_option(rec):
 @pytest.mark.parametrize("args", [["--variants", "nope"], ["--deform-impl", "nope"]])
 def test_unknown_names_are_usage_errors(rec, args, capsys):
     assert bench_model.main([*BASE, *args]) == 2
-    assert "unknown" in capsys.readouterr().err and rec == []
+    err = capsys.readouterr().err
+    assert err.startswith("sarn bench model: error: unknown") and rec == []  # as every sarn's
 
 
 def test_ctrl_c_keeps_rows_and_returns_130(monkeypatch, capsys):

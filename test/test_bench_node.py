@@ -72,7 +72,7 @@ def test_node_gets_the_options_the_user_gave():
     )
     cmd = bench_node.node_args("w.pth", args)
     params = dict(cmd[i + 1].split(":=", 1) for i, a in enumerate(cmd) if a == "-p")
-    assert params["weights"] == "w.pth" and params["precision"] == "bf16"
+    assert params["weights"] == "'w.pth'" and params["precision"] == "bf16"
     assert params["cpu_threads"] == "3" and params["queue_policy"] == "all"
     assert params["self_ensemble"] == "4" and params["future_frames"] == "2"
     assert params["publish_compressed"] == "true" and params["torch_compile"] == "true"
@@ -207,3 +207,36 @@ def test_threads_past_the_nodes_range_are_a_usage_error(capsys):
             sarn([*argv, "--threads", "999999999999"])
         assert exc.value.code == 2
         assert f"argument --threads: must be in [{low}, 256]" in capsys.readouterr().err
+
+
+def test_weights_the_node_cannot_load_are_said_before_it_starts_and_leave_no_json(
+    tmp_path, monkeypatch, capsys
+):
+    """Missing or broken weights were the node's exit at the first size, 7-10 s in and said
+    as an error at that size; a run that measured nothing wrote a JSON of []."""
+    from sarn_ros.tools.cli import main as sarn
+
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda _: pytest.fail("the bench ran"))
+    (tmp_path / "text.pth").write_text("not weights")
+    json_out = tmp_path / "new" / "rows.json"
+    for weights, why in (("missing.pth", "weights file not found"), ("text.pth", "text.pth")):
+        argv = ["bench", "node", "--weights", str(tmp_path / weights), "--json", str(json_out)]
+        assert sarn(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("sarn bench node: error:") and why in err and "\n" not in err
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda _: None)
+
+    def fails(weights, size, args, rows):
+        raise RuntimeError("the node exited (1)")
+
+    monkeypatch.setattr(bench_node, "bench_size", fails)
+    assert sarn(["bench", "node", "--tiny", "--sizes", "64x48", "--json", str(json_out)]) == 1
+    assert not json_out.exists() and not json_out.parent.exists()
+
+
+def test_cameras_past_a_rigs_are_a_usage_error(capsys):
+    """--cameras 1000 warmed up for minutes, past any wait; 16 still starts."""
+    assert parse("--cameras", "16").cameras == 16
+    with pytest.raises(SystemExit):
+        parse("--cameras", "17")
+    assert "argument --cameras: must be in [1, 16], got 17" in capsys.readouterr().err

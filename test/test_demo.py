@@ -293,8 +293,8 @@ def test_the_demos_options_reach_the_node(tmp_path, monkeypatch, tiny_recurrent_
     (cmd,) = started.value.args
     given = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-p"]
     for param in (
-        f"weights:={tiny_recurrent_checkpoint}",
-        "device:=cpu",
+        f"weights:='{tiny_recurrent_checkpoint}'",  # quoted: a name like 123 stays text
+        "device:='cpu'",
         "future_frames:=0",
         "self_ensemble:=2",
         "queue_policy:=all",  # every frame of the sample, none dropped as stale

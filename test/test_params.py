@@ -152,3 +152,23 @@ def test_descriptions_name_the_choices_for_ros2_param_describe():
         choices = ", ".join(map(str, BY_NAME[name].choices))
         assert f"One of: {choices}." in BY_NAME[name].descriptor().description
         assert f"One of: {choices}." in help_text()
+
+
+def test_a_weights_path_that_reads_as_a_number_reaches_the_node_as_text(ros_domain):
+    """rcl reads a -p value as YAML: weights named 123 (or true) reached the node as an
+    integer (or a bool) from sarn demo and sarn bench node, which refused it."""
+    import rclpy
+    from rclpy.node import Node
+
+    from sarn_ros.resources import param_string
+
+    for text in ("123", "true", "1.5", "it's.pth", "[a]"):
+        context = rclpy.Context()
+        argv = ["x", "--ros-args", "-p", f"weights:={param_string(text)}"]
+        rclpy.init(args=argv, context=context, domain_id=ros_domain)
+        try:
+            node = Node("quoting_probe", context=context)
+            assert node.declare_parameter("weights", "").value == text
+            node.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)

@@ -328,13 +328,17 @@ def mode_label(net: object) -> str:
     return "compiled" if net.compiled is not None else "eager (compile failed)"
 
 
+# --sizes: the largest side the node deblurs (8K; ros.image_conversion.MAX_SIDE)
+MAX_SIDE = 8192
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 640x480: {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):  # 100000x8 took 2.5 GB to fail
+        raise argparse.ArgumentTypeError(f"size must be 1 to {MAX_SIDE} px a side: {text!r}")
     return w, h
 
 
@@ -429,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json is not None:  # known before the benchmark, not after it
             check_writable(args.json, "--json", folder=False)
     except (RuntimeError, ValueError) as exc:
-        print(f"sarn bench model: {exc}", file=sys.stderr)
+        print(f"sarn bench model: error: {exc}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -62,14 +62,17 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..checkpoint import CheckpointError, read_checkpoint
 from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
-from ..onnx_net import is_onnx
-from ..resources import find_share_file, node_command, own_ros_domain
+from ..onnx_net import OnnxNet, is_onnx
+from ..resources import find_share_file, node_command, own_ros_domain, param_string
 from .options import add_domain_argument, check_writable, plural, ranged
 
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
 MAX_SIDE = 8192  # --sizes: a frame this side builds and sends (8K); a larger one ran out of memory
+# --cameras: a rig's cameras; 1000 took minutes to warm up, past any sensible wait
+MAX_CAMERAS = 16
 TREND_MIN_S = 60.0  # the RSS trend of a shorter run is its warm-up allocations, not a leak
 
 
@@ -126,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--cameras",
-        type=ranged(int, 1),
+        type=ranged(int, 1, MAX_CAMERAS),
         default=1,
         metavar="N",
         help="N synchronised cameras served by one node process, in namespaces cam0..cam<N-1> "
@@ -259,8 +262,8 @@ def frame_weighted_mean(diags: list[dict[str, str]], key: str) -> float:
 def node_args(weights: str, args: argparse.Namespace) -> list[str]:
     cmd = node_command()
     params = {
-        "weights": weights,
-        "device": args.device,
+        "weights": param_string(weights),
+        "device": param_string(args.device),
         "precision": args.precision,
         "future_frames": args.future_frames,
         "queue_policy": args.queue_policy,
@@ -611,6 +614,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    try:  # said at once, not as the node's exit at the first size
+        if graph:
+            OnnxNet(args.weights)
+        elif not args.tiny:
+            read_checkpoint(args.weights)
+    except CheckpointError as exc:
+        print(f"sarn bench node: error: {exc}", file=sys.stderr)
+        return 2
     if args.json is not None:
         try:  # known before the benchmark, not after it
             check_writable(args.json, "--json", folder=False)
@@ -649,7 +660,7 @@ def run(args: argparse.Namespace) -> int:
         f"cpu_threads {args.threads or 'default'}, {os.cpu_count()} CPU cores"
     )
     print_table(rows)
-    if args.json:
+    if args.json and rows:  # a run that measured nothing leaves no file
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
     if interrupted:

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import CameraInfo, Image
 
-    from ..resources import find_share_file, node_command
+    from ..resources import find_share_file, node_command, param_string
     from ..ros.image_conversion import image_to_numpy, numpy_to_image
 
     cmd = [
@@ -136,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
         "--params-file",
         str(find_share_file("config/sarn_deblur.yaml")),
         "-p",
-        f"weights:={args.weights}",
+        f"weights:={param_string(args.weights)}",
         "-p",
-        f"device:={args.device}",
+        f"device:={param_string(args.device)}",
         "-p",
         f"future_frames:={args.future_frames}",
         "-p",

@@ -169,8 +169,7 @@ def add_domain_argument(parser: argparse.ArgumentParser, what: str) -> None:
     """--domain-id of a tool that plays a camera (``resources.own_ros_domain``)."""
     parser.add_argument(
         "--domain-id",
-        type=int,
-        choices=range(0, 102),
+        type=ranged(int, 0, 101),  # not choices: its error listed all 102 numbers
         metavar="0..101",
         help=f"ROS_DOMAIN_ID of the {what} (to watch it in rviz, say); default: a random one, "
         f"not the environment's, so the {what}'s camera never reaches a running robot",
