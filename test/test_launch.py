@@ -330,3 +330,12 @@ def test_image_and_camera_info_arguments_reach_every_camera(share: Path, tmp_pat
     assert ("cam0/image_raw", "/drv/image") in node.expanded_remapping_rules  # one: absolute
     with pytest.raises(ValueError, match="give names relative to each camera"):
         expand("multi_camera_deblur.launch.py", image="/drv/image")
+
+
+def test_weights_named_like_a_number_reach_the_node_as_text(share: Path):
+    """rcl and launch_ros read values as YAML: weights:=123 must stay the path '123', as the
+    node's weights parameter is a string (sarn demo's -p had made it an integer)."""
+    for text in ("123", "true", "1.5"):
+        (node,), _ = expand("sarn_deblur.launch.py", weights=text, device="0")
+        inline = parameters(node)[1]
+        assert (inline["weights"], inline["device"]) == (text, "0")
