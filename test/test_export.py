@@ -305,6 +305,7 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     cases = {
         str(tmp_path / "dir.onnx"): "is a folder, not a file",
         str(tmp_path / "graph"): "name it .onnx",  # else read as PyTorch weights
+        str(tmp_path): f"{tmp_path} is a folder: name the graph's file, ending .onnx ({tmp_path}/",
         str(tmp_path / "a_file" / "x.onnx"): "is a file, not a folder",
     }
     for output, why in cases.items():

@@ -298,6 +298,13 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"sarn export: error: --opset {args.opset}: {exc}", file=sys.stderr)
         return 2
+    if args.output.suffix.lower() != ".onnx" and args.output.is_dir():  # a folder to put it in
+        print(
+            f"sarn export: error: -o {args.output} is a folder: name the graph's file, ending "
+            f".onnx ({args.output / 'step.onnx'})",
+            file=sys.stderr,
+        )
+        return 2
     if args.output.suffix.lower() != ".onnx":  # how the node and the tools know a graph
         print(
             f"sarn export: error: -o {args.output}: name it .onnx, which is how the node and "
