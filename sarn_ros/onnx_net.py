@@ -48,7 +48,7 @@ class OnnxNet:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(  # bytes: it refuses a path not in UTF-8
-                Path(path).read_bytes(), options, providers=["CPUExecutionProvider"]
+                path.read_bytes(), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own error types, one per failure kind
             raise CheckpointError(f"cannot load {path} in onnxruntime: {first_line(exc)}") from None
