@@ -179,3 +179,123 @@ def test_a_run_refused_for_its_data_says_so_and_leaves_no_run_dir(tmp_path: Path
     run.mkdir(parents=True)
     assert sarn([*args, "--run-dir", str(run)]) == 2
     assert run.is_dir()
+
+
+def tiny_train(tmp_path: Path, video: Path, *extra: str) -> int:
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    return sarn([*args, *extra])
+
+
+def test_a_runs_weights_are_not_replaced_unsaid(tmp_path: Path, capsys) -> None:
+    """A run-dir whose last.pt was unreadable, or gone, had its latest.pth and best.pth
+    replaced by a new run's without a word, under --resume too."""
+    import os
+
+    video = sharp_video(tmp_path / "video")
+    assert tiny_train(tmp_path, video, "--steps", "1") == 0
+    run = tmp_path / "run"
+    first = (run / "latest.pth").read_bytes()
+    (run / "last.pt").write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert tiny_train(tmp_path, video, "--steps", "1") == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sarn train: error: --run-dir {run} holds a last.pt that is not a ")
+    assert err.endswith(
+        ", beside latest.pth, which a new run would overwrite: give another --run-dir (or move "
+        "them away)\n"
+    )
+    assert (run / "latest.pth").read_bytes() == first
+    os.remove(run / "last.pt")
+    for extra in ((), ("--resume",)):
+        assert tiny_train(tmp_path, video, "--steps", "1", *extra) == 0
+        out = capsys.readouterr().out
+        assert f"no last.pt in {run}: a new run starts, replacing its latest.pth\n" in out
+        os.remove(run / "last.pt")
+    fresh = tmp_path / "fresh"  # the first call of a --resume loop
+    args = ["--run-dir", str(fresh / "run"), "--steps", "1", "--resume"]
+    assert tiny_train(fresh, video, *args) == 0
+    assert f"no last.pt in {fresh / 'run'}: a new run starts\n" in capsys.readouterr().out
+
+
+def test_ctrl_c_ends_a_run_with_130_after_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    """The run stopped at a step with its checkpoint, as it should, but exited 0 where every
+    other sarn command's Ctrl-C is 130; a Ctrl-C while the set was built left the run-dir."""
+    video = sharp_video(tmp_path / "video")
+    real = trainer_module.Trainer.train_one
+
+    def interrupted(self) -> float:
+        loss = real(self)
+        self._stop = True  # what the SIGINT handler sets
+        return loss
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_one", interrupted)
+    assert tiny_train(tmp_path, video, "--steps", "5") == 130
+    assert trainer_module.trained_steps(tmp_path / "run") == 1
+
+    def build(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    from sarn_ros.tools import train
+
+    monkeypatch.setattr(train, "build_trainset", build)
+    ts = ["--trainset", str(tmp_path / "ts"), "--run-dir", str(tmp_path / "new")]
+    assert tiny_train(tmp_path, video, "--steps", "5", *ts) == 130
+    assert not (tmp_path / "new").exists()
+
+
+def test_values_no_run_can_take_are_usage_errors(tmp_path: Path, capsys) -> None:
+    """--lr 1e308 was a traceback in Adam; --seed -1 numpy's 'expected non-negative integer',
+    which named no option."""
+    for option, value, said in (
+        ("--lr", "1e308", "argument --lr: must be in (0, 1], got 1e308"),
+        ("--seed", "-1", "argument --seed: must be in [0, 4294967295], got -1"),
+    ):
+        with pytest.raises(SystemExit):
+            sarn(["train", "--run-dir", str(tmp_path / "run"), option, value])
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_export_into_a_folder_or_over_the_runs_own_files_is_refused(tmp_path: Path, capsys):
+    """--export <folder> failed in the rename and left a .tmp beside it; --export of the run's
+    own last.pt or latest.pth replaced them (the run could not be resumed)."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_train(tmp_path, video, "--steps", "1") == 0
+    run = tmp_path / "run"
+    (tmp_path / "out").mkdir()
+    base = ["train", "--run-dir", str(run), "--from", "latest", "--export"]
+    capsys.readouterr()
+    assert sarn([*base, str(tmp_path / "out")]) == 2
+    assert "out is a folder: name the weights file to write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run", "video"]
+    for own in ("last.pt", "latest.pth"):
+        before = (run / own).read_bytes()
+        assert sarn([*base, str(run / own)]) == 2
+        assert "is one of the run's own files" in capsys.readouterr().err
+        assert (run / own).read_bytes() == before
+
+
+def test_a_training_set_of_other_arrays_or_a_broken_description_is_one_error_line(
+    tmp_path: Path, capsys
+) -> None:
+    """A sequence of 1-channel frames failed at the first step with the network's traceback;
+    a corrupt trainset.json was json's own message, naming no file."""
+    import numpy as np
+
+    video = sharp_video(tmp_path / "video")
+    ts = tmp_path / "ts"
+    assert tiny_train(tmp_path, video, "--trainset", str(ts), "--steps", "0") == 0
+    (npz,) = ts.rglob("*.npz")
+    with np.load(npz) as z:
+        arrays = {k: z[k][..., :1] for k in ("blurred", "sharp")}
+    np.savez(npz, **arrays)
+    capsys.readouterr()
+    again = ["--trainset", str(ts), "--run-dir"]
+    assert tiny_train(tmp_path, video, *again, str(tmp_path / "r2")) == 2
+    err = capsys.readouterr().err
+    assert f"{npz} holds uint8 " in err and "is uint8 (frames, height, width, 3) twice" in err
+    (desc,) = ts.rglob("trainset.json")
+    desc.write_text("{oops")
+    assert tiny_train(tmp_path, video, *again, str(tmp_path / "r3")) == 2
+    assert f"{desc} is not a set's description (" in capsys.readouterr().err

@@ -912,7 +912,7 @@ def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
         ([], "give --data, or a --trainset built before"),
         (["--batch", "0"], "argument --batch: must be in [1, 1024], got 0"),
         # each of these trained to NaN weights, hung or crashed minutes in, exiting 0 or 1
-        (["--lr", "inf"], "argument --lr: must be above 0, got inf"),
+        (["--lr", "inf"], "argument --lr: must be in (0, 1], got inf"),
         (["--fft-weight", "nan"], "argument --fft-weight: must be at least 0, got nan"),
         (["--crop", "0"], "argument --crop: must be at least 1, got 0"),
         (["--ema", "2"], "argument --ema: must be in [0, 1), got 2"),
@@ -1799,24 +1799,38 @@ def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
     tmp_path: Path, capsys
 ) -> None:
     """A run at --lr 1e-3 resumed without --lr keeps it without a note (the default is no
-    choice of the user's); a shorter --steps is named as a longer one is."""
+    choice of the user's); a shorter --steps is named as a longer one is, and one below the
+    step the run is at is refused (it ended the schedule there for every later resume, and
+    the weights' metadata said steps 2 of a 1-step schedule)."""
     video = sharp_video(tmp_path / "video")
     assert tiny_run(tmp_path, video, 2, *TINY_ARGS, "--lr", "1e-3", "--warmup", "1") == 0
     capsys.readouterr()
-    assert tiny_run(tmp_path, video, 1, "--resume") == 0
+    assert tiny_run(tmp_path, video, 1, "--resume") == 2
+    assert capsys.readouterr().err == (
+        "sarn train: error: --steps 1: the run is at step 2 already; give more, or leave "
+        "--steps out to keep its 2 steps\n"
+    )
+    assert tiny_run(tmp_path, video, 3, "--resume") == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr" not in out
     # nor --warmup: named at its default, 200, which no one had typed
     assert "--warmup" not in out and "--seed" not in out
-    assert "note: --steps 1: the run's cosine schedule, 2 steps long, now ends at step 1" in out
-    # without --steps: the run's own schedule (1 now), not the 20,000 of a new run (README's
+    assert "note: --steps 3: the run's cosine schedule, 2 steps long, now ends at step 3" in out
+    # shorter, from a run at step 1 of 4
+    short = Trainer(config(steps=4), [blurry_sequence()], [], tmp_path / "s" / "run")
+    short.train_one()
+    short.save()
+    assert tiny_run(tmp_path / "s", video, 2, "--resume") == 0
+    out = capsys.readouterr().out
+    assert "note: --steps 2: the run's cosine schedule, 4 steps long, now ends at step 2" in out
+    # without --steps: the run's own schedule (3 now), not the 20,000 of a new run (README's
     # resume example gives none; a finished short run went on for 20,000 steps)
     args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
     args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", "--resume"]
     assert sarn(args) == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--steps" not in out, out
-    assert load_model(tmp_path / "run" / "latest.pth").meta["steps"] == 2
+    assert load_model(tmp_path / "run" / "latest.pth").meta["steps"] == 3
 
 
 def test_a_single_image_run_resumes_as_one_without_arch(tmp_path: Path, capsys) -> None:

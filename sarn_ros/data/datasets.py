@@ -478,6 +478,17 @@ def load_sequences(folder: Path, mmap: bool = True) -> list[Sequence]:
                     arrays = {k: z[k] for k in arrays}
         except (zipfile.BadZipFile, KeyError, EOFError) as exc:  # not an .npz, or not ours
             raise ValueError(f"{f} is no sequence of a training set ({first_line(exc)})") from None
+        blurred, sharp = arrays["blurred"], arrays["sharp"]
+        if not (
+            blurred.dtype == sharp.dtype == np.uint8
+            and blurred.ndim == 4
+            and blurred.shape[-1] == 3
+            and blurred.shape == sharp.shape
+        ):  # a network expecting 15 channels failed on it at the first step, a traceback
+            raise ValueError(
+                f"{f} holds {blurred.dtype} {blurred.shape} and {sharp.dtype} {sharp.shape}: a "
+                "training-set sequence is uint8 (frames, height, width, 3) twice"
+            )
         seqs.append(Sequence(f.stem, arrays["blurred"], arrays["sharp"]))
     return seqs
 

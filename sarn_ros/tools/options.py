@@ -45,12 +45,18 @@ def ranged(
     """An argparse type: ``kind`` of the text, finite, within ``low``/``high`` (inclusive) or
     ``above``/``below`` (exclusive). Out of range is a usage error naming the range, where it
     was a traceback minutes in, NaN weights, or a hang (OpenCV's writer at inf fps)."""
-    start = f"[{low:g}" if low is not None else f"({above:g}" if above is not None else "(-inf"
-    end = f"{high:g}]" if high is not None else f"{below:g})" if below is not None else "inf)"
+
+    def num(v: float) -> str:  # whole bounds whole: 4294967295, not 4.29497e+09
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
+    opening = f"({num(above)}" if above is not None else "(-inf"
+    start = f"[{num(low)}" if low is not None else opening
+    closing = f"{num(below)})" if below is not None else "inf)"
+    end = f"{num(high)}]" if high is not None else closing
     if low is not None and high is None and below is None:
-        wanted = f"at least {low:g}"
+        wanted = f"at least {num(low)}"
     elif above is not None and high is None and below is None:
-        wanted = f"above {above:g}"
+        wanted = f"above {num(above)}"
     else:
         wanted = f"in {start}, {end}"
 

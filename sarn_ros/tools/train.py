@@ -249,7 +249,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o.add_argument(
         "--lr",
-        type=ranged(float, above=0),
+        type=ranged(float, above=0, high=1),  # 1e308 was a traceback in Adam
         default=None,
         help=f"Adam's peak learning rate (default: {LR:g}; {LR_INIT:g} with --init: at {LR:g} a "
         "fine-tune of the shipped weights on a camera of one's own came out worse than them)",
@@ -271,7 +271,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validate and export an exponential moving average of the weights (0: off)",
     )
     o.add_argument(
-        "--seed", type=int, help=f"seeds the initialisation and the batches (default {SEED})"
+        "--seed",
+        type=ranged(int, 0, 2**32 - 1),  # numpy's seed range; -1 was its own error, unnamed
+        help=f"seeds the initialisation and the batches (default {SEED})",
     )
     o.add_argument(
         "--device",
@@ -509,6 +511,9 @@ def no_training_data(folders: list[Path]) -> ValueError:
     return ValueError("no training images found in " + ", ".join(map(str, folders)))
 
 
+RUN_WEIGHTS = ("latest.pth", "best.pth")  # a run's weights, beside its last.pt
+
+
 def forget_run_dir(run_dir: Path, made: bool) -> None:
     """Remove the --run-dir this command made, while it is still empty: a run refused for its
     data left an empty folder that looked like a started run."""
@@ -603,7 +608,12 @@ def read_description(ts: Path) -> dict[str, Any] | None:
     """A reused set's description, merged over the sets built into its sub-folders (the GPU
     recipe builds one per source folder); None where none was written (a set built before
     sarn_ros wrote them, or one linked together from others)."""
-    found = [json.loads(p.read_text()) for p in sorted(ts.rglob(DESCRIPTION))]
+    found = []
+    for p in sorted(ts.rglob(DESCRIPTION)):
+        try:
+            found.append(json.loads(p.read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # said without the file
+            raise ValueError(f"{p} is not a set's description ({exc}): rebuild the set") from None
     if not found:
         return None
     blurs: list[dict[str, Any]] = []
@@ -819,6 +829,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.export is not None:
         source = args.run_dir / f"{args.export_from}.pth"
+        own = [args.run_dir / name for name in ("last.pt", *RUN_WEIGHTS)]
+        if any(args.export.resolve() == p.resolve() for p in own):
+            print(
+                f"sarn train: error: --export {args.export} is one of the run's own files: name "
+                "another (latest.pth turned fp16, last.pt unable to --resume)",
+                file=sys.stderr,
+            )
+            return 2
         if (
             args.export_from == "best"
             and not source.exists()
@@ -863,7 +881,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    trained = 0 if args.resume else trained_steps(args.run_dir)
+    weights = [w.name for w in (args.run_dir / name for name in RUN_WEIGHTS) if w.exists()]
+    try:
+        trained = 0 if args.resume else trained_steps(args.run_dir)
+    except RuntimeError as exc:
+        if weights:  # a lone unreadable last.pt has nothing readable to lose
+            print(
+                f"sarn train: error: --run-dir {args.run_dir} holds a last.pt that is {exc}, "
+                f"beside {' and '.join(weights)}, which a new run would overwrite: give another "
+                "--run-dir (or move them away)",
+                file=sys.stderr,
+            )
+            return 2
+        trained = 0
     if trained:  # a new run would overwrite its last.pt and best.pth at the first checkpoint
         print(
             f"sarn train: error: --run-dir {args.run_dir} holds a run trained "
@@ -944,6 +974,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C during a build: the cli says it; no empty run left
+        forget_run_dir(args.run_dir, made)
+        raise
     clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
     usable = usable_sequences(train, clip, args.crop)
     counted = count(usable, train, clip, args.crop, bool(desc and desc["synthetic_blur"]))
@@ -993,11 +1026,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
         return 2
+    if not (args.run_dir / "last.pt").exists() and rank == 0 and (args.resume or weights):
+        # a first call of a --resume loop; or weights without their run (last.pt deleted, or
+        # a run killed between writing latest.pth and last.pt): replaced, but not unsaid
+        replaced = f", replacing its {' and '.join(weights)}" if weights else ""
+        print(f"no last.pt in {args.run_dir}: a new run starts{replaced}", flush=True)
     try:
         resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
     except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
         print(
             f"sarn train: error: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
+            file=sys.stderr,
+        )
+        return 2
+    if resumed_run and steps_given and args.steps < trainer.step:
+        print(
+            f"sarn train: error: --steps {args.steps}: the run is at step {trainer.step} "
+            f"already; give more, or leave --steps out to keep its "
+            f"{plural(trainer.resumed_steps or 0, 'step')}",
             file=sys.stderr,
         )
         return 2
@@ -1046,6 +1092,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
     trainer.close()
+    if trainer.interrupted:  # a stop asked for, as the other sarn commands' Ctrl-C: 130
+        return 130
     if rank != 0:
         return 0
     best = trainer.best_validation()

@@ -184,16 +184,18 @@ def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[
 
 
 def trained_steps(run_dir: Path) -> int:
-    """The steps the run in ``run_dir`` has trained: 0 without a readable ``last.pt``."""
+    """The steps the run in ``run_dir`` has trained: 0 without a ``last.pt``; RuntimeError for
+    one that cannot be read (a new run would overwrite the run's files unsaid)."""
     path = Path(run_dir) / "last.pt"
     if not path.exists():
         return 0
     try:  # mmap: the step without reading the weights and optimiser state
         # str: torch < 2.2 takes mmap only with a file name, and says so as a ValueError, which
-        # would read as an unreadable file, so a trained run would be started over
+        # would read as an unreadable file
         st = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
-    except UNREADABLE:
-        return 0
+    except UNREADABLE as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
+        raise RuntimeError(f"not a readable training checkpoint ({why})") from exc
     return int(st.get("step", 0)) if isinstance(st, dict) else 0
 
 
@@ -208,10 +210,15 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
         }
         ckpt["meta"] = dict(ckpt.get("meta") or {}, storage="fp16")  # meta is optional
     dst = Path(dst)
+    if dst.is_dir():  # the rename below failed on it, leaving the .tmp file
+        raise OSError(f"{dst} is a folder: name the weights file to write")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_suffix(dst.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(dst)
+    try:
+        torch.save(ckpt, tmp)
+        tmp.replace(dst)
+    finally:
+        tmp.unlink(missing_ok=True)
     return ckpt.get("meta") or {}
 
 
@@ -629,6 +636,11 @@ class Trainer:
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the last :meth:`run` stopped on SIGINT/SIGTERM (its checkpoint saved)."""
+        return bool(self._stop)
 
     def run(self, log=print) -> None:
         if self.rank != 0:  # torchrun signals every rank; rank 0 speaks for the run
