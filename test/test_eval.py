@@ -541,6 +541,31 @@ def test_an_image_that_cannot_be_saved_is_an_error(
     assert error.startswith("sarn eval: error: ") and str(save) in error
 
 
+def test_the_network_running_out_of_memory_is_one_error_line(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """A 4000x3000 pair asked the attention for 35 GB: PyTorch's RuntimeError came out as a
+    traceback (exit 1) after the process had used 12 GB."""
+    from sarn_ros import evaluation
+
+    def out_of_memory(*args):
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] . DefaultCPUAllocator: can't allocate memory: "
+            "you tried to allocate 35250000000 bytes.\nmore"
+        )
+
+    monkeypatch.setattr(evaluation, "evaluate_gt", out_of_memory)
+    write_pair(tmp_path / "data")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--future-frames", "0")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "sarn eval: error: out of memory ([enforce fail at alloc_cpu.cpp:127] . "
+        "DefaultCPUAllocator: can't allocate memory: you tried to allocate 35250000000 bytes.)"
+        "; evaluate smaller frames"
+    )
+
+
 def test_frames_one_pixel_high_or_wide_get_no_orb_matches(tmp_path, tiny_recurrent_checkpoint):
     """ORB raised (cv2.error) on a frame 1 px high or wide; 2 px worked."""
     rng = np.random.default_rng(0)

@@ -126,7 +126,8 @@ def test_every_option_is_explained_with_its_default(argv, capsys):
 def test_numbers_are_range_checked_as_they_are_parsed():
     """A bare int or float option let nan, inf or a negative through: OpenCV's writer hung at
     `--fps inf`, `--fft-weight nan` saved NaN weights with exit 0, `--crop 0` was a traceback
-    minutes in. Only a seed takes any whole number; --opset has a message of its own."""
+    minutes in. --opset has a message of its own (a seed took any whole number: -1 was numpy's
+    error, naming no option)."""
     from sarn_ros.tools.options import ranged
 
     bare = {
@@ -135,7 +136,7 @@ def test_numbers_are_range_checked_as_they_are_parsed():
         for a in subcommand_options(argv)
         if a.type in (int, float) and a.choices is None
     }
-    assert bare == {"seed", "opset"}
+    assert bare == {"opset"}
     fraction = ranged(float, above=0, high=1)
     assert fraction("1") == 1.0 and fraction("0.25") == 0.25
     for text, reason in (("0", "must be in (0, 1], got 0"), ("nan", "got nan"), ("x", "number")):
@@ -509,3 +510,27 @@ def test_every_path_readmes_layout_names_is_there():
     assert {"sarn_ros/archs/", "sarn_ros/training/", "CHANGELOG.rst", "test/"} <= set(paths)
     missing = [p for p in paths if not (REPO / p).exists()]
     assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--pairs", "x", "--save-images", ""],
+        ["eval", "--pairs", "x", "--json", ""],
+        ["deblur", "in.mp4", "-o", ""],
+        ["train", "--run-dir", ""],
+        ["export", "-o", ""],
+        ["demo", "--out", ""],
+        ["bench", "model", "--json", ""],
+    ],
+)
+def test_an_empty_path_is_a_usage_error(argv, capsys, tmp_path, monkeypatch):
+    """Path("") is the working folder: `sarn eval --save-images ""` wrote its images there."""
+    from sarn_ros.tools import cli
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(": an empty path")
+    assert list(tmp_path.iterdir()) == []

@@ -67,7 +67,7 @@ from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import find_share_file, node_command, own_ros_domain, param_string
-from .options import add_domain_argument, check_writable, plural, ranged
+from .options import add_domain_argument, check_writable, path_arg, plural, ranged
 
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
 MAX_SIDE = 8192  # --sizes: a frame this side builds and sends (8K); a larger one ran out of memory
@@ -145,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the previous one's (0: back to back, as from one driver; 0.5: two drivers half a "
         "frame apart); F * (N - 1) < 1",
     )
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--json", type=path_arg, help="also write the rows as JSON here")
     add_domain_argument(parser, "benchmark")
 
 

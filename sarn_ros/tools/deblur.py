@@ -15,6 +15,8 @@ from .options import (
     HelpFormatter,
     add_bag_arguments,
     check_writable,
+    nonempty,
+    path_arg,
     plural,
     ranged,
 )
@@ -32,11 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument(
-        "input", type=Path, help="video file, folder of images, or rosbag2 (sqlite3/mcap)"
+        "input", type=path_arg, help="video file, folder of images, or rosbag2 (sqlite3/mcap)"
     )
     p.add_argument(
         "-o",
         "--output",
+        type=nonempty,
         required=True,  # a str: a trailing '/' says "folder" for a name with a dot
         help="videos and image folders: a video file (.mp4, .avi, .mkv, .mov, .m4v) or a folder "
         "(PNG frames named by their index in a video, the same file names from a folder); bags: "

@@ -25,7 +25,7 @@ from ..ensemble import MEMBERS
 from ..image_files import imread, imwrite, video_path
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import own_ros_domain
-from .options import HelpFormatter, add_domain_argument, check_writable, ranged
+from .options import HelpFormatter, add_domain_argument, check_writable, path_arg, ranged
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--out",
-        type=Path,
+        type=path_arg,
         default=Path("sarn_demo_out"),
         help="folder for demo_strip.png (input | deblurred | sharp) and demo.mp4",
     )

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointError, resolve_weights
+from ..checkpoint import CheckpointError, first_line, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
@@ -32,7 +32,14 @@ from ..data.datasets import (
     unpaired_dirs,
 )
 from ..ensemble import MEMBERS
-from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, check_writable, ranged
+from .options import (
+    DEBAYER_DEFAULT,
+    HelpFormatter,
+    add_bag_arguments,
+    check_writable,
+    path_arg,
+    ranged,
+)
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
 SYNTH_SEED = 1234
@@ -52,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--pairs",
-        type=Path,
+        type=path_arg,
         nargs="*",
         default=[],
         help="blurred/sharp folders as downloaded (GoPro <seq>/{blur,sharp}, DVD "
@@ -60,14 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--synthetic",
-        type=Path,
+        type=path_arg,
         nargs="*",
         default=[],
         help="sharp sequences (folders, videos, bags), blurred with the fixed held-out seed",
     )
     p.add_argument(
         "--no-gt",
-        type=Path,
+        type=path_arg,
         nargs="*",
         default=[],
         dest="no_gt",
@@ -139,10 +146,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="torch.compile the network (as the node's torch_compile); each size compiles once",
     )
-    p.add_argument("--json", type=Path, help="write all results here")
+    p.add_argument("--json", type=path_arg, help="write all results here")
     p.add_argument(
         "--save-images",
-        type=Path,
+        type=path_arg,
         help="write side-by-side images here (a subfolder per weights/ensemble when several)",
     )
     p.set_defaults(func=run)
@@ -245,6 +252,13 @@ def run(args: argparse.Namespace) -> int:
             except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
                 bar.close()
                 print(f"sarn eval: error: {exc}", file=sys.stderr)
+                return 2
+            except RuntimeError as exc:  # the network's: out of memory on a 12 MP photo
+                bar.close()
+                why = first_line(exc)[:300]
+                if "allocate" in why or "out of memory" in why.lower():
+                    why = f"out of memory ({why}); evaluate smaller frames"
+                print(f"sarn eval: error: {why}", file=sys.stderr)
                 return 2
     bar.close()
     groups: dict[tuple, list[dict]] = {}  # an input folder's sequences, per setting

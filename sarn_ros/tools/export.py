@@ -33,7 +33,14 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
-from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, check_writable, ranged
+from .options import (
+    DEBAYER_DEFAULT,
+    HelpFormatter,
+    add_bag_arguments,
+    check_writable,
+    path_arg,
+    ranged,
+)
 
 MIN_OPSET = 16  # GridSample
 DEFAULT_OPSET = 17  # the newest TensorRT 8.5/8.6 support (onnx-tensorrt docs/operators.md)
@@ -75,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
-    p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    p.add_argument("-o", "--output", type=path_arg, required=True, help="the .onnx file to write")
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing -o file once validated"
     )
@@ -101,7 +108,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--calib",
-        type=Path,
+        type=path_arg,
         help="with --int8: frames of your camera to measure ranges on (image folder, video or "
         "rosbag2; default: the bundled sample), downscaled to fit --height x --width and "
         "640x480 pixels",

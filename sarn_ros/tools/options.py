@@ -34,6 +34,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def nonempty(text: str) -> str:
+    """An argparse type: text that is not empty, kept as typed (a trailing '/' says folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty path")
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """An argparse type: a path that is not empty (``Path("")`` is the working folder:
+    ``--save-images ""`` wrote there)."""
+    return Path(nonempty(text))
+
+
 def ranged(
     kind: Callable[[str], float],
     low: float | None = None,

@@ -54,7 +54,7 @@ from ..recordings import (
     sharpest_clips,
     synthetic_sequences,
 )
-from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, plural, ranged
+from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, path_arg, plural, ranged
 
 CLIP_FRAMES = 60  # --clip-frames
 WARMUP, SEED, STEPS = 200, 0, 20000  # --warmup, --seed, --steps (None until run(): given
@@ -76,12 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="RecurrentSARN (video) or SARN (single image); new runs only (default: recurrent, "
         "or with --init the architecture of those weights)",
     )
-    p.add_argument("--run-dir", type=Path, required=True, help="checkpoints, logs, best.pth")
+    p.add_argument("--run-dir", type=path_arg, required=True, help="checkpoints, logs, best.pth")
     p.add_argument("--resume", action="store_true", help="continue <run-dir>/last.pt if present")
     p.add_argument("--init", help="weights (path or packaged name) to fine-tune from")
     p.add_argument(
         "--export",
-        type=Path,
+        type=path_arg,
         metavar="PTH",
         help="only copy <run-dir>/best.pth (or --from latest) to PTH for shipping (fp16 "
         "storage) and exit",
@@ -96,7 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d = p.add_argument_group("data")
     d.add_argument(
         "--data",
-        type=Path,
+        type=path_arg,
         nargs="*",
         default=[],
         help="dataset folders, sharp frame/still folders, sharp videos or rosbag2 recordings "
@@ -104,7 +104,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument(
         "--trainset",
-        type=Path,
+        type=path_arg,
         help="pre-built .npz sequences, memory-mapped (built here if missing or empty)",
     )
     d.add_argument(
@@ -134,12 +134,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument(
         "--val-sharp",
-        type=Path,
+        type=path_arg,
         help="held-out sharp video (frame folder, video file or bag) for validation PSNR",
     )
     d.add_argument(
         "--val-pairs",
-        type=Path,
+        type=path_arg,
         nargs="+",
         default=[],
         help="held-out real blurred/sharp folders (the layouts of --data, e.g. GOPRO_Large/test) "
