@@ -644,6 +644,11 @@ def test_two_files_naming_one_frame_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="name the same frame") as err:
         pair_files("s", blur, tmp_path / "s" / "sharp")
     assert str(blur / "1.jpg") in str(err.value) and str(blur / "1.png") in str(err.value)
+    # with the counts apart: named as such, not as "4 blurred vs 3 sharp frames"
+    write(tmp_path / "t" / "blur", ["001.png", "1.jpg", "002.png", "003.png"], [10, 11, 20, 30])
+    write(tmp_path / "t" / "sharp", ["001.png", "002.png", "003.png"], [10, 20, 30])
+    with pytest.raises(ValueError, match=r"1\.jpg and .*001\.png name the same frame"):
+        pair_files("t", tmp_path / "t" / "blur", tmp_path / "t" / "sharp")
 
 
 def test_sequences_with_one_side_only_are_named(tmp_path: Path) -> None:

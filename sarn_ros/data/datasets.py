@@ -255,18 +255,21 @@ def pair_files(
     name each frame once a side (a frame missing on each side shifted every later pair), and
     in sorted order, checked by count only, where the two sides' numbers have none in common."""
     blurs, sharps = list_images(blur_dir), list_images(sharp_dir)
-    if len(blurs) != len(sharps):
-        raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
-    if not blurs:
-        raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
     blur_keys, sharp_keys = [frame_key(p) for p in blurs], [frame_key(p) for p in sharps]
-    if set(blur_keys) & set(sharp_keys):  # named alike: paired by name, so each name once a side
+    named_alike = bool(set(blur_keys) & set(sharp_keys))
+    if named_alike:  # paired by name, so each name once a side: said before the counts, which
+        # a second file of one frame (001.png beside 1.jpg) makes differ
         for files, keys in ((blurs, blur_keys), (sharps, sharp_keys)):
             seen: dict[tuple, Path] = {}
             for path, key in zip(files, keys, strict=True):
                 if key in seen:
                     raise ValueError(f"{name}: {seen[key]} and {path} name the same frame")
                 seen[key] = path
+    if len(blurs) != len(sharps):
+        raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
+    if not blurs:
+        raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
+    if named_alike:
         sharps = _paired_by(name, "name", blurs, blur_keys, sharps, sharp_keys)
     else:
         blur_nums, sharp_nums = (
