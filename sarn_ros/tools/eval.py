@@ -392,7 +392,9 @@ def readable(
             yield read_pair(name, blur, sharp, max_frames=max_frames)
         except (ValueError, OSError) as exc:
             failed[name] = str(exc)
-            print(f"sarn eval: error: {exc} (left out; the others go on)", file=sys.stderr)
+            from tqdm import tqdm  # above the bar: a plain print was overwritten by its redraw
+
+            tqdm.write(f"sarn eval: error: {exc} (left out; the others go on)", file=sys.stderr)
             yield None
     yield from synthetic
 
