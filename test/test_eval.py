@@ -468,10 +468,13 @@ def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
         (["--scale", "0"], "argument --scale: must be in (0, 1], got 0"),
         (["--scale", "7"], "argument --scale: must be in (0, 1], got 7"),
         (["--scale", "nan"], "argument --scale: must be in (0, 1], got nan"),
-        (["--blur-px", "-5"], "argument --blur-px: must be at least 0, got -5"),
-        (["--blur-px", "inf"], "argument --blur-px: must be at least 0, got inf"),
+        (["--blur-px", "-5"], "argument --blur-px: must be in [0, 1000], got -5"),
+        (["--blur-px", "inf"], "argument --blur-px: must be in [0, 1000], got inf"),
         (["--max-frames", "0"], "argument --max-frames: must be at least 1, got 0"),
-        (["--exposure", "0"], "argument --exposure: must be in (0, 1], got 0"),
+        (["--exposure", "0"], "argument --exposure: must be in [0.001, 1], got 0"),
+        # the camera left the frame: these gave the same figures as each other
+        (["--blur-px", "1e6"], "argument --blur-px: must be in [0, 1000], got 1e6"),
+        (["--exposure", "1e-300"], "argument --exposure: must be in [0.001, 1], got 1e-300"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(tmp_path, extra, words):

@@ -34,6 +34,8 @@ from ..data.datasets import (
 from ..ensemble import MEMBERS
 from .options import (
     DEBAYER_DEFAULT,
+    MAX_BLUR_PX,
+    MIN_EXPOSURE,
     HelpFormatter,
     add_bag_arguments,
     check_writable,
@@ -113,13 +115,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--blur-px",
-        type=ranged(float, 0),
+        type=ranged(float, 0, MAX_BLUR_PX),
         default=BLUR_PX,
         help="synthetic blur at full resolution",
     )
     p.add_argument(
         "--exposure",
-        type=ranged(float, above=0, high=1),
+        type=ranged(float, MIN_EXPOSURE, 1),
         default=EXPOSURE,
         help="synthetic blur's shutter duty cycle 0..1: sarn train validates at its --exposure",
     )

@@ -34,6 +34,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# synthetic blur: past these the camera moves out of the frame within an exposure, and every
+# value gives the same figures (--exposure 1e-300 and --blur-px 1e300 alike)
+MAX_BLUR_PX = 1000.0
+MIN_EXPOSURE = 0.001  # the generator's own floor for the motion between frames
+
+
 def nonempty(text: str) -> str:
     """An argparse type: text that is not empty, kept as typed (a trailing '/' says folder)."""
     if not text:

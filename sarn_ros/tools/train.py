@@ -54,7 +54,16 @@ from ..recordings import (
     sharpest_clips,
     synthetic_sequences,
 )
-from .options import DEBAYER_DEFAULT, HelpFormatter, add_bag_arguments, path_arg, plural, ranged
+from .options import (
+    DEBAYER_DEFAULT,
+    MAX_BLUR_PX,
+    MIN_EXPOSURE,
+    HelpFormatter,
+    add_bag_arguments,
+    path_arg,
+    plural,
+    ranged,
+)
 
 CLIP_FRAMES = 60  # --clip-frames
 WARMUP, SEED, STEPS = 200, 0, 20000  # --warmup, --seed, --steps (None until run(): given
@@ -160,7 +169,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument(
         "--val-blur-px",
-        type=NON_NEGATIVE,
+        type=ranged(float, 0, MAX_BLUR_PX),
         help="validation blur at full resolution (default: --blur-px); set it to `sarn eval "
         "--blur-px` (and --exposure alike) so best.pth is the checkpoint that evaluation ranks "
         "best",
@@ -168,13 +177,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b = p.add_argument_group("synthetic blur (match your camera)")
     b.add_argument(
         "--blur-px",
-        type=NON_NEGATIVE,
+        type=ranged(float, 0, MAX_BLUR_PX),
         default=24.0,
         help="largest blur length, pixels at full resolution (a --scales 0.5 copy gets half)",
     )
     b.add_argument(
         "--exposure",
-        type=ranged(float, above=0, high=1),
+        type=ranged(float, MIN_EXPOSURE, 1),
         default=0.8,
         help="shutter duty cycle 0..1",
     )
