@@ -299,3 +299,21 @@ def test_a_training_set_of_other_arrays_or_a_broken_description_is_one_error_lin
     desc.write_text("{oops")
     assert tiny_train(tmp_path, video, *again, str(tmp_path / "r3")) == 2
     assert f"{desc} is not a set's description (" in capsys.readouterr().err
+
+
+def test_a_resume_names_the_settings_this_leg_trains_with_that_the_run_did_not(
+    tmp_path: Path, capsys
+) -> None:
+    """Loss, EMA, crop, batch and clip length changed on --resume were taken without a word,
+    and the weights' metadata then described the whole run by the last leg's."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_train(tmp_path, video, "--steps", "1") == 0
+    capsys.readouterr()
+    assert tiny_train(tmp_path, video, "--steps", "2", "--resume") == 0
+    assert "this run trains with" not in capsys.readouterr().out  # the same command again
+    extra = ["--steps", "3", "--resume", "--loss", "l1", "--ema", "0", "--crop", "40"]
+    assert tiny_train(tmp_path, video, *extra) == 0
+    assert (
+        "note: from step 2 this run trains with --loss l1 (the run's charbonnier), --ema 0 (the "
+        "run's 0.999), --crop 40 (the run's 32); give the run's values to keep them\n"
+    ) in capsys.readouterr().out

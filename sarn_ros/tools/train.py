@@ -520,6 +520,17 @@ def no_training_data(folders: list[Path]) -> ValueError:
     return ValueError("no training images found in " + ", ".join(map(str, folders)))
 
 
+# settings a resumed run takes from the command, not from the run: named where they differ
+LEG_OPTIONS = {
+    "loss": "--loss",
+    "fft_weight": "--fft-weight",
+    "ema_decay": "--ema",
+    "crop": "--crop",
+    "batch": "--batch",
+    "clip_len": "--clip-len",
+    "max_stride": "--max-stride",
+    "precision": "--precision",
+}
 RUN_WEIGHTS = ("latest.pth", "best.pth")  # a run's weights, beside its last.pt
 
 
@@ -1084,6 +1095,19 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"note: --steps {args.steps}: the run's cosine schedule, "
                 f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"
+            )
+        changed = [
+            f"{flag} {now:g} (the run's {was:g})"
+            if isinstance(now, float)
+            else f"{flag} {now} (the run's {was})"
+            for key, flag in LEG_OPTIONS.items()
+            if (was := trainer.resumed_config.get(key)) is not None
+            and (now := getattr(trainer.cfg, key)) != was
+        ]
+        if changed:  # taken as given, but not unsaid: the metadata records this leg's
+            print(
+                f"note: from step {trainer.step} this run trains with {', '.join(changed)}; "
+                "give the run's values to keep them"
             )
         # as typed: with --arch single, architecture_options drops --lstm-channels unsaid
         ignored = unused_options(given_architecture(args), model)

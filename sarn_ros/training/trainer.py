@@ -370,6 +370,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self._validated_step: int | None = None  # the step last validated
         self.resumed_steps: int | None = None  # --steps of the run resumed
+        self.resumed_config: dict[str, Any] = {}  # its settings until the resume
         self.amp_dtype = amp_dtype(cfg.precision, self.device)
         fp16 = self.amp_dtype == torch.float16
         if hasattr(torch.amp, "GradScaler"):
@@ -450,6 +451,7 @@ class Trainer:
         self.cfg.seed = st["config"]["seed"]  # its batch stream goes on, drawn from the run's
         self.cfg.warmup = st["config"]["warmup"]  # a warm-up again would be a jump in the lr
         self.resumed_steps = int(st["config"]["steps"])  # the schedule's length until now
+        self.resumed_config = dict(st["config"])  # the settings the run trained with so far
         if keep_steps:
             self.cfg.steps = self.resumed_steps
         # the next step's rate on this run's schedule: the optimiser saved the old schedule's,
