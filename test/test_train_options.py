@@ -317,3 +317,24 @@ def test_a_resume_names_the_settings_this_leg_trains_with_that_the_run_did_not(
         "note: from step 2 this run trains with --loss l1 (the run's charbonnier), --ema 0 (the "
         "run's 0.999), --crop 40 (the run's 32); give the run's values to keep them\n"
     ) in capsys.readouterr().out
+
+
+def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Path, capsys):
+    """A set with no trainset.json (built before sarn_ros wrote one, or linked together) was
+    trained on while the --data and blur options given were ignored without a word; a
+    --run-dir that is a file was '[Errno 17] File exists'."""
+    video = sharp_video(tmp_path / "video")
+    ts = tmp_path / "ts"
+    assert tiny_train(tmp_path, video, "--trainset", str(ts), "--steps", "0") == 0
+    (ts / "trainset.json").unlink()
+    capsys.readouterr()
+    args = ["--trainset", str(ts), "--steps", "1", "--run-dir", str(tmp_path / "r2")]
+    assert tiny_train(tmp_path, video, *args) == 0
+    assert f"note: --data not used: --trainset {ts} is built already (with no trainset.json" in (
+        capsys.readouterr().out
+    )
+    (tmp_path / "file").write_text("")
+    assert tiny_train(tmp_path, video, "--run-dir", str(tmp_path / "file")) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --run-dir {tmp_path / 'file'} is a file, not a folder\n"
+    )

@@ -922,6 +922,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.run_dir.exists() and not args.run_dir.is_dir():  # mkdir said "[Errno 17] File exists"
+        why = f"--run-dir {args.run_dir} is a file, not a folder"
+        print(f"sarn train: error: {why}", file=sys.stderr)
+        return 2
     made = not args.run_dir.exists()  # removed again, empty, if the run stops before training
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build
@@ -981,6 +985,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
         if reuse:
             train = load_sequences(ts)
+            if rank == 0 and desc is None and args.data:  # refused where a description says
+                print(
+                    f"note: --data not used: --trainset {ts} is built already (with no "
+                    f"{DESCRIPTION} to check --data and the blur options against); give a new "
+                    "--trainset to build one from --data"
+                )
             if rank == 0:
                 built = f"built from {', '.join(desc['sources'])}" if desc else "no trainset.json"
                 print(f"reusing --trainset {ts} ({built})", flush=True)
