@@ -115,6 +115,8 @@ def paired_change(before: list[float], after: list[float]) -> dict:
     low = high = None
     if n < 2:
         verdict = "too few pairs"
+    elif not np.any(before) and not np.any(after):  # a longer stream would not help
+        verdict = "no matches"
     else:
         half = t975(n - 1) * float(d.std(ddof=1)) / np.sqrt(n)
         low, high = mean - half, mean + half

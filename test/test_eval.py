@@ -767,6 +767,12 @@ def test_the_verdict_and_interval_say_what_the_inlier_counts_say():
     assert verdict(down) == "fewer inliers (0 of 4 pairs up)"
     assert verdict(mixed) == "no clear change (2 of 4 pairs up; a longer stream narrows it)"
     assert verdict(one) == "too few frame pairs (1)"
+    # none on either side (frames too small or flat): "a longer stream narrows it" misled
+    none = metrics.paired_change([0, 0, 0], [0, 0, 0])
+    assert verdict(none) == (
+        "no ORB matches in input or output (frames too small or too flat for the proxy)"
+    )
+    assert metrics.paired_change([0, 0, 0], [0, 1, 0])["verdict"] == "no clear change"
     for change in (up, down, mixed):
         mean, interval = change_cell(change).split(" [")
         low, high = interval.removesuffix("]").split(", ")

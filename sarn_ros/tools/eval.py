@@ -464,6 +464,8 @@ def verdict(c: dict) -> str:
     tally = f"{c['better']} of {c['pairs']} pairs up"
     if c["verdict"] == "too few pairs":
         return f"too few frame pairs ({c['pairs']})"
+    if c["verdict"] == "no matches":
+        return "no ORB matches in input or output (frames too small or too flat for the proxy)"
     if c["verdict"] == "no clear change":
         return f"no clear change ({tally}; a longer stream narrows it)"
     return f"{c['verdict']} inliers ({tally})"
