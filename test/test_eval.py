@@ -569,6 +569,34 @@ def test_the_network_running_out_of_memory_is_one_error_line(
     )
 
 
+def test_ctrl_c_reports_the_sequences_finished_before_it(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """A Ctrl-C threw away the sequences already scored: no table, no JSON, one line."""
+    from sarn_ros import evaluation
+
+    real = evaluation.evaluate_gt
+
+    def second_interrupted(engine, seq, *args):
+        if seq.name == "b":
+            raise KeyboardInterrupt
+        return real(engine, seq, *args)
+
+    monkeypatch.setattr(evaluation, "evaluate_gt", second_interrupted)
+    write_pair(tmp_path / "data", name="a")
+    write_pair(tmp_path / "data", name="b")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", str(tmp_path / "e.json"))
+    assert result.returncode == 130
+    assert "| a |" in result.stdout and "| b |" not in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        "sarn eval: interrupted: the rows above are the 1 sequence finished before it (the "
+        "images saved of the one running may be partial)"
+    )
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert saved["interrupted"] is True and [r["sequence"] for r in saved["gt"]] == ["a"]
+
+
 def test_frames_one_pixel_high_or_wide_get_no_orb_matches(tmp_path, tiny_recurrent_checkpoint):
     """ORB raised (cv2.error) on a frame 1 px high or wide; 2 px worked."""
     rng = np.random.default_rng(0)

@@ -40,6 +40,7 @@ from .options import (
     add_bag_arguments,
     check_writable,
     path_arg,
+    plural,
     ranged,
 )
 
@@ -230,38 +231,42 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
     folders: set[str] = set()
-    for tag, engine in engines:
-        save = args.save_images
-        if save is not None and len(engines) > 1:
-            # one folder per compared setting: `rec/best.pth` and `rec_best.pth` keep theirs
-            folder = label(tag, names).replace(" ", "_").replace("/", "_")
-            save = save / unique_name(folder, folders)
-        looks = args.future_frames if engine.is_recurrent else [0]
-        bar.total += per_pass * len(looks)  # known once the weights say whether they look ahead
-        bar.set_postfix_str(label(tag, names))
-        for ff in looks:
-            engine.future_frames = ff
-            try:
-                sequences = readable(pairs, synthetic, failed, args.max_frames)
-                for seq, root in zip(sequences, roots, strict=True):
-                    if seq is None:  # unreadable: said once, the others go on
-                        continue
-                    res, _ = evaluate_gt(engine, seq, save, bar.update)
-                    results["gt"].append({**tag, "input": root, **res.summary()})
-                for name, frames in nogt:
-                    result = evaluate_nogt(engine, name, frames, save, bar.update)
-                    results["no_gt"].append({**tag, **result})
-            except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
-                bar.close()
-                print(f"sarn eval: error: {exc}", file=sys.stderr)
-                return 2
-            except RuntimeError as exc:  # the network's: out of memory on a 12 MP photo
-                bar.close()
-                why = first_line(exc)[:300]
-                if "allocate" in why or "out of memory" in why.lower():
-                    why = f"out of memory ({why}); evaluate smaller frames"
-                print(f"sarn eval: error: {why}", file=sys.stderr)
-                return 2
+    interrupted = False
+    try:  # Ctrl-C: the sequences finished so far are reported, not lost
+        for tag, engine in engines:
+            save = args.save_images
+            if save is not None and len(engines) > 1:
+                # one folder per compared setting: `rec/best.pth` and `rec_best.pth` keep theirs
+                folder = label(tag, names).replace(" ", "_").replace("/", "_")
+                save = save / unique_name(folder, folders)
+            looks = args.future_frames if engine.is_recurrent else [0]
+            bar.total += per_pass * len(looks)  # known once the weights say whether they look ahead
+            bar.set_postfix_str(label(tag, names))
+            for ff in looks:
+                engine.future_frames = ff
+                try:
+                    sequences = readable(pairs, synthetic, failed, args.max_frames)
+                    for seq, root in zip(sequences, roots, strict=True):
+                        if seq is None:  # unreadable: said once, the others go on
+                            continue
+                        res, _ = evaluate_gt(engine, seq, save, bar.update)
+                        results["gt"].append({**tag, "input": root, **res.summary()})
+                    for name, frames in nogt:
+                        result = evaluate_nogt(engine, name, frames, save, bar.update)
+                        results["no_gt"].append({**tag, **result})
+                except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
+                    bar.close()
+                    print(f"sarn eval: error: {exc}", file=sys.stderr)
+                    return 2
+                except RuntimeError as exc:  # the network's: out of memory on a 12 MP photo
+                    bar.close()
+                    why = first_line(exc)[:300]
+                    if "allocate" in why or "out of memory" in why.lower():
+                        why = f"out of memory ({why}); evaluate smaller frames"
+                    print(f"sarn eval: error: {why}", file=sys.stderr)
+                    return 2
+    except KeyboardInterrupt:
+        interrupted = True
     bar.close()
     groups: dict[tuple, list[dict]] = {}  # an input folder's sequences, per setting
     for r in results["gt"]:
@@ -281,6 +286,8 @@ def run(args: argparse.Namespace) -> int:
     results["seconds"] = time.monotonic() - start
     results["unreadable"] = failed
     results["settings"] = measured_on(engines[0][1], args)
+    if interrupted:
+        results["interrupted"] = True
     print_tables(results, names)
     if failed:
         print(
@@ -301,6 +308,14 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if interrupted:
+        done = len(results["gt"]) + len(results["no_gt"])
+        print(
+            f"sarn eval: interrupted: the rows above are the {plural(done, 'sequence')} "
+            "finished before it (the images saved of the one running may be partial)",
+            file=sys.stderr,
+        )
+        return 130
     return 2 if failed else 0
 
 
