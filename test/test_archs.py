@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import sarn_ros
 from sarn_ros.archs import SARN, RecurrentSARN, fusion_inputs, modules
@@ -248,6 +249,58 @@ def test_attention_peak_memory_at_720p_is_far_below_quadratic() -> None:
     peak_growth = int(env_out.stdout.strip().splitlines()[-1])
     quadratic = (180 * 320) ** 2 * 4
     assert peak_growth < quadratic / 10, (peak_growth, quadratic)
+
+
+def test_attention_past_the_score_budget_runs_in_query_blocks_with_the_same_result(
+    monkeypatch,
+) -> None:
+    """On a CPU scaled_dot_product_attention holds every score (its flash kernel wants q, k
+    and v of one width): a 12 MP frame asked for 35 GB. Blocks of queries give the same
+    output; a 1280x720 frame still runs in one call."""
+    from sarn_ros.archs import modules
+
+    assert modules.SCORE_BUDGET >= 180 * 320 * (23 * 40)  # 720p: 1/4 features, pooled keys
+    torch.manual_seed(0)
+    att = PooledSelfAttention(16, stride=4).eval()
+    x = torch.randn(2, 16, 23, 37)
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a: calls.append(1) or sdpa(*a))
+    with torch.no_grad():
+        att.gamma.fill_(1.0)
+        whole = att(x)
+        assert len(calls) == 1
+        monkeypatch.setattr(modules, "SCORE_BUDGET", 2 * 60 * 100)  # 100 queries a block
+        blocked = att(x)
+    assert len(calls) == 1 + 9  # 23 * 37 = 851 queries
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
+
+
+def test_attention_memory_grows_linearly_past_720p() -> None:
+    """A 3 MP frame's 1/4-resolution features (375x500) against 2,961 pooled keys: 2.2 GB of
+    scores held at once (twice over: softmax); in blocks, a quarter of that."""
+    code = textwrap.dedent(
+        """
+        import resource, torch
+        from sarn_ros.archs.modules import PooledSelfAttention
+        torch.set_num_threads(1)
+        att = PooledSelfAttention(16, stride=8).eval()
+        with torch.no_grad():
+            att.gamma.fill_(1.0)
+            x = torch.randn(1, 16, 375, 500)
+            att(torch.randn(1, 16, 16, 16))  # load kernels before the baseline
+            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            y = att(x)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        assert torch.isfinite(y).all()
+        print((peak - base) * 1024)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    scores = 375 * 500 * (47 * 63) * 4
+    assert int(out.stdout.strip().splitlines()[-1]) < scores / 2
 
 
 def test_recurrent_state_is_carried_and_restart_is_identical() -> None:

@@ -196,15 +196,22 @@ class DeformableResidualModule(nn.Module):
         return x + y
 
 
+# attention scores held at once (fp32: 256 MB): 1280x720 at stride 8 (57,600 x 900) fits
+SCORE_BUDGET = 1 << 26
+
+
 class PooledSelfAttention(nn.Module):
     """Non-local self-attention whose keys and values are average-pooled by a fixed stride.
 
     Full attention over all 1/4-resolution positions of a 720p frame needs a 57,600^2 score
     matrix (~13 GB). Pooling keys/values by a fixed stride s keeps the key density per image
     area the same for a 256 px training crop and a 1280x720 frame (so training and inference
-    see the same operator), cuts the work by s^2, and ``scaled_dot_product_attention`` never
-    materialises the score matrix, so memory grows linearly with the pixel count. The output
-    is added through a zero-initialised gain, so the untrained module is the identity.
+    see the same operator) and cuts the work by s^2. The scores still grow with the square of
+    the pixel count: ``scaled_dot_product_attention`` holds them whole on a CPU (its flash
+    kernel wants q, k and v of one width; here q and k are narrower), 35 GB for a 12 MP
+    frame. Past SCORE_BUDGET they are computed for a block of queries at a time, the same
+    result (a softmax per query), so memory grows linearly. The output is added through a
+    zero-initialised gain, so the untrained module is the identity.
     """
 
     def __init__(self, channels: int, stride: int = 8, qk_channels: int | None = None) -> None:
@@ -229,7 +236,15 @@ class PooledSelfAttention(nn.Module):
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,hw,qk
         k = self.key(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,qk
         v = self.value(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,c
-        att = F.scaled_dot_product_attention(q, k, v)  # n,1,hw,c
+        rows = max(1, SCORE_BUDGET // (n * k.shape[2]))  # queries whose scores fit the budget
+        if q.shape[2] <= rows or _dynamo_tracing() or torch.jit.is_tracing():
+            att = F.scaled_dot_product_attention(q, k, v)  # n,1,hw,c; export sees one call
+        else:  # a frame past 720p: blocks of queries, each against every key
+            blocks = [
+                F.scaled_dot_product_attention(q[:, :, i : i + rows], k, v)
+                for i in range(0, q.shape[2], rows)
+            ]
+            att = torch.cat(blocks, dim=2)
         att = att.squeeze(1).transpose(1, 2).reshape(n, c, h, w)
         return x + self.gamma * att
 
