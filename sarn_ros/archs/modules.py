@@ -82,6 +82,13 @@ def _dynamo_tracing() -> bool:
     return check()
 
 
+def _exporting() -> bool:
+    """Inside an ONNX export's trace, whose graph takes any size: no branch on one. (Under
+    torch.compile, which specialises on sizes, the branch is taken as in eager.)"""
+    check = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.7 or so
+    return torch.jit.is_tracing() or (check() if check is not None else _dynamo_tracing())
+
+
 def _grid_sample_bilinear(x: torch.Tensor, py: torch.Tensor, px: torch.Tensor) -> torch.Tensor:
     """(n, taps*h*w, c) samples of ``x`` at fp32 pixel positions (n, taps, h, w) with one
     ``grid_sample``: the fastest eager kernel. It takes grid and input in one dtype, so both
@@ -237,7 +244,7 @@ class PooledSelfAttention(nn.Module):
         k = self.key(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,qk
         v = self.value(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,c
         rows = max(1, SCORE_BUDGET // (n * k.shape[2]))  # queries whose scores fit the budget
-        if q.shape[2] <= rows or _dynamo_tracing() or torch.jit.is_tracing():
+        if q.shape[2] <= rows or _exporting():
             att = F.scaled_dot_product_attention(q, k, v)  # n,1,hw,c; export sees one call
         else:  # a frame past 720p: blocks of queries, each against every key
             blocks = [
