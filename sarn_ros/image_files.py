@@ -10,6 +10,7 @@ states before checking it against the bytes there are, 2 GB for a 49-byte file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -86,7 +87,7 @@ def cut_short(data: np.ndarray) -> bool:
     while pos + 4 <= len(raw) and raw[pos] == 0xFF and raw[pos + 1] != 0xDA:
         # a header segment, skipped by its length (or a fill byte before a marker)
         pos += 1 if raw[pos + 1] == 0xFF else 2 + int.from_bytes(raw[pos + 2 : pos + 4], "big")
-    return bytes(raw[pos:]).find(b"\xff\xd9") < 0
+    return re.search(rb"\xff\xd9", raw[pos:]) is None  # on the buffer itself, no copy
 
 
 def imread(path: Path, flags: int) -> np.ndarray | None:

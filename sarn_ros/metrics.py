@@ -116,7 +116,7 @@ def paired_change(before: list[float], after: list[float]) -> dict:
     if n < 2:
         verdict = "too few pairs"
     elif not np.any(before) and not np.any(after):  # a longer stream would not help
-        verdict = "no matches"
+        verdict = "no inliers"
     else:
         half = t975(n - 1) * float(d.std(ddof=1)) / np.sqrt(n)
         low, high = mean - half, mean + half

@@ -27,6 +27,17 @@ def is_onnx(weights: object) -> bool:
     return isinstance(weights, str | Path) and str(weights).lower().endswith(".onnx")
 
 
+def _session_source(path: Path) -> str | bytes:
+    """The graph for onnxruntime: its path (weights kept in external data files are found
+    beside it), or its bytes where the path is not UTF-8, which onnxruntime refuses
+    ("incompatible constructor arguments")."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return path.read_bytes()
+    return str(path)
+
+
 class OnnxNet:
     """The callables the engine uses of a model (``step`` and ``init_state``, or a call per
     frame) over one onnxruntime session; tensors are CPU float32."""
@@ -47,8 +58,8 @@ class OnnxNet:
         # 320x240, docs/measurements.md), CPU left to the SLAM beside it
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(  # bytes: it refuses a path not in UTF-8
-                path.read_bytes(), options, providers=["CPUExecutionProvider"]
+            self.session = ort.InferenceSession(
+                _session_source(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own error types, one per failure kind
             raise CheckpointError(f"cannot load {path} in onnxruntime: {first_line(exc)}") from None

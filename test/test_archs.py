@@ -276,6 +276,23 @@ def test_attention_past_the_score_budget_runs_in_query_blocks_with_the_same_resu
     torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-6)
 
 
+def test_an_exported_attention_takes_any_size_without_a_budget_check() -> None:
+    """Its size test ran on the export's symbolic sizes and became an assertion in the graph
+    (frames past the budget refused by a torch.export consumer)."""
+    from sarn_ros.archs import modules
+
+    att = PooledSelfAttention(8, stride=8).eval()
+    h, w = torch.export.Dim("h", min=1, max=128), torch.export.Dim("w", min=1, max=128)
+    program = torch.export.export(
+        att,
+        (torch.randn(1, 8, 64, 64),),
+        dynamic_shapes=({2: 8 * h, 3: 8 * w},),
+        strict=False,
+        prefer_deferred_runtime_asserts_over_guards=True,
+    )
+    assert str(modules.SCORE_BUDGET) not in program.graph_module.code
+
+
 def test_attention_memory_grows_linearly_past_720p() -> None:
     """A 3 MP frame's 1/4-resolution features (375x500) against 2,961 pooled keys: 2.2 GB of
     scores held at once (twice over: softmax); in blocks, a quarter of that."""

@@ -568,6 +568,13 @@ def test_the_network_running_out_of_memory_is_one_error_line(
         "; evaluate smaller frames"
     )
 
+    def bug(*args):  # any other RuntimeError is a fault to see whole, not one anonymous line
+        raise RuntimeError("Expected all tensors to be on the same device")
+
+    monkeypatch.setattr(evaluation, "evaluate_gt", bug)
+    with pytest.raises(RuntimeError, match="same device"):
+        sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--future-frames", "0")
+
 
 def test_ctrl_c_reports_the_sequences_finished_before_it(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch
@@ -590,8 +597,8 @@ def test_ctrl_c_reports_the_sequences_finished_before_it(
     assert result.returncode == 130
     assert "| a |" in result.stdout and "| b |" not in result.stdout
     assert result.stderr.splitlines()[-1] == (
-        "sarn eval: interrupted: the rows above are the 1 sequence finished before it (the "
-        "images saved of the one running may be partial)"
+        "sarn eval: interrupted: the rows above are what finished before it (the images saved "
+        "of the sequence running may be partial)"
     )
     saved = json.loads((tmp_path / "e.json").read_text())
     assert saved["interrupted"] is True and [r["sequence"] for r in saved["gt"]] == ["a"]
@@ -798,7 +805,7 @@ def test_the_verdict_and_interval_say_what_the_inlier_counts_say():
     # none on either side (frames too small or flat): "a longer stream narrows it" misled
     none = metrics.paired_change([0, 0, 0], [0, 0, 0])
     assert verdict(none) == (
-        "no ORB matches in input or output (frames too small or too flat for the proxy)"
+        "no RANSAC inliers in input and output (frames too small, flat or regular for the proxy)"
     )
     assert metrics.paired_change([0, 0, 0], [0, 1, 0])["verdict"] == "no clear change"
     for change in (up, down, mixed):

@@ -218,9 +218,12 @@ def test_a_runs_weights_are_not_replaced_unsaid(tmp_path: Path, capsys) -> None:
     assert f"no last.pt in {fresh / 'run'}: a new run starts\n" in capsys.readouterr().out
 
 
-def test_ctrl_c_ends_a_run_with_130_after_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
+def test_ctrl_c_ends_a_run_with_130_after_its_checkpoint(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     """The run stopped at a step with its checkpoint, as it should, but exited 0 where every
-    other sarn command's Ctrl-C is 130; a Ctrl-C while the set was built left the run-dir."""
+    other sarn command's Ctrl-C is 130 (its closing line, where the weights are, still comes);
+    a Ctrl-C while the set was built left the run-dir."""
     video = sharp_video(tmp_path / "video")
     real = trainer_module.Trainer.train_one
 
@@ -232,6 +235,10 @@ def test_ctrl_c_ends_a_run_with_130_after_its_checkpoint(tmp_path: Path, monkeyp
     monkeypatch.setattr(trainer_module.Trainer, "train_one", interrupted)
     assert tiny_train(tmp_path, video, "--steps", "5") == 130
     assert trainer_module.trained_steps(tmp_path / "run") == 1
+    out = capsys.readouterr().out
+    assert out.endswith(
+        f"no validation set: the weights are in {tmp_path / 'run' / 'latest.pth'}\n"
+    )
 
     def build(*args, **kwargs):
         raise KeyboardInterrupt

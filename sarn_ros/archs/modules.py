@@ -243,10 +243,11 @@ class PooledSelfAttention(nn.Module):
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,hw,qk
         k = self.key(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,qk
         v = self.value(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,c
-        rows = max(1, SCORE_BUDGET // (n * k.shape[2]))  # queries whose scores fit the budget
-        if q.shape[2] <= rows or _exporting():
+        # export first: a size test on its symbolic sizes would become an assertion in the graph
+        if _exporting() or n * q.shape[2] * k.shape[2] <= SCORE_BUDGET:
             att = F.scaled_dot_product_attention(q, k, v)  # n,1,hw,c; export sees one call
         else:  # a frame past 720p: blocks of queries, each against every key
+            rows = max(1, SCORE_BUDGET // (n * k.shape[2]))  # queries whose scores fit
             blocks = [
                 F.scaled_dot_product_attention(q[:, :, i : i + rows], k, v)
                 for i in range(0, q.shape[2], rows)

@@ -40,7 +40,6 @@ from .options import (
     add_bag_arguments,
     check_writable,
     path_arg,
-    plural,
     ranged,
 )
 
@@ -258,12 +257,15 @@ def run(args: argparse.Namespace) -> int:
                     bar.close()
                     print(f"sarn eval: error: {exc}", file=sys.stderr)
                     return 2
-                except RuntimeError as exc:  # the network's: out of memory on a 12 MP photo
-                    bar.close()
+                except RuntimeError as exc:  # the network's out of memory; any other is a bug
                     why = first_line(exc)[:300]
-                    if "allocate" in why or "out of memory" in why.lower():
-                        why = f"out of memory ({why}); evaluate smaller frames"
-                    print(f"sarn eval: error: {why}", file=sys.stderr)
+                    if "allocate" not in why and "out of memory" not in why.lower():
+                        raise
+                    bar.close()
+                    print(
+                        f"sarn eval: error: out of memory ({why}); evaluate smaller frames",
+                        file=sys.stderr,
+                    )
                     return 2
     except KeyboardInterrupt:
         interrupted = True
@@ -309,10 +311,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     if interrupted:
-        done = len(results["gt"]) + len(results["no_gt"])
         print(
-            f"sarn eval: interrupted: the rows above are the {plural(done, 'sequence')} "
-            "finished before it (the images saved of the one running may be partial)",
+            "sarn eval: interrupted: the rows above are what finished before it (the images "
+            "saved of the sequence running may be partial)",
             file=sys.stderr,
         )
         return 130
@@ -479,8 +480,11 @@ def verdict(c: dict) -> str:
     tally = f"{c['better']} of {c['pairs']} pairs up"
     if c["verdict"] == "too few pairs":
         return f"too few frame pairs ({c['pairs']})"
-    if c["verdict"] == "no matches":
-        return "no ORB matches in input or output (frames too small or too flat for the proxy)"
+    if c["verdict"] == "no inliers":
+        return (
+            "no RANSAC inliers in input and output (frames too small, flat or regular for the "
+            "proxy)"
+        )
     if c["verdict"] == "no clear change":
         return f"no clear change ({tally}; a longer stream narrows it)"
     return f"{c['verdict']} inliers ({tally})"

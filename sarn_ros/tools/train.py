@@ -1135,10 +1135,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
     trainer.close()
-    if trainer.interrupted:  # a stop asked for, as the other sarn commands' Ctrl-C: 130
-        return 130
+    stopped = 130 if trainer.interrupted else 0  # a stop asked for: 130, as sarn's others
     if rank != 0:
-        return 0
+        return stopped
     best = trainer.best_validation()
     if best is not None:
         print(
@@ -1156,7 +1155,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
     else:
         print(f"no validation set: the weights are in {args.run_dir / 'latest.pth'}")
-    return 0
+    return stopped
 
 
 ARCH_OPTIONS = ("channels", "blocks_per_level", "num_drm", "lstm_channels", "attention_stride")
