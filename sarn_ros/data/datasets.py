@@ -266,7 +266,9 @@ def pair_files(
                     raise ValueError(f"{name}: {seen[key]} and {path} name the same frame")
                 seen[key] = path
     if len(blurs) != len(sharps):
-        raise ValueError(f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames")
+        raise ValueError(
+            f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames ({blur_dir}, {sharp_dir})"
+        )
     if not blurs:
         raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")
     if named_alike:
