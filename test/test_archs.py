@@ -221,21 +221,19 @@ def test_untrained_attention_is_identity() -> None:
         assert not torch.allclose(att(x), x)
 
 
-@pytest.mark.slow
-def test_attention_peak_memory_at_720p_is_far_below_quadratic() -> None:
-    """1280x720 frame -> 180x320 features with 128 channels: full attention would need a
-    57,600^2 fp32 score matrix (13.3 GB). Measure the forward's peak RSS growth in a fresh
-    process (ru_maxrss) and require it to be below 1/10 of that."""
+def attention_peak_growth(channels: int, h: int, w: int) -> int:
+    """Bytes a PooledSelfAttention (stride 8) forward on (1, channels, h, w) features adds to
+    a fresh process's peak RSS (ru_maxrss), kernels loaded before the baseline."""
     code = textwrap.dedent(
-        """
+        f"""
         import resource, torch
         from sarn_ros.archs.modules import PooledSelfAttention
         torch.set_num_threads(1)
-        att = PooledSelfAttention(128, stride=8).eval()
+        att = PooledSelfAttention({channels}, stride=8).eval()
         with torch.no_grad():
             att.gamma.fill_(1.0)
-            x = torch.randn(1, 128, 180, 320)
-            att(torch.randn(1, 128, 16, 16))  # load kernels before the baseline
+            x = torch.randn(1, {channels}, {h}, {w})
+            att(torch.randn(1, {channels}, 16, 16))
             base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             y = att(x)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -243,10 +241,17 @@ def test_attention_peak_memory_at_720p_is_far_below_quadratic() -> None:
         print((peak - base) * 1024)
         """
     )
-    env_out = subprocess.run(
+    out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
     )
-    peak_growth = int(env_out.stdout.strip().splitlines()[-1])
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_attention_peak_memory_at_720p_is_far_below_quadratic() -> None:
+    """1280x720 frame -> 180x320 features with 128 channels: full attention would need a
+    57,600^2 fp32 score matrix (13.3 GB); the forward's peak RSS growth stays below 1/10."""
+    peak_growth = attention_peak_growth(128, 180, 320)
     quadratic = (180 * 320) ** 2 * 4
     assert peak_growth < quadratic / 10, (peak_growth, quadratic)
 
@@ -296,28 +301,8 @@ def test_an_exported_attention_takes_any_size_without_a_budget_check() -> None:
 def test_attention_memory_grows_linearly_past_720p() -> None:
     """A 3 MP frame's 1/4-resolution features (375x500) against 2,961 pooled keys: 2.2 GB of
     scores held at once (twice over: softmax); in blocks, a quarter of that."""
-    code = textwrap.dedent(
-        """
-        import resource, torch
-        from sarn_ros.archs.modules import PooledSelfAttention
-        torch.set_num_threads(1)
-        att = PooledSelfAttention(16, stride=8).eval()
-        with torch.no_grad():
-            att.gamma.fill_(1.0)
-            x = torch.randn(1, 16, 375, 500)
-            att(torch.randn(1, 16, 16, 16))  # load kernels before the baseline
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            y = att(x)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        assert torch.isfinite(y).all()
-        print((peak - base) * 1024)
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
-    )
     scores = 375 * 500 * (47 * 63) * 4
-    assert int(out.stdout.strip().splitlines()[-1]) < scores / 2
+    assert attention_peak_growth(16, 375, 500) < scores / 2
 
 
 def test_recurrent_state_is_carried_and_restart_is_identical() -> None:
