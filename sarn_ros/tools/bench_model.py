@@ -50,6 +50,7 @@ from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
+from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
 from .options import check_writable, path_arg, plural, ranged
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
@@ -326,10 +327,6 @@ def mode_label(net: object) -> str:
     if not isinstance(net, CompiledCall):
         return "eager"
     return "compiled" if net.compiled is not None else "eager (compile failed)"
-
-
-# --sizes: the largest side the node deblurs (8K; ros.image_conversion.MAX_SIDE)
-MAX_SIDE = 8192
 
 
 def parse_size(text: str) -> tuple[int, int]:

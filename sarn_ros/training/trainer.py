@@ -169,14 +169,20 @@ TRAINING_STATE_KEYS = (
 )
 
 
+def unreadable(exc: Exception) -> RuntimeError:
+    """The error for a last.pt torch.load could not read (its first line, or what an empty
+    message means)."""
+    why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
+    return RuntimeError(f"not a readable training checkpoint ({why})")
+
+
 def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A ``last.pt`` as :meth:`Trainer.state` wrote it; RuntimeError naming the fault for an
     empty, cut-short or foreign file."""
     try:
         st = torch.load(path, map_location=device, weights_only=True)
     except UNREADABLE as exc:
-        why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
-        raise RuntimeError(f"not a readable training checkpoint ({why})") from exc
+        raise unreadable(exc) from exc
     missing = [k for k in TRAINING_STATE_KEYS if not isinstance(st, dict) or k not in st]
     if missing:
         raise RuntimeError(f"not a training checkpoint (no {', '.join(missing)})")
@@ -194,8 +200,7 @@ def trained_steps(run_dir: Path) -> int:
         # would read as an unreadable file
         st = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except UNREADABLE as exc:
-        why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
-        raise RuntimeError(f"not a readable training checkpoint ({why})") from exc
+        raise unreadable(exc) from exc
     return int(st.get("step", 0)) if isinstance(st, dict) else 0
 
 
