@@ -123,6 +123,30 @@ def test_every_option_is_explained_with_its_default(argv, capsys):
         assert f"(default: {shown})" in text, a.dest
 
 
+@pytest.mark.parametrize("argv", SUBCOMMANDS)
+def test_a_list_option_given_twice_keeps_both(argv):
+    """`sarn train --data a --data b` trained on b alone, without a word (argparse's store kept
+    the last); given at all, a list option replaces its default rather than adding to it."""
+    from sarn_ros.tools.cli import build_parser
+
+    parser = build_parser(argv)
+    for name in argv:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    for a in subcommand_options(argv):
+        if a.nargs not in ("+", "*"):
+            continue
+        first, second = (list(a.choices)[-2:] if a.choices else ["0.5", "0.25"])[:2]
+        flag = a.option_strings[-1]
+        base = ["in"] if argv == ["deblur"] else []
+        base += ["-o", "x.onnx"] if argv == ["export"] else []
+        base += ["-o", "out"] if argv == ["deblur"] else []
+        base += ["--run-dir", "run"] if argv == ["train"] else []
+        got = getattr(parser.parse_args([*base, flag, str(first), flag, str(second)]), a.dest)
+        want = [a.type(v) if a.type else v for v in (first, second)]
+        assert got == want, flag
+
+
 def test_numbers_are_range_checked_as_they_are_parsed():
     """A bare int or float option let nan, inf or a negative through: OpenCV's writer hung at
     `--fps inf`, `--fft-weight nan` saved NaN weights with exit 0, `--crop 0` was a traceback

@@ -345,3 +345,17 @@ def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Pat
     assert capsys.readouterr().err == (
         f"sarn train: error: --run-dir {tmp_path / 'file'} is a file, not a folder\n"
     )
+
+
+def test_a_source_given_twice_is_trained_on_once_and_repeated_options_gather(
+    tmp_path: Path, capsys
+) -> None:
+    """`--data a --data b` kept only b (argparse's store), without a word; `--data v ./v`
+    built and trained on v twice, and the count said 2 sequences."""
+    video = sharp_video(tmp_path / "video")
+    other = sharp_video(tmp_path / "other")
+    assert tiny_train(tmp_path, video, "--data", str(other), "--steps", "0") == 0
+    assert "training data: 2 sequences, 10 frames" in capsys.readouterr().out
+    args = ["--data", f"{tmp_path}/./video", "--steps", "0", "--run-dir", str(tmp_path / "r2")]
+    assert tiny_train(tmp_path, video, *args) == 0
+    assert "training data: 1 sequence, 5 frames" in capsys.readouterr().out

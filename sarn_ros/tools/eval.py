@@ -36,9 +36,11 @@ from .options import (
     DEBAYER_DEFAULT,
     MAX_BLUR_PX,
     MIN_EXPOSURE,
+    Gathered,
     HelpFormatter,
     add_bag_arguments,
     check_writable,
+    once_each,
     path_arg,
     ranged,
 )
@@ -57,12 +59,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument(
-        "--weights", nargs="+", default=["sarn_recurrent"], help="paths or packaged names"
+        "--weights",
+        nargs="+",
+        action=Gathered,
+        default=["sarn_recurrent"],
+        help="paths or packaged names",
     )
     p.add_argument(
         "--pairs",
         type=path_arg,
         nargs="*",
+        action=Gathered,
         default=[],
         help="blurred/sharp folders as downloaded (GoPro <seq>/{blur,sharp}, DVD "
         "<seq>/{input,GT}, BSD <seq>/{Blur,Sharp}/RGB, REDS {split}_{blur,sharp}/<seq>, ...)",
@@ -71,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--synthetic",
         type=path_arg,
         nargs="*",
+        action=Gathered,
         default=[],
         help="sharp sequences (folders, videos, bags), blurred with the fixed held-out seed",
     )
@@ -78,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--no-gt",
         type=path_arg,
         nargs="*",
+        action=Gathered,
         default=[],
         dest="no_gt",
         help="real streams without ground truth (folders, videos, bags): SLAM proxy, sharpness",
@@ -94,6 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--future-frames",
         type=int,
         nargs="+",
+        action=Gathered,
         default=[0, 1, 2],
         choices=(0, 1, 2),
         help="look-ahead settings to evaluate (recurrent weights; single-image ones run once)",
@@ -138,6 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--self-ensemble",
         type=int,
         nargs="+",
+        action=Gathered,
         default=[1],
         choices=MEMBERS,
         help="flip/transpose members averaged per frame (K times the compute); "
@@ -433,18 +444,6 @@ def table(headers: list[str], rows: list[list[str]]) -> None:
     print("|" + "---|" * len(headers))
     for row in rows:
         print("| " + " | ".join(row) + " |")
-
-
-def once_each(values: list[Any]) -> list[Any]:
-    """``values`` in order without repeats, an existing path's spellings (`a`, `./a`, its
-    absolute path) counting as one."""
-    seen, kept = set(), []
-    for v in values:
-        key = Path(v).resolve() if isinstance(v, str | Path) and Path(v).exists() else v
-        if key not in seen:
-            seen.add(key)
-            kept.append(v)
-    return kept
 
 
 def short_names(weights: list[str]) -> dict[str, str]:

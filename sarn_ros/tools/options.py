@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..ros.image_conversion import DEBAYER
 
@@ -32,6 +33,35 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if isinstance(action.default, list):  # nargs: as typed, space-separated
             return f"{text} (default: {' '.join(map(str, action.default))})"
         return super()._get_help_string(action)
+
+
+class Gathered(argparse.Action):
+    """A list option given more than once gathers every value (``--data a --data b`` is
+    ``a b``), as the user meant: argparse's own store kept only the last, without a word.
+    Given at all, it replaces its default rather than adding to it."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        so_far = getattr(namespace, self.dest, None)
+        kept = [] if so_far is None or so_far is self.default else so_far
+        setattr(namespace, self.dest, [*kept, *values])
+
+
+def once_each(values: list[Any]) -> list[Any]:
+    """``values`` in order without repeats, an existing path's spellings (`a`, `./a`, its
+    absolute path) counting as one."""
+    seen, kept = set(), []
+    for v in values:
+        key = Path(v).resolve() if isinstance(v, str | Path) and Path(v).exists() else v
+        if key not in seen:
+            seen.add(key)
+            kept.append(v)
+    return kept
 
 
 # synthetic blur: past these the camera moves out of the frame within an exposure, and every
@@ -140,6 +170,7 @@ def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     p.add_argument(
         "--topics",
         nargs="+",
+        action=Gathered,
         help="bag image topics (default: every Image/CompressedImage but depth, one per camera)",
     )
     p.add_argument(

@@ -58,8 +58,10 @@ from .options import (
     DEBAYER_DEFAULT,
     MAX_BLUR_PX,
     MIN_EXPOSURE,
+    Gathered,
     HelpFormatter,
     add_bag_arguments,
+    once_each,
     path_arg,
     plural,
     ranged,
@@ -107,6 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data",
         type=path_arg,
         nargs="*",
+        action=Gathered,
         default=[],
         help="dataset folders, sharp frame/still folders, sharp videos or rosbag2 recordings "
         "(or folders of them)",
@@ -120,6 +123,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--scales",
         type=ranged(float, above=0),  # above 1 too: gpu_kit builds stills it packed small
         nargs="+",
+        action=Gathered,
         default=[1.0],
         help="downscale factors",
     )
@@ -150,6 +154,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--val-pairs",
         type=path_arg,
         nargs="+",
+        action=Gathered,
         default=[],
         help="held-out real blurred/sharp folders (the layouts of --data, e.g. GOPRO_Large/test) "
         "for validation PSNR, beside or instead of --val-sharp",
@@ -890,6 +895,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:  # RuntimeError: torch's, for a bad device name
         print(f"sarn train: error: {first_line(exc)}", file=sys.stderr)
         return 2
+    # a source or scale given twice (`a` and `./a` too) would be built and trained on twice
+    for key in ("data", "val_pairs", "scales"):
+        setattr(args, key, once_each(getattr(args, key)))
     missing = next((d for d in (*args.data, *args.val_pairs) if not d.exists()), None)
     if missing is not None:  # found now, not after building the sources before it
         print(f"sarn train: error: no such file or folder: {missing}", file=sys.stderr)
