@@ -355,7 +355,25 @@ def test_a_source_given_twice_is_trained_on_once_and_repeated_options_gather(
     video = sharp_video(tmp_path / "video")
     other = sharp_video(tmp_path / "other")
     assert tiny_train(tmp_path, video, "--data", str(other), "--steps", "0") == 0
-    assert "training data: 2 sequences, 10 frames" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "training data: 2 sequences, 10 frames" in out
+    # --steps 0 counts the data; its weights are not to be taken for a model
+    assert out.endswith(
+        f"note: no step trained: {tmp_path / 'run' / 'latest.pth'} holds untrained weights\n"
+    )
     args = ["--data", f"{tmp_path}/./video", "--steps", "0", "--run-dir", str(tmp_path / "r2")]
     assert tiny_train(tmp_path, video, *args) == 0
     assert "training data: 1 sequence, 5 frames" in capsys.readouterr().out
+
+
+def test_validation_frames_too_small_to_rank_checkpoints_are_refused(tmp_path: Path, capsys):
+    """--val-scale 0.01 validated on 1x1 px frames, and best.pth was chosen on them."""
+    video = sharp_video(tmp_path / "video")  # 60x80, 52x72 once the camera's move is cut off
+    val = ["--val-sharp", str(video), "--val-frames", "3", "--steps", "0"]
+    assert tiny_train(tmp_path, video, *val, "--val-scale", "0.25") == 2
+    assert capsys.readouterr().err == (
+        "sarn train: error: the validation frames of video are 18x13 at --val-scale 0.25: "
+        "below 16 px a side their PSNR ranks no checkpoint; give a larger --val-scale\n"
+    )
+    assert not (tmp_path / "run").exists()
+    assert tiny_train(tmp_path, video, *val, "--val-scale", "0.5") == 0  # 36x26

@@ -1487,6 +1487,12 @@ def test_a_video_given_to_data_trains_on_every_clip_by_default(tmp_path: Path, c
     out = capsys.readouterr().out
     assert "training data: 3 sequences, 12 frames\n" in out
     assert "sharpest" not in out
+    # a clip needs --clip-len 3 and 2 look-ahead frames: the error names the option that cut them
+    args += ["--run-dir", str(tmp_path / "r5"), "--clip-len", "3"]
+    assert sarn([*args, "--blur-px", "4", "--device", "cpu", *TINY_ARGS]) == 2
+    assert capsys.readouterr().err.endswith(
+        "--data; --clip-frames 4 cuts videos and bags shorter\n"
+    )
 
 
 def test_a_trainset_records_the_blur_options_it_was_built_with(tmp_path: Path, capsys) -> None:

@@ -68,6 +68,7 @@ from .options import (
 )
 
 CLIP_FRAMES = 60  # --clip-frames
+MIN_VAL_SIDE = 16  # 4x4 at the network's lowest resolution
 WARMUP, SEED, STEPS = 200, 0, 20000  # --warmup, --seed, --steps (None until run(): given
 # or not, for --resume)
 POSITIVE = ranged(int, 1)
@@ -971,6 +972,15 @@ def run(args: argparse.Namespace) -> int:
         if ts is not None and not args.data and trainset_ready(ts):
             take_set_blur(args, read_description(ts))
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
+        small = min(val, key=lambda q: min(q.blurred[0].shape[:2]), default=None)
+        if small is not None:
+            h, w = small.blurred[0].shape[:2]
+            if min(h, w) < MIN_VAL_SIDE:  # --val-scale 0.01 validated on 1x2 px frames
+                raise ValueError(
+                    f"the validation frames of {small.name} are {w}x{h} at --val-scale "
+                    f"{args.val_scale:g}: below {MIN_VAL_SIDE} px a side their PSNR ranks no "
+                    "checkpoint; give a larger --val-scale"
+                )
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
         reuse = ts is not None and trainset_ready(ts)
@@ -1026,10 +1036,16 @@ def run(args: argparse.Namespace) -> int:
         forget_run_dir(args.run_dir, made)
         return 0
     if not usable:
+        cut = (
+            f"; --clip-frames {args.clip_frames} cuts videos and bags shorter"
+            if args.clip_frames < clip
+            and any(holds_recordings(d, RECORDING_OPTIONS["clip_frames"]) for d in args.data)
+            else ""
+        )
         print(
             f"sarn train: error: no sequence has {clip} frames of at least {args.crop}x{args.crop}"
             " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
-            "--data",
+            f"--data{cut}",
             file=sys.stderr,
         )
         forget_run_dir(args.run_dir, made)
@@ -1163,6 +1179,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
     else:
         print(f"no validation set: the weights are in {args.run_dir / 'latest.pth'}")
+    if trainer.step == 0 and trainer.cfg.init is None:  # a dry run (--steps 0) counts data
+        print(f"note: no step trained: {args.run_dir / 'latest.pth'} holds untrained weights")
     return stopped
 
 
