@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -411,6 +412,16 @@ def test_checkpoint_round_trip(tmp_path, monkeypatch) -> None:
     assert load_model(path).meta == {"steps": 7}  # the earlier file, whole
 
 
+def flip_a_tensor_byte(path: Path) -> bytes:
+    """The bytes of the torch zip ``path`` with one byte of its largest tensor inverted."""
+    with zipfile.ZipFile(path) as archive:
+        name = max(archive.infolist(), key=lambda i: i.file_size).filename
+        tensor = archive.read(name)
+    data = bytearray(path.read_bytes())
+    data[data.find(tensor) + len(tensor) // 2] ^= 0xFF
+    return bytes(data)
+
+
 def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     torch.manual_seed(0)
     good = save_checkpoint(SARN(**TINY), tmp_path / "good.pth")
@@ -422,6 +433,8 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     text.write_text("not a checkpoint\n")
     pickled = tmp_path / "pickled.pth"  # torch's own text advised weights_only=False
     torch.save({"args": argparse.Namespace(lr=1)}, pickled)
+    flipped = tmp_path / "flipped.pth"  # a bad copy: torch.load checks no CRC and loaded it
+    flipped.write_bytes(flip_a_tensor_byte(good))
     empty = tmp_path / "empty.pth"  # an interrupted copy: torch says "EOFError: " and no more
     empty.touch()
     resume = tmp_path / "last.pt"  # what `sarn train` writes to resume, beside best.pth
@@ -451,6 +464,7 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
         unet: "not a sarn_ros checkpoint",
         text: "cannot read .*: not a readable PyTorch weights file",
         empty: r"not a readable PyTorch weights file \(EOFError: the file ends early\)",
+        flipped: r"it is damaged \(.*/data/\d+ does not match its checksum\): copy or download",
         pickled: "holds objects other than tensors and plain values .*argparse.Namespace",
         resume: "resume state, not weights: use best.pth",
         newer: "config does not fit SARN: .*new_option",
@@ -459,7 +473,7 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     for path, reason in cases.items():
         with pytest.raises(CheckpointError, match=reason) as info:
             load_model(path)
-        assert "\n" not in str(info.value)
+        assert "\n" not in str(info.value) and "miniz" not in str(info.value)
     with pytest.raises(CheckpointError, match="no weights file or packaged weights named"):
         load_model("no_such_packaged_weights")
     # a file name with a suffix is a path, never a packaged name, even without a folder

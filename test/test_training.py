@@ -24,6 +24,7 @@ from sarn_ros.data.datasets import Sequence
 from sarn_ros.tools.cli import main as sarn
 from sarn_ros.tools.train import option_defaults, validation_set
 from sarn_ros.training.trainer import (
+    TRAINING_STATE_KEYS,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -1204,6 +1205,21 @@ def test_an_unreadable_last_pt_is_said_in_one_line(tmp_path: Path, capsys, conte
     if content != "torch":  # a foreign file that says it trained 3 steps is left alone
         assert sarn(args) == 0
         assert load_model(run / "latest.pth").meta["steps"] == 1
+
+
+def test_a_damaged_last_pt_is_not_resumed_from(tmp_path: Path) -> None:
+    """torch.load checks no CRC: a last.pt with a byte flipped by a bad disk or copy resumed
+    with the damaged weights and optimiser state, without a word."""
+    from test_archs import flip_a_tensor_byte
+
+    from sarn_ros.training.trainer import load_training_state
+
+    path = tmp_path / "last.pt"
+    torch.save({k: {} for k in TRAINING_STATE_KEYS} | {"w": torch.arange(4096.0)}, path)
+    assert load_training_state(path)["w"][2048] == 2048
+    path.write_bytes(flip_a_tensor_byte(path))
+    with pytest.raises(RuntimeError, match=r"^a damaged training checkpoint \(last/data/\d+ "):
+        load_training_state(path)
 
 
 def test_latest_pth_is_written_before_last_pt(tmp_path: Path, monkeypatch) -> None:

@@ -45,7 +45,7 @@ from torch import nn
 from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
-from ..checkpoint import read_checkpoint, save_checkpoint
+from ..checkpoint import damaged_member, read_checkpoint, save_checkpoint
 from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
 
@@ -179,6 +179,8 @@ def unreadable(exc: Exception) -> RuntimeError:
 def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A ``last.pt`` as :meth:`Trainer.state` wrote it; RuntimeError naming the fault for an
     empty, cut-short or foreign file."""
+    if (member := damaged_member(path)) is not None:  # torch.load would resume from it
+        raise RuntimeError(f"a damaged training checkpoint ({member} does not match its checksum)")
     try:
         st = torch.load(path, map_location=device, weights_only=True)
     except UNREADABLE as exc:
