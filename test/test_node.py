@@ -1937,7 +1937,7 @@ def test_an_unknown_or_empty_parameter_name_is_refused_by_name(ros_domain):
     try:
         probe = node_module.DeblurNode.__new__(node_module.DeblurNode)  # its checks, no model
         Node.__init__(probe, "params_probe", context=context)
-        for name in ("resize", "future_frames"):
+        for name in ("resize", "future_frames", "weights"):
             probe.declare_parameter(name, BY_NAME[name].default, BY_NAME[name].descriptor())
         cases = {
             "resise": "['resise'] (did you mean 'resize'?)",
@@ -1955,6 +1955,12 @@ def test_an_unknown_or_empty_parameter_name_is_refused_by_name(ros_domain):
         with pytest.raises(ParameterNotDeclaredException, match=r"\['future_frame'\] \(did"):
             probe.set_parameters(both)
         assert probe.set_parameters_atomically([Parameter("resize", value=0.5)]).successful
+        # `ros2 param set` of a read-only one says how it is set (rclpy's words did not)
+        (result,) = probe.set_parameters([Parameter("weights", value="other.pth")])
+        assert result.reason == (
+            "Trying to set a read-only parameter: weights. It is read at start: give -p "
+            "weights:=... (or set it in the launch file's parameters) and restart the node"
+        )
         Node.destroy_node(probe)  # not its own: that also stops the worker it has not
     finally:
         rclpy.shutdown(context=context)

@@ -444,6 +444,17 @@ class DeblurNode(Node):
             raise ParameterNotDeclaredException(f"{unknown}{hint}")
         super()._check_undeclared_parameters(parameter_list)
 
+    def _apply_descriptor(self, parameter: Parameter, *args: Any, **kwargs: Any) -> Any:
+        """rclpy's refusal of a read-only parameter ("Trying to set a read-only parameter:
+        weights.") does not say how one is set; it is said here."""
+        result = super()._apply_descriptor(parameter, *args, **kwargs)
+        if not result.successful and result.reason.startswith("Trying to set a read-only"):
+            result.reason += (
+                f" It is read at start: give -p {parameter.name}:=... (or set it in the launch "
+                "file's parameters) and restart the node"
+            )
+        return result
+
     def on_set_parameters(self, params: list) -> SetParametersResult:
         """Validate live changes; the worker applies them before its next frame. Read-only
         parameters and ranges are enforced by rclpy from the descriptors."""
