@@ -700,6 +700,16 @@ def test_folders_named_apart_pair_by_number_and_a_gap_on_each_side_is_an_error(t
         ("a_2", "gt_2"),
         ("b_1", "gt_1"),
     ]
+    # a stray file without a number, or a number twice, on sides that share numbers: sorted
+    # order paired cover.png with blur_1 and every later frame one off, without a word
+    scene = realblur_scene(tmp_path / "stray", [1, 2, 3], [1, 2])
+    cv2.imwrite(str(scene / "gt" / "cover.png"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"^stray: .*cover\.png has no number in its name"):
+        pair_files("stray", scene / "blur", scene / "gt")
+    scene = realblur_scene(tmp_path / "twice", [1, 2, 3], [1, 2])
+    cv2.imwrite(str(scene / "gt" / "gt_2.jpg"), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"gt_2\.(png|jpg) and .*gt_2\.(png|jpg) carry the same"):
+        pair_files("twice", scene / "blur", scene / "gt")
     # numbered apart (no number in common): in sorted order, as before
     scene = realblur_scene(tmp_path / "apart", [1, 2], [11, 12])
     blurs, sharps = pair_files("apart", scene / "blur", scene / "gt")

@@ -251,9 +251,10 @@ def pair_files(
     wrong sharp one. Where the two folders share file names (GoPro, DVD, BSD, REDS), frames
     are paired by name (:func:`frame_key`), every name must be in both, also when one missing
     and one extra frame leave the counts equal, and only once a side. Folders named apart
-    (RealBlur's ``blur_1`` and ``gt_1``) are paired by the numbers in their names where those
-    name each frame once a side (a frame missing on each side shifted every later pair), and
-    in sorted order, checked by count only, where the two sides' numbers have none in common."""
+    (RealBlur's ``blur_1`` and ``gt_1``) are paired by the numbers in their names where the
+    two sides share any, each frame then needing a number of its own (a frame missing on each
+    side shifted every later pair), and in sorted order, checked by count only, where the two
+    sides' numbers have none in common."""
     blurs, sharps = list_images(blur_dir), list_images(sharp_dir)
     blur_keys, sharp_keys = [frame_key(p) for p in blurs], [frame_key(p) for p in sharps]
     named_alike = bool(set(blur_keys) & set(sharp_keys))
@@ -278,8 +279,18 @@ def pair_files(
             [frame_numbers(p) for p in blurs],
             [frame_numbers(p) for p in sharps],
         )
-        unique = all(len(set(n)) == len(n) and all(n) for n in (blur_nums, sharp_nums))
-        if unique and set(blur_nums) & set(sharp_nums):
+        if (set(blur_nums) & set(sharp_nums)) - {()}:  # paired by number: each once a side
+            for files, nums in ((blurs, blur_nums), (sharps, sharp_nums)):
+                seen = {}
+                for path, num in zip(files, nums, strict=True):
+                    if not num:  # sorted order instead paired a stray cover.png with blur_1
+                        raise ValueError(
+                            f"{name}: {path} has no number in its name, and the folders' other "
+                            "frames are paired by theirs"
+                        )
+                    if num in seen:
+                        raise ValueError(f"{name}: {seen[num]} and {path} carry the same number")
+                    seen[num] = path
             sharps = _paired_by(name, "number", blurs, blur_nums, sharps, sharp_nums)
     return blurs[:max_frames], sharps[:max_frames]
 
