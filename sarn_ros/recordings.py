@@ -18,11 +18,15 @@ import numpy as np
 from .data.blur_synth import BlurParams, synthesize
 from .data.datasets import (
     Sequence,
+    find_pair_dirs,
     folder_name,
+    is_pair_side,
     list_images,
+    natural_key,
     read_frame,
     resize_by,
     synthesize_folder,
+    unpaired_dirs,
 )
 from .metrics import sharpness
 from .offline import (
@@ -114,6 +118,20 @@ def recording_kind(path: Path) -> str | None:
         return kind_of(path)
     except InputError:
         return None
+
+
+def pairs_left_out(root: Path) -> tuple[list[Path], list[Path]]:
+    """What a folder of blurred/sharp pairs holds beyond the sequences read from it: the
+    folders and recordings in it nothing reads (a split beside a sequence, a video), and the
+    sequences with one side only (a half-copied sequence, REDS' ``train_blur_jpeg``). A
+    figure or a training count over less than the folder holds should say so."""
+    inside = [p for p in sorted(root.iterdir(), key=natural_key) if not p.name.startswith(".")]
+    used = {q for _, b, s in find_pair_dirs(root) for d in (b, s) for q in (d, *d.parents)}
+    used |= {q.resolve() for q in used}  # a link to a folder read (`again -> .`) is read
+    out = [p for p in inside if p.resolve() not in used and (p.is_dir() or recording_kind(p))]
+    lone = unpaired_dirs(root)
+    lone += [p for p in out if p not in lone and is_pair_side(p)]
+    return [p for p in out if p not in lone], lone
 
 
 def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:

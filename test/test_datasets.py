@@ -20,6 +20,7 @@ from sarn_ros.data.datasets import (
     blurred_sides,
     find_pair_dirs,
     list_images,
+    listed,
     load_pairs,
     load_sequences,
     pair_files,
@@ -90,6 +91,35 @@ def test_reds_prefers_plain_blur_and_skips_unpaired_sequences(tmp_path: Path) ->
     write(root / "test_blur" / "000", ["0.png"], [50])  # REDS' test split has no sharp frames
     (seq,) = load_pairs(root)
     assert (seq.name, seq_values(seq.blurred)) == ("train_000", [10])
+
+
+def test_every_layout_in_a_folder_is_read_once(tmp_path: Path, monkeypatch) -> None:
+    """REDS trees beside a GoPro-style sequence were dropped unsaid (and train named the two
+    trees as partnerless sides); a link to the folder itself read a sequence twice; BSD's
+    RGB/ was found only so spelt; a folder given as '.' was named '' in notes."""
+    from sarn_ros.recordings import pairs_left_out
+
+    root = tmp_path / "mixed"
+    write(root / "seq" / "blur", ["0.png"], [10])
+    write(root / "seq" / "sharp", ["0.png"], [11])
+    write(root / "train_blur" / "000", ["0.png"], [20])
+    write(root / "train_sharp" / "000", ["0.png"], [21])
+    write(root / "bsd" / "Blur" / "rgb", ["0.png"], [30])
+    write(root / "bsd" / "Sharp" / "rgb", ["0.png"], [31])
+    (root / "again").symlink_to(".")
+    seqs = load_pairs(root)
+    assert [(q.name, seq_values(q.blurred)) for q in seqs] == [
+        ("bsd", [30]),
+        ("seq", [10]),
+        ("train_000", [20]),
+    ]
+    assert pairs_left_out(root) == ([], [])
+    # a split one level further down is named as left out, not dropped unsaid
+    write(root / "test" / "GOPR0410" / "blur", ["0.png"], [40])
+    write(root / "test" / "GOPR0410" / "sharp", ["0.png"], [41])
+    assert pairs_left_out(root) == ([root / "test"], [])
+    monkeypatch.chdir(root)
+    assert listed([Path(".")], Path(".")) == "mixed"  # Path('.').name is ''
 
 
 def test_natural_frame_order(tmp_path: Path) -> None:

@@ -667,6 +667,27 @@ def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
     assert f"all 2 of {inputs[0]}" in result.stdout and f"all 2 of {inputs[1]}" in result.stdout
 
 
+def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent_checkpoint):
+    """GOPRO_Large with a stray sequence beside its splits scored that one alone, unsaid (the
+    splits were dropped); the same folder given to --synthetic blurred its blurred frames
+    again, unsaid: only a blur/ folder given itself was named."""
+    gopro = tmp_path / "GOPRO_Large"
+    write_pair(gopro, n=2, name="GOPR0384")
+    write_pair(gopro / "test", n=2, name="GOPR0410")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    result = sarn_eval(*args, "--pairs", str(gopro))
+    assert result.returncode == 0, result.stderr
+    assert f"note: --pairs {gopro}: not scored: test (only the sequences directly in" in (
+        result.stdout
+    )
+    result = sarn_eval(*args, "--synthetic", str(gopro / "GOPR0384"), "--scale", "1")
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"note: --synthetic {gopro / 'GOPR0384'} holds blurred/sharp pairs: its blurred frames "
+        "are read as sharp ones under synthetic blur; give it to --pairs to use the real pairs"
+    ) in result.stderr
+
+
 def test_deblur_sequence_refuses_an_engine_that_serves_other_streams(tiny_recurrent_checkpoint):
     """Its opening flush returned the other streams' outputs into nothing: they were lost."""
     engine = StreamDeblurrer(tiny_recurrent_checkpoint, device="cpu")

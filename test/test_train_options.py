@@ -3,6 +3,7 @@ option passed on to the Trainer, and the arithmetic of the 'training data:' coun
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -377,3 +378,18 @@ def test_validation_frames_too_small_to_rank_checkpoints_are_refused(tmp_path: P
     )
     assert not (tmp_path / "run").exists()
     assert tiny_train(tmp_path, video, *val, "--val-scale", "0.5") == 0  # 36x26
+
+
+def test_a_folder_of_pairs_held_out_as_sharp_is_named(tmp_path: Path, capsys) -> None:
+    """--val-sharp on a folder of blurred/sharp pairs validated on its blurred frames under
+    more blur, without a word (--val-pairs reads the pairs)."""
+    video = sharp_video(tmp_path / "video")
+    seq = tmp_path / "held" / "seq"
+    for side in ("blur", "sharp"):
+        shutil.copytree(video, seq / side)
+    val = ["--val-sharp", str(seq), "--val-frames", "3", "--val-scale", "1", "--steps", "0"]
+    assert tiny_train(tmp_path, video, *val) == 0
+    assert (
+        f"note: --val-sharp {seq} holds blurred/sharp pairs: its blurred frames are read as "
+        "sharp ones under synthetic blur; give it to --val-pairs to use the real pairs"
+    ) in capsys.readouterr().out

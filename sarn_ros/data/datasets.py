@@ -114,12 +114,13 @@ def _subdirs(folder: Path) -> list[Path]:
 
 def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
     """The first of ``names`` under ``seq`` in any case; BSD keeps the frames one level down,
-    in ``RGB/`` (beside ``RAW/``)."""
+    in ``RGB/`` (beside ``RAW/``), also in any case."""
     by_name = {d.name.lower(): d for d in _subdirs(seq)}
     found = next((by_name[n] for n in names if n in by_name), None)
-    if found is not None and (found / "RGB").is_dir() and not list_images(found):
-        return found / "RGB"
-    return found
+    if found is None:
+        return None
+    rgb = next((d for d in _subdirs(found) if d.name.lower() == "rgb"), None)
+    return rgb if rgb is not None and not list_images(found) else found
 
 
 def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
@@ -128,7 +129,7 @@ def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
     trees: dict[str, dict[str, Path]] = {}
     for d in _subdirs(root):
         m = REDS_TREE.fullmatch(d.name)
-        if m:
+        if m and not (_frames_dir(d, BLUR_DIRS) or _frames_dir(d, SHARP_DIRS)):  # `x_blur/blur/`
             trees.setdefault(m["split"], {})[m["kind"].lower()] = d
     return [(s, k.get("blur", k.get("blur_jpeg")), k.get("sharp")) for s, k in trees.items()]
 
@@ -155,8 +156,6 @@ def unpaired_dirs(root: Path) -> list[Path]:
     lone = [
         d for d, (blur, sharp) in zip(dirs, sides, strict=True) if (blur is None) != (sharp is None)
     ]
-    if any(blur and sharp for blur, sharp in sides):  # read as such, not as REDS' trees
-        return lone
     for _, blur, sharp in _reds_trees(Path(root)):
         seqs = [_subdirs(t) if t else [] for t in (blur, sharp)]
         names = [{q.name for q in side} for side in seqs]
@@ -169,7 +168,7 @@ def listed(paths: list[Path], root: Path | None, most: int = 6) -> str:
     """``paths`` for a note, relative to ``root`` (``root`` itself by name; whole without
     one), the first ``most`` of them and how many more."""
     shown = [
-        str(p) if root is None else p.relative_to(root).as_posix() if p != root else p.name
+        str(p) if root is None else p.relative_to(root).as_posix() if p != root else folder_name(p)
         for p in paths
     ]
     return ", ".join(shown[:most]) + (f" and {len(shown) - most} more" if len(shown) > most else "")
@@ -210,15 +209,28 @@ def blurred_sides_note(folders: list[Path]) -> str | None:
     )
 
 
+def pairs_as_sharp_note(option: str, source: Path, instead: str) -> str | None:
+    """A note for a folder of blurred/sharp pairs (or a blurred side) given ``option``, which
+    reads sharp material: its blurred frames would be the synthetic blur's targets."""
+    source = Path(source)
+    if source.is_dir() and find_pair_dirs(source):
+        return (
+            f"note: {option} {source} holds blurred/sharp pairs: its blurred frames are read as "
+            f"sharp ones under synthetic blur; give it to {instead} to use the real pairs"
+        )
+    return blurred_sides_note([source])
+
+
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     """(name, blur dir, sharp dir) for every sequence under ``root`` in a known layout."""
     root = Path(root)
-    found = []
+    found, seen = [], set()
     for d in [root, *_subdirs(root)]:
         blur, sharp = _frames_dir(d, BLUR_DIRS), _frames_dir(d, SHARP_DIRS)
-        if blur is not None and sharp is not None:
+        if blur is not None and sharp is not None and (key := blur.resolve()) not in seen:
+            seen.add(key)  # a link to the folder itself (`again -> .`) scored it twice
             found.append((folder_name(d), blur, sharp))
-    return found or _reds_pairs(root)
+    return found + _reds_pairs(root)  # a REDS tree beside a sequence was dropped unsaid
 
 
 def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found under") -> ValueError:

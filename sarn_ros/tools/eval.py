@@ -22,14 +22,13 @@ from ..checkpoint import CheckpointError, first_line, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
-    blurred_sides_note,
     find_pair_dirs,
     listed,
     no_pairs_error,
     pair_files,
+    pairs_as_sharp_note,
     read_pair,
     unique_name,
-    unpaired_dirs,
 )
 from ..ensemble import MEMBERS
 from .options import (
@@ -196,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             blur_px=args.blur_px * args.scale, exposure=args.exposure, object_prob=0.0
         )
         for d in args.synthetic:
-            if note := blurred_sides_note([Path(d)]):
+            if note := pairs_as_sharp_note("--synthetic", d, "--pairs"):
                 print(note, file=sys.stderr)
             found = synthetic_sequences(
                 d, SYNTH_SEED, params, args.scale, args.max_frames, **source
@@ -397,8 +396,16 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
     found = find_pair_dirs(root)
     if not found:
         raise no_pairs_error(root)
-    lone = unpaired_dirs(root)
-    if lone:  # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
+    from ..recordings import pairs_left_out
+
+    # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
+    out, lone = pairs_left_out(root)
+    if out:
+        print(
+            f"note: --pairs {root}: not scored: {listed(out, root)} (only the sequences directly "
+            "in a folder of pairs are read; give them as their own --pairs)"
+        )
+    if lone:
         print(f"note: --pairs {root}: not scored: {listed(lone, root)} (one side only)")
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames

@@ -40,16 +40,17 @@ from ..data.datasets import (
     load_sequences,
     natural_key,
     no_pairs_error,
+    pairs_as_sharp_note,
     save_sequence,
     synthesize_folder,
     unique_name,
-    unpaired_dirs,
     usable_sequences,
 )
 from ..offline import kind_of
 from ..recordings import (
     holds_recordings,
     iter_clips,
+    pairs_left_out,
     recording_kind,
     sharpest_clips,
     synthetic_sequences,
@@ -446,9 +447,9 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
     if not root.is_dir() or kind in ("video", "bag") or int(os.environ.get("RANK", 0)) != 0:
         return
     inside = [p for p in sorted(root.iterdir(), key=natural_key) if not p.name.startswith(".")]
+    lone: list[Path] = []
     if pairs:
-        used = {p for _, b, s in find_pair_dirs(root) for p in (b, *b.parents, s, *s.parents)}
-        out = [p for p in inside if p not in used and (p.is_dir() or recording_kind(p))]
+        out, lone = pairs_left_out(root)
         why = LEFT_OUT_WHY["pairs"]
     elif kind == "folder":
         out = [p for p in inside if p.is_dir() or recording_kind(p) in ("video", "bag")]
@@ -458,7 +459,6 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
         why = LEFT_OUT_WHY[None]
     # one side of a pair layout (a sequence without sharp/, REDS' train_blur_jpeg beside
     # train_blur): as its own --data its blurred frames would pass for sharp ones
-    lone = unpaired_dirs(root) if pairs else []
     lone += [p for p in out if p not in lone and is_pair_side(p)]
     out = [p for p in out if p not in lone]
     for items, tail in (
@@ -971,6 +971,13 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: {', '.join(idle)} not used: {why}")
         if ts is not None and not args.data and trainset_ready(ts):
             take_set_blur(args, read_description(ts))
+        held = args.val_sharp
+        if (
+            held is not None
+            and rank == 0
+            and (note := pairs_as_sharp_note("--val-sharp", held, "--val-pairs"))
+        ):
+            print(note, flush=True)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         small = min(val, key=lambda q: min(q.blurred[0].shape[:2]), default=None)
         if small is not None:
