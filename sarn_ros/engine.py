@@ -271,8 +271,9 @@ def check_frame(frame: np.ndarray) -> None:
     or HxWx3, uint8 or uint16), without copying it or giving it to any stream."""
     if not isinstance(frame, np.ndarray):
         raise ValueError(f"frame must be a numpy array, got {type(frame).__name__}")
-    if frame.dtype not in _MAX_VALUE:
-        raise ValueError(f"frame dtype must be uint8 or uint16, got {frame.dtype}")
+    if frame.dtype not in _MAX_VALUE:  # a big-endian uint16 ('>u2') is named as such
+        got = frame.dtype if frame.dtype.isnative else f"{frame.dtype} (byte-swapped)"
+        raise ValueError(f"frame dtype must be uint8 or uint16 in native byte order, got {got}")
     if frame.ndim == 2:
         frame = frame[:, :, None]
     if frame.ndim != 3 or frame.shape[2] not in (1, 3) or 0 in frame.shape:

@@ -22,6 +22,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _SOF = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
+VIDEO_FPS = (0.01, 65535.0)  # the rates an mp4v video is written at (time base <= 65535)
+
+
 def _png_size(read: Callable[[int, int], bytes], total: int) -> tuple[int, int] | None:
     """Walk a PNG's chunk headers through ``read(offset, count)``; (width, height) from IHDR.
     ValueError for a chunk longer than the ``total`` bytes left."""

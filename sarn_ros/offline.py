@@ -29,7 +29,7 @@ import numpy as np
 
 from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by
 from .engine import DeblurredFrame, StreamDeblurrer
-from .image_files import imwrite, video_path
+from .image_files import VIDEO_FPS, imwrite, video_path
 
 log = logging.getLogger(__name__)
 
@@ -283,6 +283,19 @@ def open_video(src: Path) -> cv2.VideoCapture:
     return cap
 
 
+def stated_fps(cap: cv2.VideoCapture, src: Path) -> float:
+    """The frame rate a video states, 30 where it states none or one no video has (a broken
+    header's 2147483647 fps gave neighbouring frames one stamp, and no video could be written
+    at it), said once."""
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    if fps == 0:
+        return 30.0
+    if not VIDEO_FPS[0] <= fps <= VIDEO_FPS[1]:  # nan too
+        log.warning("%s states %g fps: taken as 30", src, fps)
+        return 30.0
+    return fps
+
+
 def check_video(src: Path) -> None:
     """Refuse a file OpenCV cannot open as a video before the model loads: the error came
     after seconds of start-up."""
@@ -302,7 +315,7 @@ def deblur_video(
     """Deblur a video into a video or a folder; ``expect`` is told how many frames will come
     out where the container states its count."""
     cap = open_video(src)
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    fps = stated_fps(cap, src)
     announced, read = announced_frames(cap), []  # read: the last index, once all are read
     if expect is not None and announced:
         expect(window.expected(announced))
@@ -373,8 +386,9 @@ def deblur_frames(
 
         def write(outs: list[DeblurredFrame]) -> None:
             for o in outs:
-                frame = side_by_side(inputs.pop(o.stamp), o.image) if sbs else o.image
-                sink.write(frame, o.meta or f"{report.frames:06d}.png")
+                i, name = o.meta
+                frame = side_by_side(inputs.pop(i), o.image) if sbs else o.image
+                sink.write(frame, name or f"{report.frames:06d}.png")
                 report.frames += 1
                 tick()
 
@@ -390,10 +404,9 @@ def deblur_frames(
             if not window.wants(readable - 1):
                 continue
             img = resize_by(np.ascontiguousarray(img), scale)
-            stamp = round(i * 1e9 / fps)
             if sbs:
-                inputs[stamp] = img
-            write(engine.push(img, stamp, meta=name))
+                inputs[i] = img
+            write(engine.push(img, round(i * 1e9 / fps), meta=(i, name)))
         write(engine.flush())
     return report
 

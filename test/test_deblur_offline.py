@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,7 @@ from sarn_ros.offline import (
     choose_topics,
     deblur_bag,
     deblur_folder,
+    deblur_video,
     nearest,
 )
 from sarn_ros.ros.image_conversion import decode_image, image_to_numpy
@@ -1287,8 +1289,8 @@ def test_the_defaults_shared_with_the_node_are_the_nodes():
     [
         (["--max-frames", "0"], "argument --max-frames: must be at least 1, got 0"),
         (["--skip-frames", "-1"], "argument --skip-frames: must be at least 0, got -1"),
-        (["--fps", "1001"], "argument --fps: must be in (0, 1000], got 1001"),
-        (["--fps", "0"], "argument --fps: must be in (0, 1000], got 0"),
+        (["--fps", "1001"], "argument --fps: must be in [0.01, 1000], got 1001"),
+        (["--fps", "0.001"], "argument --fps: must be in [0.01, 1000], got 0.001"),  # no mp4v
     ],
 )
 def test_out_of_range_numbers_are_usage_errors(tmp_path, option, words):
@@ -1439,6 +1441,33 @@ def test_disparity_images_are_left_out_like_depth():
     chosen, ignored = choose_topics(available, None)
     assert chosen == ["/stereo/left/image_raw"]
     assert set(ignored) == {"/stereo/disparity/image_raw", "/zed/depth/depth_registered"}
+
+
+def test_a_video_stating_a_rate_no_video_has_plays_at_30_fps(
+    tmp_path, tiny_recurrent_checkpoint, caplog
+):
+    """A broken AVI header stating 2147483647 fps gave neighbouring frames one stamp: side by
+    side paired frame 0's output with frame 1's input, then a KeyError traceback; and no
+    video could be written at that rate."""
+    imgs = frames(4, seed=3)
+    write_video(tmp_path / "ok.avi", imgs, fourcc="MJPG")
+    data = bytearray((tmp_path / "ok.avi").read_bytes())
+    struct.pack_into("<II", data, data.find(b"strh") + 8 + 20, 1, 2**31 + 5)  # scale, rate
+    src = tmp_path / "broken.avi"
+    src.write_bytes(bytes(data))
+    assert cv2.VideoCapture(str(src)).get(cv2.CAP_PROP_FPS) > 1e9
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    report = deblur_video(src, tmp_path / "sbs.mp4", engine, 1.0, True, lambda: None)
+    assert report.frames == 4
+    assert f"{src} states 2.14748e+09 fps: taken as 30" in caplog.text
+    cap = cv2.VideoCapture(str(tmp_path / "sbs.mp4"))
+    assert cap.get(cv2.CAP_PROP_FPS) == 30
+    reader = cv2.VideoCapture(str(src))
+    inputs = [reader.read()[1].astype(int) for _ in range(4)]
+    for i in range(4):  # each output beside its own input (mp4v's loss: a few levels)
+        left = cap.read()[1][:, :48]
+        off = [np.abs(left - x).mean() for x in inputs]
+        assert np.argmin(off) == i and off[i] < 10, off
 
 
 def test_side_by_side_is_the_input_left_of_its_deblurred_frame(tmp_path, tiny_recurrent_checkpoint):

@@ -340,6 +340,9 @@ def test_bad_frames_raise_and_do_not_break_the_stream(model) -> None:
             engine.push_many([("x", good[1], NS, None), ("y", bad, NS, None)])
     assert len(engine.push(good[1], NS)) == 1
     assert engine.stats()["frames_in"] == engine.stats()["frames_out"] == 2
+    # a big-endian frame (from a FITS or PGM reader) is uint16 by name: the error says what
+    with pytest.raises(ValueError, match=r"in native byte order, got >u2 \(byte-swapped\)$"):
+        engine.push(good[1].astype(">u2"), 2 * NS)
 
 
 def test_single_image_model_has_no_latency() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..checkpoint import CheckpointError
 from ..ensemble import MEMBERS
-from ..image_files import video_path
+from ..image_files import VIDEO_FPS, video_path
 from .options import (
     DEBAYER_DEFAULT,
     HelpFormatter,
@@ -111,7 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fps",
-        type=ranged(float, above=0, high=1000),  # OpenCV's writer hangs at inf
+        type=ranged(float, VIDEO_FPS[0], 1000),  # OpenCV's writer hangs at inf, fails at 0.001
         default=FPS,
         help="an image folder written as a video: its frame rate",
     )
