@@ -119,7 +119,9 @@ def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
     found = next((by_name[n] for n in names if n in by_name), None)
     if found is None:
         return None
-    rgb = next((d for d in _subdirs(found) if d.name.lower() == "rgb"), None)
+    # by name first: a side holds thousands of frames, each a stat to ask whether a folder
+    rgb = next((found / n for n in os.listdir(found) if n.lower() == "rgb"), None)
+    rgb = rgb if rgb is not None and rgb.is_dir() else None
     return rgb if rgb is not None and not list_images(found) else found
 
 
