@@ -34,6 +34,7 @@ from .image_files import VIDEO_FPS, imwrite, video_path
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"  # a String on a camera_info name is no calibration
 VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
 # mp4v, which WebM cannot hold, and which an MPEG program stream (.mpg) holds only at MPEG's
 # frame rates: 12.5 fps came back as 25 (twice as fast)
@@ -54,6 +55,9 @@ class Report:
     unread: int = 0  # frames a video announces after the last one that could be read
     ignored_topics: dict[str, str] = field(default_factory=dict)  # bag topic -> why not deblurred
     replaced_topics: list[str] = field(default_factory=list)  # the bag's own deblurred outputs
+    # the bag's own deblurred camera_info of another size than the new images: why, and no
+    # camera_info to remake it from
+    stale_topics: dict[str, str] = field(default_factory=dict)
     first_skip: str = ""  # which frame was skipped first (a bag's: why)
     # a bag's chosen topics without one readable frame, while others had some: why, the first
     unreadable_topics: dict[str, str] = field(default_factory=dict)
@@ -434,6 +438,16 @@ def camera_ns(topic: str) -> str:
     return "/".join(parts) or ""
 
 
+def info_topic(topic: str, calibrations: set[str]) -> str | None:
+    """The camera_info topic of an image topic among ``calibrations`` (a bag's CameraInfo
+    topics): ``<ns>/camera_info`` for image_pipeline's image names, else image_transport's
+    sibling of the image (ZED's ``left/image_rect_gray`` beside ``left/camera_info``)."""
+    parent = topic.rstrip("/").removesuffix("/compressed").rsplit("/", 1)[0]
+    return next(
+        (f for ns in (camera_ns(topic), parent) if (f := f"{ns}/camera_info") in calibrations), None
+    )
+
+
 def is_depth(topic: str) -> bool:
     """Depth and disparity images (RealSense, ZED, stereo_image_proc) are not camera pictures."""
     return any("depth" in part or "disparity" in part for part in topic.lower().split("/"))
@@ -485,6 +499,16 @@ def choose_topics(
         )
         chosen.append(best)
         ignored |= {t: f"the same camera is deblurred from {best}" for t in group if t != best}
+    # an input another camera's output is written over would be lost from the new bag
+    outputs = {
+        f"{camera_ns(u)}/deblurred/image_raw{x}": u for u in chosen for x in ("", "/compressed")
+    }
+    clash = next((t for t in chosen if t in outputs), None)
+    if clash is not None:
+        raise InputError(
+            f"topics {clash} and {outputs[clash]}: the output of {outputs[clash]} would be "
+            f"written over {clash}; pass one of them to --topics"
+        )
     return chosen, dict(sorted(ignored.items()))
 
 
@@ -639,36 +663,38 @@ def deblur_bag(
                     sum(c.msgcount for c in reader.connections if c.topic == t) for t in chosen
                 ]
                 expect(sum(window.expected(n) for n in counts))
-            infos: dict[str, list[tuple[int, object]]] = {}
-            info_topics = {f"{camera_ns(t)}/camera_info": camera_ns(t) for t in chosen}
-            info_conns = [c for c in reader.connections if c.topic in info_topics]
+            infos: dict[str, list[tuple[int, object]]] = {}  # by camera namespace
+            calibrations = {c.topic for c in reader.connections if c.msgtype == CAMERA_INFO}
+            info_of = {camera_ns(t): i for t in chosen if (i := info_topic(t, calibrations))}
+            info_conns = [
+                c
+                for c in reader.connections
+                if c.msgtype == CAMERA_INFO and c.topic in info_of.values()
+            ]
             # an empty list would mean every connection to rosbags: a bag without camera_info
             for conn, _, raw in bag_messages(reader, src, info_conns) if info_conns else ():
                 try:
                     msg = deserialize(reader, raw, conn.msgtype)
                 except ValueError:  # cut short: the frames take their neighbours' info
                     continue
-                infos.setdefault(info_topics[conn.topic], []).append((stamp_of(msg), msg))
+                for ns in (ns for ns, i in info_of.items() if i == conn.topic):
+                    infos.setdefault(ns, []).append((stamp_of(msg), msg))
             for cam_infos in infos.values():  # in receive order, which stamps need not follow
                 cam_infos.sort(key=lambda item: item[0])
             files = list(src.iterdir()) if src.is_dir() else [src]
             mcap = any(".mcap" in f.suffixes for f in files)  # also a file-compressed .mcap.zstd
             storage = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
             suffix = "" if jpeg_quality is None else "/compressed"
-            new_topics = {
-                f"{camera_ns(t)}/deblurred/{n}"
-                for t in chosen
-                for n in ("image_raw" + suffix, "camera_info")
-                if n != "camera_info" or camera_ns(t) in infos  # else the bag's own is kept
-            }
             # a bag recorded beside the node has outputs of its own: the new ones replace them,
-            # also those of the other transport, which playback would send beside the new ones
-            outputs = new_topics | {
-                f"{camera_ns(t)}/deblurred/image_raw{s}"
+            # also those of the other transport, which playback would send beside the new ones,
+            # and a camera_info that described the old images; a camera that gives no new
+            # frame keeps its own (copied after the frames)
+            owner = {
+                f"{camera_ns(t)}/deblurred/{n}": t
                 for t in chosen
-                for s in ("", "/compressed")
+                for n in ("image_raw", "image_raw/compressed", "camera_info")
             }
-            report.replaced_topics = sorted(outputs & {c.topic for c in reader.connections})
+            own_outputs = set(owner) & {c.topic for c in reader.connections}
             # version 8, not 9: Humble's rosbag2 reads the QoS as a YAML string, which 9 made a
             # list (ros2/rosbag2#2013); every later distribution reads 8 as well
             writer = Writer(dst, version=8, storage_plugin=storage)
@@ -679,17 +705,20 @@ def deblur_bag(
                 offered: dict[str, list] = {}  # the camera's QoS, for its deblurred topics
                 for c in reader.connections:
                     offered.setdefault(c.topic, c.ext.offered_qos_profiles)
-                out_conns = {}
-                for c in reader.connections:
-                    if c.topic in report.replaced_topics:
-                        continue
-                    out_conns[c.id] = writer.add_connection(  # same definition and QoS
+                out_conns, kept = {}, {}  # copied connections; and kept old outputs
+
+                def copied(c: Any) -> Any:
+                    return writer.add_connection(  # same definition and QoS
                         c.topic,
                         c.msgtype,
                         **type_definition(c, reader.typestore),
                         serialization_format=c.ext.serialization_format,
                         offered_qos_profiles=c.ext.offered_qos_profiles,
                     )
+
+                for c in reader.connections:
+                    if c.topic not in own_outputs:
+                        out_conns[c.id] = copied(c)
                 img_cls = store.types["sensor_msgs/msg/Image"]
                 jpeg_cls = store.types["sensor_msgs/msg/CompressedImage"]
                 out_type = (
@@ -698,6 +727,7 @@ def deblur_bag(
                     else "sensor_msgs/msg/CompressedImage"
                 )
                 deb: dict[str, tuple[Any, Any]] = {}
+                sizes: dict[str, set[tuple[int, int]]] = {}  # each camera's output (w, h)
 
                 def outputs(t: str) -> tuple[Any, Any]:
                     """A camera's output connections, added with its first deblurred frame:
@@ -712,9 +742,9 @@ def deblur_bag(
                             ),
                             writer.add_connection(
                                 f"{camera_ns(t)}/deblurred/camera_info",
-                                "sensor_msgs/msg/CameraInfo",
+                                CAMERA_INFO,
                                 typestore=store,
-                                offered_qos_profiles=offered[f"{camera_ns(t)}/camera_info"],
+                                offered_qos_profiles=offered[info_of[camera_ns(t)]],
                             )
                             if camera_ns(t) in infos
                             else None,
@@ -737,13 +767,14 @@ def deblur_bag(
                             )
                         img_conn, info_conn = outputs(topic)
                         writer.write(img_conn, receive, store.serialize_cdr(msg, out_type))
+                        sizes.setdefault(topic, set()).add(pixels.shape[1::-1])
                         cam_infos = infos.get(camera_ns(topic))
                         if info_conn is not None and cam_infos:
                             info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)
                             writer.write(
                                 info_conn,
                                 receive,
-                                store.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"),
+                                store.serialize_cdr(info, CAMERA_INFO),
                             )
                         report.frames += 1
                         tick()
@@ -785,6 +816,40 @@ def deblur_bag(
                 report.unreadable_topics = {
                     t: why_not.get(t, "no message recorded") for t in chosen if not readable[t]
                 }
+                # the bag's own outputs of a camera that gave no new frame are kept, and so is
+                # its old camera_info beside new images where none is made and it fits them
+                gone = {o for o in own_outputs if owner[o] in deb}
+                old = [
+                    c
+                    for c in reader.connections
+                    if c.topic in own_outputs - gone
+                    or (c.topic in gone and c.msgtype == CAMERA_INFO and not deb[owner[c.topic]][1])
+                ]
+                held: dict[str, list[tuple[Any, int, bytes]]] = {}  # such camera_info
+
+                def copy_of(conn: Any) -> Any:
+                    if conn.id not in kept:
+                        kept[conn.id] = copied(conn)
+                    return kept[conn.id]
+
+                for conn, receive, raw in bag_messages(reader, src, old) if old else ():
+                    if conn.topic in gone:
+                        held.setdefault(conn.topic, []).append((conn, receive, raw))
+                    else:
+                        writer.write(copy_of(conn), receive, raw)
+                for topic, msgs in held.items():
+                    made = sizes[owner[topic]]
+                    told = {info_size(reader, raw) for _, _, raw in msgs} - {(0, 0)}
+                    if not told <= made:
+                        report.stale_topics[topic] = (
+                            f"it describes {listed_sizes(told)} images, the new ones are "
+                            f"{listed_sizes(made)}"
+                        )
+                        continue
+                    gone.discard(topic)
+                    for conn, receive, raw in msgs:
+                        writer.write(copy_of(conn), receive, raw)
+                report.replaced_topics = sorted(gone - set(report.stale_topics))
             if not report.frames:  # a bag of nothing new is no success
                 after = f" after --skip-frames {window.skip}" if window.skip else ""
                 why = f" ({report.first_skip})" if report.first_skip else ""
@@ -808,6 +873,19 @@ def type_definition(conn: Any, typestore: Any) -> dict[str, Any]:
             "rosbags does not know it, so it cannot be copied"
         )
     return {"typestore": typestore}
+
+
+def info_size(reader: Any, raw: bytes) -> tuple[int, int]:
+    """The image size a recorded CameraInfo states; (0, 0), no size, for one cut short."""
+    try:
+        info = deserialize(reader, raw, CAMERA_INFO)
+    except ValueError:
+        return (0, 0)
+    return (int(info.width), int(info.height))
+
+
+def listed_sizes(sizes: set[tuple[int, int]]) -> str:
+    return " and ".join(f"{w}x{h}" for w, h in sorted(sizes))
 
 
 def stamp_of(msg: object) -> int:

@@ -1506,6 +1506,143 @@ def test_frames_of_two_sizes_in_a_video_are_named_by_their_own_sizes(tmp_path):
         sink.write(frames(1, h=64, w=96)[0], "2.png")
 
 
+def write_topics(path: Path, streams: dict[str, list]) -> None:
+    """A sqlite3 bag of ``streams`` (topic: messages, their types by class), message i of
+    each topic received at i + 1 s, in the order given."""
+    with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+        conns = {}
+        for topic, msgs in streams.items():
+            msgtype = type(msgs[0]).__msgtype__
+            conns[topic] = w.add_connection(topic, msgtype, typestore=STORE)
+        for i in range(max(len(m) for m in streams.values())):
+            for topic, msgs in streams.items():
+                if i < len(msgs):
+                    raw = STORE.serialize_cdr(msgs[i], conns[topic].msgtype)
+                    w.write(conns[topic], (i + 1) * 1_000_000_000, raw)
+
+
+def test_old_outputs_go_only_where_new_ones_come(tmp_path, tiny_recurrent_checkpoint):
+    """A bag recorded beside the node: a camera that gave no new frame (float frames) had its
+    recorded deblurred topics named replaced and dropped, without a replacement; and a
+    camera's old deblurred camera_info (999x999) was kept beside new images it does not
+    describe, where the bag has no camera_info to make a new one from (one that fits them is
+    kept: test_each_frame_gets_its_own_camera_info_and_a_recorded_one_is_kept)."""
+    depth = np.zeros((32, 48), np.float32)
+    old_out = [bag_image(f, "rgb8", header(i, "cam")) for i, f in enumerate(frames(2, seed=5))]
+    old_info = camera_info(header(0, "cam"))
+    old_info.width = old_info.height = 999
+    streams = {
+        "/cam/image_raw": [bag_image(depth, "32FC1", header(i, "cam")) for i in range(2)],
+        "/cam/camera_info": [camera_info(header(i, "cam")) for i in range(2)],
+        "/cam/deblurred/image_raw": old_out,
+        "/cam/deblurred/camera_info": [old_info, old_info],
+        "/b/image_raw": [bag_image(f, "rgb8", header(i, "b")) for i, f in enumerate(frames(2))],
+        "/b/deblurred/image_raw": old_out,
+        "/b/deblurred/camera_info": [old_info, old_info],  # /b has no camera_info
+    }
+    write_topics(tmp_path / "in", streams)
+    result = deblur(
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+    )
+    assert result.returncode == 0, result.stderr
+    out = read_bag(tmp_path / "out")
+    original = read_bag(tmp_path / "in")
+    for topic in ("/cam/deblurred/image_raw", "/cam/deblurred/camera_info"):
+        assert [m for m in out if m[0] == topic] == [m for m in original if m[0] == topic]
+        assert f"{topic} is replaced" not in result.stderr
+    assert "the bag's own /b/deblurred/image_raw is replaced by the new output" in result.stderr
+    assert not [m for m in out if m[0] == "/b/deblurred/camera_info"]
+    assert (
+        "the bag's own /b/deblurred/camera_info is left out: it describes 999x999 images, the "
+        "new ones are 48x32, and the bag has no camera_info of this camera to make a new one from"
+    ) in result.stderr
+    new = messages(out, "/b/deblurred/image_raw", "sensor_msgs/msg/Image")
+    assert [(m.width, m.height) for m in new] == [(48, 32)] * 2
+
+
+def test_camera_info_beside_an_image_of_any_name_is_found(tmp_path, tiny_recurrent_checkpoint):
+    """ZED's left/image_rect_gray beside left/camera_info got no deblurred camera_info
+    (image_transport's sibling rule); a String on a camera_info name was a traceback."""
+    imgs = frames(2)
+    grey = [f[..., 0].copy() for f in imgs]
+    streams = {
+        "/zed/left/image_rect_gray": [
+            bag_image(g, "mono8", header(i, "l")) for i, g in enumerate(grey)
+        ],
+        "/zed/left/camera_info": [camera_info(header(i, "l"), focal=2.0) for i in range(2)],
+        "/odd/image_raw": [bag_image(f, "rgb8", header(i, "o")) for i, f in enumerate(imgs)],
+        "/odd/camera_info": [T["std_msgs/msg/String"](data="not a calibration")] * 2,
+    }
+    write_topics(tmp_path / "in", streams)
+    result = deblur(
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+    )
+    assert result.returncode == 0, result.stderr
+    out = read_bag(tmp_path / "out")
+    infos = messages(
+        out, "/zed/left/image_rect_gray/deblurred/camera_info", "sensor_msgs/msg/CameraInfo"
+    )
+    assert [(i.k[0], i.header.frame_id) for i in infos] == [(2.0, "l")] * 2
+    assert not [m for m in out if m[0] == "/odd/deblurred/camera_info"]
+    assert len(messages(out, "/odd/deblurred/image_raw", "sensor_msgs/msg/Image")) == 2
+
+
+def test_a_camera_whose_raw_topic_cannot_be_read_names_its_other_topic(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """The compressed topic was said to be left out because "the same camera is deblurred
+    from" the raw one, which then gave no frame: no word that the camera could be read."""
+    png = cv2.imencode(".png", frames(1)[0])[1]
+    jpeg = T["sensor_msgs/msg/CompressedImage"](
+        header=header(0, "b"), format="png", data=png.reshape(-1)
+    )
+    streams = {
+        "/b/image_raw": [bag_image(np.zeros((32, 48), np.float32), "32FC1", header(0, "b"))],
+        "/b/image_raw/compressed": [jpeg],
+        "/a/image_raw": [bag_image(frames(1)[0], "rgb8", header(0, "a"))],
+    }
+    write_topics(tmp_path / "in", streams)
+    result = deblur(
+        str(tmp_path / "in"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(tiny_recurrent_checkpoint),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the same camera is deblurred from" not in result.stderr
+    assert (
+        "/b/image_raw not deblurred: no readable frame (" in result.stderr
+        and "; this camera's /b/image_raw/compressed may be: --topics /b/image_raw/compressed\n"
+        in result.stderr
+    )
+
+
+def test_a_topic_another_cameras_output_would_overwrite_is_refused(tmp_path):
+    """--topics /cam/image_raw /cam/deblurred/image_raw wrote /cam's output over the second
+    input's messages, which were not copied."""
+    streams = {
+        t: [bag_image(f, "rgb8", header(i, "c")) for i, f in enumerate(frames(2))]
+        for t in ("/cam/image_raw", "/cam/deblurred/image_raw")
+    }
+    write_topics(tmp_path / "in", streams)
+    result = deblur(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--topics", *streams)
+    assert result.returncode == 2
+    assert (
+        "topics /cam/deblurred/image_raw and /cam/image_raw: the output of /cam/image_raw would "
+        "be written over /cam/deblurred/image_raw; pass one of them to --topics"
+    ) in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_bag_resize_scales_camera_info_by_each_sides_own_factor(
     tmp_path, tiny_recurrent_checkpoint
 ):

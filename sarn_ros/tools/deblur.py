@@ -276,12 +276,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn deblur: interrupted; {left}", file=sys.stderr)
         return 130
     secs = time.monotonic() - start
+    others: dict[str, list[str]] = {}  # a camera's other topics, by the one deblurred
     for topic, why in report.ignored_topics.items():
+        chosen = why.removeprefix("the same camera is deblurred from ")
+        if chosen in report.unreadable_topics:  # it was not: named with the chosen one
+            others.setdefault(chosen, []).append(topic)
+            continue
         print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
     for topic, why in report.unreadable_topics.items():  # a whole camera lost: not only a count
-        print(f"sarn deblur: {topic} not deblurred: no readable frame ({why})", file=sys.stderr)
+        alt = others.get(topic, [])
+        instead = f"; this camera's {', '.join(alt)} may be: --topics {alt[0]}" if alt else ""
+        print(
+            f"sarn deblur: {topic} not deblurred: no readable frame ({why}){instead}",
+            file=sys.stderr,
+        )
     for topic in report.replaced_topics:
         print(f"sarn deblur: the bag's own {topic} is replaced by the new output", file=sys.stderr)
+    for topic, why in report.stale_topics.items():
+        print(
+            f"sarn deblur: the bag's own {topic} is left out: {why}, and the bag has no "
+            "camera_info of this camera to make a new one from",
+            file=sys.stderr,
+        )
     print(
         f"sarn deblur: {plural(report.frames, 'frame')} -> {args.output} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
