@@ -29,7 +29,13 @@ def main() -> int:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-    return node_main()
+    code = node_main()
+    # The node is down. Interpreter teardown (PyTorch's: about 1 s) resets the handlers Python
+    # installed to the default, under which a second Ctrl-C or SIGTERM ended the process with
+    # -2 or -15; ignored handlers it leaves as they are.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    return code
 
 
 if __name__ == "__main__":

@@ -234,12 +234,13 @@ class Camera:
             else None
         )
 
-    def drop_oldest(self) -> str | None:
+    def drop_oldest(self, coming: int | None = None) -> str | None:
         """Drop the oldest queued frame; its restart mark moves on to the next one. Returned
-        when there is none: the mark then belongs to the frame about to be queued. Callers
-        hold the lock."""
+        when there is none: the mark then belongs to the frame about to be queued, stamped
+        ``coming``. Callers hold the lock."""
         dropped = self.queue.popleft()
-        if all(q.stamp != dropped.stamp for q in self.queue):
+        # a driver sending a stamp twice: the second frame's camera_info is the first's
+        if dropped.stamp != coming and all(q.stamp != dropped.stamp for q in self.queue):
             # its camera_info would push out those of the frames held for look-ahead: a slow
             # device drops dozens while it holds them, and they got the newest calibration
             self.infos.discard(dropped.stamp)
@@ -562,7 +563,7 @@ class DeblurNode(Node):
             cam.last_stamp = stamp
             limit = self.latest_depth if self.queue_policy == "latest" else self.queue_size
             while len(cam.queue) >= limit:
-                dropped = cam.drop_oldest()  # the next frame kept starts the new segment
+                dropped = cam.drop_oldest(stamp)  # the next frame kept starts the new segment
                 restart = restart or dropped
                 self.count("dropped")
             cam.queue.append(Queued(msg, time.monotonic(), restart, stamp))
@@ -840,7 +841,12 @@ class DeblurNode(Node):
                 )
         else:
             info = scale_camera_info(info, *meta.scale, header=meta.header)
-            cam.info_pub.publish(info)
+            try:
+                cam.info_pub.publish(info)
+            except Exception:  # Ctrl-C in the camera_info wait: no internal error of ours
+                if self.context.ok():
+                    raise
+                return
         h, w = out.image.shape[:2]
         # a driver's calibration for another resolution: SLAM would get wrong intrinsics
         size_off = info is not None and info.width and image_size(info) != (w, h)
