@@ -671,14 +671,19 @@ def deblur_bag(
                 for c in reader.connections
                 if c.msgtype == CAMERA_INFO and c.topic in info_of.values()
             ]
+            # a camera's calibration rarely changes: each message was held (2 KB, 0.9 GB for an
+            # hour of four cameras at 30 Hz); their headers are the images' when written
+            calibrations_seen: dict[tuple, object] = {}
             # an empty list would mean every connection to rosbags: a bag without camera_info
             for conn, _, raw in bag_messages(reader, src, info_conns) if info_conns else ():
                 try:
                     msg = deserialize(reader, raw, conn.msgtype)
                 except ValueError:  # cut short: the frames take their neighbours' info
                     continue
+                stamp = stamp_of(msg)  # the copy kept has another's header
+                msg = calibrations_seen.setdefault(calibration(msg), msg)
                 for ns in (ns for ns, i in info_of.items() if i == conn.topic):
-                    infos.setdefault(ns, []).append((stamp_of(msg), msg))
+                    infos.setdefault(ns, []).append((stamp, msg))
             for cam_infos in infos.values():  # in receive order, which stamps need not follow
                 cam_infos.sort(key=lambda item: item[0])
             files = list(src.iterdir()) if src.is_dir() else [src]
@@ -873,6 +878,21 @@ def type_definition(conn: Any, typestore: Any) -> dict[str, Any]:
             "rosbags does not know it, so it cannot be copied"
         )
     return {"typestore": typestore}
+
+
+def calibration(info: Any) -> tuple:
+    """A CameraInfo's content but its header: equal for the messages of one calibration."""
+    roi = info.roi
+    arrays = tuple(np.asarray(a, np.float64).tobytes() for a in (info.d, info.k, info.r, info.p))
+    return (
+        *arrays,
+        info.width,
+        info.height,
+        info.distortion_model,
+        info.binning_x,
+        info.binning_y,
+        (roi.x_offset, roi.y_offset, roi.width, roi.height, roi.do_rectify),
+    )
 
 
 def info_size(reader: Any, raw: bytes) -> tuple[int, int]:

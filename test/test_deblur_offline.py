@@ -1626,6 +1626,27 @@ def test_a_camera_whose_raw_topic_cannot_be_read_names_its_other_topic(
     )
 
 
+def test_camera_info_of_one_calibration_is_held_once():
+    """Every camera_info of a bag was held (1.8 KB each, 0.8 GB for an hour of four cameras
+    at 30 Hz): those of one calibration are one, whatever their headers; any other field
+    tells calibrations apart."""
+    from sarn_ros.offline import calibration
+
+    a, b = camera_info(header(0, "left")), camera_info(header(5, "other"))
+    assert calibration(a) == calibration(b)
+    for change in (
+        lambda m: setattr(m, "width", 64),
+        lambda m: m.k.__setitem__(2, 24.0),
+        lambda m: m.d.__setitem__(0, 0.1),
+        lambda m: setattr(m, "binning_x", 2),
+        lambda m: setattr(m.roi, "x_offset", 4),
+        lambda m: setattr(m, "distortion_model", "equidistant"),
+    ):
+        c = camera_info(header(0, "left"))
+        change(c)
+        assert calibration(c) != calibration(a)
+
+
 def test_a_topic_another_cameras_output_would_overwrite_is_refused(tmp_path):
     """--topics /cam/image_raw /cam/deblurred/image_raw wrote /cam's output over the second
     input's messages, which were not copied."""
