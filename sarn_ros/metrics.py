@@ -81,9 +81,18 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
         return len(matches), 0
     pa = np.float32([ka[m.queryIdx].pt for m in matches])
     pb = np.float32([kb[m.trainIdx].pt for m in matches])
-    f, mask = cv2.findFundamentalMat(pa, pb, cv2.FM_RANSAC, 1.0, 0.999)
+    return len(matches), ransac_inliers(pa, pb)
+
+
+def ransac_inliers(pa: np.ndarray, pb: np.ndarray) -> int:
+    """How many of 8 or more matched points (N x 2, float32) fit one fundamental matrix
+    within 1 px, by RANSAC. OpenCV's FM_RANSAC runs RANSAC on 15 points or more only and
+    LMedS below, with no threshold (7 "inliers" of 11 exact matches): its USAC RANSAC takes
+    those, so a blurred input's few matches are judged as a sharp output's many."""
+    method = cv2.FM_RANSAC if len(pa) >= 15 else cv2.USAC_DEFAULT
+    f, mask = cv2.findFundamentalMat(pa, pb, method, 1.0, 0.999)
     # no model (keypoints on one line): OpenCV returns None and a mask of garbage bytes
-    return len(matches), 0 if f is None or mask is None else int(mask.sum())
+    return 0 if f is None or mask is None else int(mask.sum())
 
 
 # Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.

@@ -232,6 +232,26 @@ def test_matches_off_any_one_epipolar_geometry_by_two_pixels_are_no_inliers():
     assert inliers < 0.6 * matches
 
 
+@pytest.mark.parametrize("n", [8, 11, 14, 15, 40])
+def test_few_matches_are_judged_by_ransac_at_one_pixel_too(n):
+    """OpenCV's FM_RANSAC fits fewer than 15 points by LMedS, without the 1 px threshold: 11
+    exact matches gave 7 inliers, and a blurred input's few matches were judged otherwise
+    than a sharp output's many. Points of one rigid scene seen by two cameras all fit; one
+    moved 30 px does not."""
+    rng = np.random.default_rng(n)
+    scene = rng.uniform([-1, -1, 4], [1, 1, 8], (n, 3))
+    turn, _ = cv2.Rodrigues(np.array([0.05, 0.1, 0.02]))
+
+    def seen(points: np.ndarray) -> np.ndarray:
+        return (points[:, :2] / points[:, 2:] * 500 + 320).astype(np.float32)
+
+    a, b = seen(scene), seen(scene @ turn.T + [0.3, 0, 0])
+    assert metrics.ransac_inliers(a, b) == n
+    if n > 8:  # 8 points leave one over the 7 a fundamental matrix has: any may fit
+        b[0] += 30
+        assert metrics.ransac_inliers(a, b) == n - 1
+
+
 def test_an_unchanged_pair_is_neither_better_nor_worse():
     c = metrics.paired_change([5, 5, 5, 5], [5, 6, 4, 5])
     assert (c["better"], c["worse"], c["pairs"]) == (1, 1, 4)
