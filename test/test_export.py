@@ -526,6 +526,10 @@ def test_int8_agreement_is_in_db_of_the_frames_own_bit_depth(tiny_recurrent_chec
     db8 = quantize.agreement_db(tiny_recurrent_checkpoint, other_path, [eight])
     db16 = quantize.agreement_db(tiny_recurrent_checkpoint, other_path, [sixteen])
     assert 5 < db8 < 60 and db16 == pytest.approx(db8, abs=0.5)
+    # an 8-bit and a 16-bit camera together: between the two (joined, the 8-bit frames were
+    # scored against 65535, and the figure came out 48 dB high)
+    both = quantize.agreement_db(tiny_recurrent_checkpoint, other_path, [eight, sixteen])
+    assert both == pytest.approx(db8, abs=0.5)
 
 
 @pytest.mark.slow

@@ -387,10 +387,11 @@ def run(args: argparse.Namespace) -> int:
     )
     note = ""
     if args.int8:
-        h, w = streams[0][0].shape[:2]
+        sizes = sorted({f.shape[1::-1] for frames in streams for f in frames}, reverse=True)
+        shown = ", ".join(f"{w}x{h}" for w, h in sizes)  # a folder's may differ frame to frame
         note = (
             f"; int8 frames vs fp32 frames {agreement:.1f} dB PSNR on "
-            f"{sum(map(len, streams))} frames ({w}x{h}) of {args.calib or 'the bundled sample'}"
+            f"{sum(map(len, streams))} frames ({shown}) of {args.calib or 'the bundled sample'}"
         )
     checked = "the fp32 graph it was quantised from: " if args.int8 else ""  # int8's is `note`
     print(
