@@ -393,3 +393,21 @@ def test_a_folder_of_pairs_held_out_as_sharp_is_named(tmp_path: Path, capsys) ->
         f"note: --val-sharp {seq} holds blurred/sharp pairs: its blurred frames are read as "
         "sharp ones under synthetic blur; give it to --val-pairs to use the real pairs"
     ) in capsys.readouterr().out
+
+
+def test_a_warmup_as_long_as_the_run_is_named(tmp_path: Path, capsys) -> None:
+    """The default 200-step warm-up on a 5-step run raised the rate all run, to 2.5 % of
+    --lr, with no cosine phase and no word."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_train(tmp_path, video, "--steps", "2") == 0
+    assert (
+        "note: --warmup 200 is not shorter than --steps 2: the learning rate rises all run and "
+        "never reaches --lr 0.0004; give a shorter --warmup\n"
+    ) in capsys.readouterr().out
+    assert (
+        tiny_train(
+            tmp_path, video, "--steps", "2", "--warmup", "1", "--run-dir", str(tmp_path / "r")
+        )
+        == 0
+    )
+    assert "--warmup" not in capsys.readouterr().out

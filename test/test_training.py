@@ -314,6 +314,12 @@ def test_warmup_then_cosine_down_to_min_lr(tmp_path: Path) -> None:
     assert f[4] == pytest.approx(1e-3)
     assert f[8] == pytest.approx(1e-5 + 0.99e-3 * 0.5 * (1 + np.cos(np.pi / 4)))
     assert tr.opt.param_groups[0]["betas"] == (0.9, 0.99)
+    # a peak below min_lr never rises to it (--lr 5e-6 went up to 1e-5 as the cosine "fell")
+    low = Trainer(
+        config(steps=20, warmup=4, lr=5e-6, min_lr=1e-5), [blurry_sequence()], [], tmp_path
+    )
+    g = [low._lr_factor(s) * 5e-6 for s in range(21)]
+    assert max(g) == pytest.approx(5e-6) and np.all(np.diff(g[3:]) <= 0)
 
 
 def test_run_validates_exports_best_and_checkpoints(tmp_path: Path) -> None:

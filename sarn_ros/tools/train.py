@@ -1159,6 +1159,12 @@ def run(args: argparse.Namespace) -> int:
                 f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
                 f"model ({architecture_text(model)})"
             )
+    if not resumed_run and rank == 0 and 0 < args.steps <= args.warmup:
+        print(  # the default 200 on a short run: the rate rose all run, 1 % of --lr at 5 steps
+            f"note: --warmup {args.warmup} is not shorter than --steps {args.steps}: the "
+            f"learning rate rises all run and never reaches --lr {args.lr:g}; give a shorter "
+            "--warmup"
+        )
     try:
         trainer.run()
     except TrainingDiverged as exc:

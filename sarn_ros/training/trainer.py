@@ -404,7 +404,7 @@ class Trainer:
         if step < c.warmup:
             return (step + 1) / c.warmup
         t = min((step - c.warmup) / max(c.steps - c.warmup, 1), 1.0)
-        floor = c.min_lr / c.lr
+        floor = min(c.min_lr / c.lr, 1.0)  # an --lr below min_lr stays there: it rose to it
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
     # ------------------------------------------------------------------ state
