@@ -213,6 +213,14 @@ def test_a_runs_weights_are_not_replaced_unsaid(tmp_path: Path, capsys) -> None:
         out = capsys.readouterr().out
         assert f"no last.pt in {run}: a new run starts, replacing its latest.pth\n" in out
         os.remove(run / "last.pt")
+    # another run's best.pth left beside them: removed as the new run starts, so that an
+    # --export of a run that never validates does not ship it
+    shutil.copy(run / "latest.pth", run / "best.pth")  # the loop left no last.pt
+    assert tiny_train(tmp_path, video, "--steps", "1") == 0
+    assert "replacing its latest.pth and best.pth\n" in capsys.readouterr().out
+    assert not (run / "best.pth").exists()
+    assert sarn(["train", "--run-dir", str(run), "--export", str(tmp_path / "x.pth")]) == 2
+    assert "none before its first validation" in capsys.readouterr().err
     fresh = tmp_path / "fresh"  # the first call of a --resume loop
     args = ["--run-dir", str(fresh / "run"), "--steps", "1", "--resume"]
     assert tiny_train(fresh, video, *args) == 0

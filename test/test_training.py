@@ -1153,6 +1153,13 @@ def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says
     assert type(kept).__name__ == "SARN" and kept.meta["name"] == "sarn_single"
     assert sarn([*args, "--run-dir", str(tmp_path / "rec"), "--arch", "recurrent"]) == 0
     assert type(load_model(tmp_path / "rec" / "latest.pth")).__name__ == "RecurrentSARN"
+    # single-image weights have no LSTM width to keep: --lstm-channels is used (it was dropped
+    # for the default 64, while a note blamed the weights' architecture)
+    lstm = ["--arch", "recurrent", "--lstm-channels", "8"]
+    assert sarn([*args, "--run-dir", str(tmp_path / "rec8"), *lstm]) == 0
+    made = load_model(tmp_path / "rec8" / "latest.pth")
+    assert made.cfg.lstm_channels == 8 and made.cfg.channels == 8
+    assert made.meta["train_config"]["model"] == {"lstm_channels": 8}
 
 
 def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Path) -> None:

@@ -870,7 +870,8 @@ def run(args: argparse.Namespace) -> int:
         ):
             print(
                 f"sarn train: error: {source} does not exist (a run without --val-sharp or "
-                "--val-pairs has no best): --from latest exports the last checkpoint's weights",
+                "--val-pairs has none, one with them none before its first validation): "
+                "--from latest exports the last checkpoint's weights",
                 file=sys.stderr,
             )
             return 2
@@ -956,13 +957,15 @@ def run(args: argparse.Namespace) -> int:
             kept = ckpt["config"]
             if arch is None:  # README: with --init the model keeps those weights' architecture
                 arch = ARCH_OF[ckpt["arch"]]
-            ignored = unused_options(model, kept)
+            ignored = unused_options({k: v for k, v in model.items() if k in kept}, kept)
             if ignored and rank == 0:
                 print(
                     f"note: {', '.join(ignored)} not used with --init: the model keeps "
                     f"{init}'s architecture ({architecture_text(kept)})"
                 )
-            model = {}  # the weights' own config records the architecture
+            # the weights' own config records the architecture, but for what they have no
+            # say in: single-image weights made recurrent take --lstm-channels (it was dropped)
+            model = {k: v for k, v in model.items() if k not in kept}
         arch = arch or "recurrent"
         if arch == "single" and rank == 0:
             idle = single_image_unused(args, architecture_noted=resumed is not None)
@@ -1092,6 +1095,8 @@ def run(args: argparse.Namespace) -> int:
         # a run killed between writing latest.pth and last.pt): replaced, but not unsaid
         replaced = f", replacing its {' and '.join(weights)}" if weights else ""
         print(f"no last.pt in {args.run_dir}: a new run starts{replaced}", flush=True)
+        for name in weights:  # now: a run unvalidated, or stopped early, left them to --export
+            (args.run_dir / name).unlink(missing_ok=True)
     try:
         resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
     except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
