@@ -558,3 +558,20 @@ def test_an_empty_path_is_a_usage_error(argv, capsys, tmp_path, monkeypatch):
     assert exc.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].endswith(": an empty path")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_library_warnings_above_the_bar_are_named_by_their_library(monkeypatch, capsys):
+    """onnxscript's warning about its version converter came out as "sarn export: The model
+    version conversion is not supported ...", as if the tool said it."""
+    import logging
+
+    from sarn_ros.tools.options import warnings_above_bars
+
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # pytest's capture: none here
+    with warnings_above_bars("sarn export"):
+        logging.getLogger("sarn_ros.offline").warning("written at 30 fps")
+        logging.getLogger("onnxscript.version_converter").warning("not supported")
+    assert capsys.readouterr().err.splitlines() == [
+        "sarn export: written at 30 fps",
+        "onnxscript.version_converter: not supported",
+    ]

@@ -130,7 +130,9 @@ def ranged(
 
 
 class BarSafeHandler(logging.Handler):
-    """Writes a record as a line of its own above any tqdm bar, named like the tool's lines."""
+    """Writes a record as a line of its own above any tqdm bar, named like the tool's lines
+    where it is the package's, else by its library's logger (onnxscript's line about its
+    version converter read as sarn export's own)."""
 
     def __init__(self, prog: str) -> None:
         super().__init__(logging.WARNING)
@@ -139,7 +141,8 @@ class BarSafeHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm import tqdm
 
-        tqdm.write(f"{self.prog}: {self.format(record)}", file=sys.stderr)
+        ours = record.name.split(".")[0] == "sarn_ros"
+        tqdm.write(f"{self.prog if ours else record.name}: {self.format(record)}", file=sys.stderr)
 
 
 @contextmanager
