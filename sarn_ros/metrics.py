@@ -84,15 +84,21 @@ def orb_matches(a: np.ndarray, b: np.ndarray, features: int = 1500) -> tuple[int
     return len(matches), ransac_inliers(pa, pb)
 
 
+RANSAC_MIN_POINTS = 15  # below it OpenCV's FM_RANSAC is LMedS
+
+
 def ransac_inliers(pa: np.ndarray, pb: np.ndarray) -> int:
     """How many of 8 or more matched points (N x 2, float32) fit one fundamental matrix
-    within 1 px, by RANSAC. OpenCV's FM_RANSAC runs RANSAC on 15 points or more only and
-    LMedS below, with no threshold (7 "inliers" of 11 exact matches): its USAC RANSAC takes
-    those, so a blurred input's few matches are judged as a sharp output's many."""
-    method = cv2.FM_RANSAC if len(pa) >= 15 else cv2.USAC_DEFAULT
-    f, mask = cv2.findFundamentalMat(pa, pb, method, 1.0, 0.999)
+    within 1 px, by RANSAC. OpenCV runs its RANSAC on 15 points or more only, and fits fewer
+    by LMedS with no threshold (7 "inliers" of 11 exact matches); its USAC found no model for
+    a still camera's 8. Fewer are repeated up to 15: RANSAC's answer per distinct point."""
+    n = len(pa)
+    copies = -(-RANSAC_MIN_POINTS // n)  # ceil: 1 from 15 points on
+    f, mask = cv2.findFundamentalMat(
+        np.tile(pa, (copies, 1)), np.tile(pb, (copies, 1)), cv2.FM_RANSAC, 1.0, 0.999
+    )
     # no model (keypoints on one line): OpenCV returns None and a mask of garbage bytes
-    return 0 if f is None or mask is None else int(mask.sum())
+    return 0 if f is None or mask is None else int(mask[:n].sum())
 
 
 # Two-sided 95 % Student t quantiles for 1..30 degrees of freedom.

@@ -247,6 +247,10 @@ def test_few_matches_are_judged_by_ransac_at_one_pixel_too(n):
 
     a, b = seen(scene), seen(scene @ turn.T + [0.3, 0, 0])
     assert metrics.ransac_inliers(a, b) == n
+    # a still camera (a repeated frame) and a sideways move: degenerate, yet all fit (OpenCV's
+    # USAC found no model for 8 still points, 0 inliers, or raised)
+    assert metrics.ransac_inliers(a, a.copy()) == n
+    assert metrics.ransac_inliers(a, a + np.float32([7, 0])) == n
     if n > 8:  # 8 points leave one over the 7 a fundamental matrix has: any may fit
         b[0] += 30
         assert metrics.ransac_inliers(a, b) == n - 1
