@@ -1160,6 +1160,9 @@ def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says
     made = load_model(tmp_path / "rec8" / "latest.pth")
     assert made.cfg.lstm_channels == 8 and made.cfg.channels == 8
     assert made.meta["train_config"]["model"] == {"lstm_channels": 8}
+    # without --arch the weights' single-image model has none: named, not a TypeError
+    assert sarn([*args, "--run-dir", str(tmp_path / "kept8"), "--lstm-channels", "8"]) == 0
+    assert type(load_model(tmp_path / "kept8" / "latest.pth")).__name__ == "SARN"
 
 
 def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Path) -> None:

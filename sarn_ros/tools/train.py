@@ -957,15 +957,19 @@ def run(args: argparse.Namespace) -> int:
             kept = ckpt["config"]
             if arch is None:  # README: with --init the model keeps those weights' architecture
                 arch = ARCH_OF[ckpt["arch"]]
-            ignored = unused_options({k: v for k, v in model.items() if k in kept}, kept)
+            # the weights' own config records the architecture, but for what they have no
+            # say in: single-image weights made recurrent take --lstm-channels (it was dropped)
+            fields = (
+                RecurrentSARNConfig if arch == "recurrent" else SARNConfig
+            ).__dataclass_fields__
+            new = {k: v for k, v in model.items() if k in fields and k not in kept}
+            ignored = unused_options({k: v for k, v in model.items() if k not in new}, kept)
             if ignored and rank == 0:
                 print(
                     f"note: {', '.join(ignored)} not used with --init: the model keeps "
                     f"{init}'s architecture ({architecture_text(kept)})"
                 )
-            # the weights' own config records the architecture, but for what they have no
-            # say in: single-image weights made recurrent take --lstm-channels (it was dropped)
-            model = {k: v for k, v in model.items() if k not in kept}
+            model = new
         arch = arch or "recurrent"
         if arch == "single" and rank == 0:
             idle = single_image_unused(args, architecture_noted=resumed is not None)

@@ -146,7 +146,11 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
     ckpt = read_checkpoint(cfg.init)
     arch_cfg = {k: v for k, v in ckpt["config"].items() if k in cfg_cls.__dataclass_fields__}
     # cfg.model for what the weights have no say in (a single model's LSTM, made recurrent)
-    arch_cfg |= {k: v for k, v in cfg.model.items() if k not in ckpt["config"]}
+    arch_cfg |= {
+        k: v
+        for k, v in cfg.model.items()
+        if k not in ckpt["config"] and k in cfg_cls.__dataclass_fields__
+    }
     model = model_cls(cfg_cls(**arch_cfg))
     own = model.state_dict()
     given = dict(ckpt["state_dict"])
