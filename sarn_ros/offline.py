@@ -438,13 +438,13 @@ def camera_ns(topic: str) -> str:
     return "/".join(parts) or ""
 
 
-def info_topic(topic: str, calibrations: set[str]) -> str | None:
-    """The camera_info topic of an image topic among ``calibrations`` (a bag's CameraInfo
+def info_topic(topic: str, info_topics: set[str]) -> str | None:
+    """The camera_info topic of an image topic among ``info_topics`` (a bag's CameraInfo
     topics): ``<ns>/camera_info`` for image_pipeline's image names, else image_transport's
     sibling of the image (ZED's ``left/image_rect_gray`` beside ``left/camera_info``)."""
     parent = topic.rstrip("/").removesuffix("/compressed").rsplit("/", 1)[0]
     return next(
-        (f for ns in (camera_ns(topic), parent) if (f := f"{ns}/camera_info") in calibrations), None
+        (f for ns in (camera_ns(topic), parent) if (f := f"{ns}/camera_info") in info_topics), None
     )
 
 
@@ -664,8 +664,8 @@ def deblur_bag(
                 ]
                 expect(sum(window.expected(n) for n in counts))
             infos: dict[str, list[tuple[int, object]]] = {}  # by camera namespace
-            calibrations = {c.topic for c in reader.connections if c.msgtype == CAMERA_INFO}
-            info_of = {camera_ns(t): i for t in chosen if (i := info_topic(t, calibrations))}
+            info_topics = {c.topic for c in reader.connections if c.msgtype == CAMERA_INFO}
+            info_of = {camera_ns(t): i for t in chosen if (i := info_topic(t, info_topics))}
             info_conns = [
                 c
                 for c in reader.connections
@@ -673,7 +673,7 @@ def deblur_bag(
             ]
             # a camera's calibration rarely changes: each message was held (2 KB, 0.9 GB for an
             # hour of four cameras at 30 Hz); their headers are the images' when written
-            calibrations_seen: dict[tuple, object] = {}
+            one_copy: dict[tuple, object] = {}
             # an empty list would mean every connection to rosbags: a bag without camera_info
             for conn, _, raw in bag_messages(reader, src, info_conns) if info_conns else ():
                 try:
@@ -681,7 +681,7 @@ def deblur_bag(
                 except ValueError:  # cut short: the frames take their neighbours' info
                     continue
                 stamp = stamp_of(msg)  # the copy kept has another's header
-                msg = calibrations_seen.setdefault(calibration(msg), msg)
+                msg = one_copy.setdefault(calibration(msg), msg)
                 for ns in (ns for ns, i in info_of.items() if i == conn.topic):
                     infos.setdefault(ns, []).append((stamp, msg))
             for cam_infos in infos.values():  # in receive order, which stamps need not follow
@@ -710,7 +710,8 @@ def deblur_bag(
                 offered: dict[str, list] = {}  # the camera's QoS, for its deblurred topics
                 for c in reader.connections:
                     offered.setdefault(c.topic, c.ext.offered_qos_profiles)
-                out_conns, kept = {}, {}  # copied connections; and kept old outputs
+                out_conns: dict[int, Any] = {}  # the copied connections, by the bag's id
+                kept: dict[int, Any] = {}  # and those of the old outputs kept
 
                 def copied(c: Any) -> Any:
                     return writer.add_connection(  # same definition and QoS

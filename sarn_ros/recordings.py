@@ -129,7 +129,6 @@ def pairs_left_out(root: Path) -> tuple[list[Path], list[Path]]:
     used = {q for _, b, s in find_pair_dirs(root) for d in (b, s) for q in (d, *d.parents)}
     used |= {q.resolve() for q in used}  # a link to a folder read (`again -> .`) is read
     out = [p for p in inside if p.resolve() not in used and (p.is_dir() or recording_kind(p))]
-    out += list_images(root)  # loose frames beside the sequences
     lone = unpaired_dirs(root)
     lone += [p for p in out if p not in lone and is_pair_side(p)]
     return [p for p in out if p not in lone], lone

@@ -117,8 +117,6 @@ def test_every_layout_in_a_folder_is_read_once(tmp_path: Path, monkeypatch) -> N
     # a split one level further down is named as left out, not dropped unsaid
     write(root / "test" / "GOPR0410" / "blur", ["0.png"], [40])
     write(root / "test" / "GOPR0410" / "sharp", ["0.png"], [41])
-    write(root, ["cover.png"], [50])  # a loose image, not a sequence
-    assert pairs_left_out(root) == ([root / "test", root / "cover.png"], [])
     monkeypatch.chdir(root)
     assert listed([Path(".")], Path(".")) == "mixed"  # Path('.').name is ''
 

@@ -680,6 +680,12 @@ def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent
     assert f"note: --pairs {gopro}: not scored: test (only the sequences directly in" in (
         result.stdout
     )
+    assert "images beside" not in result.stdout
+    cv2.imwrite(str(gopro / "cover.png"), np.zeros((8, 8, 3), np.uint8))  # a loose image
+    result = sarn_eval(*args, "--pairs", str(gopro))
+    assert f"note: --pairs {gopro}: not scored: cover.png (images beside sequences)" in (
+        result.stdout
+    )
     result = sarn_eval(*args, "--synthetic", str(gopro / "GOPR0384"), "--scale", "1")
     assert result.returncode == 0, result.stderr
     assert (

@@ -409,7 +409,7 @@ def test_a_warmup_as_long_as_the_run_is_named(tmp_path: Path, capsys) -> None:
     video = sharp_video(tmp_path / "video")
     assert tiny_train(tmp_path, video, "--steps", "2") == 0
     assert (
-        "note: --warmup 200 is not shorter than --steps 2: the learning rate rises all run and "
+        "note: --warmup 200 is longer than --steps 2: the learning rate rises all run and "
         "never reaches --lr 0.0004; give a shorter --warmup\n"
     ) in capsys.readouterr().out
     assert (
@@ -419,3 +419,46 @@ def test_a_warmup_as_long_as_the_run_is_named(tmp_path: Path, capsys) -> None:
         == 0
     )
     assert "--warmup" not in capsys.readouterr().out
+
+
+def test_loose_images_beside_pairs_are_named_as_such(tmp_path: Path, capsys) -> None:
+    """An image beside a folder of pairs' sequences is not read, and cannot be given as its
+    own --data: named apart from the sub-folders left out."""
+    video = sharp_video(tmp_path / "video")
+    root = tmp_path / "pairs"
+    for side in ("blur", "sharp"):
+        shutil.copytree(video, root / "seq" / side)
+    shutil.copy(video / "000.png", root / "cover.png")
+    assert tiny_train(tmp_path, root, "--steps", "0") == 0
+    out = capsys.readouterr().out
+    assert (
+        f"note: {root}: not used: cover.png (images beside the sequences of a folder of pairs)"
+        in out
+    )
+
+
+def test_a_new_run_keeps_the_weights_it_starts_from(tmp_path: Path, capsys) -> None:
+    """--init run/best.pth into that run-dir without its last.pt: the new run's clean-up
+    removed the weights it had just loaded, and its metadata named a file gone."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_train(tmp_path, video, "--steps", "1", "--warmup", "1") == 0
+    run = tmp_path / "run"
+    (run / "last.pt").unlink()
+    shutil.copy(run / "latest.pth", run / "best.pth")  # as a validated run leaves it
+    start = (run / "best.pth").read_bytes()
+    init = ["--init", str(run / "best.pth"), "--steps", "1", "--warmup", "1"]
+    assert tiny_train(tmp_path, video, *init) == 0
+    assert (run / "best.pth").read_bytes() == start  # no validation: the start is the best
+    # and frames that are small at --val-scale 1 are not fixed by a larger one
+    val = ["--val-sharp", str(video), "--val-scale", "1", "--run-dir", str(tmp_path / "r2")]
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    for i in range(3):
+        shutil.copy(video / f"{i:03d}.png", tiny / f"{i:03d}.png")
+    import cv2
+
+    for f in tiny.iterdir():
+        cv2.imwrite(str(f), cv2.resize(cv2.imread(str(f)), (12, 10)))
+    val[1] = str(tiny)
+    assert tiny_train(tmp_path, video, *val, "--steps", "0") == 2
+    assert capsys.readouterr().err.endswith("give larger held-out frames\n")

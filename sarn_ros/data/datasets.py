@@ -226,10 +226,13 @@ def pairs_as_sharp_note(option: str, source: Path, instead: str) -> str | None:
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     """(name, blur dir, sharp dir) for every sequence under ``root`` in a known layout."""
     root = Path(root)
-    found, seen = [], set()
+    found: list[tuple[str, Path, Path]] = []
+    seen: set[tuple[Path, Path]] = set()
     for d in [root, *_subdirs(root)]:
         blur, sharp = _frames_dir(d, BLUR_DIRS), _frames_dir(d, SHARP_DIRS)
-        if blur is not None and sharp is not None and (key := blur.resolve()) not in seen:
+        if blur is None or sharp is None:
+            continue
+        if (key := (blur.resolve(), sharp.resolve())) not in seen:
             seen.add(key)  # a link to the folder itself (`again -> .`) scored it twice
             found.append((folder_name(d), blur, sharp))
     return found + _reds_pairs(root)  # a REDS tree beside a sequence was dropped unsaid
@@ -295,7 +298,7 @@ def pair_files(
         )
         if (set(blur_nums) & set(sharp_nums)) - {()}:  # paired by number: each once a side
             for files, nums in ((blurs, blur_nums), (sharps, sharp_nums)):
-                seen = {}
+                seen: dict[tuple, Path] = {}
                 for path, num in zip(files, nums, strict=True):
                     if not num:  # sorted order instead paired a stray cover.png with blur_1
                         raise ValueError(

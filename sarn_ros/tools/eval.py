@@ -23,6 +23,7 @@ from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
+    list_images,
     listed,
     no_pairs_error,
     pair_files,
@@ -407,6 +408,8 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
         )
     if lone:
         print(f"note: --pairs {root}: not scored: {listed(lone, root)} (one side only)")
+    if loose := list_images(root):
+        print(f"note: --pairs {root}: not scored: {listed(loose, root)} (images beside sequences)")
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
 

@@ -153,10 +153,10 @@ def agreement_db(fp32: Path, int8: Path, streams: list[list[np.ndarray]]) -> flo
         )
     # each frame at its own peak: joined, numpy made an 8-bit camera's frames uint16, scored
     # against 65535 (48 dB too high beside a 16-bit one)
-    ref, got = (np.concatenate([unit(o) for o in side]) for side in outputs)
+    ref, got = (np.concatenate([in_unit_range(o) for o in side]) for side in outputs)
     return psnr(got, ref, 1.0)
 
 
-def unit(frame: np.ndarray) -> np.ndarray:
+def in_unit_range(frame: np.ndarray) -> np.ndarray:
     """An 8- or 16-bit frame's values in [0, 1], flat."""
     return frame.reshape(-1) / (65535.0 if frame.dtype == np.uint16 else 255.0)

@@ -35,6 +35,7 @@ from ..data.datasets import (
     find_pair_dirs,
     is_pair_side,
     iter_pairs,
+    list_images,
     listed,
     load_pairs,
     load_sequences,
@@ -461,9 +462,11 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
     # train_blur): as its own --data its blurred frames would pass for sharp ones
     lone += [p for p in out if p not in lone and is_pair_side(p)]
     out = [p for p in out if p not in lone]
+    loose = list_images(root) if pairs else []  # a folder of images reads them all itself
     for items, tail in (
         (out, f"{why}; give them as their own --data"),
         (lone, "one side of a blurred/sharp pair layout, with no partner read here"),
+        (loose, "images beside the sequences of a folder of pairs"),
     ):
         if items:
             print(f"note: {root}: not used: {listed(items, root)} ({tail})", flush=True)
@@ -993,7 +996,8 @@ def run(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"the validation frames of {small.name} are {w}x{h} at --val-scale "
                     f"{args.val_scale:g}: below {MIN_VAL_SIDE} px a side their PSNR ranks no "
-                    "checkpoint; give a larger --val-scale"
+                    "checkpoint; give "
+                    + ("a larger --val-scale" if args.val_scale < 1 else "larger held-out frames")
                 )
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
@@ -1099,8 +1103,10 @@ def run(args: argparse.Namespace) -> int:
         # a run killed between writing latest.pth and last.pt): replaced, but not unsaid
         replaced = f", replacing its {' and '.join(weights)}" if weights else ""
         print(f"no last.pt in {args.run_dir}: a new run starts{replaced}", flush=True)
+        start = Path(args.init).resolve() if args.init else None  # --init run/best.pth: kept
         for name in weights:  # now: a run unvalidated, or stopped early, left them to --export
-            (args.run_dir / name).unlink(missing_ok=True)
+            if (args.run_dir / name).resolve() != start:
+                (args.run_dir / name).unlink(missing_ok=True)
     try:
         resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
     except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
@@ -1168,9 +1174,9 @@ def run(args: argparse.Namespace) -> int:
                 f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
                 f"model ({architecture_text(model)})"
             )
-    if not resumed_run and rank == 0 and 0 < args.steps <= args.warmup:
+    if not resumed_run and rank == 0 and 0 < args.steps < args.warmup:
         print(  # the default 200 on a short run: the rate rose all run, 1 % of --lr at 5 steps
-            f"note: --warmup {args.warmup} is not shorter than --steps {args.steps}: the "
+            f"note: --warmup {args.warmup} is longer than --steps {args.steps}: the "
             f"learning rate rises all run and never reaches --lr {args.lr:g}; give a shorter "
             "--warmup"
         )
