@@ -9,6 +9,7 @@ Frames are read one at a time, so a long recording is never held whole in memory
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,7 @@ class Recording:
         self.kind = kind_of(self.path)
         self.debayer = debayer
         self.skipped = 0
+        self.skips: Counter[str] = Counter()  # per stream: where a run of frames is broken
         self.why_skipped: dict[str, str] = {}  # each stream's first unreadable frame: why
         self.ignored: dict[str, str] = {}
         if self.kind == "bag":
@@ -82,7 +84,7 @@ class Recording:
         for p in list_images(self.path):
             img = read_frame(p)
             if img is None:
-                self.skipped += 1
+                self.skip(self.name(""))
                 continue
             yield self.name(""), img
 
@@ -91,7 +93,7 @@ class Recording:
         try:
             for _, bgr in video_frames(cap):
                 if bgr is None:
-                    self.skipped += 1
+                    self.skip(self.name(""))
                     continue
                 yield self.name(""), np.ascontiguousarray(bgr[..., ::-1])
         finally:
@@ -108,8 +110,14 @@ class Recording:
                     pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)
                     yield self.name(conn.topic), to_rgb(pixels, encoding)
                 except ValueError as exc:  # corrupt, cut short or unsupported
-                    self.skipped += 1
-                    self.why_skipped.setdefault(self.name(conn.topic), str(exc))
+                    self.skip(self.name(conn.topic), str(exc))
+
+    def skip(self, stream: str, why: str | None = None) -> None:
+        """Count an unreadable frame of ``stream``."""
+        self.skipped += 1
+        self.skips[stream] += 1
+        if why is not None:
+            self.why_skipped.setdefault(stream, why)
 
 
 def recording_kind(path: Path) -> str | None:
@@ -208,12 +216,13 @@ def iter_clips(
     debayer: str = "vng",
 ) -> Iterator[tuple[str, list[np.ndarray]]]:
     """Consecutive frames of each stream in pieces of ``clip_frames`` (a shorter tail of at
-    least 3 frames too, also where the frame size changes), as uint8 RGB for the blur
-    generator: a long recording becomes many training sequences without being held in
-    memory."""
+    least 3 frames too, also where the frame size or format changes, or an unreadable frame
+    breaks the run), as uint8 RGB for the blur generator: a long recording becomes many
+    training sequences without being held in memory."""
     rec = Recording(path, topics, debayer)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
+    runs: dict[str, tuple] = {}  # each stream's frame format and skips so far
 
     def numbered(name: str) -> tuple[str, list[np.ndarray]]:
         """The stream's pending clip, taken and named ``<stream>_<k>``."""
@@ -221,12 +230,15 @@ def iter_clips(
         return f"{name}_{counts[name]}", pending.pop(name)
 
     for name, frame in rec.frames():
-        frame = resize_by(_rgb8(frame), scale)
-        clip = pending.get(name)
-        if clip and clip[-1].shape != frame.shape:  # the camera's size changed: a clip ends
-            if len(clip) >= 3:
+        # the frame as recorded: a size x0.5 rounds away (64 and 65 px) or mono8 to rgb8 is
+        # a cut at every scale, so clips and --sharpest's names agree (and eval's pieces)
+        run = (frame.shape, frame.dtype, rec.skips[name])
+        if pending.get(name) and runs[name] != run:  # a clip ends
+            if len(pending[name]) >= 3:
                 yield numbered(name)
             pending.pop(name, None)
+        runs[name] = run
+        frame = resize_by(_rgb8(frame), scale)
         pending.setdefault(name, []).append(frame)
         if len(pending[name]) == clip_frames:
             yield numbered(name)

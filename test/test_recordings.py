@@ -16,7 +16,7 @@ from test_deblur_offline import STORE, T, bag_image, header, write_video
 from test_eval import sarn_eval
 
 from sarn_ros.data.blur_synth import BlurParams
-from sarn_ros.data.datasets import load_sequences
+from sarn_ros.data.datasets import load_sequences, resize_by
 from sarn_ros.offline import InputError
 from sarn_ros.recordings import (
     Recording,
@@ -326,6 +326,34 @@ def test_training_clips_end_where_the_frame_size_changes(tmp_path: Path) -> None
         ("run/cam/image_raw_2", 4),
     ]
     assert all({f.shape for f in c} == {(128, 192, 3)} for _, c in clips)
+
+
+def test_training_clips_end_where_a_run_of_recorded_frames_breaks(tmp_path: Path) -> None:
+    """A clip spanned an unreadable frame (frames 0, 1, 3, 4 as "consecutive"), mixed mono8
+    with rgb8 frames of one size (eval took them apart), and at x0.5 joined a 192 px wide
+    run with a 193 px one, which x0.5 rounds alike: --sharpest's names (scored at x0.5) then
+    named other frames than those trained at x1."""
+    grey = grey_frames(12)
+    wide = [cv2.copyMakeBorder(f, 0, 0, 0, 1, cv2.BORDER_REPLICATE) for f in grey[8:]]
+    with Writer(tmp_path / "run", version=9) as w:
+        cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        frames = [(g, "mono8") for g in grey[:4]]  # frame 2 unreadable
+        frames += [(cv2.cvtColor(g, cv2.COLOR_GRAY2RGB), "rgb8") for g in grey[4:8]]
+        frames += [(f, "mono8") for f in wide]
+        for i, (img, encoding) in enumerate(frames):
+            msg = bag_image(img, encoding, header(i, "cam"))
+            if i == 2:
+                msg.data = msg.data[:-5]
+            w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    for scale in (1.0, 0.5):
+        clips = list(iter_clips(tmp_path / "run", 8, scale))
+        # 0-1 (2 frames: dropped), 3 (1: dropped), 4-7 rgb8, 8-11 one pixel wider
+        assert [(n, len(c)) for n, c in clips] == [
+            ("run/cam/image_raw_1", 4),
+            ("run/cam/image_raw_2", 4),
+        ], scale
+        start = resize_by(cv2.cvtColor(grey[4], cv2.COLOR_GRAY2RGB), scale)
+        assert np.array_equal(clips[0][1][0], start)  # the rgb8 run's first frame
 
 
 def test_video_frames_come_out_rgb_and_16_bit_frames_scale_for_the_generator(tmp_path):

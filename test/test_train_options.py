@@ -462,3 +462,17 @@ def test_a_new_run_keeps_the_weights_it_starts_from(tmp_path: Path, capsys) -> N
     val[1] = str(tiny)
     assert tiny_train(tmp_path, video, *val, "--steps", "0") == 2
     assert capsys.readouterr().err.endswith("give larger held-out frames\n")
+
+
+def test_a_video_given_itself_and_in_its_folder_is_trained_on_once(tmp_path: Path, capsys):
+    """`--data drives drives/run.mp4` built and trained on each clip twice, with the same blur
+    (6 sequences for 3), and no word."""
+    from test_training import sharp_mp4
+
+    (tmp_path / "drives").mkdir()
+    video = sharp_mp4(tmp_path / "drives" / "run.mp4")
+    args = ["--data", str(video), "--clip-frames", "4", "--clip-len", "1", "--steps", "0"]
+    assert tiny_train(tmp_path, tmp_path / "drives", *args) == 0
+    out = capsys.readouterr().out
+    assert "training data: 3 sequences, 12 frames" in out
+    assert f"note: --data {video} repeats {video} of an earlier --data: read once\n" in out

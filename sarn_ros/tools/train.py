@@ -390,11 +390,21 @@ def iter_gather(
     which the ``sharpest`` share is used. Made one sequence at a time."""
     kept: dict[Path, set[str]] = {}  # per recording, for every scale
     owners: dict[str, dict[str, int]] = {}  # the sources seen under each seed name
+    taken: set[Path] = set()  # a video given itself and in its folder was trained on twice
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         pairs = root.is_dir() and bool(find_pair_dirs(root))
         note_left_out(root, pairs, kind)
         sources = [root] if kind else sorted(root.iterdir())
+        again = [src for src in sources if src.resolve() in taken]
+        if again and int(os.environ.get("RANK", 0)) == 0:
+            print(
+                f"note: --data {root} repeats {listed(again, None)} of an earlier --data: read "
+                "once",
+                flush=True,
+            )
+        sources = [src for src in sources if src not in again]
+        taken.update(src.resolve() for src in sources)
         note = None if pairs else blurred_sides_note([root, *sources])
         if note and int(os.environ.get("RANK", 0)) == 0:
             print(note, flush=True)
