@@ -222,7 +222,7 @@ def iter_clips(
     rec = Recording(path, topics, debayer)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
-    runs: dict[str, tuple] = {}  # each stream's frame format and skips so far
+    runs: dict[str, tuple[tuple[int, ...], np.dtype, int]] = {}  # format, skips so far
 
     def numbered(name: str) -> tuple[str, list[np.ndarray]]:
         """The stream's pending clip, taken and named ``<stream>_<k>``."""
@@ -231,7 +231,7 @@ def iter_clips(
 
     for name, frame in rec.frames():
         # the frame as recorded: a size x0.5 rounds away (64 and 65 px) or mono8 to rgb8 is
-        # a cut at every scale, so clips and --sharpest's names agree (and eval's pieces)
+        # a cut at every scale, so the clips of each scale and --sharpest's names agree
         run = (frame.shape, frame.dtype, rec.skips[name])
         if pending.get(name) and runs[name] != run:  # a clip ends
             if len(pending[name]) >= 3:

@@ -117,6 +117,7 @@ def test_every_layout_in_a_folder_is_read_once(tmp_path: Path, monkeypatch) -> N
     # a split one level further down is named as left out, not dropped unsaid
     write(root / "test" / "GOPR0410" / "blur", ["0.png"], [40])
     write(root / "test" / "GOPR0410" / "sharp", ["0.png"], [41])
+    assert pairs_left_out(root) == ([root / "test"], [])
     monkeypatch.chdir(root)
     assert listed([Path(".")], Path(".")) == "mixed"  # Path('.').name is ''
 
@@ -233,8 +234,8 @@ def test_same_named_sources_draw_their_own_blur_and_the_first_keeps_its_seed(
             seed = hash_seed(first.name, 1.0, 0)
             made = next(iter(synthesize_folder(first, seed, params[0], 1.0, still_frames=4)))
             assert np.array_equal(np.stack(made.blurred), np.stack(alone[0].blurred))
-        again = gather([first, first], *params)  # one folder given twice: one source
-        assert np.array_equal(np.stack(again[0].blurred), np.stack(again[1].blurred))
+        (again,) = gather([first, first], *params)  # one folder given twice: read once
+        assert np.array_equal(np.stack(again.blurred), np.stack(alone[0].blurred))
 
 
 def test_trainset_keeps_every_scale_and_same_named_sequences(tmp_path: Path) -> None:

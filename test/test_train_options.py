@@ -414,11 +414,11 @@ def test_a_warmup_as_long_as_the_run_is_named(tmp_path: Path, capsys) -> None:
     ) in capsys.readouterr().out
     assert (
         tiny_train(
-            tmp_path, video, "--steps", "2", "--warmup", "1", "--run-dir", str(tmp_path / "r")
+            tmp_path, video, "--steps", "2", "--warmup", "2", "--run-dir", str(tmp_path / "r")
         )
         == 0
     )
-    assert "--warmup" not in capsys.readouterr().out
+    assert "--warmup" not in capsys.readouterr().out  # its last step reaches --lr
 
 
 def test_loose_images_beside_pairs_are_named_as_such(tmp_path: Path, capsys) -> None:
@@ -476,3 +476,18 @@ def test_a_video_given_itself_and_in_its_folder_is_trained_on_once(tmp_path: Pat
     out = capsys.readouterr().out
     assert "training data: 3 sequences, 12 frames" in out
     assert f"note: --data {video} repeats {video} of an earlier --data: read once\n" in out
+    # a folder of pairs beside a link to one of its sequences: that sequence once; and a
+    # video beside the pairs, named as not read, is read when given as its own --data
+    frames = sharp_video(tmp_path / "frames")
+    pairs = tmp_path / "pairs"
+    for side in ("blur", "sharp"):
+        shutil.copytree(frames, pairs / "seq" / side)
+    shutil.copy(video, pairs / "extra.mp4")
+    (tmp_path / "picked").mkdir()
+    (tmp_path / "picked" / "seq").symlink_to(pairs / "seq")
+    args = ["--data", str(tmp_path / "picked"), str(pairs / "extra.mp4"), "--steps", "0"]
+    args += ["--clip-frames", "4", "--clip-len", "1", "--run-dir", str(tmp_path / "r2")]
+    assert tiny_train(tmp_path, pairs, *args) == 0
+    out = capsys.readouterr().out
+    assert f"note: --data {tmp_path / 'picked'} repeats {tmp_path / 'picked' / 'seq'} of an" in out
+    assert "training data: 4 sequences, 17 frames" in out  # seq once, extra.mp4's 3 clips

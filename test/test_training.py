@@ -1134,7 +1134,7 @@ def test_architecture_options_given_with_init_are_named_not_recorded(
 
 
 def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says(
-    tmp_path: Path,
+    tmp_path: Path, capsys
 ) -> None:
     """`--init sarn_single` without --arch trained and exported a RecurrentSARN (the --arch
     default), though README says a fine-tune keeps its weights' architecture. An explicit
@@ -1161,7 +1161,11 @@ def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says
     assert made.cfg.lstm_channels == 8 and made.cfg.channels == 8
     assert made.meta["train_config"]["model"] == {"lstm_channels": 8}
     # without --arch the weights' single-image model has none: named, not a TypeError
+    capsys.readouterr()
     assert sarn([*args, "--run-dir", str(tmp_path / "kept8"), "--lstm-channels", "8"]) == 0
+    assert f"note: --lstm-channels 8 not used with --init: the model keeps {single}'s" in (
+        capsys.readouterr().out
+    )
     assert type(load_model(tmp_path / "kept8" / "latest.pth")).__name__ == "SARN"
 
 

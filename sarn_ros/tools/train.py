@@ -34,7 +34,6 @@ from ..data.datasets import (
     blurred_sides_note,
     find_pair_dirs,
     is_pair_side,
-    iter_pairs,
     list_images,
     listed,
     load_pairs,
@@ -42,6 +41,7 @@ from ..data.datasets import (
     natural_key,
     no_pairs_error,
     pairs_as_sharp_note,
+    read_pair,
     save_sequence,
     synthesize_folder,
     unique_name,
@@ -390,21 +390,28 @@ def iter_gather(
     which the ``sharpest`` share is used. Made one sequence at a time."""
     kept: dict[Path, set[str]] = {}  # per recording, for every scale
     owners: dict[str, dict[str, int]] = {}  # the sources seen under each seed name
-    taken: set[Path] = set()  # a video given itself and in its folder was trained on twice
+    # what earlier --data read: a video given itself and in its folder, or a sequence in a
+    # folder of pairs and in a link to it, was trained on twice
+    taken: set[Path] = set()
+    paired: set[tuple[Path, Path]] = set()
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
-        pairs = root.is_dir() and bool(find_pair_dirs(root))
+        found = find_pair_dirs(root) if root.is_dir() else []
+        pairs = bool(found)
         note_left_out(root, pairs, kind)
-        sources = [root] if kind else sorted(root.iterdir())
-        again = [src for src in sources if src.resolve() in taken]
-        if again and int(os.environ.get("RANK", 0)) == 0:
+        sources = [] if pairs else [root] if kind else sorted(root.iterdir())
+        repeated = [src for src in sources if src.resolve() in taken]
+        seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
+        repeated += [b.parent for n, b, s in found if (n, b, s) not in seqs]
+        if repeated and int(os.environ.get("RANK", 0)) == 0:
             print(
-                f"note: --data {root} repeats {listed(again, None)} of an earlier --data: read "
-                "once",
+                f"note: --data {root} repeats {listed(repeated, None)} of an earlier --data: "
+                "read once",
                 flush=True,
             )
-        sources = [src for src in sources if src not in again]
+        sources = [src for src in sources if src not in repeated]
         taken.update(src.resolve() for src in sources)
+        paired.update((b.resolve(), s.resolve()) for _, b, s in seqs)
         note = None if pairs else blurred_sides_note([root, *sources])
         if note and int(os.environ.get("RANK", 0)) == 0:
             print(note, flush=True)
@@ -413,8 +420,9 @@ def iter_gather(
             # copy gets half the pixels of blur (it had the full length, twice the blur)
             scaled = replace(params, blur_px=params.blur_px * scale)
             if pairs:
-                for seq in iter_pairs(root, scale=scale):
-                    seq.name = f"{seq.name}_x{scale:g}"
+                for name, blur_dir, sharp_dir in seqs:
+                    seq = read_pair(name, blur_dir, sharp_dir, scale)
+                    seq.name = f"{name}_x{scale:g}"
                     yield seq
                 continue
             for src in sources:
@@ -1111,12 +1119,14 @@ def run(args: argparse.Namespace) -> int:
     if not (args.run_dir / "last.pt").exists() and rank == 0 and (args.resume or weights):
         # a first call of a --resume loop; or weights without their run (last.pt deleted, or
         # a run killed between writing latest.pth and last.pt): replaced, but not unsaid
-        replaced = f", replacing its {' and '.join(weights)}" if weights else ""
+        start = Path(args.init).resolve() if args.init else None
+        gone = [n for n in weights if (args.run_dir / n).resolve() != start]
+        replaced = f", replacing its {' and '.join(gone)}" if gone else ""
+        if len(gone) < len(weights):  # --init run/best.pth: the weights it starts from
+            replaced += f" ({args.init}, which it starts from, stays until replaced)"
         print(f"no last.pt in {args.run_dir}: a new run starts{replaced}", flush=True)
-        start = Path(args.init).resolve() if args.init else None  # --init run/best.pth: kept
-        for name in weights:  # now: a run unvalidated, or stopped early, left them to --export
-            if (args.run_dir / name).resolve() != start:
-                (args.run_dir / name).unlink(missing_ok=True)
+        for name in gone:  # now: a run unvalidated, or stopped early, left them to --export
+            (args.run_dir / name).unlink(missing_ok=True)
     try:
         resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
     except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
