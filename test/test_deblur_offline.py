@@ -1521,6 +1521,13 @@ def write_topics(path: Path, streams: dict[str, list]) -> None:
                     w.write(conns[topic], (i + 1) * 1_000_000_000, raw)
 
 
+def deblur_topics(tmp_path: Path, streams: dict[str, list], *args: str):
+    """`sarn deblur` of a bag of ``streams`` (:func:`write_topics`) at tmp_path/in into
+    tmp_path/out."""
+    write_topics(tmp_path / "in", streams)
+    return deblur(str(tmp_path / "in"), "-o", str(tmp_path / "out"), *args)
+
+
 def test_old_outputs_go_only_where_new_ones_come(tmp_path, tiny_recurrent_checkpoint):
     """A bag recorded beside the node: a camera that gave no new frame (float frames) had its
     recorded deblurred topics named replaced and dropped, without a replacement; and a
@@ -1540,14 +1547,7 @@ def test_old_outputs_go_only_where_new_ones_come(tmp_path, tiny_recurrent_checkp
         "/b/deblurred/image_raw": old_out,
         "/b/deblurred/camera_info": [old_info, old_info],  # /b has no camera_info
     }
-    write_topics(tmp_path / "in", streams)
-    result = deblur(
-        str(tmp_path / "in"),
-        "-o",
-        str(tmp_path / "out"),
-        "--weights",
-        str(tiny_recurrent_checkpoint),
-    )
+    result = deblur_topics(tmp_path, streams, "--weights", str(tiny_recurrent_checkpoint))
     assert result.returncode == 0, result.stderr
     out = read_bag(tmp_path / "out")
     original = read_bag(tmp_path / "in")
@@ -1577,14 +1577,7 @@ def test_camera_info_beside_an_image_of_any_name_is_found(tmp_path, tiny_recurre
         "/odd/image_raw": [bag_image(f, "rgb8", header(i, "o")) for i, f in enumerate(imgs)],
         "/odd/camera_info": [T["std_msgs/msg/String"](data="not a calibration")] * 2,
     }
-    write_topics(tmp_path / "in", streams)
-    result = deblur(
-        str(tmp_path / "in"),
-        "-o",
-        str(tmp_path / "out"),
-        "--weights",
-        str(tiny_recurrent_checkpoint),
-    )
+    result = deblur_topics(tmp_path, streams, "--weights", str(tiny_recurrent_checkpoint))
     assert result.returncode == 0, result.stderr
     out = read_bag(tmp_path / "out")
     infos = messages(
@@ -1609,14 +1602,7 @@ def test_a_camera_whose_raw_topic_cannot_be_read_names_its_other_topic(
         "/b/image_raw/compressed": [jpeg],
         "/a/image_raw": [bag_image(frames(1)[0], "rgb8", header(0, "a"))],
     }
-    write_topics(tmp_path / "in", streams)
-    result = deblur(
-        str(tmp_path / "in"),
-        "-o",
-        str(tmp_path / "out"),
-        "--weights",
-        str(tiny_recurrent_checkpoint),
-    )
+    result = deblur_topics(tmp_path, streams, "--weights", str(tiny_recurrent_checkpoint))
     assert result.returncode == 0, result.stderr
     assert "the same camera is deblurred from" not in result.stderr
     assert (
@@ -1654,8 +1640,7 @@ def test_a_topic_another_cameras_output_would_overwrite_is_refused(tmp_path):
         t: [bag_image(f, "rgb8", header(i, "c")) for i, f in enumerate(frames(2))]
         for t in ("/cam/image_raw", "/cam/deblurred/image_raw")
     }
-    write_topics(tmp_path / "in", streams)
-    result = deblur(str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--topics", *streams)
+    result = deblur_topics(tmp_path, streams, "--topics", *streams)
     assert result.returncode == 2
     assert (
         "topics /cam/deblurred/image_raw and /cam/image_raw: the output of /cam/image_raw would "
