@@ -85,6 +85,15 @@ def resolve_weights(weights: str | Path) -> Path:
     raise CheckpointError(f"weights file not found: {p}")
 
 
+def torch_load_error(exc: BaseException) -> str:
+    """What torch.load's error says in one line: its first, without the advice miniz adds to
+    a cut-short zip, or what an empty message (EOFError) means."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if not lines:
+        return "the file ends early"
+    return lines[0].split(" This is an internal miniz error")[0].rstrip(".")
+
+
 def damaged_member(path: Path) -> str | None:
     """The first member of the zip archive ``path`` whose CRC-32 does not match its bytes, else
     None. torch.load checks no checksum: a weights file with 100 bytes flipped by a bad copy
@@ -134,9 +143,7 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"{path.stem}.onnx to run it"
             ) from None
         reason = re.search(r"Unsupported \w+ \S+", text)
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        line = reason.group(0) if reason else lines[0] if lines else "the file ends early"
-        line = line.split(" This is an internal miniz error")[0].rstrip(".")  # then its advice
+        line = reason.group(0) if reason else torch_load_error(exc)
         raise CheckpointError(
             f"cannot read {path}: not a readable PyTorch weights file ({type(exc).__name__}: "
             f"{line})"

@@ -54,7 +54,6 @@ class Recording:
         self.path = Path(path)
         self.kind = kind_of(self.path)
         self.debayer = debayer
-        self.skipped = 0
         self.skips: Counter[str] = Counter()  # per stream: where a run of frames is broken
         self.why_skipped: dict[str, str] = {}  # each stream's first unreadable frame: why
         self.ignored: dict[str, str] = {}
@@ -112,9 +111,13 @@ class Recording:
                 except ValueError as exc:  # corrupt, cut short or unsupported
                     self.skip(self.name(conn.topic), str(exc))
 
+    @property
+    def skipped(self) -> int:
+        """Unreadable frames skipped so far, all streams."""
+        return self.skips.total()
+
     def skip(self, stream: str, why: str | None = None) -> None:
         """Count an unreadable frame of ``stream``."""
-        self.skipped += 1
         self.skips[stream] += 1
         if why is not None:
             self.why_skipped.setdefault(stream, why)
@@ -128,13 +131,17 @@ def recording_kind(path: Path) -> str | None:
         return None
 
 
-def pairs_left_out(root: Path) -> tuple[list[Path], list[Path]]:
-    """What a folder of blurred/sharp pairs holds beyond the sequences read from it: the
-    folders and recordings in it nothing reads (a split beside a sequence, a video), and the
-    sequences with one side only (a half-copied sequence, REDS' ``train_blur_jpeg``). A
-    figure or a training count over less than the folder holds should say so."""
+def pairs_left_out(
+    root: Path, found: list[tuple[str, Path, Path]] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """What a folder of blurred/sharp pairs holds beyond the sequences read from it
+    (``found``, :func:`find_pair_dirs` of it where the caller has it): the folders and
+    recordings in it nothing reads (a split beside a sequence, a video), and the sequences
+    with one side only (a half-copied sequence, REDS' ``train_blur_jpeg``). A figure or a
+    training count over less than the folder holds should say so."""
+    found = find_pair_dirs(root) if found is None else found
     inside = [p for p in sorted(root.iterdir(), key=natural_key) if not p.name.startswith(".")]
-    used = {q for _, b, s in find_pair_dirs(root) for d in (b, s) for q in (d, *d.parents)}
+    used = {q for _, b, s in found for d in (b, s) for q in (d, *d.parents)}
     used |= {q.resolve() for q in used}  # a link to a folder read (`again -> .`) is read
     out = [p for p in inside if p.resolve() not in used and (p.is_dir() or recording_kind(p))]
     lone = unpaired_dirs(root)

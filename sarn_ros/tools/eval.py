@@ -400,7 +400,7 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
     from ..recordings import pairs_left_out
 
     # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
-    out, lone = pairs_left_out(root)
+    out, lone = pairs_left_out(root, found)
     if out:
         print(
             f"note: --pairs {root}: not scored: {listed(out, root)} (only the sequences directly "

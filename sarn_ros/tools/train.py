@@ -398,7 +398,7 @@ def iter_gather(
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         found = find_pair_dirs(root) if root.is_dir() else []
         pairs = bool(found)
-        note_left_out(root, pairs, kind)
+        note_left_out(root, found, kind)
         sources = [] if pairs else [root] if kind else sorted(root.iterdir())
         repeated = [src for src in sources if src.resolve() in taken]
         seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
@@ -459,7 +459,7 @@ LEFT_OUT_WHY = {
 }
 
 
-def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
+def note_left_out(root: Path, found: list[tuple[str, Path, Path]], kind: str | None) -> None:
     """Name what a --data folder holds that training does not read (sub-folders one level too
     deep, a GoPro sequence without sharp/, a video beside pairs): only a lower count in the
     'training data' line told before. Each can be given as its own --data."""
@@ -467,8 +467,8 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
         return
     inside = [p for p in sorted(root.iterdir(), key=natural_key) if not p.name.startswith(".")]
     lone: list[Path] = []
-    if pairs:
-        out, lone = pairs_left_out(root)
+    if found:  # a folder of pairs: its sequences
+        out, lone = pairs_left_out(root, found)
         why = LEFT_OUT_WHY["pairs"]
     elif kind == "folder":
         out = [p for p in inside if p.is_dir() or recording_kind(p) in ("video", "bag")]
@@ -480,7 +480,7 @@ def note_left_out(root: Path, pairs: bool, kind: str | None) -> None:
     # train_blur): as its own --data its blurred frames would pass for sharp ones
     lone += [p for p in out if p not in lone and is_pair_side(p)]
     out = [p for p in out if p not in lone]
-    loose = list_images(root) if pairs else []  # a folder of images reads them all itself
+    loose = list_images(root) if found else []  # a folder of images reads them all itself
     for items, tail in (
         (out, f"{why}; give them as their own --data"),
         (lone, "one side of a blurred/sharp pair layout, with no partner read here"),

@@ -45,7 +45,7 @@ from torch import nn
 from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
-from ..checkpoint import damaged_member, read_checkpoint, save_checkpoint
+from ..checkpoint import damaged_member, read_checkpoint, save_checkpoint, torch_load_error
 from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
 
@@ -178,8 +178,7 @@ TRAINING_STATE_KEYS = (
 def unreadable(exc: Exception) -> RuntimeError:
     """The error for a last.pt torch.load could not read (its first line, or what an empty
     message means)."""
-    why = str(exc).splitlines()[0] if str(exc) else "the file ends early"
-    return RuntimeError(f"not a readable training checkpoint ({why})")
+    return RuntimeError(f"not a readable training checkpoint ({torch_load_error(exc)})")
 
 
 def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
