@@ -300,6 +300,9 @@ def onnx_refusal(device: str | torch.device, precision: str, torch_compile: bool
     return None
 
 
+MAX_GAP_S = 0.5  # stamps further apart restart a stream: a new scene (the node's default)
+
+
 class StreamDeblurrer:
     """Deblur one or several frame streams with one model copy (see the module docstring)."""
 
@@ -309,7 +312,7 @@ class StreamDeblurrer:
         device: str = "auto",
         precision: str = "fp32",
         future_frames: int = 2,
-        max_gap_s: float | None = 0.5,
+        max_gap_s: float | None = MAX_GAP_S,
         channels_last: bool | None = None,
         batch_streams: bool | None = None,
         torch_compile: bool = False,

@@ -29,6 +29,7 @@ from .data.datasets import (
     synthesize_folder,
     unpaired_dirs,
 )
+from .engine import MAX_GAP_S
 from .metrics import sharpness
 from .offline import (
     InputError,
@@ -39,6 +40,7 @@ from .offline import (
     kind_of,
     open_bag,
     open_video,
+    stamp_of,
     video_frames,
 )
 
@@ -48,13 +50,23 @@ log = logging.getLogger(__name__)
 class Recording:
     """One recording and the streams in it: one for a folder or video, one per chosen camera
     topic for a bag (depth topics and duplicate raw/compressed topics left out, named in
-    :attr:`ignored`). Unreadable frames are skipped and counted in :attr:`skipped`."""
+    :attr:`ignored`). Unreadable frames are skipped and counted in :attr:`skipped`; where a
+    bag camera's stamps go back or jump more than ``max_gap_s`` (None: only back), as the
+    node restarts the stream, is counted in :attr:`breaks`."""
 
-    def __init__(self, path: Path, topics: list[str] | None = None, debayer: str = "vng") -> None:
+    def __init__(
+        self,
+        path: Path,
+        topics: list[str] | None = None,
+        debayer: str = "vng",
+        max_gap_s: float | None = MAX_GAP_S,
+    ) -> None:
         self.path = Path(path)
         self.kind = kind_of(self.path)
         self.debayer = debayer
+        self.max_gap_s = max_gap_s or None
         self.skips: Counter[str] = Counter()  # per stream: where a run of frames is broken
+        self.breaks: Counter[str] = Counter()  # per stream: where its stamps break off
         self.why_skipped: dict[str, str] = {}  # each stream's first unreadable frame: why
         self.ignored: dict[str, str] = {}
         if self.kind == "bag":
@@ -101,15 +113,28 @@ class Recording:
     def _bag(self) -> Iterator[tuple[str, np.ndarray]]:
         from .ros.image_conversion import to_rgb
 
+        last: dict[str, int] = {}  # each stream's last stamp read
         with open_bag(self.path) as reader:
             conns = [c for c in reader.connections if c.topic in self.topics]
             for conn, _, raw in bag_messages(reader, self.path, conns):
+                name = self.name(conn.topic)
                 try:
                     msg = deserialize(reader, raw, conn.msgtype)
                     pixels, encoding = bag_image(msg, conn.msgtype, self.debayer)
-                    yield self.name(conn.topic), to_rgb(pixels, encoding)
+                    frame = to_rgb(pixels, encoding)
                 except ValueError as exc:  # corrupt, cut short or unsupported
-                    self.skip(self.name(conn.topic), str(exc))
+                    self.skip(name, str(exc))
+                    continue
+                stamp = stamp_of(msg)
+                if name in last and self.breaks_off(last[name], stamp):
+                    self.breaks[name] += 1
+                last[name] = stamp
+                yield name, frame
+
+    def breaks_off(self, before: int, stamp: int) -> bool:
+        """Whether the node would restart a stream between these stamps (ns)."""
+        gap = self.max_gap_s
+        return stamp < before or (gap is not None and stamp - before > gap * 1e9)
 
     @property
     def skipped(self) -> int:
@@ -166,18 +191,22 @@ def read_streams(
     scale: float = 1.0,
     topics: list[str] | None = None,
     debayer: str = "vng",
+    max_gap_s: float | None = MAX_GAP_S,
 ) -> tuple[Recording, list[tuple[str, list[np.ndarray]]]]:
     """Each stream's frames ``skip`` .. ``skip + max_frames`` (area-downscaled by ``scale``);
     reading stops as soon as every stream has its frames. A stream without any is left out
     with a warning (a topic a bag declares and never published), unless all are; a stream
-    whose frame size or format changes comes as one piece per size (``<name>_1``, ...)."""
-    rec = Recording(path, topics, debayer)
+    whose frame size or format changes, or whose stamps break off (see :class:`Recording`),
+    comes in pieces (``<name>_1``, ...), each of which the node would deblur as one."""
+    rec = Recording(path, topics, debayer, max_gap_s)
     seen: dict[str, int] = {}
     taken: dict[str, list[np.ndarray]] = {rec.name(t): [] for t in rec.topics}
+    breaks: dict[str, list[int]] = {name: [] for name in taken}  # per frame taken
     for name, frame in rec.frames():
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > skip and (max_frames is None or len(taken[name]) < max_frames):
             taken[name].append(resize_by(frame, scale))
+            breaks[name].append(rec.breaks[name])
         if max_frames is not None and all(len(f) >= max_frames for f in taken.values()):
             break
     empty = {}
@@ -193,10 +222,13 @@ def read_streams(
         if name in empty:
             log.warning("left out (%s)", empty[name])
             continue
-        pieces = same_size_pieces(frames)
+        pieces = unbroken_pieces(frames, breaks[name])
         if len(pieces) > 1:
             log.warning(
-                "%s: %d pieces of one frame size and format each, taken apart", name, len(pieces)
+                "%s: taken apart in %d pieces, where its frame size or format changes or its "
+                "stamps break off",
+                name,
+                len(pieces),
             )
         streams += [
             (f"{name}_{k}" if len(pieces) > 1 else name, p) for k, p in enumerate(pieces, 1)
@@ -204,13 +236,16 @@ def read_streams(
     return rec, streams
 
 
-def same_size_pieces(frames: list[np.ndarray]) -> list[list[np.ndarray]]:
-    """``frames`` cut where their shape or dtype changes (a camera reconfigured mid-recording):
-    the blur generator, and the recurrent state, take one size at a time."""
+def unbroken_pieces(frames: list[np.ndarray], breaks: list[int]) -> list[list[np.ndarray]]:
+    """``frames`` cut where their shape or dtype changes (a camera reconfigured mid-recording:
+    the blur generator, and the recurrent state, take one size at a time) or their stream's
+    count of stamp breaks (``breaks``, one per frame) does: a pause is a new scene."""
     pieces: list[list[np.ndarray]] = []
-    for f in frames:
-        if not pieces or (f.shape, f.dtype) != (pieces[-1][-1].shape, pieces[-1][-1].dtype):
+    run = None
+    for f, b in zip(frames, breaks, strict=True):
+        if (f.shape, f.dtype, b) != run:
             pieces.append([])
+            run = (f.shape, f.dtype, b)
         pieces[-1].append(f)
     return pieces
 
@@ -221,12 +256,13 @@ def iter_clips(
     scale: float = 1.0,
     topics: list[str] | None = None,
     debayer: str = "vng",
+    max_gap_s: float | None = MAX_GAP_S,
 ) -> Iterator[tuple[str, list[np.ndarray]]]:
     """Consecutive frames of each stream in pieces of ``clip_frames`` (a shorter tail of at
-    least 3 frames too, also where the frame size or format changes, or an unreadable frame
-    breaks the run), as uint8 RGB for the blur generator: a long recording becomes many
-    training sequences without being held in memory."""
-    rec = Recording(path, topics, debayer)
+    least 3 frames too, also where the frame size or format changes, an unreadable frame
+    breaks the run, or the stamps break off), as uint8 RGB for the blur generator: a long
+    recording becomes many training sequences without being held in memory."""
+    rec = Recording(path, topics, debayer, max_gap_s)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
     runs: dict[str, tuple[tuple[int, ...], np.dtype, int]] = {}  # format, skips so far
@@ -239,7 +275,7 @@ def iter_clips(
     for name, frame in rec.frames():
         # the frame as recorded: a size x0.5 rounds away (64 and 65 px) or mono8 to rgb8 is
         # a cut at every scale, so the clips of each scale and --sharpest's names agree
-        run = (frame.shape, frame.dtype, rec.skips[name])
+        run = (frame.shape, frame.dtype, rec.skips[name], rec.breaks[name])
         if pending.get(name) and runs[name] != run:  # a clip ends
             if len(pending[name]) >= 3:
                 yield numbered(name)
@@ -259,6 +295,7 @@ def sharpest_clips(
     fraction: float,
     topics: list[str] | None = None,
     debayer: str = "vng",
+    max_gap_s: float | None = MAX_GAP_S,
 ) -> tuple[set[str], int]:
     """The names of the ``fraction`` of :func:`iter_clips`' clips of ``path`` with the highest
     median frame sharpness (variance of the Laplacian at half size, where sensor noise counts
@@ -266,7 +303,7 @@ def sharpest_clips(
     sharp stretches (standing, turning slowly) to synthesise blur from."""
     scores = {
         name: float(np.median([sharpness(f) for f in clip]))
-        for name, clip in iter_clips(path, clip_frames, 0.5, topics, debayer)
+        for name, clip in iter_clips(path, clip_frames, 0.5, topics, debayer, max_gap_s)
     }
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     return set(ranked[: max(1, round(fraction * len(ranked)))]), len(ranked)
@@ -287,6 +324,7 @@ def synthetic_sequences(
     max_frames: int | None = None,
     topics: list[str] | None = None,
     debayer: str = "vng",
+    max_gap_s: float | None = MAX_GAP_S,
 ) -> list[Sequence]:
     """Blurred sequences with ground truth from sharp material: a folder as
     :func:`synthesize_folder` makes them (a video or one sequence per still), a video file or
@@ -301,7 +339,10 @@ def synthetic_sequences(
         seqs = []
         for child in children:
             folder = recording_kind(child) == "folder"
-            for seq in synthetic_sequences(child, seed, params, scale, max_frames, topics, debayer):
+            made = synthetic_sequences(
+                child, seed, params, scale, max_frames, topics, debayer, max_gap_s
+            )
+            for seq in made:
                 # a folder's stills are named by their own stems: `s/s0`, not `s0` (the name of
                 # a video s0.mp4 beside them); its video is the folder's name, or `name#k`
                 if folder and seq.name.split("#")[0] != child.name:
@@ -313,7 +354,7 @@ def synthetic_sequences(
         if not made:
             raise InputError(f"no sharp images in {path}")
         return made
-    _, streams = read_streams(path, max_frames, scale=scale, topics=topics, debayer=debayer)
+    _, streams = read_streams(path, max_frames, 0, scale, topics, debayer, max_gap_s)
     seqs = []
     for name, frames in streams:
         blurred, sharp = synthesize([_rgb8(f) for f in frames], params=params, seed=seed)

@@ -22,9 +22,9 @@ from sarn_ros.recordings import (
     Recording,
     iter_clips,
     read_streams,
-    same_size_pieces,
     sharpest_clips,
     synthetic_sequences,
+    unbroken_pieces,
 )
 from sarn_ros.tools import cli
 from sarn_ros.tools.train import build_trainset, describe_sources, gather
@@ -302,7 +302,7 @@ def test_a_stream_is_cut_where_its_bit_depth_changes_at_the_same_size() -> None:
     """A camera switched from mono8 to mono16 keeps its size but not its format: one piece
     per format, as per size."""
     a8, a16 = np.zeros((4, 6), np.uint8), np.zeros((4, 6), np.uint16)
-    pieces = same_size_pieces([a8, a8, a16, a16, a8])
+    pieces = unbroken_pieces([a8, a8, a16, a16, a8], [0] * 5)
     assert [[f.dtype for f in p] for p in pieces] == [
         [np.uint8, np.uint8],
         [np.uint16, np.uint16],
@@ -354,6 +354,54 @@ def test_training_clips_end_where_a_run_of_recorded_frames_breaks(tmp_path: Path
         ], scale
         start = resize_by(cv2.cvtColor(grey[4], cv2.COLOR_GRAY2RGB), scale)
         assert np.array_equal(clips[0][1][0], start)  # the rgb8 run's first frame
+
+
+def write_paused_bag(path: Path, imgs: list[np.ndarray], stamps_ms: list[int]) -> None:
+    """One mono8 camera whose header stamps are ``stamps_ms`` (a pause, a clock jump)."""
+    with Writer(path, version=9) as w:
+        cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, (img, ms) in enumerate(zip(imgs, stamps_ms, strict=True)):
+            hdr = header(0, "cam")
+            hdr.stamp.sec, hdr.stamp.nanosec = 10 + ms // 1000, (ms % 1000) * 1_000_000
+            msg = bag_image(img, "mono8", hdr)
+            w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+
+
+# 0-3 at 30 fps, a 2 s pause, 4-7, the clock set back 1 s, 8-11
+PAUSED_MS = [33 * i for i in range(4)] + [2100 + 33 * i for i in range(4)]
+PAUSED_MS += [1200 + 33 * i for i in range(4)]
+
+
+def test_training_clips_and_eval_streams_end_where_a_bags_stamps_break_off(tmp_path) -> None:
+    """A recording paused for 2 s (or a clock set back) joined two scenes in one clip, where
+    the node restarts the recurrent state: the recurrent network trained across the cut,
+    and `sarn eval` played it as one stream. Cut as the node's max_gap_s; 0 cuts only back."""
+    grey = grey_frames(12)
+    write_paused_bag(tmp_path / "run", grey, PAUSED_MS)
+    clips = list(iter_clips(tmp_path / "run", 8))
+    assert [(n, len(c)) for n, c in clips] == [(f"run/cam/image_raw_{k}", 4) for k in (1, 2, 3)]
+    assert np.array_equal(clips[1][1][0][..., 0], grey[4])
+    assert [len(c) for _, c in iter_clips(tmp_path / "run", 8, max_gap_s=3)] == [8, 4]
+    assert [len(c) for _, c in iter_clips(tmp_path / "run", 8, max_gap_s=None)] == [8, 4]
+    _, streams = read_streams(tmp_path / "run")
+    assert [(n, len(f)) for n, f in streams] == [(f"run/cam/image_raw_{k}", 4) for k in (1, 2, 3)]
+    _, streams = read_streams(tmp_path / "run", max_gap_s=0)
+    assert [len(f) for _, f in streams] == [8, 4]
+
+
+def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path) -> None:
+    """--max-gap-s reaches the clips `sarn train` makes and is refused where no bag reads it."""
+    grey = grey_frames(12)
+    write_paused_bag(tmp_path / "run", grey, PAUSED_MS)
+    argv = ["train", "--data", str(tmp_path / "run"), "--run-dir", "r", "--max-gap-s", "5"]
+    assert cli.build_parser(argv).parse_args(argv).max_gap_s == 5
+    seqs = gather([tmp_path / "run"], BlurParams(), [1.0], 1, 6, clip_frames=8, max_gap_s=5)
+    assert [len(s.blurred) for s in seqs] == [8, 4]
+    desc = describe_sources([tmp_path / "run"], BlurParams(), [1.0], 1, 6, max_gap_s=5)
+    assert desc["max_gap_s"] == 5
+    write_video(tmp_path / "v.avi", [np.dstack([g] * 3) for g in grey[:4]])
+    r = sarn_eval("--no-gt", str(tmp_path / "v.avi"), "--max-gap-s", "2")
+    assert r.returncode == 2 and "--max-gap-s (bags of --synthetic or --no-gt)" in r.stderr
 
 
 def test_video_frames_come_out_rgb_and_16_bit_frames_scale_for_the_generator(tmp_path):

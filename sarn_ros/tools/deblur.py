@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from ..checkpoint import CheckpointError
+from ..engine import MAX_GAP_S
 from ..ensemble import MEMBERS
 from ..image_files import VIDEO_FPS, video_path
 from .options import (
     DEBAYER_DEFAULT,
     HelpFormatter,
     add_bag_arguments,
+    add_gap_argument,
     check_writable,
     nonempty,
     path_arg,
@@ -23,7 +25,6 @@ from .options import (
 
 JPEG_QUALITY = 90
 FPS = 30.0
-MAX_GAP_S = 0.5  # the node's max_gap_s default
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,13 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="torch.compile the network: faster per frame after a compile of 15-30 s per size",
     )
     add_bag_arguments(p)
-    p.add_argument(
-        "--max-gap-s",
-        type=ranged(float, 0, 3600),
-        default=MAX_GAP_S,
-        help="bags: restart the recurrent state where a camera's stamps are further apart, as "
-        "the node's max_gap_s (0: never; raise it for a camera slower than 2 fps)",
-    )
+    add_gap_argument(p, "restart the recurrent state")
     p.add_argument(
         "--compressed",
         action="store_true",

@@ -31,6 +31,7 @@ from ..data.datasets import (
     read_pair,
     unique_name,
 )
+from ..engine import MAX_GAP_S
 from ..ensemble import MEMBERS
 from .options import (
     DEBAYER_DEFAULT,
@@ -39,6 +40,7 @@ from .options import (
     Gathered,
     HelpFormatter,
     add_bag_arguments,
+    add_gap_argument,
     check_writable,
     once_each,
     path_arg,
@@ -99,6 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start --no-gt streams N frames in (recordings often begin standing still)",
     )
     add_bag_arguments(p)
+    add_gap_argument(p, "play a camera's frames as separate sequences")
     p.add_argument(
         "--future-frames",
         type=int,
@@ -175,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
     from ..recordings import read_streams, synthetic_sequences
 
-    source = {"topics": args.topics, "debayer": args.debayer}
+    source = {"topics": args.topics, "debayer": args.debayer, "max_gap_s": args.max_gap_s}
     try:
         check_args(args)
         # a setting or input given twice (`a` and `./a` too) would run twice and count twice
@@ -370,6 +373,7 @@ def check_args(args: argparse.Namespace) -> None:
         "--exposure (--synthetic)": args.exposure != EXPOSURE and not args.synthetic,
         "--topics (bags of --synthetic or --no-gt)": args.topics is not None and not bags,
         "--debayer (bags of --synthetic or --no-gt)": args.debayer != DEBAYER_DEFAULT and not bags,
+        "--max-gap-s (bags of --synthetic or --no-gt)": args.max_gap_s != MAX_GAP_S and not bags,
     }
     if unused := [flag for flag, in_vain in idle.items() if in_vain]:
         raise ValueError(f"not used in this run: {'; '.join(unused)}")

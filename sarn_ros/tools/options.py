@@ -184,6 +184,21 @@ def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     )
 
 
+def add_gap_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup, use: str) -> None:
+    """``--max-gap-s``: where a bag camera's stamps break off (further apart, or back), as the
+    node's ``max_gap_s`` where it restarts the recurrent state; ``use`` says what it does."""
+    from ..engine import MAX_GAP_S
+
+    p.add_argument(
+        "--max-gap-s",
+        type=ranged(float, 0, 3600),
+        default=MAX_GAP_S,
+        help=f"bags: {use} where a camera's stamps go back or are further apart than this, as "
+        "the node's max_gap_s (0: only where they go back; raise it for a camera slower than "
+        "2 fps)",
+    )
+
+
 def check_writable(path: Path, flag: str, folder: bool) -> None:
     """Raise ValueError where ``path`` plainly cannot take the output (a folder where the file
     goes or the reverse, a file among its parents, a link to nothing, a name too long, no

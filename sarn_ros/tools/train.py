@@ -47,6 +47,7 @@ from ..data.datasets import (
     unique_name,
     usable_sequences,
 )
+from ..engine import MAX_GAP_S
 from ..offline import kind_of
 from ..recordings import (
     holds_recordings,
@@ -63,6 +64,7 @@ from .options import (
     Gathered,
     HelpFormatter,
     add_bag_arguments,
+    add_gap_argument,
     once_each,
     path_arg,
     plural,
@@ -139,6 +141,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="videos and bags are cut into sequences of this many frames",
     )
     add_bag_arguments(d)
+    add_gap_argument(d, "cut clips")
     d.add_argument(
         "--sharpest",
         type=ranged(float, above=0, high=1),
@@ -383,6 +386,7 @@ def iter_gather(
     topics: list[str] | None = None,
     debayer: str = DEBAYER_DEFAULT,
     sharpest: float = 1.0,
+    max_gap_s: float | None = MAX_GAP_S,
 ) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
     source of sharp images: the folder itself or its sub-folders as frame/still folders, and
@@ -430,10 +434,11 @@ def iter_gather(
                 if src_kind in ("video", "bag"):
                     if sharpest < 1 and src not in kept:
                         kept[src], total = sharpest_clips(
-                            src, clip_frames, sharpest, topics, debayer
+                            src, clip_frames, sharpest, topics, debayer, max_gap_s
                         )
                         print(f"{src}: the {len(kept[src])} sharpest of {total} clips", flush=True)
-                    for name, clip in iter_clips(src, clip_frames, scale, topics, debayer):
+                    clips = iter_clips(src, clip_frames, scale, topics, debayer, max_gap_s)
+                    for name, clip in clips:
                         if src in kept and name not in kept[src]:
                             continue
                         for v in range(variants):
@@ -495,10 +500,12 @@ RECORDING_OPTIONS = {  # option: the --data kinds it applies to
     "clip_frames": ("video", "bag"),
     "topics": ("bag",),
     "debayer": ("bag",),
+    "max_gap_s": ("bag",),
 }
 
 
-VALIDATION_OPTIONS = ("topics", "debayer")  # recording options --val-sharp's bags read too
+# recording options --val-sharp's bags read too
+VALIDATION_OPTIONS = ("topics", "debayer", "max_gap_s")
 
 
 def unused_recording_options(args: argparse.Namespace) -> list[str]:
@@ -628,6 +635,7 @@ def describe_sources(
     clip_frames: int = CLIP_FRAMES,
     topics: list[str] | None = None,
     debayer: str = DEBAYER_DEFAULT,
+    max_gap_s: float | None = MAX_GAP_S,
 ) -> dict[str, Any]:
     """The sources (whole paths: a later command names them from anywhere), how their
     recordings were cut and read, the share of clips used and the synthetic blur they got
@@ -648,6 +656,7 @@ def describe_sources(
         "clip_frames": clip_frames,
         "topics": topics,
         "debayer": debayer,
+        "max_gap_s": max_gap_s,
     }
 
 
@@ -704,6 +713,7 @@ SET_OPTIONS = {
     "clip_frames": "--clip-frames",
     "topics": "--topics",
     "debayer": "--debayer",
+    "max_gap_s": "--max-gap-s",
 }
 
 
@@ -793,6 +803,7 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
             args.val_frames,
             topics=args.topics,
             debayer=args.debayer,
+            max_gap_s=args.max_gap_s,
         )
     for root in args.val_pairs:
         seqs += load_pairs(root, scale=args.val_scale, max_frames=args.val_frames)
@@ -967,6 +978,7 @@ def run(args: argparse.Namespace) -> int:
             "topics": args.topics,
             "debayer": args.debayer,
             "sharpest": args.sharpest,
+            "max_gap_s": args.max_gap_s,
         }
         rank = int(os.environ.get("RANK", 0))
         arch, init, model = args.arch, args.init, architecture_options(args)
