@@ -24,7 +24,7 @@ from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 
-from launch import LaunchDescription
+from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import launch_file_module
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,6 +39,14 @@ dds_profile = NODE_LAUNCH.dds_profile
 
 def driver_is(name: str) -> IfCondition:
     return IfCondition(PythonExpression(["'", LaunchConfiguration("driver"), f"' == '{name}'"]))
+
+
+def capture_settings(context: LaunchContext) -> list:
+    """The capture size and rate checked by name before any driver starts: a bad one was
+    ParameterValue's "could not convert string to float: 'abc'", naming no argument."""
+    for name, kind in (("image_width", int), ("image_height", int), ("framerate", float)):
+        NODE_LAUNCH.typed(name, LaunchConfiguration(name).perform(context), kind)
+    return []
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -86,6 +94,7 @@ def generate_launch_description() -> LaunchDescription:
                 description="frame_id of the images and camera_info (the deblurred ones keep it).",
             ),
             *NODE_LAUNCH.forwarded(FORWARDED),
+            OpaqueFunction(function=capture_settings),
             Node(
                 package="v4l2_camera",
                 executable="v4l2_camera_node",

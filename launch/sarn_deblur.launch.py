@@ -22,6 +22,7 @@ from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
+from sarn_ros.ros.params import validate
 
 PACKAGE = "sarn_ros"
 NODE = "sarn_deblur"
@@ -81,10 +82,11 @@ TYPES = {
 }
 
 
-def typed(name: str, text: str) -> object:
-    """A launch argument as its parameter's type; a bad value named with its argument (ros2
-    launch showed int()'s "invalid literal for int() with base 10: 'two'" and no name)."""
-    kind = TYPES.get(name, str)
+def typed(name: str, text: str, kind: type | None = None) -> object:
+    """A launch argument as its parameter's type (or ``kind``); a bad value named with its
+    argument (ros2 launch showed int()'s "invalid literal for int() with base 10: 'two'" and
+    no name)."""
+    kind = kind or TYPES.get(name, str)
     try:
         return kind(text)
     except ValueError:
@@ -116,8 +118,8 @@ def params_file_cameras(params_file: str, node: str = f"/{NODE}") -> list[str] |
     file: of the entries whose names match it (``/**``, ``/ns/node``, namespaces written as
     nested keys, wildcards), the last one that sets cameras. None where it names none:
     ``[""]``, the node's own namespace, names none (every copy of the packaged config spells
-    it out). One file for several nodes gave every node the first entry's cameras. An
-    unreadable file is left to the node to report."""
+    it out). One file for several nodes gave every node the first entry's cameras. A file
+    that cannot be read is left to rcl to report."""
     try:
         with open(params_file, encoding="utf-8") as f:
             content = yaml.safe_load(f)
@@ -201,12 +203,24 @@ def node_actions(context: LaunchContext) -> list[Node]:
             overrides[name] = typed(name, arg[name])
     if arg["cameras"]:
         overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
+    # launch_ros only warns of a params file that is not there and starts the node on its
+    # defaults: a mistyped path ran another configuration
+    if arg["params_file"] and not os.path.isfile(arg["params_file"]):
+        raise ValueError(f"launch argument params_file:={arg['params_file']}: no such file")
     params_file = arg["params_file"] or share_file("config", "sarn_deblur.yaml")
     cameras = (
         overrides.get("cameras")
         or params_file_cameras(params_file, node_name(arg["namespace"]))
         or [""]
     )
+    # checked before they become remap rules: rcl refuses 'front left/image_raw' with a
+    # lexer error naming no argument, before the node could say which camera is wrong
+    if why := validate("cameras", cameras):
+        given = f"cameras:={arg['cameras']}" if arg["cameras"] else f"params_file {params_file}"
+        raise ValueError(f"launch argument {given}: {why}")
+    image = arg["image"] or ARGUMENTS["image"][0]  # '' keeps the default, as every argument
+    info = arg["camera_info"] or ARGUMENTS["camera_info"][0]
+    level = ["--log-level", arg["log_level"]] if arg["log_level"] else []
     return [
         Node(
             package=PACKAGE,
@@ -214,8 +228,8 @@ def node_actions(context: LaunchContext) -> list[Node]:
             name=NODE,
             namespace=arg["namespace"],
             parameters=[params_file, overrides],
-            remappings=camera_remappings(cameras, arg["image"], arg["camera_info"]),
-            ros_arguments=["--log-level", arg["log_level"]],
+            remappings=camera_remappings(cameras, image, info),
+            ros_arguments=level,
             output="screen",
             emulate_tty=True,
         )

@@ -339,3 +339,48 @@ def test_weights_named_like_a_number_reach_the_node_as_text(share: Path):
         (node,), _ = expand("sarn_deblur.launch.py", weights=text, device="0")
         inline = parameters(node)[1]
         assert (inline["weights"], inline["device"]) == (text, "0")
+
+
+def test_a_params_file_that_is_not_there_is_an_error_naming_it(share: Path, tmp_path: Path):
+    """launch_ros only warned and started the node on its defaults: a mistyped path ran
+    another configuration (and the multi-camera file's default cameras)."""
+    missing = tmp_path / "mine.yml"
+    for launch_file in ("sarn_deblur.launch.py", "multi_camera_deblur.launch.py"):
+        with pytest.raises(ValueError, match=f"^launch argument params_file:={missing}: no such"):
+            expand(launch_file, params_file=str(missing))
+
+
+def test_empty_image_camera_info_and_log_level_keep_their_defaults(share: Path):
+    """'' keeps the default for every argument; for these three it made rules rcl cannot
+    parse ('-r camera_info:=', '--log-level ') and image_raw/compressed -> /compressed."""
+    (node,), _ = expand("sarn_deblur.launch.py", image="", camera_info="", log_level="")
+    assert sorted(node.expanded_remapping_rules) == [
+        ("camera_info", "camera_info"),
+        ("image_raw", "image_raw"),
+        ("image_raw/compressed", "image_raw/compressed"),
+    ]
+    assert node._Node__ros_arguments == []
+    (node,), _ = expand("sarn_deblur.launch.py", log_level="debug")
+    assert node._Node__ros_arguments == ["--log-level", "debug"]
+
+
+def test_a_camera_name_that_is_no_namespace_is_named_before_rcl_parses_it(
+    share: Path, tmp_path: Path
+):
+    """rcl refused the remap 'front left/image_raw' with a lexer error and no argument's name."""
+    with pytest.raises(ValueError, match="cameras:=\\[front left, right\\]: cameras: 'front left'"):
+        expand("multi_camera_deblur.launch.py", cameras="[front left, right]")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump({"/**": {"ros__parameters": {"cameras": ["a", "a"]}}}))
+    with pytest.raises(ValueError, match=f"params_file {mine}: cameras: 'a' given twice"):
+        expand("sarn_deblur.launch.py", params_file=str(mine))
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [("framerate", "abc", "a number"), ("image_width", "wide", "a whole number")],
+)
+def test_a_capture_setting_of_the_wrong_type_is_named(share: Path, name, value, expected):
+    """ParameterValue said "could not convert string to float: 'abc'", naming no argument."""
+    with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: expected {expected}$"):
+        expand("camera_deblur.launch.py", driver="usb_cam", **{name: value})
