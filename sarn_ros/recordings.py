@@ -45,6 +45,7 @@ from .offline import (
 )
 
 log = logging.getLogger(__name__)
+_TOLD: set[tuple[Path, str]] = set()  # (bag, topic) left out and said so in this process
 
 
 class Recording:
@@ -73,7 +74,9 @@ class Recording:
             with open_bag(self.path) as reader:
                 self.topics, self.ignored = bag_topics(reader, self.path, topics)
             for topic, why in self.ignored.items():
-                log.warning("%s: %s left out: %s (choose with --topics)", self.path, topic, why)
+                if (self.path.resolve(), topic) not in _TOLD:  # once, not per scale or pass
+                    _TOLD.add((self.path.resolve(), topic))
+                    log.warning("%s: %s left out: %s (choose with --topics)", self.path, topic, why)
         else:  # topics name bag topics only
             self.topics = [""]
 

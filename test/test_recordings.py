@@ -207,6 +207,18 @@ def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
         assert f"argument --sharpest: must be in (0, 1], got {bad}" in capsys.readouterr().err
 
 
+def test_a_topic_left_out_is_named_once_however_often_the_bag_is_read(tmp_path, caplog):
+    """Training reads a bag once per scale, and once more for --sharpest: its depth topic
+    was named left out three times."""
+    write_camera_bag(tmp_path / "run", grey_frames(8))
+    with caplog.at_level(logging.WARNING):
+        seqs = gather(
+            [tmp_path / "run"], BlurParams(), [1.0, 0.5], 1, 4, clip_frames=4, sharpest=0.5
+        )
+    assert len(seqs) == 2
+    assert caplog.text.count("depth/image_raw left out") == 1
+
+
 def test_a_message_that_does_not_deserialise_is_skipped_and_counted(tmp_path: Path) -> None:
     """A record cut short is an unreadable frame like any other, not the end of the read:
     rosbags reports it as AnyReaderError, which is no ValueError."""
