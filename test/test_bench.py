@@ -4,6 +4,7 @@ import argparse
 import inspect
 import json
 import math
+import os
 import subprocess
 import time
 import types
@@ -168,8 +169,8 @@ def test_bench_node_out_fps_is_the_rate_the_outputs_came_at():
     frames, which come after it, were not counted (9.0 out of 10.0 fps, 0 % dropped)."""
     from sarn_ros.tools.bench_node import rates
 
-    sent = {i: 100.0 + 0.1 * i for i in range(40)}  # 10 fps for 4 s
-    received = {i: 100.3 + 0.3 * i for i in range(30)}  # one every 0.3 s, 10 never
+    sent = {(0, i): 100.0 + 0.1 * i for i in range(40)}  # 10 fps for 4 s
+    received = {(0, i): 100.3 + 0.3 * i for i in range(30)}  # one every 0.3 s, 10 never
     r = rates(sent, received, wall=4.0)
     assert r["in_fps"] == 10.0
     assert r["out_fps"] == pytest.approx(1 / 0.3)
@@ -177,6 +178,57 @@ def test_bench_node_out_fps_is_the_rate_the_outputs_came_at():
     delayed = {i: t + 0.5 for i, t in sent.items()}  # every frame, 0.5 s later
     r = rates(sent, delayed, wall=4.0)
     assert r["out_fps"] == pytest.approx(10.0) and r["drop_pct"] == 0.0
+
+
+def test_bench_node_out_fps_leaves_out_the_flushed_frames_and_counts_per_camera():
+    """The last future_frames outputs wait for the stream's end (max_gap_s): counted in the
+    span, a steady 4 fps read 3.4 at 0 % dropped, as the e2e figures already left them out.
+    Two cameras' 2n outputs over one span are not 2n - 1 intervals: 4.18 for a true 4 fps."""
+    from sarn_ros.tools.bench_node import flushed_stamps, rates
+
+    sent = {(0, i): 10.0 + 0.25 * i for i in range(12)}
+    received = {s: t + 0.1 for s, t in sent.items()}
+    received[0, 11] = sent[0, 11] + 0.5  # flushed at max_gap_s
+    assert flushed_stamps(sent, 1) == {11} and flushed_stamps(sent, 0) == set()
+    assert rates(sent, received, 3.0)["out_fps"] < 3.5  # what it was
+    assert rates(sent, received, 3.0, flushed_stamps(sent, 1))["out_fps"] == pytest.approx(4.0)
+    pair = {(k, i): t + 0.01 * k for (_, i), t in sent.items() for k in (0, 1)}
+    r = rates(pair, {s: t + 0.1 for s, t in pair.items()}, 3.0)
+    assert r["out_fps"] == pytest.approx(4.0) and r["in_fps"] == pytest.approx(4.0)
+    assert r["drop_pct"] == 0.0
+
+
+def test_bench_node_node_figures_end_before_the_flushed_frames():
+    """The diagnostics periods after the first flushed output held its max_gap_s wait:
+    callback -> publish read above the e2e it is part of."""
+    from sarn_ros.tools.bench_node import measured_periods
+
+    diags = [{"p": "a"}, {"p": "b"}, {"p": "c"}]
+    received = {(0, 1): 10.5, (0, 2): 11.4, (0, 3): 12.2}
+    assert measured_periods(diags, [10.0, 11.0, 12.5], received, {3}) == diags[:2]
+    assert measured_periods(diags, [10.0, 11.0, 12.5], received, set()) == diags
+    assert measured_periods(diags, [13.0, 14.0, 15.0], received, {3}) == diags  # none before
+
+
+def test_bench_node_a_node_that_dies_mid_run_is_an_error(monkeypatch, ros_domain, capsys):
+    """A node killed during the measurement gave a row of 40 % 'drops' and exit 0."""
+    import signal
+
+    from sarn_ros.tools import bench_node, cli
+
+    class Killing(bench_node.ProcessMeter):
+        calls = 0
+
+        def rss_mib(self) -> float:  # read at the start, then once a second
+            Killing.calls += 1
+            if Killing.calls == 2:  # a second into the measurement
+                os.kill(self.pid, signal.SIGKILL)
+            return super().rss_mib()
+
+    monkeypatch.setattr(bench_node, "ProcessMeter", Killing)
+    argv = ["bench", "node", "--tiny", "--sizes", "64x48", "--fps", "5", "--duration", "6"]
+    assert cli.main([*argv, "--domain-id", str(ros_domain)]) == 1
+    assert "error at 64x48: the node exited (-9)" in capsys.readouterr().err
 
 
 def test_bench_node_memory_trend_is_a_slope_per_minute():
