@@ -16,7 +16,7 @@ import pytest
 import rclpy
 import torch
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
+from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import (
     Camera,
@@ -516,6 +516,18 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     ):
         result = set_param(node, name, value)
         assert not result.successful and result.reason, name
+
+
+def test_fp16_asked_on_a_cpu_reads_fp32_as_it_runs(ros, tiny_recurrent_checkpoint):
+    """The node ran fp32 and `ros2 param get precision` said fp16."""
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, precision="fp16")
+    wait_connected(node, [Camera(node)], proc)  # the engine is made: its topics are up
+    client = node.create_client(GetParameters, "/sarn_deblur/get_parameters")
+    assert client.wait_for_service(timeout_sec=10)
+    future = client.call_async(GetParameters.Request(names=["precision"]))
+    assert spin_until(node, future.done, 10)
+    assert [v.string_value for v in future.result().values] == ["fp32"]
 
 
 def test_an_exported_onnx_graph_serves_as_weights(

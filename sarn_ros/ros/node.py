@@ -351,6 +351,10 @@ class DeblurNode(Node):
             max_gap_s=None,  # gaps are found at intake, see enqueue
             torch_compile=self.torch_compile,
         )
+        if self.engine.precision != get("precision").value:  # fp16 asked on a CPU runs fp32
+            # the parameter says what runs: `ros2 param get` read fp16 (the live set of fp16
+            # on a CPU is refused for that reason); set before the live-change callback
+            self.set_parameters([Parameter("precision", value=self.engine.precision)])
         if device == "auto" and self.engine.device.type == "cpu" and not self.engine.onnx:
             self.get_logger().warning("device=auto: no CUDA device found, running on the CPU")
         if self.engine.device.type == "cpu" and not self.engine.onnx:
