@@ -76,7 +76,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -292,6 +292,11 @@ def onnx_refusal(device: str | torch.device, precision: str, torch_compile: bool
     """Why an ONNX graph cannot run with these settings (None where it can): the engine's
     check, made up front by tools that start the engine later, in a node."""
     if not names_the_cpu(device):
+        try:
+            with suppress(RuntimeError):  # CUDA missing here: the reason below
+                resolve_device(device)
+        except ValueError as exc:  # no device at all ('CPU', 'gpu'): said so first
+            return str(exc)
         return f"an ONNX graph runs on the CPU (onnxruntime), not {device!r}"
     if torch_compile:
         return "torch_compile does not apply to an ONNX graph (onnxruntime)"
