@@ -144,3 +144,17 @@ def launch_file_module(path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def torch_missing(exc: ModuleNotFoundError) -> str | None:
+    """One line for a PyTorch that is not installed (None for any other module): the
+    traceback said only "No module named 'torch'", from `sarn --version` too. rosdep installs
+    it on Kilted and later only (README: PyTorch)."""
+    name = (exc.name or "").split(".")[0]
+    if name not in ("torch", "torchvision"):
+        return None
+    return (
+        f"PyTorch is not installed here (no module {name}): python3 -m pip install --user "
+        "torch torchvision, or apt's python3-torch (Ubuntu 25.04 on), or NVIDIA's wheels on a "
+        "Jetson (README: PyTorch)"
+    )

@@ -435,6 +435,24 @@ def test_a_missing_pip_package_or_part_of_it_is_one_line(monkeypatch, capsys, na
     ]
 
 
+@pytest.mark.parametrize(
+    ("code", "prog", "rc"),
+    [
+        ("from sarn_ros.tools.cli import main; sys.exit(main(['--version']))", "sarn", 2),
+        ("from sarn_ros.ros.entry import main; sys.exit(main())", "sarn_deblur_node", 1),
+    ],
+)
+def test_pytorch_not_installed_is_one_line_naming_how_to_install_it(code, prog, rc):
+    """`sarn --version` and the node said only ModuleNotFoundError: No module named 'torch',
+    in a traceback (torch is the user's to install where rosdep has no key for it)."""
+    blocked = f"import sys; sys.modules['torch'] = None; {code}"  # import torch fails
+    run = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
+    assert run.returncode == rc, run.stderr
+    (line,) = run.stderr.splitlines()
+    assert line.startswith(f"{prog}: error: PyTorch is not installed here (no module torch)")
+    assert "pip install --user torch torchvision" in line
+
+
 def test_skip_default_xml_file_skips_only_when_set_to_1(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """Fast DDS skips the working directory's default profile only for SKIP_DEFAULT_XML_FILE=1:
     set to anything else, that file is still the user's choice and is kept."""

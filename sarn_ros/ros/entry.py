@@ -12,6 +12,8 @@ import signal
 import sys
 from types import FrameType
 
+from ..resources import torch_missing
+
 
 def _stop(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
@@ -27,6 +29,11 @@ def main() -> int:
         from .node import main as node_main
     except KeyboardInterrupt:
         return 0
+    except ModuleNotFoundError as exc:
+        if (why := torch_missing(exc)) is None:
+            raise
+        print(f"sarn_deblur_node: error: {why}", file=sys.stderr)
+        return 1
     finally:
         signal.signal(signal.SIGTERM, previous)
     code = node_main()

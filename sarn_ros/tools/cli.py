@@ -12,6 +12,7 @@ import platform
 import sys
 
 from sarn_ros import __version__
+from sarn_ros.resources import torch_missing
 
 # Python packages some subcommands need that package.xml does not declare (rosdistro has pip
 # keys at most, and rosdep's pip installs into the system Python fail under PEP 668): a ROS
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
+        if why := torch_missing(exc):
+            print(f"{prog}: error: {why}", file=sys.stderr)
+            return 2
         missing = (exc.name or "").split(".")[0]
         if missing not in PIP_ONLY:
             raise
