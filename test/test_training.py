@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import cv2
@@ -572,7 +573,7 @@ def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> 
         cv2.imwrite(str(video / f"{i:03d}.png"), f[..., ::-1])
     base = {"val_sharp": video, "val_pairs": [], "val_scale": 1.0, "val_frames": 4}
     base |= {"exposure": 0.8}
-    base |= {"topics": None, "debayer": "vng"}
+    base |= {"topics": None, "debayer": "vng", "max_gap_s": 0.5}
 
     def input_psnr(**kw) -> float:
         (seq,) = validation_set(argparse.Namespace(**base, **kw))
@@ -1130,7 +1131,7 @@ def test_architecture_options_given_with_init_are_named_not_recorded(
     )
     assert "--blocks-per-level" not in out  # as the weights have it
     weights = load_model(tmp_path / "run" / "latest.pth")
-    assert weights.cfg.channels == 8 and weights.meta["train_config"]["model"] == {}
+    assert weights.cfg.channels == 8 and weights.meta["train_config"]["model"]["channels"] == 8
 
 
 def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says(
@@ -1159,7 +1160,7 @@ def test_a_fine_tune_of_single_image_weights_stays_single_image_unless_arch_says
     assert sarn([*args, "--run-dir", str(tmp_path / "rec8"), *lstm]) == 0
     made = load_model(tmp_path / "rec8" / "latest.pth")
     assert made.cfg.lstm_channels == 8 and made.cfg.channels == 8
-    assert made.meta["train_config"]["model"] == {"lstm_channels": 8}
+    assert made.meta["train_config"]["model"] == asdict(made.cfg)  # as built
     # without --arch the weights' single-image model has none: named, not a TypeError
     capsys.readouterr()
     assert sarn([*args, "--run-dir", str(tmp_path / "kept8"), "--lstm-channels", "8"]) == 0
@@ -1763,7 +1764,7 @@ def test_validation_blur_follows_a_val_blur_px_of_0_and_the_exposure(tmp_path: P
     import argparse
 
     base = {"val_sharp": sharp_stills(tmp_path / "stills", 1), "val_pairs": [], "val_scale": 1.0}
-    base |= {"val_frames": 4, "topics": None, "debayer": "vng"}
+    base |= {"val_frames": 4, "topics": None, "debayer": "vng", "max_gap_s": 0.5}
 
     def blurred(**kw) -> np.ndarray:
         (seq,) = validation_set(argparse.Namespace(**base, **kw))
@@ -1784,6 +1785,7 @@ def test_a_bag_held_out_for_validation_plays_the_topics_asked_for(tmp_path: Path
     write_camera_bag(tmp_path / "run", grey_frames(4))
     args = {"val_sharp": tmp_path / "run", "val_pairs": [], "val_scale": 0.5, "val_frames": 3}
     args |= {"blur_px": 8.0, "val_blur_px": None, "exposure": 0.8, "debayer": "vng"}
+    args |= {"max_gap_s": 0.5}
     (seq,) = validation_set(argparse.Namespace(**args, topics=["/cam/image_raw/compressed"]))
     assert seq.name == "run/cam/image_raw/compressed" and len(seq.blurred) == 3
 
@@ -1840,6 +1842,20 @@ def tiny_run(tmp_path: Path, video: Path, steps: int, *extra: str) -> int:
     args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
     args += ["--steps", str(steps), "--batch", "1", "--clip-len", "3", "--crop", "32"]
     return sarn([*args, "--device", "cpu", *extra])
+
+
+def test_a_resumed_run_records_what_a_straight_one_does(tmp_path: Path) -> None:
+    """The weights' train_config.model was the options as typed for a straight run and every
+    field of the architecture for the same run resumed (taken from its latest.pth)."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path / "a", video, 2, *TINY_ARGS) == 0
+    assert tiny_run(tmp_path / "b", video, 1, *TINY_ARGS) == 0
+    assert tiny_run(tmp_path / "b", video, 2, *TINY_ARGS, "--resume") == 0
+    straight, resumed = (
+        load_model(tmp_path / run / "run" / "latest.pth").meta["train_config"] for run in "ab"
+    )
+    assert straight["model"] == resumed["model"] == {**straight["model"], "attention": True}
+    assert straight == resumed
 
 
 def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
@@ -1902,6 +1918,7 @@ def test_a_single_image_run_takes_the_recurrent_tiny_options_but_lstm_channels(
     assert tiny_run(tmp_path, video, 1, "--arch", "single", *TINY_ARGS) == 0
     weights = load_model(tmp_path / "run" / "latest.pth")
     assert type(weights).__name__ == "SARN" and weights.cfg.channels == 8
+    assert weights.meta["train_config"]["model"] == asdict(weights.cfg)  # no lstm_channels
     assert "lstm_channels" not in weights.meta["train_config"]["model"]
 
 

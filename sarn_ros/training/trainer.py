@@ -350,6 +350,9 @@ class Trainer:
             raise ValueError(f"unknown loss {cfg.loss!r}: one of {', '.join(PIXEL_LOSSES)}")
         torch.manual_seed(cfg.seed)
         self.model = build_training_model(cfg).to(self.device)
+        # the architecture as built, not as typed: the weights' train_config read {channels: 8}
+        # for a new run and every field for the same run resumed (taken from its latest.pth)
+        cfg.model = asdict(self.model.cfg)
         check_deform_kernel(self.device)
         self.model.train()
         self.net: nn.Module = (
