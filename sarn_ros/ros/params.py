@@ -58,8 +58,8 @@ PARAMS: tuple[Param, ...] = (
         "precision",
         "fp32",
         "Inference precision (autocast; state stays fp32). fp16 is for CUDA (a CPU started "
-        "with it runs fp32, a live set to it is refused); bf16 is faster on CPUs with native "
-        "bf16 (AVX512-BF16, AMX) at the same PSNR.",
+        "with it runs fp32, and the parameter then reads fp32; a live set to it is refused); "
+        "bf16 is faster on CPUs with native bf16 (AVX512-BF16, AMX) at the same PSNR.",
         live=True,
         choices=("fp32", "fp16", "bf16"),
     ),
