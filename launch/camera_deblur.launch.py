@@ -41,7 +41,7 @@ def driver_is(name: str) -> IfCondition:
     return IfCondition(PythonExpression(["'", LaunchConfiguration("driver"), f"' == '{name}'"]))
 
 
-def capture_settings(context: LaunchContext) -> list:
+def capture_settings(context: LaunchContext) -> list[object]:
     """The capture size and rate checked by name before any driver starts: a bad one was
     ParameterValue's "could not convert string to float: 'abc'", naming no argument."""
     for name, kind in (("image_width", int), ("image_height", int), ("framerate", float)):

@@ -101,6 +101,7 @@ _TORCH_DTYPE = {
     np.dtype(np.uint16): getattr(torch, "uint16", torch.int32),
 }
 RECOMPILE_LIMIT = 64  # compiled variants of the network per process (dynamo's default: 8)
+MAX_GAP_S = 0.5  # stamps further apart restart a stream: a new scene (the node's default)
 RESET_REASONS = ("resolution", "format", "backwards", "gap", "explicit", "future_frames", "error")
 
 
@@ -303,9 +304,6 @@ def onnx_refusal(device: str | torch.device, precision: str, torch_compile: bool
     if precision != "fp32":
         return f"an ONNX graph runs in fp32 (onnxruntime), not {precision!r}"
     return None
-
-
-MAX_GAP_S = 0.5  # stamps further apart restart a stream: a new scene (the node's default)
 
 
 class StreamDeblurrer:

@@ -268,7 +268,8 @@ def iter_clips(
     rec = Recording(path, topics, debayer, max_gap_s)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
-    runs: dict[str, tuple[tuple[int, ...], np.dtype, int]] = {}  # format, skips so far
+    # per stream: its format, and its skips and stamp breaks so far
+    runs: dict[str, tuple[tuple[int, ...], np.dtype, int, int]] = {}
 
     def numbered(name: str) -> tuple[str, list[np.ndarray]]:
         """The stream's pending clip, taken and named ``<stream>_<k>``."""

@@ -150,8 +150,8 @@ def torch_missing(exc: ModuleNotFoundError) -> str | None:
     """One line for a PyTorch that is not installed (None for any other module): the
     traceback said only "No module named 'torch'", from `sarn --version` too. rosdep installs
     it on Kilted and later only (README: PyTorch)."""
-    name = (exc.name or "").split(".")[0]
-    if name not in ("torch", "torchvision"):
+    name = exc.name or ""
+    if name not in ("torch", "torchvision"):  # torch._C: installed but broken, its traceback
         return None
     return (
         f"PyTorch is not installed here (no module {name}): python3 -m pip install --user "

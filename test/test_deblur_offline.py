@@ -1667,9 +1667,9 @@ def test_bag_resize_scales_camera_info_by_each_sides_own_factor(
 
 
 def test_bag_only_options_and_overwrite_are_refused_where_they_do_nothing(tmp_path, capsys):
-    """A --max-gap-s below the default (0: never restart) on a folder was as idle as one above
-    it, and --overwrite on a bag (whose output must be new) is as idle as --compressed on a
-    video: each is refused before the model loads."""
+    """A --max-gap-s below the default (0: restart only where stamps go back) on a folder was
+    as idle as one above it, and --overwrite on a bag (whose output must be new) is as idle as
+    --compressed on a video: each is refused before the model loads."""
     (tmp_path / "pngs").mkdir()
     cv2.imwrite(str(tmp_path / "pngs" / "0.png"), frames(1)[0])
     write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)

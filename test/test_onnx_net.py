@@ -57,7 +57,7 @@ def test_onnx_engine_refuses_what_onnxruntime_does_not_do(tiny_recurrent_onnx):
         with pytest.raises(ValueError, match="runs on the CPU"):
             StreamDeblurrer(tiny_recurrent_onnx, device=elsewhere)
     for bogus in ("bogus", "CPU"):  # no device at all: said as for a checkpoint, not "not CPU"
-        with pytest.raises(ValueError, match="^device must be auto, cpu, cuda or cuda:N, got"):
+        with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda or cuda:N, got"):
             StreamDeblurrer(tiny_recurrent_onnx, device=bogus)
     for cpu in ("cpu:0", torch.device("cpu", 0)):  # the CPU too: refused as "not the CPU"
         assert StreamDeblurrer(tiny_recurrent_onnx, device=cpu).device.type == "cpu"

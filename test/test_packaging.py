@@ -453,6 +453,16 @@ def test_pytorch_not_installed_is_one_line_naming_how_to_install_it(code, prog, 
     assert "pip install --user torch torchvision" in line
 
 
+
+def test_a_broken_pytorch_is_not_said_to_be_missing():
+    """torch._C that cannot be imported is an installed torch that is broken: its traceback."""
+    from sarn_ros.resources import torch_missing
+
+    assert torch_missing(ModuleNotFoundError(name="torch._C")) is None
+    assert torch_missing(ModuleNotFoundError(name="torchaudio")) is None
+    assert torch_missing(ModuleNotFoundError(name="torchvision")) is not None
+
+
 def test_skip_default_xml_file_skips_only_when_set_to_1(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """Fast DDS skips the working directory's default profile only for SKIP_DEFAULT_XML_FILE=1:
     set to anything else, that file is still the user's choice and is kept."""

@@ -27,7 +27,7 @@ from sarn_ros.recordings import (
     unbroken_pieces,
 )
 from sarn_ros.tools import cli
-from sarn_ros.tools.train import build_trainset, describe_sources, gather
+from sarn_ros.tools.train import build_trainset, describe_sources, gather, trainset_conflicts
 
 
 def grey_frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -411,6 +411,12 @@ def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path) -> None:
     assert [len(s.blurred) for s in seqs] == [8, 4]
     desc = describe_sources([tmp_path / "run"], BlurParams(), [1.0], 1, 6, max_gap_s=5)
     assert desc["max_gap_s"] == 5
+    # a set built before --max-gap-s never cut its bags' clips: reused, it is named, not
+    # taken as asked
+    del desc["max_gap_s"]
+    args = cli.build_parser(argv).parse_args([*argv, "--trainset", "ts"])
+    found = trainset_conflicts(args, desc)
+    assert "--max-gap-s 5 (the set: clips not cut at stamp breaks)" in found
     write_video(tmp_path / "v.avi", [np.dstack([g] * 3) for g in grey[:4]])
     r = sarn_eval("--no-gt", str(tmp_path / "v.avi"), "--max-gap-s", "2")
     assert r.returncode == 2 and "--max-gap-s (bags of --synthetic or --no-gt)" in r.stderr

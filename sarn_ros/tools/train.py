@@ -753,9 +753,16 @@ def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[s
         value = getattr(args, key)
         if key in RECORDING_OPTIONS and not set_holds(desc, RECORDING_OPTIONS[key]):
             continue  # a --sharpest on stills: said to be unused when built, not a conflict now
-        if key in desc and not same(key, desc[key], value) and given(value, getattr(defaults, key)):
-            found.append(f"{option} {shown_value(value)} (the set: {shown_value(desc[key])})")
+        if key not in desc and key not in MADE_BEFORE:
+            continue
+        built = desc.get(key, MADE_BEFORE.get(key))
+        if not same(key, built, value) and given(value, getattr(defaults, key)):
+            found.append(f"{option} {shown_value(value)} (the set: {shown_value(built)})")
     return found
+
+
+# a set built before an option came, made as none of its values makes one: always a conflict
+MADE_BEFORE = {"max_gap_s": "clips not cut at stamp breaks"}
 
 
 def same(key: str, built: Any, value: Any) -> bool:
