@@ -403,6 +403,8 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     # the README's promise for a resolution switch and a looping bag: logged as well as counted
     assert "recurrent state restarted: the image size changed" in out, out
     assert "recurrent state restarted: a stamp went back (a looping bag?)" in out, out
+    # counted only, it was: an image stamped apart from every camera_info
+    assert "has no message of this image's stamp: the latest is republished" in out, out
 
 
 def test_a_camera_info_sent_just_after_its_image_still_goes_with_it(ros, tiny_recurrent_checkpoint):
@@ -1170,10 +1172,17 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
         queue_size=queue_size,
         max_gap_s=max_gap_s,
         latest_depth=1,  # one camera
+        warned={},
+        said=[],  # the warnings logged
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     fake.reject = lambda reason, detail: fake.count(f"rejected.{reason}")
+    fake.due = lambda key: node_module.DeblurNode.due(fake, key)
+    fake.get_logger = lambda: SimpleNamespace(warning=fake.said.append)
     cam = SimpleNamespace(
+        stream="cam",
+        input_topic="/cam/image_raw",
+        said=fake.said,
         queue=deque(),
         last_stamp=None,
         reset_requested=False,
@@ -1189,6 +1198,20 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
         node_module.DeblurNode.enqueue(fake, cam, msg)
 
     return cam, send
+
+
+def test_a_full_queue_of_queue_policy_all_is_said_once_not_under_latest():
+    """`all` promises every frame: its overflow dropped the oldest frames with only a count
+    in /diagnostics. Said, throttled; `latest` drops by design and says nothing."""
+    cam, send = intake("all", queue_size=3)
+    for i in range(8):
+        send(10 + i / 30)
+    assert cam.counts["dropped"] == 5 and len(cam.said) == 1
+    assert cam.said[0].startswith("queue_policy all: /cam/image_raw's queue is full (3 frames)")
+    cam, send = intake("latest")
+    for i in range(8):
+        send(10 + i / 30)
+    assert cam.counts["dropped"] == 7 and not cam.said
 
 
 def test_gaps_are_found_between_the_stamps_a_camera_sends_not_the_frames_processed():

@@ -205,6 +205,7 @@ class Camera:
         self.last_taken_wall = 0.0  # time.monotonic() of the same, for a /clock that stopped
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
+        self.unmatched_said = False  # a camera_info of another stamp used, and logged once
         self.input_size: tuple[int, int] | None = None  # of the last frame, before resize
         # a backlog of queued frames (queue_policy all) must still find its camera_info
         self.infos = InfoCache(max(CAMERA_INFO_CACHE, node.queue_size + 3))
@@ -565,13 +566,22 @@ class DeblurNode(Node):
             if cam.reset_requested:
                 restart, cam.reset_requested = "explicit", False
             cam.last_stamp = stamp
-            limit = self.latest_depth if self.queue_policy == "latest" else self.queue_size
+            latest = self.queue_policy == "latest"
+            limit = self.latest_depth if latest else self.queue_size
+            overflow = not latest and len(cam.queue) >= limit
             while len(cam.queue) >= limit:
                 dropped = cam.drop_oldest(stamp)  # the next frame kept starts the new segment
                 restart = restart or dropped
                 self.count("dropped")
             cam.queue.append(Queued(msg, time.monotonic(), restart, stamp))
             self.lock.notify()
+        # latest drops by design; all promised every frame: its overflow is said (counted too)
+        if overflow and self.due(f"queue_full.{cam.stream}"):
+            self.get_logger().warning(
+                f"queue_policy all: {cam.input_topic}'s queue is full ({limit} frames), its oldest "
+                "dropped: the node is slower than the camera (raise queue_size for bursts, or "
+                "see README's speed settings)"
+            )
 
     def count(self, key: str, n: int = 1) -> None:
         """Add to a counter; callers hold ``self.lock``."""
@@ -844,6 +854,14 @@ class DeblurNode(Node):
                     "transient_local)"
                 )
         else:
+            if not matched and not cam.unmatched_said:  # a latched one never matches
+                cam.unmatched_said = True
+                self.get_logger().info(
+                    f"{cam.info_topic} has no message of this image's stamp: the latest is "
+                    "republished with the image's header (a latched calibration, or a driver "
+                    "that stamps camera_info apart from its images; counted as "
+                    "camera_info_unmatched)"
+                )
             info = scale_camera_info(info, *meta.scale, header=meta.header)
             try:
                 cam.info_pub.publish(info)
