@@ -292,6 +292,25 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
 
 
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
+def test_weights_that_give_nan_are_refused_not_exported_with_an_error_of_0(tmp_path, capsys):
+    """max(0.0, nan) is 0.0: a NaN in the weights was exported, 'max abs error 0.00e+00'."""
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = SARN(channels=8, blocks_per_level=1, attention_stride=4)
+    with torch.no_grad():
+        model.decoder.out.bias.fill_(float("nan"))
+    ckpt = save_checkpoint(model, tmp_path / "nan.pth")
+    out = tmp_path / "nan.onnx"
+    argv = ["export", "--weights", str(ckpt), "-o", str(out), "--height", "32", "--width", "32"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()  # the exporter's own notes before
+    assert err[-1] == (
+        f"sarn export: error: {ckpt}: the network's outputs at 32x32 are not finite (NaN or inf)"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
 def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     monkeypatch, tmp_path, capsys
 ):
@@ -382,6 +401,7 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     assert cli.main(argv) == 0
     printed = capsys.readouterr().out
     assert "the fp32 graph it was quantised from: onnxruntime vs PyTorch" in printed
+    assert "at [(48, 64), (24, 32)]" in printed  # the sizes checked (the frames' were shown)
     found = re.search(r"int8 frames vs fp32 frames ([\d.]+) dB PSNR on 4 frames \(48x40\)", printed)
     assert found, printed
     assert float(found.group(1)) > 35

@@ -246,8 +246,13 @@ def explicit_split_sizes(proto: Any) -> int:
     return changed
 
 
+class NotFinite(ValueError):
+    """Outputs with NaN or inf: weights that cannot deblur, whatever the graph."""
+
+
 def validate(graph: nn.Module, model: nn.Module, path: Path, sizes: list[tuple[int, int]]) -> float:
-    """Largest |onnxruntime - PyTorch| over all outputs at each size."""
+    """Largest |onnxruntime - PyTorch| over all outputs at each size; NotFinite where either
+    gives NaN or inf (max(0.0, nan) is 0.0: NaN weights were exported with an error of 0)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -259,6 +264,8 @@ def validate(graph: nn.Module, model: nn.Module, path: Path, sizes: list[tuple[i
         ref = ref if isinstance(ref, tuple) else (ref,)
         feed = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs, strict=True)}
         for a, b in zip(session.run(None, feed), ref, strict=True):
+            if not (np.isfinite(a).all() and torch.isfinite(b).all()):
+                raise NotFinite(f"the network's outputs at {h}x{w} are not finite (NaN or inf)")
             worst = max(worst, float(np.abs(a - b.numpy()).max()))
     return worst
 
@@ -377,6 +384,9 @@ def run(args: argparse.Namespace) -> int:
             done = final if args.int8 else fp32
             record_provenance(done, args.weights, getattr(model, "meta", {}), args.opset)
             os.replace(done, args.output)
+        except NotFinite as exc:
+            print(f"sarn export: error: {args.weights}: {exc}", file=sys.stderr)
+            return 2
         except Exception as exc:  # exporter, converter, calibration, onnxruntime, the move
             print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
             return 2
@@ -387,8 +397,8 @@ def run(args: argparse.Namespace) -> int:
     )
     note = ""
     if args.int8:
-        sizes = sorted({f.shape[1::-1] for frames in streams for f in frames}, reverse=True)
-        shown = ", ".join(f"{w}x{h}" for w, h in sizes)  # a folder's may differ frame to frame
+        calib = sorted({f.shape[1::-1] for frames in streams for f in frames}, reverse=True)
+        shown = ", ".join(f"{w}x{h}" for w, h in calib)  # a folder's may differ frame to frame
         note = (
             f"; int8 frames vs fp32 frames {agreement:.1f} dB PSNR on "
             f"{sum(map(len, streams))} frames ({shown}) of {args.calib or 'the bundled sample'}"
