@@ -158,3 +158,15 @@ def torch_missing(exc: ModuleNotFoundError) -> str | None:
         "torch torchvision, or apt's python3-torch (Ubuntu 25.04 on), or NVIDIA's wheels on a "
         "Jetson (README: PyTorch)"
     )
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` of a node the tools start: SIGTERM (its clean stop) when the tool that
+    started it dies, also of SIGKILL, which left the node running orphaned (Linux; elsewhere
+    nothing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -110,6 +110,7 @@ def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeyp
         (tmp_path / "a_file", "file"),
         (tmp_path / "taken", "demo_strip.png is a folder, not a file"),
         (tmp_path / ("a" * 300), "File name too long"),  # was a traceback
+        (pathlib.Path(str(demo.SAMPLE)) / "blur", "inside the bundled sample"),  # read back
     ):
         assert cli.main(["demo", "--out", str(out)]) == 2
         err = capsys.readouterr().err.strip()
@@ -118,6 +119,95 @@ def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeyp
     assert cli.main(["demo", "--out", str(tmp_path), "--device", "cuda:9"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("sarn demo: error:") and "cuda:9" in err and "\n" not in err
+
+
+def test_the_sample_is_read_as_pairs_whatever_else_is_beside_them(tmp_path, monkeypatch):
+    """A demo_strip.png written into sample/blur made every later demo a traceback (9 blurred
+    frames against 8 sharp ones) after the node had run."""
+    import shutil
+
+    from sarn_ros.tools import demo
+
+    blurred, _ = demo.load_sample()
+    sample = tmp_path / "sample"
+    shutil.copytree(pathlib.Path(str(demo.SAMPLE)), sample)
+    cv2.imwrite(str(sample / "blur" / "demo_strip.png"), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setattr(demo, "SAMPLE", sample)
+    again = demo.load_sample()
+    assert len(again[0]) == len(again[1]) == len(blurred) == 8
+    assert all(np.array_equal(a, b) for a, b in zip(again[0], blurred, strict=True))
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_two_demos_on_one_domain_keep_to_their_own_node(tmp_path, ros_domain):
+    """Each demo's camera fed both nodes and took both nodes' outputs: a single-image and a
+    recurrent demo on one --domain-id both printed a mix of the two."""
+    import torch
+
+    from sarn_ros.archs import SARN as Net
+    from sarn_ros.checkpoint import save_checkpoint
+
+    weights = []
+    for seed in (0, 1):  # two untrained networks: each deblurs the sample its own way
+        torch.manual_seed(seed)
+        model = Net(channels=8, blocks_per_level=1)
+        weights.append(str(save_checkpoint(model, tmp_path / f"single{seed}.pth")))
+    args = ["--device", "cpu", "--domain-id", str(ros_domain)]
+    alone = demo("--weights", weights[0], "--out", str(tmp_path / "alone"), *args, timeout=180)
+    assert alone.returncode == 0, alone.stderr
+    assert f"ROS domain {ros_domain}, topics under /sarn_demo_" in alone.stdout
+    both = [
+        subprocess.Popen(
+            [*SARN, "demo", "--weights", w, "--out", str(tmp_path / f"out{k}"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k, w in enumerate(weights)
+    ]
+    outs = [p.communicate(timeout=300) for p in both]
+    assert [p.returncode for p in both] == [0, 0], outs
+
+    def psnr(text: str) -> str:
+        return re.search(r"deblurred ([\d.]+) dB", text).group(1)
+
+    assert psnr(outs[0][0]) == psnr(alone.stdout)
+    assert psnr(outs[1][0]) != psnr(alone.stdout)  # so a mix would have shown
+
+
+@pytest.mark.ros
+def test_a_demo_killed_outright_takes_its_node_with_it(
+    tmp_path, ros_domain, tiny_recurrent_checkpoint
+):
+    """SIGKILL leaves a process no time to stop its children: the node ran on, orphaned."""
+    import signal
+
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--out", str(tmp_path), "--domain-id", str(ros_domain)]
+    proc = subprocess.Popen([*SARN, "demo", *args], stdout=subprocess.PIPE, text=True)
+    assert "topics under" in proc.stdout.readline()  # printed just before the node starts
+    children = pathlib.Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    deadline = time.monotonic() + 30
+    while not children.read_text().split() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (node,) = children.read_text().split()
+    proc.kill()
+    proc.wait()
+
+    def running() -> bool:  # a zombie waits for a parent to reap it: it runs no more
+        try:
+            stat = pathlib.Path(f"/proc/{node}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+    deadline = time.monotonic() + 30
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running():
+        os.kill(int(node), signal.SIGKILL)
+        pytest.fail("the node outlived the demo")
 
 
 def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path, monkeypatch):
@@ -320,7 +410,7 @@ def test_the_demos_figures_come_from_each_frames_own_timing():
     args = Namespace(weights="w.pth", self_ensemble=2, out=pathlib.Path("o"))
     text = demo.report(args, 1, blurred[:3], sharp[:3], blurred[:3], latency, rate)
     h, w = blurred[0].shape[:2]
-    assert f"3 frames {w}x{h} through sarn_deblur_node (w.pth, look-ahead 1 frames, " in text
+    assert f"3 frames {w}x{h} through sarn_deblur_node (w.pth, look-ahead 1 frame, " in text
     assert "(gain +0.00 dB)" in text and "median 200 ms" in text and "throughput 1.33 fps" in text
     worse = [cv2.GaussianBlur(b, (0, 0), 3) for b in blurred[:3]]
     text = demo.report(args, 1, blurred[:3], sharp[:3], worse, latency, rate)

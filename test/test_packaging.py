@@ -453,7 +453,6 @@ def test_pytorch_not_installed_is_one_line_naming_how_to_install_it(code, prog, 
     assert "pip install --user torch torchvision" in line
 
 
-
 def test_a_broken_pytorch_is_not_said_to_be_missing():
     """torch._C that cannot be imported is an installed torch that is broken: its traceback."""
     from sarn_ros.resources import torch_missing

@@ -66,7 +66,13 @@ from ..checkpoint import CheckpointError, read_checkpoint
 from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
-from ..resources import find_share_file, node_command, own_ros_domain, param_string
+from ..resources import (
+    die_with_parent,
+    find_share_file,
+    node_command,
+    own_ros_domain,
+    param_string,
+)
 from .options import add_domain_argument, check_writable, path_arg, plural, ranged
 
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
@@ -341,7 +347,9 @@ def bench_size(
 
     # a file, not a pipe nobody reads: a long run's warnings would fill a pipe and stall the node
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally that stops the node)
-    proc = subprocess.Popen(node_args(weights, args), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(  # the node goes with the bench, also when it is SIGKILLed
+        node_args(weights, args), stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+    )
     node = None
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
         meter = ProcessMeter(proc.pid)

@@ -9,6 +9,7 @@ latency. Writes a side-by-side strip (input | deblurred | sharp) and an mp4 to `
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from ..engine import resolve_device
 from ..ensemble import MEMBERS
 from ..image_files import imread, imwrite, video_path
 from ..onnx_net import OnnxNet, is_onnx
-from ..resources import own_ros_domain
+from ..resources import die_with_parent, own_ros_domain
 from .options import HelpFormatter, add_domain_argument, check_writable, path_arg, ranged
 
 SAMPLE = files("sarn_ros") / "sample"
@@ -77,9 +78,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_sample() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The sample's blurred frames and their ground truth, the pairs whose names both sides
+    have (a demo_strip.png left in blur/ made the demo a traceback after its run)."""
+    names = [
+        sorted(p.name for p in (SAMPLE / kind).iterdir() if p.name.endswith(".png"))
+        for kind in ("blur", "sharp")
+    ]
+    both = sorted(set(names[0]) & set(names[1]))
+
     def read(kind: str) -> list[np.ndarray]:
-        paths = sorted(p for p in (SAMPLE / kind).iterdir() if p.name.endswith(".png"))
-        return [imread(p, cv2.IMREAD_COLOR)[..., ::-1].copy() for p in paths]
+        return [imread(SAMPLE / kind / n, cv2.IMREAD_COLOR)[..., ::-1].copy() for n in both]
 
     return read("blur"), read("sharp")
 
@@ -113,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:  # known before the node runs, not from its log after it exited
         check_writable(args.out, "--out", folder=True)
+        sample = Path(str(SAMPLE)).resolve()
+        if args.out.resolve().is_relative_to(sample):  # read again by every later demo
+            raise ValueError(f"--out {args.out} is inside the bundled sample ({sample})")
         for name in ("demo_strip.png", "demo.mp4"):  # a folder of that name: known now
             check_writable(args.out / name, "--out", folder=False)
         video_path(args.out / "demo.mp4")
@@ -130,9 +141,16 @@ def run(args: argparse.Namespace) -> int:
     from ..resources import find_share_file, node_command, param_string
     from ..ros.image_conversion import image_to_numpy, numpy_to_image
 
+    # a namespace of its own: two demos on one domain (--domain-id, or the same draw) had
+    # each one's camera feed both nodes and took both nodes' outputs
+    ns = f"/sarn_demo_{os.getpid()}"
+    if args.domain_id is not None:  # to be watched: where
+        print(f"sarn demo: ROS domain {args.domain_id}, topics under {ns}/", flush=True)
     cmd = [
         *node_command(),
         "--ros-args",
+        "-r",
+        f"__ns:={ns}",
         "--params-file",
         str(find_share_file("config/sarn_deblur.yaml")),
         "-p",
@@ -150,18 +168,24 @@ def run(args: argparse.Namespace) -> int:
         "-p",
         "qos.subscription.depth:=50",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent,  # a demo killed (SIGKILL) leaves no node running
+    )
     node = None
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
         rclpy.init()
         node = rclpy.create_node("sarn_demo_camera")
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        pub = node.create_publisher(Image, "image_raw", qos)
-        info_pub = node.create_publisher(CameraInfo, "camera_info", qos)
+        pub = node.create_publisher(Image, f"{ns}/image_raw", qos)
+        info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info", qos)
         outputs: dict[int, tuple[np.ndarray, float]] = {}
         node.create_subscription(
             Image,
-            "deblurred/image_raw",
+            f"{ns}/deblurred/image_raw",
             lambda m: outputs.__setitem__(
                 m.header.stamp.nanosec, (image_to_numpy(m).copy(), time.monotonic())
             ),
@@ -169,12 +193,14 @@ def run(args: argparse.Namespace) -> int:
         )
         deadline = time.monotonic() + args.timeout
         while (
-            pub.get_subscription_count() == 0 or node.count_publishers("deblurred/image_raw") == 0
+            pub.get_subscription_count() == 0
+            or node.count_publishers(f"{ns}/deblurred/image_raw") == 0
         ):
             if proc.poll() is not None or time.monotonic() > deadline:
                 alive = proc.poll() is None
                 output = stop_node(proc)
                 why = f"was not up after --timeout {args.timeout:g} s" if alive else "exited"
+                output = output or "(it printed nothing)"
                 print(f"sarn demo: error: the node {why}:\n{output}", file=sys.stderr)
                 return 1
             rclpy.spin_once(node, timeout_sec=0.05)
@@ -250,12 +276,13 @@ def report(
     return "\n".join(
         [
             f"sarn demo: {len(blurred)} frames {w}x{h} through sarn_deblur_node ({args.weights}, "
-            f"look-ahead {look_ahead} frames, self-ensemble x{args.self_ensemble})",
+            f"look-ahead {look_ahead} frame{'' if look_ahead == 1 else 's'}, self-ensemble "
+            f"x{args.self_ensemble})",
             f"  PSNR input {p_in:.2f} dB -> deblurred {p_out:.2f} dB  "
             f"(gain {p_out - p_in:+.2f} dB)",
             f"  throughput {rate:.2f} fps, latency publish->receive median "
             f"{np.median(latency) * 1e3:.0f} ms (frames sent at 30 fps queue behind the model; "
-            f"includes {look_ahead} frames of look-ahead)",
+            f"includes {look_ahead} frame{'' if look_ahead == 1 else 's'} of look-ahead)",
             f"  wrote {args.out / 'demo_strip.png'} and {args.out / 'demo.mp4'}",
         ]
     )
