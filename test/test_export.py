@@ -291,6 +291,18 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
 
 
+def test_an_onnx_graph_given_as_weights_to_export_is_named_so(tmp_path, capsys):
+    """The loader's words named load_model and --init, which export has not."""
+    graph = tmp_path / "step.onnx"
+    graph.write_bytes(b"not even onnx")
+    assert cli.main(["export", "--weights", str(graph), "-o", str(tmp_path / "o.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"sarn export: error: --weights {graph} is an ONNX graph already; export takes PyTorch "
+        "weights (.pth: sarn_recurrent, sarn_single, a sarn train run's)"
+    )
+
+
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
 def test_weights_that_give_nan_are_refused_not_exported_with_an_error_of_0(tmp_path, capsys):
     """max(0.0, nan) is 0.0: a NaN in the weights was exported, 'max abs error 0.00e+00'."""

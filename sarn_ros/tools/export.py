@@ -33,6 +33,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
+from ..onnx_net import is_onnx
 from .options import (
     DEBAYER_DEFAULT,
     HelpFormatter,
@@ -352,6 +353,13 @@ def run(args: argparse.Namespace) -> int:
     args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
     if args.height % 4 or args.width % 4:
         print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
+        return 2
+    if is_onnx(args.weights):  # load_model's words name load_model and --init
+        print(
+            f"sarn export: error: --weights {args.weights} is an ONNX graph already; export "
+            "takes PyTorch weights (.pth: sarn_recurrent, sarn_single, a sarn train run's)",
+            file=sys.stderr,
+        )
         return 2
     try:
         model = load_model(args.weights, device="cpu", deform_impl="grid_sample")
