@@ -13,7 +13,7 @@ import importlib.util
 import os
 import random
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -160,13 +160,21 @@ def torch_missing(exc: ModuleNotFoundError) -> str | None:
     )
 
 
-def die_with_parent() -> None:
-    """``preexec_fn`` of a node the tools start: SIGTERM (its clean stop) when the tool that
-    started it dies, also of SIGKILL, which left the node running orphaned (Linux; elsewhere
-    nothing)."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a node the tools start: SIGTERM (its clean stop) when the tool
+    that started it dies, also of SIGKILL, which left the node running orphaned (Linux; None
+    elsewhere). prctl is looked up here, in the parent: the child runs only the call. The
+    signal follows the *thread* that starts the node: start it from one that lives as long."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
 
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    prctl, parent = ctypes.CDLL(None).prctl, os.getpid()
+
+    def in_child() -> None:
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the tool died before the call: no signal would come
+            os._exit(1)
+
+    return in_child

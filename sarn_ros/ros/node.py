@@ -858,9 +858,9 @@ class DeblurNode(Node):
                 cam.unmatched_said = True
                 self.get_logger().info(
                     f"{cam.info_topic} has no message of this image's stamp: the latest is "
-                    "republished with the image's header (a latched calibration, or a driver "
-                    "that stamps camera_info apart from its images; counted as "
-                    "camera_info_unmatched)"
+                    "republished with the image's header (a latched calibration, one that came "
+                    "late, or a driver that stamps camera_info apart from its images; counted "
+                    "as camera_info_unmatched)"
                 )
             info = scale_camera_info(info, *meta.scale, header=meta.header)
             try:

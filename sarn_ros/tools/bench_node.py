@@ -348,7 +348,10 @@ def bench_size(
     # a file, not a pipe nobody reads: a long run's warnings would fill a pipe and stall the node
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally that stops the node)
     proc = subprocess.Popen(  # the node goes with the bench, also when it is SIGKILLed
-        node_args(weights, args), stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+        node_args(weights, args),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),
     )
     node = None
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned

@@ -173,12 +173,12 @@ def run(args: argparse.Namespace) -> int:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=die_with_parent,  # a demo killed (SIGKILL) leaves no node running
+        preexec_fn=die_with_parent(),  # a demo killed (SIGKILL) leaves no node running
     )
     node = None
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
         rclpy.init()
-        node = rclpy.create_node("sarn_demo_camera")
+        node = rclpy.create_node("sarn_demo_camera", namespace=ns)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         pub = node.create_publisher(Image, f"{ns}/image_raw", qos)
         info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info", qos)
