@@ -12,6 +12,7 @@ Kilted on (Fast DDS 3). Set it for the camera driver and the consumers too.
 """
 
 import os
+import re
 from collections.abc import Iterator
 
 import yaml
@@ -22,7 +23,7 @@ from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
-from sarn_ros.ros.params import validate
+from sarn_ros.ros.params import BY_NAME, validate
 
 PACKAGE = "sarn_ros"
 NODE = "sarn_deblur"
@@ -54,7 +55,10 @@ ARGUMENTS = {
         "image, as image_transport names it).",
     ),
     "use_sim_time": ("", "true: use /clock (e.g. when playing a bag with --clock)."),
-    "log_level": ("info", "Logger level of the node."),
+    "log_level": (
+        "info",
+        "Logger level of the node (debug, info, warn, error, fatal): its own logger, not rcl's.",
+    ),
 }
 
 
@@ -92,6 +96,25 @@ def typed(name: str, text: str, kind: type | None = None) -> object:
     except ValueError:
         expected = {int: "a whole number", float: "a number", boolean: "true or false"}[kind]
         raise ValueError(f"launch argument {name}:={text}: expected {expected}") from None
+
+
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")  # rcutils' names, any case
+DEVICE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")
+
+
+def refusal(name: str, value: object) -> str | None:
+    """Why the node would refuse this value of a parameter (None if it takes it): said at
+    launch, as for a wrong type, not by a node that starts and dies with exit 1."""
+    if name == "device":
+        fits = DEVICE.fullmatch(str(value))
+        return None if fits else f"expected auto, cpu, cuda or cuda:N, got {value!r}"
+    if why := validate(name, value):
+        return why
+    p = BY_NAME.get(name)
+    bounds = p and (p.int_range or p.float_range)
+    if bounds and not bounds[0] <= value <= bounds[1]:
+        return f"{name} must be in {bounds[0]}..{bounds[1]}, got {value}"
+    return None
 
 
 def share_file(*parts: str) -> str:
@@ -201,6 +224,11 @@ def node_actions(context: LaunchContext) -> list[Node]:
     for name in forwarded:
         if arg[name]:
             overrides[name] = typed(name, arg[name])
+            if why := refusal(name, overrides[name]):
+                raise ValueError(f"launch argument {name}:={arg[name]}: {why}")
+    if arg["log_level"] and arg["log_level"].lower() not in LOG_LEVELS:
+        expected = ", ".join(LOG_LEVELS)
+        raise ValueError(f"launch argument log_level:={arg['log_level']}: one of {expected}")
     if arg["cameras"]:
         overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
     # launch_ros only warns of a params file that is not there and starts the node on its
@@ -220,7 +248,9 @@ def node_actions(context: LaunchContext) -> list[Node]:
         raise ValueError(f"launch argument {given}: {why}")
     image = arg["image"] or ARGUMENTS["image"][0]  # '' keeps the default, as every argument
     info = arg["camera_info"] or ARGUMENTS["camera_info"][0]
-    level = ["--log-level", arg["log_level"]] if arg["log_level"] else []
+    # the node's logger only: a global level gave 300 lines of rcl and rmw a second at debug
+    logger = ".".join([*(t for t in arg["namespace"].split("/") if t), NODE])
+    level = ["--log-level", f"{logger}:={arg['log_level']}"] if arg["log_level"] else []
     return [
         Node(
             package=PACKAGE,

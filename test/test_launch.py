@@ -7,6 +7,7 @@ install, or the sources on PYTHONPATH).
 from __future__ import annotations
 
 import importlib.util
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -336,9 +337,11 @@ def test_weights_named_like_a_number_reach_the_node_as_text(share: Path):
     """rcl and launch_ros read values as YAML: weights:=123 must stay the path '123', as the
     node's weights parameter is a string (sarn demo's -p had made it an integer)."""
     for text in ("123", "true", "1.5"):
-        (node,), _ = expand("sarn_deblur.launch.py", weights=text, device="0")
+        (node,), _ = expand("sarn_deblur.launch.py", weights=text, device="cpu")
         inline = parameters(node)[1]
-        assert (inline["weights"], inline["device"]) == (text, "0")
+        assert (inline["weights"], inline["device"]) == (text, "cpu")
+    with pytest.raises(ValueError, match="^launch argument device:=0: expected auto, cpu"):
+        expand("sarn_deblur.launch.py", device="0")  # no device: the node would refuse it
 
 
 def test_a_params_file_that_is_not_there_is_an_error_naming_it(share: Path, tmp_path: Path):
@@ -360,8 +363,9 @@ def test_empty_image_camera_info_and_log_level_keep_their_defaults(share: Path):
         ("image_raw/compressed", "image_raw/compressed"),
     ]
     assert node._Node__ros_arguments == []
-    (node,), _ = expand("sarn_deblur.launch.py", log_level="debug")
-    assert node._Node__ros_arguments == ["--log-level", "debug"]
+    # the node's own logger: a global debug was some 300 lines a second of rcl and rmw
+    (node,), _ = expand("sarn_deblur.launch.py", log_level="debug", namespace="/robot/cam")
+    assert node._Node__ros_arguments == ["--log-level", "robot.cam.sarn_deblur:=debug"]
 
 
 def test_a_camera_name_that_is_no_namespace_is_named_before_rcl_parses_it(
@@ -384,3 +388,23 @@ def test_a_capture_setting_of_the_wrong_type_is_named(share: Path, name, value, 
     """ParameterValue said "could not convert string to float: 'abc'", naming no argument."""
     with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: expected {expected}$"):
         expand("camera_deblur.launch.py", driver="usb_cam", **{name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("device", "gpu", "expected auto, cpu, cuda or cuda:N, got 'gpu'"),
+        ("queue_policy", "every", "queue_policy must be one of latest, all, got 'every'"),
+        ("self_ensemble", "3", "self_ensemble must be one of 1, 2, 4, 8, got 3"),
+        ("future_frames", "5", "future_frames must be in 0..2, got 5"),
+        ("resize", "2", "resize must be in 0.1..1.0, got 2.0"),
+        ("log_level", "loud", "one of debug, info, warn, error, fatal"),
+    ],
+)
+def test_a_value_the_node_would_refuse_stops_the_launch_naming_it(share: Path, name, value, why):
+    """A node started with it died with exit 1 (and `ros2 launch` exited 0); a wrong type was
+    caught at launch already."""
+    with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: {re.escape(why)}$"):
+        expand("sarn_deblur.launch.py", **{name: value})
+    for fine in ("cpu", "cuda:1", "auto"):
+        expand("sarn_deblur.launch.py", device=fine)
