@@ -207,6 +207,35 @@ def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
         assert f"argument --sharpest: must be in (0, 1], got {bad}" in capsys.readouterr().err
 
 
+def test_a_trainset_cut_at_one_max_gap_s_is_reused_with_it_and_named_with_another(tmp_path):
+    """The set's description as read back lacked max_gap_s: every reuse, at the very value the
+    set was built with, was refused as a set of uncut clips."""
+    from sarn_ros.tools.train import read_description
+
+    write_paused_bag(tmp_path / "run", grey_frames(12), PAUSED_MS)
+    sources = ([tmp_path / "run"], BlurParams(), [1.0], 1, 6)
+    build_trainset(*sources, tmp_path / "ts", clip_frames=8, max_gap_s=3.0)
+    desc = read_description(tmp_path / "ts")
+    base = ["train", "--run-dir", "r", "--trainset", str(tmp_path / "ts"), "--clip-frames", "8"]
+    for given, found in (
+        (["--max-gap-s", "3"], []),
+        (["--max-gap-s", "1"], ["--max-gap-s 1 (the set: 3)"]),
+    ):
+        args = cli.build_parser(base).parse_args([*base, *given])
+        assert trainset_conflicts(args, desc) == found
+
+
+def test_a_bag_whose_every_frame_breaks_off_says_why_nothing_trains(tmp_path, capsys):
+    """A camera at 1 fps: every frame its own piece under --max-gap-s 0.5, and the error was
+    "no training images found", naming neither the stamps nor the option."""
+    write_paused_bag(tmp_path / "slow", grey_frames(6), [1000 * i for i in range(6)])
+    argv = ["train", "--data", str(tmp_path / "slow"), "--run-dir", str(tmp_path / "r")]
+    assert cli.main([*argv, "--steps", "1", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "no training images found in" in err
+    assert "stamps go back or pause over --max-gap-s 0.5 s (raise it for a camera" in err
+
+
 def test_a_topic_left_out_is_named_once_however_often_the_bag_is_read(tmp_path, caplog):
     """Training reads a bag once per scale, and once more for --sharpest: its depth topic
     was named left out three times."""

@@ -542,16 +542,31 @@ def gather(
 ) -> list[Sequence]:
     seqs = list(iter_gather(folders, params, scales, variants, still_frames, **recordings))
     if not seqs:
-        raise no_training_data(folders)
+        raise no_training_data(folders, recordings.get("max_gap_s", MAX_GAP_S))
     return seqs
 
 
-def no_training_data(folders: list[Path]) -> ValueError:
+def no_training_data(folders: list[Path], max_gap_s: float | None = MAX_GAP_S) -> ValueError:
     if not folders:
         return ValueError("no training data: give --data, or a --trainset built before")
-    if len(folders) == 1:
-        return no_pairs_error(folders[0], "no training images found in")
-    return ValueError("no training images found in " + ", ".join(map(str, folders)))
+    error = (
+        no_pairs_error(folders[0], "no training images found in")
+        if len(folders) == 1
+        else ValueError("no training images found in " + ", ".join(map(str, folders)))
+    )
+    return ValueError(f"{error}{gap_hint(folders, max_gap_s)}")
+
+
+def gap_hint(sources: list[Path], max_gap_s: float | None) -> str:
+    """Where a bag is among ``sources``: that its clips end at stamp breaks, which can leave
+    every piece too short (a camera at 1 fps): "no training images" named neither."""
+    if not any(holds_recordings(d, ("bag",)) for d in sources):
+        return ""
+    pause = f" or pause over --max-gap-s {max_gap_s:g} s" if max_gap_s else ""
+    return (
+        f"; a bag's clips end where a camera's stamps go back{pause} (raise it for a camera "
+        "slower than 2 fps)"
+    )
 
 
 # settings a resumed run takes from the command, not from the run: named where they differ
@@ -615,7 +630,7 @@ def build_trainset(
         raise
     if not seen:
         partial.rmdir()
-        raise no_training_data(folders)
+        raise no_training_data(folders, recordings.get("max_gap_s", MAX_GAP_S))
     desc = describe_sources(folders, params, scales, variants, still_frames, **recordings)
     (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
     partial.replace(out)  # onto a missing or empty folder
@@ -660,6 +675,13 @@ def describe_sources(
     }
 
 
+# a set's build options, compared where a reused set's parts all have them alike
+SHARED_KEYS = (
+    *("scales", "variants", "still_frames", "clip_frames"),
+    *("topics", "debayer", "max_gap_s"),
+)
+
+
 def read_description(ts: Path) -> dict[str, Any] | None:
     """A reused set's description, merged over the sets built into its sub-folders (the GPU
     recipe builds one per source folder); None where none was written (a set built before
@@ -678,10 +700,10 @@ def read_description(ts: Path) -> dict[str, Any] | None:
             blurs.append(blur)
     first = found[0]
     shared = {  # the build options every part has alike
-        k: first[k]
-        for k in ("scales", "variants", "still_frames", "clip_frames", "topics", "debayer")
-        if all(k in d and d[k] == first[k] for d in found)
+        k: first[k] for k in SHARED_KEYS if all(k in d and d[k] == first[k] for d in found)
     }
+    if "max_gap_s" not in shared and any("max_gap_s" in d for d in found):
+        shared["max_gap_s"] = "parts cut at other stamp breaks"  # taken for none of its values
     return {
         # once each: the GPU recipe builds every folder at several blur settings
         "sources": list(dict.fromkeys(s for d in found for s in d["sources"])),
@@ -1100,7 +1122,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"sarn train: error: no sequence has {clip} frames of at least {args.crop}x{args.crop}"
             " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
-            f"--data{cut}",
+            f"--data{cut}{gap_hint(args.data, args.max_gap_s)}",
             file=sys.stderr,
         )
         forget_run_dir(args.run_dir, made)
