@@ -340,7 +340,7 @@ def test_weights_named_like_a_number_reach_the_node_as_text(share: Path):
         (node,), _ = expand("sarn_deblur.launch.py", weights=text, device="cpu")
         inline = parameters(node)[1]
         assert (inline["weights"], inline["device"]) == (text, "cpu")
-    with pytest.raises(ValueError, match="^launch argument device:=0: expected auto, cpu"):
+    with pytest.raises(ValueError, match=r"^launch argument device:=0: expected auto, cpu"):
         expand("sarn_deblur.launch.py", device="0")  # no device: the node would refuse it
 
 
