@@ -99,7 +99,7 @@ def typed(name: str, text: str, kind: type | None = None) -> object:
 
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")  # rcutils' names, any case
-DEVICE = re.compile(r"auto|cpu(:\d+)?|cuda(:\d+)?")
+DEVICE = re.compile(r"auto|(cpu|cuda)(:(0|[1-9]\d*))?")  # torch.device refuses cuda:01
 
 
 def refusal(name: str, value: object) -> str | None:
@@ -119,6 +119,13 @@ def refusal(name: str, value: object) -> str | None:
 
 def share_file(*parts: str) -> str:
     return os.path.join(get_package_share_directory(PACKAGE), *parts)
+
+
+def full_namespace(context: LaunchContext, namespace: str) -> str:
+    """``namespace`` as launch_ros resolves it: a relative one under the namespace an including
+    launch file pushed (PushRosNamespace), an absolute one as it is."""
+    pushed = context.launch_configurations.get("ros_namespace") or ""
+    return namespace if namespace.startswith("/") else f"{pushed}/{namespace}"
 
 
 def node_name(namespace: str) -> str:
@@ -228,7 +235,9 @@ def node_actions(context: LaunchContext) -> list[Node]:
                 raise ValueError(f"launch argument {name}:={arg[name]}: {why}")
     if arg["log_level"] and arg["log_level"].lower() not in LOG_LEVELS:
         expected = ", ".join(LOG_LEVELS)
-        raise ValueError(f"launch argument log_level:={arg['log_level']}: one of {expected}")
+        raise ValueError(
+            f"launch argument log_level:={arg['log_level']}: expected one of {expected}"
+        )
     if arg["cameras"]:
         overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
     # launch_ros only warns of a params file that is not there and starts the node on its
@@ -238,7 +247,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
     params_file = arg["params_file"] or share_file("config", "sarn_deblur.yaml")
     cameras = (
         overrides.get("cameras")
-        or params_file_cameras(params_file, node_name(arg["namespace"]))
+        or params_file_cameras(params_file, node_name(full_namespace(context, arg["namespace"])))
         or [""]
     )
     # checked before they become remap rules: rcl refuses 'front left/image_raw' with a
@@ -249,7 +258,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
     image = arg["image"] or ARGUMENTS["image"][0]  # '' keeps the default, as every argument
     info = arg["camera_info"] or ARGUMENTS["camera_info"][0]
     # the node's logger only: a global level gave 300 lines of rcl and rmw a second at debug
-    logger = ".".join([*(t for t in arg["namespace"].split("/") if t), NODE])
+    logger = node_name(full_namespace(context, arg["namespace"])).strip("/").replace("/", ".")
     level = ["--log-level", f"{logger}:={arg['log_level']}"] if arg["log_level"] else []
     return [
         Node(

@@ -398,7 +398,8 @@ def test_a_capture_setting_of_the_wrong_type_is_named(share: Path, name, value, 
         ("self_ensemble", "3", "self_ensemble must be one of 1, 2, 4, 8, got 3"),
         ("future_frames", "5", "future_frames must be in 0..2, got 5"),
         ("resize", "2", "resize must be in 0.1..1.0, got 2.0"),
-        ("log_level", "loud", "one of debug, info, warn, error, fatal"),
+        ("device", "cuda:01", "expected auto, cpu, cuda or cuda:N, got 'cuda:01'"),
+        ("log_level", "loud", "expected one of debug, info, warn, error, fatal"),
     ],
 )
 def test_a_value_the_node_would_refuse_stops_the_launch_naming_it(share: Path, name, value, why):
@@ -406,5 +407,23 @@ def test_a_value_the_node_would_refuse_stops_the_launch_naming_it(share: Path, n
     caught at launch already."""
     with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: {re.escape(why)}$"):
         expand("sarn_deblur.launch.py", **{name: value})
-    for fine in ("cpu", "cuda:1", "auto"):
-        expand("sarn_deblur.launch.py", device=fine)
+
+
+def test_the_devices_the_node_takes_pass_the_launch(share: Path):
+    for fine in ("cpu", "cpu:0", "cuda", "cuda:1", "cuda:10", "auto"):
+        (node,), _ = expand("sarn_deblur.launch.py", device=fine)
+        assert parameters(node)[1]["device"] == fine
+
+
+def test_log_level_names_the_node_under_a_namespace_an_including_file_pushed(share: Path):
+    """PushRosNamespace('outer') with namespace:=a puts the node at /outer/a/sarn_deblur: the
+    level went to a.sarn_deblur, a logger of no node, and was lost without a word."""
+    for pushed, namespace, logger in (
+        ("/outer", "a", "outer.a.sarn_deblur"),
+        ("/outer", "/abs", "abs.sarn_deblur"),
+        ("", "", "sarn_deblur"),
+    ):
+        (node,), _ = expand(
+            "sarn_deblur.launch.py", ros_namespace=pushed, namespace=namespace, log_level="debug"
+        )
+        assert node._Node__ros_arguments == ["--log-level", f"{logger}:=debug"]

@@ -234,6 +234,15 @@ def test_a_bag_whose_every_frame_breaks_off_says_why_nothing_trains(tmp_path, ca
     err = capsys.readouterr().err
     assert "no training images found in" in err
     assert "stamps go back or pause over --max-gap-s 0.5 s (raise it for a camera" in err
+    from sarn_ros.tools.train import gap_hint
+
+    assert gap_hint([tmp_path / "slow"], 2.0).endswith(
+        "(raise it for a camera slower than 0.5 fps)"
+    )
+    assert (
+        gap_hint([tmp_path / "slow"], None) == "; a bag's clips end where a camera's stamps go back"
+    )
+    assert gap_hint([tmp_path / "none"], 0.5) == ""  # no bag among them (nor any path)
 
 
 def test_a_topic_left_out_is_named_once_however_often_the_bag_is_read(tmp_path, caplog):

@@ -252,8 +252,9 @@ class NotFinite(ValueError):
 
 
 def validate(graph: nn.Module, model: nn.Module, path: Path, sizes: list[tuple[int, int]]) -> float:
-    """Largest |onnxruntime - PyTorch| over all outputs at each size; NotFinite where either
-    gives NaN or inf (max(0.0, nan) is 0.0: NaN weights were exported with an error of 0)."""
+    """Largest |onnxruntime - PyTorch| over all outputs at each size; NotFinite where PyTorch
+    gives NaN or inf (max(0.0, nan) is 0.0: NaN weights were exported with an error of 0), a
+    ValueError where onnxruntime alone does."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -562,10 +562,11 @@ def gap_hint(sources: list[Path], max_gap_s: float | None) -> str:
     every piece too short (a camera at 1 fps): "no training images" named neither."""
     if not any(holds_recordings(d, ("bag",)) for d in sources):
         return ""
-    pause = f" or pause over --max-gap-s {max_gap_s:g} s" if max_gap_s else ""
+    if not max_gap_s:  # cut only where they go back: nothing to raise
+        return "; a bag's clips end where a camera's stamps go back"
     return (
-        f"; a bag's clips end where a camera's stamps go back{pause} (raise it for a camera "
-        "slower than 2 fps)"
+        f"; a bag's clips end where a camera's stamps go back or pause over --max-gap-s "
+        f"{max_gap_s:g} s (raise it for a camera slower than {1 / max_gap_s:g} fps)"
     )
 
 
