@@ -134,6 +134,24 @@ def sim_time_node(ros, weights: Path):
     return node, proc, cam, clock
 
 
+def test_a_player_killed_under_sim_time_still_gets_its_held_frames_out(
+    ros, tiny_recurrent_checkpoint
+):
+    """A player killed (SIGKILL) sends no more /clock, but DDS counts its publisher for some
+    20 s (its lease): the held frames waited that long. Silence on /clock counts as gone."""
+    node, proc, cam, clock = sim_time_node(ros, tiny_recurrent_checkpoint)
+    src = frames(4, seed=13)
+    stamps = [950 * SEC + i * SEC // 30 for i in range(4)]
+    for f, s in zip(src, stamps, strict=True):
+        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, 0.1)
+    assert spin_until(node, lambda: len(cam.outputs) == 2, 30), proc.stop()
+    # the publisher stays (as a killed process's does until its lease ends), silent
+    assert spin_until(node, lambda: len(cam.outputs) == 4, 8), proc.stop()
+    assert clock.get_subscription_count() > 0
+
+
 def test_a_bag_replayed_slowly_under_sim_time_keeps_its_look_ahead(ros, tiny_recurrent_checkpoint):
     """`ros2 bag play --clock --rate 0.05`: 30 fps stamps 0.7 s apart on the wall clock. The
     quiet-camera flush was timed by the wall clock, so every frame came out without its
@@ -168,7 +186,10 @@ def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
         cam.publish(f, "rgb8", s)
         spin_until(node, lambda: False, 0.1)
     assert spin_until(node, lambda: len(cam.outputs) == 2, 30), proc.stop()
-    spin_until(node, lambda: False, 2.0)  # paused: 4x max_gap_s of wall time, no /clock step
+    paused = Clock(clock=rclpy.time.Time(nanoseconds=stamps[-1]).to_msg())
+    for _ in range(20):  # paused: 4x max_gap_s of wall time, /clock sent without a step
+        clock.publish(paused)
+        spin_until(node, lambda: False, 0.1)
     assert len(cam.outputs) == 2
     node.destroy_publisher(clock)  # the player exits
     assert spin_until(node, lambda: len(cam.outputs) == 4, 15), proc.stop()

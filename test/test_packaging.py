@@ -34,6 +34,7 @@ def test_package_xml_is_format3_ament_python_with_runtime_deps():
         "ros2launch",  # `ros2 launch` itself, for the launch files
         "diagnostic_msgs",
         "std_srvs",  # the node's ~/reset service
+        "rosgraph_msgs",  # the node hears /clock (a player gone silent)
         "python3-numpy",
         "python3-opencv",
         "python3-torch",

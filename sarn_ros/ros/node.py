@@ -48,6 +48,7 @@ from rclpy.qos import (
 )
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.signals import uninstall_signal_handlers
+from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -67,6 +68,7 @@ from .params import BY_NAME, DOUBLES, PARAMS, help_text, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
+CLOCK_SILENCE_S = 1.0  # no /clock for this long (or max_gap_s): the player is gone
 CAMERA_INFO_WAIT_S = 0.1  # longest wait for an output's camera_info (sent after its image)
 OVERRIDABLE = (
     QoSPolicyKind.HISTORY,
@@ -388,6 +390,9 @@ class DeblurNode(Node):
             self.add_pre_set_parameters_callback(self.whole_numbers_as_floats)
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.create_service(Trigger, "~/reset", self.on_reset)
+        self.clock_heard = time.monotonic()  # see clock_stopped; as rclpy's TimeSource hears it
+        clock_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.create_subscription(ClockMsg, "/clock", self.heard_clock, clock_qos)
         self.running = True
         self.worker = threading.Thread(target=self.work, name="sarn_worker", daemon=True)
         self.worker.start()
@@ -706,8 +711,16 @@ class DeblurNode(Node):
     def clock_stopped(self) -> bool:
         """Under use_sim_time with nothing publishing /clock any more (``ros2 bag play --clock``
         exits at the bag's end), ROS time stands still for good. A paused or stepped player
-        still publishes /clock."""
-        return self.get_clock().ros_time_is_active and not self.count_publishers("/clock")
+        still publishes /clock (the same time over and over); a killed one sends nothing,
+        though DDS counts its publisher for some 20 s more (its lease), so silence counts."""
+        if not self.get_clock().ros_time_is_active:
+            return False
+        silent = time.monotonic() - self.clock_heard > max(self.max_gap_s or 0, CLOCK_SILENCE_S)
+        return silent or not self.count_publishers("/clock")
+
+    def heard_clock(self, _msg: ClockMsg) -> None:
+        """A /clock message came (any time, a paused player's too): the player lives."""
+        self.clock_heard = time.monotonic()
 
     def quiet_cameras(self, now: float) -> list[Camera]:
         """Cameras with frames in the engine and none taken for max_gap_s, or unwatched under
