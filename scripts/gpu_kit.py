@@ -85,7 +85,8 @@ def pack(args: argparse.Namespace) -> int:
     """Into a sibling of --out, then swapped in: an earlier pack there goes wholly, and one
     that fails half-way leaves the earlier pack as it was."""
     out = Path(os.path.abspath(args.out))
-    new, old = (out.with_name(f".{out.name}.{s}") for s in ("new", "old"))
+    hidden = out.name if out.name.startswith(".") else f".{out.name}"  # .gpukit: .gpukit.new
+    new, old = (out.with_name(f"{hidden}.{s}") for s in ("new", "old"))
     for d in (new, old):  # a killed pack's
         shutil.rmtree(d, ignore_errors=True)
     new.mkdir(parents=True)
@@ -204,6 +205,7 @@ def copy_real(out: Path, copies: int) -> int:
         for f in files:
             dst = out / "real" / f"copy{k}" / f.relative_to(base)
             dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.unlink(missing_ok=True)  # a build again into the same --out (a resumed command)
             os.link(f, dst)
     return len(files) * max(copies, 1 if files else 0)
 

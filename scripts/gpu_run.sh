@@ -25,20 +25,32 @@ print(torch.__version__, torchvision.__version__, cv2.__version__, np.__version_
 $PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --blur-px ${BLUR:-12 24} \
   --real-copies "${REAL_COPIES:-1}" >"$OUT/build.log" 2>&1 || tail -30 "$OUT/build.log"
 log "build done"
-MIN=$($PY -c "print(round((${TRAIN_END:-470} - $(el)) / 60, 2))")
-(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &)
+MIN=$($PY -c "print(round((${TRAIN_END:-450} - $(el)) / 60, 2))")
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &
+SMI=$!
 VAL=(--val-sharp .gpukit/val --val-blur-px 12)  # ranks on real blur where the kit has it:
 [ -d .gpukit/val_pairs ] && VAL=(--val-pairs .gpukit/val_pairs)  # synthetic gains did not carry
-$PY -m sarn_ros.tools.cli train --arch recurrent --run-dir .gpurun --resume \
+TRAINED=0
+# the build ran past TRAIN_END: no training, and no export of an earlier command's best.pth
+$PY -c "import sys; sys.exit(not $MIN > 0)" && $PY -m sarn_ros.tools.cli train --arch recurrent --run-dir .gpurun --resume \
   --init weights/sarn_recurrent.pth --trainset .gputs "${VAL[@]}" --val-frames 41 \
   --val-scale 1 --crop 192 --clip-len 4 --max-stride 3 --batch "${BATCH:-24}" \
   --lr "${LR:-1.5e-4}" --warmup 100 --steps "${STEPS:-1800}" --ema 0.998 --ckpt-minutes 1.5 --val-minutes 1 \
-  --max-minutes "$MIN" >"$OUT/train.log" 2>&1
-log "train done (max-minutes $MIN)"
-$PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1
-log "export done"
-tail -25 "$OUT/train.log"
+  --max-minutes "$MIN" >"$OUT/train.log" 2>&1 && TRAINED=1
+log "train done (max-minutes $MIN, trained $TRAINED)"
+if [ "$TRAINED" = 1 ]; then
+  # best.pth as validation ranks it, and the last weights: the ranking has chosen wrong before
+  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1
+  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand_latest.pth" --from latest \
+    >>"$OUT/train.log" 2>&1
+  log "export done"
+else
+  log "no export: training did not run or failed (train.log)"
+fi
+[ -f "$OUT/train.log" ] && tail -25 "$OUT/train.log"
 for p in ${PRECISIONS:-fp32 fp16 bf16}; do
+  [ -f "$OUT/cand.pth" ] || break
+  echo "== $p"
   timeout 45 $PY -m sarn_ros.tools.cli eval --weights weights/sarn_recurrent.pth "$OUT/cand.pth" \
     --synthetic .gpukit/val --scale 1 --blur-px 12 --max-frames 41 --device cuda --precision $p
 done >"$OUT/eval_cuda.log" 2>&1
@@ -48,3 +60,4 @@ LEFT=$((${BENCH_END:-585} - $(el)))
   --sizes 1280x720 --variants recurrent --precision bf16 --torch-compile both \
   --iters 30 --warmup 5 >"$OUT/bench.log" 2>&1
 log "bench done"
+kill "$SMI" 2>/dev/null || true  # no nvidia-smi (a CPU rehearsal): gone already
