@@ -134,6 +134,15 @@ def sim_time_node(ros, weights: Path):
     return node, proc, cam, clock
 
 
+def play_on_clock(node, cam: Camera, clock, src: list, stamps: list[int], apart_s: float) -> None:
+    """Frames as a bag player with --clock sends them: /clock at each stamp, then the frame,
+    ``apart_s`` of wall time apart."""
+    for f, s in zip(src, stamps, strict=True):
+        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, apart_s)
+
+
 def test_a_player_killed_under_sim_time_still_gets_its_held_frames_out(
     ros, tiny_recurrent_checkpoint
 ):
@@ -142,10 +151,7 @@ def test_a_player_killed_under_sim_time_still_gets_its_held_frames_out(
     node, proc, cam, clock = sim_time_node(ros, tiny_recurrent_checkpoint)
     src = frames(4, seed=13)
     stamps = [950 * SEC + i * SEC // 30 for i in range(4)]
-    for f, s in zip(src, stamps, strict=True):
-        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
-        cam.publish(f, "rgb8", s)
-        spin_until(node, lambda: False, 0.1)
+    play_on_clock(node, cam, clock, src, stamps, 0.1)
     assert spin_until(node, lambda: len(cam.outputs) == 2, 30), proc.stop()
     # the publisher stays (as a killed process's does until its lease ends), silent
     assert spin_until(node, lambda: len(cam.outputs) == 4, 8), proc.stop()
@@ -159,10 +165,7 @@ def test_a_bag_replayed_slowly_under_sim_time_keeps_its_look_ahead(ros, tiny_rec
     node, proc, cam, clock = sim_time_node(ros, tiny_recurrent_checkpoint)
     src = frames(5, seed=11)
     stamps = [800 * SEC + i * SEC // 30 for i in range(5)]
-    for f, s in zip(src, stamps, strict=True):
-        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
-        cam.publish(f, "rgb8", s)
-        spin_until(node, lambda: False, 0.7)
+    play_on_clock(node, cam, clock, src, stamps, 0.7)
     end = rclpy.time.Time(nanoseconds=stamps[-1] + SEC).to_msg()  # the bag's end: flushed
     clock.publish(Clock(clock=end))
     assert spin_until(node, lambda: len(cam.outputs) == 5, 30), proc.stop()
@@ -181,10 +184,7 @@ def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
     diag = Diagnostics(node)
     src = frames(4, seed=12)
     stamps = [900 * SEC + i * SEC // 30 for i in range(4)]
-    for f, s in zip(src, stamps, strict=True):
-        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=s).to_msg()))
-        cam.publish(f, "rgb8", s)
-        spin_until(node, lambda: False, 0.1)
+    play_on_clock(node, cam, clock, src, stamps, 0.1)
     assert spin_until(node, lambda: len(cam.outputs) == 2, 30), proc.stop()
     paused = Clock(clock=rclpy.time.Time(nanoseconds=stamps[-1]).to_msg())
     for _ in range(20):  # paused: 4x max_gap_s of wall time, /clock sent without a step
