@@ -306,6 +306,17 @@ def onnx_refusal(device: str | torch.device, precision: str, torch_compile: bool
     return None
 
 
+def stamp_break(before: int | None, stamp: int, max_gap_s: float | None) -> str | None:
+    """Why a stream restarts between these stamps (ns): "backwards", "gap" (further apart than
+    ``max_gap_s``; None or 0: never), or None where it goes on. The engine's rule, which the
+    node's intake and the recordings training and eval read follow as well."""
+    if before is None:
+        return None
+    if stamp < before:
+        return "backwards"
+    return "gap" if max_gap_s and stamp - before > max_gap_s * 1e9 else None
+
+
 class StreamDeblurrer:
     """Deblur one or several frame streams with one model copy (see the module docstring)."""
 
@@ -593,19 +604,12 @@ class StreamDeblurrer:
         s = self._streams.get(name)
         if s is None:
             return None, self._new_stream(name, fmt)
-        reason = None
         if fmt[:2] != s.fmt[:2]:
             reason = "resolution"
         elif fmt != s.fmt:
             reason = "format"
-        elif s.last_stamp is not None and stamp < s.last_stamp:
-            reason = "backwards"
-        elif (
-            self.max_gap_s is not None
-            and s.last_stamp is not None
-            and stamp - s.last_stamp > self.max_gap_s * 1e9
-        ):
-            reason = "gap"
+        else:
+            reason = stamp_break(s.last_stamp, stamp, self.max_gap_s)
         while len(s.pending) > (0 if reason else self._future_frames):
             self._run([s], out)
         return reason, self._new_stream(name, fmt) if reason else None

@@ -29,7 +29,7 @@ from .data.datasets import (
     synthesize_folder,
     unpaired_dirs,
 )
-from .engine import MAX_GAP_S
+from .engine import MAX_GAP_S, stamp_break
 from .metrics import sharpness
 from .offline import (
     InputError,
@@ -65,7 +65,7 @@ class Recording:
         self.path = Path(path)
         self.kind = kind_of(self.path)
         self.debayer = debayer
-        self.max_gap_s = max_gap_s or None
+        self.max_gap_s = max_gap_s
         self.skips: Counter[str] = Counter()  # per stream: where a run of frames is broken
         self.breaks: Counter[str] = Counter()  # per stream: where its stamps break off
         self.why_skipped: dict[str, str] = {}  # each stream's first unreadable frame: why
@@ -129,15 +129,10 @@ class Recording:
                     self.skip(name, str(exc))
                     continue
                 stamp = stamp_of(msg)
-                if name in last and self.breaks_off(last[name], stamp):
+                if stamp_break(last.get(name), stamp, self.max_gap_s):  # the node restarts
                     self.breaks[name] += 1
                 last[name] = stamp
                 yield name, frame
-
-    def breaks_off(self, before: int, stamp: int) -> bool:
-        """Whether the node would restart a stream between these stamps (ns)."""
-        gap = self.max_gap_s
-        return stamp < before or (gap is not None and stamp - before > gap * 1e9)
 
     @property
     def skipped(self) -> int:

@@ -59,6 +59,7 @@ from ..engine import (
     faster_cpu_setting,
     native_bf16,
     resolve_precision,
+    stamp_break,
 )
 from ..ensemble import make_engine
 from ..resources import use_packaged_dds_profile
@@ -566,8 +567,9 @@ class DeblurNode(Node):
             if idle:
                 self.count("idle")
                 return
-            gap, last = self.max_gap_s, cam.last_stamp
-            restart = "gap" if gap and last is not None and stamp - last > gap * 1e9 else None
+            # gaps only: a stamp going back is the engine's to find, between frames it takes
+            gap = stamp_break(cam.last_stamp, stamp, self.max_gap_s) == "gap"
+            restart = "gap" if gap else None
             if cam.reset_requested:
                 restart, cam.reset_requested = "explicit", False
             cam.last_stamp = stamp

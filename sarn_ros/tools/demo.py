@@ -180,12 +180,12 @@ def run(args: argparse.Namespace) -> int:
         rclpy.init()
         node = rclpy.create_node("sarn_demo_camera", namespace=ns)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        pub = node.create_publisher(Image, f"{ns}/image_raw", qos)
-        info_pub = node.create_publisher(CameraInfo, f"{ns}/camera_info", qos)
+        pub = node.create_publisher(Image, "image_raw", qos)  # relative: under ns
+        info_pub = node.create_publisher(CameraInfo, "camera_info", qos)
         outputs: dict[int, tuple[np.ndarray, float]] = {}
         node.create_subscription(
             Image,
-            f"{ns}/deblurred/image_raw",
+            "deblurred/image_raw",
             lambda m: outputs.__setitem__(
                 m.header.stamp.nanosec, (image_to_numpy(m).copy(), time.monotonic())
             ),
@@ -193,8 +193,7 @@ def run(args: argparse.Namespace) -> int:
         )
         deadline = time.monotonic() + args.timeout
         while (
-            pub.get_subscription_count() == 0
-            or node.count_publishers(f"{ns}/deblurred/image_raw") == 0
+            pub.get_subscription_count() == 0 or node.count_publishers("deblurred/image_raw") == 0
         ):
             if proc.poll() is not None or time.monotonic() > deadline:
                 alive = proc.poll() is None
