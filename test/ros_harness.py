@@ -121,12 +121,14 @@ class Diagnostics:
 
     def __init__(self, node: Node) -> None:
         self.values: dict[str, str] = {}
+        self.message = ""
         node.create_subscription(DiagnosticArray, "/diagnostics", self._on, 10)
 
     def _on(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
             if "sarn_deblur" in status.name:
                 self.values = {kv.key: kv.value for kv in status.values}
+                self.message = status.message
 
     def count(self, key: str) -> int:
         return int(self.values.get(key, 0))

@@ -201,6 +201,23 @@ def test_a_bag_that_ends_under_sim_time_still_gets_its_held_frames_out(
         np.testing.assert_array_equal(image_to_numpy(msg), exp)
 
 
+def test_sim_time_without_a_clock_still_deblurs_and_says_what_is_missing(
+    ros, tiny_recurrent_checkpoint
+):
+    """A bag played without --clock to a node under use_sim_time: every frame still comes out,
+    held ones by the wall clock, and the log and /diagnostics say /clock is missing."""
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, queue_policy="all", use_sim_time=True, **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    play(node, cam, frames(3, seed=14), [70 * SEC + i * SEC // 30 for i in range(3)], "rgb8")
+    assert spin_until(node, lambda: len(cam.outputs) == 3, 30), proc.stop()
+    assert spin_until(node, lambda: "without /clock" in diag.message, 10), diag.message
+    out = proc.stop()[1]
+    assert out.count("nothing publishes /clock") == 1, out
+
+
 def test_lazy_node_deblurs_only_while_its_output_is_watched(ros, tiny_recurrent_checkpoint):
     node, start = ros
     proc = start(tiny_recurrent_checkpoint, lazy=True, future_frames=0, **RELIABLE_IN)
@@ -2253,10 +2270,14 @@ def test_resize_keeps_at_least_one_pixel_a_side():
 
 
 def publish_fake(
-    info: CameraInfo | None, size: tuple[int, int] = (64, 48), fakes: list | None = None
+    info: CameraInfo | None,
+    size: tuple[int, int] = (64, 48),
+    fakes: list | None = None,
+    now_ns: int = 6 * SEC,
 ):
-    """DeblurNode.publish of one 64x48 rgb8 output stamped 5 s at 6 s, with ``info`` in its
-    camera's cache; returns what it published, counted and warned (the fake into ``fakes``)."""
+    """DeblurNode.publish of one 64x48 rgb8 output stamped 5 s at ``now_ns``, with ``info`` in
+    its camera's cache; returns what it published, counted and warned (the fake into
+    ``fakes``)."""
     import threading
     from collections import Counter, deque
     from types import SimpleNamespace
@@ -2284,7 +2305,7 @@ def publish_fake(
         ages=deque(),
         due=lambda key: True,
         get_logger=lambda: SimpleNamespace(warning=warned.append),
-        get_clock=lambda: SimpleNamespace(now=lambda: rclpy.time.Time(nanoseconds=6 * SEC)),
+        get_clock=lambda: SimpleNamespace(now=lambda: rclpy.time.Time(nanoseconds=now_ns)),
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     header = Image().header
@@ -2308,6 +2329,8 @@ def test_an_outputs_age_is_in_milliseconds_from_its_stamp():
     fakes: list = []
     publish_fake(None, fakes=fakes)
     assert list(fakes[0].ages) == [1000.0]  # stamped 5 s, published at 6 s
+    publish_fake(None, fakes=fakes, now_ns=0)  # sim time before any /clock: no age to tell
+    assert not fakes[1].ages
 
 
 def test_a_camera_info_without_a_size_is_not_a_size_mismatch():
@@ -2352,11 +2375,16 @@ def diagnostics_fake():
         queue_policy="latest",
         compile_status=lambda: "off",
         get_fully_qualified_name=lambda: "/sarn_deblur",
-        get_clock=lambda: SimpleNamespace(now=lambda: rclpy.time.Time()),
+        clock=SimpleNamespace(now=lambda: rclpy.time.Time(), ros_time_is_active=False),
+        no_clock_since=None,
+        warned=[],
         sent=[],
     )
+    fake.get_clock = lambda: fake.clock
+    fake.get_logger = lambda: SimpleNamespace(warning=lambda *a, **kw: fake.warned.append((*a, kw)))
     fake.diag_pub = SimpleNamespace(publish=lambda array: fake.sent.append(array.status[0]))
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
+    fake.no_clock = lambda received: node_module.DeblurNode.no_clock(fake, received)
 
     def report():
         node_module.DeblurNode.publish_diagnostics(fake)
@@ -2406,6 +2434,30 @@ def test_diagnostics_say_idle_only_while_nothing_is_published():
         fake.count("idle")
         fake.count("published")
     assert report()[:2] == (DiagnosticStatus.OK, "ok")
+
+
+def test_frames_under_sim_time_without_a_clock_are_a_diagnostics_warning():
+    """use_sim_time and a player without --clock: ROS time stands at 0, the stamp ages were
+    -1.7e12 ms and nothing said why. Said (once) after a second of frames without /clock."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    fake, report = diagnostics_fake()
+    fake.clock.ros_time_is_active = True
+    assert report()[:2] == (DiagnosticStatus.OK, "ok")  # no frames yet: nothing to say
+    with fake.lock:
+        fake.count("received")
+    assert report()[0] == DiagnosticStatus.OK  # the first /clock may still be on its way
+    fake.no_clock_since -= 1.5
+    for _ in range(2):
+        level, message, _ = report()
+        assert (level, message) == (
+            DiagnosticStatus.WARN,
+            "use_sim_time without /clock: ROS time stands at 0",
+        )
+    assert "ros2 bag play --clock" in fake.warned[0][0]
+    assert all(kw == {"once": True} for *_, kw in fake.warned)  # rclpy logs it once
+    fake.clock.now = lambda: rclpy.time.Time(nanoseconds=5 * SEC)  # the player's /clock came
+    assert report()[:2] == (DiagnosticStatus.OK, "ok") and fake.no_clock_since is None
 
 
 def test_stop_ends_an_idle_worker_at_once():

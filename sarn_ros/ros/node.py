@@ -392,6 +392,7 @@ class DeblurNode(Node):
         self.add_on_set_parameters_callback(self.on_set_parameters)
         self.create_service(Trigger, "~/reset", self.on_reset)
         self.clock_heard = time.monotonic()  # see clock_stopped; as rclpy's TimeSource hears it
+        self.no_clock_since: float | None = None  # see no_clock
         clock_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
         self.create_subscription(ClockMsg, "/clock", self.heard_clock, clock_qos)
         self.running = True
@@ -720,6 +721,28 @@ class DeblurNode(Node):
         silent = time.monotonic() - self.clock_heard > max(self.max_gap_s or 0, CLOCK_SILENCE_S)
         return silent or not self.count_publishers("/clock")
 
+    def no_clock(self, received: int) -> bool:
+        """Under use_sim_time, frames came and no /clock for CLOCK_SILENCE_S since the first
+        report that saw them (a player without ``--clock``, or sim time set by mistake): ROS
+        time stands at 0, frames are flushed by the wall clock and stamp ages are left out.
+        Warned once, reported in /diagnostics while it lasts; the node carries on."""
+        clock = self.get_clock()
+        if not (received and clock.ros_time_is_active and clock.now().nanoseconds == 0):
+            self.no_clock_since = None
+            return False
+        now = time.monotonic()
+        if self.no_clock_since is None:
+            self.no_clock_since = now
+        if now - self.no_clock_since < CLOCK_SILENCE_S:
+            return False
+        self.get_logger().warning(
+            "use_sim_time is true but nothing publishes /clock while frames come: ROS time "
+            "stands at 0, so held frames go out by the wall clock and /diagnostics has no "
+            "stamp ages; play bags with `ros2 bag play --clock`, or set use_sim_time false",
+            once=True,
+        )
+        return True
+
     def heard_clock(self, _msg: ClockMsg) -> None:
         """A /clock message came (any time, a paused player's too): the player lives."""
         self.clock_heard = time.monotonic()
@@ -902,7 +925,8 @@ class DeblurNode(Node):
             if size_off:
                 self.count("camera_info_size_mismatch")
             self.latencies.append((time.monotonic() - meta.received) * 1e3)
-            self.ages.append((self.get_clock().now().nanoseconds - out.stamp) / 1e6)
+            if now_ns := self.get_clock().now().nanoseconds:  # 0: sim time without a /clock
+                self.ages.append((now_ns - out.stamp) / 1e6)
 
     # ------------------------------------------------------------------ diagnostics
     def compile_status(self) -> str:
@@ -936,6 +960,7 @@ class DeblurNode(Node):
                 timings.clear()  # every timing figure covers the last period only
         stats = self.engine_stats
         rejected = sum(v for k, v in counts.items() if k.startswith("rejected."))
+        no_clock = self.no_clock(counts.get("received", 0))
 
         def median(xs: list[float]) -> str:
             return f"{xs[len(xs) // 2]:.1f}" if xs else "n/a"
@@ -982,9 +1007,11 @@ class DeblurNode(Node):
         status = DiagnosticStatus(
             name=f"{self.get_fully_qualified_name()}: deblurring",
             hardware_id=str(self.engine.device),
-            level=DiagnosticStatus.WARN if problem else DiagnosticStatus.OK,
+            level=DiagnosticStatus.WARN if problem or no_clock else DiagnosticStatus.OK,
             message="frames rejected or dropped"
             if problem
+            else "use_sim_time without /clock: ROS time stands at 0"
+            if no_clock
             else "idle: nothing subscribes to the outputs (lazy)"
             if idle
             else "ok",
