@@ -460,6 +460,28 @@ def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path) -> None:
     assert r.returncode == 2 and "--max-gap-s (bags of --synthetic or --no-gt)" in r.stderr
 
 
+def test_a_set_of_parts_takes_the_max_gap_s_of_its_parts_with_bags(tmp_path) -> None:
+    """A set built in parts, a bag's at --max-gap-s 5 and a frame folder's at the default:
+    the folder's part has no stamps, so the set is cut at 5 s, not "at other stamp breaks"
+    (refused whatever --max-gap-s was given). Bags cut at two values still conflict."""
+    from sarn_ros.tools.train import read_description
+
+    grey = grey_frames(12)
+    write_paused_bag(tmp_path / "run", grey, PAUSED_MS)
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    for i, g in enumerate(grey[:4]):
+        cv2.imwrite(str(stills / f"{i}.png"), g)
+    ts, params = tmp_path / "ts", BlurParams(blur_px=2.0)
+    build_trainset([tmp_path / "run"], params, [1.0], 1, 6, ts / "a", clip_frames=8, max_gap_s=5)
+    build_trainset([stills], params, [1.0], 1, 6, ts / "b")
+    assert read_description(ts)["max_gap_s"] == 5
+    argv = ["train", "--run-dir", "r", "--trainset", str(ts), "--max-gap-s", "5"]
+    assert trainset_conflicts(cli.build_parser(argv).parse_args(argv), read_description(ts)) == []
+    build_trainset([tmp_path / "run"], params, [1.0], 1, 6, ts / "c", clip_frames=8)
+    assert read_description(ts)["max_gap_s"] == "parts cut at other stamp breaks"
+
+
 def test_video_frames_come_out_rgb_and_16_bit_frames_scale_for_the_generator(tmp_path):
     """OpenCV reads BGR: red and blue swapped would train and evaluate on false colours; a
     mono16 camera's frames cast to 8 bit (not shifted) wrap around to noise."""

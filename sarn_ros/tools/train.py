@@ -699,12 +699,14 @@ def read_description(ts: Path) -> dict[str, Any] | None:
     for blur in (b for d in found for b in d["synthetic_blur"]):
         if blur not in blurs:
             blurs.append(blur)
-    first = found[0]
-    shared = {  # the build options every part has alike
-        k: first[k] for k in SHARED_KEYS if all(k in d and d[k] == first[k] for d in found)
-    }
-    if "max_gap_s" not in shared and any("max_gap_s" in d for d in found):
-        shared["max_gap_s"] = "parts cut at other stamp breaks"  # taken for none of its values
+    shared = {}  # the build options every part they could shape has alike
+    for k in SHARED_KEYS:
+        kinds = RECORDING_OPTIONS.get(k)  # a --max-gap-s did not make a part without a bag
+        parts = [d for d in found if not kinds or set_holds(d, kinds)] or found
+        if all(k in d and d[k] == parts[0][k] for d in parts):
+            shared[k] = parts[0][k]
+        elif k == "max_gap_s" and any(k in d for d in parts):
+            shared[k] = "parts cut at other stamp breaks"  # taken for none of its values
     return {
         # once each: the GPU recipe builds every folder at several blur settings
         "sources": list(dict.fromkeys(s for d in found for s in d["sources"])),
