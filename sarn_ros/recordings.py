@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -68,6 +69,7 @@ class Recording:
         self.max_gap_s = max_gap_s
         self.skips: Counter[str] = Counter()  # per stream: where a run of frames is broken
         self.breaks: Counter[str] = Counter()  # per stream: where its stamps break off
+        self.paused: Counter[str] = Counter()  # the breaks of those where they paused
         self.why_skipped: dict[str, str] = {}  # each stream's first unreadable frame: why
         self.ignored: dict[str, str] = {}
         if self.kind == "bag":
@@ -129,8 +131,9 @@ class Recording:
                     self.skip(name, str(exc))
                     continue
                 stamp = stamp_of(msg)
-                if stamp_break(last.get(name), stamp, self.max_gap_s):  # the node restarts
+                if why := stamp_break(last.get(name), stamp, self.max_gap_s):  # the node restarts
                     self.breaks[name] += 1
+                    self.paused[name] += why == "gap"
                 last[name] = stamp
                 yield name, frame
 
@@ -199,12 +202,12 @@ def read_streams(
     rec = Recording(path, topics, debayer, max_gap_s)
     seen: dict[str, int] = {}
     taken: dict[str, list[np.ndarray]] = {rec.name(t): [] for t in rec.topics}
-    breaks: dict[str, list[int]] = {name: [] for name in taken}  # per frame taken
+    breaks: dict[str, list[tuple[int, int]]] = {name: [] for name in taken}  # per frame taken
     for name, frame in rec.frames():
         seen[name] = seen.get(name, 0) + 1
         if seen[name] > skip and (max_frames is None or len(taken[name]) < max_frames):
             taken[name].append(resize_by(frame, scale))
-            breaks[name].append(rec.breaks[name])
+            breaks[name].append((rec.breaks[name], rec.paused[name]))
         if max_frames is not None and all(len(f) >= max_frames for f in taken.values()):
             break
     empty = {}
@@ -220,18 +223,56 @@ def read_streams(
         if name in empty:
             log.warning("left out (%s)", empty[name])
             continue
-        pieces = unbroken_pieces(frames, breaks[name])
+        pieces = unbroken_pieces(frames, [b for b, _ in breaks[name]])
         if len(pieces) > 1:
+            (b0, p0), (b1, p1) = breaks[name][0], breaks[name][-1]
+            said = restarts_said(b1 - b0 - (p1 - p0), p1 - p0, max_gap_s)
+            if changes := sum(
+                (a.shape, a.dtype) != (b.shape, b.dtype) for a, b in pairwise(frames)
+            ):
+                said.append(f"{times(changes)} where the frame size or format changed")
             log.warning(
-                "%s: taken apart in %d pieces, where its frame size or format changes or its "
-                "stamps break off",
+                "%s: taken apart in %d pieces (#1 to #%d), as the node restarts there: %s",
                 name,
                 len(pieces),
+                len(pieces),
+                "; ".join(said),
             )
         streams += [
-            (f"{name}_{k}" if len(pieces) > 1 else name, p) for k, p in enumerate(pieces, 1)
+            (f"{name}#{k}" if len(pieces) > 1 else name, p) for k, p in enumerate(pieces, 1)
         ]
     return rec, streams
+
+
+def gap_hint(sources: list[Path], max_gap_s: float | None, what: str = "clips") -> str:
+    """Where a bag is among ``sources``: that its ``what`` end at stamp breaks, which can leave
+    every piece too short (a camera at 1 fps): "no training images" named neither."""
+    if not any(holds_recordings(d, ("bag",)) for d in sources):
+        return ""
+    if not max_gap_s:  # cut only where they go back: nothing to raise
+        return f"; a bag's {what} end where a camera's stamps go back"
+    return (
+        f"; a bag's {what} end where a camera's stamps go back or pause over --max-gap-s "
+        f"{max_gap_s:g} s (raise it for a camera slower than {1 / max_gap_s:g} fps)"
+    )
+
+
+def times(n: int) -> str:
+    return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
+
+
+def restarts_said(back: int, paused: int, max_gap_s: float | None) -> list[str]:
+    """Where a stream restarts at its stamps, in words with the option that sets it: at the
+    default a camera slower than 2 fps restarts at every frame, and nothing said so."""
+    said = []
+    if back:
+        said.append(f"{times(back)} where the stamps went back")
+    if paused and max_gap_s:
+        said.append(
+            f"{times(paused)} where the stamps paused over --max-gap-s {max_gap_s:g} s (raise "
+            f"it for a camera slower than {1 / max_gap_s:g} fps)"
+        )
+    return said
 
 
 def unbroken_pieces(frames: list[np.ndarray], breaks: list[int]) -> list[list[np.ndarray]]:

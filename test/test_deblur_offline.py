@@ -908,6 +908,12 @@ def test_a_slow_camera_keeps_its_state_with_a_longer_max_gap(tmp_path, tiny_recu
             str(tiny_recurrent_checkpoint),
         )
         assert result.returncode == 0, result.stderr
+        # said, with the option that keeps the state: nothing did
+        restarted = (
+            "restarted 3 times where the stamps paused over --max-gap-s 0.5 s (raise it for a "
+            "camera slower than 2 fps)"
+        )
+        assert (restarted in result.stderr) == (gap == "0.5"), result.stderr
         msgs = messages(read_bag(out), "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
         got[gap] = [image_to_numpy(m).astype(int) for m in msgs]
     engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)

@@ -1027,18 +1027,32 @@ def test_a_stream_without_a_frame_pair_has_no_orb_figure(tmp_path, tiny_recurren
     """One frame gives no pair to match: its ORB means read 0.0, as if ORB had found nothing
     (what a 1 px wide frame gives), where nothing was measured."""
     write_pair(tmp_path / "data", n=1)
+    write_pair(tmp_path / "two", n=2)
     out = tmp_path.parent / f"{tmp_path.name}_one.json"
     args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--json", str(out)]
-    args += ["--future-frames", "0"]
-    result = sarn_eval(*args, "--no-gt", str(tmp_path / "data" / "seq" / "sharp"))
+    args += ["--future-frames", "0", "--no-gt", str(tmp_path / "data" / "seq" / "sharp")]
+    result = sarn_eval(*args, str(tmp_path / "two" / "seq" / "sharp"))
     assert result.returncode == 0, result.stderr
     (row,) = [line for line in result.stdout.splitlines() if "too few frame pairs (0)" in line]
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[3:7] == ["-"] * 4 and cells[-2] == "-"  # no inlier change either (+0.0)
-    (r,) = json.loads(out.read_text())["no_gt"]
+    r, two = json.loads(out.read_text())["no_gt"]
+    assert (r["input"], two["input"]) == (args[-1], str(tmp_path / "two" / "seq" / "sharp"))
     keys = ("matches_input", "matches", "inliers_input", "inliers")
     assert [r[f"mean_orb_{k}"] for k in keys] == [None] * 4
     assert r["orb_inlier_change"]["mean"] is None and r["orb_inlier_change"]["pairs"] == 0
+
+
+def test_an_eval_with_no_frame_pair_anywhere_is_an_error(tmp_path, tiny_recurrent_checkpoint):
+    """Every --no-gt stream a single frame (with nothing else to score): a table of dashes and
+    exit 0 measured nothing."""
+    write_pair(tmp_path / "data", n=1)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    result = sarn_eval(*args, "--no-gt", str(tmp_path / "data" / "seq" / "sharp"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().endswith(
+        "sarn eval: error: no --no-gt stream has two frames in a row for the ORB proxy to compare"
+    )
 
 
 def test_saved_images_read_input_then_deblurred_then_sharp(tmp_path, monkeypatch):

@@ -131,9 +131,11 @@ def test_a_camera_that_changes_size_and_topics_without_frames(tmp_path, caplog) 
     with caplog.at_level(logging.WARNING):
         _, streams = read_streams(tmp_path / "run")
     assert [(name, len(frames)) for name, frames in streams] == [
-        ("run/cam/image_raw_1", 4),
-        ("run/cam/image_raw_2", 4),
+        ("run/cam/image_raw#1", 4),
+        ("run/cam/image_raw#2", 4),
     ]
+    assert "image_raw: taken apart in 2 pieces (#1 to #2)" in caplog.text
+    assert "restarts there: once where the frame size or format changed" in caplog.text
     assert all(np.array_equal(f, e) for f, e in zip(streams[1][1], big, strict=True))
     assert "left out (no readable frames in run/silent/image_raw)" in caplog.text
     assert "run/thermal/image_raw: '32FC1' holds no colour" in caplog.text
@@ -234,7 +236,7 @@ def test_a_bag_whose_every_frame_breaks_off_says_why_nothing_trains(tmp_path, ca
     err = capsys.readouterr().err
     assert "no training images found in" in err
     assert "stamps go back or pause over --max-gap-s 0.5 s (raise it for a camera" in err
-    from sarn_ros.tools.train import gap_hint
+    from sarn_ros.recordings import gap_hint
 
     assert gap_hint([tmp_path / "slow"], 2.0).endswith(
         "(raise it for a camera slower than 0.5 fps)"
@@ -422,7 +424,9 @@ PAUSED_MS = [33 * i for i in range(4)] + [2100 + 33 * i for i in range(4)]
 PAUSED_MS += [1200 + 33 * i for i in range(4)]
 
 
-def test_training_clips_and_eval_streams_end_where_a_bags_stamps_break_off(tmp_path) -> None:
+def test_training_clips_and_eval_streams_end_where_a_bags_stamps_break_off(
+    tmp_path, caplog
+) -> None:
     """A recording paused for 2 s (or a clock set back) joined two scenes in one clip, where
     the node restarts the recurrent state: the recurrent network trained across the cut,
     and `sarn eval` played it as one stream. Cut as the node's max_gap_s; 0 cuts only back."""
@@ -433,13 +437,19 @@ def test_training_clips_and_eval_streams_end_where_a_bags_stamps_break_off(tmp_p
     assert np.array_equal(clips[1][1][0][..., 0], grey[4])
     assert [len(c) for _, c in iter_clips(tmp_path / "run", 8, max_gap_s=3)] == [8, 4]
     assert [len(c) for _, c in iter_clips(tmp_path / "run", 8, max_gap_s=None)] == [8, 4]
-    _, streams = read_streams(tmp_path / "run")
-    assert [(n, len(f)) for n, f in streams] == [(f"run/cam/image_raw_{k}", 4) for k in (1, 2, 3)]
+    with caplog.at_level(logging.WARNING):
+        _, streams = read_streams(tmp_path / "run")
+    assert [(n, len(f)) for n, f in streams] == [(f"run/cam/image_raw#{k}", 4) for k in (1, 2, 3)]
+    # which break, and the option that sets it: a 1 fps camera restarted at every frame
+    assert (
+        "once where the stamps went back; once where the stamps paused over --max-gap-s 0.5 s "
+        "(raise it for a camera slower than 2 fps)"
+    ) in caplog.text
     _, streams = read_streams(tmp_path / "run", max_gap_s=0)
     assert [len(f) for _, f in streams] == [8, 4]
 
 
-def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path) -> None:
+def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path, tiny_recurrent_checkpoint) -> None:
     """--max-gap-s reaches the clips `sarn train` makes and is refused where no bag reads it."""
     grey = grey_frames(12)
     write_paused_bag(tmp_path / "run", grey, PAUSED_MS)
@@ -458,6 +468,17 @@ def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path) -> None:
     write_video(tmp_path / "v.avi", [np.dstack([g] * 3) for g in grey[:4]])
     r = sarn_eval("--no-gt", str(tmp_path / "v.avi"), "--max-gap-s", "2")
     assert r.returncode == 2 and "--max-gap-s (bags of --synthetic or --no-gt)" in r.stderr
+    # a 0.1 fps camera: every frame its own stream, no pair for the ORB proxy anywhere
+    write_paused_bag(tmp_path / "slow", grey[:3], [0, 10_000, 20_000])
+    r = sarn_eval("--no-gt", str(tmp_path / "slow"))
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        "no --no-gt stream has two frames in a row for the ORB proxy to compare; a bag's "
+        "streams end where a camera's stamps go back or pause over --max-gap-s 0.5 s (raise it "
+        "for a camera slower than 2 fps)"
+    ), r.stderr
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    r = sarn_eval("--no-gt", str(tmp_path / "slow"), "--max-gap-s", "11", *weights)
+    assert r.returncode == 0, r.stderr
 
 
 def test_a_set_of_parts_takes_the_max_gap_s_of_its_parts_with_bags(tmp_path) -> None:

@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import offline
     from ..engine import FASTER_ON_CPU, faster_cpu_setting, native_bf16
     from ..ensemble import make_engine
+    from ..recordings import restarts_said
 
     bar = None
     try:
@@ -306,6 +307,12 @@ def run(args: argparse.Namespace) -> int:
         )
         + (f", torch.compile {'on' if engine.compiled else 'failed'}" if args.torch_compile else "")
     )
+    if kind == "bag" and engine.is_recurrent:  # a slow camera restarted at every frame
+        resets = engine.stats()["resets_by_reason"]
+        if said := restarts_said(resets["backwards"], resets["gap"], args.max_gap_s):
+            print(
+                f"sarn deblur: the recurrent state restarted {' and '.join(said)}", file=sys.stderr
+            )
     if secs >= HINT_AFTER_S and engine.device.type == "cpu" and not engine.onnx:
         setting = faster_cpu_setting(engine.precision, args.torch_compile, native_bf16())
         if setting:

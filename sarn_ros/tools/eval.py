@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
-    from ..recordings import read_streams, synthetic_sequences
+    from ..recordings import gap_hint, read_streams, synthetic_sequences
 
     source = {"topics": args.topics, "debayer": args.debayer, "max_gap_s": args.max_gap_s}
     try:
@@ -206,9 +206,16 @@ def run(args: argparse.Namespace) -> int:
             )
             synthetic += found
             roots += [str(d)] * len(found)
-        nogt = []
+        nogt, nogt_roots = [], []  # the streams without ground truth and their inputs
         for d in args.no_gt:
-            nogt += read_streams(d, args.max_frames, args.skip_frames, **source)[1]
+            streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
+            nogt += streams
+            nogt_roots += [str(d)] * len(streams)
+        if nogt and not pairs and not synthetic and all(len(f) < 2 for _, f in nogt):
+            raise ValueError(
+                "no --no-gt stream has two frames in a row for the ORB proxy to compare"
+                + gap_hint(args.no_gt, args.max_gap_s, "streams")
+            )
         # one row and one image prefix per input: two runs' `blur` folders keep both
         seen: set[str] = set()
         pairs = [(unique_name(name, seen), b, s) for name, b, s in pairs]
@@ -264,9 +271,9 @@ def run(args: argparse.Namespace) -> int:
                             continue
                         res, _ = evaluate_gt(engine, seq, save, bar.update)
                         results["gt"].append({**tag, "input": root, **res.summary()})
-                    for name, frames in nogt:
+                    for (name, frames), root in zip(nogt, nogt_roots, strict=True):
                         result = evaluate_nogt(engine, name, frames, save, bar.update)
-                        results["no_gt"].append({**tag, **result})
+                        results["no_gt"].append({**tag, "input": root, **result})
                 except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
                     bar.close()
                     print(f"sarn eval: error: {exc}", file=sys.stderr)

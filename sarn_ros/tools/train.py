@@ -50,6 +50,7 @@ from ..data.datasets import (
 from ..engine import MAX_GAP_S
 from ..offline import kind_of
 from ..recordings import (
+    gap_hint,
     holds_recordings,
     iter_clips,
     pairs_left_out,
@@ -555,19 +556,6 @@ def no_training_data(folders: list[Path], max_gap_s: float | None = MAX_GAP_S) -
         else ValueError("no training images found in " + ", ".join(map(str, folders)))
     )
     return ValueError(f"{error}{gap_hint(folders, max_gap_s)}")
-
-
-def gap_hint(sources: list[Path], max_gap_s: float | None) -> str:
-    """Where a bag is among ``sources``: that its clips end at stamp breaks, which can leave
-    every piece too short (a camera at 1 fps): "no training images" named neither."""
-    if not any(holds_recordings(d, ("bag",)) for d in sources):
-        return ""
-    if not max_gap_s:  # cut only where they go back: nothing to raise
-        return "; a bag's clips end where a camera's stamps go back"
-    return (
-        f"; a bag's clips end where a camera's stamps go back or pause over --max-gap-s "
-        f"{max_gap_s:g} s (raise it for a camera slower than {1 / max_gap_s:g} fps)"
-    )
 
 
 # settings a resumed run takes from the command, not from the run: named where they differ
