@@ -37,29 +37,53 @@ def through_bayer(rgb: np.ndarray, debayer: str) -> np.ndarray:
     return decode_image(msg, debayer)[0]
 
 
+def readable_blur(src: Path) -> list[Path]:
+    """The blur/ frames of ``src``, each read once up front so an odd size or a broken file
+    is refused before any pair is written (these pair sets are small)."""
+    paths = list_images(src / "blur")
+    if not paths:
+        raise ValueError(f"no images in {src / 'blur'}")
+    for p in paths:
+        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise ValueError(f"{p}: not an image OpenCV can read")
+        if bgr.shape[0] % 2 or bgr.shape[1] % 2:
+            raise ValueError(f"{p}: a Bayer mosaic needs an even width and height")
+    return paths
+
+
+def plan(out: Path, pairs: list[Path]) -> list[tuple[Path, Path, list[Path]]]:
+    """(pair, OUT/NAME, blur frames) for every pair, all checked before anything is written:
+    no half-made output, and no pair merged into another's or an earlier run's folder."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"not a folder: {out}")
+    jobs = []
+    for src in pairs:
+        for sub in ("blur", "sharp"):
+            if not (src / sub).is_dir():
+                raise ValueError(f"no {sub}/ folder in {src}")
+        dst = out / src.resolve().name  # "." has no name of its own
+        if dst.exists() or dst.resolve() in {d.resolve() for _, d, _ in jobs}:
+            raise ValueError(f"{dst} exists or is named twice: each pair needs its own name")
+        jobs.append((src, dst, readable_blur(src)))
+    return jobs
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("pairs", type=Path, nargs="+", help="folders with blur/ and sharp/")
     parser.add_argument("--debayer", default="vng", choices=tuple(DEBAYER))
     args = parser.parse_args()
-    if args.out.exists() and not args.out.is_dir():
-        parser.exit(2, f"{parser.prog}: error: not a folder: {args.out}\n")
-    for src in args.pairs:  # every pair before anything is written: no half-made output
-        for sub in ("blur", "sharp"):
-            if not (src / sub).is_dir():
-                parser.exit(2, f"{parser.prog}: error: no {sub}/ folder in {src}\n")
-    for src in args.pairs:
-        dst = args.out / src.name
-        (dst / "blur").mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src / "sharp", dst / "sharp", dirs_exist_ok=True)
-        for p in list_images(src / "blur"):
-            bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise SystemExit(f"{p}: not an image OpenCV can read")
-            rgb = bgr[..., ::-1]
-            if rgb.shape[0] % 2 or rgb.shape[1] % 2:
-                raise SystemExit(f"{p}: a Bayer mosaic needs an even width and height")
+    try:
+        jobs = plan(args.out, args.pairs)
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    for src, dst, blur in jobs:
+        (dst / "blur").mkdir(parents=True)
+        shutil.copytree(src / "sharp", dst / "sharp")
+        for p in blur:
+            rgb = cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1]
             out = through_bayer(np.ascontiguousarray(rgb), args.debayer)
             cv2.imwrite(str(dst / "blur" / p.name), out[..., ::-1])
         print(f"{src} -> {dst} ({args.debayer})")

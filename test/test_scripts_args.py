@@ -117,3 +117,35 @@ def test_analyse_orb_proxy_finds_missing_weights_before_reading_the_stream(
         "analyse_orb_proxy.py",
         [([stream, "sarn_recurrent", missing], f"weights file not found: {missing}", False)],
     )
+
+
+def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
+    tmp_path: Path,
+) -> None:
+    """Two pairs of one name, or an earlier run's OUT/NAME, were merged into; an odd-sized,
+    unreadable or missing blur frame was found after earlier pairs were written."""
+    pairs = {}
+    for name in ("a/f8", "b/f8", "good", "odd", "broken", "empty"):
+        pairs[name] = tmp_path / name
+        frames(pairs[name] / "sharp", 1)
+        if name != "empty":
+            frames(pairs[name] / "blur", 1)
+    (pairs["empty"] / "blur").mkdir()
+    cv2.imwrite(str(pairs["odd"] / "blur" / "0000.png"), np.zeros((63, 64, 3), np.uint8))
+    (pairs["broken"] / "blur" / "0000.png").write_bytes(b"not a png")
+    earlier = tmp_path / "earlier"
+    (earlier / "good").mkdir(parents=True)
+    good = pairs["good"]
+    assert_refused(
+        "bayer_pairs.py",
+        [
+            ([tmp_path / "o1", pairs["a/f8"], pairs["b/f8"]], "named twice", False),
+            ([earlier, good], f"{earlier / 'good'} exists", False),
+            ([tmp_path, good], f"{good} exists", False),  # OUT/NAME is the pair itself
+            ([tmp_path / "o2", good, pairs["odd"]], "needs an even width and height", False),
+            ([tmp_path / "o3", good, pairs["broken"]], "not an image OpenCV can read", False),
+            ([tmp_path / "o4", good, pairs["empty"]], "no images in", False),
+        ],
+    )
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+    assert list((earlier / "good").iterdir()) == []
