@@ -14,16 +14,30 @@ from pathlib import Path
 import cv2
 
 from sarn_ros.data.blur_synth import BlurParams
-from sarn_ros.data.datasets import synthesize_folder
+from sarn_ros.data.datasets import Sequence, list_images, synthesize_folder
 
 OUT = Path(__file__).resolve().parent.parent / "sarn_ros" / "sample"
 PARAMS = BlurParams(blur_px=12.0, min_blur_fraction=0.8, object_prob=0.0, jpeg_quality=None)
 
 
+def sample(calendar: Path) -> Sequence:
+    """The one 8-frame sequence ``calendar`` must give: fewer frames would leave the old
+    sample's later ones beside the new, and a folder of stills is not the sample."""
+    if not calendar.is_dir():
+        raise ValueError(f"not a folder: {calendar}")
+    seqs = list(synthesize_folder(calendar, seed=2024, params=PARAMS, scale=0.5, max_frames=8))
+    if len(seqs) != 1 or len(seqs[0].sharp) != 8:
+        lengths = [len(s.sharp) for s in seqs]
+        raise ValueError(f"{calendar} must give one video of 8 frames, gave {lengths}")
+    return seqs[0]
+
+
 def main(calendar: Path) -> None:
-    (seq,) = synthesize_folder(calendar, seed=2024, params=PARAMS, scale=0.5, max_frames=8)
+    seq = sample(calendar)
     for kind, frames in (("blur", seq.blurred), ("sharp", seq.sharp)):
         (OUT / kind).mkdir(parents=True, exist_ok=True)
+        for old in list_images(OUT / kind):  # no frame of an older sample left (__init__.py is)
+            old.unlink()
         for i, f in enumerate(frames):
             cv2.imwrite(
                 str(OUT / kind / f"{i:03d}.png"), f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]
@@ -33,4 +47,7 @@ def main(calendar: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("calendar", type=Path, help="the Vid4 calendar frame folder")
-    main(parser.parse_args().calendar)
+    try:
+        main(parser.parse_args().calendar)
+    except ValueError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")

@@ -149,3 +149,25 @@ def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
     )
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
     assert list((earlier / "good").iterdir()) == []
+
+
+def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) -> None:
+    """Four frames rewrote 000-003 and left the old sample's 004-007; a missing or empty
+    folder, or one of stills, gave a traceback."""
+    short = tmp_path / "short"
+    short.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
+    still = cv2.GaussianBlur(noise, (0, 0), 3)
+    for i in range(4):  # smooth, alike frames: one video of four
+        cv2.imwrite(str(short / f"{i:04d}.png"), np.roll(still, i, axis=1))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_refused(
+        "make_sample.py",
+        [
+            ([short], "must give one video of 8 frames, gave [4]", False),
+            ([empty], "gave []", False),
+            ([frames(tmp_path / "stills", 2)], "must give one video of 8 frames", False),
+            ([tmp_path / "missing"], f"not a folder: {tmp_path / 'missing'}", False),
+        ],
+    )
