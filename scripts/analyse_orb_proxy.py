@@ -29,17 +29,33 @@ def high_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return metrics.grey(img).astype(np.float32) - low_pass(img, sigma)
 
 
-def report(label: str, frames: list[np.ndarray]) -> None:
-    matches, inliers = (np.mean(c) for c in orb_counts(frames))
-    hp = np.concatenate([high_pass(f).ravel() for f in frames])
+def first_camera(path: Path) -> list[list[np.ndarray]]:
+    """Every piece of the first camera: where its size changes or its stamps break off it
+    comes in pieces (``name_1``, ...), and pairs are only matched within one piece."""
+    rec, streams = read_streams(path)
+    names = {rec.name(t) for t in rec.topics}
+    base = [n if n in names else n.rpartition("_")[0] for n, _ in streams]
+    pieces = [frames for b, (_, frames) in zip(base, streams, strict=True) if b == base[0]]
+    if all(len(p) < 2 for p in pieces):
+        raise ValueError(f"{streams[0][0]}: ORB matches need at least 2 consecutive frames")
+    return pieces
+
+
+def report(label: str, pieces: list[list[np.ndarray]]) -> None:
+    """Means over the frame pairs of every piece, as if the pieces were one stream."""
+    counts = [orb_counts(p) for p in pieces]
+    matches = np.mean([m for c in counts for m in c[0]])
+    inliers = np.mean([i for c in counts for i in c[1]])
+    share = f"{inliers / matches:5.1%}" if matches else "  n/a"  # a featureless stream
+    hp = np.concatenate([high_pass(f).ravel() for p in pieces for f in p])
     print(
-        f"{label:<44} matches {matches:6.1f}  inliers {inliers:6.1f} ({inliers / matches:5.1%})"
+        f"{label:<44} matches {matches:6.1f}  inliers {inliers:6.1f} ({share})"
         f"  finest band: median |hp| {np.median(np.abs(hp)):.2f}, std {hp.std():.2f}"
     )
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("stream", type=Path, help="image folder, video or rosbag2 (its first camera)")
     ap.add_argument("weights", nargs="+")
     ap.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
@@ -47,22 +63,27 @@ def main() -> None:
     try:  # the weights first: a mistyped name is found before the stream is read and measured
         for w in args.weights:
             resolve_weights(w)
-        frames = read_streams(args.stream)[1][0][1]
+        pieces = first_camera(args.stream)
     except (ValueError, OSError, CheckpointError) as exc:
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
-    report("input", frames)
-    report("input, Gaussian sigma 1.2", [cv2.GaussianBlur(f, (0, 0), 1.2) for f in frames])
+    report("input", pieces)
+    report(
+        "input, Gaussian sigma 1.2", [[cv2.GaussianBlur(f, (0, 0), 1.2) for f in p] for p in pieces]
+    )
     for w in args.weights:
         engine = StreamDeblurrer(load_model(w), device="cpu", future_frames=args.future_frames)
-        outs = deblur_sequence(engine, frames, "stream")
+        outs = [deblur_sequence(engine, p, "stream") for p in pieces]
         report(Path(w).name, outs)
         restored = [  # the model's output below the finest band, the input's finest band
-            np.clip(low_pass(o) + high_pass(f), 0, 255).astype(np.uint8)
-            for f, o in zip(frames, outs, strict=True)
+            [
+                np.clip(low_pass(o) + high_pass(f), 0, 255).astype(np.uint8)
+                for f, o in zip(p, po, strict=True)
+            ]
+            for p, po in zip(pieces, outs, strict=True)
         ]
         report(f"{Path(w).name} + input finest band", restored)
         if engine.is_recurrent:
-            alone = [deblur_sequence(engine, [f], "stream")[0] for f in frames]
+            alone = [[deblur_sequence(engine, [f], "stream")[0] for f in p] for p in pieces]
             report(f"{Path(w).name}, each frame alone", alone)
 
 

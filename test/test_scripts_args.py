@@ -171,3 +171,34 @@ def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) 
             ([tmp_path / "missing"], f"not a folder: {tmp_path / 'missing'}", False),
         ],
     )
+
+
+def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path: Path) -> None:
+    """One frame printed nan rows; a featureless stream printed ( nan%); a stream cut in
+    pieces by a size change was measured on its first piece alone."""
+    assert_refused(
+        "analyse_orb_proxy.py",
+        [
+            (
+                [frames(tmp_path / "one", 1), "sarn_recurrent"],
+                "ORB matches need at least 2 consecutive frames",
+                False,
+            )
+        ],
+    )
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    scene = np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)
+    for i in range(2):
+        cv2.imwrite(str(flat / f"{i}.png"), np.full((64, 64, 3), 128, np.uint8))
+        cv2.imwrite(str(cut / f"{i}.png"), np.full((48, 48, 3), 128, np.uint8))
+        cv2.imwrite(str(cut / f"{i + 2}.png"), np.roll(scene, i, axis=1))  # matchable
+    flat_run, cut_run = runs(
+        "analyse_orb_proxy.py", [([s, "sarn_single"], "", False) for s in (flat, cut)]
+    )
+    assert flat_run.returncode == 0 and "nan" not in flat_run.stdout
+    assert "inliers    0.0 (  n/a)" in flat_run.stdout.splitlines()[0]
+    assert cut_run.returncode == 0, cut_run.stderr
+    assert "matches    0.0" not in cut_run.stdout.splitlines()[0]  # the textured piece counts
