@@ -20,6 +20,7 @@ from sarn_ros import StreamDeblurrer
 from sarn_ros.checkpoint import CheckpointError, resolve_weights
 from sarn_ros.data.blur_synth import BlurParams, synthesize
 from sarn_ros.data.datasets import list_images, read_rgb, resize_by
+from sarn_ros.engine import resolve_device
 from sarn_ros.metrics import psnr
 from sarn_ros.tools.options import ranged
 
@@ -56,27 +57,34 @@ def main() -> None:
     p.add_argument("--seed", type=ranged(int, 0), default=5)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    try:  # a mistyped name or an empty folder is found before minutes of blurring
+    try:  # a mistyped name, device or an empty folder is found before minutes of blurring
         resolve_weights(args.weights)
+        resolve_device(args.device)
         if not args.video.is_dir():
             raise ValueError(f"not a folder: {args.video}")
         files = list_images(args.video)
         if not files:
             raise ValueError(f"no images in {args.video}")
         source = [resize_by(read_rgb(f), args.scale) for f in files]
-    except (ValueError, CheckpointError) as exc:
+        for f, img in zip(files, source, strict=True):  # the blur generator takes one size
+            if img.shape != source[0].shape:
+                raise ValueError(
+                    f"{f} is {img.shape[1]}x{img.shape[0]} after --scale, "
+                    f"{files[0].name} {source[0].shape[1]}x{source[0].shape[0]}"
+                )
+    except (ValueError, RuntimeError, CheckpointError) as exc:
         p.exit(2, f"{p.prog}: error: {exc}\n")
     frames = [source[i] for i in ping_pong(len(source), args.frames)]
     params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
     blurred, sharp = synthesize(frames, params=params, seed=args.seed)
     carried = gains(blurred, sharp, args.weights, args.device, 0)
     reset = gains(blurred, sharp, args.weights, args.device, args.segment)
+    resets = f"reset every {args.segment}" if args.segment < args.frames else "never reset"
     for k in range(0, args.frames, args.segment):
         part = slice(k, k + args.segment)
         print(
             f"frames {k:4d}-{min(k + args.segment, args.frames) - 1:4d}: state carried "
-            f"{np.mean(carried[part]):+.3f} dB, reset every {args.segment} "
-            f"{np.mean(reset[part]):+.3f} dB"
+            f"{np.mean(carried[part]):+.3f} dB, {resets} {np.mean(reset[part]):+.3f} dB"
         )
     print(f"all {args.frames}: carried {np.mean(carried):+.3f} dB, reset {np.mean(reset):+.3f} dB")
 

@@ -202,3 +202,23 @@ def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path:
     assert "inliers    0.0 (  n/a)" in flat_run.stdout.splitlines()[0]
     assert cut_run.returncode == 0, cut_run.stderr
     assert "matches    0.0" not in cut_run.stdout.splitlines()[0]  # the textured piece counts
+
+
+def test_state_drift_refuses_a_bad_device_and_mixed_sizes_and_says_when_it_never_resets(
+    tmp_path: Path,
+) -> None:
+    """A bad --device, or frames of two sizes, failed with a traceback after the blurring;
+    --segment >= --frames printed "reset every N" though no reset happened."""
+    video = frames(tmp_path / "video", 2)
+    mixed = frames(tmp_path / "mixed", 2)
+    cv2.imwrite(str(mixed / "0001.png"), np.zeros((32, 64, 3), np.uint8))
+    assert_refused(
+        "state_drift.py",
+        [
+            ([video, "--device", "bogus"], "device must be auto, cpu, cuda or cuda:N", False),
+            ([mixed], f"{mixed / '0001.png'} is 32x16 after --scale, 0000.png 32x32", False),
+        ],
+    )
+    [whole] = runs("state_drift.py", [([video, "--frames", 2, "--segment", 5], "", False)])
+    assert whole.returncode == 0, whole.stderr
+    assert "never reset" in whole.stdout and "reset every" not in whole.stdout
