@@ -34,7 +34,9 @@ def average(frames: list[np.ndarray], linear_light: bool) -> np.ndarray:
 def check(frames: int, window: int, stride: int) -> None:
     """Refuse, before anything is written, settings no camera could have recorded."""
     if window < 1 or window % 2 == 0:
-        raise ValueError(f"--window must be odd, so one frame is mid-exposure (got {window})")
+        raise ValueError(
+            f"--window must be a positive odd number, so one frame is mid-exposure (got {window})"
+        )
     if stride < window:
         raise ValueError(f"--stride {stride} < --window {window}: exposures would overlap")
     if frames < window:
@@ -71,11 +73,13 @@ def main() -> None:
     ap.add_argument("--linear-light", action="store_true", help="average decoded sRGB")
     args = ap.parse_args()
     if not args.frames.is_dir():
-        raise SystemExit(f"highspeed_pairs: no folder {args.frames}")
+        ap.exit(2, f"{ap.prog}: error: no folder {args.frames}\n")
+    if args.out.exists() and not args.out.is_dir():
+        ap.exit(2, f"{ap.prog}: error: not a folder: {args.out}\n")
     paths = list_images(args.frames)
     seq = args.out / (args.name or args.frames.resolve().name)
     if seq.exists():  # an earlier run's frames left beside these would read as one sequence
-        raise SystemExit(f"highspeed_pairs: {seq} exists: remove it, or give another --name")
+        ap.exit(2, f"{ap.prog}: error: {seq} exists: remove it, or give another --name\n")
     partial = seq.with_name(f".{seq.name}.partial")  # readers skip it; renamed when whole
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -90,7 +94,7 @@ def main() -> None:
             cv2.imwrite(str(partial / "sharp" / f"{n:06d}.png"), sharp[..., ::-1])
         partial.rename(seq)
     except ValueError as exc:  # the settings, a frame of another size, or an unreadable one
-        raise SystemExit(f"highspeed_pairs: {exc}") from None
+        ap.exit(2, f"{ap.prog}: error: {exc}\n")
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"{n} blurred/sharp pairs from {len(paths)} frames in {seq}")

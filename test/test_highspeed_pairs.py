@@ -65,9 +65,15 @@ def test_linear_light_brightens_a_passing_highlight(tmp_path: Path) -> None:
 
 def test_impossible_settings_are_refused_before_anything_is_written(tmp_path: Path) -> None:
     recording(tmp_path / "fast", 9)
-    for window, stride, message in ((4, 8, "must be odd"), (7, 5, "overlap"), (11, 11, "fewer")):
+    for window, stride, message in (
+        (4, 8, "a positive odd number"),
+        (-1, 8, "a positive odd number"),
+        (7, 5, "overlap"),
+        (11, 11, "fewer"),
+    ):
         result = run(tmp_path / "fast", tmp_path / "out", "--window", window, "--stride", stride)
-        assert result.returncode != 0 and message in result.stderr
+        assert result.returncode == 2 and message in result.stderr
+        assert result.stderr.startswith("highspeed_pairs.py: error: ")
     assert not (tmp_path / "out").exists()
 
 

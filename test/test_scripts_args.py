@@ -222,3 +222,12 @@ def test_state_drift_refuses_a_bad_device_and_mixed_sizes_and_says_when_it_never
     [whole] = runs("state_drift.py", [([video, "--frames", 2, "--segment", 5], "", False)])
     assert whole.returncode == 0, whole.stderr
     assert "never reset" in whole.stdout and "reset every" not in whole.stdout
+
+
+def test_highspeed_pairs_refuses_a_file_as_out(tmp_path: Path) -> None:
+    """OUT being a file gave a NotADirectoryError traceback."""
+    out = tmp_path / "out"
+    out.write_text("")
+    assert_refused(
+        "highspeed_pairs.py", [([frames(tmp_path / "fast", 9), out], f"not a folder: {out}", False)]
+    )
