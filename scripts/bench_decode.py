@@ -66,7 +66,7 @@ def read_picture(path: Path) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=ranged(int, 2), default=1280)
     parser.add_argument("--height", type=ranged(int, 2), default=720)
     parser.add_argument("--repeat", type=ranged(int, 1), default=20)

@@ -68,7 +68,7 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=ranged(float, above=0), default=15.0)
     ap.add_argument("--fps", type=ranged(float, above=0, high=1000), default=15.0)
     args = ap.parse_args()
