@@ -31,11 +31,10 @@ def high_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
 
 def first_camera(path: Path) -> list[list[np.ndarray]]:
     """Every piece of the first camera: where its size changes or its stamps break off it
-    comes in pieces (``name_1``, ...), and pairs are only matched within one piece."""
-    rec, streams = read_streams(path)
-    names = {rec.name(t) for t in rec.topics}
-    base = [n if n in names else n.rpartition("_")[0] for n, _ in streams]
-    pieces = [frames for b, (_, frames) in zip(base, streams, strict=True) if b == base[0]]
+    comes in pieces (``name#1``, ...), and pairs are only matched within one piece."""
+    _, streams = read_streams(path)
+    camera = [n.split("#")[0] for n, _ in streams]
+    pieces = [frames for c, (_, frames) in zip(camera, streams, strict=True) if c == camera[0]]
     if all(len(p) < 2 for p in pieces):
         raise ValueError(f"{streams[0][0]}: ORB matches need at least 2 consecutive frames")
     return pieces
