@@ -15,6 +15,7 @@ import re
 import warnings
 import zipfile
 import zlib
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from .archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
+from .archs.modules import DEFORM_IMPLS
 from .resources import find_share_file
 
 FORMAT = "sarn_ros.checkpoint/1"
@@ -30,6 +32,7 @@ ARCHS: dict[str, tuple[type[nn.Module], type]] = {
     "RecurrentSARN": (RecurrentSARN, RecurrentSARNConfig),
 }
 DEFAULT_WEIGHTS = "sarn_recurrent"
+PACKAGED = ("sarn_recurrent", "sarn_single")  # weights/*.pth, installed with the package
 
 
 class CheckpointError(RuntimeError):
@@ -75,14 +78,18 @@ def resolve_weights(weights: str | Path) -> Path:
         try:
             return find_share_file(f"weights/{p.name}.pth")
         except FileNotFoundError as exc:
+            near = get_close_matches(p.name.lower(), PACKAGED, 1, 0.8)
+            meant = f" (did you mean {near[0]}?)" if near else f"; packaged: {', '.join(PACKAGED)}"
             raise CheckpointError(
-                f"no weights file or packaged weights named {weights!r}: {exc}"
+                f"no weights file or packaged weights named {weights!r}{meant}: {exc}"
             ) from None
     if p.is_dir():
         raise CheckpointError(f"weights {p} is a folder, not a weights file")
     if p.exists():  # a FIFO would block the load for good, /dev/zero never ends
         raise CheckpointError(f"weights {p} is not a regular file (a pipe or a device)")
-    raise CheckpointError(f"weights file not found: {p}")
+    named = p.parent == Path(".") and p.suffix == ".pth" and p.stem in PACKAGED
+    packaged = f" (packaged weights are named without .pth: {p.stem})" if named else ""
+    raise CheckpointError(f"weights file not found: {p}{packaged}")
 
 
 def torch_load_error(exc: BaseException) -> str:
@@ -126,9 +133,12 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
     except Exception as exc:  # truncated zip, not a torch file at all, foreign objects
         # torch's weights-only text opens with advice to load with weights_only=False; the
         # reason is further in: "Unsupported global: GLOBAL <class>" ("Unsupported class
-        # <class>" before torch 2.4) or "Unsupported operand"
+        # <class>" before torch 2.4; "unsupported GLOBAL os.system whose module ... is
+        # blocked" for code) or "Unsupported operand"
         text = str(exc)
-        foreign = re.search(r"Unsupported (?:global: GLOBAL|class) (\S+)", text)
+        foreign = re.search(
+            r"(?:Unsupported (?:global: GLOBAL|class)|unsupported GLOBAL) (\S+)", text
+        )
         if foreign:
             raise CheckpointError(
                 f"cannot read {path}: it holds objects other than tensors and plain values "
@@ -154,28 +164,69 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"{path} is a `sarn train` resume state, not weights: use best.pth or "
                 f"latest.pth beside it (or `sarn train --run-dir {path.parent} --export X.pth`)"
             )
-        raise CheckpointError(f"{path} is not a sarn_ros checkpoint (expected format {FORMAT})")
+        raise CheckpointError(
+            f"{path} is not a sarn_ros checkpoint (expected format {FORMAT}){bare_hint(ckpt)}"
+        )
     if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{path} has no model config or state_dict")
     return ckpt
 
 
+def bare_hint(ckpt: Any) -> str:
+    """What a foreign weights file is, where it looks like a bare state_dict (BasicSR's
+    ``params``/``params_ema``, Lightning's ``state_dict``, or tensors alone): how to make it
+    one sarn_ros reads."""
+    if not isinstance(ckpt, dict):
+        return ""
+    inner = next((ckpt[k] for k in ("params_ema", "params", "state_dict") if k in ckpt), ckpt)
+    if not isinstance(inner, dict) or not inner:
+        return ""
+    if not all(isinstance(v, torch.Tensor) for v in inner.values()):
+        return ""
+    return (
+        ": it looks like a bare state_dict; load it into SARN or RecurrentSARN with the config "
+        "it was trained with and write it with sarn_ros.checkpoint.save_checkpoint"
+    )
+
+
 def build_model(ckpt: dict[str, Any], deform_impl: str | None = None) -> nn.Module:
-    """Instantiate the architecture in ``ckpt`` and load its weights (strict)."""
+    """Instantiate the architecture in ``ckpt`` and load its weights (strict, finite, floats:
+    a NaN, or an int tensor rounded by load_state_dict, would deblur wrongly without an
+    error)."""
     model_cls, cfg_cls = ARCHS[ckpt["arch"]]
+    if deform_impl is not None and deform_impl not in DEFORM_IMPLS:  # the caller's, not the file's
+        raise ValueError(f"deform impl must be one of {DEFORM_IMPLS}, got {deform_impl!r}")
     try:
         cfg = cfg_cls(**ckpt["config"])
-    except TypeError as exc:  # written by a newer sarn_ros, or edited by hand
-        raise CheckpointError(f"config does not fit {ckpt['arch']}: {exc}") from None
-    if deform_impl is not None:
-        cfg.deform_impl = deform_impl
-    model = model_cls(cfg)
+        if deform_impl is not None:
+            cfg.deform_impl = deform_impl
+        model = model_cls(cfg)
+    except (TypeError, ValueError, RuntimeError) as exc:  # a newer sarn_ros's, or hand-edited
+        raise CheckpointError(f"config does not fit {ckpt['arch']}: {first_line(exc)}") from None
+    if why := unsound(ckpt["state_dict"]):  # before load_state_dict casts them
+        raise CheckpointError(f"weights of {ckpt['arch']} {why}")
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         why = misfit(model.state_dict(), ckpt["state_dict"]) or first_line(exc)
         raise CheckpointError(f"weights do not fit {ckpt['arch']}: {why}") from None
     return model
+
+
+def unsound(given: dict[str, Any]) -> str:
+    """Tensors that load without an error and deblur wrongly: not floating point (rounded
+    into the model's floats: up to 0.4 off), or holding NaN or inf (black frames)."""
+    tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
+    cast = [k for k, v in tensors.items() if not v.is_floating_point()]
+    if cast:
+        return f"hold {len(cast)} tensors not of floats ({cast[0]}: {tensors[cast[0]].dtype})"
+    bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
+    if bad:
+        return (
+            f"hold NaN or inf in {len(bad)} tensors ({bad[0]}): the training that wrote them "
+            "diverged"
+        )
+    return ""
 
 
 def misfit(own: dict[str, torch.Tensor], given: dict[str, Any]) -> str:
@@ -199,7 +250,16 @@ def misfit(own: dict[str, torch.Tensor], given: dict[str, Any]) -> str:
             f"{len(resized)} of another shape ({k}: {list(shape)} in the file, "
             f"{list(own[k].shape)} in the model)"
         )
+    for prefix, wrapper in WRAPPERS.items():  # the model's own keys under a wrapper's name
+        if missing and all(prefix + k in given for k in missing):
+            parts.append(
+                f"the file's keys start with {prefix!r}, as a {wrapper}'s state_dict does: "
+                "save the wrapped model's own"
+            )
     return "; ".join(parts)
+
+
+WRAPPERS = {"module.": "DataParallel or DDP wrapper", "_orig_mod.": "torch.compile wrapper"}
 
 
 def load_model(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -541,6 +542,83 @@ def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp
             load_model(tmp_path / name)
         assert "\n" not in str(info.value)
         assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value))
+
+
+class RunsCode:
+    """A pickle that runs a command when loaded without weights_only."""
+
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def test_weights_that_load_but_would_deblur_wrongly_are_refused(tmp_path, monkeypatch) -> None:
+    """NaN weights gave black frames and an int tensor was rounded into the model, both with
+    exit 0; a config value of the wrong type gave a traceback; a pickle that runs code was
+    refused with torch's advice to load it with weights_only=False."""
+    torch.manual_seed(0)
+    ckpt = torch.load(save_checkpoint(SARN(**TINY), tmp_path / "s.pth"), weights_only=True)
+    sd = ckpt["state_dict"]
+    key = "decoder.out.weight"
+    cases = {
+        "nan.pth": (
+            {**ckpt, "state_dict": {**sd, key: torch.full_like(sd[key], float("nan"))}},
+            rf"weights of SARN hold NaN or inf in 1 tensors \({key}\): the training",
+        ),
+        "inf.pth": (
+            {**ckpt, "state_dict": {**sd, key: sd[key] / 0}},
+            r"weights of SARN hold NaN or inf in 1 tensors",
+        ),
+        "int.pth": (
+            {**ckpt, "state_dict": {**sd, key: (sd[key] * 10).int()}},
+            rf"weights of SARN hold 1 tensors not of floats \({key}: torch.int32\)",
+        ),
+        "complex.pth": (
+            {**ckpt, "state_dict": {**sd, key: sd[key].to(torch.complex64)}},
+            r"weights of SARN hold 1 tensors not of floats",
+        ),
+        "typed.pth": (
+            {**ckpt, "config": {**ckpt["config"], "channels": "8"}},
+            r"config does not fit SARN: ",
+        ),
+        "negative.pth": (
+            {**ckpt, "config": {**ckpt["config"], "channels": -8}},
+            r"config does not fit SARN: ",
+        ),
+        "ddp.pth": (
+            {**ckpt, "state_dict": {f"module.{k}": v for k, v in sd.items()}},
+            r"weights do not fit SARN: .*the file's keys start with 'module.', as a "
+            r"DataParallel or DDP wrapper's state_dict does",
+        ),
+    }
+    for name, (bad, reason) in cases.items():
+        torch.save(bad, tmp_path / name)
+        with pytest.raises(CheckpointError) as info:
+            load_model(tmp_path / name)
+        assert "\n" not in str(info.value)
+        assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value)), name
+    torch.save({"x": RunsCode()}, tmp_path / "code.pth")
+    with pytest.raises(
+        CheckpointError, match=r"holds objects other than tensors .*\(posix\.system\)"
+    ):
+        load_model(tmp_path / "code.pth")
+    for foreign in ({"params_ema": sd}, {"state_dict": sd}, sd):  # BasicSR, Lightning, bare
+        torch.save(foreign, tmp_path / "foreign.pth")
+        with pytest.raises(CheckpointError, match=r"it looks like a bare state_dict; load it"):
+            load_model(tmp_path / "foreign.pth")
+
+
+def test_a_packaged_name_misspelt_or_with_pth_is_named(tmp_path, monkeypatch) -> None:
+    from sarn_ros.checkpoint import PACKAGED
+
+    shipped = Path(sarn_ros.__file__).resolve().parent.parent / "weights"
+    assert sorted(PACKAGED) == sorted(p.stem for p in shipped.glob("*.pth"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=r"named 'SARN_recurent' \(did you mean sarn_recur"):
+        load_model("SARN_recurent")
+    with pytest.raises(CheckpointError, match=r"packaged: sarn_recurrent, sarn_single: "):
+        load_model("my_weights")
+    with pytest.raises(CheckpointError, match=r"named without \.pth: sarn_single\)$"):
+        load_model("sarn_single.pth")
 
 
 def test_convlstm_remembers_by_default_and_outputs_o_times_tanh_c() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -1070,6 +1071,34 @@ def test_a_run_killed_after_a_validation_resumes_knowing_its_best(tmp_path: Path
     resumed = Trainer(config(**cfg), [blurry_sequence()], val, tmp_path)
     assert resumed.resume() and resumed.step == 2
     assert resumed.best == best and [m["step"] for m in resumed.history] == [1, 2]
+
+
+def test_init_weights_missing_a_tensor_or_of_another_config_are_refused_up_front(
+    tmp_path: Path, capsys, tiny_recurrent_checkpoint
+) -> None:
+    """--init loaded whatever tensors fit: a file without its output head trained from a
+    random one (74 of 75 tensors), one whose config said 16 channels over 8-channel tensors
+    from 9 of 75, both with exit 0 and after the whole set was built."""
+    ckpt = torch.load(tiny_recurrent_checkpoint, weights_only=True)
+    sd = ckpt["state_dict"]
+    headless, wider = tmp_path / "headless.pth", tmp_path / "wider.pth"
+    torch.save(
+        {**ckpt, "state_dict": {k: v for k, v in sd.items() if k != "decoder.out.weight"}}, headless
+    )
+    torch.save({**ckpt, "config": {**ckpt["config"], "channels": 16}}, wider)
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    args += ["--data", str(video), "--steps", "1", "--clip-len", "3", "--crop", "32", *TINY_ARGS]
+    for init, why in (
+        (headless, r"1 missing \(decoder\.out\.weight\)"),
+        (wider, "of another shape"),
+    ):
+        assert sarn([*args, "--init", str(init)]) == 2
+        err = capsys.readouterr().err
+        assert re.search(
+            rf"sarn train: error: {re.escape(str(init))}: weights do not fit \w+: .*{why}", err
+        ), err
+        assert not (tmp_path / "ts").exists()
 
 
 @pytest.mark.parametrize(

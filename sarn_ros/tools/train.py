@@ -27,7 +27,7 @@ from typing import Any
 
 from ..archs.recurrent_sarn_arch import RecurrentSARNConfig
 from ..archs.sarn_arch import SARNConfig
-from ..checkpoint import CheckpointError, first_line, read_checkpoint
+from ..checkpoint import CheckpointError, first_line, load_model, read_checkpoint
 from ..data.blur_synth import BlurParams, synthesize
 from ..data.datasets import (
     Sequence,
@@ -1006,10 +1006,10 @@ def run(args: argparse.Namespace) -> int:
         if resumed is not None:  # the run's own; Trainer.resume() restores its init record
             (arch, model), init = resumed, None
         elif init is not None:
-            ckpt = read_checkpoint(init)
-            kept = ckpt["config"]
+            init_model = load_model(init)  # whole and sound: refused here, not after the build
+            kept = init_model.cfg.to_dict()
             if arch is None:  # README: with --init the model keeps those weights' architecture
-                arch = ARCH_OF[ckpt["arch"]]
+                arch = ARCH_OF[type(init_model).__name__]
             # the weights' own config records the architecture, but for what they have no
             # say in: single-image weights made recurrent take --lstm-channels (it was dropped)
             fields = (

@@ -45,7 +45,13 @@ from torch import nn
 from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
-from ..checkpoint import damaged_member, read_checkpoint, save_checkpoint, torch_load_error
+from ..checkpoint import (
+    damaged_member,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+    torch_load_error,
+)
 from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
 
@@ -143,17 +149,20 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
         nn.init.zeros_(model.decoder.out.weight)
         nn.init.zeros_(model.decoder.out.bias)
         return model
-    ckpt = read_checkpoint(cfg.init)
-    arch_cfg = {k: v for k, v in ckpt["config"].items() if k in cfg_cls.__dataclass_fields__}
+    # whole and sound in its own architecture first, as load_model takes it: a file missing a
+    # tensor, or of another config, loaded 74 or 9 of 75 tensors here and trained on the rest
+    source = load_model(cfg.init)
+    init_cfg = source.cfg.to_dict()
+    arch_cfg = {k: v for k, v in init_cfg.items() if k in cfg_cls.__dataclass_fields__}
     # cfg.model for what the weights have no say in (a single model's LSTM, made recurrent)
     arch_cfg |= {
         k: v
         for k, v in cfg.model.items()
-        if k not in ckpt["config"] and k in cfg_cls.__dataclass_fields__
+        if k not in init_cfg and k in cfg_cls.__dataclass_fields__
     }
     model = model_cls(cfg_cls(**arch_cfg))
     own = model.state_dict()
-    given = dict(ckpt["state_dict"])
+    given = source.state_dict()
     inp = "encoder.inp.weight"
     if inp in given and given[inp].shape[1] != own[inp].shape[1]:
         given[inp] = adapt_input_conv(given[inp], own[inp].shape[1])
