@@ -19,6 +19,7 @@ from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_harness import (
+    CONFIG,
     Camera,
     Diagnostics,
     NodeProcess,
@@ -968,6 +969,10 @@ def test_startup_errors_exit_with_one_line(
         cases["no CUDA"] = [weights, "device:=cuda"]
     args = {case: [a for p in params for a in ("-p", p)] for case, params in cases.items()}
     args["missing params file"] = ["--params-file", str(tmp_path / "nope.yaml")]
+    # beside a params file giving them, rcl drops a value it reads as a string or an untyped
+    # list without a word, and the node ran on the file's
+    for case, rule in (("typo", "sarn_deblur:max_gap_s:=0,5"), ("no camera, file", "cameras:=[]")):
+        args[case] = ["--params-file", CONFIG, "-p", weights, "-p", rule]
     procs = {  # started together: each spends seconds importing torch before it fails
         case: subprocess.Popen(
             [*node_command(), "--ros-args", *a],
@@ -998,10 +1003,39 @@ def test_startup_errors_exit_with_one_line(
         lines = [x for x in stderr.strip().splitlines() if "[rcl]" not in x]
         assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
     assert "'front-left' is not a valid namespace" in errors["bad camera name"][1]
-    assert (
-        "cameras: an empty list gives a ROS parameter no type: [''] is the node's own"
-        in (errors["no camera"][1])
+    for case in ("no camera", "no camera, file"):
+        assert (
+            "cameras: an empty list gives a ROS parameter no type: [''] is the node's own"
+            in errors[case][1]
+        ), case
+    assert errors["typo"][1].strip() == (
+        "sarn_deblur_node: error: Trying to set parameter 'max_gap_s' to '0,5' of type "
+        "'STRING', expecting type 'DOUBLE'"
     )
+
+
+def test_param_rules_a_node_reads_and_those_rcl_would_drop():
+    """rcl reads `-p` values as YAML: those it takes for a number, bool or list apply; a
+    string for any other type would be dropped beside a params file."""
+    from sarn_ros.ros.params import lost_rule, param_rules
+
+    argv = ["node", "--ros-args", "-p", "max_gap_s:=0,5", "-p", "other:resize:=half"]
+    argv += ["--param", "sarn_deblur:max_gap_s:=1e3", "--", "-p", "lazy:=maybe"]
+    rules = param_rules(argv, {"sarn_deblur", "/ns/sarn_deblur"})
+    assert rules == {"max_gap_s": "1e3"}  # another node's and a non-ROS argument left out
+    assert lost_rule(rules) is None
+    for text in ("0.5", "2", "0x10", "010", ".inf", ".NaN", "-1", "+5", "1.", " 3 "):
+        assert lost_rule({"max_gap_s": text}) is None, text
+    for text in ("true", "False", "on", "Y"):
+        assert lost_rule({"lazy": text}) is None, text
+    assert lost_rule({"weights": "123"}) is None and lost_rule({"nope": "x"}) is None
+    assert lost_rule({"cameras": "[left, right]"}) is None
+    assert "expecting type 'BOOL'" in lost_rule({"lazy": "maybe"})
+    assert "expecting type 'INTEGER'" in lost_rule({"queue_size": "1_000"})
+    assert "to ''7'' of type 'STRING', expecting type 'INTEGER'" in lost_rule(
+        {"future_frames": "'7'"}
+    )
+    assert "expecting type 'STRING_ARRAY'" in lost_rule({"cameras": "left"})
 
 
 def test_help_needs_no_ros():

@@ -65,7 +65,7 @@ from ..ensemble import make_engine
 from ..resources import use_packaged_dds_profile
 from . import image_conversion as conv
 from .camera_info import InfoCache, image_size, scale_camera_info
-from .params import BY_NAME, DOUBLES, PARAMS, help_text, validate
+from .params import BY_NAME, DOUBLES, PARAMS, help_text, lost_rule, param_rules, validate
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
@@ -293,8 +293,9 @@ STOP_WAIT_S = 2.0  # for the frame in progress at Ctrl-C; ros2 launch escalates 
 class DeblurNode(Node):
     """The ROS side: parameters, QoS, topics, threads, diagnostics. Model work is the engine's."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, argv: list[str] | None = None, **kwargs: Any) -> None:
         super().__init__("sarn_deblur", **kwargs)
+        self.argv = sys.argv if argv is None else argv  # for its -p rules, see lost_rule
         self.log_handler = RosLogHandler(self.get_logger())
         package_log = logging.getLogger("sarn_ros")
         package_log.addHandler(self.log_handler)
@@ -317,6 +318,9 @@ class DeblurNode(Node):
         """Parameters, engine, topics and worker; a bad parameter or weights file raises."""
         # `-p max_gap_s:=0` or `max_gap_s: 0` in a params file is an integer, which declaring a
         # double refused at start-up (the pre-set callback below converts live sets only)
+        names = {self.get_name(), self.get_fully_qualified_name()}
+        if why := lost_rule(param_rules(self.argv, names)):
+            raise ValueError(why)
         overrides = getattr(self, "_parameter_overrides", {})  # rclpy's, Humble to Rolling
         unset = Parameter.Type.NOT_SET
         if untyped := [n for n, p in overrides.items() if n in BY_NAME and p.type_ == unset]:
@@ -1081,7 +1085,7 @@ def main(argv: list[str] | None = None) -> int:
         # built before the ready line: rclpy.spin built its own after it, and a SIGTERM just
         # then left a half-built executor whose __del__ printed a traceback
         executor = rclpy.executors.SingleThreadedExecutor()
-        node = DeblurNode()
+        node = DeblurNode(argv)
     except KeyboardInterrupt:  # Ctrl-C while the model loads: a stop, not a failure
         rclpy.try_shutdown()
         return 0

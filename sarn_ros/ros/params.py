@@ -207,6 +207,69 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
+# what rcl reads as a bool (YAML 1.1), whatever the case
+YAML_BOOLS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n"})
+TYPE_NAMES = {bool: "BOOL", int: "INTEGER", float: "DOUBLE", list: "STRING_ARRAY"}
+
+
+def read_as_string(text: str) -> bool:
+    """Whether rcl reads a ``-p name:=text`` value as a string: quoted, or no bool or number."""
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return True
+    if t.lower() in YAML_BOOLS or t.lower().lstrip("+-.") in ("inf", "nan"):  # .inf: YAML's
+        return False
+    if "_" in t:  # Python's numbers take 1_000, rcl's do not
+        return True
+    for parse in (float, lambda x: int(x, 0)):
+        try:
+            parse(t)
+            return False
+        except ValueError:
+            pass
+    return True
+
+
+def param_rules(argv: list[str], node_names: set[str]) -> dict[str, str]:
+    """The ``-p [node:]name:=value`` rules of ``argv``'s --ros-args for this node, the last of
+    each name (rcl's order)."""
+    rules, inside, args = {}, False, iter(argv)
+    for arg in args:
+        if arg in ("--ros-args", "--"):
+            inside = arg == "--ros-args"
+        elif inside and arg in ("-p", "--param"):
+            name, sep, value = next(args, "").partition(":=")
+            target, _, param = name.rpartition(":")
+            if sep and (not target or target in node_names):
+                rules[param] = value
+    return rules
+
+
+def lost_rule(rules: dict[str, str]) -> str | None:
+    """Why a ``-p`` rule for one of the node's numbers, bools or lists will not apply: rcl
+    reads a value like ``0,5`` or ``[]`` as a string or an untyped list and, where a
+    --params-file (the packaged one, the launch files') gives the parameter too, drops it
+    without a word: ``-p max_gap_s:=0,5`` ran at the file's 0.5."""
+    for name, text in rules.items():
+        p = BY_NAME.get(name)
+        if p is None or isinstance(p.default, str):
+            continue
+        if isinstance(p.default, list):
+            if text.strip() == "[]":
+                hint = ": [''] is the node's own namespace" if name == "cameras" else ""
+                return f"{name}: an empty list gives a ROS parameter no type{hint}"
+            if text.strip().startswith("["):
+                continue
+        elif not read_as_string(text):
+            continue
+        expected = TYPE_NAMES[type(p.default)]
+        return (
+            f"Trying to set parameter '{name}' to '{text}' of type 'STRING', expecting type "
+            f"'{expected}'"
+        )
+    return None
+
+
 def help_text() -> str:
     lines = [
         "usage: ros2 run sarn_ros sarn_deblur_node [--ros-args -p NAME:=VALUE ...]",
