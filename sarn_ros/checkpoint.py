@@ -183,9 +183,15 @@ def bare_hint(ckpt: Any) -> str:
         return ""
     if not all(isinstance(v, torch.Tensor) for v in inner.values()):
         return ""
+    wrapped = next((p for p in WRAPPERS if all(str(k).startswith(p) for k in inner)), None)
+    strip = (
+        f" (its keys start with {wrapped!r}, a {WRAPPERS[wrapped]}'s: strip that first)"
+        if wrapped
+        else ""
+    )
     return (
-        ": it looks like a bare state_dict; load it into SARN or RecurrentSARN with the config "
-        "it was trained with and write it with sarn_ros.checkpoint.save_checkpoint"
+        f": it looks like a bare state_dict{strip}; load it into SARN or RecurrentSARN with "
+        "the config it was trained with and write it with sarn_ros.checkpoint.save_checkpoint"
     )
 
 

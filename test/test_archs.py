@@ -605,6 +605,13 @@ def test_weights_that_load_but_would_deblur_wrongly_are_refused(tmp_path, monkey
         torch.save(foreign, tmp_path / "foreign.pth")
         with pytest.raises(CheckpointError, match=r"it looks like a bare state_dict; load it"):
             load_model(tmp_path / "foreign.pth")
+    torch.save({f"_orig_mod.{k}": v for k, v in sd.items()}, tmp_path / "compiled.pth")
+    with pytest.raises(
+        CheckpointError,
+        match=r"bare state_dict \(its keys start with '_orig_mod\.', a torch\.compile wrapper's: "
+        r"strip that first\); load it",
+    ):
+        load_model(tmp_path / "compiled.pth")
 
 
 def test_a_packaged_name_misspelt_or_with_pth_is_named(tmp_path, monkeypatch) -> None:
