@@ -750,10 +750,18 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
         assert err.startswith("sarn deblur: error: not used in this run: "), err
         assert all(flag in err for flag in flags) and "missing.pt" not in err, err
         assert not Path(dst).exists()
-    # set to their defaults, as a script passing every option does, they are no error
+    # set to their defaults, as a script passing every option does, they are no error, but
+    # said: a video's output at --fps 30 kept the video's 12.5 fps without a word
     argv = ["deblur", video, "-o", str(tmp_path / "out"), "--fps", "30", "--debayer", "vng"]
     assert cli.main([*argv, "--weights", missing, "--device", "cpu"]) == 2
-    assert "not used in this run" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: not used in this run" not in err and "missing.pt" in err
+    assert (
+        "sarn deblur: note: not used in this run: --debayer (bags); --fps (an image folder "
+        "written as a video)"
+    ) in err
+    argv = ["deblur", video, "-o", str(tmp_path / "out"), "--weights", missing]
+    assert cli.main(argv) == 2 and "not used" not in capsys.readouterr().err  # not given
     # --topics naming what the bag cannot deblur: said as it is, before the model loads
     for topic, why in (
         ("/cam/camera_info", "/cam/camera_info (sensor_msgs/msg/CameraInfo): not an image topic"),
@@ -1284,10 +1292,12 @@ def test_a_run_in_the_fastest_setting_says_a_failed_compile_and_gets_no_hint(
 def test_the_defaults_shared_with_the_node_are_the_nodes():
     """A bag deblurred offline is cut at gaps and its JPEGs written as the node would."""
     from sarn_ros.ros.params import BY_NAME
-    from sarn_ros.tools import deblur as deblur_tool
+    from sarn_ros.tools import cli
 
-    assert BY_NAME["max_gap_s"].default == deblur_tool.MAX_GAP_S
-    assert BY_NAME["jpeg_quality"].default == deblur_tool.JPEG_QUALITY
+    argv = ["deblur", "in", "-o", "out"]
+    args = cli.build_parser(argv).parse_args(argv)
+    assert BY_NAME["max_gap_s"].default == args.max_gap_s
+    assert BY_NAME["jpeg_quality"].default == args.jpeg_quality
 
 
 @pytest.mark.parametrize(

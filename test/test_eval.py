@@ -462,6 +462,22 @@ def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
         "(--synthetic); --blur-px (--synthetic); --exposure (--synthetic); --topics (bags of "
         "--synthetic or --no-gt); --debayer (bags of --synthetic or --no-gt)"
     )
+    # spelled out at their defaults (a script passing every option): said, not refused
+    result = sarn_eval(
+        "--pairs",
+        str(tmp_path / "data"),
+        "--max-gap-s",
+        "0.5",
+        "--skip-frames",
+        "0",
+        "--weights",
+        str(tmp_path / "missing.pth"),
+    )
+    assert result.returncode == 2 and "weights file not found" in result.stderr
+    assert result.stderr.startswith(
+        "sarn eval: note: not used in this run: --skip-frames (--no-gt streams); --max-gap-s "
+        "(bags of --synthetic or --no-gt)\n"
+    ), result.stderr
 
 
 @pytest.mark.parametrize(

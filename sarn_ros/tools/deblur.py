@@ -13,6 +13,7 @@ from ..ensemble import MEMBERS
 from ..image_files import VIDEO_FPS, video_path
 from .options import (
     DEBAYER_DEFAULT,
+    Given,
     HelpFormatter,
     add_bag_arguments,
     add_gap_argument,
@@ -21,6 +22,8 @@ from .options import (
     path_arg,
     plural,
     ranged,
+    spelled,
+    split_idle,
 )
 
 JPEG_QUALITY = 90
@@ -97,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--jpeg-quality",
+        action=Given,
         type=ranged(int, 1, 100),
         default=JPEG_QUALITY,
         help="bags: JPEG quality for --compressed",
@@ -106,6 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--fps",
+        action=Given,
         type=ranged(float, VIDEO_FPS[0], 1000),  # OpenCV's writer hangs at inf, fails at 0.001
         default=FPS,
         help="an image folder written as a video: its frame rate",
@@ -134,22 +139,30 @@ CPU_HINTS = {
 }
 
 
-def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> list[str]:
-    """The options set away from their defaults that this input and output have no use for,
-    each with what it is for: they used to be ignored without a word."""
+def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[list[str], list[str]]:
+    """The options given that this input and output have no use for, each with what it is
+    for (see :func:`split_idle`)."""
     bag = kind == "bag"
-    idle = {
-        "--compressed (bags)": args.compressed and not bag,
-        "--jpeg-quality (bags, with --compressed)": args.jpeg_quality != JPEG_QUALITY
-        and not (bag and args.compressed),
-        "--topics (bags)": args.topics is not None and not bag,
-        "--debayer (bags)": args.debayer != DEBAYER_DEFAULT and not bag,
-        "--max-gap-s (bags)": args.max_gap_s != MAX_GAP_S and not bag,
-        "--fps (an image folder written as a video)": args.fps != FPS
-        and (kind, out_kind) != ("folder", "video"),
-        "--overwrite (videos and image folders; an output bag must be new)": args.overwrite and bag,
-    }
-    return [flag for flag, set_in_vain in idle.items() if set_in_vain]
+    return split_idle(
+        {
+            "--compressed (bags)": ("set" if args.compressed else None, not bag),
+            "--jpeg-quality (bags, with --compressed)": (
+                spelled(args, "jpeg_quality", JPEG_QUALITY),
+                not (bag and args.compressed),
+            ),
+            "--topics (bags)": ("set" if args.topics is not None else None, not bag),
+            "--debayer (bags)": (spelled(args, "debayer", DEBAYER_DEFAULT), not bag),
+            "--max-gap-s (bags)": (spelled(args, "max_gap_s", MAX_GAP_S), not bag),
+            "--fps (an image folder written as a video)": (
+                spelled(args, "fps", FPS),
+                (kind, out_kind) != ("folder", "video"),
+            ),
+            "--overwrite (videos and image folders; an output bag must be new)": (
+                "set" if args.overwrite else None,
+                bag,
+            ),
+        }
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,9 +183,11 @@ def run(args: argparse.Namespace) -> int:
                 "never overwritten)"
             )
         out_kind = "bag" if kind == "bag" else offline.output_kind(args.output)
-        unused = idle_options(args, kind, out_kind)
+        unused, noted = idle_options(args, kind, out_kind)
         if unused:  # before minutes of work that are not what the user asked for
             raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
+        if noted:
+            print(f"sarn deblur: note: not used in this run: {'; '.join(noted)}", file=sys.stderr)
         if kind != "bag":
             offline.check_new_output(args.output, args.overwrite)
         try:  # where it cannot be made: known now, not after the model loaded

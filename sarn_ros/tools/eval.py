@@ -38,6 +38,7 @@ from .options import (
     MAX_BLUR_PX,
     MIN_EXPOSURE,
     Gathered,
+    Given,
     HelpFormatter,
     add_bag_arguments,
     add_gap_argument,
@@ -45,6 +46,8 @@ from .options import (
     once_each,
     path_arg,
     ranged,
+    spelled,
+    split_idle,
 )
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
@@ -95,6 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--skip-frames",
+        action=Given,
         type=ranged(int, 0),
         default=SKIP_FRAMES,
         metavar="N",
@@ -113,6 +117,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--scale",
+        action=Given,
         type=ranged(float, above=0, high=1),
         default=SCALE,
         help="downscale synthetic sources (as training)",
@@ -128,12 +133,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--blur-px",
+        action=Given,
         type=ranged(float, 0, MAX_BLUR_PX),
         default=BLUR_PX,
         help="synthetic blur at full resolution",
     )
     p.add_argument(
         "--exposure",
+        action=Given,
         type=ranged(float, MIN_EXPOSURE, 1),
         default=EXPOSURE,
         help="synthetic blur's shutter duty cycle 0..1: sarn train validates at its --exposure",
@@ -373,17 +380,33 @@ def check_args(args: argparse.Namespace) -> None:
     bags = any(
         not d.exists() or holds_recordings(d, ("bag",)) for d in (*args.synthetic, *args.no_gt)
     )
-    idle = {  # set away from their defaults in vain: they used to be ignored without a word
-        "--skip-frames (--no-gt streams)": args.skip_frames != SKIP_FRAMES and not args.no_gt,
-        "--scale (--synthetic)": args.scale != SCALE and not args.synthetic,
-        "--blur-px (--synthetic)": args.blur_px != BLUR_PX and not args.synthetic,
-        "--exposure (--synthetic)": args.exposure != EXPOSURE and not args.synthetic,
-        "--topics (bags of --synthetic or --no-gt)": args.topics is not None and not bags,
-        "--debayer (bags of --synthetic or --no-gt)": args.debayer != DEBAYER_DEFAULT and not bags,
-        "--max-gap-s (bags of --synthetic or --no-gt)": args.max_gap_s != MAX_GAP_S and not bags,
-    }
-    if unused := [flag for flag, in_vain in idle.items() if in_vain]:
+    unused, noted = split_idle(
+        {
+            "--skip-frames (--no-gt streams)": (
+                spelled(args, "skip_frames", SKIP_FRAMES),
+                not args.no_gt,
+            ),
+            "--scale (--synthetic)": (spelled(args, "scale", SCALE), not args.synthetic),
+            "--blur-px (--synthetic)": (spelled(args, "blur_px", BLUR_PX), not args.synthetic),
+            "--exposure (--synthetic)": (spelled(args, "exposure", EXPOSURE), not args.synthetic),
+            "--topics (bags of --synthetic or --no-gt)": (
+                "set" if args.topics is not None else None,
+                not bags,
+            ),
+            "--debayer (bags of --synthetic or --no-gt)": (
+                spelled(args, "debayer", DEBAYER_DEFAULT),
+                not bags,
+            ),
+            "--max-gap-s (bags of --synthetic or --no-gt)": (
+                spelled(args, "max_gap_s", MAX_GAP_S),
+                not bags,
+            ),
+        }
+    )
+    if unused:  # they used to be ignored without a word
         raise ValueError(f"not used in this run: {'; '.join(unused)}")
+    if noted:
+        print(f"sarn eval: note: not used in this run: {'; '.join(noted)}", file=sys.stderr)
     for d in args.pairs:
         if not d.is_dir():
             what = "no such folder" if not d.exists() else "not a folder"

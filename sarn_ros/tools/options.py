@@ -52,6 +52,39 @@ class Gathered(argparse.Action):
         setattr(namespace, self.dest, [*kept, *values])
 
 
+class Given(argparse.Action):
+    """Store, noting the option as given (:func:`given`): its default spelled out is a choice
+    too, refused where the input has no use for it (`--fps 30` on a video was ignored
+    without a word where `--fps 20` was refused)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def spelled(args: argparse.Namespace, dest: str, default: Any) -> str | None:
+    """How option ``dest`` (one stored by :class:`Given`) came: "set" away from its default,
+    "default" spelled out at it (a script passing every option), None not given."""
+    if getattr(args, dest) != default:
+        return "set"
+    return "default" if dest in getattr(args, "given", ()) else None
+
+
+def split_idle(idle: dict[str, tuple[str | None, bool]]) -> tuple[list[str], list[str]]:
+    """Of ``idle`` (flag: how it came, whether this run has no use for it), the flags set in
+    vain, to refuse (they used to be ignored without a word), and those spelled out at their
+    default in vain, to note: a script passing every option is no error."""
+    refused = [flag for flag, (how, vain) in idle.items() if vain and how == "set"]
+    noted = [flag for flag, (how, vain) in idle.items() if vain and how == "default"]
+    return refused, noted
+
+
 def once_each(values: list[Any]) -> list[Any]:
     """``values`` in order without repeats, an existing path's spellings (`a`, `./a`, its
     absolute path) counting as one."""
@@ -178,6 +211,7 @@ def add_bag_arguments(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> N
     )
     p.add_argument(
         "--debayer",
+        action=Given,
         default=DEBAYER_DEFAULT,
         choices=tuple(DEBAYER),
         help="bags: demosaicing of bayer_* topics, as the node's debayer parameter",
@@ -191,6 +225,7 @@ def add_gap_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup, use: 
 
     p.add_argument(
         "--max-gap-s",
+        action=Given,
         type=ranged(float, 0, 3600),
         default=MAX_GAP_S,
         help=f"bags: {use} where a camera's stamps go back or are further apart than this, as "
