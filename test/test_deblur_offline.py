@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -206,6 +207,12 @@ def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
     assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 2
     assert "already holds images: pass --overwrite" in capsys.readouterr().err
     assert cli.main(["deblur", str(src), "-o", str(out), "--overwrite", *weights]) == 0
+    assert "not from this run" not in capsys.readouterr().err  # each image written again
+    old = time.time() - 60  # a longer earlier run's last frame, left beside a shorter one's
+    (out / "9.png").write_bytes((out / "0.png").read_bytes())
+    os.utime(out / "9.png", (old, old))
+    assert cli.main(["deblur", str(src), "-o", str(out), "--overwrite", *weights]) == 0
+    assert f"note: 1 image in {out} not from this run" in capsys.readouterr().err
 
     deep = tmp_path / "new" / "deeper" / "x.mp4"
     assert cli.main(["deblur", str(src), "-o", str(deep), *weights]) == 0

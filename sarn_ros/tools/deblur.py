@@ -165,6 +165,14 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[li
     )
 
 
+def images_before(folder: Path, began: float) -> int:
+    """The images in ``folder`` this run did not write (older than ``began``): a shorter run
+    into an earlier one's folder left its later frames there, read as one video later on."""
+    from ..data.datasets import list_images
+
+    return sum(p.stat().st_mtime < began for p in list_images(folder))
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -225,7 +233,8 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(
             unit="frame", desc=f"deblurring {args.input.name}", dynamic_ncols=True, leave=False
         )
-        start = time.monotonic()
+        # began: for the images left, by mtime (a filesystem's clock lags by a tick or so)
+        start, began = time.monotonic(), time.time() - 1.0
 
         def expect(total: int) -> None:  # the bar's total, so it shows how far and how long
             bar.total = total
@@ -322,6 +331,12 @@ def run(args: argparse.Namespace) -> int:
         )
         + (f", torch.compile {'on' if engine.compiled else 'failed'}" if args.torch_compile else "")
     )
+    if out_kind == "folder" and (left := images_before(args.output, began)):
+        print(
+            f"sarn deblur: note: {plural(left, 'image')} in {args.output} not from this run "
+            "(--overwrite replaced those of the same names only)",
+            file=sys.stderr,
+        )
     if kind == "bag" and engine.is_recurrent:  # a slow camera restarted at every frame
         resets = engine.stats()["resets_by_reason"]
         if said := restarts_said(resets["backwards"], resets["gap"], args.max_gap_s):
