@@ -2321,7 +2321,7 @@ def publish_fake(
     images, infos, warned = [], [], []
     cam = SimpleNamespace(
         pub=SimpleNamespace(publish=images.append),
-        info_pub=SimpleNamespace(publish=infos.append),
+        info_pub=SimpleNamespace(publish=infos.append, topic_name="/out/camera_info"),
         compressed_pub=None,
         infos=InfoCache(5),
         stream="/",
@@ -2357,6 +2357,7 @@ def test_an_output_without_camera_info_is_counted_as_missing():
     assert len(images) == 1 and not infos
     assert counts["camera_info_missing"] == 1 and counts["published"] == 1
     assert len(warned) == 1 and "no camera_info received on /camera_info" in warned[0]
+    assert "publishing images without /out/camera_info (" in warned[0]  # as remapped
 
 
 def test_an_outputs_age_is_in_milliseconds_from_its_stamp():

@@ -891,7 +891,7 @@ class DeblurNode(Node):
             if self.due(f"camera_info_missing.{cam.stream}"):
                 self.get_logger().warning(
                     f"no camera_info received on {cam.info_topic} yet: publishing images "
-                    "without deblurred/camera_info (for a driver that publishes it once, "
+                    f"without {cam.info_pub.topic_name} (for a driver that publishes it once, "
                     f"latched: -p qos_overrides.{cam.info_topic}.subscription.durability:="
                     "transient_local)"
                 )

@@ -150,8 +150,8 @@ PARAMS: tuple[Param, ...] = (
         "cameras",
         [""],
         "Camera namespaces served by this node with one model copy, relative to the node's "
-        "namespace ('' = the node's own), each once: <cam>/image_raw -> "
-        "<cam>/deblurred/image_raw.",
+        "namespace ('' = the node's own; a leading / makes one absolute), each once: "
+        "<cam>/image_raw -> <cam>/deblurred/image_raw.",
     ),
     Param(
         "qos.subscription.reliability",
