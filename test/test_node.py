@@ -1015,27 +1015,86 @@ def test_startup_errors_exit_with_one_line(
 
 
 def test_param_rules_a_node_reads_and_those_rcl_would_drop():
-    """rcl reads `-p` values as YAML: those it takes for a number, bool or list apply; a
-    string for any other type would be dropped beside a params file."""
+    """Beside a params file rcl drops a `-p` value it reads as another type than the file's
+    without a word: the node refuses it as rclpy refuses it alone, and no value rcl reads as
+    the parameter's own type."""
     from sarn_ros.ros.params import lost_rule, param_rules
 
     argv = ["node", "--ros-args", "-p", "max_gap_s:=0,5", "-p", "other:resize:=half"]
     argv += ["--param", "sarn_deblur:max_gap_s:=1e3", "--", "-p", "lazy:=maybe"]
-    rules = param_rules(argv, {"sarn_deblur", "/ns/sarn_deblur"})
-    assert rules == {"max_gap_s": "1e3"}  # another node's and a non-ROS argument left out
-    assert lost_rule(rules) is None
-    for text in ("0.5", "2", "0x10", "010", ".inf", ".NaN", "-1", "+5", "1.", " 3 "):
+    assert param_rules(argv, "/sarn_deblur") == {"max_gap_s": "1e3"}  # not another node's
+    assert param_rules(argv, "/ns/sarn_deblur") == {"max_gap_s": "0,5"}  # rcl's: /sarn_deblur
+    assert lost_rule({"max_gap_s": "1e3"}) is None
+    for text in ("0.5", "2", "0x10", "010", "08", ".inf", ".NaN", "-1", "+5", "1.", " 3 "):
         assert lost_rule({"max_gap_s": text}) is None, text
     for text in ("true", "False", "on", "Y"):
         assert lost_rule({"lazy": text}) is None, text
-    assert lost_rule({"weights": "123"}) is None and lost_rule({"nope": "x"}) is None
+    assert lost_rule({"weights": "'123'"}) is None and lost_rule({"nope": "x"}) is None
     assert lost_rule({"cameras": "[left, right]"}) is None
-    assert "expecting type 'BOOL'" in lost_rule({"lazy": "maybe"})
-    assert "expecting type 'INTEGER'" in lost_rule({"queue_size": "1_000"})
-    assert "to ''7'' of type 'STRING', expecting type 'INTEGER'" in lost_rule(
-        {"future_frames": "'7'"}
-    )
-    assert "expecting type 'STRING_ARRAY'" in lost_rule({"cameras": "left"})
+    for name, text, got, expected in (
+        ("lazy", "maybe", "STRING", "BOOL"),
+        ("lazy", "tRuE", "STRING", "BOOL"),  # rcl's bools are three spellings of each word
+        ("lazy", "1", "INTEGER", "BOOL"),
+        ("future_frames", "1.0", "DOUBLE", "INTEGER"),
+        ("future_frames", "0o1", "STRING", "INTEGER"),  # C's strtol has no 0o
+        ("future_frames", "'7'", "STRING", "INTEGER"),
+        ("queue_size", "1_000", "STRING", "INTEGER"),
+        ("max_gap_s", "1e400", "STRING", "DOUBLE"),  # out of a double's range
+        ("weights", "123", "INTEGER", "STRING"),
+        ("cameras", "left", "STRING", "STRING_ARRAY"),
+    ):
+        assert lost_rule({name: text}) == (
+            f"Trying to set parameter '{name}' to '{text}' of type '{got}', expecting type "
+            f"'{expected}'"
+        ), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tRuE",
+        "TRUE",
+        "Yes",
+        "yES",
+        "0o1",
+        "08",
+        "010",
+        "0x10",
+        "-0x10",
+        "0x1p3",
+        "Infinity",
+        "-.inf",
+        ".NaN",
+        "1.5e",
+        "0b1",
+        "+.5",
+        "5.",
+        "1e400",
+        "1e-400",
+        "1e-310",
+        "99999999999999999999",
+        "0,5",
+        "1_000",
+        "'7'",
+        "1.0",
+        "-1",
+    ],
+)
+def test_rcl_type_is_the_type_rcl_gives_a_p_rule(ros_domain, text):
+    """rcl_type against rcl itself: what lost_rule refuses is what rclpy would."""
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from sarn_ros.ros.params import TYPE_NAMES, rcl_type
+
+    ctx = Context()
+    rclpy.init(args=["x", "--ros-args", "-p", f"x:={text}"], context=ctx)
+    try:
+        node = Node("t", context=ctx, start_parameter_services=False)
+        assert node._parameter_overrides["x"].type_.name == TYPE_NAMES[rcl_type(text)]
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
 
 
 def test_help_needs_no_ros():

@@ -318,8 +318,7 @@ class DeblurNode(Node):
         """Parameters, engine, topics and worker; a bad parameter or weights file raises."""
         # `-p max_gap_s:=0` or `max_gap_s: 0` in a params file is an integer, which declaring a
         # double refused at start-up (the pre-set callback below converts live sets only)
-        names = {self.get_name(), self.get_fully_qualified_name()}
-        if why := lost_rule(param_rules(self.argv, names)):
+        if why := lost_rule(param_rules(self.argv, self.get_fully_qualified_name())):
             raise ValueError(why)
         overrides = getattr(self, "_parameter_overrides", {})  # rclpy's, Humble to Rolling
         unset = Parameter.Type.NOT_SET

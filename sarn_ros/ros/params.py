@@ -7,6 +7,9 @@ after start-up (rclpy rejects changes to them with a reason).
 
 from __future__ import annotations
 
+import math
+import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,32 +210,49 @@ def validate(name: str, value: Any) -> str | None:
     return None
 
 
-# what rcl reads as a bool (YAML 1.1), whatever the case
-YAML_BOOLS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n"})
-TYPE_NAMES = {bool: "BOOL", int: "INTEGER", float: "DOUBLE", list: "STRING_ARRAY"}
+# rcl's reading of a `-p name:=value` (rcl_yaml_param_parser): these spellings are bools,
+# then a whole C strtol(base 0) is an integer, a whole strtod a double (out of range: a
+# string), YAML's .inf/.nan a double; anything else, and anything quoted, a string
+RCL_BOOLS = frozenset(
+    {"Y", "y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"}
+    | {"N", "n", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF"}
+)
+C_LONG = re.compile(r"[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")
+C_DOUBLE = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|infinity|nan)", re.I)
+C_HEX_DOUBLE = re.compile(r"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?\d+)?")
+YAML_DOUBLE = re.compile(r"[+-]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+TYPE_NAMES = {bool: "BOOL", int: "INTEGER", float: "DOUBLE", str: "STRING", list: "STRING_ARRAY"}
 
 
-def read_as_string(text: str) -> bool:
-    """Whether rcl reads a ``-p name:=text`` value as a string: quoted, or no bool or number."""
+def rcl_type(text: str) -> type:
+    """The type rcl gives a ``-p name:=text`` scalar: bool, int, float or str."""
     t = text.strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
-        return True
-    if t.lower() in YAML_BOOLS or t.lower().lstrip("+-.") in ("inf", "nan"):  # .inf: YAML's
-        return False
-    if "_" in t:  # Python's numbers take 1_000, rcl's do not
-        return True
-    for parse in (float, lambda x: int(x, 0)):
-        try:
-            parse(t)
-            return False
-        except ValueError:
-            pass
-    return True
+        return str
+    if t in RCL_BOOLS:
+        return bool
+    if C_LONG.fullmatch(t):
+        sign = -1 if t.startswith("-") else 1
+        digits = t.lstrip("+-")
+        value = int(digits, 16 if digits[:2].lower() == "0x" else 8 if digits[:1] == "0" else 10)
+        if -(2**63) <= sign * value < 2**63:  # else ERANGE, and strtod's turn
+            return int
+    if YAML_DOUBLE.fullmatch(t):
+        return float
+    if C_DOUBLE.fullmatch(t) or C_HEX_DOUBLE.fullmatch(t):
+        value = float.fromhex(t) if C_HEX_DOUBLE.fullmatch(t) else float(t)
+        if t.lower().lstrip("+-").startswith(("inf", "nan")):
+            return float
+        mantissa = re.split(r"[eEpP]", t.lower().removeprefix("0x"))[0]
+        tiny = abs(value) < sys.float_info.min and any(c not in "+-.0x" for c in mantissa)
+        return str if math.isinf(value) or tiny else float  # ERANGE: 1e400, 1e-400
+    return str
 
 
-def param_rules(argv: list[str], node_names: set[str]) -> dict[str, str]:
-    """The ``-p [node:]name:=value`` rules of ``argv``'s --ros-args for this node, the last of
-    each name (rcl's order)."""
+def param_rules(argv: list[str], node: str) -> dict[str, str]:
+    """The ``-p [node:]name:=value`` rules of ``argv``'s --ros-args for the node whose fully
+    qualified name is ``node`` (rcl prefixes a bare node name with /), the last of each
+    name (rcl's order)."""
     rules, inside, args = {}, False, iter(argv)
     for arg in args:
         if arg in ("--ros-args", "--"):
@@ -240,33 +260,34 @@ def param_rules(argv: list[str], node_names: set[str]) -> dict[str, str]:
         elif inside and arg in ("-p", "--param"):
             name, sep, value = next(args, "").partition(":=")
             target, _, param = name.rpartition(":")
-            if sep and (not target or target in node_names):
+            if sep and (not target or "/" + target.lstrip("/") == node):
                 rules[param] = value
     return rules
 
 
 def lost_rule(rules: dict[str, str]) -> str | None:
-    """Why a ``-p`` rule for one of the node's numbers, bools or lists will not apply: rcl
-    reads a value like ``0,5`` or ``[]`` as a string or an untyped list and, where a
-    --params-file (the packaged one, the launch files') gives the parameter too, drops it
-    without a word: ``-p max_gap_s:=0,5`` ran at the file's 0.5."""
+    """Why a ``-p`` rule for one of the node's parameters will not apply, in rclpy's words: a
+    value rcl reads as another type (``0,5`` a string, ``1.0`` for an integer, ``1`` for a
+    bool, ``[]`` an untyped list) is refused by rclpy alone but, where a --params-file (the
+    packaged one, the launch files') gives the parameter too, dropped by rcl without a word:
+    ``-p max_gap_s:=0,5`` ran at the file's 0.5. A whole number is a decimal's (see
+    ``whole_numbers_as_floats``)."""
     for name, text in rules.items():
         p = BY_NAME.get(name)
-        if p is None or isinstance(p.default, str):
+        if p is None:
             continue
-        if isinstance(p.default, list):
-            if text.strip() == "[]":
+        expected = type(p.default)
+        if expected is list and text.strip().startswith("["):
+            if text.strip()[1:].strip() == "]":
                 hint = ": [''] is the node's own namespace" if name == "cameras" else ""
                 return f"{name}: an empty list gives a ROS parameter no type{hint}"
-            if text.strip().startswith("["):
-                continue
-        elif not read_as_string(text):
             continue
-        expected = TYPE_NAMES[type(p.default)]
-        return (
-            f"Trying to set parameter '{name}' to '{text}' of type 'STRING', expecting type "
-            f"'{expected}'"
-        )
+        got = rcl_type(text)
+        if got is not expected and not (expected is float and got is int):
+            return (
+                f"Trying to set parameter '{name}' to '{text}' of type '{TYPE_NAMES[got]}', "
+                f"expecting type '{TYPE_NAMES[expected]}'"
+            )
     return None
 
 
