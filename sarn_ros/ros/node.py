@@ -725,10 +725,10 @@ class DeblurNode(Node):
         return silent or not self.count_publishers("/clock")
 
     def no_clock(self, received: int) -> bool:
-        """Under use_sim_time, frames came and no /clock for CLOCK_SILENCE_S since the first
-        report that saw them (a player without ``--clock``, or sim time set by mistake): ROS
-        time stands at 0, frames are flushed by the wall clock and stamp ages are left out.
-        Warned once, reported in /diagnostics while it lasts; the node carries on."""
+        """Under use_sim_time, frames came and ROS time stood at 0 for CLOCK_SILENCE_S since
+        the first report that saw them (a player without ``--clock``, sim time set by mistake,
+        a simulator paused at 0): stamp ages are left out. Warned once, reported in
+        /diagnostics while it lasts; the node carries on."""
         clock = self.get_clock()
         if not (received and clock.ros_time_is_active and clock.now().nanoseconds == 0):
             self.no_clock_since = None
@@ -739,9 +739,10 @@ class DeblurNode(Node):
         if now - self.no_clock_since < CLOCK_SILENCE_S:
             return False
         self.get_logger().warning(
-            "use_sim_time is true but nothing publishes /clock while frames come: ROS time "
-            "stands at 0, so held frames go out by the wall clock and /diagnostics has no "
-            "stamp ages; play bags with `ros2 bag play --clock`, or set use_sim_time false",
+            "use_sim_time is true but ROS time stands at 0 while frames come (no /clock, or "
+            "one standing at 0): /diagnostics has no stamp ages, and held look-ahead frames "
+            "wait for /clock to move (without any /clock, the wall clock's max_gap_s); play "
+            "bags with `ros2 bag play --clock`, or set use_sim_time false",
             once=True,
         )
         return True
@@ -1013,7 +1014,7 @@ class DeblurNode(Node):
             level=DiagnosticStatus.WARN if problem or no_clock else DiagnosticStatus.OK,
             message="frames rejected or dropped"
             if problem
-            else "use_sim_time without /clock: ROS time stands at 0"
+            else "use_sim_time: ROS time stands at 0 (no /clock)"
             if no_clock
             else "idle: nothing subscribes to the outputs (lazy)"
             if idle
