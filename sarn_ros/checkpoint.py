@@ -165,19 +165,23 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"latest.pth beside it (or `sarn train --run-dir {path.parent} --export X.pth`)"
             )
         raise CheckpointError(
-            f"{path} is not a sarn_ros checkpoint (expected format {FORMAT}){bare_hint(ckpt)}"
+            f"{path} is not a sarn_ros checkpoint (expected format {FORMAT}){foreign_hint(ckpt)}"
         )
     if not isinstance(ckpt.get("config"), dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(f"{path} has no model config or state_dict")
     return ckpt
 
 
-def bare_hint(ckpt: Any) -> str:
-    """What a foreign weights file is, where it looks like a bare state_dict (BasicSR's
-    ``params``/``params_ema``, Lightning's ``state_dict``, or tensors alone): how to make it
-    one sarn_ros reads."""
+def foreign_hint(ckpt: Any) -> str:
+    """What a weights file sarn_ros does not read is, where that can be told: one of another
+    sarn_ros (a newer format, another network), or a bare state_dict (BasicSR's
+    ``params``/``params_ema``, Lightning's ``state_dict``, or tensors alone) and how to make
+    it one sarn_ros reads."""
     if not isinstance(ckpt, dict):
         return ""
+    if str(ckpt.get("format", "")).startswith("sarn_ros."):
+        made = f"format {ckpt['format']}, network {ckpt.get('arch')}"
+        return f": written by another sarn_ros ({made}; this one reads {', '.join(ARCHS)})"
     inner = next((ckpt[k] for k in ("params_ema", "params", "state_dict") if k in ckpt), ckpt)
     if not isinstance(inner, dict) or not inner:
         return ""
@@ -219,17 +223,21 @@ def build_model(ckpt: dict[str, Any], deform_impl: str | None = None) -> nn.Modu
     return model
 
 
+def tensors_said(keys: list[str]) -> str:
+    return f"{len(keys)} tensor{'s' * (len(keys) != 1)}"
+
+
 def unsound(given: dict[str, Any]) -> str:
     """Tensors that load without an error and deblur wrongly: not floating point (rounded
     into the model's floats: up to 0.4 off), or holding NaN or inf (black frames)."""
     tensors = {k: v for k, v in given.items() if isinstance(v, torch.Tensor)}
     cast = [k for k, v in tensors.items() if not v.is_floating_point()]
     if cast:
-        return f"hold {len(cast)} tensors not of floats ({cast[0]}: {tensors[cast[0]].dtype})"
+        return f"hold {tensors_said(cast)} not of floats ({cast[0]}: {tensors[cast[0]].dtype})"
     bad = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
     if bad:
         return (
-            f"hold NaN or inf in {len(bad)} tensors ({bad[0]}): the training that wrote them "
+            f"hold NaN or inf in {tensors_said(bad)} ({bad[0]}): the training that wrote them "
             "diverged"
         )
     return ""

@@ -9,6 +9,7 @@ kept. `sarn eval --pairs` on the result tells how deblurring fares behind a Baye
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -62,7 +63,7 @@ def plan(out: Path, pairs: list[Path]) -> list[tuple[Path, Path, list[Path]]]:
         for sub in ("blur", "sharp"):
             if not (src / sub).is_dir():
                 raise ValueError(f"no {sub}/ folder in {src}")
-        dst = out / src.resolve().name  # "." has no name of its own
+        dst = out / Path(os.path.abspath(src)).name  # "." has none; a link keeps its own
         if dst.exists() or dst.resolve() in {d.resolve() for _, d, _ in jobs}:
             raise ValueError(f"{dst} exists or is named twice: each pair needs its own name")
         jobs.append((src, dst, readable_blur(src)))

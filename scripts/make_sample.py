@@ -32,22 +32,24 @@ def sample(calendar: Path) -> Sequence:
     return seqs[0]
 
 
-def main(calendar: Path) -> None:
+def main(calendar: Path, out: Path = OUT) -> None:
     seq = sample(calendar)
     for kind, frames in (("blur", seq.blurred), ("sharp", seq.sharp)):
-        (OUT / kind).mkdir(parents=True, exist_ok=True)
-        for old in list_images(OUT / kind):  # no frame of an older sample left (__init__.py is)
+        (out / kind).mkdir(parents=True, exist_ok=True)
+        for old in list_images(out / kind):  # no frame of an older sample left (__init__.py is)
             old.unlink()
         for i, f in enumerate(frames):
             cv2.imwrite(
-                str(OUT / kind / f"{i:03d}.png"), f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]
+                str(out / kind / f"{i:03d}.png"), f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]
             )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("calendar", type=Path, help="the Vid4 calendar frame folder")
+    parser.add_argument("--out", type=Path, default=OUT, help="where blur/ and sharp/ go")
+    args = parser.parse_args()
     try:
-        main(parser.parse_args().calendar)
+        main(args.calendar, args.out)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")

@@ -461,8 +461,11 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
         tmp_path: "is a folder, not a weights file",  # it said "not found"
         truncated: "cannot read .*: not a readable PyTorch weights file",
         foreign: "not a sarn_ros checkpoint",
-        future: r"not a sarn_ros checkpoint \(expected format sarn_ros.checkpoint/1\)",
-        unet: "not a sarn_ros checkpoint",
+        future: r"not a sarn_ros checkpoint \(expected format sarn_ros.checkpoint/1\): written "
+        r"by another sarn_ros \(format sarn_ros.checkpoint/2, network SARN; this one reads SARN, "
+        r"RecurrentSARN\)$",
+        unet: r"not a sarn_ros checkpoint .*: written by another sarn_ros \(format "
+        r"sarn_ros.checkpoint/1, network UNet;",
         text: "cannot read .*: not a readable PyTorch weights file",
         empty: r"not a readable PyTorch weights file \(EOFError: the file ends early\)",
         flipped: r"it is damaged \(.*/data/\d+ does not match its checksum\): copy or download",
@@ -562,19 +565,19 @@ def test_weights_that_load_but_would_deblur_wrongly_are_refused(tmp_path, monkey
     cases = {
         "nan.pth": (
             {**ckpt, "state_dict": {**sd, key: torch.full_like(sd[key], float("nan"))}},
-            rf"weights of SARN hold NaN or inf in 1 tensors \({key}\): the training",
+            rf"weights of SARN hold NaN or inf in 1 tensor \({key}\): the training",
         ),
         "inf.pth": (
             {**ckpt, "state_dict": {**sd, key: sd[key] / 0}},
-            r"weights of SARN hold NaN or inf in 1 tensors",
+            r"weights of SARN hold NaN or inf in 1 tensor",
         ),
         "int.pth": (
             {**ckpt, "state_dict": {**sd, key: (sd[key] * 10).int()}},
-            rf"weights of SARN hold 1 tensors not of floats \({key}: torch.int32\)",
+            rf"weights of SARN hold 1 tensor not of floats \({key}: torch.int32\)",
         ),
         "complex.pth": (
             {**ckpt, "state_dict": {**sd, key: sd[key].to(torch.complex64)}},
-            r"weights of SARN hold 1 tensors not of floats",
+            r"weights of SARN hold 1 tensor not of floats",
         ),
         "typed.pth": (
             {**ckpt, "config": {**ckpt["config"], "channels": "8"}},

@@ -149,6 +149,14 @@ def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
     )
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
     assert list((earlier / "good").iterdir()) == []
+    # links keep the names given: two to one pair were refused as one name, one renamed
+    for link in ("left", "right"):
+        (tmp_path / link).symlink_to(good)
+    [linked] = runs(
+        "bayer_pairs.py", [([tmp_path / "o5", tmp_path / "left", tmp_path / "right"], "", False)]
+    )
+    assert linked.returncode == 0, linked.stderr
+    assert sorted(p.name for p in (tmp_path / "o5").iterdir()) == ["left", "right"]
 
 
 def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) -> None:
@@ -162,15 +170,17 @@ def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) 
         cv2.imwrite(str(short / f"{i:04d}.png"), np.roll(still, i, axis=1))
     empty = tmp_path / "empty"
     empty.mkdir()
+    out = ["--out", tmp_path / "sample"]  # not the repository's, were a refusal to fail
     assert_refused(
         "make_sample.py",
         [
-            ([short], "must give one video of 8 frames, gave [4]", False),
-            ([empty], "gave []", False),
-            ([frames(tmp_path / "stills", 2)], "must give one video of 8 frames", False),
-            ([tmp_path / "missing"], f"not a folder: {tmp_path / 'missing'}", False),
+            ([short, *out], "must give one video of 8 frames, gave [4]", False),
+            ([empty, *out], "gave []", False),
+            ([frames(tmp_path / "stills", 2), *out], "must give one video of 8 frames", False),
+            ([tmp_path / "missing", *out], f"not a folder: {tmp_path / 'missing'}", False),
         ],
     )
+    assert not (tmp_path / "sample").exists()
 
 
 def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path: Path) -> None:
