@@ -208,15 +208,17 @@ def test_a_runs_weights_are_not_replaced_unsaid(tmp_path: Path, capsys) -> None:
     )
     assert (run / "latest.pth").read_bytes() == first
     os.remove(run / "last.pt")
-    for extra in ((), ("--resume",)):
-        assert tiny_train(tmp_path, video, "--steps", "1", *extra) == 0
-        out = capsys.readouterr().out
-        assert f"no last.pt in {run}: a new run starts, replacing its latest.pth\n" in out
-        os.remove(run / "last.pt")
+    # without --resume trained weights whose last.pt is gone are not replaced at all
+    assert tiny_train(tmp_path, video, "--steps", "1") == 2
+    assert "holds latest.pth (step 1) without its last.pt" in capsys.readouterr().err
+    assert tiny_train(tmp_path, video, "--steps", "1", "--resume") == 0  # a loop's first call
+    out = capsys.readouterr().out
+    assert f"no last.pt in {run}: a new run starts, replacing its latest.pth\n" in out
+    os.remove(run / "last.pt")
     # another run's best.pth left beside them: removed as the new run starts, so that an
     # --export of a run that never validates does not ship it
     shutil.copy(run / "latest.pth", run / "best.pth")  # the loop left no last.pt
-    assert tiny_train(tmp_path, video, "--steps", "1") == 0
+    assert tiny_train(tmp_path, video, "--steps", "1", "--resume") == 0
     assert "replacing its latest.pth and best.pth\n" in capsys.readouterr().out
     assert not (run / "best.pth").exists()
     assert sarn(["train", "--run-dir", str(run), "--export", str(tmp_path / "x.pth")]) == 2

@@ -1873,6 +1873,25 @@ def tiny_run(tmp_path: Path, video: Path, steps: int, *extra: str) -> int:
     return sarn([*args, "--device", "cpu", *extra])
 
 
+def test_trained_weights_whose_last_pt_is_gone_are_not_replaced_by_a_new_run(
+    tmp_path: Path, capsys
+) -> None:
+    """last.pt deleted to save space (4x the weights): a new run in that --run-dir replaced
+    its best.pth and latest.pth with a note, the trained weights lost. Refused without
+    --resume; --init from them still starts there."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 2, *TINY_ARGS) == 0
+    (tmp_path / "run" / "last.pt").unlink()
+    latest = (tmp_path / "run" / "latest.pth").read_bytes()
+    capsys.readouterr()
+    assert tiny_run(tmp_path, video, 1, *TINY_ARGS) == 2
+    err = capsys.readouterr().err
+    assert f"--run-dir {tmp_path / 'run'} holds latest.pth (step 2) without its last.pt" in err
+    assert (tmp_path / "run" / "latest.pth").read_bytes() == latest
+    init = str(tmp_path / "run" / "latest.pth")
+    assert tiny_run(tmp_path, video, 1, "--init", init) == 0, capsys.readouterr().err
+
+
 def test_a_resumed_run_records_what_a_straight_one_does(tmp_path: Path) -> None:
     """The weights' train_config.model was the options as typed for a straight run and every
     field of the architecture for the same run resumed (taken from its latest.pth)."""
@@ -1902,6 +1921,10 @@ def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
         "sarn train: error: --steps 1: the run is at step 2 already; give more, or leave "
         "--steps out to keep its 2 steps\n"
     )
+    # said before a new --trainset is built, not after (hours for GoPro)
+    assert tiny_run(tmp_path, video, 1, "--resume", "--trainset", str(tmp_path / "ts")) == 2
+    assert "the run is at step 2 already" in capsys.readouterr().err
+    assert not (tmp_path / "ts").exists() and not (tmp_path / "ts.partial").exists()
     assert tiny_run(tmp_path, video, 3, "--resume") == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr" not in out

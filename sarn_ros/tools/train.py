@@ -902,6 +902,7 @@ def run(args: argparse.Namespace) -> int:
         amp_dtype,
         clip_frames,
         export_weights,
+        run_progress,
         trained_steps,
     )
 
@@ -984,6 +985,26 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if not args.resume and (kept := trained_weights(args.run_dir, args.init)):
+        # last.pt deleted to save space: its weights were replaced with a note, then lost
+        print(
+            f"sarn train: error: --run-dir {args.run_dir} holds {kept} without its last.pt, "
+            "which a new run would replace: give another --run-dir (or move them away; "
+            "--init starts from them)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.resume and args.steps is not None:  # said before the set is built, not after
+        with contextlib.suppress(RuntimeError):  # an unreadable last.pt: resuming names it
+            at, scheduled = run_progress(args.run_dir)
+            if scheduled and args.steps < at:  # a last.pt without a schedule: resuming names it
+                print(
+                    f"sarn train: error: --steps {args.steps}: the run is at step {at} "
+                    f"already; give more, or leave --steps out to keep its "
+                    f"{plural(scheduled, 'step')}",
+                    file=sys.stderr,
+                )
+                return 2
     if args.run_dir.exists() and not args.run_dir.is_dir():  # mkdir said "[Errno 17] File exists"
         why = f"--run-dir {args.run_dir} is a file, not a folder"
         print(f"sarn train: error: {why}", file=sys.stderr)
@@ -1305,6 +1326,23 @@ def architecture_text(config: dict[str, Any]) -> str:
 
 
 ARCH_OF = {"RecurrentSARN": "recurrent", "SARN": "single"}  # a checkpoint's class: its --arch
+
+
+def trained_weights(run_dir: Path, init: str | None) -> str:
+    """The weights in ``run_dir`` that record trained steps, as 'best.pth (step 3)'; '' where
+    none, or where --init starts from one of them."""
+    start = Path(init).resolve() if init else None
+    if start is not None and start.parent == run_dir.resolve():
+        return ""  # the run's own weights, started from knowingly (their replacement is said)
+    found = []
+    for name in RUN_WEIGHTS:
+        path = run_dir / name
+        if not path.exists():
+            continue
+        with contextlib.suppress(CheckpointError):  # unreadable: nothing to lose
+            if steps := read_checkpoint(path).get("meta", {}).get("steps"):
+                found.append(f"{name} (step {steps})")
+    return " and ".join(found)
 
 
 def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:

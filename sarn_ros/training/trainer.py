@@ -208,16 +208,26 @@ def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[
 def trained_steps(run_dir: Path) -> int:
     """The steps the run in ``run_dir`` has trained: 0 without a ``last.pt``; RuntimeError for
     one that cannot be read (a new run would overwrite the run's files unsaid)."""
+    return run_progress(run_dir)[0]
+
+
+def run_progress(run_dir: Path) -> tuple[int, int]:
+    """The step the run in ``run_dir`` is at and the steps of its schedule, from its
+    ``last.pt`` ((0, 0) without one), as :func:`trained_steps`."""
     path = Path(run_dir) / "last.pt"
     if not path.exists():
-        return 0
+        return 0, 0
     try:  # mmap: the step without reading the weights and optimiser state
         # str: torch < 2.2 takes mmap only with a file name, and says so as a ValueError, which
         # would read as an unreadable file
         st = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except UNREADABLE as exc:
         raise unreadable(exc) from exc
-    return int(st.get("step", 0)) if isinstance(st, dict) else 0
+    if not isinstance(st, dict):
+        return 0, 0
+    config = st.get("config")
+    steps = config.get("steps", 0) if isinstance(config, dict) else 0
+    return int(st.get("step", 0)), int(steps or 0)
 
 
 def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[str, Any]:
