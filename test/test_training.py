@@ -602,6 +602,14 @@ def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
         diff = (full(clip, 1)[0] - shipped(clip, 1)[0]).abs().max()
     assert diff < 1e-2
     assert sarn(["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(out)]) == 2
+    capsys.readouterr()
+    # a training command with --export added trains nothing: said, not silently ignored
+    again = ["train", "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "x.pth")]
+    assert sarn([*again, "--resume", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --export only copies the run's weights: --resume, --steps not used" in out
+    assert sarn(["train", "--run-dir", str(tmp_path / "run"), "--from", "latest"]) == 2
+    assert "--from is for --export" in capsys.readouterr().err
 
 
 def test_export_from_latest_takes_the_last_checkpoint(tmp_path: Path, capsys) -> None:
@@ -1890,6 +1898,24 @@ def test_trained_weights_whose_last_pt_is_gone_are_not_replaced_by_a_new_run(
     assert (tmp_path / "run" / "latest.pth").read_bytes() == latest
     init = str(tmp_path / "run" / "latest.pth")
     assert tiny_run(tmp_path, video, 1, "--init", init) == 0, capsys.readouterr().err
+
+
+def test_a_resume_with_nothing_left_to_train_leaves_the_run_as_it_was(
+    tmp_path: Path, capsys
+) -> None:
+    """A job loop run again after the last step: the run's files were saved again with this
+    command's options as its last leg's (charbonnier for l1), and a note said it trains with
+    them, though no step ran."""
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 2, *TINY_ARGS, "--loss", "l1") == 0
+    files = {n: (tmp_path / "run" / n).read_bytes() for n in ("last.pt", "latest.pth")}
+    capsys.readouterr()
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--blur-px", "4"]
+    args += ["--batch", "1", "--clip-len", "3", "--crop", "32", "--device", "cpu", "--resume"]
+    assert sarn(args) == 0
+    assert "trains with" not in capsys.readouterr().out
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in files} == files
+    assert load_model(tmp_path / "run" / "latest.pth").meta["train_config"]["loss"] == "l1"
 
 
 def test_a_resumed_run_records_what_a_straight_one_does(tmp_path: Path) -> None:

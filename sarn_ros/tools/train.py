@@ -906,7 +906,22 @@ def run(args: argparse.Namespace) -> int:
         trained_steps,
     )
 
+    if args.export is None and args.export_from != "best":
+        print(
+            "sarn train: error: --from is for --export (which weights it copies)", file=sys.stderr
+        )
+        return 2
     if args.export is not None:
+        if idle := [
+            f
+            for f, given in (
+                ("--resume", args.resume),
+                ("--steps", steps_given),
+                ("--data", bool(args.data)),
+            )
+            if given
+        ]:
+            print(f"note: --export only copies the run's weights: {', '.join(idle)} not used")
         source = args.run_dir / f"{args.export_from}.pth"
         own = [args.run_dir / name for name in ("last.pt", *RUN_WEIGHTS)]
         if any(args.export.resolve() == p.resolve() for p in own):
@@ -1233,7 +1248,7 @@ def run(args: argparse.Namespace) -> int:
             if (was := trainer.resumed_config.get(key)) is not None
             and (now := getattr(trainer.cfg, key)) != was
         ]
-        if changed:  # taken as given, but not unsaid: the metadata records this leg's
+        if changed and trainer.step < trainer.cfg.steps:  # the metadata records this leg's
             print(
                 f"note: from step {trainer.step} this run trains with {', '.join(changed)}; "
                 "give the run's values to keep them"

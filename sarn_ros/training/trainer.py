@@ -690,6 +690,7 @@ class Trainer:
         # what the last step, validation and checkpoint took: a run under max_minutes stops
         # while there is still time for a step and its closing validation and checkpoint
         step_s = val_s = save_s = 0.0
+        resumed_at = self.step
         losses: list[float] = []
         try:
             from tqdm import tqdm
@@ -745,9 +746,13 @@ class Trainer:
             self.save()
             log(f"interrupted at step {self.step}: checkpoint saved, continue with --resume")
             return
-        if self.val and self.rank == 0 and self._validated_step != self.step:
+        validated = self.val and self.rank == 0 and self._validated_step != self.step
+        if validated:
             self._validate_and_export(log)
-        self.save()
+        if self.step > resumed_at or validated or self.step == 0:
+            # a resume with nothing left to train leaves the run's files as they are: saved
+            # again, they recorded this command's options as the last leg's
+            self.save()
         if self.step < cfg.steps and cfg.max_minutes is not None:  # time was up
             log(
                 f"--max-minutes {cfg.max_minutes:g} reached at step {self.step} of {cfg.steps}: "
