@@ -1896,6 +1896,9 @@ def test_trained_weights_whose_last_pt_is_gone_are_not_replaced_by_a_new_run(
     err = capsys.readouterr().err
     assert f"--run-dir {tmp_path / 'run'} holds latest.pth (step 2) without its last.pt" in err
     assert (tmp_path / "run" / "latest.pth").read_bytes() == latest
+    shutil.copy(tmp_path / "run" / "latest.pth", tmp_path / "run" / "old.pth")
+    assert tiny_run(tmp_path, video, 1, "--init", str(tmp_path / "run" / "old.pth")) == 2
+    assert "holds latest.pth (step 2) without its last.pt" in capsys.readouterr().err
     init = str(tmp_path / "run" / "latest.pth")
     assert tiny_run(tmp_path, video, 1, "--init", init) == 0, capsys.readouterr().err
 
@@ -1916,6 +1919,11 @@ def test_a_resume_with_nothing_left_to_train_leaves_the_run_as_it_was(
     assert "trains with" not in capsys.readouterr().out
     assert {n: (tmp_path / "run" / n).read_bytes() for n in files} == files
     assert load_model(tmp_path / "run" / "latest.pth").meta["train_config"]["loss"] == "l1"
+    # a longer --steps whose time runs out before a step: the new schedule is still saved
+    assert sarn([*args, "--steps", "4", "--max-minutes", "0.0001"]) == 0
+    from sarn_ros.training.trainer import run_progress
+
+    assert run_progress(tmp_path / "run") == (2, 4)
 
 
 def test_a_resumed_run_records_what_a_straight_one_does(tmp_path: Path) -> None:

@@ -1347,7 +1347,7 @@ def trained_weights(run_dir: Path, init: str | None) -> str:
     """The weights in ``run_dir`` that record trained steps, as 'best.pth (step 3)'; '' where
     none, or where --init starts from one of them."""
     start = Path(init).resolve() if init else None
-    if start is not None and start.parent == run_dir.resolve():
+    if start in {(run_dir / name).resolve() for name in RUN_WEIGHTS}:
         return ""  # the run's own weights, started from knowingly (their replacement is said)
     found = []
     for name in RUN_WEIGHTS:

@@ -749,9 +749,10 @@ class Trainer:
         validated = self.val and self.rank == 0 and self._validated_step != self.step
         if validated:
             self._validate_and_export(log)
-        if self.step > resumed_at or validated or self.step == 0:
-            # a resume with nothing left to train leaves the run's files as they are: saved
-            # again, they recorded this command's options as the last leg's
+        finished = self.step == resumed_at >= cfg.steps == self.resumed_steps
+        if not finished or validated:
+            # a resume of a run that had finished its schedule leaves its files as they are:
+            # saved again, they recorded this command's options as the last leg's
             self.save()
         if self.step < cfg.steps and cfg.max_minutes is not None:  # time was up
             log(
