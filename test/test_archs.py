@@ -499,6 +499,17 @@ def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monke
     assert isinstance(load_model("sarn_single"), SARN)
 
 
+def refused_naming_the_file(tmp_path: Path, cases: dict[str, tuple[dict, str]]) -> None:
+    """Each checkpoint of ``cases`` (file name: (dict, reason regex)) saved and refused by
+    load_model in one line that starts with its path."""
+    for name, (ckpt, reason) in cases.items():
+        torch.save(ckpt, tmp_path / name)
+        with pytest.raises(CheckpointError) as info:
+            load_model(tmp_path / name)
+        assert "\n" not in str(info.value)
+        assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value)), name
+
+
 def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp_path) -> None:
     """torch's load_state_dict message has a line per key, and its first line (all the node
     prints) only said loading failed: a file from the other architecture, or a config whose
@@ -539,12 +550,7 @@ def test_weights_that_do_not_fit_are_one_line_naming_the_file_and_the_misfit(tmp
             r"weights do not fit SARN: \d+ of another shape \(encoder\.inp\.weight: ",
         ),
     }
-    for name, (ckpt, reason) in cases.items():
-        torch.save(ckpt, tmp_path / name)
-        with pytest.raises(CheckpointError) as info:
-            load_model(tmp_path / name)
-        assert "\n" not in str(info.value)
-        assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value))
+    refused_naming_the_file(tmp_path, cases)
 
 
 class RunsCode:
@@ -593,12 +599,7 @@ def test_weights_that_load_but_would_deblur_wrongly_are_refused(tmp_path, monkey
             r"DataParallel or DDP wrapper's state_dict does",
         ),
     }
-    for name, (bad, reason) in cases.items():
-        torch.save(bad, tmp_path / name)
-        with pytest.raises(CheckpointError) as info:
-            load_model(tmp_path / name)
-        assert "\n" not in str(info.value)
-        assert re.match(re.escape(str(tmp_path / name)) + ": " + reason, str(info.value)), name
+    refused_naming_the_file(tmp_path, cases)
     torch.save({"x": RunsCode()}, tmp_path / "code.pth")
     with pytest.raises(
         CheckpointError, match=r"holds objects other than tensors .*\(posix\.system\)"
