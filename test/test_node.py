@@ -1913,13 +1913,13 @@ def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):
     monkeypatch.setattr(node_module, "rclpy", fake_rclpy)
     monkeypatch.setattr(node_module, "use_packaged_dds_profile", lambda: None)
 
-    def interrupted():
+    def interrupted(_argv):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(node_module, "DeblurNode", interrupted)
     assert node_module.main(["sarn_deblur_node"]) == 0
 
-    def context_shut_down():  # SIGTERM: rclpy shut the context, the next call fails
+    def context_shut_down(_argv):  # SIGTERM: rclpy shut the context, the next call fails
         state["ok"] = False
         raise RuntimeError("Failed to create publisher: the given context is not valid")
 
@@ -1928,7 +1928,7 @@ def test_a_signal_during_start_up_is_a_stop_not_an_error(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
     state["ok"] = True
 
-    def broken():
+    def broken(_argv):
         raise RuntimeError("no such device")
 
     monkeypatch.setattr(node_module, "DeblurNode", broken)
