@@ -65,7 +65,16 @@ from ..ensemble import make_engine
 from ..resources import use_packaged_dds_profile
 from . import image_conversion as conv
 from .camera_info import InfoCache, image_size, scale_camera_info
-from .params import BY_NAME, DOUBLES, PARAMS, help_text, lost_rule, param_rules, validate
+from .params import (
+    BY_NAME,
+    DOUBLES,
+    PARAMS,
+    help_text,
+    lost_rule,
+    param_rules,
+    untyped_list,
+    validate,
+)
 
 RCLError = rclpy_implementation.RCLError  # how rclpy reports a failed rcl call
 CAMERA_INFO_CACHE = 30  # camera_info messages kept per camera, by stamp (at least)
@@ -323,9 +332,7 @@ class DeblurNode(Node):
         overrides = getattr(self, "_parameter_overrides", {})  # rclpy's, Humble to Rolling
         unset = Parameter.Type.NOT_SET
         if untyped := [n for n, p in overrides.items() if n in BY_NAME and p.type_ == unset]:
-            # else rclpy's "The parameter 'cameras' is not initialized" named no way out
-            hint = ": [''] is the node's own namespace" if untyped[0] == "cameras" else ""
-            raise ValueError(f"{untyped[0]}: an empty list gives a ROS parameter no type{hint}")
+            raise ValueError(untyped_list(untyped[0]))  # a params file's empty list
         as_floats = self.whole_numbers_as_floats(list(overrides.values()))
         overrides.update((p.name, p) for p in as_floats)
         for p in PARAMS:

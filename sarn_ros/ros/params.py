@@ -239,10 +239,11 @@ def rcl_type(text: str) -> type:
             return int
     if YAML_DOUBLE.fullmatch(t):
         return float
-    if C_DOUBLE.fullmatch(t) or C_HEX_DOUBLE.fullmatch(t):
-        value = float.fromhex(t) if C_HEX_DOUBLE.fullmatch(t) else float(t)
+    hexadecimal = C_HEX_DOUBLE.fullmatch(t)
+    if hexadecimal or C_DOUBLE.fullmatch(t):
         if t.lower().lstrip("+-").startswith(("inf", "nan")):
             return float
+        value = float.fromhex(t) if hexadecimal else float(t)
         mantissa = re.split(r"[eEpP]", t.lower().removeprefix("0x"))[0]
         tiny = abs(value) < sys.float_info.min and any(c not in "+-.0x" for c in mantissa)
         return str if math.isinf(value) or tiny else float  # ERANGE: 1e400, 1e-400
@@ -265,6 +266,13 @@ def param_rules(argv: list[str], node: str) -> dict[str, str]:
     return rules
 
 
+def untyped_list(name: str) -> str:
+    """Why an empty list for ``name`` is refused: rclpy's own words, "The parameter 'cameras'
+    is not initialized", named no way out."""
+    hint = ": [''] is the node's own namespace" if name == "cameras" else ""
+    return f"{name}: an empty list gives a ROS parameter no type{hint}"
+
+
 def lost_rule(rules: dict[str, str]) -> str | None:
     """Why a ``-p`` rule for one of the node's parameters will not apply, in rclpy's words: a
     value rcl reads as another type (``0,5`` a string, ``1.0`` for an integer, ``1`` for a
@@ -279,8 +287,7 @@ def lost_rule(rules: dict[str, str]) -> str | None:
         expected = type(p.default)
         if expected is list and text.strip().startswith("["):
             if text.strip()[1:].strip() == "]":
-                hint = ": [''] is the node's own namespace" if name == "cameras" else ""
-                return f"{name}: an empty list gives a ROS parameter no type{hint}"
+                return untyped_list(name)
             continue
         got = rcl_type(text)
         if got is not expected and not (expected is float and got is int):

@@ -8,11 +8,9 @@ import time
 from pathlib import Path
 
 from ..checkpoint import CheckpointError
-from ..engine import MAX_GAP_S
 from ..ensemble import MEMBERS
 from ..image_files import VIDEO_FPS, video_path
 from .options import (
-    DEBAYER_DEFAULT,
     Given,
     HelpFormatter,
     add_bag_arguments,
@@ -147,14 +145,14 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[li
         {
             "--compressed (bags)": ("set" if args.compressed else None, not bag),
             "--jpeg-quality (bags, with --compressed)": (
-                spelled(args, "jpeg_quality", JPEG_QUALITY),
+                spelled(args, "jpeg_quality"),
                 not (bag and args.compressed),
             ),
             "--topics (bags)": ("set" if args.topics is not None else None, not bag),
-            "--debayer (bags)": (spelled(args, "debayer", DEBAYER_DEFAULT), not bag),
-            "--max-gap-s (bags)": (spelled(args, "max_gap_s", MAX_GAP_S), not bag),
+            "--debayer (bags)": (spelled(args, "debayer"), not bag),
+            "--max-gap-s (bags)": (spelled(args, "max_gap_s"), not bag),
             "--fps (an image folder written as a video)": (
-                spelled(args, "fps", FPS),
+                spelled(args, "fps"),
                 (kind, out_kind) != ("folder", "video"),
             ),
             "--overwrite (videos and image folders; an output bag must be new)": (

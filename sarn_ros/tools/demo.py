@@ -26,7 +26,14 @@ from ..ensemble import MEMBERS
 from ..image_files import imread, imwrite, video_path
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import die_with_parent, own_ros_domain
-from .options import HelpFormatter, add_domain_argument, check_writable, path_arg, ranged
+from .options import (
+    HelpFormatter,
+    add_domain_argument,
+    check_writable,
+    path_arg,
+    plural,
+    ranged,
+)
 
 SAMPLE = files("sarn_ros") / "sample"
 
@@ -275,13 +282,12 @@ def report(
     return "\n".join(
         [
             f"sarn demo: {len(blurred)} frames {w}x{h} through sarn_deblur_node ({args.weights}, "
-            f"look-ahead {look_ahead} frame{'' if look_ahead == 1 else 's'}, self-ensemble "
-            f"x{args.self_ensemble})",
+            f"look-ahead {plural(look_ahead, 'frame')}, self-ensemble x{args.self_ensemble})",
             f"  PSNR input {p_in:.2f} dB -> deblurred {p_out:.2f} dB  "
             f"(gain {p_out - p_in:+.2f} dB)",
             f"  throughput {rate:.2f} fps, latency publish->receive median "
             f"{np.median(latency) * 1e3:.0f} ms (frames sent at 30 fps queue behind the model; "
-            f"includes {look_ahead} frame{'' if look_ahead == 1 else 's'} of look-ahead)",
+            f"includes {plural(look_ahead, 'frame')} of look-ahead)",
             f"  wrote {args.out / 'demo_strip.png'} and {args.out / 'demo.mp4'}",
         ]
     )

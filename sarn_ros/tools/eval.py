@@ -31,10 +31,8 @@ from ..data.datasets import (
     read_pair,
     unique_name,
 )
-from ..engine import MAX_GAP_S
 from ..ensemble import MEMBERS
 from .options import (
-    DEBAYER_DEFAULT,
     MAX_BLUR_PX,
     MIN_EXPOSURE,
     Gathered,
@@ -213,12 +211,11 @@ def run(args: argparse.Namespace) -> int:
             )
             synthetic += found
             roots += [str(d)] * len(found)
-        nogt, nogt_roots = [], []  # the streams without ground truth and their inputs
+        nogt = []  # (name, frames, input) of the streams without ground truth
         for d in args.no_gt:
             streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
-            nogt += streams
-            nogt_roots += [str(d)] * len(streams)
-        if nogt and not pairs and not synthetic and all(len(f) < 2 for _, f in nogt):
+            nogt += [(name, frames, str(d)) for name, frames in streams]
+        if nogt and not pairs and not synthetic and all(len(f) < 2 for _, f, _ in nogt):
             raise ValueError(
                 "no --no-gt stream has two frames in a row for the ORB proxy to compare"
                 + gap_hint(args.no_gt, args.max_gap_s, "streams")
@@ -228,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
         pairs = [(unique_name(name, seen), b, s) for name, b, s in pairs]
         for seq in synthetic:
             seq.name = unique_name(seq.name, seen)
-        nogt = [(unique_name(name, seen), frames) for name, frames in nogt]
+        nogt = [(unique_name(name, seen), frames, root) for name, frames, root in nogt]
         for weights in args.weights:  # a mistyped second name is found before the first runs
             resolve_weights(weights)
     except (ValueError, OSError, CheckpointError) as exc:
@@ -254,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         engines.append(({"weights": str(weights), "self_ensemble": members}, engine))
     results: dict = {"gt": [], "no_gt": []}
     failed: dict[str, str] = {}  # sequence: why it could not be read
-    per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f in nogt)
+    per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f, _ in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
     folders: set[str] = set()
@@ -278,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
                             continue
                         res, _ = evaluate_gt(engine, seq, save, bar.update)
                         results["gt"].append({**tag, "input": root, **res.summary()})
-                    for (name, frames), root in zip(nogt, nogt_roots, strict=True):
+                    for name, frames, root in nogt:
                         result = evaluate_nogt(engine, name, frames, save, bar.update)
                         results["no_gt"].append({**tag, "input": root, **result})
                 except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
@@ -383,22 +380,22 @@ def check_args(args: argparse.Namespace) -> None:
     unused, noted = split_idle(
         {
             "--skip-frames (--no-gt streams)": (
-                spelled(args, "skip_frames", SKIP_FRAMES),
+                spelled(args, "skip_frames"),
                 not args.no_gt,
             ),
-            "--scale (--synthetic)": (spelled(args, "scale", SCALE), not args.synthetic),
-            "--blur-px (--synthetic)": (spelled(args, "blur_px", BLUR_PX), not args.synthetic),
-            "--exposure (--synthetic)": (spelled(args, "exposure", EXPOSURE), not args.synthetic),
+            "--scale (--synthetic)": (spelled(args, "scale"), not args.synthetic),
+            "--blur-px (--synthetic)": (spelled(args, "blur_px"), not args.synthetic),
+            "--exposure (--synthetic)": (spelled(args, "exposure"), not args.synthetic),
             "--topics (bags of --synthetic or --no-gt)": (
                 "set" if args.topics is not None else None,
                 not bags,
             ),
             "--debayer (bags of --synthetic or --no-gt)": (
-                spelled(args, "debayer", DEBAYER_DEFAULT),
+                spelled(args, "debayer"),
                 not bags,
             ),
             "--max-gap-s (bags of --synthetic or --no-gt)": (
-                spelled(args, "max_gap_s", MAX_GAP_S),
+                spelled(args, "max_gap_s"),
                 not bags,
             ),
         }

@@ -53,9 +53,9 @@ class Gathered(argparse.Action):
 
 
 class Given(argparse.Action):
-    """Store, noting the option as given (:func:`given`): its default spelled out is a choice
-    too, refused where the input has no use for it (`--fps 30` on a video was ignored
-    without a word where `--fps 20` was refused)."""
+    """Store, noting the option as given and whether at its default (:func:`spelled`): the
+    default spelled out is a choice too, said where the input has no use for it (`--fps 30`
+    on a video was ignored without a word where `--fps 20` was refused)."""
 
     def __call__(
         self,
@@ -65,15 +65,16 @@ class Given(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         setattr(namespace, self.dest, values)
-        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+        namespace.given = {**getattr(namespace, "given", {}), self.dest: values == self.default}
 
 
-def spelled(args: argparse.Namespace, dest: str, default: Any) -> str | None:
+def spelled(args: argparse.Namespace, dest: str) -> str | None:
     """How option ``dest`` (one stored by :class:`Given`) came: "set" away from its default,
     "default" spelled out at it (a script passing every option), None not given."""
-    if getattr(args, dest) != default:
-        return "set"
-    return "default" if dest in getattr(args, "given", ()) else None
+    given = getattr(args, "given", {})
+    if dest not in given:
+        return None
+    return "default" if given[dest] else "set"
 
 
 def split_idle(idle: dict[str, tuple[str | None, bool]]) -> tuple[list[str], list[str]]:

@@ -749,7 +749,10 @@ class Trainer:
         validated = self.val and self.rank == 0 and self._validated_step != self.step
         if validated:
             self._validate_and_export(log)
-        finished = self.step == resumed_at >= cfg.steps == self.resumed_steps
+        # resumed at the end of its schedule, unchanged, and no step taken
+        finished = (
+            self.step == resumed_at and self.step >= cfg.steps and self.resumed_steps == cfg.steps
+        )
         if not finished or validated:
             # a resume of a run that had finished its schedule leaves its files as they are:
             # saved again, they recorded this command's options as the last leg's
