@@ -336,14 +336,18 @@ def sharpest_clips(
     topics: list[str] | None = None,
     debayer: str = "vng",
     max_gap_s: float | None = MAX_GAP_S,
+    min_frames: int = 1,
 ) -> tuple[set[str], int]:
     """The names of the ``fraction`` of :func:`iter_clips`' clips of ``path`` with the highest
     median frame sharpness (variance of the Laplacian at half size, where sensor noise counts
-    less than at full size), and how many clips there were: a robot's ordinary recordings hold
-    sharp stretches (standing, turning slowly) to synthesise blur from."""
+    less than at full size), and how many clips were ranked: a robot's ordinary recordings hold
+    sharp stretches (standing, turning slowly) to synthesise blur from. Clips shorter than
+    ``min_frames`` (what a training clip needs) are not ranked: a sharp 3-frame tail would take
+    a place of the share and then be left out of training."""
     scores = {
         name: float(np.median([sharpness(f) for f in clip]))
         for name, clip in iter_clips(path, clip_frames, 0.5, topics, debayer, max_gap_s)
+        if len(clip) >= min_frames
     }
     ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     return set(ranked[: max(1, round(fraction * len(ranked)))]), len(ranked)

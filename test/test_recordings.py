@@ -589,6 +589,24 @@ def test_the_sharpest_share_is_rounded_to_the_nearest_clip(tmp_path) -> None:
     assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.6) == ({"drive_1", "drive_3"}, 3)
 
 
+def test_the_sharpest_share_leaves_out_tails_too_short_to_train_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A sharp 3-frame tail took one of the share's places and then trained nothing: a
+    recurrent clip needs --clip-len + 2 frames."""
+    imgs = grey_frames(11)
+    imgs[:4] = [cv2.GaussianBlur(f, (0, 0), 1.0) for f in imgs[:4]]
+    imgs[4:8] = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in imgs[4:8]]
+    write_video(tmp_path / "drive.mp4", imgs)  # drive_1 sharper than drive_2, drive_3 sharpest
+    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5) == ({"drive_1", "drive_3"}, 3)
+    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5, min_frames=4) == ({"drive_1"}, 2)
+    run = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    run += ["--data", str(tmp_path / "drive.mp4"), "--clip-frames", "4", "--sharpest", "0.5"]
+    assert cli.main([*run, "--clip-len", "2", "--crop", "32", "--steps", "0"]) == 0
+    assert "the 1 sharpest of 2 clips of 4 frames or more" in capsys.readouterr().out
+    assert [s.name for s in load_sequences(tmp_path / "ts")] == ["drive_1_x1_v0"]
+
+
 def test_a_folder_video_cut_at_a_size_change_keeps_its_pieces_names(tmp_path) -> None:
     """In a folder of recordings, a frame folder's pieces are `s#1`, `s#2`, as given alone,
     not `s/s#1`, which reads as a still of s."""

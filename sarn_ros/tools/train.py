@@ -148,9 +148,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=ranged(float, above=0, high=1),
         default=1.0,
         metavar="FRACTION",
-        help="videos and bags: train on this share of their clips, the sharpest (median "
-        "variance of the Laplacian), so ordinary recordings of your camera serve as sharp "
-        "material",
+        help="videos and bags: train on this share of their clips long enough to train on, "
+        "the sharpest (median variance of the Laplacian), so ordinary recordings of your "
+        "camera serve as sharp material",
     )
     d.add_argument(
         "--val-sharp",
@@ -388,11 +388,13 @@ def iter_gather(
     debayer: str = DEBAYER_DEFAULT,
     sharpest: float = 1.0,
     max_gap_s: float | None = MAX_GAP_S,
+    min_frames: int = 1,
 ) -> Iterator[Sequence]:
     """Real pairs where a known layout is found, otherwise synthesised sequences from every
     source of sharp images: the folder itself or its sub-folders as frame/still folders, and
     the videos and bags among them (or given directly) cut into clips of ``clip_frames``, of
-    which the ``sharpest`` share is used. Made one sequence at a time."""
+    which the ``sharpest`` share of those with ``min_frames`` is used. Made one sequence at a
+    time."""
     kept: dict[Path, set[str]] = {}  # per recording, for every scale
     owners: dict[str, dict[str, int]] = {}  # the sources seen under each seed name
     # what earlier --data read: a video given itself and in its folder, or a sequence in a
@@ -435,9 +437,12 @@ def iter_gather(
                 if src_kind in ("video", "bag"):
                     if sharpest < 1 and src not in kept:
                         kept[src], total = sharpest_clips(
-                            src, clip_frames, sharpest, topics, debayer, max_gap_s
+                            src, clip_frames, sharpest, topics, debayer, max_gap_s, min_frames
                         )
-                        print(f"{src}: the {len(kept[src])} sharpest of {total} clips", flush=True)
+                        of = f"{total} clips" + (
+                            f" of {min_frames} frames or more" if min_frames > 1 else ""
+                        )
+                        print(f"{src}: the {len(kept[src])} sharpest of {of}", flush=True)
                     clips = iter_clips(src, clip_frames, scale, topics, debayer, max_gap_s)
                     for name, clip in clips:
                         if src in kept and name not in kept[src]:
@@ -539,9 +544,14 @@ def gather(
     scales: list[float],
     variants: int,
     still_frames: int,
+    min_frames: int = 1,
     **recordings: Any,
 ) -> list[Sequence]:
-    seqs = list(iter_gather(folders, params, scales, variants, still_frames, **recordings))
+    seqs = list(
+        iter_gather(
+            folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
+        )
+    )
     if not seqs:
         raise no_training_data(folders, recordings.get("max_gap_s", MAX_GAP_S))
     return seqs
@@ -600,6 +610,7 @@ def build_trainset(
     variants: int,
     still_frames: int,
     out: Path,
+    min_frames: int = 1,
     **recordings: Any,
 ) -> list[Sequence]:
     """Write every training sequence as it is made, then memory-map them back: the set is
@@ -611,7 +622,10 @@ def build_trainset(
     partial.mkdir(parents=True)
     seen: set[str] = set()
     try:
-        for seq in iter_gather(folders, params, scales, variants, still_frames, **recordings):
+        made = iter_gather(
+            folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
+        )
+        for seq in made:
             seq.name = unique_name(seq.name, seen)
             save_sequence(seq, partial)
     except BaseException:  # a bad source further on, Ctrl-C: no half-built set left behind
@@ -1116,12 +1130,14 @@ def run(args: argparse.Namespace) -> int:
             if rank == 0:
                 built = f"built from {', '.join(desc['sources'])}" if desc else "no trainset.json"
                 print(f"reusing --trainset {ts} ({built})", flush=True)
-        elif ts is not None:
-            train = build_trainset(*sources, ts, **recordings)
-            desc = read_description(ts)
-        else:
-            train = gather(*sources, **recordings)
-            desc = describe_sources(*sources, **recordings)
+        else:  # --sharpest ranks only clips this training can use
+            need = sum(clip_frames(arch, args.clip_len))
+            if ts is not None:
+                train = build_trainset(*sources, ts, need, **recordings)
+                desc = read_description(ts)
+            else:
+                train = gather(*sources, need, **recordings)
+                desc = describe_sources(*sources, **recordings)
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
