@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -198,16 +199,23 @@ def read_streams(
     reading stops as soon as every stream has its frames. A stream without any is left out
     with a warning (a topic a bag declares and never published), unless all are; a stream
     whose frame size or format changes, or whose stamps break off (see :class:`Recording`),
-    comes in pieces (``<name>_1``, ...), each of which the node would deblur as one."""
+    comes in pieces (``<name>#1``, ...), each of which the node would deblur as one, numbered
+    from the stream's first frame: ``--skip-frames`` leaves a piece its name."""
     rec = Recording(path, topics, debayer, max_gap_s)
     seen: dict[str, int] = {}
     taken: dict[str, list[np.ndarray]] = {rec.name(t): [] for t in rec.topics}
     breaks: dict[str, list[tuple[int, int]]] = {name: [] for name in taken}  # per frame taken
+    numbers: dict[str, list[int]] = {name: [] for name in taken}  # its piece, per frame taken
+    piece: dict[str, tuple[int, tuple[Any, ...]]] = {}  # per stream: its piece number and kind
     for name, frame in rec.frames():
         seen[name] = seen.get(name, 0) + 1
+        run = (frame.shape, frame.dtype, rec.breaks[name])
+        k, before = piece.get(name, (0, None))
+        piece[name] = (k + (run != before), run)
         if seen[name] > skip and (max_frames is None or len(taken[name]) < max_frames):
             taken[name].append(resize_by(frame, scale))
             breaks[name].append((rec.breaks[name], rec.paused[name]))
+            numbers[name].append(piece[name][0])
         if max_frames is not None and all(len(f) >= max_frames for f in taken.values()):
             break
     empty = {}
@@ -223,7 +231,17 @@ def read_streams(
         if name in empty:
             log.warning("left out (%s)", empty[name])
             continue
-        pieces = unbroken_pieces(frames, [b for b, _ in breaks[name]])
+        pieces = unbroken_pieces(frames, numbers[name])
+        first, last = numbers[name][0], numbers[name][-1]
+        if first > 1 and len(pieces) == 1:
+            log.warning(
+                "%s: its frames after --skip-frames %d are piece #%d: the node restarted %s "
+                "before them",
+                name,
+                skip,
+                first,
+                times(first - 1),
+            )
         if len(pieces) > 1:
             (b0, p0), (b1, p1) = breaks[name][0], breaks[name][-1]
             said = restarts_said(b1 - b0 - (p1 - p0), p1 - p0, max_gap_s)
@@ -232,14 +250,17 @@ def read_streams(
             ):
                 said.append(f"{times(changes)} where the frame size or format changed")
             log.warning(
-                "%s: taken apart in %d pieces (#1 to #%d), as the node restarts there: %s",
+                "%s: taken apart in %d pieces (#%d to #%d), as the node restarts there: %s",
                 name,
                 len(pieces),
-                len(pieces),
+                first,
+                last,
                 "; ".join(said),
             )
+        starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
         streams += [
-            (f"{name}#{k}" if len(pieces) > 1 else name, p) for k, p in enumerate(pieces, 1)
+            (f"{name}#{numbers[name][i]}" if last > 1 else name, p)
+            for i, p in zip(starts, pieces, strict=True)
         ]
     return rec, streams
 
@@ -275,13 +296,14 @@ def restarts_said(back: int, paused: int, max_gap_s: float | None) -> list[str]:
     return said
 
 
-def unbroken_pieces(frames: list[np.ndarray], breaks: list[int]) -> list[list[np.ndarray]]:
+def unbroken_pieces(frames: list[np.ndarray], runs: list[int]) -> list[list[np.ndarray]]:
     """``frames`` cut where their shape or dtype changes (a camera reconfigured mid-recording:
-    the blur generator, and the recurrent state, take one size at a time) or their stream's
-    count of stamp breaks (``breaks``, one per frame) does: a pause is a new scene."""
+    the blur generator, and the recurrent state, take one size at a time) or ``runs`` does
+    (one per frame: the piece of the stream it is in, which a stamp break ends: a pause is a
+    new scene)."""
     pieces: list[list[np.ndarray]] = []
     run = None
-    for f, b in zip(frames, breaks, strict=True):
+    for f, b in zip(frames, runs, strict=True):
         if (f.shape, f.dtype, b) != run:
             pieces.append([])
             run = (f.shape, f.dtype, b)

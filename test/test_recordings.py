@@ -138,6 +138,16 @@ def test_a_camera_that_changes_size_and_topics_without_frames(tmp_path, caplog) 
     assert "restarts there: once where the frame size or format changed" in caplog.text
     assert all(np.array_equal(f, e) for f, e in zip(streams[1][1], big, strict=True))
     assert "left out (no readable frames in run/silent/image_raw)" in caplog.text
+    # frames after --skip-frames keep their piece's name, as `sarn eval --no-gt` rows do
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _, streams = read_streams(tmp_path / "run", skip=5)
+    assert [(name, len(frames)) for name, frames in streams] == [("run/cam/image_raw#2", 3)]
+    assert "are piece #2: the node restarted once before them" in caplog.text
+    _, streams = read_streams(tmp_path / "run", skip=2, max_frames=4)
+    assert [name for name, _ in streams] == ["run/cam/image_raw#1", "run/cam/image_raw#2"]
+    _, ((name, _),) = read_streams(tmp_path / "run", max_frames=4)
+    assert name == "run/cam/image_raw"  # not cut in what was read
     assert "run/thermal/image_raw: '32FC1' holds no colour" in caplog.text
     params = BlurParams(blur_px=3.0)
     seqs = synthetic_sequences(tmp_path / "run", 0, params, topics=["/cam/image_raw"])
