@@ -120,6 +120,24 @@ def test_bench_model_refuses_an_empty_list(option, capsys):
     assert exit_.value.code == 2 and "an empty list" in capsys.readouterr().err
 
 
+def test_bench_model_list_options_given_twice_gather(capsys):
+    """`--sizes 8x8 --sizes 16x8` measured 16x8 only, as README says every list option
+    gathers."""
+    from sarn_ros.tools import cli
+
+    argv = ["bench", "model", "--device", "cpu", "--iters", "1", "--warmup", "0"]
+    argv += ["--variants", "recurrent-0drm", "--variants", "single", "--sizes", "8x8"]
+    assert cli.main([*argv, "--sizes", "16x8"]) == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()]
+    measured = [(r[1].strip(), r[2].strip()) for r in rows if len(r) > 3 and "x" in r[2]]
+    assert sorted(measured) == [
+        ("recurrent-0drm", "16x8"),
+        ("recurrent-0drm", "8x8"),
+        ("single", "16x8"),
+        ("single", "8x8"),
+    ]
+
+
 def test_bench_model_refuses_fp16_on_a_cpu(capsys):
     """It ran fp32 and printed the rows as fp32, the asked-for fp16 row silently gone, exit 0;
     `sarn bench node` refuses it."""
@@ -272,6 +290,7 @@ def test_bench_node_averages_the_nodes_figures_by_frames():
         (["--precision", "fp16"], "fp16 runs on CUDA only"),  # measured fp32 under "fp16"
         (["--weights", "x.pth"], "not allowed with argument --tiny"),  # --weights was ignored
         (["--sizes", "640"], "--sizes must be WxH"),
+        (["--sizes", "0x0", "--sizes", "64x48"], "got '0x0 64x48'"),  # the first was dropped
         (["--stagger", "0.5"], "--stagger needs --cameras > 1"),
         (["--cameras", "3", "--stagger", "0.5"], "within its"),
         # out of range as parsed (nan passed `fps <= 0`)

@@ -51,7 +51,7 @@ from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
-from .options import check_writable, path_arg, plural, ranged
+from .options import Gathered, check_writable, path_arg, plural, ranged
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -350,12 +350,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variants",
         type=csv,
+        action=Gathered,
         default=csv(DEFAULT_VARIANTS),
         help=f"comma list of {', '.join(VARIANTS)} (default {DEFAULT_VARIANTS})",
     )
     parser.add_argument(
         "--sizes",
         type=lambda t: [parse_size(s) for s in csv(t)],
+        action=Gathered,
         default=[(320, 240), (640, 480)],
         help="comma list of WxH (default 320x240,640x480; add 1280x720 for 720p)",
     )
@@ -363,12 +365,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         type=csv,
+        action=Gathered,
         default=["fp32"],
         help="comma list of fp32, bf16, fp16 (default fp32)",
     )
     parser.add_argument(
         "--deform-impl",
         type=csv,
+        action=Gathered,
         default=["auto"],
         help="comma list of auto, torchvision, grid_sample: compare deformable-conv paths "
         "(default auto)",

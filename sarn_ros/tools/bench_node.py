@@ -73,7 +73,14 @@ from ..resources import (
     own_ros_domain,
     param_string,
 )
-from .options import add_domain_argument, check_writable, path_arg, plural, ranged
+from .options import (
+    Gathered,
+    add_domain_argument,
+    check_writable,
+    path_arg,
+    plural,
+    ranged,
+)
 
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
 MAX_SIDE = 8192  # --sizes: a frame this side builds and sends (8K); a larger one ran out of memory
@@ -94,7 +101,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="node precision"
     )
-    parser.add_argument("--sizes", default="640x480,1280x720", help="WxH list")
+    parser.add_argument(
+        "--sizes",
+        type=lambda t: [t],
+        action=Gathered,
+        default=["640x480,1280x720"],
+        help="WxH list (default 640x480,1280x720)",
+    )
     parser.add_argument(
         "--fps", type=ranged(float, above=0, high=1000), default=30.0, help="camera rate"
     )
@@ -619,11 +632,11 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        sizes = parse_sizes(args.sizes)
+        sizes = parse_sizes(",".join(args.sizes))
     except ValueError:
         print(
             f"sarn bench node: error: --sizes must be WxH[,WxH...], 8 to {MAX_SIDE} px a "
-            f"side, got {args.sizes!r}",
+            f"side, got {' '.join(args.sizes)!r}",
             file=sys.stderr,
         )
         return 2
