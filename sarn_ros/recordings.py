@@ -26,6 +26,7 @@ from .data.datasets import (
     is_pair_side,
     list_images,
     natural_key,
+    pairs_as_sharp_note,
     read_frame,
     resize_by,
     synthesize_folder,
@@ -156,6 +157,25 @@ def recording_kind(path: Path) -> str | None:
         return kind_of(path)
     except InputError:
         return None
+
+
+def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
+    """:func:`pairs_as_sharp_note` for a sharp-material ``option`` (`sarn eval --synthetic`,
+    `sarn train --val-sharp`); a folder of pairs whose frames lie only in its sequences'
+    sub-folders, which a sharp read does not reach, is refused naming ``instead``: the note
+    said its blurred frames would be read, then the read found no images."""
+    source = Path(source)
+    if (
+        source.is_dir()
+        and recording_kind(source) is None
+        and not any(recording_kind(c) for c in source.iterdir())
+        and find_pair_dirs(source)
+    ):
+        raise InputError(
+            f"{option} {source} holds blurred/sharp pairs and no sharp frames of its own: "
+            f"give it to {instead}"
+        )
+    return pairs_as_sharp_note(option, source, instead)
 
 
 def pairs_left_out(

@@ -679,7 +679,9 @@ def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
     inputs = [str(tmp_path / top / "train") for top in ("gopro", "other")]
     result = sarn_eval(*args, *inputs, "--future-frames", "0")
     assert result.returncode == 0, result.stderr
-    assert f"note: --pairs {inputs[1]}: not scored: b (one side only)" in result.stdout
+    assert (
+        f"note: --pairs {inputs[1]}: not scored: b (one side only)" in result.stderr
+    )  # not in the tables
     assert f"all 2 of {inputs[0]}" in result.stdout and f"all 2 of {inputs[1]}" in result.stdout
 
 
@@ -694,13 +696,13 @@ def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent
     result = sarn_eval(*args, "--pairs", str(gopro))
     assert result.returncode == 0, result.stderr
     assert f"note: --pairs {gopro}: not scored: test (only the sequences directly in" in (
-        result.stdout
+        result.stderr
     )
-    assert "images beside" not in result.stdout
+    assert "images beside" not in result.stderr
     cv2.imwrite(str(gopro / "cover.png"), np.zeros((8, 8, 3), np.uint8))  # a loose image
     result = sarn_eval(*args, "--pairs", str(gopro))
     assert f"note: --pairs {gopro}: not scored: cover.png (images beside sequences)" in (
-        result.stdout
+        result.stderr
     )
     result = sarn_eval(*args, "--synthetic", str(gopro / "GOPR0384"), "--scale", "1")
     assert result.returncode == 0, result.stderr
@@ -708,6 +710,12 @@ def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent
         f"note: --synthetic {gopro / 'GOPR0384'} holds blurred/sharp pairs: its blurred frames "
         "are read as sharp ones under synthetic blur; give it to --pairs to use the real pairs"
     ) in result.stderr
+    (gopro / "cover.png").unlink()  # now only sequences: nothing a sharp read reaches
+    result = sarn_eval(*args, "--synthetic", str(gopro), "--scale", "1")
+    assert result.returncode == 2 and result.stderr == (
+        f"sarn eval: error: --synthetic {gopro} holds blurred/sharp pairs and no sharp frames "
+        "of its own: give it to --pairs\n"
+    )
 
 
 def test_deblur_sequence_refuses_an_engine_that_serves_other_streams(tiny_recurrent_checkpoint):

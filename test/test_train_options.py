@@ -403,6 +403,14 @@ def test_a_folder_of_pairs_held_out_as_sharp_is_named(tmp_path: Path, capsys) ->
         f"note: --val-sharp {seq} holds blurred/sharp pairs: its blurred frames are read as "
         "sharp ones under synthetic blur; give it to --val-pairs to use the real pairs"
     ) in capsys.readouterr().out
+    # a folder of such sequences has no frames a sharp read reaches: it said it would read
+    # them, then "no images or rosbag2"
+    val[1] = str(seq.parent)
+    assert tiny_train(tmp_path, video, *val) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --val-sharp {seq.parent} holds blurred/sharp pairs and no sharp "
+        "frames of its own: give it to --val-pairs\n"
+    )
 
 
 def test_a_warmup_as_long_as_the_run_is_named(tmp_path: Path, capsys) -> None:

@@ -27,7 +27,6 @@ from ..data.datasets import (
     listed,
     no_pairs_error,
     pair_files,
-    pairs_as_sharp_note,
     read_pair,
     unique_name,
 )
@@ -181,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
-    from ..recordings import gap_hint, read_streams, synthetic_sequences
+    from ..recordings import gap_hint, read_streams, sharp_source_note, synthetic_sequences
 
     source = {"topics": args.topics, "debayer": args.debayer, "max_gap_s": args.max_gap_s}
     try:
@@ -204,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
             blur_px=args.blur_px * args.scale, exposure=args.exposure, object_prob=0.0
         )
         for d in args.synthetic:
-            if note := pairs_as_sharp_note("--synthetic", d, "--pairs"):
+            if note := sharp_source_note("--synthetic", d, "--pairs"):
                 print(note, file=sys.stderr)
             found = synthetic_sequences(
                 d, SYNTH_SEED, params, args.scale, args.max_frames, **source
@@ -435,12 +434,19 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
     if out:
         print(
             f"note: --pairs {root}: not scored: {listed(out, root)} (only the sequences directly "
-            "in a folder of pairs are read; give them as their own --pairs)"
+            "in a folder of pairs are read; give them as their own --pairs)",
+            file=sys.stderr,
         )
     if lone:
-        print(f"note: --pairs {root}: not scored: {listed(lone, root)} (one side only)")
+        print(
+            f"note: --pairs {root}: not scored: {listed(lone, root)} (one side only)",
+            file=sys.stderr,
+        )
     if loose := list_images(root):
-        print(f"note: --pairs {root}: not scored: {listed(loose, root)} (images beside sequences)")
+        print(
+            f"note: --pairs {root}: not scored: {listed(loose, root)} (images beside sequences)",
+            file=sys.stderr,
+        )
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
 

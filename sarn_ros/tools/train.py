@@ -40,7 +40,6 @@ from ..data.datasets import (
     load_sequences,
     natural_key,
     no_pairs_error,
-    pairs_as_sharp_note,
     read_pair,
     save_sequence,
     synthesize_folder,
@@ -55,6 +54,7 @@ from ..recordings import (
     iter_clips,
     pairs_left_out,
     recording_kind,
+    sharp_source_note,
     sharpest_clips,
     synthetic_sequences,
 )
@@ -1085,7 +1085,7 @@ def run(args: argparse.Namespace) -> int:
         if (
             held is not None
             and rank == 0
-            and (note := pairs_as_sharp_note("--val-sharp", held, "--val-pairs"))
+            and (note := sharp_source_note("--val-sharp", held, "--val-pairs"))
         ):
             print(note, flush=True)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
