@@ -24,6 +24,7 @@ from launch_ros.actions import Node
 from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
 from sarn_ros.ros.params import BY_NAME, validate
+from sarn_ros.weights_path import CheckpointError, resolve_weights
 
 PACKAGE = "sarn_ros"
 NODE = "sarn_deblur"
@@ -110,6 +111,11 @@ def refusal(name: str, value: object) -> str | None:
         return None if fits else f"expected auto, cpu, cuda or cuda:N, got {value!r}"
     if why := validate(name, value):
         return why
+    if name == "weights":  # a mistyped path started a node that exited at once
+        try:
+            resolve_weights(str(value))
+        except CheckpointError as exc:
+            return str(exc)
     p = BY_NAME.get(name)
     bounds = p and (p.int_range or p.float_range)
     if bounds and not bounds[0] <= value <= bounds[1]:

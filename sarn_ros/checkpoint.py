@@ -15,7 +15,6 @@ import re
 import warnings
 import zipfile
 import zlib
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,9 @@ from torch import nn
 
 from .archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from .archs.modules import DEFORM_IMPLS
-from .resources import find_share_file
+from .weights_path import PACKAGED as PACKAGED
+from .weights_path import CheckpointError as CheckpointError
+from .weights_path import resolve_weights as resolve_weights
 
 FORMAT = "sarn_ros.checkpoint/1"
 ARCHS: dict[str, tuple[type[nn.Module], type]] = {
@@ -32,11 +33,6 @@ ARCHS: dict[str, tuple[type[nn.Module], type]] = {
     "RecurrentSARN": (RecurrentSARN, RecurrentSARNConfig),
 }
 DEFAULT_WEIGHTS = "sarn_recurrent"
-PACKAGED = ("sarn_recurrent", "sarn_single")  # weights/*.pth, installed with the package
-
-
-class CheckpointError(RuntimeError):
-    """A weights file that is missing, truncated, or not a sarn_ros checkpoint."""
 
 
 def first_line(exc: BaseException) -> str:
@@ -67,29 +63,6 @@ def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any] | N
     torch.save(checkpoint_dict(model, meta), tmp)
     tmp.replace(path)
     return path
-
-
-def resolve_weights(weights: str | Path) -> Path:
-    """A path as given, or a packaged weights name such as ``sarn_recurrent``."""
-    p = Path(weights).expanduser()
-    if p.is_file():  # a run directory called sarn_recurrent must not hide the packaged file
-        return p
-    if p.suffix == "" and p.parent == Path("."):
-        try:
-            return find_share_file(f"weights/{p.name}.pth")
-        except FileNotFoundError as exc:
-            near = get_close_matches(p.name.lower(), PACKAGED, 1, 0.8)
-            meant = f" (did you mean {near[0]}?)" if near else f"; packaged: {', '.join(PACKAGED)}"
-            raise CheckpointError(
-                f"no weights file or packaged weights named {weights!r}{meant}: {exc}"
-            ) from None
-    if p.is_dir():
-        raise CheckpointError(f"weights {p} is a folder, not a weights file")
-    if p.exists():  # a FIFO would block the load for good, /dev/zero never ends
-        raise CheckpointError(f"weights {p} is not a regular file (a pipe or a device)")
-    named = p.parent == Path(".") and p.suffix == ".pth" and p.stem in PACKAGED
-    packaged = f" (packaged weights are named without .pth: {p.stem})" if named else ""
-    raise CheckpointError(f"weights file not found: {p}{packaged}")
 
 
 def torch_load_error(exc: BaseException) -> str:

@@ -85,14 +85,16 @@ def declared(launch_file: str) -> set[str]:
     return {a.name for a in module.generate_launch_description().get_launch_arguments()}
 
 
-def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
+def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path, tmp_path: Path):
+    weights = tmp_path / "x.pth"
+    weights.write_bytes(b"")
     assert {"namespace", "weights", "device", "future_frames", "input_transport"} | {
         "use_sim_time"
     } <= declared("sarn_deblur.launch.py")
     (node,), context = expand(
         "sarn_deblur.launch.py",
         namespace="front",
-        weights="/w/x.pth",
+        weights=str(weights),
         future_frames="1",
         self_ensemble="4",
         torch_compile="True",
@@ -107,7 +109,7 @@ def test_sarn_deblur_launch_node_parameters_remaps_and_dds_profile(share: Path):
     assert files == [str(share / "config" / "sarn_deblur.yaml")]
     # only the arguments given override the file; the types are the parameters' types
     assert inline == {
-        "weights": "/w/x.pth",
+        "weights": str(weights),
         "future_frames": 1,
         "self_ensemble": 4,
         "torch_compile": True,
@@ -333,10 +335,14 @@ def test_image_and_camera_info_arguments_reach_every_camera(share: Path, tmp_pat
         expand("multi_camera_deblur.launch.py", image="/drv/image")
 
 
-def test_weights_named_like_a_number_reach_the_node_as_text(share: Path):
+def test_weights_named_like_a_number_reach_the_node_as_text(
+    share: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """rcl and launch_ros read values as YAML: weights:=123 must stay the path '123', as the
     node's weights parameter is a string (sarn demo's -p had made it an integer)."""
+    monkeypatch.chdir(tmp_path)  # the node starts where the launch does: relative paths agree
     for text in ("123", "true", "1.5"):
+        Path(text).write_bytes(b"")
         (node,), _ = expand("sarn_deblur.launch.py", weights=text, device="cpu")
         inline = parameters(node)[1]
         assert (inline["weights"], inline["device"]) == (text, "cpu")
@@ -400,13 +406,25 @@ def test_a_capture_setting_of_the_wrong_type_is_named(share: Path, name, value, 
         ("resize", "2", "resize must be in 0.1..1.0, got 2.0"),
         ("device", "cuda:01", "expected auto, cpu, cuda or cuda:N, got 'cuda:01'"),
         ("log_level", "loud", "expected one of debug, info, warn, error, fatal"),
+        ("weights", "/nonexistent/w.pth", "weights file not found: /nonexistent/w.pth"),
+        ("weights", "sarn_recurrent.pth", "weights file not found: sarn_recurrent.pth (packaged"),
     ],
 )
 def test_a_value_the_node_would_refuse_stops_the_launch_naming_it(share: Path, name, value, why):
     """A node started with it died with exit 1 (and `ros2 launch` exited 0); a wrong type was
     caught at launch already."""
-    with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: {re.escape(why)}$"):
+    with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: {re.escape(why)}"):
         expand("sarn_deblur.launch.py", **{name: value})
+
+
+def test_packaged_weights_and_an_exported_graph_pass_the_launch(share: Path, tmp_path: Path):
+    graph = tmp_path / "step.onnx"
+    graph.write_bytes(b"")  # its contents are the node's to check, as for a .pth
+    for fine in ("sarn_single", str(graph)):
+        (node,), _ = expand("sarn_deblur.launch.py", weights=fine)
+        assert parameters(node)[1]["weights"] == fine
+    with pytest.raises(ValueError, match=r"named 'sarn_singel' \(did you mean sarn_single\?\)"):
+        expand("sarn_deblur.launch.py", weights="sarn_singel")
 
 
 def test_the_devices_the_node_takes_pass_the_launch(share: Path):
