@@ -291,6 +291,8 @@ def test_bench_node_averages_the_nodes_figures_by_frames():
         (["--weights", "x.pth"], "not allowed with argument --tiny"),  # --weights was ignored
         (["--sizes", "640"], "--sizes must be WxH"),
         (["--sizes", "0x0", "--sizes", "64x48"], "got '0x0 64x48'"),  # the first was dropped
+        # one frame sent, held back as look-ahead: a row of nan and "out fps 0", exit 0
+        (["--duration", "0.2", "--fps", "5", "--future-frames", "2"], "measures no frame"),
         (["--stagger", "0.5"], "--stagger needs --cameras > 1"),
         (["--cameras", "3", "--stagger", "0.5"], "within its"),
         # out of range as parsed (nan passed `fps <= 0`)
@@ -341,13 +343,14 @@ def test_bench_node_keeps_the_sizes_measured_before_one_that_failed(tmp_path, mo
 
 
 def bench_node_row(tmp_path, *options: str) -> tuple[str, dict]:
-    """`sarn bench node --tiny` at 64x48, 10 fps for 2 s, as a user runs it: stdout and the
-    one JSON row."""
+    """`sarn bench node --tiny` at 64x48 (unless ``options`` give --sizes, which gather), 10
+    fps for 2 s, as a user runs it: stdout and the one JSON row."""
     rows = tmp_path / "rows.json"
+    sizes = [] if "--sizes" in options else ["--sizes", "64x48"]
     done = subprocess.run(
         [
             *script_command("sarn"),
-            *("bench", "node", "--tiny", "--sizes", "64x48", "--fps", "10", "--duration", "2"),
+            *("bench", "node", "--tiny", *sizes, "--fps", "10", "--duration", "2"),
             *("--json", str(rows), *options),
         ],
         capture_output=True,
@@ -462,10 +465,13 @@ def test_peak_flops_follow_the_device_precision_and_threads(monkeypatch):
     monkeypatch.setattr(bench_model, "cpu_ghz", lambda: 2.5)
     per_cycle = cpu_flops_per_cycle(Path("/proc/cpuinfo").read_text())
     threads = torch.get_num_threads()
+    monkeypatch.setattr(bench_model, "usable_cpus", lambda: 2)
     try:
         for n in (1, 2):
             torch.set_num_threads(n)
             assert bench_model.peak_flops(cpu, "fp32") == pytest.approx(n * 2.5e9 * per_cycle)
+        torch.set_num_threads(16)  # on 2 CPUs: rated against 16 cores' peak, 8x too high
+        assert bench_model.peak_flops(cpu, "fp32") == pytest.approx(2 * 2.5e9 * per_cycle)
     finally:
         torch.set_num_threads(threads)
     assert bench_model.peak_flops(cpu, "bf16") is None
@@ -536,7 +542,32 @@ def test_bench_node_json_has_no_nan(tmp_path, monkeypatch):
     out = tmp_path / "rows.json"
     assert cli.main(["bench", "node", "--tiny", "--sizes", "64x48", "--json", str(out)]) == 0
     strict = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
-    assert strict == [{"size": "64x48", "rss_mib_per_min": None, "p95": [1.0, None]}]
+    (row,) = strict
+    settings = row.pop("settings")  # what was measured: a bf16 and an fp32 file told apart
+    assert row == {"size": "64x48", "rss_mib_per_min": None, "p95": [1.0, None]}
+    assert settings["weights"] == "tiny" and settings["precision"] == "fp32"
+    assert (settings["fps"], settings["future_frames"], settings["threads"]) == (30.0, 0, 0)
+    argv = ["bench", "node", "--tiny", "--sizes", "64x48", "--precision", "bf16"]
+    assert cli.main([*argv, "--fps", "5", "--json", str(out)]) == 0  # an earlier file: replaced
+    assert json.loads(out.read_text())[0]["settings"]["precision"] == "bf16"
+
+
+def test_json_output_never_replaces_a_file_that_holds_no_json(tmp_path, capsys):
+    """`sarn bench node --weights step.onnx --json step.onnx` replaced the 10 MB graph with
+    640 bytes of rows, exit 0; eval's and bench model's --json alike."""
+    from sarn_ros.tools import cli
+
+    graph = tmp_path / "step.onnx"
+    graph.write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(100))
+    for argv in (
+        ["bench", "node", "--tiny", "--sizes", "64x48"],
+        ["bench", "model", "--sizes", "8x8", "--variants", "single"],
+        ["eval", "--no-gt", str(tmp_path)],
+    ):
+        assert cli.main([*argv, "--json", str(graph)]) == 2
+        err = capsys.readouterr().err
+        assert f"--json {graph} exists and holds no JSON (weights, an image?)" in err, argv
+    assert graph.stat().st_size == 111
 
 
 @pytest.mark.parametrize(

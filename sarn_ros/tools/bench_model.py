@@ -16,12 +16,12 @@ compiled during the warm-up) on random input, and reports:
   counter (the grid_sample path expresses the same multiply-adds as a matmul). Convolutions,
   transposed convolutions, matmuls and attention are counted (2 FLOPs per multiply-add);
   bilinear sampling, activations and additions are not (a few percent).
-- % of peak: achieved FLOP/s over the device's peak. CPU peak is an estimate: threads used x
-  clock (the fastest core's current "cpu MHz" in /proc/cpuinfo at the time: frequency scaling
-  moves it between runs, and boost can push a row past 100 %) x fp32 FLOPs per cycle
-  per core from the ISA flags (see ``cpu_flops_per_cycle``). CUDA peaks come from a table of
-  dense datasheet figures; fp32 uses the TF32 figure when cuDNN's TF32 is on (PyTorch's
-  default for convs).
+- % of peak: achieved FLOP/s over the device's peak. CPU peak is an estimate: threads used
+  (at most the CPUs the process may run on) x clock (the fastest core's current "cpu MHz" in
+  /proc/cpuinfo at the time: frequency scaling moves it between runs, and boost can push a row
+  past 100 %) x fp32 FLOPs per cycle per core from the ISA flags (see
+  ``cpu_flops_per_cycle``). CUDA peaks come from a table of dense datasheet figures; fp32 uses
+  the TF32 figure when cuDNN's TF32 is on (PyTorch's default for convs).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
-from .options import Gathered, check_writable, path_arg, plural, ranged
+from .options import Gathered, check_json_output, path_arg, plural, ranged
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -150,6 +150,14 @@ def device_label(device: torch.device) -> str:
     return f"{cpu_name()} x{torch.get_num_threads()} threads"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as a container or taskset sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def peak_flops(device: torch.device, precision: str) -> float | None:
     """Device peak FLOP/s for ``precision`` (CPU: an estimate, see the module docstring)."""
     if device.type == "cpu":
@@ -160,7 +168,8 @@ def peak_flops(device: torch.device, precision: str) -> float | None:
             per_cycle = cpu_flops_per_cycle(Path("/proc/cpuinfo").read_text())
         except OSError:
             return None
-        return torch.get_num_threads() * ghz * 1e9 * per_cycle
+        # threads beyond the CPUs this process may run on share them: no more peak
+        return min(torch.get_num_threads(), usable_cpus()) * ghz * 1e9 * per_cycle
     peaks = cuda_peaks(torch.cuda.get_device_name(device))
     if peaks is None:
         return None
@@ -432,12 +441,18 @@ def run(args: argparse.Namespace) -> int:
             if d not in DEFORM_IMPLS:
                 raise ValueError(f"unknown deform impl {d!r}; choose from {DEFORM_IMPLS}")
         if args.json is not None:  # known before the benchmark, not after it
-            check_writable(args.json, "--json", folder=False)
+            check_json_output(args.json)
     except (RuntimeError, ValueError) as exc:
         print(f"sarn bench model: error: {exc}", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+        if args.threads > usable_cpus():
+            print(
+                f"note: --threads {args.threads} on {plural(usable_cpus(), 'usable CPU')}: "
+                "threads share them (% of peak counts the CPUs)",
+                file=sys.stderr,
+            )
     layouts = {
         "auto": [True],
         "on": [True],
@@ -507,7 +522,8 @@ def run(args: argparse.Namespace) -> int:
         f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
         "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
         + (
-            "an estimated CPU fp32 peak (threads x current clock x FLOP/cycle from the ISA flags)"
+            "an estimated CPU fp32 peak (threads, at most the CPUs, x current clock x FLOP/cycle "
+            "from the ISA flags)"
             if device.type == "cpu"
             else "datasheet dense peak"
         )

@@ -76,12 +76,18 @@ from ..resources import (
 from .options import (
     Gathered,
     add_domain_argument,
-    check_writable,
+    check_json_output,
     path_arg,
     plural,
     ranged,
 )
 
+# what a --json row records of the run beside its size and figures
+RUN_SETTINGS = (
+    *("device", "precision", "fps", "duration", "future_frames", "queue_policy"),
+    *("self_ensemble", "torch_compile", "threads", "input_transport", "publish_compressed"),
+    "stagger",
+)
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
 MAX_SIDE = 8192  # --sizes: a frame this side builds and sends (8K); a larger one ran out of memory
 # --cameras: a rig's cameras; 1000 took minutes to warm up, past any sensible wait
@@ -164,7 +170,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the previous one's (0: back to back, as from one driver; 0.5: two drivers half a "
         "frame apart); F * (N - 1) < 1",
     )
-    parser.add_argument("--json", type=path_arg, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--json",
+        type=path_arg,
+        help="also write the rows as JSON here, each with the run's settings (an existing "
+        "JSON file is replaced)",
+    )
     add_domain_argument(parser, "benchmark")
 
 
@@ -674,6 +685,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.duration * args.fps < 1 + args.future_frames:  # a row of nan, out fps 0, exit 0
+        print(
+            f"sarn bench node: error: --duration {args.duration:g} s at --fps {args.fps:g} "
+            f"measures no frame: the last --future-frames {args.future_frames} wait for the "
+            "end of the stream and are not counted",
+            file=sys.stderr,
+        )
+        return 2
     try:  # said at once, not as the node's exit at the first size
         if graph:
             OnnxNet(args.weights)
@@ -684,7 +703,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.json is not None:
         try:  # known before the benchmark, not after it
-            check_writable(args.json, "--json", folder=False)
+            check_json_output(args.json)
         except ValueError as exc:
             print(f"sarn bench node: error: {exc}", file=sys.stderr)
             return 2
@@ -721,6 +740,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print_table(rows)
     if args.json and rows:  # a run that measured nothing leaves no file
+        # each row with what it measured, as sarn bench model's: a bf16 and an fp32 run's
+        # files could not be told apart
+        settings = {
+            "weights": "tiny" if args.tiny else args.weights,
+            **{k: getattr(args, k) for k in RUN_SETTINGS},
+            "cpu_cores": os.cpu_count(),
+        }
+        rows = [{**row, "settings": settings} for row in rows]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
     if interrupted:

@@ -39,6 +39,7 @@ from .options import (
     HelpFormatter,
     add_bag_arguments,
     add_gap_argument,
+    check_json_output,
     check_writable,
     once_each,
     path_arg,
@@ -408,7 +409,7 @@ def check_args(args: argparse.Namespace) -> None:
             what = "no such folder" if not d.exists() else "not a folder"
             raise ValueError(f"--pairs {d}: {what} (blurred/sharp image folders)")
     if args.json is not None:
-        check_writable(args.json, "--json", folder=False)
+        check_json_output(args.json)
     if args.save_images is not None:
         check_writable(args.save_images, "--save-images", folder=True)
         save = args.save_images.resolve()

@@ -255,6 +255,25 @@ def check_writable(path: Path, flag: str, folder: bool) -> None:
         raise ValueError(f"{flag} {path}: cannot write in {where} ({why})") from None
 
 
+def check_json_output(path: Path) -> None:
+    """:func:`check_writable` for a ``--json`` file, which is replaced whole: an existing file
+    that holds no JSON is refused (``--json`` given the weights being measured replaced a
+    10 MB graph with 640 bytes of rows, exit 0). An earlier run's results are replaced."""
+    check_writable(path, "--json", folder=False)
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(64).lstrip()
+    except OSError as exc:
+        raise ValueError(f"--json {path}: {exc.strerror}") from None
+    if head and head[:1] not in (b"{", b"["):
+        raise ValueError(
+            f"--json {path} exists and holds no JSON (weights, an image?): give a new file or "
+            "remove it first"
+        )
+
+
 def _writable_in(path: Path, flag: str, folder: bool) -> Path | None:
     """The folder :func:`check_writable` tries a file in; None for a file to overwrite that
     is writable."""
