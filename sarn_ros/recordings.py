@@ -379,20 +379,26 @@ def sharpest_clips(
     debayer: str = "vng",
     max_gap_s: float | None = MAX_GAP_S,
     min_frames: int = 1,
-) -> tuple[set[str], int]:
+) -> tuple[set[str], int, int]:
     """The names of the ``fraction`` of :func:`iter_clips`' clips of ``path`` with the highest
     median frame sharpness (variance of the Laplacian at half size, where sensor noise counts
-    less than at full size), and how many clips were ranked: a robot's ordinary recordings hold
-    sharp stretches (standing, turning slowly) to synthesise blur from. Clips shorter than
-    ``min_frames`` (what a training clip needs) are not ranked: a sharp 3-frame tail would take
-    a place of the share and then be left out of training."""
+    less than at full size), how many clips were ranked, and the fewest frames a ranked clip
+    had to have: a robot's ordinary recordings hold sharp stretches (standing, turning slowly)
+    to synthesise blur from. Clips shorter than ``min_frames`` (what a training clip needs) are
+    not ranked, as a sharp 3-frame tail would take a place of the share and then be left out
+    of training; where none has that many, all are (training then says the clips are short)."""
     scores = {
-        name: float(np.median([sharpness(f) for f in clip]))
+        name: (len(clip), float(np.median([sharpness(f) for f in clip])))
         for name, clip in iter_clips(path, clip_frames, 0.5, topics, debayer, max_gap_s)
-        if len(clip) >= min_frames
     }
-    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
-    return set(ranked[: max(1, round(fraction * len(ranked)))]), len(ranked)
+    if not any(n >= min_frames for n, _ in scores.values()):
+        min_frames = 1
+    ranked = sorted(
+        (name for name, (n, _) in scores.items() if n >= min_frames),
+        key=lambda name: scores[name][1],
+        reverse=True,
+    )
+    return set(ranked[: max(1, round(fraction * len(ranked)))]), len(ranked), min_frames
 
 
 def _rgb8(frame: np.ndarray) -> np.ndarray:

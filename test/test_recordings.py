@@ -194,9 +194,9 @@ def test_the_sharpest_clips_of_an_ordinary_recording_are_the_training_material(
     imgs = grey_frames(12)
     imgs[4:8] = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in imgs[4:8]]
     write_video(tmp_path / "drive.mp4", imgs)
-    kept, total = sharpest_clips(tmp_path / "drive.mp4", 4, 0.67)
+    kept, total, _ = sharpest_clips(tmp_path / "drive.mp4", 4, 0.67)
     assert (kept, total) == ({"drive_1", "drive_3"}, 3)
-    kept, _ = sharpest_clips(tmp_path / "drive.mp4", 4, 0.01)
+    kept, _, _ = sharpest_clips(tmp_path / "drive.mp4", 4, 0.01)
     assert len(kept) == 1 and kept <= {"drive_1", "drive_3"}  # at least one clip
     params = BlurParams(blur_px=3.0)
     sources = ([tmp_path / "drive.mp4"], params, [1.0, 0.5], 1, 4)
@@ -587,7 +587,7 @@ def test_the_sharpest_clips_are_ranked_at_half_size_where_noise_counts_less(tmp_
         for i, img in enumerate(noise * 3 + [board] * 3):
             msg = bag_image(img, "mono8", header(i, "cam"))
             w.write(conn, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
-    kept, total = sharpest_clips(tmp_path / "run", 3, 0.5)
+    kept, total, _ = sharpest_clips(tmp_path / "run", 3, 0.5)
     assert total == 2 and kept == {"run/cam/image_raw_2"}
 
 
@@ -595,8 +595,9 @@ def test_the_sharpest_share_is_rounded_to_the_nearest_clip(tmp_path) -> None:
     imgs = grey_frames(9)
     imgs[3:6] = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in imgs[3:6]]
     write_video(tmp_path / "drive.mp4", imgs)
-    assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.9) == ({"drive_1", "drive_2", "drive_3"}, 3)
-    assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.6) == ({"drive_1", "drive_3"}, 3)
+    every = {"drive_1", "drive_2", "drive_3"}
+    assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.9) == (every, 3, 1)
+    assert sharpest_clips(tmp_path / "drive.mp4", 3, 0.6) == ({"drive_1", "drive_3"}, 3, 1)
 
 
 def test_the_sharpest_share_leaves_out_tails_too_short_to_train_on(
@@ -608,13 +609,31 @@ def test_the_sharpest_share_leaves_out_tails_too_short_to_train_on(
     imgs[:4] = [cv2.GaussianBlur(f, (0, 0), 1.0) for f in imgs[:4]]
     imgs[4:8] = [cv2.GaussianBlur(f, (0, 0), 2.5) for f in imgs[4:8]]
     write_video(tmp_path / "drive.mp4", imgs)  # drive_1 sharper than drive_2, drive_3 sharpest
-    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5) == ({"drive_1", "drive_3"}, 3)
-    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5, min_frames=4) == ({"drive_1"}, 2)
+    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5) == ({"drive_1", "drive_3"}, 3, 1)
+    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5, min_frames=4) == ({"drive_1"}, 2, 4)
+    # none long enough: all ranked, and training says the clips are short (not "no images")
+    assert sharpest_clips(tmp_path / "drive.mp4", 4, 0.5, min_frames=9) == (
+        {"drive_1", "drive_3"},
+        3,
+        1,
+    )
     run = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
     run += ["--data", str(tmp_path / "drive.mp4"), "--clip-frames", "4", "--sharpest", "0.5"]
     assert cli.main([*run, "--clip-len", "2", "--crop", "32", "--steps", "0"]) == 0
     assert "the 1 sharpest of 2 clips of 4 frames or more" in capsys.readouterr().out
     assert [s.name for s in load_sequences(tmp_path / "ts")] == ["drive_1_x1_v0"]
+    # the set reused by a run that needs longer clips: said, as the share was ranked for 4
+    reuse = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
+    assert cli.main([*reuse, "--clip-len", "3", "--crop", "32", "--steps", "0"]) == 0
+    assert (
+        "took the sharpest 0.5 of its recordings' clips of 4 frames or more; this --clip-len "
+        "needs 5"
+    ) in capsys.readouterr().out
+    # no clip long enough: the error names --clip-frames, not "no training images"
+    run[2], run[4] = str(tmp_path / "run2"), str(tmp_path / "ts2")
+    assert cli.main([*run, "--clip-len", "8", "--crop", "32", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no sequence has 10 frames" in err and "--clip-frames 4 cuts videos and bags" in err
 
 
 def test_a_folder_video_cut_at_a_size_change_keeps_its_pieces_names(tmp_path) -> None:

@@ -436,12 +436,10 @@ def iter_gather(
                 src_kind = recording_kind(src)
                 if src_kind in ("video", "bag"):
                     if sharpest < 1 and src not in kept:
-                        kept[src], total = sharpest_clips(
+                        kept[src], total, floor = sharpest_clips(
                             src, clip_frames, sharpest, topics, debayer, max_gap_s, min_frames
                         )
-                        of = f"{total} clips" + (
-                            f" of {min_frames} frames or more" if min_frames > 1 else ""
-                        )
+                        of = f"{total} clips" + (f" of {floor} frames or more" if floor > 1 else "")
                         print(f"{src}: the {len(kept[src])} sharpest of {of}", flush=True)
                     clips = iter_clips(src, clip_frames, scale, topics, debayer, max_gap_s)
                     for name, clip in clips:
@@ -634,7 +632,9 @@ def build_trainset(
     if not seen:
         partial.rmdir()
         raise no_training_data(folders, recordings.get("max_gap_s", MAX_GAP_S))
-    desc = describe_sources(folders, params, scales, variants, still_frames, **recordings)
+    desc = describe_sources(
+        folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
+    )
     (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
     partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
@@ -654,10 +654,12 @@ def describe_sources(
     topics: list[str] | None = None,
     debayer: str = DEBAYER_DEFAULT,
     max_gap_s: float | None = MAX_GAP_S,
+    min_frames: int = 1,
 ) -> dict[str, Any]:
     """The sources (whole paths: a later command names them from anywhere), how their
-    recordings were cut and read, the share of clips used and the synthetic blur they got
-    (real pairs get none)."""
+    recordings were cut and read, the share of clips used (ranked among clips of
+    ``min_frames``, what the building command's --clip-len needed) and the synthetic blur they
+    got (real pairs get none)."""
     sources = [str(Path(f).resolve()) for f in folders]
     pairs = [s for s in sources if Path(s).is_dir() and find_pair_dirs(Path(s))]
     synthetic = [s for s in sources if s not in pairs]
@@ -671,6 +673,7 @@ def describe_sources(
         "sharpest": sharpest,
         # image folders are used whole: a --sharpest recorded as applied to them was not
         "sharpest_applied": any(map(holds_recordings, sources)),
+        "sharpest_min_frames": min_frames,
         "clip_frames": clip_frames,
         "topics": topics,
         "debayer": debayer,
@@ -717,6 +720,11 @@ def read_description(ts: Path) -> dict[str, Any] | None:
         "sharpest": min(d.get("sharpest", 1.0) for d in found),
         "sharpest_applied": any(
             d.get("sharpest_applied", True) for d in found if d.get("sharpest", 1.0) < 1
+        ),
+        # sets built before it was recorded ranked every clip of 3 frames or more
+        "sharpest_min_frames": min(
+            (d.get("sharpest_min_frames", 3) for d in found if d.get("sharpest", 1.0) < 1),
+            default=1,
         ),
         **shared,
     }
@@ -1081,12 +1089,9 @@ def run(args: argparse.Namespace) -> int:
                 print(f"note: {', '.join(idle)} not used: {why}")
         if ts is not None and not args.data and trainset_ready(ts):
             take_set_blur(args, read_description(ts))
-        held = args.val_sharp
-        if (
-            held is not None
-            and rank == 0
-            and (note := sharp_source_note("--val-sharp", held, "--val-pairs"))
-        ):
+        held = args.val_sharp  # refused on every rank alike: under torchrun they agree
+        note = sharp_source_note("--val-sharp", held, "--val-pairs") if held is not None else None
+        if note and rank == 0:
             print(note, flush=True)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         small = min(val, key=lambda q: min(q.blurred[0].shape[:2]), default=None)
@@ -1137,7 +1142,7 @@ def run(args: argparse.Namespace) -> int:
                 desc = read_description(ts)
             else:
                 train = gather(*sources, need, **recordings)
-                desc = describe_sources(*sources, **recordings)
+                desc = describe_sources(*sources, **recordings, min_frames=need)
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
@@ -1150,6 +1155,14 @@ def run(args: argparse.Namespace) -> int:
     counted = count(usable, train, clip, args.crop, bool(desc and desc["synthetic_blur"]))
     if rank == 0:
         print(f"training data: {counted}", flush=True)
+    ranked = desc.get("sharpest_min_frames", 1) if desc and desc.get("sharpest_applied") else 0
+    if rank == 0 and reuse and 0 < ranked < clip and desc["sharpest"] < 1:
+        print(
+            f"note: --trainset {ts} took the sharpest {desc['sharpest']:g} of its recordings' "
+            f"clips of {ranked} frames or more; this --clip-len needs {clip}: the shorter of "
+            "them are left out (a new --trainset ranks the clips this run can use)",
+            flush=True,
+        )
     if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
         if rank == 0:
             print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
