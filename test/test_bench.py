@@ -571,6 +571,30 @@ def test_json_output_never_replaces_a_file_that_holds_no_json(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
+    ("content", "taken"),
+    [
+        (b"", True),
+        (b'\xef\xbb\xbf[{"a": 1}]', True),  # a byte-order mark: JSON still
+        (b"null", True),
+        (b" " * 100 + b'{"a": 1}', True),
+        (b"[section]\nkey = 1\n", False),  # starts as JSON does: an INI file
+        (b"{ int main; }", False),
+        (b" " * 100 + b"\x89PNG", False),
+    ],
+)
+def test_json_output_is_judged_by_parsing_it(tmp_path, content, taken):
+    from sarn_ros.tools.options import check_json_output
+
+    out = tmp_path / "out.json"
+    out.write_bytes(content)
+    if taken:
+        check_json_output(out)
+    else:
+        with pytest.raises(ValueError, match="holds no JSON"):
+            check_json_output(out)
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--precision", "bf16"], "an ONNX graph runs in fp32 (onnxruntime), not 'bf16'"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import logging
 import math
 import os
@@ -255,6 +256,9 @@ def check_writable(path: Path, flag: str, folder: bool) -> None:
         raise ValueError(f"{flag} {path}: cannot write in {where} ({why})") from None
 
 
+JSON_CHECK_BYTES = 256 << 20  # an earlier run's results read whole to check them: far less
+
+
 def check_json_output(path: Path) -> None:
     """:func:`check_writable` for a ``--json`` file, which is replaced whole: an existing file
     that holds no JSON is refused (``--json`` given the weights being measured replaced a
@@ -264,14 +268,19 @@ def check_json_output(path: Path) -> None:
         return
     try:
         with path.open("rb") as f:
-            head = f.read(64).lstrip()
+            data = f.read(JSON_CHECK_BYTES + 1)
     except OSError as exc:
         raise ValueError(f"--json {path}: {exc.strerror}") from None
-    if head and head[:1] not in (b"{", b"["):
+    try:
+        if len(data) > JSON_CHECK_BYTES:
+            raise ValueError("larger than any results file")
+        if data.strip():
+            json.loads(data.decode("utf-8-sig"))
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ValueError(
             f"--json {path} exists and holds no JSON (weights, an image?): give a new file or "
             "remove it first"
-        )
+        ) from None
 
 
 def _writable_in(path: Path, flag: str, folder: bool) -> Path | None:
