@@ -300,6 +300,30 @@ def test_an_exported_attention_takes_any_size_without_a_budget_check() -> None:
     assert str(modules.SCORE_BUDGET) not in program.graph_module.code
 
 
+def test_an_exported_attention_gives_pytorchs_result_on_1_px_rows_and_columns(tmp_path) -> None:
+    """A frame 4 px high has 1-px rows at 1/4 resolution: PyTorch left its keys unpooled there
+    while the exported graph pools them, and `sarn deblur --weights step.onnx` gave frames up
+    to 8 levels off PyTorch's."""
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    att = PooledSelfAttention(16, stride=8).eval()
+    with torch.no_grad():
+        att.gamma.fill_(1.0)  # trained: the attention counts (untrained it is the identity)
+    h, w = torch.export.Dim("h", min=1, max=512), torch.export.Dim("w", min=1, max=512)
+    program = torch.onnx.export(
+        att, (torch.randn(1, 16, 8, 16),), dynamo=True, dynamic_shapes=({2: h, 3: w},)
+    )
+    program.save(str(tmp_path / "att.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "att.onnx"), providers=["CPUExecutionProvider"])
+    for size in ((8, 16), (1, 16), (16, 1), (1, 1), (2, 9)):
+        x = torch.randn(1, 16, *size)
+        with torch.no_grad():
+            want = att(x)
+        (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+        assert abs(torch.from_numpy(got) - want).max() < 1e-5, size
+
+
 def test_attention_memory_grows_linearly_past_720p() -> None:
     """A 3 MP frame's 1/4-resolution features (375x500) against 2,961 pooled keys: 2.2 GB of
     scores held at once (twice over: softmax); in blocks, a quarter of that."""

@@ -235,11 +235,9 @@ class PooledSelfAttention(nn.Module):
         # Edge windows cut short by ceil_mode average what they hold. PyTorch does that either
         # way; saying count_include_pad=False makes the exported ONNX AveragePool say so too
         # (onnxruntime 1.16 and 1.17 divided those windows by the whole kernel with it on).
-        pooled = (
-            F.avg_pool2d(x, self.stride, ceil_mode=True, count_include_pad=False)
-            if min(h, w) > 1
-            else x
-        )
+        # Pooled at every size, a row of 1 px too (a frame 4 px high): the exported graph
+        # does, and keys left unpooled there gave other frames than the ONNX file's.
+        pooled = F.avg_pool2d(x, self.stride, ceil_mode=True, count_include_pad=False)
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,hw,qk
         k = self.key(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,qk
         v = self.value(pooled).flatten(2).transpose(1, 2).unsqueeze(1)  # n,1,m,c
