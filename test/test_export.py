@@ -291,6 +291,45 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
 
 
+@pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
+def test_a_graph_whose_frames_differ_from_pytorchs_is_not_written(monkeypatch, tmp_path, capsys):
+    """`--height 8 --width 4096` printed "max abs error 4.86e-02" (12 grey levels at its 4 px
+    half size) and wrote the graph, exit 0."""
+    ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "s.pth")
+    out = tmp_path / "x.onnx"
+    out.write_bytes(b"yesterday's graph")
+
+    def written(model, path, h, w, opset):
+        path.write_bytes(b"a graph")
+
+    monkeypatch.setattr(export, "find_spec", lambda name: True)
+    monkeypatch.setattr(export, "export", written)
+    monkeypatch.setattr(export, "validate", lambda graph, model, path, sizes: 4.86e-2)
+    argv = ["export", "--weights", str(ckpt), "-o", str(out), "--height", "8", "--overwrite"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sarn export: error: opset 17: onnxruntime's outputs differ from ")
+    assert err.endswith("over 9.8e-04 (a quarter of a grey level): not written")
+    assert out.read_bytes() == b"yesterday's graph"
+
+
+def test_the_ir_version_is_the_oldest_that_carries_the_opset(tmp_path):
+    """The exporter wrote IR 10 under opset 25, which IR 13 first carries: the file was kept
+    at min(10, 13) = 10, older than the opset."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    for opset, own in ((25, 10), (17, 10)):
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+        graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        proto.ir_version = own
+        export.save_checked(proto, tmp_path / "g.onnx", opset)
+        assert onnx.load(str(tmp_path / "g.onnx")).ir_version == export.oldest_ir_version(opset)
+    assert export.oldest_ir_version(25) == 13
+
+
 def test_an_onnx_graph_given_as_weights_to_export_is_named_so(tmp_path, capsys):
     """The loader's words named load_model and --init, which export has not."""
     graph = tmp_path / "step.onnx"
