@@ -1187,7 +1187,7 @@ def test_a_size_change_that_resize_hides_still_restarts_the_state():
 
     resets = []
     engine = SimpleNamespace(reset=lambda stream, reason: resets.append((stream, reason)))
-    fake = SimpleNamespace(debayer="vng", resize=0.5, engine=engine, reject=None)
+    fake = SimpleNamespace(debayer="vng", resize=0.5, engine=engine, reject=None, max_megapixels=1)
     cam = SimpleNamespace(index=0, stream="/left", input_size=None)
 
     def prepared(w: int, h: int) -> tuple[int, ...]:
@@ -1674,6 +1674,27 @@ def test_a_frame_over_8192_px_a_side_is_refused_as_too_large():
     msg = CompressedImage(format="png", data=png)
     assert node_module.DeblurNode.prepare(fake, None, msg, 0.0) is None
     assert rejected == [("too_large", "100000x1 image: sides up to 8192 px are deblurred")]
+
+
+def test_a_frame_over_max_megapixels_is_refused_before_the_network():
+    """A 1 KB JPEG stating 8000x8000 (under 8192 a side) decoded to 64 MP, and the network's
+    memory for it, about 1 GB per megapixel, had the kernel kill the node."""
+    frame = np.zeros((1000, 1500, 3), np.uint8)  # 1.5 MP
+    assert prepared("rgb8", frame, 1.0, max_megapixels=1.4) == (
+        None,
+        [
+            (
+                "too_large",
+                "1500x1000 image: over max_megapixels 1.4, about 1 GB of memory per "
+                "megapixel on a CPU",
+            )
+        ],
+    )
+    out, rejected = prepared("rgb8", frame, 1.0, max_megapixels=1.5)
+    assert out is not None and not rejected
+    out, rejected = prepared("rgb8", frame, 0.5, max_megapixels=0.3)  # counted after resize
+    assert out is None and rejected[0][1].startswith("1500x1000 image (750x500 after resize)")
+    assert prepared("rgb8", frame, 0.5, max_megapixels=0.4)[0] is not None
 
 
 def process_fake(
@@ -2333,14 +2354,19 @@ def test_an_engine_failure_that_lost_no_frame_counts_no_rejection():
     assert not [key for key in counts if key.startswith("rejected.")], counts
 
 
-def prepared(encoding: str, pixels: np.ndarray, resize: float):
+def prepared(encoding: str, pixels: np.ndarray, resize: float, max_megapixels: float = 8.3):
     """DeblurNode.prepare of one raw image at ``resize``; what it rejected."""
     from types import SimpleNamespace
 
     from sarn_ros.ros import node as node_module
 
     rejected: list = []
-    fake = SimpleNamespace(debayer="vng", resize=resize, reject=lambda *why: rejected.append(why))
+    fake = SimpleNamespace(
+        debayer="vng",
+        resize=resize,
+        max_megapixels=max_megapixels,
+        reject=lambda *why: rejected.append(why),
+    )
     cam = SimpleNamespace(index=0, stream="/", input_size=None)
     msg = numpy_to_image(pixels, encoding)
     return node_module.DeblurNode.prepare(fake, cam, msg, 0.0), rejected

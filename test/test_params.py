@@ -63,7 +63,7 @@ def test_readme_range_column_is_each_parameters_range_or_choices():
         assert all(validate(p.name, c) is None for c in p.choices), p.name
     assert BY_NAME["self_ensemble"].choices == MEMBERS
     # the whole numbers the node takes for these (`-p max_gap_s:=0`), and for no others
-    assert {"resize", "max_gap_s", "diagnostics_period_s"} == DOUBLES
+    assert {"resize", "max_megapixels", "max_gap_s", "diagnostics_period_s"} == DOUBLES
 
 
 def test_help_lists_every_parameter_with_the_range_a_set_is_checked_against():

@@ -349,6 +349,7 @@ class DeblurNode(Node):
         self.queue_size = int(get("queue_size").value)
         self.lazy = bool(get("lazy").value)
         self.resize = float(get("resize").value)
+        self.max_megapixels = float(get("max_megapixels").value)
         self.debayer = get("debayer").value
         self.self_ensemble = int(get("self_ensemble").value)
         self.torch_compile = bool(get("torch_compile").value)
@@ -541,6 +542,8 @@ class DeblurNode(Node):
             self.resize = float(value)
         elif name == "debayer":
             self.debayer = value
+        elif name == "max_megapixels":
+            self.max_megapixels = float(value)
         if self.context.ok():  # a change just before Ctrl-C: rosout is gone
             self.get_logger().info(f"parameter {name} is now {value!r}{note}")
 
@@ -871,6 +874,14 @@ class DeblurNode(Node):
             if alpha is not None:
                 alpha = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_AREA)
             scale = (nw / w, nh / h)
+        if frame.shape[0] * frame.shape[1] > self.max_megapixels * 1e6:
+            resized = f" ({frame.shape[1]}x{frame.shape[0]} after resize)" if scale[0] < 1 else ""
+            self.reject(
+                "too_large",
+                f"{w}x{h} image{resized}: over max_megapixels {self.max_megapixels:g}, about 1 "
+                "GB of memory per megapixel on a CPU",
+            )
+            return None
         meta = FrameMeta(cam.index, msg.header, encoding, alpha, received, scale)
         return cam.stream, frame, stamp_ns(msg.header), meta
 

@@ -100,6 +100,16 @@ PARAMS: tuple[Param, ...] = (
         float_range=(0.1, 1.0),
     ),
     Param(
+        "max_megapixels",
+        8.3,
+        "Frames larger than this (after resize) are rejected, counted as too_large: the "
+        "network needs about 1 GB of memory per megapixel on a CPU, so one corrupt or "
+        "oversized frame (a 1 KB JPEG stating 8000x8000) ran the machine out of memory. "
+        "The default passes 4K UHD (3840x2160).",
+        live=True,
+        float_range=(0.01, 67.2),
+    ),
+    Param(
         "debayer",
         "vng",
         "Demosaicing of bayer_* input (image_proc's choices): vng is the sharpest (41.1 dB "
