@@ -1697,6 +1697,25 @@ def test_a_frame_over_max_megapixels_is_refused_before_the_network():
     assert prepared("rgb8", frame, 0.5, max_megapixels=0.4)[0] is not None
 
 
+def test_a_frame_refused_as_too_large_leaves_the_cameras_state_alone():
+    """Under resize, a refused oversized frame between two ordinary ones restarted the state
+    twice (its size, then the ordinary one's), though it never reached the network."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    resets: list = []
+    engine = SimpleNamespace(reset=lambda stream, reason: resets.append(reason))
+    fake = SimpleNamespace(
+        debayer="vng", resize=0.5, engine=engine, max_megapixels=0.01, reject=lambda *why: None
+    )
+    cam = SimpleNamespace(index=0, stream="/", input_size=None)
+    for w, h in ((96, 64), (960, 640), (96, 64)):
+        msg = numpy_to_image(np.zeros((h, w, 3), np.uint8), "rgb8")
+        node_module.DeblurNode.prepare(fake, cam, msg, 0.0)
+    assert resets == [] and cam.input_size == (64, 96)
+
+
 def process_fake(
     frames: dict[str, np.ndarray],
     push_error: Exception | None = None,

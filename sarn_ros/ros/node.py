@@ -864,24 +864,24 @@ class DeblurNode(Node):
             return None
         scale = (1.0, 1.0)
         h, w = frame.shape[:2]
-        if self.resize < 1.0 and cam.input_size not in (None, (h, w)):
-            # 96x64 and 97x65 both become 48x32: the engine, seeing one size, would go on
-            self.engine.reset(cam.stream, reason="resolution")
-        cam.input_size = (h, w)
-        if self.resize < 1.0:
-            nw, nh = max(1, round(w * self.resize)), max(1, round(h * self.resize))
-            frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-            if alpha is not None:
-                alpha = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_AREA)
-            scale = (nw / w, nh / h)
-        if frame.shape[0] * frame.shape[1] > self.max_megapixels * 1e6:
-            resized = f" ({frame.shape[1]}x{frame.shape[0]} after resize)" if scale[0] < 1 else ""
+        nw, nh = (max(1, round(w * self.resize)), max(1, round(h * self.resize)))
+        if nw * nh > self.max_megapixels * 1e6:  # before the state sees its size
+            resized = f" ({nw}x{nh} after resize)" if self.resize < 1.0 else ""
             self.reject(
                 "too_large",
                 f"{w}x{h} image{resized}: over max_megapixels {self.max_megapixels:g}, about 1 "
                 "GB of memory per megapixel on a CPU",
             )
             return None
+        if self.resize < 1.0 and cam.input_size not in (None, (h, w)):
+            # 96x64 and 97x65 both become 48x32: the engine, seeing one size, would go on
+            self.engine.reset(cam.stream, reason="resolution")
+        cam.input_size = (h, w)
+        if self.resize < 1.0:
+            frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+            if alpha is not None:
+                alpha = cv2.resize(alpha, (nw, nh), interpolation=cv2.INTER_AREA)
+            scale = (nw / w, nh / h)
         meta = FrameMeta(cam.index, msg.header, encoding, alpha, received, scale)
         return cam.stream, frame, stamp_ns(msg.header), meta
 

@@ -105,7 +105,8 @@ PARAMS: tuple[Param, ...] = (
         "Frames larger than this (after resize) are rejected, counted as too_large: the "
         "network needs about 1 GB of memory per megapixel on a CPU, so one corrupt or "
         "oversized frame (a 1 KB JPEG stating 8000x8000) ran the machine out of memory. "
-        "The default passes 4K UHD (3840x2160).",
+        "The default passes 4K UHD (3840x2160). It bounds each camera's frame: cameras of one "
+        "size are deblurred in one batch, N of them taking N times the memory.",
         live=True,
         float_range=(0.01, 67.2),
     ),
