@@ -513,6 +513,8 @@ class StreamDeblurrer:
         substitutes for the missing future frames, after the outputs queued for them. The
         recurrent state is kept, so a stream may continue afterwards (its next frames just had
         no look-ahead at the flush point); ``reset(stream)`` frees it."""
+        if stream is not None:
+            check_name(stream)
         with self._lock:
             if stream is None:
                 out, self._queued = self._queued, []
@@ -542,6 +544,8 @@ class StreamDeblurrer:
         and the stream kept, so that the call may be repeated."""
         if reason not in RESET_REASONS:
             raise ValueError(f"reset reason must be one of {RESET_REASONS}, got {reason!r}")
+        if stream is not None:
+            check_name(stream)
         with self._lock:
             for name in [stream] if stream is not None else list(self._streams):
                 if name not in self._streams:

@@ -82,6 +82,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         with self._lock:
             if stream is None:
                 return self._merge(super().flush())
+            check_name(stream)  # 0 would flush stream "0"'s members
             out: list[DeblurredFrame] = []
             try:
                 for k in range(self.members):
@@ -94,6 +95,8 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
             return self._merge(out)
 
     def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
+        if stream is not None:
+            check_name(stream)
         with self._lock:
             users = {n.rsplit(_SEP, 1)[0] for n in self._streams} if stream is None else {stream}
             broken = set()

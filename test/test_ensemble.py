@@ -341,6 +341,22 @@ def test_a_stream_name_that_is_no_str_is_refused(model) -> None:
     assert engine.stats()["frames_in"] == 0
 
 
+@pytest.mark.parametrize(
+    ("cls", "kw"), [(StreamDeblurrer, {}), (SelfEnsembleDeblurrer, {"members": 2})]
+)
+def test_flush_and_reset_of_a_name_that_is_no_str_are_refused(model, cls, kw) -> None:
+    """flush(0) returned stream "0"'s held frames and reset(0) restarted it in a self-ensemble
+    (its members are "0#k"), where the plain engine ignored both: neither acts now."""
+    engine = cls(model, device="cpu", future_frames=2, **kw)
+    for i, img in enumerate(frames(2)):
+        engine.push(img, i, "0")
+    for call in (engine.flush, engine.reset):
+        with pytest.raises(TypeError, match="stream names are str"):
+            call(0)
+    assert engine.stats()["pending"] == 2 and engine.resets == 0
+    assert [o.stamp for o in engine.flush("0")] == [0, 1]
+
+
 def test_every_members_inverse_undoes_its_transform() -> None:
     """Each (forward, inverse) pair maps a frame back onto itself, on HxW and HxWxC frames
     that are neither square nor symmetric; the 8 forwards are the 8 distinct flips/transposes
