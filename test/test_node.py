@@ -1170,7 +1170,9 @@ def test_an_opencv_error_while_decoding_rejects_that_frame_only(monkeypatch):
 
     monkeypatch.setattr(node_module.conv, "to_rgb", broken)
     rejected = []
-    fake = SimpleNamespace(debayer="vng", resize=1.0, reject=lambda *why: rejected.append(why))
+    fake = SimpleNamespace(
+        debayer="vng", resize=1.0, max_megapixels=8.3, reject=lambda *why: rejected.append(why)
+    )
     msg = Image(height=1, width=1, encoding="bgr8", step=3, data=bytes(3))
     assert node_module.DeblurNode.prepare(fake, None, msg, 0.0) is None
     assert rejected == [
@@ -1669,7 +1671,9 @@ def test_a_frame_over_8192_px_a_side_is_refused_as_too_large():
     send(10.1, Image(height=8192, width=1, encoding="mono8", step=1, data=bytes(8192)))
     assert cam.counts["rejected.too_large"] == 1 and len(cam.queue) == 1
     rejected = []
-    fake = SimpleNamespace(debayer="vng", resize=1.0, reject=lambda *why: rejected.append(why))
+    fake = SimpleNamespace(
+        debayer="vng", resize=1.0, max_megapixels=67.2, reject=lambda *why: rejected.append(why)
+    )
     png = cv2.imencode(".png", np.zeros((1, 100000), np.uint8))[1].tobytes()
     msg = CompressedImage(format="png", data=png)
     assert node_module.DeblurNode.prepare(fake, None, msg, 0.0) is None
@@ -1695,6 +1699,33 @@ def test_a_frame_over_max_megapixels_is_refused_before_the_network():
     out, rejected = prepared("rgb8", frame, 0.5, max_megapixels=0.3)  # counted after resize
     assert out is None and rejected[0][1].startswith("1500x1000 image (750x500 after resize)")
     assert prepared("rgb8", frame, 0.5, max_megapixels=0.4)[0] is not None
+
+
+def test_a_jpeg_stating_more_than_max_megapixels_is_refused_before_it_is_decoded(monkeypatch):
+    """The 1 KB JPEG stating 8000x8000 was refused only once decoded: 192 MB and a second of
+    libjpeg for a frame known from its header to be refused."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    jpeg = bytearray(cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    sof = jpeg.index(b"\xff\xc0")
+    jpeg[sof + 5 : sof + 9] = (8000).to_bytes(2, "big") * 2  # height, width
+    decoded: list = []
+    real_decode = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1) or real_decode(*a))
+    rejected: list = []
+    fake = SimpleNamespace(
+        debayer="vng", resize=0.5, max_megapixels=8.3, reject=lambda *why: rejected.append(why)
+    )
+    cam = SimpleNamespace(index=0, stream="/", input_size=None)
+    msg = CompressedImage(format="jpeg", data=bytes(jpeg))
+    assert node_module.DeblurNode.prepare(fake, cam, msg, 0.0) is None
+    assert rejected[0][0] == "too_large" and decoded == []
+    assert rejected[0][1].startswith("8000x8000 image (4000x4000 after resize): over max_meg")
+    fake.resize = 0.25  # 2000x2000 after resize: under the limit, so decoded
+    node_module.DeblurNode.prepare(fake, cam, msg, 0.0)
+    assert decoded == [1] and len(rejected) == 1
 
 
 def test_a_frame_refused_as_too_large_leaves_the_cameras_state_alone():

@@ -17,6 +17,7 @@ import array as pyarray
 import functools
 import re
 import sys
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import cv2
@@ -386,22 +387,26 @@ def from_rgb(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) ->
     raise UnsupportedEncoding(f"no RGB mapping for {encoding!r}")
 
 
-def compressed_to_numpy(msg: Any, debayer: str = "vng") -> tuple[np.ndarray, str]:
+def compressed_to_numpy(
+    msg: Any, debayer: str = "vng", check: Callable[[int, int], None] = check_sides
+) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/CompressedImage; returns (array, encoding): mono8/16, bgr8/16, or
     rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, as
     image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), or for
     a Bayer camera's mosaic (image_transport compresses it as it is, format
-    ``bayer_rggb8; png compressed ``), demosaiced as :func:`decode_image` does."""
+    ``bayer_rggb8; png compressed ``), demosaiced as :func:`decode_image` does. ``check``
+    (width, height) raises TooLarge for a size not to decode, before decoding where the
+    header states it."""
     buf = _buffer(msg.data)
     if buf.size == 0:
         raise ValueError("empty compressed image")
     size = stated_size(buf)
     if size is not None:
-        check_sides(*size)
+        check(*size)
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
-    check_sides(img.shape[1], img.shape[0])  # a format that states no size before decoding
+    check(img.shape[1], img.shape[0])  # a format that states no size before decoding
     if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
         raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
     camera = str(msg.format).split(";")[0].strip()

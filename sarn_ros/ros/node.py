@@ -842,20 +842,24 @@ class DeblurNode(Node):
 
     def prepare(self, cam: Camera, msg: Any, received: float) -> tuple | None:
         """Decode ``msg`` into the engine's (stream, frame, stamp, meta); None if rejected."""
+        check = partial(check_size, resize=self.resize, max_megapixels=self.max_megapixels)
         try:
-            if isinstance(msg, CompressedImage):
+            if isinstance(msg, CompressedImage):  # checked on the size its header states
                 try:
-                    raw, encoding = conv.compressed_to_numpy(msg, self.debayer)
-                except conv.TooLarge as exc:
-                    self.reject("too_large", str(exc))
-                    return None
+                    raw, encoding = conv.compressed_to_numpy(msg, self.debayer, check)
+                except conv.TooLarge:
+                    raise
                 except ValueError as exc:
                     self.reject("corrupt_compressed", str(exc))
                     return None
             else:  # empty images were rejected at intake (intake_fault), as empty compressed
+                check(msg.width, msg.height)
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
             frame = conv.to_rgb(raw, encoding)
             alpha = conv.alpha_plane(raw, encoding)
+        except conv.TooLarge as exc:
+            self.reject("too_large", str(exc))
+            return None
         except conv.UnsupportedEncoding as exc:
             self.reject("encoding", str(exc))
             return None
@@ -864,15 +868,7 @@ class DeblurNode(Node):
             return None
         scale = (1.0, 1.0)
         h, w = frame.shape[:2]
-        nw, nh = (max(1, round(w * self.resize)), max(1, round(h * self.resize)))
-        if nw * nh > self.max_megapixels * 1e6:  # before the state sees its size
-            resized = f" ({nw}x{nh} after resize)" if self.resize < 1.0 else ""
-            self.reject(
-                "too_large",
-                f"{w}x{h} image{resized}: over max_megapixels {self.max_megapixels:g}, about 1 "
-                "GB of memory per megapixel on a CPU",
-            )
-            return None
+        nw, nh = resized_size(w, h, self.resize)
         if self.resize < 1.0 and cam.input_size not in (None, (h, w)):
             # 96x64 and 97x65 both become 48x32: the engine, seeing one size, would go on
             self.engine.reset(cam.stream, reason="resolution")
@@ -1054,6 +1050,26 @@ class DeblurNode(Node):
         with contextlib.suppress(KeyboardInterrupt):
             self.worker.join(timeout=wait_s)
         return not self.worker.is_alive()
+
+
+def resized_size(width: int, height: int, resize: float) -> tuple[int, int]:
+    """(width, height) after the ``resize`` parameter, each side at least 1 px."""
+    return max(1, round(width * resize)), max(1, round(height * resize))
+
+
+def check_size(width: int, height: int, resize: float, max_megapixels: float) -> None:
+    """Raise TooLarge for a side over MAX_SIDE or a frame over ``max_megapixels`` after
+    ``resize``: called before decoding (a 1 KB JPEG stating 8000x8000 decoded to 64 MP, 192
+    MB, then the network's memory for it had the kernel kill the node), so the camera's
+    state never sees its size."""
+    conv.check_sides(width, height)
+    nw, nh = resized_size(width, height, resize)
+    if nw * nh > max_megapixels * 1e6:
+        resized = f" ({nw}x{nh} after resize)" if resize < 1.0 else ""
+        raise conv.TooLarge(
+            f"{width}x{height} image{resized}: over max_megapixels {max_megapixels:g}, about 1 "
+            "GB of memory per megapixel on a CPU"
+        )
 
 
 def intake_fault(msg: Image | CompressedImage) -> tuple[str, str] | None:
