@@ -963,6 +963,7 @@ def test_startup_errors_exit_with_one_line(
         "bad choice": [weights, "queue_policy:=newest"],
         "bad ensemble": [weights, "self_ensemble:=3"],
         "bad camera name": [weights, "cameras:=[left, front-left]"],
+        "one topic twice": [weights, "cameras:=[~, sarn_deblur]"],
         "no camera": [weights, "cameras:=[]"],
     }
     if not torch.cuda.is_available():
@@ -1003,6 +1004,7 @@ def test_startup_errors_exit_with_one_line(
         lines = [x for x in stderr.strip().splitlines() if "[rcl]" not in x]
         assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
     assert "'front-left' is not a valid namespace" in errors["bad camera name"][1]
+    assert "cameras: '~', 'sarn_deblur' lead to one topic" in errors["one topic twice"][1]
     for case in ("no camera", "no camera, file"):
         assert (
             "cameras: an empty list gives a ROS parameter no type: [''] is the node's own"
@@ -2241,6 +2243,52 @@ def test_a_live_lazy_set_takes_effect_at_intake_at_once():
             fake, [Parameter("lazy", Parameter.Type.BOOL, value)]
         )
         assert result.successful and fake.lazy is value
+
+
+def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
+    """Under __ns:=/robot, cameras [/abs/cam] subscribed /robot/abs/cam/image_raw (the leading
+    / was stripped), and [~, sarn_deblur], one topic, were two cameras: every frame deblurred
+    by two states and published twice."""
+    import rclpy
+    from rclpy.node import Node
+
+    from sarn_ros.ros.node import camera_prefixes
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=ros_domain)
+    remap = ["--ros-args", "-r", "right/image_raw:=left/image_raw"]
+    try:
+        for ns in ("/robot", "/"):
+            node = Node("sarn_deblur", namespace=ns, context=context, cli_args=remap)
+            base = ns.rstrip("/")
+
+            def topics(cams: list[str], node: Node = node) -> list[str]:
+                return [
+                    node.resolve_topic_name(f"{p}image_raw") for p in camera_prefixes(node, cams)
+                ]
+
+            assert topics(["/abs/cam/", "left", "", "stereo/right"]) == [
+                "/abs/cam/image_raw",
+                f"{base}/left/image_raw",
+                f"{base}/image_raw",
+                f"{base}/stereo/right/image_raw",
+            ]
+            assert topics(["/"]) == ["/image_raw"]
+            with pytest.raises(
+                ValueError,
+                match=rf"'~', 'sarn_deblur' lead to one topic, {base}/sarn_deblur/image_raw",
+            ):
+                camera_prefixes(node, ["~", "sarn_deblur"])
+            with pytest.raises(ValueError, match="'left', 'right' lead to one topic"):
+                camera_prefixes(node, ["left", "right"])  # the remap
+            if ns == "/robot":
+                assert topics(["left", "/left", "", "/"])[1::2] == ["/left/image_raw", "/image_raw"]
+            else:
+                with pytest.raises(ValueError, match="'left', '/left' lead to one topic"):
+                    camera_prefixes(node, ["left", "/left"])
+            node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def test_an_unknown_or_empty_parameter_name_is_refused_by_name(ros_domain):

@@ -80,12 +80,19 @@ def test_help_lists_every_parameter_with_the_range_a_set_is_checked_against():
 
 
 def test_a_camera_given_twice_is_refused_and_no_camera_is_called_default():
-    """['left', '/left/'] published every output twice; ['', 'default'] shared one state."""
+    """['left', 'left/'] published every output twice; ['', 'default'] shared one state.
+    'left' and '/left' are two cameras under a namespace: the node compares resolved topics
+    (test_node's test_cameras_are_told_apart_by_their_resolved_topics)."""
     from sarn_ros.ros.params import validate
 
-    assert validate("cameras", ["left", "/left/", "right"]) == "cameras: 'left' given twice"
+    assert validate("cameras", ["left", "left//", "right"]) == "cameras: 'left' given twice"
+    assert validate("cameras", ["/a/", "/a"]) == "cameras: '/a' given twice"
     assert validate("cameras", ["", "default"]) is None
-    assert validate("cameras", ["/", ""]) == "cameras: '' given twice"
+    assert validate("cameras", ["/", "//"]) == "cameras: '/' given twice"
+    assert validate("cameras", ["/", "", "left", "/left/"]) is None
+    assert (
+        validate("cameras", ["a//b"]) == "cameras: 'a//b' is not a valid namespace (a repeated '/')"
+    )
 
 
 def test_choices_and_camera_namespaces_are_checked_and_live_parameters_can_be_set():

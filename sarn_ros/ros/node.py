@@ -139,6 +139,20 @@ def transport_topics(node: Node, image: str) -> tuple[str, str]:
     )
 
 
+def camera_prefixes(node: Node, cameras: list[str]) -> list[str]:
+    """Each camera's topic prefix: '' for the node's own namespace, ``left/`` relative to it,
+    ``/left/`` (``/`` for the root) absolute. ValueError for two whose image topics resolve
+    to one (``~`` and the node's name, "left" and "/left" in the root namespace, remaps):
+    one state and topics for two cameras, every output twice."""
+    prefixes = [f"{ns.rstrip('/')}/" if ns else "" for ns in cameras]
+    topics = [node.resolve_topic_name(f"{p}image_raw") for p in prefixes]
+    for topic in topics:
+        if topics.count(topic) > 1:
+            names = ", ".join(repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic)
+            raise ValueError(f"cameras: {names} lead to one topic, {topic}")
+    return prefixes
+
+
 def synced_picks(stamps: list[list[int]]) -> list[int]:
     """Which queued frame of each camera the worker takes under queue_policy latest: cameras
     that hold a common stamp take its frames (the largest such group first, then the most
@@ -201,10 +215,11 @@ def latched_reliably(qos: QoSProfile) -> SetParametersResult:
 class Camera:
     """Topics, intake queue and camera_info cache of one camera namespace."""
 
-    def __init__(self, node: DeblurNode, index: int, ns: str) -> None:
+    def __init__(self, node: DeblurNode, index: int, prefix: str) -> None:
         self.node, self.index = node, index
-        prefix = f"{ns}/" if ns else ""
-        self.stream = ns or "/"  # no namespace strips to "/": it cannot collide with a camera
+        # its resolved image topic: unique (camera_prefixes), where "left" and "/left" under
+        # a namespace are two cameras
+        self.stream = node.resolve_topic_name(f"{prefix}image_raw")
         # a profile per topic: rclpy writes a topic's qos_overrides.* into the profile object
         # it is given, so a shared one carried the image's override on to its camera_info
         sub_qos, pub_qos = partial(node.qos, "subscription"), partial(node.qos, "publisher")
@@ -342,6 +357,7 @@ class DeblurNode(Node):
         for p in PARAMS:
             if (reason := validate(p.name, get(p.name).value)) is not None:
                 raise ValueError(reason)
+        prefixes = camera_prefixes(self, list(get("cameras").value) or [""])
         self.input_transport = get("input_transport").value
         self.publish_compressed = bool(get("publish_compressed").value)
         self.jpeg_quality = int(get("jpeg_quality").value)
@@ -390,7 +406,7 @@ class DeblurNode(Node):
         self.engine_stats = self.engine.stats()  # refreshed by the worker after each round
         cams = list(get("cameras").value) or [""]
         self.latest_depth = SYNC_DEPTH if len(cams) > 1 else 1  # queue_policy latest
-        self.cameras = [Camera(self, i, ns.strip("/")) for i, ns in enumerate(cams)]
+        self.cameras = [Camera(self, i, prefix) for i, prefix in enumerate(prefixes)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(  # wall time: a replay's /clock stops, pauses and starts late
             float(get("diagnostics_period_s").value),

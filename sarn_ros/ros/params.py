@@ -164,7 +164,8 @@ PARAMS: tuple[Param, ...] = (
         "cameras",
         [""],
         "Camera namespaces served by this node with one model copy, relative to the node's "
-        "namespace ('' = the node's own; a leading / makes one absolute), each once: "
+        "namespace ('' = the node's own; a leading / makes one absolute), each once (two "
+        "whose topics resolve to one are refused): "
         "<cam>/image_raw -> <cam>/deblurred/image_raw.",
     ),
     Param(
@@ -208,7 +209,9 @@ def validate(name: str, value: Any) -> str | None:
     if p is not None and p.choices and value not in p.choices:
         return f"{name} must be one of {', '.join(map(str, p.choices))}, got {value!r}"
     if name == "cameras":  # checked before the model loads, not when the topics are made
-        names = [cam.strip("/") for cam in value]
+        # "left" and "/left" are one camera in the root namespace only: the node compares
+        # the resolved topics
+        names = [cam.rstrip("/") or cam[:1] for cam in value]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:  # one state and topics for two cameras: every output twice, or mixed
             return f"cameras: {', '.join(repr(n) for n in twice)} given twice"
@@ -218,6 +221,8 @@ def validate(name: str, value: Any) -> str | None:
             except InvalidTopicNameException as exc:
                 why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
                 return f"cameras: {cam!r} is not a valid namespace ({why})"
+            if "//" in cam.rstrip("/"):  # rcl refuses it when the topics are made
+                return f"cameras: {cam!r} is not a valid namespace (a repeated '/')"
     return None
 
 
