@@ -2245,6 +2245,34 @@ def test_a_live_lazy_set_takes_effect_at_intake_at_once():
         assert result.successful and fake.lazy is value
 
 
+def test_queue_policy_all_on_an_intake_that_may_lose_frames_says_what_to_set():
+    """Reliable at the default depth 5, a burst of 40 frames into each of two cameras reached
+    the node as 38 and 37, and /diagnostics counted no drop: DDS dropped them."""
+    from types import SimpleNamespace
+
+    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+    from sarn_ros.ros import node as node_module
+
+    def advice(policy: str, *profiles: QoSProfile) -> str | None:
+        cams = [SimpleNamespace(input_topic=f"/c{i}", input_qos=q) for i, q in enumerate(profiles)]
+        fake = SimpleNamespace(queue_policy=policy, queue_size=100, cameras=cams)
+        return node_module.DeblurNode.intake_advice(fake)
+
+    reliable = ReliabilityPolicy.RELIABLE
+    deep = QoSProfile(depth=100, reliability=reliable)
+    keep_all = QoSProfile(history=HistoryPolicy.KEEP_ALL, depth=1, reliability=reliable)
+    short = QoSProfile(depth=5, reliability=reliable)
+    best_effort = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
+    assert advice("all", deep, keep_all) is None
+    assert advice("latest", short, best_effort) is None  # latest drops, and counts its drops
+    said = advice("all", deep, short, best_effort)
+    assert said.startswith("queue_policy all: /c1, /c2 may lose frames before the node sees")
+    assert said.endswith(
+        "set qos.subscription.reliability reliable and qos.subscription.depth 100 (queue_size)"
+    )
+
+
 def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
     """Under __ns:=/robot, cameras [/abs/cam] subscribed /robot/abs/cam/image_raw (the leading
     / was stripped), and [~, sarn_deblur], one topic, were two cameras: every frame deblurred

@@ -127,7 +127,8 @@ PARAMS: tuple[Param, ...] = (
         "latest: keep only the newest frame per camera (bounded latency, drops counted; "
         "live cameras; with several cameras, those sharing a stamp take its frames, so "
         "synchronised stereo frames are dropped in pairs). all: process every frame in order "
-        "from a bounded queue (bags; use reliable QoS).",
+        "from a bounded queue (bags; with reliable QoS and qos.subscription.depth at "
+        "queue_size, else DDS may drop frames of a burst uncounted: the node warns).",
         live=True,
         choices=("latest", "all"),
     ),

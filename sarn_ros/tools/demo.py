@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "-p",
         "qos.subscription.reliability:=reliable",
         "-p",
-        "qos.subscription.depth:=50",
+        "qos.subscription.depth:=100",  # queue_size: every frame kept (intake_advice)
     ]
     proc = subprocess.Popen(
         cmd,
