@@ -17,12 +17,13 @@ from sarn_ros.training.trainer import TrainConfig
 
 def test_defaults_are_those_readme_states() -> None:
     """README: clips of `--clip-frames` (default 60); `--linear-light` default 0.5; `--val-scale`
-    default x0.5; `--ema 0.999`; `--exposure` defaults to 0.8 as `sarn eval`'s; and a run naming
-    only a set "validated at 24 px" (take_set_blur) with the default --blur-px."""
+    default x0.5 (of --val-sharp); `--ema 0.999`; `--exposure` defaults to 0.8 as `sarn
+    eval`'s; and a run naming only a set "validated at 24 px" (take_set_blur) with the
+    default --blur-px."""
     d = option_defaults()
     assert d.clip_frames == 60
     assert d.linear_light == 0.5
-    assert d.val_scale == 0.5
+    assert d.val_scale is None  # x0.5 for --val-sharp, x1 for --val-pairs (val_scales)
     assert d.ema == 0.999
     assert d.exposure == 0.8
     assert d.blur_px == 24.0

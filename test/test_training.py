@@ -529,6 +529,38 @@ def test_cli_trains_on_real_pairs_and_validates_on_held_out_pairs(tmp_path: Path
     assert data[-1] == f"real pairs: {tmp_path / 'train'}"  # no synthetic blur line
 
 
+def test_held_out_pairs_are_validated_at_full_size_as_sarn_eval_scores_them(tmp_path: Path):
+    """--val-pairs were validated at the default x0.5, a figure `sarn eval --pairs` (full size
+    only) could not reproduce; --val-sharp's synthetic frames stay at x0.5, as `sarn eval
+    --synthetic` scores them. A --val-scale given applies to both."""
+    from sarn_ros.tools.eval import SCALE
+    from sarn_ros.tools.train import describe_validation, option_defaults, validation_set
+
+    write_pairs(tmp_path / "test", blurry_sequence("v0", n=3, seed=2))  # 48x64
+    (tmp_path / "stills").mkdir()
+    for i, f in enumerate(blurry_sequence("s", n=2, h=128, w=160, seed=3).sharp):
+        cv2.imwrite(str(tmp_path / "stills" / f"{i}.png"), f)
+    args = option_defaults()
+    args.val_pairs, args.val_frames = [tmp_path / "test"], 3
+    (seq,) = validation_set(args)
+    assert seq.blurred[0].shape == (48, 64, 3)
+    assert describe_validation(args, [seq]) == (
+        f"real pairs {tmp_path / 'test'}: 1 sequence, 3 frames at x1"
+    )
+    args.val_sharp = tmp_path / "stills"
+    val = validation_set(args)
+    sizes = [q.blurred[0].shape[:2] for q in val]
+    assert sizes[2] == (48, 64) and max(sizes[0]) < 80  # a still's move, cropped, at x0.5
+    assert SCALE == 0.5 and describe_validation(args, val) == (
+        f"{tmp_path / 'stills'}, synthetic blur 12 px (seed 1234) at x0.5; "
+        f"real pairs {tmp_path / 'test'} at x1: 3 sequences, {sum(len(q.blurred) for q in val)} "
+        "frames"
+    )
+    args.val_scale = 0.5
+    assert [q.blurred[0].shape[:2] for q in validation_set(args)] == [*sizes[:2], (24, 32)]
+    assert describe_validation(args, val).endswith(" frames at x0.5")
+
+
 def test_a_change_of_width_alone_cuts_a_validation_sequence() -> None:
     from sarn_ros.tools.train import one_size_pieces
 

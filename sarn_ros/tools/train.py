@@ -74,6 +74,7 @@ from .options import (
 
 CLIP_FRAMES = 60  # --clip-frames
 MIN_VAL_SIDE = 16  # 4x4 at the network's lowest resolution
+VAL_SCALE = 0.5  # --val-scale of --val-sharp, as `sarn eval --synthetic` scores it
 WARMUP, SEED, STEPS = 200, 0, 20000  # --warmup, --seed, --steps (None until run(): given
 # or not, for --resume)
 POSITIVE = ranged(int, 1)
@@ -176,8 +177,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument(
         "--val-scale",
         type=ranged(float, above=0, high=1),
-        default=0.5,
-        help="downscale of the validation frames",
+        help=f"downscale of the validation frames (default: x{VAL_SCALE:g} for --val-sharp, "
+        "as `sarn eval --synthetic` scores them; x1 for --val-pairs, as `sarn eval --pairs` "
+        "does)",
     )
     d.add_argument(
         "--val-blur-px",
@@ -832,24 +834,51 @@ def hash_seed(name: str, scale: float, variant: int) -> int:
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") % (2**31)
 
 
+def val_scales(args: argparse.Namespace) -> tuple[float, float]:
+    """The downscale of the synthetic (--val-sharp) and of the real (--val-pairs) validation
+    frames: as `sarn eval` scores each by default, so that best.pth is the checkpoint it ranks
+    best (pairs validated at x0.5 gave a figure eval could not reproduce)."""
+    if args.val_scale is not None:
+        return args.val_scale, args.val_scale
+    return VAL_SCALE, 1.0
+
+
 def validation_set(args: argparse.Namespace) -> list[Sequence]:
     """The held-out video, synthesised with a fixed seed, and the held-out real pairs, each
-    shortened and downscaled for speed."""
+    shortened (and the synthetic ones downscaled) for speed."""
+    synthetic, real = val_scales(args)
     seqs = []
     if args.val_sharp is not None:
-        seqs += synthetic_sequences(
-            args.val_sharp,
-            1234,
-            val_blur(args),
-            args.val_scale,
-            args.val_frames,
-            topics=args.topics,
-            debayer=args.debayer,
-            max_gap_s=args.max_gap_s,
+        seqs += check_val_side(
+            synthetic_sequences(
+                args.val_sharp,
+                1234,
+                val_blur(args),
+                synthetic,
+                args.val_frames,
+                topics=args.topics,
+                debayer=args.debayer,
+                max_gap_s=args.max_gap_s,
+            ),
+            synthetic,
         )
     for root in args.val_pairs:
-        seqs += load_pairs(root, scale=args.val_scale, max_frames=args.val_frames)
+        seqs += check_val_side(load_pairs(root, scale=real, max_frames=args.val_frames), real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
+
+
+def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
+    """``seqs``; ValueError where a frame is under MIN_VAL_SIDE px a side at ``scale``: its
+    PSNR would choose best.pth (--val-scale 0.01 validated on 1x2 px frames)."""
+    for seq in seqs:
+        h, w = min((f.shape[:2] for f in seq.blurred), key=min, default=(MIN_VAL_SIDE,) * 2)
+        if min(h, w) < MIN_VAL_SIDE:
+            raise ValueError(
+                f"the validation frames of {seq.name} are {w}x{h} at --val-scale {scale:g}: "
+                f"below {MIN_VAL_SIDE} px a side their PSNR ranks no checkpoint; give "
+                + ("a larger --val-scale" if scale < 1 else "larger held-out frames")
+            )
+    return seqs
 
 
 def one_size_pieces(seq: Sequence) -> list[Sequence]:
@@ -885,21 +914,28 @@ def take_set_blur(args: argparse.Namespace, desc: dict[str, Any] | None) -> None
 def val_blur(args: argparse.Namespace) -> BlurParams:
     # Blur length scales with the image: --blur-px is meant at full resolution here.
     blur_px = args.blur_px if args.val_blur_px is None else args.val_blur_px
-    return BlurParams(blur_px=blur_px * args.val_scale, exposure=args.exposure, object_prob=0.0)
+    scale = val_scales(args)[0]
+    return BlurParams(blur_px=blur_px * scale, exposure=args.exposure, object_prob=0.0)
 
 
 def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
     """What the validation PSNR in the exported weights' metadata was measured on."""
+    synthetic, real = val_scales(args)
     parts = []
     if args.val_sharp is not None:
+        blur = val_blur(args).blur_px
         parts.append(
-            f"{args.val_sharp.resolve()}, synthetic blur {val_blur(args).blur_px:g} px (seed 1234)"
+            (f"{args.val_sharp.resolve()}, synthetic blur {blur:g} px (seed 1234)", synthetic)
         )
     if args.val_pairs:
-        parts.append("real pairs " + ", ".join(str(d.resolve()) for d in args.val_pairs))
+        parts.append(("real pairs " + ", ".join(str(d.resolve()) for d in args.val_pairs), real))
     n, frames = len(val), sum(len(s.blurred) for s in val)
     counted = f"{plural(n, 'sequence')}, {plural(frames, 'frame')}"
-    return f"{'; '.join(parts)}: {counted} at x{args.val_scale:g}"
+    scales = {scale for _, scale in parts}
+    if len(scales) > 1:
+        return f"{'; '.join(f'{part} at x{scale:g}' for part, scale in parts)}: {counted}"
+    scale = next(iter(scales), synthetic)
+    return f"{'; '.join(part for part, _ in parts)}: {counted} at x{scale:g}"
 
 
 LR, LR_INIT = 4e-4, 5e-5  # --lr from scratch, and for a fine-tune
@@ -1094,16 +1130,6 @@ def run(args: argparse.Namespace) -> int:
         if note and rank == 0:
             print(note, flush=True)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
-        small = min(val, key=lambda q: min(q.blurred[0].shape[:2]), default=None)
-        if small is not None:
-            h, w = small.blurred[0].shape[:2]
-            if min(h, w) < MIN_VAL_SIDE:  # --val-scale 0.01 validated on 1x2 px frames
-                raise ValueError(
-                    f"the validation frames of {small.name} are {w}x{h} at --val-scale "
-                    f"{args.val_scale:g}: below {MIN_VAL_SIDE} px a side their PSNR ranks no "
-                    "checkpoint; give "
-                    + ("a larger --val-scale" if args.val_scale < 1 else "larger held-out frames")
-                )
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
         reuse = ts is not None and trainset_ready(ts)
