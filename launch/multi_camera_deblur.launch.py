@@ -56,13 +56,15 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "cameras",
                 default_value="",
-                description="Camera namespaces, relative to namespace (default: the cameras "
+                description="Camera namespaces, relative to namespace unless they start with / "
+                "(default: the cameras "
                 f"params_file names, else {DEFAULT_CAMERAS}).",
             ),
             DeclareLaunchArgument(
                 "namespace",
                 default_value="",
-                description="Namespace of the node; the cameras are relative to it.",
+                description="Namespace of the node; the cameras are relative to it (unless "
+                "absolute).",
             ),
             *NODE_LAUNCH.forwarded(FORWARDED),
             OpaqueFunction(function=default_cameras),

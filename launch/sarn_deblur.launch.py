@@ -187,7 +187,7 @@ def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[s
     """The ``image`` and ``camera_info`` arguments for each camera: a remap rule matches one
     name, and a camera's topics are ``<camera>/image_raw``, not ``image_raw``. Several cameras
     take relative names (``image:=image_color``), one each."""
-    prefixes = [f"{c.strip('/')}/" if c.strip("/") else "" for c in cameras]
+    prefixes = [f"{c.rstrip('/')}/" if c else "" for c in cameras]  # as the node's: /c absolute
     if len(prefixes) > 1 and (image.startswith("/") or info.startswith("/")):
         raise ValueError(
             f"image:={image} camera_info:={info} with {len(prefixes)} cameras: give names "

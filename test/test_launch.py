@@ -333,6 +333,12 @@ def test_image_and_camera_info_arguments_reach_every_camera(share: Path, tmp_pat
     assert ("cam0/image_raw", "/drv/image") in node.expanded_remapping_rules  # one: absolute
     with pytest.raises(ValueError, match="give names relative to each camera"):
         expand("multi_camera_deblur.launch.py", image="/drv/image")
+    # an absolute camera (/abs) is /abs/image_raw under any namespace: so are its rules
+    (node,), _ = expand(
+        "multi_camera_deblur.launch.py", namespace="stereo", cameras="[left, /abs/]", image="color"
+    )
+    rules = node.expanded_remapping_rules
+    assert ("/abs/image_raw", "/abs/color") in rules and ("left/image_raw", "left/color") in rules
 
 
 def test_weights_named_like_a_number_reach_the_node_as_text(

@@ -571,6 +571,23 @@ def test_fp16_asked_on_a_cpu_reads_fp32_as_it_runs(ros, tiny_recurrent_checkpoin
     assert [v.string_value for v in future.result().values] == ["fp32"]
 
 
+def test_queue_policy_all_set_live_on_a_best_effort_intake_is_warned(
+    ros, tiny_recurrent_checkpoint
+):
+    """The warning of intake_advice, live: a node started under latest (best effort, where
+    drops are the point) says nothing; set to all, it names the topic and what to restart
+    with."""
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint)
+    wait_connected(node, [Camera(node)], proc)
+    policy = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="all")
+    assert set_param(node, "queue_policy", policy).successful
+    log = proc.stop()[1]
+    assert log.count("may lose frames") == 1, log
+    assert "queue_policy all: /image_raw may lose frames before the node sees them" in log
+    assert "qos.subscription.reliability:=reliable qos.subscription.depth:=100" in log
+
+
 def test_an_exported_onnx_graph_serves_as_weights(
     ros, tiny_recurrent_checkpoint, tiny_recurrent_onnx
 ):
@@ -816,6 +833,7 @@ def test_all_policy_keeps_every_frame_in_order(ros, tiny_recurrent_checkpoint):
         spin_until(node, lambda: False, 0.005)
     assert spin_until(node, lambda: len(cam.outputs) == 30, 60)
     assert [stamp(m) for m in cam.outputs] == stamps
+    assert "may lose frames" not in proc.stop()[1]  # the override's depth is the one used
 
 
 def test_a_qos_override_of_the_output_image_leaves_its_camera_info(ros, tiny_recurrent_checkpoint):
@@ -1004,7 +1022,7 @@ def test_startup_errors_exit_with_one_line(
         lines = [x for x in stderr.strip().splitlines() if "[rcl]" not in x]
         assert len(lines) == 1 and lines[0].startswith("sarn_deblur_node: error:"), (case, lines)
     assert "'front-left' is not a valid namespace" in errors["bad camera name"][1]
-    assert "cameras: '~', 'sarn_deblur' lead to one topic" in errors["one topic twice"][1]
+    assert "cameras: '~', 'sarn_deblur' lead to one input topic" in errors["one topic twice"][1]
     for case in ("no camera", "no camera, file"):
         assert (
             "cameras: an empty list gives a ROS parameter no type: [''] is the node's own"
@@ -1562,6 +1580,7 @@ def test_a_live_switch_to_latest_trims_the_backlog_at_once():
         counts=Counter(),
         window=Counter(),
         lock=threading.Condition(),
+        intake_advice=lambda: None,
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     result = node_module.DeblurNode.on_set_parameters(
@@ -2124,7 +2143,7 @@ def test_qos_parameters_make_the_topics_profiles_and_a_backlog_keeps_its_camera_
     def create(kind, topic, *args, qos_overriding_options):
         qos_profile = args[-1]  # (type, topic, callback, qos) or (type, topic, qos)
         profiles[topic] = (qos_profile, qos_overriding_options.policy_kinds)
-        return SimpleNamespace(topic_name=f"/{topic}")
+        return SimpleNamespace(topic_name=f"/{topic}", qos_profile=qos_profile)
 
     fake = SimpleNamespace(
         get_parameter=lambda name: SimpleNamespace(value=values[name]),
@@ -2254,9 +2273,9 @@ def test_queue_policy_all_on_an_intake_that_may_lose_frames_says_what_to_set():
 
     from sarn_ros.ros import node as node_module
 
-    def advice(policy: str, *profiles: QoSProfile) -> str | None:
+    def advice(policy: str, *profiles: QoSProfile, queue_size: int = 100) -> str | None:
         cams = [SimpleNamespace(input_topic=f"/c{i}", input_qos=q) for i, q in enumerate(profiles)]
-        fake = SimpleNamespace(queue_policy=policy, queue_size=100, cameras=cams)
+        fake = SimpleNamespace(queue_policy=policy, queue_size=queue_size, cameras=cams)
         return node_module.DeblurNode.intake_advice(fake)
 
     reliable = ReliabilityPolicy.RELIABLE
@@ -2269,14 +2288,18 @@ def test_queue_policy_all_on_an_intake_that_may_lose_frames_says_what_to_set():
     said = advice("all", deep, short, best_effort)
     assert said.startswith("queue_policy all: /c1, /c2 may lose frames before the node sees")
     assert said.endswith(
-        "set qos.subscription.reliability reliable and qos.subscription.depth 100 (queue_size)"
+        "start the node with qos.subscription.reliability:=reliable qos.subscription.depth:=100"
     )
+    # a queue_size over the depth's range (1000): its largest depth is enough
+    assert advice("all", QoSProfile(depth=1000, reliability=reliable), queue_size=2000) is None
+    assert advice("all", deep, queue_size=2000).endswith("qos.subscription.depth:=1000")
 
 
 def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
     """Under __ns:=/robot, cameras [/abs/cam] subscribed /robot/abs/cam/image_raw (the leading
     / was stripped), and [~, sarn_deblur], one topic, were two cameras: every frame deblurred
-    by two states and published twice."""
+    by two states and published twice; so were two whose compressed inputs, or outputs, a
+    remap made one."""
     import rclpy
     from rclpy.node import Node
 
@@ -2285,15 +2308,16 @@ def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=ros_domain)
     remap = ["--ros-args", "-r", "right/image_raw:=left/image_raw"]
+    remap += ["-r", "a/image_raw/compressed:=b/image_raw/compressed"]
+    remap += ["-r", "c/deblurred/image_raw:=d/deblurred/image_raw"]
     try:
         for ns in ("/robot", "/"):
             node = Node("sarn_deblur", namespace=ns, context=context, cli_args=remap)
             base = ns.rstrip("/")
 
             def topics(cams: list[str], node: Node = node) -> list[str]:
-                return [
-                    node.resolve_topic_name(f"{p}image_raw") for p in camera_prefixes(node, cams)
-                ]
+                prefixes = camera_prefixes(node, cams, compressed=False)
+                return [node.resolve_topic_name(f"{p}image_raw") for p in prefixes]
 
             assert topics(["/abs/cam/", "left", "", "stereo/right"]) == [
                 "/abs/cam/image_raw",
@@ -2302,18 +2326,23 @@ def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
                 f"{base}/stereo/right/image_raw",
             ]
             assert topics(["/"]) == ["/image_raw"]
-            with pytest.raises(
-                ValueError,
-                match=rf"'~', 'sarn_deblur' lead to one topic, {base}/sarn_deblur/image_raw",
-            ):
-                camera_prefixes(node, ["~", "sarn_deblur"])
-            with pytest.raises(ValueError, match="'left', 'right' lead to one topic"):
-                camera_prefixes(node, ["left", "right"])  # the remap
+            one = rf"'~', 'sarn_deblur' lead to one input topic, {base}/sarn_deblur/image_raw"
+            with pytest.raises(ValueError, match=one):
+                camera_prefixes(node, ["~", "sarn_deblur"], compressed=False)
+            with pytest.raises(ValueError, match="'left', 'right' lead to one input topic"):
+                camera_prefixes(node, ["left", "right"], compressed=False)  # the remap
+            assert camera_prefixes(node, ["a", "b"], compressed=False) == ["a/", "b/"]
+            with pytest.raises(ValueError, match=r"'a', 'b' lead to one input topic, .*compressed"):
+                camera_prefixes(node, ["a", "b"], compressed=True)
+            with pytest.raises(ValueError, match="'c', 'd' lead to one output topic"):
+                camera_prefixes(node, ["c", "d"], compressed=True)
+            with pytest.raises(ValueError, match=r"cameras: '/~' is not a valid namespace \(.*"):
+                camera_prefixes(node, ["/~"], compressed=False)
             if ns == "/robot":
                 assert topics(["left", "/left", "", "/"])[1::2] == ["/left/image_raw", "/image_raw"]
             else:
-                with pytest.raises(ValueError, match="'left', '/left' lead to one topic"):
-                    camera_prefixes(node, ["left", "/left"])
+                with pytest.raises(ValueError, match="'left', '/left' lead to one input topic"):
+                    camera_prefixes(node, ["left", "/left"], compressed=False)
             node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -93,6 +93,10 @@ def test_a_camera_given_twice_is_refused_and_no_camera_is_called_default():
     assert (
         validate("cameras", ["a//b"]) == "cameras: 'a//b' is not a valid namespace (a repeated '/')"
     )
+    assert "cameras: '/~' is not a valid namespace (topic name must not have tilde" in validate(
+        "cameras", ["/~"]
+    )  # '~' is the node's private namespace, '/~' no name rcl resolves
+    assert validate("cameras", ["~", "/{node}", "//"]) is None
 
 
 def test_choices_and_camera_namespaces_are_checked_and_live_parameters_can_be_set():

@@ -155,7 +155,8 @@ class UnsupportedEncoding(ValueError):
 
 
 class TooLarge(ValueError):
-    """An image with a side over MAX_SIDE: found from its fields or header, before decoding."""
+    """An image too large to deblur (a side over MAX_SIDE, or the node's max_megapixels):
+    found from its fields or a PNG or JPEG header before decoding, else once decoded."""
 
 
 # px a side: 8K. A compressed frame a few hundred bytes long can state 100000x1 or 16000x16000

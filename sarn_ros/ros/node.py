@@ -139,17 +139,35 @@ def transport_topics(node: Node, image: str) -> tuple[str, str]:
     )
 
 
-def camera_prefixes(node: Node, cameras: list[str]) -> list[str]:
+def camera_prefixes(node: Node, cameras: list[str], compressed: bool) -> list[str]:
     """Each camera's topic prefix: '' for the node's own namespace, ``left/`` relative to it,
-    ``/left/`` (``/`` for the root) absolute. ValueError for two whose image topics resolve
-    to one (``~`` and the node's name, "left" and "/left" in the root namespace, remaps):
-    one state and topics for two cameras, every output twice."""
+    ``/left/`` (``/`` for the root) absolute. ValueError for two whose input (as subscribed:
+    ``compressed`` or not) or output topics resolve to one (``~`` and the node's name, "left"
+    and "/left" in the root namespace, remaps): one state and topics for two cameras, every
+    output twice; and for a name rcl cannot resolve (``/~``)."""
     prefixes = [f"{ns.rstrip('/')}/" if ns else "" for ns in cameras]
-    topics = [node.resolve_topic_name(f"{p}image_raw") for p in prefixes]
-    for topic in topics:
-        if topics.count(topic) > 1:
-            names = ", ".join(repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic)
-            raise ValueError(f"cameras: {names} lead to one topic, {topic}")
+    used = []
+    for ns, p in zip(cameras, prefixes, strict=True):
+        image = f"{p}image_raw"
+        try:
+            used.append(
+                (
+                    node.resolve_topic_name(
+                        transport_topics(node, image)[1] if compressed else image
+                    ),
+                    node.resolve_topic_name(f"{p}deblurred/image_raw"),
+                )
+            )
+        except RCLError as exc:
+            raise ValueError(
+                f"cameras: {ns!r} is not a valid namespace ({first_line(exc)})"
+            ) from None
+    for side, kind in enumerate(("input", "output")):
+        topics = [u[side] for u in used]
+        for topic in topics:
+            if topics.count(topic) > 1:
+                names = [repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic]
+                raise ValueError(f"cameras: {', '.join(names)} lead to one {kind} topic, {topic}")
     return prefixes
 
 
@@ -217,9 +235,6 @@ class Camera:
 
     def __init__(self, node: DeblurNode, index: int, prefix: str) -> None:
         self.node, self.index = node, index
-        # its resolved image topic: unique (camera_prefixes), where "left" and "/left" under
-        # a namespace are two cameras
-        self.stream = node.resolve_topic_name(f"{prefix}image_raw")
         # a profile per topic: rclpy writes a topic's qos_overrides.* into the profile object
         # it is given, so a shared one carried the image's override on to its camera_info
         sub_qos, pub_qos = partial(node.qos, "subscription"), partial(node.qos, "publisher")
@@ -247,6 +262,8 @@ class Camera:
             kind, topic, self.on_image, sub_qos(), qos_overriding_options=overrides
         )
         self.input_topic = sub.topic_name  # resolved: where remaps and namespaces led
+        # unique (camera_prefixes), where "left" and "/left" under a namespace are two cameras
+        self.stream = self.input_topic
         self.input_qos = sub.qos_profile  # with the overrides given
         latched = QoSOverridingOptions(policy_kinds=OVERRIDABLE, callback=latched_reliably)
         self.info_topic = node.create_subscription(
@@ -359,7 +376,8 @@ class DeblurNode(Node):
         for p in PARAMS:
             if (reason := validate(p.name, get(p.name).value)) is not None:
                 raise ValueError(reason)
-        prefixes = camera_prefixes(self, list(get("cameras").value) or [""])
+        cameras = list(get("cameras").value) or [""]
+        prefixes = camera_prefixes(self, cameras, get("input_transport").value == "compressed")
         self.input_transport = get("input_transport").value
         self.publish_compressed = bool(get("publish_compressed").value)
         self.jpeg_quality = int(get("jpeg_quality").value)
@@ -449,22 +467,20 @@ class DeblurNode(Node):
         two cameras at depth 5, every one at depth 100)."""
         if self.queue_policy != "all":
             return None
+        depth = min(self.queue_size, BY_NAME["qos.subscription.depth"].int_range[1])
         short = [
             cam.input_topic
             for cam in self.cameras
             if cam.input_qos.reliability != ReliabilityPolicy.RELIABLE
-            or (
-                cam.input_qos.history != HistoryPolicy.KEEP_ALL
-                and cam.input_qos.depth < self.queue_size
-            )
+            or (cam.input_qos.history != HistoryPolicy.KEEP_ALL and cam.input_qos.depth < depth)
         ]
         if not short:
             return None
         return (
             f"queue_policy all: {', '.join(short)} may lose frames before the node sees them, "
             "uncounted (best-effort, or a history shorter than queue_size): for every frame "
-            "of a bag set qos.subscription.reliability reliable and qos.subscription.depth "
-            f"{self.queue_size} (queue_size)"
+            "of a bag start the node with qos.subscription.reliability:=reliable "
+            f"qos.subscription.depth:={depth}"
         )
 
     def warn_misspelt(self, overrides: dict[str, Parameter]) -> None:

@@ -218,7 +218,7 @@ def validate(name: str, value: Any) -> str | None:
             return f"cameras: {', '.join(repr(n) for n in twice)} given twice"
         for cam in value:
             try:
-                validate_topic_name(f"{cam.strip('/')}/image_raw".lstrip("/"))
+                validate_topic_name(f"{cam.rstrip('/')}/image_raw" if cam else "image_raw")
             except InvalidTopicNameException as exc:
                 why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
                 return f"cameras: {cam!r} is not a valid namespace ({why})"
