@@ -874,7 +874,7 @@ def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
         h, w = min((f.shape[:2] for f in seq.blurred), key=min, default=(MIN_VAL_SIDE,) * 2)
         if min(h, w) < MIN_VAL_SIDE:
             raise ValueError(
-                f"the validation frames of {seq.name} are {w}x{h} at --val-scale {scale:g}: "
+                f"the validation frames of {seq.name} are {w}x{h} at x{scale:g}: "
                 f"below {MIN_VAL_SIDE} px a side their PSNR ranks no checkpoint; give "
                 + ("a larger --val-scale" if scale < 1 else "larger held-out frames")
             )
