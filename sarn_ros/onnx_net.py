@@ -95,6 +95,12 @@ class OnnxNet:
         h, w = stack.shape[-2:]
         check_state(state, stack.shape[0], self.state_channels, h, w)
         out, hid, cell = self.run(graph_inputs(stack, state))
+        for name, new, old in (("h", hid, state[0]), ("c", cell, state[1])):
+            if tuple(new.shape) != tuple(old.shape):  # the engine's copy_ would broadcast it
+                raise RuntimeError(
+                    f"the graph returned {name} of shape {list(new.shape)} for a state of "
+                    f"{list(old.shape)}: not a recurrent step of `sarn export`"
+                )
         return torch.from_numpy(out)[..., :h, :w], (torch.from_numpy(hid), torch.from_numpy(cell))
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:

@@ -276,6 +276,24 @@ def test_a_state_from_frames_of_another_size_is_named(tiny_recurrent_onnx):
         net.step(torch.rand(1, 15, 40, 40), state)
 
 
+def test_a_graph_returning_a_state_of_another_shape_fails_that_step(
+    tiny_recurrent_onnx, monkeypatch
+):
+    """A graph with the export's layout whose c came out 1x1 ran on: the engine's copy into
+    the state buffer broadcast it, and every frame after was deblurred from a flat state."""
+    net = OnnxNet(tiny_recurrent_onnx)
+    state = net.init_state(1, 20, 28, torch.device("cpu"), torch.float32)
+    real = net.session.run
+
+    def flat_c(names, feed):
+        out, hid, cell = real(names, feed)
+        return [out, hid, cell[:, :, :1, :1]]
+
+    monkeypatch.setattr(net.session, "run", flat_c)
+    with pytest.raises(RuntimeError, match=r"returned c of shape \[1, 8, 1, 1\] for a state of "):
+        net.step(torch.rand(1, 15, 20, 28), state)
+
+
 @pytest.mark.slow
 def test_a_step_from_a_state_gives_the_models_frame_and_state(
     tiny_recurrent_checkpoint, tiny_recurrent_onnx
