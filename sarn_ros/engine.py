@@ -560,7 +560,7 @@ class StreamDeblurrer:
                     self.frames_lost += lost
                     self._drop(name, reason)
                     log.warning(
-                        "stream %s restarted after an error; %d look-ahead frame(s) dropped: %s",
+                        "stream %s restarted after an error; %d pending frame(s) dropped: %s",
                         name,
                         lost,
                         f"{type(exc).__name__}: {exc}",

@@ -532,7 +532,7 @@ def test_a_stream_whose_network_keeps_failing_restarts_on_an_error_reset(model, 
         engine.reset("cam")  # another reason: raised, the stream kept for a retry
     with caplog.at_level(logging.WARNING, logger="sarn_ros.engine"):
         engine.reset("cam", reason="error")
-    assert "3 look-ahead frame(s) dropped" in caplog.text
+    assert "3 pending frame(s) dropped" in caplog.text
     stats = engine.stats()
     assert stats["streams"] == [] and stats["frames_lost"] == 3 and stats["pending"] == 0
     assert stats["resets_by_reason"]["error"] == 1
