@@ -424,8 +424,7 @@ class DeblurNode(Node):
         self.waits_ms: deque[float] = deque(maxlen=200)  # callback -> worker takes the frame
         self.changes: dict[str, Any] = {}  # live parameter changes for the worker to apply
         self.engine_stats = self.engine.stats()  # refreshed by the worker after each round
-        cams = list(get("cameras").value) or [""]
-        self.latest_depth = SYNC_DEPTH if len(cams) > 1 else 1  # queue_policy latest
+        self.latest_depth = SYNC_DEPTH if len(prefixes) > 1 else 1  # queue_policy latest
         self.cameras = [Camera(self, i, prefix) for i, prefix in enumerate(prefixes)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(  # wall time: a replay's /clock stops, pauses and starts late
