@@ -69,11 +69,12 @@ def test_the_validation_set_names_its_blur_at_the_scale_it_is_measured_at(tmp_pa
     x0.5 are those of the frames validated, --val-blur-px (or --blur-px) times --val-scale."""
     val = [blurry_sequence("v", n=3)]
     text = describe_validation(validation_args(tmp_path), val)
-    assert text == f"{tmp_path}, synthetic blur 12 px (seed 1234): 1 sequence, 3 frames at x0.5"
+    want = f"{tmp_path}, synthetic blur 12 px, exposure 0.8 (seed 1234): 1 sequence, 3 frames"
+    assert text == f"{want} at x0.5"
     text = describe_validation(validation_args(tmp_path, val_blur_px=16.0, blur_px=4.0), val)
-    assert "synthetic blur 8 px (seed 1234)" in text and text.endswith(" at x0.5")
+    assert "synthetic blur 8 px, exposure 0.8 (seed 1234)" in text and text.endswith(" at x0.5")
     text = describe_validation(validation_args(tmp_path, val_scale=1.0), val)
-    assert "synthetic blur 24 px (seed 1234)" in text and text.endswith(" at x1")
+    assert "synthetic blur 24 px, exposure 0.8 (seed 1234)" in text and text.endswith(" at x1")
 
 
 def test_a_run_validated_at_half_scale_records_the_blur_of_its_frames(tmp_path: Path) -> None:
@@ -84,7 +85,10 @@ def test_a_run_validated_at_half_scale_records_the_blur_of_its_frames(tmp_path: 
     args += ["--val-sharp", str(video), "--val-frames", "3", "--steps", "1", "--batch", "1"]
     assert sarn([*args, "--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
     v = load_model(tmp_path / "run" / "best.pth").meta["validation"]
-    assert v["set"] == f"{video}, synthetic blur 4 px (seed 1234): 1 sequence, 3 frames at x0.5"
+    assert (
+        v["set"]
+        == f"{video}, synthetic blur 4 px, exposure 0.8 (seed 1234): 1 sequence, 3 frames at x0.5"
+    )
 
 
 def test_a_trainset_records_the_build_options_it_was_made_with(tmp_path: Path) -> None:

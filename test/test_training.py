@@ -482,7 +482,7 @@ def test_cli_trains_from_sharp_folder_and_reuses_trainset(tmp_path: Path, capsys
     assert list((tmp_path / "ts").glob("*.npz"))
     meta = load_model(tmp_path / "run" / "best.pth").meta
     assert meta["steps"] == 1 and "synthetic blur" in meta["data"][-1]
-    want = f"{video}, synthetic blur 4 px (seed 1234): 1 sequence, 3 frames at x1"
+    want = f"{video}, synthetic blur 4 px, exposure 0.8 (seed 1234): 1 sequence, 3 frames at x1"
     assert meta["validation"]["set"] == want
     # a second call resumes from last.pt (already at --steps) and loads the stored trainset
     assert sarn([*args, "--resume", "--data"]) == 0
@@ -552,13 +552,43 @@ def test_held_out_pairs_are_validated_at_full_size_as_sarn_eval_scores_them(tmp_
     sizes = [q.blurred[0].shape[:2] for q in val]
     assert sizes[2] == (48, 64) and max(sizes[0]) < 80  # a still's move, cropped, at x0.5
     assert SCALE == 0.5 and describe_validation(args, val) == (
-        f"{tmp_path / 'stills'}, synthetic blur 12 px (seed 1234) at x0.5; "
+        f"{tmp_path / 'stills'}, synthetic blur 12 px, exposure 0.8 (seed 1234) at x0.5; "
         f"real pairs {tmp_path / 'test'} at x1: 3 sequences, {sum(len(q.blurred) for q in val)} "
         "frames"
     )
     args.val_scale = 0.5
     assert [q.blurred[0].shape[:2] for q in validation_set(args)] == [*sizes[:2], (24, 32)]
     assert describe_validation(args, val).endswith(" frames at x0.5")
+
+
+def test_validation_eval_cannot_check_or_that_is_trained_on_is_noted(tmp_path: Path, capsys):
+    """--val-pairs at --val-scale 0.5 gave a figure `sarn eval --pairs` cannot reproduce; a
+    --val-pairs folder that --data trains on chose best.pth on trained frames; a one-sided
+    sequence there was left out: each without a word."""
+    from sarn_ros.tools.train import option_defaults, validation_notes, validation_set
+
+    write_pairs(tmp_path / "val", blurry_sequence("v0", n=3, seed=2))
+    (tmp_path / "val" / "half" / "blur").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "val" / "half" / "blur" / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    args = option_defaults()
+    args.val_pairs, args.val_frames = [tmp_path / "val"], 3
+    args.data = [tmp_path / "train", tmp_path / "val" / "v0"]
+    assert validation_notes(args) == [
+        f"note: --val-pairs {tmp_path / 'val'} and --data {tmp_path / 'val' / 'v0'} hold the "
+        "same recordings: best.pth is chosen on frames it trains on; hold a different "
+        "recording out"
+    ]
+    args.data, args.val_scale = [tmp_path / "train"], 0.5
+    assert validation_notes(args) == [
+        "note: --val-pairs validated at x0.5: `sarn eval --pairs` scores them at full size "
+        "only, so it cannot reproduce best.pth's figure"
+    ]
+    args.val_scale = 1.0
+    assert validation_notes(args) == []
+    (seq,) = validation_set(args)
+    assert seq.name == "v0" and capsys.readouterr().out == (
+        f"note: --val-pairs {tmp_path / 'val'}: not validated on: half (one side only)\n"
+    )
 
 
 def test_a_change_of_width_alone_cuts_a_validation_sequence() -> None:

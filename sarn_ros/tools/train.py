@@ -863,8 +863,47 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
             synthetic,
         )
     for root in args.val_pairs:
+        note_val_left_out(root)
         seqs += check_val_side(load_pairs(root, scale=real, max_frames=args.val_frames), real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
+
+
+def note_val_left_out(root: Path) -> None:
+    """Name what a --val-pairs folder holds that validation does not read, as `sarn eval
+    --pairs` and --data name theirs: a sequence with one side only was left out unsaid."""
+    found = find_pair_dirs(root)
+    out, lone = pairs_left_out(root, found) if found else ([], [])
+    for items, tail in (
+        (out, "only the sequences directly in a folder of pairs are read"),
+        (lone, "one side only"),
+        (list_images(root) if found else [], "images beside sequences"),
+    ):
+        if items:
+            print(f"note: --val-pairs {root}: not validated on: {listed(items, root)} ({tail})")
+
+
+def validation_notes(args: argparse.Namespace) -> list[str]:
+    """What makes the validation figure, which chooses best.pth, other than `sarn eval`'s:
+    real pairs downscaled (eval scores them at full size only), and held-out data that is
+    also trained on (best.pth chosen on frames it learnt)."""
+    notes = []
+    if args.val_pairs and val_scales(args)[1] < 1:
+        notes.append(
+            f"note: --val-pairs validated at x{val_scales(args)[1]:g}: `sarn eval --pairs` scores "
+            "them at full size only, so it cannot reproduce best.pth's figure"
+        )
+    held = [("--val-sharp", args.val_sharp)] if args.val_sharp is not None else []
+    held += [("--val-pairs", root) for root in args.val_pairs]
+    for option, path in held:
+        v = path.resolve()
+        for data in args.data:
+            d = data.resolve()
+            if v == d or v in d.parents or d in v.parents:
+                notes.append(
+                    f"note: {option} {path} and --data {data} hold the same recordings: best.pth "
+                    "is chosen on frames it trains on; hold a different recording out"
+                )
+    return notes
 
 
 def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
@@ -924,9 +963,8 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
     parts = []
     if args.val_sharp is not None:
         blur = val_blur(args).blur_px
-        parts.append(
-            (f"{args.val_sharp.resolve()}, synthetic blur {blur:g} px (seed 1234)", synthetic)
-        )
+        synthesis = f"synthetic blur {blur:g} px, exposure {args.exposure:g} (seed 1234)"
+        parts.append((f"{args.val_sharp.resolve()}, {synthesis}", synthetic))
     if args.val_pairs:
         parts.append(("real pairs " + ", ".join(str(d.resolve()) for d in args.val_pairs), real))
     n, frames = len(val), sum(len(s.blurred) for s in val)
@@ -1129,6 +1167,9 @@ def run(args: argparse.Namespace) -> int:
         note = sharp_source_note("--val-sharp", held, "--val-pairs") if held is not None else None
         if note and rank == 0:
             print(note, flush=True)
+        if rank == 0:
+            for line in validation_notes(args):
+                print(line, flush=True)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
