@@ -563,28 +563,50 @@ def test_held_out_pairs_are_validated_at_full_size_as_sarn_eval_scores_them(tmp_
 
 def test_validation_eval_cannot_check_or_that_is_trained_on_is_noted(tmp_path: Path, capsys):
     """--val-pairs at --val-scale 0.5 gave a figure `sarn eval --pairs` cannot reproduce; a
-    --val-pairs folder that --data trains on chose best.pth on trained frames; a one-sided
-    sequence there was left out: each without a word."""
+    held-out recording that training also reads (by --data, a link, a reused --trainset)
+    chose best.pth on trained frames; a one-sided sequence there was left out: each without
+    a word. What is not read (a folder two levels down, a one-sided sequence) is no overlap."""
     from sarn_ros.tools.train import option_defaults, validation_notes, validation_set
 
     write_pairs(tmp_path / "val", blurry_sequence("v0", n=3, seed=2))
     (tmp_path / "val" / "half" / "blur").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "val" / "half" / "blur" / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "root" / "held" / "cal").mkdir(parents=True)  # two levels under --data root
+    (tmp_path / "root" / "train").mkdir()
+    for d in ("held/cal", "train"):
+        cv2.imwrite(str(tmp_path / "root" / d / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "cal").symlink_to(tmp_path / "root" / "held" / "cal")
     args = option_defaults()
     args.val_pairs, args.val_frames = [tmp_path / "val"], 3
     args.data = [tmp_path / "train", tmp_path / "val" / "v0"]
-    assert validation_notes(args) == [
-        f"note: --val-pairs {tmp_path / 'val'} and --data {tmp_path / 'val' / 'v0'} hold the "
-        "same recordings: best.pth is chosen on frames it trains on; hold a different "
-        "recording out"
-    ]
-    args.data, args.val_scale = [tmp_path / "train"], 0.5
-    assert validation_notes(args) == [
+
+    def trained_on(label: str, option: str = f"--val-pairs {tmp_path / 'val'}") -> str:
+        return (
+            f"note: {option} and {label} hold the same recordings: best.pth is chosen on "
+            "frames it trains on; hold a different recording out"
+        )
+
+    assert validation_notes(args, None) == [trained_on(f"--data {tmp_path / 'val' / 'v0'}")]
+    args.data, args.val_scale = [tmp_path / "val" / "half" / "blur"], 0.5  # not validated on
+    assert validation_notes(args, None) == [
         "note: --val-pairs validated at x0.5: `sarn eval --pairs` scores them at full size "
         "only, so it cannot reproduce best.pth's figure"
     ]
-    args.val_scale = 1.0
-    assert validation_notes(args) == []
+    args.val_scale, args.val_pairs = None, []
+    args.val_sharp, args.data = tmp_path / "root" / "held" / "cal", [tmp_path / "root"]
+    assert validation_notes(args, None) == []  # root reads root/train, not root/held/cal
+    args.data = [tmp_path / "links"]
+    held = f"--val-sharp {args.val_sharp}"
+    assert validation_notes(args, None) == [trained_on(f"--data {tmp_path / 'links'}", held)]
+    args.data = []
+    desc = {"sources": [str(tmp_path / "root")]}  # built from root/train only
+    assert validation_notes(args, desc) == []
+    desc = {"sources": [str(tmp_path / "root" / "held")]}  # its folders of images: cal
+    assert validation_notes(args, desc) == [
+        trained_on(f"the --trainset's {tmp_path / 'root' / 'held'}", held)
+    ]
+    args.val_sharp, args.val_pairs = None, [tmp_path / "val"]
     (seq,) = validation_set(args)
     assert seq.name == "v0" and capsys.readouterr().out == (
         f"note: --val-pairs {tmp_path / 'val'}: not validated on: half (one side only)\n"

@@ -882,10 +882,11 @@ def note_val_left_out(root: Path) -> None:
             print(f"note: --val-pairs {root}: not validated on: {listed(items, root)} ({tail})")
 
 
-def validation_notes(args: argparse.Namespace) -> list[str]:
+def validation_notes(args: argparse.Namespace, desc: dict[str, Any] | None) -> list[str]:
     """What makes the validation figure, which chooses best.pth, other than `sarn eval`'s:
-    real pairs downscaled (eval scores them at full size only), and held-out data that is
-    also trained on (best.pth chosen on frames it learnt)."""
+    real pairs downscaled (eval scores them at full size only), and held-out recordings that
+    are also trained on, by --data or by the reused --trainset ``desc`` names (best.pth
+    chosen on frames it learnt)."""
     notes = []
     if args.val_pairs and val_scales(args)[1] < 1:
         notes.append(
@@ -894,16 +895,41 @@ def validation_notes(args: argparse.Namespace) -> list[str]:
         )
     held = [("--val-sharp", args.val_sharp)] if args.val_sharp is not None else []
     held += [("--val-pairs", root) for root in args.val_pairs]
+    trained = [(f"--data {d}", read_as([d])) for d in args.data]
+    if not args.data and desc is not None:
+        trained.append(
+            (
+                f"the --trainset's {shown_value(desc['sources'])}",
+                read_as([Path(s) for s in desc["sources"]]),
+            )
+        )
     for option, path in held:
-        v = path.resolve()
-        for data in args.data:
-            d = data.resolve()
-            if v == d or v in d.parents or d in v.parents:
+        kept = read_as([path])
+        for label, items in trained:
+            if any(a == b or a in b.parents or b in a.parents for a in kept for b in items):
                 notes.append(
-                    f"note: {option} {path} and --data {data} hold the same recordings: best.pth "
-                    "is chosen on frames it trains on; hold a different recording out"
+                    f"note: {option} {path} and {label} hold the same recordings: best.pth is "
+                    "chosen on frames it trains on; hold a different recording out"
                 )
     return notes
+
+
+def read_as(paths: list[Path]) -> set[Path]:
+    """What is read of these --data or held-out paths, resolved (links followed): pair
+    sequences' blurred and sharp folders, else the recordings given or directly inside a
+    folder; not what a folder holds deeper, which is not read."""
+    items: set[Path] = set()
+    for root in paths:
+        if not root.exists():
+            continue
+        found = find_pair_dirs(root) if root.is_dir() else []
+        if found:
+            items.update(d.resolve() for _, blur, sharp in found for d in (blur, sharp))
+        elif root.is_file() or recording_kind(root):
+            items.add(root.resolve())
+        else:
+            items.update(p.resolve() for p in root.iterdir() if recording_kind(p))
+    return items
 
 
 def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
@@ -1167,10 +1193,6 @@ def run(args: argparse.Namespace) -> int:
         note = sharp_source_note("--val-sharp", held, "--val-pairs") if held is not None else None
         if note and rank == 0:
             print(note, flush=True)
-        if rank == 0:
-            for line in validation_notes(args):
-                print(line, flush=True)
-        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if ts is not None and rank != 0:
             wait_for_trainset(ts)
         reuse = ts is not None and trainset_ready(ts)
@@ -1191,6 +1213,10 @@ def run(args: argparse.Namespace) -> int:
         unused = unused_recording_options(args) if args.data else []
         if unused and rank == 0:
             print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
+        if rank == 0:
+            for line in validation_notes(args, desc):
+                print(line, flush=True)
+        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if reuse:
             train = load_sequences(ts)
             if rank == 0 and desc is None and args.data:  # refused where a description says
