@@ -539,7 +539,8 @@ class StreamDeblurrer:
         ``resets_by_reason`` counts (a caller that detects gaps itself passes "gap").
 
         With ``reason="error"`` (a restart after a failure) it does not fail: where the
-        network still fails on the look-ahead, those frames are dropped (``frames_lost``) and
+        network still fails on the pending frames (the look-ahead, or at future_frames 0 the
+        frame whose pass failed), they are dropped (``frames_lost``) and
         the stream starts afresh all the same. With another reason such a failure is raised
         and the stream kept, so that the call may be repeated."""
         if reason not in RESET_REASONS:
