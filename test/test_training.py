@@ -565,21 +565,24 @@ def test_validation_eval_cannot_check_or_that_is_trained_on_is_noted(tmp_path: P
     """--val-pairs at --val-scale 0.5 gave a figure `sarn eval --pairs` cannot reproduce; a
     held-out recording that training also reads (by --data, a link, a reused --trainset)
     chose best.pth on trained frames; a one-sided sequence there was left out: each without
-    a word. What is not read (a folder two levels down, a one-sided sequence) is no overlap."""
+    a word. What is not read (a folder two levels down, the images in a sub-folder of a folder
+    of images, a one-sided sequence) is no overlap."""
     from sarn_ros.tools.train import option_defaults, validation_notes, validation_set
 
     write_pairs(tmp_path / "val", blurry_sequence("v0", n=3, seed=2))
     (tmp_path / "val" / "half" / "blur").mkdir(parents=True)
-    cv2.imwrite(str(tmp_path / "val" / "half" / "blur" / "0.png"), np.zeros((48, 64, 3), np.uint8))
-    (tmp_path / "root" / "held" / "cal").mkdir(parents=True)  # two levels under --data root
-    (tmp_path / "root" / "train").mkdir()
-    for d in ("held/cal", "train"):
-        cv2.imwrite(str(tmp_path / "root" / d / "0.png"), np.zeros((48, 64, 3), np.uint8))
+    black = np.zeros((48, 64, 3), np.uint8)
+    cv2.imwrite(str(tmp_path / "val" / "half" / "blur" / "0.png"), black)
+    for d in ("root/held/cal", "root/train", "root/train/inner"):  # held/cal: two levels down
+        (tmp_path / d).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / d / "0.png"), black)
     (tmp_path / "links").mkdir()
     (tmp_path / "links" / "cal").symlink_to(tmp_path / "root" / "held" / "cal")
     args = option_defaults()
     args.val_pairs, args.val_frames = [tmp_path / "val"], 3
-    args.data = [tmp_path / "train", tmp_path / "val" / "v0"]
+
+    def notes(*paths: Path) -> list[str]:
+        return validation_notes(args, [(f"--data {p}", p) for p in paths])
 
     def trained_on(label: str, option: str = f"--val-pairs {tmp_path / 'val'}") -> str:
         return (
@@ -587,24 +590,25 @@ def test_validation_eval_cannot_check_or_that_is_trained_on_is_noted(tmp_path: P
             "frames it trains on; hold a different recording out"
         )
 
-    assert validation_notes(args, None) == [trained_on(f"--data {tmp_path / 'val' / 'v0'}")]
-    args.data, args.val_scale = [tmp_path / "val" / "half" / "blur"], 0.5  # not validated on
-    assert validation_notes(args, None) == [
+    v0 = tmp_path / "val" / "v0"
+    assert notes(tmp_path / "root", v0) == [trained_on(f"--data {v0}")]
+    assert notes(v0 / "sharp") == [trained_on(f"--data {v0 / 'sharp'}")]
+    args.val_scale = 0.5
+    assert notes(tmp_path / "val" / "half" / "blur") == [  # not validated on
         "note: --val-pairs validated at x0.5: `sarn eval --pairs` scores them at full size "
         "only, so it cannot reproduce best.pth's figure"
     ]
     args.val_scale, args.val_pairs = None, []
-    args.val_sharp, args.data = tmp_path / "root" / "held" / "cal", [tmp_path / "root"]
-    assert validation_notes(args, None) == []  # root reads root/train, not root/held/cal
-    args.data = [tmp_path / "links"]
+    args.val_sharp = tmp_path / "root" / "held" / "cal"
+    assert notes(tmp_path / "root") == []  # root reads root/train, not root/held/cal
     held = f"--val-sharp {args.val_sharp}"
-    assert validation_notes(args, None) == [trained_on(f"--data {tmp_path / 'links'}", held)]
-    args.data = []
-    desc = {"sources": [str(tmp_path / "root")]}  # built from root/train only
-    assert validation_notes(args, desc) == []
-    desc = {"sources": [str(tmp_path / "root" / "held")]}  # its folders of images: cal
-    assert validation_notes(args, desc) == [
-        trained_on(f"the --trainset's {tmp_path / 'root' / 'held'}", held)
+    assert notes(tmp_path / "links") == [trained_on(f"--data {tmp_path / 'links'}", held)]
+    args.val_sharp = tmp_path / "root" / "train" / "inner"
+    assert notes(tmp_path / "root" / "train") == []  # a folder of images reads its own only
+    args.val_sharp = tmp_path / "root" / "held" / "cal"
+    label = f"--trainset ts (built from {tmp_path / 'root' / 'held'})"
+    assert validation_notes(args, [(label, tmp_path / "root" / "held")]) == [
+        trained_on(label, held)
     ]
     args.val_sharp, args.val_pairs = None, [tmp_path / "val"]
     (seq,) = validation_set(args)

@@ -882,31 +882,24 @@ def note_val_left_out(root: Path) -> None:
             print(f"note: --val-pairs {root}: not validated on: {listed(items, root)} ({tail})")
 
 
-def validation_notes(args: argparse.Namespace, desc: dict[str, Any] | None) -> list[str]:
+def validation_notes(args: argparse.Namespace, trained_from: list[tuple[str, Path]]) -> list[str]:
     """What makes the validation figure, which chooses best.pth, other than `sarn eval`'s:
     real pairs downscaled (eval scores them at full size only), and held-out recordings that
-    are also trained on, by --data or by the reused --trainset ``desc`` names (best.pth
-    chosen on frames it learnt)."""
+    are also trained on, read through one of ``trained_from``'s (label, path): the --data, or
+    the sources of a reused --trainset (best.pth chosen on frames it learnt)."""
     notes = []
     if args.val_pairs and val_scales(args)[1] < 1:
         notes.append(
             f"note: --val-pairs validated at x{val_scales(args)[1]:g}: `sarn eval --pairs` scores "
             "them at full size only, so it cannot reproduce best.pth's figure"
         )
-    held = [("--val-sharp", args.val_sharp)] if args.val_sharp is not None else []
-    held += [("--val-pairs", root) for root in args.val_pairs]
-    trained = [(f"--data {d}", read_as([d])) for d in args.data]
-    if not args.data and desc is not None:
-        trained.append(
-            (
-                f"the --trainset's {shown_value(desc['sources'])}",
-                read_as([Path(s) for s in desc["sources"]]),
-            )
-        )
-    for option, path in held:
-        kept = read_as([path])
+    held = [("--val-sharp", args.val_sharp, False)] if args.val_sharp is not None else []
+    held += [("--val-pairs", root, True) for root in args.val_pairs]
+    trained = [(label, read_as(path, pairs=True)) for label, path in trained_from]
+    for option, path, pairs in held:
+        kept = read_as(path, pairs)
         for label, items in trained:
-            if any(a == b or a in b.parents or b in a.parents for a in kept for b in items):
+            if any(same_recording(a, b) for a in kept for b in items):
                 notes.append(
                     f"note: {option} {path} and {label} hold the same recordings: best.pth is "
                     "chosen on frames it trains on; hold a different recording out"
@@ -914,22 +907,27 @@ def validation_notes(args: argparse.Namespace, desc: dict[str, Any] | None) -> l
     return notes
 
 
-def read_as(paths: list[Path]) -> set[Path]:
-    """What is read of these --data or held-out paths, resolved (links followed): pair
-    sequences' blurred and sharp folders, else the recordings given or directly inside a
-    folder; not what a folder holds deeper, which is not read."""
-    items: set[Path] = set()
-    for root in paths:
-        if not root.exists():
-            continue
-        found = find_pair_dirs(root) if root.is_dir() else []
-        if found:
-            items.update(d.resolve() for _, blur, sharp in found for d in (blur, sharp))
-        elif root.is_file() or recording_kind(root):
-            items.add(root.resolve())
-        else:
-            items.update(p.resolve() for p in root.iterdir() if recording_kind(p))
-    return items
+def read_as(root: Path, pairs: bool) -> set[Path]:
+    """What is read of a --data (``pairs``: its pair sequences first, as gather does) or a
+    held-out path, resolved (links followed): pair sequences' blurred and sharp folders, else
+    the recording given, else the recordings directly inside the folder; not what they hold
+    deeper (a folder of images reads the images directly in it)."""
+    if not root.exists():
+        return set()
+    found = find_pair_dirs(root) if pairs and root.is_dir() else []
+    if found:
+        return {d.resolve() for _, blur, sharp in found for d in (blur, sharp)}
+    if root.is_file() or recording_kind(root):
+        return {root.resolve()}
+    return {p.resolve() for p in root.iterdir() if recording_kind(p)}
+
+
+def same_recording(a: Path, b: Path) -> bool:
+    """Whether two read paths are one recording: equal, or a bag and a file of it."""
+    if a == b:
+        return True
+    outer, inner = (a, b) if a in b.parents else (b, a) if b in a.parents else (None, None)
+    return outer is not None and inner.parent == outer and recording_kind(outer) == "bag"
 
 
 def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
@@ -1214,7 +1212,12 @@ def run(args: argparse.Namespace) -> int:
         if unused and rank == 0:
             print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
         if rank == 0:
-            for line in validation_notes(args, desc):
+            if reuse:  # trained on the set's sources, whatever --data says
+                sources = desc["sources"] if desc is not None else []
+                trained_from = [(f"--trainset {ts} (built from {s})", Path(s)) for s in sources]
+            else:
+                trained_from = [(f"--data {d}", d) for d in args.data]
+            for line in validation_notes(args, trained_from):
                 print(line, flush=True)
         val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if reuse:
