@@ -23,7 +23,7 @@ from launch_ros.actions import Node
 
 from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
-from sarn_ros.ros.params import BY_NAME, validate
+from sarn_ros.ros.params import BY_NAME, camera_prefix, validate
 from sarn_ros.weights_path import CheckpointError, resolve_weights
 
 PACKAGE = "sarn_ros"
@@ -187,7 +187,7 @@ def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[s
     """The ``image`` and ``camera_info`` arguments for each camera: a remap rule matches one
     name, and a camera's topics are ``<camera>/image_raw``, not ``image_raw``. Several cameras
     take relative names (``image:=image_color``), one each."""
-    prefixes = [f"{c.rstrip('/')}/" if c else "" for c in cameras]  # as the node's: /c absolute
+    prefixes = [camera_prefix(c) for c in cameras]  # as the node's: /c absolute
     if len(prefixes) > 1 and (image.startswith("/") or info.startswith("/")):
         raise ValueError(
             f"image:={image} camera_info:={info} with {len(prefixes)} cameras: give names "

@@ -196,6 +196,28 @@ def pairs_left_out(
     return [p for p in out if p not in lone], lone
 
 
+def pairs_not_read(
+    root: Path, found: list[tuple[str, Path, Path]], option: str
+) -> list[tuple[list[Path], str]]:
+    """(items, why) for what a folder of pairs given as ``option`` (`sarn eval --pairs`, `sarn
+    train --val-pairs`) holds that is not read: :func:`pairs_left_out`'s, and images beside
+    the sequences. A figure over less than the folder holds should say so."""
+    out, lone = pairs_left_out(root, found)
+    return [
+        (items, why)
+        for items, why in (
+            (
+                out,
+                "only the sequences directly in a folder of pairs are read; give them as "
+                f"their own {option}",
+            ),
+            (lone, "one side only"),
+            (list_images(root), "images beside sequences"),
+        )
+        if items
+    ]
+
+
 def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag")) -> bool:
     """Whether a source (`sarn train --data`, `sarn eval --synthetic` or `--no-gt`) is, or
     holds, a recording of ``kinds``: what --sharpest, --topics and the other recording

@@ -69,6 +69,7 @@ from .params import (
     BY_NAME,
     DOUBLES,
     PARAMS,
+    camera_prefix,
     help_text,
     lost_rule,
     param_rules,
@@ -145,7 +146,7 @@ def camera_prefixes(node: Node, cameras: list[str], compressed: bool) -> list[st
     ``compressed`` or not) or output topics resolve to one (``~`` and the node's name, "left"
     and "/left" in the root namespace, remaps): one state and topics for two cameras, every
     output twice; and for a name rcl cannot resolve (``/~``)."""
-    prefixes = [f"{ns.rstrip('/')}/" if ns else "" for ns in cameras]
+    prefixes = [camera_prefix(ns) for ns in cameras]
     used = []
     for ns, p in zip(cameras, prefixes, strict=True):
         image = f"{p}image_raw"

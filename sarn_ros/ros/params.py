@@ -203,6 +203,12 @@ BY_NAME = {p.name: p for p in PARAMS}
 DOUBLES = frozenset(p.name for p in PARAMS if isinstance(p.default, float))
 
 
+def camera_prefix(camera: str) -> str:
+    """A ``cameras`` entry's topic prefix: '' for the node's own namespace, ``left/`` relative
+    to it, ``/left/`` (``/`` for the root) absolute."""
+    return f"{camera.rstrip('/')}/" if camera else ""
+
+
 def validate(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``name`` (None when it is). Ranges are checked by
     rclpy from the descriptors; choices are checked here."""
@@ -218,7 +224,7 @@ def validate(name: str, value: Any) -> str | None:
             return f"cameras: {', '.join(repr(n) for n in twice)} given twice"
         for cam in value:
             try:
-                validate_topic_name(f"{cam.rstrip('/')}/image_raw" if cam else "image_raw")
+                validate_topic_name(f"{camera_prefix(cam)}image_raw")
             except InvalidTopicNameException as exc:
                 why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
                 return f"cameras: {cam!r} is not a valid namespace ({why})"

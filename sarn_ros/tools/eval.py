@@ -23,7 +23,6 @@ from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
-    list_images,
     listed,
     no_pairs_error,
     pair_files,
@@ -428,26 +427,11 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
     found = find_pair_dirs(root)
     if not found:
         raise no_pairs_error(root)
-    from ..recordings import pairs_left_out
+    from ..recordings import pairs_not_read
 
     # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
-    out, lone = pairs_left_out(root, found)
-    if out:
-        print(
-            f"note: --pairs {root}: not scored: {listed(out, root)} (only the sequences directly "
-            "in a folder of pairs are read; give them as their own --pairs)",
-            file=sys.stderr,
-        )
-    if lone:
-        print(
-            f"note: --pairs {root}: not scored: {listed(lone, root)} (one side only)",
-            file=sys.stderr,
-        )
-    if loose := list_images(root):
-        print(
-            f"note: --pairs {root}: not scored: {listed(loose, root)} (images beside sequences)",
-            file=sys.stderr,
-        )
+    for items, why in pairs_not_read(root, found, "--pairs"):
+        print(f"note: --pairs {root}: not scored: {listed(items, root)} ({why})", file=sys.stderr)
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
 

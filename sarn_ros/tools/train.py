@@ -53,6 +53,7 @@ from ..recordings import (
     holds_recordings,
     iter_clips,
     pairs_left_out,
+    pairs_not_read,
     recording_kind,
     sharp_source_note,
     sharpest_clips,
@@ -872,14 +873,10 @@ def note_val_left_out(root: Path) -> None:
     """Name what a --val-pairs folder holds that validation does not read, as `sarn eval
     --pairs` and --data name theirs: a sequence with one side only was left out unsaid."""
     found = find_pair_dirs(root)
-    out, lone = pairs_left_out(root, found) if found else ([], [])
-    for items, tail in (
-        (out, "only the sequences directly in a folder of pairs are read"),
-        (lone, "one side only"),
-        (list_images(root) if found else [], "images beside sequences"),
-    ):
-        if items:
-            print(f"note: --val-pairs {root}: not validated on: {listed(items, root)} ({tail})")
+    if not found:  # load_pairs says what is wrong
+        return
+    for items, why in pairs_not_read(root, found, "--val-pairs"):
+        print(f"note: --val-pairs {root}: not validated on: {listed(items, root)} ({why})")
 
 
 def validation_notes(args: argparse.Namespace, trained_from: list[tuple[str, Path]]) -> list[str]:
