@@ -586,6 +586,12 @@ def test_queue_policy_all_set_live_on_a_best_effort_intake_is_warned(
     assert log.count("may lose frames") == 1, log
     assert "queue_policy all: /image_raw may lose frames before the node sees them" in log
     assert "qos.subscription.reliability:=reliable qos.subscription.depth:=100" in log
+    # the topic's own override is the short one: the global depth would not change it
+    short = {"qos_overrides./image_raw.subscription.depth": 5}
+    proc = start(tiny_recurrent_checkpoint, queue_policy="all", **RELIABLE_IN, **short)
+    wait_connected(node, [Camera(node)], proc)
+    log = proc.stop()[1]
+    assert "start the node with qos_overrides./image_raw.subscription.depth:=100\n" in log, log
 
 
 def test_an_exported_onnx_graph_serves_as_weights(
@@ -2273,8 +2279,15 @@ def test_queue_policy_all_on_an_intake_that_may_lose_frames_says_what_to_set():
 
     from sarn_ros.ros import node as node_module
 
-    def advice(policy: str, *profiles: QoSProfile, queue_size: int = 100) -> str | None:
-        cams = [SimpleNamespace(input_topic=f"/c{i}", input_qos=q) for i, q in enumerate(profiles)]
+    def advice(
+        policy: str, *profiles: QoSProfile, queue_size: int = 100, overridden: dict | None = None
+    ) -> str | None:
+        cams = [
+            SimpleNamespace(
+                input_topic=f"/c{i}", input_qos=q, input_overrides=(overridden or {}).get(i, set())
+            )
+            for i, q in enumerate(profiles)
+        ]
         fake = SimpleNamespace(queue_policy=policy, queue_size=queue_size, cameras=cams)
         return node_module.DeblurNode.intake_advice(fake)
 
@@ -2293,6 +2306,14 @@ def test_queue_policy_all_on_an_intake_that_may_lose_frames_says_what_to_set():
     # a queue_size over the depth's range (1000): its largest depth is enough
     assert advice("all", QoSProfile(depth=1000, reliability=reliable), queue_size=2000) is None
     assert advice("all", deep, queue_size=2000).endswith("qos.subscription.depth:=1000")
+    # only what is short is named
+    assert advice("all", short).endswith("start the node with qos.subscription.depth:=100")
+    # a policy a topic's qos_overrides set is named there: the global one would not change it
+    said = advice("all", short, best_effort, overridden={0: {"depth"}, 1: {"depth"}})
+    assert said.endswith(
+        "start the node with qos.subscription.reliability:=reliable "
+        "qos_overrides./c0.subscription.depth:=100"
+    )
 
 
 def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):

@@ -266,6 +266,13 @@ class Camera:
         # unique (camera_prefixes), where "left" and "/left" under a namespace are two cameras
         self.stream = self.input_topic
         self.input_qos = sub.qos_profile  # with the overrides given
+        given = getattr(node, "_parameter_overrides", {})
+        # the policies of the intake set for this topic alone, which the global qos.* leave
+        self.input_overrides = {
+            policy
+            for policy in ("reliability", "depth")
+            if f"qos_overrides.{self.input_topic}.subscription.{policy}" in given
+        }
         latched = QoSOverridingOptions(policy_kinds=OVERRIDABLE, callback=latched_reliably)
         self.info_topic = node.create_subscription(
             CameraInfo, info, self.on_info, sub_qos(), qos_overriding_options=latched
@@ -464,23 +471,35 @@ class DeblurNode(Node):
         """What queue_policy all needs to keep every frame: the node counts what it drops,
         but DDS drops, uncounted, the frames of a burst a best-effort input or a reliable one
         with a short history cannot hold while the worker has the CPU (5 of 80 frames into
-        two cameras at depth 5, every one at depth 100)."""
+        two cameras at depth 5, every one at depth 100). A policy a topic's qos_overrides
+        set is named there: the global qos.subscription.* would not change it."""
         if self.queue_policy != "all":
             return None
         depth = min(self.queue_size, BY_NAME["qos.subscription.depth"].int_range[1])
-        short = [
-            cam.input_topic
-            for cam in self.cameras
-            if cam.input_qos.reliability != ReliabilityPolicy.RELIABLE
-            or (cam.input_qos.history != HistoryPolicy.KEEP_ALL and cam.input_qos.depth < depth)
-        ]
+        needs: dict[str, dict[str, str | int]] = {}  # topic: policy: the value it needs
+        for cam in self.cameras:
+            q, need = cam.input_qos, {}
+            if q.reliability != ReliabilityPolicy.RELIABLE:
+                need["reliability"] = "reliable"
+            if q.history != HistoryPolicy.KEEP_ALL and q.depth < depth:
+                need["depth"] = depth
+            if need:
+                needs[cam.input_topic] = need
+        settings: list[str] = []
+        for policy in ("reliability", "depth"):
+            for cam in self.cameras:
+                if (value := needs.get(cam.input_topic, {}).get(policy)) is not None:
+                    scope = f"qos_overrides.{cam.input_topic}."
+                    scope = scope if policy in cam.input_overrides else "qos."
+                    if (setting := f"{scope}subscription.{policy}:={value}") not in settings:
+                        settings.append(setting)
+        short = list(needs)
         if not short:
             return None
         return (
             f"queue_policy all: {', '.join(short)} may lose frames before the node sees them, "
             "uncounted (best-effort, or a history shorter than queue_size): for every frame "
-            "of a bag start the node with qos.subscription.reliability:=reliable "
-            f"qos.subscription.depth:={depth}"
+            f"of a bag start the node with {' '.join(settings)}"
         )
 
     def warn_misspelt(self, overrides: dict[str, Parameter]) -> None:
