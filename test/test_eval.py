@@ -685,6 +685,24 @@ def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
     assert f"all 2 of {inputs[0]}" in result.stdout and f"all 2 of {inputs[1]}" in result.stdout
 
 
+def test_a_sequence_given_again_inside_a_folder_given_is_scored_once(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """`--pairs a a/seq` scored seq twice and counted it twice in the pooled rows."""
+    write_pair(tmp_path / "a", name="s1")
+    write_pair(tmp_path / "a", name="s2")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]
+    out = tmp_path.parent / f"{tmp_path.name}.json"
+    inner = tmp_path / "a" / "s2"
+    result = sarn_eval(
+        *args, str(tmp_path / "a"), str(inner), "--future-frames", "0", "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    said = f"note: --pairs {inner}: s2 also under --pairs {tmp_path / 'a'}: scored once"
+    assert said in result.stderr
+    assert sorted(r["sequence"] for r in json.loads(out.read_text())["gt"]) == ["s1", "s2"]
+
+
 def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent_checkpoint):
     """GOPRO_Large with a stray sequence beside its splits scored that one alone, unsaid (the
     splits were dropped); the same folder given to --synthetic blurred its blurred frames

@@ -238,6 +238,23 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     return found + _reds_pairs(root)  # a REDS tree beside a sequence was dropped unsaid
 
 
+def new_pairs(
+    found: list[tuple[str, Path, Path]], root: Path, taken: dict[tuple[Path, Path], Path]
+) -> tuple[list[tuple[str, Path, Path]], dict[Path, list[str]]]:
+    """``found`` under ``root`` less the sequences an earlier root gave, with their names by
+    that root: `--pairs a a/seq` read seq twice and counted it twice in the pooled figures.
+    ``taken`` maps each sequence's resolved folders to the root that gave it first."""
+    kept, again = [], {}
+    for name, blur, sharp in found:
+        key = (blur.resolve(), sharp.resolve())
+        if key in taken:
+            again.setdefault(taken[key], []).append(name)
+        else:
+            taken[key] = root
+            kept.append((name, blur, sharp))
+    return kept, again
+
+
 def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found under") -> ValueError:
     """The error for a folder without sequences, naming its sub-folders that have some: a
     dataset's root (``GOPRO_Large``) given where a split (``GOPRO_Large/train``) was meant."""

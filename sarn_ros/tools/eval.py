@@ -24,6 +24,7 @@ from ..data.datasets import (
     Sequence,
     find_pair_dirs,
     listed,
+    new_pairs,
     no_pairs_error,
     pair_files,
     read_pair,
@@ -193,8 +194,9 @@ def run(args: argparse.Namespace) -> int:
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
         roots = []  # the input folder of each ground-truth sequence, pairs first
+        taken: dict[tuple[Path, Path], Path] = {}
         for d in args.pairs:
-            found, frames = find_pairs(d, args.max_frames)
+            found, frames = find_pairs(d, args.max_frames, taken)
             pairs += found
             roots += [str(d)] * len(found)
             per_pass += frames
@@ -421,9 +423,12 @@ def check_args(args: argparse.Namespace) -> None:
                 )
 
 
-def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]], int]:
-    """The sequences under ``root``, each checked to have as many blurred as sharp frames,
-    and their frame count."""
+def find_pairs(
+    root: Path, max_frames: int, taken: dict[tuple[Path, Path], Path]
+) -> tuple[list[tuple[str, Path, Path]], int]:
+    """The sequences under ``root`` that no earlier --pairs gave (``taken``: see
+    :func:`new_pairs`), each checked to have as many blurred as sharp frames, and their
+    frame count."""
     found = find_pair_dirs(root)
     if not found:
         raise no_pairs_error(root)
@@ -432,6 +437,12 @@ def find_pairs(root: Path, max_frames: int) -> tuple[list[tuple[str, Path, Path]
     # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
     for items, why in pairs_not_read(root, found, "--pairs"):
         print(f"note: --pairs {root}: not scored: {listed(items, root)} ({why})", file=sys.stderr)
+    found, again = new_pairs(found, root, taken)
+    for earlier, names in again.items():
+        print(
+            f"note: --pairs {root}: {', '.join(names)} also under --pairs {earlier}: scored once",
+            file=sys.stderr,
+        )
     frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
     return found, frames
 

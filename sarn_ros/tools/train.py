@@ -36,9 +36,9 @@ from ..data.datasets import (
     is_pair_side,
     list_images,
     listed,
-    load_pairs,
     load_sequences,
     natural_key,
+    new_pairs,
     no_pairs_error,
     read_pair,
     save_sequence,
@@ -863,18 +863,26 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
             ),
             synthetic,
         )
+    taken: dict[tuple[Path, Path], Path] = {}
     for root in args.val_pairs:
-        note_val_left_out(root)
-        seqs += check_val_side(load_pairs(root, scale=real, max_frames=args.val_frames), real)
+        if not (found := find_pair_dirs(root)):
+            raise no_pairs_error(root)
+        note_val_left_out(root, found)
+        found, again = new_pairs(found, root, taken)
+        for earlier, names in again.items():
+            print(
+                f"note: --val-pairs {root}: {', '.join(names)} also under --val-pairs "
+                f"{earlier}: validated once"
+            )
+        read = [read_pair(*seq, scale=real, max_frames=args.val_frames) for seq in found]
+        seqs += check_val_side(read, real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
 
 
-def note_val_left_out(root: Path) -> None:
-    """Name what a --val-pairs folder holds that validation does not read, as `sarn eval
-    --pairs` and --data name theirs: a sequence with one side only was left out unsaid."""
-    found = find_pair_dirs(root)
-    if not found:  # load_pairs says what is wrong
-        return
+def note_val_left_out(root: Path, found: list[tuple[str, Path, Path]]) -> None:
+    """Name what a --val-pairs folder holds that validation does not read (``found`` are the
+    sequences it does), as `sarn eval --pairs` and --data name theirs: a sequence with one
+    side only was left out unsaid."""
     for items, why in pairs_not_read(root, found, "--val-pairs"):
         print(f"note: --val-pairs {root}: not validated on: {listed(items, root)} ({why})")
 
