@@ -688,7 +688,7 @@ def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
 def test_a_sequence_given_again_inside_a_folder_given_is_scored_once(
     tmp_path, tiny_recurrent_checkpoint
 ):
-    """`--pairs a a/seq` scored seq twice and counted it twice in the pooled rows."""
+    """`--pairs a a/seq` scored seq twice, as a second row `seq_2`."""
     write_pair(tmp_path / "a", name="s1")
     write_pair(tmp_path / "a", name="s2")
     args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]

@@ -242,7 +242,7 @@ def new_pairs(
     found: list[tuple[str, Path, Path]], root: Path, taken: dict[tuple[Path, Path], Path]
 ) -> tuple[list[tuple[str, Path, Path]], dict[Path, list[str]]]:
     """``found`` under ``root`` less the sequences an earlier root gave, with their names by
-    that root: `--pairs a a/seq` read seq twice and counted it twice in the pooled figures.
+    that root: `--pairs a a/seq` scored seq twice (a second row, `seq_2`).
     ``taken`` maps each sequence's resolved folders to the root that gave it first."""
     kept, again = [], {}
     for name, blur, sharp in found:
