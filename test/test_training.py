@@ -2414,6 +2414,27 @@ def test_a_run_naming_only_its_trainset_validates_at_the_blur_the_set_was_built_
     assert "validation set differs" not in capsys.readouterr().out
 
 
+def test_a_finished_run_resumed_on_another_validation_set_says_whose_its_figure_is(
+    tmp_path: Path, capsys
+) -> None:
+    """A finished run is not validated again: resumed with another --val-blur-px, it printed
+    its best figure as if measured on the set now given."""
+    video = sharp_video(tmp_path / "video", n=6, h=64, w=96)
+    run = ["train", "--run-dir", str(tmp_path / "run"), "--data", str(video), "--steps", "1"]
+    run += ["--val-sharp", str(video), "--val-scale", "1", "--val-frames", "3", "--ema", "0"]
+    run += ["--clip-len", "3", "--crop", "32", "--device", "cpu", "--blur-px", "4", *TINY_ARGS]
+    assert sarn(run) == 0
+    capsys.readouterr()
+    assert sarn([*run, "--resume"]) == 0  # the same set: its figure
+    out = capsys.readouterr().out
+    assert "best val PSNR" in out and "that figure is on the run's" not in out
+    assert sarn([*run, "--resume", "--val-blur-px", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "best val PSNR" in out
+    assert "note: that figure is on the run's validation set (" in out
+    assert "synthetic blur 4 px" in out and "synthetic blur 8 px" in out
+
+
 def test_a_reused_set_gives_its_exposure_only_where_all_its_parts_share_one() -> None:
     from sarn_ros.tools.train import take_set_blur
 

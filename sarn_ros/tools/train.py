@@ -1398,6 +1398,7 @@ def run(args: argparse.Namespace) -> int:
             f"learning rate rises all run and never reaches --lr {args.lr:g}; give a shorter "
             "--warmup"
         )
+    validations = len(trainer.history)
     try:
         trainer.run()
     except TrainingDiverged as exc:
@@ -1414,6 +1415,13 @@ def run(args: argparse.Namespace) -> int:
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
             f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
         )
+        was = trainer.resumed_config.get("val_summary", "")
+        if val and len(trainer.history) == validations and was != trainer.cfg.val_summary:
+            print(  # a finished run resumed, or one stopped before it validated again
+                f"note: that figure is on the run's validation set ({was or 'unrecorded'}), "
+                f"not on this command's ({trainer.cfg.val_summary}), which did not validate; "
+                f"`sarn eval` scores best.pth on it"
+            )
         if best["step"] == 0 and trainer.cfg.init is not None and trainer.step > 0:
             print(
                 f"note: no step validated above the --init weights ({trainer.cfg.init}), so "
