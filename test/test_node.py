@@ -2750,6 +2750,11 @@ def test_frames_under_sim_time_without_a_clock_are_a_diagnostics_warning():
             DiagnosticStatus.WARN,
             "use_sim_time: ROS time stands at 0 (no /clock)",
         )
+    with fake.lock:  # drops in the same period: both are said (drops alone hid the clock)
+        fake.count("dropped")
+    assert report()[1] == (
+        "frames rejected or dropped; use_sim_time: ROS time stands at 0 (no /clock)"
+    )
     assert "ros2 bag play --clock" in fake.warned[0][0]
     assert all(kw == {"once": True} for *_, kw in fake.warned)  # rclpy logs it once
     fake.clock.now = lambda: rclpy.time.Time(nanoseconds=5 * SEC)  # the player's /clock came

@@ -1108,13 +1108,17 @@ class DeblurNode(Node):
             name=f"{self.get_fully_qualified_name()}: deblurring",
             hardware_id=str(self.engine.device),
             level=DiagnosticStatus.WARN if problem or no_clock else DiagnosticStatus.OK,
-            message="frames rejected or dropped"
-            if problem
-            else "use_sim_time: ROS time stands at 0 (no /clock)"
-            if no_clock
-            else "idle: nothing subscribes to the outputs (lazy)"
-            if idle
-            else "ok",
+            # each that holds: drops in a period without /clock hid the missing clock
+            message="; ".join(
+                said
+                for said, holds in (
+                    ("frames rejected or dropped", problem),
+                    ("use_sim_time: ROS time stands at 0 (no /clock)", no_clock),
+                    ("idle: nothing subscribes to the outputs (lazy)", idle),
+                )
+                if holds
+            )
+            or "ok",
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
         array = DiagnosticArray(status=[status])
