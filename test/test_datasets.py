@@ -21,9 +21,10 @@ from sarn_ros.data.datasets import (
     find_pair_dirs,
     list_images,
     listed,
-    load_pairs,
     load_sequences,
+    no_pairs_error,
     pair_files,
+    read_pair,
     resize_by,
     save_sequence,
     synthesize_folder,
@@ -32,6 +33,13 @@ from sarn_ros.data.datasets import (
 from sarn_ros.tools.train import build_trainset, gather, hash_seed
 
 H, W = 40, 56
+
+
+def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:
+    """Every sequence under ``root`` read, as `sarn eval --pairs` and --val-pairs read them."""
+    if not (found := find_pair_dirs(root)):
+        raise no_pairs_error(root)
+    return [read_pair(*seq, scale, max_frames) for seq in found]
 
 
 def frame(value: int, seed: int = 0) -> np.ndarray:

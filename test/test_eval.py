@@ -688,19 +688,21 @@ def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
 def test_a_sequence_given_again_inside_a_folder_given_is_scored_once(
     tmp_path, tiny_recurrent_checkpoint
 ):
-    """`--pairs a a/seq` scored seq twice, as a second row `seq_2`."""
+    """`--pairs a a/seq` scored seq twice, as a second row `seq_2`; scored once, it stays in
+    the folder's pooled row whichever order the two come in."""
     write_pair(tmp_path / "a", name="s1")
     write_pair(tmp_path / "a", name="s2")
     args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]
     out = tmp_path.parent / f"{tmp_path.name}.json"
-    inner = tmp_path / "a" / "s2"
-    result = sarn_eval(
-        *args, str(tmp_path / "a"), str(inner), "--future-frames", "0", "--json", str(out)
-    )
-    assert result.returncode == 0, result.stderr
-    said = f"note: --pairs {inner}: s2 also under --pairs {tmp_path / 'a'}: scored once"
-    assert said in result.stderr
-    assert sorted(r["sequence"] for r in json.loads(out.read_text())["gt"]) == ["s1", "s2"]
+    outer, inner = tmp_path / "a", tmp_path / "a" / "s2"
+    for given in ([outer, inner], [inner, outer]):
+        result = sarn_eval(*args, *map(str, given), "--future-frames", "0", "--json", str(out))
+        assert result.returncode == 0, result.stderr
+        said = f"note: --pairs {inner}: s2 also under --pairs {outer}: scored there, once"
+        assert said in result.stderr
+        report = json.loads(out.read_text())
+        assert sorted(r["sequence"] for r in report["gt"]) == ["s1", "s2"]
+        assert [r["sequence"] for r in report["gt_pooled"]] == ["all 2 of a"]
 
 
 def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent_checkpoint):

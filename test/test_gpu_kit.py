@@ -161,7 +161,9 @@ def test_held_out_real_pairs_travel_in_a_layout_sarn_train_validates_on(
 ) -> None:
     """Checkpoints ranked on synthetic blur rose while real quality fell (weights/README,
     thirty-ninth): real pairs travel too, at the validation scale, as GoPro-layout pairs."""
-    from sarn_ros.data.datasets import find_pair_dirs, load_pairs
+    from test_datasets import load_pairs
+
+    from sarn_ros.data.datasets import find_pair_dirs
 
     pairs = real_pairs(tmp_path / "real", "p1", "p2")
     kit = tmp_path / "kit"

@@ -615,12 +615,15 @@ def test_validation_eval_cannot_check_or_that_is_trained_on_is_noted(tmp_path: P
     assert seq.name == "v0" and capsys.readouterr().out == (
         f"note: --val-pairs {tmp_path / 'val'}: not validated on: half (one side only)\n"
     )
-    # a sequence given again, inside a folder given before it, is validated once
-    args.val_pairs = [tmp_path / "val", v0]
-    assert [seq.name for seq in validation_set(args)] == ["v0"]
-    assert capsys.readouterr().out.endswith(
-        f"note: --val-pairs {v0}: v0 also under --val-pairs {tmp_path / 'val'}: validated once\n"
-    )
+    # a sequence given again, inside a folder given before or after it, is validated once
+    # (by the first given of two that find as many)
+    for given in ([tmp_path / "val", v0], [v0, tmp_path / "val"]):
+        args.val_pairs = given
+        assert [seq.name for seq in validation_set(args)] == ["v0"]
+        assert capsys.readouterr().out.endswith(
+            f"note: --val-pairs {given[1]}: v0 also under --val-pairs {given[0]}: "
+            "validated there, once\n"
+        )
 
 
 def test_a_change_of_width_alone_cuts_a_validation_sequence() -> None:

@@ -238,21 +238,34 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     return found + _reds_pairs(root)  # a REDS tree beside a sequence was dropped unsaid
 
 
-def new_pairs(
-    found: list[tuple[str, Path, Path]], root: Path, taken: dict[tuple[Path, Path], Path]
-) -> tuple[list[tuple[str, Path, Path]], dict[Path, list[str]]]:
-    """``found`` under ``root`` less the sequences an earlier root gave, with their names by
-    that root: `--pairs a a/seq` scored seq twice (a second row, `seq_2`).
-    ``taken`` maps each sequence's resolved folders to the root that gave it first."""
-    kept, again = [], {}
+Pair = tuple[str, Path, Path]  # a sequence's name, blurred and sharp folders
+
+
+def pair_owners(found_by_root: dict[Path, list[Pair]]) -> dict[tuple[Path, Path], Path]:
+    """The given folder that reads each sequence several reach (`--pairs a a/seq` scored seq
+    twice, as a second row): the one that finds the most, so that its pooled row stays whole
+    whichever order they came in; the first given of equals. Keyed by resolved folders."""
+    owners: dict[tuple[Path, Path], Path] = {}
+    for root, found in sorted(found_by_root.items(), key=lambda item: -len(item[1])):
+        for _, blur, sharp in found:
+            owners.setdefault((blur.resolve(), sharp.resolve()), root)
+    return owners
+
+
+def owned_pairs(
+    root: Path, found: list[Pair], owners: dict[tuple[Path, Path], Path]
+) -> tuple[list[Pair], dict[Path, list[str]]]:
+    """``found`` under ``root`` that :func:`pair_owners` gave it, and the names of the rest by
+    the folder that reads them."""
+    kept: list[Pair] = []
+    elsewhere: dict[Path, list[str]] = {}
     for name, blur, sharp in found:
-        key = (blur.resolve(), sharp.resolve())
-        if key in taken:
-            again.setdefault(taken[key], []).append(name)
-        else:
-            taken[key] = root
+        owner = owners[(blur.resolve(), sharp.resolve())]
+        if owner == root:
             kept.append((name, blur, sharp))
-    return kept, again
+        else:
+            elsewhere.setdefault(owner, []).append(name)
+    return kept, elsewhere
 
 
 def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found under") -> ValueError:
@@ -266,15 +279,6 @@ def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found unde
     elif splits:
         hint = f" (its sub-folders {', '.join(splits)} have some: pass one)"
     return ValueError(f"{what} {root}{hint}")
-
-
-def iter_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> Iterator[Sequence]:
-    """Real blurred/sharp sequences one at a time (a whole benchmark need not fit in RAM)."""
-    found = find_pair_dirs(root)
-    if not found:
-        raise no_pairs_error(root)
-    for name, blur_dir, sharp_dir in found:
-        yield read_pair(name, blur_dir, sharp_dir, scale, max_frames)
 
 
 def pair_files(
@@ -374,10 +378,6 @@ def read_pair(
         blurred.append(resize_by(b, scale))
         sharp.append(resize_by(s, scale))
     return Sequence(name, blurred, sharp)
-
-
-def load_pairs(root: Path, scale: float = 1.0, max_frames: int | None = None) -> list[Sequence]:
-    return list(iter_pairs(root, scale, max_frames))
 
 
 def resize_by(img: np.ndarray, scale: float) -> np.ndarray:

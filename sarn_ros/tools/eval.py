@@ -24,9 +24,10 @@ from ..data.datasets import (
     Sequence,
     find_pair_dirs,
     listed,
-    new_pairs,
     no_pairs_error,
+    owned_pairs,
     pair_files,
+    pair_owners,
     read_pair,
     unique_name,
 )
@@ -194,12 +195,19 @@ def run(args: argparse.Namespace) -> int:
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
         roots = []  # the input folder of each ground-truth sequence, pairs first
-        taken: dict[tuple[Path, Path], Path] = {}
-        for d in args.pairs:
-            found, frames = find_pairs(d, args.max_frames, taken)
+        found_by_root = {d: find_pairs(d) for d in args.pairs}
+        owners = pair_owners(found_by_root)
+        for d, found in found_by_root.items():
+            found, elsewhere = owned_pairs(d, found, owners)
+            for owner, names in elsewhere.items():
+                print(
+                    f"note: --pairs {d}: {', '.join(names)} also under --pairs {owner}: "
+                    "scored there, once",
+                    file=sys.stderr,
+                )
             pairs += found
             roots += [str(d)] * len(found)
-            per_pass += frames
+            per_pass += sum(len(pair_files(*seq, args.max_frames)[0]) for seq in found)
         synthetic = []
         params = BlurParams(
             blur_px=args.blur_px * args.scale, exposure=args.exposure, object_prob=0.0
@@ -423,12 +431,8 @@ def check_args(args: argparse.Namespace) -> None:
                 )
 
 
-def find_pairs(
-    root: Path, max_frames: int, taken: dict[tuple[Path, Path], Path]
-) -> tuple[list[tuple[str, Path, Path]], int]:
-    """The sequences under ``root`` that no earlier --pairs gave (``taken``: see
-    :func:`new_pairs`), each checked to have as many blurred as sharp frames, and their
-    frame count."""
+def find_pairs(root: Path) -> list[tuple[str, Path, Path]]:
+    """The sequences under ``root``, naming what it holds that is not scored."""
     found = find_pair_dirs(root)
     if not found:
         raise no_pairs_error(root)
@@ -437,14 +441,7 @@ def find_pairs(
     # else a figure "all K of" covers fewer sequences than the folder holds, unsaid
     for items, why in pairs_not_read(root, found, "--pairs"):
         print(f"note: --pairs {root}: not scored: {listed(items, root)} ({why})", file=sys.stderr)
-    found, again = new_pairs(found, root, taken)
-    for earlier, names in again.items():
-        print(
-            f"note: --pairs {root}: {', '.join(names)} also under --pairs {earlier}: scored once",
-            file=sys.stderr,
-        )
-    frames = sum(len(pair_files(*seq, max_frames)[0]) for seq in found)
-    return found, frames
+    return found
 
 
 def readable(

@@ -38,8 +38,9 @@ from ..data.datasets import (
     listed,
     load_sequences,
     natural_key,
-    new_pairs,
     no_pairs_error,
+    owned_pairs,
+    pair_owners,
     read_pair,
     save_sequence,
     synthesize_folder,
@@ -863,16 +864,19 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
             ),
             synthetic,
         )
-    taken: dict[tuple[Path, Path], Path] = {}
+    found_by_root = {}
     for root in args.val_pairs:
         if not (found := find_pair_dirs(root)):
             raise no_pairs_error(root)
         note_val_left_out(root, found)
-        found, again = new_pairs(found, root, taken)
-        for earlier, names in again.items():
+        found_by_root[root] = found
+    owners = pair_owners(found_by_root)
+    for root, found in found_by_root.items():
+        found, elsewhere = owned_pairs(root, found, owners)
+        for owner, names in elsewhere.items():
             print(
                 f"note: --val-pairs {root}: {', '.join(names)} also under --val-pairs "
-                f"{earlier}: validated once"
+                f"{owner}: validated there, once"
             )
         read = [read_pair(*seq, scale=real, max_frames=args.val_frames) for seq in found]
         seqs += check_val_side(read, real)
