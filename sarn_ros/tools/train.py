@@ -1032,6 +1032,7 @@ def run(args: argparse.Namespace) -> int:
         clip_frames,
         export_weights,
         run_progress,
+        same_set,
         trained_steps,
     )
 
@@ -1419,13 +1420,16 @@ def run(args: argparse.Namespace) -> int:
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
             f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
         )
-        was = trainer.resumed_config.get("val_summary", "")
-        if val and len(trainer.history) == validations and was != trainer.cfg.val_summary:
-            print(  # a finished run resumed, or one stopped before it validated again
-                f"note: that figure is on the run's validation set ({was or 'unrecorded'}), "
-                f"not on this command's ({trainer.cfg.val_summary}), which did not validate; "
-                f"`sarn eval` scores best.pth on it"
-            )
+        # a finished run resumed, or one stopped before it validated: its figure may be on
+        # another set than the one given now, told apart as the run tells them
+        if val and len(trainer.history) == validations:
+            given = {"input_psnr": trainer.input_psnr()}
+            if not same_set(best, given):
+                print(
+                    f"note: that figure is on another validation set than this command's "
+                    f"(input {best['input_psnr']:.2f} dB there, {given['input_psnr']:.2f} dB "
+                    "here), which this run did not validate; `sarn eval` scores best.pth on it"
+                )
         if best["step"] == 0 and trainer.cfg.init is not None and trainer.step > 0:
             print(
                 f"note: no step validated above the --init weights ({trainer.cfg.init}), so "

@@ -592,27 +592,30 @@ class Trainer:
             self.rng.bit_generator.state = self._drawn_rng_state
 
     @torch.no_grad()
+    def _val_tensors(self, seq: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+        """A held-out sequence's blurred and sharp frames as (1, T, 3, H, W) in [0, 1]."""
+        b, g = (
+            torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div(255).unsqueeze(0)
+            for frames in (seq.blurred, seq.sharp)
+        )
+        return b.to(self.device), g.to(self.device)
+
+    def input_psnr(self) -> float:
+        """The blurred input's mean PSNR on the held-out set, as :meth:`validate` gives it: what
+        tells two validation sets apart (:func:`same_set`) without running the model."""
+        values = []
+        for seq in self.val:  # a sequence at a time, as validate holds them
+            b, g = self._val_tensors(seq)
+            values += [psnr(b[:, t], g[:, t]) for t in range(g.shape[1])]
+        return float(np.mean(values))
+
     def validate(self) -> dict[str, float]:
         """Mean PSNR over the held-out sequences, model vs blurred input (future_frames=2)."""
         model = self.eval_model
         model.eval()
         model_psnr, input_psnr = [], []
         for seq in self.val:
-            b = (
-                torch.from_numpy(np.stack(seq.blurred))
-                .permute(0, 3, 1, 2)
-                .float()
-                .div(255)
-                .unsqueeze(0)
-            )
-            g = (
-                torch.from_numpy(np.stack(seq.sharp))
-                .permute(0, 3, 1, 2)
-                .float()
-                .div(255)
-                .unsqueeze(0)
-            )
-            b, g = b.to(self.device), g.to(self.device)
+            b, g = self._val_tensors(seq)
             if self.cfg.arch == "recurrent":
                 out, _ = model(b, 2)
             else:
