@@ -434,6 +434,11 @@ def run(args: argparse.Namespace) -> int:
                 "CPU); bf16 is the CPU's half precision"
             )
         precisions = [resolve_precision(p, device) for p in args.precision]
+        # a size or variant given twice measured its rows twice, as precisions once did
+        args.sizes, args.variants = (
+            list(dict.fromkeys(args.sizes)),
+            list(dict.fromkeys(args.variants)),
+        )
         for v in args.variants:
             if v not in VARIANTS:
                 raise ValueError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")

@@ -40,6 +40,7 @@ from .options import (
     add_bag_arguments,
     check_writable,
     path_arg,
+    plural,
     ranged,
 )
 
@@ -419,7 +420,8 @@ def run(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{w}x{h}" for w, h in calib)  # a folder's may differ frame to frame
         note = (
             f"; int8 frames vs fp32 frames {agreement:.1f} dB PSNR on "
-            f"{sum(map(len, streams))} frames ({shown}) of {args.calib or 'the bundled sample'}"
+            f"{plural(sum(map(len, streams)), 'frame')} ({shown}) of "
+            f"{args.calib or 'the bundled sample'}"
         )
     checked = "the fp32 graph it was quantised from: " if args.int8 else ""  # int8's is `note`
     print(
