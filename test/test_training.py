@@ -1499,6 +1499,21 @@ def test_the_closing_line_names_the_best_of_the_current_validation_set(
     assert any("the validation set differs from the run's last one" in line for line in logs)
 
 
+def test_validation_builds_no_autograd_graph(tmp_path: Path, monkeypatch) -> None:
+    """validate() runs under no_grad: a refactor once moved the decorator off it, and each
+    validation would hold a whole sequence's graph (a training step's memory per frame)."""
+    from sarn_ros.training import trainer as trainer_module
+
+    seen: list[bool] = []
+    real = trainer_module.psnr
+    monkeypatch.setattr(
+        trainer_module, "psnr", lambda x, y: seen.append(torch.is_grad_enabled()) or real(x, y)
+    )
+    tr = Trainer(config(steps=1), [blurry_sequence()], [blurry_sequence("val", 3)], tmp_path)
+    tr.validate()
+    assert len(seen) == 6 and not any(seen)
+
+
 def test_a_tie_keeps_the_earlier_weights_in_best_pth(tmp_path: Path, monkeypatch) -> None:
     """Of two steps validated alike, best.pth holds the earlier, the one the closing line and
     best_validation() name: a later tie replaced the file under a line naming the first."""

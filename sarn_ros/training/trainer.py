@@ -591,7 +591,6 @@ class Trainer:
             self.prefetcher = None
             self.rng.bit_generator.state = self._drawn_rng_state
 
-    @torch.no_grad()
     def _val_tensors(self, seq: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
         """A held-out sequence's blurred and sharp frames as (1, T, 3, H, W) in [0, 1]."""
         b, g = (
@@ -609,6 +608,7 @@ class Trainer:
             values += [psnr(b[:, t], g[:, t]) for t in range(g.shape[1])]
         return float(np.mean(values))
 
+    @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean PSNR over the held-out sequences, model vs blurred input (future_frames=2)."""
         model = self.eval_model
