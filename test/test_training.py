@@ -789,6 +789,53 @@ def test_a_second_sigterm_aborts_as_the_message_says(tmp_path: Path) -> None:
     assert seen == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.parametrize("other_rank_diverged", [False, True])
+def test_ddp_ranks_stop_together_when_the_weights_diverge(
+    tmp_path: Path, monkeypatch, other_rank_diverged: bool
+) -> None:
+    """One rank's corrupt batch: its loss was inf and, after the gradient all_reduce, every
+    rank's weights NaN; it raised alone, and the other rank (its own loss finite) waited in
+    its next all_reduce until the backend's timeout (gloo: 30 min). Rank 0 finding them NaN
+    at a checkpoint did the same. Every rank now checks at the next step's collective."""
+    from sarn_ros.training import trainer as trainer_module
+
+    told: list[bool] = []  # the other rank's flags for the next step's all_reduce (MAX)
+
+    def all_reduce(tensor: torch.Tensor, op=None) -> None:
+        if op == trainer_module.dist.ReduceOp.MAX and told:
+            tensor[2] = max(float(tensor[2]), float(told.pop()))  # its loss was not finite
+
+    monkeypatch.setattr(trainer_module.dist, "all_reduce", all_reduce)
+    tr = Trainer(config(steps=6, ckpt_minutes=1e9), [blurry_sequence()], [], tmp_path)
+    tr.world, train_one = 2, tr.train_one
+
+    def step() -> float:
+        loss = train_one()  # finite on this rank
+        if tr.step == 2:
+            told.append(True)  # an fp16 skip on the other rank: its loss inf, weights fine
+            if other_rank_diverged:
+                with torch.no_grad():
+                    next(tr.model.parameters()).fill_(float("nan"))
+        return loss
+
+    tr.train_one = step
+    if not other_rank_diverged:
+        tr.run(log=lambda *_: None)
+        assert tr.step == 6
+        return
+    with pytest.raises(TrainingDiverged, match="by step 2"):
+        tr.run(log=lambda *_: None)
+    assert tr.step == 2 and not (tmp_path / "last.pt").exists()
+    # rank 0's checkpoint between steps: the others are told at the next step, not left
+    tr._bad_weights = False
+    tr.save(in_loop=True)
+    assert tr._bad_weights and not (tmp_path / "last.pt").exists()
+    with pytest.raises(TrainingDiverged, match="by step 2"):
+        tr._should_stop(0.0)
+    with pytest.raises(TrainingDiverged, match="by step 2"):  # after the last step: at once
+        tr.save()
+
+
 @pytest.mark.slow
 def test_torchrun_trains_ddp_on_cpu_and_resumes(tmp_path: Path) -> None:
     """README's DDP line, for real: two gloo ranks on this CPU, a time-boxed run, then

@@ -1406,9 +1406,10 @@ def run(args: argparse.Namespace) -> int:
     validations = len(trainer.history)
     try:
         trainer.run()
-    except TrainingDiverged as exc:
+    except TrainingDiverged as exc:  # under DDP on every rank: rank 0 says it
         trainer.close()
-        print(f"sarn train: error: {exc}", file=sys.stderr)
+        if rank == 0:
+            print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
     trainer.close()
     stopped = 130 if trainer.interrupted else 0  # a stop asked for: 130, as sarn's others

@@ -400,6 +400,10 @@ class Trainer:
         self._drawn_rng_state: dict[str, Any] | None = None  # self.rng after the last batch used
         self.step = 0
         self._stop = False  # set by SIGINT/SIGTERM during run()
+        # DDP: a non-finite loss here, or weights rank 0 found non-finite when saving, for the
+        # next step's collective check: a rank that raised alone left the others waiting in
+        # their next all_reduce (a hang of the backend's timeout, 30 min under gloo)
+        self._suspect_loss = self._bad_weights = False
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
         self._validated_step: int | None = None  # the step last validated
@@ -452,12 +456,17 @@ class Trainer:
             "config": asdict(self.cfg),
         }
 
-    def save(self) -> None:
+    def save(self, in_loop: bool = False) -> None:
+        """Write latest.pth and last.pt (rank 0). ``in_loop``: between steps, where under DDP
+        non-finite weights are raised on every rank at the next step, not here alone."""
         if self.rank != 0:
             return
         # The step loop checks the weights only after a non-finite loss; they can also go NaN
-        # in a step whose loss was finite (an infinite gradient, another DDP rank's batch).
+        # in a step whose loss was finite (an infinite gradient).
         if not self._finite_weights():
+            if in_loop and self.world > 1:  # the other ranks stop with it at the next step
+                self._bad_weights = True
+                return
             raise self._diverged(f"by step {self.step}")
         last = self.history[-1] if self.history else None
         # figures from an earlier step would describe other weights. latest.pth goes first: a
@@ -708,15 +717,23 @@ class Trainer:
             # validates above them, so a fine-tune that only made them worse leaves them
             self._validate_and_export(log)
         while self.step < cfg.steps:
-            if self._should_stop(step_s + (val_s if self.val else 0.0) + save_s):
-                break
+            try:
+                if self._should_stop(step_s + (val_s if self.val else 0.0) + save_s):
+                    break
+            except TrainingDiverged:
+                if bar is not None:
+                    bar.close()
+                raise
             began = time.monotonic()
             loss = self.train_one()
             step_s = time.monotonic() - began
-            if not math.isfinite(loss) and not self._finite_weights():
-                if bar is not None:
-                    bar.close()
-                raise self._diverged(f"at step {self.step} (loss {loss})")
+            if not math.isfinite(loss):
+                if self.world > 1:
+                    self._suspect_loss = True  # checked by every rank at the next step
+                elif not self._finite_weights():
+                    if bar is not None:
+                        bar.close()
+                    raise self._diverged(f"at step {self.step} (loss {loss})")
             losses.append(loss)
             if bar is not None:
                 bar.update(1)
@@ -736,11 +753,11 @@ class Trainer:
                 val_s = time.monotonic() - now
                 # a checkpoint with it: resumed from an older one, the run would not know the
                 # best it exported and a worse validation could overwrite best.pth
-                self.save()
+                self.save(in_loop=True)
                 last_val = last_ckpt = time.monotonic()
                 save_s = last_ckpt - now - val_s
             if now - last_ckpt > cfg.ckpt_minutes * 60:
-                self.save()
+                self.save(in_loop=True)
                 last_ckpt = time.monotonic()
                 save_s = last_ckpt - now
         if bar is not None:
@@ -814,15 +831,21 @@ class Trainer:
 
     def _should_stop(self, reserve_s: float) -> bool:
         """``--max-minutes`` would be passed within ``reserve_s``, or a stop signal; under DDP
-        every rank stops at the same step."""
+        every rank stops at the same step, and raises TrainingDiverged together where the
+        last step's loss was not finite on some rank and the weights (alike on every rank)
+        are not, or rank 0 found them so when saving."""
         up = (
             self.cfg.max_minutes is not None
             and time.monotonic() - self.started + reserve_s > self.cfg.max_minutes * 60
         )
         if self.world > 1:
-            flags = torch.tensor([float(up), float(self._stop)], device=self.device)
-            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-            up, self._stop = bool(flags[0].item()), bool(flags[1].item())
+            flags = [up, self._stop, self._suspect_loss, self._bad_weights]
+            reduced = torch.tensor([float(f) for f in flags], device=self.device)
+            dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+            up, self._stop, suspect, bad = (bool(f) for f in reduced.tolist())
+            self._suspect_loss = False
+            if bad or (suspect and not self._finite_weights()):
+                raise self._diverged(f"by step {self.step}")
         return up or self._stop
 
     def _validate_and_export(self, log) -> None:
