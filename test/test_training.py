@@ -1414,7 +1414,7 @@ def test_a_damaged_last_pt_is_not_resumed_from(tmp_path: Path) -> None:
     with the damaged weights and optimiser state, without a word."""
     from test_archs import flip_a_tensor_byte
 
-    from sarn_ros.training.trainer import load_training_state
+    from sarn_ros.training.trainer import load_training_state, run_progress
 
     path = tmp_path / "last.pt"
     torch.save({k: {} for k in TRAINING_STATE_KEYS} | {"w": torch.arange(4096.0)}, path)
@@ -1425,6 +1425,13 @@ def test_a_damaged_last_pt_is_not_resumed_from(tmp_path: Path) -> None:
     path.write_bytes(path.read_bytes()[:2000])  # cut short: torch's reason, not miniz's advice
     with pytest.raises(RuntimeError, match=r"central directory\)$"):
         load_training_state(path)
+    # cut elsewhere, torch's zip reader raised OSError (Errno 22), a traceback on --resume
+    # and on the start of a new run in that --run-dir
+    torch.save({k: {} for k in TRAINING_STATE_KEYS} | {"w": torch.arange(640000.0)}, path)
+    path.write_bytes(path.read_bytes()[:20000])
+    for read in (load_training_state, lambda p: run_progress(p.parent)):
+        with pytest.raises(RuntimeError, match=r"^not a readable training checkpoint \("):
+            read(path)
 
 
 def test_latest_pth_is_written_before_last_pt(tmp_path: Path, monkeypatch) -> None:

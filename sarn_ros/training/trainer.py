@@ -177,7 +177,8 @@ def build_training_model(cfg: TrainConfig) -> nn.Module:
 
 
 # What torch.load raises for an empty, cut-short or foreign file (KeyError: 101 for garbage)
-UNREADABLE = (RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError)
+# OSError: "[Errno 22] Invalid argument" from torch's zip reader on some cut-short files
+UNREADABLE = (RuntimeError, EOFError, KeyError, ValueError, OSError, pickle.UnpicklingError)
 TRAINING_STATE_KEYS = (
     *("model", "opt", "sched", "scaler", "step", "best", "history"),
     *("torch_rng", "np_rng", "config"),
