@@ -32,6 +32,7 @@ from sarn_ros.training.trainer import (
     TrainingDiverged,
     amp_dtype,
     build_training_model,
+    load_training_state,
 )
 
 TINY = {"channels": 8, "blocks_per_level": 1, "num_drm": 2, "attention_stride": 4}
@@ -789,47 +790,52 @@ def test_a_second_sigterm_aborts_as_the_message_says(tmp_path: Path) -> None:
     assert seen == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is before
 
 
-@pytest.mark.parametrize("other_rank_diverged", [False, True])
+@pytest.mark.parametrize("diverged_at", [None, "mid-run", "the last step"])
 def test_ddp_ranks_stop_together_when_the_weights_diverge(
-    tmp_path: Path, monkeypatch, other_rank_diverged: bool
+    tmp_path: Path, monkeypatch, diverged_at: str | None
 ) -> None:
     """One rank's corrupt batch: its loss was inf and, after the gradient all_reduce, every
     rank's weights NaN; it raised alone, and the other rank (its own loss finite) waited in
     its next all_reduce until the backend's timeout (gloo: 30 min). Rank 0 finding them NaN
-    at a checkpoint did the same. Every rank now checks at the next step's collective."""
+    at a checkpoint did the same. Every rank now checks at the next step's collective (after
+    the last step, at one of its own), and rank 0 validates no NaN weights meanwhile."""
     from sarn_ros.training import trainer as trainer_module
 
-    told: list[bool] = []  # the other rank's flags for the next step's all_reduce (MAX)
+    told: list[bool] = []  # the other rank's "my loss was not finite", for the next all_reduce
 
     def all_reduce(tensor: torch.Tensor, op=None) -> None:
         if op == trainer_module.dist.ReduceOp.MAX and told:
-            tensor[2] = max(float(tensor[2]), float(told.pop()))  # its loss was not finite
+            told.pop()
+            tensor[-2] = 1.0  # the suspect flag: [.., suspect, bad]
 
     monkeypatch.setattr(trainer_module.dist, "all_reduce", all_reduce)
-    tr = Trainer(config(steps=6, ckpt_minutes=1e9), [blurry_sequence()], [], tmp_path)
+    steps = 2 if diverged_at == "the last step" else 6
+    val = [blurry_sequence("val", 3)]
+    tr = Trainer(config(steps=steps, val_minutes=1e-9), [blurry_sequence()], val, tmp_path)
     tr.world, train_one = 2, tr.train_one
 
     def step() -> float:
         loss = train_one()  # finite on this rank
         if tr.step == 2:
             told.append(True)  # an fp16 skip on the other rank: its loss inf, weights fine
-            if other_rank_diverged:
+            if diverged_at:
                 with torch.no_grad():
                     next(tr.model.parameters()).fill_(float("nan"))
         return loss
 
     tr.train_one = step
-    if not other_rank_diverged:
+    if diverged_at is None:
         tr.run(log=lambda *_: None)
         assert tr.step == 6
         return
     with pytest.raises(TrainingDiverged, match="by step 2"):
         tr.run(log=lambda *_: None)
-    assert tr.step == 2 and not (tmp_path / "last.pt").exists()
+    assert [m["step"] for m in tr.history] == [1]  # step 2's NaN weights not validated
+    assert load_training_state(tmp_path / "last.pt")["step"] == 1
     # rank 0's checkpoint between steps: the others are told at the next step, not left
     tr._bad_weights = False
     tr.save(in_loop=True)
-    assert tr._bad_weights and not (tmp_path / "last.pt").exists()
+    assert tr._bad_weights and load_training_state(tmp_path / "last.pt")["step"] == 1
     with pytest.raises(TrainingDiverged, match="by step 2"):
         tr._should_stop(0.0)
     with pytest.raises(TrainingDiverged, match="by step 2"):  # after the last step: at once
@@ -1414,7 +1420,7 @@ def test_a_damaged_last_pt_is_not_resumed_from(tmp_path: Path) -> None:
     with the damaged weights and optimiser state, without a word."""
     from test_archs import flip_a_tensor_byte
 
-    from sarn_ros.training.trainer import load_training_state, run_progress
+    from sarn_ros.training.trainer import run_progress
 
     path = tmp_path / "last.pt"
     torch.save({k: {} for k in TRAINING_STATE_KEYS} | {"w": torch.arange(4096.0)}, path)
@@ -2500,7 +2506,7 @@ def test_a_finished_run_resumed_on_another_validation_set_says_whose_its_figure_
     capsys.readouterr()
     assert sarn([*run, "--resume"]) == 0  # the same set: its figure
     out = capsys.readouterr().out
-    assert "best val PSNR" in out and "that figure is on the run's" not in out
+    assert "best val PSNR" in out and "that figure is on" not in out
     assert sarn([*run, "--resume", "--val-blur-px", "8"]) == 0
     out = capsys.readouterr().out
     (line,) = [x for x in out.splitlines() if x.startswith("best val PSNR")]

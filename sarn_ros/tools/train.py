@@ -1411,26 +1411,28 @@ def run(args: argparse.Namespace) -> int:
         if rank == 0:
             print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
+    best = trainer.best_validation()
+    # a finished run resumed, or one stopped before it validated: its figure may be on another
+    # set than the one given now, told apart as the run tells them. Before close(): the other
+    # ranks wait there, and torchrun kills rank 0 once one has exited 130 (a stop)
+    given = None
+    if rank == 0 and val and best is not None and len(trainer.history) == validations:
+        given = {"input_psnr": trainer.input_psnr()}
     trainer.close()
     stopped = 130 if trainer.interrupted else 0  # a stop asked for: 130, as sarn's others
     if rank != 0:
         return stopped
-    best = trainer.best_validation()
     if best is not None:
         print(
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
             f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
         )
-        # a finished run resumed, or one stopped before it validated: its figure may be on
-        # another set than the one given now, told apart as the run tells them
-        if val and len(trainer.history) == validations:
-            given = {"input_psnr": trainer.input_psnr()}
-            if not same_set(best, given):
-                print(
-                    f"note: that figure is on another validation set than this command's "
-                    f"(input {best['input_psnr']:.2f} dB there, {given['input_psnr']:.2f} dB "
-                    "here), which this run did not validate; `sarn eval` scores best.pth on it"
-                )
+        if given is not None and not same_set(best, given):
+            print(
+                f"note: that figure is on another validation set than this command's "
+                f"(input {best['input_psnr']:.2f} dB there, {given['input_psnr']:.2f} dB "
+                "here), which this run did not validate; `sarn eval` scores best.pth on it"
+            )
         if best["step"] == 0 and trainer.cfg.init is not None and trainer.step > 0:
             print(
                 f"note: no step validated above the --init weights ({trainer.cfg.init}), so "

@@ -750,6 +750,9 @@ class Trainer:
                     self.writer.add_scalar("train/lr", self.sched.get_last_lr()[0], self.step)
             now = time.monotonic()
             if self.val and self.rank == 0 and now - last_val > cfg.val_minutes * 60:
+                if self.world > 1 and not self._finite_weights():
+                    self._bad_weights = True  # every rank stops at the next step, unvalidated
+                    continue
                 self._validate_and_export(log)
                 val_s = time.monotonic() - now
                 # a checkpoint with it: resumed from an older one, the run would not know the
@@ -763,6 +766,8 @@ class Trainer:
                 save_s = last_ckpt - now
         if bar is not None:
             bar.close()
+        if self.world > 1:
+            self._check_together()
         if self._stop:
             self.save()
             log(f"interrupted at step {self.step}: checkpoint saved, continue with --resume")
@@ -844,10 +849,24 @@ class Trainer:
             reduced = torch.tensor([float(f) for f in flags], device=self.device)
             dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
             up, self._stop, suspect, bad = (bool(f) for f in reduced.tolist())
-            self._suspect_loss = False
-            if bad or (suspect and not self._finite_weights()):
-                raise self._diverged(f"by step {self.step}")
+            self._raise_if_diverged(suspect, bad)
         return up or self._stop
+
+    def _check_together(self) -> None:
+        """DDP, after the last step: the collective check :meth:`_should_stop` makes before
+        each step, so that a last step that diverged is neither validated nor raised by rank
+        0 alone (the others exiting 0)."""
+        flags = [float(self._suspect_loss), float(self._bad_weights)]
+        reduced = torch.tensor(flags, device=self.device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+        self._raise_if_diverged(*(bool(f) for f in reduced.tolist()))
+
+    def _raise_if_diverged(self, suspect: bool, bad: bool) -> None:
+        """TrainingDiverged on every rank alike: a non-finite loss on some rank (``suspect``)
+        with weights that are not finite (the same on every rank), or rank 0 found so."""
+        self._suspect_loss = False
+        if bad or (suspect and not self._finite_weights()):
+            raise self._diverged(f"by step {self.step}")
 
     def _validate_and_export(self, log) -> None:
         m = self.validate()
