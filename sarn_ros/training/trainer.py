@@ -106,8 +106,9 @@ def fft_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def same_set(a: dict[str, float], b: dict[str, float]) -> bool:
-    """Whether two validations ran on one set: the blurred input's PSNR identifies it."""
-    return abs(a["input_psnr"] - b["input_psnr"]) <= 1e-6
+    """Whether two validations ran on one set: the blurred input's PSNR identifies it, within
+    what float32 sums in another order give (a CUDA run resumed on a CPU: some 1e-6 dB)."""
+    return abs(a["input_psnr"] - b["input_psnr"]) <= 1e-4
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> float:
