@@ -241,31 +241,33 @@ def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
 Pair = tuple[str, Path, Path]  # a sequence's name, blurred and sharp folders
 
 
-def pair_owners(found_by_root: dict[Path, list[Pair]]) -> dict[tuple[Path, Path], Path]:
-    """The given folder that reads each sequence several reach (`--pairs a a/seq` scored seq
-    twice, as a second row): the one that finds the most, so that its pooled row stays whole
-    whichever order they came in; the first given of equals. Keyed by resolved folders."""
-    owners: dict[tuple[Path, Path], Path] = {}
+def pairs_once(
+    found_by_root: dict[Path, list[Pair]], option: str, verb: str
+) -> tuple[dict[Path, list[Pair]], list[str]]:
+    """Each sequence that several given folders reach (`--pairs a a/seq` scored seq twice, as
+    a second row) kept under one: the folder that finds the most, so that its pooled row stays
+    whole whichever order they came in, the first given of equals; and a note for the others
+    (``option``: the folders' option, ``verb``: what is done to a sequence there, "scored")."""
+    owners: dict[tuple[Path, Path], Path] = {}  # by resolved folders
     for root, found in sorted(found_by_root.items(), key=lambda item: -len(item[1])):
         for _, blur, sharp in found:
             owners.setdefault((blur.resolve(), sharp.resolve()), root)
-    return owners
-
-
-def owned_pairs(
-    root: Path, found: list[Pair], owners: dict[tuple[Path, Path], Path]
-) -> tuple[list[Pair], dict[Path, list[str]]]:
-    """``found`` under ``root`` that :func:`pair_owners` gave it, and the names of the rest by
-    the folder that reads them."""
-    kept: list[Pair] = []
-    elsewhere: dict[Path, list[str]] = {}
-    for name, blur, sharp in found:
-        owner = owners[(blur.resolve(), sharp.resolve())]
-        if owner == root:
-            kept.append((name, blur, sharp))
-        else:
-            elsewhere.setdefault(owner, []).append(name)
-    return kept, elsewhere
+    kept: dict[Path, list[Pair]] = {}
+    notes = []
+    for root, found in found_by_root.items():
+        elsewhere: dict[Path, list[str]] = {}
+        for name, blur, sharp in found:
+            owner = owners[(blur.resolve(), sharp.resolve())]
+            if owner == root:
+                kept.setdefault(root, []).append((name, blur, sharp))
+            else:
+                elsewhere.setdefault(owner, []).append(name)
+        notes += [
+            f"note: {option} {root}: {', '.join(names)} also under {option} {owner}: "
+            f"{verb} there, once"
+            for owner, names in elsewhere.items()
+        ]
+    return {root: kept.get(root, []) for root in found_by_root}, notes
 
 
 def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found under") -> ValueError:

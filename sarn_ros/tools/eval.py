@@ -25,9 +25,8 @@ from ..data.datasets import (
     find_pair_dirs,
     listed,
     no_pairs_error,
-    owned_pairs,
     pair_files,
-    pair_owners,
+    pairs_once,
     read_pair,
     unique_name,
 )
@@ -195,16 +194,12 @@ def run(args: argparse.Namespace) -> int:
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
         roots = []  # the input folder of each ground-truth sequence, pairs first
-        found_by_root = {d: find_pairs(d) for d in args.pairs}
-        owners = pair_owners(found_by_root)
+        found_by_root, notes = pairs_once(
+            {d: find_pairs(d) for d in args.pairs}, "--pairs", "scored"
+        )
+        for note in notes:
+            print(note, file=sys.stderr)
         for d, found in found_by_root.items():
-            found, elsewhere = owned_pairs(d, found, owners)
-            for owner, names in elsewhere.items():
-                print(
-                    f"note: --pairs {d}: {', '.join(names)} also under --pairs {owner}: "
-                    "scored there, once",
-                    file=sys.stderr,
-                )
             pairs += found
             roots += [str(d)] * len(found)
             per_pass += sum(len(pair_files(*seq, args.max_frames)[0]) for seq in found)

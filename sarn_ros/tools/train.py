@@ -39,8 +39,7 @@ from ..data.datasets import (
     load_sequences,
     natural_key,
     no_pairs_error,
-    owned_pairs,
-    pair_owners,
+    pairs_once,
     read_pair,
     save_sequence,
     synthesize_folder,
@@ -870,14 +869,10 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
             raise no_pairs_error(root)
         note_val_left_out(root, found)
         found_by_root[root] = found
-    owners = pair_owners(found_by_root)
-    for root, found in found_by_root.items():
-        found, elsewhere = owned_pairs(root, found, owners)
-        for owner, names in elsewhere.items():
-            print(
-                f"note: --val-pairs {root}: {', '.join(names)} also under --val-pairs "
-                f"{owner}: validated there, once"
-            )
+    found_by_root, notes = pairs_once(found_by_root, "--val-pairs", "validated")
+    for note in notes:
+        print(note)
+    for found in found_by_root.values():
         read = [read_pair(*seq, scale=real, max_frames=args.val_frames) for seq in found]
         seqs += check_val_side(read, real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
