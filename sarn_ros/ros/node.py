@@ -476,7 +476,8 @@ class DeblurNode(Node):
         if self.queue_policy != "all":
             return None
         depth = min(self.queue_size, BY_NAME["qos.subscription.depth"].int_range[1])
-        needs: dict[str, dict[str, str | int]] = {}  # topic: policy: the value it needs
+        short: list[str] = []
+        settings: list[tuple[bool, str]] = []  # (a depth, the setting): reliability first
         for cam in self.cameras:
             q, need = cam.input_qos, {}
             if q.reliability != ReliabilityPolicy.RELIABLE:
@@ -484,22 +485,19 @@ class DeblurNode(Node):
             if q.history != HistoryPolicy.KEEP_ALL and q.depth < depth:
                 need["depth"] = depth
             if need:
-                needs[cam.input_topic] = need
-        settings: list[str] = []
-        for policy in ("reliability", "depth"):
-            for cam in self.cameras:
-                if (value := needs.get(cam.input_topic, {}).get(policy)) is not None:
-                    scope = f"qos_overrides.{cam.input_topic}."
-                    scope = scope if policy in cam.input_overrides else "qos."
-                    if (setting := f"{scope}subscription.{policy}:={value}") not in settings:
-                        settings.append(setting)
-        short = list(needs)
+                short.append(cam.input_topic)
+            for policy, value in need.items():
+                scope = (
+                    f"qos_overrides.{cam.input_topic}." if policy in cam.input_overrides else "qos."
+                )
+                settings.append((policy == "depth", f"{scope}subscription.{policy}:={value}"))
         if not short:
             return None
+        said = dict.fromkeys(setting for _, setting in sorted(settings, key=lambda s: s[0]))
         return (
             f"queue_policy all: {', '.join(short)} may lose frames before the node sees them, "
             "uncounted (best-effort, or a history shorter than queue_size): for every frame "
-            f"of a bag start the node with {' '.join(settings)}"
+            f"of a bag start the node with {' '.join(said)}"
         )
 
     def warn_misspelt(self, overrides: dict[str, Parameter]) -> None:

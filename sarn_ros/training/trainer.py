@@ -767,8 +767,8 @@ class Trainer:
                 save_s = last_ckpt - now
         if bar is not None:
             bar.close()
-        if self.world > 1:
-            self._check_together()
+        if self.world > 1:  # after the last step too: neither validated nor raised by rank 0 alone
+            self._raise_if_diverged(*self._on_any_rank(self._suspect_loss, self._bad_weights))
         if self._stop:
             self.save()
             log(f"interrupted at step {self.step}: checkpoint saved, continue with --resume")
@@ -846,21 +846,17 @@ class Trainer:
             and time.monotonic() - self.started + reserve_s > self.cfg.max_minutes * 60
         )
         if self.world > 1:
-            flags = [up, self._stop, self._suspect_loss, self._bad_weights]
-            reduced = torch.tensor([float(f) for f in flags], device=self.device)
-            dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
-            up, self._stop, suspect, bad = (bool(f) for f in reduced.tolist())
+            up, self._stop, suspect, bad = self._on_any_rank(
+                up, self._stop, self._suspect_loss, self._bad_weights
+            )
             self._raise_if_diverged(suspect, bad)
         return up or self._stop
 
-    def _check_together(self) -> None:
-        """DDP, after the last step: the collective check :meth:`_should_stop` makes before
-        each step, so that a last step that diverged is neither validated nor raised by rank
-        0 alone (the others exiting 0)."""
-        flags = [float(self._suspect_loss), float(self._bad_weights)]
-        reduced = torch.tensor(flags, device=self.device)
+    def _on_any_rank(self, *flags: bool) -> list[bool]:
+        """Each flag, true where it is on some DDP rank (one all_reduce; every rank calls)."""
+        reduced = torch.tensor([float(f) for f in flags], device=self.device)
         dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
-        self._raise_if_diverged(*(bool(f) for f in reduced.tolist()))
+        return [bool(f) for f in reduced.tolist()]
 
     def _raise_if_diverged(self, suspect: bool, bad: bool) -> None:
         """TrainingDiverged on every rank alike: a non-finite loss on some rank (``suspect``)
