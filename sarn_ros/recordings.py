@@ -470,7 +470,10 @@ def synthetic_sequences(
         return made
     _, streams = read_streams(path, max_frames, 0, scale, topics, debayer, max_gap_s)
     seqs = []
-    for name, frames in streams:
-        blurred, sharp = synthesize([_rgb8(f) for f in frames], params=params, seed=seed)
+    for k, (name, frames) in enumerate(streams):
+        # each camera and piece draws its own blur, as a folder's pieces do; the first keeps
+        # the seed, so that a one-camera recording is blurred as it was before
+        drawn = seed if k == 0 else seed * 1000 + k
+        blurred, sharp = synthesize([_rgb8(f) for f in frames], params=params, seed=drawn)
         seqs.append(Sequence(name, blurred, sharp))
     return seqs

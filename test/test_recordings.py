@@ -298,6 +298,25 @@ def test_a_folder_given_as_dot_is_named_after_itself(tmp_path, monkeypatch, give
     assert name == "drive" and len(frames) == 2
 
 
+def test_each_camera_of_a_bag_draws_its_own_synthetic_blur(tmp_path: Path) -> None:
+    """Two cameras seeing the same frames were blurred alike (one seed for every stream), so a
+    stereo bag scored one blur twice; the first keeps the seed a one-camera bag had."""
+    imgs = grey_frames(4)
+    with Writer(tmp_path / "stereo", version=9) as w:
+        for topic in ("/left/image_raw", "/right/image_raw"):
+            conn = w.add_connection(topic, "sensor_msgs/msg/Image", typestore=STORE)
+            for i, img in enumerate(imgs):
+                msg = bag_image(img, "mono8", header(i, "cam"))
+                w.write(conn, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    left, right = synthetic_sequences(tmp_path / "stereo", 7, BlurParams(blur_px=6))
+    assert (left.name, right.name) == ("stereo/left/image_raw", "stereo/right/image_raw")
+    assert all(np.array_equal(a, b) for a, b in zip(left.sharp, right.sharp, strict=True))
+    assert not any(np.array_equal(a, b) for a, b in zip(left.blurred, right.blurred, strict=True))
+    write_camera_bag(tmp_path / "mono", imgs)
+    (alone,) = synthetic_sequences(tmp_path / "mono", 7, BlurParams(blur_px=6))
+    assert all(np.array_equal(a, b) for a, b in zip(alone.blurred, left.blurred, strict=True))
+
+
 def test_a_folder_of_recordings_is_a_held_out_set(tmp_path: Path) -> None:
     """README: --val-sharp takes bags and videos "or folders of them"; a folder holding a bag
     was refused ("no images or rosbag2"), as by `sarn eval --synthetic`."""
