@@ -430,6 +430,14 @@ def _rgb8(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame
 
 
+def sharp_recordings(path: Path) -> list[Path]:
+    """The recordings a read of ``path`` as sharp material (:func:`synthetic_sequences`)
+    takes: itself, or each one in the folder it is (one level down, as that read goes)."""
+    if recording_kind(path):
+        return [path]
+    return [c for c in sorted(path.iterdir()) if recording_kind(c)] if path.is_dir() else []
+
+
 def synthetic_sequences(
     path: Path,
     seed: int,
@@ -447,7 +455,7 @@ def synthetic_sequences(
     try:
         kind = kind_of(path)
     except InputError:
-        children = [c for c in sorted(path.iterdir()) if recording_kind(c)] if path.is_dir() else []
+        children = sharp_recordings(path)
         if not children:
             raise
         seqs = []

@@ -705,6 +705,33 @@ def test_a_sequence_given_again_inside_a_folder_given_is_scored_once(
         assert [r["sequence"] for r in report["gt_pooled"]] == ["all 2 of a"]
 
 
+def test_a_recording_given_again_inside_a_folder_given_is_blurred_once(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """`--synthetic a a/s2` scored s2 twice, as a second row `s2_2` with the same figures."""
+    ramp = np.linspace(60, 190, 48, dtype=np.float32)
+    for name in ("s1", "s2"):
+        (tmp_path / "a" / name).mkdir(parents=True)
+        for i in range(3):  # a video: frames of one size that look alike
+            frame = np.broadcast_to(ramp + 3 * i, (40, 48)).astype(np.uint8)
+            cv2.imwrite(str(tmp_path / "a" / name / f"{i}.png"), frame)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--scale", "1"]
+    out = tmp_path.parent / f"{tmp_path.name}.json"
+    outer, inner = tmp_path / "a", tmp_path / "a" / "s2"
+    for given in ([outer, inner], [inner, outer]):
+        extra = ["--future-frames", "0", "--json", str(out)]
+        result = sarn_eval(*args, "--synthetic", *map(str, given), *extra)
+        assert result.returncode == 0, result.stderr
+        said = f"note: --synthetic {inner} is read within --synthetic {outer}: scored there, once"
+        assert said in result.stderr
+        report = json.loads(out.read_text())
+        assert sorted(r["sequence"] for r in report["gt"]) == ["s1", "s2"]
+        assert [r["sequence"] for r in report["gt_pooled"]] == ["all 2 of a"]
+    result = sarn_eval(*args, "--synthetic", str(inner), str(tmp_path / "a" / "s1"), *extra)
+    assert "read within" not in result.stderr  # neither reads the other
+    assert sorted(r["sequence"] for r in json.loads(out.read_text())["gt"]) == ["s1", "s2"]
+
+
 def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent_checkpoint):
     """GOPRO_Large with a stray sequence beside its splits scored that one alone, unsaid (the
     splits were dropped); the same folder given to --synthetic blurred its blurred frames

@@ -207,6 +207,9 @@ def run(args: argparse.Namespace) -> int:
         params = BlurParams(
             blur_px=args.blur_px * args.scale, exposure=args.exposure, object_prob=0.0
         )
+        args.synthetic, notes = read_once(args.synthetic)
+        for note in notes:
+            print(note, file=sys.stderr)
         for d in args.synthetic:
             if note := sharp_source_note("--synthetic", d, "--pairs"):
                 print(note, file=sys.stderr)
@@ -424,6 +427,30 @@ def check_args(args: argparse.Namespace) -> None:
                     f"--save-images {args.save_images} is {where} {d}: "
                     "a later run would read the saved images as frames"
                 )
+
+
+def read_once(sources: list[str]) -> tuple[list[str], list[str]]:
+    """The --synthetic sources without those another reads whole (`--synthetic a a/s2` scored
+    s2 twice, as a second row), with a note for each left out: kept under the one that reads
+    the most, the first given of equals."""
+    from ..recordings import sharp_recordings
+
+    reads = [{p.resolve() for p in sharp_recordings(Path(d))} for d in sources]
+    kept, notes = [], []
+    for i, d in enumerate(sources):
+        wider = [
+            (len(reads[j]), -j)
+            for j in range(len(sources))
+            if j != i and reads[i] and reads[i] <= reads[j] and (reads[i] < reads[j] or j < i)
+        ]
+        if wider:
+            owner = sources[-max(wider)[1]]
+            notes.append(
+                f"note: --synthetic {d} is read within --synthetic {owner}: scored there, once"
+            )
+        else:
+            kept.append(d)
+    return kept, notes
 
 
 def find_pairs(root: Path) -> list[tuple[str, Path, Path]]:
