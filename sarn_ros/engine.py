@@ -147,9 +147,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """'auto' -> CUDA when available, else CPU; an explicit CUDA request without CUDA fails."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:  # torch's own message lists some twenty device types
+    try:  # torch's own message lists some twenty device types (a TypeError for None)
         dev = torch.device(device)
-    except RuntimeError:
+    except (RuntimeError, TypeError):
         dev = None
     if dev is None or dev.type not in ("cpu", "cuda"):  # "meta" would wipe the model in place
         raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
@@ -429,8 +429,9 @@ class StreamDeblurrer:
 
     @max_gap_s.setter
     def max_gap_s(self, value: float | None) -> None:
-        if value is not None and not 0 <= value < math.inf:  # nan would disable it unseen
-            raise ValueError(f"max_gap_s must be finite and >= 0, or None, got {value}")
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # "0.5", True
+        if value is not None and not (number and 0 <= value < math.inf):  # nan: off unseen
+            raise ValueError(f"max_gap_s must be finite and >= 0, or None, got {value!r}")
         self._max_gap_s = float(value) if value else None
 
     @property

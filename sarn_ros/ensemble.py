@@ -55,7 +55,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
 
     def __init__(self, *args: Any, members: int = 4, **kwargs: Any) -> None:
         if type(members) is not int or members not in MEMBERS:  # 4.0 or True slip through `in`
-            raise ValueError(f"self-ensemble members must be one of {MEMBERS}, got {members}")
+            raise ValueError(f"self-ensemble members must be one of {MEMBERS}, got {members!r}")
         self.members = members
         # per user stream, per member: inverse-transformed outputs waiting for the others
         self._parts: dict[str, list[deque[DeblurredFrame]]] = {}

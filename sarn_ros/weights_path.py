@@ -25,6 +25,8 @@ def resolve_weights(weights: str | Path) -> Path:
         try:
             return find_share_file(f"weights/{p.name}.pth")
         except FileNotFoundError as exc:
+            if p.is_dir():  # no packaged name: the folder was meant (a run's, not its best.pth)
+                raise CheckpointError(f"weights {p} is a folder, not a weights file") from None
             near = get_close_matches(p.name.lower(), PACKAGED, 1, 0.8)
             meant = f" (did you mean {near[0]}?)" if near else f"; packaged: {', '.join(PACKAGED)}"
             raise CheckpointError(

@@ -508,6 +508,9 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match=r"^weights file not found: missing\.pth$"):
         load_model("missing.pth")
+    (tmp_path / "runs").mkdir()  # a bare folder name is no packaged name: it is the folder
+    with pytest.raises(CheckpointError, match=r"^weights runs is a folder, not a weights file$"):
+        load_model("runs")
     with pytest.raises(ValueError, match="deform impl must be one of"):  # not at the first frame
         load_model(good, deform_impl="bogus")
     bare = tmp_path / "bare.pth"  # metadata is optional

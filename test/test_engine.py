@@ -618,9 +618,10 @@ def test_settings_are_checked_when_changed_too(model) -> None:
     assert engine.future_frames == 2
     engine.future_frames = np.int64(1)  # a numpy count is fine
     assert engine.future_frames == 1 and type(engine.future_frames) is int
-    for bad in (float("nan"), float("inf")):
+    for bad in (float("nan"), float("inf"), "0.5", True, [1]):  # "0.5": a TypeError, unnamed
         with pytest.raises(ValueError, match="max_gap_s"):
             StreamDeblurrer(model, device="cpu", max_gap_s=bad)
+    assert StreamDeblurrer(model, device="cpu", max_gap_s=np.float32(0.25)).max_gap_s == 0.25
     with pytest.raises(ValueError, match="precision"):
         engine.precision = "fp64"
     assert engine.precision == "fp32"
@@ -769,7 +770,7 @@ def test_setting_future_frames_to_its_current_value_changes_nothing(model) -> No
         assert np.array_equal(a.image, b.image)
 
 
-@pytest.mark.parametrize("device", ["foo", "gpu", "meta", "cuda:x"])
+@pytest.mark.parametrize("device", ["foo", "gpu", "meta", "cuda:x", None])
 def test_a_device_other_than_cpu_or_cuda_is_refused_naming_the_four_choices(device):
     """torch's own message for 'foo' lists some twenty device types the tools do not take."""
     with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda or cuda:N, got"):
