@@ -92,17 +92,39 @@ def holds_images(folder: Path) -> bool:
         return False
 
 
+def _is_bag_dir(path: Path) -> bool:
+    return (path / "metadata.yaml").exists() or any(path.glob("*.db3")) or any(path.glob("*.mcap"))
+
+
+def recording_of(path: str | Path) -> Path:
+    """The recording a path stands for: a bag's folder for its only storage file (the two
+    spellings read the same frames), else the path."""
+    path = Path(path)
+    bag = path.parent
+    alone = path.suffix in (".db3", ".mcap") and len(list(bag.glob(f"*{path.suffix}"))) == 1
+    return bag if alone and (bag / "metadata.yaml").exists() else path
+
+
 def kind_of(path: Path) -> str:
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
     if path.is_dir():
-        if (path / "metadata.yaml").exists() or any(path.glob("*.db3")) or any(path.glob("*.mcap")):
+        if _is_bag_dir(path):
             return "bag"
         if holds_images(path):
             return "folder"
-        subs = sorted(d.name for d in path.iterdir() if d.is_dir() and holds_images(d))
+        inside = sorted(path.iterdir())
+        subs = [d.name for d in inside if d.is_dir() and holds_images(d)]
+        what = "images in its folders"
+        if not subs:  # a folder of bags or videos, one level up from one
+            what = "recordings in it"
+            subs = [
+                d.name
+                for d in inside
+                if (d.is_dir() and _is_bag_dir(d)) or d.suffix.lower() in VIDEO_EXTS
+            ]
         more = ", ..." if len(subs) > 3 else ""
-        hint = f" (images in its folders {', '.join(subs[:3])}{more}: give one)" if subs else ""
+        hint = f" ({what} {', '.join(subs[:3])}{more}: give one)" if subs else ""
         raise InputError(f"no images or rosbag2 in {path}{hint}")
     if path.suffix in (".db3", ".mcap"):
         parts = sorted(path.parent.glob(f"*{path.suffix}"))

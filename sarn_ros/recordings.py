@@ -21,12 +21,12 @@ import numpy as np
 from .data.blur_synth import BlurParams, synthesize
 from .data.datasets import (
     Sequence,
+    blurred_sides_note,
     find_pair_dirs,
     folder_name,
     is_pair_side,
     list_images,
     natural_key,
-    pairs_as_sharp_note,
     read_frame,
     resize_by,
     synthesize_folder,
@@ -96,7 +96,8 @@ class Recording:
             yield from getattr(self, f"_{self.kind}")()
         finally:
             if self.skipped:
-                log.warning("%s: %d unreadable frames skipped", self.path, self.skipped)
+                s = "" if self.skipped == 1 else "s"
+                log.warning("%s: %d unreadable frame%s skipped", self.path, self.skipped, s)
 
     def _folder(self) -> Iterator[tuple[str, np.ndarray]]:
         for p in list_images(self.path):
@@ -160,22 +161,26 @@ def recording_kind(path: Path) -> str | None:
 
 
 def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
-    """:func:`pairs_as_sharp_note` for a sharp-material ``option`` (`sarn eval --synthetic`,
-    `sarn train --val-sharp`); a folder of pairs whose frames lie only in its sequences'
+    """A note for a sharp-material ``option`` (`sarn eval --synthetic`, `sarn train
+    --val-sharp`) whose read takes the blurred side of a pair (a sequence's ``blur/``), which
+    would be the synthetic blur's targets; pairs it holds but does not read (beside a folder's
+    own frames) are not named. A folder of pairs whose frames lie only in its sequences'
     sub-folders, which a sharp read does not reach, is refused naming ``instead``: the note
     said its blurred frames would be read, then the read found no images."""
     source = Path(source)
-    if (
-        source.is_dir()
-        and recording_kind(source) is None
-        and not any(recording_kind(c) for c in source.iterdir())
-        and find_pair_dirs(source)
-    ):
+    pairs = find_pair_dirs(source) if source.is_dir() else []
+    read = {p.resolve() for p in sharp_recordings(source)}
+    if pairs and not read:
         raise InputError(
             f"{option} {source} holds blurred/sharp pairs and no sharp frames of its own: "
             f"give it to {instead}"
         )
-    return pairs_as_sharp_note(option, source, instead)
+    if any(blur.resolve() in read for _, blur, _ in pairs):
+        return (
+            f"note: {option} {source} holds blurred/sharp pairs: its blurred frames are read as "
+            f"sharp ones under synthetic blur; give it to {instead} to use the real pairs"
+        )
+    return blurred_sides_note([source])
 
 
 def pairs_left_out(

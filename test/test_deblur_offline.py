@@ -818,6 +818,12 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     (tmp_path / "set" / "sharp" / "0.png").rename(tmp_path / "set" / "sharp" / "0.txt")
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.endswith(f"no images or rosbag2 in {tmp_path / 'set'}\n")
+    # a folder of recordings (`sarn eval --synthetic` takes one; deblur and --no-gt do not)
+    (tmp_path / "set" / "drive.mp4").write_bytes(b"")
+    (tmp_path / "set" / "run").mkdir()
+    (tmp_path / "set" / "run" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}")
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.endswith("(recordings in it drive.mp4, run: give one)\n")
 
 
 def png_stating(width: int, height: int) -> bytes:

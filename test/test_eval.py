@@ -22,6 +22,7 @@ from sarn_ros.engine import StreamDeblurrer
 from sarn_ros.ensemble import SelfEnsembleDeblurrer
 from sarn_ros.evaluation import deblur_sequence
 from sarn_ros.tools import cli
+from sarn_ros.weights_path import resolve_weights
 
 
 def run_sarn(*argv: str) -> subprocess.CompletedProcess:
@@ -732,6 +733,69 @@ def test_a_recording_given_again_inside_a_folder_given_is_blurred_once(
     assert sorted(r["sequence"] for r in json.loads(out.read_text())["gt"]) == ["s1", "s2"]
 
 
+def test_a_folder_given_to_pairs_and_synthetic_pools_each_apart(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """`--pairs mix --synthetic mix` pooled the real pairs and mix's own stills under synthetic
+    blur in one row `all 4 of mix`, with a note that its blurred frames were read as sharp (only
+    its own images are); a pooled row named a link by its target."""
+    mix = tmp_path / "mix"
+    write_pair(mix, name="s1")
+    write_pair(mix, name="s2")
+    rng = np.random.default_rng(1)
+    for name, size in (("a", (40, 56)), ("b", (48, 64))):  # stills: unlike frames
+        cv2.imwrite(str(mix / f"{name}.png"), rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    out = tmp_path.parent / f"{tmp_path.name}.json"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    args += ["--future-frames", "0", "--json", str(out)]
+    result = sarn_eval(*args, "--pairs", str(mix), "--synthetic", str(mix), "--scale", "1")
+    assert result.returncode == 0, result.stderr
+    assert "holds blurred/sharp pairs" not in result.stderr
+    report = json.loads(out.read_text())
+    assert [(r["sequence"], r["option"]) for r in report["gt"]] == [
+        ("s1", "--pairs"),
+        ("s2", "--pairs"),
+        ("a", "--synthetic"),
+        ("b", "--synthetic"),
+    ]
+    assert [(r["sequence"], r["option"], r["frames"]) for r in report["gt_pooled"]] == [
+        ("all 2 of mix (--pairs)", "--pairs", 6),
+        ("all 2 of mix (--synthetic)", "--synthetic", 12),
+    ]
+    (tmp_path / "my link").symlink_to(mix)
+    result = sarn_eval(*args, "--pairs", str(tmp_path / "my link"))
+    assert result.returncode == 0, result.stderr
+    assert [r["sequence"] for r in json.loads(out.read_text())["gt_pooled"]] == ["all 2 of my link"]
+
+
+def test_a_settings_image_folder_is_checked_as_the_images_folder_is(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """With two weights, the folder of one (`sarn_single`) given as an input was written into;
+    --json where the images go was found after the run (`Is a directory`), or replaced one."""
+    out = tmp_path / "out"
+    write_pair(out, name="seq")
+    shutil.copytree(out / "seq" / "blur", out / "sarn_single")
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "sarn_single", "--device", "cpu"]
+    cases = {
+        ("--no-gt", str(out / "sarn_single"), "--save-images", str(out)): (
+            f"--save-images {out} (its sarn_single) is the input {out / 'sarn_single'}:"
+        ),
+        ("--pairs", str(out), "--save-images", str(tmp_path / "img"), "--json", "img"): (
+            f"--json img is where --save-images {tmp_path / 'img'} puts images"
+        ),
+        ("--pairs", str(out), "--save-images", "img", "--json", "img/sarn_single/s_000.png"): (
+            "--json img/sarn_single/s_000.png is where --save-images img puts images"
+        ),
+    }
+    monkeypatch.chdir(tmp_path)
+    before = sorted(tmp_path.rglob("*"))
+    for given, words in cases.items():
+        result = sarn_eval(*weights, *given, "--future-frames", "0")
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+        assert sorted(tmp_path.rglob("*")) == before
+
+
 def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent_checkpoint):
     """GOPRO_Large with a stray sequence beside its splits scored that one alone, unsaid (the
     splits were dropped); the same folder given to --synthetic blurred its blurred frames
@@ -795,6 +859,11 @@ def test_a_setting_or_input_given_twice_is_evaluated_once(tmp_path, tiny_recurre
     assert [r["sequence"] for r in out["gt"]] == ["a", "b"]
     assert [(r["sequence"], r["frames"]) for r in out["gt_pooled"]] == [("all 2 of data", 3)]
     assert "| all 2 of data | 0 | 3 |" in result.stdout
+    # a packaged name and its file are one weights file (two rows and two image folders)
+    shipped = ["sarn_single", str(resolve_weights("sarn_single"))]
+    result = sarn_eval("--weights", *shipped, "--pairs", str(data / "b"), "--json", str(report))
+    assert result.returncode == 0, result.stderr
+    assert [r["weights"] for r in json.loads(report.read_text())["gt"]] == ["sarn_single"]
 
 
 def test_topics_and_debayer_without_a_bag_and_same_named_setting_folders(

@@ -588,6 +588,32 @@ def test_an_empty_path_is_a_usage_error(argv, capsys, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["eval", "--pairs", "x", "--json", "out/"],
+        ["export", "-o", "out/"],
+        ["train", "--run-dir", "r", "--export", "out/"],
+        ["bench", "model", "--json", "out/"],
+        ["bench", "node", "--json", "out/"],
+    ],
+)
+def test_a_file_named_as_a_folder_is_a_usage_error(argv, capsys, tmp_path, monkeypatch):
+    """`sarn eval --json out/` wrote its results to a file `out`: the '/' was dropped."""
+    from sarn_ros.tools import cli
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith("'out/' ends in '/', which names a folder: name a file")
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_library_warnings_above_the_bar_are_named_by_their_library(monkeypatch, capsys):
     """onnxscript's warning about its version converter came out as "sarn export: The model
     version conversion is not supported ...", as if the tool said it."""

@@ -112,6 +112,13 @@ def test_eval_of_a_bag_equals_eval_of_the_same_frames_as_a_folder(
     bad = sarn_eval("--no-gt", str(tmp_path / "run"), "--topics", "/nope", *weights)
     assert bad.returncode == 2 and "not in the bag" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # a bag and its only storage file are one recording: one row (it gave a second, `_2`)
+    (db3,) = (tmp_path / "run").glob("*.db3")
+    result = sarn_eval(
+        "--no-gt", inputs[1], str(db3), *weights, "--future-frames", "1", "--json", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    assert [r["sequence"] for r in json.loads(out.read_text())["no_gt"]] == ["run/cam/image_raw"]
 
 
 def test_a_camera_that_changes_size_and_topics_without_frames(tmp_path, caplog) -> None:
@@ -555,7 +562,7 @@ def test_unreadable_images_of_a_folder_are_counted_and_warned_about(tmp_path, ca
     with caplog.at_level(logging.WARNING):
         frames = list(rec.frames())
     assert len(frames) == 1 and rec.skipped == 1
-    assert f"{folder}: 1 unreadable frames skipped" in caplog.text
+    assert f"{folder}: 1 unreadable frame skipped" in caplog.text
 
 
 def test_a_stream_without_a_readable_frame_is_named_with_its_first_fault(tmp_path) -> None:

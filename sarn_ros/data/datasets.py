@@ -211,18 +211,6 @@ def blurred_sides_note(folders: list[Path]) -> str | None:
     )
 
 
-def pairs_as_sharp_note(option: str, source: Path, instead: str) -> str | None:
-    """A note for a folder of blurred/sharp pairs (or a blurred side) given ``option``, which
-    reads sharp material: its blurred frames would be the synthetic blur's targets."""
-    source = Path(source)
-    if source.is_dir() and find_pair_dirs(source):
-        return (
-            f"note: {option} {source} holds blurred/sharp pairs: its blurred frames are read as "
-            f"sharp ones under synthetic blur; give it to {instead} to use the real pairs"
-        )
-    return blurred_sides_note([source])
-
-
 def find_pair_dirs(root: Path) -> list[tuple[str, Path, Path]]:
     """(name, blur dir, sharp dir) for every sequence under ``root`` in a known layout."""
     root = Path(root)

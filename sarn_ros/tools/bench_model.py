@@ -51,7 +51,7 @@ from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
-from .options import Gathered, check_json_output, path_arg, plural, ranged
+from .options import Gathered, check_json_output, file_arg, plural, ranged
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -406,7 +406,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=ranged(int, 1, 256), help="torch CPU threads (as the node's cpu_threads)"
     )
-    parser.add_argument("--json", type=path_arg, default=None, help="also write rows to this file")
+    parser.add_argument("--json", type=file_arg, default=None, help="also write rows to this file")
 
 
 def format_table(rows: list[Row]) -> str:

@@ -77,7 +77,7 @@ from .options import (
     Gathered,
     add_domain_argument,
     check_json_output,
-    path_arg,
+    file_arg,
     plural,
     ranged,
 )
@@ -172,7 +172,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json",
-        type=path_arg,
+        type=file_arg,
         help="also write the rows as JSON here, each with the run's settings (an existing "
         "JSON file is replaced)",
     )

@@ -11,6 +11,7 @@ import argparse
 import itertools
 import json
 import math
+import os
 import sys
 import time
 from collections import Counter
@@ -31,6 +32,7 @@ from ..data.datasets import (
     unique_name,
 )
 from ..ensemble import MEMBERS
+from ..offline import recording_of
 from .options import (
     MAX_BLUR_PX,
     MIN_EXPOSURE,
@@ -41,6 +43,7 @@ from .options import (
     add_gap_argument,
     check_json_output,
     check_writable,
+    file_arg,
     once_each,
     path_arg,
     ranged,
@@ -167,7 +170,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="torch.compile the network (as the node's torch_compile); each size compiles once",
     )
-    p.add_argument("--json", type=path_arg, help="write all results here")
+    p.add_argument("--json", type=file_arg, help="write all results here")
     p.add_argument(
         "--save-images",
         type=path_arg,
@@ -188,12 +191,17 @@ def run(args: argparse.Namespace) -> int:
         check_args(args)
         # a setting or input given twice (`a` and `./a` too) would run twice and count twice
         # in the pooled rows
-        for key in ("weights", "self_ensemble", "future_frames", "pairs", "synthetic", "no_gt"):
+        for key in ("self_ensemble", "future_frames", "pairs"):
             setattr(args, key, once_each(getattr(args, key)))
+        args.weights = once_each(args.weights, resolve_weights)  # sarn_recurrent, its file
+        args.synthetic = once_each(args.synthetic, recording_of)  # a bag, its .db3
+        args.no_gt = once_each(args.no_gt, recording_of)
+        folders = image_folders(args)
+        check_image_folders(args, folders)
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
-        roots = []  # the input folder of each ground-truth sequence, pairs first
+        roots = []  # (option, input folder) of each ground-truth sequence, pairs first
         found_by_root, notes = pairs_once(
             {d: find_pairs(d) for d in args.pairs}, "--pairs", "scored"
         )
@@ -201,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             print(note, file=sys.stderr)
         for d, found in found_by_root.items():
             pairs += found
-            roots += [str(d)] * len(found)
+            roots += [("--pairs", str(d))] * len(found)
             per_pass += sum(len(pair_files(*seq, args.max_frames)[0]) for seq in found)
         synthetic = []
         params = BlurParams(
@@ -217,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 d, SYNTH_SEED, params, args.scale, args.max_frames, **source
             )
             synthetic += found
-            roots += [str(d)] * len(found)
+            roots += [("--synthetic", str(d))] * len(found)
         nogt = []  # (name, frames, input) of the streams without ground truth
         for d in args.no_gt:
             streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
@@ -261,15 +269,9 @@ def run(args: argparse.Namespace) -> int:
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f, _ in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
-    folders: set[str] = set()
     interrupted = False
     try:  # Ctrl-C: the sequences finished so far are reported, not lost
-        for tag, engine in engines:
-            save = args.save_images
-            if save is not None and len(engines) > 1:
-                # one folder per compared setting: `rec/best.pth` and `rec_best.pth` keep theirs
-                folder = label(tag, names).replace(" ", "_").replace("/", "_")
-                save = save / unique_name(folder, folders)
+        for (tag, engine), save in zip(engines, folders, strict=True):
             looks = args.future_frames if engine.is_recurrent else [0]
             bar.total += per_pass * len(looks)  # known once the weights say whether they look ahead
             bar.set_postfix_str(label(tag, names))
@@ -277,11 +279,12 @@ def run(args: argparse.Namespace) -> int:
                 engine.future_frames = ff
                 try:
                     sequences = readable(pairs, synthetic, failed, args.max_frames)
-                    for seq, root in zip(sequences, roots, strict=True):
+                    for seq, (option, root) in zip(sequences, roots, strict=True):
                         if seq is None:  # unreadable: said once, the others go on
                             continue
                         res, _ = evaluate_gt(engine, seq, save, bar.update)
-                        results["gt"].append({**tag, "input": root, **res.summary()})
+                        given = {"input": root, "option": option}
+                        results["gt"].append({**tag, **given, **res.summary()})
                     for name, frames, root in nogt:
                         result = evaluate_nogt(engine, name, frames, save, bar.update)
                         results["no_gt"].append({**tag, "input": root, **result})
@@ -304,15 +307,13 @@ def run(args: argparse.Namespace) -> int:
     bar.close()
     groups: dict[tuple, list[dict]] = {}  # an input folder's sequences, per setting
     for r in results["gt"]:
-        key = (r["weights"], r["self_ensemble"], r["future_frames"], r["input"])
+        key = (r["weights"], r["self_ensemble"], r["future_frames"], r["input"], r["option"])
         groups.setdefault(key, []).append(r)
-    inputs = {r["input"]: Path(r["input"]).resolve().name for r in results["gt"]}
-    clash = Counter(inputs.values())  # two inputs' `train`: told apart by their paths as given
-    shown = {i: i if clash[final] > 1 else final for i, final in inputs.items()}
+    shown = pooled_names(results["gt"])
     results["gt_pooled"] = [
         {
-            **{k: rows[0][k] for k in ("weights", "self_ensemble", "input")},
-            **pooled(rows, f"all {len(rows)} of {shown[rows[0]['input']]}"),
+            **{k: rows[0][k] for k in ("weights", "self_ensemble", "input", "option")},
+            **pooled(rows, f"all {len(rows)} of {shown[rows[0]['input'], rows[0]['option']]}"),
         }
         for rows in groups.values()
         if len(rows) > 1
@@ -419,14 +420,63 @@ def check_args(args: argparse.Namespace) -> None:
         check_json_output(args.json)
     if args.save_images is not None:
         check_writable(args.save_images, "--save-images", folder=True)
-        save = args.save_images.resolve()
+
+
+def image_folders(args: argparse.Namespace) -> list[Path | None]:
+    """Where each compared setting (weights x self-ensemble, in that order) saves its images:
+    --save-images itself for one, else a folder in it per setting (`rec/best.pth` and
+    `rec_best.pth` keep theirs)."""
+    settings = list(itertools.product(args.weights, args.self_ensemble))
+    if args.save_images is None or len(settings) == 1:
+        return [args.save_images] * len(settings)
+    names, seen, folders = short_names([str(w) for w in args.weights]), set(), []
+    for w, m in settings:
+        name = label({"weights": str(w), "self_ensemble": m}, names).replace(" ", "_")
+        folders.append(args.save_images / unique_name(name.replace("/", "_"), seen))
+    return folders
+
+
+def check_image_folders(args: argparse.Namespace, folders: list[Path | None]) -> None:
+    """The image folders are no input nor inside one (a later run would read the saved images
+    as frames; a setting's folder named as an input, `sarn_single`, was written into), and
+    --json is neither one of them nor an image in one (both were found after the run)."""
+    if args.save_images is None:
+        return
+    save = args.save_images.resolve()
+    made = dict.fromkeys([save, *(f.resolve() for f in folders if f is not None)])
+    for folder in made:
         for d in (*args.pairs, *args.synthetic, *args.no_gt):
-            if save.is_relative_to(d.resolve()):
-                where = "the input" if save == d.resolve() else "inside the input"
+            if folder.is_relative_to(d.resolve()):
+                where = "the input" if folder == d.resolve() else "inside the input"
+                which = "" if folder == save else f" (its {folder.name})"
                 raise ValueError(
-                    f"--save-images {args.save_images} is {where} {d}: "
+                    f"--save-images {args.save_images}{which} is {where} {d}: "
                     "a later run would read the saved images as frames"
                 )
+    json_path = args.json.resolve() if args.json is not None else None
+    if json_path is not None and (
+        json_path in made or (json_path.parent in made and json_path.suffix.lower() == ".png")
+    ):
+        raise ValueError(
+            f"--json {args.json} is where --save-images {args.save_images} puts images: "
+            "give the JSON another name"
+        )
+
+
+def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
+    """The name in each pooled row, per (input, option): the folder's name as given (a link's
+    own, not its target's), its path as given where two inputs share it (`GOPRO_Large/train`,
+    `REDS/train`), and the option where a folder is given to both --pairs and --synthetic
+    (real and synthetic blur are pooled apart)."""
+    given = {(r["input"], r["option"]) for r in rows}
+    names = {i: Path(os.path.abspath(i)).name for i, _ in given}
+    clash = Counter(names.values())
+    shown = {}
+    for i, o in given:
+        shown[i, o] = i if clash[names[i]] > 1 else names[i]
+        if {(i, "--pairs"), (i, "--synthetic")} <= given:
+            shown[i, o] += f" ({o})"
+    return shown
 
 
 def read_once(sources: list[str]) -> tuple[list[str], list[str]]:

@@ -39,6 +39,7 @@ from .options import (
     HelpFormatter,
     add_bag_arguments,
     check_writable,
+    file_arg,
     path_arg,
     plural,
     ranged,
@@ -85,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=HelpFormatter,
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
-    p.add_argument("-o", "--output", type=path_arg, required=True, help="the .onnx file to write")
+    p.add_argument("-o", "--output", type=file_arg, required=True, help="the .onnx file to write")
     p.add_argument(
         "--overwrite", action="store_true", help="replace an existing -o file once validated"
     )

@@ -87,12 +87,17 @@ def split_idle(idle: dict[str, tuple[str | None, bool]]) -> tuple[list[str], lis
     return refused, noted
 
 
-def once_each(values: list[Any]) -> list[Any]:
+def once_each(values: list[Any], where: Callable[[Any], Path] | None = None) -> list[Any]:
     """``values`` in order without repeats, an existing path's spellings (`a`, `./a`, its
-    absolute path) counting as one."""
+    absolute path) counting as one; ``where`` gives the path a value stands for (a packaged
+    weights name its file), raising for none (an unknown name is kept to be refused later)."""
     seen, kept = set(), []
     for v in values:
-        key = Path(v).resolve() if isinstance(v, str | Path) and Path(v).exists() else v
+        try:
+            path = Path(v) if where is None else where(v)
+        except (TypeError, ValueError, RuntimeError):  # CheckpointError is a RuntimeError
+            path = None
+        key = path.resolve() if path is not None and path.exists() else v
         if key not in seen:
             seen.add(key)
             kept.append(v)
@@ -116,6 +121,14 @@ def path_arg(text: str) -> Path:
     """An argparse type: a path that is not empty (``Path("")`` is the working folder:
     ``--save-images ""`` wrote there)."""
     return Path(nonempty(text))
+
+
+def file_arg(text: str) -> Path:
+    """An argparse type: :func:`path_arg` of a file to write; a trailing '/' names a folder
+    (`--json out/` wrote a file ``out``)."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text!r} ends in '/', which names a folder: name a file")
+    return path_arg(text)
 
 
 def ranged(

@@ -47,7 +47,7 @@ from ..data.datasets import (
     usable_sequences,
 )
 from ..engine import MAX_GAP_S
-from ..offline import kind_of
+from ..offline import kind_of, recording_of
 from ..recordings import (
     gap_hint,
     holds_recordings,
@@ -67,6 +67,7 @@ from .options import (
     HelpFormatter,
     add_bag_arguments,
     add_gap_argument,
+    file_arg,
     once_each,
     path_arg,
     plural,
@@ -100,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init", help="weights (path or packaged name) to fine-tune from")
     p.add_argument(
         "--export",
-        type=path_arg,
+        type=file_arg,
         metavar="PTH",
         help="only copy <run-dir>/best.pth (or --from latest) to PTH for shipping (fp16 "
         "storage) and exit",
@@ -1091,8 +1092,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: error: {first_line(exc)}", file=sys.stderr)
         return 2
     # a source or scale given twice (`a` and `./a` too) would be built and trained on twice
-    for key in ("data", "val_pairs", "scales"):
+    for key in ("val_pairs", "scales"):
         setattr(args, key, once_each(getattr(args, key)))
+    args.data = once_each(args.data, recording_of)  # a bag, its .db3
     missing = next((d for d in (*args.data, *args.val_pairs) if not d.exists()), None)
     if missing is not None:  # found now, not after building the sources before it
         print(f"sarn train: error: no such file or folder: {missing}", file=sys.stderr)
