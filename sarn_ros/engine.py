@@ -431,7 +431,7 @@ class StreamDeblurrer:
     def max_gap_s(self, value: float | None) -> None:
         number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # "0.5", True
         if value is not None and not (number and 0 <= value < math.inf):  # nan: off unseen
-            raise ValueError(f"max_gap_s must be finite and >= 0, or None, got {value!r}")
+            raise ValueError(f"max_gap_s must be a number, finite and >= 0, or None, got {value!r}")
         self._max_gap_s = float(value) if value else None
 
     @property

@@ -26,6 +26,7 @@ from .data.datasets import (
     folder_name,
     is_pair_side,
     list_images,
+    listed,
     natural_key,
     read_frame,
     resize_by,
@@ -163,8 +164,8 @@ def recording_kind(path: Path) -> str | None:
 def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
     """A note for a sharp-material ``option`` (`sarn eval --synthetic`, `sarn train
     --val-sharp`) whose read takes the blurred side of a pair (a sequence's ``blur/``), which
-    would be the synthetic blur's targets; pairs it holds but does not read (beside a folder's
-    own frames) are not named. A folder of pairs whose frames lie only in its sequences'
+    would be the synthetic blur's targets, or leaves out the pairs it holds (beside a folder's
+    own frames, its videos or bags). A folder of pairs whose frames lie only in its sequences'
     sub-folders, which a sharp read does not reach, is refused naming ``instead``: the note
     said its blurred frames would be read, then the read found no images."""
     source = Path(source)
@@ -179,6 +180,11 @@ def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
         return (
             f"note: {option} {source} holds blurred/sharp pairs: its blurred frames are read as "
             f"sharp ones under synthetic blur; give it to {instead} to use the real pairs"
+        )
+    if pairs:  # beside the folder's own frames, or its videos and bags
+        return (
+            f"note: {option} {source}: not read: {listed([b.parent for _, b, _ in pairs], source)} "
+            f"(blurred/sharp pairs: give them to {instead})"
         )
     return blurred_sides_note([source])
 

@@ -748,9 +748,14 @@ def test_a_folder_given_to_pairs_and_synthetic_pools_each_apart(
     out = tmp_path.parent / f"{tmp_path.name}.json"
     args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     args += ["--future-frames", "0", "--json", str(out)]
-    result = sarn_eval(*args, "--pairs", str(mix), "--synthetic", str(mix), "--scale", "1")
+    again = str(mix / ".." / "mix")  # spelled otherwise: still one folder given to both
+    result = sarn_eval(*args, "--pairs", str(mix), "--synthetic", again, "--scale", "1")
     assert result.returncode == 0, result.stderr
     assert "holds blurred/sharp pairs" not in result.stderr
+    said = (
+        f"note: --synthetic {again}: not read: s1, s2 (blurred/sharp pairs: give them to --pairs)"
+    )
+    assert said in result.stderr
     report = json.loads(out.read_text())
     assert [(r["sequence"], r["option"]) for r in report["gt"]] == [
         ("s1", "--pairs"),

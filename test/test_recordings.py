@@ -27,6 +27,7 @@ from sarn_ros.recordings import (
     unbroken_pieces,
 )
 from sarn_ros.tools import cli
+from sarn_ros.tools.eval import read_once
 from sarn_ros.tools.train import build_trainset, describe_sources, gather, trainset_conflicts
 
 
@@ -351,6 +352,18 @@ def test_a_folder_of_recordings_is_a_held_out_set(tmp_path: Path) -> None:
     (empty / "notes.txt").write_text("not a recording")
     with pytest.raises(InputError, match="no images or rosbag2"):
         synthetic_sequences(empty, 1, BlurParams())
+    # `sarn eval --synthetic`: a recording given again inside its folder (the bag as its .db3,
+    # in either order) is read once, under the folder, as is a folder's only recording
+    (db3,) = (held / "run").glob("*.db3")
+    assert read_once([db3, held]) == (
+        [held],
+        [f"note: --synthetic {db3} is read within --synthetic {held}: scored there, once"],
+    )
+    (tmp_path / "solo").mkdir()
+    write_video(tmp_path / "solo" / "clip.mp4", imgs)
+    clip = tmp_path / "solo" / "clip.mp4"
+    assert read_once([clip, tmp_path / "solo"])[0] == [tmp_path / "solo"]
+    assert read_once([held / "s", held / "stills"]) == ([held / "s", held / "stills"], [])
 
 
 def test_sharpest_is_recorded_as_applied_only_where_recordings_were_cut(tmp_path: Path) -> None:

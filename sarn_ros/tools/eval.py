@@ -470,31 +470,31 @@ def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
     (real and synthetic blur are pooled apart)."""
     given = {(r["input"], r["option"]) for r in rows}
     names = {i: Path(os.path.abspath(i)).name for i, _ in given}
-    clash = Counter(names.values())
+    options: dict[Path, set[str]] = {}  # per folder, however spelled
+    for i, o in given:
+        options.setdefault(Path(i).resolve(), set()).add(o)
+    clash = Counter({Path(i).resolve(): name for i, name in names.items()}.values())
     shown = {}
     for i, o in given:
         shown[i, o] = i if clash[names[i]] > 1 else names[i]
-        if {(i, "--pairs"), (i, "--synthetic")} <= given:
+        if len(options[Path(i).resolve()]) > 1:
             shown[i, o] += f" ({o})"
     return shown
 
 
-def read_once(sources: list[str]) -> tuple[list[str], list[str]]:
+def read_once(sources: list[Path]) -> tuple[list[Path], list[str]]:
     """The --synthetic sources without those another reads whole (`--synthetic a a/s2` scored
     s2 twice, as a second row), with a note for each left out: kept under the one that reads
-    the most, the first given of equals."""
-    from ..recordings import sharp_recordings
+    the most, a folder before the one recording it holds, the first given of equals."""
+    from ..recordings import recording_kind, sharp_recordings
 
-    reads = [{p.resolve() for p in sharp_recordings(Path(d))} for d in sources]
+    reads = [{recording_of(p).resolve() for p in sharp_recordings(d)} for d in sources]
+    rank = [(len(reads[i]), recording_kind(d) is None, -i) for i, d in enumerate(sources)]
     kept, notes = [], []
     for i, d in enumerate(sources):
-        wider = [
-            (len(reads[j]), -j)
-            for j in range(len(sources))
-            if j != i and reads[i] and reads[i] <= reads[j] and (reads[i] < reads[j] or j < i)
-        ]
+        wider = [j for j, r in enumerate(reads) if reads[i] and reads[i] <= r and rank[j] > rank[i]]
         if wider:
-            owner = sources[-max(wider)[1]]
+            owner = sources[max(wider, key=rank.__getitem__)]
             notes.append(
                 f"note: --synthetic {d} is read within --synthetic {owner}: scored there, once"
             )

@@ -124,10 +124,10 @@ def path_arg(text: str) -> Path:
 
 
 def file_arg(text: str) -> Path:
-    """An argparse type: :func:`path_arg` of a file to write; a trailing '/' names a folder
-    (`--json out/` wrote a file ``out``)."""
-    if text.endswith(("/", os.sep)):
-        raise argparse.ArgumentTypeError(f"{text!r} ends in '/', which names a folder: name a file")
+    """An argparse type: :func:`path_arg` of a file to write; a trailing '/' or '/.' names a
+    folder, which a Path drops (`--json out/` wrote a file ``out``)."""
+    if text.endswith(("/", os.sep)) or os.path.basename(text) in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} names a folder: name a file")
     return path_arg(text)
 
 

@@ -411,7 +411,7 @@ def iter_gather(
         pairs = bool(found)
         note_left_out(root, found, kind)
         sources = [] if pairs else [root] if kind else sorted(root.iterdir())
-        repeated = [src for src in sources if src.resolve() in taken]
+        repeated = [src for src in sources if recording_of(src).resolve() in taken]
         seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
         repeated += [b.parent for n, b, s in found if (n, b, s) not in seqs]
         if repeated and int(os.environ.get("RANK", 0)) == 0:
@@ -421,7 +421,7 @@ def iter_gather(
                 flush=True,
             )
         sources = [src for src in sources if src not in repeated]
-        taken.update(src.resolve() for src in sources)
+        taken.update(recording_of(src).resolve() for src in sources)  # a bag, its .db3
         paired.update((b.resolve(), s.resolve()) for _, b, s in seqs)
         note = None if pairs else blurred_sides_note([root, *sources])
         if note and int(os.environ.get("RANK", 0)) == 0:
