@@ -502,3 +502,14 @@ def test_a_video_given_itself_and_in_its_folder_is_trained_on_once(tmp_path: Pat
     out = capsys.readouterr().out
     assert f"note: --data {tmp_path / 'picked'} repeats {tmp_path / 'picked' / 'seq'} of an" in out
     assert "training data: 4 sequences, 17 frames" in out  # seq once, extra.mp4's 3 clips
+    # a bag in a folder given, and again as its one .db3 file: one recording, read once
+    from test_recordings import grey_frames, write_camera_bag
+
+    write_camera_bag(tmp_path / "bags" / "b1", grey_frames(8))
+    (db3,) = (tmp_path / "bags" / "b1").glob("*.db3")
+    args = ["--data", str(db3), "--clip-frames", "4", "--clip-len", "1", "--steps", "0"]
+    args += ["--run-dir", str(tmp_path / "r3")]
+    assert tiny_train(tmp_path, tmp_path / "bags", *args) == 0
+    out = capsys.readouterr().out
+    assert f"note: --data {db3} repeats {db3} of an earlier --data: read once\n" in out
+    assert "training data: 2 sequences, 8 frames" in out
