@@ -277,12 +277,15 @@ def test_frames_hold_only_their_own_pixels() -> None:
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_a_moving_object_in_a_frame_under_9_px_is_no_nan() -> None:
-    """Its radius rounded to 0 px: the mask was 0/0, and the NaN pixels cast to garbage."""
-    tiny = np.random.default_rng(0).integers(0, 256, (3, 3, 3), dtype=np.uint8)
+@pytest.mark.parametrize("shape", [(3, 3, 3), (1, 6, 3), (6, 1, 3), (1, 1, 3)])
+def test_a_moving_object_in_a_frame_under_9_px_is_no_nan(shape) -> None:
+    """Its radius rounded to 0 px: the mask was 0/0, and the NaN pixels cast to garbage; a
+    side of 1 px, narrower than the object, ended `sarn train` ("high - low < 0")."""
+    tiny = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     params = BlurParams(blur_px=4.0, object_prob=1.0, noise_std=0.0, jpeg_quality=None)
     blurred, sharp = synthesize([tiny], n_frames=3, params=params, seed=0)
     assert len(blurred) == len(sharp) == 3
+    assert [b.shape for b in blurred] == [s.shape for s in sharp]
 
 
 def test_the_moving_object_is_in_the_frames_and_moves_across_them() -> None:

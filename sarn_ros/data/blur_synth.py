@@ -142,8 +142,10 @@ def _moving_object(
     rh, rw = max(1, int(h * rng.uniform(0.12, 0.3))), max(1, int(w * rng.uniform(0.12, 0.3)))
     yy, xx = np.mgrid[-rh : rh + 1, -rw : rw + 1]
     mask = np.clip(1.5 - np.sqrt((yy / rh) ** 2 + (xx / rw) ** 2) * 1.5, 0, 1).astype(np.float32)
-    src = np.array([rng.uniform(rw, w - rw), rng.uniform(rh, h - rh)])
-    start = np.array([rng.uniform(rw, w - rw), rng.uniform(rh, h - rh)])
+    # a 1 px side is narrower than the object: numpy refused uniform(1, 0) ("high - low < 0")
+    xs, ys = (rw, max(rw, w - rw)), (rh, max(rh, h - rh))
+    src = np.array([rng.uniform(*xs), rng.uniform(*ys)])
+    start = np.array([rng.uniform(*xs), rng.uniform(*ys)])
     vel = rng.normal(size=2)
     vel *= p.blur_px * rng.uniform(0.5, 1.5) / max(p.exposure, 1e-3) / (np.linalg.norm(vel) + 1e-6)
     return src, start, vel, mask
