@@ -513,3 +513,20 @@ def test_a_video_given_itself_and_in_its_folder_is_trained_on_once(tmp_path: Pat
     out = capsys.readouterr().out
     assert f"note: --data {db3} repeats {db3} of an earlier --data: read once\n" in out
     assert "training data: 2 sequences, 8 frames" in out
+
+
+def test_a_data_file_that_is_no_recording_is_refused_before_any_is_built(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """`--data GOPRO_Large cover.png` built every source before it (hours), then refused the
+    image as an "unknown input type"."""
+    from sarn_ros.tools import train as train_module
+
+    built = []
+    monkeypatch.setattr(train_module, "gather", lambda *a, **k: built.append(a) or [])
+    video = sharp_video(tmp_path / "frames")
+    still = next(video.iterdir())
+    assert tiny_train(tmp_path, video, "--data", str(still), "--steps", "0") == 2
+    said = capsys.readouterr().err
+    assert said == f"sarn train: error: --data {still}: not a video, bag or folder\n"
+    assert built == [] and not (tmp_path / "run").exists()

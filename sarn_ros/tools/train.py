@@ -47,7 +47,7 @@ from ..data.datasets import (
     usable_sequences,
 )
 from ..engine import MAX_GAP_S
-from ..offline import kind_of, recording_of
+from ..offline import VIDEO_EXTS, kind_of, recording_of
 from ..recordings import (
     gap_hint,
     holds_recordings,
@@ -1099,6 +1099,10 @@ def run(args: argparse.Namespace) -> int:
     if missing is not None:  # found now, not after building the sources before it
         print(f"sarn train: error: no such file or folder: {missing}", file=sys.stderr)
         return 2
+    for d in args.data:  # a file that is no video or bag, found before the others are built
+        if not d.is_dir() and d.suffix.lower() not in (*VIDEO_EXTS, ".db3", ".mcap"):
+            print(f"sarn train: error: --data {d}: not a video, bag or folder", file=sys.stderr)
+            return 2
     loose = next((d for d in args.val_pairs if not d.is_dir()), None)
     if loose is not None:
         print(
