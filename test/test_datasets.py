@@ -277,11 +277,11 @@ def test_build_trainset_writes_what_gather_makes_and_maps_it_back(tmp_path: Path
         assert isinstance(by_name[s.name].blurred, np.memmap)
         assert np.array_equal(by_name[s.name].blurred, np.stack(s.blurred))
         assert np.array_equal(by_name[s.name].sharp, np.stack(s.sharp))
-    assert not (tmp_path / "ts.partial").exists()
+    assert not (tmp_path / ".ts.partial").exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no training images"):
         build_trainset([tmp_path / "empty"], *sources[1:], tmp_path / "ts2")
-    assert not (tmp_path / "ts2").exists() and not (tmp_path / "ts2.partial").exists()
+    assert not (tmp_path / "ts2").exists() and not (tmp_path / ".ts2.partial").exists()
 
 
 def test_trainset_round_trip_is_memory_mapped(tmp_path: Path) -> None:

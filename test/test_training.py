@@ -947,7 +947,7 @@ def test_what_a_data_folder_holds_but_training_leaves_out_is_named(tmp_path: Pat
     assert f"note: {reds}: not used: train_blur/001, train_blur_jpeg (one side of" in out
     assert names == ["train_000_x1"]
     out, names = notes(parent)
-    assert f"note: {parent}: not used: deep (nothing in them is read" in out
+    assert f"note: {parent}: not used: deep (folders that are no recording themselves" in out
     assert "shallow" not in out and [n.split("_")[0] for n in names] == ["shallow"]
     out, _ = notes(stills)
     assert f"note: {stills}: not used: inner (only the images directly" in out
@@ -1284,7 +1284,7 @@ def test_cli_refuses_bad_options_before_building_the_trainset(
     assert sarn([*args, *option]) == 2
     err = capsys.readouterr().err
     assert err.startswith("sarn train:") and message in err
-    assert not (tmp_path / "ts").exists() and not (tmp_path / "ts.partial").exists()
+    assert not (tmp_path / "ts").exists() and not (tmp_path / ".ts.partial").exists()
 
 
 def test_a_build_that_fails_part_way_leaves_no_partial_set(tmp_path: Path, monkeypatch) -> None:
@@ -1847,7 +1847,7 @@ def test_a_build_killed_outright_is_built_again_from_scratch(tmp_path: Path) -> 
     """SIGKILL (an OOM kill, a job's hard limit) leaves <trainset>.partial behind: the next
     run builds the set anew rather than failing on the folder or keeping the old part."""
     video = sharp_video(tmp_path / "video")
-    partial = tmp_path / "ts.partial"
+    partial = tmp_path / ".ts.partial"
     partial.mkdir()
     (partial / "stale.npz").write_bytes(b"half written")
     args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
@@ -1855,6 +1855,19 @@ def test_a_build_killed_outright_is_built_again_from_scratch(tmp_path: Path) -> 
     assert sarn([*args, "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
     built = sorted(p.name for p in (tmp_path / "ts").glob("*.npz"))
     assert len(built) == 1 and "stale.npz" not in built and not partial.exists()
+
+
+def test_a_trainset_built_inside_its_data_folder_is_not_named_as_left_out(
+    tmp_path: Path, capsys
+) -> None:
+    """`--data d --trainset d/ts` said "note: d: not used: ts.partial": its own build folder."""
+    data = tmp_path / "d"
+    data.mkdir()
+    sharp_video(data / "frames")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(data / "ts")]
+    args += ["--data", str(data), "--blur-px", "4", "--steps", "0", "--clip-len", "3"]
+    assert sarn([*args, "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
+    assert "not used" not in capsys.readouterr().out
 
 
 def test_a_trainset_of_parts_records_the_sharpest_share_any_part_kept(tmp_path: Path) -> None:
@@ -2130,7 +2143,7 @@ def test_a_resume_names_only_the_options_given_that_the_run_does_not_use(
     # said before a new --trainset is built, not after (hours for GoPro)
     assert tiny_run(tmp_path, video, 1, "--resume", "--trainset", str(tmp_path / "ts")) == 2
     assert "the run is at step 2 already" in capsys.readouterr().err
-    assert not (tmp_path / "ts").exists() and not (tmp_path / "ts.partial").exists()
+    assert not (tmp_path / "ts").exists() and not (tmp_path / ".ts.partial").exists()
     assert tiny_run(tmp_path, video, 3, "--resume") == 0
     out = capsys.readouterr().out
     assert "resumed" in out and "--lr" not in out

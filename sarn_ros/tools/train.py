@@ -468,7 +468,8 @@ LEFT_OUT_WHY = {
     "pairs": "a folder of blurred/sharp pairs trains on its sequences that have both, and on "
     "nothing else in it",
     "folder": "only the images directly in a folder of images are read",
-    None: "nothing in them is read: no images, video or bag directly in them",
+    None: "folders that are no recording themselves: only the image folders, videos and bags "
+    "directly in a --data folder are read",
 }
 
 
@@ -619,7 +620,7 @@ def build_trainset(
     built and trained on without ever being in RAM as a whole. It is written to a side folder
     renamed to ``out`` when complete, so an interrupted build (or another DDP rank looking at
     ``out``) never takes a partial set for the whole one."""
-    partial = out.with_name(out.name + ".partial")
+    partial = out.with_name(f".{out.name}.partial")  # hidden: not a folder --data leaves out
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     seen: set[str] = set()
