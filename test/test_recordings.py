@@ -263,6 +263,13 @@ def test_a_bag_whose_every_frame_breaks_off_says_why_nothing_trains(tmp_path, ca
         gap_hint([tmp_path / "slow"], None) == "; a bag's clips end where a camera's stamps go back"
     )
     assert gap_hint([tmp_path / "none"], 0.5) == ""  # no bag among them (nor any path)
+    write_video(tmp_path / "two.mp4", grey_frames(2))  # a readable video, too short for a clip
+    argv[2], argv[4] = str(tmp_path / "two.mp4"), str(tmp_path / "r2")
+    assert cli.main([*argv, "--steps", "1", "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"no training images found in {tmp_path / 'two.mp4'}; a video's or bag's clips need 3 "
+        "frames at least\n"
+    )
 
 
 def test_a_topic_left_out_is_named_once_however_often_the_bag_is_read(tmp_path, caplog):

@@ -357,6 +357,11 @@ def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Pat
     assert capsys.readouterr().err == (
         f"sarn train: error: --run-dir {tmp_path / 'file'} is a file, not a folder\n"
     )
+    under = tmp_path / "file" / "run"  # it said "[Errno 20] Not a directory"
+    assert tiny_train(tmp_path, video, "--run-dir", str(under)) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --run-dir {under}: {tmp_path / 'file'} is a file, not a folder\n"
+    )
 
 
 def test_a_source_given_twice_is_trained_on_once_and_repeated_options_gather(
@@ -530,3 +535,13 @@ def test_a_data_file_that_is_no_recording_is_refused_before_any_is_built(
     said = capsys.readouterr().err
     assert said == f"sarn train: error: --data {still}: not a video, bag or folder\n"
     assert built == [] and not (tmp_path / "run").exists()
+
+
+def test_a_refused_validation_set_comes_without_notes_on_it(tmp_path: Path, capsys) -> None:
+    """`--data cal --val-pairs cal` noted that the two hold the same recordings, then refused
+    cal as no folder of pairs: the note read as a second fault."""
+    video = sharp_video(tmp_path / "frames")
+    assert tiny_train(tmp_path, video, "--val-pairs", str(video), "--steps", "0") == 2
+    out, err = capsys.readouterr()
+    assert err == f"sarn train: error: no blurred/sharp sequence found under {video}\n"
+    assert "hold the same recordings" not in out

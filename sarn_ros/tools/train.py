@@ -67,6 +67,7 @@ from .options import (
     HelpFormatter,
     add_bag_arguments,
     add_gap_argument,
+    check_writable,
     file_arg,
     once_each,
     path_arg,
@@ -568,7 +569,10 @@ def no_training_data(folders: list[Path], max_gap_s: float | None = MAX_GAP_S) -
         if len(folders) == 1
         else ValueError("no training images found in " + ", ".join(map(str, folders)))
     )
-    return ValueError(f"{error}{gap_hint(folders, max_gap_s)}")
+    short = ""  # a 1- or 2-frame video read as "no images"
+    if any(holds_recordings(d) for d in folders):
+        short = "; a video's or bag's clips need 3 frames at least"
+    return ValueError(f"{error}{short}{gap_hint(folders, max_gap_s)}")
 
 
 # settings a resumed run takes from the command, not from the run: named where they differ
@@ -1152,9 +1156,10 @@ def run(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return 2
-    if args.run_dir.exists() and not args.run_dir.is_dir():  # mkdir said "[Errno 17] File exists"
-        why = f"--run-dir {args.run_dir} is a file, not a folder"
-        print(f"sarn train: error: {why}", file=sys.stderr)
+    try:  # a file, or a file among its parents: mkdir said "[Errno 17] File exists" or 20
+        check_writable(args.run_dir, "--run-dir", folder=True)
+    except ValueError as exc:
+        print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
     made = not args.run_dir.exists()  # removed again, empty, if the run stops before training
     try:
@@ -1223,7 +1228,8 @@ def run(args: argparse.Namespace) -> int:
         unused = unused_recording_options(args) if args.data else []
         if unused and rank == 0:
             print(f"note: {', '.join(unused)} not used: no --data is or holds such a recording")
-        if rank == 0:
+        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
+        if rank == 0:  # after the set is read: a refusal of it came after these notes
             if reuse:  # trained on the set's sources, whatever --data says
                 sources = desc["sources"] if desc is not None else []
                 trained_from = [(f"--trainset {ts} (built from {s})", Path(s)) for s in sources]
@@ -1231,7 +1237,6 @@ def run(args: argparse.Namespace) -> int:
                 trained_from = [(f"--data {d}", d) for d in args.data]
             for line in validation_notes(args, trained_from):
                 print(line, flush=True)
-        val = validation_set(args) if rank == 0 else []  # rank 0 validates and exports
         if reuse:
             train = load_sequences(ts)
             if rank == 0 and desc is None and args.data:  # refused where a description says
