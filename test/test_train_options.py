@@ -545,3 +545,25 @@ def test_a_refused_validation_set_comes_without_notes_on_it(tmp_path: Path, caps
     out, err = capsys.readouterr()
     assert err == f"sarn train: error: no blurred/sharp sequence found under {video}\n"
     assert "hold the same recordings" not in out
+
+
+def test_a_pair_sequence_that_changes_size_is_trained_on_in_pieces(tmp_path: Path) -> None:
+    """A camera reconfigured mid-sequence: the pairs were counted as training data, then the
+    run was refused ("frames of several sizes"), where a folder of frames is cut into pieces."""
+    import cv2
+    import numpy as np
+
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.tools.train import gather
+
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(48, 64)] * 4 + [(60, 80)] * 4):
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for side in ("blur", "sharp"):
+            (tmp_path / "pairs" / "q" / side).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "pairs" / "q" / side / f"{i:03d}.png"), img)
+    seqs = gather([tmp_path / "pairs"], BlurParams(), [1.0], 1, 6)
+    assert [(s.name, len(s.blurred), s.blurred[0].shape) for s in seqs] == [
+        ("q_x1#1", 4, (48, 64, 3)),
+        ("q_x1#2", 4, (60, 80, 3)),
+    ]

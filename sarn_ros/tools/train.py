@@ -435,7 +435,9 @@ def iter_gather(
                 for name, blur_dir, sharp_dir in seqs:
                     seq = read_pair(name, blur_dir, sharp_dir, scale)
                     seq.name = f"{name}_x{scale:g}"
-                    yield seq
+                    # cut where the size changes, as a folder of frames is (it was counted as
+                    # training data, then refused: "frames of several sizes")
+                    yield from one_size_pieces(seq)
                 continue
             for src in sources:
                 src_kind = recording_kind(src)
