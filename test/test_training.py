@@ -2359,6 +2359,13 @@ def test_recording_options_conflict_only_with_a_set_of_such_recordings(
     assert "--sharpest 0.5 (for videos and bags)" in capsys.readouterr().out
     assert sarn([*stills, "--data", str(frames)]) == 0
     assert f"reusing --trainset {tmp_path / 'tf'}" in capsys.readouterr().out
+    # a set of real pairs only: no variant or still was made, whatever the number asked
+    write_pairs(tmp_path / "pairs", blurry_sequence("p0", n=4, seed=3))
+    pairs = [*base, "--run-dir", str(tmp_path / "p"), "--trainset", str(tmp_path / "tp")]
+    assert sarn([*pairs, "--data", str(tmp_path / "pairs")]) == 0
+    capsys.readouterr()
+    assert sarn([*pairs, "--variants", "2", "--still-frames", "3"]) == 0
+    assert f"reusing --trainset {tmp_path / 'tp'}" in capsys.readouterr().out
 
 
 def test_sequences_left_out_are_counted_per_reason_with_the_largest_too_small() -> None:

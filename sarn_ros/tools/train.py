@@ -799,6 +799,8 @@ def trainset_conflicts(args: argparse.Namespace, desc: dict[str, Any]) -> list[s
         value = getattr(args, key)
         if key in RECORDING_OPTIONS and not set_holds(desc, RECORDING_OPTIONS[key]):
             continue  # a --sharpest on stills: said to be unused when built, not a conflict now
+        if key in ("variants", "still_frames") and not desc["synthetic_blur"]:
+            continue  # real pairs only: nothing was blurred, in any number of variants
         if key not in desc and key not in MADE_BEFORE:
             continue
         built = desc.get(key, MADE_BEFORE.get(key))
