@@ -267,8 +267,8 @@ def test_a_bag_whose_every_frame_breaks_off_says_why_nothing_trains(tmp_path, ca
     argv[2], argv[4] = str(tmp_path / "two.mp4"), str(tmp_path / "r2")
     assert cli.main([*argv, "--steps", "1", "--device", "cpu"]) == 2
     assert capsys.readouterr().err.endswith(
-        f"no training images found in {tmp_path / 'two.mp4'}; a video's or bag's clips need 3 "
-        "frames at least\n"
+        f"no training images found in {tmp_path / 'two.mp4'}; a video clip needs 3 frames at "
+        "least\n"
     )
 
 

@@ -533,7 +533,14 @@ def test_a_data_file_that_is_no_recording_is_refused_before_any_is_built(
     still = next(video.iterdir())
     assert tiny_train(tmp_path, video, "--data", str(still), "--steps", "0") == 2
     said = capsys.readouterr().err
-    assert said == f"sarn train: error: --data {still}: not a video, bag or folder\n"
+    assert said == (
+        f"sarn train: error: --data: unknown input type: {still} (video, image folder or rosbag2 "
+        "expected)\n"
+    )
+    bag = tmp_path / "run.DB3"  # the reader takes .db3 and .mcap as spelled
+    bag.write_bytes(b"")
+    assert tiny_train(tmp_path, video, "--data", str(bag), "--steps", "0") == 2
+    assert f"--data: unknown input type: {bag}" in capsys.readouterr().err
     assert built == [] and not (tmp_path / "run").exists()
 
 

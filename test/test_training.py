@@ -1288,7 +1288,7 @@ def test_cli_refuses_bad_options_before_building_the_trainset(
 
 
 def test_a_build_that_fails_part_way_leaves_no_partial_set(tmp_path: Path, monkeypatch) -> None:
-    """A bag that cannot be read after others were built, or Ctrl-C, left <trainset>.partial."""
+    """A bag that cannot be read after others were built, or Ctrl-C, left .<trainset>.partial."""
     from sarn_ros.data.blur_synth import BlurParams
     from sarn_ros.tools import train as train_module
 
@@ -1844,17 +1844,19 @@ def test_a_trainset_of_sets_built_apart_is_reused_whole(tmp_path: Path, capsys) 
 
 
 def test_a_build_killed_outright_is_built_again_from_scratch(tmp_path: Path) -> None:
-    """SIGKILL (an OOM kill, a job's hard limit) leaves <trainset>.partial behind: the next
+    """SIGKILL (an OOM kill, a job's hard limit) leaves .<trainset>.partial behind: the next
     run builds the set anew rather than failing on the folder or keeping the old part."""
     video = sharp_video(tmp_path / "video")
-    partial = tmp_path / ".ts.partial"
-    partial.mkdir()
-    (partial / "stale.npz").write_bytes(b"half written")
+    partial, old = tmp_path / ".ts.partial", tmp_path / "ts.partial"  # old: an earlier version's
+    for left in (partial, old):
+        left.mkdir()
+        (left / "stale.npz").write_bytes(b"half written")
     args = ["train", "--run-dir", str(tmp_path / "run"), "--trainset", str(tmp_path / "ts")]
     args += ["--data", str(video), "--blur-px", "4", "--steps", "0", "--clip-len", "3"]
     assert sarn([*args, "--crop", "32", "--device", "cpu", *TINY_ARGS]) == 0
     built = sorted(p.name for p in (tmp_path / "ts").glob("*.npz"))
-    assert len(built) == 1 and "stale.npz" not in built and not partial.exists()
+    assert len(built) == 1 and "stale.npz" not in built
+    assert not partial.exists() and not old.exists()
 
 
 def test_a_trainset_built_inside_its_data_folder_is_not_named_as_left_out(

@@ -47,7 +47,7 @@ from ..data.datasets import (
     usable_sequences,
 )
 from ..engine import MAX_GAP_S
-from ..offline import VIDEO_EXTS, kind_of, recording_of
+from ..offline import InputError, kind_of, recording_of
 from ..recordings import (
     gap_hint,
     holds_recordings,
@@ -571,9 +571,10 @@ def no_training_data(folders: list[Path], max_gap_s: float | None = MAX_GAP_S) -
         if len(folders) == 1
         else ValueError("no training images found in " + ", ".join(map(str, folders)))
     )
+    kinds = [k for k in ("video", "bag") if any(holds_recordings(d, (k,)) for d in folders)]
     short = ""  # a 1- or 2-frame video read as "no images"
-    if any(holds_recordings(d) for d in folders):
-        short = "; a video's or bag's clips need 3 frames at least"
+    if kinds:
+        short = f"; a {' or '.join(kinds)} clip needs 3 frames at least"
     return ValueError(f"{error}{short}{gap_hint(folders, max_gap_s)}")
 
 
@@ -628,6 +629,9 @@ def build_trainset(
     ``out``) never takes a partial set for the whole one."""
     partial = out.with_name(f".{out.name}.partial")  # hidden: not a folder --data leaves out
     shutil.rmtree(partial, ignore_errors=True)
+    old = out.with_name(f"{out.name}.partial")  # an earlier version's, left by a killed build
+    if old.is_dir() and all(p.suffix == ".npz" for p in old.iterdir()):
+        shutil.rmtree(old, ignore_errors=True)
     partial.mkdir(parents=True)
     seen: set[str] = set()
     try:
@@ -1109,9 +1113,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"sarn train: error: no such file or folder: {missing}", file=sys.stderr)
         return 2
     for d in args.data:  # a file that is no video or bag, found before the others are built
-        if not d.is_dir() and d.suffix.lower() not in (*VIDEO_EXTS, ".db3", ".mcap"):
-            print(f"sarn train: error: --data {d}: not a video, bag or folder", file=sys.stderr)
-            return 2
+        try:
+            kind_of(d)
+        except InputError as exc:
+            if not d.is_dir():  # a folder of recordings is read as such
+                print(f"sarn train: error: --data: {exc}", file=sys.stderr)
+                return 2
     loose = next((d for d in args.val_pairs if not d.is_dir()), None)
     if loose is not None:
         print(
