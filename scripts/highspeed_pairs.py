@@ -17,11 +17,11 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from sarn_ros.data.blur_synth import transfer
 from sarn_ros.data.datasets import list_images, read_rgb
+from sarn_ros.image_files import imwrite
 
 
 def average(frames: list[np.ndarray], linear_light: bool) -> np.ndarray:
@@ -77,7 +77,10 @@ def main() -> None:
     if args.out.exists() and not args.out.is_dir():
         ap.exit(2, f"{ap.prog}: error: not a folder: {args.out}\n")
     paths = list_images(args.frames)
-    seq = args.out / (args.name or args.frames.resolve().name)
+    name = args.name or args.frames.resolve().name
+    if name.startswith(".") or "/" in name or "\\" in name:  # readers skip hidden folders
+        ap.exit(2, f"{ap.prog}: error: --name {name!r}: give a plain folder name (no '.' first)\n")
+    seq = args.out / name
     if seq.exists():  # an earlier run's frames left beside these would read as one sequence
         ap.exit(2, f"{ap.prog}: error: {seq} exists: remove it, or give another --name\n")
     partial = seq.with_name(f".{seq.name}.partial")  # readers skip it; renamed when whole
@@ -90,11 +93,15 @@ def main() -> None:
         for n, (blur, sharp) in enumerate(
             pairs(paths, args.window, args.stride, args.linear_light), 1
         ):
-            cv2.imwrite(str(partial / "blur" / f"{n:06d}.png"), blur[..., ::-1])
-            cv2.imwrite(str(partial / "sharp" / f"{n:06d}.png"), sharp[..., ::-1])
+            for side, img in (("blur", blur), ("sharp", sharp)):
+                if not imwrite(partial / side / f"{n:06d}.png", img[..., ::-1]):
+                    raise OSError(f"cannot write {partial / side / f'{n:06d}.png'} (disk full?)")
         partial.rename(seq)
-    except ValueError as exc:  # the settings, a frame of another size, or an unreadable one
+    except (ValueError, OSError) as exc:  # the settings, a frame of another size or an
+        # unreadable one, an output that cannot be written
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
+    except KeyboardInterrupt:  # a stop, not a failure: nothing half-made is left
+        ap.exit(130, f"{ap.prog}: interrupted: no sequence written\n")
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"{n} blurred/sharp pairs from {len(paths)} frames in {seq}")

@@ -98,3 +98,28 @@ def test_a_frame_of_another_size_is_named_and_leaves_no_sequence(tmp_path: Path)
     assert result.returncode != 0
     assert f"{odd} is 64x20, the frames before it 64x24" in result.stderr
     assert list((tmp_path / "out").iterdir()) == []  # no half sequence, no .partial
+
+
+def test_outputs_it_cannot_make_or_readers_would_skip_are_errors(tmp_path: Path) -> None:
+    """A hidden --name was written where `sarn eval --pairs` finds nothing; a name too long
+    for its .partial folder, or an OUT under a file, ended in a traceback; a non-UTF-8 name
+    crashed the process (SIGSEGV in cv2.imwrite)."""
+    recording(tmp_path / "fast", 6)
+    (tmp_path / "file").write_text("")
+    cases = [
+        (["--name", ".hidden"], tmp_path / "out", "give a plain folder name"),
+        (["--name", "a/b"], tmp_path / "out", "give a plain folder name"),
+        (["--name", "n" * 250], tmp_path / "out", "File name too long"),
+        ([], tmp_path / "file" / "sub", "Not a directory"),
+    ]
+    for extra, out, words in cases:
+        result = run(tmp_path / "fast", out, "--window", 3, "--stride", 3, *extra)
+        assert result.returncode == 2 and words in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    odd = tmp_path / "out" / "b\udcff"
+    args = [tmp_path / "fast", tmp_path / "out", "--window", "3", "--stride", "3"]
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--name", "b\udcff"], capture_output=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((odd / "sharp").iterdir())) == 2
