@@ -77,6 +77,12 @@ def test_node_gets_the_options_the_user_gave():
     assert params["self_ensemble"] == "4" and params["future_frames"] == "2"
     assert params["publish_compressed"] == "true" and params["torch_compile"] == "true"
     assert params["input_transport"] == "compressed" and params["cameras"] == "[cam0, cam1]"
+    # a camera under 2 fps restarted the stream at every frame at the packaged max_gap_s 0.5
+    assert params["max_gap_s"] == "0.5"  # the default --fps 10, as the node runs it
+    slow = bench_node.node_args("w.pth", parse("--fps", "1"))
+    assert f"max_gap_s:={2.5}" in slow
+    # a namespace of its own: two benches on one domain fed and measured each other's nodes
+    assert cmd[cmd.index("-r") + 1] == f"__ns:=/sarn_bench_{os.getpid()}"
 
 
 def diag(**overrides: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """`sarn bench node`: the real sarn_deblur_node, end to end over DDS, at camera rate.
 
-For each frame size a fresh node process is started by its console script (own ROS domain,
-loopback only, the packaged Fast DDS shared-memory profile) and fed rgb8 frames (or their
+For each frame size a fresh node process is started by its console script (own ROS domain
+and namespace, loopback only, the packaged Fast DDS shared-memory profile; ``max_gap_s`` 2.5
+frame periods under 5 fps, so a slow camera is one stream) and fed rgb8 frames (or their
 JPEG with ``--input-transport compressed``) by a best-effort publisher at ``--fps``, like a
 camera driver. Reported per size:
 
@@ -325,6 +326,19 @@ def frame_weighted_mean(diags: list[dict[str, str]], key: str) -> float:
     return sum(v * w for v, w in pairs) / weight
 
 
+def bench_namespace() -> str:
+    """The node's and the bench's namespace: two benches on one domain (a --domain-id given
+    twice, or the same draw) fed each other's nodes and averaged both nodes' diagnostics."""
+    return f"/sarn_bench_{os.getpid()}"
+
+
+def gap_s(fps: float) -> float:
+    """The node's ``max_gap_s`` for a camera at ``fps``: the packaged 0.5 s, or 2.5 periods
+    for a camera slower than 5 fps (at 2 fps and below the 0.5 s restarted the stream at
+    every frame: no inference figure, and e2e was the wait for the end of a stream)."""
+    return max(0.5, 2.5 / fps)
+
+
 def node_args(weights: str, args: argparse.Namespace) -> list[str]:
     cmd = node_command()
     params = {
@@ -340,10 +354,12 @@ def node_args(weights: str, args: argparse.Namespace) -> list[str]:
         "publish_compressed": str(args.publish_compressed).lower(),
         "diagnostics_period_s": 0.5,
         "max_megapixels": 67.2,  # every --sizes the bench takes (8192 a side) is measured
+        "max_gap_s": gap_s(args.fps),
     }
     if args.cameras > 1:
         params["cameras"] = "[" + ", ".join(camera_names(args.cameras)) + "]"
-    cmd += ["--ros-args", "--params-file", str(find_share_file("config/sarn_deblur.yaml"))]
+    cmd += ["--ros-args", "-r", f"__ns:={bench_namespace()}"]
+    cmd += ["--params-file", str(find_share_file("config/sarn_deblur.yaml"))]
     for name, value in params.items():
         cmd += ["-p", f"{name}:={value}"]
     return [*cmd, "--log-level", "warn"]
@@ -382,7 +398,7 @@ def bench_size(
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
         meter = ProcessMeter(proc.pid)
         rclpy.init()
-        node = rclpy.create_node("sarn_bench_node")
+        node = rclpy.create_node("sarn_bench_node", namespace=bench_namespace())
         w, h = size
         rng = np.random.default_rng(0)
         frame = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
@@ -421,7 +437,7 @@ def bench_size(
 
         def on_diag(array: DiagnosticArray) -> None:
             for status in array.status:
-                if "sarn_deblur" in status.name:
+                if status.name.startswith(f"{bench_namespace()}/"):  # this bench's node only
                     diags.append({kv.key: kv.value for kv in status.values})
                     diag_times.append(time.monotonic())
 
@@ -502,6 +518,7 @@ def bench_size(
         # the drain: a backlog (queue_policy all on a slow device) still comes out while it
         # flows, so its frames are not counted as dropped
         quiet_s = max(3.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3)
+        quiet_s = max(quiet_s, gap_s(args.fps) + 1.0)  # the look-ahead comes at the stream's end
         end, cap, seen = time.monotonic() + quiet_s, time.monotonic() + DRAIN_CAP_S, 0
         while time.monotonic() < min(end, cap):
             spin_for(0.1)
