@@ -416,6 +416,7 @@ def test_bench_node_sizes_cameras_and_a_short_memory_series():
     from sarn_ros.tools.bench_node import MAX_SIDE, camera_names, parse_sizes, rss_trend
 
     assert parse_sizes("640x480, 8X8") == [(640, 480), (8, 8)]
+    assert parse_sizes("160x120,160x120, 8x8") == [(160, 120), (8, 8)]  # measured once
     for bad in ("7x8", f"{MAX_SIDE + 1}x8"):
         with pytest.raises(ValueError):
             parse_sizes(bad)

@@ -181,15 +181,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
-    """'640x480,1280x720' -> [(640, 480), (1280, 720)]; ValueError below 8 px or above
-    MAX_SIDE a side."""
+    """'640x480,1280x720' -> [(640, 480), (1280, 720)], each once (a size given twice was
+    measured twice); ValueError below 8 px or above MAX_SIDE a side."""
     sizes = []
     for item in text.split(","):
         w, _, h = item.strip().lower().partition("x")
         sizes.append((int(w), int(h)))
     if any(min(size) < 8 or max(size) > MAX_SIDE for size in sizes):
         raise ValueError("below 8 px or above MAX_SIDE")
-    return sizes
+    return list(dict.fromkeys(sizes))
 
 
 def flushed_stamps(sent: dict[tuple[int, int], float], future_frames: int) -> set[int]:
