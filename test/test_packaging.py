@@ -564,51 +564,41 @@ def test_every_path_readmes_layout_names_is_there():
     assert not missing, missing
 
 
+EMPTY = ": an empty path"
+AS_FOLDER = "'out/' names a folder: name a file"
+
+
 @pytest.mark.parametrize(
-    "argv",
+    ("argv", "said"),
     [
-        ["eval", "--pairs", "x", "--save-images", ""],
-        ["eval", "--pairs", "x", "--json", ""],
-        ["deblur", "in.mp4", "-o", ""],
-        ["train", "--run-dir", ""],
-        ["export", "-o", ""],
-        ["demo", "--out", ""],
-        ["bench", "model", "--json", ""],
+        (["eval", "--pairs", "x", "--save-images", ""], EMPTY),
+        (["eval", "--pairs", "x", "--json", ""], EMPTY),
+        (["deblur", "in.mp4", "-o", ""], EMPTY),
+        (["train", "--run-dir", ""], EMPTY),
+        (["export", "-o", ""], EMPTY),
+        (["demo", "--out", ""], EMPTY),
+        (["bench", "model", "--json", ""], EMPTY),
+        (["eval", "--pairs", "x", "--json", "out/"], AS_FOLDER),
+        # a Path drops the '/.' too
+        (["eval", "--pairs", "x", "--json", "out/."], "'out/.' names a folder: name a file"),
+        (["export", "-o", "out/"], AS_FOLDER),
+        (["train", "--run-dir", "r", "--export", "out/"], AS_FOLDER),
+        (["bench", "model", "--json", "out/"], AS_FOLDER),
+        (["bench", "node", "--json", "out/"], AS_FOLDER),
     ],
 )
-def test_an_empty_path_is_a_usage_error(argv, capsys, tmp_path, monkeypatch):
-    """Path("") is the working folder: `sarn eval --save-images ""` wrote its images there."""
+def test_an_empty_path_or_a_file_named_as_a_folder_is_a_usage_error(
+    argv, said, capsys, tmp_path, monkeypatch
+):
+    """Path("") is the working folder: `sarn eval --save-images ""` wrote its images there;
+    `sarn eval --json out/` wrote its results to a file `out`: the '/' was dropped."""
     from sarn_ros.tools import cli
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2
-    assert capsys.readouterr().err.splitlines()[-1].endswith(": an empty path")
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["eval", "--pairs", "x", "--json", "out/"],
-        ["eval", "--pairs", "x", "--json", "out/."],  # a Path drops the '/.' too
-        ["export", "-o", "out/"],
-        ["train", "--run-dir", "r", "--export", "out/"],
-        ["bench", "model", "--json", "out/"],
-        ["bench", "node", "--json", "out/"],
-    ],
-)
-def test_a_file_named_as_a_folder_is_a_usage_error(argv, capsys, tmp_path, monkeypatch):
-    """`sarn eval --json out/` wrote its results to a file `out`: the '/' was dropped."""
-    from sarn_ros.tools import cli
-
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
-    assert exc.value.code == 2
-    said = capsys.readouterr().err.splitlines()[-1]
-    assert said.endswith(f"{argv[-1]!r} names a folder: name a file")
+    assert capsys.readouterr().err.splitlines()[-1].endswith(said)
     assert list(tmp_path.iterdir()) == []
 
 
