@@ -43,18 +43,37 @@ def _png_size(read: Callable[[int, int], bytes], total: int) -> tuple[int, int] 
     return size
 
 
+def _tiff_size(data: memoryview) -> tuple[int, int] | None:
+    """(width, height) from a classic TIFF's first directory (the page OpenCV decodes)."""
+    order = {b"II": "little", b"MM": "big"}[bytes(data[:2])]
+
+    def num(pos: int, size: int) -> int:
+        return int.from_bytes(data[pos : pos + size], order)  # type: ignore[arg-type]
+
+    ifd = num(4, 4)
+    if ifd + 2 > len(data):
+        return None
+    sides: dict[int, int] = {}
+    for at in range(ifd + 2, min(ifd + 2 + 12 * num(ifd, 2), len(data) - 11), 12):
+        tag, kind = num(at, 2), num(at + 2, 2)
+        if tag in (256, 257) and kind in (3, 4):  # ImageWidth, ImageLength: SHORT or LONG
+            sides[tag] = num(at + 8, 2 if kind == 3 else 4)
+    return (sides[256], sides[257]) if len(sides) == 2 else None
+
+
 def stated_size(data: bytes | np.ndarray) -> tuple[int, int] | None:
-    """(width, height) a PNG or JPEG in memory states ahead of its pixels; None for other
-    formats or no size found (the decoder then says what is wrong). ValueError for a PNG
-    chunk longer than the bytes left."""
+    """(width, height) a PNG, JPEG or TIFF in memory states ahead of its pixels; None for
+    other formats or no size found. ValueError for a PNG chunk longer than the bytes left."""
     data = memoryview(data).cast("B")  # slices without copies
     if data[: len(PNG_SIGNATURE)] == PNG_SIGNATURE:
         return _png_size(lambda pos, count: data[pos : pos + count], len(data))
+    if len(data) >= 8 and data[:4] in (b"II*\x00", b"MM\x00*"):
+        return _tiff_size(data)
     if data[:2] == b"\xff\xd8":
         pos = 2
         while pos + 4 <= len(data):
             if data[pos] != 0xFF:
-                return None  # not at a marker: for the decoder to judge
+                return None  # not at a marker: libjpeg skips such bytes, decoding any size
             marker = data[pos + 1]
             if marker == 0xFF:  # fill byte
                 pos += 1

@@ -181,19 +181,66 @@ def test_compressed_round_trip_and_corrupt_jpeg():
         conv.compressed_to_numpy(bad)
 
 
-def test_the_size_a_png_or_jpeg_states_is_read_before_decoding():
+def test_the_size_a_png_jpeg_or_tiff_states_is_read_before_decoding():
     rng = np.random.default_rng(3)
-    for h, w, c in ((48, 64, 3), (7, 5, 1), (33, 130, 3)):
+    for h, w, c in ((48, 64, 3), (7, 5, 1), (33, 130, 3), (70000 // 130, 130, 1)):
         img = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
         for ext, params in (
             (".png", []),
             (".jpg", []),
             (".jpg", [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+            (".tiff", []),
         ):
             buf = cv2.imencode(ext, img, params)[1]
             assert conv.stated_size(buf) == (w, h), (ext, params)
+        buf = cv2.imencode(".tiff", img.astype(np.uint16) * 257)[1]
+        assert conv.stated_size(buf) == (w, h)
+    # big-endian, ImageWidth a SHORT and ImageLength a LONG, after a tag of another kind
+    tiff = b"MM\x00*" + (8).to_bytes(4, "big") + (3).to_bytes(2, "big")
+    for tag, kind, value in (
+        (254, 4, b"\x00" * 4),
+        (256, 3, b"\x01\x2c\x00\x00"),
+        (257, 4, b"\x00\x01\x00\x00"),
+    ):
+        tiff += tag.to_bytes(2, "big") + kind.to_bytes(2, "big") + (1).to_bytes(4, "big") + value
+    assert conv.stated_size(tiff) == (300, 65536)
+    assert conv.stated_size(tiff[:-12]) is None  # no ImageLength
     webp = cv2.imencode(".webp", np.zeros((4, 4, 3), np.uint8))[1]
-    assert conv.stated_size(webp) is None  # decoded, then its size checked
+    assert conv.stated_size(webp) is None
+
+
+def stray_bytes_jpeg(width: int, height: int) -> bytes:
+    """A 64x48 JPEG stating ``width`` x ``height``, two stray bytes before its frame header:
+    libjpeg skips them (with a warning) and decodes the stated size whole."""
+    data = bytearray(cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    app0_end = 4 + int.from_bytes(data[4:6], "big")  # SOI, then the JFIF segment
+    return bytes(data[:app0_end] + b"\x00\x00" + data[app0_end:])
+
+
+@pytest.mark.parametrize("kind", ["stray bytes", "webp", "bmp", "cut short"])
+def test_compressed_data_stating_no_size_is_refused_undecoded(kind, monkeypatch):
+    """A 4 KB JPEG with two stray bytes before its frame header, stating 20000x20000, was
+    decoded whole before its size was checked (2.3 GB, 2.7 s in the node's worker), and a
+    10 KB WebP of 16000x16000 0.5 GB; a JPEG cut short was published with its lower part
+    grey."""
+    if kind == "stray bytes":
+        data, why = stray_bytes_jpeg(20000, 20000), "not decoded"
+    elif kind == "cut short":
+        noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        whole = cv2.imencode(".jpg", noise)[1].tobytes()
+        data, why = whole[: len(whole) * 2 // 3], "cut short"
+    else:
+        data, why = (
+            cv2.imencode(f".{kind}", np.zeros((8, 8, 3), np.uint8))[1].tobytes(),
+            "not decoded",
+        )
+    decoded: list = []
+    monkeypatch.setattr(conv.cv2, "imdecode", lambda *args: decoded.append(args))
+    with pytest.raises(ValueError, match=why):
+        conv.compressed_to_numpy(CompressedImage(format="rgb8; jpeg compressed bgr8", data=data))
+    assert decoded == []
 
 
 def test_a_compressed_frame_stating_a_side_over_8192_px_is_refused_before_decoding():

@@ -1681,9 +1681,10 @@ def test_a_blank_short_or_empty_compressed_image_is_rejected_at_intake_and_makes
     assert (cam.counts["rejected.empty"], cam.counts["rejected.malformed"]) == (1, 1)
     assert cam.counts["received"] == 6
     send(0.0, CompressedImage(format="jpeg"))  # blank compressed (input_transport compressed)
-    send(10 + 4 / 30, CompressedImage(format="jpeg", data=b"\xff\xd8"))
+    send(0.0, CompressedImage(format="jpeg", data=b"\xff\xd8"))  # no size stated: undecoded
+    send(10 + 4 / 30)
     assert [q.restart for q in cam.queue] == [None] * 5
-    assert (cam.counts["rejected.corrupt_compressed"], cam.counts["received"]) == (1, 8)
+    assert (cam.counts["rejected.corrupt_compressed"], cam.counts["received"]) == (2, 9)
 
 
 def test_a_frame_over_8192_px_a_side_is_refused_as_too_large():

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from ..image_files import stated_size
+from ..image_files import cut_short, stated_size
 
 # encoding -> (numpy dtype, channels)
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -388,6 +388,27 @@ def from_rgb(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) ->
     raise UnsupportedEncoding(f"no RGB mapping for {encoding!r}")
 
 
+def compressed_size(msg: Any, buf: np.ndarray | None = None) -> tuple[int, int]:
+    """(width, height) a sensor_msgs/CompressedImage states ahead of its pixels (``buf``: its
+    data, where already at hand). ValueError for data that states none, which is not decoded:
+    image_transport writes PNG, JPEG and TIFF, each with its size up front, and OpenCV decodes
+    whatever else it is given, whole, before its size can be checked (a 4 KB JPEG with two
+    stray bytes before its frame header, stating 20000x20000, took 2.3 GB and 2.7 s; a 10 KB
+    WebP 0.5 GB). Also for a JPEG cut short, which OpenCV decodes half grey."""
+    buf = _buffer(msg.data) if buf is None else buf
+    if buf.size == 0:
+        raise ValueError("empty compressed image")
+    size = stated_size(buf)
+    if size is None:
+        raise ValueError(
+            f"no PNG, JPEG or TIFF header stating the image's size (format {msg.format!r}): "
+            "not decoded"
+        )
+    if cut_short(buf):
+        raise ValueError(f"JPEG cut short, no end marker (format {msg.format!r})")
+    return size
+
+
 def compressed_to_numpy(
     msg: Any, debayer: str = "vng", check: Callable[[int, int], None] = check_sides
 ) -> tuple[np.ndarray, str]:
@@ -396,18 +417,14 @@ def compressed_to_numpy(
     image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), or for
     a Bayer camera's mosaic (image_transport compresses it as it is, format
     ``bayer_rggb8; png compressed ``), demosaiced as :func:`decode_image` does. ``check``
-    (width, height) raises TooLarge for a size not to decode, before decoding where the
-    header states it."""
+    (width, height) raises TooLarge for a size not to decode, before decoding, on the size
+    the header states (:func:`compressed_size`)."""
     buf = _buffer(msg.data)
-    if buf.size == 0:
-        raise ValueError("empty compressed image")
-    size = stated_size(buf)
-    if size is not None:
-        check(*size)
+    check(*compressed_size(msg, buf))
     img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise ValueError(f"cannot decode compressed image (format {msg.format!r})")
-    check(img.shape[1], img.shape[0])  # a format that states no size before decoding
+    check(img.shape[1], img.shape[0])  # as decoded, where that differs from the header
     if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
         raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
     camera = str(msg.format).split(";")[0].strip()

@@ -932,7 +932,7 @@ class DeblurNode(Node):
                 except ValueError as exc:
                     self.reject("corrupt_compressed", str(exc))
                     return None
-            else:  # empty images were rejected at intake (intake_fault), as empty compressed
+            else:  # empty images were rejected at intake (intake_fault)
                 check(msg.width, msg.height)
                 raw, encoding = conv.decode_image(msg, self.debayer)  # Bayer/YUV: RGB
             frame = conv.to_rgb(raw, encoding)
@@ -1161,7 +1161,11 @@ def intake_fault(msg: Image | CompressedImage) -> tuple[str, str] | None:
     refused here, its stamp never counts (a 32FC1 frame stamped 0 restarted the next one as a
     gap)."""
     if isinstance(msg, CompressedImage):
-        return None if len(msg.data) else ("corrupt_compressed", "no data")
+        try:
+            conv.compressed_size(msg)
+        except ValueError as exc:
+            return "corrupt_compressed", str(exc)
+        return None
     if msg.height == 0 or msg.width == 0:
         return "empty", f"{msg.width}x{msg.height} image"
     try:
