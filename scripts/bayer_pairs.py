@@ -17,7 +17,8 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from sarn_ros.data.datasets import list_images
+from sarn_ros.data.datasets import list_images, pair_files
+from sarn_ros.image_files import imread, imwrite
 from sarn_ros.ros.image_conversion import DEBAYER, decode_image
 
 
@@ -45,7 +46,7 @@ def readable_blur(src: Path) -> list[Path]:
     if not paths:
         raise ValueError(f"no images in {src / 'blur'}")
     for p in paths:
-        bgr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        bgr = imread(p, cv2.IMREAD_COLOR)
         if bgr is None:
             raise ValueError(f"{p}: not an image OpenCV can read")
         if bgr.shape[0] % 2 or bgr.shape[1] % 2:
@@ -55,7 +56,9 @@ def readable_blur(src: Path) -> list[Path]:
 
 def plan(out: Path, pairs: list[Path]) -> list[tuple[Path, Path, list[Path]]]:
     """(pair, OUT/NAME, blur frames) for every pair, all checked before anything is written:
-    no half-made output, and no pair merged into another's or an earlier run's folder."""
+    no pair merged into another's or an earlier run's folder, none written into an input (OUT
+    in a pair's sharp/ copied itself into itself until a RecursionError), none that does not
+    pair."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"not a folder: {out}")
     jobs = []
@@ -63,10 +66,14 @@ def plan(out: Path, pairs: list[Path]) -> list[tuple[Path, Path, list[Path]]]:
         for sub in ("blur", "sharp"):
             if not (src / sub).is_dir():
                 raise ValueError(f"no {sub}/ folder in {src}")
+        if out.resolve().is_relative_to(src.resolve()):
+            raise ValueError(f"{out} is in the pair {src}: write the pairs outside it")
         dst = out / Path(os.path.abspath(src)).name  # "." has none; a link keeps its own
         if dst.exists() or dst.resolve() in {d.resolve() for _, d, _ in jobs}:
             raise ValueError(f"{dst} exists or is named twice: each pair needs its own name")
-        jobs.append((src, dst, readable_blur(src)))
+        blur = readable_blur(src)
+        pair_files(str(src), src / "blur", src / "sharp")  # counts and names that pair
+        jobs.append((src, dst, blur))
     return jobs
 
 
@@ -81,12 +88,25 @@ def main() -> None:
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     for src, dst, blur in jobs:
-        (dst / "blur").mkdir(parents=True)
-        shutil.copytree(src / "sharp", dst / "sharp")
-        for p in blur:
-            rgb = cv2.imread(str(p), cv2.IMREAD_COLOR)[..., ::-1]
-            out = through_bayer(np.ascontiguousarray(rgb), args.debayer)
-            cv2.imwrite(str(dst / "blur" / p.name), out[..., ::-1])
+        partial = dst.with_name(f".{dst.name}.partial")  # readers skip it; renamed when whole
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            (partial / "blur").mkdir(parents=True)
+            shutil.copytree(src / "sharp", partial / "sharp")
+            for p in blur:
+                bgr = imread(p, cv2.IMREAD_COLOR)
+                if bgr is None:  # read up front, gone since
+                    raise OSError(f"cannot read {p}")
+                out = through_bayer(np.ascontiguousarray(bgr[..., ::-1]), args.debayer)
+                if not imwrite(partial / "blur" / p.name, out[..., ::-1]):
+                    raise OSError(f"cannot write {partial / 'blur' / p.name} (disk full?)")
+            partial.rename(dst)
+        except OSError as exc:
+            parser.exit(1, f"{parser.prog}: error: {exc}\n")
+        except KeyboardInterrupt:  # a stop: the pairs written before are whole, this one gone
+            parser.exit(130, f"{parser.prog}: interrupted: {dst} not written\n")
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
         print(f"{src} -> {dst} ({args.debayer})")
 
 

@@ -159,6 +159,35 @@ def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
     assert sorted(p.name for p in (tmp_path / "o5").iterdir()) == ["left", "right"]
 
 
+def test_bayer_pairs_writes_nothing_into_a_pair_and_only_pairs_that_pair(tmp_path: Path) -> None:
+    """OUT in a pair's sharp/ copied that folder into itself ~750 levels deep until a
+    RecursionError; OUT the pair itself had OUT/NAME written into it; a pair with an empty
+    sharp/ was written, for `sarn eval` to refuse; an OUT that could not be made gave a
+    traceback."""
+    good = tmp_path / "good"
+    frames(good / "blur", 1)
+    frames(good / "sharp", 1)
+    lone = tmp_path / "lone"
+    frames(lone / "blur", 1)
+    (lone / "sharp").mkdir()
+    assert_refused(
+        "bayer_pairs.py",
+        [
+            ([good / "sharp", good], f"{good / 'sharp'} is in the pair {good}", False),
+            ([good, good], f"{good} is in the pair {good}", False),
+            ([tmp_path / "o", lone], "1 blurred vs 0 sharp", False),
+        ],
+    )
+    made = sorted(p.relative_to(good).as_posix() for p in good.rglob("*"))
+    assert made == ["blur", "blur/0000.png", "sharp", "sharp/0000.png"]
+    assert not (tmp_path / "o").exists()
+    unmakable = Path("/proc/sarn_no_such_folder")
+    [failed] = runs("bayer_pairs.py", [([unmakable, good], "", False)])
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert failed.stderr.startswith("bayer_pairs.py: error: [Errno 2] No such file"), failed
+    assert not unmakable.exists()
+
+
 def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) -> None:
     """Four frames rewrote 000-003 and left the old sample's 004-007; a missing or empty
     folder, or one of stills, gave a traceback."""
