@@ -45,6 +45,7 @@ from sarn_ros.data.datasets import (  # noqa: E402
     read_rgb,
     resize_by,
 )
+from sarn_ros.tools.options import ranged  # noqa: E402
 
 RECIPE = "recipe.json"
 # all that `pack` writes at the top
@@ -57,27 +58,85 @@ def _write_webp(
     out.mkdir(parents=True, exist_ok=True)
     for path in images[:limit]:
         rgb = resize_by(read_rgb(path), scale)
-        cv2.imwrite(
-            str(out / f"{path.stem}.webp"), rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality]
-        )
+        ok, buf = cv2.imencode(".webp", rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality])
+        if not ok:  # WebP holds at most 16383 px a side
+            raise ValueError(f"cannot pack {path} as WebP ({rgb.shape[1]}x{rgb.shape[0]})")
+        buf.tofile(out / f"{path.stem}.webp")
+
+
+def _one_name_each(images: list[Path]) -> str | None:
+    """Why ``images`` would lose a frame as WebP: two of one stem (a.png, a.jpg) pack as one."""
+    stems: dict[str, Path] = {}
+    for path in images:
+        if path.stem in stems:
+            return f"{stems[path.stem]} and {path} would both pack as {path.stem}.webp"
+        stems[path.stem] = path
+    return None
+
+
+def _source_refusal(d: str, out: Path) -> str | None:
+    """Why the source folder ``d`` cannot travel: missing, or inside --out, which a pack
+    replaces (a source in the earlier pack was deleted with it)."""
+    if not Path(d).is_dir():
+        return f"no such folder: {d}"
+    if Path(d).resolve().is_relative_to(out.resolve()):
+        return f"{d} is inside --out {out}, which the pack replaces"
+    return None
 
 
 def _pack_refusal(args: argparse.Namespace) -> str | None:
-    """Why `pack` would lose or mix data: `build` names each set and run by its folder's name
-    alone, and a pack replaces its --out wholly (so nothing stale is carried or validated on)."""
-    seen: dict[str, str] = {}
-    for d in [*args.videos, *args.stills, *args.large_stills, *args.train_pairs]:
-        name = Path(d).name
-        if name in seen:
-            same = Path(d).resolve() == Path(seen[name]).resolve()
-            return f"{seen[name]} and {d}: the same folder{'' if same else ' name'}"
-        seen[name] = d
+    """Why `pack` would lose, mix or fail on data, found before anything is written: `build`
+    names each set and run by its packed folder's name alone, pairs are packed by sequence
+    name, and a pack replaces its --out wholly (so nothing stale is carried or validated on).
+    A folder without images, or pairs that do not pair, failed only at `build` on the lent
+    machine."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return f"--out {out} is a file"
     names = {p.name for p in out.iterdir()} if out.is_dir() else set()
     if names and (RECIPE not in names or not names <= PACKED):
         return f"--out {out} is not an earlier pack: give a new or empty folder"
+    sources = [*args.videos, *args.stills, *args.large_stills, *args.train_pairs]
+    sources += [*args.val_pairs, *([args.val] if args.val else [])]
+    for d in sources:
+        if why := _source_refusal(d, out):
+            return why
+    seen: dict[str, str] = {}
+    for d, size in [(d, None) for d in args.videos] + [
+        (d, args.part_size) for d in [*args.stills, *args.large_stills]
+    ]:
+        parts = _parts(Path(d), size)
+        if not parts[0][1]:
+            return f"no images in {d} (folders in it are not read: give them)"
+        for name, images in parts:
+            if name in seen:
+                same = Path(d).resolve() == Path(seen[name]).resolve()
+                return f"{seen[name]} and {d}: the same folder{'' if same else ' name'} ({name})"
+            seen[name] = d
+            if why := _one_name_each(images):
+                return why
+    if args.val and not list_images(Path(args.val)):
+        return f"no images in --val {args.val}"
+    if args.val and (why := _one_name_each(list_images(Path(args.val)))):
+        return why
+    for flag, roots in (("--train-pairs", args.train_pairs), ("--val-pairs", args.val_pairs)):
+        packed: dict[str, str] = {}
+        for root in roots:
+            found = find_pair_dirs(Path(root))
+            if not found:
+                return f"{flag} {root}: no blurred/sharp sequences (layouts of sarn train --data)"
+            if root in args.train_pairs and Path(root).name in seen:
+                return f"{seen[Path(root).name]} and {root}: the same folder name"
+            seen.setdefault(Path(root).name, root)
+            for name, blur, sharp in found:
+                try:
+                    pair_files(name, blur, sharp)
+                except ValueError as exc:
+                    return f"{flag} {root}: {exc}"
+                key = name.replace("/", "_")
+                if key in packed:
+                    return f"{flag}: {packed[key]} and {root} both hold a sequence {key}"
+                packed[key] = root
     return None
 
 
@@ -89,13 +148,19 @@ def pack(args: argparse.Namespace) -> int:
     new, old = (out.with_name(f"{hidden}.{s}") for s in ("new", "old"))
     for d in (new, old):  # a killed pack's
         shutil.rmtree(d, ignore_errors=True)
-    new.mkdir(parents=True)
     try:
+        new.mkdir(parents=True)
         rc = _pack_into(args, new)
         if out.exists():
             out.rename(old)
         new.rename(out)
         shutil.rmtree(old, ignore_errors=True)
+    except (OSError, ValueError) as exc:  # a disk full, an unreadable image
+        print(f"gpu_kit.py pack: error: {exc} (--out left as it was)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("gpu_kit.py pack: interrupted (--out left as it was)", file=sys.stderr)
+        return 130
     finally:
         shutil.rmtree(new, ignore_errors=True)
     return rc
@@ -210,8 +275,24 @@ def copy_real(out: Path, copies: int) -> int:
     return len(files) * max(copies, 1 if files else 0)
 
 
+def stale_sets(out: Path, jobs: list[list[str]], copies: int) -> list[Path]:
+    """What an earlier build left in ``out`` that this one does not make: another --blur-px's
+    sets, or real/copy3 after --real-copies 3 then 1, still drawn by the sampler. A build
+    again with the same settings (a resumed command) finds none."""
+    made = {Path(job[job.index("--trainset") + 1]) for job in jobs}
+    if out / "real" / "copy1" in made:
+        made |= {out / "real" / f"copy{k}" for k in range(2, copies + 1)}
+    parents = {m.parent for m in made}
+    found = [p for p in out.iterdir() if p not in parents] if out.is_dir() else []
+    found += [p for d in parents if d.is_dir() for p in d.iterdir() if p not in made]
+    return sorted(p for p in found if not p.name.startswith("."))  # sarn train's own partials
+
+
 def build(args: argparse.Namespace) -> int:
     kit, out = Path(args.kit), Path(args.out)
+    if not (kit / RECIPE).is_file():
+        print(f"gpu_kit.py build: error: no pack in --kit {kit} (no {RECIPE})", file=sys.stderr)
+        return 2
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
 
@@ -224,6 +305,14 @@ def build(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:  # `sarn train` wants one
         jobs = build_jobs(kit, out, Path(runs), args.blur_px, args.linear_light)
+        if stale := stale_sets(out, jobs, args.real_copies):
+            shown = ", ".join(str(p.relative_to(out)) for p in stale[:4])
+            print(
+                f"gpu_kit.py build: error: --out {out} holds sets this build does not make "
+                f"({shown}{', ...' if len(stale) > 4 else ''}): give a new --out",
+                file=sys.stderr,
+            )
+            return 2
         with ThreadPoolExecutor(args.jobs) as pool:
             failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
     for job, log in failed:
@@ -242,20 +331,24 @@ def main() -> int:
     a.add_argument("--videos", nargs="*", default=[], help="sharp frame folders, one video each")
     a.add_argument("--stills", nargs="*", default=[], help="folders of sharp stills")
     a.add_argument("--large-stills", nargs="*", default=[], help="stills to downscale first")
-    a.add_argument("--large-scale", type=float, default=0.75)
+    scale, quality = ranged(float, above=0, high=1), ranged(int, 1, 101)
+    a.add_argument("--large-scale", type=scale, default=0.75)
     a.add_argument(
-        "--part-size", type=int, default=25, help="stills per packed folder (one build job each)"
+        "--part-size",
+        type=ranged(int, 1),
+        default=25,
+        help="stills per packed folder (one build job each)",
     )
-    a.add_argument("--quality", type=int, default=94)
-    a.add_argument("--large-quality", type=int, default=90)
+    a.add_argument("--quality", type=quality, default=94)
+    a.add_argument("--large-quality", type=quality, default=90)
     a.add_argument(
         "--train-pairs",
         nargs="*",
         default=[],
         help="real blurred/sharp folders to train on (the layouts of sarn train --data)",
     )
-    a.add_argument("--train-pairs-quality", type=int, default=95)
-    a.add_argument("--train-pairs-scales", type=float, nargs="+", default=[0.5, 1.0])
+    a.add_argument("--train-pairs-quality", type=quality, default=95)
+    a.add_argument("--train-pairs-scales", type=scale, nargs="+", default=[0.5, 1.0])
     a.add_argument("--val", help="held-out sharp video for --val-sharp")
     a.add_argument(
         "--val-pairs",
@@ -264,19 +357,22 @@ def main() -> int:
         help="held-out real blurred/sharp folders: scripts/gpu_run.sh then ranks checkpoints on "
         "them, not on --val's synthetic blur",
     )
-    a.add_argument("--val-scale", type=float, default=0.5)
-    a.add_argument("--val-frames", type=int, default=41)
-    a.add_argument("--val-quality", type=int, default=97, help="WebP quality, 101: lossless")
-    a.add_argument("--budget-mib", type=float, default=48.0)
+    a.add_argument("--val-scale", type=scale, default=0.5)
+    a.add_argument("--val-frames", type=ranged(int, 1), default=41)
+    a.add_argument("--val-quality", type=quality, default=97, help="WebP quality, 101: lossless")
+    a.add_argument("--budget-mib", type=ranged(float, above=0), default=48.0)
     b = sub.add_parser("build", help="there: the training sets from a packed kit")
     b.add_argument("--kit", default=".gpukit")
     b.add_argument("--out", default=".gputs")
     b.add_argument("--blur-px", type=float, nargs="+", default=[12.0, 24.0])
     b.add_argument("--linear-light", type=float, nargs="+", default=[1.0, 0.0])
     b.add_argument(
-        "--real-copies", type=int, default=1, help="draw the real pairs K times as often"
+        "--real-copies",
+        type=ranged(int, 1),
+        default=1,
+        help="draw the real pairs K times as often",
     )
-    b.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    b.add_argument("--jobs", type=ranged(int, 1), default=max(1, (os.cpu_count() or 2) - 2))
     args = p.parse_args()
     if args.command == "build":
         return build(args)

@@ -208,3 +208,103 @@ def test_real_training_pairs_are_built_once_without_synthetic_blur_and_linked_k_
     with np.load(first) as z:  # the real frames, not a generator's blur of the sharp ones
         assert abs(float(z["blurred"][0].mean()) - 60) < 1.5
         assert abs(float(z["sharp"][0].mean()) - 90) < 1.5
+
+
+def test_pack_refuses_sources_that_would_fail_mix_or_vanish_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each packed with exit 0 and failed, or trained on a mix, only at `build` on the lent
+    machine: a folder of folders (no images), pairs of no layout, two roots' sequences of
+    one name merged into one, a part named as another folder, a.png and a.jpg packed as one
+    a.webp; a source inside --out was deleted with the earlier pack."""
+    kit = tmp_path / "kit"
+    stills(tmp_path / "vroot" / "city")
+    (tmp_path / "nopairs").mkdir()
+    one, two = real_pairs(tmp_path / "r1", "seqA"), real_pairs(tmp_path / "r2", "seqA")
+    three = stills(tmp_path / "st", 3)
+    other = stills(tmp_path / "other" / "st_part1")
+    mixed = stills(tmp_path / "mixed")
+    cv2.imwrite(str(tmp_path / "mixed" / "img_0.jpg"), np.zeros((8, 8, 3), np.uint8))
+    cases = [
+        (["--videos", str(tmp_path / "vroot")], "no images in"),
+        (["--stills", three, "--train-pairs", str(tmp_path / "nopairs")], "no blurred/sharp"),
+        (["--train-pairs", str(one), str(two)], "both hold a sequence seqA"),
+        (["--stills", three, "--val-pairs", str(one), str(two)], "both hold a sequence seqA"),
+        (["--stills", three, other, "--part-size", "2"], "the same folder name (st_part1)"),
+        (["--stills", mixed], "would both pack as img_0.webp"),
+        (["--stills", str(tmp_path / "missing")], "no such folder"),
+    ]
+    for argv, message in cases:
+        assert run_pack(monkeypatch, "--out", str(kit), *argv) == 2, argv
+        (line,) = capsys.readouterr().err.splitlines()
+        assert message in line, (argv, line)
+    assert not kit.exists()
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", three) == 0
+    inside = str(kit / "stills" / "st")
+    assert run_pack(monkeypatch, "--out", str(kit), "--large-stills", inside) == 2
+    assert "inside --out" in capsys.readouterr().err
+    assert sorted(p.name for p in (kit / "stills" / "st").iterdir()) == [
+        f"img_{i}.webp" for i in range(3)
+    ]
+
+
+@pytest.mark.parametrize(
+    "option", ["--part-size=0", "--part-size=-1", "--large-scale=0", "--val-frames=0"]
+)
+def test_pack_refuses_a_number_out_of_range(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+) -> None:
+    """--part-size -1 dropped every still with exit 0, 0 gave a traceback; --large-scale 0
+    packed, then `build` divided by it."""
+    argv = ["--out", str(tmp_path / "kit"), "--stills", stills(tmp_path / "S"), option]
+    assert run_pack(monkeypatch, *argv) == 2
+    err = capsys.readouterr().err
+    assert f"argument {option.split('=')[0]}: must be" in err and "Traceback" not in err
+
+
+def test_pack_ends_in_one_line_on_an_unreadable_image_and_keeps_the_earlier_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kit, good = tmp_path / "kit", stills(tmp_path / "good")
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", good) == 0
+    bad = stills(tmp_path / "bad")
+    (tmp_path / "bad" / "img_0.png").write_bytes(b"not a png")
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", bad) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("gpu_kit.py pack: error: cannot read image") and "bad" in line
+    assert [p.name for p in (kit / "stills").iterdir()] == ["good"]
+
+
+def test_build_refuses_a_missing_kit_and_an_out_holding_another_builds_sets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A build with --real-copies 1 into the out of one with 3 kept real/copy2 and copy3,
+    still drawn three times as often; another --blur-px's sets stayed in the mix."""
+    gpu_kit = kit_module()
+    kit, out = tmp_path / "kit", tmp_path / "ts"
+    assert (
+        run_pack(
+            monkeypatch, "--out", str(kit), "--train-pairs", str(real_pairs(tmp_path / "r", "a"))
+        )
+        == 0
+    )
+    monkeypatch.setattr(
+        sys, "argv", ["gpu_kit.py", "build", "--kit", str(tmp_path / "no"), "--out", str(out)]
+    )
+    assert gpu_kit.main() == 2
+    assert "no pack in --kit" in capsys.readouterr().err
+    jobs = gpu_kit.build_jobs(kit, out, tmp_path / "runs", [12.0], [1.0])
+    for k in (1, 2, 3):
+        (out / "real" / f"copy{k}").mkdir(parents=True)
+    (out / "real" / ".copy1.partial").mkdir()
+    assert gpu_kit.stale_sets(out, jobs, 3) == []  # the same build again: a resumed command
+    assert gpu_kit.stale_sets(out, jobs, 1) == [out / "real" / "copy2", out / "real" / "copy3"]
+    (out / "b24_ll1").mkdir()
+    assert gpu_kit.stale_sets(out, jobs, 3) == [out / "b24_ll1"]
+    monkeypatch.setattr(sys, "argv", ["gpu_kit.py", "build", "--kit", str(kit), "--out", str(out)])
+    assert gpu_kit.main() == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "holds sets this build does not make (b24_ll1, real/copy2, real/copy3)" in line
