@@ -43,9 +43,13 @@ def driver_is(name: str) -> IfCondition:
 
 def capture_settings(context: LaunchContext) -> list[object]:
     """The capture size and rate checked by name before any driver starts: a bad one was
-    ParameterValue's "could not convert string to float: 'abc'", naming no argument."""
+    ParameterValue's "could not convert string to float: 'abc'", naming no argument, and one
+    of 0 or below went to the driver."""
     for name, kind in (("image_width", int), ("image_height", int), ("framerate", float)):
-        NODE_LAUNCH.typed(name, LaunchConfiguration(name).perform(context), kind)
+        text = LaunchConfiguration(name).perform(context)
+        value = NODE_LAUNCH.typed(name, text, kind)
+        if not 0 < value < float("inf"):  # went to the driver as it was
+            raise ValueError(f"launch argument {name}:={text}: expected a number above 0")
     return []
 
 

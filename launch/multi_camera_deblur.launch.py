@@ -44,7 +44,10 @@ def default_cameras(context: LaunchContext) -> list[SetLaunchConfiguration]:
     if LaunchConfiguration("cameras").perform(context):
         return []
     params_file = LaunchConfiguration("params_file", default="").perform(context)
-    node = NODE_LAUNCH.node_name(LaunchConfiguration("namespace").perform(context))
+    namespace = LaunchConfiguration("namespace").perform(context)
+    # under the namespace an including file pushed, as the node will be: a file keyed
+    # /robot1/stereo/sarn_deblur was overridden with [left, right] under PushRosNamespace
+    node = NODE_LAUNCH.node_name(NODE_LAUNCH.full_namespace(context, namespace))
     if params_file and NODE_LAUNCH.params_file_cameras(params_file, node) is not None:
         return []
     return [SetLaunchConfiguration("cameras", DEFAULT_CAMERAS)]

@@ -245,7 +245,13 @@ def node_actions(context: LaunchContext) -> list[Node]:
             f"launch argument log_level:={arg['log_level']}: expected one of {expected}"
         )
     if arg["cameras"]:
-        overrides["cameras"] = [c.strip(" '\"") for c in arg["cameras"].strip("[]").split(",")]
+        items = [c.strip() for c in arg["cameras"].strip("[]").split(",")]
+        if "" in items:  # 'left,' served the node's own namespace as a second camera
+            raise ValueError(
+                f"launch argument cameras:={arg['cameras']}: an empty camera name (write '' "
+                "for the node's own namespace)"
+            )
+        overrides["cameras"] = [c.strip(" '\"") for c in items]
     # launch_ros only warns of a params file that is not there and starts the node on its
     # defaults: a mistyped path ran another configuration
     if arg["params_file"] and not os.path.isfile(arg["params_file"]):

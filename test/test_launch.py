@@ -282,6 +282,18 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
         assert list(parameters(node)[1]["cameras"]) == ["left", "right"], given
     (node,), _ = expand("multi_camera_deblur.launch.py", params_file=str(flat), cameras="[a, b]")
     assert list(parameters(node)[1]["cameras"]) == ["a", "b"]
+    # keyed by the full name under a namespace an including file pushed (PushRosNamespace)
+    keyed = tmp_path / "robot1.yaml"
+    keyed.write_text("/robot1/stereo/sarn_deblur:\n  ros__parameters:\n    cameras: [front]\n")
+    (node,), _ = expand(
+        "multi_camera_deblur.launch.py",
+        params_file=str(keyed),
+        namespace="stereo",
+        ros_namespace="/robot1",
+    )
+    assert "cameras" not in parameters(node)[1]
+    with pytest.raises(ValueError, match=r"cameras:=left,: an empty camera name"):
+        expand("multi_camera_deblur.launch.py", cameras="left,")
     # a copy of the packaged config spells out cameras: [""], the node's own namespace: it
     # names no cameras (the node served one camera, /stereo/image_raw)
     copy = tmp_path / "my_sarn_deblur.yaml"
@@ -394,10 +406,17 @@ def test_a_camera_name_that_is_no_namespace_is_named_before_rcl_parses_it(
 
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
-    [("framerate", "abc", "a number"), ("image_width", "wide", "a whole number")],
+    [
+        ("framerate", "abc", "a number"),
+        ("image_width", "wide", "a whole number"),
+        ("image_width", "-640", "a number above 0"),
+        ("framerate", "0", "a number above 0"),
+        ("framerate", "nan", "a number above 0"),
+    ],
 )
 def test_a_capture_setting_of_the_wrong_type_is_named(share: Path, name, value, expected):
-    """ParameterValue said "could not convert string to float: 'abc'", naming no argument."""
+    """ParameterValue said "could not convert string to float: 'abc'", naming no argument; a
+    negative size or rate went to the driver."""
     with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: expected {expected}$"):
         expand("camera_deblur.launch.py", driver="usb_cam", **{name: value})
 
