@@ -2,6 +2,7 @@
 and table headings say they mean, with scripted inputs (no node is started)."""
 
 import argparse
+import json
 import math
 import os
 import re
@@ -201,6 +202,23 @@ def test_one_frame_is_enough_to_run_and_threads_0_reads_default(monkeypatch, cap
     args = parse("--sizes", "64x48", "--duration", "1", "--fps", "1", "--threads", "0")
     assert bench_node.run(args) == 0 and calls == [(64, 48)]
     assert "cpu_threads default," in capsys.readouterr().out
+
+
+def test_device_auto_is_reported_with_the_device_it_ran_on(monkeypatch, capsys, tmp_path):
+    """The header and the JSON said "device auto", leaving a CPU and a GPU run alike."""
+    from sarn_ros.engine import resolve_device
+
+    monkeypatch.setattr(bench_node, "bench_size", lambda w, size, args, rows: rows.append({}))
+    monkeypatch.setattr(bench_node, "print_table", lambda rows: None)
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda domain: None)
+    out = tmp_path / "rows.json"
+    args = parse("--sizes", "64x48", "--duration", "1", "--fps", "1", "--device", "auto")
+    args.json = out
+    assert bench_node.run(args) == 0
+    used = str(resolve_device("auto"))
+    assert f"device auto ({used})," in capsys.readouterr().out
+    (row,) = json.loads(out.read_text())
+    assert (row["settings"]["device"], row["settings"]["device_used"]) == ("auto", used)
 
 
 def test_threads_past_the_nodes_range_are_a_usage_error(capsys):

@@ -749,8 +749,10 @@ def run(args: argparse.Namespace) -> int:
     if args.cameras > 1:
         apart = f"{args.stagger:g} period apart" if args.stagger else "back to back"
         rig += f"{args.cameras} synchronised cameras, frames {apart}, "
+    # auto: what the node resolves it to on this machine, as its log says
+    used = f"{args.device} ({device})" if args.device == "auto" else args.device
     print(
-        f"sarn_deblur_node, {model}, device {args.device}, {args.precision}, camera {args.fps:g} "
+        f"sarn_deblur_node, {model}, device {used}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, {rig}queue_policy {args.queue_policy}, future_frames "
         f"{args.future_frames}, self_ensemble {args.self_ensemble}, torch_compile "
         f"{str(args.torch_compile).lower()}, {args.duration:g} s per size, "
@@ -763,6 +765,7 @@ def run(args: argparse.Namespace) -> int:
         settings = {
             "weights": "tiny" if args.tiny else args.weights,
             **{k: getattr(args, k) for k in RUN_SETTINGS},
+            "device_used": str(device),
             "cpu_cores": os.cpu_count(),
         }
         rows = [{**row, "settings": settings} for row in rows]
