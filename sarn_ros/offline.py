@@ -105,6 +105,16 @@ def recording_of(path: str | Path) -> Path:
     return bag if alone and (bag / "metadata.yaml").exists() else path
 
 
+def read_units(path: str | Path) -> set[Path]:
+    """What a read of the recording ``path`` takes, to find one input read within another: a
+    bag's storage files (a part of a split bag given beside the bag was read twice), else
+    the recording itself."""
+    rec = recording_of(path).resolve()
+    if rec.is_dir() and _is_bag_dir(rec):
+        return {p.resolve() for p in rec.iterdir() if p.suffix in (".db3", ".mcap")} or {rec}
+    return {rec}
+
+
 def kind_of(path: Path) -> str:
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")

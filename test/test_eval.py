@@ -733,6 +733,29 @@ def test_a_recording_given_again_inside_a_folder_given_is_blurred_once(
     assert sorted(r["sequence"] for r in json.loads(out.read_text())["gt"]) == ["s1", "s2"]
 
 
+def test_a_part_of_a_split_bag_given_beside_the_bag_is_read_within_it(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """`--synthetic bag bag/bag_0.db3`, a part of a bag split by size beside the bag, scored
+    the part's cameras twice (rows left_2, right_2 of the same frames)."""
+    from rosbags.rosbag2 import StoragePlugin
+    from test_deblur_offline import write_bag
+
+    bag = tmp_path / "bag"
+    write_bag(bag, StoragePlugin.SQLITE3)
+    (part,) = bag.glob("*.db3")
+    shutil.copy(part, bag / "bag_1.db3")  # split by size
+    out = tmp_path / "report.json"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--scale", "1"]
+    args += ["--future-frames", "0", "--json", str(out), "--synthetic"]
+    for given in ([bag, part], [part, bag]):
+        result = sarn_eval(*args, *map(str, given))
+        assert result.returncode == 0, result.stderr
+        said = f"note: --synthetic {part} is read within --synthetic {bag}: scored there, once"
+        assert said in result.stderr
+        assert len(json.loads(out.read_text())["gt"]) == 2  # each camera once
+
+
 def test_a_folder_given_to_pairs_and_synthetic_pools_each_apart(
     tmp_path, tiny_recurrent_checkpoint
 ):

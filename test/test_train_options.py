@@ -518,6 +518,13 @@ def test_a_video_given_itself_and_in_its_folder_is_trained_on_once(tmp_path: Pat
     out = capsys.readouterr().out
     assert f"note: --data {db3} repeats {db3} of an earlier --data: read once\n" in out
     assert "training data: 2 sequences, 8 frames" in out
+    # a part of a bag split by size, given after the bag: read within it (it was read twice)
+    shutil.copy(db3, db3.with_name("b1_1.db3"))
+    args[-1] = str(tmp_path / "r4")
+    assert tiny_train(tmp_path, tmp_path / "bags", *args) == 0
+    out = capsys.readouterr().out
+    assert f"note: --data {db3} repeats {db3} of an earlier --data: read once\n" in out
+    assert "training data: 2 sequences, 8 frames" in out
 
 
 def test_a_data_file_that_is_no_recording_is_refused_before_any_is_built(

@@ -32,7 +32,7 @@ from ..data.datasets import (
     unique_name,
 )
 from ..ensemble import MEMBERS
-from ..offline import recording_of
+from ..offline import read_units, recording_of
 from .options import (
     MAX_BLUR_PX,
     MIN_EXPOSURE,
@@ -488,7 +488,7 @@ def read_once(sources: list[Path]) -> tuple[list[Path], list[str]]:
     the most, a folder before the one recording it holds, the first given of equals."""
     from ..recordings import recording_kind, sharp_recordings
 
-    reads = [{recording_of(p).resolve() for p in sharp_recordings(d)} for d in sources]
+    reads = [set().union(*map(read_units, sharp_recordings(d))) for d in sources]
     rank = [(len(reads[i]), recording_kind(d) is None, -i) for i, d in enumerate(sources)]
     kept, notes = [], []
     for i, d in enumerate(sources):

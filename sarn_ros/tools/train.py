@@ -47,7 +47,7 @@ from ..data.datasets import (
     usable_sequences,
 )
 from ..engine import MAX_GAP_S
-from ..offline import InputError, kind_of, recording_of
+from ..offline import InputError, kind_of, read_units, recording_of
 from ..recordings import (
     gap_hint,
     holds_recordings,
@@ -412,7 +412,7 @@ def iter_gather(
         pairs = bool(found)
         note_left_out(root, found, kind)
         sources = [] if pairs else [root] if kind else sorted(root.iterdir())
-        repeated = [src for src in sources if recording_of(src).resolve() in taken]
+        repeated = [src for src in sources if read_units(src) <= taken]  # a split bag's part
         seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
         repeated += [b.parent for n, b, s in found if (n, b, s) not in seqs]
         if repeated and int(os.environ.get("RANK", 0)) == 0:
@@ -422,7 +422,7 @@ def iter_gather(
                 flush=True,
             )
         sources = [src for src in sources if src not in repeated]
-        taken.update(recording_of(src).resolve() for src in sources)  # a bag, its .db3
+        taken.update(*map(read_units, sources))  # a bag, its .db3
         paired.update((b.resolve(), s.resolve()) for _, b, s in seqs)
         note = None if pairs else blurred_sides_note([root, *sources])
         if note and int(os.environ.get("RANK", 0)) == 0:
