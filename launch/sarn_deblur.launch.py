@@ -245,8 +245,11 @@ def node_actions(context: LaunchContext) -> list[Node]:
             f"launch argument log_level:={arg['log_level']}: expected one of {expected}"
         )
     if arg["cameras"]:
-        items = [c.strip() for c in arg["cameras"].strip("[]").split(",")]
-        if "" in items:  # 'left,' served the node's own namespace as a second camera
+        text = arg["cameras"].strip()
+        items = [c.strip() for c in text.strip("[]").split(",")]
+        if text.startswith("[") and len(items) > 1 and not items[-1]:
+            items.pop()  # YAML's trailing comma: [left, right,]
+        if "" in items and items != [""]:  # 'left,' served the node's own namespace too
             raise ValueError(
                 f"launch argument cameras:={arg['cameras']}: an empty camera name (write '' "
                 "for the node's own namespace)"

@@ -117,7 +117,7 @@ def _pack_refusal(args: argparse.Namespace) -> str | None:
                 return why
     if args.val and not list_images(Path(args.val)):
         return f"no images in --val {args.val}"
-    if args.val and (why := _one_name_each(list_images(Path(args.val)))):
+    if args.val and (why := _one_name_each(list_images(Path(args.val))[: args.val_frames])):
         return why
     for flag, roots in (("--train-pairs", args.train_pairs), ("--val-pairs", args.val_pairs)):
         packed: dict[str, str] = {}
@@ -348,7 +348,9 @@ def main() -> int:
         help="real blurred/sharp folders to train on (the layouts of sarn train --data)",
     )
     a.add_argument("--train-pairs-quality", type=quality, default=95)
-    a.add_argument("--train-pairs-scales", type=scale, nargs="+", default=[0.5, 1.0])
+    a.add_argument(
+        "--train-pairs-scales", type=ranged(float, above=0), nargs="+", default=[0.5, 1.0]
+    )
     a.add_argument("--val", help="held-out sharp video for --val-sharp")
     a.add_argument(
         "--val-pairs",

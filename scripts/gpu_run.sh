@@ -23,7 +23,12 @@ print(torch.__version__, torchvision.__version__, cv2.__version__, np.__version_
 } >"$OUT/env.txt" 2>&1
 # shellcheck disable=SC2086  # BLUR is a list
 $PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --blur-px ${BLUR:-12 24} \
-  --real-copies "${REAL_COPIES:-1}" >"$OUT/build.log" 2>&1 || tail -30 "$OUT/build.log"
+  --real-copies "${REAL_COPIES:-1}" >"$OUT/build.log" 2>&1
+BUILT=$?
+[ $BUILT -ne 0 ] && tail -30 "$OUT/build.log"
+# refused (no kit, or .gputs holding other settings' sets): no training on what is there; a
+# build with some failed jobs (1) trains on the sets that were built, as before
+[ $BUILT -eq 2 ] && exit 1
 log "build done"
 MIN=$($PY -c "print(round((${TRAIN_END:-450} - $(el)) / 60, 2))")
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &

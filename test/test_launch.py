@@ -294,6 +294,13 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
     assert "cameras" not in parameters(node)[1]
     with pytest.raises(ValueError, match=r"cameras:=left,: an empty camera name"):
         expand("multi_camera_deblur.launch.py", cameras="left,")
+    for given, cameras in (
+        ("[]", [""]),
+        ("[left, right,]", ["left", "right"]),
+        ("['', a]", ["", "a"]),
+    ):
+        (node,), _ = expand("sarn_deblur.launch.py", cameras=given)
+        assert list(parameters(node)[1]["cameras"]) == cameras, given
     # a copy of the packaged config spells out cameras: [""], the node's own namespace: it
     # names no cameras (the node served one camera, /stereo/image_raw)
     copy = tmp_path / "my_sarn_deblur.yaml"

@@ -391,10 +391,11 @@ def from_rgb(rgb: np.ndarray, encoding: str, alpha: np.ndarray | None = None) ->
 def compressed_size(msg: Any, buf: np.ndarray | None = None) -> tuple[int, int]:
     """(width, height) a sensor_msgs/CompressedImage states ahead of its pixels (``buf``: its
     data, where already at hand). ValueError for data that states none, which is not decoded:
-    image_transport writes PNG, JPEG and TIFF, each with its size up front, and OpenCV decodes
-    whatever else it is given, whole, before its size can be checked (a 4 KB JPEG with two
-    stray bytes before its frame header, stating 20000x20000, took 2.3 GB and 2.7 s; a 10 KB
-    WebP 0.5 GB). Also for a JPEG cut short, which OpenCV decodes half grey."""
+    image_transport writes PNG, JPEG and TIFF, each stating its size in its header (TIFF's
+    directory may follow the pixels), and OpenCV decodes whatever else it is given, whole,
+    before its size can be checked (a 4 KB JPEG with two stray bytes before its frame header,
+    stating 20000x20000, took 2.3 GB and 2.7 s; a 10 KB WebP 0.5 GB). Also for a JPEG cut
+    short, which OpenCV decodes half grey."""
     buf = _buffer(msg.data) if buf is None else buf
     if buf.size == 0:
         raise ValueError("empty compressed image")
