@@ -408,6 +408,17 @@ def test_bayer_is_demosaiced_with_the_right_colours(pattern, bits, debayer):
     assert err.mean() < 1.5 and err.max() < 12
 
 
+@pytest.mark.parametrize("debayer", sorted(conv.DEBAYER))
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+@pytest.mark.parametrize(("h", "w"), [(2, 2), (2, 8), (8, 2)])
+def test_a_bayer_frame_two_px_high_or_wide_keeps_its_colours(pattern, debayer, h, w):
+    """OpenCV demosaiced a frame with a side under 3 px all black, published as such."""
+    flat = np.empty((h, w, 3), np.uint16)
+    flat[:] = np.array([200, 100, 30]) * 257
+    out, _ = conv.decode_image(raw_msg(f"bayer_{pattern}16", mosaic(flat, pattern), w, h), debayer)
+    np.testing.assert_allclose(out, flat, atol=257)
+
+
 def test_vng_is_the_sharpest_demosaicing_on_a_real_picture():
     sharp = cv2.imread(str(SAMPLE), cv2.IMREAD_COLOR)[..., ::-1]
     h, w = (s - s % 2 for s in sharp.shape[:2])

@@ -137,6 +137,10 @@ def vng_shift(pattern: str) -> int:
 
 
 def _demosaic(bayer: np.ndarray, raw: Raw, debayer: str) -> np.ndarray:
+    if min(bayer.shape) < 3:  # OpenCV gives such a frame all black: mirrored out to 2 px more
+        # a side, an even count that keeps the colour filter's phase, then cut back
+        wide = cv2.copyMakeBorder(bayer, 2, 2, 2, 2, cv2.BORDER_REFLECT_101)
+        return _demosaic(wide, raw, debayer)[2:-2, 2:-2]
     code = _rgb_code(raw, debayer)
     shift = vng_shift(raw.bayer) if code == getattr(cv2, f"COLOR_Bayer{raw.bayer}2RGB_VNG") else 0
     if shift == 0:
