@@ -10,13 +10,14 @@ each frame deblurred alone, without the neighbours and recurrent state of a stre
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from sarn_ros import StreamDeblurrer, load_model, metrics
-from sarn_ros.checkpoint import CheckpointError, resolve_weights
+from sarn_ros.checkpoint import CheckpointError
 from sarn_ros.evaluation import deblur_sequence, orb_counts
 from sarn_ros.recordings import read_streams
 
@@ -59,9 +60,9 @@ def main() -> None:
     ap.add_argument("weights", nargs="+")
     ap.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
     args = ap.parse_args()
-    try:  # the weights first: a mistyped name is found before the stream is read and measured
-        for w in args.weights:
-            resolve_weights(w)
+    try:  # the weights first, loaded: a mistyped name or a file that is no checkpoint is
+        # found before the stream is read and measured
+        models = {w: load_model(w) for w in args.weights}
         pieces = first_camera(args.stream)
     except (ValueError, OSError, CheckpointError) as exc:
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
@@ -70,7 +71,7 @@ def main() -> None:
         "input, Gaussian sigma 1.2", [[cv2.GaussianBlur(f, (0, 0), 1.2) for f in p] for p in pieces]
     )
     for w in args.weights:
-        engine = StreamDeblurrer(load_model(w), device="cpu", future_frames=args.future_frames)
+        engine = StreamDeblurrer(models[w], device="cpu", future_frames=args.future_frames)
         outs = [deblur_sequence(engine, p, "stream") for p in pieces]
         report(Path(w).name, outs)
         restored = [  # the model's output below the finest band, the input's finest band
@@ -87,4 +88,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # a stop, not a traceback
+        print(f"{Path(__file__).name}: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -8,6 +8,7 @@ Usage: .venv/bin/python scripts/bench_decode.py [--width 1280 --height 720 --rep
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ import numpy as np
 from bayer_pairs import rggb  # this folder's script (run as a file, so it is on sys.path)
 
 from sarn_ros.metrics import psnr
-from sarn_ros.ros.image_conversion import DEBAYER, RAW, decode_image
+from sarn_ros.ros.image_conversion import DEBAYER, MAX_SIDE, RAW, decode_image
 from sarn_ros.tools.options import ranged
 
 YUV = ["yuv422_yuy2", "yuv422", "nv12"]
@@ -62,13 +63,15 @@ def read_picture(path: Path) -> np.ndarray:
     h, w = (s - s % 2 for s in bgr.shape[:2])
     if not h or not w:
         raise ValueError(f"smaller than one 2x2 Bayer cell: {path}")
+    if max(h, w) > MAX_SIDE:
+        raise ValueError(f"over {MAX_SIDE} px a side, which the node does not decode: {path}")
     return np.ascontiguousarray(bgr[:h, :w, ::-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--width", type=ranged(int, 2), default=1280)
-    parser.add_argument("--height", type=ranged(int, 2), default=720)
+    parser.add_argument("--width", type=ranged(int, 2, MAX_SIDE), default=1280)
+    parser.add_argument("--height", type=ranged(int, 2, MAX_SIDE), default=720)
     parser.add_argument("--repeat", type=ranged(int, 1), default=20)
     parser.add_argument("--image", type=Path, help="an RGB picture for the demosaicing quality")
     args = parser.parse_args()
@@ -99,4 +102,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # a stop, not a traceback
+        print(f"{Path(__file__).name}: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from sarn_ros.tools.options import ranged
+from sarn_ros.tools.options import add_domain_argument, ranged
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,20 +69,24 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=ranged(float, above=0), default=15.0)
-    ap.add_argument("--fps", type=ranged(float, above=0, high=1000), default=15.0)
+    # at least one frame a second: --fps 0.01 slept 100 s a frame past --seconds, 1e-300 crashed
+    ap.add_argument("--fps", type=ranged(float, 1, 1000), default=15.0)
+    add_domain_argument(ap, "node and camera")
     args = ap.parse_args()
-    from sarn_ros.resources import keep_dds_local, use_dds_profile
+    from sarn_ros.resources import own_ros_domain
 
-    keep_dds_local()  # loopback only, on a domain of its own: it publishes a camera topic
-    os.environ["ROS_DOMAIN_ID"] = str(random.randint(1, 101))  # safe range on Linux
-    use_dds_profile(REPO / "config/fastdds_shm.xml")
-    for lazy in (True, False):
-        cpu = measure(lazy, args.seconds, args.fps)
-        print(
-            f"lazy={str(lazy).lower():5}: 320x240 rgb8 at {args.fps:g} fps, no subscriber: "
-            f"node CPU {cpu:.0f} % of one core (one inference thread)",
-            flush=True,
-        )
+    # loopback only, on a domain of its own (as sarn bench node): it publishes a camera topic
+    own_ros_domain(args.domain_id)
+    try:
+        for lazy in (True, False):
+            cpu = measure(lazy, args.seconds, args.fps)
+            print(
+                f"lazy={str(lazy).lower():5}: 320x240 rgb8 at {args.fps:g} fps, no subscriber: "
+                f"node CPU {cpu:.0f} % of one core (one inference thread)",
+                flush=True,
+            )
+    except KeyboardInterrupt:  # the node is stopped by measure's finally
+        ap.exit(130, f"{ap.prog}: interrupted\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ fixed seed; the sharp frames are kept as ground truth so the demo can report PSN
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 from pathlib import Path
 
 import cv2
@@ -33,15 +35,35 @@ def sample(calendar: Path) -> Sequence:
 
 
 def main(calendar: Path, out: Path = OUT) -> None:
+    """The sample written whole into a hidden folder, then moved into ``out`` frame by frame
+    (blur/ and sharp/ hold other files too): a failed write left blur/ new and sharp/ old."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file")
+    for kind in ("blur", "sharp"):
+        if (out / kind).exists() and not (out / kind).is_dir():
+            raise ValueError(f"{out / kind} is a file")
+        if calendar.resolve().is_relative_to((out / kind).resolve()):  # deleted, then rewritten
+            raise ValueError(f"{calendar} is in {out / kind}, which the sample replaces")
     seq = sample(calendar)
-    for kind, frames in (("blur", seq.blurred), ("sharp", seq.sharp)):
-        (out / kind).mkdir(parents=True, exist_ok=True)
-        for old in list_images(out / kind):  # no frame of an older sample left (__init__.py is)
-            old.unlink()
-        for i, f in enumerate(frames):
-            cv2.imwrite(
-                str(out / kind / f"{i:03d}.png"), f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]
-            )
+    new = out / ".sample.partial"
+    shutil.rmtree(new, ignore_errors=True)
+    try:
+        for kind, frames in (("blur", seq.blurred), ("sharp", seq.sharp)):
+            (new / kind).mkdir(parents=True)
+            for i, f in enumerate(frames):
+                path = new / kind / f"{i:03d}.png"
+                ok, png = cv2.imencode(".png", f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+                if not ok:
+                    raise OSError(f"cannot encode {path}")
+                png.tofile(path)
+        for kind in ("blur", "sharp"):
+            (out / kind).mkdir(exist_ok=True)
+            for old in list_images(out / kind):  # no frame of an older sample left
+                old.unlink()  # (__init__.py is)
+            for f in sorted((new / kind).iterdir()):
+                f.rename(out / kind / f.name)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
 
 
 if __name__ == "__main__":
@@ -53,3 +75,8 @@ if __name__ == "__main__":
         main(args.calendar, args.out)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except OSError as exc:
+        parser.exit(1, f"{parser.prog}: error: {exc}\n")
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -12,12 +12,14 @@ blurred input per segment for both. Equal gains late in the stream mean no drift
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from sarn_ros import StreamDeblurrer
-from sarn_ros.checkpoint import CheckpointError, resolve_weights
+from sarn_ros.checkpoint import CheckpointError, load_model
 from sarn_ros.data.blur_synth import BlurParams, synthesize
 from sarn_ros.data.datasets import list_images, read_rgb, resize_by
 from sarn_ros.engine import resolve_device
@@ -32,9 +34,13 @@ def ping_pong(n_source: int, n: int) -> list[int]:
 
 
 def gains(
-    blurred: list[np.ndarray], sharp: list[np.ndarray], weights: str, device: str, reset_every: int
+    blurred: list[np.ndarray],
+    sharp: list[np.ndarray],
+    model: torch.nn.Module,
+    device: str,
+    reset_every: int,
 ) -> list[float]:
-    engine = StreamDeblurrer(weights, device=device, future_frames=2)
+    engine = StreamDeblurrer(model, device=device, future_frames=2)
     outs = []
     for i, frame in enumerate(blurred):
         if reset_every and i and i % reset_every == 0:
@@ -57,8 +63,9 @@ def main() -> None:
     p.add_argument("--seed", type=ranged(int, 0), default=5)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    try:  # a mistyped name, device or an empty folder is found before minutes of blurring
-        resolve_weights(args.weights)
+    try:  # a mistyped name, weights that are no checkpoint, a device or an empty folder is
+        # found before minutes of blurring
+        model = load_model(args.weights)
         resolve_device(args.device)
         if not args.video.is_dir():
             raise ValueError(f"not a folder: {args.video}")
@@ -72,13 +79,16 @@ def main() -> None:
                     f"{f} is {img.shape[1]}x{img.shape[0]} after --scale, "
                     f"{files[0].name} {source[0].shape[1]}x{source[0].shape[0]}"
                 )
+        if min(source[0].shape[:2]) < 16:  # 1 px frames blurred equal to sharp: -inf dB
+            h, w = source[0].shape[:2]
+            raise ValueError(f"{w}x{h} after --scale: at least 16 px a side")
     except (ValueError, RuntimeError, CheckpointError) as exc:
         p.exit(2, f"{p.prog}: error: {exc}\n")
     frames = [source[i] for i in ping_pong(len(source), args.frames)]
     params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
     blurred, sharp = synthesize(frames, params=params, seed=args.seed)
-    carried = gains(blurred, sharp, args.weights, args.device, 0)
-    reset = gains(blurred, sharp, args.weights, args.device, args.segment)
+    carried = gains(blurred, sharp, model, args.device, 0)
+    reset = gains(blurred, sharp, model, args.device, args.segment)
     resets = f"reset every {args.segment}" if args.segment < args.frames else "never reset"
     for k in range(0, args.frames, args.segment):
         part = slice(k, k + args.segment)
@@ -90,4 +100,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # a stop, not a traceback
+        print(f"{Path(__file__).name}: interrupted", file=sys.stderr)
+        sys.exit(130)

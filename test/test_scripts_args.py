@@ -4,6 +4,7 @@ started, no input read, no half-made output."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,20 +63,28 @@ def frames(folder: Path, n: int) -> Path:
 
 def test_bench_decode_refuses_bad_sizes_and_images_before_timing(tmp_path: Path) -> None:
     missing = tmp_path / "missing.png"
+    wide = tmp_path / "wide.png"
+    cv2.imwrite(str(wide), np.zeros((4, 8200, 3), np.uint8))
     assert_refused(
         "bench_decode.py",
         [
             (["--repeat", "0"], "argument --repeat: must be at least 1, got 0", True),
-            (["--width", "0"], "argument --width: must be at least 2, got 0", True),
+            (["--width", "0"], "argument --width: must be in [2, 8192], got 0", True),
             (["--height", "3"], "must be even, got 1280x3", True),
+            (["--width", "40000"], "argument --width: must be in [2, 8192], got 40000", True),
             (["--image", missing], f"no such file: {missing}", False),
+            (["--image", wide], "over 8192 px a side", False),  # a traceback after the timings
         ],
     )
 
 
 def test_bench_lazy_refuses_a_zero_rate_before_starting_the_node() -> None:
     assert_refused(
-        "bench_lazy.py", [(["--fps", "0"], "argument --fps: must be in (0, 1000], got 0", True)]
+        "bench_lazy.py",
+        [
+            (["--fps", "0"], "argument --fps: must be in [1, 1000], got 0", True),
+            (["--fps", "0.01"], "argument --fps: must be in [1, 1000], got 0.01", True),
+        ],
     )
 
 
@@ -93,6 +102,9 @@ def test_state_drift_refuses_bad_numbers_folders_and_weights_before_blurring(
             ([video, "--frames", "0"], "argument --frames: must be at least 1, got 0", True),
             ([empty], f"no images in {empty}", False),
             ([video, "--weights", missing], f"weights file not found: {missing}", False),
+            # a traceback after the blurring
+            ([video, "--weights", video / "0000.png"], "not a readable PyTorch", False),
+            ([video, "--scale", "0.1"], "6x6 after --scale: at least 16 px a side", False),
         ],
     )
 
@@ -115,7 +127,11 @@ def test_analyse_orb_proxy_finds_missing_weights_before_reading_the_stream(
     missing = tmp_path / "missing.pth"
     assert_refused(
         "analyse_orb_proxy.py",
-        [([stream, "sarn_recurrent", missing], f"weights file not found: {missing}", False)],
+        [
+            ([stream, "sarn_recurrent", missing], f"weights file not found: {missing}", False),
+            # a traceback after the input's figures were printed
+            ([stream, stream / "0000.png"], "not a readable PyTorch", False),
+        ],
     )
 
 
@@ -210,6 +226,13 @@ def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) 
         ],
     )
     assert not (tmp_path / "sample").exists()
+    # its input in OUT/sharp was deleted and replaced by the sample
+    inside = tmp_path / "sample" / "sharp"
+    shutil.copytree(short, inside)
+    assert_refused(
+        "make_sample.py", [([inside, *out], f"{inside} is in {inside}, which the sample", False)]
+    )
+    assert len(list(inside.iterdir())) == 4
 
 
 def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path: Path) -> None:
