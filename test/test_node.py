@@ -2797,7 +2797,12 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
     stats = {"resets_by_reason": {}, "frames_lost": 0}
     now = time.monotonic()
     cam = SimpleNamespace(
-        queue=deque(), holding=True, last_taken=now, last_taken_wall=now, stream="left"
+        queue=deque(),
+        holding=True,
+        last_taken=now,
+        last_taken_wall=now,
+        taken_on_ros_time=False,
+        stream="left",
     )
     fake = SimpleNamespace(
         lock=threading.Condition(),
@@ -2808,6 +2813,7 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
         max_gap_s=0.05,
         queue_policy="all",
         clock_s=time.monotonic,
+        on_ros_time=lambda: False,
         clock_stopped=lambda: False,
         engine=SimpleNamespace(
             flush=lambda stream=None: flushed.append(stream) or [], stats=lambda: stats
@@ -2827,3 +2833,33 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
     time.sleep(0.35)  # three more wake-ups of the idle worker
     assert node_module.DeblurNode.stop(fake, wait_s=2.0)
     assert flushed == ["left"] and not cam.holding
+
+
+@pytest.mark.parametrize("taken_on_ros_time", [True, False])
+def test_use_sim_time_set_live_leaves_no_held_frame_waiting_nor_flushes_early(taken_on_ros_time):
+    """The last frame was taken on one clock, use_sim_time switched the node to the other:
+    ROS time's 1.8e9 s against the monotonic clock held the look-ahead frames for good (to
+    the wall clock), or flushed them at once (to ROS time). Quiet goes by the wall clock."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    wall = time.monotonic()
+    ros_now = 1.8e9
+    for taken_ago, expected in ((1.0, True), (0.1, False)):  # max_gap_s 0.5
+        cam = SimpleNamespace(
+            holding=True,
+            last_taken=ros_now - taken_ago if taken_on_ros_time else wall - taken_ago,
+            last_taken_wall=wall - taken_ago,
+            taken_on_ros_time=taken_on_ros_time,
+        )
+        fake = SimpleNamespace(
+            cameras=[cam],
+            lazy=False,
+            max_gap_s=0.5,
+            on_ros_time=lambda: not taken_on_ros_time,  # switched since
+            clock_stopped=lambda: False,
+        )
+        now = wall if taken_on_ros_time else ros_now
+        quiet = node_module.DeblurNode.quiet_cameras(fake, now)
+        assert (quiet == [cam]) == expected, (taken_ago, quiet)

@@ -246,6 +246,7 @@ class Camera:
         self.last_stamp: int | None = None  # of the last frame queued, for gap detection
         self.last_taken = 0.0  # clock_s() when the worker last took a frame
         self.last_taken_wall = 0.0  # time.monotonic() of the same, for a /clock that stopped
+        self.taken_on_ros_time = False  # which clock last_taken is on (use_sim_time is live)
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
         self.unmatched_said = False  # a camera_info of another stamp used, and logged once
@@ -729,9 +730,10 @@ class DeblurNode(Node):
                     return
                 changes, self.changes = self.changes, {}
                 taken = self.take()
-                now, wall = self.clock_s(), time.monotonic()
+                now, wall, sim = self.clock_s(), time.monotonic(), self.on_ros_time()
                 for cam, *_ in taken:
                     cam.last_taken, cam.last_taken_wall, cam.holding = now, wall, True
+                    cam.taken_on_ros_time = sim
                 quiet = self.quiet_cameras(now)
                 for cam in quiet:
                     cam.holding = False
@@ -797,6 +799,10 @@ class DeblurNode(Node):
                     self.count("dropped")
         return [(c, c.queue.popleft()) for c in cams]
 
+    def on_ros_time(self) -> bool:
+        """Whether :meth:`clock_s` gives ROS time (use_sim_time, which can be set live)."""
+        return self.get_clock().ros_time_is_active
+
     def clock_s(self) -> float:
         """Seconds by the node's clock: ROS time under use_sim_time, so a bag replayed slower
         than recorded (`ros2 bag play --clock --rate 0.1`) is not taken for quiet cameras
@@ -853,10 +859,13 @@ class DeblurNode(Node):
         # the graph query only once some camera is quiet by the wall clock, not every round
         wall_quiet = [c for c in holding if gap and wall - c.last_taken_wall > gap]
         stopped = bool(wall_quiet) and self.clock_stopped()
+        sim = self.on_ros_time()
 
         def quiet(c: Camera) -> bool:
             if self.lazy and not c.watched():
                 return True
+            if c.taken_on_ros_time != sim:  # use_sim_time set since: last_taken is on the
+                return c in wall_quiet  # other clock (ROS time's 1.8e9 s held them for good)
             return bool(gap) and (now - c.last_taken > gap or (stopped and c in wall_quiet))
 
         return [c for c in holding if quiet(c)]
