@@ -314,7 +314,8 @@ def stamp_break(before: int | None, stamp: int, max_gap_s: float | None) -> str 
         return None
     if stamp < before:
         return "backwards"
-    return "gap" if max_gap_s and stamp - before > max_gap_s * 1e9 else None
+    # whole ns: 2.01 * 1e9 is 2009999999.9999998, and stamps exactly 2.01 s apart were a gap
+    return "gap" if max_gap_s and stamp - before > round(max_gap_s * 1e9) else None
 
 
 class StreamDeblurrer:

@@ -141,6 +141,17 @@ def test_no_reset_within_gap_or_on_equal_stamp(model) -> None:
     assert engine.resets == 0
 
 
+def test_a_gap_of_exactly_max_gap_s_is_none_whatever_its_float() -> None:
+    """2.01 * 1e9 is 2009999999.9999998: stamps exactly 2.01 s apart restarted the stream
+    (904 of the values 0.01..360 in steps of 0.01 did so)."""
+    from sarn_ros.engine import stamp_break
+
+    for hundredths in range(1, 36001, 7):
+        gap_s, ns = hundredths / 100, hundredths * 10_000_000
+        assert stamp_break(5, 5 + ns, gap_s) is None, gap_s
+        assert stamp_break(5, 5 + ns + 1, gap_s) == "gap", gap_s
+
+
 def test_explicit_reset_restarts_bit_identically(model) -> None:
     imgs = frames(4)
     stamps = [i * NS for i in range(4)]
