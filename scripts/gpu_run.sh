@@ -11,6 +11,7 @@ set -u
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpuout}
 mkdir -p "$OUT"
+rm -f "$OUT/cand.pth" "$OUT/cand_latest.pth"  # a rehearsal's earlier ones, evaluated as these
 PY=${PY:-python3}
 T0=$(date +%s)
 el() { echo $(($(date +%s) - T0)); }
@@ -45,10 +46,9 @@ $PY -c "import sys; sys.exit(not $MIN > 0)" && $PY -m sarn_ros.tools.cli train -
 log "train done (max-minutes $MIN, trained $TRAINED)"
 if [ "$TRAINED" = 1 ]; then
   # best.pth as validation ranks it, and the last weights: the ranking has chosen wrong before
-  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1
-  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand_latest.pth" --from latest \
-    >>"$OUT/train.log" 2>&1
-  log "export done"
+  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1 &&
+    $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand_latest.pth" \
+      --from latest >>"$OUT/train.log" 2>&1 && log "export done" || log "export failed (train.log)"
 else
   log "no export: training did not run or failed (train.log)"
 fi
@@ -65,4 +65,6 @@ LEFT=$((${BENCH_END:-585} - $(el)))
   --sizes 1280x720 --variants recurrent --precision bf16 --torch-compile both \
   --iters 30 --warmup 5 >"$OUT/bench.log" 2>&1
 log "bench done"
-kill "$SMI" 2>/dev/null || true  # no nvidia-smi (a CPU rehearsal): gone already
+kill "$SMI" 2>/dev/null  # no nvidia-smi (a CPU rehearsal): gone already
+# the command's status says whether candidates came back, not that the last kill ran
+[ -f "$OUT/cand.pth" ]
