@@ -23,7 +23,7 @@ setup(
     python_requires=">=3.10",
     install_requires=["setuptools"],
     extras_require={"test": ["pytest"]},  # so `colcon test` runs pytest, not unittest
-    zip_safe=True,
+    zip_safe=False,  # the sample is read from its files
     maintainer="sarn_ros maintainers",
     maintainer_email="maintainers@sarn-ros.invalid",
     description="Real-time recurrent SARN motion deblurring node for ROS 2 camera streams.",

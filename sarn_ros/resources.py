@@ -99,7 +99,9 @@ def share_dirs() -> list[Path]:
         ):
             dirs.append(Path(prefix) / "share" / PACKAGE)
     dirs.append(Path(sys.prefix) / "share" / PACKAGE)
-    dirs.append(Path(__file__).resolve().parent.parent)  # source tree (editable install)
+    source = Path(__file__).resolve().parent.parent
+    if (source / "package.xml").is_file():  # the source tree (an editable install), not the
+        dirs.append(source)  # site-packages an install puts the package in
     return [d for d in dirs if d.is_dir()]
 
 

@@ -76,7 +76,8 @@ def test_installed_package_finds_its_share_files(install: Path, tmp_path: Path):
     env = dict(os.environ, PYTHONPATH=str(site), AMENT_PREFIX_PATH=str(install))
     code = (
         "import sarn_ros, sarn_ros.resources as r;"
-        "print(sarn_ros.__file__); print(r.find_share_file('config/sarn_deblur.yaml'))"
+        "print(sarn_ros.__file__); print(r.find_share_file('config/sarn_deblur.yaml'));"
+        "print(*r.share_dirs(), sep='|')"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -87,8 +88,10 @@ def test_installed_package_finds_its_share_files(install: Path, tmp_path: Path):
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    module, config = out.stdout.split()
+    module, config, dirs = out.stdout.split()
     assert module.startswith(str(site))
+    # site-packages is no share folder (a stray weights/ there was found as packaged)
+    assert not any(Path(d).is_relative_to(site) for d in dirs.split("|")), dirs
     assert config == str(install / "share" / "sarn_ros" / "config" / "sarn_deblur.yaml")
     sample = site / "sarn_ros" / "sample"  # `sarn demo` plays it from the installed package
     for kind in ("blur", "sharp"):
