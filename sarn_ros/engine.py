@@ -314,8 +314,9 @@ def stamp_break(before: int | None, stamp: int, max_gap_s: float | None) -> str 
         return None
     if stamp < before:
         return "backwards"
-    # whole ns: 2.01 * 1e9 is 2009999999.9999998, and stamps exactly 2.01 s apart were a gap
-    return "gap" if max_gap_s and stamp - before > round(max_gap_s * 1e9) else None
+    # in seconds: 2.01 * 1e9 is 2009999999.9999998 ns, and stamps exactly 2.01 s apart were
+    # a gap; a whole ns over is more than an ulp at any max_gap_s the node takes (<= 3600)
+    return "gap" if max_gap_s and (stamp - before) / 1e9 > max_gap_s else None
 
 
 class StreamDeblurrer:

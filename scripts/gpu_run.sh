@@ -46,9 +46,12 @@ $PY -c "import sys; sys.exit(not $MIN > 0)" && $PY -m sarn_ros.tools.cli train -
 log "train done (max-minutes $MIN, trained $TRAINED)"
 if [ "$TRAINED" = 1 ]; then
   # best.pth as validation ranks it, and the last weights: the ranking has chosen wrong before
-  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" 2>&1 &&
-    $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand_latest.pth" \
-      --from latest >>"$OUT/train.log" 2>&1 && log "export done" || log "export failed (train.log)"
+  # each on its own: a run stopped before its first validation has no best.pth, only the latest
+  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand.pth" >>"$OUT/train.log" \
+    2>&1 || log "no export of best.pth (train.log)"
+  $PY -m sarn_ros.tools.cli train --run-dir .gpurun --export "$OUT/cand_latest.pth" --from latest \
+    >>"$OUT/train.log" 2>&1 || log "no export of the latest weights (train.log)"
+  log "export done"
 else
   log "no export: training did not run or failed (train.log)"
 fi
@@ -66,5 +69,5 @@ LEFT=$((${BENCH_END:-585} - $(el)))
   --iters 30 --warmup 5 >"$OUT/bench.log" 2>&1
 log "bench done"
 kill "$SMI" 2>/dev/null  # no nvidia-smi (a CPU rehearsal): gone already
-# the command's status says whether candidates came back, not that the last kill ran
-[ -f "$OUT/cand.pth" ]
+# the command's status says whether a candidate came back, not that the last kill ran
+[ -f "$OUT/cand.pth" ] || [ -f "$OUT/cand_latest.pth" ]

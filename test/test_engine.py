@@ -150,6 +150,8 @@ def test_a_gap_of_exactly_max_gap_s_is_none_whatever_its_float() -> None:
         gap_s, ns = hundredths / 100, hundredths * 10_000_000
         assert stamp_break(5, 5 + ns, gap_s) is None, gap_s
         assert stamp_break(5, 5 + ns + 1, gap_s) == "gap", gap_s
+    for never in (1e300, float("inf")):  # finite, as the engine takes it: no overflow
+        assert stamp_break(0, 10**18, never) is None
 
 
 def test_explicit_reset_restarts_bit_identically(model) -> None:

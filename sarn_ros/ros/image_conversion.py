@@ -138,7 +138,8 @@ def vng_shift(pattern: str) -> int:
 
 def _demosaic(bayer: np.ndarray, raw: Raw, debayer: str) -> np.ndarray:
     if min(bayer.shape) < 3:  # OpenCV gives such a frame all black: mirrored out to 2 px more
-        # a side, an even count that keeps the colour filter's phase, then cut back
+        # a side, an even count that keeps the colour filter's phase, then cut back (a 1 px
+        # side holds two of the colours: the third is made up, not black)
         wide = cv2.copyMakeBorder(bayer, 2, 2, 2, 2, cv2.BORDER_REFLECT_101)
         return _demosaic(wide, raw, debayer)[2:-2, 2:-2]
     code = _rgb_code(raw, debayer)
