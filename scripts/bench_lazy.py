@@ -52,7 +52,10 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
             c0, t0, i = node_cpu_s(proc.pid), time.monotonic(), 0
             while time.monotonic() - t0 < seconds:
                 msg = Image(height=240, width=320, encoding="rgb8", step=960, data=data)
-                msg.header.stamp.sec = 100 + i
+                # the camera's own rate: stamps 1 s apart restarted the stream at every frame
+                # (the node's max_gap_s 0.5), a cost no camera at --fps has
+                ns = 100 * 10**9 + round(i * 1e9 / fps)
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 10**9)
                 pub.publish(msg)
                 i += 1
                 time.sleep(max(0.0, t0 + i / fps - time.monotonic()))
