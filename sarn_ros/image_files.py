@@ -130,11 +130,12 @@ def imread(path: Path, flags: int) -> np.ndarray | None:
         return None
 
 
-def imwrite(path: Path, img: np.ndarray) -> bool:
-    """``cv2.imwrite`` by way of ``cv2.imencode`` (the format from the suffix): False where
-    the image could not be encoded or written, as ``cv2.imwrite`` returns."""
+def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> bool:
+    """``cv2.imwrite`` by way of ``cv2.imencode`` (the format from the suffix, ``params`` as
+    OpenCV takes them): False where the image could not be encoded or written, as
+    ``cv2.imwrite`` returns."""
     try:
-        ok, buf = cv2.imencode(path.suffix, img)
+        ok, buf = cv2.imencode(path.suffix, img, params or [])
         if ok:
             buf.tofile(path)
         return bool(ok)

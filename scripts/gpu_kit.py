@@ -45,6 +45,7 @@ from sarn_ros.data.datasets import (  # noqa: E402
     read_rgb,
     resize_by,
 )
+from sarn_ros.image_files import imwrite  # noqa: E402
 from sarn_ros.tools.options import ranged  # noqa: E402
 
 RECIPE = "recipe.json"
@@ -58,10 +59,16 @@ def _write_webp(
     out.mkdir(parents=True, exist_ok=True)
     for path in images[:limit]:
         rgb = resize_by(read_rgb(path), scale)
-        ok, buf = cv2.imencode(".webp", rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality])
-        if not ok:  # WebP holds at most 16383 px a side
+        if not imwrite(
+            out / f"{path.stem}.webp", rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality]
+        ):
+            # WebP holds at most 16383 px a side; or the disk is full
             raise ValueError(f"cannot pack {path} as WebP ({rgb.shape[1]}x{rgb.shape[0]})")
-        buf.tofile(out / f"{path.stem}.webp")
+
+
+def _packed_name(sequence: str) -> str:
+    """The folder a pair sequence is packed as (a nested ``a/b`` as ``a_b``)."""
+    return sequence.replace("/", "_")
 
 
 def _one_name_each(images: list[Path]) -> str | None:
@@ -115,9 +122,10 @@ def _pack_refusal(args: argparse.Namespace) -> str | None:
             seen[name] = d
             if why := _one_name_each(images):
                 return why
-    if args.val and not list_images(Path(args.val)):
+    val = list_images(Path(args.val))[: args.val_frames] if args.val else []
+    if args.val and not val:
         return f"no images in --val {args.val}"
-    if args.val and (why := _one_name_each(list_images(Path(args.val))[: args.val_frames])):
+    if why := _one_name_each(val):
         return why
     for flag, roots in (("--train-pairs", args.train_pairs), ("--val-pairs", args.val_pairs)):
         packed: dict[str, str] = {}
@@ -133,7 +141,7 @@ def _pack_refusal(args: argparse.Namespace) -> str | None:
                     pair_files(name, blur, sharp)
                 except ValueError as exc:
                     return f"{flag} {root}: {exc}"
-                key = name.replace("/", "_")
+                key = _packed_name(name)
                 if key in packed:
                     return f"{flag}: {packed[key]} and {root} both hold a sequence {key}"
                 packed[key] = root
@@ -215,7 +223,7 @@ def _pack_pairs(dirs: list[str], out: Path, scale: float, quality: int, frames: 
         for name, blur, sharp in find_pair_dirs(Path(d)):
             files = pair_files(name, blur, sharp, frames)
             for side, images in zip(("blur", "sharp"), files, strict=True):
-                _write_webp(images, out / name.replace("/", "_") / side, scale, quality, None)
+                _write_webp(images, out / _packed_name(name) / side, scale, quality, None)
 
 
 def _build_job(run: Path, trainset: Path, data: Path, scales: list, *blur: str) -> list[str]:

@@ -17,6 +17,7 @@ import cv2
 
 from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import Sequence, list_images, synthesize_folder
+from sarn_ros.image_files import imwrite
 
 OUT = Path(__file__).resolve().parent.parent / "sarn_ros" / "sample"
 PARAMS = BlurParams(blur_px=12.0, min_blur_fraction=0.8, object_prob=0.0, jpeg_quality=None)
@@ -52,10 +53,8 @@ def main(calendar: Path, out: Path = OUT) -> None:
             (new / kind).mkdir(parents=True)
             for i, f in enumerate(frames):
                 path = new / kind / f"{i:03d}.png"
-                ok, png = cv2.imencode(".png", f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
-                if not ok:
-                    raise OSError(f"cannot encode {path}")
-                png.tofile(path)
+                if not imwrite(path, f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]):
+                    raise OSError(f"cannot write {path} (disk full?)")
         for kind in ("blur", "sharp"):
             (out / kind).mkdir(exist_ok=True)
             for old in list_images(out / kind):  # no frame of an older sample left

@@ -807,8 +807,7 @@ class DeblurNode(Node):
         """Seconds by the node's clock: ROS time under use_sim_time, so a bag replayed slower
         than recorded (`ros2 bag play --clock --rate 0.1`) is not taken for quiet cameras
         and flushed frame by frame without look-ahead; else the monotonic clock."""
-        clock = self.get_clock()
-        return clock.now().nanoseconds / 1e9 if clock.ros_time_is_active else time.monotonic()
+        return self.get_clock().now().nanoseconds / 1e9 if self.on_ros_time() else time.monotonic()
 
     def clock_stopped(self) -> bool:
         """Under use_sim_time with nothing publishing /clock any more (``ros2 bag play --clock``
