@@ -2775,8 +2775,8 @@ def test_stop_ends_an_idle_worker_at_once():
         running=True,
         changes={},
         cameras=[],
-        clock_s=time.monotonic,
-        quiet_cameras=lambda now: [],
+        clock_s=lambda: (time.monotonic(), False),
+        quiet_cameras=lambda now, sim: [],
     )
     fake.worker = threading.Thread(target=node_module.DeblurNode.work, args=(fake,), daemon=True)
     fake.worker.start()
@@ -2812,8 +2812,7 @@ def test_a_quiet_cameras_held_frames_are_flushed_once_not_every_round():
         lazy=False,
         max_gap_s=0.05,
         queue_policy="all",
-        clock_s=time.monotonic,
-        on_ros_time=lambda: False,
+        clock_s=lambda: (time.monotonic(), False),
         clock_stopped=lambda: False,
         engine=SimpleNamespace(
             flush=lambda stream=None: flushed.append(stream) or [], stats=lambda: stats
@@ -2857,9 +2856,8 @@ def test_use_sim_time_set_live_leaves_no_held_frame_waiting_nor_flushes_early(ta
             cameras=[cam],
             lazy=False,
             max_gap_s=0.5,
-            on_ros_time=lambda: not taken_on_ros_time,  # switched since
             clock_stopped=lambda: False,
         )
         now = wall if taken_on_ros_time else ros_now
-        quiet = node_module.DeblurNode.quiet_cameras(fake, now)
+        quiet = node_module.DeblurNode.quiet_cameras(fake, now, not taken_on_ros_time)
         assert (quiet == [cam]) == expected, (taken_ago, quiet)

@@ -724,17 +724,17 @@ class DeblurNode(Node):
                 while self.running and not self.changes and not any(c.queue for c in self.cameras):
                     if self.lock.wait(0.1) or not self.running:
                         continue
-                    if self.quiet_cameras(self.clock_s()):
+                    if self.quiet_cameras(*self.clock_s()):
                         break
                 if not self.running:
                     return
                 changes, self.changes = self.changes, {}
                 taken = self.take()
-                now, wall, sim = self.clock_s(), time.monotonic(), self.on_ros_time()
+                (now, sim), wall = self.clock_s(), time.monotonic()
                 for cam, *_ in taken:
                     cam.last_taken, cam.last_taken_wall, cam.holding = now, wall, True
                     cam.taken_on_ros_time = sim
-                quiet = self.quiet_cameras(now)
+                quiet = self.quiet_cameras(now, sim)
                 for cam in quiet:
                     cam.holding = False
             self.run_round(changes, taken, quiet)
@@ -799,15 +799,15 @@ class DeblurNode(Node):
                     self.count("dropped")
         return [(c, c.queue.popleft()) for c in cams]
 
-    def on_ros_time(self) -> bool:
-        """Whether :meth:`clock_s` gives ROS time (use_sim_time, which can be set live)."""
-        return self.get_clock().ros_time_is_active
-
-    def clock_s(self) -> float:
-        """Seconds by the node's clock: ROS time under use_sim_time, so a bag replayed slower
-        than recorded (`ros2 bag play --clock --rate 0.1`) is not taken for quiet cameras
-        and flushed frame by frame without look-ahead; else the monotonic clock."""
-        return self.get_clock().now().nanoseconds / 1e9 if self.on_ros_time() else time.monotonic()
+    def clock_s(self) -> tuple[float, bool]:
+        """Seconds by the node's clock, and whether they are ROS time (use_sim_time, so a bag
+        replayed slower than recorded, `ros2 bag play --clock --rate 0.1`, is not taken for
+        quiet cameras and flushed frame by frame without look-ahead) or the monotonic clock.
+        One reading of the flag for both, as use_sim_time can switch between them."""
+        clock = self.get_clock()
+        if clock.ros_time_is_active:
+            return clock.now().nanoseconds / 1e9, True
+        return time.monotonic(), False
 
     def clock_stopped(self) -> bool:
         """Under use_sim_time with nothing publishing /clock any more (``ros2 bag play --clock``
@@ -846,19 +846,18 @@ class DeblurNode(Node):
         """A /clock message came (any time, a paused player's too): the player lives."""
         self.clock_heard = time.monotonic()
 
-    def quiet_cameras(self, now: float) -> list[Camera]:
+    def quiet_cameras(self, now: float, sim: bool) -> list[Camera]:
         """Cameras with frames in the engine and none taken for max_gap_s, or unwatched under
         ``lazy`` (with max_gap_s 0 their frames waited for the next viewer): their look-ahead
         is emitted now rather than when their next frame comes. Once /clock has stopped, quiet
-        goes by the wall clock, or a bag's last frames would wait for ever. Callers hold
-        ``self.lock``."""
+        goes by the wall clock, or a bag's last frames would wait for ever. ``now`` and ``sim``
+        are one :meth:`clock_s` reading. Callers hold ``self.lock``."""
         gap = self.max_gap_s
         wall = time.monotonic()
         holding = [c for c in self.cameras if c.holding]
         # the graph query only once some camera is quiet by the wall clock, not every round
         wall_quiet = [c for c in holding if gap and wall - c.last_taken_wall > gap]
         stopped = bool(wall_quiet) and self.clock_stopped()
-        sim = self.on_ros_time()
 
         def quiet(c: Camera) -> bool:
             if self.lazy and not c.watched():
