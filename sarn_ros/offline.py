@@ -16,6 +16,7 @@ import itertools
 import logging
 import math
 import os
+import secrets
 import shutil
 import sqlite3
 import struct
@@ -35,10 +36,12 @@ log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"  # a String on a camera_info name is no calibration
-VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg"}
-# mp4v, which WebM cannot hold, and which an MPEG program stream (.mpg) holds only at MPEG's
-# frame rates: 12.5 fps came back as 25 (twice as fast)
-OUTPUT_VIDEO_EXTS = VIDEO_EXTS - {".webm", ".mpg", ".mpeg"}
+# what OpenCV's FFmpeg reads (phones' .3gp, camcorders' .mts/.m2ts, broadcast .ts/.mxf...)
+VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".3gp", ".3g2"}
+VIDEO_EXTS |= {".wmv", ".asf", ".flv", ".ts", ".m2ts", ".mts", ".mxf", ".vob", ".ogv"}
+# written as mp4v, which WebM and the others cannot hold, and which an MPEG program stream
+# (.mpg) holds only at MPEG's frame rates: 12.5 fps came back as 25 (twice as fast)
+OUTPUT_VIDEO_EXTS = {".mp4", ".avi", ".mkv", ".mov", ".m4v"}
 WIDE_EXTS = {".png", ".tif", ".tiff"}  # image files that hold 16 bits per channel
 MAX_BAD_READS = 30  # failed reads in a row that end a video past the frames it announces
 MAX_ANNOUNCED = 10_000_000  # a frame count beyond this is a broken header, not a promise
@@ -149,7 +152,10 @@ def kind_of(path: Path) -> str:
         return "bag"
     if path.suffix.lower() in VIDEO_EXTS:
         return "video"
-    raise InputError(f"unknown input type: {path} (video, image folder or rosbag2 expected)")
+    raise InputError(
+        f"unknown input type: {path} (a video: {', '.join(sorted(VIDEO_EXTS))}; an image "
+        "folder or a rosbag2 expected)"
+    )
 
 
 def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -244,13 +250,17 @@ class FrameSink:
     """Where the deblurred frames of a video or an image folder go, as the output's name says:
     a video file (mp4v at ``fps``, 8 bit) or a folder of images (lossless, 16 bit kept). Both
     are made at the first frame, so an input without a readable frame leaves nothing behind.
-    A video is written beside its name (``.<stem>.part<ext>``) and moved there when done, so
-    a run that fails leaves any file of that name as it was."""
+    A video is written beside its name (``.<stem>.<random>.part<ext>``) and moved there when
+    done, so a run that fails leaves any file of that name as it was. The random part: an
+    input of the fixed name (a file left by a killed run) was emptied as it was read, and
+    two runs to one output wrote one file; the stem is cut so the name stays short."""
 
     def __init__(self, dst: Path | str, fps: float) -> None:
         self.dst, self.fps = Path(dst), fps
         self.video = output_kind(dst) == "video"
-        self.part = self.dst.with_name(f".{self.dst.stem}.part{self.dst.suffix}")
+        self.part = self.dst.with_name(
+            f".{self.dst.stem[:40]}.{secrets.token_hex(4)}.part{self.dst.suffix}"
+        )
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None  # the video's, an odd side padded by one
         self.first = ""  # the first frame's own size, for the error naming another
@@ -325,6 +335,7 @@ def stated_fps(cap: cv2.VideoCapture, src: Path) -> float:
     at it), said once."""
     fps = cap.get(cv2.CAP_PROP_FPS)
     if fps == 0:
+        log.warning("%s states no frame rate: taken as 30 fps", src)
         return 30.0
     if not VIDEO_FPS[0] <= fps <= VIDEO_FPS[1]:  # nan too
         log.warning("%s states %g fps: taken as 30", src, fps)

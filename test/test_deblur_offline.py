@@ -321,6 +321,76 @@ def test_ctrl_c_says_what_is_left_in_one_line(
     assert capsys.readouterr().err.strip() == "sarn eval: interrupted"
 
 
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_keeps_the_frames_written_as_ctrl_c_does(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys, signame
+):
+    """timeout, docker stop, systemd or a closed terminal killed the run at once: a hidden
+    half-written video stayed beside the output, and nothing under its name. Not where the
+    signal is ignored (nohup): there the run goes on to the end."""
+    import signal
+
+    from sarn_ros import offline
+
+    signum = getattr(signal, signame)
+    src = write_folder(tmp_path / "in", frames(6))
+    read_frame = offline.read_frame
+
+    def killed_at_the_fifth(path: Path):
+        if path.name == "4.png":
+            os.kill(os.getpid(), signum)
+        return read_frame(path)
+
+    monkeypatch.setattr(offline, "read_frame", killed_at_the_fifth)
+    out = tmp_path / "out.mp4"
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    previous = signal.signal(signum, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 128 + signum
+        last = capsys.readouterr().err.splitlines()[-1]
+        assert last == f"sarn deblur: stopped by {signame}; {out} has the first 2 frames"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out.mp4"]  # no part left
+        assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 2
+        assert signal.getsignal(signum) is signal.SIG_DFL  # given back
+        out.unlink()
+        signal.signal(signum, signal.SIG_IGN)  # as under nohup
+        assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 0
+    finally:
+        signal.signal(signum, previous)
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 6
+
+
+def test_a_video_stating_no_frame_rate_is_taken_at_30_with_a_warning(caplog):
+    from types import SimpleNamespace
+
+    from sarn_ros.offline import stated_fps
+
+    with caplog.at_level("WARNING"):
+        assert stated_fps(SimpleNamespace(get=lambda prop: 0.0), Path("v.avi")) == 30.0
+    assert "v.avi states no frame rate: taken as 30 fps" in caplog.text
+
+
+def test_an_input_named_like_a_half_written_output_is_read_whole(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """The half-written video had one fixed name, .<stem>.part<ext>: an input of that name
+    (one a killed run left) was emptied as it was read, then moved onto the output, exit 0.
+    Videos of the rarer containers (.3gp from a phone) are read too."""
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    for name in (".x.part.mp4", "phone.3gp"):
+        src = tmp_path / name
+        write_video(src, frames(5))
+        before = src.read_bytes()
+        result = deblur(str(src), "-o", str(tmp_path / "x.mp4"), "--overwrite", *weights)
+        assert result.returncode == 0, result.stderr
+        assert src.read_bytes() == before
+        assert int(cv2.VideoCapture(str(tmp_path / "x.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".x.part.mp4", "phone.3gp", "x.mp4"]
+    (tmp_path / "x.unknown").write_bytes(before)
+    unknown = deblur(str(tmp_path / "x.unknown"), "-o", str(tmp_path / "y.mp4"))
+    assert unknown.returncode == 2 and ".3gp" in unknown.stderr and ".mts" in unknown.stderr
+
+
 def test_folder_with_self_ensemble_matches_the_engine(tmp_path, tiny_recurrent_checkpoint):
     imgs = frames(3, seed=3)
     src = write_folder(tmp_path / "in", imgs)

@@ -96,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
 
         with warnings_above_bars(prog):
             return int(args.func(args) or 0)
-    except KeyboardInterrupt:  # Ctrl-C, during the imports too: a stop asked for, not a traceback
-        print(f"\n{prog}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, during the imports too: a stop asked for
+        code = getattr(exc, "code", 130)  # options.Stopped: 128 + its signal
+        print(f"\n{prog}: {f'stopped by {exc}' if code != 130 else 'interrupted'}", file=sys.stderr)
+        return code
     except ModuleNotFoundError as exc:
         if why := torch_missing(exc):
             print(f"{prog}: error: {why}", file=sys.stderr)

@@ -13,6 +13,7 @@ from ..image_files import VIDEO_FPS, video_path
 from .options import (
     Given,
     HelpFormatter,
+    Stopped,
     add_bag_arguments,
     add_gap_argument,
     check_writable,
@@ -22,6 +23,7 @@ from .options import (
     ranged,
     spelled,
     split_idle,
+    stops_as_interrupts,
 )
 
 JPEG_QUALITY = 90
@@ -172,6 +174,11 @@ def images_before(folder: Path, began: float) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    with stops_as_interrupts():
+        return deblur(args)
+
+
+def deblur(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .. import offline
@@ -280,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
         print(f"sarn deblur: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: say what is left, not a traceback
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say what is left, not a traceback
         if bar is None:
             raise  # before any output: the cli's one line
         bar.close()
@@ -291,8 +298,9 @@ def run(args: argparse.Namespace) -> int:
             if bar.n
             else f"nothing was written to {args.output}"  # it may not even exist
         )
-        print(f"sarn deblur: interrupted; {left}", file=sys.stderr)
-        return 130
+        how = f"stopped by {exc}" if isinstance(exc, Stopped) else "interrupted"
+        print(f"sarn deblur: {how}; {left}", file=sys.stderr)
+        return getattr(exc, "code", 130)
     secs = time.monotonic() - start
     others: dict[str, list[str]] = {}  # a camera's other topics, by the one deblurred
     for topic, why in report.ignored_topics.items():

@@ -9,8 +9,10 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,6 +211,36 @@ def warnings_above_bars(prog: str) -> Iterator[None]:
         yield
     finally:
         root.removeHandler(handler)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP taken as Ctrl-C is: ``timeout``, ``docker stop``, systemd or a closed
+    terminal killed the process at once, and left a hidden half-written video behind."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.code = 128 + signum  # the shell's code for a process the signal ended
+
+
+@contextmanager
+def stops_as_interrupts() -> Iterator[None]:
+    """Raise :class:`Stopped` on SIGTERM and SIGHUP while in this block, where they would end
+    the process (not where ignored, as under ``nohup``); only the main thread can."""
+    names = ("SIGTERM", "SIGHUP")
+    sigs = [s for n in names if (s := getattr(signal, n, None)) is not None]
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Stopped(signum)
+
+    old = {s: signal.signal(s, stop) for s in sigs if signal.getsignal(s) is signal.SIG_DFL}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def plural(n: int, word: str) -> str:
