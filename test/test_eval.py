@@ -596,28 +596,42 @@ def test_the_network_running_out_of_memory_is_one_error_line(
         sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--future-frames", "0")
 
 
+@pytest.mark.parametrize("stop", ["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_reports_the_sequences_finished_before_it(
-    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, stop
 ):
-    """A Ctrl-C threw away the sequences already scored: no table, no JSON, one line."""
+    """A Ctrl-C threw away the sequences already scored: no table, no JSON, one line. So did
+    a SIGTERM (`timeout`, a batch system), which ended the process at once."""
+    import os
+    import signal
+
     from sarn_ros import evaluation
 
     real = evaluation.evaluate_gt
 
     def second_interrupted(engine, seq, *args):
         if seq.name == "b":
-            raise KeyboardInterrupt
+            if stop == "SIGTERM":
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                raise KeyboardInterrupt
         return real(engine, seq, *args)
 
     monkeypatch.setattr(evaluation, "evaluate_gt", second_interrupted)
     write_pair(tmp_path / "data", name="a")
     write_pair(tmp_path / "data", name="b")
     args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
-    result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", str(tmp_path / "e.json"))
-    assert result.returncode == 130
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        json_out = str(tmp_path / "e.json")
+        result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", json_out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.returncode == (143 if stop == "SIGTERM" else 130)
     assert "| a |" in result.stdout and "| b |" not in result.stdout
+    how = "stopped by SIGTERM" if stop == "SIGTERM" else "interrupted"
     assert result.stderr.splitlines()[-1] == (
-        "sarn eval: interrupted: the rows above are what finished before it (the images saved "
+        f"sarn eval: {how}: the rows above are what finished before it (the images saved "
         "of the sequence running may be partial)"
     )
     saved = json.loads((tmp_path / "e.json").read_text())

@@ -39,6 +39,7 @@ from .options import (
     Gathered,
     Given,
     HelpFormatter,
+    Stopped,
     add_bag_arguments,
     add_gap_argument,
     check_json_output,
@@ -49,6 +50,7 @@ from .options import (
     ranged,
     spelled,
     split_idle,
+    stops_as_interrupts,
 )
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
@@ -180,6 +182,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with stops_as_interrupts():  # `timeout`'s SIGTERM too: the rows finished are reported
+        return evaluate(args)
+
+
+def evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..ensemble import make_engine
@@ -269,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f, _ in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
-    interrupted = False
+    stop: KeyboardInterrupt | None = None  # Ctrl-C, or a Stopped (SIGTERM, SIGHUP)
     try:  # Ctrl-C: the sequences finished so far are reported, not lost
         for (tag, engine), save in zip(engines, folders, strict=True):
             looks = args.future_frames if engine.is_recurrent else [0]
@@ -302,8 +309,8 @@ def run(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return 2
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:
+        stop = exc
     bar.close()
     groups: dict[tuple, list[dict]] = {}  # an input folder's sequences, per setting
     for r in results["gt"]:
@@ -321,7 +328,7 @@ def run(args: argparse.Namespace) -> int:
     results["seconds"] = time.monotonic() - start
     results["unreadable"] = failed
     results["settings"] = measured_on(engines[0][1], args)
-    if interrupted:
+    if stop:
         results["interrupted"] = True
     print_tables(results, names)
     if failed:
@@ -343,13 +350,14 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    if interrupted:
+    if stop:
+        how = f"stopped by {stop}" if isinstance(stop, Stopped) else "interrupted"
         print(
-            "sarn eval: interrupted: the rows above are what finished before it (the images "
+            f"sarn eval: {how}: the rows above are what finished before it (the images "
             "saved of the sequence running may be partial)",
             file=sys.stderr,
         )
-        return 130
+        return getattr(stop, "code", 130)
     return 2 if failed else 0
 
 
