@@ -209,16 +209,24 @@ def test_a_runs_weights_are_not_replaced_unsaid(tmp_path: Path, capsys) -> None:
     )
     assert (run / "latest.pth").read_bytes() == first
     os.remove(run / "last.pt")
-    # without --resume trained weights whose last.pt is gone are not replaced at all
-    assert tiny_train(tmp_path, video, "--steps", "1") == 2
-    assert "holds latest.pth (step 1) without its last.pt" in capsys.readouterr().err
+    # trained weights whose last.pt is gone are not replaced at all, under --resume neither
+    # (which starts anew without a last.pt: the first call of a loop)
+    for resume in ([], ["--resume"]):
+        assert tiny_train(tmp_path, video, "--steps", "1", *resume) == 2
+        assert "holds latest.pth (step 1) without its last.pt" in capsys.readouterr().err
+        assert (run / "latest.pth").read_bytes() == first
+    shutil.rmtree(run)  # untrained ones (a --steps 0 call's) are replaced, and that said
+    assert tiny_train(tmp_path, video, "--steps", "0") == 0
+    untrained = (run / "latest.pth").read_bytes()
+    os.remove(run / "last.pt")
     assert tiny_train(tmp_path, video, "--steps", "1", "--resume") == 0  # a loop's first call
     out = capsys.readouterr().out
     assert f"no last.pt in {run}: a new run starts, replacing its latest.pth\n" in out
-    os.remove(run / "last.pt")
     # another run's best.pth left beside them: removed as the new run starts, so that an
     # --export of a run that never validates does not ship it
-    shutil.copy(run / "latest.pth", run / "best.pth")  # the loop left no last.pt
+    os.remove(run / "last.pt")
+    for name in ("latest.pth", "best.pth"):
+        (run / name).write_bytes(untrained)
     assert tiny_train(tmp_path, video, "--steps", "1", "--resume") == 0
     assert "replacing its latest.pth and best.pth\n" in capsys.readouterr().out
     assert not (run / "best.pth").exists()

@@ -2243,11 +2243,12 @@ def test_sharpest_given_for_a_frame_folder_is_not_recorded_as_applied(tmp_path: 
 
 
 def test_a_resume_without_last_pt_is_a_new_run_of_the_options_given(tmp_path: Path, capsys) -> None:
-    """latest.pth is written before last.pt: a run killed in between left no checkpoint to
-    resume, so --resume starts the run the command describes, not the architecture of the
-    weights left behind."""
+    """Untrained weights without a last.pt (a --steps 0 call's; trained ones are refused, in
+    test_train_options): --resume starts the run the command describes, not the
+    architecture of the weights left behind."""
     video = sharp_video(tmp_path / "video")
-    assert tiny_run(tmp_path, video, 1, *TINY_ARGS) == 0
+    assert tiny_run(tmp_path, video, 0, *TINY_ARGS) == 0
+    assert type(load_model(tmp_path / "run" / "latest.pth")).__name__ == "RecurrentSARN"
     (tmp_path / "run" / "last.pt").unlink()
     assert tiny_run(tmp_path, video, 1, "--resume", "--arch", "single", *TINY_ARGS) == 0
     assert type(load_model(tmp_path / "run" / "latest.pth")).__name__ == "SARN"

@@ -1147,8 +1147,10 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not args.resume and (kept := trained_weights(args.run_dir, args.init)):
-        # last.pt deleted to save space: its weights were replaced with a note, then lost
+    resuming = args.resume and (args.run_dir / "last.pt").exists()
+    if not resuming and (kept := trained_weights(args.run_dir, args.init)):
+        # last.pt deleted to save space: its weights were replaced with a note, then lost,
+        # under --resume too (which then starts anew: the first call of a loop)
         print(
             f"sarn train: error: --run-dir {args.run_dir} holds {kept} without its last.pt, "
             "which a new run would replace: give another --run-dir (or move them away; "
@@ -1338,8 +1340,8 @@ def run(args: argparse.Namespace) -> int:
         forget_run_dir(args.run_dir, made)
         return 2
     if not (args.run_dir / "last.pt").exists() and rank == 0 and (args.resume or weights):
-        # a first call of a --resume loop; or weights without their run (last.pt deleted, or
-        # a run killed between writing latest.pth and last.pt): replaced, but not unsaid
+        # a first call of a --resume loop; or untrained weights without their run (trained
+        # ones, or --init's, were refused or kept above): replaced, but not unsaid
         start = Path(args.init).resolve() if args.init else None
         gone = [n for n in weights if (args.run_dir / n).resolve() != start]
         replaced = f", replacing its {' and '.join(gone)}" if gone else ""
