@@ -153,8 +153,8 @@ def kind_of(path: Path) -> str:
     if path.suffix.lower() in VIDEO_EXTS:
         return "video"
     raise InputError(
-        f"unknown input type: {path} (a video: {', '.join(sorted(VIDEO_EXTS))}; an image "
-        "folder or a rosbag2 expected)"
+        f"unknown input type: {path} (video, image folder or rosbag2 expected; a video by its "
+        f"extension: {', '.join(sorted(VIDEO_EXTS))})"
     )
 
 

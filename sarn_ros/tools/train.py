@@ -705,10 +705,14 @@ SHARED_KEYS = (
 
 def read_description(ts: Path) -> dict[str, Any] | None:
     """A reused set's description, merged over the sets built into its sub-folders (the GPU
-    recipe builds one per source folder); None where none was written (a set built before
-    sarn_ros wrote them, or one linked together from others)."""
+    recipe builds one per source folder) and those its linked sequences are in (a mix linked
+    together from built sets, as weights/README.md's: it validated at the default blur, not
+    theirs, unsaid); None where none was written (a set built before sarn_ros wrote them).
+    A linked set is described whole, also where only some of its sequences are linked."""
+    linked = (p.resolve().parent / DESCRIPTION for p in ts.rglob("*.npz") if p.is_symlink())
+    own = (p.resolve() for p in ts.rglob(DESCRIPTION))
     found = []
-    for p in sorted(ts.rglob(DESCRIPTION)):
+    for p in sorted(set(own) | {d for d in linked if d.is_file()}):
         try:
             found.append(json.loads(p.read_text()))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # said without the file
@@ -1595,7 +1599,8 @@ def summarise(
         f"{counted}, sizes {', '.join(sizes[:6])}{more}",
     ]
     if desc is None:
-        return [*lines, "synthetic blur: not recorded (a --trainset built before trainset.json)"]
+        why = "a --trainset built before sarn_ros wrote trainset.json, or linked from such sets"
+        return [*lines, f"synthetic blur: not recorded ({why})"]
     if desc["real_pairs"]:
         lines.append(f"real pairs: {', '.join(desc['real_pairs'])}")
     lines += [f"synthetic blur: {blur}" for blur in desc["synthetic_blur"]]
