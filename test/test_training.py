@@ -701,6 +701,23 @@ def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
     assert diff < 1e-2
     assert sarn(["train", "--run-dir", str(tmp_path / "nothing"), "--export", str(out)]) == 2
     capsys.readouterr()
+    # weights of its own kind are replaced with a note; others (a typo naming the shipped
+    # single-image file), or a file that is no weights, are refused and kept
+    assert sarn(["train", "--run-dir", str(tmp_path / "run"), "--export", str(out)]) == 0
+    assert f"note: --export {out} replaced its RecurrentSARN weights of step 1" in (
+        capsys.readouterr().out
+    )
+    single = tmp_path / "sarn_single.pth"
+    shutil.copy(Path(__file__).parents[1] / "weights" / "sarn_single.pth", single)
+    (tmp_path / "notes.txt").write_text("mine")
+    for kept, why in (
+        (single, "holds SARN weights, the run's are RecurrentSARN"),
+        (tmp_path / "notes.txt", "exists and is not sarn_ros weights"),
+    ):
+        before = kept.read_bytes()
+        assert sarn(["train", "--run-dir", str(tmp_path / "run"), "--export", str(kept)]) == 2
+        assert f"sarn train: error: --export {kept} {why}" in capsys.readouterr().err
+        assert kept.read_bytes() == before
     # a training command with --export added trains nothing: said, not silently ignored
     again = ["train", "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "x.pth")]
     assert sarn([*again, "--resume", "--steps", "3"]) == 0
@@ -1055,6 +1072,22 @@ def test_a_video_folder_validated_on_one_or_two_frames_stays_a_video(tmp_path: P
     for n in (1, 2, 3):
         (seq,) = synthesize_folder(video, 1234, max_frames=n)  # not one camera move per frame
         assert seq.name == "video" and len(seq.blurred) == n
+
+
+def test_a_dry_run_validates_but_exports_no_best_pth(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--steps 0 from scratch with a validation set wrote its random weights to best.pth,
+    said as the best validation, which an --export (of best, by default) then shipped."""
+    scripted_validation(monkeypatch, [(30.0, 22.0), (23.0, 22.0)])  # random "beats" trained
+    video = sharp_video(tmp_path / "video")
+    extra = ["--val-sharp", str(video), "--val-frames", "3", *TINY_ARGS]
+    assert tiny_run(tmp_path, video, 0, *extra) == 0
+    out = capsys.readouterr().out
+    assert "step 0: val PSNR 30.00 dB" in out and "best val PSNR" not in out
+    assert "not validated yet" not in out and "holds untrained weights" in out
+    assert not (tmp_path / "run" / "best.pth").exists()
+    assert tiny_run(tmp_path, video, 1, "--resume", *extra) == 0
+    assert "best val PSNR 23.00 dB at step 1" in capsys.readouterr().out
+    assert read_checkpoint(tmp_path / "run" / "best.pth")["meta"]["steps"] == 1
 
 
 def test_an_interrupted_run_with_validation_is_not_called_unvalidated(

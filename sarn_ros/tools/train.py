@@ -1081,16 +1081,20 @@ def run(args: argparse.Namespace) -> int:
         ):
             print(
                 f"sarn train: error: {source} does not exist (a run without --val-sharp or "
-                "--val-pairs has none, one with them none before its first validation): "
+                "--val-pairs has none, one with them none before its first validation of a "
+                "trained step): "
                 "--from latest exports the last checkpoint's weights",
                 file=sys.stderr,
             )
             return 2
         try:
+            replaced = export_target(source, args.export)
             meta = export_weights(source, args.export)
         except (CheckpointError, OSError, RuntimeError) as exc:  # torch.save: "open file failed"
             print(f"sarn train: error: {exc}", file=sys.stderr)
             return 2
+        if replaced:
+            print(f"note: --export {args.export} replaced its {replaced}")
         v = meta.get("validation")
         figures = (
             f"val PSNR {v['val_psnr']:.2f} dB (input {v['input_psnr']:.2f} dB)"
@@ -1464,8 +1468,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{trainer.cfg.lr:g}, may help (weights/README.md lists what each shipped "
                 "fine-tune used)"
             )
-    elif val:
-        print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
+    elif val:  # untrained (--steps 0): its validation line gave the random weights' figure
+        if trainer.step > 0:
+            print(f"not validated yet: the weights are in {args.run_dir / 'latest.pth'}")
     else:
         print(f"no validation set: the weights are in {args.run_dir / 'latest.pth'}")
     if trainer.step == 0 and trainer.cfg.init is None:  # a dry run (--steps 0) counts data
@@ -1514,6 +1519,27 @@ def architecture_text(config: dict[str, Any]) -> str:
 
 
 ARCH_OF = {"RecurrentSARN": "recurrent", "SARN": "single"}  # a checkpoint's class: its --arch
+
+
+def export_target(source: Path, dst: Path) -> str:
+    """What ``dst`` holds that an export of ``source`` replaces ('' where nothing): refused
+    (CheckpointError) where that is not weights, or weights of the other architecture, as a
+    typo (`--export weights/sarn_single.pth`) replaced the shipped single-image weights."""
+    if not dst.is_file():
+        return ""
+    new = read_checkpoint(source)["arch"]
+    try:
+        old = read_checkpoint(dst)
+    except CheckpointError:
+        raise CheckpointError(
+            f"--export {dst} exists and is not sarn_ros weights: name another file"
+        ) from None
+    if old["arch"] != new:
+        raise CheckpointError(
+            f"--export {dst} holds {old['arch']} weights, the run's are {new}: name another "
+            "file (or delete that one first)"
+        )
+    return f"{old['arch']} weights of step {(old.get('meta') or {}).get('steps', '?')}"
 
 
 def trained_weights(run_dir: Path, init: str | None) -> str:

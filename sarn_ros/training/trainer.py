@@ -828,9 +828,11 @@ class Trainer:
 
     def best_validation(self) -> dict[str, float] | None:
         """The figures of the weights in best.pth: the best validation on the run's current
-        set (the earliest of equals, as exported), not on one it was resumed away from."""
+        set (the earliest of equals, as exported), not on one it was resumed away from, nor
+        of the random weights before a first step (not exported)."""
         current: list[dict[str, float]] = []
-        for m in self.history:
+        untrained = self.cfg.init is None
+        for m in (m for m in self.history if m["step"] > 0 or not untrained):
             if current and not same_set(current[-1], m):
                 current = []  # validated on another set from here on
             current.append(m)
@@ -884,6 +886,8 @@ class Trainer:
             if self.sample_image is not None:
                 self.writer.add_image("val/blurred_output_sharp", self.sample_image, self.step)
             self.writer.flush()
+        if self.step == 0 and self.cfg.init is None:  # random weights: an --export of best
+            return  # shipped them, said as the best validation
         if m["val_psnr"] > self.best:
             self.best = m["val_psnr"]
             self._export("best.pth", m)
