@@ -68,8 +68,12 @@ def main() -> None:
     ap.add_argument("frames", type=Path, help="folder of consecutive high-frame-rate frames")
     ap.add_argument("out", type=Path)
     ap.add_argument("--name", help="sequence folder name (default: the frames folder's)")
-    ap.add_argument("--window", type=int, default=7, help="frames per exposure (odd)")
-    ap.add_argument("--stride", type=int, default=8, help="frames between exposure starts")
+    ap.add_argument(
+        "--window", type=int, default=7, help="frames per exposure (odd; default %(default)s)"
+    )
+    ap.add_argument(
+        "--stride", type=int, default=8, help="frames between exposure starts (default %(default)s)"
+    )
     ap.add_argument("--linear-light", action="store_true", help="average decoded sRGB")
     args = ap.parse_args()
     if not args.frames.is_dir():
