@@ -320,7 +320,9 @@ def stamp_break(before: int | None, stamp: int, max_gap_s: float | None) -> str 
 
 
 class StreamDeblurrer:
-    """Deblur one or several frame streams with one model copy (see the module docstring)."""
+    """Deblur one or several frame streams with one model copy (see the module docstring).
+    A module given as ``model`` is that copy, not a copy of it: moved to ``device``, put in
+    eval mode and channels-last, as loaded weights are (deepcopy it to train on meanwhile)."""
 
     def __init__(
         self,
