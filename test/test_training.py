@@ -1090,6 +1090,29 @@ def test_a_dry_run_validates_but_exports_no_best_pth(tmp_path: Path, capsys, mon
     assert read_checkpoint(tmp_path / "run" / "best.pth")["meta"]["steps"] == 1
 
 
+def test_a_random_best_pth_of_an_older_dry_run_is_dropped_on_resume(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """sarn_ros before 2026-12-06 exported a dry run's random weights as best.pth, and kept
+    its figure as the bar: every trained step validated below it, and best.pth (what
+    --export ships) stayed random while the closing line named a trained step."""
+    from sarn_ros.training.trainer import load_training_state
+
+    scripted_validation(monkeypatch, [(30.0, 22.0), (23.0, 22.0), (24.0, 22.0)])
+    video = sharp_video(tmp_path / "video")
+    extra = ["--val-sharp", str(video), "--val-frames", "3", *TINY_ARGS]
+    assert tiny_run(tmp_path, video, 0, *extra) == 0
+    run = tmp_path / "run"
+    shutil.copy(run / "latest.pth", run / "best.pth")  # as the older version left the run
+    state = load_training_state(run / "last.pt")
+    state["best"] = 30.0
+    torch.save(state, run / "last.pt")
+    capsys.readouterr()
+    assert tiny_run(tmp_path, video, 2, "--resume", "--val-minutes", "1e-9", *extra) == 0
+    assert "best val PSNR 24.00 dB at step 2" in capsys.readouterr().out
+    assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 2
+
+
 def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:

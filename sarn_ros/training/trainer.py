@@ -46,6 +46,7 @@ from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
 from ..checkpoint import (
+    CheckpointError,
     damaged_member,
     load_model,
     read_checkpoint,
@@ -520,9 +521,26 @@ class Trainer:
             self.rng = np.random.default_rng([self.cfg.seed, self.rank, self.step])
         if self.cfg.init is None:  # a resumed fine-tune still records what it started from
             self.cfg.init = st["config"].get("init")
+        if self.cfg.init is None and any(m["step"] == 0 for m in self.history):
+            self._forget_random_best()
         if not self.val:  # not validated now: latest.pth's figures, from the run, name its set
             self.cfg.val_summary = st["config"].get("val_summary", "")
         return True
+
+    def _forget_random_best(self) -> None:
+        """A --steps 0 run from scratch validated its random weights, and sarn_ros before
+        2026-12-06 exported them as best.pth: as the bar to beat, they kept every trained
+        step out of it, and an --export shipped them. Removed with the figures they beat
+        (whose weights were never exported); else the bar is the best trained step."""
+        stale = self.run_dir / "best.pth"
+        with contextlib.suppress(CheckpointError):
+            if stale.exists() and read_checkpoint(stale).get("meta", {}).get("steps") == 0:
+                if self.rank == 0:
+                    stale.unlink()
+                self.history, self.best = [], -math.inf
+                return
+        best = self.best_validation()
+        self.best = best["val_psnr"] if best else -math.inf
 
     # ------------------------------------------------------------------ training
     def train_step(self, blurred: torch.Tensor, sharp: torch.Tensor, future_frames: int) -> float:
