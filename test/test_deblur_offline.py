@@ -342,6 +342,13 @@ def test_sigterm_keeps_the_frames_written_as_ctrl_c_does(
         return read_frame(path)
 
     monkeypatch.setattr(offline, "read_frame", killed_at_the_fifth)
+    finish = offline.FrameSink.__exit__
+
+    def signalled_again(self, *exc):  # the second SIGHUP of a closed terminal, mid clean-up
+        os.kill(os.getpid(), signum)
+        return finish(self, *exc)
+
+    monkeypatch.setattr(offline.FrameSink, "__exit__", signalled_again)
     out = tmp_path / "out.mp4"
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     previous = signal.signal(signum, signal.SIG_DFL)  # as a shell starts it

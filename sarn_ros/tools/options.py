@@ -233,6 +233,8 @@ def stops_as_interrupts() -> Iterator[None]:
         return
 
     def stop(signum: int, _frame: object) -> None:
+        for s in old:  # the first is final: a second (a closed terminal sends SIGHUP twice)
+            signal.signal(s, signal.SIG_IGN)  # would cut the clean-up short; restored below
         raise Stopped(signum)
 
     old = {s: signal.signal(s, stop) for s in sigs if signal.getsignal(s) is signal.SIG_DFL}
