@@ -395,6 +395,9 @@ def test_a_set_linked_together_from_built_sets_takes_their_descriptions(tmp_path
     args = argparse.Namespace(**vars(option_defaults()))
     take_set_blur(args, desc)
     assert args.val_blur_px == 6
+    (mix / "a.npz").symlink_to(mix / "b.npz")  # a loop (resolve raised): the loader's error
+    (mix / "b.npz").symlink_to(mix / "a.npz")
+    assert read_description(mix)["synthetic_blur"] == desc["synthetic_blur"]
 
 
 def test_a_source_given_twice_is_trained_on_once_and_repeated_options_gather(

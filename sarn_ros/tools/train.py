@@ -703,14 +703,23 @@ SHARED_KEYS = (
 )
 
 
+def real(path: Path) -> Path:
+    """``path`` with its links followed; a link loop (which Python 3.11's resolve raises
+    for) as it is, for the reader of the file to refuse."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def read_description(ts: Path) -> dict[str, Any] | None:
     """A reused set's description, merged over the sets built into its sub-folders (the GPU
     recipe builds one per source folder) and those its linked sequences are in (a mix linked
     together from built sets, as weights/README.md's: it validated at the default blur, not
     theirs, unsaid); None where none was written (a set built before sarn_ros wrote them).
     A linked set is described whole, also where only some of its sequences are linked."""
-    linked = (p.resolve().parent / DESCRIPTION for p in ts.rglob("*.npz") if p.is_symlink())
-    own = (p.resolve() for p in ts.rglob(DESCRIPTION))
+    linked = (real(p).parent / DESCRIPTION for p in ts.rglob("*.npz") if p.is_symlink())
+    own = (real(p) for p in ts.rglob(DESCRIPTION))
     found = []
     for p in sorted(set(own) | {d for d in linked if d.is_file()}):
         try:
