@@ -155,6 +155,9 @@ def test_a_sequence_of_exactly_the_clip_length_and_crop_is_not_left_out() -> Non
         ),
         # no error at all: the run built crops for hours
         (["--batch", "99999999999"], "argument --batch: must be in [1, 1024]"),
+        # an OverflowError traceback from the blur generator (1e6), wrong sharp frames (1000)
+        (["--zoom", "1e6"], "argument --zoom: must be in [0, 1], got 1e6"),
+        (["--rotation-deg", "1e9"], "argument --rotation-deg: must be in [0, 180], got 1e9"),
     ],
 )
 def test_sizes_past_what_torch_or_memory_takes_are_usage_errors(tmp_path, capsys, args, message):

@@ -126,11 +126,27 @@ class Trajectory:
             knots.append(_flow(k * v, 1.0, center) @ knots[-1])
 
         def at(t: float) -> np.ndarray:
-            x = float(np.clip(t + 1.0, 0.0, len(self.velocity) - 1e-6))
+            x = self._time(t)
             i = int(np.floor(x))
             return _flow(k * self.velocity[i], x - i, center) @ knots[i]
 
         return at
+
+    def _time(self, t: float) -> float:
+        """``t`` on the knots' axis (interval i spans [i, i + 1)), kept on the path."""
+        return float(np.clip(t + 1.0, 0.0, len(self.velocity) - 1e-6))
+
+    def between(self, t: float, tau: float, center: tuple[float, float]) -> np.ndarray:
+        """The map from the view at ``t`` to the view at ``tau`` (at most one interval apart),
+        composed of the motion between them only. ``path``'s at(tau) @ inv(at(t)) equals it,
+        but through maps from t = -1 that a short exposure's fast motion grows without bound
+        (0.001 turned 19 of calendar's 41 frames flat, sharp ones too)."""
+        x, y = self._time(t), self._time(tau)
+        i, j = int(np.floor(x)), int(np.floor(y))
+        if abs(i - j) > 1:
+            raise ValueError(f"views at {t} and {tau} are more than one interval apart")
+        knot = max(i, j)  # the interval boundary crossed, if any (else a no-op flow of 0)
+        return _flow(self.velocity[j], y - knot, center) @ _flow(self.velocity[i], knot - x, center)
 
 
 def _moving_object(
@@ -273,16 +289,18 @@ def synthesize(
         taus = [t + o * p.exposure for t in range(n) for o in (*offsets, 0.0)]
         k, my, mx = _fit_still(traj, taus, (n - 1) / 2, center, h, w, margin)
     at = traj.path(center, k)
+    # a still is seen relative to the middle view (k keeps that path short); a video frame
+    # is its own sharp view, moved by the motion within its exposure alone
+    mid = np.linalg.inv(at((n - 1) / 2)) if still else None
     blurred, sharp = [], []
     for t in range(n):
         src = sources[0] if still else sources[t]
         lin = decode(src)
-        # a still is seen relative to the middle view; a video frame is its own sharp view
-        base = np.linalg.inv(at((n - 1) / 2 if still else t))
 
-        def view(tau: float, lin=lin, base=base) -> np.ndarray:
+        def view(tau: float, lin=lin, t=t) -> np.ndarray:
+            move = at(tau) @ mid if mid is not None else traj.between(t, tau, center)
             img = cv2.warpPerspective(
-                lin, at(tau) @ base, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+                lin, move, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
             )
             return _paste(img, lin, obj, tau) if obj is not None else img
 

@@ -206,12 +206,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     b.add_argument(
         "--rotation-deg",
-        type=NON_NEGATIVE,
+        type=ranged(float, 0, 180),
         default=0.9,
         help="largest in-plane rotation per exposure",
     )
-    b.add_argument(
-        "--zoom", type=NON_NEGATIVE, default=0.018, help="largest log-scale change per exposure"
+    b.add_argument(  # e^1: 2.7x the size within one exposure; past it a traceback (e^1e6)
+        "--zoom",
+        type=ranged(float, 0, 1),
+        default=0.018,
+        help="largest log-scale change per exposure",
     )
     b.add_argument(
         "--noise", type=NON_NEGATIVE, default=2.0, help="largest noise sigma, 8-bit levels"
