@@ -4,6 +4,8 @@ the launch process seconds and hundreds of MB."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -17,9 +19,15 @@ class CheckpointError(RuntimeError):
 
 
 def resolve_weights(weights: str | Path) -> Path:
-    """A path as given, or a packaged weights name such as ``sarn_recurrent``."""
+    """A path as given, or a packaged weights name such as ``sarn_recurrent``: that name means
+    the packaged file, also where the working folder (a shell's, the node's) holds a file or
+    a run directory of that name, which took its place unsaid (``./sarn_recurrent`` is that
+    file)."""
     p = Path(weights).expanduser()
-    if p.is_file():  # a run directory called sarn_recurrent must not hide the packaged file
+    if p.name in PACKAGED and "/" not in str(weights) and os.sep not in str(weights):
+        with contextlib.suppress(FileNotFoundError):  # not installed: as any other name
+            return find_share_file(f"weights/{p.name}.pth")
+    if p.is_file():
         return p
     if p.suffix == "" and p.parent == Path("."):
         try:

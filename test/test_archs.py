@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +28,7 @@ from sarn_ros.archs.modules import (
 from sarn_ros.archs.sarn_arch import pad_to_multiple
 from sarn_ros.checkpoint import CheckpointError, load_model, save_checkpoint
 from sarn_ros.training.trainer import export_weights
+from sarn_ros.weights_path import resolve_weights
 
 TINY = {"channels": 8, "blocks_per_level": 1, "attention_stride": 4}
 TINY_REC = {**TINY, "lstm_channels": 8}
@@ -524,6 +526,12 @@ def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monke
     (tmp_path / "sarn_single").mkdir()  # e.g. a training run directory
     monkeypatch.chdir(tmp_path)
     assert isinstance(load_model("sarn_single"), SARN)
+    # nor a file: the node's default weights were a copy of the single-image file left in
+    # its working folder, run unsaid, or a text file there that failed it
+    shutil.copy(resolve_weights("sarn_single"), tmp_path / "sarn_recurrent")
+    assert isinstance(load_model("sarn_recurrent"), RecurrentSARN)
+    assert resolve_weights("sarn_recurrent") != tmp_path / "sarn_recurrent"
+    assert isinstance(load_model("./sarn_recurrent"), SARN)  # that file, named as a path
 
 
 def refused_naming_the_file(tmp_path: Path, cases: dict[str, tuple[dict, str]]) -> None:

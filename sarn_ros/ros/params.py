@@ -53,7 +53,9 @@ PARAMS: tuple[Param, ...] = (
         "weights",
         "sarn_recurrent",
         "Checkpoint path or packaged weights name: sarn_recurrent (video, uses "
-        "future_frames) or sarn_single (per frame, no look-ahead); or a .onnx file of "
+        "future_frames) or sarn_single (per frame, no look-ahead), the packaged file even "
+        "where the working folder holds one of that name (`./sarn_recurrent` is that one, as "
+        "with `--weights`); or a .onnx file of "
         "`sarn export`, run by onnxruntime on the CPU (fp32, no torch_compile).",
     ),
     Param("device", "auto", "auto (CUDA if present, else CPU), cpu, cuda or cuda:N."),
