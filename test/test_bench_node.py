@@ -237,13 +237,27 @@ def test_weights_the_node_cannot_load_are_said_before_it_starts_and_leave_no_jso
     tmp_path, monkeypatch, capsys
 ):
     """Missing or broken weights were the node's exit at the first size, 7-10 s in and said
-    as an error at that size; a run that measured nothing wrote a JSON of []."""
+    as an error at that size (weights of another shape still were); a run that measured
+    nothing wrote a JSON of []."""
+    import torch
+
+    from sarn_ros.checkpoint import read_checkpoint
     from sarn_ros.tools.cli import main as sarn
+    from sarn_ros.weights_path import resolve_weights
 
     monkeypatch.setattr(bench_node, "own_ros_domain", lambda _: pytest.fail("the bench ran"))
     (tmp_path / "text.pth").write_text("not weights")
+    shaped = read_checkpoint(resolve_weights("sarn_single"))  # read fine, cannot be built
+    first = next(iter(shaped["state_dict"]))
+    shaped["state_dict"][first] = torch.zeros(1)
+    torch.save(shaped, tmp_path / "shape.pth")
     json_out = tmp_path / "new" / "rows.json"
-    for weights, why in (("missing.pth", "weights file not found"), ("text.pth", "text.pth")):
+    cases = (
+        ("missing.pth", "weights file not found"),
+        ("text.pth", "text.pth"),
+        ("shape.pth", "shape"),
+    )
+    for weights, why in cases:
         argv = ["bench", "node", "--weights", str(tmp_path / weights), "--json", str(json_out)]
         assert sarn(argv) == 2
         err = capsys.readouterr().err.strip()

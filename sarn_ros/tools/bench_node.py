@@ -63,7 +63,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..checkpoint import CheckpointError, read_checkpoint
+from ..checkpoint import CheckpointError, load_model
 from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
 from ..onnx_net import OnnxNet, is_onnx
@@ -711,11 +711,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    try:  # said at once, not as the node's exit at the first size
-        if graph:
+    try:  # said at once, not as the node's exit at the first size (built, as the node does:
+        if graph:  # weights of another shape, or NaN, read fine)
             OnnxNet(args.weights)
         elif not args.tiny:
-            read_checkpoint(args.weights)
+            load_model(args.weights)
     except CheckpointError as exc:
         print(f"sarn bench node: error: {exc}", file=sys.stderr)
         return 2

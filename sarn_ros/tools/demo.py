@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..checkpoint import CheckpointError, read_checkpoint
+from ..checkpoint import CheckpointError, load_model
 from ..engine import resolve_device
 from ..ensemble import MEMBERS
 from ..image_files import imread, imwrite, video_path
@@ -117,11 +117,11 @@ def stop_node(proc: subprocess.Popen) -> str:
 
 def run(args: argparse.Namespace) -> int:
     blurred, sharp = load_sample()
-    try:  # a single-image model ignores future_frames; say what the node really does
-        recurrent = (
+    try:  # a single-image model ignores future_frames; say what the node really does (and
+        recurrent = (  # weights it cannot build, as of another shape, before it starts)
             OnnxNet(args.weights).is_recurrent
             if is_onnx(args.weights)
-            else read_checkpoint(args.weights)["arch"] == "RecurrentSARN"
+            else type(load_model(args.weights)).__name__ == "RecurrentSARN"
         )
     except CheckpointError as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
