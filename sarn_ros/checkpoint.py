@@ -100,8 +100,10 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
         )
     try:
         with warnings.catch_warnings():
-            # torch < 2.2 warns about its own TypedStorage use in every weights_only load
-            warnings.filterwarnings("ignore", "TypedStorage is deprecated")
+            # torch's own lines ahead of the one a refusal says (a plain pickle's "Detected
+            # pickle protocol", "ComplexHalf support is experimental"; torch < 2.2's
+            # TypedStorage in every weights_only load): the file is judged below
+            warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file at all, foreign objects
         # torch's weights-only text opens with advice to load with weights_only=False; the
@@ -119,11 +121,15 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             ) from None
         first = b""
         with contextlib.suppress(OSError), open(path, "rb") as f:  # unreadable: torch's words
-            first = f.read(1)
-        if first == b"\x08":  # an ONNX ModelProto's first field, ir_version
+            first = f.read(2)
+        if first[:1] == b"\x08":  # an ONNX ModelProto's first field, ir_version
             raise CheckpointError(
                 f"cannot read {path}: it looks like an ONNX graph (sarn export); name it "
                 f"{path.stem}.onnx to run it"
+            ) from None
+        if first and first[:1] != b"\x80" and first != b"PK":  # torch said "KeyError: 101"
+            raise CheckpointError(
+                f"cannot read {path}: not a PyTorch weights file (neither a zip nor a pickle)"
             ) from None
         reason = re.search(r"Unsupported \w+ \S+", text)
         line = reason.group(0) if reason else torch_load_error(exc)

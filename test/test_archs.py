@@ -492,7 +492,7 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
         r"RecurrentSARN\)$",
         unet: r"not a sarn_ros checkpoint .*: written by another sarn_ros \(format "
         r"sarn_ros.checkpoint/1, network UNet;",
-        text: "cannot read .*: not a readable PyTorch weights file",
+        text: r"cannot read .*: not a PyTorch weights file \(neither a zip nor a pickle\)$",
         empty: r"not a readable PyTorch weights file \(EOFError: the file ends early\)",
         flipped: r"it is damaged \(.*/data/\d+ does not match its checksum\): copy or download",
         pickled: "holds objects other than tensors and plain values .*argparse.Namespace",
@@ -506,6 +506,17 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
         assert "\n" not in str(info.value) and "miniz" not in str(info.value)
     with pytest.raises(CheckpointError, match="no weights file or packaged weights named"):
         load_model("no_such_packaged_weights")
+    # a plain pickle: torch's "Detected pickle protocol 4" lines came ahead of the refusal
+    import pickle
+    import warnings
+
+    plain = tmp_path / "plain.pth"
+    plain.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
+            load_model(plain)
+    assert [str(w.message) for w in seen] == []
     # a file name with a suffix is a path, never a packaged name, even without a folder
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match=r"^weights file not found: missing\.pth$"):
