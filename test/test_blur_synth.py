@@ -134,6 +134,20 @@ def test_video_ground_truth_is_the_frame_itself() -> None:
         assert psnr(b, s) < 30
 
 
+def test_frames_other_than_rgb_uint8_of_one_size_are_refused() -> None:
+    """Called directly (the tools convert first): grey came back as RGB mirrored left-right,
+    RGBA's sharp frames had 4 channels and its blurred 3, uint16 saturated at 255."""
+    rgb = texture(h=24, w=32)
+    for frames in (
+        [rgb[..., 0]],
+        [np.dstack([rgb, rgb[..., :1]])],
+        [rgb.astype(np.uint16) * 257],
+        [rgb, texture(h=24, w=30)],
+    ):
+        with pytest.raises(ValueError, match="expected"):
+            synthesize(frames, n_frames=3)
+
+
 def test_a_short_exposure_keeps_a_long_videos_ground_truth() -> None:
     """At --exposure 0.001 the motion per interval is 1000x the blur: the views were maps
     from the clip's start, which grew past float precision, and frames 19 on of a 41-frame

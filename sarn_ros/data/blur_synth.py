@@ -266,6 +266,11 @@ def synthesize(
     side) until every view lies inside it, and where even that is too little its motion is
     scaled down. Deterministic for a given seed.
     """
+    shapes = {src.shape for src in sources}
+    if any(src.dtype != np.uint8 for src in sources) or len(shapes) != 1:
+        raise ValueError(f"frames of one size, uint8, expected: got {sorted(shapes)}")
+    if len(shape := shapes.pop()) != 3 or shape[2] != 3:  # grey came back mirrored as RGB
+        raise ValueError(f"RGB frames (H, W, 3) expected, got {shape}")
     p = params or BlurParams()
     rng = np.random.default_rng(seed)
     still = len(sources) == 1
