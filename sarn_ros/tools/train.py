@@ -1544,14 +1544,16 @@ def export_target(source: Path, dst: Path) -> str:
         old = read_checkpoint(dst)
     except CheckpointError:
         raise CheckpointError(
-            f"--export {dst} exists and is not sarn_ros weights: name another file"
+            f"--export {dst} exists and is not sarn_ros weights (a run's last.pt, a damaged "
+            "file, another program's): name another file (or delete that one first)"
         ) from None
     if old["arch"] != new:
         raise CheckpointError(
             f"--export {dst} holds {old['arch']} weights, the run's are {new}: name another "
             "file (or delete that one first)"
         )
-    return f"{old['arch']} weights of step {(old.get('meta') or {}).get('steps', '?')}"
+    steps = (old.get("meta") or {}).get("steps")
+    return f"{old['arch']} weights" + (f" of step {steps}" if steps is not None else "")
 
 
 def trained_weights(run_dir: Path, init: str | None) -> str:
