@@ -129,7 +129,8 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             ) from None
         if first and first[:1] != b"\x80" and first != b"PK":  # torch said "KeyError: 101"
             raise CheckpointError(
-                f"cannot read {path}: not a PyTorch weights file (neither a zip nor a pickle)"
+                f"cannot read {path}: not a PyTorch weights file (neither a zip nor a pickle of "
+                "protocol 2 or later, which torch.save writes)"
             ) from None
         reason = re.search(r"Unsupported \w+ \S+", text)
         line = reason.group(0) if reason else torch_load_error(exc)

@@ -24,12 +24,14 @@ def resolve_weights(weights: str | Path) -> Path:
     a run directory of that name, which took its place unsaid (``./sarn_recurrent`` is that
     file)."""
     p = Path(weights).expanduser()
-    if p.name in PACKAGED and "/" not in str(weights) and os.sep not in str(weights):
+    # a name as typed: a Path has lost the "./" of ./sarn_recurrent, and the "/" of runs/
+    path_typed = isinstance(weights, str) and ("/" in weights or os.sep in weights)
+    if isinstance(weights, str) and weights in PACKAGED:
         with contextlib.suppress(FileNotFoundError):  # not installed: as any other name
             return find_share_file(f"weights/{p.name}.pth")
     if p.is_file():
         return p
-    if p.suffix == "" and p.parent == Path("."):
+    if p.suffix == "" and p.parent == Path(".") and not path_typed:
         try:
             return find_share_file(f"weights/{p.name}.pth")
         except FileNotFoundError as exc:

@@ -492,7 +492,7 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
         r"RecurrentSARN\)$",
         unet: r"not a sarn_ros checkpoint .*: written by another sarn_ros \(format "
         r"sarn_ros.checkpoint/1, network UNet;",
-        text: r"cannot read .*: not a PyTorch weights file \(neither a zip nor a pickle\)$",
+        text: r"cannot read .*: not a PyTorch weights file \(neither a zip nor a pickle of ",
         empty: r"not a readable PyTorch weights file \(EOFError: the file ends early\)",
         flipped: r"it is damaged \(.*/data/\d+ does not match its checksum\): copy or download",
         pickled: "holds objects other than tensors and plain values .*argparse.Namespace",
@@ -543,6 +543,11 @@ def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monke
     assert isinstance(load_model("sarn_recurrent"), RecurrentSARN)
     assert resolve_weights("sarn_recurrent") != tmp_path / "sarn_recurrent"
     assert isinstance(load_model("./sarn_recurrent"), SARN)  # that file, named as a path
+    (tmp_path / "sarn_recurrent").unlink()  # named as a path, it is that path or nothing
+    with pytest.raises(CheckpointError, match=r"^weights file not found: sarn_recurrent$"):
+        resolve_weights("./sarn_recurrent")
+    with pytest.raises(CheckpointError, match=r"^weights sarn_single is a folder"):
+        resolve_weights("sarn_single/")
 
 
 def refused_naming_the_file(tmp_path: Path, cases: dict[str, tuple[dict, str]]) -> None:

@@ -1149,6 +1149,9 @@ def test_names_tell_three_or_more_weights_apart():
         "sarn_recurrent": "sarn_recurrent",
     }
     assert len(set(short_names(["x/best.pth", "y/best.pth", "z/last.pth"]).values())) == 3
+    # the packaged weights and a file of that name beside: two files, shown as typed
+    both = ["sarn_recurrent", "./sarn_recurrent"]
+    assert short_names(both) == {w: w for w in both}
 
 
 def test_a_pairs_folder_without_pairs_is_an_error(tmp_path, capsys):

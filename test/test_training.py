@@ -684,7 +684,7 @@ def test_validation_blur_follows_val_blur_px_or_else_blur_px(tmp_path: Path) -> 
     assert input_psnr(blur_px=4.0, val_blur_px=24.0) < default - 1.0
 
 
-def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
+def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys, monkeypatch) -> None:
     val = [blurry_sequence("val", n=3, seed=9)]
     Trainer(config(steps=1), [blurry_sequence()], val, tmp_path / "run").run(log=lambda _m: None)
     out = tmp_path / "w" / "sarn_recurrent.pth"
@@ -710,9 +710,12 @@ def test_export_stores_fp16_and_loads_as_fp32(tmp_path: Path, capsys) -> None:
     single = tmp_path / "sarn_single.pth"
     shutil.copy(Path(__file__).parents[1] / "weights" / "sarn_single.pth", single)
     (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path)  # a file named like packaged weights is that file here
+    (tmp_path / "sarn_recurrent").write_text("mine")
     for kept, why in (
         (single, "holds SARN weights, the run's are RecurrentSARN"),
         (tmp_path / "notes.txt", "exists and is not sarn_ros weights"),
+        (Path("sarn_recurrent"), "exists and is not sarn_ros weights"),
     ):
         before = kept.read_bytes()
         assert sarn(["train", "--run-dir", str(tmp_path / "run"), "--export", str(kept)]) == 2
@@ -1098,18 +1101,30 @@ def test_a_random_best_pth_of_an_older_dry_run_is_dropped_on_resume(
     --export ships) stayed random while the closing line named a trained step."""
     from sarn_ros.training.trainer import load_training_state
 
-    scripted_validation(monkeypatch, [(30.0, 22.0), (23.0, 22.0), (24.0, 22.0)])
+    scripted_validation(monkeypatch, [(30.0, 22.0), (23.0, 22.0), (24.0, 22.0), (22.5, 22.0)])
     video = sharp_video(tmp_path / "video")
     extra = ["--val-sharp", str(video), "--val-frames", "3", *TINY_ARGS]
     assert tiny_run(tmp_path, video, 0, *extra) == 0
     run = tmp_path / "run"
-    shutil.copy(run / "latest.pth", run / "best.pth")  # as the older version left the run
-    state = load_training_state(run / "last.pt")
-    state["best"] = 30.0
-    torch.save(state, run / "last.pt")
+    untrained = (run / "latest.pth").read_bytes()
+
+    def as_the_older_version_left_it() -> None:
+        (run / "best.pth").write_bytes(untrained)
+        state = load_training_state(run / "last.pt")
+        state["best"] = 30.0
+        if not any(m["step"] == 0 for m in state["history"]):
+            state["history"].insert(0, {"step": 0, "val_psnr": 30.0, "input_psnr": 22.0})
+        torch.save(state, run / "last.pt")
+
+    as_the_older_version_left_it()
     capsys.readouterr()
     assert tiny_run(tmp_path, video, 2, "--resume", "--val-minutes", "1e-9", *extra) == 0
     assert "best val PSNR 24.00 dB at step 2" in capsys.readouterr().out
+    assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 2
+    # a finished run resumed so (no step left) validates its last step again, into best.pth
+    as_the_older_version_left_it()
+    assert tiny_run(tmp_path, video, 2, "--resume", *extra) == 0
+    assert "best val PSNR 22.50 dB at step 2" in capsys.readouterr().out
     assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 2
 
 

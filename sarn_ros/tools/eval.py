@@ -577,7 +577,9 @@ def short_names(weights: list[str]) -> dict[str, str]:
         while n < len(parts) and any(o[-n:] == parts[-n:] for o in others):
             n += 1
         names[w] = "/".join(parts[-n:])
-    return names
+    # ./sarn_recurrent and the packaged sarn_recurrent, one name apart: as typed
+    shown = list(names.values())
+    return {w: w if shown.count(name) > 1 else name for w, name in names.items()}
 
 
 def label(r: dict, names: dict[str, str]) -> str:

@@ -1541,7 +1541,7 @@ def export_target(source: Path, dst: Path) -> str:
         return ""
     new = read_checkpoint(source)["arch"]
     try:
-        old = read_checkpoint(dst)
+        old = read_checkpoint(dst.absolute())  # the file there, not a packaged name
     except CheckpointError:
         raise CheckpointError(
             f"--export {dst} exists and is not sarn_ros weights (a run's last.pt, a damaged "

@@ -538,6 +538,7 @@ class Trainer:
                 if self.rank == 0:
                     stale.unlink()
                 self.history, self.best = [], -math.inf
+                self._validated_step = None  # a finished run validates its last step again
                 return
         best = self.best_validation()
         self.best = best["val_psnr"] if best else -math.inf
