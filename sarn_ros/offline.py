@@ -64,6 +64,8 @@ class Report:
     first_skip: str = ""  # which frame was skipped first (a bag's: why)
     # a bag's chosen topics without one readable frame, while others had some: why, the first
     unreadable_topics: dict[str, str] = field(default_factory=dict)
+    # a Humble bag's topics of a type neither it defines nor rosbags knows: not copied
+    undefined_topics: dict[str, str] = field(default_factory=dict)  # topic -> type
 
 
 @dataclass(frozen=True)
@@ -756,18 +758,22 @@ def deblur_bag(
                 out_conns: dict[int, Any] = {}  # the copied connections, by the bag's id
                 kept: dict[int, Any] = {}  # and those of the old outputs kept
 
-                def copied(c: Any) -> Any:
+                def copied(c: Any, how: dict[str, Any] | None) -> Any:
                     return writer.add_connection(  # same definition and QoS
                         c.topic,
                         c.msgtype,
-                        **type_definition(c, reader.typestore),
+                        **(how or {"typestore": store}),  # own outputs: sensor_msgs, known
                         serialization_format=c.ext.serialization_format,
                         offered_qos_profiles=c.ext.offered_qos_profiles,
                     )
 
                 for c in reader.connections:
-                    if c.topic not in own_outputs:
-                        out_conns[c.id] = copied(c)
+                    if c.topic in own_outputs:
+                        continue
+                    if (how := type_definition(c, reader.typestore)) is None:
+                        report.undefined_topics[c.topic] = c.msgtype
+                        continue
+                    out_conns[c.id] = copied(c, how)
                 img_cls = store.types["sensor_msgs/msg/Image"]
                 jpeg_cls = store.types["sensor_msgs/msg/CompressedImage"]
                 out_type = (
@@ -878,7 +884,7 @@ def deblur_bag(
 
                 def copy_of(conn: Any) -> Any:
                     if conn.id not in kept:
-                        kept[conn.id] = copied(conn)
+                        kept[conn.id] = copied(conn, type_definition(conn, reader.typestore))
                     return kept[conn.id]
 
                 for conn, receive, raw in bag_messages(reader, src, old) if old else ():
@@ -911,16 +917,15 @@ def deblur_bag(
     return report
 
 
-def type_definition(conn: Any, typestore: Any) -> dict[str, Any]:
+def type_definition(conn: Any, typestore: Any) -> dict[str, Any] | None:
     """How the writer learns ``conn``'s message type: the bag's own definition and hash, or,
-    for a bag that has none (recorded on Humble; a bare .mcap), the reader's typestore."""
+    for a bag that has none (recorded on Humble; a bare .mcap), the reader's typestore; None
+    where that does not know the type either (a Humble bag's realsense2_camera_msgs, a
+    robot's own messages): the topic is left out and named, where the whole bag was refused."""
     if conn.digest and conn.msgdef.data:
         return {"msgdef": conn.msgdef.data, "rihs01": conn.digest}
     if conn.msgtype not in typestore.fielddefs:
-        raise InputError(
-            f"{conn.topic}: the bag has no definition of {conn.msgtype} (a Humble bag) and "
-            "rosbags does not know it, so it cannot be copied"
-        )
+        return None
     return {"typestore": typestore}
 
 

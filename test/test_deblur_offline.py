@@ -1158,6 +1158,39 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     # sarn eval and sarn train read it too
     rc = run_sarn("eval", *weights, "--no-gt", str(humble), "--device", "cpu")
     assert rc.returncode == 0, rc.stderr
+    # a type neither the bag defines nor rosbags knows (a robot's own, realsense2_camera_msgs)
+    # refused the whole bag: it is left out of the copy and named
+    import sqlite3
+
+    import yaml
+
+    with sqlite3.connect(humble / "humble_0.db3") as db:
+        db.execute("INSERT INTO topics VALUES(99, '/robot/status', 'my_msgs/msg/S', 'cdr', '')")
+        db.execute("INSERT INTO messages VALUES(9999, 99, 5, ?)", (b"\x00\x01\x00\x00",))
+    meta = yaml.safe_load((humble / "metadata.yaml").read_text())
+    info = meta["rosbag2_bagfile_information"]
+    info["message_count"] += 1
+    info["files"][0]["message_count"] += 1
+    info["topics_with_message_count"].append(
+        {
+            "message_count": 1,
+            "topic_metadata": {
+                "name": "/robot/status",
+                "type": "my_msgs/msg/S",
+                "serialization_format": "cdr",
+                "offered_qos_profiles": "",
+            },
+        }
+    )
+    (humble / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    result = deblur(str(humble), "-o", str(tmp_path / "custom"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "sarn deblur: /robot/status is left out of the copy: the bag holds no definition of "
+        "my_msgs/msg/S (recorded on Humble) and rosbags does not know it"
+    ) in result.stderr
+    output = read_bag(tmp_path / "custom")
+    assert sorted(m for m in output if "/deblurred/" not in m[0]) == sorted(original)
     write_bag(tmp_path / "m", StoragePlugin.MCAP)
     (bare,) = (tmp_path / "m").glob("*.mcap")
     result = deblur(str(bare), "-o", str(tmp_path / "mout"), *weights)

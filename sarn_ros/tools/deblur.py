@@ -316,6 +316,12 @@ def deblur(args: argparse.Namespace) -> int:
             f"sarn deblur: {topic} not deblurred: no readable frame ({why}){instead}",
             file=sys.stderr,
         )
+    for topic, msgtype in report.undefined_topics.items():
+        print(
+            f"sarn deblur: {topic} is left out of the copy: the bag holds no definition of "
+            f"{msgtype} (recorded on Humble) and rosbags does not know it",
+            file=sys.stderr,
+        )
     for topic in report.replaced_topics:
         print(f"sarn deblur: the bag's own {topic} is replaced by the new output", file=sys.stderr)
     for topic, why in report.stale_topics.items():
