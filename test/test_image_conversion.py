@@ -340,6 +340,19 @@ def test_compressed_frames_come_back_in_the_cameras_colour_order(camera):
         np.testing.assert_array_equal(out, rgb[..., ::-1])
 
 
+@pytest.mark.parametrize("camera", ["rgb8", "bgr8", "rgba8"])
+def test_compressed_frames_stored_as_rgb_keep_their_colours(camera):
+    """A publisher other than image_transport's that stored the RGB bytes as they are says
+    "compressed rgb8": decoded, they are RGB already, and came out with red and blue swapped
+    (image_transport's subscriber swaps only to the camera's own order)."""
+    rgb = cv2.resize(sample("rgb8"), (64, 48), interpolation=cv2.INTER_AREA)
+    data = cv2.imencode(".png", rgb)[1].tobytes()  # RGB bytes, written as they are
+    fmt = f"{camera}; png compressed rgb8"
+    out, enc = conv.compressed_to_numpy(CompressedImage(format=fmt, data=data))
+    assert enc == ("bgr8" if camera == "bgr8" else "rgb8")
+    np.testing.assert_array_equal(out, rgb[..., ::-1] if camera == "bgr8" else rgb)
+
+
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
 def test_a_bayer_cameras_compressed_mosaic_is_demosaiced(pattern, bits):

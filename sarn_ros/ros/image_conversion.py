@@ -420,7 +420,8 @@ def compressed_to_numpy(
 ) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/CompressedImage; returns (array, encoding): mono8/16, bgr8/16, or
     rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, as
-    image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), or for
+    image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), in the
+    colour order the part after ``compressed`` says was stored, or for
     a Bayer camera's mosaic (image_transport compresses it as it is, format
     ``bayer_rggb8; png compressed ``), demosaiced as :func:`decode_image` does. ``check``
     (width, height) raises TooLarge for a size not to decode, before decoding, on the size
@@ -442,9 +443,13 @@ def compressed_to_numpy(
         return img, "mono16" if img.dtype == np.uint16 else "mono8"
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    if camera in _RGB | _RGBA:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB), "rgb16" if img.dtype == np.uint16 else "rgb8"
-    return img, "bgr16" if img.dtype == np.uint16 else "bgr8"
+    # image_transport stores colour as bgr ("; png compressed bgr8"); a publisher that stored
+    # RGB says "compressed rgb8" and decodes as RGB: swapped only where the camera's order
+    # is the other one, as image_transport's subscriber does (it came out red for blue)
+    rgb = camera in _RGB | _RGBA
+    if rgb != ("compressed rgb" in str(msg.format)):
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img, ("rgb" if rgb else "bgr") + ("16" if img.dtype == np.uint16 else "8")
 
 
 def numpy_to_compressed(
