@@ -64,6 +64,8 @@ class Report:
     first_skip: str = ""  # which frame was skipped first (a bag's: why)
     # a bag's chosen topics without one readable frame, while others had some: why, the first
     unreadable_topics: dict[str, str] = field(default_factory=dict)
+    # camera_info topics that describe another size than their deblurred frames: how
+    misfit_infos: dict[str, str] = field(default_factory=dict)
     # a Humble bag's topics of a type neither it defines nor rosbags knows: not copied
     undefined_topics: dict[str, str] = field(default_factory=dict)  # topic -> type
 
@@ -688,7 +690,7 @@ def deblur_bag(
     )
     from rosbags.typesys import Stores, get_typestore
 
-    from .ros.camera_info import scale_camera_info
+    from .ros.camera_info import image_size, scale_camera_info
     from .ros.image_conversion import (
         alpha_plane,
         from_rgb,
@@ -826,6 +828,15 @@ def deblur_bag(
                         cam_infos = infos.get(camera_ns(topic))
                         if info_conn is not None and cam_infos:
                             info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)
+                            # a calibration of another resolution: SLAM gets wrong intrinsics
+                            iw, ih = image_size(info)
+                            w, h = pixels.shape[1::-1]
+                            if info.width and (iw, ih) != (w, h):
+                                report.misfit_infos.setdefault(
+                                    info_of[camera_ns(topic)],
+                                    f"describes {iw}x{ih} images (binning and ROI applied) for "
+                                    f"{w}x{h} ones",
+                                )
                             writer.write(
                                 info_conn,
                                 receive,

@@ -611,6 +611,36 @@ def test_bag_resize_scales_camera_info_like_the_node(tmp_path, tiny_recurrent_ch
     assert [i.header.stamp.nanosec for i in infos] == [m.header.stamp.nanosec for m in imgs]
 
 
+def test_a_bag_camera_info_of_another_size_is_said_as_the_node_warns(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A calibration of another resolution was republished without a word: SLAM fed from
+    the deblurred bag got wrong intrinsics. One fitting its frames is not named."""
+    writer = Writer(tmp_path / "in", version=9, storage_plugin=StoragePlugin.SQLITE3)
+    with writer as w:
+        img = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        cal = w.add_connection("/cam/camera_info", "sensor_msgs/msg/CameraInfo", typestore=STORE)
+        for i, pixels in enumerate(frames(3)):
+            hdr = header(i, "cam")
+            info = camera_info(hdr)
+            info.width, info.height = 640, 480
+            t = (i + 1) * 10**9
+            w.write(img, t, STORE.serialize_cdr(bag_image(pixels, "rgb8", hdr), img.msgtype))
+            w.write(cal, t + 1, STORE.serialize_cdr(info, cal.msgtype))
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(tmp_path / "in"), "-o", str(tmp_path / "out"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "sarn deblur: /cam/camera_info describes 640x480 images (binning and ROI applied) for "
+        "48x32 ones (after --resize): republished, not fitted to them"
+    ) in result.stderr
+    half = deblur(str(tmp_path / "in"), "-o", str(tmp_path / "half"), *weights, "--resize", "0.5")
+    assert half.returncode == 0 and "/cam/camera_info describes 320x240 images" in half.stderr
+    write_bag(tmp_path / "fit", StoragePlugin.SQLITE3)  # 48x32 calibrations of 48x32 frames
+    fitting = deblur(str(tmp_path / "fit"), "-o", str(tmp_path / "fout"), *weights)
+    assert fitting.returncode == 0 and "not fitted" not in fitting.stderr
+
+
 def test_bag_compressed_output_is_the_deblurred_frames_as_jpeg(tmp_path, tiny_recurrent_checkpoint):
     """--compressed writes image_raw/compressed as the node's publish_compressed would."""
     sent = write_bag(tmp_path / "in", StoragePlugin.MCAP)

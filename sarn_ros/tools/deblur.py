@@ -316,6 +316,11 @@ def deblur(args: argparse.Namespace) -> int:
             f"sarn deblur: {topic} not deblurred: no readable frame ({why}){instead}",
             file=sys.stderr,
         )
+    for topic, why in report.misfit_infos.items():  # as the node warns
+        print(
+            f"sarn deblur: {topic} {why} (after --resize): republished, not fitted to them",
+            file=sys.stderr,
+        )
     for topic, msgtype in report.undefined_topics.items():
         print(
             f"sarn deblur: {topic} is left out of the copy: the bag holds no definition of "
