@@ -722,7 +722,7 @@ def deblur_bag(
             # hour of four cameras at 30 Hz); their headers are the images' when written
             one_copy: dict[tuple, object] = {}
             # an empty list would mean every connection to rosbags: a bag without camera_info
-            for conn, _, raw in bag_messages(reader, src, info_conns) if info_conns else ():
+            for conn, received, raw in bag_messages(reader, src, info_conns) if info_conns else ():
                 try:
                     msg = deserialize(reader, raw, conn.msgtype)
                 except ValueError:  # cut short: the frames take their neighbours' info
@@ -730,7 +730,7 @@ def deblur_bag(
                 stamp = stamp_of(msg)  # the copy kept has another's header
                 msg = one_copy.setdefault(calibration(msg), msg)
                 for ns in (ns for ns, i in info_of.items() if i == conn.topic):
-                    infos.setdefault(ns, []).append((stamp, msg))
+                    infos.setdefault(ns, []).append((stamp, received, msg))
             for cam_infos in infos.values():  # in receive order, which stamps need not follow
                 cam_infos.sort(key=lambda item: item[0])
             files = list(src.iterdir()) if src.is_dir() else [src]
@@ -827,7 +827,8 @@ def deblur_bag(
                         sizes.setdefault(topic, set()).add(pixels.shape[1::-1])
                         cam_infos = infos.get(camera_ns(topic))
                         if info_conn is not None and cam_infos:
-                            info = scale_camera_info(nearest(cam_infos, o.stamp), sx, sy, header)
+                            calib = nearest(cam_infos, o.stamp, receive)
+                            info = scale_camera_info(calib, sx, sy, header)
                             # a calibration of another resolution: SLAM gets wrong intrinsics
                             iw, ih = image_size(info)
                             w, h = pixels.shape[1::-1]
@@ -972,9 +973,17 @@ def stamp_of(msg: object) -> int:
     return int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
 
 
-def nearest(items: list[tuple[int, object]], stamp: int) -> object:
-    """The message of ``items`` (sorted by stamp) nearest ``stamp``: a bisection, not a list
-    of the keys per call, which made a long bag quadratic in its frames."""
+def nearest(items: list[tuple[int, int, object]], stamp: int, receive: int = 0) -> object:
+    """The message of ``items`` ((stamp, receive time, message), by stamp, then received)
+    nearest ``stamp``, and of those of that stamp the one received nearest ``receive``: a
+    driver stamping every message 0, or one calibration changing under one stamp, gave
+    every frame the first. Bisections, not a list of the keys per call, which made a long
+    bag quadratic in its frames."""
     i = bisect.bisect_left(items, stamp, key=lambda item: item[0])
     near = (j for j in (i - 1, i) if 0 <= j < len(items))
-    return items[min(near, key=lambda j: abs(items[j][0] - stamp))][1]
+    at = items[min(near, key=lambda j: abs(items[j][0] - stamp))][0]
+    lo = bisect.bisect_left(items, at, key=lambda item: item[0])
+    hi = bisect.bisect_right(items, at, key=lambda item: item[0])
+    k = bisect.bisect_left(items, receive, lo, hi, key=lambda item: item[1])
+    close = (j for j in (k - 1, k) if lo <= j < hi)
+    return items[min(close, key=lambda j: abs(items[j][1] - receive))][2]

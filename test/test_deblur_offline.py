@@ -1592,12 +1592,16 @@ def test_an_existing_output_bag_is_refused_before_the_model_loads(
 def test_camera_info_of_a_frame_is_the_one_nearest_its_stamp_on_either_side():
     """Each deblurred frame takes the camera_info whose stamp is nearest its own: the earlier
     one where that is nearer, the first before and the last after all recorded ones."""
-    infos = [(100, "a"), (200, "b"), (300, "c")]
+    infos = [(100, 1, "a"), (200, 2, "b"), (300, 3, "c")]
     assert nearest(infos, 200) == "b"
     assert nearest(infos, 140) == "a"
     assert nearest(infos, 160) == "b"
     assert nearest(infos, 5) == "a"
     assert nearest(infos, 10_000) == "c"
+    # of several under one stamp (a driver stamping 0, a calibration changed under one
+    # stamp), the one received nearest the frame: every frame took the first
+    zero = [(0, 10, "x"), (0, 20, "y"), (0, 30, "z"), (100, 40, "w")]
+    assert [nearest(zero, 0, r) for r in (9, 19, 21, 29, 99)] == ["x", "y", "y", "z", "z"]
 
 
 def test_disparity_images_are_left_out_like_depth():
