@@ -732,7 +732,7 @@ def deblur_bag(
                 for ns in (ns for ns, i in info_of.items() if i == conn.topic):
                     infos.setdefault(ns, []).append((stamp, received, msg))
             for cam_infos in infos.values():  # in receive order, which stamps need not follow
-                cam_infos.sort(key=lambda item: item[0])
+                cam_infos.sort(key=lambda item: item[:2])  # by stamp, then received
             files = list(src.iterdir()) if src.is_dir() else [src]
             mcap = any(".mcap" in f.suffixes for f in files)  # also a file-compressed .mcap.zstd
             storage = StoragePlugin.MCAP if mcap else StoragePlugin.SQLITE3
@@ -760,11 +760,11 @@ def deblur_bag(
                 out_conns: dict[int, Any] = {}  # the copied connections, by the bag's id
                 kept: dict[int, Any] = {}  # and those of the old outputs kept
 
-                def copied(c: Any, how: dict[str, Any] | None) -> Any:
+                def copied(c: Any, how: dict[str, Any]) -> Any:
                     return writer.add_connection(  # same definition and QoS
                         c.topic,
                         c.msgtype,
-                        **(how or {"typestore": store}),  # own outputs: sensor_msgs, known
+                        **how,
                         serialization_format=c.ext.serialization_format,
                         offered_qos_profiles=c.ext.offered_qos_profiles,
                     )
@@ -892,11 +892,16 @@ def deblur_bag(
                     if c.topic in own_outputs - gone
                     or (c.topic in gone and c.msgtype == CAMERA_INFO and not deb[owner[c.topic]][1])
                 ]
+                defs = {c.id: type_definition(c, reader.typestore) for c in old}
+                for c in old:  # an old output of a type the Humble bag does not define
+                    if defs[c.id] is None:
+                        report.undefined_topics[c.topic] = c.msgtype
+                old = [c for c in old if defs[c.id] is not None]
                 held: dict[str, list[tuple[Any, int, bytes]]] = {}  # such camera_info
 
                 def copy_of(conn: Any) -> Any:
                     if conn.id not in kept:
-                        kept[conn.id] = copied(conn, type_definition(conn, reader.typestore))
+                        kept[conn.id] = copied(conn, defs[conn.id])
                     return kept[conn.id]
 
                 for conn, receive, raw in bag_messages(reader, src, old) if old else ():

@@ -632,7 +632,7 @@ def test_a_bag_camera_info_of_another_size_is_said_as_the_node_warns(
     assert result.returncode == 0, result.stderr
     assert (
         "sarn deblur: /cam/camera_info describes 640x480 images (binning and ROI applied) for "
-        "48x32 ones (after --resize): republished, not fitted to them"
+        "48x32 ones: republished, not fitted to them"
     ) in result.stderr
     half = deblur(str(tmp_path / "in"), "-o", str(tmp_path / "half"), *weights, "--resize", "0.5")
     assert half.returncode == 0 and "/cam/camera_info describes 320x240 images" in half.stderr

@@ -340,14 +340,16 @@ def test_compressed_frames_come_back_in_the_cameras_colour_order(camera):
         np.testing.assert_array_equal(out, rgb[..., ::-1])
 
 
+@pytest.mark.parametrize("stored", ["rgb8", "", "RGB8"])
 @pytest.mark.parametrize("camera", ["rgb8", "bgr8", "rgba8"])
-def test_compressed_frames_stored_as_rgb_keep_their_colours(camera):
+def test_compressed_frames_stored_as_rgb_keep_their_colours(camera, stored):
     """A publisher other than image_transport's that stored the RGB bytes as they are says
-    "compressed rgb8": decoded, they are RGB already, and came out with red and blue swapped
-    (image_transport's subscriber swaps only to the camera's own order)."""
+    "compressed rgb8" (or names no order): decoded, they are RGB already, and came out with
+    red and blue swapped (image_transport's subscriber takes all but "compressed bgr..." of
+    a colour camera as RGB, and swaps only to the camera's own order)."""
     rgb = cv2.resize(sample("rgb8"), (64, 48), interpolation=cv2.INTER_AREA)
     data = cv2.imencode(".png", rgb)[1].tobytes()  # RGB bytes, written as they are
-    fmt = f"{camera}; png compressed rgb8"
+    fmt = f"{camera}; png compressed {stored}"
     out, enc = conv.compressed_to_numpy(CompressedImage(format=fmt, data=data))
     assert enc == ("bgr8" if camera == "bgr8" else "rgb8")
     np.testing.assert_array_equal(out, rgb[..., ::-1] if camera == "bgr8" else rgb)

@@ -443,11 +443,14 @@ def compressed_to_numpy(
         return img, "mono16" if img.dtype == np.uint16 else "mono8"
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    # image_transport stores colour as bgr ("; png compressed bgr8"); a publisher that stored
-    # RGB says "compressed rgb8" and decodes as RGB: swapped only where the camera's order
-    # is the other one, as image_transport's subscriber does (it came out red for blue)
+    # image_transport stores colour as bgr ("; png compressed bgr8"); for a colour camera its
+    # subscriber takes any other stored part ("compressed rgb8", "compressed ") as RGB, which
+    # decodes as RGB, and swaps only to the camera's own order (it came out red for blue)
     rgb = camera in _RGB | _RGBA
-    if rgb != ("compressed rgb" in str(msg.format)):
+    fmt = str(msg.format)
+    colour = rgb or camera in {"bgr8", "bgr16", "bgra8", "bgra16"}
+    stored_rgb = colour and ";" in fmt and "compressed bgr" not in fmt.split(";", 1)[1]
+    if rgb != stored_rgb:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     return img, ("rgb" if rgb else "bgr") + ("16" if img.dtype == np.uint16 else "8")
 

@@ -318,7 +318,8 @@ def deblur(args: argparse.Namespace) -> int:
         )
     for topic, why in report.misfit_infos.items():  # as the node warns
         print(
-            f"sarn deblur: {topic} {why} (after --resize): republished, not fitted to them",
+            f"sarn deblur: {topic} {why}{' (after --resize)' * (args.resize != 1)}: "
+            "republished, not fitted to them",
             file=sys.stderr,
         )
     for topic, msgtype in report.undefined_topics.items():
