@@ -962,12 +962,16 @@ def calibration(info: Any) -> tuple:
 
 
 def info_size(reader: Any, raw: bytes) -> tuple[int, int]:
-    """The image size a recorded CameraInfo states; (0, 0), no size, for one cut short."""
+    """The image size a recorded CameraInfo describes (binning and ROI applied, as the node
+    compares it: a binned camera's calibration states the sensor's size); (0, 0), no size,
+    for one cut short or stating none."""
+    from .ros.camera_info import image_size
+
     try:
         info = deserialize(reader, raw, CAMERA_INFO)
     except ValueError:
         return (0, 0)
-    return (int(info.width), int(info.height))
+    return image_size(info) if info.width else (0, 0)
 
 
 def listed_sizes(sizes: set[tuple[int, int]]) -> str:

@@ -1589,6 +1589,20 @@ def test_an_existing_output_bag_is_refused_before_the_model_loads(
     assert loaded == []
 
 
+def test_a_recorded_camera_infos_size_is_the_one_it_describes():
+    """A binned camera's calibration states the sensor's size: its old deblurred/camera_info
+    was called stale beside new frames of the binned size, and left out."""
+    from types import SimpleNamespace
+
+    from sarn_ros.offline import info_size
+
+    reader = SimpleNamespace(deserialize=STORE.deserialize_cdr)
+    binned = camera_info(header(0, "cam"))
+    binned.width, binned.height, binned.binning_x, binned.binning_y = 96, 64, 2, 2
+    raw = STORE.serialize_cdr(binned, "sensor_msgs/msg/CameraInfo")
+    assert info_size(reader, raw) == (48, 32)
+
+
 def test_camera_info_of_a_frame_is_the_one_nearest_its_stamp_on_either_side():
     """Each deblurred frame takes the camera_info whose stamp is nearest its own: the earlier
     one where that is nearer, the first before and the last after all recorded ones."""
