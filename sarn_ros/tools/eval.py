@@ -328,7 +328,7 @@ def evaluate(args: argparse.Namespace) -> int:
     results["seconds"] = time.monotonic() - start
     results["unreadable"] = failed
     results["settings"] = measured_on(engines[0][1], args)
-    if stop:
+    if stop is not None:
         results["interrupted"] = True
     print_tables(results, names)
     if failed:
@@ -350,7 +350,7 @@ def evaluate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    if stop:
+    if stop is not None:
         how = f"stopped by {stop}" if isinstance(stop, Stopped) else "interrupted"
         print(
             f"sarn eval: {how}: the rows above are what finished before it (the images "
