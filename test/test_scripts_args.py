@@ -103,7 +103,7 @@ def test_state_drift_refuses_bad_numbers_folders_and_weights_before_blurring(
             ([empty], f"no images in {empty}", False),
             ([video, "--weights", missing], f"weights file not found: {missing}", False),
             # a traceback after the blurring
-            ([video, "--weights", video / "0000.png"], "not a readable PyTorch", False),
+            ([video, "--weights", video / "0000.png"], "not a PyTorch weights file", False),
             ([video, "--scale", "0.1"], "6x6 after --scale: at least 16 px a side", False),
         ],
     )
@@ -130,7 +130,7 @@ def test_analyse_orb_proxy_finds_missing_weights_before_reading_the_stream(
         [
             ([stream, "sarn_recurrent", missing], f"weights file not found: {missing}", False),
             # a traceback after the input's figures were printed
-            ([stream, stream / "0000.png"], "not a readable PyTorch", False),
+            ([stream, stream / "0000.png"], "not a PyTorch weights file", False),
         ],
     )
 
