@@ -824,14 +824,14 @@ def deblur_bag(
                             )
                         img_conn, info_conn = outputs(topic)
                         writer.write(img_conn, receive, store.serialize_cdr(msg, out_type))
-                        sizes.setdefault(topic, set()).add(pixels.shape[1::-1])
+                        w, h = pixels.shape[1::-1]
+                        sizes.setdefault(topic, set()).add((w, h))
                         cam_infos = infos.get(camera_ns(topic))
                         if info_conn is not None and cam_infos:
                             calib = nearest(cam_infos, o.stamp, receive)
                             info = scale_camera_info(calib, sx, sy, header)
                             # a calibration of another resolution: SLAM gets wrong intrinsics
                             iw, ih = image_size(info)
-                            w, h = pixels.shape[1::-1]
                             if info.width and (iw, ih) != (w, h):
                                 report.misfit_infos.setdefault(
                                     info_of[camera_ns(topic)],

@@ -13,10 +13,10 @@ from ..image_files import VIDEO_FPS, video_path
 from .options import (
     Given,
     HelpFormatter,
-    Stopped,
     add_bag_arguments,
     add_gap_argument,
     check_writable,
+    how_stopped,
     nonempty,
     path_arg,
     plural,
@@ -298,9 +298,9 @@ def deblur(args: argparse.Namespace) -> int:
             if bar.n
             else f"nothing was written to {args.output}"  # it may not even exist
         )
-        how = f"stopped by {exc}" if isinstance(exc, Stopped) else "interrupted"
+        how, code = how_stopped(exc)
         print(f"sarn deblur: {how}; {left}", file=sys.stderr)
-        return getattr(exc, "code", 130)
+        return code
     secs = time.monotonic() - start
     others: dict[str, list[str]] = {}  # a camera's other topics, by the one deblurred
     for topic, why in report.ignored_topics.items():

@@ -39,12 +39,12 @@ from .options import (
     Gathered,
     Given,
     HelpFormatter,
-    Stopped,
     add_bag_arguments,
     add_gap_argument,
     check_json_output,
     check_writable,
     file_arg,
+    how_stopped,
     once_each,
     path_arg,
     ranged,
@@ -351,13 +351,13 @@ def evaluate(args: argparse.Namespace) -> int:
             )
             return 2
     if stop is not None:
-        how = f"stopped by {stop}" if isinstance(stop, Stopped) else "interrupted"
+        how, code = how_stopped(stop)
         print(
             f"sarn eval: {how}: the rows above are what finished before it (the images "
             "saved of the sequence running may be partial)",
             file=sys.stderr,
         )
-        return getattr(stop, "code", 130)
+        return code
     return 2 if failed else 0
 
 

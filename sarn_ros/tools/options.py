@@ -222,6 +222,13 @@ class Stopped(KeyboardInterrupt):
         self.code = 128 + signum  # the shell's code for a process the signal ended
 
 
+def how_stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
+    """The words and exit code of a stop: Ctrl-C's, or a :class:`Stopped` signal's."""
+    if isinstance(stop, Stopped):
+        return f"stopped by {stop}", stop.code
+    return "interrupted", 130
+
+
 @contextmanager
 def stops_as_interrupts() -> Iterator[None]:
     """Raise :class:`Stopped` on SIGTERM and SIGHUP while in this block, where they would end
