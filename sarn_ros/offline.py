@@ -650,9 +650,16 @@ def deserialize(reader: Any, raw: bytes, msgtype: str) -> Any:
 
 
 def check_new_bag(dst: Path) -> None:
-    """An output bag is always new: deblur_bag removes what it wrote when it fails."""
+    """An output bag is always new: deblur_bag removes what it wrote when it fails. It is a
+    folder (rosbag2's layout, the storage the input's): ``-o out.mcap`` made a folder
+    ``out.mcap`` holding ``out.mcap.mcap``, and ``-o out.db3`` an mcap one where mcap came in."""
     if dst.exists():
         raise InputError(f"output bag {dst} already exists")
+    if dst.suffix.lower() in (".db3", ".mcap"):
+        raise InputError(
+            f"output bag {dst}: a bag is written as a folder, its storage the input's: name the "
+            f"folder (-o {dst.with_suffix('')})"
+        )
 
 
 def bag_image(msg: Any, msgtype: str, debayer: str) -> tuple[np.ndarray, str]:

@@ -1589,6 +1589,24 @@ def test_an_existing_output_bag_is_refused_before_the_model_loads(
     assert loaded == []
 
 
+def test_an_output_bag_named_like_a_storage_file_is_refused(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
+):
+    """``-o out.mcap`` made a folder out.mcap/ holding out.mcap.mcap (and ``-o out.db3`` an
+    mcap bag where the input was mcap): a bag is a folder, and the user is told to name it."""
+    loaded = []
+    monkeypatch.setattr("sarn_ros.ensemble.make_engine", lambda *a, **k: loaded.append(a))
+    src = tmp_path / "in"
+    write_bag(src, StoragePlugin.MCAP)
+    for name in ("out.mcap", "out.DB3"):
+        argv = ["deblur", str(src), "-o", str(tmp_path / name), "--weights"]
+        assert cli.main([*argv, str(tiny_recurrent_checkpoint), "--device", "cpu"]) == 2
+        err = capsys.readouterr().err
+        assert "a bag is written as a folder" in err and f"(-o {tmp_path / 'out'})" in err
+        assert not (tmp_path / name).exists()
+    assert loaded == []
+
+
 def test_a_recorded_camera_infos_size_is_the_one_it_describes():
     """A binned camera's calibration states the sensor's size: its old deblurred/camera_info
     was called stale beside new frames of the binned size, and left out."""
