@@ -312,13 +312,18 @@ class FrameSink:
 
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
         """Finish the video; one cut short by an error (frames of another size, an unreadable
-        one) is removed rather than pass for the whole. Ctrl-C keeps what was written."""
-        if self.writer is not None:
-            self.writer.release()
-            if error is not None and issubclass(error, Exception):
-                self.part.unlink(missing_ok=True)
-            else:
+        one) is removed rather than pass for the whole. Ctrl-C keeps what was written, also
+        one that comes during the release (raised as it returns: the video was left hidden);
+        a stop as the writer opened leaves no hidden file."""
+        keep = self.writer is not None and (error is None or not issubclass(error, Exception))
+        try:
+            if self.writer is not None:
+                self.writer.release()
+        finally:
+            if keep:
                 os.replace(self.part, self.dst)
+            else:
+                self.part.unlink(missing_ok=True)
 
 
 def open_video(src: Path) -> cv2.VideoCapture:

@@ -1702,6 +1702,40 @@ def test_a_frame_odd_on_one_side_only_keeps_every_row_and_column_in_a_video(tmp_
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
 
 
+def test_a_stop_during_the_videos_release_still_gives_it_its_name(tmp_path, monkeypatch):
+    """A SIGTERM handled as the writer's release returned skipped the rename: the video stayed
+    hidden, said to hold its frames; one as the writer opened left its hidden file."""
+    from sarn_ros import offline
+
+    class StoppedAtRelease:
+        def __init__(self, writer):
+            self.writer = writer
+
+        def write(self, img):
+            self.writer.write(img)
+
+        def release(self):
+            self.writer.release()
+            raise KeyboardInterrupt  # as a handler raises it once the C call returns
+
+    opened = offline.FrameSink.open_writer
+    monkeypatch.setattr(offline.FrameSink, "open_writer", lambda s: StoppedAtRelease(opened(s)))
+    with pytest.raises(KeyboardInterrupt), FrameSink(tmp_path / "out.mp4", 10.0) as sink:
+        for i, f in enumerate(frames(3)):
+            sink.write(f, f"{i}.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+    assert int(cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+    def stopped_as_it_opened(sink):
+        opened(sink)  # cv2 has made the hidden file
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(offline.FrameSink, "open_writer", stopped_as_it_opened)
+    with pytest.raises(KeyboardInterrupt), FrameSink(tmp_path / "two.mp4", 10.0) as sink:
+        sink.write(frames(1)[0], "0.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
 def test_frames_of_two_sizes_in_a_video_are_named_by_their_own_sizes(tmp_path):
     """The error named the first frame's padded size (102x78 for a 101x77 frame)."""
     sizes = pytest.raises(InputError, match="frames of sizes 101x77 and 96x64")
@@ -2042,3 +2076,27 @@ def test_names_that_are_not_utf8_are_read_and_written_not_a_crash(
             b".mp4': OpenCV cannot open a video whose path is not UTF-8; rename it\n"
         )
     assert not (tmp_path / "frames").exists()
+
+
+def test_a_signal_while_the_stop_handlers_are_set_is_a_stop_and_restores_them(monkeypatch):
+    """A SIGTERM between setting the SIGTERM and the SIGHUP handler met an unbound dict: a
+    NameError, and the handler left installed after the block."""
+    import signal
+
+    from sarn_ros.tools import options
+
+    getsignal = signal.getsignal
+
+    def term_while_setting(signum):
+        if signum == signal.SIGHUP:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return getsignal(signum)
+
+    monkeypatch.setattr(options.signal, "getsignal", term_while_setting)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(options.Stopped, match="SIGTERM"), options.stops_as_interrupts():
+            pass
+        assert getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -244,8 +244,12 @@ def stops_as_interrupts() -> Iterator[None]:
             signal.signal(s, signal.SIG_IGN)  # would cut the clean-up short; restored below
         raise Stopped(signum)
 
-    old = {s: signal.signal(s, stop) for s in sigs if signal.getsignal(s) is signal.SIG_DFL}
+    old: dict[int, Any] = {}  # filled before each is replaced: a signal in between restores it
     try:
+        for s in sigs:
+            if signal.getsignal(s) is signal.SIG_DFL:
+                old[s] = signal.SIG_DFL
+                signal.signal(s, stop)
         yield
     finally:
         for s, handler in old.items():
