@@ -1154,6 +1154,19 @@ def test_names_tell_three_or_more_weights_apart():
     assert short_names(both) == {w: w for w in both}
 
 
+def test_each_settings_image_folder_is_visible_and_its_own(tmp_path):
+    """``./sarn_recurrent`` beside the packaged one saved into ``._sarn_recurrent``: hidden,
+    and the prefix macOS gives its resource forks."""
+    from argparse import Namespace
+
+    from sarn_ros.tools.eval import image_folders
+
+    weights = ["sarn_recurrent", "./sarn_recurrent", "../runs/best.pth", "/abs/best.pth"]
+    args = Namespace(weights=weights, self_ensemble=[1], save_images=tmp_path)
+    names = [f.name for f in image_folders(args)]
+    assert len(set(names)) == 4 and not any(n.startswith((".", "_")) for n in names), names
+
+
 def test_a_pairs_folder_without_pairs_is_an_error(tmp_path, capsys):
     """An empty (or mistyped-split) --pairs folder, alone or beside others, is an error naming
     it, not an evaluation that leaves it out with exit 0."""

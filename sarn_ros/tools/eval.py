@@ -440,7 +440,9 @@ def image_folders(args: argparse.Namespace) -> list[Path | None]:
     names, seen, folders = short_names([str(w) for w in args.weights]), set(), []
     for w, m in settings:
         name = label({"weights": str(w), "self_ensemble": m}, names).replace(" ", "_")
-        folders.append(args.save_images / unique_name(name.replace("/", "_"), seen))
+        # ./sarn_recurrent was ._sarn_recurrent: hidden, and macOS's resource-fork prefix
+        folder = name.replace("/", "_").lstrip("._") or "weights"
+        folders.append(args.save_images / unique_name(folder, seen))
     return folders
 
 
