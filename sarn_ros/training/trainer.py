@@ -534,7 +534,7 @@ class Trainer:
         (whose weights were never exported); else the bar is the best trained step."""
         stale = self.run_dir / "best.pth"
         with contextlib.suppress(CheckpointError):
-            if stale.exists() and read_checkpoint(stale).get("meta", {}).get("steps") == 0:
+            if stale.exists() and (read_checkpoint(stale).get("meta") or {}).get("steps") == 0:
                 if self.rank == 0:
                     stale.unlink()
                 self.history, self.best = [], -math.inf
