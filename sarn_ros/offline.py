@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by
+from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by, visible
 from .engine import DeblurredFrame, StreamDeblurrer
 from .image_files import VIDEO_FPS, imwrite, video_path
 
@@ -94,7 +94,12 @@ class Window:
 def holds_images(folder: Path) -> bool:
     """Whether ``folder`` has image files of its own (an unreadable one has none to give)."""
     try:
-        return any(p.suffix.lower() in IMAGE_EXTS for p in folder.iterdir())
+        # not a hidden ._cover.jpg (macOS) nor a folder so named: a folder of clips beside one
+        # was taken for a folder of images, and its clips left unread
+        return any(
+            p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file()
+            for p in folder.iterdir()
+        )
     except OSError:
         return False
 
@@ -130,7 +135,7 @@ def kind_of(path: Path) -> str:
             return "bag"
         if holds_images(path):
             return "folder"
-        inside = sorted(path.iterdir())
+        inside = visible(path)
         subs = [d.name for d in inside if d.is_dir() and holds_images(d)]
         what = "images in its folders"
         if not subs:  # a folder of bags or videos, one level up from one

@@ -32,6 +32,7 @@ from .data.datasets import (
     resize_by,
     synthesize_folder,
     unpaired_dirs,
+    visible,
 )
 from .engine import MAX_GAP_S, stamp_break
 from .metrics import sharpness
@@ -235,7 +236,7 @@ def holds_recordings(source: str | Path, kinds: tuple[str, ...] = ("video", "bag
     options apply to."""
     path = Path(source)
     kind = recording_kind(path)
-    inside = sorted(path.iterdir()) if kind is None and path.is_dir() else [path]
+    inside = visible(path) if kind is None and path.is_dir() else [path]
     return any(recording_kind(p) in kinds for p in inside)
 
 
@@ -446,7 +447,7 @@ def sharp_recordings(path: Path) -> list[Path]:
     takes: itself, or each one in the folder it is (one level down, as that read goes)."""
     if recording_kind(path):
         return [path]
-    return [c for c in sorted(path.iterdir()) if recording_kind(c)] if path.is_dir() else []
+    return [c for c in visible(path) if recording_kind(c)] if path.is_dir() else []
 
 
 def synthetic_sequences(

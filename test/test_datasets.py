@@ -824,3 +824,23 @@ def test_each_still_of_a_folder_gets_its_own_camera_move(tmp_path: Path) -> None
         cv2.imwrite(str(tmp_path / "stills" / name), still)
     a, b = synthesize_folder(tmp_path / "stills", seed=1, params=BlurParams(blur_px=6.0))
     assert not np.array_equal(np.stack(a.blurred), np.stack(b.blurred))
+
+
+def test_hidden_folders_and_files_are_no_sharp_material(tmp_path: Path) -> None:
+    """A file manager's ``.thumbnails/`` was trained on and scored as a clip, and one macOS
+    ``._cover.jpg`` made a folder of clips a folder of images, none of them read."""
+    from sarn_ros.offline import InputError, kind_of
+    from sarn_ros.recordings import synthetic_sequences
+    from sarn_ros.tools.train import iter_gather
+
+    names = [f"{i:04d}.png" for i in range(3)]
+    for clip in ("clipA", ".thumbnails"):
+        write(tmp_path / "d" / clip, names, [40, 80, 120])
+    (tmp_path / "d" / "._cover.jpg").write_bytes(b"\0\5\26\7AppleDouble")
+    with pytest.raises(InputError, match=r"images in its folders clipA: give one"):
+        kind_of(tmp_path / "d")
+    params = BlurParams(blur_px=2.0, object_prob=0.0, jpeg_quality=None)
+    seqs = synthetic_sequences(tmp_path / "d", seed=1, params=params)
+    assert {s.name.split("/")[0] for s in seqs} == {"clipA"}
+    trained = iter_gather([tmp_path / "d"], params, [1.0], variants=1, still_frames=3)
+    assert {s.name.split("_")[0] for s in trained} == {"clipA"}

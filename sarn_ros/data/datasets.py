@@ -105,6 +105,13 @@ class Sequence:
     sharp: Frames
 
 
+def visible(folder: Path) -> list[Path]:
+    """A folder's entries by name, hidden ones (a file manager's ``.thumbnails/``, macOS's
+    ``._clip.mp4``) left out, as :func:`list_images` and :func:`_subdirs` leave them out: they
+    were read as sharp material, trained on and scored."""
+    return sorted(p for p in Path(folder).iterdir() if not p.name.startswith("."))
+
+
 def _subdirs(folder: Path) -> list[Path]:
     """Sub-folders by natural order, hidden ones (``.ipynb_checkpoints``, a tool's
     ``.name.partial``) left out as :func:`list_images` leaves out hidden files."""

@@ -45,6 +45,7 @@ from ..data.datasets import (
     synthesize_folder,
     unique_name,
     usable_sequences,
+    visible,
 )
 from ..engine import MAX_GAP_S
 from ..offline import InputError, kind_of, read_units, recording_of
@@ -414,7 +415,7 @@ def iter_gather(
         found = find_pair_dirs(root) if root.is_dir() else []
         pairs = bool(found)
         note_left_out(root, found, kind)
-        sources = [] if pairs else [root] if kind else sorted(root.iterdir())
+        sources = [] if pairs else [root] if kind else visible(root)
         repeated = [src for src in sources if read_units(src) <= taken]  # a split bag's part
         seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
         repeated += [b.parent for n, b, s in found if (n, b, s) not in seqs]
@@ -953,7 +954,7 @@ def read_as(root: Path, pairs: bool) -> set[Path]:
         return {d.resolve() for _, blur, sharp in found for d in (blur, sharp)}
     if root.is_file() or recording_kind(root):
         return {root.resolve()}
-    return {p.resolve() for p in root.iterdir() if recording_kind(p)}
+    return {p.resolve() for p in visible(root) if recording_kind(p)}
 
 
 def same_recording(a: Path, b: Path) -> bool:
