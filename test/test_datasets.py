@@ -844,3 +844,51 @@ def test_hidden_folders_and_files_are_no_sharp_material(tmp_path: Path) -> None:
     assert {s.name.split("/")[0] for s in seqs} == {"clipA"}
     trained = iter_gather([tmp_path / "d"], params, [1.0], variants=1, still_frames=3)
     assert {s.name.split("_")[0] for s in trained} == {"clipA"}
+
+
+@pytest.mark.parametrize(
+    ("blur", "sharp", "names"),
+    [
+        ("seq/input", "seq/target", ["seq"]),  # MPRNet's and Restormer's GoPro copies
+        ("seq/lq", "seq/gt", ["seq"]),  # BasicSR's
+        ("seq/Blurred", "seq/GroundTruth", ["seq"]),
+        ("office_blur", "office_sharp", ["office"]),  # a REDS-named pair holding its frames
+        ("blur/seq", "sharp/seq", ["seq"]),  # sides holding sequences
+    ],
+)
+def test_more_pair_layouts_are_read_as_pairs(tmp_path, blur, sharp, names):
+    """Each was trained on as sharp material, blurred side included (the blurred frames as
+    targets), and scored as no pair at all."""
+    files = ["1.png", "2.png"]
+    write(tmp_path / blur, files, [30, 40])
+    write(tmp_path / sharp, files, [31, 41])
+    seqs = load_pairs(tmp_path)
+    assert [s.name for s in seqs] == names
+    assert seq_values(seqs[0].blurred) == [30, 40] and seq_values(seqs[0].sharp) == [31, 41]
+
+
+def test_an_empty_side_is_one_missing_and_blur_gamma_stands_in_for_an_empty_blur(tmp_path):
+    """A sequence whose sharp/ was empty ended the whole evaluation ('3 blurred vs 0 sharp
+    frames') where a missing sharp/ was named and left out."""
+    files = ["1.png", "2.png", "3.png"]
+    write(tmp_path / "good" / "blur", files, [30, 40, 50])
+    write(tmp_path / "good" / "sharp", files, [31, 41, 51])
+    write(tmp_path / "half" / "blur", files, [30, 40, 50])
+    (tmp_path / "half" / "sharp").mkdir()
+    (tmp_path / "gamma" / "blur").mkdir(parents=True)
+    write(tmp_path / "gamma" / "blur_gamma", files, [60, 70, 80])
+    write(tmp_path / "gamma" / "sharp", files, [61, 71, 81])
+    assert [n for n, _, _ in find_pair_dirs(tmp_path)] == ["gamma", "good"]
+    assert unpaired_dirs(tmp_path) == [tmp_path / "half"]
+    assert seq_values(load_pairs(tmp_path / "gamma")[0].blurred) == [60, 70, 80]
+
+
+def test_a_given_folder_with_an_unknown_sharp_side_is_told_to_name_it(tmp_path, capsys):
+    """The note told the user to give the folder holding both sides: the one given."""
+    write(tmp_path / "scene" / "blur", ["1.png", "2.png", "3.png"], [60, 70, 80])
+    write(tmp_path / "scene" / "clean", ["1.png", "2.png", "3.png"], [61, 71, 81])
+    gather([tmp_path / "scene"], BlurParams(blur_px=2.0), [1.0], 1, 2)
+    out = capsys.readouterr().out
+    assert f"note: {tmp_path / 'scene' / 'blur'}: named as the blurred side" in out
+    assert "name the sharp side beside it sharp/, gt/, target/, groundtruth/" in out
+    assert "give the folder that holds both" not in out

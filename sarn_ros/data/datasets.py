@@ -9,7 +9,9 @@ Accepted layouts (``root`` may hold one sequence or many):
 - REDS: ``REDS/{train,val}/{train,val}_{blur,blur_jpeg,sharp}/<seq>/`` (blurred and sharp
   sequences in sibling trees; pass the split folder)
 - RealBlur and the like: ``<root>/<seq>/{blur,gt}/`` or ``<root>/<seq>/{blur,sharp}/``
-  (folder names in any case)
+  (folder names in any case, also MPRNet's ``input``/``target`` and BasicSR's ``lq``/``gt``);
+  ``<name>_blur/`` beside ``<name>_sharp/`` holding frames, or ``blur/<seq>/`` beside
+  ``sharp/<seq>/``
 - sharp only (for synthesis): a folder of frames (a video) or of stills.
 
 A pre-built training set (``.npz`` per sequence, :func:`save_sequence`) is memory-mapped by
@@ -37,8 +39,10 @@ from ..image_files import imread
 from .blur_synth import BlurParams, synthesize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-BLUR_DIRS = ("blur", "input", "blur_gamma")  # matched in any case (BSD: Blur, Sharp)
-SHARP_DIRS = ("sharp", "gt")
+# matched in any case (BSD: Blur, Sharp); the first with frames is read (MPRNet's and
+# Restormer's GoPro copies: input/ and target/; BasicSR's: lq/ and gt/)
+BLUR_DIRS = ("blur", "input", "blur_gamma", "blurred", "blurry", "lq")
+SHARP_DIRS = ("sharp", "gt", "target", "groundtruth")
 REDS_TREE = re.compile(r"(?P<split>.+)_(?P<kind>blur|blur_jpeg|sharp)", re.IGNORECASE)
 
 
@@ -119,40 +123,62 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(dirs, key=natural_key)
 
 
+def _has_images(folder: Path) -> bool:
+    """Whether ``folder`` holds an image file, asked until the first (a side holds thousands)."""
+    with os.scandir(folder) as entries:
+        return any(
+            e.name.lower().endswith(tuple(IMAGE_EXTS)) and not e.name.startswith(".")
+            for e in entries
+        )
+
+
 def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
-    """The first of ``names`` under ``seq`` in any case; BSD keeps the frames one level down,
-    in ``RGB/`` (beside ``RAW/``), also in any case."""
+    """The first of ``names`` under ``seq``, in any case, that holds frames: an empty side is
+    one missing (a half-copied sequence is left out and named, not an error ending a whole
+    evaluation), and an empty ``blur/`` beside ``blur_gamma/`` reads the latter. BSD keeps the
+    frames one level down, in ``RGB/`` (beside ``RAW/``), also in any case."""
     by_name = {d.name.lower(): d for d in _subdirs(seq)}
-    found = next((by_name[n] for n in names if n in by_name), None)
-    if found is None:
-        return None
-    # by name first: a side holds thousands of frames, each a stat to ask whether a folder
-    rgb = next((found / n for n in os.listdir(found) if n.lower() == "rgb"), None)
-    rgb = rgb if rgb is not None and rgb.is_dir() else None
-    return rgb if rgb is not None and not list_images(found) else found
+    for found in (by_name[n] for n in names if n in by_name):
+        # by name first: a side holds thousands of frames, each a stat to ask whether a folder
+        rgb = next((found / n for n in os.listdir(found) if n.lower() == "rgb"), None)
+        rgb = rgb if rgb is not None and rgb.is_dir() else None
+        side = rgb if rgb is not None and not _has_images(found) else found
+        if _has_images(side):
+            return side
+    return None
 
 
 def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
     """REDS' (split, blurred tree, sharp tree) under ``root``: ``<split>_blur`` (or
-    ``_blur_jpeg`` where there is no ``_blur``) beside ``<split>_sharp``, either maybe absent."""
+    ``_blur_jpeg`` where there is no ``_blur``) beside ``<split>_sharp``, either maybe absent;
+    and ``blur/<seq>/`` beside ``sharp/<seq>/`` (a side's usual names holding sequences, not
+    frames), whose split is '' (not where ``root`` is a sequence: BSD's ``Blur/RGB/``)."""
     trees: dict[str, dict[str, Path]] = {}
+    a_sequence = _frames_dir(root, BLUR_DIRS) or _frames_dir(root, SHARP_DIRS)
     for d in _subdirs(root):
         m = REDS_TREE.fullmatch(d.name)
         if m and not (_frames_dir(d, BLUR_DIRS) or _frames_dir(d, SHARP_DIRS)):  # `x_blur/blur/`
             trees.setdefault(m["split"], {})[m["kind"].lower()] = d
+        elif (name := d.name.lower()) in (*BLUR_DIRS, *SHARP_DIRS) and not a_sequence:
+            kinds = trees.setdefault("", {})
+            kinds.setdefault("blur" if name in BLUR_DIRS else "sharp", d)  # the first, by name
     return [(s, k.get("blur", k.get("blur_jpeg")), k.get("sharp")) for s, k in trees.items()]
 
 
 def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
     """REDS: ``<split>_blur/<seq>/`` beside ``<split>_sharp/<seq>/``; named ``<split>_<seq>``
-    since every split numbers from 000."""
+    since every split numbers from 000. A pair of trees holding their frames directly
+    (``office_blur/`` beside ``office_sharp/``) is one sequence, ``<split>``."""
     found = []
     for split, blur, sharp in _reds_trees(root):
         if blur is None or sharp is None:
             continue
+        if split and _has_images(blur) and _has_images(sharp):
+            found.append((split, blur, sharp))
+            continue
         for seq in _subdirs(blur):
             if (sharp / seq.name).is_dir():
-                found.append((f"{split}_{seq.name}", seq, sharp / seq.name))
+                found.append((f"{split}_{seq.name}" if split else seq.name, seq, sharp / seq.name))
     return found
 
 
@@ -211,10 +237,15 @@ def blurred_sides_note(folders: list[Path]) -> str | None:
     found = blurred_sides(list(dict.fromkeys(folders)))  # a --data folder is its own source
     if not found:
         return None
+    given = {os.path.abspath(f) for f in folders}
+    if any(os.path.abspath(f.parent) in given for f in found):  # that folder was given
+        how = f"name the sharp side beside it {'/, '.join(SHARP_DIRS)}/ (any case)"
+    else:
+        how = "give the folder that holds both sides (blur/ and sharp/)"
     return (  # three at most: REDS' train_blur holds 240 sequences
         f"note: {listed(found, None, most=3)}: named as the blurred side of a pair "
-        "layout, yet read as sharp frames under synthetic blur (blurred targets); give the "
-        "folder that holds both sides (blur/ and sharp/) to use the real pairs"
+        f"layout, yet read as sharp frames under synthetic blur (blurred targets); {how} to "
+        "use the real pairs"
     )
 
 
