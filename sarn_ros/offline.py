@@ -428,6 +428,21 @@ def deblur_folder(
     return report
 
 
+def restart_on_new_size(
+    engine: StreamDeblurrer,
+    sizes: dict[str | None, tuple[int, ...]],
+    stream: str | None,
+    frame: np.ndarray,
+    scale: float,
+) -> None:
+    """Restart ``stream`` where its frames' size changes but not their resized size (96x64
+    and 97x65 both become 48x32, one size to the engine), as the node does: the last frames
+    before the change took the new scene's as look-ahead."""
+    if scale < 1.0 and sizes.get(stream, frame.shape[:2]) != frame.shape[:2]:
+        engine.reset(stream, reason="resolution")
+    sizes[stream] = frame.shape[:2]
+
+
 def deblur_frames(
     frames: Iterator[tuple[int, np.ndarray | None, str | None]],
     dst: Path | str,
@@ -454,6 +469,7 @@ def deblur_frames(
                 tick()
 
         readable = 0
+        sizes: dict[str | None, tuple[int, ...]] = {}
         for i, img, name in frames:
             if window.done(readable):
                 break
@@ -464,6 +480,7 @@ def deblur_frames(
             readable += 1
             if not window.wants(readable - 1):
                 continue
+            restart_on_new_size(engine, sizes, None, img, scale)
             img = resize_by(np.ascontiguousarray(img), scale)
             if sbs:
                 inputs[i] = img
@@ -864,6 +881,7 @@ def deblur_bag(
                         tick()
 
                 readable = dict.fromkeys(chosen, 0)
+                input_sizes: dict[str | None, tuple[int, ...]] = {}
                 why_not: dict[str, str] = {}  # each topic's first skipped frame: why
                 for conn, receive, raw in bag_messages(reader, src):
                     if conn.id in out_conns:
@@ -888,6 +906,7 @@ def deblur_bag(
                     readable[conn.topic] += 1
                     if not window.wants(readable[conn.topic] - 1):
                         continue
+                    restart_on_new_size(engine, input_sizes, conn.topic, pixels, scale)
                     emit(
                         engine.push(
                             frame,

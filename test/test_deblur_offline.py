@@ -2100,3 +2100,34 @@ def test_a_signal_while_the_stop_handlers_are_set_is_a_stop_and_restores_them(mo
         assert getsignal(signal.SIGTERM) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_new_input_size_restarts_the_stream_under_resize_as_the_node_does(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """96x64 and 97x65 both become 48x32 at --resize 0.5: the node restarts there, `sarn
+    deblur` went on, its last frames before the change taking the new scene's as look-ahead."""
+    imgs = frames(3, h=64, w=96, seed=5) + [255 - f for f in frames(3, h=65, w=97, seed=6)]
+    from sarn_ros.data.datasets import resize_by
+
+    small = [resize_by(f, 0.5) for f in imgs]
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    expected = []
+    for i, f in enumerate(small):
+        if i == 3:
+            engine.reset(reason="resolution")
+        expected += engine.push(f, i * 100_000_000)
+    expected = [o.image for o in expected + engine.flush()]
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--resize", "0.5"]
+    write_folder(tmp_path / "in", imgs)
+    assert deblur(str(tmp_path / "in"), "-o", str(tmp_path / "out"), *weights).returncode == 0
+    for i, e in enumerate(expected):
+        assert np.array_equal(cv2.imread(str(tmp_path / "out" / f"{i}.png"))[..., ::-1], e), i
+    msgs = [bag_image(f, "rgb8", header(i, "cam")) for i, f in enumerate(imgs)]
+    (tmp_path / "bag").mkdir()
+    result = deblur_topics(tmp_path / "bag", {"/cam/image_raw": msgs}, *weights)
+    assert result.returncode == 0, result.stderr
+    bag = read_bag(tmp_path / "bag" / "out")
+    outs = messages(bag, "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
+    got = [np.frombuffer(o.data, np.uint8).reshape(o.height, o.width, 3) for o in outs]
+    assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
