@@ -2629,3 +2629,16 @@ def test_a_reused_set_gives_its_exposure_only_where_all_its_parts_share_one() ->
     args.blur_px, args.exposure = 6.0, 0.3  # given: kept, and validation follows --blur-px
     take_set_blur(args, {"synthetic_blur": [{"blur_px": 12.0, "exposure": 0.5}]})
     assert (args.blur_px, args.val_blur_px, args.exposure) == (6.0, None, 0.3)
+
+
+def test_pairs_are_cut_where_their_own_size_changes_not_their_downscaled_one() -> None:
+    """97x65 and 96x64 frames are both 48x32 at x0.5: cut after the downscale, one piece
+    ran across the change, where the node and `sarn eval` restart."""
+    from sarn_ros.tools.train import one_size_pieces
+
+    big, odd = blurry_sequence("a", n=2, h=64, w=96), blurry_sequence("b", n=2, h=65, w=97)
+    mixed = Sequence("v", [*big.blurred, *odd.blurred], [*big.sharp, *odd.sharp])
+    pieces = one_size_pieces(mixed, 0.5)
+    assert [(p.name, len(p.blurred)) for p in pieces] == [("v#1", 2), ("v#2", 2)]
+    assert {f.shape for p in pieces for f in (*p.blurred, *p.sharp)} == {(32, 48, 3)}
+    assert [p.name for p in one_size_pieces(big, 0.5)] == ["a"]

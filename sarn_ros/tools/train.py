@@ -41,6 +41,7 @@ from ..data.datasets import (
     no_pairs_error,
     pairs_once,
     read_pair,
+    resize_by,
     save_sequence,
     synthesize_folder,
     unique_name,
@@ -437,11 +438,11 @@ def iter_gather(
             scaled = replace(params, blur_px=params.blur_px * scale)
             if pairs:
                 for name, blur_dir, sharp_dir in seqs:
-                    seq = read_pair(name, blur_dir, sharp_dir, scale)
+                    seq = read_pair(name, blur_dir, sharp_dir)
                     seq.name = f"{name}_x{scale:g}"
                     # cut where the size changes, as a folder of frames is (it was counted as
                     # training data, then refused: "frames of several sizes")
-                    yield from one_size_pieces(seq)
+                    yield from one_size_pieces(seq, scale)
                 continue
             for src in sources:
                 src_kind = recording_kind(src)
@@ -904,8 +905,8 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     for note in notes:
         print(note)
     for found in found_by_root.values():
-        read = [read_pair(*seq, scale=real, max_frames=args.val_frames) for seq in found]
-        seqs += check_val_side(read, real)
+        read = [read_pair(*seq, max_frames=args.val_frames) for seq in found]
+        seqs += check_val_side([p for seq in read for p in one_size_pieces(seq, real)], real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
 
 
@@ -979,18 +980,23 @@ def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
     return seqs
 
 
-def one_size_pieces(seq: Sequence) -> list[Sequence]:
-    """``seq`` cut where its frame size changes: validation stacks a sequence's frames, and
-    ``sarn eval`` restarts the stream there too. Pairs of two sizes in one --val-pairs folder
-    ended a run with a stacking error at its first validation."""
+def one_size_pieces(seq: Sequence, scale: float = 1.0) -> list[Sequence]:
+    """``seq`` cut where its frame size changes, then each piece downscaled by ``scale``:
+    validation stacks a sequence's frames, and ``sarn eval`` and the node restart the stream
+    there too. Pairs of two sizes in one --val-pairs folder ended a run with a stacking error
+    at its first validation; cut after the resize, 96x64 and 97x65 at x0.5 were one piece."""
     cuts = [
         i for i in range(1, len(seq.blurred)) if seq.blurred[i].shape != seq.blurred[i - 1].shape
     ]
-    if not cuts:
-        return [seq]
+    if not cuts and scale == 1.0:
+        return [seq]  # as it is: a memory-mapped set's arrays stay arrays
     bounds = list(zip([0, *cuts], [*cuts, len(seq.blurred)], strict=True))
     return [
-        Sequence(f"{seq.name}#{k}", seq.blurred[a:b], seq.sharp[a:b])
+        Sequence(
+            f"{seq.name}#{k}" if cuts else seq.name,
+            [resize_by(f, scale) for f in seq.blurred[a:b]],
+            [resize_by(f, scale) for f in seq.sharp[a:b]],
+        )
         for k, (a, b) in enumerate(bounds, 1)
     ]
 
