@@ -849,11 +849,9 @@ def test_hidden_folders_and_files_are_no_sharp_material(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("blur", "sharp", "names"),
     [
-        ("seq/input", "seq/target", ["seq"]),  # MPRNet's and Restormer's GoPro copies
-        ("seq/lq", "seq/gt", ["seq"]),  # BasicSR's
-        ("seq/Blurred", "seq/GroundTruth", ["seq"]),
         ("office_blur", "office_sharp", ["office"]),  # a REDS-named pair holding its frames
         ("blur/seq", "sharp/seq", ["seq"]),  # sides holding sequences
+        ("Blur/seq/RGB", "Sharp/seq/RGB", ["seq"]),  # ... as BSD keeps its frames
     ],
 )
 def test_more_pair_layouts_are_read_as_pairs(tmp_path, blur, sharp, names):
@@ -867,9 +865,9 @@ def test_more_pair_layouts_are_read_as_pairs(tmp_path, blur, sharp, names):
     assert seq_values(seqs[0].blurred) == [30, 40] and seq_values(seqs[0].sharp) == [31, 41]
 
 
-def test_an_empty_side_is_one_missing_and_blur_gamma_stands_in_for_an_empty_blur(tmp_path):
-    """A sequence whose sharp/ was empty ended the whole evaluation ('3 blurred vs 0 sharp
-    frames') where a missing sharp/ was named and left out."""
+def test_an_empty_side_is_an_error_and_blur_gamma_stands_in_for_an_empty_blur(tmp_path):
+    """An empty blur/ beside blur_gamma/ was '0 blurred vs 3 sharp frames'. An empty sharp/
+    stays a side: left out, its blurred frames were trained on as sharp material."""
     files = ["1.png", "2.png", "3.png"]
     write(tmp_path / "good" / "blur", files, [30, 40, 50])
     write(tmp_path / "good" / "sharp", files, [31, 41, 51])
@@ -878,9 +876,12 @@ def test_an_empty_side_is_one_missing_and_blur_gamma_stands_in_for_an_empty_blur
     (tmp_path / "gamma" / "blur").mkdir(parents=True)
     write(tmp_path / "gamma" / "blur_gamma", files, [60, 70, 80])
     write(tmp_path / "gamma" / "sharp", files, [61, 71, 81])
-    assert [n for n, _, _ in find_pair_dirs(tmp_path)] == ["gamma", "good"]
-    assert unpaired_dirs(tmp_path) == [tmp_path / "half"]
+    assert [n for n, _, _ in find_pair_dirs(tmp_path)] == ["gamma", "good", "half"]
     assert seq_values(load_pairs(tmp_path / "gamma")[0].blurred) == [60, 70, 80]
+    with pytest.raises(ValueError, match="half: 3 blurred vs 0 sharp frames"):
+        load_pairs(tmp_path / "half")
+    with pytest.raises(ValueError, match="3 blurred vs 0 sharp frames"):
+        gather([tmp_path / "half"], BlurParams(blur_px=2.0), [1.0], 1, 2)
 
 
 def test_a_given_folder_with_an_unknown_sharp_side_is_told_to_name_it(tmp_path, capsys):
@@ -890,5 +891,21 @@ def test_a_given_folder_with_an_unknown_sharp_side_is_told_to_name_it(tmp_path, 
     gather([tmp_path / "scene"], BlurParams(blur_px=2.0), [1.0], 1, 2)
     out = capsys.readouterr().out
     assert f"note: {tmp_path / 'scene' / 'blur'}: named as the blurred side" in out
-    assert "name the sharp side beside it sharp/, gt/, target/, groundtruth/" in out
+    assert "name the sharp side beside it sharp/ or gt/ (any case)" in out
     assert "give the folder that holds both" not in out
+
+
+def test_sides_that_hold_no_frames_are_not_taken_for_trees(tmp_path, capsys):
+    """A BSD sequence with empty RGB/ folders was read as two: its Bayer RAW/ frames as RGB,
+    and RGB/; a REDS tree given alone was told to name a sharp/ inside it."""
+    seq = tmp_path / "train" / "000"
+    for side in ("Blur", "Sharp"):
+        write(seq / side / "RAW", ["1.png", "2.png"], [10, 20])
+        (seq / side / "RGB").mkdir()
+    assert [(n, b.name) for n, b, _ in find_pair_dirs(seq)] == [("000", "RGB")]
+    assert [(n, b.name) for n, b, _ in find_pair_dirs(tmp_path / "train")] == [("000", "RGB")]
+    reds = tmp_path / "REDS" / "train"
+    write(reds / "train_blur" / "000", ["1.png", "2.png", "3.png"], [60, 70, 80])
+    write(reds / "train_sharp" / "000", ["1.png", "2.png", "3.png"], [61, 71, 81])
+    gather([reds / "train_blur"], BlurParams(blur_px=2.0), [1.0], 1, 2)
+    assert "give the folder that holds both sides" in capsys.readouterr().out

@@ -9,9 +9,8 @@ Accepted layouts (``root`` may hold one sequence or many):
 - REDS: ``REDS/{train,val}/{train,val}_{blur,blur_jpeg,sharp}/<seq>/`` (blurred and sharp
   sequences in sibling trees; pass the split folder)
 - RealBlur and the like: ``<root>/<seq>/{blur,gt}/`` or ``<root>/<seq>/{blur,sharp}/``
-  (folder names in any case, also MPRNet's ``input``/``target`` and BasicSR's ``lq``/``gt``);
-  ``<name>_blur/`` beside ``<name>_sharp/`` holding frames, or ``blur/<seq>/`` beside
-  ``sharp/<seq>/``
+  (folder names in any case); ``<name>_blur/`` beside ``<name>_sharp/`` holding frames, or
+  ``blur/<seq>/`` beside ``sharp/<seq>/``
 - sharp only (for synthesis): a folder of frames (a video) or of stills.
 
 A pre-built training set (``.npz`` per sequence, :func:`save_sequence`) is memory-mapped by
@@ -39,10 +38,8 @@ from ..image_files import imread
 from .blur_synth import BlurParams, synthesize
 
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-# matched in any case (BSD: Blur, Sharp); the first with frames is read (MPRNet's and
-# Restormer's GoPro copies: input/ and target/; BasicSR's: lq/ and gt/)
-BLUR_DIRS = ("blur", "input", "blur_gamma", "blurred", "blurry", "lq")
-SHARP_DIRS = ("sharp", "gt", "target", "groundtruth")
+BLUR_DIRS = ("blur", "input", "blur_gamma")  # matched in any case (BSD: Blur, Sharp)
+SHARP_DIRS = ("sharp", "gt")
 REDS_TREE = re.compile(r"(?P<split>.+)_(?P<kind>blur|blur_jpeg|sharp)", re.IGNORECASE)
 
 
@@ -132,34 +129,39 @@ def _has_images(folder: Path) -> bool:
         )
 
 
+def _side(found: Path) -> Path | None:
+    """The frames folder a folder named as a side stands for: itself, or where it has no
+    frames of its own BSD's ``RGB/`` in it (beside ``RAW/``, in any case); None where it holds
+    sequences instead (``blur/<seq>/``, a tree: :func:`_reds_trees`). An empty one is a side
+    all the same: its pair is an error naming it, not a sequence left out unsaid."""
+    if _has_images(found):
+        return found
+    # by name first: a side holds thousands of frames, each a stat to ask whether a folder
+    rgb = next((found / n for n in os.listdir(found) if n.lower() == "rgb"), None)
+    if rgb is not None and rgb.is_dir():
+        return rgb
+    return None if _subdirs(found) else found
+
+
 def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
-    """The first of ``names`` under ``seq``, in any case, that holds frames: an empty side is
-    one missing (a half-copied sequence is left out and named, not an error ending a whole
-    evaluation), and an empty ``blur/`` beside ``blur_gamma/`` reads the latter. BSD keeps the
-    frames one level down, in ``RGB/`` (beside ``RAW/``), also in any case."""
+    """The first of ``names`` under ``seq``, in any case, that holds frames, else the first
+    (empty): an empty ``blur/`` beside ``blur_gamma/`` reads the latter."""
     by_name = {d.name.lower(): d for d in _subdirs(seq)}
-    for found in (by_name[n] for n in names if n in by_name):
-        # by name first: a side holds thousands of frames, each a stat to ask whether a folder
-        rgb = next((found / n for n in os.listdir(found) if n.lower() == "rgb"), None)
-        rgb = rgb if rgb is not None and rgb.is_dir() else None
-        side = rgb if rgb is not None and not _has_images(found) else found
-        if _has_images(side):
-            return side
-    return None
+    sides = [s for n in names if n in by_name if (s := _side(by_name[n])) is not None]
+    return next((s for s in sides if _has_images(s)), sides[0] if sides else None)
 
 
 def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
     """REDS' (split, blurred tree, sharp tree) under ``root``: ``<split>_blur`` (or
     ``_blur_jpeg`` where there is no ``_blur``) beside ``<split>_sharp``, either maybe absent;
     and ``blur/<seq>/`` beside ``sharp/<seq>/`` (a side's usual names holding sequences, not
-    frames), whose split is '' (not where ``root`` is a sequence: BSD's ``Blur/RGB/``)."""
+    frames or BSD's ``RGB/``), whose split is ''."""
     trees: dict[str, dict[str, Path]] = {}
-    a_sequence = _frames_dir(root, BLUR_DIRS) or _frames_dir(root, SHARP_DIRS)
     for d in _subdirs(root):
         m = REDS_TREE.fullmatch(d.name)
         if m and not (_frames_dir(d, BLUR_DIRS) or _frames_dir(d, SHARP_DIRS)):  # `x_blur/blur/`
             trees.setdefault(m["split"], {})[m["kind"].lower()] = d
-        elif (name := d.name.lower()) in (*BLUR_DIRS, *SHARP_DIRS) and not a_sequence:
+        elif (name := d.name.lower()) in (*BLUR_DIRS, *SHARP_DIRS) and _side(d) is None:
             kinds = trees.setdefault("", {})
             kinds.setdefault("blur" if name in BLUR_DIRS else "sharp", d)  # the first, by name
     return [(s, k.get("blur", k.get("blur_jpeg")), k.get("sharp")) for s, k in trees.items()]
@@ -177,8 +179,9 @@ def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
             found.append((split, blur, sharp))
             continue
         for seq in _subdirs(blur):
-            if (sharp / seq.name).is_dir():
-                found.append((f"{split}_{seq.name}" if split else seq.name, seq, sharp / seq.name))
+            if (sharp / seq.name).is_dir():  # its frames maybe in RGB/, as BSD keeps them
+                sides = [_side(s) or s for s in (seq, sharp / seq.name)]
+                found.append((f"{split}_{seq.name}" if split else seq.name, *sides))
     return found
 
 
@@ -238,8 +241,8 @@ def blurred_sides_note(folders: list[Path]) -> str | None:
     if not found:
         return None
     given = {os.path.abspath(f) for f in folders}
-    if any(os.path.abspath(f.parent) in given for f in found):  # that folder was given
-        how = f"name the sharp side beside it {'/, '.join(SHARP_DIRS)}/ (any case)"
+    if any(f.name.lower() in BLUR_DIRS and os.path.abspath(f.parent) in given for f in found):
+        how = "name the sharp side beside it sharp/ or gt/ (any case)"  # its folder was given
     else:
         how = "give the folder that holds both sides (blur/ and sharp/)"
     return (  # three at most: REDS' train_blur holds 240 sequences
