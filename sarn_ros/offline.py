@@ -324,6 +324,9 @@ class FrameSink:
         try:
             if self.writer is not None:
                 self.writer.release()
+        except Exception:  # a video not finished: no name of its own
+            keep = False
+            raise
         finally:
             if keep:
                 os.replace(self.part, self.dst)
@@ -683,9 +686,10 @@ def check_new_bag(dst: Path) -> None:
     if dst.exists():
         raise InputError(f"output bag {dst} already exists")
     if dst.suffix.lower() in (".db3", ".mcap"):
+        folder = dst.with_suffix("")
         raise InputError(
             f"output bag {dst}: a bag is written as a folder, its storage the input's: name the "
-            f"folder (-o {dst.with_suffix('')})"
+            "folder" + ("" if folder.exists() else f" (-o {folder})")
         )
 
 

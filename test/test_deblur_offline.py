@@ -1735,6 +1735,16 @@ def test_a_stop_during_the_videos_release_still_gives_it_its_name(tmp_path, monk
         sink.write(frames(1)[0], "0.png")
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
 
+    class FailedAtRelease(StoppedAtRelease):
+        def release(self):
+            self.writer.release()
+            raise cv2.error("disk full")  # an unfinished video: not given the name
+
+    monkeypatch.setattr(offline.FrameSink, "open_writer", lambda s: FailedAtRelease(opened(s)))
+    with pytest.raises(cv2.error), FrameSink(tmp_path / "three.mp4", 10.0) as sink:
+        sink.write(frames(1)[0], "0.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
 
 def test_frames_of_two_sizes_in_a_video_are_named_by_their_own_sizes(tmp_path):
     """The error named the first frame's padded size (102x78 for a 101x77 frame)."""
