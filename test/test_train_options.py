@@ -564,6 +564,12 @@ def test_a_video_given_itself_and_in_its_folder_is_trained_on_once(tmp_path: Pat
     out = capsys.readouterr().out
     assert f"note: --data {db3} repeats {db3} of an earlier --data: read once\n" in out
     assert "training data: 2 sequences, 8 frames" in out
+    # ... and given before the bag: read within it all the same (it was read twice)
+    args[1], args[-1] = str(tmp_path / "bags"), str(tmp_path / "r5")
+    assert tiny_train(tmp_path, db3, *args) == 0
+    out = capsys.readouterr().out
+    assert f"note: --data {db3} repeats {db3} of --data {tmp_path / 'bags'}: read once\n" in out
+    assert "training data: 2 sequences, 8 frames" in out
 
 
 def test_a_data_file_that_is_no_recording_is_refused_before_any_is_built(

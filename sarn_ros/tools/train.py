@@ -407,27 +407,33 @@ def iter_gather(
     time."""
     kept: dict[Path, set[str]] = {}  # per recording, for every scale
     owners: dict[str, dict[str, int]] = {}  # the sources seen under each seed name
-    # what earlier --data read: a video given itself and in its folder, or a sequence in a
-    # folder of pairs and in a link to it, was trained on twice
-    taken: set[Path] = set()
-    paired: set[tuple[Path, Path]] = set()
+    # a video given itself and in its folder, or a sequence in a folder of pairs and in a link
+    # to it, was trained on twice; and a split bag's part before the bag
+    plans = []
     for root in folders:
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         found = find_pair_dirs(root) if root.is_dir() else []
+        plans.append((root, kind, found, [] if found else [root] if kind else visible(root)))
+    within = read_within([[read_units(src) for src in plan[3]] for plan in plans])
+    paired: set[tuple[Path, Path]] = set()
+    for i, (root, kind, found, sources) in enumerate(plans):
         pairs = bool(found)
         note_left_out(root, found, kind)
-        sources = [] if pairs else [root] if kind else visible(root)
-        repeated = [src for src in sources if read_units(src) <= taken]  # a split bag's part
+        repeated: dict[str, list[Path]] = {}  # by where they are read
+        for src, owner in zip(sources, within[i], strict=True):
+            if owner is not None:
+                where = "an earlier --data" if owner < i else f"--data {plans[owner][0]}"
+                repeated.setdefault(where, []).append(src)
         seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
-        repeated += [b.parent for n, b, s in found if (n, b, s) not in seqs]
-        if repeated and int(os.environ.get("RANK", 0)) == 0:
-            print(
-                f"note: --data {root} repeats {listed(repeated, None)} of an earlier --data: "
-                "read once",
-                flush=True,
-            )
-        sources = [src for src in sources if src not in repeated]
-        taken.update(*map(read_units, sources))  # a bag, its .db3
+        if again := [b.parent for n, b, s in found if (n, b, s) not in seqs]:
+            repeated.setdefault("an earlier --data", []).extend(again)
+        for where, items in repeated.items():
+            if int(os.environ.get("RANK", 0)) == 0:
+                print(
+                    f"note: --data {root} repeats {listed(items, None)} of {where}: read once",
+                    flush=True,
+                )
+        sources = [src for src, owner in zip(sources, within[i], strict=True) if owner is None]
         paired.update((b.resolve(), s.resolve()) for _, b, s in seqs)
         note = None if pairs else blurred_sides_note([root, *sources])
         if note and int(os.environ.get("RANK", 0)) == 0:
@@ -978,6 +984,21 @@ def check_val_side(seqs: list[Sequence], scale: float) -> list[Sequence]:
                 + ("a larger --val-scale" if scale < 1 else "larger held-out frames")
             )
     return seqs
+
+
+def read_within(units: list[list[set[Path]]]) -> list[list[int | None]]:
+    """For each --data's sources (``units``: what each reads, :func:`read_units`), the index
+    of the --data whose source reads all it does and more, or as much and comes first; None
+    for a source read here. Whatever the order: a split bag's part given before the bag was
+    read again within it."""
+    flat = [(i, u) for i, sources in enumerate(units) for u in sources]
+    owners: list[list[int | None]] = [[] for _ in units]
+    for k, (i, u) in enumerate(flat):
+        wider = [j for j, (_, w) in enumerate(flat) if j != k and u <= w]
+        wider = [j for j in wider if (len(flat[j][1]), -j) > (len(u), -k)]
+        best = max(wider, key=lambda j: (len(flat[j][1]), -j), default=None)
+        owners[i].append(None if best is None else flat[best][0])
+    return owners
 
 
 def one_size_pieces(seq: Sequence, scale: float = 1.0) -> list[Sequence]:
