@@ -536,15 +536,16 @@ def is_deblurred(topic: str) -> bool:
 
 
 def choose_topics(
-    available: dict[str, str], topics: list[str] | None
+    available: dict[str, str], topics: list[str] | None, counts: dict[str, int] | None = None
 ) -> tuple[list[str], dict[str, str]]:
     """The bag topics to deblur, and why each other image topic is not.
 
     Each chosen topic becomes ``<ns>/deblurred/image_raw``, so there is one per camera
     namespace. By default depth/disparity topics and deblurred outputs are left out, and of a
     camera recorded both raw and compressed (a common recording) the raw Image is taken
-    (lossless), then ``image_raw`` over other names. Topics asked for by name are taken as
-    they are, but must not share a camera.
+    (lossless), then ``image_raw`` over other names; a topic without messages (``counts``)
+    last: a recorder subscribed to both, with only the compressed one published, lost the
+    camera. Topics asked for by name are taken as they are, but must not share a camera.
     """
     if topics:
         topics = list(dict.fromkeys(topics))  # one given twice is one topic, not two cameras
@@ -569,6 +570,7 @@ def choose_topics(
         best = min(
             group,
             key=lambda t: (
+                counts is not None and not counts.get(t),
                 available[t].endswith("CompressedImage"),
                 t.rstrip("/").split("/")[-1] != "image_raw",
                 t,
@@ -605,7 +607,10 @@ def bag_topics(
     if not available:
         raise InputError(f"no sensor_msgs/Image or CompressedImage topic in {src}")
     try:
-        chosen, ignored = choose_topics(available, topics)
+        counts: dict[str, int] = {}
+        for c in reader.connections:
+            counts[c.topic] = counts.get(c.topic, 0) + c.msgcount
+        chosen, ignored = choose_topics(available, topics, counts)
     except InputError as exc:  # which bag: --topics also applies to a --val-sharp one
         raise InputError(f"{src}: {exc}") from None
     if not chosen:

@@ -756,6 +756,10 @@ def test_one_topic_per_camera_raw_preferred_depth_left_out():
         choose_topics(available, ["/cam/image_raw", "/cam/image_raw/compressed"])
     with pytest.raises(InputError, match="not in the bag"):
         choose_topics(available, ["/other/image_raw"])
+    # a recorder subscribed to both, only the compressed one published: the camera was lost
+    counts = dict.fromkeys(available, 5) | {"/cam/image_raw": 0}
+    chosen, ignored = choose_topics(available, None, counts)
+    assert "/cam/image_raw/compressed" in chosen and "/cam/image_raw" in ignored
 
 
 def test_bag_recorded_raw_and_compressed(tmp_path, tiny_recurrent_checkpoint):
