@@ -711,3 +711,19 @@ def test_debayer_reaches_a_bag_read_for_synthetic_blur(tmp_path) -> None:
         h, w = seq.sharp[0].shape[:2]
         my, mx = (frames[0].shape[0] - h) // 2, (frames[0].shape[1] - w) // 2
         assert np.array_equal(seq.sharp[0], frames[0][my : my + h, mx : mx + w]), debayer
+
+
+def test_a_size_change_that_downscales_to_one_size_is_said(tmp_path, caplog) -> None:
+    """96x64 and 97x65 frames are both 48x32 at x0.5: the stream was cut, and the warning
+    gave no reason (changes were counted on the downscaled frames)."""
+    imgs = [cv2.resize(f, (96, 64)) for f in grey_frames(3)]
+    imgs += [cv2.resize(f, (97, 65)) for f in grey_frames(3, seed=1)]
+    with Writer(tmp_path / "run", version=9) as w:
+        cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(imgs):
+            msg = bag_image(img, "mono8", header(i, "cam"))
+            w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    with caplog.at_level(logging.WARNING):
+        _, streams = read_streams(tmp_path / "run", scale=0.5)
+    assert [len(frames) for _, frames in streams] == [3, 3]
+    assert "restarts there: once where the frame size or format changed" in caplog.text
