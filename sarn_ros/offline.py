@@ -105,7 +105,12 @@ def holds_images(folder: Path) -> bool:
 
 
 def _is_bag_dir(path: Path) -> bool:
-    return (path / "metadata.yaml").exists() or any(path.glob("*.db3")) or any(path.glob("*.mcap"))
+    """A bag's folder, or one cut short (no metadata.yaml yet: reindexed, not read file by
+    file). Not a folder of several bare .mcap files: each is a recording of its own, which
+    reindexing would merge into one."""
+    if (path / "metadata.yaml").exists() or any(path.glob("*.db3")):
+        return True
+    return len(list(itertools.islice(path.glob("*.mcap"), 2))) == 1
 
 
 def recording_of(path: str | Path) -> Path:
@@ -143,7 +148,9 @@ def kind_of(path: Path) -> str:
             subs = [
                 d.name
                 for d in inside
-                if (d.is_dir() and _is_bag_dir(d)) or d.suffix.lower() in VIDEO_EXTS
+                if (d.is_dir() and _is_bag_dir(d))
+                or d.suffix.lower() in VIDEO_EXTS
+                or d.suffix == ".mcap"
             ]
         more = ", ..." if len(subs) > 3 else ""
         hint = f" ({what} {', '.join(subs[:3])}{more}: give one)" if subs else ""

@@ -727,3 +727,25 @@ def test_a_size_change_that_downscales_to_one_size_is_said(tmp_path, caplog) -> 
         _, streams = read_streams(tmp_path / "run", scale=0.5)
     assert [len(frames) for _, frames in streams] == [3, 3]
     assert "restarts there: once where the frame size or format changed" in caplog.text
+
+
+def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path) -> None:
+    """Any .mcap made a folder a bag: two separate recordings were refused as one bag cut
+    short, with advice (`ros2 bag reindex`) that would merge them."""
+    from sarn_ros.offline import kind_of
+    from sarn_ros.recordings import synthetic_sequences
+
+    (tmp_path / "solo").mkdir()
+    for k in (1, 2):
+        write_camera_bag(tmp_path / f"b{k}", grey_frames(4, seed=k), plugin=StoragePlugin.MCAP)
+        (mcap,) = (tmp_path / f"b{k}").glob("*.mcap")
+        mcap.rename(tmp_path / "solo" / f"run{k}.mcap")
+    with pytest.raises(InputError, match=r"recordings in it run1\.mcap, run2\.mcap: give one"):
+        kind_of(tmp_path / "solo")
+    seqs = synthetic_sequences(tmp_path / "solo", seed=1, params=BlurParams(blur_px=2.0))
+    assert [(s.name, len(s.sharp)) for s in seqs] == [
+        ("run1/cam/image_raw", 4),
+        ("run2/cam/image_raw", 4),
+    ]
+    (tmp_path / "solo" / "run2.mcap").unlink()  # one bare file: a bag cut short, as before
+    assert kind_of(tmp_path / "solo") == "bag"
