@@ -99,7 +99,11 @@ class Recording:
         finally:
             if self.skipped:
                 s = "" if self.skipped == 1 else "s"
-                log.warning("%s: %d unreadable frame%s skipped", self.path, self.skipped, s)
+                # the first reason (32FC1 holds no colour): a run left without frames told
+                # only of clip lengths and stamp gaps
+                why = next(iter(self.why_skipped.values()), None)
+                why = f" ({why})" if why else ""
+                log.warning("%s: %d unreadable frame%s skipped%s", self.path, self.skipped, s, why)
 
     def _folder(self) -> Iterator[tuple[str, np.ndarray]]:
         for p in list_images(self.path):

@@ -749,3 +749,16 @@ def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path) ->
     ]
     (tmp_path / "solo" / "run2.mcap").unlink()  # one bare file: a bag cut short, as before
     assert kind_of(tmp_path / "solo") == "bag"
+
+
+def test_a_bag_of_frames_nothing_can_deblur_says_why(tmp_path, caplog) -> None:
+    """Training on a thermal camera's 32FC1 bag ended in an error about clip lengths and stamp
+    gaps; the frames' own reason was never given."""
+    with Writer(tmp_path / "thermal", version=9) as w:
+        cam = w.add_connection("/cam/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+        for i, img in enumerate(grey_frames(4)):
+            msg = bag_image(img.astype(np.float32), "32FC1", header(i, "cam"))
+            w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="no training images"):
+        gather([tmp_path / "thermal"], BlurParams(blur_px=2.0), [1.0], 1, 2)
+    assert "4 unreadable frames skipped ('32FC1' holds no colour" in caplog.text
