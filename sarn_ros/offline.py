@@ -132,6 +132,9 @@ def read_units(path: str | Path) -> set[Path]:
     return {rec}
 
 
+_SAID: set[Path] = set()  # the parts of split bags warned of
+
+
 def kind_of(path: Path) -> str:
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
@@ -157,7 +160,9 @@ def kind_of(path: Path) -> str:
         raise InputError(f"no images or rosbag2 in {path}{hint}")
     if path.suffix in (".db3", ".mcap"):
         parts = sorted(path.parent.glob(f"*{path.suffix}"))
-        if len(parts) > 1 and (path.parent / "metadata.yaml").exists():  # split by size
+        # split by size; said once, though each tool asks what a path is several times
+        if len(parts) > 1 and (path.parent / "metadata.yaml").exists() and path not in _SAID:
+            _SAID.add(path)
             log.warning(
                 "%s is one of the %d files of the bag %s: only it is read (give the folder "
                 "for the whole recording)",

@@ -762,3 +762,23 @@ def test_a_bag_of_frames_nothing_can_deblur_says_why(tmp_path, caplog) -> None:
     with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="no training images"):
         gather([tmp_path / "thermal"], BlurParams(blur_px=2.0), [1.0], 1, 2)
     assert "4 unreadable frames skipped ('32FC1' holds no colour" in caplog.text
+
+
+def test_a_split_bags_part_beside_the_bag_is_scored_once_and_warned_of_once(
+    tmp_path, caplog
+) -> None:
+    """`sarn eval --no-gt bag bag/bag_1.db3` scored the part's frames twice, as two rows, and
+    the "one of the 2 files" warning came once per look at the path."""
+    from sarn_ros.offline import kind_of
+
+    write_camera_bag(tmp_path / "bag", grey_frames(4))
+    (db3,) = (tmp_path / "bag").glob("*.db3")
+    part = db3.with_name("bag_1.db3")
+    part.write_bytes(db3.read_bytes())  # a second file, as a bag split by size has
+    with caplog.at_level(logging.WARNING):
+        assert read_once([part, tmp_path / "bag"], "--no-gt") == (
+            [tmp_path / "bag"],
+            [f"note: --no-gt {part} is read within --no-gt {tmp_path / 'bag'}: scored there, once"],
+        )
+        kind_of(part)
+    assert caplog.text.count("is one of the 2 files of the bag") == 1

@@ -234,6 +234,9 @@ def evaluate(args: argparse.Namespace) -> int:
             synthetic += found
             roots += [("--synthetic", str(d))] * len(found)
         nogt = []  # (name, frames, input) of the streams without ground truth
+        args.no_gt, notes = read_once(args.no_gt, "--no-gt")
+        for note in notes:
+            print(note, file=sys.stderr)
         for d in args.no_gt:
             streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
             nogt += [(name, frames, str(d)) for name, frames in streams]
@@ -492,10 +495,11 @@ def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
     return shown
 
 
-def read_once(sources: list[Path]) -> tuple[list[Path], list[str]]:
-    """The --synthetic sources without those another reads whole (`--synthetic a a/s2` scored
-    s2 twice, as a second row), with a note for each left out: kept under the one that reads
-    the most, a folder before the one recording it holds, the first given of equals."""
+def read_once(sources: list[Path], option: str = "--synthetic") -> tuple[list[Path], list[str]]:
+    """The sources of ``option`` without those another reads whole (`--synthetic a a/s2`
+    scored s2 twice, as a second row; `--no-gt bag bag/bag_1.db3` a split bag's part), with a
+    note for each left out: kept under the one that reads the most, a folder before the one
+    recording it holds, the first given of equals."""
     from ..recordings import recording_kind, sharp_recordings
 
     reads = [set().union(*map(read_units, sharp_recordings(d))) for d in sources]
@@ -506,7 +510,7 @@ def read_once(sources: list[Path]) -> tuple[list[Path], list[str]]:
         if wider:
             owner = sources[max(wider, key=rank.__getitem__)]
             notes.append(
-                f"note: --synthetic {d} is read within --synthetic {owner}: scored there, once"
+                f"note: {option} {d} is read within {option} {owner}: scored there, once"
             )
         else:
             kept.append(d)
