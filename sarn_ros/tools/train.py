@@ -457,8 +457,10 @@ def iter_gather(
                         kept[src], total, floor = sharpest_clips(
                             src, clip_frames, sharpest, topics, debayer, max_gap_s, min_frames
                         )
-                        of = f"{total} clips" + (f" of {floor} frames or more" if floor > 1 else "")
-                        print(f"{src}: the {len(kept[src])} sharpest of {of}", flush=True)
+                        of = plural(total, "clip")
+                        of += f" of {floor} frames or more" if floor > 1 else ""
+                        if int(os.environ.get("RANK", 0)) == 0:  # one line, not one per GPU
+                            print(f"{src}: the {len(kept[src])} sharpest of {of}", flush=True)
                     clips = iter_clips(src, clip_frames, scale, topics, debayer, max_gap_s)
                     for name, clip in clips:
                         if src in kept and name not in kept[src]:
