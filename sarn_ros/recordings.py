@@ -191,7 +191,15 @@ def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
             f"note: {option} {source}: not read: {listed([b.parent for _, b, _ in pairs], source)} "
             f"(blurred/sharp pairs: give them to {instead})"
         )
-    return blurred_sides_note([source])
+    notes = [blurred_sides_note([source])]
+    if recording_kind(source) == "folder":  # its own frames: a figure "all K of" it, unsaid
+        out = [p for p in visible(source) if p.is_dir() or recording_kind(p) in ("video", "bag")]
+        if out:
+            notes.append(
+                f"note: {option} {source}: not read: {listed(out, source)} (only the images "
+                f"directly in a folder of images are read; give them as their own {option})"
+            )
+    return "\n".join(n for n in notes if n) or None
 
 
 def pairs_left_out(

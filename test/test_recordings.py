@@ -782,3 +782,20 @@ def test_a_split_bags_part_beside_the_bag_is_scored_once_and_warned_of_once(
         )
         kind_of(part)
     assert caplog.text.count("is one of the 2 files of the bag") == 1
+
+
+def test_what_a_folder_of_images_holds_beside_them_is_named_not_read(tmp_path) -> None:
+    """`sarn eval --synthetic` of a folder of images with a video and a sub-folder scored the
+    images alone, its pooled row "all 3 of" the folder, without a word."""
+    from sarn_ros.recordings import sharp_source_note
+
+    imgs = grey_frames(3)
+    for i, img in enumerate(imgs):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+    write_video(tmp_path / "clip.mp4", imgs)
+    (tmp_path / "more").mkdir()
+    cv2.imwrite(str(tmp_path / "more" / "0.png"), imgs[0])
+    assert sharp_source_note("--synthetic", tmp_path, "--pairs") == (
+        f"note: --synthetic {tmp_path}: not read: clip.mp4, more (only the images directly in a "
+        "folder of images are read; give them as their own --synthetic)"
+    )
