@@ -16,6 +16,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -106,11 +107,14 @@ def holds_images(folder: Path) -> bool:
 
 def _is_bag_dir(path: Path) -> bool:
     """A bag's folder, or one cut short (no metadata.yaml yet: reindexed, not read file by
-    file). Not a folder of several bare .mcap files: each is a recording of its own, which
-    reindexing would merge into one."""
+    file), its .mcap files one or named as rosbag2 names a split recording's parts
+    (``<folder>_<n>.mcap``). Not a folder of other bare .mcap files: each is a recording of its
+    own, which reindexing would merge into one."""
     if (path / "metadata.yaml").exists() or any(path.glob("*.db3")):
         return True
-    return len(list(itertools.islice(path.glob("*.mcap"), 2))) == 1
+    parts = [p.name for p in path.glob("*.mcap")]
+    split = re.compile(rf"{re.escape(path.name)}_\d+\.mcap")
+    return len(parts) == 1 or (bool(parts) and all(split.fullmatch(p) for p in parts))
 
 
 def recording_of(path: str | Path) -> Path:
@@ -161,8 +165,9 @@ def kind_of(path: Path) -> str:
     if path.suffix in (".db3", ".mcap"):
         parts = sorted(path.parent.glob(f"*{path.suffix}"))
         # split by size; said once, though each tool asks what a path is several times
-        if len(parts) > 1 and (path.parent / "metadata.yaml").exists() and path not in _SAID:
-            _SAID.add(path)
+        said = path.resolve()
+        if len(parts) > 1 and (path.parent / "metadata.yaml").exists() and said not in _SAID:
+            _SAID.add(said)
             log.warning(
                 "%s is one of the %d files of the bag %s: only it is read (give the folder "
                 "for the whole recording)",

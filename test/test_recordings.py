@@ -749,6 +749,12 @@ def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path) ->
     ]
     (tmp_path / "solo" / "run2.mcap").unlink()  # one bare file: a bag cut short, as before
     assert kind_of(tmp_path / "solo") == "bag"
+    # ... as are a split recording's parts, named so by rosbag2: reindexed, not read apart
+    (tmp_path / "solo" / "run1.mcap").rename(tmp_path / "solo" / "solo_0.mcap")
+    (tmp_path / "solo" / "solo_1.mcap").write_bytes(
+        (tmp_path / "solo" / "solo_0.mcap").read_bytes()
+    )
+    assert kind_of(tmp_path / "solo") == "bag"
 
 
 def test_a_bag_of_frames_nothing_can_deblur_says_why(tmp_path, caplog) -> None:
@@ -761,7 +767,7 @@ def test_a_bag_of_frames_nothing_can_deblur_says_why(tmp_path, caplog) -> None:
             w.write(cam, 10 * i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
     with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match="no training images"):
         gather([tmp_path / "thermal"], BlurParams(blur_px=2.0), [1.0], 1, 2)
-    assert "4 unreadable frames skipped ('32FC1' holds no colour" in caplog.text
+    assert "4 unreadable frames skipped (first: '32FC1' holds no colour" in caplog.text
 
 
 def test_a_split_bags_part_beside_the_bag_is_scored_once_and_warned_of_once(
@@ -793,9 +799,11 @@ def test_what_a_folder_of_images_holds_beside_them_is_named_not_read(tmp_path) -
     for i, img in enumerate(imgs):
         cv2.imwrite(str(tmp_path / f"{i}.png"), img)
     write_video(tmp_path / "clip.mp4", imgs)
-    (tmp_path / "more").mkdir()
-    cv2.imwrite(str(tmp_path / "more" / "0.png"), imgs[0])
+    for sub in ("more", "blur"):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "0.png"), imgs[0])
     assert sharp_source_note("--synthetic", tmp_path, "--pairs") == (
         f"note: --synthetic {tmp_path}: not read: clip.mp4, more (only the images directly in a "
-        "folder of images are read; give them as their own --synthetic)"
+        f"folder of images are read)\nnote: --synthetic {tmp_path}: not read: blur (one side of "
+        "a blurred/sharp pair layout)"
     )
