@@ -626,3 +626,27 @@ def test_a_pair_sequence_that_changes_size_is_trained_on_in_pieces(tmp_path: Pat
         ("q_x1#1", 4, (48, 64, 3)),
         ("q_x1#2", 4, (60, 80, 3)),
     ]
+
+
+def test_read_within_keeps_the_widest_source_then_the_first() -> None:
+    """Each source read once, whatever the --data order; two different ones both kept."""
+    from sarn_ros.tools.train import read_within
+
+    a, b, c = Path("/r/a.db3"), Path("/r/b.db3"), Path("/v/c.mp4")
+    units = [[{a}], [{a, b}, {c}], [{c}], [{a}]]
+    assert read_within(units) == [[1], [None, None], [1], [1]]
+    assert read_within([[{a}, {a}]]) == [[None, 0]]  # a link beside its target: one folder
+
+
+def test_a_link_beside_its_target_is_noted_within_its_own_data(tmp_path: Path, capsys) -> None:
+    """The note said the folder repeated a file "of --data <the folder itself>"."""
+    from test_training import sharp_mp4
+
+    (tmp_path / "vids").mkdir()
+    video = sharp_mp4(tmp_path / "vids" / "a.mp4")
+    (tmp_path / "vids" / "b.mp4").symlink_to(video)
+    args = ["--clip-frames", "4", "--clip-len", "1", "--steps", "0"]
+    assert tiny_train(tmp_path, tmp_path / "vids", *args) == 0
+    out = capsys.readouterr().out
+    note = f"note: --data {tmp_path / 'vids'} repeats {tmp_path / 'vids' / 'b.mp4'} of another"
+    assert note in out and "training data: 3 sequences, 12 frames" in out

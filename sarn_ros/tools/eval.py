@@ -509,9 +509,7 @@ def read_once(sources: list[Path], option: str = "--synthetic") -> tuple[list[Pa
         wider = [j for j, r in enumerate(reads) if reads[i] and reads[i] <= r and rank[j] > rank[i]]
         if wider:
             owner = sources[max(wider, key=rank.__getitem__)]
-            notes.append(
-                f"note: {option} {d} is read within {option} {owner}: scored there, once"
-            )
+            notes.append(f"note: {option} {d} is read within {option} {owner}: scored there, once")
         else:
             kept.append(d)
     return kept, notes

@@ -422,7 +422,13 @@ def iter_gather(
         repeated: dict[str, list[Path]] = {}  # by where they are read
         for src, owner in zip(sources, within[i], strict=True):
             if owner is not None:
-                where = "an earlier --data" if owner < i else f"--data {plans[owner][0]}"
+                where = (  # a link beside its target in one folder: the folder itself
+                    "an earlier --data"
+                    if owner < i
+                    else "another of its own sources"
+                    if owner == i
+                    else f"--data {plans[owner][0]}"
+                )
                 repeated.setdefault(where, []).append(src)
         seqs = [(n, b, s) for n, b, s in found if (b.resolve(), s.resolve()) not in paired]
         if again := [b.parent for n, b, s in found if (n, b, s) not in seqs]:
@@ -994,9 +1000,13 @@ def read_within(units: list[list[set[Path]]]) -> list[list[int | None]]:
     for a source read here. Whatever the order: a split bag's part given before the bag was
     read again within it."""
     flat = [(i, u) for i, sources in enumerate(units) for u in sources]
+    holding: dict[Path, set[int]] = {}  # the sources that read each file: not n^2 comparisons
+    for j, (_, w) in enumerate(flat):
+        for p in w:
+            holding.setdefault(p, set()).add(j)
     owners: list[list[int | None]] = [[] for _ in units]
     for k, (i, u) in enumerate(flat):
-        wider = [j for j, (_, w) in enumerate(flat) if j != k and u <= w]
+        wider = set.intersection(*(holding[p] for p in u)) - {k} if u else set()
         wider = [j for j in wider if (len(flat[j][1]), -j) > (len(u), -k)]
         best = max(wider, key=lambda j: (len(flat[j][1]), -j), default=None)
         owners[i].append(None if best is None else flat[best][0])
