@@ -102,7 +102,7 @@ class Recording:
                 # the first reason (32FC1 holds no colour): a run left without frames told
                 # only of clip lengths and stamp gaps
                 why = next(iter(self.why_skipped.values()), None)
-                why = f" ({why})" if why else ""
+                why = f" (first: {why})" if why else ""
                 log.warning("%s: %d unreadable frame%s skipped%s", self.path, self.skipped, s, why)
 
     def _folder(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -194,11 +194,16 @@ def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
     notes = [blurred_sides_note([source])]
     if recording_kind(source) == "folder":  # its own frames: a figure "all K of" it, unsaid
         out = [p for p in visible(source) if p.is_dir() or recording_kind(p) in ("video", "bag")]
-        if out:
-            notes.append(
-                f"note: {option} {source}: not read: {listed(out, source)} (only the images "
-                f"directly in a folder of images are read; give them as their own {option})"
-            )
+        sides = [p for p in out if is_pair_side(p)]  # its blurred frames are no sharp ones
+        for items, why in (
+            (
+                [p for p in out if p not in sides],
+                "only the images directly in a folder of images are read",
+            ),
+            (sides, "one side of a blurred/sharp pair layout"),
+        ):
+            if items:
+                notes.append(f"note: {option} {source}: not read: {listed(items, source)} ({why})")
     return "\n".join(n for n in notes if n) or None
 
 
