@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,12 +134,20 @@ def imread(path: Path, flags: int) -> np.ndarray | None:
 def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> bool:
     """``cv2.imwrite`` by way of ``cv2.imencode`` (the format from the suffix, ``params`` as
     OpenCV takes them): False where the image could not be encoded or written, as
-    ``cv2.imwrite`` returns."""
+    ``cv2.imwrite`` returns. Written beside ``path`` and renamed onto it: a link there (an
+    earlier output hard-linked to its input, `cp -al`; a symlink to it) is replaced, not
+    written through onto the original, and a stop leaves no image cut short."""
     try:
         ok, buf = cv2.imencode(path.suffix, img, params or [])
-        if ok:
-            buf.tofile(path)
-        return bool(ok)
+        if not ok:
+            return False
+        part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
+        try:
+            buf.tofile(part)
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)  # written and renamed: nothing left to remove
+        return True
     except (OSError, cv2.error):
         return False
 

@@ -105,12 +105,24 @@ def holds_images(folder: Path) -> bool:
         return False
 
 
+def _bag_metadata(path: Path) -> bool:
+    """Whether ``path`` is a rosbag2 metadata.yaml: its top key, in its first bytes (a
+    corrupt one, binary or cut short, still names the folder a bag, to be said unreadable)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b"rosbag2_bagfile_information" in head or b"\0" in head or not head.strip()
+
+
 def _is_bag_dir(path: Path) -> bool:
     """A bag's folder, or one cut short (no metadata.yaml yet: reindexed, not read file by
     file), its .mcap files one or named as rosbag2 names a split recording's parts
     (``<folder>_<n>.mcap``). Not a folder of other bare .mcap files: each is a recording of its
-    own, which reindexing would merge into one."""
-    if (path / "metadata.yaml").exists() or any(path.glob("*.db3")):
+    own, which reindexing would merge into one. A metadata.yaml counts where it is rosbag2's
+    (a folder of images beside a camera's own metadata.yaml was refused as a bag)."""
+    if _bag_metadata(path / "metadata.yaml") or any(path.glob("*.db3")):
         return True
     parts = [p.name for p in path.glob("*.mcap")]
     split = re.compile(rf"{re.escape(path.name)}_\d+\.mcap")
@@ -494,8 +506,9 @@ def deblur_frames(
             if window.done(readable):
                 break
             if img is None:  # a corrupt frame or file: skip it, keep going
-                report.skipped += 1
-                report.first_skip = report.first_skip or name or f"frame {i}"
+                if readable >= window.skip:  # within the window, as those after it are not
+                    report.skipped += 1
+                    report.first_skip = report.first_skip or name or f"frame {i}"
                 continue
             readable += 1
             if not window.wants(readable - 1):
@@ -925,8 +938,9 @@ def deblur_bag(
                             frame.shape[0] / pixels.shape[0],
                         )
                     except ValueError as exc:  # corrupt, cut short or unsupported: skip it
-                        report.skipped += 1
-                        report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
+                        if readable[conn.topic] >= window.skip:  # within the window
+                            report.skipped += 1
+                            report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
                         why_not.setdefault(conn.topic, str(exc))
                         continue
                     readable[conn.topic] += 1

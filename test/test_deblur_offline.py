@@ -2145,3 +2145,62 @@ def test_a_new_input_size_restarts_the_stream_under_resize_as_the_node_does(
     outs = messages(bag, "/cam/deblurred/image_raw", "sensor_msgs/msg/Image")
     got = [np.frombuffer(o.data, np.uint8).reshape(o.height, o.width, 3) for o in outs]
     assert all(np.array_equal(g, e) for g, e in zip(got, expected, strict=True))
+
+
+def test_overwrite_replaces_links_in_the_output_not_the_originals_they_point_to(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """An output folder hard-linked to the input (`cp -al`), or of symlinks to it, had every
+    input frame written over with its deblurred version by --overwrite; and a dangling link
+    named like an image raised after the run was done."""
+    src = write_folder(tmp_path / "in", frames(3))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    (tmp_path / "hard").mkdir()
+    (tmp_path / "soft").mkdir()
+    for p in src.iterdir():
+        os.link(p, tmp_path / "hard" / p.name)
+        (tmp_path / "soft" / p.name).symlink_to(p)
+    (tmp_path / "soft" / "zz.png").symlink_to(tmp_path / "nowhere.png")
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--overwrite"]
+    for out in ("hard", "soft"):
+        result = deblur(str(src), "-o", str(tmp_path / out), *weights)
+        assert result.returncode == 0, result.stderr
+        assert {p.name: p.read_bytes() for p in src.iterdir()} == before
+        assert not any(p.is_symlink() for p in (tmp_path / out).glob("[0-9].png"))
+
+
+def test_a_folder_of_images_beside_its_own_metadata_yaml_is_no_bag(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A camera tool's metadata.yaml beside the frames made the folder a rosbag2, refused."""
+    src = write_folder(tmp_path / "in", frames(2))
+    (src / "metadata.yaml").write_text("camera: left\nexposure_us: 8000\n")
+    result = deblur(
+        str(src), "-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "1.png"]
+
+
+def test_grey_with_alpha_reads_as_grey_and_skips_before_the_window_are_not_counted(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A grey PNG with alpha came out colour (slightly tinted); and unreadable files before
+    --skip-frames' window were counted as skipped, where those after --max-frames' are not."""
+    from PIL import Image
+
+    from sarn_ros.data.datasets import read_frame
+
+    src = tmp_path / "in"
+    src.mkdir()
+    grey = [f[..., 0] for f in frames(6)]
+    for i, g in enumerate(grey):
+        Image.fromarray(g).convert("LA").save(src / f"{i}.png")
+    assert np.array_equal(read_frame(src / "0.png"), grey[0])
+    (src / "2.png").write_bytes(b"")
+    (src / "3.png").write_bytes(b"not a png")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--skip-frames", "3", "--max-frames", "1"]
+    result = deblur(str(src), "-o", str(tmp_path / "out"), *args)
+    assert result.returncode == 0, result.stderr
+    assert "unreadable" not in result.stdout + result.stderr
+    assert cv2.imread(str(tmp_path / "out" / "5.png"), cv2.IMREAD_UNCHANGED).ndim == 2

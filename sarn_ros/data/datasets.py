@@ -87,9 +87,21 @@ def read_frame(path: Path) -> np.ndarray | None:
     img = imread(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if img is not None and img.dtype not in (np.uint8, np.uint16):  # float/HDR TIFF, EXR
         return None
+    if img is not None and img.ndim == 3 and _png_grey_alpha(path):  # decoded as grey BGR
+        return np.ascontiguousarray(img[..., 0])  # grey, as a grey PNG (it came out colour)
     if img is not None and img.ndim == 3:  # not cvtColor: OpenCV 4.5's fails on a 1x1 image
         img = np.ascontiguousarray(img[..., ::-1])
     return img
+
+
+def _png_grey_alpha(path: Path) -> bool:
+    """Whether ``path`` is a PNG of grey with alpha (colour type 4 in its IHDR)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError:
+        return False
+    return len(head) == 26 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[25] == 4
 
 
 Frames = list[np.ndarray] | np.ndarray

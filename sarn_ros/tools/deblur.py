@@ -167,10 +167,17 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[li
 
 def images_before(folder: Path, began: float) -> int:
     """The images in ``folder`` this run did not write (older than ``began``): a shorter run
-    into an earlier one's folder left its later frames there, read as one video later on."""
+    into an earlier one's folder left its later frames there, read as one video later on. A
+    link's own time: a dangling one (named like an image) raised after the run was done."""
     from ..data.datasets import list_images
 
-    return sum(p.stat().st_mtime < began for p in list_images(folder))
+    def older(p: Path) -> bool:
+        try:
+            return p.lstat().st_mtime < began
+        except OSError:  # gone meanwhile
+            return False
+
+    return sum(map(older, list_images(folder)))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -238,8 +245,9 @@ def deblur(args: argparse.Namespace) -> int:
         bar = tqdm(
             unit="frame", desc=f"deblurring {args.input.name}", dynamic_ncols=True, leave=False
         )
-        # began: for the images left, by mtime (a filesystem's clock lags by a tick or so)
-        start, began = time.monotonic(), time.time() - 1.0
+        # began: for the images left, by mtime (a filesystem's clock lags by a tick or so,
+        # FAT's by up to 2 s)
+        start, began = time.monotonic(), time.time() - 2.0
 
         def expect(total: int) -> None:  # the bar's total, so it shows how far and how long
             bar.total = total
