@@ -293,8 +293,10 @@ class FrameSink:
     input of the fixed name (a file left by a killed run) was emptied as it was read, and
     two runs to one output wrote one file; the stem is cut so the name stays short."""
 
-    def __init__(self, dst: Path | str, fps: float) -> None:
+    def __init__(self, dst: Path | str, fps: float, jpeg_quality: int | None = None) -> None:
         self.dst, self.fps = Path(dst), fps
+        # a folder's JPEG frames: OpenCV's 95 unless given
+        self.jpeg = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.video = output_kind(dst) == "video"
         self.part = self.dst.with_name(
             f".{self.dst.stem[:40]}.{secrets.token_hex(4)}.part{self.dst.suffix}"
@@ -310,7 +312,8 @@ class FrameSink:
             self.dst.mkdir(parents=True, exist_ok=True)
             if img.dtype == np.uint16 and Path(name).suffix.lower() not in WIDE_EXTS:
                 img = (img >> 8).astype(np.uint8)  # imwrite would saturate them at 255
-            if not imwrite(self.dst / name, img):
+            jpeg = Path(name).suffix.lower() in (".jpg", ".jpeg")
+            if not imwrite(self.dst / name, img, self.jpeg if jpeg else None):
                 raise InputError(f"cannot write {self.dst / name}")
             return
         h, w = img.shape[:2]
@@ -442,14 +445,16 @@ def deblur_folder(
     fps: float = 30.0,
     window: Window = Window(),
     expect: Callable[[int], None] | None = None,
+    jpeg_quality: int | None = None,
 ) -> Report:
-    """Deblur the images of ``src`` in natural order into a folder (same file names) or, when
-    ``dst`` names a video file, into a video at ``fps``; ``expect`` is told how many."""
+    """Deblur the images of ``src`` in natural order into a folder (same file names, JPEGs at
+    ``jpeg_quality``, else OpenCV's 95) or, when ``dst`` names a video file, into a video at
+    ``fps``; ``expect`` is told how many."""
     images = list_images(src)
     if expect is not None:
         expect(window.expected(len(images)))
     frames = ((i, read_frame(p), p.name) for i, p in enumerate(images))
-    report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window)
+    report = deblur_frames(frames, dst, engine, scale, sbs, tick, fps, window, jpeg_quality)
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         # a corrupt file or a float image reads as None: the file is all there is to name
@@ -484,13 +489,14 @@ def deblur_frames(
     tick: Callable[[], None],
     fps: float,
     window: Window,
+    jpeg_quality: int | None = None,
 ) -> Report:
     """The loop a video and an image folder share. ``frames``: (index, RGB or grey image,
     None where unreadable, file name in a folder output or None to number the outputs),
     read lazily so that ``window`` stops the reading."""
     report = Report()
     inputs: dict[int, np.ndarray] = {}
-    with FrameSink(dst, fps) as sink:
+    with FrameSink(dst, fps, jpeg_quality) as sink:
 
         def write(outs: list[DeblurredFrame]) -> None:
             for o in outs:

@@ -855,7 +855,10 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
             "--debayer (bags)",
         ],
         (video, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],
-        (bag, "out", "--jpeg-quality", "50"): ["--jpeg-quality (bags, with --compressed)"],
+        (bag, "out", "--jpeg-quality", "50"): [
+            "--jpeg-quality (bags with --compressed; image folders into folders)"
+        ],
+        (folder, "o.mp4", "--jpeg-quality", "50"): ["--jpeg-quality"],
         (video, "out", "--compressed"): ["--compressed (bags)"],
         (folder, "out", "--max-gap-s", "2"): ["--max-gap-s (bags)"],
     }
@@ -2204,3 +2207,23 @@ def test_grey_with_alpha_reads_as_grey_and_skips_before_the_window_are_not_count
     assert result.returncode == 0, result.stderr
     assert "unreadable" not in result.stdout + result.stderr
     assert cv2.imread(str(tmp_path / "out" / "5.png"), cv2.IMREAD_UNCHANGED).ndim == 2
+
+
+def test_a_folders_jpeg_frames_take_jpeg_quality(tmp_path, tiny_recurrent_checkpoint):
+    """A folder of JPEGs came out at OpenCV's 95 whatever was wanted: --jpeg-quality was
+    refused there."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, f in enumerate(frames(2, h=64, w=96)):
+        cv2.imwrite(str(src / f"{i}.jpg"), f)
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    sizes = []
+    for q in ("95", "20"):
+        out = tmp_path / f"q{q}"
+        result = deblur(str(src), "-o", str(out), *weights, "--jpeg-quality", q)
+        assert result.returncode == 0, result.stderr
+        sizes.append((out / "0.jpg").stat().st_size)
+    assert sizes[1] < sizes[0] / 2
+    default = deblur(str(src), "-o", str(tmp_path / "d"), *weights)
+    assert (tmp_path / "d" / "0.jpg").read_bytes() == (tmp_path / "q95" / "0.jpg").read_bytes()
+    assert default.returncode == 0

@@ -103,7 +103,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=Given,
         type=ranged(int, 1, 100),
         default=JPEG_QUALITY,
-        help="bags: JPEG quality for --compressed",
+        help="JPEG quality: bags with --compressed; a folder's JPEG frames (default there: "
+        "OpenCV's 95)",
     )
     p.add_argument(
         "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
@@ -146,9 +147,9 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[li
     return split_idle(
         {
             "--compressed (bags)": ("set" if args.compressed else None, not bag),
-            "--jpeg-quality (bags, with --compressed)": (
+            "--jpeg-quality (bags with --compressed; image folders into folders)": (
                 spelled(args, "jpeg_quality"),
-                not (bag and args.compressed),
+                not (bag and args.compressed) and (kind, out_kind) != ("folder", "folder"),
             ),
             "--topics (bags)": ("set" if args.topics is not None else None, not bag),
             "--debayer (bags)": (spelled(args, "debayer"), not bag),
@@ -275,6 +276,7 @@ def deblur(args: argparse.Namespace) -> int:
                 fps=args.fps,
                 window=window,
                 expect=expect,
+                jpeg_quality=args.jpeg_quality if spelled(args, "jpeg_quality") else None,
             )
         else:
             report = offline.deblur_bag(
