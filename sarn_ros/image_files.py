@@ -9,6 +9,7 @@ states before checking it against the bytes there are, 2 GB for a 49-byte file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -144,12 +145,26 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
         part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
         try:
             buf.tofile(part)
+            keep_owner(path, part)
             os.replace(part, path)
         finally:
             part.unlink(missing_ok=True)  # written and renamed: nothing left to remove
         return True
     except (OSError, cv2.error):
         return False
+
+
+def keep_owner(old: Path, new: Path) -> None:
+    """Give ``new`` the mode and owner of ``old``, where there is one to replace: as root (a
+    container writing into a mounted folder) the replacement was root's, 0644."""
+    try:
+        st = os.stat(old)
+    except OSError:
+        return
+    os.chmod(new, st.st_mode & 0o7777)
+    if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(OSError):  # only root may give a file away
+            os.chown(new, st.st_uid, st.st_gid)
 
 
 def video_path(path: Path) -> str:

@@ -63,6 +63,9 @@ class Report:
     # camera_info to remake it from
     stale_topics: dict[str, str] = field(default_factory=dict)
     first_skip: str = ""  # which frame was skipped first (a bag's: why)
+    # before --skip-frames' window: not counted as skipped, but why nothing was read
+    skipped_before: int = 0
+    first_before: str = ""
     # a bag's chosen topics without one readable frame, while others had some: why, the first
     unreadable_topics: dict[str, str] = field(default_factory=dict)
     # camera_info topics that describe another size than their deblurred frames: how
@@ -125,7 +128,7 @@ def _is_bag_dir(path: Path) -> bool:
     if _bag_metadata(path / "metadata.yaml") or any(path.glob("*.db3")):
         return True
     parts = [p.name for p in path.glob("*.mcap")]
-    split = re.compile(rf"{re.escape(path.name)}_\d+\.mcap")
+    split = re.compile(rf"{re.escape(path.resolve().name)}_\d+\.mcap")  # also for a dot
     return len(parts) == 1 or (bool(parts) and all(split.fullmatch(p) for p in parts))
 
 
@@ -458,7 +461,8 @@ def deblur_folder(
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         # a corrupt file or a float image reads as None: the file is all there is to name
-        n, first = report.skipped, report.first_skip
+        n = report.skipped + report.skipped_before
+        first = report.first_before or report.first_skip
         files = f"{n} file{'s' * (n != 1)}"
         why = f" ({files} that decode to no 8- or 16-bit image, first {first})" if n else ""
         raise InputError(f"no readable image in {src}{after}{why}")
@@ -512,9 +516,13 @@ def deblur_frames(
             if window.done(readable):
                 break
             if img is None:  # a corrupt frame or file: skip it, keep going
+                which = name or f"frame {i}"
                 if readable >= window.skip:  # within the window, as those after it are not
                     report.skipped += 1
-                    report.first_skip = report.first_skip or name or f"frame {i}"
+                    report.first_skip = report.first_skip or which
+                else:
+                    report.skipped_before += 1
+                    report.first_before = report.first_before or which
                 continue
             readable += 1
             if not window.wants(readable - 1):
@@ -944,9 +952,13 @@ def deblur_bag(
                             frame.shape[0] / pixels.shape[0],
                         )
                     except ValueError as exc:  # corrupt, cut short or unsupported: skip it
+                        which = f"{conn.topic}: {exc}"
                         if readable[conn.topic] >= window.skip:  # within the window
                             report.skipped += 1
-                            report.first_skip = report.first_skip or f"{conn.topic}: {exc}"
+                            report.first_skip = report.first_skip or which
+                        else:
+                            report.skipped_before += 1
+                            report.first_before = report.first_before or which
                         why_not.setdefault(conn.topic, str(exc))
                         continue
                     readable[conn.topic] += 1
@@ -1006,7 +1018,8 @@ def deblur_bag(
                 report.replaced_topics = sorted(gone - set(report.stale_topics))
             if not report.frames:  # a bag of nothing new is no success
                 after = f" after --skip-frames {window.skip}" if window.skip else ""
-                why = f" ({report.first_skip})" if report.first_skip else ""
+                first = report.first_before or report.first_skip
+                why = f" ({first})" if first else ""
                 raise InputError(f"no readable frame on {', '.join(sorted(chosen))}{after}{why}")
     except BaseException as exc:  # no half-written bag left behind to block the next run
         shutil.rmtree(dst, ignore_errors=True)

@@ -909,3 +909,15 @@ def test_sides_that_hold_no_frames_are_not_taken_for_trees(tmp_path, capsys):
     write(reds / "train_sharp" / "000", ["1.png", "2.png", "3.png"], [61, 71, 81])
     gather([reds / "train_blur"], BlurParams(blur_px=2.0), [1.0], 1, 2)
     assert "give the folder that holds both sides" in capsys.readouterr().out
+
+
+def test_an_image_written_over_keeps_its_mode(tmp_path: Path) -> None:
+    """Written beside and renamed onto an earlier image, the new one took the umask's 0644
+    (and, as root, root's ownership) where the old was the user's 0600."""
+    from sarn_ros.image_files import imwrite
+
+    path = tmp_path / "0.png"
+    path.write_bytes(b"an earlier output")
+    path.chmod(0o600)
+    assert imwrite(path, frame(50))
+    assert path.stat().st_mode & 0o777 == 0o600 and seq_values([cv2.imread(str(path))]) == [50]

@@ -2207,6 +2207,15 @@ def test_grey_with_alpha_reads_as_grey_and_skips_before_the_window_are_not_count
     assert result.returncode == 0, result.stderr
     assert "unreadable" not in result.stdout + result.stderr
     assert cv2.imread(str(tmp_path / "out" / "5.png"), cv2.IMREAD_UNCHANGED).ndim == 2
+    # ... yet where nothing could be read, the error still says why
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(3):
+        (bad / f"{i}.png").write_bytes(b"not a png")
+    args[-4:] = ["--skip-frames", "1"]
+    result = deblur(str(bad), "-o", str(tmp_path / "none"), *args)
+    assert result.returncode == 2
+    assert "(3 files that decode to no 8- or 16-bit image, first 0.png)" in result.stderr
 
 
 def test_a_folders_jpeg_frames_take_jpeg_quality(tmp_path, tiny_recurrent_checkpoint):

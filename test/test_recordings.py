@@ -729,7 +729,7 @@ def test_a_size_change_that_downscales_to_one_size_is_said(tmp_path, caplog) -> 
     assert "restarts there: once where the frame size or format changed" in caplog.text
 
 
-def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path) -> None:
+def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path, monkeypatch):
     """Any .mcap made a folder a bag: two separate recordings were refused as one bag cut
     short, with advice (`ros2 bag reindex`) that would merge them."""
     from sarn_ros.offline import kind_of
@@ -755,6 +755,8 @@ def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path) ->
         (tmp_path / "solo" / "solo_0.mcap").read_bytes()
     )
     assert kind_of(tmp_path / "solo") == "bag"
+    monkeypatch.chdir(tmp_path / "solo")  # given as '.', whose name is ''
+    assert kind_of(Path(".")) == "bag"
 
 
 def test_a_bag_of_frames_nothing_can_deblur_says_why(tmp_path, caplog) -> None:
