@@ -2631,14 +2631,19 @@ def test_a_reused_set_gives_its_exposure_only_where_all_its_parts_share_one() ->
     assert (args.blur_px, args.val_blur_px, args.exposure) == (6.0, None, 0.3)
 
 
-def test_pairs_are_cut_where_their_own_size_changes_not_their_downscaled_one() -> None:
+def test_pairs_are_cut_where_their_own_size_changes_not_their_downscaled_one(
+    tmp_path: Path,
+) -> None:
     """97x65 and 96x64 frames are both 48x32 at x0.5: cut after the downscale, one piece
     ran across the change, where the node and `sarn eval` restart."""
-    from sarn_ros.tools.train import one_size_pieces
+    from sarn_ros.data.blur_synth import BlurParams
+    from sarn_ros.data.datasets import read_pair_pieces
+    from sarn_ros.tools.train import iter_gather
 
-    big, odd = blurry_sequence("a", n=2, h=64, w=96), blurry_sequence("b", n=2, h=65, w=97)
-    mixed = Sequence("v", [*big.blurred, *odd.blurred], [*big.sharp, *odd.sharp])
-    pieces = one_size_pieces(mixed, 0.5)
-    assert [(p.name, len(p.blurred)) for p in pieces] == [("v#1", 2), ("v#2", 2)]
+    big, odd = blurry_sequence("a", n=3, h=64, w=96), blurry_sequence("b", n=3, h=65, w=97)
+    write_pairs(tmp_path, Sequence("v", [*big.blurred, *odd.blurred], [*big.sharp, *odd.sharp]))
+    pieces = read_pair_pieces("v", tmp_path / "v" / "blur", tmp_path / "v" / "sharp", 0.5)
+    assert [(p.name, len(p.blurred)) for p in pieces] == [("v#1", 3), ("v#2", 3)]
     assert {f.shape for p in pieces for f in (*p.blurred, *p.sharp)} == {(32, 48, 3)}
-    assert [p.name for p in one_size_pieces(big, 0.5)] == ["a"]
+    trained = iter_gather([tmp_path], BlurParams(), [0.5], variants=1, still_frames=3)
+    assert [s.name for s in trained] == ["v_x0.5#1", "v_x0.5#2"]

@@ -409,8 +409,25 @@ def read_pair(
 ) -> Sequence:
     """A sequence's frames, each blurred frame checked to be its sharp frame's size: found
     here, naming both files, not as a broadcast error once the frames are compared."""
+    (seq,) = read_pair_pieces(name, blur_dir, sharp_dir, scale, max_frames, cut=False)
+    return seq
+
+
+def read_pair_pieces(
+    name: str,
+    blur_dir: Path,
+    sharp_dir: Path,
+    scale: float = 1.0,
+    max_frames: int | None = None,
+    cut: bool = True,
+) -> list[Sequence]:
+    """:func:`read_pair`'s frames, cut where their own size changes (``name#1``, ...: the node
+    and ``sarn eval`` restart the stream there, and validation stacks a piece's frames), each
+    downscaled as it is read. Cut after the downscale, 96x64 and 97x65 frames at x0.5 were one
+    piece; held at full size first, a pair took several times the memory."""
     blurs, sharps = pair_files(name, blur_dir, sharp_dir, max_frames)
-    blurred, sharp = [], []
+    pieces: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+    size = None
     for blur_path, sharp_path in zip(blurs, sharps, strict=True):
         b, s = read_rgb(blur_path), read_rgb(sharp_path)
         if b.shape != s.shape:
@@ -418,9 +435,14 @@ def read_pair(
                 f"{name}: blurred {blur_path} is {b.shape[1]}x{b.shape[0]} but sharp "
                 f"{sharp_path} is {s.shape[1]}x{s.shape[0]}"
             )
-        blurred.append(resize_by(b, scale))
-        sharp.append(resize_by(s, scale))
-    return Sequence(name, blurred, sharp)
+        if not pieces or (cut and b.shape != size):
+            pieces.append(([], []))
+        size = b.shape
+        pieces[-1][0].append(resize_by(b, scale))
+        pieces[-1][1].append(resize_by(s, scale))
+    if len(pieces) == 1:
+        return [Sequence(name, *pieces[0])]
+    return [Sequence(f"{name}#{k}", b, s) for k, (b, s) in enumerate(pieces, 1)]
 
 
 def resize_by(img: np.ndarray, scale: float) -> np.ndarray:

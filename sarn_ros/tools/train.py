@@ -40,8 +40,7 @@ from ..data.datasets import (
     natural_key,
     no_pairs_error,
     pairs_once,
-    read_pair,
-    resize_by,
+    read_pair_pieces,
     save_sequence,
     synthesize_folder,
     unique_name,
@@ -450,11 +449,11 @@ def iter_gather(
             scaled = replace(params, blur_px=params.blur_px * scale)
             if pairs:
                 for name, blur_dir, sharp_dir in seqs:
-                    seq = read_pair(name, blur_dir, sharp_dir)
-                    seq.name = f"{name}_x{scale:g}"
                     # cut where the size changes, as a folder of frames is (it was counted as
                     # training data, then refused: "frames of several sizes")
-                    yield from one_size_pieces(seq, scale)
+                    for piece in read_pair_pieces(name, blur_dir, sharp_dir, scale):
+                        piece.name = f"{name}_x{scale:g}{piece.name[len(name) :]}"
+                        yield piece
                 continue
             for src in sources:
                 src_kind = recording_kind(src)
@@ -919,8 +918,8 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     for note in notes:
         print(note)
     for found in found_by_root.values():
-        read = [read_pair(*seq, max_frames=args.val_frames) for seq in found]
-        seqs += check_val_side([p for seq in read for p in one_size_pieces(seq, real)], real)
+        read = [p for seq in found for p in read_pair_pieces(*seq, real, args.val_frames)]
+        seqs += check_val_side(read, real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
 
 
@@ -1013,23 +1012,19 @@ def read_within(units: list[list[set[Path]]]) -> list[list[int | None]]:
     return owners
 
 
-def one_size_pieces(seq: Sequence, scale: float = 1.0) -> list[Sequence]:
-    """``seq`` cut where its frame size changes, then each piece downscaled by ``scale``:
-    validation stacks a sequence's frames, and ``sarn eval`` and the node restart the stream
-    there too. Pairs of two sizes in one --val-pairs folder ended a run with a stacking error
-    at its first validation; cut after the resize, 96x64 and 97x65 at x0.5 were one piece."""
+def one_size_pieces(seq: Sequence) -> list[Sequence]:
+    """``seq`` cut where its frame size changes: validation stacks a sequence's frames, and
+    ``sarn eval`` restarts the stream there too. Pairs of two sizes in one --val-pairs folder
+    ended a run with a stacking error at its first validation (pairs are cut as read:
+    :func:`read_pair_pieces`)."""
     cuts = [
         i for i in range(1, len(seq.blurred)) if seq.blurred[i].shape != seq.blurred[i - 1].shape
     ]
-    if not cuts and scale == 1.0:
-        return [seq]  # as it is: a memory-mapped set's arrays stay arrays
+    if not cuts:
+        return [seq]
     bounds = list(zip([0, *cuts], [*cuts, len(seq.blurred)], strict=True))
     return [
-        Sequence(
-            f"{seq.name}#{k}" if cuts else seq.name,
-            [resize_by(f, scale) for f in seq.blurred[a:b]],
-            [resize_by(f, scale) for f in seq.sharp[a:b]],
-        )
+        Sequence(f"{seq.name}#{k}", seq.blurred[a:b], seq.sharp[a:b])
         for k, (a, b) in enumerate(bounds, 1)
     ]
 
