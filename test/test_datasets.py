@@ -921,3 +921,14 @@ def test_an_image_written_over_keeps_its_mode(tmp_path: Path) -> None:
     path.chmod(0o600)
     assert imwrite(path, frame(50))
     assert path.stat().st_mode & 0o777 == 0o600 and seq_values([cv2.imread(str(path))]) == [50]
+
+
+def test_a_bsd_side_without_its_rgb_folder_is_no_tree_of_raw_frames(tmp_path: Path) -> None:
+    """Blur/RAW beside Sharp/RAW (BSD's Bayer frames, RGB/ not copied) was read as a
+    sequence named RAW, its mosaics as RGB frames."""
+    seq = tmp_path / "000"
+    for side in ("Blur", "Sharp"):
+        write(seq / side / "RAW", ["1.png", "2.png"], [10, 20])
+    assert [(n, b.name) for n, b, _ in find_pair_dirs(seq)] == [("000", "Blur")]
+    with pytest.raises(ValueError, match="no readable frames"):
+        load_pairs(seq)

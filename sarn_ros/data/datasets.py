@@ -149,9 +149,11 @@ def _side(found: Path) -> Path | None:
     if _has_images(found):
         return found
     # by name first: a side holds thousands of frames, each a stat to ask whether a folder
-    rgb = next((found / n for n in os.listdir(found) if n.lower() == "rgb"), None)
-    if rgb is not None and rgb.is_dir():
-        return rgb
+    names = {n.lower(): n for n in os.listdir(found)}
+    if "rgb" in names and (found / names["rgb"]).is_dir():
+        return found / names["rgb"]
+    if "raw" in names:  # BSD's side without its RGB/: no tree, whose RAW/ (Bayer) read as RGB
+        return found
     return None if _subdirs(found) else found
 
 
