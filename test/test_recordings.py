@@ -809,3 +809,13 @@ def test_what_a_folder_of_images_holds_beside_them_is_named_not_read(tmp_path) -
         f"folder of images are read)\nnote: --synthetic {tmp_path}: not read: blur (one side of "
         "a blurred/sharp pair layout)"
     )
+
+
+def test_no_gt_keeps_a_video_given_beside_the_folder_of_videos_it_is_in(tmp_path) -> None:
+    """`--no-gt clips clips/a.mp4`: the video was left out as read within clips/, which
+    --no-gt does not read (a folder of videos is refused there, naming them)."""
+    (tmp_path / "clips").mkdir()
+    write_video(tmp_path / "clips" / "a.mp4", grey_frames(3))
+    video = tmp_path / "clips" / "a.mp4"
+    assert read_once([tmp_path / "clips", video], "--no-gt") == ([tmp_path / "clips", video], [])
+    assert read_once([tmp_path / "clips", video])[0] == [tmp_path / "clips"]  # --synthetic

@@ -502,7 +502,9 @@ def read_once(sources: list[Path], option: str = "--synthetic") -> tuple[list[Pa
     recording it holds, the first given of equals."""
     from ..recordings import recording_kind, sharp_recordings
 
-    reads = [set().union(*map(read_units, sharp_recordings(d))) for d in sources]
+    # --no-gt reads a recording only, not the ones in a folder (which it refuses)
+    within = sharp_recordings if option == "--synthetic" else lambda d: [d]
+    reads = [set().union(*map(read_units, within(d))) for d in sources]
     rank = [(len(reads[i]), recording_kind(d) is None, -i) for i, d in enumerate(sources)]
     kept, notes = [], []
     for i, d in enumerate(sources):
