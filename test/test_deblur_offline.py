@@ -856,9 +856,10 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
         ],
         (video, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],
         (bag, "out", "--jpeg-quality", "50"): [
-            "--jpeg-quality (bags with --compressed; image folders into folders)"
+            "--jpeg-quality (bags with --compressed; a folder's JPEG frames into a folder)"
         ],
         (folder, "o.mp4", "--jpeg-quality", "50"): ["--jpeg-quality"],
+        (folder, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],  # PNG frames only
         (video, "out", "--compressed"): ["--compressed (bags)"],
         (folder, "out", "--max-gap-s", "2"): ["--max-gap-s (bags)"],
     }

@@ -143,13 +143,19 @@ CPU_HINTS = {
 def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[list[str], list[str]]:
     """The options given that this input and output have no use for, each with what it is
     for (see :func:`split_idle`)."""
+    from ..data.datasets import list_images
+
     bag = kind == "bag"
+    # a folder into a folder: only its JPEG frames take a quality
+    jpegs = (kind, out_kind) == ("folder", "folder") and any(
+        p.suffix.lower() in (".jpg", ".jpeg") for p in list_images(args.input)
+    )
     return split_idle(
         {
             "--compressed (bags)": ("set" if args.compressed else None, not bag),
-            "--jpeg-quality (bags with --compressed; image folders into folders)": (
+            "--jpeg-quality (bags with --compressed; a folder's JPEG frames into a folder)": (
                 spelled(args, "jpeg_quality"),
-                not (bag and args.compressed) and (kind, out_kind) != ("folder", "folder"),
+                not (bag and args.compressed) and not jpegs,
             ),
             "--topics (bags)": ("set" if args.topics is not None else None, not bag),
             "--debayer (bags)": (spelled(args, "debayer"), not bag),
