@@ -29,7 +29,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .data.datasets import IMAGE_EXTS, list_images, read_frame, resize_by, visible
+from .data.datasets import (
+    holds_images,
+    list_images,
+    read_frame,
+    resize_by,
+    visible,
+)
 from .engine import DeblurredFrame, StreamDeblurrer
 from .image_files import VIDEO_FPS, imwrite, video_path
 
@@ -73,6 +79,21 @@ class Report:
     # a Humble bag's topics of a type neither it defines nor rosbags knows: not copied
     undefined_topics: dict[str, str] = field(default_factory=dict)  # topic -> type
 
+    def skip(self, which: str, in_window: bool) -> None:
+        """Count an unreadable frame (``which``: its name, or a bag's topic and why): as
+        skipped within the --skip-frames window, apart before it."""
+        if in_window:
+            self.skipped += 1
+            self.first_skip = self.first_skip or which
+        else:
+            self.skipped_before += 1
+            self.first_before = self.first_before or which
+
+    @property
+    def first_unreadable(self) -> str:
+        """The first unreadable frame, before the window or in it: why nothing was read."""
+        return self.first_before or self.first_skip
+
 
 @dataclass(frozen=True)
 class Window:
@@ -93,19 +114,6 @@ class Window:
         """How many of a stream's ``readable`` frames are deblurred (a progress bar's total)."""
         wanted = max(readable - self.skip, 0)
         return wanted if self.limit is None else min(wanted, self.limit)
-
-
-def holds_images(folder: Path) -> bool:
-    """Whether ``folder`` has image files of its own (an unreadable one has none to give)."""
-    try:
-        # not a hidden ._cover.jpg (macOS) nor a folder so named: a folder of clips beside one
-        # was taken for a folder of images, and its clips left unread
-        return any(
-            p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".") and p.is_file()
-            for p in folder.iterdir()
-        )
-    except OSError:
-        return False
 
 
 def _bag_metadata(path: Path) -> bool:
@@ -461,8 +469,7 @@ def deblur_folder(
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         # a corrupt file or a float image reads as None: the file is all there is to name
-        n = report.skipped + report.skipped_before
-        first = report.first_before or report.first_skip
+        n, first = report.skipped + report.skipped_before, report.first_unreadable
         files = f"{n} file{'s' * (n != 1)}"
         why = f" ({files} that decode to no 8- or 16-bit image, first {first})" if n else ""
         raise InputError(f"no readable image in {src}{after}{why}")
@@ -516,13 +523,7 @@ def deblur_frames(
             if window.done(readable):
                 break
             if img is None:  # a corrupt frame or file: skip it, keep going
-                which = name or f"frame {i}"
-                if readable >= window.skip:  # within the window, as those after it are not
-                    report.skipped += 1
-                    report.first_skip = report.first_skip or which
-                else:
-                    report.skipped_before += 1
-                    report.first_before = report.first_before or which
+                report.skip(name or f"frame {i}", readable >= window.skip)
                 continue
             readable += 1
             if not window.wants(readable - 1):
@@ -952,13 +953,7 @@ def deblur_bag(
                             frame.shape[0] / pixels.shape[0],
                         )
                     except ValueError as exc:  # corrupt, cut short or unsupported: skip it
-                        which = f"{conn.topic}: {exc}"
-                        if readable[conn.topic] >= window.skip:  # within the window
-                            report.skipped += 1
-                            report.first_skip = report.first_skip or which
-                        else:
-                            report.skipped_before += 1
-                            report.first_before = report.first_before or which
+                        report.skip(f"{conn.topic}: {exc}", readable[conn.topic] >= window.skip)
                         why_not.setdefault(conn.topic, str(exc))
                         continue
                     readable[conn.topic] += 1
@@ -1018,7 +1013,7 @@ def deblur_bag(
                 report.replaced_topics = sorted(gone - set(report.stale_topics))
             if not report.frames:  # a bag of nothing new is no success
                 after = f" after --skip-frames {window.skip}" if window.skip else ""
-                first = report.first_before or report.first_skip
+                first = report.first_unreadable
                 why = f" ({first})" if first else ""
                 raise InputError(f"no readable frame on {', '.join(sorted(chosen))}{after}{why}")
     except BaseException as exc:  # no half-written bag left behind to block the next run

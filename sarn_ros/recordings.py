@@ -460,6 +460,28 @@ def _rgb8(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame
 
 
+def read_owners(reads: list[set[Path]], ranks: list[tuple] | None = None) -> list[int | None]:
+    """For each source (``reads``: the files each reads, :func:`read_units`), the index of
+    another that reads all it does and comes before it: the one that reads the most, then the
+    higher of ``ranks``, then the first given; None for a source read itself (one given twice,
+    a video inside a folder given too, a split bag's part beside the bag, in any order). Only
+    sources sharing a file are compared: 10,000 sources took 6 s pairwise."""
+    ranks = ranks or [()] * len(reads)
+
+    def key(j: int) -> tuple:
+        return (len(reads[j]), *ranks[j], -j)
+
+    holding: dict[Path, set[int]] = {}  # the sources that read each file
+    for j, read in enumerate(reads):
+        for p in read:
+            holding.setdefault(p, set()).add(j)
+    owners: list[int | None] = []
+    for k, read in enumerate(reads):
+        wider = set.intersection(*(holding[p] for p in read)) - {k} if read else set()
+        owners.append(max((j for j in wider if key(j) > key(k)), key=key, default=None))
+    return owners
+
+
 def sharp_recordings(path: Path) -> list[Path]:
     """The recordings a read of ``path`` as sharp material (:func:`synthetic_sequences`)
     takes: itself, or each one in the folder it is (one level down, as that read goes)."""

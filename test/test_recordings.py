@@ -817,5 +817,8 @@ def test_no_gt_keeps_a_video_given_beside_the_folder_of_videos_it_is_in(tmp_path
     (tmp_path / "clips").mkdir()
     write_video(tmp_path / "clips" / "a.mp4", grey_frames(3))
     video = tmp_path / "clips" / "a.mp4"
-    assert read_once([tmp_path / "clips", video], "--no-gt") == ([tmp_path / "clips", video], [])
+    assert read_once([tmp_path / "clips", video], "--no-gt", into_folders=False) == (
+        [tmp_path / "clips", video],
+        [],
+    )
     assert read_once([tmp_path / "clips", video])[0] == [tmp_path / "clips"]  # --synthetic

@@ -132,13 +132,21 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(dirs, key=natural_key)
 
 
-def _has_images(folder: Path) -> bool:
-    """Whether ``folder`` holds an image file, asked until the first (a side holds thousands)."""
-    with os.scandir(folder) as entries:
-        return any(
-            e.name.lower().endswith(tuple(IMAGE_EXTS)) and not e.name.startswith(".")
-            for e in entries
-        )
+def holds_images(folder: Path) -> bool:
+    """Whether ``folder`` has image files of its own, asked until the first (a side holds
+    thousands); not a hidden ``._cover.jpg`` (macOS) nor a folder so named: a folder of clips
+    beside one was taken for a folder of images, its clips unread. An unreadable folder has
+    none to give."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(
+                os.path.splitext(e.name)[1].lower() in IMAGE_EXTS
+                and not e.name.startswith(".")
+                and e.is_file()
+                for e in entries
+            )
+    except OSError:
+        return False
 
 
 def _side(found: Path) -> Path | None:
@@ -146,7 +154,7 @@ def _side(found: Path) -> Path | None:
     frames of its own BSD's ``RGB/`` in it (beside ``RAW/``, in any case); None where it holds
     sequences instead (``blur/<seq>/``, a tree: :func:`_reds_trees`). An empty one is a side
     all the same: its pair is an error naming it, not a sequence left out unsaid."""
-    if _has_images(found):
+    if holds_images(found):
         return found
     # by name first: a side holds thousands of frames, each a stat to ask whether a folder
     names = {n.lower(): n for n in os.listdir(found)}
@@ -162,7 +170,7 @@ def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
     (empty): an empty ``blur/`` beside ``blur_gamma/`` reads the latter."""
     by_name = {d.name.lower(): d for d in _subdirs(seq)}
     sides = [s for n in names if n in by_name if (s := _side(by_name[n])) is not None]
-    return next((s for s in sides if _has_images(s)), sides[0] if sides else None)
+    return next((s for s in sides if holds_images(s)), sides[0] if sides else None)
 
 
 def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
@@ -189,7 +197,7 @@ def _reds_pairs(root: Path) -> list[tuple[str, Path, Path]]:
     for split, blur, sharp in _reds_trees(root):
         if blur is None or sharp is None:
             continue
-        if split and _has_images(blur) and _has_images(sharp):
+        if split and holds_images(blur) and holds_images(sharp):
             found.append((split, blur, sharp))
             continue
         for seq in _subdirs(blur):

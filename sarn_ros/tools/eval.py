@@ -234,7 +234,7 @@ def evaluate(args: argparse.Namespace) -> int:
             synthetic += found
             roots += [("--synthetic", str(d))] * len(found)
         nogt = []  # (name, frames, input) of the streams without ground truth
-        args.no_gt, notes = read_once(args.no_gt, "--no-gt")
+        args.no_gt, notes = read_once(args.no_gt, "--no-gt", into_folders=False)
         for note in notes:
             print(note, file=sys.stderr)
         for d in args.no_gt:
@@ -495,25 +495,27 @@ def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
     return shown
 
 
-def read_once(sources: list[Path], option: str = "--synthetic") -> tuple[list[Path], list[str]]:
+def read_once(
+    sources: list[Path], option: str = "--synthetic", into_folders: bool = True
+) -> tuple[list[Path], list[str]]:
     """The sources of ``option`` without those another reads whole (`--synthetic a a/s2`
     scored s2 twice, as a second row; `--no-gt bag bag/bag_1.db3` a split bag's part), with a
     note for each left out: kept under the one that reads the most, a folder before the one
-    recording it holds, the first given of equals."""
-    from ..recordings import recording_kind, sharp_recordings
+    recording it holds, the first given of equals. ``into_folders``: whether a folder source
+    reads the recordings in it (--synthetic does, --no-gt refuses such a folder)."""
+    from ..recordings import read_owners, recording_kind, sharp_recordings
 
-    # --no-gt reads a recording only, not the ones in a folder (which it refuses)
-    within = sharp_recordings if option == "--synthetic" else lambda d: [d]
+    within = sharp_recordings if into_folders else lambda d: [d]
     reads = [set().union(*map(read_units, within(d))) for d in sources]
-    rank = [(len(reads[i]), recording_kind(d) is None, -i) for i, d in enumerate(sources)]
+    owners = read_owners(reads, [(recording_kind(d) is None,) for d in sources])
     kept, notes = [], []
-    for i, d in enumerate(sources):
-        wider = [j for j, r in enumerate(reads) if reads[i] and reads[i] <= r and rank[j] > rank[i]]
-        if wider:
-            owner = sources[max(wider, key=rank.__getitem__)]
-            notes.append(f"note: {option} {d} is read within {option} {owner}: scored there, once")
-        else:
+    for d, owner in zip(sources, owners, strict=True):
+        if owner is None:
             kept.append(d)
+        else:
+            notes.append(
+                f"note: {option} {d} is read within {option} {sources[owner]}: scored there, once"
+            )
     return kept, notes
 
 

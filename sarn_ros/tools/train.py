@@ -55,6 +55,7 @@ from ..recordings import (
     iter_clips,
     pairs_left_out,
     pairs_not_read,
+    read_owners,
     recording_kind,
     sharp_source_note,
     sharpest_clips,
@@ -999,16 +1000,9 @@ def read_within(units: list[list[set[Path]]]) -> list[list[int | None]]:
     for a source read here. Whatever the order: a split bag's part given before the bag was
     read again within it."""
     flat = [(i, u) for i, sources in enumerate(units) for u in sources]
-    holding: dict[Path, set[int]] = {}  # the sources that read each file: not n^2 comparisons
-    for j, (_, w) in enumerate(flat):
-        for p in w:
-            holding.setdefault(p, set()).add(j)
     owners: list[list[int | None]] = [[] for _ in units]
-    for k, (i, u) in enumerate(flat):
-        wider = set.intersection(*(holding[p] for p in u)) - {k} if u else set()
-        wider = [j for j in wider if (len(flat[j][1]), -j) > (len(u), -k)]
-        best = max(wider, key=lambda j: (len(flat[j][1]), -j), default=None)
-        owners[i].append(None if best is None else flat[best][0])
+    for (i, _), owner in zip(flat, read_owners([u for _, u in flat]), strict=True):
+        owners[i].append(None if owner is None else flat[owner][0])
     return owners
 
 
