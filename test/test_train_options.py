@@ -650,3 +650,19 @@ def test_a_link_beside_its_target_is_noted_within_its_own_data(tmp_path: Path, c
     out = capsys.readouterr().out
     note = f"note: --data {tmp_path / 'vids'} repeats {tmp_path / 'vids' / 'b.mp4'} of another"
     assert note in out and "training data: 3 sequences, 12 frames" in out
+
+
+def test_a_link_that_is_no_recording_does_not_take_the_video_it_points_to(
+    tmp_path: Path, capsys
+) -> None:
+    """`current -> run.mp4` sorts first and read what the video reads, so the video was left
+    out as read within it, then the link skipped as no recording: the video read by none."""
+    from test_training import sharp_mp4
+
+    (tmp_path / "vids").mkdir()
+    video = sharp_mp4(tmp_path / "vids" / "run.mp4")
+    (tmp_path / "vids" / "current").symlink_to(video)
+    args = ["--clip-frames", "4", "--clip-len", "1", "--steps", "0"]
+    assert tiny_train(tmp_path, tmp_path / "vids", *args) == 0
+    out = capsys.readouterr().out
+    assert "repeats" not in out and "training data: 3 sequences, 12 frames" in out

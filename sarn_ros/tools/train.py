@@ -414,7 +414,10 @@ def iter_gather(
         kind = kind_of(root) if not root.is_dir() else recording_kind(root)
         found = find_pair_dirs(root) if root.is_dir() else []
         plans.append((root, kind, found, [] if found else [root] if kind else visible(root)))
-    within = read_within([[read_units(src) for src in plan[3]] for plan in plans])
+    # what is no recording reads nothing: a `current` link to a video, listed first, took the
+    # video as its own and was then skipped as no recording (the video read by none)
+    reads = [[read_units(s) if recording_kind(s) else set() for s in p[3]] for p in plans]
+    within = read_within(reads)
     paired: set[tuple[Path, Path]] = set()
     for i, (root, kind, found, sources) in enumerate(plans):
         pairs = bool(found)
