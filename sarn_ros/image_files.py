@@ -137,14 +137,22 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
     OpenCV takes them): False where the image could not be encoded or written, as
     ``cv2.imwrite`` returns. Written beside ``path`` and renamed onto it: a link there (an
     earlier output hard-linked to its input, `cp -al`; a symlink to it) is replaced, not
-    written through onto the original, and a stop leaves no image cut short."""
+    written through onto the original, and a stop leaves no image cut short. In a folder
+    the user cannot write, a file they can (no link) is written in place, as cv2.imwrite
+    does."""
     try:
         ok, buf = cv2.imencode(path.suffix, img, params or [])
         if not ok:
             return False
         part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
         try:
-            buf.tofile(part)
+            try:
+                buf.tofile(part)
+            except PermissionError:
+                if path.is_symlink() or not path.is_file() or path.stat().st_nlink > 1:
+                    raise
+                buf.tofile(path)
+                return True
             keep_owner(path, part)
             os.replace(part, path)
         finally:

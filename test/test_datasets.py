@@ -4,8 +4,10 @@ the random clip sampler."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -932,3 +934,48 @@ def test_a_bsd_side_without_its_rgb_folder_is_no_tree_of_raw_frames(tmp_path: Pa
     assert [(n, b.name) for n, b, _ in find_pair_dirs(seq)] == [("000", "Blur")]
     with pytest.raises(ValueError, match="no readable frames"):
         load_pairs(seq)
+
+
+def test_an_image_in_a_folder_not_writable_is_written_in_place() -> None:
+    """Written beside and renamed onto, an image the user may write failed in a folder they
+    may not (a shared results folder): cv2.imwrite writes it in place. As root (whom no mode
+    stops), written from a child process turned nobody."""
+    from sarn_ros.image_files import imwrite
+
+    base = Path(tempfile.mkdtemp(dir="/tmp"))  # pytest's own folder is closed to nobody
+    folder = base / "ro"
+    try:
+        base.chmod(0o755)
+        folder.mkdir()
+        (folder / "a.png").write_bytes(b"an earlier output")
+        (folder / "a.png").chmod(0o666)
+        (folder / "b.png").symlink_to(folder / "a.png")
+        folder.chmod(0o555)
+
+        def write_all() -> str:
+            img = np.full((4, 4, 3), 50, np.uint8)
+            return " ".join(str(imwrite(folder / n, img)) for n in ("a.png", "b.png", "c.png"))
+
+        if os.geteuid() == 0:
+            read, write = os.pipe()
+            if (pid := os.fork()) == 0:  # pragma: no cover - the child
+                try:  # never back into pytest, whatever is raised
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    os.write(write, write_all().encode())
+                finally:
+                    os._exit(0)
+            os.close(write)
+            os.waitpid(pid, 0)
+            with os.fdopen(read) as f:
+                out = f.read()
+        else:
+            out = write_all()
+        # the file written; a link is not written through, nor a new file made
+        assert out.split() == ["True", "False", "False"]
+        assert seq_values([cv2.imread(str(folder / "a.png"))]) == [50]
+        assert sorted(os.listdir(folder)) == ["a.png", "b.png"]
+    finally:
+        if folder.exists():
+            folder.chmod(0o755)
+        shutil.rmtree(base)
