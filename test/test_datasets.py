@@ -886,6 +886,26 @@ def test_an_empty_side_is_an_error_and_blur_gamma_stands_in_for_an_empty_blur(tm
         gather([tmp_path / "half"], BlurParams(blur_px=2.0), [1.0], 1, 2)
 
 
+def test_an_unreadable_side_is_an_error_not_the_next_side_read(tmp_path, monkeypatch):
+    """blur/RGB/ that could not be listed (its mode; root reads it all, so told here) was
+    taken for empty: blur_gamma/ was read in its place, unsaid."""
+    files = ["1.png", "2.png"]
+    write(tmp_path / "seq" / "blur" / "RGB", files, [30, 40])
+    write(tmp_path / "seq" / "blur_gamma", files, [60, 70])
+    write(tmp_path / "seq" / "sharp", files, [31, 41])
+    assert seq_values(load_pairs(tmp_path / "seq")[0].blurred) == [30, 40]
+    scandir, closed = os.scandir, tmp_path / "seq" / "blur" / "RGB"
+
+    def refused(path="."):
+        if Path(path) == closed:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refused)
+    with pytest.raises(PermissionError, match="Permission denied"):
+        load_pairs(tmp_path / "seq")
+
+
 def test_a_given_folder_with_an_unknown_sharp_side_is_told_to_name_it(tmp_path, capsys):
     """The note told the user to give the folder holding both sides: the one given."""
     write(tmp_path / "scene" / "blur", ["1.png", "2.png", "3.png"], [60, 70, 80])

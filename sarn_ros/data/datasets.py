@@ -132,11 +132,12 @@ def _subdirs(folder: Path) -> list[Path]:
     return sorted(dirs, key=natural_key)
 
 
-def holds_images(folder: Path) -> bool:
+def holds_images(folder: Path, strict: bool = False) -> bool:
     """Whether ``folder`` has image files of its own, asked until the first (a side holds
     thousands); not a hidden ``._cover.jpg`` (macOS) nor a folder so named: a folder of clips
     beside one was taken for a folder of images, its clips unread. An unreadable folder has
-    none to give."""
+    none to give, or with ``strict`` raises: a side chosen among others (an unreadable
+    ``blur/RGB/`` had ``blur_gamma/`` read instead, unsaid)."""
     try:
         with os.scandir(folder) as entries:
             return any(
@@ -146,6 +147,8 @@ def holds_images(folder: Path) -> bool:
                 for e in entries
             )
     except OSError:
+        if strict:
+            raise
         return False
 
 
@@ -170,7 +173,7 @@ def _frames_dir(seq: Path, names: tuple[str, ...]) -> Path | None:
     (empty): an empty ``blur/`` beside ``blur_gamma/`` reads the latter."""
     by_name = {d.name.lower(): d for d in _subdirs(seq)}
     sides = [s for n in names if n in by_name if (s := _side(by_name[n])) is not None]
-    return next((s for s in sides if holds_images(s)), sides[0] if sides else None)
+    return next((s for s in sides if holds_images(s, strict=True)), sides[0] if sides else None)
 
 
 def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
