@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ..checkpoint import CheckpointError
+from ..data.datasets import folder_name
 from ..ensemble import MEMBERS
 from ..image_files import VIDEO_FPS, video_path
 from .options import (
@@ -250,7 +251,10 @@ def deblur(args: argparse.Namespace) -> int:
         except ValueError as exc:  # settings the weights cannot run with (an ONNX graph: fp32)
             raise offline.InputError(str(exc)) from None
         bar = tqdm(
-            unit="frame", desc=f"deblurring {args.input.name}", dynamic_ncols=True, leave=False
+            unit="frame",
+            desc=f"deblurring {folder_name(args.input)}",
+            dynamic_ncols=True,
+            leave=False,
         )
         # began: for the images left, by mtime (a filesystem's clock lags by a tick or so,
         # FAT's by up to 2 s)
