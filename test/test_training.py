@@ -1443,6 +1443,31 @@ def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Pat
     assert all(torch.isfinite(v).all() for v in latest.values())
 
 
+def test_weights_whose_output_is_not_finite_end_the_run_before_they_are_saved(
+    tmp_path: Path,
+) -> None:
+    """Finite weights can deblur to NaN (activations past fp32's range, an --lr far too high):
+    validated "nan dB", they were saved as latest.pth, and only a resumed step stopped."""
+    val = [blurry_sequence("v", seed=1)]
+    tr = Trainer(config(steps=4, val_minutes=1e-9), [blurry_sequence()], val, tmp_path)
+    train_one = tr.train_one
+
+    def step() -> float:
+        loss = train_one()
+        if tr.step == 2:
+            with torch.no_grad():
+                tr.model.encoder.inp.weight.mul_(1e38)  # still finite
+        return loss
+
+    tr.train_one = step
+    with pytest.raises(TrainingDiverged, match="output became NaN or infinite at step 2"):
+        tr.run(log=lambda _msg: None)
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 1
+    assert read_checkpoint(tmp_path / "latest.pth")["meta"]["steps"] == 1
+    assert [m["step"] for m in tr.history] == [1]
+
+
 def test_a_run_dir_holding_a_trained_run_is_not_started_over(tmp_path: Path, capsys) -> None:
     """Forgetting --resume started a new run that overwrote last.pt and best.pth at its first
     checkpoint. A run of --steps 0 (building a training set) trained nothing to lose."""

@@ -466,7 +466,7 @@ class Trainer:
             return
         # The step loop checks the weights only after a non-finite loss; they can also go NaN
         # in a step whose loss was finite (an infinite gradient).
-        if not self._finite_weights():
+        if self._bad_weights or not self._finite_weights():  # or their output (validated)
             if in_loop and self.world > 1:  # the other ranks stop with it at the next step
                 self._bad_weights = True
                 return
@@ -773,7 +773,12 @@ class Trainer:
                 if self.world > 1 and not self._finite_weights():
                     self._bad_weights = True  # every rank stops at the next step, unvalidated
                     continue
-                self._validate_and_export(log)
+                try:
+                    self._validate_and_export(log)
+                except TrainingDiverged:
+                    if bar is not None:
+                        bar.close()
+                    raise
                 val_s = time.monotonic() - now
                 # a checkpoint with it: resumed from an older one, the run would not know the
                 # best it exported and a worse validation could overwrite best.pth
@@ -825,9 +830,9 @@ class Trainer:
                 dist.barrier()
             dist.destroy_process_group()
 
-    def _diverged(self, when: str) -> TrainingDiverged:
+    def _diverged(self, when: str, what: str = "the weights") -> TrainingDiverged:
         return TrainingDiverged(
-            f"the weights became NaN or infinite {when}: nothing after the last checkpoint "
+            f"{what} became NaN or infinite {when}: nothing after the last checkpoint "
             "was saved; lower --lr (or check the data) and start anew or --resume"
         )
 
@@ -888,6 +893,15 @@ class Trainer:
 
     def _validate_and_export(self, log) -> None:
         m = self.validate()
+        if not math.isfinite(m["val_psnr"]):
+            # finite weights whose activations overflow (lr far too high): the next step's loss
+            # makes them NaN too; saved, latest.pth deblurred to NaN and was resumed from
+            if self.world > 1:  # the other ranks stop with it at the next step (or save)
+                self._bad_weights = True
+                return
+            raise self._diverged(
+                f"at step {self.step} (validation PSNR {m['val_psnr']})", "the model's output"
+            )
         m["step"] = self.step
         self._validated_step = self.step
         if self.history and not same_set(self.history[-1], m):
