@@ -2536,6 +2536,34 @@ def test_a_resume_without_its_validation_set_says_so_and_keeps_the_set_named(
     assert "note: this run validated" not in capsys.readouterr().out
 
 
+def test_a_best_pth_moved_away_is_said_gone_and_written_anew(tmp_path: Path, capsys) -> None:
+    """best.pth moved out to ship it: the resumed run said best.pth held step 2, and a
+    validation below step 2's never wrote it again (--export then blamed a missing set)."""
+    video = sharp_video(tmp_path / "video")
+    run = tmp_path / "run"
+    args = ["train", "--run-dir", str(run), "--data", str(video), "--batch", "1"]
+    args += ["--clip-len", "3", "--crop", "32", "--device", "cpu", *TINY_ARGS]
+    val = ["--val-sharp", str(video), "--val-frames", "3"]
+    assert sarn([*args, *val, "--steps", "2"]) == 0
+    (run / "best.pth").rename(tmp_path / "shipped.pth")
+    capsys.readouterr()
+    assert sarn([*args, *val, "--resume", "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {run / 'best.pth'} (step 2's, " in out
+    assert "is gone: the next validation writes it anew" in out and "at step 3 " in out
+    assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 3
+    assert sarn([*args, *val, "--resume", "--steps", "4"]) == 0  # steps 1-2 stay left out
+    out = capsys.readouterr().out
+    step = read_checkpoint(run / "best.pth")["meta"]["steps"]
+    assert "is gone" not in out and f"at step {step} " in out and step in (3, 4)
+    (run / "best.pth").unlink()
+    assert sarn([*args, "--resume", "--steps", "5"]) == 0  # unvalidated: nothing writes it
+    out = capsys.readouterr().out
+    assert f"(step {step}'s, " in out and "is gone: no validation writes it anew" in out
+    assert "best.pth keeps" not in out and "best val PSNR" not in out
+    assert not (run / "best.pth").exists()
+
+
 def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys) -> None:
     """--sharpest and --clip-frames are for videos and bags, --topics and --debayer for bags:
     given with a frame folder they were accepted without a word and changed nothing."""

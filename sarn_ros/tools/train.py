@@ -1126,7 +1126,7 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"sarn train: error: {source} does not exist (a run without --val-sharp or "
                 "--val-pairs has none, one with them none before its first validation of a "
-                "trained step): "
+                "trained step, nor after it was moved away until the next): "
                 "--from latest exports the last checkpoint's weights",
                 file=sys.stderr,
             )
@@ -1435,6 +1435,10 @@ def run(args: argparse.Namespace) -> int:
                 f"note: --warmup {args.warmup} is not used on --resume: the run's "
                 f"{trainer.cfg.warmup} is"
             )
+        if (lost := trainer.lost_best) is not None:
+            then = f"step {int(lost['step'])}'s, {lost['val_psnr']:.2f} dB"
+            anew = "the next validation writes it anew" if val else "no validation writes it anew"
+            print(f"note: {args.run_dir / 'best.pth'} ({then}) is gone: {anew}")
         best = trainer.best_validation()
         if not val and best is not None:  # README's resume line names the set again
             print(

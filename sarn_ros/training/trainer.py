@@ -409,6 +409,10 @@ class Trainer:
         self._suspect_loss = self._bad_weights = False
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
+        # validations up to this step are of weights no longer in best.pth (moved away to ship
+        # it): the run said it held them, and a resumed validation below them never wrote it
+        self.best_from = -1
+        self.lost_best: dict[str, float] | None = None  # their best, for the resume's note
         self._validated_step: int | None = None  # the step last validated
         self.resumed_steps: int | None = None  # --steps of the run resumed
         self.resumed_config: dict[str, Any] = {}  # its settings until the resume
@@ -452,6 +456,7 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "history": self.history,
+            "best_from": self.best_from,
             "torch_rng": torch.get_rng_state(),
             "np_rng": self._drawn_rng_state
             if self.prefetcher is not None
@@ -508,6 +513,7 @@ class Trainer:
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
+        self.best_from = int(st.get("best_from", -1))  # not in last.pt before 2026-12-06
         if self.history and self.history[-1]["step"] == self.step:
             self._validated_step = self.step  # a finished run resumed: not validated again
         if self.writer is not None:  # this step was logged before its checkpoint: keep it
@@ -525,6 +531,8 @@ class Trainer:
             self._forget_random_best()
         if not self.val:  # not validated now: latest.pth's figures, from the run, name its set
             self.cfg.val_summary = st["config"].get("val_summary", "")
+        if (best := self.best_validation()) and not (self.run_dir / "best.pth").exists():
+            self.lost_best, self.best_from, self.best = best, self.step, -math.inf
         return True
 
     def _forget_random_best(self) -> None:
@@ -853,10 +861,12 @@ class Trainer:
     def best_validation(self) -> dict[str, float] | None:
         """The figures of the weights in best.pth: the best validation on the run's current
         set (the earliest of equals, as exported), not on one it was resumed away from, nor
-        of the random weights before a first step (not exported)."""
+        of the random weights before a first step (not exported), nor of those in a best.pth
+        gone when the run was resumed."""
         current: list[dict[str, float]] = []
         untrained = self.cfg.init is None
-        for m in (m for m in self.history if m["step"] > 0 or not untrained):
+        kept = (m for m in self.history if m["step"] > max(self.best_from, 0 if untrained else -1))
+        for m in kept:
             if current and not same_set(current[-1], m):
                 current = []  # validated on another set from here on
             current.append(m)
