@@ -347,6 +347,13 @@ def test_a_resume_names_the_settings_this_leg_trains_with_that_the_run_did_not(
         "note: from step 2 this run trains with --loss l1 (the run's charbonnier), --ema 0 (the "
         "run's 0.999), --crop 40 (the run's 32); give the run's values to keep them\n"
     ) in capsys.readouterr().out
+    other = sharp_video(tmp_path / "other")  # the metadata named only the last leg's data
+    assert tiny_train(tmp_path, other, "--steps", "4", "--resume", "--loss", "l1") == 0
+    assert (
+        f"note: from step 3 this run trains with --ema 0.999 (the run's 0), --crop 32 (the "
+        f"run's 40), --data {other.resolve()} (the run's {video.resolve()}); give the run's "
+        "values to keep them\n"
+    ) in capsys.readouterr().out
 
 
 def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Path, capsys):

@@ -1459,6 +1459,13 @@ def run(args: argparse.Namespace) -> int:
             if (was := trainer.resumed_config.get(key)) is not None
             and (now := getattr(trainer.cfg, key)) != was
         ]
+        # another data set: the weights' metadata named only this leg's, without a word
+        was, now = (
+            leg[0].removeprefix("sources: ") if leg else ""
+            for leg in (trainer.resumed_config.get("data_summary"), trainer.cfg.data_summary)
+        )
+        if was and now and sorted(was.split(", ")) != sorted(now.split(", ")):
+            changed.append(f"--data {now} (the run's {was})")
         if changed and trainer.step < trainer.cfg.steps:  # the metadata records this leg's
             print(
                 f"note: from step {trainer.step} this run trains with {', '.join(changed)}; "
