@@ -74,6 +74,22 @@ def torch_load_error(exc: BaseException) -> str:
     return lines[0].split(" This is an internal miniz error")[0].rstrip(".")
 
 
+NOT_TORCH = "neither a zip nor a pickle of protocol 2 or later, which torch.save writes"
+
+
+def first_bytes(path: Path) -> bytes:
+    """The first two bytes of ``path`` (b'' where unreadable): what it is, where torch.load
+    says only "KeyError: 101"."""
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        return f.read(2)
+    return b""
+
+
+def not_torch_file(first: bytes) -> bool:
+    """Whether a file starting with ``first`` is none torch.save writes (:data:`NOT_TORCH`)."""
+    return bool(first) and first[:1] != b"\x80" and first != b"PK"
+
+
 def damaged_member(path: Path) -> str | None:
     """The first member of the zip archive ``path`` whose CRC-32 does not match its bytes, else
     None. torch.load checks no checksum: a weights file with 100 bytes flipped by a bad copy
@@ -119,18 +135,15 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"cannot read {path}: it holds objects other than tensors and plain values "
                 f"({foreign.group(1)}), which sarn_ros does not load: weights run no code"
             ) from None
-        first = b""
-        with contextlib.suppress(OSError), open(path, "rb") as f:  # unreadable: torch's words
-            first = f.read(2)
+        first = first_bytes(path)  # unreadable: torch's words
         if first[:1] == b"\x08":  # an ONNX ModelProto's first field, ir_version
             raise CheckpointError(
                 f"cannot read {path}: it looks like an ONNX graph (sarn export); name it "
                 f"{path.stem}.onnx to run it"
             ) from None
-        if first and first[:1] != b"\x80" and first != b"PK":  # torch said "KeyError: 101"
+        if not_torch_file(first):
             raise CheckpointError(
-                f"cannot read {path}: not a PyTorch weights file (neither a zip nor a pickle of "
-                "protocol 2 or later, which torch.save writes)"
+                f"cannot read {path}: not a PyTorch weights file ({NOT_TORCH})"
             ) from None
         reason = re.search(r"Unsupported \w+ \S+", text)
         line = reason.group(0) if reason else torch_load_error(exc)

@@ -1534,6 +1534,10 @@ def test_a_damaged_last_pt_is_not_resumed_from(tmp_path: Path) -> None:
     for read in (load_training_state, lambda p: run_progress(p.parent)):
         with pytest.raises(RuntimeError, match=r"^not a readable training checkpoint \("):
             read(path)
+    path.write_text("hi\n")  # torch said "KeyError: 105", the 'i'
+    for read in (load_training_state, lambda p: run_progress(p.parent)):
+        with pytest.raises(RuntimeError, match=r"\(neither a zip nor a pickle of protocol 2 "):
+            read(path)
 
 
 def test_latest_pth_is_written_before_last_pt(tmp_path: Path, monkeypatch) -> None:

@@ -46,9 +46,12 @@ from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
 from ..checkpoint import (
+    NOT_TORCH,
     CheckpointError,
     damaged_member,
+    first_bytes,
     load_model,
+    not_torch_file,
     read_checkpoint,
     save_checkpoint,
     torch_load_error,
@@ -187,10 +190,11 @@ TRAINING_STATE_KEYS = (
 )
 
 
-def unreadable(exc: Exception) -> RuntimeError:
+def unreadable(exc: Exception, path: Path) -> RuntimeError:
     """The error for a last.pt torch.load could not read (its first line, or what an empty
-    message means)."""
-    return RuntimeError(f"not a readable training checkpoint ({torch_load_error(exc)})")
+    message means; a text file's "KeyError: 105" named as no file torch.save writes)."""
+    why = NOT_TORCH if not_torch_file(first_bytes(path)) else torch_load_error(exc)
+    return RuntimeError(f"not a readable training checkpoint ({why})")
 
 
 def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -201,7 +205,7 @@ def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[
     try:
         st = torch.load(path, map_location=device, weights_only=True)
     except UNREADABLE as exc:
-        raise unreadable(exc) from exc
+        raise unreadable(exc, path) from exc
     missing = [k for k in TRAINING_STATE_KEYS if not isinstance(st, dict) or k not in st]
     if missing:
         raise RuntimeError(f"not a training checkpoint (no {', '.join(missing)})")
@@ -225,7 +229,7 @@ def run_progress(run_dir: Path) -> tuple[int, int]:
         # would read as an unreadable file
         st = torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
     except UNREADABLE as exc:
-        raise unreadable(exc) from exc
+        raise unreadable(exc, path) from exc
     if not isinstance(st, dict):
         return 0, 0
     config = st.get("config")
