@@ -109,6 +109,8 @@ def test_a_run_without_schedule_options_takes_the_defaults_its_help_names(
         (["--sharpest", "0"], "argument --sharpest: must be in (0, 1], got 0"),
         # decay 1 never moves the average off the initial weights ("0: off")
         (["--ema", "1"], "argument --ema: must be in [0, 1), got 1"),
+        # both: --no-jpeg won, the range given unused without a word
+        (["--jpeg", "70", "90", "--no-jpeg"], "argument --no-jpeg: not allowed with argument"),
     ],
 )
 def test_options_out_of_their_range_are_refused(tmp_path: Path, capsys, args, message) -> None:

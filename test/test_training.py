@@ -1842,6 +1842,14 @@ def test_a_video_given_to_data_trains_on_every_clip_by_default(tmp_path: Path, c
     assert capsys.readouterr().err.endswith(
         "--data; --clip-frames 4 cuts videos and bags shorter\n"
     )
+    # so does a still's sequence, made --still-frames long
+    stills = sharp_stills(tmp_path / "stills", 2)
+    args += ["--run-dir", str(tmp_path / "r6"), "--data", str(stills), "--still-frames", "4"]
+    assert sarn([*args, "--blur-px", "4", "--device", "cpu", *TINY_ARGS]) == 2
+    assert capsys.readouterr().err.endswith(  # --data adds to the video
+        "--data; --clip-frames 4 cuts videos and bags shorter; --still-frames 4 makes a still's "
+        "sequence shorter\n"
+    )
 
 
 def test_a_trainset_records_the_blur_options_it_was_built_with(tmp_path: Path, capsys) -> None:

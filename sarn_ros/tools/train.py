@@ -137,7 +137,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         action=Gathered,
         default=[1.0],
-        help="downscale factors",
+        help="scale factors of the sharp material (0.5: half size; above 1 enlarges)",
     )
     d.add_argument("--variants", type=POSITIVE, default=1, help="blur draws per sharp source")
     d.add_argument("--still-frames", type=POSITIVE, default=6, help="frames per synthesised still")
@@ -221,7 +221,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument(
         "--noise", type=NON_NEGATIVE, default=2.0, help="largest noise sigma, 8-bit levels"
     )
-    b.add_argument(
+    jpeg = b.add_mutually_exclusive_group()  # both given: --no-jpeg won, unsaid
+    jpeg.add_argument(
         "--jpeg",
         type=ranged(int, 1, 100),
         nargs=2,
@@ -229,7 +230,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar=("MIN", "MAX"),
         help="JPEG quality range of the blurred frames' compression",
     )
-    b.add_argument("--no-jpeg", action="store_true", help="no compression of the blurred frames")
+    jpeg.add_argument("--no-jpeg", action="store_true", help="no compression of the blurred frames")
     b.add_argument(
         "--object-prob",
         type=ranged(float, 0, 1),
@@ -1353,6 +1354,8 @@ def run(args: argparse.Namespace) -> int:
             and any(holds_recordings(d, RECORDING_OPTIONS["clip_frames"]) for d in args.data)
             else ""
         )
+        if args.still_frames < clip and any(holds_recordings(d, ("folder",)) for d in args.data):
+            cut += f"; --still-frames {args.still_frames} makes a still's sequence shorter"
         print(
             f"sarn train: error: no sequence has {clip} frames of at least {args.crop}x{args.crop}"
             " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
