@@ -382,6 +382,12 @@ def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Pat
     assert capsys.readouterr().err == (
         f"sarn train: error: --run-dir {under}: {tmp_path / 'file'} is a file, not a folder\n"
     )
+    args = ["--trainset", str(under), "--run-dir", str(tmp_path / "r3")]  # "[Errno 20]" too
+    assert tiny_train(tmp_path, video, *args) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --trainset {under}: {tmp_path / 'file'} is a file, not a folder\n"
+    )
+    assert not (tmp_path / "r3").exists()
 
 
 def test_a_set_linked_together_from_built_sets_takes_their_descriptions(tmp_path: Path):

@@ -1224,6 +1224,8 @@ def run(args: argparse.Namespace) -> int:
                 return 2
     try:  # a file, or a file among its parents: mkdir said "[Errno 17] File exists" or 20
         check_writable(args.run_dir, "--run-dir", folder=True)
+        if args.trainset is not None and not args.trainset.exists():  # a set to build there
+            check_writable(args.trainset, "--trainset", folder=True)
     except ValueError as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
