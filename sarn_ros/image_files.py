@@ -138,8 +138,8 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
     ``cv2.imwrite`` returns. Written beside ``path`` and renamed onto it: a link there (an
     earlier output hard-linked to its input, `cp -al`; a symlink to it) is replaced, not
     written through onto the original, and a stop leaves no image cut short. In a folder
-    the user cannot write, a file they can (no link) is written in place, as cv2.imwrite
-    does."""
+    the user cannot write, or a sticky one (/tmp) where the file is another's, a file they
+    may write (no link) is written in place, as cv2.imwrite does."""
     try:
         ok, buf = cv2.imencode(path.suffix, img, params or [])
         if not ok:
@@ -148,13 +148,12 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
         try:
             try:
                 buf.tofile(part)
+                keep_owner(path, part)
+                os.replace(part, path)
             except PermissionError:
                 if path.is_symlink() or not path.is_file() or path.stat().st_nlink > 1:
                     raise
                 buf.tofile(path)
-                return True
-            keep_owner(path, part)
-            os.replace(part, path)
         finally:
             part.unlink(missing_ok=True)  # written and renamed: nothing left to remove
         return True

@@ -971,10 +971,16 @@ def test_an_image_in_a_folder_not_writable_is_written_in_place() -> None:
         (folder / "a.png").chmod(0o666)
         (folder / "b.png").symlink_to(folder / "a.png")
         folder.chmod(0o555)
+        sticky = base / "sticky"  # another's file (root's) where renaming onto it is refused
+        sticky.mkdir()
+        (sticky / "d.png").write_bytes(b"an earlier output")
+        (sticky / "d.png").chmod(0o666)
+        sticky.chmod(0o1777)
 
         def write_all() -> str:
             img = np.full((4, 4, 3), 50, np.uint8)
-            return " ".join(str(imwrite(folder / n, img)) for n in ("a.png", "b.png", "c.png"))
+            names = (folder / "a.png", folder / "b.png", folder / "c.png", sticky / "d.png")
+            return " ".join(str(imwrite(path, img)) for path in names)
 
         if os.geteuid() == 0:
             read, write = os.pipe()
@@ -992,9 +998,10 @@ def test_an_image_in_a_folder_not_writable_is_written_in_place() -> None:
         else:
             out = write_all()
         # the file written; a link is not written through, nor a new file made
-        assert out.split() == ["True", "False", "False"]
-        assert seq_values([cv2.imread(str(folder / "a.png"))]) == [50]
-        assert sorted(os.listdir(folder)) == ["a.png", "b.png"]
+        assert out.split() == ["True", "False", "False", "True"]
+        written = [cv2.imread(str(p)) for p in (folder / "a.png", sticky / "d.png")]
+        assert seq_values(written) == [50, 50]
+        assert sorted(os.listdir(folder)) == ["a.png", "b.png"] and os.listdir(sticky) == ["d.png"]
     finally:
         if folder.exists():
             folder.chmod(0o755)
