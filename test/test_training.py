@@ -2548,7 +2548,9 @@ def test_a_resume_without_its_validation_set_says_so_and_keeps_the_set_named(
     assert "note: this run validated" not in capsys.readouterr().out
 
 
-def test_a_best_pth_moved_away_is_said_gone_and_written_anew(tmp_path: Path, capsys) -> None:
+def test_a_best_pth_moved_away_is_said_gone_and_written_anew(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
     """best.pth moved out to ship it: the resumed run said best.pth held step 2, and a
     validation below step 2's never wrote it again (--export then blamed a missing set)."""
     video = sharp_video(tmp_path / "video")
@@ -2574,6 +2576,26 @@ def test_a_best_pth_moved_away_is_said_gone_and_written_anew(tmp_path: Path, cap
     assert f"(step {step}'s, " in out and "is gone: no validation writes it anew" in out
     assert "best.pth keeps" not in out and "best val PSNR" not in out
     assert not (run / "best.pth").exists()
+    # validated again at the step it was resumed at (5, unvalidated): that validation counts
+    assert sarn([*args, *val, "--resume"]) == 0
+    assert "at step 5 " in capsys.readouterr().out
+    assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 5
+    # moved away, then brought back: it is the bar again, not overwritten by a worse step
+    (run / "best.pth").rename(tmp_path / "shipped.pth")
+    assert sarn([*args, "--resume", "--steps", "6"]) == 0
+    shutil.copy(tmp_path / "shipped.pth", run / "best.pth")
+    validate = Trainer.validate
+
+    def worse(self: Trainer) -> dict[str, float]:
+        m = validate(self)
+        return {**m, "val_psnr": m["val_psnr"] - 10}
+
+    monkeypatch.setattr(Trainer, "validate", worse)
+    capsys.readouterr()
+    assert sarn([*args, *val, "--resume", "--steps", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "is gone" not in out and "at step 5 " in out
+    assert (run / "best.pth").read_bytes() == (tmp_path / "shipped.pth").read_bytes()
 
 
 def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys) -> None:

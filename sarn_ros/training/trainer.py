@@ -413,9 +413,9 @@ class Trainer:
         self._suspect_loss = self._bad_weights = False
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
-        # validations up to this step are of weights no longer in best.pth (moved away to ship
-        # it): the run said it held them, and a resumed validation below them never wrote it
-        self.best_from = -1
+        # the steps validated whose weights best.pth no longer holds (moved away to ship it):
+        # the run said it held them, and a resumed validation below them never wrote it
+        self.lost_steps: set[int] = set()
         self.lost_best: dict[str, float] | None = None  # their best, for the resume's note
         self._validated_step: int | None = None  # the step last validated
         self.resumed_steps: int | None = None  # --steps of the run resumed
@@ -460,7 +460,7 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "history": self.history,
-            "best_from": self.best_from,
+            "lost_steps": sorted(self.lost_steps),
             "torch_rng": torch.get_rng_state(),
             "np_rng": self._drawn_rng_state
             if self.prefetcher is not None
@@ -517,7 +517,7 @@ class Trainer:
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
-        self.best_from = int(st.get("best_from", -1))  # not in last.pt before 2026-12-06
+        self.lost_steps = set(st.get("lost_steps", []))  # not in last.pt before 2026-12-06
         if self.history and self.history[-1]["step"] == self.step:
             self._validated_step = self.step  # a finished run resumed: not validated again
         if self.writer is not None:  # this step was logged before its checkpoint: keep it
@@ -535,9 +535,29 @@ class Trainer:
             self._forget_random_best()
         if not self.val:  # not validated now: latest.pth's figures, from the run, name its set
             self.cfg.val_summary = st["config"].get("val_summary", "")
-        if (best := self.best_validation()) and not (self.run_dir / "best.pth").exists():
-            self.lost_best, self.best_from, self.best = best, self.step, -math.inf
+        self._check_best_file()
         return True
+
+    def _check_best_file(self) -> None:
+        """Hold the validations to the best.pth there is: gone (moved away to ship it), none
+        so far names its weights, and the next validation writes it anew; brought back, the
+        one it holds counts again (it was overwritten by a worse one)."""
+        path = self.run_dir / "best.pth"
+        if not path.exists():
+            if (best := self.best_validation()) is not None:
+                self.lost_best = best
+                self.lost_steps |= {int(m["step"]) for m in self.history}
+                self.best = -math.inf
+            return
+        if not self.lost_steps:
+            return
+        with contextlib.suppress(CheckpointError):
+            meta = read_checkpoint(path).get("meta") or {}
+            held = (meta.get("steps"), (meta.get("validation") or {}).get("val_psnr"))
+            if any((m["step"], m["val_psnr"]) == held for m in self.history):
+                self.lost_steps.discard(held[0])
+                best = self.best_validation()
+                self.best = best["val_psnr"] if best else -math.inf
 
     def _forget_random_best(self) -> None:
         """A --steps 0 run from scratch validated its random weights, and sarn_ros before
@@ -869,8 +889,8 @@ class Trainer:
         gone when the run was resumed."""
         current: list[dict[str, float]] = []
         untrained = self.cfg.init is None
-        kept = (m for m in self.history if m["step"] > max(self.best_from, 0 if untrained else -1))
-        for m in kept:
+        kept = (m for m in self.history if m["step"] not in self.lost_steps)
+        for m in (m for m in kept if m["step"] > 0 or not untrained):
             if current and not same_set(current[-1], m):
                 current = []  # validated on another set from here on
             current.append(m)
