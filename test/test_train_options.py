@@ -353,12 +353,14 @@ def test_a_resume_names_the_settings_this_leg_trains_with_that_the_run_did_not(
     assert tiny_train(tmp_path, other, "--steps", "4", "--resume", "--loss", "l1") == 0
     assert (
         f"note: from step 3 this run trains with --ema 0.999 (the run's 0), --crop 32 (the "
-        f"run's 40), --data {other.resolve()} (the run's {video.resolve()}); give the run's "
-        "values to keep them\n"
+        f"run's 40), data from {other.resolve()} (the run's: {video.resolve()}); give the "
+        "run's values to keep them\n"
     ) in capsys.readouterr().out
 
 
-def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Path, capsys):
+def test_data_beside_a_set_without_its_description_is_named_unused(
+    tmp_path: Path, capsys, monkeypatch
+):
     """A set with no trainset.json (built before sarn_ros wrote one, or linked together) was
     trained on while the --data and blur options given were ignored without a word; a
     --run-dir that is a file was '[Errno 17] File exists'."""
@@ -372,6 +374,15 @@ def test_data_beside_a_set_without_its_description_is_named_unused(tmp_path: Pat
     assert f"note: --data not used: --trainset {ts} is built already (with no trainset.json" in (
         capsys.readouterr().out
     )
+    # a set without trainset.json was recorded as typed: resumed from elsewhere, other data
+    monkeypatch.chdir(tmp_path)
+    args = ["--run-dir", str(tmp_path / "r4"), "--steps", "1"]
+    assert tiny_train(tmp_path, video, "--trainset", "ts", *args) == 0
+    monkeypatch.chdir(ts)
+    assert (
+        tiny_train(tmp_path, video, "--trainset", str(ts), *args, "--resume", "--steps", "2") == 0
+    )
+    assert "this run trains with" not in capsys.readouterr().out
     (tmp_path / "file").write_text("")
     assert tiny_train(tmp_path, video, "--run-dir", str(tmp_path / "file")) == 2
     assert capsys.readouterr().err == (

@@ -1470,7 +1470,7 @@ def run(args: argparse.Namespace) -> int:
             for leg in (trainer.resumed_config.get("data_summary"), trainer.cfg.data_summary)
         )
         if was and now and sorted(was.split(", ")) != sorted(now.split(", ")):
-            changed.append(f"--data {now} (the run's {was})")
+            changed.append(f"data from {now} (the run's: {was})")
         if changed and trainer.step < trainer.cfg.steps:  # the metadata records this leg's
             print(
                 f"note: from step {trainer.step} this run trains with {', '.join(changed)}; "
@@ -1683,7 +1683,7 @@ def summarise(
     sizes = [f"{w}x{h}" for h, w in sorted({s.blurred[0].shape[:2] for s in usable})]
     more = f" and {len(sizes) - 6} more" if len(sizes) > 6 else ""  # stills: one per image
     lines = [
-        f"sources: {', '.join(desc['sources']) if desc else args.trainset}",
+        f"sources: {', '.join(desc['sources']) if desc else Path(args.trainset).resolve()}",
         f"{counted}, sizes {', '.join(sizes[:6])}{more}",
     ]
     if desc is None:
