@@ -1443,14 +1443,19 @@ def test_weights_gone_nan_after_a_finite_loss_are_not_checkpointed(tmp_path: Pat
     assert all(torch.isfinite(v).all() for v in latest.values())
 
 
+@pytest.mark.parametrize("world", [1, 2])
 def test_weights_whose_output_is_not_finite_end_the_run_before_they_are_saved(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch, world: int
 ) -> None:
     """Finite weights can deblur to NaN (activations past fp32's range, an --lr far too high):
-    validated "nan dB", they were saved as latest.pth, and only a resumed step stopped."""
+    validated "nan dB", they were saved as latest.pth, and only a resumed step stopped. Under
+    DDP rank 0 (which validates) says so, and every rank stops at the next step."""
+    from sarn_ros.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module.dist, "all_reduce", lambda tensor, op=None: None)
     val = [blurry_sequence("v", seed=1)]
     tr = Trainer(config(steps=4, val_minutes=1e-9), [blurry_sequence()], val, tmp_path)
-    train_one = tr.train_one
+    tr.world, train_one = world, tr.train_one
 
     def step() -> float:
         loss = train_one()
@@ -1460,8 +1465,12 @@ def test_weights_whose_output_is_not_finite_end_the_run_before_they_are_saved(
         return loss
 
     tr.train_one = step
-    with pytest.raises(TrainingDiverged, match="output became NaN or infinite at step 2"):
-        tr.run(log=lambda _msg: None)
+    said: list[str] = []
+    error = "output became NaN or infinite at step 2" if world == 1 else "NaN or infinite by step 2"
+    with pytest.raises(TrainingDiverged, match=error):
+        tr.run(log=said.append)
+    if world > 1:
+        assert "the model's output became NaN or infinite at step 2 (validation PSNR nan)" in said
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 1
     assert read_checkpoint(tmp_path / "latest.pth")["meta"]["steps"] == 1

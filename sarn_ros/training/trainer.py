@@ -930,12 +930,15 @@ class Trainer:
         if not math.isfinite(m["val_psnr"]):
             # finite weights whose activations overflow (lr far too high): the next step's loss
             # makes them NaN too; saved, latest.pth deblurred to NaN and was resumed from
-            if self.world > 1:  # the other ranks stop with it at the next step (or save)
+            when, what = (
+                f"at step {self.step} (validation PSNR {m['val_psnr']})",
+                "the model's output",
+            )
+            if self.world > 1:  # the other ranks stop with it at the next step (or save), their
+                log(f"{what} became NaN or infinite {when}")  # error naming the weights
                 self._bad_weights = True
                 return
-            raise self._diverged(
-                f"at step {self.step} (validation PSNR {m['val_psnr']})", "the model's output"
-            )
+            raise self._diverged(when, what)
         m["step"] = self.step
         self._validated_step = self.step
         if self.history and not same_set(self.history[-1], m):
