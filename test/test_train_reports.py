@@ -58,6 +58,24 @@ def test_the_closing_line_reports_best_pth_as_the_export_line_does(
     assert "val PSNR 23.46 dB (input 21.23 dB)" in capsys.readouterr().out
 
 
+def test_a_recurrent_validation_names_its_look_ahead(tmp_path: Path, capsys) -> None:
+    """The recurrent model validates at look-ahead 2; unsaid, `sarn eval --future-frames 0`
+    on the same set gave another figure than the run's (0.05 dB here) with no note."""
+    val = [blurry_sequence("val", n=3, seed=9)]
+    for arch in ("recurrent", "single"):
+        said: list[str] = []
+        run = tmp_path / arch
+        Trainer(config(arch=arch, steps=1), [blurry_sequence()], val, run).run(log=said.append)
+        ahead = ", look-ahead 2)" if arch == "recurrent" else " dB)"
+        assert said[-1].startswith("step 1: val PSNR ") and said[-1].endswith(ahead)
+        assert load_model(run / "best.pth").meta["validation"].get("future_frames") == (
+            2 if arch == "recurrent" else None
+        )
+        out = tmp_path / f"{arch}.pth"
+        assert sarn(["train", "--run-dir", str(run), "--export", str(out)]) == 0
+        assert capsys.readouterr().out.strip().endswith(ahead)
+
+
 def validation_args(tmp_path: Path, **kw) -> argparse.Namespace:
     base = {"val_sharp": tmp_path, "val_pairs": [], "val_scale": 0.5, "exposure": 0.8}
     return argparse.Namespace(**{**base, "blur_px": 24.0, "val_blur_px": None, **kw})

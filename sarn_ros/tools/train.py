@@ -1086,6 +1086,7 @@ def run(args: argparse.Namespace) -> int:
         TrainConfig,
         Trainer,
         TrainingDiverged,
+        against,
         amp_dtype,
         clip_frames,
         export_weights,
@@ -1142,7 +1143,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: --export {args.export} replaced its {replaced}")
         v = meta.get("validation")
         figures = (
-            f"val PSNR {v['val_psnr']:.2f} dB (input {v['input_psnr']:.2f} dB)"
+            f"val PSNR {v['val_psnr']:.2f} dB ({against(v)})"
             if v and "val_psnr" in v
             else "not validated at this step"
         )
@@ -1513,7 +1514,7 @@ def run(args: argparse.Namespace) -> int:
     if best is not None:
         print(
             f"best val PSNR {best['val_psnr']:.2f} dB at step {int(best['step'])} "
-            f"(input {best['input_psnr']:.2f} dB) -> {args.run_dir / 'best.pth'}"
+            f"({against(best)}) -> {args.run_dir / 'best.pth'}"
         )
         if given is not None and not same_set(best, given):
             print(
