@@ -1116,6 +1116,21 @@ def test_the_json_says_what_the_figures_were_measured_on(tmp_path, tiny_recurren
         assert settings["torch"] == torch.__version__
         assert settings["sarn_ros"] == sarn_ros.__version__
         assert settings["torch_compile"] == "off"
+        assert settings["max_frames"] == 10 and "synthetic_blur" not in settings
+    # --synthetic figures with the blur they were measured at, to hold against training's
+    out = tmp_path / "synthetic.json"
+    sharp = str(tmp_path / "data" / "seq" / "sharp")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--synthetic", sharp]
+    args += ["--blur-px", "16", "--exposure", "0.5", "--max-frames", "3", "--json", str(out)]
+    result = sarn_eval(*args, "--device", "cpu", "--future-frames", "0")
+    assert result.returncode == 0, result.stderr
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["max_frames"] == 3 and settings["synthetic_blur"] == {
+        "blur_px": 16.0,
+        "exposure": 0.5,
+        "scale": 0.5,
+        "seed": 1234,
+    }
 
 
 def test_single_image_weights_are_evaluated_once_whatever_the_look_ahead(tmp_path):

@@ -367,7 +367,8 @@ def evaluate(args: argparse.Namespace) -> int:
 def measured_on(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     """How the figures were made, for the JSON: figures compared across runs (and seconds)
     mean something only with the device, the precision as run (fp16 asked on a CPU runs fp32)
-    and the versions beside them."""
+    and the versions beside them; --synthetic ones with their blur, to hold against a
+    training run's validation (its --val-blur-px and --exposure)."""
     import torch
 
     from .. import __version__
@@ -376,12 +377,19 @@ def measured_on(engine: Any, args: argparse.Namespace) -> dict[str, Any]:
     compiled = "off"  # known after the run: a compile that failed ran eagerly
     if args.torch_compile:
         compiled = "on" if engine.compiled else "failed, eager"
+    frames = {"max_frames": args.max_frames}
+    if args.no_gt:
+        frames["skip_frames"] = args.skip_frames
+    if args.synthetic:
+        blur = {"blur_px": args.blur_px, "exposure": args.exposure, "scale": args.scale}
+        frames["synthetic_blur"] = blur | {"seed": SYNTH_SEED}
     return {
         "device": f"{engine.device} ({device_label(engine.device)})",
         "precision": engine.precision,
         "torch_compile": compiled,
         "torch": torch.__version__,
         "sarn_ros": __version__,
+        **frames,
     }
 
 
