@@ -172,9 +172,9 @@ def kind_of(path: Path) -> str:
             return "folder"
         inside = visible(path)
         subs = [d.name for d in inside if d.is_dir() and holds_images(d)]
-        what = "images in its folders"
+        what = "the image folders"
         if not subs:  # a folder of bags or videos, one level up from one
-            what = "recordings in it"
+            what = "the recordings"
             subs = [
                 d.name
                 for d in inside
@@ -183,8 +183,12 @@ def kind_of(path: Path) -> str:
                 or d.suffix == ".mcap"
             ]
         more = ", ..." if len(subs) > 3 else ""
-        hint = f" ({what} {', '.join(subs[:3])}{more}: give one)" if subs else ""
-        raise InputError(f"no images or rosbag2 in {path}{hint}")
+        if subs:  # it said "no images or rosbag2 in it" and then named the bags in it
+            names = f"{', '.join(subs[:3])}{more}"
+            raise InputError(
+                f"no images or rosbag2 of its own in {path}: only {what} {names} (give one)"
+            )
+        raise InputError(f"no images or rosbag2 in {path}")
     if path.suffix in (".db3", ".mcap"):
         parts = sorted(path.parent.glob(f"*{path.suffix}"))
         # split by size; said once, though each tool asks what a path is several times

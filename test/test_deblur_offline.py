@@ -928,7 +928,9 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     argv = ["deblur", str(tmp_path / "set"), "-o", str(tmp_path / "out"), "--device", "cpu"]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
-    assert err.endswith(f"in {tmp_path / 'set'} (images in its folders blur, sharp: give one)\n")
+    assert err.endswith(
+        f"own in {tmp_path / 'set'}: only the image folders blur, sharp (give one)\n"
+    )
     (tmp_path / "set" / "blur" / "0.png").unlink()
     (tmp_path / "set" / "sharp" / "0.png").rename(tmp_path / "set" / "sharp" / "0.txt")
     assert cli.main(argv) == 2
@@ -938,7 +940,7 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     (tmp_path / "set" / "run").mkdir()
     (tmp_path / "set" / "run" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}")
     assert cli.main(argv) == 2
-    assert capsys.readouterr().err.endswith("(recordings in it drive.mp4, run: give one)\n")
+    assert capsys.readouterr().err.endswith(": only the recordings drive.mp4, run (give one)\n")
 
 
 def png_stating(width: int, height: int) -> bytes:

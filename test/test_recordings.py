@@ -740,7 +740,9 @@ def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path, mo
         write_camera_bag(tmp_path / f"b{k}", grey_frames(4, seed=k), plugin=StoragePlugin.MCAP)
         (mcap,) = (tmp_path / f"b{k}").glob("*.mcap")
         mcap.rename(tmp_path / "solo" / f"run{k}.mcap")
-    with pytest.raises(InputError, match=r"recordings in it run1\.mcap, run2\.mcap: give one"):
+    with pytest.raises(
+        InputError, match=r"only the recordings run1\.mcap, run2\.mcap \(give one\)"
+    ):
         kind_of(tmp_path / "solo")
     seqs = synthetic_sequences(tmp_path / "solo", seed=1, params=BlurParams(blur_px=2.0))
     assert [(s.name, len(s.sharp)) for s in seqs] == [
