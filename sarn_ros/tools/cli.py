@@ -59,7 +59,10 @@ def subcommand(argv: list[str]) -> str | None:
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    import torch  # here, not at the top: a Ctrl-C during its seconds-long import is main's
+    # here, not at the top: a Ctrl-C during their seconds-long import is main's. numpy first:
+    # imported from within torch's C extension, a Ctrl-C then was dropped and the run went on
+    import numpy  # noqa: F401
+    import torch
 
     parser = argparse.ArgumentParser(
         prog="sarn",
