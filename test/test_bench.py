@@ -5,6 +5,7 @@ import inspect
 import json
 import math
 import os
+import signal
 import subprocess
 import time
 import types
@@ -759,6 +760,31 @@ def test_ctrl_c_keeps_rows_and_returns_130(monkeypatch, capsys):
     assert bench_model.main(BASE) == 130
     captured = capsys.readouterr()
     assert "ms/frame" in captured.out and "interrupted after 0 rows" in captured.err
+
+
+def test_sigterm_keeps_the_rows_measured_and_writes_the_json(tmp_path, monkeypatch, capsys):
+    """`timeout` (SIGTERM) ended the sweep with no table and no --json, every row lost; the
+    signal's exit code is kept (143). Sent to this process, with the default handler set."""
+    measured = bench_model.bench_row
+
+    def bench_row(*args):
+        if bench_row.rows:
+            os.kill(os.getpid(), signal.SIGTERM)
+        bench_row.rows += 1
+        return measured(*args)
+
+    bench_row.rows = 0
+    monkeypatch.setattr(bench_model, "bench_row", bench_row)
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        out = tmp_path / "rows.json"
+        sizes = ["--sizes", "32x16,48x32", "--iters", "1", "--warmup", "0"]
+        assert bench_model.main([*BASE, *sizes, "--json", str(out)]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    captured = capsys.readouterr()
+    assert "32x16" in captured.out and "stopped by SIGTERM after 1 row" in captured.err
+    assert [r["resolution"] for r in json.loads(out.read_text())] == ["32x16"]
 
 
 def test_defaults():

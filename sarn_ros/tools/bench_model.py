@@ -51,7 +51,15 @@ from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
-from .options import Gathered, check_json_output, file_arg, plural, ranged
+from .options import (
+    Gathered,
+    check_json_output,
+    file_arg,
+    how_stopped,
+    plural,
+    ranged,
+    stops_as_interrupts,
+)
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
     "single": (SARN, {}),
@@ -467,7 +475,7 @@ def run(args: argparse.Namespace) -> int:
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.torch_compile]
     rows: list[Row] = []
     print(f"# device: {device_label(device)}; torch {torch.__version__}", flush=True)
-    interrupted = False
+    stop: KeyboardInterrupt | None = None  # Ctrl-C, or a Stopped (SIGTERM, SIGHUP)
     failed: list[str] = []
 
     def failure(setting: str, exc: RuntimeError) -> None:
@@ -479,49 +487,50 @@ def run(args: argparse.Namespace) -> int:
             torch.cuda.empty_cache()
 
     try:
-        for size in args.sizes:
-            for variant in args.variants:
-                setting = f"{variant} {size[0]}x{size[1]}"
-                try:
-                    flops = count_flops(variant, size[1], size[0])
-                except RuntimeError as exc:
-                    failure(setting, exc)
-                    continue
-                # one row per path that runs: auto is one of the others, and a variant without
-                # deformable modules has none to choose
-                by_path: dict[str, str] = {}
-                for d in args.deform_impl:
-                    by_path.setdefault(deform_path(build(variant, d), device), d)
-                for precision, deform, channels_last, compiled in itertools.product(
-                    dict.fromkeys(precisions), by_path.values(), layouts, modes
-                ):
+        with stops_as_interrupts():  # `timeout`'s SIGTERM too: it lost every row measured
+            for size in args.sizes:
+                for variant in args.variants:
+                    setting = f"{variant} {size[0]}x{size[1]}"
                     try:
-                        row = bench_row(
-                            variant,
-                            size,
-                            device,
-                            precision,
-                            deform,
-                            channels_last,
-                            compiled,
-                            args.iters,
-                            max(args.warmup, int(compiled)),
-                            flops,
-                        )
+                        flops = count_flops(variant, size[1], size[0])
                     except RuntimeError as exc:
-                        mode = "compiled" if compiled else "eager"
-                        layout = layout_label(channels_last)
-                        failure(f"{setting} {precision} {deform} {layout} {mode}", exc)
+                        failure(setting, exc)
                         continue
-                    rows.append(row)
-                    print(
-                        f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
-                        f"{row.layout} {row.mode}: {row.ms:.1f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-    except KeyboardInterrupt:  # Ctrl-C on a long sweep: the rows measured so far still count
-        interrupted = True
+                    # one row per path that runs: auto is one of the others, and a variant without
+                    # deformable modules has none to choose
+                    by_path: dict[str, str] = {}
+                    for d in args.deform_impl:
+                        by_path.setdefault(deform_path(build(variant, d), device), d)
+                    for precision, deform, channels_last, compiled in itertools.product(
+                        dict.fromkeys(precisions), by_path.values(), layouts, modes
+                    ):
+                        try:
+                            row = bench_row(
+                                variant,
+                                size,
+                                device,
+                                precision,
+                                deform,
+                                channels_last,
+                                compiled,
+                                args.iters,
+                                max(args.warmup, int(compiled)),
+                                flops,
+                            )
+                        except RuntimeError as exc:
+                            mode = "compiled" if compiled else "eager"
+                            layout = layout_label(channels_last)
+                            failure(f"{setting} {precision} {deform} {layout} {mode}", exc)
+                            continue
+                        rows.append(row)
+                        print(
+                            f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
+                            f"{row.layout} {row.mode}: {row.ms:.1f} ms",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+    except KeyboardInterrupt as exc:  # a long sweep stopped: the rows measured still count
+        stop = exc
     print(format_table(rows))
     print(
         f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
@@ -536,9 +545,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
-    if interrupted:
-        print(f"sarn bench model: interrupted after {plural(len(rows), 'row')}", file=sys.stderr)
-        return 130
+    if stop is not None:
+        how, code = how_stopped(stop)
+        print(f"sarn bench model: {how} after {plural(len(rows), 'row')}", file=sys.stderr)
+        return code
     if failed:
         print(
             f"sarn bench model: {plural(len(failed), 'setting')} failed, {len(rows)} measured; "
