@@ -851,3 +851,16 @@ def test_bench_row_runs_warmup_plus_timed_frames(monkeypatch):
         "recurrent-0drm", (16, 16), torch.device("cpu"), "fp32", "auto", False, False, 3, 2, 1e9
     )
     assert len(calls) == 5
+
+
+def test_a_size_beyond_the_machines_memory_is_refused_before_measuring(monkeypatch, capsys):
+    """8192x8192 (within the 8192 px a side) started a FLOP count needing some 63 GB on a
+    24 GB machine: killed by the kernel, not refused."""
+    monkeypatch.setattr(bench_model, "memory_gb", lambda: 4.0)
+    monkeypatch.setattr(bench_model, "count_flops", lambda v, h, w: pytest.fail("measured"))
+    args = ["--variants", "single", "--device", "cpu", "--sizes", "64x48,2560x1920"]
+    assert bench_model.main(args) == 2
+    assert capsys.readouterr().err == (
+        "sarn bench model: error: --sizes 2560x1920 needs about 5 GB of memory on the CPU (the "
+        "FLOP count runs there), more than this machine's 4 GB\n"
+    )

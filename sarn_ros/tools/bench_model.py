@@ -346,6 +346,28 @@ def mode_label(net: object) -> str:
     return "compiled" if net.compiled is not None else "eager (compile failed)"
 
 
+# The FLOP count's forward pass on the CPU (every device's) takes about 0.94 KB a pixel for
+# the single-image network, more for the recurrent one (the node's max_megapixels: ~1 GB a
+# megapixel): 8192x8192 asked for 63 GB and was killed by the kernel, not refused
+GB_PER_MEGAPIXEL = 0.94
+
+
+def memory_gb() -> float:
+    """The machine's physical memory in GB."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+
+
+def check_memory(sizes: list[tuple[int, int]]) -> None:
+    """ValueError for a size whose FLOP count alone would need more than the machine has."""
+    have = memory_gb()
+    for w, h in sizes:
+        if (need := w * h / 1e6 * GB_PER_MEGAPIXEL) > have:
+            raise ValueError(
+                f"--sizes {w}x{h} needs about {need:.0f} GB of memory on the CPU (the FLOP "
+                f"count runs there), more than this machine's {have:.0f} GB"
+            )
+
+
 def parse_size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -447,6 +469,7 @@ def run(args: argparse.Namespace) -> int:
             list(dict.fromkeys(args.sizes)),
             list(dict.fromkeys(args.variants)),
         )
+        check_memory(args.sizes)
         for v in args.variants:
             if v not in VARIANTS:
                 raise ValueError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
