@@ -82,6 +82,9 @@ def test_a_setting_that_fails_leaves_the_other_rows_measured(tmp_path, monkeypat
     captured = capsys.readouterr()
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert [row["resolution"] for row in rows] == ["16x16", "16x8"]
+    settings = {"iters": 1, "warmup": 0, "threads": torch.get_num_threads()}  # as measured
+    settings |= {"torch": torch.__version__, "host": bench_model.device_label(torch.device("cpu"))}
+    assert rows[0]["settings"] == settings
     assert sum("| recurrent-0drm |" in line for line in captured.out.splitlines()) == 2
     assert captured.err.splitlines()[-1] == (
         "sarn bench model: 1 setting failed, 2 measured; first: recurrent-0drm 32x16 fp32 "

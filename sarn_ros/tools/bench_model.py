@@ -567,7 +567,17 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+        # each row with how it was measured, as the header line says it: two runs' files
+        # could not be told apart by their iterations, threads or torch
+        settings = {
+            "iters": args.iters,
+            "warmup": args.warmup,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "host": device_label(device),
+        }
+        rows_out = [{**asdict(r), "settings": settings} for r in rows]
+        args.json.write_text(json.dumps(rows_out, indent=2))
     if stop is not None:
         how, code = how_stopped(stop)
         print(f"sarn bench model: {how} after {plural(len(rows), 'row')}", file=sys.stderr)
