@@ -430,10 +430,13 @@ def deblur_video(
     announced, read = announced_frames(cap), []  # read: the last index, once all are read
     if expect is not None and announced:
         expect(window.expected(announced))
+    stamps: dict[int, float] = {}  # ms, by index: a phone's variable frame rate
 
     def frames() -> Iterator[tuple[int, np.ndarray | None, str | None]]:
         i = -1
         for i, bgr in video_frames(cap):
+            if bgr is not None:
+                stamps[i] = cap.get(cv2.CAP_PROP_POS_MSEC)
             # a folder's frames are named by their index in the video, skipped ones counted
             yield (i, None, None) if bgr is None else (i, bgr[..., ::-1], f"{i:06d}.png")
         read.append(i)
@@ -447,6 +450,18 @@ def deblur_video(
         raise InputError(f"no readable frame in {src}{after}")
     if read and announced - (read[0] + 1) > max(1, announced // 100):  # counts can be estimates
         report.unread = announced - (read[0] + 1)
+    apart = [stamps[i] - stamps[i - 1] for i in stamps if i - 1 in stamps]
+    if output_kind(dst) == "video" and apart and min(apart) > 0 and max(apart) > 1.5 * min(apart):
+        # written at one rate, its frames played out of time with the original, unsaid
+        log.warning(
+            "%s has a variable frame rate (frames %.0f to %.0f ms apart): %s has the same "
+            "frames at a constant %g fps, not their times",
+            src,
+            min(apart),
+            max(apart),
+            dst,
+            round(fps, 2),
+        )
     return report
 
 

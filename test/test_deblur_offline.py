@@ -2239,3 +2239,45 @@ def test_a_folders_jpeg_frames_take_jpeg_quality(tmp_path, tiny_recurrent_checkp
     default = deblur(str(src), "-o", str(tmp_path / "d"), *weights)
     assert (tmp_path / "d" / "0.jpg").read_bytes() == (tmp_path / "q95" / "0.jpg").read_bytes()
     assert default.returncode == 0
+
+
+def variable_rate(path: Path) -> None:
+    """Give an mp4 OpenCV wrote (one stts entry, moov after mdat; an even frame count) a
+    variable frame rate in the same duration: its first half twice as fast, its second half
+    three times further apart, as a phone slows in the dark."""
+    import struct
+
+    b = bytearray(path.read_bytes())
+    at = b.find(b"stts")
+    size = struct.unpack(">I", b[at - 4 : at])[0]
+    count, delta = struct.unpack(">II", b[at + 12 : at + 20])
+    entries = [(count // 2, delta // 2), (count // 2, delta * 3 // 2)]
+    stts = struct.pack(">I4sII", 16 + 8 * len(entries), b"stts", 0, len(entries))
+    stts += b"".join(struct.pack(">II", *e) for e in entries)
+    for box in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):  # the boxes holding it grow
+        j = b.rfind(box, 0, at)
+        b[j - 4 : j] = struct.pack(">I", struct.unpack(">I", b[j - 4 : j])[0] + len(stts) - size)
+    b[at - 4 : at - 4 + size] = stts
+    path.write_bytes(bytes(b))
+
+
+def test_a_variable_frame_rate_video_is_said_written_at_one_rate(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A phone's variable-rate video came out at one rate, its second half played faster than
+    it was filmed, without a word."""
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    src = tmp_path / "phone.mp4"
+    write_video(src, frames(8), fps=30.0)
+    result = deblur(str(src), "-o", str(tmp_path / "steady.mp4"), *weights)
+    assert result.returncode == 0 and "variable" not in result.stderr, result.stderr
+    variable_rate(src)
+    said = (
+        f"{src} has a variable frame rate (frames 17 to 50 ms apart): {tmp_path / 'out.mp4'} "
+        "has the same frames at a constant 30 fps, not their times"
+    )
+    result = deblur(str(src), "-o", str(tmp_path / "out.mp4"), *weights)
+    assert result.returncode == 0 and said in result.stderr, result.stderr
+    assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 8
+    result = deblur(str(src), "-o", str(tmp_path / "frames"), *weights)  # no times to lose
+    assert result.returncode == 0 and "variable" not in result.stderr, result.stderr
