@@ -1209,6 +1209,30 @@ def test_no_gt_streams_skip_frames_and_are_read_once(tmp_path, tiny_recurrent_ch
     assert row["sharpness_input"] == pytest.approx(expected)
 
 
+def test_a_folder_of_streams_given_to_no_gt_is_each_of_them(tmp_path, tiny_recurrent_checkpoint):
+    """`--no-gt bags/` (a day's runs) was refused, naming the very recordings it said were not
+    there, where --synthetic and train's --data read such a folder; one given in it as well
+    is read once, and an empty folder stays an error."""
+    from test_deblur_offline import frames, write_video
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name in ("a", "b"):
+        write_video(runs / f"{name}.mp4", frames(3))
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    result = sarn_eval(
+        *args, "--no-gt", str(runs), str(runs / "b.mp4"), "--json", str(tmp_path / "e.json")
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "e.json").read_text())["no_gt"]
+    assert [(r["sequence"], r["frames"]) for r in rows] == [("a", 3), ("b", 3)]
+    (tmp_path / "empty").mkdir()
+    result = sarn_eval(*args, "--no-gt", str(tmp_path / "empty"))
+    assert (
+        result.returncode == 2 and f"no images or rosbag2 in {tmp_path / 'empty'}" in result.stderr
+    )
+
+
 def test_a_synthetic_bag_takes_topics(tmp_path, tiny_recurrent_checkpoint):
     """--topics and --debayer choose the cameras of a --synthetic bag as of a --no-gt one."""
     StoragePlugin = pytest.importorskip("rosbags.rosbag2").StoragePlugin

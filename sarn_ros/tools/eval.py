@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=Gathered,
         default=[],
         dest="no_gt",
-        help="real streams without ground truth (folders, videos, bags): SLAM proxy, sharpness",
+        help="real streams without ground truth (image folders, videos, bags, or a folder of "
+        "them): SLAM proxy, sharpness",
     )
     p.add_argument(
         "--skip-frames",
@@ -191,7 +192,13 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
-    from ..recordings import gap_hint, read_streams, sharp_source_note, synthetic_sequences
+    from ..recordings import (
+        gap_hint,
+        read_streams,
+        sharp_recordings,
+        sharp_source_note,
+        synthetic_sequences,
+    )
 
     source = {"topics": args.topics, "debayer": args.debayer, "max_gap_s": args.max_gap_s}
     try:
@@ -202,6 +209,9 @@ def evaluate(args: argparse.Namespace) -> int:
             setattr(args, key, once_each(getattr(args, key)))
         args.weights = once_each(args.weights, resolve_weights)  # sarn_recurrent, its file
         args.synthetic = once_each(args.synthetic, recording_of)  # a bag, its .db3
+        # a folder of recordings (bags of a day's runs) is each of them, as --synthetic and
+        # train's --data read it; one with none stays itself, for its error
+        args.no_gt = [r for d in args.no_gt for r in sharp_recordings(d) or [d]]
         args.no_gt = once_each(args.no_gt, recording_of)
         folders = image_folders(args)
         check_image_folders(args, folders)
@@ -510,7 +520,7 @@ def read_once(
     scored s2 twice, as a second row; `--no-gt bag bag/bag_1.db3` a split bag's part), with a
     note for each left out: kept under the one that reads the most, a folder before the one
     recording it holds, the first given of equals. ``into_folders``: whether a folder source
-    reads the recordings in it (--synthetic does, --no-gt refuses such a folder)."""
+    reads the recordings in it (--synthetic does; --no-gt's were each given by then)."""
     from ..recordings import read_owners, recording_kind, sharp_recordings
 
     within = sharp_recordings if into_folders else lambda d: [d]
