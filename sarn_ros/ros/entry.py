@@ -26,6 +26,10 @@ def main() -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     previous = signal.signal(signal.SIGTERM, _stop)
     try:
+        # numpy first: imported from within PyTorch's C extension, a stop there is dropped
+        # and the start goes on (as `sarn`'s was)
+        import numpy  # noqa: F401
+
         from .node import main as node_main
     except KeyboardInterrupt:
         return 0
