@@ -2607,6 +2607,35 @@ def test_a_best_pth_moved_away_is_said_gone_and_written_anew(
     assert (run / "best.pth").read_bytes() == (tmp_path / "shipped.pth").read_bytes()
 
 
+def test_the_best_pth_there_is_is_the_bar_whatever_copy_it_is(tmp_path: Path, monkeypatch) -> None:
+    """An older best.pth copied back over a better step's: the run named the better step as
+    best.pth's and kept its bar, which the file did not reach (a step between them was not
+    written). Another run's best.pth there is no step of this run: the next validation
+    replaces it."""
+    scripted_validation(monkeypatch, [(25.0, 20.0), (28.0, 20.0), (27.0, 20.0), (26.0, 20.0)])
+    val, run = [blurry_sequence("v", seed=1)], tmp_path / "run"
+
+    def leg(steps: int) -> Trainer:
+        tr = Trainer(config(steps=steps, val_minutes=1e9), [blurry_sequence()], val, run)
+        tr.resume()
+        tr.run(log=lambda _msg: None)
+        return tr
+
+    leg(1)
+    shutil.copy(run / "best.pth", tmp_path / "step1.pth")
+    leg(2)  # 28 dB: best.pth
+    shutil.copy(tmp_path / "step1.pth", run / "best.pth")
+    tr = leg(3)  # 27 dB: above the 25 the file holds
+    assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 3
+    assert tr.best_validation()["step"] == 3 and tr.best == 27.0
+    other = Trainer(config(steps=1), [blurry_sequence()], [], tmp_path / "other")
+    other.run(log=lambda _msg: None)
+    shutil.copy(tmp_path / "other" / "latest.pth", run / "best.pth")
+    tr = leg(4)  # 26 dB: the first of this run's that best.pth holds
+    assert tr.lost_best["step"] == 3 and read_checkpoint(run / "best.pth")["meta"]["steps"] == 4
+    assert tr.best_validation()["step"] == 4
+
+
 def test_recording_options_no_data_source_uses_are_named(tmp_path: Path, capsys) -> None:
     """--sharpest and --clip-frames are for videos and bags, --topics and --debayer for bags:
     given with a frame folder they were accepted without a word and changed nothing."""

@@ -1444,7 +1444,9 @@ def run(args: argparse.Namespace) -> int:
         if (lost := trainer.lost_best) is not None:
             then = f"step {int(lost['step'])}'s, {lost['val_psnr']:.2f} dB"
             anew = "the next validation writes it anew" if val else "no validation writes it anew"
-            print(f"note: {args.run_dir / 'best.pth'} ({then}) is gone: {anew}")
+            path = args.run_dir / "best.pth"
+            what = "holds other weights" if path.exists() else "is gone"  # an older copy
+            print(f"note: {path} ({then}) {what}: {anew}")
         best = trainer.best_validation()
         if not val and best is not None:  # README's resume line names the set again
             print(

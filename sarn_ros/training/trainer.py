@@ -420,8 +420,9 @@ class Trainer:
         self._suspect_loss = self._bad_weights = False
         self.best = -math.inf
         self.history: list[dict[str, float]] = []
-        # the steps validated whose weights best.pth no longer holds (moved away to ship it):
-        # the run said it held them, and a resumed validation below them never wrote it
+        # the steps validated whose weights best.pth does not hold (moved away to ship it, an
+        # older copy brought back): the run said it held the best of them, and a resumed
+        # validation below that never wrote it
         self.lost_steps: set[int] = set()
         self.lost_best: dict[str, float] | None = None  # their best, for the resume's note
         self._validated_step: int | None = None  # the step last validated
@@ -467,7 +468,7 @@ class Trainer:
             "step": self.step,
             "best": self.best,
             "history": self.history,
-            "lost_steps": sorted(self.lost_steps),
+            "lost_steps": sorted(self.lost_steps),  # what the run last said best.pth held
             "torch_rng": torch.get_rng_state(),
             "np_rng": self._drawn_rng_state
             if self.prefetcher is not None
@@ -524,7 +525,7 @@ class Trainer:
         if st["scaler"]:  # empty from a run without loss scaling: the new scaler starts fresh
             self.scaler.load_state_dict(st["scaler"])
         self.step, self.best, self.history = st["step"], st["best"], list(st["history"])
-        self.lost_steps = set(st.get("lost_steps", []))  # not in last.pt before 2026-12-06
+        self.lost_steps = set(st.get("lost_steps", []))
         if self.history and self.history[-1]["step"] == self.step:
             self._validated_step = self.step  # a finished run resumed: not validated again
         if self.writer is not None:  # this step was logged before its checkpoint: keep it
@@ -546,25 +547,24 @@ class Trainer:
         return True
 
     def _check_best_file(self) -> None:
-        """Hold the validations to the best.pth there is: gone (moved away to ship it), none
-        so far names its weights, and the next validation writes it anew; brought back, the
-        one it holds counts again (it was overwritten by a worse one)."""
-        path = self.run_dir / "best.pth"
-        if not path.exists():
-            if (best := self.best_validation()) is not None:
-                self.lost_best = best
-                self.lost_steps |= {int(m["step"]) for m in self.history}
-                self.best = -math.inf
+        """Hold the validations to the best.pth there is, by the step and figure its metadata
+        records: the one it holds is the bar (an older copy brought back too); gone, or other
+        weights, none is, and the next validation writes it anew."""
+        validated = {int(m["step"]) for m in self.history}
+        if not validated:
             return
-        if not self.lost_steps:
-            return
+        held = None
         with contextlib.suppress(CheckpointError):
-            meta = read_checkpoint(path).get("meta") or {}
+            meta = read_checkpoint(self.run_dir / "best.pth").get("meta") or {}
             held = (meta.get("steps"), (meta.get("validation") or {}).get("val_psnr"))
-            if any((m["step"], m["val_psnr"]) == held for m in self.history):
-                self.lost_steps.discard(held[0])
-                best = self.best_validation()
-                self.best = best["val_psnr"] if best else -math.inf
+        match = next((m for m in self.history if (m["step"], m["val_psnr"]) == held), None)
+        if match is None:
+            self.lost_best = self.best_validation()  # what the run said best.pth held
+            self.lost_steps, self.best = validated, -math.inf
+            return
+        self.lost_steps = validated - {int(match["step"])}
+        best = self.best_validation()  # None where it holds a step of an earlier set
+        self.best = best["val_psnr"] if best else -math.inf
 
     def _forget_random_best(self) -> None:
         """A --steps 0 run from scratch validated its random weights, and sarn_ros before
