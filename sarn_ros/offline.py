@@ -171,22 +171,25 @@ def kind_of(path: Path) -> str:
         if holds_images(path):
             return "folder"
         inside = visible(path)
-        subs = [d.name for d in inside if d.is_dir() and holds_images(d)]
-        what = "the image folders"
-        if not subs:  # a folder of bags or videos, one level up from one
-            what = "the recordings"
-            subs = [
+        kinds = {  # one level up from them: it said "no images or rosbag2" and named its bags
+            "image folders": [d.name for d in inside if d.is_dir() and holds_images(d)],
+            "recordings": [
                 d.name
                 for d in inside
                 if (d.is_dir() and _is_bag_dir(d))
                 or d.suffix.lower() in VIDEO_EXTS
                 or d.suffix == ".mcap"
-            ]
-        more = ", ..." if len(subs) > 3 else ""
-        if subs:  # it said "no images or rosbag2 in it" and then named the bags in it
-            names = f"{', '.join(subs[:3])}{more}"
+            ],
+        }
+        held = [
+            f"the {kind} {', '.join(names[:3])}{', ...' * (len(names) > 3)}"
+            for kind, names in kinds.items()
+            if names
+        ]
+        if held:
             raise InputError(
-                f"no images or rosbag2 of its own in {path}: only {what} {names} (give one)"
+                f"no images or rosbag2 of its own in {path}: it holds {' and '.join(held)} "
+                "(give one)"
             )
         raise InputError(f"no images or rosbag2 in {path}")
     if path.suffix in (".db3", ".mcap"):

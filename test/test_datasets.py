@@ -839,7 +839,7 @@ def test_hidden_folders_and_files_are_no_sharp_material(tmp_path: Path) -> None:
     for clip in ("clipA", ".thumbnails"):
         write(tmp_path / "d" / clip, names, [40, 80, 120])
     (tmp_path / "d" / "._cover.jpg").write_bytes(b"\0\5\26\7AppleDouble")
-    with pytest.raises(InputError, match=r"only the image folders clipA \(give one\)"):
+    with pytest.raises(InputError, match=r"it holds the image folders clipA \(give one\)"):
         kind_of(tmp_path / "d")
     params = BlurParams(blur_px=2.0, object_prob=0.0, jpeg_quality=None)
     seqs = synthetic_sequences(tmp_path / "d", seed=1, params=params)

@@ -929,18 +929,23 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert err.endswith(
-        f"own in {tmp_path / 'set'}: only the image folders blur, sharp (give one)\n"
+        f"own in {tmp_path / 'set'}: it holds the image folders blur, sharp (give one)\n"
     )
     (tmp_path / "set" / "blur" / "0.png").unlink()
     (tmp_path / "set" / "sharp" / "0.png").rename(tmp_path / "set" / "sharp" / "0.txt")
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.endswith(f"no images or rosbag2 in {tmp_path / 'set'}\n")
-    # a folder of recordings (`sarn eval --synthetic` takes one; deblur and --no-gt do not)
+    # a folder of recordings (`sarn eval --synthetic` and --no-gt take one; deblur does not)
     (tmp_path / "set" / "drive.mp4").write_bytes(b"")
     (tmp_path / "set" / "run").mkdir()
     (tmp_path / "set" / "run" / "metadata.yaml").write_text("rosbag2_bagfile_information: {}")
     assert cli.main(argv) == 2
-    assert capsys.readouterr().err.endswith(": only the recordings drive.mp4, run (give one)\n")
+    assert capsys.readouterr().err.endswith(": it holds the recordings drive.mp4, run (give one)\n")
+    cv2.imwrite(str(tmp_path / "set" / "sharp" / "0.png"), frames(1)[0])  # both kinds named
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.endswith(
+        ": it holds the image folders sharp and the recordings drive.mp4, run (give one)\n"
+    )
 
 
 def png_stating(width: int, height: int) -> bytes:

@@ -1226,6 +1226,16 @@ def test_a_folder_of_streams_given_to_no_gt_is_each_of_them(tmp_path, tiny_recur
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "e.json").read_text())["no_gt"]
     assert [(r["sequence"], r["frames"]) for r in rows] == [("a", 3), ("b", 3)]
+    write_pair(tmp_path / "pairs", n=3)  # a sequence's ground truth is no camera's stream
+    result = sarn_eval(
+        *args, "--no-gt", str(tmp_path / "pairs" / "seq"), "--json", str(tmp_path / "p.json")
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "p.json").read_text())["no_gt"]
+    assert [(r["sequence"], r["frames"]) for r in rows] == [("blur", 3)]
+    assert f"note: --no-gt {tmp_path / 'pairs' / 'seq'}: sharp not read, the ground truth" in (
+        result.stderr
+    )
     (tmp_path / "empty").mkdir()
     result = sarn_eval(*args, "--no-gt", str(tmp_path / "empty"))
     assert (

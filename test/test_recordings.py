@@ -741,7 +741,7 @@ def test_a_folder_of_bare_mcap_recordings_is_a_folder_of_recordings(tmp_path, mo
         (mcap,) = (tmp_path / f"b{k}").glob("*.mcap")
         mcap.rename(tmp_path / "solo" / f"run{k}.mcap")
     with pytest.raises(
-        InputError, match=r"only the recordings run1\.mcap, run2\.mcap \(give one\)"
+        InputError, match=r"it holds the recordings run1\.mcap, run2\.mcap \(give one\)"
     ):
         kind_of(tmp_path / "solo")
     seqs = synthetic_sequences(tmp_path / "solo", seed=1, params=BlurParams(blur_px=2.0))

@@ -192,13 +192,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
-    from ..recordings import (
-        gap_hint,
-        read_streams,
-        sharp_recordings,
-        sharp_source_note,
-        synthetic_sequences,
-    )
+    from ..recordings import gap_hint, read_streams, sharp_source_note, synthetic_sequences
 
     source = {"topics": args.topics, "debayer": args.debayer, "max_gap_s": args.max_gap_s}
     try:
@@ -209,9 +203,7 @@ def evaluate(args: argparse.Namespace) -> int:
             setattr(args, key, once_each(getattr(args, key)))
         args.weights = once_each(args.weights, resolve_weights)  # sarn_recurrent, its file
         args.synthetic = once_each(args.synthetic, recording_of)  # a bag, its .db3
-        # a folder of recordings (bags of a day's runs) is each of them, as --synthetic and
-        # train's --data read it; one with none stays itself, for its error
-        args.no_gt = [r for d in args.no_gt for r in sharp_recordings(d) or [d]]
+        args.no_gt = [r for d in args.no_gt for r in streams_in(d)]
         args.no_gt = once_each(args.no_gt, recording_of)
         folders = image_folders(args)
         check_image_folders(args, folders)
@@ -511,6 +503,27 @@ def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
         if len(options[Path(i).resolve()]) > 1:
             shown[i, o] += f" ({o})"
     return shown
+
+
+def streams_in(source: Path) -> list[Path]:
+    """The --no-gt streams ``source`` gives: itself, or each recording in a folder of them
+    (bags of a day's runs), as --synthetic and train's --data read one, but not a pair's
+    sharp side (a GoPro sequence's ``sharp/`` was scored as a camera's stream); a folder with
+    none stays itself, for its error."""
+    from ..recordings import recording_kind, sharp_recordings
+
+    found = sharp_recordings(source)
+    if recording_kind(source) or not found:
+        return found or [source]
+    truth = {sharp.resolve() for _, _, sharp in find_pair_dirs(source)}
+    kept = [r for r in found if r.resolve() not in truth]
+    if left := [r.name for r in found if r not in kept]:
+        print(
+            f"note: --no-gt {source}: {', '.join(left)} not read, the ground truth of a "
+            "blurred/sharp pair (give the folder to --pairs to score against it)",
+            file=sys.stderr,
+        )
+    return kept or [source]
 
 
 def read_once(
