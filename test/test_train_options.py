@@ -692,3 +692,34 @@ def test_a_link_that_is_no_recording_does_not_take_the_video_it_points_to(
     assert tiny_train(tmp_path, tmp_path / "vids", *args) == 0
     out = capsys.readouterr().out
     assert "repeats" not in out and "training data: 3 sequences, 12 frames" in out
+
+
+def test_a_run_dir_or_a_set_in_use_by_another_command_is_refused(tmp_path: Path, capsys) -> None:
+    """A second `sarn train --resume` on a running run's --run-dir trained from its
+    checkpoints and wrote over them; a second build of one --trainset removed the first's
+    half-built folder and failed on the rename. The folders are locked while in use (here by
+    this process, as another would)."""
+    from sarn_ros.tools.options import folder_lock
+
+    video = sharp_video(tmp_path / "video")
+    run = tmp_path / "run"
+    assert tiny_train(tmp_path, video, "--steps", "1") == 0
+    capsys.readouterr()
+    with folder_lock(run) as ours:
+        assert ours and tiny_train(tmp_path, video, "--steps", "2", "--resume") == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --run-dir {run} is in use by another sarn train: wait for it to "
+        "end (then --resume continues the run), or give another --run-dir\n"
+    )
+    assert tiny_train(tmp_path, video, "--steps", "2", "--resume") == 0  # released
+    partial = tmp_path / ".ts.partial"
+    partial.mkdir()
+    args = ["--trainset", str(tmp_path / "ts"), "--run-dir", str(tmp_path / "r2"), "--steps", "0"]
+    with folder_lock(partial):
+        assert tiny_train(tmp_path, video, *args) == 2
+    assert capsys.readouterr().err.endswith(
+        f"--trainset {tmp_path / 'ts'} is being built by another sarn train: wait for it to "
+        "end, then give it again to train on the set\n"
+    )
+    assert partial.is_dir() and not (tmp_path / "r2").exists()
+    assert tiny_train(tmp_path, video, *args) == 0 and (tmp_path / "ts").is_dir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import fcntl
 import json
 import logging
 import math
@@ -227,6 +228,30 @@ def how_stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
     if isinstance(stop, Stopped):
         return f"stopped by {stop}", stop.code
     return "interrupted", 130
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``folder`` itself (flock on its descriptor: no lock file is
+    left in it, and a killed process holds none) while in this block; False where another
+    process holds it. A folder that cannot be opened, or a filesystem without locks, counts
+    as free: the tool runs as it did before there was a lock."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        except OSError:
+            pass
+        yield True
+    finally:
+        os.close(fd)
 
 
 @contextmanager

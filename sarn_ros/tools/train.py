@@ -71,6 +71,7 @@ from .options import (
     add_gap_argument,
     check_writable,
     file_arg,
+    folder_lock,
     once_each,
     path_arg,
     plural,
@@ -651,30 +652,37 @@ def build_trainset(
     renamed to ``out`` when complete, so an interrupted build (or another DDP rank looking at
     ``out``) never takes a partial set for the whole one."""
     partial = out.with_name(f".{out.name}.partial")  # hidden: not a folder --data leaves out
+    with folder_lock(partial) as free:  # another build's, removed under it and then mixed
+        if not free:
+            raise ValueError(
+                f"--trainset {out} is being built by another sarn train: wait for it to end, "
+                "then give it again to train on the set"
+            )
     shutil.rmtree(partial, ignore_errors=True)
     old = out.with_name(f"{out.name}.partial")  # an earlier version's, left by a killed build
     if old.is_dir() and all(p.suffix == ".npz" for p in old.iterdir()):
         shutil.rmtree(old, ignore_errors=True)
     partial.mkdir(parents=True)
     seen: set[str] = set()
-    try:
-        made = iter_gather(
+    with folder_lock(partial):
+        try:
+            made = iter_gather(
+                folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
+            )
+            for seq in made:
+                seq.name = unique_name(seq.name, seen)
+                save_sequence(seq, partial)
+        except BaseException:  # a bad source further on, Ctrl-C: no half-built set left behind
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        if not seen:
+            partial.rmdir()
+            raise no_training_data(folders, recordings.get("max_gap_s", MAX_GAP_S))
+        desc = describe_sources(
             folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
         )
-        for seq in made:
-            seq.name = unique_name(seq.name, seen)
-            save_sequence(seq, partial)
-    except BaseException:  # a bad source further on, Ctrl-C: no half-built set left behind
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if not seen:
-        partial.rmdir()
-        raise no_training_data(folders, recordings.get("max_gap_s", MAX_GAP_S))
-    desc = describe_sources(
-        folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
-    )
-    (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
-    partial.replace(out)  # onto a missing or empty folder
+        (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
+        partial.replace(out)  # onto a missing or empty folder
     return load_sequences(out)
 
 
@@ -1071,6 +1079,13 @@ LR, LR_INIT = 4e-4, 5e-5  # --lr from scratch, and for a fine-tune
 
 
 def run(args: argparse.Namespace) -> int:
+    """`sarn train`, holding its --run-dir (:func:`train_command`) until it ends."""
+    with contextlib.ExitStack() as held:
+        return train_command(args, held)
+
+
+def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+    """`sarn train`; ``held``: the locks taken, released when the command ends."""
     started = time.monotonic()  # --max-minutes counts the data loading too
     lr_given = args.lr is not None
     if not lr_given:
@@ -1233,6 +1248,17 @@ def run(args: argparse.Namespace) -> int:
     made = not args.run_dir.exists()  # removed again, empty, if the run stops before training
     try:
         args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build
+        # a second command on it trained from the first's checkpoints, or over them, unsaid;
+        # torchrun's other ranks share it with rank 0
+        if int(os.environ.get("RANK", 0)) == 0 and not held.enter_context(
+            folder_lock(args.run_dir)
+        ):
+            print(
+                f"sarn train: error: --run-dir {args.run_dir} is in use by another sarn train: "
+                "wait for it to end (then --resume continues the run), or give another --run-dir",
+                file=sys.stderr,
+            )
+            return 2
         ts = args.trainset
         sources = (args.data, blur_params(args), args.scales, args.variants, args.still_frames)
         recordings = {
