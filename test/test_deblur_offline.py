@@ -2286,3 +2286,27 @@ def test_a_variable_frame_rate_video_is_said_written_at_one_rate(
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 8
     result = deblur(str(src), "-o", str(tmp_path / "frames"), *weights)  # no times to lose
     assert result.returncode == 0 and "variable" not in result.stderr, result.stderr
+
+
+def test_an_output_folder_another_run_writes_into_is_refused(
+    tmp_path, capsys, tiny_recurrent_checkpoint
+):
+    """Two runs into one folder, started together, both passed the check for images there and
+    mixed their frames (both said done). The folder is locked while written (here by this
+    process, as another run would); a folder made for a run that then fails is removed."""
+    from sarn_ros.tools.options import folder_lock
+
+    src = tmp_path / "in.mp4"
+    write_video(src, frames(3))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = ["deblur", str(src), "-o", str(out), "--weights", str(tiny_recurrent_checkpoint)]
+    with folder_lock(out):
+        assert cli.main([*argv, "--device", "cpu"]) == 2
+    assert capsys.readouterr().err.endswith(
+        f"another sarn deblur writes into {out}: wait for it to end, or name another -o\n"
+    )
+    assert cli.main([*argv, "--device", "cpu"]) == 0 and len(list(out.iterdir())) == 3
+    (tmp_path / "bad.pth").write_text("no weights")
+    argv = ["deblur", str(src), "-o", str(tmp_path / "new"), "--weights", str(tmp_path / "bad.pth")]
+    assert cli.main([*argv, "--device", "cpu"]) == 2 and not (tmp_path / "new").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from .options import (
     add_bag_arguments,
     add_gap_argument,
     check_writable,
+    folder_lock,
     how_stopped,
     nonempty,
     path_arg,
@@ -189,11 +191,18 @@ def images_before(folder: Path, began: float) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    with stops_as_interrupts():
-        return deblur(args)
+    with stops_as_interrupts(), contextlib.ExitStack() as held:
+        return deblur(args, held)
 
 
-def deblur(args: argparse.Namespace) -> int:
+def forget_empty(folder: Path) -> None:
+    """Remove the output folder this run made where nothing was written into it."""
+    with contextlib.suppress(OSError):
+        folder.rmdir()
+
+
+def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
+    """`sarn deblur`; ``held``: the output folder's lock, released when the command ends."""
     from tqdm import tqdm
 
     from .. import offline
@@ -224,6 +233,15 @@ def deblur(args: argparse.Namespace) -> int:
                 video_path(dst)
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
+        if out_kind == "folder":  # two runs into one folder mixed their frames without a word
+            if not dst.exists():
+                dst.mkdir(parents=True)
+                held.callback(forget_empty, dst)  # a run that wrote nothing leaves none
+            if not held.enter_context(folder_lock(dst)):
+                raise offline.InputError(
+                    f"another sarn deblur writes into {args.output}: wait for it to end, or "
+                    "name another -o"
+                )
         if kind == "video":
             offline.check_video(args.input)
         if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
