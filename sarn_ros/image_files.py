@@ -144,6 +144,9 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
         ok, buf = cv2.imencode(path.suffix, img, params or [])
         if not ok:
             return False
+        if path.exists() and not path.is_symlink() and not path.is_file():
+            buf.tofile(path)  # a device or a pipe (-o /dev/null) is written to, not replaced
+            return True
         part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
         try:
             try:

@@ -1006,3 +1006,21 @@ def test_an_image_in_a_folder_not_writable_is_written_in_place() -> None:
         if folder.exists():
             folder.chmod(0o755)
         shutil.rmtree(base)
+
+
+def test_an_image_written_to_a_device_is_written_to_it_not_replaced(tmp_path: Path) -> None:
+    """Written beside and renamed onto, a device node there (/dev/null as an output) was
+    replaced by a regular file; as cv2.imwrite does, it is written to. Root makes a null
+    device of its own here; a folder stays an error."""
+    import stat
+
+    from sarn_ros.image_files import imwrite
+
+    if os.geteuid() != 0:
+        pytest.skip("only root makes a device node")
+    null = tmp_path / "null.png"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    assert imwrite(null, frame(50)) and stat.S_ISCHR(null.stat().st_mode)
+    (tmp_path / "dir.png").mkdir()
+    assert not imwrite(tmp_path / "dir.png", frame(50)) and (tmp_path / "dir.png").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png", "null.png"]
