@@ -664,34 +664,25 @@ def test_read_within_keeps_the_widest_source_then_the_first() -> None:
     assert read_within([[{a}, {a}]]) == [[None, 0]]  # a link beside its target: one folder
 
 
-def test_a_link_beside_its_target_is_noted_within_its_own_data(tmp_path: Path, capsys) -> None:
-    """The note said the folder repeated a file "of --data <the folder itself>"."""
-    from test_training import sharp_mp4
-
-    (tmp_path / "vids").mkdir()
-    video = sharp_mp4(tmp_path / "vids" / "a.mp4")
-    (tmp_path / "vids" / "b.mp4").symlink_to(video)
-    args = ["--clip-frames", "4", "--clip-len", "1", "--steps", "0"]
-    assert tiny_train(tmp_path, tmp_path / "vids", *args) == 0
-    out = capsys.readouterr().out
-    note = f"note: --data {tmp_path / 'vids'} repeats {tmp_path / 'vids' / 'b.mp4'} of another"
-    assert note in out and "training data: 3 sequences, 12 frames" in out
-
-
-def test_a_link_that_is_no_recording_does_not_take_the_video_it_points_to(
-    tmp_path: Path, capsys
+@pytest.mark.parametrize("link", ["s.mp4", "current"])
+def test_a_link_beside_its_video_is_read_once_as_that_video(
+    tmp_path: Path, capsys, link: str
 ) -> None:
-    """`current -> run.mp4` sorts first and read what the video reads, so the video was left
-    out as read within it, then the link skipped as no recording: the video read by none."""
+    """A link that is a recording (s.mp4) is noted as repeating the video: the note said the
+    folder repeated it "of --data <the folder itself>". One that is none (`current`, listed
+    first) took what the video reads, which was then left out as read within it and the link
+    skipped as no recording: the video read by none."""
     from test_training import sharp_mp4
 
     (tmp_path / "vids").mkdir()
     video = sharp_mp4(tmp_path / "vids" / "run.mp4")
-    (tmp_path / "vids" / "current").symlink_to(video)
+    (tmp_path / "vids" / link).symlink_to(video)
     args = ["--clip-frames", "4", "--clip-len", "1", "--steps", "0"]
     assert tiny_train(tmp_path, tmp_path / "vids", *args) == 0
     out = capsys.readouterr().out
-    assert "repeats" not in out and "training data: 3 sequences, 12 frames" in out
+    note = f"note: --data {tmp_path / 'vids'} repeats {tmp_path / 'vids' / link} of another"
+    assert (note in out) == ("repeats" in out) == (link == "s.mp4")
+    assert "training data: 3 sequences, 12 frames" in out
 
 
 def test_a_run_dir_or_a_set_in_use_by_another_command_is_refused(tmp_path: Path, capsys) -> None:
