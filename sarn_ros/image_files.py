@@ -145,7 +145,8 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
         if not ok:
             return False
         if path.exists() and not path.is_symlink() and not path.is_file():
-            buf.tofile(path)  # a device or a pipe (-o /dev/null) is written to, not replaced
+            with open(path, "wb") as f:  # a device or a pipe is written to, not replaced
+                f.write(buf.tobytes())  # (tofile needs a file position, which a pipe has not)
             return True
         part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
         try:

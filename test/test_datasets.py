@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import cv2
@@ -1021,6 +1022,13 @@ def test_an_image_written_to_a_device_is_written_to_it_not_replaced(tmp_path: Pa
     null = tmp_path / "null.png"
     os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
     assert imwrite(null, frame(50)) and stat.S_ISCHR(null.stat().st_mode)
+    pipe, got = tmp_path / "pipe.png", []  # a pipe, read as it is written
+    os.mkfifo(pipe)
+    reader = threading.Thread(target=lambda: got.append(pipe.read_bytes()))
+    reader.start()
+    assert imwrite(pipe, frame(50))
+    reader.join(10)
+    assert seq_values([cv2.imdecode(np.frombuffer(got[0], np.uint8), cv2.IMREAD_COLOR)]) == [50]
     (tmp_path / "dir.png").mkdir()
     assert not imwrite(tmp_path / "dir.png", frame(50)) and (tmp_path / "dir.png").is_dir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png", "null.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.png", "null.png", "pipe.png"]
