@@ -2308,5 +2308,6 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     )
     assert cli.main([*argv, "--device", "cpu"]) == 0 and len(list(out.iterdir())) == 3
     (tmp_path / "bad.pth").write_text("no weights")
-    argv = ["deblur", str(src), "-o", str(tmp_path / "new"), "--weights", str(tmp_path / "bad.pth")]
+    new = tmp_path / "new" / "deeper" / "out"  # its parents made with it: removed too
+    argv = ["deblur", str(src), "-o", str(new), "--weights", str(tmp_path / "bad.pth")]
     assert cli.main([*argv, "--device", "cpu"]) == 2 and not (tmp_path / "new").exists()

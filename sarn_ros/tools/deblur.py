@@ -195,10 +195,16 @@ def run(args: argparse.Namespace) -> int:
         return deblur(args, held)
 
 
-def forget_empty(folder: Path) -> None:
-    """Remove the output folder this run made where nothing was written into it."""
-    with contextlib.suppress(OSError):
-        folder.rmdir()
+def forget_empty(folder: Path, top: Path) -> None:
+    """Remove the output folder this run made, and its parents up to ``top`` it made with
+    it, where nothing was written into them."""
+    for made in (folder, *folder.parents):
+        try:
+            made.rmdir()
+        except OSError:  # not empty (written into), or gone
+            return
+        if made == top:
+            return
 
 
 def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
@@ -234,14 +240,15 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
         if out_kind == "folder":  # two runs into one folder mixed their frames without a word
-            if not dst.exists():
-                dst.mkdir(parents=True)
-                held.callback(forget_empty, dst)  # a run that wrote nothing leaves none
+            top = next((p for p in (*reversed(dst.parents), dst) if not p.exists()), None)
+            dst.mkdir(parents=True, exist_ok=True)
             if not held.enter_context(folder_lock(dst)):
                 raise offline.InputError(
                     f"another sarn deblur writes into {args.output}: wait for it to end, or "
                     "name another -o"
                 )
+            if top is not None:  # a run that wrote nothing leaves none (the lock held still)
+                held.callback(forget_empty, dst, top)
         if kind == "video":
             offline.check_video(args.input)
         if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
