@@ -2605,6 +2605,13 @@ def test_a_best_pth_moved_away_is_said_gone_and_written_anew(
     out = capsys.readouterr().out
     assert "is gone" not in out and "at step 5 " in out
     assert (run / "best.pth").read_bytes() == (tmp_path / "shipped.pth").read_bytes()
+    (run / "best.pth").write_bytes(b"damaged")  # said so, not "holds other weights"
+    assert sarn([*args, *val, "--resume", "--steps", "8"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"note: {run / 'best.pth'} (step 5's, " in out and ") cannot be read (cannot read " in out
+    )
+    assert read_checkpoint(run / "best.pth")["meta"]["steps"] == 8
 
 
 def test_the_best_pth_there_is_is_the_bar_whatever_copy_it_is(tmp_path: Path, monkeypatch) -> None:

@@ -1471,7 +1471,9 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             then = f"step {int(lost['step'])}'s, {lost['val_psnr']:.2f} dB"
             anew = "the next validation writes it anew" if val else "no validation writes it anew"
             path = args.run_dir / "best.pth"
-            what = "holds other weights" if path.exists() else "is gone"  # an older copy
+            what = "holds other weights" if path.exists() else "is gone"  # another run's
+            if path.exists() and trainer.best_file_error:
+                what = f"cannot be read ({trainer.best_file_error})"
             print(f"note: {path} ({then}) {what}: {anew}")
         best = trainer.best_validation()
         if not val and best is not None:  # README's resume line names the set again

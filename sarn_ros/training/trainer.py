@@ -425,6 +425,7 @@ class Trainer:
         # validation below that never wrote it
         self.lost_steps: set[int] = set()
         self.lost_best: dict[str, float] | None = None  # their best, for the resume's note
+        self.best_file_error = ""  # why a best.pth there could not be read
         self._validated_step: int | None = None  # the step last validated
         self.resumed_steps: int | None = None  # --steps of the run resumed
         self.resumed_config: dict[str, Any] = {}  # its settings until the resume
@@ -554,9 +555,11 @@ class Trainer:
         if not validated:
             return
         held = None
-        with contextlib.suppress(CheckpointError):
+        try:
             meta = read_checkpoint(self.run_dir / "best.pth").get("meta") or {}
             held = (meta.get("steps"), (meta.get("validation") or {}).get("val_psnr"))
+        except CheckpointError as exc:  # gone, or damaged: said so, then written anew
+            self.best_file_error = str(exc)
         match = next((m for m in self.history if (m["step"], m["val_psnr"]) == held), None)
         if match is None:
             self.lost_best = self.best_validation()  # what the run said best.pth held
