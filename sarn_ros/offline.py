@@ -176,9 +176,7 @@ def kind_of(path: Path) -> str:
             "recordings": [
                 d.name
                 for d in inside
-                if (d.is_dir() and _is_bag_dir(d))
-                or d.suffix.lower() in VIDEO_EXTS
-                or d.suffix == ".mcap"
+                if (_is_bag_dir(d) if d.is_dir() else d.suffix.lower() in (*VIDEO_EXTS, ".mcap"))
             ],
         }
         held = [

@@ -946,6 +946,12 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     assert capsys.readouterr().err.endswith(
         ": it holds the image folders sharp and the recordings drive.mp4, run (give one)\n"
     )
+    (tmp_path / "set" / "z.mp4").mkdir()  # a folder named like a video: a folder, once
+    cv2.imwrite(str(tmp_path / "set" / "z.mp4" / "0.png"), frames(1)[0])
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err.endswith(
+        ": it holds the image folders sharp, z.mp4 and the recordings drive.mp4, run (give one)\n"
+    )
 
 
 def png_stating(width: int, height: int) -> bytes:

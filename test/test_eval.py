@@ -1233,9 +1233,22 @@ def test_a_folder_of_streams_given_to_no_gt_is_each_of_them(tmp_path, tiny_recur
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "p.json").read_text())["no_gt"]
     assert [(r["sequence"], r["frames"]) for r in rows] == [("blur", 3)]
-    assert f"note: --no-gt {tmp_path / 'pairs' / 'seq'}: sharp not read, the ground truth" in (
+    assert f"note: --no-gt {tmp_path / 'pairs' / 'seq'}: sharp not read: the ground truth" in (
         result.stderr
     )
+    # GoPro's blur_gamma/ beside blur/: one stream of the sequence, not two
+    shutil.copytree(tmp_path / "pairs" / "seq" / "blur", tmp_path / "pairs" / "seq" / "blur_gamma")
+    result = sarn_eval(
+        *args, "--no-gt", str(tmp_path / "pairs" / "seq"), "--json", str(tmp_path / "p.json")
+    )
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "p.json").read_text())["no_gt"]
+    assert [r["sequence"] for r in rows] == [
+        "blur"
+    ] and "blur_gamma, sharp not read" in result.stderr
+    result = sarn_eval(*args, "--no-gt", str(tmp_path / "pairs"))  # sequences one level down
+    assert result.returncode == 2
+    assert f"--no-gt {tmp_path / 'pairs'} holds blurred/sharp pairs and no stream" in result.stderr
     (tmp_path / "empty").mkdir()
     result = sarn_eval(*args, "--no-gt", str(tmp_path / "empty"))
     assert (

@@ -24,6 +24,7 @@ from ..data.blur_synth import BlurParams
 from ..data.datasets import (
     Sequence,
     find_pair_dirs,
+    is_pair_side,
     listed,
     no_pairs_error,
     pair_files,
@@ -32,7 +33,7 @@ from ..data.datasets import (
     unique_name,
 )
 from ..ensemble import MEMBERS
-from ..offline import read_units, recording_of
+from ..offline import InputError, read_units, recording_of
 from .options import (
     MAX_BLUR_PX,
     MIN_EXPOSURE,
@@ -507,23 +508,30 @@ def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
 
 def streams_in(source: Path) -> list[Path]:
     """The --no-gt streams ``source`` gives: itself, or each recording in a folder of them
-    (bags of a day's runs), as --synthetic and train's --data read one, but not a pair's
-    sharp side (a GoPro sequence's ``sharp/`` was scored as a camera's stream); a folder with
-    none stays itself, for its error."""
+    (bags of a day's runs), as --synthetic and train's --data read one, but of a pair only
+    its blurred side (a GoPro sequence's ``sharp/`` was scored as a camera's stream, and its
+    ``blur_gamma/`` as a second one); a folder with none stays itself, for its error."""
     from ..recordings import recording_kind, sharp_recordings
 
     found = sharp_recordings(source)
-    if recording_kind(source) or not found:
+    pairs = find_pair_dirs(source) if source.is_dir() and not recording_kind(source) else []
+    if not pairs:
         return found or [source]
-    truth = {sharp.resolve() for _, _, sharp in find_pair_dirs(source)}
-    kept = [r for r in found if r.resolve() not in truth]
+    blurred = {blur.resolve() for _, blur, _ in pairs}
+    kept = [r for r in found if r.resolve() in blurred or not is_pair_side(r)]
     if left := [r.name for r in found if r not in kept]:
         print(
-            f"note: --no-gt {source}: {', '.join(left)} not read, the ground truth of a "
-            "blurred/sharp pair (give the folder to --pairs to score against it)",
+            f"note: --no-gt {source}: {', '.join(left)} not read: the ground truth or another "
+            "blurred copy of a blurred/sharp pair (give the folder to --pairs to score against "
+            "its ground truth)",
             file=sys.stderr,
         )
-    return kept or [source]
+    if not kept:  # pairs one level down, which a stream's read does not reach
+        raise InputError(
+            f"--no-gt {source} holds blurred/sharp pairs and no stream of its own: give it to "
+            "--pairs, or their blurred sides to --no-gt"
+        )
+    return kept
 
 
 def read_once(
