@@ -652,19 +652,22 @@ def build_trainset(
     renamed to ``out`` when complete, so an interrupted build (or another DDP rank looking at
     ``out``) never takes a partial set for the whole one."""
     partial = out.with_name(f".{out.name}.partial")  # hidden: not a folder --data leaves out
+    busy = ValueError(
+        f"--trainset {out} is being built by another sarn train: wait for it to end, then "
+        "give it again to train on the set"
+    )
     with folder_lock(partial) as free:  # another build's, removed under it and then mixed
         if not free:
-            raise ValueError(
-                f"--trainset {out} is being built by another sarn train: wait for it to end, "
-                "then give it again to train on the set"
-            )
+            raise busy
     shutil.rmtree(partial, ignore_errors=True)
     old = out.with_name(f"{out.name}.partial")  # an earlier version's, left by a killed build
     if old.is_dir() and all(p.suffix == ".npz" for p in old.iterdir()):
         shutil.rmtree(old, ignore_errors=True)
-    partial.mkdir(parents=True)
+    partial.mkdir(parents=True, exist_ok=True)  # another's, made since: refused just below
     seen: set[str] = set()
-    with folder_lock(partial):
+    with folder_lock(partial) as free:
+        if not free:
+            raise busy
         try:
             made = iter_gather(
                 folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
