@@ -865,5 +865,15 @@ def test_a_size_beyond_the_machines_memory_is_refused_before_measuring(monkeypat
     assert bench_model.main(args) == 2
     assert capsys.readouterr().err == (
         "sarn bench model: error: --sizes 2560x1920 needs about 5 GB of memory on the CPU (the "
-        "FLOP count runs there), more than this machine's 4 GB\n"
+        "FLOP count runs there), more than the 4 GB this process may use\n"
     )
+
+
+def test_a_containers_memory_limit_bounds_what_bench_model_may_use(tmp_path, monkeypatch):
+    """The machine's memory let through a size a Docker container's limit would kill."""
+    (tmp_path / "v2").write_text("3000000000\n")
+    (tmp_path / "v1").write_text("max\n")  # no limit
+    monkeypatch.setattr(bench_model, "CGROUP_LIMITS", (tmp_path / "v1", tmp_path / "v2"))
+    assert bench_model.memory_gb() == 3.0
+    monkeypatch.setattr(bench_model, "CGROUP_LIMITS", (tmp_path / "v1", tmp_path / "none"))
+    assert bench_model.memory_gb() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9

@@ -352,9 +352,21 @@ def mode_label(net: object) -> str:
 GB_PER_MEGAPIXEL = 0.94
 
 
+# a container's memory limit (cgroup v2, v1): below the machine's, it is what a run may use
+CGROUP_LIMITS = (
+    Path("/sys/fs/cgroup/memory.max"),
+    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
+)
+
+
 def memory_gb() -> float:
-    """The machine's physical memory in GB."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    """The memory this process may use in GB: the machine's, or its container's limit where
+    lower (a robot's Docker container: the machine's figure let a size through to be killed)."""
+    have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in CGROUP_LIMITS:
+        with contextlib.suppress(OSError, ValueError, IndexError):  # "max": no limit
+            have = min(have, int(limit.read_text().split()[0]))
+    return have / 1e9
 
 
 def check_memory(sizes: list[tuple[int, int]]) -> None:
@@ -364,7 +376,7 @@ def check_memory(sizes: list[tuple[int, int]]) -> None:
         if (need := w * h / 1e6 * GB_PER_MEGAPIXEL) > have:
             raise ValueError(
                 f"--sizes {w}x{h} needs about {need:.0f} GB of memory on the CPU (the FLOP "
-                f"count runs there), more than this machine's {have:.0f} GB"
+                f"count runs there), more than the {have:.0f} GB this process may use"
             )
 
 
