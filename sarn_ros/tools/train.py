@@ -656,18 +656,21 @@ def build_trainset(
         f"--trainset {out} is being built by another sarn train: wait for it to end, then "
         "give it again to train on the set"
     )
-    with folder_lock(partial) as free:  # another build's, removed under it and then mixed
-        if not free:
-            raise busy
-    shutil.rmtree(partial, ignore_errors=True)
     old = out.with_name(f"{out.name}.partial")  # an earlier version's, left by a killed build
     if old.is_dir() and all(p.suffix == ".npz" for p in old.iterdir()):
         shutil.rmtree(old, ignore_errors=True)
-    partial.mkdir(parents=True, exist_ok=True)  # another's, made since: refused just below
+    partial.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
+    # locked before anything in it is touched: another build's was removed under it, then the
+    # two mixed their sequences in one set
     with folder_lock(partial) as free:
         if not free:
             raise busy
+        for left in partial.iterdir():  # a killed build's
+            if left.is_dir() and not left.is_symlink():
+                shutil.rmtree(left)
+            else:
+                left.unlink()
         try:
             made = iter_gather(
                 folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
