@@ -2317,3 +2317,7 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     new = tmp_path / "new" / "deeper" / "out"  # its parents made with it: removed too
     argv = ["deblur", str(src), "-o", str(new), "--weights", str(tmp_path / "bad.pth")]
     assert cli.main([*argv, "--device", "cpu"]) == 2 and not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()  # a folder there before: never removed, by any name
+    argv[3] = str(tmp_path / "made" / ".." / "kept")
+    assert cli.main([*argv, "--device", "cpu"]) == 2 and (tmp_path / "kept").is_dir()
+    assert not (tmp_path / "made").exists()

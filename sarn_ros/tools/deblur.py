@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -240,15 +241,16 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
         if out_kind == "folder":  # two runs into one folder mixed their frames without a word
-            top = next((p for p in (*reversed(dst.parents), dst) if not p.exists()), None)
-            dst.mkdir(parents=True, exist_ok=True)
-            if not held.enter_context(folder_lock(dst)):
+            whole = Path(os.path.abspath(dst))  # `new/../kept`: the folders it makes, by name
+            top = next((p for p in (*reversed(whole.parents), whole) if not p.exists()), None)
+            whole.mkdir(parents=True, exist_ok=True)
+            if not held.enter_context(folder_lock(whole)):
                 raise offline.InputError(
                     f"another sarn deblur writes into {args.output}: wait for it to end, or "
                     "name another -o"
                 )
             if top is not None:  # a run that wrote nothing leaves none (the lock held still)
-                held.callback(forget_empty, dst, top)
+                held.callback(forget_empty, whole, top)
         if kind == "video":
             offline.check_video(args.input)
         if kind == "bag":  # pip-only: a missing one is reported (by the cli) before the model
