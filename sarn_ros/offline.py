@@ -176,7 +176,8 @@ def kind_of(path: Path) -> str:
             "recordings": [
                 d.name
                 for d in inside
-                if (_is_bag_dir(d) if d.is_dir() else d.suffix.lower() in (*VIDEO_EXTS, ".mcap"))
+                if (_is_bag_dir(d) if d.is_dir() else d.suffix.lower() in VIDEO_EXTS)
+                or (d.suffix == ".mcap" and not d.is_dir())  # as a given one is taken
             ],
         }
         held = [
