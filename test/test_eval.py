@@ -1233,7 +1233,7 @@ def test_a_folder_of_streams_given_to_no_gt_is_each_of_them(tmp_path, tiny_recur
     assert result.returncode == 0, result.stderr
     rows = json.loads((tmp_path / "p.json").read_text())["no_gt"]
     assert [(r["sequence"], r["frames"]) for r in rows] == [("blur", 3)]
-    assert f"note: --no-gt {tmp_path / 'pairs' / 'seq'}: sharp not read: the ground truth" in (
+    assert f"note: --no-gt {tmp_path / 'pairs' / 'seq'}: sharp not read: its ground truth" in (
         result.stderr
     )
     # GoPro's blur_gamma/ beside blur/: one stream of the sequence, not two
@@ -1246,6 +1246,16 @@ def test_a_folder_of_streams_given_to_no_gt_is_each_of_them(tmp_path, tiny_recur
     assert [r["sequence"] for r in rows] == [
         "blur"
     ] and "blur_gamma, sharp not read" in result.stderr
+    (tmp_path / "mine" / "input").mkdir(parents=True)  # a stream of one's own beside a pair
+    shutil.copytree(tmp_path / "pairs" / "seq", tmp_path / "mine" / "seq")
+    shutil.copytree(
+        tmp_path / "pairs" / "seq" / "blur", tmp_path / "mine" / "input", dirs_exist_ok=True
+    )
+    result = sarn_eval(*args, "--no-gt", str(tmp_path / "mine"), "--json", str(tmp_path / "m.json"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "m.json").read_text())["no_gt"]
+    assert [r["sequence"] for r in rows] == ["input"]
+    assert f"note: --no-gt {tmp_path / 'mine'}: not read: seq/blur (blurred/sharp" in result.stderr
     result = sarn_eval(*args, "--no-gt", str(tmp_path / "pairs"))  # sequences one level down
     assert result.returncode == 2
     assert f"--no-gt {tmp_path / 'pairs'} holds blurred/sharp pairs and no stream" in result.stderr

@@ -508,22 +508,36 @@ def pooled_names(rows: list[dict]) -> dict[tuple[str, str], str]:
 
 def streams_in(source: Path) -> list[Path]:
     """The --no-gt streams ``source`` gives: itself, or each recording in a folder of them
-    (bags of a day's runs), as --synthetic and train's --data read one, but of a pair only
-    its blurred side (a GoPro sequence's ``sharp/`` was scored as a camera's stream, and its
-    ``blur_gamma/`` as a second one); a folder with none stays itself, for its error."""
+    (bags of a day's runs), as --synthetic and train's --data read one; of a sequence of
+    blurred/sharp pairs given, its blurred frames only (its ``sharp/`` was scored as a
+    camera's stream, GoPro's ``blur_gamma/`` as a second one), and sequences further down
+    named; a folder with none stays itself, for its error."""
     from ..recordings import recording_kind, sharp_recordings
 
     found = sharp_recordings(source)
     pairs = find_pair_dirs(source) if source.is_dir() and not recording_kind(source) else []
     if not pairs:
         return found or [source]
-    blurred = {blur.resolve() for _, blur, _ in pairs}
-    kept = [r for r in found if r.resolve() in blurred or not is_pair_side(r)]
-    if left := [r.name for r in found if r not in kept]:
+    here = source.resolve()
+    own = [  # the sequence given: its blurred side, or BSD's side/RGB
+        blur
+        for _, blur, _ in pairs
+        if (side := blur.resolve().parent if blur.name.lower() == "rgb" else blur.resolve())
+        and side.parent == here
+    ]
+    kept = own + [r for r in found if not (own and is_pair_side(r))]
+    read = {k.resolve() for k in kept}
+    if left := [r.name for r in found if r.resolve() not in read]:
         print(
-            f"note: --no-gt {source}: {', '.join(left)} not read: the ground truth or another "
-            "blurred copy of a blurred/sharp pair (give the folder to --pairs to score against "
-            "its ground truth)",
+            f"note: --no-gt {source}: {', '.join(left)} not read: its ground truth or another "
+            "blurred copy (give the folder to --pairs to score against the ground truth)",
+            file=sys.stderr,
+        )
+    deeper = [blur for _, blur, _ in pairs if blur not in own]
+    if deeper and kept:
+        print(
+            f"note: --no-gt {source}: not read: {listed(deeper, source)} (blurred/sharp "
+            "pairs: give them to --pairs, or their blurred sides to --no-gt)",
             file=sys.stderr,
         )
     if not kept:  # pairs one level down, which a stream's read does not reach
@@ -531,7 +545,7 @@ def streams_in(source: Path) -> list[Path]:
             f"--no-gt {source} holds blurred/sharp pairs and no stream of its own: give it to "
             "--pairs, or their blurred sides to --no-gt"
         )
-    return kept
+    return list(dict.fromkeys(kept))
 
 
 def read_once(
