@@ -315,9 +315,12 @@ class FrameSink:
         # a folder's JPEG frames: OpenCV's 95 unless given
         self.jpeg = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.video = output_kind(dst) == "video"
-        self.part = self.dst.with_name(
-            f".{self.dst.stem[:40]}.{secrets.token_hex(4)}.part{self.dst.suffix}"
-        )
+        # a video's, written beside it (`-o .`, a folder, has no name to take one from)
+        self.part: Path | None = None
+        if self.video:
+            self.part = self.dst.with_name(
+                f".{self.dst.stem[:40]}.{secrets.token_hex(4)}.part{self.dst.suffix}"
+            )
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None  # the video's, an odd side padded by one
         self.first = ""  # the first frame's own size, for the error naming another
@@ -379,7 +382,7 @@ class FrameSink:
         finally:
             if keep:
                 os.replace(self.part, self.dst)
-            else:
+            elif self.part is not None:
                 self.part.unlink(missing_ok=True)
 
 

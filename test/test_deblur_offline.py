@@ -2295,7 +2295,7 @@ def test_a_variable_frame_rate_video_is_said_written_at_one_rate(
 
 
 def test_an_output_folder_another_run_writes_into_is_refused(
-    tmp_path, capsys, tiny_recurrent_checkpoint
+    tmp_path, capsys, monkeypatch, tiny_recurrent_checkpoint
 ):
     """Two runs into one folder, started together, both passed the check for images there and
     mixed their frames (both said done). The folder is locked while written (here by this
@@ -2321,3 +2321,7 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     argv[3] = str(tmp_path / "made" / ".." / "kept")
     assert cli.main([*argv, "--device", "cpu"]) == 2 and (tmp_path / "kept").is_dir()
     assert not (tmp_path / "made").exists()
+    argv[3:] = [".", "--weights", str(tiny_recurrent_checkpoint)]  # `-o .`: a traceback
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert cli.main([*argv, "--device", "cpu"]) == 0 and len(list(Path().iterdir())) == 3

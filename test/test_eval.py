@@ -1256,6 +1256,14 @@ def test_a_folder_of_streams_given_to_no_gt_is_each_of_them(tmp_path, tiny_recur
     rows = json.loads((tmp_path / "m.json").read_text())["no_gt"]
     assert [r["sequence"] for r in rows] == ["input"]
     assert f"note: --no-gt {tmp_path / 'mine'}: not read: seq/blur (blurred/sharp" in result.stderr
+    linked = tmp_path / "linked"  # sides that are links to folders elsewhere
+    linked.mkdir()
+    for side in ("blur", "sharp"):
+        (linked / side).symlink_to(tmp_path / "pairs" / "seq" / side)
+    result = sarn_eval(*args, "--no-gt", str(linked), "--json", str(tmp_path / "l.json"))
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "l.json").read_text())["no_gt"]
+    assert [r["sequence"] for r in rows] == ["blur"] and "sharp not read" in result.stderr
     result = sarn_eval(*args, "--no-gt", str(tmp_path / "pairs"))  # sequences one level down
     assert result.returncode == 2
     assert f"--no-gt {tmp_path / 'pairs'} holds blurred/sharp pairs and no stream" in result.stderr

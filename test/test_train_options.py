@@ -713,4 +713,9 @@ def test_a_run_dir_or_a_set_in_use_by_another_command_is_refused(tmp_path: Path,
         "end, then give it again to train on the set\n"
     )
     assert partial.is_dir() and not (tmp_path / "r2").exists()
+    partial.rmdir()  # a link there (the name is the build's): its target is left alone
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "mine.txt").write_text("mine")
+    partial.symlink_to(tmp_path / "kept")
     assert tiny_train(tmp_path, video, *args) == 0 and (tmp_path / "ts").is_dir()
+    assert not (tmp_path / "ts").is_symlink() and (tmp_path / "kept" / "mine.txt").exists()

@@ -241,7 +241,8 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
         if out_kind == "folder":  # two runs into one folder mixed their frames without a word
-            whole = Path(os.path.abspath(dst))  # `new/../kept`: the folders it makes, by name
+            # the folder written, as the kernel finds it (`new/../kept`, `link/../out`)
+            whole = Path(os.path.realpath(dst))
             top = next((p for p in (*reversed(whole.parents), whole) if not p.exists()), None)
             whole.mkdir(parents=True, exist_ok=True)
             if not held.enter_context(folder_lock(whole)):

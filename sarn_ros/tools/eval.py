@@ -518,12 +518,11 @@ def streams_in(source: Path) -> list[Path]:
     pairs = find_pair_dirs(source) if source.is_dir() and not recording_kind(source) else []
     if not pairs:
         return found or [source]
-    here = source.resolve()
+    here = os.path.abspath(source)  # by name: a side may be a link to a folder elsewhere
     own = [  # the sequence given: its blurred side, or BSD's side/RGB
         blur
         for _, blur, _ in pairs
-        if (side := blur.resolve().parent if blur.name.lower() == "rgb" else blur.resolve())
-        and side.parent == here
+        if os.path.abspath((blur.parent if blur.name.lower() == "rgb" else blur).parent) == here
     ]
     kept = own + [r for r in found if not (own and is_pair_side(r))]
     read = {k.resolve() for k in kept}

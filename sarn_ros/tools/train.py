@@ -659,6 +659,8 @@ def build_trainset(
     old = out.with_name(f"{out.name}.partial")  # an earlier version's, left by a killed build
     if old.is_dir() and all(p.suffix == ".npz" for p in old.iterdir()):
         shutil.rmtree(old, ignore_errors=True)
+    if partial.is_symlink() or partial.is_file():  # the name is ours: not a link's target
+        partial.unlink()
     partial.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
     # locked before anything in it is touched: another build's was removed under it, then the
