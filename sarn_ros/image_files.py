@@ -144,9 +144,13 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
         ok, buf = cv2.imencode(path.suffix, img, params or [])
         if not ok:
             return False
+
+        def in_place() -> None:  # open().write: tofile needs a file position, a pipe has none
+            with open(path, "wb") as f:
+                f.write(buf.tobytes())
+
         if path.exists() and not path.is_symlink() and not path.is_file():
-            with open(path, "wb") as f:  # a device or a pipe is written to, not replaced
-                f.write(buf.tobytes())  # (tofile needs a file position, which a pipe has not)
+            in_place()  # a device or a pipe is written to, not replaced
             return True
         part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
         try:
@@ -157,7 +161,7 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
             except PermissionError:
                 if path.is_symlink() or not path.is_file() or path.stat().st_nlink > 1:
                     raise
-                buf.tofile(path)
+                in_place()
         finally:
             part.unlink(missing_ok=True)  # written and renamed: nothing left to remove
         return True

@@ -176,8 +176,12 @@ def kind_of(path: Path) -> str:
             "recordings": [
                 d.name
                 for d in inside
-                if (_is_bag_dir(d) if d.is_dir() else d.suffix.lower() in VIDEO_EXTS)
-                or (d.suffix == ".mcap" and not d.is_dir())  # as a given one is taken
+                # a folder named like a video is none; .mcap in the case a given one is taken
+                if (
+                    _is_bag_dir(d)
+                    if d.is_dir()
+                    else d.suffix.lower() in VIDEO_EXTS or d.suffix == ".mcap"
+                )
             ],
         }
         held = [

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from ..checkpoint import CheckpointError
-from ..data.datasets import folder_name
+from ..data.datasets import folder_name, list_images
 from ..ensemble import MEMBERS
 from ..image_files import VIDEO_FPS, video_path
 from .options import (
@@ -147,8 +147,6 @@ CPU_HINTS = {
 def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[list[str], list[str]]:
     """The options given that this input and output have no use for, each with what it is
     for (see :func:`split_idle`)."""
-    from ..data.datasets import list_images
-
     bag = kind == "bag"
     # a folder into a folder: only its JPEG frames take a quality
     jpegs = (kind, out_kind) == ("folder", "folder") and any(
@@ -180,7 +178,6 @@ def images_before(folder: Path, began: float) -> int:
     """The images in ``folder`` this run did not write (older than ``began``): a shorter run
     into an earlier one's folder left its later frames there, read as one video later on. A
     link's own time: a dangling one (named like an image) raised after the run was done."""
-    from ..data.datasets import list_images
 
     def older(p: Path) -> bool:
         try:
