@@ -870,10 +870,29 @@ def test_a_size_beyond_the_machines_memory_is_refused_before_measuring(monkeypat
 
 
 def test_a_containers_memory_limit_bounds_what_bench_model_may_use(tmp_path, monkeypatch):
-    """The machine's memory let through a size a Docker container's limit would kill."""
-    (tmp_path / "v2").write_text("3000000000\n")
-    (tmp_path / "v1").write_text("max\n")  # no limit
-    monkeypatch.setattr(bench_model, "CGROUP_LIMITS", (tmp_path / "v1", tmp_path / "v2"))
+    """The machine's memory let through a size a Docker container's limit would kill; a
+    systemd slice's limit sits on the process's own group, below the file system's root."""
+    root = tmp_path / "cgroup"
+    proc = tmp_path / "self_cgroup"
+    monkeypatch.setattr(bench_model, "CGROUP_ROOT", root)
+    monkeypatch.setattr(bench_model, "PROC_CGROUP", proc)
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    # v2: the limit two groups above the process's own
+    (root / "robot.slice" / "deblur.service").mkdir(parents=True)
+    (root / "robot.slice" / "memory.max").write_text("3000000000\n")
+    (root / "robot.slice" / "deblur.service" / "memory.max").write_text("max\n")  # none
+    proc.write_text("0::/robot.slice/deblur.service\n")
     assert bench_model.memory_gb() == 3.0
-    monkeypatch.setattr(bench_model, "CGROUP_LIMITS", (tmp_path / "v1", tmp_path / "none"))
-    assert bench_model.memory_gb() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    proc.write_text("0::/\n")  # a container's own namespace: its limit is at the root
+    assert bench_model.memory_gb() == machine
+    (root / "memory.max").write_text("2000000000\n")
+    assert bench_model.memory_gb() == 2.0
+    # v1: the memory controller's own hierarchy, among others
+    (root / "memory" / "docker" / "abc").mkdir(parents=True)
+    (root / "memory" / "docker" / "abc" / "memory.limit_in_bytes").write_text("1500000000\n")
+    proc.write_text("5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n")
+    assert bench_model.memory_gb() == 1.5
+    proc.write_text("4:cpu:/docker/abc\n")  # no memory controller: no limit read
+    assert bench_model.memory_gb() == machine
+    proc.unlink()  # no /proc (macOS): the machine's
+    assert bench_model.memory_gb() == machine

@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import torch
 from torch import nn
@@ -352,18 +352,36 @@ def mode_label(net: object) -> str:
 GB_PER_MEGAPIXEL = 0.94
 
 
-# a container's memory limit (cgroup v2, v1): below the machine's, it is what a run may use
-CGROUP_LIMITS = (
-    Path("/sys/fs/cgroup/memory.max"),
-    Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
-)
+# the cgroup file systems (v2, v1) and the file holding a group's memory limit in each
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def cgroup_limits() -> list[Path]:
+    """The memory-limit files of this process's cgroups and of each group above them: a
+    systemd slice's MemoryMax or a container's limit sits on the process's own group, which
+    the file system's root (all that was read before) does not show outside a container."""
+    files = []
+    with contextlib.suppress(OSError, ValueError):  # no /proc (macOS), an unknown format
+        for line in PROC_CGROUP.read_text().splitlines():
+            _, controllers, group = line.split(":", 2)
+            if not controllers:  # v2's one hierarchy
+                base, name = CGROUP_ROOT, "memory.max"
+            elif "memory" in controllers.split(","):
+                base, name = CGROUP_ROOT / "memory", "memory.limit_in_bytes"
+            else:
+                continue
+            folder = PurePosixPath(group)
+            for level in (folder, *folder.parents):
+                files.append(base / level.relative_to("/") / name)
+    return files
 
 
 def memory_gb() -> float:
     """The memory this process may use in GB: the machine's, or its container's limit where
     lower (a robot's Docker container: the machine's figure let a size through to be killed)."""
     have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for limit in CGROUP_LIMITS:
+    for limit in cgroup_limits():
         with contextlib.suppress(OSError, ValueError, IndexError):  # "max": no limit
             have = min(have, int(limit.read_text().split()[0]))
     return have / 1e9
