@@ -287,6 +287,43 @@ def test_build_trainset_writes_what_gather_makes_and_maps_it_back(tmp_path: Path
     assert not (tmp_path / "ts2").exists() and not (tmp_path / ".ts2.partial").exists()
 
 
+def test_a_trainset_given_as_a_link_is_built_at_its_target(tmp_path: Path, monkeypatch) -> None:
+    """A --trainset link to a bigger disk's folder: the set was built beside the link, then
+    renamed onto it ("Not a directory") and left hidden there, each rerun building it anew."""
+    write(tmp_path / "sharp" / "clip", [f"{i}.png" for i in range(3)], [90, 91, 92])
+    (tmp_path / "disk" / "set").mkdir(parents=True)
+    (tmp_path / "ts").symlink_to(tmp_path / "disk" / "set")
+    built = build_trainset([tmp_path / "sharp"], BlurParams(), [1.0], 1, 3, tmp_path / "ts")
+    assert len(built) == 1 and (tmp_path / "ts").is_symlink()
+    assert [p.name for p in (tmp_path / "disk" / "set").glob("*.npz")] == [f"{built[0].name}.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["disk", "sharp", "ts"]
+    assert [p.name for p in (tmp_path / "disk").iterdir()] == ["set"]
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")  # the set would replace the current folder
+    with pytest.raises(ValueError, match="is the current folder, which the finished set would"):
+        build_trainset([tmp_path / "sharp"], BlurParams(), [1.0], 1, 3, Path("."))
+    assert not any((tmp_path / "here").iterdir()) and not (tmp_path / ".here.partial").exists()
+
+
+def test_a_set_another_build_finished_meanwhile_is_not_built_again(tmp_path: Path) -> None:
+    """Two commands that found no set each built it: the second, after its whole build,
+    failed on the rename and left its copy hidden beside the set."""
+    write(tmp_path / "sharp" / "clip", [f"{i}.png" for i in range(3)], [90, 91, 92])
+    sources = ([tmp_path / "sharp"], BlurParams(), [1.0], 1, 3)
+    build_trainset(*sources, tmp_path / "ts")  # the other command's, done while this one read
+    made = (tmp_path / "ts" / "trainset.json").stat().st_mtime_ns
+    with pytest.raises(ValueError, match="was built by another sarn train meanwhile: give it"):
+        build_trainset(*sources, tmp_path / "ts")
+    assert not (tmp_path / ".ts.partial").exists()
+    assert (tmp_path / "ts" / "trainset.json").stat().st_mtime_ns == made
+    (tmp_path / "notes").mkdir()  # filled after the command looked: the rename fails
+    (tmp_path / "notes" / "mine.txt").write_text("mine")
+    with pytest.raises(OSError):
+        build_trainset(*sources, tmp_path / "notes")
+    assert not (tmp_path / ".notes.partial").exists()
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["mine.txt"]
+
+
 def test_trainset_round_trip_is_memory_mapped(tmp_path: Path) -> None:
     seqs = [Sequence("x", [frame(10), frame(20)], [frame(11), frame(21)])]
     save_sequence(seqs[0], tmp_path / "ts")

@@ -276,6 +276,51 @@ def test_ctrl_c_ends_a_run_with_130_after_its_checkpoint(
     assert not (tmp_path / "new").exists()
 
 
+def test_sigterm_during_a_trainset_build_leaves_nothing(tmp_path: Path, monkeypatch, capsys):
+    """`timeout`, docker stop or torchrun's agent ended a build at once: its half-built set
+    and an empty run folder stayed, where Ctrl-C removed them."""
+    import os
+    import signal
+
+    from sarn_ros.tools import train
+
+    video = sharp_video(tmp_path / "video")
+    save = train.save_sequence
+
+    def killed_after_the_first(seq, folder):
+        save(seq, folder)
+        assert any(folder.glob("*.npz"))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(train, "save_sequence", killed_after_the_first)
+    ts = ["--trainset", str(tmp_path / "ts"), "--run-dir", str(tmp_path / "new")]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert tiny_train(tmp_path, video, "--steps", "5", *ts) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.endswith("sarn train: stopped by SIGTERM\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]
+
+
+def test_only_rank_0_makes_the_run_dir(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Under torchrun every rank made --run-dir: when rank 0 refused the run, torchrun
+    stopped the others before they removed theirs, and an empty run folder stayed."""
+    from sarn_ros.tools import train
+
+    video = sharp_video(tmp_path / "video")
+    monkeypatch.setenv("RANK", "1")
+    seen = []
+
+    def refused(*args, **kwargs):  # the others stopped here, as torchrun does
+        seen.append((tmp_path / "run").exists())
+        raise ValueError("stopped with rank 0")
+
+    monkeypatch.setattr(train, "gather", refused)
+    assert tiny_train(tmp_path, video, "--steps", "1") == 2
+    assert seen == [False] and not (tmp_path / "run").exists()
+
+
 def test_values_no_run_can_take_are_usage_errors(tmp_path: Path, capsys) -> None:
     """--lr 1e308 was a traceback in Adam; --seed -1 numpy's 'expected non-negative integer',
     which named no option."""

@@ -76,6 +76,7 @@ from .options import (
     path_arg,
     plural,
     ranged,
+    stops_as_interrupts,
 )
 
 CLIP_FRAMES = 60  # --clip-frames
@@ -651,6 +652,14 @@ def build_trainset(
     built and trained on without ever being in RAM as a whole. It is written to a side folder
     renamed to ``out`` when complete, so an interrupted build (or another DDP rank looking at
     ``out``) never takes a partial set for the whole one."""
+    # a link's target (a bigger disk's folder): the side folder is built beside it and renamed
+    # onto it; beside the link, the whole build ended in "Not a directory" and stayed hidden
+    out = Path(os.path.realpath(out))
+    if out == Path(os.getcwd()):  # replaced by the finished set: a traceback on the next read
+        raise ValueError(
+            f"--trainset {out} is the current folder, which the finished set would replace: "
+            "give a folder in it or beside it (--trainset set builds ./set)"
+        )
     partial = out.with_name(f".{out.name}.partial")  # hidden: not a folder --data leaves out
     busy = ValueError(
         f"--trainset {out} is being built by another sarn train: wait for it to end, then "
@@ -668,6 +677,12 @@ def build_trainset(
     with folder_lock(partial) as free:
         if not free:
             raise busy
+        if trainset_ready(out):  # built by another command since this one looked: its own
+            shutil.rmtree(partial, ignore_errors=True)  # rename would fail after a whole build
+            raise ValueError(
+                f"--trainset {out} was built by another sarn train meanwhile: give it again to "
+                "train on the set"
+            )
         for left in partial.iterdir():  # a killed build's
             if left.is_dir() and not left.is_symlink():
                 shutil.rmtree(left)
@@ -689,8 +704,12 @@ def build_trainset(
         desc = describe_sources(
             folders, params, scales, variants, still_frames, **recordings, min_frames=min_frames
         )
-        (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
-        partial.replace(out)  # onto a missing or empty folder
+        try:
+            (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
+            partial.replace(out)  # onto a missing or empty folder
+        except BaseException:  # a full disk, a folder filled meanwhile: no hidden copy left
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     return load_sequences(out)
 
 
@@ -1253,9 +1272,12 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     except ValueError as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
-    made = not args.run_dir.exists()  # removed again, empty, if the run stops before training
+    # rank 0 makes it (and removes it again, empty, if the run stops before training): a rank
+    # torchrun stopped for rank 0's error left the one it had made
+    made = int(os.environ.get("RANK", 0)) == 0 and not args.run_dir.exists()
     try:
-        args.run_dir.mkdir(parents=True, exist_ok=True)  # unwritable: said before a long build
+        if made:  # unwritable: said before a long build
+            args.run_dir.mkdir(parents=True, exist_ok=True)
         # a second command on it trained from the first's checkpoints, or over them, unsaid;
         # torchrun's other ranks share it with rank 0
         if int(os.environ.get("RANK", 0)) == 0 and not held.enter_context(
@@ -1307,8 +1329,12 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 print(f"note: {', '.join(idle)} not used: {why}")
         if ts is not None and not args.data and trainset_ready(ts):
             take_set_blur(args, read_description(ts))
-        held = args.val_sharp  # refused on every rank alike: under torchrun they agree
-        note = sharp_source_note("--val-sharp", held, "--val-pairs") if held is not None else None
+        val_sharp = args.val_sharp  # refused on every rank alike: under torchrun they agree
+        note = (
+            sharp_source_note("--val-sharp", val_sharp, "--val-pairs")
+            if val_sharp is not None
+            else None
+        )
         if note and rank == 0:
             print(note, flush=True)
         if ts is not None and rank != 0:
@@ -1353,12 +1379,16 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 print(f"reusing --trainset {ts} ({built})", flush=True)
         else:  # --sharpest ranks only clips this training can use
             need = sum(clip_frames(arch, args.clip_len))
-            if ts is not None:
-                train = build_trainset(*sources, ts, need, **recordings)
-                desc = read_description(ts)
-            else:
-                train = gather(*sources, need, **recordings)
-                desc = describe_sources(*sources, **recordings, min_frames=need)
+            # SIGTERM (`timeout`, docker stop, torchrun's agent) as Ctrl-C: the half-built set
+            # and an empty run folder are removed. Not around the training: a rank in a C call
+            # (init_process_group) would wait out torchrun's 30 s before its SIGKILL
+            with stops_as_interrupts():
+                if ts is not None:
+                    train = build_trainset(*sources, ts, need, **recordings)
+                    desc = read_description(ts)
+                else:
+                    train = gather(*sources, need, **recordings)
+                    desc = describe_sources(*sources, **recordings, min_frames=need)
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
