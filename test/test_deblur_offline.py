@@ -2321,6 +2321,10 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     argv[3] = str(tmp_path / "made" / ".." / "kept")
     assert cli.main([*argv, "--device", "cpu"]) == 2 and (tmp_path / "kept").is_dir()
     assert not (tmp_path / "made").exists()
+    good = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    done = ["deblur", str(src), "-o", str(tmp_path / "made" / ".." / "done"), *good]
+    assert cli.main(done) == 0 and len(list((tmp_path / "done").iterdir())) == 3
+    assert not (tmp_path / "made").exists()  # written by name: the frames made it back
     argv[3:] = [".", "--weights", str(tiny_recurrent_checkpoint)]  # `-o .`: a traceback
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")

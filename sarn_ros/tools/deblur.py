@@ -242,6 +242,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             whole = Path(os.path.realpath(dst))
             top = next((p for p in (*reversed(whole.parents), whole) if not p.exists()), None)
             whole.mkdir(parents=True, exist_ok=True)
+            dst = whole  # written there: by its name, `new/../out` made `new` back
             if not held.enter_context(folder_lock(whole)):
                 raise offline.InputError(
                     f"another sarn deblur writes into {args.output}: wait for it to end, or "
@@ -292,7 +293,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         if kind == "video":
             report = offline.deblur_video(
                 args.input,
-                args.output,
+                dst,
                 engine,
                 args.resize,
                 args.side_by_side,
@@ -303,7 +304,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         elif kind == "folder":
             report = offline.deblur_folder(
                 args.input,
-                args.output,
+                dst,
                 engine,
                 args.resize,
                 args.side_by_side,
@@ -394,7 +395,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         )
         + (f", torch.compile {'on' if engine.compiled else 'failed'}" if args.torch_compile else "")
     )
-    if out_kind == "folder" and (left := images_before(args.output, began)):
+    if out_kind == "folder" and (left := images_before(dst, began)):
         print(
             f"sarn deblur: note: {plural(left, 'image')} in {args.output} not from this run "
             "(--overwrite replaced those of the same names only)",
