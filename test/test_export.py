@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from importlib.util import find_spec
@@ -289,6 +290,50 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert "exists: pass --overwrite to replace it" in capsys.readouterr().err
     assert out.read_bytes() == b"yesterday's graph"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
+
+
+def test_a_stopped_export_leaves_no_working_folder_nor_folders_it_made(
+    monkeypatch, tmp_path, capsys
+):
+    """SIGTERM (`timeout`, a closed terminal) left the hidden working folder, with its 12 MB
+    graph, beside the output; a failed export left the folders made for -o."""
+    import signal
+
+    ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "s.pth")
+
+    def killed(model, path, h, w, opset):
+        path.write_bytes(b"half a graph")
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(export, "find_spec", lambda name: True)
+    monkeypatch.setattr(export, "export", killed)
+    out = tmp_path / "new" / "deeper" / "x.onnx"
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert cli.main(["export", "--weights", str(ckpt), "-o", str(out)]) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.endswith("sarn export: stopped by SIGTERM\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth"]
+    (tmp_path / "kept").mkdir()  # there before: kept, and what the export made in it removed
+    out = tmp_path / "kept" / "made" / "x.onnx"
+    monkeypatch.setattr(export, "export", lambda *a: (_ for _ in ()).throw(RuntimeError("no")))
+    assert cli.main(["export", "--weights", str(ckpt), "-o", str(out)]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "s.pth"]
+    assert not any((tmp_path / "kept").iterdir())
+
+
+def test_a_file_replaced_by_a_rename_needs_a_folder_that_takes_a_new_file():
+    """`sarn export --overwrite` of a writable graph in a folder closed to the user wrote its
+    working folder there and failed with a traceback after the minute of exporting."""
+    from sarn_ros.tools.options import check_writable
+
+    comm = Path("/proc/self/comm")  # writable, in a folder no file can be made in
+    if not os.access(comm, os.W_OK):
+        pytest.skip("no writable /proc/self/comm")
+    check_writable(comm, "-o", folder=False)  # written in place: fine
+    with pytest.raises(ValueError, match=r"^-o /proc/self/comm: cannot write in /proc/self "):
+        check_writable(comm, "-o", folder=False, replaced=True)
 
 
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")

@@ -344,13 +344,21 @@ def test_export_into_a_folder_or_over_the_runs_own_files_is_refused(tmp_path: Pa
     base = ["train", "--run-dir", str(run), "--from", "latest", "--export"]
     capsys.readouterr()
     assert sarn([*base, str(tmp_path / "out")]) == 2
-    assert "out is a folder: name the weights file to write" in capsys.readouterr().err
+    assert f"--export {tmp_path / 'out'} is a folder, not a file" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run", "video"]
     for own in ("last.pt", "latest.pth"):
         before = (run / own).read_bytes()
         assert sarn([*base, str(run / own)]) == 2
         assert "is one of the run's own files" in capsys.readouterr().err
         assert (run / own).read_bytes() == before
+    # PyTorch weights named as a graph: the node and every tool failed on them in onnxruntime
+    assert sarn([*base, str(tmp_path / "w.onnx")]) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --export {tmp_path / 'w.onnx'}: the node and the sarn tools read a "
+        ".onnx file as an ONNX graph; name the weights .pth (`sarn export` makes the graph from "
+        "them)\n"
+    )
+    assert not (tmp_path / "w.onnx").exists()
 
 
 def test_a_training_set_of_other_arrays_or_a_broken_description_is_one_error_line(

@@ -20,7 +20,9 @@ from .options import (
     add_gap_argument,
     check_writable,
     folder_lock,
+    forget_empty,
     how_stopped,
+    made_folder,
     nonempty,
     path_arg,
     plural,
@@ -193,18 +195,6 @@ def run(args: argparse.Namespace) -> int:
         return deblur(args, held)
 
 
-def forget_empty(folder: Path, top: Path) -> None:
-    """Remove the output folder this run made, and its parents up to ``top`` it made with
-    it, where nothing was written into them."""
-    for made in (folder, *folder.parents):
-        try:
-            made.rmdir()
-        except OSError:  # not empty (written into), or gone
-            return
-        if made == top:
-            return
-
-
 def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     """`sarn deblur`; ``held``: the output folder's lock, released when the command ends."""
     from tqdm import tqdm
@@ -232,7 +222,8 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         if kind != "bag":
             offline.check_new_output(args.output, args.overwrite)
         try:  # where it cannot be made: known now, not after the model loaded
-            check_writable(dst, "-o", folder=out_kind != "video")
+            # a video is written beside the output and renamed over it
+            check_writable(dst, "-o", folder=out_kind != "video", replaced=out_kind == "video")
             if out_kind == "video":
                 video_path(dst)
         except ValueError as exc:
@@ -240,7 +231,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         if out_kind == "folder":  # two runs into one folder mixed their frames without a word
             # the folder written, as the kernel finds it (`new/../kept`, `link/../out`)
             whole = Path(os.path.realpath(dst))
-            top = next((p for p in (*reversed(whole.parents), whole) if not p.exists()), None)
+            top = made_folder(whole)
             whole.mkdir(parents=True, exist_ok=True)
             dst = whole  # written there: by its name, `new/../out` made `new` back
             if not held.enter_context(folder_lock(whole)):

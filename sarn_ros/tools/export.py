@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import math
 import os
 import sys
 import tempfile
@@ -40,9 +41,12 @@ from .options import (
     add_bag_arguments,
     check_writable,
     file_arg,
+    forget_empty,
+    made_folder,
     path_arg,
     plural,
     ranged,
+    stops_as_interrupts,
 )
 
 MIN_OPSET = 16  # GridSample
@@ -285,6 +289,13 @@ def has_dynamo_exporter() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`sarn export`, SIGTERM and SIGHUP taken as Ctrl-C: `timeout` or a closed terminal left
+    the export's hidden working folder (up to 12 MB) beside the output."""
+    with stops_as_interrupts():
+        return export_command(args)
+
+
+def export_command(args: argparse.Namespace) -> int:
     if not has_dynamo_exporter():
         print(
             f"sarn export: error: needs PyTorch >= 2.5 (the dynamo ONNX exporter); this is "
@@ -335,7 +346,8 @@ def run(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        check_writable(args.output, "-o", folder=False)
+        # replaced by a rename: the folder must take the new file, not only the old be writable
+        check_writable(args.output, "-o", folder=False, replaced=True)
     except ValueError as exc:
         print(f"sarn export: error: {exc}", file=sys.stderr)
         return 2
@@ -386,30 +398,40 @@ def run(args: argparse.Namespace) -> int:
             print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)
             return 2
     sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the output and moved over it only once validated: a failed export leaves
-    # no half-written graph and keeps a file it would have replaced.
-    with tempfile.TemporaryDirectory(dir=args.output.parent, prefix=".sarn_export_") as tmp:
-        fp32, final = Path(tmp) / "fp32.onnx", Path(tmp) / "out.onnx"
-        try:
-            graph = export(model, fp32, args.height, args.width, args.opset)
-            err = validate(graph, model, fp32, sizes)
-            if err > MAX_GRAPH_ERROR:  # it was written, and said, with exit 0
-                raise ValueError(
-                    f"onnxruntime's outputs differ from PyTorch's by {err:.2e} at {sizes}, over "
-                    f"{MAX_GRAPH_ERROR:.1e} (a quarter of a grey level): not written"
-                )
-            if args.int8:
-                agreement = export_int8(model, fp32, final, streams, args.opset)
-            done = final if args.int8 else fp32
-            record_provenance(done, args.weights, getattr(model, "meta", {}), args.opset)
-            os.replace(done, args.output)
-        except NotFinite as exc:
-            print(f"sarn export: error: {args.weights}: {exc}", file=sys.stderr)
-            return 2
-        except Exception as exc:  # exporter, converter, calibration, onnxruntime, the move
-            print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
-            return 2
+    folder = args.output.absolute().parent
+    top = made_folder(folder)  # removed again, with the parents made for it, if not written
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        # Written beside the output and moved over it only once validated: a failed export
+        # leaves no half-written graph and keeps a file it would have replaced.
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".sarn_export_") as tmp:
+            fp32, final = Path(tmp) / "fp32.onnx", Path(tmp) / "out.onnx"
+            try:
+                graph = export(model, fp32, args.height, args.width, args.opset)
+                err = validate(graph, model, fp32, sizes)
+                if err > MAX_GRAPH_ERROR:  # it was written, and said, with exit 0
+                    raise ValueError(
+                        f"onnxruntime's outputs differ from PyTorch's by {err:.2e} at {sizes}, "
+                        f"over {MAX_GRAPH_ERROR:.1e} (a quarter of a grey level): not written"
+                    )
+                if args.int8:
+                    agreement = export_int8(model, fp32, final, streams, args.opset)
+                done = final if args.int8 else fp32
+                record_provenance(done, args.weights, getattr(model, "meta", {}), args.opset)
+                os.replace(done, args.output)
+                top = None  # written: the folders made for it stay
+            except NotFinite as exc:
+                print(f"sarn export: error: {args.weights}: {exc}", file=sys.stderr)
+                return 2
+            except Exception as exc:  # exporter, converter, calibration, onnxruntime, the move
+                print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
+                return 2
+    except OSError as exc:  # the working folder beside the output, made or removed
+        print(f"sarn export: error: -o {args.output}: {first_line(exc)}", file=sys.stderr)
+        return 2
+    finally:
+        if top is not None:  # a failed or interrupted export: no empty folders left
+            forget_empty(folder, top)
     kind = (
         "one recurrent step (stack, h, c)"
         if isinstance(model, RecurrentSARN)
@@ -419,8 +441,11 @@ def run(args: argparse.Namespace) -> int:
     if args.int8:
         calib = sorted({f.shape[1::-1] for frames in streams for f in frames}, reverse=True)
         shown = ", ".join(f"{w}x{h}" for w, h in calib)  # a folder's may differ frame to frame
+        same = (
+            "identical to" if math.isinf(agreement) else f"vs fp32 frames {agreement:.1f} dB PSNR"
+        )
         note = (
-            f"; int8 frames vs fp32 frames {agreement:.1f} dB PSNR on "
+            f"; int8 frames {same} on "
             f"{plural(sum(map(len, streams)), 'frame')} ({shown}) of "
             f"{args.calib or 'the bundled sample'}"
         )

@@ -319,14 +319,34 @@ def add_gap_argument(p: argparse.ArgumentParser | argparse._ArgumentGroup, use: 
     )
 
 
-def check_writable(path: Path, flag: str, folder: bool) -> None:
+def forget_empty(folder: Path, top: Path) -> None:
+    """Remove the output folder a run made, and its parents up to ``top`` it made with
+    it, where nothing was written into them."""
+    for made in (folder, *folder.parents):
+        try:
+            made.rmdir()
+        except OSError:  # not empty (written into), or gone
+            return
+        if made == top:
+            return
+
+
+def made_folder(folder: Path) -> Path | None:
+    """The outermost of ``folder`` and its parents that is not there yet (None where it is):
+    what :func:`forget_empty` removes if the run that makes it writes nothing."""
+    whole = folder.absolute()
+    return next((p for p in (*reversed(whole.parents), whole) if not p.exists()), None)
+
+
+def check_writable(path: Path, flag: str, folder: bool, replaced: bool = False) -> None:
     """Raise ValueError where ``path`` plainly cannot take the output (a folder where the file
     goes or the reverse, a file among its parents, a link to nothing, a name too long, no
     file can be made where it goes), so that is known before the evaluation, not after it.
     A trial file shows write access where permission bits do not: root under /proc, a
-    read-only mount."""
+    read-only mount. ``replaced``: a file written beside ``path`` and renamed over it, whose
+    folder must take a new file even where ``path`` is there and writable."""
     try:
-        where = _writable_in(path, flag, folder)
+        where = _writable_in(path, flag, folder, replaced)
     except OSError as exc:  # ENAMETOOLONG from a stat: a traceback otherwise
         raise ValueError(f"{flag} {path}: {exc.strerror}") from None
     if where is None:
@@ -366,7 +386,7 @@ def check_json_output(path: Path) -> None:
         ) from None
 
 
-def _writable_in(path: Path, flag: str, folder: bool) -> Path | None:
+def _writable_in(path: Path, flag: str, folder: bool, replaced: bool = False) -> Path | None:
     """The folder :func:`check_writable` tries a file in; None for a file to overwrite that
     is writable."""
     if path.is_symlink() and not path.exists():  # mkdir and open would fail on it later
@@ -378,7 +398,7 @@ def _writable_in(path: Path, flag: str, folder: bool) -> Path | None:
         if not folder:
             if not os.access(path, os.W_OK):
                 raise ValueError(f"{flag} {path} is not writable")
-            return None
+            return path.absolute().parent if replaced else None
         return path
     where = next(p for p in path.absolute().parents if p.exists())
     if not where.is_dir():

@@ -49,6 +49,7 @@ from ..data.datasets import (
 )
 from ..engine import MAX_GAP_S
 from ..offline import InputError, kind_of, read_units, recording_of
+from ..onnx_net import is_onnx
 from ..recordings import (
     gap_hint,
     holds_recordings,
@@ -1161,6 +1162,19 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 "another (latest.pth turned fp16, last.pt unable to --resume)",
                 file=sys.stderr,
             )
+            return 2
+        if is_onnx(args.export):  # PyTorch weights under the name of a graph: every tool failed
+            print(  # on it in onnxruntime ("Protobuf parsing failed")
+                f"sarn train: error: --export {args.export}: the node and the sarn tools read a "
+                ".onnx file as an ONNX graph; name the weights .pth (`sarn export` makes the "
+                "graph from them)",
+                file=sys.stderr,
+            )
+            return 2
+        try:  # written beside and renamed over: torch.save's "open file failed" named no file
+            check_writable(args.export, "--export", folder=False, replaced=True)
+        except ValueError as exc:
+            print(f"sarn train: error: {exc}", file=sys.stderr)
             return 2
         if (
             args.export_from == "best"
