@@ -311,21 +311,30 @@ def build(args: argparse.Namespace) -> int:
             log.seek(0)
             return job, rc, log.read()[-2000:]
 
-    with tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:  # `sarn train` wants one
-        jobs = build_jobs(kit, out, Path(runs), args.blur_px, args.linear_light)
-        if stale := stale_sets(out, jobs, args.real_copies):
-            shown = ", ".join(str(p.relative_to(out)) for p in stale[:4])
-            print(
-                f"gpu_kit.py build: error: --out {out} holds sets this build does not make "
-                f"({shown}{', ...' if len(stale) > 4 else ''}): give a new --out",
-                file=sys.stderr,
-            )
-            return 2
-        with ThreadPoolExecutor(args.jobs) as pool:
-            failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
+    try:
+        with tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:  # `sarn train` wants one
+            jobs = build_jobs(kit, out, Path(runs), args.blur_px, args.linear_light)
+            if stale := stale_sets(out, jobs, args.real_copies):
+                shown = ", ".join(str(p.relative_to(out)) for p in stale[:4])
+                print(
+                    f"gpu_kit.py build: error: --out {out} holds sets this build does not make "
+                    f"({shown}{', ...' if len(stale) > 4 else ''}): give a new --out",
+                    file=sys.stderr,
+                )
+                return 2
+            with ThreadPoolExecutor(args.jobs) as pool:  # Ctrl-C reaches the builds too
+                failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
+    except KeyboardInterrupt:  # was pool.map's traceback
+        print(
+            "gpu_kit.py build: interrupted (the sets built are kept: a build again into --out "
+            "makes the rest)",
+            file=sys.stderr,
+        )
+        return 130
     for job, log in failed:
         print(f"failed: sarn {' '.join(job)}\n{log}")
-    real = copy_real(out, args.real_copies) if not failed else 0
+    # whatever else failed: one failed synthetic job drew the real pairs a third as often
+    real = copy_real(out, args.real_copies)
     n = sum(1 for _ in out.rglob("*.npz"))
     print(f"{out}: {len(jobs) - len(failed)} of {len(jobs)} builds, {n} sequences ({real} real)")
     return 1 if failed else 0

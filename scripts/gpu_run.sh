@@ -23,6 +23,12 @@ log() { echo "$* at $(el) s" | tee -a "$OUT/env.txt"; }
 print(torch.__version__, torchvision.__version__, cv2.__version__, np.__version__, torch.cuda.is_available())"
 } >"$OUT/env.txt" 2>&1
 # shellcheck disable=SC2086  # BLUR is a list
+# a kit packed without --val or --val-pairs: training would stop at the missing .gpukit/val
+# after the whole build
+if [ ! -d .gpukit/val ] && [ ! -d .gpukit/val_pairs ]; then
+  log "the kit has no validation set: pack it with --val or --val-pairs"
+  exit 1
+fi
 $PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --blur-px ${BLUR:-12 24} \
   --real-copies "${REAL_COPIES:-1}" >"$OUT/build.log" 2>&1
 BUILT=$?
@@ -56,11 +62,13 @@ else
   log "no export: training did not run or failed (train.log)"
 fi
 [ -f "$OUT/train.log" ] && tail -25 "$OUT/train.log"
+EVAL=(--synthetic .gpukit/val --scale 1 --blur-px 12)  # a kit with real pairs only: those
+[ -d .gpukit/val ] || EVAL=(--pairs .gpukit/val_pairs)
 for p in ${PRECISIONS:-fp32 fp16 bf16}; do
   [ -f "$OUT/cand.pth" ] || break
   echo "== $p"
   timeout 45 $PY -m sarn_ros.tools.cli eval --weights weights/sarn_recurrent.pth "$OUT/cand.pth" \
-    --synthetic .gpukit/val --scale 1 --blur-px 12 --max-frames 41 --device cuda --precision $p
+    "${EVAL[@]}" --max-frames 41 --device cuda --precision $p
 done >"$OUT/eval_cuda.log" 2>&1
 log "eval done"
 LEFT=$((${BENCH_END:-585} - $(el)))

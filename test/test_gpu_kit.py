@@ -308,3 +308,43 @@ def test_build_refuses_a_missing_kit_and_an_out_holding_another_builds_sets(
     assert gpu_kit.main() == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert "holds sets this build does not make (b24_ll1, real/copy2, real/copy3)" in line
+
+
+def test_a_failed_synthetic_build_keeps_the_real_copies_and_ctrl_c_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One failed synthetic job left --real-copies 3's real sequences drawn a third as often
+    as asked, said only as '(0 real)'; Ctrl-C was pool.map's traceback."""
+    gpu_kit = kit_module()
+    kit, out = tmp_path / "kit", tmp_path / "ts"
+    pairs = real_pairs(tmp_path / "highspeed", "a")
+    assert run_pack(monkeypatch, "--out", str(kit), "--train-pairs", str(pairs)) == 0
+    jobs = gpu_kit.build_jobs
+    failing = ["train", "--no-such-option", "--trainset", str(out / "b12_ll1" / "stills")]
+    monkeypatch.setattr(gpu_kit, "build_jobs", lambda *a: [*jobs(*a), failing])
+    build = ["gpu_kit.py", "build", "--kit", str(kit), "--out", str(out), "--jobs", "1"]
+    monkeypatch.setattr(sys, "argv", [*build, "--real-copies", "3"])
+    capsys.readouterr()
+    assert gpu_kit.main() == 1
+    assert "1 of 2 builds, 6 sequences (6 real)" in capsys.readouterr().out
+    assert [len(list((out / "real" / f"copy{k}").rglob("*.npz"))) for k in (1, 2, 3)] == [2] * 3
+
+    class Interrupted:  # Ctrl-C while the builds run
+        def __init__(self, jobs: int) -> None:
+            pass
+
+        def __enter__(self) -> Interrupted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def map(self, *args: object) -> None:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu_kit, "ThreadPoolExecutor", Interrupted)
+    assert gpu_kit.main() == 130
+    assert capsys.readouterr().err == (
+        "gpu_kit.py build: interrupted (the sets built are kept: a build again into --out makes "
+        "the rest)\n"
+    )
