@@ -182,6 +182,14 @@ def keep_owner(old: Path, new: Path) -> None:
             os.chown(new, st.st_uid, st.st_gid)
 
 
+def kernel_path(path: Path | str) -> Path:
+    """``path`` with its folder as the kernel finds it: `new/../out.mp4` is `./out.mp4`, and
+    `new` is no folder to make (mkdir -p made it, left empty beside the output). A link as
+    the last part stays itself, as the write replaces it."""
+    path = Path(path)
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def video_path(path: Path) -> str:
     """``path`` for OpenCV's video reader and writer, which take only paths: ValueError for
     one that is not UTF-8, which they crash the process on."""

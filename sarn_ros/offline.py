@@ -37,7 +37,7 @@ from .data.datasets import (
     visible,
 )
 from .engine import DeblurredFrame, StreamDeblurrer
-from .image_files import VIDEO_FPS, imwrite, video_path
+from .image_files import VIDEO_FPS, imwrite, kernel_path, video_path
 
 log = logging.getLogger(__name__)
 
@@ -321,8 +321,9 @@ class FrameSink:
         self.video = output_kind(dst) == "video"
         # a video's, written beside it (`-o .`, a folder, has no name to take one from)
         self.part: Path | None = None
+        self.written = kernel_path(self.dst)  # what the video is renamed to (`new/..` no folder)
         if self.video:
-            self.part = self.dst.with_name(
+            self.part = self.written.with_name(
                 f".{self.dst.stem[:40]}.{secrets.token_hex(4)}.part{self.dst.suffix}"
             )
         self.writer: cv2.VideoWriter | None = None
@@ -355,7 +356,7 @@ class FrameSink:
         self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
 
     def open_writer(self) -> cv2.VideoWriter:
-        self.dst.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are
+        self.written.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are
         fourcc = cv2.VideoWriter_fourcc(*"mp4v")
         for fps in writable_fps(self.fps):
             writer = cv2.VideoWriter(video_path(self.part), fourcc, fps, self.size)
@@ -385,7 +386,7 @@ class FrameSink:
             raise
         finally:
             if keep:
-                os.replace(self.part, self.dst)
+                os.replace(self.part, self.written)
             elif self.part is not None:
                 self.part.unlink(missing_ok=True)
 

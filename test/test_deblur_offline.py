@@ -2325,6 +2325,9 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     done = ["deblur", str(src), "-o", str(tmp_path / "made" / ".." / "done"), *good]
     assert cli.main(done) == 0 and len(list((tmp_path / "done").iterdir())) == 3
     assert not (tmp_path / "made").exists()  # written by name: the frames made it back
+    done[3] = str(tmp_path / "made" / ".." / "done.mp4")  # a video's folder, likewise
+    assert cli.main(done) == 0 and (tmp_path / "done.mp4").is_file()
+    assert not (tmp_path / "made").exists()
     argv[3:] = [".", "--weights", str(tiny_recurrent_checkpoint)]  # `-o .`: a traceback
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")

@@ -307,7 +307,7 @@ def test_a_stopped_export_leaves_no_working_folder_nor_folders_it_made(
 
     monkeypatch.setattr(export, "find_spec", lambda name: True)
     monkeypatch.setattr(export, "export", killed)
-    out = tmp_path / "new" / "deeper" / "x.onnx"
+    out = tmp_path / "gone" / ".." / "new" / "deeper" / "x.onnx"  # `gone`: no folder to make
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
     try:
         assert cli.main(["export", "--weights", str(ckpt), "-o", str(out)]) == 143
@@ -334,6 +334,30 @@ def test_a_file_replaced_by_a_rename_needs_a_folder_that_takes_a_new_file():
     check_writable(comm, "-o", folder=False)  # written in place: fine
     with pytest.raises(ValueError, match=r"^-o /proc/self/comm: cannot write in /proc/self "):
         check_writable(comm, "-o", folder=False, replaced=True)
+
+
+def test_a_read_only_file_a_rename_replaces_is_fine_and_a_link_to_nothing_is_named(
+    tmp_path, monkeypatch
+):
+    """`train --export` over a 0444 weights file in the user's folder (a rename replaces it)
+    was refused as not writable; `-o dl/x.onnx` under a link to nothing was mkdir's
+    FileExistsError traceback."""
+    from sarn_ros.tools import options
+
+    old = tmp_path / "w.pth"
+    old.write_bytes(b"weights")
+    monkeypatch.setattr(options.os, "access", lambda path, mode: False)  # as for a user: 0444
+    options.check_writable(old, "--export", folder=False, replaced=True)
+    with pytest.raises(ValueError, match="is not writable"):
+        options.check_writable(old, "-o", folder=False)  # written in place: refused
+    (tmp_path / "dl").symlink_to(tmp_path / "missing")
+    with pytest.raises(ValueError, match=f"^-o {tmp_path}/dl/x.onnx: {tmp_path}/dl is a link to "):
+        options.check_writable(tmp_path / "dl" / "x.onnx", "-o", folder=False)
+
+
+def test_int8_frames_equal_to_fp32_read_identical():
+    assert export.agreement_text(float("inf")) == "identical to fp32 frames"
+    assert export.agreement_text(41.26) == "vs fp32 frames 41.3 dB PSNR"
 
 
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")

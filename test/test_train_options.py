@@ -301,6 +301,33 @@ def test_sigterm_during_a_trainset_build_leaves_nothing(tmp_path: Path, monkeypa
         signal.signal(signal.SIGTERM, previous)
     assert capsys.readouterr().err.endswith("sarn train: stopped by SIGTERM\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]
+    monkeypatch.setattr(train, "save_sequence", save)  # the validation set read before it
+    monkeypatch.setattr(train, "validation_set", lambda a: os.kill(os.getpid(), signal.SIGTERM))
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert tiny_train(tmp_path, video, "--steps", "5", *ts, "--val-sharp", str(video)) == 143
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was: not left ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]
+
+
+def test_a_trainset_to_build_in_the_current_folder_is_refused(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The finished set was renamed onto the current folder, taking it from under the command
+    (a traceback at its next read); with the run folder made in it first, the refusal said
+    the folder, empty until then, was not a training set."""
+    video = sharp_video(tmp_path / "video")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    capsys.readouterr()
+    assert sarn(["train", "--run-dir", "run", "--data", str(video), "--trainset", "."]) == 2
+    assert capsys.readouterr().err == (
+        "sarn train: error: --trainset . is the current folder, which the finished set would "
+        "replace: give a folder in it or beside it (--trainset set builds ./set)\n"
+    )
+    assert not any((tmp_path / "here").iterdir())
 
 
 def test_only_rank_0_makes_the_run_dir(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -344,7 +371,7 @@ def test_export_into_a_folder_or_over_the_runs_own_files_is_refused(tmp_path: Pa
     base = ["train", "--run-dir", str(run), "--from", "latest", "--export"]
     capsys.readouterr()
     assert sarn([*base, str(tmp_path / "out")]) == 2
-    assert f"--export {tmp_path / 'out'} is a folder, not a file" in capsys.readouterr().err
+    assert "out is a folder: name the weights file to write" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "run", "video"]
     for own in ("last.pt", "latest.pth"):
         before = (run / own).read_bytes()
@@ -359,6 +386,9 @@ def test_export_into_a_folder_or_over_the_runs_own_files_is_refused(tmp_path: Pa
         "them)\n"
     )
     assert not (tmp_path / "w.onnx").exists()
+    by_name = tmp_path / "gone" / ".." / "w.pth"  # where the kernel finds it: no `gone` made
+    assert sarn([*base, str(by_name)]) == 0 and (tmp_path / "w.pth").is_file()
+    assert not (tmp_path / "gone").exists()
 
 
 def test_a_training_set_of_other_arrays_or_a_broken_description_is_one_error_line(

@@ -50,6 +50,7 @@ from ..archs import SARN, RecurrentSARN
 from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
+from ..image_files import kernel_path
 from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
 from .options import (
     Gathered,
@@ -596,7 +597,8 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
+        written = kernel_path(args.json)  # `new/../b.json`: no `new` made
+        written.parent.mkdir(parents=True, exist_ok=True)
         # each row with how it was measured, as the header line says it: two runs' files
         # could not be told apart by their iterations, threads or torch
         settings = {
@@ -607,7 +609,7 @@ def run(args: argparse.Namespace) -> int:
             "host": device_label(device),
         }
         rows_out = [{**asdict(r), "settings": settings} for r in rows]
-        args.json.write_text(json.dumps(rows_out, indent=2))
+        written.write_text(json.dumps(rows_out, indent=2))
     if stop is not None:
         how, code = how_stopped(stop)
         print(f"sarn bench model: {how} after {plural(len(rows), 'row')}", file=sys.stderr)

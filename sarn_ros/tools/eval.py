@@ -33,6 +33,7 @@ from ..data.datasets import (
     unique_name,
 )
 from ..ensemble import MEMBERS
+from ..image_files import kernel_path
 from ..offline import InputError, read_units, recording_of
 from .options import (
     MAX_BLUR_PX,
@@ -345,9 +346,10 @@ def evaluate(args: argparse.Namespace) -> int:
         )
     if args.json:
         try:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
+            written = kernel_path(args.json)  # `new/../e.json`: no `new` made
+            written.parent.mkdir(parents=True, exist_ok=True)
             # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
-            args.json.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
+            written.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
         except OSError as exc:  # checked up front, but a disk fills or a folder goes meanwhile
             reason = exc.strerror or exc
             print(

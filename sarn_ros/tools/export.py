@@ -34,6 +34,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..checkpoint import CheckpointError, first_line, load_model
+from ..image_files import kernel_path
 from ..onnx_net import is_onnx
 from .options import (
     DEBAYER_DEFAULT,
@@ -398,10 +399,11 @@ def export_command(args: argparse.Namespace) -> int:
             print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)
             return 2
     sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
-    folder = args.output.absolute().parent
+    written = kernel_path(args.output)  # `new/../x.onnx`: no `new` made
+    folder = written.parent
     top = made_folder(folder)  # removed again, with the parents made for it, if not written
-    folder.mkdir(parents=True, exist_ok=True)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         # Written beside the output and moved over it only once validated: a failed export
         # leaves no half-written graph and keeps a file it would have replaced.
         with tempfile.TemporaryDirectory(dir=folder, prefix=".sarn_export_") as tmp:
@@ -418,7 +420,7 @@ def export_command(args: argparse.Namespace) -> int:
                     agreement = export_int8(model, fp32, final, streams, args.opset)
                 done = final if args.int8 else fp32
                 record_provenance(done, args.weights, getattr(model, "meta", {}), args.opset)
-                os.replace(done, args.output)
+                os.replace(done, written)
                 top = None  # written: the folders made for it stay
             except NotFinite as exc:
                 print(f"sarn export: error: {args.weights}: {exc}", file=sys.stderr)
@@ -441,11 +443,8 @@ def export_command(args: argparse.Namespace) -> int:
     if args.int8:
         calib = sorted({f.shape[1::-1] for frames in streams for f in frames}, reverse=True)
         shown = ", ".join(f"{w}x{h}" for w, h in calib)  # a folder's may differ frame to frame
-        same = (
-            "identical to" if math.isinf(agreement) else f"vs fp32 frames {agreement:.1f} dB PSNR"
-        )
         note = (
-            f"; int8 frames {same} on "
+            f"; int8 frames {agreement_text(agreement)} on "
             f"{plural(sum(map(len, streams)), 'frame')} ({shown}) of "
             f"{args.calib or 'the bundled sample'}"
         )
@@ -455,6 +454,11 @@ def export_command(args: argparse.Namespace) -> int:
         f"{checked}onnxruntime vs PyTorch max abs error {err:.2e} at {sizes}{note}"
     )
     return 0
+
+
+def agreement_text(db: float) -> str:
+    """The int8 frames against the fp32 graph's: 'inf dB' where they are the same."""
+    return "identical to fp32 frames" if math.isinf(db) else f"vs fp32 frames {db:.1f} dB PSNR"
 
 
 def export_int8(

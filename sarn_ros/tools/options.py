@@ -396,10 +396,15 @@ def _writable_in(path: Path, flag: str, folder: bool, replaced: bool = False) ->
             kinds = ("file", "folder") if folder else ("folder", "file")
             raise ValueError(f"{flag} {path} is a {kinds[0]}, not a {kinds[1]}")
         if not folder:
+            if replaced:  # a rename replaces a read-only file: its folder must take one
+                return path.absolute().parent
             if not os.access(path, os.W_OK):
                 raise ValueError(f"{flag} {path} is not writable")
-            return path.absolute().parent if replaced else None
+            return None
         return path
+    for p in path.absolute().parents:  # mkdir -p failed on it with a traceback
+        if p.is_symlink() and not p.exists():
+            raise ValueError(f"{flag} {path}: {p} is a link to nothing")
     where = next(p for p in path.absolute().parents if p.exists())
     if not where.is_dir():
         raise ValueError(f"{flag} {path}: {where} is a file, not a folder")

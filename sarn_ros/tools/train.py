@@ -639,6 +639,16 @@ def wait_for_trainset(ts: Path, poll_s: float = 2.0) -> None:
         time.sleep(poll_s)
 
 
+def check_trainset_place(ts: Path | None) -> None:
+    """ValueError for a set to build that is the current folder: the finished set, renamed
+    onto it, took the folder from under the command (a traceback at its next read)."""
+    if ts is not None and not trainset_ready(ts) and os.path.realpath(ts) == os.getcwd():
+        raise ValueError(
+            f"--trainset {ts} is the current folder, which the finished set would replace: "
+            "give a folder in it or beside it (--trainset set builds ./set)"
+        )
+
+
 def build_trainset(
     folders: list[Path],
     params: BlurParams,
@@ -655,18 +665,13 @@ def build_trainset(
     ``out``) never takes a partial set for the whole one."""
     # a link's target (a bigger disk's folder): the side folder is built beside it and renamed
     # onto it; beside the link, the whole build ended in "Not a directory" and stayed hidden
-    out = Path(os.path.realpath(out))
-    if out == Path(os.getcwd()):  # replaced by the finished set: a traceback on the next read
-        raise ValueError(
-            f"--trainset {out} is the current folder, which the finished set would replace: "
-            "give a folder in it or beside it (--trainset set builds ./set)"
-        )
-    partial = out.with_name(f".{out.name}.partial")  # hidden: not a folder --data leaves out
+    real = Path(os.path.realpath(out))
+    partial = real.with_name(f".{real.name}.partial")  # hidden: not a folder --data leaves out
     busy = ValueError(
         f"--trainset {out} is being built by another sarn train: wait for it to end, then "
         "give it again to train on the set"
     )
-    old = out.with_name(f"{out.name}.partial")  # an earlier version's, left by a killed build
+    old = real.with_name(f"{real.name}.partial")  # an earlier version's, left by a killed build
     if old.is_dir() and all(p.suffix == ".npz" for p in old.iterdir()):
         shutil.rmtree(old, ignore_errors=True)
     if partial.is_symlink() or partial.is_file():  # the name is ours: not a link's target
@@ -678,7 +683,7 @@ def build_trainset(
     with folder_lock(partial) as free:
         if not free:
             raise busy
-        if trainset_ready(out):  # built by another command since this one looked: its own
+        if trainset_ready(real):  # built by another command since this one looked: its own
             shutil.rmtree(partial, ignore_errors=True)  # rename would fail after a whole build
             raise ValueError(
                 f"--trainset {out} was built by another sarn train meanwhile: give it again to "
@@ -707,11 +712,11 @@ def build_trainset(
         )
         try:
             (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
-            partial.replace(out)  # onto a missing or empty folder
+            partial.replace(real)  # onto a missing or empty folder
         except BaseException:  # a full disk, a folder filled meanwhile: no hidden copy left
             shutil.rmtree(partial, ignore_errors=True)
             raise
-    return load_sequences(out)
+    return load_sequences(real)
 
 
 DESCRIPTION = "trainset.json"  # what a --trainset was built from, for the weights' metadata
@@ -1172,6 +1177,8 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             )
             return 2
         try:  # written beside and renamed over: torch.save's "open file failed" named no file
+            if args.export.is_dir():
+                raise ValueError(f"{args.export} is a folder: name the weights file to write")
             check_writable(args.export, "--export", folder=False, replaced=True)
         except ValueError as exc:
             print(f"sarn train: error: {exc}", file=sys.stderr)
@@ -1283,12 +1290,18 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         check_writable(args.run_dir, "--run-dir", folder=True)
         if args.trainset is not None and not args.trainset.exists():  # a set to build there
             check_writable(args.trainset, "--trainset", folder=True)
+        check_trainset_place(args.trainset)
     except ValueError as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         return 2
     # rank 0 makes it (and removes it again, empty, if the run stops before training): a rank
     # torchrun stopped for rank 0's error left the one it had made
     made = int(os.environ.get("RANK", 0)) == 0 and not args.run_dir.exists()
+    # SIGTERM (`timeout`, docker stop, torchrun's agent) as Ctrl-C while the data is read: a
+    # half-built set and an empty run folder are removed. Not around the training: a rank in
+    # a C call (init_process_group) would wait out torchrun's 30 s before its SIGKILL
+    signals = contextlib.ExitStack()
+    signals.enter_context(stops_as_interrupts())
     try:
         if made:  # unwritable: said before a long build
             args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -1393,16 +1406,12 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 print(f"reusing --trainset {ts} ({built})", flush=True)
         else:  # --sharpest ranks only clips this training can use
             need = sum(clip_frames(arch, args.clip_len))
-            # SIGTERM (`timeout`, docker stop, torchrun's agent) as Ctrl-C: the half-built set
-            # and an empty run folder are removed. Not around the training: a rank in a C call
-            # (init_process_group) would wait out torchrun's 30 s before its SIGKILL
-            with stops_as_interrupts():
-                if ts is not None:
-                    train = build_trainset(*sources, ts, need, **recordings)
-                    desc = read_description(ts)
-                else:
-                    train = gather(*sources, need, **recordings)
-                    desc = describe_sources(*sources, **recordings, min_frames=need)
+            if ts is not None:
+                train = build_trainset(*sources, ts, need, **recordings)
+                desc = read_description(ts)
+            else:
+                train = gather(*sources, need, **recordings)
+                desc = describe_sources(*sources, **recordings, min_frames=need)
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
@@ -1410,6 +1419,8 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     except KeyboardInterrupt:  # Ctrl-C during a build: the cli says it; no empty run left
         forget_run_dir(args.run_dir, made)
         raise
+    finally:
+        signals.close()
     clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
     usable = usable_sequences(train, clip, args.crop)
     counted = count(usable, train, clip, args.crop, bool(desc and desc["synthetic_blur"]))

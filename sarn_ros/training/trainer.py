@@ -58,6 +58,7 @@ from ..checkpoint import (
 )
 from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
+from ..image_files import kernel_path
 
 
 class TrainingDiverged(RuntimeError):
@@ -254,7 +255,7 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
             k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
         }
         ckpt["meta"] = dict(ckpt.get("meta") or {}, storage="fp16")  # meta is optional
-    dst = Path(dst)
+    dst = kernel_path(dst)  # `new/../w.pth`: no `new` made
     if dst.is_dir():  # the rename below failed on it, leaving the .tmp file
         raise OSError(f"{dst} is a folder: name the weights file to write")
     dst.parent.mkdir(parents=True, exist_ok=True)
