@@ -221,6 +221,34 @@ def test_device_auto_is_reported_with_the_device_it_ran_on(monkeypatch, capsys, 
     assert (row["settings"]["device"], row["settings"]["device_used"]) == ("auto", used)
 
 
+def test_sigterm_between_sizes_keeps_the_rows_measured(monkeypatch, capsys, tmp_path):
+    """`timeout`'s SIGTERM or a closed terminal's SIGHUP while a size's node stopped ended the
+    process: no table, no --json, every row measured lost; within a size it exited 130."""
+    import os
+    import signal
+
+    def measured_then_killed(w, size, args, rows):
+        if rows:  # the second size: its node stopping
+            os.kill(os.getpid(), signal.SIGTERM)
+        rows.append({"size": f"{size[0]}x{size[1]}"})
+
+    monkeypatch.setattr(bench_node, "bench_size", measured_then_killed)
+    monkeypatch.setattr(bench_node, "print_table", lambda rows: print(f"{len(rows)} rows"))
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda domain: None)
+    args = parse("--sizes", "64x48,96x64,128x96", "--duration", "1", "--fps", "1")
+    args.json = tmp_path / "gone" / ".." / "rows.json"  # where the kernel finds it: no `gone`
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert bench_node.run(args) == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out, err = capsys.readouterr()
+    assert "1 rows" in out
+    assert err == "sarn bench node: stopped by SIGTERM after 1 size (the node was stopped)\n"
+    assert [r["size"] for r in json.loads((tmp_path / "rows.json").read_text())] == ["64x48"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.json"]
+
+
 def test_threads_past_the_nodes_range_are_a_usage_error(capsys):
     """`sarn bench model --threads 999999999999` was torch's "Overflow when unpacking long"
     traceback; both benchmarks take the node's cpu_threads range."""

@@ -340,6 +340,35 @@ def test_a_ctrl_c_while_the_demo_sets_up_its_camera_stops_the_node(
     assert node.poll() is not None  # stopped, not left running
 
 
+def test_a_sigterm_while_the_demo_runs_stops_the_node_and_says_so(
+    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint, ctrl_c_in_rclpy_set_up
+):
+    """`timeout` or docker stop: the demo said 'interrupted' and exited 130, as for Ctrl-C."""
+    import os
+    import signal
+    import sys
+
+    import rclpy
+
+    from sarn_ros import resources
+    from sarn_ros.tools import cli
+
+    monkeypatch.setattr(
+        resources, "node_command", lambda: [sys.executable, "-c", "import time; time.sleep(60)"]
+    )
+    monkeypatch.setattr(rclpy, "create_node", lambda *a, **k: os.kill(os.getpid(), signal.SIGTERM))
+    argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path)]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert cli.main([*argv, "--domain-id", str(ros_domain)]) == 143
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # not left the demo's
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "sarn demo: stopped by SIGTERM; stopping the node" in capsys.readouterr().err
+    (node,) = ctrl_c_in_rclpy_set_up
+    assert node.poll() is not None  # stopped, not left running
+
+
 def test_the_sample_is_read_in_file_order_as_rgb():
     """The frames are played in their files' order (an unsorted folder listing scrambled the
     stream the recurrent model relies on), in RGB as the rgb8 messages say."""

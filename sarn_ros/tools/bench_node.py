@@ -66,6 +66,7 @@ import numpy as np
 from ..checkpoint import CheckpointError, load_model
 from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
+from ..image_files import kernel_path
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import (
     die_with_parent,
@@ -79,8 +80,10 @@ from .options import (
     add_domain_argument,
     check_json_output,
     file_arg,
+    how_stopped,
     plural,
     ranged,
+    stops_as_interrupts,
 )
 
 # what a --json row records of the run beside its size and figures
@@ -490,8 +493,9 @@ def bench_size(
                 f"its log: {log_tail(log)})"
             )
         # the warm-up's backlog (under queue_policy all, a frame a second while a compile ran)
-        # comes out before the measurement, not into it
-        quiet_s = max(1.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3)
+        # comes out before the measurement, not into it; each frame in it takes about the
+        # fastest period's time (the slowest is the compile's: up to DRAIN_CAP_S idle)
+        quiet_s = max(1.0, 2 * min(times_ms(diags, "inference ms (mean)"), default=0) / 1e3)
         seen, end, cap = len(received), time.monotonic() + quiet_s, time.monotonic() + DRAIN_CAP_S
         while time.monotonic() < min(end, cap):
             spin_for(0.1)
@@ -517,10 +521,12 @@ def bench_size(
         rss_samples.append((wall, rss1))
         # the drain: a backlog (queue_policy all on a slow device) still comes out while it
         # flows, so its frames are not counted as dropped
-        quiet_s = max(3.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3)
-        quiet_s = max(quiet_s, gap_s(args.fps) + 1.0)  # the look-ahead comes at the stream's end
+        measured = times_ms(diags[n_diag:], "inference ms (mean)")  # not the warm-up's compile
+        quiet_s = max(3.0, 2 * max(measured, default=0) / 1e3)
+        if args.future_frames:  # the look-ahead's frames come at the stream's end
+            quiet_s = max(quiet_s, gap_s(args.fps) + 1.0)
         end, cap, seen = time.monotonic() + quiet_s, time.monotonic() + DRAIN_CAP_S, 0
-        while time.monotonic() < min(end, cap):
+        while time.monotonic() < min(end, cap):  # the diagnostics of the last frames too
             spin_for(0.1)
             if len(received) > seen and any(s not in received for s in sent):
                 seen, end = len(received), time.monotonic() + quiet_s
@@ -729,8 +735,11 @@ def run(args: argparse.Namespace) -> int:
     from rclpy.executors import ExternalShutdownException
 
     rows: list[dict[str, Any]] = []
-    interrupted = failed = False
-    with tempfile.TemporaryDirectory() as tmp:
+    failed = False
+    stop: KeyboardInterrupt | None = None
+    # `timeout`'s SIGTERM or a closed terminal's SIGHUP as Ctrl-C: between sizes (a node
+    # stopping) they ended the process with every row measured lost
+    with tempfile.TemporaryDirectory() as tmp, stops_as_interrupts():
         weights = str(tiny_checkpoint(Path(tmp))) if args.tiny else args.weights
         for size in sizes:
             try:
@@ -739,8 +748,11 @@ def run(args: argparse.Namespace) -> int:
                 print(f"sarn bench node: error at {size[0]}x{size[1]}: {exc}", file=sys.stderr)
                 failed = True
                 break
-            except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C: sizes done count
-                interrupted = True
+            except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the sizes done count
+                stop = exc
+                break
+            except ExternalShutdownException:  # rclpy's handler took the Ctrl-C
+                stop = KeyboardInterrupt()
                 break
     model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
     rig = "" if args.input_transport == "raw" else "input JPEG (image_raw/compressed), "
@@ -769,13 +781,14 @@ def run(args: argparse.Namespace) -> int:
             "cpu_cores": os.cpu_count(),
         }
         rows = [{**row, "settings": settings} for row in rows]
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
-    if interrupted:
+        written = kernel_path(args.json)  # `new/../b.json`: no `new` made
+        written.parent.mkdir(parents=True, exist_ok=True)
+        written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
+    if stop is not None:
+        how, code = how_stopped(stop)
         print(
-            f"sarn bench node: interrupted after {plural(len(rows), 'size')} "
-            "(the node was stopped)",
+            f"sarn bench node: {how} after {plural(len(rows), 'size')} (the node was stopped)",
             file=sys.stderr,
         )
-        return 130
+        return code
     return 1 if failed else 0

@@ -30,9 +30,11 @@ from .options import (
     HelpFormatter,
     add_domain_argument,
     check_writable,
+    how_stopped,
     path_arg,
     plural,
     ranged,
+    stops_as_interrupts,
 )
 
 SAMPLE = files("sarn_ros") / "sample"
@@ -116,6 +118,12 @@ def stop_node(proc: subprocess.Popen) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """`sarn demo`, SIGTERM and SIGHUP taken as Ctrl-C (`timeout`, a closed terminal)."""
+    with stops_as_interrupts():
+        return demo(args)
+
+
+def demo(args: argparse.Namespace) -> int:
     blurred, sharp = load_sample()
     try:  # a single-image model ignores future_frames; say what the node really does (and
         recurrent = (  # weights it cannot build, as of another shape, before it starts)
@@ -228,8 +236,9 @@ def run(args: argparse.Namespace) -> int:
         # made then raises RCLError (a RuntimeError); before rclpy.init it is Python's
         if isinstance(exc, RuntimeError) and rclpy.ok():
             raise
-        print("sarn demo: interrupted; stopping the node", file=sys.stderr)
-        return 130
+        how, code = how_stopped(exc) if isinstance(exc, KeyboardInterrupt) else ("interrupted", 130)
+        print(f"sarn demo: {how}; stopping the node", file=sys.stderr)
+        return code
     finally:
         if node is not None:
             node.destroy_node()
@@ -303,6 +312,7 @@ def stream_rate(received: list[float], start: float, look_ahead: int) -> float:
 
 def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> None:
     """The strip and the video; OSError where OpenCV could not write them (it only warns)."""
+    out = Path(os.path.realpath(out))  # `new/../out`: no `new` made
     out.mkdir(parents=True, exist_ok=True)
     rows = [np.hstack([b, d, s]) for b, d, s in zip(blurred, deblurred, sharp, strict=True)]
     strip = out / "demo_strip.png"
