@@ -272,7 +272,7 @@ def check_new_output(dst: Path | str, overwrite: bool) -> None:
     """Refuse, before the model loads, to replace a video or write into a folder of images
     that are already there: an earlier result was replaced without a word (and deleted when
     the run then failed), and a folder mixed two runs' frames."""
-    path = Path(dst)
+    path = kernel_path(dst)  # where it is written: `new/../old.mp4` is ./old.mp4
     if path.is_file() and output_kind(dst) == "folder":  # a name without a suffix: a folder
         raise InputError(f"output {dst} is a file, not a folder for images")
     if overwrite or not path.exists():

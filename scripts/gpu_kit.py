@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -306,7 +305,7 @@ def build(args: argparse.Namespace) -> int:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
 
-    lock, stop, started = threading.Lock(), threading.Event(), []  # none begun after a Ctrl-C
+    lock, stop = threading.Lock(), threading.Event()  # no build begun after a Ctrl-C
 
     def run(job: list[str]) -> tuple[list[str], int, str]:
         with tempfile.TemporaryFile("w+") as log:
@@ -314,23 +313,11 @@ def build(args: argparse.Namespace) -> int:
             with lock:
                 if stop.is_set():
                     return job, 130, ""
-                # its own process group: the terminal's Ctrl-C reaches this process alone,
-                # which passes it on once (twice, a build's clean-up was cut short)
-                proc = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, process_group=0
-                )
-                started.append(proc)
+                # in this process group: a Ctrl-C, `timeout` or a closed terminal reaches it
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
             rc = proc.wait()
             log.seek(0)
             return job, rc, log.read()[-2000:]
-
-    def stop_jobs() -> None:
-        """Ctrl-C: the running builds stopped (each removes its half-built set), none begun."""
-        with lock:
-            stop.set()
-            for proc in started:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
 
     try:
         with tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:  # `sarn train` wants one
@@ -347,7 +334,8 @@ def build(args: argparse.Namespace) -> int:
                 try:
                     failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
                 except KeyboardInterrupt:  # the pool then waits for the builds' clean-up
-                    stop_jobs()
+                    with lock:
+                        stop.set()
                     raise
     except KeyboardInterrupt:  # was pool.map's traceback
         print(

@@ -598,6 +598,8 @@ def test_json_output_is_judged_by_parsing_it(tmp_path, content, taken):
     else:
         with pytest.raises(ValueError, match="holds no JSON"):
             check_json_output(out)
+        with pytest.raises(ValueError, match="holds no JSON"):  # named through a missing folder
+            check_json_output(tmp_path / "gone" / ".." / "out.json")
 
 
 @pytest.mark.parametrize(

@@ -2328,6 +2328,9 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     done[3] = str(tmp_path / "made" / ".." / "done.mp4")  # a video's folder, likewise
     assert cli.main(done) == 0 and (tmp_path / "done.mp4").is_file()
     assert not (tmp_path / "made").exists()
+    written = (tmp_path / "done.mp4").read_bytes()  # checked where written: not replaced unsaid
+    assert cli.main(done) == 2 and (tmp_path / "done.mp4").read_bytes() == written
+    assert "done.mp4 already exists: pass --overwrite to replace it" in capsys.readouterr().err
     argv[3:] = [".", "--weights", str(tiny_recurrent_checkpoint)]  # `-o .`: a traceback
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")

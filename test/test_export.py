@@ -323,6 +323,24 @@ def test_a_stopped_export_leaves_no_working_folder_nor_folders_it_made(
     assert not any((tmp_path / "kept").iterdir())
 
 
+def test_an_output_named_through_a_missing_folder_is_checked_where_it_is_written(
+    monkeypatch, tmp_path, capsys
+):
+    """`-o new/../keep.onnx` replaced keep.onnx without --overwrite, and a folder there failed
+    only after the export: the checks looked at the path as typed."""
+    ckpt = save_checkpoint(SARN(channels=8, blocks_per_level=1), tmp_path / "s.pth")
+    monkeypatch.setattr(export, "find_spec", lambda name: True)
+    monkeypatch.setattr(export, "export", lambda *a: pytest.fail("exported"))
+    (tmp_path / "keep.onnx").write_bytes(b"yesterday's graph")
+    (tmp_path / "d.onnx").mkdir()
+    for name, said in (("keep.onnx", "exists: pass --overwrite"), ("d.onnx", "is a folder")):
+        out = tmp_path / "new" / ".." / name
+        assert cli.main(["export", "--weights", str(ckpt), "-o", str(out)]) == 2
+        assert said in capsys.readouterr().err
+    assert (tmp_path / "keep.onnx").read_bytes() == b"yesterday's graph"
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_file_replaced_by_a_rename_needs_a_folder_that_takes_a_new_file():
     """`sarn export --overwrite` of a writable graph in a folder closed to the user wrote its
     working folder there and failed with a traceback after the minute of exporting."""

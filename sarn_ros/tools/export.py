@@ -332,7 +332,8 @@ def export_command(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"sarn export: error: --opset {args.opset}: {exc}", file=sys.stderr)
         return 2
-    if args.output.suffix.lower() != ".onnx" and args.output.is_dir():  # a folder to put it in
+    written = kernel_path(args.output)  # as written: `new/../x.onnx` is ./x.onnx
+    if args.output.suffix.lower() != ".onnx" and written.is_dir():  # a folder to put it in
         print(
             f"sarn export: error: -o {args.output} is a folder: name the graph's file, ending "
             f".onnx ({args.output / 'step.onnx'})",
@@ -348,11 +349,11 @@ def export_command(args: argparse.Namespace) -> int:
         return 2
     try:
         # replaced by a rename: the folder must take the new file, not only the old be writable
-        check_writable(args.output, "-o", folder=False, replaced=True)
+        check_writable(written, "-o", folder=False, replaced=True)
     except ValueError as exc:
         print(f"sarn export: error: {exc}", file=sys.stderr)
         return 2
-    if args.output.exists() and not args.overwrite:  # as `sarn deblur`: no file replaced unsaid
+    if written.exists() and not args.overwrite:  # as `sarn deblur`: no file replaced unsaid
         print(
             f"sarn export: error: -o {args.output} exists: pass --overwrite to replace it",
             file=sys.stderr,
@@ -399,8 +400,7 @@ def export_command(args: argparse.Namespace) -> int:
             print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)
             return 2
     sizes = [(args.height, args.width), (max(4, args.height // 8 * 4), max(4, args.width // 8 * 4))]
-    written = kernel_path(args.output)  # `new/../x.onnx`: no `new` made
-    folder = written.parent
+    folder = written.parent  # `new/../x.onnx`: no `new` made
     top = made_folder(folder)  # removed again, with the parents made for it, if not written
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -366,6 +366,9 @@ def check_json_output(path: Path) -> None:
     """:func:`check_writable` for a ``--json`` file, which is replaced whole: an existing file
     that holds no JSON is refused (``--json`` given the weights being measured replaced a
     10 MB graph with 640 bytes of rows, exit 0). An earlier run's results are replaced."""
+    from ..image_files import kernel_path  # OpenCV: not imported for every command's parser
+
+    path = kernel_path(path)  # where it is written: `new/../old.json` is ./old.json
     check_writable(path, "--json", folder=False)
     if not path.is_file():
         return

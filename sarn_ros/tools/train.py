@@ -48,6 +48,7 @@ from ..data.datasets import (
     visible,
 )
 from ..engine import MAX_GAP_S
+from ..image_files import kernel_path
 from ..offline import InputError, kind_of, read_units, recording_of
 from ..onnx_net import is_onnx
 from ..recordings import (
@@ -1177,7 +1178,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             )
             return 2
         try:  # written beside and renamed over: torch.save's "open file failed" named no file
-            if args.export.is_dir():
+            if kernel_path(args.export).is_dir():
                 raise ValueError(f"{args.export} is a folder: name the weights file to write")
             check_writable(args.export, "--export", folder=False, replaced=True)
         except ValueError as exc:
