@@ -305,17 +305,15 @@ def build(args: argparse.Namespace) -> int:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
 
-    lock, stop = threading.Lock(), threading.Event()  # no build begun after a Ctrl-C
+    stop = threading.Event()  # no build begun after a Ctrl-C
 
     def run(job: list[str]) -> tuple[list[str], int, str]:
         with tempfile.TemporaryFile("w+") as log:
             cmd = [sys.executable, "-m", "sarn_ros.tools.cli", *job]
-            with lock:
-                if stop.is_set():
-                    return job, 130, ""
-                # in this process group: a Ctrl-C, `timeout` or a closed terminal reaches it
-                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            rc = proc.wait()
+            if stop.is_set():
+                return job, 130, ""
+            # in this process group: a Ctrl-C, `timeout` or a closed terminal reaches it
+            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
             log.seek(0)
             return job, rc, log.read()[-2000:]
 
@@ -334,8 +332,7 @@ def build(args: argparse.Namespace) -> int:
                 try:
                     failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
                 except KeyboardInterrupt:  # the pool then waits for the builds' clean-up
-                    with lock:
-                        stop.set()
+                    stop.set()
                     raise
     except KeyboardInterrupt:  # was pool.map's traceback
         print(

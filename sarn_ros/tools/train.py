@@ -1297,7 +1297,8 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         return 2
     # rank 0 makes it (and removes it again, empty, if the run stops before training): a rank
     # torchrun stopped for rank 0's error left the one it had made
-    made = int(os.environ.get("RANK", 0)) == 0 and not args.run_dir.exists()
+    rank = int(os.environ.get("RANK", 0))
+    made = rank == 0 and not args.run_dir.exists()
     # SIGTERM (`timeout`, docker stop, torchrun's agent) as Ctrl-C while the data is read: a
     # half-built set and an empty run folder are removed. Not around the training: a rank in
     # a C call (init_process_group) would wait out torchrun's 30 s before its SIGKILL
@@ -1308,9 +1309,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             args.run_dir.mkdir(parents=True, exist_ok=True)
         # a second command on it trained from the first's checkpoints, or over them, unsaid;
         # torchrun's other ranks share it with rank 0
-        if int(os.environ.get("RANK", 0)) == 0 and not held.enter_context(
-            folder_lock(args.run_dir)
-        ):
+        if rank == 0 and not held.enter_context(folder_lock(args.run_dir)):
             print(
                 f"sarn train: error: --run-dir {args.run_dir} is in use by another sarn train: "
                 "wait for it to end (then --resume continues the run), or give another --run-dir",
@@ -1326,7 +1325,6 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             "sharpest": args.sharpest,
             "max_gap_s": args.max_gap_s,
         }
-        rank = int(os.environ.get("RANK", 0))
         arch, init, model = args.arch, args.init, architecture_options(args)
         resumed = resumed_architecture(args.run_dir) if args.resume else None
         if resumed is not None:  # the run's own; Trainer.resume() restores its init record
