@@ -42,6 +42,14 @@ def test_memory_trend_needs_a_minute_not_more_samples():
     assert math.isnan(short["rss_mib_per_min"])
 
 
+def test_the_warm_up_backlog_is_out_when_a_period_says_nothing_is_pending():
+    """The warm-up's wait ends on the node's word, not on twice the longest inference (a
+    torch_compile warm-up's minute idled two); frames held for look-ahead are pending."""
+    assert not bench_node.nothing_pending([])
+    assert not bench_node.nothing_pending([{"frames pending": "2"}, {"inference ms": "9"}])
+    assert bench_node.nothing_pending([{"frames pending": "1"}, {"frames pending": "0"}])
+
+
 def test_sizes_accept_the_largest_side_the_error_names():
     """The error says '8 to MAX_SIDE px a side' and MAX_SIDE is 'a frame this side builds and
     sends (8K)': 8192 is accepted at both ends of the range."""

@@ -92,6 +92,7 @@ RUN_SETTINGS = (
     *("self_ensemble", "torch_compile", "threads", "input_transport", "publish_compressed"),
     "stagger",
 )
+PENDING_SETTLE_S = 0.5  # the outputs published before "frames pending" read 0 still arrive
 DRAIN_CAP_S = 120.0  # a backlog still coming out this long after the measurement is dropped
 MAX_SIDE = 8192  # --sizes: a frame this side builds and sends (8K); a larger one ran out of memory
 # --cameras: a rig's cameras; 1000 took minutes to warm up, past any sensible wait
@@ -309,6 +310,12 @@ class ProcessMeter:
         return float("nan")
 
 
+def nothing_pending(diags: list[dict[str, str]]) -> bool:
+    """Whether a diagnostics period says the node holds no frame: every frame it received is
+    published, dropped, idle or rejected (its "frames pending", which counts look-ahead too)."""
+    return any(d.get("frames pending") == "0" for d in diags)
+
+
 def times_ms(diags: list[dict[str, str]], key: str) -> list[float]:
     """The values of ``key`` in diagnostics messages that had one ("n/a" when no frame)."""
     return [float(d[key]) for d in diags if d.get(key, "n/a") != "n/a"]
@@ -493,13 +500,17 @@ def bench_size(
                 f"its log: {log_tail(log)})"
             )
         # the warm-up's backlog (under queue_policy all, a frame a second while a compile ran)
-        # comes out before the measurement, not into it
+        # comes out before the measurement, not into it; it is out once the node says so
+        # (the quiet wait alone idled twice the compile's minute per size)
         quiet_s = max(1.0, 2 * max(times_ms(diags, "inference ms (mean)"), default=0) / 1e3)
         seen, end, cap = len(received), time.monotonic() + quiet_s, time.monotonic() + DRAIN_CAP_S
+        since = len(diags)
         while time.monotonic() < min(end, cap):
             spin_for(0.1)
             if len(received) > seen:
                 seen, end = len(received), time.monotonic() + quiet_s
+            elif nothing_pending(diags[since:]):
+                end = min(end, time.monotonic() + PENDING_SETTLE_S)
         received.clear()
         n_diag = len(diags)
 
