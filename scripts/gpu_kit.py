@@ -47,7 +47,12 @@ from sarn_ros.data.datasets import (  # noqa: E402
     resize_by,
 )
 from sarn_ros.image_files import imwrite  # noqa: E402
-from sarn_ros.tools.options import ranged  # noqa: E402
+from sarn_ros.tools.options import (  # noqa: E402
+    Stopped,
+    how_stopped,
+    ranged,
+    stops_as_interrupts,
+)
 
 RECIPE = "recipe.json"
 # all that `pack` writes at the top
@@ -157,21 +162,23 @@ def pack(args: argparse.Namespace) -> int:
     new, old = (out.with_name(f"{hidden}.{s}") for s in ("new", "old"))
     for d in (new, old):  # a killed pack's
         shutil.rmtree(d, ignore_errors=True)
-    try:
-        new.mkdir(parents=True)
-        rc = _pack_into(args, new)
-        if out.exists():
-            out.rename(old)
-        new.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    except (OSError, ValueError) as exc:  # a disk full, an unreadable image
-        print(f"gpu_kit.py pack: error: {exc} (--out left as it was)", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("gpu_kit.py pack: interrupted (--out left as it was)", file=sys.stderr)
-        return 130
-    finally:
-        shutil.rmtree(new, ignore_errors=True)
+    with stops_as_interrupts():  # `timeout`, a closed terminal: as a Ctrl-C, new removed
+        try:
+            new.mkdir(parents=True)
+            rc = _pack_into(args, new)
+            if out.exists():
+                out.rename(old)
+            new.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        except (OSError, ValueError) as exc:  # a disk full, an unreadable image
+            print(f"gpu_kit.py pack: error: {exc} (--out left as it was)", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as stop:
+            said, code = how_stopped(stop)
+            print(f"gpu_kit.py pack: {said} (--out left as it was)", file=sys.stderr)
+            return code
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
     return rc
 
 
@@ -306,19 +313,26 @@ def build(args: argparse.Namespace) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
 
     stop = threading.Event()  # no build begun after a Ctrl-C
+    running: set[subprocess.Popen[bytes]] = set()
 
     def run(job: list[str]) -> tuple[list[str], int, str]:
         with tempfile.TemporaryFile("w+") as log:
             cmd = [sys.executable, "-m", "sarn_ros.tools.cli", *job]
-            if stop.is_set():
-                return job, 130, ""
-            # in this process group: a Ctrl-C, `timeout` or a closed terminal reaches it
-            rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            with lock:
+                if stop.is_set():
+                    return job, 130, ""
+                # in this process group: a Ctrl-C, `timeout` or a closed terminal reaches it
+                proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                running.add(proc)
+            rc = proc.wait()
+            with lock:
+                running.discard(proc)
             log.seek(0)
             return job, rc, log.read()[-2000:]
 
+    lock = threading.Lock()  # a job starts, or the stop reaches it
     try:
-        with tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:  # `sarn train` wants one
+        with stops_as_interrupts(), tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:
             jobs = build_jobs(kit, out, Path(runs), args.blur_px, args.linear_light)
             if stale := stale_sets(out, jobs, args.real_copies):
                 shown = ", ".join(str(p.relative_to(out)) for p in stale[:4])
@@ -331,16 +345,21 @@ def build(args: argparse.Namespace) -> int:
             with ThreadPoolExecutor(args.jobs) as pool:
                 try:
                     failed = [(job, log) for job, rc, log in pool.map(run, jobs) if rc != 0]
-                except KeyboardInterrupt:  # the pool then waits for the builds' clean-up
-                    stop.set()
+                except KeyboardInterrupt as interrupt:  # the pool waits for their clean-up
+                    with lock:
+                        stop.set()
+                        if isinstance(interrupt, Stopped):  # `kill` of this process alone
+                            for proc in running:  # a second SIGTERM: ignored in clean-up
+                                proc.send_signal(interrupt.code - 128)
                     raise
-    except KeyboardInterrupt:  # was pool.map's traceback
+    except KeyboardInterrupt as interrupt:  # was pool.map's traceback
+        said, code = how_stopped(interrupt)
         print(
-            "gpu_kit.py build: interrupted (the sets built are kept: a build again into --out "
+            f"gpu_kit.py build: {said} (the sets built are kept: a build again into --out "
             "makes the rest)",
             file=sys.stderr,
         )
-        return 130
+        return code
     for job, log in failed:
         print(f"failed: sarn {' '.join(job)}\n{log}")
     # whatever else failed: one failed synthetic job drew the real pairs a third as often

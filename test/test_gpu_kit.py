@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -348,3 +351,73 @@ def test_a_failed_synthetic_build_keeps_the_real_copies_and_ctrl_c_is_one_line(
         "gpu_kit.py build: interrupted (the sets built are kept: a build again into --out makes "
         "the rest)\n"
     )
+
+
+def test_pack_stopped_by_sigterm_keeps_the_earlier_pack_and_leaves_no_half(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`timeout` or a closed terminal ended the pack at once: its hidden .kit.new stayed."""
+    kit = tmp_path / "kit"
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", stills(tmp_path / "a")) == 0
+    gpu_kit = kit_module()
+
+    def killed(args: object, new: Path) -> int:
+        (new / "half").write_text("x")
+        os.kill(os.getpid(), signal.SIGTERM)
+        return 0
+
+    monkeypatch.setattr(gpu_kit, "_pack_into", killed)
+    monkeypatch.setattr(sys, "argv", ["gpu_kit.py", "pack", "--out", str(kit), "--stills", "x"])
+    monkeypatch.setattr(gpu_kit, "_pack_refusal", lambda args: None)
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert gpu_kit.main() == 143
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert capsys.readouterr().err == (
+        "gpu_kit.py pack: stopped by SIGTERM (--out left as it was)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "kit"]
+    assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
+
+
+def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM to the build alone (`kill`, systemd) was the default's: it died at once, the
+    builds ran on without it, and its gpu_kit_runs_ folder stayed in the temporary folder."""
+    kit, out, tmp = tmp_path / "kit", tmp_path / "ts", tmp_path / "tmp"
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", stills(tmp_path / "a")) == 0
+    tmp.mkdir()
+    fake, pids = tmp_path / "python", tmp_path / "pids"
+    fake.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 60\n")  # a job that builds on
+    fake.chmod(0o755)
+    driver = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('gpu_kit', {str(SCRIPT)!r})\n"
+        "m = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(m)\n"
+        f"sys.executable = {str(fake)!r}\n"
+        f"sys.argv = ['gpu_kit.py', 'build', '--kit', {str(kit)!r}, '--out', {str(out)!r}]\n"
+        "sys.exit(m.main())\n"
+    )
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", driver], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not (pids.exists() and pids.read_text().endswith("\n")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=50)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - started < 30  # the job was stopped, not waited for
+    assert err.endswith(
+        "gpu_kit.py build: stopped by SIGTERM (the sets built are kept: a build again into "
+        "--out makes the rest)\n"
+    ), err
+    assert list(tmp.iterdir()) == []
+    for pid in pids.read_text().split():
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
