@@ -1884,6 +1884,25 @@ def test_a_trainset_records_the_blur_options_it_was_built_with(tmp_path: Path, c
     assert "--jpeg/--no-jpeg 70 97 (the set: off)" in capsys.readouterr().err
 
 
+def test_a_trainset_named_through_a_missing_folder_is_built_and_reused_there(
+    tmp_path: Path, capsys
+) -> None:
+    """`--trainset new/../ts` is ./ts, where the set is built; read as typed (no `new`), the
+    set was never ready: its build recorded no trainset.json, and every later run said it
+    was "built by another sarn train meanwhile"."""
+    video = sharp_video(tmp_path / "video")
+    args = ["train", "--run-dir", str(tmp_path / "run"), "--clip-len", "3", "--crop", "32"]
+    args += ["--device", "cpu", "--blur-px", "4", *TINY_ARGS, "--steps", "0"]
+    typed = str(tmp_path / "new" / ".." / "ts")
+    assert sarn([*args, "--data", str(video), "--trainset", typed]) == 0
+    meta = read_checkpoint(tmp_path / "run" / "latest.pth")["meta"]
+    assert "synthetic blur: {'blur_px': 4.0," in meta["data"][-1], meta["data"]
+    assert not (tmp_path / "new").exists() and list((tmp_path / "ts").glob("*.npz"))
+    capsys.readouterr()
+    assert sarn([*args, "--trainset", typed, "--run-dir", str(tmp_path / "run2")]) == 0
+    assert f"reusing --trainset {typed} (built from {video})" in capsys.readouterr().out
+
+
 def test_blur_px_is_at_full_resolution_for_video_clips_too(tmp_path: Path, monkeypatch) -> None:
     """As for frame folders: a video's x0.5 clips get half the pixels of blur."""
     from sarn_ros.data.blur_synth import BlurParams

@@ -643,7 +643,8 @@ def wait_for_trainset(ts: Path, poll_s: float = 2.0) -> None:
 def check_trainset_place(ts: Path | None) -> None:
     """ValueError for a set to build that is the current folder: the finished set, renamed
     onto it, took the folder from under the command (a traceback at its next read)."""
-    if ts is not None and not trainset_ready(ts) and os.path.realpath(ts) == os.getcwd():
+    at = os.path.realpath(ts) if ts is not None else None
+    if at is not None and not trainset_ready(Path(at)) and at == os.getcwd():
         raise ValueError(
             f"--trainset {ts} is the current folder, which the finished set would replace: "
             "give a folder in it or beside it (--trainset set builds ./set)"
@@ -1287,10 +1288,13 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                     file=sys.stderr,
                 )
                 return 2
+    # the set where the kernel finds it, as build_trainset writes it: `new/../ts` is ./ts (the
+    # typed path, read with no `new`, was never ready: "built meanwhile" at every try)
+    at = Path(os.path.realpath(args.trainset)) if args.trainset is not None else None
     try:  # a file, or a file among its parents: mkdir said "[Errno 17] File exists" or 20
         check_writable(args.run_dir, "--run-dir", folder=True)
-        if args.trainset is not None and not args.trainset.exists():  # a set to build there
-            check_writable(args.trainset, "--trainset", folder=True)
+        if at is not None and not at.exists():  # a set to build there
+            check_writable(at, "--trainset", folder=True)
         check_trainset_place(args.trainset)
     except ValueError as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
@@ -1353,8 +1357,8 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             if idle:
                 why = "the single-image model trains on single frames"
                 print(f"note: {', '.join(idle)} not used: {why}")
-        if ts is not None and not args.data and trainset_ready(ts):
-            take_set_blur(args, read_description(ts))
+        if at is not None and not args.data and trainset_ready(at):
+            take_set_blur(args, read_description(at))
         val_sharp = args.val_sharp  # refused on every rank alike: under torchrun they agree
         note = (
             sharp_source_note("--val-sharp", val_sharp, "--val-pairs")
@@ -1363,10 +1367,10 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         )
         if note and rank == 0:
             print(note, flush=True)
-        if ts is not None and rank != 0:
-            wait_for_trainset(ts)
-        reuse = ts is not None and trainset_ready(ts)
-        desc = read_description(ts) if reuse else None
+        if at is not None and rank != 0:
+            wait_for_trainset(at)
+        reuse = at is not None and trainset_ready(at)
+        desc = read_description(at) if reuse else None
         conflicts = trainset_conflicts(args, desc) if desc is not None else []
         if conflicts:
             raise ValueError(
@@ -1374,7 +1378,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 f"{'; '.join(conflicts)}. Give a new --trainset folder to build a set with "
                 "them, or leave them (and --data) out to train on this set as it is"
             )
-        if not reuse and ts is not None and ts.exists() and (not ts.is_dir() or any(ts.iterdir())):
+        if not reuse and at is not None and at.exists() and (not at.is_dir() or any(at.iterdir())):
             raise ValueError(
                 f"--trainset {ts} exists and is not a training set (no .npz sequences): "
                 "give a new or empty folder"
@@ -1393,7 +1397,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             for line in validation_notes(args, trained_from):
                 print(line, flush=True)
         if reuse:
-            train = load_sequences(ts)
+            train = load_sequences(at)
             if rank == 0 and desc is None and args.data:  # refused where a description says
                 print(
                     f"note: --data not used: --trainset {ts} is built already (with no "
@@ -1407,7 +1411,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             need = sum(clip_frames(arch, args.clip_len))
             if ts is not None:
                 train = build_trainset(*sources, ts, need, **recordings)
-                desc = read_description(ts)
+                desc = read_description(at)
             else:
                 train = gather(*sources, need, **recordings)
                 desc = describe_sources(*sources, **recordings, min_frames=need)
