@@ -715,8 +715,13 @@ def build_trainset(
         try:
             (partial / DESCRIPTION).write_text(json.dumps(desc, indent=2))
             partial.replace(real)  # onto a missing or empty folder
-        except BaseException:  # a full disk, a folder filled meanwhile: no hidden copy left
+        except BaseException as exc:  # a full disk, a folder filled meanwhile: no hidden copy
             shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(exc, OSError):  # it named the hidden folder just removed
+                raise ValueError(
+                    f"--trainset {out}: the built set could not be put there ({exc.strerror}); "
+                    "it is removed: give an empty or new folder"
+                ) from None
             raise
     return load_sequences(real)
 
