@@ -932,6 +932,22 @@ def test_topics_and_debayer_without_a_bag_and_same_named_setting_folders(
     assert len(folders) == 3 and "single_best.pth" in folders, folders
 
 
+def test_save_images_through_a_missing_folder_makes_only_the_folder_named(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """`--save-images new/../img` is ./img, as for --json: an empty `new` was made beside it,
+    with one setting and with several."""
+    write_pair(tmp_path / "data")
+    weights = str(tiny_recurrent_checkpoint)
+    args = ["--device", "cpu", "--future-frames", "0", "--pairs", str(tmp_path / "data")]
+    typed = str(tmp_path / "new" / ".." / "img")
+    for many in ([weights], [weights, "sarn_single"]):
+        result = sarn_eval("--weights", *many, *args, "--save-images", typed)
+        assert result.returncode == 0, result.stderr
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "img"]
+    assert list((tmp_path / "img" / "sarn_single").glob("*.png"))  # a folder per setting
+
+
 def test_weights_that_cannot_load_end_the_run_before_any_is_evaluated(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch
 ):

@@ -443,7 +443,7 @@ def check_args(args: argparse.Namespace) -> None:
     if args.json is not None:
         check_json_output(args.json)
     if args.save_images is not None:
-        check_writable(args.save_images, "--save-images", folder=True)
+        check_writable(kernel_path(args.save_images), "--save-images", folder=True)
 
 
 def image_folders(args: argparse.Namespace) -> list[Path | None]:
@@ -451,14 +451,18 @@ def image_folders(args: argparse.Namespace) -> list[Path | None]:
     --save-images itself for one, else a folder in it per setting (`rec/best.pth` and
     `rec_best.pth` keep theirs)."""
     settings = list(itertools.product(args.weights, args.self_ensemble))
-    if args.save_images is None or len(settings) == 1:
-        return [args.save_images] * len(settings)
+    if args.save_images is None:
+        return [None] * len(settings)
+    # where the kernel finds it: `new/../x` is ./x, and no empty `new` is made beside it
+    base = Path(os.path.realpath(args.save_images))
+    if len(settings) == 1:
+        return [base]
     names, seen, folders = short_names([str(w) for w in args.weights]), set(), []
     for w, m in settings:
         name = label({"weights": str(w), "self_ensemble": m}, names).replace(" ", "_")
         # ./sarn_recurrent was ._sarn_recurrent: hidden, and macOS's resource-fork prefix
         folder = name.replace("/", "_").lstrip("._") or "weights"
-        folders.append(args.save_images / unique_name(folder, seen))
+        folders.append(base / unique_name(folder, seen))
     return folders
 
 
