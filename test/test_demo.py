@@ -403,6 +403,34 @@ def test_the_outputs_go_into_a_new_nested_folder_as_a_10_fps_video(tmp_path, mon
         demo.write_outputs(tmp_path / "c", blurred[:1], blurred[:1], sharp[:1])
 
 
+def test_the_video_takes_its_name_only_once_whole(tmp_path, monkeypatch):
+    """demo.mp4 was written under its own name: a stop mid-video (SIGTERM, Ctrl-C) left one
+    that did not play. Now written beside it, released and moved there, as sarn deblur's."""
+    from sarn_ros.tools import demo
+
+    blurred, sharp = demo.load_sample()
+    video, opened = tmp_path / "demo.mp4", cv2.VideoWriter
+
+    class Watched:
+        def __init__(self, *args) -> None:
+            self.writer = opened(*args)
+
+        def isOpened(self) -> bool:
+            return self.writer.isOpened()
+
+        def write(self, img: np.ndarray) -> None:
+            assert not video.exists()  # what a stop here leaves under the name
+            self.writer.write(img)
+
+        def release(self) -> None:
+            self.writer.release()
+
+    monkeypatch.setattr(demo.cv2, "VideoWriter", Watched)
+    demo.write_outputs(tmp_path, blurred[:3], blurred[:3], sharp[:3])
+    assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4", "demo_strip.png"]
+
+
 def test_the_demos_options_reach_the_node(tmp_path, monkeypatch, tiny_recurrent_checkpoint):
     """--future-frames 2 and --device auto are the node's defaults too: options dropped on the
     way were not seen by the end-to-end test."""

@@ -24,6 +24,7 @@ from ..checkpoint import CheckpointError, load_model
 from ..engine import resolve_device
 from ..ensemble import MEMBERS
 from ..image_files import imread, imwrite, video_path
+from ..offline import FrameSink, InputError
 from ..onnx_net import OnnxNet, is_onnx
 from ..resources import die_with_parent, own_ros_domain
 from .options import (
@@ -38,6 +39,7 @@ from .options import (
 )
 
 SAMPLE = files("sarn_ros") / "sample"
+DEMO_FPS = 10.0  # demo.mp4: slow enough to see each frame
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -311,18 +313,17 @@ def stream_rate(received: list[float], start: float, look_ahead: int) -> float:
 
 
 def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> None:
-    """The strip and the video; OSError where OpenCV could not write them (it only warns)."""
+    """The strip and the video, each written beside its name and moved there whole (a stop
+    mid-video left one that did not play); OSError where OpenCV could not write them."""
     out = Path(os.path.realpath(out))  # `new/../out`: no `new` made
     out.mkdir(parents=True, exist_ok=True)
     rows = [np.hstack([b, d, s]) for b, d, s in zip(blurred, deblurred, sharp, strict=True)]
     strip = out / "demo_strip.png"
     if not imwrite(strip, np.vstack(rows[:4])[..., ::-1]):
         raise OSError(f"could not write {strip}")
-    h, w = rows[0].shape[:2]
-    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-    video = cv2.VideoWriter(video_path(out / "demo.mp4"), fourcc, 10, (w, h))
-    if not video.isOpened():
-        raise OSError(f"could not write {out / 'demo.mp4'}")
-    for r in rows:
-        video.write(np.ascontiguousarray(r[..., ::-1]))
-    video.release()
+    try:
+        with FrameSink(out / "demo.mp4", DEMO_FPS) as video:  # sarn deblur's
+            for r in rows:
+                video.write(r, "demo.mp4")
+    except InputError as exc:  # OpenCV's writer did not open
+        raise OSError(str(exc)) from None
