@@ -391,6 +391,7 @@ def bench_size(
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     from ..ros.image_conversion import numpy_to_compressed, numpy_to_image
@@ -407,7 +408,9 @@ def bench_size(
     node = None
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
         meter = ProcessMeter(proc.pid)
-        rclpy.init()
+        # Python's own Ctrl-C, and SIGTERM as Stopped: rclpy's handlers shut the context down
+        # under the node being made (an RCLError) and raced the stop (130 for a SIGTERM)
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         node = rclpy.create_node("sarn_bench_node", namespace=bench_namespace())
         w, h = size
         rng = np.random.default_rng(0)
@@ -549,15 +552,10 @@ def bench_size(
         window = window or diags[-1:]
         rows.append(row(size, args, len(cams), sent, received, jpegs, window, cpu1 - cpu0, wall))
         rows[-1].update(rss_mib_start=rss0, rss_mib_end=rss1, **rss_trend(rss_samples))
-    except RuntimeError:
-        if rclpy.ok():
-            raise
-        # rclpy's SIGINT handler shut the context down under a node or publisher being made
-        raise KeyboardInterrupt from None
     finally:
         if node is not None:
             node.destroy_node()
-        rclpy.try_shutdown()  # a Ctrl-C has shut the context down already
+        rclpy.try_shutdown()
         try:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=30)
@@ -745,8 +743,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"sarn bench node: error: {exc}", file=sys.stderr)
             return 2
     own_ros_domain(args.domain_id)
-    from rclpy.executors import ExternalShutdownException
-
     rows: list[dict[str, Any]] = []
     failed = False
     stop: KeyboardInterrupt | None = None
@@ -763,9 +759,6 @@ def run(args: argparse.Namespace) -> int:
                 break
             except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: the sizes done count
                 stop = exc
-                break
-            except ExternalShutdownException:  # rclpy's handler took the Ctrl-C
-                stop = KeyboardInterrupt()
                 break
     model = "tiny untrained RecurrentSARN" if args.tiny else args.weights
     rig = "" if args.input_transport == "raw" else "input JPEG (image_raw/compressed), "

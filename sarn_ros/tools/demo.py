@@ -151,8 +151,8 @@ def demo(args: argparse.Namespace) -> int:
     look_ahead = args.future_frames if recurrent else 0
     own_ros_domain(args.domain_id)
     import rclpy
-    from rclpy.executors import ExternalShutdownException
     from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import CameraInfo, Image
 
     from ..resources import find_share_file, node_command, param_string
@@ -194,7 +194,9 @@ def demo(args: argparse.Namespace) -> int:
     )
     node = None
     try:  # from the Popen on: a Ctrl-C in the set-up left the node running, orphaned
-        rclpy.init()
+        # Python's own Ctrl-C, and SIGTERM as Stopped: rclpy's handlers shut the context down
+        # under the node being made (an RCLError) and raced the stop (130 for a SIGTERM)
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         node = rclpy.create_node("sarn_demo_camera", namespace=ns)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         pub = node.create_publisher(Image, "image_raw", qos)  # relative: under ns
@@ -233,12 +235,8 @@ def demo(args: argparse.Namespace) -> int:
             rclpy.spin_once(node, timeout_sec=1 / 30)
         while len(outputs) < len(blurred) and time.monotonic() < deadline and proc.poll() is None:
             rclpy.spin_once(node, timeout_sec=0.05)
-    except (KeyboardInterrupt, ExternalShutdownException, RuntimeError) as exc:
-        # Ctrl-C: rclpy's handler shuts the context down, and a node or publisher being
-        # made then raises RCLError (a RuntimeError); before rclpy.init it is Python's
-        if isinstance(exc, RuntimeError) and rclpy.ok():
-            raise
-        how, code = how_stopped(exc) if isinstance(exc, KeyboardInterrupt) else ("interrupted", 130)
+    except KeyboardInterrupt as exc:
+        how, code = how_stopped(exc)
         print(f"sarn demo: {how}; stopping the node", file=sys.stderr)
         return code
     finally:
