@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -314,15 +315,23 @@ def build(args: argparse.Namespace) -> int:
 
     stop = threading.Event()  # no build begun after a Ctrl-C
     running: set[subprocess.Popen[bytes]] = set()
+    # the stop's handler ignores SIGTERM and SIGHUP before `stop` is set: a job started in
+    # between inherited that, ignored the signal passed on, and the build waited it out
+    watched = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
+
+    def stopping() -> bool:
+        return stop.is_set() or any(signal.getsignal(s) is signal.SIG_IGN for s in watched)
 
     def run(job: list[str]) -> tuple[list[str], int, str]:
         with tempfile.TemporaryFile("w+") as log:
             cmd = [sys.executable, "-m", "sarn_ros.tools.cli", *job]
             with lock:
-                if stop.is_set():
+                if stopping():
                     return job, 130, ""
                 # in this process group: a Ctrl-C, `timeout` or a closed terminal reaches it
                 proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+                if stopping():  # the stop came as it started: it has made nothing yet
+                    proc.kill()
                 running.add(proc)
             rc = proc.wait()
             with lock:

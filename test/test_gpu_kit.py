@@ -381,24 +381,42 @@ def test_pack_stopped_by_sigterm_keeps_the_earlier_pack_and_leaves_no_half(
     assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
 
 
+@pytest.mark.parametrize("slow_stop", [False, True])
 def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_stop: bool
 ) -> None:
     """A SIGTERM to the build alone (`kill`, systemd) was the default's: it died at once, the
-    builds ran on without it, and its gpu_kit_runs_ folder stayed in the temporary folder."""
+    builds ran on without it, and its gpu_kit_runs_ folder stayed in the temporary folder.
+    ``slow_stop``: the first job ends as the stop is taken (its handler made slow); the next
+    one, started then, ignored SIGTERM as the handler had set it, and was waited for."""
     kit, out, tmp = tmp_path / "kit", tmp_path / "ts", tmp_path / "tmp"
     assert run_pack(monkeypatch, "--out", str(kit), "--stills", stills(tmp_path / "a")) == 0
     tmp.mkdir()
     fake, pids = tmp_path / "python", tmp_path / "pids"
-    fake.write_text(f"#!/bin/sh\necho $$ >> {pids}\nexec sleep 60\n")  # a job that builds on
+    first = "sleep 0.3" if slow_stop else "sleep 60"
+    fake.write_text(  # a job that builds on, each after the first in the slow case
+        f"#!/bin/sh\necho $$ >> {pids}\n"
+        f'if [ "$(wc -l < {pids})" = 1 ]; then exec {first}; fi\nexec sleep 60\n'
+    )
     fake.chmod(0o755)
+    slow = (
+        "from sarn_ros.tools import options\n"
+        "made = options.Stopped.__init__\n"
+        "def slowly(self, signum):\n"
+        "    made(self, signum)\n"
+        "    time.sleep(1.0)\n"
+        "options.Stopped.__init__ = slowly\n"
+    )
     driver = (
-        "import importlib.util, sys\n"
+        "import importlib.util, sys, time\n"
+        f"sys.path.insert(0, {str(SCRIPT.parent.parent)!r})\n"
+        f"{slow if slow_stop else ''}"
         f"spec = importlib.util.spec_from_file_location('gpu_kit', {str(SCRIPT)!r})\n"
         "m = importlib.util.module_from_spec(spec)\n"
         "spec.loader.exec_module(m)\n"
         f"sys.executable = {str(fake)!r}\n"
-        f"sys.argv = ['gpu_kit.py', 'build', '--kit', {str(kit)!r}, '--out', {str(out)!r}]\n"
+        f"sys.argv = ['gpu_kit.py', 'build', '--kit', {str(kit)!r}, '--out', {str(out)!r}, "
+        "'--blur-px', '1', '2', '3', '--jobs', '1']\n"
         "sys.exit(m.main())\n"
     )
     env = {**os.environ, "TMPDIR": str(tmp)}
@@ -411,7 +429,10 @@ def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
         time.sleep(0.1)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=50)
+    try:
+        _, err = proc.communicate(timeout=50)
+    finally:
+        proc.kill()  # a build that waited its job out, not left behind
     assert proc.returncode == 143, err
     assert time.monotonic() - started < 30  # the job was stopped, not waited for
     assert err.endswith(
@@ -419,5 +440,6 @@ def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
         "--out makes the rest)\n"
     ), err
     assert list(tmp.iterdir()) == []
+    assert len(pids.read_text().split()) == 1  # none started after the stop
     for pid in pids.read_text().split():
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
