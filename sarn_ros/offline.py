@@ -314,8 +314,16 @@ class FrameSink:
     input of the fixed name (a file left by a killed run) was emptied as it was read, and
     two runs to one output wrote one file; the stem is cut so the name stays short."""
 
-    def __init__(self, dst: Path | str, fps: float, jpeg_quality: int | None = None) -> None:
-        self.dst, self.fps = Path(dst), fps
+    def __init__(
+        self,
+        dst: Path | str,
+        fps: float,
+        jpeg_quality: int | None = None,
+        whole_only: bool = False,
+    ) -> None:
+        """``whole_only``: a stop keeps no part of the video either (the demo's, 8 frames, is
+        shown whole or not at all: a stop replaced an earlier whole one with 2 frames)."""
+        self.dst, self.fps, self.whole_only = Path(dst), fps, whole_only
         # a folder's JPEG frames: OpenCV's 95 unless given
         self.jpeg = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
         self.video = output_kind(dst) == "video"
@@ -377,12 +385,13 @@ class FrameSink:
         one) is removed rather than pass for the whole. Ctrl-C keeps what was written, also
         one that comes during the release (raised as it returns: the video was left hidden);
         a stop as the writer opened leaves no hidden file."""
-        keep = self.writer is not None and (error is None or not issubclass(error, Exception))
+        stopped = error is not None and not issubclass(error, Exception)
+        keep = self.writer is not None and (error is None or (stopped and not self.whole_only))
         try:
             if self.writer is not None:
                 self.writer.release()
-        except Exception:  # a video not finished: no name of its own
-            keep = False
+        except BaseException as exc:  # a video not finished: no name of its own
+            keep = keep and not (isinstance(exc, Exception) or self.whole_only)
             raise
         finally:
             if keep:

@@ -438,21 +438,26 @@ def test_the_outputs_go_into_a_new_nested_folder_as_a_10_fps_video(tmp_path, mon
 
 def test_the_video_takes_its_name_only_once_whole(tmp_path, monkeypatch):
     """demo.mp4 was written under its own name: a stop mid-video (SIGTERM, Ctrl-C) left one
-    that did not play. Now written beside it, released and moved there, as sarn deblur's."""
+    that did not play. Now written beside it, released and moved there, as sarn deblur's;
+    a stop keeps the earlier one (deblur's keep what was written: 2 of 8 frames replaced
+    the whole demo)."""
     from sarn_ros.tools import demo
 
     blurred, sharp = demo.load_sample()
-    video, opened = tmp_path / "demo.mp4", cv2.VideoWriter
+    video, opened, stop_at = tmp_path / "demo.mp4", cv2.VideoWriter, []
 
     class Watched:
         def __init__(self, *args) -> None:
-            self.writer = opened(*args)
+            self.writer, self.frames = opened(*args), 0
 
         def isOpened(self) -> bool:
             return self.writer.isOpened()
 
         def write(self, img: np.ndarray) -> None:
-            assert not video.exists()  # what a stop here leaves under the name
+            assert not video.exists() or stop_at  # what a stop here leaves under the name
+            self.frames += 1
+            if self.frames in stop_at:
+                raise KeyboardInterrupt
             self.writer.write(img)
 
         def release(self) -> None:
@@ -460,6 +465,10 @@ def test_the_video_takes_its_name_only_once_whole(tmp_path, monkeypatch):
 
     monkeypatch.setattr(demo.cv2, "VideoWriter", Watched)
     demo.write_outputs(tmp_path, blurred[:3], blurred[:3], sharp[:3])
+    assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    stop_at.append(2)
+    with pytest.raises(KeyboardInterrupt):
+        demo.write_outputs(tmp_path, blurred, blurred, sharp)
     assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4", "demo_strip.png"]
 

@@ -320,7 +320,7 @@ def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> Non
     if not imwrite(strip, np.vstack(rows[:4])[..., ::-1]):
         raise OSError(f"could not write {strip}")
     try:
-        with FrameSink(out / "demo.mp4", DEMO_FPS) as video:  # sarn deblur's
+        with FrameSink(out / "demo.mp4", DEMO_FPS, whole_only=True) as video:  # sarn deblur's
             for r in rows:
                 video.write(r, "demo.mp4")
     except InputError as exc:  # OpenCV's writer did not open
