@@ -1974,7 +1974,8 @@ def test_ctrl_c_on_a_bag_says_the_half_written_bag_is_removed(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch, capsys
 ):
     """Ctrl-C in the middle of a bag: the partial output bag goes, and the line says so (not
-    "has the first N frames", which is what a folder or video keeps)."""
+    "has the first N frames", which is what a folder or video keeps); so do the folders made
+    for it (rosbags makes them: they stayed, empty), and `new/../kept` makes no `new`."""
     from sarn_ros import offline
 
     write_bag(tmp_path / "bag", StoragePlugin.SQLITE3)
@@ -1988,11 +1989,15 @@ def test_ctrl_c_on_a_bag_says_the_half_written_bag_is_removed(
 
     monkeypatch.setattr(offline, "bag_image", ctrl_c_at_the_third)
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
-    argv = ["deblur", str(tmp_path / "bag"), "-o", str(tmp_path / "out"), *weights]
-    assert cli.main(argv) == 130
+    argv = ["deblur", str(tmp_path / "bag"), "-o", str(tmp_path / "made" / "for" / "out")]
+    assert cli.main([*argv, *weights]) == 130
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == "sarn deblur: interrupted; a half-written bag is removed"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bag"]
+    monkeypatch.setattr(offline, "bag_image", decode)
+    argv = ["deblur", str(tmp_path / "bag"), "-o", str(tmp_path / "new" / ".." / "kept")]
+    assert cli.main([*argv, *weights]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bag", "kept"]
 
 
 @pytest.mark.slow

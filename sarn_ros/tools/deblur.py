@@ -12,7 +12,7 @@ from pathlib import Path
 from ..checkpoint import CheckpointError
 from ..data.datasets import folder_name, list_images
 from ..ensemble import MEMBERS
-from ..image_files import VIDEO_FPS, video_path
+from ..image_files import VIDEO_FPS, kernel_path, video_path
 from .options import (
     Given,
     HelpFormatter,
@@ -251,7 +251,10 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                     "a bag is deblurred into a new bag (a directory, its other topics copied): "
                     "no video output or --side-by-side"
                 )
+            dst = kernel_path(dst)  # by its name, `new/../out` made `new` beside it
             offline.check_new_bag(dst)  # as deblur_bag does, but before the model loads
+            if (top := made_folder(dst.parent)) is not None:  # rosbags makes them: a failed
+                held.callback(forget_empty, dst.parent, top)  # run's bag goes, so do they
             with offline.open_bag(args.input) as reader:
                 offline.bag_topics(reader, args.input, args.topics)
         window = offline.Window(args.skip_frames, args.max_frames)
