@@ -681,6 +681,9 @@ def bag_topics(
     :class:`InputError`."""
     available = {c.topic: c.msgtype for c in reader.connections if c.msgtype in IMAGE_TYPES}
     kinds = {c.topic: c.msgtype for c in reader.connections}
+    # a bag's names are absolute: `cam/image_raw` (as a launch file or remap writes it) was
+    # "not in the bag" beside /cam/image_raw
+    topics = [t if t in kinds or f"/{t}" not in kinds else f"/{t}" for t in topics or ()]
     not_images = [f"{t} ({kinds[t]})" for t in topics or () if t in kinds and t not in available]
     if not_images:
         raise InputError(
@@ -1051,7 +1054,8 @@ def deblur_bag(
                 report.replaced_topics = sorted(gone - set(report.stale_topics))
             if not report.frames:  # a bag of nothing new is no success
                 after = f" after --skip-frames {window.skip}" if window.skip else ""
-                first = report.first_unreadable
+                # a topic with no message has no unreadable one to name
+                first = report.first_unreadable or next(iter(report.unreadable_topics.values()), "")
                 why = f" ({first})" if first else ""
                 raise InputError(f"no readable frame on {', '.join(sorted(chosen))}{after}{why}")
     except BaseException as exc:  # no half-written bag left behind to block the next run

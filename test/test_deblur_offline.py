@@ -600,11 +600,13 @@ def test_bag_copies_everything_and_adds_deblurred_topics(
 def test_bag_resize_scales_camera_info_like_the_node(tmp_path, tiny_recurrent_checkpoint):
     write_bag(tmp_path / "in", StoragePlugin.SQLITE3)
     args = ["-o", str(tmp_path / "out"), "--weights", str(tiny_recurrent_checkpoint)]
-    result = deblur(str(tmp_path / "in"), *args, "--resize", "0.5", "--topics", "/left/image_raw")
+    # as a launch file names it: relative (it was "not in the bag")
+    result = deblur(str(tmp_path / "in"), *args, "--resize", "0.5", "--topics", "left/image_raw")
     assert result.returncode == 0, result.stderr
     out = read_bag(tmp_path / "out")
     imgs = messages(out, "/left/deblurred/image_raw", "sensor_msgs/msg/Image")
     infos = messages(out, "/left/deblurred/camera_info", "sensor_msgs/msg/CameraInfo")
+    assert not messages(out, "/right/deblurred/image_raw", "sensor_msgs/msg/Image")
     assert {(m.width, m.height) for m in imgs} == {(24, 16)}
     assert len(infos) == 4 and {(i.width, i.height) for i in infos} == {(24, 16)}
     np.testing.assert_allclose(infos[0].k, [0.5, 0, 0, 0, 0.5, 0, 0, 0, 1])  # K of eye(3) at x0.5
@@ -835,6 +837,8 @@ def test_bad_inputs_fail_with_one_line(tmp_path, tiny_recurrent_checkpoint, caps
         if src.name == "weird":  # the reason, not only a count of skipped frames
             assert "no readable frame on /cam/image_raw (/cam/image_raw:" in err, err
             assert "weird42" in err, err
+        if src.name == "silent":  # a reason there too
+            assert "no readable frame on /cam/image_raw (no message recorded)" in err, err
 
 
 def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_path, capsys):
