@@ -1642,7 +1642,9 @@ def test_a_gap_or_reset_call_resets_that_camera_with_its_reason():
     fake = SimpleNamespace(
         prepare=lambda cam, msg, received: None,
         engine=SimpleNamespace(
-            reset=lambda stream, reason="explicit": resets.append((stream, reason))
+            reset=lambda stream, reason="explicit": resets.append((stream, reason)),
+            stats=dict,
+            push_many=lambda items: [],  # the restarts' look-ahead, had there been one
         ),
         lock=threading.Condition(),
         waits_ms=[],
@@ -1894,6 +1896,32 @@ def test_an_engine_failure_counts_the_frames_it_lost_not_those_it_took(failures)
     out = engine.push(imgs[0], SEC, "left") + engine.flush()
     expected = [0, SEC // 30, SEC // 15, SEC] if failures == 1 else [SEC]
     assert [o.stamp for o in out] == expected
+
+
+def test_a_restart_publishes_the_held_frames_also_where_its_frame_is_rejected():
+    """A reset (~/reset, stamps going back) marks the camera's next frame; where that frame
+    was rejected, the look-ahead the restart flushed waited for the next good frame, or for
+    good under max_gap_s 0."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    engine = StreamDeblurrer(model.eval(), device="cpu", future_frames=2)
+    img = np.zeros((16, 16, 3), np.uint8)
+    assert engine.push(img, 0, "left") + engine.push(img, SEC // 30, "left") == []  # held
+    fakes: list = []
+    _, _, rejected, _, published = process_fake(
+        {"left": img}, engine=engine, stamp=SEC // 15, fakes=fakes
+    )
+    (fake,) = fakes
+    assert [o.stamp for o in published] == [0]  # two held for the look-ahead
+    fake.prepare = lambda cam, msg, received: fake.reject("malformed", "odd") or None
+    cam = SimpleNamespace(stream="left")
+    node_module.DeblurNode.process(fake, [(cam, node_module.Queued(None, 0.0, "explicit"))])
+    assert [o.stamp for o in published] == [0, SEC // 30, SEC // 15]
+    assert rejected == ["malformed"]
 
 
 def test_a_stop_during_the_camera_info_wait_is_no_internal_error():

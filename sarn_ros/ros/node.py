@@ -874,9 +874,11 @@ class DeblurNode(Node):
             self.waits_ms.extend((now - q.received) * 1e3 for _, q in taken)
         t0 = time.perf_counter()
         items = []
+        restarted = False
         for cam, q in taken:
             if q.restart:  # the held look-ahead comes out with this round's outputs
                 self.engine.reset(cam.stream, reason=q.restart)
+                restarted = True
             try:
                 item = self.prepare(cam, q.msg, q.received)
             except Exception as exc:  # a converter's own fault loses this frame, not the
@@ -891,8 +893,8 @@ class DeblurNode(Node):
                 self.reject("malformed", str(exc))
                 continue
             items.append(item)
-        if not items:
-            return
+        if not items and not restarted:  # a restart's look-ahead goes out now, not with the
+            return  # camera's next good frame (its frame here was rejected)
         t1 = time.perf_counter()
         before = self.engine.stats()
         try:
@@ -905,10 +907,11 @@ class DeblurNode(Node):
             self.publish(out)
         t3 = time.perf_counter()
         with self.lock:
-            if outputs:
+            if outputs and items:
                 self.inference_ms.append((t2 - t1) * 1e3)
-            per_frame = ((t1 - t0) / len(items) + (t3 - t2) / max(len(outputs), 1)) * 1e3
-            self.overhead_ms.append(per_frame)
+            if items:
+                per_frame = ((t1 - t0) / len(items) + (t3 - t2) / max(len(outputs), 1)) * 1e3
+                self.overhead_ms.append(per_frame)
 
     def engine_failed(self, items: list[tuple], before: dict[str, Any], exc: Exception) -> None:
         """Restart the cameras of a failed engine call (the others keep their state) and count
