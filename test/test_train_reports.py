@@ -84,13 +84,17 @@ def validation_args(tmp_path: Path, **kw) -> argparse.Namespace:
 def test_the_validation_set_names_its_blur_at_the_scale_it_is_measured_at(tmp_path: Path) -> None:
     """README: the default validation is 'half resolution; 24 px blur at full resolution', which
     README and weights/README.md name 'synthetic blur 12 px at x0.5': the px named beside the
-    x0.5 are those of the frames validated, --val-blur-px (or --blur-px) times --val-scale."""
+    x0.5 are those of the frames validated, --val-blur-px (or --blur-px) times --val-scale;
+    the options' own (and sarn eval's --blur-px and JSON's) beside them: 12 read as another
+    blur than the JSON's 24."""
     val = [blurry_sequence("v", n=3)]
     text = describe_validation(validation_args(tmp_path), val)
-    want = f"{tmp_path}, synthetic blur 12 px, exposure 0.8 (seed 1234): 1 sequence, 3 frames"
+    want = f"{tmp_path}, synthetic blur 12 px (24 px at full resolution), exposure 0.8 (seed "
+    want += "1234): 1 sequence, 3 frames"
     assert text == f"{want} at x0.5"
     text = describe_validation(validation_args(tmp_path, val_blur_px=16.0, blur_px=4.0), val)
-    assert "synthetic blur 8 px, exposure 0.8 (seed 1234)" in text and text.endswith(" at x0.5")
+    assert "synthetic blur 8 px (16 px at full resolution), exposure 0.8 (seed 1234)" in text
+    assert text.endswith(" at x0.5")
     text = describe_validation(validation_args(tmp_path, val_scale=1.0), val)
     assert "synthetic blur 24 px, exposure 0.8 (seed 1234)" in text and text.endswith(" at x1")
 
@@ -105,7 +109,8 @@ def test_a_run_validated_at_half_scale_records_the_blur_of_its_frames(tmp_path: 
     v = load_model(tmp_path / "run" / "best.pth").meta["validation"]
     assert (
         v["set"]
-        == f"{video}, synthetic blur 4 px, exposure 0.8 (seed 1234): 1 sequence, 3 frames at x0.5"
+        == f"{video}, synthetic blur 4 px (8 px at full resolution), exposure 0.8 (seed 1234): "
+        "1 sequence, 3 frames at x0.5"
     )
 
 

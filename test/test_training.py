@@ -553,7 +553,8 @@ def test_held_out_pairs_are_validated_at_full_size_as_sarn_eval_scores_them(tmp_
     sizes = [q.blurred[0].shape[:2] for q in val]
     assert sizes[2] == (48, 64) and max(sizes[0]) < 80  # a still's move, cropped, at x0.5
     assert SCALE == 0.5 and describe_validation(args, val) == (
-        f"{tmp_path / 'stills'}, synthetic blur 12 px, exposure 0.8 (seed 1234) at x0.5; "
+        f"{tmp_path / 'stills'}, synthetic blur 12 px (24 px at full resolution), exposure 0.8 "
+        "(seed 1234) at x0.5; "
         f"real pairs {tmp_path / 'test'} at x1: 3 sequences, {sum(len(q.blurred) for q in val)} "
         "frames"
     )

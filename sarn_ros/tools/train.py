@@ -1101,8 +1101,12 @@ def describe_validation(args: argparse.Namespace, val: list[Sequence]) -> str:
     synthetic, real = val_scales(args)
     parts = []
     if args.val_sharp is not None:
+        given = args.blur_px if args.val_blur_px is None else args.val_blur_px
         blur = val_blur(args).blur_px
-        synthesis = f"synthetic blur {blur:g} px, exposure {args.exposure:g} (seed 1234)"
+        # the px of the frames validated (README's "12 px at x0.5"), and those of the options
+        # and of sarn eval's --blur-px and JSON, which a reader holds them against
+        full = f" ({given:g} px at full resolution)" if blur != given else ""
+        synthesis = f"synthetic blur {blur:g} px{full}, exposure {args.exposure:g} (seed 1234)"
         parts.append((f"{args.val_sharp.resolve()}, {synthesis}", synthetic))
     if args.val_pairs:
         parts.append(("real pairs " + ", ".join(str(d.resolve()) for d in args.val_pairs), real))
