@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -134,6 +135,10 @@ def test_single_image_export_and_bad_size(tmp_path):
         timeout=300,
     )
     assert ok.returncode == 0 and "single-image" in ok.stdout, ok.stderr
+    # the exporter's own progress and its "Setting ONNX exporter to use operator set version
+    # 18" above the line naming opset 17 (the file's): quiet
+    assert "[torch.onnx]" not in ok.stderr and "operator set version" not in ok.stderr
+    assert "version_converter" not in ok.stderr, ok.stderr
     bad = subprocess.run(
         [
             *SARN_CLI,
@@ -290,6 +295,29 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert "exists: pass --overwrite to replace it" in capsys.readouterr().err
     assert out.read_bytes() == b"yesterday's graph"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
+
+
+def test_a_graph_left_at_another_opset_is_an_error_not_named_the_one_asked(
+    monkeypatch, tmp_path, capsys
+):
+    """The exporter builds at 18 and keeps 18 where its conversion fails (its warning, now
+    quiet, said so): the line would have named the opset asked for."""
+    ckpt = save_checkpoint(
+        SARN(channels=8, blocks_per_level=1, attention_stride=4), tmp_path / "s.pth"
+    )
+    made = torch.onnx.export
+
+    @functools.wraps(made)  # its signature: the check for the dynamo exporter reads it
+    def kept_at_18(*args, **kwargs):
+        return made(*args, **{**kwargs, "opset_version": 18})
+
+    monkeypatch.setattr(export.torch.onnx, "export", kept_at_18)
+    argv = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "s.onnx"), "--opset", "17"]
+    assert cli.main([*argv, "--height", "32", "--width", "32"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "sarn export: error: opset 17: the exporter wrote opset 18, not 17; give --opset 18"
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth"]
 
 
 def test_a_stopped_export_leaves_no_working_folder_nor_folders_it_made(

@@ -19,11 +19,14 @@ measured on frames of the user's camera (``--calib``) or the bundled sample (see
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
+import logging
 import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -162,24 +165,51 @@ def export(model: nn.Module, path: Path, h: int, w: int, opset: int) -> nn.Modul
         if "external_data" in inspect.signature(torch.onnx.export).parameters
         else {}
     )
-    torch.onnx.export(
-        graph,
-        example_inputs(model, h, w),
-        str(path),
-        input_names=names[0],
-        output_names=names[1],
-        dynamic_shapes=shapes,
-        opset_version=opset,
-        dynamo=True,
-        **single_file,
-    )
+    with quiet_exporter():
+        torch.onnx.export(
+            graph,
+            example_inputs(model, h, w),
+            str(path),
+            input_names=names[0],
+            output_names=names[1],
+            dynamic_shapes=shapes,
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,  # its progress lines
+            **single_file,
+        )
     import onnx
 
     proto = onnx.load(str(path))
+    # the exporter builds at 18 and converts, keeping 18 where that fails (its warning, now
+    # quiet, said so): the line after the export names the opset asked for
+    made = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if made != opset:
+        raise RuntimeError(f"the exporter wrote opset {made}, not {opset}; give --opset {made}")
     if opset < SPLIT_NUM_OUTPUTS_OPSET:
         explicit_split_sizes(proto)
     save_checked(proto, path, opset)
     return graph
+
+
+# what the exporter logs about every default export: "Setting ONNX exporter to use operator
+# set version 18 because the requested opset_version 17 is lower", and the converter's
+# fallback to the onnx C API, above the line that names the opset the file has
+EXPORTER_LOGGERS = ("torch.onnx._internal.exporter._compat", "onnxscript.version_converter")
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's warnings above ERROR held back while it runs (restored after)."""
+    loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 META_KEY = "sarn_ros.meta"  # the graph's metadata_props key: the checkpoint's metadata as JSON
