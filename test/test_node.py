@@ -1898,6 +1898,36 @@ def test_an_engine_failure_counts_the_frames_it_lost_not_those_it_took(failures)
     assert [o.stamp for o in out] == expected
 
 
+def test_a_restarts_passes_count_as_inference_not_node_overhead(monkeypatch):
+    """A reset runs the held look-ahead through the network before the round's push: its
+    time went into the node's overhead (261 ms beside an inference of 0.3 ms)."""
+    import threading
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    # before conversion, around the reset, before the push, after it, after publishing
+    ticks = iter([0.0, 1.0, 4.0, 5.0, 6.0, 7.0])
+    monkeypatch.setattr(node_module.time, "perf_counter", lambda: next(ticks))
+    fake = SimpleNamespace(
+        prepare=lambda cam, msg, received: (cam.stream, np.zeros((8, 8, 3), np.uint8), 1, None),
+        engine=SimpleNamespace(
+            reset=lambda stream, reason: None,
+            stats=dict,
+            push_many=lambda items: ["held", "held"],  # the reset's, out with this push
+        ),
+        lock=threading.Condition(),
+        waits_ms=[],
+        inference_ms=[],
+        overhead_ms=[],
+        publish=lambda out: None,
+    )
+    cam = SimpleNamespace(stream="left")
+    node_module.DeblurNode.process(fake, [(cam, node_module.Queued(None, 0.0, "explicit"))])
+    assert fake.inference_ms == [pytest.approx((1.0 + 3.0) * 1e3)]  # push + reset
+    assert fake.overhead_ms == [pytest.approx((2.0 + 1.0 / 2) * 1e3)]  # conversion, publish
+
+
 def test_a_restart_publishes_the_held_frames_also_where_its_frame_is_rejected():
     """A reset (~/reset, stamps going back) marks the camera's next frame; where that frame
     was rejected, the look-ahead the restart flushed waited for the next good frame, or for
