@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from importlib.util import find_spec
 from pathlib import Path
@@ -200,13 +201,17 @@ EXPORTER_LOGGERS = ("torch.onnx._internal.exporter._compat", "onnxscript.version
 
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[None]:
-    """The exporter's warnings above ERROR held back while it runs (restored after)."""
+    """The exporter's warnings above ERROR held back while it runs (restored after), and the
+    recurrent step's "The axis name: H4 will not be used, since it shares the same shape
+    constraints with another axis" (its three inputs share H4 and W4 by design)."""
     loggers = [logging.getLogger(name) for name in EXPORTER_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"# The axis name: \w+ will not be used")
+            yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
