@@ -102,3 +102,25 @@ def ctrl_c_in_rclpy_set_up(monkeypatch: pytest.MonkeyPatch) -> list:
     monkeypatch.setattr(subprocess, "Popen", spy)
     monkeypatch.setattr(rclpy, "create_node", ctrl_c)
     return started
+
+
+@pytest.fixture
+def sigint_in_rclpy_set_up(ctrl_c_in_rclpy_set_up: list, monkeypatch: pytest.MonkeyPatch):
+    """As ctrl_c_in_rclpy_set_up, with a real SIGINT as rclpy.create_node runs: the processes
+    started, and whether rclpy's context was still up when the KeyboardInterrupt came (rclpy's
+    own handlers shut it down first)."""
+    import signal
+
+    import rclpy
+
+    context_up: list[bool] = []
+
+    def sigint(*args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            context_up.append(rclpy.ok())
+            raise
+
+    monkeypatch.setattr(rclpy, "create_node", sigint)
+    return ctrl_c_in_rclpy_set_up, context_up

@@ -538,32 +538,20 @@ def test_bench_node_stops_the_node_on_a_ctrl_c_during_set_up(
 
 
 def test_bench_node_takes_the_ctrl_c_itself_not_rclpy(
-    monkeypatch, ros_domain, ctrl_c_in_rclpy_set_up
+    monkeypatch, ros_domain, sigint_in_rclpy_set_up
 ):
     """rclpy's handlers shut the context down under the bench and raced its own stop (a
     SIGTERM's 143 could come out as 130): they are not installed."""
-    import signal
     import sys
-
-    import rclpy
 
     from sarn_ros.tools import bench_node, cli
 
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
     monkeypatch.setattr(bench_node, "node_args", lambda weights, args: sleeper)
-    context_up = []
-
-    def ctrl_c(*args, **kwargs):
-        try:
-            signal.raise_signal(signal.SIGINT)
-        except KeyboardInterrupt:
-            context_up.append(rclpy.ok())
-            raise
-
-    monkeypatch.setattr(rclpy, "create_node", ctrl_c)
     argv = ["bench", "node", "--tiny", "--sizes", "64x48", "--domain-id", str(ros_domain)]
+    started, context_up = sigint_in_rclpy_set_up
     assert cli.main(argv) == 130 and context_up == [True]
-    (node,) = ctrl_c_in_rclpy_set_up
+    (node,) = started
     assert node.poll() is not None
 
 

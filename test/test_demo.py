@@ -341,14 +341,11 @@ def test_a_ctrl_c_while_the_demo_sets_up_its_camera_stops_the_node(
 
 
 def test_a_ctrl_c_is_the_demos_own_not_rclpys(
-    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint, ctrl_c_in_rclpy_set_up
+    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint, sigint_in_rclpy_set_up
 ):
     """rclpy's signal handlers shut the context down under the demo (a node being made raised
     RCLError) and raced its own stop (SIGTERM's 143 could come out as 130): not installed."""
-    import signal
     import sys
-
-    import rclpy
 
     from sarn_ros import resources
     from sarn_ros.tools import cli
@@ -356,20 +353,11 @@ def test_a_ctrl_c_is_the_demos_own_not_rclpys(
     monkeypatch.setattr(
         resources, "node_command", lambda: [sys.executable, "-c", "import time; time.sleep(60)"]
     )
-    context_up = []
-
-    def ctrl_c(*args, **kwargs):
-        try:
-            signal.raise_signal(signal.SIGINT)
-        except KeyboardInterrupt:
-            context_up.append(rclpy.ok())
-            raise
-
-    monkeypatch.setattr(rclpy, "create_node", ctrl_c)
     argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path)]
+    started, context_up = sigint_in_rclpy_set_up
     assert cli.main([*argv, "--domain-id", str(ros_domain)]) == 130
     assert context_up == [True] and "sarn demo: interrupted" in capsys.readouterr().err
-    (node,) = ctrl_c_in_rclpy_set_up
+    (node,) = started
     assert node.poll() is not None
 
 
