@@ -916,3 +916,26 @@ def test_a_containers_memory_limit_bounds_what_bench_model_may_use(tmp_path, mon
     assert bench_model.memory_gb() == machine
     proc.unlink()  # no /proc (macOS): the machine's
     assert bench_model.memory_gb() == machine
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(tmp_path, sig):
+    """bench model and bench node write --json after their own stop handling: a SIGTERM or
+    SIGHUP (default action) in the middle of the write left half a file; it is held till the
+    file is whole, then ends the process as it would have."""
+    import sys
+
+    out = tmp_path / "rows.json"
+    code = (
+        "import json, os, signal\n"
+        "from pathlib import Path\n"
+        "from sarn_ros.tools.options import stops_held\n"
+        "with stops_held():\n"
+        f"    os.kill(os.getpid(), signal.{sig})\n"
+        f"    Path({str(out)!r}).write_text(json.dumps(list(range(200000))))\n"
+        "print('not reached')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -getattr(signal, sig), done.stderr
+    assert "not reached" not in done.stdout
+    assert len(json.loads(out.read_text())) == 200000

@@ -638,6 +638,37 @@ def test_ctrl_c_reports_the_sequences_finished_before_it(
     assert saved["interrupted"] is True and [r["sequence"] for r in saved["gt"]] == ["a"]
 
 
+def test_a_sigterm_as_the_results_are_written_comes_after_a_whole_json(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """Every row done, a SIGTERM during the tables skipped the --json, and one during its
+    write left half a file that did not parse: held till the file is whole."""
+    import os
+    import signal
+
+    from sarn_ros.tools import eval as eval_tool
+
+    real = eval_tool.print_tables
+
+    def stopped_while_printing(*args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        real(*args)
+
+    monkeypatch.setattr(eval_tool, "print_tables", stopped_while_printing)
+    write_pair(tmp_path / "data", name="a")
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        json_out = str(tmp_path / "e.json")
+        result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", json_out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.returncode == 143 and "| a |" in result.stdout
+    assert result.stderr.splitlines()[-1].startswith("sarn eval: stopped by SIGTERM: ")
+    saved = json.loads((tmp_path / "e.json").read_text())
+    assert "interrupted" not in saved and [r["sequence"] for r in saved["gt"]] == ["a"]
+
+
 def test_frames_one_pixel_high_or_wide_get_no_orb_matches(tmp_path, tiny_recurrent_checkpoint):
     """ORB raised (cv2.error) on a frame 1 px high or wide; 2 px worked."""
     rng = np.random.default_rng(0)

@@ -60,6 +60,7 @@ from .options import (
     plural,
     ranged,
     stops_as_interrupts,
+    stops_held,
 )
 
 VARIANTS: dict[str, tuple[type[nn.Module], dict]] = {
@@ -609,7 +610,8 @@ def run(args: argparse.Namespace) -> int:
             "host": device_label(device),
         }
         rows_out = [{**asdict(r), "settings": settings} for r in rows]
-        written.write_text(json.dumps(rows_out, indent=2))
+        with stops_held():  # a SIGTERM mid-write left half a file that did not parse
+            written.write_text(json.dumps(rows_out, indent=2))
     if stop is not None:
         how, code = how_stopped(stop)
         print(f"sarn bench model: {how} after {plural(len(rows), 'row')}", file=sys.stderr)

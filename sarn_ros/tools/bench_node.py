@@ -84,6 +84,7 @@ from .options import (
     plural,
     ranged,
     stops_as_interrupts,
+    stops_held,
 )
 
 # what a --json row records of the run beside its size and figures
@@ -789,7 +790,8 @@ def run(args: argparse.Namespace) -> int:
         rows = [{**row, "settings": settings} for row in rows]
         written = kernel_path(args.json)  # `new/../b.json`: no `new` made
         written.parent.mkdir(parents=True, exist_ok=True)
-        written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
+        with stops_held():  # a SIGTERM mid-write left half a file that did not parse
+            written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
     if stop is not None:
         how, code = how_stopped(stop)
         print(

@@ -53,6 +53,7 @@ from .options import (
     spelled,
     split_idle,
     stops_as_interrupts,
+    stops_held,
 )
 
 # The held-out synthetic set is made exactly as `sarn train` makes its validation set.
@@ -337,27 +338,14 @@ def evaluate(args: argparse.Namespace) -> int:
     results["settings"] = measured_on(engines[0][1], args)
     if stop is not None:
         results["interrupted"] = True
-    print_tables(results, names)
-    if failed:
-        print(
-            f"sarn eval: error: {len(failed)} sequence(s) could not be read and are left out "
-            f"of the rows above: {', '.join(failed)}",
-            file=sys.stderr,
-        )
-    if args.json:
-        try:
-            written = kernel_path(args.json)  # `new/../e.json`: no `new` made
-            written.parent.mkdir(parents=True, exist_ok=True)
-            # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
-            written.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
-        except OSError as exc:  # checked up front, but a disk fills or a folder goes meanwhile
-            reason = exc.strerror or exc
-            print(
-                f"sarn eval: error: cannot write --json {args.json} ({reason}); "
-                "the results are above",
-                file=sys.stderr,
-            )
-            return 2
+    try:
+        with stops_held():  # one now (every row done) comes after the tables and a whole --json
+            code = report(args, results, names, failed)
+    except KeyboardInterrupt as late:  # held till then: it skipped the --json, or cut it
+        stop = late
+    else:
+        if code:
+            return code
     if stop is not None:
         how, code = how_stopped(stop)
         print(
@@ -675,6 +663,33 @@ def verdict(c: dict) -> str:
     if c["verdict"] == "no clear change":
         return f"no clear change ({tally}; a longer stream narrows it)"
     return f"{c['verdict']} inliers ({tally})"
+
+
+def report(args: argparse.Namespace, results: dict, names: dict[str, str], failed: list) -> int:
+    """The tables, the sequences that could not be read, and --json: 2 where it could not be
+    written, else 0."""
+    print_tables(results, names)
+    if failed:
+        print(
+            f"sarn eval: error: {len(failed)} sequence(s) could not be read and are left out "
+            f"of the rows above: {', '.join(failed)}",
+            file=sys.stderr,
+        )
+    if not args.json:
+        return 0
+    try:
+        written = kernel_path(args.json)  # `new/../e.json`: no `new` made
+        written.parent.mkdir(parents=True, exist_ok=True)
+        # an identical frame's PSNR is inf: null in JSON, which has no Infinity or NaN
+        written.write_text(json.dumps(finite(results), indent=2, allow_nan=False))
+    except OSError as exc:  # checked up front, but a disk fills or a folder goes meanwhile
+        reason = exc.strerror or exc
+        print(
+            f"sarn eval: error: cannot write --json {args.json} ({reason}); the results are above",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
 
 
 def print_tables(results: dict, names: dict[str, str]) -> None:

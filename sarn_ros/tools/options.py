@@ -281,6 +281,30 @@ def stops_as_interrupts() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+@contextmanager
+def stops_held() -> Iterator[None]:
+    """SIGTERM and SIGHUP held back till the end of this block, then delivered to the handler
+    they would have met: one in the middle of writing a --json left half a file that did not
+    parse. Not where ignored (nohup, or a stop already taken); only the main thread can."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    came: list[int] = []
+    old: dict[int, Any] = {}
+    try:
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            handler = signal.getsignal(s)
+            if handler is not signal.SIG_IGN and handler is not None:
+                old[s] = handler  # filled before it is replaced: a signal between restores it
+                signal.signal(s, lambda signum, _frame: came.append(signum))
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if came:
+        signal.raise_signal(came[0])
+
+
 def plural(n: int, word: str) -> str:
     """``1 frame``, ``2 frames``."""
     return f"{n} {word}{'s' * (n != 1)}"
