@@ -67,7 +67,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
             check_name(name)  # array; a name 0 would be "0#k" below)
             check_frame(frame)
         expanded = [
-            (f"{name}{_SEP}{k}", fwd(frame), stamp, meta)
+            (f"{name}{_SEP}{k}", fwd(np.asarray(frame)), stamp, meta)  # np.matrix stays 2-D
             for name, frame, stamp, meta in items
             for k, (fwd, _) in enumerate(TRANSFORMS[: self.members])
         ]

@@ -68,6 +68,17 @@ def test_grey_and_uint16_frames_keep_their_shape_and_dtype(model) -> None:
     assert [(o.image.shape, o.image.dtype) for o in out] == [((H, W, 3), np.uint16)] * 2
 
 
+def test_a_grey_np_matrix_frame_is_taken_as_its_array(model) -> None:
+    """The plain engine takes an np.matrix (a 2-D ndarray subclass); the ensemble's flip kept
+    it a matrix, which the engine's HxW -> HxWx1 could not make 3-D (a numpy broadcast error)."""
+    grey = [f[:, :, 0] for f in frames(2)]
+    as_arrays = push_all(SelfEnsembleDeblurrer(model, members=2, device="cpu"), grey)
+    matrices = push_all(
+        SelfEnsembleDeblurrer(model, members=2, device="cpu"), [np.asmatrix(g) for g in grey]
+    )
+    assert all(np.array_equal(a.image, m.image) for a, m in zip(as_arrays, matrices, strict=True))
+
+
 def test_streams_stay_separate_and_stats_count_user_frames(model) -> None:
     engine = SelfEnsembleDeblurrer(model, members=4, device="cpu", future_frames=2)
     a, b = frames(4, seed=2), frames(4, seed=3)
