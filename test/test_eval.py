@@ -46,6 +46,20 @@ def sarn_eval(*args: str) -> subprocess.CompletedProcess:
     return run_sarn("eval", *args)
 
 
+def eval_as_a_shell_starts_it(tmp_path: Path, weights: Path) -> subprocess.CompletedProcess:
+    """`sarn eval` of ``tmp_path``/data into ``tmp_path``/e.json, with SIGTERM at its default
+    action as a shell starts a command (pytest's own may differ)."""
+    import signal
+
+    args = ["--weights", str(weights), "--device", "cpu", "--future-frames", "0"]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        json_out = str(tmp_path / "e.json")
+        return sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", json_out)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def write_pair(
     root: Path, n: int = 3, name: str = "seq", blur: int = 5
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -620,13 +634,7 @@ def test_ctrl_c_reports_the_sequences_finished_before_it(
     monkeypatch.setattr(evaluation, "evaluate_gt", second_interrupted)
     write_pair(tmp_path / "data", name="a")
     write_pair(tmp_path / "data", name="b")
-    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
-    try:
-        json_out = str(tmp_path / "e.json")
-        result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", json_out)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    result = eval_as_a_shell_starts_it(tmp_path, tiny_recurrent_checkpoint)
     assert result.returncode == (143 if stop == "SIGTERM" else 130)
     assert "| a |" in result.stdout and "| b |" not in result.stdout
     how = "stopped by SIGTERM" if stop == "SIGTERM" else "interrupted"
@@ -656,13 +664,7 @@ def test_a_sigterm_as_the_results_are_written_comes_after_a_whole_json(
 
     monkeypatch.setattr(eval_tool, "print_tables", stopped_while_printing)
     write_pair(tmp_path / "data", name="a")
-    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
-    try:
-        json_out = str(tmp_path / "e.json")
-        result = sarn_eval(*args, "--pairs", str(tmp_path / "data"), "--json", json_out)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    result = eval_as_a_shell_starts_it(tmp_path, tiny_recurrent_checkpoint)
     assert result.returncode == 143 and "| a |" in result.stdout
     assert result.stderr.splitlines()[-1].startswith("sarn eval: stopped by SIGTERM: ")
     saved = json.loads((tmp_path / "e.json").read_text())
