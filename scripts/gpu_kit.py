@@ -49,6 +49,7 @@ from sarn_ros.data.datasets import (  # noqa: E402
 )
 from sarn_ros.image_files import imwrite  # noqa: E402
 from sarn_ros.tools.options import (  # noqa: E402
+    STOP_SIGNALS,
     Stopped,
     how_stopped,
     ranged,
@@ -314,10 +315,11 @@ def build(args: argparse.Namespace) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}  # one core per build
 
     stop = threading.Event()  # no build begun after a Ctrl-C
+    lock = threading.Lock()  # a job starts, or the stop reaches it
     running: set[subprocess.Popen[bytes]] = set()
     # the stop's handler ignores SIGTERM and SIGHUP before `stop` is set: a job started in
     # between inherited that, ignored the signal passed on, and the build waited it out
-    watched = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
+    watched = [s for s in STOP_SIGNALS if signal.getsignal(s) is signal.SIG_DFL]
 
     def stopping() -> bool:
         return stop.is_set() or any(signal.getsignal(s) is signal.SIG_IGN for s in watched)
@@ -339,7 +341,6 @@ def build(args: argparse.Namespace) -> int:
             log.seek(0)
             return job, rc, log.read()[-2000:]
 
-    lock = threading.Lock()  # a job starts, or the stop reaches it
     try:
         with stops_as_interrupts(), tempfile.TemporaryDirectory(prefix="gpu_kit_runs_") as runs:
             jobs = build_jobs(kit, out, Path(runs), args.blur_px, args.linear_light)

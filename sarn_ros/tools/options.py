@@ -254,12 +254,14 @@ def folder_lock(folder: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+# what `timeout`, `docker stop`, systemd (SIGTERM) and a closed terminal (SIGHUP) send
+STOP_SIGNALS = [s for n in ("SIGTERM", "SIGHUP") if (s := getattr(signal, n, None)) is not None]
+
+
 @contextmanager
 def stops_as_interrupts() -> Iterator[None]:
     """Raise :class:`Stopped` on SIGTERM and SIGHUP while in this block, where they would end
     the process (not where ignored, as under ``nohup``); only the main thread can."""
-    names = ("SIGTERM", "SIGHUP")
-    sigs = [s for n in names if (s := getattr(signal, n, None)) is not None]
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -271,7 +273,7 @@ def stops_as_interrupts() -> Iterator[None]:
 
     old: dict[int, Any] = {}  # filled before each is replaced: a signal in between restores it
     try:
-        for s in sigs:
+        for s in STOP_SIGNALS:
             if signal.getsignal(s) is signal.SIG_DFL:
                 old[s] = signal.SIG_DFL
                 signal.signal(s, stop)
@@ -292,7 +294,7 @@ def stops_held() -> Iterator[None]:
     came: list[int] = []
     old: dict[int, Any] = {}
     try:
-        for s in (signal.SIGTERM, signal.SIGHUP):
+        for s in STOP_SIGNALS:
             handler = signal.getsignal(s)
             if handler is not signal.SIG_IGN and handler is not None:
                 old[s] = handler  # filled before it is replaced: a signal between restores it
