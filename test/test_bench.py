@@ -918,14 +918,20 @@ def test_a_containers_memory_limit_bounds_what_bench_model_may_use(tmp_path, mon
     assert bench_model.memory_gb() == machine
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
-def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(tmp_path, sig):
+@pytest.mark.parametrize(
+    ("sig", "then_fails"), [("SIGTERM", False), ("SIGHUP", False), ("SIGTERM", True)]
+)
+def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(
+    tmp_path, sig, then_fails
+):
     """bench model and bench node write --json after their own stop handling: a SIGTERM or
     SIGHUP (default action) in the middle of the write left half a file; it is held till the
-    file is whole, then ends the process as it would have."""
+    file is whole, then ends the process as it would have. ``then_fails``: the block ends in an
+    error after the stop came (a disk full), which lost the stop: a traceback and exit 1."""
     import sys
 
     out = tmp_path / "rows.json"
+    ending = "raise OSError(28, 'No space left on device')" if then_fails else "pass"
     code = (
         "import json, os, signal\n"
         "from pathlib import Path\n"
@@ -933,6 +939,7 @@ def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(tm
         "with stops_held():\n"
         f"    os.kill(os.getpid(), signal.{sig})\n"
         f"    Path({str(out)!r}).write_text(json.dumps(list(range(200000))))\n"
+        f"    {ending}\n"
         "print('not reached')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

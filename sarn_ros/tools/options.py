@@ -300,11 +300,11 @@ def stops_held() -> Iterator[None]:
                 old[s] = handler  # filled before it is replaced: a signal between restores it
                 signal.signal(s, lambda signum, _frame: came.append(signum))
         yield
-    finally:
+    finally:  # delivered after an error in the block too (a disk full): not lost
         for s, handler in old.items():
             signal.signal(s, handler)
-    if came:
-        signal.raise_signal(came[0])
+        if came:
+            signal.raise_signal(came[0])
 
 
 def plural(n: int, word: str) -> str:
