@@ -54,6 +54,7 @@ from sarn_ros.tools.options import (  # noqa: E402
     how_stopped,
     ranged,
     stops_as_interrupts,
+    stops_held,
 )
 
 RECIPE = "recipe.json"
@@ -164,24 +165,35 @@ def pack(args: argparse.Namespace) -> int:
     new, old = (out.with_name(f"{hidden}.{s}") for s in ("new", "old"))
     for d in (new, old):  # a killed pack's
         shutil.rmtree(d, ignore_errors=True)
+    swapped = False
     with stops_as_interrupts():  # `timeout`, a closed terminal: as a Ctrl-C, new removed
         try:
             new.mkdir(parents=True)
-            rc = _pack_into(args, new)
-            if out.exists():
-                out.rename(old)
-            new.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+            if _pack_into(args, new):  # over --budget-mib: not worth the earlier one
+                return 1
+            with stops_held():  # both renames or neither: a stop between them lost --out
+                if out.exists():
+                    out.rename(old)
+                try:
+                    new.rename(out)
+                except OSError:
+                    if old.exists():
+                        old.rename(out)
+                    raise
+                swapped = True
         except (OSError, ValueError) as exc:  # a disk full, an unreadable image
             print(f"gpu_kit.py pack: error: {exc} (--out left as it was)", file=sys.stderr)
             return 1
         except KeyboardInterrupt as stop:
             said, code = how_stopped(stop)
-            print(f"gpu_kit.py pack: {said} (--out left as it was)", file=sys.stderr)
+            kept = "--out holds the new pack" if swapped else "--out left as it was"
+            print(f"gpu_kit.py pack: {said} ({kept})", file=sys.stderr)
             return code
         finally:
             shutil.rmtree(new, ignore_errors=True)
-    return rc
+            if swapped:
+                shutil.rmtree(old, ignore_errors=True)
+    return 0
 
 
 def _parts(folder: Path, size: int | None) -> list[tuple[str, list[Path]]]:
@@ -221,7 +233,11 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
     mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     print(f"{args.out}: {len(folders)} source folders, {mib:.1f} MiB")
     if mib > args.budget_mib:
-        print(f"over --budget-mib {args.budget_mib}: lower --quality or --large-scale")
+        print(
+            f"gpu_kit.py pack: over --budget-mib {args.budget_mib:g}: lower --quality or "
+            "--large-scale (--out left as it was)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -381,6 +381,66 @@ def test_pack_stopped_by_sigterm_keeps_the_earlier_pack_and_leaves_no_half(
     assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
 
 
+@pytest.mark.parametrize("between", ["SIGTERM", "error"])
+def test_pack_swaps_both_folders_or_neither(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    between: str,
+) -> None:
+    """A SIGTERM between moving the earlier pack aside and the new one in left neither in
+    --out (the earlier one hidden, removed by the next pack) while the line said "--out left
+    as it was"; so did a failed second rename."""
+    kit = tmp_path / "kit"
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", stills(tmp_path / "a")) == 0
+    gpu_kit = kit_module()
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["gpu_kit.py", "pack", "--out", str(kit), "--stills", str(stills(tmp_path / "b"))],
+    )
+    rename = Path.rename
+
+    def interrupted(self: Path, target: Path) -> Path:
+        if self.name == ".kit.new":
+            if between == "error":
+                raise OSError(28, "No space left on device")
+            os.kill(os.getpid(), signal.SIGTERM)
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", interrupted)
+    old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        assert gpu_kit.main() == (143 if between == "SIGTERM" else 1)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    err = capsys.readouterr().err
+    if between == "SIGTERM":  # held till both are moved: then the stop, the new pack kept
+        assert err == "gpu_kit.py pack: stopped by SIGTERM (--out holds the new pack)\n"
+        assert [p.name for p in (kit / "stills").iterdir()] == ["b"]
+    else:
+        assert err.endswith("No space left on device (--out left as it was)\n"), err
+        assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "kit"]
+
+
+def test_pack_over_its_budget_keeps_the_earlier_pack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pack over --budget-mib failed (exit 1) but replaced the earlier one all the same."""
+    kit = tmp_path / "kit"
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", stills(tmp_path / "a")) == 0
+    capsys.readouterr()
+    big = ["--out", str(kit), "--stills", stills(tmp_path / "b"), "--budget-mib", "1e-9"]
+    assert run_pack(monkeypatch, *big) == 1
+    assert capsys.readouterr().err == (
+        "gpu_kit.py pack: over --budget-mib 1e-09: lower --quality or --large-scale "
+        "(--out left as it was)\n"
+    )
+    assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "kit"]
+
+
 @pytest.mark.parametrize("slow_stop", [False, True])
 def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow_stop: bool
