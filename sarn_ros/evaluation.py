@@ -161,15 +161,14 @@ def evaluate_nogt(
 
 
 def save_side_by_side(prefix: Path, *columns: list[np.ndarray]) -> None:
-    """One ``<prefix>_NNN.png`` per frame; OSError for an image not written (cv2.imwrite only
-    returns False), so a run never ends as if its images were there. Those of an earlier,
+    """One ``<prefix>_NNN.png`` per frame; OSError for an image not written, so a run never
+    ends as if its images were there. Those of an earlier,
     longer run of the same sequence go: a folder of them would mix two runs."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(zip(*columns, strict=True)):
         tiles = [t if t.ndim == 3 else cv2.cvtColor(t, cv2.COLOR_GRAY2RGB) for t in row]
         path = prefix.with_name(f"{prefix.name}_{i:03d}.png")
-        if not imwrite(path, np.hstack(tiles)[..., ::-1]):
-            raise OSError(f"cannot write image {path}")
+        imwrite(path, np.hstack(tiles)[..., ::-1])
     frame_file = re.compile(re.escape(prefix.name) + r"_(\d{3,})\.png")
     for old in prefix.parent.glob(f"{glob.escape(prefix.name)}_*.png"):
         match = frame_file.fullmatch(old.name)

@@ -132,18 +132,23 @@ def imread(path: Path, flags: int) -> np.ndarray | None:
         return None
 
 
-def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> bool:
+def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> None:
     """``cv2.imwrite`` by way of ``cv2.imencode`` (the format from the suffix, ``params`` as
-    OpenCV takes them): False where the image could not be encoded or written, as
-    ``cv2.imwrite`` returns. Written beside ``path`` and renamed onto it: a link there (an
-    earlier output hard-linked to its input, `cp -al`; a symlink to it) is replaced, not
-    written through onto the original, and a stop leaves no image cut short. In a folder
-    the user cannot write, or a sticky one (/tmp) where the file is another's, a file they
-    may write (no link) is written in place, as cv2.imwrite does."""
+    OpenCV takes them), with OSError saying why an image was not written (a folder in the
+    way, a full disk, a size the format cannot hold) where ``cv2.imwrite`` returns False
+    and every caller guessed "disk full?". Written beside ``path`` and renamed onto it: a
+    link there (an earlier output hard-linked to its input, `cp -al`; a symlink to it) is
+    replaced, not written through onto the original, and a stop leaves no image cut short.
+    In a folder the user cannot write, or a sticky one (/tmp) where the file is another's,
+    a file they may write (no link) is written in place, as cv2.imwrite does."""
     try:
         ok, buf = cv2.imencode(path.suffix, img, params or [])
-        if not ok:
-            return False
+    except cv2.error:
+        ok = False
+    if not ok:
+        h, w = img.shape[:2]
+        raise OSError(f"cannot write {path}: OpenCV cannot encode a {w}x{h} image as {path.suffix}")
+    try:
 
         def in_place() -> None:  # open().write: tofile needs a file position, a pipe has none
             with open(path, "wb") as f:
@@ -151,7 +156,7 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
 
         if path.exists() and not path.is_symlink() and not path.is_file():
             in_place()  # a device or a pipe is written to, not replaced
-            return True
+            return
         part = path.with_name(f".{path.name[:40]}.{secrets.token_hex(4)}.part")
         try:
             try:
@@ -164,9 +169,8 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> boo
                 in_place()
         finally:
             part.unlink(missing_ok=True)  # written and renamed: nothing left to remove
-        return True
-    except (OSError, cv2.error):
-        return False
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def keep_owner(old: Path, new: Path) -> None:

@@ -346,8 +346,10 @@ class FrameSink:
             if img.dtype == np.uint16 and Path(name).suffix.lower() not in WIDE_EXTS:
                 img = (img >> 8).astype(np.uint8)  # imwrite would saturate them at 255
             jpeg = Path(name).suffix.lower() in (".jpg", ".jpeg")
-            if not imwrite(self.dst / name, img, self.jpeg if jpeg else None):
-                raise InputError(f"cannot write {self.dst / name}")
+            try:
+                imwrite(self.dst / name, img, self.jpeg if jpeg else None)
+            except OSError as exc:
+                raise InputError(str(exc)) from None
             return
         h, w = img.shape[:2]
         own = f"{w}x{h}"

@@ -98,8 +98,7 @@ def main() -> None:
                 if bgr is None:  # read up front, gone since
                     raise OSError(f"cannot read {p}")
                 out = through_bayer(np.ascontiguousarray(bgr[..., ::-1]), args.debayer)
-                if not imwrite(partial / "blur" / p.name, out[..., ::-1]):
-                    raise OSError(f"cannot write {partial / 'blur' / p.name} (disk full?)")
+                imwrite(partial / "blur" / p.name, out[..., ::-1])
             partial.rename(dst)
         except OSError as exc:
             parser.exit(1, f"{parser.prog}: error: {exc}\n")

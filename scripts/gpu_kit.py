@@ -68,11 +68,10 @@ def _write_webp(
     out.mkdir(parents=True, exist_ok=True)
     for path in images[:limit]:
         rgb = resize_by(read_rgb(path), scale)
-        if not imwrite(
-            out / f"{path.stem}.webp", rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality]
-        ):
-            # WebP holds at most 16383 px a side; or the disk is full
-            raise ValueError(f"cannot pack {path} as WebP ({rgb.shape[1]}x{rgb.shape[0]})")
+        try:  # WebP holds at most 16383 px a side; or the disk is full
+            imwrite(out / f"{path.stem}.webp", rgb[..., ::-1], [cv2.IMWRITE_WEBP_QUALITY, quality])
+        except OSError as exc:
+            raise OSError(f"cannot pack {path}: {exc}") from None
 
 
 def _packed_name(sequence: str) -> str:

@@ -98,8 +98,7 @@ def main() -> None:
             pairs(paths, args.window, args.stride, args.linear_light), 1
         ):
             for side, img in (("blur", blur), ("sharp", sharp)):
-                if not imwrite(partial / side / f"{n:06d}.png", img[..., ::-1]):
-                    raise OSError(f"cannot write {partial / side / f'{n:06d}.png'} (disk full?)")
+                imwrite(partial / side / f"{n:06d}.png", img[..., ::-1])
         partial.rename(seq)
     except (ValueError, OSError) as exc:  # the settings, a frame of another size or an
         # unreadable one, an output that cannot be written

@@ -53,8 +53,7 @@ def main(calendar: Path, out: Path = OUT) -> None:
             (new / kind).mkdir(parents=True)
             for i, f in enumerate(frames):
                 path = new / kind / f"{i:03d}.png"
-                if not imwrite(path, f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9]):
-                    raise OSError(f"cannot write {path} (disk full?)")
+                imwrite(path, f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
         for kind in ("blur", "sharp"):
             (out / kind).mkdir(exist_ok=True)
             for old in list_images(out / kind):  # no frame of an older sample left

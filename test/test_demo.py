@@ -220,12 +220,12 @@ def test_a_demo_killed_outright_takes_its_node_with_it(
         pytest.fail("the node outlived the demo")
 
 
-def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path, monkeypatch):
+def test_demo_outputs_that_opencv_cannot_write_are_an_error(tmp_path):
     from sarn_ros.tools import demo
 
     blurred, sharp = demo.load_sample()
-    monkeypatch.setattr(demo, "imwrite", lambda *a: False)  # OpenCV's answer on a full disk
-    with pytest.raises(OSError, match=r"demo_strip\.png"):
+    (tmp_path / "demo_strip.png").mkdir()  # cv2.imwrite only returned False: no reason said
+    with pytest.raises(OSError, match=r"demo_strip\.png: Is a directory$"):
         demo.write_outputs(tmp_path, blurred[:1], blurred[:1], sharp[:1])
 
 

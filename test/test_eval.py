@@ -340,6 +340,9 @@ def test_saved_images_of_a_longer_earlier_run_are_replaced_not_left(tmp_path):
         [*kept, "seq_ff0_000.png", "seq_ff0_001.png"]
     )
     assert (cv2.imread(str(tmp_path / "seq_ff0_001.png")) == 200).all()
+    (tmp_path / "seq_ff0_002.png").mkdir()  # in the way: the error said only "cannot write"
+    with pytest.raises(OSError, match=r"seq_ff0_002\.png: Is a directory$"):
+        run(3, 30)
 
 
 def test_synthetic_blur_is_at_full_resolution_and_same_named_sources_kept_apart(

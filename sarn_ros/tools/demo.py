@@ -317,8 +317,7 @@ def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> Non
     out.mkdir(parents=True, exist_ok=True)
     rows = [np.hstack([b, d, s]) for b, d, s in zip(blurred, deblurred, sharp, strict=True)]
     strip = out / "demo_strip.png"
-    if not imwrite(strip, np.vstack(rows[:4])[..., ::-1]):
-        raise OSError(f"could not write {strip}")
+    imwrite(strip, np.vstack(rows[:4])[..., ::-1])
     try:
         with FrameSink(out / "demo.mp4", DEMO_FPS, whole_only=True) as video:  # sarn deblur's
             for r in rows:
