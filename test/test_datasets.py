@@ -167,8 +167,15 @@ def test_names_equal_as_numbers_sort_by_name_not_directory_order(
 def test_mismatched_pairs_and_empty_roots_are_errors(tmp_path: Path) -> None:
     write(tmp_path / "s" / "blur", ["1.png", "2.png"], [10, 20])
     write(tmp_path / "s" / "sharp", ["1.png"], [10])
-    with pytest.raises(ValueError, match="2 blurred vs 1 sharp"):
+    with pytest.raises(
+        ValueError, match=r"2 blurred vs 1 sharp frames \(.*\); only blurred: 2\.png$"
+    ):
         load_pairs(tmp_path)
+    write(tmp_path / "s" / "sharp", ["3.png", "4.png", "5.png", "6.png", "7.png"], [0] * 5)
+    with pytest.raises(
+        ValueError, match=r"; only blurred: 2\.png; only sharp: 3\.png, 4\.png, 5\.png, \.\.\.$"
+    ):
+        load_pairs(tmp_path)  # the frame missing on a side named, not only counted
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no blurred/sharp sequence"):
         load_pairs(tmp_path / "empty")

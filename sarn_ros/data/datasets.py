@@ -361,8 +361,17 @@ def pair_files(
                     raise ValueError(f"{name}: {seen[key]} and {path} name the same frame")
                 seen[key] = path
     if len(blurs) != len(sharps):
+        lone = ""
+        if named_alike:  # which ones: in folders of thousands the counts alone left a search
+            for side, files, keys, other in (
+                ("blurred", blurs, blur_keys, set(sharp_keys)),
+                ("sharp", sharps, sharp_keys, set(blur_keys)),
+            ):
+                if names := [p.name for p, k in zip(files, keys, strict=True) if k not in other]:
+                    lone += f"; only {side}: {', '.join(names[:3])}{', ...' * (len(names) > 3)}"
         raise ValueError(
-            f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames ({blur_dir}, {sharp_dir})"
+            f"{name}: {len(blurs)} blurred vs {len(sharps)} sharp frames ({blur_dir}, "
+            f"{sharp_dir}){lone}"
         )
     if not blurs:
         raise ValueError(f"{name}: no readable frames in {blur_dir} and {sharp_dir}")

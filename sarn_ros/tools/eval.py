@@ -348,9 +348,10 @@ def evaluate(args: argparse.Namespace) -> int:
             return code
     if stop is not None:
         how, code = how_stopped(stop)
+        partial = " (the images saved of the sequence running may be partial)"
         print(
-            f"sarn eval: {how}: the rows above are what finished before it (the images "
-            "saved of the sequence running may be partial)",
+            f"sarn eval: {how}: the rows above are what finished before it"
+            f"{partial if args.save_images else ''}",
             file=sys.stderr,
         )
         return code
