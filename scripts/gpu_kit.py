@@ -170,16 +170,17 @@ def pack(args: argparse.Namespace) -> int:
             new.mkdir(parents=True)
             if _pack_into(args, new):  # over --budget-mib: not worth the earlier one
                 return 1
-            with stops_held():  # both renames or neither: a stop between them lost --out
+            with stops_held([signal.SIGINT, *STOP_SIGNALS]):  # a stop between lost --out
                 if out.exists():
                     out.rename(old)
                 try:
                     new.rename(out)
-                except OSError:
+                except OSError:  # both renames or neither
                     if old.exists():
                         old.rename(out)
                     raise
                 swapped = True
+            shutil.rmtree(old, ignore_errors=True)
         except (OSError, ValueError) as exc:  # a disk full, an unreadable image
             print(f"gpu_kit.py pack: error: {exc} (--out left as it was)", file=sys.stderr)
             return 1
@@ -190,7 +191,7 @@ def pack(args: argparse.Namespace) -> int:
             return code
         finally:
             shutil.rmtree(new, ignore_errors=True)
-            if swapped:
+            if swapped:  # the rest of the earlier pack, where a stop cut its removal short
                 shutil.rmtree(old, ignore_errors=True)
     return 0
 

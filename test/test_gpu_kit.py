@@ -381,16 +381,17 @@ def test_pack_stopped_by_sigterm_keeps_the_earlier_pack_and_leaves_no_half(
     assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
 
 
-@pytest.mark.parametrize("between", ["SIGTERM", "error"])
+@pytest.mark.parametrize("between", ["SIGTERM", "SIGINT", "error", "removal"])
 def test_pack_swaps_both_folders_or_neither(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     between: str,
 ) -> None:
-    """A SIGTERM between moving the earlier pack aside and the new one in left neither in
-    --out (the earlier one hidden, removed by the next pack) while the line said "--out left
-    as it was"; so did a failed second rename."""
+    """A SIGTERM or a Ctrl-C between moving the earlier pack aside and the new one in left
+    neither in --out (the earlier one hidden, removed by the next pack) while the line said
+    "--out left as it was"; so did a failed second rename. A stop while the earlier pack was
+    removed was a traceback."""
     kit = tmp_path / "kit"
     assert run_pack(monkeypatch, "--out", str(kit), "--stills", stills(tmp_path / "a")) == 0
     gpu_kit = kit_module()
@@ -399,28 +400,39 @@ def test_pack_swaps_both_folders_or_neither(
         "argv",
         ["gpu_kit.py", "pack", "--out", str(kit), "--stills", str(stills(tmp_path / "b"))],
     )
-    rename = Path.rename
+    rename, rmtree = Path.rename, gpu_kit.shutil.rmtree
+    sig = signal.SIGINT if between == "SIGINT" else signal.SIGTERM
 
     def interrupted(self: Path, target: Path) -> Path:
-        if self.name == ".kit.new":
+        if self.name == ".kit.new" and between != "removal":
             if between == "error":
                 raise OSError(28, "No space left on device")
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return rename(self, target)
 
+    def removing(path: Path, *args: object, **kwargs: object) -> None:
+        if Path(path, "stills").exists() and between == "removal" and path.name == ".kit.old":
+            (path / "stills").rename(tmp_path / "half_removed")  # half done, then the stop
+            os.kill(os.getpid(), sig)
+        rmtree(path, *args, **kwargs)
+
     monkeypatch.setattr(Path, "rename", interrupted)
+    monkeypatch.setattr(gpu_kit.shutil, "rmtree", removing)
     old = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        assert gpu_kit.main() == (143 if between == "SIGTERM" else 1)
+        assert gpu_kit.main() == {"SIGINT": 130, "error": 1}.get(between, 143)
     finally:
         signal.signal(signal.SIGTERM, old)
     err = capsys.readouterr().err
-    if between == "SIGTERM":  # held till both are moved: then the stop, the new pack kept
-        assert err == "gpu_kit.py pack: stopped by SIGTERM (--out holds the new pack)\n"
-        assert [p.name for p in (kit / "stills").iterdir()] == ["b"]
-    else:
+    if between == "error":
         assert err.endswith("No space left on device (--out left as it was)\n"), err
         assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
+    else:  # held till both are moved: then the stop, the new pack kept
+        how = "interrupted" if between == "SIGINT" else "stopped by SIGTERM"
+        assert err == f"gpu_kit.py pack: {how} (--out holds the new pack)\n"
+        assert [p.name for p in (kit / "stills").iterdir()] == ["b"]
+    if between == "removal":
+        rmtree(tmp_path / "half_removed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "kit"]
 
 

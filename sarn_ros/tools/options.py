@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -284,17 +284,18 @@ def stops_as_interrupts() -> Iterator[None]:
 
 
 @contextmanager
-def stops_held() -> Iterator[None]:
-    """SIGTERM and SIGHUP held back till the end of this block, then delivered to the handler
-    they would have met: one in the middle of writing a --json left half a file that did not
-    parse. Not where ignored (nohup, or a stop already taken); only the main thread can."""
+def stops_held(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
+    """SIGTERM and SIGHUP (or ``signals``: SIGINT too) held back till the end of this block,
+    then delivered to the handler they would have met: one in the middle of writing a --json
+    left half a file that did not parse. Not where ignored (nohup, or a stop already taken);
+    only the main thread can."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     came: list[int] = []
     old: dict[int, Any] = {}
     try:
-        for s in STOP_SIGNALS:
+        for s in signals:
             handler = signal.getsignal(s)
             if handler is not signal.SIG_IGN and handler is not None:
                 old[s] = handler  # filled before it is replaced: a signal between restores it
