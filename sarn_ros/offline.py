@@ -511,7 +511,8 @@ def deblur_folder(
         # a corrupt file or a float image reads as None: the file is all there is to name
         n, first = report.skipped + report.skipped_before, report.first_unreadable
         files = f"{n} file{'s' * (n != 1)}"
-        why = f" ({files} that decode to no 8- or 16-bit image, first {first})" if n else ""
+        verb = "decodes" if n == 1 else "decode"
+        why = f" ({files} that {verb} to no 8- or 16-bit image, first {first})" if n else ""
         raise InputError(f"no readable image in {src}{after}{why}")
     return report
 

@@ -1021,10 +1021,14 @@ def test_a_bag_corrupt_past_its_index_is_one_error_line(tmp_path, monkeypatch, c
 
 
 def test_a_file_that_is_no_video_is_one_line_without_ffmpegs_own(tmp_path):
-    """FFmpeg printed "[mov,mp4,...] moov atom not found" above sarn's one error line; a
-    user's OPENCV_FFMPEG_LOGLEVEL still shows it."""
+    """FFmpeg printed "[mov,mp4,...] moov atom not found" above sarn's one error line, and
+    OpenCV "[ERROR:0@0.138] global grfmt_png.cpp:297 readHeader IHDR chunk shall be first"
+    for a PNG cut short (skipped and counted); a user's OPENCV_FFMPEG_LOGLEVEL or
+    OPENCV_LOG_LEVEL still shows them."""
     (tmp_path / "notavideo.mp4").write_bytes(b"not a video")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_FFMPEG_")}
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCV_")}
     argv = [sys.executable, "-m", "sarn_ros.tools.cli", "deblur", "notavideo.mp4", "-o", "x.mp4"]
     for level in (None, "16"):  # 16: AV_LOG_ERROR (OpenCV then prints FFmpeg's to stdout)
         run_env = env if level is None else {**env, "OPENCV_FFMPEG_LOGLEVEL": level}
@@ -1034,6 +1038,19 @@ def test_a_file_that_is_no_video_is_one_line_without_ffmpegs_own(tmp_path):
         assert result.returncode == 2, result.stderr
         assert result.stderr == "sarn deblur: error: cannot open video notavideo.mp4\n"
         assert ("moov atom not found" in result.stdout) == (level is not None), result.stdout
+    argv = [*argv[:4], "cut", "-o", "out"]
+    for level in (None, "WARNING"):
+        run_env = env if level is None else {**env, "OPENCV_LOG_LEVEL": level}
+        result = subprocess.run(
+            argv, cwd=tmp_path, env=run_env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 2, result.stderr
+        said = result.stdout + result.stderr
+        assert ("grfmt_png" in said) == (level is not None), said
+        assert result.stderr.endswith(
+            "error: no readable image in cut (1 file that decodes to no 8- or 16-bit image, "
+            "first 1.png)\n"
+        ), result.stderr
 
 
 def test_a_slow_camera_keeps_its_state_with_a_longer_max_gap(tmp_path, tiny_recurrent_checkpoint):

@@ -35,13 +35,16 @@ SUBCOMMANDS = {
 }
 
 
-def quiet_ffmpeg() -> None:
-    """Leave out FFmpeg's own lines ("moov atom not found", "error while decoding MB 3 7")
-    before sarn's: each case is said once in sarn's words (a video it cannot open, corrupt
-    frames counted). Set before OpenCV's first video, which reads it once. A user's
-    OPENCV_FFMPEG_LOGLEVEL or OPENCV_FFMPEG_DEBUG is kept."""
+def quiet_opencv() -> None:
+    """Leave out FFmpeg's and OpenCV's own lines ("moov atom not found", "[ERROR:0@0.138]
+    global grfmt_png.cpp:297 readHeader IHDR chunk shall be first") before sarn's: each case
+    is said once in sarn's words (a video it cannot open, unreadable frames counted), and an
+    [ERROR] line above a run that ends well misleads. Set before OpenCV is imported, which
+    reads them once. A user's OPENCV_FFMPEG_LOGLEVEL, OPENCV_FFMPEG_DEBUG or OPENCV_LOG_LEVEL
+    is kept."""
     if not {"OPENCV_FFMPEG_LOGLEVEL", "OPENCV_FFMPEG_DEBUG"} & set(os.environ):
         os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "8"  # AV_LOG_FATAL
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # the node sets the same in its main
 
 
 def print_any_path() -> None:
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = subcommand(argv)
     prog = f"sarn {command}" if command else "sarn"
-    quiet_ffmpeg()
+    quiet_opencv()
     print_any_path()
     try:
         args = build_parser(argv).parse_args(argv)
