@@ -237,7 +237,7 @@ def output_kind(dst: Path | str) -> str:
         return "folder"
     raise InputError(
         f"output {dst}: a video file ({', '.join(sorted(OUTPUT_VIDEO_EXTS))}) "
-        "or a folder for images"
+        f"or a folder for images (a new one named with a dot ends in '/': {dst}/)"
     )
 
 

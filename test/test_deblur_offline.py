@@ -220,6 +220,11 @@ def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
     capsys.readouterr()
     assert cli.main(["deblur", str(src), "-o", str(tmp_path / "x.mpg"), *weights]) == 2
     assert "a video file (.avi, .m4v, .mkv, .mov, .mp4)" in capsys.readouterr().err
+    assert cli.main(["deblur", str(src), "-o", str(tmp_path / "out.v2"), *weights]) == 2
+    hint = f"or a folder for images (a new one named with a dot ends in '/': {tmp_path}/out.v2/)"
+    assert hint in capsys.readouterr().err  # a folder was meant: how to say so
+    assert cli.main(["deblur", str(src), "-o", f"{tmp_path}/out.v2/", *weights]) == 0
+    assert sorted(p.name for p in (tmp_path / "out.v2").iterdir()) == ["0.png", "1.png", "2.png"]
 
 
 def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_checkpoint, caplog):
