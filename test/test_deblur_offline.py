@@ -2366,3 +2366,22 @@ def test_an_output_folder_another_run_writes_into_is_refused(
     (tmp_path / "here").mkdir()
     monkeypatch.chdir(tmp_path / "here")
     assert cli.main([*argv, "--device", "cpu"]) == 0 and len(list(Path().iterdir())) == 3
+
+
+def test_a_word_a_subcommand_does_not_take_is_refused_with_its_usage(capsys):
+    """`sarn deblur a b -o x` (two inputs) printed `sarn`'s own usage, which names no input:
+    the subcommand's says what it takes."""
+    from sarn_ros.tools import cli
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["deblur", "a", "b", "-o", "x"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith("usage: sarn deblur "), err
+    assert err.endswith("\nsarn deblur: error: unrecognized arguments: b\n"), err
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "model", "--sizes", "8x8", "--bogus"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sarn bench model ") and err.endswith(": --bogus\n"), err
+    with pytest.raises(SystemExit):
+        cli.main(["--bogus"])
+    assert capsys.readouterr().err.endswith("\nsarn: error: unrecognized arguments: --bogus\n")

@@ -61,13 +61,37 @@ def subcommand(argv: list[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+class CommandParser(argparse.ArgumentParser):
+    """`sarn`'s parser: words its subcommand does not take are refused with that
+    subcommand's usage (`sarn deblur a b -o x` printed `sarn`'s own, naming no input rule)."""
+
+    def parse_args(  # type: ignore[override] # argparse's overloads: one form used here
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        words = sys.argv[1:] if args is None else list(args)
+        parsed, extras = self.parse_known_args(words, namespace)
+        if extras:
+            innermost(self, words).error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
+def innermost(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
+    """The (sub)parser ``words`` choose: `bench model ...` is bench's ``model`` parser."""
+    for action in parser._actions:  # argparse keeps its subparsers in no public place
+        if isinstance(action, argparse._SubParsersAction):
+            word = subcommand(words)
+            if word in action.choices:
+                return innermost(action.choices[word], words[words.index(word) + 1 :])
+    return parser
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     # here, not at the top: a Ctrl-C during their seconds-long import is main's. numpy first:
     # imported from within torch's C extension, a Ctrl-C then was dropped and the run went on
     import numpy  # noqa: F401
     import torch
 
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="sarn",
         description="SARN motion deblurring: demo, offline deblurring, training, evaluation.",
     )
