@@ -360,7 +360,10 @@ class FrameSink:
             self.size, self.first = (w, h), own
             self.writer = self.open_writer()
         if (w, h) != self.size:  # OpenCV would drop the frame without a word
-            raise InputError(f"frames of sizes {self.first} and {own}: write a folder instead")
+            raise InputError(
+                f"frames of sizes {self.first} and {own} (the first {own}: {name}); a video "
+                "holds one size: write a folder instead"
+            )
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
         self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
