@@ -946,3 +946,39 @@ def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(
     assert done.returncode == -getattr(signal, sig), done.stderr
     assert "not reached" not in done.stdout
     assert len(json.loads(out.read_text())) == 200000
+
+
+def test_a_ctrl_c_as_stops_held_puts_the_handlers_back_loses_neither(monkeypatch):
+    """A Ctrl-C met Python's own handler, put back first, and left the loop: SIGTERM's and
+    SIGHUP's stand-ins stayed (every later SIGTERM swallowed) and the held SIGTERM was lost."""
+    from sarn_ros.tools.options import STOP_SIGNALS, stops_held
+
+    got = []
+
+    def recording(signum, frame):
+        got.append(signum)
+
+    real = signal.signal
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, *STOP_SIGNALS)}
+
+    def putting_back(s, handler):
+        was = real(s, handler)
+        if s == signal.SIGINT and handler is signal.default_int_handler and not pressed:
+            pressed.append(s)  # one Ctrl-C, just as its handler is back
+            os.kill(os.getpid(), signal.SIGINT)
+        return was
+
+    pressed = []
+
+    real(signal.SIGINT, signal.default_int_handler)
+    for s in STOP_SIGNALS:
+        real(s, recording)
+    try:
+        monkeypatch.setattr(signal, "signal", putting_back)
+        with pytest.raises(KeyboardInterrupt), stops_held([signal.SIGINT, *STOP_SIGNALS]):
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert got == [signal.SIGTERM]
+        assert all(signal.getsignal(s) is recording for s in STOP_SIGNALS)
+    finally:
+        for s, handler in before.items():
+            real(s, handler)

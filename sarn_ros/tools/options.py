@@ -279,7 +279,21 @@ def stops_as_interrupts() -> Iterator[None]:
                 signal.signal(s, stop)
         yield
     finally:
-        for s, handler in old.items():
+        put_back(old)
+
+
+def put_back(old: dict[int, Any]) -> None:
+    """``old``'s signal handlers put back, every one also where one already back raises as
+    the next is put (a Ctrl-C meeting Python's own handler): the stand-ins left would
+    swallow every later SIGTERM of the run."""
+    pending = dict(old)
+    try:
+        while pending:
+            s, handler = next(iter(pending.items()))
+            signal.signal(s, handler)
+            del pending[s]
+    finally:
+        for s, handler in pending.items():
             signal.signal(s, handler)
 
 
@@ -301,11 +315,12 @@ def stops_held(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
                 old[s] = handler  # filled before it is replaced: a signal between restores it
                 signal.signal(s, lambda signum, _frame: came.append(signum))
         yield
-    finally:  # delivered after an error in the block too (a disk full): not lost
-        for s, handler in old.items():
-            signal.signal(s, handler)
-        if came:
-            signal.raise_signal(came[0])
+    finally:  # delivered after an error in the block too (a disk full, a Ctrl-C): not lost
+        try:
+            put_back(old)
+        finally:
+            if came:
+                signal.raise_signal(came[0])
 
 
 def plural(n: int, word: str) -> str:
