@@ -361,8 +361,8 @@ class FrameSink:
             self.writer = self.open_writer()
         if (w, h) != self.size:  # OpenCV would drop the frame without a word
             raise InputError(
-                f"frames of sizes {self.first} and {own} (the first {own}: {name}); a video "
-                "holds one size: write a folder instead"
+                f"output frames of sizes {self.first} and {own} ({own} from {name} on); a "
+                "video holds one size: write a folder instead"
             )
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)

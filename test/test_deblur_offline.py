@@ -145,8 +145,8 @@ def test_folder_into_a_video_at_fps_and_mixed_sizes_refused(tmp_path, tiny_recur
     cv2.imwrite(str(src / "9.png"), frames(1, h=16, w=16)[0])  # a video has one frame size
     mixed = deblur(str(src), "-o", str(tmp_path / "mixed.mp4"), *weights)
     assert mixed.returncode == 2 and mixed.stderr.endswith(
-        "error: frames of sizes 48x32 and 16x16 (the first 16x16: 9.png); a video holds one "
-        "size: write a folder instead\n"
+        "error: output frames of sizes 48x32 and 16x16 (16x16 from 9.png on); a video holds "
+        "one size: write a folder instead\n"
     ), mixed.stderr  # the frame named: in a folder of thousands the sizes left a search
     assert not (tmp_path / "mixed.mp4").exists()  # the 5 frames before it would pass for all
 
@@ -2385,6 +2385,10 @@ def test_a_word_a_subcommand_does_not_take_is_refused_with_its_usage(capsys):
         cli.main(["bench", "model", "--sizes", "8x8", "--bogus"])
     err = capsys.readouterr().err
     assert err.startswith("usage: sarn bench model ") and err.endswith(": --bogus\n"), err
-    with pytest.raises(SystemExit):
-        cli.main(["--bogus"])
-    assert capsys.readouterr().err.endswith("\nsarn: error: unrecognized arguments: --bogus\n")
+    for before in (["--bogus"], ["--overwrite", "deblur", "a", "-o", "x"]):  # sarn's own
+        with pytest.raises(SystemExit):
+            cli.main(before)
+        err = capsys.readouterr().err
+        assert err.startswith("usage: sarn [-h]") and err.endswith(
+            f"\nsarn: error: unrecognized arguments: {before[0]}\n"
+        ), err

@@ -71,17 +71,22 @@ class CommandParser(argparse.ArgumentParser):
         words = sys.argv[1:] if args is None else list(args)
         parsed, extras = self.parse_known_args(words, namespace)
         if extras:
-            innermost(self, words).error(f"unrecognized arguments: {' '.join(extras)}")
+            refusing = innermost(self, words, set(extras))
+            refusing.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
 
 
-def innermost(parser: argparse.ArgumentParser, words: list[str]) -> argparse.ArgumentParser:
-    """The (sub)parser ``words`` choose: `bench model ...` is bench's ``model`` parser."""
+def innermost(
+    parser: argparse.ArgumentParser, words: list[str], extras: set[str]
+) -> argparse.ArgumentParser:
+    """The (sub)parser ``words`` choose whose own words hold the ``extras``: `bench model ...`
+    is bench's ``model`` parser; `sarn --overwrite deblur ...` is sarn's (deblur takes it)."""
     for action in parser._actions:  # argparse keeps its subparsers in no public place
         if isinstance(action, argparse._SubParsersAction):
             word = subcommand(words)
-            if word in action.choices:
-                return innermost(action.choices[word], words[words.index(word) + 1 :])
+            if word in action.choices and not extras & set(words[: words.index(word)]):
+                chosen = action.choices[word]
+                return innermost(chosen, words[words.index(word) + 1 :], extras)
     return parser
 
 
