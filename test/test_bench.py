@@ -887,6 +887,11 @@ def test_a_size_beyond_the_machines_memory_is_refused_before_measuring(monkeypat
         "sarn bench model: error: --sizes 2560x1920 needs about 5 GB of memory on the CPU (the "
         "FLOP count runs there), more than the 4 GB this process may use\n"
     )
+    # the recurrent network's rate, not the single one's: 8192x3000 of it passed on 24 GB
+    monkeypatch.setattr(bench_model, "memory_gb", lambda: 25.7)
+    args = ["--variants", "single,recurrent", "--device", "cpu", "--sizes", "8192x3000"]
+    assert bench_model.main(args) == 2
+    assert "--sizes 8192x3000 needs about 27 GB" in capsys.readouterr().err
 
 
 def test_a_containers_memory_limit_bounds_what_bench_model_may_use(tmp_path, monkeypatch):

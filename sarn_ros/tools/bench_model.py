@@ -348,10 +348,13 @@ def mode_label(net: object) -> str:
     return "compiled" if net.compiled is not None else "eager (compile failed)"
 
 
-# The FLOP count's forward pass on the CPU (every device's) takes about 0.94 KB a pixel for
-# the single-image network, more for the recurrent one (the node's max_megapixels: ~1 GB a
-# megapixel): 8192x8192 asked for 63 GB and was killed by the kernel, not refused
-GB_PER_MEGAPIXEL = 0.94
+# The FLOP count's forward pass on the CPU (every device's), measured as peak RSS at 512x512
+# and 1024x1024 here: 0.87 GB a megapixel for the single-image network, 1.02 for the
+# recurrent ones, over about 1 GB for PyTorch and the process. 8192x8192 asked for 63 GB and
+# was killed by the kernel, not refused; with the single network's rate for all, 8192x3000
+# of the recurrent one passed the check and was killed too
+GB_BASE = 1.0
+GB_PER_MEGAPIXEL = {v: 0.9 if cls is SARN else 1.05 for v, (cls, _) in VARIANTS.items()}
 
 
 # the cgroup file systems (v2, v1) and the file holding a group's memory limit in each
@@ -389,11 +392,11 @@ def memory_gb() -> float:
     return have / 1e9
 
 
-def check_memory(sizes: list[tuple[int, int]]) -> None:
+def check_memory(sizes: list[tuple[int, int]], variants: list[str]) -> None:
     """ValueError for a size whose FLOP count alone would need more than the machine has."""
-    have = memory_gb()
+    have, rate = memory_gb(), max(GB_PER_MEGAPIXEL[v] for v in variants)
     for w, h in sizes:
-        if (need := w * h / 1e6 * GB_PER_MEGAPIXEL) > have:
+        if (need := GB_BASE + w * h / 1e6 * rate) > have:
             raise ValueError(
                 f"--sizes {w}x{h} needs about {need:.0f} GB of memory on the CPU (the FLOP "
                 f"count runs there), more than the {have:.0f} GB this process may use"
@@ -501,10 +504,10 @@ def run(args: argparse.Namespace) -> int:
             list(dict.fromkeys(args.sizes)),
             list(dict.fromkeys(args.variants)),
         )
-        check_memory(args.sizes)
         for v in args.variants:
             if v not in VARIANTS:
                 raise ValueError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
+        check_memory(args.sizes, args.variants)
         for d in args.deform_impl:
             if d not in DEFORM_IMPLS:
                 raise ValueError(f"unknown deform impl {d!r}; choose from {DEFORM_IMPLS}")
