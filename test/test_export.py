@@ -536,7 +536,7 @@ def test_an_output_or_opset_that_cannot_work_is_refused_before_exporting(
     cv2.imwrite(str(tmp_path / "frames" / "0.png"), np.zeros((8, 8, 3), np.uint8))
     argv = ["export", "--weights", str(ckpt), "-o", str(tmp_path / "q.onnx"), "--int8"]
     assert cli.main([*argv, "--calib", str(tmp_path / "frames"), "--topics", "/cam"]) == 2
-    assert "--topics and --debayer go with a --calib bag" in capsys.readouterr().err
+    assert "--topics, --debayer and --max-gap-s go with a --calib bag" in capsys.readouterr().err
     # a mistyped bag is not said to be no bag
     assert cli.main([*argv, "--calib", str(tmp_path / "run_bag"), "--topics", "/cam"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -624,7 +624,8 @@ def test_int8_export_takes_its_ranges_from_the_calibration_frames(
     [
         (["--calib", "somewhere"], "--calib and --calib-frames go with --int8"),
         (["--calib-frames", "4"], "--calib and --calib-frames go with --int8"),
-        (["--debayer", "bilinear"], "--topics and --debayer go with a --calib bag"),
+        (["--debayer", "bilinear"], "--topics, --debayer and --max-gap-s go with a --calib bag"),
+        (["--max-gap-s", "2"], "--topics, --debayer and --max-gap-s go with a --calib bag"),
         (["--width", "30"], "--height and --width must be multiples of 4"),
         (["--int8", "--calib", "{tmp}/none.mp4"], "--calib: "),
     ],
@@ -656,8 +657,13 @@ def test_a_calibration_bags_topics_are_chosen_with_topics(tmp_path, capsys):
     assert len(both) == 2
     (right,) = quantize.calibration_frames(tmp_path / "bag", 2, 32, 48, ["/right/image_raw"])
     assert [f.tolist() for f in right] == [f.tolist() for f in sent["right"][:2]]
+    # the errors of a camera whose stamps break off name --max-gap-s: export has it too
+    cut = quantize.calibration_frames(
+        tmp_path / "bag", 2, 32, 48, ["/right/image_raw"], "vng", 0.01
+    )
+    assert [len(frames) for frames in cut] == [1, 1]
     assert cli.main(["export", "-o", str(tmp_path / "x.onnx"), "--topics", "/left/image_raw"]) == 2
-    assert "--topics and --debayer go with a --calib bag" in capsys.readouterr().err
+    assert "--topics, --debayer and --max-gap-s go with a --calib bag" in capsys.readouterr().err
 
 
 def test_calibration_frames_fit_the_export_size_and_a_memory_cap(tmp_path):
@@ -768,8 +774,13 @@ def test_int8_calibration_reads_a_bag_with_the_debayer_given(tmp_path, monkeypat
         return None, [("cam", [np.zeros((8, 8, 3), np.uint8)])]
 
     monkeypatch.setattr(quantize, "read_streams", read_streams)
-    quantize.calibration_frames(tmp_path, 2, 8, 8, ["/cam/image_raw"], "bilinear")
-    assert seen == {"max_frames": 2, "topics": ["/cam/image_raw"], "debayer": "bilinear"}
+    quantize.calibration_frames(tmp_path, 2, 8, 8, ["/cam/image_raw"], "bilinear", 3.0)
+    assert seen == {
+        "max_frames": 2,
+        "topics": ["/cam/image_raw"],
+        "debayer": "bilinear",
+        "max_gap_s": 3.0,
+    }
 
 
 def test_int8_quantises_convolutions_per_channel_with_min_max_ranges(tmp_path, monkeypatch):

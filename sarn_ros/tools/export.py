@@ -44,6 +44,7 @@ from .options import (
     DEBAYER_DEFAULT,
     HelpFormatter,
     add_bag_arguments,
+    add_gap_argument,
     check_writable,
     file_arg,
     forget_empty,
@@ -51,6 +52,7 @@ from .options import (
     path_arg,
     plural,
     ranged,
+    spelled,
     stops_as_interrupts,
 )
 
@@ -132,6 +134,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"with --int8: frames per stream of --calib (default {CALIB_FRAMES})",
     )
     add_bag_arguments(p)  # a --calib bag's camera topics (its errors name --topics)
+    add_gap_argument(p, "calibrate a camera's frames as separate streams")  # its errors name it
     p.set_defaults(func=run)
 
 
@@ -403,8 +406,12 @@ def export_command(args: argparse.Namespace) -> int:
         print(f"sarn export: error: --calib: no such file or folder: {args.calib}", file=sys.stderr)
         return 2
     bag = args.calib is not None and recording_kind(args.calib) == "bag"
-    if (args.topics is not None or args.debayer != DEBAYER_DEFAULT) and not bag:
-        print("sarn export: error: --topics and --debayer go with a --calib bag", file=sys.stderr)
+    bag_only = args.topics is not None or args.debayer != DEBAYER_DEFAULT
+    if (bag_only or spelled(args, "max_gap_s") == "set") and not bag:
+        print(
+            "sarn export: error: --topics, --debayer and --max-gap-s go with a --calib bag",
+            file=sys.stderr,
+        )
         return 2
     args.calib_frames = CALIB_FRAMES if args.calib_frames is None else args.calib_frames
     if args.height % 4 or args.width % 4:
@@ -429,7 +436,13 @@ def export_command(args: argparse.Namespace) -> int:
 
         try:
             streams = calibration_frames(
-                args.calib, args.calib_frames, args.height, args.width, args.topics, args.debayer
+                args.calib,
+                args.calib_frames,
+                args.height,
+                args.width,
+                args.topics,
+                args.debayer,
+                args.max_gap_s,
             )
         except (InputError, OSError) as exc:
             print(f"sarn export: error: --calib: {first_line(exc)}", file=sys.stderr)

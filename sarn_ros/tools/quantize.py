@@ -29,7 +29,7 @@ from torch import nn
 
 from ..archs import RecurrentSARN
 from ..data.datasets import resize_by
-from ..engine import StreamDeblurrer
+from ..engine import MAX_GAP_S, StreamDeblurrer
 from ..evaluation import deblur_sequence
 from ..metrics import psnr
 from ..onnx_net import graph_inputs
@@ -49,6 +49,7 @@ def calibration_frames(
     width: int,
     topics: list[str] | None = None,
     debayer: str = DEBAYER_DEFAULT,
+    max_gap_s: float = MAX_GAP_S,
 ) -> list[list[np.ndarray]]:
     """Each stream's first ``max_frames`` frames of ``source`` (an image folder, video or bag;
     None: the bundled sample), area-downscaled to fit ``height`` x ``width`` (the size the graph
@@ -60,7 +61,9 @@ def calibration_frames(
 
         streams = [load_sample()[0][:max_frames]]
     else:
-        _, named = read_streams(source, max_frames=max_frames, topics=topics, debayer=debayer)
+        _, named = read_streams(
+            source, max_frames=max_frames, topics=topics, debayer=debayer, max_gap_s=max_gap_s
+        )
         streams = [frames for _, frames in named]
     fit = []
     for frames in streams:
