@@ -460,6 +460,11 @@ def test_an_onnx_graph_given_as_weights_to_export_is_named_so(tmp_path, capsys):
         f"sarn export: error: --weights {graph} is an ONNX graph already; export takes PyTorch "
         "weights (.pth: sarn_recurrent, sarn_single, a sarn train run's)"
     )
+    missing = tmp_path / "typo.onnx"  # was said to be an ONNX graph too
+    assert cli.main(["export", "--weights", str(missing), "-o", str(tmp_path / "o.onnx")]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"sarn export: error: weights file not found: {missing}"
+    )
 
 
 @pytest.mark.skipif(not export.has_dynamo_exporter(), reason="checked after the PyTorch version")
