@@ -953,6 +953,43 @@ def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(
     assert len(json.loads(out.read_text())) == 200000
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_stop_as_the_handlers_are_put_back_is_the_only_one(monkeypatch, nested):
+    """A SIGHUP met as stops_as_interrupts put the handlers back set SIGTERM, already back,
+    to ignored for the rest of the run; a SIGTERM met as a nested stops_held put them back
+    left SIGHUP's stop in place for the clean-up, where a closed terminal's second SIGHUP was
+    a second stop."""
+    from sarn_ros.tools.options import STOP_SIGNALS, Stopped, stops_as_interrupts, stops_held
+
+    real = signal.signal
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
+    fired = []
+
+    def putting_back(s, handler):
+        back = handler is not signal.SIG_DFL if nested else handler is signal.SIG_DFL
+        if s == signal.SIGHUP and back and not fired:  # as SIGTERM's is back, SIGHUP's not
+            fired.append(s)
+            signal.raise_signal(signal.SIGTERM if nested else signal.SIGHUP)
+        return real(s, handler)
+
+    for s in STOP_SIGNALS:
+        real(s, signal.SIG_DFL)
+    try:
+        if nested:
+            with stops_as_interrupts():
+                with pytest.raises(Stopped, match="SIGTERM"), stops_held():
+                    monkeypatch.setattr(signal, "signal", putting_back)
+                monkeypatch.setattr(signal, "signal", real)
+                signal.raise_signal(signal.SIGHUP)  # in the clean-up: not a second stop
+        else:
+            with pytest.raises(Stopped, match="SIGHUP"), stops_as_interrupts():
+                monkeypatch.setattr(signal, "signal", putting_back)
+        assert fired and all(signal.getsignal(s) is signal.SIG_DFL for s in STOP_SIGNALS)
+    finally:
+        for s, handler in before.items():
+            real(s, handler)
+
+
 def test_a_ctrl_c_as_stops_held_puts_the_handlers_back_loses_neither(monkeypatch):
     """A Ctrl-C met Python's own handler, put back first, and left the loop: SIGTERM's and
     SIGHUP's stand-ins stayed (every later SIGTERM swallowed) and the held SIGTERM was lost."""

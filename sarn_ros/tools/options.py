@@ -267,10 +267,15 @@ def stops_as_interrupts() -> Iterator[None]:
         return
 
     def stop(signum: int, _frame: object) -> None:
-        for s in old:  # the first is final: a second (a closed terminal sends SIGHUP twice)
-            signal.signal(s, signal.SIG_IGN)  # would cut the clean-up short; restored below
+        if taken:  # the first is final: a second (a closed terminal sends SIGHUP twice) would
+            return  # cut the clean-up short, also one met as the handlers are put back
+        taken.append(signum)
+        for s in old:  # ignored till restored below; not one already put back
+            if signal.getsignal(s) is stop:
+                signal.signal(s, signal.SIG_IGN)
         raise Stopped(signum)
 
+    taken: list[int] = []
     old: dict[int, Any] = {}  # filled before each is replaced: a signal in between restores it
     try:
         for s in STOP_SIGNALS:
