@@ -1424,7 +1424,7 @@ def test_a_long_corrupt_stretch_and_a_video_cut_short(tmp_path, tiny_recurrent_c
     assert (
         "6 more frames the video announces could not be read (a file cut short? " in result.stdout
     )
-    assert "OPENCV_LOG_LEVEL=WARNING shows OpenCV's reason)" in result.stdout  # quiet by default
+    assert "OPENCV_FFMPEG_LOGLEVEL=24 shows FFmpeg's reason)" in result.stdout  # quiet by default
 
 
 def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_recurrent_checkpoint):

@@ -383,7 +383,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         + (f" (first: {report.first_skip})" if report.first_skip else "")
         + (
             f", {plural(report.unread, 'more frame')} the video announces could not be read "
-            "(a file cut short? OPENCV_LOG_LEVEL=WARNING shows OpenCV's reason)"
+            "(a file cut short? OPENCV_FFMPEG_LOGLEVEL=24 shows FFmpeg's reason)"
             if report.unread
             else ""
         )
