@@ -417,7 +417,7 @@ def export_command(args: argparse.Namespace) -> int:
     if args.height % 4 or args.width % 4:
         print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
         return 2
-    if is_onnx(args.weights) and Path(args.weights).exists():  # load_model's words name
+    if is_onnx(args.weights) and Path(args.weights).is_file():  # load_model's words name
         # load_model and --init; a missing one is load_model's "no such file"
         print(
             f"sarn export: error: --weights {args.weights} is an ONNX graph already; export "
