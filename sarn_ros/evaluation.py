@@ -162,8 +162,8 @@ def evaluate_nogt(
 
 def save_side_by_side(prefix: Path, *columns: list[np.ndarray]) -> None:
     """One ``<prefix>_NNN.png`` per frame; OSError for an image not written, so a run never
-    ends as if its images were there. Those of an earlier,
-    longer run of the same sequence go: a folder of them would mix two runs."""
+    ends as if its images were there. Those of an earlier, longer run of the same sequence
+    go: a folder of them would mix two runs."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     for i, row in enumerate(zip(*columns, strict=True)):
         tiles = [t if t.ndim == 3 else cv2.cvtColor(t, cv2.COLOR_GRAY2RGB) for t in row]

@@ -148,12 +148,12 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> Non
     if not ok:
         h, w = img.shape[:2]
         raise OSError(f"cannot write {path}: OpenCV cannot encode a {w}x{h} image as {path.suffix}")
+
+    def in_place() -> None:  # open().write: tofile needs a file position, a pipe has none
+        with open(path, "wb") as f:
+            f.write(buf.tobytes())
+
     try:
-
-        def in_place() -> None:  # open().write: tofile needs a file position, a pipe has none
-            with open(path, "wb") as f:
-                f.write(buf.tobytes())
-
         if path.exists() and not path.is_symlink() and not path.is_file():
             in_place()  # a device or a pipe is written to, not replaced
             return

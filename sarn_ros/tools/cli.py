@@ -84,9 +84,9 @@ def innermost(
     for action in parser._actions:  # argparse keeps its subparsers in no public place
         if isinstance(action, argparse._SubParsersAction):
             word = subcommand(words)
-            if word in action.choices and not extras & set(words[: words.index(word)]):
-                chosen = action.choices[word]
-                return innermost(chosen, words[words.index(word) + 1 :], extras)
+            at = words.index(word) if word in action.choices else None
+            if at is not None and not extras & set(words[:at]):
+                return innermost(action.choices[word], words[at + 1 :], extras)
     return parser
 
 

@@ -293,8 +293,7 @@ def put_back(old: dict[int, Any]) -> None:
     swallow every later SIGTERM of the run."""
     pending = dict(old)
     try:
-        while pending:
-            s, handler = next(iter(pending.items()))
+        for s, handler in old.items():
             signal.signal(s, handler)
             del pending[s]
     finally:
