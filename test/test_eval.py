@@ -720,6 +720,27 @@ def test_pairs_of_different_sizes_name_the_files_and_the_others_are_scored(
     assert "all 2 of" in result.stdout
 
 
+def test_grey_blurred_frames_against_colour_sharp_ones_are_named_once(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A mono camera's blur against a colour reference scores several dB below a colour
+    pair, and the table alone does not say why; a grey pair, or a colour one, needs no
+    note."""
+    for name in ("mono", "grey", "colour"):
+        write_pair(tmp_path, name=name)
+    for name in ("mono", "grey"):
+        for kind in ("blur", "sharp") if name == "grey" else ("blur",):
+            for f in (tmp_path / name / kind).iterdir():
+                cv2.imwrite(str(f), cv2.imread(str(f), cv2.IMREAD_GRAYSCALE))
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--pairs"]
+    result = sarn_eval(*args, str(tmp_path), "--future-frames", "0", "1")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "grey" in line]
+    assert len(notes) == 1, result.stderr  # not once a pass
+    assert notes[0].startswith("sarn eval: note: mono: the blurred frames are grey")
+    assert all(f" | {name} | " in result.stdout for name in ("mono", "grey", "colour"))
+
+
 def test_one_sided_sequences_are_named_and_same_named_inputs_pooled_apart(
     tmp_path, tiny_recurrent_checkpoint
 ):

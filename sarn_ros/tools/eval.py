@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..checkpoint import CheckpointError, first_line, resolve_weights
 from ..data.blur_synth import BlurParams
 from ..data.datasets import (
@@ -281,6 +283,7 @@ def evaluate(args: argparse.Namespace) -> int:
         engines.append(({"weights": str(weights), "self_ensemble": members}, engine))
     results: dict = {"gt": [], "no_gt": []}
     failed: dict[str, str] = {}  # sequence: why it could not be read
+    noted: set[str] = set()  # sequences whose grey blurred frames were named
     per_pass += sum(len(s.blurred) for s in synthetic) + sum(len(f) for _, f, _ in nogt)
     bar = tqdm(total=0, unit="frame", desc="sarn eval", leave=False, dynamic_ncols=True)
     names = short_names([str(w) for w in args.weights])
@@ -293,7 +296,7 @@ def evaluate(args: argparse.Namespace) -> int:
             for ff in looks:
                 engine.future_frames = ff
                 try:
-                    sequences = readable(pairs, synthetic, failed, args.max_frames)
+                    sequences = readable(pairs, synthetic, failed, args.max_frames, noted)
                     for seq, (option, root) in zip(sequences, roots, strict=True):
                         if seq is None:  # unreadable: said once, the others go on
                             continue
@@ -584,23 +587,48 @@ def readable(
     synthetic: list[Sequence],
     failed: dict[str, str],
     max_frames: int | None,
+    noted: set[str],
 ) -> Iterator[Sequence | None]:
     """Each ground-truth sequence, read when its turn comes; None for a pair that cannot be
     read (a frame of another size, a broken file: found only on reading, and not worth the
-    sequences scored before it), named once in ``failed`` and skipped in later passes."""
+    sequences scored before it), named once in ``failed`` and skipped in later passes. A
+    pair of grey blurred and colour sharp frames is named once (in ``noted``): its figures
+    are far below a colour pair's, and why is not in the table."""
     for name, blur, sharp in pairs:
         if name in failed:
             yield None
             continue
         try:
-            yield read_pair(name, blur, sharp, max_frames=max_frames)
+            seq = read_pair(name, blur, sharp, max_frames=max_frames)
         except (ValueError, OSError) as exc:
             failed[name] = str(exc)
             from tqdm import tqdm  # above the bar: a plain print was overwritten by its redraw
 
             tqdm.write(f"sarn eval: error: {exc} (left out; the others go on)", file=sys.stderr)
             yield None
+            continue
+        if name not in noted and grey_against_colour(seq):
+            noted.add(name)
+            from tqdm import tqdm
+
+            tqdm.write(
+                f"sarn eval: note: {name}: the blurred frames are grey, the sharp ones colour: "
+                "both are scored against the colour frames, so input and output PSNR/SSIM "
+                "count the missing colour (the gain compares like with like)",
+                file=sys.stderr,
+            )
+        yield seq
     yield from synthetic
+
+
+def grey_against_colour(seq: Sequence) -> bool:
+    """Whether the first blurred frame is grey (read as three equal channels) and its sharp
+    frame is not: a mono camera's blur paired with a colour reference."""
+
+    def grey(img: np.ndarray) -> bool:
+        return bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all())
+
+    return bool(seq.blurred) and grey(seq.blurred[0]) and not grey(seq.sharp[0])
 
 
 def finite(value: Any) -> Any:
