@@ -85,6 +85,15 @@ def first_bytes(path: Path) -> bytes:
     return b""
 
 
+CUT_SHORT = "cut short: its zip has no end"
+
+
+def cut_short(path: Path) -> bool:
+    """Whether ``path`` opens as a zip (which torch.save writes) and has no end: torch 2.14
+    says only "[Errno 22] Invalid argument" for it (:data:`CUT_SHORT`)."""
+    return first_bytes(path) == b"PK" and not zipfile.is_zipfile(path)
+
+
 def not_torch_file(first: bytes) -> bool:
     """Whether a file starting with ``first`` is none torch.save writes (:data:`NOT_TORCH`)."""
     return bool(first) and first[:1] != b"\x80" and first != b"PK"
@@ -144,6 +153,11 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
         if not_torch_file(first):
             raise CheckpointError(
                 f"cannot read {path}: not a PyTorch weights file ({NOT_TORCH})"
+            ) from None
+        if cut_short(path):
+            raise CheckpointError(
+                f"cannot read {path}: it is {CUT_SHORT} (a copy or download stopped part-way?): "
+                "copy or download it again"
             ) from None
         reason = re.search(r"Unsupported \w+ \S+", text)
         line = reason.group(0) if reason else torch_load_error(exc)

@@ -3,6 +3,7 @@ option passed on to the Trainer, and the arithmetic of the 'training data:' coun
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -414,6 +415,18 @@ def test_a_training_set_of_other_arrays_or_a_broken_description_is_one_error_lin
     desc.write_text("{oops")
     assert tiny_train(tmp_path, video, *again, str(tmp_path / "r3")) == 2
     assert f"{desc} is not a set's description (" in capsys.readouterr().err
+    # JSON of another shape (by hand, another tool) was a KeyError traceback, the run's
+    # folder left behind
+    blur = {"blur_px": 4}  # no exposure
+    for text in (
+        "{}",
+        "[]",
+        json.dumps({"sources": [], "real_pairs": [], "synthetic_blur": [blur]}),
+    ):
+        desc.write_text(text)
+        assert tiny_train(tmp_path, video, *again, str(tmp_path / "r4")) == 2
+        assert f"{desc} is not a set's description (its fields" in capsys.readouterr().err
+        assert not (tmp_path / "r4").exists()
 
 
 def test_a_resume_names_the_settings_this_leg_trains_with_that_the_run_did_not(
@@ -711,7 +724,7 @@ def test_a_refused_validation_set_comes_without_notes_on_it(tmp_path: Path, caps
     video = sharp_video(tmp_path / "frames")
     assert tiny_train(tmp_path, video, "--val-pairs", str(video), "--steps", "0") == 2
     out, err = capsys.readouterr()
-    assert err == f"sarn train: error: no blurred/sharp sequence found under {video}\n"
+    assert err == f"sarn train: error: --val-pairs: no blurred/sharp sequence found under {video}\n"
     assert "hold the same recordings" not in out
 
 

@@ -1334,12 +1334,12 @@ def test_init_weights_missing_a_tensor_or_of_another_config_are_refused_up_front
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--val-sharp", "missing"], "no such file or folder"),
+        (["--val-sharp", "missing"], "--val-sharp: no such file or folder: missing"),
         (["--init", "missing.pth"], "weights file not found"),
         (["--device", "cuda"], "CUDA is not available"),
         (["--precision", "fp16"], "fp16 training needs CUDA"),
-        (["--data", ".", "missing"], "no such file or folder: missing"),  # after a long build
-        (["--val-pairs", "missing"], "no such file or folder: missing"),  # an OSError's words
+        (["--data", ".", "missing"], "--data: no such file or folder: missing"),  # after a build
+        (["--val-pairs", "missing"], "--val-pairs: no such file or folder: missing"),
         (["--val-pairs", "README.md"], "--val-pairs README.md: not a folder"),
     ],
 )
@@ -1534,15 +1534,15 @@ def test_a_damaged_last_pt_is_not_resumed_from(tmp_path: Path) -> None:
     path.write_bytes(flip_a_tensor_byte(path))
     with pytest.raises(RuntimeError, match=r"^a damaged training checkpoint \(last/data/\d+ "):
         load_training_state(path)
-    path.write_bytes(path.read_bytes()[:2000])  # cut short: torch's reason, not miniz's advice
-    with pytest.raises(RuntimeError, match=r"central directory\)$"):
+    path.write_bytes(path.read_bytes()[:2000])  # cut short: said so, not miniz's advice
+    with pytest.raises(RuntimeError, match=r"\(cut short: its zip has no end\)$"):
         load_training_state(path)
     # cut elsewhere, torch's zip reader raised OSError (Errno 22), a traceback on --resume
-    # and on the start of a new run in that --run-dir
+    # and on the start of a new run in that --run-dir; then "(Invalid argument)" alone
     torch.save({k: {} for k in TRAINING_STATE_KEYS} | {"w": torch.arange(640000.0)}, path)
     path.write_bytes(path.read_bytes()[:20000])
     for read in (load_training_state, lambda p: run_progress(p.parent)):
-        with pytest.raises(RuntimeError, match=r"^not a readable training checkpoint \("):
+        with pytest.raises(RuntimeError, match=r"^not a readable training checkpoint \(cut sh"):
             read(path)
     path.write_text("hi\n")  # torch said "KeyError: 105", the 'i'
     for read in (load_training_state, lambda p: run_progress(p.parent)):
@@ -2408,6 +2408,11 @@ def test_a_resume_without_latest_pth_takes_the_architecture_from_last_pt(
     assert tiny_run(tmp_path, video, 3, "--resume", "--arch", "single", *TINY_ARGS) == 0
     out = capsys.readouterr().out
     assert "note: --lstm-channels 8 not used on --resume: the run keeps its single" in out, out
+    # latest.pth cut short (a disk, a copy) is as one moved away: the next checkpoint rewrites it
+    latest = tmp_path / "run" / "latest.pth"
+    latest.write_bytes(latest.read_bytes()[:5000])
+    assert tiny_run(tmp_path, video, 4, "--resume") == 0, capsys.readouterr().err
+    assert type(load_model(latest)).__name__ == "SARN" and load_model(latest).cfg.channels == 8
     # a fine-tune (--init) resumed without its latest.pth: the architecture of the init weights
     fine = tmp_path / "fine"
     fine.mkdir()
@@ -2449,6 +2454,40 @@ def test_data_given_relative_is_recorded_as_a_whole_path(
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert sarn([*args, "--data", str(video), "--blur-px", "4"]) == 0, capsys.readouterr().err
     assert f"reusing --trainset {tmp_path / 'ts'} (built from {video})" in capsys.readouterr().out
+
+
+def test_a_resume_is_checked_before_the_data_is_built_and_keeps_its_own_schedule(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """--resume named a cut-short last.pt only once the training set was built (hours for
+    GoPro); and a run past --steps' default resumed without --steps was refused as if
+    --steps 20000 had been given, told to leave --steps out."""
+    from sarn_ros.tools import train as train_module
+    from sarn_ros.training.trainer import load_training_state
+
+    video = sharp_video(tmp_path / "video")
+    assert tiny_run(tmp_path, video, 1, *TINY_ARGS) == 0
+    last = tmp_path / "run" / "last.pt"
+    state = load_training_state(last)
+    state["step"], state["config"]["steps"] = 25000, 40000
+    torch.save(state, last)
+
+    def synthesised(*args, **kwargs):
+        raise ValueError("the data is being built")
+
+    monkeypatch.setattr(train_module, "synthesize_folder", synthesised)
+    capsys.readouterr()
+    resume = ["train", "--run-dir", str(tmp_path / "run"), "--resume", "--data", str(video)]
+    assert sarn([*resume, "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == "sarn train: error: the data is being built\n"
+    assert sarn([*resume, "--device", "cpu", "--steps", "20000"]) == 2  # given: checked
+    assert "--steps 20000: the run is at step 25000 already" in capsys.readouterr().err
+    last.write_bytes(last.read_bytes()[:5000])
+    assert sarn([*resume, "--device", "cpu"]) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: cannot resume {last}: not a readable training checkpoint (cut "
+        "short: its zip has no end)\n"
+    )
 
 
 def test_a_missing_data_path_is_found_before_the_others_are_built(

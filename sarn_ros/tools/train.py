@@ -797,6 +797,11 @@ def read_description(ts: Path) -> dict[str, Any] | None:
             found.append(json.loads(p.read_text()))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:  # said without the file
             raise ValueError(f"{p} is not a set's description ({exc}): rebuild the set") from None
+        if not described(found[-1]):
+            raise ValueError(
+                f"{p} is not a set's description (its fields are missing or of other kinds): "
+                "rebuild the set"
+            )
     if not found:
         return None
     blurs: list[dict[str, Any]] = []
@@ -827,6 +832,29 @@ def read_description(ts: Path) -> dict[str, Any] | None:
         ),
         **shared,
     }
+
+
+def described(d: Any) -> bool:
+    """Whether ``d``, read from a trainset.json, has the fields and kinds a set's description
+    has: one written by hand or another tool (``{}``, a list) was a KeyError traceback, and
+    the new run's folder stayed behind."""
+
+    def strings(v: Any) -> bool:
+        return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    if not isinstance(d, dict) or not (strings(d.get("sources")) and strings(d.get("real_pairs"))):
+        return False
+    blurs = d.get("synthetic_blur")
+    return (
+        isinstance(blurs, list)
+        and all(isinstance(b, dict) and number(b.get("blur_px")) for b in blurs)
+        and all(number(b.get("exposure")) for b in blurs)
+        and number(d.get("sharpest", 1.0))
+        and number(d.get("sharpest_min_frames", 1))
+    )
 
 
 BLUR_OPTIONS = {  # trainset.json's synthetic_blur fields and the options that set them
@@ -948,8 +976,8 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     synthetic, real = val_scales(args)
     seqs = []
     if args.val_sharp is not None:
-        seqs += check_val_side(
-            synthetic_sequences(
+        try:  # a video that does not open: named as --data's are
+            made = synthetic_sequences(
                 args.val_sharp,
                 1234,
                 val_blur(args),
@@ -958,13 +986,14 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
                 topics=args.topics,
                 debayer=args.debayer,
                 max_gap_s=args.max_gap_s,
-            ),
-            synthetic,
-        )
+            )
+        except InputError as exc:
+            raise InputError(f"--val-sharp: {exc}") from None
+        seqs += check_val_side(made, synthetic)
     found_by_root = {}
     for root in args.val_pairs:
         if not (found := find_pair_dirs(root)):
-            raise no_pairs_error(root)
+            raise no_pairs_error(root, "--val-pairs: no blurred/sharp sequence found under")
         note_val_left_out(root, found)
         found_by_root[root] = found
     found_by_root, notes = pairs_once(found_by_root, "--val-pairs", "validated")
@@ -1149,6 +1178,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         amp_dtype,
         clip_frames,
         export_weights,
+        load_training_state,
         run_progress,
         same_set,
         trained_steps,
@@ -1236,16 +1266,22 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     for key in ("val_pairs", "scales"):
         setattr(args, key, once_each(getattr(args, key)))
     args.data = once_each(args.data, recording_of)  # a bag, its .db3
-    missing = next((d for d in (*args.data, *args.val_pairs) if not d.exists()), None)
+    given = [("--data", d) for d in args.data] + [("--val-pairs", d) for d in args.val_pairs]
+    given += [("--val-sharp", args.val_sharp)] if args.val_sharp is not None else []
+    missing = next(((option, d) for option, d in given if not d.exists()), None)
     if missing is not None:  # found now, not after building the sources before it
-        print(f"sarn train: error: no such file or folder: {missing}", file=sys.stderr)
+        print(
+            f"sarn train: error: {missing[0]}: no such file or folder: {missing[1]}",
+            file=sys.stderr,
+        )
         return 2
-    for d in args.data:  # a file that is no video or bag, found before the others are built
+    for option, d in given:  # a file that is no video or bag, found before the others are built
         try:
-            kind_of(d)
+            if option != "--val-pairs":
+                kind_of(d)
         except InputError as exc:
             if not d.is_dir():  # a folder of recordings is read as such
-                print(f"sarn train: error: --data: {exc}", file=sys.stderr)
+                print(f"sarn train: error: {option}: {exc}", file=sys.stderr)
                 return 2
     loose = next((d for d in args.val_pairs if not d.is_dir()), None)
     if loose is not None:
@@ -1286,17 +1322,25 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.resume and args.steps is not None:  # said before the set is built, not after
-        with contextlib.suppress(RuntimeError):  # an unreadable last.pt: resuming names it
-            at, scheduled = run_progress(args.run_dir)
-            if scheduled and args.steps < at:  # a last.pt without a schedule: resuming names it
-                print(
-                    f"sarn train: error: --steps {args.steps}: the run is at step {at} "
-                    f"already; give more, or leave --steps out to keep its "
-                    f"{plural(scheduled, 'step')}",
-                    file=sys.stderr,
-                )
-                return 2
+    if resuming:  # said before the set is built (hours for GoPro), not after
+        try:
+            load_training_state(args.run_dir / "last.pt")
+        except RuntimeError as exc:
+            print(
+                f"sarn train: error: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
+                file=sys.stderr,
+            )
+            return 2
+    if resuming and steps_given:  # without --steps the run keeps its own schedule
+        at, scheduled = run_progress(args.run_dir)
+        if scheduled and args.steps < at:  # a last.pt without a schedule: resuming names it
+            print(
+                f"sarn train: error: --steps {args.steps}: the run is at step {at} "
+                f"already; give more, or leave --steps out to keep its "
+                f"{plural(scheduled, 'step')}",
+                file=sys.stderr,
+            )
+            return 2
     # the set where the kernel finds it, as build_trainset writes it: `new/../ts` is ./ts (the
     # typed path, read with no `new`, was never ready: "built meanwhile" at every try)
     at = Path(os.path.realpath(args.trainset)) if args.trainset is not None else None
@@ -1732,22 +1776,23 @@ def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
     run started from --init): on --resume the architecture options are for new runs only."""
     if not (run_dir / "last.pt").exists():
         return None
-    if not (run_dir / "latest.pth").exists():  # moved away: last.pt's run config says it
-        from ..training.trainer import load_training_state
+    if (run_dir / "latest.pth").exists():
+        # damaged (a disk, a cut-short copy): last.pt's run config says it too, and the next
+        # checkpoint writes latest.pth anew
+        with contextlib.suppress(CheckpointError):
+            ckpt = read_checkpoint(run_dir / "latest.pth")
+            return ARCH_OF[ckpt["arch"]], dict(ckpt["config"])
+    from ..training.trainer import load_training_state
 
-        try:
-            cfg = load_training_state(run_dir / "last.pt")["config"]
-            model = (
-                cfg["model"] if cfg.get("init") is None else read_checkpoint(cfg["init"])["config"]
-            )
-        except (RuntimeError, CheckpointError, OSError, KeyError):
-            return None  # resuming names what is wrong with last.pt
-        fields = (
-            RecurrentSARNConfig if cfg["arch"] == "recurrent" else SARNConfig
-        ).__dataclass_fields__
-        return cfg["arch"], {k: v for k, v in model.items() if k in fields}
-    ckpt = read_checkpoint(run_dir / "latest.pth")
-    return ARCH_OF[ckpt["arch"]], dict(ckpt["config"])
+    try:
+        cfg = load_training_state(run_dir / "last.pt")["config"]
+        model = cfg["model"] if cfg.get("init") is None else read_checkpoint(cfg["init"])["config"]
+    except (RuntimeError, CheckpointError, OSError, KeyError):
+        return None  # resuming names what is wrong with last.pt
+    fields = (
+        RecurrentSARNConfig if cfg["arch"] == "recurrent" else SARNConfig
+    ).__dataclass_fields__
+    return cfg["arch"], {k: v for k, v in model.items() if k in fields}
 
 
 def count(

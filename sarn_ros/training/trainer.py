@@ -46,8 +46,10 @@ from ..archs import SARN, RecurrentSARN, RecurrentSARNConfig, SARNConfig
 from ..archs.modules import check_deform_kernel
 from ..archs.recurrent_sarn_arch import CURRENT, FUSED_FRAMES, FUTURE_FRAMES
 from ..checkpoint import (
+    CUT_SHORT,
     NOT_TORCH,
     CheckpointError,
+    cut_short,
     damaged_member,
     first_bytes,
     load_model,
@@ -201,7 +203,10 @@ TRAINING_STATE_KEYS = (
 def unreadable(exc: Exception, path: Path) -> RuntimeError:
     """The error for a last.pt torch.load could not read (its first line, or what an empty
     message means; a text file's "KeyError: 105" named as no file torch.save writes)."""
-    why = NOT_TORCH if not_torch_file(first_bytes(path)) else torch_load_error(exc)
+    if not_torch_file(first_bytes(path)):
+        why = NOT_TORCH
+    else:
+        why = CUT_SHORT if cut_short(path) else torch_load_error(exc)
     return RuntimeError(f"not a readable training checkpoint ({why})")
 
 
