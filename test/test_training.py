@@ -1152,8 +1152,9 @@ def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
         (["--batch", "0"], "argument --batch: must be in [1, 1024], got 0"),
         # each of these trained to NaN weights, hung or crashed minutes in, exiting 0 or 1
         (["--lr", "inf"], "argument --lr: must be in (0, 1], got inf"),
-        (["--fft-weight", "nan"], "argument --fft-weight: must be at least 0, got nan"),
-        (["--crop", "0"], "argument --crop: must be at least 1, got 0"),
+        (["--fft-weight", "nan"], "argument --fft-weight: must be in [0, 10], got nan"),
+        (["--crop", "15"], "argument --crop: must be at least 16, got 15"),  # 1: a typo
+        (["--fft-weight", "1e30"], "argument --fft-weight: must be in [0, 10], got 1e30"),
         (["--ema", "2"], "argument --ema: must be in [0, 1), got 2"),
         (["--exposure", "5"], "argument --exposure: must be in [0.001, 1], got 5"),
         (["--blur-px", "1e6"], "argument --blur-px: must be in [0, 1000], got 1e6"),

@@ -279,9 +279,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     o.add_argument(
         "--crop",
-        type=POSITIVE,
+        type=ranged(int, 16),
         default=96,
-        help="side of the square training crops, pixels; smaller sequences are left out",
+        help="side of the square training crops, pixels (at least 16: the network's lowest "
+        "level, at 1/4, then holds 4x4); smaller sequences are left out",
     )
     o.add_argument(
         "--lr",
@@ -298,7 +299,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     o.add_argument(
         "--loss", choices=("charbonnier", "l1"), default="charbonnier", help="pixel loss"
     )
-    o.add_argument("--fft-weight", type=NON_NEGATIVE, default=0.05, help="weight of the FFT loss")
+    o.add_argument(
+        "--fft-weight",
+        type=ranged(float, 0, 10),
+        default=0.05,
+        help="weight of the FFT loss (0..10: above, it drowns the pixel loss it sharpens)",
+    )
     o.add_argument(
         "--ema",
         type=ranged(float, 0, below=1),
