@@ -1276,6 +1276,19 @@ def test_the_last_step_is_not_validated_twice(tmp_path: Path) -> None:
     assert [m["step"] for m in tr.history] == [1, 2]
 
 
+def test_the_runs_lines_are_written_above_the_progress_bar(tmp_path: Path, monkeypatch) -> None:
+    """Printed, a validation's line (and a SIGTERM's) landed inside the bar's line, which then
+    went on below it; tqdm.write clears the bar first and redraws it after."""
+    import tqdm
+
+    written = []
+    monkeypatch.setattr(tqdm.tqdm, "write", classmethod(lambda cls, s, **kw: written.append(s)))
+    val = [blurry_sequence("val", n=3, seed=9)]
+    Trainer(config(steps=2, val_minutes=1e-9), [blurry_sequence()], val, tmp_path).run()
+    assert [line.split(":")[0] for line in written] == ["step 1", "step 2"]
+    assert "val PSNR" in written[-1]
+
+
 def test_a_run_killed_after_a_validation_resumes_knowing_its_best(tmp_path: Path) -> None:
     """best.pth is written at a validation; last.pt only every --ckpt-minutes. A run killed in
     between resumed from an older last.pt whose best was lower, and its next validation could

@@ -210,6 +210,17 @@ def unreadable(exc: Exception, path: Path) -> RuntimeError:
     return RuntimeError(f"not a readable training checkpoint ({why})")
 
 
+def above_bar(line: str) -> None:
+    """``line`` on stdout above tqdm's progress bar: printed, a SIGTERM's or a validation's
+    line landed inside the bar's, which then went on on the line below."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print(line, flush=True)
+    else:
+        tqdm.write(line)
+
+
 def load_training_state(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """A ``last.pt`` as :meth:`Trainer.state` wrote it; RuntimeError naming the fault for an
     empty, cut-short or foreign file."""
@@ -761,7 +772,11 @@ class Trainer:
         """Whether the last :meth:`run` stopped on SIGINT/SIGTERM (its checkpoint saved)."""
         return bool(self._stop)
 
-    def run(self, log=print) -> None:
+    def run(self, log: Callable[[str], object] | None = None) -> None:
+        """Train to ``cfg.steps`` (or a stop); ``log`` takes each line for the user, by default
+        written above the progress bar."""
+        if log is None:
+            log = above_bar
         if self.rank != 0:  # torchrun signals every rank; rank 0 speaks for the run
             log = lambda *_: None  # noqa: E731
         with self._stop_on_signal(log), self._prefetching():
