@@ -84,7 +84,7 @@ def test_a_setting_that_fails_leaves_the_other_rows_measured(tmp_path, monkeypat
     assert [row["resolution"] for row in rows] == ["16x16", "16x8"]
     settings = {"iters": 1, "warmup": 0, "threads": torch.get_num_threads()}  # as measured
     settings |= {"torch": torch.__version__, "host": bench_model.device_label(torch.device("cpu"))}
-    assert rows[0]["settings"] == settings
+    assert rows[0]["settings"] == settings | {"complete": False}  # a setting failed
     assert sum("| recurrent-0drm |" in line for line in captured.out.splitlines()) == 2
     assert captured.err.splitlines()[-1] == (
         "sarn bench model: 1 setting failed, 2 measured; first: recurrent-0drm 32x16 fp32 "
@@ -288,7 +288,10 @@ def test_bench_node_averages_the_nodes_figures_by_frames():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--duration", "1e-9"], "sends no frame"),  # a ZeroDivisionError
+        (
+            ["--duration", "1e-9"],
+            "is under one frame period: give at least 0.0333333 s",
+        ),  # 0-division
         (["--json", "/proc/x/rows.json"], "--json"),  # found after the whole run
         (["--sizes", "0x0"], "8 to 8192 px a side"),
         (["--sizes", "100000x100000"], "8 to 8192 px a side"),  # an OpenCV traceback
@@ -570,6 +573,7 @@ def test_bench_node_json_has_no_nan(tmp_path, monkeypatch):
     settings = row.pop("settings")  # what was measured: a bf16 and an fp32 file told apart
     assert row == {"size": "64x48", "rss_mib_per_min": None, "p95": [1.0, None]}
     assert settings["weights"] == "tiny" and settings["precision"] == "fp32"
+    assert settings["sizes"] == ["64x48"] and settings["complete"] is True
     assert (settings["fps"], settings["future_frames"], settings["threads"]) == (30.0, 0, 0)
     argv = ["bench", "node", "--tiny", "--sizes", "64x48", "--precision", "bf16"]
     assert cli.main([*argv, "--fps", "5", "--json", str(out)]) == 0  # an earlier file: replaced
@@ -807,7 +811,9 @@ def test_sigterm_keeps_the_rows_measured_and_writes_the_json(tmp_path, monkeypat
         signal.signal(signal.SIGTERM, old)
     captured = capsys.readouterr()
     assert "32x16" in captured.out and "stopped by SIGTERM after 1 row" in captured.err
-    assert [r["resolution"] for r in json.loads(out.read_text())] == ["32x16"]
+    (row,) = json.loads(out.read_text())
+    assert row["resolution"] == "32x16"
+    assert row["settings"]["complete"] is False  # read as a whole run of --sizes 32x16, unsaid
 
 
 def test_defaults():

@@ -30,6 +30,11 @@ def test_out_fps_of_a_short_burst_and_of_a_single_output():
     assert r["out_fps"] == pytest.approx(10.0) and r["drop_pct"] == pytest.approx(70.0)
     lone = bench_node.rates(sent, {(0, 3): 100.4}, wall=2.0)
     assert lone["out_fps"] == pytest.approx(0.5) and lone["drop_pct"] == pytest.approx(95.0)
+    # 3 frames at 2 fps whose latency fell by 0.1 s a frame: 2.5 fps out, of 2 in
+    sent = {(0, i): 100.0 + 0.5 * i for i in range(3)}
+    falling = {(0, i): t + 0.3 - 0.1 * i for (_, i), t in sent.items()}
+    r = bench_node.rates(sent, falling, wall=1.5)
+    assert r["in_fps"] == pytest.approx(2.0) and r["out_fps"] == pytest.approx(2.0)
 
 
 def test_memory_trend_needs_a_minute_not_more_samples():
@@ -253,8 +258,53 @@ def test_sigterm_between_sizes_keeps_the_rows_measured(monkeypatch, capsys, tmp_
     out, err = capsys.readouterr()
     assert "1 rows" in out
     assert err == "sarn bench node: stopped by SIGTERM after 1 size (the node was stopped)\n"
-    assert [r["size"] for r in json.loads((tmp_path / "rows.json").read_text())] == ["64x48"]
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["size"] for r in rows] == ["64x48"]
+    # it read as a whole run of --sizes 64x48
+    assert rows[0]["settings"]["sizes"] == ["64x48", "96x64", "128x96"]
+    assert rows[0]["settings"]["complete"] is False
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.json"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "said", "code"),
+    [("SIGINT", "SIGTERM", "interrupted", 130), ("SIGTERM", "SIGINT", "stopped by SIGTERM", 143)],
+)
+def test_a_second_stop_in_the_clean_up_keeps_the_first_and_no_empty_table(
+    monkeypatch, capsys, first, second, said, code
+):
+    """A Ctrl-C, then a SIGTERM while the node stopped, said "stopped by SIGTERM" (143), and
+    the other way round "interrupted" (130): the exit code depended on the timing. A stop in
+    the first size printed a table of headings alone."""
+    import os
+    import signal
+
+    fired = []
+
+    def stopped_twice(w, size, args, rows):
+        try:
+            fired.append(first)
+            os.kill(os.getpid(), getattr(signal, first))
+        finally:  # the node stopping: the second comes
+            fired.append(second)
+            os.kill(os.getpid(), getattr(signal, second))
+
+    monkeypatch.setattr(bench_node, "bench_size", stopped_twice)
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda domain: None)
+    args = parse("--sizes", "64x48", "--duration", "1", "--fps", "1")
+    previous = {
+        s: signal.signal(s, h)
+        for s, h in ((signal.SIGTERM, signal.SIG_DFL), (signal.SIGINT, signal.default_int_handler))
+    }
+    try:
+        assert bench_node.run(args) == code
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+    assert fired == [first, second]
+    out, err = capsys.readouterr()
+    assert err == f"sarn bench node: {said} after 0 sizes (the node was stopped)\n"
+    assert "| size |" not in out
 
 
 def test_threads_past_the_nodes_range_are_a_usage_error(capsys):

@@ -471,7 +471,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=ranged(int, 1, 256), help="torch CPU threads (as the node's cpu_threads)"
     )
-    parser.add_argument("--json", type=file_arg, default=None, help="also write rows to this file")
+    parser.add_argument(
+        "--json",
+        type=file_arg,
+        default=None,
+        help="also write the rows to this file, each with its settings (complete: false for a "
+        "run stopped part-way or with a setting failed)",
+    )
 
 
 def format_table(rows: list[Row]) -> str:
@@ -611,6 +617,7 @@ def run(args: argparse.Namespace) -> int:
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "host": device_label(device),
+            "complete": stop is None and not failed,  # every setting asked for measured
         }
         rows_out = [{**asdict(r), "settings": settings} for r in rows]
         with stops_held():  # a SIGTERM mid-write left half a file that did not parse

@@ -179,8 +179,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json",
         type=file_arg,
-        help="also write the rows as JSON here, each with the run's settings (an existing "
-        "JSON file is replaced)",
+        help="also write the rows as JSON here, each with the run's settings (the --sizes "
+        "asked for, and complete: false for a run stopped or failed part-way); an existing "
+        "JSON file is replaced",
     )
     add_domain_argument(parser, "benchmark")
 
@@ -229,8 +230,10 @@ def rates(
     the frames by the pipeline's delay, so those of the window's last frames come after it;
     the ``flushed`` stamps left out, as from the e2e figures), and the share of frames never
     deblurred. Out rates are taken camera by camera: n outputs of 2 cameras over one span
-    are not 2n - 1 intervals."""
+    are not 2n - 1 intervals; none above the camera's own rate, which no node keeps up (a
+    few outputs' span is mostly how their latencies differ)."""
     cameras = sorted({k for k, _ in sent})
+    in_fps = len(sent) / wall / len(cameras)
     out_fps = []
     for cam in cameras:
         out = sorted(
@@ -240,10 +243,11 @@ def rates(
             if stamp not in flushed
         )
         span = out[-1] - out[0] if len(out) > 1 else 0.0
-        out_fps.append((len(out) - 1) / span if span > 0 else len(out) / wall)
+        rate = (len(out) - 1) / span if span > 0 else len(out) / wall
+        out_fps.append(min(rate, in_fps))  # 3 outputs whose latency fell read 2.5 fps of 2 in
     came = sum(s in received for s in sent)
     return {
-        "in_fps": len(sent) / wall / len(cameras),
+        "in_fps": in_fps,
         "out_fps": statistics.fmean(out_fps),
         "drop_pct": 100.0 * (1 - came / len(sent)),
     }
@@ -717,7 +721,7 @@ def run(args: argparse.Namespace) -> int:
     if args.duration * args.fps < 1:
         print(
             f"sarn bench node: error: --duration {args.duration:g} s at --fps {args.fps:g} "
-            "sends no frame",
+            f"is under one frame period: give at least {1 / args.fps:g} s",
             file=sys.stderr,
         )
         return 2
@@ -777,7 +781,8 @@ def run(args: argparse.Namespace) -> int:
         f"{str(args.torch_compile).lower()}, {args.duration:g} s per size, "
         f"cpu_threads {args.threads or 'default'}, {os.cpu_count()} CPU cores"
     )
-    print_table(rows)
+    if rows:  # not a table of headings alone: a stop or a fault at the first size
+        print_table(rows)
     if args.json and rows:  # a run that measured nothing leaves no file
         # each row with what it measured, as sarn bench model's: a bf16 and an fp32 run's
         # files could not be told apart
@@ -786,6 +791,9 @@ def run(args: argparse.Namespace) -> int:
             **{k: getattr(args, k) for k in RUN_SETTINGS},
             "device_used": str(device),
             "cpu_cores": os.cpu_count(),
+            # a run stopped or failed part-way: its file read as a whole run of fewer --sizes
+            "sizes": [f"{w}x{h}" for w, h in sizes],
+            "complete": stop is None and not failed,
         }
         rows = [{**row, "settings": settings} for row in rows]
         written = kernel_path(args.json)  # `new/../b.json`: no `new` made

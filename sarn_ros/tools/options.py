@@ -224,7 +224,11 @@ class Stopped(KeyboardInterrupt):
 
 
 def how_stopped(stop: KeyboardInterrupt) -> tuple[str, int]:
-    """The words and exit code of a stop: Ctrl-C's, or a :class:`Stopped` signal's."""
+    """The words and exit code of a stop: Ctrl-C's, or a :class:`Stopped` signal's; of the
+    first, where a second came in the clean-up of the first (raised there, it holds the first
+    as its context): a Ctrl-C then SIGTERM said "stopped by SIGTERM", exit 143."""
+    while isinstance(stop.__context__, KeyboardInterrupt):
+        stop = stop.__context__
     if isinstance(stop, Stopped):
         return f"stopped by {stop}", stop.code
     return "interrupted", 130
