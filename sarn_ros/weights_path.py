@@ -23,6 +23,8 @@ def resolve_weights(weights: str | Path) -> Path:
     the packaged file, also where the working folder (a shell's, the node's) holds a file or
     a run directory of that name, which took its place unsaid (``./sarn_recurrent`` is that
     file)."""
+    if isinstance(weights, str) and not weights.strip():  # Path("") is ".": "is a folder"
+        raise CheckpointError("weights: an empty path (a weights file or a packaged name)")
     p = Path(weights).expanduser()
     # a name as typed: a Path has lost the "./" of ./sarn_recurrent, and the "/" of runs/
     path_typed = isinstance(weights, str) and ("/" in weights or os.sep in weights)

@@ -507,6 +507,9 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
         assert "\n" not in str(info.value) and "miniz" not in str(info.value)
     with pytest.raises(CheckpointError, match="no weights file or packaged weights named"):
         load_model("no_such_packaged_weights")
+    for empty in ("", " "):  # Path("") is ".": "weights . is a folder"
+        with pytest.raises(CheckpointError, match=r"^weights: an empty path \(a weights file or"):
+            load_model(empty)
     # a plain pickle: torch's "Detected pickle protocol 4" lines came ahead of the refusal
     import pickle
     import warnings
