@@ -307,6 +307,33 @@ def test_a_second_stop_in_the_clean_up_keeps_the_first_and_no_empty_table(
     assert "| size |" not in out
 
 
+def test_a_second_stop_raised_out_of_a_tool_keeps_the_first(monkeypatch, capsys):
+    """`sarn`'s own line for a stop a tool did not catch: a SIGTERM raised in the clean-up of
+    a Ctrl-C said "stopped by SIGTERM" (143)."""
+    from sarn_ros.tools import cli
+    from sarn_ros.tools.options import Stopped
+
+    def stopped_in_clean_up(args):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise Stopped(15)
+
+    monkeypatch.setattr(bench_node, "run", stopped_in_clean_up)
+    assert cli.main(["bench", "node", "--tiny"]) == 130
+    assert capsys.readouterr().err == "\nsarn bench: interrupted\n"
+
+
+def test_the_duration_a_refusal_asks_for_is_taken(monkeypatch, capsys):
+    """'give at least 0.0333333 s' at 30 fps was itself refused: rounded down."""
+    monkeypatch.setattr(bench_node, "bench_size", lambda w, size, args, rows: None)
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda domain: None)
+    for fps in ("30", "3", "7"):
+        assert bench_node.run(parse("--fps", fps, "--duration", "0.01")) == 2
+        least = capsys.readouterr().err.split("give at least ")[1].split()[0]
+        assert bench_node.run(parse("--fps", fps, "--duration", least)) == 0, least
+
+
 def test_threads_past_the_nodes_range_are_a_usage_error(capsys):
     """`sarn bench model --threads 999999999999` was torch's "Overflow when unpacking long"
     traceback; both benchmarks take the node's cpu_threads range."""

@@ -653,6 +653,40 @@ def test_ctrl_c_reports_the_sequences_finished_before_it(
     assert saved["interrupted"] is True and [r["sequence"] for r in saved["gt"]] == ["a"]
 
 
+def test_a_sigterm_after_a_ctrl_c_as_the_results_are_written_keeps_the_ctrl_c(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """A Ctrl-C in the second sequence, then a SIGTERM while the tables were printed, said
+    "stopped by SIGTERM" (143): the first stop is the one said."""
+    import os
+    import signal
+
+    from sarn_ros import evaluation
+    from sarn_ros.tools import eval as eval_tool
+
+    real, tables = evaluation.evaluate_gt, eval_tool.print_tables
+    fired = []
+
+    def second_interrupted(engine, seq, *args):
+        if seq.name == "b":
+            raise KeyboardInterrupt
+        return real(engine, seq, *args)
+
+    def terminated_as_printed(*args):
+        if not fired:
+            fired.append(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return tables(*args)
+
+    monkeypatch.setattr(evaluation, "evaluate_gt", second_interrupted)
+    monkeypatch.setattr(eval_tool, "print_tables", terminated_as_printed)
+    write_pair(tmp_path / "data", name="a")
+    write_pair(tmp_path / "data", name="b")
+    result = eval_as_a_shell_starts_it(tmp_path, tiny_recurrent_checkpoint)
+    assert fired and result.returncode == 130
+    assert result.stderr.splitlines()[-1].startswith("sarn eval: interrupted: the rows above")
+
+
 def test_a_sigterm_as_the_results_are_written_comes_after_a_whole_json(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch
 ):

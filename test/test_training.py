@@ -2436,6 +2436,15 @@ def test_a_resume_without_latest_pth_takes_the_architecture_from_last_pt(
     assert tiny_run(fine, video, 2, "--resume") == 0, capsys.readouterr().err
     assert "at step 1" in capsys.readouterr().out
     assert type(load_model(fine / "run" / "latest.pth")).__name__ == "SARN"
+    # single-image weights made recurrent: the LSTM's size is the run's, the rest the weights'
+    made = tmp_path / "made"
+    made.mkdir()
+    init += ["--arch", "recurrent", "--lstm-channels", "12"]
+    assert tiny_run(made, video, 1, *init) == 0, capsys.readouterr().err
+    latest = made / "run" / "latest.pth"
+    latest.write_bytes(latest.read_bytes()[:5000])
+    assert tiny_run(made, video, 2, "--resume") == 0, capsys.readouterr().err
+    assert load_model(latest).cfg.lstm_channels == 12
 
 
 def test_a_run_from_scratch_trains_at_the_lr_its_help_names(tmp_path: Path, capsys) -> None:
@@ -2496,6 +2505,11 @@ def test_a_resume_is_checked_before_the_data_is_built_and_keeps_its_own_schedule
     assert capsys.readouterr().err == "sarn train: error: the data is being built\n"
     assert sarn([*resume, "--device", "cpu", "--steps", "20000"]) == 2  # given: checked
     assert "--steps 20000: the run is at step 25000 already" in capsys.readouterr().err
+    # a last.pt torch.load reads, but not memory-mapped (no zip): --steps checked all the same
+    torch.save(state, last, _use_new_zipfile_serialization=False)
+    assert sarn([*resume, "--device", "cpu", "--steps", "30000"]) == 2
+    assert capsys.readouterr().err == "sarn train: error: the data is being built\n"
+    torch.save(state, last)
     last.write_bytes(last.read_bytes()[:5000])
     assert sarn([*resume, "--device", "cpu"]) == 2
     assert capsys.readouterr().err == (

@@ -721,7 +721,7 @@ def run(args: argparse.Namespace) -> int:
     if args.duration * args.fps < 1:
         print(
             f"sarn bench node: error: --duration {args.duration:g} s at --fps {args.fps:g} "
-            f"is under one frame period: give at least {1 / args.fps:g} s",
+            f"is under one frame period: give at least {math.ceil(1e6 / args.fps) / 1e6:g} s",
             file=sys.stderr,
         )
         return 2

@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         with warnings_above_bars(prog):
             return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # Ctrl-C, during the imports too: a stop asked for
+        while isinstance(exc.__context__, KeyboardInterrupt):  # a second, in the first's clean-up
+            exc = exc.__context__  # the first stop is the one said
         code = getattr(exc, "code", 130)  # options.Stopped: 128 + its signal
         print(f"\n{prog}: {f'stopped by {exc}' if code != 130 else 'interrupted'}", file=sys.stderr)
         return code

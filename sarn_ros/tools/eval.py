@@ -345,7 +345,7 @@ def evaluate(args: argparse.Namespace) -> int:
         with stops_held():  # one now (every row done) comes after the tables and a whole --json
             code = report(args, results, names, failed)
     except KeyboardInterrupt as late:  # held till then: it skipped the --json, or cut it
-        stop = late
+        stop = stop or late  # the first stop is the one said
     else:
         if code:
             return code

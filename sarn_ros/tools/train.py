@@ -1185,7 +1185,6 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         clip_frames,
         export_weights,
         load_training_state,
-        run_progress,
         same_set,
         trained_steps,
     )
@@ -1330,16 +1329,18 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         return 2
     if resuming:  # said before the set is built (hours for GoPro), not after
         try:
-            load_training_state(args.run_dir / "last.pt")
+            state = load_training_state(args.run_dir / "last.pt")
         except RuntimeError as exc:
             print(
                 f"sarn train: error: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
                 file=sys.stderr,
             )
             return 2
-    if resuming and steps_given:  # without --steps the run keeps its own schedule
-        at, scheduled = run_progress(args.run_dir)
-        if scheduled and args.steps < at:  # a last.pt without a schedule: resuming names it
+        config = state["config"] if isinstance(state["config"], dict) else {}
+        at, scheduled = int(state["step"]), int(config.get("steps") or 0)
+        del state  # the weights and optimiser state: read again when the trainer resumes
+        # without --steps the run keeps its own schedule; a last.pt without one: resuming names it
+        if steps_given and scheduled and args.steps < at:
             print(
                 f"sarn train: error: --steps {args.steps}: the run is at step {at} "
                 f"already; give more, or leave --steps out to keep its "
@@ -1782,18 +1783,26 @@ def resumed_architecture(run_dir: Path) -> tuple[str, dict[str, Any]] | None:
     run started from --init): on --resume the architecture options are for new runs only."""
     if not (run_dir / "last.pt").exists():
         return None
+    damaged = None
     if (run_dir / "latest.pth").exists():
         # damaged (a disk, a cut-short copy): last.pt's run config says it too, and the next
         # checkpoint writes latest.pth anew
-        with contextlib.suppress(CheckpointError):
+        try:
             ckpt = read_checkpoint(run_dir / "latest.pth")
             return ARCH_OF[ckpt["arch"]], dict(ckpt["config"])
+        except CheckpointError as exc:
+            damaged = exc
     from ..training.trainer import load_training_state
 
     try:
         cfg = load_training_state(run_dir / "last.pt")["config"]
-        model = cfg["model"] if cfg.get("init") is None else read_checkpoint(cfg["init"])["config"]
-    except (RuntimeError, CheckpointError, OSError, KeyError):
+        model = cfg["model"]
+        if cfg.get("init") is not None:  # as the run built it: the init weights' config, and
+            # the run's own for what they have no say in (a single model's LSTM, made recurrent)
+            model = {**model, **load_model(cfg["init"]).cfg.to_dict()}
+    except (RuntimeError, CheckpointError, OSError, KeyError, ValueError):
+        if damaged is not None:  # the fault to name: not last.pt's
+            raise damaged from None
         return None  # resuming names what is wrong with last.pt
     fields = (
         RecurrentSARNConfig if cfg["arch"] == "recurrent" else SARNConfig
