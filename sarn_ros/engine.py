@@ -71,6 +71,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import os
 import threading
 import time
 import warnings
@@ -259,6 +260,24 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_reason(reason: str) -> str:
+    """A reset reason is one ``resets_by_reason`` counts."""
+    if reason not in RESET_REASONS:
+        raise ValueError(f"reset reason must be one of {RESET_REASONS}, got {reason!r}")
+    return reason
+
+
+def check_item(item: Any) -> tuple[Any, Any, Any, Any]:
+    """An item of ``push_many``: a 3-tuple was Python's "not enough values to unpack", a
+    dict's key "too many values" (a name is no item)."""
+    if not isinstance(item, tuple | list) or len(item) != 4:
+        what = (
+            f"{len(item)}-{type(item).__name__}" if isinstance(item, tuple | list) else repr(item)
+        )
+        raise ValueError(f"push_many takes (stream, frame, stamp, meta) items, got a {what}")
+    return tuple(item)
+
+
 def check_stamp(stamp: int) -> int:
     """A stamp is whole nanoseconds (a numpy integer too): int() of time.time()'s seconds would
     keep whole seconds, under which a 5 s gap goes unseen and outputs carry another stamp."""
@@ -335,6 +354,11 @@ class StreamDeblurrer:
         batch_streams: bool | None = None,
         torch_compile: bool = False,
     ) -> None:
+        if not isinstance(model, nn.Module | str | os.PathLike):  # None: pathlib's TypeError
+            raise TypeError(
+                "model is an nn.Module, a weights path or a packaged name, got "
+                f"{type(model).__name__}"
+            )
         self.onnx = is_onnx(model)
         if self.onnx:
             if why := onnx_refusal(device, "fp32", torch_compile):  # precision: its setter
@@ -403,7 +427,12 @@ class StreamDeblurrer:
 
     @future_frames.setter
     def future_frames(self, value: int) -> None:
-        if value not in (0, 1, 2) or isinstance(value, bool):  # 1.7 is not a frame count
+        # 1.7 is not a frame count, nor is 1.0 (True neither)
+        if (
+            not isinstance(value, numbers.Integral)
+            or isinstance(value, bool)
+            or value not in (0, 1, 2)
+        ):
             raise ValueError(f"future_frames must be 0, 1 or 2, got {value!r}")
         value = int(value)
         if not self.is_recurrent:
@@ -487,7 +516,7 @@ class StreamDeblurrer:
         """
         checked = [
             (check_name(name), *self._check_frame(frame), check_stamp(stamp), meta)
-            for name, frame, stamp, meta in items
+            for name, frame, stamp, meta in map(check_item, items)
         ]
         with self._lock:
             out, self._queued = self._queued, []
@@ -548,8 +577,7 @@ class StreamDeblurrer:
         frame whose pass failed), they are dropped (``frames_lost``) and
         the stream starts afresh all the same. With another reason such a failure is raised
         and the stream kept, so that the call may be repeated."""
-        if reason not in RESET_REASONS:
-            raise ValueError(f"reset reason must be one of {RESET_REASONS}, got {reason!r}")
+        check_reason(reason)
         if stream is not None:
             check_name(stream)
         with self._lock:

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from .engine import DeblurredFrame, StreamDeblurrer, check_frame, check_name
+from .engine import (
+    DeblurredFrame,
+    StreamDeblurrer,
+    check_frame,
+    check_item,
+    check_name,
+    check_reason,
+)
 
 Transform = Callable[[np.ndarray], np.ndarray]
 
@@ -62,7 +69,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         super().__init__(*args, **kwargs)
 
     def push_many(self, items: Sequence[tuple[str, np.ndarray, int, Any]]) -> list[DeblurredFrame]:
-        items = list(items)  # read twice: an iterator would be empty the second time
+        items = [check_item(item) for item in items]  # read twice: an iterator would be empty
         for name, frame, _, _ in items:  # validate before transforming (frame may not be an
             check_name(name)  # array; a name 0 would be "0#k" below)
             check_frame(frame)
@@ -97,6 +104,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
     def reset(self, stream: str | None = None, reason: str = "explicit") -> None:
         if stream is not None:
             check_name(stream)
+        check_reason(reason)  # the members check it too, but only where there are members
         with self._lock:
             users = {n.rsplit(_SEP, 1)[0] for n in self._streams} if stream is None else {stream}
             broken = set()

@@ -601,6 +601,28 @@ def test_a_name_or_stamp_of_another_type_is_refused(model, name, stamp, match) -
     assert [(o.stamp, type(o.stamp)) for o in out] == [(5, int)]
 
 
+def test_a_model_or_items_of_another_kind_are_named(model) -> None:
+    """None as the model was pathlib's "expected str, bytes or os.PathLike object"; a
+    push_many item without its meta Python's "not enough values to unpack (expected 4, got
+    3)"; a reset reason the engine does not count passed a self-ensemble with no stream."""
+    from sarn_ros.ensemble import SelfEnsembleDeblurrer
+
+    for bad in (None, 123):
+        with pytest.raises(TypeError, match=r"^model is an nn.Module, a weights path or a pack"):
+            StreamDeblurrer(bad, device="cpu")
+    img = frames(1)[0]
+    for engine in (
+        StreamDeblurrer(model, device="cpu"),
+        SelfEnsembleDeblurrer(model, members=2, device="cpu"),
+    ):
+        for items, got in (([("a", img, 0)], "a 3-tuple"), ({"a": img}, "a 'a'")):
+            with pytest.raises(ValueError, match=rf"meta\) items, got {got}$"):
+                engine.push_many(items)
+        assert engine.stats()["frames_in"] == 0
+        with pytest.raises(ValueError, match="reset reason must be one of"):
+            engine.reset(reason="x")
+
+
 def test_a_model_not_in_float32_is_refused_at_construction(model) -> None:
     """A float64 model was taken, and failed at the third push, wedging the stream."""
     import copy
@@ -625,7 +647,7 @@ def test_a_16_bit_frame_with_an_odd_row_step_is_taken(model) -> None:
 
 def test_settings_are_checked_when_changed_too(model) -> None:
     engine = StreamDeblurrer(model, device="cpu")
-    for bad in (1.7, True, 3, -1):
+    for bad in (1.7, 1.0, True, 3, -1):  # 1.0 became 1 where members=4.0 is refused
         with pytest.raises(ValueError, match="future_frames"):
             engine.future_frames = bad
     assert engine.future_frames == 2
