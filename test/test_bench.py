@@ -816,6 +816,32 @@ def test_sigterm_keeps_the_rows_measured_and_writes_the_json(tmp_path, monkeypat
     assert row["settings"]["complete"] is False  # read as a whole run of --sizes 32x16, unsaid
 
 
+def test_a_sigterm_while_torch_is_imported_gets_its_line():
+    """A SIGTERM or SIGHUP in the seconds of torch's import and the parse ended `sarn` with
+    no line (Ctrl-C said "interrupted"): the tools' own handlers came only after. In a
+    process of its own: without the handler the signal ends the process."""
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import os, signal, sys
+        from sarn_ros.tools import cli
+        real = cli.build_parser
+        def built(argv):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real(argv)
+        cli.build_parser = built
+        sys.exit(cli.main(["bench", "model", "--sizes", "16x16"]))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 143, result.stderr
+    assert result.stderr.endswith("\nsarn bench: stopped by SIGTERM\n")
+
+
 def test_defaults():
     parser = argparse.ArgumentParser()
     bench_model.add_arguments(parser)

@@ -621,6 +621,21 @@ def test_bag_resize_scales_camera_info_like_the_node(tmp_path, tiny_recurrent_ch
     assert [i.header.stamp.nanosec for i in infos] == [m.header.stamp.nanosec for m in imgs]
 
 
+def test_an_output_inside_the_input_bag_is_refused(tmp_path, tiny_recurrent_checkpoint):
+    """`-o bag/inside` wrote a whole bag into the recording's own folder, which `-o bag`
+    refuses: the originals are never changed."""
+    write_bag(tmp_path / "in", StoragePlugin.SQLITE3)
+    before = sorted(p.name for p in (tmp_path / "in").iterdir())
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    for inside in ("in/out", "in/deep/out"):
+        result = deblur(str(tmp_path / "in"), "-o", str(tmp_path / inside), *weights)
+        assert result.returncode == 2
+        assert f"output {tmp_path / inside} is inside the input bag {tmp_path / 'in'}" in (
+            result.stderr
+        )
+    assert sorted(p.name for p in (tmp_path / "in").iterdir()) == before
+
+
 def test_a_bag_camera_info_of_another_size_is_said_as_the_node_warns(
     tmp_path, tiny_recurrent_checkpoint
 ):

@@ -123,12 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     quiet_opencv()
     print_any_path()
     try:
-        args = build_parser(argv).parse_args(argv)
+        from .options import stops_as_interrupts, warnings_above_bars
+
+        # torch's import and the parse: seconds in which a SIGTERM or SIGHUP ended the run
+        # without its line; each tool holds its own from then on
+        with stops_as_interrupts():
+            args = build_parser(argv).parse_args(argv)
         if args.command is None:
             build_parser([]).print_help()
             return 0
-        from .options import warnings_above_bars  # the parser imported it: cli's own stay light
-
         with warnings_above_bars(prog):
             return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:  # Ctrl-C, during the imports too: a stop asked for

@@ -213,6 +213,15 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 f"output {args.output} is the input itself: name another (the originals are "
                 "never overwritten)"
             )
+        if (
+            kind == "bag"
+            and args.input.is_dir()
+            and dst.resolve().is_relative_to(args.input.resolve())
+        ):
+            raise offline.InputError(  # a bag written into the recording's own folder
+                f"output {args.output} is inside the input bag {args.input}: name a place "
+                "outside it (the originals are never changed)"
+            )
         out_kind = "bag" if kind == "bag" else offline.output_kind(args.output)
         unused, noted = idle_options(args, kind, out_kind)
         if unused:  # before minutes of work that are not what the user asked for
