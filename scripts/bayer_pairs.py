@@ -19,7 +19,7 @@ import numpy as np
 
 from sarn_ros.data.datasets import list_images, pair_files
 from sarn_ros.image_files import imread, imwrite
-from sarn_ros.ros.image_conversion import DEBAYER, decode_image
+from sarn_ros.ros.image_conversion import DEBAYER, MAX_SIDE, decode_image
 
 
 def rggb(rgb: np.ndarray) -> np.ndarray:
@@ -51,6 +51,8 @@ def readable_blur(src: Path) -> list[Path]:
             raise ValueError(f"{p}: not an image OpenCV can read")
         if bgr.shape[0] % 2 or bgr.shape[1] % 2:
             raise ValueError(f"{p}: a Bayer mosaic needs an even width and height")
+        if max(bgr.shape[:2]) > MAX_SIDE:  # TooLarge's traceback, pairs written before it
+            raise ValueError(f"{p}: sides up to {MAX_SIDE} px are deblurred")
     return paths
 
 
@@ -87,6 +89,8 @@ def main() -> None:
         jobs = plan(args.out, args.pairs)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except KeyboardInterrupt:  # in the check up front (a traceback): nothing written yet
+        parser.exit(130, f"{parser.prog}: interrupted\n")
     for src, dst, blur in jobs:
         partial = dst.with_name(f".{dst.name}.partial")  # readers skip it; renamed when whole
         shutil.rmtree(partial, ignore_errors=True)

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sarn_ros.tools.options import add_domain_argument, ranged
+from sarn_ros.tools.options import add_domain_argument, how_stopped, ranged, stops_as_interrupts
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,7 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
+    from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
 
     from sarn_ros.resources import node_command
@@ -37,7 +38,9 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        rclpy.init()
+        # the stops are main's: rclpy's own handler shut the context down under the publish
+        # loop, a SIGTERM then an RCLError traceback ("publisher's context is invalid")
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         node = rclpy.create_node("bench_lazy")
         pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         try:
@@ -81,15 +84,17 @@ def main() -> None:
     # loopback only, on a domain of its own (as sarn bench node): it publishes a camera topic
     own_ros_domain(args.domain_id)
     try:
-        for lazy in (True, False):
-            cpu = measure(lazy, args.seconds, args.fps)
-            print(
-                f"lazy={str(lazy).lower():5}: 320x240 rgb8 at {args.fps:g} fps, no subscriber: "
-                f"node CPU {cpu:.0f} % of one core (one inference thread)",
-                flush=True,
-            )
-    except KeyboardInterrupt:  # the node is stopped by measure's finally
-        ap.exit(130, f"{ap.prog}: interrupted\n")
+        with stops_as_interrupts():  # `timeout`'s SIGTERM as Ctrl-C
+            for lazy in (True, False):
+                cpu = measure(lazy, args.seconds, args.fps)
+                print(
+                    f"lazy={str(lazy).lower():5}: 320x240 rgb8 at {args.fps:g} fps, no "
+                    f"subscriber: node CPU {cpu:.0f} % of one core (one inference thread)",
+                    flush=True,
+                )
+    except KeyboardInterrupt as exc:  # the node is stopped by measure's finally
+        how, code = how_stopped(exc)
+        ap.exit(code, f"{ap.prog}: {how}\n")
 
 
 if __name__ == "__main__":

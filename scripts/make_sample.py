@@ -37,7 +37,9 @@ def sample(calendar: Path) -> Sequence:
 
 def main(calendar: Path, out: Path = OUT) -> None:
     """The sample written whole into a hidden folder, then moved into ``out`` frame by frame
-    (blur/ and sharp/ hold other files too): a failed write left blur/ new and sharp/ old."""
+    (blur/ and sharp/ hold other files too): a failed write left blur/ new and sharp/ old.
+    The old frames go only once every new one can take its place (a folder in the way of
+    one left sharp/ with neither sample's frames)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file")
     for kind in ("blur", "sharp"):
@@ -56,6 +58,12 @@ def main(calendar: Path, out: Path = OUT) -> None:
                 imwrite(path, f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
         for kind in ("blur", "sharp"):
             (out / kind).mkdir(exist_ok=True)
+            for f in (new / kind).iterdir():
+                if (out / kind / f.name).is_dir():
+                    raise ValueError(
+                        f"{out / kind / f.name} is a folder: the sample's frame goes there"
+                    )
+        for kind in ("blur", "sharp"):
             for old in list_images(out / kind):  # no frame of an older sample left
                 old.unlink()  # (__init__.py is)
             for f in sorted((new / kind).iterdir()):

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from sarn_ros import StreamDeblurrer
+from sarn_ros.archs import RecurrentSARN
 from sarn_ros.checkpoint import CheckpointError, load_model
 from sarn_ros.data.blur_synth import BlurParams, synthesize
 from sarn_ros.data.datasets import list_images, read_rgb, resize_by
@@ -66,6 +67,8 @@ def main() -> None:
     try:  # a mistyped name, weights that are no checkpoint, a device or an empty folder is
         # found before minutes of blurring
         model = load_model(args.weights)
+        if not isinstance(model, RecurrentSARN):  # its two columns would be equal, unsaid
+            raise ValueError(f"{args.weights} is a single-image model: it carries no state")
         resolve_device(args.device)
         if not args.video.is_dir():
             raise ValueError(f"not a folder: {args.video}")
@@ -96,7 +99,9 @@ def main() -> None:
             f"frames {k:4d}-{min(k + args.segment, args.frames) - 1:4d}: state carried "
             f"{np.mean(carried[part]):+.3f} dB, {resets} {np.mean(reset[part]):+.3f} dB"
         )
-    print(f"all {args.frames}: carried {np.mean(carried):+.3f} dB, reset {np.mean(reset):+.3f} dB")
+    print(
+        f"all {args.frames}: carried {np.mean(carried):+.3f} dB, {resets} {np.mean(reset):+.3f} dB"
+    )
 
 
 if __name__ == "__main__":

@@ -506,9 +506,9 @@ def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
         # 1x1 frames and a PSNR of nothing with exit 0, an upscale, NaN blur: usage errors now
         (["--scale", "0"], "argument --scale: must be in (0, 1], got 0"),
         (["--scale", "7"], "argument --scale: must be in (0, 1], got 7"),
-        (["--scale", "nan"], "argument --scale: must be in (0, 1], got nan"),
+        (["--scale", "nan"], "argument --scale: must be a finite number in (0, 1], got nan"),
         (["--blur-px", "-5"], "argument --blur-px: must be in [0, 1000], got -5"),
-        (["--blur-px", "inf"], "argument --blur-px: must be in [0, 1000], got inf"),
+        (["--blur-px", "inf"], "argument --blur-px: must be a finite number in [0, 1000], got inf"),
         (["--max-frames", "0"], "argument --max-frames: must be at least 1, got 0"),
         (["--exposure", "0"], "argument --exposure: must be in [0.001, 1], got 0"),
         # the camera left the frame: these gave the same figures as each other

@@ -105,6 +105,8 @@ def test_state_drift_refuses_bad_numbers_folders_and_weights_before_blurring(
             # a traceback after the blurring
             ([video, "--weights", video / "0000.png"], "not a PyTorch weights file", False),
             ([video, "--scale", "0.1"], "6x6 after --scale: at least 16 px a side", False),
+            # its "carried" and "reset" columns were equal, unsaid
+            ([video, "--weights", "sarn_single"], "a single-image model: it carries no", False),
         ],
     )
 
@@ -141,7 +143,7 @@ def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
     """Two pairs of one name, or an earlier run's OUT/NAME, were merged into; an odd-sized,
     unreadable or missing blur frame was found after earlier pairs were written."""
     pairs = {}
-    for name in ("a/f8", "b/f8", "good", "odd", "broken", "empty"):
+    for name in ("a/f8", "b/f8", "good", "odd", "broken", "empty", "wide"):
         pairs[name] = tmp_path / name
         frames(pairs[name] / "sharp", 1)
         if name != "empty":
@@ -149,6 +151,7 @@ def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
     (pairs["empty"] / "blur").mkdir()
     cv2.imwrite(str(pairs["odd"] / "blur" / "0000.png"), np.zeros((63, 64, 3), np.uint8))
     (pairs["broken"] / "blur" / "0000.png").write_bytes(b"not a png")
+    cv2.imwrite(str(pairs["wide"] / "blur" / "0000.png"), np.zeros((4, 8194, 3), np.uint8))
     earlier = tmp_path / "earlier"
     (earlier / "good").mkdir(parents=True)
     good = pairs["good"]
@@ -161,9 +164,11 @@ def test_bayer_pairs_refuses_merged_names_and_bad_blur_frames_before_writing(
             ([tmp_path / "o2", good, pairs["odd"]], "needs an even width and height", False),
             ([tmp_path / "o3", good, pairs["broken"]], "not an image OpenCV can read", False),
             ([tmp_path / "o4", good, pairs["empty"]], "no images in", False),
+            # TooLarge's traceback, the good pair written
+            ([tmp_path / "o6", good, pairs["wide"]], "sides up to 8192 px are deblurred", False),
         ],
     )
-    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+    assert not any((tmp_path / f"o{i}").exists() for i in (1, 2, 3, 4, 6))
     assert list((earlier / "good").iterdir()) == []
     # links keep the names given: two to one pair were refused as one name, one renamed
     for link in ("left", "right"):
@@ -235,6 +240,26 @@ def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) 
     assert len(list(inside.iterdir())) == 4
 
 
+def test_make_sample_keeps_the_old_sample_where_a_new_frame_cannot_go(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """A folder in the place of one sharp frame: blur/ was replaced, sharp/ had lost the old
+    frames before it and the new ones were gone (neither sample's)."""
+    out = tmp_path / "sample"
+    for kind in ("blur", "sharp"):
+        frames(out / kind, 8)
+    (out / "sharp" / "0003.png").unlink()
+    (out / "sharp" / "003.png").mkdir()
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png") if p.is_file()}
+    calendar = shared_data / "sharp" / "Vid4" / "calendar"
+    assert_refused(
+        "make_sample.py",
+        [([calendar, "--out", out], f"{out / 'sharp' / '003.png'} is a folder", False)],
+    )
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png") if p.is_file()}
+    assert after == before and not (out / ".sample.partial").exists()
+
+
 def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path: Path) -> None:
     """One frame printed nan rows; a featureless stream printed ( nan%); a stream cut in
     pieces by a size change was measured on its first piece alone."""
@@ -284,6 +309,7 @@ def test_state_drift_refuses_a_bad_device_and_mixed_sizes_and_says_when_it_never
     [whole] = runs("state_drift.py", [([video, "--frames", 2, "--segment", 5], "", False)])
     assert whole.returncode == 0, whole.stderr
     assert "never reset" in whole.stdout and "reset every" not in whole.stdout
+    assert ", reset " not in whole.stdout  # the closing line too
 
 
 def test_highspeed_pairs_refuses_a_file_as_out(tmp_path: Path) -> None:

@@ -1151,8 +1151,11 @@ def test_an_interrupted_run_with_validation_is_not_called_unvalidated(
         ([], "give --data, or a --trainset built before"),
         (["--batch", "0"], "argument --batch: must be in [1, 1024], got 0"),
         # each of these trained to NaN weights, hung or crashed minutes in, exiting 0 or 1
-        (["--lr", "inf"], "argument --lr: must be in (0, 1], got inf"),
-        (["--fft-weight", "nan"], "argument --fft-weight: must be in [0, 10], got nan"),
+        (["--lr", "inf"], "argument --lr: must be a finite number in (0, 1], got inf"),
+        (
+            ["--fft-weight", "nan"],
+            "argument --fft-weight: must be a finite number in [0, 10], got nan",
+        ),
         (["--crop", "15"], "argument --crop: must be at least 16, got 15"),  # 1: a typo
         (["--fft-weight", "1e30"], "argument --fft-weight: must be in [0, 10], got 1e30"),
         (["--ema", "2"], "argument --ema: must be in [0, 1), got 2"),

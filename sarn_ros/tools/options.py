@@ -173,6 +173,8 @@ def ranged(
             and (above is None or value > above)
             and (below is None or value < below)
         )
+        if not math.isfinite(value):  # inf is above 0: "must be above 0, got inf" misled
+            raise argparse.ArgumentTypeError(f"must be a finite number {wanted}, got {text}")
         if not inside:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value
@@ -471,5 +473,5 @@ def add_domain_argument(parser: argparse.ArgumentParser, what: str) -> None:
         type=ranged(int, 0, 101),  # not choices: its error listed all 102 numbers
         metavar="0..101",
         help=f"ROS_DOMAIN_ID of the {what} (to watch it in rviz, say); default: a random one, "
-        f"not the environment's, so the {what}'s camera never reaches a running robot",
+        "not the environment's, so its camera never reaches a running robot",
     )
