@@ -38,12 +38,14 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-        # the stops are main's: rclpy's own handler shut the context down under the publish
-        # loop, a SIGTERM then an RCLError traceback ("publisher's context is invalid")
-        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-        node = rclpy.create_node("bench_lazy")
-        pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
-        try:
+        node = None
+        try:  # from the Popen on: a stop in the set-up left the node running
+            # the stops are main's: rclpy's own handler shut the context down under the
+            # publish loop, a SIGTERM then an RCLError traceback ("publisher's context is
+            # invalid")
+            rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+            node = rclpy.create_node("bench_lazy")
+            pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
             end = time.monotonic() + 120
             while pub.get_subscription_count() == 0:
                 if proc.poll() is not None or time.monotonic() > end:  # a dead node measures 0 %
@@ -68,8 +70,9 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-            node.destroy_node()
-            rclpy.shutdown()
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
 
 
 def main() -> None:

@@ -627,9 +627,10 @@ def test_an_output_inside_the_input_bag_is_refused(tmp_path, tiny_recurrent_chec
     write_bag(tmp_path / "in", StoragePlugin.SQLITE3)
     before = sorted(p.name for p in (tmp_path / "in").iterdir())
     weights = ["--weights", str(tiny_recurrent_checkpoint)]
-    for inside in ("in/out", "in/deep/out"):
-        result = deblur(str(tmp_path / "in"), "-o", str(tmp_path / inside), *weights)
-        assert result.returncode == 2
+    for given, inside in (("in", "in/out"), ("in", "in/deep/out"), ("in/in.db3", "in/out")):
+        # its storage file given: the same recording's folder
+        result = deblur(str(tmp_path / given), "-o", str(tmp_path / inside), *weights)
+        assert result.returncode == 2, result.stderr
         assert f"output {tmp_path / inside} is inside the input bag {tmp_path / 'in'}" in (
             result.stderr
         )

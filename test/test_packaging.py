@@ -169,6 +169,10 @@ def test_numbers_are_range_checked_as_they_are_parsed():
             fraction(text)
     with pytest.raises(argparse.ArgumentTypeError, match="not a whole number"):
         ranged(int, 1)("2.5")
+    # a whole number too large for a float was math.isfinite's OverflowError, a traceback
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^must be in \[1, 256\], got 1000"):
+        ranged(int, 1, 256)("1" + "0" * 400)
+    assert ranged(int, 1)("1" + "0" * 400) == 10**400
 
 
 def test_import_is_light_and_public_api_exists():
@@ -339,7 +343,7 @@ def test_range_bounds_are_inclusive_or_exclusive_as_named_and_infinity_is_refuse
     with pytest.raises(argparse.ArgumentTypeError, match=re.escape("must be in [0, 1), got 1")):
         stagger("1")
     for text in ("inf", "-inf", "nan"):
-        with pytest.raises(argparse.ArgumentTypeError, match="must be at least 0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be a finite number at least 0"):
             ranged(float, 0)(text)
 
 

@@ -254,10 +254,19 @@ def test_make_sample_keeps_the_old_sample_where_a_new_frame_cannot_go(
     calendar = shared_data / "sharp" / "Vid4" / "calendar"
     assert_refused(
         "make_sample.py",
-        [([calendar, "--out", out], f"{out / 'sharp' / '003.png'} is a folder", False)],
+        [([calendar, "--out", out], f"{out / 'sharp' / '003.png'} is a folder where", False)],
     )
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png") if p.is_file()}
     assert after == before and not (out / ".sample.partial").exists()
+    # a folder of no frame's name that reads as an image: the old frames' delete failed on it
+    (out / "sharp" / "003.png").rmdir()
+    (out / "sharp" / "999.PNG").mkdir()
+    assert_refused(
+        "make_sample.py",
+        [([calendar, "--out", out], f"{out / 'sharp' / '999.PNG'} is a folder where", False)],
+    )
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*.png") if p.is_file()}
+    assert after == before
 
 
 def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path: Path) -> None:

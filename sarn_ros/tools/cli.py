@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         from .options import stops_as_interrupts, warnings_above_bars
 
         # torch's import and the parse: seconds in which a SIGTERM or SIGHUP ended the run
-        # without its line; each tool holds its own from then on
+        # without its line (each tool takes them over where it installs its own)
         with stops_as_interrupts():
             args = build_parser(argv).parse_args(argv)
         if args.command is None:

@@ -213,14 +213,16 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 f"output {args.output} is the input itself: name another (the originals are "
                 "never overwritten)"
             )
+        # the recording's folder, also where one of its storage files is given (a split part)
+        home = args.input if args.input.is_dir() else args.input.parent
         if (
             kind == "bag"
-            and args.input.is_dir()
-            and dst.resolve().is_relative_to(args.input.resolve())
+            and (home / "metadata.yaml").is_file()
+            and dst.resolve().is_relative_to(home.resolve())
         ):
             raise offline.InputError(  # a bag written into the recording's own folder
-                f"output {args.output} is inside the input bag {args.input}: name a place "
-                "outside it (the originals are never changed)"
+                f"output {args.output} is inside the input bag {home}: name a place outside "
+                "it (the originals are never changed)"
             )
         out_kind = "bag" if kind == "bag" else offline.output_kind(args.output)
         unused, noted = idle_options(args, kind, out_kind)
