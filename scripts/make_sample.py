@@ -58,9 +58,9 @@ def main(calendar: Path, out: Path = OUT) -> None:
                 imwrite(path, f[..., ::-1], [cv2.IMWRITE_PNG_COMPRESSION, 9])
         for kind in ("blur", "sharp"):
             (out / kind).mkdir(exist_ok=True)
-            in_the_way = [p for p in list_images(out / kind) if not p.is_file()]
-            in_the_way += [out / kind / f.name for f in (new / kind).iterdir()]
-            for p in in_the_way:  # a folder named as a frame: the deletes or moves would fail
+            placed = [out / kind / f.name for f in (new / kind).iterdir()]
+            # a folder named as a frame: the deletes or moves would fail
+            for p in [*list_images(out / kind), *placed]:
                 if p.is_dir():  # part way, sharp/ left with neither sample's frames
                     raise ValueError(f"{p} is a folder where the sample's frames go")
         for kind in ("blur", "sharp"):

@@ -594,6 +594,8 @@ def readable(
     sequences scored before it), named once in ``failed`` and skipped in later passes. A
     pair of grey blurred and colour sharp frames is named once (in ``noted``): its figures
     are far below a colour pair's, and why is not in the table."""
+    from tqdm import tqdm  # above the bar: a plain print was overwritten by its redraw
+
     for name, blur, sharp in pairs:
         if name in failed:
             yield None
@@ -602,15 +604,11 @@ def readable(
             seq = read_pair(name, blur, sharp, max_frames=max_frames)
         except (ValueError, OSError) as exc:
             failed[name] = str(exc)
-            from tqdm import tqdm  # above the bar: a plain print was overwritten by its redraw
-
             tqdm.write(f"sarn eval: error: {exc} (left out; the others go on)", file=sys.stderr)
             yield None
             continue
         if name not in noted and grey_against_colour(seq):
             noted.add(name)
-            from tqdm import tqdm
-
             tqdm.write(
                 f"sarn eval: note: {name}: the blurred frames are grey, the sharp ones colour: "
                 "both are scored against the colour frames, so input and output PSNR/SSIM "

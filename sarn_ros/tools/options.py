@@ -166,16 +166,15 @@ def ranged(
         except ValueError:
             number = "a whole number" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"not {number}: {text!r}") from None
-        finite = not isinstance(value, float) or math.isfinite(value)  # 1e400 as an int: finite
+        # inf is above 0: "must be above 0, got inf" misled (1e400 as an int is finite)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number {wanted}, got {text}")
         inside = (
-            finite
-            and (low is None or value >= low)
+            (low is None or value >= low)
             and (high is None or value <= high)
             and (above is None or value > above)
             and (below is None or value < below)
         )
-        if not finite:  # inf is above 0: "must be above 0, got inf" misled
-            raise argparse.ArgumentTypeError(f"must be a finite number {wanted}, got {text}")
         if not inside:
             raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
         return value

@@ -856,8 +856,10 @@ def described(d: Any) -> bool:
     blurs = d.get("synthetic_blur")
     return (
         isinstance(blurs, list)
-        and all(isinstance(b, dict) and number(b.get("blur_px")) for b in blurs)
-        and all(number(b.get("exposure")) for b in blurs)
+        and all(
+            isinstance(b, dict) and number(b.get("blur_px")) and number(b.get("exposure"))
+            for b in blurs
+        )
         and number(d.get("sharpest", 1.0))
         and number(d.get("sharpest_min_frames", 1))
     )
@@ -1281,9 +1283,10 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         )
         return 2
     for option, d in given:  # a file that is no video or bag, found before the others are built
+        if option == "--val-pairs":  # folders of pairs: checked below
+            continue
         try:
-            if option != "--val-pairs":
-                kind_of(d)
+            kind_of(d)
         except InputError as exc:
             if not d.is_dir():  # a folder of recordings is read as such
                 print(f"sarn train: error: {option}: {exc}", file=sys.stderr)
