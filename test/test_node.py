@@ -2390,6 +2390,11 @@ def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
     remap = ["--ros-args", "-r", "right/image_raw:=left/image_raw"]
     remap += ["-r", "a/image_raw/compressed:=b/image_raw/compressed"]
     remap += ["-r", "c/deblurred/image_raw:=d/deblurred/image_raw"]
+    for cam in "efg":  # image remaps into one folder: one camera_info beside them
+        remap += ["-r", f"{cam}/image_raw:=/x/{cam}_img"]
+    remap += ["-r", "g/camera_info:=/x/g/camera_info"]
+    remap += ["-r", "h/deblurred/image_raw:=/o/h_img", "-r", "i/deblurred/image_raw:=/o/i_img"]
+    remap += ["-r", "j/deblurred/image_raw/compressed:=k/deblurred/image_raw/compressed"]
     try:
         for ns in ("/robot", "/"):
             node = Node("sarn_deblur", namespace=ns, context=context, cli_args=remap)
@@ -2418,6 +2423,21 @@ def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
                 camera_prefixes(node, ["c", "d"], compressed=True)
             with pytest.raises(ValueError, match=r"cameras: '/~' is not a valid namespace \(.*"):
                 camera_prefixes(node, ["/~"], compressed=False)
+            # one camera's calibration published as the other's
+            with pytest.raises(ValueError, match="'e', 'f' lead to one camera_info input topic"):
+                camera_prefixes(node, ["e", "f"], compressed=False)
+            assert camera_prefixes(node, ["e", "g"], compressed=False) == ["e/", "g/"]
+            with pytest.raises(ValueError, match="'h', 'i' lead to one camera_info output topic"):
+                camera_prefixes(node, ["h", "i"], compressed=False)
+            assert camera_prefixes(node, ["j", "k"], compressed=False) == ["j/", "k/"]
+            with pytest.raises(ValueError, match="'j', 'k' lead to one compressed output topic"):
+                camera_prefixes(node, ["j", "k"], compressed=False, publish_compressed=True)
+            # a camera fed with the node's own output
+            loop = rf"'deblurred''s input topic {base}/deblurred/image_raw is '''s output"
+            with pytest.raises(ValueError, match=loop):
+                camera_prefixes(node, ["", "deblurred"], compressed=False)
+            with pytest.raises(ValueError, match=r"'a/deblurred''s input topic .* is 'a''s output"):
+                camera_prefixes(node, ["a", "a/deblurred"], compressed=False)
             if ns == "/robot":
                 assert topics(["left", "/left", "", "/"])[1::2] == ["/left/image_raw", "/image_raw"]
             else:

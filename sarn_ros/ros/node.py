@@ -140,35 +140,58 @@ def transport_topics(node: Node, image: str) -> tuple[str, str]:
     )
 
 
-def camera_prefixes(node: Node, cameras: list[str], compressed: bool) -> list[str]:
+def camera_prefixes(
+    node: Node, cameras: list[str], compressed: bool, publish_compressed: bool = False
+) -> list[str]:
     """Each camera's topic prefix: '' for the node's own namespace, ``left/`` relative to it,
     ``/left/`` (``/`` for the root) absolute. ValueError for two whose input (as subscribed:
-    ``compressed`` or not) or output topics resolve to one (``~`` and the node's name, "left"
-    and "/left" in the root namespace, remaps): one state and topics for two cameras, every
-    output twice; and for a name rcl cannot resolve (``/~``)."""
+    ``compressed`` or not), camera_info or output topics resolve to one (``~`` and the node's
+    name, "left" and "/left" in the root namespace, remaps): one state and topics for two
+    cameras, every output twice, or one camera's calibration published as another's (image
+    remaps into one folder share its camera_info); for a camera whose input is an output of
+    this node (``['', deblurred]``: its own output deblurred again); and for a name rcl
+    cannot resolve (``/~``)."""
     prefixes = [camera_prefix(ns) for ns in cameras]
-    used = []
+    used: list[dict[str, str]] = []  # per camera: role -> resolved topic
     for ns, p in zip(cameras, prefixes, strict=True):
-        image = f"{p}image_raw"
+        image, out = f"{p}image_raw", f"{p}deblurred/image_raw"
         try:
-            used.append(
-                (
-                    node.resolve_topic_name(
-                        transport_topics(node, image)[1] if compressed else image
-                    ),
-                    node.resolve_topic_name(f"{p}deblurred/image_raw"),
-                )
-            )
+            info, packed = transport_topics(node, image)
+            out_info, out_packed = transport_topics(node, out)
+            roles = {
+                "input": packed if compressed else image,
+                "camera_info input": info,
+                "output": out,
+                "camera_info output": out_info,
+            }
+            if publish_compressed:
+                roles["compressed output"] = out_packed
+            used.append({role: node.resolve_topic_name(t) for role, t in roles.items()})
         except RCLError as exc:
             raise ValueError(
                 f"cameras: {ns!r} is not a valid namespace ({first_line(exc)})"
             ) from None
-    for side, kind in enumerate(("input", "output")):
-        topics = [u[side] for u in used]
+    hint = {"camera_info input": " (remap each camera's camera_info, e.g. left/camera_info:=)"}
+    for kind in used[0]:  # the images first: their remaps move the camera_info topics too
+        topics = [u[kind] for u in used]
         for topic in topics:
             if topics.count(topic) > 1:
                 names = [repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic]
-                raise ValueError(f"cameras: {', '.join(names)} lead to one {kind} topic, {topic}")
+                raise ValueError(
+                    f"cameras: {', '.join(names)} lead to one {kind} topic, {topic}"
+                    + hint.get(kind, "")
+                )
+    outputs = {
+        t: ns for ns, u in zip(cameras, used, strict=True) for k, t in u.items() if "output" in k
+    }
+    for ns, u in zip(cameras, used, strict=True):
+        for kind in ("input", "camera_info input"):
+            if (owner := outputs.get(u[kind])) is not None:
+                whose = "its own" if owner == ns else f"{owner!r}'s"
+                raise ValueError(
+                    f"cameras: {ns!r}'s {kind} topic {u[kind]} is {whose} output: the node "
+                    "would deblur what it publishes"
+                )
     return prefixes
 
 
@@ -386,7 +409,12 @@ class DeblurNode(Node):
             if (reason := validate(p.name, get(p.name).value)) is not None:
                 raise ValueError(reason)
         cameras = list(get("cameras").value) or [""]
-        prefixes = camera_prefixes(self, cameras, get("input_transport").value == "compressed")
+        prefixes = camera_prefixes(
+            self,
+            cameras,
+            get("input_transport").value == "compressed",
+            bool(get("publish_compressed").value),
+        )
         self.input_transport = get("input_transport").value
         self.publish_compressed = bool(get("publish_compressed").value)
         self.jpeg_quality = int(get("jpeg_quality").value)

@@ -167,9 +167,11 @@ PARAMS: tuple[Param, ...] = (
         "cameras",
         [""],
         "Camera namespaces served by this node with one model copy, relative to the node's "
-        "namespace ('' = the node's own; a leading / makes one absolute), each once (two "
-        "whose topics resolve to one are refused): "
-        "<cam>/image_raw -> <cam>/deblurred/image_raw.",
+        "namespace ('' = the node's own; a leading / makes one absolute), each once: "
+        "<cam>/image_raw -> <cam>/deblurred/image_raw. Refused at start-up: two whose input, "
+        "camera_info or output topics resolve to one (images remapped into one folder share "
+        "the camera_info beside them: remap each camera's `camera_info` too), and a camera "
+        "whose input is one of the node's outputs (`['', deblurred]`).",
     ),
     Param(
         "qos.subscription.reliability",
