@@ -689,6 +689,31 @@ def test_calibration_frames_fit_the_export_size_and_a_memory_cap(tmp_path):
     assert len(sample) == 8 and sample[0].shape == (242, 304, 3)  # the bundled sample, as it is
 
 
+def test_calibration_frames_too_small_for_ranges_are_refused(tmp_path, capsys):
+    """Calibrated on 1x1 frames (or 4x2000 ones shrunk to 32x1) the int8 graph was said to be
+    "identical to fp32 frames" on its 3 pixels and lost 0.6 dB on the sample: such frames are
+    refused before the export, and a strip is not shrunk below 16 px to fit the graph."""
+    from sarn_ros.offline import InputError
+
+    sizes = {"dot": (1, 1), "wide": (4, 2000), "strip": (40, 2000), "ok": (16, 20)}
+    for name, (h, w) in sizes.items():
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.full((h, w, 3), 60 * i, np.uint8))
+    with pytest.raises(InputError, match=r"a frame of 1x1 is too small .* at least 16 px a side"):
+        quantize.calibration_frames(tmp_path / "dot", 2, 480, 640)
+    with pytest.raises(InputError, match="a frame of 2000x4 is too small"):
+        quantize.calibration_frames(tmp_path / "wide", 2, 480, 640)
+    (strip,) = quantize.calibration_frames(tmp_path / "strip", 2, 480, 640)
+    assert [f.shape for f in strip] == [(16, 800, 3)] * 2  # not 13x640
+    (ok,) = quantize.calibration_frames(tmp_path / "ok", 2, 8, 8)  # a graph for 8x8 frames
+    assert [f.shape for f in ok] == [(16, 20, 3)] * 2
+    out = tmp_path / "x.onnx"
+    argv = ["export", "-o", str(out), "--int8", "--calib", str(tmp_path / "dot")]
+    assert cli.main(argv) == 2 and not out.exists()
+    assert "sarn export: error: --calib: a frame of 1x1 is too small" in capsys.readouterr().err
+
+
 def test_calibration_takes_the_samples_blurred_frames_and_fits_the_height(tmp_path):
     """Without --calib the ranges come from the sample's blurred frames (what a camera gives,
     not its sharp ground truth), as many as --calib-frames asks; frames shrink to the export
@@ -776,7 +801,7 @@ def test_int8_calibration_reads_a_bag_with_the_debayer_given(tmp_path, monkeypat
 
     def read_streams(source, **kwargs):
         seen.update(kwargs)
-        return None, [("cam", [np.zeros((8, 8, 3), np.uint8)])]
+        return None, [("cam", [np.zeros((16, 16, 3), np.uint8)])]
 
     monkeypatch.setattr(quantize, "read_streams", read_streams)
     quantize.calibration_frames(tmp_path, 2, 8, 8, ["/cam/image_raw"], "bilinear", 3.0)

@@ -32,6 +32,7 @@ from ..data.datasets import resize_by
 from ..engine import MAX_GAP_S, StreamDeblurrer
 from ..evaluation import deblur_sequence
 from ..metrics import psnr
+from ..offline import InputError
 from ..onnx_net import graph_inputs
 from ..recordings import read_streams
 from .options import DEBAYER_DEFAULT
@@ -40,6 +41,9 @@ Feed = dict[str, np.ndarray]
 # module paths (SARN and RecurrentSARN) of the convolutions left in fp32, see above
 FP32_CONVS = ("encoder.inp.", "decoder.level1.", "decoder.out.")
 CALIB_MAX_PIXELS = 640 * 480
+# calibrated on 1x1 frames, the graph scored "identical to fp32" (3 pixels rounded to 8 bits)
+# and lost 0.6 dB on the sample; on 32x24 frames it lost 0.07 dB
+CALIB_MIN_SIDE = 16
 
 
 def calibration_frames(
@@ -55,7 +59,9 @@ def calibration_frames(
     None: the bundled sample), area-downscaled to fit ``height`` x ``width`` (the size the graph
     is exported for) and :data:`CALIB_MAX_PIXELS`: with onnxruntime's calibration session the
     720p export took 14.3 GB calibrated on 1280x720 frames, 5.4 GB on 739x416 ones, whose
-    ranges served 720p as well (docs/measurements.md, "int8 in onnxruntime")."""
+    ranges served 720p as well (docs/measurements.md, "int8 in onnxruntime"); never below
+    :data:`CALIB_MIN_SIDE` a side, and InputError for a frame under it: its few pixels set
+    ranges that do not hold for a camera's frames."""
     if source is None:
         from .demo import load_sample
 
@@ -67,8 +73,17 @@ def calibration_frames(
         streams = [frames for _, frames in named]
     fit = []
     for frames in streams:
+        for frame in frames:
+            if min(frame.shape[:2]) < CALIB_MIN_SIDE:
+                h, w = frame.shape[:2]
+                raise InputError(
+                    f"a frame of {w}x{h} is too small to measure int8 ranges on: calibrate on "
+                    f"frames of at least {CALIB_MIN_SIDE} px a side"
+                )
         h, w = frames[0].shape[:2]
         scale = min(1.0, height / h, width / w, (CALIB_MAX_PIXELS / (h * w)) ** 0.5)
+        # nor shrunk below it (a strip fitted to the width): the ranges hold at any size
+        scale = min(1.0, max(scale, CALIB_MIN_SIDE / min(min(f.shape[:2]) for f in frames)))
         fit.append([resize_by(f, scale) for f in frames])
     return fit
 
