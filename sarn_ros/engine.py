@@ -58,7 +58,8 @@ reset counts and the frames taken and lost):
 - ``pending``: frames currently held in look-ahead buffers (all streams) or queued outputs.
 - ``resets``: stream resets after the first frame, all reasons;
   ``resets_by_reason``: counts per ``resolution``, ``format``, ``backwards``, ``gap``,
-  ``explicit``, ``future_frames``, ``error`` (a caller's restart after a failure).
+  ``explicit``, ``future_frames``, ``error`` (a caller's restart after a failure);
+  ``resets_by_stream``: the same counts per stream name (which camera restarted).
 - ``forward_passes``: model calls (a batched call counts once).
 - ``last_inference_ms``: wall time of the last forward pass incl. output download (ms).
 - ``last_batch``: streams in the last forward pass.
@@ -418,6 +419,7 @@ class StreamDeblurrer:
         self.last_inference_ms = 0.0
         self.last_batch = 0
         self.resets_by_reason = dict.fromkeys(RESET_REASONS, 0)
+        self.resets_by_stream: dict[str, dict[str, int]] = {}
 
     # ----------------------------------------------------------------- properties / diagnostics
     @property
@@ -486,6 +488,7 @@ class StreamDeblurrer:
                 "pending": sum(len(s.pending) for s in self._streams.values()) + len(self._queued),
                 "resets": self.resets,
                 "resets_by_reason": dict(self.resets_by_reason),
+                "resets_by_stream": {n: dict(c) for n, c in self.resets_by_stream.items()},
                 "forward_passes": self.forward_passes,
                 "last_inference_ms": self.last_inference_ms,
                 "last_batch": self.last_batch,
@@ -612,7 +615,13 @@ class StreamDeblurrer:
     def _drop(self, name: str, reason: str) -> None:
         """Forget the stream, its look-ahead already emitted; a reset counted for ``reason``."""
         del self._streams[name]
+        self._count_reset(name, reason)
+
+    def _count_reset(self, name: str, reason: str) -> None:
+        """Count a reset of stream ``name`` for ``reason``: in all, and per stream so that a
+        node can say which of its cameras restarted."""
         self.resets_by_reason[reason] += 1
+        self.resets_by_stream.setdefault(name, dict.fromkeys(RESET_REASONS, 0))[reason] += 1
 
     @staticmethod
     def _check_frame(

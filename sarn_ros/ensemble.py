@@ -135,6 +135,12 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         s["frames_lost"] = max(0, s["frames_in"] - s["frames_out"] - s["pending"])
         s["resets_by_reason"] = {r: n // k for r, n in s["resets_by_reason"].items()}
         s["resets"] = sum(s["resets_by_reason"].values())
+        users: dict[str, dict[str, int]] = {}
+        for name, counts in s["resets_by_stream"].items():
+            user = users.setdefault(name.rsplit(_SEP, 1)[0], dict.fromkeys(counts, 0))
+            for r, n in counts.items():
+                user[r] += n
+        s["resets_by_stream"] = {u: {r: n // k for r, n in c.items()} for u, c in users.items()}
         s["streams"] = sorted({n.rsplit(_SEP, 1)[0] for n in s["streams"]})
         s["self_ensemble"] = k
         return s
@@ -167,7 +173,7 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         self._queued = [o for o in self._queued if o.stream not in members]
         for m in members:
             if self._streams.pop(m, None) is not None:
-                self.resets_by_reason[reason] += 1
+                self._count_reset(m, reason)
         for n in names:
             self._parts.pop(n, None)
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -440,8 +441,8 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     rc, out = proc.stop()
     assert rc == 0, out
     # the README's promise for a resolution switch and a looping bag: logged as well as counted
-    assert "recurrent state restarted: the image size changed" in out, out
-    assert "recurrent state restarted: a stamp went back (a looping bag?)" in out, out
+    assert "image_raw restarted: the image size changed" in out, out
+    assert "image_raw restarted: a stamp went back (a looping bag?)" in out, out
     # counted only, it was: an image stamped apart from every camera_info
     assert "has no message of this image's stamp: the latest is republished" in out, out
 
@@ -1197,7 +1198,7 @@ def test_an_opencv_error_while_decoding_rejects_that_frame_only(monkeypatch):
     monkeypatch.setattr(node_module.conv, "to_rgb", broken)
     rejected = []
     fake = SimpleNamespace(
-        debayer="vng", resize=1.0, max_megapixels=8.3, reject=lambda *why: rejected.append(why)
+        debayer="vng", resize=1.0, max_megapixels=8.3, reject=lambda *why: rejected.append(why[:2])
     )
     msg = Image(height=1, width=1, encoding="bgr8", step=3, data=bytes(3))
     assert node_module.DeblurNode.prepare(fake, None, msg, 0.0) is None
@@ -1255,7 +1256,7 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
         inference_ms=[],
         overhead_ms=[],
         publish=lambda out: None,
-        reject=lambda *why: rejected.append(why),
+        reject=lambda *why: rejected.append(why[:2]),
     )
     queued = [(cam, node_module.Queued("frame", 0.0, None)) for cam in ("left", "depth")]
     node_module.DeblurNode.process(fake, queued)
@@ -1286,7 +1287,7 @@ def test_the_engines_own_warnings_go_through_the_ros_logger():
     assert said == [("warning", "fp16 is not supported on CPU"), ("error", "compile failed")]
 
 
-def test_warnings_are_throttled_per_reason(monkeypatch):
+def test_warnings_are_throttled_per_reason_and_camera(monkeypatch):
     """rclpy throttles per call site: one reason at 30 Hz would hide all the others."""
     import threading
     from collections import Counter
@@ -1304,14 +1305,23 @@ def test_warnings_are_throttled_per_reason(monkeypatch):
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
     fake.due = lambda key: node_module.DeblurNode.due(fake, key)
-    for reason in ("encoding", "encoding", "malformed", "encoding", "decode_error"):
-        node_module.DeblurNode.reject(fake, reason, "detail")
-    assert [line.split("(")[1].split(")")[0] for line in logged] == [
-        "encoding",
-        "malformed",
-        "decode_error",
+    left, right = (SimpleNamespace(stream=t, input_topic=t) for t in ("/l/image", "/r/image"))
+    for reason, cam in (
+        ("encoding", left),
+        ("encoding", left),
+        ("malformed", left),
+        ("encoding", right),  # another camera's fault is not hidden by the first's
+        ("encoding", left),
+        ("decode_error", right),
+    ):
+        node_module.DeblurNode.reject(fake, reason, "detail", cam)
+    assert logged == [
+        "skipping frame of /l/image (encoding): detail",
+        "skipping frame of /l/image (malformed): detail",
+        "skipping frame of /r/image (encoding): detail",
+        "skipping frame of /r/image (decode_error): detail",
     ]
-    assert fake.counts["rejected.encoding"] == 3
+    assert fake.counts["rejected.encoding"] == 4
 
 
 def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
@@ -1335,7 +1345,7 @@ def intake(policy: str, max_gap_s: float | None = 0.5, queue_size: int = 100):
         said=[],  # the warnings logged
     )
     fake.count = lambda key, n=1: node_module.DeblurNode.count(fake, key, n)
-    fake.reject = lambda reason, detail: fake.count(f"rejected.{reason}")
+    fake.reject = lambda reason, detail, cam: fake.count(f"rejected.{reason}")
     fake.due = lambda key: node_module.DeblurNode.due(fake, key)
     fake.get_logger = lambda: SimpleNamespace(warning=fake.said.append)
     cam = SimpleNamespace(
@@ -1702,7 +1712,7 @@ def test_a_frame_over_8192_px_a_side_is_refused_as_too_large():
     assert cam.counts["rejected.too_large"] == 1 and len(cam.queue) == 1
     rejected = []
     fake = SimpleNamespace(
-        debayer="vng", resize=1.0, max_megapixels=67.2, reject=lambda *why: rejected.append(why)
+        debayer="vng", resize=1.0, max_megapixels=67.2, reject=lambda *why: rejected.append(why[:2])
     )
     png = cv2.imencode(".png", np.zeros((1, 100000), np.uint8))[1].tobytes()
     msg = CompressedImage(format="png", data=png)
@@ -1746,7 +1756,7 @@ def test_a_jpeg_stating_more_than_max_megapixels_is_refused_before_it_is_decoded
     monkeypatch.setattr(cv2, "imdecode", lambda *a: decoded.append(1) or real_decode(*a))
     rejected: list = []
     fake = SimpleNamespace(
-        debayer="vng", resize=0.5, max_megapixels=8.3, reject=lambda *why: rejected.append(why)
+        debayer="vng", resize=0.5, max_megapixels=8.3, reject=lambda *why: rejected.append(why[:2])
     )
     cam = SimpleNamespace(index=0, stream="/", input_size=None)
     msg = CompressedImage(format="jpeg", data=bytes(jpeg))
@@ -1816,7 +1826,7 @@ def process_fake(
         inference_ms=[],
         overhead_ms=[],
         publish=published.append,
-        reject=lambda reason, detail: rejected.append(reason),
+        reject=lambda reason, detail, cam: rejected.append(reason),
         due=lambda key: True,
         get_logger=lambda: SimpleNamespace(warning=rejected.append),
     )
@@ -1947,7 +1957,7 @@ def test_a_restart_publishes_the_held_frames_also_where_its_frame_is_rejected():
     )
     (fake,) = fakes
     assert [o.stamp for o in published] == [0]  # two held for the look-ahead
-    fake.prepare = lambda cam, msg, received: fake.reject("malformed", "odd") or None
+    fake.prepare = lambda cam, msg, received: fake.reject("malformed", "odd", cam) or None
     cam = SimpleNamespace(stream="left")
     node_module.DeblurNode.process(fake, [(cam, node_module.Queued(None, 0.0, "explicit"))])
     assert [o.stamp for o in published] == [0, SEC // 30, SEC // 15]
@@ -2566,20 +2576,36 @@ def test_the_reset_service_restarts_every_camera():
     assert all(cam.reset_requested for cam in cams)
 
 
-def test_restarts_the_input_caused_are_logged_with_their_cause_only():
+@pytest.mark.parametrize("members", [1, 2])
+def test_restarts_the_input_caused_are_logged_with_their_camera_and_cause_only(members: int):
+    """With several cameras the line names the one that restarted (it said "recurrent state
+    restarted" alone, and one camera's line hid the other's for 10 s); gaps are counted only.
+    A self-ensemble counts each camera once, not once per member."""
     from types import SimpleNamespace
 
-    from sarn_ros.engine import RESET_REASONS
     from sarn_ros.ros import node as node_module
 
+    torch.manual_seed(0)
+    model = RecurrentSARN(channels=8, blocks_per_level=1, lstm_channels=8, attention_stride=4)
+    kind = StreamDeblurrer if members == 1 else partial(SelfEnsembleDeblurrer, members=members)
+    engine = kind(model.eval(), device="cpu", future_frames=0)
+    small, big = np.zeros((16, 16, 3), np.uint8), np.zeros((24, 16, 3), np.uint8)
+    engine.push_many([("/l", small, 0, None), ("/r", small, 0, None)])
+    before = engine.stats()
+    engine.push_many([("/l", small, SEC // 30, None), ("/r", big, SEC // 30, None)])
+    engine.reset("/l", reason="gap")
+    after = engine.stats()
+    assert after["resets_by_stream"]["/r"]["resolution"] == 1
+    assert after["resets_by_stream"]["/l"]["gap"] == 1
     logged: list[str] = []
+    keys: list[str] = []
     fake = SimpleNamespace(
-        due=lambda key: True, get_logger=lambda: SimpleNamespace(warning=logged.append)
+        due=lambda key: keys.append(key) or True,
+        get_logger=lambda: SimpleNamespace(warning=logged.append),
     )
-    before = {"resets_by_reason": dict.fromkeys(RESET_REASONS, 0)}
-    after = {"resets_by_reason": {**before["resets_by_reason"], "gap": 2, "resolution": 1}}
     node_module.DeblurNode.log_resets(fake, before, after)
-    assert logged == ["recurrent state restarted: the image size changed"]
+    assert logged == ["recurrent state of /r restarted: the image size changed"]
+    assert keys == ["reset.resolution./r"]  # throttled per camera
     logged.clear()
     node_module.DeblurNode.log_resets(fake, after, after)
     assert logged == []
@@ -2620,7 +2646,7 @@ def prepared(encoding: str, pixels: np.ndarray, resize: float, max_megapixels: f
         debayer="vng",
         resize=resize,
         max_megapixels=max_megapixels,
-        reject=lambda *why: rejected.append(why),
+        reject=lambda *why: rejected.append(why[:2]),
     )
     cam = SimpleNamespace(index=0, stream="/", input_size=None)
     msg = numpy_to_image(pixels, encoding)

@@ -683,7 +683,7 @@ class DeblurNode(Node):
             # otherwise make the next good frame look like a gap and restart the stream
             with self.lock:
                 self.count("received")
-            self.reject(*fault)
+            self.reject(*fault, cam)
             return
         with self.lock:
             self.count("received")
@@ -718,13 +718,14 @@ class DeblurNode(Node):
         self.counts[key] += n
         self.window[key] += n
 
-    def reject(self, reason: str, detail: str) -> None:
-        """Count a bad frame and warn, throttled per reason (rclpy throttles per call site,
-        so one noisy camera would hide every other reason); the node carries on."""
+    def reject(self, reason: str, detail: str, cam: Camera) -> None:
+        """Count a bad frame of ``cam`` and warn, throttled per reason and camera (rclpy
+        throttles per call site, so one noisy camera would hide every other reason and
+        camera); the node carries on."""
         with self.lock:
             self.count(f"rejected.{reason}")
-        if self.due(reason):
-            self.get_logger().warning(f"skipping frame ({reason}): {detail}")
+        if self.due(f"{reason}.{cam.stream}"):
+            self.get_logger().warning(f"skipping frame of {cam.input_topic} ({reason}): {detail}")
 
     def due(self, key: str) -> bool:
         """Whether a warning for ``key`` may go out now (at most one per THROTTLE_S)."""
@@ -737,11 +738,13 @@ class DeblurNode(Node):
 
     def log_resets(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Warn of the state restarts that a change of the input made in the engine between
-        two ``stats()``: counted in /diagnostics, and worth a line in the log."""
-        for reason, cause in LOGGED_RESETS.items():
-            n = after["resets_by_reason"][reason] - before["resets_by_reason"][reason]
-            if n > 0 and self.due(f"reset.{reason}"):
-                self.get_logger().warning(f"recurrent state restarted: {cause}")
+        two ``stats()``: counted in /diagnostics, and worth a line in the log, which names the
+        camera (its input topic, the engine's stream) and is throttled per camera."""
+        for stream, counts in after["resets_by_stream"].items():
+            was = before["resets_by_stream"].get(stream, {})
+            for reason, cause in LOGGED_RESETS.items():
+                if counts[reason] > was.get(reason, 0) and self.due(f"reset.{reason}.{stream}"):
+                    self.get_logger().warning(f"recurrent state of {stream} restarted: {cause}")
 
     # ------------------------------------------------------------------ worker
     def work(self) -> None:
@@ -912,14 +915,14 @@ class DeblurNode(Node):
                 item = self.prepare(cam, q.msg, q.received)
             except Exception as exc:  # a converter's own fault loses this frame, not the
                 # state of every camera (the worker's last resort)
-                self.reject("decode_error", f"{type(exc).__name__}: {exc}")
+                self.reject("decode_error", f"{type(exc).__name__}: {exc}", cam)
                 continue
             if item is None:
                 continue
             try:  # one camera's odd frame must not fail the others' engine call
                 check_frame(item[1])
             except ValueError as exc:
-                self.reject("malformed", str(exc))
+                self.reject("malformed", str(exc), cam)
                 continue
             items.append(item)
         if not items and not restarted:  # a restart's look-ahead goes out now, not with the
@@ -970,7 +973,7 @@ class DeblurNode(Node):
                 except conv.TooLarge:
                     raise
                 except ValueError as exc:
-                    self.reject("corrupt_compressed", str(exc))
+                    self.reject("corrupt_compressed", str(exc), cam)
                     return None
             else:  # empty images were rejected at intake (intake_fault)
                 check(msg.width, msg.height)
@@ -978,13 +981,13 @@ class DeblurNode(Node):
             frame = conv.to_rgb(raw, encoding)
             alpha = conv.alpha_plane(raw, encoding)
         except conv.TooLarge as exc:
-            self.reject("too_large", str(exc))
+            self.reject("too_large", str(exc), cam)
             return None
         except conv.UnsupportedEncoding as exc:
-            self.reject("encoding", str(exc))
+            self.reject("encoding", str(exc), cam)
             return None
         except (ValueError, cv2.error) as exc:  # data shorter than step * height, ...
-            self.reject("malformed", (str(exc).strip().splitlines() or [repr(exc)])[-1])
+            self.reject("malformed", (str(exc).strip().splitlines() or [repr(exc)])[-1], cam)
             return None
         scale = (1.0, 1.0)
         h, w = frame.shape[:2]
@@ -1017,7 +1020,7 @@ class DeblurNode(Node):
                     )
                 )
         except Exception as exc:  # e.g. the context is shutting down
-            self.reject("publish", f"{type(exc).__name__}: {exc}")
+            self.reject("publish", f"{type(exc).__name__}: {exc}", cam)
             return
         info, matched = cam.infos.get(out.stamp, CAMERA_INFO_WAIT_S)
         if info is None:
