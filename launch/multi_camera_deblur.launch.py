@@ -41,7 +41,7 @@ NODE_LAUNCH = launch_file_module(os.path.join(HERE, "sarn_deblur.launch.py"))
 def default_cameras(context: LaunchContext) -> list[SetLaunchConfiguration]:
     """[left, right] unless the cameras are given, or named by the user's params_file (which
     a launch default must not silently override)."""
-    if LaunchConfiguration("cameras").perform(context):
+    if LaunchConfiguration("cameras").perform(context).strip():
         return []
     params_file = LaunchConfiguration("params_file", default="").perform(context)
     namespace = LaunchConfiguration("namespace").perform(context)

@@ -13,6 +13,7 @@ Kilted on (Fast DDS 3). Set it for the camera driver and the consumers too.
 
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 
 import yaml
@@ -20,6 +21,8 @@ from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from rclpy.exceptions import InvalidTopicNameException
+from rclpy.validate_topic_name import validate_topic_name
 
 from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
@@ -63,6 +66,20 @@ ARGUMENTS = {
 }
 
 
+def camera_list(text: str) -> list[str]:
+    """The ``cameras`` argument: ``[left, right]``, ``['a', 'b']``, ``left,right``."""
+    text = text.strip()
+    items = [c.strip() for c in text.strip("[]").split(",")]
+    if text.startswith("[") and len(items) > 1 and not items[-1]:
+        items.pop()  # YAML's trailing comma: [left, right,]
+    if "" in items and items != [""]:  # 'left,' served the node's own namespace too
+        raise ValueError(
+            f"launch argument cameras:={text}: an empty camera name (write '' for the node's "
+            "own namespace)"
+        )
+    return [c.strip(" '\"") for c in items]
+
+
 def forwarded(names: tuple[str, ...]) -> list[DeclareLaunchArgument]:
     """The arguments a launch file that includes this one passes on: '' (the params file's
     value) by default, described as here."""
@@ -93,6 +110,8 @@ def typed(name: str, text: str, kind: type | None = None) -> object:
     no name)."""
     kind = kind or TYPES.get(name, str)
     try:
+        if kind in (int, float) and "_" in text:  # Python's 1_0; rcl's string
+            raise ValueError(text)
         return kind(text)
     except ValueError:
         expected = {int: "a whole number", float: "a number", boolean: "true or false"}[kind]
@@ -149,6 +168,53 @@ def name_matches(pattern: list[str], name: list[str]) -> bool:
     return bool(name) and pattern[0] in ("*", name[0]) and name_matches(pattern[1:], name[1:])
 
 
+def parameter_entries(content: object, path: list[str]) -> Iterator[tuple[list[str], dict]]:
+    """(name tokens, parameters) of each node entry of a parameter file, in file order."""
+    if not isinstance(content, dict):
+        return
+    params = content.get("ros__parameters")
+    if isinstance(params, dict):
+        yield path, params
+    for key, value in content.items():
+        if key != "ros__parameters":
+            yield from parameter_entries(value, path + [t for t in str(key).split("/") if t])
+
+
+def params_file_fault(params_file: str) -> str | None:
+    """Why rcl would refuse ``params_file`` (None where it reads it): a file that is no YAML,
+    not a mapping of node names, or has a value outside ros__parameters (``sarn_deblur:
+    {future_frames: 0}``) started a node that died in rcl_init, the argument unnamed."""
+    try:
+        with open(params_file, encoding="utf-8") as f:
+            content = yaml.safe_load(f)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except yaml.YAMLError as exc:
+        return f"not YAML ({str(exc).splitlines()[0]})"
+
+    def fault(entry: object, path: str) -> str | None:
+        for key, value in entry.items():
+            if key == "ros__parameters":
+                if not isinstance(value, dict):  # rcl refuses an empty one too
+                    return f"{path}ros__parameters is not a mapping of parameters"
+            elif value is None:  # a bare node name: refused by rcl as well
+                return f"{path}{key} has no ros__parameters"
+            elif not isinstance(value, dict):
+                return (
+                    f"{path}{key} has a value outside ros__parameters (a node's parameters go "
+                    "under <node>: ros__parameters:)"
+                )
+            elif why := fault(value, f"{path}{key}/"):
+                return why
+        return None
+
+    if content is None:
+        return None  # an empty file: rcl reads it
+    if not isinstance(content, dict):
+        return "not a mapping of node names to ros__parameters"
+    return fault(content, "")
+
+
 def params_file_cameras(params_file: str, node: str = f"/{NODE}") -> list[str] | None:
     """The cameras a ROS 2 parameter file gives the node of this full name, as rcl reads the
     file: of the entries whose names match it (``/**``, ``/ns/node``, namespaces written as
@@ -161,26 +227,36 @@ def params_file_cameras(params_file: str, node: str = f"/{NODE}") -> list[str] |
             content = yaml.safe_load(f)
     except (OSError, yaml.YAMLError):
         return None
-
-    def entries(entry: object, path: list[str]) -> Iterator[tuple[list[str], dict]]:
-        """(name tokens, parameters) of each node entry, in file order."""
-        if not isinstance(entry, dict):
-            return
-        params = entry.get("ros__parameters")
-        if isinstance(params, dict):
-            yield path, params
-        for key, value in entry.items():
-            if key != "ros__parameters":
-                yield from entries(value, path + [t for t in str(key).split("/") if t])
-
     tokens = [t for t in node.split("/") if t]
     found = None
-    for pattern, params in entries(content, []):
+    for pattern, params in parameter_entries(content, []):
         if "cameras" in params and name_matches(pattern, tokens):
             found = params["cameras"]
     if isinstance(found, list) and found not in ([""], []):
         return [str(c) for c in found]
     return None
+
+
+def overrides_file(overrides: dict, node: str, params_file: str) -> str:
+    """The launch arguments given as a parameter file that rcl applies after every entry of
+    ``params_file``. launch_ros writes a dict under the node's full name, which rcl merges
+    into the file's entry of that name, ahead of a later ``/**`` entry of the file, which
+    then won: the arguments given were dropped unsaid. rcl applies a node's matching entries
+    in the order their names first appear, so these go under a spelling of the node's name
+    that the file does not use (``/**/ns/node``), the last entry."""
+    try:
+        with open(params_file, encoding="utf-8") as f:
+            used = {tuple(p) for p, _ in parameter_entries(yaml.safe_load(f), [])}
+    except (OSError, yaml.YAMLError):  # refused before (params_file_fault)
+        used = set()
+    tokens = tuple(t for t in node.split("/") if t)
+    depth = 1
+    while ("**",) * depth + tokens in used:
+        depth += 1
+    key = "/**" * depth + node
+    with tempfile.NamedTemporaryFile("w", prefix="launch_params_", delete=False) as f:
+        yaml.safe_dump({key: {"ros__parameters": overrides}}, f)
+    return f.name
 
 
 def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[str, str]]:
@@ -193,6 +269,21 @@ def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[s
             f"image:={image} camera_info:={info} with {len(prefixes)} cameras: give names "
             "relative to each camera (image:=image_color), not one absolute topic for all"
         )
+
+    for argument, name in (("image", image), ("camera_info", info)):
+        # rcl refused 'color image' with a lexer error naming no argument, and image_raw/
+        # made the rule image_raw/compressed:=image_raw//compressed
+        try:
+            validate_topic_name(name)
+        except InvalidTopicNameException as exc:
+            why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+            raise ValueError(
+                f"launch argument {argument}:={name}: not a topic name ({why})"
+            ) from None
+        if "//" in name:
+            raise ValueError(
+                f"launch argument {argument}:={name}: not a topic name (a repeated '/')"
+            )
 
     def under(prefix: str, name: str) -> str:
         return name if name.startswith("/") else prefix + name
@@ -244,21 +335,14 @@ def node_actions(context: LaunchContext) -> list[Node]:
         raise ValueError(
             f"launch argument log_level:={arg['log_level']}: expected one of {expected}"
         )
-    if arg["cameras"]:
-        text = arg["cameras"].strip()
-        items = [c.strip() for c in text.strip("[]").split(",")]
-        if text.startswith("[") and len(items) > 1 and not items[-1]:
-            items.pop()  # YAML's trailing comma: [left, right,]
-        if "" in items and items != [""]:  # 'left,' served the node's own namespace too
-            raise ValueError(
-                f"launch argument cameras:={arg['cameras']}: an empty camera name (write '' "
-                "for the node's own namespace)"
-            )
-        overrides["cameras"] = [c.strip(" '\"") for c in items]
+    if arg["cameras"].strip():
+        overrides["cameras"] = camera_list(arg["cameras"])
     # launch_ros only warns of a params file that is not there and starts the node on its
     # defaults: a mistyped path ran another configuration
     if arg["params_file"] and not os.path.isfile(arg["params_file"]):
         raise ValueError(f"launch argument params_file:={arg['params_file']}: no such file")
+    if arg["params_file"] and (why := params_file_fault(arg["params_file"])):
+        raise ValueError(f"launch argument params_file:={arg['params_file']}: {why}")
     params_file = arg["params_file"] or share_file("config", "sarn_deblur.yaml")
     cameras = (
         overrides.get("cameras")
@@ -273,7 +357,8 @@ def node_actions(context: LaunchContext) -> list[Node]:
     image = arg["image"] or ARGUMENTS["image"][0]  # '' keeps the default, as every argument
     info = arg["camera_info"] or ARGUMENTS["camera_info"][0]
     # the node's logger only: a global level gave 300 lines of rcl and rmw a second at debug
-    logger = node_name(full_namespace(context, arg["namespace"])).strip("/").replace("/", ".")
+    name = node_name(full_namespace(context, arg["namespace"]))
+    logger = name.strip("/").replace("/", ".")
     level = ["--log-level", f"{logger}:={arg['log_level']}"] if arg["log_level"] else []
     return [
         Node(
@@ -281,7 +366,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
             executable="sarn_deblur_node",
             name=NODE,
             namespace=arg["namespace"],
-            parameters=[params_file, overrides],
+            parameters=[params_file, overrides_file(overrides, name, params_file)],
             remappings=camera_remappings(cameras, image, info),
             ros_arguments=level,
             output="screen",

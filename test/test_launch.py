@@ -477,3 +477,100 @@ def test_log_level_names_the_node_under_a_namespace_an_including_file_pushed(sha
             "sarn_deblur.launch.py", ros_namespace=pushed, namespace=namespace, log_level="debug"
         )
         assert node._Node__ros_arguments == ["--log-level", f"{logger}:=debug"]
+
+
+def test_arguments_win_over_a_later_wildcard_entry_of_the_params_file(
+    share: Path, tmp_path: Path, ros_domain: int
+):
+    """launch_ros wrote the arguments under the node's full name, which rcl merged into the
+    file's entry of that name, ahead of the file's later /** entry: that won, and
+    future_frames:=0 precision:=bf16 ran 2 and fp32 unsaid. Read here by rcl itself."""
+    import rclpy
+    from rclpy.node import Node as RclNode
+
+    mine = tmp_path / "mine.yaml"
+    for first in ("/camera/sarn_deblur", "/**/camera/sarn_deblur"):  # the second, our own key
+        entries = {
+            first: {"ros__parameters": {"cameras": ["a"], "future_frames": 1}},
+            "/**": {"ros__parameters": {"future_frames": 2, "precision": "fp32", "lazy": True}},
+        }
+        mine.write_text(yaml.safe_dump(entries, sort_keys=False))
+        (node,), _ = expand(
+            "sarn_deblur.launch.py",
+            params_file=str(mine),
+            namespace="camera",
+            future_frames="0",
+            precision="bf16",
+        )
+        args = ["--ros-args"]
+        for path, _ in node._Node__expanded_parameter_arguments:
+            args += ["--params-file", path]
+        context = rclpy.Context()
+        rclpy.init(args=args, context=context, domain_id=ros_domain)
+        try:
+            got = RclNode(
+                "sarn_deblur",
+                namespace="/camera",
+                context=context,
+                automatically_declare_parameters_from_overrides=True,
+            )
+            values = {n: got.get_parameter(n).value for n in ("future_frames", "precision")}
+            assert values == {"future_frames": 0, "precision": "bf16"}, first
+            assert got.get_parameter("lazy").value is True  # the file's, not given
+            assert list(got.get_parameter("cameras").value) == ["a"]
+            got.destroy_node()
+        finally:
+            rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("sarn_deblur:\n  future_frames: 0\n", "sarn_deblur/future_frames has a value outside"),
+        ("- a\n- b\n", "not a mapping of node names to ros__parameters"),
+        ("/**: {ros__parameters: [1]}\n", "/\\*\\*/ros__parameters is not a mapping"),
+        ("a: [b\n", "not YAML"),
+        ("camera:\n  sarn_deblur:\n", "camera/sarn_deblur has no ros__parameters"),
+        ("/**:\n  ros__parameters:\n", "/\\*\\*/ros__parameters is not a mapping"),
+    ],
+)
+def test_a_params_file_rcl_cannot_read_is_an_error_naming_it(
+    share: Path, tmp_path: Path, text: str, why: str
+):
+    """rcl_init refused these ("Cannot have a value before ros__parameters", "Sequences
+    cannot be key"): the node died, naming no launch argument."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(text)
+    for launch_file in ("sarn_deblur.launch.py", "multi_camera_deblur.launch.py"):
+        with pytest.raises(ValueError, match=f"^launch argument params_file:={mine}: {why}"):
+            expand(launch_file, params_file=str(mine))
+    for readable in ("", "sarn_deblur:\n  ros__parameters: {}\n"):  # rcl reads these
+        mine.write_text(readable)
+        (node,), _ = expand("sarn_deblur.launch.py", params_file=str(mine))
+        assert parameters(node)[0] == [str(mine)]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "why"),
+    [
+        ("image", "color image", "not a topic name"),
+        ("image", "image_raw/", "not a topic name"),
+        ("image", "a//b", "a repeated '/'"),
+        ("camera_info", "info 2", "not a topic name"),
+    ],
+)
+def test_an_image_or_camera_info_that_is_no_topic_name_is_named(share: Path, name, value, why):
+    """rcl refused '-r image_raw:=color image' with a lexer error naming no argument, and
+    image:=image_raw/ made the rule image_raw/compressed:=image_raw//compressed."""
+    with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: .*{why}"):
+        expand("sarn_deblur.launch.py", **{name: value})
+
+
+def test_blank_cameras_keep_the_default_and_numbers_take_no_underscores(share: Path):
+    """cameras:=' ' served the node's own namespace (multi_camera's [left, right] unset);
+    Python's int('1_0') made future_frames:=1_0 "got 10" (rcl reads it as text)."""
+    nodes, _ = expand("multi_camera_deblur.launch.py", cameras=" ")
+    assert parameters(nodes[0])[1]["cameras"] == ["left", "right"]
+    for name, value in (("future_frames", "1_0"), ("resize", "0_5")):
+        with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: expected"):
+            expand("sarn_deblur.launch.py", **{name: value})
