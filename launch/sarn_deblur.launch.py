@@ -180,19 +180,53 @@ def parameter_entries(content: object, path: list[str]) -> Iterator[tuple[list[s
             yield from parameter_entries(value, path + [t for t in str(key).split("/") if t])
 
 
-def params_file_fault(params_file: str) -> str | None:
-    """Why rcl would refuse ``params_file`` (None where it reads it): a file that is no YAML,
-    not a mapping of node names, or has a value outside ros__parameters (``sarn_deblur:
-    {future_frames: 0}``) started a node that died in rcl_init, the argument unnamed."""
+class RclLoader(yaml.SafeLoader):
+    """YAML as rcl reads a parameter file: a tag is taken for its plain value (launch_ros'
+    own files hold !!python/tuple), a lone ``=`` is text."""
+
+
+def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+RclLoader.add_multi_constructor("", _untagged)
+
+
+class QuotedDumper(yaml.SafeDumper):
+    """Text written quoted: rcl reads a plain n, y, inf or 1e5 as a bool or a double."""
+
+
+QuotedDumper.add_representer(
+    str, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="'")
+)
+
+
+def documents(params_file: str) -> list[object] | None:
+    """The YAML documents of ``params_file`` (rcl reads them all); None where PyYAML cannot
+    read it, which is left to rcl to report."""
     try:
         with open(params_file, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
+            return list(yaml.load_all(f, Loader=RclLoader))
+    except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
+        return None
+
+
+def params_file_fault(params_file: str) -> str | None:
+    """Why rcl would refuse ``params_file``, where that is sure (None otherwise): a value
+    outside ros__parameters (``sarn_deblur: {future_frames: 0}``), ros__parameters that are
+    no mapping, a list of nodes. Such a file started a node that died in rcl_init, the
+    argument unnamed."""
+    try:
+        with open(params_file, "rb"):
+            pass
     except OSError as exc:
         return exc.strerror or str(exc)
-    except yaml.YAMLError as exc:
-        return f"not YAML ({str(exc).splitlines()[0]})"
 
-    def fault(entry: object, path: str) -> str | None:
+    def fault(entry: dict, path: str) -> str | None:
         for key, value in entry.items():
             if key == "ros__parameters":
                 if not isinstance(value, dict):  # rcl refuses an empty one too
@@ -208,11 +242,12 @@ def params_file_fault(params_file: str) -> str | None:
                 return why
         return None
 
-    if content is None:
-        return None  # an empty file: rcl reads it
-    if not isinstance(content, dict):
-        return "not a mapping of node names to ros__parameters"
-    return fault(content, "")
+    for content in documents(params_file) or []:
+        if isinstance(content, list):
+            return "not a mapping of node names to ros__parameters"
+        if isinstance(content, dict) and (why := fault(content, "")):
+            return why
+    return None
 
 
 def params_file_cameras(params_file: str, node: str = f"/{NODE}") -> list[str] | None:
@@ -222,19 +257,37 @@ def params_file_cameras(params_file: str, node: str = f"/{NODE}") -> list[str] |
     ``[""]``, the node's own namespace, names none (every copy of the packaged config spells
     it out). One file for several nodes gave every node the first entry's cameras. A file
     that cannot be read is left to rcl to report."""
-    try:
-        with open(params_file, encoding="utf-8") as f:
-            content = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError):
-        return None
     tokens = [t for t in node.split("/") if t]
     found = None
-    for pattern, params in parameter_entries(content, []):
-        if "cameras" in params and name_matches(pattern, tokens):
-            found = params["cameras"]
+    for content in documents(params_file) or []:
+        for pattern, params in parameter_entries(content, []):
+            if "cameras" in params and name_matches(pattern, tokens):
+                found = params["cameras"]
     if isinstance(found, list) and found not in ([""], []):
         return [str(c) for c in found]
     return None
+
+
+def key_paths(params_file: str) -> set[tuple[str, ...]]:
+    """Every name a key of ``params_file`` spells (nested keys joined, as tokens), a key given
+    twice too (PyYAML keeps the last, rcl both)."""
+    paths: set[tuple[str, ...]] = set()
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    sub = path + tuple(t for t in key.value.split("/") if t)
+                    paths.add(sub)
+                    walk(value, sub)
+
+    try:
+        with open(params_file, encoding="utf-8") as f:
+            for document in yaml.compose_all(f, Loader=RclLoader):
+                walk(document, ())
+    except (OSError, ValueError, yaml.YAMLError):  # left to rcl
+        pass
+    return paths
 
 
 def overrides_file(overrides: dict, node: str, params_file: str) -> str:
@@ -244,18 +297,14 @@ def overrides_file(overrides: dict, node: str, params_file: str) -> str:
     then won: the arguments given were dropped unsaid. rcl applies a node's matching entries
     in the order their names first appear, so these go under a spelling of the node's name
     that the file does not use (``/**/ns/node``), the last entry."""
-    try:
-        with open(params_file, encoding="utf-8") as f:
-            used = {tuple(p) for p, _ in parameter_entries(yaml.safe_load(f), [])}
-    except (OSError, yaml.YAMLError):  # refused before (params_file_fault)
-        used = set()
+    used = key_paths(params_file)
     tokens = tuple(t for t in node.split("/") if t)
     depth = 1
     while ("**",) * depth + tokens in used:
         depth += 1
     key = "/**" * depth + node
     with tempfile.NamedTemporaryFile("w", prefix="launch_params_", delete=False) as f:
-        yaml.safe_dump({key: {"ros__parameters": overrides}}, f)
+        yaml.dump({key: {"ros__parameters": overrides}}, f, Dumper=QuotedDumper)
     return f.name
 
 
@@ -270,30 +319,31 @@ def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[s
             "relative to each camera (image:=image_color), not one absolute topic for all"
         )
 
-    for argument, name in (("image", image), ("camera_info", info)):
-        # rcl refused 'color image' with a lexer error naming no argument, and image_raw/
-        # made the rule image_raw/compressed:=image_raw//compressed
+    def under(prefix: str, name: str) -> str:
+        return name if name.startswith("/") else prefix + name
+
+    def checked(argument: str, given: str, topic: str) -> str:
+        """``topic`` where rcl takes it as a remap's target; else the argument named (rcl
+        refused 'color image', {node}/image or l/~/image with a lexer error naming none, and
+        image_raw/ made the rule image_raw/compressed:=image_raw//compressed)."""
         try:
-            validate_topic_name(name)
+            validate_topic_name(topic)
         except InvalidTopicNameException as exc:
             why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
             raise ValueError(
-                f"launch argument {argument}:={name}: not a topic name ({why})"
+                f"launch argument {argument}:={given}: not a topic name ({why})"
             ) from None
-        if "//" in name:
-            raise ValueError(
-                f"launch argument {argument}:={name}: not a topic name (a repeated '/')"
-            )
-
-    def under(prefix: str, name: str) -> str:
-        return name if name.startswith("/") else prefix + name
+        for bad, why in (("//", "a repeated '/'"), ("{", "a substitution"), ("~", "'~' here")):
+            if bad in (topic[1:] if bad == "~" and topic.startswith("~/") else topic):
+                raise ValueError(f"launch argument {argument}:={given}: not a topic name ({why})")
+        return topic
 
     rules = []
     for p in prefixes:
         rules += [
-            (f"{p}image_raw", under(p, image)),
+            (f"{p}image_raw", checked("image", image, under(p, image))),
             (f"{p}image_raw/compressed", under(p, f"{image}/compressed")),
-            (f"{p}camera_info", under(p, info)),
+            (f"{p}camera_info", checked("camera_info", info, under(p, info))),
         ]
     return rules
 
@@ -360,6 +410,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
     name = node_name(full_namespace(context, arg["namespace"]))
     logger = name.strip("/").replace("/", ".")
     level = ["--log-level", f"{logger}:={arg['log_level']}"] if arg["log_level"] else []
+    remappings = camera_remappings(cameras, image, info)  # refused before a file is written
     return [
         Node(
             package=PACKAGE,
@@ -367,7 +418,7 @@ def node_actions(context: LaunchContext) -> list[Node]:
             name=NODE,
             namespace=arg["namespace"],
             parameters=[params_file, overrides_file(overrides, name, params_file)],
-            remappings=camera_remappings(cameras, image, info),
+            remappings=remappings,
             ros_arguments=level,
             output="screen",
             emulate_tty=True,

@@ -489,18 +489,22 @@ def test_arguments_win_over_a_later_wildcard_entry_of_the_params_file(
     from rclpy.node import Node as RclNode
 
     mine = tmp_path / "mine.yaml"
-    for first in ("/camera/sarn_deblur", "/**/camera/sarn_deblur"):  # the second, our own key
-        entries = {
-            first: {"ros__parameters": {"cameras": ["a"], "future_frames": 1}},
-            "/**": {"ros__parameters": {"future_frames": 2, "precision": "fp32", "lazy": True}},
-        }
-        mine.write_text(yaml.safe_dump(entries, sort_keys=False))
+    later = "/**:\n  ros__parameters: {future_frames: 2, precision: fp32, lazy: true}\n"
+    files = [
+        f"{first}:\n  ros__parameters: {{cameras: [a], future_frames: 1}}\n{later}"
+        for first in ("/camera/sarn_deblur", "/**/camera/sarn_deblur")  # the second: our key
+    ]
+    # a key given twice (PyYAML keeps the last, rcl both): the first spelled our key
+    files.append(f"/**:\n  camera:\n    sarn_deblur:\n      ros__parameters: {{a: 1}}\n{later}")
+    for text in files:
+        mine.write_text(text)
         (node,), _ = expand(
             "sarn_deblur.launch.py",
             params_file=str(mine),
             namespace="camera",
             future_frames="0",
             precision="bf16",
+            cameras="[n, inf]",  # text, not a bool and a double
         )
         args = ["--ros-args"]
         for path, _ in node._Node__expanded_parameter_arguments:
@@ -515,9 +519,9 @@ def test_arguments_win_over_a_later_wildcard_entry_of_the_params_file(
                 automatically_declare_parameters_from_overrides=True,
             )
             values = {n: got.get_parameter(n).value for n in ("future_frames", "precision")}
-            assert values == {"future_frames": 0, "precision": "bf16"}, first
+            assert values == {"future_frames": 0, "precision": "bf16"}, text
             assert got.get_parameter("lazy").value is True  # the file's, not given
-            assert list(got.get_parameter("cameras").value) == ["a"]
+            assert list(got.get_parameter("cameras").value) == ["n", "inf"]
             got.destroy_node()
         finally:
             rclpy.shutdown(context=context)
@@ -529,7 +533,6 @@ def test_arguments_win_over_a_later_wildcard_entry_of_the_params_file(
         ("sarn_deblur:\n  future_frames: 0\n", "sarn_deblur/future_frames has a value outside"),
         ("- a\n- b\n", "not a mapping of node names to ros__parameters"),
         ("/**: {ros__parameters: [1]}\n", "/\\*\\*/ros__parameters is not a mapping"),
-        ("a: [b\n", "not YAML"),
         ("camera:\n  sarn_deblur:\n", "camera/sarn_deblur has no ros__parameters"),
         ("/**:\n  ros__parameters:\n", "/\\*\\*/ros__parameters is not a mapping"),
     ],
@@ -544,8 +547,15 @@ def test_a_params_file_rcl_cannot_read_is_an_error_naming_it(
     for launch_file in ("sarn_deblur.launch.py", "multi_camera_deblur.launch.py"):
         with pytest.raises(ValueError, match=f"^launch argument params_file:={mine}: {why}"):
             expand(launch_file, params_file=str(mine))
-    for readable in ("", "sarn_deblur:\n  ros__parameters: {}\n"):  # rcl reads these
-        mine.write_text(readable)
+    readable = (  # rcl reads these (documents, tags, '='); a YAML error is left to rcl
+        "",
+        "sarn_deblur:\n  ros__parameters: {}\n",
+        "/**:\n  ros__parameters: {lazy: true}\n---\nx:\n  ros__parameters: {a: 1}\n",
+        "/**:\n  ros__parameters:\n    cameras: !!python/tuple [left, right]\n    a: =\n",
+        "a: [b\n",
+    )
+    for text in readable:
+        mine.write_text(text)
         (node,), _ = expand("sarn_deblur.launch.py", params_file=str(mine))
         assert parameters(node)[0] == [str(mine)]
 
@@ -557,6 +567,8 @@ def test_a_params_file_rcl_cannot_read_is_an_error_naming_it(
         ("image", "image_raw/", "not a topic name"),
         ("image", "a//b", "a repeated '/'"),
         ("camera_info", "info 2", "not a topic name"),
+        ("image", "{node}/image", "a substitution"),
+        ("image", "~", "'~' here"),
     ],
 )
 def test_an_image_or_camera_info_that_is_no_topic_name_is_named(share: Path, name, value, why):
