@@ -201,6 +201,10 @@ def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
     assert "write a folder instead" in capsys.readouterr().err
     assert keep.read_bytes() == b"an earlier result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "keep.mp4"]  # no part left
+    lost = tmp_path / "lost" / "deeper" / "x.mp4"  # the folders made for it go with it
+    assert cli.main(["deblur", str(src), "-o", str(lost), *weights]) == 2
+    assert "write a folder instead" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "keep.mp4"]
     (src / "9.png").unlink()
     assert cli.main(["deblur", str(src), "-o", str(keep), "--overwrite", *weights]) == 0
     assert int(cv2.VideoCapture(str(keep)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3

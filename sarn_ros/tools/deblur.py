@@ -239,6 +239,9 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 video_path(dst)
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
+        if out_kind == "video" and (top := made_folder(kernel_path(dst).parent)) is not None:
+            # the writer makes them: a run that fails before its video goes leaves none
+            held.callback(forget_empty, kernel_path(dst).parent, top)
         if out_kind == "folder":  # two runs into one folder mixed their frames without a word
             # the folder written, as the kernel finds it (`new/../kept`, `link/../out`)
             whole = Path(os.path.realpath(dst))
