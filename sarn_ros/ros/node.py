@@ -87,7 +87,7 @@ OVERRIDABLE = (
     QoSPolicyKind.RELIABILITY,
     QoSPolicyKind.DURABILITY,
 )  # qos_overrides.<topic>.<publisher|subscription>.<policy> parameters, per topic
-THROTTLE_S = 10.0  # warnings per reason at most this often
+THROTTLE_S = 10.0  # warnings per reason (and camera) at most this often
 # frames kept per camera under queue_policy latest when the node serves several: enough for
 # the newest stamp all cameras hold to be among them while a synchronised pair arrives
 SYNC_DEPTH = 3
@@ -145,12 +145,13 @@ def camera_prefixes(
 ) -> list[str]:
     """Each camera's topic prefix: '' for the node's own namespace, ``left/`` relative to it,
     ``/left/`` (``/`` for the root) absolute. ValueError for two whose input (as subscribed:
-    ``compressed`` or not), camera_info or output topics resolve to one (``~`` and the node's
-    name, "left" and "/left" in the root namespace, remaps): one state and topics for two
-    cameras, every output twice, or one camera's calibration published as another's (image
-    remaps into one folder share its camera_info); for a camera whose input is an output of
-    this node (``['', deblurred]``: its own output deblurred again); and for a name rcl
-    cannot resolve (``/~``)."""
+    ``compressed`` or not) or output topics resolve to one (``~`` and the node's name, "left"
+    and "/left" in the root namespace, remaps): one state and topics for two cameras, every
+    output twice; for a camera whose input or camera_info is an output of this node
+    (``['', deblurred]``: its own output deblurred again; a driver's camera_info overwritten);
+    and for a name rcl cannot resolve (``/~``). Cameras that share a camera_info topic (image
+    remaps into one folder) are warned of: two streams of one camera do, two cameras must
+    not (one camera's calibration published as the other's)."""
     prefixes = [camera_prefix(ns) for ns in cameras]
     used: list[dict[str, str]] = []  # per camera: role -> resolved topic
     for ns, p in zip(cameras, prefixes, strict=True):
@@ -171,27 +172,43 @@ def camera_prefixes(
             raise ValueError(
                 f"cameras: {ns!r} is not a valid namespace ({first_line(exc)})"
             ) from None
-    hint = {"camera_info input": " (remap each camera's camera_info, e.g. left/camera_info:=)"}
     for kind in used[0]:  # the images first: their remaps move the camera_info topics too
         topics = [u[kind] for u in used]
-        for topic in topics:
-            if topics.count(topic) > 1:
-                names = [repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic]
-                raise ValueError(
-                    f"cameras: {', '.join(names)} lead to one {kind} topic, {topic}"
-                    + hint.get(kind, "")
-                )
+        for topic in dict.fromkeys(topics):
+            if topics.count(topic) < 2:
+                continue
+            names = ", ".join(repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic)
+            if not kind.startswith("camera_info"):
+                raise ValueError(f"cameras: {names} lead to one {kind} topic, {topic}")
+            # right for two streams of one camera (image_raw and image_rect beside one
+            # camera_info, as image_proc's), wrong for two cameras: said, not refused
+            which = "camera_info" if kind.endswith("input") else "deblurred/camera_info"
+            node.get_logger().warning(
+                f"cameras {names} share one {kind} topic, {topic}: right for two image "
+                "streams of one camera, but two cameras would each publish the other's "
+                f"calibration (remap each camera's {which})"
+            )
     outputs = {
-        t: ns for ns, u in zip(cameras, used, strict=True) for k, t in u.items() if "output" in k
+        t: (ns, k)
+        for ns, u in zip(cameras, used, strict=True)
+        for k, t in u.items()
+        if "output" in k
     }
     for ns, u in zip(cameras, used, strict=True):
         for kind in ("input", "camera_info input"):
-            if (owner := outputs.get(u[kind])) is not None:
-                whose = "its own" if owner == ns else f"{owner!r}'s"
-                raise ValueError(
-                    f"cameras: {ns!r}'s {kind} topic {u[kind]} is {whose} output: the node "
-                    "would deblur what it publishes"
-                )
+            if (found := outputs.get(u[kind])) is None:
+                continue
+            owner, out_kind = found
+            whose = f"its own {out_kind}" if owner == ns else f"the {out_kind} of camera {owner!r}"
+            fix = (
+                ""
+                if kind == "input"
+                else " (remap deblurred/camera_info, or the output into a folder of its own)"
+            )
+            raise ValueError(
+                f"cameras: the {kind} of camera {ns!r}, {u[kind]}, is {whose}: the node would "
+                f"read what it publishes{fix}"
+            )
     return prefixes
 
 

@@ -168,10 +168,11 @@ PARAMS: tuple[Param, ...] = (
         [""],
         "Camera namespaces served by this node with one model copy, relative to the node's "
         "namespace ('' = the node's own; a leading / makes one absolute), each once: "
-        "<cam>/image_raw -> <cam>/deblurred/image_raw. Refused at start-up: two whose input, "
-        "camera_info or output topics resolve to one (images remapped into one folder share "
-        "the camera_info beside them: remap each camera's `camera_info` too), and a camera "
-        "whose input is one of the node's outputs (`['', deblurred]`).",
+        "<cam>/image_raw -> <cam>/deblurred/image_raw. Refused at start-up: two whose input or "
+        "output topics resolve to one, and a camera whose input or camera_info is one of the "
+        "node's outputs (`['', deblurred]`). Cameras that share a camera_info topic (images "
+        "remapped into one folder share the one beside them) are warned of: right for two "
+        "streams of one camera, wrong for two cameras (remap each camera's `camera_info`).",
     ),
     Param(
         "qos.subscription.reliability",

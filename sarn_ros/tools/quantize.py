@@ -65,20 +65,21 @@ def calibration_frames(
     if source is None:
         from .demo import load_sample
 
-        streams = [load_sample()[0][:max_frames]]
+        rec, named = None, [("the bundled sample", load_sample()[0][:max_frames])]
     else:
-        _, named = read_streams(
+        rec, named = read_streams(
             source, max_frames=max_frames, topics=topics, debayer=debayer, max_gap_s=max_gap_s
         )
-        streams = [frames for _, frames in named]
     fit = []
-    for frames in streams:
+    for name, frames in named:
         for frame in frames:
             if min(frame.shape[:2]) < CALIB_MIN_SIDE:
                 h, w = frame.shape[:2]
+                bag = rec is not None and rec.kind == "bag"
+                pick = "; --topics picks a bag's cameras" if bag else ""
                 raise InputError(
-                    f"a frame of {w}x{h} is too small to measure int8 ranges on: calibrate on "
-                    f"frames of at least {CALIB_MIN_SIDE} px a side"
+                    f"{name}: a frame of {w}x{h} is too small to measure int8 ranges on: "
+                    f"calibrate on frames of at least {CALIB_MIN_SIDE} px a side{pick}"
                 )
         h, w = frames[0].shape[:2]
         scale = min(1.0, height / h, width / w, (CALIB_MAX_PIXELS / (h * w)) ** 0.5)
