@@ -229,7 +229,9 @@ def params_file_fault(params_file: str) -> str | None:
     def fault(entry: dict, path: str) -> str | None:
         for key, value in entry.items():
             if key == "ros__parameters":
-                if not isinstance(value, dict):  # rcl refuses an empty one too
+                # rcl reads a mapping, and a list of mappings ([a: 1], !!omap, !!pairs)
+                pairs = isinstance(value, list) and all(isinstance(i, dict | tuple) for i in value)
+                if not isinstance(value, dict) and not pairs:
                     return f"{path}ros__parameters is not a mapping of parameters"
             elif value is None:  # a bare node name: refused by rcl as well
                 return f"{path}{key} has no ros__parameters"
@@ -333,7 +335,12 @@ def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[s
             raise ValueError(
                 f"launch argument {argument}:={given}: not a topic name ({why})"
             ) from None
-        for bad, why in (("//", "a repeated '/'"), ("{", "a substitution"), ("~", "'~' here")):
+        for bad, why in (
+            ("//", "a repeated '/'"),
+            ("__", "a double underscore, which rcl's remap rules refuse"),
+            ("{", "a substitution"),
+            ("~", "'~' here"),
+        ):
             if bad in (topic[1:] if bad == "~" and topic.startswith("~/") else topic):
                 raise ValueError(f"launch argument {argument}:={given}: not a topic name ({why})")
         return topic

@@ -552,6 +552,7 @@ def test_a_params_file_rcl_cannot_read_is_an_error_naming_it(
         "sarn_deblur:\n  ros__parameters: {}\n",
         "/**:\n  ros__parameters: {lazy: true}\n---\nx:\n  ros__parameters: {a: 1}\n",
         "/**:\n  ros__parameters:\n    cameras: !!python/tuple [left, right]\n    a: =\n",
+        "/**:\n  ros__parameters: [a: 1]\n",
         "a: [b\n",
     )
     for text in readable:
@@ -569,6 +570,7 @@ def test_a_params_file_rcl_cannot_read_is_an_error_naming_it(
         ("camera_info", "info 2", "not a topic name"),
         ("image", "{node}/image", "a substitution"),
         ("image", "~", "'~' here"),
+        ("image", "a__b", "a double underscore"),
     ],
 )
 def test_an_image_or_camera_info_that_is_no_topic_name_is_named(share: Path, name, value, why):

@@ -2406,7 +2406,8 @@ def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
     for cam in "efg":  # image remaps into one folder: one camera_info beside them
         remap += ["-r", f"{cam}/image_raw:=/x/{cam}_img"]
     remap += ["-r", "g/camera_info:=/x/g/camera_info"]
-    remap += ["-r", "h/deblurred/image_raw:=/o/h_img", "-r", "i/deblurred/image_raw:=/o/i_img"]
+    for cam in "efhi":  # output remaps into one folder: one deblurred/camera_info beside them
+        remap += ["-r", f"{cam}/deblurred/image_raw:=/o/{cam}_img"]
     remap += ["-r", "j/deblurred/image_raw/compressed:=k/deblurred/image_raw/compressed"]
     loop_remap = ["--ros-args", "-r", "image_raw:=/cam/image_color"]
     loop_remap += ["-r", "deblurred/image_raw:=/cam/image_deblurred"]
@@ -2444,15 +2445,17 @@ def test_cameras_are_told_apart_by_their_resolved_topics(ros_domain):
             node.get_logger = lambda said=warned: SimpleNamespace(warning=said.append)
             assert camera_prefixes(node, ["e", "f"], compressed=False) == ["e/", "f/"]
             assert camera_prefixes(node, ["e", "g"], compressed=False) == ["e/", "g/"]
-            assert camera_prefixes(node, ["h", "i"], compressed=False) == ["h/", "i/"]
             assert warned == [
                 "cameras 'e', 'f' share one camera_info input topic, /x/camera_info: right for "
                 "two image streams of one camera, but two cameras would each publish the "
                 "other's calibration (remap each camera's camera_info)",
-                "cameras 'h', 'i' share one camera_info output topic, /o/camera_info: right for "
+                "cameras 'e', 'f' share one camera_info output topic, /o/camera_info: right for "
                 "two image streams of one camera, but two cameras would each publish the "
                 "other's calibration (remap each camera's deblurred/camera_info)",
             ]
+            # two calibrations in (h/camera_info, i/camera_info), one out: mixed, refused
+            with pytest.raises(ValueError, match="'h', 'i' lead to one camera_info output topic"):
+                camera_prefixes(node, ["h", "i"], compressed=False)
             assert camera_prefixes(node, ["j", "k"], compressed=False) == ["j/", "k/"]
             with pytest.raises(ValueError, match="'j', 'k' lead to one compressed output topic"):
                 camera_prefixes(node, ["j", "k"], compressed=False, publish_compressed=True)

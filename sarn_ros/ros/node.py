@@ -177,11 +177,17 @@ def camera_prefixes(
         for topic in dict.fromkeys(topics):
             if topics.count(topic) < 2:
                 continue
+            sharing = [u for u in used if u[kind] == topic]
             names = ", ".join(repr(ns) for ns, t in zip(cameras, topics, strict=True) if t == topic)
-            if not kind.startswith("camera_info"):
-                raise ValueError(f"cameras: {names} lead to one {kind} topic, {topic}")
-            # right for two streams of one camera (image_raw and image_rect beside one
-            # camera_info, as image_proc's), wrong for two cameras: said, not refused
+            # one camera_info in, one out: two streams of one camera (image_raw and image_rect
+            # beside one camera_info, as image_proc's), or two cameras: said, not refused;
+            # two camera_info topics in and one out mix two calibrations: refused
+            one_in = len({u["camera_info input"] for u in sharing}) == 1
+            if not kind.startswith("camera_info") or not one_in:
+                hint = (
+                    " (remap each camera's deblurred/camera_info)" if "camera_info" in kind else ""
+                )
+                raise ValueError(f"cameras: {names} lead to one {kind} topic, {topic}{hint}")
             which = "camera_info" if kind.endswith("input") else "deblurred/camera_info"
             node.get_logger().warning(
                 f"cameras {names} share one {kind} topic, {topic}: right for two image "
@@ -203,7 +209,8 @@ def camera_prefixes(
             fix = (
                 ""
                 if kind == "input"
-                else " (remap deblurred/camera_info, or the output into a folder of its own)"
+                else f" (remap {camera_prefix(owner)}deblurred/camera_info, or that output into a "
+                "folder of its own)"
             )
             raise ValueError(
                 f"cameras: the {kind} of camera {ns!r}, {u[kind]}, is {whose}: the node would "
