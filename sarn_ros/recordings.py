@@ -53,6 +53,11 @@ log = logging.getLogger(__name__)
 _TOLD: set[tuple[Path, str]] = set()  # (bag, topic) left out and said so in this process
 
 
+class NoFrames(InputError):
+    """A recording with no frame to read (or none after --skip-frames): one of several
+    streams, it can be left out where the others are read."""
+
+
 class Recording:
     """One recording and the streams in it: one for a folder or video, one per chosen camera
     topic for a bag (depth topics and duplicate raw/compressed topics left out, named in
@@ -299,7 +304,7 @@ def read_streams(
             why = f": {rec.why_skipped[name]}" if name in rec.why_skipped else ""
             empty[name] = f"no readable frames in {name}{has}{why}"
     if len(empty) == len(taken):
-        raise InputError(next(iter(empty.values())))
+        raise NoFrames(next(iter(empty.values())))
     streams = []
     for name, frames in taken.items():
         if name in empty:

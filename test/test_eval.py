@@ -687,11 +687,16 @@ def test_a_sigterm_after_a_ctrl_c_as_the_results_are_written_keeps_the_ctrl_c(
     assert result.stderr.splitlines()[-1].startswith("sarn eval: interrupted: the rows above")
 
 
-def test_a_sigterm_as_the_results_are_written_comes_after_a_whole_json(
-    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+@pytest.mark.parametrize(
+    ("stop", "code", "said"),
+    [("SIGTERM", 143, "stopped by SIGTERM"), ("SIGINT", 130, "interrupted")],
+)
+def test_a_stop_as_the_results_are_written_comes_after_a_whole_json(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch, stop, code, said
 ):
     """Every row done, a SIGTERM during the tables skipped the --json, and one during its
-    write left half a file that did not parse: held till the file is whole."""
+    write left half a file that did not parse: held till the file is whole. A Ctrl-C too (it
+    cut the file, and the next run refused the path as "holds no JSON")."""
     import os
     import signal
 
@@ -700,14 +705,14 @@ def test_a_sigterm_as_the_results_are_written_comes_after_a_whole_json(
     real = eval_tool.print_tables
 
     def stopped_while_printing(*args):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), getattr(signal, stop))
         real(*args)
 
     monkeypatch.setattr(eval_tool, "print_tables", stopped_while_printing)
     write_pair(tmp_path / "data", name="a")
     result = eval_as_a_shell_starts_it(tmp_path, tiny_recurrent_checkpoint)
-    assert result.returncode == 143 and "| a |" in result.stdout
-    assert result.stderr.splitlines()[-1].startswith("sarn eval: stopped by SIGTERM: ")
+    assert result.returncode == code and "| a |" in result.stdout
+    assert result.stderr.splitlines()[-1].startswith(f"sarn eval: {said}: ")
     saved = json.loads((tmp_path / "e.json").read_text())
     assert "interrupted" not in saved and [r["sequence"] for r in saved["gt"]] == ["a"]
 
@@ -1457,3 +1462,28 @@ def test_saved_images_read_input_then_deblurred_then_sharp(tmp_path, monkeypatch
     evaluation.evaluate_gt(engine, Sequence("seq", tile(10), tile(200)), save_dir=tmp_path)
     strip = cv2.imread(str(tmp_path / "seq_ff0_000.png"))
     assert [int(strip[0, x, 0]) for x in (0, 6, 12)] == [10, 100, 200]
+
+
+def test_a_no_gt_stream_shorter_than_skip_frames_is_left_out_not_the_run(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """One bag of a folder of runs shorter than --skip-frames ended the whole run ("no
+    readable frames in short"), the others unscored: left out with a note, as a bag's silent
+    topic is; alone, it is still the run's error."""
+    rng = np.random.default_rng(0)
+    for name, n in (("long", 6), ("short", 3)):
+        (tmp_path / name).mkdir()
+        for i in range(n):
+            img = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), img)
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    args += ["--skip-frames", "3", "--json", str(tmp_path / "e.json"), "--no-gt"]
+    result = sarn_eval(*args, str(tmp_path / "long"), str(tmp_path / "short"))
+    assert result.returncode == 0, result.stderr
+    note = "note: --no-gt: left out: no readable frames in short (it has 3, --skip-frames is 3)"
+    assert note in result.stderr
+    rows = json.loads((tmp_path / "e.json").read_text())["no_gt"]
+    assert [r["sequence"] for r in rows] == ["long"]
+    result = sarn_eval(*args, str(tmp_path / "short"))
+    assert result.returncode == 2
+    assert "no readable frames in short (it has 3, --skip-frames is 3)" in result.stderr

@@ -197,7 +197,13 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from ..ensemble import make_engine
     from ..evaluation import evaluate_gt, evaluate_nogt, pooled
-    from ..recordings import gap_hint, read_streams, sharp_source_note, synthetic_sequences
+    from ..recordings import (
+        NoFrames,
+        gap_hint,
+        read_streams,
+        sharp_source_note,
+        synthetic_sequences,
+    )
 
     source = {"topics": args.topics, "debayer": args.debayer, "max_gap_s": args.max_gap_s}
     try:
@@ -244,9 +250,18 @@ def evaluate(args: argparse.Namespace) -> int:
         args.no_gt, notes = read_once(args.no_gt, "--no-gt", into_folders=False)
         for note in notes:
             print(note, file=sys.stderr)
+        empty = []  # one short stream of a folder of runs (--skip-frames) ended them all
         for d in args.no_gt:
-            streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
+            try:
+                streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
+            except NoFrames as exc:
+                empty.append(exc)
+                continue
             nogt += [(name, frames, str(d)) for name, frames in streams]
+        if empty and not (nogt or pairs or synthetic):
+            raise empty[0]
+        for exc in empty:  # as a bag's silent topic, an unreadable pair: the others go on
+            print(f"sarn eval: note: --no-gt: left out: {exc}", file=sys.stderr)
         if nogt and not pairs and not synthetic and all(len(f) < 2 for _, f, _ in nogt):
             raise ValueError(
                 "no --no-gt stream has two frames in a row for the ORB proxy to compare"
