@@ -170,7 +170,7 @@ def pack(args: argparse.Namespace) -> int:
             new.mkdir(parents=True)
             if _pack_into(args, new):  # over --budget-mib: not worth the earlier one
                 return 1
-            with stops_held([signal.SIGINT, *STOP_SIGNALS]):  # a stop between lost --out
+            with stops_held():  # a stop between lost --out
                 if out.exists():
                     out.rename(old)
                 try:

@@ -956,15 +956,17 @@ def test_a_containers_memory_limit_bounds_what_bench_model_may_use(tmp_path, mon
 
 
 @pytest.mark.parametrize(
-    ("sig", "then_fails"), [("SIGTERM", False), ("SIGHUP", False), ("SIGTERM", True)]
+    ("sig", "then_fails"),
+    [("SIGTERM", False), ("SIGHUP", False), ("SIGINT", False), ("SIGTERM", True)],
 )
 def test_a_json_written_as_a_stop_comes_is_whole_before_the_stop_ends_the_run(
     tmp_path, sig, then_fails
 ):
     """bench model and bench node write --json after their own stop handling: a SIGTERM or
-    SIGHUP (default action) in the middle of the write left half a file; it is held till the
-    file is whole, then ends the process as it would have. ``then_fails``: the block ends in an
-    error after the stop came (a disk full), which lost the stop: a traceback and exit 1."""
+    SIGHUP (default action), or a Ctrl-C, in the middle of the write left half a file; it is
+    held till the file is whole, then ends the process as it would have. ``then_fails``: the
+    block ends in an error after the stop came (a disk full), which lost the stop: a traceback
+    and exit 1."""
     import sys
 
     out = tmp_path / "rows.json"

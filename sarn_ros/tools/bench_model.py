@@ -620,8 +620,11 @@ def run(args: argparse.Namespace) -> int:
             "complete": stop is None and not failed,  # every setting asked for measured
         }
         rows_out = [{**asdict(r), "settings": settings} for r in rows]
-        with stops_held():  # a SIGTERM mid-write left half a file that did not parse
-            written.write_text(json.dumps(rows_out, indent=2))
+        try:
+            with stops_held():  # a stop mid-write left half a file that did not parse
+                written.write_text(json.dumps(rows_out, indent=2))
+        except KeyboardInterrupt as late:  # held till the file was whole
+            stop = stop or late  # the first stop is the one said
     if stop is not None:
         how, code = how_stopped(stop)
         print(f"sarn bench model: {how} after {plural(len(rows), 'row')}", file=sys.stderr)

@@ -798,8 +798,11 @@ def run(args: argparse.Namespace) -> int:
         rows = [{**row, "settings": settings} for row in rows]
         written = kernel_path(args.json)  # `new/../b.json`: no `new` made
         written.parent.mkdir(parents=True, exist_ok=True)
-        with stops_held():  # a SIGTERM mid-write left half a file that did not parse
-            written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
+        try:
+            with stops_held():  # a stop mid-write left half a file that did not parse
+                written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
+        except KeyboardInterrupt as late:  # held till the file was whole
+            stop = stop or late  # the first stop is the one said
     if stop is not None:
         how, code = how_stopped(stop)
         print(

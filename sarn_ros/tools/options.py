@@ -308,18 +308,18 @@ def put_back(old: dict[int, Any]) -> None:
 
 
 @contextmanager
-def stops_held(signals: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
-    """SIGTERM and SIGHUP (or ``signals``: SIGINT too) held back till the end of this block,
-    then delivered to the handler they would have met: one in the middle of writing a --json
-    left half a file that did not parse. Not where ignored (nohup, or a stop already taken);
-    only the main thread can."""
+def stops_held(signals: Sequence[int] | None = None) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP (or ``signals``) held back till the end of this block, then
+    delivered to the handler they would have met: one in the middle of writing a --json left
+    half a file that did not parse (a Ctrl-C too, and the next run refused the path). Not
+    where ignored (nohup, or a stop already taken); only the main thread can."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     came: list[int] = []
     old: dict[int, Any] = {}
     try:
-        for s in signals:
+        for s in [signal.SIGINT, *STOP_SIGNALS] if signals is None else signals:
             handler = signal.getsignal(s)
             if handler is not signal.SIG_IGN and handler is not None:
                 old[s] = handler  # filled before it is replaced: a signal between restores it
