@@ -237,14 +237,16 @@ def pairs_not_read(
     train --val-pairs`) holds that is not read: :func:`pairs_left_out`'s, and images beside
     the sequences. A figure over less than the folder holds should say so."""
     out, lone = pairs_left_out(root, found)
+    nested = [p for p in out if p.is_dir() and find_pair_dirs(p)]
     return [
         (items, why)
         for items, why in (
             (
-                out,
+                nested,
                 "only the sequences directly in a folder of pairs are read; give them as "
                 f"their own {option}",
             ),
+            ([p for p in out if p not in nested], "no blurred/sharp pairs in them"),
             (lone, "one side only"),
             (list_images(root), "images beside sequences"),
         )

@@ -952,6 +952,12 @@ def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent
         result.stderr
     )
     assert "images beside" not in result.stderr
+    (gopro / "stills").mkdir()  # no pairs in it: giving it as its own --pairs reads nothing
+    cv2.imwrite(str(gopro / "stills" / "0.png"), np.zeros((8, 8, 3), np.uint8))
+    result = sarn_eval(*args, "--pairs", str(gopro))
+    assert "not scored: stills (no blurred/sharp pairs in them)" in result.stderr
+    assert "not scored: test (only the sequences directly in" in result.stderr
+    shutil.rmtree(gopro / "stills")
     cv2.imwrite(str(gopro / "cover.png"), np.zeros((8, 8, 3), np.uint8))  # a loose image
     result = sarn_eval(*args, "--pairs", str(gopro))
     assert f"note: --pairs {gopro}: not scored: cover.png (images beside sequences)" in (
