@@ -21,12 +21,10 @@ from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from rclpy.exceptions import InvalidTopicNameException
-from rclpy.validate_topic_name import validate_topic_name
 
 from launch import LaunchContext, LaunchDescription
 from sarn_ros.resources import dds_profile_setting
-from sarn_ros.ros.params import BY_NAME, camera_prefix, validate
+from sarn_ros.ros.params import BY_NAME, camera_prefix, topic_fault, validate
 from sarn_ros.weights_path import CheckpointError, resolve_weights
 
 PACKAGE = "sarn_ros"
@@ -328,15 +326,9 @@ def camera_remappings(cameras: list[str], image: str, info: str) -> list[tuple[s
         """``topic`` where rcl takes it as a remap's target; else the argument named (rcl
         refused 'color image', {node}/image or l/~/image with a lexer error naming none, and
         image_raw/ made the rule image_raw/compressed:=image_raw//compressed)."""
-        try:
-            validate_topic_name(topic)
-        except InvalidTopicNameException as exc:
-            why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
-            raise ValueError(
-                f"launch argument {argument}:={given}: not a topic name ({why})"
-            ) from None
+        if why := topic_fault(topic):
+            raise ValueError(f"launch argument {argument}:={given}: not a topic name ({why})")
         for bad, why in (
-            ("//", "a repeated '/'"),
             ("__", "a double underscore, which rcl's remap rules refuse"),
             ("{", "a substitution"),
             ("~", "'~' here"),

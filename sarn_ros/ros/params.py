@@ -214,6 +214,16 @@ def camera_prefix(camera: str) -> str:
     return f"{camera.rstrip('/')}/" if camera else ""
 
 
+def topic_fault(topic: str) -> str | None:
+    """Why rcl refuses ``topic`` (None where it takes it): validate_topic_name's reason, or
+    a repeated '/', which it lets through and rcl refuses when the topics are made."""
+    try:
+        validate_topic_name(topic)
+    except InvalidTopicNameException as exc:
+        return str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+    return "a repeated '/'" if "//" in topic else None
+
+
 def validate(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for ``name`` (None when it is). Ranges are checked by
     rclpy from the descriptors; choices are checked here."""
@@ -228,13 +238,8 @@ def validate(name: str, value: Any) -> str | None:
         if twice:  # one state and topics for two cameras: every output twice, or mixed
             return f"cameras: {', '.join(repr(n) for n in twice)} given twice"
         for cam in value:
-            try:
-                validate_topic_name(f"{camera_prefix(cam)}image_raw")
-            except InvalidTopicNameException as exc:
-                why = str(exc).splitlines()[0].removeprefix("Invalid topic name: ").rstrip(":")
+            if why := topic_fault(f"{camera_prefix(cam)}image_raw"):
                 return f"cameras: {cam!r} is not a valid namespace ({why})"
-            if "//" in cam.rstrip("/"):  # rcl refuses it when the topics are made
-                return f"cameras: {cam!r} is not a valid namespace (a repeated '/')"
     return None
 
 
