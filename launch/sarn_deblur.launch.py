@@ -67,15 +67,24 @@ ARGUMENTS = {
 def camera_list(text: str) -> list[str]:
     """The ``cameras`` argument: ``[left, right]``, ``['a', 'b']``, ``left,right``."""
     text = text.strip()
-    items = [c.strip() for c in text.strip("[]").split(",")]
-    if text.startswith("[") and len(items) > 1 and not items[-1]:
+    listed = text.startswith("[") and text.endswith("]")
+    items = [c.strip() for c in (text[1:-1] if listed else text).split(",")]
+    if listed and len(items) > 1 and not items[-1]:
         items.pop()  # YAML's trailing comma: [left, right,]
     if "" in items and items != [""]:  # 'left,' served the node's own namespace too
         raise ValueError(
             f"launch argument cameras:={text}: an empty camera name (write '' for the node's "
             "own namespace)"
         )
-    return [c.strip(" '\"") for c in items]
+    names = [c[1:-1] if len(c) > 1 and c[0] == c[-1] and c[0] in "'\"" else c for c in items]
+    # a split by hand: ['a,b'] was two cameras and [a]] the camera a
+    for name in names:
+        if any(mark in name for mark in "[]'\","):
+            raise ValueError(
+                f"launch argument cameras:={text}: not a list of camera names "
+                "([left, right] or left,right)"
+            )
+    return names
 
 
 def forwarded(names: tuple[str, ...]) -> list[DeclareLaunchArgument]:

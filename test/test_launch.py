@@ -298,9 +298,14 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
         ("[]", [""]),
         ("[left, right,]", ["left", "right"]),
         ("['', a]", ["", "a"]),
+        ("'a', \"b\"", ["a", "b"]),
     ):
         (node,), _ = expand("sarn_deblur.launch.py", cameras=given)
         assert list(parameters(node)[1]["cameras"]) == cameras, given
+    # split by hand, ['a,b'] was two cameras and [a]] the camera a
+    for given in ("['a,b']", "[a]]", "[a, b", "'a"):
+        with pytest.raises(ValueError, match="not a list of camera names"):
+            expand("sarn_deblur.launch.py", cameras=given)
     # a copy of the packaged config spells out cameras: [""], the node's own namespace: it
     # names no cameras (the node served one camera, /stereo/image_raw)
     copy = tmp_path / "my_sarn_deblur.yaml"
