@@ -187,9 +187,11 @@ def sharp_source_note(option: str, source: Path, instead: str) -> str | None:
             f"give it to {instead}"
         )
     if any(blur.resolve() in read for _, blur, _ in pairs):
+        besides = any(sharp.resolve() in read for _, _, sharp in pairs)
         return (
             f"note: {option} {source} holds blurred/sharp pairs: its blurred frames are read as "
-            f"sharp ones under synthetic blur; give it to {instead} to use the real pairs"
+            f"sharp ones under synthetic blur{', beside its sharp frames' if besides else ''}; "
+            f"give it to {instead} to use the real pairs"
         )
     if pairs:  # beside the folder's own frames, or its videos and bags
         return (

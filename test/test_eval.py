@@ -967,7 +967,8 @@ def test_what_a_folder_of_pairs_holds_unscored_is_named(tmp_path, tiny_recurrent
     assert result.returncode == 0, result.stderr
     assert (
         f"note: --synthetic {gopro / 'GOPR0384'} holds blurred/sharp pairs: its blurred frames "
-        "are read as sharp ones under synthetic blur; give it to --pairs to use the real pairs"
+        "are read as sharp ones under synthetic blur, beside its sharp frames; give it to "
+        "--pairs to use the real pairs"
     ) in result.stderr
     (gopro / "cover.png").unlink()  # now only sequences: nothing a sharp read reaches
     result = sarn_eval(*args, "--synthetic", str(gopro), "--scale", "1")

@@ -568,7 +568,8 @@ def test_a_folder_of_pairs_held_out_as_sharp_is_named(tmp_path: Path, capsys) ->
     assert tiny_train(tmp_path, video, *val) == 0
     assert (
         f"note: --val-sharp {seq} holds blurred/sharp pairs: its blurred frames are read as "
-        "sharp ones under synthetic blur; give it to --val-pairs to use the real pairs"
+        "sharp ones under synthetic blur, beside its sharp frames; give it to --val-pairs to "
+        "use the real pairs"
     ) in capsys.readouterr().out
     # a folder of such sequences has no frames a sharp read reaches: it said it would read
     # them, then "no images or rosbag2"
