@@ -2994,3 +2994,26 @@ def test_use_sim_time_set_live_leaves_no_held_frame_waiting_nor_flushes_early(ta
         now = wall if taken_on_ros_time else ros_now
         quiet = node_module.DeblurNode.quiet_cameras(fake, now, not taken_on_ros_time)
         assert (quiet == [cam]) == expected, (taken_ago, quiet)
+
+
+def test_a_clock_sent_back_leaves_no_held_frame_waiting_for_it_to_catch_up():
+    """A bag played again (or sought back) set /clock before the frames a camera last gave:
+    its held look-ahead waited till ROS time passed them again (some 50 s in the report).
+    Quiet then goes by the wall clock."""
+    from types import SimpleNamespace
+
+    from sarn_ros.ros import node as node_module
+
+    wall = time.monotonic()
+    for taken_ago, expected in ((1.0, True), (0.1, False)):  # max_gap_s 0.5
+        cam = SimpleNamespace(
+            holding=True,
+            last_taken=100.5,  # sim time, before /clock went back to 50 s
+            last_taken_wall=wall - taken_ago,
+            taken_on_ros_time=True,
+        )
+        fake = SimpleNamespace(
+            cameras=[cam], lazy=False, max_gap_s=0.5, clock_stopped=lambda: False
+        )
+        quiet = node_module.DeblurNode.quiet_cameras(fake, 50.0, True)
+        assert (quiet == [cam]) == expected, (taken_ago, quiet)

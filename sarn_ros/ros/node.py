@@ -919,6 +919,8 @@ class DeblurNode(Node):
                 return True
             if c.taken_on_ros_time != sim:  # use_sim_time set since: last_taken is on the
                 return c in wall_quiet  # other clock (ROS time's 1.8e9 s held them for good)
+            if now < c.last_taken:  # /clock went back (a bag's loop or seek): ROS time held
+                return c in wall_quiet  # the frames of a camera that then fell silent
             return bool(gap) and (now - c.last_taken > gap or (stopped and c in wall_quiet))
 
         return [c for c in holding if quiet(c)]
