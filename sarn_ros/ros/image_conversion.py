@@ -419,7 +419,8 @@ def compressed_to_numpy(
     msg: Any, debayer: str = "vng", check: Callable[[int, int], None] = check_sides
 ) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/CompressedImage; returns (array, encoding): mono8/16, bgr8/16, or
-    rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, as
+    rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, 16 bit where
+    it is (jpeg stores 8: scaled by 256), as
     image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), in the
     colour order the part after ``compressed`` says was stored, or for
     a Bayer camera's mosaic (image_transport compresses it as it is, format
@@ -435,6 +436,8 @@ def compressed_to_numpy(
     if img.dtype not in (np.uint8, np.uint16):  # a float or int16 TIFF, an HDR image
         raise ValueError(f"{img.dtype} compressed image: 8 or 16 bits per channel expected")
     camera = str(msg.format).split(";")[0].strip()
+    if "jpeg" in str(msg.format) and img.dtype == np.uint8 and "16" in camera:
+        img = img.astype(np.uint16) << 8  # a 16-bit camera, as image_transport gives it back
     raw = RAW.get(camera)
     if img.ndim == 2 and raw is not None and raw.bayer:
         rgb = _demosaic(img, raw, debayer)
