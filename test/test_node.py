@@ -516,6 +516,19 @@ def test_compressed_in_and_out_with_corrupt_jpeg(ros, tiny_recurrent_checkpoint)
     assert spin_until(node, lambda: diag.count("rejected.corrupt_compressed") == 2, 10)
 
 
+def test_compressed_depth_is_refused_as_depth_not_as_corrupt_data():
+    """A valid '16UC1; compressedDepth png' frame (a depth header before the PNG) was counted
+    corrupt_compressed, "no PNG, JPEG or TIFF header"; a raw depth image is refused as an
+    encoding with no colour."""
+    from sarn_ros.ros.node import intake_fault
+
+    png = cv2.imencode(".png", np.zeros((8, 8), np.uint16))[1].tobytes()
+    for fmt in ("16UC1; compressedDepth png", "32FC1; compressedDepth rvl"):
+        reason, detail = intake_fault(CompressedImage(format=fmt, data=bytes(12) + png))
+        assert reason == "encoding" and "depth, no colour to deblur" in detail, fmt
+    assert intake_fault(CompressedImage(format="mono16; png compressed mono16", data=png)) is None
+
+
 def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
     node, start = ros
     # no idle flush (max_gap_s 0), so the held look-ahead frames stay visible; given as
