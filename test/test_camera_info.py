@@ -268,3 +268,15 @@ def test_a_half_set_roi_is_no_roi():
     assert image_size(info) == (640, 480)
     info.roi.width, info.roi.height = 0, 240
     assert image_size(info) == (640, 480)
+
+
+def test_a_camera_info_given_again_is_kept_as_the_newest():
+    """A bag played again sends its stamps anew: the second pass's camera_info kept the first
+    one's place and was the next one evicted, while the frame it is for was still to come."""
+    cache = InfoCache(2)
+    cache.put(1, "first pass")
+    cache.put(2, "two")
+    cache.put(1, "second pass")
+    cache.put(3, "three")
+    assert cache.get(1) == ("second pass", True)
+    assert cache.get(2)[1] is False  # the oldest went

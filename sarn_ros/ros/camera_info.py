@@ -84,6 +84,7 @@ class InfoCache:
 
     def put(self, stamp: int, info: Any) -> None:
         with self.arrived:
+            self.infos.pop(stamp, None)  # a bag played again: newest, not first out
             self.infos[stamp] = info
             while len(self.infos) > self.size:
                 del self.infos[next(iter(self.infos))]
