@@ -330,6 +330,8 @@ class FrameSink:
         # a video's, written beside it (`-o .`, a folder, has no name to take one from)
         self.part: Path | None = None
         self.written = kernel_path(self.dst)  # what the video is renamed to (`new/..` no folder)
+        # an earlier whole video (--overwrite): a stop leaves it, not the first frames over it
+        self.replaces = self.video and self.written.exists()
         if self.video:
             self.part = self.written.with_name(
                 f".{self.dst.stem[:40]}.{secrets.token_hex(4)}.part{self.dst.suffix}"
@@ -388,15 +390,17 @@ class FrameSink:
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
         """Finish the video; one cut short by an error (frames of another size, an unreadable
         one) is removed rather than pass for the whole. Ctrl-C keeps what was written, also
-        one that comes during the release (raised as it returns: the video was left hidden);
-        a stop as the writer opened leaves no hidden file."""
+        one that comes during the release (raised as it returns: the video was left hidden),
+        but for a whole one it was to replace; a stop as the writer opened leaves no hidden
+        file."""
         stopped = error is not None and not issubclass(error, Exception)
-        keep = self.writer is not None and (error is None or (stopped and not self.whole_only))
+        partial = not (self.whole_only or self.replaces)  # a stop may keep the first frames
+        keep = self.writer is not None and (error is None or (stopped and partial))
         try:
             if self.writer is not None:
                 self.writer.release()
         except BaseException as exc:  # a video not finished: no name of its own
-            keep = keep and not (isinstance(exc, Exception) or self.whole_only)
+            keep = keep and not (isinstance(exc, Exception) or not partial)
             raise
         finally:
             if keep:

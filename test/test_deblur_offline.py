@@ -315,6 +315,19 @@ def test_ctrl_c_says_what_is_left_in_one_line(
         assert cli.main(["deblur", str(tmp_path / "in"), "-o", str(out), *weights]) == 130
         last = capsys.readouterr().err.splitlines()[-1]
         assert last == f"sarn deblur: interrupted; nothing was written to {out}"
+    # over an earlier whole video (--overwrite): its first frames replaced it
+    whole = tmp_path / "whole.mp4"
+    monkeypatch.setattr(offline, "read_frame", read_frame)
+    assert cli.main(["deblur", str(tmp_path / "in"), "-o", str(whole), *weights]) == 0
+    before = whole.read_bytes()
+    monkeypatch.setattr(offline, "read_frame", ctrl_c_at)
+    again = ["deblur", str(tmp_path / "in"), "-o", str(whole), "--overwrite", *weights]
+    assert cli.main(again) == 130
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"sarn deblur: interrupted; {whole} is left as it was (a stopped run replaces no whole "
+        "video)"
+    )
+    assert whole.read_bytes() == before and not list(tmp_path.glob(".whole*"))
     monkeypatch.setattr(offline, "read_frame", read_frame)
 
     def ctrl_c(*_args, **_kwargs):

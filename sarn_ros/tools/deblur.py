@@ -239,6 +239,8 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 video_path(dst)
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
+        # a stop leaves an earlier video as it was (FrameSink), not its first frames over it
+        replaced = out_kind == "video" and kernel_path(dst).exists()
         if out_kind == "video" and (top := made_folder(kernel_path(dst).parent)) is not None:
             # the writer makes them: a run that fails before its video goes leaves none
             held.callback(forget_empty, kernel_path(dst).parent, top)
@@ -348,6 +350,8 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         left = (
             "a half-written bag is removed"
             if kind == "bag"
+            else f"{args.output} is left as it was (a stopped run replaces no whole video)"
+            if replaced
             else f"{args.output} has the first {plural(bar.n, 'frame')}"
             if bar.n
             else f"nothing was written to {args.output}"  # it may not even exist
