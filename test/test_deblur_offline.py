@@ -1458,6 +1458,12 @@ def test_a_long_corrupt_stretch_and_a_video_cut_short(tmp_path, tiny_recurrent_c
         "6 more frames the video announces could not be read (a file cut short? " in result.stdout
     )
     assert "OPENCV_FFMPEG_LOGLEVEL=24 shows FFmpeg's reason)" in result.stdout  # quiet by default
+    # one frame short: an AVI's count is exact (one lost went unsaid as a count's estimate)
+    write_video(cut, frames(10, seed=8), fps=10.0, fourcc="MJPG")
+    corrupt_mjpeg_frames(cut, range(9, 10), 10)
+    result = run_sarn("deblur", str(cut), "-o", str(tmp_path / "one"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert "9 frames ->" in result.stdout and "1 more frame the video announces" in result.stdout
 
 
 def test_odd_sized_frames_keep_every_row_and_column_in_a_video(tmp_path, tiny_recurrent_checkpoint):
