@@ -58,6 +58,9 @@ from sarn_ros.tools.options import (  # noqa: E402
 )
 
 RECIPE = "recipe.json"
+# build's exit code where some sets were built and some failed: gpu_run.sh trains on those;
+# not 1, which a traceback gives too
+PARTIAL = 3
 # all that `pack` writes at the top
 PACKED = {"videos", "stills", "large", "pairs", "val", "val_pairs", RECIPE}
 
@@ -392,7 +395,7 @@ def build(args: argparse.Namespace) -> int:
     real = copy_real(out, args.real_copies)
     n = sum(1 for _ in out.rglob("*.npz"))
     print(f"{out}: {len(jobs) - len(failed)} of {len(jobs)} builds, {n} sequences ({real} real)")
-    return 1 if failed else 0
+    return PARTIAL if failed else 0
 
 
 def main() -> int:

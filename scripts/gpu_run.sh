@@ -4,10 +4,12 @@
 # TRAIN_END seconds after the start, export to $OUT/cand.pth, then, while time is left, check
 # CUDA quality in fp32/fp16/bf16 and torch.compile speed. Every log lands in $OUT (8 files at
 # most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
-# Once the CUDA checks are measured: PRECISIONS=fp32 BENCH_END=0 gives training their time.
+# Once the CUDA checks are measured: PRECISIONS=fp32 BENCH_END=0 with TRAIN_END raised gives
+# training their time (weights/README's runs used TRAIN_END=505).
 # A kit packed with --train-pairs: REAL_COPIES=K draws those real sequences K times as often.
 #   run: command "bash scripts/gpu_run.sh", carry [".gpukit"], timeout_s 600
 set -u
+cd "$(dirname "$0")/.." || exit 1  # the repository: its paths are relative to it
 export PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/gpuout}
 mkdir -p "$OUT"
@@ -33,9 +35,13 @@ $PY scripts/gpu_kit.py build --kit .gpukit --out .gputs --jobs "${JOBS:-14}" --b
   --real-copies "${REAL_COPIES:-1}" >"$OUT/build.log" 2>&1
 BUILT=$?
 [ $BUILT -ne 0 ] && tail -30 "$OUT/build.log"
-# refused (no kit, or .gputs holding other settings' sets): no training on what is there; a
-# build with some failed jobs (1) trains on the sets that were built, as before
-[ $BUILT -eq 2 ] && exit 1
+# a build with some failed jobs (3) trains on the sets that were built; refused (2: no kit,
+# or .gputs holding other settings' sets), stopped, killed (137) or a traceback (1): no
+# training on what is there (a killed build went on to train and exit 0)
+case $BUILT in
+  0 | 3) ;;
+  *) log "build failed (exit code $BUILT, build.log)"; exit 1 ;;
+esac
 log "build done"
 MIN=$($PY -c "print(round((${TRAIN_END:-450} - $(el)) / 60, 2))")
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 20 >"$OUT/smi.log" 2>&1 &

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,7 +329,7 @@ def test_a_failed_synthetic_build_keeps_the_real_copies_and_ctrl_c_is_one_line(
     build = ["gpu_kit.py", "build", "--kit", str(kit), "--out", str(out), "--jobs", "1"]
     monkeypatch.setattr(sys, "argv", [*build, "--real-copies", "3"])
     capsys.readouterr()
-    assert gpu_kit.main() == 1
+    assert gpu_kit.main() == gpu_kit.PARTIAL
     assert "1 of 2 builds, 6 sequences (6 real)" in capsys.readouterr().out
     assert [len(list((out / "real" / f"copy{k}").rglob("*.npz"))) for k in (1, 2, 3)] == [2] * 3
 
@@ -515,3 +516,31 @@ def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
     assert len(pids.read_text().split()) == 1  # none started after the stop
     for pid in pids.read_text().split():
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+@pytest.mark.parametrize(("built", "trains"), [(0, True), (3, True), (137, False), (1, False)])
+def test_gpu_run_trains_only_after_a_build_that_ended_or_ended_partly(
+    tmp_path: Path, built: int, trains: bool
+) -> None:
+    """A build killed (137: out of memory) or ended by a traceback went on to train on what
+    .gputs held, and the command exited 0; some failed jobs (PARTIAL) train on the rest."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(SCRIPT.with_name("gpu_run.sh"), tmp_path / "scripts")
+    calls = tmp_path / "calls"
+    fake = tmp_path / "py"  # python as the script calls it: records, builds as told
+    fake.write_text(
+        "#!/bin/bash\n"
+        f'echo "$*" >> {calls}\n'
+        f'[ "$1" = scripts/gpu_kit.py ] && exit {built}\n'
+        '[ "$1" = -c ] && exec python3 "$@"\n'
+        'while [ $# -gt 1 ]; do [ "$1" = --export ] && touch "$2"; shift; done\n'
+        "exit 0\n"
+    )
+    fake.chmod(0o755)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "PY": str(fake), "BENCH_END": "0"}
+    done = subprocess.run(
+        ["bash", "scripts/gpu_run.sh"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    trained = any(" train " in f" {line} " for line in calls.read_text().splitlines())
+    assert trained == trains, calls.read_text()
+    assert (done.returncode == 0) == trains, done.stdout + done.stderr
