@@ -119,6 +119,17 @@ def _pack_refusal(args: argparse.Namespace) -> str | None:
     for d in sources:
         if why := _source_refusal(d, out):
             return why
+    trained = [*args.videos, *args.stills, *args.large_stills, *args.train_pairs]
+    given: dict[Path, str] = {}  # one folder under two names was packed twice, drawn twice
+    for d in trained:
+        if (real := Path(d).resolve()) in given:
+            return f"{given[real]} and {d}: the same folder"
+        given[real] = d
+    held = [("--val", args.val)] if args.val else []
+    for flag, d in [*held, *(("--val-pairs", d) for d in args.val_pairs)]:
+        real = Path(d).resolve()
+        if any(real.is_relative_to(t) or t.is_relative_to(real) for t in given):
+            return f"{flag} {d} is trained on too: held out, it must be a folder of its own"
     seen: dict[str, str] = {}
     for d, size in [(d, None) for d in args.videos] + [
         (d, args.part_size) for d in [*args.stills, *args.large_stills]

@@ -220,7 +220,8 @@ def test_pack_refuses_sources_that_would_fail_mix_or_vanish_before_writing(
     """Each packed with exit 0 and failed, or trained on a mix, only at `build` on the lent
     machine: a folder of folders (no images), pairs of no layout, two roots' sequences of
     one name merged into one, a part named as another folder, a.png and a.jpg packed as one
-    a.webp; a source inside --out was deleted with the earlier pack."""
+    a.webp; a source inside --out was deleted with the earlier pack. A held-out folder also
+    trained on, and a folder given twice under two names, packed."""
     kit = tmp_path / "kit"
     stills(tmp_path / "vroot" / "city")
     (tmp_path / "nopairs").mkdir()
@@ -237,7 +238,12 @@ def test_pack_refuses_sources_that_would_fail_mix_or_vanish_before_writing(
         (["--stills", three, other, "--part-size", "2"], "the same folder name (st_part1)"),
         (["--stills", mixed], "would both pack as img_0.webp"),
         (["--stills", str(tmp_path / "missing")], "no such folder"),
+        # validated on training frames, and one folder under two names drawn twice: packed
+        (["--stills", three, "--val", three], f"--val {three} is trained on too"),
+        (["--train-pairs", str(one), "--val-pairs", str(one)], "is trained on too"),
+        (["--stills", three, str(tmp_path / "link")], f"{three} and {tmp_path / 'link'}: the"),
     ]
+    (tmp_path / "link").symlink_to(three)
     for argv, message in cases:
         assert run_pack(monkeypatch, "--out", str(kit), *argv) == 2, argv
         (line,) = capsys.readouterr().err.splitlines()
