@@ -458,6 +458,23 @@ def test_pack_over_its_budget_keeps_the_earlier_pack(
     )
     assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "kit"]
+    # the working tree travels beside the kit: a kit under --budget-mib with a tree that
+    # had grown was refused only by `run`, on the way to the lent machine
+    tree = kit_module().tree_mib()
+    assert tree is not None and 0 < tree < 64  # this checkout, as `run` would carry it
+    sparse = tmp_path / "tree.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(64 * 2**20)
+    listed = subprocess.CompletedProcess([], 0, stdout=os.fsencode(sparse) + b"\0")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: listed)
+    assert run_pack(monkeypatch, "--out", str(kit), "--stills", str(tmp_path / "b")) == 1
+    out, err = capsys.readouterr()
+    assert "MiB (+64.0 MiB of working tree: 64.0 carried)" in out
+    assert err == (
+        "gpu_kit.py pack: over the 64 MiB a run carries, with the working tree: lower --quality "
+        "or --large-scale (--out left as it was)\n"
+    )
+    assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
 
 
 @pytest.mark.parametrize("slow_stop", [False, True])
