@@ -23,6 +23,7 @@ import numpy as np
 from torch import nn
 
 from .engine import (
+    RESET_REASONS,
     DeblurredFrame,
     StreamDeblurrer,
     check_frame,
@@ -133,21 +134,30 @@ class SelfEnsembleDeblurrer(StreamDeblurrer):
         s["pending"] = (s["pending"] + waiting) // k
         # taken, never emitted: members' dropped look-ahead and the parts a restart let go
         s["frames_lost"] = max(0, s["frames_in"] - s["frames_out"] - s["pending"])
-        s["resets_by_reason"] = {r: n // k for r, n in s["resets_by_reason"].items()}
+        s["resets_by_stream"] = users = self._user_resets(s["resets_by_stream"])
+        s["resets_by_reason"] = {r: sum(c[r] for c in users.values()) for r in RESET_REASONS}
         s["resets"] = sum(s["resets_by_reason"].values())
-        users: dict[str, dict[str, int]] = {}
-        for name, counts in s["resets_by_stream"].items():
-            user = users.setdefault(name.rsplit(_SEP, 1)[0], dict.fromkeys(counts, 0))
-            for r, n in counts.items():
-                user[r] += n
-        s["resets_by_stream"] = {u: {r: n // k for r, n in c.items()} for u, c in users.items()}
         s["streams"] = sorted({n.rsplit(_SEP, 1)[0] for n in s["streams"]})
         s["self_ensemble"] = k
         return s
 
     @property
     def resets(self) -> int:
-        return super().resets // self.members
+        with self._lock:  # a push adding a stream meanwhile
+            users = self._user_resets(self.resets_by_stream)
+        return sum(sum(c.values()) for c in users.values())
+
+    def _user_resets(self, by_member: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        """Member reset counts as each user stream's: all its members reset together, but a
+        restart after a failure counts only the members that held frames (a first frame
+        taken by some): floored per stream, where the totals' floor counted half-restarts of
+        two streams as one that neither showed."""
+        users: dict[str, dict[str, int]] = {}
+        for name, counts in by_member.items():
+            user = users.setdefault(name.rsplit(_SEP, 1)[0], dict.fromkeys(RESET_REASONS, 0))
+            for r, n in counts.items():
+                user[r] += n
+        return {u: {r: n // self.members for r, n in c.items()} for u, c in users.items()}
 
     def _out_of_step(self, names: set[str]) -> set[str]:
         """The streams among ``names`` whose members did not all take the same frames (a push

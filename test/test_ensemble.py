@@ -178,6 +178,30 @@ def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
     assert engine.stats()["resets_by_reason"]["error"] == 1  # not ~/reset's "explicit"
 
 
+def test_reset_counts_agree_in_all_and_per_stream(model, monkeypatch) -> None:
+    """A first frame that one member took and the other failed restarts one member of the
+    stream: half a reset, none per stream; two such streams made one in all, which no stream
+    showed."""
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
+    accept = StreamDeblurrer._accept
+
+    def second_member_fails(self, name, *args):
+        if name.endswith("1"):
+            raise RuntimeError("out of memory")
+        return accept(self, name, *args)
+
+    monkeypatch.setattr(StreamDeblurrer, "_accept", second_member_fails)
+    for stream in ("a", "b"):
+        with pytest.raises(RuntimeError):
+            engine.push(frames(1)[0], 0, stream=stream)
+    monkeypatch.undo()
+    s = engine.stats()
+    from sarn_ros.engine import RESET_REASONS
+
+    assert s["resets_by_stream"] == {u: dict.fromkeys(RESET_REASONS, 0) for u in "ab"}
+    assert s["resets"] == engine.resets == sum(s["resets_by_reason"].values()) == 0
+
+
 def test_a_flush_that_failed_part_way_keeps_the_members_in_step(model) -> None:
     """The first member's flushed outputs were dropped when the second's failed: the members
     then stood a frame apart and every later output averaged two different frames."""
