@@ -811,6 +811,67 @@ def test_a_second_sigterm_aborts_as_the_message_says(tmp_path: Path) -> None:
     assert seen == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is before
 
 
+@pytest.mark.parametrize("during", ["mid-run", "closing"])
+def test_ctrl_c_in_a_validation_stops_it_and_the_run(tmp_path: Path, during: str) -> None:
+    """A stop during a validation (a full-size held-out set: minutes on a CPU) waited for the
+    whole of it, said "stopping after this step" with no step running, and a finished run
+    exited 130; the closing one's stop then lost the run to the second Ctrl-C it invited."""
+    import signal
+
+    val = [blurry_sequence(f"v{i}", 3, seed=i) for i in range(3)]
+    kw = {"steps": 4} | ({"val_minutes": 0.0} if during == "mid-run" else {})
+    tr = Trainer(config(**kw), [blurry_sequence()], val, tmp_path)
+    tensors, read, fired = tr._val_tensors, [], []
+
+    def stopped_in_the_first(seq):
+        read.append(seq)
+        if tr.step == (2 if during == "mid-run" else 4) and not fired:  # once
+            fired.append(signal.raise_signal(signal.SIGINT))
+        return tensors(seq)
+
+    tr._val_tensors = stopped_in_the_first
+    before = signal.getsignal(signal.SIGINT)
+    messages: list[str] = []
+    tr.run(log=messages.append)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert "SIGINT: stopping now, the validation left unfinished (again to abort)" in messages
+    assert tr.interrupted and 2 not in [m["step"] for m in tr.history]
+    if during == "mid-run":  # step 1 validated whole, step 2's first sequence read, then none
+        assert tr.step == 2 and len(read) == 4 and "interrupted at step 2" in messages[-1]
+        return
+    assert tr.step == 4 and len(read) == 1 and tr.history == []
+    assert messages[-1] == (
+        "interrupted in the validation of step 4: checkpoint saved, --resume validates it"
+    )
+    resumed = Trainer(config(**kw), [blurry_sequence()], val, tmp_path)
+    assert resumed.resume() and resumed.step == 4
+    resumed.run(log=lambda _m: None)
+    assert [m["step"] for m in resumed.history] == [4] and not resumed.interrupted
+
+
+def test_ctrl_c_as_a_finished_run_saves_is_no_interruption(tmp_path: Path) -> None:
+    """A stop while the last checkpoint was written (every step taken and validated) made the
+    run exit 130, as if cut short."""
+    import signal
+
+    tr = Trainer(config(steps=2), [blurry_sequence()], [blurry_sequence("v", 3)], tmp_path)
+    save, fired = tr.save, []
+
+    def stopped_while_saving(*args, **kwargs):
+        if tr.step == 2 and not fired:  # the closing save, once
+            fired.append(signal.raise_signal(signal.SIGINT))
+        return save(*args, **kwargs)
+
+    tr.save = stopped_while_saving
+    messages: list[str] = []
+    tr.run(log=messages.append)
+    assert tr.step == 2 and [m["step"] for m in tr.history] == [2]
+    assert (
+        "SIGINT: stopping once the last checkpoint is written: the run is done (again to abort)"
+    ) in messages
+    assert not tr.interrupted and (tmp_path / "last.pt").is_file()
+
+
 @pytest.mark.parametrize("diverged_at", [None, "mid-run", "the last step"])
 def test_ddp_ranks_stop_together_when_the_weights_diverge(
     tmp_path: Path, monkeypatch, diverged_at: str | None

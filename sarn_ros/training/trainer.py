@@ -63,6 +63,11 @@ from ..engine import PRECISIONS, CompiledCall
 from ..image_files import kernel_path
 
 
+class ValidationStopped(Exception):
+    """A stop (Ctrl-C, SIGTERM) came during a validation: left unfinished, its figure unmade
+    (a full-size held-out set takes minutes on a CPU, and the stop waited it out)."""
+
+
 class TrainingDiverged(RuntimeError):
     """The weights are no longer finite: saving them would overwrite good checkpoints."""
 
@@ -431,6 +436,7 @@ class Trainer:
         self._drawn_rng_state: dict[str, Any] | None = None  # self.rng after the last batch used
         self.step = 0
         self._stop = False  # set by SIGINT/SIGTERM during run()
+        self._doing = "step"  # what a stop waits for: said by the signal's line
         # DDP: a non-finite loss here, or weights rank 0 found non-finite when saving, for the
         # next step's collective check: a rank that raised alone left the others waiting in
         # their next all_reduce (a hang of the backend's timeout, 30 min under gloo)
@@ -704,19 +710,26 @@ class Trainer:
         model = self.eval_model
         model.eval()
         model_psnr, input_psnr = [], []
-        for seq in self.val:
-            b, g = self._val_tensors(seq)
-            if self.cfg.arch == "recurrent":
-                out, _ = model(b, 2)
-            else:
-                out = torch.stack([model(b[:, t]) for t in range(b.shape[1])], 1)
-            out = (out.clamp(0, 1) * 255).round() / 255  # as published: 8-bit
-            model_psnr += [psnr(out[:, t], g[:, t]) for t in range(g.shape[1])]
-            if not input_psnr:  # first sequence, middle frame: blurred | output | sharp
-                mid = g.shape[1] // 2
-                self.sample_image = torch.cat([b[0, mid], out[0, mid], g[0, mid]], dim=2).cpu()
-            input_psnr += [psnr(b[:, t], g[:, t]) for t in range(g.shape[1])]
-        self.model.train()
+        self._doing = "validation"
+        try:
+            for seq in self.val:
+                if self._stop:  # a sequence at a time: a stop need not wait for the rest
+                    raise ValidationStopped
+                b, g = self._val_tensors(seq)
+                if self.cfg.arch == "recurrent":
+                    out, _ = model(b, 2)
+                else:
+                    out = torch.stack([model(b[:, t]) for t in range(b.shape[1])], 1)
+                out = (out.clamp(0, 1) * 255).round() / 255  # as published: 8-bit
+                model_psnr += [psnr(out[:, t], g[:, t]) for t in range(g.shape[1])]
+                if not input_psnr:  # first sequence, middle frame: blurred | output | sharp
+                    mid = g.shape[1] // 2
+                    image = torch.cat([b[0, mid], out[0, mid], g[0, mid]], dim=2)
+                    self.sample_image = image.cpu()
+                input_psnr += [psnr(b[:, t], g[:, t]) for t in range(g.shape[1])]
+        finally:
+            self._doing = "step"
+            self.model.train()
         m = {"val_psnr": float(np.mean(model_psnr)), "input_psnr": float(np.mean(input_psnr))}
         return m | ({"future_frames": 2} if self.cfg.arch == "recurrent" else {})
 
@@ -755,7 +768,12 @@ class Trainer:
             return
 
         def request_stop(signum: int, _frame) -> None:
-            log(f"{signal.Signals(signum).name}: stopping after this step (again to abort)")
+            doing = {
+                "step": "after this step",
+                "validation": "now, the validation left unfinished",
+                "closing": "once the last checkpoint is written: the run is done",
+            }[self._doing]
+            log(f"{signal.Signals(signum).name}: stopping {doing} (again to abort)")
             self._stop = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -801,7 +819,8 @@ class Trainer:
         if self.step == 0 and cfg.init is not None and self.val and self.rank == 0:
             # the starting weights are the bar to beat: best.pth holds them until a step
             # validates above them, so a fine-tune that only made them worse leaves them
-            self._validate_and_export(log)
+            with contextlib.suppress(ValidationStopped):  # the loop's head ends the run
+                self._validate_and_export(log)
         while self.step < cfg.steps:
             try:
                 if self._should_stop(step_s + (val_s if self.val else 0.0) + save_s):
@@ -840,6 +859,8 @@ class Trainer:
                     continue
                 try:
                     self._validate_and_export(log)
+                except ValidationStopped:
+                    continue  # the loop's head ends the run, on every rank together
                 except TrainingDiverged:
                     if bar is not None:
                         bar.close()
@@ -864,15 +885,27 @@ class Trainer:
             return
         validated = self.val and self.rank == 0 and self._validated_step != self.step
         if validated:
-            self._validate_and_export(log)
+            try:
+                self._validate_and_export(log)
+            except ValidationStopped:
+                self.save()
+                log(
+                    f"interrupted in the validation of step {self.step}: checkpoint saved, "
+                    "--resume validates it"
+                )
+                return
         # resumed at the end of its schedule, unchanged, and no step taken
         finished = (
             self.step == resumed_at and self.step >= cfg.steps and self.resumed_steps == cfg.steps
         )
+        if self.step >= cfg.steps:
+            self._doing = "closing"
         if not finished or validated:
             # a resume of a run that had finished its schedule leaves its files as they are:
             # saved again, they recorded this command's options as the last leg's
             self.save()
+        if self._doing == "closing":
+            self._stop = False  # one now came with the work done: not an interrupted run
         if self.step < cfg.steps and cfg.max_minutes is not None:  # time was up
             log(
                 f"--max-minutes {cfg.max_minutes:g} reached at step {self.step} of {cfg.steps}: "
