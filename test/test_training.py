@@ -870,6 +870,20 @@ def test_ctrl_c_as_a_finished_run_saves_is_no_interruption(tmp_path: Path) -> No
         "SIGINT: stopping once the last checkpoint is written: the run is done (again to abort)"
     ) in messages
     assert not tr.interrupted and (tmp_path / "last.pt").is_file()
+    # in the closing validation's last sequence: it ran whole, and the run is done
+    tr = Trainer(config(steps=2), [blurry_sequence()], [blurry_sequence("v", 3)], tmp_path / "b")
+    tensors, fired = tr._val_tensors, []
+
+    def stopped_in_the_last(seq):
+        if not fired:
+            fired.append(signal.raise_signal(signal.SIGINT))
+        return tensors(seq)
+
+    tr._val_tensors = stopped_in_the_last
+    messages.clear()
+    tr.run(log=messages.append)
+    assert [m["step"] for m in tr.history] == [2] and not tr.interrupted
+    assert "step 2 was validated whole: the run is done" in messages
 
 
 @pytest.mark.parametrize("diverged_at", [None, "mid-run", "the last step"])

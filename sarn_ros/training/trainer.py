@@ -899,6 +899,8 @@ class Trainer:
             self.step == resumed_at and self.step >= cfg.steps and self.resumed_steps == cfg.steps
         )
         if self.step >= cfg.steps:
+            if self._stop:  # it came in the closing validation's last sequence, run whole
+                log(f"step {self.step} was validated whole: the run is done")
             self._doing = "closing"
         if not finished or validated:
             # a resume of a run that had finished its schedule leaves its files as they are:
