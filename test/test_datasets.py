@@ -412,6 +412,8 @@ def test_clip_sampler_rejects_too_short_or_small_sequences() -> None:
         ClipSampler([Sequence("s", frames, frames)], clip_len=3, crop=16)
     with pytest.raises(ValueError):
         ClipSampler([Sequence("s", frames, frames)], clip_len=2, crop=H + 1)
+    with pytest.raises(ValueError, match=f"no sequence has 1 frame of at least {H + 1}x"):
+        ClipSampler([Sequence("s", frames, frames)], clip_len=1, crop=H + 1)
 
 
 def test_clip_sampler_strides_through_sequences_with_room() -> None:

@@ -660,7 +660,9 @@ class ClipSampler:
         span = clip_len + lookahead
         self.seqs = usable_sequences(seqs, span, crop)
         if not self.seqs:
-            raise ValueError(f"no sequence has {span} frames of at least {crop}x{crop}")
+            raise ValueError(
+                f"no sequence has {span} frame{'s' * (span != 1)} of at least {crop}x{crop}"
+            )
         for s in self.seqs:
             check_one_size(s)
         weights = np.array([len(s.blurred) - span + 1 for s in self.seqs], dtype=np.float64)

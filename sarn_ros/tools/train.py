@@ -1515,7 +1515,8 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         if args.still_frames < clip and any(holds_recordings(d, ("folder",)) for d in args.data):
             cut += f"; --still-frames {args.still_frames} makes a still's sequence shorter"
         print(
-            f"sarn train: error: no sequence has {clip} frames of at least {args.crop}x{args.crop}"
+            f"sarn train: error: no sequence has {plural(clip, 'frame')} of at least "
+            f"{args.crop}x{args.crop}"
             " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
             f"--data{cut}{gap_hint(args.data, args.max_gap_s)}",
             file=sys.stderr,
