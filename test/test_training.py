@@ -811,7 +811,7 @@ def test_a_second_sigterm_aborts_as_the_message_says(tmp_path: Path) -> None:
     assert seen == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is before
 
 
-@pytest.mark.parametrize("during", ["mid-run", "closing"])
+@pytest.mark.parametrize("during", ["mid-run", "closing", "time up"])
 def test_ctrl_c_in_a_validation_stops_it_and_the_run(tmp_path: Path, during: str) -> None:
     """A stop during a validation (a full-size held-out set: minutes on a CPU) waited for the
     whole of it, said "stopping after this step" with no step running, and a finished run
@@ -821,11 +821,15 @@ def test_ctrl_c_in_a_validation_stops_it_and_the_run(tmp_path: Path, during: str
     val = [blurry_sequence(f"v{i}", 3, seed=i) for i in range(3)]
     kw = {"steps": 4} | ({"val_minutes": 0.0} if during == "mid-run" else {})
     tr = Trainer(config(**kw), [blurry_sequence()], val, tmp_path)
+    at = {"mid-run": 2, "closing": 4, "time up": 3}[during]
+    if during == "time up":  # --max-minutes ends the loop at step 3 of 4
+        should_stop = tr._should_stop
+        tr._should_stop = lambda spent: tr.step == 3 or should_stop(spent)
     tensors, read, fired = tr._val_tensors, [], []
 
     def stopped_in_the_first(seq):
         read.append(seq)
-        if tr.step == (2 if during == "mid-run" else 4) and not fired:  # once
+        if tr.step == at and not fired:  # once
             fired.append(signal.raise_signal(signal.SIGINT))
         return tensors(seq)
 
@@ -834,17 +838,16 @@ def test_ctrl_c_in_a_validation_stops_it_and_the_run(tmp_path: Path, during: str
     messages: list[str] = []
     tr.run(log=messages.append)
     assert signal.getsignal(signal.SIGINT) is before
-    assert "SIGINT: stopping now, the validation left unfinished (again to abort)" in messages
-    assert tr.interrupted and 2 not in [m["step"] for m in tr.history]
+    assert "SIGINT: stopping after the sequence being validated (again to abort)" in messages
+    assert tr.interrupted and at not in [m["step"] for m in tr.history]
     if during == "mid-run":  # step 1 validated whole, step 2's first sequence read, then none
         assert tr.step == 2 and len(read) == 4 and "interrupted at step 2" in messages[-1]
         return
-    assert tr.step == 4 and len(read) == 1 and tr.history == []
-    assert messages[-1] == (
-        "interrupted in the validation of step 4: checkpoint saved, --resume validates it"
-    )
+    assert tr.step == at and len(read) == 1 and tr.history == []
+    then = "--resume validates it" if during == "closing" else "continue with --resume"
+    assert messages[-1] == f"interrupted in the validation of step {at}: checkpoint saved, {then}"
     resumed = Trainer(config(**kw), [blurry_sequence()], val, tmp_path)
-    assert resumed.resume() and resumed.step == 4
+    assert resumed.resume() and resumed.step == at
     resumed.run(log=lambda _m: None)
     assert [m["step"] for m in resumed.history] == [4] and not resumed.interrupted
 

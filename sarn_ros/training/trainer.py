@@ -770,7 +770,7 @@ class Trainer:
         def request_stop(signum: int, _frame) -> None:
             doing = {
                 "step": "after this step",
-                "validation": "now, the validation left unfinished",
+                "validation": "after the sequence being validated",
                 "closing": "once the last checkpoint is written: the run is done",
             }[self._doing]
             log(f"{signal.Signals(signum).name}: stopping {doing} (again to abort)")
@@ -889,9 +889,13 @@ class Trainer:
                 self._validate_and_export(log)
             except ValidationStopped:
                 self.save()
-                log(
+                log(  # before the last step (--max-minutes): a resume trains on
                     f"interrupted in the validation of step {self.step}: checkpoint saved, "
-                    "--resume validates it"
+                    + (
+                        "--resume validates it"
+                        if self.step >= cfg.steps
+                        else "continue with --resume"
+                    )
                 )
                 return
         # resumed at the end of its schedule, unchanged, and no step taken
