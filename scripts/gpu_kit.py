@@ -61,6 +61,7 @@ RECIPE = "recipe.json"
 # build's exit code where some sets were built and some failed: gpu_run.sh trains on those;
 # not 1, which a traceback gives too
 PARTIAL = 3
+PARTS = ("new", "old")  # a pack's siblings of --out: written, then swapped in
 CARRY_MIB = 64  # the working tree a lent machine's run takes, the carried kit in it
 # all that `pack` writes at the top
 PACKED = {"videos", "stills", "large", "pairs", "val", "val_pairs", RECIPE}
@@ -176,7 +177,7 @@ def pack(args: argparse.Namespace) -> int:
     that fails half-way leaves the earlier pack as it was."""
     out = Path(os.path.abspath(args.out))
     hidden = out.name if out.name.startswith(".") else f".{out.name}"  # .gpukit: .gpukit.new
-    new, old = (out.with_name(f"{hidden}.{s}") for s in ("new", "old"))
+    new, old = (out.with_name(f"{hidden}.{s}") for s in PARTS)
     for d in (new, old):  # a killed pack's
         shutil.rmtree(d, ignore_errors=True)
     swapped = False
@@ -246,7 +247,7 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
     _pack_pairs(args.val_pairs, val_pairs, args.val_scale, args.val_quality, args.val_frames)
     (out / RECIPE).write_text(json.dumps(recipe, indent=1) + "\n")
     mib = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
-    tree = tree_mib()
+    tree = tree_mib(leave=Path(os.path.abspath(args.out)))  # as pack() names it
     beside = "" if tree is None else f" (+{tree:.1f} MiB of working tree: {mib + tree:.1f} carried)"
     print(f"{args.out}: {len(folders)} source folders, {mib:.1f} MiB{beside}")
     over = [f"--budget-mib {args.budget_mib:g}"] * (mib > args.budget_mib)
@@ -262,9 +263,11 @@ def _pack_into(args: argparse.Namespace, out: Path) -> int:
     return 0
 
 
-def tree_mib() -> float | None:
+def tree_mib(leave: Path | None = None) -> float | None:
     """MiB of the working tree that travels beside the kit (tracked and not ignored files, as
-    `run` carries them); None outside a git checkout."""
+    `run` carries them), but for ``leave`` (a pack's --out that git does not ignore: the kit,
+    counted on its own) and the pack's own ``.new``/``.old`` siblings; None outside a git
+    checkout."""
     try:
         listed = subprocess.run(
             ["git", "ls-files", "-co", "--exclude-standard", "-z"],
@@ -274,7 +277,11 @@ def tree_mib() -> float | None:
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    files = (ROOT / os.fsdecode(name) for name in listed.split(b"\0") if name)
+    files = [ROOT / os.fsdecode(name) for name in listed.split(b"\0") if name]
+    if leave is not None:
+        hidden = leave.name if leave.name.startswith(".") else f".{leave.name}"
+        skip = [leave.resolve(), *(leave.with_name(f"{hidden}.{s}").resolve() for s in PARTS)]
+        files = [f for f in files if not any(f.resolve().is_relative_to(d) for d in skip)]
     return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
 

@@ -475,6 +475,16 @@ def test_pack_over_its_budget_keeps_the_earlier_pack(
         "or --large-scale (--out left as it was)\n"
     )
     assert [p.name for p in (kit / "stills").iterdir()] == ["a"]
+    # a --out that git does not ignore: the earlier pack and the one being written are the
+    # kit, counted once on its own (the tree counted them too: twice the real carry)
+    listed.stdout = b""
+    for mib, name in ((1, "tree.bin"), (2, "kit/x.bin"), (4, ".kit.new/y.bin"), (8, ".kit.old/z")):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        with open(tmp_path / name, "wb") as f:
+            f.truncate(mib * 2**20)
+        listed.stdout += os.fsencode(tmp_path / name) + b"\0"
+    assert kit_module().tree_mib() == 15
+    assert kit_module().tree_mib(leave=kit) == 1
 
 
 @pytest.mark.parametrize("slow_stop", [False, True])
@@ -560,10 +570,17 @@ def test_gpu_run_trains_only_after_a_build_that_ended_or_ended_partly(
         "exit 0\n"
     )
     fake.chmod(0o755)
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "PY": str(fake), "BENCH_END": "0"}
+    # from another folder, $OUT given from there
+    env = {**os.environ, "OUT": "out", "PY": str(fake), "BENCH_END": "0"}
+    (tmp_path / "elsewhere").mkdir()
     done = subprocess.run(
-        ["bash", "scripts/gpu_run.sh"], cwd=tmp_path, env=env, capture_output=True, text=True
+        ["bash", "../scripts/gpu_run.sh"],
+        cwd=tmp_path / "elsewhere",
+        env=env,
+        capture_output=True,
+        text=True,
     )
+    assert (tmp_path / "elsewhere" / "out" / "env.txt").is_file()
     trained = any(" train " in f" {line} " for line in calls.read_text().splitlines())
     assert trained == trains, calls.read_text()
     assert (done.returncode == 0) == trains, done.stdout + done.stderr
