@@ -383,6 +383,15 @@ def test_weights_the_node_cannot_load_are_said_before_it_starts_and_leave_no_jso
     monkeypatch.setattr(bench_node, "bench_size", fails)
     assert sarn(["bench", "node", "--tiny", "--sizes", "64x48", "--json", str(json_out)]) == 1
     assert not json_out.exists() and not json_out.parent.exists()
+    # an earlier run's file there: kept, but not taken for this run's without a word
+    json_out.parent.mkdir()
+    json_out.write_text("[]")
+    assert sarn(["bench", "node", "--tiny", "--sizes", "64x48", "--json", str(json_out)]) == 1
+    assert json_out.read_text() == "[]"
+    assert (
+        f"sarn bench node: --json {json_out} not written (nothing measured): it holds an "
+        "earlier run's rows"
+    ) in capsys.readouterr().err
 
 
 def test_cameras_past_a_rigs_are_a_usage_error(capsys):

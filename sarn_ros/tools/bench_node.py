@@ -181,7 +181,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=file_arg,
         help="also write the rows as JSON here, each with the run's settings (the --sizes "
         "asked for, and complete: false for a run stopped or failed part-way); an existing "
-        "JSON file is replaced",
+        "JSON file is replaced (kept, and said, by a run that measured nothing)",
     )
     add_domain_argument(parser, "benchmark")
 
@@ -803,6 +803,12 @@ def run(args: argparse.Namespace) -> int:
                 written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
         except KeyboardInterrupt as late:  # held till the file was whole
             stop = stop or late  # the first stop is the one said
+    if args.json and not rows and kernel_path(args.json).exists():  # read as this run's
+        print(
+            f"sarn bench node: --json {args.json} not written (nothing measured): it holds an "
+            "earlier run's rows",
+            file=sys.stderr,
+        )
     if stop is not None:
         how, code = how_stopped(stop)
         print(
