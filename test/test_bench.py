@@ -757,6 +757,26 @@ def test_compile_warms_up_at_least_once(rec):
     assert [c["warmup"] for c in rec] == [1]
 
 
+def test_each_json_row_says_the_warm_up_it_had(monkeypatch, tmp_path):
+    """--warmup 0 with --torch-compile both: the compiled row warmed up once (compiling), and
+    its settings said 0."""
+
+    def measured(variant, size, device, precision, deform, channels_last, compiled, *_):
+        mode = "compiled" if compiled else "eager"
+        return bench_model.Row(
+            variant, "32x16", "cpu", precision, deform, "nchw", mode, 1.0, 1e3, 0.0, "rss",
+            0.1, 1.0, None,
+        )  # fmt: skip
+
+    monkeypatch.setattr(bench_model, "bench_row", measured)
+    monkeypatch.setattr(bench_model, "count_flops", lambda v, h, w: 1.0)
+    out = tmp_path / "rows.json"
+    argv = [*BASE, "--torch-compile", "both", "--warmup", "0", "--json", str(out)]
+    assert bench_model.main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["mode"], r["settings"]["warmup"]) for r in rows] == [("eager", 0), ("compiled", 1)]
+
+
 def test_flops_counted_at_h_w_and_precisions_once(rec):
     bench_model.main([*BASE, "--precision", "fp32,fp32"])
     assert rec.flops == [(16, 32)] and len(rec) == 1

@@ -619,7 +619,14 @@ def run(args: argparse.Namespace) -> int:
             "host": device_label(device),
             "complete": stop is None and not failed,  # every setting asked for measured
         }
-        rows_out = [{**asdict(r), "settings": settings} for r in rows]
+        # a compiled row warms up at least once (compiling): its own count, not --warmup 0
+        rows_out = [
+            {
+                **asdict(r),
+                "settings": settings | {"warmup": max(args.warmup, int(r.mode != "eager"))},
+            }
+            for r in rows
+        ]
         try:
             with stops_held():  # a stop mid-write left half a file that did not parse
                 written.write_text(json.dumps(rows_out, indent=2))
