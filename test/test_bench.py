@@ -424,7 +424,8 @@ def test_bench_node_sizes_cameras_and_a_short_memory_series():
 
     assert parse_sizes("640x480, 8X8") == [(640, 480), (8, 8)]
     assert parse_sizes("160x120,160x120, 8x8") == [(160, 120), (8, 8)]  # measured once
-    for bad in ("7x8", f"{MAX_SIDE + 1}x8"):
+    assert parse_sizes("64x48,") == [(64, 48)]  # as bench model reads it (it was refused)
+    for bad in ("7x8", f"{MAX_SIDE + 1}x8", ",", "64x"):
         with pytest.raises(ValueError):
             parse_sizes(bad)
     assert camera_names(1) == [""] and camera_names(2) == ["cam0", "cam1"]

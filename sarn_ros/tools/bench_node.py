@@ -188,12 +188,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_sizes(text: str) -> list[tuple[int, int]]:
     """'640x480,1280x720' -> [(640, 480), (1280, 720)], each once (a size given twice was
-    measured twice); ValueError below 8 px or above MAX_SIDE a side."""
+    measured twice); ValueError for none, or below 8 px or above MAX_SIDE a side."""
     sizes = []
-    for item in text.split(","):
+    for item in filter(str.strip, text.split(",")):  # '64x48,' as bench model takes it
         w, _, h = item.strip().lower().partition("x")
         sizes.append((int(w), int(h)))
-    if any(min(size) < 8 or max(size) > MAX_SIDE for size in sizes):
+    if not sizes or any(min(size) < 8 or max(size) > MAX_SIDE for size in sizes):
         raise ValueError("below 8 px or above MAX_SIDE")
     return list(dict.fromkeys(sizes))
 
