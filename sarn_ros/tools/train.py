@@ -25,6 +25,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..archs.recurrent_sarn_arch import RecurrentSARNConfig
 from ..archs.sarn_arch import SARNConfig
 from ..checkpoint import CheckpointError, first_line, load_model, read_checkpoint
@@ -1007,8 +1009,14 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
     found_by_root, notes = pairs_once(found_by_root, "--val-pairs", "validated")
     for note in notes:
         print(note)
-    for found in found_by_root.values():
+    for root, found in found_by_root.items():
         read = [p for seq in found for p in read_pair_pieces(*seq, real, args.val_frames)]
+        for seq in read:  # an identity scores best on it: best.pth kept what changed least
+            if all(map(np.array_equal, seq.blurred, seq.sharp)):
+                print(
+                    f"note: --val-pairs {root}: {seq.name}'s blurred frames are its sharp ones "
+                    "(as read, 8-bit RGB): it ranks no checkpoint"
+                )
         seqs += check_val_side(read, real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
 
