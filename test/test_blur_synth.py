@@ -156,7 +156,8 @@ def test_a_short_exposure_keeps_a_long_videos_ground_truth() -> None:
     p = BlurParams(blur_px=12.0, exposure=0.001, min_blur_fraction=1.0, object_prob=0.0)
     blurred, sharp = synthesize(frames, params=p, seed=1234, margin=0.1)
     for src, b, s in zip(frames, blurred, sharp, strict=True):
-        crop = src[4:36, 4:44]
+        my, mx = (40 - s.shape[0]) // 2, (48 - s.shape[1]) // 2  # 10 %, or grown to fit
+        crop = src[my : 40 - my, mx : 48 - mx]
         assert np.abs(s.astype(int) - crop).max() <= 1
         assert 10 < psnr(b, s) < 30  # blurred by about the 12 px asked, not flat
 
@@ -406,3 +407,32 @@ def test_a_moving_objects_blur_follows_blur_px_whatever_the_exposure(exposure) -
     for seed in range(20):
         *_, vel, _ = blur_synth._moving_object((96, 128), np.random.default_rng(seed), p)
         assert 5.0 - 1e-6 <= np.linalg.norm(vel) * exposure <= 15.0 + 1e-6, seed
+
+
+def test_a_long_blur_on_a_small_video_frame_keeps_its_views_inside_the_frame() -> None:
+    """40 px of blur on 128x96 frames moved past the fixed 8 % crop into mirrored borders (up
+    to 11 px, most seeds): the blurred frame showed them and the sharp one did not. The crop
+    now grows until every view of it lies inside its frame; 8 % where that suffices."""
+    rng = np.random.default_rng(3)
+    video = [rng.integers(0, 256, (96, 128, 3), np.uint8) for _ in range(4)]
+    p = BlurParams(blur_px=40.0, **CLEAN)
+    offsets = (np.arange(p.subframes) + 0.5) / p.subframes - 0.5
+    grown = 0
+    for seed in range(5):
+        blurred, sharp = synthesize(video, params=p, seed=seed)
+        ch, cw = sharp[0].shape[:2]
+        my, mx = (96 - ch) // 2, (128 - cw) // 2
+        grown += (my, mx) != (int(96 * 0.08), int(128 * 0.08))
+        traj = Trajectory(4, p, np.random.default_rng(seed))  # synthesize's first draws
+        corners = np.array(
+            [[mx, my, 1], [128 - mx, my, 1], [mx, 96 - my, 1], [128 - mx, 96 - my, 1]], float
+        ).T
+        for t in range(4):
+            for o in offsets:
+                move = traj.between(t, t + o * p.exposure, (64.0, 48.0))
+                x, y = (np.linalg.inv(move) @ corners)[:2]
+                assert x.min() >= 0 and x.max() <= 127 and y.min() >= 0 and y.max() <= 95
+        assert [b.shape for b in blurred] == [s.shape for s in sharp]
+    assert grown  # these draws did reach past 8 %
+    small = BlurParams(blur_px=4.0, **CLEAN)
+    assert synthesize(video, params=small, seed=0)[1][0].shape[:2] == (96 - 14, 128 - 20)
