@@ -102,7 +102,8 @@ def main() -> None:
                 if bgr is None:  # read up front, gone since
                     raise OSError(f"cannot read {p}")
                 out = through_bayer(np.ascontiguousarray(bgr[..., ::-1]), args.debayer)
-                imwrite(partial / "blur" / p.name, out[..., ::-1])
+                # lossless: a JPEG written again lost as much as the demosaicing it measures
+                imwrite(partial / "blur" / p.with_suffix(".png").name, out[..., ::-1])
             partial.rename(dst)
         except OSError as exc:
             parser.exit(1, f"{parser.prog}: error: {exc}\n")
