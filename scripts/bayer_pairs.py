@@ -20,6 +20,7 @@ import numpy as np
 from sarn_ros.data.datasets import list_images, pair_files
 from sarn_ros.image_files import imread, imwrite
 from sarn_ros.ros.image_conversion import DEBAYER, MAX_SIDE, decode_image
+from sarn_ros.tools.options import how_stopped, stops_as_interrupts
 
 
 def rggb(rgb: np.ndarray) -> np.ndarray:
@@ -95,20 +96,22 @@ def main() -> None:
         partial = dst.with_name(f".{dst.name}.partial")  # readers skip it; renamed when whole
         shutil.rmtree(partial, ignore_errors=True)
         try:
-            (partial / "blur").mkdir(parents=True)
-            shutil.copytree(src / "sharp", partial / "sharp")
-            for p in blur:
-                bgr = imread(p, cv2.IMREAD_COLOR)
-                if bgr is None:  # read up front, gone since
-                    raise OSError(f"cannot read {p}")
-                out = through_bayer(np.ascontiguousarray(bgr[..., ::-1]), args.debayer)
-                # lossless: a JPEG written again lost as much as the demosaicing it measures
-                imwrite(partial / "blur" / p.with_suffix(".png").name, out[..., ::-1])
-            partial.rename(dst)
+            with stops_as_interrupts():  # `timeout`'s SIGTERM as Ctrl-C: it left the partial
+                (partial / "blur").mkdir(parents=True)
+                shutil.copytree(src / "sharp", partial / "sharp")
+                for p in blur:
+                    bgr = imread(p, cv2.IMREAD_COLOR)
+                    if bgr is None:  # read up front, gone since
+                        raise OSError(f"cannot read {p}")
+                    out = through_bayer(np.ascontiguousarray(bgr[..., ::-1]), args.debayer)
+                    # lossless: a JPEG written again lost as much as the demosaicing it measures
+                    imwrite(partial / "blur" / p.with_suffix(".png").name, out[..., ::-1])
+                partial.rename(dst)
         except OSError as exc:
             parser.exit(1, f"{parser.prog}: error: {exc}\n")
-        except KeyboardInterrupt:  # a stop: the pairs written before are whole, this one gone
-            parser.exit(130, f"{parser.prog}: interrupted: {dst} not written\n")
+        except KeyboardInterrupt as exc:  # a stop: the pairs written before are whole
+            how, code = how_stopped(exc)
+            parser.exit(code, f"{parser.prog}: {how}: {dst} not written\n")
         finally:
             shutil.rmtree(partial, ignore_errors=True)
         print(f"{src} -> {dst} ({args.debayer})")

@@ -22,6 +22,7 @@ import numpy as np
 from sarn_ros.data.blur_synth import transfer
 from sarn_ros.data.datasets import list_images, read_rgb
 from sarn_ros.image_files import imwrite
+from sarn_ros.tools.options import how_stopped, stops_as_interrupts
 
 
 def average(frames: list[np.ndarray], linear_light: bool) -> np.ndarray:
@@ -90,21 +91,23 @@ def main() -> None:
     partial = seq.with_name(f".{seq.name}.partial")  # readers skip it; renamed when whole
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        check(len(paths), args.window, args.stride)
-        (partial / "blur").mkdir(parents=True)
-        (partial / "sharp").mkdir()
-        n = 0
-        for n, (blur, sharp) in enumerate(
-            pairs(paths, args.window, args.stride, args.linear_light), 1
-        ):
-            for side, img in (("blur", blur), ("sharp", sharp)):
-                imwrite(partial / side / f"{n:06d}.png", img[..., ::-1])
-        partial.rename(seq)
+        with stops_as_interrupts():  # `timeout`'s SIGTERM as Ctrl-C: it left the partial
+            check(len(paths), args.window, args.stride)
+            (partial / "blur").mkdir(parents=True)
+            (partial / "sharp").mkdir()
+            n = 0
+            for n, (blur, sharp) in enumerate(
+                pairs(paths, args.window, args.stride, args.linear_light), 1
+            ):
+                for side, img in (("blur", blur), ("sharp", sharp)):
+                    imwrite(partial / side / f"{n:06d}.png", img[..., ::-1])
+            partial.rename(seq)
     except (ValueError, OSError) as exc:  # the settings, a frame of another size or an
         # unreadable one, an output that cannot be written
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
-    except KeyboardInterrupt:  # a stop, not a failure: nothing half-made is left
-        ap.exit(130, f"{ap.prog}: interrupted: no sequence written\n")
+    except KeyboardInterrupt as exc:  # a stop, not a failure: nothing half-made is left
+        how, code = how_stopped(exc)
+        ap.exit(code, f"{ap.prog}: {how}: no sequence written\n")
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     print(f"{n} blurred/sharp pairs from {len(paths)} frames in {seq}")

@@ -123,3 +123,33 @@ def test_outputs_it_cannot_make_or_readers_would_skip_are_errors(tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     assert len(list((odd / "sharp").iterdir())) == 2
+
+
+def test_sigterm_leaves_no_partial_sequence(tmp_path: Path) -> None:
+    """`timeout`'s SIGTERM (as Ctrl-C) ended it by the default action: the hidden partial
+    sequence stayed, with the frames written so far."""
+    import signal
+    import time
+
+    src = tmp_path / "fast"
+    src.mkdir()
+    frame = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    for i in range(400):
+        cv2.imwrite(str(src / f"{i:06d}.png"), frame)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), src, out, "--window", "1", "--stride", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    partial = out / ".fast.partial" / "sharp"
+    deadline = time.monotonic() + 120
+    while not (partial.is_dir() and any(partial.iterdir())) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().endswith("stopped by SIGTERM: no sequence written")
+    assert list(out.iterdir()) == []
