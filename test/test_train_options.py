@@ -557,26 +557,26 @@ def test_validation_frames_too_small_to_rank_checkpoints_are_refused(tmp_path: P
     assert tiny_train(tmp_path, video, *val, "--val-scale", "0.5") == 0  # 36x26
 
 
-def test_held_out_pairs_without_blur_are_named(tmp_path: Path, capsys) -> None:
+def test_held_out_pairs_without_blur_are_refused(tmp_path: Path, capsys) -> None:
     """Blurred frames equal to the sharp ones (an 8-bit copy of 16-bit frames) scored the
-    input 120 dB, with no word: the checkpoint that changed least was best.pth."""
+    input 120 dB, with no word: the checkpoint that changed least was best.pth. Refused, as
+    frames too small to rank one are."""
     video = sharp_video(tmp_path / "video")
     seq = tmp_path / "held" / "seq"
     for side in ("blur", "sharp"):
         shutil.copytree(video, seq / side)
     val = ["--val-pairs", str(seq.parent), "--val-frames", "3", "--steps", "0"]
-    assert tiny_train(tmp_path, video, *val) == 0
-    assert (
-        f"note: --val-pairs {seq.parent}: seq's blurred frames are its sharp ones (as read, "
-        "8-bit RGB): it ranks no checkpoint"
-    ) in capsys.readouterr().out
+    assert tiny_train(tmp_path, video, *val) == 2
+    assert capsys.readouterr().err == (
+        f"sarn train: error: --val-pairs {seq.parent}: seq's blurred frames are its sharp ones "
+        "(as read, 8-bit RGB): their PSNR ranks no checkpoint; hold out pairs with blur\n"
+    )
     import cv2
 
     one = sorted((seq / "blur").iterdir())[1]  # blurred: one frame is enough
     cv2.imwrite(str(one), cv2.blur(cv2.imread(str(one)), (5, 5)))
-    shutil.rmtree(tmp_path / "run")
     assert tiny_train(tmp_path, video, *val) == 0
-    assert "it ranks no checkpoint" not in capsys.readouterr().out
+    assert "ranks no checkpoint" not in capsys.readouterr().err
 
 
 def test_a_folder_of_pairs_held_out_as_sharp_is_named(tmp_path: Path, capsys) -> None:

@@ -1013,9 +1013,9 @@ def validation_set(args: argparse.Namespace) -> list[Sequence]:
         read = [p for seq in found for p in read_pair_pieces(*seq, real, args.val_frames)]
         for seq in read:  # an identity scores best on it: best.pth kept what changed least
             if all(map(np.array_equal, seq.blurred, seq.sharp)):
-                print(
-                    f"note: --val-pairs {root}: {seq.name}'s blurred frames are its sharp ones "
-                    "(as read, 8-bit RGB): it ranks no checkpoint"
+                raise ValueError(
+                    f"--val-pairs {root}: {seq.name}'s blurred frames are its sharp ones (as "
+                    "read, 8-bit RGB): their PSNR ranks no checkpoint; hold out pairs with blur"
                 )
         seqs += check_val_side(read, real)
     return [piece for seq in seqs for piece in one_size_pieces(seq)]
