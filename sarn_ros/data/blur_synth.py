@@ -249,7 +249,9 @@ def _fit_video(
     """(my, mx): the smallest crop margins from ``margin`` (to ``max_margin`` a side) that keep
     the output crop inside each video frame in its views at ``times`` ((frame, instant)
     pairs). A long blur on a small frame moved past the fixed 8 % into mirrored borders (up to
-    11 px at 40 px of blur on 128x96), which the blurred frame showed and the sharp one not."""
+    11 px at 40 px of blur on 128x96), which the blurred frame showed and the sharp one not;
+    past ``max_margin`` (a blur near the frame's size) they still show."""
+    max_margin = max(max_margin, margin)
     inverse = [np.linalg.inv(traj.between(t, tau, center)) for t, tau in times]
     for f in np.arange(margin, max_margin + 1e-9, 0.01):
         my, mx = int(h * f), int(w * f)
