@@ -87,11 +87,13 @@ def main() -> None:
     parser.add_argument("--debayer", default="vng", choices=tuple(DEBAYER))
     args = parser.parse_args()
     try:
-        jobs = plan(args.out, args.pairs)
+        with stops_as_interrupts():
+            jobs = plan(args.out, args.pairs)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except KeyboardInterrupt:  # in the check up front (a traceback): nothing written yet
-        parser.exit(130, f"{parser.prog}: interrupted\n")
+    except KeyboardInterrupt as exc:  # in the check up front (a traceback): nothing written
+        how, code = how_stopped(exc)
+        parser.exit(code, f"{parser.prog}: {how}\n")
     for src, dst, blur in jobs:
         partial = dst.with_name(f".{dst.name}.partial")  # readers skip it; renamed when whole
         shutil.rmtree(partial, ignore_errors=True)
@@ -105,6 +107,7 @@ def main() -> None:
                         raise OSError(f"cannot read {p}")
                     out = through_bayer(np.ascontiguousarray(bgr[..., ::-1]), args.debayer)
                     # lossless: a JPEG written again lost as much as the demosaicing it measures
+                    # (x.jpg and x.png in one blur/ are refused by pair_files: one name)
                     imwrite(partial / "blur" / p.with_suffix(".png").name, out[..., ::-1])
                 partial.rename(dst)
         except OSError as exc:

@@ -18,6 +18,7 @@ import cv2
 from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import Sequence, list_images, synthesize_folder
 from sarn_ros.image_files import imwrite
+from sarn_ros.tools.options import how_stopped, stops_as_interrupts
 
 OUT = Path(__file__).resolve().parent.parent / "sarn_ros" / "sample"
 PARAMS = BlurParams(blur_px=12.0, min_blur_fraction=0.8, object_prob=0.0, jpeg_quality=None)
@@ -78,11 +79,13 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, default=OUT, help="where blur/ and sharp/ go")
     args = parser.parse_args()
     try:
-        main(args.calendar, args.out)
+        with stops_as_interrupts():  # `timeout`'s SIGTERM as Ctrl-C: it left the partial
+            main(args.calendar, args.out)
     except ValueError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     except OSError as exc:
         parser.exit(1, f"{parser.prog}: error: {exc}\n")
-    except KeyboardInterrupt:
-        print(f"{parser.prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        how, code = how_stopped(exc)
+        print(f"{parser.prog}: {how}", file=sys.stderr)
+        sys.exit(code)
