@@ -10,7 +10,7 @@
 #   run: command "bash scripts/gpu_run.sh", carry [".gpukit"], timeout_s 600
 set -u
 OUT=${OUT:-/tmp/gpuout}
-mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd) || exit 1  # a relative one: from where it was given
+mkdir -p "$OUT" && OUT=$(CDPATH='' cd -- "$OUT" && pwd) || exit 1  # a relative one: from where it was given
 cd "$(dirname "$0")/.." || exit 1  # the repository: its paths are relative to it
 export PYTHONUNBUFFERED=1
 rm -f "$OUT/cand.pth" "$OUT/cand_latest.pth"  # a rehearsal's earlier ones, evaluated as these

@@ -389,8 +389,8 @@ def test_weights_the_node_cannot_load_are_said_before_it_starts_and_leave_no_jso
     assert sarn(["bench", "node", "--tiny", "--sizes", "64x48", "--json", str(json_out)]) == 1
     assert json_out.read_text() == "[]"
     assert (
-        f"sarn bench node: --json {json_out} not written (nothing measured): it holds an "
-        "earlier run's rows"
+        f"sarn bench node: --json {json_out} not written (nothing measured): it is as an "
+        "earlier run left it"
     ) in capsys.readouterr().err
 
 

@@ -805,8 +805,8 @@ def run(args: argparse.Namespace) -> int:
             stop = stop or late  # the first stop is the one said
     if args.json and not rows and kernel_path(args.json).exists():  # read as this run's
         print(
-            f"sarn bench node: --json {args.json} not written (nothing measured): it holds an "
-            "earlier run's rows",
+            f"sarn bench node: --json {args.json} not written (nothing measured): it is as an "
+            "earlier run left it",
             file=sys.stderr,
         )
     if stop is not None:
