@@ -550,7 +550,7 @@ def test_validation_frames_too_small_to_rank_checkpoints_are_refused(tmp_path: P
     val = ["--val-sharp", str(video), "--val-frames", "3", "--steps", "0"]
     assert tiny_train(tmp_path, video, *val, "--val-scale", "0.25") == 2
     assert capsys.readouterr().err == (
-        "sarn train: error: the validation frames of video are 18x13 at x0.25: "
+        "sarn train: error: the validation frames of video are 16x11 at x0.25: "
         "below 16 px a side their PSNR ranks no checkpoint; give a larger --val-scale\n"
     )
     assert not (tmp_path / "run").exists()
