@@ -151,12 +151,8 @@ def test_an_iterator_of_frames_is_taken_whole(model) -> None:
     assert [o.meta for o in out] == [0, 1, 2] and engine.stats()["frames_in"] == 3
 
 
-def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
-    """One member failing after another took the frame (out of memory, say) must not leave
-    them a frame apart: the stream starts afresh, like a fresh ensemble on the later frames."""
-    imgs = frames(5, seed=7)
-    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
-    out = engine.push(imgs[0], 0) + engine.push(imgs[1], NS)
+def fail_the_second_member(monkeypatch) -> None:
+    """Member 1 fails to take its frame (out of memory, say) after member 0 took it."""
     accept = StreamDeblurrer._accept
 
     def second_member_fails(self, name, *args):
@@ -165,6 +161,15 @@ def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
         return accept(self, name, *args)
 
     monkeypatch.setattr(StreamDeblurrer, "_accept", second_member_fails)
+
+
+def test_a_failed_push_restarts_the_members_in_step(model, monkeypatch) -> None:
+    """One member failing after another took the frame (out of memory, say) must not leave
+    them a frame apart: the stream starts afresh, like a fresh ensemble on the later frames."""
+    imgs = frames(5, seed=7)
+    engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
+    out = engine.push(imgs[0], 0) + engine.push(imgs[1], NS)
+    fail_the_second_member(monkeypatch)
     with pytest.raises(RuntimeError):
         engine.push(imgs[2], 2 * NS)
     monkeypatch.undo()
@@ -183,14 +188,7 @@ def test_reset_counts_agree_in_all_and_per_stream(model, monkeypatch) -> None:
     stream: half a reset, none per stream; two such streams made one in all, which no stream
     showed."""
     engine = SelfEnsembleDeblurrer(model, members=2, device="cpu", future_frames=0)
-    accept = StreamDeblurrer._accept
-
-    def second_member_fails(self, name, *args):
-        if name.endswith("1"):
-            raise RuntimeError("out of memory")
-        return accept(self, name, *args)
-
-    monkeypatch.setattr(StreamDeblurrer, "_accept", second_member_fails)
+    fail_the_second_member(monkeypatch)
     for stream in ("a", "b"):
         with pytest.raises(RuntimeError):
             engine.push(frames(1)[0], 0, stream=stream)

@@ -209,15 +209,7 @@ def _fit_still(
         at = traj.path(center, k)
         ref = np.linalg.inv(at(mid))
         inverse = [np.linalg.inv(at(t) @ ref) for t in times]
-        for f in np.arange(margin, max_margin + 1e-9, 0.01):
-            my, mx = int(h * f), int(w * f)
-            corners = np.array(
-                [[mx, my, 1], [w - mx, my, 1], [mx, h - my, 1], [w - mx, h - my, 1]], np.float64
-            ).T
-            x, y = np.concatenate([m @ corners for m in inverse], axis=1)[:2]  # in the source
-            if x.min() >= 0 and x.max() <= w - 1 and y.min() >= 0 and y.max() <= h - 1:
-                return my, mx
-        return None
+        return _first_crop_inside(inverse, h, w, margin, max_margin)
 
     k, crop = 1.0, crop_for(1.0)
     while crop is None:
@@ -253,15 +245,24 @@ def _fit_video(
     past ``max_margin`` (a blur near the frame's size) they still show."""
     max_margin = max(max_margin, margin)
     inverse = [np.linalg.inv(traj.between(t, tau, center)) for t, tau in times]
+    crop = _first_crop_inside(inverse, h, w, margin, max_margin)
+    return crop or (int(h * max_margin), int(w * max_margin))
+
+
+def _first_crop_inside(
+    inverse: list[np.ndarray], h: int, w: int, margin: float, max_margin: float
+) -> tuple[int, int] | None:
+    """The smallest margins (my, mx), from ``margin`` to ``max_margin`` a side in steps of 1 %,
+    whose crop each view's ``inverse`` map (output to source) keeps inside the h x w source."""
     for f in np.arange(margin, max_margin + 1e-9, 0.01):
         my, mx = int(h * f), int(w * f)
         corners = np.array(
             [[mx, my, 1], [w - mx, my, 1], [mx, h - my, 1], [w - mx, h - my, 1]], np.float64
         ).T
-        x, y = np.concatenate([m @ corners for m in inverse], axis=1)[:2]  # in the frame
+        x, y = np.concatenate([m @ corners for m in inverse], axis=1)[:2]  # in the source
         if x.min() >= 0 and x.max() <= w - 1 and y.min() >= 0 and y.max() <= h - 1:
             return my, mx
-    return int(h * max_margin), int(w * max_margin)
+    return None
 
 
 def _degrade(
