@@ -400,7 +400,7 @@ class FrameSink:
             if self.writer is not None:
                 self.writer.release()
         except BaseException as exc:  # a video not finished: no name of its own
-            keep = keep and not (isinstance(exc, Exception) or not partial)
+            keep = keep and partial and not isinstance(exc, Exception)
             raise
         finally:
             if keep:

@@ -61,7 +61,6 @@ RECIPE = "recipe.json"
 # build's exit code where some sets were built and some failed: gpu_run.sh trains on those;
 # not 1, which a traceback gives too
 PARTIAL = 3
-PARTS = ("new", "old")  # a pack's siblings of --out: written, then swapped in
 CARRY_MIB = 64  # the working tree a lent machine's run takes, the carried kit in it
 # all that `pack` writes at the top
 PACKED = {"videos", "stills", "large", "pairs", "val", "val_pairs", RECIPE}
@@ -172,12 +171,18 @@ def _pack_refusal(args: argparse.Namespace) -> str | None:
     return None
 
 
+def siblings(out: Path) -> tuple[Path, Path]:
+    """A pack's hidden siblings of --out: the new pack written, then the old one swapped out
+    (.gpukit: .gpukit.new, .gpukit.old)."""
+    hidden = out.name if out.name.startswith(".") else f".{out.name}"
+    return out.with_name(f"{hidden}.new"), out.with_name(f"{hidden}.old")
+
+
 def pack(args: argparse.Namespace) -> int:
     """Into a sibling of --out, then swapped in: an earlier pack there goes wholly, and one
     that fails half-way leaves the earlier pack as it was."""
     out = Path(os.path.abspath(args.out))
-    hidden = out.name if out.name.startswith(".") else f".{out.name}"  # .gpukit: .gpukit.new
-    new, old = (out.with_name(f"{hidden}.{s}") for s in PARTS)
+    new, old = siblings(out)
     for d in (new, old):  # a killed pack's
         shutil.rmtree(d, ignore_errors=True)
     swapped = False
@@ -279,8 +284,7 @@ def tree_mib(leave: Path | None = None) -> float | None:
         return None
     files = [ROOT / os.fsdecode(name) for name in listed.split(b"\0") if name]
     if leave is not None:
-        hidden = leave.name if leave.name.startswith(".") else f".{leave.name}"
-        skip = [leave.resolve(), *(leave.with_name(f"{hidden}.{s}").resolve() for s in PARTS)]
+        skip = [d.resolve() for d in (leave, *siblings(leave))]
         files = [f for f in files if not any(f.resolve().is_relative_to(d) for d in skip)]
     return sum(f.stat().st_size for f in files if f.is_file()) / 2**20
 
