@@ -610,6 +610,15 @@ def test_a_compressed_format_other_than_jpeg_or_png_is_refused():
     assert bytes(conv.numpy_to_compressed(arr, "rgb8", fmt="jpeg").data[:2]) == b"\xff\xd8"
 
 
+def test_a_compressed_depth_frame_is_refused_as_depth():
+    """`sarn deblur --topics` on a compressedDepth topic (a depth header before its PNG) said
+    each frame was corrupt, "no PNG, JPEG or TIFF header"."""
+    png = cv2.imencode(".png", np.zeros((8, 8), np.uint16))[1].tobytes()
+    msg = CompressedImage(format="16UC1; compressedDepth png", data=bytes(12) + png)
+    with pytest.raises(conv.UnsupportedEncoding, match="depth, no colour to deblur"):
+        conv.compressed_to_numpy(msg)
+
+
 @pytest.mark.parametrize("encoding", ["mono16", "bgr16", "bayer_rggb16"])
 def test_16_bit_rows_with_an_odd_step_are_read_and_converted(encoding):
     """A ROS Image's step may be any byte count (an odd padding byte after 16-bit rows): the

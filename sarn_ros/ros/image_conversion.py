@@ -400,7 +400,10 @@ def compressed_size(msg: Any, buf: np.ndarray | None = None) -> tuple[int, int]:
     directory may follow the pixels), and OpenCV decodes whatever else it is given, whole,
     before its size can be checked (a 4 KB JPEG with two stray bytes before its frame header,
     stating 20000x20000, took 2.3 GB and 2.7 s; a 10 KB WebP 0.5 GB). Also for a JPEG cut
-    short, which OpenCV decodes half grey."""
+    short, which OpenCV decodes half grey. UnsupportedEncoding for image_transport's
+    compressedDepth, which was taken for corrupt data."""
+    if "compresseddepth" in str(msg.format).lower():  # a depth header before a PNG or RVL
+        raise UnsupportedEncoding(f"format {msg.format!r}: depth, no colour to deblur")
     buf = _buffer(msg.data) if buf is None else buf
     if buf.size == 0:
         raise ValueError("empty compressed image")

@@ -1230,10 +1230,10 @@ def intake_fault(msg: Image | CompressedImage) -> tuple[str, str] | None:
     refused here, its stamp never counts (a 32FC1 frame stamped 0 restarted the next one as a
     gap)."""
     if isinstance(msg, CompressedImage):
-        if "compresseddepth" in str(msg.format).lower():  # its data was taken for corrupt
-            return "encoding", f"format {msg.format!r}: depth, no colour to deblur"
         try:
             conv.compressed_size(msg)
+        except conv.UnsupportedEncoding as exc:  # compressedDepth
+            return "encoding", str(exc)
         except ValueError as exc:
             return "corrupt_compressed", str(exc)
         return None
