@@ -715,6 +715,34 @@ def test_calibration_frames_too_small_for_ranges_are_refused(tmp_path, capsys):
     assert "sarn export: error: --calib: " in err and ": a frame of 1x1 is too small" in err
 
 
+def test_a_too_small_calibration_camera_names_topics_only_where_there_are_cameras_to_pick(
+    tmp_path,
+):
+    """A one-camera bag's too-small frames said "--topics picks a bag's cameras": there was
+    nothing to pick."""
+    rosbag2 = pytest.importorskip("rosbags.rosbag2")
+    from test_deblur_offline import STORE, bag_image, header
+
+    from sarn_ros.offline import InputError
+
+    for cams in (["small"], ["small", "big"]):
+        bag = tmp_path / "-".join(cams)
+        with rosbag2.Writer(bag, version=9) as w:
+            for cam in cams:
+                conn = w.add_connection(
+                    f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE
+                )
+                side = 8 if cam == "small" else 32
+                for i in range(2):
+                    msg = bag_image(
+                        np.full((side, side, 3), 50 * i, np.uint8), "rgb8", header(i, cam)
+                    )
+                    w.write(conn, i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+        with pytest.raises(InputError, match="a frame of 8x8 is too small") as err:
+            quantize.calibration_frames(bag, 2, 480, 640)
+        assert ("--topics" in str(err.value)) == (len(cams) > 1), str(err.value)
+
+
 def test_calibration_takes_the_samples_blurred_frames_and_fits_the_height(tmp_path):
     """Without --calib the ranges come from the sample's blurred frames (what a camera gives,
     not its sharp ground truth), as many as --calib-frames asks; frames shrink to the export

@@ -65,9 +65,9 @@ def calibration_frames(
     if source is None:
         from .demo import load_sample
 
-        rec, named = None, [("the bundled sample", load_sample()[0][:max_frames])]
+        named = [("the bundled sample", load_sample()[0][:max_frames])]
     else:
-        rec, named = read_streams(
+        _, named = read_streams(
             source, max_frames=max_frames, topics=topics, debayer=debayer, max_gap_s=max_gap_s
         )
     fit = []
@@ -75,8 +75,8 @@ def calibration_frames(
         for frame in frames:
             if min(frame.shape[:2]) < CALIB_MIN_SIDE:
                 h, w = frame.shape[:2]
-                bag = rec is not None and rec.kind == "bag"
-                pick = "; --topics picks a bag's cameras" if bag else ""
+                # of one camera there is nothing to pick
+                pick = "; --topics picks a bag's cameras" if len(named) > 1 else ""
                 raise InputError(
                     f"{name}: a frame of {w}x{h} is too small to measure int8 ranges on: "
                     f"calibrate on frames of at least {CALIB_MIN_SIDE} px a side{pick}"
