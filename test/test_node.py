@@ -574,6 +574,30 @@ def test_live_parameters_change_or_are_rejected(ros, tiny_recurrent_checkpoint):
         assert not result.successful and result.reason, name
 
 
+def test_a_camera_sending_only_refused_frames_gets_its_held_frames_out(
+    ros, tiny_recurrent_checkpoint
+):
+    """Held look-ahead comes out once a camera is quiet for max_gap_s; a camera that went on
+    sending frames the worker refused once taken (too large since a live max_megapixels) was
+    never quiet: its last good frames waited until it stopped sending."""
+    node, start = ros
+    proc = start(tiny_recurrent_checkpoint, max_gap_s=0.5, queue_policy="all", **RELIABLE_IN)
+    cam = Camera(node)
+    diag = Diagnostics(node)
+    wait_connected(node, [cam], proc)
+    src = frames(10, 120, 160)  # 0.019 MP
+    stamps = [40 * SEC + i * SEC // 10 for i in range(10)]
+    play(node, cam, src[:3], stamps[:3], "rgb8")
+    assert spin_until(node, lambda: len(cam.outputs) == 1, 20)  # two held for look-ahead
+    small = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=0.01)
+    assert set_param(node, "max_megapixels", small).successful
+    for f, s in zip(src[3:], stamps[3:], strict=True):  # 1.75 s, 0.25 s apart
+        cam.publish(f, "rgb8", s)
+        spin_until(node, lambda: False, 0.25)
+    assert [stamp(m) for m in cam.outputs] == stamps[:3]  # while refused frames still came
+    assert spin_until(node, lambda: diag.count("rejected.too_large") == 7, 10), diag.values
+
+
 def test_fp16_asked_on_a_cpu_reads_fp32_as_it_runs(ros, tiny_recurrent_checkpoint):
     """The node ran fp32 and `ros2 param get precision` said fp16."""
     node, start = ros
@@ -1259,6 +1283,7 @@ def test_a_converter_fault_loses_that_frame_not_the_other_cameras_state():
         return (cam, np.zeros((2, 2, 3), np.uint8), 1, None)
 
     fake = SimpleNamespace(
+        untake=lambda refused: None,  # the quiet clock: its own tests
         prepare=prepare,
         engine=SimpleNamespace(
             push_many=lambda items: pushed.extend(items) or [],
@@ -1664,6 +1689,7 @@ def test_a_gap_or_reset_call_resets_that_camera_with_its_reason():
 
     resets = []
     fake = SimpleNamespace(
+        untake=lambda refused: None,  # the quiet clock: its own tests
         prepare=lambda cam, msg, received: None,
         engine=SimpleNamespace(
             reset=lambda stream, reason="explicit": resets.append((stream, reason)),
@@ -1826,6 +1852,7 @@ def process_fake(
         return []
 
     fake = SimpleNamespace(
+        untake=lambda refused: None,  # the quiet clock: its own tests
         prepare=lambda cam, msg, received: (cam, frames[cam], stamp, None),
         engine=engine
         or SimpleNamespace(
@@ -1934,6 +1961,7 @@ def test_a_restarts_passes_count_as_inference_not_node_overhead(monkeypatch):
     ticks = iter([0.0, 1.0, 4.0, 5.0, 6.0, 7.0])
     monkeypatch.setattr(node_module.time, "perf_counter", lambda: next(ticks))
     fake = SimpleNamespace(
+        untake=lambda refused: None,  # the quiet clock: its own tests
         prepare=lambda cam, msg, received: (cam.stream, np.zeros((8, 8, 3), np.uint8), 1, None),
         engine=SimpleNamespace(
             reset=lambda stream, reason: None,
@@ -2057,13 +2085,15 @@ def test_a_failed_live_change_counts_the_held_frames_it_lost_and_keeps_the_frame
         counts=Counter(),
         window=Counter(),
         process=processed.append,
+        refused_quiet=[],
         publish=lambda out: pytest.fail("nothing can come out"),
         due=lambda key: True,
         get_logger=lambda: SimpleNamespace(warning=warned.append, info=lambda msg: None),
         model_name="m",
     )
     node = node_module.DeblurNode
-    for name in ("run_round", "apply_changes", "apply_change", "flush_stream", "frames_lost"):
+    names = ("run_round", "apply_changes", "apply_change", "flush_stream", "frames_lost")
+    for name in (*names, "flush_refused"):
         setattr(fake, name, getattr(node, name).__get__(fake))
     fake.count = lambda key, n=1: node.count(fake, key, n)
     taken = [(SimpleNamespace(stream="/"), node_module.Queued(None, 0.0, None))]

@@ -295,6 +295,8 @@ class Camera:
         self.last_taken_wall = 0.0  # time.monotonic() of the same, for a /clock that stopped
         self.taken_on_ros_time = False  # which clock last_taken is on (use_sim_time is live)
         self.holding = False  # frames pushed since the last flush (maybe held for look-ahead)
+        # the four above before the worker's last take, for a frame refused once taken
+        self.before_take: tuple[float, float, bool, bool] = (0.0, 0.0, False, False)
         self.reset_requested = False  # ~/reset: the next frame queued restarts the state
         self.unmatched_said = False  # a camera_info of another stamp used, and logged once
         self.input_size: tuple[int, int] | None = None  # of the last frame, before resize
@@ -485,6 +487,7 @@ class DeblurNode(Node):
         self.waits_ms: deque[float] = deque(maxlen=200)  # callback -> worker takes the frame
         self.changes: dict[str, Any] = {}  # live parameter changes for the worker to apply
         self.engine_stats = self.engine.stats()  # refreshed by the worker after each round
+        self.refused_quiet: list[Camera] = []  # the worker's, from untake to flush_refused
         self.latest_depth = SYNC_DEPTH if len(prefixes) > 1 else 1  # queue_policy latest
         self.cameras = [Camera(self, i, prefix) for i, prefix in enumerate(prefixes)]
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -787,6 +790,12 @@ class DeblurNode(Node):
                 taken = self.take()
                 (now, sim), wall = self.clock_s(), time.monotonic()
                 for cam, *_ in taken:
+                    cam.before_take = (
+                        cam.last_taken,
+                        cam.last_taken_wall,
+                        cam.taken_on_ros_time,
+                        cam.holding,
+                    )
                     cam.last_taken, cam.last_taken_wall, cam.holding = now, wall, True
                     cam.taken_on_ros_time = sim
                 quiet = self.quiet_cameras(now, sim)
@@ -809,6 +818,7 @@ class DeblurNode(Node):
         steps = [partial(self.apply_changes, changes)]
         if taken:
             steps.append(partial(self.process, taken))  # counts its own failures' frames
+            steps.append(self.flush_refused)
         for cam in quiet:  # its last frames are not left waiting for another camera
             steps.append(partial(self.flush_stream, cam.stream))
         for step in steps:
@@ -931,6 +941,7 @@ class DeblurNode(Node):
             self.waits_ms.extend((now - q.received) * 1e3 for _, q in taken)
         t0 = time.perf_counter()
         items = []
+        refused: list[Camera] = []
         restarted, reset_s = False, 0.0  # a reset runs the look-ahead through the network
         for cam, q in taken:
             if q.restart:  # the held look-ahead comes out with this round's outputs
@@ -942,15 +953,19 @@ class DeblurNode(Node):
             except Exception as exc:  # a converter's own fault loses this frame, not the
                 # state of every camera (the worker's last resort)
                 self.reject("decode_error", f"{type(exc).__name__}: {exc}", cam)
+                refused.append(cam)
                 continue
             if item is None:
+                refused.append(cam)
                 continue
             try:  # one camera's odd frame must not fail the others' engine call
                 check_frame(item[1])
             except ValueError as exc:
                 self.reject("malformed", str(exc), cam)
+                refused.append(cam)
                 continue
             items.append(item)
+        self.untake(refused)
         if not items and not restarted:  # a restart's look-ahead goes out now, not with the
             return  # camera's next good frame (its frame here was rejected)
         t1 = time.perf_counter()
@@ -971,6 +986,28 @@ class DeblurNode(Node):
                 convert = t1 - t0 - reset_s
                 per_frame = (convert / len(items) + (t3 - t2) / max(len(outputs), 1)) * 1e3
                 self.overhead_ms.append(per_frame)
+
+    def untake(self, refused: list[Camera]) -> None:
+        """Cameras whose frame was refused after the worker took it (too large since a live
+        max_megapixels, corrupt past its header) took nothing: their quiet time goes on, and
+        those quiet now (before this round's network time) are flushed by
+        :meth:`flush_refused`. Their held look-ahead waited for as long as such frames came."""
+        with self.lock:
+            for cam in refused:
+                (cam.last_taken, cam.last_taken_wall, cam.taken_on_ros_time, cam.holding) = (
+                    cam.before_take
+                )
+            quiet = [c for c in self.quiet_cameras(*self.clock_s()) if c in refused]
+            for cam in quiet:
+                cam.holding = False
+        self.refused_quiet = quiet
+
+    def flush_refused(self) -> None:
+        """Publish the held frames of the cameras :meth:`untake` found quiet, after this
+        round's outputs (a step of its own: a failed flush loses none of them)."""
+        quiet, self.refused_quiet = self.refused_quiet, []
+        for cam in quiet:
+            self.flush_stream(cam.stream)
 
     def engine_failed(self, items: list[tuple], before: dict[str, Any], exc: Exception) -> None:
         """Restart the cameras of a failed engine call (the others keep their state) and count
