@@ -20,6 +20,7 @@ from sarn_ros import StreamDeblurrer, load_model, metrics
 from sarn_ros.checkpoint import CheckpointError
 from sarn_ros.evaluation import deblur_sequence, orb_counts
 from sarn_ros.recordings import read_streams
+from sarn_ros.tools.eval import short_names
 
 
 def low_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
@@ -70,10 +71,11 @@ def main() -> None:
     report(
         "input, Gaussian sigma 1.2", [[cv2.GaussianBlur(f, (0, 0), 1.2) for f in p] for p in pieces]
     )
+    names = short_names(args.weights)  # two runs' best.pth: rec/best.pth and single/best.pth
     for w in args.weights:
         engine = StreamDeblurrer(models[w], device="cpu", future_frames=args.future_frames)
         outs = [deblur_sequence(engine, p, "stream") for p in pieces]
-        report(Path(w).name, outs)
+        report(names[w], outs)
         restored = [  # the model's output below the finest band, the input's finest band
             [
                 np.clip(low_pass(o) + high_pass(f), 0, 255).astype(np.uint8)
@@ -81,10 +83,10 @@ def main() -> None:
             ]
             for p, po in zip(pieces, outs, strict=True)
         ]
-        report(f"{Path(w).name} + input finest band", restored)
+        report(f"{names[w]} + input finest band", restored)
         if engine.is_recurrent:
             alone = [[deblur_sequence(engine, [f], "stream")[0] for f in p] for p in pieces]
-            report(f"{Path(w).name}, each frame alone", alone)
+            report(f"{names[w]}, each frame alone", alone)
 
 
 if __name__ == "__main__":

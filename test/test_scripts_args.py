@@ -313,11 +313,19 @@ def test_analyse_orb_proxy_measures_every_piece_and_no_pair_as_refused(tmp_path:
         cv2.imwrite(str(flat / f"{i}.png"), np.full((64, 64, 3), 128, np.uint8))
         cv2.imwrite(str(cut / f"{i}.png"), np.full((48, 48, 3), 128, np.uint8))
         cv2.imwrite(str(cut / f"{i + 2}.png"), np.roll(scene, i, axis=1))  # matchable
+    # two runs' weights of one file name were both labelled x.pth
+    for run in ("rec", "single"):
+        (tmp_path / run).mkdir()
+        shutil.copy(SCRIPTS.parent / "weights" / "sarn_single.pth", tmp_path / run / "x.pth")
+    both = [tmp_path / run / "x.pth" for run in ("rec", "single")]
     flat_run, cut_run = runs(
-        "analyse_orb_proxy.py", [([s, "sarn_single"], "", False) for s in (flat, cut)]
+        "analyse_orb_proxy.py", [([flat, *both], "", False), ([cut, "sarn_single"], "", False)]
     )
     assert flat_run.returncode == 0 and "nan" not in flat_run.stdout
     assert "inliers    0.0 (  n/a)" in flat_run.stdout.splitlines()[0]
+    labels = [line.split("  matches")[0].strip() for line in flat_run.stdout.splitlines()]
+    assert labels[2:4] == ["rec/x.pth", "rec/x.pth + input finest band"], labels
+    assert labels[4:] == ["single/x.pth", "single/x.pth + input finest band"], labels
     assert cut_run.returncode == 0, cut_run.stderr
     assert "matches    0.0" not in cut_run.stdout.splitlines()[0]  # the textured piece counts
 
