@@ -1,9 +1,9 @@
 #!/bin/bash
 # The lent GPU's one command (weights/README.md, thirty-ninth section): build the training sets
 # from the carried .gpukit (scripts/gpu_kit.py), fine-tune the shipped RecurrentSARN until
-# TRAIN_END seconds after the start, export to $OUT/cand.pth, then, while time is left, check
-# CUDA quality in fp32/fp16/bf16 and torch.compile speed. Every log lands in $OUT (8 files at
-# most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
+# TRAIN_END seconds after the start, export to $OUT/cand.pth (and cand_latest.pth), then, while
+# time is left (until END, 590 s), check CUDA quality in fp32/fp16/bf16 and torch.compile
+# speed. Every log lands in $OUT (8 files at most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
 # Once the CUDA checks are measured: PRECISIONS=fp32 BENCH_END=0 with TRAIN_END raised gives
 # training their time (weights/README's runs used TRAIN_END=505).
 # A kit packed with --train-pairs: REAL_COPIES=K draws those real sequences K times as often.
@@ -70,14 +70,19 @@ fi
 [ -f "$OUT/train.log" ] && tail -25 "$OUT/train.log"
 EVAL=(--synthetic .gpukit/val --scale 1 --blur-px 12)  # a kit with real pairs only: those
 [ -d .gpukit/val ] || EVAL=(--pairs .gpukit/val_pairs)
+CANDS=()  # both ends, as exported: the latest was never evaluated on CUDA
+for c in "$OUT/cand.pth" "$OUT/cand_latest.pth"; do [ -f "$c" ] && CANDS+=("$c"); done
+END=${END:-590}  # the evals end by then: the run's 600 s kill took their log's last lines
 for p in ${PRECISIONS:-fp32 fp16 bf16}; do
-  [ -f "$OUT/cand.pth" ] || break
+  [ ${#CANDS[@]} -gt 0 ] || break
+  LEFT=$((END - $(el)))
+  [ "$LEFT" -gt 10 ] || { echo "== $p and after: not run, $END s reached"; break; }
   echo "== $p"
-  timeout 45 $PY -m sarn_ros.tools.cli eval --weights weights/sarn_recurrent.pth "$OUT/cand.pth" \
-    "${EVAL[@]}" --max-frames 41 --device cuda --precision $p
+  timeout $((LEFT < 60 ? LEFT : 60)) $PY -m sarn_ros.tools.cli eval --weights \
+    weights/sarn_recurrent.pth "${CANDS[@]}" "${EVAL[@]}" --max-frames 41 --device cuda --precision $p
 done >"$OUT/eval_cuda.log" 2>&1
 log "eval done"
-LEFT=$((${BENCH_END:-585} - $(el)))
+LEFT=$((${BENCH_END:-$END} - $(el)))
 [ "$LEFT" -gt 20 ] && timeout "$LEFT" $PY -m sarn_ros.tools.cli bench model --device cuda \
   --sizes 1280x720 --variants recurrent --precision bf16 --torch-compile both \
   --iters 30 --warmup 5 >"$OUT/bench.log" 2>&1

@@ -551,16 +551,16 @@ def test_build_stopped_by_sigterm_stops_its_jobs_and_leaves_no_run_folder(
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
 
 
-@pytest.mark.parametrize(("built", "trains"), [(0, True), (3, True), (137, False), (1, False)])
-def test_gpu_run_trains_only_after_a_build_that_ended_or_ended_partly(
-    tmp_path: Path, built: int, trains: bool
-) -> None:
-    """A build killed (137: out of memory) or ended by a traceback went on to train on what
-    .gputs held, and the command exited 0; some failed jobs (PARTIAL) train on the rest."""
-    (tmp_path / "scripts").mkdir()
+def fake_gpu_run(
+    tmp_path: Path, built: int, **env: str
+) -> tuple[list[str], subprocess.CompletedProcess]:
+    """gpu_run.sh with a python that records its calls, builds with exit code ``built`` and
+    writes what --export names; run from another folder, $OUT given from there. Returns
+    the calls and the run."""
+    (tmp_path / "scripts").mkdir(parents=True)
     shutil.copy(SCRIPT.with_name("gpu_run.sh"), tmp_path / "scripts")
     calls = tmp_path / "calls"
-    fake = tmp_path / "py"  # python as the script calls it: records, builds as told
+    fake = tmp_path / "py"
     fake.write_text(
         "#!/bin/bash\n"
         f'echo "$*" >> {calls}\n'
@@ -570,17 +570,40 @@ def test_gpu_run_trains_only_after_a_build_that_ended_or_ended_partly(
         "exit 0\n"
     )
     fake.chmod(0o755)
-    # from another folder, $OUT given from there
-    env = {**os.environ, "OUT": "out", "PY": str(fake), "BENCH_END": "0"}
     (tmp_path / "elsewhere").mkdir()
     done = subprocess.run(
         ["bash", "../scripts/gpu_run.sh"],
         cwd=tmp_path / "elsewhere",
-        env=env,
+        env={**os.environ, "OUT": "out", "PY": str(fake), "BENCH_END": "0", **env},
         capture_output=True,
         text=True,
     )
+    return calls.read_text().splitlines(), done
+
+
+@pytest.mark.parametrize(("built", "trains"), [(0, True), (3, True), (137, False), (1, False)])
+def test_gpu_run_trains_only_after_a_build_that_ended_or_ended_partly(
+    tmp_path: Path, built: int, trains: bool
+) -> None:
+    """A build killed (137: out of memory) or ended by a traceback went on to train on what
+    .gputs held, and the command exited 0; some failed jobs (PARTIAL) train on the rest."""
+    calls, done = fake_gpu_run(tmp_path, built)
     assert (tmp_path / "elsewhere" / "out" / "env.txt").is_file()
-    trained = any(" train " in f" {line} " for line in calls.read_text().splitlines())
-    assert trained == trains, calls.read_text()
+    trained = any(" train " in f" {line} " for line in calls)
+    assert trained == trains, calls
     assert (done.returncode == 0) == trains, done.stdout + done.stderr
+
+
+def test_gpu_run_evaluates_both_candidates_and_ends_its_evals_in_time(tmp_path: Path) -> None:
+    """cand_latest.pth came back never evaluated on CUDA, and three 45 s evals after a
+    450 s training could run past the command's 600 s."""
+    calls, done = fake_gpu_run(tmp_path / "a", 0)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "a" / "elsewhere" / "out"
+    evals = [line for line in calls if " eval " in line]
+    assert [e.split("--precision ")[1] for e in evals] == ["fp32", "fp16", "bf16"]
+    assert all(f"{out}/cand.pth {out}/cand_latest.pth " in e for e in evals), evals
+    calls, done = fake_gpu_run(tmp_path / "b", 0, END="5")  # no time left for them
+    assert done.returncode == 0 and not [line for line in calls if " eval " in line]
+    log = (tmp_path / "b" / "elsewhere" / "out" / "eval_cuda.log").read_text()
+    assert log == "== fp32 and after: not run, 5 s reached\n"
