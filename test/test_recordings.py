@@ -532,6 +532,12 @@ def test_train_and_eval_take_max_gap_s_for_bags_only(tmp_path, tiny_recurrent_ch
         "streams end where a camera's stamps go back or pause over --max-gap-s 0.5 s (raise it "
         "for a camera slower than 2 fps)"
     ), r.stderr
+    # a bag of one frame was not cut at a stamp break: no --max-gap-s to raise
+    write_paused_bag(tmp_path / "one", grey[:1], [0])
+    r = sarn_eval("--no-gt", str(tmp_path / "one"))
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        "no --no-gt stream has two frames in a row for the ORB proxy to compare"
+    ), r.stderr
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     r = sarn_eval("--no-gt", str(tmp_path / "slow"), "--max-gap-s", "11", *weights)
     assert r.returncode == 0, r.stderr
