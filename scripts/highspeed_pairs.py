@@ -13,6 +13,7 @@ and scene motion, so a recurrent model is judged on real motion, frame after fra
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,7 +83,8 @@ def main() -> None:
     if args.out.exists() and not args.out.is_dir():
         ap.exit(2, f"{ap.prog}: error: not a folder: {args.out}\n")
     paths = list_images(args.frames)
-    name = args.name or args.frames.resolve().name
+    # a link's own name (`GOPR0477` linked to a card's DCIM/100GOPRO), `.` the folder's
+    name = args.name or Path(os.path.abspath(args.frames)).name
     if name.startswith(".") or "/" in name or "\\" in name:  # readers skip hidden folders
         ap.exit(2, f"{ap.prog}: error: --name {name!r}: give a plain folder name (no '.' first)\n")
     seq = args.out / name

@@ -50,6 +50,15 @@ def test_each_exposure_averages_its_window_and_keeps_the_middle_frame(tmp_path: 
         assert np.array_equal(seq.blurred[k] != frames[start + 2], window.std(0) > 0)
 
 
+def test_a_linked_recording_is_named_by_its_link(tmp_path: Path) -> None:
+    """A link to a card's folder (`GOPR0477 -> DCIM/100GOPRO`) was named by its target."""
+    recording(tmp_path / "100GOPRO", 5)
+    (tmp_path / "GOPR0477").symlink_to(tmp_path / "100GOPRO")
+    result = run(tmp_path / "GOPR0477", tmp_path / "out", "--window", 5, "--stride", 5)
+    assert result.returncode == 0, result.stderr
+    assert [name for name, *_ in find_pair_dirs(tmp_path / "out")] == ["GOPR0477"]
+
+
 def test_linear_light_brightens_a_passing_highlight(tmp_path: Path) -> None:
     """A sensor integrates light: a bar lit for 1 of 5 sub-frames averages to 20 % of its
     linear intensity, which sRGB encodes far above 20 % of the 8-bit value."""
