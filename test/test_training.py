@@ -1096,7 +1096,7 @@ def test_what_was_trained_on_is_counted_and_recorded(tmp_path: Path, capsys) -> 
     # --clip-len 3 needs 5 frames: the clip and the 2 look-ahead frames after it
     left_out = "1 sequence, 5 frames (1 of the 2 sequences is left out: 1 smaller than the 32x32 "
     # the x0.5 copy, 40x30, as cropped by the synthetic blur's 8 % margins
-    assert f"training data: {left_out}crop, the largest 34x26, cropped 8 % a side by" in out
+    assert f"training data: {left_out}crop, the largest 34x26, cropped 8-30 % a side by" in out
     data = load_model(tmp_path / "run2" / "latest.pth").meta["data"]
     assert data[0] == f"sources: {video}" and data[1].startswith(left_out)
     assert "'blur_px': 4.0" in data[2] and "'linear_light': 0.0" in data[2]
@@ -2670,8 +2670,8 @@ def test_sequences_left_out_are_counted_per_reason_with_the_largest_too_small() 
     text = count(seqs[3:], seqs, 5, 32, synthetic=True)
     assert text == (
         "1 sequence, 6 frames (3 of the 4 sequences are left out: 1 with fewer than 5 frames; "
-        "2 smaller than the 32x32 crop, the largest 30x20, cropped 8 % a side by the synthetic "
-        "blur, a still up to 30 %)"
+        "2 smaller than the 32x32 crop, the largest 30x20, cropped 8-30 % a side by the "
+        "synthetic blur (more with a longer --blur-px))"
     )
     assert count(seqs[1:2] + seqs[3:], seqs[1:], 5, 20, synthetic=False) == (
         "2 sequences, 12 frames (1 of the 3 sequences is left out: 1 smaller than the 20x20 "

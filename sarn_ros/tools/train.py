@@ -1838,7 +1838,8 @@ def count(
         reasons = [f"{short} with fewer than {plural(clip, 'frame')}"] if short else []
         if small:
             h, w = max(small, key=min)
-            why = ", cropped 8 % a side by the synthetic blur, a still up to 30 %"
+            # a video's crop grows with its blur too (blur_synth: up to 30 %)
+            why = ", cropped 8-30 % a side by the synthetic blur (more with a longer --blur-px)"
             reasons.append(
                 f"{len(small)} smaller than the {crop}x{crop} crop, the largest {w}x{h}"
                 + (why if synthetic else "")
