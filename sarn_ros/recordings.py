@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -399,14 +399,19 @@ def iter_clips(
     topics: list[str] | None = None,
     debayer: str = "vng",
     max_gap_s: float | None = MAX_GAP_S,
+    note: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, list[np.ndarray]]]:
     """Consecutive frames of each stream in pieces of ``clip_frames`` (a shorter tail of at
     least 3 frames too, also where the frame size or format changes, an unreadable frame
     breaks the run, or the stamps break off), as uint8 RGB for the blur generator: a long
-    recording becomes many training sequences without being held in memory."""
+    recording becomes many training sequences without being held in memory. ``note`` is told,
+    once the recording is read, of each stream's frames left out in pieces under 3 frames
+    and where it was cut (a jittery bag's pieces were dropped unsaid)."""
     rec = Recording(path, topics, debayer, max_gap_s)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
+    left_out: Counter[str] = Counter()  # per stream: frames in pieces under 3
+    changed: Counter[str] = Counter()  # per stream: where its frame size or format changed
     # per stream: its format, and its skips and stamp breaks so far
     runs: dict[str, tuple[tuple[int, ...], np.dtype, int, int]] = {}
 
@@ -419,17 +424,32 @@ def iter_clips(
         # the frame as recorded: a size x0.5 rounds away (64 and 65 px) or mono8 to rgb8 is
         # a cut at every scale, so the clips of each scale and --sharpest's names agree
         run = (frame.shape, frame.dtype, rec.skips[name], rec.breaks[name])
+        if name in runs and runs[name][:2] != run[:2]:
+            changed[name] += 1
         if pending.get(name) and runs[name] != run:  # a clip ends
             if len(pending[name]) >= 3:
                 yield numbered(name)
-            pending.pop(name, None)
+            left_out[name] += len(pending.pop(name, []))
         runs[name] = run
         frame = resize_by(_rgb8(frame), scale)
         pending.setdefault(name, []).append(frame)
         if len(pending[name]) == clip_frames:
             yield numbered(name)
-    for name in [n for n, clip in pending.items() if len(clip) >= 3]:
-        yield numbered(name)
+    for name, clip in list(pending.items()):
+        if len(clip) >= 3:
+            yield numbered(name)
+        else:
+            left_out[name] += len(clip)
+    for name, n in left_out.items():
+        if note is None or not n:
+            continue
+        said = restarts_said(rec.breaks[name] - rec.paused[name], rec.paused[name], max_gap_s)
+        if changed[name]:
+            said.append(f"{times(changed[name])} where the frame size or format changed")
+        if rec.skips[name]:
+            said.append(f"{times(rec.skips[name])} at an unreadable frame")
+        cut = f"; the stream was cut {'; '.join(said)}" if said else ""
+        note(f"{name}: {n} frame{'s' * (n != 1)} left out, in pieces of fewer than 3 frames{cut}")
 
 
 def sharpest_clips(

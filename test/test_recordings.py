@@ -480,6 +480,29 @@ PAUSED_MS = [33 * i for i in range(4)] + [2100 + 33 * i for i in range(4)]
 PAUSED_MS += [1200 + 33 * i for i in range(4)]
 
 
+def test_training_says_which_frames_its_clips_leave_out(tmp_path) -> None:
+    """A bag's pieces under 3 frames were dropped from training unsaid, and where its stamps
+    broke off with them (`sarn eval` and --val-sharp said so)."""
+    grey = grey_frames(10)
+    stamps = [33 * i for i in range(4)] + [2100, 2133] + [1200 + 33 * i for i in range(4)]
+    write_paused_bag(tmp_path / "run", grey, stamps)
+    notes: list[str] = []
+    clips = list(iter_clips(tmp_path / "run", 8, note=notes.append))
+    assert [len(c) for _, c in clips] == [4, 4]
+    assert notes == [
+        "run/cam/image_raw: 2 frames left out, in pieces of fewer than 3 frames; the stream was "
+        "cut once where the stamps went back; once where the stamps paused over --max-gap-s "
+        "0.5 s (raise it for a camera slower than 2 fps)"
+    ]
+    write_paused_bag(tmp_path / "two", grey[:2], [0, 33])  # too short, not cut
+    assert list(iter_clips(tmp_path / "two", 8, note=notes.append)) == []
+    assert notes[1:] == ["two/cam/image_raw: 2 frames left out, in pieces of fewer than 3 frames"]
+    whole = tmp_path / "whole"
+    write_paused_bag(whole, grey[:6], [33 * i for i in range(6)])
+    assert [len(c) for _, c in iter_clips(whole, 4, note=notes.append)] == [4]  # a tail of 2
+    assert notes[2:] == ["whole/cam/image_raw: 2 frames left out, in pieces of fewer than 3 frames"]
+
+
 def test_training_clips_and_eval_streams_end_where_a_bags_stamps_break_off(
     tmp_path, caplog
 ) -> None:

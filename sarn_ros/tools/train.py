@@ -400,6 +400,11 @@ def blur_params(args: argparse.Namespace) -> BlurParams:
     )
 
 
+def say_note(text: str) -> None:
+    """A note on what of the data is used, among the lines that count it."""
+    print(f"note: {text}", flush=True)
+
+
 def iter_gather(
     folders: list[Path],
     params: BlurParams,
@@ -483,7 +488,17 @@ def iter_gather(
                         of += f" of {floor} frames or more" if floor > 1 else ""
                         if int(os.environ.get("RANK", 0)) == 0:  # one line, not one per GPU
                             print(f"{src}: the {len(kept[src])} sharpest of {of}", flush=True)
-                    clips = iter_clips(src, clip_frames, scale, topics, debayer, max_gap_s)
+                    # said once: every scale cuts the recording alike
+                    say = scale == scales[0] and int(os.environ.get("RANK", 0)) == 0
+                    clips = iter_clips(
+                        src,
+                        clip_frames,
+                        scale,
+                        topics,
+                        debayer,
+                        max_gap_s,
+                        say_note if say else None,
+                    )
                     for name, clip in clips:
                         if src in kept and name not in kept[src]:
                             continue
