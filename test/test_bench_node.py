@@ -234,6 +234,32 @@ def test_device_auto_is_reported_with_the_device_it_ran_on(monkeypatch, capsys, 
     assert (row["settings"]["device"], row["settings"]["device_used"]) == ("auto", used)
 
 
+def test_a_compile_that_failed_in_the_node_is_reported_as_it_ran(monkeypatch, capsys, tmp_path):
+    """The header and the JSON said "torch_compile true" where the node's compile failed and
+    it ran eagerly (its /diagnostics said so)."""
+    window = [diag(), diag(torch_compile="failed, eager")]
+    sent = {(0, s): 50.0 + 0.1 * s for s in range(4)}
+    received = {k: t + 0.05 for k, t in sent.items()}
+    r = bench_node.row((64, 48), parse(), 1, sent, received, set(), window, cpu_s=0.1, wall=1.0)
+    assert r["torch_compile"] == "failed, eager"
+    ran = iter(["on", "failed, eager"])
+    monkeypatch.setattr(
+        bench_node,
+        "bench_size",
+        lambda w, size, args, rows: rows.append(
+            {"size": f"{size[0]}x{size[1]}", "torch_compile": next(ran)}
+        ),
+    )
+    monkeypatch.setattr(bench_node, "print_table", lambda rows: None)
+    monkeypatch.setattr(bench_node, "own_ros_domain", lambda domain: None)
+    args = parse("--sizes", "64x48,96x64", "--duration", "1", "--fps", "1", "--torch-compile")
+    args.json = tmp_path / "rows.json"
+    assert bench_node.run(args) == 0
+    assert "torch_compile true (failed, eager at 96x64)," in capsys.readouterr().out
+    rows = json.loads(args.json.read_text())
+    assert [r["torch_compile"] for r in rows] == ["on", "failed, eager"]
+
+
 def test_sigterm_between_sizes_keeps_the_rows_measured(monkeypatch, capsys, tmp_path):
     """`timeout`'s SIGTERM or a closed terminal's SIGHUP while a size's node stopped ended the
     process: no table, no --json, every row measured lost; within a size it exited 130."""

@@ -624,6 +624,8 @@ def row(
         "intake_wait_ms": diag_mean("intake wait ms (receive to worker, median)"),
         "e2e_minus_inference_ms": e2e_mean - inference,  # like from like: mean - mean
         "cpu_pct": 100.0 * cpu_s / wall,
+        # as the node ran: on, off, or "failed, eager" where asked (the header said "true")
+        "torch_compile": window[-1].get("torch_compile", "n/a") if window else "n/a",
         **(
             {"jpeg_out": len(jpegs & set(sent)), "raw_out": len(out)}
             if args.publish_compressed
@@ -774,11 +776,14 @@ def run(args: argparse.Namespace) -> int:
         rig += f"{args.cameras} synchronised cameras, frames {apart}, "
     # auto: what the node resolves it to on this machine, as its log says
     used = f"{args.device} ({device})" if args.device == "auto" else args.device
+    eager = [r["size"] for r in rows if r.get("torch_compile") == "failed, eager"]
+    compiled = str(args.torch_compile).lower()
+    compiled += f" (failed, eager at {', '.join(eager)})" if eager else ""
     print(
         f"sarn_deblur_node, {model}, device {used}, {args.precision}, camera {args.fps:g} "
         f"fps best effort, {rig}queue_policy {args.queue_policy}, future_frames "
         f"{args.future_frames}, self_ensemble {args.self_ensemble}, torch_compile "
-        f"{str(args.torch_compile).lower()}, {args.duration:g} s per size, "
+        f"{compiled}, {args.duration:g} s per size, "
         f"cpu_threads {args.threads or 'default'}, {os.cpu_count()} CPU cores"
     )
     if rows:  # not a table of headings alone: a stop or a fault at the first size
