@@ -441,7 +441,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=csv,
         action=Gathered,
         default=["fp32"],
-        help="comma list of fp32, bf16, fp16 (default fp32)",
+        help="comma list of fp32, bf16, fp16 (default fp32; fp16 on CUDA only)",
     )
     parser.add_argument(
         "--deform-impl",

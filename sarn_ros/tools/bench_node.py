@@ -111,7 +111,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     parser.add_argument(
-        "--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="node precision"
+        "--precision",
+        default="fp32",
+        choices=("fp32", "fp16", "bf16"),
+        help="node precision (fp16 on CUDA only)",
     )
     parser.add_argument(
         "--sizes",

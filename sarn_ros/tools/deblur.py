@@ -69,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="fp32",
         choices=("fp32", "fp16", "bf16"),
-        help="inference precision (autocast); fp16 is for CUDA, bf16 for CPUs with native bf16",
+        help="inference precision (autocast); fp16 is for CUDA (a CPU runs fp32, with a "
+        "warning), bf16 for CPUs with native bf16; an .onnx graph runs fp32 only",
     )
     p.add_argument(
         "--future-frames",
