@@ -455,6 +455,8 @@ def test_bench_model_sizes_and_lists_read_as_typed():
     args = parser.parse_args(["--sizes", "640X480, 32x16", "--variants", "single, recurrent"])
     assert args.sizes == [(640, 480), (32, 16)]
     assert args.variants == ["single", "recurrent"]
+    # the node's cpu_threads 0, and sarn bench node's --threads 0: PyTorch's default
+    assert parser.parse_args(["--threads", "0"]).threads == 0
     for bad in ("640x0", "0x480", "640", "axb", "8193x8", "8x100000"):  # 100000x8: 2.5 GB
         with pytest.raises(argparse.ArgumentTypeError):
             bench_model.parse_size(bad)

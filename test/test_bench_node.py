@@ -365,11 +365,11 @@ def test_threads_past_the_nodes_range_are_a_usage_error(capsys):
     traceback; both benchmarks take the node's cpu_threads range."""
     from sarn_ros.tools.cli import main as sarn
 
-    for argv, low in ((["bench", "model"], 1), (["bench", "node"], 0)):
+    for argv in (["bench", "model"], ["bench", "node"]):
         with pytest.raises(SystemExit) as exc:
             sarn([*argv, "--threads", "999999999999"])
         assert exc.value.code == 2
-        assert f"argument --threads: must be in [{low}, 256]" in capsys.readouterr().err
+        assert "argument --threads: must be in [0, 256]" in capsys.readouterr().err
 
 
 def test_weights_the_node_cannot_load_are_said_before_it_starts_and_leave_no_json(

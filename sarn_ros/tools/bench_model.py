@@ -469,7 +469,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--warmup", type=ranged(int, 0), default=2, help="untimed frames first")
     parser.add_argument(
-        "--threads", type=ranged(int, 1, 256), help="torch CPU threads (as the node's cpu_threads)"
+        "--threads",
+        type=ranged(int, 0, 256),
+        help="torch CPU threads (as the node's cpu_threads and sarn bench node's: 0, as unset, "
+        "PyTorch's default)",
     )
     parser.add_argument(
         "--json",
