@@ -131,6 +131,20 @@ def test_demo_refuses_an_output_it_cannot_write_before_running(tmp_path, monkeyp
     assert err.startswith("sarn demo: error:") and "cuda:9" in err and "\n" not in err
 
 
+def test_an_onnx_graph_on_cuda_is_refused_before_the_node_starts(
+    tmp_path, monkeypatch, capsys, tiny_recurrent_onnx
+):
+    """On a CUDA machine the node started, then stopped on it (sarn deblur and bench node
+    refuse it up front); here it was said to be CUDA missing."""
+    from sarn_ros.tools import cli, demo
+
+    monkeypatch.setattr(demo, "own_ros_domain", lambda _: pytest.fail("the demo ran"))
+    argv = ["demo", "--weights", str(tiny_recurrent_onnx), "--out", str(tmp_path)]
+    assert cli.main([*argv, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "sarn demo: error: an ONNX graph runs on the CPU (onnxruntime), not 'cuda'"
+
+
 def test_the_sample_is_read_as_pairs_whatever_else_is_beside_them(tmp_path, monkeypatch):
     """A demo_strip.png written into sample/blur made every later demo a traceback (9 blurred
     frames against 8 sharp ones) after the node had run."""

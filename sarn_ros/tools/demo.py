@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..checkpoint import CheckpointError, load_model
-from ..engine import resolve_device
+from ..engine import onnx_refusal, resolve_device
 from ..ensemble import MEMBERS
 from ..image_files import imread, imwrite, video_path
 from ..offline import FrameSink, InputError
@@ -144,6 +144,9 @@ def demo(args: argparse.Namespace) -> int:
         for name in ("demo_strip.png", "demo.mp4"):  # a folder of that name: known now
             check_writable(args.out / name, "--out", folder=False)
         video_path(args.out / "demo.mp4")
+        # an ONNX graph on CUDA: the node would start, then stop on it
+        if is_onnx(args.weights) and (why := onnx_refusal(args.device, "fp32", False)):
+            raise ValueError(why)
         resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
