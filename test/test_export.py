@@ -725,8 +725,9 @@ def test_a_too_small_calibration_camera_names_topics_only_where_there_are_camera
 
     from sarn_ros.offline import InputError
 
-    for cams in (["small"], ["small", "big"]):
-        bag = tmp_path / "-".join(cams)
+    # one camera in pieces (its stamps paused 5 s) is still one camera
+    for cams, pause_s in ((["small"], 0), (["small"], 5), (["small", "big"], 0)):
+        bag = tmp_path / f"{'-'.join(cams)}{pause_s}"
         with rosbag2.Writer(bag, version=9) as w:
             for cam in cams:
                 conn = w.add_connection(
@@ -734,9 +735,9 @@ def test_a_too_small_calibration_camera_names_topics_only_where_there_are_camera
                 )
                 side = 8 if cam == "small" else 32
                 for i in range(2):
-                    msg = bag_image(
-                        np.full((side, side, 3), 50 * i, np.uint8), "rgb8", header(i, cam)
-                    )
+                    hdr = header(i, cam)
+                    hdr.stamp.sec += i * pause_s
+                    msg = bag_image(np.full((side, side, 3), 50 * i, np.uint8), "rgb8", hdr)
                     w.write(conn, i + 1, STORE.serialize_cdr(msg, "sensor_msgs/msg/Image"))
         with pytest.raises(InputError, match="a frame of 8x8 is too small") as err:
             quantize.calibration_frames(bag, 2, 480, 640)

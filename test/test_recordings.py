@@ -503,6 +503,17 @@ def test_training_says_which_frames_its_clips_leave_out(tmp_path) -> None:
     assert notes[2:] == ["whole/cam/image_raw: 2 frames left out, in pieces of fewer than 3 frames"]
 
 
+def test_sarn_train_says_a_recordings_frames_left_out_once(tmp_path, capsys) -> None:
+    """Said once per recording, not per scale, nor twice for a scale given twice."""
+    grey = [cv2.resize(f, (48, 32)) for f in grey_frames(6)]
+    write_paused_bag(tmp_path / "run", grey, [33 * i for i in range(6)])
+    params = BlurParams(blur_px=2, jpeg_quality=None)
+    seqs = gather([tmp_path / "run"], params, [1.0, 0.5, 1.0], 1, 2, clip_frames=4)
+    assert len(seqs) == 3  # a clip of 4 at each scale
+    out = capsys.readouterr().out
+    assert out.count("note: run/cam/image_raw: 2 frames left out") == 1, out
+
+
 def test_training_clips_and_eval_streams_end_where_a_bags_stamps_break_off(
     tmp_path, caplog
 ) -> None:

@@ -252,20 +252,20 @@ def evaluate(args: argparse.Namespace) -> int:
         for note in notes:
             print(note, file=sys.stderr)
         empty = []  # one short stream of a folder of runs (--skip-frames) ended them all
+        cut = False  # a bag's stream cut where its stamps broke off (--max-gap-s)
         for d in args.no_gt:
             try:
-                streams = read_streams(d, args.max_frames, args.skip_frames, **source)[1]
+                rec, streams = read_streams(d, args.max_frames, args.skip_frames, **source)
             except NoFrames as exc:
                 empty.append(exc)
                 continue
+            cut = cut or any(rec.breaks.values())
             nogt += [(name, frames, str(d)) for name, frames in streams]
         if empty and not (nogt or pairs or synthetic):
             raise empty[0]
         for exc in empty:  # as a bag's silent topic, an unreadable pair: the others go on
             print(f"sarn eval: note: --no-gt: left out: {exc}", file=sys.stderr)
         if nogt and not pairs and not synthetic and all(len(f) < 2 for _, f, _ in nogt):
-            # a stream cut at stamp breaks or size changes is named in pieces (`cam#2`)
-            cut = any("#" in name for name, _, _ in nogt)
             raise ValueError(
                 "no --no-gt stream has two frames in a row for the ORB proxy to compare"
                 + (gap_hint(args.no_gt, args.max_gap_s, "streams") if cut else "")

@@ -65,9 +65,9 @@ def calibration_frames(
     if source is None:
         from .demo import load_sample
 
-        named = [("the bundled sample", load_sample()[0][:max_frames])]
+        rec, named = None, [("the bundled sample", load_sample()[0][:max_frames])]
     else:
-        _, named = read_streams(
+        rec, named = read_streams(
             source, max_frames=max_frames, topics=topics, debayer=debayer, max_gap_s=max_gap_s
         )
     fit = []
@@ -75,8 +75,9 @@ def calibration_frames(
         for frame in frames:
             if min(frame.shape[:2]) < CALIB_MIN_SIDE:
                 h, w = frame.shape[:2]
-                # of one camera there is nothing to pick
-                pick = "; --topics picks a bag's cameras" if len(named) > 1 else ""
+                # of one camera (in pieces where its stamps broke off) nothing to pick
+                cams = rec is not None and rec.kind == "bag" and len(rec.topics) > 1
+                pick = "; --topics picks a bag's cameras" if cams else ""
                 raise InputError(
                     f"{name}: a frame of {w}x{h} is too small to measure int8 ranges on: "
                     f"calibrate on frames of at least {CALIB_MIN_SIDE} px a side{pick}"

@@ -465,7 +465,7 @@ def iter_gather(
         note = None if pairs else blurred_sides_note([root, *sources])
         if note and int(os.environ.get("RANK", 0)) == 0:
             print(note, flush=True)
-        for scale in scales:
+        for i_scale, scale in enumerate(scales):
             # --blur-px is at full resolution, as for validation and `sarn eval`: an x0.5
             # copy gets half the pixels of blur (it had the full length, twice the blur)
             scaled = replace(params, blur_px=params.blur_px * scale)
@@ -489,7 +489,7 @@ def iter_gather(
                         if int(os.environ.get("RANK", 0)) == 0:  # one line, not one per GPU
                             print(f"{src}: the {len(kept[src])} sharpest of {of}", flush=True)
                     # said once: every scale cuts the recording alike
-                    say = scale == scales[0] and int(os.environ.get("RANK", 0)) == 0
+                    say = i_scale == 0 and int(os.environ.get("RANK", 0)) == 0
                     clips = iter_clips(
                         src,
                         clip_frames,
