@@ -76,7 +76,7 @@ END=${END:-590}  # the evals end by then: the run's 600 s kill took their log's 
 for p in ${PRECISIONS:-fp32 fp16 bf16}; do
   [ ${#CANDS[@]} -gt 0 ] || break
   LEFT=$((END - $(el)))
-  [ "$LEFT" -gt 10 ] || { echo "== $p and after: not run, $END s reached"; break; }
+  [ "$LEFT" -gt 10 ] || { echo "== $p and after: not run (under 10 s left before END, $END s)"; break; }
   echo "== $p"
   timeout $((LEFT < 60 ? LEFT : 60)) $PY -m sarn_ros.tools.cli eval --weights \
     weights/sarn_recurrent.pth "${CANDS[@]}" "${EVAL[@]}" --max-frames 41 --device cuda --precision $p

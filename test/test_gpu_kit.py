@@ -606,4 +606,4 @@ def test_gpu_run_evaluates_both_candidates_and_ends_its_evals_in_time(tmp_path: 
     calls, done = fake_gpu_run(tmp_path / "b", 0, END="5")  # no time left for them
     assert done.returncode == 0 and not [line for line in calls if " eval " in line]
     log = (tmp_path / "b" / "elsewhere" / "out" / "eval_cuda.log").read_text()
-    assert log == "== fp32 and after: not run, 5 s reached\n"
+    assert log == "== fp32 and after: not run (under 10 s left before END, 5 s)\n"
