@@ -448,6 +448,42 @@ def test_a_dataset_root_given_for_its_split_names_the_splits(tmp_path: Path) -> 
     assert len(load_pairs(root / "train")) == 1
 
 
+def test_one_side_given_or_one_side_only_says_where_the_pairs_are(tmp_path: Path) -> None:
+    """`--pairs <seq>/blur` (or REDS' `train_blur/000`) and a split whose sequences have one
+    side only were "no blurred/sharp sequence found" with no word of where they are."""
+    seq = tmp_path / "GOPRO_Large" / "train" / "GOPR0001"
+    write(seq / "blur", ["0.png"], [10])
+    write(seq / "sharp", ["0.png"], [11])
+    reds = tmp_path / "REDS" / "train"
+    write(reds / "train_blur" / "000", ["0.png"], [10])
+    write(reds / "train_sharp" / "000", ["0.png"], [11])
+    for given, where in (
+        (seq / "blur", seq),
+        (seq / "sharp", seq),
+        (reds / "train_blur", reds),
+        (reds / "train_blur" / "000", reds),
+    ):
+        with pytest.raises(
+            ValueError, match=re.escape(f"(one side of a pair layout: pass {where})")
+        ):
+            load_pairs(given)
+    half = tmp_path / "half"
+    write(half / "a" / "sharp", ["0.png"], [11])
+    write(half / "b" / "blur", ["0.png"], [10])
+    with pytest.raises(ValueError, match=r"under .*half \(a, b: one side only\)$"):
+        load_pairs(half)
+
+
+def test_a_sequence_named_like_a_side_is_a_sequence_not_a_tree(tmp_path: Path) -> None:
+    """`blur/{blur,sharp}/` beside `other/{blur,sharp}/`: both scored, and the first was also
+    taken for a REDS-style `blur/<seq>/` tree, its sides named as sequences with one side only."""
+    for name in ("blur", "other"):
+        write(tmp_path / "runs" / name / "blur", ["0.png"], [10])
+        write(tmp_path / "runs" / name / "sharp", ["0.png"], [11])
+    assert sorted(n for n, *_ in find_pair_dirs(tmp_path / "runs")) == ["blur", "other"]
+    assert unpaired_dirs(tmp_path / "runs") == []
+
+
 def test_a_jpeg_cut_short_is_unreadable_not_half_grey(tmp_path: Path) -> None:
     """OpenCV decodes a truncated JPEG with its lower part grey (a libjpeg warning only): a
     half-downloaded benchmark scored the grey, and a folder deblurred it as a frame."""

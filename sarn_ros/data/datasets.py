@@ -186,7 +186,11 @@ def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
         m = REDS_TREE.fullmatch(d.name)
         if m and not (_frames_dir(d, BLUR_DIRS) or _frames_dir(d, SHARP_DIRS)):  # `x_blur/blur/`
             trees.setdefault(m["split"], {})[m["kind"].lower()] = d
-        elif (name := d.name.lower()) in (*BLUR_DIRS, *SHARP_DIRS) and _side(d) is None:
+        elif (
+            (name := d.name.lower()) in (*BLUR_DIRS, *SHARP_DIRS)
+            and _side(d) is None
+            and not (_frames_dir(d, BLUR_DIRS) and _frames_dir(d, SHARP_DIRS))  # a sequence
+        ):
             kinds = trees.setdefault("", {})
             kinds.setdefault("blur" if name in BLUR_DIRS else "sharp", d)  # the first, by name
     return [(s, k.get("blur", k.get("blur_jpeg")), k.get("sharp")) for s, k in trees.items()]
@@ -325,15 +329,25 @@ def pairs_once(
 
 
 def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found under") -> ValueError:
-    """The error for a folder without sequences, naming its sub-folders that have some: a
-    dataset's root (``GOPRO_Large``) given where a split (``GOPRO_Large/train``) was meant."""
+    """The error for a folder without sequences, naming where they are: its sub-folders that
+    have some (a dataset's root, ``GOPRO_Large``, given where a split was meant), the folder
+    above one side given (``<seq>/blur``, REDS' ``train_blur/000``), or the sequences it
+    has with one side only (a half-copied split: else left unnamed)."""
     root = Path(root)
-    splits = [d.name for d in _subdirs(root) if find_pair_dirs(d)] if root.is_dir() else []
+    if not root.is_dir():
+        return ValueError(f"{what} {root}")
+    splits = [d.name for d in _subdirs(root) if find_pair_dirs(d)]
+    side = is_pair_side(root) or is_pair_side(root.parent)
+    above = [p for p in (root.parent, root.parent.parent) if side and find_pair_dirs(p)]
     hint = ""
     if len(splits) == 1:
         hint = f" (its sub-folder {splits[0]} has some: pass that)"
     elif splits:
         hint = f" (its sub-folders {', '.join(splits)} have some: pass one)"
+    elif above:
+        hint = f" (one side of a pair layout: pass {above[0]})"
+    elif lone := unpaired_dirs(root):
+        hint = f" ({listed(lone, root)}: one side only)"
     return ValueError(f"{what} {root}{hint}")
 
 
