@@ -448,7 +448,9 @@ def test_a_dataset_root_given_for_its_split_names_the_splits(tmp_path: Path) -> 
     assert len(load_pairs(root / "train")) == 1
 
 
-def test_one_side_given_or_one_side_only_says_where_the_pairs_are(tmp_path: Path) -> None:
+def test_one_side_given_or_one_side_only_says_where_the_pairs_are(
+    tmp_path: Path, monkeypatch
+) -> None:
     """`--pairs <seq>/blur` (or REDS' `train_blur/000`) and a split whose sequences have one
     side only were "no blurred/sharp sequence found" with no word of where they are."""
     seq = tmp_path / "GOPRO_Large" / "train" / "GOPR0001"
@@ -472,6 +474,13 @@ def test_one_side_given_or_one_side_only_says_where_the_pairs_are(tmp_path: Path
     write(half / "b" / "blur", ["0.png"], [10])
     with pytest.raises(ValueError, match=r"under .*half \(a, b: one side only\)$"):
         load_pairs(half)
+    # a side whose sequence has no other side: not "pass" a folder that would leave it out
+    with pytest.raises(ValueError, match=re.escape(f"and {half / 'b'} holds no sequence with")):
+        load_pairs(half / "b" / "blur")
+    # `.` in a side, as a shell in it gives it
+    monkeypatch.chdir(seq / "blur")
+    with pytest.raises(ValueError, match=re.escape(f"(one side of a pair layout: pass {seq})")):
+        load_pairs(Path("."))
 
 
 def test_a_sequence_named_like_a_side_is_a_sequence_not_a_tree(tmp_path: Path) -> None:
@@ -482,6 +491,11 @@ def test_a_sequence_named_like_a_side_is_a_sequence_not_a_tree(tmp_path: Path) -
         write(tmp_path / "runs" / name / "sharp", ["0.png"], [11])
     assert sorted(n for n, *_ in find_pair_dirs(tmp_path / "runs")) == ["blur", "other"]
     assert unpaired_dirs(tmp_path / "runs") == []
+    # beside a sharp/ tree, blur/ is a tree, also of sequences named blur and sharp
+    for side, value in (("blur", 10), ("sharp", 11)):
+        for seq in ("000", "blur", "sharp"):
+            write(tmp_path / "tree" / side / seq, ["0.png"], [value])
+    assert "000" in [n.split("_")[-1] for n, *_ in find_pair_dirs(tmp_path / "tree")]
 
 
 def test_a_jpeg_cut_short_is_unreadable_not_half_grey(tmp_path: Path) -> None:

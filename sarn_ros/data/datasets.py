@@ -182,14 +182,22 @@ def _reds_trees(root: Path) -> list[tuple[str, Path | None, Path | None]]:
     and ``blur/<seq>/`` beside ``sharp/<seq>/`` (a side's usual names holding sequences, not
     frames or BSD's ``RGB/``), whose split is ''."""
     trees: dict[str, dict[str, Path]] = {}
-    for d in _subdirs(root):
+    subdirs = _subdirs(root)
+    names = {d.name.lower() for d in subdirs}
+    for d in subdirs:
         m = REDS_TREE.fullmatch(d.name)
         if m and not (_frames_dir(d, BLUR_DIRS) or _frames_dir(d, SHARP_DIRS)):  # `x_blur/blur/`
             trees.setdefault(m["split"], {})[m["kind"].lower()] = d
         elif (
             (name := d.name.lower()) in (*BLUR_DIRS, *SHARP_DIRS)
             and _side(d) is None
-            and not (_frames_dir(d, BLUR_DIRS) and _frames_dir(d, SHARP_DIRS))  # a sequence
+            # a sequence named `blur` (its own blur/ and sharp/), unless a `sharp/` tree beside
+            # it makes it one (`blur/{000,blur}` beside `sharp/{000,blur}`)
+            and not (
+                _frames_dir(d, BLUR_DIRS)
+                and _frames_dir(d, SHARP_DIRS)
+                and not names & set(SHARP_DIRS if name in BLUR_DIRS else BLUR_DIRS)
+            )
         ):
             kinds = trees.setdefault("", {})
             kinds.setdefault("blur" if name in BLUR_DIRS else "sharp", d)  # the first, by name
@@ -334,21 +342,36 @@ def no_pairs_error(root: Path, what: str = "no blurred/sharp sequence found unde
     above one side given (``<seq>/blur``, REDS' ``train_blur/000``), or the sequences it
     has with one side only (a half-copied split: else left unnamed)."""
     root = Path(root)
-    if not root.is_dir():
-        return ValueError(f"{what} {root}")
-    splits = [d.name for d in _subdirs(root) if find_pair_dirs(d)]
-    side = is_pair_side(root) or is_pair_side(root.parent)
-    above = [p for p in (root.parent, root.parent.parent) if side and find_pair_dirs(p)]
-    hint = ""
-    if len(splits) == 1:
-        hint = f" (its sub-folder {splits[0]} has some: pass that)"
-    elif splits:
-        hint = f" (its sub-folders {', '.join(splits)} have some: pass one)"
-    elif above:
-        hint = f" (one side of a pair layout: pass {above[0]})"
-    elif lone := unpaired_dirs(root):
-        hint = f" ({listed(lone, root)}: one side only)"
+    try:  # a hint: an unreadable folder (lost+found) on the way gives none, not its error
+        hint = _pairs_hint(root) if root.is_dir() else ""
+    except OSError:
+        hint = ""
     return ValueError(f"{what} {root}{hint}")
+
+
+def _pairs_hint(root: Path) -> str:
+    """Where :func:`no_pairs_error`'s sequences are, or ''."""
+    splits = [d.name for d in _subdirs(root) if find_pair_dirs(d)]
+    if len(splits) == 1:
+        return f" (its sub-folder {splits[0]} has some: pass that)"
+    if splits:
+        return f" (its sub-folders {', '.join(splits)} have some: pass one)"
+    full = Path(os.path.abspath(root))  # `.` in a side, a link's own name
+    # a side (`<seq>/blur`): its sequence; a sequence in a side (REDS' `train_blur/000`): the split
+    up = (
+        full.parent
+        if is_pair_side(full)
+        else full.parent.parent
+        if is_pair_side(full.parent)
+        else None
+    )
+    if up is not None:
+        if find_pair_dirs(up):
+            return f" (one side of a pair layout: pass {up})"
+        return f" (one side of a pair layout, and {up} holds no sequence with both)"
+    if lone := unpaired_dirs(root):
+        return f" ({listed(lone, root)}: one side only)"
+    return ""
 
 
 def pair_files(
