@@ -77,9 +77,9 @@ def camera_list(text: str) -> list[str]:
             "own namespace)"
         )
     names = [c[1:-1] if len(c) > 1 and c[0] == c[-1] and c[0] in "'\"" else c for c in items]
-    # a split by hand: ['a,b'] was two cameras, [a]] the camera a, [a b] the camera 'a b'
+    # a split by hand: ['a,b'] was two cameras and [a]] the camera a
     for name in names:
-        if any(mark in name for mark in "[]'\",") or any(c.isspace() for c in name):
+        if any(mark in name for mark in "[]'\","):
             raise ValueError(
                 f"launch argument cameras:={text}: not a list of camera names "
                 "([left, right] or left,right)"

@@ -302,8 +302,8 @@ def test_multi_camera_keeps_the_cameras_of_the_users_parameter_file(share: Path,
     ):
         (node,), _ = expand("sarn_deblur.launch.py", cameras=given)
         assert list(parameters(node)[1]["cameras"]) == cameras, given
-    # split by hand, ['a,b'] was two cameras, [a]] the camera a and [a b] the camera 'a b'
-    for given in ("['a,b']", "[a]]", "[a, b", "'a", "[a b]", "left right"):
+    # split by hand, ['a,b'] was two cameras and [a]] the camera a
+    for given in ("['a,b']", "[a]]", "[a, b", "'a"):
         with pytest.raises(ValueError, match="not a list of camera names"):
             expand("sarn_deblur.launch.py", cameras=given)
     # a copy of the packaged config spells out cameras: [""], the node's own namespace: it
