@@ -327,9 +327,8 @@ def read_streams(
             )
         if len(pieces) > 1:
             (b0, p0), (b1, p1) = breaks[name][0], breaks[name][-1]
-            said = restarts_said(b1 - b0 - (p1 - p0), p1 - p0, max_gap_s)
-            if changes := sum(a != b for a, b in pairwise(kinds[name])):
-                said.append(f"{times(changes)} where the frame size or format changed")
+            changes = sum(a != b for a, b in pairwise(kinds[name]))
+            said = restarts_said(b1 - b0 - (p1 - p0), p1 - p0, max_gap_s, changes)
             log.warning(
                 "%s: taken apart in %d pieces (#%d to #%d), as the node restarts there: %s",
                 name,
@@ -363,9 +362,10 @@ def times(n: int) -> str:
     return "once" if n == 1 else "twice" if n == 2 else f"{n} times"
 
 
-def restarts_said(back: int, paused: int, max_gap_s: float | None) -> list[str]:
+def restarts_said(back: int, paused: int, max_gap_s: float | None, changed: int = 0) -> list[str]:
     """Where a stream restarts at its stamps, in words with the option that sets it: at the
-    default a camera slower than 2 fps restarts at every frame, and nothing said so."""
+    default a camera slower than 2 fps restarts at every frame, and nothing said so; and
+    where its frame size or format ``changed``, as the node restarts there too."""
     said = []
     if back:
         said.append(f"{times(back)} where the stamps went back")
@@ -374,6 +374,8 @@ def restarts_said(back: int, paused: int, max_gap_s: float | None) -> list[str]:
             f"{times(paused)} where the stamps paused over --max-gap-s {max_gap_s:g} s (raise "
             f"it for a camera slower than {1 / max_gap_s:g} fps)"
         )
+    if changed:
+        said.append(f"{times(changed)} where the frame size or format changed")
     return said
 
 
@@ -443,9 +445,8 @@ def iter_clips(
     for name, n in left_out.items():
         if note is None or not n:
             continue
-        said = restarts_said(rec.breaks[name] - rec.paused[name], rec.paused[name], max_gap_s)
-        if changed[name]:
-            said.append(f"{times(changed[name])} where the frame size or format changed")
+        back, paused = rec.breaks[name] - rec.paused[name], rec.paused[name]
+        said = restarts_said(back, paused, max_gap_s, changed[name])
         if rec.skips[name]:
             said.append(f"{times(rec.skips[name])} at an unreadable frame")
         cut = f"; the stream was cut {'; '.join(said)}" if said else ""

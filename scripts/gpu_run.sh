@@ -3,7 +3,8 @@
 # from the carried .gpukit (scripts/gpu_kit.py), fine-tune the shipped RecurrentSARN until
 # TRAIN_END seconds after the start, export to $OUT/cand.pth (and cand_latest.pth), then, while
 # time is left (until END, 590 s), check CUDA quality in fp32/fp16/bf16 and torch.compile
-# speed. Every log lands in $OUT (8 files at most come back). Run here first with small settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
+# speed. Every log lands in $OUT (8 files at most come back). Run here first with small
+# settings (JOBS=2 BATCH=2 STEPS=30 TRAIN_END=200).
 # Once the CUDA checks are measured: PRECISIONS=fp32 BENCH_END=0 with TRAIN_END raised gives
 # training their time (weights/README's runs used TRAIN_END=505).
 # A kit packed with --train-pairs: REAL_COPIES=K draws those real sequences K times as often.

@@ -13,7 +13,6 @@ and scene motion, so a recurrent model is judged on real motion, frame after fra
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sarn_ros.data.blur_synth import transfer
-from sarn_ros.data.datasets import list_images, read_rgb
+from sarn_ros.data.datasets import folder_name, list_images, read_rgb
 from sarn_ros.image_files import imwrite
 from sarn_ros.tools.options import how_stopped, stops_as_interrupts
 
@@ -84,7 +83,7 @@ def main() -> None:
         ap.exit(2, f"{ap.prog}: error: not a folder: {args.out}\n")
     paths = list_images(args.frames)
     # a link's own name (`GOPR0477` linked to a card's DCIM/100GOPRO), `.` the folder's
-    name = args.name or Path(os.path.abspath(args.frames)).name
+    name = args.name or folder_name(args.frames)
     if name.startswith(".") or "/" in name or "\\" in name:  # readers skip hidden folders
         ap.exit(2, f"{ap.prog}: error: --name {name!r}: give a plain folder name (no '.' first)\n")
     seq = args.out / name
