@@ -224,7 +224,21 @@ def test_the_cache_keeps_the_newest_stamps():
     for stamp in range(10):
         cache.put(stamp, stamp)
     assert [cache.get(s)[1] for s in range(10)] == [False] * 7 + [True] * 3
-    assert cache.get(2) == (9, False)  # the latest stands in for an evicted stamp
+    assert cache.get(2) == (7, False)  # the nearest held stands in for an evicted stamp
+
+
+def test_an_unmatched_frame_takes_the_camera_info_nearest_its_stamp():
+    """With look-ahead the latest camera_info is a later frame's: a driver stamping it 1 ms
+    after its image, or at half the image rate, had every frame take the calibration (and
+    size) of one two frames on, wrong for the frames before a resolution change."""
+    cache = InfoCache(10)
+    for stamp in (101, 201, 301):  # each 1 ms after its image
+        cache.put(stamp, stamp - 1)
+    assert [cache.get(s, 0.05)[0] for s in (100, 200, 300)] == [100, 200, 300]
+    half = InfoCache(10)
+    for stamp in (100, 300, 500):
+        half.put(stamp, stamp)
+    assert [half.get(s)[0] for s in (0, 100, 200, 400, 600)] == [100, 100, 100, 300, 500]
 
 
 def test_unequal_binning_divides_each_side_by_its_own_factor():

@@ -414,7 +414,7 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     cam.publish(good, "rgb8", 10 * SEC)
     cam.publish(small, "rgb8", 10 * SEC + SEC // 30)
     msg = cam.publish(small, "rgb8", 3 * SEC)  # stamp jumps back (a looping bag)
-    msg.header.stamp.nanosec = 10_000_000  # no camera_info with this stamp: the latest is used
+    msg.header.stamp.nanosec = 10_000_000  # no camera_info with this stamp: the nearest is used
     cam.publish_raw(msg)
     assert spin_until(node, lambda: len(cam.outputs) == 4 and len(cam.infos) == 4, 30)
     msg.header.stamp.nanosec = 20_000_000  # a calibration made at another resolution
@@ -445,7 +445,7 @@ def test_bad_inputs_are_skipped_counted_and_the_node_carries_on(ros, tiny_recurr
     assert "image_raw restarted: the image size changed" in out, out
     assert "image_raw restarted: a stamp went back (a looping bag?)" in out, out
     # counted only, it was: an image stamped apart from every camera_info
-    assert "has no message of this image's stamp: the latest is republished" in out, out
+    assert "has no message of this image's stamp: the one nearest it is republished" in out, out
 
 
 def test_a_camera_info_sent_just_after_its_image_still_goes_with_it(ros, tiny_recurrent_checkpoint):

@@ -100,7 +100,9 @@ class InfoCache:
             self.infos.pop(stamp, None)
 
     def get(self, stamp: int, wait_s: float = 0.0) -> tuple[Any, bool]:
-        """camera_info with this stamp, else the latest; the flag says whether it matched."""
+        """camera_info with this stamp, else the one held nearest it (the earlier of two as
+        near); the flag says whether it matched. Not the latest: with look-ahead that was a
+        later frame's, so the frames before a calibration or size change took the new one."""
         deadline = time.monotonic() + wait_s
         with self.arrived:
             waited = False
@@ -115,7 +117,12 @@ class InfoCache:
             info = self.infos.get(stamp)
             if waited and info is not None:
                 self.timeouts = 0
-            return (info, True) if info is not None else (self.latest, False)
+            if info is not None:
+                return info, True
+            if not self.infos:  # all discarded: a dropped frame's was the newest
+                return self.latest, False
+            near = min(self.infos, key=lambda s: (abs(s - stamp), s))
+            return self.infos[near], False
 
     def may_come(self, stamp: int) -> bool:
         """Whether a camera_info with ``stamp`` is worth waiting for. Callers hold the lock."""

@@ -1099,7 +1099,7 @@ class DeblurNode(Node):
             if not matched and not cam.unmatched_said:  # a latched one never matches
                 cam.unmatched_said = True
                 self.get_logger().info(
-                    f"{cam.info_topic} has no message of this image's stamp: the latest is "
+                    f"{cam.info_topic} has no message of this image's stamp: the one nearest it is "
                     "republished with the image's header (a latched calibration, one that came "
                     "late, or a driver that stamps camera_info apart from its images; counted "
                     "as camera_info_unmatched)"
