@@ -1681,6 +1681,22 @@ def test_a_run_resumed_from_an_older_checkpoint_draws_one_curve(tmp_path: Path) 
     assert [e.step for e in tb.Scalars("train/loss")] == [10, 20]
 
 
+def test_the_logged_rate_is_the_one_its_step_trained_at(tmp_path: Path) -> None:
+    """The bar and TensorBoard showed the next step's rate beside a step's loss (step 1 of a
+    200-step warm-up at 4e-4 read 4.0e-06, not the 2.0e-06 it trained at)."""
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    first = Trainer(config(steps=10, warmup=20, lr=1e-3), [blurry_sequence()], [], tmp_path / "a")
+    first.train_one()
+    assert first.step_lr == pytest.approx(1e-3 / 20)
+    Trainer(config(steps=10, warmup=20, lr=1e-3), [blurry_sequence()], [], tmp_path).run()
+    # step 10, the first logged, trained at (9 + 1) / 20 of the rate
+    tb = event_accumulator.EventAccumulator(str(tmp_path / "tb"))
+    tb.Reload()
+    assert [(e.step, e.value) for e in tb.Scalars("train/lr")] == [(10, pytest.approx(5e-4))]
+
+
 def test_max_minutes_counts_from_the_start_and_leaves_time_to_close(
     tmp_path: Path, monkeypatch
 ) -> None:

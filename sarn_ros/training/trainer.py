@@ -428,6 +428,7 @@ class Trainer:
             self._ema_copy = [(ema_sd[k], own_sd[k]) for k in ema_sd if k not in avg]
         self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self._lr_factor)
+        self.step_lr = cfg.lr  # the rate the last step trained at, shown beside its loss
         supervised, lookahead = clip_frames(cfg.arch, cfg.clip_len)
         self.sampler = ClipSampler(train, supervised, cfg.crop, cfg.max_stride, lookahead)
         self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
@@ -630,6 +631,7 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
+        self.step_lr = self.opt.param_groups[0]["lr"]  # after sched.step(): the next step's
         self.sched.step()
         self.step += 1
         self._update_ema()
@@ -842,16 +844,14 @@ class Trainer:
             losses.append(loss)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(
-                    loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{self.sched.get_last_lr()[0]:.1e}"
-                )
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", lr=f"{self.step_lr:.1e}")
             # 10 steps of this process: the first point after a resume would average fewer
             full = len(losses) >= 10
             if self.step % 10 == 0 and full and (self.writer is not None or self.world > 1):
                 loss_10 = self._mean_over_ranks(float(np.mean(losses[-10:])))  # on every rank
                 if self.writer is not None:
                     self.writer.add_scalar("train/loss", loss_10, self.step)
-                    self.writer.add_scalar("train/lr", self.sched.get_last_lr()[0], self.step)
+                    self.writer.add_scalar("train/lr", self.step_lr, self.step)
             now = time.monotonic()
             if self.val and self.rank == 0 and now - last_val > cfg.val_minutes * 60:
                 if self.world > 1 and not self._finite_weights():
