@@ -286,14 +286,20 @@ def check_new_output(dst: Path | str, overwrite: bool) -> None:
         )
 
 
-def mpeg4_holds(fps: float) -> bool:
-    """Whether MPEG-4 takes the time base OpenCV's FFmpeg writer builds for ``fps``: the
-    rate's decimals to within 0.001 (240.038 fps is 240038 / 1000), at most 65535 ticks a
-    second once reduced."""
+def opencv_rate(fps: float) -> tuple[int, int]:
+    """The time base OpenCV's FFmpeg writer builds for ``fps``, (ticks, per seconds): the
+    rate's decimals to within 0.001, 240.038 fps as 240038 / 1000, 1/60 fps as 17 / 1000."""
     base, rate = 1, int(fps + 0.5)
     while abs(rate / base - fps) > 0.001:
         base *= 10
         rate = int(fps * base + 0.5)
+    return rate, base
+
+
+def mpeg4_holds(fps: float) -> bool:
+    """Whether MPEG-4 takes OpenCV's time base for ``fps``: at most 65535 ticks a second
+    once reduced."""
+    rate, base = opencv_rate(fps)
     return rate // math.gcd(rate, base) <= 65535
 
 
@@ -376,9 +382,18 @@ class FrameSink:
         for fps in writable_fps(self.fps):
             writer = cv2.VideoWriter(video_path(self.part), fourcc, fps, self.size)
             if writer.isOpened():
+                rate, base = opencv_rate(fps)
                 if fps != self.fps:
                     log.warning(
                         "%s: written at %g fps (MPEG-4 cannot hold %g)", self.dst, fps, self.fps
+                    )
+                elif abs(rate / base - fps) > 1e-4 * fps:  # a slow rate: 1/60 fps ran 2 % fast
+                    log.warning(
+                        "%s: written at %g fps, not %g (OpenCV's video writer holds a rate to "
+                        "within 0.001)",
+                        self.dst,
+                        rate / base,
+                        fps,
                     )
                 return writer
         self.part.unlink(missing_ok=True)

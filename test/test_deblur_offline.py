@@ -262,6 +262,21 @@ def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_chec
     assert expected in lines, run.stderr
 
 
+def test_a_slow_rate_the_writer_rounds_is_said(tmp_path, tiny_recurrent_checkpoint, caplog):
+    """OpenCV's writer holds a rate to within 0.001: a frame a minute (1/60 fps) came out at
+    0.017 fps, 2 % fast, unsaid; 30 fps is held exactly and says nothing."""
+    src = write_folder(tmp_path / "in", frames(2, seed=6))
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    for fps, dst in (("0.0166667", "slow.mp4"), ("30", "plain.mp4")):
+        assert (
+            cli.main(["deblur", str(src), "-o", str(tmp_path / dst), "--fps", fps, *weights]) == 0
+        )
+    written = cv2.VideoCapture(str(tmp_path / "slow.mp4")).get(cv2.CAP_PROP_FPS)
+    assert written == pytest.approx(0.017, abs=1e-6)
+    assert f"{tmp_path / 'slow.mp4'}: written at 0.017 fps, not 0.0166667" in caplog.text
+    assert "plain.mp4: written" not in caplog.text
+
+
 def test_16_bit_frames_in_8_bit_files_and_a_folder_named_like_a_video(
     tmp_path, tiny_recurrent_checkpoint
 ):
