@@ -23,6 +23,7 @@ import sqlite3
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -450,6 +451,44 @@ def stated_fps(cap: cv2.VideoCapture, src: Path) -> float:
     return fps
 
 
+def timeline_gaps(stamps: dict[int, float]) -> tuple[int, int] | None:
+    """(frames missing, the index of the frame before the first gap) where a constant-rate
+    video's times skip whole frame intervals at a few places (at most one interval in ten): a
+    frame the decoder passed over without a failed read, which was said to be a variable
+    frame rate, or not at all in a folder. None for a steady or a variable rate."""
+    apart = {i: stamps[i] - stamps[i - 1] for i in stamps if i - 1 in stamps}
+    if not apart or (unit := float(np.median(list(apart.values())))) <= 0:
+        return None
+    steps = {i: round(d / unit) for i, d in apart.items()}
+    if any(k < 1 or abs(apart[i] - k * unit) > 0.1 * unit for i, k in steps.items()):
+        return None
+    wide = [i for i, k in steps.items() if k > 1]
+    if not wide or len(wide) > max(1, len(apart) // 10):
+        return None
+    return sum(steps[i] - 1 for i in wide), min(wide) - 1
+
+
+def say_non_square(cap: cv2.VideoCapture, src: Path, dst: Path | str) -> None:
+    """Warn that a video of non-square pixels (anamorphic DV, HDV's 1440x1080) is written with
+    square ones: OpenCV's writer has no aspect ratio to set, and the video played squeezed."""
+    num, den = cap.get(cv2.CAP_PROP_SAR_NUM), cap.get(cv2.CAP_PROP_SAR_DEN)
+    if output_kind(dst) != "video" or num <= 0 or den <= 0 or num == den:
+        return
+    w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    shown = Fraction(round(w * num), round(h * den))
+    log.warning(
+        "%s has non-square pixels (sample aspect ratio %d:%d, shown %d:%d): %s is written "
+        "with square ones, so players show it %s; ffmpeg's -aspect with -c copy sets it back",
+        src,
+        num,
+        den,
+        shown.numerator,
+        shown.denominator,
+        dst,
+        "narrower" if num > den else "wider",
+    )
+
+
 def check_video(src: Path) -> None:
     """Refuse a file OpenCV cannot open as a video before the model loads: the error came
     after seconds of start-up."""
@@ -470,6 +509,7 @@ def deblur_video(
     out where the container states its count."""
     cap = open_video(src)
     fps = stated_fps(cap, src)
+    say_non_square(cap, src, dst)
     announced, read = announced_frames(cap), []  # read: the last index, once all are read
     if expect is not None and announced:
         expect(window.expected(announced))
@@ -496,7 +536,17 @@ def deblur_video(
     if read and announced - (read[0] + 1) > slack:
         report.unread = announced - (read[0] + 1)
     apart = [stamps[i] - stamps[i - 1] for i in stamps if i - 1 in stamps]
-    if output_kind(dst) == "video" and apart and min(apart) > 0 and max(apart) > 1.5 * min(apart):
+    if gaps := timeline_gaps(stamps):
+        missing, after = gaps
+        log.warning(
+            "%s: %s missing from its timeline, the first after frame %d (passed over by the "
+            "decoder: a damaged or cut file); the frames after it are numbered and timed as "
+            "read, not by their place in the video",
+            src,
+            "1 frame" if missing == 1 else f"{missing} frames",
+            after,
+        )
+    elif output_kind(dst) == "video" and apart and min(apart) > 0 and max(apart) > 1.5 * min(apart):
         # written at one rate, its frames played out of time with the original, unsaid
         log.warning(
             "%s has a variable frame rate (frames %.0f to %.0f ms apart): %s has the same "

@@ -8,6 +8,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -260,6 +262,38 @@ def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_chec
     lines = [line.split("\r")[-1].rstrip() for line in run.stderr.split("\n")]
     expected = f"sarn deblur: {dst}: written at 239.88 fps (MPEG-4 cannot hold 239.877)"
     assert expected in lines, run.stderr
+
+
+def test_a_video_of_non_square_pixels_is_said_to_lose_its_shape(
+    tmp_path, tiny_recurrent_checkpoint, caplog
+):
+    """An anamorphic video (DV, HDV's 1440x1080) came out with square pixels, played
+    squeezed, unsaid; a folder's frames keep the stored pixels SLAM is calibrated on."""
+    src = tmp_path / "anamorphic.mp4"
+    write_video(src, frames(3, seed=2))
+    data = bytearray(src.read_bytes())
+    vol = data.find(b"\x00\x00\x01\x20") + 4  # MPEG-4 part 2's video object layer header
+    bits = f"{int.from_bytes(data[vol : vol + 4], 'big'):032b}"
+    at = 10 + 7 * int(bits[9])  # past the layer's identifier, if it has one
+    assert bits[at : at + 4] == "0001"  # aspect_ratio_info 1: square
+    bits = bits[:at] + "0010" + bits[at + 4 :]  # 2: 12:11, PAL 4:3's
+    data[vol : vol + 4] = int(bits, 2).to_bytes(4, "big")
+    src.write_bytes(bytes(data))
+    cap = cv2.VideoCapture(str(src))
+    assert (cap.get(cv2.CAP_PROP_SAR_NUM), cap.get(cv2.CAP_PROP_SAR_DEN)) == (12, 11)
+    h, w = frames(1)[0].shape[:2]
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    assert cli.main(["deblur", str(src), "-o", str(tmp_path / "out.mp4"), *weights]) == 0
+    shown = Fraction(w * 12, h * 11)
+    said = (
+        f"{src} has non-square pixels (sample aspect ratio 12:11, shown "
+        f"{shown.numerator}:{shown.denominator}): {tmp_path / 'out.mp4'} is written with square "
+        "ones, so players show it narrower"
+    )
+    assert said in caplog.text
+    caplog.clear()
+    assert cli.main(["deblur", str(src), "-o", str(tmp_path / "out"), *weights]) == 0
+    assert "non-square" not in caplog.text
 
 
 def test_a_slow_rate_the_writer_rounds_is_said(tmp_path, tiny_recurrent_checkpoint, caplog):
@@ -2344,16 +2378,19 @@ def test_a_folders_jpeg_frames_take_jpeg_quality(tmp_path, tiny_recurrent_checkp
 
 
 def variable_rate(path: Path) -> None:
-    """Give an mp4 OpenCV wrote (one stts entry, moov after mdat; an even frame count) a
-    variable frame rate in the same duration: its first half twice as fast, its second half
-    three times further apart, as a phone slows in the dark."""
-    import struct
+    """Give an mp4 OpenCV wrote (an even frame count) a variable frame rate in the same
+    duration: its first half twice as fast, its second half three times further apart, as a
+    phone slows in the dark."""
+    retime(path, lambda count, delta: [(count // 2, delta // 2), (count // 2, delta * 3 // 2)])
 
+
+def retime(path: Path, entries_of: Callable[[int, int], list[tuple[int, int]]]) -> None:
+    """Give an mp4 OpenCV wrote (one stts entry, moov after mdat) the frame times of
+    ``entries_of(frame count, frame interval)``: (frames, interval) runs."""
     b = bytearray(path.read_bytes())
     at = b.find(b"stts")
     size = struct.unpack(">I", b[at - 4 : at])[0]
-    count, delta = struct.unpack(">II", b[at + 12 : at + 20])
-    entries = [(count // 2, delta // 2), (count // 2, delta * 3 // 2)]
+    entries = entries_of(*struct.unpack(">II", b[at + 12 : at + 20]))
     stts = struct.pack(">I4sII", 16 + 8 * len(entries), b"stts", 0, len(entries))
     stts += b"".join(struct.pack(">II", *e) for e in entries)
     for box in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):  # the boxes holding it grow
@@ -2383,6 +2420,30 @@ def test_a_variable_frame_rate_video_is_said_written_at_one_rate(
     assert cv2.VideoCapture(str(tmp_path / "out.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 8
     result = deblur(str(src), "-o", str(tmp_path / "frames"), *weights)  # no times to lose
     assert result.returncode == 0 and "variable" not in result.stderr, result.stderr
+
+
+def test_a_frame_missing_from_a_steady_videos_timeline_is_said_as_such(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """A steady 15 fps file whose decoder passed over a frame (cut or damaged) was said to
+    have a variable frame rate, and into a folder nothing was said while every later frame
+    took the name of the one before it."""
+    src = tmp_path / "dropped.mp4"
+    write_video(src, frames(30), fps=30.0)
+    retime(src, lambda count, delta: [(10, delta), (1, 3 * delta), (count - 11, delta)])
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    said = (
+        f"{src}: 2 frames missing from its timeline, the first after frame 10 (passed over by "
+        "the decoder: a damaged or cut file); the frames after it are numbered and timed as read"
+    )
+    for out in ("out.mp4", "frames"):
+        result = deblur(str(src), "-o", str(tmp_path / out), *weights)
+        assert result.returncode == 0 and said in result.stderr, result.stderr
+        assert "variable" not in result.stderr
+    steady = tmp_path / "steady.mp4"
+    write_video(steady, frames(30), fps=30.0)
+    result = deblur(str(steady), "-o", str(tmp_path / "steady"), *weights)
+    assert result.returncode == 0 and "missing" not in result.stderr, result.stderr
 
 
 def test_an_output_folder_another_run_writes_into_is_refused(
