@@ -451,6 +451,14 @@ def stated_fps(cap: cv2.VideoCapture, src: Path) -> float:
     return fps
 
 
+def unread_frames(src: Path, announced: int, last: int) -> int:
+    """The frames a video announces past ``last``, the last index read (a file cut short):
+    0 within what an estimated count (Matroska's) can be off by; an AVI's is its index's, so
+    one frame lost is said."""
+    slack = 0 if src.suffix.lower() == ".avi" else max(1, announced // 100)
+    return announced - (last + 1) if announced - (last + 1) > slack else 0
+
+
 def timeline_gaps(stamps: dict[int, float]) -> tuple[int, int] | None:
     """(frames missing, the index of the frame before the first gap) where a constant-rate
     video's times skip whole frame intervals at a few places (at most one interval in ten): a
@@ -531,10 +539,8 @@ def deblur_video(
     if not report.frames:
         after = f" after --skip-frames {window.skip}" if window.skip else ""
         raise InputError(f"no readable frame in {src}{after}")
-    # counts can be estimates (Matroska's); an AVI's is its index's: one frame lost is said
-    slack = 0 if src.suffix.lower() == ".avi" else max(1, announced // 100)
-    if read and announced - (read[0] + 1) > slack:
-        report.unread = announced - (read[0] + 1)
+    if read:
+        report.unread = unread_frames(src, announced, read[0])
     apart = [stamps[i] - stamps[i - 1] for i in stamps if i - 1 in stamps]
     if gaps := timeline_gaps(stamps):
         missing, after = gaps

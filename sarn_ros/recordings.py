@@ -38,6 +38,7 @@ from .engine import MAX_GAP_S, stamp_break
 from .metrics import sharpness
 from .offline import (
     InputError,
+    announced_frames,
     bag_image,
     bag_messages,
     bag_topics,
@@ -46,6 +47,7 @@ from .offline import (
     open_bag,
     open_video,
     stamp_of,
+    unread_frames,
     video_frames,
 )
 
@@ -121,11 +123,21 @@ class Recording:
     def _video(self) -> Iterator[tuple[str, np.ndarray]]:
         cap = open_video(self.path)
         try:
-            for _, bgr in video_frames(cap):
+            last = -1
+            for i, bgr in video_frames(cap):
+                last = i
                 if bgr is None:
                     self.skip(self.name(""))
                     continue
                 yield self.name(""), np.ascontiguousarray(bgr[..., ::-1])
+            # read to its end: a file cut short was scored or trained on as if whole, unsaid
+            if (unread := unread_frames(self.path, announced_frames(cap), last)) and last >= 0:
+                log.warning(
+                    "%s: %d more frame%s the video announces could not be read (a file cut short?)",
+                    self.path,
+                    unread,
+                    "" if unread == 1 else "s",
+                )
         finally:
             cap.release()
 

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
 from rosbags.rosbag2 import StoragePlugin, Writer
-from test_deblur_offline import STORE, T, bag_image, header, write_video
+from test_deblur_offline import STORE, T, bag_image, corrupt_mjpeg_frames, header, write_video
 from test_eval import sarn_eval
 
 from sarn_ros.data.blur_synth import BlurParams
@@ -864,3 +864,24 @@ def test_no_gt_keeps_a_video_given_beside_the_folder_of_videos_it_is_in(tmp_path
         [],
     )
     assert read_once([tmp_path / "clips", video])[0] == [tmp_path / "clips"]  # --synthetic
+
+
+def test_a_video_cut_short_is_said_by_eval_and_train_as_by_deblur(tmp_path, caplog) -> None:
+    """`sarn deblur` said a video's last frames could not be read; `sarn eval` scored and
+    `sarn train` learnt the frames before them as the whole video, unsaid. A read stopped
+    early (--max-frames) says nothing."""
+    rng = np.random.default_rng(3)
+    write_video(
+        tmp_path / "cut.avi", [rng.integers(0, 256, (32, 48, 3), np.uint8)] * 10, fourcc="MJPG"
+    )
+    corrupt_mjpeg_frames(tmp_path / "cut.avi", range(7, 10), 10)
+    with caplog.at_level(logging.WARNING):
+        assert len(list(Recording(tmp_path / "cut.avi").frames())) == 7
+    said = f"{tmp_path / 'cut.avi'}: 3 more frames the video announces could not be read"
+    assert said in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        frames = Recording(tmp_path / "cut.avi").frames()
+        next(frames)
+        frames.close()
+    assert "could not be read" not in caplog.text
