@@ -224,7 +224,9 @@ def test_the_cache_keeps_the_newest_stamps():
     for stamp in range(10):
         cache.put(stamp, stamp)
     assert [cache.get(s)[1] for s in range(10)] == [False] * 7 + [True] * 3
-    assert cache.get(2) == (7, False)  # the nearest held stands in for an evicted stamp
+    assert cache.get(8) == (8, True)
+    assert cache.get(6) == (7, False)  # the nearest held, one frame off
+    assert cache.get(2) == (9, False)  # the latest, for a stamp far past the held ones
 
 
 def test_an_unmatched_frame_takes_the_camera_info_nearest_its_stamp():
@@ -239,6 +241,12 @@ def test_an_unmatched_frame_takes_the_camera_info_nearest_its_stamp():
     for stamp in (100, 300, 500):
         half.put(stamp, stamp)
     assert [half.get(s)[0] for s in (0, 100, 200, 400, 600)] == [100, 100, 100, 300, 500]
+    # a driver stamping camera_info on another clock, an hour ahead: the nearest is the
+    # oldest held, a calibration since replaced; the newest stands in, as for a latched one
+    ahead = InfoCache(30)
+    for k in range(30):
+        ahead.put(3600 * 10**9 + k * 33_000_000, "old" if k < 20 else "new")
+    assert ahead.get(29 * 33_000_000) == ("new", False)
 
 
 def test_unequal_binning_divides_each_side_by_its_own_factor():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -101,8 +102,11 @@ class InfoCache:
 
     def get(self, stamp: int, wait_s: float = 0.0) -> tuple[Any, bool]:
         """camera_info with this stamp, else the one held nearest it (the earlier of two as
-        near); the flag says whether it matched. Not the latest: with look-ahead that was a
-        later frame's, so the frames before a calibration or size change took the new one."""
+        near), else the latest; the flag says whether it matched. The nearest, not the
+        latest: with look-ahead that was a later frame's, so the frames before a calibration
+        or size change took the new one. The latest where the nearest is further off than the
+        held ones are apart: a driver stamping on another clock (an hour ahead) had the
+        oldest held stand in, not the newest."""
         deadline = time.monotonic() + wait_s
         with self.arrived:
             waited = False
@@ -119,10 +123,14 @@ class InfoCache:
                 self.timeouts = 0
             if info is not None:
                 return info, True
-            if not self.infos:  # all discarded: a dropped frame's was the newest
+            held = sorted(self.infos)
+            if not held:  # all discarded: a dropped frame's was the newest
                 return self.latest, False
-            near = min(self.infos, key=lambda s: (abs(s - stamp), s))
-            return self.infos[near], False
+            near = min(held, key=lambda s: (abs(s - stamp), s))
+            spacing = max((b - a for a, b in pairwise(held)), default=0)
+            if len(held) == 1 or abs(near - stamp) <= spacing:
+                return self.infos[near], False
+            return self.latest, False
 
     def may_come(self, stamp: int) -> bool:
         """Whether a camera_info with ``stamp`` is worth waiting for. Callers hold the lock."""
