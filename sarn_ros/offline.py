@@ -460,10 +460,11 @@ def unread_frames(src: Path, announced: int, last: int) -> int:
 
 
 def timeline_gaps(stamps: dict[int, float]) -> tuple[int, int] | None:
-    """(frames missing, the index of the frame before the first gap) where a constant-rate
-    video's times skip whole frame intervals at a few places (at most one interval in ten): a
-    frame the decoder passed over without a failed read, which was said to be a variable
-    frame rate, or not at all in a folder. None for a steady or a variable rate."""
+    """(frame times without a frame, the index of the frame before the first gap) where a
+    constant-rate video's times skip whole frame intervals at a few places (at most one
+    interval in ten): a frame the camera dropped, or one the decoder passed over without a
+    failed read, which was said to be a variable frame rate, or not at all in a folder. None
+    for a steady or a variable rate."""
     apart = {i: stamps[i] - stamps[i - 1] for i in stamps if i - 1 in stamps}
     if not apart or (unit := float(np.median(list(apart.values())))) <= 0:
         return None
@@ -476,24 +477,27 @@ def timeline_gaps(stamps: dict[int, float]) -> tuple[int, int] | None:
     return sum(steps[i] - 1 for i in wide), min(wide) - 1
 
 
-def say_non_square(cap: cv2.VideoCapture, src: Path, dst: Path | str) -> None:
+def say_non_square(cap: cv2.VideoCapture, src: Path, dst: Path | str, sbs: bool) -> None:
     """Warn that a video of non-square pixels (anamorphic DV, HDV's 1440x1080) is written with
-    square ones: OpenCV's writer has no aspect ratio to set, and the video played squeezed."""
+    square ones: OpenCV's writer has no aspect ratio to set, and the video played squeezed.
+    The -aspect that sets it back is the output's: twice as wide side by side, and turned with
+    a rotated video's frames (OpenCV's size is the turned one, its ratio the stored one's)."""
     num, den = cap.get(cv2.CAP_PROP_SAR_NUM), cap.get(cv2.CAP_PROP_SAR_DEN)
-    if output_kind(dst) != "video" or num <= 0 or den <= 0 or num == den:
-        return
     w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
-    shown = Fraction(round(w * num), round(h * den))
+    if output_kind(dst) != "video" or min(num, den, w, h) <= 0 or num == den:
+        return
+    across, down = (den, num) if cap.get(cv2.CAP_PROP_ORIENTATION_META) % 180 == 90 else (num, den)
+    shown = Fraction(round(w * across) * (2 if sbs else 1), round(h * down))
     log.warning(
-        "%s has non-square pixels (sample aspect ratio %d:%d, shown %d:%d): %s is written "
-        "with square ones, so players show it %s; ffmpeg's -aspect with -c copy sets it back",
+        "%s has non-square pixels (sample aspect ratio %d:%d): %s is written with square ones, "
+        "so players show it %s; ffmpeg's -aspect %d:%d with -c copy sets its shape back",
         src,
         num,
         den,
+        dst,
+        "narrower" if across > down else "wider",
         shown.numerator,
         shown.denominator,
-        dst,
-        "narrower" if num > den else "wider",
     )
 
 
@@ -517,7 +521,7 @@ def deblur_video(
     out where the container states its count."""
     cap = open_video(src)
     fps = stated_fps(cap, src)
-    say_non_square(cap, src, dst)
+    say_non_square(cap, src, dst, sbs)
     announced, read = announced_frames(cap), []  # read: the last index, once all are read
     if expect is not None and announced:
         expect(window.expected(announced))
@@ -545,11 +549,11 @@ def deblur_video(
     if gaps := timeline_gaps(stamps):
         missing, after = gaps
         log.warning(
-            "%s: %s missing from its timeline, the first after frame %d (passed over by the "
-            "decoder: a damaged or cut file); the frames after it are numbered and timed as "
-            "read, not by their place in the video",
+            "%s: its steady timeline has no frame at %s, the first after frame %d (dropped "
+            "by the camera, or passed over by the decoder in a damaged file); the frames after "
+            "it are numbered and timed as read, not by their times",
             src,
-            "1 frame" if missing == 1 else f"{missing} frames",
+            "1 frame time" if missing == 1 else f"{missing} frame times",
             after,
         )
     elif output_kind(dst) == "video" and apart and min(apart) > 0 and max(apart) > 1.5 * min(apart):

@@ -284,13 +284,17 @@ def test_a_video_of_non_square_pixels_is_said_to_lose_its_shape(
     h, w = frames(1)[0].shape[:2]
     weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
     assert cli.main(["deblur", str(src), "-o", str(tmp_path / "out.mp4"), *weights]) == 0
-    shown = Fraction(w * 12, h * 11)
     said = (
-        f"{src} has non-square pixels (sample aspect ratio 12:11, shown "
-        f"{shown.numerator}:{shown.denominator}): {tmp_path / 'out.mp4'} is written with square "
-        "ones, so players show it narrower"
+        f"{src} has non-square pixels (sample aspect ratio 12:11): {tmp_path / 'out.mp4'} is "
+        "written with square ones, so players show it narrower; ffmpeg's -aspect "
     )
-    assert said in caplog.text
+    shown = Fraction(w * 12, h * 11)
+    assert f"{said}{shown.numerator}:{shown.denominator} with -c copy" in caplog.text
+    caplog.clear()
+    sbs = ["--side-by-side", "-o", str(tmp_path / "sbs.mp4")]
+    assert cli.main(["deblur", str(src), *sbs, *weights]) == 0
+    shown *= 2  # the -aspect of the output: twice as wide
+    assert f"-aspect {shown.numerator}:{shown.denominator} with -c copy" in caplog.text
     caplog.clear()
     assert cli.main(["deblur", str(src), "-o", str(tmp_path / "out"), *weights]) == 0
     assert "non-square" not in caplog.text
@@ -2425,16 +2429,17 @@ def test_a_variable_frame_rate_video_is_said_written_at_one_rate(
 def test_a_frame_missing_from_a_steady_videos_timeline_is_said_as_such(
     tmp_path, tiny_recurrent_checkpoint
 ):
-    """A steady 15 fps file whose decoder passed over a frame (cut or damaged) was said to
-    have a variable frame rate, and into a folder nothing was said while every later frame
-    took the name of the one before it."""
+    """A steady 15 fps file whose decoder passed over a frame (cut or damaged), or whose
+    camera dropped one, was said to have a variable frame rate, and into a folder nothing was
+    said while every later frame took the name of the one before it."""
     src = tmp_path / "dropped.mp4"
     write_video(src, frames(30), fps=30.0)
     retime(src, lambda count, delta: [(10, delta), (1, 3 * delta), (count - 11, delta)])
     weights = ["--weights", str(tiny_recurrent_checkpoint)]
     said = (
-        f"{src}: 2 frames missing from its timeline, the first after frame 10 (passed over by "
-        "the decoder: a damaged or cut file); the frames after it are numbered and timed as read"
+        f"{src}: its steady timeline has no frame at 2 frame times, the first after frame 10 "
+        "(dropped by the camera, or passed over by the decoder in a damaged file); the frames "
+        "after it are numbered and timed as read"
     )
     for out in ("out.mp4", "frames"):
         result = deblur(str(src), "-o", str(tmp_path / out), *weights)
@@ -2443,7 +2448,7 @@ def test_a_frame_missing_from_a_steady_videos_timeline_is_said_as_such(
     steady = tmp_path / "steady.mp4"
     write_video(steady, frames(30), fps=30.0)
     result = deblur(str(steady), "-o", str(tmp_path / "steady"), *weights)
-    assert result.returncode == 0 and "missing" not in result.stderr, result.stderr
+    assert result.returncode == 0 and "no frame at" not in result.stderr, result.stderr
 
 
 def test_an_output_folder_another_run_writes_into_is_refused(
