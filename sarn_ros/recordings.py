@@ -52,7 +52,8 @@ from .offline import (
 )
 
 log = logging.getLogger(__name__)
-_TOLD: set[tuple[Path, str]] = set()  # (bag, topic) left out and said so in this process
+# (bag, topic) left out, or (video, "unread") cut short, and said so in this process
+_TOLD: set[tuple[Path, str]] = set()
 
 
 class NoFrames(InputError):
@@ -123,15 +124,18 @@ class Recording:
     def _video(self) -> Iterator[tuple[str, np.ndarray]]:
         cap = open_video(self.path)
         try:
-            last = -1
+            last, announced = -1, announced_frames(cap)
             for i, bgr in video_frames(cap):
                 last = i
                 if bgr is None:
                     self.skip(self.name(""))
                     continue
                 yield self.name(""), np.ascontiguousarray(bgr[..., ::-1])
-            # read to its end: a file cut short was scored or trained on as if whole, unsaid
-            if (unread := unread_frames(self.path, announced_frames(cap), last)) and last >= 0:
+            # read to its end: a file cut short was scored or trained on as if whole, unsaid;
+            # once, not per scale or pass
+            unread = unread_frames(self.path, announced, last)
+            if unread and last >= 0 and (self.path.resolve(), "unread") not in _TOLD:
+                _TOLD.add((self.path.resolve(), "unread"))
                 log.warning(
                     "%s: %d more frame%s the video announces could not be read (a file cut short?)",
                     self.path,

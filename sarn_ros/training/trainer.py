@@ -631,7 +631,7 @@ class Trainer:
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
-        self.step_lr = self.opt.param_groups[0]["lr"]  # after sched.step(): the next step's
+        self.step_lr = self.opt.param_groups[0]["lr"]  # before sched.step() sets the next one
         self.sched.step()
         self.step += 1
         self._update_ema()
