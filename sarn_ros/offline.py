@@ -212,6 +212,8 @@ def kind_of(path: Path) -> str:
         return "bag"
     if path.suffix.lower() in VIDEO_EXTS:
         return "video"
+    if path.name.endswith((".db3.zstd", ".mcap.zstd")):  # ros2 bag record --compression-mode file
+        raise InputError(f"{path} is the compressed storage file of a bag: give its folder")
     raise InputError(
         f"unknown input type: {path} (video, image folder or rosbag2 expected; a video by its "
         f"extension: {', '.join(sorted(VIDEO_EXTS))})"
@@ -803,7 +805,16 @@ def open_bag(src: Path) -> Iterator[Any]:
             f"cannot read bag {src}: it has no metadata.yaml (`ros2 bag reindex {src}` writes "
             "one from the storage files)"
         )
-    reader = AnyReader([Path(src)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+    # a message-compressed bag's file: read through its metadata.yaml, which says how (read
+    # alone, every frame was "not CDR")
+    compressed = src.is_file() and message_compressed(src.parent)
+    whole = recording_of(src) if compressed else src
+    if compressed and whole == src:
+        raise InputError(
+            f"{src} is one of the files of the bag {src.parent}, whose messages are "
+            "compressed (zstd): a file of it cannot be read alone; give the folder"
+        )
+    reader = AnyReader([Path(whole)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
     try:
         reader.open()
     except (AnyReaderError, *BAG_FAULTS) as exc:
@@ -812,6 +823,16 @@ def open_bag(src: Path) -> Iterator[Any]:
         yield reader
     finally:
         reader.close()
+
+
+def message_compressed(folder: Path) -> bool:
+    """Whether the bag in ``folder`` compresses each message (`ros2 bag record
+    --compression-mode message`), as its metadata.yaml says; False where it has none."""
+    try:
+        meta = (folder / "metadata.yaml").read_text(errors="replace")
+    except OSError:
+        return False
+    return re.search(r"^\s*compression_mode:\s*['\"]?message\b", meta, re.M | re.I) is not None
 
 
 # what rosbags lets through from a corrupt storage file or metadata.yaml: a record stating a

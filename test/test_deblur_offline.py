@@ -1384,6 +1384,19 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     assert sorted(m for m in read_bag(tmp_path / "mzout") if "/deblurred/" not in m[0]) == sorted(
         read_bag(tmp_path / "mz")
     )
+    # its storage file given for it: read alone, every message was "no CDR" (compressed)
+    (db3,) = (tmp_path / "mz").glob("*.db3")
+    result = deblur(str(db3), "-o", str(tmp_path / "mzfile"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_bag(tmp_path / "mzfile")) == sorted(read_bag(tmp_path / "mzout"))
+    shutil.copy(db3, tmp_path / "mz" / "mz_1.db3")  # a part of a split one cannot be read alone
+    result = deblur(str(db3), "-o", str(tmp_path / "mzpart"), *weights)
+    said = f"{db3} is one of the files of the bag {tmp_path / 'mz'}, whose messages are compressed"
+    assert result.returncode == 2 and said in result.stderr, result.stderr
+    (zstd,) = (tmp_path / "z").glob("z.*")  # a file-compressed one's: named, not "unknown type"
+    result = deblur(str(zstd), "-o", str(tmp_path / "zfile"), *weights)
+    said = f"{zstd} is the compressed storage file of a bag: give its folder"
+    assert result.returncode == 2 and said in result.stderr, result.stderr
 
 
 def test_a_bag_recorded_beside_the_node_gets_new_outputs(tmp_path, tiny_recurrent_checkpoint):
