@@ -92,6 +92,26 @@ def test_a_setting_that_fails_leaves_the_other_rows_measured(tmp_path, monkeypat
     )
 
 
+def test_a_run_that_measured_nothing_leaves_an_earlier_json(tmp_path, monkeypatch, capsys):
+    """Every setting failed (or a stop before the first row): `[]` was written over an
+    earlier run's file, and a table of headings printed with "peak memory: ;"."""
+    from sarn_ros.tools import bench_model
+
+    def out_of_memory(*_):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+
+    monkeypatch.setattr(bench_model, "bench_row", out_of_memory)
+    earlier = tmp_path / "rows.json"
+    earlier.write_text('[{"resolution": "16x16"}]')
+    args = ["--variants", "recurrent-0drm", "--sizes", "16x16", "--device", "cpu"]
+    assert bench_model.main([*args, "--iters", "1", "--json", str(earlier)]) == 1
+    captured = capsys.readouterr()
+    assert earlier.read_text() == '[{"resolution": "16x16"}]'
+    assert "| variant |" not in captured.out and "peak memory" not in captured.out
+    said = f"sarn bench model: --json {earlier} not written (nothing measured): it is as an"
+    assert said in captured.err
+
+
 def test_flop_count_is_counted_and_grows_with_pixels():
     """GFLOPs/frame in the bench table; torch 2.1's counter saw nothing under inference_mode."""
     from sarn_ros.tools.bench_model import count_flops
@@ -809,7 +829,8 @@ def test_ctrl_c_keeps_rows_and_returns_130(monkeypatch, capsys):
     monkeypatch.setattr(bench_model, "count_flops", lambda v, h, w: 1.0)
     assert bench_model.main(BASE) == 130
     captured = capsys.readouterr()
-    assert "ms/frame" in captured.out and "interrupted after 0 rows" in captured.err
+    # no row: no table of headings either
+    assert "ms/frame" not in captured.out and "interrupted after 0 rows" in captured.err
 
 
 def test_sigterm_keeps_the_rows_measured_and_writes_the_json(tmp_path, monkeypatch, capsys):

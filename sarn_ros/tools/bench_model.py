@@ -479,7 +479,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=file_arg,
         default=None,
         help="also write the rows to this file, each with its settings (complete: false for a "
-        "run stopped part-way or with a setting failed)",
+        "run stopped part-way or with a setting failed); a run that measured nothing leaves "
+        "it as it was, and says so",
     )
 
 
@@ -598,18 +599,19 @@ def run(args: argparse.Namespace) -> int:
                         )
     except KeyboardInterrupt as exc:  # a long sweep stopped: the rows measured still count
         stop = exc
-    print(format_table(rows))
-    print(
-        f"peak memory: {rows[0].memory_kind if rows else ''}; GFLOPs = 2 x multiply-adds of "
-        "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
-        + (
-            "an estimated CPU fp32 peak (threads, at most the CPUs, x current clock x FLOP/cycle "
-            "from the ISA flags)"
-            if device.type == "cpu"
-            else "datasheet dense peak"
+    if rows:  # a table of headings and "peak memory: ;" said nothing
+        print(format_table(rows))
+        print(
+            f"peak memory: {rows[0].memory_kind}; GFLOPs = 2 x multiply-adds of "
+            "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
+            + (
+                "an estimated CPU fp32 peak (threads, at most the CPUs, x current clock x "
+                "FLOP/cycle from the ISA flags)"
+                if device.type == "cpu"
+                else "datasheet dense peak"
+            )
         )
-    )
-    if args.json:
+    if args.json and rows:  # a run that measured nothing wrote [] over an earlier file
         written = kernel_path(args.json)  # `new/../b.json`: no `new` made
         written.parent.mkdir(parents=True, exist_ok=True)
         # each row with how it was measured, as the header line says it: two runs' files
@@ -635,6 +637,12 @@ def run(args: argparse.Namespace) -> int:
                 written.write_text(json.dumps(rows_out, indent=2))
         except KeyboardInterrupt as late:  # held till the file was whole
             stop = stop or late  # the first stop is the one said
+    if args.json and not rows and kernel_path(args.json).exists():  # read as this run's
+        print(
+            f"sarn bench model: --json {args.json} not written (nothing measured): it is as an "
+            "earlier run left it",
+            file=sys.stderr,
+        )
     if stop is not None:
         how, code = how_stopped(stop)
         print(f"sarn bench model: {how} after {plural(len(rows), 'row')}", file=sys.stderr)
