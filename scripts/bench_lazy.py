@@ -69,7 +69,11 @@ def measure(lazy: bool, seconds: float, fps: float) -> float:
             return 100 * (node_cpu_s(proc.pid) - c0) / (time.monotonic() - t0)
         finally:
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a node stuck past SIGTERM: not left running
+                proc.kill()
+                proc.wait()
             if node is not None:
                 node.destroy_node()
             rclpy.try_shutdown()
