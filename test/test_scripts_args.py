@@ -88,6 +88,18 @@ def test_bench_lazy_refuses_a_zero_rate_before_starting_the_node() -> None:
     )
 
 
+def test_bench_transport_refuses_bad_sizes_before_starting_ros() -> None:
+    assert_refused(
+        "bench_transport.py",
+        [
+            (["--size", "1280"], "argument --size: '1280': WIDTHxHEIGHT, 1 to 8192 a side", True),
+            (["--size", "0x720"], "argument --size: '0x720': WIDTHxHEIGHT", True),
+            (["--size", "9000x720"], "argument --size: '9000x720': WIDTHxHEIGHT", True),
+            (["--count", "0"], "argument --count: must be in [1, 10000], got 0", True),
+        ],
+    )
+
+
 def test_state_drift_refuses_bad_numbers_folders_and_weights_before_blurring(
     tmp_path: Path,
 ) -> None:

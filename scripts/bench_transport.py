@@ -1,0 +1,156 @@
+"""Best-effort camera images between two processes over Fast DDS, with its default transports
+and with the packaged profile (config/fastdds_shm.xml): how many arrive and how late; and what
+building and parsing one Image message costs (sarn_ros.ros.image_conversion).
+
+    .venv/bin/python scripts/bench_transport.py [--count 50] [--fps 10] [--size 1280x720]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sarn_ros.tools.options import add_domain_argument, how_stopped, ranged, stops_as_interrupts
+
+# both names: a defaults run must carry neither (Fast DDS 2 reads one, 3 the other)
+PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+
+
+def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
+    """One side, in its own process: ``pub`` sends ``count`` rgb8 frames stamped with the
+    wall clock as they go; ``sub`` writes each arrival's delay (ms) to ``out`` once the
+    publisher is done (``out`` + ``.done`` exists) or all have come."""
+    import numpy as np
+    import rclpy
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from sarn_ros.ros.image_conversion import numpy_to_image
+
+    rclpy.init()
+    node = rclpy.create_node(f"bench_transport_{role}")
+    if role == "pub":
+        pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
+        end = time.monotonic() + 60
+        while pub.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the subscriber's side of discovery too
+        frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8)
+        t0 = time.monotonic()
+        for i in range(count):
+            msg = numpy_to_image(frame, "rgb8")
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)
+            pub.publish(msg)
+            time.sleep(max(0.0, t0 + (i + 1) / fps - time.monotonic()))
+        time.sleep(0.5)  # let the last ones leave before the process goes
+    else:
+        delays: list[float] = []
+
+        def arrived(msg: Image) -> None:
+            sent = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+            delays.append((time.time_ns() - sent) / 1e6)
+
+        node.create_subscription(Image, "image_raw", arrived, qos_profile_sensor_data)
+        done = out.with_suffix(".done")
+        while len(delays) < count and not done.exists():
+            rclpy.spin_once(node, timeout_sec=0.05)
+        end = time.monotonic() + 1.0  # stragglers after the publisher ended
+        while len(delays) < count and time.monotonic() < end:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        out.write_text(json.dumps(delays))
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def exchange(profile: str | None, w: int, h: int, count: int, fps: float) -> list[float]:
+    """The delays of the frames that arrived, with ``profile`` (None: Fast DDS' defaults)."""
+    from sarn_ros.resources import dds_profile_variable
+
+    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
+    if profile is not None:
+        env[dds_profile_variable()] = profile  # the one this distribution's Fast DDS reads
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "delays.json"
+        args = [str(w), str(h), str(count), str(fps), str(out)]
+        me = [sys.executable, __file__, "--peer"]
+        sub = subprocess.Popen([*me, "sub", *args], env=env)
+        try:
+            subprocess.run([*me, "pub", *args], env=env, timeout=120, check=True)
+            out.with_suffix(".done").touch()
+            sub.wait(timeout=30)
+        finally:
+            if sub.poll() is None:
+                sub.kill()
+                sub.wait()
+        return json.loads(out.read_text())
+
+
+def message_ms(w: int, h: int, repeat: int = 20) -> tuple[float, float]:
+    """Median ms to build an rgb8 Image message from an array and to parse one back."""
+    import numpy as np
+
+    from sarn_ros.ros.image_conversion import image_to_numpy, numpy_to_image
+
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8)
+    build, parse = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        msg = numpy_to_image(frame, "rgb8")
+        build.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        image_to_numpy(msg)
+        parse.append(time.perf_counter() - t)
+    return 1e3 * statistics.median(build), 1e3 * statistics.median(parse)
+
+
+def size(text: str) -> tuple[int, int]:
+    w, _, h = text.partition("x")
+    if not (w.isdigit() and h.isdigit() and 0 < int(w) <= 8192 and 0 < int(h) <= 8192):
+        raise argparse.ArgumentTypeError(f"{text!r}: WIDTHxHEIGHT, 1 to 8192 a side")
+    return int(w), int(h)
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--peer"]:
+        role, w, h, count, fps, out = sys.argv[2:8]
+        peer(role, int(w), int(h), int(count), float(fps), Path(out))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=ranged(int, 1, 10000), default=50)
+    ap.add_argument("--fps", type=ranged(float, 1, 1000), default=10.0)
+    ap.add_argument("--size", type=size, default=(1280, 720), metavar="WxH")
+    add_domain_argument(ap, "two processes")
+    args = ap.parse_args()
+    from sarn_ros.resources import find_share_file, own_ros_domain
+
+    own_ros_domain(args.domain_id)  # loopback only, on a domain of its own
+    (w, h), n = args.size, args.count
+    try:
+        with stops_as_interrupts():  # `timeout`'s SIGTERM as Ctrl-C
+            build, parse = message_ms(w, h)
+            print(f"{w}x{h} rgb8 Image message: build {build:.2f} ms, parse {parse:.3f} ms")
+            for label, profile in (
+                ("Fast DDS defaults", None),
+                ("config/fastdds_shm.xml", str(find_share_file("config/fastdds_shm.xml"))),
+            ):
+                delays = exchange(profile, w, h, n, args.fps)
+                late = f", median {statistics.median(delays):.1f} ms" if delays else ""
+                print(
+                    f"{label}: {len(delays)}/{n} best-effort {w}x{h} rgb8 frames at "
+                    f"{args.fps:g} fps delivered between two processes{late}",
+                    flush=True,
+                )
+    except KeyboardInterrupt as exc:  # the peers go with the process group's signal
+        how, code = how_stopped(exc)
+        ap.exit(code, f"{ap.prog}: {how}\n")
+
+
+if __name__ == "__main__":
+    main()
