@@ -16,7 +16,7 @@ import torch
 
 from .archs.recurrent_sarn_arch import check_state
 from .archs.sarn_arch import SIZE_MULTIPLE, pad_to_multiple
-from .checkpoint import CheckpointError, first_line, resolve_weights
+from .checkpoint import CheckpointError, first_bytes, first_line, not_torch_file, resolve_weights
 
 RECURRENT_INPUTS = ["stack", "h", "c"]
 SINGLE_INPUTS = ["frame"]
@@ -62,6 +62,11 @@ class OnnxNet:
                 _session_source(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own error types, one per failure kind
+            if (first := first_bytes(path)) and not not_torch_file(first):
+                raise CheckpointError(  # as a graph named .pth is told to be named .onnx
+                    f"cannot load {path} in onnxruntime: it looks like a PyTorch checkpoint "
+                    f"(torch.save); name it {path.stem}.pth to run it"
+                ) from None
             raise CheckpointError(f"cannot load {path} in onnxruntime: {first_line(exc)}") from None
         inputs = self.session.get_inputs()
         names = [i.name for i in inputs]
@@ -94,7 +99,9 @@ class OnnxNet:
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         h, w = stack.shape[-2:]
         check_state(state, stack.shape[0], self.state_channels, h, w)
-        out, hid, cell = self.run(graph_inputs(stack, state))
+        feed = graph_inputs(stack, state)
+        out, hid, cell = self.run(feed)
+        check_frame(out, feed["stack"])
         for name, new, old in (("h", hid, state[0]), ("c", cell, state[1])):
             if tuple(new.shape) != tuple(old.shape):  # the engine's copy_ would broadcast it
                 raise RuntimeError(
@@ -104,7 +111,9 @@ class OnnxNet:
         return torch.from_numpy(out)[..., :h, :w], (torch.from_numpy(hid), torch.from_numpy(cell))
 
     def __call__(self, frame: torch.Tensor) -> torch.Tensor:
-        (out,) = self.run(graph_inputs(frame))
+        feed = graph_inputs(frame)
+        (out,) = self.run(feed)
+        check_frame(out, feed["frame"])
         h, w = frame.shape[-2:]
         return torch.from_numpy(out)[..., :h, :w]
 
@@ -115,6 +124,18 @@ class OnnxNet:
             return self.session.run(None, feed)
         except Exception as exc:
             raise RuntimeError(f"onnxruntime: {first_line(exc)}") from exc
+
+
+def check_frame(out: np.ndarray, fed: np.ndarray) -> None:
+    """Refuse a frame of another size than the (padded) one fed: a graph with the export's
+    layout that halves its frame failed every frame on a tensor-size mismatch deep in the
+    engine, named nowhere."""
+    want = [fed.shape[0], 3, *fed.shape[2:]]
+    if list(out.shape) != want:
+        raise RuntimeError(
+            f"the graph returned a frame of shape {list(out.shape)} for {want}: not a graph "
+            "of `sarn export`"
+        )
 
 
 def layout_fault(inputs: list) -> str | None:

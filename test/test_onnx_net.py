@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_a_graph_whose_path_is_not_utf8_loads_and_a_pipe_is_refused_unread(
         OnnxNet(tmp_path / "pipe.onnx")
 
 
-def test_files_that_are_no_export_are_one_line_errors(tmp_path):
+def test_files_that_are_no_export_are_one_line_errors(tmp_path, tiny_recurrent_checkpoint):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
@@ -132,6 +133,10 @@ def test_files_that_are_no_export_are_one_line_errors(tmp_path):
     with pytest.raises(CheckpointError, match="cannot load") as err:
         OnnxNet(junk)
     assert "\n" not in str(err.value)
+    # a checkpoint named .onnx: told its name, as a graph named .pth is
+    shutil.copy(tiny_recurrent_checkpoint, tmp_path / "ckpt.onnx")
+    with pytest.raises(CheckpointError, match=r"looks like a PyTorch checkpoint \(torch\.save\); "):
+        OnnxNet(tmp_path / "ckpt.onnx")
     # a deblurrer of another project: its layout would pass, its input name does not
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "H", "W"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])
@@ -291,6 +296,26 @@ def test_a_graph_returning_a_state_of_another_shape_fails_that_step(
 
     monkeypatch.setattr(net.session, "run", flat_c)
     with pytest.raises(RuntimeError, match=r"returned c of shape \[1, 8, 1, 1\] for a state of "):
+        net.step(torch.rand(1, 15, 20, 28), state)
+
+
+def test_a_graph_returning_a_frame_of_another_size_fails_that_frame(
+    tiny_recurrent_onnx, monkeypatch
+):
+    """A graph with the export's layout that halves its frame failed every frame with "The
+    size of tensor a (97) must match the size of tensor b (50)", from deep in the engine."""
+    net = OnnxNet(tiny_recurrent_onnx)
+    state = net.init_state(1, 20, 28, torch.device("cpu"), torch.float32)
+    real = net.session.run
+
+    def halved(names, feed):
+        out, hid, cell = real(names, feed)
+        return [out[:, :, ::2, ::2], hid, cell]
+
+    monkeypatch.setattr(net.session, "run", halved)
+    with pytest.raises(
+        RuntimeError, match=r"returned a frame of shape \[1, 3, 10, 14\] for \[1, 3, 20, 28\]"
+    ):
         net.step(torch.rand(1, 15, 20, 28), state)
 
 
