@@ -806,13 +806,13 @@ def open_bag(src: Path) -> Iterator[Any]:
             "one from the storage files)"
         )
     # a message-compressed bag's file: read through its metadata.yaml, which says how (read
-    # alone, every frame was "not CDR")
-    compressed = src.is_file() and message_compressed(src.parent)
-    whole = recording_of(src) if compressed else src
-    if compressed and whole == src:
+    # alone, every frame was "not CDR"); a file it does not list is a recording of its own
+    listed = compressed_files(src.parent) if src.is_file() else []
+    whole = src.parent if listed == [src.name] else src
+    if src.name in listed and len(listed) > 1:
         raise InputError(
-            f"{src} is one of the files of the bag {src.parent}, whose messages are "
-            "compressed (zstd): a file of it cannot be read alone; give the folder"
+            f"{src} is one of the {len(listed)} files of the bag {src.absolute().parent}, whose "
+            "messages are compressed (zstd): a file of it cannot be read alone; give the folder"
         )
     reader = AnyReader([Path(whole)], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
     try:
@@ -825,14 +825,21 @@ def open_bag(src: Path) -> Iterator[Any]:
         reader.close()
 
 
-def message_compressed(folder: Path) -> bool:
-    """Whether the bag in ``folder`` compresses each message (`ros2 bag record
-    --compression-mode message`), as its metadata.yaml says; False where it has none."""
+def compressed_files(folder: Path) -> list[str]:
+    """The storage files of the bag in ``folder`` where it compresses each message (`ros2 bag
+    record --compression-mode message`), as its metadata.yaml says (read as rosbags reads
+    it); [] where it does not, or has no readable metadata."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
     try:
-        meta = (folder / "metadata.yaml").read_text(errors="replace")
-    except OSError:
-        return False
-    return re.search(r"^\s*compression_mode:\s*['\"]?message\b", meta, re.M | re.I) is not None
+        meta = YAML(typ="safe").load((folder / "metadata.yaml").read_text())
+        info = meta["rosbag2_bagfile_information"]
+        if str(info.get("compression_mode") or "").lower() != "message":
+            return []
+        return [str(Path(p).name) for p in info["relative_file_paths"]]
+    except (OSError, UnicodeDecodeError, YAMLError, KeyError, TypeError, AttributeError):
+        return []
 
 
 # what rosbags lets through from a corrupt storage file or metadata.yaml: a record stating a

@@ -1389,9 +1389,24 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     result = deblur(str(db3), "-o", str(tmp_path / "mzfile"), *weights)
     assert result.returncode == 0, result.stderr
     assert sorted(read_bag(tmp_path / "mzfile")) == sorted(read_bag(tmp_path / "mzout"))
-    shutil.copy(db3, tmp_path / "mz" / "mz_1.db3")  # a part of a split one cannot be read alone
+    # a file its metadata.yaml does not list is a recording of its own, read alone: here a
+    # deblurred bag's, whose outputs are replaced (the bag's own has none)
+    (deblurred,) = (tmp_path / "mout").glob("*.mcap")
+    shutil.copy(deblurred, tmp_path / "mz" / "stray.mcap")
+    result = deblur(str(tmp_path / "mz" / "stray.mcap"), "-o", str(tmp_path / "stray"), *weights)
+    assert result.returncode == 0, result.stderr
+    replaced = "the bag's own /left/deblurred/image_raw is replaced by the new output"
+    assert replaced in result.stderr
+    # a part of a split one cannot be read alone
+    meta = tmp_path / "mz" / "metadata.yaml"
+    listed = f"  - {db3.name}\n"
+    assert listed in meta.read_text()
+    meta.write_text(meta.read_text().replace(listed, f"{listed}  - mz_1.db3\n"))
+    shutil.copy(db3, tmp_path / "mz" / "mz_1.db3")
     result = deblur(str(db3), "-o", str(tmp_path / "mzpart"), *weights)
-    said = f"{db3} is one of the files of the bag {tmp_path / 'mz'}, whose messages are compressed"
+    said = (
+        f"{db3} is one of the 2 files of the bag {tmp_path / 'mz'}, whose messages are compressed"
+    )
     assert result.returncode == 2 and said in result.stderr, result.stderr
     (zstd,) = (tmp_path / "z").glob("z.*")  # a file-compressed one's: named, not "unknown type"
     result = deblur(str(zstd), "-o", str(tmp_path / "zfile"), *weights)
