@@ -9,6 +9,8 @@ for CPUs without native bf16. fp32 only; onnxruntime's CPU provider.
 
 from __future__ import annotations
 
+import contextlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import torch
 
 from .archs.recurrent_sarn_arch import check_state
 from .archs.sarn_arch import SIZE_MULTIPLE, pad_to_multiple
-from .checkpoint import CheckpointError, first_bytes, first_line, not_torch_file, resolve_weights
+from .checkpoint import CheckpointError, first_bytes, first_line, resolve_weights
 
 RECURRENT_INPUTS = ["stack", "h", "c"]
 SINGLE_INPUTS = ["frame"]
@@ -62,7 +64,7 @@ class OnnxNet:
                 _session_source(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own error types, one per failure kind
-            if (first := first_bytes(path)) and not not_torch_file(first):
+            if looks_like_checkpoint(path):
                 raise CheckpointError(  # as a graph named .pth is told to be named .onnx
                     f"cannot load {path} in onnxruntime: it looks like a PyTorch checkpoint "
                     f"(torch.save); name it {path.stem}.pth to run it"
@@ -124,6 +126,17 @@ class OnnxNet:
             return self.session.run(None, feed)
         except Exception as exc:
             raise RuntimeError(f"onnxruntime: {first_line(exc)}") from exc
+
+
+def looks_like_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is what torch.save writes: a pickle, or a zip holding one (a zip or
+    a numpy .npz is not)."""
+    first = first_bytes(path)
+    if first != b"PK":
+        return first[:1] == b"\x80"
+    with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(path) as z:
+        return any(n.endswith("/data.pkl") for n in z.namelist())
+    return False
 
 
 def check_frame(out: np.ndarray, fed: np.ndarray) -> None:

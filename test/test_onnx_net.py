@@ -137,6 +137,11 @@ def test_files_that_are_no_export_are_one_line_errors(tmp_path, tiny_recurrent_c
     shutil.copy(tiny_recurrent_checkpoint, tmp_path / "ckpt.onnx")
     with pytest.raises(CheckpointError, match=r"looks like a PyTorch checkpoint \(torch\.save\); "):
         OnnxNet(tmp_path / "ckpt.onnx")
+    np.savez(tmp_path / "arrays.npz", a=np.zeros(2))  # a zip, but no checkpoint
+    shutil.copy(tmp_path / "arrays.npz", tmp_path / "arrays.onnx")
+    with pytest.raises(CheckpointError, match="cannot load") as err:
+        OnnxNet(tmp_path / "arrays.onnx")
+    assert "PyTorch" not in str(err.value)
     # a deblurrer of another project: its layout would pass, its input name does not
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, "H", "W"])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, "H", "W"])
