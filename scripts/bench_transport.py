@@ -21,6 +21,7 @@ from sarn_ros.tools.options import add_domain_argument, how_stopped, ranged, sto
 
 # both names: a defaults run must carry neither (Fast DDS 2 reads one, 3 the other)
 PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
+TRANSPORTS = "FASTDDS_BUILTIN_TRANSPORTS"  # Jazzy on: a choice that would override both rows
 
 
 def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
@@ -58,8 +59,9 @@ def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
             delays.append((time.time_ns() - sent) / 1e6)
 
         node.create_subscription(Image, "image_raw", arrived, qos_profile_sensor_data)
-        done = out.with_suffix(".done")
-        while len(delays) < count and not done.exists():
+        done, end = out.with_suffix(".done"), time.monotonic() + run_s(count, fps) + 10
+        # the deadline: a parent killed outright leaves no .done
+        while len(delays) < count and not done.exists() and time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
         end = time.monotonic() + 1.0  # stragglers after the publisher ended
         while len(delays) < count and time.monotonic() < end:
@@ -69,11 +71,18 @@ def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
     rclpy.try_shutdown()
 
 
+def run_s(count: int, fps: float) -> float:
+    """The most a publisher takes: discovery (up to 60 s), then its frames, with slack."""
+    return 65 + 1.5 * count / fps
+
+
 def exchange(profile: str | None, w: int, h: int, count: int, fps: float) -> list[float]:
     """The delays of the frames that arrived, with ``profile`` (None: Fast DDS' defaults)."""
     from sarn_ros.resources import dds_profile_variable
 
-    env = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
+    # Fast DDS as the rows say, with neither a profile nor a transport choice of the caller's
+    env = {k: v for k, v in os.environ.items() if k not in (*PROFILE_VARIABLES, TRANSPORTS)}
+    env["RMW_IMPLEMENTATION"] = "rmw_fastrtps_cpp"
     if profile is not None:
         env[dds_profile_variable()] = profile  # the one this distribution's Fast DDS reads
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,13 +91,15 @@ def exchange(profile: str | None, w: int, h: int, count: int, fps: float) -> lis
         me = [sys.executable, __file__, "--peer"]
         sub = subprocess.Popen([*me, "sub", *args], env=env)
         try:
-            subprocess.run([*me, "pub", *args], env=env, timeout=120, check=True)
+            subprocess.run([*me, "pub", *args], env=env, timeout=run_s(count, fps), check=True)
             out.with_suffix(".done").touch()
             sub.wait(timeout=30)
         finally:
             if sub.poll() is None:
                 sub.kill()
                 sub.wait()
+        if not out.exists():
+            raise SystemExit(f"the subscribing process failed (exit code {sub.returncode})")
         return json.loads(out.read_text())
 
 
