@@ -11,10 +11,12 @@ FASTRTPS_DEFAULT_PROFILES_FILE up to Jazzy (Fast DDS 2), FASTDDS_DEFAULT_PROFILE
 Kilted on (Fast DDS 3). Set it for the camera driver and the consumers too.
 """
 
+import atexit
 import os
 import re
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import yaml
 from ament_index_python.packages import get_package_share_directory
@@ -305,7 +307,8 @@ def overrides_file(overrides: dict, node: str, params_file: str) -> str:
     into the file's entry of that name, ahead of a later ``/**`` entry of the file, which
     then won: the arguments given were dropped unsaid. rcl applies a node's matching entries
     in the order their names first appear, so these go under a spelling of the node's name
-    that the file does not use (``/**/ns/node``), the last entry."""
+    that the file does not use (``/**/ns/node``), the last entry. The file goes when the
+    launch ends (a respawned node reads it again)."""
     used = key_paths(params_file)
     tokens = tuple(t for t in node.split("/") if t)
     depth = 1
@@ -314,6 +317,7 @@ def overrides_file(overrides: dict, node: str, params_file: str) -> str:
     key = "/**" * depth + node
     with tempfile.NamedTemporaryFile("w", prefix="launch_params_", delete=False) as f:
         yaml.dump({key: {"ros__parameters": overrides}}, f, Dumper=QuotedDumper)
+    atexit.register(Path(f.name).unlink, missing_ok=True)
     return f.name
 
 

@@ -7,7 +7,10 @@ install, or the sources on PYTHONPATH).
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -593,3 +596,27 @@ def test_blank_cameras_keep_the_default_and_numbers_take_no_underscores(share: P
     for name, value in (("future_frames", "1_0"), ("resize", "0_5")):
         with pytest.raises(ValueError, match=f"^launch argument {name}:={value}: expected"):
             expand("sarn_deblur.launch.py", **{name: value})
+
+
+def test_the_arguments_file_goes_when_the_launch_ends(share: Path, tmp_path: Path):
+    """Each launch left a launch_params_* file of its arguments in /tmp for good."""
+    launch_file = REPO / "launch" / "sarn_deblur.launch.py"
+    params = share / "config" / "sarn_deblur.yaml"
+    script = f"""
+import importlib.util
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("ld", {str(launch_file)!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+path = module.overrides_file({{"lazy": True}}, "/sarn_deblur", {str(params)!r})
+assert "'lazy': true" in Path(path).read_text()  # there while the launch runs
+print(path)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    written = Path(done.stdout.strip())
+    assert written.parent == tmp_path and written.name.startswith("launch_params_")
+    assert not written.exists()
