@@ -1102,3 +1102,70 @@ def test_a_ctrl_c_as_stops_held_puts_the_handlers_back_loses_neither(monkeypatch
     finally:
         for s, handler in before.items():
             real(s, handler)
+
+
+@pytest.mark.slow
+def test_an_onnx_variant_is_timed_in_onnxruntime_with_its_state(
+    tiny_recurrent_onnx, tmp_path, monkeypatch, capsys
+):
+    """The exported step's model-only figure had no command: a .onnx variant is a row of its
+    own, run as the node runs it, next to the PyTorch rows."""
+    seen = []
+    step = bench_model.OnnxNet.step
+
+    def traced(self, stack, state):
+        seen.append((tuple(stack.shape), float(state[0].abs().sum())))
+        return step(self, stack, state)
+
+    monkeypatch.setattr(bench_model.OnnxNet, "step", traced)
+    out = tmp_path / "rows.json"
+    again = tiny_recurrent_onnx.parent / ".." / tiny_recurrent_onnx.parent.name
+    graph = str(tiny_recurrent_onnx)  # and the same file by another path: measured once
+    argv = ["--variants", f"{graph},{again / tiny_recurrent_onnx.name}", "--sizes", "24x16"]
+    argv += ["--device", "cpu", "--iters", "3", "--warmup", "0", "--json", str(out)]
+    assert bench_model.main(argv) == 0
+    assert [s for s, _ in seen] == [(1, 15, 16, 24)] * 3
+    assert seen[0][1] == 0 and seen[2][1] > 0  # the state is carried from frame to frame
+    (row,) = json.loads(out.read_text())
+    assert row["variant"] == graph and row["resolution"] == "24x16"
+    assert row["settings"]["warmup"] == 0 and row["settings"]["host"] == row["device"]
+    assert (row["precision"], row["deform"], row["mode"]) == ("fp32", "onnxruntime", "onnxruntime")
+    assert row["ms"] > 0 and row["fps"] == pytest.approx(1e3 / row["ms"])
+    assert row["params_m"] is None and row["gflops"] is None and row["pct_peak"] is None
+    table = capsys.readouterr().out
+    assert f"| {graph} | 24x16 |" in table and "| n/a | n/a | n/a |" in table
+
+
+def test_a_graph_with_quantize_nodes_is_labelled_int8(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    def graph(op: str, *inputs: str) -> str:
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info(
+            "y", TensorProto.UINT8 if inputs[1:] else TensorProto.FLOAT, [1]
+        )
+        scale = helper.make_tensor("s", TensorProto.FLOAT, [], [0.1])
+        node = helper.make_node(op, list(inputs), ["y"])
+        path = tmp_path / f"{op}.onnx"
+        onnx.save(helper.make_model(helper.make_graph([node], op, [x], [y], [scale])), path)
+        return str(path)
+
+    assert bench_model.graph_precision(graph("QuantizeLinear", "x", "s")) == "int8"
+    assert bench_model.graph_precision(graph("Relu", "x")) == "fp32"
+
+
+def test_an_onnx_variant_that_is_no_graph_of_sarn_export_is_refused_up_front(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(bench_model, "count_flops", lambda *a: pytest.fail("measured"))
+    pytest.importorskip("onnxruntime")
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a graph")
+    for given in (text, tmp_path / "missing.onnx"):
+        assert bench_model.main(["--variants", f"recurrent,{given}", "--sizes", "24x16"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("sarn bench model: error: ")
+        assert str(given) in err[0]
+    assert bench_model.main(["--variants", "step.pth", "--sizes", "24x16"]) == 2
+    assert "or give a .onnx graph of `sarn export`" in capsys.readouterr().err

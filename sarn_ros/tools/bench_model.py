@@ -22,6 +22,10 @@ compiled during the warm-up) on random input, and reports:
   past 100 %) x fp32 FLOPs per cycle per core from the ISA flags (see
   ``cpu_flops_per_cycle``). CUDA peaks come from a table of dense datasheet figures; fp32 uses
   the TF32 figure when cuDNN's TF32 is on (PyTorch's default for convs).
+
+A variant may also be a ``.onnx`` graph of ``sarn export`` (fp32, or ``--int8``): one row per
+size, the step run by onnxruntime on the CPU as the node runs it (``OnnxNet``, the same state
+carried), whatever the PyTorch settings; its parameters and FLOPs are not counted (n/a).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -51,6 +56,7 @@ from ..archs.modules import DEFORM_IMPLS, deform_path
 from ..checkpoint import first_line
 from ..engine import CompiledCall, autocast, resolve_device, resolve_precision
 from ..image_files import kernel_path
+from ..onnx_net import OnnxNet, is_onnx
 from ..ros.image_conversion import MAX_SIDE  # --sizes: the largest side the node deblurs
 from .options import (
     Gathered,
@@ -103,8 +109,8 @@ class Row:
     fps: float
     peak_mib: float
     memory_kind: str
-    params_m: float
-    gflops: float
+    params_m: float | None  # None: a graph's, not counted
+    gflops: float | None
     pct_peak: float | None
 
 
@@ -315,12 +321,7 @@ def bench_row(
             peak = torch.cuda.max_memory_allocated(device) - base
             memory_kind = "cuda max_allocated"
         else:
-            with RssSampler() as sampler:
-                for _ in range(iters):
-                    t0 = time.perf_counter()
-                    frame()
-                    times.append((time.perf_counter() - t0) * 1e3)
-            peak = sampler.growth
+            times, peak = cpu_times(frame, iters)
             memory_kind = "RSS growth"
     ms = statistics.median(times)
     peak_dev = peak_flops(device, precision)
@@ -340,6 +341,68 @@ def bench_row(
         gflops=flops / 1e9,
         pct_peak=100.0 * flops / (ms / 1e3) / peak_dev if peak_dev else None,
     )
+
+
+def cpu_times(frame: Callable[[], object], iters: int) -> tuple[list[float], int]:
+    """The ms of each of ``iters`` calls of ``frame``, and the RSS growth over them."""
+    times = []
+    with RssSampler() as sampler:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            frame()
+            times.append((time.perf_counter() - t0) * 1e3)
+    return times, sampler.growth
+
+
+def graph_precision(path: str) -> str:
+    """int8 for a graph of ``sarn export --int8`` (QuantizeLinear nodes), else fp32; n/a where
+    the onnx package that reads the graph is missing."""
+    try:
+        import onnx
+    except ImportError:
+        return "n/a"
+    graph = onnx.load(path, load_external_data=False).graph
+    return "int8" if any(n.op_type == "QuantizeLinear" for n in graph.node) else "fp32"
+
+
+def bench_graph(path: str, net: OnnxNet, size: tuple[int, int], iters: int, warmup: int) -> Row:
+    """A row of a graph of ``sarn export``: frames of random input through onnxruntime, the
+    state carried, timed and sampled as a PyTorch row on the CPU."""
+    w, h = size
+    cpu = torch.device("cpu")
+    x = torch.rand(1, 15 if net.is_recurrent else 3, h, w)
+    state = net.init_state(1, h, w, cpu, torch.float32) if net.is_recurrent else None
+
+    def frame() -> None:
+        nonlocal state
+        if state is None:
+            net(x)
+        else:
+            _, state = net.step(x, state)
+
+    for _ in range(warmup):
+        frame()
+    times, peak = cpu_times(frame, iters)
+    ms = statistics.median(times)
+    return Row(
+        variant=path,  # as given: two graphs of one name told apart
+        resolution=f"{w}x{h}",
+        device=device_label(cpu),
+        precision=graph_precision(path),
+        deform="onnxruntime",
+        layout="NCHW",
+        mode="onnxruntime",
+        ms=ms,
+        fps=1e3 / ms,
+        peak_mib=peak / 2**20,
+        memory_kind="RSS growth",
+        params_m=None,
+        gflops=None,
+        pct_peak=None,
+    )
+
+
+COMPILED_MODES = ("compiled", "eager (compile failed)")  # rows warmed up at least once
 
 
 def mode_label(net: object) -> str:
@@ -394,6 +457,8 @@ def memory_gb() -> float:
 
 def check_memory(sizes: list[tuple[int, int]], variants: list[str]) -> None:
     """ValueError for a size whose FLOP count alone would need more than the machine has."""
+    if not variants:  # graphs only: no FLOP count
+        return
     have, rate = memory_gb(), max(GB_PER_MEGAPIXEL[v] for v in variants)
     for w, h in sizes:
         if (need := GB_BASE + w * h / 1e6 * rate) > have:
@@ -426,7 +491,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=csv,
         action=Gathered,
         default=csv(DEFAULT_VARIANTS),
-        help=f"comma list of {', '.join(VARIANTS)} (default {DEFAULT_VARIANTS})",
+        help=f"comma list of {', '.join(VARIANTS)}, or .onnx graphs of `sarn export` (run by "
+        f"onnxruntime on the CPU, once per size) (default {DEFAULT_VARIANTS})",
     )
     parser.add_argument(
         "--sizes",
@@ -490,12 +556,15 @@ def format_table(rows: list[Row]) -> str:
         "| peak MiB | params M | GFLOPs/frame | % of peak |"
     )
     lines = [head, "|" + "---|" * 13]
+
+    def cell(value: float | None, digits: int) -> str:
+        return f"{value:.{digits}f}" if value is not None else "n/a"
+
     for r in rows:
-        pct = f"{r.pct_peak:.1f}" if r.pct_peak is not None else "n/a"
         lines.append(
             f"| {r.variant} | {r.resolution} | {r.device} | {r.precision} | {r.deform} "
             f"| {r.layout} | {r.mode} | {r.ms:.1f} | {r.fps:.2f} | {r.peak_mib:.0f} "
-            f"| {r.params_m:.2f} | {r.gflops:.1f} | {pct} |"
+            f"| {cell(r.params_m, 2)} | {cell(r.gflops, 1)} | {cell(r.pct_peak, 1)} |"
         )
     return "\n".join(lines)
 
@@ -509,15 +578,20 @@ def run(args: argparse.Namespace) -> int:
                 "CPU); bf16 is the CPU's half precision"
             )
         precisions = [resolve_precision(p, device) for p in args.precision]
-        # a size or variant given twice measured its rows twice, as precisions once did
-        args.sizes, args.variants = (
-            list(dict.fromkeys(args.sizes)),
-            list(dict.fromkeys(args.variants)),
-        )
+        # a size or variant given twice measured its rows twice, as precisions once did; a
+        # graph given by two paths too
+        args.sizes = list(dict.fromkeys(args.sizes))
+        variants: dict[str, str] = {}
         for v in args.variants:
-            if v not in VARIANTS:
-                raise ValueError(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
-        check_memory(args.sizes, args.variants)
+            variants.setdefault(str(Path(v).resolve()) if is_onnx(v) else v, v)
+        args.variants = list(variants.values())
+        for v in args.variants:
+            if v not in VARIANTS and not is_onnx(v):
+                raise ValueError(
+                    f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}, or give a .onnx "
+                    "graph of `sarn export`"
+                )
+        check_memory(args.sizes, [v for v in args.variants if not is_onnx(v)])
         for d in args.deform_impl:
             if d not in DEFORM_IMPLS:
                 raise ValueError(f"unknown deform impl {d!r}; choose from {DEFORM_IMPLS}")
@@ -534,6 +608,11 @@ def run(args: argparse.Namespace) -> int:
                 "threads share them (% of peak counts the CPUs)",
                 file=sys.stderr,
             )
+    try:  # after --threads, which the session's threads follow
+        graphs = {v: OnnxNet(v) for v in args.variants if is_onnx(v)}
+    except RuntimeError as exc:  # a CheckpointError: missing, not a graph of `sarn export`
+        print(f"sarn bench model: error: {exc}", file=sys.stderr)
+        return 2
     layouts = {
         "auto": [True],
         "on": [True],
@@ -554,11 +633,30 @@ def run(args: argparse.Namespace) -> int:
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
+    def said(row: Row) -> None:
+        print(
+            f"# {row.variant} {row.resolution} {row.precision} {row.deform} {row.layout} "
+            f"{row.mode}: {row.ms:.1f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+
     try:
         with stops_as_interrupts():  # `timeout`'s SIGTERM too: it lost every row measured
             for size in args.sizes:
                 for variant in args.variants:
                     setting = f"{variant} {size[0]}x{size[1]}"
+                    if variant in graphs:
+                        try:
+                            row = bench_graph(
+                                variant, graphs[variant], size, args.iters, args.warmup
+                            )
+                        except RuntimeError as exc:
+                            failure(f"{setting} onnxruntime", exc)
+                        else:
+                            rows.append(row)
+                            said(row)
+                        continue
                     try:
                         flops = count_flops(variant, size[1], size[0])
                     except RuntimeError as exc:
@@ -591,18 +689,14 @@ def run(args: argparse.Namespace) -> int:
                             failure(f"{setting} {precision} {deform} {layout} {mode}", exc)
                             continue
                         rows.append(row)
-                        print(
-                            f"# {row.variant} {row.resolution} {row.precision} {row.deform} "
-                            f"{row.layout} {row.mode}: {row.ms:.1f} ms",
-                            file=sys.stderr,
-                            flush=True,
-                        )
+                        said(row)
     except KeyboardInterrupt as exc:  # a long sweep stopped: the rows measured still count
         stop = exc
     if rows:  # a table of headings and "peak memory: ;" said nothing
         print(format_table(rows))
+        kinds = ", ".join(dict.fromkeys(r.memory_kind for r in rows))  # a graph's is RSS growth
         print(
-            f"peak memory: {rows[0].memory_kind}; GFLOPs = 2 x multiply-adds of "
+            f"peak memory: {kinds}; GFLOPs = 2 x multiply-adds of "
             "conv/deconv/matmul/attention (FlopCounterMode); % of peak vs "
             + (
                 "an estimated CPU fp32 peak (threads, at most the CPUs, x current clock x "
@@ -621,14 +715,14 @@ def run(args: argparse.Namespace) -> int:
             "warmup": args.warmup,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
-            "host": device_label(device),
             "complete": stop is None and not failed,  # every setting asked for measured
         }
         # a compiled row warms up at least once (compiling): its own count, not --warmup 0
         rows_out = [
             {
                 **asdict(r),
-                "settings": settings | {"warmup": max(args.warmup, int(r.mode != "eager"))},
+                "settings": settings
+                | {"host": r.device, "warmup": max(args.warmup, int(r.mode in COMPILED_MODES))},
             }
             for r in rows
         ]
