@@ -313,6 +313,66 @@ def test_sigterm_during_a_trainset_build_leaves_nothing(tmp_path: Path, monkeypa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]
 
 
+@pytest.mark.parametrize(("sig", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stop_before_the_first_step_leaves_no_run(tmp_path: Path, monkeypatch, capsys, sig, code):
+    """A stop between the data and the training (building the model, opening TensorBoard: a
+    few seconds, more with CUDA) left the new run folder; SIGTERM there ended the run unsaid."""
+    import os
+    import signal
+
+    from sarn_ros.training import trainer
+
+    video = sharp_video(tmp_path / "video")
+
+    class Stopped(trainer.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            assert any((tmp_path / "run" / "tb").iterdir())  # TensorBoard's file is there
+            os.kill(os.getpid(), getattr(signal, sig))
+
+    monkeypatch.setattr(trainer, "Trainer", Stopped)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert tiny_train(tmp_path, video, "--steps", "5") == code
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # as it was: not left ours
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capsys.readouterr().err
+    assert err.endswith("sarn train: stopped by SIGTERM\n" if code == 143 else "interrupted\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["video"]
+
+
+def test_a_stop_while_the_data_is_read_puts_the_handlers_back_at_once(
+    tmp_path: Path, monkeypatch, capsys
+):
+    """The stop handlers stayed installed while the stop was said (the command's frame kept
+    alive by the exception), ignoring a second SIGTERM there."""
+    import builtins
+    import signal
+
+    from sarn_ros.tools import cli, train
+
+    video = sharp_video(tmp_path / "video")
+    seen = []
+
+    def said(*args, **kwargs):
+        seen.append(signal.getsignal(signal.SIGTERM))
+        builtins.print(*args, **kwargs)
+
+    def stopped(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "validation_set", stopped)
+    monkeypatch.setattr(cli, "print", said, raising=False)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        assert tiny_train(tmp_path, video, "--steps", "5", "--val-sharp", str(video)) == 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err.endswith("interrupted\n")
+    assert seen == [signal.SIG_DFL]
+
+
 def test_a_trainset_to_build_in_the_current_folder_is_refused(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:

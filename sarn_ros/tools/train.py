@@ -644,9 +644,12 @@ RUN_WEIGHTS = ("latest.pth", "best.pth")  # a run's weights, beside its last.pt
 
 def forget_run_dir(run_dir: Path, made: bool) -> None:
     """Remove the --run-dir this command made, while it is still empty: a run refused for its
-    data left an empty folder that looked like a started run."""
+    data left an empty folder that looked like a started run; a stop before the first step
+    left one holding only TensorBoard's opening file."""
     if made:
         with contextlib.suppress(OSError):  # not empty (another rank's files), or gone
+            if [p.name for p in run_dir.iterdir()] == ["tb"]:
+                shutil.rmtree(run_dir / "tb")
             run_dir.rmdir()
 
 
@@ -1389,11 +1392,13 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     # torchrun stopped for rank 0's error left the one it had made
     rank = int(os.environ.get("RANK", 0))
     made = rank == 0 and not args.run_dir.exists()
-    # SIGTERM (`timeout`, docker stop, torchrun's agent) as Ctrl-C while the data is read: a
-    # half-built set and an empty run folder are removed. Not around the training: a rank in
-    # a C call (init_process_group) would wait out torchrun's 30 s before its SIGKILL
+    # SIGTERM (`timeout`, docker stop, torchrun's agent) as Ctrl-C while the data is read (and
+    # on to the training in one process): a half-built set and an empty run folder are removed.
+    # Not around the training, nor under torchrun around init_process_group: a rank in that C
+    # call would wait out torchrun's 30 s before its SIGKILL
     signals = contextlib.ExitStack()
     signals.enter_context(stops_as_interrupts())
+    read = False  # the data read: one process keeps the stops on (below)
     try:
         if made:  # unwritable: said before a long build
             args.run_dir.mkdir(parents=True, exist_ok=True)
@@ -1501,6 +1506,7 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             else:
                 train = gather(*sources, need, **recordings)
                 desc = describe_sources(*sources, **recordings, min_frames=need)
+        read = True
     except (ValueError, OSError, CheckpointError) as exc:
         print(f"sarn train: error: {exc}", file=sys.stderr)
         forget_run_dir(args.run_dir, made)
@@ -1509,172 +1515,194 @@ def train_command(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         forget_run_dir(args.run_dir, made)
         raise
     finally:
-        signals.close()
-    clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
-    usable = usable_sequences(train, clip, args.crop)
-    counted = count(usable, train, clip, args.crop, bool(desc and desc["synthetic_blur"]))
-    if rank == 0:
-        print(f"training data: {counted}", flush=True)
-    ranked = desc.get("sharpest_min_frames", 1) if desc and desc.get("sharpest_applied") else 0
-    if rank == 0 and reuse and 0 < ranked < clip and desc["sharpest"] < 1:
-        print(
-            f"note: --trainset {ts} took the sharpest {desc['sharpest']:g} of its recordings' "
-            f"clips of {ranked} frames or more; this --clip-len needs {clip}: the shorter of "
-            "them are left out (a new --trainset ranks the clips this run can use)",
-            flush=True,
-        )
-    if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
+        if not read or int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            signals.close()
+    trainer: Trainer | None = None
+    try:  # a stop from here to the training: no empty run left, and SIGTERM said as Ctrl-C
+        clip = sum(clip_frames(arch, args.clip_len))  # what a sequence needs, look-ahead included
+        usable = usable_sequences(train, clip, args.crop)
+        counted = count(usable, train, clip, args.crop, bool(desc and desc["synthetic_blur"]))
         if rank == 0:
-            print(f"--trainset {ts} is built; train on it with a --crop and --clip-len that fit it")
+            print(f"training data: {counted}", flush=True)
+        ranked = desc.get("sharpest_min_frames", 1) if desc and desc.get("sharpest_applied") else 0
+        if rank == 0 and reuse and 0 < ranked < clip and desc["sharpest"] < 1:
+            print(
+                f"note: --trainset {ts} took the sharpest {desc['sharpest']:g} of its recordings' "
+                f"clips of {ranked} frames or more; this --clip-len needs {clip}: the shorter of "
+                "them are left out (a new --trainset ranks the clips this run can use)",
+                flush=True,
+            )
+        if args.steps == 0 and ts is not None and not usable:  # a build-only run: its set is made
+            if rank == 0:
+                print(
+                    f"--trainset {ts} is built; train on it with a --crop and --clip-len "
+                    "that fit it"
+                )
+            forget_run_dir(args.run_dir, made)
+            return 0
+        if not usable:
+            cut = (
+                f"; --clip-frames {args.clip_frames} cuts videos and bags shorter"
+                if args.clip_frames < clip
+                and any(holds_recordings(d, RECORDING_OPTIONS["clip_frames"]) for d in args.data)
+                else ""
+            )
+            if args.still_frames < clip and any(
+                holds_recordings(d, ("folder",)) for d in args.data
+            ):
+                cut += f"; --still-frames {args.still_frames} makes a still's sequence shorter"
+            print(
+                f"sarn train: error: no sequence has {plural(clip, 'frame')} of at least "
+                f"{args.crop}x{args.crop}"
+                " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
+                f"--data{cut}{gap_hint(args.data, args.max_gap_s)}",
+                file=sys.stderr,
+            )
+            forget_run_dir(args.run_dir, made)
+            return 2
+        cfg = TrainConfig(
+            arch=arch,
+            steps=args.steps,
+            batch=args.batch,
+            clip_len=args.clip_len,
+            max_stride=args.max_stride,
+            crop=args.crop,
+            lr=args.lr,
+            warmup=args.warmup,
+            loss=args.loss,
+            fft_weight=args.fft_weight,
+            ema_decay=args.ema,
+            seed=args.seed,
+            ckpt_minutes=args.ckpt_minutes,
+            val_minutes=args.val_minutes,
+            max_minutes=args.max_minutes,
+            device=args.device,
+            precision=args.precision,
+            torch_compile=args.torch_compile,
+            model=model,
+            init=init,
+            data_summary=summarise(args, desc, usable, counted),
+            val_summary=describe_validation(args, val) if val else "",
+        )
+        try:
+            trainer = Trainer(cfg, train, val, args.run_dir, started=started)
+        except (ValueError, RuntimeError, OSError) as exc:  # OSError: an unwritable --run-dir
+            print(f"sarn train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            forget_run_dir(args.run_dir, made)
+            return 2
+        if not (args.run_dir / "last.pt").exists() and rank == 0 and (args.resume or weights):
+            # a first call of a --resume loop; or untrained weights without their run (trained
+            # ones, or --init's, were refused or kept above): replaced, but not unsaid
+            start = Path(args.init).resolve() if args.init else None
+            gone = [n for n in weights if (args.run_dir / n).resolve() != start]
+            replaced = f", replacing its {' and '.join(gone)}" if gone else ""
+            if len(gone) < len(weights):  # --init run/best.pth: the weights it starts from
+                replaced += f" ({args.init}, which it starts from, stays until replaced)"
+            print(f"no last.pt in {args.run_dir}: a new run starts{replaced}", flush=True)
+            for name in gone:  # now: a run unvalidated, or stopped early, left them to --export
+                (args.run_dir / name).unlink(missing_ok=True)
+        try:
+            resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
+        except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
+            print(
+                f"sarn train: error: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
+                file=sys.stderr,
+            )
+            return 2
+        if resumed_run and steps_given and args.steps < trainer.step:
+            print(
+                f"sarn train: error: --steps {args.steps}: the run is at step {trainer.step} "
+                f"already; give more, or leave --steps out to keep its "
+                f"{plural(trainer.resumed_steps or 0, 'step')}",
+                file=sys.stderr,
+            )
+            return 2
+        if resumed_run and rank == 0:  # every rank resumes, one reports
+            print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
+            run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
+            if lr_given and not math.isclose(run_lr, args.lr):
+                print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
+            if args.init is not None and args.init != trainer.cfg.init:
+                start = trainer.cfg.init or "scratch"
+                print(
+                    f"note: --init {args.init} is not used on --resume: the run started "
+                    f"from {start}"
+                )
+            if seed_given and trainer.cfg.seed != args.seed:
+                print(
+                    f"note: --seed {args.seed} is not used on --resume: the run's "
+                    f"{trainer.cfg.seed} is"
+                )
+            if warmup_given and trainer.cfg.warmup != args.warmup:
+                print(
+                    f"note: --warmup {args.warmup} is not used on --resume: the run's "
+                    f"{trainer.cfg.warmup} is"
+                )
+            if (lost := trainer.lost_best) is not None:
+                then = f"step {int(lost['step'])}'s, {lost['val_psnr']:.2f} dB"
+                anew = (
+                    "the next validation writes it anew" if val else "no validation writes it anew"
+                )
+                path = args.run_dir / "best.pth"
+                what = "holds other weights" if path.exists() else "is gone"  # another run's
+                if path.exists() and trainer.best_file_error:
+                    what = f"cannot be read ({trainer.best_file_error})"
+                print(f"note: {path} ({then}) {what}: {anew}")
+            best = trainer.best_validation()
+            if not val and best is not None:  # README's resume line names the set again
+                print(
+                    f"note: this run validated on {trainer.cfg.val_summary or 'a set'}: without "
+                    f"--val-sharp or --val-pairs it is not validated from here on, and best.pth "
+                    f"keeps step {int(best['step'])}"
+                )
+            if steps_given and trainer.resumed_steps != args.steps:
+                print(
+                    f"note: --steps {args.steps}: the run's cosine schedule, "
+                    f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step "
+                    f"{args.steps}"
+                )
+            changed = [
+                f"{flag} {now:g} (the run's {was:g})"
+                if isinstance(now, float)
+                else f"{flag} {now} (the run's {was})"
+                for key, flag in LEG_OPTIONS.items()
+                if (was := trainer.resumed_config.get(key)) is not None
+                and (now := getattr(trainer.cfg, key)) != was
+            ]
+            # another data set: the weights' metadata named only this leg's, without a word
+            was, now = (
+                leg[0].removeprefix("sources: ") if leg else ""
+                for leg in (trainer.resumed_config.get("data_summary"), trainer.cfg.data_summary)
+            )
+            if was and now and sorted(was.split(", ")) != sorted(now.split(", ")):
+                changed.append(f"data from {now} (the run's: {was})")
+            if changed and trainer.step < trainer.cfg.steps:  # the metadata records this leg's
+                print(
+                    f"note: from step {trainer.step} this run trains with {', '.join(changed)}; "
+                    "give the run's values to keep them"
+                )
+            # as typed: with --arch single, architecture_options drops --lstm-channels unsaid
+            ignored = unused_options(given_architecture(args), model)
+            if args.arch not in (None, arch):
+                ignored.insert(0, f"--arch {args.arch}")
+            if ignored:
+                print(
+                    f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
+                    f"model ({architecture_text(model)})"
+                )
+        if not resumed_run and rank == 0 and 0 < args.steps < args.warmup:
+            print(  # the default 200 on a short run: the rate rose all run, 1 % of --lr at 5 steps
+                f"note: --warmup {args.warmup} is longer than --steps {args.steps}: the "
+                f"learning rate rises all run and never reaches --lr {args.lr:g}; give a shorter "
+                "--warmup"
+            )
+    except KeyboardInterrupt:
+        if trainer is not None and trainer.world == 1:  # DDP's close waits for the other ranks
+            trainer.close()  # its TensorBoard file, before the folder goes
         forget_run_dir(args.run_dir, made)
-        return 0
-    if not usable:
-        cut = (
-            f"; --clip-frames {args.clip_frames} cuts videos and bags shorter"
-            if args.clip_frames < clip
-            and any(holds_recordings(d, RECORDING_OPTIONS["clip_frames"]) for d in args.data)
-            else ""
-        )
-        if args.still_frames < clip and any(holds_recordings(d, ("folder",)) for d in args.data):
-            cut += f"; --still-frames {args.still_frames} makes a still's sequence shorter"
-        print(
-            f"sarn train: error: no sequence has {plural(clip, 'frame')} of at least "
-            f"{args.crop}x{args.crop}"
-            " (--clip-len with the look-ahead, --crop): give smaller ones, or longer or larger "
-            f"--data{cut}{gap_hint(args.data, args.max_gap_s)}",
-            file=sys.stderr,
-        )
-        forget_run_dir(args.run_dir, made)
-        return 2
-    cfg = TrainConfig(
-        arch=arch,
-        steps=args.steps,
-        batch=args.batch,
-        clip_len=args.clip_len,
-        max_stride=args.max_stride,
-        crop=args.crop,
-        lr=args.lr,
-        warmup=args.warmup,
-        loss=args.loss,
-        fft_weight=args.fft_weight,
-        ema_decay=args.ema,
-        seed=args.seed,
-        ckpt_minutes=args.ckpt_minutes,
-        val_minutes=args.val_minutes,
-        max_minutes=args.max_minutes,
-        device=args.device,
-        precision=args.precision,
-        torch_compile=args.torch_compile,
-        model=model,
-        init=init,
-        data_summary=summarise(args, desc, usable, counted),
-        val_summary=describe_validation(args, val) if val else "",
-    )
-    try:
-        trainer = Trainer(cfg, train, val, args.run_dir, started=started)
-    except (ValueError, RuntimeError, OSError) as exc:  # OSError: an unwritable --run-dir
-        print(f"sarn train: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        forget_run_dir(args.run_dir, made)
-        return 2
-    if not (args.run_dir / "last.pt").exists() and rank == 0 and (args.resume or weights):
-        # a first call of a --resume loop; or untrained weights without their run (trained
-        # ones, or --init's, were refused or kept above): replaced, but not unsaid
-        start = Path(args.init).resolve() if args.init else None
-        gone = [n for n in weights if (args.run_dir / n).resolve() != start]
-        replaced = f", replacing its {' and '.join(gone)}" if gone else ""
-        if len(gone) < len(weights):  # --init run/best.pth: the weights it starts from
-            replaced += f" ({args.init}, which it starts from, stays until replaced)"
-        print(f"no last.pt in {args.run_dir}: a new run starts{replaced}", flush=True)
-        for name in gone:  # now: a run unvalidated, or stopped early, left them to --export
-            (args.run_dir / name).unlink(missing_ok=True)
-    try:
-        resumed_run = args.resume and trainer.resume(keep_steps=not steps_given)
-    except RuntimeError as exc:  # a last.pt that does not fit (edited, or another version)
-        print(
-            f"sarn train: error: cannot resume {args.run_dir / 'last.pt'}: {first_line(exc)}",
-            file=sys.stderr,
-        )
-        return 2
-    if resumed_run and steps_given and args.steps < trainer.step:
-        print(
-            f"sarn train: error: --steps {args.steps}: the run is at step {trainer.step} "
-            f"already; give more, or leave --steps out to keep its "
-            f"{plural(trainer.resumed_steps or 0, 'step')}",
-            file=sys.stderr,
-        )
-        return 2
-    if resumed_run and rank == 0:  # every rank resumes, one reports
-        print(f"resumed {args.run_dir / 'last.pt'} at step {trainer.step}", flush=True)
-        run_lr = trainer.sched.base_lrs[0]  # the schedule's state continues
-        if lr_given and not math.isclose(run_lr, args.lr):
-            print(f"note: --lr {args.lr:g} is not used on --resume: the run's {run_lr:g} is")
-        if args.init is not None and args.init != trainer.cfg.init:
-            start = trainer.cfg.init or "scratch"
-            print(f"note: --init {args.init} is not used on --resume: the run started from {start}")
-        if seed_given and trainer.cfg.seed != args.seed:
-            print(
-                f"note: --seed {args.seed} is not used on --resume: the run's {trainer.cfg.seed} is"
-            )
-        if warmup_given and trainer.cfg.warmup != args.warmup:
-            print(
-                f"note: --warmup {args.warmup} is not used on --resume: the run's "
-                f"{trainer.cfg.warmup} is"
-            )
-        if (lost := trainer.lost_best) is not None:
-            then = f"step {int(lost['step'])}'s, {lost['val_psnr']:.2f} dB"
-            anew = "the next validation writes it anew" if val else "no validation writes it anew"
-            path = args.run_dir / "best.pth"
-            what = "holds other weights" if path.exists() else "is gone"  # another run's
-            if path.exists() and trainer.best_file_error:
-                what = f"cannot be read ({trainer.best_file_error})"
-            print(f"note: {path} ({then}) {what}: {anew}")
-        best = trainer.best_validation()
-        if not val and best is not None:  # README's resume line names the set again
-            print(
-                f"note: this run validated on {trainer.cfg.val_summary or 'a set'}: without "
-                f"--val-sharp or --val-pairs it is not validated from here on, and best.pth "
-                f"keeps step {int(best['step'])}"
-            )
-        if steps_given and trainer.resumed_steps != args.steps:
-            print(
-                f"note: --steps {args.steps}: the run's cosine schedule, "
-                f"{plural(trainer.resumed_steps or 0, 'step')} long, now ends at step {args.steps}"
-            )
-        changed = [
-            f"{flag} {now:g} (the run's {was:g})"
-            if isinstance(now, float)
-            else f"{flag} {now} (the run's {was})"
-            for key, flag in LEG_OPTIONS.items()
-            if (was := trainer.resumed_config.get(key)) is not None
-            and (now := getattr(trainer.cfg, key)) != was
-        ]
-        # another data set: the weights' metadata named only this leg's, without a word
-        was, now = (
-            leg[0].removeprefix("sources: ") if leg else ""
-            for leg in (trainer.resumed_config.get("data_summary"), trainer.cfg.data_summary)
-        )
-        if was and now and sorted(was.split(", ")) != sorted(now.split(", ")):
-            changed.append(f"data from {now} (the run's: {was})")
-        if changed and trainer.step < trainer.cfg.steps:  # the metadata records this leg's
-            print(
-                f"note: from step {trainer.step} this run trains with {', '.join(changed)}; "
-                "give the run's values to keep them"
-            )
-        # as typed: with --arch single, architecture_options drops --lstm-channels unsaid
-        ignored = unused_options(given_architecture(args), model)
-        if args.arch not in (None, arch):
-            ignored.insert(0, f"--arch {args.arch}")
-        if ignored:
-            print(
-                f"note: {', '.join(ignored)} not used on --resume: the run keeps its {arch} "
-                f"model ({architecture_text(model)})"
-            )
-    if not resumed_run and rank == 0 and 0 < args.steps < args.warmup:
-        print(  # the default 200 on a short run: the rate rose all run, 1 % of --lr at 5 steps
-            f"note: --warmup {args.warmup} is longer than --steps {args.steps}: the "
-            f"learning rate rises all run and never reaches --lr {args.lr:g}; give a shorter "
-            "--warmup"
-        )
+        raise
+    finally:
+        signals.close()  # the training takes stops itself
     validations = len(trainer.history)
     try:
         trainer.run()
