@@ -131,7 +131,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--calib-frames",
         type=ranged(int, 1),
-        help=f"with --int8: frames per stream of --calib (default {CALIB_FRAMES})",
+        help=f"with --int8: the first frames of each camera of --calib, played as the pieces "
+        f"they fall in (default {CALIB_FRAMES})",
     )
     add_bag_arguments(p)  # a --calib bag's camera topics (its errors name --topics)
     add_gap_argument(p, "calibrate a camera's frames as separate streams")  # its errors name it

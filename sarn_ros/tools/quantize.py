@@ -56,12 +56,13 @@ def calibration_frames(
     max_gap_s: float = MAX_GAP_S,
 ) -> list[list[np.ndarray]]:
     """Each stream's first ``max_frames`` frames of ``source`` (an image folder, video or bag;
-    None: the bundled sample), area-downscaled to fit ``height`` x ``width`` (the size the graph
-    is exported for) and :data:`CALIB_MAX_PIXELS`: with onnxruntime's calibration session the
-    720p export took 14.3 GB calibrated on 1280x720 frames, 5.4 GB on 739x416 ones, whose
-    ranges served 720p as well (docs/measurements.md, "int8 in onnxruntime"); never below
-    :data:`CALIB_MIN_SIDE` a side, and InputError for a frame under it: its few pixels set
-    ranges that do not hold for a camera's frames."""
+    None: the bundled sample), in the pieces they fall in (:func:`read_streams`),
+    area-downscaled to fit ``height`` x ``width`` (the size the graph is exported for) and
+    :data:`CALIB_MAX_PIXELS`: with onnxruntime's calibration session the 720p export took 14.3
+    GB calibrated on 1280x720 frames, 5.4 GB on 739x416 ones, whose ranges served 720p as well
+    (docs/measurements.md, "int8 in onnxruntime"); never below :data:`CALIB_MIN_SIDE` a side,
+    and InputError for a frame under it: its few pixels set ranges that do not hold for a
+    camera's frames."""
     if source is None:
         from .demo import load_sample
 
