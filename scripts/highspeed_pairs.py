@@ -38,6 +38,8 @@ def check(frames: int, window: int, stride: int) -> None:
         raise ValueError(
             f"--window must be a positive odd number, so one frame is mid-exposure (got {window})"
         )
+    if window == 1:  # blurred == sharp: sarn eval's input PSNR inf, and its pooled row with it
+        raise ValueError("--window 1 blurs nothing: each pair would be its sharp frame twice")
     if stride < window:
         raise ValueError(f"--stride {stride} < --window {window}: exposures would overlap")
     if frames < window:

@@ -77,6 +77,7 @@ def test_impossible_settings_are_refused_before_anything_is_written(tmp_path: Pa
     for window, stride, message in (
         (4, 8, "a positive odd number"),
         (-1, 8, "a positive odd number"),
+        (1, 1, "blurs nothing"),
         (7, 5, "overlap"),
         (11, 11, "fewer"),
     ):
@@ -147,7 +148,7 @@ def test_sigterm_leaves_no_partial_sequence(tmp_path: Path) -> None:
         cv2.imwrite(str(src / f"{i:06d}.png"), frame)
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), src, out, "--window", "1", "--stride", "1"],
+        [sys.executable, str(SCRIPT), src, out, "--window", "3", "--stride", "3"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
