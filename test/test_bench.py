@@ -274,6 +274,19 @@ def test_bench_node_a_node_that_dies_mid_run_is_an_error(monkeypatch, ros_domain
     assert "error at 64x48: the node exited (-9)" in capsys.readouterr().err
 
 
+def test_bench_node_waits_for_a_compile_in_the_warm_up(monkeypatch, ros_domain, capsys):
+    """A torch_compile that took over 120 s (130 s at 32x32 under load) failed the size with
+    "no output within 120 s", the compile unnamed."""
+    from sarn_ros.tools import bench_node, cli
+
+    monkeypatch.setattr(bench_node, "WARM_UP_S", 60.0)  # to connect
+    monkeypatch.setattr(bench_node, "COMPILE_WARM_UP_S", 0.0)  # then no frame sent
+    argv = ["bench", "node", "--tiny", "--sizes", "16x16", "--fps", "5", "--duration", "2"]
+    assert cli.main([*argv, "--torch-compile", "--domain-id", str(ros_domain)]) == 1
+    err = capsys.readouterr().err
+    assert "error at 16x16: the node produced no output within 0 s (the torch_compile of " in err
+
+
 def test_bench_node_memory_trend_is_a_slope_per_minute():
     from sarn_ros.tools.bench_node import rss_trend
 
