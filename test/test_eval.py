@@ -583,6 +583,33 @@ def test_an_image_that_cannot_be_saved_is_an_error(
     assert error.startswith("sarn eval: error: ") and str(save) in error
 
 
+def test_a_run_stopped_by_an_error_says_the_json_is_an_earlier_runs(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """A run that failed part way left an earlier run's --json unsaid, read as this run's."""
+    from sarn_ros import evaluation
+
+    def unreadable(*args):
+        raise ValueError("frame 3 of seq cannot be read")
+
+    monkeypatch.setattr(evaluation, "evaluate_gt", unreadable)
+    write_pair(tmp_path / "data")
+    earlier = tmp_path / "e.json"
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--json", str(earlier)]
+    args += ["--pairs", str(tmp_path / "data"), "--future-frames", "0"]
+    result = sarn_eval(*args)
+    assert result.returncode == 2 and not earlier.exists()  # none: nothing to say
+    assert result.stderr.splitlines()[-1] == "sarn eval: error: frame 3 of seq cannot be read"
+    earlier.write_text("[]")
+    result = sarn_eval(*args)
+    assert result.returncode == 2 and earlier.read_text() == "[]"
+    assert result.stderr.splitlines()[-2:] == [
+        "sarn eval: error: frame 3 of seq cannot be read",
+        f"sarn eval: --json {earlier} not written (the run stopped at the error): it is as an "
+        "earlier run left it",
+    ]
+
+
 def test_the_network_running_out_of_memory_is_one_error_line(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch
 ):

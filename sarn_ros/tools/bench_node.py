@@ -83,6 +83,7 @@ from .options import (
     how_stopped,
     plural,
     ranged,
+    say_json_kept,
     stops_as_interrupts,
     stops_held,
 )
@@ -820,12 +821,8 @@ def run(args: argparse.Namespace) -> int:
                 written.write_text(json.dumps(nan_as_null(rows), indent=2, allow_nan=False))
         except KeyboardInterrupt as late:  # held till the file was whole
             stop = stop or late  # the first stop is the one said
-    if args.json and not rows and kernel_path(args.json).exists():  # read as this run's
-        print(
-            f"sarn bench node: --json {args.json} not written (nothing measured): it is as an "
-            "earlier run left it",
-            file=sys.stderr,
-        )
+    if not rows:
+        say_json_kept("sarn bench node", args.json, "nothing measured")
     if stop is not None:
         how, code = how_stopped(stop)
         print(

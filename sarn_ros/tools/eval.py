@@ -52,6 +52,7 @@ from .options import (
     once_each,
     path_arg,
     ranged,
+    say_json_kept,
     spelled,
     split_idle,
     stops_as_interrupts,
@@ -327,6 +328,7 @@ def evaluate(args: argparse.Namespace) -> int:
                 except (ValueError, OSError) as exc:  # an unreadable frame, an unwritable image
                     bar.close()
                     print(f"sarn eval: error: {exc}", file=sys.stderr)
+                    say_json_kept("sarn eval", args.json, "the run stopped at the error")
                     return 2
                 except RuntimeError as exc:  # the network's out of memory; any other is a bug
                     why = first_line(exc)[:300]
@@ -337,6 +339,7 @@ def evaluate(args: argparse.Namespace) -> int:
                         f"sarn eval: error: out of memory ({why}); evaluate smaller frames",
                         file=sys.stderr,
                     )
+                    say_json_kept("sarn eval", args.json, "the run stopped at the error")
                     return 2
     except KeyboardInterrupt as exc:
         stop = exc

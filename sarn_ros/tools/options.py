@@ -441,6 +441,18 @@ def check_json_output(path: Path) -> None:
         ) from None
 
 
+def say_json_kept(prog: str, path: Path | None, why: str) -> None:
+    """Say that ``--json`` holds an earlier run's results where this run wrote none: it would
+    be read as this run's."""
+    from ..image_files import kernel_path
+
+    if path is not None and kernel_path(path).exists():
+        print(
+            f"{prog}: --json {path} not written ({why}): it is as an earlier run left it",
+            file=sys.stderr,
+        )
+
+
 def _writable_in(path: Path, flag: str, folder: bool, replaced: bool = False) -> Path | None:
     """The folder :func:`check_writable` tries a file in; None for a file to overwrite that
     is writable."""
