@@ -680,6 +680,36 @@ def test_ctrl_c_reports_the_sequences_finished_before_it(
     assert saved["interrupted"] is True and [r["sequence"] for r in saved["gt"]] == ["a"]
 
 
+def test_a_pool_a_stop_cut_short_is_not_all_of_the_folder(
+    tmp_path, tiny_recurrent_checkpoint, monkeypatch
+):
+    """After a Ctrl-C the pooled row of the sequences finished read "all 2 of data", the
+    folder's figure, with 3 of its sequences to score (one unreadable one left out)."""
+    from sarn_ros import evaluation
+
+    real = evaluation.evaluate_gt
+
+    def last_interrupted(engine, seq, *args):
+        if seq.name == "d":
+            raise KeyboardInterrupt
+        return real(engine, seq, *args)
+
+    monkeypatch.setattr(evaluation, "evaluate_gt", last_interrupted)
+    for name in "abcd":
+        write_pair(tmp_path / "data", name=name)
+    cv2.imwrite(str(tmp_path / "data" / "c" / "blur" / "01.png"), np.zeros((8, 8, 3), np.uint8))
+    result = eval_as_a_shell_starts_it(tmp_path, tiny_recurrent_checkpoint)
+    assert result.returncode == 130
+    assert "| 2 of 3 of data (interrupted) |" in result.stdout and "all 2 of" not in result.stdout
+    (pool,) = json.loads((tmp_path / "e.json").read_text())["gt_pooled"]
+    assert pool["sequence"] == "2 of 3 of data (interrupted)" and pool["interrupted"] is True
+    monkeypatch.setattr(evaluation, "evaluate_gt", real)  # a whole run: all of them
+    result = eval_as_a_shell_starts_it(tmp_path, tiny_recurrent_checkpoint)
+    assert result.returncode == 2 and "| all 3 of data |" in result.stdout  # c unreadable
+    (pool,) = json.loads((tmp_path / "e.json").read_text())["gt_pooled"]
+    assert "interrupted" not in pool
+
+
 def test_a_sigterm_after_a_ctrl_c_as_the_results_are_written_keeps_the_ctrl_c(
     tmp_path, tiny_recurrent_checkpoint, monkeypatch
 ):

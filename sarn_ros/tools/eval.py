@@ -349,14 +349,26 @@ def evaluate(args: argparse.Namespace) -> int:
         key = (r["weights"], r["self_ensemble"], r["future_frames"], r["input"], r["option"])
         groups.setdefault(key, []).append(r)
     shown = pooled_names(results["gt"])
-    results["gt_pooled"] = [
-        {
+    # per input, the sequences a whole run scores: a pool a stop cut short is not "all" of them
+    left_out = [roots[i] for i, (name, *_) in enumerate(pairs) if name in failed]
+    scored = Counter(roots) - Counter(left_out)
+
+    def pool(rows: list[dict]) -> dict:
+        at = (rows[0]["option"], rows[0]["input"])
+        name, whole = shown[at[1], at[0]], scored[at]
+        cut = stop is not None and len(rows) < whole
+        label = (
+            f"{len(rows)} of {whole} of {name} (interrupted)"
+            if cut
+            else f"all {len(rows)} of {name}"
+        )
+        return {
             **{k: rows[0][k] for k in ("weights", "self_ensemble", "input", "option")},
-            **pooled(rows, f"all {len(rows)} of {shown[rows[0]['input'], rows[0]['option']]}"),
+            **pooled(rows, label),
+            **({"interrupted": True} if cut else {}),
         }
-        for rows in groups.values()
-        if len(rows) > 1
-    ]
+
+    results["gt_pooled"] = [pool(rows) for rows in groups.values() if len(rows) > 1]
     results["seconds"] = time.monotonic() - start
     results["unreadable"] = failed
     results["settings"] = measured_on(engines[0][1], args)
