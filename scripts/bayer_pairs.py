@@ -100,7 +100,12 @@ def main() -> None:
         try:
             with stops_as_interrupts():  # `timeout`'s SIGTERM as Ctrl-C: it left the partial
                 (partial / "blur").mkdir(parents=True)
-                shutil.copytree(src / "sharp", partial / "sharp")
+                # its files only, not their modes: a read-only sharp/ (a shared data set) made
+                # a folder the clean-up could not empty, and an output rm -rf could not remove
+                shutil.copytree(src / "sharp", partial / "sharp", copy_function=shutil.copyfile)
+                for folder in [partial / "sharp", *(partial / "sharp").rglob("*")]:
+                    if folder.is_dir():
+                        folder.chmod(folder.stat().st_mode | 0o700)
                 for p in blur:
                     bgr = imread(p, cv2.IMREAD_COLOR)
                     if bgr is None:  # read up front, gone since

@@ -90,6 +90,15 @@ def main() -> None:
     frames = [source[i] for i in ping_pong(len(source), args.frames)]
     params = BlurParams(blur_px=args.blur_px * args.scale, object_prob=0.0)
     blurred, sharp = synthesize(frames, params=params, seed=args.seed)
+    if same := [
+        i for i, (b, s) in enumerate(zip(blurred, sharp, strict=True)) if np.array_equal(b, s)
+    ]:
+        # a flat frame blurs to itself: its input PSNR is inf, every gain -inf dB
+        p.exit(
+            2,
+            f"{p.prog}: error: frame {same[0]} blurred equals its sharp frame (flat content): "
+            "no gain to measure; give textured frames\n",
+        )
     carried = gains(blurred, sharp, model, args.device, 0)
     reset = gains(blurred, sharp, model, args.device, args.segment)
     resets = f"reset every {args.segment}" if args.segment < args.frames else "never reset"

@@ -4,6 +4,7 @@ started, no input read, no half-made output."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -203,8 +204,13 @@ def test_bayer_pairs_writes_the_demosaiced_frames_losslessly(tmp_path: Path) -> 
     rng = np.random.default_rng(1)
     smooth = cv2.GaussianBlur(rng.integers(0, 256, (64, 64, 3), np.uint8), (0, 0), 2)
     cv2.imwrite(str(pair / "blur" / "0000.jpg"), smooth, [cv2.IMWRITE_JPEG_QUALITY, 100])
-    [done] = runs("bayer_pairs.py", [([tmp_path / "out", pair], "", False)])
+    (pair / "sharp").chmod(0o555)  # a shared, read-only data set: its mode was copied
+    try:
+        [done] = runs("bayer_pairs.py", [([tmp_path / "out", pair], "", False)])
+    finally:
+        (pair / "sharp").chmod(0o755)
     assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / "jp" / "sharp").stat().st_mode & 0o700 == 0o700
     spec = importlib.util.spec_from_file_location("bayer_pairs", SCRIPTS / "bayer_pairs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -356,6 +362,16 @@ def test_state_drift_refuses_a_bad_device_and_mixed_sizes_and_says_when_it_never
             ([video, "--device", "bogus"], "device must be auto, cpu, cuda or cuda:N", False),
             ([mixed], f"{mixed / '0001.png'} is 32x16 after --scale, 0000.png 32x32", False),
         ],
+    )
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    cv2.imwrite(str(flat / "0000.png"), np.full((32, 32, 3), 128, np.uint8))
+    [grey] = runs("state_drift.py", [([flat, "--frames", 2, "--scale", 1], "", False)])
+    assert grey.returncode == 2 and "-inf" not in grey.stdout  # every gain was -inf dB
+    assert re.fullmatch(
+        r"state_drift.py: error: frame \d blurred equals its sharp frame \(flat content\): no "
+        r"gain to measure; give textured frames\n",
+        grey.stderr,
     )
     [whole] = runs("state_drift.py", [([video, "--frames", 2, "--segment", 5], "", False)])
     assert whole.returncode == 0, whole.stderr
