@@ -5,6 +5,8 @@ each frame deblurred alone, without the neighbours and recurrent state of a stre
 
     .venv/bin/python scripts/analyse_orb_proxy.py ../shared/data/SelfDeblur_real/real_demo/blur \
         weights/sarn_recurrent.pth [more.pth ...]
+
+A bag's first camera is measured unless ``--topic`` names another.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import numpy as np
 from sarn_ros import StreamDeblurrer, load_model, metrics
 from sarn_ros.checkpoint import CheckpointError
 from sarn_ros.evaluation import deblur_sequence, orb_counts
+from sarn_ros.offline import kind_of
 from sarn_ros.recordings import read_streams
 from sarn_ros.tools.eval import short_names
 
@@ -31,10 +34,13 @@ def high_pass(img: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     return metrics.grey(img).astype(np.float32) - low_pass(img, sigma)
 
 
-def first_camera(path: Path) -> list[list[np.ndarray]]:
-    """Every piece of the first camera: where its size changes or its stamps break off it
-    comes in pieces (``name#1``, ...), and pairs are only matched within one piece."""
-    _, streams = read_streams(path)
+def one_camera(path: Path, topic: str | None) -> list[list[np.ndarray]]:
+    """Every piece of ``topic``'s camera (None: the first camera): where its size changes or
+    its stamps break off it comes in pieces (``name#1``, ...), and pairs are only matched
+    within one piece."""
+    if topic is not None and kind_of(path) != "bag":  # read_streams ignores it there
+        raise ValueError(f"--topic goes with a rosbag2; {path} is a {kind_of(path)}")
+    _, streams = read_streams(path, topics=None if topic is None else [topic])
     camera = [n.split("#")[0] for n, _ in streams]
     pieces = [frames for c, (_, frames) in zip(camera, streams, strict=True) if c == camera[0]]
     if all(len(p) < 2 for p in pieces):
@@ -57,14 +63,15 @@ def report(label: str, pieces: list[list[np.ndarray]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("stream", type=Path, help="image folder, video or rosbag2 (its first camera)")
+    ap.add_argument("stream", type=Path, help="image folder, video or rosbag2")
+    ap.add_argument("--topic", help="a bag's camera image topic (default: its first camera)")
     ap.add_argument("weights", nargs="+")
     ap.add_argument("--future-frames", type=int, default=2, choices=(0, 1, 2))
     args = ap.parse_args()
     try:  # the weights first, loaded: a mistyped name or a file that is no checkpoint is
         # found before the stream is read and measured
         models = {w: load_model(w) for w in args.weights}
-        pieces = first_camera(args.stream)
+        pieces = one_camera(args.stream, args.topic)
     except (ValueError, OSError, CheckpointError) as exc:
         ap.exit(2, f"{ap.prog}: error: {exc}\n")
     report("input", pieces)

@@ -386,3 +386,49 @@ def test_highspeed_pairs_refuses_a_file_as_out(tmp_path: Path) -> None:
     assert_refused(
         "highspeed_pairs.py", [([frames(tmp_path / "fast", 9), out], f"not a folder: {out}", False)]
     )
+
+
+def test_analyse_orb_proxy_measures_the_bag_camera_topic_names(tmp_path: Path) -> None:
+    """Only a bag's first camera could be measured; a --topic beside a folder was ignored."""
+    import pytest
+
+    pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from test_deblur_offline import STORE, bag_image, header
+
+    bag = tmp_path / "bag"
+    scene = np.random.default_rng(0).integers(0, 256, (96, 96, 3), np.uint8)
+    with Writer(bag, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+        conns = {
+            cam: w.add_connection(f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+            for cam in ("flat", "textured")
+        }
+        for i in range(3):
+            for cam, img in (
+                ("flat", np.full_like(scene, 128)),
+                ("textured", np.roll(scene, i, 1)),
+            ):
+                msg = bag_image(img, "rgb8", header(i, cam))
+                w.write(conns[cam], (i + 1) * 10**8, STORE.serialize_cdr(msg, msg.__msgtype__))
+    folder = frames(tmp_path / "stream", 2)
+    assert_refused(
+        "analyse_orb_proxy.py",
+        [
+            (
+                [folder, "sarn_single", "--topic", "/textured/image_raw"],
+                "goes with a rosbag2",
+                False,
+            ),
+            ([bag, "sarn_single", "--topic", "/other/image_raw"], "/other/image_raw", False),
+        ],
+    )
+    first, textured = runs(
+        "analyse_orb_proxy.py",
+        [
+            ([bag, "sarn_single"], "", False),
+            ([bag, "sarn_single", "--topic", "textured/image_raw"], "", False),
+        ],
+    )
+    assert first.returncode == 0 and textured.returncode == 0, first.stderr + textured.stderr
+    assert "matches    0.0" in first.stdout.splitlines()[0]  # the flat camera
+    assert "matches    0.0" not in textured.stdout.splitlines()[0]
