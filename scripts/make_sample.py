@@ -18,7 +18,7 @@ import cv2
 from sarn_ros.data.blur_synth import BlurParams
 from sarn_ros.data.datasets import Sequence, list_images, synthesize_folder
 from sarn_ros.image_files import imwrite
-from sarn_ros.tools.options import how_stopped, stops_as_interrupts
+from sarn_ros.tools.options import how_stopped, plural, stops_as_interrupts
 
 OUT = Path(__file__).resolve().parent.parent / "sarn_ros" / "sample"
 PARAMS = BlurParams(blur_px=12.0, min_blur_fraction=0.8, object_prob=0.0, jpeg_quality=None)
@@ -29,6 +29,11 @@ def sample(calendar: Path) -> Sequence:
     sample's later ones beside the new, and a folder of stills is not the sample."""
     if not calendar.is_dir():
         raise ValueError(f"not a folder: {calendar}")
+    n = len(list_images(calendar))
+    if n < 8:  # a still's synthetic sequence's length was named ("gave [6]" for 1 frame)
+        raise ValueError(
+            f"{calendar} has {plural(n, 'frame')}; the sample takes 8 consecutive ones"
+        )
     seqs = list(synthesize_folder(calendar, seed=2024, params=PARAMS, scale=0.5, max_frames=8))
     if len(seqs) != 1 or len(seqs[0].sharp) != 8:
         lengths = [len(s.sharp) for s in seqs]

@@ -251,7 +251,7 @@ def test_bayer_pairs_writes_nothing_into_a_pair_and_only_pairs_that_pair(tmp_pat
 
 def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) -> None:
     """Four frames rewrote 000-003 and left the old sample's 004-007; a missing or empty
-    folder, or one of stills, gave a traceback."""
+    folder, or one of stills, gave a traceback; one frame was said to give 6."""
     short = tmp_path / "short"
     short.mkdir()
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)
@@ -264,9 +264,11 @@ def test_make_sample_refuses_anything_but_one_eight_frame_video(tmp_path: Path) 
     assert_refused(
         "make_sample.py",
         [
-            ([short, *out], "must give one video of 8 frames, gave [4]", False),
-            ([empty, *out], "gave []", False),
-            ([frames(tmp_path / "stills", 2), *out], "must give one video of 8 frames", False),
+            ([short, *out], f"{short} has 4 frames; the sample takes 8", False),
+            ([empty, *out], f"{empty} has 0 frames", False),
+            # a still's synthetic sequence was named: "gave [6]"
+            ([frames(tmp_path / "one", 1), *out], "has 1 frame;", False),
+            ([frames(tmp_path / "stills", 8), *out], "must give one video of 8 frames", False),
             ([tmp_path / "missing", *out], f"not a folder: {tmp_path / 'missing'}", False),
         ],
     )
