@@ -4,14 +4,18 @@ started, no input read, no half-made output."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
@@ -96,6 +100,7 @@ def test_bench_transport_refuses_bad_sizes_before_starting_ros() -> None:
             (["--size", "1280"], "argument --size: '1280': WIDTHxHEIGHT, 1 to 8192 a side", True),
             (["--size", "0x720"], "argument --size: '0x720': WIDTHxHEIGHT", True),
             (["--size", "9000x720"], "argument --size: '9000x720': WIDTHxHEIGHT", True),
+            (["--size", "²x2"], "argument --size: '²x2': WIDTHxHEIGHT", True),
             (["--count", "0"], "argument --count: must be in [1, 10000], got 0", True),
         ],
     )
@@ -392,8 +397,6 @@ def test_highspeed_pairs_refuses_a_file_as_out(tmp_path: Path) -> None:
 
 def test_analyse_orb_proxy_measures_the_bag_camera_topic_names(tmp_path: Path) -> None:
     """Only a bag's first camera could be measured; a --topic beside a folder was ignored."""
-    import pytest
-
     pytest.importorskip("rosbags", reason="the bag tests need rosbags (README: colcon test)")
     from rosbags.rosbag2 import StoragePlugin, Writer
     from test_deblur_offline import STORE, bag_image, header
@@ -434,3 +437,59 @@ def test_analyse_orb_proxy_measures_the_bag_camera_topic_names(tmp_path: Path) -
     assert first.returncode == 0 and textured.returncode == 0, first.stderr + textured.stderr
     assert "matches    0.0" in first.stdout.splitlines()[0]  # the flat camera
     assert "matches    0.0" not in textured.stdout.splitlines()[0]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_bench_transport_stopped_says_one_line_for_its_peers_too(
+    ros_domain: int, sig: signal.Signals
+) -> None:
+    """Ctrl-C and `timeout` signal the whole process group: each peer process printed a
+    traceback above the one line (rclpy's handlers shut its context down under its loop)."""
+    args = ["--count", "10000", "--size", "64x48", "--domain-id", str(ros_domain)]
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "bench_transport.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        end = time.monotonic() + 120
+        while len(children(proc.pid)) < 2 and time.monotonic() < end:
+            time.sleep(0.2)
+        assert len(children(proc.pid)) == 2, "the two peers never started"
+        time.sleep(15)  # each imports and joins ROS, and the frames flow
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    how = "interrupted" if sig == signal.SIGINT else "stopped by SIGTERM"
+    assert err.splitlines() == [f"bench_transport.py: {how}"], err
+    assert proc.returncode == (130 if sig == signal.SIGINT else 143)
+
+
+def test_bench_transport_prints_the_rate_the_frames_were_sent_at(ros_domain: int) -> None:
+    """A rate no machine builds 4096x4096 frames at was printed as the one delivered at."""
+    args = ["--count", "5", "--fps", "1000", "--size", "4096x4096", "--domain-id", str(ros_domain)]
+    (run,) = runs("bench_transport.py", [(args, "", False)])
+    assert run.returncode == 0, run.stderr
+    rows = run.stdout.splitlines()[1:]
+    assert len(rows) == 2, run.stdout
+    for row in rows:
+        rate = re.search(r" at ([\d.]+) \(of 1000 asked\) fps delivered", row)
+        assert rate and 0 < float(rate[1]) < 950, row
