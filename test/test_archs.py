@@ -353,6 +353,18 @@ def test_recurrent_state_is_carried_and_restart_is_identical() -> None:
     assert (fresh - carried).abs().max() > 1e-4
 
 
+def test_a_clip_s_look_ahead_out_of_range_or_a_state_in_its_place_is_named() -> None:
+    """``model(clip, state)`` failed deep in fusion_inputs ("unsupported operand type(s) for
+    +: 'int' and 'tuple'"); future_frames 5 ran as 2 and -1 as 0."""
+    model = RecurrentSARN(**TINY_REC).eval()
+    clip = torch.rand(1, 3, 3, 16, 16)
+    with torch.no_grad():
+        _, state = model(clip, future_frames=1)
+        for wrong, said in ((state, "got tuple"), (5, "got 5"), (-1, "got -1"), (True, "got bool")):
+            with pytest.raises(ValueError, match=rf"must be 0, 1 or 2 .*state=.*{said}"):
+                model(clip, wrong)
+
+
 def test_a_state_from_frames_of_another_size_is_named() -> None:
     """A state kept across a change of frame size failed in the ConvLSTM's torch.cat ("Sizes of
     tensors must match except in dimension 1"); frames that pad to the same size share it."""

@@ -18,6 +18,7 @@ engine both go through that one function, so they see identical substitutes.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -132,6 +133,13 @@ class RecurrentSARN(nn.Module):
         ``n_out`` serve only as look-ahead, past the clip's end the engine's end-of-stream
         substitutes are used. Returns (N, n_out, 3, H, W) outputs and the state after them
         (for truncated BPTT across clips)."""
+        whole = isinstance(future_frames, numbers.Integral) and not isinstance(future_frames, bool)
+        if not whole or future_frames not in (0, 1, 2):
+            # `model(clip, state)` failed deep in fusion_inputs; 5 ran as 2, -1 as 0
+            got = future_frames if whole else type(future_frames).__name__
+            raise ValueError(
+                f"future_frames must be 0, 1 or 2 (the state goes as state=), got {got}"
+            )
         outputs: list[torch.Tensor] = []
         end = clip.shape[1]
         for t in range(end if n_out is None else n_out):
