@@ -55,6 +55,10 @@ MAX_BAD_READS = 30  # failed reads in a row that end a video past the frames it 
 MAX_ANNOUNCED = 10_000_000  # a frame count beyond this is a broken header, not a promise
 
 
+# why a camera's other topic (raw or compressed) is left out
+SAME_CAMERA = "the same camera is deblurred from "
+
+
 class InputError(ValueError):
     """An input that cannot be deblurred at all (one clear line for the user)."""
 
@@ -75,6 +79,7 @@ class Report:
     first_before: str = ""
     # a bag's chosen topics without one readable frame, while others had some: why, the first
     unreadable_topics: dict[str, str] = field(default_factory=dict)
+    chosen_topics: list[str] = field(default_factory=list)  # a bag's topics deblurred
     # camera_info topics that describe another size than their deblurred frames: how
     misfit_infos: dict[str, str] = field(default_factory=dict)
     # a Humble bag's topics of a type neither it defines nor rosbags knows: not copied
@@ -89,6 +94,15 @@ class Report:
         else:
             self.skipped_before += 1
             self.first_before = self.first_before or which
+
+    def instead(self, topic: str) -> str:
+        """For a chosen topic without a readable frame: its camera's topics left out for it,
+        and the ``--topics`` that takes one in its place and keeps the other cameras."""
+        alt = [t for t, why in self.ignored_topics.items() if why == SAME_CAMERA + topic]
+        if not alt:
+            return ""
+        pick = " ".join(alt[0] if t == topic else t for t in self.chosen_topics)
+        return f"; this camera's {', '.join(alt)} may be: --topics {pick}"
 
     @property
     def first_unreadable(self) -> str:
@@ -749,7 +763,7 @@ def choose_topics(
             ),
         )
         chosen.append(best)
-        ignored |= {t: f"the same camera is deblurred from {best}" for t in group if t != best}
+        ignored |= {t: SAME_CAMERA + best for t in group if t != best}
     # an input another camera's output is written over would be lost from the new bag
     outputs = {
         f"{camera_ns(u)}/deblurred/image_raw{x}": u for u in chosen for x in ("", "/compressed")
@@ -949,6 +963,7 @@ def deblur_bag(
     try:
         with open_bag(src) as reader:
             chosen, report.ignored_topics = bag_topics(reader, src, topics)
+            report.chosen_topics = chosen
             if expect is not None:
                 counts = [
                     sum(c.msgcount for c in reader.connections if c.topic == t) for t in chosen
@@ -1172,7 +1187,11 @@ def deblur_bag(
                 # a topic with no message has no unreadable one to name
                 first = report.first_unreadable or next(iter(report.unreadable_topics.values()), "")
                 why = f" ({first})" if first else ""
-                raise InputError(f"no readable frame on {', '.join(sorted(chosen))}{after}{why}")
+                # a one-camera bag's compressed twin went unnamed (named beside another camera)
+                instead = "".join(map(report.instead, chosen))
+                raise InputError(
+                    f"no readable frame on {', '.join(sorted(chosen))}{after}{why}{instead}"
+                )
     except BaseException as exc:  # no half-written bag left behind to block the next run
         shutil.rmtree(dst, ignore_errors=True)
         if isinstance(exc, WriterError):

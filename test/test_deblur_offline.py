@@ -2014,7 +2014,8 @@ def test_a_camera_whose_raw_topic_cannot_be_read_names_its_other_topic(
     tmp_path, tiny_recurrent_checkpoint
 ):
     """The compressed topic was said to be left out because "the same camera is deblurred
-    from" the raw one, which then gave no frame: no word that the camera could be read."""
+    from" the raw one, which then gave no frame: no word that the camera could be read. The
+    --topics offered left the other camera out; alone, the camera's other topic went unnamed."""
     png = cv2.imencode(".png", frames(1)[0])[1]
     jpeg = T["sensor_msgs/msg/CompressedImage"](
         header=header(0, "b"), format="png", data=png.reshape(-1)
@@ -2027,11 +2028,22 @@ def test_a_camera_whose_raw_topic_cannot_be_read_names_its_other_topic(
     result = deblur_topics(tmp_path, streams, "--weights", str(tiny_recurrent_checkpoint))
     assert result.returncode == 0, result.stderr
     assert "the same camera is deblurred from" not in result.stderr
-    assert (
-        "/b/image_raw not deblurred: no readable frame (" in result.stderr
-        and "; this camera's /b/image_raw/compressed may be: --topics /b/image_raw/compressed\n"
-        in result.stderr
+    hint = "; this camera's /b/image_raw/compressed may be: --topics "
+    assert "/b/image_raw not deblurred: no readable frame (" in result.stderr
+    offered = result.stderr.split(hint)[1].splitlines()[0].split()
+    assert sorted(offered) == ["/a/image_raw", "/b/image_raw/compressed"], result.stderr
+    del streams["/a/image_raw"]
+    alone = deblur_topics(tmp_path / "alone", streams, "--weights", str(tiny_recurrent_checkpoint))
+    assert alone.returncode == 2
+    assert alone.stderr.strip().endswith(f"{hint}/b/image_raw/compressed"), alone.stderr
+    weights = ("--weights", str(tiny_recurrent_checkpoint))
+    taken = deblur(
+        str(tmp_path / "in"), "-o", str(tmp_path / "taken"), *weights, "--topics", *offered
     )
+    assert taken.returncode == 0, taken.stderr  # as offered, both cameras are read
+    out = read_bag(tmp_path / "taken")
+    for cam in ("a", "b"):
+        assert messages(out, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")
 
 
 def test_camera_info_of_one_calibration_is_held_once():

@@ -361,18 +361,13 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         print(f"sarn deblur: {how}; {left}", file=sys.stderr)
         return code
     secs = time.monotonic() - start
-    others: dict[str, list[str]] = {}  # a camera's other topics, by the one deblurred
     for topic, why in report.ignored_topics.items():
-        chosen = why.removeprefix("the same camera is deblurred from ")
-        if chosen in report.unreadable_topics:  # it was not: named with the chosen one
-            others.setdefault(chosen, []).append(topic)
-            continue
+        if why.removeprefix(offline.SAME_CAMERA) in report.unreadable_topics:  # it was not: named
+            continue  # with the chosen one
         print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
     for topic, why in report.unreadable_topics.items():  # a whole camera lost: not only a count
-        alt = others.get(topic, [])
-        instead = f"; this camera's {', '.join(alt)} may be: --topics {alt[0]}" if alt else ""
         print(
-            f"sarn deblur: {topic} not deblurred: no readable frame ({why}){instead}",
+            f"sarn deblur: {topic} not deblurred: no readable frame ({why}){report.instead(topic)}",
             file=sys.stderr,
         )
     for topic, why in report.misfit_infos.items():  # as the node warns
