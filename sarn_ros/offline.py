@@ -807,6 +807,19 @@ def bag_topics(
     return chosen, ignored
 
 
+def mcap_chunks_compressed(reader: Any) -> bool:
+    """Whether an MCAP bag compresses its chunks (``ros2 bag record -s mcap`` with the
+    zstd_fast or zstd_small preset, or a storage config's compression), which its
+    metadata.yaml does not say; read from rosbags' storage readers, so False where a rosbags
+    release names them otherwise (the copy then comes out uncompressed, as before)."""
+    return any(
+        getattr(chunk, "compression", "")
+        for r in reader.readers
+        for s in getattr(getattr(r, "storage", None), "storages", ())
+        for chunk in getattr(s, "chunks", ())
+    )
+
+
 @contextlib.contextmanager
 def open_bag(src: Path) -> Iterator[Any]:
     """A rosbags AnyReader over ``src``, with Humble's message types for a bag that has no
@@ -1012,6 +1025,8 @@ def deblur_bag(
             mode = getattr(reader.readers[0], "compression_mode", None)
             if mode:  # as recorded (zstd): else the copy comes out several times larger
                 writer.set_compression(CompressionMode[mode.upper()], CompressionFormat.ZSTD)
+            elif mcap and mcap_chunks_compressed(reader):  # ros2 bag record's zstd presets
+                writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
             with writer:
                 offered: dict[str, list] = {}  # the camera's QoS, for its deblurred topics
                 for c in reader.connections:

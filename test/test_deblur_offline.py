@@ -582,6 +582,19 @@ def write_bag(
     return sent
 
 
+def chunk_compressions(bag: Path) -> set[str]:
+    """How the chunks of a bag's .mcap files are compressed ('' for none)."""
+    from rosbags.rosbag2.storage_mcap import McapReader
+
+    found = set()
+    for path in bag.glob("*.mcap"):
+        reader = McapReader(path)
+        reader.open()
+        found |= {c.compression for c in reader.chunks}
+        reader.close()
+    return found
+
+
 def read_bag(path: Path) -> list[tuple[str, int, bytes]]:
     with AnyReader([path]) as reader:
         return [(c.topic, t, bytes(raw)) for c, t, raw in reader.messages()]
@@ -1383,6 +1396,15 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     )
     assert sorted(m for m in read_bag(tmp_path / "mzout") if "/deblurred/" not in m[0]) == sorted(
         read_bag(tmp_path / "mz")
+    )
+    # an mcap bag of zstd chunks (ros2 bag record's zstd_fast preset; its metadata.yaml says
+    # nothing) came out uncompressed
+    write_bag(tmp_path / "cz", StoragePlugin.MCAP, CompressionMode.STORAGE)
+    result = deblur(str(tmp_path / "cz"), "-o", str(tmp_path / "czout"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert chunk_compressions(tmp_path / "cz") == chunk_compressions(tmp_path / "czout") == {"zstd"}
+    assert sorted(m for m in read_bag(tmp_path / "czout") if "/deblurred/" not in m[0]) == sorted(
+        read_bag(tmp_path / "cz")
     )
     # its storage file given for it: read alone, every message was "no CDR" (compressed)
     (db3,) = (tmp_path / "mz").glob("*.db3")
