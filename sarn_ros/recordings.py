@@ -424,7 +424,8 @@ def iter_clips(
     breaks the run, or the stamps break off), as uint8 RGB for the blur generator: a long
     recording becomes many training sequences without being held in memory. ``note`` is told,
     once the recording is read, of each stream's frames left out in pieces under 3 frames
-    and where it was cut (a jittery bag's pieces were dropped unsaid)."""
+    and where it was cut (a jittery bag's pieces were dropped unsaid), and of each stream
+    without a readable frame."""
     rec = Recording(path, topics, debayer, max_gap_s)
     pending: dict[str, list[np.ndarray]] = {}
     counts: dict[str, int] = {}
@@ -467,6 +468,10 @@ def iter_clips(
             said.append(f"{times(rec.skips[name])} at an unreadable frame")
         cut = f"; the stream was cut {'; '.join(said)}" if said else ""
         note(f"{name}: {n} frame{'s' * (n != 1)} left out, in pieces of fewer than 3 frames{cut}")
+    for name in map(rec.name, rec.topics):  # a camera never published, or all unreadable:
+        if note is not None and name not in runs:  # it went unsaid (--val-sharp says it)
+            why = f": {rec.why_skipped[name]}" if name in rec.why_skipped else ""
+            note(f"left out (no readable frames in {name}{why})")
 
 
 def sharpest_clips(

@@ -501,6 +501,24 @@ def test_training_says_which_frames_its_clips_leave_out(tmp_path) -> None:
     write_paused_bag(whole, grey[:6], [33 * i for i in range(6)])
     assert [len(c) for _, c in iter_clips(whole, 4, note=notes.append)] == [4]  # a tail of 2
     assert notes[2:] == ["whole/cam/image_raw: 2 frames left out, in pieces of fewer than 3 frames"]
+    # a camera the bag declares and never published, or whose every frame is unreadable, went
+    # unsaid (--val-sharp and sarn eval name it)
+    with Writer(tmp_path / "silent", version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
+        conns = {
+            cam: w.add_connection(f"/{cam}/image_raw", "sensor_msgs/msg/Image", typestore=STORE)
+            for cam in ("cam", "quiet", "side")
+        }
+        for i, img in enumerate(grey[:4]):
+            for cam, msg in (
+                ("cam", bag_image(img, "mono8", header(i, "cam"))),
+                ("side", bag_image(np.zeros((8, 8), np.float32), "32FC1", header(i, "s"))),
+            ):
+                w.write(conns[cam], 10 * i + 1, STORE.serialize_cdr(msg, msg.__msgtype__))
+    notes.clear()
+    assert [len(c) for _, c in iter_clips(tmp_path / "silent", 8, note=notes.append)] == [4]
+    assert notes[0] == "left out (no readable frames in silent/quiet/image_raw)"
+    assert notes[1].startswith("left out (no readable frames in silent/side/image_raw: ")
+    assert len(notes) == 2
 
 
 def test_sarn_train_says_a_recordings_frames_left_out_once(tmp_path, capsys) -> None:
