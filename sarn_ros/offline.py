@@ -95,14 +95,23 @@ class Report:
             self.skipped_before += 1
             self.first_before = self.first_before or which
 
-    def instead(self, topic: str) -> str:
-        """For a chosen topic without a readable frame: its camera's topics left out for it,
-        and the ``--topics`` that takes one in its place and keeps the other cameras."""
-        alt = [t for t, why in self.ignored_topics.items() if why == SAME_CAMERA + topic]
-        if not alt:
+    def others(self, topic: str) -> list[str]:
+        """A chosen topic's camera's other topics, left out for it."""
+        return [t for t, why in self.ignored_topics.items() if why == SAME_CAMERA + topic]
+
+    def instead(self, unread: list[str], named: list[str] | None = None) -> str:
+        """For chosen topics without a readable frame: the other topics of ``named``'s
+        cameras (default: all of them), and the one ``--topics`` that takes each camera's
+        first in its place and keeps the other cameras (a hint per camera kept the others'
+        unreadable topics)."""
+        have = [t for t in (unread if named is None else named) if self.others(t)]
+        if not have:
             return ""
-        pick = " ".join(alt[0] if t == topic else t for t in self.chosen_topics)
-        return f"; this camera's {', '.join(alt)} may be: --topics {pick}"
+        alts = [o for t in have for o in self.others(t)]
+        whose = "this camera's" if len(have) == 1 else "these cameras'"
+        swap = {t: alt[0] for t in unread if (alt := self.others(t))}
+        pick = " ".join(swap.get(t, t) for t in self.chosen_topics)
+        return f"; {whose} {', '.join(alts)} may be: --topics {pick}"
 
     @property
     def first_unreadable(self) -> str:
@@ -815,7 +824,8 @@ def mcap_chunks_compressed(reader: Any) -> bool:
     return any(
         getattr(chunk, "compression", "")
         for r in reader.readers
-        for s in getattr(getattr(r, "storage", None), "storages", ())
+        # a bag folder's files, or the one .mcap file given alone
+        for s in getattr(getattr(r, "storage", None), "storages", [getattr(r, "storage", None)])
         for chunk in getattr(s, "chunks", ())
     )
 
@@ -1203,7 +1213,7 @@ def deblur_bag(
                 first = report.first_unreadable or next(iter(report.unreadable_topics.values()), "")
                 why = f" ({first})" if first else ""
                 # a one-camera bag's compressed twin went unnamed (named beside another camera)
-                instead = "".join(map(report.instead, chosen))
+                instead = report.instead(chosen)
                 raise InputError(
                     f"no readable frame on {', '.join(sorted(chosen))}{after}{why}{instead}"
                 )

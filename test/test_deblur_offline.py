@@ -1403,6 +1403,10 @@ def test_bags_without_type_definitions_humble_and_a_bare_mcap_file(
     result = deblur(str(tmp_path / "cz"), "-o", str(tmp_path / "czout"), *weights)
     assert result.returncode == 0, result.stderr
     assert chunk_compressions(tmp_path / "cz") == chunk_compressions(tmp_path / "czout") == {"zstd"}
+    (lone,) = (tmp_path / "cz").glob("*.mcap")  # its one file, given for it
+    result = deblur(str(lone), "-o", str(tmp_path / "czfile"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert chunk_compressions(tmp_path / "czfile") == {"zstd"}
     assert sorted(m for m in read_bag(tmp_path / "czout") if "/deblurred/" not in m[0]) == sorted(
         read_bag(tmp_path / "cz")
     )
@@ -2037,35 +2041,46 @@ def test_a_camera_whose_raw_topic_cannot_be_read_names_its_other_topic(
 ):
     """The compressed topic was said to be left out because "the same camera is deblurred
     from" the raw one, which then gave no frame: no word that the camera could be read. The
-    --topics offered left the other camera out; alone, the camera's other topic went unnamed."""
+    --topics offered left the other cameras out, or kept another's unreadable topic; alone,
+    the camera's other topic went unnamed."""
     png = cv2.imencode(".png", frames(1)[0])[1]
-    jpeg = T["sensor_msgs/msg/CompressedImage"](
-        header=header(0, "b"), format="png", data=png.reshape(-1)
-    )
-    streams = {
-        "/b/image_raw": [bag_image(np.zeros((32, 48), np.float32), "32FC1", header(0, "b"))],
-        "/b/image_raw/compressed": [jpeg],
-        "/a/image_raw": [bag_image(frames(1)[0], "rgb8", header(0, "a"))],
-    }
+    streams = {"/a/image_raw": [bag_image(frames(1)[0], "rgb8", header(0, "a"))]}
+    for cam in ("b", "c"):
+        streams[f"/{cam}/image_raw"] = [
+            bag_image(np.zeros((32, 48), np.float32), "32FC1", header(0, cam))
+        ]
+        streams[f"/{cam}/image_raw/compressed"] = [
+            T["sensor_msgs/msg/CompressedImage"](
+                header=header(0, cam), format="png", data=png.reshape(-1)
+            )
+        ]
     result = deblur_topics(tmp_path, streams, "--weights", str(tiny_recurrent_checkpoint))
     assert result.returncode == 0, result.stderr
     assert "the same camera is deblurred from" not in result.stderr
-    hint = "; this camera's /b/image_raw/compressed may be: --topics "
-    assert "/b/image_raw not deblurred: no readable frame (" in result.stderr
-    offered = result.stderr.split(hint)[1].splitlines()[0].split()
-    assert sorted(offered) == ["/a/image_raw", "/b/image_raw/compressed"], result.stderr
-    del streams["/a/image_raw"]
-    alone = deblur_topics(tmp_path / "alone", streams, "--weights", str(tiny_recurrent_checkpoint))
-    assert alone.returncode == 2
-    assert alone.stderr.strip().endswith(f"{hint}/b/image_raw/compressed"), alone.stderr
+    every = ["/a/image_raw", "/b/image_raw/compressed", "/c/image_raw/compressed"]
+    for cam in ("b", "c"):
+        hint = f"; this camera's /{cam}/image_raw/compressed may be: --topics "
+        assert f"/{cam}/image_raw not deblurred: no readable frame (" in result.stderr
+        offered = result.stderr.split(hint)[1].splitlines()[0].split()
+        assert sorted(offered) == every, result.stderr
     weights = ("--weights", str(tiny_recurrent_checkpoint))
     taken = deblur(
         str(tmp_path / "in"), "-o", str(tmp_path / "taken"), *weights, "--topics", *offered
     )
-    assert taken.returncode == 0, taken.stderr  # as offered, both cameras are read
+    assert taken.returncode == 0, taken.stderr  # as offered, every camera is read
     out = read_bag(tmp_path / "taken")
-    for cam in ("a", "b"):
+    for cam in ("a", "b", "c"):
         assert messages(out, f"/{cam}/deblurred/image_raw", "sensor_msgs/msg/Image")
+    del streams["/a/image_raw"]  # no camera readable: one hint in the error
+    alone = deblur_topics(tmp_path / "alone", streams, *weights)
+    assert alone.returncode == 2
+    hint = "; these cameras' /b/image_raw/compressed, /c/image_raw/compressed may be: --topics "
+    assert hint in alone.stderr, alone.stderr
+    assert sorted(alone.stderr.strip().split(hint)[1].split()) == every[1:], alone.stderr
+    del streams["/c/image_raw"], streams["/c/image_raw/compressed"]
+    one = deblur_topics(tmp_path / "one", streams, *weights)
+    hint = "; this camera's /b/image_raw/compressed may be: --topics /b/image_raw/compressed"
+    assert one.returncode == 2 and one.stderr.strip().endswith(hint), one.stderr
 
 
 def test_camera_info_of_one_calibration_is_held_once():

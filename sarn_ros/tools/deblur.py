@@ -366,8 +366,9 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             continue  # with the chosen one
         print(f"sarn deblur: {topic} not deblurred: {why} (choose with --topics)", file=sys.stderr)
     for topic, why in report.unreadable_topics.items():  # a whole camera lost: not only a count
+        instead = report.instead(list(report.unreadable_topics), [topic])
         print(
-            f"sarn deblur: {topic} not deblurred: no readable frame ({why}){report.instead(topic)}",
+            f"sarn deblur: {topic} not deblurred: no readable frame ({why}){instead}",
             file=sys.stderr,
         )
     for topic, why in report.misfit_infos.items():  # as the node warns
