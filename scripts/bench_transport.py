@@ -32,14 +32,11 @@ def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
-    from rclpy.signals import SignalHandlerOptions
     from sensor_msgs.msg import Image
 
     from sarn_ros.ros.image_conversion import numpy_to_image
 
-    # the stops are the parent's: rclpy's handlers shut the context down under the loops (a
-    # traceback from each peer on Ctrl-C or `timeout`)
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init()
     node = rclpy.create_node(f"bench_transport_{role}")
     if role == "pub":
         pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
@@ -97,13 +94,23 @@ def exchange(
         out = Path(tmp) / "delays.json"
         args = [str(w), str(h), str(count), str(fps), str(out)]
         me = [sys.executable, __file__, "--peer"]
-        sub = subprocess.Popen([*me, "sub", *args], env=env)
+        # sessions of their own: a Ctrl-C or `timeout` signals the process group, and each
+        # peer printed a traceback (in its imports, or from rclpy's handlers); they are
+        # stopped here, silently (run kills its process on any exception)
+        sub = None
         try:
-            subprocess.run([*me, "pub", *args], env=env, timeout=run_s(count, fps), check=True)
+            sub = subprocess.Popen([*me, "sub", *args], env=env, start_new_session=True)
+            subprocess.run(
+                [*me, "pub", *args],
+                env=env,
+                timeout=run_s(count, fps),
+                check=True,
+                start_new_session=True,
+            )
             out.with_suffix(".done").touch()
             sub.wait(timeout=30)
         finally:
-            if sub.poll() is None:
+            if sub is not None and sub.poll() is None:
                 sub.kill()
                 sub.wait()
         if not out.exists():
@@ -140,10 +147,7 @@ def size(text: str) -> tuple[int, int]:
 def main() -> None:
     if sys.argv[1:2] == ["--peer"]:
         role, w, h, count, fps, out = sys.argv[2:8]
-        try:
-            peer(role, int(w), int(h), int(count), float(fps), Path(out))
-        except KeyboardInterrupt:  # the group's Ctrl-C: the parent says so, once
-            raise SystemExit(130) from None
+        peer(role, int(w), int(h), int(count), float(fps), Path(out))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=ranged(int, 1, 10000), default=50)
