@@ -10,14 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-from sarn_ros.tools.options import add_domain_argument, how_stopped, ranged, stops_as_interrupts
+from typing import Any
 
 # both names: a defaults run must carry neither (Fast DDS 2 reads one, 3 the other)
 PROFILE_VARIABLES = ("FASTRTPS_DEFAULT_PROFILES_FILE", "FASTDDS_DEFAULT_PROFILES_FILE")
@@ -29,6 +29,22 @@ def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
     wall clock as they go, and writes the rate it reached to ``out`` + ``.rate`` (building a
     large frame can take longer than ``1 / fps``); ``sub`` writes each arrival's delay (ms)
     to ``out`` once the publisher is done (``out`` + ``.done`` exists) or all have come."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
+
+    # the stops are main's: rclpy's handlers shut the context down under the loops (a
+    # traceback from each peer on Ctrl-C or `timeout`)
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node(f"bench_transport_{role}")
+    try:
+        exchange_side(node, role, w, h, count, fps, out)
+    finally:  # also on a stop: Fast DDS leaves its shared memory behind otherwise
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def exchange_side(node: Any, role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
+    """:func:`peer`'s work on its node."""
     import numpy as np
     import rclpy
     from rclpy.qos import qos_profile_sensor_data
@@ -36,8 +52,6 @@ def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
 
     from sarn_ros.ros.image_conversion import numpy_to_image
 
-    rclpy.init()
-    node = rclpy.create_node(f"bench_transport_{role}")
     if role == "pub":
         pub = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
         end = time.monotonic() + 60
@@ -69,8 +83,6 @@ def peer(role: str, w: int, h: int, count: int, fps: float, out: Path) -> None:
         while len(delays) < count and time.monotonic() < end:
             rclpy.spin_once(node, timeout_sec=0.05)
         out.write_text(json.dumps(delays))
-    node.destroy_node()
-    rclpy.try_shutdown()
 
 
 def run_s(count: int, fps: float) -> float:
@@ -94,28 +106,39 @@ def exchange(
         out = Path(tmp) / "delays.json"
         args = [str(w), str(h), str(count), str(fps), str(out)]
         me = [sys.executable, __file__, "--peer"]
-        # sessions of their own: a Ctrl-C or `timeout` signals the process group, and each
-        # peer printed a traceback (in its imports, or from rclpy's handlers); they are
-        # stopped here, silently (run kills its process on any exception)
-        sub = None
+        sub = subprocess.Popen([*me, "sub", *args], env=env)
+        peers = [sub]
         try:
-            sub = subprocess.Popen([*me, "sub", *args], env=env, start_new_session=True)
-            subprocess.run(
-                [*me, "pub", *args],
-                env=env,
-                timeout=run_s(count, fps),
-                check=True,
-                start_new_session=True,
-            )
+            pub = subprocess.Popen([*me, "pub", *args], env=env)
+            peers.append(pub)
+            try:
+                failed = pub.wait(timeout=run_s(count, fps))
+            except subprocess.TimeoutExpired:
+                raise SystemExit(
+                    f"the publishing process ran past {run_s(count, fps):.0f} s"
+                ) from None
+            if failed:
+                raise SystemExit(f"the publishing process failed (exit code {failed})")
             out.with_suffix(".done").touch()
             sub.wait(timeout=30)
         finally:
-            if sub is not None and sub.poll() is None:
-                sub.kill()
-                sub.wait()
+            for proc in peers:
+                stop(proc)
         if not out.exists():
             raise SystemExit(f"the subscribing process failed (exit code {sub.returncode})")
         return json.loads(out.read_text()), float(out.with_suffix(".rate").read_text())
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """A peer still running (a stop, or past its time) asked to end as a Ctrl-C ends it,
+    its node destroyed (killed outright, it left Fast DDS' shared memory in /dev/shm)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def message_ms(w: int, h: int, repeat: int = 20) -> tuple[float, float]:
@@ -146,9 +169,16 @@ def size(text: str) -> tuple[int, int]:
 
 def main() -> None:
     if sys.argv[1:2] == ["--peer"]:
+        # the group's Ctrl-C or `timeout` ends a peer quietly, also as it imports (a
+        # traceback); the parent says it, once
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
         role, w, h, count, fps, out = sys.argv[2:8]
         peer(role, int(w), int(h), int(count), float(fps), Path(out))
         return
+    # imported here, after a peer's handlers: it takes numpy and OpenCV
+    from sarn_ros.tools.options import add_domain_argument, how_stopped, ranged, stops_as_interrupts
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=ranged(int, 1, 10000), default=50)
     ap.add_argument("--fps", type=ranged(float, 1, 1000), default=10.0)

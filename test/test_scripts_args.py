@@ -452,17 +452,12 @@ def children(pid: int) -> list[int]:
     return kids
 
 
-@pytest.mark.parametrize(
-    ("sig", "after_s"),
-    [(signal.SIGINT, 0), (signal.SIGINT, 15), (signal.SIGTERM, 15)],
-    ids=["SIGINT-at-start", "SIGINT", "SIGTERM"],
-)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_bench_transport_stopped_says_one_line_for_its_peers_too(
-    ros_domain: int, sig: signal.Signals, after_s: float
+    ros_domain: int, sig: signal.Signals
 ) -> None:
     """Ctrl-C and `timeout` signal the whole process group: each peer process printed a
-    traceback above the one line (rclpy's handlers shut its context down under its loop, or
-    in its imports, as the peers start)."""
+    traceback above the one line (rclpy's handlers shut its context down under its loop)."""
     args = ["--count", "10000", "--size", "64x48", "--domain-id", str(ros_domain)]
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "bench_transport.py"), *args],
@@ -474,9 +469,9 @@ def test_bench_transport_stopped_says_one_line_for_its_peers_too(
     try:
         end = time.monotonic() + 120
         while len(children(proc.pid)) < 2 and time.monotonic() < end:
-            time.sleep(0.02)
+            time.sleep(0.2)
         assert len(children(proc.pid)) == 2, "the two peers never started"
-        time.sleep(after_s)  # 15 s: each imports and joins ROS, and the frames flow
+        time.sleep(15)  # each imports and joins ROS, and the frames flow
         peers = children(proc.pid)
         os.killpg(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
