@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from .data.datasets import (
+    IMAGE_EXTS,
     holds_images,
     list_images,
     read_frame,
@@ -218,7 +219,15 @@ def kind_of(path: Path) -> str:
                 f"no images or rosbag2 of its own in {path}: it holds {' and '.join(held)} "
                 "(give one)"
             )
-        raise InputError(f"no images or rosbag2 in {path}")
+        # a folder of .ppm or .gif frames: what is read as an image went unsaid
+        files = [d.name for d in inside if d.is_file()]
+        read = (
+            f" (its files {', '.join(files[:3])}{', ...' * (len(files) > 3)} are none of "
+            f"the images read: {' '.join(sorted(IMAGE_EXTS))})"
+            if files
+            else ""
+        )
+        raise InputError(f"no images or rosbag2 in {path}{read}")
     if path.suffix in (".db3", ".mcap"):
         parts = sorted(path.parent.glob(f"*{path.suffix}"))
         # split by size; said once, though each tool asks what a path is several times
