@@ -172,7 +172,8 @@ def main() -> None:
         # the group's Ctrl-C or `timeout` ends a peer quietly, also as it imports (a
         # traceback); the parent says it, once
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # `... &`: the parent ignores it
+                signal.signal(sig, lambda signum, _: sys.exit(128 + signum))
         role, w, h, count, fps, out = sys.argv[2:8]
         peer(role, int(w), int(h), int(count), float(fps), Path(out))
         return

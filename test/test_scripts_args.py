@@ -452,20 +452,29 @@ def children(pid: int) -> list[int]:
     return kids
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("sig", "ignored"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-ignored"],
+)
 def test_bench_transport_stopped_says_one_line_for_its_peers_too(
-    ros_domain: int, sig: signal.Signals
+    ros_domain: int, sig: signal.Signals, ignored: bool
 ) -> None:
     """Ctrl-C and `timeout` signal the whole process group: each peer process printed a
-    traceback above the one line (rclpy's handlers shut its context down under its loop)."""
+    traceback above the one line (rclpy's handlers shut its context down under its loop). A
+    SIGINT the run ignores (`bench_transport.py &` in a script) ended its peers alone."""
     args = ["--count", "10000", "--size", "64x48", "--domain-id", str(ros_domain)]
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPTS / "bench_transport.py"), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN if ignored else signal.SIG_DFL)
+    try:  # the disposition the run inherits
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPTS / "bench_transport.py"), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, before)
     try:
         end = time.monotonic() + 120
         while len(children(proc.pid)) < 2 and time.monotonic() < end:
@@ -473,6 +482,10 @@ def test_bench_transport_stopped_says_one_line_for_its_peers_too(
         assert len(children(proc.pid)) == 2, "the two peers never started"
         time.sleep(15)  # each imports and joins ROS, and the frames flow
         peers = children(proc.pid)
+        if ignored:
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(3)
+            assert proc.poll() is None and children(proc.pid) == peers, "a SIGINT stopped it"
         os.killpg(proc.pid, sig)
         _, err = proc.communicate(timeout=60)
         end = time.monotonic() + 10
