@@ -221,9 +221,11 @@ def kind_of(path: Path) -> str:
             )
         # a folder of .ppm or .gif frames: what is read as an image went unsaid
         files = [d.name for d in inside if d.is_file()]
+        names = f"{', '.join(files[:3])}{', ...' * (len(files) > 3)}"
         read = (
-            f" (its files {', '.join(files[:3])}{', ...' * (len(files) > 3)} are none of "
-            f"the images read: {' '.join(sorted(IMAGE_EXTS))})"
+            f" (its {len(files)} file{'s' * (len(files) > 1)}, {names}, "
+            f"{'are' if len(files) > 1 else 'is'} none of the images read: "
+            f"{' '.join(sorted(IMAGE_EXTS))})"
             if files
             else ""
         )

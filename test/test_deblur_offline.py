@@ -1049,7 +1049,7 @@ def test_a_folder_whose_images_are_in_its_folders_names_them(tmp_path, capsys):
     (tmp_path / "set" / "0.ppm").write_bytes(b"P6 1 1 255 ...")  # not read: said so
     assert cli.main(argv) == 2
     assert capsys.readouterr().err.endswith(
-        f"no images or rosbag2 in {tmp_path / 'set'} (its files 0.ppm are none of the images "
+        f"no images or rosbag2 in {tmp_path / 'set'} (its 1 file, 0.ppm, is none of the images "
         "read: .bmp .jpeg .jpg .png .tif .tiff .webp)\n"
     )
     (tmp_path / "set" / "0.ppm").unlink()
