@@ -38,8 +38,8 @@ def one_camera(path: Path, topic: str | None) -> list[list[np.ndarray]]:
     """Every piece of ``topic``'s camera (None: the first camera): where its size changes or
     its stamps break off it comes in pieces (``name#1``, ...), and pairs are only matched
     within one piece."""
-    if topic is not None and kind_of(path) != "bag":  # read_streams ignores it there
-        raise ValueError(f"--topic goes with a rosbag2; {path} is a {kind_of(path)}")
+    if topic is not None and (kind := kind_of(path)) != "bag":  # read_streams ignores it there
+        raise ValueError(f"--topic goes with a rosbag2; {path} is a {kind}")
     _, streams = read_streams(path, topics=None if topic is None else [topic])
     camera = [n.split("#")[0] for n, _ in streams]
     pieces = [frames for c, (_, frames) in zip(camera, streams, strict=True) if c == camera[0]]
