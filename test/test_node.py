@@ -981,9 +981,12 @@ def test_a_stop_in_the_middle_of_a_long_frame_is_prompt_and_clean(ros, tiny_recu
     for second in (None, signal.SIGINT):
         proc = start(tiny_recurrent_checkpoint, future_frames=0, self_ensemble=8, **RELIABLE)
         cam = Camera(node)
+        diag = Diagnostics(node)
         wait_connected(node, [cam], proc)
         cam.publish(frames(1, 1080, 1920)[0], "rgb8", 5 * SEC)
-        spin_until(node, lambda: False, 1.5)  # the worker is in the frame
+        # received (a fixed 1.5 s was at times too short for the 6 MB message), then taken
+        assert spin_until(node, lambda d=diag: d.values.get("frames pending") == "1", 20)
+        spin_until(node, lambda: False, 0.5)  # the worker is in the frame
         began = time.monotonic()
         proc.proc.send_signal(signal.SIGINT)
         if second is not None:
