@@ -15,8 +15,6 @@ from pathlib import Path
 
 from sarn_ros.tools.options import add_domain_argument, how_stopped, ranged, stops_as_interrupts
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 def node_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
