@@ -85,6 +85,12 @@ def first_bytes(path: Path) -> bytes:
     return b""
 
 
+def onnx_inside(path: Path) -> bool:
+    """Whether ``path`` starts as an ONNX graph does (ir_version, its first field), whatever its
+    name: an exported graph saved as .pth, which torch.load reads as "KeyError: 8"."""
+    return first_bytes(path)[:1] == b"\x08"
+
+
 CUT_SHORT = "cut short: its zip has no end"
 
 
@@ -145,7 +151,7 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"({foreign.group(1)}), which sarn_ros does not load: weights run no code"
             ) from None
         first = first_bytes(path)  # unreadable: torch's words
-        if first[:1] == b"\x08":  # an ONNX ModelProto's first field, ir_version
+        if onnx_inside(path):
             raise CheckpointError(
                 f"cannot read {path}: it looks like an ONNX graph (sarn export); name it "
                 f"{path.stem}.onnx to run it"

@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 from ..archs import RecurrentSARN
-from ..checkpoint import CheckpointError, first_line, load_model
-from ..image_files import kernel_path
+from ..checkpoint import CheckpointError, first_line, load_model, onnx_inside
+from ..image_files import keep_owner, kernel_path
 from ..onnx_net import is_onnx
 from .options import (
     DEBAYER_DEFAULT,
@@ -418,8 +418,10 @@ def export_command(args: argparse.Namespace) -> int:
     if args.height % 4 or args.width % 4:
         print("sarn export: error: --height and --width must be multiples of 4", file=sys.stderr)
         return 2
-    if is_onnx(args.weights) and Path(args.weights).is_file():  # load_model's words name
-        # load_model and --init; a missing one is load_model's "no such file"
+    given = Path(args.weights)
+    if given.is_file() and (is_onnx(args.weights) or onnx_inside(given)):  # load_model's words
+        # name load_model and --init, and "name it .onnx" for a .pth one; a missing file is
+        # load_model's "no such file"
         print(
             f"sarn export: error: --weights {args.weights} is an ONNX graph already; export "
             "takes PyTorch weights (.pth: sarn_recurrent, sarn_single, a sarn train run's)",
@@ -459,7 +461,10 @@ def export_command(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(dir=folder, prefix=".sarn_export_") as tmp:
             fp32, final = Path(tmp) / "fp32.onnx", Path(tmp) / "out.onnx"
             try:
-                graph = export(model, fp32, args.height, args.width, args.opset)
+                try:
+                    graph = export(model, fp32, args.height, args.width, args.opset)
+                except Exception as exc:  # the converter's: what --opset may change
+                    raise ExportError(f"opset {args.opset}: {first_line(exc)}") from None
                 err = validate(graph, model, fp32, sizes)
                 if err > MAX_GRAPH_ERROR:  # it was written, and said, with exit 0
                     raise ValueError(
@@ -470,13 +475,14 @@ def export_command(args: argparse.Namespace) -> int:
                     agreement = export_int8(model, fp32, final, streams, args.opset)
                 done = final if args.int8 else fp32
                 record_provenance(done, args.weights, getattr(model, "meta", {}), args.opset)
+                keep_owner(written, done)  # a 0600 graph stays 0600
                 os.replace(done, written)
                 top = None  # written: the folders made for it stay
             except NotFinite as exc:
                 print(f"sarn export: error: {args.weights}: {exc}", file=sys.stderr)
                 return 2
             except Exception as exc:  # exporter, converter, calibration, onnxruntime, the move
-                print(f"sarn export: error: opset {args.opset}: {first_line(exc)}", file=sys.stderr)
+                print(f"sarn export: error: {first_line(exc)}", file=sys.stderr)
                 return 2
     except OSError as exc:  # the working folder beside the output, made or removed
         print(f"sarn export: error: -o {args.output}: {first_line(exc)}", file=sys.stderr)
