@@ -39,7 +39,7 @@ from .data.datasets import (
     visible,
 )
 from .engine import DeblurredFrame, StreamDeblurrer
-from .image_files import VIDEO_FPS, imwrite, kernel_path, video_path
+from .image_files import VIDEO_FPS, imwrite, keep_owner, kernel_path, video_path
 
 log = logging.getLogger(__name__)
 
@@ -456,6 +456,7 @@ class FrameSink:
             raise
         finally:
             if keep:
+                keep_owner(self.written, self.part)  # a 0600 video stays 0600
                 os.replace(self.part, self.written)
             elif self.part is not None:
                 self.part.unlink(missing_ok=True)

@@ -208,8 +208,10 @@ def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
     assert "write a folder instead" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "keep.mp4"]
     (src / "9.png").unlink()
+    keep.chmod(0o600)  # the video written over it keeps its mode, as an image does
     assert cli.main(["deblur", str(src), "-o", str(keep), "--overwrite", *weights]) == 0
     assert int(cv2.VideoCapture(str(keep)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    assert keep.stat().st_mode & 0o777 == 0o600
 
     out = tmp_path / "out"
     assert cli.main(["deblur", str(src), "-o", str(out), *weights]) == 0
