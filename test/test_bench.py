@@ -337,8 +337,10 @@ def test_bench_node_averages_the_nodes_figures_by_frames():
         (["--stagger", "0.5"], "--stagger needs --cameras > 1"),
         (["--cameras", "3", "--stagger", "0.5"], "within its"),
         # out of range as parsed (nan passed `fps <= 0`)
-        (["--fps", "0"], "argument --fps: must be in (0, 1000], got 0"),
-        (["--fps", "nan"], "argument --fps: must be a finite number in (0, 1000], got nan"),
+        (["--fps", "0"], "argument --fps: must be in [0.001, 1000], got 0"),
+        (["--fps", "nan"], "argument --fps: must be a finite number in [0.001, 1000], got nan"),
+        # the node refused the max_gap_s of 2.5 periods (over its 3600 s) and exited
+        (["--fps", "0.0005"], "argument --fps: must be in [0.001, 1000], got 0.0005"),
         (["--duration", "0"], "argument --duration: must be above 0, got 0"),
         (["--cameras", "0"], "argument --cameras: must be in [1, 16], got 0"),
         (

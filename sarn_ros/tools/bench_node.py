@@ -129,7 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="WxH list (default 640x480,1280x720)",
     )
     parser.add_argument(
-        "--fps", type=ranged(float, above=0, high=1000), default=30.0, help="camera rate"
+        # down to 0.001: the node's max_gap_s, 2.5 periods (gap_s), holds up to 3600 s
+        "--fps",
+        type=ranged(float, 0.001, 1000),
+        default=30.0,
+        help="camera rate",
     )
     parser.add_argument(
         "--duration", type=ranged(float, above=0), default=10.0, help="seconds measured per size"
