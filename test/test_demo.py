@@ -468,11 +468,45 @@ def test_the_video_takes_its_name_only_once_whole(tmp_path, monkeypatch):
     monkeypatch.setattr(demo.cv2, "VideoWriter", Watched)
     demo.write_outputs(tmp_path, blurred[:3], blurred[:3], sharp[:3])
     assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    strip = (tmp_path / "demo_strip.png").read_bytes()
     stop_at.append(2)
     with pytest.raises(KeyboardInterrupt):
         demo.write_outputs(tmp_path, blurred, blurred, sharp)
     assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4", "demo_strip.png"]
+    # the strip is the earlier run's too: a new one stood beside the old video
+    assert (tmp_path / "demo_strip.png").read_bytes() == strip
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_a_stop_while_the_outputs_are_written_keeps_the_figures_and_says_one_line(
+    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint
+):
+    """A SIGTERM while demo.mp4 was written lost the measured figures and was told by the
+    cli's catch-all with a blank line above, not by the demo."""
+    import os
+    import signal
+
+    from sarn_ros.tools import cli, demo
+
+    def stopped(out, *frames) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(demo, "write_outputs", stopped)
+    out = tmp_path / "out"
+    argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        code = cli.main([*argv, "--out", str(out), "--domain-id", str(ros_domain)])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    printed = capsys.readouterr()
+    assert code == 143, printed.err
+    assert "PSNR input " in printed.out and "wrote" not in printed.out
+    assert (
+        printed.err.strip().splitlines()[-1] == f"sarn demo: stopped by SIGTERM; {out} not written"
+    )
 
 
 def test_the_demos_options_reach_the_node(tmp_path, monkeypatch, tiny_recurrent_checkpoint):

@@ -255,12 +255,18 @@ def demo(args: argparse.Namespace) -> int:
         )
         return 1
     deblurred, latency, rate = stream_figures(outputs, sent, start, look_ahead)
+    # the figures first: a stop while the video is written keeps them on the screen
+    print(report(args, look_ahead, blurred, sharp, deblurred, latency, rate), flush=True)
     try:
         write_outputs(args.out, blurred, deblurred, sharp)
     except OSError as exc:
         print(f"sarn demo: error: {exc}", file=sys.stderr)
         return 1
-    print(report(args, look_ahead, blurred, sharp, deblurred, latency, rate))
+    except KeyboardInterrupt as exc:  # the node is stopped already: one line, as above
+        how, code = how_stopped(exc)
+        print(f"sarn demo: {how}; {args.out} not written", file=sys.stderr)
+        return code
+    print(f"  wrote {args.out / 'demo_strip.png'} and {args.out / 'demo.mp4'}")
     return 0
 
 
@@ -300,7 +306,6 @@ def report(
             f"  throughput {rate:.2f} fps, latency publish->receive median "
             f"{np.median(latency) * 1e3:.0f} ms (frames sent at 30 fps queue behind the model; "
             f"includes {plural(look_ahead, 'frame')} of look-ahead)",
-            f"  wrote {args.out / 'demo_strip.png'} and {args.out / 'demo.mp4'}",
         ]
     )
 
@@ -314,16 +319,17 @@ def stream_rate(received: list[float], start: float, look_ahead: int) -> float:
 
 
 def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> None:
-    """The strip and the video, each written beside its name and moved there whole (a stop
-    mid-video left one that did not play); OSError where OpenCV could not write them."""
+    """The video, then the strip, each written beside its name and moved there whole (a stop
+    mid-video left one that did not play): a stop in the seconds of the video leaves both of
+    an earlier run, not a new strip beside an old video. OSError where OpenCV could not write
+    them."""
     out = Path(os.path.realpath(out))  # `new/../out`: no `new` made
     out.mkdir(parents=True, exist_ok=True)
     rows = [np.hstack([b, d, s]) for b, d, s in zip(blurred, deblurred, sharp, strict=True)]
-    strip = out / "demo_strip.png"
-    imwrite(strip, np.vstack(rows[:4])[..., ::-1])
     try:
         with FrameSink(out / "demo.mp4", DEMO_FPS, whole_only=True) as video:  # sarn deblur's
             for r in rows:
                 video.write(r, "demo.mp4")
     except InputError as exc:  # OpenCV's writer did not open
         raise OSError(str(exc)) from None
+    imwrite(out / "demo_strip.png", np.vstack(rows[:4])[..., ::-1])
