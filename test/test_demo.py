@@ -84,7 +84,7 @@ def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurr
         env={**os.environ, "PYTHONPATH": path},
     )
     assert result.returncode != 0
-    assert "the node exited:" in result.stderr and "Traceback" not in result.stderr
+    assert "the node exited (3):" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_demo_gives_up_on_a_node_still_starting_after_timeout(

@@ -220,7 +220,9 @@ def demo(args: argparse.Namespace) -> int:
             if proc.poll() is not None or time.monotonic() > deadline:
                 alive = proc.poll() is None
                 output = stop_node(proc)
-                why = f"was not up after --timeout {args.timeout:g} s" if alive else "exited"
+                # its status: 0 for a stop of its own (a Ctrl-C the demo was started to ignore)
+                why = f"was not up after --timeout {args.timeout:g} s"
+                why = why if alive else f"exited ({proc.returncode})"
                 output = output or "(it printed nothing)"
                 print(f"sarn demo: error: the node {why}:\n{output}", file=sys.stderr)
                 return 1
