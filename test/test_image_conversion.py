@@ -345,6 +345,34 @@ def test_compressed_frames_come_back_in_the_cameras_colour_order(camera):
         np.testing.assert_array_equal(out, rgb[..., ::-1])
 
 
+@pytest.mark.parametrize(
+    "camera, image, stated",
+    [
+        ("16UC1; png compressed mono16", np.full((4, 6), 40000, np.uint16), "16UC1"),
+        ("16UC1; png", np.full((4, 6), 40000, np.uint16), "16UC1"),
+        ("16UC1; jpeg compressed mono8", np.full((8, 8), 160, np.uint8), "16UC1"),
+        ("8UC1", np.full((4, 6), 7, np.uint8), "8UC1"),
+        ("8UC3; jpeg compressed bgr8", np.full((8, 8, 3), (10, 120, 240), np.uint8), "8UC3"),
+        ("16UC3; png compressed bgr16", np.full((4, 6, 3), (9, 900, 9000), np.uint16), "16UC3"),
+        ("8UC4; png compressed bgra8", np.full((4, 6, 4), (1, 2, 250, 255), np.uint8), "8UC3"),
+        ("16UC1; png compressed mono8", np.full((4, 6), 7, np.uint8), "mono8"),  # 8 bits in it
+    ],
+)
+def test_an_opencv_type_cameras_compressed_frames_keep_its_encoding(camera, image, stated):
+    """As image_transport's subscriber gives them back: a 16UC1 camera's frames came out mono16
+    and an 8UC3 camera's bgr8 (raw 16UC3 kept its name), in OpenCV's order as decoded."""
+    ext = ".jpg" if "jpeg" in camera else ".png"
+    data = cv2.imencode(ext, image, [cv2.IMWRITE_JPEG_QUALITY, 100])[1].tobytes()
+    out, enc = conv.compressed_to_numpy(CompressedImage(format=camera, data=data))
+    assert enc == stated
+    want, tolerance = (image[..., :3] if image.ndim == 3 else image), 0
+    if "jpeg" in camera:
+        tolerance = 2  # flat patches: jpeg's rounding only
+        if stated.startswith("16"):  # scaled back, as image_transport's subscriber does
+            want, tolerance = want.astype(np.uint16) << 8, tolerance << 8
+    assert out.dtype == want.dtype and np.abs(out.astype(int) - want).max() <= tolerance
+
+
 @pytest.mark.parametrize("stored", ["rgb8", "", "RGB8"])
 @pytest.mark.parametrize("camera", ["rgb8", "bgr8", "rgba8"])
 def test_compressed_frames_stored_as_rgb_keep_their_colours(camera, stored):

@@ -422,7 +422,8 @@ def compressed_to_numpy(
     msg: Any, debayer: str = "vng", check: Callable[[int, int], None] = check_sides
 ) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/CompressedImage; returns (array, encoding): mono8/16, bgr8/16, or
-    rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, 16 bit where
+    rgb8/16 where the camera's own encoding (before ``;`` in the format) is RGB, 8UC1/16UC1/
+    8UC3/16UC3 where it is that OpenCV type (nUC4: alpha dropped), 16 bit where
     it is (jpeg stores 8: scaled by 256), as
     image_transport's subscriber gives it back (an rgb8 camera's output came out bgr8), in the
     colour order the part after ``compressed`` says was stored, or for
@@ -445,8 +446,10 @@ def compressed_to_numpy(
     if img.ndim == 2 and raw is not None and raw.bayer:
         rgb = _demosaic(img, raw, debayer)
         return rgb, "rgb16" if rgb.dtype == np.uint16 else "rgb8"
-    if img.ndim == 2:
-        return img, "mono16" if img.dtype == np.uint16 else "mono8"
+    depth = "16" if img.dtype == np.uint16 else "8"
+    if img.ndim == 2:  # an OpenCV-type camera keeps its name, as image_transport's subscriber
+        # gives it back (a 16UC1 camera's deblurred topic came out mono16)
+        return img, camera if camera == f"{depth}UC1" else f"mono{depth}"
     if img.shape[2] == 4:
         img = cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
     # image_transport stores colour as bgr ("; png compressed bgr8"); for a colour camera its
@@ -458,7 +461,9 @@ def compressed_to_numpy(
     stored_rgb = colour and ";" in fmt and "compressed bgr" not in fmt.split(";", 1)[1]
     if rgb != stored_rgb:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    return img, ("rgb" if rgb else "bgr") + ("16" if img.dtype == np.uint16 else "8")
+    if camera in (f"{depth}UC3", f"{depth}UC4"):  # OpenCV's order, as decoded; alpha dropped
+        return img, f"{depth}UC3"
+    return img, ("rgb" if rgb else "bgr") + depth
 
 
 def numpy_to_compressed(
