@@ -124,6 +124,12 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
             f"{path} is an ONNX graph (sarn export): it runs as the weights of the node, the "
             "sarn tools and StreamDeblurrer, not as PyTorch weights (load_model, --init)"
         )
+    if onnx_inside(path):  # named otherwise: renamed, it runs, but never as --init
+        raise CheckpointError(
+            f"cannot read {path}: it looks like an ONNX graph (sarn export); name it "
+            f"{path.stem}.onnx to run it in the node, the sarn tools and StreamDeblurrer (not "
+            "as PyTorch weights: load_model, --init)"
+        )
     if (member := damaged_member(path)) is not None:
         raise CheckpointError(
             f"cannot read {path}: it is damaged ({member} does not match its checksum): copy "
@@ -151,11 +157,6 @@ def read_checkpoint(weights: str | Path) -> dict[str, Any]:
                 f"({foreign.group(1)}), which sarn_ros does not load: weights run no code"
             ) from None
         first = first_bytes(path)  # unreadable: torch's words
-        if onnx_inside(path):
-            raise CheckpointError(
-                f"cannot read {path}: it looks like an ONNX graph (sarn export); name it "
-                f"{path.stem}.onnx to run it"
-            ) from None
         if not_torch_file(first):
             raise CheckpointError(
                 f"cannot read {path}: not a PyTorch weights file ({NOT_TORCH})"

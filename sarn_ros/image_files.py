@@ -175,12 +175,14 @@ def imwrite(path: Path, img: np.ndarray, params: list[int] | None = None) -> Non
 
 def keep_owner(old: Path, new: Path) -> None:
     """Give ``new`` the mode and owner of ``old``, where there is one to replace: as root (a
-    container writing into a mounted folder) the replacement was root's, 0644."""
+    container writing into a mounted folder) the replacement was root's, 0644. Best effort: a
+    folder that holds no modes (vfat) must not cost the output it was to keep."""
     try:
         st = os.stat(old)
     except OSError:
         return
-    os.chmod(new, st.st_mode & 0o7777)
+    with contextlib.suppress(OSError):
+        os.chmod(new, st.st_mode & 0o7777)
     if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
         with contextlib.suppress(OSError):  # only root may give a file away
             os.chown(new, st.st_uid, st.st_gid)

@@ -493,7 +493,9 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     shouted.write_bytes(graph.read_bytes())
     cases = {
         graph: r"step.onnx is an ONNX graph \(sarn export\): it runs as the weights of the node",
-        unnamed: r"it looks like an ONNX graph \(sarn export\); name it step.onnx to run it",
+        unnamed: r"it looks like an ONNX graph \(sarn export\); name it step.onnx to run it in "
+        r"the node, the sarn tools and StreamDeblurrer \(not as PyTorch weights: load_model, "
+        r"--init\)$",
         shouted: r"STEP.ONNX is an ONNX graph \(sarn export\)",
         tmp_path / "missing.pth": "not found",
         tmp_path: "is a folder, not a weights file",  # it said "not found"
@@ -547,6 +549,9 @@ def test_checkpoint_errors_are_clear(tmp_path, monkeypatch) -> None:
     assert load_model(bare).meta == {}
     # and `sarn train --export` ships it (it raised KeyError: 'meta')
     assert export_weights(bare, tmp_path / "shipped.pth") == {"storage": "fp16"}
+    (tmp_path / "shipped.pth").chmod(0o600)  # written over, it stays the user's alone
+    export_weights(bare, tmp_path / "shipped.pth")
+    assert (tmp_path / "shipped.pth").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_folder_named_like_packaged_weights_does_not_hide_them(tmp_path, monkeypatch) -> None:

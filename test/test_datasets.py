@@ -1042,6 +1042,28 @@ def test_an_image_written_over_keeps_its_mode(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600 and seq_values([cv2.imread(str(path))]) == [50]
 
 
+def test_a_video_written_over_where_modes_cannot_be_set_is_still_written(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """A chmod refused (a vfat stick) as the video was renamed over the old one left its
+    hidden part file and the old video: the whole run's output lost for its mode."""
+    from sarn_ros import image_files
+    from sarn_ros.offline import FrameSink
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"an earlier output")
+
+    def refused(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(image_files.os, "chmod", refused)
+    with FrameSink(video, 10) as sink:
+        for v in (10, 20, 30):
+            sink.write(frame(v), f"{v}.png")
+    assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
+    assert int(cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+
+
 def test_a_bsd_side_without_its_rgb_folder_is_no_tree_of_raw_frames(tmp_path: Path) -> None:
     """Blur/RAW beside Sharp/RAW (BSD's Bayer frames, RGB/ not copied) was read as a
     sequence named RAW, its mosaics as RGB frames."""

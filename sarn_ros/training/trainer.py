@@ -60,7 +60,7 @@ from ..checkpoint import (
 )
 from ..data.datasets import ClipSampler, Sequence
 from ..engine import PRECISIONS, CompiledCall
-from ..image_files import kernel_path
+from ..image_files import keep_owner, kernel_path
 
 
 class ValidationStopped(Exception):
@@ -283,6 +283,7 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True) -> dict[
     tmp = dst.with_suffix(dst.suffix + ".tmp")
     try:
         torch.save(ckpt, tmp)
+        keep_owner(dst, tmp)  # a 0600 file written over stays 0600
         tmp.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
