@@ -298,6 +298,16 @@ def test_failed_export_is_one_error_line_and_no_file(monkeypatch, tmp_path, caps
     assert out.read_bytes() == b"yesterday's graph"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.pth", "x.onnx"]  # no scratch left
 
+    def full(model, path, h, w, opset):  # its file, not the opset: said without "opset 19"
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export, "export", full)
+    capsys.readouterr()
+    assert cli.main([*again, "--overwrite"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "sarn export: error: [Errno 28] No space left on device"
+    )
+
 
 def test_a_graph_left_at_another_opset_is_an_error_not_named_the_one_asked(
     monkeypatch, tmp_path, capsys

@@ -420,8 +420,7 @@ def export_command(args: argparse.Namespace) -> int:
         return 2
     given = Path(args.weights)
     if given.is_file() and (is_onnx(args.weights) or onnx_inside(given)):  # load_model's words
-        # name load_model and --init, and "name it .onnx" for a .pth one; a missing file is
-        # load_model's "no such file"
+        # are the node's and sarn train --init's; a missing file is load_model's "no such file"
         print(
             f"sarn export: error: --weights {args.weights} is an ONNX graph already; export "
             "takes PyTorch weights (.pth: sarn_recurrent, sarn_single, a sarn train run's)",
@@ -463,6 +462,8 @@ def export_command(args: argparse.Namespace) -> int:
             try:
                 try:
                     graph = export(model, fp32, args.height, args.width, args.opset)
+                except OSError:  # its file written or read: no matter of --opset
+                    raise
                 except Exception as exc:  # the converter's: what --opset may change
                     raise ExportError(f"opset {args.opset}: {first_line(exc)}") from None
                 err = validate(graph, model, fp32, sizes)
