@@ -87,6 +87,50 @@ def test_demo_reports_a_node_that_cannot_start(tmp_path, ros_domain, tiny_recurr
     assert "the node exited (3):" in result.stderr and "Traceback" not in result.stderr
 
 
+FAKE_NODE = """
+import os, sys
+import rclpy
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+rclpy.init(args=sys.argv)
+node = rclpy.create_node("fake_sarn_deblur")
+qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+pub = node.create_publisher(Image, "deblurred/image_raw", qos)
+seen = []
+node.create_subscription(
+    Image, "image_raw", lambda m: (seen.append(m), len(seen) <= 2 and pub.publish(m)), qos
+)
+while len(seen) < 2:
+    rclpy.spin_once(node, timeout_sec=0.1)
+for _ in range(10):  # the two replies out
+    rclpy.spin_once(node, timeout_sec=0.05)
+print("fake node: gone after 2 frames", flush=True)
+os._exit(5)
+"""
+
+
+@pytest.mark.ros
+def test_a_node_that_dies_mid_stream_is_said_with_its_status(
+    tmp_path, monkeypatch, capsys, ros_domain, tiny_recurrent_checkpoint
+):
+    """A node gone after 2 frames read as frames late ('2 of 8 frames came back in time'),
+    with no word that it had exited, nor how."""
+    import sys
+
+    from sarn_ros import resources
+    from sarn_ros.tools import cli
+
+    script = tmp_path / "fake_node.py"
+    script.write_text(FAKE_NODE)
+    monkeypatch.setattr(resources, "node_command", lambda: [sys.executable, str(script)])
+    argv = ["demo", "--weights", str(tiny_recurrent_checkpoint), "--out", str(tmp_path / "o")]
+    assert cli.main([*argv, "--domain-id", str(ros_domain), "--timeout", "60"]) == 1
+    err = capsys.readouterr().err
+    assert "sarn demo: error: 2 of 8 frames came back in time (the node exited (5)); " in err
+    assert err.rstrip().endswith("the node's log:\nfake node: gone after 2 frames")
+    assert not (tmp_path / "o").exists()
+
+
 def test_demo_gives_up_on_a_node_still_starting_after_timeout(
     tmp_path, ros_domain, tiny_recurrent_checkpoint
 ):

@@ -248,11 +248,13 @@ def demo(args: argparse.Namespace) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+        ended = proc.poll()  # of itself, before the stop below
         node_log = stop_node(proc)
     if len(outputs) < len(blurred):
+        died = "" if ended is None else f" (the node exited ({ended}))"
         print(
-            f"sarn demo: error: {len(outputs)} of {len(blurred)} frames came back in time; "
-            f"the node's log:\n{node_log}",
+            f"sarn demo: error: {len(outputs)} of {len(blurred)} frames came back in time"
+            f"{died}; the node's log:\n{node_log or '(it printed nothing)'}",
             file=sys.stderr,
         )
         return 1
