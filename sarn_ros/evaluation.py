@@ -171,6 +171,6 @@ def save_side_by_side(prefix: Path, *columns: list[np.ndarray]) -> None:
         imwrite(path, np.hstack(tiles)[..., ::-1])
     frame_file = re.compile(re.escape(prefix.name) + r"_(\d{3,})\.png")
     for old in prefix.parent.glob(f"{glob.escape(prefix.name)}_*.png"):
-        match = frame_file.fullmatch(old.name)
-        if match and int(match[1]) >= len(columns[0]):
+        match = frame_file.fullmatch(old.name)  # numbered as written above: not _0005
+        if match and f"{int(match[1]):03d}" == match[1] and int(match[1]) >= len(columns[0]):
             old.unlink()

@@ -334,10 +334,11 @@ def test_saved_images_of_a_longer_earlier_run_are_replaced_not_left(tmp_path):
         save_side_by_side(tmp_path / "seq_ff0", [np.full((4, 6, 3), value, np.uint8)] * n)
 
     run(1002, 10)  # numbered past 999 too
-    for name in ("seq_ff0_x_000.png", "seq_ff0_notes.png", "seq_ff2_005.png", "seq_ff0.txt"):
+    others = ["seq_ff0_x_000.png", "seq_ff0_notes.png", "seq_ff2_005.png", "seq_ff0.txt"]
+    for name in [*others, "seq_ff0_0005.png"]:  # numbered as this run never writes
         (tmp_path / name).write_bytes(b"kept")
     run(2, 200)
-    kept = ["seq_ff0.txt", "seq_ff0_notes.png", "seq_ff0_x_000.png", "seq_ff2_005.png"]
+    kept = [*others, "seq_ff0_0005.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [*kept, "seq_ff0_000.png", "seq_ff0_001.png"]
     )
