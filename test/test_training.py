@@ -33,6 +33,7 @@ from sarn_ros.training.trainer import (
     amp_dtype,
     build_training_model,
     load_training_state,
+    trained_steps,
 )
 
 TINY = {"channels": 8, "blocks_per_level": 1, "num_drm": 2, "attention_stride": 4}
@@ -811,6 +812,36 @@ def test_a_second_sigterm_aborts_as_the_message_says(tmp_path: Path) -> None:
     assert seen == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_stop_in_a_validation_leaves_it_at_once_not_after_its_sequence(tmp_path: Path) -> None:
+    """A stop waited for the sequence being validated: on a CPU a long one outlasted the 30 s
+    torchrun gives its ranks after a SIGTERM before it kills them, and the run ended without
+    its checkpoint."""
+    import signal
+
+    val = [blurry_sequence("v", 6, seed=1)]
+    tr = Trainer(config(steps=2), [blurry_sequence()], val, tmp_path)
+    frames: list[int] = []
+
+    def counted(module, args) -> None:  # a frame of the validated sequence through the network
+        if not module.training:
+            frames.append(1)
+            if len(frames) == 2:
+                signal.raise_signal(signal.SIGTERM)
+
+    tr.eval_model.encoder.register_forward_pre_hook(counted)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a shell starts it
+    try:
+        messages: list[str] = []
+        tr.run(log=messages.append)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert tr.interrupted and tr.history == [] and trained_steps(tmp_path) == 2
+    assert messages[-1] == (
+        "interrupted in the validation of step 2: checkpoint saved, --resume validates it"
+    )
+    assert len(frames) == 2  # of the sequence's 6: left there
+
+
 @pytest.mark.parametrize("during", ["mid-run", "closing", "time up"])
 def test_ctrl_c_in_a_validation_stops_it_and_the_run(tmp_path: Path, during: str) -> None:
     """A stop during a validation (a full-size held-out set: minutes on a CPU) waited for the
@@ -838,7 +869,9 @@ def test_ctrl_c_in_a_validation_stops_it_and_the_run(tmp_path: Path, during: str
     messages: list[str] = []
     tr.run(log=messages.append)
     assert signal.getsignal(signal.SIGINT) is before
-    assert "SIGINT: stopping after the sequence being validated (again to abort)" in messages
+    assert "SIGINT: stopping now, in the validation (it changes no weights) (again to abort)" in (
+        messages
+    )
     assert tr.interrupted and at not in [m["step"] for m in tr.history]
     if during == "mid-run":  # step 1 validated whole, step 2's first sequence read, then none
         assert tr.step == 2 and len(read) == 4 and "interrupted at step 2" in messages[-1]
@@ -873,16 +906,16 @@ def test_ctrl_c_as_a_finished_run_saves_is_no_interruption(tmp_path: Path) -> No
         "SIGINT: stopping once the last checkpoint is written: the run is done (again to abort)"
     ) in messages
     assert not tr.interrupted and (tmp_path / "last.pt").is_file()
-    # in the closing validation's last sequence: it ran whole, and the run is done
+    # as the closing validation's figures are exported: it ran whole, and the run is done
     tr = Trainer(config(steps=2), [blurry_sequence()], [blurry_sequence("v", 3)], tmp_path / "b")
-    tensors, fired = tr._val_tensors, []
+    export, fired = tr._export, []
 
-    def stopped_in_the_last(seq):
-        if not fired:
+    def stopped_as_best_is_written(name, metrics):
+        if name == "best.pth" and not fired:
             fired.append(signal.raise_signal(signal.SIGINT))
-        return tensors(seq)
+        return export(name, metrics)
 
-    tr._val_tensors = stopped_in_the_last
+    tr._export = stopped_as_best_is_written
     messages.clear()
     tr.run(log=messages.append)
     assert [m["step"] for m in tr.history] == [2] and not tr.interrupted

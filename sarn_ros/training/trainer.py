@@ -713,8 +713,8 @@ class Trainer:
         model = self.eval_model
         model.eval()
         model_psnr, input_psnr = [], []
-        self._doing = "validation"
         try:
+            self._doing = "validation"  # within the try: a stop from here on ends it
             for seq in self.val:
                 if self._stop:  # a sequence at a time: a stop need not wait for the rest
                     raise ValidationStopped
@@ -773,13 +773,17 @@ class Trainer:
         def request_stop(signum: int, _frame) -> None:
             doing = {
                 "step": "after this step",
-                "validation": "after the sequence being validated",
+                "validation": "now, in the validation (it changes no weights)",
                 "closing": "once the last checkpoint is written: the run is done",
             }[self._doing]
             log(f"{signal.Signals(signum).name}: stopping {doing} (again to abort)")
             self._stop = True
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if self._doing == "validation":
+                # left at once, not after its sequence: one validated on a CPU can outlast
+                # the 30 s torchrun gives its ranks before it kills them, checkpoint unsaved
+                raise ValidationStopped
 
         old = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
