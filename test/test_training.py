@@ -1390,6 +1390,23 @@ def test_the_last_step_is_not_validated_twice(tmp_path: Path) -> None:
     assert [m["step"] for m in tr.history] == [1, 2]
 
 
+def test_a_rank_gone_before_the_closing_barrier_leaves_no_traceback(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """torchrun's SIGTERM reached rank 1 in close()'s barrier, after its run: rank 0, its
+    checkpoint written and its stop said, then ended on gloo's "Connection reset by peer"."""
+    from sarn_ros.training import trainer as trainer_module
+
+    def reset(*args, **kwargs) -> None:
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:545] Read error: Connection reset by peer")
+
+    monkeypatch.setattr(trainer_module.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(trainer_module.dist, "barrier", reset)
+    tr = Trainer(config(steps=1), [blurry_sequence()], [], tmp_path)
+    tr.world = 2
+    tr.close()  # no RuntimeError
+
+
 def test_the_runs_lines_are_written_above_the_progress_bar(tmp_path: Path, monkeypatch) -> None:
     """Printed, a validation's line (and a SIGTERM's) landed inside the bar's line, which then
     went on below it; tqdm.write clears the bar first and redraws it after."""

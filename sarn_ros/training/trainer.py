@@ -929,15 +929,19 @@ class Trainer:
         way out (a SIGABRT at exit, seen twice in CI-like runs, cause unconfirmed), and then
         torchrun kills rank 0 in the middle of writing the final checkpoint. The barrier is a
         mitigation: the others wait for rank 0 as the next step's all_reduce does after a
-        mid-run validation (within the backend's timeout: gloo 30 min, NCCL 10 min)."""
+        mid-run validation (within the backend's timeout: gloo 30 min, NCCL 10 min). A rank
+        gone first (a stop's SIGTERM reached it in this barrier, or a kill) fails the others'
+        barrier: their files are written by then, and gloo's "Connection reset by peer"
+        traceback after the stop's line said nothing more."""
         if self.writer is not None:
             self.writer.close()
         if self.world > 1 and dist.is_initialized():
-            if self.device.type == "cuda":
-                dist.barrier(device_ids=[self.device.index])
-            else:
-                dist.barrier()
-            dist.destroy_process_group()
+            with contextlib.suppress(RuntimeError):  # DistBackendError is one
+                if self.device.type == "cuda":
+                    dist.barrier(device_ids=[self.device.index])
+                else:
+                    dist.barrier()
+                dist.destroy_process_group()
 
     def _diverged(self, when: str, what: str = "the weights") -> TrainingDiverged:
         return TrainingDiverged(
