@@ -10,9 +10,9 @@ they do mid-stream in the engine, not the end-of-stream substitutes.
 Checkpoints (``<run-dir>/last.pt``: model, optimiser, scheduler, step, RNG states) are written
 atomically every few minutes, after each validation and at the end, so a run can be cut at any
 time (a 10-minute GPU command, a session ending) and continued with ``--resume``. Ctrl-C or
-SIGTERM (as torchrun and job schedulers send) stops at the next step boundary and
-checkpoints; a second Ctrl-C aborts at once. The best validation model is exported in the
-project's checkpoint format to ``<run-dir>/best.pth``, and the current one to
+SIGTERM (as torchrun and job schedulers send) stops at the next step boundary (in a
+validation, at once) and checkpoints; a second Ctrl-C aborts at once. The best validation model
+is exported in the project's checkpoint format to ``<run-dir>/best.pth``, and the current one to
 ``<run-dir>/latest.pth`` with each checkpoint, so either can go straight to ``sarn eval``.
 With ``ema_decay`` set, an exponential moving average of the weights (BasicSR's
 ``ema_decay``) is what gets validated and exported: it follows the same run but averages out
@@ -65,7 +65,8 @@ from ..image_files import keep_owner, kernel_path
 
 class ValidationStopped(Exception):
     """A stop (Ctrl-C, SIGTERM) came during a validation: left unfinished, its figure unmade
-    (a full-size held-out set takes minutes on a CPU, and the stop waited it out)."""
+    (a full-size held-out set takes minutes on a CPU, and the stop waited it out). Raised by
+    the stop's handler itself: waiting for the sequence outlasted torchrun's 30 s."""
 
 
 class TrainingDiverged(RuntimeError):
