@@ -258,6 +258,27 @@ def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hstack([a, b])
 
 
+def is_image_file(path: Path) -> bool:
+    """A single image to deblur: named as the images of a folder are (any file so named,
+    read or skipped as a folder's are)."""
+    return path.suffix.lower() in IMAGE_EXTS and path.exists() and not path.is_dir()
+
+
+def image_output(src: Path, dst: str) -> Path:
+    """Where the image ``src`` is written: the image file ``dst`` names, or a file of its own
+    name in the folder ``dst`` names (as :func:`output_kind` tells a folder)."""
+    path = Path(dst)
+    if path.suffix.lower() in IMAGE_EXTS and not dst.endswith(("/", os.sep)) and not path.is_dir():
+        return path
+    with contextlib.suppress(InputError):
+        if output_kind(dst) == "folder":
+            return path / src.name
+    raise InputError(
+        f"output {dst}: an image is deblurred into an image file ({' '.join(sorted(IMAGE_EXTS))}) "
+        f"or a folder (a new one named with a dot ends in '/': {dst}/)"
+    )
+
+
 def output_kind(dst: Path | str) -> str:
     """'video' for a video file name, 'folder' for a folder (existing, or a name without a
     suffix or ending in '/': give the name as typed, a Path drops the slash). Anything else
@@ -635,6 +656,31 @@ def deblur_folder(
         verb = "decodes" if n == 1 else "decode"
         why = f" ({files} that {verb} to no 8- or 16-bit image, first {first})" if n else ""
         raise InputError(f"no readable image in {src}{after}{why}")
+    return report
+
+
+def deblur_image(
+    src: Path,
+    dst: Path,
+    engine: StreamDeblurrer,
+    scale: float,
+    sbs: bool,
+    tick: Callable[[], None],
+    window: Window = Window(),
+    jpeg_quality: int | None = None,
+) -> Report:
+    """Deblur the one image ``src`` into the image file ``dst`` (its format from its suffix,
+    JPEG at ``jpeg_quality``, else OpenCV's 95): a folder of one frame, named as the output.
+    A recurrent model sees it as a stream of one frame, as the first frame of a video."""
+    frames = iter([(0, read_frame(src), dst.name)])
+    # the folder side of FrameSink: written beside dst and renamed onto it
+    report = deblur_frames(
+        frames, f"{dst.parent}{os.sep}", engine, scale, sbs, tick, 30.0, window, jpeg_quality
+    )
+    if not report.frames:
+        if window.skip:
+            raise InputError(f"no image left in {src} after --skip-frames {window.skip}")
+        raise InputError(f"{src} decodes to no 8- or 16-bit image")
     return report
 
 

@@ -136,6 +136,47 @@ def test_folder_keeps_names_and_skips_a_corrupt_file(tmp_path, tiny_recurrent_ch
     assert {p.name: p.read_bytes() for p in src.iterdir()} == before
 
 
+def test_a_single_image_into_a_file_or_a_folder(tmp_path, tiny_recurrent_checkpoint):
+    """`sarn deblur photo.png -o sharp.png` was "unknown input type": a user's first try."""
+    src = tmp_path / "photo.png"
+    cv2.imwrite(str(src), frames(1, seed=7)[0])
+    weights = ["--weights", str(tiny_recurrent_checkpoint)]
+    result = deblur(str(src), "-o", str(tmp_path / "sharp.png"), *weights)
+    assert result.returncode == 0, result.stderr
+    assert f"1 frame -> {tmp_path / 'sharp.png'} in " in result.stdout
+    engine = make_engine(tiny_recurrent_checkpoint, device="cpu", max_gap_s=None)
+    (expected,) = deblur_sequence(engine, [cv2.imread(str(src))[..., ::-1].copy()], "p")
+    got = cv2.imread(str(tmp_path / "sharp.png"))[..., ::-1]
+    assert np.abs(got.astype(int) - expected).max() <= 1
+    # into a folder (made, or there already with other images): under its own name
+    into = deblur(str(src), "-o", f"{tmp_path / 'out.d'}/", *weights, "--side-by-side")
+    assert into.returncode == 0, into.stderr
+    assert [p.name for p in (tmp_path / "out.d").iterdir()] == ["photo.png"]
+    assert cv2.imread(str(tmp_path / "out.d" / "photo.png")).shape == (32, 96, 3)
+    # an earlier output is replaced only under --overwrite; a JPEG takes --jpeg-quality
+    before = (tmp_path / "sharp.png").read_bytes()
+    again = deblur(str(src), "-o", str(tmp_path / "sharp.png"), *weights)
+    assert again.returncode == 2 and "sharp.png already exists: pass --overwrite" in again.stderr
+    assert (tmp_path / "sharp.png").read_bytes() == before
+    jpeg = deblur(str(src), "-o", str(tmp_path / "s.jpg"), "--jpeg-quality", "50", *weights)
+    assert jpeg.returncode == 0 and cv2.imread(str(tmp_path / "s.jpg")).shape == (32, 48, 3)
+    for out, options, said in (
+        (tmp_path, [], "is the input itself"),  # its own folder: its own name
+        (tmp_path / "s.mp4", [], "an image is deblurred into an image file"),
+        (tmp_path / "t.png", ["--fps", "5"], "not used in this run: --fps"),
+        (tmp_path / "t.png", ["--jpeg-quality", "50"], "not used in this run: --jpeg-quality"),
+    ):
+        refused = deblur(str(src), "-o", str(out), *options, *weights)
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+        assert refused.stderr.count("\n") == 1, refused.stderr
+    assert not (tmp_path / "s.mp4").exists() and not (tmp_path / "t.png").exists()
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    bad = deblur(str(tmp_path / "bad.jpg"), "-o", str(tmp_path / "new" / "t.png"), *weights)
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.endswith(f"{tmp_path / 'bad.jpg'} decodes to no 8- or 16-bit image\n")
+    assert not (tmp_path / "new").exists()  # the folder made for it is gone with the run
+
+
 def test_folder_into_a_video_at_fps_and_mixed_sizes_refused(tmp_path, tiny_recurrent_checkpoint):
     src = write_folder(tmp_path / "in", frames(5, seed=4))
     weights = ["--weights", str(tiny_recurrent_checkpoint)]
@@ -969,7 +1010,7 @@ def test_options_a_run_has_no_use_for_are_refused_before_the_model_loads(tmp_pat
         ],
         (video, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],
         (bag, "out", "--jpeg-quality", "50"): [
-            "--jpeg-quality (bags with --compressed; a folder's JPEG frames into a folder)"
+            "--jpeg-quality (bags with --compressed; JPEG frames or a JPEG image written)"
         ],
         (folder, "o.mp4", "--jpeg-quality", "50"): ["--jpeg-quality"],
         (folder, "out", "--jpeg-quality", "50"): ["--jpeg-quality"],  # PNG frames only
@@ -2158,7 +2199,7 @@ def test_bag_only_options_and_overwrite_are_refused_where_they_do_nothing(tmp_pa
     refused = {
         (folder, "--max-gap-s", "0"): "--max-gap-s (bags)",
         (folder, "--max-gap-s", "0.1"): "--max-gap-s (bags)",
-        (bag, "--overwrite"): "--overwrite (videos and image folders; an output bag must be new)",
+        (bag, "--overwrite"): "--overwrite (videos, images and image folders; an output bag must",
     }
     for (src, *options), flag in refused.items():
         argv = ["deblur", src, "-o", str(tmp_path / "out"), *options, *missing]

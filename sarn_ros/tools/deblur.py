@@ -1,4 +1,5 @@
-"""`sarn deblur INPUT -o OUTPUT`: deblur a video, an image folder or a rosbag2 offline."""
+"""`sarn deblur INPUT -o OUTPUT`: deblur a video, an image folder, an image or a rosbag2
+offline."""
 
 from __future__ import annotations
 
@@ -34,17 +35,20 @@ from .options import (
 
 JPEG_QUALITY = 90
 FPS = 30.0
+JPEG_EXTS = (".jpg", ".jpeg")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "deblur",
-        help="Deblur a video, an image folder or a rosbag2 offline.",
+        help="Deblur a video, an image folder, an image or a rosbag2 offline.",
         description=__doc__,
         formatter_class=HelpFormatter,
     )
     p.add_argument(
-        "input", type=path_arg, help="video file, folder of images, or rosbag2 (sqlite3/mcap)"
+        "input",
+        type=path_arg,
+        help="video file, folder of images, image file, or rosbag2 (sqlite3/mcap)",
     )
     p.add_argument(
         "-o",
@@ -52,14 +56,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=nonempty,
         required=True,  # a str: a trailing '/' says "folder" for a name with a dot
         help="videos and image folders: a video file (.mp4, .avi, .mkv, .mov, .m4v) or a folder "
-        "(PNG frames named by their index in a video, the same file names from a folder); bags: "
-        "a bag directory that does not exist yet",
+        "(PNG frames named by their index in a video, the same file names from a folder); an "
+        "image: an image file or a folder (the same file name); bags: a bag directory that does "
+        "not exist yet",
     )
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="videos and image folders: replace an existing output video, write into a folder "
-        "that holds images (the files of the same names are replaced)",
+        help="videos, images and image folders: replace an existing output video or image, "
+        "write into a folder that holds images (the files of the same names are replaced)",
     )
     p.add_argument("--weights", default="sarn_recurrent", help="checkpoint path or packaged name")
     p.add_argument(
@@ -110,8 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action=Given,
         type=ranged(int, 1, 100),
         default=JPEG_QUALITY,
-        help="JPEG quality: bags with --compressed; a folder's JPEG frames (default there: "
-        "OpenCV's 95)",
+        help="JPEG quality: bags with --compressed; a folder's JPEG frames, a JPEG image "
+        "(default there: OpenCV's 95)",
     )
     p.add_argument(
         "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
@@ -147,18 +152,21 @@ CPU_HINTS = {
 }
 
 
-def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[list[str], list[str]]:
-    """The options given that this input and output have no use for, each with what it is
-    for (see :func:`split_idle`)."""
+def idle_options(
+    args: argparse.Namespace, kind: str, out_kind: str, dst: Path
+) -> tuple[list[str], list[str]]:
+    """The options given that this input and output (``dst``: an image's file) have no use
+    for, each with what it is for (see :func:`split_idle`)."""
     bag = kind == "bag"
-    # a folder into a folder: only its JPEG frames take a quality
+    # a folder into a folder: only its JPEG frames take a quality; an image: a JPEG written
     jpegs = (kind, out_kind) == ("folder", "folder") and any(
-        p.suffix.lower() in (".jpg", ".jpeg") for p in list_images(args.input)
+        p.suffix.lower() in JPEG_EXTS for p in list_images(args.input)
     )
+    jpegs |= kind == "image" and dst.suffix.lower() in JPEG_EXTS
     return split_idle(
         {
             "--compressed (bags)": ("set" if args.compressed else None, not bag),
-            "--jpeg-quality (bags with --compressed; a folder's JPEG frames into a folder)": (
+            "--jpeg-quality (bags with --compressed; JPEG frames or a JPEG image written)": (
                 spelled(args, "jpeg_quality"),
                 not (bag and args.compressed) and not jpegs,
             ),
@@ -169,7 +177,7 @@ def idle_options(args: argparse.Namespace, kind: str, out_kind: str) -> tuple[li
                 spelled(args, "fps"),
                 (kind, out_kind) != ("folder", "video"),
             ),
-            "--overwrite (videos and image folders; an output bag must be new)": (
+            "--overwrite (videos, images and image folders; an output bag must be new)": (
                 "set" if args.overwrite else None,
                 bag,
             ),
@@ -207,11 +215,14 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
 
     bar = None
     try:
-        kind = offline.kind_of(args.input)
+        kind = "image" if offline.is_image_file(args.input) else offline.kind_of(args.input)
         dst = Path(args.output)
+        if kind == "image":  # into a folder: under its own name, as a folder's images are
+            dst = offline.image_output(args.input, args.output)
+        shown = dst if kind == "image" else args.output  # the file written
         if dst.resolve() == args.input.resolve():
             raise offline.InputError(
-                f"output {args.output} is the input itself: name another (the originals are "
+                f"output {shown} is the input itself: name another (the originals are "
                 "never overwritten)"
             )
         # the recording's folder, also where one of its storage files is given (a split part)
@@ -225,24 +236,28 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 f"output {args.output} is inside the input bag {home}: name a place outside "
                 "it (the originals are never changed)"
             )
-        out_kind = "bag" if kind == "bag" else offline.output_kind(args.output)
-        unused, noted = idle_options(args, kind, out_kind)
+        out_kind = {"bag": "bag", "image": "image"}.get(kind) or offline.output_kind(args.output)
+        unused, noted = idle_options(args, kind, out_kind, dst)
         if unused:  # before minutes of work that are not what the user asked for
             raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
         if noted:
             print(f"sarn deblur: note: not used in this run: {'; '.join(noted)}", file=sys.stderr)
-        if kind != "bag":
+        if kind == "image" and not args.overwrite and os.path.lexists(kernel_path(dst)):
+            raise offline.InputError(f"output {dst} already exists: pass --overwrite to replace it")
+        if kind not in ("bag", "image"):
             offline.check_new_output(args.output, args.overwrite)
         try:  # where it cannot be made: known now, not after the model loaded
             # a video is written beside the output and renamed over it
-            check_writable(dst, "-o", folder=out_kind != "video", replaced=out_kind == "video")
+            # an image is too (imwrite)
+            whole_file = out_kind in ("video", "image")
+            check_writable(dst, "-o", folder=not whole_file, replaced=whole_file)
             if out_kind == "video":
                 video_path(dst)
         except ValueError as exc:
             raise offline.InputError(str(exc)) from None
         # a stop leaves an earlier video as it was (FrameSink), not its first frames over it
         replaced = out_kind == "video" and kernel_path(dst).exists()
-        if out_kind == "video" and (top := made_folder(kernel_path(dst).parent)) is not None:
+        if whole_file and (top := made_folder(kernel_path(dst).parent)) is not None:
             # the writer makes them: a run that fails before its video goes leaves none
             held.callback(forget_empty, kernel_path(dst).parent, top)
         if out_kind == "folder":  # two runs into one folder mixed their frames without a word
@@ -312,6 +327,17 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 window=window,
                 expect=expect,
             )
+        elif kind == "image":
+            report = offline.deblur_image(
+                args.input,
+                kernel_path(dst),
+                engine,
+                args.resize,
+                args.side_by_side,
+                bar.update,
+                window=window,
+                jpeg_quality=args.jpeg_quality if spelled(args, "jpeg_quality") else None,
+            )
         elif kind == "folder":
             report = offline.deblur_folder(
                 args.input,
@@ -351,11 +377,11 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         left = (
             "a half-written bag is removed"
             if kind == "bag"
-            else f"{args.output} is left as it was (a stopped run replaces no whole video)"
+            else f"{shown} is left as it was (a stopped run replaces no whole video)"
             if replaced
-            else f"{args.output} has the first {plural(bar.n, 'frame')}"
+            else f"{shown} has the first {plural(bar.n, 'frame')}"
             if bar.n
-            else f"nothing was written to {args.output}"  # it may not even exist
+            else f"nothing was written to {shown}"  # it may not even exist
         )
         how, code = how_stopped(exc)
         print(f"sarn deblur: {how}; {left}", file=sys.stderr)
@@ -392,7 +418,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             file=sys.stderr,
         )
     print(
-        f"sarn deblur: {plural(report.frames, 'frame')} -> {args.output} in {secs:.1f} s "
+        f"sarn deblur: {plural(report.frames, 'frame')} -> {shown} in {secs:.1f} s "
         f"({report.frames / max(secs, 1e-9):.2f} fps on {engine.device})"
         + (f", {plural(report.skipped, 'unreadable frame')} skipped" if report.skipped else "")
         + (f" (first: {report.first_skip})" if report.first_skip else "")
