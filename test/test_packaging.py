@@ -621,3 +621,30 @@ def test_library_warnings_above_the_bar_are_named_by_their_library(monkeypatch, 
         "sarn export: written at 30 fps",
         "onnxscript.version_converter: not supported",
     ]
+
+
+def test_setup_sh_keeps_a_venv_when_python_is_mistyped_or_too_old(tmp_path: Path) -> None:
+    """`PYTHON=python3.99 bash scripts/setup.sh` deleted a working 6 GB .venv, then failed;
+    a Python under 3.10 is refused as such, not by a pip resolution error later."""
+    for name in ("scripts/setup.sh", "requirements.txt", "setup.py", "setup.cfg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes((REPO / name).read_bytes())
+    (tmp_path / ".venv").mkdir()
+    (tmp_path / ".venv" / "kept").write_text("")
+    old = tmp_path / "python3.9"  # answers as an old Python would
+    old.write_text('#!/bin/sh\ncase "$2" in *print*) echo 3 9;; *) exit 1;; esac\n')
+    old.chmod(0o755)
+    for python, said in (
+        ("python3.99", "sarn_ros: PYTHON=python3.99 does not run"),
+        (str(old), f"sarn_ros: {old} is Python 3.9; sarn_ros needs 3.10 or newer"),
+    ):
+        env = {**os.environ, "PYTHON": python}
+        done = subprocess.run(
+            ["bash", str(tmp_path / "scripts" / "setup.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 1 and done.stderr.startswith(said), done.stderr
+        assert (tmp_path / ".venv" / "kept").exists()
