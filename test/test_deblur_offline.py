@@ -405,6 +405,12 @@ def test_ctrl_c_says_what_is_left_in_one_line(
         == f"sarn deblur: interrupted; {tmp_path / 'out'} has the first 1 frame"
     )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]  # 1, 2: look-ahead
+    # a bar that counts nothing (TQDM_DISABLE=1, as in CI logs) said "nothing was written"
+    with monkeypatch.context() as quiet:
+        quiet.setattr("tqdm.tqdm.update", lambda self, n=1: None)
+        out = tmp_path / "quiet"
+        assert cli.main(["deblur", str(tmp_path / "in"), "-o", str(out), *weights]) == 130
+    assert capsys.readouterr().err.endswith(f"interrupted; {out} has the first 1 frame\n")
     # before the first frame is out (it waits for two of look-ahead), and while the model loads
     for first, out in (("1.png", tmp_path / "first.mp4"), ("0.png", tmp_path / "first")):
         monkeypatch.setattr(offline, "read_frame", lambda p, f=first: ctrl_c_at(p, f))

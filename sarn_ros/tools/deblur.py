@@ -214,6 +214,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from ..recordings import restarts_said
 
     bar = None
+    written = 0
     try:
         kind = "image" if offline.is_image_file(args.input) else offline.kind_of(args.input)
         dst = Path(args.output)
@@ -316,6 +317,11 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             bar.total = total
             bar.refresh()
 
+        def tick() -> None:  # a frame written: counted here, as TQDM_DISABLE=1 leaves bar.n 0
+            nonlocal written
+            written += 1
+            bar.update()
+
         if kind == "video":
             report = offline.deblur_video(
                 args.input,
@@ -323,7 +329,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 engine,
                 args.resize,
                 args.side_by_side,
-                bar.update,
+                tick,
                 window=window,
                 expect=expect,
             )
@@ -334,7 +340,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 engine,
                 args.resize,
                 args.side_by_side,
-                bar.update,
+                tick,
                 window=window,
                 jpeg_quality=args.jpeg_quality if spelled(args, "jpeg_quality") else None,
             )
@@ -345,7 +351,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 engine,
                 args.resize,
                 args.side_by_side,
-                bar.update,
+                tick,
                 fps=args.fps,
                 window=window,
                 expect=expect,
@@ -358,7 +364,7 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 engine,
                 args.resize,
                 args.topics,
-                bar.update,
+                tick,
                 debayer=args.debayer,
                 jpeg_quality=args.jpeg_quality if args.compressed else None,
                 window=window,
@@ -379,8 +385,8 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             if kind == "bag"
             else f"{shown} is left as it was (a stopped run replaces no whole video)"
             if replaced
-            else f"{shown} has the first {plural(bar.n, 'frame')}"
-            if bar.n
+            else f"{shown} has the first {plural(written, 'frame')}"
+            if written
             else f"nothing was written to {shown}"  # it may not even exist
         )
         how, code = how_stopped(exc)
