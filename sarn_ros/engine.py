@@ -30,8 +30,7 @@ Several streams share one model copy. On CUDA :meth:`push_many` stacks the strea
 frames are ready and of equal size into one batched forward pass (with their states), which
 gives the same result as separate engines up to floating-point reordering. On a CPU it runs
 them one at a time (``batch_streams=None``, the default): there a batch of 4 measured slower
-per frame than 4 single passes (default RecurrentSARN, fp32, 2 cores: 402 vs 230 ms per frame
-at 320x240, 1,775 vs 1,719 ms at 640x480).
+per frame than 4 single passes (scripts/bench_streams.py; README, "Python API").
 
 Precision: ``fp32``, ``bf16`` or ``fp16`` via ``torch.autocast``; state and previous outputs
 stay fp32. ``fp16`` on CPU falls back to fp32 with a warning (CPU fp16 kernels are slow and

@@ -93,6 +93,19 @@ def test_bench_lazy_refuses_a_zero_rate_before_starting_the_node() -> None:
     )
 
 
+def test_bench_streams_refuses_bad_numbers_weights_and_devices(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pth"
+    assert_refused(
+        "bench_streams.py",
+        [
+            (["--streams", "1"], "argument --streams: must be in [2, 16], got 1", True),
+            (["--sizes", "8x8"], "argument --sizes: '8x8': WIDTHxHEIGHT, 16 to 4096 a side", True),
+            (["--weights", missing, "--sizes", "16x16"], f"{missing}", False),
+            (["--device", "cuda:7", "--sizes", "16x16"], "cuda", False),
+        ],
+    )
+
+
 def test_bench_transport_refuses_bad_sizes_before_starting_ros() -> None:
     assert_refused(
         "bench_transport.py",
