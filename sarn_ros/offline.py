@@ -402,6 +402,7 @@ class FrameSink:
             )
         self.writer: cv2.VideoWriter | None = None
         self.size: tuple[int, int] | None = None  # the video's, an odd side padded by one
+        self.frames = 0  # written into the video
         self.first = ""  # the first frame's own size, for the error naming another
 
     def write(self, frame: np.ndarray, name: str) -> None:
@@ -433,6 +434,7 @@ class FrameSink:
         if img.dtype == np.uint16:
             img = (img >> 8).astype(np.uint8)
         self.writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img)
+        self.frames += 1
 
     def open_writer(self) -> cv2.VideoWriter:
         self.written.parent.mkdir(parents=True, exist_ok=True)  # as a folder output's are
@@ -457,6 +459,23 @@ class FrameSink:
         self.part.unlink(missing_ok=True)
         raise InputError(f"cannot write video {self.dst} (OpenCV's writer did not open)")
 
+    def plays_whole(self) -> bool:
+        """Whether the video written reads back with every frame: OpenCV's writer says nothing
+        of a write that failed (a full disk, a file size limit), which left a file cut short
+        that would not play in place of the video, or of an earlier one, and exit 0. Its
+        container states the count written (MP4, MOV, AVI, MKV); one cut short states none,
+        or nonsense, or cannot be opened."""
+        if self.part.suffix.lower() == ".avi" and not riff_whole(self.part):
+            return False
+        cap = cv2.VideoCapture(video_path(self.part))
+        try:
+            if not cap.isOpened() or announced_frames(cap) != self.frames:
+                return False
+            cap.set(cv2.CAP_PROP_POS_FRAMES, self.frames - 1)
+            return cap.read()[0]
+        finally:
+            cap.release()
+
     def __enter__(self) -> FrameSink:
         return self
 
@@ -472,6 +491,11 @@ class FrameSink:
         try:
             if self.writer is not None:
                 self.writer.release()
+                if keep and error is None and not self.plays_whole():
+                    raise InputError(
+                        f"cannot write video {self.dst}: the file written does not play back "
+                        "whole (a full disk? a file size limit?), so it is not kept"
+                    )
         except BaseException as exc:  # a video not finished: no name of its own
             keep = keep and partial and not isinstance(exc, Exception)
             raise
@@ -481,6 +505,22 @@ class FrameSink:
                 os.replace(self.part, self.written)
             elif self.part is not None:
                 self.part.unlink(missing_ok=True)
+
+
+def riff_whole(path: Path) -> bool:
+    """Whether an AVI's RIFF chunks (AVI, then AVIX ones past 1 GB) end where the file does.
+    Its writer states the frame count at the start of the file, and seeks back to write it,
+    so one cut short in its last frame or index still stated every frame and read back."""
+    size, pos = path.stat().st_size, 0
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            head = f.read(8)
+            if len(head) < 8 or head[:4] != b"RIFF":
+                return False
+            chunk = int.from_bytes(head[4:], "little")
+            pos += 8 + chunk + chunk % 2
+    return pos == size
 
 
 def open_video(src: Path) -> cv2.VideoCapture:

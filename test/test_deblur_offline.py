@@ -279,6 +279,56 @@ def test_an_earlier_output_is_kept_unless_overwrite_and_a_failed_run_leaves_it(
     assert sorted(p.name for p in (tmp_path / "out.v2").iterdir()) == ["0.png", "1.png", "2.png"]
 
 
+def under_file_size_limit(limit: int) -> Callable[[], None]:
+    """A child's set-up: files cut at ``limit`` bytes, writes past it failing (EFBIG), as on
+    a full disk, not the SIGXFSZ that would end it."""
+    import resource
+    import signal
+
+    def set_up() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return set_up
+
+
+def test_a_video_whose_writes_failed_is_an_error_not_a_file_cut_short(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """OpenCV's writer says nothing of a failed write: a full disk left a file cut short that
+    would not play, exit 0, in place of the video, or of an earlier one under --overwrite."""
+    src = write_folder(tmp_path / "in", frames(6, h=240, w=320, seed=9))
+    earlier = tmp_path / "earlier.mp4"
+    write_video(earlier, frames(2))
+    before = earlier.read_bytes()
+    weights = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu"]
+    # an AVI cut in its index (or last frame) still stated every frame, written at its start
+    whole = tmp_path / "whole.avi"
+    assert deblur(str(src), "-o", str(whole), "--max-frames", "1", *weights).returncode == 0
+    avi_limit = whole.stat().st_size - 100
+    whole.unlink()
+    for out, options, limit in (
+        (earlier, ["--overwrite"], 60_000),  # 6 frames of noise: some 10x that
+        (tmp_path / "new.mkv", [], 60_000),
+        (whole, ["--max-frames", "1"], avi_limit),
+    ):
+        argv = [sys.executable, "-m", "sarn_ros.tools.cli", "deblur", str(src), "-o", str(out)]
+        done = subprocess.run(
+            [*argv, *options, *weights],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=under_file_size_limit(limit),
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.endswith(
+            f"error: cannot write video {out}: the file written does not play back whole (a "
+            "full disk? a file size limit?), so it is not kept\n"
+        ), done.stderr
+    assert earlier.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.mp4", "in"]  # no part left
+
+
 def test_a_frame_rate_mpeg4_cannot_hold_is_rounded(tmp_path, tiny_recurrent_checkpoint, caplog):
     """A phone's slow motion (239.877 fps) needs a time base over 65535 ticks a second:
     "cannot write video", after the model had loaded."""

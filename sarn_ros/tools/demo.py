@@ -334,6 +334,6 @@ def write_outputs(out: Path, blurred: list, deblurred: list, sharp: list) -> Non
         with FrameSink(out / "demo.mp4", DEMO_FPS, whole_only=True) as video:  # sarn deblur's
             for r in rows:
                 video.write(r, "demo.mp4")
-    except InputError as exc:  # OpenCV's writer did not open
+    except InputError as exc:  # OpenCV's writer did not open, or its file was cut short
         raise OSError(str(exc)) from None
     imwrite(out / "demo_strip.png", np.vstack(rows[:4])[..., ::-1])
