@@ -142,6 +142,27 @@ def test_state_drift_refuses_bad_numbers_folders_and_weights_before_blurring(
     )
 
 
+def test_state_cuts_refuses_bad_numbers_folders_and_weights_before_blurring(
+    tmp_path: Path,
+) -> None:
+    video = frames(tmp_path / "video", 4)
+    short = frames(tmp_path / "short", 2)
+    assert_refused(
+        "state_cuts.py",
+        [
+            (
+                [video, video, "--strides", "1"],
+                "argument --strides: must be at least 2, got 1",
+                True,
+            ),
+            ([video, short], f"{short}: a folder of 3 or more sharp frames expected", False),
+            ([video, video, "--frames", "9"], "--frames 9: a video is shorter", False),
+            ([video, video, "--scale", "0.2"], "after --scale: at least 16 px a side", False),
+            ([video, video, "--weights", "sarn_single"], "a single-image model", False),
+        ],
+    )
+
+
 def test_bayer_pairs_checks_every_pair_before_writing(tmp_path: Path) -> None:
     good = tmp_path / "good"
     frames(good / "blur", 1)
