@@ -161,6 +161,8 @@ def test_a_sequence_of_exactly_the_clip_length_and_crop_is_not_left_out() -> Non
         # an OverflowError traceback from the blur generator (1e6), wrong sharp frames (1000)
         (["--zoom", "1e6"], "argument --zoom: must be in [0, 1], got 1e6"),
         (["--rotation-deg", "1e9"], "argument --rotation-deg: must be in [0, 180], got 1e9"),
+        # 100: every frame enlarged 10,000 times in area, memory gone before the first step
+        (["--scales", "1", "100"], "argument --scales: must be in (0, 8], got 100"),
     ],
 )
 def test_sizes_past_what_torch_or_memory_takes_are_usage_errors(tmp_path, capsys, args, message):

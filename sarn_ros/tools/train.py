@@ -139,7 +139,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     d.add_argument(
         "--scales",
-        type=ranged(float, above=0),  # above 1 too: gpu_kit builds stills it packed small
+        # above 1 too: gpu_kit builds stills it packed small; 100 took every frame 10,000
+        # times larger, memory gone before the first step
+        type=ranged(float, high=8, above=0),
         nargs="+",
         action=Gathered,
         default=[1.0],
