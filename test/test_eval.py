@@ -470,6 +470,35 @@ def test_bad_settings_are_refused_before_anything_is_evaluated(
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_a_no_gt_folder_of_recordings_is_no_place_for_images_and_its_left_out_are_named(
+    tmp_path, tiny_recurrent_checkpoint
+):
+    """`--no-gt runs --save-images runs/imgs` was taken (the check saw only the recordings in
+    it), and the next run then read runs/ as a folder of images: its videos, unsaid, unread."""
+    rng = np.random.default_rng(3)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        writer = cv2.VideoWriter(str(runs / name), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
+        for _ in range(3):
+            writer.write(rng.integers(0, 256, (64, 64, 3), np.uint8))
+        writer.release()
+    args = ["--weights", str(tiny_recurrent_checkpoint), "--device", "cpu", "--future-frames", "0"]
+    for save in (runs / "imgs", runs):
+        result = sarn_eval(*args, "--no-gt", str(runs), "--save-images", str(save))
+        assert result.returncode == 2 and "a later run would read" in result.stderr, result.stderr
+        assert f"the input {runs}:" in result.stderr, result.stderr
+    assert sorted(p.name for p in runs.iterdir()) == ["a.mp4", "b.mp4"]
+    for i in range(2):  # images beside them: the folder is a stream of images
+        cv2.imwrite(str(runs / f"{i}.png"), rng.integers(0, 256, (64, 64, 3), np.uint8))
+    result = sarn_eval(*args, "--no-gt", str(runs))
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"note: --no-gt {runs}: not read: a.mp4, b.mp4 (only the images directly in a folder of "
+        "images are read: give the others to --no-gt)"
+    ) in result.stderr
+
+
 def test_options_these_inputs_have_no_use_for_are_refused(tmp_path):
     """--pairs alone ran with exit 0 and --skip-frames, --scale, --blur-px, --topics and
     --debayer ignored, where `sarn deblur` refuses options its input has no use for."""

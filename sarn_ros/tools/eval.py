@@ -33,6 +33,7 @@ from ..data.datasets import (
     pairs_once,
     read_pair,
     unique_name,
+    visible,
 )
 from ..ensemble import MEMBERS
 from ..image_files import kernel_path
@@ -216,10 +217,11 @@ def evaluate(args: argparse.Namespace) -> int:
             setattr(args, key, once_each(getattr(args, key)))
         args.weights = once_each(args.weights, resolve_weights)  # sarn_recurrent, its file
         args.synthetic = once_each(args.synthetic, recording_of)  # a bag, its .db3
+        given = list(args.no_gt)  # a folder of recordings: its own are no place for images
         args.no_gt = [r for d in args.no_gt for r in streams_in(d)]
         args.no_gt = once_each(args.no_gt, recording_of)
         folders = image_folders(args)
-        check_image_folders(args, folders)
+        check_image_folders(args, folders, given)
         # Real pairs are read one sequence at a time in each pass (a whole benchmark, GoPro's
         # 1,111 test pairs at 720p, would take 6 GB of RAM), after checking them all here.
         pairs, per_pass = [], 0  # per_pass: frames one pass of every input plays
@@ -491,16 +493,20 @@ def image_folders(args: argparse.Namespace) -> list[Path | None]:
     return folders
 
 
-def check_image_folders(args: argparse.Namespace, folders: list[Path | None]) -> None:
+def check_image_folders(
+    args: argparse.Namespace, folders: list[Path | None], no_gt: list[Path]
+) -> None:
     """The image folders are no input nor inside one (a later run would read the saved images
     as frames; a setting's folder named as an input, `sarn_single`, was written into), and
-    --json is neither one of them nor an image in one (both were found after the run)."""
+    --json is neither one of them nor an image in one (both were found after the run).
+    ``no_gt``: the --no-gt inputs as given, a folder of recordings among them (saved into,
+    its recordings were left unread by the next run, which took the images as its stream)."""
     if args.save_images is None:
         return
     save = args.save_images.resolve()
     made = dict.fromkeys([save, *(f.resolve() for f in folders if f is not None)])
     for folder in made:
-        for d in (*args.pairs, *args.synthetic, *args.no_gt):
+        for d in dict.fromkeys((*args.pairs, *args.synthetic, *no_gt, *args.no_gt)):
             if folder.is_relative_to(d.resolve()):
                 where = "the input" if folder == d.resolve() else "inside the input"
                 which = "" if folder == save else f" (its {folder.name})"
@@ -547,6 +553,14 @@ def streams_in(source: Path) -> list[Path]:
 
     found = sharp_recordings(source)
     pairs = find_pair_dirs(source) if source.is_dir() and not recording_kind(source) else []
+    if recording_kind(source) == "folder":  # its images are the stream, as --synthetic reads
+        out = [p for p in visible(source) if p.is_dir() or recording_kind(p) in ("video", "bag")]
+        if out:  # its videos and bags were left out without a word
+            print(
+                f"note: --no-gt {source}: not read: {listed(out, source)} (only the images "
+                "directly in a folder of images are read: give the others to --no-gt)",
+                file=sys.stderr,
+            )
     if not pairs:
         return found or [source]
     here = os.path.abspath(source)  # by name: a side may be a link to a folder elsewhere
