@@ -1,4 +1,4 @@
-"""Offline deblurring of videos, image folders and rosbag2 files with the streaming engine.
+"""Offline deblurring of videos, image folders, images and rosbag2 files with the engine.
 
 Same engine, same look-ahead and flush as the node, so offline results equal what the robot
 would have published. Bags are read and written with ``rosbags`` (no ROS install needed):
@@ -706,7 +706,6 @@ def deblur_image(
     scale: float,
     sbs: bool,
     tick: Callable[[], None],
-    window: Window = Window(),
     jpeg_quality: int | None = None,
 ) -> Report:
     """Deblur the one image ``src`` into the image file ``dst`` (its format from its suffix,
@@ -715,11 +714,9 @@ def deblur_image(
     frames = iter([(0, read_frame(src), dst.name)])
     # the folder side of FrameSink: written beside dst and renamed onto it
     report = deblur_frames(
-        frames, f"{dst.parent}{os.sep}", engine, scale, sbs, tick, 30.0, window, jpeg_quality
+        frames, f"{dst.parent}{os.sep}", engine, scale, sbs, tick, 30.0, Window(), jpeg_quality
     )
     if not report.frames:
-        if window.skip:
-            raise InputError(f"no image left in {src} after --skip-frames {window.skip}")
         raise InputError(f"{src} decodes to no 8- or 16-bit image")
     return report
 

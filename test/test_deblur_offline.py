@@ -158,13 +158,23 @@ def test_a_single_image_into_a_file_or_a_folder(tmp_path, tiny_recurrent_checkpo
     again = deblur(str(src), "-o", str(tmp_path / "sharp.png"), *weights)
     assert again.returncode == 2 and "sharp.png already exists: pass --overwrite" in again.stderr
     assert (tmp_path / "sharp.png").read_bytes() == before
-    jpeg = deblur(str(src), "-o", str(tmp_path / "s.jpg"), "--jpeg-quality", "50", *weights)
-    assert jpeg.returncode == 0 and cv2.imread(str(tmp_path / "s.jpg")).shape == (32, 48, 3)
+    for name, options in (("s.jpg", ["--jpeg-quality", "50"]), ("s95.jpg", [])):
+        jpeg = deblur(str(src), "-o", str(tmp_path / name), *options, *weights)
+        assert jpeg.returncode == 0 and cv2.imread(str(tmp_path / name)).shape == (32, 48, 3)
+    assert (tmp_path / "s.jpg").stat().st_size < (tmp_path / "s95.jpg").stat().st_size
+    other = tmp_path / "other.png"  # a second image into the folder: no --overwrite needed
+    cv2.imwrite(str(other), frames(1, seed=8)[0])
+    assert deblur(str(other), "-o", str(tmp_path / "out.d"), *weights).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "out.d").iterdir()) == ["other.png", "photo.png"]
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
     for out, options, said in (
         (tmp_path, [], "is the input itself"),  # its own folder: its own name
         (tmp_path / "s.mp4", [], "an image is deblurred into an image file"),
         (tmp_path / "t.png", ["--fps", "5"], "not used in this run: --fps"),
         (tmp_path / "t.png", ["--jpeg-quality", "50"], "not used in this run: --jpeg-quality"),
+        (tmp_path / "t.png", ["--skip-frames", "1"], "not used in this run: --skip-frames"),
+        (tmp_path / "t.png", ["--max-frames", "1"], "not used in this run: --max-frames"),
+        (tmp_path / "dangling.png", [], "is a link to nothing"),  # not "pass --overwrite"
     ):
         refused = deblur(str(src), "-o", str(out), *options, *weights)
         assert refused.returncode == 2 and said in refused.stderr, refused.stderr

@@ -119,7 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default there: OpenCV's 95)",
     )
     p.add_argument(
-        "--side-by-side", action="store_true", help="videos/folders: write input | deblurred"
+        "--side-by-side",
+        action="store_true",
+        help="videos, images and folders: write input | deblurred",
     )
     p.add_argument(
         "--fps",
@@ -180,6 +182,15 @@ def idle_options(
             "--overwrite (videos, images and image folders; an output bag must be new)": (
                 "set" if args.overwrite else None,
                 bag,
+            ),
+            # one image: nothing to skip, nothing to stop at
+            "--skip-frames (videos, image folders and bags)": (
+                "set" if args.skip_frames else None,
+                kind == "image",
+            ),
+            "--max-frames (videos, image folders and bags)": (
+                "set" if args.max_frames is not None else None,
+                kind == "image",
             ),
         }
     )
@@ -243,7 +254,8 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
             raise offline.InputError(f"not used in this run: {'; '.join(unused)}")
         if noted:
             print(f"sarn deblur: note: not used in this run: {'; '.join(noted)}", file=sys.stderr)
-        if kind == "image" and not args.overwrite and os.path.lexists(kernel_path(dst)):
+        # a link to nothing: check_writable's error, not "pass --overwrite", then that one
+        if kind == "image" and not args.overwrite and kernel_path(dst).exists():
             raise offline.InputError(f"output {dst} already exists: pass --overwrite to replace it")
         if kind not in ("bag", "image"):
             offline.check_new_output(args.output, args.overwrite)
@@ -341,7 +353,6 @@ def deblur(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
                 args.resize,
                 args.side_by_side,
                 tick,
-                window=window,
                 jpeg_quality=args.jpeg_quality if spelled(args, "jpeg_quality") else None,
             )
         elif kind == "folder":
